@@ -1,0 +1,3 @@
+# idlc (placeholder until the compiler lands)
+.PHONY: idlc
+idlc:

@@ -1,0 +1,3 @@
+# libember (placeholder until the runtime lands)
+.PHONY: lib
+lib:

@@ -1,0 +1,86 @@
+/*
+ * ember/core.h — allocator hook, logging, call outcomes and limits.
+ */
+#ifndef EMBER_CORE_H
+#define EMBER_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EMBER_VERSION_STRING "0.1.0"
+/* Wire protocol version spoken in the handshake (docs/protocol.md). */
+#define EMBER_PROTOCOL_VERSION 1
+
+/*
+ * Allocator hook, in the manner of lua_Alloc: with nsize == 0 free ptr and
+ * return NULL; otherwise behave like realloc(ptr, nsize). osize is the old
+ * size when known (0 otherwise). Set it before creating any root or node;
+ * every allocation of the runtime goes through it.
+ */
+typedef void *(*ember_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+void ember_set_allocator(ember_alloc_fn fn, void *ud);
+
+/* Logging. The default writes to stderr at INFO and above;
+ * EMBER_LOG=debug|info|warn|error in the environment sets the level. */
+typedef enum ember_log_level {
+    EMBER_LOG_DEBUG = 0,
+    EMBER_LOG_INFO = 1,
+    EMBER_LOG_WARN = 2,
+    EMBER_LOG_ERROR = 3,
+    EMBER_LOG_OFF = 4
+} ember_log_level;
+
+typedef void (*ember_log_fn)(ember_log_level level, const char *msg, void *ud);
+/* fn NULL restores the default writer. */
+void ember_set_log(ember_log_fn fn, void *ud);
+void ember_set_log_level(ember_log_level level);
+ember_log_level ember_log_get_level(void);
+
+/* Why the last call that returned -1 (or NULL) on this thread failed. */
+const char *ember_last_error(void);
+
+/* How a call ended. Exactly one outcome is delivered per call. */
+typedef enum ember_status {
+    EMBER_OK = 0,      /* the reply */
+    EMBER_RAISED,      /* the handler raised an error declared in `raises` */
+    EMBER_FAILED,      /* the handler failed with a message (remote failure) */
+    EMBER_TIMEOUT,     /* no reply before the deadline */
+    EMBER_LOST,        /* the connection was lost before the reply */
+    EMBER_CANCELLED,   /* cancelled by the caller */
+    EMBER_UNAVAILABLE, /* no connection to call on when the call was made */
+    EMBER_NO_METHOD,   /* the peer does not serve this method */
+    EMBER_LIMIT,       /* too many calls in flight, or the peer is not reading */
+    EMBER_PROTOCOL,    /* the reply could not be decoded */
+    EMBER_SHUTDOWN     /* the local root or node was freed with the call pending */
+} ember_status;
+
+const char *ember_status_name(ember_status s);
+
+/*
+ * Limits, each with a safe default (ember_limits_default). A peer that
+ * breaks one is disconnected with a logged reason.
+ */
+typedef struct ember_limits {
+    uint32_t max_frame;        /* bytes in one frame: 16 MiB */
+    uint32_t max_depth;        /* nesting of values: 64 */
+    uint32_t max_elems;        /* elements in one list or map: 16 Mi */
+    uint32_t max_string;       /* bytes in one string or bytes value: 16 MiB */
+    uint32_t max_outstanding;  /* calls in flight on one connection, each way: 65536 */
+    size_t out_high_water;     /* output bytes queued before calls fail fast: 64 MiB */
+    uint32_t call_timeout_ms;  /* default call deadline: 30000 */
+    uint32_t heartbeat_ms;     /* ping after this much silence: 2000 */
+    uint32_t dead_after_ms;    /* declare the peer lost after this much silence: 6000 */
+    uint32_t handshake_ms;     /* time allowed to register: 5000 */
+} ember_limits;
+
+void ember_limits_default(ember_limits *l);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,13 @@
+/*
+ * ember/ember.h — everything a program linking libember needs.
+ */
+#ifndef EMBER_EMBER_H
+#define EMBER_EMBER_H
+
+#include <ember/core.h>
+#include <ember/codec.h>
+#include <ember/rpc.h>
+#include <ember/root.h>
+#include <ember/node.h>
+
+#endif

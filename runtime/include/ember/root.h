@@ -1,0 +1,98 @@
+/*
+ * ember/root.h — a root listens for nodes and keeps its children
+ * (Firefly's PBRoot + ChildsManager).
+ */
+#ifndef EMBER_ROOT_H
+#define EMBER_ROOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ember/core.h>
+#include <ember/rpc.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base;
+
+typedef struct ember_root_config {
+    ember_limits limits;
+    /* Shared cluster secret; NULL or "" accepts nodes without one. */
+    const char *secret;
+    /* A child finished registering / is gone (reason in text). */
+    void (*on_join)(ember_root *r, ember_child *c, void *ud);
+    void (*on_leave)(ember_root *r, ember_child *c, const char *reason, void *ud);
+    void *ud;
+} ember_root_config;
+
+void ember_root_config_default(ember_root_config *cfg);
+
+/* cfg may be NULL for defaults. */
+ember_root *ember_root_new(struct event_base *base, const ember_root_config *cfg);
+
+/*
+ * Starts listening. addr is "host:port" ("127.0.0.1:0", "[::1]:7000",
+ * "0.0.0.0:7000") or "unix:/path". May be called more than once.
+ */
+int ember_root_listen(ember_root *r, const char *addr);
+/* The TCP port of the first listener (useful after listening on port 0). */
+int ember_root_port(const ember_root *r);
+
+/* The services this root serves to its children. */
+ember_exports *ember_root_exports(ember_root *r);
+
+/*
+ * Frees the root: closes every connection; every pending call in either
+ * direction ends (EMBER_SHUTDOWN); on_leave runs for every child.
+ */
+void ember_root_free(ember_root *r);
+
+/* The child manager. Children are valid until on_leave returns. */
+size_t ember_root_child_count(const ember_root *r);
+ember_child *ember_root_child_by_name(ember_root *r, const char *name);
+ember_child *ember_root_child_by_id(ember_root *r, uint32_t id);
+/* Iteration in join order: pass NULL for the first child. */
+ember_child *ember_root_child_next(ember_root *r, ember_child *prev);
+/* Disconnects a child (its pending calls end with EMBER_LOST). */
+void ember_root_drop(ember_root *r, ember_child *c, const char *reason);
+
+const char *ember_child_name(const ember_child *c);
+uint32_t ember_child_id(const ember_child *c);
+/* The child's exported services: call them through this ref. */
+ember_ref *ember_child_ref(ember_child *c);
+/* True if the child declared service `name` ("game.Game") at registration. */
+bool ember_child_has_service(const ember_child *c, const char *name);
+/* Peer address text ("127.0.0.1:41234"). */
+const char *ember_child_peer(const ember_child *c);
+/* Seconds since the child registered. */
+double ember_child_uptime(const ember_child *c);
+/* User data slot. */
+void ember_child_set_data(ember_child *c, void *data);
+void *ember_child_data(const ember_child *c);
+
+/*
+ * Calls method_id on every child that passes `filter` (NULL: all). The
+ * arguments are encoded once. `done` runs once per child called, with
+ * o->child set. Returns how many children were called.
+ */
+typedef bool (*ember_child_filter)(ember_child *c, void *ud);
+int ember_root_broadcast(ember_root *r, ember_child_filter filter, void *fud,
+                         uint32_t method_id, ember_encode_fn enc,
+                         const void *args, ember_complete_fn done,
+                         ember_fn cb, void *ud, const ember_callopts *opts);
+
+/*
+ * Graceful stop: stop accepting nodes and new calls (new calls are refused
+ * with EMBER_UNAVAILABLE), let calls in flight finish, say goodbye to every
+ * child, then run done. Free the root afterwards.
+ */
+void ember_root_shutdown(ember_root *r, void (*done)(ember_root *r, void *ud),
+                         void *ud);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

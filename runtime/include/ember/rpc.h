@@ -1,0 +1,201 @@
+/*
+ * ember/rpc.h — references, calls, served calls and exported services.
+ *
+ * Most users touch this through idlc's generated stubs and skeletons:
+ *   game_Game_move(ref, player, dir, cb, ud, opts)    a call
+ *   game_Game_export(exports, &handlers, ud)          serve a service
+ *   game_Game_move_reply(call, &pos)                  answer, now or later
+ *
+ * Ownership, in one sentence: everything decoded for you (handler arguments,
+ * reply values, errors) lives until your handler replies or your callback
+ * returns; copy what you keep (refs: ember_ref_retain).
+ */
+#ifndef EMBER_RPC_H
+#define EMBER_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ember/codec.h>
+#include <ember/core.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ember_call ember_call;       /* an incoming call being served */
+typedef struct ember_exports ember_exports; /* the services an endpoint serves */
+typedef struct ember_child ember_child;     /* a node registered with a root */
+typedef struct ember_root ember_root;
+typedef struct ember_node ember_node;
+
+/* ------------------------------------------------------------------ */
+/* References                                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An ember_ref is something you can call: a peer's exported services
+ * (ember_node_root, ember_child_ref), a reference a peer passed you
+ * (ref<Service> arguments), or a local object you pass to a peer.
+ * Refs are counted: retain what you keep beyond a handler or callback and
+ * release it when done; the owner learns when no one holds it (decref).
+ * When the connection drops every ref on it stops working: calls end with
+ * EMBER_LOST or EMBER_UNAVAILABLE.
+ */
+ember_ref *ember_ref_retain(ember_ref *r);
+void ember_ref_release(ember_ref *r);
+/* True while calls through r can reach the object. */
+bool ember_ref_alive(const ember_ref *r);
+
+/* Generic function pointer: generated code stores typed callbacks here. */
+typedef void (*ember_fn)(void);
+
+/* ------------------------------------------------------------------ */
+/* Making calls                                                       */
+/* ------------------------------------------------------------------ */
+
+typedef struct ember_outcome {
+    ember_status status;
+    const char *message;  /* text for every status but EMBER_OK */
+    uint32_t error_id;    /* EMBER_RAISED: which error (<mod>_<Error>_ID) */
+    const void *error;    /* EMBER_RAISED: the decoded error struct */
+    ember_child *child;   /* broadcasts: the child this outcome is from */
+} ember_outcome;
+
+typedef struct ember_callopts {
+    uint32_t timeout_ms;  /* 0: the connection's default */
+} ember_callopts;
+
+/* Names a call in flight, for ember_cancel. 0 is never a valid handle. */
+typedef uint64_t ember_handle;
+
+/* Writes the arguments (a struct's fields) of a call. */
+typedef void (*ember_encode_fn)(ember_enc *e, const void *value);
+
+/*
+ * Completes a call: called exactly once. For EMBER_OK `reply` decodes the
+ * reply payload (field 1 is the return value); for EMBER_RAISED it decodes
+ * the error struct named by o->error_id; otherwise it is NULL. Generated
+ * code decodes and forwards to the typed user callback `cb`.
+ */
+typedef void (*ember_complete_fn)(const ember_outcome *o, ember_dec *reply,
+                                  ember_fn cb, void *ud);
+
+/*
+ * Starts a call of method_id on `to`. Returns a handle, or 0 if the call
+ * could not start; even then `done` runs exactly once, from the event loop,
+ * never from inside this function.
+ */
+ember_handle ember_call_start(ember_ref *to, uint32_t method_id,
+                              ember_encode_fn enc, const void *args,
+                              ember_complete_fn done, ember_fn cb, void *ud,
+                              const ember_callopts *opts);
+
+/* A oneway call: no reply, no outcome. 0 when queued, -1 otherwise. */
+int ember_oneway_start(ember_ref *to, uint32_t method_id,
+                       ember_encode_fn enc, const void *args);
+
+/* Cancels a call in flight: its outcome is EMBER_CANCELLED, delivered
+ * before this returns. -1 if it already ended. */
+int ember_cancel(ember_ref *to, ember_handle h);
+
+/* Untyped path (the gate pattern): payload is an encoded argument struct
+ * forwarded as is; the reply payload is handed over undecoded. */
+typedef void (*ember_raw_cb)(const ember_outcome *o, const void *payload,
+                             size_t len, void *ud);
+ember_handle ember_call_raw(ember_ref *to, uint32_t method_id,
+                            const void *payload, size_t len,
+                            ember_raw_cb cb, void *ud,
+                            const ember_callopts *opts);
+int ember_oneway_raw(ember_ref *to, uint32_t method_id,
+                     const void *payload, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Serving calls                                                      */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Decodes the arguments from `args` (allocating in the call's arena) and
+ * calls the user's handler. Returns -1 if the arguments do not decode: the
+ * runtime then fails the call and disconnects the peer.
+ */
+typedef int (*ember_dispatch_fn)(ember_call *call, ember_dec *args,
+                                 const void *handlers, void *ud);
+
+typedef struct ember_method_desc {
+    uint32_t id;                /* wire identity, unique per endpoint */
+    const char *name;           /* "move" */
+    bool oneway;
+    ember_dispatch_fn dispatch;
+} ember_method_desc;
+
+typedef struct ember_service_desc {
+    const char *name;           /* "game.Game" */
+    uint64_t fingerprint;       /* of the service's canonical form */
+    uint32_t n_methods;
+    const ember_method_desc *methods;
+} ember_service_desc;
+
+/*
+ * Exports a service: its methods become callable by the peers of the root or
+ * node owning `ex`. Method ids must be unique among everything `ex` serves.
+ * handlers and ud must outlive the export.
+ */
+int ember_exports_add(ember_exports *ex, const ember_service_desc *svc,
+                      const void *handlers, void *ud);
+
+/* Serves one method id untyped; method_id 0 serves every id nothing else
+ * serves (a forwarding gate). */
+typedef void (*ember_raw_handler)(ember_call *call, uint32_t method_id,
+                                  const void *payload, size_t len, void *ud);
+int ember_exports_add_raw(ember_exports *ex, uint32_t method_id,
+                          ember_raw_handler h, void *ud);
+
+/* Per-method counters of what ex served (admin pages). */
+typedef struct ember_method_stats {
+    const char *service;   /* "game.Game", or "raw" */
+    const char *method;    /* "move" */
+    uint32_t id;
+    uint64_t calls;        /* calls received */
+    uint64_t failures;     /* ended with anything but a reply */
+    uint64_t total_us;     /* sum of handler-to-reply times */
+    uint64_t max_us;
+} ember_method_stats;
+typedef void (*ember_stats_fn)(const ember_method_stats *s, void *ud);
+void ember_exports_stats(const ember_exports *ex, ember_stats_fn fn, void *ud);
+
+/*
+ * Answers a served call, now or later; each returns -1 if the call was
+ * already answered. After the caller's connection is gone these are
+ * harmless no-ops that free the call. Exactly one of them per call.
+ */
+int ember_call_reply(ember_call *call, ember_encode_fn enc, const void *value);
+int ember_call_raise(ember_call *call, uint32_t error_id,
+                     ember_encode_fn enc, const void *error);
+int ember_call_fail(ember_call *call, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+int ember_call_reply_raw(ember_call *call, const void *payload, size_t len);
+
+/* Who is calling: a ref to the caller's exported services (to call back). */
+ember_ref *ember_call_caller(ember_call *call);
+/* On a root: the child that made the call; NULL when it came from a root. */
+ember_child *ember_call_child(ember_call *call);
+uint32_t ember_call_method(const ember_call *call);
+/* True once the caller cancelled or went away; a reply is then discarded. */
+bool ember_call_cancelled(const ember_call *call);
+/* Zeroed memory that lives as long as the call. */
+void *ember_call_alloc(ember_call *call, size_t size);
+
+/* A local object a peer can call once it is passed as a ref<Service>.
+ * Starts with one reference, the caller's. */
+ember_ref *ember_ref_local(const ember_service_desc *svc,
+                           const void *handlers, void *ud);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,45 @@
+#!/bin/sh
+# Makes sure the Debian packages ember needs are installed.
+# As root it installs what is missing with apt-get; otherwise it names the
+# packages and exits 1. With --quiet it prints nothing when all is present.
+set -eu
+
+quiet=0
+[ "${1:-}" = "--quiet" ] && quiet=1
+
+# package name : file that proves it is installed
+need="
+libevent-dev:/usr/include/event2/event.h
+bison:/usr/bin/bison
+flex:/usr/bin/flex
+libcunit1-dev:/usr/include/CUnit/CUnit.h
+libjansson-dev:/usr/include/jansson.h
+libsqlite3-dev:/usr/include/sqlite3.h
+libssl-dev:/usr/include/openssl/hmac.h
+pkg-config:/usr/bin/pkg-config
+clang:/usr/bin/clang
+curl:/usr/bin/curl
+valgrind:/usr/bin/valgrind
+"
+
+missing=""
+for entry in $need; do
+    pkg=${entry%%:*}
+    file=${entry#*:}
+    [ -e "$file" ] || missing="$missing $pkg"
+done
+
+if [ -z "$missing" ]; then
+    [ "$quiet" = 1 ] || echo "deps: everything is installed"
+    exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing Debian packages:$missing" >&2
+    echo "deps: install them with: sudo apt-get install$missing" >&2
+    exit 1
+fi
+
+echo "deps: installing$missing"
+apt-get update -q
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing </dev/null
