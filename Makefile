@@ -53,6 +53,7 @@ include mk/idlc.mk
 -include mk/bench.mk
 -include mk/fuzz.mk
 -include mk/install.mk
+-include mk/hello.mk
 
 test: deps-check all $(TEST_TARGETS)
 	@echo "make test: all suites passed"
