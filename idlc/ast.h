@@ -140,6 +140,9 @@ typedef struct idl_decl {
     uint64_t fingerprint;       /* sema: FNV-1a 64 of the canonical form */
     uint32_t error_id;          /* IDL_ERROR, sema: FNV-1a 32 of "module.Name" */
     struct idl_decl *next;
+    /* Added by the front end: the parser recovered from a syntax error inside
+     * this declaration, so its body is incomplete; sema checks only its name. */
+    bool syntax_error;
 } idl_decl;
 
 typedef struct idl_import {

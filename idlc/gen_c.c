@@ -1,10 +1,635 @@
-/* gen_c.c — placeholder until the generator lands. */
+/*
+ * gen_c.c — writes NAME.c: the code behind NAME.h.
+ *
+ * Layout of the output:
+ *   1. prototypes of the static value helpers enc_<T>/dec_<T> (one pair per
+ *      enum, nested struct, list and map type the module uses; recursive
+ *      types call each other, hence prototypes first);
+ *   2. enum names; struct init/encode/decode;
+ *   3. the value helpers;
+ *   4. per service method: the argument and result structs (file-local),
+ *      the client stub, its completion, broadcast, reply and fail helpers,
+ *      the dispatch function; then the service descriptor.
+ *
+ * Every struct body — public structs, argument structs, result structs —
+ * goes through emit_struct_fns, so there is one encoder/decoder shape.
+ */
+#include <string.h>
+
 #include "gen.h"
+#include "gen_util.h"
+
+/* "&x", or "p" for "*p": the address of an lvalue expression. */
+static void addr_of(gbuf *b, const char *x)
+{
+    if (x[0] == '*')
+        gb_puts(b, x + 1);
+    else
+        gb_printf(b, "&%s", x);
+}
+
+static bool is_signed(const idl_type *t)
+{
+    return t->kind >= IDL_I8 && t->kind <= IDL_I64;
+}
+
+static bool is_unsigned(const idl_type *t)
+{
+    return t->kind >= IDL_U8 && t->kind <= IDL_U64;
+}
+
+/* A statement encoding lvalue x of type t without a key. */
+static void enc_raw(FILE *out, const char *ind, const gen_ctx *g,
+                    const idl_type *t, const char *x)
+{
+    gbuf b = {0};
+    switch (gu_classify(t)) {
+    case GU_PRIM:
+        if (is_unsigned(t) || t->kind == IDL_BOOL)
+            fprintf(out, "%sember_enc_raw_varint(e, %s);\n", ind, x);
+        else if (is_signed(t))
+            fprintf(out, "%sember_enc_raw_sint(e, %s);\n", ind, x);
+        else if (t->kind == IDL_BYTES)
+            fprintf(out, "%sember_enc_raw_bytes(e, %s.data, %s.len);\n", ind, x, x);
+        else if (t->kind == IDL_REF)
+            fprintf(out, "%sember_enc_ref_value(e, %s);\n", ind, x);
+        else
+            fprintf(out, "%sember_enc_raw_%s(e, %s);\n", ind, gu_prim_sfx(t), x);
+        break;
+    case GU_ENUM:
+        gu_mangle(&b, g, t);
+        fprintf(out, "%senc_%s(e, %s);\n", ind, gb_str(&b), x);
+        break;
+    default:
+        gb_puts(&b, "enc_");
+        gu_mangle(&b, g, t);
+        gb_puts(&b, "(e, ");
+        addr_of(&b, x);
+        fprintf(out, "%s%s);\n", ind, gb_str(&b));
+        break;
+    }
+    gb_free(&b);
+}
+
+/* A statement encoding lvalue x of type t as field `tag`. */
+static void enc_field(FILE *out, const char *ind, const gen_ctx *g,
+                      unsigned long long tag, const idl_type *t, const char *x)
+{
+    if (gu_classify(t) == GU_PRIM) {
+        const char *fn = is_unsigned(t) ? "uint" : is_signed(t) ? "sint" : gu_prim_sfx(t);
+        fprintf(out, "%sember_enc_%s(e, %llu, %s);\n", ind, fn, tag, x);
+        return;
+    }
+    fprintf(out, "%sember_enc_key(e, %llu, %s);\n", ind, tag, gu_wire(t));
+    enc_raw(out, ind, g, t, x);
+}
+
+/* An expression, nonzero on failure, decoding an element into lvalue x. */
+static void dec_raw(gbuf *b, const gen_ctx *g, const idl_type *t, const char *x)
+{
+    if (gu_classify(t) == GU_PRIM) {
+        gb_printf(b, "ember_dec_raw_%s(d, ", gu_prim_sfx(t));
+    } else {
+        gb_puts(b, "dec_");
+        gu_mangle(b, g, t);
+        gb_puts(b, "(d, ");
+    }
+    addr_of(b, x);
+    gb_putc(b, ')');
+}
+
+/* The same for a field whose wire type `wt` ember_dec_field just read. */
+static void dec_field(gbuf *b, const gen_ctx *g, const idl_type *t, const char *x)
+{
+    if (gu_classify(t) == GU_PRIM) {
+        gb_printf(b, "ember_dec_%s(d, wt, ", gu_prim_sfx(t));
+        addr_of(b, x);
+        gb_putc(b, ')');
+        return;
+    }
+    gb_printf(b, "ember_dec_expect(d, wt, %s) ||\n                ", gu_wire(t));
+    dec_raw(b, g, t, x);
+}
+
+/* ---- structs ---- */
+
+/*
+ * init/encode/decode for a struct named cname with these fields. Internal
+ * structs (method arguments and results) are static and their encoder has
+ * the ember_encode_fn signature; argument structs (params) name their
+ * members as the stubs name their parameters.
+ */
+static void emit_struct_fns(FILE *out, const gen_ctx *g, const char *cname,
+                            const idl_field *fields, bool internal, bool params)
+{
+    const char *st = internal ? "static " : "";
+    gbuf scratch = {0}, x = {0}, ex = {0}, ty = {0};
+
+    /* init: zero, then what zero bytes do not express */
+    fprintf(out, "%svoid %s_init(%s *v)\n{\n    memset(v, 0, sizeof *v);\n", st, cname, cname);
+    for (const idl_field *f = fields; f; f = f->next) {
+        const char *n = gu_ident(f->name, params, &scratch);
+        if (f->type->kind == IDL_STRING) {
+            fprintf(out, "    v->%s = \"\";\n", n);
+        } else if (gu_classify(f->type) == GU_STRUCT && !f->optional) {
+            gb_clear(&ty);
+            gu_ctype(&ty, g, f->type);
+            fprintf(out, "    %s_init(&v->%s);\n", gb_str(&ty), n);
+        }
+    }
+    fputs("}\n\n", out);
+
+    /* encode: every field but absent optionals */
+    if (internal)
+        fprintf(out, "static void %s_encode(ember_enc *e, const void *value)\n{\n"
+                     "    const %s *v = value;\n\n", cname, cname);
+    else
+        fprintf(out, "void %s_encode(ember_enc *e, const %s *v)\n{\n", cname, cname);
+    if (!fields)
+        fputs("    (void)e;\n    (void)v;\n", out);
+    for (const idl_field *f = fields; f; f = f->next) {
+        const char *n = gu_ident(f->name, params, &scratch);
+        gb_clear(&x);
+        gb_printf(&x, "v->%s", n);
+        if (!f->optional) {
+            enc_field(out, "    ", g, f->tag, f->type, gb_str(&x));
+        } else if (gu_classify(f->type) == GU_STRUCT) {
+            fprintf(out, "    if (v->%s) {\n", n);
+            gb_clear(&x);
+            gb_printf(&x, "*v->%s", n);
+            enc_field(out, "        ", g, f->tag, f->type, gb_str(&x));
+            fputs("    }\n", out);
+        } else {
+            fprintf(out, "    if (v->has_%s)%s\n", f->name,
+                    gu_classify(f->type) == GU_PRIM ? "" : " {");
+            enc_field(out, "        ", g, f->tag, f->type, gb_str(&x));
+            if (gu_classify(f->type) != GU_PRIM)
+                fputs("    }\n", out);
+        }
+    }
+    fputs("}\n\n", out);
+
+    /* decode: a loop over the region's fields */
+    fprintf(out, "%sint %s_decode(ember_dec *d, %s *v)\n{\n"
+                 "    uint32_t tag;\n    unsigned wt;\n    int r;\n\n"
+                 "    %s_init(v);\n", st, cname, cname, cname);
+    if (!fields) {
+        fputs("    while ((r = ember_dec_field(d, &tag, &wt)) > 0)\n"
+              "        if (ember_dec_skip(d, wt))\n"
+              "            return -1;\n"
+              "    return r;\n}\n\n", out);
+        goto done;
+    }
+    fputs("    while ((r = ember_dec_field(d, &tag, &wt)) > 0) {\n"
+          "        switch (tag) {\n", out);
+    for (const idl_field *f = fields; f; f = f->next) {
+        const char *n = gu_ident(f->name, params, &scratch);
+        fprintf(out, "        case %llu:\n", (unsigned long long)f->tag);
+        gb_clear(&ex);
+        if (f->optional && gu_classify(f->type) == GU_STRUCT) {
+            fprintf(out, "            if (ember_dec_expect(d, wt, EMBER_WT_LEN))\n"
+                         "                return -1;\n"
+                         "            if (!(v->%s = ember_dec_alloc(d, sizeof *v->%s)))\n"
+                         "                return ember_dec_fail(d, \"out of memory\");\n", n, n);
+            gb_clear(&x);
+            gb_printf(&x, "*v->%s", n);
+            dec_raw(&ex, g, f->type, gb_str(&x));
+            fprintf(out, "            if (%s)\n                return -1;\n", gb_str(&ex));
+        } else {
+            gb_clear(&x);
+            gb_printf(&x, "v->%s", n);
+            dec_field(&ex, g, f->type, gb_str(&x));
+            fprintf(out, "            if (%s)\n                return -1;\n", gb_str(&ex));
+            if (f->optional)
+                fprintf(out, "            v->has_%s = true;\n", f->name);
+        }
+        fputs("            break;\n", out);
+    }
+    fputs("        default:\n"
+          "            if (ember_dec_skip(d, wt))\n"
+          "                return -1;\n"
+          "            break;\n"
+          "        }\n"
+          "    }\n"
+          "    return r;\n}\n\n", out);
+done:
+    gb_free(&scratch);
+    gb_free(&x);
+    gb_free(&ex);
+    gb_free(&ty);
+}
+
+/* ---- value helpers ---- */
+
+static void helper_proto(FILE *out, const gen_ctx *g, const idl_type *t, bool dec,
+                         const char *tail)
+{
+    gbuf m = {0}, c = {0};
+    gu_mangle(&m, g, t);
+    gu_ctype(&c, g, t);
+    if (dec)
+        fprintf(out, "static int dec_%s(ember_dec *d, %s *v)%s\n", gb_str(&m), gb_str(&c), tail);
+    else if (gu_classify(t) == GU_ENUM)
+        fprintf(out, "static void enc_%s(ember_enc *e, %s v)%s\n", gb_str(&m), gb_str(&c), tail);
+    else
+        fprintf(out, "static void enc_%s(ember_enc *e, const %s *v)%s\n", gb_str(&m),
+                gb_str(&c), tail);
+    gb_free(&m);
+    gb_free(&c);
+}
+
+static void emit_helper(FILE *out, const gen_ctx *g, const idl_type *t)
+{
+    gbuf c = {0}, ex = {0};
+    gu_ctype(&c, g, t);
+
+    switch (gu_classify(t)) {
+    case GU_ENUM:
+        /* int32 on the wire; unknown values are kept */
+        helper_proto(out, g, t, false, "");
+        fputs("{\n    ember_enc_raw_sint(e, (int32_t)v);\n}\n\n", out);
+        helper_proto(out, g, t, true, "");
+        fprintf(out, "{\n    int32_t x;\n\n    if (ember_dec_raw_i32(d, &x))\n        return -1;\n"
+                     "    *v = (%s)x;\n    return 0;\n}\n\n", gb_str(&c));
+        break;
+    case GU_STRUCT:
+        /* a struct as a value: LEN { fields } */
+        helper_proto(out, g, t, false, "");
+        fprintf(out, "{\n    size_t mark = ember_enc_len_begin(e);\n\n"
+                     "    %s_encode(e, v);\n    ember_enc_len_end(e, mark);\n}\n\n", gb_str(&c));
+        helper_proto(out, g, t, true, "");
+        fprintf(out, "{\n    const uint8_t *end;\n\n"
+                     "    if (ember_dec_enter_raw(d, &end) || %s_decode(d, v))\n"
+                     "        return -1;\n    ember_dec_leave(d, end);\n    return 0;\n}\n\n",
+                gb_str(&c));
+        break;
+    case GU_LIST:
+        /* LEN { count, elements } */
+        helper_proto(out, g, t, false, "");
+        fputs("{\n    size_t mark = ember_enc_len_begin(e);\n\n"
+              "    ember_enc_raw_varint(e, v->n);\n"
+              "    for (uint32_t i = 0; i < v->n; i++)\n", out);
+        enc_raw(out, "        ", g, t->elem, "v->items[i]");
+        fputs("    ember_enc_len_end(e, mark);\n}\n\n", out);
+        helper_proto(out, g, t, true, "");
+        dec_raw(&ex, g, t->elem, "v->items[i]");
+        fprintf(out, "{\n    const uint8_t *end;\n    void *items;\n\n"
+                     "    if (ember_dec_list_begin_raw(d, %u, sizeof *v->items, &v->n, &items, &end))\n"
+                     "        return -1;\n"
+                     "    v->items = items;\n"
+                     "    for (uint32_t i = 0; i < v->n; i++)\n"
+                     "        if (%s)\n"
+                     "            return -1;\n"
+                     "    return ember_dec_list_end(d, end);\n}\n\n",
+                gu_min_bytes(t->elem), gb_str(&ex));
+        break;
+    case GU_MAP:
+        /* LEN { count, key value key value ... } */
+        helper_proto(out, g, t, false, "");
+        fputs("{\n    size_t mark = ember_enc_len_begin(e);\n\n"
+              "    ember_enc_raw_varint(e, v->n);\n"
+              "    for (uint32_t i = 0; i < v->n; i++) {\n", out);
+        enc_raw(out, "        ", g, t->key, "v->keys[i]");
+        enc_raw(out, "        ", g, t->elem, "v->vals[i]");
+        fputs("    }\n    ember_enc_len_end(e, mark);\n}\n\n", out);
+        helper_proto(out, g, t, true, "");
+        dec_raw(&ex, g, t->key, "v->keys[i]");
+        gb_puts(&ex, " ||\n            ");
+        dec_raw(&ex, g, t->elem, "v->vals[i]");
+        fprintf(out, "{\n    const uint8_t *end;\n    void *keys;\n\n"
+                     "    if (ember_dec_list_begin_raw(d, %u, sizeof *v->keys, &v->n, &keys, &end))\n"
+                     "        return -1;\n"
+                     "    v->keys = keys;\n"
+                     "    if (v->n && !(v->vals = ember_dec_alloc(d, (size_t)v->n * sizeof *v->vals)))\n"
+                     "        return ember_dec_fail(d, \"out of memory\");\n"
+                     "    for (uint32_t i = 0; i < v->n; i++)\n"
+                     "        if (%s)\n"
+                     "            return -1;\n"
+                     "    return ember_dec_list_end(d, end);\n}\n\n",
+                gu_min_bytes(t->key) + gu_min_bytes(t->elem), gb_str(&ex));
+        break;
+    case GU_PRIM:
+        break;
+    }
+    gb_free(&c);
+    gb_free(&ex);
+}
+
+/* ---- services ---- */
+
+/* Fills the local `args` from the stub's parameters. */
+static void emit_pack_args(FILE *out, const char *pre, const idl_method *me)
+{
+    gbuf scratch = {0};
+    fprintf(out, "    %s_args args;\n\n    %s_args_init(&args);\n", pre, pre);
+    for (const idl_field *p = me->params; p; p = p->next) {
+        const char *n = gu_ident(p->name, true, &scratch);
+        if (gu_by_pointer(p->type))
+            fprintf(out, "    if (%s)\n        args.%s = *%s;\n", n, n, n);
+        else
+            fprintf(out, "    args.%s = %s;\n", n, n);
+    }
+    gb_free(&scratch);
+}
+
+/* The arguments as passed to a handler from the decoded `args`. */
+static void handler_args(gbuf *b, const idl_method *me)
+{
+    gbuf scratch = {0};
+    for (const idl_field *p = me->params; p; p = p->next) {
+        const char *n = gu_ident(p->name, true, &scratch);
+        gb_printf(b, ", %sargs->%s", gu_by_pointer(p->type) ? "&" : "", n);
+    }
+    gb_free(&scratch);
+}
+
+/* The completion: decodes the reply or the raised error, calls the typed cb. */
+static void emit_done(FILE *out, const char *pre, const idl_method *me)
+{
+    const char *nul = me->ret ? "NULL, " : "";
+    bool decodes = me->ret || me->raises;
+    gbuf c = {0};
+
+    fprintf(out, "static void %s_done(const ember_outcome *o, ember_dec *reply,\n"
+                 "%*sember_fn fn, void *ud)\n{\n"
+                 "    %s_cb cb = (%s_cb)fn;\n",
+            pre, (int)(strlen(pre) + 18), "", pre, pre);
+    if (decodes)
+        fputs("    ember_outcome out = *o;\n", out);
+    else
+        fputs("\n    (void)reply;\n", out);
+    fputs("\n    if (!cb)\n        return;\n", out);
+    if (!decodes) {
+        fputs("    cb(o, ud);\n}\n\n", out);
+        return;
+    }
+    fputs("    switch (o->status) {\n    case EMBER_OK: {\n", out);
+    if (me->ret)
+        fprintf(out, "        %s_result *res = reply ? ember_dec_alloc(reply, sizeof *res) : NULL;\n\n"
+                     "        if (!res || %s_result_decode(reply, res))\n"
+                     "            goto undecodable;\n"
+                     "        cb(o, &res->ret, ud);\n"
+                     "        return;\n    }\n", pre, pre);
+    else
+        fputs("        cb(o, ud);\n        return;\n    }\n", out);
+    fputs("    case EMBER_RAISED:\n", out);
+    if (me->raises) {
+        fputs("        switch (o->error_id) {\n", out);
+        for (const idl_name *r = me->raises; r; r = r->next) {
+            if (!r->decl)
+                continue;
+            gb_clear(&c);
+            gu_decl_cname(&c, r->decl);
+            fprintf(out, "        case %s_ID: {\n"
+                         "            %s *err = reply ? ember_dec_alloc(reply, sizeof *err) : NULL;\n\n"
+                         "            if (!err || %s_decode(reply, err))\n"
+                         "                goto undecodable;\n"
+                         "            out.error = err;\n"
+                         "            cb(&out, %sud);\n"
+                         "            return;\n        }\n",
+                    gb_str(&c), gb_str(&c), gb_str(&c), nul);
+        }
+        fputs("        }\n", out);
+    }
+    fprintf(out, "        /* an error this version of the method does not declare */\n"
+                 "        out.status = EMBER_FAILED;\n"
+                 "        out.message = \"the peer raised an undeclared error\";\n"
+                 "        out.error = NULL;\n"
+                 "        cb(&out, %sud);\n"
+                 "        return;\n"
+                 "    default:\n"
+                 "        cb(o, %sud);\n"
+                 "        return;\n"
+                 "    }\n"
+                 "undecodable:\n"
+                 "    out.status = EMBER_PROTOCOL;\n"
+                 "    out.message = reply && reply->why ? reply->why : \"the reply does not decode\";\n"
+                 "    out.error = NULL;\n"
+                 "    cb(&out, %sud);\n}\n\n", nul, nul, nul);
+    gb_free(&c);
+}
+
+static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const idl_method *me)
+{
+    gbuf pre_b = {0}, tmp = {0};
+    gu_method_prefix(&pre_b, g, s, me);
+    const char *pre = gb_str(&pre_b);
+    const char *enc_args = "enc_nothing", *args_ptr = "NULL";
+
+    fprintf(out, "/* ---- %s.%s ---- */\n\n", s->name, me->name);
+
+    /* arguments (and result) as file-local structs */
+    if (me->params) {
+        fprintf(out, "typedef struct %s_args {\n", pre);
+        for (const idl_field *p = me->params; p; p = p->next) {
+            gb_clear(&tmp);
+            gbuf sc = {0};
+            gu_cdecl(&tmp, g, p->type, gu_ident(p->name, true, &sc));
+            fprintf(out, "    %s;\n", gb_str(&tmp));
+            gb_free(&sc);
+        }
+        fprintf(out, "} %s_args;\n\n", pre);
+        gb_clear(&tmp);
+        gb_printf(&tmp, "%s_args", pre);
+        emit_struct_fns(out, g, gb_str(&tmp), me->params, true, true);
+        enc_args = NULL;
+        args_ptr = "&args";
+    }
+    if (me->ret) {
+        idl_field f = { .tag = 1, .type = me->ret, .name = "ret" };
+        gb_clear(&tmp);
+        gu_cdecl(&tmp, g, me->ret, "ret");
+        fprintf(out, "/* the reply payload: field 1 is the return value */\n"
+                     "typedef struct %s_result {\n    %s;\n} %s_result;\n\n",
+                pre, gb_str(&tmp), pre);
+        gb_clear(&tmp);
+        gb_printf(&tmp, "%s_result", pre);
+        emit_struct_fns(out, g, gb_str(&tmp), &f, true, false);
+    }
+    gbuf encb = {0};
+    if (!enc_args) {
+        gb_printf(&encb, "%s_args_encode", pre);
+        enc_args = gb_str(&encb);
+    }
+
+    /* client side */
+    if (!me->oneway)
+        emit_done(out, pre, me);
+    gu_signature(out, g, GU_SIG_STUB, s, me, NULL, "");
+    fputs("{\n", out);
+    if (me->params)
+        emit_pack_args(out, pre, me);
+    if (me->oneway)
+        fprintf(out, "    return ember_oneway_start(to, %s_ID, %s, %s);\n}\n\n",
+                pre, enc_args, args_ptr);
+    else
+        fprintf(out, "    return ember_call_start(to, %s_ID, %s, %s, %s_done,\n"
+                     "                            (ember_fn)cb, ud, opts);\n}\n\n",
+                pre, enc_args, args_ptr, pre);
+    if (!me->oneway) {
+        gu_signature(out, g, GU_SIG_BROADCAST, s, me, NULL, "");
+        fputs("{\n", out);
+        if (me->params)
+            emit_pack_args(out, pre, me);
+        fprintf(out, "    return ember_root_broadcast(r, filter, fud, %s_ID, %s, %s,\n"
+                     "                                %s_done, (ember_fn)cb, ud, opts);\n}\n\n",
+                pre, enc_args, args_ptr, pre);
+    }
+
+    /* server side */
+    if (!me->oneway) {
+        gu_signature(out, g, GU_SIG_REPLY, s, me, NULL, "");
+        if (me->ret) {
+            fprintf(out, "{\n    %s_result res;\n\n    %s_result_init(&res);\n", pre, pre);
+            if (gu_by_pointer(me->ret))
+                fputs("    if (ret)\n        res.ret = *ret;\n", out);
+            else
+                fputs("    res.ret = ret;\n", out);
+            fprintf(out, "    return ember_call_reply(call, %s_result_encode, &res);\n}\n\n", pre);
+        } else {
+            fputs("{\n    return ember_call_reply(call, enc_nothing, NULL);\n}\n\n", out);
+        }
+        for (const idl_name *r = me->raises; r; r = r->next) {
+            if (!r->decl)
+                continue;
+            gbuf c = {0}, mg = {0};
+            gu_decl_cname(&c, r->decl);
+            gu_decl_mangle(&mg, g, r->decl);
+            gu_signature(out, g, GU_SIG_FAIL, s, me, r->decl, "");
+            fprintf(out, "{\n    %s zero;\n\n"
+                         "    if (!err) {\n        %s_init(&zero);\n        err = &zero;\n    }\n"
+                         "    return ember_call_raise(call, %s_ID, raise_%s, err);\n}\n\n",
+                    gb_str(&c), gb_str(&c), gb_str(&c), gb_str(&mg));
+            gb_free(&c);
+            gb_free(&mg);
+        }
+    }
+
+    gbuf hc = {0}, ha = {0};
+    gu_decl_cname(&hc, s);
+    handler_args(&ha, me);
+    fprintf(out, "static int %s_dispatch(ember_call *call, ember_dec *d,\n"
+                 "%*sconst void *handlers, void *ud)\n{\n"
+                 "    const %s_handlers *h = handlers;\n",
+            pre, (int)(strlen(pre) + 21), "", gb_str(&hc));
+    if (me->params)
+        fprintf(out, "    %s_args *args = ember_dec_alloc(d, sizeof *args);\n\n"
+                     "    if (!args)\n        return ember_dec_fail(d, \"out of memory\");\n"
+                     "    if (%s_args_decode(d, args))\n        return -1;\n", pre, pre);
+    else
+        fputs("\n    (void)d;\n", out);
+    if (me->oneway)
+        fprintf(out, "    if (h->remote_%s)\n        h->remote_%s(call%s, ud);\n    return 0;\n}\n\n",
+                me->name, me->name, gb_str(&ha));
+    else
+        fprintf(out, "    if (!h->remote_%s) {\n"
+                     "        ember_call_fail(call, \"method not implemented\");\n"
+                     "        return 0;\n    }\n"
+                     "    h->remote_%s(call%s, ud);\n    return 0;\n}\n\n",
+                me->name, me->name, gb_str(&ha));
+    gb_free(&hc);
+    gb_free(&ha);
+    gb_free(&encb);
+    gb_free(&pre_b);
+    gb_free(&tmp);
+}
+
+static void emit_service(FILE *out, const gen_ctx *g, const idl_decl *s)
+{
+    gbuf c = {0};
+    gu_decl_cname(&c, s);
+    const char *cn = gb_str(&c);
+    size_t n = 0;
+
+    fprintf(out, "/* ---- service %s.%s ---- */\n\n", g->mod, s->name);
+    for (const idl_method *me = s->methods; me; me = me->next, n++)
+        emit_method(out, g, s, me);
+
+    if (n) {
+        fprintf(out, "static const ember_method_desc %s_methods[] = {\n", cn);
+        for (const idl_method *me = s->methods; me; me = me->next)
+            fprintf(out, "    { %s_%s_ID, \"%s\", %s, %s_%s_dispatch },\n", cn, me->name,
+                    me->name, me->oneway ? "true" : "false", cn, me->name);
+        fputs("};\n\n", out);
+    }
+    fprintf(out, "const ember_service_desc %s_service = {\n"
+                 "    \"%s.%s\", UINT64_C(0x%016llx), %zu, %s%s\n};\n\n",
+            cn, g->mod, s->name, (unsigned long long)gu_fingerprint(s), n,
+            n ? cn : "NULL", n ? "_methods" : "");
+    gu_signature(out, g, GU_SIG_EXPORT, s, NULL, NULL, "");
+    fprintf(out, "{\n    return ember_exports_add(ex, &%s_service, h, ud);\n}\n\n", cn);
+    gu_signature(out, g, GU_SIG_LOCAL, s, NULL, NULL, "");
+    fprintf(out, "{\n    return ember_ref_local(&%s_service, h, ud);\n}\n\n", cn);
+    gb_free(&c);
+}
 
 int gen_source(const idl_module *m, const char *header_name, FILE *out)
 {
-    (void)m;
-    (void)header_name;
-    fputs("/* generated by idlc */\n", out);
-    return 0;
+    gen_ctx g;
+    gbuf base = {0};
+    gen_ctx_init(&g, m);
+    gu_basename(&base, m->path ? m->path : g.mod);
+
+    fprintf(out, "/* %s.c — generated by idlc from %s.idl (module %s). Do not edit. */\n"
+                 "#include \"%s\"\n\n", gb_str(&base), gb_str(&base), g.mod, header_name);
+
+    if (g.nvals || g.nraised || g.need_empty) {
+        fputs("/* ---- value helpers: one encoder/decoder pair per nested type ---- */\n\n", out);
+        for (size_t i = 0; i < g.nvals; i++) {
+            helper_proto(out, &g, g.vals[i], false, ";");
+            helper_proto(out, &g, g.vals[i], true, ";");
+        }
+        if (g.nvals)
+            fputc('\n', out);
+        if (g.need_empty)
+            fputs("/* calls without arguments, replies without a value */\n"
+                  "static void enc_nothing(ember_enc *e, const void *value)\n"
+                  "{\n    (void)e;\n    (void)value;\n}\n\n", out);
+        for (size_t i = 0; i < g.nraised; i++) {
+            gbuf c = {0}, mg = {0};
+            gu_decl_cname(&c, g.raised[i]);
+            gu_decl_mangle(&mg, &g, g.raised[i]);
+            fprintf(out, "static void raise_%s(ember_enc *e, const void *value)\n"
+                         "{\n    %s_encode(e, value);\n}\n\n", gb_str(&mg), gb_str(&c));
+            gb_free(&c);
+            gb_free(&mg);
+        }
+    }
+
+    bool any = false;
+    for (const idl_decl *d = m->decls; d; d = d->next) {
+        if (d->kind != IDL_ENUM)
+            continue;
+        if (!any)
+            fputs("/* ---- enums ---- */\n\n", out);
+        any = true;
+        fprintf(out, "const char *%s_%s_name(%s_%s v)\n{\n    switch (v) {\n",
+                g.mod, d->name, g.mod, d->name);
+        for (const idl_enumerator *e = d->enumerators; e; e = e->next)
+            fprintf(out, "    case %s_%s_%s:\n        return \"%s\";\n",
+                    g.mod, d->name, e->name, e->name);
+        fputs("    }\n    return NULL;\n}\n\n", out);
+    }
+
+    if (g.nstructs)
+        fputs("/* ---- structs and errors ---- */\n\n", out);
+    for (size_t i = 0; i < g.nstructs; i++) {
+        gbuf c = {0};
+        gu_decl_cname(&c, g.structs[i]);
+        emit_struct_fns(out, &g, gb_str(&c), g.structs[i]->fields, false, false);
+        gb_free(&c);
+    }
+
+    if (g.nvals)
+        fputs("/* ---- value helpers ---- */\n\n", out);
+    for (size_t i = 0; i < g.nvals; i++)
+        emit_helper(out, &g, g.vals[i]);
+
+    for (const idl_decl *d = m->decls; d; d = d->next)
+        if (d->kind == IDL_SERVICE)
+            emit_service(out, &g, d);
+
+    gb_free(&base);
+    gen_ctx_free(&g);
+    return ferror(out) ? -1 : 0;
 }

@@ -310,7 +310,7 @@ static inline int ember_dec_raw_fixed32(ember_dec *d, uint32_t *out)
 
 static inline int ember_dec_raw_fixed64(ember_dec *d, uint64_t *out)
 {
-    uint32_t lo, hi;
+    uint32_t lo = 0, hi = 0;
     if (d->end - d->p < 8)
         return ember_dec_fail(d, "truncated fixed64");
     ember_dec_raw_fixed32(d, &lo);

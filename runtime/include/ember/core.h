@@ -24,6 +24,8 @@ extern "C" {
  */
 typedef void *(*ember_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 void ember_set_allocator(ember_alloc_fn fn, void *ud);
+/* Allocations made through the hook so far (allocations per call: bench). */
+uint64_t ember_alloc_count(void);
 
 /* Logging. The default writes to stderr at INFO and above;
  * EMBER_LOG=debug|info|warn|error in the environment sets the level. */

@@ -1,0 +1,181 @@
+/*
+ * bench/ember/ember_client.c — the ember peer's client: ember nodes that
+ * register with the root at --port and call bench.Echo.echo through idlc's
+ * stub, --inflight calls in flight, then print the measurement line. Every
+ * node serves bench.Peer (the root's calls in bidir and fanout).
+ *
+ *   --echo-only --conns N   N nodes that only serve Peer.echo (fanout
+ *                           children); exit once the root has gone
+ *   --idle --conns N        N idle nodes (idle10k); exit once the root has gone
+ *   --allocs                prints client_allocs_per_call= instead
+ *
+ * Against a server in --bidir mode the Peer calls served in the interval
+ * count too: the line reports both directions together.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <ember/ember.h>
+
+#include "../common/bench.h"
+#include "bench.h"
+#include "counting.h"
+
+typedef struct client client;
+
+typedef struct slot {
+    client *cl;
+    uint64_t t_sent;
+} slot;
+
+struct client {
+    bench_opts o;
+    struct event_base *base;
+    ember_node **nodes;
+    unsigned registered, gone;
+    char *payload;
+    slot *slots;
+    bench_window w;
+    int started, done, calling;
+    uint64_t served, served0;
+    bench_counts c0;
+};
+
+static void on_echo(const ember_outcome *o, const char *const *ret, void *ud)
+{
+    slot *sl = ud;
+    client *cl = sl->cl;
+    (void)ret;
+    if (cl->done)
+        return;
+    if (o->status != EMBER_OK)
+        bench_die("ember_client: call failed: %s %s", ember_status_name(o->status),
+                  o->message ? o->message : "");
+    uint64_t now = bench_now_ns();
+    if (!cl->started && now >= cl->w.t_measure) {
+        cl->started = 1;
+        cl->served0 = cl->served;
+        cl->c0 = bench_counting_get();
+    }
+    if (bench_window_record(&cl->w, sl->t_sent, now)) {
+        cl->done = 1;
+        cl->w.peer_calls = cl->served - cl->served0;
+        event_base_loopbreak(cl->base);
+        return;
+    }
+    sl->t_sent = now;
+    if (!bench_Echo_echo(ember_node_root(cl->nodes[0]), cl->payload, on_echo, sl, NULL))
+        bench_die("ember_client: call did not start: %s", ember_last_error());
+}
+
+static void remote_peer_echo(ember_call *call, const char *s, void *ud)
+{
+    client *cl = ud;
+    cl->served++;
+    bench_Peer_echo_reply(call, s);
+}
+
+static void start_calls(client *cl)
+{
+    cl->calling = 1;
+    bench_window_start(&cl->w, &cl->o);
+    uint64_t now = bench_now_ns();
+    for (unsigned k = 0; k < cl->o.inflight; k++) {
+        cl->slots[k].cl = cl;
+        cl->slots[k].t_sent = now;
+        if (!bench_Echo_echo(ember_node_root(cl->nodes[0]), cl->payload, on_echo,
+                             &cl->slots[k], NULL))
+            bench_die("ember_client: call did not start: %s", ember_last_error());
+    }
+}
+
+static void on_state(ember_node *n, ember_node_state st, const char *reason, void *ud)
+{
+    client *cl = ud;
+    (void)n;
+    if (st == EMBER_NODE_REGISTERED) {
+        cl->registered++;
+        if (cl->registered == cl->o.conns && !cl->o.echo_only && !cl->o.idle &&
+            !cl->calling)
+            start_calls(cl);
+    } else if (st == EMBER_NODE_LOST && cl->registered) {
+        /* The root has gone: the fanout and idle children end here. */
+        if (!cl->o.echo_only && !cl->o.idle && !cl->done)
+            bench_die("ember_client: lost the root: %s", reason ? reason : "");
+        if (++cl->gone >= cl->registered)
+            event_base_loopbreak(cl->base);
+    }
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    bench_die("ember_client: deadline passed, giving up");
+}
+
+int main(int argc, char **argv)
+{
+    static client cl;
+    bench_parse(&cl.o, argc, argv, "ember_client");
+    if (!cl.o.port)
+        bench_die("ember_client: --port is required");
+    bench_raise_nofile(0);
+    bench_counting_install();
+    ember_set_log_level(EMBER_LOG_ERROR);
+    cl.payload = malloc((size_t)cl.o.size + 1);
+    cl.slots = calloc(cl.o.inflight, sizeof *cl.slots);
+    cl.nodes = calloc(cl.o.conns, sizeof *cl.nodes);
+    if (!cl.payload || !cl.slots || !cl.nodes)
+        bench_die("out of memory");
+    memset(cl.payload, 'x', cl.o.size);
+    cl.payload[cl.o.size] = '\0';
+
+    cl.base = event_base_new();
+    if (!cl.base)
+        bench_die("event_base_new failed");
+    char addr[64];
+    snprintf(addr, sizeof addr, "%s:%d", cl.o.host, cl.o.port);
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    cfg.on_state = on_state;
+    cfg.ud = &cl;
+    static const bench_Peer_handlers h = {.remote_echo = remote_peer_echo};
+    for (unsigned i = 0; i < cl.o.conns; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "bench%u", i);
+        cl.nodes[i] = ember_node_new(cl.base, name, &cfg);
+        if (!cl.nodes[i])
+            bench_die("ember_node_new: %s", ember_last_error());
+        if (bench_Peer_export(ember_node_exports(cl.nodes[i]), &h, &cl))
+            bench_die("bench_Peer_export: %s", ember_last_error());
+        if (ember_node_connect(cl.nodes[i], addr))
+            bench_die("ember_node_connect: %s", ember_last_error());
+    }
+    struct timeval limit = {(time_t)(cl.o.warmup + cl.o.secs) + 120, 0};
+    struct event *dl = evtimer_new(cl.base, on_deadline, NULL);
+    evtimer_add(dl, &limit);
+    event_base_dispatch(cl.base);
+
+    if (cl.o.allocs) {
+        bench_counts c = bench_counting_get();
+        double calls = (double)cl.w.calls;
+        printf("client_allocs_per_call=%.3f client_libevent_allocs_per_call=%.3f\n",
+               (double)(c.ember_allocs - cl.c0.ember_allocs) / calls,
+               (double)(c.event_allocs - cl.c0.event_allocs) / calls);
+    } else if (!cl.o.echo_only && !cl.o.idle) {
+        bench_window_print(&cl.w);
+    }
+    fflush(stdout);
+    for (unsigned i = 0; i < cl.o.conns; i++)
+        ember_node_free(cl.nodes[i]);
+    event_free(dl);
+    event_base_free(cl.base);
+    free(cl.nodes);
+    free(cl.slots);
+    free(cl.payload);
+    return 0;
+}

@@ -1,0 +1,106 @@
+/*
+ * bench/raw/raw_client.c — the raw baseline's client: connects to the
+ * server at --port, keeps --inflight requests of --size bytes in flight,
+ * warms up, measures for --secs and prints the measurement line.
+ *
+ *   --echo-only --conns N   opens N connections that only answer the
+ *                           server's requests (the fanout children) and
+ *                           exits when the server closes them
+ *
+ * With a server in --bidir mode, the requests it served in the interval
+ * count too: the line reports both directions together.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <event2/event.h>
+
+#include "../common/bench.h"
+#include "rawconn.h"
+
+typedef struct client {
+    bench_opts o;
+    struct event_base *base;
+    bench_window w;
+    int started, done;
+    uint64_t served0;
+    unsigned open;
+} client;
+
+static void on_reply(rconn *c, const uint8_t *payload, uint32_t len, void *ud)
+{
+    client *cl = ud;
+    (void)len;
+    if (cl->done)
+        return;
+    uint64_t now = bench_now_ns();
+    if (!cl->started && now >= cl->w.t_measure) {
+        cl->started = 1;
+        cl->served0 = rconn_served(c);
+    }
+    if (bench_window_record(&cl->w, rconn_ts(payload), now)) {
+        cl->done = 1;
+        cl->w.peer_calls = rconn_served(c) - cl->served0;
+        event_base_loopbreak(cl->base);
+        return;
+    }
+    rconn_request(c, now, cl->o.size);
+}
+
+static void on_close(rconn *c, void *ud)
+{
+    client *cl = ud;
+    (void)c;
+    if (--cl->open == 0)
+        event_base_loopbreak(cl->base);
+    if (!cl->o.echo_only && !cl->done)
+        bench_die("raw_client: the server closed the connection");
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    bench_die("raw_client: deadline passed, giving up");
+}
+
+int main(int argc, char **argv)
+{
+    static client cl;
+    bench_parse(&cl.o, argc, argv, "raw_client");
+    if (!cl.o.port)
+        bench_die("raw_client: --port is required");
+    bench_raise_nofile(0);
+    cl.base = event_base_new();
+    if (!cl.base)
+        bench_die("event_base_new failed");
+    unsigned n = cl.o.echo_only ? cl.o.conns : 1;
+    rconn **conns = calloc(n, sizeof *conns);
+    if (!conns)
+        bench_die("raw_client: out of memory");
+    for (unsigned i = 0; i < n; i++) {
+        conns[i] = rconn_new(cl.base, bench_connect(cl.o.host, cl.o.port),
+                             on_reply, on_close, &cl);
+        cl.open++;
+    }
+    struct timeval limit = {(time_t)(cl.o.warmup + cl.o.secs) + 60, 0};
+    struct event *dl = evtimer_new(cl.base, on_deadline, NULL);
+    evtimer_add(dl, &limit);
+    if (!cl.o.echo_only) {
+        bench_window_start(&cl.w, &cl.o);
+        uint64_t now = bench_now_ns();
+        for (unsigned k = 0; k < cl.o.inflight; k++)
+            rconn_request(conns[0], now, cl.o.size);
+        rconn_flush(conns[0]);
+    }
+    event_base_dispatch(cl.base);
+    if (!cl.o.echo_only)
+        bench_window_print(&cl.w);
+    for (unsigned i = 0; i < n; i++)
+        rconn_free(conns[i]);
+    free(conns);
+    event_free(dl);
+    event_base_free(cl.base);
+    return 0;
+}

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# bench/run.sh — runs every workload against the raw baseline and the ember
+# peer (server and client as separate processes on 127.0.0.1) and prints one
+# line per measurement. Run through `make bench`; see docs/performance.md.
+#
+#   B=build BENCH_SECS=3 bench/run.sh            all workloads, then the sweep
+#   bench/run.sh --sweep-only                    only the latency sweep
+#
+# Environment: BENCH_SECS (measured seconds per run, 3), BENCH_WARMUP (0.5),
+# BENCH_SWEEP_SECS (1), BENCH_PIN (split: server on CPU 1, client on CPU 0,
+# the default | same: both on CPU 0 | none: the scheduler decides),
+# BENCH_ONLY (space-separated workloads to run, and/or "sweep").
+#
+# Why pin: on a 2-core VM the scheduler sometimes puts both processes on one
+# CPU, which turns a 70 us cross-CPU round trip into a 6 us one; unpinned,
+# two runs of the same workload can differ tenfold and a same-run ratio
+# means nothing. Split pinning is the configuration the targets assume.
+set -u
+
+B=${B:-build}
+BD=$B/bench
+IDLC=${IDLC:-$B/bin/idlc}
+SECS=${BENCH_SECS:-3}
+WARM=${BENCH_WARMUP:-0.5}
+SWEEP_SECS=${BENCH_SWEEP_SECS:-1}
+PIN=${BENCH_PIN:-split}
+ONLY=${BENCH_ONLY:-}
+SWEEP_ONLY=0
+[ "${1:-}" = "--sweep-only" ] && SWEEP_ONLY=1
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ember-bench.XXXXXX")
+SRV_PID=
+CLI_PID=
+
+cleanup() {
+    # Only the processes this script started, by pid.
+    [ -n "$CLI_PID" ] && kill "$CLI_PID" 2>/dev/null
+    [ -n "$SRV_PID" ] && kill "$SRV_PID" 2>/dev/null
+    exec 3<&- 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+srv_cpu=; cli_cpu=
+case $PIN in
+    split) srv_cpu=1; cli_cpu=0 ;;
+    same) srv_cpu=0; cli_cpu=0 ;;
+    none) ;;
+    *) echo "run.sh: BENCH_PIN must be none, split or same" >&2; exit 2 ;;
+esac
+[ "$PIN" = same ] || [ "$(nproc)" -ge 2 ] || { srv_cpu=; cli_cpu=; }
+pin() { # pin CPU CMD...: runs CMD on CPU when pinning is on
+    local cpu=$1; shift
+    if [ -n "$cpu" ] && command -v taskset >/dev/null; then
+        taskset -c "$cpu" "$@"
+    else
+        "$@"
+    fi
+}
+
+have_ember() { [ -x "$BD/ember_server" ] && [ -x "$BD/ember_client" ]; }
+
+# start_server PROG ARGS...: starts the server, reads "port=N" from its stdout
+# (no sleeping); later lines of its stdout stay readable on fd 3.
+start_server() {
+    local fifo=$TMP/srv.$RANDOM
+    mkfifo "$fifo"
+    pin "$srv_cpu" "$@" >"$fifo" &
+    SRV_PID=$!
+    exec 3<"$fifo"
+    rm -f "$fifo"
+    local line=
+    if ! read -r -t 20 -u 3 line || [ "${line#port=}" = "$line" ]; then
+        echo "run.sh: $1 did not report its port" >&2
+        stop_server
+        return 1
+    fi
+    PORT=${line#port=}
+}
+
+# stop_server: waits (bounded) for the server to exit, else ends it.
+stop_server() {
+    local i
+    for i in $(seq 1 100); do
+        kill -0 "$SRV_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill "$SRV_PID" 2>/dev/null
+    wait "$SRV_PID" 2>/dev/null
+    SRV_PID=
+    exec 3<&-
+}
+
+wanted() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
+
+declare -A CPS
+
+# field LINE KEY: the value of KEY=... in LINE
+field() { local l=" $1 "; l=${l#* $2=}; [ "$l" = " $1 " ] && return 1; echo "${l%% *}"; }
+
+emit() { # emit PEER WORKLOAD RESULT
+    echo "peer=$1 workload=$2 $3"
+    local v
+    v=$(field "$3" calls_per_s) && CPS[$1.$2]=$v
+}
+
+# run_pair PEER WORKLOAD "SERVER ARGS" "CLIENT ARGS" [SECS]: the client measures.
+run_pair() {
+    local peer=$1 w=$2 sargs=$3 cargs=$4 secs=${5:-$SECS} out
+    start_server "$BD/${peer}_server" --secs "$secs" --warmup "$WARM" $sargs || { emit "$peer" "$w" "error=server-start"; return; }
+    out=$(pin "$cli_cpu" "$BD/${peer}_client" --port "$PORT" --secs "$secs" --warmup "$WARM" $cargs) || out="error=client-failed"
+    stop_server
+    RESULT=$out
+}
+
+# run_fanout PEER: the server (the root) measures; the client hosts 100 children.
+run_fanout() {
+    local peer=$1 out=
+    start_server "$BD/${peer}_server" --fanout 100 --size 64 --secs "$SECS" --warmup "$WARM" || { RESULT="error=server-start"; return; }
+    pin "$cli_cpu" "$BD/${peer}_client" --port "$PORT" --echo-only --conns 100 --secs "$SECS" --warmup "$WARM" &
+    CLI_PID=$!
+    read -r -t $(( ${SECS%.*} + 60 )) -u 3 out || out="error=no-result"
+    stop_server
+    local i
+    for i in $(seq 1 100); do kill -0 "$CLI_PID" 2>/dev/null || break; sleep 0.05; done
+    kill "$CLI_PID" 2>/dev/null
+    wait "$CLI_PID" 2>/dev/null
+    CLI_PID=
+    RESULT=$out
+}
+
+ratio() { # ratio WORKLOAD: ember/raw of calls_per_s
+    local e=${CPS[ember.$1]:-} r=${CPS[raw.$1]:-}
+    if [ -n "$e" ] && [ -n "$r" ] && [ "$r" != 0 ]; then
+        echo "ratio workload=$1 ember/raw=$(awk -v e="$e" -v r="$r" 'BEGIN{printf "%.2f", e/r}')"
+    else
+        echo "ratio workload=$1 ember/raw=skipped"
+    fi
+}
+
+throughput() { # throughput WORKLOAD "SERVER ARGS" "CLIENT ARGS"
+    local w=$1 peer
+    wanted "$w" || return 0
+    for peer in raw ember; do
+        if [ $peer = ember ] && ! have_ember; then
+            emit ember "$w" "skipped=not-yet-built"
+            continue
+        fi
+        run_pair $peer "$w" "$2" "$3"
+        emit $peer "$w" "$RESULT"
+    done
+    ratio "$w"
+}
+
+run_workloads() {
+    throughput sync64 "" "--inflight 1 --size 64"
+    throughput pipe64 "" "--inflight 64 --size 64"
+    throughput sync4k "" "--inflight 1 --size 4096"
+    throughput sync64k "" "--inflight 1 --size 65536"
+    throughput bidir "--bidir 32 --size 64" "--inflight 32 --size 64"
+    if [ -n "${CPS[ember.bidir]:-}" ] && [ -n "${CPS[ember.pipe64]:-}" ]; then
+        echo "ratio workload=bidir ember/ember_pipe64=$(awk -v e="${CPS[ember.bidir]}" -v r="${CPS[ember.pipe64]}" 'BEGIN{printf "%.2f", e/r}')"
+    fi
+
+    if wanted fanout; then
+        local peer
+        for peer in raw ember; do
+            if [ $peer = ember ] && ! have_ember; then
+                emit ember fanout "skipped=not-yet-built"
+                continue
+            fi
+            run_fanout $peer
+            emit $peer fanout "$RESULT"
+        done
+        ratio fanout
+    fi
+
+    if wanted idle10k; then
+        if have_ember; then
+            start_server "$BD/ember_server" --idle --conns 10000 --secs "$SECS" &&
+            { pin "$cli_cpu" "$BD/ember_client" --port "$PORT" --idle --conns 10000 --secs "$SECS" &
+              CLI_PID=$!
+              local out=
+              read -r -t 120 -u 3 out || out="error=no-result"
+              stop_server
+              wait "$CLI_PID" 2>/dev/null; CLI_PID=
+              echo "peer=ember workload=idle10k $out"; }
+        else
+            echo "peer=ember workload=idle10k skipped=not-yet-built"
+        fi
+    fi
+
+    if wanted allocs; then
+        if have_ember; then
+            local cout= sout=
+            start_server "$BD/ember_server" --allocs --secs "$SECS" --warmup "$WARM" &&
+            { cout=$(pin "$cli_cpu" "$BD/ember_client" --port "$PORT" --allocs --inflight 1 --size 64 --secs "$SECS" --warmup "$WARM") || cout="error=client-failed"
+              read -r -t 10 -u 3 sout || sout="error=no-result"
+              stop_server
+              echo "peer=ember workload=allocs $sout $cout"; }
+        else
+            echo "peer=ember workload=allocs skipped=not-yet-built"
+        fi
+    fi
+
+    if wanted idlc10k; then
+        if [ -x "$IDLC" ]; then
+            mkdir -p "$TMP/idlc" "$TMP/idlc/out"
+            python3 bench/gen_idl.py 10000 >"$TMP/idlc/big.idl"
+            local t0 t1 rc
+            t0=$(date +%s.%N)
+            "$IDLC" -o "$TMP/idlc/out" "$TMP/idlc/big.idl" >"$TMP/idlc/log" 2>&1
+            rc=$?
+            t1=$(date +%s.%N)
+            if [ $rc = 0 ]; then
+                echo "peer=ember workload=idlc10k seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')"
+            else
+                echo "peer=ember workload=idlc10k error=idlc-exit-$rc ($(head -c 200 "$TMP/idlc/log" | tr '\n' ' '))"
+            fi
+        else
+            echo "peer=ember workload=idlc10k skipped=not-yet-built"
+        fi
+    fi
+}
+
+# The latency sweep: 64-byte calls, 1..256 in flight, p50 and p99 per peer.
+run_sweep() {
+    local dat=$BD/latency.dat n peer
+    {
+        echo "# ember bench latency sweep: 64-byte echo, $SWEEP_SECS s per point, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores"
+        echo "# inflight raw_calls_per_s raw_p50_us raw_p99_us ember_calls_per_s ember_p50_us ember_p99_us"
+    } >"$dat.tmp"
+    for n in 1 2 4 8 16 32 64 128 256; do
+        local row="$n"
+        for peer in raw ember; do
+            if [ $peer = ember ] && ! have_ember; then
+                row="$row - - -"
+                continue
+            fi
+            run_pair $peer sweep "" "--inflight $n --size 64" "$SWEEP_SECS"
+            local c p50 p99
+            c=$(field "$RESULT" calls_per_s) || c=-
+            p50=$(field "$RESULT" p50_us) || p50=-
+            p99=$(field "$RESULT" p99_us) || p99=-
+            row="$row $c $p50 $p99"
+        done
+        echo "$row" >>"$dat.tmp"
+    done
+    mv "$dat.tmp" "$dat"
+    echo "sweep: wrote $dat"
+}
+
+echo "# ember bench: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, BENCH_SECS=$SECS, warm-up ${WARM}s, pin=$PIN"
+[ $SWEEP_ONLY = 1 ] || run_workloads
+if [ $SWEEP_ONLY = 1 ] || [ -z "$ONLY" ] || wanted sweep; then run_sweep; fi

@@ -1,0 +1,582 @@
+/*
+ * bot — game clients for the example cluster. N bots connect to net, each
+ * runs the script login, enter a room, move, chat, leave, logout, and checks
+ * every reply (and that its own chat comes back as a push). Prints the first
+ * bot's transcript in full, one line per other bot, and the latency of each
+ * command; exits non-zero if any check failed.
+ *
+ *   bot [-n BOTS] [-r ROOMS] [-m MOVES] [-p NAME_PREFIX] [-t TIMEOUT_S] [-P] HOST:PORT
+ *
+ * Before entering its room each bot also sends a move, which the game node
+ * must refuse (typed error client.Refused, code 404) — unless -P.
+ */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+
+enum { C_LOGIN, C_ENTER, C_MOVE, C_CHAT, C_LEAVE, C_LOGOUT, C_N };
+static const char *cmd_names[C_N] = {"login", "enter", "move", "chat", "leave", "logout"};
+static const uint32_t cmd_ids[C_N] = {client_LOGIN, client_ENTER, client_MOVE,
+                                      client_CHAT, client_LEAVE, client_LOGOUT};
+static const client_Dir script_dirs[] = {client_Dir_north, client_Dir_east, client_Dir_east,
+                                         client_Dir_south, client_Dir_north};
+
+typedef struct lat {
+    uint64_t *us;
+    size_t n, cap;
+    uint64_t errors;
+} lat;
+
+typedef struct bot {
+    int index;
+    char name[48];
+    struct bufferevent *bev;
+    ember_arena *arena;
+    int step;             /* C_* of the command in flight */
+    int moves_done;
+    uint64_t sent_us;
+    bool probing;         /* a move before entering: must be refused */
+    bool probed;
+    bool waiting_push;    /* chat answered, own push not seen yet */
+    bool got_own_push;
+    bool done, failed;
+    char why[256];
+    /* what the bot learned and expects */
+    uint64_t player;
+    bool created;
+    uint32_t logins;
+    uint32_t room;
+    char node[32];
+    client_Pos start, pos;
+    uint32_t pushes;
+    uint32_t commands;
+} bot;
+
+static struct {
+    struct event_base *base;
+    struct sockaddr_in addr;
+    int n_bots, rooms, moves;
+    bool probe;           /* check a refusal too (on unless -P) */
+    char prefix[24];
+    bot *bots;
+    int finished;
+    lat lat[C_N];
+    struct event *deadline;
+} W;
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The first bot's transcript. */
+static void say(bot *b, const char *fmt, ...)
+{
+    if (b->index != 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    printf("  %s ", b->name);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+}
+
+static void finish(bot *b)
+{
+    if (b->done)
+        return;
+    b->done = true;
+    if (b->bev) {
+        bufferevent_free(b->bev);
+        b->bev = NULL;
+    }
+    if (++W.finished == W.n_bots)
+        event_base_loopexit(W.base, NULL);
+}
+
+static void fail(bot *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->why, sizeof b->why, fmt, ap);
+    va_end(ap);
+    b->failed = true;
+    say(b, "FAILED: %s", b->why);
+    finish(b);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Sends command step with the request encoded by the caller into e. */
+static void send_cmd(bot *b, int step, ember_enc *e)
+{
+    uint8_t hdr[8];
+    put_u32(hdr, (uint32_t)(ember_enc_len(e) + 4));
+    put_u32(hdr + 4, cmd_ids[step]);
+    struct evbuffer *out = bufferevent_get_output(b->bev);
+    evbuffer_add(out, hdr, 8);
+    evbuffer_add(out, e->base, ember_enc_len(e));
+    b->step = step;
+    b->sent_us = now_us();
+}
+
+static const char *dir_name(client_Dir d)
+{
+    const char *s = client_Dir_name(d);
+    return s ? s : "?";
+}
+
+static void next(bot *b)
+{
+    uint8_t buf[512];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    switch (b->step) {
+    case -1: {
+        client_LoginReq r = {b->name};
+        client_LoginReq_encode(&e, &r);
+        say(b, "-> login   name=%s", b->name);
+        send_cmd(b, C_LOGIN, &e);
+        break;
+    }
+    case C_LOGIN:
+        if (W.probe && !b->probed) {
+            client_MoveReq m = {client_Dir_north};
+            client_MoveReq_encode(&e, &m);
+            say(b, "-> move    north (not in a room yet: must be refused)");
+            b->probing = b->probed = true;
+            send_cmd(b, C_MOVE, &e);
+            break;
+        }
+        /* fall through */
+    case -2: {
+        client_EnterReq r = {(uint32_t)(1 + b->index % W.rooms)};
+        client_EnterReq_encode(&e, &r);
+        say(b, "-> enter   room=%u", r.room);
+        send_cmd(b, C_ENTER, &e);
+        break;
+    }
+    case C_ENTER:
+    case C_MOVE:
+        if (b->moves_done < W.moves) {
+            client_Dir d = script_dirs[b->moves_done % (sizeof script_dirs / sizeof script_dirs[0])];
+            client_MoveReq r = {d};
+            client_MoveReq_encode(&e, &r);
+            say(b, "-> move    %s", dir_name(d));
+            send_cmd(b, C_MOVE, &e);
+            break;
+        }
+        {
+            char text[96];
+            snprintf(text, sizeof text, "hello from %s", b->name);
+            client_ChatReq r = {text};
+            client_ChatReq_encode(&e, &r);
+            say(b, "-> chat    \"%s\"", text);
+            send_cmd(b, C_CHAT, &e);
+        }
+        break;
+    case C_CHAT: {
+        client_LeaveReq r;
+        memset(&r, 0, sizeof r);
+        client_LeaveReq_encode(&e, &r);
+        say(b, "-> leave");
+        send_cmd(b, C_LEAVE, &e);
+        break;
+    }
+    case C_LEAVE: {
+        client_LogoutReq r;
+        memset(&r, 0, sizeof r);
+        client_LogoutReq_encode(&e, &r);
+        say(b, "-> logout");
+        send_cmd(b, C_LOGOUT, &e);
+        break;
+    }
+    case C_LOGOUT:
+        say(b, "done: %u commands, %u pushes", b->commands, b->pushes);
+        finish(b);
+        break;
+    }
+}
+
+static void lat_add(lat *l, uint64_t us)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->us = realloc(l->us, l->cap * sizeof *l->us);
+    }
+    l->us[l->n++] = us;
+}
+
+/* Decodes the reply body into *v with dec, or fails the bot. */
+#define BODY(b, rep, type, v)                                                  \
+    do {                                                                       \
+        ember_dec d_;                                                          \
+        memset((v), 0, sizeof *(v));                                           \
+        ember_dec_init(&d_, (rep)->body.data, (rep)->body.len, (b)->arena);    \
+        if (type##_decode(&d_, (v))) {                                         \
+            fail((b), "%s: reply does not decode: %s", cmd_names[(b)->step],   \
+                 d_.why ? d_.why : "?");                                       \
+            return;                                                            \
+        }                                                                      \
+    } while (0)
+
+static void on_reply(bot *b, const client_Reply *rep)
+{
+    uint64_t us = now_us() - b->sent_us;
+    double ms = (double)us / 1000.0;
+    lat *l = &W.lat[b->step];
+    lat_add(l, us);
+    b->commands++;
+    if (b->probing) {
+        b->probing = false;
+        if (rep->code != 404) {
+            l->errors++;
+            fail(b, "move outside a room: expected refusal 404, got %d", rep->code);
+            return;
+        }
+        say(b, "<- move    %.2f ms: refused as expected: %d %s", ms, rep->code,
+            rep->message ? rep->message : "");
+        ember_arena_reset(b->arena);
+        b->step = -2;
+        next(b);
+        return;
+    }
+    if (rep->code != 0) {
+        l->errors++;
+        fail(b, "%s refused: %d %s", cmd_names[b->step], rep->code, rep->message ? rep->message : "");
+        return;
+    }
+    switch (b->step) {
+    case C_LOGIN: {
+        client_LoginRep r;
+        BODY(b, rep, client_LoginRep, &r);
+        if (!r.name || strcmp(r.name, b->name) != 0 || r.player == 0) {
+            fail(b, "login: wrong player");
+            return;
+        }
+        b->player = r.player;
+        b->created = r.created;
+        b->logins = r.logins;
+        b->start = b->pos = r.pos;
+        if (r.created)
+            say(b, "<- login   %.2f ms: new player #%llu created at (%d,%d)", ms,
+                (unsigned long long)r.player, r.pos.x, r.pos.y);
+        else
+            say(b, "<- login   %.2f ms: player #%llu loaded from the database, "
+                   "last at (%d,%d), login #%u", ms, (unsigned long long)r.player,
+                r.pos.x, r.pos.y, r.logins);
+        break;
+    }
+    case C_ENTER: {
+        client_RoomState r;
+        BODY(b, rep, client_RoomState, &r);
+        if (r.room != (uint32_t)(1 + b->index % W.rooms)) {
+            fail(b, "enter: wrong room %u", r.room);
+            return;
+        }
+        if (r.pos.x != b->pos.x || r.pos.y != b->pos.y) {
+            fail(b, "enter: position (%d,%d), expected the saved (%d,%d)", r.pos.x, r.pos.y,
+                 b->pos.x, b->pos.y);
+            return;
+        }
+        b->room = r.room;
+        snprintf(b->node, sizeof b->node, "%s", r.node ? r.node : "?");
+        say(b, "<- enter   %.2f ms: room %u on %s at (%d,%d), %u player(s) there", ms, r.room,
+            b->node, r.pos.x, r.pos.y, r.players.n);
+        break;
+    }
+    case C_MOVE: {
+        client_Pos r;
+        BODY(b, rep, client_Pos, &r);
+        client_Dir d = script_dirs[b->moves_done % (sizeof script_dirs / sizeof script_dirs[0])];
+        client_Pos want = b->pos;
+        want.x += d == client_Dir_east ? 1 : d == client_Dir_west ? -1 : 0;
+        want.y += d == client_Dir_north ? 1 : d == client_Dir_south ? -1 : 0;
+        if (r.x != want.x || r.y != want.y) {
+            fail(b, "move: at (%d,%d), expected (%d,%d)", r.x, r.y, want.x, want.y);
+            return;
+        }
+        b->pos = r;
+        b->moves_done++;
+        say(b, "<- move    %.2f ms: now at (%d,%d)", ms, r.x, r.y);
+        break;
+    }
+    case C_CHAT: {
+        client_ChatRep r;
+        BODY(b, rep, client_ChatRep, &r);
+        if (r.delivered < 1) {
+            fail(b, "chat: delivered to nobody");
+            return;
+        }
+        say(b, "<- chat    %.2f ms: delivered to %u player(s)", ms, r.delivered);
+        if (!b->got_own_push) {
+            b->waiting_push = true;   /* go on when our own message arrives */
+            ember_arena_reset(b->arena);
+            return;
+        }
+        break;
+    }
+    case C_LEAVE: {
+        client_LeaveRep r;
+        BODY(b, rep, client_LeaveRep, &r);
+        if (r.room != b->room || r.pos.x != b->pos.x || r.pos.y != b->pos.y) {
+            fail(b, "leave: room %u at (%d,%d)", r.room, r.pos.x, r.pos.y);
+            return;
+        }
+        say(b, "<- leave   %.2f ms: left room %u at (%d,%d)", ms, r.room, r.pos.x, r.pos.y);
+        break;
+    }
+    case C_LOGOUT: {
+        client_LogoutRep r;
+        BODY(b, rep, client_LogoutRep, &r);
+        if (r.pos.x != b->pos.x || r.pos.y != b->pos.y) {
+            fail(b, "logout: saved (%d,%d), expected (%d,%d)", r.pos.x, r.pos.y, b->pos.x, b->pos.y);
+            return;
+        }
+        say(b, "<- logout  %.2f ms: saved at (%d,%d)", ms, r.pos.x, r.pos.y);
+        break;
+    }
+    }
+    ember_arena_reset(b->arena);
+    next(b);
+}
+
+static void on_push(bot *b, uint32_t command, const uint8_t *p, size_t len)
+{
+    if (command != client_PUSH_CHAT) {
+        fail(b, "unknown push %u", command);
+        return;
+    }
+    client_ChatMsg m;
+    memset(&m, 0, sizeof m);
+    ember_dec d;
+    ember_dec_init(&d, p, len, b->arena);
+    if (client_ChatMsg_decode(&d, &m)) {
+        fail(b, "chat push does not decode");
+        return;
+    }
+    b->pushes++;
+    bool mine = m.from && strcmp(m.from, b->name) == 0;
+    if (b->index == 0)
+        say(b, "<= push    room %u: %s says \"%s\"", m.room, m.from ? m.from : "?",
+            m.text ? m.text : "");
+    ember_arena_reset(b->arena);
+    if (mine) {
+        b->got_own_push = true;
+        if (b->waiting_push) {
+            b->waiting_push = false;
+            next(b);
+        }
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *ud)
+{
+    bot *b = ud;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    while (!b->done) {
+        uint8_t hdr[8];
+        if (evbuffer_copyout(in, hdr, 8) < 8)
+            return;
+        uint32_t len = get_u32(hdr), command = get_u32(hdr + 4);
+        if (len < 4 || len > client_MAX_FRAME) {
+            fail(b, "bad frame from net (length %u)", len);
+            return;
+        }
+        if (evbuffer_get_length(in) < (size_t)len + 4)
+            return;
+        evbuffer_drain(in, 8);
+        size_t plen = len - 4;
+        const uint8_t *p = evbuffer_pullup(in, (ssize_t)plen);
+        if (command >= 9000) {
+            on_push(b, command, p, plen);
+        } else if (command != cmd_ids[b->step]) {
+            fail(b, "reply to %u while %s is in flight", command, cmd_names[b->step]);
+        } else {
+            client_Reply rep;
+            memset(&rep, 0, sizeof rep);
+            ember_dec d;
+            ember_dec_init(&d, p, plen, b->arena);
+            if (client_Reply_decode(&d, &rep))
+                fail(b, "reply frame does not decode");
+            else
+                on_reply(b, &rep);
+        }
+        if (b->done)
+            return;
+        evbuffer_drain(in, plen);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *ud)
+{
+    bot *b = ud;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
+        setsockopt(bufferevent_getfd(b->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        next(b);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        fail(b, "connection to net %s", (what & BEV_EVENT_EOF) ? "closed" : "failed");
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    (void)ud;
+    for (int i = 0; i < W.n_bots; i++)
+        if (!W.bots[i].done)
+            fail(&W.bots[i], "timed out during %s", W.bots[i].step >= 0 ? cmd_names[W.bots[i].step] : "connect");
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(lat *l, double p)
+{
+    if (!l->n)
+        return 0;
+    size_t i = (size_t)(p * (double)(l->n - 1) + 0.5);
+    return (double)l->us[i] / 1000.0;
+}
+
+static void usage(const char *argv0)
+{
+    fprintf(stderr, "usage: %s [-n BOTS] [-r ROOMS] [-m MOVES] [-p PREFIX] [-t TIMEOUT_S] [-P] HOST:PORT\n"
+            "  -P  skip the refused move before entering a room\n",
+            argv0);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    W.n_bots = 20;
+    W.rooms = 4;
+    W.moves = 5;
+    W.probe = true;
+    int timeout_s = 30;
+    snprintf(W.prefix, sizeof W.prefix, "bot");
+    int opt;
+    while ((opt = getopt(argc, argv, "n:r:m:p:t:P")) != -1) {
+        switch (opt) {
+        case 'n': W.n_bots = atoi(optarg); break;
+        case 'r': W.rooms = atoi(optarg); break;
+        case 'm': W.moves = atoi(optarg); break;
+        case 'p': snprintf(W.prefix, sizeof W.prefix, "%s", optarg); break;
+        case 't': timeout_s = atoi(optarg); break;
+        case 'P': W.probe = false; break;
+        default: usage(argv[0]);
+        }
+    }
+    if (optind != argc - 1 || W.n_bots < 1 || W.rooms < 1 || W.moves < 0)
+        usage(argv[0]);
+    char host[128];
+    snprintf(host, sizeof host, "%s", argv[optind]);
+    char *colon = strrchr(host, ':');
+    if (!colon)
+        usage(argv[0]);
+    *colon = 0;
+    W.addr.sin_family = AF_INET;
+    W.addr.sin_port = htons((uint16_t)atoi(colon + 1));
+    if (inet_pton(AF_INET, host, &W.addr.sin_addr) != 1)
+        usage(argv[0]);
+
+    W.base = event_base_new();
+    W.bots = calloc((size_t)W.n_bots, sizeof *W.bots);
+    printf("%d bots -> net at %s:%s, %d room(s), %d move(s) each\n\n", W.n_bots, host, colon + 1,
+           W.rooms, W.moves);
+    printf("transcript of %s01:\n", W.prefix);
+    uint64_t t0 = now_us();
+    for (int i = 0; i < W.n_bots; i++) {
+        bot *b = &W.bots[i];
+        b->index = i;
+        b->step = -1;
+        snprintf(b->name, sizeof b->name, "%s%02d", W.prefix, i + 1);
+        b->arena = ember_arena_new();
+        b->bev = bufferevent_socket_new(W.base, -1, BEV_OPT_CLOSE_ON_FREE);
+        bufferevent_setcb(b->bev, on_read, NULL, on_event, b);
+        bufferevent_enable(b->bev, EV_READ | EV_WRITE);
+        if (bufferevent_socket_connect(b->bev, (struct sockaddr *)&W.addr, sizeof W.addr))
+            fail(b, "cannot connect");
+    }
+    struct timeval tv = {timeout_s, 0};
+    W.deadline = evtimer_new(W.base, on_deadline, NULL);
+    evtimer_add(W.deadline, &tv);
+    if (W.finished < W.n_bots)
+        event_base_dispatch(W.base);
+    double secs = (double)(now_us() - t0) / 1e6;
+
+    printf("\nthe other bots:\n");
+    int failed = 0, loaded = 0;
+    uint64_t calls = 0, errors = 0;
+    for (int i = 0; i < W.n_bots; i++) {
+        bot *b = &W.bots[i];
+        failed += b->failed;
+        loaded += b->player && !b->created;
+        if (i == 0)
+            continue;
+        if (b->failed)
+            printf("  %s FAILED: %s\n", b->name, b->why);
+        else
+            printf("  %s ok: player #%llu %s, room %u on %s, (%d,%d) -> (%d,%d), %u pushes\n",
+                   b->name, (unsigned long long)b->player,
+                   b->created ? "created" : "loaded from db", b->room, b->node, b->start.x,
+                   b->start.y, b->pos.x, b->pos.y, b->pushes);
+    }
+    printf("\n%-8s %7s %7s %9s %9s %9s\n", "command", "calls", "errors", "p50 ms", "p99 ms", "max ms");
+    for (int c = 0; c < C_N; c++) {
+        lat *l = &W.lat[c];
+        qsort(l->us, l->n, sizeof *l->us, cmp_u64);
+        calls += l->n;
+        errors += l->errors;
+        printf("%-8s %7zu %7llu %9.2f %9.2f %9.2f\n", cmd_names[c], l->n,
+               (unsigned long long)l->errors, pct(l, 0.50), pct(l, 0.99),
+               l->n ? (double)l->us[l->n - 1] / 1000.0 : 0.0);
+    }
+    printf("\n%d bots, %llu calls, %llu errors, %d failed, %d of %d players loaded from the "
+           "database, %.2f s\n",
+           W.n_bots, (unsigned long long)calls, (unsigned long long)errors, failed, loaded,
+           W.n_bots, secs);
+    for (int i = 0; i < W.n_bots; i++) {
+        if (W.bots[i].bev)
+            bufferevent_free(W.bots[i].bev);
+        ember_arena_free(W.bots[i].arena);
+    }
+    for (int c = 0; c < C_N; c++)
+        free(W.lat[c].us);
+    free(W.bots);
+    event_free(W.deadline);
+    event_base_free(W.base);
+    return failed ? 1 : 0;
+}

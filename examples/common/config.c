@@ -1,0 +1,140 @@
+/* config.c — reads the cluster config with jansson. */
+#include "config.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+static void copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+static const char *str_or(json_t *obj, const char *key, const char *dflt)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+static int int_or(json_t *obj, const char *key, int dflt)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? (int)json_integer_value(v) : dflt;
+}
+
+const cfg_server *cfg_find(const cluster_cfg *c, const char *name)
+{
+    for (int i = 0; i < c->n_servers; i++)
+        if (strcmp(c->servers[i].name, name) == 0)
+            return &c->servers[i];
+    return NULL;
+}
+
+void cfg_master_addr(const cluster_cfg *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s:%d", c->master_host, c->master_port);
+}
+
+static int load_server(cfg_server *s, const char *name, json_t *o,
+                       char *err, size_t errlen)
+{
+    if (!json_is_object(o)) {
+        snprintf(err, errlen, "servers.%s: not an object", name);
+        return -1;
+    }
+    copy(s->name, sizeof s->name, name);
+    copy(s->app, sizeof s->app, str_or(o, "app", name));
+    copy(s->host, sizeof s->host, str_or(o, "host", "127.0.0.1"));
+    copy(s->db, sizeof s->db, str_or(o, "db", ""));
+    s->rootport = int_or(o, "rootport", 0);
+    s->netport = int_or(o, "netport", 0);
+    json_t *rem = json_object_get(o, "remoteport");
+    if (rem && !json_is_array(rem)) {
+        snprintf(err, errlen, "servers.%s.remoteport: not a list", name);
+        return -1;
+    }
+    size_t i;
+    json_t *r;
+    json_array_foreach(rem, i, r) {
+        if (s->n_remotes == CFG_MAX_REMOTES) {
+            snprintf(err, errlen, "servers.%s: too many remotes", name);
+            return -1;
+        }
+        const char *rn = str_or(r, "rootname", NULL);
+        if (!rn) {
+            snprintf(err, errlen, "servers.%s.remoteport[%zu]: no rootname", name, i);
+            return -1;
+        }
+        cfg_remote *cr = &s->remotes[s->n_remotes++];
+        copy(cr->name, sizeof cr->name, rn);
+        copy(cr->host, sizeof cr->host, str_or(r, "roothost", ""));
+        cr->port = int_or(r, "rootport", 0);
+    }
+    return 0;
+}
+
+int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    copy(c->path, sizeof c->path, path);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) {
+        snprintf(err, errlen, "%s:%d: %s", path, je.line, je.text);
+        return -1;
+    }
+    int rc = -1;
+    json_t *m = json_object_get(root, "master");
+    if (!json_is_object(m)) {
+        snprintf(err, errlen, "%s: no \"master\" object", path);
+        goto out;
+    }
+    copy(c->master_host, sizeof c->master_host, str_or(m, "roothost", "127.0.0.1"));
+    c->master_port = int_or(m, "rootport", 0);
+    c->web_port = int_or(m, "webport", 0);
+    copy(c->secret, sizeof c->secret, str_or(root, "secret", ""));
+    copy(c->db, sizeof c->db, str_or(root, "db", "var/ember.sqlite"));
+    if (c->master_port <= 0) {
+        snprintf(err, errlen, "%s: master.rootport must be a port", path);
+        goto out;
+    }
+    json_t *servers = json_object_get(root, "servers");
+    if (!json_is_object(servers)) {
+        snprintf(err, errlen, "%s: no \"servers\" object", path);
+        goto out;
+    }
+    const char *name;
+    json_t *o;
+    json_object_foreach(servers, name, o) {
+        if (c->n_servers == CFG_MAX_SERVERS) {
+            snprintf(err, errlen, "%s: too many servers", path);
+            goto out;
+        }
+        if (load_server(&c->servers[c->n_servers], name, o, err, errlen))
+            goto out;
+        c->n_servers++;
+    }
+    /* Resolve each remote's address from the server it names. */
+    for (int i = 0; i < c->n_servers; i++) {
+        cfg_server *s = &c->servers[i];
+        for (int j = 0; j < s->n_remotes; j++) {
+            cfg_remote *r = &s->remotes[j];
+            const cfg_server *t = cfg_find(c, r->name);
+            if (!r->host[0])
+                copy(r->host, sizeof r->host, t ? t->host : "127.0.0.1");
+            if (!r->port && t)
+                r->port = t->rootport;
+            if (r->port <= 0) {
+                snprintf(err, errlen, "%s: servers.%s: root \"%s\" has no rootport",
+                         path, s->name, r->name);
+                goto out;
+            }
+        }
+        if (!s->db[0])
+            copy(s->db, sizeof s->db, c->db);
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}

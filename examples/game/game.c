@@ -1,0 +1,289 @@
+/*
+ * game — a game logic node: rooms, enter, move, chat, leave (idl/game.idl).
+ * A node of the gate (which routes client commands here by id) and of db
+ * (positions). Chat goes to every player in the room as a push through the
+ * gate, which hands it to net.
+ *
+ *   game [NAME] CONFIG.json
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "db.h"
+#include "game.h"
+#include "gate.h"
+#include "server.h"
+
+#define MAX_PLAYERS 4096
+
+typedef struct player {
+    bool used;
+    uint64_t session;
+    uint64_t id;
+    char name[64];
+    uint32_t room;
+    client_Pos pos;
+} player;
+
+typedef struct gamesrv {
+    srv s;
+    ember_ref *gate;   /* the gate's services (push) */
+    ember_ref *db;     /* db's services */
+    player players[MAX_PLAYERS];
+} gamesrv;
+
+static player *find(gamesrv *g, uint64_t session)
+{
+    for (int i = 0; i < MAX_PLAYERS; i++)
+        if (g->players[i].used && g->players[i].session == session)
+            return &g->players[i];
+    return NULL;
+}
+
+static player *slot(gamesrv *g)
+{
+    for (int i = 0; i < MAX_PLAYERS; i++)
+        if (!g->players[i].used)
+            return &g->players[i];
+    return NULL;
+}
+
+static void enc_refused(ember_enc *e, const void *v)
+{
+    client_Refused_encode(e, v);
+}
+
+static void refuse(ember_call *call, int32_t code, const char *why)
+{
+    client_Refused err = {code, why};
+    ember_call_raise(call, client_Refused_ID, enc_refused, &err);
+}
+
+static const char **room_names(gamesrv *g, ember_call *call, uint32_t room, uint32_t *n)
+{
+    *n = 0;
+    for (int i = 0; i < MAX_PLAYERS; i++)
+        if (g->players[i].used && g->players[i].room == room)
+            (*n)++;
+    const char **names = ember_call_alloc(call, (*n + 1) * sizeof *names);
+    uint32_t k = 0;
+    for (int i = 0; names && i < MAX_PLAYERS && k < *n; i++)
+        if (g->players[i].used && g->players[i].room == room)
+            names[k++] = g->players[i].name;
+    *n = names ? k : 0;
+    return names;
+}
+
+/* ---- enter: load the position from db, then join the room ------------- */
+
+typedef struct enter_ctx {
+    gamesrv *g;
+    ember_call *call;
+    uint64_t session, id;
+    char name[64];
+    uint32_t room;
+} enter_ctx;
+
+static void entered(const ember_outcome *o, const client_Pos *pos, void *ud)
+{
+    enter_ctx *ctx = ud;
+    gamesrv *g = ctx->g;
+    if (o->status != EMBER_OK) {
+        refuse(ctx->call, 503, o->message ? o->message : "db unavailable");
+        free(ctx);
+        return;
+    }
+    player *p = find(g, ctx->session);
+    if (!p)
+        p = slot(g);
+    if (!p) {
+        refuse(ctx->call, 503, "server full");
+        free(ctx);
+        return;
+    }
+    p->used = true;
+    p->session = ctx->session;
+    p->id = ctx->id;
+    snprintf(p->name, sizeof p->name, "%s", ctx->name);
+    p->room = ctx->room;
+    p->pos = *pos;
+    client_RoomState st;
+    memset(&st, 0, sizeof st);
+    st.room = ctx->room;
+    st.pos = p->pos;
+    st.players.items = room_names(g, ctx->call, ctx->room, &st.players.n);
+    st.node = g->s.me->name;
+    game_Game_enter_reply(ctx->call, &st);
+    free(ctx);
+}
+
+static void remote_enter(ember_call *call, const game_Who *who, const client_EnterReq *req, void *ud)
+{
+    gamesrv *g = ud;
+    if (req->room == 0) {
+        refuse(call, 400, "no room 0");
+        return;
+    }
+    player *p = find(g, who->session);
+    if (p && p->room) {
+        refuse(call, 409, "already in a room");
+        return;
+    }
+    enter_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        ember_call_fail(call, "out of memory");
+        return;
+    }
+    ctx->g = g;
+    ctx->call = call;
+    ctx->session = who->session;
+    ctx->id = who->player;
+    snprintf(ctx->name, sizeof ctx->name, "%s", who->name);
+    ctx->room = req->room;
+    db_Db_position(g->db, who->player, entered, ctx, NULL);
+}
+
+/* ---- move: update, save in db, reply --------------------------------- */
+
+typedef struct move_ctx {
+    ember_call *call;
+    client_Pos pos;
+} move_ctx;
+
+static void saved(const ember_outcome *o, void *ud)
+{
+    move_ctx *ctx = ud;
+    if (o->status == EMBER_OK)
+        game_Game_move_reply(ctx->call, &ctx->pos);
+    else
+        refuse(ctx->call, 503, o->message ? o->message : "not saved");
+    free(ctx);
+}
+
+static void remote_move(ember_call *call, const game_Who *who, const client_MoveReq *req, void *ud)
+{
+    gamesrv *g = ud;
+    player *p = find(g, who->session);
+    if (!p || !p->room) {
+        refuse(call, 404, "not in a room");
+        return;
+    }
+    switch (req->dir) {
+    case client_Dir_north: p->pos.y++; break;
+    case client_Dir_south: p->pos.y--; break;
+    case client_Dir_east: p->pos.x++; break;
+    case client_Dir_west: p->pos.x--; break;
+    default:
+        refuse(call, 400, "no such direction");
+        return;
+    }
+    move_ctx *ctx = malloc(sizeof *ctx);
+    if (!ctx) {
+        ember_call_fail(call, "out of memory");
+        return;
+    }
+    ctx->call = call;
+    ctx->pos = p->pos;
+    db_Db_save(g->db, p->id, &p->pos, saved, ctx, NULL);
+}
+
+/* ---- chat: push to everyone in the room ------------------------------- */
+
+static void remote_chat(ember_call *call, const game_Who *who, const client_ChatReq *req, void *ud)
+{
+    gamesrv *g = ud;
+    player *me = find(g, who->session);
+    if (!me || !me->room) {
+        refuse(call, 404, "not in a room");
+        return;
+    }
+    uint64_t *sessions = ember_call_alloc(call, MAX_PLAYERS * sizeof *sessions);
+    uint32_t n = 0;
+    for (int i = 0; sessions && i < MAX_PLAYERS; i++)
+        if (g->players[i].used && g->players[i].room == me->room)
+            sessions[n++] = g->players[i].session;
+    client_ChatMsg msg = {me->room, me->name, req->text ? req->text : ""};
+    uint8_t buf[4096];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    client_ChatMsg_encode(&e, &msg);
+    if (e.failed) {
+        refuse(call, 413, "message too long");
+        return;
+    }
+    gate_list_u64 to = {sessions, n};
+    ember_bytes data = {buf, ember_enc_len(&e)};
+    if (gate_Gate_push(g->gate, &to, client_PUSH_CHAT, data)) {
+        refuse(call, 503, "cannot push");
+        return;
+    }
+    client_ChatRep rep = {n};
+    game_Game_chat_reply(call, &rep);
+}
+
+/* ---- leave: save the position, forget the player ---------------------- */
+
+typedef struct leave_ctx {
+    ember_call *call;
+    client_LeaveRep rep;
+} leave_ctx;
+
+static void left(const ember_outcome *o, void *ud)
+{
+    leave_ctx *ctx = ud;
+    if (o->status == EMBER_OK)
+        game_Game_leave_reply(ctx->call, &ctx->rep);
+    else
+        refuse(ctx->call, 503, o->message ? o->message : "not saved");
+    free(ctx);
+}
+
+static void remote_leave(ember_call *call, const game_Who *who, const client_LeaveReq *req, void *ud)
+{
+    gamesrv *g = ud;
+    (void)req;
+    player *p = find(g, who->session);
+    if (!p || !p->room) {
+        refuse(call, 404, "not in a room");
+        return;
+    }
+    leave_ctx *ctx = malloc(sizeof *ctx);
+    if (!ctx) {
+        ember_call_fail(call, "out of memory");
+        return;
+    }
+    ctx->call = call;
+    ctx->rep.room = p->room;
+    ctx->rep.pos = p->pos;
+    p->used = false;
+    db_Db_save(g->db, p->id, &ctx->rep.pos, left, ctx, NULL);
+}
+
+static const game_Game_handlers handlers = {
+    .remote_enter = remote_enter,
+    .remote_move = remote_move,
+    .remote_chat = remote_chat,
+    .remote_leave = remote_leave,
+};
+
+int main(int argc, char **argv)
+{
+    static gamesrv g;
+    if (srv_init(&g.s, "game", argc, argv))
+        return 1;
+    ember_node *gate = srv_node(&g.s, "gate");
+    ember_node *db = srv_node(&g.s, "db");
+    if (!gate || !db) {
+        srv_log(&g.s, "config: a game node needs the roots \"gate\" and \"db\"");
+        return 1;
+    }
+    if (game_Game_export(ember_node_exports(gate), &handlers, &g)) {
+        srv_log(&g.s, "export: %s", ember_last_error());
+        return 1;
+    }
+    g.gate = ember_node_root(gate);
+    g.db = ember_node_root(db);
+    return srv_run(&g.s);
+}

@@ -1,0 +1,480 @@
+/*
+ * gate — where client commands enter the cluster (Firefly's gate pattern).
+ * A node of the master and of db; the root of the game nodes and of net.
+ *
+ * net calls Gate.forward(command, session, data) for every client command.
+ * The gate handles login and logout itself (with db) and routes every other
+ * command, untyped, by id to a game node that serves it: the node that holds
+ * the player's room (rooms are spread over the game nodes by room number);
+ * a node that left is skipped. Game nodes push to players with Gate.push,
+ * which the gate hands to net.
+ *
+ *   gate [NAME] CONFIG.json
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "db.h"
+#include "game.h"
+#include "gate.h"
+#include "net.h"
+#include "server.h"
+
+#define MAX_SESSIONS 4096
+
+typedef struct gsession {
+    bool used;
+    uint64_t id;
+    uint64_t player;
+    char name[64];
+    client_Pos pos;       /* last known: at login, leave */
+    char node[64];        /* game node holding the player's room, or "" */
+    uint32_t room;
+} gsession;
+
+typedef struct gatesrv {
+    srv s;
+    ember_ref *db;
+    ember_arena *arena;   /* scratch for decoding client payloads */
+    gsession sessions[MAX_SESSIONS];
+} gatesrv;
+
+static gsession *find(gatesrv *g, uint64_t id)
+{
+    for (int i = 0; i < MAX_SESSIONS; i++)
+        if (g->sessions[i].used && g->sessions[i].id == id)
+            return &g->sessions[i];
+    return NULL;
+}
+
+static void enc_refused(ember_enc *e, const void *v)
+{
+    client_Refused_encode(e, v);
+}
+
+static void refuse(ember_call *call, int32_t code, const char *why)
+{
+    client_Refused err = {code, why};
+    ember_call_raise(call, client_Refused_ID, enc_refused, &err);
+}
+
+/* The service serving a command id, from the generated descriptors. */
+static const ember_service_desc *routes[] = {&game_Game_service};
+
+static const char *service_of(uint32_t command)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        for (uint32_t m = 0; m < routes[i]->n_methods; m++)
+            if (routes[i]->methods[m].id == command)
+                return routes[i]->name;
+    return NULL;
+}
+
+/* The game node for a room: the room number picks among the live nodes
+ * serving the service, so all players of one room meet on one node. */
+static ember_child *pick_node(gatesrv *g, const char *service, uint32_t room)
+{
+    ember_child *live[64];
+    size_t n = 0;
+    for (ember_child *c = ember_root_child_next(g->s.root, NULL); c && n < 64;
+         c = ember_root_child_next(g->s.root, c))
+        if (ember_child_has_service(c, service))
+            live[n++] = c;
+    return n ? live[room % n] : NULL;
+}
+
+/* A reply payload is the struct { 1: return value }: find the value. */
+static ember_bytes unwrap(const void *payload, size_t len)
+{
+    ember_bytes b = {NULL, 0};
+    ember_dec d;
+    ember_dec_init(&d, payload, len, NULL);
+    uint32_t tag;
+    unsigned wt;
+    while (ember_dec_field(&d, &tag, &wt) == 1) {
+        if (tag == 1 && wt == EMBER_WT_LEN) {
+            uint64_t n;
+            if (ember_dec_raw_varint(&d, &n) || n > (uint64_t)(d.end - d.p))
+                break;
+            b.data = d.p;
+            b.len = (size_t)n;
+            break;
+        }
+        if (ember_dec_skip(&d, wt))
+            break;
+    }
+    return b;
+}
+
+/* Passes a failed outcome on to the caller. An untyped call hands over a
+ * raised error undecoded: decode the one we know, Refused. */
+static void pass_failure(gatesrv *g, ember_call *call, const ember_outcome *o,
+                         const void *payload, size_t len)
+{
+    if (o->status == EMBER_RAISED && o->error_id == client_Refused_ID) {
+        client_Refused r;
+        client_Refused_init(&r);
+        const client_Refused *err = o->error;
+        if (!err && payload) {
+            ember_dec d;
+            ember_dec_init(&d, payload, len, g->arena);
+            if (client_Refused_decode(&d, &r) == 0)
+                err = &r;
+        }
+        if (err) {
+            refuse(call, err->code, err->why);
+            ember_arena_reset(g->arena);
+            return;
+        }
+    }
+    refuse(call, 500 + (int32_t)o->status, o->message ? o->message : ember_status_name(o->status));
+}
+
+/* ---- routed commands --------------------------------------------------- */
+
+typedef struct route_ctx {
+    gatesrv *g;
+    ember_call *call;     /* NULL for the gate's own leave at logout */
+    uint64_t session;
+    uint32_t command;
+    uint32_t room;
+    void (*then)(struct route_ctx *ctx, const ember_outcome *o, ember_bytes body);
+    void *then_ud;
+} route_ctx;
+
+static void routed(const ember_outcome *o, const void *payload, size_t len, void *ud)
+{
+    route_ctx *ctx = ud;
+    gsession *s = find(ctx->g, ctx->session);
+    ember_bytes body = {NULL, 0};
+    if (o->status == EMBER_OK) {
+        body = unwrap(payload, len);
+        if (s && ctx->command == client_ENTER)
+            s->room = ctx->room;
+        if (s && ctx->command == client_LEAVE) {
+            client_LeaveRep rep;
+            memset(&rep, 0, sizeof rep);
+            ember_dec d;
+            ember_dec_init(&d, body.data, body.len, ctx->g->arena);
+            if (client_LeaveRep_decode(&d, &rep) == 0)
+                s->pos = rep.pos;
+            ember_arena_reset(ctx->g->arena);
+            s->room = 0;
+            s->node[0] = 0;
+        }
+    } else if (s && ctx->command == client_ENTER) {
+        s->node[0] = 0;
+    }
+    if (ctx->call) {
+        if (o->status == EMBER_OK)
+            ember_call_reply_raw(ctx->call, payload, len);
+        else
+            pass_failure(ctx->g, ctx->call, o, payload, len);
+    }
+    if (ctx->then)
+        ctx->then(ctx, o, body);
+    free(ctx);
+}
+
+/* Routes command (client payload data) for session s to its game node. */
+static int route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
+                 ember_bytes data, route_ctx *ctx)
+{
+    const char *service = service_of(command);
+    if (!service) {
+        free(ctx);
+        refuse(call, 404, "no such command");
+        return -1;
+    }
+    ember_child *node = s->node[0] ? ember_root_child_by_name(g->s.root, s->node) : NULL;
+    if (!node && command == client_ENTER) {
+        client_EnterReq req;
+        memset(&req, 0, sizeof req);
+        ember_dec d;
+        ember_dec_init(&d, data.data, data.len, g->arena);
+        int bad = client_EnterReq_decode(&d, &req);
+        ember_arena_reset(g->arena);
+        if (bad) {
+            free(ctx);
+            refuse(call, 400, "bad enter request");
+            return -1;
+        }
+        node = pick_node(g, service, req.room);
+        ctx->room = req.room;
+    }
+    if (!node && s->node[0]) {
+        /* The node holding the room left: the player is out of it. */
+        free(ctx);
+        s->node[0] = 0;
+        s->room = 0;
+        refuse(call, 410, "the room's game node left");
+        return -1;
+    }
+    if (!node)   /* not in a room: any node answers (and refuses) */
+        node = pick_node(g, service, 0);
+    if (!node) {
+        free(ctx);
+        refuse(call, 503, "no game node serves this command");
+        return -1;
+    }
+    if (command == client_ENTER)
+        snprintf(s->node, sizeof s->node, "%s", ember_child_name(node));
+    game_Routed r = {{s->id, s->player, s->name}, data};
+    uint8_t stackbuf[8192];
+    ember_enc e;
+    ember_enc_init_fixed(&e, stackbuf, sizeof stackbuf);
+    game_Routed_encode(&e, &r);
+    if (e.failed) {
+        free(ctx);
+        refuse(call, 413, "request too large");
+        return -1;
+    }
+    ctx->g = g;
+    ctx->call = call;
+    ctx->session = s->id;
+    ctx->command = command;
+    ember_call_raw(ember_child_ref(node), command, stackbuf, ember_enc_len(&e), routed, ctx, NULL);
+    return 0;
+}
+
+/* ---- login ------------------------------------------------------------- */
+
+typedef struct login_ctx {
+    gatesrv *g;
+    ember_call *call;
+    uint64_t session;
+} login_ctx;
+
+static void reply_body(ember_call *call, void (*enc)(ember_enc *, const void *), const void *v)
+{
+    uint8_t buf[4096];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    enc(&e, v);
+    ember_bytes b = {buf, ember_enc_len(&e)};
+    gate_Gate_forward_reply(call, b);
+}
+
+static void enc_login_rep(ember_enc *e, const void *v) { client_LoginRep_encode(e, v); }
+static void enc_logout_rep(ember_enc *e, const void *v) { client_LogoutRep_encode(e, v); }
+
+static void logged_in(const ember_outcome *o, const db_Player *p, void *ud)
+{
+    login_ctx *ctx = ud;
+    gatesrv *g = ctx->g;
+    if (o->status != EMBER_OK) {
+        pass_failure(g, ctx->call, o, NULL, 0);
+        free(ctx);
+        return;
+    }
+    gsession *s = find(g, ctx->session);
+    for (int i = 0; !s && i < MAX_SESSIONS; i++)
+        if (!g->sessions[i].used)
+            s = &g->sessions[i];
+    if (!s) {
+        refuse(ctx->call, 503, "too many sessions");
+        free(ctx);
+        return;
+    }
+    memset(s, 0, sizeof *s);
+    s->used = true;
+    s->id = ctx->session;
+    s->player = p->id;
+    snprintf(s->name, sizeof s->name, "%s", p->name);
+    s->pos = p->pos;
+    client_LoginRep rep = {p->id, p->name, p->pos, p->created, p->logins};
+    reply_body(ctx->call, enc_login_rep, &rep);
+    free(ctx);
+}
+
+static void login(gatesrv *g, ember_call *call, uint64_t session, ember_bytes data)
+{
+    client_LoginReq req;
+    memset(&req, 0, sizeof req);
+    ember_dec d;
+    ember_dec_init(&d, data.data, data.len, g->arena);
+    if (client_LoginReq_decode(&d, &req) || !req.name || !*req.name) {
+        ember_arena_reset(g->arena);
+        refuse(call, 400, "bad login request");
+        return;
+    }
+    if (find(g, session)) {
+        ember_arena_reset(g->arena);
+        refuse(call, 409, "already logged in");
+        return;
+    }
+    login_ctx *ctx = calloc(1, sizeof *ctx);
+    ctx->g = g;
+    ctx->call = call;
+    ctx->session = session;
+    db_Db_login(g->db, req.name, logged_in, ctx, NULL);
+    ember_arena_reset(g->arena);
+}
+
+/* ---- logout: leave the room, save, forget the session ----------------- */
+
+typedef struct logout_ctx {
+    gatesrv *g;
+    ember_call *call;     /* NULL when the client just went away */
+    uint64_t session;
+    client_Pos pos;
+} logout_ctx;
+
+static void logged_out(const ember_outcome *o, void *ud)
+{
+    logout_ctx *ctx = ud;
+    if (ctx->call) {
+        if (o->status == EMBER_OK) {
+            client_LogoutRep rep = {ctx->pos};
+            reply_body(ctx->call, enc_logout_rep, &rep);
+        } else {
+            pass_failure(ctx->g, ctx->call, o, NULL, 0);
+        }
+    }
+    free(ctx);
+}
+
+static void finish_logout(gatesrv *g, logout_ctx *ctx)
+{
+    gsession *s = find(g, ctx->session);
+    if (!s) {
+        if (ctx->call)
+            refuse(ctx->call, 401, "not logged in");
+        free(ctx);
+        return;
+    }
+    ctx->pos = s->pos;
+    uint64_t player = s->player;
+    s->used = false;
+    db_Db_logout(g->db, player, &ctx->pos, logged_out, ctx, NULL);
+}
+
+static void left_for_logout(route_ctx *r, const ember_outcome *o, ember_bytes body)
+{
+    (void)o;
+    (void)body;
+    finish_logout(r->g, r->then_ud);
+}
+
+static void logout(gatesrv *g, ember_call *call, uint64_t session)
+{
+    gsession *s = find(g, session);
+    if (!s) {
+        if (call)
+            refuse(call, 401, "not logged in");
+        return;
+    }
+    logout_ctx *ctx = calloc(1, sizeof *ctx);
+    ctx->g = g;
+    ctx->call = call;
+    ctx->session = session;
+    ember_child *node = s->node[0] ? ember_root_child_by_name(g->s.root, s->node) : NULL;
+    if (!node || !s->room) {
+        finish_logout(g, ctx);
+        return;
+    }
+    /* Still in a room: leave it first (the game node saves the position). */
+    route_ctx *r = calloc(1, sizeof *r);
+    r->then = left_for_logout;
+    r->then_ud = ctx;
+    static const uint8_t empty[1];
+    ember_bytes none = {empty, 0};
+    game_Routed rt = {{s->id, s->player, s->name}, none};
+    uint8_t buf[512];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    game_Routed_encode(&e, &rt);
+    r->g = g;
+    r->call = NULL;
+    r->session = s->id;
+    r->command = client_LEAVE;
+    ember_call_raw(ember_child_ref(node), client_LEAVE, buf, ember_enc_len(&e), routed, r, NULL);
+}
+
+/* ---- Gate service ----------------------------------------------------- */
+
+static void remote_forward(ember_call *call, uint32_t command, uint64_t session,
+                           ember_bytes data, void *ud)
+{
+    gatesrv *g = ud;
+    if (command == client_LOGIN) {
+        login(g, call, session, data);
+        return;
+    }
+    if (command == client_LOGOUT) {
+        logout(g, call, session);
+        return;
+    }
+    gsession *s = find(g, session);
+    if (!s) {
+        refuse(call, 401, "not logged in");
+        return;
+    }
+    route_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        ember_call_fail(call, "out of memory");
+        return;
+    }
+    route(g, call, s, command, data, ctx);
+}
+
+static void remote_closed(ember_call *call, uint64_t session, void *ud)
+{
+    (void)call;
+    logout(ud, NULL, session);
+}
+
+static void remote_push(ember_call *call, const gate_list_u64 *sessions, uint32_t command,
+                        ember_bytes data, void *ud)
+{
+    gatesrv *g = ud;
+    (void)call;
+    net_list_u64 to = {sessions->items, sessions->n};
+    for (ember_child *c = ember_root_child_next(g->s.root, NULL); c;
+         c = ember_root_child_next(g->s.root, c))
+        if (ember_child_has_service(c, net_Net_service.name))
+            net_Net_push(ember_child_ref(c), &to, command, data);
+}
+
+static const gate_Gate_handlers handlers = {
+    .remote_forward = remote_forward,
+    .remote_closed = remote_closed,
+    .remote_push = remote_push,
+};
+
+/* A game node left: its players are out of their rooms. */
+static void child_left(srv *s, ember_child *c, const char *reason)
+{
+    gatesrv *g = (gatesrv *)s;
+    (void)reason;
+    for (int i = 0; i < MAX_SESSIONS; i++)
+        if (g->sessions[i].used && strcmp(g->sessions[i].node, ember_child_name(c)) == 0) {
+            g->sessions[i].node[0] = 0;
+            g->sessions[i].room = 0;
+        }
+}
+
+int main(int argc, char **argv)
+{
+    static gatesrv g;
+    if (srv_init(&g.s, "gate", argc, argv))
+        return 1;
+    ember_node *db = srv_node(&g.s, "db");
+    if (!db) {
+        srv_log(&g.s, "config: the gate needs the root \"db\"");
+        return 1;
+    }
+    g.db = ember_node_root(db);
+    g.arena = ember_arena_new();
+    g.s.on_leave = child_left;
+    ember_root *root = srv_root(&g.s);
+    if (!root || !g.arena || gate_Gate_export(ember_root_exports(root), &handlers, &g)) {
+        srv_log(&g.s, "setup: %s", ember_last_error());
+        return 1;
+    }
+    int rc = srv_run(&g.s);
+    ember_arena_free(g.arena);
+    return rc;
+}

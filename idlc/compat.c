@@ -1,0 +1,280 @@
+/*
+ * compat.c — schema evolution: which changes break a peer built from the
+ * old version of a module.
+ *
+ * Identity on the wire is numeric: fields and parameters by tag, methods by
+ * id (unique within a module), enumerators by value. Names of fields,
+ * parameters, enumerators and types never travel, so renaming them is free.
+ * What breaks an older peer (each reported once):
+ *   - a field or parameter tag whose type changed;
+ *   - a field removed from a struct or error, a method removed;
+ *   - a method id reused for a different method, a method moved to another id;
+ *   - a method's return type or oneway-ness changed, or a new error raised;
+ *   - a required (non-optional) field added to a struct or error, or an
+ *     optional field made required (older peers do not send it);
+ *   - an enum value removed (older peers may still send it).
+ * Compatible: adding optional fields, adding parameters (an older caller's
+ * call decodes them as zero/empty), adding methods, services, types and enum
+ * values, making a required field optional, dropping an error from raises,
+ * and any renaming of fields, parameters or enumerators.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compat.h"
+#include "sema.h"
+
+/* The new module's declarations by name and methods by id, sorted for
+ * binary search: a 10,000-declaration module must not take quadratic time. */
+typedef struct method_ref {
+    uint64_t id;
+    const idl_method *m;
+    const idl_decl *svc;
+} method_ref;
+
+typedef struct compat {
+    idl_diag *diag;
+    int breaks;
+    const idl_decl **decls;
+    size_t ndecls;
+    method_ref *methods;
+    size_t nmethods;
+} compat;
+
+static int cmp_decl(const void *a, const void *b)
+{
+    const idl_decl *x = *(const idl_decl *const *)a, *y = *(const idl_decl *const *)b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (int)x->kind - (int)y->kind;
+}
+
+static int cmp_method(const void *a, const void *b)
+{
+    const method_ref *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        fputs("idlc: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static void index_module(compat *C, const idl_module *m)
+{
+    for (const idl_decl *d = m->decls; d; d = d->next) {
+        C->ndecls++;
+        if (d->kind == IDL_SERVICE)
+            for (const idl_method *me = d->methods; me; me = me->next)
+                C->nmethods++;
+    }
+    C->decls = xcalloc(C->ndecls, sizeof *C->decls);
+    C->methods = xcalloc(C->nmethods, sizeof *C->methods);
+    size_t i = 0, j = 0;
+    for (const idl_decl *d = m->decls; d; d = d->next) {
+        C->decls[i++] = d;
+        if (d->kind == IDL_SERVICE)
+            for (const idl_method *me = d->methods; me; me = me->next)
+                C->methods[j++] = (method_ref){ me->id, me, d };
+    }
+    qsort(C->decls, C->ndecls, sizeof *C->decls, cmp_decl);
+    qsort(C->methods, C->nmethods, sizeof *C->methods, cmp_method);
+}
+
+static const idl_decl *find_decl(const compat *C, const char *name, idl_decl_kind kind)
+{
+    idl_decl key;
+    memset(&key, 0, sizeof key);
+    key.name = name;
+    key.kind = kind;
+    const idl_decl *kp = &key;
+    const idl_decl **hit = bsearch(&kp, C->decls, C->ndecls, sizeof *C->decls, cmp_decl);
+    return hit ? *hit : NULL;
+}
+
+static bool same_type(const idl_type *a, const idl_type *b, char **sa, char **sb, idl_buf *ba, idl_buf *bb)
+{
+    ba->len = bb->len = 0;
+    idl_spell_type(ba, a);
+    idl_spell_type(bb, b);
+    *sa = ba->p;
+    *sb = bb->p;
+    return strcmp(ba->p, bb->p) == 0;
+}
+
+/* Fields of a struct/error (is_struct) or parameters of a method. */
+static void compare_members(compat *C, const idl_field *olds, const idl_field *news,
+                            const char *owner, bool is_struct)
+{
+    const char *what = is_struct ? "field" : "parameter";
+    idl_buf ba = { 0 }, bb = { 0 };
+    for (const idl_field *o = olds; o; o = o->next) {
+        const idl_field *n = news;
+        while (n && n->tag != o->tag)
+            n = n->next;
+        if (!n) {
+            diag_error(C->diag, o->loc, "%s '%s' (tag %" PRIu64 ") of '%s' was removed", what, o->name,
+                       o->tag, owner);
+            C->breaks++;
+            continue;
+        }
+        char *so, *sn;
+        if (!same_type(o->type, n->type, &so, &sn, &ba, &bb)) {
+            diag_error(C->diag, n->type->loc, "type of %s tag %" PRIu64 " of '%s' changed from '%s' to '%s'",
+                       what, o->tag, owner, so, sn);
+            diag_note(C->diag, o->type->loc, "the old type is here");
+            C->breaks++;
+        } else if (is_struct && o->optional && !n->optional) {
+            diag_error(C->diag, n->loc,
+                       "field '%s' (tag %" PRIu64 ") of '%s' became required; older peers may leave it out",
+                       n->name, n->tag, owner);
+            C->breaks++;
+        }
+    }
+    if (is_struct) {
+        for (const idl_field *n = news; n; n = n->next) {
+            const idl_field *o = olds;
+            while (o && o->tag != n->tag)
+                o = o->next;
+            if (!o && !n->optional) {
+                diag_error(C->diag, n->loc,
+                           "new field '%s' (tag %" PRIu64 ") of '%s' is required, but older peers never send it; make it optional",
+                           n->name, n->tag, owner);
+                C->breaks++;
+            }
+        }
+    }
+    idl_buf_free(&ba);
+    idl_buf_free(&bb);
+}
+
+static void compare_enum(compat *C, const idl_decl *od, const idl_decl *nd)
+{
+    for (const idl_enumerator *o = od->enumerators; o; o = o->next) {
+        const idl_enumerator *n = nd->enumerators;
+        while (n && !(n->value.u == o->value.u && n->value.negative == o->value.negative))
+            n = n->next;
+        if (!n) {
+            diag_error(C->diag, o->loc, "enum value '%s.%s' (%s%" PRIu64 ") was removed; older peers may still send it",
+                       od->name, o->name, o->value.negative && o->value.u ? "-" : "", o->value.u);
+            C->breaks++;
+        }
+    }
+}
+
+static const idl_method *method_by_id(const compat *C, uint64_t id, const idl_decl **svc)
+{
+    method_ref key = { id, NULL, NULL };
+    const method_ref *hit = bsearch(&key, C->methods, C->nmethods, sizeof *C->methods, cmp_method);
+    if (!hit)
+        return NULL;
+    *svc = hit->svc;
+    return hit->m;
+}
+
+static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, const idl_method *n)
+{
+    char owner[256];
+    snprintf(owner, sizeof owner, "%s.%s", svc->name, n->name);
+    if (o->oneway != n->oneway) {
+        diag_error(C->diag, n->loc, "method '%s' changed from %s to %s", owner,
+                   o->oneway ? "oneway" : "two-way", n->oneway ? "oneway" : "two-way");
+        C->breaks++;
+        return;
+    }
+    idl_buf ba = { 0 }, bb = { 0 };
+    if (!o->oneway) {
+        bool same;
+        char *so = "void", *sn = "void";
+        if (o->ret && n->ret)
+            same = same_type(o->ret, n->ret, &so, &sn, &ba, &bb);
+        else {
+            same = !o->ret && !n->ret;
+            if (o->ret) {
+                idl_spell_type(&ba, o->ret);
+                so = ba.p;
+            }
+            if (n->ret) {
+                idl_spell_type(&bb, n->ret);
+                sn = bb.p;
+            }
+        }
+        if (!same) {
+            diag_error(C->diag, n->ret ? n->ret->loc : n->loc,
+                       "return type of method '%s' changed from '%s' to '%s'", owner, so, sn);
+            C->breaks++;
+        }
+    }
+    compare_members(C, o->params, n->params, owner, false);
+    for (const idl_name *r = n->raises; r; r = r->next) {
+        bool known = false;
+        for (const idl_name *q = o->raises; q && !known; q = q->next)
+            known = q->decl && r->decl && strcmp(q->decl->name, r->decl->name) == 0
+                && strcmp(q->decl->module->name, r->decl->module->name) == 0;
+        if (!known) {
+            diag_error(C->diag, r->loc, "method '%s' now raises '%s', which older callers do not know",
+                       owner, r->name);
+            C->breaks++;
+        }
+    }
+    idl_buf_free(&ba);
+    idl_buf_free(&bb);
+}
+
+int compat_check(const idl_module *old_mod, const idl_module *new_mod, idl_diag *diag)
+{
+    compat C = { diag, 0, NULL, 0, NULL, 0 };
+    index_module(&C, new_mod);
+    if (old_mod->name && new_mod->name && strcmp(old_mod->name, new_mod->name) != 0) {
+        diag_error(diag, new_mod->loc, "module renamed from '%s' to '%s': every qualified name changes",
+                   old_mod->name, new_mod->name);
+        C.breaks++;
+    }
+    for (const idl_decl *od = old_mod->decls; od; od = od->next) {
+        if (od->kind == IDL_STRUCT || od->kind == IDL_ERROR) {
+            const idl_decl *nd = find_decl(&C, od->name, od->kind);
+            if (nd)
+                compare_members(&C, od->fields, nd->fields, nd->name, true);
+        } else if (od->kind == IDL_ENUM) {
+            const idl_decl *nd = find_decl(&C, od->name, IDL_ENUM);
+            if (nd)
+                compare_enum(&C, od, nd);
+        } else if (od->kind == IDL_SERVICE) {
+            for (const idl_method *om = od->methods; om; om = om->next) {
+                const idl_decl *ns = NULL;
+                const idl_method *nm = method_by_id(&C, om->id, &ns);
+                if (nm && (strcmp(ns->name, od->name) != 0 || strcmp(nm->name, om->name) != 0)) {
+                    diag_error(diag, nm->id_loc, "method id %" PRIu64 " reused: it was '%s.%s', now it is '%s.%s'",
+                               om->id, od->name, om->name, ns->name, nm->name);
+                    diag_note(diag, om->loc, "the old method is here");
+                    C.breaks++;
+                } else if (nm) {
+                    compare_method(&C, ns, om, nm);
+                } else {
+                    /* Same service and name under another id? */
+                    const idl_decl *s2 = find_decl(&C, od->name, IDL_SERVICE);
+                    const idl_method *moved = s2 ? s2->methods : NULL;
+                    while (moved && strcmp(moved->name, om->name) != 0)
+                        moved = moved->next;
+                    if (moved) {
+                        diag_error(diag, moved->id_loc, "method '%s.%s' moved from id %" PRIu64 " to %" PRIu64,
+                                   od->name, om->name, om->id, moved->id);
+                    } else {
+                        diag_error(diag, om->loc, "method '%s.%s' (id %" PRIu64 ") was removed",
+                                   od->name, om->name, om->id);
+                    }
+                    C.breaks++;
+                }
+            }
+        }
+    }
+    free(C.decls);
+    free(C.methods);
+    return C.breaks;
+}

@@ -1,0 +1,337 @@
+/*
+ * load.c — reading files and resolving imports.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "load.h"
+#include "parser.h"
+#include "sema.h"
+
+/* Larger inputs are certainly not hand-written IDL; the limit also keeps
+ * sizes within flex's int-sized buffers. */
+enum { MAX_FILE = 64 * 1024 * 1024 };
+
+typedef enum { LOADING, LOADED } load_state;
+
+typedef struct loaded_file {
+    char *key;              /* real path (malloc'd), identifies the file */
+    idl_module *mod;
+    load_state state;
+    struct loaded_file *next;
+} loaded_file;
+
+struct idl_loader {
+    idl_arena *arena;
+    idl_diag *diag;
+    char **incdirs;
+    size_t nincdirs;
+    loaded_file *files;
+    idl_module *first, *last;   /* dependency order */
+    const idl_module **stack;   /* files being loaded, for cycle messages */
+    size_t depth, cap;
+};
+
+static void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n);
+    if (!p) {
+        fputs("idlc: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+idl_loader *idl_loader_new(idl_arena *arena, idl_diag *diag)
+{
+    idl_loader *l = xrealloc(NULL, sizeof *l);
+    memset(l, 0, sizeof *l);
+    l->arena = arena;
+    l->diag = diag;
+    return l;
+}
+
+void idl_loader_free(idl_loader *l)
+{
+    if (!l)
+        return;
+    for (loaded_file *f = l->files, *n; f; f = n) {
+        n = f->next;
+        free(f->key);
+        free(f);
+    }
+    free(l->incdirs);
+    free(l->stack);
+    free(l);
+}
+
+void idl_loader_add_include(idl_loader *l, const char *dir)
+{
+    l->incdirs = xrealloc(l->incdirs, (l->nincdirs + 1) * sizeof *l->incdirs);
+    l->incdirs[l->nincdirs++] = idl_strdup(l->arena, dir);
+}
+
+idl_module *idl_loader_modules(const idl_loader *l)
+{
+    return l->first;
+}
+
+static void append_module(idl_loader *l, idl_module *m)
+{
+    if (l->last)
+        l->last->next = m;
+    else
+        l->first = m;
+    l->last = m;
+}
+
+/* Reads a whole file into the arena. errno is kept for the message. */
+static char *read_file(idl_loader *l, const char *path, size_t *len, const char **why)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *why = strerror(errno);
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        *why = "not a regular file";
+        return NULL;
+    }
+    if (st.st_size > MAX_FILE) {
+        fclose(f);
+        *why = "file too large";
+        return NULL;
+    }
+    size_t size = (size_t)st.st_size;
+    char *buf = idl_alloc(l->arena, size + 1);
+    size_t n = fread(buf, 1, size, f);
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (bad) {
+        *why = "read error";
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static bool is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static char *join(idl_arena *a, const char *dir, size_t dirlen, const char *name)
+{
+    if (dirlen == 0)
+        return idl_strdup(a, name);
+    size_t n = strlen(name);
+    char *p = idl_alloc(a, dirlen + 1 + n + 1);
+    memcpy(p, dir, dirlen);
+    p[dirlen] = '/';
+    memcpy(p + dirlen + 1, name, n + 1);
+    return p;
+}
+
+/* The importing file's folder first, then the -I folders. */
+static char *resolve(idl_loader *l, const char *from, const char *name)
+{
+    if (name[0] == '/')
+        return is_file(name) ? idl_strdup(l->arena, name) : NULL;
+    if (from) {
+        const char *slash = strrchr(from, '/');
+        size_t dirlen = slash ? (size_t)(slash - from) : 0;
+        if (slash == from)
+            dirlen = 1;     /* a file in "/" */
+        char *p = join(l->arena, from, dirlen, name);
+        if (is_file(p))
+            return p;
+    }
+    for (size_t i = 0; i < l->nincdirs; i++) {
+        const char *d = l->incdirs[i];
+        size_t dl = strlen(d);
+        while (dl > 1 && d[dl - 1] == '/')
+            dl--;
+        char *p = join(l->arena, d, dl, name);
+        if (is_file(p))
+            return p;
+    }
+    return NULL;
+}
+
+static loaded_file *find_file(idl_loader *l, const char *key)
+{
+    for (loaded_file *f = l->files; f; f = f->next)
+        if (strcmp(f->key, key) == 0)
+            return f;
+    return NULL;
+}
+
+static void push(idl_loader *l, const idl_module *m)
+{
+    if (l->depth == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->stack = xrealloc(l->stack, l->cap * sizeof *l->stack);
+    }
+    l->stack[l->depth++] = m;
+}
+
+static void report_cycle(idl_loader *l, const idl_import *im, const idl_module *target)
+{
+    /* The cycle is the part of the loading stack from target to the top. */
+    size_t from = 0;
+    while (from < l->depth && l->stack[from] != target)
+        from++;
+    size_t len = 0;
+    for (size_t i = from; i < l->depth; i++)
+        len += strlen(l->stack[i]->path) + 4;
+    len += strlen(target->path) + 1;
+    char *chain = idl_alloc(l->arena, len);
+    for (size_t i = from; i < l->depth; i++) {
+        strcat(chain, l->stack[i]->path);
+        strcat(chain, " -> ");
+    }
+    strcat(chain, target->path);
+    diag_error(l->diag, im->loc, "import cycle: %s", chain);
+}
+
+static void load_imports(idl_loader *l, idl_module *m, bool from_memory);
+
+/* Parses text as the module at path (arena-owned) and loads its imports. */
+static idl_module *load_text(idl_loader *l, loaded_file *f, const char *path,
+                             const char *text, size_t len, bool from_memory)
+{
+    diag_add_source(l->diag, path, text, len);
+    idl_module *m = idl_parse_text(l->arena, l->diag, path, text, len);
+    if (f)
+        f->mod = m;
+    push(l, m);
+    load_imports(l, m, from_memory);
+    l->depth--;
+    if (f)
+        f->state = LOADED;
+    append_module(l, m);
+    return m;
+}
+
+static idl_module *load_path(idl_loader *l, const char *path, const idl_import *via)
+{
+    char *real = realpath(path, NULL);
+    if (real) {
+        loaded_file *f = find_file(l, real);
+        if (f) {
+            free(real);
+            if (f->state == LOADING && via)
+                report_cycle(l, via, f->mod);
+            return f->mod;
+        }
+    }
+    size_t len = 0;
+    const char *why = NULL;
+    char *text = read_file(l, path, &len, &why);
+    if (!text) {
+        free(real);
+        if (via)
+            diag_error(l->diag, via->loc, "cannot read import '%s': %s", path, why);
+        else
+            diag_fatal(l->diag, "cannot read '%s': %s", path, why);
+        return NULL;
+    }
+    loaded_file *f = xrealloc(NULL, sizeof *f);
+    f->key = real ? real : strdup(path);
+    f->mod = NULL;
+    f->state = LOADING;
+    f->next = l->files;
+    l->files = f;
+    return load_text(l, f, idl_strdup(l->arena, path), text, len, false);
+}
+
+static void load_imports(idl_loader *l, idl_module *m, bool from_memory)
+{
+    for (idl_import *im = m->imports; im; im = im->next) {
+        char *path = NULL;
+        if (strlen(im->path) == 0)
+            diag_error(l->diag, im->loc, "empty import path");
+        else if (!from_memory && (path = resolve(l, m->path, im->path)) != NULL)
+            im->module = load_path(l, path, im);
+        else
+            diag_error(l->diag, im->loc, "cannot find import '%s'", im->path);
+    }
+}
+
+idl_module *idl_load_file(idl_loader *l, const char *path)
+{
+    return load_path(l, path, NULL);
+}
+
+idl_module *idl_load_buffer(idl_loader *l, const char *name, const char *data, size_t len)
+{
+    if (len > MAX_FILE) {
+        diag_fatal(l->diag, "'%s': input too large", name);
+        return NULL;
+    }
+    return load_text(l, NULL, idl_strdup(l->arena, name), data, len, true);
+}
+
+/* Depth-first over imports with a visited list, so each file appears once. */
+static void deps_walk(const idl_module *m, const idl_module ***seen, size_t *n, size_t *cap,
+                      void (*fn)(const char *, void *), void *ctx)
+{
+    for (const idl_import *im = m->imports; im; im = im->next) {
+        const idl_module *d = im->module;
+        if (!d)
+            continue;
+        bool dup = false;
+        for (size_t i = 0; i < *n && !dup; i++)
+            dup = (*seen)[i] == d;
+        if (dup)
+            continue;
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 16;
+            *seen = xrealloc(*seen, *cap * sizeof **seen);
+        }
+        (*seen)[(*n)++] = d;
+        fn(d->path, ctx);
+        deps_walk(d, seen, n, cap, fn, ctx);
+    }
+}
+
+void idl_loader_deps(const idl_loader *l, const idl_module *m,
+                     void (*fn)(const char *path, void *ctx), void *ctx)
+{
+    (void)l;
+    const idl_module **seen = NULL;
+    size_t n = 1, cap = 16;
+    seen = xrealloc(NULL, cap * sizeof *seen);
+    seen[0] = m;
+    deps_walk(m, &seen, &n, &cap, fn, ctx);
+    free(seen);
+}
+
+int idlc_check_buffer(const char *name, const char *data, size_t len, FILE *diag_out)
+{
+    FILE *sink = NULL;
+    if (!diag_out) {
+        sink = fopen("/dev/null", "w");
+        diag_out = sink;
+        if (!diag_out)
+            return 1;
+    }
+    idl_arena *arena = idl_arena_new();
+    idl_diag *diag = diag_new(diag_out);
+    idl_loader *l = idl_loader_new(arena, diag);
+    idl_load_buffer(l, name ? name : "<input>", data, len);
+    sema_check(idl_loader_modules(l), diag);
+    int rc = diag_errors(diag) ? 1 : 0;
+    idl_loader_free(l);
+    diag_free(diag);
+    idl_arena_free(arena);
+    if (sink)
+        fclose(sink);
+    return rc;
+}

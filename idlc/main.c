@@ -1,0 +1,284 @@
+/*
+ * main.c — idlc's command line. Parsing arguments and writing files only:
+ * every stage lives in its own file (load, sema, compat, gen_*).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ast.h"
+#include "compat.h"
+#include "depfile.h"
+#include "diag.h"
+#include "gen.h"
+#include "load.h"
+#include "sema.h"
+
+#ifndef IDLC_VERSION
+#define IDLC_VERSION "0.1.0"
+#endif
+
+static const char usage_text[] =
+    "usage: idlc [options] FILE.idl...\n"
+    "\n"
+    "Compiles ember IDL files to C: for each path/NAME.idl, writes OUTDIR/NAME.h\n"
+    "and OUTDIR/NAME.c. Imported modules are checked but not generated.\n"
+    "\n"
+    "options:\n"
+    "  -I DIR                 search DIR for imports (after the importing file's folder);\n"
+    "                         may be repeated, searched in order\n"
+    "  -o OUTDIR              write generated files into OUTDIR (default: .)\n"
+    "  -M                     print make dependency rules to stdout; generate nothing\n"
+    "  -MF FILE               write make dependency rules to FILE, and generate\n"
+    "  --check-compat OLD.idl check that FILE.idl can talk to peers built from OLD.idl;\n"
+    "                         reports every breaking change, generates nothing\n"
+    "  --help                 print this help and exit\n"
+    "  --version              print the version and exit\n"
+    "\n"
+    "exit status: 0 success, 1 errors in the input, 2 usage error\n";
+
+typedef struct options {
+    const char **inc;
+    size_t ninc;
+    const char **files;
+    size_t nfiles;
+    const char *outdir;
+    const char *depfile;
+    const char *compat_old;
+    bool deps_only;
+} options;
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fputs("idlc: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\nTry 'idlc --help' for more information.\n", stderr);
+    return 2;
+}
+
+/* Returns -1 to go on, or the exit status. */
+static int parse_args(int argc, char **argv, options *o)
+{
+    o->inc = calloc((size_t)argc, sizeof *o->inc);
+    o->files = calloc((size_t)argc, sizeof *o->files);
+    if (!o->inc || !o->files)
+        return 2;
+    bool no_more_opts = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (no_more_opts || a[0] != '-' || a[1] == '\0') {
+            o->files[o->nfiles++] = a;
+        } else if (strcmp(a, "--") == 0) {
+            no_more_opts = true;
+        } else if (strcmp(a, "--help") == 0) {
+            fputs(usage_text, stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("idlc (ember) %s\n", IDLC_VERSION);
+            return 0;
+        } else if (strcmp(a, "-M") == 0) {
+            o->deps_only = true;
+        } else if (strcmp(a, "-MF") == 0 || strcmp(a, "--check-compat") == 0
+                   || strcmp(a, "-I") == 0 || strcmp(a, "-o") == 0) {
+            if (i + 1 >= argc)
+                return usage_error("option '%s' needs an argument", a);
+            const char *v = argv[++i];
+            if (a[1] == 'I')
+                o->inc[o->ninc++] = v;
+            else if (a[1] == 'o')
+                o->outdir = v;
+            else if (a[1] == 'M')
+                o->depfile = v;
+            else
+                o->compat_old = v;
+        } else if (strncmp(a, "-I", 2) == 0) {
+            o->inc[o->ninc++] = a + 2;
+        } else if (strncmp(a, "-o", 2) == 0) {
+            o->outdir = a + 2;
+        } else if (strncmp(a, "--check-compat=", 15) == 0) {
+            o->compat_old = a + 15;
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+    }
+    if (o->nfiles == 0)
+        return usage_error("%s", "no input files");
+    if (o->compat_old && o->nfiles != 1)
+        return usage_error("%s", "--check-compat compares exactly one new file with the old one");
+    if (o->compat_old && (o->deps_only || o->depfile))
+        return usage_error("%s", "--check-compat cannot be combined with -M or -MF");
+    return -1;
+}
+
+/* "path/to/game.idl" -> "game" (arena-owned). */
+static char *base_name(idl_arena *a, const char *path)
+{
+    const char *s = strrchr(path, '/');
+    s = s ? s + 1 : path;
+    size_t n = strlen(s);
+    if (n > 4 && strcmp(s + n - 4, ".idl") == 0)
+        n -= 4;
+    return idl_strndup(a, s, n);
+}
+
+static char *out_path(idl_arena *a, const char *outdir, const char *base, const char *ext)
+{
+    size_t n = (outdir ? strlen(outdir) + 1 : 0) + strlen(base) + strlen(ext) + 1;
+    char *p = idl_alloc(a, n);
+    snprintf(p, n, "%s%s%s%s", outdir ? outdir : "", outdir ? "/" : "", base, ext);
+    return p;
+}
+
+/* Writes data to path through a temporary file and rename(), and not at
+ * all when the file already holds exactly these bytes, so that make does
+ * not rebuild what depends on an unchanged output. */
+static bool write_if_changed(idl_diag *diag, const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        bool same = true;
+        size_t i = 0;
+        int c;
+        while (same && (c = fgetc(f)) != EOF)
+            same = i < len && (unsigned char)data[i++] == c;
+        fclose(f);
+        if (same && i == len)
+            return true;
+    }
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return false;
+    snprintf(tmp, n, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        diag_fatal(diag, "cannot create '%s': %s", tmp, strerror(errno));
+        free(tmp);
+        return false;
+    }
+    f = fdopen(fd, "wb");
+    bool ok = f && fwrite(data, 1, len, f) == len;
+    if (f)
+        ok = (fclose(f) == 0) && ok;
+    else
+        close(fd);
+    /* mkstemp makes the file 0600; outputs should be like any other file. */
+    mode_t mask = umask(0);
+    umask(mask);
+    if (ok && chmod(tmp, 0666 & ~mask) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) != 0) {
+        diag_fatal(diag, "cannot write '%s': %s", path, strerror(errno));
+        remove(tmp);
+        free(tmp);
+        return false;
+    }
+    free(tmp);
+    return true;
+}
+
+typedef int (*gen_fn)(const idl_module *m, const char *header, FILE *out);
+
+static int gen_h(const idl_module *m, const char *header, FILE *out)
+{
+    (void)header;
+    return gen_header(m, out);
+}
+
+static int gen_c(const idl_module *m, const char *header, FILE *out)
+{
+    return gen_source(m, header, out);
+}
+
+static bool generate(idl_diag *diag, const idl_module *m, gen_fn fn, const char *header, const char *path)
+{
+    char *data = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&data, &len);
+    if (!mem) {
+        diag_fatal(diag, "out of memory");
+        return false;
+    }
+    int rc = fn(m, header, mem);
+    bool ok = fclose(mem) == 0 && rc == 0;
+    if (!ok)
+        diag_fatal(diag, "generating '%s' failed", path);
+    else
+        ok = write_if_changed(diag, path, data, len);
+    free(data);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    options o = { 0 };
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0) {
+        free(o.inc);
+        free(o.files);
+        return rc;
+    }
+
+    idl_arena *arena = idl_arena_new();
+    idl_diag *diag = diag_new(stderr);
+    idl_loader *loader = idl_loader_new(arena, diag);
+    idl_loader *old_loader = NULL;
+    for (size_t i = 0; i < o.ninc; i++)
+        idl_loader_add_include(loader, o.inc[i]);
+
+    idl_module **mods = calloc(o.nfiles, sizeof *mods);
+    for (size_t i = 0; mods && i < o.nfiles; i++)
+        mods[i] = idl_load_file(loader, o.files[i]);
+    idl_module *old_mod = NULL;
+    if (o.compat_old) {
+        /* The old version gets its own loader: both define the same module. */
+        old_loader = idl_loader_new(arena, diag);
+        for (size_t i = 0; i < o.ninc; i++)
+            idl_loader_add_include(old_loader, o.inc[i]);
+        old_mod = idl_load_file(old_loader, o.compat_old);
+        sema_check(idl_loader_modules(old_loader), diag);
+    }
+    sema_check(idl_loader_modules(loader), diag);
+
+    if (diag_errors(diag) == 0 && mods) {
+        if (o.compat_old) {
+            compat_check(old_mod, mods[0], diag);
+        } else {
+            FILE *dep = NULL;
+            if (o.depfile) {
+                dep = fopen(o.depfile, "w");
+                if (!dep)
+                    diag_fatal(diag, "cannot write '%s': %s", o.depfile, strerror(errno));
+            } else if (o.deps_only) {
+                dep = stdout;
+            }
+            for (size_t i = 0; i < o.nfiles && diag_errors(diag) == 0; i++) {
+                char *base = base_name(arena, o.files[i]);
+                char *h = out_path(arena, o.outdir, base, ".h");
+                char *c = out_path(arena, o.outdir, base, ".c");
+                if (dep)
+                    depfile_write(dep, loader, mods[i], h, c);
+                if (o.deps_only && !o.depfile)
+                    continue;
+                char *hname = out_path(arena, NULL, base, ".h");
+                if (generate(diag, mods[i], gen_h, hname, h))
+                    generate(diag, mods[i], gen_c, hname, c);
+            }
+            if (dep && dep != stdout && fclose(dep) != 0)
+                diag_fatal(diag, "cannot write '%s'", o.depfile);
+        }
+    }
+
+    rc = diag_errors(diag) ? 1 : 0;
+    free(mods);
+    idl_loader_free(loader);
+    idl_loader_free(old_loader);
+    diag_free(diag);
+    idl_arena_free(arena);
+    free(o.inc);
+    free(o.files);
+    return rc;
+}

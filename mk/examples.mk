@@ -1,0 +1,103 @@
+# The example game cluster (examples/, idl/, docs/cluster.md).
+#
+#   make examples       build master, gate, game, db, net, bot into $(B)/bin
+#   make demo           start the cluster on loopback, run 20 bots, stop it
+#   make test-examples  the cluster end to end + the status page in chromium
+#
+# The servers' services are in idl/*.idl, compiled by idlc into $(B)/gen/idl.
+
+EX_GEN   := $(B)/gen/idl
+EX_OBJ   := $(B)/obj/examples
+EX_IDLS  := $(wildcard idl/*.idl)
+EX_MODS  := client cluster db game gate net
+EX_GEN_H := $(EX_MODS:%=$(EX_GEN)/%.h)
+EX_GEN_O := $(EX_MODS:%=$(EX_OBJ)/gen/%.o)
+EX_BINS  := master gate game db net bot freeport
+EX_BIN_PATHS := $(EX_BINS:%=$(B)/bin/%)
+
+JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
+SQLITE_CFLAGS  := $(shell pkg-config --cflags sqlite3 2>/dev/null)
+SQLITE_LIBS    := $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
+
+EX_CFLAGS = $(CFLAGS_ALL) $(EMBER_INC) -I$(EX_GEN) -Iexamples/common -I$(EX_OBJ)/master \
+            $(EVENT_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS)
+EX_LIBS   = $(LIBEMBER_A) $(EVENT_LIBS)
+
+.PHONY: examples demo test-examples test-cluster test-status-page
+
+examples: $(EX_BIN_PATHS)
+
+# One idlc run per module; a module is regenerated when any .idl changes
+# (imports) or idlc changes. idlc leaves an unchanged output untouched, so a
+# stamp records the run and the objects depend on the headers themselves.
+EX_STAMPS := $(EX_MODS:%=$(EX_GEN)/%.stamp)
+
+$(EX_GEN)/%.stamp: idl/%.idl $(EX_IDLS) $(IDLC)
+	@mkdir -p $(EX_GEN)
+	$(IDLC) -I idl -o $(EX_GEN) $<
+	@touch $@
+
+$(EX_GEN)/%.h $(EX_GEN)/%.c: $(EX_GEN)/%.stamp ;
+
+$(EX_OBJ)/gen/%.o: $(EX_GEN)/%.c | $(EX_STAMPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(EX_CFLAGS) -c $< -o $@
+
+$(EX_OBJ)/%.o: examples/%.c | $(EX_STAMPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(EX_CFLAGS) -c $< -o $@
+
+# The status page, embedded as bytes (no overlong string literals).
+$(EX_OBJ)/master/status_page.h: examples/master/status.html
+	@mkdir -p $(dir $@)
+	@{ echo '/* generated from examples/master/status.html */'; \
+	   echo 'static const char status_page_head[] = {'; \
+	   sed '/<!-- INITIAL -->/,$$d' $< | od -An -v -tx1 | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	   echo '0};'; \
+	   echo 'static const char status_page_tail[] = {'; \
+	   sed '1,/<!-- INITIAL -->/d' $< | od -An -v -tx1 | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	   echo '0};'; } > $@.tmp && mv $@.tmp $@
+
+$(EX_OBJ)/master/master.o: $(EX_OBJ)/master/status_page.h
+
+EX_COMMON_O := $(EX_OBJ)/common/config.o
+EX_SERVER_O := $(EX_OBJ)/common/server.o $(EX_COMMON_O)
+
+$(B)/bin/master: $(EX_OBJ)/master/master.o $(EX_COMMON_O) $(EX_GEN_O) $(LIBEMBER_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(EX_LIBS) $(JANSSON_LIBS)
+
+$(B)/bin/gate: $(EX_OBJ)/gate/gate.o
+$(B)/bin/game: $(EX_OBJ)/game/game.o
+$(B)/bin/net: $(EX_OBJ)/net/net.o
+$(B)/bin/gate $(B)/bin/game $(B)/bin/net: $(EX_SERVER_O) $(EX_GEN_O) $(LIBEMBER_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(EX_LIBS) $(JANSSON_LIBS)
+
+$(B)/bin/db: $(EX_OBJ)/db/db.o $(EX_SERVER_O) $(EX_GEN_O) $(LIBEMBER_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(EX_LIBS) $(JANSSON_LIBS) $(SQLITE_LIBS)
+
+$(B)/bin/bot: $(EX_OBJ)/bot/bot.o $(EX_GEN_O) $(LIBEMBER_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(EX_LIBS)
+
+$(B)/bin/freeport: $(EX_OBJ)/tools/freeport.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $^
+
+# DEMO_BOTS bots; the database persists in var/ between runs.
+DEMO_BOTS ?= 20
+demo: deps-check lib idlc examples
+	@B=$(B) BOTS=$(DEMO_BOTS) scripts/demo.sh
+
+test-cluster: lib idlc examples
+	@B=$(B) tests/e2e/cluster.sh
+
+test-status-page: lib idlc examples
+	@B=$(B) tests/e2e/status_page.sh
+
+TEST_TARGETS += test-examples
+test-examples: test-cluster test-status-page
+.SECONDARY: $(EX_STAMPS) $(EX_GEN_H) $(EX_MODS:%=$(EX_GEN)/%.c)

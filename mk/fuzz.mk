@@ -1,0 +1,299 @@
+# Hardening: libFuzzer targets, fuzz regression replays, sanitizer and
+# valgrind runs of the whole test suite (tests/fuzz, docs/security.md).
+#
+#   make fuzz [FUZZ_SECS=60] [FUZZ_TARGETS="fuzz_codec ..."]
+#                     build every libFuzzer target (clang, ASan+UBSan) into
+#                     $(FUZZ_B) and run each for FUZZ_SECS seconds; any crash,
+#                     leak, timeout (>10 s) or OOM (>2 GiB) fails. A target
+#                     whose sources do not exist yet is reported as SKIP
+#                     (FUZZ_STRICT=1 turns a skip into a failure, for CI).
+#   make fuzz-build   only build them
+#   make test-fuzz-regress
+#                     replay tests/fuzz/<target>/regress/ and the seed corpora
+#                     through plain (non-libFuzzer) builds of the targets; part
+#                     of `make test`
+#   make check-asan   the whole `make test` in build/asan with ASan + UBSan
+#   make check-valgrind
+#                     the whole `make test` in build/valgrind, every test binary
+#                     run under memcheck through $(RUNNER)
+#
+# The runtime and idlc sources are compiled straight into the fuzz binaries
+# with the fuzz flags; nothing here depends on how mk/runtime.mk builds.
+
+FUZZ_B      ?= build/fuzz
+FUZZ_CC     ?= clang
+FUZZ_SECS   ?= 60
+FUZZ_STRICT ?= 0
+FUZZ_RUN_FLAGS ?= -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
+                  -print_final_stats=1
+
+FUZZ_SAN_CC := -fsanitize=fuzzer-no-link,address,undefined \
+               -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SAN_LD := -fsanitize=fuzzer,address,undefined
+# Our own code must be warning-free; other parts' code is compiled with
+# warnings shown but not fatal so that a clang-only warning there does not
+# stop the fuzzing (it still shows up in the log).
+FUZZ_BASE   := $(CSTD) -g -O1 $(FUZZ_SAN_CC) -DEMBER_FUZZING=1 \
+               $(EVENT_CFLAGS)
+FUZZ_CFLAGS_OWN   := $(FUZZ_BASE) $(WARN)
+FUZZ_CFLAGS_OTHER := $(FUZZ_BASE) -Wall -Wextra -Wno-error
+
+# ---- sources the targets need ----------------------------------------
+
+FUZZ_RT_SRCS   := $(sort $(wildcard runtime/src/*.c))
+FUZZ_RT_INC    := -Iruntime/include -Iruntime/src
+FUZZ_RT_OBJS   := $(patsubst runtime/src/%.c,$(FUZZ_B)/obj/runtime/%.o,$(FUZZ_RT_SRCS))
+# Linked as an archive so a target pulls in only the objects it needs (the
+# runtime is still growing: an unfinished file must not break fuzz_codec).
+FUZZ_RT_LIB    := $(FUZZ_B)/lib/libember-fuzz.a
+
+# idlc front end: every idlc/*.c but main.c, plus the flex/bison outputs,
+# regenerated into $(FUZZ_B)/idlc-gen (never into the source tree).
+FUZZ_IDLC_Y    := $(wildcard idlc/parser.y)
+FUZZ_IDLC_L    := $(wildcard idlc/lexer.l)
+FUZZ_IDLC_SRCS := $(filter-out idlc/main.c,$(sort $(wildcard idlc/*.c)))
+FUZZ_IDLC_GEN  := $(FUZZ_B)/idlc-gen
+FUZZ_IDLC_OBJS := $(patsubst idlc/%.c,$(FUZZ_B)/obj/idlc/%.o,$(FUZZ_IDLC_SRCS))
+ifneq ($(FUZZ_IDLC_Y),)
+FUZZ_IDLC_OBJS += $(FUZZ_B)/obj/idlc/parser.o
+endif
+ifneq ($(FUZZ_IDLC_L),)
+FUZZ_IDLC_OBJS += $(FUZZ_B)/obj/idlc/lexer.o
+endif
+FUZZ_IDLC_INC  := -Iidlc -I$(FUZZ_IDLC_GEN)
+
+# ---- which targets can be built now ----------------------------------
+
+FUZZ_ALL := fuzz_codec fuzz_frames fuzz_generated fuzz_idlc
+
+# A target is available when its driver and what it links exist.
+fuzz_have_rt    = $(if $(wildcard runtime/src/codec.c),yes)
+fuzz_have_root  = $(if $(and $(wildcard runtime/src/root.c),$(wildcard runtime/src/node.c)),yes)
+fuzz_have_idlc  = $(if $(and $(FUZZ_IDLC_Y),$(FUZZ_IDLC_L),$(wildcard idlc/sema.c),$(shell grep -ls 'idlc_check_buffer' idlc/*.h)),yes)
+fuzz_have_shape = $(if $(and $(wildcard tests/idl/shapes.idl),$(call fuzz_have_idlc)),yes)
+
+fuzz_avail_fuzz_codec     = $(and $(wildcard tests/fuzz/fuzz_codec.c),$(fuzz_have_rt))
+fuzz_avail_fuzz_frames    = $(and $(wildcard tests/fuzz/fuzz_frames.c),$(fuzz_have_rt),$(fuzz_have_root))
+fuzz_avail_fuzz_idlc      = $(and $(wildcard tests/fuzz/fuzz_idlc.c),$(fuzz_have_idlc))
+fuzz_avail_fuzz_generated = $(and $(wildcard tests/fuzz/fuzz_generated.c),$(fuzz_have_rt),$(fuzz_have_shape))
+
+FUZZ_TARGETS ?= $(foreach t,$(FUZZ_ALL),$(if $(fuzz_avail_$(t)),$(t)))
+FUZZ_SKIPPED := $(filter-out $(FUZZ_TARGETS),$(FUZZ_ALL))
+FUZZ_BINS    := $(addprefix $(FUZZ_B)/bin/,$(FUZZ_TARGETS))
+
+.PHONY: fuzz fuzz-build test-fuzz-regress check-asan check-valgrind \
+        $(addprefix fuzz-run-,$(FUZZ_ALL))
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_SKIPPED); do \
+	  echo "fuzz: SKIP $$t: its sources (driver, runtime or idlc parts) do not exist yet"; \
+	done
+	@if [ "$(FUZZ_STRICT)" = 1 ] && [ -n "$(strip $(FUZZ_SKIPPED))" ]; then \
+	  echo "fuzz: FUZZ_STRICT=1 and targets were skipped" >&2; exit 1; fi
+	@$(MAKE) --no-print-directory $(addprefix fuzz-run-,$(FUZZ_TARGETS))
+	@echo "fuzz: every target ran $(FUZZ_SECS) s without a finding: $(FUZZ_TARGETS)"
+
+# Runs one target: the working corpus in $(FUZZ_B) first (new inputs go
+# there), the checked-in seeds after it; findings land in artifacts/.
+$(addprefix fuzz-run-,$(FUZZ_ALL)): fuzz-run-%: $(FUZZ_B)/bin/%
+	@mkdir -p $(FUZZ_B)/corpus/$* $(FUZZ_B)/artifacts/$* tests/fuzz/$*/corpus
+	@echo "fuzz: running $* for $(FUZZ_SECS) s"
+	@ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	 $< -max_total_time=$(FUZZ_SECS) $(FUZZ_RUN_FLAGS) \
+	    $(if $(wildcard tests/fuzz/$*.dict),-dict=tests/fuzz/$*.dict) \
+	    -artifact_prefix=$(FUZZ_B)/artifacts/$*/ \
+	    $(FUZZ_B)/corpus/$* tests/fuzz/$*/corpus \
+	    > $(FUZZ_B)/$*.log 2>&1 || \
+	 { tail -n 60 $(FUZZ_B)/$*.log; \
+	   echo "fuzz: $* FAILED; the input is in $(FUZZ_B)/artifacts/$*/;" \
+	        "copy it to tests/fuzz/$*/regress/"; exit 1; }
+	@grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)' \
+	   $(FUZZ_B)/$*.log | sed 's/^/fuzz: $*: /'
+
+# ---- compiling with the fuzz flags ---------------------------------------
+
+$(FUZZ_B)/obj/runtime/%.o: runtime/src/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS_OTHER) $(FUZZ_RT_INC) -MMD -MP -c $< -o $@
+
+$(FUZZ_B)/obj/idlc/%.o: idlc/%.c $(if $(FUZZ_IDLC_Y),$(FUZZ_IDLC_GEN)/parser.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS_OTHER) $(FUZZ_IDLC_INC) -MMD -MP -c $< -o $@
+
+$(FUZZ_B)/obj/idlc/%.o: $(FUZZ_IDLC_GEN)/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS_OTHER) -Wno-unused-function -Wno-sign-compare \
+	  $(FUZZ_IDLC_INC) -MMD -MP -c $< -o $@
+
+$(FUZZ_B)/obj/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS_OWN) $(FUZZ_RT_INC) $(FUZZ_IDLC_INC) \
+	  -I$(FUZZ_B)/gen -MMD -MP -c $< -o $@
+
+# The flex and bison outputs, regenerated with our own names.
+$(FUZZ_IDLC_GEN)/parser.c $(FUZZ_IDLC_GEN)/parser.h &: $(FUZZ_IDLC_Y)
+	@mkdir -p $(@D)
+	bison -o $(FUZZ_IDLC_GEN)/parser.c --defines=$(FUZZ_IDLC_GEN)/parser.h $<
+
+$(FUZZ_IDLC_GEN)/lexer.c: $(FUZZ_IDLC_L) $(FUZZ_IDLC_GEN)/parser.h
+	@mkdir -p $(@D)
+	flex -o $@ $<
+
+# ---- the targets -----------------------------------------------------------
+
+$(FUZZ_RT_LIB): $(FUZZ_RT_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+FUZZ_LINK = $(FUZZ_CC) $(FUZZ_SAN_LD) -g -o $@ $^
+
+$(FUZZ_B)/bin/fuzz_codec: $(FUZZ_B)/obj/fuzz/fuzz_codec.o $(FUZZ_RT_LIB)
+	@mkdir -p $(@D)
+	$(FUZZ_LINK) $(EVENT_LIBS) -lm
+
+$(FUZZ_B)/bin/fuzz_frames: $(FUZZ_B)/obj/fuzz/fuzz_frames.o $(FUZZ_RT_LIB)
+	@mkdir -p $(@D)
+	$(FUZZ_LINK) $(EVENT_LIBS) -lm
+
+FUZZ_IDLC_LIB := $(FUZZ_B)/lib/libidlc-fuzz.a
+$(FUZZ_IDLC_LIB): $(FUZZ_IDLC_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_B)/bin/fuzz_idlc: $(FUZZ_B)/obj/fuzz/fuzz_idlc.o $(FUZZ_IDLC_LIB)
+	@mkdir -p $(@D)
+	$(FUZZ_LINK) -lm
+
+# fuzz_generated: shapes.idl through idlc (the normal build's idlc), the
+# generated .c compiled with the fuzz flags, plus the list of its structs.
+FUZZ_SHAPES_GEN := $(FUZZ_B)/gen
+$(FUZZ_SHAPES_GEN)/shapes.c $(FUZZ_SHAPES_GEN)/shapes.h: tests/idl/shapes.idl $(IDLC)
+	@mkdir -p $(@D)
+	$(IDLC) -o $(FUZZ_SHAPES_GEN) $<
+
+$(FUZZ_B)/obj/fuzz/shapes.o: $(FUZZ_SHAPES_GEN)/shapes.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS_OTHER) $(FUZZ_RT_INC) -I$(FUZZ_SHAPES_GEN) -c $< -o $@
+
+$(FUZZ_B)/obj/fuzz/fuzz_generated.o: $(FUZZ_SHAPES_GEN)/shapes.h
+
+$(FUZZ_B)/bin/fuzz_generated: $(FUZZ_B)/obj/fuzz/fuzz_generated.o \
+                              $(FUZZ_B)/obj/fuzz/shapes.o $(FUZZ_RT_LIB)
+	@mkdir -p $(@D)
+	$(FUZZ_LINK) $(EVENT_LIBS) -lm
+
+# ---- regression replays in `make test` ------------------------------------
+#
+# Each available target is also built without libFuzzer (tests/fuzz/replay.c
+# provides main) with the suite's own compiler and flags ($(CC), $(SAN)),
+# and replays its regress/ inputs and its seed corpus.
+
+REGRESS_B := $(B)/fuzz-regress
+REGRESS_CFLAGS = $(CSTD) $(WARN) $(OPT) $(SAN) $(EVENT_CFLAGS) $(CFLAGS)
+REGRESS_TARGETS := $(filter fuzz_codec fuzz_idlc fuzz_frames,$(FUZZ_TARGETS))
+
+$(REGRESS_B)/obj/idlc/%.o: idlc/%.c $(if $(FUZZ_IDLC_Y),$(FUZZ_IDLC_GEN)/parser.h)
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -Werror,$(REGRESS_CFLAGS)) $(FUZZ_IDLC_INC) -MMD -MP -c $< -o $@
+
+$(REGRESS_B)/obj/idlc/%.o: $(FUZZ_IDLC_GEN)/%.c
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -Werror -Wpedantic,$(REGRESS_CFLAGS)) $(FUZZ_IDLC_INC) \
+	  -MMD -MP -c $< -o $@
+
+$(REGRESS_B)/obj/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(@D)
+	$(CC) $(REGRESS_CFLAGS) $(FUZZ_RT_INC) $(FUZZ_IDLC_INC) -MMD -MP -c $< -o $@
+
+# The runtime comes from the suite's own libember.a (same CC and SAN).
+REGRESS_RT_LIB    = $(LIBEMBER_A)
+REGRESS_IDLC_OBJS = $(patsubst $(FUZZ_B)/%,$(REGRESS_B)/%,$(FUZZ_IDLC_OBJS))
+REGRESS_IDLC_LIB  = $(REGRESS_B)/lib/libidlc-regress.a
+
+$(REGRESS_IDLC_LIB): $(REGRESS_IDLC_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+$(REGRESS_B)/bin/replay_fuzz_codec: $(REGRESS_B)/obj/fuzz/fuzz_codec.o \
+                                    $(REGRESS_B)/obj/fuzz/replay.o $(REGRESS_RT_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $^ $(EVENT_LIBS) -lm
+
+$(REGRESS_B)/bin/replay_fuzz_frames: $(REGRESS_B)/obj/fuzz/fuzz_frames.o \
+                                     $(REGRESS_B)/obj/fuzz/replay.o $(REGRESS_RT_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $^ $(EVENT_LIBS) -lm
+
+$(REGRESS_B)/bin/replay_fuzz_idlc: $(REGRESS_B)/obj/fuzz/fuzz_idlc.o \
+                                   $(REGRESS_B)/obj/fuzz/replay.o $(REGRESS_IDLC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $^ -lm
+
+test-fuzz-regress: $(addprefix $(REGRESS_B)/bin/replay_,$(REGRESS_TARGETS))
+	@for t in $(REGRESS_TARGETS); do \
+	  mkdir -p tests/fuzz/$$t/regress tests/fuzz/$$t/corpus; \
+	  printf 'test-fuzz-regress: %s: ' $$t; \
+	  $(RUNNER) $(REGRESS_B)/bin/replay_$$t tests/fuzz/$$t/regress \
+	    tests/fuzz/$$t/corpus || exit 1; \
+	done
+
+# ---- whole-suite sanitizer and valgrind runs -------------------------------
+
+ASAN_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+check-asan:
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	$(MAKE) B=build/asan SAN='$(ASAN_SAN)' LDFLAGS='$(ASAN_SAN)' test
+	@echo "check-asan: the whole suite passed under ASan + UBSan"
+
+VALGRIND := valgrind --quiet --leak-check=full \
+            --errors-for-leak-kinds=definite,indirect --error-exitcode=1 \
+            --track-fds=no
+
+# Test binaries whose make rule does not run them through $(RUNNER) yet:
+# they are run again here under memcheck after the suite (paths under B).
+VALGRIND_SWEEP ?= bin/test-runtime
+
+check-valgrind:
+	$(MAKE) B=build/valgrind OPT='-O1 -g' RUNNER='$(VALGRIND)' test
+	@for t in $(VALGRIND_SWEEP); do \
+	  [ -x build/valgrind/$$t ] || continue; \
+	  echo "check-valgrind: $$t under memcheck"; \
+	  $(VALGRIND) build/valgrind/$$t > build/valgrind/valgrind-$${t##*/}.log 2>&1 || \
+	    { tail -n 80 build/valgrind/valgrind-$${t##*/}.log; exit 1; }; \
+	done
+	@echo "check-valgrind: the whole suite passed under memcheck"
+
+-include $(shell find $(FUZZ_B) -name '*.d' 2>/dev/null)
+
+# The regression replays are cheap (a few ms) and belong to every test run.
+TEST_TARGETS += test-fuzz-regress
+
+# ---- hostile peers and faults against a live root -------------------------
+#
+# tests/hostile: one program, every case against an in-process root (see
+# tests/hostile/hostile.c). Built against the suite's libember.a.
+
+HOSTILE_SRC := $(sort $(wildcard tests/hostile/*.c))
+HOSTILE_OBJ := $(HOSTILE_SRC:tests/hostile/%.c=$(B)/obj/tests/hostile/%.o)
+HOSTILE_BIN := $(B)/bin/test-hostile
+
+$(B)/obj/tests/hostile/%.o: tests/hostile/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(EMBER_INC) $(EVENT_CFLAGS) -c $< -o $@
+
+$(HOSTILE_BIN): $(HOSTILE_OBJ) $(LIBEMBER_A)
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $(HOSTILE_OBJ) $(LIBEMBER_A) $(EVENT_LIBS) -lm
+
+.PHONY: test-hostile
+test-hostile: $(HOSTILE_BIN)
+	$(RUNNER) $(HOSTILE_BIN)
+TEST_TARGETS += test-hostile

@@ -1,0 +1,99 @@
+/*
+ * addr.c — "host:port", "[v6]:port" and "unix:/path" addresses, and socket
+ * setup shared by roots and nodes.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "rt-internal.h"
+
+int ember_addr_parse(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset(ss, 0, sizeof *ss);
+    if (!addr)
+        return ember_seterr("no address");
+    if (strncmp(addr, "unix:", 5) == 0) {
+        struct sockaddr_un *un = (struct sockaddr_un *)ss;
+        const char *path = addr + 5;
+        if (!*path || strlen(path) >= sizeof un->sun_path)
+            return ember_seterr("bad unix socket path in \"%s\"", addr);
+        un->sun_family = AF_UNIX;
+        strcpy(un->sun_path, path);
+        *len = (socklen_t)sizeof *un;
+        return 0;
+    }
+    char host[256];
+    const char *port;
+    if (addr[0] == '[') {
+        const char *close = strchr(addr, ']');
+        if (!close || close[1] != ':' || (size_t)(close - addr - 1) >= sizeof host)
+            return ember_seterr("bad address \"%s\" (want [v6]:port)", addr);
+        memcpy(host, addr + 1, (size_t)(close - addr - 1));
+        host[close - addr - 1] = 0;
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(addr, ':');
+        if (!colon || (size_t)(colon - addr) >= sizeof host)
+            return ember_seterr("bad address \"%s\" (want host:port)", addr);
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = 0;
+        port = colon + 1;
+    }
+    char *endp;
+    long p = strtol(port, &endp, 10);
+    if (!*port || *endp || p < 0 || p > 65535)
+        return ember_seterr("bad port in \"%s\"", addr);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    /* Numeric addresses resolve without blocking; names use the resolver. */
+    int rc = getaddrinfo(host[0] ? host : "0.0.0.0", port, &hints, &res);
+    if (rc != 0 || !res)
+        return ember_seterr("cannot resolve \"%s\": %s", addr, gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+char *ember_addr_text(const struct sockaddr *sa, socklen_t len)
+{
+    char buf[160], host[INET6_ADDRSTRLEN];
+    (void)len;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        snprintf(buf, sizeof buf, "%s:%u", host, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        snprintf(buf, sizeof buf, "[%s]:%u", host, ntohs(in6->sin6_port));
+    } else if (sa->sa_family == AF_UNIX) {
+        snprintf(buf, sizeof buf, "unix");
+    } else {
+        snprintf(buf, sizeof buf, "?");
+    }
+    return ember_strdup(buf);
+}
+
+int ember_sock_prepare(int fd)
+{
+    int one = 1;
+    int fl = fcntl(fd, F_GETFL, 0);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return ember_seterr("fcntl: %s", strerror(errno));
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    /* Fails harmlessly on unix sockets. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return 0;
+}

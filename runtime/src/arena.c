@@ -1,0 +1,125 @@
+/*
+ * arena.c — bump allocation for decoded values. A call's arena starts on
+ * an inline block inside the call object, so small calls allocate nothing;
+ * bigger ones chain heap blocks that a reset frees. Cleanups (releasing
+ * decoded refs) run on reset.
+ */
+#include <string.h>
+
+#include "ember-internal.h"
+
+struct ember_arena_blk {
+    struct ember_arena_blk *next;
+    size_t size; /* bytes allocated for this block, header included */
+};
+
+struct ember_arena_cleanup {
+    struct ember_arena_cleanup *next;
+    void (*fn)(void *);
+    void *p;
+};
+
+#define ALIGN8(n) (((n) + 7u) & ~(size_t)7u)
+#define BLK_HDR ALIGN8(sizeof(struct ember_arena_blk))
+#define STANDALONE_FIRST 1024u
+
+void ember_arena_init(ember_arena *a, void *buf, size_t cap)
+{
+    memset(a, 0, sizeof *a);
+    a->first = buf;
+    a->first_cap = cap;
+    a->p = buf;
+    a->end = a->p + cap;
+}
+
+static void run_cleanups(ember_arena *a)
+{
+    /* A cleanup may not allocate in this arena; take the list first. */
+    while (a->cleanups) {
+        struct ember_arena_cleanup *c = a->cleanups;
+        a->cleanups = c->next;
+        c->fn(c->p);
+    }
+}
+
+void ember_arena_fini(ember_arena *a)
+{
+    run_cleanups(a);
+    while (a->extra) {
+        struct ember_arena_blk *b = a->extra;
+        a->extra = b->next;
+        ember_free(b, b->size);
+    }
+    a->p = a->first;
+    a->end = a->first + a->first_cap;
+}
+
+EMBER_API void ember_arena_reset(ember_arena *a)
+{
+    if (a)
+        ember_arena_fini(a);
+}
+
+EMBER_API ember_arena *ember_arena_new(void)
+{
+    size_t hdr = ALIGN8(sizeof(ember_arena));
+    uint8_t *mem = ember_malloc(hdr + STANDALONE_FIRST);
+    if (!mem) {
+        ember_seterr("out of memory");
+        return NULL;
+    }
+    ember_arena *a = (ember_arena *)mem;
+    ember_arena_init(a, mem + hdr, STANDALONE_FIRST);
+    a->standalone = true;
+    return a;
+}
+
+EMBER_API void ember_arena_free(ember_arena *a)
+{
+    if (!a)
+        return;
+    ember_arena_fini(a);
+    if (a->standalone)
+        ember_free(a, ALIGN8(sizeof(ember_arena)) + STANDALONE_FIRST);
+}
+
+EMBER_API void *ember_arena_alloc(ember_arena *a, size_t size)
+{
+    size_t n = ALIGN8(size ? size : 1);
+    if (n < size) /* overflow */
+        return NULL;
+    if ((size_t)(a->end - a->p) < n) {
+        size_t prev = a->extra ? a->extra->size : a->first_cap;
+        size_t cap = prev * 2 < 4096 ? 4096 : prev * 2;
+        if (cap > ((size_t)1 << 20))
+            cap = (size_t)1 << 20;
+        if (cap < n + BLK_HDR)
+            cap = n + BLK_HDR;
+        if (cap < n) /* overflow */
+            return NULL;
+        struct ember_arena_blk *b = ember_malloc(cap);
+        if (!b)
+            return NULL;
+        b->size = cap;
+        b->next = a->extra;
+        a->extra = b;
+        a->p = (uint8_t *)b + BLK_HDR;
+        a->end = (uint8_t *)b + cap;
+    }
+    void *r = a->p;
+    a->p += n;
+    memset(r, 0, n);
+    return r;
+}
+
+int ember_arena_defer(ember_arena *a, void (*fn)(void *), void *p)
+{
+    struct ember_arena_cleanup *c = ember_arena_alloc(a, sizeof *c);
+    if (!c)
+        return -1;
+    c->fn = fn;
+    c->p = p;
+    c->next = a->cleanups;
+    a->cleanups = c;
+    return 0;
+}

@@ -1,0 +1,119 @@
+/*
+ * buf.c — contiguous buffers. Frames are parsed in place and encoded in
+ * place, so a buffer only ever moves when it grows or compacts. An idle
+ * connection holds no buffer at all: empty buffers go back to a pool of
+ * standard-size blocks shared by the endpoint's connections.
+ */
+#include <string.h>
+
+#include "buf-internal.h"
+#include "ember-internal.h"
+
+void ember_bufpool_clear(ember_bufpool *pool)
+{
+    while (pool->n > 0)
+        ember_free(pool->free[--pool->n], EMBER_BUF_BLOCK);
+}
+
+void ember_buf_release(ember_buf *b)
+{
+    if (b->data) {
+        if (b->cap == EMBER_BUF_BLOCK && b->pool && b->pool->n < EMBER_BUF_POOL_MAX)
+            b->pool->free[b->pool->n++] = b->data;
+        else
+            ember_free(b->data, b->cap);
+    }
+    b->data = NULL;
+    b->off = b->len = b->cap = 0;
+}
+
+int ember_buf_reserve(ember_buf *b, size_t need)
+{
+    if (b->cap - b->len >= need)
+        return 0;
+    if (!b->data && need <= EMBER_BUF_BLOCK) {
+        if (b->pool && b->pool->n > 0)
+            b->data = b->pool->free[--b->pool->n];
+        else if (!(b->data = ember_malloc(EMBER_BUF_BLOCK)))
+            return ember_seterr("out of memory");
+        b->cap = EMBER_BUF_BLOCK;
+        b->off = b->len = 0;
+        return 0;
+    }
+    size_t used = b->len - b->off;
+    if (b->off && b->cap - used >= need) { /* compacting is enough */
+        memmove(b->data, b->data + b->off, used);
+        b->off = 0;
+        b->len = used;
+        return 0;
+    }
+    size_t ncap = b->cap ? b->cap : EMBER_BUF_BLOCK;
+    while (ncap - used < need) {
+        if (ncap > SIZE_MAX / 2)
+            return ember_seterr("buffer too large");
+        ncap *= 2;
+    }
+    uint8_t *nd = ember_malloc(ncap);
+    if (!nd)
+        return ember_seterr("out of memory");
+    if (used)
+        memcpy(nd, b->data + b->off, used);
+    ember_buf_release(b); /* a standard block goes back to the pool */
+    b->data = nd;
+    b->cap = ncap;
+    b->off = 0;
+    b->len = used;
+    return 0;
+}
+
+void ember_buf_consume(ember_buf *b, size_t n)
+{
+    b->off += n;
+    if (b->off >= b->len)
+        ember_buf_release(b);
+}
+
+int ember_buf_enc_begin(ember_buf *b, ember_enc *e, void *conn, size_t hint)
+{
+    e->owner = b;
+    e->conn = conn;
+    e->failed = 0;
+    if (ember_buf_reserve(b, hint)) {
+        e->base = e->p = e->end = NULL;
+        e->failed = 1;
+        return -1;
+    }
+    e->base = e->p = b->data + b->len;
+    e->end = b->data + b->cap;
+    return 0;
+}
+
+int ember_buf_enc_grow(ember_buf *b, ember_enc *e, size_t need)
+{
+    /* Offsets survive the move; pretend the frame so far is committed. */
+    size_t committed = b->len - b->off;
+    size_t base_rel = (size_t)(e->base - (b->data + b->off));
+    size_t p_rel = (size_t)(e->p - (b->data + b->off));
+    b->len = b->off + p_rel;
+    int rc = ember_buf_reserve(b, need);
+    b->len = b->off + committed;
+    if (rc)
+        return -1;
+    e->base = b->data + b->off + base_rel;
+    e->p = b->data + b->off + p_rel;
+    e->end = b->data + b->cap;
+    return 0;
+}
+
+void ember_buf_enc_commit(ember_buf *b, ember_enc *e)
+{
+    b->len = (size_t)(e->p - b->data);
+    e->owner = NULL;
+}
+
+void ember_buf_enc_abort(ember_buf *b, ember_enc *e)
+{
+    e->owner = NULL;
+    if (b->len == b->off)
+        ember_buf_release(b);
+}

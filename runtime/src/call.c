@@ -1,0 +1,416 @@
+/*
+ * call.c — incoming calls. A call object comes from the endpoint's pool and
+ * carries a 512-byte inline arena for its decoded arguments, so a steady
+ * stream of small calls allocates nothing. In-flight calls are linked on
+ * their connection and hashed by the caller's call id (for CANCEL). When the
+ * connection goes, they become orphans: the handler may still answer later,
+ * and that answer just frees the call.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "rt-internal.h"
+
+#define CALL_POOL_MAX 256
+
+static ember_call *call_get(ember_ep *ep)
+{
+    ember_call *k = ep->free_calls;
+    if (k) {
+        ep->free_calls = k->next;
+        ep->nfree_calls--;
+    } else if (!(k = ember_malloc(sizeof *k))) {
+        return NULL;
+    }
+    memset(k, 0, offsetof(ember_call, arena));
+    ember_arena_init(&k->arena, k->inline_arena, sizeof k->inline_arena);
+    return k;
+}
+
+static void call_put(ember_call *k)
+{
+    ember_ep *ep = k->ep;
+    if (k->target) {
+        ember_ref *t = k->target;
+        k->target = NULL;
+        ember_ref_release(t);
+    }
+    ember_arena_fini(&k->arena);
+    if (ep && !ep->freeing && ep->nfree_calls < CALL_POOL_MAX) {
+        k->next = ep->free_calls;
+        ep->free_calls = k;
+        ep->nfree_calls++;
+    } else {
+        ember_free(k, sizeof *k);
+    }
+}
+
+void ember_call_pool_free(ember_ep *ep)
+{
+    while (ep->free_calls) {
+        ember_call *k = ep->free_calls;
+        ep->free_calls = k->next;
+        ember_free(k, sizeof *k);
+    }
+    ep->nfree_calls = 0;
+}
+
+/* ---- the per-connection hash by caller's call id ---- */
+
+static uint32_t hash_id(uint64_t id, uint32_t n)
+{
+    return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 40) & (n - 1);
+}
+
+static void hash_insert(ember_conn *c, ember_call *k)
+{
+    if (c->ncalls >= c->ncbuckets) { /* grow: keep chains short */
+        uint32_t nn = c->ncbuckets ? c->ncbuckets * 2 : 8;
+        ember_call **nb = ember_calloc(sizeof *nb * nn);
+        if (nb) {
+            for (uint32_t i = 0; i < c->ncbuckets; i++)
+                for (ember_call *x = c->cbuckets[i], *nx; x; x = nx) {
+                    nx = x->hnext;
+                    uint32_t h = hash_id(x->peer_id, nn);
+                    x->hnext = nb[h];
+                    nb[h] = x;
+                }
+            ember_free(c->cbuckets, sizeof *nb * c->ncbuckets);
+            c->cbuckets = nb;
+            c->ncbuckets = nn;
+        }
+    }
+    if (!c->ncbuckets) { /* out of memory: CANCEL just won't find it */
+        k->hnext = NULL;
+        return;
+    }
+    uint32_t h = hash_id(k->peer_id, c->ncbuckets);
+    k->hnext = c->cbuckets[h];
+    c->cbuckets[h] = k;
+}
+
+static void hash_remove(ember_conn *c, ember_call *k)
+{
+    if (!c->ncbuckets)
+        return;
+    for (ember_call **pp = &c->cbuckets[hash_id(k->peer_id, c->ncbuckets)]; *pp;
+         pp = &(*pp)->hnext)
+        if (*pp == k) {
+            *pp = k->hnext;
+            return;
+        }
+}
+
+static void link_call(ember_conn *c, ember_call *k)
+{
+    k->prev = NULL;
+    k->next = c->calls;
+    if (c->calls)
+        c->calls->prev = k;
+    c->calls = k;
+    c->ncalls++;
+    c->ep->inflight++;
+    if (!k->oneway)
+        hash_insert(c, k);
+}
+
+/* Takes k off its connection (or the orphan list). */
+static void unlink_call(ember_call *k)
+{
+    ember_conn *c = k->conn;
+    ember_ep *ep = k->ep;
+    if (c) {
+        if (!k->oneway)
+            hash_remove(c, k);
+        if (k->prev)
+            k->prev->next = k->next;
+        else
+            c->calls = k->next;
+        if (k->next)
+            k->next->prev = k->prev;
+        c->ncalls--;
+        ep->inflight--;
+        k->conn = NULL;
+        ember_ep_check_idle(ep);
+    } else if (ep) {
+        if (k->prev)
+            k->prev->next = k->next;
+        else
+            ep->orphans = k->next;
+        if (k->next)
+            k->next->prev = k->prev;
+    }
+    k->prev = k->next = NULL;
+}
+
+/* The answer is written (or discarded): the call is over. */
+static void call_end(ember_call *k, bool ok)
+{
+    if (k->ex)
+        ember_exports_record(k->ex, k->method, k->fallback, ok,
+                             ember_now_us() - k->start_us);
+    unlink_call(k);
+    if (!k->in_dispatch)
+        call_put(k);
+}
+
+void ember_call_orphan_all(ember_conn *c)
+{
+    ember_ep *ep = c->ep;
+    while (c->calls) {
+        ember_call *k = c->calls;
+        unlink_call(k);
+        k->cancelled = true;
+        if (k->ex) {
+            ember_exports_record(k->ex, k->method, k->fallback, false,
+                                 ember_now_us() - k->start_us);
+            k->ex = NULL;
+        }
+        k->next = ep->orphans;
+        if (ep->orphans)
+            ep->orphans->prev = k;
+        ep->orphans = k;
+    }
+}
+
+void ember_call_cancel_in(ember_conn *c, uint64_t peer_id)
+{
+    if (!c->ncbuckets)
+        return;
+    for (ember_call *k = c->cbuckets[hash_id(peer_id, c->ncbuckets)]; k;
+         k = k->hnext)
+        if (k->peer_id == peer_id) {
+            k->cancelled = true;
+            return;
+        }
+}
+
+static void send_error(ember_conn *c, uint64_t call_id, ember_status code,
+                       const char *msg)
+{
+    ember_enc e;
+    if (ember_frame_begin(c, &e, EMBER_FR_ERROR))
+        return;
+    ember_enc_raw_varint(&e, call_id);
+    ember_enc_raw_varint(&e, (uint64_t)code);
+    ember_enc_raw_varint(&e, 0);
+    ember_enc_string(&e, 1, msg);
+    ember_frame_end(c, &e);
+}
+
+int ember_call_dispatch(ember_conn *c, const ember_frame *f)
+{
+    ember_ep *ep = c->ep;
+    bool oneway = f->kind == EMBER_FR_ONEWAY;
+    uint64_t call_id = oneway ? 0 : f->h[0];
+    uint64_t oid = oneway ? f->h[0] : f->h[1];
+    uint64_t mid = oneway ? f->h[1] : f->h[2];
+    char msg[128];
+
+    if (c->ncalls >= ep->lim.max_outstanding) {
+        ember_conn_closef(c, EMBER_PROTOCOL, "peer exceeded max_outstanding "
+                          "(%u calls in flight)", ep->lim.max_outstanding);
+        return -1;
+    }
+    ember_exports *ex = ep->exports;
+    ember_ref *target = NULL;
+    if (oid != 0) {
+        target = ember_ref_find_xobj(c, oid);
+        ex = target ? target->lex : NULL;
+    }
+    ember_xentry *x = ex && mid <= UINT32_MAX ? ember_exports_find(ex, (uint32_t)mid) : NULL;
+    bool fallback = false;
+    if (!x && ex && ex->fallback.raw && oid == 0) {
+        x = &ex->fallback;
+        fallback = true;
+    }
+    if (!x || ep->stopping) {
+        if (oid && !ex)
+            snprintf(msg, sizeof msg, "no object %llu on this connection",
+                     (unsigned long long)oid);
+        else
+            snprintf(msg, sizeof msg, "no method %llu", (unsigned long long)mid);
+        ember_log(EMBER_LOG_DEBUG, "%s: %s from %s", ep->what,
+                  x ? "call refused while stopping" : msg, c->peer);
+        if (!oneway)
+            send_error(c, call_id, x ? EMBER_UNAVAILABLE : EMBER_NO_METHOD,
+                       x ? "shutting down" : msg);
+        return 0;
+    }
+
+    ember_call *k = call_get(ep);
+    if (!k) {
+        if (!oneway)
+            send_error(c, call_id, EMBER_LIMIT, "out of memory");
+        return 0;
+    }
+    k->ep = ep;
+    k->conn = c;
+    k->ex = ex;
+    k->peer_id = call_id;
+    k->method = (uint32_t)mid;
+    k->oneway = oneway;
+    k->fallback = fallback;
+    k->start_us = ember_now_us();
+    if (target)
+        k->target = ember_ref_retain(target);
+    link_call(c, k);
+
+    k->in_dispatch = true; /* an answer inside the handler must not free k */
+    int rc = 0;
+    ember_dec d;
+    d.why = NULL;
+    if (x->raw) {
+        x->raw(k, (uint32_t)mid, f->payload, f->len, x->ud);
+    } else {
+        ember_dec_init(&d, f->payload, f->len, &k->arena);
+        d.conn = c;
+        d.lim = ember_conn_dec_limits(c);
+        rc = x->m->dispatch(k, &d, x->handlers, x->ud);
+    }
+    if (rc < 0) {
+        const char *why = d.why ? d.why : "arguments do not decode";
+        if (!k->answered)
+            ember_call_fail(k, "bad arguments: %s", why);
+        ember_conn_closef(c, EMBER_PROTOCOL, "undecodable arguments for method "
+                          "%u: %s", k->method, why);
+    }
+    if (oneway && !k->answered) { /* a oneway call ends with its handler */
+        k->answered = true;
+        call_end(k, true);
+    }
+    k->in_dispatch = false;
+    if (k->answered)
+        call_put(k);
+    return rc;
+}
+
+/* ---- answering ---- */
+
+/* Common start of every answer: -1 if already answered; 0 to write; 1 to
+ * discard (oneway, cancelled or orphaned). */
+static int answer_begin(ember_call *k)
+{
+    if (!k || k->answered)
+        return -1;
+    k->answered = true;
+    if (k->oneway || k->cancelled || !k->conn ||
+        k->conn->state != EMBER_CONN_READY)
+        return 1;
+    return 0;
+}
+
+EMBER_API int ember_call_reply(ember_call *k, ember_encode_fn enc, const void *value)
+{
+    int r = answer_begin(k);
+    if (r < 0)
+        return ember_seterr("call already answered");
+    if (r == 0) {
+        ember_conn *c = k->conn;
+        ember_enc e;
+        if (ember_frame_begin(c, &e, EMBER_FR_REPLY) == 0) {
+            ember_enc_raw_varint(&e, k->peer_id);
+            if (enc)
+                enc(&e, value);
+        }
+        if (ember_frame_end(c, &e)) {
+            ember_log(EMBER_LOG_WARN, "%s: reply to method %u could not be "
+                      "encoded: %s", c->ep->what, k->method, ember_last_error());
+            send_error(c, k->peer_id, EMBER_FAILED, "reply could not be encoded");
+            call_end(k, false);
+            return 0;
+        }
+    }
+    call_end(k, true);
+    return 0;
+}
+
+EMBER_API int ember_call_reply_raw(ember_call *k, const void *payload, size_t len)
+{
+    int r = answer_begin(k);
+    if (r < 0)
+        return ember_seterr("call already answered");
+    if (r == 0) {
+        ember_conn *c = k->conn;
+        ember_enc e;
+        if (ember_frame_begin(c, &e, EMBER_FR_REPLY) == 0) {
+            ember_enc_raw_varint(&e, k->peer_id);
+            if (len && ember_enc_reserve(&e, len) == 0) {
+                memcpy(e.p, payload, len);
+                e.p += len;
+            }
+        }
+        if (ember_frame_end(c, &e)) {
+            send_error(c, k->peer_id, EMBER_FAILED, "reply too large");
+            call_end(k, false);
+            return 0;
+        }
+    }
+    call_end(k, true);
+    return 0;
+}
+
+EMBER_API int ember_call_raise(ember_call *k, uint32_t error_id,
+                               ember_encode_fn enc, const void *error)
+{
+    int r = answer_begin(k);
+    if (r < 0)
+        return ember_seterr("call already answered");
+    if (r == 0) {
+        ember_conn *c = k->conn;
+        ember_enc e;
+        if (ember_frame_begin(c, &e, EMBER_FR_ERROR) == 0) {
+            ember_enc_raw_varint(&e, k->peer_id);
+            ember_enc_raw_varint(&e, EMBER_RAISED);
+            ember_enc_raw_varint(&e, error_id);
+            if (enc)
+                enc(&e, error);
+        }
+        if (ember_frame_end(c, &e))
+            send_error(c, k->peer_id, EMBER_FAILED, "error could not be encoded");
+    }
+    call_end(k, false);
+    return 0;
+}
+
+EMBER_API int ember_call_fail(ember_call *k, const char *fmt, ...)
+{
+    char msg[512];
+    int r = answer_begin(k);
+    if (r < 0)
+        return ember_seterr("call already answered");
+    if (r == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        send_error(k->conn, k->peer_id, EMBER_FAILED, msg);
+    }
+    call_end(k, false);
+    return 0;
+}
+
+EMBER_API ember_ref *ember_call_caller(ember_call *k)
+{
+    return k && k->conn ? k->conn->peer_ref : NULL;
+}
+
+EMBER_API ember_child *ember_call_child(ember_call *k)
+{
+    return k && k->conn ? k->conn->child : NULL;
+}
+
+EMBER_API uint32_t ember_call_method(const ember_call *k)
+{
+    return k->method;
+}
+
+EMBER_API bool ember_call_cancelled(const ember_call *k)
+{
+    return k->cancelled || !k->conn || k->conn->state != EMBER_CONN_READY;
+}
+
+EMBER_API void *ember_call_alloc(ember_call *k, size_t size)
+{
+    return ember_arena_alloc(&k->arena, size);
+}

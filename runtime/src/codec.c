@@ -1,0 +1,341 @@
+/*
+ * codec.c — the out-of-line half of codec.h: growing an encoder's region,
+ * long length prefixes, and every decoder that checks ranges, limits and
+ * UTF-8. The inline half (varints, keys) stays in the header so generated
+ * code inlines the hot path.
+ */
+#include <string.h>
+
+#include "buf-internal.h"
+#include "ember-internal.h"
+
+EMBER_API int ember_enc_grow_(ember_enc *e, size_t need)
+{
+    if (e->failed)
+        return -1;
+    if (!e->owner) { /* a fixed buffer cannot grow */
+        e->failed = 1;
+        return -1;
+    }
+    if (ember_buf_enc_grow(e->owner, e, need)) {
+        e->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+EMBER_API void ember_enc_len_end_slow_(ember_enc *e, size_t mark, size_t n)
+{
+    size_t k = varint_size(n);
+    if (ember_enc_reserve(e, k - 1))
+        return;
+    /* reserve may have moved base: positions are offsets. */
+    uint8_t *body = e->base + mark + 1;
+    memmove(body + k - 1, body, n);
+    e->p += k - 1;
+    uint8_t *q = e->base + mark;
+    while (n >= 0x80) {
+        *q++ = (uint8_t)(n | 0x80);
+        n >>= 7;
+    }
+    *q = (uint8_t)n;
+}
+
+EMBER_API void ember_dec_init(ember_dec *d, const void *data, size_t len,
+                              ember_arena *arena)
+{
+    static const ember_dec_limits deflim = EMBER_DEC_LIMITS_DEFAULT;
+    d->p = data;
+    d->end = d->p + len;
+    d->arena = arena;
+    d->conn = NULL;
+    d->lim = deflim;
+    d->depth = 0;
+    d->why = NULL;
+}
+
+EMBER_API int ember_dec_skip(ember_dec *d, unsigned wt)
+{
+    uint64_t v;
+    switch (wt) {
+    case EMBER_WT_VARINT:
+        return ember_dec_raw_varint(d, &v);
+    case EMBER_WT_I64:
+        if (d->end - d->p < 8)
+            return ember_dec_fail(d, "truncated fixed64");
+        d->p += 8;
+        return 0;
+    case EMBER_WT_I32:
+        if (d->end - d->p < 4)
+            return ember_dec_fail(d, "truncated fixed32");
+        d->p += 4;
+        return 0;
+    case EMBER_WT_LEN:
+        if (ember_dec_raw_varint(d, &v))
+            return -1;
+        if (v > (uint64_t)(d->end - d->p))
+            return ember_dec_fail(d, "length runs past the end");
+        d->p += v;
+        return 0;
+    default:
+        return ember_dec_fail(d, "unknown wire type");
+    }
+}
+
+EMBER_API int ember_dec_raw_u64(ember_dec *d, uint64_t *v)
+{
+    return ember_dec_raw_varint(d, v);
+}
+
+#define DEC_UNSIGNED(name, ctype, max)                          \
+    EMBER_API int ember_dec_raw_##name(ember_dec *d, ctype *v)  \
+    {                                                           \
+        uint64_t x;                                             \
+        if (ember_dec_raw_varint(d, &x))                        \
+            return -1;                                          \
+        if (x > (max))                                          \
+            return ember_dec_fail(d, "integer out of range");   \
+        *v = (ctype)x;                                          \
+        return 0;                                               \
+    }
+DEC_UNSIGNED(u32, uint32_t, UINT32_MAX)
+DEC_UNSIGNED(u16, uint16_t, UINT16_MAX)
+DEC_UNSIGNED(u8, uint8_t, UINT8_MAX)
+
+EMBER_API int ember_dec_raw_i64(ember_dec *d, int64_t *v)
+{
+    uint64_t x;
+    if (ember_dec_raw_varint(d, &x))
+        return -1;
+    *v = ember_unzigzag64(x);
+    return 0;
+}
+
+#define DEC_SIGNED(name, ctype, min, max)                       \
+    EMBER_API int ember_dec_raw_##name(ember_dec *d, ctype *v)  \
+    {                                                           \
+        int64_t x;                                              \
+        if (ember_dec_raw_i64(d, &x))                           \
+            return -1;                                          \
+        if (x < (min) || x > (max))                             \
+            return ember_dec_fail(d, "integer out of range");   \
+        *v = (ctype)x;                                          \
+        return 0;                                               \
+    }
+DEC_SIGNED(i32, int32_t, INT32_MIN, INT32_MAX)
+DEC_SIGNED(i16, int16_t, INT16_MIN, INT16_MAX)
+DEC_SIGNED(i8, int8_t, INT8_MIN, INT8_MAX)
+
+EMBER_API int ember_dec_raw_bool(ember_dec *d, bool *v)
+{
+    uint64_t x;
+    if (ember_dec_raw_varint(d, &x))
+        return -1;
+    if (x > 1)
+        return ember_dec_fail(d, "bool is neither 0 nor 1");
+    *v = x == 1;
+    return 0;
+}
+
+EMBER_API int ember_dec_raw_f32(ember_dec *d, float *v)
+{
+    uint32_t x;
+    if (ember_dec_raw_fixed32(d, &x))
+        return -1;
+    memcpy(v, &x, 4);
+    return 0;
+}
+
+EMBER_API int ember_dec_raw_f64(ember_dec *d, double *v)
+{
+    uint64_t x;
+    if (ember_dec_raw_fixed64(d, &x))
+        return -1;
+    memcpy(v, &x, 8);
+    return 0;
+}
+
+/* Reads a length prefix and checks it against the limit and the bytes present. */
+static int dec_len(ember_dec *d, size_t *n)
+{
+    uint64_t v;
+    if (ember_dec_raw_varint(d, &v))
+        return -1;
+    if (v > d->lim.max_string)
+        return ember_dec_fail(d, "string or bytes longer than the limit");
+    if (v > (uint64_t)(d->end - d->p))
+        return ember_dec_fail(d, "length runs past the end");
+    *n = (size_t)v;
+    return 0;
+}
+
+/* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF, no NUL. */
+static bool utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp, min;
+        if (c >= 0xc2 && c <= 0xdf) {
+            len = 2, cp = c & 0x1f, min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3, cp = c & 0x0f, min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+EMBER_API int ember_dec_raw_string(ember_dec *d, const char **v)
+{
+    size_t n;
+    if (dec_len(d, &n))
+        return -1;
+    if (!utf8_valid(d->p, n))
+        return ember_dec_fail(d, "string is not valid UTF-8 (or holds NUL)");
+    char *s = ember_dec_alloc(d, n + 1);
+    if (!s)
+        return -1;
+    memcpy(s, d->p, n);
+    s[n] = 0;
+    d->p += n;
+    *v = s;
+    return 0;
+}
+
+EMBER_API int ember_dec_raw_bytes(ember_dec *d, ember_bytes *v)
+{
+    size_t n;
+    if (dec_len(d, &n))
+        return -1;
+    v->len = n;
+    v->data = NULL;
+    if (n) {
+        uint8_t *b = ember_dec_alloc(d, n);
+        if (!b)
+            return -1;
+        memcpy(b, d->p, n);
+        v->data = b;
+    }
+    d->p += n;
+    return 0;
+}
+
+EMBER_API int ember_dec_enter_raw(ember_dec *d, const uint8_t **saved_end)
+{
+    uint64_t n;
+    if (d->depth >= d->lim.max_depth)
+        return ember_dec_fail(d, "values nested too deeply");
+    if (ember_dec_raw_varint(d, &n))
+        return -1;
+    if (n > (uint64_t)(d->end - d->p))
+        return ember_dec_fail(d, "length runs past the end");
+    *saved_end = d->end;
+    d->end = d->p + n;
+    d->depth++;
+    return 0;
+}
+
+EMBER_API int ember_dec_enter(ember_dec *d, unsigned wt, const uint8_t **saved_end)
+{
+    if (ember_dec_expect(d, wt, EMBER_WT_LEN))
+        return -1;
+    return ember_dec_enter_raw(d, saved_end);
+}
+
+EMBER_API void ember_dec_leave(ember_dec *d, const uint8_t *saved_end)
+{
+    d->p = d->end;
+    d->end = saved_end;
+    if (d->depth)
+        d->depth--;
+}
+
+EMBER_API int ember_dec_list_begin_raw(ember_dec *d, size_t min_elem_bytes,
+                                       size_t elem_size, uint32_t *count,
+                                       void **items, const uint8_t **saved_end)
+{
+    uint64_t n;
+    *count = 0;
+    *items = NULL;
+    if (ember_dec_enter_raw(d, saved_end))
+        return -1;
+    if (ember_dec_raw_varint(d, &n))
+        return -1;
+    if (n > d->lim.max_elems)
+        return ember_dec_fail(d, "list or map longer than the limit");
+    size_t left = (size_t)(d->end - d->p);
+    if (min_elem_bytes && n > left / min_elem_bytes)
+        return ember_dec_fail(d, "list or map count exceeds the bytes present");
+    if (n && elem_size) {
+        if (n > SIZE_MAX / elem_size)
+            return ember_dec_fail(d, "list too large");
+        *items = ember_dec_alloc(d, (size_t)n * elem_size);
+        if (!*items)
+            return -1;
+    }
+    *count = (uint32_t)n;
+    return 0;
+}
+
+EMBER_API int ember_dec_list_begin(ember_dec *d, unsigned wt, size_t min_elem_bytes,
+                                   size_t elem_size, uint32_t *count, void **items,
+                                   const uint8_t **saved_end)
+{
+    *count = 0;
+    *items = NULL;
+    if (ember_dec_expect(d, wt, EMBER_WT_LEN))
+        return -1;
+    return ember_dec_list_begin_raw(d, min_elem_bytes, elem_size, count, items,
+                                    saved_end);
+}
+
+EMBER_API int ember_dec_list_end(ember_dec *d, const uint8_t *saved_end)
+{
+    if (d->p != d->end)
+        return ember_dec_fail(d, "list or map has trailing bytes");
+    ember_dec_leave(d, saved_end);
+    return 0;
+}
+
+EMBER_API void *ember_dec_alloc(ember_dec *d, size_t size)
+{
+    if (!d->arena) {
+        ember_dec_fail(d, "decoder has no arena");
+        return NULL;
+    }
+    void *p = ember_arena_alloc(d->arena, size);
+    if (!p)
+        ember_dec_fail(d, "out of memory");
+    return p;
+}

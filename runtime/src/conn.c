@@ -1,0 +1,294 @@
+/*
+ * conn.c — one connection: a nonblocking socket with a raw read event and a
+ * write event (no bufferevent: we read 64 KiB or a whole large frame at a
+ * time), a contiguous input buffer parsed in place, and a contiguous output
+ * buffer the encoders write into. Writes are coalesced: a frame queued on an
+ * empty buffer puts the connection on the endpoint's dirty list, and the
+ * endpoint's work event writes everything queued in one syscall later in
+ * the same loop iteration.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rt-internal.h"
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+
+ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer)
+{
+    ember_conn *c = ember_calloc(sizeof *c);
+    if (!c) {
+        close(fd);
+        ember_seterr("out of memory");
+        return NULL;
+    }
+    c->ep = ep;
+    c->fd = fd;
+    c->state = EMBER_CONN_HANDSHAKE;
+    c->in.pool = c->out.pool = &ep->pool;
+    c->created_ms = c->last_rx_ms = ember_now_ms();
+    c->heartbeat_ms = ep->lim.heartbeat_ms;
+    c->dead_after_ms = ep->lim.dead_after_ms;
+    c->next_oid = 1;
+    c->peer = ember_strdup(peer ? peer : "?");
+    c->rev = event_new(ep->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    c->wev = event_new(ep->base, fd, EV_WRITE, on_write, c);
+    if (!c->peer || !c->rev || !c->wev || event_add(c->rev, NULL)) {
+        ember_seterr("out of memory");
+        close(fd);
+        if (c->rev)
+            event_free(c->rev);
+        if (c->wev)
+            event_free(c->wev);
+        ember_strfree(c->peer);
+        ember_free(c, sizeof *c);
+        return NULL;
+    }
+    c->next = ep->conns;
+    if (ep->conns)
+        ep->conns->prev = c;
+    ep->conns = c;
+    ep->nconns++;
+    return c;
+}
+
+ember_dec_limits ember_conn_dec_limits(const ember_conn *c)
+{
+    ember_dec_limits l = {c->ep->lim.max_depth, c->ep->lim.max_elems,
+                          c->ep->lim.max_string};
+    return l;
+}
+
+void ember_conn_mark_dirty(ember_conn *c)
+{
+    if (c->dirty || c->state == EMBER_CONN_CLOSED)
+        return;
+    c->dirty = true;
+    c->dirty_next = c->ep->dirty;
+    c->ep->dirty = c;
+    ember_ep_kick(c->ep);
+}
+
+static void unmark_dirty(ember_conn *c)
+{
+    if (!c->dirty)
+        return;
+    for (ember_conn **pp = &c->ep->dirty; *pp; pp = &(*pp)->dirty_next)
+        if (*pp == c) {
+            *pp = c->dirty_next;
+            break;
+        }
+    c->dirty = false;
+}
+
+void ember_conn_flush(ember_conn *c)
+{
+    if (c->state == EMBER_CONN_CLOSED)
+        return;
+    size_t n = ember_buf_used(&c->out);
+    if (n > 0) {
+        ssize_t w = write(c->fd, c->out.data + c->out.off, n);
+        if (w < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                ember_conn_closef(c, EMBER_LOST, "write failed: %s",
+                                  strerror(errno));
+                return;
+            }
+            w = 0;
+        }
+        ember_buf_consume(&c->out, (size_t)w);
+    }
+    if (ember_buf_used(&c->out) > 0) {
+        if (!c->wev_added && event_add(c->wev, NULL) == 0)
+            c->wev_added = true;
+    } else if (c->close_after_flush) {
+        ember_conn_close(c, EMBER_LOST, "said goodbye");
+    }
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    ember_conn *c = arg;
+    (void)fd;
+    (void)what;
+    c->wev_added = false;
+    ember_conn_flush(c);
+}
+
+static void handle_frame(ember_conn *c, const ember_frame *f)
+{
+    ember_ep *ep = c->ep;
+    switch (f->kind) {
+    case EMBER_FR_PING:
+        ember_frame_send_hdr(c, EMBER_FR_PONG, 0, 0, 0, 0);
+        return;
+    case EMBER_FR_PONG:
+        return;
+    case EMBER_FR_GOODBYE:
+        ember_conn_close(c, EMBER_LOST, "peer said goodbye");
+        return;
+    case EMBER_FR_HELLO:
+    case EMBER_FR_REGISTER:
+    case EMBER_FR_WELCOME:
+    case EMBER_FR_REFUSED:
+        if (c->state != EMBER_CONN_HANDSHAKE) {
+            ember_conn_closef(c, EMBER_PROTOCOL, "protocol violation: %s after "
+                              "registration", ember_frame_kind_name(f->kind));
+            return;
+        }
+        ep->on_handshake(c, f);
+        return;
+    default:
+        break;
+    }
+    if (c->state != EMBER_CONN_READY) {
+        ember_conn_closef(c, EMBER_PROTOCOL, "protocol violation: %s before "
+                          "registration", ember_frame_kind_name(f->kind));
+        return;
+    }
+    switch (f->kind) {
+    case EMBER_FR_CALL:
+    case EMBER_FR_ONEWAY:
+        ember_call_dispatch(c, f);
+        break;
+    case EMBER_FR_REPLY:
+    case EMBER_FR_ERROR:
+        ember_calltab_answer(c, f);
+        break;
+    case EMBER_FR_CANCEL:
+        ember_call_cancel_in(c, f->h[0]);
+        break;
+    case EMBER_FR_DECREF:
+        ember_ref_decref_in(c, f->h[0], f->h[1]);
+        break;
+    }
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    ember_conn *c = arg;
+    ember_buf *in = &c->in;
+    uint32_t max = c->ep->lim.max_frame;
+    (void)what;
+
+    /* Read at least a block, or the rest of a large frame in one go. */
+    size_t want = EMBER_BUF_BLOCK, have = ember_buf_used(in);
+    if (have >= 4) {
+        const uint8_t *p = in->data + in->off;
+        uint32_t len = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+                       (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        if (len > max) {
+            ember_conn_closef(c, EMBER_PROTOCOL, "frame of %u bytes exceeds "
+                              "max_frame %u", len, max);
+            return;
+        }
+        if ((size_t)len + 4 - have > want)
+            want = (size_t)len + 4 - have;
+    }
+    if (ember_buf_reserve(in, want)) {
+        ember_conn_close(c, EMBER_LOST, "out of memory for the input buffer");
+        return;
+    }
+    ssize_t n = read(fd, in->data + in->len, in->cap - in->len);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            if (ember_buf_used(in) == 0)
+                ember_buf_release(in);
+            return;
+        }
+        if (n == 0)
+            ember_conn_close(c, EMBER_LOST, "peer closed the connection");
+        else
+            ember_conn_closef(c, EMBER_LOST, "read failed: %s", strerror(errno));
+        return;
+    }
+    in->len += (size_t)n;
+    c->last_rx_ms = ember_now_ms();
+    c->ping_out = false;
+
+    /* Frames are contiguous: parse each in place. */
+    size_t off = in->off;
+    while (c->state != EMBER_CONN_CLOSED) {
+        ember_frame f;
+        size_t used;
+        const char *why = NULL;
+        int r = ember_frame_parse(in->data + off, in->len - off, max, &f,
+                                  &used, &why);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            ember_conn_closef(c, EMBER_PROTOCOL, "bad frame: %s", why);
+            return;
+        }
+        handle_frame(c, &f);
+        off += used;
+    }
+    if (c->state == EMBER_CONN_CLOSED)
+        return; /* buffers go when the connection is reaped */
+    ember_buf_consume(in, off - in->off);
+}
+
+void ember_conn_close(ember_conn *c, ember_status st, const char *reason)
+{
+    ember_ep *ep = c->ep;
+    if (c->state == EMBER_CONN_CLOSED)
+        return;
+    c->state = EMBER_CONN_CLOSED;
+    ember_log(EMBER_LOG_WARN, "%s: connection to %s (%s) closed: %s", ep->what,
+              c->name ? c->name : "unregistered peer", c->peer, reason);
+    event_del(c->rev);
+    event_del(c->wev);
+    c->wev_added = false;
+    close(c->fd);
+    c->fd = -1;
+    unmark_dirty(c);
+
+    /* Move from the live list to the dead list; freed by the work event. */
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        ep->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    ep->nconns--;
+    c->prev = NULL;
+    c->next = ep->dead;
+    ep->dead = c;
+    ember_ep_kick(ep);
+
+    char msg[256];
+    snprintf(msg, sizeof msg, "connection lost: %s", reason);
+    ember_calltab_fail_all(c, st, st == EMBER_SHUTDOWN ? "shut down" : msg);
+    ember_call_orphan_all(c);
+    ember_ref_conn_closed(c);
+    if (ep->on_lost)
+        ep->on_lost(c, reason);
+    ember_ep_check_idle(ep);
+}
+
+void ember_conn_closef(ember_conn *c, ember_status st, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    ember_conn_close(c, st, buf);
+}
+
+void ember_conn_free(ember_conn *c)
+{
+    ember_buf_release(&c->in);
+    ember_buf_release(&c->out);
+    event_free(c->rev);
+    event_free(c->wev);
+    ember_calltab_free(c);
+    ember_free(c->cbuckets, sizeof *c->cbuckets * c->ncbuckets);
+    ember_free(c->xobjs, sizeof *c->xobjs * c->capxobjs);
+    ember_free(c->rrefs, sizeof *c->rrefs * c->caprrefs);
+    ember_strfree(c->peer);
+    ember_free(c, sizeof *c);
+}

@@ -1,0 +1,143 @@
+/*
+ * ep.c — the endpoint, what roots and nodes share: the work event that
+ * flushes coalesced output, delivers deferred outcomes and frees closed
+ * connections; and the sweep timer that sends heartbeats and enforces
+ * handshake and liveness deadlines for all its connections at once (no
+ * per-connection timers, so idle connections stay small).
+ */
+#include <string.h>
+
+#include "rt-internal.h"
+
+static void on_work(evutil_socket_t fd, short what, void *arg)
+{
+    ember_ep *ep = arg;
+    (void)fd;
+    (void)what;
+    ep->work_pending = false;
+    while (ep->dirty) {
+        ember_conn *c = ep->dirty;
+        ep->dirty = c->dirty_next;
+        c->dirty = false;
+        ember_conn_flush(c);
+    }
+    ember_defer_run(ep);
+    while (ep->dead) {
+        ember_conn *c = ep->dead;
+        ep->dead = c->next;
+        ember_conn_free(c);
+    }
+    if (ep->stopping && ep->inflight == 0 && ep->on_idle)
+        ep->on_idle(ep);
+}
+
+void ember_ep_kick(ember_ep *ep)
+{
+    if (!ep->work_pending && ep->work_ev) {
+        ep->work_pending = true;
+        event_active(ep->work_ev, 0, 0);
+    }
+}
+
+void ember_ep_check_idle(ember_ep *ep)
+{
+    if (ep->stopping && ep->inflight == 0)
+        ember_ep_kick(ep);
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    ember_ep *ep = arg;
+    uint64_t now = ember_now_ms();
+    (void)fd;
+    (void)what;
+    for (ember_conn *c = ep->conns, *next; c; c = next) {
+        next = c->next;
+        uint64_t idle = now - c->last_rx_ms;
+        if (c->state == EMBER_CONN_HANDSHAKE) {
+            if (now - c->created_ms > ep->lim.handshake_ms)
+                ember_conn_close(c, EMBER_LOST, "handshake timed out");
+            continue;
+        }
+        if (c->state != EMBER_CONN_READY)
+            continue;
+        if (c->dead_after_ms && idle >= c->dead_after_ms) {
+            ember_conn_closef(c, EMBER_LOST, "peer silent for %llu ms "
+                              "(heartbeat)", (unsigned long long)idle);
+        } else if (c->heartbeat_ms && idle >= c->heartbeat_ms && !c->ping_out) {
+            c->ping_out = true;
+            ember_frame_send_hdr(c, EMBER_FR_PING, 0, 0, 0, 0);
+        }
+    }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ember_timer_fire(arg);
+}
+
+int ember_ep_init(ember_ep *ep, struct event_base *base, const ember_limits *lim,
+                  const char *what)
+{
+    memset(ep, 0, sizeof *ep);
+    ep->base = base;
+    if (lim)
+        ep->lim = *lim;
+    else
+        ember_limits_default(&ep->lim);
+    ep->what = what;
+    ember_arena_init(&ep->scratch, ep->scratch_buf, sizeof ep->scratch_buf);
+    ep->exports = ember_exports_new();
+    ep->work_ev = event_new(base, -1, 0, on_work, ep);
+    ep->timer_ev = evtimer_new(base, on_timer, ep);
+    ep->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, ep);
+    if (!ep->exports || !ep->work_ev || !ep->timer_ev || !ep->sweep_ev) {
+        ember_ep_fini(ep, EMBER_SHUTDOWN);
+        return ember_seterr("out of memory");
+    }
+    /* Sweep often enough to honour the shortest deadline it checks. */
+    uint32_t every = ep->lim.heartbeat_ms;
+    if (ep->lim.handshake_ms && (every == 0 || ep->lim.handshake_ms < every))
+        every = ep->lim.handshake_ms;
+    every /= 4;
+    if (every < 5)
+        every = 5;
+    if (every > 1000)
+        every = 1000;
+    struct timeval tv = {every / 1000, (every % 1000) * 1000};
+    event_add(ep->sweep_ev, &tv);
+    return 0;
+}
+
+void ember_ep_fini(ember_ep *ep, ember_status status)
+{
+    ep->freeing = true;
+    ep->stopping = true;
+    while (ep->conns)
+        ember_conn_close(ep->conns, status, "shutting down");
+    /* Outcomes of calls that never started still end exactly once. */
+    while (ep->defq)
+        ember_defer_run(ep);
+    while (ep->dead) {
+        ember_conn *c = ep->dead;
+        ep->dead = c->next;
+        ember_conn_free(c);
+    }
+    for (ember_call *k = ep->orphans; k; k = k->next)
+        k->ep = NULL; /* a late reply frees the call on its own */
+    ember_call_pool_free(ep);
+    ember_free(ep->heap, sizeof *ep->heap * ep->capheap);
+    if (ep->work_ev)
+        event_free(ep->work_ev);
+    if (ep->timer_ev)
+        event_free(ep->timer_ev);
+    if (ep->sweep_ev)
+        event_free(ep->sweep_ev);
+    ep->work_ev = ep->timer_ev = ep->sweep_ev = NULL;
+    ember_exports_free(ep->exports);
+    ep->exports = NULL;
+    ember_bufpool_clear(&ep->pool);
+    ember_arena_fini(&ep->scratch);
+}

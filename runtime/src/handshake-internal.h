@@ -1,0 +1,56 @@
+/*
+ * handshake-internal.h — the registration messages (HELLO, REGISTER,
+ * WELCOME, REFUSED). Their payloads are tagged structs (codec.h), so fields
+ * can be added later (the shared-secret proof, say) and old peers skip them.
+ */
+#ifndef EMBER_HANDSHAKE_INTERNAL_H
+#define EMBER_HANDSHAKE_INTERNAL_H
+
+#include "rt-internal.h"
+
+#define EMBER_MAGIC "EMBR"
+#define EMBER_PROTO_MIN 1
+#define EMBER_PROTO_MAX EMBER_PROTOCOL_VERSION
+#define EMBER_NONCE_LEN 32
+
+/* REFUSED codes. */
+enum {
+    EMBER_REFUSE_NAME_IN_USE = 1,
+    EMBER_REFUSE_VERSION = 2,
+    EMBER_REFUSE_BAD_NAME = 3,
+    EMBER_REFUSE_AUTH = 4,
+    EMBER_REFUSE_STOPPING = 5
+};
+
+typedef struct ember_svcinfo {
+    const char *name;
+    uint64_t fingerprint;
+} ember_svcinfo;
+
+typedef struct ember_hs {
+    /* HELLO */
+    const char *magic;
+    uint32_t vmin, vmax;
+    ember_bytes nonce;
+    /* REGISTER */
+    uint32_t version;
+    const char *name;
+    ember_bytes proof;
+    /* WELCOME */
+    uint32_t id, heartbeat_ms, dead_after_ms;
+    /* REFUSED */
+    uint32_t code;
+    const char *message;
+    /* HELLO, REGISTER, WELCOME: the sender's exported services */
+    ember_svcinfo *svcs;
+    uint32_t nsvcs;
+} ember_hs;
+
+/* Decodes the payload of a handshake frame into hs (strings in arena). */
+int ember_hs_decode(const ember_frame *f, ember_arena *arena, ember_hs *hs,
+                    const char **why);
+/* Sends a handshake frame; services come from ex (may be NULL). */
+int ember_hs_send(ember_conn *c, uint8_t kind, const ember_hs *hs,
+                  const ember_exports *ex);
+
+#endif

@@ -1,0 +1,121 @@
+/*
+ * log.c — levels, the user's log callback (stderr by default), the
+ * EMBER_LOG environment variable and the per-thread last error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "ember-internal.h"
+
+static const char *level_names[] = {"debug", "info", "warn", "error", "off"};
+
+static void default_log(ember_log_level lv, const char *msg, void *ud)
+{
+    (void)ud;
+    fprintf(stderr, "ember %s: %s\n", level_names[lv], msg);
+}
+
+static ember_log_fn g_log = default_log;
+static void *g_log_ud;
+static int g_level = -1; /* -1: not read from the environment yet */
+
+static int env_level(void)
+{
+    const char *e = getenv("EMBER_LOG");
+    if (e)
+        for (int i = 0; i <= EMBER_LOG_OFF; i++)
+            if (strcasecmp(e, level_names[i]) == 0)
+                return i;
+    return EMBER_LOG_INFO;
+}
+
+EMBER_API void ember_set_log(ember_log_fn fn, void *ud)
+{
+    g_log = fn ? fn : default_log;
+    g_log_ud = fn ? ud : NULL;
+}
+
+EMBER_API void ember_set_log_level(ember_log_level level)
+{
+    g_level = (int)level;
+}
+
+EMBER_API ember_log_level ember_log_get_level(void)
+{
+    if (g_level < 0)
+        g_level = env_level();
+    return (ember_log_level)g_level;
+}
+
+bool ember_log_enabled(ember_log_level lv)
+{
+    return lv >= ember_log_get_level() && lv < EMBER_LOG_OFF;
+}
+
+void ember_log(ember_log_level lv, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    if (!ember_log_enabled(lv))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    g_log(lv, buf, g_log_ud);
+}
+
+static _Thread_local char last_error[256];
+
+EMBER_API const char *ember_last_error(void)
+{
+    return last_error;
+}
+
+int ember_seterr(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+EMBER_API const char *ember_status_name(ember_status s)
+{
+    static const char *names[] = {
+        "ok", "raised", "failed", "timeout", "lost", "cancelled",
+        "unavailable", "no-method", "limit", "protocol", "shutdown",
+    };
+    if ((unsigned)s < sizeof names / sizeof names[0])
+        return names[s];
+    return "unknown";
+}
+
+EMBER_API void ember_limits_default(ember_limits *l)
+{
+    l->max_frame = 16u << 20;
+    l->max_depth = 64;
+    l->max_elems = 16u << 20;
+    l->max_string = 16u << 20;
+    l->max_outstanding = 65536;
+    l->out_high_water = (size_t)64 << 20;
+    l->call_timeout_ms = 30000;
+    l->heartbeat_ms = 2000;
+    l->dead_after_ms = 6000;
+    l->handshake_ms = 5000;
+}
+
+uint64_t ember_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t ember_now_ms(void)
+{
+    return ember_now_us() / 1000u;
+}

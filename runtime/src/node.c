@@ -1,0 +1,367 @@
+/*
+ * node.c — a node (Firefly's RemoteObject, plus what it lacked): connects to
+ * a root, registers, and after any loss reconnects with exponential backoff
+ * and jitter, forever, until closed or freed. Its root ref is stable across
+ * reconnects: it simply points at the current connection, or at none.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/util.h>
+
+#include "handshake-internal.h"
+
+struct ember_node {
+    ember_ep ep;
+    ember_node_config cfg;
+    char *name;
+    char *addr;
+    char what[64];
+    ember_node_state st;
+    ember_conn *conn;          /* current connection (handshaking or ready) */
+    ember_ref *root_ref;
+    uint32_t id;
+    unsigned attempt;          /* failures since the last registration */
+    int cfd;                   /* socket while connect() is in progress */
+    struct event *connect_ev;
+    struct event *retry_ev;
+    bool closing;
+    void (*close_done)(ember_node *n, void *ud);
+    void *close_ud;
+};
+
+EMBER_API const char *ember_node_state_name(ember_node_state s)
+{
+    static const char *names[] = {"idle", "connecting", "registered", "lost",
+                                  "closed"};
+    return (unsigned)s < 5 ? names[s] : "?";
+}
+
+static void set_state(ember_node *n, ember_node_state st, const char *reason)
+{
+    n->st = st;
+    if (n->cfg.on_state)
+        n->cfg.on_state(n, st, reason, n->cfg.ud);
+}
+
+static void schedule_retry(ember_node *n, const char *reason)
+{
+    uint64_t d = n->cfg.backoff_min_ms ? n->cfg.backoff_min_ms : 1;
+    for (unsigned i = 0; i < n->attempt && d < n->cfg.backoff_max_ms; i++)
+        d *= 2;
+    if (n->cfg.backoff_max_ms && d > n->cfg.backoff_max_ms)
+        d = n->cfg.backoff_max_ms;
+    /* Jitter: somewhere in [d/2, d], so restarted nodes do not stampede. */
+    uint32_t rnd;
+    evutil_secure_rng_get_bytes(&rnd, sizeof rnd);
+    d = d / 2 + rnd % (d / 2 + 1);
+    if (n->attempt < 32)
+        n->attempt++;
+    ember_log(EMBER_LOG_INFO, "%s: %s; retrying in %llu ms", n->what, reason,
+              (unsigned long long)d);
+    struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
+    evtimer_add(n->retry_ev, &tv);
+    set_state(n, EMBER_NODE_LOST, reason);
+}
+
+static void cancel_connect(ember_node *n)
+{
+    if (n->cfd >= 0) {
+        event_del(n->connect_ev);
+        close(n->cfd);
+        n->cfd = -1;
+    }
+}
+
+static void on_connected(evutil_socket_t fd, short what, void *arg)
+{
+    ember_node *n = arg;
+    char reason[160];
+    int err = 0;
+    socklen_t el = sizeof err;
+    if (what & EV_TIMEOUT) {
+        cancel_connect(n);
+        schedule_retry(n, "connect timed out");
+        return;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+        err = errno;
+    if (err) {
+        cancel_connect(n);
+        snprintf(reason, sizeof reason, "cannot connect to %s: %s", n->addr,
+                 strerror(err));
+        schedule_retry(n, reason);
+        return;
+    }
+    n->cfd = -1;
+    ember_conn *c = ember_conn_new(&n->ep, fd, n->addr);
+    if (!c) {
+        schedule_retry(n, "out of memory");
+        return;
+    }
+    c->name = "root";
+    n->conn = c; /* now wait for HELLO */
+}
+
+static void try_connect(ember_node *n)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char reason[300];
+    set_state(n, EMBER_NODE_CONNECTING, NULL);
+    if (ember_addr_parse(n->addr, &ss, &len)) {
+        schedule_retry(n, ember_last_error());
+        return;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    if (fd < 0 || ember_sock_prepare(fd)) {
+        if (fd >= 0)
+            close(fd);
+        snprintf(reason, sizeof reason, "socket: %s", strerror(errno));
+        schedule_retry(n, reason);
+        return;
+    }
+    if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+        snprintf(reason, sizeof reason, "cannot connect to %s: %s", n->addr,
+                 strerror(errno));
+        close(fd);
+        schedule_retry(n, reason);
+        return;
+    }
+    n->cfd = fd;
+    if (n->connect_ev)
+        event_free(n->connect_ev);
+    n->connect_ev = event_new(n->ep.base, fd, EV_WRITE, on_connected, n);
+    uint32_t ms = n->ep.lim.handshake_ms ? n->ep.lim.handshake_ms : 5000;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (!n->connect_ev || event_add(n->connect_ev, &tv)) {
+        close(fd);
+        n->cfd = -1;
+        schedule_retry(n, "out of memory");
+    }
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    ember_node *n = arg;
+    (void)fd;
+    (void)what;
+    if (n->closing) {
+        n->ep.on_idle = NULL;
+        set_state(n, EMBER_NODE_CLOSED, "closed");
+        if (n->close_done)
+            n->close_done(n, n->close_ud);
+        return;
+    }
+    try_connect(n);
+}
+
+static int node_handshake(ember_conn *c, const ember_frame *f)
+{
+    ember_node *n = c->ep->node;
+    ember_hs hs;
+    const char *why;
+    char msg[300];
+    if (ember_hs_decode(f, &c->ep->scratch, &hs, &why)) {
+        ember_arena_reset(&c->ep->scratch);
+        ember_conn_closef(c, EMBER_PROTOCOL, "bad %s: %s",
+                          ember_frame_kind_name(f->kind), why);
+        return -1;
+    }
+    int rc = 0;
+    if (f->kind == EMBER_FR_HELLO) {
+        if (!hs.magic || strcmp(hs.magic, EMBER_MAGIC) != 0) {
+            ember_conn_close(c, EMBER_PROTOCOL, "peer is not an ember root");
+            rc = -1;
+        } else if (hs.vmin > EMBER_PROTO_MAX || hs.vmax < EMBER_PROTO_MIN) {
+            snprintf(msg, sizeof msg, "no common protocol version (root %u..%u,"
+                     " node %u..%u)", hs.vmin, hs.vmax, EMBER_PROTO_MIN,
+                     EMBER_PROTO_MAX);
+            ember_conn_close(c, EMBER_PROTOCOL, msg);
+            rc = -1;
+        } else {
+            ember_hs reg;
+            memset(&reg, 0, sizeof reg);
+            reg.version = hs.vmax < EMBER_PROTO_MAX ? hs.vmax : EMBER_PROTO_MAX;
+            reg.name = n->name;
+            ember_hs_send(c, EMBER_FR_REGISTER, &reg, n->ep.exports);
+        }
+    } else if (f->kind == EMBER_FR_WELCOME) {
+        n->id = hs.id;
+        if (hs.heartbeat_ms)
+            c->heartbeat_ms = hs.heartbeat_ms;
+        if (hs.dead_after_ms)
+            c->dead_after_ms = hs.dead_after_ms;
+        c->state = EMBER_CONN_READY;
+        c->peer_ref = n->root_ref;
+        n->root_ref->conn = c;
+        n->attempt = 0;
+        ember_log(EMBER_LOG_INFO, "%s: registered with %s as id %u", n->what,
+                  n->addr, n->id);
+        set_state(n, EMBER_NODE_REGISTERED, NULL);
+    } else if (f->kind == EMBER_FR_REFUSED) {
+        snprintf(msg, sizeof msg, "refused by root: %s",
+                 hs.message ? hs.message : "no reason given");
+        ember_conn_close(c, EMBER_LOST, msg);
+        rc = -1;
+    } else {
+        ember_conn_closef(c, EMBER_PROTOCOL, "protocol violation: %s sent to a "
+                          "node", ember_frame_kind_name(f->kind));
+        rc = -1;
+    }
+    ember_arena_reset(&c->ep->scratch);
+    return rc;
+}
+
+static void node_lost(ember_conn *c, const char *reason)
+{
+    ember_node *n = c->ep->node;
+    if (c != n->conn)
+        return;
+    n->conn = NULL;
+    n->root_ref->conn = NULL;
+    if (n->ep.freeing)
+        return;
+    if (n->closing) {
+        struct timeval zero = {0, 0};
+        evtimer_add(n->retry_ev, &zero); /* finish from the loop */
+        return;
+    }
+    schedule_retry(n, reason);
+}
+
+static void node_idle(ember_ep *ep)
+{
+    ember_node *n = ep->node;
+    ep->on_idle = NULL;
+    if (n->conn && n->conn->state == EMBER_CONN_READY) {
+        ember_frame_send_hdr(n->conn, EMBER_FR_GOODBYE, 0, 0, 0, 0);
+        n->conn->close_after_flush = true;
+        ember_conn_flush(n->conn); /* closes once written: node_lost finishes */
+    } else {
+        if (n->conn)
+            ember_conn_close(n->conn, EMBER_SHUTDOWN, "node closing");
+        struct timeval zero = {0, 0};
+        evtimer_add(n->retry_ev, &zero);
+    }
+}
+
+EMBER_API void ember_node_config_default(ember_node_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    ember_limits_default(&cfg->limits);
+    cfg->backoff_min_ms = 100;
+    cfg->backoff_max_ms = 5000;
+}
+
+EMBER_API ember_node *ember_node_new(struct event_base *base, const char *name,
+                                     const ember_node_config *cfg)
+{
+    if (!name || !*name) {
+        ember_seterr("a node needs a name");
+        return NULL;
+    }
+    ember_node *n = ember_calloc(sizeof *n);
+    if (!n) {
+        ember_seterr("out of memory");
+        return NULL;
+    }
+    if (cfg)
+        n->cfg = *cfg;
+    else
+        ember_node_config_default(&n->cfg);
+    snprintf(n->what, sizeof n->what, "node %s", name);
+    n->cfd = -1;
+    if (ember_ep_init(&n->ep, base, &n->cfg.limits, n->what)) {
+        ember_free(n, sizeof *n);
+        return NULL;
+    }
+    n->ep.node = n;
+    n->ep.on_handshake = node_handshake;
+    n->ep.on_lost = node_lost;
+    n->name = ember_strdup(name);
+    n->root_ref = ember_ref_new_peer(&n->ep);
+    n->retry_ev = evtimer_new(base, on_retry, n);
+    if (!n->name || !n->root_ref || !n->retry_ev) {
+        ember_node_free(n);
+        ember_seterr("out of memory");
+        return NULL;
+    }
+    return n;
+}
+
+EMBER_API ember_exports *ember_node_exports(ember_node *n)
+{
+    return n->ep.exports;
+}
+
+EMBER_API int ember_node_connect(ember_node *n, const char *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (n->addr)
+        return ember_seterr("node already connecting (one root per node)");
+    if (ember_addr_parse(addr, &ss, &len))
+        return -1;
+    if (!(n->addr = ember_strdup(addr)))
+        return ember_seterr("out of memory");
+    try_connect(n);
+    return 0;
+}
+
+EMBER_API ember_ref *ember_node_root(ember_node *n)
+{
+    return n->root_ref;
+}
+
+EMBER_API ember_node_state ember_node_state_get(const ember_node *n)
+{
+    return n->st;
+}
+
+EMBER_API const char *ember_node_name(const ember_node *n)
+{
+    return n->name;
+}
+
+EMBER_API uint32_t ember_node_id(const ember_node *n)
+{
+    return n->id;
+}
+
+EMBER_API void ember_node_close(ember_node *n, void (*done)(ember_node *n, void *ud),
+                                void *ud)
+{
+    if (n->closing)
+        return;
+    n->closing = true;
+    n->close_done = done;
+    n->close_ud = ud;
+    evtimer_del(n->retry_ev);
+    cancel_connect(n);
+    n->ep.stopping = true;
+    n->ep.on_idle = node_idle;
+    ember_ep_kick(&n->ep);
+}
+
+EMBER_API void ember_node_free(ember_node *n)
+{
+    if (!n)
+        return;
+    cancel_connect(n);
+    if (n->connect_ev)
+        event_free(n->connect_ev);
+    if (n->retry_ev)
+        event_free(n->retry_ev);
+    ember_ep_fini(&n->ep, EMBER_SHUTDOWN);
+    if (n->root_ref) {
+        n->root_ref->conn = NULL;
+        n->root_ref->ep = NULL;
+        ember_ref_release(n->root_ref);
+    }
+    ember_strfree(n->name);
+    ember_strfree(n->addr);
+    ember_free(n, sizeof *n);
+}

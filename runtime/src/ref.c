@@ -1,0 +1,245 @@
+/*
+ * ref.c — references. Three kinds:
+ *   PEER    a peer's exports (object 0 of a connection): a child's ref, a
+ *           node's root ref. Owned by the child / node; re-pointed on
+ *           reconnect, NULL connection while down.
+ *   REMOTE  an object a peer passed us (object id N on that connection).
+ *           Deduplicated per connection; when the last holder releases it we
+ *           send DECREF with the number of times we received it.
+ *   LOCAL   an object of ours (ember_ref_local). Encoding it on a connection
+ *           exports it there under a fresh object id, retained until the
+ *           peer's DECREFs account for every time we sent it.
+ * Wire value of a ref (a varint): 0 = none; (oid << 1) | 0 = an object of
+ * the sender; (oid << 1) | 1 = an object of the receiver (a ref going home).
+ */
+#include <string.h>
+
+#include "rt-internal.h"
+
+ember_ref *ember_ref_new_peer(ember_ep *ep)
+{
+    ember_ref *r = ember_calloc(sizeof *r);
+    if (r) {
+        r->kind = EMBER_REF_PEER;
+        r->rc = 1;
+        r->ep = ep;
+    }
+    return r;
+}
+
+EMBER_API ember_ref *ember_ref_local(const ember_service_desc *svc,
+                                     const void *handlers, void *ud)
+{
+    ember_ref *r = ember_calloc(sizeof *r);
+    if (!r || !(r->lex = ember_exports_new()) ||
+        ember_exports_add(r->lex, svc, handlers, ud)) {
+        if (r)
+            ember_exports_free(r->lex);
+        ember_free(r, sizeof *r);
+        return NULL;
+    }
+    r->kind = EMBER_REF_LOCAL;
+    r->rc = 1;
+    return r;
+}
+
+EMBER_API ember_ref *ember_ref_retain(ember_ref *r)
+{
+    if (r)
+        r->rc++;
+    return r;
+}
+
+static void remove_rref(ember_conn *c, ember_ref *r)
+{
+    for (uint32_t i = 0; i < c->nrrefs; i++)
+        if (c->rrefs[i] == r) {
+            c->rrefs[i] = c->rrefs[--c->nrrefs];
+            return;
+        }
+}
+
+EMBER_API void ember_ref_release(ember_ref *r)
+{
+    if (!r || --r->rc > 0)
+        return;
+    if (r->kind == EMBER_REF_REMOTE && r->conn) {
+        ember_conn *c = r->conn;
+        remove_rref(c, r);
+        ember_frame_send_hdr(c, EMBER_FR_DECREF, 2, r->oid, r->wire, 0);
+    }
+    if (r->kind == EMBER_REF_LOCAL)
+        ember_exports_free(r->lex);
+    ember_free(r, sizeof *r);
+}
+
+EMBER_API bool ember_ref_alive(const ember_ref *r)
+{
+    if (!r)
+        return false;
+    if (r->kind == EMBER_REF_LOCAL)
+        return true;
+    return r->conn && r->conn->state == EMBER_CONN_READY;
+}
+
+void ember_ref_conn_closed(ember_conn *c)
+{
+    for (uint32_t i = 0; i < c->nrrefs; i++)
+        c->rrefs[i]->conn = NULL;
+    c->nrrefs = 0;
+    /* Our objects exported here: nobody on this connection holds them now. */
+    while (c->nxobjs > 0) {
+        ember_ref *r = c->xobjs[--c->nxobjs].ref;
+        ember_ref_release(r);
+    }
+}
+
+ember_ref *ember_ref_find_xobj(ember_conn *c, uint64_t oid)
+{
+    for (uint32_t i = 0; i < c->nxobjs; i++)
+        if (c->xobjs[i].oid == oid)
+            return c->xobjs[i].ref;
+    return NULL;
+}
+
+void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count)
+{
+    for (uint32_t i = 0; i < c->nxobjs; i++) {
+        ember_xobj *x = &c->xobjs[i];
+        if (x->oid != oid)
+            continue;
+        x->sent = count >= x->sent ? 0 : x->sent - count;
+        if (x->sent == 0) {
+            ember_ref *r = x->ref;
+            c->xobjs[i] = c->xobjs[--c->nxobjs];
+            ember_log(EMBER_LOG_DEBUG, "%s: object %llu released by %s",
+                      c->ep->what, (unsigned long long)oid, c->peer);
+            ember_ref_release(r);
+        }
+        return;
+    }
+}
+
+static uint64_t export_local(ember_conn *c, ember_ref *r)
+{
+    for (uint32_t i = 0; i < c->nxobjs; i++)
+        if (c->xobjs[i].ref == r) {
+            c->xobjs[i].sent++;
+            return c->xobjs[i].oid;
+        }
+    if (c->nxobjs == c->capxobjs) {
+        uint32_t ncap = c->capxobjs ? c->capxobjs * 2 : 4;
+        ember_xobj *nx = ember_realloc(c->xobjs, sizeof *nx * c->capxobjs,
+                                       sizeof *nx * ncap);
+        if (!nx)
+            return 0;
+        c->xobjs = nx;
+        c->capxobjs = ncap;
+    }
+    ember_xobj *x = &c->xobjs[c->nxobjs++];
+    x->oid = c->next_oid++;
+    x->ref = ember_ref_retain(r);
+    x->sent = 1;
+    if (!r->ep)
+        r->ep = c->ep;
+    return x->oid;
+}
+
+EMBER_API void ember_enc_ref_value(ember_enc *e, ember_ref *r)
+{
+    ember_conn *c = e->conn;
+    uint64_t v = 0;
+    if (r) {
+        if (!c) {
+            e->failed = 1; /* a ref only means something on a connection */
+            return;
+        }
+        if (r->kind == EMBER_REF_LOCAL) {
+            uint64_t oid = export_local(c, r);
+            if (!oid) {
+                e->failed = 1;
+                return;
+            }
+            v = oid << 1;
+        } else if (r->conn == c) {
+            v = (r->kind == EMBER_REF_REMOTE ? r->oid : 0) << 1 | 1;
+        } else {
+            ember_log(EMBER_LOG_WARN, "a ref can only be passed on its own "
+                      "connection (third-party refs are not supported)");
+            e->failed = 1;
+            return;
+        }
+    }
+    ember_enc_raw_varint(e, v);
+}
+
+EMBER_API void ember_enc_ref(ember_enc *e, uint32_t tag, ember_ref *ref)
+{
+    ember_enc_key(e, tag, EMBER_WT_VARINT);
+    ember_enc_ref_value(e, ref);
+}
+
+static void release_cb(void *p)
+{
+    ember_ref_release(p);
+}
+
+EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)
+{
+    ember_conn *c = d->conn;
+    uint64_t w;
+    *v = NULL;
+    if (ember_dec_raw_varint(d, &w))
+        return -1;
+    if (w == 0)
+        return 0;
+    if (!c || !d->arena)
+        return ember_dec_fail(d, "refs decode only on a connection");
+    uint64_t oid = w >> 1;
+    ember_ref *r = NULL;
+    if (w & 1) { /* one of ours coming home */
+        if (oid == 0) {
+            return ember_dec_fail(d, "a ref to the receiver's own exports");
+        }
+        r = ember_ref_find_xobj(c, oid);
+        if (!r)
+            return ember_dec_fail(d, "ref to an object we never exported");
+        ember_ref_retain(r);
+    } else {
+        if (oid == 0)
+            return ember_dec_fail(d, "ref with object id 0");
+        for (uint32_t i = 0; i < c->nrrefs && !r; i++)
+            if (c->rrefs[i]->oid == oid)
+                r = c->rrefs[i];
+        if (r) {
+            ember_ref_retain(r);
+        } else {
+            if (c->nrrefs == c->caprrefs) {
+                uint32_t ncap = c->caprrefs ? c->caprrefs * 2 : 4;
+                ember_ref **nr = ember_realloc(c->rrefs, sizeof *nr * c->caprrefs,
+                                               sizeof *nr * ncap);
+                if (!nr)
+                    return ember_dec_fail(d, "out of memory");
+                c->rrefs = nr;
+                c->caprrefs = ncap;
+            }
+            r = ember_calloc(sizeof *r);
+            if (!r)
+                return ember_dec_fail(d, "out of memory");
+            r->kind = EMBER_REF_REMOTE;
+            r->rc = 1;
+            r->ep = c->ep;
+            r->conn = c;
+            r->oid = oid;
+            c->rrefs[c->nrrefs++] = r;
+        }
+        r->wire++;
+    }
+    /* The decoded value lives as long as the arena: release it on reset. */
+    if (ember_arena_defer(d->arena, release_cb, r)) {
+        ember_ref_release(r);
+        return ember_dec_fail(d, "out of memory");
+    }
+    *v = r;
+    return 0;
+}

@@ -1,0 +1,554 @@
+/*
+ * root.c — a root (Firefly's PBRoot + ChildsManager): listens, runs the
+ * registration handshake, keeps the children (by name, by id, in join
+ * order), and calls them, one by one or by broadcast.
+ *
+ * Duplicate names: a newcomer whose name is taken replaces the old child if
+ * the old connection has been silent for at least one heartbeat interval
+ * (a node restarted before we noticed); otherwise it is REFUSED with
+ * "name in use" and keeps retrying with backoff until the old one is
+ * declared dead.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "handshake-internal.h"
+
+#define MAX_LISTENERS 8
+
+struct ember_child {
+    ember_root *root;
+    ember_conn *conn;
+    uint32_t id;
+    uint32_t nsvcs;
+    char *name;
+    ember_svcinfo *svcs;           /* names owned */
+    ember_ref *ref;
+    void *data;
+    uint64_t joined_us;
+    ember_child *prev, *next;      /* join order */
+    ember_child *name_next, *id_next;
+};
+
+struct ember_root {
+    ember_ep ep;
+    ember_root_config cfg;
+    struct evconnlistener *ls[MAX_LISTENERS];
+    int nls;
+    int port;
+    ember_child *first, *last;
+    size_t count;
+    ember_child **by_name, **by_id;
+    uint32_t nbuckets;
+    uint32_t next_id;
+    void (*stop_done)(ember_root *r, void *ud);
+    void *stop_ud;
+    bool stop_said;
+};
+
+/* ---- child tables ---- */
+
+static uint32_t hash_str(const char *s)
+{
+    uint32_t h = 2166136261u;
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * 16777619u;
+    return h;
+}
+
+static uint32_t hash_u32(uint32_t x)
+{
+    return x * 2654435761u;
+}
+
+static int tables_grow(ember_root *r)
+{
+    uint32_t nn = r->nbuckets ? r->nbuckets * 2 : 16;
+    ember_child **bn = ember_calloc(sizeof *bn * nn);
+    ember_child **bi = ember_calloc(sizeof *bi * nn);
+    if (!bn || !bi) {
+        ember_free(bn, sizeof *bn * nn);
+        ember_free(bi, sizeof *bi * nn);
+        return -1;
+    }
+    for (ember_child *c = r->first; c; c = c->next) {
+        uint32_t h = hash_str(c->name) & (nn - 1);
+        c->name_next = bn[h];
+        bn[h] = c;
+        h = hash_u32(c->id) & (nn - 1);
+        c->id_next = bi[h];
+        bi[h] = c;
+    }
+    ember_free(r->by_name, sizeof *bn * r->nbuckets);
+    ember_free(r->by_id, sizeof *bi * r->nbuckets);
+    r->by_name = bn;
+    r->by_id = bi;
+    r->nbuckets = nn;
+    return 0;
+}
+
+static int child_insert(ember_root *r, ember_child *c)
+{
+    if (r->count + 1 > r->nbuckets && tables_grow(r))
+        return -1;
+    c->prev = r->last;
+    c->next = NULL;
+    if (r->last)
+        r->last->next = c;
+    else
+        r->first = c;
+    r->last = c;
+    uint32_t h = hash_str(c->name) & (r->nbuckets - 1);
+    c->name_next = r->by_name[h];
+    r->by_name[h] = c;
+    h = hash_u32(c->id) & (r->nbuckets - 1);
+    c->id_next = r->by_id[h];
+    r->by_id[h] = c;
+    r->count++;
+    return 0;
+}
+
+static void child_remove(ember_root *r, ember_child *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        r->first = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        r->last = c->prev;
+    ember_child **pp = &r->by_name[hash_str(c->name) & (r->nbuckets - 1)];
+    for (; *pp; pp = &(*pp)->name_next)
+        if (*pp == c) {
+            *pp = c->name_next;
+            break;
+        }
+    pp = &r->by_id[hash_u32(c->id) & (r->nbuckets - 1)];
+    for (; *pp; pp = &(*pp)->id_next)
+        if (*pp == c) {
+            *pp = c->id_next;
+            break;
+        }
+    r->count--;
+}
+
+static void child_free(ember_child *c)
+{
+    for (uint32_t i = 0; i < c->nsvcs; i++)
+        ember_strfree((char *)c->svcs[i].name);
+    ember_free(c->svcs, sizeof *c->svcs * c->nsvcs);
+    if (c->ref) {
+        c->ref->conn = NULL;
+        if (c->root->ep.freeing)
+            c->ref->ep = NULL;
+        ember_ref_release(c->ref);
+    }
+    ember_strfree(c->name);
+    ember_free(c, sizeof *c);
+}
+
+/* ---- public child manager ---- */
+
+EMBER_API size_t ember_root_child_count(const ember_root *r)
+{
+    return r->count;
+}
+
+EMBER_API ember_child *ember_root_child_by_name(ember_root *r, const char *name)
+{
+    if (!r->nbuckets || !name)
+        return NULL;
+    for (ember_child *c = r->by_name[hash_str(name) & (r->nbuckets - 1)]; c;
+         c = c->name_next)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+EMBER_API ember_child *ember_root_child_by_id(ember_root *r, uint32_t id)
+{
+    if (!r->nbuckets)
+        return NULL;
+    for (ember_child *c = r->by_id[hash_u32(id) & (r->nbuckets - 1)]; c;
+         c = c->id_next)
+        if (c->id == id)
+            return c;
+    return NULL;
+}
+
+EMBER_API ember_child *ember_root_child_next(ember_root *r, ember_child *prev)
+{
+    return prev ? prev->next : r->first;
+}
+
+EMBER_API void ember_root_drop(ember_root *r, ember_child *c, const char *reason)
+{
+    (void)r;
+    if (c && c->conn)
+        ember_conn_close(c->conn, EMBER_LOST, reason ? reason : "dropped");
+}
+
+EMBER_API const char *ember_child_name(const ember_child *c) { return c->name; }
+EMBER_API uint32_t ember_child_id(const ember_child *c) { return c->id; }
+EMBER_API ember_ref *ember_child_ref(ember_child *c) { return c->ref; }
+EMBER_API const char *ember_child_peer(const ember_child *c)
+{
+    return c->conn ? c->conn->peer : "?";
+}
+EMBER_API void ember_child_set_data(ember_child *c, void *data) { c->data = data; }
+EMBER_API void *ember_child_data(const ember_child *c) { return c->data; }
+
+EMBER_API double ember_child_uptime(const ember_child *c)
+{
+    return (double)(ember_now_us() - c->joined_us) / 1e6;
+}
+
+EMBER_API bool ember_child_has_service(const ember_child *c, const char *name)
+{
+    for (uint32_t i = 0; i < c->nsvcs; i++)
+        if (strcmp(c->svcs[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* ---- handshake ---- */
+
+static void refuse(ember_conn *c, uint32_t code, const char *msg)
+{
+    ember_hs hs;
+    memset(&hs, 0, sizeof hs);
+    hs.code = code;
+    hs.message = msg;
+    ember_log(EMBER_LOG_WARN, "root: refusing registration from %s: %s",
+              c->peer, msg);
+    ember_hs_send(c, EMBER_FR_REFUSED, &hs, NULL);
+    c->close_after_flush = true;
+    ember_conn_flush(c);
+}
+
+static int root_handshake(ember_conn *c, const ember_frame *f)
+{
+    ember_root *r = c->ep->root;
+    ember_hs hs;
+    const char *why;
+    char msg[200];
+
+    if (f->kind != EMBER_FR_REGISTER || c->close_after_flush) {
+        ember_conn_closef(c, EMBER_PROTOCOL, "protocol violation: %s during "
+                          "registration", ember_frame_kind_name(f->kind));
+        return -1;
+    }
+    if (ember_hs_decode(f, &c->ep->scratch, &hs, &why)) {
+        ember_arena_reset(&c->ep->scratch);
+        ember_conn_closef(c, EMBER_PROTOCOL, "bad REGISTER: %s", why);
+        return -1;
+    }
+    int rc = -1;
+    if (hs.version < EMBER_PROTO_MIN || hs.version > EMBER_PROTO_MAX) {
+        snprintf(msg, sizeof msg, "protocol version %u not supported (%u..%u)",
+                 hs.version, EMBER_PROTO_MIN, EMBER_PROTO_MAX);
+        refuse(c, EMBER_REFUSE_VERSION, msg);
+    } else if (!hs.name || !*hs.name || strlen(hs.name) > 255) {
+        refuse(c, EMBER_REFUSE_BAD_NAME, "a node name must be 1..255 bytes");
+    } else if (r->cfg.secret && *r->cfg.secret) {
+        /* Fail closed until the shared-secret handshake lands. */
+        refuse(c, EMBER_REFUSE_AUTH, "this root requires a shared secret, "
+               "which this build cannot verify yet");
+    } else if (r->ep.stopping) {
+        refuse(c, EMBER_REFUSE_STOPPING, "root is shutting down");
+    } else {
+        rc = 0;
+    }
+    if (rc == 0) {
+        ember_child *old = ember_root_child_by_name(r, hs.name);
+        if (old) {
+            uint64_t idle = ember_now_ms() - old->conn->last_rx_ms;
+            if (idle >= old->conn->heartbeat_ms) {
+                snprintf(msg, sizeof msg, "replaced by a new registration from "
+                         "%s (silent for %llu ms)", c->peer,
+                         (unsigned long long)idle);
+                ember_conn_close(old->conn, EMBER_LOST, msg);
+            } else {
+                snprintf(msg, sizeof msg, "name in use: a child named \"%s\" is "
+                         "registered and alive", hs.name);
+                refuse(c, EMBER_REFUSE_NAME_IN_USE, msg);
+                rc = -1;
+            }
+        }
+    }
+    if (rc == 0) {
+        ember_child *ch = ember_calloc(sizeof *ch);
+        if (ch) {
+            ch->root = r;
+            ch->name = ember_strdup(hs.name);
+            ch->ref = ember_ref_new_peer(&r->ep);
+            ch->svcs = hs.nsvcs ? ember_calloc(sizeof *ch->svcs * hs.nsvcs) : NULL;
+        }
+        bool ok = ch && ch->name && ch->ref && (!hs.nsvcs || ch->svcs);
+        for (uint32_t i = 0; ok && i < hs.nsvcs; i++) {
+            ch->svcs[i].fingerprint = hs.svcs[i].fingerprint;
+            if (!(ch->svcs[i].name = ember_strdup(hs.svcs[i].name)))
+                ok = false;
+            else
+                ch->nsvcs = i + 1;
+        }
+        if (ok) {
+            do {
+                if (++r->next_id == 0)
+                    r->next_id = 1;
+            } while (ember_root_child_by_id(r, r->next_id));
+            ch->id = r->next_id;
+            ok = child_insert(r, ch) == 0;
+        }
+        if (!ok) {
+            if (ch) {
+                ch->nsvcs = ch->svcs ? ch->nsvcs : 0;
+                child_free(ch);
+            }
+            ember_arena_reset(&c->ep->scratch);
+            ember_conn_close(c, EMBER_LOST, "out of memory registering a child");
+            return -1;
+        }
+        ch->conn = c;
+        ch->joined_us = ember_now_us();
+        ch->ref->conn = c;
+        c->child = ch;
+        c->name = ch->name;
+        c->peer_ref = ch->ref;
+        c->state = EMBER_CONN_READY;
+        ember_hs w;
+        memset(&w, 0, sizeof w);
+        w.id = ch->id;
+        w.heartbeat_ms = r->ep.lim.heartbeat_ms;
+        w.dead_after_ms = r->ep.lim.dead_after_ms;
+        ember_hs_send(c, EMBER_FR_WELCOME, &w, r->ep.exports);
+        ember_log(EMBER_LOG_INFO, "root: child \"%s\" (id %u) registered from %s",
+                  ch->name, ch->id, c->peer);
+        ember_arena_reset(&c->ep->scratch);
+        if (r->cfg.on_join)
+            r->cfg.on_join(r, ch, r->cfg.ud);
+        return 0;
+    }
+    ember_arena_reset(&c->ep->scratch);
+    return -1;
+}
+
+static void root_lost(ember_conn *c, const char *reason)
+{
+    ember_root *r = c->ep->root;
+    ember_child *ch = c->child;
+    if (!ch)
+        return;
+    c->child = NULL;
+    c->peer_ref = NULL;
+    child_remove(r, ch);
+    ch->ref->conn = NULL;
+    if (r->cfg.on_leave)
+        r->cfg.on_leave(r, ch, reason, r->cfg.ud);
+    ch->conn = NULL;
+    child_free(ch);
+}
+
+/* ---- listening ---- */
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+    ember_root *r = arg;
+    (void)l;
+    if (r->ep.stopping || ember_sock_prepare(fd)) {
+        close(fd);
+        return;
+    }
+    char *peer = ember_addr_text(sa, (socklen_t)salen);
+    ember_conn *c = ember_conn_new(&r->ep, fd, peer);
+    ember_strfree(peer);
+    if (!c) {
+        ember_log(EMBER_LOG_WARN, "root: cannot accept a connection: %s",
+                  ember_last_error());
+        return;
+    }
+    uint8_t nonce[EMBER_NONCE_LEN];
+    evutil_secure_rng_get_bytes(nonce, sizeof nonce);
+    ember_hs hs;
+    memset(&hs, 0, sizeof hs);
+    hs.vmin = EMBER_PROTO_MIN;
+    hs.vmax = EMBER_PROTO_MAX;
+    hs.nonce.data = nonce;
+    hs.nonce.len = sizeof nonce;
+    ember_hs_send(c, EMBER_FR_HELLO, &hs, r->ep.exports);
+}
+
+EMBER_API void ember_root_config_default(ember_root_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    ember_limits_default(&cfg->limits);
+}
+
+EMBER_API ember_root *ember_root_new(struct event_base *base,
+                                     const ember_root_config *cfg)
+{
+    ember_root *r = ember_calloc(sizeof *r);
+    if (!r) {
+        ember_seterr("out of memory");
+        return NULL;
+    }
+    if (cfg)
+        r->cfg = *cfg;
+    else
+        ember_root_config_default(&r->cfg);
+    if (ember_ep_init(&r->ep, base, &r->cfg.limits, "root")) {
+        ember_free(r, sizeof *r);
+        return NULL;
+    }
+    r->ep.root = r;
+    r->ep.on_handshake = root_handshake;
+    r->ep.on_lost = root_lost;
+    r->port = -1;
+    return r;
+}
+
+EMBER_API int ember_root_listen(ember_root *r, const char *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (r->nls >= MAX_LISTENERS)
+        return ember_seterr("too many listeners");
+    if (ember_addr_parse(addr, &ss, &len))
+        return -1;
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    if (fd < 0)
+        return ember_seterr("socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss.ss_family == AF_UNIX)
+        unlink(((struct sockaddr_un *)&ss)->sun_path);
+    if (bind(fd, (struct sockaddr *)&ss, len) || ember_sock_prepare(fd)) {
+        int e = errno;
+        close(fd);
+        return ember_seterr("cannot listen on %s: %s", addr, strerror(e));
+    }
+    struct evconnlistener *l = evconnlistener_new(
+        r->ep.base, on_accept, r, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+        1024, fd);
+    if (!l) {
+        int e = errno;
+        close(fd);
+        return ember_seterr("cannot listen on %s: %s", addr, strerror(e));
+    }
+    r->ls[r->nls++] = l;
+    if (r->port < 0 && ss.ss_family != AF_UNIX) {
+        struct sockaddr_storage got;
+        socklen_t gl = sizeof got;
+        if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0) {
+            if (got.ss_family == AF_INET)
+                r->port = ntohs(((struct sockaddr_in *)&got)->sin_port);
+            else if (got.ss_family == AF_INET6)
+                r->port = ntohs(((struct sockaddr_in6 *)&got)->sin6_port);
+        }
+    }
+    ember_log(EMBER_LOG_INFO, "root: listening on %s", addr);
+    return 0;
+}
+
+EMBER_API int ember_root_port(const ember_root *r)
+{
+    return r->port;
+}
+
+EMBER_API ember_exports *ember_root_exports(ember_root *r)
+{
+    return r->ep.exports;
+}
+
+static void close_listeners(ember_root *r)
+{
+    for (int i = 0; i < r->nls; i++)
+        evconnlistener_free(r->ls[i]);
+    r->nls = 0;
+}
+
+EMBER_API void ember_root_free(ember_root *r)
+{
+    if (!r)
+        return;
+    close_listeners(r);
+    ember_ep_fini(&r->ep, EMBER_SHUTDOWN);
+    ember_free(r->by_name, sizeof *r->by_name * r->nbuckets);
+    ember_free(r->by_id, sizeof *r->by_id * r->nbuckets);
+    ember_free(r, sizeof *r);
+}
+
+/* ---- broadcast ---- */
+
+EMBER_API int ember_root_broadcast(ember_root *r, ember_child_filter filter,
+                                   void *fud, uint32_t method_id,
+                                   ember_encode_fn enc, const void *args,
+                                   ember_complete_fn done, ember_fn cb, void *ud,
+                                   const ember_callopts *opts)
+{
+    /* Encode once (no connection: refs cannot be broadcast). */
+    ember_buf tmp = {NULL, 0, 0, 0, NULL};
+    ember_enc e;
+    if (ember_buf_enc_begin(&tmp, &e, NULL, 256))
+        return -1;
+    if (enc)
+        enc(&e, args);
+    if (e.failed) {
+        ember_buf_release(&tmp);
+        return ember_seterr("broadcast arguments could not be encoded");
+    }
+    ember_buf_enc_commit(&tmp, &e);
+    int n = 0;
+    for (ember_child *c = r->first, *next; c; c = next) {
+        next = c->next;
+        if (filter && !filter(c, fud))
+            continue;
+        ember_callback k = {done, NULL, cb, ud, c};
+        ember_calltab_start(c->ref, method_id, false, NULL, NULL,
+                            tmp.data + tmp.off, ember_buf_used(&tmp), &k, opts);
+        n++;
+    }
+    ember_buf_release(&tmp);
+    return n;
+}
+
+/* ---- graceful shutdown ---- */
+
+static void root_idle(ember_ep *ep)
+{
+    ember_root *r = ep->root;
+    if (r->stop_said)
+        return;
+    r->stop_said = true;
+    for (ember_conn *c = ep->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == EMBER_CONN_READY) {
+            ember_frame_send_hdr(c, EMBER_FR_GOODBYE, 0, 0, 0, 0);
+            c->close_after_flush = true;
+            ember_conn_flush(c);
+        } else {
+            ember_conn_close(c, EMBER_SHUTDOWN, "root shutting down");
+        }
+    }
+    if (r->stop_done)
+        r->stop_done(r, r->stop_ud);
+}
+
+EMBER_API void ember_root_shutdown(ember_root *r,
+                                   void (*done)(ember_root *r, void *ud), void *ud)
+{
+    close_listeners(r);
+    r->stop_done = done;
+    r->stop_ud = ud;
+    r->ep.stopping = true;
+    r->ep.on_idle = root_idle;
+    ember_ep_kick(&r->ep);
+}

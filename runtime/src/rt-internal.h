@@ -1,0 +1,313 @@
+/*
+ * rt-internal.h — the runtime's object model, private to runtime/src.
+ *
+ *   ember_ep      what a root and a node share: the event_base, limits,
+ *                 exports, buffer pool, call deadlines, the work event
+ *                 (flush + deferred outcomes + reaping) and the sweep timer
+ *                 (heartbeats, handshake deadlines).
+ *   ember_conn    one TCP/unix connection: framing, outgoing call table,
+ *                 incoming calls, objects exported on it, refs received on it.
+ *   ember_call    an incoming call being served (pooled, inline arena).
+ *   ember_ref     something callable: a peer's exports, a peer's object, or
+ *                 a local object.
+ *
+ * The wire personality (framing + handshake) lives in frame.c and
+ * handshake.c; call semantics (calltab.c, call.c, exports.c, ref.c) only see
+ * parsed frames, so a second personality (Twisted PB) can slot in later.
+ */
+#ifndef EMBER_RT_INTERNAL_H
+#define EMBER_RT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "buf-internal.h"
+#include "ember-internal.h"
+
+typedef struct ember_conn ember_conn;
+typedef struct ember_ep ember_ep;
+
+/* ---- frame.c: the wire format ---- */
+
+enum ember_frame_kind {
+    EMBER_FR_HELLO = 1,
+    EMBER_FR_REGISTER = 2,
+    EMBER_FR_WELCOME = 3,
+    EMBER_FR_REFUSED = 4,
+    EMBER_FR_CALL = 5,
+    EMBER_FR_ONEWAY = 6,
+    EMBER_FR_REPLY = 7,
+    EMBER_FR_ERROR = 8,
+    EMBER_FR_CANCEL = 9,
+    EMBER_FR_DECREF = 10,
+    EMBER_FR_PING = 11,
+    EMBER_FR_PONG = 12,
+    EMBER_FR_GOODBYE = 13,
+    EMBER_FR_MAX_ = 13
+};
+
+#define EMBER_FRAME_HDR 5u /* u32 length + u8 kind */
+
+typedef struct ember_frame {
+    uint8_t kind;
+    uint64_t h[3];            /* the kind's header varints */
+    const uint8_t *payload;   /* the rest of the frame */
+    size_t len;
+} ember_frame;
+
+/* Header varints each kind carries. */
+int ember_frame_nhdr(uint8_t kind);
+const char *ember_frame_kind_name(uint8_t kind);
+
+/*
+ * Parses one frame from p[0..n). Returns 1 with *f and *used set, 0 when more
+ * bytes are needed (*used = the whole frame's size when the length is known,
+ * else 0), -1 on a malformed frame (*why set).
+ */
+int ember_frame_parse(const uint8_t *p, size_t n, uint32_t max_frame,
+                      ember_frame *f, size_t *used, const char **why);
+
+/* Starts a frame in c's output buffer; end patches the length and queues it. */
+int ember_frame_begin(ember_conn *c, ember_enc *e, uint8_t kind);
+int ember_frame_end(ember_conn *c, ember_enc *e);
+/* A frame with only header varints. */
+int ember_frame_send_hdr(ember_conn *c, uint8_t kind, int n, uint64_t a,
+                         uint64_t b, uint64_t x);
+
+/* ---- the endpoint ---- */
+
+struct ember_pending;
+struct ember_deferred;
+
+typedef struct ember_heap_ent {
+    uint64_t at;        /* deadline, ms */
+    ember_conn *conn;
+    uint32_t idx;       /* slot index in conn's call table */
+} ember_heap_ent;
+
+struct ember_ep {
+    struct event_base *base;
+    ember_limits lim;
+    ember_exports *exports;
+    ember_bufpool pool;
+    ember_root *root;           /* exactly one of root / node is set */
+    ember_node *node;
+    const char *what;           /* "root" / "node NAME" for logs */
+
+    ember_conn *conns;          /* live connections (doubly linked) */
+    size_t nconns;
+    ember_conn *dirty;          /* connections with output to flush */
+    ember_conn *dead;           /* closed, waiting to be freed */
+    struct event *work_ev;      /* flush + deferred outcomes + reap */
+    bool work_pending;
+    struct ember_deferred *defq, *defq_tail;
+
+    ember_heap_ent *heap;       /* call deadlines (min-heap) */
+    uint32_t nheap, capheap;
+    struct event *timer_ev;
+    uint64_t timer_at;          /* when timer_ev fires, 0: not armed */
+
+    struct event *sweep_ev;     /* heartbeats + handshake deadlines */
+
+    ember_call *free_calls;     /* pool of call objects */
+    uint32_t nfree_calls;
+    ember_call *orphans;        /* calls whose connection is gone */
+    uint32_t gen;               /* call generations, unique per endpoint */
+    uint64_t inflight;          /* outgoing pending + incoming calls */
+
+    ember_arena scratch;        /* decodes replies for callbacks */
+    uint64_t scratch_buf[64];
+
+    bool stopping;              /* graceful shutdown: refuse new calls */
+    bool freeing;
+
+    /* Hooks into root.c / node.c. */
+    int (*on_handshake)(ember_conn *c, const ember_frame *f);
+    void (*on_lost)(ember_conn *c, const char *reason);
+    void (*on_idle)(ember_ep *ep); /* stopping and nothing in flight */
+};
+
+int ember_ep_init(ember_ep *ep, struct event_base *base, const ember_limits *lim,
+                  const char *what);
+/* Closes every connection (pending calls: status), delivers deferred
+ * outcomes, frees everything the endpoint owns. */
+void ember_ep_fini(ember_ep *ep, ember_status status);
+void ember_ep_kick(ember_ep *ep);   /* schedule the work event */
+void ember_ep_check_idle(ember_ep *ep);
+
+/* ---- the connection ---- */
+
+enum { EMBER_CONN_HANDSHAKE, EMBER_CONN_READY, EMBER_CONN_CLOSED };
+
+typedef struct ember_xobj {        /* a local object exported on a conn */
+    uint64_t oid;
+    ember_ref *ref;                /* retained while exported */
+    uint64_t sent;                 /* times sent, minus decrefs */
+} ember_xobj;
+
+struct ember_conn {
+    ember_ep *ep;
+    ember_conn *prev, *next;       /* ep->conns, or ep->dead */
+    ember_conn *dirty_next;
+    bool dirty;
+    int state;
+    bool close_after_flush;
+    bool ping_out;                 /* a PING is unanswered */
+    int fd;
+    struct event *rev, *wev;
+    bool wev_added;
+    ember_buf in, out;
+    uint64_t created_ms, last_rx_ms;
+    uint32_t heartbeat_ms, dead_after_ms;
+    char *peer;                    /* "127.0.0.1:41234" */
+    const char *name;              /* child name or "root"; not owned */
+    ember_child *child;            /* on a root */
+    ember_ref *peer_ref;           /* the peer's exports; owned by child/node */
+
+    struct ember_pending *slots;   /* outgoing calls */
+    uint32_t nslots, free_slot, npending;
+
+    ember_call *calls;             /* incoming calls in flight */
+    ember_call **cbuckets;
+    uint32_t ncbuckets, ncalls;
+
+    ember_xobj *xobjs;             /* local objects exported here */
+    uint32_t nxobjs, capxobjs;
+    uint64_t next_oid;
+    ember_ref **rrefs;             /* the peer's objects we hold */
+    uint32_t nrrefs, caprrefs;
+};
+
+/* Takes ownership of fd (nonblocking). NULL on failure (fd closed). */
+ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer);
+/* Closes: pending calls end with `st`, incoming calls are orphaned,
+ * refs die, ep->on_lost runs. The struct is freed later. */
+void ember_conn_close(ember_conn *c, ember_status st, const char *reason);
+void ember_conn_closef(ember_conn *c, ember_status st, const char *fmt, ...)
+    EMBER_PRINTF(3, 4);
+void ember_conn_mark_dirty(ember_conn *c);
+void ember_conn_flush(ember_conn *c);
+void ember_conn_free(ember_conn *c);
+ember_dec_limits ember_conn_dec_limits(const ember_conn *c);
+
+/* ---- calltab.c: outgoing calls ---- */
+
+typedef struct ember_pending {
+    uint32_t gen;                  /* 0: free */
+    uint32_t next_free;
+    uint32_t heap_pos;             /* 1-based position in ep->heap, 0: none */
+    bool raw;
+    ember_complete_fn done;
+    ember_raw_cb rawcb;
+    ember_fn cb;
+    void *ud;
+    ember_child *child;            /* broadcasts */
+} ember_pending;
+
+/* Everything needed to end a call that never got a slot. */
+typedef struct ember_callback {
+    ember_complete_fn done;
+    ember_raw_cb rawcb;
+    ember_fn cb;
+    void *ud;
+    ember_child *child;
+} ember_callback;
+
+/* Starts a call: args come from enc(args) or from a ready payload. */
+ember_handle ember_calltab_start(ember_ref *to, uint32_t method, bool oneway,
+                                 ember_encode_fn enc, const void *args,
+                                 const void *payload, size_t len,
+                                 const ember_callback *cb,
+                                 const ember_callopts *opts);
+/* A REPLY or ERROR frame for one of our calls. -1: protocol violation. */
+int ember_calltab_answer(ember_conn *c, const ember_frame *f);
+/* Ends every pending call of c with st. */
+void ember_calltab_fail_all(ember_conn *c, ember_status st, const char *msg);
+void ember_calltab_free(ember_conn *c);
+int ember_calltab_cancel(ember_conn *c, ember_handle h);
+/* Delivers an outcome from the event loop (a call that could not start). */
+void ember_defer_outcome(ember_ep *ep, const ember_callback *cb,
+                         ember_status st, const char *msg);
+void ember_defer_run(ember_ep *ep);
+void ember_timer_fire(ember_ep *ep);
+
+/* ---- call.c: incoming calls ---- */
+
+struct ember_call {
+    ember_ep *ep;                  /* NULL once the endpoint is freed */
+    ember_conn *conn;              /* NULL once the connection is gone */
+    ember_call *prev, *next;       /* conn->calls, ep->orphans or the pool */
+    ember_call *hnext;             /* conn->cbuckets chain */
+    ember_exports *ex;             /* stats; NULL once orphaned */
+    ember_ref *target;             /* a local object being called (retained) */
+    uint64_t peer_id;
+    uint64_t start_us;
+    uint32_t method;
+    bool oneway, answered, cancelled, in_dispatch, fallback;
+    ember_arena arena;
+    uint64_t inline_arena[64];     /* 512 bytes: most calls allocate nothing */
+};
+
+/* A CALL or ONEWAY frame. -1: protocol violation (already closed). */
+int ember_call_dispatch(ember_conn *c, const ember_frame *f);
+void ember_call_cancel_in(ember_conn *c, uint64_t peer_id);
+/* The connection is gone: calls become orphans; replies will be no-ops. */
+void ember_call_orphan_all(ember_conn *c);
+void ember_call_pool_free(ember_ep *ep);
+
+/* ---- exports.c ---- */
+
+typedef struct ember_xentry {
+    uint32_t id;
+    const ember_service_desc *svc;      /* NULL for raw */
+    const ember_method_desc *m;
+    const void *handlers;
+    void *ud;
+    ember_raw_handler raw;
+    ember_method_stats st;
+} ember_xentry;
+
+struct ember_exports {
+    ember_xentry *v;                    /* sorted by id */
+    uint32_t n, cap;
+    ember_xentry fallback;              /* raw id 0 */
+    const ember_service_desc **svcs;
+    uint32_t nsvcs;
+};
+
+ember_exports *ember_exports_new(void);
+void ember_exports_free(ember_exports *ex);
+ember_xentry *ember_exports_find(ember_exports *ex, uint32_t id);
+void ember_exports_record(ember_exports *ex, uint32_t id, bool fallback,
+                          bool ok, uint64_t us);
+
+/* ---- ref.c ---- */
+
+enum { EMBER_REF_PEER, EMBER_REF_REMOTE, EMBER_REF_LOCAL };
+
+struct ember_ref {
+    uint8_t kind;
+    uint32_t rc;
+    ember_ep *ep;                  /* where to defer outcomes */
+    ember_conn *conn;              /* PEER/REMOTE: NULL when dead */
+    uint64_t oid;                  /* REMOTE */
+    uint64_t wire;                 /* REMOTE: times received */
+    ember_exports *lex;            /* LOCAL */
+};
+
+ember_ref *ember_ref_new_peer(ember_ep *ep);
+/* The connection is gone: refs received on it die, exports are dropped. */
+void ember_ref_conn_closed(ember_conn *c);
+ember_ref *ember_ref_find_xobj(ember_conn *c, uint64_t oid);
+void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count);
+
+/* ---- addr.c ---- */
+#include <sys/socket.h>
+int ember_addr_parse(const char *addr, struct sockaddr_storage *ss,
+                     socklen_t *len);
+char *ember_addr_text(const struct sockaddr *sa, socklen_t len);
+int ember_sock_prepare(int fd);
+
+#endif

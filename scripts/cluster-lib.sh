@@ -1,0 +1,130 @@
+# cluster-lib.sh — start, watch and stop the example cluster on loopback.
+# Sourced by scripts/demo.sh and tests/e2e/*.sh (POSIX sh).
+#
+#   cluster_start DIR DBPATH    free ports, DIR/cluster.json, master started
+#   cluster_wait_ready SECS     poll /status until every server registered
+#   cluster_stop SECS           POST /stop, then every process must be gone
+#   cluster_kill                the trap: ends what we started, by pid
+#
+# Sets CL_WEB (http://127.0.0.1:PORT), CL_NET (127.0.0.1:PORT), CL_MASTER_PID,
+# CL_PIDS (the master's and every server's pid), CL_LOG, CL_STOP_REPORT.
+
+: "${B:=build}"
+CL_BIN=$B/bin
+CL_MASTER_PID=
+CL_PIDS=
+
+cl_say() { printf '%s\n' "$*"; }
+cl_die() {
+    printf 'cluster: %s\n' "$*" >&2
+    if [ -n "${CL_LOG:-}" ] && [ -f "$CL_LOG" ]; then
+        printf -- '--- last lines of %s ---\n' "$CL_LOG" >&2
+        tail -n 30 "$CL_LOG" >&2
+    fi
+    exit 1
+}
+
+# Seconds since the epoch with a fraction, for deadlines and timings.
+cl_now() { date +%s.%N; }
+cl_past() { awk -v a="$(cl_now)" -v b="$1" 'BEGIN { exit !(a > b) }'; }
+cl_deadline() { awk -v a="$(cl_now)" -v s="$1" 'BEGIN { printf "%.3f", a + s }'; }
+cl_since() { awk -v a="$(cl_now)" -v b="$1" 'BEGIN { printf "%.2f", a - b }'; }
+
+cluster_start() {
+    dir=$1
+    db=$2
+    mkdir -p "$dir"
+    CL_LOG=$dir/cluster.log
+    # Ask the kernel for free ports: master root, web, db, gate, net.
+    set -- $("$CL_BIN/freeport" 5) || cl_die "freeport failed"
+    [ $# -eq 5 ] || cl_die "freeport gave $# ports"
+    cat > "$dir/cluster.json" <<JSON
+{
+  "master": {"roothost": "127.0.0.1", "rootport": $1, "webport": $2},
+  "db": "$db",
+  "servers": {
+    "db":    {"app": "db",   "rootport": $3},
+    "gate":  {"app": "gate", "rootport": $4, "remoteport": [{"rootname": "db"}]},
+    "game1": {"app": "game", "remoteport": [{"rootname": "gate"}, {"rootname": "db"}]},
+    "game2": {"app": "game", "remoteport": [{"rootname": "gate"}, {"rootname": "db"}]},
+    "net":   {"app": "net",  "netport": $5, "remoteport": [{"rootname": "gate"}]}
+  }
+}
+JSON
+    CL_WEB=http://127.0.0.1:$2
+    CL_NET=127.0.0.1:$5
+    "$CL_BIN/master" "$dir/cluster.json" > "$dir/master.out" 2> "$CL_LOG" &
+    CL_MASTER_PID=$!
+    CL_PIDS=$CL_MASTER_PID
+}
+
+# The pids the cluster reports (master and servers).
+cl_status_pids() {
+    curl -sf --max-time 5 "$CL_WEB/status" | sed -n 's/.*"pid": *\([0-9][0-9]*\).*/\1/p' | sort -u
+}
+
+cluster_wait_ready() {
+    cl_t0=$(cl_now)
+    until=$(cl_deadline "$1")
+    while :; do
+        kill -0 "$CL_MASTER_PID" 2>/dev/null || cl_die "the master exited while starting"
+        st=$(curl -sf --max-time 2 "$CL_WEB/status" 2>/dev/null || true)
+        if printf '%s' "$st" | grep -q '"ready": *true'; then
+            break
+        fi
+        cl_past "$until" && cl_die "not every server registered within $1 s; last /status: $st"
+        sleep 0.05
+    done
+    names=$(printf '%s\n' "$st" | sed -n 's/.*"name": *"\([^"]*\)".*/\1/p' | tr '\n' ' ')
+    CL_PIDS=$(printf '%s\n%s\n' "$CL_MASTER_PID" "$(printf '%s\n' "$st" |
+        sed -n 's/.*"pid": *\([0-9][0-9]*\).*/\1/p')" | sort -u | tr '\n' ' ')
+    cl_say "cluster ready in $(cl_since "$cl_t0") s: $names"
+    cl_say "status page: $CL_WEB/  (pids: $CL_PIDS)"
+}
+
+# True while pid runs (a zombie child of ours counts as gone: reap it).
+cl_alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null || true)
+    [ "$state" != "Z" ]
+}
+
+# cluster_stop SECS [expect-failure]: with a second argument the stop may
+# report a failed server (a test killed it) but every process must be gone.
+cluster_stop() {
+    cl_t0=$(cl_now)
+    out=$(curl -sf --max-time "$1" -X POST "$CL_WEB/stop") || cl_die "POST /stop failed"
+    CL_STOP_REPORT=$out
+    if [ -z "${2:-}" ]; then
+        printf '%s\n' "$out" | grep -q '"ok": *true' || cl_die "stop reported a problem: $out"
+    fi
+    stopped=$(printf '%s' "$out" | tr -d '\n' | grep -o '"name": *"[^"]*", *"outcome": *"[^"]*"' |
+        sed 's/"name": *"\([^"]*\)", *"outcome": *"\([^"]*\)"/\1 \2/' | tr '\n' ',' | sed 's/,$//; s/,/, /g')
+    until=$(cl_deadline "$1")
+    for pid in $CL_PIDS; do
+        while cl_alive "$pid"; do
+            cl_past "$until" && cl_die "pid $pid still running after the stop"
+            sleep 0.05
+        done
+    done
+    rc=0
+    wait "$CL_MASTER_PID" 2>/dev/null || rc=$?
+    [ "$rc" -eq 0 ] || [ -n "${2:-}" ] || cl_die "the master exited with $rc"
+    cl_say "cluster stopped in $(cl_since "$cl_t0") s through POST /stop; every process exited (stopped in order: ${stopped:-none})"
+    CL_MASTER_PID=
+}
+
+# EXIT trap: whatever is still running that we started, by pid.
+cluster_kill() {
+    [ -n "$CL_MASTER_PID" ] || return 0
+    for pid in $CL_PIDS; do
+        cl_alive "$pid" && kill -TERM "$pid" 2>/dev/null
+    done
+    until=$(cl_deadline 5)
+    for pid in $CL_PIDS; do
+        while cl_alive "$pid" && ! cl_past "$until"; do sleep 0.05; done
+        cl_alive "$pid" && kill -KILL "$pid" 2>/dev/null
+    done
+    CL_MASTER_PID=
+    return 0
+}

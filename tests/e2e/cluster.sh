@@ -1,0 +1,78 @@
+#!/bin/sh
+# The example cluster as an end-to-end test: real processes on loopback.
+# Starts the cluster with a fresh database, runs a short bot script twice
+# (the second run must find every player in the database at the position
+# the first run left it), checks /status and the status page, kills a game
+# node and runs the bots again (the gate must skip the dead node), stops the
+# cluster through POST /stop and checks every process exited.
+set -eu
+cd "$(dirname "$0")/../.."
+. scripts/cluster-lib.sh
+
+dir=$B/e2e/cluster
+rm -rf "$dir"
+mkdir -p "$dir"
+trap cluster_kill EXIT INT TERM
+
+fail() { printf 'test-cluster: FAIL: %s\n' "$*" >&2; cl_die "$*"; }
+
+cluster_start "$dir" "$dir/players.sqlite"
+cluster_wait_ready 20
+
+# Every configured server is registered and connected to all its roots.
+st=$(curl -sf --max-time 5 "$CL_WEB/status") || fail "GET /status"
+for n in db gate game1 game2 net; do
+    printf '%s' "$st" | grep -q "\"name\": \"$n\"" || fail "/status does not list $n"
+done
+
+run_bots() {
+    "$CL_BIN/bot" -n 6 -r 2 -m 3 -p e2e -t 20 "$CL_NET" > "$dir/bots-$1.out" 2>&1 ||
+        { cat "$dir/bots-$1.out"; fail "bot run $1 failed"; }
+    grep -q ", 0 errors, 0 failed" "$dir/bots-$1.out" || { cat "$dir/bots-$1.out"; fail "bot run $1 had errors"; }
+}
+run_bots 1
+grep -q "0 of 6 players loaded from the database" "$dir/bots-1.out" ||
+    fail "first run: players should be new"
+run_bots 2
+grep -q "6 of 6 players loaded from the database" "$dir/bots-2.out" ||
+    { cat "$dir/bots-2.out"; fail "second run: players were not loaded from the database"; }
+# e2e01 moved north, east, east in run 1: it must come back at (2,1).
+grep -q "loaded from the database, last at (2,1), login #2" "$dir/bots-2.out" ||
+    { cat "$dir/bots-2.out"; fail "second run: e2e01 not at its saved position"; }
+
+# The counters saw the traffic: the gate forwarded, the game nodes moved.
+st=$(curl -sf --max-time 5 "$CL_WEB/status") || fail "GET /status"
+printf '%s' "$st" | tr -d '\n' | grep -q '"method": "forward", *"id": 201, *"calls": [1-9]' ||
+    fail "/status shows no forward calls on the gate"
+printf '%s' "$st" | tr -d '\n' | grep -q '"method": "move", *"id": 602, *"calls": [1-9]' ||
+    fail "/status shows no move calls on a game node"
+page=$(curl -sf --max-time 5 "$CL_WEB/") || fail "GET /"
+printf '%s' "$page" | grep -q '<title>ember cluster</title>' || fail "GET / is not the status page"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$CL_WEB/nope")
+[ "$code" = 404 ] || fail "GET /nope answered $code"
+
+# A game node dies: the gate skips it and every room goes to the other one.
+st=$(curl -sf --max-time 5 "$CL_WEB/status" | tr -d '\n') || fail "GET /status"
+pid=$(printf '%s' "$st" | grep -o '"name": "game1", "app": "game", "registered": true, "pid": [0-9]*' |
+      sed 's/.*: //')
+[ -n "$pid" ] || fail "no pid for game1 in /status"
+kill -KILL "$pid"
+until=$(cl_deadline 10)
+while curl -sf --max-time 2 "$CL_WEB/status" | tr -d '\n' | grep -q '"name": "game1", "app": "game", "registered": true'; do
+    cl_past "$until" && fail "game1 still registered 10 s after it was killed"
+    sleep 0.05
+done
+run_bots 3
+grep -q "room 2 on game2" "$dir/bots-3.out" || { cat "$dir/bots-3.out"; fail "rooms did not move to game2"; }
+if grep -q "on game1" "$dir/bots-3.out"; then cat "$dir/bots-3.out"; fail "a room went to the dead game1"; fi
+
+# The stop reports game1's death; every other server stops cleanly.
+cluster_stop 30 expect-failure
+rep=$(printf '%s' "$CL_STOP_REPORT" | tr -d '\n')
+printf '%s' "$rep" | grep -q '"name": "game1", "pid": [0-9]*, "running": false, "signal": 9' ||
+    fail "the stop report does not show game1 killed: $rep"
+for n in db gate game2 net; do
+    printf '%s' "$rep" | grep -q "\"name\": \"$n\", \"pid\": [0-9]*, \"running\": false, \"exit\": 0" ||
+        fail "$n did not exit cleanly: $rep"
+done
+echo "test-cluster: ok"

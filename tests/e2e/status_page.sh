@@ -1,0 +1,57 @@
+#!/bin/sh
+# The status page in a real headless browser (Debian's chromium): the
+# rendered DOM must list every registered server; a screenshot is saved as
+# $B/e2e/status/status.png.
+set -eu
+cd "$(dirname "$0")/../.."
+. scripts/cluster-lib.sh
+
+dir=$B/e2e/status
+rm -rf "$dir"
+mkdir -p "$dir"
+
+fail() { printf 'test-status-page: FAIL: %s\n' "$*" >&2; cl_die "$*"; }
+
+browser=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$browser" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "test-status-page: installing chromium"
+        apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium </dev/null >/dev/null
+        browser=$(command -v chromium || true)
+    fi
+    [ -n "$browser" ] || {
+        echo "test-status-page: FAIL: chromium is not installed (as root: apt-get install chromium)" >&2
+        exit 1
+    }
+fi
+
+profile=$(mktemp -d)
+trap 'cluster_kill; rm -rf "$profile"' EXIT INT TERM
+
+cluster_start "$dir" "$dir/players.sqlite"
+cluster_wait_ready 20
+"$CL_BIN/bot" -n 4 -r 2 -m 2 -p web -t 20 "$CL_NET" > "$dir/bots.out" 2>&1 ||
+    { cat "$dir/bots.out"; fail "bots failed"; }
+
+chrome() {
+    timeout 90 "$browser" --headless --no-sandbox --disable-gpu --disable-background-networking \
+        --disable-component-update --disable-sync --no-first-run --disable-dev-shm-usage \
+        --user-data-dir="$profile" --virtual-time-budget=4000 "$@" 2>>"$dir/chromium.log"
+}
+
+chrome --dump-dom "$CL_WEB/" > "$dir/status.dom.html" || fail "chromium --dump-dom failed (see $dir/chromium.log)"
+# The script fetched /status and drew the tree: one box per server.
+grep -q 'id="tree"><li class="node" data-name="master"' "$dir/status.dom.html" ||
+    fail "the page did not render the cluster tree (see $dir/status.dom.html)"
+grep -q 'all connected' "$dir/status.dom.html" || fail "the page does not say the cluster is connected"
+for n in db gate game1 game2 net; do
+    grep -q "<li class=\"node\" data-name=\"$n\"><div class=\"box\"><span class=\"name\">$n</span>" \
+        "$dir/status.dom.html" || fail "the rendered page does not list $n"
+done
+chrome --window-size=1280,1000 --screenshot="$dir/status.png" "$CL_WEB/" >/dev/null ||
+    fail "chromium --screenshot failed"
+[ -s "$dir/status.png" ] || fail "no screenshot"
+
+cluster_stop 30
+echo "test-status-page: ok (screenshot $dir/status.png)"

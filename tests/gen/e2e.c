@@ -1,0 +1,524 @@
+/*
+ * e2e.c — generated stubs and skeletons over real connections: a root and
+ * a node on one event_base on 127.0.0.1 (port 0, read back). The root
+ * serves shapes.Store, the node serves shapes.Watcher. Covered: node->root
+ * calls with struct/container/tree/scalar/string results, typed errors
+ * (local and imported), a handler that is not implemented, a deferred
+ * reply, oneways, root->child calls and a broadcast, and a ref<Watcher>
+ * passed to the root and called back. The loop runs until a condition or
+ * a deadline; nothing sleeps.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/Basic.h>
+#include <event2/event.h>
+
+#include "shapes.h"
+
+/* ---- the loop ---- */
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+/* Runs the loop until *flag becomes nonzero or ms pass. */
+static bool run_until(struct event_base *base, const int *flag, int ms)
+{
+    bool late = false;
+    struct event *t = evtimer_new(base, on_deadline, &late);
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(t, &tv);
+    while (!*flag && !late)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(t);
+    return *flag != 0;
+}
+
+/* ---- state shared by the handlers and the test ---- */
+
+static struct {
+    struct event_base *base;
+    ember_root *root;
+    ember_node *node;
+    int joined;
+    /* root side */
+    ember_call *deferred_put;     /* Store.put, answered by the test later */
+    char put_key[32];
+    int put_seen;
+    int forgot;
+    ember_call *watch_call;       /* Store.watch, answered when the ping returns */
+    /* node side */
+    int progress_seen;
+    uint32_t progress_done;
+    /* completions */
+    int done;
+    ember_status status;
+    uint32_t error_id;
+    char text[64];
+    uint64_t u;
+    int broadcast_done;
+} S;
+
+static void reset(void)
+{
+    S.done = 0;
+    S.status = (ember_status)-1;
+    S.error_id = 0;
+    S.text[0] = '\0';
+    S.u = 0;
+}
+
+/* ---- root: shapes.Store ---- */
+
+static void store_get(ember_call *call, const char *key, void *ud)
+{
+    (void)ud;
+    if (strcmp(key, "missing") == 0) {
+        shapes_NotFound nf;
+        shapes_NotFound_init(&nf);
+        nf.key = key;
+        shapes_Store_get_fail_NotFound(call, &nf);
+    } else if (strcmp(key, "denied") == 0) {
+        common_Denied dn;
+        common_Denied_init(&dn);
+        dn.why = "no";
+        shapes_Store_get_fail_common_Denied(call, &dn);
+    } else {
+        shapes_Scalars s;
+        shapes_Scalars_init(&s);
+        s.s = key;
+        s.i64v = INT64_MIN;
+        s.u64v = UINT64_MAX;
+        s.temp = shapes_Temp_cold;
+        shapes_Store_get_reply(call, &s);
+    }
+}
+
+static void store_put(ember_call *call, const char *key, const shapes_Scalars *value,
+                      void *ud)
+{
+    (void)ud;
+    /* copy what we keep: the arguments die with the call */
+    snprintf(S.put_key, sizeof S.put_key, "%s:%u", key, (unsigned)value->u32v);
+    S.deferred_put = call;
+    S.put_seen = 1;
+}
+
+static void store_echo(ember_call *call, const shapes_Containers *c, void *ud)
+{
+    (void)ud;
+    shapes_Store_echo_reply(call, c);
+}
+
+static void store_grow(ember_call *call, const shapes_Tree *seed, uint32_t depth, void *ud)
+{
+    (void)ud;
+    shapes_Tree t;
+    shapes_Tree_init(&t);
+    t.value = seed->value + (int32_t)depth;
+    t.left = (shapes_Tree *)seed;
+    shapes_Store_grow_reply(call, &t);
+}
+
+static void store_forget(ember_call *call, const char *key, void *ud)
+{
+    (void)call;
+    (void)ud;
+    S.forgot = strcmp(key, "old") == 0 ? 1 : -1;
+}
+
+static void watch_pinged(const ember_outcome *o, const uint32_t *ret, void *ud)
+{
+    ember_ref *who = ud;
+    ember_call *call = S.watch_call;
+    S.watch_call = NULL;
+    if (o->status == EMBER_OK && *ret == 5)
+        shapes_Store_watch_reply(call);
+    else
+        ember_call_fail(call, "ping failed: %s", ember_status_name(o->status));
+    ember_ref_release(who);
+}
+
+/* Calls the passed ref back before answering. */
+static void store_watch(ember_call *call, ember_ref *who, void *ud)
+{
+    (void)ud;
+    S.watch_call = call;
+    ember_ref_retain(who);
+    shapes_Watcher_ping(who, "hello", watch_pinged, who, NULL);
+}
+
+static void store_count(ember_call *call, void *ud)
+{
+    (void)ud;
+    shapes_Store_count_reply(call, 7);
+}
+
+static void store_name(ember_call *call, void *ud)
+{
+    (void)ud;
+    shapes_Store_name_fail_Empty2(call, NULL);
+}
+
+static const shapes_Store_handlers store = {
+    .remote_get = store_get,
+    .remote_put = store_put,
+    .remote_echo = store_echo,
+    .remote_grow = store_grow,
+    .remote_forget = store_forget,
+    .remote_watch = store_watch,
+    .remote_count = store_count,
+    .remote_name = store_name,
+    /* opt and stop left NULL: "method not implemented" */
+};
+
+/* ---- node: shapes.Watcher ---- */
+
+static void watcher_progress(ember_call *call, uint32_t done, uint32_t total, void *ud)
+{
+    (void)call;
+    (void)ud;
+    S.progress_done = done * 100 + total;
+    S.progress_seen = 1;
+}
+
+static void watcher_ping(ember_call *call, const char *text, void *ud)
+{
+    (void)ud;
+    shapes_Watcher_ping_reply(call, (uint32_t)strlen(text));
+}
+
+static const shapes_Watcher_handlers watcher = {
+    .remote_progress = watcher_progress,
+    .remote_ping = watcher_ping,
+};
+
+/* ---- callbacks ---- */
+
+static void got_outcome(const ember_outcome *o)
+{
+    S.status = o->status;
+    S.error_id = o->error_id;
+    if (o->message)
+        snprintf(S.text, sizeof S.text, "%s", o->message);
+    S.done = 1;
+}
+
+static void got_scalars(const ember_outcome *o, const shapes_Scalars *ret, void *ud)
+{
+    (void)ud;
+    got_outcome(o);
+    CU_ASSERT((o->status == EMBER_OK) == (ret != NULL));
+    if (ret) {
+        snprintf(S.text, sizeof S.text, "%s", ret->s);
+        CU_ASSERT(ret->i64v == INT64_MIN);
+        CU_ASSERT(ret->u64v == UINT64_MAX);
+        CU_ASSERT_EQUAL(ret->temp, shapes_Temp_cold);
+    }
+    if (o->status == EMBER_RAISED && o->error_id == shapes_NotFound_ID) {
+        const shapes_NotFound *nf = o->error;
+        snprintf(S.text, sizeof S.text, "%s", nf->key);
+    }
+    if (o->status == EMBER_RAISED && o->error_id == common_Denied_ID) {
+        const common_Denied *dn = o->error;
+        snprintf(S.text, sizeof S.text, "%s", dn->why);
+    }
+}
+
+static void got_void(const ember_outcome *o, void *ud)
+{
+    (void)ud;
+    got_outcome(o);
+}
+
+static void got_containers(const ember_outcome *o, const shapes_Containers *ret, void *ud)
+{
+    (void)ud;
+    got_outcome(o);
+    if (ret && ret->names.n == 2 && ret->tags.n == 1 && ret->tags.vals[0].n == 1) {
+        snprintf(S.text, sizeof S.text, "%s,%s,%s", ret->names.items[0],
+                 ret->names.items[1], ret->tags.vals[0].items[0]);
+        S.u = ret->tags.keys[0];
+    }
+}
+
+static void got_tree(const ember_outcome *o, const shapes_Tree *ret, void *ud)
+{
+    (void)ud;
+    got_outcome(o);
+    if (ret && ret->left)
+        S.u = (uint64_t)(ret->value * 1000 + ret->left->value);
+}
+
+static void got_u64(const ember_outcome *o, const uint64_t *ret, void *ud)
+{
+    (void)ud;
+    got_outcome(o);
+    if (ret)
+        S.u = *ret;
+}
+
+static void got_string(const ember_outcome *o, const char *const *ret, void *ud)
+{
+    (void)ud;
+    got_outcome(o);
+    CU_ASSERT_PTR_NULL(ret);
+}
+
+static void got_optionals(const ember_outcome *o, const shapes_Optionals *ret, void *ud)
+{
+    (void)ud;
+    got_outcome(o);
+    CU_ASSERT_PTR_NULL(ret);
+}
+
+static void got_ping(const ember_outcome *o, const uint32_t *ret, void *ud)
+{
+    (void)ud;
+    got_outcome(o);
+    if (ret)
+        S.u = *ret;
+}
+
+static void got_broadcast_ping(const ember_outcome *o, const uint32_t *ret, void *ud)
+{
+    (void)ud;
+    CU_ASSERT_EQUAL(o->status, EMBER_OK);
+    CU_ASSERT_PTR_NOT_NULL(o->child);
+    if (ret)
+        S.u = *ret;
+    S.broadcast_done = 1;
+}
+
+static int registered;
+
+static void on_join(ember_root *r, ember_child *c, void *ud)
+{
+    (void)r;
+    (void)c;
+    (void)ud;
+    S.joined = registered;
+}
+
+/* Ready once both sides agree: the root saw the child join and the node
+ * saw its registration accepted. */
+static void on_state(ember_node *n, ember_node_state st, const char *reason, void *ud)
+{
+    (void)n;
+    (void)reason;
+    (void)ud;
+    if (st == EMBER_NODE_REGISTERED) {
+        registered = 1;
+        S.joined = ember_root_child_count(S.root) > 0;
+    }
+}
+
+/* ---- setup ---- */
+
+static void silent_log(ember_log_level lv, const char *msg, void *ud)
+{
+    (void)ud;
+    if (lv >= EMBER_LOG_ERROR && getenv("EMBER_LOG"))
+        fprintf(stderr, "ember: %s\n", msg);
+}
+
+static int setup(void)
+{
+    ember_set_log(silent_log, NULL);
+    S.base = event_base_new();
+    ember_root_config rc;
+    ember_root_config_default(&rc);
+    rc.on_join = on_join;
+    S.root = ember_root_new(S.base, &rc);
+    if (!S.root || shapes_Store_export(ember_root_exports(S.root), &store, NULL) ||
+        ember_root_listen(S.root, "127.0.0.1:0"))
+        return -1;
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ember_root_port(S.root));
+    ember_node_config nc;
+    ember_node_config_default(&nc);
+    nc.on_state = on_state;
+    S.node = ember_node_new(S.base, "gen-node", &nc);
+    if (!S.node || shapes_Watcher_export(ember_node_exports(S.node), &watcher, NULL) ||
+        ember_node_connect(S.node, addr))
+        return -1;
+    return run_until(S.base, &S.joined, 5000) ? 0 : -1;
+}
+
+static int teardown(void)
+{
+    ember_node_free(S.node);
+    ember_root_free(S.root);
+    event_base_free(S.base);
+    return 0;
+}
+
+/* ---- tests: node -> root ---- */
+
+static ember_ref *root_ref(void)
+{
+    return ember_node_root(S.node);
+}
+
+static void test_call_struct_result(void)
+{
+    reset();
+    CU_ASSERT(shapes_Store_get(root_ref(), "key", got_scalars, NULL, NULL) != 0);
+    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_EQUAL(S.status, EMBER_OK);
+    CU_ASSERT_STRING_EQUAL(S.text, "key");
+}
+
+static void test_typed_errors(void)
+{
+    reset();
+    shapes_Store_get(root_ref(), "missing", got_scalars, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_EQUAL(S.status, EMBER_RAISED);
+    CU_ASSERT_EQUAL(S.error_id, shapes_NotFound_ID);
+    CU_ASSERT_STRING_EQUAL(S.text, "missing");
+
+    reset();
+    shapes_Store_get(root_ref(), "denied", got_scalars, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_EQUAL(S.status, EMBER_RAISED);
+    CU_ASSERT_EQUAL(S.error_id, common_Denied_ID);
+    CU_ASSERT_STRING_EQUAL(S.text, "no");
+
+    reset();
+    shapes_Store_name(root_ref(), got_string, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_EQUAL(S.status, EMBER_RAISED);
+    CU_ASSERT_EQUAL(S.error_id, shapes_Empty2_ID);
+}
+
+static void test_not_implemented(void)
+{
+    reset();
+    shapes_Store_opt(root_ref(), NULL, NULL, got_optionals, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_EQUAL(S.status, EMBER_FAILED);
+    CU_ASSERT_STRING_EQUAL(S.text, "method not implemented");
+}
+
+static void test_containers_and_tree(void)
+{
+    reset();
+    shapes_Containers c;
+    shapes_Containers_init(&c);
+    const char *names[] = { "a", "b" }, *tagv[] = { "t" };
+    uint32_t tk[] = { 99 };
+    shapes_list_string tv[] = { { tagv, 1 } };
+    c.names.items = names;
+    c.names.n = 2;
+    c.tags.keys = tk;
+    c.tags.vals = tv;
+    c.tags.n = 1;
+    shapes_Store_echo(root_ref(), &c, got_containers, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_EQUAL(S.status, EMBER_OK);
+    CU_ASSERT_STRING_EQUAL(S.text, "a,b,t");
+    CU_ASSERT_EQUAL(S.u, 99);
+
+    reset();
+    shapes_Tree seed;
+    shapes_Tree_init(&seed);
+    seed.value = 4;
+    shapes_Store_grow(root_ref(), &seed, 3, got_tree, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_EQUAL(S.u, 7 * 1000 + 4);
+
+    reset();
+    shapes_Store_count(root_ref(), got_u64, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_EQUAL(S.u, 7);
+}
+
+static void test_deferred_reply(void)
+{
+    reset();
+    S.put_seen = 0;
+    shapes_Scalars v;
+    shapes_Scalars_init(&v);
+    v.u32v = 12;
+    shapes_Store_put(root_ref(), "k", &v, got_void, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(S.base, &S.put_seen, 5000));
+    CU_ASSERT_STRING_EQUAL(S.put_key, "k:12");
+    CU_ASSERT_FALSE(S.done);                 /* not answered yet */
+    CU_ASSERT_EQUAL(shapes_Store_put_reply(S.deferred_put), 0);
+    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_EQUAL(S.status, EMBER_OK);
+}
+
+static void test_oneway(void)
+{
+    S.forgot = 0;
+    CU_ASSERT_EQUAL(shapes_Store_forget(root_ref(), "old"), 0);
+    CU_ASSERT_FATAL(run_until(S.base, &S.forgot, 5000));
+    CU_ASSERT_EQUAL(S.forgot, 1);
+}
+
+/* A local Watcher passed as ref<Watcher>; the root pings it back before
+ * answering the watch call. */
+static void test_ref_passed_and_called_back(void)
+{
+    reset();
+    ember_ref *me = shapes_Watcher_local(&watcher, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(me);
+    shapes_Store_watch(root_ref(), me, got_void, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_EQUAL(S.status, EMBER_OK);
+    ember_ref_release(me);
+}
+
+/* ---- tests: root -> child ---- */
+
+static void test_root_calls_child(void)
+{
+    ember_child *c = ember_root_child_by_name(S.root, "gen-node");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    reset();
+    shapes_Watcher_ping(ember_child_ref(c), "four", got_ping, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_EQUAL(S.status, EMBER_OK);
+    CU_ASSERT_EQUAL(S.u, 4);
+
+    S.progress_seen = 0;
+    CU_ASSERT_EQUAL(shapes_Watcher_progress(ember_child_ref(c), 3, 9), 0);
+    CU_ASSERT_FATAL(run_until(S.base, &S.progress_seen, 5000));
+    CU_ASSERT_EQUAL(S.progress_done, 309);
+
+    S.broadcast_done = 0;
+    S.u = 0;
+    CU_ASSERT_EQUAL(shapes_Watcher_ping_broadcast(S.root, NULL, NULL, "sixsix",
+                                                  got_broadcast_ping, NULL, NULL), 1);
+    CU_ASSERT_FATAL(run_until(S.base, &S.broadcast_done, 5000));
+    CU_ASSERT_EQUAL(S.u, 6);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    CU_pSuite s = CU_add_suite("gen-e2e", setup, teardown);
+    CU_add_test(s, "node->root: struct result", test_call_struct_result);
+    CU_add_test(s, "node->root: typed errors", test_typed_errors);
+    CU_add_test(s, "node->root: handler not implemented", test_not_implemented);
+    CU_add_test(s, "node->root: containers, tree, scalar", test_containers_and_tree);
+    CU_add_test(s, "node->root: deferred reply", test_deferred_reply);
+    CU_add_test(s, "node->root: oneway", test_oneway);
+    CU_add_test(s, "ref passed and called back", test_ref_passed_and_called_back);
+    CU_add_test(s, "root->child: call, oneway, broadcast", test_root_calls_child);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    if (CU_get_number_of_suites_failed())
+        failed++;
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}

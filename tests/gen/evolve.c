@@ -1,0 +1,152 @@
+/*
+ * evolve.c — schema evolution: tests/idl/evolve_v1.idl (module ev1) and
+ * evolve_v2.idl (module ev2, the same schema grown) in one program. What
+ * v2 writes, v1 reads (new fields skipped), and what v1 writes, v2 reads
+ * (new fields zero/absent). Module names are not on the wire, so the two
+ * prefixes are just a way to link both versions together.
+ */
+#include <string.h>
+
+#include <CUnit/Basic.h>
+
+#include "evolve_v1.h"
+#include "evolve_v2.h"
+
+static uint8_t buf[1 << 16];
+static ember_arena *arena;
+
+static int setup(void)
+{
+    arena = ember_arena_new();
+    return arena ? 0 : -1;
+}
+
+static int teardown(void)
+{
+    ember_arena_free(arena);
+    return 0;
+}
+
+static void test_new_writer_old_reader(void)
+{
+    ev2_Item items[2];
+    ev2_Item_init(&items[0]);
+    ev2_Item_init(&items[1]);
+    items[0].id = 1;
+    items[0].name = "sword";
+    items[0].weight = 3.5;
+    items[1].id = 2;
+    items[1].name = "shield";
+    uint64_t members[] = { 7, 8, 9 };
+    ev2_Guild guild;
+    ev2_Guild_init(&guild);
+    guild.name = "knights";
+    guild.members.items = members;
+    guild.members.n = 3;
+    const char *keys[] = { "hp" };
+    int64_t vals[] = { -3 };
+    static const uint8_t avatar[] = { 1, 2, 3 };
+
+    ev2_Player p2;
+    ev2_Player_init(&p2);
+    p2.id = 42;
+    p2.name = "arthur";
+    p2.items.items = items;
+    p2.items.n = 2;
+    p2.mood = ev2_Mood_sleepy;          /* a value v1 does not know */
+    p2.guild = &guild;
+    p2.stats.keys = keys;
+    p2.stats.vals = vals;
+    p2.stats.n = 1;
+    p2.has_title = true;
+    p2.title = "king";
+    p2.avatar.data = avatar;
+    p2.avatar.len = sizeof avatar;
+
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    ev2_Player_encode(&e, &p2);
+    CU_ASSERT_FATAL(!e.failed);
+
+    ev1_Player p1;
+    ember_dec d;
+    ember_dec_init(&d, buf, ember_enc_len(&e), arena);
+    CU_ASSERT_FATAL(ev1_Player_decode(&d, &p1) == 0);
+    CU_ASSERT(p1.id == 42);
+    CU_ASSERT_STRING_EQUAL(p1.name, "arthur");
+    CU_ASSERT_EQUAL_FATAL(p1.items.n, 2);
+    CU_ASSERT_EQUAL(p1.items.items[0].id, 1);
+    CU_ASSERT_STRING_EQUAL(p1.items.items[1].name, "shield");
+    CU_ASSERT_EQUAL((int)p1.mood, 2);   /* kept as is */
+    CU_ASSERT_PTR_NULL(ev1_Mood_name(p1.mood));
+
+    /* v1 re-encodes only what it knows, and v2 reads that back */
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    ev1_Player_encode(&e, &p1);
+    ev2_Player back;
+    ember_dec_init(&d, buf, ember_enc_len(&e), arena);
+    CU_ASSERT_FATAL(ev2_Player_decode(&d, &back) == 0);
+    CU_ASSERT_EQUAL(back.mood, ev2_Mood_sleepy);
+    CU_ASSERT_PTR_NULL(back.guild);
+    CU_ASSERT_EQUAL(back.items.items[0].weight, 0);
+}
+
+static void test_old_writer_new_reader(void)
+{
+    ev1_Item item;
+    ev1_Item_init(&item);
+    item.id = 5;
+    item.name = "cup";
+    ev1_Player p1;
+    ev1_Player_init(&p1);
+    p1.id = 1;
+    p1.name = "bedivere";
+    p1.items.items = &item;
+    p1.items.n = 1;
+    p1.mood = ev1_Mood_angry;
+
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    ev1_Player_encode(&e, &p1);
+    CU_ASSERT_FATAL(!e.failed);
+
+    ev2_Player p2;
+    ember_dec d;
+    ember_dec_init(&d, buf, ember_enc_len(&e), arena);
+    CU_ASSERT_FATAL(ev2_Player_decode(&d, &p2) == 0);
+    CU_ASSERT(p2.id == 1);
+    CU_ASSERT_STRING_EQUAL(p2.name, "bedivere");
+    CU_ASSERT_EQUAL(p2.mood, ev2_Mood_angry);
+    CU_ASSERT_EQUAL_FATAL(p2.items.n, 1);
+    CU_ASSERT_EQUAL(p2.items.items[0].weight, 0);       /* missing: zero */
+    CU_ASSERT_STRING_EQUAL(p2.items.items[0].name, "cup");
+    CU_ASSERT_PTR_NULL(p2.guild);                       /* absent */
+    CU_ASSERT_EQUAL(p2.stats.n, 0);
+    CU_ASSERT_FALSE(p2.has_title);
+    CU_ASSERT_STRING_EQUAL(p2.title, "");               /* never NULL */
+    CU_ASSERT_EQUAL(p2.avatar.len, 0);
+}
+
+/* The services' descriptors: same method ids, v2 has one more method. */
+static void test_services(void)
+{
+    CU_ASSERT_EQUAL(ev1_Lobby_join_ID, ev2_Lobby_join_ID);
+    CU_ASSERT_EQUAL(ev1_Lobby_service.n_methods, 1);
+    CU_ASSERT_EQUAL(ev2_Lobby_service.n_methods, 2);
+    CU_ASSERT_EQUAL(ev2_Lobby_service.methods[1].id, ev2_Lobby_leave_ID);
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    CU_pSuite s = CU_add_suite("gen-evolve", setup, teardown);
+    CU_add_test(s, "v2 writes, v1 reads", test_new_writer_old_reader);
+    CU_add_test(s, "v1 writes, v2 reads", test_old_writer_new_reader);
+    CU_add_test(s, "service descriptors", test_services);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    CU_cleanup_registry();
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,727 @@
+/*
+ * harness.c — see harness.h.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+struct event_base *H_base;
+int h_failures;
+
+/* ------------------------------------------------------------------ */
+/* logs                                                               */
+/* ------------------------------------------------------------------ */
+
+#define NLOG 1024
+static char *logs[NLOG];
+static int nlogs;
+
+static void log_cb(ember_log_level lv, const char *msg, void *ud)
+{
+    (void)ud;
+    if (getenv("HOSTILE_VERBOSE"))
+        fprintf(stderr, "    log[%d] %s\n", (int)lv, msg);
+    if (nlogs == NLOG) {
+        free(logs[0]);
+        memmove(logs, logs + 1, (NLOG - 1) * sizeof *logs);
+        nlogs--;
+    }
+    logs[nlogs++] = strdup(msg);
+}
+
+void h_log_install(void)
+{
+    ember_set_log(log_cb, NULL);
+    ember_set_log_level(EMBER_LOG_DEBUG);
+}
+
+void h_log_clear(void)
+{
+    for (int i = 0; i < nlogs; i++)
+        free(logs[i]);
+    nlogs = 0;
+}
+
+bool h_log_has(const char *a, const char *b)
+{
+    for (int i = 0; i < nlogs; i++)
+        if (logs[i] && (!a || strstr(logs[i], a)) && (!b || strstr(logs[i], b)))
+            return true;
+    return false;
+}
+
+void h_log_dump(FILE *f)
+{
+    for (int i = 0; i < nlogs; i++)
+        fprintf(f, "    | %s\n", logs[i]);
+}
+
+/* ------------------------------------------------------------------ */
+/* allocator accounting                                               */
+/* ------------------------------------------------------------------ */
+
+static size_t live, peak;
+
+static void *acct_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    (void)osize;
+    size_t *hdr = ptr ? (size_t *)ptr - 2 : NULL;
+    if (nsize == 0) {
+        if (hdr) {
+            live -= hdr[0];
+            free(hdr);
+        }
+        return NULL;
+    }
+    size_t old = hdr ? hdr[0] : 0;
+    size_t *n = realloc(hdr, nsize + 2 * sizeof(size_t));
+    if (!n)
+        return NULL;
+    n[0] = nsize;
+    live = live - old + nsize;
+    if (live > peak)
+        peak = live;
+    return n + 2;
+}
+
+void h_alloc_install(void) { ember_set_allocator(acct_alloc, NULL); }
+size_t h_alloc_live(void) { return live; }
+size_t h_alloc_peak(void) { return peak; }
+void h_alloc_reset_peak(void) { peak = live; }
+
+/* ------------------------------------------------------------------ */
+/* loop                                                               */
+/* ------------------------------------------------------------------ */
+
+uint64_t h_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+bool h_run_until(h_cond cond, void *ud, int ms)
+{
+    bool expired = false;
+    struct event *t = evtimer_new(H_base, on_deadline, &expired);
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(t, &tv);
+    while (!(cond && cond(ud)) && !expired)
+        event_base_loop(H_base, EVLOOP_ONCE);
+    event_free(t);
+    return cond && cond(ud);
+}
+
+void h_run_for(int ms)
+{
+    h_run_until(NULL, NULL, ms);
+}
+
+/* ------------------------------------------------------------------ */
+/* frames and raw sockets                                             */
+/* ------------------------------------------------------------------ */
+
+size_t h_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+size_t h_frame(uint8_t *buf, size_t cap, uint8_t kind, int nh,
+               const uint64_t *h, const void *payload, size_t plen)
+{
+    if (cap < 5 + (size_t)nh * 10 + plen) {
+        fprintf(stderr, "h_frame: buffer of %zu bytes too small\n", cap);
+        abort();
+    }
+    size_t n = 4;
+    buf[n++] = kind;
+    for (int i = 0; i < nh; i++)
+        n += h_varint(buf + n, h[i]);
+    if (plen)
+        memcpy(buf + n, payload, plen);
+    n += plen;
+    uint32_t len = (uint32_t)(n - 4);
+    buf[0] = (uint8_t)len;
+    buf[1] = (uint8_t)(len >> 8);
+    buf[2] = (uint8_t)(len >> 16);
+    buf[3] = (uint8_t)(len >> 24);
+    return n;
+}
+
+int h_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int h_local_port(int fd)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+        return -1;
+    return ntohs(sa.sin_port);
+}
+
+int h_write_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+bool h_peer_closed(int fd)
+{
+    uint8_t buf[4096];
+    for (;;) {
+        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (r == 0)
+            return true;
+        if (r < 0)
+            return !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* the fixture                                                        */
+/* ------------------------------------------------------------------ */
+
+static ember_call *held[1024];
+static int nheld;
+
+static void root_echo(ember_call *call, uint32_t id, const void *p, size_t n,
+                      void *ud)
+{
+    (void)id;
+    (void)ud;
+    ember_call_reply_raw(call, p, n);
+}
+
+static void root_hold(ember_call *call, uint32_t id, const void *p, size_t n,
+                      void *ud)
+{
+    (void)id;
+    (void)p;
+    (void)n;
+    (void)ud;
+    if (nheld < 1024)
+        held[nheld++] = call;
+    else
+        ember_call_fail(call, "too many held");
+}
+
+int h_held_count(void) { return nheld; }
+
+void h_release_held(void)
+{
+    for (int i = 0; i < nheld; i++)
+        ember_call_reply_raw(held[i], NULL, 0);
+    nheld = 0;
+}
+
+/* Typed methods decoded the way generated code does. */
+static int dec_deep(ember_dec *d)
+{
+    uint32_t tag;
+    unsigned wt;
+    int r;
+    while ((r = ember_dec_field(d, &tag, &wt)) == 1) {
+        if (tag == 1) {
+            const uint8_t *saved;
+            if (ember_dec_enter(d, wt, &saved) || dec_deep(d))
+                return -1;
+            ember_dec_leave(d, saved);
+        } else if (ember_dec_skip(d, wt)) {
+            return -1;
+        }
+    }
+    return r;
+}
+
+static int dispatch_deep(ember_call *call, ember_dec *args, const void *h,
+                         void *ud)
+{
+    (void)h;
+    (void)ud;
+    if (dec_deep(args))
+        return -1;
+    ember_call_reply_raw(call, NULL, 0);
+    return 0;
+}
+
+static int dispatch_list(ember_call *call, ember_dec *args, const void *h,
+                         void *ud)
+{
+    (void)h;
+    (void)ud;
+    uint32_t tag;
+    unsigned wt;
+    int r;
+    while ((r = ember_dec_field(args, &tag, &wt)) == 1) {
+        if (tag == 1) {
+            uint32_t count;
+            void *items;
+            const uint8_t *saved;
+            if (ember_dec_list_begin(args, wt, 1, sizeof(uint32_t), &count,
+                                     &items, &saved))
+                return -1;
+            uint32_t *v = items;
+            for (uint32_t i = 0; i < count; i++)
+                if (ember_dec_raw_u32(args, &v[i]))
+                    return -1;
+            if (ember_dec_list_end(args, saved))
+                return -1;
+        } else if (ember_dec_skip(args, wt)) {
+            return -1;
+        }
+    }
+    if (r < 0)
+        return -1;
+    ember_call_reply_raw(call, NULL, 0);
+    return 0;
+}
+
+static const ember_method_desc typed_methods[] = {
+    { H_DEEP, "deep", false, dispatch_deep },
+    { H_LIST, "list", false, dispatch_list },
+};
+static const ember_service_desc typed_svc = {
+    "hostile.Typed", 0x686f7374696c65ull, 2, typed_methods
+};
+
+void h_limits(ember_limits *l)
+{
+    ember_limits_default(l);
+    l->handshake_ms = 400;
+    l->call_timeout_ms = 5000;
+    l->heartbeat_ms = 500;
+    l->dead_after_ms = 1500;
+}
+
+static void on_join(ember_root *r, ember_child *c, void *ud)
+{
+    (void)r;
+    (void)c;
+    ((h_fixture *)ud)->joins++;
+}
+
+static void on_leave(ember_root *r, ember_child *c, const char *why, void *ud)
+{
+    (void)r;
+    (void)c;
+    (void)why;
+    ((h_fixture *)ud)->leaves++;
+}
+
+static void node_echo(ember_call *call, uint32_t id, const void *p, size_t n,
+                      void *ud)
+{
+    (void)id;
+    (void)ud;
+    ember_call_reply_raw(call, p, n);
+}
+
+static ember_call *node_held[1024];
+static int nnode_held;
+
+static void node_hold(ember_call *call, uint32_t id, const void *p, size_t n,
+                      void *ud)
+{
+    (void)id;
+    (void)p;
+    (void)n;
+    (void)ud;
+    /* Not answered until h_release_node_held: by then the connection is
+     * usually gone and the answer only frees the call. */
+    if (nnode_held < 1024)
+        node_held[nnode_held++] = call;
+    else
+        ember_call_fail(call, "too many held");
+}
+
+void h_release_node_held(void)
+{
+    for (int i = 0; i < nnode_held; i++)
+        ember_call_reply_raw(node_held[i], NULL, 0);
+    nnode_held = 0;
+}
+
+ember_node *h_node_new(const char *name, int port)
+{
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    h_limits(&cfg.limits);
+    cfg.backoff_min_ms = 10;
+    cfg.backoff_max_ms = 100;
+    ember_node *n = ember_node_new(H_base, name, &cfg);
+    if (!n)
+        return NULL;
+    ember_exports_add_raw(ember_node_exports(n), H_NODE_ECHO, node_echo, NULL);
+    ember_exports_add_raw(ember_node_exports(n), H_NODE_HOLD, node_hold, NULL);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    if (ember_node_connect(n, addr)) {
+        ember_node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+bool h_node_registered(void *node)
+{
+    return ember_node_state_get(node) == EMBER_NODE_REGISTERED;
+}
+
+int h_fixture_start(h_fixture *fx, const ember_limits *lim)
+{
+    memset(fx, 0, sizeof *fx);
+    if (lim)
+        fx->lim = *lim;
+    else
+        h_limits(&fx->lim);
+    ember_root_config cfg;
+    ember_root_config_default(&cfg);
+    cfg.limits = fx->lim;
+    cfg.on_join = on_join;
+    cfg.on_leave = on_leave;
+    cfg.ud = fx;
+    fx->root = ember_root_new(H_base, &cfg);
+    if (!fx->root)
+        return -1;
+    ember_exports *ex = ember_root_exports(fx->root);
+    ember_exports_add_raw(ex, H_ECHO, root_echo, NULL);
+    ember_exports_add_raw(ex, H_HOLD, root_hold, NULL);
+    ember_exports_add(ex, &typed_svc, NULL, NULL);
+    if (ember_root_listen(fx->root, "127.0.0.1:0"))
+        return -1;
+    fx->port = ember_root_port(fx->root);
+    fx->good = h_node_new("good", fx->port);
+    if (!fx->good || !h_run_until(h_node_registered, fx->good, 3000))
+        return -1;
+    return 0;
+}
+
+static void good_done(const ember_outcome *o, const void *p, size_t n, void *ud);
+
+static void good_one(h_fixture *fx)
+{
+    static const char msg[] = "well-behaved payload";
+    fx->sent++;
+    fx->inflight++;
+    ember_call_raw(ember_node_root(fx->good), H_ECHO, msg, sizeof msg,
+                   good_done, fx, NULL);
+}
+
+static void good_done(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    h_fixture *fx = ud;
+    (void)p;
+    fx->inflight--;
+    if (o->status == EMBER_OK && n == sizeof "well-behaved payload") {
+        fx->ok++;
+    } else {
+        fx->bad++;
+        fx->last_bad = o->status;
+        snprintf(fx->last_bad_msg, sizeof fx->last_bad_msg, "%s: %s",
+                 ember_status_name(o->status), o->message ? o->message : "");
+    }
+    if (fx->traffic)
+        good_one(fx);
+}
+
+void h_traffic_start(h_fixture *fx, int depth)
+{
+    fx->traffic = true;
+    for (int i = 0; i < depth; i++)
+        good_one(fx);
+}
+
+static bool drained(void *ud)
+{
+    return ((h_fixture *)ud)->inflight == 0;
+}
+
+void h_traffic_stop(h_fixture *fx)
+{
+    fx->traffic = false;
+    h_run_until(drained, fx, 10000);
+}
+
+void h_fixture_stop(h_fixture *fx)
+{
+    h_traffic_stop(fx);
+    h_release_held();
+    if (fx->good)
+        ember_node_free(fx->good);
+    if (fx->root)
+        ember_root_free(fx->root);
+    fx->good = NULL;
+    fx->root = NULL;
+    h_release_node_held();
+    /* let deferred frees run */
+    h_run_for(20);
+}
+
+/* ------------------------------------------------------------------ */
+/* relay                                                              */
+/* ------------------------------------------------------------------ */
+
+#define MAX_ANS 256
+
+struct h_relay {
+    struct evconnlistener *lis;
+    int port, root_port;
+    struct bufferevent *down, *up;
+    bool up_ready;
+    int up_port;
+    int up_closed;
+    bool no_read;
+    struct { uint64_t id, code; uint8_t kind; } ans[MAX_ANS];
+    int nans;
+};
+
+static void pair_free(h_relay *r)
+{
+    if (r->down)
+        bufferevent_free(r->down);
+    if (r->up)
+        bufferevent_free(r->up);
+    r->down = r->up = NULL;
+    r->up_ready = false;
+}
+
+static bool read_varint(const uint8_t *p, size_t n, size_t *off, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned s = 0; s < 64 && *off < n; s += 7) {
+        uint8_t b = p[(*off)++];
+        *v |= (uint64_t)(b & 0x7f) << s;
+        if (b < 0x80)
+            return true;
+    }
+    return false;
+}
+
+/* Moves whole frames from src to dst; answers to injected ids are kept. */
+static void move_frames(h_relay *r, struct evbuffer *src, struct evbuffer *dst,
+                        bool from_root)
+{
+    for (;;) {
+        size_t have = evbuffer_get_length(src);
+        if (have < 5)
+            return;
+        uint8_t hdr[32];
+        size_t peek = have < sizeof hdr ? have : sizeof hdr;
+        evbuffer_copyout(src, hdr, peek);
+        uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 |
+                       (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
+        if (have < (size_t)len + 4)
+            return;
+        uint8_t kind = hdr[4];
+        if (from_root && (kind == FR_REPLY || kind == FR_ERROR)) {
+            size_t off = 5;
+            uint64_t id = 0, code = 0;
+            read_varint(hdr, peek, &off, &id);
+            if (kind == FR_ERROR)
+                read_varint(hdr, peek, &off, &code);
+            if ((id & 0xff000000ull) == 0x7f000000ull) {
+                if (r->nans < MAX_ANS) {
+                    r->ans[r->nans].id = id;
+                    r->ans[r->nans].code = code;
+                    r->ans[r->nans].kind = kind;
+                    r->nans++;
+                }
+                evbuffer_drain(src, (size_t)len + 4);
+                continue;
+            }
+        }
+        evbuffer_remove_buffer(src, dst, (size_t)len + 4);
+    }
+}
+
+static void down_read(struct bufferevent *bev, void *arg)
+{
+    h_relay *r = arg;
+    if (!r->up)
+        return;
+    move_frames(r, bufferevent_get_input(bev), bufferevent_get_output(r->up), false);
+}
+
+static void up_read(struct bufferevent *bev, void *arg)
+{
+    h_relay *r = arg;
+    if (!r->down || r->no_read)
+        return;
+    move_frames(r, bufferevent_get_input(bev), bufferevent_get_output(r->down), true);
+}
+
+static void up_event(struct bufferevent *bev, short what, void *arg)
+{
+    h_relay *r = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        r->up_ready = true;
+        r->up_port = h_local_port(bufferevent_getfd(bev));
+        down_read(r->down, r);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        r->up_closed++;
+        pair_free(r);
+    }
+}
+
+static void down_event(struct bufferevent *bev, short what, void *arg)
+{
+    h_relay *r = arg;
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        pair_free(r);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+    h_relay *r = arg;
+    (void)l;
+    (void)sa;
+    (void)salen;
+    pair_free(r);
+    r->no_read = false;
+    r->down = bufferevent_socket_new(H_base, fd, BEV_OPT_CLOSE_ON_FREE);
+    r->up = bufferevent_socket_new(H_base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(r->down, down_read, NULL, down_event, r);
+    bufferevent_setcb(r->up, up_read, NULL, up_event, r);
+    struct sockaddr_in to;
+    memset(&to, 0, sizeof to);
+    to.sin_family = AF_INET;
+    to.sin_port = htons((uint16_t)r->root_port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bufferevent_enable(r->down, EV_READ | EV_WRITE);
+    bufferevent_enable(r->up, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(r->up, (struct sockaddr *)&to, sizeof to))
+        pair_free(r);
+}
+
+h_relay *h_relay_new(int root_port)
+{
+    h_relay *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->root_port = root_port;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    r->lis = evconnlistener_new_bind(H_base, on_accept, r,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                     16, (struct sockaddr *)&sa, sizeof sa);
+    if (!r->lis) {
+        free(r);
+        return NULL;
+    }
+    r->port = h_local_port(evconnlistener_get_fd(r->lis));
+    return r;
+}
+
+void h_relay_free(h_relay *r)
+{
+    if (!r)
+        return;
+    pair_free(r);
+    evconnlistener_free(r->lis);
+    free(r);
+}
+
+int h_relay_port(const h_relay *r) { return r->port; }
+int h_relay_up_port(const h_relay *r) { return r->up_port; }
+int h_relay_up_closed(const h_relay *r) { return r->up_closed; }
+bool h_relay_connected(const h_relay *r) { return r->up && r->up_ready; }
+
+void h_relay_inject(h_relay *r, const void *p, size_t n)
+{
+    if (r->up)
+        bufferevent_write(r->up, p, n);
+}
+
+bool h_relay_got_answer(h_relay *r, uint64_t id, uint8_t *kind, uint64_t *code)
+{
+    for (int i = 0; i < r->nans; i++)
+        if (r->ans[i].id == id) {
+            if (kind)
+                *kind = r->ans[i].kind;
+            if (code)
+                *code = r->ans[i].code;
+            return true;
+        }
+    return false;
+}
+
+void h_relay_stop_reading(h_relay *r)
+{
+    r->no_read = true;
+    if (r->up) {
+        int fd = bufferevent_getfd(r->up);
+        int small = 4096;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        bufferevent_disable(r->up, EV_READ);
+    }
+}
+
+void h_relay_shutdown_up(h_relay *r)
+{
+    if (r->up)
+        shutdown(bufferevent_getfd(r->up), SHUT_WR);
+}
+
+bool h_relay_flushed(void *arg)
+{
+    h_relay *r = arg;
+    return !r->up || evbuffer_get_length(bufferevent_get_output(r->up)) == 0;
+}

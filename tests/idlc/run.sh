@@ -1,0 +1,217 @@
+#!/bin/sh
+# tests/idlc/run.sh IDLC — idlc front-end tests: the bad-input corpus, the
+# good inputs, the command line, and --check-compat cases.
+#
+#   bad/NAME.idl + NAME.expected   idlc must exit 1 and print exactly these
+#                                  "file:line:col: error|note: ..." lines
+#                                  (the quoted source and caret lines are not
+#                                  compared); bad/inc/ holds imported helpers
+#   good/*.idl                     must compile (exit 0, no output on stderr)
+#   compat/NAME.idl + NAME.expected  --check-compat base.idl NAME.idl; an empty
+#                                  .expected means compatible (exit 0)
+#
+# Set IDLC_VALGRIND=1 to run every idlc invocation under valgrind.
+set -u
+
+[ $# -eq 1 ] || { echo "usage: $0 path/to/idlc" >&2; exit 2; }
+case $1 in
+    /*) IDLC_BIN=$1 ;;
+    *) IDLC_BIN=$(pwd)/$1 ;;
+esac
+HERE=$(cd "$(dirname "$0")" && pwd)
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/idlc-test.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT INT TERM
+
+idlc() {
+    if [ "${IDLC_VALGRIND:-0}" = 1 ]; then
+        valgrind -q --leak-check=full --error-exitcode=99 "$IDLC_BIN" "$@"
+    else
+        "$IDLC_BIN" "$@"
+    fi
+}
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+not_ok() { fail=$((fail + 1)); echo "FAIL: $*"; }
+# check NAME COMMAND...: the command must succeed.
+check() {
+    name=$1
+    shift
+    if "$@"; then ok; else not_ok "$name"; fi
+}
+headers() { grep -E '^[^ ].*: (error|note): ' "$1" || true; }
+
+# ---- bad inputs: exact diagnostics ----
+cd "$HERE/bad" || exit 1
+for f in *.idl; do
+    exp=${f%.idl}.expected
+    [ -f "$exp" ] || { not_ok "bad/$f has no $exp"; continue; }
+    idlc -o "$TMP" "$f" >/dev/null 2>"$TMP/err"
+    rc=$?
+    headers "$TMP/err" >"$TMP/got"
+    if [ $rc -eq 1 ] && diff -u "$exp" "$TMP/got" >"$TMP/diff"; then
+        ok
+    else
+        not_ok "bad/$f (exit $rc)"
+        cat "$TMP/diff"
+    fi
+done
+
+# ---- good inputs ----
+cd "$HERE/good" || exit 1
+mkdir -p "$TMP/good"
+for f in *.idl sub/*.idl; do
+    idlc -I inc -o "$TMP/good" "$f" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    if [ $rc -eq 0 ] && [ ! -s "$TMP/err" ] && [ ! -s "$TMP/out" ]; then
+        ok
+    else
+        not_ok "good/$f (exit $rc)"
+        cat "$TMP/err"
+    fi
+done
+
+# ---- --check-compat ----
+cd "$HERE/compat" || exit 1
+for f in *.idl; do
+    [ "$f" = base.idl ] && continue
+    exp=${f%.idl}.expected
+    [ -f "$exp" ] || { not_ok "compat/$f has no $exp"; continue; }
+    idlc --check-compat base.idl "$f" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    headers "$TMP/err" >"$TMP/got"
+    want=1
+    [ -s "$exp" ] || want=0
+    if [ $rc -eq $want ] && diff -u "$exp" "$TMP/got" >"$TMP/diff" && { [ $want = 1 ] || [ ! -s "$TMP/err" ]; }; then
+        ok
+    else
+        not_ok "compat/$f (exit $rc, want $want)"
+        cat "$TMP/diff" "$TMP/err"
+    fi
+done
+# Comparing a file with itself is always compatible.
+check "compat: identical" idlc --check-compat base.idl base.idl
+
+# ---- the command line ----
+cd "$HERE/good" || exit 1
+G=$HERE/good
+
+# exits: 0 success, 1 input errors, 2 usage errors
+expect_exit() {
+    want=$1
+    name=$2
+    shift 2
+    idlc "$@" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    if [ $rc -eq "$want" ]; then ok; else not_ok "$name: exit $rc, want $want"; cat "$TMP/err"; fi
+}
+expect_exit 0 "--help" --help
+for opt in -I -o -M -MF --check-compat --help --version; do
+    check "--help mentions $opt" grep -q -e " $opt" "$TMP/out"
+done
+expect_exit 0 "--version" --version
+check "--version prints the version" grep -q '^idlc (ember) [0-9]' "$TMP/out"
+expect_exit 2 "no arguments"
+check "usage error names the problem" grep -q 'no input files' "$TMP/err"
+expect_exit 2 "unknown option" --frobnicate game.idl
+expect_exit 2 "-o without a value" game.idl -o
+expect_exit 2 "-I without a value" game.idl -I
+expect_exit 2 "--check-compat with two new files" --check-compat game.idl game.idl all_types.idl
+expect_exit 1 "missing input file" -o "$TMP" does-not-exist.idl
+check "missing input is reported" grep -q "idlc: error: cannot read 'does-not-exist.idl'" "$TMP/err"
+expect_exit 1 "a directory as input" -o "$TMP" inc
+expect_exit 1 "import not found without -I" -o "$TMP" game.idl
+check "missing import is reported at the import" \
+    grep -q "^game.idl:3:8: error: cannot find import 'common.idl'" "$TMP/err"
+expect_exit 1 "bad input" -o "$TMP" "$HERE/bad/dup_decl.idl"
+
+# The quoted line and the caret under the whole token.
+cat >"$TMP/caret.idl" <<'IDL'
+module caret;
+struct A {
+	1: Unknwn x;
+}
+IDL
+idlc -o "$TMP" "$TMP/caret.idl" 2>"$TMP/err"
+printf '%s\n' "$TMP/caret.idl:3:5: error: unknown type 'Unknwn'" \
+    " 	1: Unknwn x;" " 	   ^~~~~~" >"$TMP/want"
+check "caret output" diff -u "$TMP/want" "$TMP/err"
+
+# Outputs land in -o DIR, named after the input file.
+rm -rf "$TMP/o"
+mkdir "$TMP/o"
+expect_exit 0 "generate" -I inc -o "$TMP/o" game.idl all_types.idl
+check "game.h written" test -s "$TMP/o/game.h"
+check "game.c written" test -s "$TMP/o/game.c"
+check "all_types.h written" test -s "$TMP/o/all_types.h"
+check "imported common.h not generated" test ! -e "$TMP/o/common.h"
+check "no temporary files left" sh -c "! ls '$TMP/o' | grep -q tmp"
+# Unchanged outputs are not rewritten (make sees no new timestamp)...
+touch -d '2001-01-01 00:00:00' "$TMP/o/game.h" "$TMP/o/game.c"
+expect_exit 0 "regenerate" -I inc -o "$TMP/o" game.idl
+check "unchanged game.h not rewritten" sh -c "ls -l --time-style=+%Y '$TMP/o/game.h' | grep -q ' 2001 '"
+check "unchanged game.c not rewritten" sh -c "ls -l --time-style=+%Y '$TMP/o/game.c' | grep -q ' 2001 '"
+# ...but a stale one is.
+echo stale >"$TMP/o/game.h"
+touch -d '2001-01-01 00:00:00' "$TMP/o/game.h"
+expect_exit 0 "regenerate stale" -I inc -o "$TMP/o" game.idl
+check "stale game.h rewritten" sh -c "! grep -qx stale '$TMP/o/game.h'"
+expect_exit 1 "output folder missing" -I inc -o "$TMP/nowhere" game.idl
+
+# -M prints dependencies and generates nothing.
+rm -rf "$TMP/m"
+mkdir "$TMP/m"
+idlc -M -I inc -o "$TMP/m" game.idl >"$TMP/deps" 2>"$TMP/err"
+check "-M exits 0" test $? -eq 0
+printf '%s\n' "$TMP/m/game.h $TMP/m/game.c: game.idl \\" "  inc/common.idl" "" "inc/common.idl:" >"$TMP/want"
+check "-M output" diff -u "$TMP/want" "$TMP/deps"
+check "-M generates nothing" test ! -e "$TMP/m/game.h"
+# A relative import and a diamond: each file listed once.
+idlc -M sub/diamond.idl >"$TMP/deps" 2>"$TMP/err"
+printf '%s\n' "diamond.h diamond.c: sub/diamond.idl \\" "  sub/sibling.idl \\" "  sub/uses_sibling.idl" \
+    "" "sub/sibling.idl:" "" "sub/uses_sibling.idl:" >"$TMP/want"
+check "-M diamond output" diff -u "$TMP/want" "$TMP/deps"
+# -MF writes the rule to a file and generates the code.
+idlc -MF "$TMP/m/game.d" -I inc -o "$TMP/m" game.idl >"$TMP/out" 2>"$TMP/err"
+check "-MF exits 0" test $? -eq 0
+printf '%s\n' "$TMP/m/game.h $TMP/m/game.c: game.idl \\" "  inc/common.idl" "" "inc/common.idl:" >"$TMP/want"
+check "-MF file" diff -u "$TMP/want" "$TMP/m/game.d"
+check "-MF prints nothing" test ! -s "$TMP/out"
+check "-MF also generates" test -s "$TMP/m/game.h"
+idlc -M -MF "$TMP/m/both.d" -I inc -o "$TMP/m" game.idl >"$TMP/out" 2>"$TMP/err"
+check "-M -MF writes the file" diff -u "$TMP/want" "$TMP/m/both.d"
+
+# A relative import resolves against the importing file's folder, from
+# anywhere; -I folders are searched in order.
+(cd / && "$IDLC_BIN" -o "$TMP" "$G/sub/uses_sibling.idl") 2>"$TMP/err"
+check "relative import from another cwd" test $? -eq 0
+mkdir -p "$TMP/inc1" "$TMP/inc2"
+printf 'module common;\nstruct Vec2 { 1: f32 x; }\nerror Denied {}\nservice Clock { u64 now() = 9001; }\n' >"$TMP/inc1/common.idl"
+printf 'module broken\n' >"$TMP/inc2/common.idl"
+expect_exit 0 "-I order: first folder wins" -I "$TMP/inc1" -I "$TMP/inc2" -o "$TMP" game.idl
+expect_exit 1 "-I order: broken first" -I "$TMP/inc2" -I "$TMP/inc1" -o "$TMP" game.idl
+
+# Hostile input: no crash, no hang, a clean exit 1.
+awk 'BEGIN { printf "module deep; struct S { 1: "; for (i = 0; i < 100000; i++) printf "list<"; printf "i32"; for (i = 0; i < 100000; i++) printf ">"; print " x; }" }' >"$TMP/deep.idl"
+expect_exit 1 "100000 nested lists" -o "$TMP" "$TMP/deep.idl"
+check "deep nesting reported" grep -q "nested too deeply" "$TMP/err"
+awk 'BEGIN { printf "module deep; struct S { 1: "; for (i = 0; i < 40; i++) printf "map<i32, "; printf "i32"; for (i = 0; i < 40; i++) printf ">"; print " x; }" }' >"$TMP/deep2.idl"
+expect_exit 1 "40 nested maps" -o "$TMP" "$TMP/deep2.idl"
+check "type depth limit reported" grep -q "type nested too deeply (the limit is 32 levels)" "$TMP/err"
+printf 'module n;\000struct A { 1: i32 x; }\000\n' >"$TMP/nul.idl"
+expect_exit 1 "NUL bytes" -o "$TMP" "$TMP/nul.idl"
+: >"$TMP/empty.idl"
+expect_exit 1 "empty file" -o "$TMP" "$TMP/empty.idl"
+check "empty file reported" grep -q "expected 'module' at end of input" "$TMP/err"
+for i in 1 2 3; do
+    head -c 4096 /dev/urandom >"$TMP/random.idl"
+    expect_exit 1 "random bytes ($i)" -o "$TMP" "$TMP/random.idl"
+done
+awk 'BEGIN { print "module big;"; for (i = 1; i <= 3000; i++) printf "struct S%d { 1: S%d next; }\n", i, i + 1; print "struct S3001 { 1: i32 end; }" }' >"$TMP/chain.idl"
+expect_exit 0 "a 3000-struct by-value chain" -o "$TMP" "$TMP/chain.idl"
+awk 'BEGIN { print "module ring;"; for (i = 1; i <= 3000; i++) printf "struct S%d { 1: S%d next; }\n", i, i % 3000 + 1 }' >"$TMP/ring.idl"
+expect_exit 1 "a 3000-struct by-value ring" -o "$TMP" "$TMP/ring.idl"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

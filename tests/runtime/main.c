@@ -1,0 +1,72 @@
+/* main.c — runs every runtime suite; exits non-zero on any failure. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <CUnit/Basic.h>
+
+#include "helpers.h"
+
+struct deadline {
+    bool fired;
+};
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ((struct deadline *)arg)->fired = true;
+}
+
+bool run_until(struct event_base *base, cond_fn cond, void *ud, int ms)
+{
+    struct deadline dl = {false};
+    struct event *t = evtimer_new(base, on_deadline, &dl);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(t, &tv);
+    bool ok;
+    while (!(ok = cond(ud)) && !dl.fired)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(t);
+    return ok;
+}
+
+static bool never(void *ud)
+{
+    (void)ud;
+    return false;
+}
+
+void run_for(struct event_base *base, int ms)
+{
+    run_until(base, never, NULL, ms);
+}
+
+static void silent_log(ember_log_level lv, const char *msg, void *ud)
+{
+    (void)ud;
+    if (lv >= EMBER_LOG_ERROR)
+        fprintf(stderr, "ember: %s\n", msg);
+}
+
+void quiet_logs(void)
+{
+    if (!getenv("EMBER_LOG"))
+        ember_set_log(silent_log, NULL);
+}
+
+int main(void)
+{
+    quiet_logs();
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    add_codec_suite();
+    add_frame_suite();
+    add_e2e_suite();
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    unsigned run = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    printf("test-runtime: %u tests run, %s\n", run, fails ? "FAILED" : "all passed");
+    return fails ? 1 : 0;
+}
