@@ -29,5 +29,5 @@ install: all $(B)/ember.pc
 # Installs into a temporary prefix and builds examples/hello out of tree
 # with nothing but the installed idlc and pkg-config.
 test-install: all
-	@scripts/test-install.sh
-#TEST_TARGETS += test-install  (enabled once runtime+idlc land)
+	@B=$(B) scripts/test-install.sh
+TEST_TARGETS += test-install

@@ -24,6 +24,9 @@ cl_die() {
     exit 1
 }
 
+# JSON on one line with single spaces, for grep.
+cl_flat() { tr -d '\n' | tr -s ' '; }
+
 # Seconds since the epoch with a fraction, for deadlines and timings.
 cl_now() { date +%s.%N; }
 cl_past() { awk -v a="$(cl_now)" -v b="$1" 'BEGIN { exit !(a > b) }'; }

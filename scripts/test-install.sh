@@ -5,7 +5,7 @@ set -eu
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
-make --no-print-directory install PREFIX=/usr/local DESTDIR="$tmp/root" >/dev/null
+make --no-print-directory B="${B:-build}" install PREFIX=/usr/local DESTDIR="$tmp/root" >/dev/null
 prefix="$tmp/root/usr/local"
 # The .pc file names the final prefix; point pkg-config at the staged tree.
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
