@@ -35,6 +35,7 @@ typedef struct method_ref {
 } method_ref;
 
 typedef struct compat {
+    const idl_module *old_mod, *new_mod;
     idl_diag *diag;
     int breaks;
     const idl_decl **decls;
@@ -98,11 +99,14 @@ static const idl_decl *find_decl(const compat *C, const char *name, idl_decl_kin
     return hit ? *hit : NULL;
 }
 
-static bool same_type(const idl_type *a, const idl_type *b, char **sa, char **sb, idl_buf *ba, idl_buf *bb)
+/* Types are compared by their spelling, with each version's own names left
+ * unqualified: a renamed module is reported once, not at every use. */
+static bool same_type(const compat *C, const idl_type *a, const idl_type *b, char **sa, char **sb,
+                      idl_buf *ba, idl_buf *bb)
 {
     ba->len = bb->len = 0;
-    idl_spell_type(ba, a);
-    idl_spell_type(bb, b);
+    idl_spell_type_in(ba, a, C->old_mod);
+    idl_spell_type_in(bb, b, C->new_mod);
     *sa = ba->p;
     *sb = bb->p;
     return strcmp(ba->p, bb->p) == 0;
@@ -125,7 +129,7 @@ static void compare_members(compat *C, const idl_field *olds, const idl_field *n
             continue;
         }
         char *so, *sn;
-        if (!same_type(o->type, n->type, &so, &sn, &ba, &bb)) {
+        if (!same_type(C, o->type, n->type, &so, &sn, &ba, &bb)) {
             diag_error(C->diag, n->type->loc, "type of %s tag %" PRIu64 " of '%s' changed from '%s' to '%s'",
                        what, o->tag, owner, so, sn);
             diag_note(C->diag, o->type->loc, "the old type is here");
@@ -193,15 +197,15 @@ static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, 
         bool same;
         char *so = "void", *sn = "void";
         if (o->ret && n->ret)
-            same = same_type(o->ret, n->ret, &so, &sn, &ba, &bb);
+            same = same_type(C, o->ret, n->ret, &so, &sn, &ba, &bb);
         else {
             same = !o->ret && !n->ret;
             if (o->ret) {
-                idl_spell_type(&ba, o->ret);
+                idl_spell_type_in(&ba, o->ret, C->old_mod);
                 so = ba.p;
             }
             if (n->ret) {
-                idl_spell_type(&bb, n->ret);
+                idl_spell_type_in(&bb, n->ret, C->new_mod);
                 sn = bb.p;
             }
         }
@@ -216,7 +220,8 @@ static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, 
         bool known = false;
         for (const idl_name *q = o->raises; q && !known; q = q->next)
             known = q->decl && r->decl && strcmp(q->decl->name, r->decl->name) == 0
-                && strcmp(q->decl->module->name, r->decl->module->name) == 0;
+                && ((q->decl->module == C->old_mod && r->decl->module == C->new_mod)
+                    || strcmp(q->decl->module->name, r->decl->module->name) == 0);
         if (!known) {
             diag_error(C->diag, r->loc, "method '%s' now raises '%s', which older callers do not know",
                        owner, r->name);
@@ -229,7 +234,7 @@ static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, 
 
 int compat_check(const idl_module *old_mod, const idl_module *new_mod, idl_diag *diag)
 {
-    compat C = { diag, 0, NULL, 0, NULL, 0 };
+    compat C = { old_mod, new_mod, diag, 0, NULL, 0, NULL, 0 };
     index_module(&C, new_mod);
     if (old_mod->name && new_mod->name && strcmp(old_mod->name, new_mod->name) != 0) {
         diag_error(diag, new_mod->loc, "module renamed from '%s' to '%s': every qualified name changes",

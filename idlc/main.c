@@ -126,6 +126,13 @@ static char *base_name(idl_arena *a, const char *path)
 
 static char *out_path(idl_arena *a, const char *outdir, const char *base, const char *ext)
 {
+    if (outdir) {
+        /* "out/" and "out" name the same folder; keep paths tidy for -M. */
+        size_t len = strlen(outdir);
+        while (len > 1 && outdir[len - 1] == '/')
+            len--;
+        outdir = idl_strndup(a, outdir, len);
+    }
     size_t n = (outdir ? strlen(outdir) + 1 : 0) + strlen(base) + strlen(ext) + 1;
     char *p = idl_alloc(a, n);
     snprintf(p, n, "%s%s%s%s", outdir ? outdir : "", outdir ? "/" : "", base, ext);

@@ -170,6 +170,9 @@ module_clause:
   | error
   ;
 
+/* Imports are accepted anywhere so that one misplaced import is a clear
+ * semantic error ("imports must come before all declarations") rather than
+ * a syntax error that throws away the declaration after it. */
 items:
     %empty
   | items import

@@ -131,7 +131,9 @@ static void spell_name(idl_buf *b, const idl_decl *d, const char *qual, const ch
         idl_buf_puts(b, name ? name : "?");
 }
 
-static void spell(idl_buf *b, const idl_type *t, int depth)
+/* self: names declared in this module are spelled unqualified (compat
+ * compares two versions of a module whose name may have changed). */
+static void spell(idl_buf *b, const idl_type *t, int depth, const idl_module *self)
 {
     if (depth > MAX_TYPE_DEPTH) {
         idl_buf_puts(b, "...");
@@ -140,23 +142,29 @@ static void spell(idl_buf *b, const idl_type *t, int depth)
     switch (t->kind) {
     case IDL_LIST:
         idl_buf_puts(b, "list<");
-        spell(b, t->elem, depth + 1);
+        spell(b, t->elem, depth + 1, self);
         idl_buf_puts(b, ">");
         break;
     case IDL_MAP:
         idl_buf_puts(b, "map<");
-        spell(b, t->key, depth + 1);
+        spell(b, t->key, depth + 1, self);
         idl_buf_puts(b, ",");
-        spell(b, t->elem, depth + 1);
+        spell(b, t->elem, depth + 1, self);
         idl_buf_puts(b, ">");
         break;
     case IDL_REF:
         idl_buf_puts(b, "ref<");
-        spell_name(b, t->decl, t->qual, t->name);
+        if (self && t->decl && t->decl->module == self)
+            idl_buf_puts(b, t->decl->name);
+        else
+            spell_name(b, t->decl, t->qual, t->name);
         idl_buf_puts(b, ">");
         break;
     case IDL_NAMED:
-        spell_name(b, t->decl, t->qual, t->name);
+        if (self && t->decl && t->decl->module == self)
+            idl_buf_puts(b, t->decl->name);
+        else
+            spell_name(b, t->decl, t->qual, t->name);
         break;
     default:
         idl_buf_puts(b, scalar_names[t->kind]);
@@ -166,7 +174,12 @@ static void spell(idl_buf *b, const idl_type *t, int depth)
 
 void idl_spell_type(idl_buf *b, const idl_type *t)
 {
-    spell(b, t, 0);
+    spell(b, t, 0, NULL);
+}
+
+void idl_spell_type_in(idl_buf *b, const idl_type *t, const idl_module *self)
+{
+    spell(b, t, 0, self);
 }
 
 static int cmp_method_id(const void *a, const void *b)
@@ -330,9 +343,11 @@ static void num_key(char *buf, size_t size, bool neg, uint64_t v)
 typedef struct mod_info {
     idl_module *mod;
     table decls;            /* name -> idl_decl */
+    table imports;          /* module name -> idl_import */
 } mod_info;
 
 typedef struct sema {
+    int suggestions;        /* "did you mean" searches done so far */
     idl_diag *diag;
     mod_info *mods;
     size_t nmods;
@@ -400,6 +415,10 @@ static bool kind_fits(idl_decl_kind k, int want)
  * have to write it, or NULL. */
 static const char *suggest(sema *S, const idl_module *m, const char *name, int want, char *buf, size_t size)
 {
+    /* Each search scans every declaration: past a few dozen unknown names
+     * (a fuzzed or badly broken file) suggestions are not worth the time. */
+    if (++S->suggestions > 50)
+        return NULL;
     size_t best = SIZE_MAX;
     size_t limit = strlen(name) / 3 + 1;
     bool found = false;
@@ -427,7 +446,6 @@ static const char *suggest(sema *S, const idl_module *m, const char *name, int w
             }
         }
     }
-    (void)S;
     return found ? buf : NULL;
 }
 
@@ -441,28 +459,26 @@ static const char *want_noun(int want)
 static idl_decl *lookup(sema *S, const idl_module *m, const char *qual, const char *name,
                         idl_loc loc, int want)
 {
+    mod_info *mi = info_of(S, m);
     if (qual && !(m->name && strcmp(qual, m->name) == 0)) {
-        const idl_module *target = NULL;
-        for (const idl_import *im = m->imports; im; im = im->next)
-            if (im->module && im->module->name && strcmp(im->module->name, qual) == 0)
-                target = im->module;
-        if (!target) {
+        idl_import *im = mi ? table_get(&mi->imports, qual) : NULL;
+        if (!im) {
             diag_error(S->diag, loc, "module '%s' is not imported", qual);
             return NULL;
         }
-        mod_info *ti = info_of(S, target);
+        mod_info *ti = info_of(S, im->module);
         idl_decl *d = ti ? table_get(&ti->decls, name) : NULL;
         if (!d)
             diag_error(S->diag, loc, "module '%s' has no declaration named '%s'", qual, name);
         return d;
     }
-    mod_info *mi = info_of(S, m);
     idl_decl *d = mi ? table_get(&mi->decls, name) : NULL;
     if (d)
         return d;
     /* Declared in an imported module but used without its qualifier? */
-    for (const idl_import *im = m->imports; im; im = im->next) {
-        if (!im->module || !im->module->name)
+    for (size_t i = 0; mi && i < mi->imports.cap; i++) {
+        idl_import *im = mi->imports.vals[i];
+        if (!mi->imports.keys[i])
             continue;
         mod_info *ti = info_of(S, im->module);
         idl_decl *other = ti ? table_get(&ti->decls, name) : NULL;
@@ -586,6 +602,7 @@ static void declare(sema *S, mod_info *mi)
     /* Imports come first, each module is imported under one name, and a
      * module cannot import a module of its own name (qualifiers would be
      * ambiguous). */
+    table *seen = &mi->imports;
     for (idl_import *im = m->imports; im; im = im->next) {
         if (m->decls && loc_before(m->decls->loc, im->loc))
             diag_error(S->diag, im->loc, "imports must come before all declarations");
@@ -599,17 +616,17 @@ static void declare(sema *S, mod_info *mi)
                        t->name);
             continue;
         }
-        for (idl_import *p = m->imports; p != im; p = p->next) {
-            if (p->module == t) {
-                diag_error(S->diag, im->loc, "'%s' is imported twice", im->path);
-                diag_note(S->diag, p->loc, "previous import is here");
-                break;
-            }
-            if (p->module && p->module->name && strcmp(p->module->name, t->name) == 0) {
-                diag_error(S->diag, im->loc, "two imported files declare module '%s'", t->name);
-                diag_note(S->diag, p->loc, "previous import of module '%s' is here", t->name);
-                break;
-            }
+        /* By module name: a file imported twice is one module, so it is
+         * found the same way. A table keeps a huge import list linear. */
+        idl_import *p = table_get(seen, t->name);
+        if (!p) {
+            table_put(seen, t->name, im);
+        } else if (p->module == t) {
+            diag_error(S->diag, im->loc, "'%s' is imported twice", im->path);
+            diag_note(S->diag, p->loc, "previous import is here");
+        } else {
+            diag_error(S->diag, im->loc, "two imported files declare module '%s'", t->name);
+            diag_note(S->diag, p->loc, "previous import of module '%s' is here", t->name);
         }
     }
 }
@@ -980,10 +997,44 @@ static void fill_ids(idl_module *m)
     }
 }
 
+static int cmp_error_id(const void *a, const void *b)
+{
+    const idl_decl *x = *(const idl_decl *const *)a, *y = *(const idl_decl *const *)b;
+    if (x->error_id != y->error_id)
+        return x->error_id < y->error_id ? -1 : 1;
+    return x->loc.line < y->loc.line ? -1 : x->loc.line > y->loc.line;
+}
+
+/* Error ids are 32-bit hashes: a collision, however unlikely, would make two
+ * errors indistinguishable on the wire, so it is reported. */
+static void check_error_ids(sema *S)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < S->nmods; i++)
+        for (idl_decl *d = S->mods[i].mod->decls; d; d = d->next)
+            n += d->kind == IDL_ERROR;
+    idl_decl **errs = xcalloc(n, sizeof *errs);
+    n = 0;
+    for (size_t i = 0; i < S->nmods; i++)
+        for (idl_decl *d = S->mods[i].mod->decls; d; d = d->next)
+            if (d->kind == IDL_ERROR)
+                errs[n++] = d;
+    qsort(errs, n, sizeof *errs, cmp_error_id);
+    for (size_t i = 1; i < n; i++)
+        /* The same name twice in one module is a redefinition, reported already. */
+        if (errs[i]->error_id == errs[i - 1]->error_id
+            && (errs[i]->module != errs[i - 1]->module || strcmp(errs[i]->name, errs[i - 1]->name) != 0)) {
+            diag_error(S->diag, errs[i]->loc, "error id 0x%08" PRIx32 " of '%s' collides with '%s'; rename one",
+                       errs[i]->error_id, errs[i]->name, errs[i - 1]->name);
+            diag_note(S->diag, errs[i - 1]->loc, "'%s' is declared here", errs[i - 1]->name);
+        }
+    free(errs);
+}
+
 int sema_check(idl_module *modules, idl_diag *diag)
 {
     int before = diag_errors(diag);
-    sema S = { diag, NULL, 0 };
+    sema S = { 0, diag, NULL, 0 };
     for (idl_module *m = modules; m; m = m->next)
         S.nmods++;
     S.mods = xcalloc(S.nmods, sizeof *S.mods);
@@ -997,8 +1048,11 @@ int sema_check(idl_module *modules, idl_diag *diag)
     check_cycles(&S);
     for (i = 0; i < S.nmods; i++)
         fill_ids(S.mods[i].mod);
-    for (i = 0; i < S.nmods; i++)
+    check_error_ids(&S);
+    for (i = 0; i < S.nmods; i++) {
         table_free(&S.mods[i].decls);
+        table_free(&S.mods[i].imports);
+    }
     free(S.mods);
     return diag_errors(diag) - before;
 }

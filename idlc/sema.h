@@ -37,6 +37,8 @@ void idl_buf_free(idl_buf *b);
 /* Appends the canonical spelling of t: "u32", "list<game.Pos>",
  * "map<string,i64>", "ref<game.Observer>"; names are module-qualified. */
 void idl_spell_type(idl_buf *b, const idl_type *t);
+/* The same, but names declared in module self are left unqualified. */
+void idl_spell_type_in(idl_buf *b, const idl_type *t, const idl_module *self);
 
 /* The text a service's fingerprint hashes (see docs/idl.md). */
 void idl_service_canonical(idl_buf *b, const idl_decl *svc);

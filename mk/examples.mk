@@ -2,7 +2,8 @@
 #
 #   make examples       build master, gate, game, db, net, bot into $(B)/bin
 #   make demo           start the cluster on loopback, run 20 bots, stop it
-#   make test-examples  the cluster end to end + the status page in chromium
+#   make test-examples  the cluster end to end, a stop under load, and the
+#                       status page in chromium
 #
 # The servers' services are in idl/*.idl, compiled by idlc into $(B)/gen/idl.
 
@@ -24,7 +25,7 @@ EX_CFLAGS = $(CFLAGS_ALL) $(EMBER_INC) -I$(EX_GEN) -Iexamples/common -I$(EX_OBJ)
             $(EVENT_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS)
 EX_LIBS   = $(LIBEMBER_A) $(EVENT_LIBS)
 
-.PHONY: examples demo test-examples test-cluster test-status-page
+.PHONY: examples demo test-examples test-cluster test-status-page test-stop-under-load
 
 examples: $(EX_BIN_PATHS)
 
@@ -98,6 +99,9 @@ test-cluster: lib idlc examples
 test-status-page: lib idlc examples
 	@B=$(B) tests/e2e/status_page.sh
 
+test-stop-under-load: lib idlc examples
+	@B=$(B) tests/e2e/stop_under_load.sh
+
 TEST_TARGETS += test-examples
-test-examples: test-cluster test-status-page
+test-examples: test-cluster test-stop-under-load test-status-page
 .SECONDARY: $(EX_STAMPS) $(EX_GEN_H) $(EX_MODS:%=$(EX_GEN)/%.c)

@@ -297,3 +297,24 @@ $(HOSTILE_BIN): $(HOSTILE_OBJ) $(LIBEMBER_A)
 test-hostile: $(HOSTILE_BIN)
 	$(RUNNER) $(HOSTILE_BIN)
 TEST_TARGETS += test-hostile
+
+# tests/faults: process faults (kill -9, SIGSTOP, root restart, graceful
+# stop) and the soak test; shares tests/hostile/harness.c.
+FAULTS_OBJ := $(B)/obj/tests/faults/faults.o $(B)/obj/tests/hostile/harness.o
+FAULTS_BIN := $(B)/bin/test-faults
+SOAK_SECS  ?= 60
+
+$(B)/obj/tests/faults/%.o: tests/faults/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(EMBER_INC) $(EVENT_CFLAGS) -c $< -o $@
+
+$(FAULTS_BIN): $(FAULTS_OBJ) $(LIBEMBER_A)
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $(FAULTS_OBJ) $(LIBEMBER_A) $(EVENT_LIBS) -lm
+
+.PHONY: test-faults soak
+test-faults: $(FAULTS_BIN)
+	$(RUNNER) $(FAULTS_BIN)
+
+soak: $(FAULTS_BIN)
+	$(RUNNER) $(FAULTS_BIN) soak $(SOAK_SECS)

@@ -12,7 +12,7 @@ IDLC_OBJ   := $(B)/obj/idlc
 IDLC_SRCS  := $(wildcard idlc/*.c)
 IDLC_OBJS  := $(patsubst idlc/%.c,$(IDLC_OBJ)/%.o,$(IDLC_SRCS)) \
               $(IDLC_OBJ)/parser.o $(IDLC_OBJ)/lexer.o
-IDLC_CPPFLAGS := -Iidlc -I$(IDLC_GEN)
+IDLC_CPPFLAGS := -Iidlc -I$(IDLC_GEN) -DIDLC_VERSION='"$(EMBER_VERSION)"'
 
 .PHONY: idlc test-idlc
 idlc: $(IDLC)
@@ -40,6 +40,16 @@ $(IDLC_OBJ)/%.o: $(IDLC_GEN)/%.c $(IDLC_GEN)/parser.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) $(IDLC_CPPFLAGS) -c -o $@ $<
 
+# idlc_check_buffer(), the fuzzing entry point, tested in-process: the
+# front end without main.o.
+IDLC_LIB_OBJS := $(filter-out $(IDLC_OBJ)/main.o,$(IDLC_OBJS))
+IDLC_CHECK_BUFFER := $(B)/bin/idlc-check-buffer-test
+
+$(IDLC_CHECK_BUFFER): tests/idlc/check_buffer.c $(IDLC_LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(IDLC_CPPFLAGS) -o $@ $< $(IDLC_LIB_OBJS) $(LDFLAGS)
+
 TEST_TARGETS += test-idlc
-test-idlc: $(IDLC)
+test-idlc: $(IDLC) $(IDLC_CHECK_BUFFER)
+	@$(IDLC_CHECK_BUFFER)
 	@sh tests/idlc/run.sh $(IDLC)

@@ -32,6 +32,11 @@ bot_rc=$?
 set -e
 
 cl_say ""
+cl_say "== what each server served (GET /status?format=text)"
+curl -sf --max-time 5 "$CL_WEB/status?format=text" | sed 's/^/  /' || cl_die "GET /status failed"
+cl_say "  (failed: answered with an error; here each bot's deliberate move before entering a room)"
+
+cl_say ""
 cl_say "== stop"
 cluster_stop 30
 [ "$bot_rc" -eq 0 ] || cl_die "bots failed (exit $bot_rc)"

@@ -24,10 +24,14 @@ uint64_t bench_now_ns(void)
 
 static unsigned msb64(uint64_t v)
 {
+#if defined(__GNUC__)
+    return 63u - (unsigned)__builtin_clzll(v);   /* v > 0 here */
+#else
     unsigned n = 0;
     while (v >>= 1)
         n++;
     return n;
+#endif
 }
 
 void bench_hist_add(bench_hist *h, uint64_t ns)

@@ -183,7 +183,7 @@ int main(int argc, char **argv)
     bench_parse(&s.o, argc, argv, "ember_server");
     bench_raise_nofile(0);
     bench_counting_install();
-    ember_set_log_level(EMBER_LOG_WARN);
+    ember_set_log_level(EMBER_LOG_ERROR);
     s.payload = malloc((size_t)s.o.size + 1);
     if (!s.payload)
         bench_die("out of memory");

@@ -368,6 +368,16 @@ static void on_reply(bot *b, const client_Reply *rep)
 
 static void on_push(bot *b, uint32_t command, const uint8_t *p, size_t len)
 {
+    if (command == client_PUSH_BYE) {
+        client_Bye bye;
+        client_Bye_init(&bye);
+        ember_dec d;
+        ember_dec_init(&d, p, len, b->arena);
+        client_Bye_decode(&d, &bye);
+        fail(b, "net said goodbye (%s) with %s unanswered: it was not executed", bye.reason,
+             b->step >= 0 ? cmd_names[b->step] : "nothing");
+        return;
+    }
     if (command != client_PUSH_CHAT) {
         fail(b, "unknown push %u", command);
         return;

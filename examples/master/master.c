@@ -5,6 +5,7 @@
  *
  *   GET  /status   JSON: every server, the roots it is connected to, its
  *                  state, uptime and per-method call counts and latency
+ *                  (?format=text: the same as a few lines of text)
  *   GET  /         the status page (a tree with live counters)
  *   POST /stop     graceful stop of the whole cluster, then the master exits
  *
@@ -182,6 +183,7 @@ static void on_sigchld(evutil_socket_t fd, short what, void *ud)
 
 typedef struct status_req {
     struct evhttp_request *req;
+    bool text;              /* GET /status?format=text */
     json_t *nodes;          /* name -> node object */
     int pending;
 } status_req;
@@ -215,6 +217,55 @@ static void send_json(struct evhttp_request *req, int code, const char *reason, 
     evhttp_send_reply(req, code, reason, out);
     evbuffer_free(out);
     free(text);
+}
+
+/* The status as a few lines of text: one per server, one per method that
+ * served calls. */
+static void send_text(struct evhttp_request *req, json_t *top)
+{
+    struct evbuffer *out = evbuffer_new();
+    json_t *m = json_object_get(top, "master");
+    evbuffer_add_printf(out, "cluster %s, %s; master pid %d, up %.1f s\n",
+                        json_string_value(json_object_get(top, "state")),
+                        json_is_true(json_object_get(top, "ready")) ? "ready" : "not ready",
+                        (int)json_integer_value(json_object_get(m, "pid")),
+                        json_real_value(json_object_get(m, "uptime")));
+    size_t i, j;
+    json_t *n, *x;
+    json_array_foreach(json_object_get(top, "nodes"), i, n) {
+        evbuffer_add_printf(out, "%-8s %-5s pid %-7d %-8s roots:",
+                            json_string_value(json_object_get(n, "name")),
+                            json_string_value(json_object_get(n, "app")),
+                            (int)json_integer_value(json_object_get(n, "pid")),
+                            json_string_value(json_object_get(n, "state")));
+        json_array_foreach(json_object_get(n, "links"), j, x)
+            evbuffer_add_printf(out, " %s(%s)", json_string_value(json_object_get(x, "root")),
+                                json_string_value(json_object_get(x, "state")));
+        if (json_array_size(json_object_get(n, "children"))) {
+            evbuffer_add_printf(out, "  children:");
+            json_array_foreach(json_object_get(n, "children"), j, x)
+                evbuffer_add_printf(out, " %s", json_string_value(x));
+        }
+        evbuffer_add_printf(out, "\n");
+        json_array_foreach(json_object_get(n, "methods"), j, x) {
+            json_int_t calls = json_integer_value(json_object_get(x, "calls"));
+            if (!calls)
+                continue;
+            char name[128];
+            snprintf(name, sizeof name, "%s.%s",
+                     json_string_value(json_object_get(x, "service")),
+                     json_string_value(json_object_get(x, "method")));
+            evbuffer_add_printf(out, "    %-24s %7lld calls %5lld failed  avg %7.1f us  max %6lld us\n",
+                                name, (long long)calls,
+                                (long long)json_integer_value(json_object_get(x, "failures")),
+                                json_real_value(json_object_get(x, "avg_us")),
+                                (long long)json_integer_value(json_object_get(x, "max_us")));
+        }
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; charset=utf-8");
+    evhttp_send_reply(req, HTTP_OK, "OK", out);
+    evbuffer_free(out);
 }
 
 static bool links_registered(json_t *node)
@@ -261,7 +312,10 @@ static void status_done(status_req *sr)
                                   ember_root_port(M.root), "webport", M.web_port, "config",
                                   M.cfg.path, "children", (int)ember_root_child_count(M.root)));
     json_object_set_new(top, "nodes", nodes);
-    send_json(sr->req, HTTP_OK, "OK", top);
+    if (sr->text)
+        send_text(sr->req, top);
+    else
+        send_json(sr->req, HTTP_OK, "OK", top);
     json_decref(top);
     json_decref(sr->nodes);
     free(sr);
@@ -319,6 +373,8 @@ static void get_status(struct evhttp_request *req)
 {
     status_req *sr = calloc(1, sizeof *sr);
     sr->req = req;
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    sr->text = q && strcmp(q, "format=text") == 0;
     sr->nodes = json_object();
     sr->pending = 1;
     ember_callopts opts = {STATUS_TIMEOUT_MS};
@@ -395,12 +451,15 @@ static void finish_stop(void)
     }
     json_object_set_new(M.stop_report, "processes", procs);
     json_object_set_new(M.stop_report, "ok", json_boolean(M.exit_code == 0));
-    if (M.stop_req) {
-        struct evhttp_request *req = M.stop_req;
-        M.stop_req = NULL;
+    struct evhttp_request *req = M.stop_req;
+    M.stop_req = NULL;
+    if (req && evhttp_request_get_connection(req)) {
+        /* Exit once the answer is out. */
         evhttp_request_set_on_complete_cb(req, stop_reply_sent, NULL);
         send_json(req, HTTP_OK, "OK", M.stop_report);
     } else {
+        if (req)   /* the client went away: libevent frees the request */
+            send_json(req, HTTP_OK, "OK", M.stop_report);
         ember_root_shutdown(M.root, master_shut, NULL);
     }
 }

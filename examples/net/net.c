@@ -5,7 +5,9 @@
  * Client protocol (idl/client.idl), both directions:
  *     u32 length (little endian; of what follows) | u32 command | payload
  * A request's reply comes back with the same command and a client.Reply
- * payload; pushes (client.PUSH_CHAT, ...) carry their own struct.
+ * payload; pushes (client.PUSH_CHAT, ...) carry their own struct. At a
+ * graceful stop net answers every command it read, sends client.PUSH_BYE
+ * and closes.
  *
  *   net [NAME] CONFIG.json       (listens on the server's "netport")
  */
@@ -240,8 +242,15 @@ static void maybe_drained(netsrv *n)
     while (c) {
         client *next = c->next;
         if (!c->closing) {
+            /* Read nothing more; say so; close once the output is out. */
             c->closing = true;
             bufferevent_disable(c->bev, EV_READ);
+            uint8_t buf[128];
+            ember_enc e;
+            ember_enc_init_fixed(&e, buf, sizeof buf);
+            client_Bye bye = {"server stopping"};
+            client_Bye_encode(&e, &bye);
+            send_frame(c, client_PUSH_BYE, buf, ember_enc_len(&e));
             if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
                 client_free(c); /* re-enters maybe_drained; list already updated */
                 return;

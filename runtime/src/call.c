@@ -238,6 +238,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
         return 0;
     }
 
+    x->st.calls++; /* counted on arrival; failures and time when it ends */
     ember_call *k = call_get(ep);
     if (!k) {
         if (!oneway)

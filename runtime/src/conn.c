@@ -242,6 +242,10 @@ void ember_conn_close(ember_conn *c, ember_status st, const char *reason)
     event_del(c->rev);
     event_del(c->wev);
     c->wev_added = false;
+    /* Best effort: the peer should see a last ERROR or REFUSED we queued. */
+    if (ember_buf_used(&c->out) > 0 &&
+        write(c->fd, c->out.data + c->out.off, ember_buf_used(&c->out)) < 0)
+        ember_log(EMBER_LOG_DEBUG, "%s: last write to %s failed", ep->what, c->peer);
     close(c->fd);
     c->fd = -1;
     unmark_dirty(c);

@@ -137,7 +137,6 @@ void ember_exports_record(ember_exports *ex, uint32_t id, bool fallback,
     ember_xentry *x = fallback ? &ex->fallback : ember_exports_find(ex, id);
     if (!x)
         return;
-    x->st.calls++;
     if (!ok)
         x->st.failures++;
     x->st.total_us += us;

@@ -290,14 +290,13 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
             ch->name = ember_strdup(hs.name);
             ch->ref = ember_ref_new_peer(&r->ep);
             ch->svcs = hs.nsvcs ? ember_calloc(sizeof *ch->svcs * hs.nsvcs) : NULL;
+            ch->nsvcs = ch->svcs ? hs.nsvcs : 0;
         }
         bool ok = ch && ch->name && ch->ref && (!hs.nsvcs || ch->svcs);
         for (uint32_t i = 0; ok && i < hs.nsvcs; i++) {
             ch->svcs[i].fingerprint = hs.svcs[i].fingerprint;
             if (!(ch->svcs[i].name = ember_strdup(hs.svcs[i].name)))
                 ok = false;
-            else
-                ch->nsvcs = i + 1;
         }
         if (ok) {
             do {
@@ -308,10 +307,8 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
             ok = child_insert(r, ch) == 0;
         }
         if (!ok) {
-            if (ch) {
-                ch->nsvcs = ch->svcs ? ch->nsvcs : 0;
+            if (ch)
                 child_free(ch);
-            }
             ember_arena_reset(&c->ep->scratch);
             ember_conn_close(c, EMBER_LOST, "out of memory registering a child");
             return -1;

@@ -42,9 +42,9 @@ grep -q "loaded from the database, last at (2,1), login #2" "$dir/bots-2.out" ||
 
 # The counters saw the traffic: the gate forwarded, the game nodes moved.
 st=$(curl -sf --max-time 5 "$CL_WEB/status") || fail "GET /status"
-printf '%s' "$st" | tr -d '\n' | grep -q '"method": "forward", *"id": 201, *"calls": [1-9]' ||
+printf '%s' "$st" | cl_flat | grep -q '"method": "forward", *"id": 201, *"calls": [1-9]' ||
     fail "/status shows no forward calls on the gate"
-printf '%s' "$st" | tr -d '\n' | grep -q '"method": "move", *"id": 602, *"calls": [1-9]' ||
+printf '%s' "$st" | cl_flat | grep -q '"method": "move", *"id": 602, *"calls": [1-9]' ||
     fail "/status shows no move calls on a game node"
 page=$(curl -sf --max-time 5 "$CL_WEB/") || fail "GET /"
 printf '%s' "$page" | grep -q '<title>ember cluster</title>' || fail "GET / is not the status page"
@@ -52,13 +52,13 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$CL_WEB/nope")
 [ "$code" = 404 ] || fail "GET /nope answered $code"
 
 # A game node dies: the gate skips it and every room goes to the other one.
-st=$(curl -sf --max-time 5 "$CL_WEB/status" | tr -d '\n') || fail "GET /status"
+st=$(curl -sf --max-time 5 "$CL_WEB/status" | cl_flat) || fail "GET /status"
 pid=$(printf '%s' "$st" | grep -o '"name": "game1", "app": "game", "registered": true, "pid": [0-9]*' |
       sed 's/.*: //')
 [ -n "$pid" ] || fail "no pid for game1 in /status"
 kill -KILL "$pid"
 until=$(cl_deadline 10)
-while curl -sf --max-time 2 "$CL_WEB/status" | tr -d '\n' | grep -q '"name": "game1", "app": "game", "registered": true'; do
+while curl -sf --max-time 2 "$CL_WEB/status" | cl_flat | grep -q '"name": "game1", "app": "game", "registered": true'; do
     cl_past "$until" && fail "game1 still registered 10 s after it was killed"
     sleep 0.05
 done
@@ -68,7 +68,7 @@ if grep -q "on game1" "$dir/bots-3.out"; then cat "$dir/bots-3.out"; fail "a roo
 
 # The stop reports game1's death; every other server stops cleanly.
 cluster_stop 30 expect-failure
-rep=$(printf '%s' "$CL_STOP_REPORT" | tr -d '\n')
+rep=$(printf '%s' "$CL_STOP_REPORT" | cl_flat)
 printf '%s' "$rep" | grep -q '"name": "game1", "pid": [0-9]*, "running": false, "signal": 9' ||
     fail "the stop report does not show game1 killed: $rep"
 for n in db gate game2 net; do

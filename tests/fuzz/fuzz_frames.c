@@ -7,20 +7,32 @@
  * frame lies inside the bytes given, "need more" never claims a frame that
  * is already complete, an error always has a reason.
  *
- * Stage 2 (FUZZ_FRAMES_LIVE, once the root exists): the same bytes are sent
- * to a live root on loopback through a real socket, optionally after a valid
- * handshake so that the fuzzed frames reach call dispatch; see live.c.
+ * Stage 2: the same bytes are sent to a live root on loopback through a real
+ * socket (the whole connection input path: reading, framing, handshake,
+ * dispatch, replies, refs), optionally after a valid REGISTER so that the
+ * fuzzed frames reach call dispatch. The root serves raw and typed methods
+ * and calls every child that joins, so REPLY/ERROR/CANCEL/DECREF frames have
+ * something to hit. After each input the root must close the connection
+ * (we half-close), and every call it made must have ended exactly once.
+ * (A hook such as ember_root_adopt_fd(root, fd) would let this run over a
+ * socketpair; until then it connects to a unix socket the root listens on.)
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
 
 #include "rt-internal.h"
 
-#ifdef FUZZ_FRAMES_LIVE
-int fuzz_frames_live(const uint8_t *data, size_t size);
-#endif
+static int fuzz_frames_live(const uint8_t *data, size_t size);
 
 static void die(const char *what)
 {
@@ -114,8 +126,258 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t max_frame = maxes[data[0] & 3];
     parse_all(data + 1, size - 1, max_frame);
     parse_prefixes(data + 1, size - 1, max_frame);
-#ifdef FUZZ_FRAMES_LIVE
     fuzz_frames_live(data, size);
-#endif
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* stage 2: a live root                                               */
+/* ------------------------------------------------------------------ */
+
+static struct event_base *base;
+static ember_root *root;
+/* A unix socket: TCP from one process at 10k connections a second runs out
+ * of ephemeral ports (TIME_WAIT). The runtime code above the socket is the
+ * same. */
+static char sock_path[108];
+static long calls_started, calls_ended;
+
+static void quiet_log(ember_log_level lv, const char *msg, void *ud)
+{
+    (void)lv;
+    (void)msg;
+    (void)ud;
+}
+
+static void r_echo(ember_call *k, uint32_t id, const void *p, size_t n, void *ud)
+{
+    (void)id;
+    (void)ud;
+    ember_call_reply_raw(k, p, n);
+}
+
+static void r_fail(ember_call *k, uint32_t id, const void *p, size_t n, void *ud)
+{
+    (void)id;
+    (void)p;
+    (void)n;
+    (void)ud;
+    ember_call_fail(k, "failed on purpose");
+}
+
+/* Decodes any value the way generated code does, recursing into field 1. */
+static int dec_any(ember_dec *d)
+{
+    uint32_t tag;
+    unsigned wt;
+    int r;
+    while ((r = ember_dec_field(d, &tag, &wt)) == 1) {
+        const uint8_t *saved;
+        if (tag == 1) {
+            if (ember_dec_enter(d, wt, &saved) || dec_any(d))
+                return -1;
+            ember_dec_leave(d, saved);
+        } else if (tag == 2) {
+            const char *s;
+            if (ember_dec_string(d, wt, &s))
+                return -1;
+        } else if (tag == 3) {
+            uint32_t n;
+            void *items;
+            if (ember_dec_list_begin(d, wt, 1, 8, &n, &items, &saved))
+                return -1;
+            uint64_t *v = items;
+            for (uint32_t i = 0; i < n; i++)
+                if (ember_dec_raw_u64(d, &v[i]))
+                    return -1;
+            if (ember_dec_list_end(d, saved))
+                return -1;
+        } else if (tag == 4) {
+            ember_ref *ref;
+            if (ember_dec_ref(d, wt, &ref))
+                return -1;
+        } else if (ember_dec_skip(d, wt)) {
+            return -1;
+        }
+    }
+    return r;
+}
+
+static int dispatch_any(ember_call *k, ember_dec *args, const void *h, void *ud)
+{
+    (void)h;
+    (void)ud;
+    if (dec_any(args))
+        return -1;
+    return ember_call_reply_raw(k, "ok", 2) ? -1 : 0;
+}
+
+static const ember_method_desc any_methods[] = {
+    { 300, "any", false, dispatch_any },
+    { 301, "anyway", true, dispatch_any },
+};
+static const ember_service_desc any_svc = { "fuzz.Any", 0x66757a7aull, 2, any_methods };
+
+static void call_done(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    (void)o;
+    (void)p;
+    (void)n;
+    (void)ud;
+    calls_ended++;
+}
+
+static void on_join(ember_root *r, ember_child *c, void *ud)
+{
+    (void)r;
+    (void)ud;
+    /* Calls towards the fuzzer: its REPLY/ERROR frames can answer them. */
+    for (int i = 0; i < 3; i++) {
+        calls_started++;
+        ember_call_raw(ember_child_ref(c), 5 + (uint32_t)i, "q", 1, call_done,
+                       NULL, NULL);
+    }
+}
+
+static void remove_sock(void)
+{
+    unlink(sock_path);
+}
+
+static void live_init(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (!getenv("FUZZ_FRAMES_LOG"))
+        ember_set_log(quiet_log, NULL);
+    base = event_base_new();
+    ember_root_config cfg;
+    ember_root_config_default(&cfg);
+    cfg.limits.max_frame = 1u << 20;
+    cfg.limits.max_string = 1u << 16;
+    cfg.limits.max_elems = 1u << 16;
+    cfg.limits.handshake_ms = 2000;
+    cfg.limits.call_timeout_ms = 2000;
+    cfg.limits.max_outstanding = 64;
+    cfg.on_join = on_join;
+    root = ember_root_new(base, &cfg);
+    snprintf(sock_path, sizeof sock_path, "/tmp/ember-fuzz-frames.%d.sock",
+             (int)getpid());
+    unlink(sock_path);
+    char addr[128];
+    snprintf(addr, sizeof addr, "unix:%s", sock_path);
+    if (!root || ember_root_listen(root, addr)) {
+        fprintf(stderr, "fuzz_frames: cannot listen on %s: %s\n", addr,
+                ember_last_error());
+        abort();
+    }
+    atexit(remove_sock);
+    ember_exports *ex = ember_root_exports(root);
+    ember_exports_add_raw(ex, 100, r_echo, NULL);
+    ember_exports_add_raw(ex, 101, r_fail, NULL);
+    ember_exports_add(ex, &any_svc, NULL, NULL);
+}
+
+typedef struct client {
+    int fd;
+    const uint8_t *p;
+    size_t left;
+    bool shut, closed;
+    struct event *ev;
+} client;
+
+static void client_io(evutil_socket_t fd, short what, void *arg)
+{
+    client *c = arg;
+    if (what & EV_READ) {
+        uint8_t buf[65536];
+        for (;;) {
+            ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (r > 0)
+                continue;
+            if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+                c->closed = true;
+            break;
+        }
+    }
+    if (!c->closed && c->left) {
+        ssize_t w = send(fd, c->p, c->left, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w > 0) {
+            c->p += w;
+            c->left -= (size_t)w;
+        } else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            c->left = 0;
+        }
+    }
+    if (!c->left && !c->shut) {
+        shutdown(fd, SHUT_WR);
+        c->shut = true;
+        event_del(c->ev);
+        event_assign(c->ev, base, fd, EV_READ | EV_PERSIST, client_io, c);
+        event_add(c->ev, NULL);
+    }
+}
+
+static void deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+/* The REGISTER frame of a node named "fz" with no services (version 1). */
+static const uint8_t reg_frame[] = { 7, 0, 0, 0, 2, 0x08, 0x01, 0x12, 0x02, 'f', 'z' };
+
+static int fuzz_frames_live(const uint8_t *data, size_t size)
+{
+    if (!base)
+        live_init();
+    bool with_register = size && (data[0] & 0x80);
+    size_t n = (with_register ? sizeof reg_frame : 0) + (size ? size - 1 : 0);
+    uint8_t *bytes = malloc(n ? n : 1);
+    if (!bytes)
+        return 0;
+    size_t off = 0;
+    if (with_register) {
+        memcpy(bytes, reg_frame, sizeof reg_frame);
+        off = sizeof reg_frame;
+    }
+    if (size > 1)
+        memcpy(bytes + off, data + 1, size - 1);
+
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        perror("fuzz_frames: connect");
+        abort();
+    }
+    client c = { fd, bytes, n, false, false, NULL };
+    c.ev = event_new(base, fd, EV_READ | EV_WRITE | EV_PERSIST, client_io, &c);
+    event_add(c.ev, NULL);
+    bool expired = false;
+    struct event *t = evtimer_new(base, deadline, &expired);
+    struct timeval tv = { 5, 0 };
+    evtimer_add(t, &tv);
+    while (!c.closed && !expired)
+        event_base_loop(base, EVLOOP_ONCE);
+    /* Let the root finish with the connection: children gone, every call
+     * it made ended. */
+    while (!expired && (ember_root_child_count(root) || calls_ended != calls_started))
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    event_free(t);
+    event_free(c.ev);
+    close(fd);
+    free(bytes);
+    if (expired) {
+        fprintf(stderr, "fuzz_frames: the root did not close a half-closed "
+                "connection, or its calls did not end, within 5 s "
+                "(children %zu, calls %ld started %ld ended)\n",
+                ember_root_child_count(root), calls_started, calls_ended);
+        abort();
+    }
+    if (calls_ended != calls_started)
+        die("a call the root made did not end exactly once");
     return 0;
 }

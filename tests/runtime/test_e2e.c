@@ -1,3 +1,1492 @@
-/* test_e2e.c — placeholder, filled next */
+/*
+ * test_e2e.c — roots and nodes on loopback in one process (and one test
+ * across processes). A hand-written service stands in for idlc's output:
+ *
+ *   service test.Calc {
+ *     i64 add(1: i64 a, 2: i64 b) = 1;
+ *     i64 later(1: i64 a) = 2;                   // deferred reply
+ *     i64 boom() raises (Boom = 77) = 3;         // typed error
+ *     i64 fail() = 4;                            // remote failure
+ *     i64 hang() = 5;                            // never answers by itself
+ *     oneway note(1: i64 a) = 6;
+ *     i64 watch(1: ref<Obs> who) = 7;            // calls who.ping back
+ *   }
+ *   service test.Obs { i64 ping(1: i64 a) = 100; }
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
 #include "helpers.h"
-void add_e2e_suite(void) {}
+#include "rt-internal.h"
+
+enum { M_ADD = 1, M_LATER, M_BOOM, M_FAIL, M_HANG, M_NOTE, M_WATCH, M_PING = 100 };
+#define BOOM_ID 77
+#define MAX_HUNG 16
+
+/* ---- test state ---- */
+
+typedef struct result {
+    int n;                  /* outcomes delivered: must end at exactly 1 */
+    ember_status st;
+    int64_t v;
+    uint32_t error_id;
+    char msg[160];
+    char err[64];
+    ember_child *child;
+} result;
+
+static struct {
+    ember_call *later;
+    ember_call *hung[MAX_HUNG];
+    int nhung;
+    int64_t notes;
+    int nnotes;
+    int pings;
+    result pong;
+    ember_ref *watched;
+    int joins, leaves;
+    ember_child *joined[8];
+    char leave_reason[200];
+    int served; /* calls served by any Calc */
+} G;
+
+/* ---- encoding, as generated code would ---- */
+
+typedef struct args2 {
+    int64_t a, b;
+} args2;
+
+static void enc_args(ember_enc *e, const void *v)
+{
+    const args2 *a = v;
+    ember_enc_sint(e, 1, a->a);
+    ember_enc_sint(e, 2, a->b);
+}
+
+static void enc_i64(ember_enc *e, const void *v)
+{
+    ember_enc_sint(e, 1, *(const int64_t *)v);
+}
+
+static void enc_ref(ember_enc *e, const void *v)
+{
+    ember_enc_ref(e, 1, (ember_ref *)v);
+}
+
+static void enc_boom(ember_enc *e, const void *v)
+{
+    ember_enc_string(e, 1, v);
+}
+
+static int dec_args(ember_dec *d, args2 *a)
+{
+    uint32_t tag = 0;
+    unsigned wt = 0;
+    int k;
+    memset(a, 0, sizeof *a);
+    while ((k = ember_dec_field(d, &tag, &wt)) == 1) {
+        if (tag == 1)
+            k = ember_dec_i64(d, wt, &a->a);
+        else if (tag == 2)
+            k = ember_dec_i64(d, wt, &a->b);
+        else
+            k = ember_dec_skip(d, wt);
+        if (k)
+            return -1;
+    }
+    return k;
+}
+
+/* ---- the Calc service ---- */
+
+static int d_add(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    args2 a;
+    (void)h;
+    (void)ud;
+    if (dec_args(d, &a))
+        return -1;
+    G.served++;
+    int64_t r = a.a + a.b;
+    ember_call_reply(c, enc_i64, &r);
+    return 0;
+}
+
+static int d_later(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    args2 a;
+    (void)h;
+    (void)ud;
+    if (dec_args(d, &a))
+        return -1;
+    G.later = c;
+    return 0;
+}
+
+static int d_boom(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    (void)d;
+    (void)h;
+    (void)ud;
+    ember_call_raise(c, BOOM_ID, enc_boom, "kaboom");
+    return 0;
+}
+
+static int d_fail(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    (void)d;
+    (void)h;
+    (void)ud;
+    ember_call_fail(c, "no luck %d", 42);
+    return 0;
+}
+
+static int d_hang(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    (void)d;
+    (void)h;
+    (void)ud;
+    if (G.nhung < MAX_HUNG)
+        G.hung[G.nhung++] = c;
+    return 0;
+}
+
+static int d_note(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    args2 a;
+    (void)c;
+    (void)h;
+    (void)ud;
+    if (dec_args(d, &a))
+        return -1;
+    G.notes = G.notes * 10 + a.a;
+    G.nnotes++;
+    return 0;
+}
+
+static void done_i64(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud);
+
+static int d_watch(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    uint32_t tag = 0;
+    unsigned wt = 0;
+    ember_ref *who = NULL;
+    (void)h;
+    (void)ud;
+    while (ember_dec_field(d, &tag, &wt) == 1)
+        if (tag == 1 ? ember_dec_ref(d, wt, &who) : ember_dec_skip(d, wt))
+            return -1;
+    if (!who)
+        return -1;
+    /* Keep it past the call (the arena releases the decoded one). */
+    G.watched = ember_ref_retain(who);
+    args2 a = {41, 0};
+    ember_call_start(who, M_PING, enc_args, &a, done_i64, NULL, &G.pong, NULL);
+    int64_t zero = 0;
+    ember_call_reply(c, enc_i64, &zero);
+    return 0;
+}
+
+static const ember_method_desc calc_methods[] = {
+    {M_ADD, "add", false, d_add},     {M_LATER, "later", false, d_later},
+    {M_BOOM, "boom", false, d_boom},  {M_FAIL, "fail", false, d_fail},
+    {M_HANG, "hang", false, d_hang},  {M_NOTE, "note", true, d_note},
+    {M_WATCH, "watch", false, d_watch},
+};
+static const ember_service_desc calc_svc = {"test.Calc", 0x1234, 7, calc_methods};
+
+static int d_ping(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    args2 a;
+    (void)h;
+    (void)ud;
+    if (dec_args(d, &a))
+        return -1;
+    G.pings++;
+    int64_t r = a.a + 1;
+    ember_call_reply(c, enc_i64, &r);
+    return 0;
+}
+
+static const ember_method_desc obs_methods[] = {{M_PING, "ping", false, d_ping}};
+static const ember_service_desc obs_svc = {"test.Obs", 0x99, 1, obs_methods};
+
+/* ---- completions ---- */
+
+static void done_i64(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
+{
+    result *r = ud;
+    uint32_t tag = 0;
+    unsigned wt = 0;
+    (void)cb;
+    r->n++;
+    r->st = o->status;
+    r->error_id = o->error_id;
+    r->child = o->child;
+    snprintf(r->msg, sizeof r->msg, "%s", o->message ? o->message : "");
+    if (o->status == EMBER_OK && reply) {
+        while (ember_dec_field(reply, &tag, &wt) == 1)
+            if (tag == 1)
+                ember_dec_i64(reply, wt, &r->v);
+            else
+                ember_dec_skip(reply, wt);
+    } else if (o->status == EMBER_RAISED && reply) {
+        const char *s = NULL;
+        while (ember_dec_field(reply, &tag, &wt) == 1)
+            if (tag == 1)
+                ember_dec_string(reply, wt, &s);
+            else
+                ember_dec_skip(reply, wt);
+        snprintf(r->err, sizeof r->err, "%s", s ? s : "");
+    }
+    if (G.watched && r == &G.pong) { /* done with the ref we were given */
+        ember_ref_release(G.watched);
+        G.watched = NULL;
+    }
+}
+
+static void raw_done(const ember_outcome *o, const void *payload, size_t len, void *ud)
+{
+    result *r = ud;
+    r->n++;
+    r->st = o->status;
+    snprintf(r->msg, sizeof r->msg, "%s", o->message ? o->message : "");
+    if (o->status == EMBER_OK) {
+        ember_dec d;
+        ember_arena *a = ember_arena_new();
+        uint32_t tag = 0;
+        unsigned wt = 0;
+        ember_dec_init(&d, payload, len, a);
+        while (ember_dec_field(&d, &tag, &wt) == 1)
+            if (tag == 1)
+                ember_dec_i64(&d, wt, &r->v);
+            else
+                ember_dec_skip(&d, wt);
+        ember_arena_free(a);
+    }
+}
+
+static bool call_cancelled(void *ud)
+{
+    return ember_call_cancelled(ud);
+}
+
+static bool got(void *ud)
+{
+    return ((result *)ud)->n > 0;
+}
+
+/* ---- fixture ---- */
+
+#define MAXN 8
+
+typedef struct fx {
+    struct event_base *base;
+    ember_root *root;
+    ember_node *node[MAXN];
+    int nn;
+    int port;
+    char addr[64];
+    char last_state_reason[MAXN][200];
+    int lost[MAXN];
+} fx;
+
+static fx F;
+
+static void on_join(ember_root *r, ember_child *c, void *ud)
+{
+    (void)r;
+    (void)ud;
+    if (G.joins < 8)
+        G.joined[G.joins] = c;
+    G.joins++;
+}
+
+static void on_leave(ember_root *r, ember_child *c, const char *reason, void *ud)
+{
+    (void)r;
+    (void)c;
+    (void)ud;
+    G.leaves++;
+    snprintf(G.leave_reason, sizeof G.leave_reason, "%s", reason);
+}
+
+static void on_state(ember_node *n, ember_node_state st, const char *reason, void *ud)
+{
+    (void)n;
+    intptr_t i = (intptr_t)ud;
+    if (st == EMBER_NODE_LOST) {
+        F.lost[i]++;
+        snprintf(F.last_state_reason[i], sizeof F.last_state_reason[i], "%s",
+                 reason ? reason : "");
+    }
+}
+
+static ember_root *make_root(const ember_limits *lim, int port)
+{
+    ember_root_config cfg;
+    ember_root_config_default(&cfg);
+    if (lim)
+        cfg.limits = *lim;
+    cfg.on_join = on_join;
+    cfg.on_leave = on_leave;
+    ember_root *r = ember_root_new(F.base, &cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(r), &calc_svc, NULL, NULL), 0);
+    char a[64];
+    snprintf(a, sizeof a, "127.0.0.1:%d", port);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, a), 0);
+    F.port = ember_root_port(r);
+    CU_ASSERT_TRUE(F.port > 0);
+    snprintf(F.addr, sizeof F.addr, "127.0.0.1:%d", F.port);
+    return r;
+}
+
+static ember_node *make_node(const char *name, const ember_limits *lim)
+{
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    if (lim)
+        cfg.limits = *lim;
+    cfg.backoff_min_ms = 10;
+    cfg.backoff_max_ms = 100;
+    cfg.on_state = on_state;
+    cfg.ud = (void *)(intptr_t)F.nn;
+    ember_node *n = ember_node_new(F.base, name, &cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+    CU_ASSERT_EQUAL(ember_exports_add(ember_node_exports(n), &calc_svc, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(ember_node_connect(n, F.addr), 0);
+    F.node[F.nn++] = n;
+    return n;
+}
+
+static bool all_registered(void *ud)
+{
+    (void)ud;
+    for (int i = 0; i < F.nn; i++)
+        if (F.node[i] && ember_node_state_get(F.node[i]) != EMBER_NODE_REGISTERED)
+            return false;
+    return F.root && ember_root_child_count(F.root) == (size_t)F.nn;
+}
+
+static void setup_basic(int nnodes)
+{
+    memset(&G, 0, sizeof G);
+    memset(&F, 0, sizeof F);
+    F.base = event_base_new();
+    F.root = make_root(NULL, 0);
+    static const char *names[] = {"n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7"};
+    for (int i = 0; i < nnodes; i++)
+        make_node(names[i], NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
+}
+
+static void teardown_basic(void)
+{
+    for (int i = 0; i < F.nn; i++)
+        ember_node_free(F.node[i]);
+    ember_root_free(F.root);
+    event_base_free(F.base);
+}
+
+static ember_child *child(const char *name)
+{
+    return ember_root_child_by_name(F.root, name);
+}
+
+/* ---- tests ---- */
+
+static void t_register(void)
+{
+    setup_basic(2);
+    CU_ASSERT_EQUAL(G.joins, 2);
+    ember_child *c0 = child("n0"), *c1 = child("n1");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c1);
+    CU_ASSERT_PTR_EQUAL(ember_root_child_by_id(F.root, ember_child_id(c0)), c0);
+    CU_ASSERT_EQUAL(ember_node_id(F.node[0]), ember_child_id(c0));
+    CU_ASSERT_NOT_EQUAL(ember_child_id(c0), ember_child_id(c1));
+    CU_ASSERT_TRUE(ember_child_has_service(c0, "test.Calc"));
+    CU_ASSERT_FALSE(ember_child_has_service(c0, "test.Nope"));
+    CU_ASSERT_TRUE(strncmp(ember_child_peer(c0), "127.0.0.1:", 10) == 0);
+    /* iteration follows join order */
+    CU_ASSERT_PTR_EQUAL(ember_root_child_next(F.root, NULL), G.joined[0]);
+    CU_ASSERT_PTR_EQUAL(ember_root_child_next(F.root, G.joined[0]), G.joined[1]);
+    CU_ASSERT_PTR_NULL(ember_root_child_next(F.root, G.joined[1]));
+    CU_ASSERT_TRUE(ember_ref_alive(ember_node_root(F.node[0])));
+    CU_ASSERT_TRUE(ember_child_uptime(c0) >= 0.0);
+    ember_child_set_data(c0, &F);
+    CU_ASSERT_PTR_EQUAL(ember_child_data(c0), &F);
+    CU_ASSERT_PTR_NULL(ember_root_child_by_name(F.root, "nobody"));
+    teardown_basic();
+}
+
+static void stat_fn(const ember_method_stats *s, void *ud)
+{
+    if (s->id == M_ADD)
+        *(uint64_t *)ud = s->calls;
+}
+
+static void t_calls_both_ways(void)
+{
+    setup_basic(1);
+    result r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0};
+    args2 a = {2, 3};
+    /* node -> root, typed */
+    ember_handle h = ember_call_start(ember_node_root(F.node[0]), M_ADD, enc_args,
+                                      &a, done_i64, NULL, &r1, NULL);
+    CU_ASSERT_NOT_EQUAL(h, 0);
+    CU_ASSERT_EQUAL(r1.n, 0); /* never inside the call */
+    /* node -> root, raw payload */
+    uint8_t buf[32];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    args2 b = {10, -4};
+    enc_args(&e, &b);
+    CU_ASSERT_NOT_EQUAL(ember_call_raw(ember_node_root(F.node[0]), M_ADD, buf,
+                                       ember_enc_len(&e), raw_done, &r2, NULL), 0);
+    /* root -> child, typed and raw */
+    ember_ref *cr = ember_child_ref(child("n0"));
+    args2 c = {100, 1};
+    CU_ASSERT_NOT_EQUAL(ember_call_start(cr, M_ADD, enc_args, &c, done_i64, NULL,
+                                         &r3, NULL), 0);
+    CU_ASSERT_NOT_EQUAL(ember_call_raw(cr, M_ADD, buf, ember_enc_len(&e), raw_done,
+                                       &r4, NULL), 0);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r1, 2000));
+    CU_ASSERT_TRUE(run_until(F.base, got, &r2, 2000));
+    CU_ASSERT_TRUE(run_until(F.base, got, &r3, 2000));
+    CU_ASSERT_TRUE(run_until(F.base, got, &r4, 2000));
+    CU_ASSERT_EQUAL(r1.st, EMBER_OK);
+    CU_ASSERT_EQUAL(r1.v, 5);
+    CU_ASSERT_EQUAL(r2.st, EMBER_OK);
+    CU_ASSERT_EQUAL(r2.v, 6);
+    CU_ASSERT_EQUAL(r3.v, 101);
+    CU_ASSERT_EQUAL(r4.v, 6);
+    uint64_t calls = 0;
+    ember_exports_stats(ember_root_exports(F.root), stat_fn, &calls);
+    CU_ASSERT_EQUAL(calls, 2);
+    run_for(F.base, 20);
+    CU_ASSERT_EQUAL(r1.n + r2.n + r3.n + r4.n, 4);
+    teardown_basic();
+}
+
+static void t_deferred(void)
+{
+    setup_basic(1);
+    result r = {0};
+    args2 a = {7, 0};
+    ember_call_start(ember_node_root(F.node[0]), M_LATER, enc_args, &a, done_i64,
+                     NULL, &r, NULL);
+    run_for(F.base, 30);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(G.later);
+    CU_ASSERT_EQUAL(r.n, 0);
+    CU_ASSERT_EQUAL(ember_call_method(G.later), M_LATER);
+    CU_ASSERT_PTR_EQUAL(ember_call_child(G.later), child("n0"));
+    CU_ASSERT_PTR_EQUAL(ember_call_caller(G.later), ember_child_ref(child("n0")));
+    void *mem = ember_call_alloc(G.later, 100);
+    CU_ASSERT_PTR_NOT_NULL(mem);
+    int64_t v = 99;
+    CU_ASSERT_EQUAL(ember_call_reply(G.later, enc_i64, &v), 0);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_EQUAL(r.v, 99);
+    teardown_basic();
+}
+
+static void t_raised_failed_nomethod(void)
+{
+    setup_basic(1);
+    result r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0};
+    ember_ref *root = ember_node_root(F.node[0]);
+    ember_call_start(root, M_BOOM, NULL, NULL, done_i64, NULL, &r1, NULL);
+    ember_call_start(root, M_FAIL, NULL, NULL, done_i64, NULL, &r2, NULL);
+    ember_call_start(root, 999, NULL, NULL, done_i64, NULL, &r3, NULL);
+    ember_call_raw(root, 998, NULL, 0, raw_done, &r4, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r4, 2000));
+    CU_ASSERT_EQUAL(r1.n, 1);
+    CU_ASSERT_EQUAL(r1.st, EMBER_RAISED);
+    CU_ASSERT_EQUAL(r1.error_id, BOOM_ID);
+    CU_ASSERT_STRING_EQUAL(r1.err, "kaboom");
+    CU_ASSERT_EQUAL(r2.st, EMBER_FAILED);
+    CU_ASSERT_STRING_EQUAL(r2.msg, "no luck 42");
+    CU_ASSERT_EQUAL(r3.st, EMBER_NO_METHOD);
+    CU_ASSERT_TRUE(strstr(r3.msg, "999") != NULL);
+    CU_ASSERT_EQUAL(r4.st, EMBER_NO_METHOD);
+    /* an unknown method does not cost the connection */
+    CU_ASSERT_EQUAL(ember_node_state_get(F.node[0]), EMBER_NODE_REGISTERED);
+    teardown_basic();
+}
+
+static void raw_fallback(ember_call *c, uint32_t mid, const void *p, size_t len,
+                         void *ud)
+{
+    (void)ud;
+    (void)p;
+    int64_t v = (int64_t)mid * 1000 + (int64_t)len;
+    uint8_t buf[16];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    enc_i64(&e, &v);
+    ember_call_reply_raw(c, buf, ember_enc_len(&e));
+}
+
+static void t_raw_fallback(void)
+{
+    setup_basic(1);
+    /* The gate pattern: the node forwards ids it does not know. */
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_node_exports(F.node[0]), 0,
+                                          raw_fallback, NULL), 0);
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_node_exports(F.node[0]), M_ADD,
+                                          raw_fallback, NULL), -1); /* taken */
+    result r = {0};
+    ember_call_raw(ember_child_ref(child("n0")), 4242, "abc", 3, raw_done, &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_EQUAL(r.v, 4242003);
+    teardown_basic();
+}
+
+static void t_timeout(void)
+{
+    setup_basic(1);
+    result r = {0};
+    ember_callopts o = {50};
+    ember_call_start(ember_node_root(F.node[0]), M_HANG, NULL, NULL, done_i64, NULL,
+                     &r, &o);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL(r.st, EMBER_TIMEOUT);
+    CU_ASSERT_EQUAL_FATAL(G.nhung, 1);
+    /* The peer was told (CANCEL); a late reply is harmless and ignored. */
+    CU_ASSERT_TRUE(run_until(F.base, call_cancelled, G.hung[0], 1000));
+    int64_t v = 1;
+    CU_ASSERT_EQUAL(ember_call_reply(G.hung[0], enc_i64, &v), 0);
+    run_for(F.base, 30);
+    CU_ASSERT_EQUAL(r.n, 1);
+    CU_ASSERT_EQUAL(ember_node_state_get(F.node[0]), EMBER_NODE_REGISTERED);
+    teardown_basic();
+}
+
+static void t_cancel(void)
+{
+    setup_basic(1);
+    result r = {0};
+    ember_ref *root = ember_node_root(F.node[0]);
+    ember_handle h = ember_call_start(root, M_HANG, NULL, NULL, done_i64, NULL, &r, NULL);
+    run_for(F.base, 20);
+    CU_ASSERT_EQUAL_FATAL(G.nhung, 1);
+    CU_ASSERT_FALSE(ember_call_cancelled(G.hung[0]));
+    CU_ASSERT_EQUAL(ember_cancel(root, h), 0);
+    CU_ASSERT_EQUAL(r.n, 1); /* delivered before ember_cancel returns */
+    CU_ASSERT_EQUAL(r.st, EMBER_CANCELLED);
+    CU_ASSERT_EQUAL(ember_cancel(root, h), -1);
+    CU_ASSERT_TRUE(run_until(F.base, call_cancelled, G.hung[0], 1000));
+    CU_ASSERT_EQUAL(ember_call_fail(G.hung[0], "too late"), 0);
+    CU_ASSERT_EQUAL(ember_call_fail(G.hung[0], "twice"), -1);
+    run_for(F.base, 20);
+    CU_ASSERT_EQUAL(r.n, 1);
+    teardown_basic();
+}
+
+static void t_oneway(void)
+{
+    setup_basic(1);
+    for (int i = 1; i <= 3; i++) {
+        args2 a = {i, 0};
+        CU_ASSERT_EQUAL(ember_oneway_start(ember_node_root(F.node[0]), M_NOTE,
+                                           enc_args, &a), 0);
+    }
+    uint8_t buf[8] = {0x08, 0x08}; /* { 1: 4 } zigzag */
+    CU_ASSERT_EQUAL(ember_oneway_raw(ember_child_ref(child("n0")), M_NOTE, buf, 2), 0);
+    run_for(F.base, 50);
+    CU_ASSERT_EQUAL(G.nnotes, 4);
+    CU_ASSERT_TRUE(G.notes == 1234 || G.notes == 4123); /* per-direction order */
+    teardown_basic();
+}
+
+static void t_refs(void)
+{
+    setup_basic(1);
+    ember_ref *obs = ember_ref_local(&obs_svc, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(obs);
+    result r = {0};
+    ember_call_start(ember_node_root(F.node[0]), M_WATCH, enc_ref, obs, done_i64,
+                     NULL, &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &G.pong, 2000));
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_EQUAL(G.pings, 1);
+    CU_ASSERT_EQUAL(G.pong.st, EMBER_OK);
+    CU_ASSERT_EQUAL(G.pong.v, 42);
+    /* The root released its ref: the DECREF drops our export (rc back to 1). */
+    int tries = 0;
+    while (obs->rc != 1 && tries++ < 100)
+        run_for(F.base, 5);
+    CU_ASSERT_EQUAL(obs->rc, 1);
+    CU_ASSERT_TRUE(ember_ref_alive(obs));
+    /* Calling our own local object through its ref is refused, from the loop. */
+    result r2 = {0};
+    CU_ASSERT_EQUAL(ember_call_start(obs, M_PING, NULL, NULL, done_i64, NULL, &r2,
+                                     NULL), 0);
+    CU_ASSERT_EQUAL(r2.n, 0);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r2, 1000));
+    CU_ASSERT_EQUAL(r2.st, EMBER_UNAVAILABLE);
+    ember_ref_release(obs);
+    teardown_basic();
+}
+
+static bool skip_n1(ember_child *c, void *ud)
+{
+    (void)ud;
+    return strcmp(ember_child_name(c), "n1") != 0;
+}
+
+static result bres[MAXN];
+static int bcount;
+
+static void done_bcast(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
+{
+    (void)ud;
+    const char *nm = o->child ? ember_child_name(o->child) : "";
+    if (nm[0] == 'n' && nm[1] >= '0' && nm[1] <= '7' && nm[2] == 0)
+        done_i64(o, reply, cb, &bres[nm[1] - '0']);
+    bcount++;
+}
+
+static void t_broadcast(void)
+{
+    setup_basic(3);
+    memset(bres, 0, sizeof bres);
+    bcount = 0;
+    args2 a = {20, 1};
+    int n = ember_root_broadcast(F.root, skip_n1, NULL, M_ADD, enc_args, &a,
+                                 done_bcast, NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_TRUE(run_until(F.base, got, &bres[2], 2000));
+    CU_ASSERT_TRUE(run_until(F.base, got, &bres[0], 2000));
+    run_for(F.base, 20);
+    CU_ASSERT_EQUAL(bcount, 2);
+    CU_ASSERT_EQUAL(bres[0].n, 1);
+    CU_ASSERT_EQUAL(bres[1].n, 0);
+    CU_ASSERT_EQUAL(bres[2].n, 1);
+    CU_ASSERT_EQUAL(bres[0].v, 21);
+    CU_ASSERT_PTR_EQUAL(bres[2].child, child("n2"));
+    /* all children */
+    bcount = 0;
+    CU_ASSERT_EQUAL(ember_root_broadcast(F.root, NULL, NULL, M_ADD, enc_args, &a,
+                                         done_bcast, NULL, NULL, NULL), 3);
+    run_for(F.base, 50);
+    CU_ASSERT_EQUAL(bcount, 3);
+    teardown_basic();
+}
+
+static bool node_lost0(void *ud)
+{
+    (void)ud;
+    return F.lost[0] > 0;
+}
+
+static void t_kill_pending(void)
+{
+    setup_basic(1);
+    result up[2] = {{0}}, down[2] = {{0}};
+    ember_ref *root = ember_node_root(F.node[0]);
+    ember_ref *cr = ember_child_ref(child("n0"));
+    for (int i = 0; i < 2; i++) {
+        ember_call_start(root, M_HANG, NULL, NULL, done_i64, NULL, &up[i], NULL);
+        ember_call_start(cr, M_HANG, NULL, NULL, done_i64, NULL, &down[i], NULL);
+    }
+    run_for(F.base, 30);
+    CU_ASSERT_EQUAL_FATAL(G.nhung, 4);
+    ember_root_drop(F.root, child("n0"), "test drops the child");
+    /* The root's calls end at once; the node's when it notices. */
+    CU_ASSERT_EQUAL(down[0].n, 1);
+    CU_ASSERT_EQUAL(down[1].n, 1);
+    CU_ASSERT_EQUAL(down[0].st, EMBER_LOST);
+    CU_ASSERT_EQUAL(G.leaves, 1);
+    CU_ASSERT_STRING_EQUAL(G.leave_reason, "test drops the child");
+    CU_ASSERT_TRUE(run_until(F.base, node_lost0, NULL, 2000));
+    CU_ASSERT_EQUAL(up[0].n, 1);
+    CU_ASSERT_EQUAL(up[1].n, 1);
+    CU_ASSERT_EQUAL(up[1].st, EMBER_LOST);
+    /* Served calls are orphans now: answering them is a harmless no-op. */
+    for (int i = 0; i < G.nhung; i++) {
+        CU_ASSERT_TRUE(ember_call_cancelled(G.hung[i]));
+        int64_t v = 5;
+        CU_ASSERT_EQUAL(ember_call_reply(G.hung[i], enc_i64, &v), 0);
+    }
+    /* The node comes back by itself. */
+    CU_ASSERT_TRUE(run_until(F.base, all_registered, NULL, 3000));
+    CU_ASSERT_EQUAL(G.joins, 2);
+    run_for(F.base, 20);
+    CU_ASSERT_EQUAL(up[0].n + up[1].n + down[0].n + down[1].n, 4);
+    teardown_basic();
+}
+
+static void t_reconnect_after_root_restart(void)
+{
+    setup_basic(1);
+    result r = {0}, served = {0};
+    ember_call_start(ember_node_root(F.node[0]), M_HANG, NULL, NULL, done_i64, NULL,
+                     &r, NULL);
+    ember_call_start(ember_child_ref(child("n0")), M_HANG, NULL, NULL, done_i64,
+                     NULL, &served, NULL);
+    run_for(F.base, 30);
+    int port = F.port;
+    ember_root_free(F.root);
+    F.root = NULL;
+    CU_ASSERT_EQUAL(served.n, 1);
+    CU_ASSERT_EQUAL(served.st, EMBER_SHUTDOWN);
+    CU_ASSERT_EQUAL(G.leaves, 1); /* on_leave ran for the child */
+    CU_ASSERT_TRUE(run_until(F.base, node_lost0, NULL, 2000));
+    CU_ASSERT_EQUAL(r.n, 1);
+    CU_ASSERT_EQUAL(r.st, EMBER_LOST);
+    /* Orphans of the freed root: answering is still safe. */
+    for (int i = 0; i < G.nhung; i++)
+        ember_call_fail(G.hung[i], "late");
+    /* While down, calls end with UNAVAILABLE from the loop. */
+    result u = {0};
+    ember_call_start(ember_node_root(F.node[0]), M_ADD, NULL, NULL, done_i64, NULL,
+                     &u, NULL);
+    CU_ASSERT_EQUAL(u.n, 0);
+    CU_ASSERT_TRUE(run_until(F.base, got, &u, 1000));
+    CU_ASSERT_EQUAL(u.st, EMBER_UNAVAILABLE);
+    F.root = make_root(NULL, port);
+    CU_ASSERT_TRUE(run_until(F.base, all_registered, NULL, 3000));
+    result r2 = {0};
+    args2 a = {1, 1};
+    ember_call_start(ember_node_root(F.node[0]), M_ADD, enc_args, &a, done_i64,
+                     NULL, &r2, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r2, 2000));
+    CU_ASSERT_EQUAL(r2.v, 2);
+    CU_ASSERT_EQUAL(r.n, 1);
+    teardown_basic();
+}
+
+static bool lost1(void *ud)
+{
+    (void)ud;
+    return F.lost[1] > 0;
+}
+
+static void t_dup_alive(void)
+{
+    setup_basic(1);
+    /* A second "n0" while the first is alive is refused, and told why. */
+    make_node("n0", NULL);
+    CU_ASSERT_TRUE(run_until(F.base, lost1, NULL, 2000));
+    CU_ASSERT_TRUE(strstr(F.last_state_reason[1], "name in use") != NULL);
+    CU_ASSERT_EQUAL(ember_root_child_count(F.root), 1);
+    CU_ASSERT_EQUAL(ember_node_state_get(F.node[0]), EMBER_NODE_REGISTERED);
+    CU_ASSERT_NOT_EQUAL(ember_node_state_get(F.node[1]), EMBER_NODE_REGISTERED);
+    teardown_basic();
+}
+
+/* A hand-rolled peer that registers and then says nothing (a hung process). */
+static int raw_register(int port, const char *name)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        close(fd);
+        return -1;
+    }
+    if (name) {
+        uint8_t buf[128];
+        ember_enc e;
+        ember_enc_init_fixed(&e, buf, sizeof buf);
+        e.p += 4;
+        *e.p++ = EMBER_FR_REGISTER;
+        ember_enc_uint(&e, 1, EMBER_PROTOCOL_VERSION);
+        ember_enc_string(&e, 2, name);
+        ember_enc_uint(&e, 99, 7); /* an unknown field is skipped */
+        uint32_t len = (uint32_t)ember_enc_len(&e) - 4;
+        memcpy(buf, &len, 4); /* little endian host assumed by the test */
+        if (write(fd, buf, len + 4) != (ssize_t)(len + 4)) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+static bool one_child(void *ud)
+{
+    (void)ud;
+    return ember_root_child_count(F.root) == 1;
+}
+
+static bool one_leave(void *ud)
+{
+    (void)ud;
+    return G.leaves >= 1;
+}
+
+static void t_dup_dead(void)
+{
+    memset(&G, 0, sizeof G);
+    memset(&F, 0, sizeof F);
+    F.base = event_base_new();
+    ember_limits lim;
+    ember_limits_default(&lim);
+    lim.heartbeat_ms = 100;
+    lim.dead_after_ms = 10000; /* not yet declared dead: replaced instead */
+    F.root = make_root(&lim, 0);
+    int fd = raw_register(F.port, "n0");
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    CU_ASSERT_TRUE(run_until(F.base, one_child, NULL, 2000));
+    run_for(F.base, 150); /* the old "n0" stays silent past a heartbeat */
+    make_node("n0", NULL);
+    CU_ASSERT_TRUE(run_until(F.base, all_registered, NULL, 3000));
+    CU_ASSERT_EQUAL(G.leaves, 1);
+    CU_ASSERT_TRUE(strstr(G.leave_reason, "replaced") != NULL);
+    CU_ASSERT_EQUAL(ember_root_child_count(F.root), 1);
+    close(fd);
+    teardown_basic();
+}
+
+static void t_heartbeat_dead(void)
+{
+    memset(&G, 0, sizeof G);
+    memset(&F, 0, sizeof F);
+    F.base = event_base_new();
+    ember_limits lim;
+    ember_limits_default(&lim);
+    lim.heartbeat_ms = 50;
+    lim.dead_after_ms = 200;
+    F.root = make_root(&lim, 0);
+    /* A real node answers pings and stays... */
+    make_node("alive", NULL);
+    int fd = raw_register(F.port, "silent");
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    CU_ASSERT_TRUE(run_until(F.base, one_leave, NULL, 3000));
+    CU_ASSERT_TRUE(strstr(G.leave_reason, "silent") != NULL);
+    run_for(F.base, 300);
+    /* ... the silent one is declared dead. */
+    CU_ASSERT_EQUAL(G.leaves, 1);
+    CU_ASSERT_PTR_NOT_NULL(child("alive"));
+    CU_ASSERT_PTR_NULL(child("silent"));
+    close(fd);
+    teardown_basic();
+}
+
+static bool fd_closed(void *ud)
+{
+    int fd = *(int *)ud;
+    uint8_t buf[4096];
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+static void t_protocol_violations(void)
+{
+    memset(&G, 0, sizeof G);
+    memset(&F, 0, sizeof F);
+    F.base = event_base_new();
+    ember_limits lim;
+    ember_limits_default(&lim);
+    lim.max_frame = 1024;
+    lim.handshake_ms = 100;
+    F.root = make_root(&lim, 0);
+    /* CALL before REGISTER */
+    int fd = raw_register(F.port, NULL);
+    static const uint8_t call[] = {4, 0, 0, 0, EMBER_FR_CALL, 1, 0, 1};
+    CU_ASSERT_EQUAL(write(fd, call, sizeof call), (ssize_t)sizeof call);
+    CU_ASSERT_TRUE(run_until(F.base, fd_closed, &fd, 2000));
+    close(fd);
+    /* A frame over max_frame */
+    fd = raw_register(F.port, NULL);
+    static const uint8_t big[] = {0, 0, 1, 0, EMBER_FR_PING};
+    CU_ASSERT_EQUAL(write(fd, big, sizeof big), (ssize_t)sizeof big);
+    CU_ASSERT_TRUE(run_until(F.base, fd_closed, &fd, 2000));
+    close(fd);
+    /* An unknown frame kind */
+    fd = raw_register(F.port, NULL);
+    static const uint8_t odd[] = {1, 0, 0, 0, 200};
+    CU_ASSERT_EQUAL(write(fd, odd, sizeof odd), (ssize_t)sizeof odd);
+    CU_ASSERT_TRUE(run_until(F.base, fd_closed, &fd, 2000));
+    close(fd);
+    /* Silence during the handshake */
+    fd = raw_register(F.port, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, fd_closed, &fd, 2000));
+    close(fd);
+    /* A registered peer answering a call id never issued */
+    fd = raw_register(F.port, "liar");
+    CU_ASSERT_TRUE(run_until(F.base, one_child, NULL, 2000));
+    static const uint8_t reply[] = {3, 0, 0, 0, EMBER_FR_REPLY, 0x80, 0x01};
+    CU_ASSERT_EQUAL(write(fd, reply, sizeof reply), (ssize_t)sizeof reply);
+    CU_ASSERT_TRUE(run_until(F.base, fd_closed, &fd, 2000));
+    CU_ASSERT_EQUAL(G.leaves, 1);
+    close(fd);
+    teardown_basic();
+}
+
+static void t_limits(void)
+{
+    memset(&G, 0, sizeof G);
+    memset(&F, 0, sizeof F);
+    F.base = event_base_new();
+    F.root = make_root(NULL, 0);
+    ember_limits lim;
+    ember_limits_default(&lim);
+    lim.max_outstanding = 2;
+    make_node("n0", &lim);
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
+    result r[3] = {{0}};
+    for (int i = 0; i < 3; i++)
+        ember_call_start(ember_node_root(F.node[0]), M_HANG, NULL, NULL, done_i64,
+                         NULL, &r[i], NULL);
+    CU_ASSERT_EQUAL(r[2].n, 0);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r[2], 1000));
+    CU_ASSERT_EQUAL(r[2].st, EMBER_LIMIT);
+    CU_ASSERT_EQUAL(r[0].n + r[1].n, 0);
+    teardown_basic();
+    CU_ASSERT_EQUAL(r[0].n, 1);
+    CU_ASSERT_EQUAL(r[0].st, EMBER_SHUTDOWN);
+}
+
+static int stopped;
+static void on_root_stopped(ember_root *r, void *ud)
+{
+    (void)r;
+    (void)ud;
+    stopped++;
+}
+static void on_node_closed(ember_node *n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    stopped++;
+}
+static bool stopped_is(void *ud)
+{
+    return stopped >= *(int *)ud;
+}
+
+static void t_graceful(void)
+{
+    setup_basic(2);
+    stopped = 0;
+    /* Node close: goodbye, the root sees it leave. */
+    ember_node_close(F.node[1], on_node_closed, NULL);
+    int one = 1, two = 2;
+    CU_ASSERT_TRUE(run_until(F.base, stopped_is, &one, 2000));
+    CU_ASSERT_EQUAL(ember_node_state_get(F.node[1]), EMBER_NODE_CLOSED);
+    CU_ASSERT_TRUE(run_until(F.base, one_leave, NULL, 2000));
+    CU_ASSERT_TRUE(strstr(G.leave_reason, "goodbye") != NULL);
+    /* Root shutdown waits for the call in flight. */
+    result r = {0}, refused = {0};
+    args2 a = {1, 0};
+    ember_call_start(ember_node_root(F.node[0]), M_LATER, enc_args, &a, done_i64,
+                     NULL, &r, NULL);
+    run_for(F.base, 30);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(G.later);
+    ember_root_shutdown(F.root, on_root_stopped, NULL);
+    ember_call_start(ember_child_ref(child("n0")), M_ADD, enc_args, &a, done_i64,
+                     NULL, &refused, NULL);
+    run_for(F.base, 30);
+    CU_ASSERT_EQUAL(stopped, 1);
+    CU_ASSERT_EQUAL(refused.st, EMBER_UNAVAILABLE);
+    int64_t v = 3;
+    ember_call_reply(G.later, enc_i64, &v);
+    CU_ASSERT_TRUE(run_until(F.base, stopped_is, &two, 2000));
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_TRUE(run_until(F.base, node_lost0, NULL, 2000));
+    CU_ASSERT_TRUE(strstr(F.last_state_reason[0], "goodbye") != NULL);
+    teardown_basic();
+}
+
+static void t_alloc_per_call(void)
+{
+    setup_basic(1);
+    ember_ref *root = ember_node_root(F.node[0]);
+    args2 a = {1, 2};
+    /* warm up pools */
+    for (int i = 0; i < 10; i++) {
+        result r = {0};
+        ember_call_start(root, M_ADD, enc_args, &a, done_i64, NULL, &r, NULL);
+        run_until(F.base, got, &r, 1000);
+    }
+    uint64_t before = ember_alloc_count();
+    int ok = 0;
+    for (int i = 0; i < 1000; i++) {
+        result r = {0};
+        ember_call_start(root, M_ADD, enc_args, &a, done_i64, NULL, &r, NULL);
+        ok += run_until(F.base, got, &r, 1000) && r.v == 3;
+    }
+    uint64_t allocs = ember_alloc_count() - before;
+    CU_ASSERT_EQUAL(ok, 1000);
+    printf("\n    allocations per call (round trip, both ends): %.3f\n",
+           (double)allocs / 1000.0);
+    CU_ASSERT_TRUE(allocs <= 1000);
+    teardown_basic();
+}
+
+static void t_thousand_nodes(void)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < 2200) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < 2200) {
+        printf("\n    SKIPPED: 1000 nodes need 2200 fds, limit is %llu\n",
+               (unsigned long long)rl.rlim_cur);
+        return;
+    }
+    memset(&G, 0, sizeof G);
+    memset(&F, 0, sizeof F);
+    F.base = event_base_new();
+    F.root = make_root(NULL, 0);
+    enum { N = 1000 };
+    ember_node **nodes = calloc(N, sizeof *nodes);
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    cfg.backoff_min_ms = 10;
+    cfg.backoff_max_ms = 200;
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "node-%04d", i);
+        nodes[i] = ember_node_new(F.base, name, &cfg);
+        ember_node_connect(nodes[i], F.addr);
+    }
+    size_t want = N;
+    bool ok = false;
+    for (int t = 0; t < 1000 && !ok; t++) {
+        run_for(F.base, 10);
+        ok = ember_root_child_count(F.root) == want;
+    }
+    CU_ASSERT_TRUE(ok);
+    CU_ASSERT_EQUAL(G.joins, N);
+    CU_ASSERT_PTR_NOT_NULL(child("node-0999"));
+    /* One broadcast reaches every child (they serve nothing: NO_METHOD). */
+    memset(bres, 0, sizeof bres);
+    bcount = 0;
+    CU_ASSERT_EQUAL(ember_root_broadcast(F.root, NULL, NULL, M_ADD, NULL, NULL,
+                                         done_bcast, NULL, NULL, NULL), N);
+    for (int t = 0; t < 500 && bcount < N; t++)
+        run_for(F.base, 10);
+    CU_ASSERT_EQUAL(bcount, N);
+    for (int i = 0; i < N; i++)
+        ember_node_free(nodes[i]);
+    free(nodes);
+    ember_root_free(F.root);
+    CU_ASSERT_EQUAL(G.leaves, N);
+    event_base_free(F.base);
+}
+
+/* ---- root and node in separate processes ---- */
+
+static int child_process(int port)
+{
+    struct event_base *base = event_base_new();
+    memset(&F, 0, sizeof F);
+    F.base = base;
+    snprintf(F.addr, sizeof F.addr, "127.0.0.1:%d", port);
+    ember_node *n = make_node("forked", NULL);
+    F.node[0] = n;
+    F.nn = 1;
+    bool reg = false;
+    for (int t = 0; t < 300 && !reg; t++) {
+        run_for(base, 10);
+        reg = ember_node_state_get(n) == EMBER_NODE_REGISTERED;
+    }
+    if (!reg)
+        return 2;
+    result r = {0};
+    args2 a = {40, 2};
+    ember_call_start(ember_node_root(n), M_ADD, enc_args, &a, done_i64, NULL, &r, NULL);
+    for (int t = 0; t < 300 && !r.n; t++)
+        run_for(base, 10);
+    int rc = r.n == 1 && r.st == EMBER_OK && r.v == 42 ? 0 : 3;
+    /* Stay until the root has called us back (or give up). */
+    for (int t = 0; t < 300 && G.served == 0; t++)
+        run_for(base, 10);
+    if (G.served == 0)
+        rc = 4;
+    ember_node_free(n);
+    event_base_free(base);
+    return rc;
+}
+
+static bool child_joined(void *ud)
+{
+    (void)ud;
+    return child("forked") != NULL;
+}
+
+static void t_separate_processes(void)
+{
+    /* Fork first, so the child shares no event_base (or epoll) with us;
+     * then tell it the port through a pipe. */
+    int pfd[2];
+    CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    CU_ASSERT_TRUE_FATAL(pid >= 0);
+    if (pid == 0) {
+        int port = 0;
+        close(pfd[1]);
+        if (read(pfd[0], &port, sizeof port) != (ssize_t)sizeof port)
+            _exit(5);
+        _exit(child_process(port));
+    }
+    close(pfd[0]);
+    memset(&G, 0, sizeof G);
+    memset(&F, 0, sizeof F);
+    F.base = event_base_new();
+    F.root = make_root(NULL, 0);
+    CU_ASSERT_EQUAL(write(pfd[1], &F.port, sizeof F.port), (ssize_t)sizeof F.port);
+    close(pfd[1]);
+    CU_ASSERT_TRUE(run_until(F.base, child_joined, NULL, 5000));
+    result r = {0};
+    args2 a = {1, 2};
+    if (child("forked"))
+        ember_call_start(ember_child_ref(child("forked")), M_ADD, enc_args, &a,
+                         done_i64, NULL, &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 3000));
+    CU_ASSERT_EQUAL(r.v, 3);
+    CU_ASSERT_TRUE(run_until(F.base, one_leave, NULL, 5000));
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CU_ASSERT_TRUE(WIFEXITED(status));
+    CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
+    CU_ASSERT_EQUAL(G.served, 1);
+    teardown_basic();
+}
+
+static void t_unix_and_ipv6(void)
+{
+    memset(&G, 0, sizeof G);
+    memset(&F, 0, sizeof F);
+    F.base = event_base_new();
+    ember_root_config cfg;
+    ember_root_config_default(&cfg);
+    cfg.on_join = on_join;
+    F.root = ember_root_new(F.base, &cfg);
+    char path[64];
+    snprintf(path, sizeof path, "unix:/tmp/ember-test-%d.sock", (int)getpid());
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(F.root, path), 0);
+    bool v6 = ember_root_listen(F.root, "[::1]:0") == 0;
+    CU_ASSERT_EQUAL(ember_root_listen(F.root, "nonsense"), -1);
+    CU_ASSERT_TRUE(strlen(ember_last_error()) > 0);
+    snprintf(F.addr, sizeof F.addr, "%s", path);
+    make_node("over-unix", NULL);
+    if (v6) {
+        snprintf(F.addr, sizeof F.addr, "[::1]:%d", ember_root_port(F.root));
+        make_node("over-v6", NULL);
+    } else {
+        printf("\n    (no IPv6 loopback: IPv6 part skipped)\n");
+    }
+    CU_ASSERT_TRUE(run_until(F.base, all_registered, NULL, 3000));
+    unlink(path + 5);
+    teardown_basic();
+}
+
+/* ---- memory, backpressure, large frames ---- */
+
+static long long live_bytes;
+
+static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    if (nsize == 0) {
+        if (ptr)
+            live_bytes -= (long long)osize;
+        free(ptr);
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (p)
+        live_bytes += (long long)nsize - (long long)(ptr ? osize : 0);
+    return p;
+}
+
+static size_t want_children;
+static bool n_children(void *ud)
+{
+    (void)ud;
+    return ember_root_child_count(F.root) >= want_children;
+}
+
+static void t_idle_child_memory(void)
+{
+    enum { HALF = 500 };
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < 2 * 2 * HALF + 100) {
+        printf("\n    SKIPPED: not enough file descriptors\n");
+        return;
+    }
+    ember_set_allocator(counting_alloc, NULL);
+    memset(&G, 0, sizeof G);
+    memset(&F, 0, sizeof F);
+    F.base = event_base_new();
+    F.root = make_root(NULL, 0);
+    static int fds[2 * HALF];
+    long long at[2];
+    for (int round = 0; round < 2; round++) {
+        for (int i = round * HALF; i < (round + 1) * HALF; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "idle-%d", i);
+            fds[i] = raw_register(F.port, name);
+        }
+        want_children = (size_t)(round + 1) * HALF;
+        CU_ASSERT_TRUE(run_until(F.base, n_children, NULL, 5000));
+        run_for(F.base, 20); /* buffers go back to the pool */
+        at[round] = live_bytes;
+    }
+    double per = (double)(at[1] - at[0]) / HALF;
+    /* Plus what libevent allocates per connection: two events. */
+    double ev = 2.0 * ((double)event_get_struct_event_size() + 16.0);
+    printf("\n    idle registered child on the root: %.0f bytes via the ember "
+           "allocator + ~%.0f in libevent events = ~%.0f bytes\n", per, ev, per + ev);
+    CU_ASSERT_TRUE(per + ev <= 2048.0);
+    for (int i = 0; i < 2 * HALF; i++)
+        close(fds[i]);
+    ember_root_free(F.root);
+    event_base_free(F.base);
+    ember_set_allocator(NULL, NULL);
+}
+
+static void t_high_water(void)
+{
+    memset(&G, 0, sizeof G);
+    memset(&F, 0, sizeof F);
+    F.base = event_base_new();
+    ember_limits lim;
+    ember_limits_default(&lim);
+    lim.out_high_water = 256 * 1024;
+    F.root = make_root(&lim, 0);
+    int fd = raw_register(F.port, "sink"); /* registers, then never reads */
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, one_child, NULL, 2000));
+    static uint8_t payload[64 * 1024];
+    static result r[400];
+    memset(r, 0, sizeof r);
+    int limited = -1;
+    for (int i = 0; i < 400 && limited < 0; i++) {
+        ember_call_raw(ember_child_ref(child("sink")), M_ADD, payload,
+                       sizeof payload, raw_done, &r[i], NULL);
+        run_for(F.base, 1);
+        if (r[i].n && r[i].st == EMBER_LIMIT)
+            limited = i;
+    }
+    CU_ASSERT_TRUE(limited > 0);
+    printf("\n    call %d failed fast with EMBER_LIMIT (peer not reading)\n", limited);
+    close(fd);
+    teardown_basic();
+    for (int i = 0; i <= limited && limited >= 0; i++)
+        CU_ASSERT_EQUAL(r[i].n, 1);
+}
+
+static void raw_len(ember_call *c, uint32_t mid, const void *p, size_t len, void *ud)
+{
+    (void)mid;
+    (void)ud;
+    const uint8_t *b = p;
+    int64_t v = (int64_t)len;
+    for (size_t i = 0; i < len; i++)
+        if (b[i] != (uint8_t)(i * 7))
+            v = -1;
+    ember_call_reply(c, enc_i64, &v);
+}
+
+static void t_large_frames(void)
+{
+    setup_basic(1);
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_root_exports(F.root), 50, raw_len,
+                                          NULL), 0);
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_node_exports(F.node[0]), 50, raw_len,
+                                          NULL), 0);
+    size_t n = 3u << 20;
+    uint8_t *big = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (uint8_t)(i * 7);
+    result up = {0}, down = {0}, over = {0};
+    ember_call_raw(ember_node_root(F.node[0]), 50, big, n, raw_done, &up, NULL);
+    ember_call_raw(ember_child_ref(child("n0")), 50, big, n, raw_done, &down, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &up, 5000));
+    CU_ASSERT_TRUE(run_until(F.base, got, &down, 5000));
+    CU_ASSERT_EQUAL(up.v, (int64_t)n);
+    CU_ASSERT_EQUAL(down.v, (int64_t)n);
+    free(big);
+    /* Bigger than max_frame: refused locally, from the loop. */
+    size_t huge = (16u << 20) + 1;
+    uint8_t *h = calloc(1, huge);
+    ember_call_raw(ember_node_root(F.node[0]), 50, h, huge, raw_done, &over, NULL);
+    free(h);
+    CU_ASSERT_EQUAL(over.n, 0);
+    CU_ASSERT_TRUE(run_until(F.base, got, &over, 2000));
+    CU_ASSERT_EQUAL(over.st, EMBER_LIMIT);
+    CU_ASSERT_EQUAL(ember_node_state_get(F.node[0]), EMBER_NODE_REGISTERED);
+    teardown_basic();
+}
+
+struct stat_seen {
+    uint64_t add_calls, fail_calls, fail_failures, max_us;
+};
+
+static void stat_all(const ember_method_stats *s, void *ud)
+{
+    struct stat_seen *x = ud;
+    if (s->id == M_ADD)
+        x->add_calls = s->calls;
+    if (s->id == M_FAIL) {
+        x->fail_calls = s->calls;
+        x->fail_failures = s->failures;
+    }
+    if (s->max_us > x->max_us)
+        x->max_us = s->max_us;
+}
+
+static void t_stats(void)
+{
+    setup_basic(1);
+    result r[4] = {{0}};
+    args2 a = {1, 1};
+    ember_call_start(ember_node_root(F.node[0]), M_ADD, enc_args, &a, done_i64, NULL, &r[0], NULL);
+    ember_call_start(ember_node_root(F.node[0]), M_ADD, enc_args, &a, done_i64, NULL, &r[1], NULL);
+    ember_call_start(ember_node_root(F.node[0]), M_FAIL, NULL, NULL, done_i64, NULL, &r[2], NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r[2], 2000));
+    struct stat_seen s = {0, 0, 0, 0};
+    ember_exports_stats(ember_root_exports(F.root), stat_all, &s);
+    CU_ASSERT_EQUAL(s.add_calls, 2);
+    CU_ASSERT_EQUAL(s.fail_calls, 1);
+    CU_ASSERT_EQUAL(s.fail_failures, 1);
+    /* a duplicate method id is refused */
+    CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(F.root), &calc_svc, NULL, NULL), -1);
+    teardown_basic();
+}
+
+static void t_remote_ref_dies_with_connection(void)
+{
+    setup_basic(1);
+    ember_ref *obs = ember_ref_local(&obs_svc, NULL, NULL);
+    result r = {0};
+    /* The root keeps the ref (G.watched) until the pong: drop before it. */
+    ember_call_start(ember_node_root(F.node[0]), M_WATCH, enc_ref, obs, done_i64,
+                     NULL, &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_TRUE(run_until(F.base, got, &G.pong, 2000));
+    /* Pass it again and hold it on the root this time. */
+    G.pong.n = 0;
+    ember_ref *kept = NULL;
+    result r2 = {0};
+    ember_call_start(ember_node_root(F.node[0]), M_WATCH, enc_ref, obs, done_i64,
+                     NULL, &r2, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r2, 2000));
+    kept = G.watched ? ember_ref_retain(G.watched) : NULL;
+    CU_ASSERT_TRUE(run_until(F.base, got, &G.pong, 2000));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(kept);
+    CU_ASSERT_TRUE(ember_ref_alive(kept));
+    CU_ASSERT_TRUE(obs->rc >= 2); /* still exported: the root holds it */
+    ember_root_drop(F.root, child("n0"), "bye");
+    CU_ASSERT_FALSE(ember_ref_alive(kept));
+    result r3 = {0};
+    ember_call_start(kept, M_PING, NULL, NULL, done_i64, NULL, &r3, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r3, 1000));
+    CU_ASSERT_EQUAL(r3.st, EMBER_UNAVAILABLE);
+    ember_ref_release(kept);
+    CU_ASSERT_TRUE(run_until(F.base, node_lost0, NULL, 2000));
+    CU_ASSERT_EQUAL(obs->rc, 1); /* the node dropped its export with the connection */
+    ember_ref_release(obs);
+    teardown_basic();
+}
+
+static void t_bad_args_and_callback(void)
+{
+    setup_basic(1);
+    /* The root calls the node back through the caller's ref. */
+    result r = {0}, back = {0};
+    args2 a = {1, 0};
+    ember_call_start(ember_node_root(F.node[0]), M_LATER, enc_args, &a, done_i64,
+                     NULL, &r, NULL);
+    run_for(F.base, 30);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(G.later);
+    args2 b = {5, 6};
+    ember_call_start(ember_call_caller(G.later), M_ADD, enc_args, &b, done_i64,
+                     NULL, &back, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &back, 2000));
+    CU_ASSERT_EQUAL(back.v, 11);
+    int64_t v = 0;
+    ember_call_reply(G.later, enc_i64, &v);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    /* Arguments that do not decode: FAILED, then the peer is disconnected. */
+    static const uint8_t bad[] = {0x0a, 0x00}; /* field 1 as LEN, wants VARINT */
+    result f = {0};
+    ember_call_raw(ember_node_root(F.node[0]), M_ADD, bad, sizeof bad, raw_done, &f, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &f, 2000));
+    CU_ASSERT_EQUAL(f.st, EMBER_FAILED);
+    CU_ASSERT_TRUE(strstr(f.msg, "bad arguments") != NULL);
+    CU_ASSERT_TRUE(run_until(F.base, node_lost0, NULL, 2000));
+    CU_ASSERT_TRUE(run_until(F.base, all_registered, NULL, 3000)); /* and back */
+    teardown_basic();
+}
+
+static void t_close_idle_node(void)
+{
+    memset(&G, 0, sizeof G);
+    memset(&F, 0, sizeof F);
+    F.base = event_base_new();
+    stopped = 0;
+    ember_node *n = ember_node_new(F.base, "never", NULL);
+    CU_ASSERT_PTR_NULL(ember_node_new(F.base, "", NULL));
+    CU_ASSERT_EQUAL(ember_node_connect(n, "no-port-here"), -1);
+    ember_node_close(n, on_node_closed, NULL);
+    int one = 1;
+    CU_ASSERT_TRUE(run_until(F.base, stopped_is, &one, 1000));
+    CU_ASSERT_EQUAL(ember_node_state_get(n), EMBER_NODE_CLOSED);
+    CU_ASSERT_STRING_EQUAL(ember_node_state_name(EMBER_NODE_CLOSED), "closed");
+    CU_ASSERT_STRING_EQUAL(ember_node_name(n), "never");
+    ember_node_free(n);
+    event_base_free(F.base);
+}
+
+void add_e2e_suite(void)
+{
+    CU_pSuite s = CU_add_suite("end-to-end", NULL, NULL);
+    CU_add_test(s, "register", t_register);
+    CU_add_test(s, "calls both ways (typed and raw)", t_calls_both_ways);
+    CU_add_test(s, "deferred reply", t_deferred);
+    CU_add_test(s, "raised, failed, no method", t_raised_failed_nomethod);
+    CU_add_test(s, "raw fallback handler", t_raw_fallback);
+    CU_add_test(s, "timeout", t_timeout);
+    CU_add_test(s, "cancel", t_cancel);
+    CU_add_test(s, "oneway", t_oneway);
+    CU_add_test(s, "refs passed, called back, released", t_refs);
+    CU_add_test(s, "broadcast", t_broadcast);
+    CU_add_test(s, "connection killed with calls pending", t_kill_pending);
+    CU_add_test(s, "reconnect after root restart", t_reconnect_after_root_restart);
+    CU_add_test(s, "duplicate name, old alive", t_dup_alive);
+    CU_add_test(s, "duplicate name, old silent", t_dup_dead);
+    CU_add_test(s, "heartbeat declares silent peer dead", t_heartbeat_dead);
+    CU_add_test(s, "protocol violations disconnect", t_protocol_violations);
+    CU_add_test(s, "max_outstanding fails fast", t_limits);
+    CU_add_test(s, "graceful close and shutdown", t_graceful);
+    CU_add_test(s, "allocations per call", t_alloc_per_call);
+    CU_add_test(s, "1000 nodes", t_thousand_nodes);
+    CU_add_test(s, "separate processes", t_separate_processes);
+    CU_add_test(s, "unix socket and IPv6", t_unix_and_ipv6);
+    CU_add_test(s, "idle child memory", t_idle_child_memory);
+    CU_add_test(s, "output high water fails fast", t_high_water);
+    CU_add_test(s, "large frames both ways", t_large_frames);
+    CU_add_test(s, "per-method stats", t_stats);
+    CU_add_test(s, "refs die with their connection", t_remote_ref_dies_with_connection);
+    CU_add_test(s, "call back the caller; bad arguments", t_bad_args_and_callback);
+    CU_add_test(s, "closing a node that never connected", t_close_idle_node);
+}
