@@ -318,3 +318,4 @@ test-faults: $(FAULTS_BIN)
 
 soak: $(FAULTS_BIN)
 	$(RUNNER) $(FAULTS_BIN) soak $(SOAK_SECS)
+TEST_TARGETS += test-faults

@@ -173,8 +173,15 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     ember_buf *in = &c->in;
     uint32_t max = c->ep->lim.max_frame;
     (void)what;
+    /* Before registration only small frames make sense: an unregistered
+     * peer must not make us buffer 16 MiB. */
+    if (c->state == EMBER_CONN_HANDSHAKE && max > EMBER_HANDSHAKE_MAX_FRAME)
+        max = EMBER_HANDSHAKE_MAX_FRAME;
 
-    /* Read at least a block, or the rest of a large frame in one go. */
+    /* Read at least a block, or as much of a large frame as we can take in
+     * one go. The buffer at most doubles over what the peer actually sent,
+     * so a header announcing a huge frame costs nothing until the bytes
+     * arrive. */
     size_t want = EMBER_BUF_BLOCK, have = ember_buf_used(in);
     if (have >= 4) {
         const uint8_t *p = in->data + in->off;
@@ -185,8 +192,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
                               "max_frame %u", len, max);
             return;
         }
-        if ((size_t)len + 4 - have > want)
-            want = (size_t)len + 4 - have;
+        size_t rest = (size_t)len + 4 - have;
+        if (rest > want)
+            want = rest < have ? rest : (have > want ? have : want);
     }
     if (ember_buf_reserve(in, want)) {
         ember_conn_close(c, EMBER_LOST, "out of memory for the input buffer");
@@ -215,8 +223,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         ember_frame f;
         size_t used;
         const char *why = NULL;
-        int r = ember_frame_parse(in->data + off, in->len - off, max, &f,
-                                  &used, &why);
+        int r = ember_frame_parse(in->data + off, in->len - off,
+                                  c->state == EMBER_CONN_HANDSHAKE ? max
+                                      : c->ep->lim.max_frame, &f, &used, &why);
         if (r == 0)
             break;
         if (r < 0) {

@@ -9,19 +9,25 @@
 
 #include "rt-internal.h"
 
-static void on_work(evutil_socket_t fd, short what, void *arg)
+static void flush_dirty(ember_ep *ep)
 {
-    ember_ep *ep = arg;
-    (void)fd;
-    (void)what;
-    ep->work_pending = false;
     while (ep->dirty) {
         ember_conn *c = ep->dirty;
         ep->dirty = c->dirty_next;
         c->dirty = false;
         ember_conn_flush(c);
     }
+}
+
+static void on_work(evutil_socket_t fd, short what, void *arg)
+{
+    ember_ep *ep = arg;
+    (void)fd;
+    (void)what;
+    ep->in_work = true;
+    flush_dirty(ep);
     ember_defer_run(ep);
+    flush_dirty(ep); /* what the deferred callbacks queued */
     while (ep->dead) {
         ember_conn *c = ep->dead;
         ep->dead = c->next;
@@ -29,10 +35,25 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
     }
     if (ep->stopping && ep->inflight == 0 && ep->on_idle)
         ep->on_idle(ep);
+    ep->in_work = false;
+    ep->work_pending = false;
+    /* Work queued by our own callbacks (a callback that retries a call that
+     * fails at once, say) runs on the next loop iteration, after a poll, so
+     * it cannot starve I/O and timers: a zero timeout, not event_active. */
+    if (ep->defq || ep->dirty || ep->dead || ep->kick_again) {
+        static const struct timeval zero = {0, 0};
+        ep->kick_again = false;
+        ep->work_pending = true;
+        event_add(ep->work_ev, &zero);
+    }
 }
 
 void ember_ep_kick(ember_ep *ep)
 {
+    if (ep->in_work) {
+        ep->kick_again = true;
+        return;
+    }
     if (!ep->work_pending && ep->work_ev) {
         ep->work_pending = true;
         event_active(ep->work_ev, 0, 0);

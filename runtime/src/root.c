@@ -21,6 +21,7 @@
 #include "handshake-internal.h"
 
 #define MAX_LISTENERS 8
+#define ACCEPT_PAUSE_MS 100
 
 struct ember_child {
     ember_root *root;
@@ -50,6 +51,7 @@ struct ember_root {
     void (*stop_done)(ember_root *r, void *ud);
     void *stop_ud;
     bool stop_said;
+    struct event *accept_pause_ev; /* re-enables accepting after EMFILE */
 };
 
 /* ---- child tables ---- */
@@ -355,23 +357,20 @@ static void root_lost(ember_conn *c, const char *reason)
 
 /* ---- listening ---- */
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
-                      struct sockaddr *sa, int salen, void *arg)
+/* A new connection: say HELLO and wait for REGISTER. Takes fd. */
+static int root_take(ember_root *r, int fd, const char *peer)
 {
-    ember_root *r = arg;
-    (void)l;
-    if (r->ep.stopping || ember_sock_prepare(fd)) {
+    if (r->ep.stopping) {
         close(fd);
-        return;
+        return ember_seterr("root is shutting down");
     }
-    char *peer = ember_addr_text(sa, (socklen_t)salen);
+    if (ember_sock_prepare(fd)) {
+        close(fd);
+        return -1;
+    }
     ember_conn *c = ember_conn_new(&r->ep, fd, peer);
-    ember_strfree(peer);
-    if (!c) {
-        ember_log(EMBER_LOG_WARN, "root: cannot accept a connection: %s",
-                  ember_last_error());
-        return;
-    }
+    if (!c)
+        return -1;
     uint8_t nonce[EMBER_NONCE_LEN];
     evutil_secure_rng_get_bytes(nonce, sizeof nonce);
     ember_hs hs;
@@ -381,6 +380,53 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
     hs.nonce.data = nonce;
     hs.nonce.len = sizeof nonce;
     ember_hs_send(c, EMBER_FR_HELLO, &hs, r->ep.exports);
+    return 0;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+    ember_root *r = arg;
+    (void)l;
+    char *peer = ember_addr_text(sa, (socklen_t)salen);
+    if (root_take(r, fd, peer ? peer : "?") && !r->ep.stopping)
+        ember_log(EMBER_LOG_WARN, "root: cannot accept a connection: %s",
+                  ember_last_error());
+    ember_strfree(peer);
+}
+
+/* accept() failed (out of file descriptors, typically). libevent would
+ * retry at once in a busy loop; instead stop accepting for a moment. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    ember_root *r = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    (void)l;
+    ember_log(EMBER_LOG_WARN, "root: accept failed: %s; pausing accepts for "
+              "%d ms", evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS);
+    for (int i = 0; i < r->nls; i++)
+        evconnlistener_disable(r->ls[i]);
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    if (r->accept_pause_ev)
+        evtimer_add(r->accept_pause_ev, &tv);
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    ember_root *r = arg;
+    (void)fd;
+    (void)what;
+    if (r->ep.stopping)
+        return;
+    for (int i = 0; i < r->nls; i++)
+        evconnlistener_enable(r->ls[i]);
+}
+
+EMBER_API int ember_root_adopt_fd(ember_root *r, int fd)
+{
+    if (fd < 0)
+        return ember_seterr("bad file descriptor");
+    return root_take(r, fd, "adopted");
 }
 
 EMBER_API void ember_root_config_default(ember_root_config *cfg)
@@ -409,6 +455,12 @@ EMBER_API ember_root *ember_root_new(struct event_base *base,
     r->ep.on_handshake = root_handshake;
     r->ep.on_lost = root_lost;
     r->port = -1;
+    r->accept_pause_ev = evtimer_new(base, on_accept_resume, r);
+    if (!r->accept_pause_ev) {
+        ember_root_free(r);
+        ember_seterr("out of memory");
+        return NULL;
+    }
     return r;
 }
 
@@ -440,6 +492,7 @@ EMBER_API int ember_root_listen(ember_root *r, const char *addr)
         close(fd);
         return ember_seterr("cannot listen on %s: %s", addr, strerror(e));
     }
+    evconnlistener_set_error_cb(l, on_accept_error);
     r->ls[r->nls++] = l;
     if (r->port < 0 && ss.ss_family != AF_UNIX) {
         struct sockaddr_storage got;
@@ -477,6 +530,8 @@ EMBER_API void ember_root_free(ember_root *r)
     if (!r)
         return;
     close_listeners(r);
+    if (r->accept_pause_ev)
+        event_free(r->accept_pause_ev);
     ember_ep_fini(&r->ep, EMBER_SHUTDOWN);
     ember_free(r->by_name, sizeof *r->by_name * r->nbuckets);
     ember_free(r->by_id, sizeof *r->by_id * r->nbuckets);

@@ -49,6 +49,8 @@ enum ember_frame_kind {
 };
 
 #define EMBER_FRAME_HDR 5u /* u32 length + u8 kind */
+/* Largest frame accepted before registration completes. */
+#define EMBER_HANDSHAKE_MAX_FRAME (1u << 20)
 
 typedef struct ember_frame {
     uint8_t kind;
@@ -102,6 +104,7 @@ struct ember_ep {
     ember_conn *dead;           /* closed, waiting to be freed */
     struct event *work_ev;      /* flush + deferred outcomes + reap */
     bool work_pending;
+    bool in_work, kick_again;   /* re-kicks from inside the work event */
     struct ember_deferred *defq, *defq_tail;
 
     ember_heap_ent *heap;       /* call deadlines (min-heap) */

@@ -506,7 +506,10 @@ static void soak_up_done(const ember_outcome *o, const void *p, size_t n, void *
 {
     tally_done(o, p, n, &S.up);
     int i = (int)(intptr_t)ud;
-    soak_fire(i);
+    /* Only a reply refills at once; failures wait for the next kick (a
+     * node being replaced fails its calls at once, from the loop). */
+    if (o->status == EMBER_OK)
+        soak_fire(i);
 }
 
 static void soak_down_done(const ember_outcome *o, const void *p, size_t n, void *ud)

@@ -624,6 +624,50 @@ static void run_storm(bool check_spin)
 }
 
 static void case_accept_storm(void) { run_storm(false); }
+
+/* A callback that calls again at once when its call fails (a natural retry
+ * loop) while the node is not connected: every outcome is deferred to the
+ * loop, so each retry must let the loop poll (timers, I/O) in between. */
+static long retries;
+static ember_node *retry_node;
+
+static void retry_done(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    (void)o;
+    (void)p;
+    (void)n;
+    (void)ud;
+    retries++;
+    ember_call_raw(ember_node_root(retry_node), H_ECHO, "r", 1, retry_done,
+                   NULL, NULL);
+}
+
+static void case_retry_livelock(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        H_base = event_base_new();
+        /* Port 1: nothing listens there, the node stays unregistered. */
+        retry_node = h_node_new("retrier", 1);
+        if (!retry_node)
+            _exit(2);
+        alarm(2);
+        retry_done(NULL, NULL, 0, NULL);
+        /* Must come back: the deadline timer has to get a turn. */
+        h_run_for(200);
+        alarm(0);
+        fprintf(stderr, "  %ld immediate retries in 200 ms\n", retries);
+        _exit(0);
+    }
+    int st = 0;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    if (WIFSIGNALED(st))
+        fprintf(stderr, "  the loop never returned: killed by signal %d after 2 s\n",
+                WTERMSIG(st));
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
 static void case_accept_storm_spin(void) { run_storm(true); }
 
 /* ------------------------------------------------------------------ */
@@ -663,6 +707,10 @@ static const hcase cases[] = {
     { "post-flood", case_post_flood, NULL, 32, 0, false },
     { "post-never-reads", case_post_never_reads, NULL, 0, 1u << 20, false },
     { "accept-storm", case_accept_storm, NULL, 0, 0, true },
+    { "retry-livelock", case_retry_livelock,
+      "ep.c on_work: a deferred outcome whose callback starts a call that "
+      "fails at once re-activates work_ev (event_active) and libevent runs it "
+      "in the same pass: the loop never polls again", 0, 0, true },
     { "accept-storm-spin", case_accept_storm_spin,
       "root.c sets no evconnlistener error callback: at EMFILE libevent logs "
       "and retries accept() in a busy loop until an fd frees up", 0, 0, true },

@@ -28,7 +28,8 @@
 #include "helpers.h"
 #include "rt-internal.h"
 
-enum { M_ADD = 1, M_LATER, M_BOOM, M_FAIL, M_HANG, M_NOTE, M_WATCH, M_PING = 100 };
+enum { M_ADD = 1, M_LATER, M_BOOM, M_FAIL, M_HANG, M_NOTE, M_WATCH, M_GIVE,
+       M_PING = 100 };
 #define BOOM_ID 77
 #define MAX_HUNG 16
 
@@ -57,6 +58,7 @@ static struct {
     ember_child *joined[8];
     char leave_reason[200];
     int served; /* calls served by any Calc */
+    ember_ref *give; /* what M_GIVE returns */
 } G;
 
 /* ---- encoding, as generated code would ---- */
@@ -196,13 +198,22 @@ static int d_watch(ember_call *c, ember_dec *d, const void *h, void *ud)
     return 0;
 }
 
+static int d_give(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    (void)d;
+    (void)h;
+    (void)ud;
+    ember_call_reply(c, enc_ref, G.give); /* a ref as the result */
+    return 0;
+}
+
 static const ember_method_desc calc_methods[] = {
     {M_ADD, "add", false, d_add},     {M_LATER, "later", false, d_later},
     {M_BOOM, "boom", false, d_boom},  {M_FAIL, "fail", false, d_fail},
     {M_HANG, "hang", false, d_hang},  {M_NOTE, "note", true, d_note},
-    {M_WATCH, "watch", false, d_watch},
+    {M_WATCH, "watch", false, d_watch}, {M_GIVE, "give", false, d_give},
 };
-static const ember_service_desc calc_svc = {"test.Calc", 0x1234, 7, calc_methods};
+static const ember_service_desc calc_svc = {"test.Calc", 0x1234, 8, calc_methods};
 
 static int d_ping(ember_call *c, ember_dec *d, const void *h, void *ud)
 {
@@ -1457,6 +1468,80 @@ static void t_close_idle_node(void)
     event_base_free(F.base);
 }
 
+static void t_adopt_fd(void)
+{
+    memset(&G, 0, sizeof G);
+    memset(&F, 0, sizeof F);
+    F.base = event_base_new();
+    F.root = make_root(NULL, 0);
+    int sv[2];
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    CU_ASSERT_EQUAL(ember_root_adopt_fd(F.root, sv[0]), 0);
+    /* register by hand over the other end */
+    uint8_t buf[64];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    e.p += 4;
+    *e.p++ = EMBER_FR_REGISTER;
+    ember_enc_uint(&e, 1, EMBER_PROTOCOL_VERSION);
+    ember_enc_string(&e, 2, "paired");
+    uint32_t len = (uint32_t)ember_enc_len(&e) - 4;
+    memcpy(buf, &len, 4);
+    CU_ASSERT_EQUAL(write(sv[1], buf, len + 4), (ssize_t)(len + 4));
+    CU_ASSERT_TRUE(run_until(F.base, one_child, NULL, 2000));
+    CU_ASSERT_STRING_EQUAL(ember_child_peer(child("paired")), "adopted");
+    close(sv[1]);
+    CU_ASSERT_TRUE(run_until(F.base, one_leave, NULL, 2000));
+    teardown_basic();
+}
+
+static ember_ref *got_ref;
+
+static void done_ref(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
+{
+    result *r = ud;
+    uint32_t tag = 0;
+    unsigned wt = 0;
+    (void)cb;
+    r->n++;
+    r->st = o->status;
+    if (o->status == EMBER_OK && reply)
+        while (ember_dec_field(reply, &tag, &wt) == 1) {
+            ember_ref *x = NULL;
+            if (tag == 1 && ember_dec_ref(reply, wt, &x) == 0)
+                got_ref = ember_ref_retain(x); /* keep it past the callback */
+            else
+                ember_dec_skip(reply, wt);
+        }
+}
+
+static void t_ref_as_result(void)
+{
+    setup_basic(1);
+    G.give = ember_ref_local(&obs_svc, NULL, NULL);
+    got_ref = NULL;
+    result r = {0}, p = {0};
+    ember_call_start(ember_node_root(F.node[0]), M_GIVE, NULL, NULL, done_ref, NULL,
+                     &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got_ref);
+    CU_ASSERT_TRUE(ember_ref_alive(got_ref));
+    CU_ASSERT_EQUAL(G.give->rc, 2); /* ours + the export on the connection */
+    args2 a = {9, 0};
+    ember_call_start(got_ref, M_PING, enc_args, &a, done_i64, NULL, &p, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &p, 2000));
+    CU_ASSERT_EQUAL(p.v, 10);
+    CU_ASSERT_EQUAL(G.pings, 1);
+    ember_ref_release(got_ref); /* -> DECREF: the root drops its export */
+    int tries = 0;
+    while (G.give->rc != 1 && tries++ < 100)
+        run_for(F.base, 5);
+    CU_ASSERT_EQUAL(G.give->rc, 1);
+    ember_ref_release(G.give);
+    G.give = NULL;
+    teardown_basic();
+}
+
 void add_e2e_suite(void)
 {
     CU_pSuite s = CU_add_suite("end-to-end", NULL, NULL);
@@ -1489,4 +1574,6 @@ void add_e2e_suite(void)
     CU_add_test(s, "refs die with their connection", t_remote_ref_dies_with_connection);
     CU_add_test(s, "call back the caller; bad arguments", t_bad_args_and_callback);
     CU_add_test(s, "closing a node that never connected", t_close_idle_node);
+    CU_add_test(s, "adopting a connected socket", t_adopt_fd);
+    CU_add_test(s, "a ref as a result", t_ref_as_result);
 }

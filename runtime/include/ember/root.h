@@ -41,6 +41,13 @@ int ember_root_listen(ember_root *r, const char *addr);
 /* The TCP port of the first listener (useful after listening on port 0). */
 int ember_root_port(const ember_root *r);
 
+/*
+ * Serves an already connected stream socket as if the root had accepted it
+ * (a socketpair in tests and fuzzers, a socket handed over by a supervisor).
+ * Takes ownership of fd, even on failure. 0, or -1 with ember_last_error().
+ */
+int ember_root_adopt_fd(ember_root *r, int fd);
+
 /* The services this root serves to its children. */
 ember_exports *ember_root_exports(ember_root *r);
 
