@@ -142,7 +142,10 @@ static void report(idl_diag *d, idl_loc loc, const char *kind, const char *fmt, 
         fprintf(o, "%s: %s: ", loc.file, kind);
     else
         fprintf(o, "idlc: %s: ", kind);
-    vfprintf(o, fmt, ap);
+    /* UBSan's null checks leave a path where gcc sees fmt == NULL and warns
+     * (-Wformat-overflow); close that path explicitly. */
+    if (fmt)
+        vfprintf(o, fmt, ap);
     fputc('\n', o);
     quote(d, loc);
 }

@@ -50,6 +50,8 @@ void gb_puts(gbuf *b, const char *s)
 void gb_printf(gbuf *b, const char *fmt, ...)
 {
     va_list ap;
+    if (!fmt) /* closes the NULL path UBSan's checks leave for gcc to warn on */
+        return;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);

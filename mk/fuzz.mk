@@ -70,7 +70,7 @@ FUZZ_ALL := fuzz_codec fuzz_frames fuzz_generated fuzz_idlc
 fuzz_have_rt    = $(if $(wildcard runtime/src/codec.c),yes)
 fuzz_have_root  = $(if $(and $(wildcard runtime/src/root.c),$(wildcard runtime/src/node.c)),yes)
 fuzz_have_idlc  = $(if $(and $(FUZZ_IDLC_Y),$(FUZZ_IDLC_L),$(wildcard idlc/sema.c),$(shell grep -ls 'idlc_check_buffer' idlc/*.h)),yes)
-fuzz_have_shape = $(if $(and $(wildcard tests/idl/shapes.idl),$(call fuzz_have_idlc)),yes)
+fuzz_have_shape = $(if $(and $(wildcard tests/idl/shapes.idl),$(wildcard tests/idl/common.idl),$(wildcard idlc/main.c),$(wildcard idlc/gen_c.c)),yes)
 
 fuzz_avail_fuzz_codec     = $(and $(wildcard tests/fuzz/fuzz_codec.c),$(fuzz_have_rt))
 fuzz_avail_fuzz_frames    = $(and $(wildcard tests/fuzz/fuzz_frames.c),$(fuzz_have_rt),$(fuzz_have_root))
@@ -169,21 +169,28 @@ $(FUZZ_B)/bin/fuzz_idlc: $(FUZZ_B)/obj/fuzz/fuzz_idlc.o $(FUZZ_IDLC_LIB)
 	@mkdir -p $(@D)
 	$(FUZZ_LINK) -lm
 
-# fuzz_generated: shapes.idl through idlc (the normal build's idlc), the
-# generated .c compiled with the fuzz flags, plus the list of its structs.
+# fuzz_generated: shapes.idl (and its imports) through the normal build's
+# idlc, the generated .c compiled with the fuzz flags, plus structs.inc: the
+# list of every <struct>_decode in the generated headers.
 FUZZ_SHAPES_GEN := $(FUZZ_B)/gen
-$(FUZZ_SHAPES_GEN)/shapes.c $(FUZZ_SHAPES_GEN)/shapes.h: tests/idl/shapes.idl $(IDLC)
-	@mkdir -p $(@D)
-	$(IDLC) -o $(FUZZ_SHAPES_GEN) $<
+FUZZ_SHAPES_IDL := tests/idl/shapes.idl tests/idl/common.idl
 
-$(FUZZ_B)/obj/fuzz/shapes.o: $(FUZZ_SHAPES_GEN)/shapes.c
+$(FUZZ_SHAPES_GEN)/shapes.c $(FUZZ_SHAPES_GEN)/common.c $(FUZZ_SHAPES_GEN)/structs.inc &: $(FUZZ_SHAPES_IDL) $(IDLC)
+	@mkdir -p $(FUZZ_SHAPES_GEN)
+	$(IDLC) -I tests/idl -o $(FUZZ_SHAPES_GEN) $(FUZZ_SHAPES_IDL)
+	grep -ho 'int [A-Za-z0-9_]*_decode(ember_dec \*d, [A-Za-z0-9_]* \*v)' \
+	  $(FUZZ_SHAPES_GEN)/shapes.h $(FUZZ_SHAPES_GEN)/common.h | \
+	  sed 's/^int \([A-Za-z0-9_]*\)_decode(.*/X(\1)/' | sort -u > $(FUZZ_SHAPES_GEN)/structs.inc
+
+$(FUZZ_B)/obj/gen/%.o: $(FUZZ_SHAPES_GEN)/%.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS_OTHER) $(FUZZ_RT_INC) -I$(FUZZ_SHAPES_GEN) -c $< -o $@
 
-$(FUZZ_B)/obj/fuzz/fuzz_generated.o: $(FUZZ_SHAPES_GEN)/shapes.h
+$(FUZZ_B)/obj/fuzz/fuzz_generated.o: $(FUZZ_SHAPES_GEN)/structs.inc
 
 $(FUZZ_B)/bin/fuzz_generated: $(FUZZ_B)/obj/fuzz/fuzz_generated.o \
-                              $(FUZZ_B)/obj/fuzz/shapes.o $(FUZZ_RT_LIB)
+                              $(FUZZ_B)/obj/gen/shapes.o $(FUZZ_B)/obj/gen/common.o \
+                              $(FUZZ_RT_LIB)
 	@mkdir -p $(@D)
 	$(FUZZ_LINK) $(EVENT_LIBS) -lm
 
