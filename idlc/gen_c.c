@@ -111,6 +111,17 @@ static void dec_field(gbuf *b, const gen_ctx *g, const idl_type *t, const char *
     dec_raw(b, g, t, x);
 }
 
+/* "<head>(<a>, <b>)<tail>", wrapped like the header's prototypes. */
+static void proto2(FILE *out, const char *tail, const char *fmt_head, const char *name,
+                   const char *a, const char *b)
+{
+    gbuf head = {0};
+    gb_printf(&head, fmt_head, name);
+    const char *p[] = { a, b };
+    gu_proto(out, gb_str(&head), p, b ? 2 : 1, tail);
+    gb_free(&head);
+}
+
 /* ---- structs ---- */
 
 /*
@@ -122,11 +133,12 @@ static void dec_field(gbuf *b, const gen_ctx *g, const idl_type *t, const char *
 static void emit_struct_fns(FILE *out, const gen_ctx *g, const char *cname,
                             const idl_field *fields, bool internal, bool params)
 {
-    const char *st = internal ? "static " : "";
     gbuf scratch = {0}, x = {0}, ex = {0}, ty = {0};
 
     /* init: zero, then what zero bytes do not express */
-    fprintf(out, "%svoid %s_init(%s *v)\n{\n    memset(v, 0, sizeof *v);\n", st, cname, cname);
+    gb_printf(&ty, "%s *v", cname);
+    proto2(out, "", internal ? "static void %s_init" : "void %s_init", cname, gb_str(&ty), NULL);
+    fputs("{\n    memset(v, 0, sizeof *v);\n", out);
     for (const idl_field *f = fields; f; f = f->next) {
         const char *n = gu_ident(f->name, params, &scratch);
         if (f->type->kind == IDL_STRING) {
@@ -141,10 +153,15 @@ static void emit_struct_fns(FILE *out, const gen_ctx *g, const char *cname,
 
     /* encode: every field but absent optionals */
     if (internal)
-        fprintf(out, "static void %s_encode(ember_enc *e, const void *value)\n{\n"
-                     "    const %s *v = value;\n\n", cname, cname);
-    else
-        fprintf(out, "void %s_encode(ember_enc *e, const %s *v)\n{\n", cname, cname);
+    {
+        proto2(out, "", "static void %s_encode", cname, "ember_enc *e", "const void *value");
+        fprintf(out, "{\n    const %s *v = value;\n\n", cname);
+    } else {
+        gb_clear(&ty);
+        gb_printf(&ty, "const %s *v", cname);
+        proto2(out, "", "void %s_encode", cname, "ember_enc *e", gb_str(&ty));
+        fputs("{\n", out);
+    }
     if (!fields)
         fputs("    (void)e;\n    (void)v;\n", out);
     for (const idl_field *f = fields; f; f = f->next) {
@@ -170,9 +187,12 @@ static void emit_struct_fns(FILE *out, const gen_ctx *g, const char *cname,
     fputs("}\n\n", out);
 
     /* decode: a loop over the region's fields */
-    fprintf(out, "%sint %s_decode(ember_dec *d, %s *v)\n{\n"
-                 "    uint32_t tag;\n    unsigned wt;\n    int r;\n\n"
-                 "    %s_init(v);\n", st, cname, cname, cname);
+    gb_clear(&ty);
+    gb_printf(&ty, "%s *v", cname);
+    proto2(out, "", internal ? "static int %s_decode" : "int %s_decode", cname, "ember_dec *d",
+           gb_str(&ty));
+    fprintf(out, "{\n    uint32_t tag;\n    unsigned wt;\n    int r;\n\n"
+                 "    %s_init(v);\n", cname);
     if (!fields) {
         fputs("    while ((r = ember_dec_field(d, &tag, &wt)) > 0)\n"
               "        if (ember_dec_skip(d, wt))\n"
@@ -227,13 +247,18 @@ static void helper_proto(FILE *out, const gen_ctx *g, const idl_type *t, bool de
     gbuf m = {0}, c = {0};
     gu_mangle(&m, g, t);
     gu_ctype(&c, g, t);
-    if (dec)
-        fprintf(out, "static int dec_%s(ember_dec *d, %s *v)%s\n", gb_str(&m), gb_str(&c), tail);
-    else if (gu_classify(t) == GU_ENUM)
-        fprintf(out, "static void enc_%s(ember_enc *e, %s v)%s\n", gb_str(&m), gb_str(&c), tail);
-    else
-        fprintf(out, "static void enc_%s(ember_enc *e, const %s *v)%s\n", gb_str(&m),
-                gb_str(&c), tail);
+    if (dec) {
+        gb_puts(&c, " *v");
+        proto2(out, tail, "static int dec_%s", gb_str(&m), "ember_dec *d", gb_str(&c));
+    } else if (gu_classify(t) == GU_ENUM) {
+        gb_puts(&c, " v");
+        proto2(out, tail, "static void enc_%s", gb_str(&m), "ember_enc *e", gb_str(&c));
+    } else {
+        gbuf p = {0};
+        gb_printf(&p, "const %s *v", gb_str(&c));
+        proto2(out, tail, "static void enc_%s", gb_str(&m), "ember_enc *e", gb_str(&p));
+        gb_free(&p);
+    }
     gb_free(&m);
     gb_free(&c);
 }
@@ -365,7 +390,7 @@ static void emit_done(FILE *out, const char *pre, const idl_method *me)
     }
     fputs("    switch (o->status) {\n    case EMBER_OK: {\n", out);
     if (me->ret)
-        fprintf(out, "        %s_result *res = reply ? ember_dec_alloc(reply, sizeof *res) : NULL;\n\n"
+        fprintf(out, "        %s_result *res = ember_dec_alloc(reply, sizeof *res);\n\n"
                      "        if (!res || %s_result_decode(reply, res))\n"
                      "            goto undecodable;\n"
                      "        cb(o, &res->ret, ud);\n"
@@ -381,7 +406,7 @@ static void emit_done(FILE *out, const char *pre, const idl_method *me)
             gb_clear(&c);
             gu_decl_cname(&c, r->decl);
             fprintf(out, "        case %s_ID: {\n"
-                         "            %s *err = reply ? ember_dec_alloc(reply, sizeof *err) : NULL;\n\n"
+                         "            %s *err = ember_dec_alloc(reply, sizeof *err);\n\n"
                          "            if (!err || %s_decode(reply, err))\n"
                          "                goto undecodable;\n"
                          "            out.error = err;\n"
@@ -403,7 +428,7 @@ static void emit_done(FILE *out, const char *pre, const idl_method *me)
                  "    }\n"
                  "undecodable:\n"
                  "    out.status = EMBER_PROTOCOL;\n"
-                 "    out.message = reply && reply->why ? reply->why : \"the reply does not decode\";\n"
+                 "    out.message = reply->why ? reply->why : \"the reply does not decode\";\n"
                  "    out.error = NULL;\n"
                  "    cb(&out, %sud);\n}\n\n", nul, nul, nul);
     gb_free(&c);
@@ -459,21 +484,27 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
     fputs("{\n", out);
     if (me->params)
         emit_pack_args(out, pre, me);
-    if (me->oneway)
-        fprintf(out, "    return ember_oneway_start(to, %s_ID, %s, %s);\n}\n\n",
-                pre, enc_args, args_ptr);
-    else
-        fprintf(out, "    return ember_call_start(to, %s_ID, %s, %s, %s_done,\n"
-                     "                            (ember_fn)cb, ud, opts);\n}\n\n",
-                pre, enc_args, args_ptr, pre);
+    gbuf id = {0}, done = {0};
+    gb_printf(&id, "%s_ID", pre);
+    gb_printf(&done, "%s_done", pre);
+    if (me->oneway) {
+        const char *p[] = { "to", gb_str(&id), enc_args, args_ptr };
+        gu_proto(out, "    return ember_oneway_start", p, 4, ";");
+    } else {
+        const char *p[] = { "to", gb_str(&id), enc_args, args_ptr, gb_str(&done),
+                            "(ember_fn)cb", "ud", "opts" };
+        gu_proto(out, "    return ember_call_start", p, 8, ";");
+    }
+    fputs("}\n\n", out);
     if (!me->oneway) {
         gu_signature(out, g, GU_SIG_BROADCAST, s, me, NULL, "");
         fputs("{\n", out);
         if (me->params)
             emit_pack_args(out, pre, me);
-        fprintf(out, "    return ember_root_broadcast(r, filter, fud, %s_ID, %s, %s,\n"
-                     "                                %s_done, (ember_fn)cb, ud, opts);\n}\n\n",
-                pre, enc_args, args_ptr, pre);
+        const char *p[] = { "r", "filter", "fud", gb_str(&id), enc_args, args_ptr,
+                            gb_str(&done), "(ember_fn)cb", "ud", "opts" };
+        gu_proto(out, "    return ember_root_broadcast", p, 10, ";");
+        fputs("}\n\n", out);
     }
 
     /* server side */
@@ -529,6 +560,8 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
                 me->name, me->name, gb_str(&ha));
     gb_free(&hc);
     gb_free(&ha);
+    gb_free(&id);
+    gb_free(&done);
     gb_free(&encb);
     gb_free(&pre_b);
     gb_free(&tmp);
@@ -570,8 +603,8 @@ int gen_source(const idl_module *m, const char *header_name, FILE *out)
     gen_ctx_init(&g, m);
     gu_basename(&base, m->path ? m->path : g.mod);
 
-    fprintf(out, "/* %s.c — generated by idlc from %s.idl (module %s). Do not edit. */\n"
-                 "#include \"%s\"\n\n", gb_str(&base), gb_str(&base), g.mod, header_name);
+    fprintf(out, "/* %s.c — generated by idlc from %s.idl. Do not edit. */\n"
+                 "#include \"%s\"\n\n", gb_str(&base), gb_str(&base), header_name);
 
     if (g.nvals || g.nraised || g.need_empty) {
         fputs("/* ---- value helpers: one encoder/decoder pair per nested type ---- */\n\n", out);

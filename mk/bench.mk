@@ -67,12 +67,14 @@ bench-ember: lib idlc
 
 bench: bench-raw
 	@$(MAKE) --no-print-directory bench-ember >$(BENCH_DIR)/ember-build.log 2>&1 || \
-	    echo "bench: the ember peer does not build yet (see $(BENCH_DIR)/ember-build.log)"
+	    { rm -f $(EMBER_SERVER) $(EMBER_CLIENT); \
+	      echo "bench: the ember peer does not build (see $(BENCH_DIR)/ember-build.log)"; }
 	@B=$(B) IDLC=$(IDLC) BENCH_SECS=$(BENCH_SECS) bench/run.sh
 
 bench-sweep: bench-raw
 	@$(MAKE) --no-print-directory bench-ember >$(BENCH_DIR)/ember-build.log 2>&1 || \
-	    echo "bench: the ember peer does not build yet (see $(BENCH_DIR)/ember-build.log)"
+	    { rm -f $(EMBER_SERVER) $(EMBER_CLIENT); \
+	      echo "bench: the ember peer does not build (see $(BENCH_DIR)/ember-build.log)"; }
 	@B=$(B) IDLC=$(IDLC) bench/run.sh --sweep-only
 
 # Renders the sweep that the last `make bench` (or bench-sweep) wrote.

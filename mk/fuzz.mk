@@ -255,7 +255,7 @@ test-fuzz-regress: $(addprefix $(REGRESS_B)/bin/replay_,$(REGRESS_TARGETS))
 ASAN_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 check-asan:
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:verify_asan_link_order=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(MAKE) B=build/asan SAN='$(ASAN_SAN)' LDFLAGS='$(ASAN_SAN)' test
 	@echo "check-asan: the whole suite passed under ASan + UBSan"
@@ -326,3 +326,20 @@ test-faults: $(FAULTS_BIN)
 soak: $(FAULTS_BIN)
 	$(RUNNER) $(FAULTS_BIN) soak $(SOAK_SECS)
 TEST_TARGETS += test-faults
+
+# tests/netns: a cluster over three network namespaces (needs root; prints
+# SKIP with the reason otherwise).
+NETNS_PEER := $(B)/bin/netns-peer
+
+$(B)/obj/tests/netns/%.o: tests/netns/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(EMBER_INC) $(EVENT_CFLAGS) -c $< -o $@
+
+$(NETNS_PEER): $(B)/obj/tests/netns/peer.o $(LIBEMBER_A)
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $< $(LIBEMBER_A) $(EVENT_LIBS) -lm
+
+.PHONY: test-netns
+test-netns: $(NETNS_PEER)
+	sh tests/netns/run.sh $(NETNS_PEER)
+TEST_TARGETS += test-netns

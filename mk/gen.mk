@@ -11,7 +11,7 @@
 
 GEN_T       := $(B)/gen/tests
 GEN_NAMES   := $(patsubst tests/idl/%.idl,%,$(wildcard tests/idl/*.idl))
-GEN_GOLDEN  := common shapes
+GEN_GOLDEN  := common shapes game
 GEN_GCC     ?= gcc
 GEN_CLANG   ?= clang
 GEN_WARN    := -std=c11 -Wall -Wextra -Wpedantic -Werror -Wshadow

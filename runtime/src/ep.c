@@ -33,8 +33,6 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
         ep->dead = c->next;
         ember_conn_free(c);
     }
-    if (ep->stopping && ep->inflight == 0 && ep->on_idle)
-        ep->on_idle(ep);
     ep->in_work = false;
     ep->work_pending = false;
     /* Work queued by our own callbacks (a callback that retries a call that
@@ -46,6 +44,9 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
         ep->work_pending = true;
         event_add(ep->work_ev, &zero);
     }
+    /* Last, and nothing after it: the shutdown callback may free us. */
+    if (ep->stopping && ep->inflight == 0 && ep->on_idle)
+        ep->on_idle(ep);
 }
 
 void ember_ep_kick(ember_ep *ep)

@@ -161,8 +161,13 @@ EMBER_API void ember_enc_ref_value(ember_enc *e, ember_ref *r)
                 return;
             }
             v = oid << 1;
+        } else if (r->conn == c && r->kind == EMBER_REF_REMOTE) {
+            v = r->oid << 1 | 1; /* the peer's own object going home */
         } else if (r->conn == c) {
-            v = (r->kind == EMBER_REF_REMOTE ? r->oid : 0) << 1 | 1;
+            ember_log(EMBER_LOG_WARN, "a peer's exports cannot be passed back "
+                      "to it as a ref");
+            e->failed = 1;
+            return;
         } else {
             ember_log(EMBER_LOG_WARN, "a ref can only be passed on its own "
                       "connection (third-party refs are not supported)");

@@ -580,6 +580,7 @@ static void root_idle(ember_ep *ep)
     if (r->stop_said)
         return;
     r->stop_said = true;
+    ep->on_idle = NULL;
     for (ember_conn *c = ep->conns, *next; c; c = next) {
         next = c->next;
         if (c->state == EMBER_CONN_READY) {

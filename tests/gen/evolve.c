@@ -5,9 +5,12 @@
  * (new fields zero/absent). Module names are not on the wire, so the two
  * prefixes are just a way to link both versions together.
  */
+#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <CUnit/Basic.h>
+#include <event2/event.h>
 
 #include "evolve_v1.h"
 #include "evolve_v2.h"
@@ -136,6 +139,124 @@ static void test_services(void)
     CU_ASSERT_EQUAL(ev2_Lobby_service.methods[1].id, ev2_Lobby_leave_ID);
 }
 
+/* ---- over a connection: a v1 root serves a v2 node ---- */
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+static bool run_until(struct event_base *base, const int *flag, int ms)
+{
+    bool late = false;
+    struct event *t = evtimer_new(base, on_deadline, &late);
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(t, &tv);
+    while (!*flag && !late)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(t);
+    return *flag != 0;
+}
+
+static struct {
+    int ready, done;
+    ember_status status;
+    char name[32];
+    uint64_t id;
+    bool guild;
+} X;
+
+/* v1 handler: knows only `name`; the v2 caller's `level` is skipped. */
+static void v1_join(ember_call *call, const char *name, void *ud)
+{
+    (void)ud;
+    ev1_Player p;
+    ev1_Player_init(&p);
+    p.id = 77;
+    p.name = name;
+    p.mood = ev1_Mood_angry;
+    ev1_Lobby_join_reply(call, &p);
+}
+
+static const ev1_Lobby_handlers v1_lobby = { .remote_join = v1_join };
+
+static void on_state(ember_node *n, ember_node_state st, const char *reason, void *ud)
+{
+    (void)n;
+    (void)reason;
+    (void)ud;
+    if (st == EMBER_NODE_REGISTERED)
+        X.ready = 1;
+}
+
+static void joined(const ember_outcome *o, const ev2_Player *ret, void *ud)
+{
+    (void)ud;
+    X.status = o->status;
+    if (ret) {
+        snprintf(X.name, sizeof X.name, "%s", ret->name);
+        X.id = ret->id;
+        X.guild = ret->guild != NULL;
+    }
+    X.done = 1;
+}
+
+static void left(const ember_outcome *o, void *ud)
+{
+    (void)ud;
+    X.status = o->status;
+    X.done = 1;
+}
+
+static void silent_log(ember_log_level lv, const char *msg, void *ud)
+{
+    (void)lv;
+    (void)ud;
+    if (getenv("EMBER_LOG"))
+        fprintf(stderr, "ember: %s\n", msg);
+}
+
+static void test_old_root_new_node(void)
+{
+    ember_set_log(silent_log, NULL);
+    struct event_base *base = event_base_new();
+    ember_root *root = ember_root_new(base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    CU_ASSERT_EQUAL_FATAL(ev1_Lobby_export(ember_root_exports(root), &v1_lobby, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(root, "127.0.0.1:0"), 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ember_root_port(root));
+
+    ember_node_config nc;
+    ember_node_config_default(&nc);
+    nc.on_state = on_state;
+    ember_node *node = ember_node_new(base, "v2-node", &nc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(node);
+    CU_ASSERT_EQUAL_FATAL(ember_node_connect(node, addr), 0);
+    CU_ASSERT_FATAL(run_until(base, &X.ready, 5000));
+
+    /* a v2 call with a parameter v1 does not know; a v1 result v2 extends */
+    X.done = 0;
+    ev2_Lobby_join(ember_node_root(node), "percival", 9, joined, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(base, &X.done, 5000));
+    CU_ASSERT_EQUAL(X.status, EMBER_OK);
+    CU_ASSERT_STRING_EQUAL(X.name, "percival");
+    CU_ASSERT_EQUAL(X.id, 77);
+    CU_ASSERT_FALSE(X.guild);
+
+    /* a method v1 does not have */
+    X.done = 0;
+    ev2_Lobby_leave(ember_node_root(node), 77, left, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(base, &X.done, 5000));
+    CU_ASSERT_EQUAL(X.status, EMBER_NO_METHOD);
+
+    ember_node_free(node);
+    ember_root_free(root);
+    event_base_free(base);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -144,6 +265,7 @@ int main(void)
     CU_add_test(s, "v2 writes, v1 reads", test_new_writer_old_reader);
     CU_add_test(s, "v1 writes, v2 reads", test_old_writer_new_reader);
     CU_add_test(s, "service descriptors", test_services);
+    CU_add_test(s, "v1 root serves a v2 node", test_old_root_new_node);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

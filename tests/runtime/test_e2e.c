@@ -29,7 +29,7 @@
 #include "rt-internal.h"
 
 enum { M_ADD = 1, M_LATER, M_BOOM, M_FAIL, M_HANG, M_NOTE, M_WATCH, M_GIVE,
-       M_PING = 100 };
+       M_ECHO_REF, M_PING = 100 };
 #define BOOM_ID 77
 #define MAX_HUNG 16
 
@@ -207,13 +207,28 @@ static int d_give(ember_call *c, ember_dec *d, const void *h, void *ud)
     return 0;
 }
 
+static int d_echo_ref(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    uint32_t tag = 0;
+    unsigned wt = 0;
+    ember_ref *who = NULL;
+    (void)h;
+    (void)ud;
+    while (ember_dec_field(d, &tag, &wt) == 1)
+        if (tag == 1 ? ember_dec_ref(d, wt, &who) : ember_dec_skip(d, wt))
+            return -1;
+    ember_call_reply(c, enc_ref, who); /* send the caller's object home */
+    return 0;
+}
+
 static const ember_method_desc calc_methods[] = {
     {M_ADD, "add", false, d_add},     {M_LATER, "later", false, d_later},
     {M_BOOM, "boom", false, d_boom},  {M_FAIL, "fail", false, d_fail},
     {M_HANG, "hang", false, d_hang},  {M_NOTE, "note", true, d_note},
     {M_WATCH, "watch", false, d_watch}, {M_GIVE, "give", false, d_give},
+    {M_ECHO_REF, "echo_ref", false, d_echo_ref},
 };
-static const ember_service_desc calc_svc = {"test.Calc", 0x1234, 8, calc_methods};
+static const ember_service_desc calc_svc = {"test.Calc", 0x1234, 9, calc_methods};
 
 static int d_ping(ember_call *c, ember_dec *d, const void *h, void *ud)
 {
@@ -971,9 +986,13 @@ static void t_limits(void)
 static int stopped;
 static void on_root_stopped(ember_root *r, void *ud)
 {
-    (void)r;
     (void)ud;
     stopped++;
+    /* Freeing the root from its shutdown callback is allowed. */
+    if (r == F.root) {
+        ember_root_free(r);
+        F.root = NULL;
+    }
 }
 static void on_node_closed(ember_node *n, void *ud)
 {
@@ -1539,6 +1558,102 @@ static void t_ref_as_result(void)
     CU_ASSERT_EQUAL(G.give->rc, 1);
     ember_ref_release(G.give);
     G.give = NULL;
+
+    /* A ref sent back to its owner decodes to the owner's own object. */
+    ember_ref *obs = ember_ref_local(&obs_svc, NULL, NULL);
+    result e = {0};
+    got_ref = NULL;
+    ember_call_start(ember_node_root(F.node[0]), M_ECHO_REF, enc_ref, obs, done_ref,
+                     NULL, &e, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &e, 2000));
+    CU_ASSERT_EQUAL(e.st, EMBER_OK);
+    CU_ASSERT_PTR_EQUAL(got_ref, obs);
+    if (got_ref)
+        ember_ref_release(got_ref);
+    /* A peer's exports cannot be passed back to it. */
+    result bad = {0};
+    ember_call_start(ember_node_root(F.node[0]), M_ECHO_REF, enc_ref,
+                     ember_node_root(F.node[0]), done_ref, NULL, &bad, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &bad, 2000));
+    CU_ASSERT_EQUAL(bad.st, EMBER_LIMIT);
+    tries = 0;
+    while (obs->rc != 1 && tries++ < 100)
+        run_for(F.base, 5);
+    CU_ASSERT_EQUAL(obs->rc, 1);
+    ember_ref_release(obs);
+    teardown_basic();
+}
+
+static int pipelined_ok, pipelined_done;
+
+static void done_count(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
+{
+    result r = {0};
+    done_i64(o, reply, cb, &r);
+    pipelined_done++;
+    if (r.st == EMBER_OK && r.v == (int64_t)(intptr_t)ud + 1)
+        pipelined_ok++;
+}
+
+static bool all_piped(void *ud)
+{
+    return pipelined_done >= *(int *)ud;
+}
+
+static void t_pipelined(void)
+{
+    setup_basic(1);
+    enum { N = 20000 };
+    pipelined_ok = pipelined_done = 0;
+    for (int i = 0; i < N; i++) {
+        args2 a = {i, 1};
+        ember_call_start(i % 2 ? ember_node_root(F.node[0]) : ember_child_ref(child("n0")),
+                         M_ADD, enc_args, &a, done_count, NULL, (void *)(intptr_t)i,
+                         NULL);
+    }
+    int n = N;
+    CU_ASSERT_TRUE(run_until(F.base, all_piped, &n, 10000));
+    CU_ASSERT_EQUAL(pipelined_ok, N);
+    run_for(F.base, 20);
+    CU_ASSERT_EQUAL(pipelined_done, N);
+    teardown_basic();
+}
+
+static int order_bad, order_n;
+static uint64_t order_last;
+
+static void done_order(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
+{
+    (void)reply;
+    (void)cb;
+    uint64_t due = (uint64_t)(uintptr_t)ud;
+    if (o->status != EMBER_TIMEOUT || due < order_last)
+        order_bad++;
+    order_last = due;
+    order_n++;
+}
+
+static bool all_ordered(void *ud)
+{
+    return order_n >= *(int *)ud;
+}
+
+static void t_deadline_order(void)
+{
+    setup_basic(1);
+    order_bad = order_n = 0;
+    order_last = 0;
+    enum { N = 60 };
+    for (int i = 0; i < N; i++) {
+        uint32_t ms = 10 + (uint32_t)((i * 37) % N) * 3; /* shuffled 10..187 ms */
+        ember_callopts o = {ms};
+        ember_call_start(ember_node_root(F.node[0]), M_HANG, NULL, NULL, done_order,
+                         NULL, (void *)(uintptr_t)ms, &o);
+    }
+    int n = N;
+    CU_ASSERT_TRUE(run_until(F.base, all_ordered, &n, 3000));
+    CU_ASSERT_EQUAL(order_bad, 0);
+    CU_ASSERT_EQUAL(order_n, N);
     teardown_basic();
 }
 
@@ -1576,4 +1691,6 @@ void add_e2e_suite(void)
     CU_add_test(s, "closing a node that never connected", t_close_idle_node);
     CU_add_test(s, "adopting a connected socket", t_adopt_fd);
     CU_add_test(s, "a ref as a result", t_ref_as_result);
+    CU_add_test(s, "20000 calls in flight", t_pipelined);
+    CU_add_test(s, "deadlines end in order", t_deadline_order);
 }
