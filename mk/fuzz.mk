@@ -33,7 +33,7 @@ FUZZ_SAN_LD := -fsanitize=fuzzer,address,undefined
 # Our own code must be warning-free; other parts' code is compiled with
 # warnings shown but not fatal so that a clang-only warning there does not
 # stop the fuzzing (it still shows up in the log).
-FUZZ_BASE   := $(CSTD) -g -O1 $(FUZZ_SAN_CC) -DEMBER_FUZZING=1 \
+FUZZ_BASE   := $(CSTD) -g -O1 $(FUZZ_SAN_CC) -DEMBER_FUZZING=1 $(SSL_CFLAGS) \
                $(EVENT_CFLAGS)
 FUZZ_CFLAGS_OWN   := $(FUZZ_BASE) $(WARN)
 FUZZ_CFLAGS_OTHER := $(FUZZ_BASE) -Wall -Wextra -Wno-error
@@ -77,8 +77,9 @@ fuzz_avail_fuzz_frames    = $(and $(wildcard tests/fuzz/fuzz_frames.c),$(fuzz_ha
 fuzz_avail_fuzz_idlc      = $(and $(wildcard tests/fuzz/fuzz_idlc.c),$(fuzz_have_idlc))
 fuzz_avail_fuzz_generated = $(and $(wildcard tests/fuzz/fuzz_generated.c),$(fuzz_have_rt),$(fuzz_have_shape))
 
-FUZZ_TARGETS ?= $(foreach t,$(FUZZ_ALL),$(if $(fuzz_avail_$(t)),$(t)))
-FUZZ_SKIPPED := $(filter-out $(FUZZ_TARGETS),$(FUZZ_ALL))
+FUZZ_AVAIL   := $(foreach t,$(FUZZ_ALL),$(if $(fuzz_avail_$(t)),$(t)))
+FUZZ_TARGETS ?= $(FUZZ_AVAIL)
+FUZZ_SKIPPED := $(filter-out $(FUZZ_AVAIL),$(FUZZ_ALL))
 FUZZ_BINS    := $(addprefix $(FUZZ_B)/bin/,$(FUZZ_TARGETS))
 
 .PHONY: fuzz fuzz-build test-fuzz-regress check-asan check-valgrind \
@@ -153,11 +154,11 @@ FUZZ_LINK = $(FUZZ_CC) $(FUZZ_SAN_LD) -g -o $@ $^
 
 $(FUZZ_B)/bin/fuzz_codec: $(FUZZ_B)/obj/fuzz/fuzz_codec.o $(FUZZ_RT_LIB)
 	@mkdir -p $(@D)
-	$(FUZZ_LINK) $(EVENT_LIBS) -lm
+	$(FUZZ_LINK) $(RT_LIBS)
 
 $(FUZZ_B)/bin/fuzz_frames: $(FUZZ_B)/obj/fuzz/fuzz_frames.o $(FUZZ_RT_LIB)
 	@mkdir -p $(@D)
-	$(FUZZ_LINK) $(EVENT_LIBS) -lm
+	$(FUZZ_LINK) $(RT_LIBS)
 
 FUZZ_IDLC_LIB := $(FUZZ_B)/lib/libidlc-fuzz.a
 $(FUZZ_IDLC_LIB): $(FUZZ_IDLC_OBJS)
@@ -192,7 +193,7 @@ $(FUZZ_B)/bin/fuzz_generated: $(FUZZ_B)/obj/fuzz/fuzz_generated.o \
                               $(FUZZ_B)/obj/gen/shapes.o $(FUZZ_B)/obj/gen/common.o \
                               $(FUZZ_RT_LIB)
 	@mkdir -p $(@D)
-	$(FUZZ_LINK) $(EVENT_LIBS) -lm
+	$(FUZZ_LINK) $(RT_LIBS)
 
 # ---- regression replays in `make test` ------------------------------------
 #
@@ -202,7 +203,7 @@ $(FUZZ_B)/bin/fuzz_generated: $(FUZZ_B)/obj/fuzz/fuzz_generated.o \
 
 REGRESS_B := $(B)/fuzz-regress
 REGRESS_CFLAGS = $(CSTD) $(WARN) $(OPT) $(SAN) $(EVENT_CFLAGS) $(CFLAGS)
-REGRESS_TARGETS := $(filter fuzz_codec fuzz_idlc fuzz_frames,$(FUZZ_TARGETS))
+REGRESS_TARGETS := $(filter fuzz_codec fuzz_idlc fuzz_frames,$(FUZZ_AVAIL))
 
 $(REGRESS_B)/obj/idlc/%.o: idlc/%.c $(if $(FUZZ_IDLC_Y),$(FUZZ_IDLC_GEN)/parser.h)
 	@mkdir -p $(@D)
@@ -219,7 +220,13 @@ $(REGRESS_B)/obj/fuzz/%.o: tests/fuzz/%.c
 
 # The runtime comes from the suite's own libember.a (same CC and SAN).
 REGRESS_RT_LIB    = $(LIBEMBER_A)
+# idlc's front end comes from the suite's own objects (mk/idlc.mk), minus
+# main.o; when that list is not there, from our own compile of idlc/.
+ifneq ($(strip $(IDLC_LIB_OBJS)),)
+REGRESS_IDLC_OBJS = $(IDLC_LIB_OBJS)
+else
 REGRESS_IDLC_OBJS = $(patsubst $(FUZZ_B)/%,$(REGRESS_B)/%,$(FUZZ_IDLC_OBJS))
+endif
 REGRESS_IDLC_LIB  = $(REGRESS_B)/lib/libidlc-regress.a
 
 $(REGRESS_IDLC_LIB): $(REGRESS_IDLC_OBJS)
@@ -230,12 +237,12 @@ $(REGRESS_IDLC_LIB): $(REGRESS_IDLC_OBJS)
 $(REGRESS_B)/bin/replay_fuzz_codec: $(REGRESS_B)/obj/fuzz/fuzz_codec.o \
                                     $(REGRESS_B)/obj/fuzz/replay.o $(REGRESS_RT_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(SAN) -o $@ $^ $(EVENT_LIBS) -lm
+	$(CC) $(SAN) -o $@ $^ $(RT_LIBS)
 
 $(REGRESS_B)/bin/replay_fuzz_frames: $(REGRESS_B)/obj/fuzz/fuzz_frames.o \
                                      $(REGRESS_B)/obj/fuzz/replay.o $(REGRESS_RT_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(SAN) -o $@ $^ $(EVENT_LIBS) -lm
+	$(CC) $(SAN) -o $@ $^ $(RT_LIBS)
 
 $(REGRESS_B)/bin/replay_fuzz_idlc: $(REGRESS_B)/obj/fuzz/fuzz_idlc.o \
                                    $(REGRESS_B)/obj/fuzz/replay.o $(REGRESS_IDLC_LIB)
@@ -266,7 +273,8 @@ VALGRIND := valgrind --quiet --leak-check=full \
 
 # Test binaries whose make rule does not run them through $(RUNNER) yet:
 # they are run again here under memcheck after the suite (paths under B).
-VALGRIND_SWEEP ?= bin/test-runtime
+VALGRIND_SWEEP ?= bin/test-runtime bin/test-gen-roundtrip bin/test-gen-evolve \
+                  bin/test-gen-e2e bin/idlc-check-buffer-test examples/hello/hello
 
 check-valgrind:
 	$(MAKE) B=build/valgrind OPT='-O1 -g' RUNNER='$(VALGRIND)' test
@@ -298,7 +306,7 @@ $(B)/obj/tests/hostile/%.o: tests/hostile/%.c
 
 $(HOSTILE_BIN): $(HOSTILE_OBJ) $(LIBEMBER_A)
 	@mkdir -p $(@D)
-	$(CC) $(SAN) -o $@ $(HOSTILE_OBJ) $(LIBEMBER_A) $(EVENT_LIBS) -lm
+	$(CC) $(SAN) -o $@ $(HOSTILE_OBJ) $(LIBEMBER_A) $(RT_LIBS)
 
 .PHONY: test-hostile
 test-hostile: $(HOSTILE_BIN)
@@ -317,7 +325,7 @@ $(B)/obj/tests/faults/%.o: tests/faults/%.c
 
 $(FAULTS_BIN): $(FAULTS_OBJ) $(LIBEMBER_A)
 	@mkdir -p $(@D)
-	$(CC) $(SAN) -o $@ $(FAULTS_OBJ) $(LIBEMBER_A) $(EVENT_LIBS) -lm
+	$(CC) $(SAN) -o $@ $(FAULTS_OBJ) $(LIBEMBER_A) $(RT_LIBS)
 
 .PHONY: test-faults soak
 test-faults: $(FAULTS_BIN)
@@ -337,7 +345,7 @@ $(B)/obj/tests/netns/%.o: tests/netns/%.c
 
 $(NETNS_PEER): $(B)/obj/tests/netns/peer.o $(LIBEMBER_A)
 	@mkdir -p $(@D)
-	$(CC) $(SAN) -o $@ $< $(LIBEMBER_A) $(EVENT_LIBS) -lm
+	$(CC) $(SAN) -o $@ $< $(LIBEMBER_A) $(RT_LIBS)
 
 .PHONY: test-netns
 test-netns: $(NETNS_PEER)

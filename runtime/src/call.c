@@ -146,6 +146,8 @@ static void unlink_call(ember_call *k)
 /* The answer is written (or discarded): the call is over. */
 static void call_end(ember_call *k, bool ok)
 {
+    /* The end is read for real, so a handler's own time shows even inside a
+     * read batch (whose held clock started the call). */
     if (k->ex)
         ember_exports_record(k->ex, k->method, k->fallback, ok,
                              ember_now_us() - k->start_us);
@@ -252,7 +254,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     k->method = (uint32_t)mid;
     k->oneway = oneway;
     k->fallback = fallback;
-    k->start_us = ember_now_us();
+    k->start_us = ember_clock_us(); /* when the batch holding it was read */
     if (target)
         k->target = ember_ref_retain(target);
     link_call(c, k);

@@ -4,7 +4,7 @@
  * so a reply finds its call in O(1), a reply to a call that already ended
  * (stale generation) is ignored, and an id naming a slot that never existed
  * is a protocol violation. Deadlines of all the endpoint's calls sit in one
- * binary min-heap behind one libevent timer armed at the earliest deadline.
+ * FIFO list per distinct timeout behind one libevent timer (see below).
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,94 +14,169 @@
 #define SLOT_BITS 24
 #define SLOT_MASK ((1u << SLOT_BITS) - 1)
 
-/* ---- deadline heap ---- */
+/* ---- call deadlines ---- */
 
-static void heap_set(ember_ep *ep, uint32_t pos, ember_heap_ent ent)
+/*
+ * Calls started with the same timeout reach their deadlines in the order
+ * they started, so each distinct timeout keeps a FIFO list, sorted by
+ * deadline for free: starting a call appends, ending one unlinks, both O(1)
+ * (a min-heap of every call cost a push and a remove per call). The
+ * earliest deadline is the least of the list heads. A few timeouts cover
+ * real use (the default plus some explicit ones); past DL_LISTS distinct
+ * values a call joins the list with the closest timeout and is inserted in
+ * deadline order from the tail, which stays correct, just not O(1).
+ *
+ * The libevent timer moves only when a new deadline is earlier than the one
+ * it is armed for. Ending calls leaves it alone: a fire that finds nothing
+ * due re-arms for the earliest deadline left (at most one early wake-up per
+ * timeout), which beats re-arming on every reply.
+ */
+#define DL_LISTS 8
+
+typedef struct dl_node {
+    uint64_t at;            /* deadline, ms */
+    ember_conn *conn;
+    uint32_t idx;           /* slot in conn's call table */
+    uint32_t prev, next;    /* 1-based node numbers, 0: none; next also
+                             * chains the free nodes */
+    uint32_t list;
+} dl_node;
+
+typedef struct dl_list {
+    uint32_t ms;            /* the timeout its calls were started with */
+    uint32_t head, tail;    /* 1-based node numbers, 0: empty */
+} dl_list;
+
+struct ember_deadlines {
+    dl_node *v;             /* node n is v[n - 1] */
+    uint32_t cap, free;
+    uint32_t nlists;
+    dl_list lists[DL_LISTS];
+};
+
+#define NODE(dl, n) (&(dl)->v[(n) - 1])
+
+/* The list for timeout ms: its own, else an empty one, else a new one,
+ * else the one with the closest timeout. */
+static uint32_t dl_pick(struct ember_deadlines *dl, uint32_t ms)
 {
-    ep->heap[pos] = ent;
-    ent.conn->slots[ent.idx].heap_pos = pos + 1;
+    uint32_t empty = DL_LISTS, best = 0;
+    uint32_t bestd = UINT32_MAX;
+    for (uint32_t i = 0; i < dl->nlists; i++) {
+        dl_list *l = &dl->lists[i];
+        if (l->ms == ms)
+            return i;
+        if (!l->head && empty == DL_LISTS)
+            empty = i;
+        uint32_t d = l->ms > ms ? l->ms - ms : ms - l->ms;
+        if (d < bestd)
+            bestd = d, best = i;
+    }
+    if (empty == DL_LISTS && dl->nlists < DL_LISTS)
+        empty = dl->nlists++;
+    if (empty == DL_LISTS)
+        return best;
+    dl->lists[empty].ms = ms;
+    dl->lists[empty].head = dl->lists[empty].tail = 0;
+    return empty;
 }
 
-static void heap_up(ember_ep *ep, uint32_t pos)
+/* The node with the earliest deadline, 0 when there is none. */
+static uint32_t dl_earliest(const struct ember_deadlines *dl)
 {
-    ember_heap_ent ent = ep->heap[pos];
-    while (pos > 0) {
-        uint32_t parent = (pos - 1) / 2;
-        if (ep->heap[parent].at <= ent.at)
-            break;
-        heap_set(ep, pos, ep->heap[parent]);
-        pos = parent;
+    uint32_t best = 0;
+    if (!dl)
+        return 0;
+    for (uint32_t i = 0; i < dl->nlists; i++) {
+        uint32_t h = dl->lists[i].head;
+        if (h && (!best || NODE(dl, h)->at < NODE(dl, best)->at))
+            best = h;
     }
-    heap_set(ep, pos, ent);
+    return best;
 }
 
-static void heap_down(ember_ep *ep, uint32_t pos)
+static void timer_set(ember_ep *ep, uint64_t at)
 {
-    ember_heap_ent ent = ep->heap[pos];
-    for (;;) {
-        uint32_t kid = pos * 2 + 1;
-        if (kid >= ep->nheap)
-            break;
-        if (kid + 1 < ep->nheap && ep->heap[kid + 1].at < ep->heap[kid].at)
-            kid++;
-        if (ep->heap[kid].at >= ent.at)
-            break;
-        heap_set(ep, pos, ep->heap[kid]);
-        pos = kid;
-    }
-    heap_set(ep, pos, ent);
-}
-
-static void timer_arm(ember_ep *ep)
-{
-    if (ep->nheap == 0) {
-        if (ep->timer_at)
-            evtimer_del(ep->timer_ev);
-        ep->timer_at = 0;
-        return;
-    }
-    uint64_t at = ep->heap[0].at;
-    if (at == ep->timer_at)
-        return;
-    uint64_t now = ember_now_ms();
+    uint64_t now = ember_clock_ms();
     uint64_t d = at > now ? at - now : 0;
     struct timeval tv = {(time_t)(d / 1000), (suseconds_t)(d % 1000) * 1000};
     evtimer_add(ep->timer_ev, &tv);
     ep->timer_at = at;
 }
 
-static int heap_push(ember_ep *ep, uint64_t at, ember_conn *c, uint32_t idx)
+static int dl_push(ember_ep *ep, uint64_t at, uint32_t ms, ember_conn *c,
+                   uint32_t idx)
 {
-    if (ep->nheap == ep->capheap) {
-        uint32_t ncap = ep->capheap ? ep->capheap * 2 : 16;
-        ember_heap_ent *nh = ember_realloc(ep->heap, sizeof *nh * ep->capheap,
-                                           sizeof *nh * ncap);
-        if (!nh)
+    struct ember_deadlines *dl = ep->dl;
+    if (!dl && !(dl = ep->dl = ember_calloc(sizeof *dl)))
+        return -1;
+    if (!dl->free) {
+        uint32_t ncap = dl->cap ? dl->cap * 2 : 16;
+        dl_node *nv = ember_realloc(dl->v, sizeof *nv * dl->cap, sizeof *nv * ncap);
+        if (!nv)
             return -1;
-        ep->heap = nh;
-        ep->capheap = ncap;
+        for (uint32_t n = ncap; n > dl->cap; n--) {
+            nv[n - 1].next = dl->free;
+            dl->free = n;
+        }
+        dl->v = nv;
+        dl->cap = ncap;
     }
-    ember_heap_ent ent = {at, c, idx};
-    ep->heap[ep->nheap++] = ent;
-    heap_up(ep, ep->nheap - 1);
-    timer_arm(ep);
+    uint32_t n = dl->free;
+    dl_node *x = NODE(dl, n);
+    dl->free = x->next;
+    uint32_t li = dl_pick(dl, ms);
+    dl_list *l = &dl->lists[li];
+    x->at = at;
+    x->conn = c;
+    x->idx = idx;
+    x->list = li;
+    /* After the last node due no later (the tail, unless lists were shared). */
+    uint32_t p = l->tail;
+    while (p && NODE(dl, p)->at > at)
+        p = NODE(dl, p)->prev;
+    x->prev = p;
+    x->next = p ? NODE(dl, p)->next : l->head;
+    if (x->next)
+        NODE(dl, x->next)->prev = n;
+    else
+        l->tail = n;
+    if (p)
+        NODE(dl, p)->next = n;
+    else
+        l->head = n;
+    c->slots[idx].dl_node = n;
+    if (!ep->timer_at || at < ep->timer_at)
+        timer_set(ep, at);
     return 0;
 }
 
-static void heap_remove(ember_ep *ep, uint32_t pos)
+static void dl_remove(ember_ep *ep, uint32_t n)
 {
-    ember_heap_ent gone = ep->heap[pos];
-    gone.conn->slots[gone.idx].heap_pos = 0;
-    ep->nheap--;
-    if (pos < ep->nheap) {
-        ember_heap_ent last = ep->heap[ep->nheap];
-        heap_set(ep, pos, last);
-        if (last.at < gone.at)
-            heap_up(ep, pos);
-        else
-            heap_down(ep, pos);
+    struct ember_deadlines *dl = ep->dl;
+    dl_node *x = NODE(dl, n);
+    dl_list *l = &dl->lists[x->list];
+    x->conn->slots[x->idx].dl_node = 0;
+    if (x->prev)
+        NODE(dl, x->prev)->next = x->next;
+    else
+        l->head = x->next;
+    if (x->next)
+        NODE(dl, x->next)->prev = x->prev;
+    else
+        l->tail = x->prev;
+    x->conn = NULL;
+    x->next = dl->free;
+    dl->free = n;
+}
+
+void ember_calltab_ep_fini(ember_ep *ep)
+{
+    if (ep->dl) {
+        ember_free(ep->dl->v, sizeof *ep->dl->v * ep->dl->cap);
+        ember_free(ep->dl, sizeof *ep->dl);
+        ep->dl = NULL;
     }
-    timer_arm(ep);
 }
 
 /* ---- ending a call ---- */
@@ -127,8 +202,8 @@ static void finish(ember_conn *c, uint32_t idx, ember_status st, const char *msg
     ember_ep *ep = c->ep;
     ember_pending *s = &c->slots[idx];
     ember_callback cb = {s->done, s->rawcb, s->cb, s->ud, s->child};
-    if (s->heap_pos)
-        heap_remove(ep, s->heap_pos - 1);
+    if (s->dl_node)
+        dl_remove(ep, s->dl_node);
     s->gen = 0;
     s->next_free = c->free_slot;
     c->free_slot = idx + 1;
@@ -243,7 +318,7 @@ ember_handle ember_calltab_start(ember_ref *to, uint32_t method, bool oneway,
 
     ember_pending *s = &c->slots[idx];
     s->gen = gen;
-    s->heap_pos = 0;
+    s->dl_node = 0;
     s->raw = cb->rawcb != NULL;
     s->done = cb->done;
     s->rawcb = cb->rawcb;
@@ -253,7 +328,7 @@ ember_handle ember_calltab_start(ember_ref *to, uint32_t method, bool oneway,
     c->npending++;
     ep->inflight++;
     uint32_t ms = opts && opts->timeout_ms ? opts->timeout_ms : ep->lim.call_timeout_ms;
-    if (ms && heap_push(ep, ember_now_ms() + ms, c, idx))
+    if (ms && dl_push(ep, ember_clock_ms() + ms, ms, c, idx))
         ember_log(EMBER_LOG_ERROR, "%s: out of memory for a call deadline", ep->what);
     return (uint64_t)gen << SLOT_BITS | (idx + 1);
 }
@@ -356,17 +431,23 @@ int ember_calltab_cancel(ember_conn *c, ember_handle h)
 
 void ember_timer_fire(ember_ep *ep)
 {
-    uint64_t now = ember_now_ms();
-    ep->timer_at = 0;
-    while (ep->nheap && ep->heap[0].at <= now) {
-        ember_heap_ent ent = ep->heap[0];
-        uint64_t id = (uint64_t)ent.conn->slots[ent.idx].gen << SLOT_BITS |
-                      (ent.idx + 1);
-        finish(ent.conn, ent.idx, EMBER_TIMEOUT, "call timed out", 0, NULL);
+    ember_clock_hold();
+    uint64_t now = ember_clock_ms();
+    uint32_t n;
+    ep->timer_at = 0; /* it fired */
+    while ((n = dl_earliest(ep->dl)) && NODE(ep->dl, n)->at <= now) {
+        ember_conn *c = NODE(ep->dl, n)->conn;
+        uint32_t idx = NODE(ep->dl, n)->idx;
+        uint64_t id = (uint64_t)c->slots[idx].gen << SLOT_BITS | (idx + 1);
+        finish(c, idx, EMBER_TIMEOUT, "call timed out", 0, NULL);
         /* Tell the peer it may stop working on it. */
-        ember_frame_send_hdr(ent.conn, EMBER_FR_CANCEL, 1, id, 0, 0);
+        ember_frame_send_hdr(c, EMBER_FR_CANCEL, 1, id, 0, 0);
     }
-    timer_arm(ep);
+    /* Callbacks may have armed it already, for a deadline of their own. */
+    if ((n = dl_earliest(ep->dl)) && NODE(ep->dl, n)->at != ep->timer_at &&
+        (!ep->timer_at || NODE(ep->dl, n)->at < ep->timer_at))
+        timer_set(ep, NODE(ep->dl, n)->at);
+    ember_clock_release();
 }
 
 /* ---- outcomes delivered later from the event loop ---- */

@@ -6,8 +6,7 @@
  */
 #include <string.h>
 
-#include "buf-internal.h"
-#include "ember-internal.h"
+#include "rt-internal.h"
 
 EMBER_API int ember_enc_grow_(ember_enc *e, size_t need)
 {
@@ -179,15 +178,56 @@ static int dec_len(ember_dec *d, size_t *n)
     return 0;
 }
 
-/* Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF, no NUL. */
-static bool utf8_valid(const uint8_t *s, size_t n)
+#define ONES8 0x0101010101010101ull
+#define HIGH8 0x8080808080808080ull
+
+/* Nonzero when the 8 bytes in w are not all in 0x01..0x7f: a byte with its
+ * high bit set, or a NUL ((w - 0x01..) & ~w & 0x80.. is nonzero exactly when
+ * some byte of w is zero). */
+static inline uint64_t not_plain_ascii(uint64_t w)
+{
+    return (w & HIGH8) | ((w - ONES8) & ~w & HIGH8);
+}
+
+/*
+ * Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF, no NUL.
+ * Copies s[0..n) to dst as it checks (dst may be NULL: check only), so a
+ * string is read once. Runs of plain ASCII go 32 then 8 bytes at a time;
+ * the byte-by-byte decoder only sees the words holding something else, and
+ * the fast path resumes after each multi-byte sequence.
+ */
+static bool utf8_copy(uint8_t *dst, const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        while (n - i >= 32) {
+            uint64_t w[4];
+            memcpy(w, s + i, 32);
+            if (not_plain_ascii(w[0]) | not_plain_ascii(w[1]) |
+                not_plain_ascii(w[2]) | not_plain_ascii(w[3]))
+                break;
+            if (dst)
+                memcpy(dst + i, w, 32);
+            i += 32;
+        }
+        while (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (not_plain_ascii(w))
+                break;
+            if (dst)
+                memcpy(dst + i, &w, 8);
+            i += 8;
+        }
+        if (i == n)
+            break;
+        /* One character, byte by byte. */
         uint8_t c = s[i];
         if (c == 0)
             return false;
         if (c < 0x80) {
+            if (dst)
+                dst[i] = c;
             i++;
             continue;
         }
@@ -211,9 +251,24 @@ static bool utf8_valid(const uint8_t *s, size_t n)
         }
         if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
             return false;
+        if (dst)
+            memcpy(dst + i, s + i, len);
         i += len;
     }
     return true;
+}
+
+/* Arena memory the caller overwrites at once (no zeroing). */
+static void *dec_alloc_nz(ember_dec *d, size_t size)
+{
+    if (!d->arena) {
+        ember_dec_fail(d, "decoder has no arena");
+        return NULL;
+    }
+    void *p = ember_arena_alloc_nz(d->arena, size);
+    if (!p)
+        ember_dec_fail(d, "out of memory");
+    return p;
 }
 
 EMBER_API int ember_dec_raw_string(ember_dec *d, const char **v)
@@ -221,12 +276,15 @@ EMBER_API int ember_dec_raw_string(ember_dec *d, const char **v)
     size_t n;
     if (dec_len(d, &n))
         return -1;
-    if (!utf8_valid(d->p, n))
+    /* Without an arena, report bad UTF-8 before the missing arena, as
+     * before; with one, check while copying. */
+    if (!d->arena && !utf8_copy(NULL, d->p, n))
         return ember_dec_fail(d, "string is not valid UTF-8 (or holds NUL)");
-    char *s = ember_dec_alloc(d, n + 1);
+    char *s = dec_alloc_nz(d, n + 1);
     if (!s)
         return -1;
-    memcpy(s, d->p, n);
+    if (!utf8_copy((uint8_t *)s, d->p, n))
+        return ember_dec_fail(d, "string is not valid UTF-8 (or holds NUL)");
     s[n] = 0;
     d->p += n;
     *v = s;
@@ -241,7 +299,7 @@ EMBER_API int ember_dec_raw_bytes(ember_dec *d, ember_bytes *v)
     v->len = n;
     v->data = NULL;
     if (n) {
-        uint8_t *b = ember_dec_alloc(d, n);
+        uint8_t *b = dec_alloc_nz(d, n);
         if (!b)
             return -1;
         memcpy(b, d->p, n);

@@ -10,12 +10,48 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "rt-internal.h"
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);
+
+/* ---- the plain transport: the socket itself ---- */
+
+static ssize_t plain_read(ember_conn *c, void *p, size_t n)
+{
+    ssize_t r = read(c->fd, p, n);
+    if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            errno = EAGAIN;
+            return -1;
+        }
+        ember_seterr("read failed: %s", strerror(errno));
+    }
+    return r;
+}
+
+static ssize_t plain_write(ember_conn *c, const void *p, size_t n)
+{
+    /* send(MSG_NOSIGNAL): a peer gone away is an error, not a SIGPIPE. An
+     * adopted descriptor may not be a socket: then plain write(). */
+    ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == ENOTSOCK)
+        w = write(c->fd, p, n);
+    if (w < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            errno = EAGAIN;
+            return -1;
+        }
+        ember_seterr("write failed: %s", strerror(errno));
+    }
+    return w;
+}
+
+const ember_transport ember_plain_transport = {plain_read, plain_write, NULL,
+                                               NULL};
 
 ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer)
 {
@@ -27,6 +63,7 @@ ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer)
     }
     c->ep = ep;
     c->fd = fd;
+    c->tp = &ember_plain_transport;
     c->state = EMBER_CONN_HANDSHAKE;
     c->in.pool = c->out.pool = &ep->pool;
     c->created_ms = c->last_rx_ms = ember_now_ms();
@@ -89,20 +126,24 @@ void ember_conn_flush(ember_conn *c)
     if (c->state == EMBER_CONN_CLOSED)
         return;
     size_t n = ember_buf_used(&c->out);
-    if (n > 0) {
-        ssize_t w = write(c->fd, c->out.data + c->out.off, n);
+    c->write_needs_read = false;
+    /* TLS writes a record at a time: keep going while the socket takes it. */
+    while (n > 0) {
+        ssize_t w = c->tp->write(c, c->out.data + c->out.off, n);
         if (w < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                ember_conn_closef(c, EMBER_LOST, "write failed: %s",
-                                  strerror(errno));
+            if (errno != EAGAIN) {
+                ember_conn_close(c, EMBER_LOST, ember_last_error());
                 return;
             }
-            w = 0;
+            break;
         }
         ember_buf_consume(&c->out, (size_t)w);
+        n = ember_buf_used(&c->out);
     }
     if (ember_buf_used(&c->out) > 0) {
-        if (!c->wev_added && event_add(c->wev, NULL) == 0)
+        /* Waiting on readability (a TLS handshake): on_read flushes again;
+         * arming the write event now would spin on a writable socket. */
+        if (!c->write_needs_read && !c->wev_added && event_add(c->wev, NULL) == 0)
             c->wev_added = true;
     } else if (c->close_after_flush) {
         ember_conn_close(c, EMBER_LOST, "said goodbye");
@@ -115,6 +156,12 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     c->wev_added = false;
+    if (c->read_needs_write) {
+        c->read_needs_write = false;
+        on_read(c->fd, EV_READ, c);
+        if (c->state == EMBER_CONN_CLOSED)
+            return;
+    }
     ember_conn_flush(c);
 }
 
@@ -128,7 +175,7 @@ static void handle_frame(ember_conn *c, const ember_frame *f)
     case EMBER_FR_PONG:
         return;
     case EMBER_FR_GOODBYE:
-        ember_conn_close(c, EMBER_LOST, "peer said goodbye");
+        ember_conn_close(c, EMBER_LOST, EMBER_GOODBYE_REASON);
         return;
     case EMBER_FR_HELLO:
     case EMBER_FR_REGISTER:
@@ -167,12 +214,12 @@ static void handle_frame(ember_conn *c, const ember_frame *f)
     }
 }
 
-static void on_read(evutil_socket_t fd, short what, void *arg)
+/* One read into the input buffer and the frames it completes. Returns 1
+ * when bytes came in, 0 otherwise (or the connection closed). */
+static int read_once(ember_conn *c)
 {
-    ember_conn *c = arg;
     ember_buf *in = &c->in;
     uint32_t max = c->ep->lim.max_frame;
-    (void)what;
     /* Before registration only small frames make sense: an unregistered
      * peer must not make us buffer 16 MiB. */
     if (c->state == EMBER_CONN_HANDSHAKE && max > EMBER_HANDSHAKE_MAX_FRAME)
@@ -190,7 +237,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         if (len > max) {
             ember_conn_closef(c, EMBER_PROTOCOL, "frame of %u bytes exceeds "
                               "max_frame %u", len, max);
-            return;
+            return 0;
         }
         size_t rest = (size_t)len + 4 - have;
         if (rest > want)
@@ -198,23 +245,27 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     }
     if (ember_buf_reserve(in, want)) {
         ember_conn_close(c, EMBER_LOST, "out of memory for the input buffer");
-        return;
+        return 0;
     }
-    ssize_t n = read(fd, in->data + in->len, in->cap - in->len);
+    ssize_t n = c->tp->read(c, in->data + in->len, in->cap - in->len);
     if (n <= 0) {
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (n < 0 && errno == EAGAIN) {
             if (ember_buf_used(in) == 0)
                 ember_buf_release(in);
-            return;
+            /* TLS may need to write before it can read (a handshake). */
+            if (c->read_needs_write && !c->wev_added &&
+                event_add(c->wev, NULL) == 0)
+                c->wev_added = true;
+            return 0;
         }
         if (n == 0)
             ember_conn_close(c, EMBER_LOST, "peer closed the connection");
         else
-            ember_conn_closef(c, EMBER_LOST, "read failed: %s", strerror(errno));
-        return;
+            ember_conn_close(c, EMBER_LOST, ember_last_error());
+        return 0;
     }
     in->len += (size_t)n;
-    c->last_rx_ms = ember_now_ms();
+    c->last_rx_ms = ember_clock_ms(); /* held by on_read */
     c->ping_out = false;
 
     /* Frames are contiguous: parse each in place. */
@@ -230,14 +281,44 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             break;
         if (r < 0) {
             ember_conn_closef(c, EMBER_PROTOCOL, "bad frame: %s", why);
-            return;
+            return 0;
         }
         handle_frame(c, &f);
         off += used;
     }
     if (c->state == EMBER_CONN_CLOSED)
-        return; /* buffers go when the connection is reaped */
+        return 0; /* buffers go when the connection is reaped */
     ember_buf_consume(in, off - in->off);
+    return 1;
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    ember_conn *c = arg;
+    (void)fd;
+    (void)what;
+    /* A TLS write that waited for the peer's handshake bytes. */
+    if (c->write_needs_read) {
+        ember_conn_flush(c);
+        if (c->state == EMBER_CONN_CLOSED)
+            return;
+    }
+    /* TLS can hold decrypted bytes the socket will never announce again:
+     * drain them before going back to the loop. */
+    ember_clock_hold(); /* one clock reading for the whole batch */
+    while (read_once(c) && c->state != EMBER_CONN_CLOSED && c->tp->pending &&
+           c->tp->pending(c))
+        ;
+    ember_clock_release();
+}
+
+static bool clean_close(ember_status st, const char *reason)
+{
+    return st == EMBER_SHUTDOWN || strcmp(reason, EMBER_GOODBYE_REASON) == 0 ||
+           strcmp(reason, "said goodbye") == 0 ||
+           strcmp(reason, "shutting down") == 0 ||
+           strcmp(reason, "node closing") == 0 ||
+           strcmp(reason, "root shutting down") == 0;
 }
 
 void ember_conn_close(ember_conn *c, ember_status st, const char *reason)
@@ -246,15 +327,19 @@ void ember_conn_close(ember_conn *c, ember_status st, const char *reason)
     if (c->state == EMBER_CONN_CLOSED)
         return;
     c->state = EMBER_CONN_CLOSED;
-    ember_log(EMBER_LOG_WARN, "%s: connection to %s (%s) closed: %s", ep->what,
+    /* Orderly ends (goodbyes, shutdown) are news, not trouble. */
+    ember_log(clean_close(st, reason) ? EMBER_LOG_INFO : EMBER_LOG_WARN,
+              "%s: connection to %s (%s) closed: %s", ep->what,
               c->name ? c->name : "unregistered peer", c->peer, reason);
     event_del(c->rev);
     event_del(c->wev);
     c->wev_added = false;
     /* Best effort: the peer should see a last ERROR or REFUSED we queued. */
     if (ember_buf_used(&c->out) > 0 &&
-        write(c->fd, c->out.data + c->out.off, ember_buf_used(&c->out)) < 0)
+        c->tp->write(c, c->out.data + c->out.off, ember_buf_used(&c->out)) < 0)
         ember_log(EMBER_LOG_DEBUG, "%s: last write to %s failed", ep->what, c->peer);
+    if (c->tp->close)
+        c->tp->close(c);
     close(c->fd);
     c->fd = -1;
     unmark_dirty(c);

@@ -150,7 +150,7 @@ void ember_ep_fini(ember_ep *ep, ember_status status)
     for (ember_call *k = ep->orphans; k; k = k->next)
         k->ep = NULL; /* a late reply frees the call on its own */
     ember_call_pool_free(ep);
-    ember_free(ep->heap, sizeof *ep->heap * ep->capheap);
+    ember_calltab_ep_fini(ep);
     if (ep->work_ev)
         event_free(ep->work_ev);
     if (ep->timer_ev)
@@ -160,6 +160,7 @@ void ember_ep_fini(ember_ep *ep, ember_status status)
     ep->work_ev = ep->timer_ev = ep->sweep_ev = NULL;
     ember_exports_free(ep->exports);
     ep->exports = NULL;
+    ember_tls_ctx_free(ep);
     ember_bufpool_clear(&ep->pool);
     ember_arena_fini(&ep->scratch);
 }

@@ -11,7 +11,6 @@
 #define EMBER_MAGIC "EMBR"
 #define EMBER_PROTO_MIN 1
 #define EMBER_PROTO_MAX EMBER_PROTOCOL_VERSION
-#define EMBER_NONCE_LEN 32
 
 /* REFUSED codes. */
 enum {
@@ -36,8 +35,10 @@ typedef struct ember_hs {
     uint32_t version;
     const char *name;
     ember_bytes proof;
+    ember_bytes node_nonce;
     /* WELCOME */
     uint32_t id, heartbeat_ms, dead_after_ms;
+    ember_bytes root_proof;
     /* REFUSED */
     uint32_t code;
     const char *message;

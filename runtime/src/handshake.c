@@ -4,9 +4,11 @@
  *   HELLO    { 1: string magic "EMBR", 2: u32 min version, 3: u32 max version,
  *              4: bytes nonce, 5: Service services (repeated) }
  *   REGISTER { 1: u32 version, 2: string name, 3: Service services (repeated),
- *              4: bytes proof }
+ *              4: bytes proof, 5: bytes node_nonce }
  *   WELCOME  { 1: u32 child id, 2: u32 heartbeat_ms, 3: u32 dead_after_ms,
- *              4: Service services (repeated) }
+ *              4: Service services (repeated), 5: bytes root_proof }
+ * proof / node_nonce / root_proof are present only with a shared secret
+ * (auth.c has the exact HMAC inputs).
  *   REFUSED  { 1: u32 code, 2: string message }
  *   Service  { 1: string name, 2: u64 fingerprint }
  * Unknown tags are skipped, so fields can be added compatibly.
@@ -87,9 +89,11 @@ int ember_hs_decode(const ember_frame *f, ember_arena *arena, ember_hs *hs,
             case EMBER_FR_REGISTER << 8 | 1: k = ember_dec_u32(&d, wt, &hs->version); break;
             case EMBER_FR_REGISTER << 8 | 2: k = ember_dec_string(&d, wt, &hs->name); break;
             case EMBER_FR_REGISTER << 8 | 4: k = ember_dec_bytes(&d, wt, &hs->proof); break;
+            case EMBER_FR_REGISTER << 8 | 5: k = ember_dec_bytes(&d, wt, &hs->node_nonce); break;
             case EMBER_FR_WELCOME << 8 | 1: k = ember_dec_u32(&d, wt, &hs->id); break;
             case EMBER_FR_WELCOME << 8 | 2: k = ember_dec_u32(&d, wt, &hs->heartbeat_ms); break;
             case EMBER_FR_WELCOME << 8 | 3: k = ember_dec_u32(&d, wt, &hs->dead_after_ms); break;
+            case EMBER_FR_WELCOME << 8 | 5: k = ember_dec_bytes(&d, wt, &hs->root_proof); break;
             case EMBER_FR_REFUSED << 8 | 1: k = ember_dec_u32(&d, wt, &hs->code); break;
             case EMBER_FR_REFUSED << 8 | 2: k = ember_dec_string(&d, wt, &hs->message); break;
             default: k = ember_dec_skip(&d, wt); break;
@@ -136,11 +140,15 @@ int ember_hs_send(ember_conn *c, uint8_t kind, const ember_hs *hs,
         ember_enc_string(&e, 2, hs->name);
         if (hs->proof.len)
             ember_enc_bytes(&e, 4, hs->proof);
+        if (hs->node_nonce.len)
+            ember_enc_bytes(&e, 5, hs->node_nonce);
         break;
     case EMBER_FR_WELCOME:
         ember_enc_uint(&e, 1, hs->id);
         ember_enc_uint(&e, 2, hs->heartbeat_ms);
         ember_enc_uint(&e, 3, hs->dead_after_ms);
+        if (hs->root_proof.len)
+            ember_enc_bytes(&e, 5, hs->root_proof);
         break;
     case EMBER_FR_REFUSED:
         ember_enc_uint(&e, 1, hs->code);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <event2/util.h>
+#include <openssl/crypto.h>
 
 #include "handshake-internal.h"
 
@@ -18,6 +19,7 @@ struct ember_node {
     ember_node_config cfg;
     char *name;
     char *addr;
+    char *tls_host;            /* the name the root's certificate must carry */
     char what[64];
     ember_node_state st;
     ember_conn *conn;          /* current connection (handshaking or ready) */
@@ -103,6 +105,10 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
     }
     c->name = "root";
     n->conn = c; /* now wait for HELLO */
+    if (n->ep.tls_ctx && ember_tls_attach(c, false, n->tls_host)) {
+        /* A failure closes c: node_lost schedules the retry. */
+        ember_conn_close(c, EMBER_LOST, ember_last_error());
+    }
 }
 
 static void try_connect(ember_node *n)
@@ -158,6 +164,25 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     try_connect(n);
 }
 
+static bool has_secret(const ember_node *n)
+{
+    return n->cfg.secret && *n->cfg.secret;
+}
+
+/* With a secret, WELCOME must carry HMAC(secret, "ember-welcome-v1" ||
+ * our nonce || the root's nonce || id): only a holder of the secret can
+ * make it, and it fits this connection only. */
+static bool root_proof_ok(ember_node *n, ember_conn *c, const ember_hs *hs)
+{
+    uint8_t want[EMBER_MAC_LEN];
+    if (!has_secret(n))
+        return true;
+    if (ember_auth_welcome_proof(n->cfg.secret, c->node_nonce, c->root_nonce,
+                                 hs->id, want))
+        return false;
+    return ember_auth_check(&hs->root_proof, want);
+}
+
 static int node_handshake(ember_conn *c, const ember_frame *f)
 {
     ember_node *n = c->ep->node;
@@ -183,11 +208,43 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
             rc = -1;
         } else {
             ember_hs reg;
+            uint8_t proof[EMBER_MAC_LEN];
             memset(&reg, 0, sizeof reg);
             reg.version = hs.vmax < EMBER_PROTO_MAX ? hs.vmax : EMBER_PROTO_MAX;
             reg.name = n->name;
+            if (has_secret(n)) {
+                /* Without the root's nonce we could not check its proof. */
+                if (hs.nonce.len != EMBER_NONCE_LEN) {
+                    ember_conn_close(c, EMBER_PROTOCOL, "root sent no usable "
+                                     "nonce: cannot authenticate it");
+                    ember_arena_reset(&c->ep->scratch);
+                    return -1;
+                }
+                memcpy(c->root_nonce, hs.nonce.data, EMBER_NONCE_LEN);
+                if (ember_random(c->node_nonce, sizeof c->node_nonce) ||
+                    ember_auth_register_proof(n->cfg.secret, c->root_nonce,
+                                              c->node_nonce, n->name, proof)) {
+                    ember_conn_close(c, EMBER_LOST, "cannot compute the "
+                                     "registration proof");
+                    ember_arena_reset(&c->ep->scratch);
+                    return -1;
+                }
+                reg.proof.data = proof;
+                reg.proof.len = sizeof proof;
+                reg.node_nonce.data = c->node_nonce;
+                reg.node_nonce.len = sizeof c->node_nonce;
+            }
             ember_hs_send(c, EMBER_FR_REGISTER, &reg, n->ep.exports);
         }
+    } else if (f->kind == EMBER_FR_WELCOME && !root_proof_ok(n, c, &hs)) {
+        /* A root that cannot prove the secret may be an impostor: nothing
+         * is callable yet, so drop it and retry with the usual backoff. */
+        ember_conn_close(c, EMBER_LOST, hs.root_proof.len
+                         ? "bad credentials: the root failed to prove the "
+                           "shared secret"
+                         : "bad credentials: the root sent no proof of the "
+                           "shared secret (is it configured without one?)");
+        rc = -1;
     } else if (f->kind == EMBER_FR_WELCOME) {
         n->id = hs.id;
         if (hs.heartbeat_ms)
@@ -279,6 +336,26 @@ EMBER_API ember_node *ember_node_new(struct event_base *base, const char *name,
         return NULL;
     }
     n->ep.node = n;
+    n->cfg.secret = NULL;
+    if (cfg && cfg->secret && *cfg->secret &&
+        !(n->cfg.secret = ember_strdup(cfg->secret))) {
+        ember_node_free(n);
+        ember_seterr("out of memory");
+        return NULL;
+    }
+    if (cfg && cfg->tls) {
+        if (ember_tls_ctx_new(&n->ep, cfg->tls, false)) {
+            ember_node_free(n);
+            return NULL;
+        }
+        if (cfg->tls->server_name &&
+            !(n->tls_host = ember_strdup(cfg->tls->server_name))) {
+            ember_node_free(n);
+            ember_seterr("out of memory");
+            return NULL;
+        }
+    }
+    n->cfg.tls = NULL;
     n->ep.on_handshake = node_handshake;
     n->ep.on_lost = node_lost;
     n->name = ember_strdup(name);
@@ -297,6 +374,27 @@ EMBER_API ember_exports *ember_node_exports(ember_node *n)
     return n->ep.exports;
 }
 
+/* "host:port" / "[v6]:port" -> host: by default the root's certificate
+ * must name the host we dial. NULL for unix sockets. */
+static char *host_of(const char *addr)
+{
+    char buf[256];
+    const char *end;
+    if (strncmp(addr, "unix:", 5) == 0)
+        return NULL;
+    if (addr[0] == '[') {
+        addr++;
+        end = strchr(addr, ']');
+    } else {
+        end = strrchr(addr, ':');
+    }
+    if (!end || end == addr || (size_t)(end - addr) >= sizeof buf)
+        return NULL;
+    memcpy(buf, addr, (size_t)(end - addr));
+    buf[end - addr] = 0;
+    return ember_strdup(buf);
+}
+
 EMBER_API int ember_node_connect(ember_node *n, const char *addr)
 {
     struct sockaddr_storage ss;
@@ -307,6 +405,8 @@ EMBER_API int ember_node_connect(ember_node *n, const char *addr)
         return -1;
     if (!(n->addr = ember_strdup(addr)))
         return ember_seterr("out of memory");
+    if (n->ep.tls_ctx && !n->tls_host && !(n->tls_host = host_of(addr)))
+        return ember_seterr("TLS: no server name to check the root against");
     try_connect(n);
     return 0;
 }
@@ -363,5 +463,10 @@ EMBER_API void ember_node_free(ember_node *n)
     }
     ember_strfree(n->name);
     ember_strfree(n->addr);
+    ember_strfree(n->tls_host);
+    if (n->cfg.secret) {
+        OPENSSL_cleanse((char *)n->cfg.secret, strlen(n->cfg.secret));
+        ember_strfree((char *)n->cfg.secret);
+    }
     ember_free(n, sizeof *n);
 }

@@ -17,6 +17,7 @@
 
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <openssl/crypto.h>
 
 #include "handshake-internal.h"
 
@@ -235,6 +236,25 @@ static void refuse(ember_conn *c, uint32_t code, const char *msg)
     ember_conn_flush(c);
 }
 
+static bool has_secret(const ember_root *r)
+{
+    return r->cfg.secret && *r->cfg.secret;
+}
+
+/* The node proves it knows the secret by MACing the nonce we sent on this
+ * connection (so a REGISTER recorded from another session is worthless),
+ * its own nonce and its name. */
+static bool proof_ok(ember_root *r, ember_conn *c, const ember_hs *hs)
+{
+    uint8_t want[EMBER_MAC_LEN];
+    if (hs->node_nonce.len != EMBER_NONCE_LEN || hs->proof.len != EMBER_MAC_LEN)
+        return false;
+    if (ember_auth_register_proof(r->cfg.secret, c->root_nonce,
+                                  hs->node_nonce.data, hs->name, want))
+        return false;
+    return ember_auth_check(&hs->proof, want);
+}
+
 static int root_handshake(ember_conn *c, const ember_frame *f)
 {
     ember_root *r = c->ep->root;
@@ -259,10 +279,10 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         refuse(c, EMBER_REFUSE_VERSION, msg);
     } else if (!hs.name || !*hs.name || strlen(hs.name) > 255) {
         refuse(c, EMBER_REFUSE_BAD_NAME, "a node name must be 1..255 bytes");
-    } else if (r->cfg.secret && *r->cfg.secret) {
-        /* Fail closed until the shared-secret handshake lands. */
-        refuse(c, EMBER_REFUSE_AUTH, "this root requires a shared secret, "
-               "which this build cannot verify yet");
+    } else if (has_secret(r) && !proof_ok(r, c, &hs)) {
+        /* One message for every failure (no proof, wrong proof, replayed
+         * proof): an impostor learns nothing about which part was wrong. */
+        refuse(c, EMBER_REFUSE_AUTH, "bad credentials");
     } else if (r->ep.stopping) {
         refuse(c, EMBER_REFUSE_STOPPING, "root is shutting down");
     } else {
@@ -327,6 +347,19 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         w.id = ch->id;
         w.heartbeat_ms = r->ep.lim.heartbeat_ms;
         w.dead_after_ms = r->ep.lim.dead_after_ms;
+        /* Mutual: prove the secret back, bound to the node's nonce and the
+         * id we give it, so the node knows it reached the real root. */
+        uint8_t root_proof[EMBER_MAC_LEN];
+        if (has_secret(r)) {
+            if (ember_auth_welcome_proof(r->cfg.secret, hs.node_nonce.data,
+                                         c->root_nonce, ch->id, root_proof)) {
+                ember_arena_reset(&c->ep->scratch);
+                ember_conn_close(c, EMBER_LOST, "cannot compute the root proof");
+                return -1;
+            }
+            w.root_proof.data = root_proof;
+            w.root_proof.len = sizeof root_proof;
+        }
         ember_hs_send(c, EMBER_FR_WELCOME, &w, r->ep.exports);
         ember_log(EMBER_LOG_INFO, "root: child \"%s\" (id %u) registered from %s",
                   ch->name, ch->id, c->peer);
@@ -371,14 +404,21 @@ static int root_take(ember_root *r, int fd, const char *peer)
     ember_conn *c = ember_conn_new(&r->ep, fd, peer);
     if (!c)
         return -1;
-    uint8_t nonce[EMBER_NONCE_LEN];
-    evutil_secure_rng_get_bytes(nonce, sizeof nonce);
+    /* A fresh nonce per connection: the node's proof is bound to it. */
+    if (ember_random(c->root_nonce, sizeof c->root_nonce)) {
+        ember_conn_close(c, EMBER_LOST, ember_last_error());
+        return -1;
+    }
+    if (r->ep.tls_ctx && ember_tls_attach(c, true, NULL)) {
+        ember_conn_close(c, EMBER_LOST, ember_last_error());
+        return -1;
+    }
     ember_hs hs;
     memset(&hs, 0, sizeof hs);
     hs.vmin = EMBER_PROTO_MIN;
     hs.vmax = EMBER_PROTO_MAX;
-    hs.nonce.data = nonce;
-    hs.nonce.len = sizeof nonce;
+    hs.nonce.data = c->root_nonce;
+    hs.nonce.len = sizeof c->root_nonce;
     ember_hs_send(c, EMBER_FR_HELLO, &hs, r->ep.exports);
     return 0;
 }
@@ -452,6 +492,19 @@ EMBER_API ember_root *ember_root_new(struct event_base *base,
         return NULL;
     }
     r->ep.root = r;
+    /* Our own copy of the secret (the caller's may be a temporary). */
+    r->cfg.secret = NULL;
+    if (cfg && cfg->secret && *cfg->secret &&
+        !(r->cfg.secret = ember_strdup(cfg->secret))) {
+        ember_root_free(r);
+        ember_seterr("out of memory");
+        return NULL;
+    }
+    if (cfg && cfg->tls && ember_tls_ctx_new(&r->ep, cfg->tls, true)) {
+        ember_root_free(r);
+        return NULL;
+    }
+    r->cfg.tls = NULL;
     r->ep.on_handshake = root_handshake;
     r->ep.on_lost = root_lost;
     r->port = -1;
@@ -504,7 +557,16 @@ EMBER_API int ember_root_listen(ember_root *r, const char *addr)
                 r->port = ntohs(((struct sockaddr_in6 *)&got)->sin6_port);
         }
     }
-    ember_log(EMBER_LOG_INFO, "root: listening on %s", addr);
+    /* Log what we really bound ("127.0.0.1:0" says nothing). */
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof bound;
+    char *text = NULL;
+    if (ss.ss_family != AF_UNIX &&
+        getsockname(fd, (struct sockaddr *)&bound, &bl) == 0)
+        text = ember_addr_text((struct sockaddr *)&bound, bl);
+    ember_log(EMBER_LOG_INFO, "root: listening on %s%s", text ? text : addr,
+              r->ep.tls_ctx ? " (TLS)" : "");
+    ember_strfree(text);
     return 0;
 }
 
@@ -535,6 +597,10 @@ EMBER_API void ember_root_free(ember_root *r)
     ember_ep_fini(&r->ep, EMBER_SHUTDOWN);
     ember_free(r->by_name, sizeof *r->by_name * r->nbuckets);
     ember_free(r->by_id, sizeof *r->by_id * r->nbuckets);
+    if (r->cfg.secret) {
+        OPENSSL_cleanse((char *)r->cfg.secret, strlen(r->cfg.secret));
+        ember_strfree((char *)r->cfg.secret);
+    }
     ember_free(r, sizeof *r);
 }
 

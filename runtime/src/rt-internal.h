@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <event2/event.h>
 
@@ -28,6 +29,9 @@
 
 typedef struct ember_conn ember_conn;
 typedef struct ember_ep ember_ep;
+
+#define EMBER_NONCE_LEN 32  /* HELLO and REGISTER nonces */
+#define EMBER_MAC_LEN 32    /* HMAC-SHA256 */
 
 /* ---- frame.c: the wire format ---- */
 
@@ -83,11 +87,7 @@ int ember_frame_send_hdr(ember_conn *c, uint8_t kind, int n, uint64_t a,
 struct ember_pending;
 struct ember_deferred;
 
-typedef struct ember_heap_ent {
-    uint64_t at;        /* deadline, ms */
-    ember_conn *conn;
-    uint32_t idx;       /* slot index in conn's call table */
-} ember_heap_ent;
+struct ember_deadlines;             /* calltab.c */
 
 struct ember_ep {
     struct event_base *base;
@@ -106,9 +106,9 @@ struct ember_ep {
     bool work_pending;
     bool in_work, kick_again;   /* re-kicks from inside the work event */
     struct ember_deferred *defq, *defq_tail;
+    void *tls_ctx;              /* SSL_CTX when TLS is configured, else NULL */
 
-    ember_heap_ent *heap;       /* call deadlines (min-heap) */
-    uint32_t nheap, capheap;
+    struct ember_deadlines *dl; /* call deadlines (calltab.c) */
     struct event *timer_ev;
     uint64_t timer_at;          /* when timer_ev fires, 0: not armed */
 
@@ -140,6 +140,28 @@ void ember_ep_fini(ember_ep *ep, ember_status status);
 void ember_ep_kick(ember_ep *ep);   /* schedule the work event */
 void ember_ep_check_idle(ember_ep *ep);
 
+/* ---- the transport: how a connection's bytes move (plain or TLS) ---- */
+
+/*
+ * read/write return the bytes moved (> 0), 0 for end of stream (read only),
+ * or -1: with errno EAGAIN when the socket is not ready (the transport then
+ * sets c->write_needs_read / c->read_needs_write if the other direction must
+ * become ready first, as TLS does), otherwise a failure described by
+ * ember_last_error(). Framing, calls and the child manager never see which
+ * transport a connection uses.
+ */
+typedef struct ember_transport {
+    ssize_t (*read)(ember_conn *c, void *p, size_t n);
+    ssize_t (*write)(ember_conn *c, const void *p, size_t n);
+    /* Decrypted bytes buffered inside the transport (no read event will
+     * announce them). NULL: never. */
+    bool (*pending)(ember_conn *c);
+    /* Best-effort close notification and release, before close(fd). */
+    void (*close)(ember_conn *c);
+} ember_transport;
+
+extern const ember_transport ember_plain_transport;
+
 /* ---- the connection ---- */
 
 enum { EMBER_CONN_HANDSHAKE, EMBER_CONN_READY, EMBER_CONN_CLOSED };
@@ -162,6 +184,15 @@ struct ember_conn {
     struct event *rev, *wev;
     bool wev_added;
     ember_buf in, out;
+    const ember_transport *tp;
+    void *tls;                     /* SSL, for the TLS transport */
+    bool tls_done;                 /* TLS handshake finished */
+    bool write_needs_read;         /* a write waits for readability (TLS) */
+    bool read_needs_write;         /* a read waits for writability (TLS) */
+    /* Registration: on a root, the nonce it sent in HELLO; on a node, the
+     * root's nonce and its own (checked against WELCOME's root proof). */
+    uint8_t root_nonce[EMBER_NONCE_LEN];
+    uint8_t node_nonce[EMBER_NONCE_LEN];
     uint64_t created_ms, last_rx_ms;
     uint32_t heartbeat_ms, dead_after_ms;
     char *peer;                    /* "127.0.0.1:41234" */
@@ -190,6 +221,8 @@ ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer);
 void ember_conn_close(ember_conn *c, ember_status st, const char *reason);
 void ember_conn_closef(ember_conn *c, ember_status st, const char *fmt, ...)
     EMBER_PRINTF(3, 4);
+/* The reason a peer's GOODBYE closes with (logged at INFO, not WARN). */
+#define EMBER_GOODBYE_REASON "peer said goodbye"
 void ember_conn_mark_dirty(ember_conn *c);
 void ember_conn_flush(ember_conn *c);
 void ember_conn_free(ember_conn *c);
@@ -200,7 +233,7 @@ ember_dec_limits ember_conn_dec_limits(const ember_conn *c);
 typedef struct ember_pending {
     uint32_t gen;                  /* 0: free */
     uint32_t next_free;
-    uint32_t heap_pos;             /* 1-based position in ep->heap, 0: none */
+    uint32_t dl_node;              /* its deadline in ep->dl (1-based), 0: none */
     bool raw;
     ember_complete_fn done;
     ember_raw_cb rawcb;
@@ -235,6 +268,7 @@ void ember_defer_outcome(ember_ep *ep, const ember_callback *cb,
                          ember_status st, const char *msg);
 void ember_defer_run(ember_ep *ep);
 void ember_timer_fire(ember_ep *ep);
+void ember_calltab_ep_fini(ember_ep *ep); /* frees ep->dl */
 
 /* ---- call.c: incoming calls ---- */
 
@@ -306,11 +340,49 @@ void ember_ref_conn_closed(ember_conn *c);
 ember_ref *ember_ref_find_xobj(ember_conn *c, uint64_t oid);
 void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count);
 
+/* ---- auth.c: shared-secret proofs (libcrypto) ---- */
+int ember_random(void *p, size_t n);
+int ember_auth_mac(const char *secret, const char *label, const uint8_t *a,
+                   const uint8_t *b, const void *tail, size_t tail_len,
+                   uint8_t out[EMBER_MAC_LEN]);
+/* HMAC-SHA256(secret, "ember-register-v1" || root_nonce || node_nonce || name) */
+int ember_auth_register_proof(const char *secret, const uint8_t *root_nonce,
+                              const uint8_t *node_nonce, const char *name,
+                              uint8_t out[EMBER_MAC_LEN]);
+/* HMAC-SHA256(secret, "ember-welcome-v1" || node_nonce || root_nonce || id LE32) */
+int ember_auth_welcome_proof(const char *secret, const uint8_t *node_nonce,
+                             const uint8_t *root_nonce, uint32_t child_id,
+                             uint8_t out[EMBER_MAC_LEN]);
+/* Constant-time: got is exactly want. */
+bool ember_auth_check(const ember_bytes *got, const uint8_t want[EMBER_MAC_LEN]);
+
+/* ---- tls.c ---- */
+struct ember_tls_config;
+/* Builds ep->tls_ctx from cfg (server: a root). -1 with ember_last_error(). */
+int ember_tls_ctx_new(ember_ep *ep, const struct ember_tls_config *cfg,
+                      bool server);
+void ember_tls_ctx_free(ember_ep *ep);
+/* Switches a new connection to TLS; host: the name the node expects in the
+ * root's certificate (NULL on a root). -1 with ember_last_error(). */
+int ember_tls_attach(ember_conn *c, bool server, const char *host);
+
 /* ---- addr.c ---- */
 #include <sys/socket.h>
 int ember_addr_parse(const char *addr, struct sockaddr_storage *ss,
                      socklen_t *len);
 char *ember_addr_text(const struct sockaddr *sa, socklen_t len);
 int ember_sock_prepare(int fd);
+
+/* ---- arena.c, clock.c: hot-path helpers ---- */
+
+/* Like ember_arena_alloc, without zeroing (the caller overwrites it all). */
+void *ember_arena_alloc_nz(ember_arena *a, size_t size);
+/* A read batch or timer holds the clock: read once, used by everything the
+ * batch does (call deadlines, call times). Holds nest; release each. */
+void ember_clock_hold(void);
+void ember_clock_release(void);
+/* The held reading, or the real clock outside a hold. */
+uint64_t ember_clock_us(void);
+uint64_t ember_clock_ms(void);
 
 #endif

@@ -604,8 +604,10 @@ static int run_soak(int secs)
     long total = S.up.started + S.down.started;
     printf("soak: %d s, %ld calls (%.0f/s), %d nodes churned, joins %d leaves %d\n",
            secs, total, total / (double)secs, S.churned, j.joins, j.leaves);
-    printf("soak: node->root sent %ld = ok %ld + lost %ld + timeout %ld + other %ld\n",
-           S.up.started, S.up.ok, S.up.lost, S.up.timeout, S.up.other);
+    printf("soak: node->root sent %ld = ok %ld + lost %ld + timeout %ld + other %ld"
+           " (e.g. %s: calls of a node freed while churning)\n",
+           S.up.started, S.up.ok, S.up.lost, S.up.timeout, S.up.other,
+           ember_status_name(S.up.other_st));
     printf("soak: root->node sent %ld = ok %ld + lost %ld + timeout %ld + other %ld\n",
            S.down.started, S.down.ok, S.down.lost, S.down.timeout, S.down.other);
     printf("soak: RSS after warm-up %ld KiB, max %ld KiB\n", rss_warm, rss_max);

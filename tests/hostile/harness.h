@@ -80,6 +80,7 @@ bool h_peer_closed(int fd);
 #define H_HOLD 101    /* root: keeps the call until h_release_held */
 #define H_DEEP 300    /* root: typed, decodes a recursive value */
 #define H_LIST 301    /* root: typed, decodes list<u32> */
+#define H_BIGS 302    /* root: typed, decodes list<256-byte struct> */
 #define H_NODE_ECHO 200 /* nodes: replies with the payload */
 #define H_NODE_HOLD 201 /* nodes: never replies until released */
 

@@ -31,6 +31,14 @@
 
 static h_fixture FX;
 
+static void root_echo_pub(ember_call *k, uint32_t id, const void *p, size_t n,
+                          void *ud)
+{
+    (void)id;
+    (void)ud;
+    ember_call_reply_raw(k, p, n);
+}
+
 static bool good_flowing(void *ud)
 {
     return FX.ok >= (long)(intptr_t)ud;
@@ -470,6 +478,37 @@ static void case_post_length_overflow(void)
     victim_stop(&v);
 }
 
+/* A frame of N bytes whose arguments decode into N x sizeof(struct): every
+ * empty struct element takes 1 byte on the wire and 256 in the arena. The
+ * decoded size of one call should be bounded by a small multiple of its
+ * frame (or a per-call budget), or max_outstanding such calls with
+ * deferred replies hold max_outstanding x max_frame x sizeof(struct). */
+static void case_post_decode_amplification(void)
+{
+    WITH_VICTIM(v);
+    enum { N = 60000 };
+    static uint8_t p[N + 16];
+    size_t n = 0;
+    p[n++] = 0x0a;
+    n += h_varint(p + n, N + 3); /* count varint (3 bytes) + N elements */
+    n += h_varint(p + n, N);
+    memset(p + n, 0, N);        /* N empty elements */
+    n += N;
+    static uint8_t frame[N + 64];
+    uint64_t h[3] = { H_INJ_ID(1), 0, H_BIGS };
+    size_t fl = h_frame(frame, sizeof frame, FR_CALL, 3, h, p, n);
+    h_alloc_reset_peak();
+    size_t before = h_alloc_live();
+    h_relay_inject(v.relay, frame, fl);
+    ans_wait a = { v.relay, H_INJ_ID(1) };
+    CHECK(h_run_until(got_answer, &a, 3000));
+    size_t grown = h_alloc_peak() - before;
+    fprintf(stderr, "  a %zu-byte frame made the root allocate %zu KiB (x%zu)\n",
+            fl, grown >> 10, grown / fl);
+    victim_stop(&v);
+    CHECK(grown < 16 * fl + (1u << 20));
+}
+
 static void case_post_flood(void)
 {
     WITH_VICTIM(v);
@@ -537,6 +576,122 @@ static void case_post_never_reads(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* authentication                                                     */
+/* ------------------------------------------------------------------ */
+
+static int auth_joins;
+static void auth_join(ember_root *r, ember_child *c, void *ud)
+{
+    (void)r;
+    (void)c;
+    (void)ud;
+    auth_joins++;
+}
+
+static ember_node *auth_node(const char *name, const char *secret, int port)
+{
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    h_limits(&cfg.limits);
+    cfg.secret = secret;
+    cfg.backoff_min_ms = 50;
+    cfg.backoff_max_ms = 200;
+    ember_node *n = ember_node_new(H_base, name, &cfg);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    if (n && ember_node_connect(n, addr)) {
+        ember_node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+static bool log_refused(void *ud)
+{
+    (void)ud;
+    return h_log_has("refusing registration", "credentials");
+}
+
+static bool call_ended(void *ud) { return *(int *)ud != 0; }
+
+static void auth_done(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    (void)p;
+    (void)n;
+    *(int *)ud = o->status == EMBER_OK ? 1 : 2;
+}
+
+/* A root with a secret: nodes without it, or with a wrong one, are refused
+ * (logged, no join, nothing callable); a raw REGISTER with a forged proof is
+ * refused; the right secret registers and calls work. */
+static void case_auth(void)
+{
+    static const char secret[] = "0f3c9d2e-hostile-cluster-secret";
+    ember_root_config cfg;
+    ember_root_config_default(&cfg);
+    h_limits(&cfg.limits);
+    cfg.secret = secret;
+    cfg.on_join = auth_join;
+    auth_joins = 0;
+    ember_root *r = ember_root_new(H_base, &cfg);
+    CHECK(r);
+    ember_exports_add_raw(ember_root_exports(r), H_ECHO, root_echo_pub, NULL);
+    CHECK(ember_root_listen(r, "127.0.0.1:0") == 0);
+    int port = ember_root_port(r);
+
+    ember_node *none = auth_node("nosecret", NULL, port);
+    ember_node *wrong = auth_node("wrong", "not-the-secret", port);
+    bool refused = h_run_until(log_refused, NULL, 3000);
+    h_run_for(300);
+    bool none_out = ember_node_state_get(none) != EMBER_NODE_REGISTERED;
+    bool wrong_out = ember_node_state_get(wrong) != EMBER_NODE_REGISTERED;
+    int joins_bad = auth_joins;
+    /* Nothing is callable: a call from a refused node does not reach us. */
+    int st = 0;
+    ember_call_raw(ember_node_root(wrong), H_ECHO, "x", 1, auth_done, &st, NULL);
+    h_run_until(call_ended, &st, 3000);
+    ember_node_free(none);
+    ember_node_free(wrong);
+
+    /* A raw REGISTER with a forged 32-byte proof (tag 4) and a nonce. */
+    uint8_t payload[256];
+    size_t n = 0;
+    payload[n++] = 0x08; payload[n++] = 1;                 /* version 1 */
+    payload[n++] = 0x12; payload[n++] = 5;                 /* name */
+    memcpy(payload + n, "forge", 5); n += 5;
+    payload[n++] = 0x22; payload[n++] = 32;                /* proof */
+    memset(payload + n, 0x41, 32); n += 32;
+    for (uint32_t tag = 5; tag <= 7; tag++) {              /* nonce-ish */
+        payload[n++] = (uint8_t)(tag << 3 | 2); payload[n++] = 32;
+        memset(payload + n, 0x42, 32); n += 32;
+    }
+    uint8_t fr[320];
+    size_t fl = h_frame(fr, sizeof fr, FR_REGISTER, 0, NULL, payload, n);
+    int fd = h_connect(port);
+    CHECK(fd >= 0);
+    h_write_all(fd, fr, fl);
+    bool raw_closed = h_run_until(fd_closed, &fd, 3000);
+    close(fd);
+
+    ember_node *good = auth_node("holder", secret, port);
+    bool ok_reg = h_run_until(h_node_registered, good, 3000);
+    int st2 = 0;
+    ember_call_raw(ember_node_root(good), H_ECHO, "x", 1, auth_done, &st2, NULL);
+    h_run_until(call_ended, &st2, 3000);
+    ember_node_free(good);
+    ember_root_free(r);
+    h_run_for(20);
+
+    CHECK(refused);
+    CHECK(none_out && wrong_out);
+    CHECK(joins_bad == 0);
+    CHECK(st == 2);
+    CHECK(raw_closed);
+    CHECK(ok_reg && auth_joins == 1);
+    CHECK(st2 == 1);
+}
+
+/* ------------------------------------------------------------------ */
 /* accept storm up to fd exhaustion (in a forked child)               */
 /* ------------------------------------------------------------------ */
 
@@ -554,6 +709,7 @@ static void count_event_log(int sev, const char *msg)
 static int storm_child(bool check_spin)
 {
     event_set_log_callback(count_event_log);
+    struct event_base *parent_base = H_base;
     H_base = event_base_new();
     ember_limits lim;
     h_limits(&lim);
@@ -598,6 +754,10 @@ static int storm_child(bool check_spin)
     }
     ember_node_free(late);
     h_fixture_stop(&FX);
+    /* Free everything, so that memcheck's check of this child is clean. */
+    event_base_free(H_base);
+    event_base_free(parent_base);
+    h_log_clear();
     if (FX.bad)
         return 6;
     if (check_spin) {
@@ -638,8 +798,9 @@ static void retry_done(const ember_outcome *o, const void *p, size_t n, void *ud
     (void)n;
     (void)ud;
     retries++;
-    ember_call_raw(ember_node_root(retry_node), H_ECHO, "r", 1, retry_done,
-                   NULL, NULL);
+    if (retry_node)
+        ember_call_raw(ember_node_root(retry_node), H_ECHO, "r", 1, retry_done,
+                       NULL, NULL);
 }
 
 static void case_retry_livelock(void)
@@ -648,6 +809,7 @@ static void case_retry_livelock(void)
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
+        struct event_base *parent_base = H_base;
         H_base = event_base_new();
         /* Port 1: nothing listens there, the node stays unregistered. */
         retry_node = h_node_new("retrier", 1);
@@ -659,6 +821,12 @@ static void case_retry_livelock(void)
         h_run_for(200);
         alarm(0);
         fprintf(stderr, "  %ld immediate retries in 200 ms\n", retries);
+        ember_node *n = retry_node;
+        retry_node = NULL;
+        ember_node_free(n);     /* its last call ends with EMBER_SHUTDOWN */
+        event_base_free(H_base);
+        event_base_free(parent_base);
+        h_log_clear();
         _exit(0);
     }
     int st = 0;
@@ -704,8 +872,14 @@ static const hcase cases[] = {
     { "post-deep-nesting", case_post_deep_nesting, NULL, 0, 0, false },
     { "post-count-beyond-bytes", case_post_count_beyond_bytes, NULL, 0, 0, false },
     { "post-length-overflow", case_post_length_overflow, NULL, 0, 0, false },
+    { "post-decode-amplification", case_post_decode_amplification,
+      "codec.c ember_dec_list_begin_raw checks count against the bytes present "
+      "(min_elem_bytes, 1 for structs) but allocates count * sizeof(C struct): "
+      "one frame decodes into up to sizeof(struct) times its size, with no "
+      "per-call budget", 0, 0, false },
     { "post-flood", case_post_flood, NULL, 32, 0, false },
     { "post-never-reads", case_post_never_reads, NULL, 0, 1u << 20, false },
+    { "auth", case_auth, NULL, 0, 0, false },
     { "accept-storm", case_accept_storm, NULL, 0, 0, true },
     /* was: ep.c on_work re-activated work_ev with event_active, so a
      * callback retrying at once livelocked the loop (fixed) */

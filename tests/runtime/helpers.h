@@ -24,5 +24,6 @@ void quiet_logs(void);
 void add_codec_suite(void);
 void add_frame_suite(void);
 void add_e2e_suite(void);
+void add_security_suite(void);
 
 #endif

@@ -82,6 +82,24 @@ typedef struct ember_limits {
 
 void ember_limits_default(ember_limits *l);
 
+/*
+ * TLS for links between machines (docs/runtime.md, "TLS"). Point a root's or
+ * node's config at one of these; NULL there means plain TCP. Files are PEM.
+ * The strings are read when the root or node is created.
+ */
+typedef struct ember_tls_config {
+    const char *cert_file;    /* our certificate (chain): required on a root;
+                                 on a node, the client certificate (optional) */
+    const char *key_file;     /* the private key of cert_file */
+    const char *ca_file;      /* CAs that sign the peer's certificate: required
+                                 on a node; on a root, checks client certs */
+    const char *server_name;  /* node: the name (or IP) the root's certificate
+                                 must carry; NULL: the host part of the address
+                                 given to ember_node_connect */
+    int require_client_cert;  /* root: refuse nodes without a certificate
+                                 signed by ca_file */
+} ember_tls_config;
+
 #ifdef __cplusplus
 }
 #endif

@@ -35,6 +35,9 @@ typedef struct ember_node_config {
     void (*on_state)(ember_node *n, ember_node_state st, const char *reason,
                      void *ud);
     void *ud;
+    /* TLS on every connection (NULL: plain TCP). Must outlive the call to
+     * ember_node_new only. */
+    const ember_tls_config *tls;
 } ember_node_config;
 
 void ember_node_config_default(ember_node_config *cfg);

@@ -26,6 +26,9 @@ typedef struct ember_root_config {
     void (*on_join)(ember_root *r, ember_child *c, void *ud);
     void (*on_leave)(ember_root *r, ember_child *c, const char *reason, void *ud);
     void *ud;
+    /* TLS on every connection (NULL: plain TCP). Must outlive the call to
+     * ember_root_new only. */
+    const ember_tls_config *tls;
 } ember_root_config;
 
 void ember_root_config_default(ember_root_config *cfg);

@@ -100,8 +100,17 @@ int ember_oneway_start(ember_ref *to, uint32_t method_id,
  * before this returns. -1 if it already ended. */
 int ember_cancel(ember_ref *to, ember_handle h);
 
-/* Untyped path (the gate pattern): payload is an encoded argument struct
- * forwarded as is; the reply payload is handed over undecoded. */
+/*
+ * Untyped path (the gate pattern): payload is an encoded argument struct
+ * forwarded as is; the reply payload is handed over undecoded.
+ *
+ * The callback's outcome: for EMBER_OK, payload/len is the encoded reply
+ * struct. For EMBER_RAISED, o->error is NULL (nothing knows the error's
+ * type to decode it), o->error_id names the error, and payload/len is the
+ * encoded error struct, to decode or forward as is. For the other statuses
+ * ignore payload (o->message says what happened). The payload pointer is
+ * valid only during the callback: copy what you keep.
+ */
 typedef void (*ember_raw_cb)(const ember_outcome *o, const void *payload,
                              size_t len, void *ud);
 ember_handle ember_call_raw(ember_ref *to, uint32_t method_id,
