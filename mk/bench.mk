@@ -40,7 +40,7 @@ bench-raw: $(RAW_SERVER) $(RAW_CLIENT)
 # The ember peer: a root (server) and nodes (client) on idlc's stubs,
 # generated from bench/bench.idl into $(BENCH_GEN).
 BENCH_EMBER_CFLAGS = $(BENCH_CFLAGS) $(EMBER_INC) -I$(BENCH_GEN)
-BENCH_EMBER_LIBS   = $(LIBEMBER_A) $(or $(RT_LIBS),$(EVENT_LIBS) -lm)
+BENCH_EMBER_LIBS   = $(LIBEMBER_A) $(RT_LIBS)
 BENCH_EMBER_O      = $(BENCH_OBJ)/ember/counting.o $(BENCH_OBJ)/gen/bench.o $(BENCH_COMMON_O)
 
 $(BENCH_GEN)/bench.h: bench/bench.idl $(IDLC)

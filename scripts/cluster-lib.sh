@@ -1,18 +1,29 @@
 # cluster-lib.sh — start, watch and stop the example cluster on loopback.
 # Sourced by scripts/demo.sh and tests/e2e/*.sh (POSIX sh).
 #
+#   cl_test NAME DIR            a test's start: fresh DIR, fail() says NAME,
+#                               cluster_kill at exit
 #   cluster_start DIR DBPATH    free ports, DIR/cluster.json, master started
 #   cluster_wait_ready SECS     poll /status until every server registered
 #   cluster_stop SECS           POST /stop, then every process must be gone
 #   cluster_kill                the trap: ends what we started, by pid
+#   cl_poll SECS WHY CMD...     run CMD until it succeeds; cl_die WHY after SECS
+#   cl_bots OUT ARGS...         run the bots against net; fail() if they fail
+#
+# The config always carries a cluster secret: $CL_SECRET, or a random one
+# drawn per run. $CL_TLS_JSON, if set, is put in the config as it is (a
+# '"tls": {...},' line).
 #
 # Sets CL_WEB (http://127.0.0.1:PORT), CL_NET (127.0.0.1:PORT), CL_MASTER_PID,
 # CL_PIDS (the master's and every server's pid), CL_LOG, CL_STOP_REPORT.
+# CL_OWN_PIDS: other processes a script started, ended by cluster_kill too.
 
 : "${B:=build}"
 CL_BIN=$B/bin
 CL_MASTER_PID=
 CL_PIDS=
+CL_OWN_PIDS=
+CL_TEST=cluster
 
 cl_say() { printf '%s\n' "$*"; }
 cl_die() {
@@ -23,6 +34,19 @@ cl_die() {
     fi
     exit 1
 }
+
+fail() { printf '%s: FAIL: %s\n' "$CL_TEST" "$*" >&2; cl_die "$*"; }
+
+cl_test() {
+    CL_TEST=$1
+    dir=$2
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    trap cluster_kill EXIT INT TERM
+}
+
+# 32 random bytes in hex: a fresh cluster secret.
+cl_secret() { head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n'; }
 
 # JSON on one line with single spaces, for grep.
 cl_flat() { tr -d '\n' | tr -s ' '; }
@@ -41,9 +65,13 @@ cluster_start() {
     # Ask the kernel for free ports: master root, web, db, gate, net.
     set -- $("$CL_BIN/freeport" 5) || cl_die "freeport failed"
     [ $# -eq 5 ] || cl_die "freeport gave $# ports"
+    : "${CL_SECRET:=$(cl_secret)}"
+    [ -n "$CL_SECRET" ] || cl_die "no random secret from /dev/urandom"
     cat > "$dir/cluster.json" <<JSON
 {
   "master": {"roothost": "127.0.0.1", "rootport": $1, "webport": $2},
+  "secret": "$CL_SECRET",
+  ${CL_TLS_JSON:-}
   "db": "$db",
   "servers": {
     "db":    {"app": "db",   "rootport": $3},
@@ -82,7 +110,36 @@ cluster_wait_ready() {
     CL_PIDS=$(printf '%s\n%s\n' "$CL_MASTER_PID" "$(printf '%s\n' "$st" |
         sed -n 's/.*"pid": *\([0-9][0-9]*\).*/\1/p')" | sort -u | tr '\n' ' ')
     cl_say "cluster ready in $(cl_since "$cl_t0") s: $names"
+    sec=$(printf '%s' "$st" | cl_flat | grep -o '"security": {[^}]*}')
+    case $sec in
+    *'"secret": true'*) auth="authenticated: every server proved the cluster secret (HMAC-SHA256 challenge-response, both ways)" ;;
+    *) auth="NOT authenticated: no cluster secret" ;;
+    esac
+    case $sec in
+    *'"tls": true'*) auth="$auth, over TLS" ;;
+    *) auth="$auth, over plain TCP" ;;
+    esac
+    cl_say "$auth"
     cl_say "status page: $CL_WEB/  (pids: $CL_PIDS)"
+}
+
+cl_poll() {
+    cl_until=$(cl_deadline "$1")
+    cl_why=$2
+    shift 2
+    until "$@"; do
+        cl_past "$cl_until" && fail "$cl_why"
+        sleep 0.05
+    done
+}
+
+# True when /status (on one line) matches the grep pattern.
+cl_status_has() { curl -sf --max-time 2 "$CL_WEB/status" | cl_flat | grep -q "$1"; }
+
+cl_bots() {
+    cl_out=$1
+    shift
+    "$CL_BIN/bot" "$@" "$CL_NET" > "$cl_out" 2>&1 || { cat "$cl_out"; fail "bots failed (see $cl_out)"; }
 }
 
 # True while pid runs (a zombie child of ours counts as gone: reap it).
@@ -119,6 +176,9 @@ cluster_stop() {
 
 # EXIT trap: whatever is still running that we started, by pid.
 cluster_kill() {
+    for pid in $CL_OWN_PIDS; do
+        cl_alive "$pid" && kill -KILL "$pid" 2>/dev/null
+    done
     [ -n "$CL_MASTER_PID" ] || return 0
     for pid in $CL_PIDS; do
         cl_alive "$pid" && kill -TERM "$pid" 2>/dev/null

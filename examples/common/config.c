@@ -35,6 +35,45 @@ void cfg_master_addr(const cluster_cfg *c, char *buf, size_t len)
     snprintf(buf, len, "%s:%d", c->master_host, c->master_port);
 }
 
+void cfg_root_config(const cluster_cfg *c, ember_root_config *rc)
+{
+    ember_root_config_default(rc);
+    rc->secret = c->secret[0] ? c->secret : NULL;
+    rc->tls = c->tls_on ? &c->tls : NULL;
+}
+
+void cfg_node_config(const cluster_cfg *c, ember_node_config *nc)
+{
+    ember_node_config_default(nc);
+    nc->secret = c->secret[0] ? c->secret : NULL;
+    nc->tls = c->tls_on ? &c->tls : NULL;
+}
+
+/* "tls": {"cert", "key", "ca", "require_client_cert"}: a root needs cert
+ * and key, a node needs ca, so every server needs all three. */
+static int load_tls(cluster_cfg *c, json_t *t, char *err, size_t errlen)
+{
+    if (!t)
+        return 0;
+    if (!json_is_object(t)) {
+        snprintf(err, errlen, "%s: \"tls\" is not an object", c->path);
+        return -1;
+    }
+    copy(c->tls_cert, sizeof c->tls_cert, str_or(t, "cert", ""));
+    copy(c->tls_key, sizeof c->tls_key, str_or(t, "key", ""));
+    copy(c->tls_ca, sizeof c->tls_ca, str_or(t, "ca", ""));
+    if (!c->tls_cert[0] || !c->tls_key[0] || !c->tls_ca[0]) {
+        snprintf(err, errlen, "%s: tls needs \"cert\", \"key\" and \"ca\"", c->path);
+        return -1;
+    }
+    c->tls_on = true;
+    c->tls.cert_file = c->tls_cert;
+    c->tls.key_file = c->tls_key;
+    c->tls.ca_file = c->tls_ca;
+    c->tls.require_client_cert = json_is_true(json_object_get(t, "require_client_cert"));
+    return 0;
+}
+
 static int load_server(cfg_server *s, const char *name, json_t *o,
                        char *err, size_t errlen)
 {
@@ -94,6 +133,8 @@ int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
     c->web_port = int_or(m, "webport", 0);
     copy(c->secret, sizeof c->secret, str_or(root, "secret", ""));
     copy(c->db, sizeof c->db, str_or(root, "db", "var/ember.sqlite"));
+    if (load_tls(c, json_object_get(root, "tls"), err, errlen))
+        goto out;
     if (c->master_port <= 0) {
         snprintf(err, errlen, "%s: master.rootport must be a port", path);
         goto out;

@@ -4,6 +4,8 @@
  *   {
  *     "master":  {"roothost": "127.0.0.1", "rootport": 7000, "webport": 7080},
  *     "secret":  "cluster secret (optional)",
+ *     "tls":     {"cert": "c.pem", "key": "k.pem", "ca": "ca.pem",
+ *                 "require_client_cert": false}   (optional)
  *     "db":      "var/ember.sqlite",
  *     "servers": {
  *       "db":    {"app": "db",   "rootport": 7001},
@@ -21,7 +23,10 @@
 #ifndef EXAMPLES_CONFIG_H
 #define EXAMPLES_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include <ember/ember.h>
 
 #define CFG_MAX_SERVERS 32
 #define CFG_MAX_REMOTES 8
@@ -49,6 +54,9 @@ typedef struct cluster_cfg {
     int master_port;
     int web_port;
     char secret[128];
+    bool tls_on;         /* a "tls" block was given */
+    char tls_cert[512], tls_key[512], tls_ca[512];
+    ember_tls_config tls;   /* points into tls_cert/key/ca: do not copy c */
     char db[512];
     int n_servers;
     cfg_server servers[CFG_MAX_SERVERS];
@@ -57,6 +65,11 @@ typedef struct cluster_cfg {
 /* Loads and checks path; on error writes a message to err and returns -1. */
 int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen);
 const cfg_server *cfg_find(const cluster_cfg *c, const char *name);
+/* Root and node configs with the cluster's defaults, secret and TLS
+ * (pointing into c, which must outlive the ember_root_new/ember_node_new
+ * call). A node presents the TLS certificate as its client certificate. */
+void cfg_root_config(const cluster_cfg *c, ember_root_config *rc);
+void cfg_node_config(const cluster_cfg *c, ember_node_config *nc);
 /* "host:port" of the master's root. */
 void cfg_master_addr(const cluster_cfg *c, char *buf, size_t len);
 

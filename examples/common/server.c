@@ -274,8 +274,7 @@ int srv_init(srv *s, const char *app, int argc, char **argv)
     if (!s->base)
         return -1;
     ember_node_config nc;
-    ember_node_config_default(&nc);
-    nc.secret = s->cfg.secret[0] ? s->cfg.secret : NULL;
+    cfg_node_config(&s->cfg, &nc);
     s->master = ember_node_new(s->base, s->me->name, &nc);
     if (!s->master || cluster_Admin_export(ember_node_exports(s->master), &admin_handlers, s)) {
         fprintf(stderr, "%s: %s\n", name, ember_last_error());
@@ -317,8 +316,7 @@ ember_root *srv_root(srv *s)
         return NULL;
     }
     ember_root_config rc;
-    ember_root_config_default(&rc);
-    rc.secret = s->cfg.secret[0] ? s->cfg.secret : NULL;
+    cfg_root_config(&s->cfg, &rc);
     rc.on_join = root_join;
     rc.on_leave = root_leave;
     rc.ud = s;

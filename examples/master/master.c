@@ -225,9 +225,12 @@ static void send_text(struct evhttp_request *req, json_t *top)
 {
     struct evbuffer *out = evbuffer_new();
     json_t *m = json_object_get(top, "master");
-    evbuffer_add_printf(out, "cluster %s, %s; master pid %d, up %.1f s\n",
+    json_t *sec = json_object_get(top, "security");
+    evbuffer_add_printf(out, "cluster %s, %s, %s, %s; master pid %d, up %.1f s\n",
                         json_string_value(json_object_get(top, "state")),
                         json_is_true(json_object_get(top, "ready")) ? "ready" : "not ready",
+                        json_is_true(json_object_get(sec, "secret")) ? "authenticated" : "no secret",
+                        json_is_true(json_object_get(sec, "tls")) ? "TLS" : "plain TCP",
                         (int)json_integer_value(json_object_get(m, "pid")),
                         json_real_value(json_object_get(m, "uptime")));
     size_t i, j;
@@ -311,6 +314,10 @@ static void status_done(status_req *sr)
                                   (double)(now_us() - M.started_us) / 1e6, "rootport",
                                   ember_root_port(M.root), "webport", M.web_port, "config",
                                   M.cfg.path, "children", (int)ember_root_child_count(M.root)));
+    /* How the cluster's links are protected (secret: every registration
+     * proved the shared secret; tls: every link is encrypted). */
+    json_object_set_new(top, "security", json_pack("{s:b, s:b}", "secret", M.cfg.secret[0] != 0,
+                                                   "tls", M.cfg.tls_on));
     json_object_set_new(top, "nodes", nodes);
     if (sr->text)
         send_text(sr->req, top);
@@ -649,8 +656,7 @@ usage:
 
     M.base = event_base_new();
     ember_root_config rc;
-    ember_root_config_default(&rc);
-    rc.secret = M.cfg.secret[0] ? M.cfg.secret : NULL;
+    cfg_root_config(&M.cfg, &rc);
     rc.on_join = on_join;
     rc.on_leave = on_leave;
     M.root = ember_root_new(M.base, &rc);

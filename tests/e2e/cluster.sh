@@ -4,18 +4,13 @@
 # (the second run must find every player in the database at the position
 # the first run left it), checks /status and the status page, kills a game
 # node and runs the bots again (the gate must skip the dead node), stops the
-# cluster through POST /stop and checks every process exited.
+# cluster through POST /stop and checks every process exited. The cluster
+# runs with a secret: an impostor with a wrong one is refused meanwhile.
 set -eu
 cd "$(dirname "$0")/../.."
 . scripts/cluster-lib.sh
 
-dir=$B/e2e/cluster
-rm -rf "$dir"
-mkdir -p "$dir"
-trap cluster_kill EXIT INT TERM
-
-fail() { printf 'test-cluster: FAIL: %s\n' "$*" >&2; cl_die "$*"; }
-
+cl_test test-cluster "$B/e2e/cluster"
 cluster_start "$dir" "$dir/players.sqlite"
 cluster_wait_ready 20
 
@@ -24,10 +19,22 @@ st=$(curl -sf --max-time 5 "$CL_WEB/status") || fail "GET /status"
 for n in db gate game1 game2 net; do
     printf '%s' "$st" | grep -q "\"name\": \"$n\"" || fail "/status does not list $n"
 done
+printf '%s' "$st" | cl_flat | grep -q '"security": { *"secret": true' || fail "/status: no secret"
+game1_pid=$(printf '%s' "$st" | cl_flat |
+    grep -o '"name": "game1", "app": "game", "registered": true, "pid": [0-9]*' | sed 's/.*: //')
+[ -n "$game1_pid" ] || fail "no pid for game1 in /status"
+
+# An impostor: game1 with a wrong secret. Every root refuses it ("bad
+# credentials"), it keeps retrying, and the cluster serves the bots meanwhile.
+sed 's/"secret": "[^"]*"/"secret": "not-the-cluster-secret"/' "$dir/cluster.json" > "$dir/impostor.json"
+"$CL_BIN/game" game1 "$dir/impostor.json" 2> "$dir/impostor.log" &
+impostor=$!
+CL_OWN_PIDS=$impostor
+cl_poll 10 "the impostor was not refused (see $dir/impostor.log)" \
+    grep -q "refused by root: bad credentials" "$dir/impostor.log"
 
 run_bots() {
-    "$CL_BIN/bot" -n 6 -r 2 -m 3 -p e2e -t 20 "$CL_NET" > "$dir/bots-$1.out" 2>&1 ||
-        { cat "$dir/bots-$1.out"; fail "bot run $1 failed"; }
+    cl_bots "$dir/bots-$1.out" -n 6 -r 2 -m 3 -p e2e -t 20
     grep -q ", 0 errors, 0 failed" "$dir/bots-$1.out" || { cat "$dir/bots-$1.out"; fail "bot run $1 had errors"; }
 }
 run_bots 1
@@ -39,6 +46,16 @@ grep -q "6 of 6 players loaded from the database" "$dir/bots-2.out" ||
 # e2e01 moved north, east, east in run 1: it must come back at (2,1).
 grep -q "loaded from the database, last at (2,1), login #2" "$dir/bots-2.out" ||
     { cat "$dir/bots-2.out"; fail "second run: e2e01 not at its saved position"; }
+
+# The impostor never got in: game1 in /status is still the real one.
+st=$(curl -sf --max-time 5 "$CL_WEB/status" | cl_flat) || fail "GET /status"
+printf '%s' "$st" | grep -q "\"pid\": $impostor," && fail "the impostor (pid $impostor) is in /status"
+printf '%s' "$st" | grep -q "\"name\": \"game1\", \"app\": \"game\", \"registered\": true, \"pid\": $game1_pid," ||
+    fail "game1 is no longer pid $game1_pid"
+grep -q "bad credentials" "$CL_LOG" || fail "the roots did not log the refusal"
+kill -KILL "$impostor"
+wait "$impostor" 2>/dev/null || true
+CL_OWN_PIDS=
 
 # The counters saw the traffic: the gate forwarded, the game nodes moved.
 st=$(curl -sf --max-time 5 "$CL_WEB/status") || fail "GET /status"
@@ -52,16 +69,9 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$CL_WEB/nope")
 [ "$code" = 404 ] || fail "GET /nope answered $code"
 
 # A game node dies: the gate skips it and every room goes to the other one.
-st=$(curl -sf --max-time 5 "$CL_WEB/status" | cl_flat) || fail "GET /status"
-pid=$(printf '%s' "$st" | grep -o '"name": "game1", "app": "game", "registered": true, "pid": [0-9]*' |
-      sed 's/.*: //')
-[ -n "$pid" ] || fail "no pid for game1 in /status"
-kill -KILL "$pid"
-until=$(cl_deadline 10)
-while curl -sf --max-time 2 "$CL_WEB/status" | cl_flat | grep -q '"name": "game1", "app": "game", "registered": true'; do
-    cl_past "$until" && fail "game1 still registered 10 s after it was killed"
-    sleep 0.05
-done
+kill -KILL "$game1_pid"
+game1_gone() { ! cl_status_has '"name": "game1", "app": "game", "registered": true'; }
+cl_poll 10 "game1 still registered 10 s after it was killed" game1_gone
 run_bots 3
 grep -q "room 2 on game2" "$dir/bots-3.out" || { cat "$dir/bots-3.out"; fail "rooms did not move to game2"; }
 if grep -q "on game1" "$dir/bots-3.out"; then cat "$dir/bots-3.out"; fail "a room went to the dead game1"; fi

@@ -6,11 +6,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 . scripts/cluster-lib.sh
 
-dir=$B/e2e/status
-rm -rf "$dir"
-mkdir -p "$dir"
-
-fail() { printf 'test-status-page: FAIL: %s\n' "$*" >&2; cl_die "$*"; }
+cl_test test-status-page "$B/e2e/status"
 
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$browser" ]; then
@@ -31,8 +27,7 @@ trap 'cluster_kill; rm -rf "$profile"' EXIT INT TERM
 
 cluster_start "$dir" "$dir/players.sqlite"
 cluster_wait_ready 20
-"$CL_BIN/bot" -n 4 -r 2 -m 2 -p web -t 20 "$CL_NET" > "$dir/bots.out" 2>&1 ||
-    { cat "$dir/bots.out"; fail "bots failed"; }
+cl_bots "$dir/bots.out" -n 4 -r 2 -m 2 -p web -t 20
 
 chrome() {
     timeout 90 "$browser" --headless --no-sandbox --disable-gpu --disable-background-networking \

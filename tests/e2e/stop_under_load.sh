@@ -8,13 +8,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 . scripts/cluster-lib.sh
 
-dir=$B/e2e/stop
-rm -rf "$dir"
-mkdir -p "$dir"
-trap cluster_kill EXIT INT TERM
-
-fail() { printf 'test-stop-under-load: FAIL: %s\n' "$*" >&2; cl_die "$*"; }
-
+cl_test test-stop-under-load "$B/e2e/stop"
 cluster_start "$dir" "$dir/players.sqlite"
 cluster_wait_ready 20
 
@@ -22,11 +16,7 @@ cluster_wait_ready 20
 "$CL_BIN/bot" -n 10 -r 3 -m 100000 -p load -t 60 "$CL_NET" > "$dir/bots.out" 2>&1 &
 bot_pid=$!
 # Stop once the game nodes have served some moves.
-until=$(cl_deadline 20)
-until curl -sf --max-time 2 "$CL_WEB/status" | cl_flat | grep -q '"method": "move", "id": 602, "calls": [0-9][0-9][0-9]'; do
-    cl_past "$until" && fail "the bots did not get going"
-    sleep 0.05
-done
+cl_poll 20 "the bots did not get going" cl_status_has '"method": "move", "id": 602, "calls": [0-9][0-9][0-9]'
 cluster_stop 30
 rc=0
 wait "$bot_pid" || rc=$?

@@ -135,11 +135,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 /* ------------------------------------------------------------------ */
 
 static struct event_base *base;
-static ember_root *root;
+static ember_root *root;      /* the one the current input talks to */
+static ember_root *roots[2];  /* [0] open, [1] with a cluster secret */
+static char sock_paths[2][108];
 /* A unix socket: TCP from one process at 10k connections a second runs out
  * of ephemeral ports (TIME_WAIT). The runtime code above the socket is the
  * same. */
-static char sock_path[108];
+static const char *sock_path;
 static long calls_started, calls_ended;
 
 static void quiet_log(ember_log_level lv, const char *msg, void *ud)
@@ -241,7 +243,8 @@ static void on_join(ember_root *r, ember_child *c, void *ud)
 
 static void remove_sock(void)
 {
-    unlink(sock_path);
+    unlink(sock_paths[0]);
+    unlink(sock_paths[1]);
 }
 
 static void live_init(void)
@@ -259,22 +262,27 @@ static void live_init(void)
     cfg.limits.call_timeout_ms = 2000;
     cfg.limits.max_outstanding = 64;
     cfg.on_join = on_join;
-    root = ember_root_new(base, &cfg);
-    snprintf(sock_path, sizeof sock_path, "/tmp/ember-fuzz-frames.%d.sock",
-             (int)getpid());
-    unlink(sock_path);
-    char addr[128];
-    snprintf(addr, sizeof addr, "unix:%s", sock_path);
-    if (!root || ember_root_listen(root, addr)) {
-        fprintf(stderr, "fuzz_frames: cannot listen on %s: %s\n", addr,
-                ember_last_error());
-        abort();
+    for (int i = 0; i < 2; i++) {
+        /* The second root wants a secret: the fuzzer cannot forge the
+         * HMAC, but HELLO's nonce, the proof checks and REFUSED run. */
+        cfg.secret = i ? "fuzz-cluster-secret" : NULL;
+        roots[i] = ember_root_new(base, &cfg);
+        snprintf(sock_paths[i], sizeof sock_paths[i],
+                 "/tmp/ember-fuzz-frames.%d.%d.sock", (int)getpid(), i);
+        unlink(sock_paths[i]);
+        char addr[128];
+        snprintf(addr, sizeof addr, "unix:%s", sock_paths[i]);
+        if (!roots[i] || ember_root_listen(roots[i], addr)) {
+            fprintf(stderr, "fuzz_frames: cannot listen on %s: %s\n", addr,
+                    ember_last_error());
+            abort();
+        }
+        ember_exports *ex = ember_root_exports(roots[i]);
+        ember_exports_add_raw(ex, 100, r_echo, NULL);
+        ember_exports_add_raw(ex, 101, r_fail, NULL);
+        ember_exports_add(ex, &any_svc, NULL, NULL);
     }
     atexit(remove_sock);
-    ember_exports *ex = ember_root_exports(root);
-    ember_exports_add_raw(ex, 100, r_echo, NULL);
-    ember_exports_add_raw(ex, 101, r_fail, NULL);
-    ember_exports_add(ex, &any_svc, NULL, NULL);
 }
 
 typedef struct client {
@@ -332,6 +340,9 @@ static int fuzz_frames_live(const uint8_t *data, size_t size)
     if (!base)
         live_init();
     bool with_register = size && (data[0] & 0x80);
+    int which = size && (data[0] & 0x40) ? 1 : 0;
+    root = roots[which];
+    sock_path = sock_paths[which];
     size_t n = (with_register ? sizeof reg_frame : 0) + (size ? size - 1 : 0);
     uint8_t *bytes = malloc(n ? n : 1);
     if (!bytes)
