@@ -66,6 +66,7 @@ $(EX_OBJ)/master/master.o: $(EX_OBJ)/master/status_page.h
 
 EX_COMMON_O := $(EX_OBJ)/common/config.o
 EX_SERVER_O := $(EX_OBJ)/common/server.o $(EX_COMMON_O)
+EX_FRAME_O  := $(EX_OBJ)/common/frame.o
 
 $(B)/bin/master: $(EX_OBJ)/master/master.o $(EX_COMMON_O) $(EX_GEN_O) $(LIBEMBER_A)
 	@mkdir -p $(dir $@)
@@ -73,7 +74,7 @@ $(B)/bin/master: $(EX_OBJ)/master/master.o $(EX_COMMON_O) $(EX_GEN_O) $(LIBEMBER
 
 $(B)/bin/gate: $(EX_OBJ)/gate/gate.o
 $(B)/bin/game: $(EX_OBJ)/game/game.o
-$(B)/bin/net: $(EX_OBJ)/net/net.o
+$(B)/bin/net: $(EX_OBJ)/net/net.o $(EX_FRAME_O)
 $(B)/bin/gate $(B)/bin/game $(B)/bin/net: $(EX_SERVER_O) $(EX_GEN_O) $(LIBEMBER_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(EX_LIBS) $(JANSSON_LIBS)
@@ -82,7 +83,7 @@ $(B)/bin/db: $(EX_OBJ)/db/db.o $(EX_SERVER_O) $(EX_GEN_O) $(LIBEMBER_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(EX_LIBS) $(JANSSON_LIBS) $(SQLITE_LIBS)
 
-$(B)/bin/bot: $(EX_OBJ)/bot/bot.o $(EX_GEN_O) $(LIBEMBER_A)
+$(B)/bin/bot: $(EX_OBJ)/bot/bot.o $(EX_FRAME_O) $(EX_GEN_O) $(LIBEMBER_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(EX_LIBS)
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "frame.h"
 
 enum { C_LOGIN, C_ENTER, C_MOVE, C_CHAT, C_LEAVE, C_LOGOUT, C_N };
 static const char *cmd_names[C_N] = {"login", "enter", "move", "chat", "leave", "logout"};
@@ -119,28 +120,10 @@ static void fail(bot *b, const char *fmt, ...)
     finish(b);
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Sends command step with the request encoded by the caller into e. */
 static void send_cmd(bot *b, int step, ember_enc *e)
 {
-    uint8_t hdr[8];
-    put_u32(hdr, (uint32_t)(ember_enc_len(e) + 4));
-    put_u32(hdr + 4, cmd_ids[step]);
-    struct evbuffer *out = bufferevent_get_output(b->bev);
-    evbuffer_add(out, hdr, 8);
-    evbuffer_add(out, e->base, ember_enc_len(e));
+    frame_add(bufferevent_get_output(b->bev), cmd_ids[step], e->base, ember_enc_len(e));
     b->step = step;
     b->sent_us = now_us();
 }
@@ -200,22 +183,14 @@ static void next(bot *b)
             send_cmd(b, C_CHAT, &e);
         }
         break;
-    case C_CHAT: {
-        client_LeaveReq r;
-        memset(&r, 0, sizeof r);
-        client_LeaveReq_encode(&e, &r);
+    case C_CHAT:   /* LeaveReq {} and LogoutReq {}: an empty payload */
         say(b, "-> leave");
         send_cmd(b, C_LEAVE, &e);
         break;
-    }
-    case C_LEAVE: {
-        client_LogoutReq r;
-        memset(&r, 0, sizeof r);
-        client_LogoutReq_encode(&e, &r);
+    case C_LEAVE:
         say(b, "-> logout");
         send_cmd(b, C_LOGOUT, &e);
         break;
-    }
     case C_LOGOUT:
         say(b, "done: %u commands, %u pushes", b->commands, b->pushes);
         finish(b);
@@ -410,17 +385,16 @@ static void on_read(struct bufferevent *bev, void *ud)
     bot *b = ud;
     struct evbuffer *in = bufferevent_get_input(bev);
     while (!b->done) {
-        uint8_t hdr[8];
-        if (evbuffer_copyout(in, hdr, 8) < 8)
+        uint32_t len, command;
+        if (frame_peek(in, &len, &command))
             return;
-        uint32_t len = get_u32(hdr), command = get_u32(hdr + 4);
         if (len < 4 || len > client_MAX_FRAME) {
             fail(b, "bad frame from net (length %u)", len);
             return;
         }
         if (evbuffer_get_length(in) < (size_t)len + 4)
             return;
-        evbuffer_drain(in, 8);
+        evbuffer_drain(in, FRAME_HDR);
         size_t plen = len - 4;
         const uint8_t *p = evbuffer_pullup(in, (ssize_t)plen);
         if (command >= 9000) {

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "cluster.h"
 
 uint64_t now_us(void)
@@ -37,6 +38,17 @@ void srv_log(srv *s, const char *fmt, ...)
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     fprintf(stderr, "[%s] %s\n", s->me ? s->me->name : s->app, buf);
+}
+
+static void enc_refused(ember_enc *e, const void *v)
+{
+    client_Refused_encode(e, v);
+}
+
+void srv_refuse(ember_call *call, int32_t code, const char *why)
+{
+    client_Refused err = {code, why};
+    ember_call_raise(call, client_Refused_ID, enc_refused, &err);
 }
 
 /* ---- Admin service ---------------------------------------------------- */
@@ -305,6 +317,14 @@ ember_node *srv_node(srv *s, const char *root)
         if (strcmp(s->links[i].root, root) == 0)
             return s->links[i].node;
     return NULL;
+}
+
+ember_node *srv_need(srv *s, const char *root)
+{
+    ember_node *n = srv_node(s, root);
+    if (!n)
+        srv_log(s, "config: %s needs the root \"%s\"", s->app, root);
+    return n;
 }
 
 ember_root *srv_root(srv *s)

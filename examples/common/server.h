@@ -66,12 +66,17 @@ int srv_init(srv *s, const char *app, int argc, char **argv);
 /* The node connected to the root named root in this server's remoteport
  * (NULL when the config lists no such root). Export before srv_run. */
 ember_node *srv_node(srv *s, const char *root);
+/* srv_node, or NULL with "config: APP needs the root ROOT" logged. */
+ember_node *srv_need(srv *s, const char *root);
 /* This server's root (listening on its rootport), created on first use. */
 ember_root *srv_root(srv *s);
 /* Runs the event loop until stopped; returns the exit code. */
 int srv_run(srv *s);
 /* Called by the app's on_stop hook when it has drained. */
 void srv_drained(srv *s);
+/* Raises client.Refused {code, why} on call: the typed error the gate
+ * passes back to net and net to the client. */
+void srv_refuse(ember_call *call, int32_t code, const char *why);
 /* Starts the graceful stop (as Admin.stop does). */
 void srv_stop(srv *s);
 void srv_log(srv *s, const char *fmt, ...)

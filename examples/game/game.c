@@ -50,15 +50,20 @@ static player *slot(gamesrv *g)
     return NULL;
 }
 
-static void enc_refused(ember_enc *e, const void *v)
+/* The player of who, in a room; NULL after refusing call with 404. */
+static player *in_room(gamesrv *g, ember_call *call, const game_Who *who)
 {
-    client_Refused_encode(e, v);
+    player *p = find(g, who->session);
+    if (p && p->room)
+        return p;
+    srv_refuse(call, 404, "not in a room");
+    return NULL;
 }
 
-static void refuse(ember_call *call, int32_t code, const char *why)
+/* A db call failed: 503 with its message. */
+static void refuse_db(ember_call *call, const ember_outcome *o, const char *dflt)
 {
-    client_Refused err = {code, why};
-    ember_call_raise(call, client_Refused_ID, enc_refused, &err);
+    srv_refuse(call, 503, o->message ? o->message : dflt);
 }
 
 static const char **room_names(gamesrv *g, ember_call *call, uint32_t room, uint32_t *n)
@@ -91,7 +96,7 @@ static void entered(const ember_outcome *o, const client_Pos *pos, void *ud)
     enter_ctx *ctx = ud;
     gamesrv *g = ctx->g;
     if (o->status != EMBER_OK) {
-        refuse(ctx->call, 503, o->message ? o->message : "db unavailable");
+        refuse_db(ctx->call, o, "db unavailable");
         free(ctx);
         return;
     }
@@ -99,7 +104,7 @@ static void entered(const ember_outcome *o, const client_Pos *pos, void *ud)
     if (!p)
         p = slot(g);
     if (!p) {
-        refuse(ctx->call, 503, "server full");
+        srv_refuse(ctx->call, 503, "server full");
         free(ctx);
         return;
     }
@@ -123,12 +128,12 @@ static void remote_enter(ember_call *call, const game_Who *who, const client_Ent
 {
     gamesrv *g = ud;
     if (req->room == 0) {
-        refuse(call, 400, "no room 0");
+        srv_refuse(call, 400, "no room 0");
         return;
     }
     player *p = find(g, who->session);
     if (p && p->room) {
-        refuse(call, 409, "already in a room");
+        srv_refuse(call, 409, "already in a room");
         return;
     }
     enter_ctx *ctx = calloc(1, sizeof *ctx);
@@ -158,25 +163,23 @@ static void saved(const ember_outcome *o, void *ud)
     if (o->status == EMBER_OK)
         game_Game_move_reply(ctx->call, &ctx->pos);
     else
-        refuse(ctx->call, 503, o->message ? o->message : "not saved");
+        refuse_db(ctx->call, o, "not saved");
     free(ctx);
 }
 
 static void remote_move(ember_call *call, const game_Who *who, const client_MoveReq *req, void *ud)
 {
     gamesrv *g = ud;
-    player *p = find(g, who->session);
-    if (!p || !p->room) {
-        refuse(call, 404, "not in a room");
+    player *p = in_room(g, call, who);
+    if (!p)
         return;
-    }
     switch (req->dir) {
     case client_Dir_north: p->pos.y++; break;
     case client_Dir_south: p->pos.y--; break;
     case client_Dir_east: p->pos.x++; break;
     case client_Dir_west: p->pos.x--; break;
     default:
-        refuse(call, 400, "no such direction");
+        srv_refuse(call, 400, "no such direction");
         return;
     }
     move_ctx *ctx = malloc(sizeof *ctx);
@@ -194,11 +197,9 @@ static void remote_move(ember_call *call, const game_Who *who, const client_Move
 static void remote_chat(ember_call *call, const game_Who *who, const client_ChatReq *req, void *ud)
 {
     gamesrv *g = ud;
-    player *me = find(g, who->session);
-    if (!me || !me->room) {
-        refuse(call, 404, "not in a room");
+    player *me = in_room(g, call, who);
+    if (!me)
         return;
-    }
     uint64_t *sessions = ember_call_alloc(call, MAX_PLAYERS * sizeof *sessions);
     uint32_t n = 0;
     for (int i = 0; sessions && i < MAX_PLAYERS; i++)
@@ -210,13 +211,13 @@ static void remote_chat(ember_call *call, const game_Who *who, const client_Chat
     ember_enc_init_fixed(&e, buf, sizeof buf);
     client_ChatMsg_encode(&e, &msg);
     if (e.failed) {
-        refuse(call, 413, "message too long");
+        srv_refuse(call, 413, "message too long");
         return;
     }
     gate_list_u64 to = {sessions, n};
     ember_bytes data = {buf, ember_enc_len(&e)};
     if (gate_Gate_push(g->gate, &to, client_PUSH_CHAT, data)) {
-        refuse(call, 503, "cannot push");
+        srv_refuse(call, 503, "cannot push");
         return;
     }
     client_ChatRep rep = {n};
@@ -236,7 +237,7 @@ static void left(const ember_outcome *o, void *ud)
     if (o->status == EMBER_OK)
         game_Game_leave_reply(ctx->call, &ctx->rep);
     else
-        refuse(ctx->call, 503, o->message ? o->message : "not saved");
+        refuse_db(ctx->call, o, "not saved");
     free(ctx);
 }
 
@@ -244,11 +245,9 @@ static void remote_leave(ember_call *call, const game_Who *who, const client_Lea
 {
     gamesrv *g = ud;
     (void)req;
-    player *p = find(g, who->session);
-    if (!p || !p->room) {
-        refuse(call, 404, "not in a room");
+    player *p = in_room(g, call, who);
+    if (!p)
         return;
-    }
     leave_ctx *ctx = malloc(sizeof *ctx);
     if (!ctx) {
         ember_call_fail(call, "out of memory");
@@ -273,12 +272,10 @@ int main(int argc, char **argv)
     static gamesrv g;
     if (srv_init(&g.s, "game", argc, argv))
         return 1;
-    ember_node *gate = srv_node(&g.s, "gate");
-    ember_node *db = srv_node(&g.s, "db");
-    if (!gate || !db) {
-        srv_log(&g.s, "config: a game node needs the roots \"gate\" and \"db\"");
+    ember_node *gate = srv_need(&g.s, "gate");
+    ember_node *db = srv_need(&g.s, "db");
+    if (!gate || !db)
         return 1;
-    }
     if (game_Game_export(ember_node_exports(gate), &handlers, &g)) {
         srv_log(&g.s, "export: %s", ember_last_error());
         return 1;

@@ -49,15 +49,13 @@ static gsession *find(gatesrv *g, uint64_t id)
     return NULL;
 }
 
-static void enc_refused(ember_enc *e, const void *v)
+/* The logged-in session; NULL after refusing call (if any) with 401. */
+static gsession *session_of(gatesrv *g, ember_call *call, uint64_t session)
 {
-    client_Refused_encode(e, v);
-}
-
-static void refuse(ember_call *call, int32_t code, const char *why)
-{
-    client_Refused err = {code, why};
-    ember_call_raise(call, client_Refused_ID, enc_refused, &err);
+    gsession *s = find(g, session);
+    if (!s && call)
+        srv_refuse(call, 401, "not logged in");
+    return s;
 }
 
 /* The service serving a command id, from the generated descriptors. */
@@ -124,12 +122,12 @@ static void pass_failure(gatesrv *g, ember_call *call, const ember_outcome *o,
                 err = &r;
         }
         if (err) {
-            refuse(call, err->code, err->why);
+            srv_refuse(call, err->code, err->why);
             ember_arena_reset(g->arena);
             return;
         }
     }
-    refuse(call, 500 + (int32_t)o->status, o->message ? o->message : ember_status_name(o->status));
+    srv_refuse(call, 500 + (int32_t)o->status, o->message ? o->message : ember_status_name(o->status));
 }
 
 /* ---- routed commands --------------------------------------------------- */
@@ -185,7 +183,7 @@ static int route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
     const char *service = service_of(command);
     if (!service) {
         free(ctx);
-        refuse(call, 404, "no such command");
+        srv_refuse(call, 404, "no such command");
         return -1;
     }
     ember_child *node = s->node[0] ? ember_root_child_by_name(g->s.root, s->node) : NULL;
@@ -198,7 +196,7 @@ static int route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
         ember_arena_reset(g->arena);
         if (bad) {
             free(ctx);
-            refuse(call, 400, "bad enter request");
+            srv_refuse(call, 400, "bad enter request");
             return -1;
         }
         node = pick_node(g, service, req.room);
@@ -209,14 +207,14 @@ static int route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
         free(ctx);
         s->node[0] = 0;
         s->room = 0;
-        refuse(call, 410, "the room's game node left");
+        srv_refuse(call, 410, "the room's game node left");
         return -1;
     }
     if (!node)   /* not in a room: any node answers (and refuses) */
         node = pick_node(g, service, 0);
     if (!node) {
         free(ctx);
-        refuse(call, 503, "no game node serves this command");
+        srv_refuse(call, 503, "no game node serves this command");
         return -1;
     }
     if (command == client_ENTER)
@@ -228,7 +226,7 @@ static int route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
     game_Routed_encode(&e, &r);
     if (e.failed) {
         free(ctx);
-        refuse(call, 413, "request too large");
+        srv_refuse(call, 413, "request too large");
         return -1;
     }
     ctx->g = g;
@@ -241,11 +239,27 @@ static int route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
 
 /* ---- login ------------------------------------------------------------- */
 
-typedef struct login_ctx {
+/* A login or logout waiting for db (call is NULL when a client that went
+ * away is logged out). */
+typedef struct sess_ctx {
     gatesrv *g;
     ember_call *call;
     uint64_t session;
-} login_ctx;
+    client_Pos pos;       /* logout: the position saved */
+} sess_ctx;
+
+static sess_ctx *sess_ctx_new(gatesrv *g, ember_call *call, uint64_t session)
+{
+    sess_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        fprintf(stderr, "[gate] out of memory\n");
+        abort();
+    }
+    ctx->g = g;
+    ctx->call = call;
+    ctx->session = session;
+    return ctx;
+}
 
 static void reply_body(ember_call *call, void (*enc)(ember_enc *, const void *), const void *v)
 {
@@ -262,7 +276,7 @@ static void enc_logout_rep(ember_enc *e, const void *v) { client_LogoutRep_encod
 
 static void logged_in(const ember_outcome *o, const db_Player *p, void *ud)
 {
-    login_ctx *ctx = ud;
+    sess_ctx *ctx = ud;
     gatesrv *g = ctx->g;
     if (o->status != EMBER_OK) {
         pass_failure(g, ctx->call, o, NULL, 0);
@@ -274,7 +288,7 @@ static void logged_in(const ember_outcome *o, const db_Player *p, void *ud)
         if (!g->sessions[i].used)
             s = &g->sessions[i];
     if (!s) {
-        refuse(ctx->call, 503, "too many sessions");
+        srv_refuse(ctx->call, 503, "too many sessions");
         free(ctx);
         return;
     }
@@ -297,34 +311,23 @@ static void login(gatesrv *g, ember_call *call, uint64_t session, ember_bytes da
     ember_dec_init(&d, data.data, data.len, g->arena);
     if (client_LoginReq_decode(&d, &req) || !req.name || !*req.name) {
         ember_arena_reset(g->arena);
-        refuse(call, 400, "bad login request");
+        srv_refuse(call, 400, "bad login request");
         return;
     }
     if (find(g, session)) {
         ember_arena_reset(g->arena);
-        refuse(call, 409, "already logged in");
+        srv_refuse(call, 409, "already logged in");
         return;
     }
-    login_ctx *ctx = calloc(1, sizeof *ctx);
-    ctx->g = g;
-    ctx->call = call;
-    ctx->session = session;
-    db_Db_login(g->db, req.name, logged_in, ctx, NULL);
+    db_Db_login(g->db, req.name, logged_in, sess_ctx_new(g, call, session), NULL);
     ember_arena_reset(g->arena);
 }
 
 /* ---- logout: leave the room, save, forget the session ----------------- */
 
-typedef struct logout_ctx {
-    gatesrv *g;
-    ember_call *call;     /* NULL when the client just went away */
-    uint64_t session;
-    client_Pos pos;
-} logout_ctx;
-
 static void logged_out(const ember_outcome *o, void *ud)
 {
-    logout_ctx *ctx = ud;
+    sess_ctx *ctx = ud;
     if (ctx->call) {
         if (o->status == EMBER_OK) {
             client_LogoutRep rep = {ctx->pos};
@@ -336,12 +339,10 @@ static void logged_out(const ember_outcome *o, void *ud)
     free(ctx);
 }
 
-static void finish_logout(gatesrv *g, logout_ctx *ctx)
+static void finish_logout(gatesrv *g, sess_ctx *ctx)
 {
-    gsession *s = find(g, ctx->session);
+    gsession *s = session_of(g, ctx->call, ctx->session);
     if (!s) {
-        if (ctx->call)
-            refuse(ctx->call, 401, "not logged in");
         free(ctx);
         return;
     }
@@ -360,16 +361,10 @@ static void left_for_logout(route_ctx *r, const ember_outcome *o, ember_bytes bo
 
 static void logout(gatesrv *g, ember_call *call, uint64_t session)
 {
-    gsession *s = find(g, session);
-    if (!s) {
-        if (call)
-            refuse(call, 401, "not logged in");
+    gsession *s = session_of(g, call, session);
+    if (!s)
         return;
-    }
-    logout_ctx *ctx = calloc(1, sizeof *ctx);
-    ctx->g = g;
-    ctx->call = call;
-    ctx->session = session;
+    sess_ctx *ctx = sess_ctx_new(g, call, session);
     ember_child *node = s->node[0] ? ember_root_child_by_name(g->s.root, s->node) : NULL;
     if (!node || !s->room) {
         finish_logout(g, ctx);
@@ -407,11 +402,9 @@ static void remote_forward(ember_call *call, uint32_t command, uint64_t session,
         logout(g, call, session);
         return;
     }
-    gsession *s = find(g, session);
-    if (!s) {
-        refuse(call, 401, "not logged in");
+    gsession *s = session_of(g, call, session);
+    if (!s)
         return;
-    }
     route_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
         ember_call_fail(call, "out of memory");
@@ -461,11 +454,9 @@ int main(int argc, char **argv)
     static gatesrv g;
     if (srv_init(&g.s, "gate", argc, argv))
         return 1;
-    ember_node *db = srv_node(&g.s, "db");
-    if (!db) {
-        srv_log(&g.s, "config: the gate needs the root \"db\"");
+    ember_node *db = srv_need(&g.s, "db");
+    if (!db)
         return 1;
-    }
     g.db = ember_node_root(db);
     g.arena = ember_arena_new();
     g.s.on_leave = child_left;

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "frame.h"
 #include "gate.h"
 #include "net.h"
 #include "server.h"
@@ -68,22 +69,9 @@ static void client_free(client *c)
     maybe_drained(n);
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
 static void send_frame(client *c, uint32_t command, const void *payload, size_t len)
 {
-    uint8_t hdr[8];
-    put_u32(hdr, (uint32_t)(len + 4));
-    put_u32(hdr + 4, command);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_add(out, hdr, sizeof hdr);
-    evbuffer_add(out, payload, len);
+    frame_add(bufferevent_get_output(c->bev), command, payload, len);
 }
 
 static void send_reply(client *c, uint32_t command, const client_Reply *r)
@@ -139,13 +127,9 @@ static void on_read(struct bufferevent *bev, void *ud)
     netsrv *n = c->n;
     struct evbuffer *in = bufferevent_get_input(bev);
     for (;;) {
-        uint8_t hdr[8];
-        if (evbuffer_copyout(in, hdr, 8) < 8)
+        uint32_t len, command;
+        if (frame_peek(in, &len, &command))
             return;
-        uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 |
-                       (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
-        uint32_t command = (uint32_t)hdr[4] | (uint32_t)hdr[5] << 8 |
-                           (uint32_t)hdr[6] << 16 | (uint32_t)hdr[7] << 24;
         if (len < 4 || len > client_MAX_FRAME) {
             srv_log(&n->s, "session %llu: bad frame length %u, closing",
                     (unsigned long long)c->session, len);
@@ -154,7 +138,7 @@ static void on_read(struct bufferevent *bev, void *ud)
         }
         if (evbuffer_get_length(in) < (size_t)len + 4)
             return;
-        evbuffer_drain(in, 8);
+        evbuffer_drain(in, FRAME_HDR);
         size_t plen = len - 4;
         uint8_t *payload = evbuffer_pullup(in, (ssize_t)plen);
         if (n->draining || c->closing) {
@@ -280,11 +264,9 @@ int main(int argc, char **argv)
     static netsrv n;
     if (srv_init(&n.s, "net", argc, argv))
         return 1;
-    ember_node *gate = srv_node(&n.s, "gate");
-    if (!gate) {
-        srv_log(&n.s, "config: net needs the root \"gate\"");
+    ember_node *gate = srv_need(&n.s, "gate");
+    if (!gate)
         return 1;
-    }
     if (net_Net_export(ember_node_exports(gate), &handlers, &n)) {
         srv_log(&n.s, "export: %s", ember_last_error());
         return 1;

@@ -24,6 +24,7 @@ cluster_start "$dir" "$dir/players.sqlite"
 cluster_wait_ready 20
 cl_status_has '"security": { *"secret": true, *"tls": true' || fail "/status does not say TLS"
 cl_bots "$dir/bots.out" -n 4 -r 2 -m 2 -p tls -t 20
+grep -q "listening on .* (TLS)" "$CL_LOG" || fail "the roots do not listen with TLS"
 grep -q ", 0 errors, 0 failed" "$dir/bots.out" || { cat "$dir/bots.out"; fail "the bots had errors"; }
 if grep -q "TLS handshake failed" "$CL_LOG"; then fail "a TLS handshake failed (see $CL_LOG)"; fi
 cluster_stop 30

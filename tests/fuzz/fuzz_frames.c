@@ -270,8 +270,9 @@ static void live_init(void)
         snprintf(sock_paths[i], sizeof sock_paths[i],
                  "/tmp/ember-fuzz-frames.%d.%d.sock", (int)getpid(), i);
         unlink(sock_paths[i]);
-        char addr[128];
-        snprintf(addr, sizeof addr, "unix:%s", sock_paths[i]);
+        char addr[sizeof sock_paths[i] + 8];
+        memcpy(addr, "unix:", 5);
+        memcpy(addr + 5, sock_paths[i], strlen(sock_paths[i]) + 1);
         if (!roots[i] || ember_root_listen(roots[i], addr)) {
             fprintf(stderr, "fuzz_frames: cannot listen on %s: %s\n", addr,
                     ember_last_error());
