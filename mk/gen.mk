@@ -17,7 +17,7 @@ GEN_CLANG   ?= clang
 GEN_WARN    := -std=c11 -Wall -Wextra -Wpedantic -Werror -Wshadow
 GEN_CFLAGS   = $(GEN_WARN) $(OPT) $(SAN) $(EMBER_INC) -I$(GEN_T) $(CFLAGS)
 GEN_TCFLAGS  = $(CFLAGS_ALL) $(EMBER_INC) -I$(GEN_T) $(EVENT_CFLAGS)
-GEN_LIBS     = $(LIBEMBER_A) $(EVENT_LIBS) -lm -lcunit
+GEN_LIBS     = $(LIBEMBER_A) $(RT_LIBS) -lcunit
 
 GEN_SRCS    := $(foreach n,$(GEN_NAMES),$(GEN_T)/$(n).c $(GEN_T)/$(n).h)
 GEN_OBJS    := $(foreach n,$(GEN_NAMES),$(GEN_T)/$(n).gcc.o $(GEN_T)/$(n).clang.o)

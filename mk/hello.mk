@@ -7,7 +7,7 @@ $(HELLO_OUT)/gen/hello.c: examples/hello/hello.idl $(IDLC)
 
 $(HELLO_OUT)/hello: examples/hello/main.c $(HELLO_OUT)/gen/hello.c $(LIBEMBER_A)
 	$(CC) $(CFLAGS_ALL) $(EMBER_INC) -I$(HELLO_OUT)/gen $(EVENT_CFLAGS) \
-	    examples/hello/main.c $(HELLO_OUT)/gen/hello.c -o $@ $(LIBEMBER_A) $(EVENT_LIBS)
+	    examples/hello/main.c $(HELLO_OUT)/gen/hello.c -o $@ $(LIBEMBER_A) $(RT_LIBS)
 
 .PHONY: test-hello
 test-hello: $(HELLO_OUT)/hello

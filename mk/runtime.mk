@@ -9,16 +9,13 @@
 RT_SRC   := $(sort $(wildcard runtime/src/*.c))
 RT_OBJ   := $(RT_SRC:runtime/src/%.c=$(B)/obj/runtime/%.o)
 RT_CFLAGS = $(CFLAGS_ALL) $(EMBER_INC) $(EVENT_CFLAGS) -fvisibility=hidden
-RT_LIBS   = $(EVENT_LIBS) -lm
 
 # Registration proofs (HMAC-SHA256) and TLS come from OpenSSL.
 SSL_CFLAGS := $(shell pkg-config --cflags libssl libcrypto 2>/dev/null)
 SSL_LIBS   := $(or $(shell pkg-config --libs libssl libcrypto 2>/dev/null),-lssl -lcrypto)
 RT_CFLAGS += $(SSL_CFLAGS)
-# Every program that links libember.a links $(EVENT_LIBS) (examples, bench,
-# fuzzers): libember now needs libssl/libcrypto after it, so they ride along.
-# (Parts that link the library should move to $(RT_LIBS).)
-EVENT_LIBS += $(SSL_LIBS)
+# What every program linking libember.a links after it.
+RT_LIBS    = $(EVENT_LIBS) $(SSL_LIBS) -lm
 
 LIBEMBER_SONAME := libember.so.$(EMBER_SOVER)
 
