@@ -30,13 +30,12 @@ FUZZ_RUN_FLAGS ?= -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
 FUZZ_SAN_CC := -fsanitize=fuzzer-no-link,address,undefined \
                -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_SAN_LD := -fsanitize=fuzzer,address,undefined
-# Our own code must be warning-free; other parts' code is compiled with
-# warnings shown but not fatal so that a clang-only warning there does not
-# stop the fuzzing (it still shows up in the log).
+# Everything, the runtime, idlc and the flex/bison outputs included, is
+# held to the same warnings as the normal build.
 FUZZ_BASE   := $(CSTD) -g -O1 $(FUZZ_SAN_CC) -DEMBER_FUZZING=1 $(SSL_CFLAGS) \
                $(EVENT_CFLAGS)
 FUZZ_CFLAGS_OWN   := $(FUZZ_BASE) $(WARN)
-FUZZ_CFLAGS_OTHER := $(FUZZ_BASE) -Wall -Wextra -Wno-error
+FUZZ_CFLAGS_OTHER := $(FUZZ_CFLAGS_OWN)
 
 # ---- sources the targets need ----------------------------------------
 
@@ -126,8 +125,7 @@ $(FUZZ_B)/obj/idlc/%.o: idlc/%.c $(if $(FUZZ_IDLC_Y),$(FUZZ_IDLC_GEN)/parser.h)
 
 $(FUZZ_B)/obj/idlc/%.o: $(FUZZ_IDLC_GEN)/%.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS_OTHER) -Wno-unused-function -Wno-sign-compare \
-	  $(FUZZ_IDLC_INC) -MMD -MP -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS_OTHER) $(FUZZ_IDLC_INC) -MMD -MP -c $< -o $@
 
 $(FUZZ_B)/obj/fuzz/%.o: tests/fuzz/%.c
 	@mkdir -p $(@D)
@@ -271,19 +269,8 @@ VALGRIND := valgrind --quiet --leak-check=full \
             --errors-for-leak-kinds=definite,indirect --error-exitcode=1 \
             --track-fds=no
 
-# Test binaries whose make rule does not run them through $(RUNNER) yet:
-# they are run again here under memcheck after the suite (paths under B).
-VALGRIND_SWEEP ?= bin/test-runtime bin/test-gen-roundtrip bin/test-gen-evolve \
-                  bin/test-gen-e2e bin/idlc-check-buffer-test examples/hello/hello
-
 check-valgrind:
-	$(MAKE) B=build/valgrind OPT='-O1 -g' RUNNER='$(VALGRIND)' test
-	@for t in $(VALGRIND_SWEEP); do \
-	  [ -x build/valgrind/$$t ] || continue; \
-	  echo "check-valgrind: $$t under memcheck"; \
-	  $(VALGRIND) build/valgrind/$$t > build/valgrind/valgrind-$${t##*/}.log 2>&1 || \
-	    { tail -n 80 build/valgrind/valgrind-$${t##*/}.log; exit 1; }; \
-	done
+	$(MAKE) B=build/valgrind OPT='-O1 -g' RUNNER='$(VALGRIND)' IDLC_VALGRIND=1 test
 	@echo "check-valgrind: the whole suite passed under memcheck"
 
 -include $(shell find $(FUZZ_B) -name '*.d' 2>/dev/null)

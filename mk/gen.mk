@@ -82,6 +82,6 @@ golden-update: $(foreach n,$(GEN_GOLDEN),$(GEN_T)/$(n).c $(GEN_T)/$(n).h)
 	cp $^ tests/golden/
 
 test-gen: gen-golden-check $(GEN_OBJS) $(GEN_TESTS)
-	@for t in $(GEN_TESTS); do echo "== $$t"; $$t || exit 1; done
+	@for t in $(GEN_TESTS); do echo "== $$t"; $(RUNNER) $$t || exit 1; done
 
 TEST_TARGETS += test-gen

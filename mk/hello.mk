@@ -11,5 +11,5 @@ $(HELLO_OUT)/hello: examples/hello/main.c $(HELLO_OUT)/gen/hello.c $(LIBEMBER_A)
 
 .PHONY: test-hello
 test-hello: $(HELLO_OUT)/hello
-	$(HELLO_OUT)/hello
+	$(RUNNER) $(HELLO_OUT)/hello
 TEST_TARGETS += test-hello

@@ -51,5 +51,5 @@ $(IDLC_CHECK_BUFFER): tests/idlc/check_buffer.c $(IDLC_LIB_OBJS)
 
 TEST_TARGETS += test-idlc
 test-idlc: $(IDLC) $(IDLC_CHECK_BUFFER)
-	@$(IDLC_CHECK_BUFFER)
+	@$(RUNNER) $(IDLC_CHECK_BUFFER)
 	@sh tests/idlc/run.sh $(IDLC)

@@ -56,6 +56,6 @@ $(RT_TEST_BIN): $(RT_TEST_OBJ) $(LIBEMBER_A)
 	$(CC) $(SAN) -o $@ $(RT_TEST_OBJ) $(LIBEMBER_A) $(RT_LIBS) -lcunit
 
 test-runtime: $(RT_TEST_BIN)
-	$(RT_TEST_BIN)
+	$(RUNNER) $(RT_TEST_BIN)
 
 TEST_TARGETS += test-runtime

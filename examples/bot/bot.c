@@ -541,7 +541,8 @@ int main(int argc, char **argv)
     printf("\n%-8s %7s %7s %9s %9s %9s\n", "command", "calls", "errors", "p50 ms", "p99 ms", "max ms");
     for (int c = 0; c < C_N; c++) {
         lat *l = &W.lat[c];
-        qsort(l->us, l->n, sizeof *l->us, cmp_u64);
+        if (l->n)
+            qsort(l->us, l->n, sizeof *l->us, cmp_u64);
         calls += l->n;
         errors += l->errors;
         printf("%-8s %7zu %7llu %9.2f %9.2f %9.2f\n", cmd_names[c], l->n,
