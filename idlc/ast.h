@@ -141,13 +141,16 @@ typedef struct idl_decl {
     uint32_t error_id;          /* IDL_ERROR, sema: FNV-1a 32 of "module.Name" */
     struct idl_decl *next;
     /* Added by the front end: the parser recovered from a syntax error inside
-     * this declaration, so its body is incomplete; sema checks only its name. */
+     * this enum or constant, so its body is lost; sema checks only its name.
+     * (A struct, error or service just loses the member that failed.) */
     bool syntax_error;
 } idl_decl;
 
 typedef struct idl_import {
     idl_loc loc;
-    const char *path;           /* as written in the import */
+    const char *path;           /* as written in the import, unescaped */
+    size_t path_len;            /* its length: more than strlen(path) when an
+                                 * escape put a NUL in it (load.c rejects that) */
     struct idl_module *module;  /* resolved (main.c / sema) */
     struct idl_import *next;
 } idl_import;

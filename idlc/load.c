@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "load.h"
+#include "cnames.h"
 #include "parser.h"
 #include "sema.h"
 
@@ -255,7 +256,11 @@ static void load_imports(idl_loader *l, idl_module *m, bool from_memory)
 {
     for (idl_import *im = m->imports; im; im = im->next) {
         char *path = NULL;
-        if (strlen(im->path) == 0)
+        /* A file name cannot hold a NUL; cutting the path there would open
+         * some other file than the one written. */
+        if (strlen(im->path) != im->path_len)
+            diag_error(l->diag, im->loc, "import path contains a NUL character");
+        else if (im->path_len == 0)
             diag_error(l->diag, im->loc, "empty import path");
         else if (!from_memory && (path = resolve(l, m->path, im->path)) != NULL)
             im->module = load_path(l, path, im);
@@ -326,7 +331,8 @@ int idlc_check_buffer(const char *name, const char *data, size_t len, FILE *diag
     idl_diag *diag = diag_new(diag_out);
     idl_loader *l = idl_loader_new(arena, diag);
     idl_load_buffer(l, name ? name : "<input>", data, len);
-    sema_check(idl_loader_modules(l), diag);
+    if (sema_check(idl_loader_modules(l), diag) == 0 && diag_errors(diag) == 0)
+        cnames_check(idl_loader_modules(l), diag);
     int rc = diag_errors(diag) ? 1 : 0;
     idl_loader_free(l);
     diag_free(diag);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ast.h"
+#include "cnames.h"
 #include "compat.h"
 #include "depfile.h"
 #include "diag.h"
@@ -57,6 +58,38 @@ static int usage_error(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fputs("\nTry 'idlc --help' for more information.\n", stderr);
     return 2;
+}
+
+/* The part of path/NAME.idl that names the outputs: "NAME" (length in *n). */
+static const char *output_stem(const char *path, size_t *n)
+{
+    const char *s = strrchr(path, '/');
+    s = s ? s + 1 : path;
+    *n = strlen(s);
+    if (*n > 4 && strcmp(s + *n - 4, ".idl") == 0)
+        *n -= 4;
+    return s;
+}
+
+/* Every input writes OUTDIR/NAME.h and NAME.c: two inputs with one NAME
+ * would silently overwrite each other's output. Quadratic, but over the
+ * command line's file list only. Returns -1 or the exit status. */
+static int check_output_names(const options *o)
+{
+    for (size_t i = 0; i < o->nfiles; i++) {
+        size_t ni, nj;
+        const char *si = output_stem(o->files[i], &ni);
+        for (size_t j = 0; j < i; j++) {
+            const char *sj = output_stem(o->files[j], &nj);
+            if (ni == nj && memcmp(si, sj, ni) == 0) {
+                fprintf(stderr, "idlc: '%s' and '%s' would both write %.*s.h and %.*s.c\n"
+                                "Try 'idlc --help' for more information.\n",
+                        o->files[j], o->files[i], (int)ni, si, (int)ni, si);
+                return 2;
+            }
+        }
+    }
+    return -1;
 }
 
 /* Returns -1 to go on, or the exit status. */
@@ -110,17 +143,16 @@ static int parse_args(int argc, char **argv, options *o)
         return usage_error("%s", "--check-compat compares exactly one new file with the old one");
     if (o->compat_old && (o->deps_only || o->depfile))
         return usage_error("%s", "--check-compat cannot be combined with -M or -MF");
+    if (!o->compat_old)
+        return check_output_names(o);
     return -1;
 }
 
 /* "path/to/game.idl" -> "game" (arena-owned). */
 static char *base_name(idl_arena *a, const char *path)
 {
-    const char *s = strrchr(path, '/');
-    s = s ? s + 1 : path;
-    size_t n = strlen(s);
-    if (n > 4 && strcmp(s + n - 4, ".idl") == 0)
-        n -= 4;
+    size_t n;
+    const char *s = output_stem(path, &n);
     return idl_strndup(a, s, n);
 }
 
@@ -248,7 +280,9 @@ int main(int argc, char **argv)
         old_mod = idl_load_file(old_loader, o.compat_old);
         sema_check(idl_loader_modules(old_loader), diag);
     }
-    sema_check(idl_loader_modules(loader), diag);
+    /* Generated C names are only meaningful once sema accepted the input. */
+    if (sema_check(idl_loader_modules(loader), diag) == 0 && diag_errors(diag) == 0)
+        cnames_check(idl_loader_modules(loader), diag);
 
     if (diag_errors(diag) == 0 && mods) {
         if (o.compat_old) {

@@ -4,9 +4,12 @@
  *
  * Error recovery: inside a struct, error or service body the parser skips to
  * the next ';' or the closing '}'; inside an enum body, to the '}'; at top
- * level, to the next declaration keyword. A declaration the parser had to
- * recover inside is marked syntax_error so sema does not pile further
- * diagnostics onto a half-parsed body.
+ * level, to the next declaration keyword. In a struct, error or service the
+ * member that failed to parse is dropped and its well-formed siblings stay,
+ * so sema still checks them (dropping a member cannot make another one
+ * wrong: nothing refers to a field or method by name). An enum or constant
+ * the parser had to recover inside has lost its body, so it is marked
+ * syntax_error and sema checks only its name.
  */
 %require "3.8"
 %define api.pure full
@@ -72,8 +75,8 @@ typedef struct idl_parse {
 } idl_parse;
 
 /* Lists are built in source order through a head/tail pair. */
-typedef struct { idl_field *head, *tail; bool bad; } idl_field_list;
-typedef struct { idl_method *head, *tail; bool bad; } idl_method_list;
+typedef struct { idl_field *head, *tail; } idl_field_list;
+typedef struct { idl_method *head, *tail; } idl_method_list;
 typedef struct { idl_enumerator *head, *tail; } idl_enum_list;
 typedef struct { idl_name *head, *tail; } idl_name_list;
 }
@@ -193,6 +196,7 @@ import:
         idl_import *im = NEW(idl_import);
         im->loc = L(@2);
         im->path = $2.s;
+        im->path_len = $2.slen;
         if (P->last_import)
             P->last_import->next = im;
         else
@@ -262,12 +266,10 @@ struct_decl:
     STRUCT IDENT '{' fields '}' {
         $$ = mk_decl(P, IDL_STRUCT, &@1, $2, @2);
         $$->fields = $4.head;
-        $$->syntax_error = $4.bad;
     }
   | STRUCT IDENT '{' fields error '}' {
         $$ = mk_decl(P, IDL_STRUCT, &@1, $2, @2);
         $$->fields = $4.head;
-        $$->syntax_error = true;
         yyerrok;
     }
   ;
@@ -276,18 +278,16 @@ error_decl:
     ERROR_KW IDENT '{' fields '}' {
         $$ = mk_decl(P, IDL_ERROR, &@1, $2, @2);
         $$->fields = $4.head;
-        $$->syntax_error = $4.bad;
     }
   | ERROR_KW IDENT '{' fields error '}' {
         $$ = mk_decl(P, IDL_ERROR, &@1, $2, @2);
         $$->fields = $4.head;
-        $$->syntax_error = true;
         yyerrok;
     }
   ;
 
 fields:
-    %empty              { $$.head = $$.tail = NULL; $$.bad = false; }
+    %empty              { $$.head = $$.tail = NULL; }
   | fields field {
         $$ = $1;
         if ($$.tail)
@@ -296,7 +296,7 @@ fields:
             $$.head = $2;
         $$.tail = $2;
     }
-  | fields error ';'    { $$ = $1; $$.bad = true; yyerrok; }
+  | fields error ';'    { $$ = $1; yyerrok; }   /* drops just this field */
   ;
 
 field:
@@ -325,18 +325,16 @@ service_decl:
     SERVICE IDENT '{' methods '}' {
         $$ = mk_decl(P, IDL_SERVICE, &@1, $2, @2);
         $$->methods = $4.head;
-        $$->syntax_error = $4.bad;
     }
   | SERVICE IDENT '{' methods error '}' {
         $$ = mk_decl(P, IDL_SERVICE, &@1, $2, @2);
         $$->methods = $4.head;
-        $$->syntax_error = true;
         yyerrok;
     }
   ;
 
 methods:
-    %empty              { $$.head = $$.tail = NULL; $$.bad = false; }
+    %empty              { $$.head = $$.tail = NULL; }
   | methods method {
         $$ = $1;
         if ($$.tail)
@@ -345,7 +343,7 @@ methods:
             $$.head = $2;
         $$.tail = $2;
     }
-  | methods error ';'   { $$ = $1; $$.bad = true; yyerrok; }
+  | methods error ';'   { $$ = $1; yyerrok; }   /* drops just this method */
   ;
 
 /* A oneway method with a raises clause parses, so that sema can say why it
@@ -386,12 +384,12 @@ method:
   ;
 
 params_opt:
-    %empty              { $$.head = $$.tail = NULL; $$.bad = false; }
+    %empty              { $$.head = $$.tail = NULL; }
   | params
   ;
 
 params:
-    param               { $$.head = $$.tail = $1; $$.bad = false; }
+    param               { $$.head = $$.tail = $1; }
   | params ',' param    { $$ = $1; $$.tail->next = $3; $$.tail = $3; }
   ;
 

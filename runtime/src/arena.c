@@ -1,8 +1,10 @@
 /*
  * arena.c — bump allocation for decoded values. A call's arena starts on
  * an inline block inside the call object, so small calls allocate nothing;
- * bigger ones chain heap blocks that a reset frees. Cleanups (releasing
- * decoded refs) run on reset.
+ * bigger ones chain heap blocks that a reset frees — except that an arena
+ * attached to a spare slot hands its biggest block (up to
+ * EMBER_ARENA_SPARE_MAX) to the slot, and takes it back when it next needs
+ * a block that fits. Cleanups (releasing decoded refs) run on reset.
  */
 #include <string.h>
 
@@ -42,13 +44,51 @@ static void run_cleanups(ember_arena *a)
     }
 }
 
+void ember_arena_spare_clear(ember_arena_spare *s)
+{
+    if (s->blk)
+        ember_free(s->blk, s->blk->size);
+    s->blk = NULL;
+    s->busy = false;
+}
+
+void ember_arena_spare_sweep(ember_arena_spare *s)
+{
+    if (!s->busy)
+        ember_arena_spare_clear(s);
+    s->busy = false;
+}
+
+size_t ember_arena_spare_bytes(const ember_arena_spare *s)
+{
+    return s->blk ? s->blk->size : 0;
+}
+
+/* Keeps b in the slot if it is the biggest block seen that fits the cap;
+ * frees whichever of the two is not kept. */
+static void spare_offer(ember_arena_spare *s, struct ember_arena_blk *b)
+{
+    if (b->size <= EMBER_ARENA_SPARE_MAX &&
+        (!s->blk || s->blk->size < b->size)) {
+        struct ember_arena_blk *old = s->blk;
+        s->blk = b;
+        s->busy = true;
+        b = old;
+    }
+    if (b)
+        ember_free(b, b->size);
+}
+
 void ember_arena_fini(ember_arena *a)
 {
     run_cleanups(a);
     while (a->extra) {
         struct ember_arena_blk *b = a->extra;
         a->extra = b->next;
-        ember_free(b, b->size);
+        if (a->spare)
+            spare_offer(a->spare, b);
+        else
+            ember_free(b, b->size);
     }
     a->p = a->first;
     a->end = a->first + a->first_cap;
@@ -99,14 +139,20 @@ void *ember_arena_alloc_nz(ember_arena *a, size_t size)
             cap = n + BLK_HDR;
         if (cap < n) /* overflow */
             return NULL;
-        struct ember_arena_blk *b = ember_malloc(cap);
-        if (!b)
+        struct ember_arena_blk *b;
+        if (a->spare && a->spare->blk && a->spare->blk->size >= n + BLK_HDR) {
+            b = a->spare->blk; /* already faulted in: no malloc, no faults */
+            a->spare->blk = NULL;
+            a->spare->busy = true;
+        } else if ((b = ember_malloc(cap))) {
+            b->size = cap;
+        } else {
             return NULL;
-        b->size = cap;
+        }
         b->next = a->extra;
         a->extra = b;
         a->p = (uint8_t *)b + BLK_HDR;
-        a->end = (uint8_t *)b + cap;
+        a->end = (uint8_t *)b + b->size;
     }
     void *r = a->p;
     a->p += n;

@@ -5,6 +5,7 @@
 #ifndef EMBER_BUF_INTERNAL_H
 #define EMBER_BUF_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,10 +13,25 @@
 
 #define EMBER_BUF_BLOCK (64u * 1024u) /* pooled block size, and the least we read */
 #define EMBER_BUF_POOL_MAX 8
+/*
+ * Spare large buffers (bigger than a block: frames over ~64 KiB). Without
+ * them every large frame mallocs and frees its buffers, and glibc hands
+ * that memory back to the kernel each time, so every call page-faults it
+ * in again. The pool keeps at most EMBER_BUF_LARGE_MAX of them, together
+ * at most EMBER_BUF_LARGE_BUDGET bytes (a bigger buffer is simply freed),
+ * and drops them all at a sweep that finds them unused since the last one.
+ */
+#define EMBER_BUF_LARGE_MAX 2
+#define EMBER_BUF_LARGE_BUDGET (2u * 1024u * 1024u)
 
 typedef struct ember_bufpool {
     uint8_t *free[EMBER_BUF_POOL_MAX];
     int n;
+    uint8_t *large[EMBER_BUF_LARGE_MAX];
+    size_t large_cap[EMBER_BUF_LARGE_MAX];
+    int nlarge;
+    size_t large_bytes;        /* sum of large_cap[0..nlarge) */
+    bool large_busy;           /* a large buffer came or went since the sweep */
 } ember_bufpool;
 
 /* Bytes data[off..len) are live; data[len..cap) is free space. */
@@ -26,6 +42,9 @@ typedef struct ember_buf {
 } ember_buf;
 
 void ember_bufpool_clear(ember_bufpool *pool);
+/* Called periodically (the endpoint's sweep): frees the spare large buffers
+ * when none was taken or given back since the previous call. */
+void ember_bufpool_sweep(ember_bufpool *pool);
 
 static inline size_t ember_buf_used(const ember_buf *b)
 {

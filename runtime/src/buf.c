@@ -1,18 +1,74 @@
 /*
  * buf.c — contiguous buffers. Frames are parsed in place and encoded in
  * place, so a buffer only ever moves when it grows or compacts. An idle
- * connection holds no buffer at all: empty buffers go back to a pool of
- * standard-size blocks shared by the endpoint's connections.
+ * connection holds no buffer at all: empty buffers go back to a pool shared
+ * by the endpoint's connections — standard 64 KiB blocks, plus at most two
+ * spare large buffers for frames that do not fit a block (see
+ * buf-internal.h and docs/runtime.md, "Memory").
  */
 #include <string.h>
 
 #include "buf-internal.h"
 #include "ember-internal.h"
 
+static void large_free_all(ember_bufpool *pool)
+{
+    while (pool->nlarge > 0) {
+        pool->nlarge--;
+        ember_free(pool->large[pool->nlarge], pool->large_cap[pool->nlarge]);
+    }
+    pool->large_bytes = 0;
+}
+
 void ember_bufpool_clear(ember_bufpool *pool)
 {
     while (pool->n > 0)
         ember_free(pool->free[--pool->n], EMBER_BUF_BLOCK);
+    large_free_all(pool);
+}
+
+void ember_bufpool_sweep(ember_bufpool *pool)
+{
+    /* Large frames stopped: give the memory back rather than pin it. */
+    if (!pool->large_busy)
+        large_free_all(pool);
+    pool->large_busy = false;
+}
+
+/* The smallest spare large buffer with room for `used` + `need` bytes, or
+ * NULL. */
+static uint8_t *large_take(ember_bufpool *pool, size_t used, size_t need,
+                           size_t *cap)
+{
+    int best = -1;
+    for (int i = 0; i < pool->nlarge; i++)
+        if (pool->large_cap[i] >= used && pool->large_cap[i] - used >= need &&
+            (best < 0 || pool->large_cap[i] < pool->large_cap[best]))
+            best = i;
+    if (best < 0)
+        return NULL;
+    uint8_t *d = pool->large[best];
+    *cap = pool->large_cap[best];
+    pool->large_bytes -= *cap;
+    pool->nlarge--;
+    pool->large[best] = pool->large[pool->nlarge];
+    pool->large_cap[best] = pool->large_cap[pool->nlarge];
+    pool->large_busy = true;
+    return d;
+}
+
+/* Keeps a large buffer as a spare if the count and the byte budget allow. */
+static bool large_keep(ember_bufpool *pool, uint8_t *data, size_t cap)
+{
+    if (!pool || pool->nlarge >= EMBER_BUF_LARGE_MAX ||
+        cap > EMBER_BUF_LARGE_BUDGET - pool->large_bytes)
+        return false;
+    pool->large[pool->nlarge] = data;
+    pool->large_cap[pool->nlarge] = cap;
+    pool->nlarge++;
+    pool->large_bytes += cap;
+    pool->large_busy = true;
+    return true;
 }
 
 void ember_buf_release(ember_buf *b)
@@ -20,7 +76,7 @@ void ember_buf_release(ember_buf *b)
     if (b->data) {
         if (b->cap == EMBER_BUF_BLOCK && b->pool && b->pool->n < EMBER_BUF_POOL_MAX)
             b->pool->free[b->pool->n++] = b->data;
-        else
+        else if (b->cap <= EMBER_BUF_BLOCK || !large_keep(b->pool, b->data, b->cap))
             ember_free(b->data, b->cap);
     }
     b->data = NULL;
@@ -53,12 +109,14 @@ int ember_buf_reserve(ember_buf *b, size_t need)
             return ember_seterr("buffer too large");
         ncap *= 2;
     }
-    uint8_t *nd = ember_malloc(ncap);
-    if (!nd)
+    /* A spare large buffer saves the malloc and, above all, the page
+     * faults of touching fresh memory on every large frame. */
+    uint8_t *nd = b->pool ? large_take(b->pool, used, need, &ncap) : NULL;
+    if (!nd && !(nd = ember_malloc(ncap)))
         return ember_seterr("out of memory");
     if (used)
         memcpy(nd, b->data + b->off, used);
-    ember_buf_release(b); /* a standard block goes back to the pool */
+    ember_buf_release(b); /* the old storage goes back to the pool */
     b->data = nd;
     b->cap = ncap;
     b->off = 0;

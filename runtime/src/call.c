@@ -24,6 +24,7 @@ static ember_call *call_get(ember_ep *ep)
     }
     memset(k, 0, offsetof(ember_call, arena));
     ember_arena_init(&k->arena, k->inline_arena, sizeof k->inline_arena);
+    k->arena.spare = &ep->arena_spare;
     return k;
 }
 

@@ -230,6 +230,13 @@ static int read_once(ember_conn *c)
      * so a header announcing a huge frame costs nothing until the bytes
      * arrive. */
     size_t want = EMBER_BUF_BLOCK, have = ember_buf_used(in);
+    /* The last frame was large: expect another of its size and read it
+     * whole into one (pooled) buffer, instead of a block first and then a
+     * grow that copies it. Only sizes the pool keeps spares of: a burst of
+     * huge frames must not make every later wake-up allocate megabytes. */
+    if (have == 0 && c->in_hint > want &&
+        c->in_hint <= EMBER_BUF_LARGE_BUDGET / 2)
+        want = c->in_hint;
     if (have >= 4) {
         const uint8_t *p = in->data + in->off;
         uint32_t len = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
@@ -283,6 +290,7 @@ static int read_once(ember_conn *c)
             ember_conn_closef(c, EMBER_PROTOCOL, "bad frame: %s", why);
             return 0;
         }
+        c->in_hint = used > EMBER_BUF_BLOCK ? (uint32_t)used : 0;
         handle_frame(c, &f);
         off += used;
     }

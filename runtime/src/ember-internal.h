@@ -39,6 +39,19 @@ int ember_seterr(const char *fmt, ...) EMBER_PRINTF(1, 2);
 /* ---- arena.c ---- */
 struct ember_arena_blk;
 struct ember_arena_cleanup;
+/*
+ * One big arena block kept for reuse by the arenas that share the slot (an
+ * endpoint's call arenas and its reply scratch), so a stream of large values
+ * does not malloc, free and page-fault a block on every call. Bounded:
+ * blocks over EMBER_ARENA_SPARE_MAX are never kept, and a sweep that finds
+ * the spare unused since the previous one frees it.
+ */
+#define EMBER_ARENA_SPARE_MAX (1024u * 1024u)
+typedef struct ember_arena_spare {
+    struct ember_arena_blk *blk;   /* NULL: none kept */
+    bool busy;                     /* taken or given back since the sweep */
+} ember_arena_spare;
+
 struct ember_arena {
     uint8_t *p, *end;              /* free space of the current block */
     uint8_t *first;                /* first block: inline or with the struct */
@@ -46,11 +59,16 @@ struct ember_arena {
     struct ember_arena_blk *extra; /* heap blocks after the first */
     struct ember_arena_cleanup *cleanups; /* run on reset (decoded refs) */
     bool standalone;               /* made by ember_arena_new */
+    ember_arena_spare *spare;      /* where big blocks come from, or NULL */
 };
 /* An arena over a caller-provided first block (8-byte aligned). */
 void ember_arena_init(ember_arena *a, void *buf, size_t cap);
 /* Runs the cleanups and frees the extra blocks (not the first). */
 void ember_arena_fini(ember_arena *a);
+/* Frees the kept block when unused since the last sweep (or always: clear). */
+void ember_arena_spare_sweep(ember_arena_spare *s);
+void ember_arena_spare_clear(ember_arena_spare *s);
+size_t ember_arena_spare_bytes(const ember_arena_spare *s);
 /* Runs fn(p) when the arena is reset or finished. */
 int ember_arena_defer(ember_arena *a, void (*fn)(void *), void *p);
 

@@ -73,6 +73,9 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     uint64_t now = ember_now_ms();
     (void)fd;
     (void)what;
+    /* Spare large buffers and arena blocks go when large frames stop. */
+    ember_bufpool_sweep(&ep->pool);
+    ember_arena_spare_sweep(&ep->arena_spare);
     for (ember_conn *c = ep->conns, *next; c; c = next) {
         next = c->next;
         uint64_t idle = now - c->last_rx_ms;
@@ -111,6 +114,7 @@ int ember_ep_init(ember_ep *ep, struct event_base *base, const ember_limits *lim
         ember_limits_default(&ep->lim);
     ep->what = what;
     ember_arena_init(&ep->scratch, ep->scratch_buf, sizeof ep->scratch_buf);
+    ep->scratch.spare = &ep->arena_spare;
     ep->exports = ember_exports_new();
     ep->work_ev = event_new(base, -1, 0, on_work, ep);
     ep->timer_ev = evtimer_new(base, on_timer, ep);
@@ -147,8 +151,10 @@ void ember_ep_fini(ember_ep *ep, ember_status status)
         ep->dead = c->next;
         ember_conn_free(c);
     }
-    for (ember_call *k = ep->orphans; k; k = k->next)
+    for (ember_call *k = ep->orphans; k; k = k->next) {
         k->ep = NULL; /* a late reply frees the call on its own */
+        k->arena.spare = NULL; /* ...and must not touch our spare block */
+    }
     ember_call_pool_free(ep);
     ember_calltab_ep_fini(ep);
     if (ep->work_ev)
@@ -163,4 +169,5 @@ void ember_ep_fini(ember_ep *ep, ember_status status)
     ember_tls_ctx_free(ep);
     ember_bufpool_clear(&ep->pool);
     ember_arena_fini(&ep->scratch);
+    ember_arena_spare_clear(&ep->arena_spare);
 }

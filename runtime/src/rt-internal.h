@@ -120,6 +120,7 @@ struct ember_ep {
     uint32_t gen;               /* call generations, unique per endpoint */
     uint64_t inflight;          /* outgoing pending + incoming calls */
 
+    ember_arena_spare arena_spare; /* big block shared by calls and scratch */
     ember_arena scratch;        /* decodes replies for callbacks */
     uint64_t scratch_buf[64];
 
@@ -202,6 +203,7 @@ struct ember_conn {
 
     struct ember_pending *slots;   /* outgoing calls */
     uint32_t nslots, free_slot, npending;
+    uint32_t in_hint;              /* size of the last frame if large, else 0 */
 
     ember_call *calls;             /* incoming calls in flight */
     ember_call **cbuckets;

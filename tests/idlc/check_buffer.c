@@ -35,6 +35,13 @@ int main(void)
     memcpy(copy, good, sizeof copy);
     expect("no terminating NUL", copy, sizeof copy, 0, NULL);
     expect("truncated", good, 30, 1, "buf.idl:3:1: error: expected declaration");
+    /* The generated-C name check runs here too: S_init is S's init function. */
+    static const char clash[] = "module m;\nstruct S { 1: i32 a; }\nstruct S_init { }\n";
+    expect("generated C name clash", clash, sizeof clash - 1, 1,
+           "buf.idl:3:8: error: generated C name 'm_S_init' of struct 'S_init' clashes");
+    static const char impnul[] = "module m;\nimport \"a\\0b.idl\";\n";
+    expect("NUL in an import path", impnul, sizeof impnul - 1, 1,
+           "buf.idl:2:8: error: import path contains a NUL character");
     static const char nul[] = "module m;\0struct A { 1: i32 x; }";
     expect("embedded NUL", nul, sizeof nul - 1, 1, "invalid character '\\x00'");
     static const char imp[] = "module m;\nimport \"other.idl\";\n";

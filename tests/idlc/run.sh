@@ -118,6 +118,15 @@ expect_exit 2 "unknown option" --frobnicate game.idl
 expect_exit 2 "-o without a value" game.idl -o
 expect_exit 2 "-I without a value" game.idl -I
 expect_exit 2 "--check-compat with two new files" --check-compat game.idl game.idl all_types.idl
+# Two inputs named alike would write the same NAME.h and NAME.c.
+mkdir -p "$TMP/a" "$TMP/b"
+printf 'module x;\n' >"$TMP/a/x.idl"
+printf 'module x;\n' >"$TMP/b/x.idl"
+expect_exit 2 "two inputs with one base name" -o "$TMP" "$TMP/a/x.idl" "$TMP/b/x.idl"
+check "same base name is explained" grep -q "would both write x.h and x.c" "$TMP/err"
+check "same base name writes nothing" test ! -e "$TMP/x.h"
+expect_exit 2 "one input twice" -o "$TMP" game.idl ./game.idl
+expect_exit 0 "same base name with --check-compat" --check-compat "$TMP/a/x.idl" "$TMP/b/x.idl"
 expect_exit 1 "missing input file" -o "$TMP" does-not-exist.idl
 check "missing input is reported" grep -q "idlc: error: cannot read 'does-not-exist.idl'" "$TMP/err"
 expect_exit 1 "a directory as input" -o "$TMP" inc

@@ -25,5 +25,6 @@ void add_codec_suite(void);
 void add_frame_suite(void);
 void add_e2e_suite(void);
 void add_security_suite(void);
+void add_mem_suite(void);
 
 #endif

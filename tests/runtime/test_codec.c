@@ -332,7 +332,8 @@ static void test_fixed_overflow(void)
 
 static void test_growing_buffer(void)
 {
-    ember_bufpool pool = {{0}, 0};
+    ember_bufpool pool;
+    memset(&pool, 0, sizeof pool);
     ember_buf b = {NULL, 0, 0, 0, &pool};
     ember_enc e;
     CU_ASSERT_EQUAL(ember_buf_enc_begin(&b, &e, NULL, 16), 0);

@@ -1,0 +1,392 @@
+/*
+ * cnames.c — rejects input whose generated C would declare one identifier
+ * twice (see cnames.h). Every name is built by the same gen_util.c helpers
+ * the generators call (gu_decl_cname, gu_method_prefix, gu_mangle,
+ * gu_ctype, gu_decl_mangle, gu_ident), so the list cannot drift from what
+ * is emitted; only the fixed suffixes ("_init", "_reply", ...) are repeated
+ * here, each next to the role it names.
+ *
+ * One hash table per scope (the module's file scope, then each struct's
+ * members), so a module costs O(names).
+ */
+#include "cnames.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen_util.h"
+#include "sema.h"
+
+/* One generated identifier and what it belongs to, for the messages:
+ * "<role> of <what> '<who>'", or just "<what> '<who>'" when role is NULL
+ * (the declaration's own type or value). */
+typedef struct cn_entry {
+    const char *name;
+    const char *role;
+    const char *what;
+    const char *who;
+    const void *owner;  /* same owner, same thing: not a clash */
+    idl_loc loc;
+} cn_entry;
+
+typedef struct cn_table {
+    cn_entry *v;
+    size_t n, cap;
+    size_t *slots;      /* index + 1 into v, 0 for empty; size a power of 2 */
+    size_t nslots;
+} cn_table;
+
+typedef struct cn_ctx {
+    idl_diag *diag;
+    idl_arena *arena;   /* names and descriptions, freed at the end */
+    gen_ctx g;
+    strset reported;    /* owner pairs already reported: one error per pair */
+    const char *word;   /* "name" (file scope) or "member" */
+    gbuf b;             /* the name being built */
+} cn_ctx;
+
+/* Every container shares one owner: two list<u32> fields make one type. */
+static const char container_owner;
+static const char nothing_owner;
+
+static size_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603u;  /* FNV-1a 64 */
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211u;
+    return (size_t)h;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        fputs("idlc: out of memory\n", stderr);
+        exit(2);
+    }
+    return p;
+}
+
+static size_t *find_slot(const cn_table *t, const char *name)
+{
+    size_t i = hash_str(name) & (t->nslots - 1);
+    while (t->slots[i] && strcmp(t->v[t->slots[i] - 1].name, name) != 0)
+        i = (i + 1) & (t->nslots - 1);
+    return &t->slots[i];
+}
+
+static void table_grow(cn_table *t)
+{
+    size_t old = t->nslots;
+    size_t *slots = t->slots;
+    t->nslots = old ? old * 2 : 64;
+    t->slots = xcalloc(t->nslots, sizeof *t->slots);
+    for (size_t i = 0; i < old; i++)
+        if (slots[i])
+            *find_slot(t, t->v[slots[i] - 1].name) = slots[i];
+    free(slots);
+}
+
+static void table_free(cn_table *t)
+{
+    free(t->v);
+    free(t->slots);
+    memset(t, 0, sizeof *t);
+}
+
+static void describe(gbuf *out, const cn_entry *e)
+{
+    if (e->role)
+        gb_printf(out, "the %s of ", e->role);
+    gb_printf(out, "%s '%s'", e->what, e->who);
+}
+
+/* Adds c->b's text; reports it if another owner already has it. */
+static void add(cn_ctx *c, cn_table *t, const char *role, const char *what,
+                const char *who, const void *owner, idl_loc loc)
+{
+    if ((t->n + 1) * 2 > t->nslots)             /* keep the load under 1/2 */
+        table_grow(t);
+    const char *name = gb_str(&c->b);
+    size_t *slot = find_slot(t, name);
+    if (*slot) {
+        const cn_entry *old = &t->v[*slot - 1];
+        if (old->owner == owner)
+            return;
+        char key[2 * sizeof(void *) * 3 + 4];
+        snprintf(key, sizeof key, "%p %p", old->owner, owner);
+        if (!strset_add(&c->reported, key))
+            return;                             /* one clash per pair is enough */
+        cn_entry now = { name, role, what, who, owner, loc };
+        gbuf a = {0}, o = {0};
+        describe(&a, &now);
+        describe(&o, old);
+        diag_error(c->diag, loc, "generated C %s '%s' of %s clashes with %s",
+                   c->word, name, gb_str(&a), gb_str(&o));
+        diag_note(c->diag, old->loc, "%s '%s' is %s here", old->what, old->who,
+                  old->owner == &container_owner ? "first used" : "declared");
+        gb_free(&a);
+        gb_free(&o);
+        return;
+    }
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 64;
+        cn_entry *v = realloc(t->v, t->cap * sizeof *v);
+        if (!v) {
+            fputs("idlc: out of memory\n", stderr);
+            exit(2);
+        }
+        t->v = v;
+    }
+    t->v[t->n++] = (cn_entry){ idl_strdup(c->arena, name), role, what, who, owner, loc };
+    *slot = t->n;
+}
+
+/* c->b = prefix + suffix, then add. */
+static void add_sfx(cn_ctx *c, cn_table *t, const char *prefix, const char *sfx,
+                    const char *role, const char *what, const char *who,
+                    const void *owner, idl_loc loc)
+{
+    gb_clear(&c->b);
+    gb_printf(&c->b, "%s%s", prefix, sfx);
+    add(c, t, role, what, who, owner, loc);
+}
+
+static const char *kind_word(const idl_decl *d)
+{
+    switch (d->kind) {
+    case IDL_CONST: return "constant";
+    case IDL_ENUM: return "enum";
+    case IDL_STRUCT: return "struct";
+    case IDL_ERROR: return "error";
+    default: return "service";
+    }
+}
+
+/* "Pos" in its own module, "common.Pos" when imported. */
+static const char *decl_who(cn_ctx *c, const idl_decl *d)
+{
+    if (d->module == c->g.m || !d->module || !d->module->name)
+        return d->name;
+    gbuf b = {0};
+    gb_printf(&b, "%s.%s", d->module->name, d->name);
+    const char *s = idl_strdup(c->arena, gb_str(&b));
+    gb_free(&b);
+    return s;
+}
+
+static const char *sub_who(cn_ctx *c, const char *outer, const char *inner)
+{
+    gbuf b = {0};
+    gb_printf(&b, "%s.%s", outer, inner);
+    const char *s = idl_strdup(c->arena, gb_str(&b));
+    gb_free(&b);
+    return s;
+}
+
+/* ---- the static value helpers and container typedefs (gen_c.c's
+ * enc_<T>/dec_<T>, gen_h.c's <mod>_list_.../<mod>_map_...) ---- */
+
+static void walk_type(cn_ctx *c, cn_table *t, const idl_type *ty)
+{
+    gu_class k = gu_classify(ty);
+    if (k == GU_PRIM)
+        return;
+    if (k == GU_MAP)
+        walk_type(c, t, ty->key);
+    if (k == GU_LIST || k == GU_MAP)
+        walk_type(c, t, ty->elem);
+
+    const char *what, *who;
+    const void *owner;
+    idl_loc loc = ty->loc;
+    if (k == GU_LIST || k == GU_MAP) {
+        idl_buf sp = {0};
+        idl_spell_type_in(&sp, ty, c->g.m);
+        what = "type";
+        who = idl_strdup(c->arena, sp.p ? sp.p : "");
+        idl_buf_free(&sp);
+        owner = &container_owner;
+        gb_clear(&c->b);
+        gu_ctype(&c->b, &c->g, ty);
+        add(c, t, NULL, what, who, owner, loc);
+    } else {
+        if (!ty->decl)
+            return;
+        what = kind_word(ty->decl);
+        who = decl_who(c, ty->decl);
+        owner = ty->decl;
+        loc = ty->decl->loc;
+    }
+    gbuf m = {0};
+    gu_mangle(&m, &c->g, ty);
+    add_sfx(c, t, "enc_", gb_str(&m), "static encoder", what, who, owner, loc);
+    add_sfx(c, t, "dec_", gb_str(&m), "static decoder", what, who, owner, loc);
+    gb_free(&m);
+}
+
+/* ---- members of one generated struct ---- */
+
+static void check_members(cn_ctx *c, const idl_field *fields, bool params)
+{
+    cn_table t = {0};
+    gbuf scratch = {0};
+    const char *what = params ? "parameter" : "field";
+    c->word = "member";
+    for (const idl_field *f = fields; f; f = f->next) {
+        gb_clear(&c->b);
+        gb_puts(&c->b, gu_ident(f->name, params, &scratch));
+        add(c, &t, NULL, what, f->name, f, f->loc);
+        /* gen_h.c emit_member: optionals other than structs get a flag */
+        if (!params && f->optional && gu_classify(f->type) != GU_STRUCT)
+            add_sfx(c, &t, "has_", f->name, "presence flag", what, f->name, f, f->loc);
+    }
+    c->word = "name";
+    gb_free(&scratch);
+    table_free(&t);
+}
+
+/* ---- one module ---- */
+
+static void check_method(cn_ctx *c, cn_table *t, const idl_decl *s, const idl_method *me)
+{
+    gbuf pre = {0};
+    gu_method_prefix(&pre, &c->g, s, me);
+    const char *p = gb_str(&pre);
+    const char *who = sub_who(c, s->name, me->name);
+    const char *w = "method";
+    idl_loc l = me->loc;
+
+    add_sfx(c, t, p, "", "client stub", w, who, me, l);
+    add_sfx(c, t, p, "_ID", "ID macro", w, who, me, l);
+    if (me->params) {
+        add_sfx(c, t, p, "_args", "argument struct", w, who, me, l);
+        add_sfx(c, t, p, "_args_init", "argument init function", w, who, me, l);
+        add_sfx(c, t, p, "_args_encode", "argument encoder", w, who, me, l);
+        add_sfx(c, t, p, "_args_decode", "argument decoder", w, who, me, l);
+    }
+    if (me->ret) {
+        add_sfx(c, t, p, "_result", "result struct", w, who, me, l);
+        add_sfx(c, t, p, "_result_init", "result init function", w, who, me, l);
+        add_sfx(c, t, p, "_result_encode", "result encoder", w, who, me, l);
+        add_sfx(c, t, p, "_result_decode", "result decoder", w, who, me, l);
+    }
+    if (!me->oneway) {
+        add_sfx(c, t, p, "_cb", "callback type", w, who, me, l);
+        add_sfx(c, t, p, "_done", "completion function", w, who, me, l);
+        add_sfx(c, t, p, "_broadcast", "broadcast function", w, who, me, l);
+        add_sfx(c, t, p, "_reply", "reply helper", w, who, me, l);
+        for (const idl_name *r = me->raises; r; r = r->next) {
+            if (!r->decl)
+                continue;
+            gbuf e = {0};
+            gb_printf(&e, "%s_fail_", p);
+            gu_decl_mangle(&e, &c->g, r->decl);
+            gb_clear(&c->b);
+            gb_puts(&c->b, gb_str(&e));
+            add(c, t, "fail helper", w, who, me, l);
+            gb_free(&e);
+        }
+    }
+    add_sfx(c, t, p, "_dispatch", "dispatch function", w, who, me, l);
+    gb_free(&pre);
+    if (me->params)
+        check_members(c, me->params, true);
+}
+
+static void check_decl(cn_ctx *c, cn_table *t, const idl_decl *d)
+{
+    gbuf cn = {0};
+    gu_decl_cname(&cn, d);
+    const char *n = gb_str(&cn);
+    const char *w = kind_word(d);
+    idl_loc l = d->loc;
+
+    switch (d->kind) {
+    case IDL_CONST:
+        add_sfx(c, t, n, "", NULL, w, d->name, d, l);
+        break;
+    case IDL_ENUM:
+        add_sfx(c, t, n, "", NULL, w, d->name, d, l);
+        add_sfx(c, t, n, "_name", "name function", w, d->name, d, l);
+        for (const idl_enumerator *e = d->enumerators; e; e = e->next) {
+            gb_clear(&c->b);
+            gb_printf(&c->b, "%s_%s", n, e->name);
+            add(c, t, NULL, "enumerator", sub_who(c, d->name, e->name), e, e->loc);
+        }
+        break;
+    case IDL_STRUCT:
+    case IDL_ERROR:
+        add_sfx(c, t, n, "", NULL, w, d->name, d, l);
+        add_sfx(c, t, n, "_init", "init function", w, d->name, d, l);
+        add_sfx(c, t, n, "_encode", "encoder", w, d->name, d, l);
+        add_sfx(c, t, n, "_decode", "decoder", w, d->name, d, l);
+        if (d->kind == IDL_ERROR)
+            add_sfx(c, t, n, "_ID", "ID macro", w, d->name, d, l);
+        check_members(c, d->fields, false);
+        break;
+    case IDL_SERVICE:
+        add_sfx(c, t, n, "_service", "descriptor", w, d->name, d, l);
+        add_sfx(c, t, n, "_handlers", "handler table", w, d->name, d, l);
+        add_sfx(c, t, n, "_export", "export function", w, d->name, d, l);
+        add_sfx(c, t, n, "_local", "local-object function", w, d->name, d, l);
+        if (d->methods)
+            add_sfx(c, t, n, "_methods", "method table", w, d->name, d, l);
+        for (const idl_method *me = d->methods; me; me = me->next)
+            check_method(c, t, d, me);
+        break;
+    }
+    gb_free(&cn);
+}
+
+static void check_module(cn_ctx *c, const idl_module *m)
+{
+    cn_table t = {0};
+    gen_ctx_init(&c->g, m);
+
+    /* Names the generators make up come first, so that an error lands on
+     * the user's declaration, the thing to rename. */
+    if (c->g.need_empty) {
+        gb_clear(&c->b);
+        gb_puts(&c->b, "enc_nothing");
+        add(c, &t, "empty-payload encoder", "module", c->g.mod, &nothing_owner, m->loc);
+    }
+    for (const idl_decl *d = m->decls; d; d = d->next) {
+        if (d->kind == IDL_STRUCT || d->kind == IDL_ERROR) {
+            for (const idl_field *f = d->fields; f; f = f->next)
+                walk_type(c, &t, f->type);
+        } else if (d->kind == IDL_SERVICE) {
+            for (const idl_method *me = d->methods; me; me = me->next) {
+                for (const idl_field *p = me->params; p; p = p->next)
+                    walk_type(c, &t, p->type);
+                if (me->ret)
+                    walk_type(c, &t, me->ret);
+            }
+        }
+    }
+    for (size_t i = 0; i < c->g.nraised; i++) {
+        const idl_decl *e = c->g.raised[i];
+        gb_clear(&c->b);
+        gb_puts(&c->b, "raise_");
+        gu_decl_mangle(&c->b, &c->g, e);
+        add(c, &t, "static raise helper", "error", decl_who(c, e), e, e->loc);
+    }
+    for (const idl_decl *d = m->decls; d; d = d->next)
+        check_decl(c, &t, d);
+
+    table_free(&t);
+    gen_ctx_free(&c->g);
+}
+
+int cnames_check(const idl_module *modules, idl_diag *diag)
+{
+    int before = diag_errors(diag);
+    cn_ctx c = { .diag = diag, .arena = idl_arena_new(), .word = "name" };
+    for (const idl_module *m = modules; m; m = m->next)
+        if (m->name)
+            check_module(&c, m);
+    strset_free(&c.reported);
+    gb_free(&c.b);
+    idl_arena_free(c.arena);
+    return diag_errors(diag) - before;
+}
