@@ -21,7 +21,7 @@ clang:/usr/bin/clang
 curl:/usr/bin/curl
 valgrind:/usr/bin/valgrind
 openssl:/usr/bin/openssl
-iproute2:/usr/sbin/ip
+iproute2:/bin/ip
 libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
 "
 
