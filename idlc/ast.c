@@ -24,19 +24,31 @@ struct idl_arena {
     arena_block *top;
 };
 
-static void *xmalloc(size_t n)
+static void out_of_memory(void)
 {
-    void *p = malloc(n);
-    if (!p) {
-        fputs("idlc: out of memory\n", stderr);
-        abort();
-    }
+    fputs("idlc: out of memory\n", stderr);
+    exit(2);
+}
+
+void *idl_xrealloc(void *p, size_t size)
+{
+    p = realloc(p, size ? size : 1);
+    if (!p)
+        out_of_memory();
+    return p;
+}
+
+void *idl_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        out_of_memory();
     return p;
 }
 
 idl_arena *idl_arena_new(void)
 {
-    idl_arena *a = xmalloc(sizeof *a);
+    idl_arena *a = idl_xrealloc(NULL, sizeof *a);
     a->top = NULL;
     return a;
 }
@@ -62,7 +74,7 @@ void *idl_alloc(idl_arena *a, size_t size)
     if (!b || b->size - b->used < size) {
         /* Large requests get a block of their own so they waste nothing. */
         size_t cap = size > ARENA_BLOCK ? size : ARENA_BLOCK;
-        b = xmalloc(sizeof *b + cap);
+        b = idl_xrealloc(NULL, sizeof *b + cap);
         b->size = cap;
         b->used = 0;
         b->prev = a->top;

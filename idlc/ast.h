@@ -20,6 +20,11 @@ idl_arena *idl_arena_new(void);
 void idl_arena_free(idl_arena *a);
 /* Zeroed memory; aborts with a message when out of memory. */
 void *idl_alloc(idl_arena *a, size_t size);
+
+/* Heap memory outside the arena (tables, growable buffers): like realloc
+ * and calloc, but idlc stops with "out of memory" instead of returning NULL. */
+void *idl_xrealloc(void *p, size_t size);
+void *idl_xcalloc(size_t n, size_t size);
 char *idl_strndup(idl_arena *a, const char *s, size_t n);
 char *idl_strdup(idl_arena *a, const char *s);
 

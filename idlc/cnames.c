@@ -57,16 +57,6 @@ static size_t hash_str(const char *s)
     return (size_t)h;
 }
 
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fputs("idlc: out of memory\n", stderr);
-        exit(2);
-    }
-    return p;
-}
-
 static size_t *find_slot(const cn_table *t, const char *name)
 {
     size_t i = hash_str(name) & (t->nslots - 1);
@@ -80,7 +70,7 @@ static void table_grow(cn_table *t)
     size_t old = t->nslots;
     size_t *slots = t->slots;
     t->nslots = old ? old * 2 : 64;
-    t->slots = xcalloc(t->nslots, sizeof *t->slots);
+    t->slots = idl_xcalloc(t->nslots, sizeof *t->slots);
     for (size_t i = 0; i < old; i++)
         if (slots[i])
             *find_slot(t, t->v[slots[i] - 1].name) = slots[i];

@@ -57,16 +57,6 @@ static int cmp_method(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fputs("idlc: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
 static void index_module(compat *C, const idl_module *m)
 {
     for (const idl_decl *d = m->decls; d; d = d->next) {
@@ -75,8 +65,8 @@ static void index_module(compat *C, const idl_module *m)
             for (const idl_method *me = d->methods; me; me = me->next)
                 C->nmethods++;
     }
-    C->decls = xcalloc(C->ndecls, sizeof *C->decls);
-    C->methods = xcalloc(C->nmethods, sizeof *C->methods);
+    C->decls = idl_xcalloc(C->ndecls, sizeof *C->decls);
+    C->methods = idl_xcalloc(C->nmethods, sizeof *C->methods);
     size_t i = 0, j = 0;
     for (const idl_decl *d = m->decls; d; d = d->next) {
         C->decls[i++] = d;

@@ -9,16 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        fputs("idlc: out of memory\n", stderr);
-        exit(2);
-    }
-    return q;
-}
-
 /* ---- growable string ---- */
 
 static void gb_reserve(gbuf *b, size_t more)
@@ -28,7 +18,7 @@ static void gb_reserve(gbuf *b, size_t more)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->n + more + 1)
         cap *= 2;
-    b->p = xrealloc(b->p, cap);
+    b->p = idl_xrealloc(b->p, cap);
     b->cap = cap;
 }
 
@@ -111,7 +101,7 @@ bool strset_add(strset *s, const char *key)
     if ((s->n + 1) * 2 > s->cap) {             /* keep the load under 1/2 */
         strset old = *s;
         s->cap = old.cap ? old.cap * 2 : 64;
-        s->slots = xrealloc(NULL, s->cap * sizeof *s->slots);
+        s->slots = idl_xrealloc(NULL, s->cap * sizeof *s->slots);
         memset(s->slots, 0, s->cap * sizeof *s->slots);
         for (size_t i = 0; i < old.cap; i++)
             if (old.slots[i])
@@ -122,7 +112,7 @@ bool strset_add(strset *s, const char *key)
     if (s->slots[i])
         return false;
     size_t n = strlen(key);
-    s->slots[i] = memcpy(xrealloc(NULL, n + 1), key, n + 1);
+    s->slots[i] = memcpy(idl_xrealloc(NULL, n + 1), key, n + 1);
     s->n++;
     return true;
 }
@@ -451,7 +441,7 @@ static void push_val(gen_ctx *g, const idl_type *t)
 {
     if (g->nvals == g->capvals) {
         g->capvals = g->capvals ? g->capvals * 2 : 16;
-        g->vals = xrealloc(g->vals, g->capvals * sizeof *g->vals);
+        g->vals = idl_xrealloc(g->vals, g->capvals * sizeof *g->vals);
     }
     g->vals[g->nvals++] = t;
 }
@@ -523,7 +513,7 @@ int gen_ctx_init(gen_ctx *g, const idl_module *m)
                         continue;
                     if (g->nraised == g->capraised) {
                         g->capraised = g->capraised ? g->capraised * 2 : 8;
-                        g->raised = xrealloc(g->raised, g->capraised * sizeof *g->raised);
+                        g->raised = idl_xrealloc(g->raised, g->capraised * sizeof *g->raised);
                     }
                     g->raised[g->nraised++] = r->decl;
                 }
@@ -531,7 +521,7 @@ int gen_ctx_init(gen_ctx *g, const idl_module *m)
         }
     }
 
-    g->structs = xrealloc(NULL, (ndecls ? ndecls : 1) * sizeof *g->structs);
+    g->structs = idl_xrealloc(NULL, (ndecls ? ndecls : 1) * sizeof *g->structs);
     strset ordered = {0};
     for (const idl_decl *d = m->decls; d; d = d->next)
         if (d->kind == IDL_STRUCT || d->kind == IDL_ERROR)
@@ -582,10 +572,10 @@ static void pl_add(plist *p, const char *s)
 {
     if (p->n == p->cap) {
         p->cap = p->cap ? p->cap * 2 : 8;
-        p->v = xrealloc(p->v, p->cap * sizeof *p->v);
+        p->v = idl_xrealloc(p->v, p->cap * sizeof *p->v);
     }
     size_t n = strlen(s);
-    p->v[p->n++] = memcpy(xrealloc(NULL, n + 1), s, n + 1);
+    p->v[p->n++] = memcpy(idl_xrealloc(NULL, n + 1), s, n + 1);
 }
 
 static void pl_free(plist *p)

@@ -36,19 +36,9 @@ struct idl_loader {
     size_t depth, cap;
 };
 
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n);
-    if (!p) {
-        fputs("idlc: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
 idl_loader *idl_loader_new(idl_arena *arena, idl_diag *diag)
 {
-    idl_loader *l = xrealloc(NULL, sizeof *l);
+    idl_loader *l = idl_xrealloc(NULL, sizeof *l);
     memset(l, 0, sizeof *l);
     l->arena = arena;
     l->diag = diag;
@@ -71,7 +61,7 @@ void idl_loader_free(idl_loader *l)
 
 void idl_loader_add_include(idl_loader *l, const char *dir)
 {
-    l->incdirs = xrealloc(l->incdirs, (l->nincdirs + 1) * sizeof *l->incdirs);
+    l->incdirs = idl_xrealloc(l->incdirs, (l->nincdirs + 1) * sizeof *l->incdirs);
     l->incdirs[l->nincdirs++] = idl_strdup(l->arena, dir);
 }
 
@@ -177,7 +167,7 @@ static void push(idl_loader *l, const idl_module *m)
 {
     if (l->depth == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 16;
-        l->stack = xrealloc(l->stack, l->cap * sizeof *l->stack);
+        l->stack = idl_xrealloc(l->stack, l->cap * sizeof *l->stack);
     }
     l->stack[l->depth++] = m;
 }
@@ -243,7 +233,7 @@ static idl_module *load_path(idl_loader *l, const char *path, const idl_import *
             diag_fatal(l->diag, "cannot read '%s': %s", path, why);
         return NULL;
     }
-    loaded_file *f = xrealloc(NULL, sizeof *f);
+    loaded_file *f = idl_xrealloc(NULL, sizeof *f);
     f->key = real ? real : strdup(path);
     f->mod = NULL;
     f->state = LOADING;
@@ -298,7 +288,7 @@ static void deps_walk(const idl_module *m, const idl_module ***seen, size_t *n, 
             continue;
         if (*n == *cap) {
             *cap = *cap ? *cap * 2 : 16;
-            *seen = xrealloc(*seen, *cap * sizeof **seen);
+            *seen = idl_xrealloc(*seen, *cap * sizeof **seen);
         }
         (*seen)[(*n)++] = d;
         fn(d->path, ctx);
@@ -312,7 +302,7 @@ void idl_loader_deps(const idl_loader *l, const idl_module *m,
     (void)l;
     const idl_module **seen = NULL;
     size_t n = 1, cap = 16;
-    seen = xrealloc(NULL, cap * sizeof *seen);
+    seen = idl_xrealloc(NULL, cap * sizeof *seen);
     seen[0] = m;
     deps_walk(m, &seen, &n, &cap, fn, ctx);
     free(seen);

@@ -30,16 +30,6 @@ enum {
     MAX_METHOD_ID = 2147483647, /* fits a signed 32-bit id */
 };
 
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fputs("idlc: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
 /* ---- hashing ---- */
 
 uint64_t idl_fnv1a64(const void *data, size_t len)
@@ -215,7 +205,7 @@ void idl_service_canonical(idl_buf *b, const idl_decl *svc)
     size_t n = 0;
     for (const idl_method *m = svc->methods; m; m = m->next)
         n++;
-    const idl_method **ms = xcalloc(n, sizeof *ms);
+    const idl_method **ms = idl_xcalloc(n, sizeof *ms);
     n = 0;
     for (const idl_method *m = svc->methods; m; m = m->next)
         ms[n++] = m;
@@ -226,7 +216,7 @@ void idl_service_canonical(idl_buf *b, const idl_decl *svc)
         size_t np = 0;
         for (const idl_field *p = m->params; p; p = p->next)
             np++;
-        const idl_field **ps = xcalloc(np, sizeof *ps);
+        const idl_field **ps = idl_xcalloc(np, sizeof *ps);
         np = 0;
         for (const idl_field *p = m->params; p; p = p->next)
             ps[np++] = p;
@@ -248,7 +238,7 @@ void idl_service_canonical(idl_buf *b, const idl_decl *svc)
         for (const idl_name *r = m->raises; r; r = r->next)
             nr++;
         if (nr) {
-            char **rs = xcalloc(nr, sizeof *rs);
+            char **rs = idl_xcalloc(nr, sizeof *rs);
             idl_buf one = { 0 };
             nr = 0;
             for (const idl_name *r = m->raises; r; r = r->next) {
@@ -303,8 +293,8 @@ static void table_grow(table *t)
     table old = *t;
     t->cap = old.cap ? old.cap * 2 : 16;
     t->n = 0;
-    t->keys = xcalloc(t->cap, sizeof *t->keys);
-    t->vals = xcalloc(t->cap, sizeof *t->vals);
+    t->keys = idl_xcalloc(t->cap, sizeof *t->keys);
+    t->vals = idl_xcalloc(t->cap, sizeof *t->vals);
     for (size_t i = 0; i < old.cap; i++)
         if (old.keys[i])
             table_put(t, old.keys[i], old.vals[i]);
@@ -656,7 +646,7 @@ static void check_members(sema *S, const idl_module *m, idl_field *list, const c
             diag_note(S->diag, prev->tag_loc, "previous use of tag %" PRIu64 " is here", f->tag);
         } else {
             /* Keys must outlive the table: the tag's own text would not. */
-            table_put(&tags, strcpy(xcalloc(1, strlen(key) + 1), key), f);
+            table_put(&tags, strcpy(idl_xcalloc(1, strlen(key) + 1), key), f);
         }
         prev = table_get(&names, f->name);
         if (prev) {
@@ -781,7 +771,7 @@ static void check_enum(sema *S, idl_decl *d)
                        prev->name, e->name);
             diag_note(S->diag, prev->value.loc, "previous use of %s is here", key);
         } else {
-            table_put(&values, strcpy(xcalloc(1, strlen(key) + 1), key), e);
+            table_put(&values, strcpy(idl_xcalloc(1, strlen(key) + 1), key), e);
         }
     }
     for (size_t i = 0; i < values.cap; i++)
@@ -817,7 +807,7 @@ static void check_service(sema *S, const idl_module *m, idl_decl *d, table *ids)
                 diag_note(S->diag, other->id_loc, "previous use of id %" PRIu64 " (method '%s') is here",
                           me->id, other->name);
             } else {
-                table_put(ids, strcpy(xcalloc(1, strlen(key) + 1), key), me);
+                table_put(ids, strcpy(idl_xcalloc(1, strlen(key) + 1), key), me);
             }
         }
         if (me->ret)
@@ -908,8 +898,8 @@ static void check_cycles(sema *S)
         for (idl_decl *d = S->mods[i].mod->decls; d; d = d->next)
             total++;
     /* Colors live in a parallel array indexed through a table of decls. */
-    idl_decl **all = xcalloc(total, sizeof *all);
-    int *col = xcalloc(total, sizeof *col);
+    idl_decl **all = idl_xcalloc(total, sizeof *all);
+    int *col = idl_xcalloc(total, sizeof *col);
     char key[32];
     size_t n = 0;
     for (size_t i = 0; i < S->nmods; i++)
@@ -917,11 +907,11 @@ static void check_cycles(sema *S)
             snprintf(key, sizeof key, "%p", (void *)d);
             if (!table_get(&color, key)) {
                 all[n] = d;
-                table_put(&color, strcpy(xcalloc(1, strlen(key) + 1), key), (void *)(n + 1));
+                table_put(&color, strcpy(idl_xcalloc(1, strlen(key) + 1), key), (void *)(n + 1));
                 n++;
             }
         }
-    frame *stack = xcalloc(n + 1, sizeof *stack);
+    frame *stack = idl_xcalloc(n + 1, sizeof *stack);
     for (size_t root = 0; root < n; root++) {
         idl_decl *r = all[root];
         if (col[root] || (r->kind != IDL_STRUCT && r->kind != IDL_ERROR) || r->syntax_error)
@@ -1013,7 +1003,7 @@ static void check_error_ids(sema *S)
     for (size_t i = 0; i < S->nmods; i++)
         for (idl_decl *d = S->mods[i].mod->decls; d; d = d->next)
             n += d->kind == IDL_ERROR;
-    idl_decl **errs = xcalloc(n, sizeof *errs);
+    idl_decl **errs = idl_xcalloc(n, sizeof *errs);
     n = 0;
     for (size_t i = 0; i < S->nmods; i++)
         for (idl_decl *d = S->mods[i].mod->decls; d; d = d->next)
@@ -1037,7 +1027,7 @@ int sema_check(idl_module *modules, idl_diag *diag)
     sema S = { 0, diag, NULL, 0 };
     for (idl_module *m = modules; m; m = m->next)
         S.nmods++;
-    S.mods = xcalloc(S.nmods, sizeof *S.mods);
+    S.mods = idl_xcalloc(S.nmods, sizeof *S.mods);
     size_t i = 0;
     for (idl_module *m = modules; m; m = m->next)
         S.mods[i++].mod = m;
