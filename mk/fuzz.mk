@@ -201,7 +201,7 @@ $(FUZZ_B)/bin/fuzz_generated: $(FUZZ_B)/obj/fuzz/fuzz_generated.o \
 
 REGRESS_B := $(B)/fuzz-regress
 REGRESS_CFLAGS = $(CSTD) $(WARN) $(OPT) $(SAN) $(EVENT_CFLAGS) $(CFLAGS)
-REGRESS_TARGETS := $(filter fuzz_codec fuzz_idlc fuzz_frames,$(FUZZ_AVAIL))
+REGRESS_TARGETS := $(filter fuzz_codec fuzz_idlc fuzz_frames fuzz_generated,$(FUZZ_AVAIL))
 
 $(REGRESS_B)/obj/idlc/%.o: idlc/%.c $(if $(FUZZ_IDLC_Y),$(FUZZ_IDLC_GEN)/parser.h)
 	@mkdir -p $(@D)
@@ -246,6 +246,32 @@ $(REGRESS_B)/bin/replay_fuzz_idlc: $(REGRESS_B)/obj/fuzz/fuzz_idlc.o \
                                    $(REGRESS_B)/obj/fuzz/replay.o $(REGRESS_IDLC_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(SAN) -o $@ $^ -lm
+
+# fuzz_generated: the same shapes.idl through the suite's own idlc, the
+# generated code compiled with the suite's flags.
+REGRESS_SHAPES_GEN := $(REGRESS_B)/gen
+
+$(REGRESS_SHAPES_GEN)/shapes.c $(REGRESS_SHAPES_GEN)/common.c $(REGRESS_SHAPES_GEN)/structs.inc &: $(FUZZ_SHAPES_IDL) $(IDLC)
+	@mkdir -p $(REGRESS_SHAPES_GEN)
+	$(IDLC) -I tests/idl -o $(REGRESS_SHAPES_GEN) $(FUZZ_SHAPES_IDL)
+	grep -ho 'int [A-Za-z0-9_]*_decode(ember_dec \*d, [A-Za-z0-9_]* \*v)' \
+	  $(REGRESS_SHAPES_GEN)/shapes.h $(REGRESS_SHAPES_GEN)/common.h | \
+	  sed 's/^int \([A-Za-z0-9_]*\)_decode(.*/X(\1)/' | sort -u > $(REGRESS_SHAPES_GEN)/structs.inc
+
+$(REGRESS_B)/obj/gen/%.o: $(REGRESS_SHAPES_GEN)/%.c
+	@mkdir -p $(@D)
+	$(CC) $(REGRESS_CFLAGS) $(FUZZ_RT_INC) -I$(REGRESS_SHAPES_GEN) -c $< -o $@
+
+$(REGRESS_B)/obj/fuzz/fuzz_generated.o: tests/fuzz/fuzz_generated.c $(REGRESS_SHAPES_GEN)/structs.inc
+	@mkdir -p $(@D)
+	$(CC) $(REGRESS_CFLAGS) $(FUZZ_RT_INC) -I$(REGRESS_SHAPES_GEN) -MMD -MP -c $< -o $@
+
+$(REGRESS_B)/bin/replay_fuzz_generated: $(REGRESS_B)/obj/fuzz/fuzz_generated.o \
+                                        $(REGRESS_B)/obj/gen/shapes.o \
+                                        $(REGRESS_B)/obj/gen/common.o \
+                                        $(REGRESS_B)/obj/fuzz/replay.o $(REGRESS_RT_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $^ $(RT_LIBS)
 
 test-fuzz-regress: $(addprefix $(REGRESS_B)/bin/replay_,$(REGRESS_TARGETS))
 	@for t in $(REGRESS_TARGETS); do \
@@ -335,6 +361,6 @@ $(NETNS_PEER): $(B)/obj/tests/netns/peer.o $(LIBEMBER_A)
 	$(CC) $(SAN) -o $@ $< $(LIBEMBER_A) $(RT_LIBS)
 
 .PHONY: test-netns
-test-netns: $(NETNS_PEER)
-	sh tests/netns/run.sh $(NETNS_PEER)
+test-netns: $(EX_BIN_PATHS)
+	sh tests/netns/run.sh $(B)/bin $(B)/netns-test
 TEST_TARGETS += test-netns

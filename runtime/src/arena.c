@@ -25,6 +25,9 @@ struct ember_arena_cleanup {
 #define BLK_HDR ALIGN8(sizeof(struct ember_arena_blk))
 #define STANDALONE_FIRST 1024u
 
+_Static_assert(ALIGN8(sizeof(struct ember_arena_cleanup)) <= EMBER_ARENA_CLEANUP_BYTES,
+               "ref.c charges EMBER_ARENA_CLEANUP_BYTES per deferred cleanup");
+
 void ember_arena_init(ember_arena *a, void *buf, size_t cap)
 {
     memset(a, 0, sizeof *a);
@@ -92,6 +95,7 @@ void ember_arena_fini(ember_arena *a)
     }
     a->p = a->first;
     a->end = a->first + a->first_cap;
+    a->heap = 0;
 }
 
 EMBER_API void ember_arena_reset(ember_arena *a)
@@ -151,6 +155,7 @@ void *ember_arena_alloc_nz(ember_arena *a, size_t size)
         }
         b->next = a->extra;
         a->extra = b;
+        a->heap += b->size;
         a->p = (uint8_t *)b + BLK_HDR;
         a->end = (uint8_t *)b + b->size;
     }

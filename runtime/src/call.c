@@ -130,6 +130,8 @@ static void unlink_call(ember_call *k)
         if (k->next)
             k->next->prev = k->prev;
         c->ncalls--;
+        c->deferred_bytes -= k->held;
+        k->held = 0;
         ep->inflight--;
         k->conn = NULL;
         ember_ep_check_idle(ep);
@@ -215,6 +217,13 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
                           "(%u calls in flight)", ep->lim.max_outstanding);
         return -1;
     }
+    /* Deferred calls keep their decoded arguments; each frame's are bounded
+     * by the decode budget, and their sum by max_deferred_bytes. */
+    if (c->deferred_bytes > ep->lim.max_deferred_bytes) {
+        ember_conn_closef(c, EMBER_PROTOCOL, "peer exceeded max_deferred_bytes "
+                          "(unanswered calls hold %zu bytes)", c->deferred_bytes);
+        return -1;
+    }
     ember_exports *ex = ep->exports;
     ember_ref *target = NULL;
     if (oid != 0) {
@@ -282,6 +291,10 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     if (oneway && !k->answered) { /* a oneway call ends with its handler */
         k->answered = true;
         call_end(k, true);
+    }
+    if (!k->answered && k->conn == c) { /* deferred: it holds its arena */
+        k->held = k->arena.heap;
+        c->deferred_bytes += k->held;
     }
     k->in_dispatch = false;
     if (k->answered)

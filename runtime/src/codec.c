@@ -61,6 +61,30 @@ EMBER_API void ember_dec_init(ember_dec *d, const void *data, size_t len,
     d->lim = deflim;
     d->depth = 0;
     d->why = NULL;
+    d->in_len = len;
+    d->used = 0;
+}
+
+/*
+ * The one place decoded memory is accounted: every arena allocation a
+ * decode makes (ember_dec_alloc, string and bytes copies, ref cleanups)
+ * charges its rounded size here first. The cap is computed on use, not in
+ * ember_dec_init, because the runtime sets d->lim after init.
+ */
+int ember_dec_charge(ember_dec *d, size_t size)
+{
+    uint64_t n = ((uint64_t)size + 7u) & ~(uint64_t)7u;
+    if (n == 0)
+        n = 8; /* the arena hands out at least 8 bytes */
+    /* in_len <= SIZE_MAX and ratio < 2^32: the product fits in 64 bits
+     * for any frame ember accepts (max_frame is 32-bit). */
+    uint64_t cap = (uint64_t)d->lim.decode_floor +
+                   (uint64_t)d->in_len * d->lim.decode_ratio;
+    if (size > SIZE_MAX - 8 || n > cap || d->used > cap - n)
+        return ember_dec_fail(d, "decoded size exceeds the decode budget "
+                              "(decode_ratio x frame + decode_floor)");
+    d->used += (size_t)n;
+    return 0;
 }
 
 EMBER_API int ember_dec_skip(ember_dec *d, unsigned wt)
@@ -265,6 +289,8 @@ static void *dec_alloc_nz(ember_dec *d, size_t size)
         ember_dec_fail(d, "decoder has no arena");
         return NULL;
     }
+    if (ember_dec_charge(d, size))
+        return NULL;
     void *p = ember_arena_alloc_nz(d->arena, size);
     if (!p)
         ember_dec_fail(d, "out of memory");
@@ -280,6 +306,12 @@ EMBER_API int ember_dec_raw_string(ember_dec *d, const char **v)
      * before; with one, check while copying. */
     if (!d->arena && !utf8_copy(NULL, d->p, n))
         return ember_dec_fail(d, "string is not valid UTF-8 (or holds NUL)");
+    if (n == 0 && d->arena) {
+        /* Shared, read-only "": a list of empty strings then costs only its
+         * pointers, which keeps such legit lists well inside the budget. */
+        *v = "";
+        return 0;
+    }
     char *s = dec_alloc_nz(d, n + 1);
     if (!s)
         return -1;
@@ -392,6 +424,8 @@ EMBER_API void *ember_dec_alloc(ember_dec *d, size_t size)
         ember_dec_fail(d, "decoder has no arena");
         return NULL;
     }
+    if (ember_dec_charge(d, size))
+        return NULL;
     void *p = ember_arena_alloc(d->arena, size);
     if (!p)
         ember_dec_fail(d, "out of memory");

@@ -95,7 +95,8 @@ ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer)
 ember_dec_limits ember_conn_dec_limits(const ember_conn *c)
 {
     ember_dec_limits l = {c->ep->lim.max_depth, c->ep->lim.max_elems,
-                          c->ep->lim.max_string};
+                          c->ep->lim.max_string, c->ep->lim.decode_ratio,
+                          c->ep->lim.decode_floor};
     return l;
 }
 
@@ -365,8 +366,20 @@ void ember_conn_close(ember_conn *c, ember_status st, const char *reason)
     ep->dead = c;
     ember_ep_kick(ep);
 
-    char msg[256];
-    snprintf(msg, sizeof msg, "connection lost: %s", reason);
+    /* Pending calls end EMBER_LOST however the connection went, a protocol
+     * violation included: EMBER_PROTOCOL is kept for the one call whose own
+     * reply does not decode. The message says why the connection went. */
+    char msg[320];
+    if (st == EMBER_PROTOCOL) {
+        const char *pv = "protocol violation: ", *why = reason;
+        if (strncmp(why, pv, strlen(pv)) == 0)
+            why += strlen(pv);
+        snprintf(msg, sizeof msg, "connection lost: peer broke the protocol: %s",
+                 why);
+        st = EMBER_LOST;
+    } else {
+        snprintf(msg, sizeof msg, "connection lost: %s", reason);
+    }
     ember_calltab_fail_all(c, st, st == EMBER_SHUTDOWN ? "shut down" : msg);
     ember_call_orphan_all(c);
     ember_ref_conn_closed(c);

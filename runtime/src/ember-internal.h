@@ -60,6 +60,7 @@ struct ember_arena {
     struct ember_arena_cleanup *cleanups; /* run on reset (decoded refs) */
     bool standalone;               /* made by ember_arena_new */
     ember_arena_spare *spare;      /* where big blocks come from, or NULL */
+    size_t heap;                   /* bytes in extra blocks (held memory) */
 };
 /* An arena over a caller-provided first block (8-byte aligned). */
 void ember_arena_init(ember_arena *a, void *buf, size_t cap);
@@ -71,6 +72,11 @@ void ember_arena_spare_clear(ember_arena_spare *s);
 size_t ember_arena_spare_bytes(const ember_arena_spare *s);
 /* Runs fn(p) when the arena is reset or finished. */
 int ember_arena_defer(ember_arena *a, void (*fn)(void *), void *p);
+/* Arena bytes one ember_arena_defer takes (charged to a decode's budget). */
+#define EMBER_ARENA_CLEANUP_BYTES (3 * sizeof(void *))
+/* codec.c: counts size bytes of arena memory against the decode budget;
+ * -1 (with d->why set) when the budget would be exceeded. */
+int ember_dec_charge(struct ember_dec *d, size_t size);
 
 /* Monotonic milliseconds / microseconds. */
 uint64_t ember_now_ms(void);

@@ -106,6 +106,9 @@ EMBER_API void ember_limits_default(ember_limits *l)
     l->heartbeat_ms = 2000;
     l->dead_after_ms = 6000;
     l->handshake_ms = 5000;
+    l->decode_ratio = 16;
+    l->decode_floor = 64u << 10;
+    l->max_deferred_bytes = (size_t)256 << 20;
 }
 
 uint64_t ember_now_us(void)

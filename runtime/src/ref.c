@@ -200,6 +200,9 @@ EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)
         return 0;
     if (!c || !d->arena)
         return ember_dec_fail(d, "refs decode only on a connection");
+    /* The cleanup that releases the ref on reset is decoded memory too. */
+    if (ember_dec_charge(d, EMBER_ARENA_CLEANUP_BYTES))
+        return -1;
     uint64_t oid = w >> 1;
     ember_ref *r = NULL;
     if (w & 1) { /* one of ours coming home */

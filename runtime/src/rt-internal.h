@@ -208,6 +208,8 @@ struct ember_conn {
     ember_call *calls;             /* incoming calls in flight */
     ember_call **cbuckets;
     uint32_t ncbuckets, ncalls;
+    size_t deferred_bytes;         /* arena heap held by those calls that
+                                      outlived their dispatch (deferred) */
 
     ember_xobj *xobjs;             /* local objects exported here */
     uint32_t nxobjs, capxobjs;
@@ -285,6 +287,7 @@ struct ember_call {
     uint64_t start_us;
     uint32_t method;
     bool oneway, answered, cancelled, in_dispatch, fallback;
+    size_t held;                   /* counted in conn->deferred_bytes */
     ember_arena arena;
     uint64_t inline_arena[64];     /* 512 bytes: most calls allocate nothing */
 };

@@ -314,9 +314,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t cap = (size_t)(op >> 5) * 300;
             roundtrip_len(n, cap);
             pc++;
+            /* May fail: the decode budget counts this too (with a reason). */
             void *m = ember_dec_alloc(&d, (size_t)arg * 3);
             if (m)
                 memset(m, 0x5a, (size_t)arg * 3);
+            else
+                rc = -1;
             break;
         }
         }

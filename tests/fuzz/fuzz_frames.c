@@ -7,15 +7,15 @@
  * frame lies inside the bytes given, "need more" never claims a frame that
  * is already complete, an error always has a reason.
  *
- * Stage 2: the same bytes are sent to a live root on loopback through a real
- * socket (the whole connection input path: reading, framing, handshake,
+ * Stage 2: the same bytes are sent to a live root through one end of a
+ * socketpair it adopted (ember_root_adopt_fd: no listener, no filesystem,
+ * no ephemeral ports) — the whole connection input path: reading, framing, handshake,
  * dispatch, replies, refs), optionally after a valid REGISTER so that the
  * fuzzed frames reach call dispatch. The root serves raw and typed methods
  * and calls every child that joins, so REPLY/ERROR/CANCEL/DECREF frames have
  * something to hit. After each input the root must close the connection
  * (we half-close), and every call it made must have ended exactly once.
- * (A hook such as ember_root_adopt_fd(root, fd) would let this run over a
- * socketpair; until then it connects to a unix socket the root listens on.)
+ * The first byte picks the open root or the one that wants a secret.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -137,11 +136,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 static struct event_base *base;
 static ember_root *root;      /* the one the current input talks to */
 static ember_root *roots[2];  /* [0] open, [1] with a cluster secret */
-static char sock_paths[2][108];
-/* A unix socket: TCP from one process at 10k connections a second runs out
- * of ephemeral ports (TIME_WAIT). The runtime code above the socket is the
- * same. */
-static const char *sock_path;
 static long calls_started, calls_ended;
 
 static void quiet_log(ember_log_level lv, const char *msg, void *ud)
@@ -241,12 +235,6 @@ static void on_join(ember_root *r, ember_child *c, void *ud)
     }
 }
 
-static void remove_sock(void)
-{
-    unlink(sock_paths[0]);
-    unlink(sock_paths[1]);
-}
-
 static void live_init(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -267,14 +255,8 @@ static void live_init(void)
          * HMAC, but HELLO's nonce, the proof checks and REFUSED run. */
         cfg.secret = i ? "fuzz-cluster-secret" : NULL;
         roots[i] = ember_root_new(base, &cfg);
-        snprintf(sock_paths[i], sizeof sock_paths[i],
-                 "/tmp/ember-fuzz-frames.%d.%d.sock", (int)getpid(), i);
-        unlink(sock_paths[i]);
-        char addr[sizeof sock_paths[i] + 8];
-        memcpy(addr, "unix:", 5);
-        memcpy(addr + 5, sock_paths[i], strlen(sock_paths[i]) + 1);
-        if (!roots[i] || ember_root_listen(roots[i], addr)) {
-            fprintf(stderr, "fuzz_frames: cannot listen on %s: %s\n", addr,
+        if (!roots[i]) {
+            fprintf(stderr, "fuzz_frames: cannot make a root: %s\n",
                     ember_last_error());
             abort();
         }
@@ -283,7 +265,6 @@ static void live_init(void)
         ember_exports_add_raw(ex, 101, r_fail, NULL);
         ember_exports_add(ex, &any_svc, NULL, NULL);
     }
-    atexit(remove_sock);
 }
 
 typedef struct client {
@@ -343,7 +324,6 @@ static int fuzz_frames_live(const uint8_t *data, size_t size)
     bool with_register = size && (data[0] & 0x80);
     int which = size && (data[0] & 0x40) ? 1 : 0;
     root = roots[which];
-    sock_path = sock_paths[which];
     size_t n = (with_register ? sizeof reg_frame : 0) + (size ? size - 1 : 0);
     uint8_t *bytes = malloc(n ? n : 1);
     if (!bytes)
@@ -356,15 +336,17 @@ static int fuzz_frames_live(const uint8_t *data, size_t size)
     if (size > 1)
         memcpy(bytes + off, data + 1, size - 1);
 
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        perror("fuzz_frames: connect");
+    /* sv[1] goes to the root (which owns it from here on); we are sv[0]. */
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
+        perror("fuzz_frames: socketpair");
         abort();
     }
+    if (ember_root_adopt_fd(root, sv[1]) != 0) {
+        fprintf(stderr, "fuzz_frames: adopt: %s\n", ember_last_error());
+        abort();
+    }
+    int fd = sv[0];
     client c = { fd, bytes, n, false, false, NULL };
     c.ev = event_new(base, fd, EV_READ | EV_WRITE | EV_PERSIST, client_io, &c);
     event_add(c.ev, NULL);

@@ -1,5 +1,6 @@
 /* test_codec.c — every codec primitive, the limits, malformed input, arena. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf-internal.h"
@@ -448,6 +449,164 @@ static void test_names(void)
     ember_limits_default(&l);
     CU_ASSERT_EQUAL(l.max_frame, 16u << 20);
     CU_ASSERT_EQUAL(l.max_depth, 64);
+    CU_ASSERT_EQUAL(l.decode_ratio, 16);
+    CU_ASSERT_EQUAL(l.decode_floor, 64u << 10);
+    CU_ASSERT_EQUAL(l.max_deferred_bytes, (size_t)256 << 20);
+}
+
+/* ---- decode budget: decode_floor + decode_ratio x input bytes ---- */
+
+/* Writes LEN { count, body } where body is n copies of elem[0..k). */
+static size_t list_of(uint8_t *buf, size_t cap, uint32_t count,
+                      const uint8_t *elem, size_t k)
+{
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, cap);
+    size_t mark = ember_enc_len_begin(&e);
+    ember_enc_raw_varint(&e, count);
+    for (uint32_t i = 0; i < count; i++)
+        if (ember_enc_reserve(&e, k) == 0) {
+            memcpy(e.p, elem, k);
+            e.p += k;
+        }
+    ember_enc_len_end(&e, mark);
+    CU_ASSERT_FALSE(e.failed);
+    return ember_enc_len(&e);
+}
+
+static void test_budget_refuses_amplification(void)
+{
+    /* 60,000 empty 256-byte structs: 1 byte each on the wire. */
+    enum { N = 60000 };
+    static uint8_t buf[N + 16];
+    static const uint8_t empty = 0;
+    size_t n = list_of(buf, sizeof buf, N, &empty, 1);
+    ember_dec d;
+    dec(&d, buf, n);
+    uint32_t count;
+    void *items;
+    const uint8_t *saved;
+    CU_ASSERT_EQUAL(ember_dec_list_begin_raw(&d, 1, 256, &count, &items, &saved), -1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d.why);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.why, "decode budget"));
+    CU_ASSERT_PTR_NULL(items);
+    CU_ASSERT_EQUAL(count, 0);
+    /* Within budget: 16-byte structs, x16 exactly the ratio... */
+    dec(&d, buf, n);
+    CU_ASSERT_EQUAL(ember_dec_list_begin_raw(&d, 1, 16, &count, &items, &saved), 0);
+    CU_ASSERT_EQUAL(count, N);
+    /* ...but 24-byte ones are not (60 KB x 24 > 64 KiB + 16 x 60 KB). */
+    dec(&d, buf, n);
+    CU_ASSERT_EQUAL(ember_dec_list_begin_raw(&d, 1, 24, &count, &items, &saved), -1);
+}
+
+static void test_budget_counts_everything(void)
+{
+    /* floor 64, ratio 0: exactly 64 bytes, each allocation rounded to 8. */
+    uint8_t buf[64];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    ember_enc_raw_string(&e, "abcdefghijklmnopqrstuvwxyz0123"); /* 31 -> 32 */
+    ember_enc_raw_bytes(&e, "0123456789", 10);                  /* 10 -> 16 */
+    ember_enc_raw_string(&e, "x");                              /* 2 -> 8 */
+    ember_enc_raw_string(&e, "");                               /* shared "" */
+    ember_enc_raw_string(&e, "y");                              /* over */
+    ember_dec d;
+    dec(&d, buf, ember_enc_len(&e));
+    d.lim.decode_ratio = 0;
+    d.lim.decode_floor = 64;
+    const char *s;
+    ember_bytes b;
+    CU_ASSERT_EQUAL(ember_dec_raw_string(&d, &s), 0);
+    CU_ASSERT_EQUAL(ember_dec_raw_bytes(&d, &b), 0);
+    CU_ASSERT_EQUAL(ember_dec_raw_string(&d, &s), 0);
+    CU_ASSERT_EQUAL(d.used, 56);
+    CU_ASSERT_PTR_NOT_NULL(ember_dec_alloc(&d, 1)); /* 8: now exactly 64 */
+    CU_ASSERT_EQUAL(ember_dec_raw_string(&d, &s), 0);
+    CU_ASSERT_STRING_EQUAL(s, "");
+    CU_ASSERT_EQUAL(ember_dec_raw_string(&d, &s), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.why, "decode budget"));
+    CU_ASSERT_PTR_NULL(ember_dec_alloc(&d, 1));
+    /* The ratio scales with the input given to ember_dec_init. */
+    dec(&d, buf, 10);
+    d.lim.decode_ratio = 4;
+    d.lim.decode_floor = 0;
+    CU_ASSERT_PTR_NOT_NULL(ember_dec_alloc(&d, 40));
+    CU_ASSERT_PTR_NULL(ember_dec_alloc(&d, 1));
+    /* Huge requests fail cleanly, without wrapping. */
+    dec(&d, buf, sizeof buf);
+    CU_ASSERT_PTR_NULL(ember_dec_alloc(&d, SIZE_MAX));
+    CU_ASSERT_PTR_NULL(ember_dec_alloc(&d, SIZE_MAX - 3));
+}
+
+static void test_budget_legit_large_lists(void)
+{
+    /* 1M u32 in a 4 MiB frame: each value 1 to 3 bytes on the wire. */
+    enum { M = 1000000 };
+    size_t cap = 4u << 20;
+    uint8_t *buf = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, cap);
+    size_t mark = ember_enc_len_begin(&e);
+    ember_enc_raw_varint(&e, M);
+    for (uint32_t i = 0; i < M; i++)
+        ember_enc_raw_varint(&e, i % 3 ? i % 100 : i);
+    ember_enc_len_end(&e, mark);
+    CU_ASSERT_FALSE_FATAL(e.failed);
+    ember_dec d;
+    dec(&d, buf, ember_enc_len(&e));
+    uint32_t count;
+    uint32_t *v;
+    const uint8_t *saved;
+    CU_ASSERT_EQUAL_FATAL(ember_dec_list_begin_raw(&d, 1, sizeof *v, &count,
+                                                   (void **)&v, &saved), 0);
+    CU_ASSERT_EQUAL(count, M);
+    bool ok = true;
+    for (uint32_t i = 0; i < count && ok; i++)
+        ok = ember_dec_raw_u32(&d, &v[i]) == 0 && v[i] == (i % 3 ? i % 100 : i);
+    CU_ASSERT_TRUE(ok);
+    CU_ASSERT_EQUAL(ember_dec_list_end(&d, saved), 0);
+
+    /* 100k small structs { 1: u32, 2: string } of 24 bytes in C, with
+     * 1-char names: 6 bytes each on the wire. */
+    typedef struct small { uint32_t id; const char *name; uint64_t pad; } small;
+    enum { K = 100000 };
+    static const uint8_t el[] = { 5, 0x08, 42, 0x12, 1, 'a' };
+    size_t n = list_of(buf, cap, K, el, sizeof el);
+    dec(&d, buf, n);
+    small *sv;
+    CU_ASSERT_EQUAL_FATAL(ember_dec_list_begin_raw(&d, 1, sizeof *sv, &count,
+                                                   (void **)&sv, &saved), 0);
+    ok = count == K;
+    for (uint32_t i = 0; i < count && ok; i++) {
+        const uint8_t *in;
+        uint32_t tag;
+        unsigned wt;
+        ok = ember_dec_enter_raw(&d, &in) == 0 &&
+             ember_dec_field(&d, &tag, &wt) == 1 &&
+             ember_dec_u32(&d, wt, &sv[i].id) == 0 &&
+             ember_dec_field(&d, &tag, &wt) == 1 &&
+             ember_dec_string(&d, wt, &sv[i].name) == 0 &&
+             sv[i].id == 42 && strcmp(sv[i].name, "a") == 0;
+        ember_dec_leave(&d, in);
+    }
+    CU_ASSERT_TRUE(ok);
+    CU_ASSERT_EQUAL(ember_dec_list_end(&d, saved), 0);
+
+    /* 1M empty strings: pointers only (the copies share one ""). */
+    static const uint8_t none = 0;
+    n = list_of(buf, cap, M, &none, 1);
+    dec(&d, buf, n);
+    const char **strs;
+    CU_ASSERT_EQUAL_FATAL(ember_dec_list_begin_raw(&d, 1, sizeof *strs, &count,
+                                                   (void **)&strs, &saved), 0);
+    ok = true;
+    for (uint32_t i = 0; i < count && ok; i++)
+        ok = ember_dec_raw_string(&d, &strs[i]) == 0 && strs[i][0] == 0;
+    CU_ASSERT_TRUE(ok);
+    CU_ASSERT_EQUAL(ember_dec_list_end(&d, saved), 0);
+    free(buf);
 }
 
 static int setup(void)
@@ -478,4 +637,10 @@ void add_codec_suite(void)
     CU_add_test(s, "lists and counts", test_lists);
     CU_add_test(s, "arena", test_arena);
     CU_add_test(s, "names and limits", test_names);
+    CU_add_test(s, "decode budget refuses amplification",
+                test_budget_refuses_amplification);
+    CU_add_test(s, "decode budget counts every allocation",
+                test_budget_counts_everything);
+    CU_add_test(s, "decode budget lets large legit lists through",
+                test_budget_legit_large_lists);
 }

@@ -916,6 +916,19 @@ static bool fd_closed(void *ud)
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
+/* Outcome of a root -> child call pending while the child misbehaves. */
+static struct { int n; ember_status st; char msg[160]; } PV;
+static void pv_done(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    (void)p;
+    (void)n;
+    (void)ud;
+    PV.n++;
+    PV.st = o->status;
+    snprintf(PV.msg, sizeof PV.msg, "%s", o->message ? o->message : "");
+}
+static bool pv_got(void *ud) { (void)ud; return PV.n > 0; }
+
 static void t_protocol_violations(void)
 {
     memset(&G, 0, sizeof G);
@@ -951,10 +964,23 @@ static void t_protocol_violations(void)
     /* A registered peer answering a call id never issued */
     fd = raw_register(F.port, "liar");
     CU_ASSERT_TRUE(run_until(F.base, one_child, NULL, 2000));
+    /* ... while a call of the root's is pending on it: that call ends
+     * EMBER_LOST (not EMBER_PROTOCOL: its reply never came), exactly once. */
+    memset(&PV, 0, sizeof PV);
+    ember_child *liar = ember_root_child_by_name(F.root, "liar");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(liar);
+    CU_ASSERT_NOT_EQUAL(ember_call_raw(ember_child_ref(liar), 7, "x", 1, pv_done,
+                                       NULL, NULL), 0);
     static const uint8_t reply[] = {3, 0, 0, 0, EMBER_FR_REPLY, 0x80, 0x01};
     CU_ASSERT_EQUAL(write(fd, reply, sizeof reply), (ssize_t)sizeof reply);
     CU_ASSERT_TRUE(run_until(F.base, fd_closed, &fd, 2000));
     CU_ASSERT_EQUAL(G.leaves, 1);
+    CU_ASSERT_TRUE(run_until(F.base, pv_got, NULL, 2000));
+    run_for(F.base, 20);
+    CU_ASSERT_EQUAL(PV.n, 1);
+    CU_ASSERT_EQUAL(PV.st, EMBER_LOST);
+    CU_ASSERT_STRING_EQUAL(PV.msg, "connection lost: peer broke the protocol: "
+                                   "answer to a call id never issued");
     close(fd);
     teardown_basic();
 }

@@ -251,14 +251,26 @@ static inline void ember_enc_bytes(ember_enc *e, uint32_t tag, ember_bytes b)
 /* Decoder                                                            */
 /* ------------------------------------------------------------------ */
 
-/* Decoding limits; the runtime fills them from the connection's config. */
+/*
+ * Decoding limits; the runtime fills them from the connection's config.
+ *
+ * Decode budget: everything one decode allocates in the arena (arrays,
+ * string and bytes copies, optional structs, ref bookkeeping; each counted
+ * rounded up to 8 bytes, as the arena hands it out) may not exceed
+ *     decode_floor + decode_ratio x (length of the input given to ember_dec_init)
+ * bytes. Counts are checked against the bytes present at >= 1 byte per
+ * element, so without this a list of N empty structs of S bytes each would
+ * turn N bytes into N x S bytes of memory.
+ */
 typedef struct ember_dec_limits {
     uint32_t max_depth;      /* nesting of structs, lists and maps */
     uint32_t max_elems;      /* elements in one list or map */
     uint32_t max_string;     /* bytes in one string or bytes value */
+    uint32_t decode_ratio;   /* budget: bytes allocated per input byte: 16 */
+    uint32_t decode_floor;   /* budget: bytes allowed on top: 64 KiB */
 } ember_dec_limits;
 
-#define EMBER_DEC_LIMITS_DEFAULT { 64, 1u << 24, 1u << 24 }
+#define EMBER_DEC_LIMITS_DEFAULT { 64, 1u << 24, 1u << 24, 16, 1u << 16 }
 
 typedef struct ember_dec {
     const uint8_t *p;        /* next byte */
@@ -268,6 +280,8 @@ typedef struct ember_dec {
     ember_dec_limits lim;
     uint32_t depth;
     const char *why;         /* first error, static text; NULL when fine */
+    size_t in_len;           /* input length given to ember_dec_init (budget) */
+    size_t used;             /* arena bytes this decode allocated (budget) */
 } ember_dec;
 
 /* Records the first error and returns -1. */
@@ -410,7 +424,9 @@ void ember_dec_leave(ember_dec *d, const uint8_t *saved_end);
  * it against the limits and against the bytes present, assuming each element
  * takes at least min_elem_bytes (maps: each pair). Then allocates
  * count * elem_size bytes (zeroed) in the arena into *items (NULL when 0).
- * Decode `count` elements, then ember_dec_leave(d, saved_end), which fails
+ * The array counts against the decode budget, so a count that the bytes
+ * present allow can still fail when the elements' C size is large.
+ * Decode `count` elements, then ember_dec_list_end(d, saved_end), which fails
  * unless the region was consumed exactly.
  */
 int ember_dec_list_begin(ember_dec *d, unsigned wt, size_t min_elem_bytes,
@@ -422,7 +438,8 @@ int ember_dec_list_begin_raw(ember_dec *d, size_t min_elem_bytes,
 /* Ends a list or map region; -1 if bytes are left over. */
 int ember_dec_list_end(ember_dec *d, const uint8_t *saved_end);
 
-/* Zeroed memory from the decoder's arena (optional structs), or NULL. */
+/* Zeroed memory from the decoder's arena (optional structs), or NULL;
+ * counted against the decode budget (ember_dec_limits). */
 void *ember_dec_alloc(ember_dec *d, size_t size);
 
 /* ------------------------------------------------------------------ */

@@ -46,18 +46,34 @@ ember_log_level ember_log_get_level(void);
 /* Why the last call that returned -1 (or NULL) on this thread failed. */
 const char *ember_last_error(void);
 
-/* How a call ended. Exactly one outcome is delivered per call. */
+/*
+ * How a call ended. Exactly one outcome is delivered per call; o->message
+ * says more in words.
+ */
 typedef enum ember_status {
-    EMBER_OK = 0,      /* the reply */
+    EMBER_OK = 0,      /* the reply arrived and decoded */
     EMBER_RAISED,      /* the handler raised an error declared in `raises` */
-    EMBER_FAILED,      /* the handler failed with a message (remote failure) */
+    EMBER_FAILED,      /* the handler failed with a message (remote failure),
+                          or the peer failed the call for us: our arguments
+                          did not decode there, its reply could not be
+                          encoded, or it raised an error we do not know */
     EMBER_TIMEOUT,     /* no reply before the deadline */
-    EMBER_LOST,        /* the connection was lost before the reply */
+    EMBER_LOST,        /* the connection went before the reply, for any
+                          reason: the peer closed it, went silent past
+                          dead_after_ms, was dropped, or broke the protocol
+                          or a limit (then o->message reads "connection lost:
+                          peer broke the protocol: <why>") */
     EMBER_CANCELLED,   /* cancelled by the caller */
-    EMBER_UNAVAILABLE, /* no connection to call on when the call was made */
-    EMBER_NO_METHOD,   /* the peer does not serve this method */
-    EMBER_LIMIT,       /* too many calls in flight, or the peer is not reading */
-    EMBER_PROTOCOL,    /* the reply could not be decoded */
+    EMBER_UNAVAILABLE, /* no connection to call on when the call was made, or
+                          the peer is stopping and refused it */
+    EMBER_NO_METHOD,   /* the peer does not serve this method or object */
+    EMBER_LIMIT,       /* refused locally before sending: max_outstanding
+                          calls in flight, or out_high_water bytes queued to
+                          a peer that is not reading (or the peer ran out
+                          of memory for the call) */
+    EMBER_PROTOCOL,    /* this call's own reply arrived but could not be
+                          decoded (generated code); never used for calls
+                          that were merely pending on a broken connection */
     EMBER_SHUTDOWN     /* the local root or node was freed with the call pending */
 } ember_status;
 
@@ -78,6 +94,16 @@ typedef struct ember_limits {
     uint32_t heartbeat_ms;     /* ping after this much silence: 2000 */
     uint32_t dead_after_ms;    /* declare the peer lost after this much silence: 6000 */
     uint32_t handshake_ms;     /* time allowed to register: 5000 */
+    /* Decode budget: the values decoded from one frame (arrays, strings,
+     * optional structs...) may take at most
+     * decode_floor + decode_ratio x payload bytes of memory, or the frame is
+     * a protocol violation. Defaults: 16 and 64 KiB (docs/security.md). */
+    uint32_t decode_ratio;
+    uint32_t decode_floor;
+    /* Memory held by the decoded arguments of incoming calls not yet
+     * answered (deferred replies), per connection; a peer that sends a call
+     * while its calls hold more is disconnected: 256 MiB. */
+    size_t max_deferred_bytes;
 } ember_limits;
 
 void ember_limits_default(ember_limits *l);
