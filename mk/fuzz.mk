@@ -181,7 +181,8 @@ $(FUZZ_SHAPES_GEN)/shapes.c $(FUZZ_SHAPES_GEN)/common.c $(FUZZ_SHAPES_GEN)/struc
 	  $(FUZZ_SHAPES_GEN)/shapes.h $(FUZZ_SHAPES_GEN)/common.h | \
 	  sed 's/^int \([A-Za-z0-9_]*\)_decode(.*/X(\1)/' | sort -u > $(FUZZ_SHAPES_GEN)/structs.inc
 
-$(FUZZ_B)/obj/gen/%.o: $(FUZZ_SHAPES_GEN)/%.c
+# Generated code inlines codec.h: rebuild it when a public header changes.
+$(FUZZ_B)/obj/gen/%.o: $(FUZZ_SHAPES_GEN)/%.c $(wildcard runtime/include/ember/*.h)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS_OTHER) $(FUZZ_RT_INC) -I$(FUZZ_SHAPES_GEN) -c $< -o $@
 
@@ -258,7 +259,7 @@ $(REGRESS_SHAPES_GEN)/shapes.c $(REGRESS_SHAPES_GEN)/common.c $(REGRESS_SHAPES_G
 	  $(REGRESS_SHAPES_GEN)/shapes.h $(REGRESS_SHAPES_GEN)/common.h | \
 	  sed 's/^int \([A-Za-z0-9_]*\)_decode(.*/X(\1)/' | sort -u > $(REGRESS_SHAPES_GEN)/structs.inc
 
-$(REGRESS_B)/obj/gen/%.o: $(REGRESS_SHAPES_GEN)/%.c
+$(REGRESS_B)/obj/gen/%.o: $(REGRESS_SHAPES_GEN)/%.c $(wildcard runtime/include/ember/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(REGRESS_CFLAGS) $(FUZZ_RT_INC) -I$(REGRESS_SHAPES_GEN) -c $< -o $@
 
