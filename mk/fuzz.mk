@@ -349,18 +349,8 @@ soak: $(FAULTS_BIN)
 	$(RUNNER) $(FAULTS_BIN) soak $(SOAK_SECS)
 TEST_TARGETS += test-faults
 
-# tests/netns: a cluster over three network namespaces (needs root; prints
-# SKIP with the reason otherwise).
-NETNS_PEER := $(B)/bin/netns-peer
-
-$(B)/obj/tests/netns/%.o: tests/netns/%.c
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) $(EMBER_INC) $(EVENT_CFLAGS) -c $< -o $@
-
-$(NETNS_PEER): $(B)/obj/tests/netns/peer.o $(LIBEMBER_A)
-	@mkdir -p $(@D)
-	$(CC) $(SAN) -o $@ $< $(LIBEMBER_A) $(RT_LIBS)
-
+# tests/netns: the demo cluster over three network namespaces (needs root;
+# prints SKIP with the reason otherwise).
 .PHONY: test-netns
 test-netns: $(EX_BIN_PATHS)
 	sh tests/netns/run.sh $(B)/bin $(B)/netns-test

@@ -344,27 +344,8 @@ EMBER_API int ember_call_reply(ember_call *k, ember_encode_fn enc, const void *v
 
 EMBER_API int ember_call_reply_raw(ember_call *k, const void *payload, size_t len)
 {
-    int r = answer_begin(k);
-    if (r < 0)
-        return ember_seterr("call already answered");
-    if (r == 0) {
-        ember_conn *c = k->conn;
-        ember_enc e;
-        if (ember_frame_begin(c, &e, EMBER_FR_REPLY) == 0) {
-            ember_enc_raw_varint(&e, k->peer_id);
-            if (len && ember_enc_reserve(&e, len) == 0) {
-                memcpy(e.p, payload, len);
-                e.p += len;
-            }
-        }
-        if (ember_frame_end(c, &e)) {
-            send_error(c, k->peer_id, EMBER_FAILED, "reply too large");
-            call_end(k, false);
-            return 0;
-        }
-    }
-    call_end(k, true);
-    return 0;
+    ember_bytes b = {payload, len};
+    return ember_call_reply(k, ember_enc_payload, &b);
 }
 
 EMBER_API int ember_call_raise(ember_call *k, uint32_t error_id,

@@ -248,7 +248,6 @@ static uint32_t next_gen(ember_ep *ep)
 
 ember_handle ember_calltab_start(ember_ref *to, uint32_t method, bool oneway,
                                  ember_encode_fn enc, const void *args,
-                                 const void *payload, size_t len,
                                  const ember_callback *cb,
                                  const ember_callopts *opts)
 {
@@ -282,12 +281,8 @@ ember_handle ember_calltab_start(ember_ref *to, uint32_t method, bool oneway,
             }
             ember_enc_raw_varint(&e, to->kind == EMBER_REF_REMOTE ? to->oid : 0);
             ember_enc_raw_varint(&e, method);
-            if (enc) {
+            if (enc)
                 enc(&e, args);
-            } else if (len && ember_enc_reserve(&e, len) == 0) {
-                memcpy(e.p, payload, len);
-                e.p += len;
-            }
         }
         if (ember_frame_end(c, &e)) {
             st = EMBER_LIMIT;
@@ -503,14 +498,13 @@ EMBER_API ember_handle ember_call_start(ember_ref *to, uint32_t method_id,
                                         void *ud, const ember_callopts *opts)
 {
     ember_callback k = {done, NULL, cb, ud, NULL};
-    return ember_calltab_start(to, method_id, false, enc, args, NULL, 0, &k, opts);
+    return ember_calltab_start(to, method_id, false, enc, args, &k, opts);
 }
 
 EMBER_API int ember_oneway_start(ember_ref *to, uint32_t method_id,
                                  ember_encode_fn enc, const void *args)
 {
-    return ember_calltab_start(to, method_id, true, enc, args, NULL, 0, NULL,
-                               NULL) ? 0 : -1;
+    return ember_calltab_start(to, method_id, true, enc, args, NULL, NULL) ? 0 : -1;
 }
 
 EMBER_API ember_handle ember_call_raw(ember_ref *to, uint32_t method_id,
@@ -519,15 +513,16 @@ EMBER_API ember_handle ember_call_raw(ember_ref *to, uint32_t method_id,
                                       const ember_callopts *opts)
 {
     ember_callback k = {NULL, cb, NULL, ud, NULL};
-    return ember_calltab_start(to, method_id, false, NULL, NULL, payload, len,
-                               &k, opts);
+    ember_bytes b = {payload, len};
+    return ember_calltab_start(to, method_id, false, ember_enc_payload, &b, &k, opts);
 }
 
 EMBER_API int ember_oneway_raw(ember_ref *to, uint32_t method_id,
                                const void *payload, size_t len)
 {
-    return ember_calltab_start(to, method_id, true, NULL, NULL, payload, len,
-                               NULL, NULL) ? 0 : -1;
+    ember_bytes b = {payload, len};
+    return ember_calltab_start(to, method_id, true, ember_enc_payload, &b, NULL,
+                               NULL) ? 0 : -1;
 }
 
 EMBER_API int ember_cancel(ember_ref *to, ember_handle h)

@@ -431,3 +431,12 @@ EMBER_API void *ember_dec_alloc(ember_dec *d, size_t size)
         ember_dec_fail(d, "out of memory");
     return p;
 }
+
+void ember_enc_payload(ember_enc *e, const void *value)
+{
+    const ember_bytes *b = value;
+    if (b->len && ember_enc_reserve(e, b->len) == 0) {
+        memcpy(e->p, b->data, b->len);
+        e->p += b->len;
+    }
+}

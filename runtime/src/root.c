@@ -624,14 +624,15 @@ EMBER_API int ember_root_broadcast(ember_root *r, ember_child_filter filter,
         return ember_seterr("broadcast arguments could not be encoded");
     }
     ember_buf_enc_commit(&tmp, &e);
+    ember_bytes payload = {tmp.data + tmp.off, ember_buf_used(&tmp)};
     int n = 0;
     for (ember_child *c = r->first, *next; c; c = next) {
         next = c->next;
         if (filter && !filter(c, fud))
             continue;
         ember_callback k = {done, NULL, cb, ud, c};
-        ember_calltab_start(c->ref, method_id, false, NULL, NULL,
-                            tmp.data + tmp.off, ember_buf_used(&tmp), &k, opts);
+        ember_calltab_start(c->ref, method_id, false, ember_enc_payload,
+                            &payload, &k, opts);
         n++;
     }
     ember_buf_release(&tmp);

@@ -255,12 +255,14 @@ typedef struct ember_callback {
     ember_child *child;
 } ember_callback;
 
-/* Starts a call: args come from enc(args) or from a ready payload. */
+/* Starts a call whose arguments enc(args) writes. */
 ember_handle ember_calltab_start(ember_ref *to, uint32_t method, bool oneway,
                                  ember_encode_fn enc, const void *args,
-                                 const void *payload, size_t len,
                                  const ember_callback *cb,
                                  const ember_callopts *opts);
+/* An ember_encode_fn for payloads encoded beforehand (raw calls and
+ * replies, broadcasts): value is a const ember_bytes *, copied as is. */
+void ember_enc_payload(ember_enc *e, const void *value);
 /* A REPLY or ERROR frame for one of our calls. -1: protocol violation. */
 int ember_calltab_answer(ember_conn *c, const ember_frame *f);
 /* Ends every pending call of c with st. */
