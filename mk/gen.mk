@@ -15,7 +15,7 @@ GEN_GOLDEN  := common shapes game
 GEN_GCC     ?= gcc
 GEN_CLANG   ?= clang
 GEN_WARN    := -std=c11 -Wall -Wextra -Wpedantic -Werror -Wshadow
-GEN_CFLAGS   = $(GEN_WARN) $(OPT) $(SAN) $(EMBER_INC) -I$(GEN_T) $(CFLAGS)
+GEN_CFLAGS   = $(GEN_WARN) $(OPT) $(SAN) -MMD -MP $(EMBER_INC) -I$(GEN_T) $(CFLAGS)
 GEN_TCFLAGS  = $(CFLAGS_ALL) $(EMBER_INC) -I$(GEN_T) $(EVENT_CFLAGS)
 GEN_LIBS     = $(LIBEMBER_A) $(RT_LIBS) -lcunit
 

@@ -317,28 +317,39 @@ static int answer_begin(ember_call *k)
     return 0;
 }
 
+/* Writes the answer frame: a REPLY, or an ERROR carrying a raised error.
+ * If it cannot be encoded the caller gets a failure instead; -1 then. */
+static int write_answer(ember_call *k, bool raised, uint32_t error_id,
+                        ember_encode_fn enc, const void *value)
+{
+    ember_conn *c = k->conn;
+    ember_enc e;
+    if (ember_frame_begin(c, &e, raised ? EMBER_FR_ERROR : EMBER_FR_REPLY) == 0) {
+        ember_enc_raw_varint(&e, k->peer_id);
+        if (raised) {
+            ember_enc_raw_varint(&e, EMBER_RAISED);
+            ember_enc_raw_varint(&e, error_id);
+        }
+        if (enc)
+            enc(&e, value);
+    }
+    if (ember_frame_end(c, &e) == 0)
+        return 0;
+    const char *what = raised ? "error" : "reply";
+    ember_log(EMBER_LOG_WARN, "%s: %s to method %u could not be encoded: %s",
+              c->ep->what, what, k->method, ember_last_error());
+    send_error(c, k->peer_id, EMBER_FAILED,
+               raised ? "error could not be encoded" : "reply could not be encoded");
+    return -1;
+}
+
 EMBER_API int ember_call_reply(ember_call *k, ember_encode_fn enc, const void *value)
 {
     int r = answer_begin(k);
     if (r < 0)
         return ember_seterr("call already answered");
-    if (r == 0) {
-        ember_conn *c = k->conn;
-        ember_enc e;
-        if (ember_frame_begin(c, &e, EMBER_FR_REPLY) == 0) {
-            ember_enc_raw_varint(&e, k->peer_id);
-            if (enc)
-                enc(&e, value);
-        }
-        if (ember_frame_end(c, &e)) {
-            ember_log(EMBER_LOG_WARN, "%s: reply to method %u could not be "
-                      "encoded: %s", c->ep->what, k->method, ember_last_error());
-            send_error(c, k->peer_id, EMBER_FAILED, "reply could not be encoded");
-            call_end(k, false);
-            return 0;
-        }
-    }
-    call_end(k, true);
+    bool ok = r == 1 || write_answer(k, false, 0, enc, value) == 0;
+    call_end(k, ok);
     return 0;
 }
 
@@ -354,19 +365,8 @@ EMBER_API int ember_call_raise(ember_call *k, uint32_t error_id,
     int r = answer_begin(k);
     if (r < 0)
         return ember_seterr("call already answered");
-    if (r == 0) {
-        ember_conn *c = k->conn;
-        ember_enc e;
-        if (ember_frame_begin(c, &e, EMBER_FR_ERROR) == 0) {
-            ember_enc_raw_varint(&e, k->peer_id);
-            ember_enc_raw_varint(&e, EMBER_RAISED);
-            ember_enc_raw_varint(&e, error_id);
-            if (enc)
-                enc(&e, error);
-        }
-        if (ember_frame_end(c, &e))
-            send_error(c, k->peer_id, EMBER_FAILED, "error could not be encoded");
-    }
+    if (r == 0)
+        write_answer(k, true, error_id, enc, error);
     call_end(k, false);
     return 0;
 }

@@ -431,11 +431,15 @@ void h_release_node_held(void)
     nnode_held = 0;
 }
 
+const ember_tls_config *h_root_tls;
+const ember_tls_config *h_node_tls;
+
 ember_node *h_node_new(const char *name, int port)
 {
     ember_node_config cfg;
     ember_node_config_default(&cfg);
     h_limits(&cfg.limits);
+    cfg.tls = h_node_tls;
     cfg.backoff_min_ms = 10;
     cfg.backoff_max_ms = 100;
     ember_node *n = ember_node_new(H_base, name, &cfg);
@@ -470,6 +474,7 @@ int h_fixture_start(h_fixture *fx, const ember_limits *lim)
     cfg.on_join = on_join;
     cfg.on_leave = on_leave;
     cfg.ud = fx;
+    cfg.tls = h_root_tls;
     fx->root = ember_root_new(H_base, &cfg);
     if (!fx->root)
         return -1;

@@ -114,6 +114,11 @@ void h_release_held(void);
 /* Answers the calls H_NODE_HOLD kept (on any node). */
 void h_release_node_held(void);
 
+/* TLS for the fixture's root and for h_node_new's nodes; NULL (the
+ * default) is plain TCP. Set by the TLS cases (tls.c), reset after them. */
+extern const ember_tls_config *h_root_tls;
+extern const ember_tls_config *h_node_tls;
+
 /* A node (with H_NODE_* exports) that connects to addr port. */
 ember_node *h_node_new(const char *name, int port);
 bool h_node_registered(void *node);
@@ -140,5 +145,22 @@ void h_relay_stop_reading(h_relay *r);
 void h_relay_shutdown_up(h_relay *r);
 /* True once everything injected was written to the socket. */
 bool h_relay_flushed(void *r);
+
+/* ---- TLS cases (tls.c) ---- */
+/* Makes a throwaway CA and a server certificate (localhost, 127.0.0.1) with
+ * the openssl CLI. 0, or -1 with the reason in *why (for a SKIP line). */
+int h_tls_setup(const char **why);
+void h_tls_cleanup(void);
+/* The root's and the nodes' TLS configuration (valid after h_tls_setup). */
+const ember_tls_config *h_tls_root_config(void);
+const ember_tls_config *h_tls_node_config(void);
+void case_tls_garbage(h_fixture *fx);
+void case_tls_slow_silent(h_fixture *fx);
+void case_tls_slow_partial_hello(h_fixture *fx);
+void case_tls_plain_register(h_fixture *fx);
+void case_tls_plain_hello(h_fixture *fx);
+void case_tls_post_oversize(h_fixture *fx);
+void case_tls_post_len_u32_max(h_fixture *fx);
+void case_tls_post_call_before_register(h_fixture *fx);
 
 #endif
