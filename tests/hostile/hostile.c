@@ -14,6 +14,9 @@
  * a real ember_node registered through a relay (harness.c) that injects
  * hostile frames into its stream.
  *
+ * The tls-* cases (tls.c) run the same checks against a TLS root and a TLS
+ * good node; without the openssl CLI they print a SKIP line each.
+ *
  * Usage: hostile [case-name-substring...]. Known runtime bugs are marked
  * XFAIL: they run and report, but do not fail the suite (an XPASS says the
  * bug was fixed and the mark should go).
@@ -917,6 +920,104 @@ static bool selected(const char *name, int argc, char **argv)
     return false;
 }
 
+/* Runs one case against the fixture (a root, a good node calling it). */
+static void run_one(const hcase *c, const ember_limits *lim, int *failed,
+                    int *xfailed, int *xpassed)
+{
+    h_log_clear();
+    h_failures = 0;
+    if (c->forked) {
+        c->fn();
+        report(c, failed, xfailed, xpassed, -1);
+        return;
+    }
+    if (h_fixture_start(&FX, lim)) {
+        fprintf(stderr, "hostile: %s: the fixture did not start: %s\n",
+                c->name, ember_last_error());
+        h_log_dump(stderr);
+        h_fixture_stop(&FX);
+        (*failed)++;
+        return;
+    }
+    h_traffic_start(&FX, 8);
+    if (!h_run_until(good_flowing, (void *)8, 3000))
+        h_failures++;
+    c->fn();
+    /* The good node's calls go on after the offender is gone. */
+    long ok_at_end = FX.ok;
+    if (!h_run_until(good_flowing, (void *)(intptr_t)(ok_at_end + 8), 3000))
+        h_failures++;
+    long ok_before_end = FX.ok;
+    h_fixture_stop(&FX);
+    /* The well-behaved node: every call completed, none failed. */
+    if (FX.bad || FX.sent != FX.ok + FX.bad || ok_before_end == 0) {
+        fprintf(stderr, "  good node: sent %ld ok %ld bad %ld (%s)\n",
+                FX.sent, FX.ok, FX.bad, FX.last_bad_msg);
+        h_failures++;
+    }
+    report(c, failed, xfailed, xpassed, FX.ok);
+}
+
+/* ------------------------------------------------------------------ */
+/* against a TLS root (tls.c): the fixture's root and good node use TLS */
+/* ------------------------------------------------------------------ */
+
+typedef struct tcase {
+    const char *name;
+    void (*fn)(h_fixture *fx);
+    const char *xfail;   /* known bug: reason, or NULL */
+} tcase;
+
+static const tcase tls_cases[] = {
+    { "tls-garbage", case_tls_garbage, NULL },
+    { "tls-slow-silent", case_tls_slow_silent, NULL },
+    { "tls-slow-partial-hello", case_tls_slow_partial_hello, NULL },
+    { "tls-plain-register", case_tls_plain_register, NULL },
+    { "tls-plain-hello", case_tls_plain_hello, NULL },
+    { "tls-post-oversize", case_tls_post_oversize, NULL },
+    { "tls-post-len-u32-max", case_tls_post_len_u32_max, NULL },
+    { "tls-post-call-before-register", case_tls_post_call_before_register,
+      NULL },
+};
+
+static void (*tls_fn)(h_fixture *fx);
+static void tls_trampoline(void) { tls_fn(&FX); }
+
+static void run_tls(int argc, char **argv, int *ran, int *failed,
+                    int *xfailed, int *xpassed)
+{
+    bool any = false;
+    for (size_t i = 0; i < sizeof tls_cases / sizeof tls_cases[0]; i++)
+        any = any || selected(tls_cases[i].name, argc, argv);
+    if (!any)
+        return;
+    const char *why = "";
+    if (h_tls_setup(&why) != 0) {
+        for (size_t i = 0; i < sizeof tls_cases / sizeof tls_cases[0]; i++)
+            if (selected(tls_cases[i].name, argc, argv))
+                printf("hostile: SKIP %s (%s)\n", tls_cases[i].name, why);
+        h_tls_cleanup();
+        return;
+    }
+    h_root_tls = h_tls_root_config();
+    h_node_tls = h_tls_node_config();
+    for (size_t i = 0; i < sizeof tls_cases / sizeof tls_cases[0]; i++) {
+        const tcase *t = &tls_cases[i];
+        if (!selected(t->name, argc, argv))
+            continue;
+        (*ran)++;
+        ember_limits lim;
+        h_limits(&lim);
+        lim.handshake_ms = 300;
+        tls_fn = t->fn;
+        hcase c = { t->name, tls_trampoline, t->xfail, 0, 0, false };
+        run_one(&c, &lim, failed, xfailed, xpassed);
+    }
+    h_root_tls = NULL;
+    h_node_tls = NULL;
+    h_tls_cleanup();
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -938,39 +1039,9 @@ int main(int argc, char **argv)
             lim.max_outstanding = c->max_outstanding;
         if (c->out_high_water)
             lim.out_high_water = c->out_high_water;
-        h_log_clear();
-        h_failures = 0;
-        if (c->forked) {
-            c->fn();
-            report(c, &failed, &xfailed, &xpassed, -1);
-            continue;
-        }
-        if (h_fixture_start(&FX, &lim)) {
-            fprintf(stderr, "hostile: %s: the fixture did not start: %s\n",
-                    c->name, ember_last_error());
-            h_log_dump(stderr);
-            h_fixture_stop(&FX);
-            failed++;
-            continue;
-        }
-        h_traffic_start(&FX, 8);
-        if (!h_run_until(good_flowing, (void *)8, 3000))
-            h_failures++;
-        c->fn();
-        /* The good node's calls go on after the offender is gone. */
-        long ok_at_end = FX.ok;
-        if (!h_run_until(good_flowing, (void *)(intptr_t)(ok_at_end + 8), 3000))
-            h_failures++;
-        long ok_before_end = FX.ok;
-        h_fixture_stop(&FX);
-        /* The well-behaved node: every call completed, none failed. */
-        if (FX.bad || FX.sent != FX.ok + FX.bad || ok_before_end == 0) {
-            fprintf(stderr, "  good node: sent %ld ok %ld bad %ld (%s)\n",
-                    FX.sent, FX.ok, FX.bad, FX.last_bad_msg);
-            h_failures++;
-        }
-        report(c, &failed, &xfailed, &xpassed, FX.ok);
+        run_one(c, &lim, &failed, &xfailed, &xpassed);
     }
+    run_tls(argc, argv, &ran, &failed, &xfailed, &xpassed);
     event_base_free(H_base);
     h_log_clear();
     printf("hostile: %d cases, %d failed, %d known bugs, %d fixed\n", ran,
