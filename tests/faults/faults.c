@@ -252,7 +252,7 @@ static void node_fault(int sig)
     ember_child *c = child_named(r, "worker");
     for (int i = 0; i < 7; i++)
         tally_call(&t, ember_child_ref(c), H_NODE_HOLD);
-    h_run_for(50);
+    h_run_for(50); /* time must pass: held calls do not end by themselves */
     CHECK(t.ended == 0);
 
     uint64_t t0 = h_now_ms();
@@ -276,11 +276,11 @@ static void node_fault(int sig)
                 t.ok, t.timeout, t.other, ember_status_name(t.other_st));
     /* Its calls to us are orphans: answering them is harmless. */
     release_held();
-    h_run_for(20);
+    h_run_for(20); /* the leave was reached above: no second join or leave */
     CHECK(j.joins == 1 && j.leaves == 1);
     CHECK(ember_root_child_count(r) == 0);
     ember_root_free(r);
-    h_run_for(10);
+    h_run_for(10); /* teardown, not a wait: let deferred frees run */
     CHECK(books);
     if (sig == SIGSTOP)
         /* Found by heartbeats within dead_after_ms plus a sweep or two. */
@@ -371,7 +371,7 @@ static void case_root_restart(void)
     tally t = {0};
     for (int i = 0; i < 5; i++)
         tally_call(&t, ember_node_root(n), H_HOLD);
-    h_run_for(50);
+    h_run_for(50); /* time must pass: held calls do not end by themselves */
     CHECK(t.ended == 0);
     reap(a);
     bool lost = h_run_until(node_lost, n, 3000) && h_run_until(tally_settled, &t, 3000);
@@ -391,7 +391,7 @@ static void case_root_restart(void)
     bool works = back && h_run_until(tally_settled, &t2, 3000) && t2.ok == 5;
     reap(b);
     ember_node_free(n);
-    h_run_for(10);
+    h_run_for(10); /* teardown, not a wait: let deferred frees run */
     close(p[0]);
     close(p[1]);
     CHECK(lost);
@@ -439,7 +439,7 @@ static void case_graceful_stop(void)
         tally_call(&t, ember_node_root(n), H_HOLD);
     CHECK(h_run_until(held_n, (void *)6, 3000));
     ember_root_shutdown(r, on_stopped, NULL);
-    h_run_for(50);
+    h_run_for(50); /* time must pass: the shutdown waits for held calls */
     /* Not done while calls are in flight. */
     CHECK(!stopped);
     /* New calls are refused. */
@@ -451,7 +451,7 @@ static void case_graceful_stop(void)
     bool settled = h_run_until(tally_settled, &t, 3000);
     ember_root_free(r);
     ember_node_free(n);
-    h_run_for(10);
+    h_run_for(10); /* teardown, not a wait: let deferred frees run */
     CHECK(done);
     CHECK(settled);
     if (t.ok != 6)
@@ -583,7 +583,7 @@ static int run_soak(int secs)
     uint64_t t0 = h_now_ms(), end = t0 + (uint64_t)secs * 1000;
     long rss_warm = 0, rss_max = 0;
     while (h_now_ms() < end) {
-        h_run_for(500);
+        h_run_for(500); /* the soak runs for a fixed time: time is the test */
         long rss = rss_kib();
         if (!rss_warm && h_now_ms() - t0 >= (uint64_t)secs * 250)
             rss_warm = rss;
@@ -600,7 +600,7 @@ static int run_soak(int secs)
         if (S.nodes[i])
             ember_node_free(S.nodes[i]);
     ember_root_free(S.root);
-    h_run_for(20);
+    h_run_for(20); /* teardown, not a wait: let deferred frees run */
     long total = S.up.started + S.down.started;
     printf("soak: %d s, %ld calls (%.0f/s), %d nodes churned, joins %d leaves %d\n",
            secs, total, total / (double)secs, S.churned, j.joins, j.leaves);

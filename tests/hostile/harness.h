@@ -113,6 +113,8 @@ int h_held_count(void);
 void h_release_held(void);
 /* Answers the calls H_NODE_HOLD kept (on any node). */
 void h_release_node_held(void);
+/* Calls H_NODE_HOLD is keeping (on any node). */
+int h_node_held_count(void);
 
 /* TLS for the fixture's root and for h_node_new's nodes; NULL (the
  * default) is plain TCP. Set by the TLS cases (tls.c), reset after them. */

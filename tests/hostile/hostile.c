@@ -47,6 +47,11 @@ static bool good_flowing(void *ud)
     return FX.ok >= (long)(intptr_t)ud;
 }
 
+static bool ok_advanced(void *ud)
+{
+    return FX.ok > *(const long *)ud;
+}
+
 /* ------------------------------------------------------------------ */
 /* raw peers before registration                                      */
 /* ------------------------------------------------------------------ */
@@ -211,17 +216,18 @@ static void case_announce_amplification(void)
             h_write_all(fds[i], hdr, 5);
     }
     /* The root reads the 5 bytes; the next byte makes it read again, now
-     * knowing the announced length. */
+     * knowing the announced length. Time must pass: the claim is that
+     * nothing big gets reserved, and no event marks "the root has read". */
     h_run_for(100);
     for (int i = 0; i < N; i++)
         if (fds[i] >= 0)
             h_write_all(fds[i], hdr + 5, 1);
-    h_run_for(100);
+    h_run_for(100); /* as above: time for a wrong reservation to show */
     size_t grown = h_alloc_live() - before;
     for (int i = 0; i < N; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    h_run_for(50);
+    h_run_for(50); /* teardown, not a wait: let the closes run */
     fprintf(stderr, "  %d connections x 6 bytes made the root hold %zu KiB\n",
             N, grown >> 10);
     /* 6 bytes each: allow 128 KiB of state per connection. */
@@ -263,6 +269,12 @@ static bool victim_child(void *ud)
     return ember_root_child_by_name(FX.root, "victim") != NULL;
 }
 
+static bool node_holds_one(void *ud)
+{
+    (void)ud;
+    return h_node_held_count() >= 1;
+}
+
 static int victim_start(victim *v)
 {
     memset(v, 0, sizeof *v);
@@ -282,7 +294,8 @@ static int victim_start(victim *v)
     if (!ember_call_raw(ember_child_ref(c), H_NODE_HOLD, "x", 1, held_done, v,
                         NULL))
         return -1;
-    h_run_for(30);
+    if (!h_run_until(node_holds_one, NULL, 3000))
+        return -1;
     return 0;
 }
 
@@ -292,6 +305,7 @@ static void victim_stop(victim *v)
         ember_node_free(v->node);
     h_release_node_held();
     h_relay_free(v->relay);
+    /* Teardown, not a wait: let the closes run; nothing is asserted. */
     h_run_for(20);
 }
 
@@ -520,6 +534,7 @@ static void case_post_flood(void)
     expect_victim_dropped(&v, "max_outstanding");
     /* The held calls are orphans now: answering them is a harmless no-op. */
     h_release_held();
+    /* Time for the orphaned answers to go nowhere, harmlessly. */
     h_run_for(20);
     victim_stop(&v);
 }
@@ -565,7 +580,7 @@ static void case_post_never_reads(void)
         ember_call_raw(ember_child_ref(c), H_NODE_ECHO, big, sizeof big,
                        big_done, &b, NULL);
         if (i % 16 == 15)
-            h_run_for(1);
+            h_run_for(1); /* pacing, not a wait: let the loop flush */
     }
     CHECK(h_run_until(big_limited, &b, 2000));
     CHECK(h_now_ms() - t0 < FX.lim.call_timeout_ms);
@@ -644,6 +659,7 @@ static void case_auth(void)
     ember_node *none = auth_node("nosecret", NULL, port);
     ember_node *wrong = auth_node("wrong", "not-the-secret", port);
     bool refused = h_run_until(log_refused, NULL, 3000);
+    /* Time is the point: neither refused node registers in the meantime. */
     h_run_for(300);
     bool none_out = ember_node_state_get(none) != EMBER_NODE_REGISTERED;
     bool wrong_out = ember_node_state_get(wrong) != EMBER_NODE_REGISTERED;
@@ -682,6 +698,7 @@ static void case_auth(void)
     h_run_until(call_ended, &st2, 3000);
     ember_node_free(good);
     ember_root_free(r);
+    /* Teardown, not a wait: let deferred frees run. */
     h_run_for(20);
 
     CHECK(refused);
@@ -739,10 +756,11 @@ static int storm_child(bool check_spin)
     }
     long ok_before = FX.ok;
     accept_warnings = 0;
+    /* Time is the point: count accept() failures over a fixed window. */
     h_run_for(500);
     long spins = accept_warnings;
     /* Calls on the existing connection continue during the storm. */
-    if (FX.ok <= ok_before) {
+    if (!h_run_until(ok_advanced, &ok_before, 3000)) {
         fprintf(stderr, "  no good call completed during fd exhaustion\n");
         return 4;
     }

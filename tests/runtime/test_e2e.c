@@ -311,6 +311,19 @@ static bool got(void *ud)
     return ((result *)ud)->n > 0;
 }
 
+/* An int reached a target: { &counter, target }. */
+typedef struct int_at_least { const int *p; int want; } int_at_least;
+static bool reached(void *ud)
+{
+    const int_at_least *w = ud;
+    return *w->p >= w->want;
+}
+
+static bool ref_rc_is_one(void *ud)
+{
+    return ((ember_ref *)ud)->rc == 1;
+}
+
 /* ---- fixture ---- */
 
 #define MAXN 8
@@ -393,6 +406,24 @@ static ember_node *make_node(const char *name, const ember_limits *lim)
     CU_ASSERT_EQUAL(ember_node_connect(n, F.addr), 0);
     F.node[F.nn++] = n;
     return n;
+}
+
+static bool later_held(void *ud)
+{
+    (void)ud;
+    return G.later != NULL;
+}
+
+static bool node_registered(void *ud)
+{
+    return ember_node_state_get(ud) == EMBER_NODE_REGISTERED;
+}
+
+static size_t want_children;
+static bool n_children(void *ud)
+{
+    (void)ud;
+    return ember_root_child_count(F.root) >= want_children;
 }
 
 static bool all_registered(void *ud)
@@ -500,7 +531,7 @@ static void t_calls_both_ways(void)
     uint64_t calls = 0;
     ember_exports_stats(ember_root_exports(F.root), stat_fn, &calls);
     CU_ASSERT_EQUAL(calls, 2);
-    run_for(F.base, 20);
+    run_for(F.base, 20); /* each reached above: no late duplicate outcome */
     CU_ASSERT_EQUAL(r1.n + r2.n + r3.n + r4.n, 4);
     teardown_basic();
 }
@@ -512,7 +543,7 @@ static void t_deferred(void)
     args2 a = {7, 0};
     ember_call_start(ember_node_root(F.node[0]), M_LATER, enc_args, &a, done_i64,
                      NULL, &r, NULL);
-    run_for(F.base, 30);
+    CU_ASSERT_TRUE(run_until(F.base, later_held, NULL, 2000));
     CU_ASSERT_PTR_NOT_NULL_FATAL(G.later);
     CU_ASSERT_EQUAL(r.n, 0);
     CU_ASSERT_EQUAL(ember_call_method(G.later), M_LATER);
@@ -595,7 +626,7 @@ static void t_timeout(void)
     CU_ASSERT_TRUE(run_until(F.base, call_cancelled, G.hung[0], 1000));
     int64_t v = 1;
     CU_ASSERT_EQUAL(ember_call_reply(G.hung[0], enc_i64, &v), 0);
-    run_for(F.base, 30);
+    run_for(F.base, 30); /* time for the late reply to arrive: it must be ignored */
     CU_ASSERT_EQUAL(r.n, 1);
     CU_ASSERT_EQUAL(ember_node_state_get(F.node[0]), EMBER_NODE_REGISTERED);
     teardown_basic();
@@ -607,7 +638,8 @@ static void t_cancel(void)
     result r = {0};
     ember_ref *root = ember_node_root(F.node[0]);
     ember_handle h = ember_call_start(root, M_HANG, NULL, NULL, done_i64, NULL, &r, NULL);
-    run_for(F.base, 20);
+    int_at_least one_hung = {&G.nhung, 1};
+    CU_ASSERT_TRUE(run_until(F.base, reached, &one_hung, 2000));
     CU_ASSERT_EQUAL_FATAL(G.nhung, 1);
     CU_ASSERT_FALSE(ember_call_cancelled(G.hung[0]));
     CU_ASSERT_EQUAL(ember_cancel(root, h), 0);
@@ -617,7 +649,7 @@ static void t_cancel(void)
     CU_ASSERT_TRUE(run_until(F.base, call_cancelled, G.hung[0], 1000));
     CU_ASSERT_EQUAL(ember_call_fail(G.hung[0], "too late"), 0);
     CU_ASSERT_EQUAL(ember_call_fail(G.hung[0], "twice"), -1);
-    run_for(F.base, 20);
+    run_for(F.base, 20); /* time for the late failure to arrive: it must be ignored */
     CU_ASSERT_EQUAL(r.n, 1);
     teardown_basic();
 }
@@ -632,7 +664,9 @@ static void t_oneway(void)
     }
     uint8_t buf[8] = {0x08, 0x08}; /* { 1: 4 } zigzag */
     CU_ASSERT_EQUAL(ember_oneway_raw(ember_child_ref(child("n0")), M_NOTE, buf, 2), 0);
-    run_for(F.base, 50);
+    int_at_least four_notes = {&G.nnotes, 4};
+    CU_ASSERT_TRUE(run_until(F.base, reached, &four_notes, 2000));
+    run_for(F.base, 20); /* no note is delivered twice */
     CU_ASSERT_EQUAL(G.nnotes, 4);
     CU_ASSERT_TRUE(G.notes == 1234 || G.notes == 4123); /* per-direction order */
     teardown_basic();
@@ -653,9 +687,7 @@ static void t_refs(void)
     CU_ASSERT_EQUAL(G.pong.st, EMBER_OK);
     CU_ASSERT_EQUAL(G.pong.v, 42);
     /* The root released its ref: the DECREF drops our export (rc back to 1). */
-    int tries = 0;
-    while (obs->rc != 1 && tries++ < 100)
-        run_for(F.base, 5);
+    CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, obs, 2000));
     CU_ASSERT_EQUAL(obs->rc, 1);
     CU_ASSERT_TRUE(ember_ref_alive(obs));
     /* Calling our own local object through its ref is refused, from the loop. */
@@ -698,7 +730,7 @@ static void t_broadcast(void)
     CU_ASSERT_EQUAL(n, 2);
     CU_ASSERT_TRUE(run_until(F.base, got, &bres[2], 2000));
     CU_ASSERT_TRUE(run_until(F.base, got, &bres[0], 2000));
-    run_for(F.base, 20);
+    run_for(F.base, 20); /* the skipped n1 is not called, nobody twice */
     CU_ASSERT_EQUAL(bcount, 2);
     CU_ASSERT_EQUAL(bres[0].n, 1);
     CU_ASSERT_EQUAL(bres[1].n, 0);
@@ -709,7 +741,9 @@ static void t_broadcast(void)
     bcount = 0;
     CU_ASSERT_EQUAL(ember_root_broadcast(F.root, NULL, NULL, M_ADD, enc_args, &a,
                                          done_bcast, NULL, NULL, NULL), 3);
-    run_for(F.base, 50);
+    int_at_least three = {&bcount, 3};
+    CU_ASSERT_TRUE(run_until(F.base, reached, &three, 2000));
+    run_for(F.base, 20); /* and no child answers twice */
     CU_ASSERT_EQUAL(bcount, 3);
     teardown_basic();
 }
@@ -730,7 +764,8 @@ static void t_kill_pending(void)
         ember_call_start(root, M_HANG, NULL, NULL, done_i64, NULL, &up[i], NULL);
         ember_call_start(cr, M_HANG, NULL, NULL, done_i64, NULL, &down[i], NULL);
     }
-    run_for(F.base, 30);
+    int_at_least four_hung = {&G.nhung, 4};
+    CU_ASSERT_TRUE(run_until(F.base, reached, &four_hung, 2000));
     CU_ASSERT_EQUAL_FATAL(G.nhung, 4);
     ember_root_drop(F.root, child("n0"), "test drops the child");
     /* The root's calls end at once; the node's when it notices. */
@@ -752,7 +787,7 @@ static void t_kill_pending(void)
     /* The node comes back by itself. */
     CU_ASSERT_TRUE(run_until(F.base, all_registered, NULL, 3000));
     CU_ASSERT_EQUAL(G.joins, 2);
-    run_for(F.base, 20);
+    run_for(F.base, 20); /* all four ended above: none ends twice */
     CU_ASSERT_EQUAL(up[0].n + up[1].n + down[0].n + down[1].n, 4);
     teardown_basic();
 }
@@ -765,7 +800,8 @@ static void t_reconnect_after_root_restart(void)
                      &r, NULL);
     ember_call_start(ember_child_ref(child("n0")), M_HANG, NULL, NULL, done_i64,
                      NULL, &served, NULL);
-    run_for(F.base, 30);
+    int_at_least two_hung = {&G.nhung, 2};
+    CU_ASSERT_TRUE(run_until(F.base, reached, &two_hung, 2000));
     int port = F.port;
     ember_root_free(F.root);
     F.root = NULL;
@@ -873,7 +909,8 @@ static void t_dup_dead(void)
     int fd = raw_register(F.port, "n0");
     CU_ASSERT_TRUE_FATAL(fd >= 0);
     CU_ASSERT_TRUE(run_until(F.base, one_child, NULL, 2000));
-    run_for(F.base, 150); /* the old "n0" stays silent past a heartbeat */
+    /* Time is the point: the old "n0" stays silent past a heartbeat. */
+    run_for(F.base, 150);
     make_node("n0", NULL);
     CU_ASSERT_TRUE(run_until(F.base, all_registered, NULL, 3000));
     CU_ASSERT_EQUAL(G.leaves, 1);
@@ -899,6 +936,7 @@ static void t_heartbeat_dead(void)
     CU_ASSERT_TRUE_FATAL(fd >= 0);
     CU_ASSERT_TRUE(run_until(F.base, one_leave, NULL, 3000));
     CU_ASSERT_TRUE(strstr(G.leave_reason, "silent") != NULL);
+    /* Time is the point: the live node survives several more dead_after_ms. */
     run_for(F.base, 300);
     /* ... the silent one is declared dead. */
     CU_ASSERT_EQUAL(G.leaves, 1);
@@ -976,7 +1014,7 @@ static void t_protocol_violations(void)
     CU_ASSERT_TRUE(run_until(F.base, fd_closed, &fd, 2000));
     CU_ASSERT_EQUAL(G.leaves, 1);
     CU_ASSERT_TRUE(run_until(F.base, pv_got, NULL, 2000));
-    run_for(F.base, 20);
+    run_for(F.base, 20); /* exactly once: no late second outcome */
     CU_ASSERT_EQUAL(PV.n, 1);
     CU_ASSERT_EQUAL(PV.st, EMBER_LOST);
     CU_ASSERT_STRING_EQUAL(PV.msg, "connection lost: peer broke the protocol: "
@@ -1047,11 +1085,13 @@ static void t_graceful(void)
     args2 a = {1, 0};
     ember_call_start(ember_node_root(F.node[0]), M_LATER, enc_args, &a, done_i64,
                      NULL, &r, NULL);
-    run_for(F.base, 30);
+    CU_ASSERT_TRUE(run_until(F.base, later_held, NULL, 2000));
     CU_ASSERT_PTR_NOT_NULL_FATAL(G.later);
     ember_root_shutdown(F.root, on_root_stopped, NULL);
     ember_call_start(ember_child_ref(child("n0")), M_ADD, enc_args, &a, done_i64,
                      NULL, &refused, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &refused, 2000));
+    /* Time must pass: the shutdown must not complete while G.later is open. */
     run_for(F.base, 30);
     CU_ASSERT_EQUAL(stopped, 1);
     CU_ASSERT_EQUAL(refused.st, EMBER_UNAVAILABLE);
@@ -1121,13 +1161,9 @@ static void t_thousand_nodes(void)
         nodes[i] = ember_node_new(F.base, name, &cfg);
         ember_node_connect(nodes[i], F.addr);
     }
-    size_t want = N;
-    bool ok = false;
-    for (int t = 0; t < 1000 && !ok; t++) {
-        run_for(F.base, 10);
-        ok = ember_root_child_count(F.root) == want;
-    }
-    CU_ASSERT_TRUE(ok);
+    want_children = N;
+    CU_ASSERT_TRUE(run_until(F.base, n_children, NULL, 10000));
+    CU_ASSERT_EQUAL(ember_root_child_count(F.root), (size_t)N);
     CU_ASSERT_EQUAL(G.joins, N);
     CU_ASSERT_PTR_NOT_NULL(child("node-0999"));
     /* One broadcast reaches every child (they serve nothing: NO_METHOD). */
@@ -1135,8 +1171,8 @@ static void t_thousand_nodes(void)
     bcount = 0;
     CU_ASSERT_EQUAL(ember_root_broadcast(F.root, NULL, NULL, M_ADD, NULL, NULL,
                                          done_bcast, NULL, NULL, NULL), N);
-    for (int t = 0; t < 500 && bcount < N; t++)
-        run_for(F.base, 10);
+    int_at_least all = {&bcount, N};
+    CU_ASSERT_TRUE(run_until(F.base, reached, &all, 5000));
     CU_ASSERT_EQUAL(bcount, N);
     for (int i = 0; i < N; i++)
         ember_node_free(nodes[i]);
@@ -1157,23 +1193,16 @@ static int child_process(int port)
     ember_node *n = make_node("forked", NULL);
     F.node[0] = n;
     F.nn = 1;
-    bool reg = false;
-    for (int t = 0; t < 300 && !reg; t++) {
-        run_for(base, 10);
-        reg = ember_node_state_get(n) == EMBER_NODE_REGISTERED;
-    }
-    if (!reg)
+    if (!run_until(base, node_registered, n, 3000))
         return 2;
     result r = {0};
     args2 a = {40, 2};
     ember_call_start(ember_node_root(n), M_ADD, enc_args, &a, done_i64, NULL, &r, NULL);
-    for (int t = 0; t < 300 && !r.n; t++)
-        run_for(base, 10);
+    run_until(base, got, &r, 3000);
     int rc = r.n == 1 && r.st == EMBER_OK && r.v == 42 ? 0 : 3;
     /* Stay until the root has called us back (or give up). */
-    for (int t = 0; t < 300 && G.served == 0; t++)
-        run_for(base, 10);
-    if (G.served == 0)
+    int_at_least served = {&G.served, 1};
+    if (!run_until(base, reached, &served, 3000))
         rc = 4;
     ember_node_free(n);
     event_base_free(base);
@@ -1273,13 +1302,6 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-static size_t want_children;
-static bool n_children(void *ud)
-{
-    (void)ud;
-    return ember_root_child_count(F.root) >= want_children;
-}
-
 static void t_idle_child_memory(void)
 {
     enum { HALF = 500 };
@@ -1304,7 +1326,9 @@ static void t_idle_child_memory(void)
         }
         want_children = (size_t)(round + 1) * HALF;
         CU_ASSERT_TRUE(run_until(F.base, n_children, NULL, 5000));
-        run_for(F.base, 20); /* buffers go back to the pool */
+        /* Not a wait for a condition: let the registrations' buffers go
+         * back to the pool before sampling (no event marks that). */
+        run_for(F.base, 20);
         at[round] = live_bytes;
     }
     double per = (double)(at[1] - at[0]) / HALF;
@@ -1338,6 +1362,7 @@ static void t_high_water(void)
     for (int i = 0; i < 400 && limited < 0; i++) {
         ember_call_raw(ember_child_ref(child("sink")), M_ADD, payload,
                        sizeof payload, raw_done, &r[i], NULL);
+        /* Pacing, not a wait: give the loop a turn to flush between calls. */
         run_for(F.base, 1);
         if (r[i].n && r[i].st == EMBER_LIMIT)
             limited = i;
@@ -1472,7 +1497,7 @@ static void t_bad_args_and_callback(void)
     args2 a = {1, 0};
     ember_call_start(ember_node_root(F.node[0]), M_LATER, enc_args, &a, done_i64,
                      NULL, &r, NULL);
-    run_for(F.base, 30);
+    CU_ASSERT_TRUE(run_until(F.base, later_held, NULL, 2000));
     CU_ASSERT_PTR_NOT_NULL_FATAL(G.later);
     args2 b = {5, 6};
     ember_call_start(ember_call_caller(G.later), M_ADD, enc_args, &b, done_i64,
@@ -1578,9 +1603,7 @@ static void t_ref_as_result(void)
     CU_ASSERT_EQUAL(p.v, 10);
     CU_ASSERT_EQUAL(G.pings, 1);
     ember_ref_release(got_ref); /* -> DECREF: the root drops its export */
-    int tries = 0;
-    while (G.give->rc != 1 && tries++ < 100)
-        run_for(F.base, 5);
+    CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, G.give, 2000));
     CU_ASSERT_EQUAL(G.give->rc, 1);
     ember_ref_release(G.give);
     G.give = NULL;
@@ -1602,9 +1625,7 @@ static void t_ref_as_result(void)
                      ember_node_root(F.node[0]), done_ref, NULL, &bad, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &bad, 2000));
     CU_ASSERT_EQUAL(bad.st, EMBER_LIMIT);
-    tries = 0;
-    while (obs->rc != 1 && tries++ < 100)
-        run_for(F.base, 5);
+    CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, obs, 2000));
     CU_ASSERT_EQUAL(obs->rc, 1);
     ember_ref_release(obs);
     teardown_basic();
@@ -1640,7 +1661,7 @@ static void t_pipelined(void)
     int n = N;
     CU_ASSERT_TRUE(run_until(F.base, all_piped, &n, 10000));
     CU_ASSERT_EQUAL(pipelined_ok, N);
-    run_for(F.base, 20);
+    run_for(F.base, 20); /* no outcome is delivered twice */
     CU_ASSERT_EQUAL(pipelined_done, N);
     teardown_basic();
 }
