@@ -2,9 +2,8 @@
  * cnames.c — rejects input whose generated C would declare one identifier
  * twice (see cnames.h). Every name is built by the same gen_util.c helpers
  * the generators call (gu_decl_cname, gu_method_prefix, gu_mangle,
- * gu_ctype, gu_decl_mangle, gu_ident), so the list cannot drift from what
- * is emitted; only the fixed suffixes ("_init", "_reply", ...) are repeated
- * here, each next to the role it names.
+ * gu_ctype, gu_decl_mangle, gu_ident) and the same GU_SFX_/GU_PFX_ fixed
+ * parts (gen_util.h), so the list cannot drift from what is emitted.
  *
  * One hash table per scope (the module's file scope, then each struct's
  * members), so a module costs O(names).
@@ -49,17 +48,9 @@ typedef struct cn_ctx {
 static const char container_owner;
 static const char nothing_owner;
 
-static size_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603u;  /* FNV-1a 64 */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211u;
-    return (size_t)h;
-}
-
 static size_t *find_slot(const cn_table *t, const char *name)
 {
-    size_t i = hash_str(name) & (t->nslots - 1);
+    size_t i = (size_t)idl_fnv1a64(name, strlen(name)) & (t->nslots - 1);
     while (t->slots[i] && strcmp(t->v[t->slots[i] - 1].name, name) != 0)
         i = (i + 1) & (t->nslots - 1);
     return &t->slots[i];
@@ -121,12 +112,7 @@ static void add(cn_ctx *c, cn_table *t, const char *role, const char *what,
     }
     if (t->n == t->cap) {
         t->cap = t->cap ? t->cap * 2 : 64;
-        cn_entry *v = realloc(t->v, t->cap * sizeof *v);
-        if (!v) {
-            fputs("idlc: out of memory\n", stderr);
-            exit(2);
-        }
-        t->v = v;
+        t->v = idl_xrealloc(t->v, t->cap * sizeof *t->v);
     }
     t->v[t->n++] = (cn_entry){ idl_strdup(c->arena, name), role, what, who, owner, loc };
     *slot = t->n;
@@ -210,8 +196,8 @@ static void walk_type(cn_ctx *c, cn_table *t, const idl_type *ty)
     }
     gbuf m = {0};
     gu_mangle(&m, &c->g, ty);
-    add_sfx(c, t, "enc_", gb_str(&m), "static encoder", what, who, owner, loc);
-    add_sfx(c, t, "dec_", gb_str(&m), "static decoder", what, who, owner, loc);
+    add_sfx(c, t, GU_PFX_ENC, gb_str(&m), "static encoder", what, who, owner, loc);
+    add_sfx(c, t, GU_PFX_DEC, gb_str(&m), "static decoder", what, who, owner, loc);
     gb_free(&m);
 }
 
@@ -229,7 +215,7 @@ static void check_members(cn_ctx *c, const idl_field *fields, bool params)
         add(c, &t, NULL, what, f->name, f, f->loc);
         /* gen_h.c emit_member: optionals other than structs get a flag */
         if (!params && f->optional && gu_classify(f->type) != GU_STRUCT)
-            add_sfx(c, &t, "has_", f->name, "presence flag", what, f->name, f, f->loc);
+            add_sfx(c, &t, GU_PFX_HAS, f->name, "presence flag", what, f->name, f, f->loc);
     }
     c->word = "name";
     gb_free(&scratch);
@@ -248,37 +234,34 @@ static void check_method(cn_ctx *c, cn_table *t, const idl_decl *s, const idl_me
     idl_loc l = me->loc;
 
     add_sfx(c, t, p, "", "client stub", w, who, me, l);
-    add_sfx(c, t, p, "_ID", "ID macro", w, who, me, l);
+    add_sfx(c, t, p, GU_SFX_ID, "ID macro", w, who, me, l);
     if (me->params) {
-        add_sfx(c, t, p, "_args", "argument struct", w, who, me, l);
-        add_sfx(c, t, p, "_args_init", "argument init function", w, who, me, l);
-        add_sfx(c, t, p, "_args_encode", "argument encoder", w, who, me, l);
-        add_sfx(c, t, p, "_args_decode", "argument decoder", w, who, me, l);
+        add_sfx(c, t, p, GU_SFX_ARGS, "argument struct", w, who, me, l);
+        add_sfx(c, t, p, GU_SFX_ARGS GU_SFX_INIT, "argument init function", w, who, me, l);
+        add_sfx(c, t, p, GU_SFX_ARGS GU_SFX_ENCODE, "argument encoder", w, who, me, l);
+        add_sfx(c, t, p, GU_SFX_ARGS GU_SFX_DECODE, "argument decoder", w, who, me, l);
     }
     if (me->ret) {
-        add_sfx(c, t, p, "_result", "result struct", w, who, me, l);
-        add_sfx(c, t, p, "_result_init", "result init function", w, who, me, l);
-        add_sfx(c, t, p, "_result_encode", "result encoder", w, who, me, l);
-        add_sfx(c, t, p, "_result_decode", "result decoder", w, who, me, l);
+        add_sfx(c, t, p, GU_SFX_RESULT, "result struct", w, who, me, l);
+        add_sfx(c, t, p, GU_SFX_RESULT GU_SFX_INIT, "result init function", w, who, me, l);
+        add_sfx(c, t, p, GU_SFX_RESULT GU_SFX_ENCODE, "result encoder", w, who, me, l);
+        add_sfx(c, t, p, GU_SFX_RESULT GU_SFX_DECODE, "result decoder", w, who, me, l);
     }
     if (!me->oneway) {
-        add_sfx(c, t, p, "_cb", "callback type", w, who, me, l);
-        add_sfx(c, t, p, "_done", "completion function", w, who, me, l);
-        add_sfx(c, t, p, "_broadcast", "broadcast function", w, who, me, l);
-        add_sfx(c, t, p, "_reply", "reply helper", w, who, me, l);
+        add_sfx(c, t, p, GU_SFX_CB, "callback type", w, who, me, l);
+        add_sfx(c, t, p, GU_SFX_DONE, "completion function", w, who, me, l);
+        add_sfx(c, t, p, GU_SFX_BROADCAST, "broadcast function", w, who, me, l);
+        add_sfx(c, t, p, GU_SFX_REPLY, "reply helper", w, who, me, l);
         for (const idl_name *r = me->raises; r; r = r->next) {
             if (!r->decl)
                 continue;
-            gbuf e = {0};
-            gb_printf(&e, "%s_fail_", p);
-            gu_decl_mangle(&e, &c->g, r->decl);
             gb_clear(&c->b);
-            gb_puts(&c->b, gb_str(&e));
+            gb_printf(&c->b, "%s" GU_SFX_FAIL, p);
+            gu_decl_mangle(&c->b, &c->g, r->decl);
             add(c, t, "fail helper", w, who, me, l);
-            gb_free(&e);
         }
     }
-    add_sfx(c, t, p, "_dispatch", "dispatch function", w, who, me, l);
+    add_sfx(c, t, p, GU_SFX_DISPATCH, "dispatch function", w, who, me, l);
     gb_free(&pre);
     if (me->params)
         check_members(c, me->params, true);
@@ -298,7 +281,7 @@ static void check_decl(cn_ctx *c, cn_table *t, const idl_decl *d)
         break;
     case IDL_ENUM:
         add_sfx(c, t, n, "", NULL, w, d->name, d, l);
-        add_sfx(c, t, n, "_name", "name function", w, d->name, d, l);
+        add_sfx(c, t, n, GU_SFX_NAME, "name function", w, d->name, d, l);
         for (const idl_enumerator *e = d->enumerators; e; e = e->next) {
             gb_clear(&c->b);
             gb_printf(&c->b, "%s_%s", n, e->name);
@@ -308,20 +291,20 @@ static void check_decl(cn_ctx *c, cn_table *t, const idl_decl *d)
     case IDL_STRUCT:
     case IDL_ERROR:
         add_sfx(c, t, n, "", NULL, w, d->name, d, l);
-        add_sfx(c, t, n, "_init", "init function", w, d->name, d, l);
-        add_sfx(c, t, n, "_encode", "encoder", w, d->name, d, l);
-        add_sfx(c, t, n, "_decode", "decoder", w, d->name, d, l);
+        add_sfx(c, t, n, GU_SFX_INIT, "init function", w, d->name, d, l);
+        add_sfx(c, t, n, GU_SFX_ENCODE, "encoder", w, d->name, d, l);
+        add_sfx(c, t, n, GU_SFX_DECODE, "decoder", w, d->name, d, l);
         if (d->kind == IDL_ERROR)
-            add_sfx(c, t, n, "_ID", "ID macro", w, d->name, d, l);
+            add_sfx(c, t, n, GU_SFX_ID, "ID macro", w, d->name, d, l);
         check_members(c, d->fields, false);
         break;
     case IDL_SERVICE:
-        add_sfx(c, t, n, "_service", "descriptor", w, d->name, d, l);
-        add_sfx(c, t, n, "_handlers", "handler table", w, d->name, d, l);
-        add_sfx(c, t, n, "_export", "export function", w, d->name, d, l);
-        add_sfx(c, t, n, "_local", "local-object function", w, d->name, d, l);
+        add_sfx(c, t, n, GU_SFX_SERVICE, "descriptor", w, d->name, d, l);
+        add_sfx(c, t, n, GU_SFX_HANDLERS, "handler table", w, d->name, d, l);
+        add_sfx(c, t, n, GU_SFX_EXPORT, "export function", w, d->name, d, l);
+        add_sfx(c, t, n, GU_SFX_LOCAL, "local-object function", w, d->name, d, l);
         if (d->methods)
-            add_sfx(c, t, n, "_methods", "method table", w, d->name, d, l);
+            add_sfx(c, t, n, GU_SFX_METHODS, "method table", w, d->name, d, l);
         for (const idl_method *me = d->methods; me; me = me->next)
             check_method(c, t, d, me);
         break;
@@ -338,7 +321,7 @@ static void check_module(cn_ctx *c, const idl_module *m)
      * the user's declaration, the thing to rename. */
     if (c->g.need_empty) {
         gb_clear(&c->b);
-        gb_puts(&c->b, "enc_nothing");
+        gb_puts(&c->b, GU_NOTHING);
         add(c, &t, "empty-payload encoder", "module", c->g.mod, &nothing_owner, m->loc);
     }
     for (const idl_decl *d = m->decls; d; d = d->next) {
@@ -357,7 +340,7 @@ static void check_module(cn_ctx *c, const idl_module *m)
     for (size_t i = 0; i < c->g.nraised; i++) {
         const idl_decl *e = c->g.raised[i];
         gb_clear(&c->b);
-        gb_puts(&c->b, "raise_");
+        gb_puts(&c->b, GU_PFX_RAISE);
         gu_decl_mangle(&c->b, &c->g, e);
         add(c, &t, "static raise helper", "error", decl_who(c, e), e, e->loc);
     }

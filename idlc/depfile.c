@@ -28,12 +28,7 @@ static void collect(const char *path, void *ctx)
     dep_list *d = ctx;
     if (d->n == d->cap) {
         d->cap = d->cap ? d->cap * 2 : 8;
-        const char **p = realloc(d->paths, d->cap * sizeof *p);
-        if (!p) {
-            fputs("idlc: out of memory\n", stderr);
-            abort();
-        }
-        d->paths = p;
+        d->paths = idl_xrealloc(d->paths, d->cap * sizeof *d->paths);
     }
     d->paths[d->n++] = path;
 }

@@ -23,11 +23,7 @@ struct idl_diag {
 
 idl_diag *diag_new(FILE *out)
 {
-    idl_diag *d = calloc(1, sizeof *d);
-    if (!d) {
-        fputs("idlc: out of memory\n", stderr);
-        abort();
-    }
+    idl_diag *d = idl_xcalloc(1, sizeof *d);
     d->out = out;
     return d;
 }
@@ -46,11 +42,7 @@ void diag_free(idl_diag *d)
 
 void diag_add_source(idl_diag *d, const char *path, const char *text, size_t len)
 {
-    diag_source *s = calloc(1, sizeof *s);
-    if (!s) {
-        fputs("idlc: out of memory\n", stderr);
-        abort();
-    }
+    diag_source *s = idl_xcalloc(1, sizeof *s);
     s->path = path;
     s->text = text;
     s->len = len;

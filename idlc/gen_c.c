@@ -58,10 +58,10 @@ static void enc_raw(FILE *out, const char *ind, const gen_ctx *g,
         break;
     case GU_ENUM:
         gu_mangle(&b, g, t);
-        fprintf(out, "%senc_%s(e, %s);\n", ind, gb_str(&b), x);
+        fprintf(out, "%s" GU_PFX_ENC "%s(e, %s);\n", ind, gb_str(&b), x);
         break;
     default:
-        gb_puts(&b, "enc_");
+        gb_puts(&b, GU_PFX_ENC);
         gu_mangle(&b, g, t);
         gb_puts(&b, "(e, ");
         addr_of(&b, x);
@@ -90,7 +90,7 @@ static void dec_raw(gbuf *b, const gen_ctx *g, const idl_type *t, const char *x)
     if (gu_classify(t) == GU_PRIM) {
         gb_printf(b, "ember_dec_raw_%s(d, ", gu_prim_sfx(t));
     } else {
-        gb_puts(b, "dec_");
+        gb_puts(b, GU_PFX_DEC);
         gu_mangle(b, g, t);
         gb_puts(b, "(d, ");
     }
@@ -137,7 +137,7 @@ static void emit_struct_fns(FILE *out, const gen_ctx *g, const char *cname,
 
     /* init: zero, then what zero bytes do not express */
     gb_printf(&ty, "%s *v", cname);
-    proto2(out, "", internal ? "static void %s_init" : "void %s_init", cname, gb_str(&ty), NULL);
+    proto2(out, "", internal ? "static void %s" GU_SFX_INIT : "void %s" GU_SFX_INIT, cname, gb_str(&ty), NULL);
     fputs("{\n    memset(v, 0, sizeof *v);\n", out);
     for (const idl_field *f = fields; f; f = f->next) {
         const char *n = gu_ident(f->name, params, &scratch);
@@ -146,7 +146,7 @@ static void emit_struct_fns(FILE *out, const gen_ctx *g, const char *cname,
         } else if (gu_classify(f->type) == GU_STRUCT && !f->optional) {
             gb_clear(&ty);
             gu_ctype(&ty, g, f->type);
-            fprintf(out, "    %s_init(&v->%s);\n", gb_str(&ty), n);
+            fprintf(out, "    %s" GU_SFX_INIT "(&v->%s);\n", gb_str(&ty), n);
         }
     }
     fputs("}\n\n", out);
@@ -154,12 +154,12 @@ static void emit_struct_fns(FILE *out, const gen_ctx *g, const char *cname,
     /* encode: every field but absent optionals */
     if (internal)
     {
-        proto2(out, "", "static void %s_encode", cname, "ember_enc *e", "const void *value");
+        proto2(out, "", "static void %s" GU_SFX_ENCODE, cname, "ember_enc *e", "const void *value");
         fprintf(out, "{\n    const %s *v = value;\n\n", cname);
     } else {
         gb_clear(&ty);
         gb_printf(&ty, "const %s *v", cname);
-        proto2(out, "", "void %s_encode", cname, "ember_enc *e", gb_str(&ty));
+        proto2(out, "", "void %s" GU_SFX_ENCODE, cname, "ember_enc *e", gb_str(&ty));
         fputs("{\n", out);
     }
     if (!fields)
@@ -177,7 +177,7 @@ static void emit_struct_fns(FILE *out, const gen_ctx *g, const char *cname,
             enc_field(out, "        ", g, f->tag, f->type, gb_str(&x));
             fputs("    }\n", out);
         } else {
-            fprintf(out, "    if (v->has_%s)%s\n", f->name,
+            fprintf(out, "    if (v->" GU_PFX_HAS "%s)%s\n", f->name,
                     gu_classify(f->type) == GU_PRIM ? "" : " {");
             enc_field(out, "        ", g, f->tag, f->type, gb_str(&x));
             if (gu_classify(f->type) != GU_PRIM)
@@ -189,10 +189,10 @@ static void emit_struct_fns(FILE *out, const gen_ctx *g, const char *cname,
     /* decode: a loop over the region's fields */
     gb_clear(&ty);
     gb_printf(&ty, "%s *v", cname);
-    proto2(out, "", internal ? "static int %s_decode" : "int %s_decode", cname, "ember_dec *d",
+    proto2(out, "", internal ? "static int %s" GU_SFX_DECODE : "int %s" GU_SFX_DECODE, cname, "ember_dec *d",
            gb_str(&ty));
     fprintf(out, "{\n    uint32_t tag;\n    unsigned wt;\n    int r;\n\n"
-                 "    %s_init(v);\n", cname);
+                 "    %s" GU_SFX_INIT "(v);\n", cname);
     if (!fields) {
         fputs("    while ((r = ember_dec_field(d, &tag, &wt)) > 0)\n"
               "        if (ember_dec_skip(d, wt))\n"
@@ -221,7 +221,7 @@ static void emit_struct_fns(FILE *out, const gen_ctx *g, const char *cname,
             dec_field(&ex, g, f->type, gb_str(&x));
             fprintf(out, "            if (%s)\n                return -1;\n", gb_str(&ex));
             if (f->optional)
-                fprintf(out, "            v->has_%s = true;\n", f->name);
+                fprintf(out, "            v->" GU_PFX_HAS "%s = true;\n", f->name);
         }
         fputs("            break;\n", out);
     }
@@ -249,14 +249,14 @@ static void helper_proto(FILE *out, const gen_ctx *g, const idl_type *t, bool de
     gu_ctype(&c, g, t);
     if (dec) {
         gb_puts(&c, " *v");
-        proto2(out, tail, "static int dec_%s", gb_str(&m), "ember_dec *d", gb_str(&c));
+        proto2(out, tail, "static int " GU_PFX_DEC "%s", gb_str(&m), "ember_dec *d", gb_str(&c));
     } else if (gu_classify(t) == GU_ENUM) {
         gb_puts(&c, " v");
-        proto2(out, tail, "static void enc_%s", gb_str(&m), "ember_enc *e", gb_str(&c));
+        proto2(out, tail, "static void " GU_PFX_ENC "%s", gb_str(&m), "ember_enc *e", gb_str(&c));
     } else {
         gbuf p = {0};
         gb_printf(&p, "const %s *v", gb_str(&c));
-        proto2(out, tail, "static void enc_%s", gb_str(&m), "ember_enc *e", gb_str(&p));
+        proto2(out, tail, "static void " GU_PFX_ENC "%s", gb_str(&m), "ember_enc *e", gb_str(&p));
         gb_free(&p);
     }
     gb_free(&m);
@@ -281,10 +281,10 @@ static void emit_helper(FILE *out, const gen_ctx *g, const idl_type *t)
         /* a struct as a value: LEN { fields } */
         helper_proto(out, g, t, false, "");
         fprintf(out, "{\n    size_t mark = ember_enc_len_begin(e);\n\n"
-                     "    %s_encode(e, v);\n    ember_enc_len_end(e, mark);\n}\n\n", gb_str(&c));
+                     "    %s" GU_SFX_ENCODE "(e, v);\n    ember_enc_len_end(e, mark);\n}\n\n", gb_str(&c));
         helper_proto(out, g, t, true, "");
         fprintf(out, "{\n    const uint8_t *end;\n\n"
-                     "    if (ember_dec_enter_raw(d, &end) || %s_decode(d, v))\n"
+                     "    if (ember_dec_enter_raw(d, &end) || %s" GU_SFX_DECODE "(d, v))\n"
                      "        return -1;\n    ember_dec_leave(d, end);\n    return 0;\n}\n\n",
                 gb_str(&c));
         break;
@@ -346,7 +346,7 @@ static void emit_helper(FILE *out, const gen_ctx *g, const idl_type *t)
 static void emit_pack_args(FILE *out, const char *pre, const idl_method *me)
 {
     gbuf scratch = {0};
-    fprintf(out, "    %s_args args;\n\n    %s_args_init(&args);\n", pre, pre);
+    fprintf(out, "    %s" GU_SFX_ARGS " args;\n\n    %s" GU_SFX_ARGS GU_SFX_INIT "(&args);\n", pre, pre);
     for (const idl_field *p = me->params; p; p = p->next) {
         const char *n = gu_ident(p->name, true, &scratch);
         if (gu_by_pointer(p->type))
@@ -375,9 +375,9 @@ static void emit_done(FILE *out, const char *pre, const idl_method *me)
     bool decodes = me->ret || me->raises;
     gbuf c = {0};
 
-    fprintf(out, "static void %s_done(const ember_outcome *o, ember_dec *reply,\n"
+    fprintf(out, "static void %s" GU_SFX_DONE "(const ember_outcome *o, ember_dec *reply,\n"
                  "%*sember_fn fn, void *ud)\n{\n"
-                 "    %s_cb cb = (%s_cb)fn;\n",
+                 "    %s" GU_SFX_CB " cb = (%s" GU_SFX_CB ")fn;\n",
             pre, (int)(strlen(pre) + 18), "", pre, pre);
     if (decodes)
         fputs("    ember_outcome out = *o;\n", out);
@@ -390,8 +390,8 @@ static void emit_done(FILE *out, const char *pre, const idl_method *me)
     }
     fputs("    switch (o->status) {\n    case EMBER_OK: {\n", out);
     if (me->ret)
-        fprintf(out, "        %s_result *res = ember_dec_alloc(reply, sizeof *res);\n\n"
-                     "        if (!res || %s_result_decode(reply, res))\n"
+        fprintf(out, "        %s" GU_SFX_RESULT " *res = ember_dec_alloc(reply, sizeof *res);\n\n"
+                     "        if (!res || %s" GU_SFX_RESULT GU_SFX_DECODE "(reply, res))\n"
                      "            goto undecodable;\n"
                      "        cb(o, &res->ret, ud);\n"
                      "        return;\n    }\n", pre, pre);
@@ -405,9 +405,9 @@ static void emit_done(FILE *out, const char *pre, const idl_method *me)
                 continue;
             gb_clear(&c);
             gu_decl_cname(&c, r->decl);
-            fprintf(out, "        case %s_ID: {\n"
+            fprintf(out, "        case %s" GU_SFX_ID ": {\n"
                          "            %s *err = ember_dec_alloc(reply, sizeof *err);\n\n"
-                         "            if (!err || %s_decode(reply, err))\n"
+                         "            if (!err || %s" GU_SFX_DECODE "(reply, err))\n"
                          "                goto undecodable;\n"
                          "            out.error = err;\n"
                          "            cb(&out, %sud);\n"
@@ -439,13 +439,13 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
     gbuf pre_b = {0}, tmp = {0};
     gu_method_prefix(&pre_b, g, s, me);
     const char *pre = gb_str(&pre_b);
-    const char *enc_args = "enc_nothing", *args_ptr = "NULL";
+    const char *enc_args = GU_NOTHING, *args_ptr = "NULL";
 
     fprintf(out, "/* ---- %s.%s ---- */\n\n", s->name, me->name);
 
     /* arguments (and result) as file-local structs */
     if (me->params) {
-        fprintf(out, "typedef struct %s_args {\n", pre);
+        fprintf(out, "typedef struct %s" GU_SFX_ARGS " {\n", pre);
         for (const idl_field *p = me->params; p; p = p->next) {
             gb_clear(&tmp);
             gbuf sc = {0};
@@ -453,9 +453,9 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
             fprintf(out, "    %s;\n", gb_str(&tmp));
             gb_free(&sc);
         }
-        fprintf(out, "} %s_args;\n\n", pre);
+        fprintf(out, "} %s" GU_SFX_ARGS ";\n\n", pre);
         gb_clear(&tmp);
-        gb_printf(&tmp, "%s_args", pre);
+        gb_printf(&tmp, "%s" GU_SFX_ARGS, pre);
         emit_struct_fns(out, g, gb_str(&tmp), me->params, true, true);
         enc_args = NULL;
         args_ptr = "&args";
@@ -465,15 +465,15 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
         gb_clear(&tmp);
         gu_cdecl(&tmp, g, me->ret, "ret");
         fprintf(out, "/* the reply payload: field 1 is the return value */\n"
-                     "typedef struct %s_result {\n    %s;\n} %s_result;\n\n",
+                     "typedef struct %s" GU_SFX_RESULT " {\n    %s;\n} %s" GU_SFX_RESULT ";\n\n",
                 pre, gb_str(&tmp), pre);
         gb_clear(&tmp);
-        gb_printf(&tmp, "%s_result", pre);
+        gb_printf(&tmp, "%s" GU_SFX_RESULT, pre);
         emit_struct_fns(out, g, gb_str(&tmp), &f, true, false);
     }
     gbuf encb = {0};
     if (!enc_args) {
-        gb_printf(&encb, "%s_args_encode", pre);
+        gb_printf(&encb, "%s" GU_SFX_ARGS GU_SFX_ENCODE, pre);
         enc_args = gb_str(&encb);
     }
 
@@ -485,8 +485,8 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
     if (me->params)
         emit_pack_args(out, pre, me);
     gbuf id = {0}, done = {0};
-    gb_printf(&id, "%s_ID", pre);
-    gb_printf(&done, "%s_done", pre);
+    gb_printf(&id, "%s" GU_SFX_ID, pre);
+    gb_printf(&done, "%s" GU_SFX_DONE, pre);
     if (me->oneway) {
         const char *p[] = { "to", gb_str(&id), enc_args, args_ptr };
         gu_proto(out, "    return ember_oneway_start", p, 4, ";");
@@ -511,14 +511,14 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
     if (!me->oneway) {
         gu_signature(out, g, GU_SIG_REPLY, s, me, NULL, "");
         if (me->ret) {
-            fprintf(out, "{\n    %s_result res;\n\n    %s_result_init(&res);\n", pre, pre);
+            fprintf(out, "{\n    %s" GU_SFX_RESULT " res;\n\n    %s" GU_SFX_RESULT GU_SFX_INIT "(&res);\n", pre, pre);
             if (gu_by_pointer(me->ret))
                 fputs("    if (ret)\n        res.ret = *ret;\n", out);
             else
                 fputs("    res.ret = ret;\n", out);
-            fprintf(out, "    return ember_call_reply(call, %s_result_encode, &res);\n}\n\n", pre);
+            fprintf(out, "    return ember_call_reply(call, %s" GU_SFX_RESULT GU_SFX_ENCODE ", &res);\n}\n\n", pre);
         } else {
-            fputs("{\n    return ember_call_reply(call, enc_nothing, NULL);\n}\n\n", out);
+            fputs("{\n    return ember_call_reply(call, " GU_NOTHING ", NULL);\n}\n\n", out);
         }
         for (const idl_name *r = me->raises; r; r = r->next) {
             if (!r->decl)
@@ -528,8 +528,8 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
             gu_decl_mangle(&mg, g, r->decl);
             gu_signature(out, g, GU_SIG_FAIL, s, me, r->decl, "");
             fprintf(out, "{\n    %s zero;\n\n"
-                         "    if (!err) {\n        %s_init(&zero);\n        err = &zero;\n    }\n"
-                         "    return ember_call_raise(call, %s_ID, raise_%s, err);\n}\n\n",
+                         "    if (!err) {\n        %s" GU_SFX_INIT "(&zero);\n        err = &zero;\n    }\n"
+                         "    return ember_call_raise(call, %s" GU_SFX_ID ", " GU_PFX_RAISE "%s, err);\n}\n\n",
                     gb_str(&c), gb_str(&c), gb_str(&c), gb_str(&mg));
             gb_free(&c);
             gb_free(&mg);
@@ -539,14 +539,14 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
     gbuf hc = {0}, ha = {0};
     gu_decl_cname(&hc, s);
     handler_args(&ha, me);
-    fprintf(out, "static int %s_dispatch(ember_call *call, ember_dec *d,\n"
+    fprintf(out, "static int %s" GU_SFX_DISPATCH "(ember_call *call, ember_dec *d,\n"
                  "%*sconst void *handlers, void *ud)\n{\n"
-                 "    const %s_handlers *h = handlers;\n",
+                 "    const %s" GU_SFX_HANDLERS " *h = handlers;\n",
             pre, (int)(strlen(pre) + 21), "", gb_str(&hc));
     if (me->params)
-        fprintf(out, "    %s_args *args = ember_dec_alloc(d, sizeof *args);\n\n"
+        fprintf(out, "    %s" GU_SFX_ARGS " *args = ember_dec_alloc(d, sizeof *args);\n\n"
                      "    if (!args)\n        return ember_dec_fail(d, \"out of memory\");\n"
-                     "    if (%s_args_decode(d, args))\n        return -1;\n", pre, pre);
+                     "    if (%s" GU_SFX_ARGS GU_SFX_DECODE "(d, args))\n        return -1;\n", pre, pre);
     else
         fputs("\n    (void)d;\n", out);
     if (me->oneway)
@@ -579,20 +579,20 @@ static void emit_service(FILE *out, const gen_ctx *g, const idl_decl *s)
         emit_method(out, g, s, me);
 
     if (n) {
-        fprintf(out, "static const ember_method_desc %s_methods[] = {\n", cn);
+        fprintf(out, "static const ember_method_desc %s" GU_SFX_METHODS "[] = {\n", cn);
         for (const idl_method *me = s->methods; me; me = me->next)
-            fprintf(out, "    { %s_%s_ID, \"%s\", %s, %s_%s_dispatch },\n", cn, me->name,
+            fprintf(out, "    { %s_%s" GU_SFX_ID ", \"%s\", %s, %s_%s" GU_SFX_DISPATCH " },\n", cn, me->name,
                     me->name, me->oneway ? "true" : "false", cn, me->name);
         fputs("};\n\n", out);
     }
-    fprintf(out, "const ember_service_desc %s_service = {\n"
+    fprintf(out, "const ember_service_desc %s" GU_SFX_SERVICE " = {\n"
                  "    \"%s.%s\", UINT64_C(0x%016llx), %zu, %s%s\n};\n\n",
-            cn, g->mod, s->name, (unsigned long long)gu_fingerprint(s), n,
-            n ? cn : "NULL", n ? "_methods" : "");
+            cn, g->mod, s->name, (unsigned long long)s->fingerprint, n,
+            n ? cn : "NULL", n ? GU_SFX_METHODS : "");
     gu_signature(out, g, GU_SIG_EXPORT, s, NULL, NULL, "");
-    fprintf(out, "{\n    return ember_exports_add(ex, &%s_service, h, ud);\n}\n\n", cn);
+    fprintf(out, "{\n    return ember_exports_add(ex, &%s" GU_SFX_SERVICE ", h, ud);\n}\n\n", cn);
     gu_signature(out, g, GU_SIG_LOCAL, s, NULL, NULL, "");
-    fprintf(out, "{\n    return ember_ref_local(&%s_service, h, ud);\n}\n\n", cn);
+    fprintf(out, "{\n    return ember_ref_local(&%s" GU_SFX_SERVICE ", h, ud);\n}\n\n", cn);
     gb_free(&c);
 }
 
@@ -616,14 +616,14 @@ int gen_source(const idl_module *m, const char *header_name, FILE *out)
             fputc('\n', out);
         if (g.need_empty)
             fputs("/* calls without arguments, replies without a value */\n"
-                  "static void enc_nothing(ember_enc *e, const void *value)\n"
+                  "static void " GU_NOTHING "(ember_enc *e, const void *value)\n"
                   "{\n    (void)e;\n    (void)value;\n}\n\n", out);
         for (size_t i = 0; i < g.nraised; i++) {
             gbuf c = {0}, mg = {0};
             gu_decl_cname(&c, g.raised[i]);
             gu_decl_mangle(&mg, &g, g.raised[i]);
-            fprintf(out, "static void raise_%s(ember_enc *e, const void *value)\n"
-                         "{\n    %s_encode(e, value);\n}\n\n", gb_str(&mg), gb_str(&c));
+            fprintf(out, "static void " GU_PFX_RAISE "%s(ember_enc *e, const void *value)\n"
+                         "{\n    %s" GU_SFX_ENCODE "(e, value);\n}\n\n", gb_str(&mg), gb_str(&c));
             gb_free(&c);
             gb_free(&mg);
         }
@@ -636,7 +636,7 @@ int gen_source(const idl_module *m, const char *header_name, FILE *out)
         if (!any)
             fputs("/* ---- enums ---- */\n\n", out);
         any = true;
-        fprintf(out, "const char *%s_%s_name(%s_%s v)\n{\n    switch (v) {\n",
+        fprintf(out, "const char *%s_%s" GU_SFX_NAME "(%s_%s v)\n{\n    switch (v) {\n",
                 g.mod, d->name, g.mod, d->name);
         for (const idl_enumerator *e = d->enumerators; e; e = e->next)
             fprintf(out, "    case %s_%s_%s:\n        return \"%s\";\n",

@@ -140,7 +140,7 @@ static void emit_enum(FILE *out, const gen_ctx *g, const idl_decl *d)
     fprintf(out, "/* The enumerator's name (\"%s\" for %s_%s_%s), or NULL for a value\n"
                  " * this version does not know. */\n",
             d->enumerators->name, g->mod, d->name, d->enumerators->name);
-    fprintf(out, "const char *%s_%s_name(%s_%s v);\n\n", g->mod, d->name, g->mod, d->name);
+    fprintf(out, "const char *%s_%s" GU_SFX_NAME "(%s_%s v);\n\n", g->mod, d->name, g->mod, d->name);
 }
 
 /* One member of a struct: optional structs are pointers (NULL when absent),
@@ -156,7 +156,7 @@ static void emit_member(FILE *out, const gen_ctx *g, const idl_field *f)
         fprintf(out, "    %s;   /* optional: NULL when absent */\n", gb_str(&decl));
     } else {
         if (f->optional)
-            fprintf(out, "    bool has_%s;\n", f->name);
+            fprintf(out, "    bool " GU_PFX_HAS "%s;\n", f->name);
         gu_cdecl(&decl, g, f->type, name);
         fprintf(out, "    %s;\n", gb_str(&decl));
     }
@@ -173,23 +173,23 @@ static void emit_struct(FILE *out, const gen_ctx *g, const idl_decl *d)
 
     gu_doc(out, "", d->doc);
     if (d->kind == IDL_ERROR)
-        fprintf(out, "#define %s_ID 0x%08xu   /* FNV-1a 32 of \"%s.%s\" */\n",
-                c, (unsigned)gu_error_id(d), g->mod, d->name);
+        fprintf(out, "#define %s" GU_SFX_ID " 0x%08xu   /* FNV-1a 32 of \"%s.%s\" */\n",
+                c, (unsigned)d->error_id, g->mod, d->name);
     fprintf(out, "struct %s {\n", c);
     for (const idl_field *f = d->fields; f; f = f->next)
         emit_member(out, g, f);
     if (!d->fields)
         fputs("    uint8_t unused_;   /* C has no empty structs */\n", out);
     fputs("};\n", out);
-    fprintf(out, "void %s_init(%s *v);\n", c, c);
-    fprintf(out, "void %s_encode(ember_enc *e, const %s *v);\n", c, c);
-    fprintf(out, "int %s_decode(ember_dec *d, %s *v);\n\n", c, c);
+    fprintf(out, "void %s" GU_SFX_INIT "(%s *v);\n", c, c);
+    fprintf(out, "void %s" GU_SFX_ENCODE "(ember_enc *e, const %s *v);\n", c, c);
+    fprintf(out, "int %s" GU_SFX_DECODE "(ember_dec *d, %s *v);\n\n", c, c);
     gb_free(&cn);
 }
 
 static void emit_container(FILE *out, const gen_ctx *g, const idl_type *t)
 {
-    gbuf name = {0}, a = {0}, b = {0}, ty = {0};
+    gbuf name = {0}, a = {0}, ty = {0};
     gu_ctype(&name, g, t);
     gu_ctype(&ty, g, t->elem);
     gb_puts(&ty, gb_str(&ty)[ty.n - 1] == '*' ? "*" : " *");
@@ -204,7 +204,6 @@ static void emit_container(FILE *out, const gen_ctx *g, const idl_type *t)
     }
     gb_free(&name);
     gb_free(&a);
-    gb_free(&b);
     gb_free(&ty);
 }
 
@@ -216,7 +215,7 @@ static void emit_service(FILE *out, const gen_ctx *g, const idl_decl *s)
 
     fprintf(out, "/* ---- service %s.%s ---- */\n\n", g->mod, s->name);
     gu_doc(out, "", s->doc);
-    fprintf(out, "extern const ember_service_desc %s_service;\n\n", c);
+    fprintf(out, "extern const ember_service_desc %s" GU_SFX_SERVICE ";\n\n", c);
     fputs("/* Per method: its id; the client stub (the callback runs exactly once;\n"
           " * ret is NULL unless o->status == EMBER_OK, o->error holds the error\n"
           " * struct when EMBER_RAISED); a broadcast from a root to its children;\n"
@@ -227,7 +226,7 @@ static void emit_service(FILE *out, const gen_ctx *g, const idl_decl *s)
         gu_method_prefix(&pre, g, s, me);
         fprintf(out, "/* %s.%s */\n", s->name, me->name);
         gu_doc(out, "", me->doc);
-        fprintf(out, "#define %s_ID %lluu\n", gb_str(&pre), (unsigned long long)me->id);
+        fprintf(out, "#define %s" GU_SFX_ID " %lluu\n", gb_str(&pre), (unsigned long long)me->id);
         if (me->oneway) {
             gu_signature(out, g, GU_SIG_STUB, s, me, NULL, ";");
             fputc('\n', out);
@@ -246,14 +245,14 @@ static void emit_service(FILE *out, const gen_ctx *g, const idl_decl *s)
     fprintf(out, "/* Server side: fill in the handlers you serve; a NULL handler fails\n"
                  " * its calls with \"method not implemented\". Each handler answers with\n"
                  " * its _reply or _fail_<Error> helper, now or later. */\n");
-    fprintf(out, "typedef struct %s_handlers {\n", c);
+    fprintf(out, "typedef struct %s" GU_SFX_HANDLERS " {\n", c);
     for (const idl_method *me = s->methods; me; me = me->next) {
         gu_doc(out, "    ", me->doc);
         gu_signature(out, g, GU_SIG_HANDLER, s, me, NULL, ";");
     }
     if (!s->methods)
         fputs("    void (*unused_)(void);   /* C has no empty structs */\n", out);
-    fprintf(out, "} %s_handlers;\n", c);
+    fprintf(out, "} %s" GU_SFX_HANDLERS ";\n", c);
     fprintf(out, "/* Serves the service to the peers of the root or node owning ex. */\n");
     gu_signature(out, g, GU_SIG_EXPORT, s, NULL, NULL, ";");
     fprintf(out, "/* A local object to pass as a ref<%s> argument. */\n", s->name);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sema.h"
+
 /* ---- growable string ---- */
 
 static void gb_reserve(gbuf *b, size_t more)
@@ -75,17 +77,9 @@ const char *gb_str(const gbuf *b)
 
 /* ---- string set ---- */
 
-static size_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603u;  /* FNV-1a 64 */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211u;
-    return (size_t)h;
-}
-
 static size_t strset_find(const strset *s, const char *key)
 {
-    size_t i = hash_str(key) & (s->cap - 1);
+    size_t i = (size_t)idl_fnv1a64(key, strlen(key)) & (s->cap - 1);
     while (s->slots[i] && strcmp(s->slots[i], key) != 0)
         i = (i + 1) & (s->cap - 1);
     return i;
@@ -322,37 +316,6 @@ const char *gu_ident(const char *name, bool param, gbuf *scratch)
         }
     }
     return name;
-}
-
-uint32_t gu_error_id(const idl_decl *d)
-{
-    if (d->error_id)
-        return d->error_id;
-    /* sema did not fill it: FNV-1a 32 of "module.Name", as sema does */
-    uint32_t h = 2166136261u;
-    const char *parts[] = { gu_decl_mod(d), ".", d->name };
-    for (size_t i = 0; i < 3; i++)
-        for (const char *s = parts[i]; *s; s++)
-            h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
-
-uint64_t gu_fingerprint(const idl_decl *svc)
-{
-    if (svc->fingerprint)
-        return svc->fingerprint;
-    /* Fallback when sema left it zero: the service name and its methods. */
-    gbuf b = {0};
-    gb_printf(&b, "%s.%s{", gu_decl_mod(svc), svc->name);
-    for (const idl_method *m = svc->methods; m; m = m->next)
-        gb_printf(&b, "%llu:%s%s;", (unsigned long long)m->id, m->name,
-                  m->oneway ? "!" : "");
-    gb_putc(&b, '}');
-    uint64_t h = 1469598103934665603u;
-    for (const char *s = gb_str(&b); *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211u;
-    gb_free(&b);
-    return h;
 }
 
 void gu_doc(FILE *out, const char *indent, const char *doc)
@@ -609,7 +572,7 @@ static void pl_add_user_params(plist *p, const gen_ctx *g, const idl_method *me)
 static void pl_add_cb(plist *p, const char *prefix)
 {
     gbuf b = {0};
-    gb_printf(&b, "%s_cb cb", prefix);
+    gb_printf(&b, "%s" GU_SFX_CB " cb", prefix);
     pl_add(p, gb_str(&b));
     pl_add(p, "void *ud");
     pl_add(p, "const ember_callopts *opts");
@@ -626,7 +589,7 @@ void gu_signature(FILE *out, const gen_ctx *g, gu_sig kind, const idl_decl *svc,
 
     switch (kind) {
     case GU_SIG_CB:
-        gb_printf(&head, "typedef void (*%s_cb)", gb_str(&pre));
+        gb_printf(&head, "typedef void (*%s" GU_SFX_CB ")", gb_str(&pre));
         pl_add(&p, "const ember_outcome *o");
         if (me->ret) {
             gu_cdecl_constptr(&tmp, g, me->ret, "ret");
@@ -642,7 +605,7 @@ void gu_signature(FILE *out, const gen_ctx *g, gu_sig kind, const idl_decl *svc,
             pl_add_cb(&p, gb_str(&pre));
         break;
     case GU_SIG_BROADCAST:
-        gb_printf(&head, "int %s_broadcast", gb_str(&pre));
+        gb_printf(&head, "int %s" GU_SFX_BROADCAST, gb_str(&pre));
         pl_add(&p, "ember_root *r");
         pl_add(&p, "ember_child_filter filter");
         pl_add(&p, "void *fud");
@@ -650,13 +613,13 @@ void gu_signature(FILE *out, const gen_ctx *g, gu_sig kind, const idl_decl *svc,
         pl_add_cb(&p, gb_str(&pre));
         break;
     case GU_SIG_REPLY:
-        gb_printf(&head, "int %s_reply", gb_str(&pre));
+        gb_printf(&head, "int %s" GU_SFX_REPLY, gb_str(&pre));
         pl_add(&p, "ember_call *call");
         if (me->ret)
             pl_add_param(&p, g, me->ret, "ret");
         break;
     case GU_SIG_FAIL:
-        gb_printf(&head, "int %s_fail_", gb_str(&pre));
+        gb_printf(&head, "int %s" GU_SFX_FAIL, gb_str(&pre));
         gu_decl_mangle(&head, g, err);
         pl_add(&p, "ember_call *call");
         gb_puts(&tmp, "const ");
@@ -674,13 +637,13 @@ void gu_signature(FILE *out, const gen_ctx *g, gu_sig kind, const idl_decl *svc,
     case GU_SIG_LOCAL:
         gu_decl_cname(&tmp, svc);
         if (kind == GU_SIG_EXPORT) {
-            gb_printf(&head, "int %s_export", gb_str(&tmp));
+            gb_printf(&head, "int %s" GU_SFX_EXPORT, gb_str(&tmp));
             pl_add(&p, "ember_exports *ex");
         } else {
-            gb_printf(&head, "ember_ref *%s_local", gb_str(&tmp));
+            gb_printf(&head, "ember_ref *%s" GU_SFX_LOCAL, gb_str(&tmp));
         }
         gb_clear(&pre);
-        gb_printf(&pre, "const %s_handlers *h", gb_str(&tmp));
+        gb_printf(&pre, "const %s" GU_SFX_HANDLERS " *h", gb_str(&tmp));
         pl_add(&p, gb_str(&pre));
         pl_add(&p, "void *ud");
         break;

@@ -45,6 +45,34 @@ bool strset_add(strset *s, const char *key);
 bool strset_has(const strset *s, const char *key);
 void strset_free(strset *s);
 
+/* ---- the fixed parts of generated names ----
+ * Every suffix and prefix the generators add to a C name, spelled once:
+ * gen_h.c, gen_c.c and gu_signature write them, cnames.c checks them. */
+
+#define GU_SFX_INIT      "_init"        /* struct, argument and result structs */
+#define GU_SFX_ENCODE    "_encode"
+#define GU_SFX_DECODE    "_decode"
+#define GU_SFX_ID        "_ID"          /* error id, method id */
+#define GU_SFX_NAME      "_name"        /* enum value -> name */
+#define GU_SFX_ARGS      "_args"        /* per method */
+#define GU_SFX_RESULT    "_result"
+#define GU_SFX_CB        "_cb"
+#define GU_SFX_DONE      "_done"
+#define GU_SFX_BROADCAST "_broadcast"
+#define GU_SFX_REPLY     "_reply"
+#define GU_SFX_FAIL      "_fail_"       /* followed by the error's mangle */
+#define GU_SFX_DISPATCH  "_dispatch"
+#define GU_SFX_SERVICE   "_service"     /* per service */
+#define GU_SFX_HANDLERS  "_handlers"
+#define GU_SFX_EXPORT    "_export"
+#define GU_SFX_LOCAL     "_local"
+#define GU_SFX_METHODS   "_methods"
+#define GU_PFX_HAS       "has_"         /* presence flag of an optional member */
+#define GU_PFX_ENC       "enc_"         /* static value helpers, + mangle */
+#define GU_PFX_DEC       "dec_"
+#define GU_PFX_RAISE     "raise_"       /* static raise helper, + error mangle */
+#define GU_NOTHING       "enc_nothing"  /* the empty-payload encoder */
+
 /* ---- value types of a module ---- */
 
 /* How a type is encoded: primitives go straight to codec.h, the others
@@ -114,9 +142,6 @@ typedef enum gu_sig {
 } gu_sig;
 void gu_signature(FILE *out, const gen_ctx *g, gu_sig kind, const idl_decl *svc,
                   const idl_method *me, const idl_decl *err, const char *tail);
-
-uint32_t gu_error_id(const idl_decl *d);
-uint64_t gu_fingerprint(const idl_decl *svc);
 
 /* Writes `doc` as /// lines at the given indent (nothing if NULL). */
 void gu_doc(FILE *out, const char *indent, const char *doc);

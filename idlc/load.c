@@ -38,8 +38,7 @@ struct idl_loader {
 
 idl_loader *idl_loader_new(idl_arena *arena, idl_diag *diag)
 {
-    idl_loader *l = idl_xrealloc(NULL, sizeof *l);
-    memset(l, 0, sizeof *l);
+    idl_loader *l = idl_xcalloc(1, sizeof *l);
     l->arena = arena;
     l->diag = diag;
     return l;

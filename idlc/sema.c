@@ -63,12 +63,7 @@ static void buf_reserve(idl_buf *b, size_t more)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + more + 1)
         cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        fputs("idlc: out of memory\n", stderr);
-        abort();
-    }
-    b->p = p;
+    b->p = idl_xrealloc(b->p, cap);
     b->cap = cap;
 }
 
