@@ -32,18 +32,15 @@ FUZZ_SAN_CC := -fsanitize=fuzzer-no-link,address,undefined \
 FUZZ_SAN_LD := -fsanitize=fuzzer,address,undefined
 # Everything, the runtime, idlc and the flex/bison outputs included, is
 # held to the same warnings as the normal build.
-FUZZ_BASE   := $(CSTD) -g -O1 $(FUZZ_SAN_CC) -DEMBER_FUZZING=1 $(SSL_CFLAGS) \
-               $(EVENT_CFLAGS)
-FUZZ_CFLAGS_OWN   := $(FUZZ_BASE) $(WARN)
-FUZZ_CFLAGS_OTHER := $(FUZZ_CFLAGS_OWN)
+FUZZ_CFLAGS := $(CSTD) -g -O1 $(FUZZ_SAN_CC) -DEMBER_FUZZING=1 $(SSL_CFLAGS) \
+               $(EVENT_CFLAGS) $(WARN)
 
 # ---- sources the targets need ----------------------------------------
 
 FUZZ_RT_SRCS   := $(sort $(wildcard runtime/src/*.c))
 FUZZ_RT_INC    := -Iruntime/include -Iruntime/src
 FUZZ_RT_OBJS   := $(patsubst runtime/src/%.c,$(FUZZ_B)/obj/runtime/%.o,$(FUZZ_RT_SRCS))
-# Linked as an archive so a target pulls in only the objects it needs (the
-# runtime is still growing: an unfinished file must not break fuzz_codec).
+# Linked as an archive so a target pulls in only the objects it needs.
 FUZZ_RT_LIB    := $(FUZZ_B)/lib/libember-fuzz.a
 
 # idlc front end: every idlc/*.c but main.c, plus the flex/bison outputs,
@@ -117,19 +114,19 @@ $(addprefix fuzz-run-,$(FUZZ_ALL)): fuzz-run-%: $(FUZZ_B)/bin/%
 
 $(FUZZ_B)/obj/runtime/%.o: runtime/src/%.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS_OTHER) $(FUZZ_RT_INC) -MMD -MP -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_RT_INC) -MMD -MP -c $< -o $@
 
 $(FUZZ_B)/obj/idlc/%.o: idlc/%.c $(if $(FUZZ_IDLC_Y),$(FUZZ_IDLC_GEN)/parser.h)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS_OTHER) $(FUZZ_IDLC_INC) -MMD -MP -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_IDLC_INC) -MMD -MP -c $< -o $@
 
 $(FUZZ_B)/obj/idlc/%.o: $(FUZZ_IDLC_GEN)/%.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS_OTHER) $(FUZZ_IDLC_INC) -MMD -MP -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_IDLC_INC) -MMD -MP -c $< -o $@
 
 $(FUZZ_B)/obj/fuzz/%.o: tests/fuzz/%.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS_OWN) $(FUZZ_RT_INC) $(FUZZ_IDLC_INC) \
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_RT_INC) $(FUZZ_IDLC_INC) \
 	  -I$(FUZZ_B)/gen -MMD -MP -c $< -o $@
 
 # The flex and bison outputs, regenerated with our own names.
@@ -174,17 +171,23 @@ $(FUZZ_B)/bin/fuzz_idlc: $(FUZZ_B)/obj/fuzz/fuzz_idlc.o $(FUZZ_IDLC_LIB)
 FUZZ_SHAPES_GEN := $(FUZZ_B)/gen
 FUZZ_SHAPES_IDL := tests/idl/shapes.idl tests/idl/common.idl
 
-$(FUZZ_SHAPES_GEN)/shapes.c $(FUZZ_SHAPES_GEN)/common.c $(FUZZ_SHAPES_GEN)/structs.inc &: $(FUZZ_SHAPES_IDL) $(IDLC)
-	@mkdir -p $(FUZZ_SHAPES_GEN)
-	$(IDLC) -I tests/idl -o $(FUZZ_SHAPES_GEN) $(FUZZ_SHAPES_IDL)
+# $(call fuzz_gen_shapes,DIR): idlc on FUZZ_SHAPES_IDL into DIR, and
+# DIR/structs.inc. Shared with the regression build below.
+define fuzz_gen_shapes
+	@mkdir -p $(1)
+	$(IDLC) -I tests/idl -o $(1) $(FUZZ_SHAPES_IDL)
 	grep -ho 'int [A-Za-z0-9_]*_decode(ember_dec \*d, [A-Za-z0-9_]* \*v)' \
-	  $(FUZZ_SHAPES_GEN)/shapes.h $(FUZZ_SHAPES_GEN)/common.h | \
-	  sed 's/^int \([A-Za-z0-9_]*\)_decode(.*/X(\1)/' | sort -u > $(FUZZ_SHAPES_GEN)/structs.inc
+	  $(1)/shapes.h $(1)/common.h | \
+	  sed 's/^int \([A-Za-z0-9_]*\)_decode(.*/X(\1)/' | sort -u > $(1)/structs.inc
+endef
+
+$(FUZZ_SHAPES_GEN)/shapes.c $(FUZZ_SHAPES_GEN)/common.c $(FUZZ_SHAPES_GEN)/structs.inc &: $(FUZZ_SHAPES_IDL) $(IDLC)
+	$(call fuzz_gen_shapes,$(FUZZ_SHAPES_GEN))
 
 # Generated code inlines codec.h: rebuild it when a public header changes.
 $(FUZZ_B)/obj/gen/%.o: $(FUZZ_SHAPES_GEN)/%.c $(wildcard runtime/include/ember/*.h)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS_OTHER) $(FUZZ_RT_INC) -I$(FUZZ_SHAPES_GEN) -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_RT_INC) -I$(FUZZ_SHAPES_GEN) -c $< -o $@
 
 $(FUZZ_B)/obj/fuzz/fuzz_generated.o: $(FUZZ_SHAPES_GEN)/structs.inc
 
@@ -202,16 +205,7 @@ $(FUZZ_B)/bin/fuzz_generated: $(FUZZ_B)/obj/fuzz/fuzz_generated.o \
 
 REGRESS_B := $(B)/fuzz-regress
 REGRESS_CFLAGS = $(CSTD) $(WARN) $(OPT) $(SAN) $(EVENT_CFLAGS) $(CFLAGS)
-REGRESS_TARGETS := $(filter fuzz_codec fuzz_idlc fuzz_frames fuzz_generated,$(FUZZ_AVAIL))
-
-$(REGRESS_B)/obj/idlc/%.o: idlc/%.c $(if $(FUZZ_IDLC_Y),$(FUZZ_IDLC_GEN)/parser.h)
-	@mkdir -p $(@D)
-	$(CC) $(filter-out -Werror,$(REGRESS_CFLAGS)) $(FUZZ_IDLC_INC) -MMD -MP -c $< -o $@
-
-$(REGRESS_B)/obj/idlc/%.o: $(FUZZ_IDLC_GEN)/%.c
-	@mkdir -p $(@D)
-	$(CC) $(filter-out -Werror -Wpedantic,$(REGRESS_CFLAGS)) $(FUZZ_IDLC_INC) \
-	  -MMD -MP -c $< -o $@
+REGRESS_TARGETS := $(FUZZ_AVAIL)
 
 $(REGRESS_B)/obj/fuzz/%.o: tests/fuzz/%.c
 	@mkdir -p $(@D)
@@ -220,15 +214,10 @@ $(REGRESS_B)/obj/fuzz/%.o: tests/fuzz/%.c
 # The runtime comes from the suite's own libember.a (same CC and SAN).
 REGRESS_RT_LIB    = $(LIBEMBER_A)
 # idlc's front end comes from the suite's own objects (mk/idlc.mk), minus
-# main.o; when that list is not there, from our own compile of idlc/.
-ifneq ($(strip $(IDLC_LIB_OBJS)),)
-REGRESS_IDLC_OBJS = $(IDLC_LIB_OBJS)
-else
-REGRESS_IDLC_OBJS = $(patsubst $(FUZZ_B)/%,$(REGRESS_B)/%,$(FUZZ_IDLC_OBJS))
-endif
+# main.o.
 REGRESS_IDLC_LIB  = $(REGRESS_B)/lib/libidlc-regress.a
 
-$(REGRESS_IDLC_LIB): $(REGRESS_IDLC_OBJS)
+$(REGRESS_IDLC_LIB): $(IDLC_LIB_OBJS)
 	@mkdir -p $(@D)
 	rm -f $@
 	ar rcs $@ $^
@@ -253,11 +242,7 @@ $(REGRESS_B)/bin/replay_fuzz_idlc: $(REGRESS_B)/obj/fuzz/fuzz_idlc.o \
 REGRESS_SHAPES_GEN := $(REGRESS_B)/gen
 
 $(REGRESS_SHAPES_GEN)/shapes.c $(REGRESS_SHAPES_GEN)/common.c $(REGRESS_SHAPES_GEN)/structs.inc &: $(FUZZ_SHAPES_IDL) $(IDLC)
-	@mkdir -p $(REGRESS_SHAPES_GEN)
-	$(IDLC) -I tests/idl -o $(REGRESS_SHAPES_GEN) $(FUZZ_SHAPES_IDL)
-	grep -ho 'int [A-Za-z0-9_]*_decode(ember_dec \*d, [A-Za-z0-9_]* \*v)' \
-	  $(REGRESS_SHAPES_GEN)/shapes.h $(REGRESS_SHAPES_GEN)/common.h | \
-	  sed 's/^int \([A-Za-z0-9_]*\)_decode(.*/X(\1)/' | sort -u > $(REGRESS_SHAPES_GEN)/structs.inc
+	$(call fuzz_gen_shapes,$(REGRESS_SHAPES_GEN))
 
 $(REGRESS_B)/obj/gen/%.o: $(REGRESS_SHAPES_GEN)/%.c $(wildcard runtime/include/ember/*.h)
 	@mkdir -p $(@D)

@@ -62,10 +62,8 @@ $(B)/bin/test-gen-e2e: $(GEN_T)/e2e.o $(GEN_T)/shapes.gcc.o $(GEN_T)/common.gcc.
 	@mkdir -p $(@D)
 	$(CC) $(SAN) -o $@ $(filter %.o,$^) $(GEN_LIBS)
 
-GEN_TESTS := $(B)/bin/test-gen-roundtrip $(B)/bin/test-gen-evolve
-ifneq ($(wildcard tests/gen/e2e.c),)
-GEN_TESTS += $(B)/bin/test-gen-e2e
-endif
+GEN_TESTS := $(B)/bin/test-gen-roundtrip $(B)/bin/test-gen-evolve \
+             $(B)/bin/test-gen-e2e
 
 gen-golden-check: $(foreach n,$(GEN_GOLDEN),$(GEN_T)/$(n).c $(GEN_T)/$(n).h)
 	@for f in $(foreach n,$(GEN_GOLDEN),$(n).h $(n).c); do \

@@ -127,13 +127,6 @@ static void hold(ember_call *k, uint32_t id, const void *p, size_t n, void *ud)
         ember_call_fail(k, "full");
 }
 
-static void echo(ember_call *k, uint32_t id, const void *p, size_t n, void *ud)
-{
-    (void)id;
-    (void)ud;
-    ember_call_reply_raw(k, p, n);
-}
-
 static void release_held(void)
 {
     for (int i = 0; i < nheld; i++)
@@ -154,7 +147,7 @@ static ember_root *root_new(joins *j, const ember_limits *lim, const char *addr)
     ember_root *r = ember_root_new(H_base, &cfg);
     if (!r)
         return NULL;
-    ember_exports_add_raw(ember_root_exports(r), H_ECHO, echo, NULL);
+    ember_exports_add_raw(ember_root_exports(r), H_ECHO, h_echo, NULL);
     ember_exports_add_raw(ember_root_exports(r), H_HOLD, hold, NULL);
     if (ember_root_listen(r, addr)) {
         ember_root_free(r);
@@ -170,18 +163,7 @@ static ember_node *node_new(const char *name, int port, const ember_limits *lim)
     cfg.limits = *lim;
     cfg.backoff_min_ms = 20;
     cfg.backoff_max_ms = 200;
-    ember_node *n = ember_node_new(H_base, name, &cfg);
-    if (!n)
-        return NULL;
-    ember_exports_add_raw(ember_node_exports(n), H_NODE_ECHO, echo, NULL);
-    ember_exports_add_raw(ember_node_exports(n), H_NODE_HOLD, hold, NULL);
-    char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
-    if (ember_node_connect(n, addr)) {
-        ember_node_free(n);
-        return NULL;
-    }
-    return n;
+    return h_node_new_cfg(name, port, &cfg);
 }
 
 /* A child process running one node that makes `calls` held calls to the

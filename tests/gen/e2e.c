@@ -15,29 +15,9 @@
 #include <CUnit/Basic.h>
 #include <event2/event.h>
 
+#include "../common/loop.h"
+
 #include "shapes.h"
-
-/* ---- the loop ---- */
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    *(bool *)arg = true;
-}
-
-/* Runs the loop until *flag becomes nonzero or ms pass. */
-static bool run_until(struct event_base *base, const int *flag, int ms)
-{
-    bool late = false;
-    struct event *t = evtimer_new(base, on_deadline, &late);
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    evtimer_add(t, &tv);
-    while (!*flag && !late)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(t);
-    return *flag != 0;
-}
 
 /* ---- state shared by the handlers and the test ---- */
 
@@ -347,7 +327,7 @@ static int setup(void)
     if (!S.node || shapes_Watcher_export(ember_node_exports(S.node), &watcher, NULL) ||
         ember_node_connect(S.node, addr))
         return -1;
-    return run_until(S.base, &S.joined, 5000) ? 0 : -1;
+    return run_until(S.base, flag_set, &S.joined, 5000) ? 0 : -1;
 }
 
 static int teardown(void)
@@ -369,7 +349,7 @@ static void test_call_struct_result(void)
 {
     reset();
     CU_ASSERT(shapes_Store_get(root_ref(), "key", got_scalars, NULL, NULL) != 0);
-    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
     CU_ASSERT_EQUAL(S.status, EMBER_OK);
     CU_ASSERT_STRING_EQUAL(S.text, "key");
 }
@@ -378,21 +358,21 @@ static void test_typed_errors(void)
 {
     reset();
     shapes_Store_get(root_ref(), "missing", got_scalars, NULL, NULL);
-    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
     CU_ASSERT_EQUAL(S.status, EMBER_RAISED);
     CU_ASSERT_EQUAL(S.error_id, shapes_NotFound_ID);
     CU_ASSERT_STRING_EQUAL(S.text, "missing");
 
     reset();
     shapes_Store_get(root_ref(), "denied", got_scalars, NULL, NULL);
-    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
     CU_ASSERT_EQUAL(S.status, EMBER_RAISED);
     CU_ASSERT_EQUAL(S.error_id, common_Denied_ID);
     CU_ASSERT_STRING_EQUAL(S.text, "no");
 
     reset();
     shapes_Store_name(root_ref(), got_string, NULL, NULL);
-    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
     CU_ASSERT_EQUAL(S.status, EMBER_RAISED);
     CU_ASSERT_EQUAL(S.error_id, shapes_Empty2_ID);
 }
@@ -401,7 +381,7 @@ static void test_not_implemented(void)
 {
     reset();
     shapes_Store_opt(root_ref(), NULL, NULL, got_optionals, NULL, NULL);
-    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
     CU_ASSERT_EQUAL(S.status, EMBER_FAILED);
     CU_ASSERT_STRING_EQUAL(S.text, "method not implemented");
 }
@@ -420,7 +400,7 @@ static void test_containers_and_tree(void)
     c.tags.vals = tv;
     c.tags.n = 1;
     shapes_Store_echo(root_ref(), &c, got_containers, NULL, NULL);
-    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
     CU_ASSERT_EQUAL(S.status, EMBER_OK);
     CU_ASSERT_STRING_EQUAL(S.text, "a,b,t");
     CU_ASSERT_EQUAL(S.u, 99);
@@ -430,12 +410,12 @@ static void test_containers_and_tree(void)
     shapes_Tree_init(&seed);
     seed.value = 4;
     shapes_Store_grow(root_ref(), &seed, 3, got_tree, NULL, NULL);
-    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
     CU_ASSERT_EQUAL(S.u, 7 * 1000 + 4);
 
     reset();
     shapes_Store_count(root_ref(), got_u64, NULL, NULL);
-    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
     CU_ASSERT_EQUAL(S.u, 7);
 }
 
@@ -447,11 +427,11 @@ static void test_deferred_reply(void)
     shapes_Scalars_init(&v);
     v.u32v = 12;
     shapes_Store_put(root_ref(), "k", &v, got_void, NULL, NULL);
-    CU_ASSERT_FATAL(run_until(S.base, &S.put_seen, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.put_seen, 5000));
     CU_ASSERT_STRING_EQUAL(S.put_key, "k:12");
     CU_ASSERT_FALSE(S.done);                 /* not answered yet */
     CU_ASSERT_EQUAL(shapes_Store_put_reply(S.deferred_put), 0);
-    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
     CU_ASSERT_EQUAL(S.status, EMBER_OK);
 }
 
@@ -459,7 +439,7 @@ static void test_oneway(void)
 {
     S.forgot = 0;
     CU_ASSERT_EQUAL(shapes_Store_forget(root_ref(), "old"), 0);
-    CU_ASSERT_FATAL(run_until(S.base, &S.forgot, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.forgot, 5000));
     CU_ASSERT_EQUAL(S.forgot, 1);
 }
 
@@ -471,7 +451,7 @@ static void test_ref_passed_and_called_back(void)
     ember_ref *me = shapes_Watcher_local(&watcher, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(me);
     shapes_Store_watch(root_ref(), me, got_void, NULL, NULL);
-    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
     CU_ASSERT_EQUAL(S.status, EMBER_OK);
     ember_ref_release(me);
 }
@@ -484,20 +464,20 @@ static void test_root_calls_child(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     reset();
     shapes_Watcher_ping(ember_child_ref(c), "four", got_ping, NULL, NULL);
-    CU_ASSERT_FATAL(run_until(S.base, &S.done, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
     CU_ASSERT_EQUAL(S.status, EMBER_OK);
     CU_ASSERT_EQUAL(S.u, 4);
 
     S.progress_seen = 0;
     CU_ASSERT_EQUAL(shapes_Watcher_progress(ember_child_ref(c), 3, 9), 0);
-    CU_ASSERT_FATAL(run_until(S.base, &S.progress_seen, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.progress_seen, 5000));
     CU_ASSERT_EQUAL(S.progress_done, 309);
 
     S.broadcast_done = 0;
     S.u = 0;
     CU_ASSERT_EQUAL(shapes_Watcher_ping_broadcast(S.root, NULL, NULL, "sixsix",
                                                   got_broadcast_ping, NULL, NULL), 1);
-    CU_ASSERT_FATAL(run_until(S.base, &S.broadcast_done, 5000));
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.broadcast_done, 5000));
     CU_ASSERT_EQUAL(S.u, 6);
 }
 

@@ -12,6 +12,8 @@
 #include <CUnit/Basic.h>
 #include <event2/event.h>
 
+#include "../common/loop.h"
+
 #include "evolve_v1.h"
 #include "evolve_v2.h"
 
@@ -141,25 +143,6 @@ static void test_services(void)
 
 /* ---- over a connection: a v1 root serves a v2 node ---- */
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    *(bool *)arg = true;
-}
-
-static bool run_until(struct event_base *base, const int *flag, int ms)
-{
-    bool late = false;
-    struct event *t = evtimer_new(base, on_deadline, &late);
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    evtimer_add(t, &tv);
-    while (!*flag && !late)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(t);
-    return *flag != 0;
-}
-
 static struct {
     int ready, done;
     ember_status status;
@@ -235,12 +218,12 @@ static void test_old_root_new_node(void)
     ember_node *node = ember_node_new(base, "v2-node", &nc);
     CU_ASSERT_PTR_NOT_NULL_FATAL(node);
     CU_ASSERT_EQUAL_FATAL(ember_node_connect(node, addr), 0);
-    CU_ASSERT_FATAL(run_until(base, &X.ready, 5000));
+    CU_ASSERT_FATAL(run_until(base, flag_set, &X.ready, 5000));
 
     /* a v2 call with a parameter v1 does not know; a v1 result v2 extends */
     X.done = 0;
     ev2_Lobby_join(ember_node_root(node), "percival", 9, joined, NULL, NULL);
-    CU_ASSERT_FATAL(run_until(base, &X.done, 5000));
+    CU_ASSERT_FATAL(run_until(base, flag_set, &X.done, 5000));
     CU_ASSERT_EQUAL(X.status, EMBER_OK);
     CU_ASSERT_STRING_EQUAL(X.name, "percival");
     CU_ASSERT_EQUAL(X.id, 77);
@@ -249,7 +232,7 @@ static void test_old_root_new_node(void)
     /* a method v1 does not have */
     X.done = 0;
     ev2_Lobby_leave(ember_node_root(node), 77, left, NULL, NULL);
-    CU_ASSERT_FATAL(run_until(base, &X.done, 5000));
+    CU_ASSERT_FATAL(run_until(base, flag_set, &X.done, 5000));
     CU_ASSERT_EQUAL(X.status, EMBER_NO_METHOD);
 
     ember_node_free(node);

@@ -18,6 +18,9 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 
+#include "../common/loop.h"
+#include "../common/net.h"
+
 struct event_base *H_base;
 int h_failures;
 
@@ -114,28 +117,14 @@ uint64_t h_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    *(bool *)arg = true;
-}
-
 bool h_run_until(h_cond cond, void *ud, int ms)
 {
-    bool expired = false;
-    struct event *t = evtimer_new(H_base, on_deadline, &expired);
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    evtimer_add(t, &tv);
-    while (!(cond && cond(ud)) && !expired)
-        event_base_loop(H_base, EVLOOP_ONCE);
-    event_free(t);
-    return cond && cond(ud);
+    return run_until(H_base, cond, ud, ms);
 }
 
 void h_run_for(int ms)
 {
-    h_run_until(NULL, NULL, ms);
+    run_for(H_base, ms);
 }
 
 /* ------------------------------------------------------------------ */
@@ -175,22 +164,7 @@ size_t h_frame(uint8_t *buf, size_t cap, uint8_t kind, int nh,
     return n;
 }
 
-int h_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
+int h_connect(int port) { return loopback_connect(port); }
 
 int h_local_port(int fd)
 {
@@ -233,38 +207,47 @@ bool h_peer_closed(int fd)
 /* the fixture                                                        */
 /* ------------------------------------------------------------------ */
 
-static ember_call *held[1024];
-static int nheld;
+/* Calls a hold handler keeps, unanswered until released (a node's are
+ * usually released after its connection is gone: the answer then only
+ * frees the call). */
+typedef struct held_calls {
+    ember_call *call[1024];
+    int n;
+} held_calls;
 
-static void root_echo(ember_call *call, uint32_t id, const void *p, size_t n,
-                      void *ud)
+static held_calls root_held, node_held;
+
+/* Exported with a held_calls as ud. */
+static void hold(ember_call *call, uint32_t id, const void *p, size_t n,
+                 void *ud)
+{
+    held_calls *h = ud;
+    (void)id;
+    (void)p;
+    (void)n;
+    if (h->n < 1024)
+        h->call[h->n++] = call;
+    else
+        ember_call_fail(call, "too many held");
+}
+
+static void release(held_calls *h)
+{
+    for (int i = 0; i < h->n; i++)
+        ember_call_reply_raw(h->call[i], NULL, 0);
+    h->n = 0;
+}
+
+void h_echo(ember_call *call, uint32_t id, const void *p, size_t n, void *ud)
 {
     (void)id;
     (void)ud;
     ember_call_reply_raw(call, p, n);
 }
 
-static void root_hold(ember_call *call, uint32_t id, const void *p, size_t n,
-                      void *ud)
-{
-    (void)id;
-    (void)p;
-    (void)n;
-    (void)ud;
-    if (nheld < 1024)
-        held[nheld++] = call;
-    else
-        ember_call_fail(call, "too many held");
-}
+int h_held_count(void) { return root_held.n; }
 
-int h_held_count(void) { return nheld; }
-
-void h_release_held(void)
-{
-    for (int i = 0; i < nheld; i++)
-        ember_call_reply_raw(held[i], NULL, 0);
-    nheld = 0;
-}
+void h_release_held(void) { release(&root_held); }
 
 /* Typed methods decoded the way generated code does. */
 static int dec_deep(ember_dec *d)
@@ -398,40 +381,9 @@ static void on_leave(ember_root *r, ember_child *c, const char *why, void *ud)
     ((h_fixture *)ud)->leaves++;
 }
 
-static void node_echo(ember_call *call, uint32_t id, const void *p, size_t n,
-                      void *ud)
-{
-    (void)id;
-    (void)ud;
-    ember_call_reply_raw(call, p, n);
-}
+int h_node_held_count(void) { return node_held.n; }
 
-static ember_call *node_held[1024];
-static int nnode_held;
-
-static void node_hold(ember_call *call, uint32_t id, const void *p, size_t n,
-                      void *ud)
-{
-    (void)id;
-    (void)p;
-    (void)n;
-    (void)ud;
-    /* Not answered until h_release_node_held: by then the connection is
-     * usually gone and the answer only frees the call. */
-    if (nnode_held < 1024)
-        node_held[nnode_held++] = call;
-    else
-        ember_call_fail(call, "too many held");
-}
-
-int h_node_held_count(void) { return nnode_held; }
-
-void h_release_node_held(void)
-{
-    for (int i = 0; i < nnode_held; i++)
-        ember_call_reply_raw(node_held[i], NULL, 0);
-    nnode_held = 0;
-}
+void h_release_node_held(void) { release(&node_held); }
 
 const ember_tls_config *h_root_tls;
 const ember_tls_config *h_node_tls;
@@ -444,11 +396,16 @@ ember_node *h_node_new(const char *name, int port)
     cfg.tls = h_node_tls;
     cfg.backoff_min_ms = 10;
     cfg.backoff_max_ms = 100;
-    ember_node *n = ember_node_new(H_base, name, &cfg);
+    return h_node_new_cfg(name, port, &cfg);
+}
+
+ember_node *h_node_new_cfg(const char *name, int port, const ember_node_config *cfg)
+{
+    ember_node *n = ember_node_new(H_base, name, cfg);
     if (!n)
         return NULL;
-    ember_exports_add_raw(ember_node_exports(n), H_NODE_ECHO, node_echo, NULL);
-    ember_exports_add_raw(ember_node_exports(n), H_NODE_HOLD, node_hold, NULL);
+    ember_exports_add_raw(ember_node_exports(n), H_NODE_ECHO, h_echo, NULL);
+    ember_exports_add_raw(ember_node_exports(n), H_NODE_HOLD, hold, &node_held);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     if (ember_node_connect(n, addr)) {
@@ -481,8 +438,8 @@ int h_fixture_start(h_fixture *fx, const ember_limits *lim)
     if (!fx->root)
         return -1;
     ember_exports *ex = ember_root_exports(fx->root);
-    ember_exports_add_raw(ex, H_ECHO, root_echo, NULL);
-    ember_exports_add_raw(ex, H_HOLD, root_hold, NULL);
+    ember_exports_add_raw(ex, H_ECHO, h_echo, NULL);
+    ember_exports_add_raw(ex, H_HOLD, hold, &root_held);
     ember_exports_add(ex, &typed_svc, NULL, NULL);
     if (ember_root_listen(fx->root, "127.0.0.1:0"))
         return -1;

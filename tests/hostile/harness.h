@@ -108,6 +108,8 @@ int h_fixture_start(h_fixture *fx, const ember_limits *lim);
 void h_fixture_stop(h_fixture *fx);
 void h_traffic_start(h_fixture *fx, int depth);
 void h_traffic_stop(h_fixture *fx);
+/* A raw handler that replies with the payload (H_ECHO, H_NODE_ECHO). */
+void h_echo(ember_call *call, uint32_t id, const void *p, size_t n, void *ud);
 /* Calls held by H_HOLD on the root. */
 int h_held_count(void);
 void h_release_held(void);
@@ -123,6 +125,9 @@ extern const ember_tls_config *h_node_tls;
 
 /* A node (with H_NODE_* exports) that connects to addr port. */
 ember_node *h_node_new(const char *name, int port);
+/* The same with the caller's config (h_node_new's: h_limits, h_node_tls,
+ * backoff 10..100 ms). */
+ember_node *h_node_new_cfg(const char *name, int port, const ember_node_config *cfg);
 bool h_node_registered(void *node);
 
 /* ---- relay: node <-> relay <-> root ---- */

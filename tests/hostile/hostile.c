@@ -34,14 +34,6 @@
 
 static h_fixture FX;
 
-static void root_echo_pub(ember_call *k, uint32_t id, const void *p, size_t n,
-                          void *ud)
-{
-    (void)id;
-    (void)ud;
-    ember_call_reply_raw(k, p, n);
-}
-
 static bool good_flowing(void *ud)
 {
     return FX.ok >= (long)(intptr_t)ud;
@@ -652,7 +644,7 @@ static void case_auth(void)
     auth_joins = 0;
     ember_root *r = ember_root_new(H_base, &cfg);
     CHECK(r);
-    ember_exports_add_raw(ember_root_exports(r), H_ECHO, root_echo_pub, NULL);
+    ember_exports_add_raw(ember_root_exports(r), H_ECHO, h_echo, NULL);
     CHECK(ember_root_listen(r, "127.0.0.1:0") == 0);
     int port = ember_root_port(r);
 

@@ -1,6 +1,7 @@
 /*
  * helpers.h — shared by the runtime suites: run the event loop until a
- * condition holds or a deadline passes (never sleep to synchronise).
+ * condition holds or a deadline passes (never sleep to synchronise; see
+ * tests/common/), raw loopback connections, quiet logs.
  */
 #ifndef EMBER_TEST_HELPERS_H
 #define EMBER_TEST_HELPERS_H
@@ -12,12 +13,9 @@
 
 #include <ember/ember.h>
 
-typedef bool (*cond_fn)(void *ud);
+#include "../common/loop.h" /* run_until, run_for */
+#include "../common/net.h"  /* loopback_connect */
 
-/* Runs base until cond(ud) is true or ms pass; returns cond's last value. */
-bool run_until(struct event_base *base, cond_fn cond, void *ud, int ms);
-/* Runs base for ms (letting late, wrong events show up). */
-void run_for(struct event_base *base, int ms);
 /* Quiet logs below ERROR unless EMBER_LOG is set. */
 void quiet_logs(void);
 

@@ -6,41 +6,6 @@
 
 #include "helpers.h"
 
-struct deadline {
-    bool fired;
-};
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    ((struct deadline *)arg)->fired = true;
-}
-
-bool run_until(struct event_base *base, cond_fn cond, void *ud, int ms)
-{
-    struct deadline dl = {false};
-    struct event *t = evtimer_new(base, on_deadline, &dl);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(t, &tv);
-    bool ok;
-    while (!(ok = cond(ud)) && !dl.fired)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(t);
-    return ok;
-}
-
-static bool never(void *ud)
-{
-    (void)ud;
-    return false;
-}
-
-void run_for(struct event_base *base, int ms)
-{
-    run_until(base, never, NULL, ms);
-}
-
 static void silent_log(ember_log_level lv, const char *msg, void *ud)
 {
     (void)ud;

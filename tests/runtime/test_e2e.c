@@ -14,7 +14,6 @@
  *   service test.Obs { i64 ping(1: i64 a) = 100; }
  */
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +22,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 
 #include "helpers.h"
 #include "rt-internal.h"
@@ -435,11 +433,17 @@ static bool all_registered(void *ud)
     return F.root && ember_root_child_count(F.root) == (size_t)F.nn;
 }
 
-static void setup_basic(int nnodes)
+/* Empty state and fixture, a new base; no root or node yet. */
+static void fresh_fixture(void)
 {
     memset(&G, 0, sizeof G);
     memset(&F, 0, sizeof F);
     F.base = event_base_new();
+}
+
+static void setup_basic(int nnodes)
+{
+    fresh_fixture();
     F.root = make_root(NULL, 0);
     static const char *names[] = {"n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7"};
     for (int i = 0; i < nnodes; i++)
@@ -855,16 +859,9 @@ static void t_dup_alive(void)
 /* A hand-rolled peer that registers and then says nothing (a hung process). */
 static int raw_register(int port, const char *name)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        close(fd);
+    int fd = loopback_connect(port);
+    if (fd < 0)
         return -1;
-    }
     if (name) {
         uint8_t buf[128];
         ember_enc e;
@@ -898,9 +895,7 @@ static bool one_leave(void *ud)
 
 static void t_dup_dead(void)
 {
-    memset(&G, 0, sizeof G);
-    memset(&F, 0, sizeof F);
-    F.base = event_base_new();
+    fresh_fixture();
     ember_limits lim;
     ember_limits_default(&lim);
     lim.heartbeat_ms = 100;
@@ -922,9 +917,7 @@ static void t_dup_dead(void)
 
 static void t_heartbeat_dead(void)
 {
-    memset(&G, 0, sizeof G);
-    memset(&F, 0, sizeof F);
-    F.base = event_base_new();
+    fresh_fixture();
     ember_limits lim;
     ember_limits_default(&lim);
     lim.heartbeat_ms = 50;
@@ -969,9 +962,7 @@ static bool pv_got(void *ud) { (void)ud; return PV.n > 0; }
 
 static void t_protocol_violations(void)
 {
-    memset(&G, 0, sizeof G);
-    memset(&F, 0, sizeof F);
-    F.base = event_base_new();
+    fresh_fixture();
     ember_limits lim;
     ember_limits_default(&lim);
     lim.max_frame = 1024;
@@ -1025,9 +1016,7 @@ static void t_protocol_violations(void)
 
 static void t_limits(void)
 {
-    memset(&G, 0, sizeof G);
-    memset(&F, 0, sizeof F);
-    F.base = event_base_new();
+    fresh_fixture();
     F.root = make_root(NULL, 0);
     ember_limits lim;
     ember_limits_default(&lim);
@@ -1145,9 +1134,7 @@ static void t_thousand_nodes(void)
                (unsigned long long)rl.rlim_cur);
         return;
     }
-    memset(&G, 0, sizeof G);
-    memset(&F, 0, sizeof F);
-    F.base = event_base_new();
+    fresh_fixture();
     F.root = make_root(NULL, 0);
     enum { N = 1000 };
     ember_node **nodes = calloc(N, sizeof *nodes);
@@ -1232,9 +1219,7 @@ static void t_separate_processes(void)
         _exit(child_process(port));
     }
     close(pfd[0]);
-    memset(&G, 0, sizeof G);
-    memset(&F, 0, sizeof F);
-    F.base = event_base_new();
+    fresh_fixture();
     F.root = make_root(NULL, 0);
     CU_ASSERT_EQUAL(write(pfd[1], &F.port, sizeof F.port), (ssize_t)sizeof F.port);
     close(pfd[1]);
@@ -1257,9 +1242,7 @@ static void t_separate_processes(void)
 
 static void t_unix_and_ipv6(void)
 {
-    memset(&G, 0, sizeof G);
-    memset(&F, 0, sizeof F);
-    F.base = event_base_new();
+    fresh_fixture();
     ember_root_config cfg;
     ember_root_config_default(&cfg);
     cfg.on_join = on_join;
@@ -1312,9 +1295,7 @@ static void t_idle_child_memory(void)
         return;
     }
     ember_set_allocator(counting_alloc, NULL);
-    memset(&G, 0, sizeof G);
-    memset(&F, 0, sizeof F);
-    F.base = event_base_new();
+    fresh_fixture();
     F.root = make_root(NULL, 0);
     static int fds[2 * HALF];
     long long at[2];
@@ -1346,9 +1327,7 @@ static void t_idle_child_memory(void)
 
 static void t_high_water(void)
 {
-    memset(&G, 0, sizeof G);
-    memset(&F, 0, sizeof F);
-    F.base = event_base_new();
+    fresh_fixture();
     ember_limits lim;
     ember_limits_default(&lim);
     lim.out_high_water = 256 * 1024;
@@ -1521,9 +1500,7 @@ static void t_bad_args_and_callback(void)
 
 static void t_close_idle_node(void)
 {
-    memset(&G, 0, sizeof G);
-    memset(&F, 0, sizeof F);
-    F.base = event_base_new();
+    fresh_fixture();
     stopped = 0;
     ember_node *n = ember_node_new(F.base, "never", NULL);
     CU_ASSERT_PTR_NULL(ember_node_new(F.base, "", NULL));
@@ -1540,9 +1517,7 @@ static void t_close_idle_node(void)
 
 static void t_adopt_fd(void)
 {
-    memset(&G, 0, sizeof G);
-    memset(&F, 0, sizeof F);
-    F.base = event_base_new();
+    fresh_fixture();
     F.root = make_root(NULL, 0);
     int sv[2];
     CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);

@@ -173,21 +173,6 @@ static void calls_both_ways(size_t len)
 
 /* ---- raw peers ---- */
 
-static int raw_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 typedef struct rawpeer {
     int fd;
     uint8_t in[4096];
@@ -351,7 +336,7 @@ static void grab_log(ember_log_level lv, const char *msg, void *ud)
 static void t_call_before_register(void)
 {
     start("s3cret", NULL);
-    rawpeer p = {raw_connect(S.port), {0}, 0, false, {0}};
+    rawpeer p = {loopback_connect(S.port), {0}, 0, false, {0}};
     CU_ASSERT_TRUE_FATAL(p.fd >= 0);
     uint8_t nonce[EMBER_NONCE_LEN];
     CU_ASSERT_TRUE(read_hello(&p, nonce));
@@ -364,7 +349,7 @@ static void t_call_before_register(void)
     CU_ASSERT_TRUE(p.closed);
     /* ONEWAY too */
     close(p.fd);
-    rawpeer q = {raw_connect(S.port), {0}, 0, false, {0}};
+    rawpeer q = {loopback_connect(S.port), {0}, 0, false, {0}};
     CU_ASSERT_TRUE(read_hello(&q, nonce));
     static const uint8_t ow[] = {3, 0, 0, 0, EMBER_FR_ONEWAY, 0, M_ECHO};
     CU_ASSERT_EQUAL(send(q.fd, ow, sizeof ow, MSG_NOSIGNAL), (ssize_t)sizeof ow);
@@ -385,8 +370,8 @@ static void t_replayed_register(void)
     uint8_t nonce_a[EMBER_NONCE_LEN], nonce_b[EMBER_NONCE_LEN];
     uint8_t mine[EMBER_NONCE_LEN], proof[EMBER_MAC_LEN];
     memset(mine, 0x5a, sizeof mine);
-    rawpeer a = {raw_connect(S.port), {0}, 0, false, {0}};
-    rawpeer b = {raw_connect(S.port), {0}, 0, false, {0}};
+    rawpeer a = {loopback_connect(S.port), {0}, 0, false, {0}};
+    rawpeer b = {loopback_connect(S.port), {0}, 0, false, {0}};
     CU_ASSERT_TRUE_FATAL(read_hello(&a, nonce_a));
     CU_ASSERT_TRUE_FATAL(read_hello(&b, nonce_b));
     CU_ASSERT_NOT_EQUAL(memcmp(nonce_a, nonce_b, EMBER_NONCE_LEN), 0);
