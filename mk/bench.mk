@@ -65,16 +65,19 @@ $(EMBER_CLIENT): $(BENCH_OBJ)/ember/ember_client.o $(BENCH_EMBER_O) $(LIBEMBER_A
 bench-ember: lib idlc
 	@$(MAKE) --no-print-directory $(EMBER_SERVER) $(EMBER_CLIENT)
 
-bench: bench-raw
+# Builds the ember peer if it can; when it cannot, run.sh prints skipped=.
+define BENCH_TRY_EMBER
 	@$(MAKE) --no-print-directory bench-ember >$(BENCH_DIR)/ember-build.log 2>&1 || \
 	    { rm -f $(EMBER_SERVER) $(EMBER_CLIENT); \
 	      echo "bench: the ember peer does not build (see $(BENCH_DIR)/ember-build.log)"; }
+endef
+
+bench: bench-raw
+	$(BENCH_TRY_EMBER)
 	@B=$(B) IDLC=$(IDLC) BENCH_SECS=$(BENCH_SECS) bench/run.sh
 
 bench-sweep: bench-raw
-	@$(MAKE) --no-print-directory bench-ember >$(BENCH_DIR)/ember-build.log 2>&1 || \
-	    { rm -f $(EMBER_SERVER) $(EMBER_CLIENT); \
-	      echo "bench: the ember peer does not build (see $(BENCH_DIR)/ember-build.log)"; }
+	$(BENCH_TRY_EMBER)
 	@B=$(B) IDLC=$(IDLC) bench/run.sh --sweep-only
 
 # Renders the sweep that the last `make bench` (or bench-sweep) wrote.

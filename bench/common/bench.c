@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 uint64_t bench_now_ns(void)
 {
     struct timespec ts;
@@ -259,4 +261,35 @@ void bench_announce_port(int port)
 {
     printf("port=%d\n", port);
     fflush(stdout);
+}
+
+char *bench_payload(unsigned size)
+{
+    char *p = malloc((size_t)size + 1);
+    if (!p)
+        bench_die("out of memory");
+    memset(p, 'x', size);
+    p[size] = '\0';
+    return p;
+}
+
+static const char *deadline_prog;
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    bench_die("%s: deadline passed, giving up", deadline_prog);
+}
+
+struct event *bench_deadline(struct event_base *base, const bench_opts *o, int slack,
+                             const char *prog)
+{
+    struct timeval limit = {(time_t)(o->warmup + o->secs) + slack, 0};
+    deadline_prog = prog;
+    struct event *dl = evtimer_new(base, on_deadline, NULL);
+    if (!dl || evtimer_add(dl, &limit))
+        bench_die("%s: cannot arm the deadline", prog);
+    return dl;
 }

@@ -89,4 +89,13 @@ int bench_connect(const char *host, int port);
 /* Announces the listening port on stdout ("port=N\n") and flushes. */
 void bench_announce_port(int port);
 
+/* --size bytes of 'x', NUL-terminated (malloc'ed); exits when out of memory. */
+char *bench_payload(unsigned size);
+
+struct event_base;
+/* A timer armed for warm-up + secs + slack seconds that gives up
+ * ("PROG: deadline passed, giving up", exit 1). Free it with event_free. */
+struct event *bench_deadline(struct event_base *base, const bench_opts *o, int slack,
+                             const char *prog);
+
 #endif

@@ -14,7 +14,6 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <event2/event.h>
 #include <ember/ember.h>
@@ -43,6 +42,16 @@ struct client {
     bench_counts c0;
 };
 
+static void on_echo(const ember_outcome *o, const char *const *ret, void *ud);
+
+/* Calls Echo.echo on the first node's root for slot sl, sent at now. */
+static void send_echo(client *cl, slot *sl, uint64_t now)
+{
+    sl->t_sent = now;
+    if (!bench_Echo_echo(ember_node_root(cl->nodes[0]), cl->payload, on_echo, sl, NULL))
+        bench_die("ember_client: call did not start: %s", ember_last_error());
+}
+
 static void on_echo(const ember_outcome *o, const char *const *ret, void *ud)
 {
     slot *sl = ud;
@@ -65,9 +74,7 @@ static void on_echo(const ember_outcome *o, const char *const *ret, void *ud)
         event_base_loopbreak(cl->base);
         return;
     }
-    sl->t_sent = now;
-    if (!bench_Echo_echo(ember_node_root(cl->nodes[0]), cl->payload, on_echo, sl, NULL))
-        bench_die("ember_client: call did not start: %s", ember_last_error());
+    send_echo(cl, sl, now);
 }
 
 static void remote_peer_echo(ember_call *call, const char *s, void *ud)
@@ -84,10 +91,7 @@ static void start_calls(client *cl)
     uint64_t now = bench_now_ns();
     for (unsigned k = 0; k < cl->o.inflight; k++) {
         cl->slots[k].cl = cl;
-        cl->slots[k].t_sent = now;
-        if (!bench_Echo_echo(ember_node_root(cl->nodes[0]), cl->payload, on_echo,
-                             &cl->slots[k], NULL))
-            bench_die("ember_client: call did not start: %s", ember_last_error());
+        send_echo(cl, &cl->slots[k], now);
     }
 }
 
@@ -109,14 +113,6 @@ static void on_state(ember_node *n, ember_node_state st, const char *reason, voi
     }
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    bench_die("ember_client: deadline passed, giving up");
-}
-
 int main(int argc, char **argv)
 {
     static client cl;
@@ -124,15 +120,16 @@ int main(int argc, char **argv)
     if (!cl.o.port)
         bench_die("ember_client: --port is required");
     bench_raise_nofile(0);
-    bench_counting_install();
+    /* The counting hooks cost a malloc_usable_size per allocation: only
+     * when counting. */
+    if (cl.o.allocs)
+        bench_counting_install();
     ember_set_log_level(EMBER_LOG_ERROR);
-    cl.payload = malloc((size_t)cl.o.size + 1);
+    cl.payload = bench_payload(cl.o.size);
     cl.slots = calloc(cl.o.inflight, sizeof *cl.slots);
     cl.nodes = calloc(cl.o.conns, sizeof *cl.nodes);
-    if (!cl.payload || !cl.slots || !cl.nodes)
+    if (!cl.slots || !cl.nodes)
         bench_die("out of memory");
-    memset(cl.payload, 'x', cl.o.size);
-    cl.payload[cl.o.size] = '\0';
 
     cl.base = event_base_new();
     if (!cl.base)
@@ -155,9 +152,7 @@ int main(int argc, char **argv)
         if (ember_node_connect(cl.nodes[i], addr))
             bench_die("ember_node_connect: %s", ember_last_error());
     }
-    struct timeval limit = {(time_t)(cl.o.warmup + cl.o.secs) + 120, 0};
-    struct event *dl = evtimer_new(cl.base, on_deadline, NULL);
-    evtimer_add(dl, &limit);
+    struct event *dl = bench_deadline(cl.base, &cl.o, 120, "ember_client");
     event_base_dispatch(cl.base);
 
     if (cl.o.allocs) {

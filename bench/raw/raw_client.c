@@ -57,14 +57,6 @@ static void on_close(rconn *c, void *ud)
         bench_die("raw_client: the server closed the connection");
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    bench_die("raw_client: deadline passed, giving up");
-}
-
 int main(int argc, char **argv)
 {
     static client cl;
@@ -84,9 +76,7 @@ int main(int argc, char **argv)
                              on_reply, on_close, &cl);
         cl.open++;
     }
-    struct timeval limit = {(time_t)(cl.o.warmup + cl.o.secs) + 60, 0};
-    struct event *dl = evtimer_new(cl.base, on_deadline, NULL);
-    evtimer_add(dl, &limit);
+    struct event *dl = bench_deadline(cl.base, &cl.o, 60, "raw_client");
     if (!cl.o.echo_only) {
         bench_window_start(&cl.w, &cl.o);
         uint64_t now = bench_now_ns();

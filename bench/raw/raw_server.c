@@ -124,14 +124,6 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     }
 }
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    bench_die("raw_server: deadline passed, giving up");
-}
-
 int main(int argc, char **argv)
 {
     static server s;
@@ -144,9 +136,7 @@ int main(int argc, char **argv)
     s.lfd = bench_listen(&port);
     struct event *lev = event_new(s.base, s.lfd, EV_READ | EV_PERSIST, on_accept, &s);
     event_add(lev, NULL);
-    struct timeval limit = {(time_t)(s.o.warmup + s.o.secs) + 120, 0};
-    struct event *dl = evtimer_new(s.base, on_deadline, NULL);
-    evtimer_add(dl, &limit);
+    struct event *dl = bench_deadline(s.base, &s.o, 120, "raw_server");
     bench_announce_port(port);
     event_base_dispatch(s.base);
     for (unsigned i = 0; i < s.n_conns; i++)

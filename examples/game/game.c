@@ -150,21 +150,40 @@ static void remote_enter(ember_call *call, const game_Who *who, const client_Ent
     db_Db_position(g->db, who->player, entered, ctx, NULL);
 }
 
-/* ---- move: update, save in db, reply --------------------------------- */
+/* ---- move and leave: save the position in db, then reply -------------- */
 
-typedef struct move_ctx {
+typedef struct save_ctx {
     ember_call *call;
-    client_Pos pos;
-} move_ctx;
+    bool leaving;          /* leave (reply rep), else move (reply rep.pos) */
+    client_LeaveRep rep;
+} save_ctx;
 
 static void saved(const ember_outcome *o, void *ud)
 {
-    move_ctx *ctx = ud;
-    if (o->status == EMBER_OK)
-        game_Game_move_reply(ctx->call, &ctx->pos);
-    else
+    save_ctx *ctx = ud;
+    if (o->status != EMBER_OK)
         refuse_db(ctx->call, o, "not saved");
+    else if (ctx->leaving)
+        game_Game_leave_reply(ctx->call, &ctx->rep);
+    else
+        game_Game_move_reply(ctx->call, &ctx->rep.pos);
     free(ctx);
+}
+
+/* Saves p's position; the reply follows (saved). -1: call failed. */
+static int save(gamesrv *g, ember_call *call, const player *p, bool leaving)
+{
+    save_ctx *ctx = malloc(sizeof *ctx);
+    if (!ctx) {
+        ember_call_fail(call, "out of memory");
+        return -1;
+    }
+    ctx->call = call;
+    ctx->leaving = leaving;
+    ctx->rep.room = p->room;
+    ctx->rep.pos = p->pos;
+    db_Db_save(g->db, p->id, &ctx->rep.pos, saved, ctx, NULL);
+    return 0;
 }
 
 static void remote_move(ember_call *call, const game_Who *who, const client_MoveReq *req, void *ud)
@@ -182,14 +201,7 @@ static void remote_move(ember_call *call, const game_Who *who, const client_Move
         srv_refuse(call, 400, "no such direction");
         return;
     }
-    move_ctx *ctx = malloc(sizeof *ctx);
-    if (!ctx) {
-        ember_call_fail(call, "out of memory");
-        return;
-    }
-    ctx->call = call;
-    ctx->pos = p->pos;
-    db_Db_save(g->db, p->id, &p->pos, saved, ctx, NULL);
+    (void)save(g, call, p, false);
 }
 
 /* ---- chat: push to everyone in the room ------------------------------- */
@@ -226,21 +238,6 @@ static void remote_chat(ember_call *call, const game_Who *who, const client_Chat
 
 /* ---- leave: save the position, forget the player ---------------------- */
 
-typedef struct leave_ctx {
-    ember_call *call;
-    client_LeaveRep rep;
-} leave_ctx;
-
-static void left(const ember_outcome *o, void *ud)
-{
-    leave_ctx *ctx = ud;
-    if (o->status == EMBER_OK)
-        game_Game_leave_reply(ctx->call, &ctx->rep);
-    else
-        refuse_db(ctx->call, o, "not saved");
-    free(ctx);
-}
-
 static void remote_leave(ember_call *call, const game_Who *who, const client_LeaveReq *req, void *ud)
 {
     gamesrv *g = ud;
@@ -248,16 +245,8 @@ static void remote_leave(ember_call *call, const game_Who *who, const client_Lea
     player *p = in_room(g, call, who);
     if (!p)
         return;
-    leave_ctx *ctx = malloc(sizeof *ctx);
-    if (!ctx) {
-        ember_call_fail(call, "out of memory");
-        return;
-    }
-    ctx->call = call;
-    ctx->rep.room = p->room;
-    ctx->rep.pos = p->pos;
-    p->used = false;
-    db_Db_save(g->db, p->id, &ctx->rep.pos, left, ctx, NULL);
+    if (save(g, call, p, true) == 0)
+        p->used = false;
 }
 
 static const game_Game_handlers handlers = {

@@ -132,28 +132,29 @@ static void pass_failure(gatesrv *g, ember_call *call, const ember_outcome *o,
 
 /* ---- routed commands --------------------------------------------------- */
 
+typedef struct sess_ctx sess_ctx;
+static void finish_logout(gatesrv *g, sess_ctx *ctx);
+
 typedef struct route_ctx {
     gatesrv *g;
     ember_call *call;     /* NULL for the gate's own leave at logout */
     uint64_t session;
     uint32_t command;
-    uint32_t room;
-    void (*then)(struct route_ctx *ctx, const ember_outcome *o, ember_bytes body);
-    void *then_ud;
+    uint32_t room;        /* ENTER: the room entered */
+    sess_ctx *logout;     /* the logout waiting for this leave, or NULL */
 } route_ctx;
 
 static void routed(const ember_outcome *o, const void *payload, size_t len, void *ud)
 {
     route_ctx *ctx = ud;
     gsession *s = find(ctx->g, ctx->session);
-    ember_bytes body = {NULL, 0};
     if (o->status == EMBER_OK) {
-        body = unwrap(payload, len);
         if (s && ctx->command == client_ENTER)
             s->room = ctx->room;
         if (s && ctx->command == client_LEAVE) {
             client_LeaveRep rep;
             memset(&rep, 0, sizeof rep);
+            ember_bytes body = unwrap(payload, len);
             ember_dec d;
             ember_dec_init(&d, body.data, body.len, ctx->g->arena);
             if (client_LeaveRep_decode(&d, &rep) == 0)
@@ -171,22 +172,55 @@ static void routed(const ember_outcome *o, const void *payload, size_t len, void
         else
             pass_failure(ctx->g, ctx->call, o, payload, len);
     }
-    if (ctx->then)
-        ctx->then(ctx, o, body);
+    if (ctx->logout)
+        finish_logout(ctx->g, ctx->logout);
     free(ctx);
 }
 
+/* The game node holding s's room, NULL when none (or it left). */
+static ember_child *room_node(gatesrv *g, const gsession *s)
+{
+    return s->node[0] ? ember_root_child_by_name(g->s.root, s->node) : NULL;
+}
+
+/* Calls command on node as game.Routed (session s, client payload data);
+ * routed() answers call (NULL: nobody to answer) and then goes on with the
+ * logout (if any). -1 when nothing was sent (call, if any, answered). */
+static int send_routed(gatesrv *g, ember_child *node, ember_call *call, gsession *s,
+                       uint32_t command, ember_bytes data, uint32_t room, sess_ctx *logout)
+{
+    game_Routed r = {{s->id, s->player, s->name}, data};
+    uint8_t buf[8192];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    game_Routed_encode(&e, &r);
+    if (e.failed) {
+        if (call)
+            srv_refuse(call, 413, "request too large");
+        return -1;
+    }
+    route_ctx *ctx = malloc(sizeof *ctx);
+    if (!ctx) {
+        if (call)
+            ember_call_fail(call, "out of memory");
+        return -1;
+    }
+    *ctx = (route_ctx){g, call, s->id, command, room, logout};
+    ember_call_raw(ember_child_ref(node), command, buf, ember_enc_len(&e), routed, ctx, NULL);
+    return 0;
+}
+
 /* Routes command (client payload data) for session s to its game node. */
-static int route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
-                 ember_bytes data, route_ctx *ctx)
+static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
+                  ember_bytes data)
 {
     const char *service = service_of(command);
     if (!service) {
-        free(ctx);
         srv_refuse(call, 404, "no such command");
-        return -1;
+        return;
     }
-    ember_child *node = s->node[0] ? ember_root_child_by_name(g->s.root, s->node) : NULL;
+    ember_child *node = room_node(g, s);
+    uint32_t room = 0;
     if (!node && command == client_ENTER) {
         client_EnterReq req;
         memset(&req, 0, sizeof req);
@@ -195,58 +229,40 @@ static int route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
         int bad = client_EnterReq_decode(&d, &req);
         ember_arena_reset(g->arena);
         if (bad) {
-            free(ctx);
             srv_refuse(call, 400, "bad enter request");
-            return -1;
+            return;
         }
         node = pick_node(g, service, req.room);
-        ctx->room = req.room;
+        room = req.room;
     }
     if (!node && s->node[0]) {
         /* The node holding the room left: the player is out of it. */
-        free(ctx);
         s->node[0] = 0;
         s->room = 0;
         srv_refuse(call, 410, "the room's game node left");
-        return -1;
+        return;
     }
     if (!node)   /* not in a room: any node answers (and refuses) */
         node = pick_node(g, service, 0);
     if (!node) {
-        free(ctx);
         srv_refuse(call, 503, "no game node serves this command");
-        return -1;
+        return;
     }
-    if (command == client_ENTER)
+    if (send_routed(g, node, call, s, command, data, room, NULL) == 0 &&
+        command == client_ENTER)
         snprintf(s->node, sizeof s->node, "%s", ember_child_name(node));
-    game_Routed r = {{s->id, s->player, s->name}, data};
-    uint8_t stackbuf[8192];
-    ember_enc e;
-    ember_enc_init_fixed(&e, stackbuf, sizeof stackbuf);
-    game_Routed_encode(&e, &r);
-    if (e.failed) {
-        free(ctx);
-        srv_refuse(call, 413, "request too large");
-        return -1;
-    }
-    ctx->g = g;
-    ctx->call = call;
-    ctx->session = s->id;
-    ctx->command = command;
-    ember_call_raw(ember_child_ref(node), command, stackbuf, ember_enc_len(&e), routed, ctx, NULL);
-    return 0;
 }
 
 /* ---- login ------------------------------------------------------------- */
 
 /* A login or logout waiting for db (call is NULL when a client that went
  * away is logged out). */
-typedef struct sess_ctx {
+struct sess_ctx {
     gatesrv *g;
     ember_call *call;
     uint64_t session;
     client_Pos pos;       /* logout: the position saved */
-} sess_ctx;
+};
 
 static sess_ctx *sess_ctx_new(gatesrv *g, ember_call *call, uint64_t session)
 {
@@ -352,40 +368,19 @@ static void finish_logout(gatesrv *g, sess_ctx *ctx)
     db_Db_logout(g->db, player, &ctx->pos, logged_out, ctx, NULL);
 }
 
-static void left_for_logout(route_ctx *r, const ember_outcome *o, ember_bytes body)
-{
-    (void)o;
-    (void)body;
-    finish_logout(r->g, r->then_ud);
-}
-
 static void logout(gatesrv *g, ember_call *call, uint64_t session)
 {
     gsession *s = session_of(g, call, session);
     if (!s)
         return;
     sess_ctx *ctx = sess_ctx_new(g, call, session);
-    ember_child *node = s->node[0] ? ember_root_child_by_name(g->s.root, s->node) : NULL;
-    if (!node || !s->room) {
-        finish_logout(g, ctx);
-        return;
-    }
+    ember_child *node = room_node(g, s);
     /* Still in a room: leave it first (the game node saves the position). */
-    route_ctx *r = calloc(1, sizeof *r);
-    r->then = left_for_logout;
-    r->then_ud = ctx;
     static const uint8_t empty[1];
     ember_bytes none = {empty, 0};
-    game_Routed rt = {{s->id, s->player, s->name}, none};
-    uint8_t buf[512];
-    ember_enc e;
-    ember_enc_init_fixed(&e, buf, sizeof buf);
-    game_Routed_encode(&e, &rt);
-    r->g = g;
-    r->call = NULL;
-    r->session = s->id;
-    r->command = client_LEAVE;
-    ember_call_raw(ember_child_ref(node), client_LEAVE, buf, ember_enc_len(&e), routed, r, NULL);
+    if (!node || !s->room ||
+        send_routed(g, node, NULL, s, client_LEAVE, none, 0, ctx))
+        finish_logout(g, ctx);
 }
 
 /* ---- Gate service ----------------------------------------------------- */
@@ -405,12 +400,7 @@ static void remote_forward(ember_call *call, uint32_t command, uint64_t session,
     gsession *s = session_of(g, call, session);
     if (!s)
         return;
-    route_ctx *ctx = calloc(1, sizeof *ctx);
-    if (!ctx) {
-        ember_call_fail(call, "out of memory");
-        return;
-    }
-    route(g, call, s, command, data, ctx);
+    route(g, call, s, command, data);
 }
 
 static void remote_closed(ember_call *call, uint64_t session, void *ud)
