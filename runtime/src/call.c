@@ -13,18 +13,21 @@
 
 #define CALL_POOL_MAX 256
 
+/* A call with its fields before the arena zeroed. A pooled call's arena is
+ * as new already: call_put finished it before pooling it. */
 static ember_call *call_get(ember_ep *ep)
 {
     ember_call *k = ep->free_calls;
     if (k) {
         ep->free_calls = k->next;
         ep->nfree_calls--;
-    } else if (!(k = ember_malloc(sizeof *k))) {
+    } else if ((k = ember_malloc(sizeof *k))) {
+        ember_arena_init(&k->arena, k->inline_arena, sizeof k->inline_arena);
+        k->arena.spare = &ep->arena_spare;
+    } else {
         return NULL;
     }
     memset(k, 0, offsetof(ember_call, arena));
-    ember_arena_init(&k->arena, k->inline_arena, sizeof k->inline_arena);
-    k->arena.spare = &ep->arena_spare;
     return k;
 }
 
@@ -146,14 +149,20 @@ static void unlink_call(ember_call *k)
     k->prev = k->next = NULL;
 }
 
+/* Counts the call's end in its method's stats. The end is read for real,
+ * so a handler's own time shows even inside a read batch (whose held clock
+ * started the call). */
+static void call_record(ember_call *k, bool ok)
+{
+    if (k->ex)
+        ember_exports_record(k->ex, k->x, k->xver, k->method, ok,
+                             ember_now_us() - k->start_us);
+}
+
 /* The answer is written (or discarded): the call is over. */
 static void call_end(ember_call *k, bool ok)
 {
-    /* The end is read for real, so a handler's own time shows even inside a
-     * read batch (whose held clock started the call). */
-    if (k->ex)
-        ember_exports_record(k->ex, k->method, k->fallback, ok,
-                             ember_now_us() - k->start_us);
+    call_record(k, ok);
     unlink_call(k);
     if (!k->in_dispatch)
         call_put(k);
@@ -166,11 +175,8 @@ void ember_call_orphan_all(ember_conn *c)
         ember_call *k = c->calls;
         unlink_call(k);
         k->cancelled = true;
-        if (k->ex) {
-            ember_exports_record(k->ex, k->method, k->fallback, false,
-                                 ember_now_us() - k->start_us);
-            k->ex = NULL;
-        }
+        call_record(k, false);
+        k->ex = NULL;
         k->next = ep->orphans;
         if (ep->orphans)
             ep->orphans->prev = k;
@@ -231,11 +237,8 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
         ex = target ? target->lex : NULL;
     }
     ember_xentry *x = ex && mid <= UINT32_MAX ? ember_exports_find(ex, (uint32_t)mid) : NULL;
-    bool fallback = false;
-    if (!x && ex && ex->fallback.raw && oid == 0) {
+    if (!x && ex && ex->fallback.raw && oid == 0)
         x = &ex->fallback;
-        fallback = true;
-    }
     if (!x || ep->stopping) {
         if (oid && !ex)
             snprintf(msg, sizeof msg, "no object %llu on this connection",
@@ -260,10 +263,11 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     k->ep = ep;
     k->conn = c;
     k->ex = ex;
+    k->x = x;
+    k->xver = ex->ver;
     k->peer_id = call_id;
     k->method = (uint32_t)mid;
     k->oneway = oneway;
-    k->fallback = fallback;
     k->start_us = ember_clock_us(); /* when the batch holding it was read */
     if (target)
         k->target = ember_ref_retain(target);

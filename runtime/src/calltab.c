@@ -201,7 +201,7 @@ static void finish(ember_conn *c, uint32_t idx, ember_status st, const char *msg
 {
     ember_ep *ep = c->ep;
     ember_pending *s = &c->slots[idx];
-    ember_callback cb = {s->done, s->rawcb, s->cb, s->ud, s->child};
+    ember_callback cb = s->cb; /* the slot may be reused by the callback */
     if (s->dl_node)
         dl_remove(ep, s->dl_node);
     s->gen = 0;
@@ -314,12 +314,7 @@ ember_handle ember_calltab_start(ember_ref *to, uint32_t method, bool oneway,
     ember_pending *s = &c->slots[idx];
     s->gen = gen;
     s->dl_node = 0;
-    s->raw = cb->rawcb != NULL;
-    s->done = cb->done;
-    s->rawcb = cb->rawcb;
-    s->cb = cb->cb;
-    s->ud = cb->ud;
-    s->child = cb->child;
+    s->cb = *cb;
     c->npending++;
     ep->inflight++;
     uint32_t ms = opts && opts->timeout_ms ? opts->timeout_ms : ep->lim.call_timeout_ms;
@@ -420,7 +415,7 @@ int ember_calltab_cancel(ember_conn *c, ember_handle h)
     if (find_slot(c, h, &idx) != 1)
         return ember_seterr("no such call in flight");
     finish(c, idx, EMBER_CANCELLED, "cancelled", 0, NULL);
-    ember_frame_send_hdr(c, EMBER_FR_CANCEL, 1, h, 0, 0);
+    ember_frame_send_hdr(c, EMBER_FR_CANCEL, h, 0);
     return 0;
 }
 
@@ -436,7 +431,7 @@ void ember_timer_fire(ember_ep *ep)
         uint64_t id = (uint64_t)c->slots[idx].gen << SLOT_BITS | (idx + 1);
         finish(c, idx, EMBER_TIMEOUT, "call timed out", 0, NULL);
         /* Tell the peer it may stop working on it. */
-        ember_frame_send_hdr(c, EMBER_FR_CANCEL, 1, id, 0, 0);
+        ember_frame_send_hdr(c, EMBER_FR_CANCEL, id, 0);
     }
     /* Callbacks may have armed it already, for a deadline of their own. */
     if ((n = dl_earliest(ep->dl)) && NODE(ep->dl, n)->at != ep->timer_at &&

@@ -171,7 +171,7 @@ static void handle_frame(ember_conn *c, const ember_frame *f)
     ember_ep *ep = c->ep;
     switch (f->kind) {
     case EMBER_FR_PING:
-        ember_frame_send_hdr(c, EMBER_FR_PONG, 0, 0, 0, 0);
+        ember_frame_send_hdr(c, EMBER_FR_PONG, 0, 0);
         return;
     case EMBER_FR_PONG:
         return;
@@ -239,9 +239,7 @@ static int read_once(ember_conn *c)
         c->in_hint <= EMBER_BUF_LARGE_BUDGET / 2)
         want = c->in_hint;
     if (have >= 4) {
-        const uint8_t *p = in->data + in->off;
-        uint32_t len = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                       (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        uint32_t len = ember_frame_len(in->data + in->off);
         if (len > max) {
             ember_conn_closef(c, EMBER_PROTOCOL, "frame of %u bytes exceeds "
                               "max_frame %u", len, max);

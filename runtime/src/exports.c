@@ -64,6 +64,26 @@ static int cmp_entry(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A zeroed entry at the end of v (room reserved); sort() puts it in place. */
+static ember_xentry *append(ember_exports *ex, uint32_t id, const char *service,
+                            const char *method)
+{
+    ember_xentry *x = &ex->v[ex->n++];
+    memset(x, 0, sizeof *x);
+    x->id = id;
+    x->st.id = id;
+    x->st.service = service;
+    x->st.method = method;
+    return x;
+}
+
+/* Entries move: calls that kept one look it up again (ember_exports_record). */
+static void sort(ember_exports *ex)
+{
+    qsort(ex->v, ex->n, sizeof *ex->v, cmp_entry);
+    ex->ver++;
+}
+
 EMBER_API int ember_exports_add(ember_exports *ex, const ember_service_desc *svc,
                                 const void *handlers, void *ud)
 {
@@ -90,18 +110,13 @@ EMBER_API int ember_exports_add(ember_exports *ex, const ember_service_desc *svc
         return -1;
     ex->svcs[ex->nsvcs++] = svc;
     for (uint32_t i = 0; i < svc->n_methods; i++) {
-        ember_xentry *x = &ex->v[ex->n++];
-        memset(x, 0, sizeof *x);
-        x->id = svc->methods[i].id;
-        x->svc = svc;
+        ember_xentry *x = append(ex, svc->methods[i].id, svc->name,
+                                 svc->methods[i].name);
         x->m = &svc->methods[i];
         x->handlers = handlers;
         x->ud = ud;
-        x->st.service = svc->name;
-        x->st.method = svc->methods[i].name;
-        x->st.id = x->id;
     }
-    qsort(ex->v, ex->n, sizeof *ex->v, cmp_entry);
+    sort(ex);
     return 0;
 }
 
@@ -119,23 +134,18 @@ EMBER_API int ember_exports_add_raw(ember_exports *ex, uint32_t method_id,
         return ember_seterr("method id %u is already exported", method_id);
     if (reserve(ex, 1))
         return -1;
-    ember_xentry *x = &ex->v[ex->n++];
-    memset(x, 0, sizeof *x);
-    x->id = method_id;
+    ember_xentry *x = append(ex, method_id, "raw", "raw");
     x->raw = h;
     x->ud = ud;
-    x->st.service = "raw";
-    x->st.method = "raw";
-    x->st.id = method_id;
-    qsort(ex->v, ex->n, sizeof *ex->v, cmp_entry);
+    sort(ex);
     return 0;
 }
 
-void ember_exports_record(ember_exports *ex, uint32_t id, bool fallback,
-                          bool ok, uint64_t us)
+void ember_exports_record(ember_exports *ex, ember_xentry *x, uint32_t ver,
+                          uint32_t id, bool ok, uint64_t us)
 {
-    ember_xentry *x = fallback ? &ex->fallback : ember_exports_find(ex, id);
-    if (!x)
+    /* The fallback never moves; a table entry may have since dispatch. */
+    if (x != &ex->fallback && ver != ex->ver && !(x = ember_exports_find(ex, id)))
         return;
     if (!ok)
         x->st.failures++;

@@ -37,8 +37,7 @@ int ember_frame_parse(const uint8_t *p, size_t n, uint32_t max_frame,
     *used = 0;
     if (n < 4)
         return 0;
-    uint32_t len = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                   (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    uint32_t len = ember_frame_len(p);
     if (len == 0) {
         *why = "empty frame";
         return -1;
@@ -105,14 +104,13 @@ int ember_frame_end(ember_conn *c, ember_enc *e)
     return 0;
 }
 
-int ember_frame_send_hdr(ember_conn *c, uint8_t kind, int n, uint64_t a,
-                         uint64_t b, uint64_t x)
+int ember_frame_send_hdr(ember_conn *c, uint8_t kind, uint64_t a, uint64_t b)
 {
     ember_enc e;
     if (ember_frame_begin(c, &e, kind))
         return -1;
-    uint64_t v[3] = {a, b, x};
-    for (int i = 0; i < n; i++)
+    uint64_t v[2] = {a, b};
+    for (int i = 0; i < nhdr[kind]; i++)
         ember_enc_raw_varint(&e, v[i]);
     return ember_frame_end(c, &e);
 }

@@ -294,7 +294,7 @@ static void node_idle(ember_ep *ep)
     ember_node *n = ep->node;
     ep->on_idle = NULL;
     if (n->conn && n->conn->state == EMBER_CONN_READY) {
-        ember_frame_send_hdr(n->conn, EMBER_FR_GOODBYE, 0, 0, 0, 0);
+        ember_frame_send_hdr(n->conn, EMBER_FR_GOODBYE, 0, 0);
         n->conn->close_after_flush = true;
         ember_conn_flush(n->conn); /* closes once written: node_lost finishes */
     } else {

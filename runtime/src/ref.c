@@ -66,7 +66,7 @@ EMBER_API void ember_ref_release(ember_ref *r)
     if (r->kind == EMBER_REF_REMOTE && r->conn) {
         ember_conn *c = r->conn;
         remove_rref(c, r);
-        ember_frame_send_hdr(c, EMBER_FR_DECREF, 2, r->oid, r->wire, 0);
+        ember_frame_send_hdr(c, EMBER_FR_DECREF, r->oid, r->wire);
     }
     if (r->kind == EMBER_REF_LOCAL)
         ember_exports_free(r->lex);
@@ -94,29 +94,32 @@ void ember_ref_conn_closed(ember_conn *c)
     }
 }
 
-ember_ref *ember_ref_find_xobj(ember_conn *c, uint64_t oid)
+static ember_xobj *find_xobj(ember_conn *c, uint64_t oid)
 {
     for (uint32_t i = 0; i < c->nxobjs; i++)
         if (c->xobjs[i].oid == oid)
-            return c->xobjs[i].ref;
+            return &c->xobjs[i];
     return NULL;
+}
+
+ember_ref *ember_ref_find_xobj(ember_conn *c, uint64_t oid)
+{
+    ember_xobj *x = find_xobj(c, oid);
+    return x ? x->ref : NULL;
 }
 
 void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count)
 {
-    for (uint32_t i = 0; i < c->nxobjs; i++) {
-        ember_xobj *x = &c->xobjs[i];
-        if (x->oid != oid)
-            continue;
-        x->sent = count >= x->sent ? 0 : x->sent - count;
-        if (x->sent == 0) {
-            ember_ref *r = x->ref;
-            c->xobjs[i] = c->xobjs[--c->nxobjs];
-            ember_log(EMBER_LOG_DEBUG, "%s: object %llu released by %s",
-                      c->ep->what, (unsigned long long)oid, c->peer);
-            ember_ref_release(r);
-        }
+    ember_xobj *x = find_xobj(c, oid);
+    if (!x)
         return;
+    x->sent = count >= x->sent ? 0 : x->sent - count;
+    if (x->sent == 0) {
+        ember_ref *r = x->ref;
+        *x = c->xobjs[--c->nxobjs];
+        ember_log(EMBER_LOG_DEBUG, "%s: object %llu released by %s",
+                  c->ep->what, (unsigned long long)oid, c->peer);
+        ember_ref_release(r);
     }
 }
 

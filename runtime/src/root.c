@@ -70,6 +70,18 @@ static uint32_t hash_u32(uint32_t x)
     return x * 2654435761u;
 }
 
+/* Puts c at the head of its chains in tables of n buckets. */
+static void hash_link(ember_child **by_name, ember_child **by_id, uint32_t n,
+                      ember_child *c)
+{
+    uint32_t h = hash_str(c->name) & (n - 1);
+    c->name_next = by_name[h];
+    by_name[h] = c;
+    h = hash_u32(c->id) & (n - 1);
+    c->id_next = by_id[h];
+    by_id[h] = c;
+}
+
 static int tables_grow(ember_root *r)
 {
     uint32_t nn = r->nbuckets ? r->nbuckets * 2 : 16;
@@ -80,14 +92,8 @@ static int tables_grow(ember_root *r)
         ember_free(bi, sizeof *bi * nn);
         return -1;
     }
-    for (ember_child *c = r->first; c; c = c->next) {
-        uint32_t h = hash_str(c->name) & (nn - 1);
-        c->name_next = bn[h];
-        bn[h] = c;
-        h = hash_u32(c->id) & (nn - 1);
-        c->id_next = bi[h];
-        bi[h] = c;
-    }
+    for (ember_child *c = r->first; c; c = c->next)
+        hash_link(bn, bi, nn, c);
     ember_free(r->by_name, sizeof *bn * r->nbuckets);
     ember_free(r->by_id, sizeof *bi * r->nbuckets);
     r->by_name = bn;
@@ -107,12 +113,7 @@ static int child_insert(ember_root *r, ember_child *c)
     else
         r->first = c;
     r->last = c;
-    uint32_t h = hash_str(c->name) & (r->nbuckets - 1);
-    c->name_next = r->by_name[h];
-    r->by_name[h] = c;
-    h = hash_u32(c->id) & (r->nbuckets - 1);
-    c->id_next = r->by_id[h];
-    r->by_id[h] = c;
+    hash_link(r->by_name, r->by_id, r->nbuckets, c);
     r->count++;
     return 0;
 }
@@ -651,7 +652,7 @@ static void root_idle(ember_ep *ep)
     for (ember_conn *c = ep->conns, *next; c; c = next) {
         next = c->next;
         if (c->state == EMBER_CONN_READY) {
-            ember_frame_send_hdr(c, EMBER_FR_GOODBYE, 0, 0, 0, 0);
+            ember_frame_send_hdr(c, EMBER_FR_GOODBYE, 0, 0);
             c->close_after_flush = true;
             ember_conn_flush(c);
         } else {

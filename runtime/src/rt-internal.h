@@ -63,6 +63,13 @@ typedef struct ember_frame {
     size_t len;
 } ember_frame;
 
+/* The length prefix at p: the bytes of the frame after these 4. */
+static inline uint32_t ember_frame_len(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
 /* Header varints each kind carries. */
 int ember_frame_nhdr(uint8_t kind);
 const char *ember_frame_kind_name(uint8_t kind);
@@ -78,9 +85,9 @@ int ember_frame_parse(const uint8_t *p, size_t n, uint32_t max_frame,
 /* Starts a frame in c's output buffer; end patches the length and queues it. */
 int ember_frame_begin(ember_conn *c, ember_enc *e, uint8_t kind);
 int ember_frame_end(ember_conn *c, ember_enc *e);
-/* A frame with only header varints. */
-int ember_frame_send_hdr(ember_conn *c, uint8_t kind, int n, uint64_t a,
-                         uint64_t b, uint64_t x);
+/* A frame with only header varints: the first ember_frame_nhdr(kind) of
+ * a, b (a kind sent this way has at most two). */
+int ember_frame_send_hdr(ember_conn *c, uint8_t kind, uint64_t a, uint64_t b);
 
 /* ---- the endpoint ---- */
 
@@ -234,26 +241,21 @@ ember_dec_limits ember_conn_dec_limits(const ember_conn *c);
 
 /* ---- calltab.c: outgoing calls ---- */
 
-typedef struct ember_pending {
-    uint32_t gen;                  /* 0: free */
-    uint32_t next_free;
-    uint32_t dl_node;              /* its deadline in ep->dl (1-based), 0: none */
-    bool raw;
-    ember_complete_fn done;
-    ember_raw_cb rawcb;
-    ember_fn cb;
-    void *ud;
-    ember_child *child;            /* broadcasts */
-} ember_pending;
-
-/* Everything needed to end a call that never got a slot. */
+/* Everything needed to end a call, with or without a slot. */
 typedef struct ember_callback {
     ember_complete_fn done;
     ember_raw_cb rawcb;
     ember_fn cb;
     void *ud;
-    ember_child *child;
+    ember_child *child;            /* broadcasts */
 } ember_callback;
+
+typedef struct ember_pending {
+    uint32_t gen;                  /* 0: free */
+    uint32_t next_free;
+    uint32_t dl_node;              /* its deadline in ep->dl (1-based), 0: none */
+    ember_callback cb;
+} ember_pending;
 
 /* Starts a call whose arguments enc(args) writes. */
 ember_handle ember_calltab_start(ember_ref *to, uint32_t method, bool oneway,
@@ -284,11 +286,13 @@ struct ember_call {
     ember_call *prev, *next;       /* conn->calls, ep->orphans or the pool */
     ember_call *hnext;             /* conn->cbuckets chain */
     ember_exports *ex;             /* stats; NULL once orphaned */
+    struct ember_xentry *x;        /* the entry dispatched to, as of ex->ver */
+    uint32_t xver;
     ember_ref *target;             /* a local object being called (retained) */
     uint64_t peer_id;
     uint64_t start_us;
     uint32_t method;
-    bool oneway, answered, cancelled, in_dispatch, fallback;
+    bool oneway, answered, cancelled, in_dispatch;
     size_t held;                   /* counted in conn->deferred_bytes */
     ember_arena arena;
     uint64_t inline_arena[64];     /* 512 bytes: most calls allocate nothing */
@@ -305,8 +309,7 @@ void ember_call_pool_free(ember_ep *ep);
 
 typedef struct ember_xentry {
     uint32_t id;
-    const ember_service_desc *svc;      /* NULL for raw */
-    const ember_method_desc *m;
+    const ember_method_desc *m;         /* NULL for raw */
     const void *handlers;
     void *ud;
     ember_raw_handler raw;
@@ -319,13 +322,16 @@ struct ember_exports {
     ember_xentry fallback;              /* raw id 0 */
     const ember_service_desc **svcs;
     uint32_t nsvcs;
+    uint32_t ver;                       /* bumped whenever entries move */
 };
 
 ember_exports *ember_exports_new(void);
 void ember_exports_free(ember_exports *ex);
 ember_xentry *ember_exports_find(ember_exports *ex, uint32_t id);
-void ember_exports_record(ember_exports *ex, uint32_t id, bool fallback,
-                          bool ok, uint64_t us);
+/* Counts a call's end against x, the entry dispatch found while ex->ver was
+ * ver (found again by id if the table changed since). */
+void ember_exports_record(ember_exports *ex, ember_xentry *x, uint32_t ver,
+                          uint32_t id, bool ok, uint64_t us);
 
 /* ---- ref.c ---- */
 
