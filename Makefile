@@ -34,16 +34,18 @@ LIBEMBER_A  := $(B)/lib/libember.a
 LIBEMBER_SO := $(B)/lib/libember.so
 EMBER_INC   := -Iruntime/include
 
-.PHONY: all deps test demo bench install clean
-all: deps-check lib idlc
+.PHONY: all deps deps-build deps-test test demo bench install clean
+all: deps-build lib idlc
 
-# Installs what is missing (apt-get when root, a clear message otherwise).
-deps:
-	@scripts/deps.sh
-
-# Cheap check first; only runs the installer when something is missing.
-deps-check:
-	@scripts/deps.sh --quiet
+# Installs what is missing (apt-get when root, a clear message otherwise):
+# `deps` everything, `deps-build` what building and the demo need,
+# `deps-test` what the test suites need. Each is a cheap check first and runs
+# the installer only when something is missing.
+deps: deps-test
+deps-build:
+	@scripts/deps.sh --quiet build
+deps-test:
+	@scripts/deps.sh --quiet test
 
 include mk/runtime.mk
 include mk/idlc.mk
@@ -55,7 +57,7 @@ include mk/idlc.mk
 -include mk/install.mk
 -include mk/hello.mk
 
-test: deps-check all $(TEST_TARGETS)
+test: deps-test all $(TEST_TARGETS)
 	@echo "make test: all suites passed"
 
 clean:

@@ -5,17 +5,6 @@
 set -eu
 dat=$1
 png=$2
-if ! command -v gnuplot >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "bench-plot: installing gnuplot-nox"
-        apt-get install -y gnuplot-nox >/dev/null 2>&1 ||
-            { apt-get update >/dev/null 2>&1 && apt-get install -y gnuplot-nox >/dev/null 2>&1; } || true
-    fi
-    if ! command -v gnuplot >/dev/null 2>&1; then
-        echo "bench-plot: gnuplot is missing; install it with: sudo apt-get install gnuplot-nox" >&2
-        exit 1
-    fi
-fi
 title=$(sed -n '1s/^# *//p' "$dat")
 gnuplot <<GP
 set terminal png size 960,600 font ",11"

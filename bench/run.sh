@@ -69,7 +69,6 @@ pin() { # pin CPU CMD...: runs CMD on CPU when pinning is on
     fi
 }
 
-have_ember() { [ -x "$BD/ember_server" ] && [ -x "$BD/ember_client" ]; }
 
 # start_server PROG ARGS...: starts the server, reads "port=N" from its stdout
 # (no sleeping); later lines of its stdout stay readable on fd 3.
@@ -145,7 +144,7 @@ ratio() { # ratio WORKLOAD: ember/raw of calls_per_s
     if [ -n "$e" ] && [ -n "$r" ] && [ "$r" != 0 ]; then
         echo "ratio workload=$1 ember/raw=$(awk -v e="$e" -v r="$r" 'BEGIN{printf "%.2f", e/r}')"
     else
-        echo "ratio workload=$1 ember/raw=skipped"
+        echo "ratio workload=$1 ember/raw=error"
     fi
 }
 
@@ -154,7 +153,7 @@ ratio() { # ratio WORKLOAD: ember/raw of calls_per_s
 median() {
     local l
     for l in "$@"; do
-        case $l in *error=*|*skipped=*) echo "$l"; return ;; esac
+        case $l in *error=*) echo "$l"; return ;; esac
     done
     printf '%s\n' "$@" | awk '
         { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1], NR] = kv[2] } n = NR }
@@ -176,7 +175,6 @@ measure() {
     local -a raw_res=() ember_res=()
     for rep in $(seq 1 "$REPEAT"); do
         for peer in raw ember; do
-            [ $peer = ember ] && ! have_ember && continue
             if [ "$kind" = fanout ]; then
                 run_fanout $peer "$secs"
             else
@@ -186,11 +184,7 @@ measure() {
         done
     done
     emit raw "$w" "$(median "${raw_res[@]}")"
-    if have_ember; then
-        emit ember "$w" "$(median "${ember_res[@]}")"
-    else
-        emit ember "$w" "skipped=not-yet-built"
-    fi
+    emit ember "$w" "$(median "${ember_res[@]}")"
     ratio "$w"
 }
 
@@ -207,49 +201,37 @@ run_workloads() {
     measure fanout fanout "" ""
 
     if wanted idle10k; then
-        if have_ember; then
-            start_server "$BD/ember_server" --idle --conns 10000 --secs "$SECS" &&
-            { pin "$cli_cpu" "$BD/ember_client" --port "$PORT" --idle --conns 10000 --secs "$SECS" &
-              CLI_PID=$!
-              local out=
-              read -r -t 120 -u 3 out || out="error=no-result"
-              stop_server
-              wait "$CLI_PID" 2>/dev/null; CLI_PID=
-              echo "peer=ember workload=idle10k $out"; }
-        else
-            echo "peer=ember workload=idle10k skipped=not-yet-built"
-        fi
+        start_server "$BD/ember_server" --idle --conns 10000 --secs "$SECS" &&
+        { pin "$cli_cpu" "$BD/ember_client" --port "$PORT" --idle --conns 10000 --secs "$SECS" &
+          CLI_PID=$!
+          local out=
+          read -r -t 120 -u 3 out || out="error=no-result"
+          stop_server
+          wait "$CLI_PID" 2>/dev/null; CLI_PID=
+          echo "peer=ember workload=idle10k $out"; }
     fi
 
     if wanted allocs; then
-        if have_ember; then
-            local cout= sout=
-            start_server "$BD/ember_server" --allocs --secs "$SECS" --warmup "$WARM" &&
-            { cout=$(pin "$cli_cpu" "$BD/ember_client" --port "$PORT" --allocs --inflight 1 --size 64 --secs "$SECS" --warmup "$WARM") || cout="error=client-failed"
-              read -r -t 10 -u 3 sout || sout="error=no-result"
-              stop_server
-              echo "peer=ember workload=allocs $sout $cout"; }
-        else
-            echo "peer=ember workload=allocs skipped=not-yet-built"
-        fi
+        local cout= sout=
+        start_server "$BD/ember_server" --allocs --secs "$SECS" --warmup "$WARM" &&
+        { cout=$(pin "$cli_cpu" "$BD/ember_client" --port "$PORT" --allocs --inflight 1 --size 64 --secs "$SECS" --warmup "$WARM") || cout="error=client-failed"
+          read -r -t 10 -u 3 sout || sout="error=no-result"
+          stop_server
+          echo "peer=ember workload=allocs $sout $cout"; }
     fi
 
     if wanted idlc10k; then
-        if [ -x "$IDLC" ]; then
-            mkdir -p "$TMP/idlc" "$TMP/idlc/out"
-            python3 bench/gen_idl.py 10000 >"$TMP/idlc/big.idl"
-            local t0 t1 rc
-            t0=$(date +%s.%N)
-            "$IDLC" -o "$TMP/idlc/out" "$TMP/idlc/big.idl" >"$TMP/idlc/log" 2>&1
-            rc=$?
-            t1=$(date +%s.%N)
-            if [ $rc = 0 ]; then
-                echo "peer=ember workload=idlc10k seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')"
-            else
-                echo "peer=ember workload=idlc10k error=idlc-exit-$rc ($(head -c 200 "$TMP/idlc/log" | tr '\n' ' '))"
-            fi
+        mkdir -p "$TMP/idlc" "$TMP/idlc/out"
+        python3 bench/gen_idl.py 10000 >"$TMP/idlc/big.idl"
+        local t0 t1 rc
+        t0=$(date +%s.%N)
+        "$IDLC" -o "$TMP/idlc/out" "$TMP/idlc/big.idl" >"$TMP/idlc/log" 2>&1
+        rc=$?
+        t1=$(date +%s.%N)
+        if [ $rc = 0 ]; then
+            echo "peer=ember workload=idlc10k seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')"
         else
-            echo "peer=ember workload=idlc10k skipped=not-yet-built"
+            echo "peer=ember workload=idlc10k error=idlc-exit-$rc ($(head -c 200 "$TMP/idlc/log" | tr '\n' ' '))"
         fi
     fi
 }
@@ -264,10 +246,6 @@ run_sweep() {
     for n in 1 2 4 8 16 32 64 128 256; do
         local row="$n"
         for peer in raw ember; do
-            if [ $peer = ember ] && ! have_ember; then
-                row="$row - - -"
-                continue
-            fi
             run_pair $peer sweep "" "--inflight $n --size 64" "$SWEEP_SECS"
             local c p50 p99
             c=$(field "$RESULT" calls_per_s) || c=-

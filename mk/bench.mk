@@ -3,9 +3,7 @@
 #   make bench        build and run every workload (BENCH_SECS=3 per run)
 #   make bench-plot   render the latency-vs-in-flight sweep to $(B)/bench/latency.png
 #
-# Nothing here is built by `make` or `make test`. The ember peer needs
-# libember and idlc; while they do not build, `make bench` still runs the raw
-# baseline and prints `skipped=` for the ember lines.
+# Nothing here is built by `make` or `make test`.
 
 BENCH_SECS ?= 3
 BENCH_DIR  := $(B)/bench
@@ -34,7 +32,7 @@ $(RAW_SERVER): $(BENCH_OBJ)/raw/raw_server.o $(BENCH_OBJ)/raw/rawconn.o $(BENCH_
 $(RAW_CLIENT): $(BENCH_OBJ)/raw/raw_client.o $(BENCH_OBJ)/raw/rawconn.o $(BENCH_COMMON_O)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(EVENT_LIBS)
 
-.PHONY: bench bench-raw bench-ember bench-plot bench-sweep
+.PHONY: bench bench-deps bench-raw bench-ember bench-plot bench-sweep
 bench-raw: $(RAW_SERVER) $(RAW_CLIENT)
 
 # The ember peer: a root (server) and nodes (client) on idlc's stubs,
@@ -62,25 +60,18 @@ $(EMBER_SERVER): $(BENCH_OBJ)/ember/ember_server.o $(BENCH_EMBER_O) $(LIBEMBER_A
 $(EMBER_CLIENT): $(BENCH_OBJ)/ember/ember_client.o $(BENCH_EMBER_O) $(LIBEMBER_A)
 	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(BENCH_EMBER_LIBS)
 
-bench-ember: lib idlc
-	@$(MAKE) --no-print-directory $(EMBER_SERVER) $(EMBER_CLIENT)
+bench-ember: $(EMBER_SERVER) $(EMBER_CLIENT)
 
-# Builds the ember peer if it can; when it cannot, run.sh prints skipped=.
-define BENCH_TRY_EMBER
-	@$(MAKE) --no-print-directory bench-ember >$(BENCH_DIR)/ember-build.log 2>&1 || \
-	    { rm -f $(EMBER_SERVER) $(EMBER_CLIENT); \
-	      echo "bench: the ember peer does not build (see $(BENCH_DIR)/ember-build.log)"; }
-endef
+bench-deps:
+	@scripts/deps.sh --quiet bench
 
-bench: bench-raw
-	$(BENCH_TRY_EMBER)
+bench: bench-deps bench-raw bench-ember
 	@B=$(B) IDLC=$(IDLC) BENCH_SECS=$(BENCH_SECS) bench/run.sh
 
-bench-sweep: bench-raw
-	$(BENCH_TRY_EMBER)
+bench-sweep: bench-deps bench-raw bench-ember
 	@B=$(B) IDLC=$(IDLC) bench/run.sh --sweep-only
 
 # Renders the sweep that the last `make bench` (or bench-sweep) wrote.
-bench-plot:
+bench-plot: bench-deps
 	@test -s $(BENCH_DIR)/latency.dat || $(MAKE) --no-print-directory bench-sweep
 	@bench/plot.sh $(BENCH_DIR)/latency.dat $(BENCH_DIR)/latency.png
