@@ -188,10 +188,11 @@ static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, 
         diag_error(C->diag, n->loc, "method '%s' changed from %s to %s", owner,
                    o->oneway ? "oneway" : "two-way", n->oneway ? "oneway" : "two-way");
         C->breaks++;
-        return;
     }
     idl_buf ba = { 0 }, bb = { 0 };
-    if (!o->oneway) {
+    /* A changed oneway-ness already says the reply no longer matches; the
+     * parameters and raises are compared either way. */
+    if (!o->oneway && !n->oneway) {
         bool same;
         char *so = "void", *sn = "void";
         if (o->ret && n->ret)
