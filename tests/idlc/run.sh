@@ -212,7 +212,7 @@ printf 'module n;\000struct A { 1: i32 x; }\000\n' >"$TMP/nul.idl"
 expect_exit 1 "NUL bytes" -o "$TMP" "$TMP/nul.idl"
 : >"$TMP/empty.idl"
 expect_exit 1 "empty file" -o "$TMP" "$TMP/empty.idl"
-check "empty file reported" grep -q "expected 'module' at end of input" "$TMP/err"
+check "empty file reported at 1:1" grep -q "^$TMP/empty.idl:1:1: error: expected 'module' at end of input" "$TMP/err"
 for i in 1 2 3; do
     head -c 4096 /dev/urandom >"$TMP/random.idl"
     expect_exit 1 "random bytes ($i)" -o "$TMP" "$TMP/random.idl"
