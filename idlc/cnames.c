@@ -351,9 +351,52 @@ static void check_module(cn_ctx *c, const idl_module *m)
     gen_ctx_free(&c->g);
 }
 
+/* ---- module names: every generated name starts with the module's ---- */
+
+typedef struct mod_ref {
+    const idl_module *m;
+    size_t order;       /* load order, so the first file loaded gets the note */
+} mod_ref;
+
+static int cmp_mod(const void *a, const void *b)
+{
+    const mod_ref *x = a, *y = b;
+    int c = strcmp(x->m->name, y->m->name);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/* Two files declaring one module (two inputs, or an input and another's
+ * import) would both generate <mod>_... for everything. Sorted, so that
+ * thousands of modules cost n log n. */
+static void check_module_names(const idl_module *modules, idl_diag *diag)
+{
+    size_t n = 0;
+    for (const idl_module *m = modules; m; m = m->next)
+        n += m->name != NULL;
+    mod_ref *v = idl_xcalloc(n ? n : 1, sizeof *v);
+    n = 0;
+    for (const idl_module *m = modules; m; m = m->next)
+        if (m->name) {
+            v[n] = (mod_ref){ m, n };
+            n++;
+        }
+    qsort(v, n, sizeof *v, cmp_mod);
+    for (size_t i = 1, first = 0; i < n; i++) {
+        if (strcmp(v[i].m->name, v[first].m->name) != 0) {
+            first = i;
+            continue;
+        }
+        diag_error(diag, v[i].m->loc, "module '%s' is also declared by '%s'; their generated C names would clash",
+                   v[i].m->name, v[first].m->path);
+        diag_note(diag, v[first].m->loc, "module '%s' is declared here", v[first].m->name);
+    }
+    free(v);
+}
+
 int cnames_check(const idl_module *modules, idl_diag *diag)
 {
     int before = diag_errors(diag);
+    check_module_names(modules, diag);
     cn_ctx c = { .diag = diag, .arena = idl_arena_new(), .word = "name" };
     for (const idl_module *m = modules; m; m = m->next)
         if (m->name)

@@ -126,6 +126,15 @@ expect_exit 2 "two inputs with one base name" -o "$TMP" "$TMP/a/x.idl" "$TMP/b/x
 check "same base name is explained" grep -q "would both write x.h and x.c" "$TMP/err"
 check "same base name writes nothing" test ! -e "$TMP/x.h"
 expect_exit 2 "one input twice" -o "$TMP" game.idl ./game.idl
+# Two inputs declaring one module would both declare x_A.
+printf 'module x;\nconst i32 A = 1;\n' >"$TMP/a/one.idl"
+printf '\nmodule x;\nconst i32 A = 2;\n' >"$TMP/b/two.idl"
+expect_exit 1 "two inputs with one module name" -o "$TMP" "$TMP/a/one.idl" "$TMP/b/two.idl"
+headers "$TMP/err" >"$TMP/got"
+printf '%s\n' "$TMP/b/two.idl:2:8: error: module 'x' is also declared by '$TMP/a/one.idl'; their generated C names would clash" \
+    "$TMP/a/one.idl:1:8: note: module 'x' is declared here" >"$TMP/want"
+check "one module name in two inputs is explained" diff -u "$TMP/want" "$TMP/got"
+check "one module name in two inputs writes nothing" test ! -e "$TMP/one.h"
 expect_exit 0 "same base name with --check-compat" --check-compat "$TMP/a/x.idl" "$TMP/b/x.idl"
 expect_exit 1 "missing input file" -o "$TMP" does-not-exist.idl
 check "missing input is reported" grep -q "idlc: error: cannot read 'does-not-exist.idl'" "$TMP/err"
