@@ -21,6 +21,7 @@
  * (the declaration's own type or value). */
 typedef struct cn_entry {
     const char *name;
+    uint64_t hash;      /* of name: probes and growth skip most strcmp/rehashing */
     const char *role;
     const char *what;
     const char *who;
@@ -48,11 +49,15 @@ typedef struct cn_ctx {
 static const char container_owner;
 static const char nothing_owner;
 
-static size_t *find_slot(const cn_table *t, const char *name)
+static size_t *find_slot(const cn_table *t, const char *name, uint64_t hash)
 {
-    size_t i = (size_t)idl_fnv1a64(name, strlen(name)) & (t->nslots - 1);
-    while (t->slots[i] && strcmp(t->v[t->slots[i] - 1].name, name) != 0)
+    size_t i = (size_t)hash & (t->nslots - 1);
+    while (t->slots[i]) {
+        const cn_entry *e = &t->v[t->slots[i] - 1];
+        if (e->hash == hash && strcmp(e->name, name) == 0)
+            break;
         i = (i + 1) & (t->nslots - 1);
+    }
     return &t->slots[i];
 }
 
@@ -64,7 +69,7 @@ static void table_grow(cn_table *t)
     t->slots = idl_xcalloc(t->nslots, sizeof *t->slots);
     for (size_t i = 0; i < old; i++)
         if (slots[i])
-            *find_slot(t, t->v[slots[i] - 1].name) = slots[i];
+            *find_slot(t, t->v[slots[i] - 1].name, t->v[slots[i] - 1].hash) = slots[i];
     free(slots);
 }
 
@@ -89,7 +94,8 @@ static void add(cn_ctx *c, cn_table *t, const char *role, const char *what,
     if ((t->n + 1) * 2 > t->nslots)             /* keep the load under 1/2 */
         table_grow(t);
     const char *name = gb_str(&c->b);
-    size_t *slot = find_slot(t, name);
+    uint64_t hash = idl_fnv1a64(name, c->b.n);
+    size_t *slot = find_slot(t, name, hash);
     if (*slot) {
         const cn_entry *old = &t->v[*slot - 1];
         if (old->owner == owner)
@@ -98,7 +104,7 @@ static void add(cn_ctx *c, cn_table *t, const char *role, const char *what,
         snprintf(key, sizeof key, "%p %p", old->owner, owner);
         if (!strset_add(&c->reported, key))
             return;                             /* one clash per pair is enough */
-        cn_entry now = { name, role, what, who, owner, loc };
+        cn_entry now = { name, hash, role, what, who, owner, loc };
         gbuf a = {0}, o = {0};
         describe(&a, &now);
         describe(&o, old);
@@ -114,7 +120,7 @@ static void add(cn_ctx *c, cn_table *t, const char *role, const char *what,
         t->cap = t->cap ? t->cap * 2 : 64;
         t->v = idl_xrealloc(t->v, t->cap * sizeof *t->v);
     }
-    t->v[t->n++] = (cn_entry){ idl_strdup(c->arena, name), role, what, who, owner, loc };
+    t->v[t->n++] = (cn_entry){ idl_strndup(c->arena, name, c->b.n), hash, role, what, who, owner, loc };
     *slot = t->n;
 }
 

@@ -175,6 +175,12 @@ echo stale >"$TMP/o/game.h"
 touch -d '2001-01-01 00:00:00' "$TMP/o/game.h"
 expect_exit 0 "regenerate stale" -I inc -o "$TMP/o" game.idl
 check "stale game.h rewritten" sh -c "! grep -qx stale '$TMP/o/game.h'"
+# ...and so is one that only starts with the right bytes.
+cp "$TMP/o/game.c" "$TMP/game.c.want"
+echo extra >>"$TMP/o/game.c"
+expect_exit 0 "regenerate a longer stale file" -I inc -o "$TMP/o" game.idl
+check "longer stale game.c rewritten" cmp -s "$TMP/game.c.want" "$TMP/o/game.c"
+check "no temporary files left after regenerating" sh -c "! ls '$TMP/o' | grep -q tmp"
 expect_exit 1 "output folder missing" -I inc -o "$TMP/nowhere" game.idl
 
 # -M prints dependencies and generates nothing.
