@@ -21,6 +21,7 @@
  * (the declaration's own type or value). */
 typedef struct cn_entry {
     const char *name;
+    uint64_t hash;      /* of name: probes and growth skip most strcmp/rehashing */
     const char *role;
     const char *what;
     const char *who;
@@ -48,11 +49,15 @@ typedef struct cn_ctx {
 static const char container_owner;
 static const char nothing_owner;
 
-static size_t *find_slot(const cn_table *t, const char *name)
+static size_t *find_slot(const cn_table *t, const char *name, uint64_t hash)
 {
-    size_t i = (size_t)idl_fnv1a64(name, strlen(name)) & (t->nslots - 1);
-    while (t->slots[i] && strcmp(t->v[t->slots[i] - 1].name, name) != 0)
+    size_t i = (size_t)hash & (t->nslots - 1);
+    while (t->slots[i]) {
+        const cn_entry *e = &t->v[t->slots[i] - 1];
+        if (e->hash == hash && strcmp(e->name, name) == 0)
+            break;
         i = (i + 1) & (t->nslots - 1);
+    }
     return &t->slots[i];
 }
 
@@ -64,7 +69,7 @@ static void table_grow(cn_table *t)
     t->slots = idl_xcalloc(t->nslots, sizeof *t->slots);
     for (size_t i = 0; i < old; i++)
         if (slots[i])
-            *find_slot(t, t->v[slots[i] - 1].name) = slots[i];
+            *find_slot(t, t->v[slots[i] - 1].name, t->v[slots[i] - 1].hash) = slots[i];
     free(slots);
 }
 
@@ -89,7 +94,8 @@ static void add(cn_ctx *c, cn_table *t, const char *role, const char *what,
     if ((t->n + 1) * 2 > t->nslots)             /* keep the load under 1/2 */
         table_grow(t);
     const char *name = gb_str(&c->b);
-    size_t *slot = find_slot(t, name);
+    uint64_t hash = idl_fnv1a64(name, c->b.n);
+    size_t *slot = find_slot(t, name, hash);
     if (*slot) {
         const cn_entry *old = &t->v[*slot - 1];
         if (old->owner == owner)
@@ -98,7 +104,7 @@ static void add(cn_ctx *c, cn_table *t, const char *role, const char *what,
         snprintf(key, sizeof key, "%p %p", old->owner, owner);
         if (!strset_add(&c->reported, key))
             return;                             /* one clash per pair is enough */
-        cn_entry now = { name, role, what, who, owner, loc };
+        cn_entry now = { name, hash, role, what, who, owner, loc };
         gbuf a = {0}, o = {0};
         describe(&a, &now);
         describe(&o, old);
@@ -114,7 +120,7 @@ static void add(cn_ctx *c, cn_table *t, const char *role, const char *what,
         t->cap = t->cap ? t->cap * 2 : 64;
         t->v = idl_xrealloc(t->v, t->cap * sizeof *t->v);
     }
-    t->v[t->n++] = (cn_entry){ idl_strdup(c->arena, name), role, what, who, owner, loc };
+    t->v[t->n++] = (cn_entry){ idl_strndup(c->arena, name, c->b.n), hash, role, what, who, owner, loc };
     *slot = t->n;
 }
 
@@ -351,9 +357,52 @@ static void check_module(cn_ctx *c, const idl_module *m)
     gen_ctx_free(&c->g);
 }
 
+/* ---- module names: every generated name starts with the module's ---- */
+
+typedef struct mod_ref {
+    const idl_module *m;
+    size_t order;       /* load order, so the first file loaded gets the note */
+} mod_ref;
+
+static int cmp_mod(const void *a, const void *b)
+{
+    const mod_ref *x = a, *y = b;
+    int c = strcmp(x->m->name, y->m->name);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/* Two files declaring one module (two inputs, or an input and another's
+ * import) would both generate <mod>_... for everything. Sorted, so that
+ * thousands of modules cost n log n. */
+static void check_module_names(const idl_module *modules, idl_diag *diag)
+{
+    size_t n = 0;
+    for (const idl_module *m = modules; m; m = m->next)
+        n += m->name != NULL;
+    mod_ref *v = idl_xcalloc(n ? n : 1, sizeof *v);
+    n = 0;
+    for (const idl_module *m = modules; m; m = m->next)
+        if (m->name) {
+            v[n] = (mod_ref){ m, n };
+            n++;
+        }
+    qsort(v, n, sizeof *v, cmp_mod);
+    for (size_t i = 1, first = 0; i < n; i++) {
+        if (strcmp(v[i].m->name, v[first].m->name) != 0) {
+            first = i;
+            continue;
+        }
+        diag_error(diag, v[i].m->loc, "module '%s' is also declared by '%s'; their generated C names would clash",
+                   v[i].m->name, v[first].m->path);
+        diag_note(diag, v[first].m->loc, "module '%s' is declared here", v[first].m->name);
+    }
+    free(v);
+}
+
 int cnames_check(const idl_module *modules, idl_diag *diag)
 {
     int before = diag_errors(diag);
+    check_module_names(modules, diag);
     cn_ctx c = { .diag = diag, .arena = idl_arena_new(), .word = "name" };
     for (const idl_module *m = modules; m; m = m->next)
         if (m->name)

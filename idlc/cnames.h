@@ -8,7 +8,8 @@
  * instead. This pass lists every file-scope identifier the generators emit
  * for a module (built with the generators' own naming helpers in gen_util.c)
  * and every member of each generated struct, and reports each clash with a
- * note at the other side. It needs a module sema accepted.
+ * note at the other side; two files declaring the same module clash as a
+ * whole. It needs a module sema accepted.
  */
 #ifndef IDLC_CNAMES_H
 #define IDLC_CNAMES_H

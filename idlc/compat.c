@@ -12,7 +12,10 @@
  *   - a method's return type or oneway-ness changed, or a new error raised;
  *   - a required (non-optional) field added to a struct or error, or an
  *     optional field made required (older peers do not send it);
- *   - an enum value removed (older peers may still send it).
+ *   - an enum value removed (older peers may still send it);
+ *   - a type or service that became another kind of declaration under the
+ *     same name (enum Tier -> struct Tier): every use is spelled as before
+ *     but means something else on the wire.
  * Compatible: adding optional fields, adding parameters (an older caller's
  * call decodes them as zero/empty), adding methods, services, types and enum
  * values, making a required field optional, dropping an error from raises,
@@ -26,8 +29,9 @@
 #include "compat.h"
 #include "sema.h"
 
-/* The new module's declarations by name and methods by id, sorted for
- * binary search: a 10,000-declaration module must not take quadratic time. */
+/* The new module's declarations by name (unique within a module, whatever
+ * their kind) and methods by id, sorted for binary search: a
+ * 10,000-declaration module must not take quadratic time. */
 typedef struct method_ref {
     uint64_t id;
     const idl_method *m;
@@ -47,8 +51,7 @@ typedef struct compat {
 static int cmp_decl(const void *a, const void *b)
 {
     const idl_decl *x = *(const idl_decl *const *)a, *y = *(const idl_decl *const *)b;
-    int c = strcmp(x->name, y->name);
-    return c ? c : (int)x->kind - (int)y->kind;
+    return strcmp(x->name, y->name);
 }
 
 static int cmp_method(const void *a, const void *b)
@@ -78,12 +81,11 @@ static void index_module(compat *C, const idl_module *m)
     qsort(C->methods, C->nmethods, sizeof *C->methods, cmp_method);
 }
 
-static const idl_decl *find_decl(const compat *C, const char *name, idl_decl_kind kind)
+static const idl_decl *find_decl(const compat *C, const char *name)
 {
     idl_decl key;
     memset(&key, 0, sizeof key);
     key.name = name;
-    key.kind = kind;
     const idl_decl *kp = &key;
     const idl_decl **hit = bsearch(&kp, C->decls, C->ndecls, sizeof *C->decls, cmp_decl);
     return hit ? *hit : NULL;
@@ -162,6 +164,12 @@ static void compare_enum(compat *C, const idl_decl *od, const idl_decl *nd)
     }
 }
 
+/* A declaration's kind, for messages. */
+static const char *const a_kind[] = {
+    [IDL_CONST] = "a constant", [IDL_ENUM] = "an enum", [IDL_STRUCT] = "a struct",
+    [IDL_ERROR] = "an error", [IDL_SERVICE] = "a service",
+};
+
 static const idl_method *method_by_id(const compat *C, uint64_t id, const idl_decl **svc)
 {
     method_ref key = { id, NULL, NULL };
@@ -180,10 +188,11 @@ static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, 
         diag_error(C->diag, n->loc, "method '%s' changed from %s to %s", owner,
                    o->oneway ? "oneway" : "two-way", n->oneway ? "oneway" : "two-way");
         C->breaks++;
-        return;
     }
     idl_buf ba = { 0 }, bb = { 0 };
-    if (!o->oneway) {
+    /* A changed oneway-ness already says the reply no longer matches; the
+     * parameters and raises are compared either way. */
+    if (!o->oneway && !n->oneway) {
         bool same;
         char *so = "void", *sn = "void";
         if (o->ret && n->ret)
@@ -232,12 +241,21 @@ int compat_check(const idl_module *old_mod, const idl_module *new_mod, idl_diag 
         C.breaks++;
     }
     for (const idl_decl *od = old_mod->decls; od; od = od->next) {
+        const idl_decl *nd = find_decl(&C, od->name);
+        if (nd && nd->kind != od->kind && od->kind != IDL_CONST) {
+            /* Every use keeps its spelling, so the change is reported here,
+             * once, and the two are not compared member by member. */
+            diag_error(diag, nd->loc, "'%s' changed from %s to %s; every use of it means something else on the wire",
+                       od->name, a_kind[od->kind], a_kind[nd->kind]);
+            diag_note(diag, od->loc, "the old declaration is here");
+            C.breaks++;
+        }
+        if (nd && nd->kind != od->kind)
+            nd = NULL;
         if (od->kind == IDL_STRUCT || od->kind == IDL_ERROR) {
-            const idl_decl *nd = find_decl(&C, od->name, od->kind);
             if (nd)
                 compare_members(&C, od->fields, nd->fields, nd->name, true);
         } else if (od->kind == IDL_ENUM) {
-            const idl_decl *nd = find_decl(&C, od->name, IDL_ENUM);
             if (nd)
                 compare_enum(&C, od, nd);
         } else if (od->kind == IDL_SERVICE) {
@@ -253,8 +271,7 @@ int compat_check(const idl_module *old_mod, const idl_module *new_mod, idl_diag 
                     compare_method(&C, ns, om, nm);
                 } else {
                     /* Same service and name under another id? */
-                    const idl_decl *s2 = find_decl(&C, od->name, IDL_SERVICE);
-                    const idl_method *moved = s2 ? s2->methods : NULL;
+                    const idl_method *moved = nd ? nd->methods : NULL;
                     while (moved && strcmp(moved->name, om->name) != 0)
                         moved = moved->next;
                     if (moved) {

@@ -14,8 +14,9 @@
 
 /* A C string literal for bytes s[0..n). Octal escapes are three digits so
  * that a following digit cannot extend them; '?' after '?' is escaped so no
- * trigraph forms. */
-static void c_string(gbuf *b, const char *s, size_t n)
+ * trigraph forms. Bytes above 0x7f are escaped too when `binary` (they are
+ * not text, and a compiler may reject them as a bad source encoding). */
+static void c_string(gbuf *b, const char *s, size_t n, bool binary)
 {
     gb_putc(b, '"');
     for (size_t i = 0; i < n; i++) {
@@ -30,7 +31,7 @@ static void c_string(gbuf *b, const char *s, size_t n)
             gb_puts(b, i > 0 && s[i - 1] == '?' ? "\\?" : "?");
             break;
         default:
-            if (c < 0x20 || c == 0x7f)
+            if (c < 0x20 || c == 0x7f || (binary && c > 0x7f))
                 gb_printf(b, "\\%03o", c);
             else
                 gb_putc(b, (char)c);
@@ -69,7 +70,12 @@ static void const_value(gbuf *b, const gen_ctx *g, const idl_decl *d)
         gb_puts(b, (l->kind == IDL_LIT_BOOL ? l->b : l->u != 0) ? "true" : "false");
         break;
     case IDL_STRING:
-        c_string(b, l->s ? l->s : "", l->s ? l->slen : 0);
+        c_string(b, l->s ? l->s : "", l->s ? l->slen : 0, false);
+        break;
+    case IDL_BYTES:             /* a compound literal: usable as an ember_bytes value */
+        gb_puts(b, "((ember_bytes){(const uint8_t *)");
+        c_string(b, l->s ? l->s : "", l->s ? l->slen : 0, true);
+        gb_printf(b, ", %zu})", l->s ? l->slen : 0);
         break;
     case IDL_F32:
         gb_puts(b, "((float)");

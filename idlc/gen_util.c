@@ -44,15 +44,22 @@ void gb_printf(gbuf *b, const char *fmt, ...)
     va_list ap;
     if (!fmt) /* closes the NULL path UBSan's checks leave for gcc to warn on */
         return;
+    /* Most calls fit the room already there: format once, straight in. */
+    gb_reserve(b, 0);
+    size_t room = b->cap - b->n;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(b->p + b->n, room, fmt, ap);
     va_end(ap);
-    if (n <= 0)
+    if (n <= 0) {
+        b->p[b->n] = '\0';
         return;
-    gb_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    }
+    if ((size_t)n >= room) {
+        gb_reserve(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->n += (size_t)n;
 }
 
@@ -309,7 +316,7 @@ const char *gu_ident(const char *name, bool param, gbuf *scratch)
                 break;
             continue;
         }
-        if (strcmp(name, reserved[i]) == 0) {
+        if (name[0] == reserved[i][0] && strcmp(name, reserved[i]) == 0) {
             gb_clear(scratch);
             gb_printf(scratch, "%s_", name);
             return gb_str(scratch);

@@ -171,26 +171,40 @@ static char *out_path(idl_arena *a, const char *outdir, const char *base, const 
     return p;
 }
 
-/* Writes data to path through a temporary file and rename(), and not at
- * all when the file already holds exactly these bytes, so that make does
- * not rebuild what depends on an unchanged output. */
-static bool write_if_changed(idl_diag *diag, const char *path, const char *data, size_t len)
+/* True when the file at path holds exactly the bytes f holds (read from
+ * its start). */
+static bool same_contents(const char *path, FILE *f)
 {
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        bool same = true;
-        size_t i = 0;
-        int c;
-        while (same && (c = fgetc(f)) != EOF)
-            same = i < len && (unsigned char)data[i++] == c;
-        fclose(f);
-        if (same && i == len)
-            return true;
+    FILE *old = fopen(path, "rb");
+    if (!old)
+        return false;
+    static char a[1 << 16], b[1 << 16];
+    bool same = fseek(f, 0, SEEK_SET) == 0;
+    while (same) {
+        size_t na = fread(a, 1, sizeof a, f);
+        size_t nb = fread(b, 1, sizeof b, old);
+        same = na == nb && memcmp(a, b, na) == 0;
+        if (na < sizeof a)
+            break;
     }
+    same = same && !ferror(f) && !ferror(old) && feof(old);
+    fclose(old);
+    return same;
+}
+
+typedef int (*gen_fn)(const idl_module *m, const char *header, FILE *out);
+
+/* Generates into a temporary file beside path, then renames it over path,
+ * unless path already holds exactly these bytes: then it is left alone so
+ * that make does not rebuild what depends on an unchanged output. */
+static bool generate(idl_diag *diag, const idl_module *m, gen_fn fn, const char *header, const char *path)
+{
     size_t n = strlen(path) + 16;
     char *tmp = malloc(n);
-    if (!tmp)
+    if (!tmp) {
+        diag_fatal(diag, "out of memory");
         return false;
+    }
     snprintf(tmp, n, "%s.tmpXXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
@@ -198,28 +212,40 @@ static bool write_if_changed(idl_diag *diag, const char *path, const char *data,
         free(tmp);
         return false;
     }
-    f = fdopen(fd, "wb");
-    bool ok = f && fwrite(data, 1, len, f) == len;
-    if (f)
-        ok = (fclose(f) == 0) && ok;
-    else
-        close(fd);
-    /* mkstemp makes the file 0600; outputs should be like any other file. */
-    mode_t mask = umask(0);
-    umask(mask);
-    if (ok && chmod(tmp, 0666 & ~mask) != 0)
-        ok = false;
-    if (!ok || rename(tmp, path) != 0) {
-        diag_fatal(diag, "cannot write '%s': %s", path, strerror(errno));
+    /* Generated files run to megabytes: write them in large pieces. */
+    FILE *f = fdopen(fd, "w+b");
+    if (!f || setvbuf(f, NULL, _IOFBF, 1 << 20) != 0) {
+        diag_fatal(diag, "cannot write '%s': %s", tmp, strerror(errno));
+        if (f)
+            fclose(f);
+        else
+            close(fd);
         remove(tmp);
         free(tmp);
         return false;
     }
+    bool ok = fn(m, header, f) == 0 && fflush(f) == 0;
+    if (!ok)
+        diag_fatal(diag, "generating '%s' failed", path);
+    bool keep_old = ok && same_contents(path, f);
+    if (fclose(f) != 0 && ok) {
+        diag_fatal(diag, "cannot write '%s': %s", path, strerror(errno));
+        ok = false;
+    }
+    if (ok && !keep_old) {
+        /* mkstemp makes the file 0600; outputs should be like any other file. */
+        mode_t mask = umask(0);
+        umask(mask);
+        if (chmod(tmp, 0666 & ~mask) != 0 || rename(tmp, path) != 0) {
+            diag_fatal(diag, "cannot write '%s': %s", path, strerror(errno));
+            ok = false;
+        }
+    }
+    if (!ok || keep_old)
+        remove(tmp);
     free(tmp);
-    return true;
+    return ok;
 }
-
-typedef int (*gen_fn)(const idl_module *m, const char *header, FILE *out);
 
 static int gen_h(const idl_module *m, const char *header, FILE *out)
 {
@@ -230,25 +256,6 @@ static int gen_h(const idl_module *m, const char *header, FILE *out)
 static int gen_c(const idl_module *m, const char *header, FILE *out)
 {
     return gen_source(m, header, out);
-}
-
-static bool generate(idl_diag *diag, const idl_module *m, gen_fn fn, const char *header, const char *path)
-{
-    char *data = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&data, &len);
-    if (!mem) {
-        diag_fatal(diag, "out of memory");
-        return false;
-    }
-    int rc = fn(m, header, mem);
-    bool ok = fclose(mem) == 0 && rc == 0;
-    if (!ok)
-        diag_fatal(diag, "generating '%s' failed", path);
-    else
-        ok = write_if_changed(diag, path, data, len);
-    free(data);
-    return ok;
 }
 
 int main(int argc, char **argv)

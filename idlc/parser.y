@@ -19,6 +19,8 @@
 %expect 0
 %param {yyscan_t scanner}
 %parse-param {idl_parse *P}
+/* An empty file's end of input is at 1:1, like any other token's place. */
+%initial-action { @$ = (idl_yyltype){ 1, 1, 1, 1, NULL }; }
 
 %code requires {
 #include <stdbool.h>

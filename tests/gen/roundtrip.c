@@ -580,6 +580,12 @@ static void test_errors_constants(void)
     CU_ASSERT_EQUAL(shapes_HALF, 0.5f);
     CU_ASSERT_EQUAL(shapes_PI, 3.141592653589793);
     CU_ASSERT_STRING_EQUAL(shapes_GREETING, "hello \"world\"\n\t?\?=");
+    ember_bytes magic = shapes_MAGIC;
+    static const uint8_t magic_want[] = { 'E', 0, 'M', 1, 0xff, '"', '?', '?', '=' };
+    CU_ASSERT_EQUAL(magic.len, sizeof magic_want);
+    CU_ASSERT(memcmp(magic.data, magic_want, sizeof magic_want) == 0);
+    CU_ASSERT_EQUAL(shapes_NOTHING.len, 0);
+    CU_ASSERT_PTR_NOT_NULL(shapes_NOTHING.data);
 
     CU_ASSERT_EQUAL(shapes_Store_get_ID, 701);
     CU_ASSERT_STRING_EQUAL(shapes_Store_service.name, "shapes.Store");

@@ -24,6 +24,8 @@ extern "C" {
 #define shapes_HALF ((float)0.5)
 #define shapes_PI (3.1415926535897931)
 #define shapes_GREETING "hello \"world\"\n\t?\?="
+#define shapes_MAGIC ((ember_bytes){(const uint8_t *)"E\000M\001\377\"?\?=", 9})
+#define shapes_NOTHING ((ember_bytes){(const uint8_t *)"", 0})
 
 /* ---- enums: encoded as zigzag varints; a value this version does not
  * know is kept as is ---- */

@@ -126,6 +126,15 @@ expect_exit 2 "two inputs with one base name" -o "$TMP" "$TMP/a/x.idl" "$TMP/b/x
 check "same base name is explained" grep -q "would both write x.h and x.c" "$TMP/err"
 check "same base name writes nothing" test ! -e "$TMP/x.h"
 expect_exit 2 "one input twice" -o "$TMP" game.idl ./game.idl
+# Two inputs declaring one module would both declare x_A.
+printf 'module x;\nconst i32 A = 1;\n' >"$TMP/a/one.idl"
+printf '\nmodule x;\nconst i32 A = 2;\n' >"$TMP/b/two.idl"
+expect_exit 1 "two inputs with one module name" -o "$TMP" "$TMP/a/one.idl" "$TMP/b/two.idl"
+headers "$TMP/err" >"$TMP/got"
+printf '%s\n' "$TMP/b/two.idl:2:8: error: module 'x' is also declared by '$TMP/a/one.idl'; their generated C names would clash" \
+    "$TMP/a/one.idl:1:8: note: module 'x' is declared here" >"$TMP/want"
+check "one module name in two inputs is explained" diff -u "$TMP/want" "$TMP/got"
+check "one module name in two inputs writes nothing" test ! -e "$TMP/one.h"
 expect_exit 0 "same base name with --check-compat" --check-compat "$TMP/a/x.idl" "$TMP/b/x.idl"
 expect_exit 1 "missing input file" -o "$TMP" does-not-exist.idl
 check "missing input is reported" grep -q "idlc: error: cannot read 'does-not-exist.idl'" "$TMP/err"
@@ -166,6 +175,12 @@ echo stale >"$TMP/o/game.h"
 touch -d '2001-01-01 00:00:00' "$TMP/o/game.h"
 expect_exit 0 "regenerate stale" -I inc -o "$TMP/o" game.idl
 check "stale game.h rewritten" sh -c "! grep -qx stale '$TMP/o/game.h'"
+# ...and so is one that only starts with the right bytes.
+cp "$TMP/o/game.c" "$TMP/game.c.want"
+echo extra >>"$TMP/o/game.c"
+expect_exit 0 "regenerate a longer stale file" -I inc -o "$TMP/o" game.idl
+check "longer stale game.c rewritten" cmp -s "$TMP/game.c.want" "$TMP/o/game.c"
+check "no temporary files left after regenerating" sh -c "! ls '$TMP/o' | grep -q tmp"
 expect_exit 1 "output folder missing" -I inc -o "$TMP/nowhere" game.idl
 
 # -M prints dependencies and generates nothing.
@@ -212,7 +227,7 @@ printf 'module n;\000struct A { 1: i32 x; }\000\n' >"$TMP/nul.idl"
 expect_exit 1 "NUL bytes" -o "$TMP" "$TMP/nul.idl"
 : >"$TMP/empty.idl"
 expect_exit 1 "empty file" -o "$TMP" "$TMP/empty.idl"
-check "empty file reported" grep -q "expected 'module' at end of input" "$TMP/err"
+check "empty file reported at 1:1" grep -q "^$TMP/empty.idl:1:1: error: expected 'module' at end of input" "$TMP/err"
 for i in 1 2 3; do
     head -c 4096 /dev/urandom >"$TMP/random.idl"
     expect_exit 1 "random bytes ($i)" -o "$TMP" "$TMP/random.idl"
