@@ -29,7 +29,6 @@ typedef struct gsession {
     uint64_t id;
     uint64_t player;
     char name[64];
-    client_Pos pos;       /* last known: at login, leave */
     char node[64];        /* game node holding the player's room, or "" */
     uint32_t room;
 } gsession;
@@ -134,6 +133,7 @@ static void pass_failure(gatesrv *g, ember_call *call, const ember_outcome *o,
 
 typedef struct sess_ctx sess_ctx;
 static void finish_logout(gatesrv *g, sess_ctx *ctx);
+static void left_at(gatesrv *g, sess_ctx *ctx, const void *payload, size_t len);
 
 typedef struct route_ctx {
     gatesrv *g;
@@ -152,14 +152,8 @@ static void routed(const ember_outcome *o, const void *payload, size_t len, void
         if (s && ctx->command == client_ENTER)
             s->room = ctx->room;
         if (s && ctx->command == client_LEAVE) {
-            client_LeaveRep rep;
-            memset(&rep, 0, sizeof rep);
-            ember_bytes body = unwrap(payload, len);
-            ember_dec d;
-            ember_dec_init(&d, body.data, body.len, ctx->g->arena);
-            if (client_LeaveRep_decode(&d, &rep) == 0)
-                s->pos = rep.pos;
-            ember_arena_reset(ctx->g->arena);
+            if (ctx->logout)
+                left_at(ctx->g, ctx->logout, payload, len);
             s->room = 0;
             s->node[0] = 0;
         }
@@ -261,7 +255,8 @@ struct sess_ctx {
     gatesrv *g;
     ember_call *call;
     uint64_t session;
-    client_Pos pos;       /* logout: the position saved */
+    bool has_pos;         /* logout: pos is from the game node's leave reply */
+    client_Pos pos;
 };
 
 static sess_ctx *sess_ctx_new(gatesrv *g, ember_call *call, uint64_t session)
@@ -313,7 +308,6 @@ static void logged_in(const ember_outcome *o, const db_Player *p, void *ud)
     s->id = ctx->session;
     s->player = p->id;
     snprintf(s->name, sizeof s->name, "%s", p->name);
-    s->pos = p->pos;
     client_LoginRep rep = {p->id, p->name, p->pos, p->created, p->logins};
     reply_body(ctx->call, enc_login_rep, &rep);
     free(ctx);
@@ -341,12 +335,28 @@ static void login(gatesrv *g, ember_call *call, uint64_t session, ember_bytes da
 
 /* ---- logout: leave the room, save, forget the session ----------------- */
 
-static void logged_out(const ember_outcome *o, void *ud)
+/* The logout's leave succeeded: the game node saved the position it
+ * replies with, which the logout may then record too. */
+static void left_at(gatesrv *g, sess_ctx *ctx, const void *payload, size_t len)
+{
+    client_LeaveRep rep;
+    memset(&rep, 0, sizeof rep);
+    ember_bytes body = unwrap(payload, len);
+    ember_dec d;
+    ember_dec_init(&d, body.data, body.len, g->arena);
+    if (client_LeaveRep_decode(&d, &rep) == 0) {
+        ctx->has_pos = true;
+        ctx->pos = rep.pos;
+    }
+    ember_arena_reset(g->arena);
+}
+
+static void logged_out(const ember_outcome *o, const client_Pos *pos, void *ud)
 {
     sess_ctx *ctx = ud;
     if (ctx->call) {
         if (o->status == EMBER_OK) {
-            client_LogoutRep rep = {ctx->pos};
+            client_LogoutRep rep = {*pos};
             reply_body(ctx->call, enc_logout_rep, &rep);
         } else {
             pass_failure(ctx->g, ctx->call, o, NULL, 0);
@@ -362,10 +372,11 @@ static void finish_logout(gatesrv *g, sess_ctx *ctx)
         free(ctx);
         return;
     }
-    ctx->pos = s->pos;
-    uint64_t player = s->player;
+    /* Without a position from a leave the one db has stands: the game node
+     * saved every move there, and the gate's guess could be older. */
+    db_Logout req = {s->player, ctx->has_pos ? &ctx->pos : NULL};
     s->used = false;
-    db_Db_logout(g->db, player, &ctx->pos, logged_out, ctx, NULL);
+    db_Db_logout(g->db, &req, logged_out, ctx, NULL);
 }
 
 static void logout(gatesrv *g, ember_call *call, uint64_t session)
