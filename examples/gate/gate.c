@@ -5,9 +5,9 @@
  * net calls Gate.forward(command, session, data) for every client command.
  * The gate handles login and logout itself (with db) and routes every other
  * command, untyped, by id to a game node that serves it: the node that holds
- * the player's room (rooms are spread over the game nodes by room number);
- * a node that left is skipped. Game nodes push to players with Gate.push,
- * which the gate hands to net.
+ * the player's room (a room stays on the node its players are on; a room
+ * nobody is in is placed by room number); a node that left is skipped.
+ * Game nodes push to players with Gate.push, which the gate hands to net.
  *
  *   gate [NAME] CONFIG.json
  */
@@ -69,10 +69,25 @@ static const char *service_of(uint32_t command)
     return NULL;
 }
 
-/* The game node for a room: the room number picks among the live nodes
- * serving the service, so all players of one room meet on one node. */
+/* A live child named name serving service, or NULL. */
+static ember_child *live_node(gatesrv *g, const char *service, const char *name)
+{
+    ember_child *c = name[0] ? ember_root_child_by_name(g->s.root, name) : NULL;
+    return c && ember_child_has_service(c, service) ? c : NULL;
+}
+
+/* The game node for a room, so all players of one room meet on one node:
+ * the live node some session is in that room on (sticky: a room stays where
+ * it is when nodes come and go), else the room number picks among the live
+ * nodes serving the service. */
 static ember_child *pick_node(gatesrv *g, const char *service, uint32_t room)
 {
+    for (int i = 0; room && i < MAX_SESSIONS; i++) {
+        const gsession *s = &g->sessions[i];
+        ember_child *c = s->used && s->room == room ? live_node(g, service, s->node) : NULL;
+        if (c)
+            return c;
+    }
     ember_child *live[64];
     size_t n = 0;
     for (ember_child *c = ember_root_child_next(g->s.root, NULL); c && n < 64;
