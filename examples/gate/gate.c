@@ -24,13 +24,20 @@
 
 #define MAX_SESSIONS 4096
 
+typedef struct sess_ctx sess_ctx;
+
+typedef enum { LOGGING_IN, LOGGED_IN, LOGGING_OUT } sess_state;
+
 typedef struct gsession {
     bool used;
+    sess_state state;
+    bool entering;        /* an ENTER to node is in flight */
+    sess_ctx *logout;     /* a logout waiting for that ENTER's reply, or NULL */
     uint64_t id;
     uint64_t player;
     char name[64];
     char node[64];        /* game node holding the player's room, or "" */
-    uint32_t room;
+    uint32_t room;        /* set when the ENTER is sent */
 } gsession;
 
 typedef struct gatesrv {
@@ -52,9 +59,11 @@ static gsession *find(gatesrv *g, uint64_t id)
 static gsession *session_of(gatesrv *g, ember_call *call, uint64_t session)
 {
     gsession *s = find(g, session);
-    if (!s && call)
+    if (s && s->state == LOGGED_IN)
+        return s;
+    if (call)
         srv_refuse(call, 401, "not logged in");
-    return s;
+    return NULL;
 }
 
 /* The service serving a command id, from the generated descriptors. */
@@ -146,8 +155,8 @@ static void pass_failure(gatesrv *g, ember_call *call, const ember_outcome *o,
 
 /* ---- routed commands --------------------------------------------------- */
 
-typedef struct sess_ctx sess_ctx;
 static void finish_logout(gatesrv *g, sess_ctx *ctx);
+static void leave_and_logout(gatesrv *g, gsession *s);
 static void left_at(gatesrv *g, sess_ctx *ctx, const void *payload, size_t len);
 
 typedef struct route_ctx {
@@ -163,16 +172,18 @@ static void routed(const ember_outcome *o, const void *payload, size_t len, void
 {
     route_ctx *ctx = ud;
     gsession *s = find(ctx->g, ctx->session);
-    if (o->status == EMBER_OK) {
-        if (s && ctx->command == client_ENTER)
-            s->room = ctx->room;
-        if (s && ctx->command == client_LEAVE) {
-            if (ctx->logout)
-                left_at(ctx->g, ctx->logout, payload, len);
-            s->room = 0;
+    bool entered = s && ctx->command == client_ENTER && ctx->room;
+    if (entered) {
+        s->entering = false;
+        if (o->status != EMBER_OK) {
             s->node[0] = 0;
+            s->room = 0;
         }
-    } else if (s && ctx->command == client_ENTER) {
+    }
+    if (s && ctx->command == client_LEAVE && o->status == EMBER_OK) {
+        if (ctx->logout)
+            left_at(ctx->g, ctx->logout, payload, len);
+        s->room = 0;
         s->node[0] = 0;
     }
     if (ctx->call) {
@@ -183,6 +194,8 @@ static void routed(const ember_outcome *o, const void *payload, size_t len, void
     }
     if (ctx->logout)
         finish_logout(ctx->g, ctx->logout);
+    else if (entered && s->logout)   /* a logout waited for this enter */
+        leave_and_logout(ctx->g, s);
     free(ctx);
 }
 
@@ -257,9 +270,13 @@ static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
         srv_refuse(call, 503, "no game node serves this command");
         return;
     }
-    if (send_routed(g, node, call, s, command, data, room, NULL) == 0 &&
-        command == client_ENTER)
+    if (send_routed(g, node, call, s, command, data, room, NULL) == 0 && room) {
+        /* The room is the player's from now on: a logout meanwhile leaves
+         * it, once the enter is answered (the node may still be joining). */
         snprintf(s->node, sizeof s->node, "%s", ember_child_name(node));
+        s->room = room;
+        s->entering = true;
+    }
 }
 
 /* ---- login ------------------------------------------------------------- */
@@ -300,27 +317,29 @@ static void reply_body(ember_call *call, void (*enc)(ember_enc *, const void *),
 static void enc_login_rep(ember_enc *e, const void *v) { client_LoginRep_encode(e, v); }
 static void enc_logout_rep(ember_enc *e, const void *v) { client_LogoutRep_encode(e, v); }
 
+static void logged_out(const ember_outcome *o, const client_Pos *pos, void *ud);
+
 static void logged_in(const ember_outcome *o, const db_Player *p, void *ud)
 {
     sess_ctx *ctx = ud;
     gatesrv *g = ctx->g;
+    gsession *s = find(g, ctx->session);
     if (o->status != EMBER_OK) {
+        if (s)
+            s->used = false;
         pass_failure(g, ctx->call, o, NULL, 0);
         free(ctx);
         return;
     }
-    gsession *s = find(g, ctx->session);
-    for (int i = 0; !s && i < MAX_SESSIONS; i++)
-        if (!g->sessions[i].used)
-            s = &g->sessions[i];
     if (!s) {
-        srv_refuse(ctx->call, 503, "too many sessions");
-        free(ctx);
+        /* The client went away meanwhile: the login is over already. */
+        srv_refuse(ctx->call, 401, "the client went away");
+        ctx->call = NULL;
+        db_Logout req = {p->id, NULL};
+        db_Db_logout(g->db, &req, logged_out, ctx, NULL);
         return;
     }
-    memset(s, 0, sizeof *s);
-    s->used = true;
-    s->id = ctx->session;
+    s->state = LOGGED_IN;
     s->player = p->id;
     snprintf(s->name, sizeof s->name, "%s", p->name);
     client_LoginRep rep = {p->id, p->name, p->pos, p->created, p->logins};
@@ -339,11 +358,25 @@ static void login(gatesrv *g, ember_call *call, uint64_t session, ember_bytes da
         srv_refuse(call, 400, "bad login request");
         return;
     }
-    if (find(g, session)) {
+    gsession *s = find(g, session);
+    if (s) {
         ember_arena_reset(g->arena);
-        srv_refuse(call, 409, "already logged in");
+        srv_refuse(call, 409, s->state == LOGGING_IN ? "already logging in" : "already logged in");
         return;
     }
+    for (int i = 0; !s && i < MAX_SESSIONS; i++)
+        if (!g->sessions[i].used)
+            s = &g->sessions[i];
+    if (!s) {
+        ember_arena_reset(g->arena);
+        srv_refuse(call, 503, "too many sessions");
+        return;
+    }
+    /* The session exists from now on, so a close meanwhile finds it. */
+    memset(s, 0, sizeof *s);
+    s->used = true;
+    s->id = session;
+    s->state = LOGGING_IN;
     db_Db_login(g->db, req.name, logged_in, sess_ctx_new(g, call, session), NULL);
     ember_arena_reset(g->arena);
 }
@@ -382,8 +415,10 @@ static void logged_out(const ember_outcome *o, const client_Pos *pos, void *ud)
 
 static void finish_logout(gatesrv *g, sess_ctx *ctx)
 {
-    gsession *s = session_of(g, ctx->call, ctx->session);
+    gsession *s = find(g, ctx->session);
     if (!s) {
+        if (ctx->call)
+            srv_refuse(ctx->call, 401, "not logged in");
         free(ctx);
         return;
     }
@@ -394,19 +429,36 @@ static void finish_logout(gatesrv *g, sess_ctx *ctx)
     db_Db_logout(g->db, &req, logged_out, ctx, NULL);
 }
 
-static void logout(gatesrv *g, ember_call *call, uint64_t session)
+/* Leaves s's room, if any (the game node saves the position), then goes
+ * on with the logout waiting in s->logout. */
+static void leave_and_logout(gatesrv *g, gsession *s)
 {
-    gsession *s = session_of(g, call, session);
-    if (!s)
-        return;
-    sess_ctx *ctx = sess_ctx_new(g, call, session);
+    sess_ctx *ctx = s->logout;
+    s->logout = NULL;
     ember_child *node = room_node(g, s);
-    /* Still in a room: leave it first (the game node saves the position). */
     static const uint8_t empty[1];
     ember_bytes none = {empty, 0};
     if (!node || !s->room ||
         send_routed(g, node, NULL, s, client_LEAVE, none, 0, ctx))
         finish_logout(g, ctx);
+}
+
+/* LOGOUT (call) or the client went away (call NULL). */
+static void logout(gatesrv *g, ember_call *call, uint64_t session)
+{
+    gsession *s = find(g, session);
+    if (s && !call && s->state == LOGGING_IN) {
+        s->used = false;   /* logged_in finds it gone */
+        return;
+    }
+    s = session_of(g, call, session);
+    if (!s)
+        return;
+    s->state = LOGGING_OUT;
+    s->logout = sess_ctx_new(g, call, session);
+    /* An enter in flight may still be joining the room: leave after it. */
+    if (!s->entering)
+        leave_and_logout(g, s);
 }
 
 /* ---- Gate service ----------------------------------------------------- */

@@ -68,6 +68,18 @@ printf '%s' "$page" | grep -q '<title>ember cluster</title>' || fail "GET / is n
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$CL_WEB/nope")
 [ "$code" = 404 ] || fail "GET /nope answered $code"
 
+# Clients that send a frame too long are dropped by net, which tells the
+# gate: their sessions are logged out (db counts the logouts).
+db_logouts() {
+    curl -sf --max-time 2 "$CL_WEB/status" | cl_flat |
+        grep -o '"method": "logout", "id": 304, "calls": [0-9]*' | sed 's/.*: //'
+}
+logouts=$(db_logouts)
+[ -n "$logouts" ] || fail "/status shows no logout calls on db"
+cl_bots "$dir/bots-bad-frame.out" -n 2 -X -p bad -t 20
+logged_out_both() { [ "$(db_logouts)" = $((logouts + 2)) ]; }
+cl_poll 10 "clients dropped for a bad frame were not logged out" logged_out_both
+
 # A game node dies: the gate skips it and every room goes to the other one.
 kill -KILL "$game1_pid"
 game1_gone() { ! cl_status_has '"name": "game1", "app": "game", "registered": true'; }
