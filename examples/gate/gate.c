@@ -32,6 +32,7 @@ typedef struct gsession {
     bool used;
     sess_state state;
     bool entering;        /* an ENTER to node is in flight */
+    bool lost;            /* the room's node left: the next command gets 410 */
     sess_ctx *logout;     /* a logout waiting for that ENTER's reply, or NULL */
     uint64_t id;
     uint64_t player;
@@ -232,6 +233,15 @@ static int send_routed(gatesrv *g, ember_child *node, ember_call *call, gsession
     return 0;
 }
 
+/* The node holding s's room left: the player is out of the room, which its
+ * next command (but ENTER) is told with 410. */
+static void lose_room(gsession *s)
+{
+    s->node[0] = 0;
+    s->room = 0;
+    s->lost = true;
+}
+
 /* Routes command (client payload data) for session s to its game node. */
 static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
                   ember_bytes data)
@@ -242,6 +252,15 @@ static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
         return;
     }
     ember_child *node = room_node(g, s);
+    if (!node && s->node[0] && !s->entering)
+        lose_room(s);   /* it left; child_left is yet to hear of it */
+    if (s->lost) {
+        s->lost = false;
+        if (command != client_ENTER) {
+            srv_refuse(call, 410, "the room's game node left");
+            return;
+        }
+    }
     uint32_t room = 0;
     if (!node && command == client_ENTER) {
         client_EnterReq req;
@@ -256,13 +275,6 @@ static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
         }
         node = pick_node(g, service, req.room);
         room = req.room;
-    }
-    if (!node && s->node[0]) {
-        /* The node holding the room left: the player is out of it. */
-        s->node[0] = 0;
-        s->room = 0;
-        srv_refuse(call, 410, "the room's game node left");
-        return;
     }
     if (!node)   /* not in a room: any node answers (and refuses) */
         node = pick_node(g, service, 0);
@@ -505,16 +517,17 @@ static const gate_Gate_handlers handlers = {
     .remote_push = remote_push,
 };
 
-/* A game node left: its players are out of their rooms. */
+/* A game node left: its players are out of their rooms (an enter in flight
+ * fails on its own, and its client hears of that). */
 static void child_left(srv *s, ember_child *c, const char *reason)
 {
     gatesrv *g = (gatesrv *)s;
     (void)reason;
-    for (int i = 0; i < MAX_SESSIONS; i++)
-        if (g->sessions[i].used && strcmp(g->sessions[i].node, ember_child_name(c)) == 0) {
-            g->sessions[i].node[0] = 0;
-            g->sessions[i].room = 0;
-        }
+    for (int i = 0; i < MAX_SESSIONS; i++) {
+        gsession *gs = &g->sessions[i];
+        if (gs->used && !gs->entering && strcmp(gs->node, ember_child_name(c)) == 0)
+            lose_room(gs);
+    }
 }
 
 int main(int argc, char **argv)
