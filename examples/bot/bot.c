@@ -5,10 +5,12 @@
  * bot's transcript in full, one line per other bot, and the latency of each
  * command; exits non-zero if any check failed.
  *
- *   bot [-n BOTS] [-r ROOMS] [-m MOVES] [-p NAME_PREFIX] [-t TIMEOUT_S] [-P] HOST:PORT
+ *   bot [-n BOTS] [-r ROOMS] [-m MOVES] [-p NAME_PREFIX] [-t TIMEOUT_S] [-P] [-X] HOST:PORT
  *
  * Before entering its room each bot also sends a move, which the game node
- * must refuse (typed error client.Refused, code 404) — unless -P.
+ * must refuse (typed error client.Refused, code 404) — unless -P. With -X
+ * each bot sends a frame too long after its login instead, which net must
+ * answer by closing the connection.
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -49,6 +51,7 @@ typedef struct bot {
     uint64_t sent_us;
     bool probing;         /* a move before entering: must be refused */
     bool probed;
+    bool dropped;         /* sent a bad frame: net must close */
     bool waiting_push;    /* chat answered, own push not seen yet */
     bool got_own_push;
     bool done, failed;
@@ -69,6 +72,7 @@ static struct {
     struct sockaddr_in addr;
     int n_bots, rooms, moves;
     bool probe;           /* check a refusal too (on unless -P) */
+    bool bad_frame;       /* -X */
     char prefix[24];
     bot *bots;
     int finished;
@@ -148,6 +152,13 @@ static void next(bot *b)
         break;
     }
     case C_LOGIN:
+        if (W.bad_frame) {
+            static const uint8_t too_long[FRAME_HDR] = {0xff, 0xff, 0xff, 0xff};
+            say(b, "-> a frame too long (net must close the connection)");
+            b->dropped = true;
+            bufferevent_write(b->bev, too_long, sizeof too_long);
+            break;
+        }
         if (W.probe && !b->probed) {
             client_MoveReq m = {client_Dir_north};
             client_MoveReq_encode(&e, &m);
@@ -427,7 +438,10 @@ static void on_event(struct bufferevent *bev, short what, void *ud)
         next(b);
         return;
     }
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && b->dropped) {
+        say(b, "<- closed by net, as it must be");
+        finish(b);
+    } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
         fail(b, "connection to net %s", (what & BEV_EVENT_EOF) ? "closed" : "failed");
 }
 
@@ -457,8 +471,9 @@ static double pct(lat *l, double p)
 
 static void usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [-n BOTS] [-r ROOMS] [-m MOVES] [-p PREFIX] [-t TIMEOUT_S] [-P] HOST:PORT\n"
-            "  -P  skip the refused move before entering a room\n",
+    fprintf(stderr, "usage: %s [-n BOTS] [-r ROOMS] [-m MOVES] [-p PREFIX] [-t TIMEOUT_S] [-P] [-X] HOST:PORT\n"
+            "  -P  skip the refused move before entering a room\n"
+            "  -X  after login send a frame too long; net must close the connection\n",
             argv0);
     exit(2);
 }
@@ -472,7 +487,7 @@ int main(int argc, char **argv)
     int timeout_s = 30;
     snprintf(W.prefix, sizeof W.prefix, "bot");
     int opt;
-    while ((opt = getopt(argc, argv, "n:r:m:p:t:P")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:m:p:t:PX")) != -1) {
         switch (opt) {
         case 'n': W.n_bots = atoi(optarg); break;
         case 'r': W.rooms = atoi(optarg); break;
@@ -480,6 +495,7 @@ int main(int argc, char **argv)
         case 'p': snprintf(W.prefix, sizeof W.prefix, "%s", optarg); break;
         case 't': timeout_s = atoi(optarg); break;
         case 'P': W.probe = false; break;
+        case 'X': W.bad_frame = true; break;
         default: usage(argv[0]);
         }
     }

@@ -75,8 +75,7 @@ static int open_db(dbsrv *d, const char *path)
                 "UPDATE players SET logins = logins + 1, last_login = datetime('now') WHERE id = ?") ||
         prepare(d, &d->get_pos, "SELECT x, y FROM players WHERE id = ?") ||
         prepare(d, &d->save_pos, "UPDATE players SET x = ?, y = ? WHERE id = ?") ||
-        prepare(d, &d->logout,
-                "UPDATE players SET x = ?, y = ?, last_logout = datetime('now') WHERE id = ?"))
+        prepare(d, &d->logout, "UPDATE players SET last_logout = datetime('now') WHERE id = ?"))
         return -1;
     srv_log(&d->s, "database %s", path);
     return 0;
@@ -127,46 +126,56 @@ static void remote_login(ember_call *call, const char *name, void *ud)
     db_Db_login_reply(call, &p);
 }
 
-static void remote_position(ember_call *call, uint64_t player, void *ud)
+/* The stored position of player; -1 when there is none. */
+static int read_pos(dbsrv *d, uint64_t player, client_Pos *pos)
 {
-    dbsrv *d = ud;
-    client_Pos pos = {0, 0};
     sqlite3_bind_int64(d->get_pos, 1, (sqlite3_int64)player);
     int rc = sqlite3_step(d->get_pos);
     if (rc == SQLITE_ROW) {
-        pos.x = sqlite3_column_int(d->get_pos, 0);
-        pos.y = sqlite3_column_int(d->get_pos, 1);
+        pos->x = sqlite3_column_int(d->get_pos, 0);
+        pos->y = sqlite3_column_int(d->get_pos, 1);
     }
     sqlite3_reset(d->get_pos);
-    if (rc != SQLITE_ROW) {
-        ember_call_fail(call, "no player %llu", (unsigned long long)player);
-        return;
-    }
-    db_Db_position_reply(call, &pos);
+    return rc == SQLITE_ROW ? 0 : -1;
 }
 
-static int write_pos(dbsrv *d, sqlite3_stmt *st, uint64_t player, const client_Pos *pos)
+static void remote_position(ember_call *call, uint64_t player, void *ud)
 {
-    sqlite3_bind_int(st, 1, pos->x);
-    sqlite3_bind_int(st, 2, pos->y);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)player);
-    return step_done(d, st);
+    client_Pos pos = {0, 0};
+    if (read_pos(ud, player, &pos))
+        ember_call_fail(call, "no player %llu", (unsigned long long)player);
+    else
+        db_Db_position_reply(call, &pos);
+}
+
+static int write_pos(dbsrv *d, uint64_t player, const client_Pos *pos)
+{
+    sqlite3_bind_int(d->save_pos, 1, pos->x);
+    sqlite3_bind_int(d->save_pos, 2, pos->y);
+    sqlite3_bind_int64(d->save_pos, 3, (sqlite3_int64)player);
+    return step_done(d, d->save_pos);
 }
 
 static void remote_save(ember_call *call, uint64_t player, const client_Pos *pos, void *ud)
 {
-    if (write_pos(ud, ((dbsrv *)ud)->save_pos, player, pos))
+    if (write_pos(ud, player, pos))
         ember_call_fail(call, "cannot save player %llu", (unsigned long long)player);
     else
         db_Db_save_reply(call);
 }
 
-static void remote_logout(ember_call *call, uint64_t player, const client_Pos *pos, void *ud)
+/* Stores req->pos only when given: the game node saved every move, so the
+ * stored position is newer than anything the gate could guess. */
+static void remote_logout(ember_call *call, const db_Logout *req, void *ud)
 {
-    if (write_pos(ud, ((dbsrv *)ud)->logout, player, pos))
-        ember_call_fail(call, "cannot save player %llu", (unsigned long long)player);
+    dbsrv *d = ud;
+    client_Pos pos = {0, 0};
+    sqlite3_bind_int64(d->logout, 1, (sqlite3_int64)req->player);
+    if ((req->pos && write_pos(d, req->player, req->pos)) || step_done(d, d->logout) ||
+        read_pos(d, req->player, &pos))
+        ember_call_fail(call, "cannot log player %llu out", (unsigned long long)req->player);
     else
-        db_Db_logout_reply(call);
+        db_Db_logout_reply(call, &pos);
 }
 
 static const db_Db_handlers handlers = {

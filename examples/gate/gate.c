@@ -5,9 +5,9 @@
  * net calls Gate.forward(command, session, data) for every client command.
  * The gate handles login and logout itself (with db) and routes every other
  * command, untyped, by id to a game node that serves it: the node that holds
- * the player's room (rooms are spread over the game nodes by room number);
- * a node that left is skipped. Game nodes push to players with Gate.push,
- * which the gate hands to net.
+ * the player's room (a room stays on the node its players are on; a room
+ * nobody is in is placed by room number); a node that left is skipped.
+ * Game nodes push to players with Gate.push, which the gate hands to net.
  *
  *   gate [NAME] CONFIG.json
  */
@@ -24,14 +24,21 @@
 
 #define MAX_SESSIONS 4096
 
+typedef struct sess_ctx sess_ctx;
+
+typedef enum { LOGGING_IN, LOGGED_IN, LOGGING_OUT } sess_state;
+
 typedef struct gsession {
     bool used;
+    sess_state state;
+    bool entering;        /* an ENTER to node is in flight */
+    bool lost;            /* the room's node left: the next command gets 410 */
+    sess_ctx *logout;     /* a logout waiting for that ENTER's reply, or NULL */
     uint64_t id;
     uint64_t player;
     char name[64];
-    client_Pos pos;       /* last known: at login, leave */
     char node[64];        /* game node holding the player's room, or "" */
-    uint32_t room;
+    uint32_t room;        /* set when the ENTER is sent */
 } gsession;
 
 typedef struct gatesrv {
@@ -53,9 +60,11 @@ static gsession *find(gatesrv *g, uint64_t id)
 static gsession *session_of(gatesrv *g, ember_call *call, uint64_t session)
 {
     gsession *s = find(g, session);
-    if (!s && call)
+    if (s && s->state == LOGGED_IN)
+        return s;
+    if (call)
         srv_refuse(call, 401, "not logged in");
-    return s;
+    return NULL;
 }
 
 /* The service serving a command id, from the generated descriptors. */
@@ -70,10 +79,25 @@ static const char *service_of(uint32_t command)
     return NULL;
 }
 
-/* The game node for a room: the room number picks among the live nodes
- * serving the service, so all players of one room meet on one node. */
+/* A live child named name serving service, or NULL. */
+static ember_child *live_node(gatesrv *g, const char *service, const char *name)
+{
+    ember_child *c = name[0] ? ember_root_child_by_name(g->s.root, name) : NULL;
+    return c && ember_child_has_service(c, service) ? c : NULL;
+}
+
+/* The game node for a room, so all players of one room meet on one node:
+ * the live node some session is in that room on (sticky: a room stays where
+ * it is when nodes come and go), else the room number picks among the live
+ * nodes serving the service. */
 static ember_child *pick_node(gatesrv *g, const char *service, uint32_t room)
 {
+    for (int i = 0; room && i < MAX_SESSIONS; i++) {
+        const gsession *s = &g->sessions[i];
+        ember_child *c = s->used && s->room == room ? live_node(g, service, s->node) : NULL;
+        if (c)
+            return c;
+    }
     ember_child *live[64];
     size_t n = 0;
     for (ember_child *c = ember_root_child_next(g->s.root, NULL); c && n < 64;
@@ -132,8 +156,9 @@ static void pass_failure(gatesrv *g, ember_call *call, const ember_outcome *o,
 
 /* ---- routed commands --------------------------------------------------- */
 
-typedef struct sess_ctx sess_ctx;
 static void finish_logout(gatesrv *g, sess_ctx *ctx);
+static void leave_and_logout(gatesrv *g, gsession *s);
+static void left_at(gatesrv *g, sess_ctx *ctx, const void *payload, size_t len);
 
 typedef struct route_ctx {
     gatesrv *g;
@@ -148,22 +173,18 @@ static void routed(const ember_outcome *o, const void *payload, size_t len, void
 {
     route_ctx *ctx = ud;
     gsession *s = find(ctx->g, ctx->session);
-    if (o->status == EMBER_OK) {
-        if (s && ctx->command == client_ENTER)
-            s->room = ctx->room;
-        if (s && ctx->command == client_LEAVE) {
-            client_LeaveRep rep;
-            memset(&rep, 0, sizeof rep);
-            ember_bytes body = unwrap(payload, len);
-            ember_dec d;
-            ember_dec_init(&d, body.data, body.len, ctx->g->arena);
-            if (client_LeaveRep_decode(&d, &rep) == 0)
-                s->pos = rep.pos;
-            ember_arena_reset(ctx->g->arena);
-            s->room = 0;
+    bool entered = s && ctx->command == client_ENTER && ctx->room;
+    if (entered) {
+        s->entering = false;
+        if (o->status != EMBER_OK) {
             s->node[0] = 0;
+            s->room = 0;
         }
-    } else if (s && ctx->command == client_ENTER) {
+    }
+    if (s && ctx->command == client_LEAVE && o->status == EMBER_OK) {
+        if (ctx->logout)
+            left_at(ctx->g, ctx->logout, payload, len);
+        s->room = 0;
         s->node[0] = 0;
     }
     if (ctx->call) {
@@ -174,6 +195,8 @@ static void routed(const ember_outcome *o, const void *payload, size_t len, void
     }
     if (ctx->logout)
         finish_logout(ctx->g, ctx->logout);
+    else if (entered && s->logout)   /* a logout waited for this enter */
+        leave_and_logout(ctx->g, s);
     free(ctx);
 }
 
@@ -210,6 +233,15 @@ static int send_routed(gatesrv *g, ember_child *node, ember_call *call, gsession
     return 0;
 }
 
+/* The node holding s's room left: the player is out of the room, which its
+ * next command (but ENTER) is told with 410. */
+static void lose_room(gsession *s)
+{
+    s->node[0] = 0;
+    s->room = 0;
+    s->lost = true;
+}
+
 /* Routes command (client payload data) for session s to its game node. */
 static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
                   ember_bytes data)
@@ -220,6 +252,15 @@ static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
         return;
     }
     ember_child *node = room_node(g, s);
+    if (!node && s->node[0] && !s->entering)
+        lose_room(s);   /* it left; child_left is yet to hear of it */
+    if (s->lost) {
+        s->lost = false;
+        if (command != client_ENTER) {
+            srv_refuse(call, 410, "the room's game node left");
+            return;
+        }
+    }
     uint32_t room = 0;
     if (!node && command == client_ENTER) {
         client_EnterReq req;
@@ -235,22 +276,19 @@ static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
         node = pick_node(g, service, req.room);
         room = req.room;
     }
-    if (!node && s->node[0]) {
-        /* The node holding the room left: the player is out of it. */
-        s->node[0] = 0;
-        s->room = 0;
-        srv_refuse(call, 410, "the room's game node left");
-        return;
-    }
     if (!node)   /* not in a room: any node answers (and refuses) */
         node = pick_node(g, service, 0);
     if (!node) {
         srv_refuse(call, 503, "no game node serves this command");
         return;
     }
-    if (send_routed(g, node, call, s, command, data, room, NULL) == 0 &&
-        command == client_ENTER)
+    if (send_routed(g, node, call, s, command, data, room, NULL) == 0 && room) {
+        /* The room is the player's from now on: a logout meanwhile leaves
+         * it, once the enter is answered (the node may still be joining). */
         snprintf(s->node, sizeof s->node, "%s", ember_child_name(node));
+        s->room = room;
+        s->entering = true;
+    }
 }
 
 /* ---- login ------------------------------------------------------------- */
@@ -261,7 +299,8 @@ struct sess_ctx {
     gatesrv *g;
     ember_call *call;
     uint64_t session;
-    client_Pos pos;       /* logout: the position saved */
+    bool has_pos;         /* logout: pos is from the game node's leave reply */
+    client_Pos pos;
 };
 
 static sess_ctx *sess_ctx_new(gatesrv *g, ember_call *call, uint64_t session)
@@ -290,30 +329,31 @@ static void reply_body(ember_call *call, void (*enc)(ember_enc *, const void *),
 static void enc_login_rep(ember_enc *e, const void *v) { client_LoginRep_encode(e, v); }
 static void enc_logout_rep(ember_enc *e, const void *v) { client_LogoutRep_encode(e, v); }
 
+static void logged_out(const ember_outcome *o, const client_Pos *pos, void *ud);
+
 static void logged_in(const ember_outcome *o, const db_Player *p, void *ud)
 {
     sess_ctx *ctx = ud;
     gatesrv *g = ctx->g;
+    gsession *s = find(g, ctx->session);
     if (o->status != EMBER_OK) {
+        if (s)
+            s->used = false;
         pass_failure(g, ctx->call, o, NULL, 0);
         free(ctx);
         return;
     }
-    gsession *s = find(g, ctx->session);
-    for (int i = 0; !s && i < MAX_SESSIONS; i++)
-        if (!g->sessions[i].used)
-            s = &g->sessions[i];
     if (!s) {
-        srv_refuse(ctx->call, 503, "too many sessions");
-        free(ctx);
+        /* The client went away meanwhile: the login is over already. */
+        srv_refuse(ctx->call, 401, "the client went away");
+        ctx->call = NULL;
+        db_Logout req = {p->id, NULL};
+        db_Db_logout(g->db, &req, logged_out, ctx, NULL);
         return;
     }
-    memset(s, 0, sizeof *s);
-    s->used = true;
-    s->id = ctx->session;
+    s->state = LOGGED_IN;
     s->player = p->id;
     snprintf(s->name, sizeof s->name, "%s", p->name);
-    s->pos = p->pos;
     client_LoginRep rep = {p->id, p->name, p->pos, p->created, p->logins};
     reply_body(ctx->call, enc_login_rep, &rep);
     free(ctx);
@@ -330,23 +370,53 @@ static void login(gatesrv *g, ember_call *call, uint64_t session, ember_bytes da
         srv_refuse(call, 400, "bad login request");
         return;
     }
-    if (find(g, session)) {
+    gsession *s = find(g, session);
+    if (s) {
         ember_arena_reset(g->arena);
-        srv_refuse(call, 409, "already logged in");
+        srv_refuse(call, 409, s->state == LOGGING_IN ? "already logging in" : "already logged in");
         return;
     }
+    for (int i = 0; !s && i < MAX_SESSIONS; i++)
+        if (!g->sessions[i].used)
+            s = &g->sessions[i];
+    if (!s) {
+        ember_arena_reset(g->arena);
+        srv_refuse(call, 503, "too many sessions");
+        return;
+    }
+    /* The session exists from now on, so a close meanwhile finds it. */
+    memset(s, 0, sizeof *s);
+    s->used = true;
+    s->id = session;
+    s->state = LOGGING_IN;
     db_Db_login(g->db, req.name, logged_in, sess_ctx_new(g, call, session), NULL);
     ember_arena_reset(g->arena);
 }
 
 /* ---- logout: leave the room, save, forget the session ----------------- */
 
-static void logged_out(const ember_outcome *o, void *ud)
+/* The logout's leave succeeded: the game node saved the position it
+ * replies with, which the logout may then record too. */
+static void left_at(gatesrv *g, sess_ctx *ctx, const void *payload, size_t len)
+{
+    client_LeaveRep rep;
+    memset(&rep, 0, sizeof rep);
+    ember_bytes body = unwrap(payload, len);
+    ember_dec d;
+    ember_dec_init(&d, body.data, body.len, g->arena);
+    if (client_LeaveRep_decode(&d, &rep) == 0) {
+        ctx->has_pos = true;
+        ctx->pos = rep.pos;
+    }
+    ember_arena_reset(g->arena);
+}
+
+static void logged_out(const ember_outcome *o, const client_Pos *pos, void *ud)
 {
     sess_ctx *ctx = ud;
     if (ctx->call) {
         if (o->status == EMBER_OK) {
-            client_LogoutRep rep = {ctx->pos};
+            client_LogoutRep rep = {*pos};
             reply_body(ctx->call, enc_logout_rep, &rep);
         } else {
             pass_failure(ctx->g, ctx->call, o, NULL, 0);
@@ -357,30 +427,50 @@ static void logged_out(const ember_outcome *o, void *ud)
 
 static void finish_logout(gatesrv *g, sess_ctx *ctx)
 {
-    gsession *s = session_of(g, ctx->call, ctx->session);
+    gsession *s = find(g, ctx->session);
     if (!s) {
+        if (ctx->call)
+            srv_refuse(ctx->call, 401, "not logged in");
         free(ctx);
         return;
     }
-    ctx->pos = s->pos;
-    uint64_t player = s->player;
+    /* Without a position from a leave the one db has stands: the game node
+     * saved every move there, and the gate's guess could be older. */
+    db_Logout req = {s->player, ctx->has_pos ? &ctx->pos : NULL};
     s->used = false;
-    db_Db_logout(g->db, player, &ctx->pos, logged_out, ctx, NULL);
+    db_Db_logout(g->db, &req, logged_out, ctx, NULL);
 }
 
-static void logout(gatesrv *g, ember_call *call, uint64_t session)
+/* Leaves s's room, if any (the game node saves the position), then goes
+ * on with the logout waiting in s->logout. */
+static void leave_and_logout(gatesrv *g, gsession *s)
 {
-    gsession *s = session_of(g, call, session);
-    if (!s)
-        return;
-    sess_ctx *ctx = sess_ctx_new(g, call, session);
+    sess_ctx *ctx = s->logout;
+    s->logout = NULL;
     ember_child *node = room_node(g, s);
-    /* Still in a room: leave it first (the game node saves the position). */
     static const uint8_t empty[1];
     ember_bytes none = {empty, 0};
     if (!node || !s->room ||
         send_routed(g, node, NULL, s, client_LEAVE, none, 0, ctx))
         finish_logout(g, ctx);
+}
+
+/* LOGOUT (call) or the client went away (call NULL). */
+static void logout(gatesrv *g, ember_call *call, uint64_t session)
+{
+    gsession *s = find(g, session);
+    if (s && !call && s->state == LOGGING_IN) {
+        s->used = false;   /* logged_in finds it gone */
+        return;
+    }
+    s = session_of(g, call, session);
+    if (!s)
+        return;
+    s->state = LOGGING_OUT;
+    s->logout = sess_ctx_new(g, call, session);
+    /* An enter in flight may still be joining the room: leave after it. */
+    if (!s->entering)
+        leave_and_logout(g, s);
 }
 
 /* ---- Gate service ----------------------------------------------------- */
@@ -427,16 +517,17 @@ static const gate_Gate_handlers handlers = {
     .remote_push = remote_push,
 };
 
-/* A game node left: its players are out of their rooms. */
+/* A game node left: its players are out of their rooms (an enter in flight
+ * fails on its own, and its client hears of that). */
 static void child_left(srv *s, ember_child *c, const char *reason)
 {
     gatesrv *g = (gatesrv *)s;
     (void)reason;
-    for (int i = 0; i < MAX_SESSIONS; i++)
-        if (g->sessions[i].used && strcmp(g->sessions[i].node, ember_child_name(c)) == 0) {
-            g->sessions[i].node[0] = 0;
-            g->sessions[i].room = 0;
-        }
+    for (int i = 0; i < MAX_SESSIONS; i++) {
+        gsession *gs = &g->sessions[i];
+        if (gs->used && !gs->entering && strcmp(gs->node, ember_child_name(c)) == 0)
+            lose_room(gs);
+    }
 }
 
 int main(int argc, char **argv)

@@ -69,6 +69,14 @@ static void client_free(client *c)
     maybe_drained(n);
 }
 
+/* The client is gone (or dropped): the gate logs its session out. */
+static void client_gone(client *c)
+{
+    if (!c->n->s.stopping)
+        gate_Gate_closed(c->n->gate, c->session);
+    client_free(c);
+}
+
 static void send_frame(client *c, uint32_t command, const void *payload, size_t len)
 {
     frame_add(bufferevent_get_output(c->bev), command, payload, len);
@@ -133,7 +141,7 @@ static void on_read(struct bufferevent *bev, void *ud)
         if (len < 4 || len > client_MAX_FRAME) {
             srv_log(&n->s, "session %llu: bad frame length %u, closing",
                     (unsigned long long)c->session, len);
-            client_free(c);
+            client_gone(c);
             return;
         }
         if (evbuffer_get_length(in) < (size_t)len + 4)
@@ -169,11 +177,8 @@ static void on_event(struct bufferevent *bev, short what, void *ud)
 {
     client *c = ud;
     (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        if (!c->n->s.stopping)
-            gate_Gate_closed(c->n->gate, c->session);
-        client_free(c);
-    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        client_gone(c);
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,

@@ -40,6 +40,10 @@ run_bots() {
 run_bots 1
 grep -q "0 of 6 players loaded from the database" "$dir/bots-1.out" ||
     fail "first run: players should be new"
+# The two rooms were spread over both game nodes.
+for n in game1 game2; do
+    grep -q "on $n" "$dir/bots-1.out" || { cat "$dir/bots-1.out"; fail "no room on $n"; }
+done
 run_bots 2
 grep -q "6 of 6 players loaded from the database" "$dir/bots-2.out" ||
     { cat "$dir/bots-2.out"; fail "second run: players were not loaded from the database"; }
@@ -68,10 +72,33 @@ printf '%s' "$page" | grep -q '<title>ember cluster</title>' || fail "GET / is n
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$CL_WEB/nope")
 [ "$code" = 404 ] || fail "GET /nope answered $code"
 
+# Clients that send a frame too long are dropped by net, which tells the
+# gate: their sessions are logged out (db counts the logouts).
+db_logouts() {
+    curl -sf --max-time 2 "$CL_WEB/status" | cl_flat |
+        grep -o '"method": "logout", "id": 304, "calls": [0-9]*' | sed 's/.*: //'
+}
+logouts=$(db_logouts)
+[ -n "$logouts" ] || fail "/status shows no logout calls on db"
+cl_bots "$dir/bots-bad-frame.out" -n 2 -X -p bad -t 20
+logged_out_both() { [ "$(db_logouts)" = $((logouts + 2)) ]; }
+cl_poll 10 "clients dropped for a bad frame were not logged out" logged_out_both
+
 # A game node dies: the gate skips it and every room goes to the other one.
 kill -KILL "$game1_pid"
 game1_gone() { ! cl_status_has '"name": "game1", "app": "game", "registered": true'; }
 cl_poll 10 "game1 still registered 10 s after it was killed" game1_gone
+# The gate's own view: game1 is no longer among its children, game2 is.
+gate_children() {
+    curl -sf --max-time 2 "$CL_WEB/status" | cl_flat | grep -o '"name": "gate", "app": "gate".*' |
+        grep -o '"children": \[[^]]*\]' | head -n 1
+}
+gate_dropped_game1() {
+    c=$(gate_children)
+    case $c in *'"game2"'*) ;; *) return 1 ;; esac
+    case $c in *'"game1"'*) return 1 ;; esac
+}
+cl_poll 10 "game1 still a child of the gate 10 s after it was killed" gate_dropped_game1
 run_bots 3
 grep -q "room 2 on game2" "$dir/bots-3.out" || { cat "$dir/bots-3.out"; fail "rooms did not move to game2"; }
 if grep -q "on game1" "$dir/bots-3.out"; then cat "$dir/bots-3.out"; fail "a room went to the dead game1"; fi
