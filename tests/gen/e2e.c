@@ -4,9 +4,10 @@
  * serves shapes.Store, the node serves shapes.Watcher. Covered: node->root
  * calls with struct/container/tree/scalar/string results, typed errors
  * (local and imported), a handler that is not implemented, a deferred
- * reply, oneways, root->child calls and a broadcast, and a ref<Watcher>
- * passed to the root and called back. The loop runs until a condition or
- * a deadline; nothing sleeps.
+ * reply, oneways, root->child calls and a broadcast, a ref<Watcher>
+ * passed to the root and called back, and a list<ref<Watcher>> whose every
+ * ref the root calls back. The loop runs until a condition or a deadline;
+ * nothing sleeps.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,10 @@ static struct {
     int put_seen;
     int forgot;
     ember_call *watch_call;       /* Store.watch, answered when the ping returns */
+    ember_call *opt_call;         /* Store.opt, answered when every ping returns */
+    uint32_t opt_count, opt_waiting;
+    uint32_t opt_nums[8];         /* what each ref's ping returned, in list order */
+    bool opt_failed;
     /* node side */
     int progress_seen;
     uint32_t progress_done;
@@ -133,6 +138,55 @@ static void store_watch(ember_call *call, ember_ref *who, void *ud)
     shapes_Watcher_ping(who, "hello", watch_pinged, who, NULL);
 }
 
+typedef struct opt_ping { ember_ref *who; uint32_t i; } opt_ping;
+
+static void opt_pinged(const ember_outcome *o, const uint32_t *ret, void *ud)
+{
+    opt_ping *p = ud;
+    if (o->status == EMBER_OK)
+        S.opt_nums[p->i] = *ret;
+    else
+        S.opt_failed = true;
+    ember_ref_release(p->who);
+    free(p);
+    if (--S.opt_waiting > 0)
+        return;
+    if (S.opt_failed) {
+        ember_call_fail(S.opt_call, "a ping failed");
+        return;
+    }
+    shapes_Optionals r;
+    shapes_Optionals_init(&r);
+    r.has_nums = true;
+    r.nums.items = S.opt_nums;
+    r.nums.n = S.opt_count;
+    shapes_Store_opt_reply(S.opt_call, &r);
+}
+
+/* Pings every ref of the list, ref i with i + 1 letters, and answers with
+ * what each ping returned, in list order. */
+static void store_opt(ember_call *call, const shapes_Optionals *o,
+                      const shapes_list_ref_Watcher *many, void *ud)
+{
+    static const char text[] = "abcdefgh";
+    (void)o;
+    (void)ud;
+    if (many->n == 0 || many->n > sizeof S.opt_nums / sizeof S.opt_nums[0]) {
+        ember_call_fail(call, "want 1 to 8 refs");
+        return;
+    }
+    S.opt_call = call;
+    S.opt_count = S.opt_waiting = many->n;
+    S.opt_failed = false;
+    memset(S.opt_nums, 0, sizeof S.opt_nums);
+    for (uint32_t i = 0; i < many->n; i++) {
+        opt_ping *p = malloc(sizeof *p);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        *p = (opt_ping){ember_ref_retain(many->items[i]), i};
+        shapes_Watcher_ping(p->who, text + sizeof text - 2 - i, opt_pinged, p, NULL);
+    }
+}
+
 static void store_count(ember_call *call, void *ud)
 {
     (void)ud;
@@ -154,8 +208,13 @@ static const shapes_Store_handlers store = {
     .remote_watch = store_watch,
     .remote_count = store_count,
     .remote_name = store_name,
-    /* opt and stop left NULL: "method not implemented" */
+    .remote_opt = store_opt,
+    /* stop left NULL */
 };
+
+/* The root also exports Watcher with no handler at all: its calls fail
+ * with "method not implemented". */
+static const shapes_Watcher_handlers no_watcher;
 
 /* ---- node: shapes.Watcher ---- */
 
@@ -167,9 +226,11 @@ static void watcher_progress(ember_call *call, uint32_t done, uint32_t total, vo
     S.progress_seen = 1;
 }
 
+/* ud: NULL, or a counter of the pings this watcher answered. */
 static void watcher_ping(ember_call *call, const char *text, void *ud)
 {
-    (void)ud;
+    if (ud)
+        ++*(int *)ud;
     shapes_Watcher_ping_reply(call, (uint32_t)strlen(text));
 }
 
@@ -250,11 +311,18 @@ static void got_string(const ember_outcome *o, const char *const *ret, void *ud)
     CU_ASSERT_PTR_NULL(ret);
 }
 
-static void got_optionals(const ember_outcome *o, const shapes_Optionals *ret, void *ud)
+/* S.u: how many numbers came back; S.text: them, comma-separated. */
+static void got_opt_nums(const ember_outcome *o, const shapes_Optionals *ret, void *ud)
 {
     (void)ud;
     got_outcome(o);
-    CU_ASSERT_PTR_NULL(ret);
+    if (!ret)
+        return;
+    S.u = ret->has_nums ? ret->nums.n : 0;
+    size_t len = 0;
+    for (uint32_t i = 0; i < S.u && len < sizeof S.text; i++)
+        len += (size_t)snprintf(S.text + len, sizeof S.text - len, "%s%u",
+                                i ? "," : "", ret->nums.items[i]);
 }
 
 static void got_ping(const ember_outcome *o, const uint32_t *ret, void *ud)
@@ -316,6 +384,7 @@ static int setup(void)
     rc.on_join = on_join;
     S.root = ember_root_new(S.base, &rc);
     if (!S.root || shapes_Store_export(ember_root_exports(S.root), &store, NULL) ||
+        shapes_Watcher_export(ember_root_exports(S.root), &no_watcher, NULL) ||
         ember_root_listen(S.root, "127.0.0.1:0"))
         return -1;
     char addr[64];
@@ -380,7 +449,7 @@ static void test_typed_errors(void)
 static void test_not_implemented(void)
 {
     reset();
-    shapes_Store_opt(root_ref(), NULL, NULL, got_optionals, NULL, NULL);
+    shapes_Watcher_ping(root_ref(), "x", got_ping, NULL, NULL);
     CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
     CU_ASSERT_EQUAL(S.status, EMBER_FAILED);
     CU_ASSERT_STRING_EQUAL(S.text, "method not implemented");
@@ -456,6 +525,32 @@ static void test_ref_passed_and_called_back(void)
     ember_ref_release(me);
 }
 
+/* Three local Watchers passed in a list<ref<Watcher>>: the root calls
+ * each back (ref i with i + 1 letters) before answering with what each
+ * returned, so every ref must reach the root in order and work. */
+static void test_list_of_refs_called_back(void)
+{
+    reset();
+    int pinged[3] = {0, 0, 0};
+    ember_ref *refs[3];
+    for (int i = 0; i < 3; i++) {
+        refs[i] = shapes_Watcher_local(&watcher, &pinged[i]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(refs[i]);
+    }
+    shapes_list_ref_Watcher many = {refs, 3};
+    shapes_Optionals o;
+    shapes_Optionals_init(&o);
+    shapes_Store_opt(root_ref(), &o, &many, got_opt_nums, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
+    CU_ASSERT_EQUAL(S.status, EMBER_OK);
+    CU_ASSERT_EQUAL(S.u, 3);                    /* three results came back */
+    CU_ASSERT_STRING_EQUAL(S.text, "1,2,3");    /* ref i answered i + 1 */
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(pinged[i], 1);
+        ember_ref_release(refs[i]);
+    }
+}
+
 /* ---- tests: root -> child ---- */
 
 static void test_root_calls_child(void)
@@ -493,6 +588,7 @@ int main(void)
     CU_add_test(s, "node->root: deferred reply", test_deferred_reply);
     CU_add_test(s, "node->root: oneway", test_oneway);
     CU_add_test(s, "ref passed and called back", test_ref_passed_and_called_back);
+    CU_add_test(s, "list of refs passed and called back", test_list_of_refs_called_back);
     CU_add_test(s, "root->child: call, oneway, broadcast", test_root_calls_child);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
