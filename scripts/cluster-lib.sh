@@ -180,8 +180,8 @@ cluster_kill() {
         cl_alive "$pid" && kill -KILL "$pid" 2>/dev/null
     done
     [ -n "$CL_MASTER_PID" ] || return 0
-    for pid in $CL_PIDS; do
-        cl_alive "$pid" && kill -TERM "$pid" 2>/dev/null
+    for pid in $CL_PIDS; do   # CONT: a test may have stopped one (SIGSTOP)
+        cl_alive "$pid" && kill -TERM "$pid" 2>/dev/null && kill -CONT "$pid" 2>/dev/null
     done
     until=$(cl_deadline 5)
     for pid in $CL_PIDS; do

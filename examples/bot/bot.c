@@ -5,12 +5,17 @@
  * bot's transcript in full, one line per other bot, and the latency of each
  * command; exits non-zero if any check failed.
  *
- *   bot [-n BOTS] [-r ROOMS] [-m MOVES] [-p NAME_PREFIX] [-t TIMEOUT_S] [-P] [-X] HOST:PORT
+ *   bot [-n BOTS] [-r ROOMS] [-m MOVES] [-p NAME_PREFIX] [-t TIMEOUT_S] [-P] [-X]
+ *       [-L | -E] [-G NODE] HOST:PORT
  *
  * Before entering its room each bot also sends a move, which the game node
  * must refuse (typed error client.Refused, code 404) — unless -P. With -X
  * each bot sends a frame too long after its login instead, which net must
- * answer by closing the connection.
+ * answer by closing the connection. With -L (-E) each bot hangs up right
+ * after sending its login (its enter), without waiting for the reply.
+ * With -G NODE the bots pause in their rooms until SIGUSR1 (the caller
+ * kills NODE meanwhile); then the next command of each bot whose room was
+ * on NODE must be refused with 410, after which it enters again and goes on.
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -18,6 +23,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,9 +55,11 @@ typedef struct bot {
     int step;             /* C_* of the command in flight */
     int moves_done;
     uint64_t sent_us;
-    bool probing;         /* a move before entering: must be refused */
+    int32_t expect;       /* the refusal the command in flight must get, or 0 */
     bool probed;
     bool dropped;         /* sent a bad frame: net must close */
+    bool hanging_up;      /* closes once its last command is written */
+    bool paused;          /* -G: in its room, waiting for SIGUSR1 */
     bool waiting_push;    /* chat answered, own push not seen yet */
     bool got_own_push;
     bool done, failed;
@@ -73,6 +81,10 @@ static struct {
     int n_bots, rooms, moves;
     bool probe;           /* check a refusal too (on unless -P) */
     bool bad_frame;       /* -X */
+    int hangup;           /* -L, -E: C_LOGIN, C_ENTER; else -1 */
+    char gone[32];        /* -G: the game node killed while the bots pause */
+    bool resumed;         /* -G: SIGUSR1 came */
+    int paused, told_gone;
     char prefix[24];
     bot *bots;
     int finished;
@@ -130,6 +142,19 @@ static void send_cmd(bot *b, int step, ember_enc *e)
     frame_add(bufferevent_get_output(b->bev), cmd_ids[step], e->base, ember_enc_len(e));
     b->step = step;
     b->sent_us = now_us();
+    if (step == W.hangup) {
+        say(b, "   hang up without waiting for the reply");
+        b->hanging_up = true;
+    }
+}
+
+/* The command is out: a bot that hangs up is done. */
+static void on_write(struct bufferevent *bev, void *ud)
+{
+    bot *b = ud;
+    (void)bev;
+    if (b->hanging_up)
+        finish(b);
 }
 
 static const char *dir_name(client_Dir d)
@@ -163,7 +188,8 @@ static void next(bot *b)
             client_MoveReq m = {client_Dir_north};
             client_MoveReq_encode(&e, &m);
             say(b, "-> move    north (not in a room yet: must be refused)");
-            b->probing = b->probed = true;
+            b->probed = true;
+            b->expect = 404;
             send_cmd(b, C_MOVE, &e);
             break;
         }
@@ -209,6 +235,36 @@ static void next(bot *b)
     }
 }
 
+/* -G: every bot waits in its room (or is done) until SIGUSR1. */
+static void pause_bot(bot *b)
+{
+    b->paused = true;
+    if (++W.paused + W.finished == W.n_bots) {
+        printf("  all bots paused in their rooms: kill %s, then SIGUSR1 (pid %d)\n", W.gone,
+               (int)getpid());
+        fflush(stdout);
+    }
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    (void)ud;
+    W.resumed = true;
+    for (int i = 0; i < W.n_bots; i++) {
+        bot *b = &W.bots[i];
+        if (!b->paused || b->done)
+            continue;
+        b->paused = false;
+        if (strcmp(b->node, W.gone) == 0) {
+            b->expect = 410;
+            say(b, "   resumed: %s left, so the next command must be refused (410)", W.gone);
+        }
+        next(b);
+    }
+}
+
 static void lat_add(lat *l, uint64_t us)
 {
     if (l->n == l->cap) {
@@ -238,15 +294,18 @@ static void on_reply(bot *b, const client_Reply *rep)
     lat *l = &W.lat[b->step];
     lat_add(l, us);
     b->commands++;
-    if (b->probing) {
-        b->probing = false;
-        if (rep->code != 404) {
+    if (b->expect) {   /* refused as expected, the bot (re-)enters its room */
+        int32_t want = b->expect;
+        b->expect = 0;
+        if (rep->code != want) {
             l->errors++;
-            fail(b, "move outside a room: expected refusal 404, got %d", rep->code);
+            fail(b, "%s: expected refusal %d, got %d %s", cmd_names[b->step], want, rep->code,
+                 rep->message ? rep->message : "");
             return;
         }
-        say(b, "<- move    %.2f ms: refused as expected: %d %s", ms, rep->code,
+        say(b, "<- %-7s %.2f ms: refused as expected: %d %s", cmd_names[b->step], ms, rep->code,
             rep->message ? rep->message : "");
+        W.told_gone += want == 410;
         ember_arena_reset(b->arena);
         b->step = -2;
         next(b);
@@ -294,6 +353,11 @@ static void on_reply(bot *b, const client_Reply *rep)
         snprintf(b->node, sizeof b->node, "%s", r.node ? r.node : "?");
         say(b, "<- enter   %.2f ms: room %u on %s at (%d,%d), %u player(s) there", ms, r.room,
             b->node, r.pos.x, r.pos.y, r.players.n);
+        if (W.gone[0] && !W.resumed) {
+            pause_bot(b);
+            ember_arena_reset(b->arena);
+            return;
+        }
         break;
     }
     case C_MOVE: {
@@ -471,9 +535,13 @@ static double pct(lat *l, double p)
 
 static void usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [-n BOTS] [-r ROOMS] [-m MOVES] [-p PREFIX] [-t TIMEOUT_S] [-P] [-X] HOST:PORT\n"
-            "  -P  skip the refused move before entering a room\n"
-            "  -X  after login send a frame too long; net must close the connection\n",
+    fprintf(stderr, "usage: %s [-n BOTS] [-r ROOMS] [-m MOVES] [-p PREFIX] [-t TIMEOUT_S] [-P] [-X]\n"
+            "           [-L | -E] [-G NODE] HOST:PORT\n"
+            "  -P       skip the refused move before entering a room\n"
+            "  -X       after login send a frame too long; net must close the connection\n"
+            "  -L, -E   hang up right after sending the login (the enter)\n"
+            "  -G NODE  pause in the room until SIGUSR1; the next command of a bot whose\n"
+            "           room was on NODE must then be refused with 410\n",
             argv0);
     exit(2);
 }
@@ -484,10 +552,11 @@ int main(int argc, char **argv)
     W.rooms = 4;
     W.moves = 5;
     W.probe = true;
+    W.hangup = -1;
     int timeout_s = 30;
     snprintf(W.prefix, sizeof W.prefix, "bot");
     int opt;
-    while ((opt = getopt(argc, argv, "n:r:m:p:t:PX")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:m:p:t:PXLEG:")) != -1) {
         switch (opt) {
         case 'n': W.n_bots = atoi(optarg); break;
         case 'r': W.rooms = atoi(optarg); break;
@@ -496,6 +565,9 @@ int main(int argc, char **argv)
         case 't': timeout_s = atoi(optarg); break;
         case 'P': W.probe = false; break;
         case 'X': W.bad_frame = true; break;
+        case 'L': W.hangup = C_LOGIN; break;
+        case 'E': W.hangup = C_ENTER; break;
+        case 'G': snprintf(W.gone, sizeof W.gone, "%s", optarg); break;
         default: usage(argv[0]);
         }
     }
@@ -525,7 +597,7 @@ int main(int argc, char **argv)
         snprintf(b->name, sizeof b->name, "%s%02d", W.prefix, i + 1);
         b->arena = ember_arena_new();
         b->bev = bufferevent_socket_new(W.base, -1, BEV_OPT_CLOSE_ON_FREE);
-        bufferevent_setcb(b->bev, on_read, NULL, on_event, b);
+        bufferevent_setcb(b->bev, on_read, on_write, on_event, b);
         bufferevent_enable(b->bev, EV_READ | EV_WRITE);
         if (bufferevent_socket_connect(b->bev, (struct sockaddr *)&W.addr, sizeof W.addr))
             fail(b, "cannot connect");
@@ -533,6 +605,9 @@ int main(int argc, char **argv)
     struct timeval tv = {timeout_s, 0};
     W.deadline = evtimer_new(W.base, on_deadline, NULL);
     evtimer_add(W.deadline, &tv);
+    struct event *resume = W.gone[0] ? evsignal_new(W.base, SIGUSR1, on_resume, NULL) : NULL;
+    if (resume)
+        event_add(resume, NULL);
     if (W.finished < W.n_bots)
         event_base_dispatch(W.base);
     double secs = (double)(now_us() - t0) / 1e6;
@@ -548,6 +623,8 @@ int main(int argc, char **argv)
             continue;
         if (b->failed)
             printf("  %s FAILED: %s\n", b->name, b->why);
+        else if (b->hanging_up)
+            printf("  %s ok: hung up after sending its %s\n", b->name, cmd_names[b->step]);
         else
             printf("  %s ok: player #%llu %s, room %u on %s, (%d,%d) -> (%d,%d), %u pushes\n",
                    b->name, (unsigned long long)b->player,
@@ -569,6 +646,9 @@ int main(int argc, char **argv)
            "database, %.2f s\n",
            W.n_bots, (unsigned long long)calls, (unsigned long long)errors, failed, loaded,
            W.n_bots, secs);
+    if (W.gone[0])
+        printf("%d bot(s) told with 410 that %s, their room's game node, left\n", W.told_gone,
+               W.gone);
     for (int i = 0; i < W.n_bots; i++) {
         if (W.bots[i].bev)
             bufferevent_free(W.bots[i].bev);
@@ -578,6 +658,8 @@ int main(int argc, char **argv)
         free(W.lat[c].us);
     free(W.bots);
     event_free(W.deadline);
+    if (resume)
+        event_free(resume);
     event_base_free(W.base);
     return failed ? 1 : 0;
 }

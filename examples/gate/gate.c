@@ -460,6 +460,8 @@ static void logout(gatesrv *g, ember_call *call, uint64_t session)
 {
     gsession *s = find(g, session);
     if (s && !call && s->state == LOGGING_IN) {
+        srv_log(&g->s, "session %llu went away during its login: logged out once db answers",
+                (unsigned long long)session);
         s->used = false;   /* logged_in finds it gone */
         return;
     }
@@ -469,7 +471,10 @@ static void logout(gatesrv *g, ember_call *call, uint64_t session)
     s->state = LOGGING_OUT;
     s->logout = sess_ctx_new(g, call, session);
     /* An enter in flight may still be joining the room: leave after it. */
-    if (!s->entering)
+    if (s->entering)
+        srv_log(&g->s, "session %llu logs out while entering room %u on %s: leaves it once "
+                "the enter is answered", (unsigned long long)session, s->room, s->node);
+    else
         leave_and_logout(g, s);
 }
 

@@ -6,6 +6,9 @@
 # node and runs the bots again (the gate must skip the dead node), stops the
 # cluster through POST /stop and checks every process exited. The cluster
 # runs with a secret: an impostor with a wrong one is refused meanwhile.
+# Races are made certain with SIGSTOP and SIGUSR1, never with sleeps: clients
+# that hang up while db has their login or while their enter is in flight,
+# and players whose game node dies under them.
 set -eu
 cd "$(dirname "$0")/../.."
 . scripts/cluster-lib.sh
@@ -20,8 +23,13 @@ for n in db gate game1 game2 net; do
     printf '%s' "$st" | grep -q "\"name\": \"$n\"" || fail "/status does not list $n"
 done
 printf '%s' "$st" | cl_flat | grep -q '"security": { *"secret": true' || fail "/status: no secret"
-game1_pid=$(printf '%s' "$st" | cl_flat |
-    grep -o '"name": "game1", "app": "game", "registered": true, "pid": [0-9]*' | sed 's/.*: //')
+# The pid of server $1 in /status.
+node_pid() {
+    curl -sf --max-time 5 "$CL_WEB/status" | cl_flat |
+        grep -o "\"name\": \"$1\", \"app\": \"[a-z]*\", \"registered\": true, \"pid\": [0-9]*" |
+        sed 's/.*: //'
+}
+game1_pid=$(node_pid game1)
 [ -n "$game1_pid" ] || fail "no pid for game1 in /status"
 
 # An impostor: game1 with a wrong secret. Every root refuses it ("bad
@@ -81,10 +89,48 @@ db_logouts() {
 logouts=$(db_logouts)
 [ -n "$logouts" ] || fail "/status shows no logout calls on db"
 cl_bots "$dir/bots-bad-frame.out" -n 2 -X -p bad -t 20
-logged_out_both() { [ "$(db_logouts)" = $((logouts + 2)) ]; }
-cl_poll 10 "clients dropped for a bad frame were not logged out" logged_out_both
+logged_out() { [ "$(db_logouts)" = $((logouts + $1)) ]; }
+cl_poll 10 "clients dropped for a bad frame were not logged out" logged_out 2
+
+# True when the cluster log holds at least $1 lines matching $2.
+logged() { [ "$(grep -c "$2" "$CL_LOG")" -ge "$1" ]; }
+
+# Clients that hang up while db has their LOGIN are logged out once db
+# answers. db is held with SIGSTOP until the gate has seen both go.
+db_pid=$(node_pid db)
+[ -n "$db_pid" ] || fail "no pid for db in /status"
+logouts=$(db_logouts)
+kill -STOP "$db_pid"
+cl_bots "$dir/bots-hangup-login.out" -n 2 -L -p hup -t 20
+cl_poll 10 "the gate did not see the clients go during their login" \
+    logged 2 "went away during its login"
+kill -CONT "$db_pid"
+cl_poll 10 "clients gone during their login were not logged out" logged_out 2
+
+# Clients that hang up while their ENTER is in flight: once the enter is
+# answered the gate leaves the room for them, then logs them out. The game
+# nodes are held with SIGSTOP until the gate has seen both go, so the enter
+# is answered after the close; then room 1 must be empty again.
+game_pids="$game1_pid $(node_pid game2)"
+logouts=$(db_logouts)
+kill -STOP $game_pids
+cl_bots "$dir/bots-hangup-enter.out" -n 2 -r 1 -P -E -p ghost -t 20
+cl_poll 10 "the gate did not see the clients go while entering" \
+    logged 2 "logs out while entering room 1"
+kill -CONT $game_pids
+cl_poll 10 "clients gone while entering were not logged out" logged_out 2
+cl_bots "$dir/bots-after-hangup.out" -n 1 -r 1 -m 1 -P -p alone -t 20
+grep -q "room 1 on game[12] at (0,0), 1 player(s) there" "$dir/bots-after-hangup.out" ||
+    { cat "$dir/bots-after-hangup.out"; fail "clients gone while entering stayed in room 1"; }
 
 # A game node dies: the gate skips it and every room goes to the other one.
+# Two bots wait in their rooms (one on each node) while game1 is killed;
+# then the next command of the one on game1 must get 410.
+"$CL_BIN/bot" -n 2 -r 2 -m 2 -P -G game1 -p gone -t 30 "$CL_NET" > "$dir/bots-gone.out" 2>&1 &
+gone_bots=$!
+CL_OWN_PIDS=$gone_bots
+cl_poll 10 "the bots did not pause in their rooms (see $dir/bots-gone.out)" \
+    grep -q "all bots paused in their rooms" "$dir/bots-gone.out"
 kill -KILL "$game1_pid"
 game1_gone() { ! cl_status_has '"name": "game1", "app": "game", "registered": true'; }
 cl_poll 10 "game1 still registered 10 s after it was killed" game1_gone
@@ -99,6 +145,13 @@ gate_dropped_game1() {
     case $c in *'"game1"'*) return 1 ;; esac
 }
 cl_poll 10 "game1 still a child of the gate 10 s after it was killed" gate_dropped_game1
+kill -USR1 "$gone_bots"
+rc=0
+wait "$gone_bots" || rc=$?
+CL_OWN_PIDS=
+[ "$rc" -eq 0 ] || { cat "$dir/bots-gone.out"; fail "bots whose game node died failed"; }
+grep -q "^1 bot(s) told with 410 that game1" "$dir/bots-gone.out" ||
+    { cat "$dir/bots-gone.out"; fail "no bot in a room on game1 was told 410"; }
 run_bots 3
 grep -q "room 2 on game2" "$dir/bots-3.out" || { cat "$dir/bots-3.out"; fail "rooms did not move to game2"; }
 if grep -q "on game1" "$dir/bots-3.out"; then cat "$dir/bots-3.out"; fail "a room went to the dead game1"; fi
