@@ -84,7 +84,7 @@ typedef struct idl_field {
     idl_loc loc;            /* of the name */
     idl_loc tag_loc;
     uint64_t tag;           /* as written; range-checked by sema */
-    bool optional;          /* fields only; parameters are never optional */
+    bool optional;          /* `optional`: the field or parameter may be absent */
     idl_type *type;
     const char *name;
     const char *doc;        /* /// comment text, or NULL */

@@ -219,8 +219,9 @@ static void check_members(cn_ctx *c, const idl_field *fields, bool params)
         gb_clear(&c->b);
         gb_puts(&c->b, gu_ident(f->name, params, &scratch));
         add(c, &t, NULL, what, f->name, f, f->loc);
-        /* gen_h.c emit_member: optionals other than structs get a flag */
-        if (!params && f->optional && gu_classify(f->type) != GU_STRUCT)
+        /* gen_h.c emit_member, gen_c.c emit_method: optionals other than
+         * structs get a flag (in argument structs too) */
+        if (f->optional && gu_classify(f->type) != GU_STRUCT)
             add_sfx(c, &t, GU_PFX_HAS, f->name, "presence flag", what, f->name, f, f->loc);
     }
     c->word = "name";

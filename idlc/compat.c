@@ -12,12 +12,15 @@
  *   - a method's return type or oneway-ness changed, or a new error raised;
  *   - a required (non-optional) field added to a struct or error, or an
  *     optional field made required (older peers do not send it);
+ *   - a parameter made required (older callers may leave it out) or made
+ *     optional (a newer caller may leave it out, and an older server reads
+ *     the missing argument as a zero it was sent and acts on it);
  *   - an enum value removed (older peers may still send it);
  *   - a type or service that became another kind of declaration under the
  *     same name (enum Tier -> struct Tier): every use is spelled as before
  *     but means something else on the wire.
  * Compatible: adding optional fields, adding parameters (an older caller's
- * call decodes them as zero/empty), adding methods, services, types and enum
+ * call decodes them as zero/empty, or absent when optional), adding methods, services, types and enum
  * values, making a required field optional, dropping an error from raises,
  * and any renaming of fields, parameters or enumerators.
  */
@@ -129,6 +132,17 @@ static void compare_members(compat *C, const idl_field *olds, const idl_field *n
         } else if (is_struct && o->optional && !n->optional) {
             diag_error(C->diag, n->loc,
                        "field '%s' (tag %" PRIu64 ") of '%s' became required; older peers may leave it out",
+                       n->name, n->tag, owner);
+            C->breaks++;
+        } else if (!is_struct && o->optional && !n->optional) {
+            diag_error(C->diag, n->loc,
+                       "parameter '%s' (tag %" PRIu64 ") of '%s' became required; older callers may leave it out",
+                       n->name, n->tag, owner);
+            C->breaks++;
+        } else if (!is_struct && !o->optional && n->optional) {
+            diag_error(C->diag, n->loc,
+                       "parameter '%s' (tag %" PRIu64 ") of '%s' became optional; a newer caller may leave it out, "
+                       "and an older server takes that as zero/empty",
                        n->name, n->tag, owner);
             C->breaks++;
         }

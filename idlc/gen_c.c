@@ -14,6 +14,7 @@
  * Every struct body — public structs, argument structs, result structs —
  * goes through emit_struct_fns, so there is one encoder/decoder shape.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "gen.h"
@@ -204,9 +205,26 @@ static void emit_struct_fns(FILE *out, const gen_ctx *g, const char *cname,
           "        switch (tag) {\n", out);
     for (const idl_field *f = fields; f; f = f->next) {
         const char *n = gu_ident(f->name, params, &scratch);
-        fprintf(out, "        case %llu:\n", (unsigned long long)f->tag);
+        bool block = f->optional && gu_classify(f->type) == GU_STRUCT && params;
+        fprintf(out, "        case %llu:%s\n", (unsigned long long)f->tag, block ? " {" : "");
         gb_clear(&ex);
-        if (f->optional && gu_classify(f->type) == GU_STRUCT) {
+        if (block) {
+            /* an argument struct points at a const struct: decode into a
+             * fresh one, then point at it */
+            gb_clear(&ty);
+            gu_ctype(&ty, g, f->type);
+            dec_raw(&ex, g, f->type, "*pv");
+            fprintf(out, "            %s *pv;\n\n"
+                         "            if (ember_dec_expect(d, wt, EMBER_WT_LEN))\n"
+                         "                return -1;\n"
+                         "            if (!(pv = ember_dec_alloc(d, sizeof *pv)))\n"
+                         "                return ember_dec_fail(d, \"out of memory\");\n"
+                         "            if (%s)\n                return -1;\n"
+                         "            v->%s = pv;\n"
+                         "            break;\n"
+                         "        }\n", gb_str(&ty), gb_str(&ex), n);
+            continue;
+        } else if (f->optional && gu_classify(f->type) == GU_STRUCT) {
             fprintf(out, "            if (ember_dec_expect(d, wt, EMBER_WT_LEN))\n"
                          "                return -1;\n"
                          "            if (!(v->%s = ember_dec_alloc(d, sizeof *v->%s)))\n"
@@ -342,14 +360,22 @@ static void emit_helper(FILE *out, const gen_ctx *g, const idl_type *t)
 
 /* ---- services ---- */
 
-/* Fills the local `args` from the stub's parameters. */
+/* Fills the local `args` from the stub's parameters. An optional parameter
+ * is a pointer, NULL when absent: an optional struct is pointed at as it is,
+ * any other is copied and flagged present. */
 static void emit_pack_args(FILE *out, const char *pre, const idl_method *me)
 {
     gbuf scratch = {0};
     fprintf(out, "    %s" GU_SFX_ARGS " args;\n\n    %s" GU_SFX_ARGS GU_SFX_INIT "(&args);\n", pre, pre);
     for (const idl_field *p = me->params; p; p = p->next) {
         const char *n = gu_ident(p->name, true, &scratch);
-        if (gu_by_pointer(p->type))
+        if (p->optional && gu_classify(p->type) == GU_STRUCT)
+            fprintf(out, "    args.%s = %s;\n", n, n);
+        else if (p->optional)
+            fprintf(out, "    if (%s) {\n        args." GU_PFX_HAS "%s = true;\n"
+                         "        args.%s = %s%s;\n    }\n",
+                    n, p->name, n, gu_opt_as_is(p->type) ? "" : "*", n);
+        else if (gu_by_pointer(p->type))
             fprintf(out, "    if (%s)\n        args.%s = *%s;\n", n, n, n);
         else
             fprintf(out, "    args.%s = %s;\n", n, n);
@@ -357,15 +383,54 @@ static void emit_pack_args(FILE *out, const char *pre, const idl_method *me)
     gb_free(&scratch);
 }
 
-/* The arguments as passed to a handler from the decoded `args`. */
-static void handler_args(gbuf *b, const idl_method *me)
+/* The arguments as passed to a handler from the decoded `args`, one
+ * string each into b (NUL-separated, n of them): absent optionals as NULL. */
+static bool handler_args(gbuf *b, size_t *n, const idl_method *me)
 {
     gbuf scratch = {0};
-    for (const idl_field *p = me->params; p; p = p->next) {
-        const char *n = gu_ident(p->name, true, &scratch);
-        gb_printf(b, ", %sargs->%s", gu_by_pointer(p->type) ? "&" : "", n);
+    bool any_optional = false;
+    *n = 0;
+    for (const idl_field *p = me->params; p; p = p->next, ++*n) {
+        const char *nm = gu_ident(p->name, true, &scratch);
+        any_optional |= p->optional;
+        if (p->optional && gu_classify(p->type) == GU_STRUCT)
+            gb_printf(b, "args->%s", nm);
+        else if (p->optional)
+            gb_printf(b, "args->" GU_PFX_HAS "%s ? %sargs->%s : NULL", p->name,
+                      gu_opt_as_is(p->type) ? "" : "&", nm);
+        else
+            gb_printf(b, "%sargs->%s", gu_by_pointer(p->type) ? "&" : "", nm);
+        gb_putc(b, '\0');
     }
     gb_free(&scratch);
+    return any_optional;
+}
+
+/* The handler call "h->remote_m(call, args..., ud);" at this indent. */
+static void emit_handler_call(FILE *out, const char *ind, const idl_method *me)
+{
+    gbuf a = {0}, head = {0};
+    size_t n;
+    bool wrap = handler_args(&a, &n, me);
+    const char **p = idl_xcalloc(n + 2, sizeof *p);
+    const char *s = a.p;
+    p[0] = "call";
+    for (size_t i = 0; i < n; i++, s += strlen(s) + 1)
+        p[i + 1] = s;
+    p[n + 1] = "ud";
+    gb_printf(&head, "%sh->remote_%s", ind, me->name);
+    if (wrap) {
+        gu_proto(out, gb_str(&head), p, n + 2, ";");
+    } else {
+        /* one line, however long (as every release so far wrote it) */
+        fprintf(out, "%s(", gb_str(&head));
+        for (size_t i = 0; i < n + 2; i++)
+            fprintf(out, "%s%s", i ? ", " : "", p[i]);
+        fputs(");\n", out);
+    }
+    free(p);
+    gb_free(&a);
+    gb_free(&head);
 }
 
 /* The completion: decodes the reply or the raised error, calls the typed cb. */
@@ -449,7 +514,15 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
         for (const idl_field *p = me->params; p; p = p->next) {
             gb_clear(&tmp);
             gbuf sc = {0};
-            gu_cdecl(&tmp, g, p->type, gu_ident(p->name, true, &sc));
+            const char *n = gu_ident(p->name, true, &sc);
+            if (p->optional && gu_classify(p->type) == GU_STRUCT) {
+                /* the caller's own struct, or one in the call's arena */
+                gu_cdecl_constptr(&tmp, g, p->type, n);
+            } else {
+                if (p->optional)
+                    fprintf(out, "    bool " GU_PFX_HAS "%s;\n", p->name);
+                gu_cdecl(&tmp, g, p->type, n);
+            }
             fprintf(out, "    %s;\n", gb_str(&tmp));
             gb_free(&sc);
         }
@@ -536,9 +609,8 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
         }
     }
 
-    gbuf hc = {0}, ha = {0};
+    gbuf hc = {0};
     gu_decl_cname(&hc, s);
-    handler_args(&ha, me);
     fprintf(out, "static int %s" GU_SFX_DISPATCH "(ember_call *call, ember_dec *d,\n"
                  "%*sconst void *handlers, void *ud)\n{\n"
                  "    const %s" GU_SFX_HANDLERS " *h = handlers;\n",
@@ -549,17 +621,17 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
                      "    if (%s" GU_SFX_ARGS GU_SFX_DECODE "(d, args))\n        return -1;\n", pre, pre);
     else
         fputs("\n    (void)d;\n", out);
-    if (me->oneway)
-        fprintf(out, "    if (h->remote_%s)\n        h->remote_%s(call%s, ud);\n    return 0;\n}\n\n",
-                me->name, me->name, gb_str(&ha));
-    else
+    if (me->oneway) {
+        fprintf(out, "    if (h->remote_%s)\n", me->name);
+        emit_handler_call(out, "        ", me);
+    } else {
         fprintf(out, "    if (!h->remote_%s) {\n"
                      "        ember_call_fail(call, \"method not implemented\");\n"
-                     "        return 0;\n    }\n"
-                     "    h->remote_%s(call%s, ud);\n    return 0;\n}\n\n",
-                me->name, me->name, gb_str(&ha));
+                     "        return 0;\n    }\n", me->name);
+        emit_handler_call(out, "    ", me);
+    }
+    fputs("    return 0;\n}\n\n", out);
     gb_free(&hc);
-    gb_free(&ha);
     gb_free(&id);
     gb_free(&done);
     gb_free(&encb);

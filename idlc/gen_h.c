@@ -226,6 +226,14 @@ static void emit_service(FILE *out, const gen_ctx *g, const idl_decl *s)
           " * ret is NULL unless o->status == EMBER_OK, o->error holds the error\n"
           " * struct when EMBER_RAISED); a broadcast from a root to its children;\n"
           " * the reply and fail helpers a handler answers with. */\n\n", out);
+    bool any_optional = false;
+    for (const idl_method *me = s->methods; me; me = me->next)
+        for (const idl_field *p = me->params; p; p = p->next)
+            any_optional |= p->optional;
+    if (any_optional)
+        fputs("/* An optional parameter is a pointer, NULL when absent (the caller\n"
+              " * leaves it out, the handler gets NULL): strings as const char *,\n"
+              " * refs as ember_ref *, anything else as const T *. */\n\n", out);
 
     for (const idl_method *me = s->methods; me; me = me->next) {
         gb_clear(&pre);

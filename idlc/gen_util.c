@@ -258,6 +258,11 @@ bool gu_by_pointer(const idl_type *t)
     return c == GU_STRUCT || c == GU_LIST || c == GU_MAP;
 }
 
+bool gu_opt_as_is(const idl_type *t)
+{
+    return t->kind == IDL_STRING || t->kind == IDL_REF;
+}
+
 const char *gu_prim_sfx(const idl_type *t)
 {
     if (t->kind == IDL_REF)
@@ -555,7 +560,7 @@ static void pl_free(plist *p)
     free(p->v);
 }
 
-/* A parameter by the passing rule: structs, lists and maps as const T *. */
+/* A value by the passing rule: structs, lists and maps as const T *. */
 static void pl_add_param(plist *p, const gen_ctx *g, const idl_type *t,
                          const char *name)
 {
@@ -568,12 +573,26 @@ static void pl_add_param(plist *p, const gen_ctx *g, const idl_type *t,
     gb_free(&b);
 }
 
+/* Optional parameters are pointers, NULL when absent: strings and refs as
+ * they are, everything else as const T *. */
+void gu_param_cdecl(gbuf *b, const gen_ctx *g, const idl_field *p, const char *name)
+{
+    if (p->optional ? !gu_opt_as_is(p->type) : gu_by_pointer(p->type))
+        gu_cdecl_constptr(b, g, p->type, name);
+    else
+        gu_cdecl(b, g, p->type, name);
+}
+
 static void pl_add_user_params(plist *p, const gen_ctx *g, const idl_method *me)
 {
-    gbuf scratch = {0};
-    for (const idl_field *f = me->params; f; f = f->next)
-        pl_add_param(p, g, f->type, gu_ident(f->name, true, &scratch));
+    gbuf scratch = {0}, b = {0};
+    for (const idl_field *f = me->params; f; f = f->next) {
+        gb_clear(&b);
+        gu_param_cdecl(&b, g, f, gu_ident(f->name, true, &scratch));
+        pl_add(p, gb_str(&b));
+    }
     gb_free(&scratch);
+    gb_free(&b);
 }
 
 static void pl_add_cb(plist *p, const char *prefix)

@@ -107,6 +107,13 @@ void gu_cdecl(gbuf *b, const gen_ctx *g, const idl_type *t, const char *name);
 void gu_cdecl_constptr(gbuf *b, const gen_ctx *g, const idl_type *t, const char *name);
 /* Parameters of this type are passed as const T * (structs, lists, maps). */
 bool gu_by_pointer(const idl_type *t);
+/* An optional parameter of this type is passed as its own C type, already a
+ * pointer, NULL when absent (string: const char *, ref: ember_ref *); any
+ * other optional parameter is passed as const T *, NULL when absent. */
+bool gu_opt_as_is(const idl_type *t);
+/* "const uint32_t *name", "const char *name", "const game_Pos *name": a
+ * parameter in stubs, broadcasts and handlers, by the passing rule. */
+void gu_param_cdecl(gbuf *b, const gen_ctx *g, const idl_field *p, const char *name);
 /* Primitive codec suffix: "u32", "i8", "bool", "f64", "string", "bytes", "ref". */
 const char *gu_prim_sfx(const idl_type *t);
 /* Wire type constant, e.g. "EMBER_WT_VARINT". */

@@ -405,6 +405,16 @@ param:
         $$->loc = L(@4);
         $$->doc = @1.doc;
     }
+  | INT ':' OPTIONAL type IDENT {
+        $$ = NEW(idl_field);
+        $$->tag = $1.overflow ? UINT64_MAX : $1.u;
+        $$->tag_loc = L(@1);
+        $$->optional = true;
+        $$->type = $4;
+        $$->name = $5;
+        $$->loc = L(@5);
+        $$->doc = @1.doc;
+    }
   ;
 
 raises_opt:

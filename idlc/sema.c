@@ -189,9 +189,11 @@ static int cmp_str(const void *a, const void *b)
  * 601 move(1:u64,2:game.Dir) -> game.Pos raises(game.NotInRoom)
  * 602 oneway kick(1:u64,2:string)
  * 603 watch(1:ref<game.Observer>) -> void
+ * 604 find(1:string,2:optional u32) -> void
  *
  * Methods by id, parameters by tag, raises sorted; parameter names are left
- * out because renaming them is free.
+ * out because renaming them is free. An optional parameter's type is
+ * preceded by "optional ".
  */
 void idl_service_canonical(idl_buf *b, const idl_decl *svc)
 {
@@ -217,7 +219,8 @@ void idl_service_canonical(idl_buf *b, const idl_decl *svc)
             ps[np++] = p;
         qsort(ps, np, sizeof *ps, cmp_field_tag);
         for (size_t j = 0; j < np; j++) {
-            idl_buf_printf(b, "%s%" PRIu64 ":", j ? "," : "", ps[j]->tag);
+            idl_buf_printf(b, "%s%" PRIu64 ":%s", j ? "," : "", ps[j]->tag,
+                           ps[j]->optional ? "optional " : "");
             idl_spell_type(b, ps[j]->type);
         }
         free(ps);

@@ -5,8 +5,9 @@
  * calls with struct/container/tree/scalar/string results, typed errors
  * (local and imported), a handler that is not implemented, a deferred
  * reply, oneways, root->child calls and a broadcast, a ref<Watcher>
- * passed to the root and called back, and a list<ref<Watcher>> whose every
- * ref the root calls back. The loop runs until a condition or a deadline;
+ * passed to the root and called back, a list<ref<Watcher>> whose every
+ * ref the root calls back, and optional parameters (scalar, string, struct,
+ * list) each present, present with a zero value, and absent. The loop runs until a condition or a deadline;
  * nothing sleeps.
  */
 #include <stdio.h>
@@ -37,6 +38,7 @@ static struct {
     uint32_t opt_count, opt_waiting;
     uint32_t opt_nums[8];         /* what each ref's ping returned, in list order */
     bool opt_failed;
+    char find_seen[160];          /* Store.find: what the handler was given */
     /* node side */
     int progress_seen;
     uint32_t progress_done;
@@ -46,6 +48,7 @@ static struct {
     uint32_t error_id;
     char text[64];
     uint64_t u;
+    char reply[160];
     int broadcast_done;
 } S;
 
@@ -56,6 +59,8 @@ static void reset(void)
     S.error_id = 0;
     S.text[0] = '\0';
     S.u = 0;
+    S.reply[0] = '\0';
+    S.find_seen[0] = '\0';
 }
 
 /* ---- root: shapes.Store ---- */
@@ -199,6 +204,41 @@ static void store_name(ember_call *call, void *ud)
     shapes_Store_name_fail_Empty2(call, NULL);
 }
 
+/* Writes down exactly what it was given, "-" for NULL, and replies with
+ * the same text. */
+static void store_find(ember_call *call, const char *key, const uint32_t *limit,
+                       const char *prefix, const shapes_Inner *where,
+                       const shapes_list_u32 *nums, void *ud)
+{
+    char *b = S.find_seen;
+    size_t cap = sizeof S.find_seen, len = 0;
+    (void)ud;
+    len += (size_t)snprintf(b + len, cap - len, "%s", key);
+    if (limit)
+        len += (size_t)snprintf(b + len, cap - len, " limit=%u", *limit);
+    else
+        len += (size_t)snprintf(b + len, cap - len, " limit=-");
+    if (prefix)
+        len += (size_t)snprintf(b + len, cap - len, " prefix='%s'", prefix);
+    else
+        len += (size_t)snprintf(b + len, cap - len, " prefix=-");
+    if (where)
+        len += (size_t)snprintf(b + len, cap - len, " where=%d/'%s'", (int)where->depth,
+                                where->label);
+    else
+        len += (size_t)snprintf(b + len, cap - len, " where=-");
+    if (nums) {
+        len += (size_t)snprintf(b + len, cap - len, " nums=[");
+        for (uint32_t i = 0; i < nums->n && len < cap; i++)
+            len += (size_t)snprintf(b + len, cap - len, "%s%u", i ? "," : "", nums->items[i]);
+        if (len < cap)
+            snprintf(b + len, cap - len, "]");
+    } else {
+        snprintf(b + len, cap - len, " nums=-");
+    }
+    shapes_Store_find_reply(call, S.find_seen);
+}
+
 static const shapes_Store_handlers store = {
     .remote_get = store_get,
     .remote_put = store_put,
@@ -209,6 +249,7 @@ static const shapes_Store_handlers store = {
     .remote_count = store_count,
     .remote_name = store_name,
     .remote_opt = store_opt,
+    .remote_find = store_find,
     /* stop left NULL */
 };
 
@@ -309,6 +350,14 @@ static void got_string(const ember_outcome *o, const char *const *ret, void *ud)
     (void)ud;
     got_outcome(o);
     CU_ASSERT_PTR_NULL(ret);
+}
+
+static void got_reply(const ember_outcome *o, const char *const *ret, void *ud)
+{
+    (void)ud;
+    got_outcome(o);
+    if (ret)
+        snprintf(S.reply, sizeof S.reply, "%s", *ret);
 }
 
 /* S.u: how many numbers came back; S.text: them, comma-separated. */
@@ -455,6 +504,43 @@ static void test_not_implemented(void)
     CU_ASSERT_STRING_EQUAL(S.text, "method not implemented");
 }
 
+/* Store.find with these arguments; the handler must see `want`. */
+static void find(const char *key, const uint32_t *limit, const char *prefix,
+                 const shapes_Inner *where, const shapes_list_u32 *nums, const char *want)
+{
+    reset();
+    CU_ASSERT(shapes_Store_find(root_ref(), key, limit, prefix, where, nums, got_reply, NULL,
+                                NULL) != 0);
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
+    CU_ASSERT_EQUAL(S.status, EMBER_OK);
+    CU_ASSERT_STRING_EQUAL(S.find_seen, want);
+    CU_ASSERT_STRING_EQUAL(S.reply, want);
+}
+
+static void test_optional_params(void)
+{
+    uint32_t five = 5, zero = 0, items[] = { 3, 1, 4 };
+    shapes_Inner in, empty_in;
+    shapes_list_u32 three = { items, 3 }, none = { NULL, 0 };
+
+    shapes_Inner_init(&in);
+    in.depth = -2;
+    in.label = "deep";
+    shapes_Inner_init(&empty_in);
+
+    /* every optional left out: the handler gets NULL for each */
+    find("a", NULL, NULL, NULL, NULL, "a limit=- prefix=- where=- nums=-");
+    /* every one given */
+    find("b", &five, "pre", &in, &three, "b limit=5 prefix='pre' where=-2/'deep' nums=[3,1,4]");
+    /* given as zero, "" or empty: still present, not NULL */
+    find("c", &zero, "", &empty_in, &none, "c limit=0 prefix='' where=0/'' nums=[]");
+    /* one at a time */
+    find("d", &five, NULL, NULL, NULL, "d limit=5 prefix=- where=- nums=-");
+    find("e", NULL, "p", NULL, NULL, "e limit=- prefix='p' where=- nums=-");
+    find("f", NULL, NULL, &in, NULL, "f limit=- prefix=- where=-2/'deep' nums=-");
+    find("g", NULL, NULL, NULL, &three, "g limit=- prefix=- where=- nums=[3,1,4]");
+}
+
 static void test_containers_and_tree(void)
 {
     reset();
@@ -585,6 +671,7 @@ int main(void)
     CU_add_test(s, "node->root: typed errors", test_typed_errors);
     CU_add_test(s, "node->root: handler not implemented", test_not_implemented);
     CU_add_test(s, "node->root: containers, tree, scalar", test_containers_and_tree);
+    CU_add_test(s, "node->root: optional parameters", test_optional_params);
     CU_add_test(s, "node->root: deferred reply", test_deferred_reply);
     CU_add_test(s, "node->root: oneway", test_oneway);
     CU_add_test(s, "ref passed and called back", test_ref_passed_and_called_back);

@@ -589,7 +589,7 @@ static void test_errors_constants(void)
 
     CU_ASSERT_EQUAL(shapes_Store_get_ID, 701);
     CU_ASSERT_STRING_EQUAL(shapes_Store_service.name, "shapes.Store");
-    CU_ASSERT_EQUAL(shapes_Store_service.n_methods, 10);
+    CU_ASSERT_EQUAL(shapes_Store_service.n_methods, 11);
     CU_ASSERT_EQUAL(shapes_Store_service.methods[4].id, shapes_Store_forget_ID);
     CU_ASSERT(shapes_Store_service.methods[4].oneway);
     CU_ASSERT_FALSE(shapes_Store_service.methods[0].oneway);

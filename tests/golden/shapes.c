@@ -2957,6 +2957,260 @@ static int shapes_Store_stop_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+/* ---- Store.find ---- */
+
+typedef struct shapes_Store_find_args {
+    const char *key;
+    bool has_limit;
+    uint32_t limit;
+    bool has_prefix;
+    const char *prefix;
+    const shapes_Inner *where;
+    bool has_nums;
+    shapes_list_u32 nums;
+} shapes_Store_find_args;
+
+static void shapes_Store_find_args_init(shapes_Store_find_args *v)
+{
+    memset(v, 0, sizeof *v);
+    v->key = "";
+    v->prefix = "";
+}
+
+static void shapes_Store_find_args_encode(ember_enc *e, const void *value)
+{
+    const shapes_Store_find_args *v = value;
+
+    ember_enc_string(e, 1, v->key);
+    if (v->has_limit)
+        ember_enc_uint(e, 2, v->limit);
+    if (v->has_prefix)
+        ember_enc_string(e, 3, v->prefix);
+    if (v->where) {
+        ember_enc_key(e, 4, EMBER_WT_LEN);
+        enc_Inner(e, v->where);
+    }
+    if (v->has_nums) {
+        ember_enc_key(e, 5, EMBER_WT_LEN);
+        enc_list_u32(e, &v->nums);
+    }
+}
+
+static int shapes_Store_find_args_decode(
+    ember_dec *d, shapes_Store_find_args *v)
+{
+    uint32_t tag;
+    unsigned wt;
+    int r;
+
+    shapes_Store_find_args_init(v);
+    while ((r = ember_dec_field(d, &tag, &wt)) > 0) {
+        switch (tag) {
+        case 1:
+            if (ember_dec_string(d, wt, &v->key))
+                return -1;
+            break;
+        case 2:
+            if (ember_dec_u32(d, wt, &v->limit))
+                return -1;
+            v->has_limit = true;
+            break;
+        case 3:
+            if (ember_dec_string(d, wt, &v->prefix))
+                return -1;
+            v->has_prefix = true;
+            break;
+        case 4: {
+            shapes_Inner *pv;
+
+            if (ember_dec_expect(d, wt, EMBER_WT_LEN))
+                return -1;
+            if (!(pv = ember_dec_alloc(d, sizeof *pv)))
+                return ember_dec_fail(d, "out of memory");
+            if (dec_Inner(d, pv))
+                return -1;
+            v->where = pv;
+            break;
+        }
+        case 5:
+            if (ember_dec_expect(d, wt, EMBER_WT_LEN) ||
+                dec_list_u32(d, &v->nums))
+                return -1;
+            v->has_nums = true;
+            break;
+        default:
+            if (ember_dec_skip(d, wt))
+                return -1;
+            break;
+        }
+    }
+    return r;
+}
+
+/* the reply payload: field 1 is the return value */
+typedef struct shapes_Store_find_result {
+    const char *ret;
+} shapes_Store_find_result;
+
+static void shapes_Store_find_result_init(shapes_Store_find_result *v)
+{
+    memset(v, 0, sizeof *v);
+    v->ret = "";
+}
+
+static void shapes_Store_find_result_encode(ember_enc *e, const void *value)
+{
+    const shapes_Store_find_result *v = value;
+
+    ember_enc_string(e, 1, v->ret);
+}
+
+static int shapes_Store_find_result_decode(
+    ember_dec *d, shapes_Store_find_result *v)
+{
+    uint32_t tag;
+    unsigned wt;
+    int r;
+
+    shapes_Store_find_result_init(v);
+    while ((r = ember_dec_field(d, &tag, &wt)) > 0) {
+        switch (tag) {
+        case 1:
+            if (ember_dec_string(d, wt, &v->ret))
+                return -1;
+            break;
+        default:
+            if (ember_dec_skip(d, wt))
+                return -1;
+            break;
+        }
+    }
+    return r;
+}
+
+static void shapes_Store_find_done(const ember_outcome *o, ember_dec *reply,
+                                   ember_fn fn, void *ud)
+{
+    shapes_Store_find_cb cb = (shapes_Store_find_cb)fn;
+    ember_outcome out = *o;
+
+    if (!cb)
+        return;
+    switch (o->status) {
+    case EMBER_OK: {
+        shapes_Store_find_result *res = ember_dec_alloc(reply, sizeof *res);
+
+        if (!res || shapes_Store_find_result_decode(reply, res))
+            goto undecodable;
+        cb(o, &res->ret, ud);
+        return;
+    }
+    case EMBER_RAISED:
+        /* an error this version of the method does not declare */
+        out.status = EMBER_FAILED;
+        out.message = "the peer raised an undeclared error";
+        out.error = NULL;
+        cb(&out, NULL, ud);
+        return;
+    default:
+        cb(o, NULL, ud);
+        return;
+    }
+undecodable:
+    out.status = EMBER_PROTOCOL;
+    out.message = reply->why ? reply->why : "the reply does not decode";
+    out.error = NULL;
+    cb(&out, NULL, ud);
+}
+
+ember_handle shapes_Store_find(ember_ref *to, const char *key,
+                               const uint32_t *limit, const char *prefix,
+                               const shapes_Inner *where,
+                               const shapes_list_u32 *nums,
+                               shapes_Store_find_cb cb, void *ud,
+                               const ember_callopts *opts)
+{
+    shapes_Store_find_args args;
+
+    shapes_Store_find_args_init(&args);
+    args.key = key;
+    if (limit) {
+        args.has_limit = true;
+        args.limit = *limit;
+    }
+    if (prefix) {
+        args.has_prefix = true;
+        args.prefix = prefix;
+    }
+    args.where = where;
+    if (nums) {
+        args.has_nums = true;
+        args.nums = *nums;
+    }
+    return ember_call_start(to, shapes_Store_find_ID,
+                            shapes_Store_find_args_encode, &args,
+                            shapes_Store_find_done, (ember_fn)cb, ud, opts);
+}
+
+int shapes_Store_find_broadcast(ember_root *r, ember_child_filter filter,
+                                void *fud, const char *key,
+                                const uint32_t *limit, const char *prefix,
+                                const shapes_Inner *where,
+                                const shapes_list_u32 *nums,
+                                shapes_Store_find_cb cb, void *ud,
+                                const ember_callopts *opts)
+{
+    shapes_Store_find_args args;
+
+    shapes_Store_find_args_init(&args);
+    args.key = key;
+    if (limit) {
+        args.has_limit = true;
+        args.limit = *limit;
+    }
+    if (prefix) {
+        args.has_prefix = true;
+        args.prefix = prefix;
+    }
+    args.where = where;
+    if (nums) {
+        args.has_nums = true;
+        args.nums = *nums;
+    }
+    return ember_root_broadcast(r, filter, fud, shapes_Store_find_ID,
+                                shapes_Store_find_args_encode, &args,
+                                shapes_Store_find_done, (ember_fn)cb, ud, opts);
+}
+
+int shapes_Store_find_reply(ember_call *call, const char *ret)
+{
+    shapes_Store_find_result res;
+
+    shapes_Store_find_result_init(&res);
+    res.ret = ret;
+    return ember_call_reply(call, shapes_Store_find_result_encode, &res);
+}
+
+static int shapes_Store_find_dispatch(ember_call *call, ember_dec *d,
+                                      const void *handlers, void *ud)
+{
+    const shapes_Store_handlers *h = handlers;
+    shapes_Store_find_args *args = ember_dec_alloc(d, sizeof *args);
+
+    if (!args)
+        return ember_dec_fail(d, "out of memory");
+    if (shapes_Store_find_args_decode(d, args))
+        return -1;
+    if (!h->remote_find) {
+        ember_call_fail(call, "method not implemented");
+        return 0;
+    }
+    h->remote_find(call, args->key, args->has_limit ? &args->limit : NULL,
+                   args->has_prefix ? args->prefix : NULL, args->where,
+                   args->has_nums ? &args->nums : NULL, ud);
+    return 0;
+}
+
 static const ember_method_desc shapes_Store_methods[] = {
     { shapes_Store_get_ID, "get", false, shapes_Store_get_dispatch },
     { shapes_Store_put_ID, "put", false, shapes_Store_put_dispatch },
@@ -2968,10 +3222,11 @@ static const ember_method_desc shapes_Store_methods[] = {
     { shapes_Store_name_ID, "name", false, shapes_Store_name_dispatch },
     { shapes_Store_opt_ID, "opt", false, shapes_Store_opt_dispatch },
     { shapes_Store_stop_ID, "stop", true, shapes_Store_stop_dispatch },
+    { shapes_Store_find_ID, "find", false, shapes_Store_find_dispatch },
 };
 
 const ember_service_desc shapes_Store_service = {
-    "shapes.Store", UINT64_C(0xdef7c28877563ae9), 10, shapes_Store_methods
+    "shapes.Store", UINT64_C(0x6eca583275056725), 11, shapes_Store_methods
 };
 
 int shapes_Store_export(ember_exports *ex, const shapes_Store_handlers *h,

@@ -334,6 +334,10 @@ extern const ember_service_desc shapes_Store_service;
  * struct when EMBER_RAISED); a broadcast from a root to its children;
  * the reply and fail helpers a handler answers with. */
 
+/* An optional parameter is a pointer, NULL when absent (the caller
+ * leaves it out, the handler gets NULL): strings as const char *,
+ * refs as ember_ref *, anything else as const T *. */
+
 /* Store.get */
 /// Looks a key up.
 #define shapes_Store_get_ID 701u
@@ -450,6 +454,26 @@ int shapes_Store_opt_reply(ember_call *call, const shapes_Optionals *ret);
 #define shapes_Store_stop_ID 710u
 int shapes_Store_stop(ember_ref *to);
 
+/* Store.find */
+/// Optional parameters: each one NULL when the caller leaves it out.
+#define shapes_Store_find_ID 711u
+typedef void (*shapes_Store_find_cb)(const ember_outcome *o,
+                                     const char *const *ret, void *ud);
+ember_handle shapes_Store_find(ember_ref *to, const char *key,
+                               const uint32_t *limit, const char *prefix,
+                               const shapes_Inner *where,
+                               const shapes_list_u32 *nums,
+                               shapes_Store_find_cb cb, void *ud,
+                               const ember_callopts *opts);
+int shapes_Store_find_broadcast(ember_root *r, ember_child_filter filter,
+                                void *fud, const char *key,
+                                const uint32_t *limit, const char *prefix,
+                                const shapes_Inner *where,
+                                const shapes_list_u32 *nums,
+                                shapes_Store_find_cb cb, void *ud,
+                                const ember_callopts *opts);
+int shapes_Store_find_reply(ember_call *call, const char *ret);
+
 /* Server side: fill in the handlers you serve; a NULL handler fails
  * its calls with "method not implemented". Each handler answers with
  * its _reply or _fail_<Error> helper, now or later. */
@@ -468,6 +492,11 @@ typedef struct shapes_Store_handlers {
     void (*remote_opt)(ember_call *call, const shapes_Optionals *o,
                        const shapes_list_ref_Watcher *many, void *ud);
     void (*remote_stop)(ember_call *call, void *ud);
+    /// Optional parameters: each one NULL when the caller leaves it out.
+    void (*remote_find)(ember_call *call, const char *key,
+                        const uint32_t *limit, const char *prefix,
+                        const shapes_Inner *where, const shapes_list_u32 *nums,
+                        void *ud);
 } shapes_Store_handlers;
 /* Serves the service to the peers of the root or node owning ex. */
 int shapes_Store_export(ember_exports *ex, const shapes_Store_handlers *h,

@@ -8,7 +8,9 @@
 #                                  compared); bad/inc/ holds imported helpers
 #   good/*.idl                     must compile (exit 0, no output on stderr)
 #   compat/NAME.idl + NAME.expected  --check-compat base.idl NAME.idl; an empty
-#                                  .expected means compatible (exit 0)
+#                                  .expected means compatible (exit 0); each
+#                                  folder under compat/ is another base.idl
+#                                  with its own cases
 #
 # Set IDLC_VALGRIND=1 to run every idlc invocation under valgrind.
 set -u
@@ -73,23 +75,30 @@ for f in *.idl sub/*.idl; do
 done
 
 # ---- --check-compat ----
-cd "$HERE/compat" || exit 1
-for f in *.idl; do
-    [ "$f" = base.idl ] && continue
-    exp=${f%.idl}.expected
-    [ -f "$exp" ] || { not_ok "compat/$f has no $exp"; continue; }
-    idlc --check-compat base.idl "$f" >"$TMP/out" 2>"$TMP/err"
-    rc=$?
-    headers "$TMP/err" >"$TMP/got"
-    want=1
-    [ -s "$exp" ] || want=0
-    if [ $rc -eq $want ] && diff -u "$exp" "$TMP/got" >"$TMP/diff" && { [ $want = 1 ] || [ ! -s "$TMP/err" ]; }; then
-        ok
-    else
-        not_ok "compat/$f (exit $rc, want $want)"
-        cat "$TMP/diff" "$TMP/err"
-    fi
+# compat/ and each folder under it hold a base.idl and their cases.
+for dir in "$HERE/compat" "$HERE"/compat/*/; do
+    [ -d "$dir" ] || continue
+    cd "$dir" || exit 1
+    where=compat${dir#"$HERE/compat"}
+    where=${where%/}
+    for f in *.idl; do
+        [ "$f" = base.idl ] && continue
+        exp=${f%.idl}.expected
+        [ -f "$exp" ] || { not_ok "$where/$f has no $exp"; continue; }
+        idlc --check-compat base.idl "$f" >"$TMP/out" 2>"$TMP/err"
+        rc=$?
+        headers "$TMP/err" >"$TMP/got"
+        want=1
+        [ -s "$exp" ] || want=0
+        if [ $rc -eq $want ] && diff -u "$exp" "$TMP/got" >"$TMP/diff" && { [ $want = 1 ] || [ ! -s "$TMP/err" ]; }; then
+            ok
+        else
+            not_ok "$where/$f (exit $rc, want $want)"
+            cat "$TMP/diff" "$TMP/err"
+        fi
+    done
 done
+cd "$HERE/compat" || exit 1
 # Comparing a file with itself is always compatible.
 check "compat: identical" idlc --check-compat base.idl base.idl
 
