@@ -9,6 +9,9 @@
 #   cluster_kill                the trap: ends what we started, by pid
 #   cl_poll SECS WHY CMD...     run CMD until it succeeds; cl_die WHY after SECS
 #   cl_bots OUT ARGS...         run the bots against net; fail() if they fail
+#   cl_db_players DBPATH        NAME|X|Y of every player, by name (sqlite3,
+#                               or db --dump without it or with CL_NO_SQLITE3)
+#   cl_check_positions REC DB   every bot's record (bot -R REC) matches DB
 #
 # The config always carries a cluster secret: $CL_SECRET, or a random one
 # drawn per run. $CL_TLS_JSON, if set, is put in the config as it is (a
@@ -140,6 +143,50 @@ cl_bots() {
     cl_out=$1
     shift
     "$CL_BIN/bot" "$@" "$CL_NET" > "$cl_out" 2>&1 || { cat "$cl_out"; fail "bots failed (see $cl_out)"; }
+}
+
+# The players in the database, read after the cluster stopped.
+cl_db_players() {
+    if [ -z "${CL_NO_SQLITE3:-}" ] && command -v sqlite3 >/dev/null 2>&1; then
+        sqlite3 -readonly "$1" "SELECT name, x, y FROM players ORDER BY name"
+    else
+        "$CL_BIN/db" --dump "$1"
+    fi
+}
+
+# cl_check_positions REC DBPATH: for every bot in REC (bot -R), the database
+# holds its last acknowledged position, and no player at all when its login
+# was never acknowledged. A command executed whose reply was lost would
+# differ: the check names it. Prints a summary; fail() on any mismatch.
+cl_check_positions() {
+    [ -s "$1" ] || fail "no bot record $1"
+    players=$(cl_db_players "$2") || fail "cannot read the players in $2"
+    printf '%s\n' "$players" | awk -F'|' '{ print "db", $1, $2, $3 }' |
+        cat - "$1" | awk '
+        $1 == "db" { have[$2] = 1; x[$2] = $3; y[$2] = $4; next }
+        {
+            n++; name = $1; unans = $5
+            if (unans != "-") cut++
+            if (unans == "move") moves++
+            if ($2 == 0) {
+                if (name in have) {
+                    printf "%s: login never acknowledged (unanswered: %s), yet the database has the player at (%d,%d): executed, its reply lost\n", name, unans, x[name], y[name]
+                    bad++
+                }
+                next
+            }
+            if (!(name in have)) { printf "%s: player %s acknowledged, not in the database\n", name, $2; bad++; next }
+            if (x[name] == $3 && y[name] == $4) { ok++; next }
+            bad++
+            if (($6 != 0 || $7 != 0) && x[name] == $3 + $6 && y[name] == $4 + $7)
+                printf "%s: last acknowledged at (%d,%d), the database has (%d,%d): the unanswered %s was executed, its reply lost\n", name, $3, $4, x[name], y[name], unans
+            else
+                printf "%s: last acknowledged at (%d,%d), the database has (%d,%d) (unanswered: %s)\n", name, $3, $4, x[name], y[name], unans
+        }
+        END {
+            printf "%d bots checked against the database: %d at their last acknowledged position, %d cut off with a command unanswered (%d a move), %d mismatches\n", n, ok, cut, moves, bad
+            exit bad != 0 || n == 0
+        }' || fail "the database does not match what the bots were told (see above)"
 }
 
 # True while pid runs (a zombie child of ours counts as gone: reap it).
