@@ -4,6 +4,8 @@
 #   cl_test NAME DIR            a test's start: fresh DIR, fail() says NAME,
 #                               cluster_kill at exit
 #   cluster_start DIR DBPATH    free ports, DIR/cluster.json, master started
+#   cluster_start_alone DIR DBPATH  the same with master -n, then every
+#                               server of the config started on its own
 #   cluster_wait_ready SECS     poll /status until every server registered
 #   cluster_stop SECS           POST /stop, then every process must be gone
 #   cluster_kill                the trap: ends what we started, by pid
@@ -18,7 +20,8 @@
 # '"tls": {...},' line).
 #
 # Sets CL_WEB (http://127.0.0.1:PORT), CL_NET (127.0.0.1:PORT), CL_MASTER_PID,
-# CL_PIDS (the master's and every server's pid), CL_LOG, CL_STOP_REPORT.
+# CL_PIDS (the master's and every server's pid), CL_LOG, CL_STOP_REPORT;
+# cluster_start_alone CL_ALONE ("NAME:PID ..." of the servers it started).
 # CL_OWN_PIDS: other processes a script started, ended by cluster_kill too.
 
 : "${B:=build}"
@@ -60,9 +63,11 @@ cl_past() { awk -v a="$(cl_now)" -v b="$1" 'BEGIN { exit !(a > b) }'; }
 cl_deadline() { awk -v a="$(cl_now)" -v s="$1" 'BEGIN { printf "%.3f", a + s }'; }
 cl_since() { awk -v a="$(cl_now)" -v b="$1" 'BEGIN { printf "%.2f", a - b }'; }
 
+# cluster_start DIR DBPATH [MASTER_FLAGS]
 cluster_start() {
     dir=$1
     db=$2
+    cl_mflags=${3:-}
     mkdir -p "$dir"
     CL_LOG=$dir/cluster.log
     # Ask the kernel for free ports: master root, web, db, gate, net.
@@ -87,9 +92,27 @@ cluster_start() {
 JSON
     CL_WEB=http://127.0.0.1:$2
     CL_NET=127.0.0.1:$5
-    "$CL_BIN/master" "$dir/cluster.json" > "$dir/master.out" 2> "$CL_LOG" &
+    # shellcheck disable=SC2086  # no flags, or -n
+    "$CL_BIN/master" $cl_mflags "$dir/cluster.json" > "$dir/master.out" 2> "$CL_LOG" &
     CL_MASTER_PID=$!
     CL_PIDS=$CL_MASTER_PID
+}
+
+# Firefly's servers can be started one by one: the master with -n (it
+# starts nothing and waits), then each server of the config as a process of
+# our own — `APP NAME CONFIG`, net, gate, game, db: the reverse of the
+# master's order, so each must connect and reconnect to its roots on its own.
+cluster_start_alone() {
+    cluster_start "$1" "$2" -n
+    CL_ALONE=
+    for cl_s in $(sed -n 's/^ *"\([A-Za-z0-9_-]*\)": *{"app": *"\([a-z]*\)".*/\1:\2/p' \
+        "$dir/cluster.json" | sort -t: -k2,2 -r); do
+        cl_name=${cl_s%%:*}
+        "$CL_BIN/${cl_s#*:}" "$cl_name" "$dir/cluster.json" >> "$dir/$cl_name.out" 2>> "$CL_LOG" &
+        CL_ALONE="$CL_ALONE $cl_name:$!"
+        CL_PIDS="$CL_PIDS $!"
+    done
+    [ -n "$CL_ALONE" ] || cl_die "no server in $dir/cluster.json"
 }
 
 # The pids the cluster reports (master and servers).
