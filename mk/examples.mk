@@ -3,7 +3,8 @@
 #   make examples       build master, gate, game, db, net, bot into $(B)/bin
 #   make demo           start the cluster on loopback, run 20 bots, stop it
 #   make test-examples  the cluster end to end, a stop under load, the
-#                       status page in chromium, the cluster over TLS
+#                       servers started one by one, the status page in
+#                       chromium, the cluster over TLS
 #
 # The servers' services are in idl/*.idl, compiled by idlc into $(B)/gen/idl.
 
@@ -27,7 +28,8 @@ EX_CFLAGS = $(CFLAGS_ALL) $(EMBER_INC) -I$(EX_GEN) -Iexamples/common -I$(EX_OBJ)
 # after it (libevent, OpenSSL, libm); the servers use libevent directly too.
 EX_LIBS   = $(LIBEMBER_A) $(RT_LIBS)
 
-.PHONY: examples demo test-examples test-cluster test-status-page test-stop-under-load test-tls
+.PHONY: examples demo test-examples test-cluster test-status-page test-stop-under-load \
+        test-standalone test-tls
 
 examples: $(EX_BIN_PATHS)
 
@@ -105,9 +107,12 @@ test-status-page: lib idlc examples
 test-stop-under-load: lib idlc examples
 	@B=$(B) tests/e2e/stop_under_load.sh
 
+test-standalone: lib idlc examples
+	@B=$(B) tests/e2e/standalone.sh
+
 test-tls: lib idlc examples
 	@B=$(B) tests/e2e/tls.sh
 
 TEST_TARGETS += test-examples
-test-examples: test-cluster test-stop-under-load test-status-page test-tls
+test-examples: test-cluster test-stop-under-load test-standalone test-status-page test-tls
 .SECONDARY: $(EX_STAMPS) $(EX_GEN_H) $(EX_MODS:%=$(EX_GEN)/%.c)

@@ -4,18 +4,24 @@
 #   cl_test NAME DIR            a test's start: fresh DIR, fail() says NAME,
 #                               cluster_kill at exit
 #   cluster_start DIR DBPATH    free ports, DIR/cluster.json, master started
+#   cluster_start_alone DIR DBPATH  the same with master -n, then every
+#                               server of the config started on its own
 #   cluster_wait_ready SECS     poll /status until every server registered
 #   cluster_stop SECS           POST /stop, then every process must be gone
 #   cluster_kill                the trap: ends what we started, by pid
 #   cl_poll SECS WHY CMD...     run CMD until it succeeds; cl_die WHY after SECS
 #   cl_bots OUT ARGS...         run the bots against net; fail() if they fail
+#   cl_db_players DBPATH        NAME|X|Y of every player, by name (sqlite3,
+#                               or db --dump without it or with CL_NO_SQLITE3)
+#   cl_check_positions REC DB   every bot's record (bot -R REC) matches DB
 #
 # The config always carries a cluster secret: $CL_SECRET, or a random one
 # drawn per run. $CL_TLS_JSON, if set, is put in the config as it is (a
 # '"tls": {...},' line).
 #
 # Sets CL_WEB (http://127.0.0.1:PORT), CL_NET (127.0.0.1:PORT), CL_MASTER_PID,
-# CL_PIDS (the master's and every server's pid), CL_LOG, CL_STOP_REPORT.
+# CL_PIDS (the master's and every server's pid), CL_LOG, CL_STOP_REPORT;
+# cluster_start_alone CL_ALONE ("NAME:PID ..." of the servers it started).
 # CL_OWN_PIDS: other processes a script started, ended by cluster_kill too.
 
 : "${B:=build}"
@@ -57,9 +63,11 @@ cl_past() { awk -v a="$(cl_now)" -v b="$1" 'BEGIN { exit !(a > b) }'; }
 cl_deadline() { awk -v a="$(cl_now)" -v s="$1" 'BEGIN { printf "%.3f", a + s }'; }
 cl_since() { awk -v a="$(cl_now)" -v b="$1" 'BEGIN { printf "%.2f", a - b }'; }
 
+# cluster_start DIR DBPATH [MASTER_FLAGS]
 cluster_start() {
     dir=$1
     db=$2
+    cl_mflags=${3:-}
     mkdir -p "$dir"
     CL_LOG=$dir/cluster.log
     # Ask the kernel for free ports: master root, web, db, gate, net.
@@ -84,9 +92,27 @@ cluster_start() {
 JSON
     CL_WEB=http://127.0.0.1:$2
     CL_NET=127.0.0.1:$5
-    "$CL_BIN/master" "$dir/cluster.json" > "$dir/master.out" 2> "$CL_LOG" &
+    # shellcheck disable=SC2086  # no flags, or -n
+    "$CL_BIN/master" $cl_mflags "$dir/cluster.json" > "$dir/master.out" 2> "$CL_LOG" &
     CL_MASTER_PID=$!
     CL_PIDS=$CL_MASTER_PID
+}
+
+# Firefly's servers can be started one by one: the master with -n (it
+# starts nothing and waits), then each server of the config as a process of
+# our own — `APP NAME CONFIG`, net, gate, game, db: the reverse of the
+# master's order, so each must connect and reconnect to its roots on its own.
+cluster_start_alone() {
+    cluster_start "$1" "$2" -n
+    CL_ALONE=
+    for cl_s in $(sed -n 's/^ *"\([A-Za-z0-9_-]*\)": *{"app": *"\([a-z]*\)".*/\1:\2/p' \
+        "$dir/cluster.json" | sort -t: -k2,2 -r); do
+        cl_name=${cl_s%%:*}
+        "$CL_BIN/${cl_s#*:}" "$cl_name" "$dir/cluster.json" >> "$dir/$cl_name.out" 2>> "$CL_LOG" &
+        CL_ALONE="$CL_ALONE $cl_name:$!"
+        CL_PIDS="$CL_PIDS $!"
+    done
+    [ -n "$CL_ALONE" ] || cl_die "no server in $dir/cluster.json"
 }
 
 # The pids the cluster reports (master and servers).
@@ -140,6 +166,50 @@ cl_bots() {
     cl_out=$1
     shift
     "$CL_BIN/bot" "$@" "$CL_NET" > "$cl_out" 2>&1 || { cat "$cl_out"; fail "bots failed (see $cl_out)"; }
+}
+
+# The players in the database, read after the cluster stopped.
+cl_db_players() {
+    if [ -z "${CL_NO_SQLITE3:-}" ] && command -v sqlite3 >/dev/null 2>&1; then
+        sqlite3 -readonly "$1" "SELECT name, x, y FROM players ORDER BY name"
+    else
+        "$CL_BIN/db" --dump "$1"
+    fi
+}
+
+# cl_check_positions REC DBPATH: for every bot in REC (bot -R), the database
+# holds its last acknowledged position, and no player at all when its login
+# was never acknowledged. A command executed whose reply was lost would
+# differ: the check names it. Prints a summary; fail() on any mismatch.
+cl_check_positions() {
+    [ -s "$1" ] || fail "no bot record $1"
+    players=$(cl_db_players "$2") || fail "cannot read the players in $2"
+    printf '%s\n' "$players" | awk -F'|' '{ print "db", $1, $2, $3 }' |
+        cat - "$1" | awk '
+        $1 == "db" { have[$2] = 1; x[$2] = $3; y[$2] = $4; next }
+        {
+            n++; name = $1; unans = $5
+            if (unans != "-") cut++
+            if (unans == "move") moves++
+            if ($2 == 0) {
+                if (name in have) {
+                    printf "%s: login never acknowledged (unanswered: %s), yet the database has the player at (%d,%d): executed, its reply lost\n", name, unans, x[name], y[name]
+                    bad++
+                }
+                next
+            }
+            if (!(name in have)) { printf "%s: player %s acknowledged, not in the database\n", name, $2; bad++; next }
+            if (x[name] == $3 && y[name] == $4) { ok++; next }
+            bad++
+            if (($6 != 0 || $7 != 0) && x[name] == $3 + $6 && y[name] == $4 + $7)
+                printf "%s: last acknowledged at (%d,%d), the database has (%d,%d): the unanswered %s was executed, its reply lost\n", name, $3, $4, x[name], y[name], unans
+            else
+                printf "%s: last acknowledged at (%d,%d), the database has (%d,%d) (unanswered: %s)\n", name, $3, $4, x[name], y[name], unans
+        }
+        END {
+            printf "%d bots checked against the database: %d at their last acknowledged position, %d cut off with a command unanswered (%d a move), %d mismatches\n", n, ok, cut, moves, bad
+            exit bad != 0 || n == 0
+        }' || fail "the database does not match what the bots were told (see above)"
 }
 
 # True while pid runs (a zombie child of ours counts as gone: reap it).

@@ -6,7 +6,7 @@
  * command; exits non-zero if any check failed.
  *
  *   bot [-n BOTS] [-r ROOMS] [-m MOVES] [-p NAME_PREFIX] [-t TIMEOUT_S] [-P] [-X]
- *       [-L | -E] [-G NODE] HOST:PORT
+ *       [-L | -E] [-G NODE] [-R FILE] HOST:PORT
  *
  * Before entering its room each bot also sends a move, which the game node
  * must refuse (typed error client.Refused, code 404) — unless -P. With -X
@@ -16,6 +16,14 @@
  * With -G NODE the bots pause in their rooms until SIGUSR1 (the caller
  * kills NODE meanwhile); then the next command of each bot whose room was
  * on NODE must be refused with 410, after which it enters again and goes on.
+ *
+ * With -R FILE the bots write there, at exit, one line each:
+ *     NAME PLAYER X Y UNANSWERED DX DY
+ * PLAYER the id from its acknowledged login (0: none), (X,Y) the position
+ * of its last acknowledged command, UNANSWERED the command net's goodbye
+ * left without a reply ("-": none) and (DX,DY) how that command would have
+ * moved the player. The database must hold (X,Y): a command executed whose
+ * reply was lost would show as (X+DX,Y+DY).
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -64,6 +72,8 @@ typedef struct bot {
     bool got_own_push;
     bool done, failed;
     char why[256];
+    const char *unanswered;   /* at net's goodbye, or NULL */
+    int dx, dy;               /* the move unanswered, if one was */
     /* what the bot learned and expects */
     uint64_t player;
     bool created;
@@ -86,6 +96,7 @@ static struct {
     bool resumed;         /* -G: SIGUSR1 came */
     int paused, told_gone;
     char prefix[24];
+    const char *record;   /* -R FILE */
     bot *bots;
     int finished;
     lat lat[C_N];
@@ -424,8 +435,14 @@ static void on_push(bot *b, uint32_t command, const uint8_t *p, size_t len)
         ember_dec d;
         ember_dec_init(&d, p, len, b->arena);
         client_Bye_decode(&d, &bye);
-        fail(b, "net said goodbye (%s) with %s unanswered: it was not executed", bye.reason,
-             b->step >= 0 ? cmd_names[b->step] : "nothing");
+        b->unanswered = b->step >= 0 && !b->waiting_push && !b->paused ? cmd_names[b->step] : NULL;
+        if (b->step == C_MOVE && !b->expect && b->unanswered) {
+            client_Dir dir = script_dirs[b->moves_done % (sizeof script_dirs / sizeof script_dirs[0])];
+            b->dx = dir == client_Dir_east ? 1 : dir == client_Dir_west ? -1 : 0;
+            b->dy = dir == client_Dir_north ? 1 : dir == client_Dir_south ? -1 : 0;
+        }
+        fail(b, "net said goodbye (%s) with %s unanswered", bye.reason,
+             b->unanswered ? b->unanswered : "nothing");
         return;
     }
     if (command != client_PUSH_CHAT) {
@@ -533,15 +550,33 @@ static double pct(lat *l, double p)
     return (double)l->us[i] / 1000.0;
 }
 
+/* -R: what each bot knows for certain, for a check against the database. */
+static int write_record(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        return -1;
+    }
+    for (int i = 0; i < W.n_bots; i++) {
+        const bot *b = &W.bots[i];
+        fprintf(f, "%s %llu %d %d %s %d %d\n", b->name, (unsigned long long)b->player, b->pos.x,
+                b->pos.y, b->unanswered ? b->unanswered : "-", b->dx, b->dy);
+    }
+    return fclose(f) ? -1 : 0;
+}
+
 static void usage(const char *argv0)
 {
     fprintf(stderr, "usage: %s [-n BOTS] [-r ROOMS] [-m MOVES] [-p PREFIX] [-t TIMEOUT_S] [-P] [-X]\n"
-            "           [-L | -E] [-G NODE] HOST:PORT\n"
+            "           [-L | -E] [-G NODE] [-R FILE] HOST:PORT\n"
             "  -P       skip the refused move before entering a room\n"
             "  -X       after login send a frame too long; net must close the connection\n"
             "  -L, -E   hang up right after sending the login (the enter)\n"
             "  -G NODE  pause in the room until SIGUSR1; the next command of a bot whose\n"
-            "           room was on NODE must then be refused with 410\n",
+            "           room was on NODE must then be refused with 410\n"
+            "  -R FILE  at exit write each bot's player, last acknowledged position and\n"
+            "           the command left unanswered by net's goodbye\n",
             argv0);
     exit(2);
 }
@@ -556,7 +591,7 @@ int main(int argc, char **argv)
     int timeout_s = 30;
     snprintf(W.prefix, sizeof W.prefix, "bot");
     int opt;
-    while ((opt = getopt(argc, argv, "n:r:m:p:t:PXLEG:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:m:p:t:PXLEG:R:")) != -1) {
         switch (opt) {
         case 'n': W.n_bots = atoi(optarg); break;
         case 'r': W.rooms = atoi(optarg); break;
@@ -568,6 +603,7 @@ int main(int argc, char **argv)
         case 'L': W.hangup = C_LOGIN; break;
         case 'E': W.hangup = C_ENTER; break;
         case 'G': snprintf(W.gone, sizeof W.gone, "%s", optarg); break;
+        case 'R': W.record = optarg; break;
         default: usage(argv[0]);
         }
     }
@@ -649,6 +685,8 @@ int main(int argc, char **argv)
     if (W.gone[0])
         printf("%d bot(s) told with 410 that %s, their room's game node, left\n", W.told_gone,
                W.gone);
+    if (W.record && write_record(W.record))
+        failed++;
     for (int i = 0; i < W.n_bots; i++) {
         if (W.bots[i].bev)
             bufferevent_free(W.bots[i].bev);

@@ -4,6 +4,8 @@
  *
  *   db [NAME] CONFIG.json      (the database file: the server's or the
  *                               config's "db", default var/ember.sqlite)
+ *   db --dump FILE.sqlite      print every player as NAME|X|Y, by name (what
+ *                               the sqlite3 shell prints for the same query)
  */
 #include <errno.h>
 #include <sqlite3.h>
@@ -185,8 +187,33 @@ static const db_Db_handlers handlers = {
     .remote_logout = remote_logout,
 };
 
+/* db --dump: the players' positions, read only, for tests without sqlite3. */
+static int dump(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "SELECT name, x, y FROM players ORDER BY name", -1, &st, NULL) !=
+            SQLITE_OK) {
+        fprintf(stderr, "db: %s: %s\n", path, db ? sqlite3_errmsg(db) : "cannot open");
+        sqlite3_close(db);
+        return 1;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        printf("%s|%d|%d\n", (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
+               sqlite3_column_int(st, 2));
+    if (rc != SQLITE_DONE)
+        fprintf(stderr, "db: %s: %s\n", path, sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc == SQLITE_DONE ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--dump") == 0)
+        return dump(argv[2]);
     dbsrv d;
     memset(&d, 0, sizeof d);
     if (srv_init(&d.s, "db", argc, argv))
