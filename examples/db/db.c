@@ -166,16 +166,16 @@ static void remote_save(ember_call *call, uint64_t player, const client_Pos *pos
         db_Db_save_reply(call);
 }
 
-/* Stores req->pos only when given: the game node saved every move, so the
- * stored position is newer than anything the gate could guess. */
-static void remote_logout(ember_call *call, const db_Logout *req, void *ud)
+/* Stores at only when given (NULL: absent): the game node saved every move,
+ * so the stored position is newer than anything the gate could guess. */
+static void remote_logout(ember_call *call, uint64_t player, const client_Pos *at, void *ud)
 {
     dbsrv *d = ud;
     client_Pos pos = {0, 0};
-    sqlite3_bind_int64(d->logout, 1, (sqlite3_int64)req->player);
-    if ((req->pos && write_pos(d, req->player, req->pos)) || step_done(d, d->logout) ||
-        read_pos(d, req->player, &pos))
-        ember_call_fail(call, "cannot log player %llu out", (unsigned long long)req->player);
+    sqlite3_bind_int64(d->logout, 1, (sqlite3_int64)player);
+    if ((at && write_pos(d, player, at)) || step_done(d, d->logout) ||
+        read_pos(d, player, &pos))
+        ember_call_fail(call, "cannot log player %llu out", (unsigned long long)player);
     else
         db_Db_logout_reply(call, &pos);
 }

@@ -347,8 +347,7 @@ static void logged_in(const ember_outcome *o, const db_Player *p, void *ud)
         /* The client went away meanwhile: the login is over already. */
         srv_refuse(ctx->call, 401, "the client went away");
         ctx->call = NULL;
-        db_Logout req = {p->id, NULL};
-        db_Db_logout(g->db, &req, logged_out, ctx, NULL);
+        db_Db_logout(g->db, p->id, NULL, logged_out, ctx, NULL);
         return;
     }
     s->state = LOGGED_IN;
@@ -436,9 +435,8 @@ static void finish_logout(gatesrv *g, sess_ctx *ctx)
     }
     /* Without a position from a leave the one db has stands: the game node
      * saved every move there, and the gate's guess could be older. */
-    db_Logout req = {s->player, ctx->has_pos ? &ctx->pos : NULL};
     s->used = false;
-    db_Db_logout(g->db, &req, logged_out, ctx, NULL);
+    db_Db_logout(g->db, s->player, ctx->has_pos ? &ctx->pos : NULL, logged_out, ctx, NULL);
 }
 
 /* Leaves s's room, if any (the game node saves the position), then goes
