@@ -181,10 +181,26 @@ void ember_calltab_ep_fini(ember_ep *ep)
 
 /* ---- ending a call ---- */
 
+void ember_scratch_hold(ember_ep *ep)
+{
+    ep->scratch_users++;
+}
+
+void ember_scratch_release(ember_ep *ep)
+{
+    if (--ep->scratch_users == 0)
+        ember_arena_reset(&ep->scratch);
+}
+
+/* Runs a callback. It may end other calls (cancel, drop a child), whose
+ * outcomes are delivered inside it: the reply values it is reading stay in
+ * the scratch arena until the outermost delivery returns. */
 static void deliver(ember_ep *ep, const ember_callback *cb, ember_outcome *o,
                     ember_dec *dec)
 {
     o->child = cb->child;
+    if (ep)
+        ember_scratch_hold(ep);
     if (cb->rawcb) {
         const void *p = dec ? dec->p : NULL;
         size_t n = dec ? (size_t)(dec->end - dec->p) : 0;
@@ -193,7 +209,7 @@ static void deliver(ember_ep *ep, const ember_callback *cb, ember_outcome *o,
         cb->done(o, dec, cb->cb, cb->ud);
     }
     if (ep)
-        ember_arena_reset(&ep->scratch);
+        ember_scratch_release(ep);
 }
 
 static void finish(ember_conn *c, uint32_t idx, ember_status st, const char *msg,

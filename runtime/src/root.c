@@ -268,8 +268,10 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
                           "registration", ember_frame_kind_name(f->kind));
         return -1;
     }
+    /* Closing a connection below may deliver outcomes: hold the scratch. */
+    ember_scratch_hold(c->ep);
     if (ember_hs_decode(f, &c->ep->scratch, &hs, &why)) {
-        ember_arena_reset(&c->ep->scratch);
+        ember_scratch_release(c->ep);
         ember_conn_closef(c, EMBER_PROTOCOL, "bad REGISTER: %s", why);
         return -1;
     }
@@ -332,7 +334,7 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         if (!ok) {
             if (ch)
                 child_free(ch);
-            ember_arena_reset(&c->ep->scratch);
+            ember_scratch_release(c->ep);
             ember_conn_close(c, EMBER_LOST, "out of memory registering a child");
             return -1;
         }
@@ -354,7 +356,7 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         if (has_secret(r)) {
             if (ember_auth_welcome_proof(r->cfg.secret, hs.node_nonce.data,
                                          c->root_nonce, ch->id, root_proof)) {
-                ember_arena_reset(&c->ep->scratch);
+                ember_scratch_release(c->ep);
                 ember_conn_close(c, EMBER_LOST, "cannot compute the root proof");
                 return -1;
             }
@@ -364,12 +366,12 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         ember_hs_send(c, EMBER_FR_WELCOME, &w, r->ep.exports);
         ember_log(EMBER_LOG_INFO, "root: child \"%s\" (id %u) registered from %s",
                   ch->name, ch->id, c->peer);
-        ember_arena_reset(&c->ep->scratch);
+        ember_scratch_release(c->ep);
         if (r->cfg.on_join)
             r->cfg.on_join(r, ch, r->cfg.ud);
         return 0;
     }
-    ember_arena_reset(&c->ep->scratch);
+    ember_scratch_release(c->ep);
     return -1;
 }
 

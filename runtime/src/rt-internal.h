@@ -129,6 +129,7 @@ struct ember_ep {
 
     ember_arena_spare arena_spare; /* big block shared by calls and scratch */
     ember_arena scratch;        /* decodes replies for callbacks */
+    uint32_t scratch_users;     /* callbacks and handshakes reading it */
     uint64_t scratch_buf[64];
 
     bool stopping;              /* graceful shutdown: refuse new calls */
@@ -277,6 +278,10 @@ void ember_defer_outcome(ember_ep *ep, const ember_callback *cb,
 void ember_defer_run(ember_ep *ep);
 void ember_timer_fire(ember_ep *ep);
 void ember_calltab_ep_fini(ember_ep *ep); /* frees ep->dl */
+/* Values decoded into ep->scratch live until the last user lets go: an
+ * outcome callback may end other calls, whose callbacks run inside it. */
+void ember_scratch_hold(ember_ep *ep);
+void ember_scratch_release(ember_ep *ep);
 
 /* ---- call.c: incoming calls ---- */
 

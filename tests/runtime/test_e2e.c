@@ -1679,6 +1679,67 @@ static void t_deadline_order(void)
     teardown_basic();
 }
 
+/* ---- a reply's values outlive calls ended inside its callback ---- */
+
+static struct {
+    ember_handle sibling;
+    result sib;
+    uint32_t rrefs_after_cancel;
+    int alive_after_cancel;
+} H;
+
+static void done_ref_cancel(const ember_outcome *o, ember_dec *reply, ember_fn cb,
+                            void *ud)
+{
+    result *r = ud;
+    ember_ref *root = ember_node_root(F.node[0]), *x = NULL;
+    uint32_t tag = 0;
+    unsigned wt = 0;
+    (void)cb;
+    r->n++;
+    r->st = o->status;
+    if (o->status != EMBER_OK || !reply)
+        return;
+    if (ember_dec_field(reply, &tag, &wt) != 1 || ember_dec_ref(reply, wt, &x))
+        return;
+    /* A hedged request: the first answer cancels the sibling, whose outcome
+     * is delivered right here, inside this callback. */
+    CU_ASSERT_EQUAL(ember_cancel(root, H.sibling), 0);
+    CU_ASSERT_EQUAL(H.sib.n, 1);
+    /* The decoded ref is still this reply's: held, alive, retainable. */
+    H.rrefs_after_cancel = root->conn->nrrefs;
+    H.alive_after_cancel = ember_ref_alive(x);
+    got_ref = ember_ref_retain(x);
+}
+
+static void t_nested_delivery_keeps_reply(void)
+{
+    setup_basic(1);
+    memset(&H, 0, sizeof H);
+    G.give = ember_ref_local(&obs_svc, NULL, NULL);
+    got_ref = NULL;
+    ember_ref *root = ember_node_root(F.node[0]);
+    result r = {0}, p = {0};
+    H.sibling = ember_call_start(root, M_HANG, NULL, NULL, done_i64, NULL, &H.sib,
+                                 NULL);
+    ember_call_start(root, M_GIVE, NULL, NULL, done_ref_cancel, NULL, &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL(H.sib.st, EMBER_CANCELLED);
+    CU_ASSERT_EQUAL(H.rrefs_after_cancel, 1);
+    CU_ASSERT_TRUE(H.alive_after_cancel);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got_ref);
+    args2 a = {1, 0};
+    ember_call_start(got_ref, M_PING, enc_args, &a, done_i64, NULL, &p, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &p, 2000));
+    CU_ASSERT_EQUAL(p.v, 2);
+    ember_ref_release(got_ref);
+    got_ref = NULL;
+    CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, G.give, 2000));
+    ember_ref_release(G.give);
+    G.give = NULL;
+    teardown_basic();
+}
+
 void add_e2e_suite(void)
 {
     CU_pSuite s = CU_add_suite("end-to-end", NULL, NULL);
@@ -1715,4 +1776,6 @@ void add_e2e_suite(void)
     CU_add_test(s, "a ref as a result", t_ref_as_result);
     CU_add_test(s, "20000 calls in flight", t_pipelined);
     CU_add_test(s, "deadlines end in order", t_deadline_order);
+    CU_add_test(s, "a reply outlives calls its callback ends",
+                t_nested_delivery_keeps_reply);
 }
