@@ -55,6 +55,9 @@ enum ember_frame_kind {
 #define EMBER_FRAME_HDR 5u /* u32 length + u8 kind */
 /* Largest frame accepted before registration completes. */
 #define EMBER_HANDSHAKE_MAX_FRAME (1u << 20)
+/* Output queued to a peer still registering beyond which we stop reading
+ * from it (out_high_water once registered). */
+#define EMBER_HANDSHAKE_MAX_OUT (64u << 10)
 
 typedef struct ember_frame {
     uint8_t kind;
@@ -189,6 +192,7 @@ struct ember_conn {
     int state;
     bool close_after_flush;
     bool ping_out;                 /* a PING is unanswered */
+    bool read_paused;              /* output over its cap: not reading */
     int fd;
     struct event *rev, *wev;
     bool wev_added;
