@@ -4,10 +4,11 @@
  * order), and calls them, one by one or by broadcast.
  *
  * Duplicate names: a newcomer whose name is taken replaces the old child if
- * the old connection has been silent for at least one heartbeat interval
- * (a node restarted before we noticed); otherwise it is REFUSED with
- * "name in use" and keeps retrying with backoff until the old one is
- * declared dead.
+ * the old connection left our heartbeat PING unanswered for a whole
+ * heartbeat interval, or has been silent for dead_after_ms (a node
+ * restarted before we noticed). An idle child answers the PING, so it is
+ * never replaced; the newcomer is REFUSED with "name in use" and keeps
+ * retrying with backoff until the old one is declared dead.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -256,6 +257,16 @@ static bool proof_ok(ember_root *r, ember_conn *c, const ember_hs *hs)
     return ember_auth_check(&hs->proof, want);
 }
 
+/* The old connection of a taken name looks dead: our PING has gone
+ * unanswered for a heartbeat interval (it is sent after one interval of
+ * silence), or it is past dead_after_ms. */
+static bool seems_dead(const ember_conn *c, uint64_t idle)
+{
+    uint64_t hb = c->heartbeat_ms;
+    return (hb && c->ping_out && idle >= 2 * hb) ||
+           (c->dead_after_ms && idle >= c->dead_after_ms);
+}
+
 static int root_handshake(ember_conn *c, const ember_frame *f)
 {
     ember_root *r = c->ep->root;
@@ -295,7 +306,7 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         ember_child *old = ember_root_child_by_name(r, hs.name);
         if (old) {
             uint64_t idle = ember_now_ms() - old->conn->last_rx_ms;
-            if (idle >= old->conn->heartbeat_ms) {
+            if (seems_dead(old->conn, idle)) {
                 snprintf(msg, sizeof msg, "replaced by a new registration from "
                          "%s (silent for %llu ms)", c->peer,
                          (unsigned long long)idle);

@@ -903,14 +903,38 @@ static void t_dup_dead(void)
     int fd = raw_register(F.port, "n0");
     CU_ASSERT_TRUE_FATAL(fd >= 0);
     CU_ASSERT_TRUE(run_until(F.base, one_child, NULL, 2000));
-    /* Time is the point: the old "n0" stays silent past a heartbeat. */
-    run_for(F.base, 150);
+    /* The newcomer is refused and retries until the old "n0" has left the
+     * root's PING unanswered for a heartbeat interval. */
     make_node("n0", NULL);
     CU_ASSERT_TRUE(run_until(F.base, all_registered, NULL, 3000));
     CU_ASSERT_EQUAL(G.leaves, 1);
     CU_ASSERT_TRUE(strstr(G.leave_reason, "replaced") != NULL);
     CU_ASSERT_EQUAL(ember_root_child_count(F.root), 1);
     close(fd);
+    teardown_basic();
+}
+
+static void t_dup_idle_alive(void)
+{
+    fresh_fixture();
+    ember_limits lim;
+    ember_limits_default(&lim);
+    lim.heartbeat_ms = 200;
+    lim.dead_after_ms = 10000;
+    F.root = make_root(&lim, 0);
+    make_node("n0", &lim);
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
+    /* An idle but live "n0": nothing is called, it only answers PINGs. A
+     * newcomer keeps trying the name (backoff 10..100 ms) through several
+     * heartbeat intervals, often while the root waits for a PONG; time is
+     * the point. */
+    make_node("n0", &lim);
+    run_for(F.base, 1000);
+    CU_ASSERT_EQUAL(G.leaves, 0);
+    CU_ASSERT_EQUAL(ember_node_state_get(F.node[0]), EMBER_NODE_REGISTERED);
+    CU_ASSERT_NOT_EQUAL(ember_node_state_get(F.node[1]), EMBER_NODE_REGISTERED);
+    CU_ASSERT_TRUE(F.lost[1] >= 2);
+    CU_ASSERT_TRUE(strstr(F.last_state_reason[1], "name in use") != NULL);
     teardown_basic();
 }
 
@@ -1799,6 +1823,7 @@ void add_e2e_suite(void)
     CU_add_test(s, "reconnect after root restart", t_reconnect_after_root_restart);
     CU_add_test(s, "duplicate name, old alive", t_dup_alive);
     CU_add_test(s, "duplicate name, old silent", t_dup_dead);
+    CU_add_test(s, "duplicate name, old idle but alive", t_dup_idle_alive);
     CU_add_test(s, "heartbeat declares silent peer dead", t_heartbeat_dead);
     CU_add_test(s, "protocol violations disconnect", t_protocol_violations);
     CU_add_test(s, "max_outstanding fails fast", t_limits);
