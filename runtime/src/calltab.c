@@ -487,18 +487,60 @@ void ember_defer_outcome(ember_ep *ep, const ember_callback *cb,
     ember_ep_kick(ep);
 }
 
+static void run_one(ember_ep *ep, struct ember_deferred *d)
+{
+    ember_outcome o = {d->st, d->msg, 0, NULL, NULL};
+    ep->inflight--;
+    deliver(ep, &d->cb, &o, NULL);
+    ember_free(d, sizeof *d);
+}
+
+/* Runs the outcomes queued so far; those their callbacks queue run on the
+ * next turn of the loop. */
 void ember_defer_run(ember_ep *ep)
 {
-    struct ember_deferred *d = ep->defq;
+    struct ember_deferred *d;
+    ep->defrun = ep->defq;
     ep->defq = ep->defq_tail = NULL;
-    while (d) {
-        struct ember_deferred *next = d->next;
-        ember_outcome o = {d->st, d->msg, 0, NULL, NULL};
-        ep->inflight--;
-        deliver(ep, &d->cb, &o, NULL);
-        ember_free(d, sizeof *d);
-        d = next;
+    while ((d = ep->defrun)) {
+        ep->defrun = d->next;
+        run_one(ep, d);
     }
+}
+
+/* Moves the entries of list *pp naming child to *to; returns the list's
+ * new last entry. */
+static struct ember_deferred *take_child(struct ember_deferred **pp,
+                                         ember_child *child,
+                                         struct ember_deferred ***to)
+{
+    struct ember_deferred *last = NULL;
+    while (*pp) {
+        struct ember_deferred *d = *pp;
+        if (d->cb.child == child) {
+            *pp = d->next;
+            d->next = NULL;
+            **to = d;
+            *to = &d->next;
+        } else {
+            last = d;
+            pp = &d->next;
+        }
+    }
+    return last;
+}
+
+void ember_defer_run_child(ember_ep *ep, ember_child *child)
+{
+    struct ember_deferred *mine = NULL, **to = &mine;
+    take_child(&ep->defrun, child, &to);
+    ep->defq_tail = take_child(&ep->defq, child, &to);
+    while (mine) {
+        struct ember_deferred *d = mine;
+        mine = d->next;
+        run_one(ep, d);
+    }
+    ember_ep_check_idle(ep);
 }
 
 /* ---- the public call API ---- */

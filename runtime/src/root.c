@@ -396,6 +396,8 @@ static void root_lost(ember_conn *c, const char *reason)
     c->peer_ref = NULL;
     child_remove(r, ch);
     ch->ref->conn = NULL;
+    /* Broadcast calls to it that could not start end now, naming it. */
+    ember_defer_run_child(&r->ep, ch);
     if (r->cfg.on_leave)
         r->cfg.on_leave(r, ch, reason, r->cfg.ud);
     ch->conn = NULL;

@@ -116,6 +116,7 @@ struct ember_ep {
     bool work_pending;
     bool in_work, kick_again;   /* re-kicks from inside the work event */
     struct ember_deferred *defq, *defq_tail;
+    struct ember_deferred *defrun; /* the batch ember_defer_run is running */
     void *tls_ctx;              /* SSL_CTX when TLS is configured, else NULL */
 
     struct ember_deadlines *dl; /* call deadlines (calltab.c) */
@@ -280,6 +281,9 @@ int ember_calltab_cancel(ember_conn *c, ember_handle h);
 void ember_defer_outcome(ember_ep *ep, const ember_callback *cb,
                          ember_status st, const char *msg);
 void ember_defer_run(ember_ep *ep);
+/* A child is about to be freed: delivers the deferred outcomes naming it
+ * now, while o->child is valid. */
+void ember_defer_run_child(ember_ep *ep, ember_child *child);
 void ember_timer_fire(ember_ep *ep);
 void ember_calltab_ep_fini(ember_ep *ep); /* frees ep->dl */
 /* Values decoded into ep->scratch live until the last user lets go: an

@@ -1806,6 +1806,47 @@ static void t_second_answer(void)
     teardown_basic();
 }
 
+/* ---- a broadcast outcome names a child that is still there ---- */
+
+static struct {
+    int n, leaves_then;
+    ember_status st;
+    char name[16];
+} BD;
+
+static void done_bcast_named(const ember_outcome *o, ember_dec *reply, ember_fn cb,
+                             void *ud)
+{
+    (void)reply;
+    (void)cb;
+    (void)ud;
+    BD.n++;
+    BD.st = o->status;
+    BD.leaves_then = G.leaves;
+    snprintf(BD.name, sizeof BD.name, "%s", o->child ? ember_child_name(o->child) : "");
+}
+
+static void t_broadcast_child_dropped(void)
+{
+    setup_basic(1);
+    memset(&BD, 0, sizeof BD);
+    /* Stopping: the call to n0 cannot start, its outcome is deferred... */
+    ember_root_shutdown(F.root, NULL, NULL);
+    CU_ASSERT_EQUAL(ember_root_broadcast(F.root, NULL, NULL, M_ADD, NULL, NULL,
+                                         done_bcast_named, NULL, NULL, NULL), 1);
+    CU_ASSERT_EQUAL(BD.n, 0);
+    /* ...and n0 goes before it runs: it ends first, naming n0. */
+    ember_root_drop(F.root, child("n0"), "test: dropped");
+    CU_ASSERT_EQUAL(BD.n, 1);
+    CU_ASSERT_EQUAL(BD.leaves_then, 0);
+    CU_ASSERT_STRING_EQUAL(BD.name, "n0");
+    CU_ASSERT_EQUAL(BD.st, EMBER_UNAVAILABLE);
+    CU_ASSERT_EQUAL(G.leaves, 1);
+    run_for(F.base, 20); /* and it does not end twice */
+    CU_ASSERT_EQUAL(BD.n, 1);
+    teardown_basic();
+}
+
 void add_e2e_suite(void)
 {
     CU_pSuite s = CU_add_suite("end-to-end", NULL, NULL);
@@ -1846,4 +1887,6 @@ void add_e2e_suite(void)
     CU_add_test(s, "a reply outlives calls its callback ends",
                 t_nested_delivery_keeps_reply);
     CU_add_test(s, "a second answer inside the handler", t_second_answer);
+    CU_add_test(s, "a broadcast outcome ends before its child goes",
+                t_broadcast_child_dropped);
 }
