@@ -267,11 +267,18 @@ ember_handle ember_calltab_start(ember_ref *to, uint32_t method, bool oneway,
                                  const ember_callback *cb,
                                  const ember_callopts *opts)
 {
-    ember_ep *ep = to ? to->ep : NULL;
+    ember_ep *ep = to ? ember_ref_ep(to) : NULL;
     ember_conn *c = to && to->kind != EMBER_REF_LOCAL ? to->conn : NULL;
     ember_status st = EMBER_UNAVAILABLE;
     const char *why = NULL;
 
+    /* Started by a callback the free itself runs (a retry, say): there is
+     * no loop left to end it from, and ending it here would only start it
+     * again. Refused, with no outcome. */
+    if (ep && ep->freeing) {
+        ember_seterr("%s is being freed", ep->what);
+        return 0;
+    }
     if (!to)
         why = "call on a NULL ref";
     else if (to->kind == EMBER_REF_LOCAL)

@@ -460,7 +460,6 @@ EMBER_API void ember_node_free(ember_node *n)
     ember_ep_fini(&n->ep, EMBER_SHUTDOWN);
     if (n->root_ref) {
         n->root_ref->conn = NULL;
-        n->root_ref->ep = NULL;
         ember_ref_release(n->root_ref);
     }
     ember_strfree(n->name);

@@ -16,13 +16,30 @@
 
 #include "rt-internal.h"
 
+static void link_set(ember_ref *r, ember_ep *ep)
+{
+    r->link = ep->link;
+    r->link->rc++;
+}
+
+void ember_eplink_drop(ember_ep *ep)
+{
+    ember_eplink *l = ep->link;
+    ep->link = NULL;
+    if (!l)
+        return;
+    l->ep = NULL;
+    if (--l->rc == 0)
+        ember_free(l, sizeof *l);
+}
+
 ember_ref *ember_ref_new_peer(ember_ep *ep)
 {
     ember_ref *r = ember_calloc(sizeof *r);
     if (r) {
         r->kind = EMBER_REF_PEER;
         r->rc = 1;
-        r->ep = ep;
+        link_set(r, ep);
     }
     return r;
 }
@@ -70,6 +87,8 @@ EMBER_API void ember_ref_release(ember_ref *r)
     }
     if (r->kind == EMBER_REF_LOCAL)
         ember_exports_free(r->lex);
+    if (r->link && --r->link->rc == 0)
+        ember_free(r->link, sizeof *r->link);
     ember_free(r, sizeof *r);
 }
 
@@ -143,8 +162,11 @@ static uint64_t export_local(ember_conn *c, ember_ref *r)
     x->oid = c->next_oid++;
     x->ref = ember_ref_retain(r);
     x->sent = 1;
-    if (!r->ep)
-        r->ep = c->ep;
+    if (!ember_ref_ep(r)) { /* new, or its endpoint is gone: this one now */
+        if (r->link && --r->link->rc == 0)
+            ember_free(r->link, sizeof *r->link);
+        link_set(r, c->ep);
+    }
     return x->oid;
 }
 
@@ -239,7 +261,7 @@ EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)
                 return ember_dec_fail(d, "out of memory");
             r->kind = EMBER_REF_REMOTE;
             r->rc = 1;
-            r->ep = c->ep;
+            link_set(r, c->ep);
             r->conn = c;
             r->oid = oid;
             c->rrefs[c->nrrefs++] = r;

@@ -151,8 +151,6 @@ static void child_free(ember_child *c)
     ember_free(c->svcs, sizeof *c->svcs * c->nsvcs);
     if (c->ref) {
         c->ref->conn = NULL;
-        if (c->root->ep.freeing)
-            c->ref->ep = NULL;
         ember_ref_release(c->ref);
     }
     ember_strfree(c->name);

@@ -99,10 +99,18 @@ struct ember_deferred;
 
 struct ember_deadlines;             /* calltab.c */
 
+/* What a ref knows of its endpoint: shared by the refs, cleared when the
+ * endpoint is freed, so a ref that outlives it fails its calls cleanly. */
+typedef struct ember_eplink {
+    ember_ep *ep;                   /* NULL once the endpoint is freed */
+    uint32_t rc;                    /* the endpoint's + one per ref */
+} ember_eplink;
+
 struct ember_ep {
     struct event_base *base;
     ember_limits lim;
     ember_exports *exports;
+    ember_eplink *link;         /* handed to refs (ref.c) */
     ember_bufpool pool;
     ember_root *root;           /* exactly one of root / node is set */
     ember_node *node;
@@ -353,7 +361,7 @@ enum { EMBER_REF_PEER, EMBER_REF_REMOTE, EMBER_REF_LOCAL };
 struct ember_ref {
     uint8_t kind;
     uint32_t rc;
-    ember_ep *ep;                  /* where to defer outcomes */
+    ember_eplink *link;            /* where to defer outcomes; NULL: none */
     ember_conn *conn;              /* PEER/REMOTE: NULL when dead */
     uint64_t oid;                  /* REMOTE */
     uint64_t wire;                 /* REMOTE: times received */
@@ -361,6 +369,13 @@ struct ember_ref {
 };
 
 ember_ref *ember_ref_new_peer(ember_ep *ep);
+/* The endpoint a ref's outcomes are deferred to; NULL when it is gone. */
+static inline ember_ep *ember_ref_ep(const ember_ref *r)
+{
+    return r->link ? r->link->ep : NULL;
+}
+/* The endpoint freed: refs still holding its link see it gone. */
+void ember_eplink_drop(ember_ep *ep);
 /* The connection is gone: refs received on it die, exports are dropped. */
 void ember_ref_conn_closed(ember_conn *c);
 ember_ref *ember_ref_find_xobj(ember_conn *c, uint64_t oid);

@@ -1847,6 +1847,75 @@ static void t_broadcast_child_dropped(void)
     teardown_basic();
 }
 
+/* ---- refs that outlive their root or node ---- */
+
+static void t_refs_after_free(void)
+{
+    setup_basic(1);
+    G.give = ember_ref_local(&obs_svc, NULL, NULL);
+    got_ref = NULL;
+    result r = {0};
+    ember_call_start(ember_node_root(F.node[0]), M_GIVE, NULL, NULL, done_ref, NULL,
+                     &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got_ref);
+    /* Every kind: one received from the root, a local object the root
+     * exported, a child's, the node's root ref. */
+    ember_ref *refs[4] = {got_ref, G.give,
+                          ember_ref_retain(ember_child_ref(child("n0"))),
+                          ember_ref_retain(ember_node_root(F.node[0]))};
+    ember_node_free(F.node[0]);
+    ember_root_free(F.root);
+    F.nn = 0;
+    F.root = NULL;
+    for (int i = 0; i < 4; i++) {
+        result x = {0};
+        CU_ASSERT_EQUAL(ember_call_start(refs[i], M_PING, NULL, NULL, done_i64,
+                                         NULL, &x, NULL), 0);
+        CU_ASSERT_EQUAL(x.n, 1); /* no loop to defer to: ended inside */
+        CU_ASSERT_EQUAL(x.st, EMBER_UNAVAILABLE);
+        CU_ASSERT_FALSE(i != 1 && ember_ref_alive(refs[i]));
+        ember_ref_release(refs[i]);
+    }
+    got_ref = NULL;
+    G.give = NULL;
+    event_base_free(F.base);
+}
+
+/* ---- freeing while a callback retries ---- */
+
+static int free_retries;
+
+static void retry_done(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    (void)o;
+    (void)p;
+    (void)n;
+    free_retries++;
+    if (free_retries < 100000) /* a bound, so a regression fails, not hangs */
+        ember_call_raw(ember_node_root(ud), M_ADD, "x", 1, retry_done, ud, NULL);
+}
+
+static void t_free_while_retrying(void)
+{
+    fresh_fixture();
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    ember_node *n = ember_node_new(F.base, "retrier", &cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+    /* Port 1: nothing listens, every call ends "not connected" and is
+     * started again by its callback. */
+    CU_ASSERT_EQUAL(ember_node_connect(n, "127.0.0.1:1"), 0);
+    free_retries = 0;
+    ember_call_raw(ember_node_root(n), M_ADD, "x", 1, retry_done, n, NULL);
+    int_at_least some = {&free_retries, 3};
+    CU_ASSERT_TRUE(run_until(F.base, reached, &some, 2000));
+    int before = free_retries;
+    ember_node_free(n); /* ends the pending one; its retry is refused */
+    CU_ASSERT_EQUAL(free_retries, before + 1);
+    event_base_free(F.base);
+}
+
 void add_e2e_suite(void)
 {
     CU_pSuite s = CU_add_suite("end-to-end", NULL, NULL);
@@ -1889,4 +1958,6 @@ void add_e2e_suite(void)
     CU_add_test(s, "a second answer inside the handler", t_second_answer);
     CU_add_test(s, "a broadcast outcome ends before its child goes",
                 t_broadcast_child_dropped);
+    CU_add_test(s, "refs outlive their root and node", t_refs_after_free);
+    CU_add_test(s, "freeing while a callback retries", t_free_while_retrying);
 }
