@@ -1916,6 +1916,36 @@ static void t_free_while_retrying(void)
     event_base_free(F.base);
 }
 
+/* ---- a service with no methods ---- */
+
+static const ember_service_desc empty_svc = {"test.Empty", 0x77, 0, NULL};
+
+static void t_empty_service(void)
+{
+    fresh_fixture();
+    /* First into empty tables (no entry array yet), then alongside others. */
+    ember_root *r = ember_root_new(F.base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(r), &empty_svc, NULL,
+                                      NULL), 0);
+    ember_root_free(r);
+    F.root = make_root(NULL, 0);
+    CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(F.root), &empty_svc, NULL,
+                                      NULL), 0);
+    make_node("n0", NULL);
+    CU_ASSERT_EQUAL(ember_exports_add(ember_node_exports(F.node[0]), &empty_svc,
+                                      NULL, NULL), 0);
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
+    CU_ASSERT_TRUE(ember_child_has_service(child("n0"), "test.Empty"));
+    result x = {0};
+    args2 a = {1, 2};
+    ember_call_start(ember_node_root(F.node[0]), M_ADD, enc_args, &a, done_i64, NULL,
+                     &x, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &x, 2000));
+    CU_ASSERT_EQUAL(x.v, 3);
+    teardown_basic();
+}
+
 void add_e2e_suite(void)
 {
     CU_pSuite s = CU_add_suite("end-to-end", NULL, NULL);
@@ -1960,4 +1990,5 @@ void add_e2e_suite(void)
                 t_broadcast_child_dropped);
     CU_add_test(s, "refs outlive their root and node", t_refs_after_free);
     CU_add_test(s, "freeing while a callback retries", t_free_while_retrying);
+    CU_add_test(s, "a service with no methods", t_empty_service);
 }
