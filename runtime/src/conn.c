@@ -443,7 +443,7 @@ void ember_conn_free(ember_conn *c)
     ember_calltab_free(c);
     ember_free(c->cbuckets, sizeof *c->cbuckets * c->ncbuckets);
     ember_free(c->xobjs, sizeof *c->xobjs * c->capxobjs);
-    ember_free(c->rrefs, sizeof *c->rrefs * c->caprrefs);
+    ember_free(c->rbuckets, sizeof *c->rbuckets * c->nrbuckets);
     ember_strfree(c->peer);
     ember_free(c, sizeof *c);
 }

@@ -235,8 +235,8 @@ struct ember_conn {
     ember_xobj *xobjs;             /* local objects exported here */
     uint32_t nxobjs, capxobjs;
     uint64_t next_oid;
-    ember_ref **rrefs;             /* the peer's objects we hold */
-    uint32_t nrrefs, caprrefs;
+    ember_ref **rbuckets;          /* the peer's objects we hold, by oid */
+    uint32_t nrbuckets, nrrefs;
 };
 
 /* Takes ownership of fd (nonblocking). NULL on failure (fd closed). */
@@ -365,6 +365,7 @@ struct ember_ref {
     ember_conn *conn;              /* PEER/REMOTE: NULL when dead */
     uint64_t oid;                  /* REMOTE */
     uint64_t wire;                 /* REMOTE: times received */
+    ember_ref *hnext;              /* REMOTE: conn->rbuckets chain */
     ember_exports *lex;            /* LOCAL */
 };
 

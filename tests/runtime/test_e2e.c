@@ -1946,6 +1946,69 @@ static void t_empty_service(void)
     teardown_basic();
 }
 
+/* ---- many refs in one frame ---- */
+
+#define MANY_REFS 200000
+
+static void give_many(ember_call *c, uint32_t mid, const void *p, size_t len,
+                      void *ud)
+{
+    (void)mid;
+    (void)p;
+    (void)len;
+    (void)ud;
+    /* Field 1, MANY_REFS times: distinct objects of ours (oid << 1). */
+    uint8_t *buf = malloc((size_t)MANY_REFS * 6);
+    size_t n = 0;
+    for (uint64_t oid = 1; oid <= MANY_REFS; oid++) {
+        buf[n++] = 0x08;
+        for (uint64_t v = oid << 1; ; v >>= 7) {
+            buf[n++] = (uint8_t)(v > 0x7f ? (v & 0x7f) | 0x80 : v);
+            if (v <= 0x7f)
+                break;
+        }
+    }
+    ember_call_reply_raw(c, buf, n);
+    free(buf);
+}
+
+static void done_many(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
+{
+    result *r = ud;
+    uint32_t tag = 0;
+    unsigned wt = 0;
+    (void)cb;
+    r->n++;
+    r->st = o->status;
+    while (o->status == EMBER_OK && ember_dec_field(reply, &tag, &wt) == 1) {
+        ember_ref *x = NULL;
+        if (ember_dec_ref(reply, wt, &x) || !x)
+            return;
+        r->v++;
+    }
+    /* All distinct: the connection holds one ref each. */
+    r->error_id = ember_node_root(F.node[0])->conn->nrrefs;
+}
+
+static void t_many_refs(void)
+{
+    setup_basic(1);
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_root_exports(F.root), 61, give_many,
+                                          NULL), 0);
+    result r = {0};
+    ember_call_start(ember_node_root(F.node[0]), 61, NULL, NULL, done_many, NULL,
+                     &r, NULL);
+    /* Looked up by a linear scan, the refs would take minutes. */
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 10000));
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_EQUAL(r.v, MANY_REFS);
+    CU_ASSERT_EQUAL(r.error_id, MANY_REFS);
+    /* Released with the reply: every one goes back (DECREF). */
+    CU_ASSERT_EQUAL(ember_node_root(F.node[0])->conn->nrrefs, 0);
+    CU_ASSERT_EQUAL(ember_node_state_get(F.node[0]), EMBER_NODE_REGISTERED);
+    teardown_basic();
+}
+
 void add_e2e_suite(void)
 {
     CU_pSuite s = CU_add_suite("end-to-end", NULL, NULL);
@@ -1991,4 +2054,5 @@ void add_e2e_suite(void)
     CU_add_test(s, "refs outlive their root and node", t_refs_after_free);
     CU_add_test(s, "freeing while a callback retries", t_free_while_retrying);
     CU_add_test(s, "a service with no methods", t_empty_service);
+    CU_add_test(s, "200000 refs in one reply", t_many_refs);
 }
