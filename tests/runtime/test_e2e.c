@@ -29,7 +29,7 @@
 enum { M_ADD = 1, M_LATER, M_BOOM, M_FAIL, M_HANG, M_NOTE, M_WATCH, M_GIVE,
        M_ECHO_REF, M_PING = 100 };
 #define BOOM_ID 77
-#define MAX_HUNG 16
+#define MAX_HUNG 64
 
 /* ---- test state ---- */
 
@@ -1699,6 +1699,11 @@ static void t_deadline_order(void)
     CU_ASSERT_TRUE(run_until(F.base, all_ordered, &n, 3000));
     CU_ASSERT_EQUAL(order_bad, 0);
     CU_ASSERT_EQUAL(order_n, N);
+    /* Every served call is answered, late or not (else it leaks). */
+    int_at_least all_hung = {&G.nhung, N};
+    CU_ASSERT_TRUE(run_until(F.base, reached, &all_hung, 2000));
+    for (int i = 0; i < G.nhung; i++)
+        ember_call_fail(G.hung[i], "late");
     teardown_basic();
 }
 
@@ -1747,6 +1752,8 @@ static void t_nested_delivery_keeps_reply(void)
                                  NULL);
     ember_call_start(root, M_GIVE, NULL, NULL, done_ref_cancel, NULL, &r, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL_FATAL(G.nhung, 1);
+    ember_call_fail(G.hung[0], "cancelled"); /* every served call is answered */
     CU_ASSERT_EQUAL(H.sib.st, EMBER_CANCELLED);
     CU_ASSERT_EQUAL(H.rrefs_after_cancel, 1);
     CU_ASSERT_TRUE(H.alive_after_cancel);
