@@ -181,10 +181,26 @@ void ember_calltab_ep_fini(ember_ep *ep)
 
 /* ---- ending a call ---- */
 
+void ember_scratch_hold(ember_ep *ep)
+{
+    ep->scratch_users++;
+}
+
+void ember_scratch_release(ember_ep *ep)
+{
+    if (--ep->scratch_users == 0)
+        ember_arena_reset(&ep->scratch);
+}
+
+/* Runs a callback. It may end other calls (cancel, drop a child), whose
+ * outcomes are delivered inside it: the reply values it is reading stay in
+ * the scratch arena until the outermost delivery returns. */
 static void deliver(ember_ep *ep, const ember_callback *cb, ember_outcome *o,
                     ember_dec *dec)
 {
     o->child = cb->child;
+    if (ep)
+        ember_scratch_hold(ep);
     if (cb->rawcb) {
         const void *p = dec ? dec->p : NULL;
         size_t n = dec ? (size_t)(dec->end - dec->p) : 0;
@@ -193,7 +209,7 @@ static void deliver(ember_ep *ep, const ember_callback *cb, ember_outcome *o,
         cb->done(o, dec, cb->cb, cb->ud);
     }
     if (ep)
-        ember_arena_reset(&ep->scratch);
+        ember_scratch_release(ep);
 }
 
 static void finish(ember_conn *c, uint32_t idx, ember_status st, const char *msg,
@@ -251,11 +267,18 @@ ember_handle ember_calltab_start(ember_ref *to, uint32_t method, bool oneway,
                                  const ember_callback *cb,
                                  const ember_callopts *opts)
 {
-    ember_ep *ep = to ? to->ep : NULL;
+    ember_ep *ep = to ? ember_ref_ep(to) : NULL;
     ember_conn *c = to && to->kind != EMBER_REF_LOCAL ? to->conn : NULL;
     ember_status st = EMBER_UNAVAILABLE;
     const char *why = NULL;
 
+    /* Started by a callback the free itself runs (a retry, say): there is
+     * no loop left to end it from, and ending it here would only start it
+     * again. Refused, with no outcome. */
+    if (ep && ep->freeing) {
+        ember_seterr("%s is being freed", ep->what);
+        return 0;
+    }
     if (!to)
         why = "call on a NULL ref";
     else if (to->kind == EMBER_REF_LOCAL)
@@ -471,18 +494,60 @@ void ember_defer_outcome(ember_ep *ep, const ember_callback *cb,
     ember_ep_kick(ep);
 }
 
+static void run_one(ember_ep *ep, struct ember_deferred *d)
+{
+    ember_outcome o = {d->st, d->msg, 0, NULL, NULL};
+    ep->inflight--;
+    deliver(ep, &d->cb, &o, NULL);
+    ember_free(d, sizeof *d);
+}
+
+/* Runs the outcomes queued so far; those their callbacks queue run on the
+ * next turn of the loop. */
 void ember_defer_run(ember_ep *ep)
 {
-    struct ember_deferred *d = ep->defq;
+    struct ember_deferred *d;
+    ep->defrun = ep->defq;
     ep->defq = ep->defq_tail = NULL;
-    while (d) {
-        struct ember_deferred *next = d->next;
-        ember_outcome o = {d->st, d->msg, 0, NULL, NULL};
-        ep->inflight--;
-        deliver(ep, &d->cb, &o, NULL);
-        ember_free(d, sizeof *d);
-        d = next;
+    while ((d = ep->defrun)) {
+        ep->defrun = d->next;
+        run_one(ep, d);
     }
+}
+
+/* Moves the entries of list *pp naming child to *to; returns the list's
+ * new last entry. */
+static struct ember_deferred *take_child(struct ember_deferred **pp,
+                                         ember_child *child,
+                                         struct ember_deferred ***to)
+{
+    struct ember_deferred *last = NULL;
+    while (*pp) {
+        struct ember_deferred *d = *pp;
+        if (d->cb.child == child) {
+            *pp = d->next;
+            d->next = NULL;
+            **to = d;
+            *to = &d->next;
+        } else {
+            last = d;
+            pp = &d->next;
+        }
+    }
+    return last;
+}
+
+void ember_defer_run_child(ember_ep *ep, ember_child *child)
+{
+    struct ember_deferred *mine = NULL, **to = &mine;
+    take_child(&ep->defrun, child, &to);
+    ep->defq_tail = take_child(&ep->defq, child, &to);
+    while (mine) {
+        struct ember_deferred *d = mine;
+        mine = d->next;
+        run_one(ep, d);
+    }
+    ember_ep_check_idle(ep);
 }
 
 /* ---- the public call API ---- */

@@ -122,6 +122,36 @@ static void unmark_dirty(ember_conn *c)
     c->dirty = false;
 }
 
+/* Output queued to a peer beyond which we stop reading from it: what it
+ * sends makes answers (PONGs, replies, errors) that would pile up while it
+ * does not read. Before registration only the handshake's few frames are
+ * due, so the cap is small. */
+static size_t out_cap(const ember_conn *c)
+{
+    size_t cap = c->ep->lim.out_high_water;
+    if (c->state == EMBER_CONN_HANDSHAKE && cap > EMBER_HANDSHAKE_MAX_OUT)
+        cap = EMBER_HANDSHAKE_MAX_OUT;
+    return cap;
+}
+
+static void pause_reading(ember_conn *c)
+{
+    event_del(c->rev);
+    c->read_paused = true;
+    ember_log(EMBER_LOG_DEBUG, "%s: %s is not reading (%zu bytes queued): "
+              "not reading from it until it does", c->ep->what, c->peer,
+              ember_buf_used(&c->out));
+}
+
+/* Half the cap drained: read again (and what TLS already decrypted). */
+static void resume_reading(ember_conn *c)
+{
+    c->read_paused = false;
+    event_add(c->rev, NULL);
+    if (c->tp->pending && c->tp->pending(c))
+        event_active(c->rev, EV_READ, 0);
+}
+
 void ember_conn_flush(ember_conn *c)
 {
     if (c->state == EMBER_CONN_CLOSED)
@@ -141,6 +171,8 @@ void ember_conn_flush(ember_conn *c)
         ember_buf_consume(&c->out, (size_t)w);
         n = ember_buf_used(&c->out);
     }
+    if (c->read_paused && n <= out_cap(c) / 2)
+        resume_reading(c);
     if (ember_buf_used(&c->out) > 0) {
         /* Waiting on readability (a TLS handshake): on_read flushes again;
          * arming the write event now would spin on a writable socket. */
@@ -296,6 +328,10 @@ static int read_once(ember_conn *c)
     if (c->state == EMBER_CONN_CLOSED)
         return 0; /* buffers go when the connection is reaped */
     ember_buf_consume(in, off - in->off);
+    if (ember_buf_used(&c->out) > out_cap(c)) {
+        pause_reading(c);
+        return 0;
+    }
     return 1;
 }
 
@@ -310,6 +346,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         if (c->state == EMBER_CONN_CLOSED)
             return;
     }
+    if (c->read_paused)
+        return;
     /* TLS can hold decrypted bytes the socket will never announce again:
      * drain them before going back to the loop. */
     ember_clock_hold(); /* one clock reading for the whole batch */
@@ -405,7 +443,7 @@ void ember_conn_free(ember_conn *c)
     ember_calltab_free(c);
     ember_free(c->cbuckets, sizeof *c->cbuckets * c->ncbuckets);
     ember_free(c->xobjs, sizeof *c->xobjs * c->capxobjs);
-    ember_free(c->rrefs, sizeof *c->rrefs * c->caprrefs);
+    ember_free(c->rbuckets, sizeof *c->rbuckets * c->nrbuckets);
     ember_strfree(c->peer);
     ember_free(c, sizeof *c);
 }

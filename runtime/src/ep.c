@@ -86,7 +86,11 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         }
         if (c->state != EMBER_CONN_READY)
             continue;
-        if (c->dead_after_ms && idle >= c->dead_after_ms) {
+        if (c->dead_after_ms && idle >= c->dead_after_ms && c->read_paused) {
+            ember_conn_closef(c, EMBER_LOST, "peer not reading: %zu bytes "
+                              "queued for it, nothing read from it for %llu ms",
+                              ember_buf_used(&c->out), (unsigned long long)idle);
+        } else if (c->dead_after_ms && idle >= c->dead_after_ms) {
             ember_conn_closef(c, EMBER_LOST, "peer silent for %llu ms "
                               "(heartbeat)", (unsigned long long)idle);
         } else if (c->heartbeat_ms && idle >= c->heartbeat_ms && !c->ping_out) {
@@ -116,10 +120,14 @@ int ember_ep_init(ember_ep *ep, struct event_base *base, const ember_limits *lim
     ember_arena_init(&ep->scratch, ep->scratch_buf, sizeof ep->scratch_buf);
     ep->scratch.spare = &ep->arena_spare;
     ep->exports = ember_exports_new();
+    if ((ep->link = ember_calloc(sizeof *ep->link))) {
+        ep->link->ep = ep;
+        ep->link->rc = 1;
+    }
     ep->work_ev = event_new(base, -1, 0, on_work, ep);
     ep->timer_ev = evtimer_new(base, on_timer, ep);
     ep->sweep_ev = event_new(base, -1, EV_PERSIST, on_sweep, ep);
-    if (!ep->exports || !ep->work_ev || !ep->timer_ev || !ep->sweep_ev) {
+    if (!ep->exports || !ep->link || !ep->work_ev || !ep->timer_ev || !ep->sweep_ev) {
         ember_ep_fini(ep, EMBER_SHUTDOWN);
         return ember_seterr("out of memory");
     }
@@ -166,6 +174,7 @@ void ember_ep_fini(ember_ep *ep, ember_status status)
     ep->work_ev = ep->timer_ev = ep->sweep_ev = NULL;
     ember_exports_free(ep->exports);
     ep->exports = NULL;
+    ember_eplink_drop(ep);
     ember_tls_ctx_free(ep);
     ember_bufpool_clear(&ep->pool);
     ember_arena_fini(&ep->scratch);

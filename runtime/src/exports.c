@@ -80,7 +80,8 @@ static ember_xentry *append(ember_exports *ex, uint32_t id, const char *service,
 /* Entries move: calls that kept one look it up again (ember_exports_record). */
 static void sort(ember_exports *ex)
 {
-    qsort(ex->v, ex->n, sizeof *ex->v, cmp_entry);
+    if (ex->n > 1) /* v is NULL while nothing was ever added */
+        qsort(ex->v, ex->n, sizeof *ex->v, cmp_entry);
     ex->ver++;
 }
 

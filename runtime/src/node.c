@@ -189,8 +189,10 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
     ember_hs hs;
     const char *why;
     char msg[300];
+    /* Closing a connection below may deliver outcomes: hold the scratch. */
+    ember_scratch_hold(c->ep);
     if (ember_hs_decode(f, &c->ep->scratch, &hs, &why)) {
-        ember_arena_reset(&c->ep->scratch);
+        ember_scratch_release(c->ep);
         ember_conn_closef(c, EMBER_PROTOCOL, "bad %s: %s",
                           ember_frame_kind_name(f->kind), why);
         return -1;
@@ -217,7 +219,7 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
                 if (hs.nonce.len != EMBER_NONCE_LEN) {
                     ember_conn_close(c, EMBER_PROTOCOL, "root sent no usable "
                                      "nonce: cannot authenticate it");
-                    ember_arena_reset(&c->ep->scratch);
+                    ember_scratch_release(c->ep);
                     return -1;
                 }
                 memcpy(c->root_nonce, hs.nonce.data, EMBER_NONCE_LEN);
@@ -226,7 +228,7 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
                                               c->node_nonce, n->name, proof)) {
                     ember_conn_close(c, EMBER_LOST, "cannot compute the "
                                      "registration proof");
-                    ember_arena_reset(&c->ep->scratch);
+                    ember_scratch_release(c->ep);
                     return -1;
                 }
                 reg.proof.data = proof;
@@ -268,7 +270,7 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
                           "node", ember_frame_kind_name(f->kind));
         rc = -1;
     }
-    ember_arena_reset(&c->ep->scratch);
+    ember_scratch_release(c->ep);
     return rc;
 }
 
@@ -458,7 +460,6 @@ EMBER_API void ember_node_free(ember_node *n)
     ember_ep_fini(&n->ep, EMBER_SHUTDOWN);
     if (n->root_ref) {
         n->root_ref->conn = NULL;
-        n->root_ref->ep = NULL;
         ember_ref_release(n->root_ref);
     }
     ember_strfree(n->name);

@@ -16,13 +16,30 @@
 
 #include "rt-internal.h"
 
+static void link_set(ember_ref *r, ember_ep *ep)
+{
+    r->link = ep->link;
+    r->link->rc++;
+}
+
+void ember_eplink_drop(ember_ep *ep)
+{
+    ember_eplink *l = ep->link;
+    ep->link = NULL;
+    if (!l)
+        return;
+    l->ep = NULL;
+    if (--l->rc == 0)
+        ember_free(l, sizeof *l);
+}
+
 ember_ref *ember_ref_new_peer(ember_ep *ep)
 {
     ember_ref *r = ember_calloc(sizeof *r);
     if (r) {
         r->kind = EMBER_REF_PEER;
         r->rc = 1;
-        r->ep = ep;
+        link_set(r, ep);
     }
     return r;
 }
@@ -50,11 +67,58 @@ EMBER_API ember_ref *ember_ref_retain(ember_ref *r)
     return r;
 }
 
+/* ---- the peer's objects we hold, hashed by object id ---- */
+
+static uint32_t hash_oid(uint64_t oid, uint32_t n)
+{
+    return (uint32_t)((oid * 0x9e3779b97f4a7c15ull) >> 32) & (n - 1);
+}
+
+static ember_ref *rref_find(ember_conn *c, uint64_t oid)
+{
+    if (!c->nrbuckets)
+        return NULL;
+    ember_ref *r = c->rbuckets[hash_oid(oid, c->nrbuckets)];
+    while (r && r->oid != oid)
+        r = r->hnext;
+    return r;
+}
+
+/* -1 only when there is no table at all (out of memory). */
+static int rref_insert(ember_conn *c, ember_ref *r)
+{
+    if (c->nrrefs >= c->nrbuckets) { /* grow: keep chains short */
+        uint32_t nn = c->nrbuckets ? c->nrbuckets * 2 : 8;
+        ember_ref **nb = nn > c->nrbuckets ? ember_calloc(sizeof *nb * nn) : NULL;
+        if (nb) {
+            for (uint32_t i = 0; i < c->nrbuckets; i++)
+                for (ember_ref *x = c->rbuckets[i], *nx; x; x = nx) {
+                    nx = x->hnext;
+                    uint32_t h = hash_oid(x->oid, nn);
+                    x->hnext = nb[h];
+                    nb[h] = x;
+                }
+            ember_free(c->rbuckets, sizeof *nb * c->nrbuckets);
+            c->rbuckets = nb;
+            c->nrbuckets = nn;
+        }
+    }
+    if (!c->nrbuckets)
+        return -1;
+    uint32_t h = hash_oid(r->oid, c->nrbuckets);
+    r->hnext = c->rbuckets[h];
+    c->rbuckets[h] = r;
+    c->nrrefs++;
+    return 0;
+}
+
 static void remove_rref(ember_conn *c, ember_ref *r)
 {
-    for (uint32_t i = 0; i < c->nrrefs; i++)
-        if (c->rrefs[i] == r) {
-            c->rrefs[i] = c->rrefs[--c->nrrefs];
+    for (ember_ref **pp = &c->rbuckets[hash_oid(r->oid, c->nrbuckets)]; *pp;
+         pp = &(*pp)->hnext)
+        if (*pp == r) {
+            *pp = r->hnext;
+            c->nrrefs--;
             return;
         }
 }
@@ -70,6 +134,8 @@ EMBER_API void ember_ref_release(ember_ref *r)
     }
     if (r->kind == EMBER_REF_LOCAL)
         ember_exports_free(r->lex);
+    if (r->link && --r->link->rc == 0)
+        ember_free(r->link, sizeof *r->link);
     ember_free(r, sizeof *r);
 }
 
@@ -84,8 +150,11 @@ EMBER_API bool ember_ref_alive(const ember_ref *r)
 
 void ember_ref_conn_closed(ember_conn *c)
 {
-    for (uint32_t i = 0; i < c->nrrefs; i++)
-        c->rrefs[i]->conn = NULL;
+    for (uint32_t i = 0; i < c->nrbuckets; i++) {
+        for (ember_ref *x = c->rbuckets[i]; x; x = x->hnext)
+            x->conn = NULL;
+        c->rbuckets[i] = NULL;
+    }
     c->nrrefs = 0;
     /* Our objects exported here: nobody on this connection holds them now. */
     while (c->nxobjs > 0) {
@@ -143,8 +212,11 @@ static uint64_t export_local(ember_conn *c, ember_ref *r)
     x->oid = c->next_oid++;
     x->ref = ember_ref_retain(r);
     x->sent = 1;
-    if (!r->ep)
-        r->ep = c->ep;
+    if (!ember_ref_ep(r)) { /* new, or its endpoint is gone: this one now */
+        if (r->link && --r->link->rc == 0)
+            ember_free(r->link, sizeof *r->link);
+        link_set(r, c->ep);
+    }
     return x->oid;
 }
 
@@ -219,30 +291,21 @@ EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)
     } else {
         if (oid == 0)
             return ember_dec_fail(d, "ref with object id 0");
-        for (uint32_t i = 0; i < c->nrrefs && !r; i++)
-            if (c->rrefs[i]->oid == oid)
-                r = c->rrefs[i];
-        if (r) {
+        if ((r = rref_find(c, oid))) {
             ember_ref_retain(r);
         } else {
-            if (c->nrrefs == c->caprrefs) {
-                uint32_t ncap = c->caprrefs ? c->caprrefs * 2 : 4;
-                ember_ref **nr = ember_realloc(c->rrefs, sizeof *nr * c->caprrefs,
-                                               sizeof *nr * ncap);
-                if (!nr)
-                    return ember_dec_fail(d, "out of memory");
-                c->rrefs = nr;
-                c->caprrefs = ncap;
-            }
             r = ember_calloc(sizeof *r);
             if (!r)
                 return ember_dec_fail(d, "out of memory");
             r->kind = EMBER_REF_REMOTE;
             r->rc = 1;
-            r->ep = c->ep;
-            r->conn = c;
+            link_set(r, c->ep);
             r->oid = oid;
-            c->rrefs[c->nrrefs++] = r;
+            if (rref_insert(c, r)) {
+                ember_ref_release(r); /* not connected yet: no DECREF */
+                return ember_dec_fail(d, "out of memory");
+            }
+            r->conn = c;
         }
         r->wire++;
     }

@@ -4,10 +4,11 @@
  * order), and calls them, one by one or by broadcast.
  *
  * Duplicate names: a newcomer whose name is taken replaces the old child if
- * the old connection has been silent for at least one heartbeat interval
- * (a node restarted before we noticed); otherwise it is REFUSED with
- * "name in use" and keeps retrying with backoff until the old one is
- * declared dead.
+ * the old connection left our heartbeat PING unanswered for a whole
+ * heartbeat interval, or has been silent for dead_after_ms (a node
+ * restarted before we noticed). An idle child answers the PING, so it is
+ * never replaced; the newcomer is REFUSED with "name in use" and keeps
+ * retrying with backoff until the old one is declared dead.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -150,8 +151,6 @@ static void child_free(ember_child *c)
     ember_free(c->svcs, sizeof *c->svcs * c->nsvcs);
     if (c->ref) {
         c->ref->conn = NULL;
-        if (c->root->ep.freeing)
-            c->ref->ep = NULL;
         ember_ref_release(c->ref);
     }
     ember_strfree(c->name);
@@ -256,6 +255,16 @@ static bool proof_ok(ember_root *r, ember_conn *c, const ember_hs *hs)
     return ember_auth_check(&hs->proof, want);
 }
 
+/* The old connection of a taken name looks dead: our PING has gone
+ * unanswered for a heartbeat interval (it is sent after one interval of
+ * silence), or it is past dead_after_ms. */
+static bool seems_dead(const ember_conn *c, uint64_t idle)
+{
+    uint64_t hb = c->heartbeat_ms;
+    return (hb && c->ping_out && idle >= 2 * hb) ||
+           (c->dead_after_ms && idle >= c->dead_after_ms);
+}
+
 static int root_handshake(ember_conn *c, const ember_frame *f)
 {
     ember_root *r = c->ep->root;
@@ -268,8 +277,10 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
                           "registration", ember_frame_kind_name(f->kind));
         return -1;
     }
+    /* Closing a connection below may deliver outcomes: hold the scratch. */
+    ember_scratch_hold(c->ep);
     if (ember_hs_decode(f, &c->ep->scratch, &hs, &why)) {
-        ember_arena_reset(&c->ep->scratch);
+        ember_scratch_release(c->ep);
         ember_conn_closef(c, EMBER_PROTOCOL, "bad REGISTER: %s", why);
         return -1;
     }
@@ -293,7 +304,7 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         ember_child *old = ember_root_child_by_name(r, hs.name);
         if (old) {
             uint64_t idle = ember_now_ms() - old->conn->last_rx_ms;
-            if (idle >= old->conn->heartbeat_ms) {
+            if (seems_dead(old->conn, idle)) {
                 snprintf(msg, sizeof msg, "replaced by a new registration from "
                          "%s (silent for %llu ms)", c->peer,
                          (unsigned long long)idle);
@@ -332,7 +343,7 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         if (!ok) {
             if (ch)
                 child_free(ch);
-            ember_arena_reset(&c->ep->scratch);
+            ember_scratch_release(c->ep);
             ember_conn_close(c, EMBER_LOST, "out of memory registering a child");
             return -1;
         }
@@ -354,7 +365,7 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         if (has_secret(r)) {
             if (ember_auth_welcome_proof(r->cfg.secret, hs.node_nonce.data,
                                          c->root_nonce, ch->id, root_proof)) {
-                ember_arena_reset(&c->ep->scratch);
+                ember_scratch_release(c->ep);
                 ember_conn_close(c, EMBER_LOST, "cannot compute the root proof");
                 return -1;
             }
@@ -364,12 +375,12 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         ember_hs_send(c, EMBER_FR_WELCOME, &w, r->ep.exports);
         ember_log(EMBER_LOG_INFO, "root: child \"%s\" (id %u) registered from %s",
                   ch->name, ch->id, c->peer);
-        ember_arena_reset(&c->ep->scratch);
+        ember_scratch_release(c->ep);
         if (r->cfg.on_join)
             r->cfg.on_join(r, ch, r->cfg.ud);
         return 0;
     }
-    ember_arena_reset(&c->ep->scratch);
+    ember_scratch_release(c->ep);
     return -1;
 }
 
@@ -383,6 +394,8 @@ static void root_lost(ember_conn *c, const char *reason)
     c->peer_ref = NULL;
     child_remove(r, ch);
     ch->ref->conn = NULL;
+    /* Broadcast calls to it that could not start end now, naming it. */
+    ember_defer_run_child(&r->ep, ch);
     if (r->cfg.on_leave)
         r->cfg.on_leave(r, ch, reason, r->cfg.ud);
     ch->conn = NULL;

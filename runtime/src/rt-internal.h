@@ -55,6 +55,9 @@ enum ember_frame_kind {
 #define EMBER_FRAME_HDR 5u /* u32 length + u8 kind */
 /* Largest frame accepted before registration completes. */
 #define EMBER_HANDSHAKE_MAX_FRAME (1u << 20)
+/* Output queued to a peer still registering beyond which we stop reading
+ * from it (out_high_water once registered). */
+#define EMBER_HANDSHAKE_MAX_OUT (64u << 10)
 
 typedef struct ember_frame {
     uint8_t kind;
@@ -96,10 +99,18 @@ struct ember_deferred;
 
 struct ember_deadlines;             /* calltab.c */
 
+/* What a ref knows of its endpoint: shared by the refs, cleared when the
+ * endpoint is freed, so a ref that outlives it fails its calls cleanly. */
+typedef struct ember_eplink {
+    ember_ep *ep;                   /* NULL once the endpoint is freed */
+    uint32_t rc;                    /* the endpoint's + one per ref */
+} ember_eplink;
+
 struct ember_ep {
     struct event_base *base;
     ember_limits lim;
     ember_exports *exports;
+    ember_eplink *link;         /* handed to refs (ref.c) */
     ember_bufpool pool;
     ember_root *root;           /* exactly one of root / node is set */
     ember_node *node;
@@ -113,6 +124,7 @@ struct ember_ep {
     bool work_pending;
     bool in_work, kick_again;   /* re-kicks from inside the work event */
     struct ember_deferred *defq, *defq_tail;
+    struct ember_deferred *defrun; /* the batch ember_defer_run is running */
     void *tls_ctx;              /* SSL_CTX when TLS is configured, else NULL */
 
     struct ember_deadlines *dl; /* call deadlines (calltab.c) */
@@ -129,6 +141,7 @@ struct ember_ep {
 
     ember_arena_spare arena_spare; /* big block shared by calls and scratch */
     ember_arena scratch;        /* decodes replies for callbacks */
+    uint32_t scratch_users;     /* callbacks and handshakes reading it */
     uint64_t scratch_buf[64];
 
     bool stopping;              /* graceful shutdown: refuse new calls */
@@ -188,6 +201,7 @@ struct ember_conn {
     int state;
     bool close_after_flush;
     bool ping_out;                 /* a PING is unanswered */
+    bool read_paused;              /* output over its cap: not reading */
     int fd;
     struct event *rev, *wev;
     bool wev_added;
@@ -221,8 +235,8 @@ struct ember_conn {
     ember_xobj *xobjs;             /* local objects exported here */
     uint32_t nxobjs, capxobjs;
     uint64_t next_oid;
-    ember_ref **rrefs;             /* the peer's objects we hold */
-    uint32_t nrrefs, caprrefs;
+    ember_ref **rbuckets;          /* the peer's objects we hold, by oid */
+    uint32_t nrbuckets, nrrefs;
 };
 
 /* Takes ownership of fd (nonblocking). NULL on failure (fd closed). */
@@ -275,8 +289,15 @@ int ember_calltab_cancel(ember_conn *c, ember_handle h);
 void ember_defer_outcome(ember_ep *ep, const ember_callback *cb,
                          ember_status st, const char *msg);
 void ember_defer_run(ember_ep *ep);
+/* A child is about to be freed: delivers the deferred outcomes naming it
+ * now, while o->child is valid. */
+void ember_defer_run_child(ember_ep *ep, ember_child *child);
 void ember_timer_fire(ember_ep *ep);
 void ember_calltab_ep_fini(ember_ep *ep); /* frees ep->dl */
+/* Values decoded into ep->scratch live until the last user lets go: an
+ * outcome callback may end other calls, whose callbacks run inside it. */
+void ember_scratch_hold(ember_ep *ep);
+void ember_scratch_release(ember_ep *ep);
 
 /* ---- call.c: incoming calls ---- */
 
@@ -340,14 +361,22 @@ enum { EMBER_REF_PEER, EMBER_REF_REMOTE, EMBER_REF_LOCAL };
 struct ember_ref {
     uint8_t kind;
     uint32_t rc;
-    ember_ep *ep;                  /* where to defer outcomes */
+    ember_eplink *link;            /* where to defer outcomes; NULL: none */
     ember_conn *conn;              /* PEER/REMOTE: NULL when dead */
     uint64_t oid;                  /* REMOTE */
     uint64_t wire;                 /* REMOTE: times received */
+    ember_ref *hnext;              /* REMOTE: conn->rbuckets chain */
     ember_exports *lex;            /* LOCAL */
 };
 
 ember_ref *ember_ref_new_peer(ember_ep *ep);
+/* The endpoint a ref's outcomes are deferred to; NULL when it is gone. */
+static inline ember_ep *ember_ref_ep(const ember_ref *r)
+{
+    return r->link ? r->link->ep : NULL;
+}
+/* The endpoint freed: refs still holding its link see it gone. */
+void ember_eplink_drop(ember_ep *ep);
 /* The connection is gone: refs received on it die, exports are dropped. */
 void ember_ref_conn_closed(ember_conn *c);
 ember_ref *ember_ref_find_xobj(ember_conn *c, uint64_t oid);

@@ -24,6 +24,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -224,6 +225,39 @@ static void case_announce_amplification(void)
             N, grown >> 10);
     /* 6 bytes each: allow 128 KiB of state per connection. */
     CHECK(grown < (size_t)N * 128 * 1024);
+}
+
+/* A peer that sends PINGs and never reads the PONGs: the root must stop
+ * reading from it rather than queue PONGs without bound. Before
+ * registration the cap is 64 KiB; the flood goes on for most of the
+ * handshake deadline. */
+static void case_ping_flood_unregistered(void)
+{
+    int fd = h_connect(FX.port);
+    CHECK(fd >= 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    static uint8_t pings[5 * 8192];
+    for (size_t i = 0; i < sizeof pings; i += 5) {
+        static const uint8_t ping[5] = { 1, 0, 0, 0, FR_PING };
+        memcpy(pings + i, ping, 5);
+    }
+    size_t before = h_alloc_live(), sent = 0;
+    h_alloc_reset_peak();
+    uint64_t t0 = h_now_ms();
+    while (h_now_ms() - t0 < FX.lim.handshake_ms * 3 / 4) {
+        ssize_t w;
+        for (int i = 0; i < 32 && (w = write(fd, pings, sizeof pings)) > 0; i++)
+            sent += (size_t)w;
+        h_run_for(1); /* pacing, not a wait: the root reads between writes */
+    }
+    size_t grown = h_alloc_peak() - before;
+    close(fd);
+    h_run_for(20); /* teardown, not a wait: let the close run */
+    fprintf(stderr, "  unregistered peer sent %zu KiB of PINGs without reading: "
+            "root grew by at most %zu KiB\n", sent >> 10, grown >> 10);
+    CHECK(grown < 1u << 20);
 }
 
 /* ------------------------------------------------------------------ */
@@ -584,6 +618,35 @@ static void case_post_never_reads(void)
     victim_stop(&v);
 }
 
+/* The same flood from a registered peer (out_high_water is 1 MiB here): the
+ * root stops reading from it and stays bounded. The connection then ends
+ * either way: the root drops a peer that has not read for dead_after_ms,
+ * and the victim, which hears nothing through the relay, gives up on the
+ * root at about the same time. */
+static void case_post_ping_flood(void)
+{
+    WITH_VICTIM(v);
+    h_relay_stop_reading(v.relay);
+    static uint8_t pings[5 * 8192];
+    for (size_t i = 0; i < sizeof pings; i += 5) {
+        static const uint8_t ping[5] = { 1, 0, 0, 0, FR_PING };
+        memcpy(pings + i, ping, 5);
+    }
+    size_t before = h_alloc_live();
+    h_alloc_reset_peak();
+    for (int i = 0; i < 800; i++) /* 32 MiB */
+        h_relay_inject(v.relay, pings, sizeof pings);
+    CHECK(h_run_until(victim_settled, &v, 4000));
+    CHECK(v.lost == 1 && v.other == 0);
+    CHECK(h_log_has(v.peer, "is not reading"));
+    size_t grown = h_alloc_peak() - before;
+    fprintf(stderr, "  32 MiB of PINGs never read: root grew by at most %zu KiB\n",
+            grown >> 10);
+    /* The 1 MiB cap, its buffer's doubling and a read batch. */
+    CHECK(grown < 8u << 20);
+    victim_stop(&v);
+}
+
 /* ------------------------------------------------------------------ */
 /* authentication                                                     */
 /* ------------------------------------------------------------------ */
@@ -891,6 +954,11 @@ static const hcase cases[] = {
       0, 0, false },
     { "post-flood", case_post_flood, NULL, 32, 0, false },
     { "post-never-reads", case_post_never_reads, NULL, 0, 1u << 20, false },
+    /* was: PONGs, replies and errors were queued without limit for a peer
+     * that never reads (fixed: reading stops above out_high_water) */
+    { "ping-flood-unregistered", case_ping_flood_unregistered, NULL, 0, 0,
+      false },
+    { "post-ping-flood", case_post_ping_flood, NULL, 0, 1u << 20, false },
     { "auth", case_auth, NULL, 0, 0, false },
     { "accept-storm", case_accept_storm, NULL, 0, 0, true },
     /* was: ep.c on_work re-activated work_ev with event_active, so a

@@ -89,7 +89,10 @@ typedef struct ember_limits {
     uint32_t max_elems;        /* elements in one list or map: 16 Mi */
     uint32_t max_string;       /* bytes in one string or bytes value: 16 MiB */
     uint32_t max_outstanding;  /* calls in flight on one connection, each way: 65536 */
-    size_t out_high_water;     /* output bytes queued before calls fail fast: 64 MiB */
+    size_t out_high_water;     /* output bytes queued to a peer before calls
+                                  to it fail fast and we stop reading from it
+                                  until it drains to half: 64 MiB (64 KiB
+                                  before registration) */
     uint32_t call_timeout_ms;  /* default call deadline: 30000 */
     uint32_t heartbeat_ms;     /* ping after this much silence: 2000 */
     uint32_t dead_after_ms;    /* declare the peer lost after this much silence: 6000 */

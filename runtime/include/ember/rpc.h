@@ -175,9 +175,12 @@ typedef void (*ember_stats_fn)(const ember_method_stats *s, void *ud);
 void ember_exports_stats(const ember_exports *ex, ember_stats_fn fn, void *ud);
 
 /*
- * Answers a served call, now or later; each returns -1 if the call was
- * already answered. After the caller's connection is gone these are
- * harmless no-ops that free the call. Exactly one of them per call.
+ * Answers a served call, now or later: exactly one of them per call, also
+ * after the caller cancelled or went away (the answer is then a harmless
+ * no-op). The answer ends the call and releases it: like a freed pointer,
+ * `call` must not be used again once an answer returned, except inside the
+ * handler it was given to, where the call lives until the handler returns
+ * and a second answer returns -1 ("call already answered"). NULL: -1.
  */
 int ember_call_reply(ember_call *call, ember_encode_fn enc, const void *value);
 int ember_call_raise(ember_call *call, uint32_t error_id,
