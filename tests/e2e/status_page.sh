@@ -44,6 +44,15 @@ for n in db gate game1 game2 net; do
     grep -q "<li class=\"node\" data-name=\"$n\"><div class=\"box\"><span class=\"name\">$n</span>" \
         "$dir/status.dom.html" || fail "the rendered page does not list $n"
 done
+# The counters are the servers' own: 4 bots logged in once each...
+login_calls() { grep -o 'db\.Db\.login (301)</td><td>[0-9]*<' "$1" | sed 's/.*<td>\([0-9]*\)</\1/'; }
+[ "$(login_calls "$dir/status.dom.html")" = 4 ] ||
+    fail "the page shows $(login_calls "$dir/status.dom.html") db.Db.login calls, not the 4 the bots made"
+# ... and follow the cluster: 2 more bots, 6 logins on the next render.
+cl_bots "$dir/bots2.out" -n 2 -r 2 -m 1 -p web2 -t 20
+chrome --dump-dom "$CL_WEB/" > "$dir/status2.dom.html" || fail "chromium --dump-dom failed (see $dir/chromium.log)"
+[ "$(login_calls "$dir/status2.dom.html")" = 6 ] ||
+    fail "after 2 more bots the page shows $(login_calls "$dir/status2.dom.html") db.Db.login calls, not 6"
 chrome --window-size=1280,1000 --screenshot="$dir/status.png" "$CL_WEB/" >/dev/null ||
     fail "chromium --screenshot failed"
 [ -s "$dir/status.png" ] || fail "no screenshot"
