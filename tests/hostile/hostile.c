@@ -29,7 +29,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -89,14 +92,14 @@ static void case_len_u32_max(void)
 static void case_empty_frame(void)
 {
     uint8_t b[4] = { 0, 0, 0, 0 };
-    expect_raw_drop(b, sizeof b, "closed", 2000);
+    expect_raw_drop(b, sizeof b, "closed: bad frame: empty frame", 2000);
 }
 
 static void case_unknown_kind(void)
 {
     uint8_t b[64];
     size_t n = h_frame(b, sizeof b, 99, 0, NULL, "x", 1);
-    expect_raw_drop(b, n, "closed", 2000);
+    expect_raw_drop(b, n, "closed: bad frame: unknown frame kind", 2000);
 }
 
 static void case_call_before_register(void)
@@ -122,14 +125,15 @@ static void case_garbage_register(void)
     for (size_t i = 0; i < sizeof junk; i++)
         junk[i] = (uint8_t)(i * 37 + 11);
     size_t n = h_frame(b, sizeof b, FR_REGISTER, 0, NULL, junk, sizeof junk);
-    expect_raw_drop(b, n, "closed", 2000);
+    expect_raw_drop(b, n, "closed: bad REGISTER: ", 2000);
 }
 
 static void case_slowloris_silent(void)
 {
     /* Says nothing: closed by the handshake deadline. */
     uint64_t t0 = h_now_ms();
-    expect_raw_drop(NULL, 0, "closed", (int)FX.lim.handshake_ms + 2000);
+    expect_raw_drop(NULL, 0, "closed: handshake timed out",
+                    (int)FX.lim.handshake_ms + 2000);
     CHECK(h_now_ms() - t0 < FX.lim.handshake_ms + 1500);
 }
 
@@ -170,26 +174,38 @@ static void case_slowloris_trickle(void)
     CHECK(closed);
     /* Progress must not extend the deadline. */
     CHECK(h_now_ms() - t0 < FX.lim.handshake_ms + 1500);
-    CHECK(h_log_has(peer, "closed"));
+    CHECK(h_log_has(peer, "closed: handshake timed out"));
 }
 
-static void case_truncated_every_offset(void)
+/* Before registration: a REGISTER cut at every offset, then EOF. The root
+ * must wait for the rest (no partial parse) and log the EOF as the reason. */
+static void case_truncated_register_every_offset(void)
 {
     uint8_t b[128];
     uint8_t payload[40];
-    memset(payload, 0x41, sizeof payload);
-    uint64_t h[3] = { 0x1234567, 0, H_ECHO };
-    size_t n = h_frame(b, sizeof b, FR_HELLO, 0, NULL, payload, sizeof payload);
-    (void)h;
+    size_t pn = 0;
+    payload[pn++] = 0x08; payload[pn++] = 1;               /* version 1 */
+    payload[pn++] = 0x12; payload[pn++] = 6;               /* name */
+    memcpy(payload + pn, "trunc8", 6); pn += 6;
+    size_t n = h_frame(b, sizeof b, FR_REGISTER, 0, NULL, payload, pn);
+    int joins = FX.joins;
     for (size_t k = 1; k < n; k++) {
         int fd = h_connect(FX.port);
         CHECK(fd >= 0);
+        char peer[32];
+        snprintf(peer, sizeof peer, "127.0.0.1:%d", h_local_port(fd));
         CHECK(h_write_all(fd, b, k) == 0);
         shutdown(fd, SHUT_WR);
         bool closed = h_run_until(fd_closed, &fd, 2000);
         close(fd);
         CHECK(closed);
+        if (!h_log_has(peer, "closed: peer closed the connection")) {
+            h_log_dump(stderr);
+            fprintf(stderr, "  cut at %zu of %zu bytes\n", k, n);
+        }
+        CHECK(h_log_has(peer, "closed: peer closed the connection"));
     }
+    CHECK(FX.joins == joins);
 }
 
 /* Many connections that each announce a max_frame-sized frame and send
@@ -376,6 +392,48 @@ static void inject_call(victim *v, uint64_t id, uint64_t method,
         CHECK(!"victim registered through the relay");                       \
     }
 
+static bool got_answer(void *ud);
+typedef struct ans_wait { h_relay *r; uint64_t id; } ans_wait;
+
+/* After registration: a valid CALL cut at every offset (length prefix,
+ * kind, headers, payload), then EOF through the relay. Each time the root
+ * drops the victim for the EOF, never runs the cut call, ends the call
+ * pending towards the victim exactly once (EMBER_LOST), and the good node
+ * is unaffected (run_one checks it). */
+static void case_post_truncated_every_offset(void)
+{
+    uint8_t b[128];
+    static const char payload[] = "\x0a\x05hello\x10\x2a";
+    uint64_t h[3] = { H_INJ_ID(1), 0, H_ECHO };
+    size_t n = h_frame(b, sizeof b, FR_CALL, 3, h, payload, sizeof payload - 1);
+    for (size_t k = 1; k < n; k++) {
+        WITH_VICTIM(v);
+        /* Nothing from the node (a PING) may land after the cut. */
+        h_relay_hold_down(v.relay);
+        h_relay_inject(v.relay, b, k);
+        h_run_until(h_relay_flushed, v.relay, 1000);
+        h_relay_shutdown_up(v.relay);
+        expect_victim_dropped(&v, "closed: peer closed the connection");
+        bool answered = h_relay_got_answer(v.relay, H_INJ_ID(1), NULL, NULL);
+        victim_stop(&v);
+        if (h_failures)
+            fprintf(stderr, "  cut at %zu of %zu bytes\n", k, n);
+        CHECK(!answered);
+        CHECK(v.lost == 1 && v.other == 0 && v.pending == 0);
+    }
+    /* The whole frame through the same path is answered (the cut frame
+     * above was a valid call). */
+    WITH_VICTIM(v);
+    h_relay_inject(v.relay, b, n);
+    ans_wait a = { v.relay, H_INJ_ID(1) };
+    uint8_t kind = 0;
+    bool ok = h_run_until(got_answer, &a, 3000) &&
+              h_relay_got_answer(v.relay, H_INJ_ID(1), &kind, NULL) &&
+              kind == FR_REPLY;
+    victim_stop(&v);
+    CHECK(ok);
+}
+
 static void case_post_oversize(void)
 {
     WITH_VICTIM(v);
@@ -392,10 +450,11 @@ static void case_post_len_beyond_bytes(void)
     WITH_VICTIM(v);
     /* Announces 1000 bytes, sends 10, then EOF. */
     uint8_t b[15] = { 0xe8, 0x03, 0, 0, FR_CALL, 1, 0, 100 };
+    h_relay_hold_down(v.relay);
     h_relay_inject(v.relay, b, sizeof b);
     h_run_until(h_relay_flushed, v.relay, 1000);
     h_relay_shutdown_up(v.relay);
-    expect_victim_dropped(&v, "closed");
+    expect_victim_dropped(&v, "closed: peer closed the connection");
     victim_stop(&v);
 }
 
@@ -405,7 +464,7 @@ static void case_post_unknown_kind(void)
     uint8_t b[64];
     size_t n = h_frame(b, sizeof b, 200, 0, NULL, NULL, 0);
     h_relay_inject(v.relay, b, n);
-    expect_victim_dropped(&v, "closed");
+    expect_victim_dropped(&v, "closed: bad frame: unknown frame kind");
     victim_stop(&v);
 }
 
@@ -430,7 +489,6 @@ static void case_post_reply_never_sent(void)
     victim_stop(&v);
 }
 
-typedef struct ans_wait { h_relay *r; uint64_t id; } ans_wait;
 static bool got_answer(void *ud)
 {
     ans_wait *a = ud;
@@ -878,6 +936,24 @@ static void retry_done(const ember_outcome *o, const void *p, size_t n, void *ud
                        NULL, NULL);
 }
 
+/* A loopback port nothing listens on: bound (port 0), never listened on,
+ * closed. */
+static int closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+        port = h_local_port(fd);
+    close(fd);
+    return port;
+}
+
 static void case_retry_livelock(void)
 {
     fflush(NULL);
@@ -886,8 +962,12 @@ static void case_retry_livelock(void)
     if (pid == 0) {
         struct event_base *parent_base = H_base;
         H_base = event_base_new();
-        /* Port 1: nothing listens there, the node stays unregistered. */
-        retry_node = h_node_new("retrier", 1);
+        /* A port that was just bound and closed: nothing listens there, the
+         * node stays unregistered. */
+        int port = closed_port();
+        if (port <= 0)
+            _exit(3);
+        retry_node = h_node_new("retrier", port);
         if (!retry_node)
             _exit(2);
         alarm(2);
@@ -934,10 +1014,13 @@ static const hcase cases[] = {
     { "garbage-register", case_garbage_register, NULL, 0, 0, false },
     { "slowloris-silent", case_slowloris_silent, NULL, 0, 0, false },
     { "slowloris-trickle", case_slowloris_trickle, NULL, 0, 0, false },
-    { "truncated-every-offset", case_truncated_every_offset, NULL, 0, 0, false },
+    { "truncated-register-every-offset", case_truncated_register_every_offset,
+      NULL, 0, 0, false },
     /* was: conn.c on_read reserved the whole announced frame (32 MiB for
      * 6 bytes, before registration) (fixed) */
     { "announce-amplification", case_announce_amplification, NULL, 0, 0, false },
+    { "post-truncated-every-offset", case_post_truncated_every_offset, NULL,
+      0, 0, false },
     { "post-oversize", case_post_oversize, NULL, 0, 0, false },
     { "post-len-beyond-bytes", case_post_len_beyond_bytes, NULL, 0, 0, false },
     { "post-unknown-kind", case_post_unknown_kind, NULL, 0, 0, false },
