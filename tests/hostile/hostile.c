@@ -22,6 +22,7 @@
  * bug was fixed and the mark should go).
  */
 #include "harness.h"
+#include "../golden/game.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -623,6 +624,173 @@ static void case_post_flood(void)
     victim_stop(&v);
 }
 
+/* ---- argument structs: duplicate, unknown and zero-length fields ---- */
+
+typedef struct player_call {
+    int ends;
+    ember_status st;
+    uint8_t reply[512];
+    size_t n;
+} player_call;
+
+static void player_done(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    player_call *pc = ud;
+    pc->ends++;
+    pc->st = o->status;
+    pc->n = n < sizeof pc->reply ? n : sizeof pc->reply;
+    if (p && pc->n)
+        memcpy(pc->reply, p, pc->n);
+}
+
+static bool player_ended(void *ud) { return ((player_call *)ud)->ends > 0; }
+
+/* Calls H_PLAYER from the good node with raw argument bytes and checks
+ * that the reply is `want` encoded by the generated code (the root decoded
+ * exactly `want`), that the call ended once, and that the good node's
+ * connection stayed up (protocol.md: unknown fields are skipped, and a
+ * well-formed struct is not a violation). */
+static void expect_player(const uint8_t *args, size_t n, const game_Player *want)
+{
+    uint8_t exp[512];
+    ember_enc e;
+    ember_enc_init_fixed(&e, exp, sizeof exp);
+    game_Player_encode(&e, want);
+    CHECK(!e.failed);
+    int leaves = FX.leaves;
+    player_call pc = { 0, EMBER_OK, { 0 }, 0 };
+    ember_call_raw(ember_node_root(FX.good), H_PLAYER, args, n, player_done,
+                   &pc, NULL);
+    CHECK(h_run_until(player_ended, &pc, 3000));
+    if (pc.st != EMBER_OK || pc.n != ember_enc_len(&e) ||
+        memcmp(pc.reply, exp, pc.n) != 0) {
+        fprintf(stderr, "  status %s, reply (%zu bytes):", ember_status_name(pc.st),
+                pc.n);
+        for (size_t i = 0; i < pc.n; i++)
+            fprintf(stderr, " %02x", pc.reply[i]);
+        fprintf(stderr, "\n  expected (%zu bytes):", ember_enc_len(&e));
+        for (size_t i = 0; i < ember_enc_len(&e); i++)
+            fprintf(stderr, " %02x", exp[i]);
+        fprintf(stderr, "\n");
+    }
+    CHECK(pc.st == EMBER_OK);
+    CHECK(pc.n == ember_enc_len(&e) && memcmp(pc.reply, exp, pc.n) == 0);
+    /* Time for a late second outcome or a drop to show. */
+    h_run_for(50);
+    CHECK(pc.ends == 1);
+    CHECK(FX.leaves == leaves);
+    CHECK(h_node_registered(FX.good));
+}
+
+/* A field sent twice: the generated decoder assigns each occurrence, so the
+ * last one wins for scalars, strings and lists alike, and a repeated
+ * struct field is replaced (not merged: pos {x:1} then pos {y:2} is
+ * {0,2}). Not an error, no disconnect. */
+static void case_post_duplicate_tags(void)
+{
+    static const uint8_t a[] = {
+        0x08, 0x01,                         /* id 1 */
+        0x12, 0x01, 'a',                    /* name "a" */
+        0x1a, 0x02, 0x08, 0x02,             /* pos { x: 1 } */
+        0x22, 0x03, 0x02, 0x05, 0x06,       /* items [5, 6] */
+        0x08, 0x07,                         /* id 7 */
+        0x12, 0x03, 'b', 'o', 'b',          /* name "bob" */
+        0x1a, 0x02, 0x10, 0x04,             /* pos { y: 2 } */
+        0x22, 0x02, 0x01, 0x09,             /* items [9] */
+        0x08, 0x2a,                         /* id 42 */
+    };
+    game_Player want;
+    game_Player_init(&want);
+    uint32_t items[] = { 9 };
+    want.id = 42;
+    want.name = "bob";
+    want.pos.y = 2;
+    want.items.items = items;
+    want.items.n = 1;
+    expect_player(a, sizeof a, &want);
+}
+
+/* Unknown tags of every valid wire type, at the top level and inside a
+ * nested struct, are skipped; the known fields around them decode. */
+static void case_post_unknown_tags(void)
+{
+    static const uint8_t a[] = {
+        0x48, 0x96, 0x01,                   /* 9: varint 150 */
+        0x08, 0x05,                         /* id 5 */
+        0x52, 0x03, 0x01, 0x02, 0x03,       /* 10: LEN 3 */
+        0x1a, 0x0b,                         /* pos { */
+        0x38, 0x01,                         /*   7: varint */
+        0x08, 0x06,                         /*   x: 3 */
+        0x45, 0, 0, 0, 0,                   /*   8: I32 */
+        0x10, 0x08,                         /*   y: 4 */
+        /* } */
+        0x59, 1, 2, 3, 4, 5, 6, 7, 8,       /* 11: I64 */
+        0x12, 0x02, 'h', 'i',               /* name "hi" */
+        0x65, 9, 9, 9, 9,                   /* 12: I32 */
+        0xf8, 0xff, 0xff, 0xff, 0x0f, 0x00, /* 2^29-1: varint 0 */
+    };
+    game_Player want;
+    game_Player_init(&want);
+    want.id = 5;
+    want.name = "hi";
+    want.pos.x = 3;
+    want.pos.y = 4;
+    expect_player(a, sizeof a, &want);
+}
+
+/* Zero-length elements: an empty string, an empty nested struct, an empty
+ * list and map (count 0), an empty optional string (present) and empty
+ * arguments decode to the zero value; nothing loops. */
+static void case_post_zero_length_fields(void)
+{
+    static const uint8_t a[] = {
+        0x12, 0x00,                         /* name "" */
+        0x1a, 0x00,                         /* pos {} */
+        0x22, 0x01, 0x00,                   /* items [] */
+        0x2a, 0x00,                         /* guild "" (present) */
+        0x32, 0x01, 0x00,                   /* stats {} */
+        0x1a, 0x00,                         /* pos {} again */
+    };
+    game_Player want;
+    game_Player_init(&want);
+    want.has_guild = true;
+    want.guild = "";
+    expect_player(a, sizeof a, &want);
+    game_Player_init(&want);
+    expect_player(NULL, 0, &want);
+}
+
+/* A list whose LEN region is empty has no count: malformed (protocol.md:
+ * a list is LEN { varint count, ... }), the offender is dropped. */
+static void case_post_zero_length_list(void)
+{
+    WITH_VICTIM(v);
+    static const uint8_t a[] = { 0x08, 0x01, 0x22, 0x00 };
+    inject_call(&v, H_INJ_ID(1), H_PLAYER, a, sizeof a);
+    expect_victim_dropped(&v, "undecodable arguments");
+    victim_stop(&v);
+}
+
+/* Zero-length frames after registration: an empty frame (no kind) and a
+ * CALL frame that is only its kind byte (no headers) are bad frames. */
+static void case_post_empty_frame(void)
+{
+    WITH_VICTIM(v);
+    static const uint8_t b[4] = { 0, 0, 0, 0 };
+    h_relay_inject(v.relay, b, sizeof b);
+    expect_victim_dropped(&v, "closed: bad frame: empty frame");
+    victim_stop(&v);
+}
+
+static void case_post_kind_only_call(void)
+{
+    WITH_VICTIM(v);
+    static const uint8_t b[5] = { 1, 0, 0, 0, FR_CALL };
+    h_relay_inject(v.relay, b, sizeof b);
+    expect_victim_dropped(&v, "closed: bad frame: truncated frame header");
+    victim_stop(&v);
+}
+
 typedef struct bigcalls {
     int sent, ok, limit, other, pending;
     ember_status other_st;
@@ -1027,6 +1195,13 @@ static const hcase cases[] = {
     { "post-register-again", case_post_register_again, NULL, 0, 0, false },
     { "post-reply-never-sent", case_post_reply_never_sent, NULL, 0, 0, false },
     { "post-unknown-method", case_post_unknown_method, NULL, 0, 0, false },
+    { "post-duplicate-tags", case_post_duplicate_tags, NULL, 0, 0, false },
+    { "post-unknown-tags", case_post_unknown_tags, NULL, 0, 0, false },
+    { "post-zero-length-fields", case_post_zero_length_fields, NULL, 0, 0,
+      false },
+    { "post-zero-length-list", case_post_zero_length_list, NULL, 0, 0, false },
+    { "post-empty-frame", case_post_empty_frame, NULL, 0, 0, false },
+    { "post-kind-only-call", case_post_kind_only_call, NULL, 0, 0, false },
     { "post-deep-nesting", case_post_deep_nesting, NULL, 0, 0, false },
     { "post-count-beyond-bytes", case_post_count_beyond_bytes, NULL, 0, 0, false },
     { "post-length-overflow", case_post_length_overflow, NULL, 0, 0, false },
