@@ -791,6 +791,211 @@ static void case_post_kind_only_call(void)
     victim_stop(&v);
 }
 
+/* ---- a hostile root against a node ---------------------------------- */
+
+/* The test is the root: a raw listening socket the node connects to. */
+typedef struct fake_root {
+    int lfd, port;
+    int fd;           /* the accepted connection, or -1 */
+    uint64_t accepted_ms;
+} fake_root;
+
+static int fake_root_open(fake_root *f)
+{
+    f->fd = -1;
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (f->lfd < 0)
+        return -1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(f->lfd, (struct sockaddr *)&sa, sizeof sa) || listen(f->lfd, 8))
+        return -1;
+    fcntl(f->lfd, F_SETFL, O_NONBLOCK);
+    f->port = h_local_port(f->lfd);
+    return 0;
+}
+
+static bool fake_root_accepted(void *ud)
+{
+    fake_root *f = ud;
+    if (f->fd < 0) {
+        f->fd = accept(f->lfd, NULL, NULL);
+        if (f->fd >= 0)
+            f->accepted_ms = h_now_ms();
+    }
+    return f->fd >= 0;
+}
+
+static bool fake_conn_closed(void *ud) { return h_peer_closed(((fake_root *)ud)->fd); }
+
+typedef struct node_call { int ends; ember_status st; char msg[200]; } node_call;
+
+static void node_call_done(const ember_outcome *o, const void *p, size_t n,
+                           void *ud)
+{
+    node_call *c = ud;
+    (void)p;
+    (void)n;
+    c->ends++;
+    c->st = o->status;
+    snprintf(c->msg, sizeof c->msg, "%s", o->message ? o->message : "");
+}
+
+static bool node_call_ended(void *ud) { return ((node_call *)ud)->ends > 0; }
+
+enum { FAKE_RAW, FAKE_HELLO, FAKE_WELCOME };
+
+/* The fake root accepts the node, plays the handshake up to `stage`, sends
+ * `bad`, and expects the node to drop it logging `why` (with the fake
+ * root's address), to end its pending call exactly once (EMBER_LOST after
+ * registration; EMBER_UNAVAILABLE for a call made before), and to come back
+ * to connecting after a backoff (not at once, and not registered). */
+static void fake_root_case(int stage, const void *bad, size_t badn,
+                           const char *why)
+{
+    fake_root f;
+    CHECK(fake_root_open(&f) == 0);
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    h_limits(&cfg.limits);
+    cfg.backoff_min_ms = 200;
+    cfg.backoff_max_ms = 400;
+    ember_node *n = h_node_new_cfg("prey", f.port, &cfg);
+    CHECK(n);
+    char peer[32];
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", f.port);
+    bool ok = h_run_until(fake_root_accepted, &f, 3000);
+    static const uint8_t hello_pl[] = { 0x0a, 4, 'E', 'M', 'B', 'R',
+                                        0x10, 1, 0x18, 1 };
+    static const uint8_t welcome_pl[] = { 0x08, 5 };
+    uint8_t fr[64];
+    node_call call = { 0, EMBER_OK, "" };
+    if (ok && stage >= FAKE_HELLO) {
+        size_t fl = h_frame(fr, sizeof fr, FR_HELLO, 0, NULL, hello_pl,
+                            sizeof hello_pl);
+        ok = h_write_all(f.fd, fr, fl) == 0;
+    }
+    if (ok && stage >= FAKE_WELCOME) {
+        size_t fl = h_frame(fr, sizeof fr, FR_WELCOME, 0, NULL, welcome_pl,
+                            sizeof welcome_pl);
+        ok = h_write_all(f.fd, fr, fl) == 0 &&
+             h_run_until(h_node_registered, n, 3000);
+    }
+    /* A call in flight (registered) or refused at once (not registered). */
+    if (ok)
+        ember_call_raw(ember_node_root(n), H_ECHO, "x", 1, node_call_done,
+                       &call, NULL);
+    /* Unregistered: its outcome comes from the loop before anything else. */
+    if (ok && stage < FAKE_WELCOME)
+        ok = h_run_until(node_call_ended, &call, 1000);
+    bool sent = ok && h_write_all(f.fd, bad, badn) == 0;
+    bool closed = sent && h_run_until(fake_conn_closed, &f, 3000);
+    uint64_t closed_ms = h_now_ms();
+    bool ended = closed && h_run_until(node_call_ended, &call, 3000);
+    bool logged = h_log_has(peer, why);
+    if (f.fd >= 0)
+        close(f.fd);
+    f.fd = -1;
+    /* Back to connecting, with the backoff: [min/2, min] for the first
+     * retry after a failed attempt, so not within 80 ms. */
+    bool again = closed && h_run_until(fake_root_accepted, &f, 3000);
+    uint64_t gap = f.accepted_ms - closed_ms;
+    /* The retry line gives the same reason, without "closed: ". */
+    const char *tail = strncmp(why, "closed: ", 8) == 0 ? why + 8 : why;
+    bool retry_logged = h_log_has(tail, "retrying in");
+    bool registered = h_node_registered(n);
+    h_run_for(50); /* time for a second outcome to show */
+    int ends = call.ends;
+    ember_node_free(n);
+    if (f.fd >= 0)
+        close(f.fd);
+    close(f.lfd);
+    h_run_for(20); /* teardown, not a wait */
+    if (!logged || !retry_logged) {
+        h_log_dump(stderr);
+        fprintf(stderr, "  expected a log line with \"%s\" and \"%s\"\n",
+                peer, why);
+    }
+    CHECK(ok && sent);
+    CHECK(closed);
+    CHECK(logged);
+    CHECK(ended && ends == 1);
+    if (stage >= FAKE_WELCOME) {
+        if (call.st != EMBER_LOST)
+            fprintf(stderr, "  pending call: %s (%s)\n",
+                    ember_status_name(call.st), call.msg);
+        CHECK(call.st == EMBER_LOST &&
+              strncmp(call.msg, "connection lost", 15) == 0);
+    } else {
+        CHECK(call.st == EMBER_UNAVAILABLE);
+    }
+    CHECK(again);
+    CHECK(retry_logged);
+    if (gap < 80)
+        fprintf(stderr, "  reconnected %llu ms after the drop\n",
+                (unsigned long long)gap);
+    CHECK(gap >= 80);
+    CHECK(!registered);
+}
+
+static void case_root_garbage_hello(void)
+{
+    static const uint8_t pl[] = { 0x0b, 0x01, 0x02 };  /* wire type 3 */
+    uint8_t fr[32];
+    size_t n = h_frame(fr, sizeof fr, FR_HELLO, 0, NULL, pl, sizeof pl);
+    fake_root_case(FAKE_RAW, fr, n, "closed: bad HELLO: ");
+}
+
+static void case_root_wrong_magic(void)
+{
+    static const uint8_t pl[] = { 0x0a, 4, 'H', 'T', 'T', 'P', 0x10, 1, 0x18, 1 };
+    uint8_t fr[32];
+    size_t n = h_frame(fr, sizeof fr, FR_HELLO, 0, NULL, pl, sizeof pl);
+    fake_root_case(FAKE_RAW, fr, n, "closed: peer is not an ember root");
+}
+
+static void case_root_garbage_welcome(void)
+{
+    static const uint8_t pl[] = { 0x08, 0x05, 0x16, 0x00 };  /* wire type 6 */
+    uint8_t fr[32];
+    size_t n = h_frame(fr, sizeof fr, FR_WELCOME, 0, NULL, pl, sizeof pl);
+    fake_root_case(FAKE_HELLO, fr, n, "closed: bad WELCOME: ");
+}
+
+static void case_root_oversize(void)
+{
+    uint8_t b[5] = { 0, 0, 0, 0x40, FR_HELLO };   /* 1 GiB */
+    fake_root_case(FAKE_RAW, b, sizeof b,
+                   "closed: bad frame: frame larger than max_frame");
+}
+
+static void case_root_post_oversize(void)
+{
+    uint8_t b[5] = { 0xff, 0xff, 0xff, 0xff, FR_REPLY };
+    fake_root_case(FAKE_WELCOME, b, sizeof b,
+                   "closed: bad frame: frame larger than max_frame");
+}
+
+static void case_root_reply_never_sent(void)
+{
+    uint8_t fr[64];
+    uint64_t h[1] = { (7ull << 24) | 0xfffff0 };
+    size_t n = h_frame(fr, sizeof fr, FR_REPLY, 1, h, NULL, 0);
+    fake_root_case(FAKE_WELCOME, fr, n,
+                   "closed: protocol violation: answer to a call id never issued");
+}
+
+static void case_root_call_before_welcome(void)
+{
+    uint8_t fr[64];
+    uint64_t h[3] = { 1, 0, H_NODE_ECHO };
+    size_t n = h_frame(fr, sizeof fr, FR_CALL, 3, h, "x", 1);
+    fake_root_case(FAKE_HELLO, fr, n,
+                   "closed: protocol violation: CALL before registration");
+}
+
 typedef struct bigcalls {
     int sent, ok, limit, other, pending;
     ember_status other_st;
@@ -1218,6 +1423,14 @@ static const hcase cases[] = {
       false },
     { "post-ping-flood", case_post_ping_flood, NULL, 0, 1u << 20, false },
     { "auth", case_auth, NULL, 0, 0, false },
+    { "root-garbage-hello", case_root_garbage_hello, NULL, 0, 0, false },
+    { "root-wrong-magic", case_root_wrong_magic, NULL, 0, 0, false },
+    { "root-garbage-welcome", case_root_garbage_welcome, NULL, 0, 0, false },
+    { "root-oversize", case_root_oversize, NULL, 0, 0, false },
+    { "root-post-oversize", case_root_post_oversize, NULL, 0, 0, false },
+    { "root-reply-never-sent", case_root_reply_never_sent, NULL, 0, 0, false },
+    { "root-call-before-welcome", case_root_call_before_welcome, NULL, 0, 0,
+      false },
     { "accept-storm", case_accept_storm, NULL, 0, 0, true },
     /* was: ep.c on_work re-activated work_ev with event_active, so a
      * callback retrying at once livelocked the loop (fixed) */
