@@ -296,10 +296,19 @@ TEST_TARGETS += test-fuzz-regress
 # tests/hostile/hostile.c). Built against the suite's libember.a.
 
 HOSTILE_SRC := $(sort $(wildcard tests/hostile/*.c))
-HOSTILE_OBJ := $(HOSTILE_SRC:tests/hostile/%.c=$(B)/obj/tests/hostile/%.o)
+# The typed H_PLAYER method decodes with idlc's generated code for
+# tests/idl/game.idl (the golden copy, kept equal to idlc's output by
+# test-gen).
+HOSTILE_GOLDEN_OBJ := $(B)/obj/tests/golden/game.o
+HOSTILE_OBJ := $(HOSTILE_SRC:tests/hostile/%.c=$(B)/obj/tests/hostile/%.o) \
+               $(HOSTILE_GOLDEN_OBJ)
 HOSTILE_BIN := $(B)/bin/test-hostile
 
 $(B)/obj/tests/hostile/%.o: tests/hostile/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $(EMBER_INC) $(EVENT_CFLAGS) -c $< -o $@
+
+$(B)/obj/tests/golden/%.o: tests/golden/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) $(EMBER_INC) $(EVENT_CFLAGS) -c $< -o $@
 
@@ -314,7 +323,8 @@ TEST_TARGETS += test-hostile
 
 # tests/faults: process faults (kill -9, SIGSTOP, root restart, graceful
 # stop) and the soak test; shares tests/hostile/harness.c.
-FAULTS_OBJ := $(B)/obj/tests/faults/faults.o $(B)/obj/tests/hostile/harness.o
+FAULTS_OBJ := $(B)/obj/tests/faults/faults.o $(B)/obj/tests/hostile/harness.o \
+              $(HOSTILE_GOLDEN_OBJ)
 FAULTS_BIN := $(B)/bin/test-faults
 SOAK_SECS  ?= 60
 

@@ -11,11 +11,14 @@
  *                  port: the node's pending calls end with EMBER_LOST, it
  *                  reconnects with backoff and registers again, and the new
  *                  root's join callback fires
- *   graceful-stop  ember_root_shutdown with calls in flight both ways: every
- *                  call completes, new calls are refused, then done runs
+ *   graceful-stop  ember_root_shutdown with held calls in flight both ways
+ *                  (node -> root and root -> node): each completes exactly
+ *                  once with EMBER_OK, new calls are refused both ways
+ *                  (EMBER_UNAVAILABLE), done runs only after the last one
  *   soak SECS      (not part of `make test`; `make soak`) nodes churning,
- *                  calls at a high rate both ways, RSS stable and the books
- *                  balance: sent = ok + errors + timeouts, nothing pending
+ *                  calls at a high rate both ways, RSS stable (at most 4 MiB
+ *                  of growth after warm-up) and every call, tracked one by
+ *                  one, ended exactly once
  *
  * Usage: faults [case...]   (no argument: every case but soak)
  *        faults soak [SECS]
@@ -95,6 +98,75 @@ static bool tally_settled(void *ud)
     return t->ended == t->started;
 }
 
+/* Calls tracked one by one: a call takes a slot, its ud names the slot and
+ * the slot's generation, and its outcome frees the slot. An outcome for a
+ * free slot or an older generation is a call ending a second time; a slot
+ * still taken at the end is a call that never ended. Totals alone would
+ * balance a call ending twice against another never ending. Bounded: a
+ * slot is reused once its call ended. */
+#define CT_SLOTS 65536
+
+typedef struct ctrack {
+    uint32_t gen[CT_SLOTS];
+    int32_t tag[CT_SLOTS];
+    bool used[CT_SLOTS];
+    uint32_t freel[CT_SLOTS];
+    int nfree;
+    long live, twice, full;
+    bool ready;
+} ctrack;
+
+static void ct_init(ctrack *c)
+{
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < CT_SLOTS; i++) {
+        c->gen[i] = 1;
+        c->freel[i] = (uint32_t)(CT_SLOTS - 1 - i);
+    }
+    c->nfree = CT_SLOTS;
+    c->ready = true;
+}
+
+/* The ud for a new call (never NULL), or NULL when every slot is taken. */
+static void *ct_start(ctrack *c, int tag)
+{
+    if (!c->nfree) {
+        c->full++;
+        return NULL;
+    }
+    uint32_t i = c->freel[--c->nfree];
+    c->used[i] = true;
+    c->tag[i] = tag;
+    c->live++;
+    return (void *)(uintptr_t)((uint64_t)c->gen[i] << 20 | i);
+}
+
+/* Ends the call `ud` names; -1 (counted in twice) if it had ended already. */
+static int ct_end(ctrack *c, void *ud, int *tag)
+{
+    uint64_t v = (uint64_t)(uintptr_t)ud;
+    uint32_t i = (uint32_t)(v & 0xfffff), g = (uint32_t)(v >> 20);
+    if (!ud || i >= CT_SLOTS || !c->used[i] || c->gen[i] != g) {
+        c->twice++;
+        return -1;
+    }
+    c->used[i] = false;
+    c->gen[i]++;
+    c->freel[c->nfree++] = i;
+    c->live--;
+    if (tag)
+        *tag = c->tag[i];
+    return 0;
+}
+
+/* Every call ended, each exactly once. */
+static bool ct_clean(const ctrack *c)
+{
+    return c->live == 0 && c->twice == 0 && c->full == 0;
+}
+
+static bool ct_settled(void *ud) { return ((ctrack *)ud)->live == 0; }
+
 typedef struct joins { int joins, leaves; } joins;
 
 static void on_join(ember_root *r, ember_child *c, void *ud)
@@ -135,6 +207,10 @@ static void release_held(void)
 }
 
 static bool held_n(void *ud) { return nheld >= (int)(intptr_t)ud; }
+static bool node_held_n(void *ud)
+{
+    return h_node_held_count() >= (int)(intptr_t)ud;
+}
 
 static ember_root *root_new(joins *j, const ember_limits *lim, const char *addr)
 {
@@ -404,6 +480,18 @@ static bool is_stopped(void *ud)
     return stopped;
 }
 
+/* Both directions tracked call by call; `tag` says which tally. */
+static ctrack GT;
+static tally g_up, g_down;
+
+static void g_done(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    int tag = 0;
+    if (ct_end(&GT, ud, &tag))
+        return;
+    tally_done(o, p, n, tag ? &g_down : &g_up);
+}
+
 static void case_graceful_stop(void)
 {
     ember_limits lim;
@@ -416,31 +504,70 @@ static void case_graceful_stop(void)
     ember_node *n = node_new("calm", ember_root_port(r), &lim);
     CHECK(n);
     CHECK(h_run_until(h_node_registered, n, 5000));
-    tally t = {0};
-    for (int i = 0; i < 6; i++)
-        tally_call(&t, ember_node_root(n), H_HOLD);
+    ember_child *ch = ember_root_child_by_name(r, "calm");
+    CHECK(ch);
+    ct_init(&GT);
+    memset(&g_up, 0, sizeof g_up);
+    memset(&g_down, 0, sizeof g_down);
+    h_release_node_held();
+    /* Six held calls each way: node -> root (H_HOLD), root -> node
+     * (H_NODE_HOLD). */
+    for (int i = 0; i < 6; i++) {
+        g_up.started++;
+        ember_call_raw(ember_node_root(n), H_HOLD, "up", 2, g_done,
+                       ct_start(&GT, 0), NULL);
+        g_down.started++;
+        ember_call_raw(ember_child_ref(ch), H_NODE_HOLD, "down", 4, g_done,
+                       ct_start(&GT, 1), NULL);
+    }
     CHECK(h_run_until(held_n, (void *)6, 3000));
+    CHECK(h_run_until(node_held_n, (void *)6, 3000));
     ember_root_shutdown(r, on_stopped, NULL);
     h_run_for(50); /* time must pass: the shutdown waits for held calls */
-    /* Not done while calls are in flight. */
+    /* Not done while calls are in flight, and none of them ended. */
     CHECK(!stopped);
-    /* New calls are refused. */
-    tally t_new = {0};
+    CHECK(g_up.ended == 0 && g_down.ended == 0);
+    /* New calls are refused both ways: EMBER_UNAVAILABLE. */
+    tally t_new = {0}, t_new_down = {0};
     tally_call(&t_new, ember_node_root(n), H_ECHO);
+    tally_call(&t_new_down, ember_child_ref(ch), H_NODE_ECHO);
     h_run_until(tally_settled, &t_new, 3000);
+    h_run_until(tally_settled, &t_new_down, 3000);
+    /* Answer one direction first: still not done. */
+    h_release_node_held();
+    bool down_done = h_run_until(tally_settled, &g_down, 3000);
+    bool early = stopped;
     release_held();
     bool done = h_run_until(is_stopped, NULL, 5000);
-    bool settled = h_run_until(tally_settled, &t, 3000);
+    bool settled = h_run_until(ct_settled, &GT, 3000);
+    h_run_for(50); /* time for a second outcome to show */
     ember_root_free(r);
     ember_node_free(n);
     h_run_for(10); /* teardown, not a wait: let deferred frees run */
+    CHECK(down_done);
+    CHECK(!early);
     CHECK(done);
     CHECK(settled);
-    if (t.ok != 6)
-        fprintf(stderr, "  in flight: ok %ld lost %ld other %ld (%s)\n", t.ok,
-                t.lost, t.other, ember_status_name(t.other_st));
-    CHECK(t.ok == 6);
-    CHECK(t_new.ended == 1 && t_new.ok == 0);
+    if (!ct_clean(&GT))
+        fprintf(stderr, "  calls not ended %ld, ended twice %ld\n", GT.live,
+                GT.twice);
+    CHECK(ct_clean(&GT));
+    if (g_up.ok != 6 || g_down.ok != 6)
+        fprintf(stderr, "  in flight: up ok %ld lost %ld other %ld (%s); "
+                "down ok %ld lost %ld other %ld (%s)\n", g_up.ok, g_up.lost,
+                g_up.other, ember_status_name(g_up.other_st), g_down.ok,
+                g_down.lost, g_down.other, ember_status_name(g_down.other_st));
+    CHECK(g_up.ok == 6 && g_up.ended == 6);
+    CHECK(g_down.ok == 6 && g_down.ended == 6);
+    if (!(t_new.other == 1 && t_new.other_st == EMBER_UNAVAILABLE &&
+          t_new_down.other == 1 && t_new_down.other_st == EMBER_UNAVAILABLE))
+        fprintf(stderr, "  new calls: up %s, down %s\n",
+                ember_status_name(t_new.ok ? EMBER_OK : t_new.other_st),
+                ember_status_name(t_new_down.ok ? EMBER_OK : t_new_down.other_st));
+    CHECK(t_new.ended == 1 && t_new.other == 1 &&
+          t_new.other_st == EMBER_UNAVAILABLE);
+    CHECK(t_new_down.ended == 1 && t_new_down.other == 1 &&
+          t_new_down.other_st == EMBER_UNAVAILABLE);
 }
 
 /* ------------------------------------------------------------------ */
@@ -460,6 +587,7 @@ static long rss_kib(void)
 }
 
 #define SOAK_NODES 6
+#define SOAK_RSS_GROWTH_KIB 4096
 
 typedef struct soak {
     ember_root *root;
@@ -472,6 +600,7 @@ typedef struct soak {
 } soak;
 
 static soak S;
+static ctrack ST; /* every soak call, both ways (tag: node index, -1 down) */
 
 static void soak_up_done(const ember_outcome *o, const void *p, size_t n, void *ud);
 
@@ -479,15 +608,20 @@ static void soak_fire(int i)
 {
     if (!S.running || !S.nodes[i])
         return;
+    void *ud = ct_start(&ST, i);
+    if (!ud)
+        return; /* counted in ST.full: fails the soak */
     S.up.started++;
     ember_call_raw(ember_node_root(S.nodes[i]), H_ECHO, "soak-payload", 12,
-                   soak_up_done, (void *)(intptr_t)i, NULL);
+                   soak_up_done, ud, NULL);
 }
 
 static void soak_up_done(const ember_outcome *o, const void *p, size_t n, void *ud)
 {
+    int i = 0;
+    if (ct_end(&ST, ud, &i))
+        return; /* ended twice: counted in ST.twice */
     tally_done(o, p, n, &S.up);
-    int i = (int)(intptr_t)ud;
     /* Only a reply refills at once; failures wait for the next kick (a
      * node being replaced fails its calls at once, from the loop). */
     if (o->status == EMBER_OK)
@@ -496,7 +630,8 @@ static void soak_up_done(const ember_outcome *o, const void *p, size_t n, void *
 
 static void soak_down_done(const ember_outcome *o, const void *p, size_t n, void *ud)
 {
-    (void)ud;
+    if (ct_end(&ST, ud, NULL))
+        return;
     tally_done(o, p, n, &S.down);
 }
 
@@ -511,9 +646,12 @@ static void soak_tick(evutil_socket_t fd, short what, void *arg)
     for (ember_child *c = ember_root_child_next(S.root, NULL); c;
          c = ember_root_child_next(S.root, c)) {
         for (int k = 0; k < 4; k++) {
+            void *ud = ct_start(&ST, -1);
+            if (!ud)
+                break;
             S.down.started++;
             ember_call_raw(ember_child_ref(c), H_NODE_ECHO, "down", 4,
-                           soak_down_done, NULL, NULL);
+                           soak_down_done, ud, NULL);
         }
     }
     /* Churn: replace one node every tick, round robin. */
@@ -544,6 +682,7 @@ static void soak_kick(evutil_socket_t fd, short what, void *arg)
 static int run_soak(int secs)
 {
     memset(&S, 0, sizeof S);
+    ct_init(&ST);
     fast_limits(&S.lim);
     S.lim.call_timeout_ms = 2000;
     joins j = {0, 0};
@@ -578,6 +717,7 @@ static int run_soak(int secs)
     /* Drain: every call ends (replies, losses or timeouts). */
     h_run_until(tally_settled, &S.up, 5000);
     h_run_until(tally_settled, &S.down, 5000);
+    h_run_until(ct_settled, &ST, 5000);
     for (int i = 0; i < SOAK_NODES; i++)
         if (S.nodes[i])
             ember_node_free(S.nodes[i]);
@@ -598,12 +738,19 @@ static int run_soak(int secs)
         printf("soak: FAIL the books do not balance: calls were lost\n");
         bad = 1;
     }
+    if (!ct_clean(&ST)) {
+        printf("soak: FAIL %ld calls never ended, %ld outcomes for calls that "
+               "had ended already, %ld calls not tracked (all slots taken)\n",
+               ST.live, ST.twice, ST.full);
+        bad = 1;
+    }
     if (S.up.ok == 0 || S.down.ok == 0) {
         printf("soak: FAIL no traffic\n");
         bad = 1;
     }
-    /* Stable: no more than 16 MiB or 50 %% growth after warm-up. */
-    if (rss_max > rss_warm + 16384 && rss_max > rss_warm * 3 / 2) {
+    /* Stable: no more than 4 MiB of growth after warm-up (a quarter of
+     * the run), however large the warm RSS. */
+    if (rss_max > rss_warm + SOAK_RSS_GROWTH_KIB) {
         printf("soak: FAIL RSS grew from %ld to %ld KiB\n", rss_warm, rss_max);
         bad = 1;
     }

@@ -137,6 +137,13 @@ static struct event_base *base;
 static ember_root *root;      /* the one the current input talks to */
 static ember_root *roots[2];  /* [0] open, [1] with a cluster secret */
 static long calls_started, calls_ended;
+/* Each call is numbered (its ud is number + 1); the calls of the current
+ * input are counted one by one, so a call ending twice while another never
+ * ends cannot balance the totals. One connection per input joins at most
+ * once: 3 calls. */
+#define CALLS_PER_INPUT 64
+static long input_first_call;
+static unsigned char call_ends[CALLS_PER_INPUT];
 
 static void quiet_log(ember_log_level lv, const char *msg, void *ud)
 {
@@ -219,7 +226,13 @@ static void call_done(const ember_outcome *o, const void *p, size_t n, void *ud)
     (void)o;
     (void)p;
     (void)n;
-    (void)ud;
+    long k = (long)(intptr_t)ud - 1;
+    if (k < input_first_call)
+        die("a call made for an earlier input ended again");
+    if (k - input_first_call >= CALLS_PER_INPUT)
+        die("more calls for one input than tracked");
+    if (call_ends[k - input_first_call]++)
+        die("a call the root made ended twice");
     calls_ended++;
 }
 
@@ -229,9 +242,11 @@ static void on_join(ember_root *r, ember_child *c, void *ud)
     (void)ud;
     /* Calls towards the fuzzer: its REPLY/ERROR frames can answer them. */
     for (int i = 0; i < 3; i++) {
-        calls_started++;
+        long k = calls_started++;
+        if (k - input_first_call >= CALLS_PER_INPUT)
+            die("more calls for one input than tracked");
         ember_call_raw(ember_child_ref(c), 5 + (uint32_t)i, "q", 1, call_done,
-                       NULL, NULL);
+                       (void *)(intptr_t)(k + 1), NULL);
     }
 }
 
@@ -321,6 +336,8 @@ static int fuzz_frames_live(const uint8_t *data, size_t size)
 {
     if (!base)
         live_init();
+    input_first_call = calls_started;
+    memset(call_ends, 0, sizeof call_ends);
     bool with_register = size && (data[0] & 0x80);
     int which = size && (data[0] & 0x40) ? 1 : 0;
     root = roots[which];
@@ -373,5 +390,8 @@ static int fuzz_frames_live(const uint8_t *data, size_t size)
     }
     if (calls_ended != calls_started)
         die("a call the root made did not end exactly once");
+    for (long k = input_first_call; k < calls_started; k++)
+        if (call_ends[k - input_first_call] != 1)
+            die("a call the root made did not end exactly once");
     return 0;
 }

@@ -20,6 +20,7 @@
 
 #include "../common/loop.h"
 #include "../common/net.h"
+#include "../golden/game.h"
 
 struct event_base *H_base;
 int h_failures;
@@ -348,13 +349,34 @@ static int dispatch_bigs(ember_call *call, ember_dec *args, const void *h,
     return 0;
 }
 
+/* The arguments are a game.Player (tests/idl/game.idl), decoded by the
+ * idlc-generated code in tests/golden/game.c; the reply is what was
+ * decoded, encoded again by the same generated code. */
+static void enc_player(ember_enc *e, const void *v)
+{
+    game_Player_encode(e, v);
+}
+
+static int dispatch_player(ember_call *call, ember_dec *args, const void *h,
+                           void *ud)
+{
+    (void)h;
+    (void)ud;
+    game_Player p;
+    if (game_Player_decode(args, &p))
+        return -1;
+    ember_call_reply(call, enc_player, &p);
+    return 0;
+}
+
 static const ember_method_desc typed_methods[] = {
     { H_DEEP, "deep", false, dispatch_deep },
     { H_LIST, "list", false, dispatch_list },
     { H_BIGS, "bigs", false, dispatch_bigs },
+    { H_PLAYER, "player", false, dispatch_player },
 };
 static const ember_service_desc typed_svc = {
-    "hostile.Typed", 0x686f7374696c65ull, 3, typed_methods
+    "hostile.Typed", 0x686f7374696c65ull, 4, typed_methods
 };
 
 void h_limits(ember_limits *l)
@@ -525,6 +547,7 @@ struct h_relay {
     int up_port;
     int up_closed;
     bool no_read;
+    bool hold_down;
     struct { uint64_t id, code; uint8_t kind; } ans[MAX_ANS];
     int nans;
 };
@@ -591,7 +614,7 @@ static void move_frames(h_relay *r, struct evbuffer *src, struct evbuffer *dst,
 static void down_read(struct bufferevent *bev, void *arg)
 {
     h_relay *r = arg;
-    if (!r->up)
+    if (!r->up || r->hold_down)
         return;
     move_frames(r, bufferevent_get_input(bev), bufferevent_get_output(r->up), false);
 }
@@ -636,6 +659,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
     (void)salen;
     pair_free(r);
     r->no_read = false;
+    r->hold_down = false;
     r->down = bufferevent_socket_new(H_base, fd, BEV_OPT_CLOSE_ON_FREE);
     r->up = bufferevent_socket_new(H_base, -1, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(r->down, down_read, NULL, down_event, r);
@@ -715,6 +739,8 @@ void h_relay_stop_reading(h_relay *r)
         bufferevent_disable(r->up, EV_READ);
     }
 }
+
+void h_relay_hold_down(h_relay *r) { r->hold_down = true; }
 
 void h_relay_shutdown_up(h_relay *r)
 {

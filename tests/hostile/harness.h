@@ -81,6 +81,8 @@ bool h_peer_closed(int fd);
 #define H_DEEP 300    /* root: typed, decodes a recursive value */
 #define H_LIST 301    /* root: typed, decodes list<u32> */
 #define H_BIGS 302    /* root: typed, decodes list<256-byte struct> */
+#define H_PLAYER 303  /* root: typed, decodes a game.Player (generated code,
+                         tests/golden/game.c) and replies with it re-encoded */
 #define H_NODE_ECHO 200 /* nodes: replies with the payload */
 #define H_NODE_HOLD 201 /* nodes: never replies until released */
 
@@ -148,6 +150,9 @@ void h_relay_inject(h_relay *r, const void *p, size_t n);
 bool h_relay_got_answer(h_relay *r, uint64_t id, uint8_t *kind, uint64_t *code);
 /* Stops reading from the root (the node "never reads"). */
 void h_relay_stop_reading(h_relay *r);
+/* Stops passing the node's frames to the root (nothing the node sends can
+ * land after a partial frame the test injected). */
+void h_relay_hold_down(h_relay *r);
 /* Half-closes the upstream (EOF towards the root). */
 void h_relay_shutdown_up(h_relay *r);
 /* True once everything injected was written to the socket. */

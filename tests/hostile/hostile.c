@@ -22,6 +22,7 @@
  * bug was fixed and the mark should go).
  */
 #include "harness.h"
+#include "../golden/game.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +30,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -89,14 +93,14 @@ static void case_len_u32_max(void)
 static void case_empty_frame(void)
 {
     uint8_t b[4] = { 0, 0, 0, 0 };
-    expect_raw_drop(b, sizeof b, "closed", 2000);
+    expect_raw_drop(b, sizeof b, "closed: bad frame: empty frame", 2000);
 }
 
 static void case_unknown_kind(void)
 {
     uint8_t b[64];
     size_t n = h_frame(b, sizeof b, 99, 0, NULL, "x", 1);
-    expect_raw_drop(b, n, "closed", 2000);
+    expect_raw_drop(b, n, "closed: bad frame: unknown frame kind", 2000);
 }
 
 static void case_call_before_register(void)
@@ -122,14 +126,15 @@ static void case_garbage_register(void)
     for (size_t i = 0; i < sizeof junk; i++)
         junk[i] = (uint8_t)(i * 37 + 11);
     size_t n = h_frame(b, sizeof b, FR_REGISTER, 0, NULL, junk, sizeof junk);
-    expect_raw_drop(b, n, "closed", 2000);
+    expect_raw_drop(b, n, "closed: bad REGISTER: ", 2000);
 }
 
 static void case_slowloris_silent(void)
 {
     /* Says nothing: closed by the handshake deadline. */
     uint64_t t0 = h_now_ms();
-    expect_raw_drop(NULL, 0, "closed", (int)FX.lim.handshake_ms + 2000);
+    expect_raw_drop(NULL, 0, "closed: handshake timed out",
+                    (int)FX.lim.handshake_ms + 2000);
     CHECK(h_now_ms() - t0 < FX.lim.handshake_ms + 1500);
 }
 
@@ -170,26 +175,38 @@ static void case_slowloris_trickle(void)
     CHECK(closed);
     /* Progress must not extend the deadline. */
     CHECK(h_now_ms() - t0 < FX.lim.handshake_ms + 1500);
-    CHECK(h_log_has(peer, "closed"));
+    CHECK(h_log_has(peer, "closed: handshake timed out"));
 }
 
-static void case_truncated_every_offset(void)
+/* Before registration: a REGISTER cut at every offset, then EOF. The root
+ * must wait for the rest (no partial parse) and log the EOF as the reason. */
+static void case_truncated_register_every_offset(void)
 {
     uint8_t b[128];
     uint8_t payload[40];
-    memset(payload, 0x41, sizeof payload);
-    uint64_t h[3] = { 0x1234567, 0, H_ECHO };
-    size_t n = h_frame(b, sizeof b, FR_HELLO, 0, NULL, payload, sizeof payload);
-    (void)h;
+    size_t pn = 0;
+    payload[pn++] = 0x08; payload[pn++] = 1;               /* version 1 */
+    payload[pn++] = 0x12; payload[pn++] = 6;               /* name */
+    memcpy(payload + pn, "trunc8", 6); pn += 6;
+    size_t n = h_frame(b, sizeof b, FR_REGISTER, 0, NULL, payload, pn);
+    int joins = FX.joins;
     for (size_t k = 1; k < n; k++) {
         int fd = h_connect(FX.port);
         CHECK(fd >= 0);
+        char peer[32];
+        snprintf(peer, sizeof peer, "127.0.0.1:%d", h_local_port(fd));
         CHECK(h_write_all(fd, b, k) == 0);
         shutdown(fd, SHUT_WR);
         bool closed = h_run_until(fd_closed, &fd, 2000);
         close(fd);
         CHECK(closed);
+        if (!h_log_has(peer, "closed: peer closed the connection")) {
+            h_log_dump(stderr);
+            fprintf(stderr, "  cut at %zu of %zu bytes\n", k, n);
+        }
+        CHECK(h_log_has(peer, "closed: peer closed the connection"));
     }
+    CHECK(FX.joins == joins);
 }
 
 /* Many connections that each announce a max_frame-sized frame and send
@@ -376,6 +393,48 @@ static void inject_call(victim *v, uint64_t id, uint64_t method,
         CHECK(!"victim registered through the relay");                       \
     }
 
+static bool got_answer(void *ud);
+typedef struct ans_wait { h_relay *r; uint64_t id; } ans_wait;
+
+/* After registration: a valid CALL cut at every offset (length prefix,
+ * kind, headers, payload), then EOF through the relay. Each time the root
+ * drops the victim for the EOF, never runs the cut call, ends the call
+ * pending towards the victim exactly once (EMBER_LOST), and the good node
+ * is unaffected (run_one checks it). */
+static void case_post_truncated_every_offset(void)
+{
+    uint8_t b[128];
+    static const char payload[] = "\x0a\x05hello\x10\x2a";
+    uint64_t h[3] = { H_INJ_ID(1), 0, H_ECHO };
+    size_t n = h_frame(b, sizeof b, FR_CALL, 3, h, payload, sizeof payload - 1);
+    for (size_t k = 1; k < n; k++) {
+        WITH_VICTIM(v);
+        /* Nothing from the node (a PING) may land after the cut. */
+        h_relay_hold_down(v.relay);
+        h_relay_inject(v.relay, b, k);
+        h_run_until(h_relay_flushed, v.relay, 1000);
+        h_relay_shutdown_up(v.relay);
+        expect_victim_dropped(&v, "closed: peer closed the connection");
+        bool answered = h_relay_got_answer(v.relay, H_INJ_ID(1), NULL, NULL);
+        victim_stop(&v);
+        if (h_failures)
+            fprintf(stderr, "  cut at %zu of %zu bytes\n", k, n);
+        CHECK(!answered);
+        CHECK(v.lost == 1 && v.other == 0 && v.pending == 0);
+    }
+    /* The whole frame through the same path is answered (the cut frame
+     * above was a valid call). */
+    WITH_VICTIM(v);
+    h_relay_inject(v.relay, b, n);
+    ans_wait a = { v.relay, H_INJ_ID(1) };
+    uint8_t kind = 0;
+    bool ok = h_run_until(got_answer, &a, 3000) &&
+              h_relay_got_answer(v.relay, H_INJ_ID(1), &kind, NULL) &&
+              kind == FR_REPLY;
+    victim_stop(&v);
+    CHECK(ok);
+}
+
 static void case_post_oversize(void)
 {
     WITH_VICTIM(v);
@@ -392,10 +451,11 @@ static void case_post_len_beyond_bytes(void)
     WITH_VICTIM(v);
     /* Announces 1000 bytes, sends 10, then EOF. */
     uint8_t b[15] = { 0xe8, 0x03, 0, 0, FR_CALL, 1, 0, 100 };
+    h_relay_hold_down(v.relay);
     h_relay_inject(v.relay, b, sizeof b);
     h_run_until(h_relay_flushed, v.relay, 1000);
     h_relay_shutdown_up(v.relay);
-    expect_victim_dropped(&v, "closed");
+    expect_victim_dropped(&v, "closed: peer closed the connection");
     victim_stop(&v);
 }
 
@@ -405,7 +465,7 @@ static void case_post_unknown_kind(void)
     uint8_t b[64];
     size_t n = h_frame(b, sizeof b, 200, 0, NULL, NULL, 0);
     h_relay_inject(v.relay, b, n);
-    expect_victim_dropped(&v, "closed");
+    expect_victim_dropped(&v, "closed: bad frame: unknown frame kind");
     victim_stop(&v);
 }
 
@@ -430,7 +490,6 @@ static void case_post_reply_never_sent(void)
     victim_stop(&v);
 }
 
-typedef struct ans_wait { h_relay *r; uint64_t id; } ans_wait;
 static bool got_answer(void *ud)
 {
     ans_wait *a = ud;
@@ -563,6 +622,378 @@ static void case_post_flood(void)
     /* Time for the orphaned answers to go nowhere, harmlessly. */
     h_run_for(20);
     victim_stop(&v);
+}
+
+/* ---- argument structs: duplicate, unknown and zero-length fields ---- */
+
+typedef struct player_call {
+    int ends;
+    ember_status st;
+    uint8_t reply[512];
+    size_t n;
+} player_call;
+
+static void player_done(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    player_call *pc = ud;
+    pc->ends++;
+    pc->st = o->status;
+    pc->n = n < sizeof pc->reply ? n : sizeof pc->reply;
+    if (p && pc->n)
+        memcpy(pc->reply, p, pc->n);
+}
+
+static bool player_ended(void *ud) { return ((player_call *)ud)->ends > 0; }
+
+/* Calls H_PLAYER from the good node with raw argument bytes and checks
+ * that the reply is `want` encoded by the generated code (the root decoded
+ * exactly `want`), that the call ended once, and that the good node's
+ * connection stayed up (protocol.md: unknown fields are skipped, and a
+ * well-formed struct is not a violation). */
+static void expect_player(const uint8_t *args, size_t n, const game_Player *want)
+{
+    uint8_t exp[512];
+    ember_enc e;
+    ember_enc_init_fixed(&e, exp, sizeof exp);
+    game_Player_encode(&e, want);
+    CHECK(!e.failed);
+    int leaves = FX.leaves;
+    player_call pc = { 0, EMBER_OK, { 0 }, 0 };
+    ember_call_raw(ember_node_root(FX.good), H_PLAYER, args, n, player_done,
+                   &pc, NULL);
+    CHECK(h_run_until(player_ended, &pc, 3000));
+    if (pc.st != EMBER_OK || pc.n != ember_enc_len(&e) ||
+        memcmp(pc.reply, exp, pc.n) != 0) {
+        fprintf(stderr, "  status %s, reply (%zu bytes):", ember_status_name(pc.st),
+                pc.n);
+        for (size_t i = 0; i < pc.n; i++)
+            fprintf(stderr, " %02x", pc.reply[i]);
+        fprintf(stderr, "\n  expected (%zu bytes):", ember_enc_len(&e));
+        for (size_t i = 0; i < ember_enc_len(&e); i++)
+            fprintf(stderr, " %02x", exp[i]);
+        fprintf(stderr, "\n");
+    }
+    CHECK(pc.st == EMBER_OK);
+    CHECK(pc.n == ember_enc_len(&e) && memcmp(pc.reply, exp, pc.n) == 0);
+    /* Time for a late second outcome or a drop to show. */
+    h_run_for(50);
+    CHECK(pc.ends == 1);
+    CHECK(FX.leaves == leaves);
+    CHECK(h_node_registered(FX.good));
+}
+
+/* A field sent twice: the generated decoder assigns each occurrence, so the
+ * last one wins for scalars, strings and lists alike, and a repeated
+ * struct field is replaced (not merged: pos {x:1} then pos {y:2} is
+ * {0,2}). Not an error, no disconnect. */
+static void case_post_duplicate_tags(void)
+{
+    static const uint8_t a[] = {
+        0x08, 0x01,                         /* id 1 */
+        0x12, 0x01, 'a',                    /* name "a" */
+        0x1a, 0x02, 0x08, 0x02,             /* pos { x: 1 } */
+        0x22, 0x03, 0x02, 0x05, 0x06,       /* items [5, 6] */
+        0x08, 0x07,                         /* id 7 */
+        0x12, 0x03, 'b', 'o', 'b',          /* name "bob" */
+        0x1a, 0x02, 0x10, 0x04,             /* pos { y: 2 } */
+        0x22, 0x02, 0x01, 0x09,             /* items [9] */
+        0x08, 0x2a,                         /* id 42 */
+    };
+    game_Player want;
+    game_Player_init(&want);
+    uint32_t items[] = { 9 };
+    want.id = 42;
+    want.name = "bob";
+    want.pos.y = 2;
+    want.items.items = items;
+    want.items.n = 1;
+    expect_player(a, sizeof a, &want);
+}
+
+/* Unknown tags of every valid wire type, at the top level and inside a
+ * nested struct, are skipped; the known fields around them decode. */
+static void case_post_unknown_tags(void)
+{
+    static const uint8_t a[] = {
+        0x48, 0x96, 0x01,                   /* 9: varint 150 */
+        0x08, 0x05,                         /* id 5 */
+        0x52, 0x03, 0x01, 0x02, 0x03,       /* 10: LEN 3 */
+        0x1a, 0x0b,                         /* pos { */
+        0x38, 0x01,                         /*   7: varint */
+        0x08, 0x06,                         /*   x: 3 */
+        0x45, 0, 0, 0, 0,                   /*   8: I32 */
+        0x10, 0x08,                         /*   y: 4 */
+        /* } */
+        0x59, 1, 2, 3, 4, 5, 6, 7, 8,       /* 11: I64 */
+        0x12, 0x02, 'h', 'i',               /* name "hi" */
+        0x65, 9, 9, 9, 9,                   /* 12: I32 */
+        0xf8, 0xff, 0xff, 0xff, 0x0f, 0x00, /* 2^29-1: varint 0 */
+    };
+    game_Player want;
+    game_Player_init(&want);
+    want.id = 5;
+    want.name = "hi";
+    want.pos.x = 3;
+    want.pos.y = 4;
+    expect_player(a, sizeof a, &want);
+}
+
+/* Zero-length elements: an empty string, an empty nested struct, an empty
+ * list and map (count 0), an empty optional string (present) and empty
+ * arguments decode to the zero value; nothing loops. */
+static void case_post_zero_length_fields(void)
+{
+    static const uint8_t a[] = {
+        0x12, 0x00,                         /* name "" */
+        0x1a, 0x00,                         /* pos {} */
+        0x22, 0x01, 0x00,                   /* items [] */
+        0x2a, 0x00,                         /* guild "" (present) */
+        0x32, 0x01, 0x00,                   /* stats {} */
+        0x1a, 0x00,                         /* pos {} again */
+    };
+    game_Player want;
+    game_Player_init(&want);
+    want.has_guild = true;
+    want.guild = "";
+    expect_player(a, sizeof a, &want);
+    game_Player_init(&want);
+    expect_player(NULL, 0, &want);
+}
+
+/* A list whose LEN region is empty has no count: malformed (protocol.md:
+ * a list is LEN { varint count, ... }), the offender is dropped. */
+static void case_post_zero_length_list(void)
+{
+    WITH_VICTIM(v);
+    static const uint8_t a[] = { 0x08, 0x01, 0x22, 0x00 };
+    inject_call(&v, H_INJ_ID(1), H_PLAYER, a, sizeof a);
+    expect_victim_dropped(&v, "undecodable arguments");
+    victim_stop(&v);
+}
+
+/* Zero-length frames after registration: an empty frame (no kind) and a
+ * CALL frame that is only its kind byte (no headers) are bad frames. */
+static void case_post_empty_frame(void)
+{
+    WITH_VICTIM(v);
+    static const uint8_t b[4] = { 0, 0, 0, 0 };
+    h_relay_inject(v.relay, b, sizeof b);
+    expect_victim_dropped(&v, "closed: bad frame: empty frame");
+    victim_stop(&v);
+}
+
+static void case_post_kind_only_call(void)
+{
+    WITH_VICTIM(v);
+    static const uint8_t b[5] = { 1, 0, 0, 0, FR_CALL };
+    h_relay_inject(v.relay, b, sizeof b);
+    expect_victim_dropped(&v, "closed: bad frame: truncated frame header");
+    victim_stop(&v);
+}
+
+/* ---- a hostile root against a node ---------------------------------- */
+
+/* The test is the root: a raw listening socket the node connects to. */
+typedef struct fake_root {
+    int lfd, port;
+    int fd;           /* the accepted connection, or -1 */
+    uint64_t accepted_ms;
+} fake_root;
+
+static int fake_root_open(fake_root *f)
+{
+    f->fd = -1;
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (f->lfd < 0)
+        return -1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(f->lfd, (struct sockaddr *)&sa, sizeof sa) || listen(f->lfd, 8))
+        return -1;
+    fcntl(f->lfd, F_SETFL, O_NONBLOCK);
+    f->port = h_local_port(f->lfd);
+    return 0;
+}
+
+static bool fake_root_accepted(void *ud)
+{
+    fake_root *f = ud;
+    if (f->fd < 0) {
+        f->fd = accept(f->lfd, NULL, NULL);
+        if (f->fd >= 0)
+            f->accepted_ms = h_now_ms();
+    }
+    return f->fd >= 0;
+}
+
+static bool fake_conn_closed(void *ud) { return h_peer_closed(((fake_root *)ud)->fd); }
+
+typedef struct node_call { int ends; ember_status st; char msg[200]; } node_call;
+
+static void node_call_done(const ember_outcome *o, const void *p, size_t n,
+                           void *ud)
+{
+    node_call *c = ud;
+    (void)p;
+    (void)n;
+    c->ends++;
+    c->st = o->status;
+    snprintf(c->msg, sizeof c->msg, "%s", o->message ? o->message : "");
+}
+
+static bool node_call_ended(void *ud) { return ((node_call *)ud)->ends > 0; }
+
+enum { FAKE_RAW, FAKE_HELLO, FAKE_WELCOME };
+
+/* The fake root accepts the node, plays the handshake up to `stage`, sends
+ * `bad`, and expects the node to drop it logging `why` (with the fake
+ * root's address), to end its pending call exactly once (EMBER_LOST after
+ * registration; EMBER_UNAVAILABLE for a call made before), and to come back
+ * to connecting after a backoff (not at once, and not registered). */
+static void fake_root_case(int stage, const void *bad, size_t badn,
+                           const char *why)
+{
+    fake_root f;
+    CHECK(fake_root_open(&f) == 0);
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    h_limits(&cfg.limits);
+    cfg.backoff_min_ms = 200;
+    cfg.backoff_max_ms = 400;
+    ember_node *n = h_node_new_cfg("prey", f.port, &cfg);
+    CHECK(n);
+    char peer[32];
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", f.port);
+    bool ok = h_run_until(fake_root_accepted, &f, 3000);
+    static const uint8_t hello_pl[] = { 0x0a, 4, 'E', 'M', 'B', 'R',
+                                        0x10, 1, 0x18, 1 };
+    static const uint8_t welcome_pl[] = { 0x08, 5 };
+    uint8_t fr[64];
+    node_call call = { 0, EMBER_OK, "" };
+    if (ok && stage >= FAKE_HELLO) {
+        size_t fl = h_frame(fr, sizeof fr, FR_HELLO, 0, NULL, hello_pl,
+                            sizeof hello_pl);
+        ok = h_write_all(f.fd, fr, fl) == 0;
+    }
+    if (ok && stage >= FAKE_WELCOME) {
+        size_t fl = h_frame(fr, sizeof fr, FR_WELCOME, 0, NULL, welcome_pl,
+                            sizeof welcome_pl);
+        ok = h_write_all(f.fd, fr, fl) == 0 &&
+             h_run_until(h_node_registered, n, 3000);
+    }
+    /* A call in flight (registered) or refused at once (not registered). */
+    if (ok)
+        ember_call_raw(ember_node_root(n), H_ECHO, "x", 1, node_call_done,
+                       &call, NULL);
+    /* Unregistered: its outcome comes from the loop before anything else. */
+    if (ok && stage < FAKE_WELCOME)
+        ok = h_run_until(node_call_ended, &call, 1000);
+    bool sent = ok && h_write_all(f.fd, bad, badn) == 0;
+    bool closed = sent && h_run_until(fake_conn_closed, &f, 3000);
+    uint64_t closed_ms = h_now_ms();
+    bool ended = closed && h_run_until(node_call_ended, &call, 3000);
+    bool logged = h_log_has(peer, why);
+    if (f.fd >= 0)
+        close(f.fd);
+    f.fd = -1;
+    /* Back to connecting, with the backoff: [min/2, min] for the first
+     * retry after a failed attempt, so not within 80 ms. */
+    bool again = closed && h_run_until(fake_root_accepted, &f, 3000);
+    uint64_t gap = f.accepted_ms - closed_ms;
+    /* The retry line gives the same reason, without "closed: ". */
+    const char *tail = strncmp(why, "closed: ", 8) == 0 ? why + 8 : why;
+    bool retry_logged = h_log_has(tail, "retrying in");
+    bool registered = h_node_registered(n);
+    h_run_for(50); /* time for a second outcome to show */
+    int ends = call.ends;
+    ember_node_free(n);
+    if (f.fd >= 0)
+        close(f.fd);
+    close(f.lfd);
+    h_run_for(20); /* teardown, not a wait */
+    if (!logged || !retry_logged) {
+        h_log_dump(stderr);
+        fprintf(stderr, "  expected a log line with \"%s\" and \"%s\"\n",
+                peer, why);
+    }
+    CHECK(ok && sent);
+    CHECK(closed);
+    CHECK(logged);
+    CHECK(ended && ends == 1);
+    if (stage >= FAKE_WELCOME) {
+        if (call.st != EMBER_LOST)
+            fprintf(stderr, "  pending call: %s (%s)\n",
+                    ember_status_name(call.st), call.msg);
+        CHECK(call.st == EMBER_LOST &&
+              strncmp(call.msg, "connection lost", 15) == 0);
+    } else {
+        CHECK(call.st == EMBER_UNAVAILABLE);
+    }
+    CHECK(again);
+    CHECK(retry_logged);
+    if (gap < 80)
+        fprintf(stderr, "  reconnected %llu ms after the drop\n",
+                (unsigned long long)gap);
+    CHECK(gap >= 80);
+    CHECK(!registered);
+}
+
+static void case_root_garbage_hello(void)
+{
+    static const uint8_t pl[] = { 0x0b, 0x01, 0x02 };  /* wire type 3 */
+    uint8_t fr[32];
+    size_t n = h_frame(fr, sizeof fr, FR_HELLO, 0, NULL, pl, sizeof pl);
+    fake_root_case(FAKE_RAW, fr, n, "closed: bad HELLO: ");
+}
+
+static void case_root_wrong_magic(void)
+{
+    static const uint8_t pl[] = { 0x0a, 4, 'H', 'T', 'T', 'P', 0x10, 1, 0x18, 1 };
+    uint8_t fr[32];
+    size_t n = h_frame(fr, sizeof fr, FR_HELLO, 0, NULL, pl, sizeof pl);
+    fake_root_case(FAKE_RAW, fr, n, "closed: peer is not an ember root");
+}
+
+static void case_root_garbage_welcome(void)
+{
+    static const uint8_t pl[] = { 0x08, 0x05, 0x16, 0x00 };  /* wire type 6 */
+    uint8_t fr[32];
+    size_t n = h_frame(fr, sizeof fr, FR_WELCOME, 0, NULL, pl, sizeof pl);
+    fake_root_case(FAKE_HELLO, fr, n, "closed: bad WELCOME: ");
+}
+
+static void case_root_oversize(void)
+{
+    uint8_t b[5] = { 0, 0, 0, 0x40, FR_HELLO };   /* 1 GiB */
+    fake_root_case(FAKE_RAW, b, sizeof b,
+                   "closed: bad frame: frame larger than max_frame");
+}
+
+static void case_root_post_oversize(void)
+{
+    uint8_t b[5] = { 0xff, 0xff, 0xff, 0xff, FR_REPLY };
+    fake_root_case(FAKE_WELCOME, b, sizeof b,
+                   "closed: bad frame: frame larger than max_frame");
+}
+
+static void case_root_reply_never_sent(void)
+{
+    uint8_t fr[64];
+    uint64_t h[1] = { (7ull << 24) | 0xfffff0 };
+    size_t n = h_frame(fr, sizeof fr, FR_REPLY, 1, h, NULL, 0);
+    fake_root_case(FAKE_WELCOME, fr, n,
+                   "closed: protocol violation: answer to a call id never issued");
+}
+
+static void case_root_call_before_welcome(void)
+{
+    uint8_t fr[64];
+    uint64_t h[3] = { 1, 0, H_NODE_ECHO };
+    size_t n = h_frame(fr, sizeof fr, FR_CALL, 3, h, "x", 1);
+    fake_root_case(FAKE_HELLO, fr, n,
+                   "closed: protocol violation: CALL before registration");
 }
 
 typedef struct bigcalls {
@@ -878,6 +1309,24 @@ static void retry_done(const ember_outcome *o, const void *p, size_t n, void *ud
                        NULL, NULL);
 }
 
+/* A loopback port nothing listens on: bound (port 0), never listened on,
+ * closed. */
+static int closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+        port = h_local_port(fd);
+    close(fd);
+    return port;
+}
+
 static void case_retry_livelock(void)
 {
     fflush(NULL);
@@ -886,8 +1335,12 @@ static void case_retry_livelock(void)
     if (pid == 0) {
         struct event_base *parent_base = H_base;
         H_base = event_base_new();
-        /* Port 1: nothing listens there, the node stays unregistered. */
-        retry_node = h_node_new("retrier", 1);
+        /* A port that was just bound and closed: nothing listens there, the
+         * node stays unregistered. */
+        int port = closed_port();
+        if (port <= 0)
+            _exit(3);
+        retry_node = h_node_new("retrier", port);
         if (!retry_node)
             _exit(2);
         alarm(2);
@@ -934,16 +1387,26 @@ static const hcase cases[] = {
     { "garbage-register", case_garbage_register, NULL, 0, 0, false },
     { "slowloris-silent", case_slowloris_silent, NULL, 0, 0, false },
     { "slowloris-trickle", case_slowloris_trickle, NULL, 0, 0, false },
-    { "truncated-every-offset", case_truncated_every_offset, NULL, 0, 0, false },
+    { "truncated-register-every-offset", case_truncated_register_every_offset,
+      NULL, 0, 0, false },
     /* was: conn.c on_read reserved the whole announced frame (32 MiB for
      * 6 bytes, before registration) (fixed) */
     { "announce-amplification", case_announce_amplification, NULL, 0, 0, false },
+    { "post-truncated-every-offset", case_post_truncated_every_offset, NULL,
+      0, 0, false },
     { "post-oversize", case_post_oversize, NULL, 0, 0, false },
     { "post-len-beyond-bytes", case_post_len_beyond_bytes, NULL, 0, 0, false },
     { "post-unknown-kind", case_post_unknown_kind, NULL, 0, 0, false },
     { "post-register-again", case_post_register_again, NULL, 0, 0, false },
     { "post-reply-never-sent", case_post_reply_never_sent, NULL, 0, 0, false },
     { "post-unknown-method", case_post_unknown_method, NULL, 0, 0, false },
+    { "post-duplicate-tags", case_post_duplicate_tags, NULL, 0, 0, false },
+    { "post-unknown-tags", case_post_unknown_tags, NULL, 0, 0, false },
+    { "post-zero-length-fields", case_post_zero_length_fields, NULL, 0, 0,
+      false },
+    { "post-zero-length-list", case_post_zero_length_list, NULL, 0, 0, false },
+    { "post-empty-frame", case_post_empty_frame, NULL, 0, 0, false },
+    { "post-kind-only-call", case_post_kind_only_call, NULL, 0, 0, false },
     { "post-deep-nesting", case_post_deep_nesting, NULL, 0, 0, false },
     { "post-count-beyond-bytes", case_post_count_beyond_bytes, NULL, 0, 0, false },
     { "post-length-overflow", case_post_length_overflow, NULL, 0, 0, false },
@@ -960,6 +1423,14 @@ static const hcase cases[] = {
       false },
     { "post-ping-flood", case_post_ping_flood, NULL, 0, 1u << 20, false },
     { "auth", case_auth, NULL, 0, 0, false },
+    { "root-garbage-hello", case_root_garbage_hello, NULL, 0, 0, false },
+    { "root-wrong-magic", case_root_wrong_magic, NULL, 0, 0, false },
+    { "root-garbage-welcome", case_root_garbage_welcome, NULL, 0, 0, false },
+    { "root-oversize", case_root_oversize, NULL, 0, 0, false },
+    { "root-post-oversize", case_root_post_oversize, NULL, 0, 0, false },
+    { "root-reply-never-sent", case_root_reply_never_sent, NULL, 0, 0, false },
+    { "root-call-before-welcome", case_root_call_before_welcome, NULL, 0, 0,
+      false },
     { "accept-storm", case_accept_storm, NULL, 0, 0, true },
     /* was: ep.c on_work re-activated work_ev with event_active, so a
      * callback retrying at once livelocked the loop (fixed) */

@@ -1143,20 +1143,207 @@ static void t_alloc_per_call(void)
     teardown_basic();
 }
 
-static void t_thousand_nodes(void)
+/* Raises the fd limit to `want` (the soft limit up to the hard one; as
+ * root, the hard one too). Without enough fds the test cannot run: CUnit
+ * has no skip, so it prints a SKIP line on stderr and returns false; as
+ * root the limit can always be raised, so not getting it is a failure. */
+static bool need_fds(const char *test, rlim_t want)
 {
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_cur < 2200) {
-        rl.rlim_cur = rl.rlim_max;
+    if (rl.rlim_cur < want) {
+        if (geteuid() == 0 && rl.rlim_max < want)
+            rl.rlim_max = want;
+        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (rl.rlim_cur < 2200) {
-        printf("\n    SKIPPED: 1000 nodes need 2200 fds, limit is %llu\n",
-               (unsigned long long)rl.rlim_cur);
-        return;
+    if (rl.rlim_cur >= want)
+        return true;
+    fprintf(stderr, "\nSKIP: %s: needs %llu file descriptors, the limit is "
+            "%llu (hard %llu)%s\n", test, (unsigned long long)want,
+            (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+            geteuid() == 0 ? "; running as root, so this is a failure" : "");
+    if (geteuid() == 0)
+        CU_FAIL("could not raise the fd limit as root");
+    return false;
+}
+
+/* ---- one event_base, two roots: the gate pattern ---- */
+
+enum { M_GATE_UP = 200, M_GATE_DOWN = 201 };
+
+static struct {
+    ember_node *to_r2;    /* the gate's node registered with root 2 */
+    ember_root *r2;       /* root 2, in the same process as the gate */
+    int forwarded;
+} GATE;
+
+typedef struct gate_fwd { ember_call *call; int ends; } gate_fwd;
+static gate_fwd gate_fwds[8];
+static int ngate_fwds;
+
+static void gate_fwd_done(const ember_outcome *o, ember_dec *reply, ember_fn cb,
+                          void *ud)
+{
+    gate_fwd *f = ud;
+    result r = {0};
+    done_i64(o, reply, cb, &r);
+    f->ends++;
+    if (r.st == EMBER_OK)
+        ember_call_reply(f->call, enc_i64, &r.v);
+    else
+        ember_call_fail(f->call, "gate: %s", ember_status_name(r.st));
+}
+
+/* Forwards add(a, b) to `to` and answers its caller with the result. */
+static int gate_forward(ember_call *c, ember_dec *d, ember_ref *to)
+{
+    args2 a;
+    if (dec_args(d, &a) || ngate_fwds == 8)
+        return -1;
+    gate_fwd *f = &gate_fwds[ngate_fwds++];
+    f->call = c;
+    f->ends = 0;
+    GATE.forwarded++;
+    ember_call_start(to, M_ADD, enc_args, &a, gate_fwd_done, NULL, f, NULL);
+    return 0;
+}
+
+/* Up: to root 2, through the gate's other node (a node of two roots). */
+static int d_gate_up(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    (void)h;
+    (void)ud;
+    return gate_forward(c, d, ember_node_root(GATE.to_r2));
+}
+
+/* Down: to root 2's child "leaf" (this process is root 2 as well). */
+static int d_gate_down(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    (void)h;
+    (void)ud;
+    ember_child *leaf = ember_root_child_by_name(GATE.r2, "leaf");
+    if (!leaf)
+        return -1;
+    return gate_forward(c, d, ember_child_ref(leaf));
+}
+
+static const ember_method_desc gate_methods[] = {
+    {M_GATE_UP, "up", false, d_gate_up},
+    {M_GATE_DOWN, "down", false, d_gate_down},
+};
+static const ember_service_desc gate_svc = {"test.Gate", 0x6a7e, 2, gate_methods};
+
+static ember_node *gate_node(const char *name, const char *addr, bool gate)
+{
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    cfg.backoff_min_ms = 10;
+    cfg.backoff_max_ms = 100;
+    ember_node *n = ember_node_new(F.base, name, &cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+    CU_ASSERT_EQUAL(ember_exports_add(ember_node_exports(n), &calc_svc, NULL, NULL), 0);
+    if (gate)
+        CU_ASSERT_EQUAL(ember_exports_add(ember_node_exports(n), &gate_svc, NULL,
+                                          NULL), 0);
+    CU_ASSERT_EQUAL(ember_node_connect(n, addr), 0);
+    return n;
+}
+
+static void t_two_roots_one_base(void)
+{
+    fresh_fixture();
+    memset(&GATE, 0, sizeof GATE);
+    ngate_fwds = 0;
+    ember_root *r1 = make_root(NULL, 0);
+    char addr1[64];
+    snprintf(addr1, sizeof addr1, "%s", F.addr);
+    ember_root *r2 = make_root(NULL, 0);
+    char addr2[64];
+    snprintf(addr2, sizeof addr2, "%s", F.addr);
+    F.root = r1;
+    GATE.r2 = r2;
+    /* One process, one base: the gate is a node of root 1 (gA) and of root
+     * 2 (gB), and root 2 itself; "leaf" is root 2's other child. */
+    ember_node *ga = gate_node("gate", addr1, true);
+    ember_node *gb = gate_node("gate", addr2, false);
+    ember_node *leaf = gate_node("leaf", addr2, false);
+    GATE.to_r2 = gb;
+    CU_ASSERT_TRUE(run_until(F.base, node_registered, ga, 3000));
+    CU_ASSERT_TRUE(run_until(F.base, node_registered, gb, 3000));
+    CU_ASSERT_TRUE(run_until(F.base, node_registered, leaf, 3000));
+    ember_child *c1 = ember_root_child_by_name(r1, "gate");
+    ember_child *c2 = ember_root_child_by_name(r2, "gate");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
+    CU_ASSERT_TRUE(ember_child_has_service(c1, "test.Gate"));
+    CU_ASSERT_FALSE(ember_child_has_service(c2, "test.Gate"));
+
+    /* The gate calls both roots, and both roots call the gate, at once. */
+    result up1 = {0}, up2 = {0}, down1 = {0}, down2 = {0};
+    args2 a1 = {1, 2}, a2 = {10, 20}, a3 = {100, 200}, a4 = {1000, 2000};
+    ember_call_start(ember_node_root(ga), M_ADD, enc_args, &a1, done_i64, NULL,
+                     &up1, NULL);
+    ember_call_start(ember_node_root(gb), M_ADD, enc_args, &a2, done_i64, NULL,
+                     &up2, NULL);
+    ember_call_start(ember_child_ref(c1), M_ADD, enc_args, &a3, done_i64, NULL,
+                     &down1, NULL);
+    ember_call_start(ember_child_ref(c2), M_ADD, enc_args, &a4, done_i64, NULL,
+                     &down2, NULL);
+    /* Root 1 -> gate -> root 2 (node of two roots), and root 1 -> gate ->
+     * root 2's child leaf (root and node in one process). */
+    result via_up = {0}, via_down = {0};
+    args2 a5 = {5, 6}, a6 = {7, 8};
+    ember_call_start(ember_child_ref(c1), M_GATE_UP, enc_args, &a5, done_i64,
+                     NULL, &via_up, NULL);
+    ember_call_start(ember_child_ref(c1), M_GATE_DOWN, enc_args, &a6, done_i64,
+                     NULL, &via_down, NULL);
+    result *all[] = {&up1, &up2, &down1, &down2, &via_up, &via_down};
+    for (int i = 0; i < 6; i++)
+        CU_ASSERT_TRUE(run_until(F.base, got, all[i], 3000));
+    run_for(F.base, 20); /* no late second outcome */
+    for (int i = 0; i < 6; i++) {
+        CU_ASSERT_EQUAL(all[i]->n, 1);
+        CU_ASSERT_EQUAL(all[i]->st, EMBER_OK);
     }
+    CU_ASSERT_EQUAL(up1.v, 3);
+    CU_ASSERT_EQUAL(up2.v, 30);
+    CU_ASSERT_EQUAL(down1.v, 300);
+    CU_ASSERT_EQUAL(down2.v, 3000);
+    CU_ASSERT_EQUAL(via_up.v, 11);
+    CU_ASSERT_EQUAL(via_down.v, 15);
+    CU_ASSERT_EQUAL(GATE.forwarded, 2);
+    CU_ASSERT_EQUAL(ngate_fwds, 2);
+    for (int i = 0; i < ngate_fwds; i++)
+        CU_ASSERT_EQUAL(gate_fwds[i].ends, 1);
+    /* Losing root 2 does not disturb root 1: the gate's call through it
+     * fails, its calls to root 1 go on. */
+    ember_root_free(r2);
+    GATE.r2 = NULL;
+    ember_node_free(leaf);
+    result via_lost = {0}, still = {0};
+    ember_call_start(ember_child_ref(c1), M_GATE_UP, enc_args, &a5, done_i64,
+                     NULL, &via_lost, NULL);
+    ember_call_start(ember_node_root(ga), M_ADD, enc_args, &a1, done_i64, NULL,
+                     &still, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &via_lost, 3000));
+    CU_ASSERT_TRUE(run_until(F.base, got, &still, 3000));
+    CU_ASSERT_EQUAL(via_lost.st, EMBER_FAILED);
+    CU_ASSERT_EQUAL(still.st, EMBER_OK);
+    CU_ASSERT_EQUAL(still.v, 3);
+    CU_ASSERT_EQUAL(ember_node_state_get(ga), EMBER_NODE_REGISTERED);
+    ember_node_free(gb);
+    ember_node_free(ga);
+    ember_root_free(r1);
+    run_for(F.base, 10); /* teardown, not a wait: deferred frees */
+    event_base_free(F.base);
+}
+
+static void t_thousand_nodes(void)
+{
+    if (!need_fds("1000 nodes", 2200))
+        return;
     fresh_fixture();
     F.root = make_root(NULL, 0);
     enum { N = 1000 };
@@ -1311,12 +1498,8 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 static void t_idle_child_memory(void)
 {
     enum { HALF = 500 };
-    struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_cur < 2 * 2 * HALF + 100) {
-        printf("\n    SKIPPED: not enough file descriptors\n");
+    if (!need_fds("idle child memory", 2 * 2 * HALF + 100))
         return;
-    }
     ember_set_allocator(counting_alloc, NULL);
     fresh_fixture();
     F.root = make_root(NULL, 0);
@@ -2040,6 +2223,8 @@ void add_e2e_suite(void)
     CU_add_test(s, "graceful close and shutdown", t_graceful);
     CU_add_test(s, "allocations per call", t_alloc_per_call);
     CU_add_test(s, "1000 nodes", t_thousand_nodes);
+    CU_add_test(s, "one base: a node of two roots, root and node at once",
+                t_two_roots_one_base);
     CU_add_test(s, "separate processes", t_separate_processes);
     CU_add_test(s, "unix socket and IPv6", t_unix_and_ipv6);
     CU_add_test(s, "idle child memory", t_idle_child_memory);
