@@ -23,6 +23,7 @@ struct ember_node {
     char what[64];
     ember_node_state st;
     ember_conn *conn;          /* current connection (handshaking or ready) */
+    bool registering;          /* REGISTER sent on conn: WELCOME or REFUSED next */
     ember_ref *root_ref;
     uint32_t id;
     unsigned attempt;          /* failures since the last registration */
@@ -105,6 +106,7 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
     }
     c->name = "root";
     n->conn = c; /* now wait for HELLO */
+    n->registering = false;
     if (n->ep.tls_ctx && ember_tls_attach(c, false, n->tls_host)) {
         /* A failure closes c: node_lost schedules the retry. */
         ember_conn_close(c, EMBER_LOST, ember_last_error());
@@ -198,7 +200,15 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
         return -1;
     }
     int rc = 0;
-    if (f->kind == EMBER_FR_HELLO) {
+    /* One sequence: HELLO, then (our REGISTER) WELCOME or REFUSED. */
+    bool hello = f->kind == EMBER_FR_HELLO;
+    bool answer = f->kind == EMBER_FR_WELCOME || f->kind == EMBER_FR_REFUSED;
+    if ((hello && n->registering) || (answer && !n->registering)) {
+        ember_conn_closef(c, EMBER_PROTOCOL, "protocol violation: %s %s REGISTER",
+                          ember_frame_kind_name(f->kind),
+                          n->registering ? "after" : "before");
+        rc = -1;
+    } else if (hello) {
         if (!hs.magic || strcmp(hs.magic, EMBER_MAGIC) != 0) {
             ember_conn_close(c, EMBER_PROTOCOL, "peer is not an ember root");
             rc = -1;
@@ -237,6 +247,7 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
                 reg.node_nonce.len = sizeof c->node_nonce;
             }
             ember_hs_send(c, EMBER_FR_REGISTER, &reg, n->ep.exports);
+            n->registering = true;
         }
     } else if (f->kind == EMBER_FR_WELCOME && !root_proof_ok(n, c, &hs)) {
         /* A root that cannot prove the secret may be an impostor: nothing

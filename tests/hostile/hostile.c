@@ -964,6 +964,27 @@ static void case_root_garbage_welcome(void)
     fake_root_case(FAKE_HELLO, fr, n, "closed: bad WELCOME: ");
 }
 
+/* The handshake is one sequence: a WELCOME before the node registered,
+ * or a second HELLO after it did, is a protocol violation, never a
+ * registration the node did not ask for. */
+static void case_root_welcome_before_hello(void)
+{
+    static const uint8_t pl[] = { 0x08, 5 };
+    uint8_t fr[32];
+    size_t n = h_frame(fr, sizeof fr, FR_WELCOME, 0, NULL, pl, sizeof pl);
+    fake_root_case(FAKE_RAW, fr, n,
+                   "closed: protocol violation: WELCOME before REGISTER");
+}
+
+static void case_root_hello_twice(void)
+{
+    static const uint8_t pl[] = { 0x0a, 4, 'E', 'M', 'B', 'R', 0x10, 1, 0x18, 1 };
+    uint8_t fr[32];
+    size_t n = h_frame(fr, sizeof fr, FR_HELLO, 0, NULL, pl, sizeof pl);
+    fake_root_case(FAKE_HELLO, fr, n,
+                   "closed: protocol violation: HELLO after REGISTER");
+}
+
 static void case_root_oversize(void)
 {
     uint8_t b[5] = { 0, 0, 0, 0x40, FR_HELLO };   /* 1 GiB */
@@ -1426,6 +1447,8 @@ static const hcase cases[] = {
     { "root-garbage-hello", case_root_garbage_hello, NULL, 0, 0, false },
     { "root-wrong-magic", case_root_wrong_magic, NULL, 0, 0, false },
     { "root-garbage-welcome", case_root_garbage_welcome, NULL, 0, 0, false },
+    { "root-welcome-before-hello", case_root_welcome_before_hello, NULL, 0, 0, false },
+    { "root-hello-twice", case_root_hello_twice, NULL, 0, 0, false },
     { "root-oversize", case_root_oversize, NULL, 0, 0, false },
     { "root-post-oversize", case_root_post_oversize, NULL, 0, 0, false },
     { "root-reply-never-sent", case_root_reply_never_sent, NULL, 0, 0, false },
