@@ -350,10 +350,13 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         return;
     /* TLS can hold decrypted bytes the socket will never announce again:
      * drain them before going back to the loop. */
+    ember_ep *ep = c->ep; /* c may close, but lives until the work event */
     ember_clock_hold(); /* one clock reading for the whole batch */
+    ember_call_batch_begin(ep);
     while (read_once(c) && c->state != EMBER_CONN_CLOSED && c->tp->pending &&
            c->tp->pending(c))
         ;
+    ember_call_batch_end(ep); /* the calls it answered inline get their time */
     ember_clock_release();
 }
 
