@@ -92,14 +92,6 @@ ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer)
     return c;
 }
 
-ember_dec_limits ember_conn_dec_limits(const ember_conn *c)
-{
-    ember_dec_limits l = {c->ep->lim.max_depth, c->ep->lim.max_elems,
-                          c->ep->lim.max_string, c->ep->lim.decode_ratio,
-                          c->ep->lim.decode_floor};
-    return l;
-}
-
 void ember_conn_mark_dirty(ember_conn *c)
 {
     if (c->dirty || c->state == EMBER_CONN_CLOSED)

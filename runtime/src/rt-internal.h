@@ -262,7 +262,13 @@ void ember_conn_closef(ember_conn *c, ember_status st, const char *fmt, ...)
 void ember_conn_mark_dirty(ember_conn *c);
 void ember_conn_flush(ember_conn *c);
 void ember_conn_free(ember_conn *c);
-ember_dec_limits ember_conn_dec_limits(const ember_conn *c);
+static inline ember_dec_limits ember_conn_dec_limits(const ember_conn *c)
+{
+    const ember_limits *lim = &c->ep->lim;
+    ember_dec_limits l = {lim->max_depth, lim->max_elems, lim->max_string,
+                          lim->decode_ratio, lim->decode_floor};
+    return l;
+}
 
 /* ---- calltab.c: outgoing calls ---- */
 
