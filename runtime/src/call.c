@@ -149,14 +149,73 @@ static void unlink_call(ember_call *k)
     k->prev = k->next = NULL;
 }
 
-/* Counts the call's end in its method's stats. The end is read for real,
- * so a handler's own time shows even inside a read batch (whose held clock
- * started the call). */
+/*
+ * Counts the call's end in its method's stats. A call answered inside its
+ * handler during a read batch joins the batch's tally (a few distinct
+ * methods): when the batch ends, one clock reading settles them all, each
+ * counting its share of the batch's time in total_us and the whole batch
+ * time as a candidate for max_us (a bound: a slow handler shows in max_us
+ * as before, and the batch's time is counted once in total_us, not once
+ * per call). Other ends read the clock for real.
+ */
+static bool tally_add(ember_call *k)
+{
+    ember_ep *ep = k->ep;
+    if (!ep || !ep->batch_depth || !k->in_dispatch || k->ex != ep->exports ||
+        (k->x != &k->ex->fallback && k->xver != k->ex->ver))
+        return false;
+    struct ember_tally *t = NULL;
+    for (uint32_t i = 0; i < ep->ntally; i++)
+        if (ep->tally[i].x == k->x && ep->tally[i].ver == k->xver) {
+            t = &ep->tally[i];
+            break;
+        }
+    if (!t) {
+        if (ep->ntally == sizeof ep->tally / sizeof ep->tally[0])
+            return false;
+        t = &ep->tally[ep->ntally++];
+        t->x = k->x;
+        t->ver = k->xver;
+        t->id = k->method;
+        t->n = 0;
+    }
+    t->n++;
+    if (!ep->tally_calls++ || k->start_us < ep->tally_t0)
+        ep->tally_t0 = k->start_us;
+    return true;
+}
+
+void ember_call_batch_begin(ember_ep *ep)
+{
+    ep->batch_depth++;
+}
+
+void ember_call_batch_end(ember_ep *ep)
+{
+    if (--ep->batch_depth || !ep->tally_calls)
+        return;
+    uint64_t now = ember_now_us();
+    uint64_t us = now > ep->tally_t0 ? now - ep->tally_t0 : 0;
+    ember_exports *ex = ep->exports;
+    for (uint32_t i = 0; i < ep->ntally; i++) {
+        struct ember_tally *t = &ep->tally[i];
+        ember_exports_add_time(ex, t->x, t->ver, t->id,
+                               us * t->n / ep->tally_calls, us);
+    }
+    ep->ntally = ep->tally_calls = 0;
+}
+
 static void call_record(ember_call *k, bool ok)
 {
-    if (k->ex)
-        ember_exports_record(k->ex, k->x, k->xver, k->method, ok,
-                             ember_now_us() - k->start_us);
+    if (!k->ex)
+        return;
+    if (tally_add(k)) {
+        if (!ok)
+            k->x->st.failures++; /* k->x is current: tally_add checked */
+        return;
+    }
+    ember_exports_record(k->ex, k->x, k->xver, k->method, ok,
+                         ember_now_us() - k->start_us);
 }
 
 /* The answer is written (or discarded): the call is over. */

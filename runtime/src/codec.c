@@ -5,6 +5,9 @@
  * code inlines the hot path.
  */
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "rt-internal.h"
 
@@ -214,16 +217,68 @@ static inline uint64_t not_plain_ascii(uint64_t w)
 }
 
 /*
+ * The longest prefix of s[0..n), in whole 64-byte blocks, that is plain
+ * ASCII (0x01..0x7f), copied to dst (unless NULL). With SSE2 (every x86-64)
+ * a block is four 16-byte loads: the OR of the four has a high bit set when
+ * some byte does, their unsigned minimum a zero byte when some byte is NUL;
+ * one test per block, and the copy runs near memcpy's speed.
+ */
+#if defined(__SSE2__)
+static size_t ascii_blocks(uint8_t *dst, const uint8_t *s, size_t n)
+{
+    const __m128i zero = _mm_setzero_si128();
+    size_t i = 0;
+    while (n - i >= 64) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + i + 16));
+        __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(s + i + 32));
+        __m128i d = _mm_loadu_si128((const __m128i *)(const void *)(s + i + 48));
+        __m128i hi = _mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d));
+        __m128i lo = _mm_min_epu8(_mm_min_epu8(a, b), _mm_min_epu8(c, d));
+        if (_mm_movemask_epi8(_mm_or_si128(hi, _mm_cmpeq_epi8(lo, zero))))
+            break;
+        if (dst) {
+            _mm_storeu_si128((__m128i *)(void *)(dst + i), a);
+            _mm_storeu_si128((__m128i *)(void *)(dst + i + 16), b);
+            _mm_storeu_si128((__m128i *)(void *)(dst + i + 32), c);
+            _mm_storeu_si128((__m128i *)(void *)(dst + i + 48), d);
+        }
+        i += 64;
+    }
+    return i;
+}
+#else
+static size_t ascii_blocks(uint8_t *dst, const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (n - i >= 64) {
+        uint64_t w[8], bad = 0;
+        memcpy(w, s + i, 64);
+        for (int k = 0; k < 8; k++)
+            bad |= not_plain_ascii(w[k]);
+        if (bad)
+            break;
+        if (dst)
+            memcpy(dst + i, w, 64);
+        i += 64;
+    }
+    return i;
+}
+#endif
+
+/*
  * Strict UTF-8: no overlongs, no surrogates, nothing above U+10FFFF, no NUL.
  * Copies s[0..n) to dst as it checks (dst may be NULL: check only), so a
- * string is read once. Runs of plain ASCII go 32 then 8 bytes at a time;
- * the byte-by-byte decoder only sees the words holding something else, and
- * the fast path resumes after each multi-byte sequence.
+ * string is read once. Runs of plain ASCII go 64 bytes at a time
+ * (ascii_blocks), then 8; the byte-by-byte decoder only sees the words
+ * holding something else, and the fast path resumes after each multi-byte
+ * sequence.
  */
 static bool utf8_copy(uint8_t *dst, const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        i += ascii_blocks(dst ? dst + i : NULL, s + i, n - i);
         while (n - i >= 32) {
             uint64_t w[4];
             memcpy(w, s + i, 32);

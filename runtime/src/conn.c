@@ -92,14 +92,6 @@ ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer)
     return c;
 }
 
-ember_dec_limits ember_conn_dec_limits(const ember_conn *c)
-{
-    ember_dec_limits l = {c->ep->lim.max_depth, c->ep->lim.max_elems,
-                          c->ep->lim.max_string, c->ep->lim.decode_ratio,
-                          c->ep->lim.decode_floor};
-    return l;
-}
-
 void ember_conn_mark_dirty(ember_conn *c)
 {
     if (c->dirty || c->state == EMBER_CONN_CLOSED)
@@ -350,10 +342,13 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         return;
     /* TLS can hold decrypted bytes the socket will never announce again:
      * drain them before going back to the loop. */
+    ember_ep *ep = c->ep; /* c may close, but lives until the work event */
     ember_clock_hold(); /* one clock reading for the whole batch */
+    ember_call_batch_begin(ep);
     while (read_once(c) && c->state != EMBER_CONN_CLOSED && c->tp->pending &&
            c->tp->pending(c))
         ;
+    ember_call_batch_end(ep); /* the calls it answered inline get their time */
     ember_clock_release();
 }
 

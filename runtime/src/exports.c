@@ -142,6 +142,17 @@ EMBER_API int ember_exports_add_raw(ember_exports *ex, uint32_t method_id,
     return 0;
 }
 
+void ember_exports_add_time(ember_exports *ex, ember_xentry *x, uint32_t ver,
+                            uint32_t id, uint64_t total_us, uint64_t max_us)
+{
+    /* The fallback never moves; a table entry may have since dispatch. */
+    if (x != &ex->fallback && ver != ex->ver && !(x = ember_exports_find(ex, id)))
+        return;
+    x->st.total_us += total_us;
+    if (max_us > x->st.max_us)
+        x->st.max_us = max_us;
+}
+
 void ember_exports_record(ember_exports *ex, ember_xentry *x, uint32_t ver,
                           uint32_t id, bool ok, uint64_t us)
 {

@@ -147,6 +147,17 @@ struct ember_ep {
     bool stopping;              /* graceful shutdown: refuse new calls */
     bool freeing;
 
+    /* Served calls answered inside their handler during the read batch
+     * now running (call.c): their time is settled with one clock reading
+     * when the batch ends, instead of one per call. */
+    uint32_t batch_depth;       /* on_read nesting */
+    uint32_t ntally, tally_calls;
+    uint64_t tally_t0;          /* the earliest start among them */
+    struct ember_tally {
+        struct ember_xentry *x;
+        uint32_t ver, id, n;
+    } tally[4];
+
     /* Hooks into root.c / node.c. */
     int (*on_handshake)(ember_conn *c, const ember_frame *f);
     void (*on_lost)(ember_conn *c, const char *reason);
@@ -251,7 +262,13 @@ void ember_conn_closef(ember_conn *c, ember_status st, const char *fmt, ...)
 void ember_conn_mark_dirty(ember_conn *c);
 void ember_conn_flush(ember_conn *c);
 void ember_conn_free(ember_conn *c);
-ember_dec_limits ember_conn_dec_limits(const ember_conn *c);
+static inline ember_dec_limits ember_conn_dec_limits(const ember_conn *c)
+{
+    const ember_limits *lim = &c->ep->lim;
+    ember_dec_limits l = {lim->max_depth, lim->max_elems, lim->max_string,
+                          lim->decode_ratio, lim->decode_floor};
+    return l;
+}
 
 /* ---- calltab.c: outgoing calls ---- */
 
@@ -321,6 +338,9 @@ struct ember_call {
 
 /* A CALL or ONEWAY frame. -1: protocol violation (already closed). */
 int ember_call_dispatch(ember_conn *c, const ember_frame *f);
+/* A read batch starts / ends: the calls it answered inline get their time. */
+void ember_call_batch_begin(ember_ep *ep);
+void ember_call_batch_end(ember_ep *ep);
 void ember_call_cancel_in(ember_conn *c, uint64_t peer_id);
 /* The connection is gone: calls become orphans; replies will be no-ops. */
 void ember_call_orphan_all(ember_conn *c);
@@ -353,6 +373,9 @@ ember_xentry *ember_exports_find(ember_exports *ex, uint32_t id);
  * ver (found again by id if the table changed since). */
 void ember_exports_record(ember_exports *ex, ember_xentry *x, uint32_t ver,
                           uint32_t id, bool ok, uint64_t us);
+/* Adds time only (a read batch's tally, call.c), found the same way. */
+void ember_exports_add_time(ember_exports *ex, ember_xentry *x, uint32_t ver,
+                            uint32_t id, uint64_t total_us, uint64_t max_us);
 
 /* ---- ref.c ---- */
 

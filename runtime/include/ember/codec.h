@@ -296,6 +296,10 @@ void ember_dec_init(ember_dec *d, const void *data, size_t len, ember_arena *are
 
 static inline int ember_dec_raw_varint(ember_dec *d, uint64_t *out)
 {
+    if (d->p < d->end && *d->p < 0x80) { /* one byte: most tags and lengths */
+        *out = *d->p++;
+        return 0;
+    }
     uint64_t v = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
         if (d->p >= d->end)
