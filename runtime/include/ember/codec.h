@@ -106,11 +106,15 @@ static inline void ember_enc_raw_varint(ember_enc *e, uint64_t v)
 {
     if (ember_enc_reserve(e, 10))
         return;
+    /* A local cursor: byte stores through e->p could alias e->p itself, so
+     * the compiler would reload and store it for every byte. */
+    uint8_t *p = e->p;
     while (v >= 0x80) {
-        *e->p++ = (uint8_t)(v | 0x80);
+        *p++ = (uint8_t)(v | 0x80);
         v >>= 7;
     }
-    *e->p++ = (uint8_t)v;
+    *p++ = (uint8_t)v;
+    e->p = p;
 }
 
 static inline uint64_t ember_zigzag64(int64_t v)
@@ -296,8 +300,27 @@ void ember_dec_init(ember_dec *d, const void *data, size_t len, ember_arena *are
 
 static inline int ember_dec_raw_varint(ember_dec *d, uint64_t *out)
 {
-    if (d->p < d->end && *d->p < 0x80) { /* one byte: most tags and lengths */
-        *out = *d->p++;
+    const uint8_t *p = d->p;
+    if (p < d->end && *p < 0x80) { /* one byte: most tags and lengths */
+        *out = *p;
+        d->p = p + 1;
+        return 0;
+    }
+    if (d->end - p >= 10) { /* the longest varint fits: no bounds checks */
+        uint64_t v = p[0] & 0x7f;
+        for (unsigned i = 1; i < 9; i++) {
+            uint64_t b = p[i];
+            v |= (b & 0x7f) << (7 * i);
+            if (b < 0x80) {
+                d->p = p + i + 1;
+                *out = v;
+                return 0;
+            }
+        }
+        d->p = p + 10;
+        if (p[9] > 1)
+            return ember_dec_fail(d, "varint overflows 64 bits");
+        *out = v | (uint64_t)p[9] << 63;
         return 0;
     }
     uint64_t v = 0;
