@@ -298,6 +298,9 @@ static inline int ember_dec_fail(ember_dec *d, const char *why)
 
 void ember_dec_init(ember_dec *d, const void *data, size_t len, ember_arena *arena);
 
+/* Out of line: a varint of two bytes or more (call ids, large lengths). */
+int ember_dec_varint_(ember_dec *d, uint64_t *out);
+
 static inline int ember_dec_raw_varint(ember_dec *d, uint64_t *out)
 {
     const uint8_t *p = d->p;
@@ -306,37 +309,7 @@ static inline int ember_dec_raw_varint(ember_dec *d, uint64_t *out)
         d->p = p + 1;
         return 0;
     }
-    if (d->end - p >= 10) { /* the longest varint fits: no bounds checks */
-        uint64_t v = p[0] & 0x7f;
-        for (unsigned i = 1; i < 9; i++) {
-            uint64_t b = p[i];
-            v |= (b & 0x7f) << (7 * i);
-            if (b < 0x80) {
-                d->p = p + i + 1;
-                *out = v;
-                return 0;
-            }
-        }
-        d->p = p + 10;
-        if (p[9] > 1)
-            return ember_dec_fail(d, "varint overflows 64 bits");
-        *out = v | (uint64_t)p[9] << 63;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (d->p >= d->end)
-            return ember_dec_fail(d, "truncated varint");
-        uint8_t b = *d->p++;
-        if (shift == 63 && b > 1)
-            return ember_dec_fail(d, "varint overflows 64 bits");
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (b < 0x80) {
-            *out = v;
-            return 0;
-        }
-    }
-    return ember_dec_fail(d, "varint too long");
+    return ember_dec_varint_(d, out);
 }
 
 static inline int ember_dec_raw_fixed32(ember_dec *d, uint32_t *out)
