@@ -324,6 +324,23 @@ static inline ember_dec_limits ember_conn_dec_limits(const ember_conn *c)
     return l;
 }
 
+/* ember_dec_init for a frame's payload from c, with c's decode limits:
+ * inline, once per call served and per reply. */
+static inline void ember_dec_init_conn(ember_dec *d, ember_conn *c,
+                                       const uint8_t *p, size_t len,
+                                       ember_arena *arena)
+{
+    d->p = p;
+    d->end = p + len;
+    d->arena = arena;
+    d->conn = c;
+    d->lim = ember_conn_dec_limits(c);
+    d->depth = 0;
+    d->why = NULL;
+    d->in_len = len;
+    d->used = 0;
+}
+
 /* The out-of-line ends of ember_frame_begin / ember_frame_end. */
 int ember_frame_closed_(ember_enc *e);
 int ember_frame_end_fail_(ember_conn *c, ember_enc *e, size_t len);
