@@ -52,16 +52,41 @@ static inline size_t ember_buf_used(const ember_buf *b)
 }
 
 /* At least `need` free bytes after len (compacting or growing). */
-int ember_buf_reserve(ember_buf *b, size_t need);
+int ember_buf_reserve_(ember_buf *b, size_t need);
+static inline int ember_buf_reserve(ember_buf *b, size_t need)
+{
+    return b->cap - b->len >= need ? 0 : ember_buf_reserve_(b, need);
+}
 /* Drops n bytes from the front; an emptied buffer goes back to the pool. */
 void ember_buf_consume(ember_buf *b, size_t n);
 /* Gives the storage back (pool or free) whatever it holds. */
 void ember_buf_release(ember_buf *b);
 
-/* Encoding straight into the buffer: the frame lives at [len, enc.p). */
-int ember_buf_enc_begin(ember_buf *b, ember_enc *e, void *conn, size_t hint);
+/* Encoding straight into the buffer: the frame lives at [len, enc.p).
+ * Inline: every frame sent goes through begin and commit. */
+static inline int ember_buf_enc_begin(ember_buf *b, ember_enc *e, void *conn,
+                                      size_t hint)
+{
+    e->owner = b;
+    e->conn = conn;
+    e->failed = 0;
+    if (ember_buf_reserve(b, hint)) {
+        e->base = e->p = e->end = NULL;
+        e->failed = 1;
+        return -1;
+    }
+    e->base = e->p = b->data + b->len;
+    e->end = b->data + b->cap;
+    return 0;
+}
+
 int ember_buf_enc_grow(ember_buf *b, ember_enc *e, size_t need);
-void ember_buf_enc_commit(ember_buf *b, ember_enc *e);
+
+static inline void ember_buf_enc_commit(ember_buf *b, ember_enc *e)
+{
+    b->len = (size_t)(e->p - b->data);
+    e->owner = NULL;
+}
 /* Abandons the frame being encoded. */
 void ember_buf_enc_abort(ember_buf *b, ember_enc *e);
 

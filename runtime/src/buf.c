@@ -83,10 +83,8 @@ void ember_buf_release(ember_buf *b)
     b->off = b->len = b->cap = 0;
 }
 
-int ember_buf_reserve(ember_buf *b, size_t need)
+int ember_buf_reserve_(ember_buf *b, size_t need)
 {
-    if (b->cap - b->len >= need)
-        return 0;
     if (!b->data && need <= EMBER_BUF_BLOCK) {
         if (b->pool && b->pool->n > 0)
             b->data = b->pool->free[--b->pool->n];
@@ -131,21 +129,6 @@ void ember_buf_consume(ember_buf *b, size_t n)
         ember_buf_release(b);
 }
 
-int ember_buf_enc_begin(ember_buf *b, ember_enc *e, void *conn, size_t hint)
-{
-    e->owner = b;
-    e->conn = conn;
-    e->failed = 0;
-    if (ember_buf_reserve(b, hint)) {
-        e->base = e->p = e->end = NULL;
-        e->failed = 1;
-        return -1;
-    }
-    e->base = e->p = b->data + b->len;
-    e->end = b->data + b->cap;
-    return 0;
-}
-
 int ember_buf_enc_grow(ember_buf *b, ember_enc *e, size_t need)
 {
     /* Offsets survive the move; pretend the frame so far is committed. */
@@ -161,12 +144,6 @@ int ember_buf_enc_grow(ember_buf *b, ember_enc *e, size_t need)
     e->p = b->data + b->off + p_rel;
     e->end = b->data + b->cap;
     return 0;
-}
-
-void ember_buf_enc_commit(ember_buf *b, ember_enc *e)
-{
-    b->len = (size_t)(e->p - b->data);
-    e->owner = NULL;
 }
 
 void ember_buf_enc_abort(ember_buf *b, ember_enc *e)

@@ -339,9 +339,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     if (x->raw) {
         x->raw(k, (uint32_t)mid, f->payload, f->len, x->ud);
     } else {
-        ember_dec_init(&d, f->payload, f->len, &k->arena);
-        d.conn = c;
-        d.lim = ember_conn_dec_limits(c);
+        ember_dec_init_conn(&d, c, f->payload, f->len, &k->arena);
         rc = x->m->dispatch(k, &d, x->handlers, x->ud);
     }
     if (rc < 0) {

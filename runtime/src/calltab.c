@@ -386,9 +386,7 @@ int ember_calltab_answer(ember_conn *c, const ember_frame *f)
     if (r == 0)
         return 0; /* the call already ended (timeout, cancel): ignore */
     ember_dec d;
-    ember_dec_init(&d, f->payload, f->len, &c->ep->scratch);
-    d.conn = c;
-    d.lim = ember_conn_dec_limits(c);
+    ember_dec_init_conn(&d, c, f->payload, f->len, &c->ep->scratch);
     if (f->kind == EMBER_FR_REPLY) {
         finish(c, idx, EMBER_OK, "ok", 0, &d);
         return 0;

@@ -53,6 +53,63 @@ EMBER_API void ember_enc_len_end_slow_(ember_enc *e, size_t mark, size_t n)
     *q = (uint8_t)n;
 }
 
+/* Varints of up to 8 bytes are read as one 64-bit word where that is plain
+ * little-endian GNU C. */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define VARINT_SWAR 1
+#else
+#define VARINT_SWAR 0
+#endif
+
+EMBER_API int ember_dec_varint_(ember_dec *d, uint64_t *out)
+{
+    const uint8_t *p = d->p;
+#if VARINT_SWAR
+    if (d->end - p >= 8) {
+        /* The first byte without the continuation bit ends the varint;
+         * the 7-bit groups before it are packed in three steps. */
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t stop = ~x & UINT64_C(0x8080808080808080);
+        if (stop) {
+            unsigned n = ((unsigned)__builtin_ctzll(stop) >> 3) + 1;
+            if (n < 8)
+                x &= (UINT64_C(1) << (8 * n)) - 1;
+            x = (x & UINT64_C(0x007f007f007f007f)) |
+                ((x & UINT64_C(0x7f007f007f007f00)) >> 1);
+            x = (x & UINT64_C(0x00003fff00003fff)) |
+                ((x & UINT64_C(0x3fff00003fff0000)) >> 2);
+            x = (x & UINT64_C(0x000000000fffffff)) |
+                ((x & UINT64_C(0x0fffffff00000000)) >> 4);
+            d->p = p + n;
+            *out = x;
+            return 0;
+        }
+    }
+#endif
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (p >= d->end) {
+            d->p = p;
+            return ember_dec_fail(d, "truncated varint");
+        }
+        uint8_t b = *p++;
+        if (shift == 63 && b > 1) {
+            d->p = p;
+            return ember_dec_fail(d, "varint overflows 64 bits");
+        }
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80) {
+            d->p = p;
+            *out = v;
+            return 0;
+        }
+    }
+    d->p = p;
+    return ember_dec_fail(d, "varint too long");
+}
+
 EMBER_API void ember_dec_init(ember_dec *d, const void *data, size_t len,
                               ember_arena *arena)
 {
@@ -346,7 +403,7 @@ static void *dec_alloc_nz(ember_dec *d, size_t size)
     }
     if (ember_dec_charge(d, size))
         return NULL;
-    void *p = ember_arena_alloc_nz(d->arena, size);
+    void *p = ember_arena_alloc_nz_fast(d->arena, size);
     if (!p)
         ember_dec_fail(d, "out of memory");
     return p;
@@ -481,9 +538,22 @@ EMBER_API void *ember_dec_alloc(ember_dec *d, size_t size)
     }
     if (ember_dec_charge(d, size))
         return NULL;
-    void *p = ember_arena_alloc(d->arena, size);
-    if (!p)
+    void *p = ember_arena_alloc_nz_fast(d->arena, size);
+    if (!p) {
         ember_dec_fail(d, "out of memory");
+        return NULL;
+    }
+    /* Zeroed as ember_arena_alloc does: the usual argument or result
+     * struct is a few words, stored directly. */
+    size_t n = (size + 7u) & ~(size_t)7u;
+    uint64_t *w = p;
+    switch (n / 8) {
+    case 4: w[3] = 0; /* fallthrough */
+    case 3: w[2] = 0; /* fallthrough */
+    case 2: w[1] = 0; /* fallthrough */
+    case 1: w[0] = 0; break;
+    default: memset(p, 0, n ? n : 8); break;
+    }
     return p;
 }
 

@@ -92,10 +92,8 @@ ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer)
     return c;
 }
 
-void ember_conn_mark_dirty(ember_conn *c)
+void ember_conn_mark_dirty_(ember_conn *c)
 {
-    if (c->dirty || c->state == EMBER_CONN_CLOSED)
-        return;
     c->dirty = true;
     c->dirty_next = c->ep->dirty;
     c->ep->dirty = c;

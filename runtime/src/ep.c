@@ -61,12 +61,6 @@ void ember_ep_kick(ember_ep *ep)
     }
 }
 
-void ember_ep_check_idle(ember_ep *ep)
-{
-    if (ep->stopping && ep->inflight == 0)
-        ember_ep_kick(ep);
-}
-
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
     ember_ep *ep = arg;

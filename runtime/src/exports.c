@@ -28,21 +28,6 @@ void ember_exports_free(ember_exports *ex)
     ember_free(ex, sizeof *ex);
 }
 
-ember_xentry *ember_exports_find(ember_exports *ex, uint32_t id)
-{
-    uint32_t lo = 0, hi = ex->n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (ex->v[mid].id == id)
-            return &ex->v[mid];
-        if (ex->v[mid].id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
 static int reserve(ember_exports *ex, uint32_t more)
 {
     if (ex->n + more <= ex->cap)

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include <event2/event.h>
@@ -77,17 +78,59 @@ static inline uint32_t ember_frame_len(const uint8_t *p)
 int ember_frame_nhdr(uint8_t kind);
 const char *ember_frame_kind_name(uint8_t kind);
 
+extern const uint8_t ember_frame_nhdr_[EMBER_FR_MAX_ + 1];
+
 /*
  * Parses one frame from p[0..n). Returns 1 with *f and *used set, 0 when more
  * bytes are needed (*used = the whole frame's size when the length is known,
- * else 0), -1 on a malformed frame (*why set).
+ * else 0), -1 on a malformed frame (*why set). Inline: it runs once per
+ * frame read.
  */
-int ember_frame_parse(const uint8_t *p, size_t n, uint32_t max_frame,
-                      ember_frame *f, size_t *used, const char **why);
+static inline int ember_frame_parse(const uint8_t *p, size_t n,
+                                    uint32_t max_frame, ember_frame *f,
+                                    size_t *used, const char **why)
+{
+    *used = 0;
+    if (n < 4)
+        return 0;
+    uint32_t len = ember_frame_len(p);
+    if (len == 0) {
+        *why = "empty frame";
+        return -1;
+    }
+    if (len > max_frame) {
+        *why = "frame larger than max_frame";
+        return -1;
+    }
+    *used = (size_t)len + 4;
+    if (n < *used)
+        return 0;
+    uint8_t kind = p[4];
+    if (kind == 0 || kind > EMBER_FR_MAX_) {
+        *why = "unknown frame kind";
+        return -1;
+    }
+    /* Only p, end and why of the decoder are used by the varint reader. */
+    ember_dec d;
+    d.p = p + EMBER_FRAME_HDR;
+    d.end = p + 4 + len;
+    d.why = NULL;
+    f->kind = kind;
+    f->h[0] = f->h[1] = f->h[2] = 0;
+    for (int i = 0; i < ember_frame_nhdr_[kind]; i++)
+        if (ember_dec_raw_varint(&d, &f->h[i])) {
+            *why = "truncated frame header";
+            return -1;
+        }
+    f->payload = d.p;
+    f->len = (size_t)(d.end - d.p);
+    return 1;
+}
 
-/* Starts a frame in c's output buffer; end patches the length and queues it. */
-int ember_frame_begin(ember_conn *c, ember_enc *e, uint8_t kind);
-int ember_frame_end(ember_conn *c, ember_enc *e);
+/* Starts a frame in c's output buffer; end patches the length and queues it.
+ * Inline (after struct ember_conn below): every frame sent uses them. */
+static inline int ember_frame_begin(ember_conn *c, ember_enc *e, uint8_t kind);
+static inline int ember_frame_end(ember_conn *c, ember_enc *e);
 /* A frame with only header varints: the first ember_frame_nhdr(kind) of
  * a, b (a kind sent this way has at most two). */
 int ember_frame_send_hdr(ember_conn *c, uint8_t kind, uint64_t a, uint64_t b);
@@ -170,7 +213,12 @@ int ember_ep_init(ember_ep *ep, struct event_base *base, const ember_limits *lim
  * outcomes, frees everything the endpoint owns. */
 void ember_ep_fini(ember_ep *ep, ember_status status);
 void ember_ep_kick(ember_ep *ep);   /* schedule the work event */
-void ember_ep_check_idle(ember_ep *ep);
+/* Kicks the work event when stopping and nothing is in flight any more. */
+static inline void ember_ep_check_idle(ember_ep *ep)
+{
+    if (ep->stopping && ep->inflight == 0)
+        ember_ep_kick(ep);
+}
 
 /* ---- the transport: how a connection's bytes move (plain or TLS) ---- */
 
@@ -259,7 +307,13 @@ void ember_conn_closef(ember_conn *c, ember_status st, const char *fmt, ...)
     EMBER_PRINTF(3, 4);
 /* The reason a peer's GOODBYE closes with (logged at INFO, not WARN). */
 #define EMBER_GOODBYE_REASON "peer said goodbye"
-void ember_conn_mark_dirty(ember_conn *c);
+void ember_conn_mark_dirty_(ember_conn *c);
+/* Output was queued: the work event flushes c (once per loop iteration). */
+static inline void ember_conn_mark_dirty(ember_conn *c)
+{
+    if (!c->dirty && c->state != EMBER_CONN_CLOSED)
+        ember_conn_mark_dirty_(c);
+}
 void ember_conn_flush(ember_conn *c);
 void ember_conn_free(ember_conn *c);
 static inline ember_dec_limits ember_conn_dec_limits(const ember_conn *c)
@@ -268,6 +322,53 @@ static inline ember_dec_limits ember_conn_dec_limits(const ember_conn *c)
     ember_dec_limits l = {lim->max_depth, lim->max_elems, lim->max_string,
                           lim->decode_ratio, lim->decode_floor};
     return l;
+}
+
+/* ember_dec_init for a frame's payload from c, with c's decode limits:
+ * inline, once per call served and per reply. */
+static inline void ember_dec_init_conn(ember_dec *d, ember_conn *c,
+                                       const uint8_t *p, size_t len,
+                                       ember_arena *arena)
+{
+    d->p = p;
+    d->end = p + len;
+    d->arena = arena;
+    d->conn = c;
+    d->lim = ember_conn_dec_limits(c);
+    d->depth = 0;
+    d->why = NULL;
+    d->in_len = len;
+    d->used = 0;
+}
+
+/* The out-of-line ends of ember_frame_begin / ember_frame_end. */
+int ember_frame_closed_(ember_enc *e);
+int ember_frame_end_fail_(ember_conn *c, ember_enc *e, size_t len);
+
+static inline int ember_frame_begin(ember_conn *c, ember_enc *e, uint8_t kind)
+{
+    if (c->state == EMBER_CONN_CLOSED)
+        return ember_frame_closed_(e);
+    if (ember_buf_enc_begin(&c->out, e, c, 64))
+        return -1;
+    memset(e->p, 0, 4);
+    e->p[4] = kind;
+    e->p += EMBER_FRAME_HDR;
+    return 0;
+}
+
+static inline int ember_frame_end(ember_conn *c, ember_enc *e)
+{
+    size_t len = ember_enc_len(e) - 4;
+    if (e->failed || len > c->ep->lim.max_frame)
+        return ember_frame_end_fail_(c, e, len);
+    e->base[0] = (uint8_t)len;
+    e->base[1] = (uint8_t)(len >> 8);
+    e->base[2] = (uint8_t)(len >> 16);
+    e->base[3] = (uint8_t)(len >> 24);
+    ember_buf_enc_commit(&c->out, e);
+    ember_conn_mark_dirty(c);
+    return 0;
 }
 
 /* ---- calltab.c: outgoing calls ---- */
@@ -368,7 +469,22 @@ struct ember_exports {
 
 ember_exports *ember_exports_new(void);
 void ember_exports_free(ember_exports *ex);
-ember_xentry *ember_exports_find(ember_exports *ex, uint32_t id);
+/* The entry for method id, NULL if none (binary search; inline: once per
+ * call served). */
+static inline ember_xentry *ember_exports_find(ember_exports *ex, uint32_t id)
+{
+    uint32_t lo = 0, hi = ex->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (ex->v[mid].id == id)
+            return &ex->v[mid];
+        if (ex->v[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
 /* Counts a call's end against x, the entry dispatch found while ex->ver was
  * ver (found again by id if the table changed since). */
 void ember_exports_record(ember_exports *ex, ember_xentry *x, uint32_t ver,
@@ -442,6 +558,17 @@ int ember_sock_prepare(int fd);
 
 /* Like ember_arena_alloc, without zeroing (the caller overwrites it all). */
 void *ember_arena_alloc_nz(ember_arena *a, size_t size);
+/* Its bump when the current block has room (inline: each decoded string
+ * and argument struct takes one). */
+static inline void *ember_arena_alloc_nz_fast(ember_arena *a, size_t size)
+{
+    size_t n = (size + 7u) & ~(size_t)7u;
+    if (n == 0 || n < size || (size_t)(a->end - a->p) < n)
+        return ember_arena_alloc_nz(a, size);
+    void *r = a->p;
+    a->p += n;
+    return r;
+}
 /* A read batch or timer holds the clock: read once, used by everything the
  * batch does (call deadlines, call times). Holds nest; release each. */
 void ember_clock_hold(void);

@@ -106,11 +106,15 @@ static inline void ember_enc_raw_varint(ember_enc *e, uint64_t v)
 {
     if (ember_enc_reserve(e, 10))
         return;
+    /* A local cursor: byte stores through e->p could alias e->p itself, so
+     * the compiler would reload and store it for every byte. */
+    uint8_t *p = e->p;
     while (v >= 0x80) {
-        *e->p++ = (uint8_t)(v | 0x80);
+        *p++ = (uint8_t)(v | 0x80);
         v >>= 7;
     }
-    *e->p++ = (uint8_t)v;
+    *p++ = (uint8_t)v;
+    e->p = p;
 }
 
 static inline uint64_t ember_zigzag64(int64_t v)
@@ -294,26 +298,18 @@ static inline int ember_dec_fail(ember_dec *d, const char *why)
 
 void ember_dec_init(ember_dec *d, const void *data, size_t len, ember_arena *arena);
 
+/* Out of line: a varint of two bytes or more (call ids, large lengths). */
+int ember_dec_varint_(ember_dec *d, uint64_t *out);
+
 static inline int ember_dec_raw_varint(ember_dec *d, uint64_t *out)
 {
-    if (d->p < d->end && *d->p < 0x80) { /* one byte: most tags and lengths */
-        *out = *d->p++;
+    const uint8_t *p = d->p;
+    if (p < d->end && *p < 0x80) { /* one byte: most tags and lengths */
+        *out = *p;
+        d->p = p + 1;
         return 0;
     }
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (d->p >= d->end)
-            return ember_dec_fail(d, "truncated varint");
-        uint8_t b = *d->p++;
-        if (shift == 63 && b > 1)
-            return ember_dec_fail(d, "varint overflows 64 bits");
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (b < 0x80) {
-            *out = v;
-            return 0;
-        }
-    }
-    return ember_dec_fail(d, "varint too long");
+    return ember_dec_varint_(d, out);
 }
 
 static inline int ember_dec_raw_fixed32(ember_dec *d, uint32_t *out)
