@@ -4,9 +4,7 @@
 #   make fuzz [FUZZ_SECS=60] [FUZZ_TARGETS="fuzz_codec ..."]
 #                     build every libFuzzer target (clang, ASan+UBSan) into
 #                     $(FUZZ_B) and run each for FUZZ_SECS seconds; any crash,
-#                     leak, timeout (>10 s) or OOM (>2 GiB) fails. A target
-#                     whose sources do not exist yet is reported as SKIP
-#                     (FUZZ_STRICT=1 turns a skip into a failure, for CI).
+#                     leak, timeout (>10 s) or OOM (>2 GiB) fails.
 #   make fuzz-build   only build them
 #   make test-fuzz-regress
 #                     replay tests/fuzz/<target>/regress/ and the seed corpora
@@ -23,7 +21,6 @@
 FUZZ_B      ?= build/fuzz
 FUZZ_CC     ?= clang
 FUZZ_SECS   ?= 60
-FUZZ_STRICT ?= 0
 FUZZ_RUN_FLAGS ?= -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
                   -print_final_stats=1
 
@@ -45,37 +42,18 @@ FUZZ_RT_LIB    := $(FUZZ_B)/lib/libember-fuzz.a
 
 # idlc front end: every idlc/*.c but main.c, plus the flex/bison outputs,
 # regenerated into $(FUZZ_B)/idlc-gen (never into the source tree).
-FUZZ_IDLC_Y    := $(wildcard idlc/parser.y)
-FUZZ_IDLC_L    := $(wildcard idlc/lexer.l)
+FUZZ_IDLC_Y    := idlc/parser.y
+FUZZ_IDLC_L    := idlc/lexer.l
 FUZZ_IDLC_SRCS := $(filter-out idlc/main.c,$(sort $(wildcard idlc/*.c)))
 FUZZ_IDLC_GEN  := $(FUZZ_B)/idlc-gen
-FUZZ_IDLC_OBJS := $(patsubst idlc/%.c,$(FUZZ_B)/obj/idlc/%.o,$(FUZZ_IDLC_SRCS))
-ifneq ($(FUZZ_IDLC_Y),)
-FUZZ_IDLC_OBJS += $(FUZZ_B)/obj/idlc/parser.o
-endif
-ifneq ($(FUZZ_IDLC_L),)
-FUZZ_IDLC_OBJS += $(FUZZ_B)/obj/idlc/lexer.o
-endif
+FUZZ_IDLC_OBJS := $(patsubst idlc/%.c,$(FUZZ_B)/obj/idlc/%.o,$(FUZZ_IDLC_SRCS)) \
+                  $(FUZZ_B)/obj/idlc/parser.o $(FUZZ_B)/obj/idlc/lexer.o
 FUZZ_IDLC_INC  := -Iidlc -I$(FUZZ_IDLC_GEN)
 
-# ---- which targets can be built now ----------------------------------
+# ---- the targets -------------------------------------------------------
 
-FUZZ_ALL := fuzz_codec fuzz_frames fuzz_generated fuzz_idlc
-
-# A target is available when its driver and what it links exist.
-fuzz_have_rt    = $(if $(wildcard runtime/src/codec.c),yes)
-fuzz_have_root  = $(if $(and $(wildcard runtime/src/root.c),$(wildcard runtime/src/node.c)),yes)
-fuzz_have_idlc  = $(if $(and $(FUZZ_IDLC_Y),$(FUZZ_IDLC_L),$(wildcard idlc/sema.c),$(shell grep -ls 'idlc_check_buffer' idlc/*.h)),yes)
-fuzz_have_shape = $(if $(and $(wildcard tests/idl/shapes.idl),$(wildcard tests/idl/common.idl),$(wildcard idlc/main.c),$(wildcard idlc/gen_c.c)),yes)
-
-fuzz_avail_fuzz_codec     = $(and $(wildcard tests/fuzz/fuzz_codec.c),$(fuzz_have_rt))
-fuzz_avail_fuzz_frames    = $(and $(wildcard tests/fuzz/fuzz_frames.c),$(fuzz_have_rt),$(fuzz_have_root))
-fuzz_avail_fuzz_idlc      = $(and $(wildcard tests/fuzz/fuzz_idlc.c),$(fuzz_have_idlc))
-fuzz_avail_fuzz_generated = $(and $(wildcard tests/fuzz/fuzz_generated.c),$(fuzz_have_rt),$(fuzz_have_shape))
-
-FUZZ_AVAIL   := $(foreach t,$(FUZZ_ALL),$(if $(fuzz_avail_$(t)),$(t)))
-FUZZ_TARGETS ?= $(FUZZ_AVAIL)
-FUZZ_SKIPPED := $(filter-out $(FUZZ_AVAIL),$(FUZZ_ALL))
+FUZZ_ALL     := fuzz_codec fuzz_frames fuzz_generated fuzz_idlc
+FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_BINS    := $(addprefix $(FUZZ_B)/bin/,$(FUZZ_TARGETS))
 
 .PHONY: fuzz fuzz-build test-fuzz-regress check-asan check-valgrind \
@@ -84,11 +62,6 @@ FUZZ_BINS    := $(addprefix $(FUZZ_B)/bin/,$(FUZZ_TARGETS))
 fuzz-build: $(FUZZ_BINS)
 
 fuzz: fuzz-build
-	@for t in $(FUZZ_SKIPPED); do \
-	  echo "fuzz: SKIP $$t: its sources (driver, runtime or idlc parts) do not exist yet"; \
-	done
-	@if [ "$(FUZZ_STRICT)" = 1 ] && [ -n "$(strip $(FUZZ_SKIPPED))" ]; then \
-	  echo "fuzz: FUZZ_STRICT=1 and targets were skipped" >&2; exit 1; fi
 	@$(MAKE) --no-print-directory $(addprefix fuzz-run-,$(FUZZ_TARGETS))
 	@echo "fuzz: every target ran $(FUZZ_SECS) s without a finding: $(FUZZ_TARGETS)"
 
@@ -116,7 +89,7 @@ $(FUZZ_B)/obj/runtime/%.o: runtime/src/%.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_RT_INC) -MMD -MP -c $< -o $@
 
-$(FUZZ_B)/obj/idlc/%.o: idlc/%.c $(if $(FUZZ_IDLC_Y),$(FUZZ_IDLC_GEN)/parser.h)
+$(FUZZ_B)/obj/idlc/%.o: idlc/%.c $(FUZZ_IDLC_GEN)/parser.h
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_IDLC_INC) -MMD -MP -c $< -o $@
 
@@ -205,7 +178,7 @@ $(FUZZ_B)/bin/fuzz_generated: $(FUZZ_B)/obj/fuzz/fuzz_generated.o \
 
 REGRESS_B := $(B)/fuzz-regress
 REGRESS_CFLAGS = $(CSTD) $(WARN) $(OPT) $(SAN) $(EVENT_CFLAGS) $(CFLAGS)
-REGRESS_TARGETS := $(FUZZ_AVAIL)
+REGRESS_TARGETS := $(FUZZ_ALL)
 
 $(REGRESS_B)/obj/fuzz/%.o: tests/fuzz/%.c
 	@mkdir -p $(@D)
