@@ -8,19 +8,12 @@ cd "$(dirname "$0")/../.."
 
 cl_test test-status-page "$B/e2e/status"
 
+# make test installs chromium (scripts/deps.sh test).
 browser=$(command -v chromium || command -v chromium-browser || true)
-if [ -z "$browser" ]; then
-    if [ "$(id -u)" = 0 ]; then
-        echo "test-status-page: installing chromium"
-        apt-get update -q >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium </dev/null >/dev/null
-        browser=$(command -v chromium || true)
-    fi
-    [ -n "$browser" ] || {
-        echo "test-status-page: FAIL: chromium is not installed (as root: apt-get install chromium)" >&2
-        exit 1
-    }
-fi
+[ -n "$browser" ] || {
+    echo "test-status-page: FAIL: chromium is not installed (make deps, or apt-get install chromium)" >&2
+    exit 1
+}
 
 profile=$(mktemp -d)
 trap 'cluster_kill; rm -rf "$profile"' EXIT INT TERM
