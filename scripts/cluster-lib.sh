@@ -223,7 +223,8 @@ cl_alive() {
 # report a failed server (a test killed it) but every process must be gone.
 cluster_stop() {
     cl_t0=$(cl_now)
-    out=$(curl -sf --max-time "$1" -X POST "$CL_WEB/stop") || cl_die "POST /stop failed"
+    out=$(curl -sSf --max-time "$1" -X POST "$CL_WEB/stop" 2>"$CL_LOG.stop-curl") ||
+        cl_die "POST /stop failed: $(cat "$CL_LOG.stop-curl")"
     CL_STOP_REPORT=$out
     if [ -z "${2:-}" ]; then
         printf '%s\n' "$out" | grep -q '"ok": *true' || cl_die "stop reported a problem: $out"

@@ -64,6 +64,7 @@ static struct {
     struct evhttp_request *stop_req;
     json_t *stop_report;
     struct event *reap_deadline;
+    struct event *exit_grace;       /* after the stop answer: see stop_reply_sent */
     struct event *sig[3];
     int exit_code;
 } M;
@@ -432,11 +433,46 @@ static void master_shut(ember_root *r, void *ud)
     event_base_loopexit(M.base, NULL);
 }
 
+static void shut_now(void)
+{
+    if (M.exit_grace) {
+        event_free(M.exit_grace);
+        M.exit_grace = NULL;
+        ember_root_shutdown(M.root, master_shut, NULL);
+    }
+}
+
+static void stop_client_closed(struct evhttp_connection *evcon, void *ud)
+{
+    (void)evcon;
+    (void)ud;
+    shut_now();
+}
+
+static void exit_grace_over(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    (void)ud;
+    shut_now();
+}
+
+/* The stop answer is written: exit once the client has read it and closed
+ * its connection (at most 2 s), so that our exit cannot cut the connection
+ * under an answer still on its way. */
 static void stop_reply_sent(struct evhttp_request *req, void *ud)
 {
-    (void)req;
     (void)ud;
-    ember_root_shutdown(M.root, master_shut, NULL);
+    struct timeval tv = {2, 0};
+    M.exit_grace = evtimer_new(M.base, exit_grace_over, NULL);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (!M.exit_grace) {
+        ember_root_shutdown(M.root, master_shut, NULL);
+        return;
+    }
+    evtimer_add(M.exit_grace, &tv);
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, stop_client_closed, NULL);
 }
 
 static void finish_stop(void)
