@@ -59,52 +59,6 @@ void ember_call_pool_free(ember_ep *ep)
     ep->nfree_calls = 0;
 }
 
-/* ---- the per-connection hash by caller's call id ---- */
-
-static uint32_t hash_id(uint64_t id, uint32_t n)
-{
-    return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 40) & (n - 1);
-}
-
-static void hash_insert(ember_conn *c, ember_call *k)
-{
-    if (c->ncalls >= c->ncbuckets) { /* grow: keep chains short */
-        uint32_t nn = c->ncbuckets ? c->ncbuckets * 2 : 8;
-        ember_call **nb = ember_calloc(sizeof *nb * nn);
-        if (nb) {
-            for (uint32_t i = 0; i < c->ncbuckets; i++)
-                for (ember_call *x = c->cbuckets[i], *nx; x; x = nx) {
-                    nx = x->hnext;
-                    uint32_t h = hash_id(x->peer_id, nn);
-                    x->hnext = nb[h];
-                    nb[h] = x;
-                }
-            ember_free(c->cbuckets, sizeof *nb * c->ncbuckets);
-            c->cbuckets = nb;
-            c->ncbuckets = nn;
-        }
-    }
-    if (!c->ncbuckets) { /* out of memory: CANCEL just won't find it */
-        k->hnext = NULL;
-        return;
-    }
-    uint32_t h = hash_id(k->peer_id, c->ncbuckets);
-    k->hnext = c->cbuckets[h];
-    c->cbuckets[h] = k;
-}
-
-static void hash_remove(ember_conn *c, ember_call *k)
-{
-    if (!c->ncbuckets)
-        return;
-    for (ember_call **pp = &c->cbuckets[hash_id(k->peer_id, c->ncbuckets)]; *pp;
-         pp = &(*pp)->hnext)
-        if (*pp == k) {
-            *pp = k->hnext;
-            return;
-        }
-}
-
 static void link_call(ember_conn *c, ember_call *k)
 {
     k->prev = NULL;
@@ -114,8 +68,8 @@ static void link_call(ember_conn *c, ember_call *k)
     c->calls = k;
     c->ncalls++;
     c->ep->inflight++;
-    if (!k->oneway)
-        hash_insert(c, k);
+    /* Out of memory leaves k out of the table: CANCEL just won't find it. */
+    k->hashed = !k->oneway && ember_htab_put(&c->calls_by_id, &k->hn, k->peer_id) == 0;
 }
 
 /* Takes k off its connection (or the orphan list). */
@@ -124,8 +78,9 @@ static void unlink_call(ember_call *k)
     ember_conn *c = k->conn;
     ember_ep *ep = k->ep;
     if (c) {
-        if (!k->oneway)
-            hash_remove(c, k);
+        if (k->hashed)
+            ember_htab_del(&c->calls_by_id, &k->hn);
+        k->hashed = false;
         if (k->prev)
             k->prev->next = k->next;
         else
@@ -245,14 +200,9 @@ void ember_call_orphan_all(ember_conn *c)
 
 void ember_call_cancel_in(ember_conn *c, uint64_t peer_id)
 {
-    if (!c->ncbuckets)
-        return;
-    for (ember_call *k = c->cbuckets[hash_id(peer_id, c->ncbuckets)]; k;
-         k = k->hnext)
-        if (k->peer_id == peer_id) {
-            k->cancelled = true;
-            return;
-        }
+    ember_hnode *x = ember_htab_get(&c->calls_by_id, peer_id);
+    if (x)
+        EMBER_CONTAINER(x, ember_call, hn)->cancelled = true;
 }
 
 static void send_error(ember_conn *c, uint64_t call_id, ember_status code,

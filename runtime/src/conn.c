@@ -434,9 +434,9 @@ void ember_conn_free(ember_conn *c)
     event_free(c->rev);
     event_free(c->wev);
     ember_calltab_free(c);
-    ember_free(c->cbuckets, sizeof *c->cbuckets * c->ncbuckets);
+    ember_htab_free(&c->calls_by_id);
     ember_free(c->xobjs, sizeof *c->xobjs * c->capxobjs);
-    ember_free(c->rbuckets, sizeof *c->rbuckets * c->nrbuckets);
+    ember_htab_free(&c->rrefs);
     ember_strfree(c->peer);
     ember_free(c, sizeof *c);
 }

@@ -69,58 +69,10 @@ EMBER_API ember_ref *ember_ref_retain(ember_ref *r)
 
 /* ---- the peer's objects we hold, hashed by object id ---- */
 
-static uint32_t hash_oid(uint64_t oid, uint32_t n)
-{
-    return (uint32_t)((oid * 0x9e3779b97f4a7c15ull) >> 32) & (n - 1);
-}
-
 static ember_ref *rref_find(ember_conn *c, uint64_t oid)
 {
-    if (!c->nrbuckets)
-        return NULL;
-    ember_ref *r = c->rbuckets[hash_oid(oid, c->nrbuckets)];
-    while (r && r->oid != oid)
-        r = r->hnext;
-    return r;
-}
-
-/* -1 only when there is no table at all (out of memory). */
-static int rref_insert(ember_conn *c, ember_ref *r)
-{
-    if (c->nrrefs >= c->nrbuckets) { /* grow: keep chains short */
-        uint32_t nn = c->nrbuckets ? c->nrbuckets * 2 : 8;
-        ember_ref **nb = nn > c->nrbuckets ? ember_calloc(sizeof *nb * nn) : NULL;
-        if (nb) {
-            for (uint32_t i = 0; i < c->nrbuckets; i++)
-                for (ember_ref *x = c->rbuckets[i], *nx; x; x = nx) {
-                    nx = x->hnext;
-                    uint32_t h = hash_oid(x->oid, nn);
-                    x->hnext = nb[h];
-                    nb[h] = x;
-                }
-            ember_free(c->rbuckets, sizeof *nb * c->nrbuckets);
-            c->rbuckets = nb;
-            c->nrbuckets = nn;
-        }
-    }
-    if (!c->nrbuckets)
-        return -1;
-    uint32_t h = hash_oid(r->oid, c->nrbuckets);
-    r->hnext = c->rbuckets[h];
-    c->rbuckets[h] = r;
-    c->nrrefs++;
-    return 0;
-}
-
-static void remove_rref(ember_conn *c, ember_ref *r)
-{
-    for (ember_ref **pp = &c->rbuckets[hash_oid(r->oid, c->nrbuckets)]; *pp;
-         pp = &(*pp)->hnext)
-        if (*pp == r) {
-            *pp = r->hnext;
-            c->nrrefs--;
-            return;
-        }
+    ember_hnode *x = ember_htab_get(&c->rrefs, oid);
+    return x ? EMBER_CONTAINER(x, ember_ref, hn) : NULL;
 }
 
 EMBER_API void ember_ref_release(ember_ref *r)
@@ -129,7 +81,7 @@ EMBER_API void ember_ref_release(ember_ref *r)
         return;
     if (r->kind == EMBER_REF_REMOTE && r->conn) {
         ember_conn *c = r->conn;
-        remove_rref(c, r);
+        ember_htab_del(&c->rrefs, &r->hn);
         ember_frame_send_hdr(c, EMBER_FR_DECREF, r->oid, r->wire);
     }
     if (r->kind == EMBER_REF_LOCAL)
@@ -150,12 +102,8 @@ EMBER_API bool ember_ref_alive(const ember_ref *r)
 
 void ember_ref_conn_closed(ember_conn *c)
 {
-    for (uint32_t i = 0; i < c->nrbuckets; i++) {
-        for (ember_ref *x = c->rbuckets[i]; x; x = x->hnext)
-            x->conn = NULL;
-        c->rbuckets[i] = NULL;
-    }
-    c->nrrefs = 0;
+    for (ember_hnode *x = ember_htab_take_all(&c->rrefs); x; x = x->next)
+        EMBER_CONTAINER(x, ember_ref, hn)->conn = NULL;
     /* Our objects exported here: nobody on this connection holds them now. */
     while (c->nxobjs > 0) {
         ember_ref *r = c->xobjs[--c->nxobjs].ref;
@@ -301,7 +249,7 @@ EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)
             r->rc = 1;
             link_set(r, c->ep);
             r->oid = oid;
-            if (rref_insert(c, r)) {
+            if (ember_htab_put(&c->rrefs, &r->hn, r->oid)) {
                 ember_ref_release(r); /* not connected yet: no DECREF */
                 return ember_dec_fail(d, "out of memory");
             }

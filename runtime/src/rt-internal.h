@@ -19,6 +19,7 @@
 #define EMBER_RT_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
@@ -134,6 +135,70 @@ static inline int ember_frame_end(ember_conn *c, ember_enc *e);
 /* A frame with only header varints: the first ember_frame_nhdr(kind) of
  * a, b (a kind sent this way has at most two). */
 int ember_frame_send_hdr(ember_conn *c, uint8_t kind, uint64_t a, uint64_t b);
+
+/* ---- htab.c: objects hashed by a 64-bit key, intrusive ---- */
+
+typedef struct ember_hnode {
+    struct ember_hnode *next;
+    uint64_t key;
+} ember_hnode;
+
+typedef struct ember_htab {
+    ember_hnode **b;
+    uint32_t nb, n;
+} ember_htab;
+
+void ember_htab_grow(ember_htab *t);
+/* Empties t; returns what it held, chained through next. */
+ember_hnode *ember_htab_take_all(ember_htab *t);
+void ember_htab_free(ember_htab *t);
+
+/* Put, get and delete run once or twice per call: inline. */
+static inline uint32_t ember_htab_bucket(uint64_t key, uint32_t nb)
+{
+    return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & (nb - 1);
+}
+
+/* -1 only when there is no table at all (out of memory): x is not in it. */
+static inline int ember_htab_put(ember_htab *t, ember_hnode *x, uint64_t key)
+{
+    if (t->n >= t->nb)
+        ember_htab_grow(t);
+    if (!t->nb)
+        return -1;
+    uint32_t h = ember_htab_bucket(key, t->nb);
+    x->key = key;
+    x->next = t->b[h];
+    t->b[h] = x;
+    t->n++;
+    return 0;
+}
+
+static inline ember_hnode *ember_htab_get(const ember_htab *t, uint64_t key)
+{
+    if (!t->nb)
+        return NULL;
+    ember_hnode *x = t->b[ember_htab_bucket(key, t->nb)];
+    while (x && x->key != key)
+        x = x->next;
+    return x;
+}
+
+static inline void ember_htab_del(ember_htab *t, ember_hnode *x)
+{
+    if (!t->nb)
+        return;
+    for (ember_hnode **pp = &t->b[ember_htab_bucket(x->key, t->nb)]; *pp;
+         pp = &(*pp)->next)
+        if (*pp == x) {
+            *pp = x->next;
+            t->n--;
+            return;
+        }
+}
+
+#define EMBER_CONTAINER(p, type, member) \
+    ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 /* ---- the endpoint ---- */
 
@@ -286,16 +351,15 @@ struct ember_conn {
     uint32_t in_hint;              /* size of the last frame if large, else 0 */
 
     ember_call *calls;             /* incoming calls in flight */
-    ember_call **cbuckets;
-    uint32_t ncbuckets, ncalls;
+    uint32_t ncalls;
+    ember_htab calls_by_id;        /* two-way ones, by the caller's call id */
     size_t deferred_bytes;         /* arena heap held by those calls that
                                       outlived their dispatch (deferred) */
 
     ember_xobj *xobjs;             /* local objects exported here */
     uint32_t nxobjs, capxobjs;
     uint64_t next_oid;
-    ember_ref **rbuckets;          /* the peer's objects we hold, by oid */
-    uint32_t nrbuckets, nrrefs;
+    ember_htab rrefs;              /* the peer's objects we hold, by oid */
 };
 
 /* Takes ownership of fd (nonblocking). NULL on failure (fd closed). */
@@ -423,7 +487,8 @@ struct ember_call {
     ember_ep *ep;                  /* NULL once the endpoint is freed */
     ember_conn *conn;              /* NULL once the connection is gone */
     ember_call *prev, *next;       /* conn->calls, ep->orphans or the pool */
-    ember_call *hnext;             /* conn->cbuckets chain */
+    ember_hnode hn;                /* conn->calls_by_id, when hashed */
+    bool hashed;
     ember_exports *ex;             /* stats; NULL once orphaned */
     struct ember_xentry *x;        /* the entry dispatched to, as of ex->ver */
     uint32_t xver;
@@ -504,7 +569,7 @@ struct ember_ref {
     ember_conn *conn;              /* PEER/REMOTE: NULL when dead */
     uint64_t oid;                  /* REMOTE */
     uint64_t wire;                 /* REMOTE: times received */
-    ember_ref *hnext;              /* REMOTE: conn->rbuckets chain */
+    ember_hnode hn;                /* REMOTE: conn->rrefs */
     ember_exports *lex;            /* LOCAL */
 };
 

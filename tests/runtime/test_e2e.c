@@ -1918,7 +1918,7 @@ static void done_ref_cancel(const ember_outcome *o, ember_dec *reply, ember_fn c
     CU_ASSERT_EQUAL(ember_cancel(root, H.sibling), 0);
     CU_ASSERT_EQUAL(H.sib.n, 1);
     /* The decoded ref is still this reply's: held, alive, retainable. */
-    H.rrefs_after_cancel = root->conn->nrrefs;
+    H.rrefs_after_cancel = root->conn->rrefs.n;
     H.alive_after_cancel = ember_ref_alive(x);
     got_ref = ember_ref_retain(x);
 }
@@ -2177,7 +2177,7 @@ static void done_many(const ember_outcome *o, ember_dec *reply, ember_fn cb, voi
         r->v++;
     }
     /* All distinct: the connection holds one ref each. */
-    r->error_id = ember_node_root(F.node[0])->conn->nrrefs;
+    r->error_id = ember_node_root(F.node[0])->conn->rrefs.n;
 }
 
 static void t_many_refs(void)
@@ -2194,7 +2194,7 @@ static void t_many_refs(void)
     CU_ASSERT_EQUAL(r.v, MANY_REFS);
     CU_ASSERT_EQUAL(r.error_id, MANY_REFS);
     /* Released with the reply: every one goes back (DECREF). */
-    CU_ASSERT_EQUAL(ember_node_root(F.node[0])->conn->nrrefs, 0);
+    CU_ASSERT_EQUAL(ember_node_root(F.node[0])->conn->rrefs.n, 0);
     CU_ASSERT_EQUAL(ember_node_state_get(F.node[0]), EMBER_NODE_REGISTERED);
     teardown_basic();
 }
