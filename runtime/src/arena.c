@@ -169,17 +169,7 @@ EMBER_API void *ember_arena_alloc(ember_arena *a, size_t size)
     void *r = ember_arena_alloc_nz(a, size);
     if (!r)
         return NULL;
-    size_t n = ALIGN8(size ? size : 1);
-    /* The usual argument struct is a few words: stores, not a memset call
-     * (a loop would be turned back into one). */
-    uint64_t *w = r;
-    switch (n / 8) {
-    case 4: w[3] = 0; /* fallthrough */
-    case 3: w[2] = 0; /* fallthrough */
-    case 2: w[1] = 0; /* fallthrough */
-    case 1: w[0] = 0; break;
-    default: memset(r, 0, n); break;
-    }
+    ember_arena_zero(r, size);
     return r;
 }
 

@@ -543,17 +543,7 @@ EMBER_API void *ember_dec_alloc(ember_dec *d, size_t size)
         ember_dec_fail(d, "out of memory");
         return NULL;
     }
-    /* Zeroed as ember_arena_alloc does: the usual argument or result
-     * struct is a few words, stored directly. */
-    size_t n = (size + 7u) & ~(size_t)7u;
-    uint64_t *w = p;
-    switch (n / 8) {
-    case 4: w[3] = 0; /* fallthrough */
-    case 3: w[2] = 0; /* fallthrough */
-    case 2: w[1] = 0; /* fallthrough */
-    case 1: w[0] = 0; break;
-    default: memset(p, 0, n ? n : 8); break;
-    }
+    ember_arena_zero(p, size);
     return p;
 }
 

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <ember/ember.h>
 
@@ -62,6 +63,22 @@ struct ember_arena {
     ember_arena_spare *spare;      /* where big blocks come from, or NULL */
     size_t heap;                   /* bytes in extra blocks (held memory) */
 };
+/* Zeroes arena memory: n bytes rounded up to 8 (at least 8). The usual
+ * argument or result struct is a few words: stores, not a memset call (a
+ * loop would be turned back into one). */
+static inline void ember_arena_zero(void *p, size_t n)
+{
+    n = (n + 7u) & ~(size_t)7u;
+    uint64_t *w = p;
+    switch (n / 8) {
+    case 4: w[3] = 0; /* fallthrough */
+    case 3: w[2] = 0; /* fallthrough */
+    case 2: w[1] = 0; /* fallthrough */
+    case 1: /* fallthrough */
+    case 0: w[0] = 0; break;
+    default: memset(p, 0, n); break;
+    }
+}
 /* An arena over a caller-provided first block (8-byte aligned). */
 void ember_arena_init(ember_arena *a, void *buf, size_t cap);
 /* Runs the cleanups and frees the extra blocks (not the first). */
