@@ -22,6 +22,7 @@
  * bug was fixed and the mark should go).
  */
 #include "harness.h"
+#include "../common/net.h"
 #include "../golden/game.h"
 
 #include <errno.h>
@@ -806,10 +807,7 @@ static int fake_root_open(fake_root *f)
     f->lfd = socket(AF_INET, SOCK_STREAM, 0);
     if (f->lfd < 0)
         return -1;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct sockaddr_in sa = loopback_addr(0);
     if (bind(f->lfd, (struct sockaddr *)&sa, sizeof sa) || listen(f->lfd, 8))
         return -1;
     fcntl(f->lfd, F_SETFL, O_NONBLOCK);
@@ -1337,10 +1335,7 @@ static int closed_port(void)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct sockaddr_in sa = loopback_addr(0);
     int port = -1;
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
         port = h_local_port(fd);

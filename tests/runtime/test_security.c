@@ -427,11 +427,8 @@ static void t_root_impersonation(void)
     memset(&S, 0, sizeof S);
     S.base = event_base_new();
     int ls = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa;
+    struct sockaddr_in sa = loopback_addr(0);
     socklen_t sl = sizeof sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CU_ASSERT_EQUAL_FATAL(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
     CU_ASSERT_EQUAL_FATAL(listen(ls, 4), 0);
     fcntl(ls, F_SETFL, O_NONBLOCK); /* accept polls while the loop runs */
