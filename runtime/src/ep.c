@@ -80,13 +80,14 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         }
         if (c->state != EMBER_CONN_READY)
             continue;
-        if (c->dead_after_ms && idle >= c->dead_after_ms && c->read_paused) {
-            ember_conn_closef(c, EMBER_LOST, "peer not reading: %zu bytes "
-                              "queued for it, nothing read from it for %llu ms",
-                              ember_buf_used(&c->out), (unsigned long long)idle);
-        } else if (c->dead_after_ms && idle >= c->dead_after_ms) {
-            ember_conn_closef(c, EMBER_LOST, "peer silent for %llu ms "
-                              "(heartbeat)", (unsigned long long)idle);
+        if (c->dead_after_ms && idle >= c->dead_after_ms) {
+            if (c->read_paused)
+                ember_conn_closef(c, EMBER_LOST, "peer not reading: %zu bytes "
+                                  "queued for it, nothing read from it for %llu ms",
+                                  ember_buf_used(&c->out), (unsigned long long)idle);
+            else
+                ember_conn_closef(c, EMBER_LOST, "peer silent for %llu ms "
+                                  "(heartbeat)", (unsigned long long)idle);
         } else if (c->heartbeat_ms && idle >= c->heartbeat_ms && !c->ping_out) {
             c->ping_out = true;
             ember_frame_send_hdr(c, EMBER_FR_PING, 0, 0);

@@ -22,15 +22,20 @@ static void link_set(ember_ref *r, ember_ep *ep)
     r->link->rc++;
 }
 
+/* Drops one hold on l (NULL: none). */
+static void link_put(ember_eplink *l)
+{
+    if (l && --l->rc == 0)
+        ember_free(l, sizeof *l);
+}
+
 void ember_eplink_drop(ember_ep *ep)
 {
     ember_eplink *l = ep->link;
     ep->link = NULL;
-    if (!l)
-        return;
-    l->ep = NULL;
-    if (--l->rc == 0)
-        ember_free(l, sizeof *l);
+    if (l)
+        l->ep = NULL;
+    link_put(l);
 }
 
 ember_ref *ember_ref_new_peer(ember_ep *ep)
@@ -86,8 +91,7 @@ EMBER_API void ember_ref_release(ember_ref *r)
     }
     if (r->kind == EMBER_REF_LOCAL)
         ember_exports_free(r->lex);
-    if (r->link && --r->link->rc == 0)
-        ember_free(r->link, sizeof *r->link);
+    link_put(r->link);
     ember_free(r, sizeof *r);
 }
 
@@ -161,8 +165,7 @@ static uint64_t export_local(ember_conn *c, ember_ref *r)
     x->ref = ember_ref_retain(r);
     x->sent = 1;
     if (!ember_ref_ep(r)) { /* new, or its endpoint is gone: this one now */
-        if (r->link && --r->link->rc == 0)
-            ember_free(r->link, sizeof *r->link);
+        link_put(r->link);
         link_set(r, c->ep);
     }
     return x->oid;
