@@ -32,7 +32,7 @@ $(RAW_SERVER): $(BENCH_OBJ)/raw/raw_server.o $(BENCH_OBJ)/raw/rawconn.o $(BENCH_
 $(RAW_CLIENT): $(BENCH_OBJ)/raw/raw_client.o $(BENCH_OBJ)/raw/rawconn.o $(BENCH_COMMON_O)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(EVENT_LIBS)
 
-.PHONY: bench bench-deps bench-raw bench-ember bench-plot bench-sweep
+.PHONY: bench bench-raw bench-ember bench-plot bench-sweep
 bench-raw: $(RAW_SERVER) $(RAW_CLIENT)
 
 # The ember peer: a root (server) and nodes (client) on idlc's stubs,
@@ -62,16 +62,13 @@ $(EMBER_CLIENT): $(BENCH_OBJ)/ember/ember_client.o $(BENCH_EMBER_O) $(LIBEMBER_A
 
 bench-ember: $(EMBER_SERVER) $(EMBER_CLIENT)
 
-bench-deps:
-	@scripts/deps.sh --quiet bench
-
-bench: bench-deps bench-raw bench-ember
+bench: bench-raw bench-ember
 	@B=$(B) IDLC=$(IDLC) BENCH_SECS=$(BENCH_SECS) bench/run.sh
 
-bench-sweep: bench-deps bench-raw bench-ember
+bench-sweep: bench-raw bench-ember
 	@B=$(B) IDLC=$(IDLC) bench/run.sh --sweep-only
 
 # Renders the sweep that the last `make bench` (or bench-sweep) wrote.
-bench-plot: bench-deps
+bench-plot:
 	@test -s $(BENCH_DIR)/latency.dat || $(MAKE) --no-print-directory bench-sweep
 	@bench/plot.sh $(BENCH_DIR)/latency.dat $(BENCH_DIR)/latency.png

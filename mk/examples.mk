@@ -95,7 +95,7 @@ $(B)/bin/freeport: $(EX_OBJ)/tools/freeport.o
 
 # DEMO_BOTS bots; the database persists in var/ between runs.
 DEMO_BOTS ?= 20
-demo: deps-build lib idlc examples
+demo: lib idlc examples
 	@B=$(B) BOTS=$(DEMO_BOTS) scripts/demo.sh
 
 test-cluster: lib idlc examples
