@@ -12,7 +12,8 @@
 # BENCH_WARMUP (0.5 before each slice),
 # BENCH_SWEEP_SECS (1), BENCH_PIN (split: server on CPU 1, client on CPU 0,
 # the default | same: both on CPU 0 | none: the scheduler decides),
-# BENCH_ONLY (space-separated workloads to run, and/or "sweep"), BENCH_NICE
+# BENCH_ONLY (space-separated workloads to run, "instr" for the instruction
+# counts, and/or "sweep"), BENCH_INSTR_CALLS (20000: N, see run_instr), BENCH_NICE
 # (niceness of the benchmark processes: -10 as root, so that other work on a
 # shared machine disturbs the measurement less; 0 otherwise).
 #
@@ -31,6 +32,7 @@ SWEEP_SECS=${BENCH_SWEEP_SECS:-1}
 REPEAT=${BENCH_REPEAT:-3}
 PIN=${BENCH_PIN:-split}
 ONLY=${BENCH_ONLY:-}
+INSTR_CALLS=${BENCH_INSTR_CALLS:-20000}
 SWEEP_ONLY=0
 [ "${1:-}" = "--sweep-only" ] && SWEEP_ONLY=1
 
@@ -88,10 +90,11 @@ start_server() {
     PORT=${line#port=}
 }
 
-# stop_server: waits (bounded) for the server to exit, else ends it.
+# stop_server [TRIES]: waits (bounded: TRIES x 50 ms, 100) for the server to
+# exit, else ends it.
 stop_server() {
     local i
-    for i in $(seq 1 100); do
+    for i in $(seq 1 "${1:-100}"); do
         kill -0 "$SRV_PID" 2>/dev/null || break
         sleep 0.05
     done
@@ -236,6 +239,71 @@ run_workloads() {
     fi
 }
 
+# instr_total PEER SIDE INFLIGHT CALLS: the user-space instructions (callgrind's
+# Ir: the program, libc, libevent, everything but the kernel) of SIDE's whole
+# process (server or client) when the client makes exactly CALLS calls of 64
+# bytes, INFLIGHT at a time; SIDE runs under callgrind, the other side
+# natively. The profile stays in $TMP/cg.PEER.SIDE.INFLIGHT.CALLS.
+instr_total() {
+    local peer=$1 side=$2 inflight=$3 calls=$4 out=$TMP/cg.$1.$2.$3.$4
+    local -a vg=(valgrind --tool=callgrind --callgrind-out-file="$out"
+                 --log-file="$TMP/vg.log") s=() c=()
+    if [ "$side" = server ]; then s=("${vg[@]}"); else c=("${vg[@]}"); fi
+    start_server "${s[@]}" "$BD/${peer}_server" || return 1
+    pin "$cli_cpu" "${c[@]}" "$BD/${peer}_client" --port "$PORT" --calls "$calls" \
+        --inflight "$inflight" --size 64 >/dev/null 2>>"$TMP/vg.log"
+    local rc=$?
+    stop_server 1200
+    [ $rc = 0 ] && [ -s "$out" ] || return 1
+    sed -n 's/^summary: //p' "$out"
+}
+
+# run_instr: instructions per call for raw and ember, server and client, on
+# sync64 (1 in flight) and pipe64 (64): the whole process's count with N and
+# with 2N calls, (I(2N) - I(N)) / N, so that start-up, registration and exit
+# cancel out. Deterministic: it does not depend on the machine's load (the
+# side measured runs ~50x slower under callgrind, so the native peer always
+# keeps up and pipe64's batches are the full 64 calls). The 2N profiles are
+# kept in $BD/callgrind/ for callgrind_annotate.
+run_instr() {
+    if ! command -v valgrind >/dev/null; then
+        echo "instr error=no-valgrind (apt-get install valgrind)"
+        return
+    fi
+    mkdir -p "$BD/callgrind"
+    local n=$INSTR_CALLS w inflight peer side a b
+    for w in sync64 pipe64; do
+        if [ $w = sync64 ]; then inflight=1; else inflight=64; fi
+        declare -A IPC=()
+        for peer in raw ember; do
+            local line="peer=$peer workload=$w"
+            for side in server client; do
+                if a=$(instr_total $peer $side $inflight "$n") &&
+                   b=$(instr_total $peer $side $inflight $((2 * n))) &&
+                   [ -n "$a" ] && [ -n "$b" ]; then
+                    IPC[$peer.$side]=$(( (b - a + n / 2) / n ))
+                    line="$line instr_per_call_$side=${IPC[$peer.$side]}"
+                    cp "$TMP/cg.$peer.$side.$inflight.$((2 * n))" "$BD/callgrind/$peer-$w-$side.out"
+                else
+                    line="$line instr_per_call_$side=error"
+                fi
+            done
+            echo "$line"
+        done
+        line="ratio workload=$w"
+        for side in server client; do
+            local e=${IPC[ember.$side]:-} r=${IPC[raw.$side]:-}
+            if [ -n "$e" ] && [ -n "$r" ] && [ "$r" -gt 0 ]; then
+                line="$line instr_$side ember/raw=$(awk -v e="$e" -v r="$r" 'BEGIN{printf "%.2f", e/r}')"
+            else
+                line="$line instr_$side ember/raw=error"
+            fi
+        done
+        echo "$line"
+        unset IPC
+    done
+}
+
 # The latency sweep: 64-byte calls, 1..256 in flight, p50 and p99 per peer.
 run_sweep() {
     local dat=$BD/latency.dat n peer
@@ -261,4 +329,5 @@ run_sweep() {
 
 echo "# ember bench: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, BENCH_SECS=$SECS in $REPEAT slices, warm-up ${WARM}s, pin=$PIN, nice=$NICE"
 [ $SWEEP_ONLY = 1 ] || run_workloads
+if [ $SWEEP_ONLY = 0 ] && wanted instr; then run_instr; fi
 if [ $SWEEP_ONLY = 1 ] || [ -z "$ONLY" ] || wanted sweep; then run_sweep; fi

@@ -82,7 +82,7 @@ static void usage(const char *prog)
     fprintf(stderr,
             "usage: %s [--port N] [--host A] [--secs S] [--warmup S] [--inflight N]\n"
             "       [--size BYTES] [--conns N] [--bidir N] [--fanout N] [--echo-only]\n"
-            "       [--allocs] [--idle]\n",
+            "       [--allocs] [--idle] [--calls N]\n",
             prog);
     exit(2);
 }
@@ -146,6 +146,8 @@ void bench_parse(bench_opts *o, int argc, char **argv, const char *prog)
                 o->bidir = (unsigned)num_arg(prog, v);
             else if (!strcmp(a, "--fanout"))
                 o->fanout = (unsigned)num_arg(prog, v);
+            else if (!strcmp(a, "--calls"))
+                o->calls = num_arg(prog, v);
             else
                 usage(prog);
         }
@@ -181,6 +183,26 @@ void bench_window_print(const bench_window *w)
            bench_hist_quantile(&w->hist, 0.50) / 1e3,
            bench_hist_quantile(&w->hist, 0.99) / 1e3);
     fflush(stdout);
+}
+
+unsigned long bench_count_start(bench_count *c, const bench_opts *o)
+{
+    c->total = o->calls;
+    c->done = 0;
+    c->sent = o->inflight < o->calls ? o->inflight : o->calls;
+    return c->sent;
+}
+
+int bench_count_done(bench_count *c, int *more)
+{
+    *more = 0;
+    if (++c->done == c->total)
+        return 1;
+    if (c->sent < c->total) {
+        c->sent++;
+        *more = 1;
+    }
+    return 0;
 }
 
 void bench_raise_nofile(unsigned long want)

@@ -44,6 +44,8 @@ typedef struct bench_opts {
     int echo_only;           /* --echo-only: client answers, never calls */
     int allocs;              /* --allocs: count allocations (ember) */
     int idle;                /* --idle: register and stay idle (ember) */
+    unsigned long calls;     /* --calls N: make exactly N calls, then stop
+                              * (no clock, no window: the instruction count) */
 } bench_opts;
 
 /* Parses argv; prints usage and exits 2 on a bad option. */
@@ -67,6 +69,21 @@ void bench_window_start(bench_window *w, const bench_opts *o);
 int bench_window_record(bench_window *w, uint64_t t_sent, uint64_t now);
 /* Prints "calls_per_s=N p50_us=X p99_us=Y" (calls + peer_calls). */
 void bench_window_print(const bench_window *w);
+
+/*
+ * The --calls mode: a client makes exactly o->calls calls, at most
+ * o->inflight at a time, and reads no clock per call, so that two runs of
+ * N and 2N calls differ by the cost of N calls alone.
+ */
+typedef struct bench_count {
+    unsigned long sent, done, total;
+} bench_count;
+
+/* Calls to start now (at the start: inflight, then one per completion). */
+unsigned long bench_count_start(bench_count *c, const bench_opts *o);
+/* One call completed: returns 1 when it was the last, else whether to send
+ * another (*more). */
+int bench_count_done(bench_count *c, int *more);
 
 /* Raises RLIMIT_NOFILE to the hard limit (or want, if lower). */
 void bench_raise_nofile(unsigned long want);

@@ -8,6 +8,8 @@
  *                           children); exit once the root has gone
  *   --idle --conns N        N idle nodes (idle10k); exit once the root has gone
  *   --allocs                prints client_allocs_per_call= instead
+ *   --calls N               makes exactly N calls (no clock, no window),
+ *                           prints calls=N and exits
  *
  * Against a server in --bidir mode the Peer calls served in the interval
  * count too: the line reports both directions together.
@@ -37,6 +39,7 @@ struct client {
     char *payload;
     slot *slots;
     bench_window w;
+    bench_count count;
     int started, done, calling;
     uint64_t served, served0;
     bench_counts c0;
@@ -62,6 +65,16 @@ static void on_echo(const ember_outcome *o, const char *const *ret, void *ud)
     if (o->status != EMBER_OK)
         bench_die("ember_client: call failed: %s %s", ember_status_name(o->status),
                   o->message ? o->message : "");
+    if (cl->o.calls) {
+        int more;
+        if (bench_count_done(&cl->count, &more)) {
+            cl->done = 1;
+            event_base_loopbreak(cl->base);
+        } else if (more) {
+            send_echo(cl, sl, 0);
+        }
+        return;
+    }
     uint64_t now = bench_now_ns();
     if (!cl->started && now >= cl->w.t_measure) {
         cl->started = 1;
@@ -87,6 +100,14 @@ static void remote_peer_echo(ember_call *call, const char *s, void *ud)
 static void start_calls(client *cl)
 {
     cl->calling = 1;
+    if (cl->o.calls) {
+        unsigned long n = bench_count_start(&cl->count, &cl->o);
+        for (unsigned long k = 0; k < n; k++) {
+            cl->slots[k].cl = cl;
+            send_echo(cl, &cl->slots[k], 0);
+        }
+        return;
+    }
     bench_window_start(&cl->w, &cl->o);
     uint64_t now = bench_now_ns();
     for (unsigned k = 0; k < cl->o.inflight; k++) {
@@ -161,6 +182,8 @@ int main(int argc, char **argv)
         printf("client_allocs_per_call=%.3f client_libevent_allocs_per_call=%.3f\n",
                (double)(c.ember_allocs - cl.c0.ember_allocs) / calls,
                (double)(c.event_allocs - cl.c0.event_allocs) / calls);
+    } else if (cl.o.calls) {
+        printf("calls=%lu\n", cl.count.done);
     } else if (!cl.o.echo_only && !cl.o.idle) {
         bench_window_print(&cl.w);
     }

@@ -7,6 +7,9 @@
  *                           server's requests (the fanout children) and
  *                           exits when the server closes them
  *
+ *   --calls N               makes exactly N calls (no clock, no window),
+ *                           prints calls=N and exits
+ *
  * With a server in --bidir mode, the requests it served in the interval
  * count too: the line reports both directions together.
  */
@@ -22,6 +25,7 @@ typedef struct client {
     bench_opts o;
     struct event_base *base;
     bench_window w;
+    bench_count count;
     int started, done;
     uint64_t served0;
     unsigned open;
@@ -33,6 +37,16 @@ static void on_reply(rconn *c, const uint8_t *payload, uint32_t len, void *ud)
     (void)len;
     if (cl->done)
         return;
+    if (cl->o.calls) {
+        int more;
+        if (bench_count_done(&cl->count, &more)) {
+            cl->done = 1;
+            event_base_loopbreak(cl->base);
+        } else if (more) {
+            rconn_request(c, 0, cl->o.size);
+        }
+        return;
+    }
     uint64_t now = bench_now_ns();
     if (!cl->started && now >= cl->w.t_measure) {
         cl->started = 1;
@@ -77,7 +91,11 @@ int main(int argc, char **argv)
         cl.open++;
     }
     struct event *dl = bench_deadline(cl.base, &cl.o, 60, "raw_client");
-    if (!cl.o.echo_only) {
+    if (cl.o.calls) {
+        for (unsigned long k = bench_count_start(&cl.count, &cl.o); k > 0; k--)
+            rconn_request(conns[0], 0, cl.o.size);
+        rconn_flush(conns[0]);
+    } else if (!cl.o.echo_only) {
         bench_window_start(&cl.w, &cl.o);
         uint64_t now = bench_now_ns();
         for (unsigned k = 0; k < cl.o.inflight; k++)
@@ -85,7 +103,9 @@ int main(int argc, char **argv)
         rconn_flush(conns[0]);
     }
     event_base_dispatch(cl.base);
-    if (!cl.o.echo_only)
+    if (cl.o.calls)
+        printf("calls=%lu\n", cl.count.done);
+    else if (!cl.o.echo_only)
         bench_window_print(&cl.w);
     for (unsigned i = 0; i < n; i++)
         rconn_free(conns[i]);
