@@ -52,7 +52,7 @@ FUZZ_IDLC_INC  := -Iidlc -I$(FUZZ_IDLC_GEN)
 
 # ---- the targets -------------------------------------------------------
 
-FUZZ_ALL     := fuzz_codec fuzz_frames fuzz_generated fuzz_idlc
+FUZZ_ALL     := fuzz_codec fuzz_frames fuzz_generated fuzz_idlc fuzz_pb
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_BINS    := $(addprefix $(FUZZ_B)/bin/,$(FUZZ_TARGETS))
 
@@ -125,6 +125,10 @@ $(FUZZ_B)/bin/fuzz_codec: $(FUZZ_B)/obj/fuzz/fuzz_codec.o $(FUZZ_RT_LIB)
 	$(FUZZ_LINK) $(RT_LIBS)
 
 $(FUZZ_B)/bin/fuzz_frames: $(FUZZ_B)/obj/fuzz/fuzz_frames.o $(FUZZ_RT_LIB)
+	@mkdir -p $(@D)
+	$(FUZZ_LINK) $(RT_LIBS)
+
+$(FUZZ_B)/bin/fuzz_pb: $(FUZZ_B)/obj/fuzz/fuzz_pb.o $(FUZZ_RT_LIB)
 	@mkdir -p $(@D)
 	$(FUZZ_LINK) $(RT_LIBS)
 
@@ -202,6 +206,11 @@ $(REGRESS_B)/bin/replay_fuzz_codec: $(REGRESS_B)/obj/fuzz/fuzz_codec.o \
 
 $(REGRESS_B)/bin/replay_fuzz_frames: $(REGRESS_B)/obj/fuzz/fuzz_frames.o \
                                      $(REGRESS_B)/obj/fuzz/replay.o $(REGRESS_RT_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $^ $(RT_LIBS)
+
+$(REGRESS_B)/bin/replay_fuzz_pb: $(REGRESS_B)/obj/fuzz/fuzz_pb.o \
+                                 $(REGRESS_B)/obj/fuzz/replay.o $(REGRESS_RT_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(SAN) -o $@ $^ $(RT_LIBS)
 

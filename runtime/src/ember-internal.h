@@ -95,6 +95,34 @@ int ember_arena_defer(ember_arena *a, void (*fn)(void *), void *p);
  * -1 (with d->why set) when the budget would be exceeded. */
 int ember_dec_charge(struct ember_dec *d, size_t size);
 
+/* The length (2..4) of the valid multi-byte UTF-8 sequence at s[0..n), or
+ * 0: no overlongs, no surrogates, nothing above U+10FFFF. */
+static inline size_t ember_utf8_seq(const uint8_t *s, size_t n)
+{
+    uint8_t c = s[0];
+    size_t len;
+    uint32_t cp, min;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2, cp = c & 0x1f, min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3, cp = c & 0x0f, min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4, cp = c & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[k] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
 /* Monotonic milliseconds / microseconds. */
 uint64_t ember_now_ms(void);
 uint64_t ember_now_us(void);

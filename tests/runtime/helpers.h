@@ -24,5 +24,6 @@ void add_frame_suite(void);
 void add_e2e_suite(void);
 void add_security_suite(void);
 void add_mem_suite(void);
+void add_pb_suite(void);
 
 #endif

@@ -1,0 +1,226 @@
+/*
+ * fuzz_pb — the PB codec: banana scanning and jelly reading.
+ *
+ * Input layout:
+ *   byte 0          flags: bit 0 dialect "pb" (VOCAB allowed), bit 1 small
+ *                   limits (so the limit checks fire often)
+ *   byte 1          seed of the chunk sizes
+ *   the rest        the stream a peer sends
+ *
+ * Stage 1: the stream is scanned whole and again in pseudo-random chunks
+ * (as a socket delivers it). Both must find the same expression
+ * boundaries and, when one fails, fail at the same expression with the same
+ * reason; every boundary lies within the bytes given.
+ *
+ * Stage 2: every complete expression is read as jelly (the whitelist) and
+ * as an `error` value. What reads is written back with the jelly writer;
+ * the written form must read again and write the same bytes (the round trip
+ * is the identity on what the writer produces), and it must scan as one
+ * expression of exactly its length.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pb-internal.h"
+
+#define MAX_ENDS 4096
+
+static void die(const char *what)
+{
+    fprintf(stderr, "fuzz_pb: invariant broken: %s\n", what);
+    abort();
+}
+
+typedef struct outcome {
+    size_t ends[MAX_ENDS];
+    size_t nends;
+    const char *why;     /* NULL: no error */
+} outcome;
+
+static void scan_chunked(const uint8_t *p, size_t n, const ember_bn_limits *lim,
+                         bool vocab, uint32_t seed, outcome *o)
+{
+    ember_bn_scan s;
+    ember_bn_scan_init(&s, lim, vocab);
+    size_t start = 0, avail = 0;
+    o->nends = 0;
+    o->why = NULL;
+    while (avail < n) {
+        if (seed == 0) {
+            avail = n;
+        } else {
+            seed = seed * 1103515245u + 12345u;
+            avail += 1 + (seed >> 16) % 17;
+            if (avail > n)
+                avail = n;
+        }
+        for (;;) {
+            size_t used = 777;
+            int r = ember_bn_scan_feed(&s, p + start, avail - start, &used);
+            if (r < 0) {
+                if (!s.why)
+                    die("scan error without a reason");
+                o->why = s.why;
+                return;
+            }
+            if (r == 0) {
+                if (used != 0)
+                    die("need-more with a size");
+                break;
+            }
+            if (used == 0 || used > avail - start)
+                die("expression outside the bytes given");
+            start += used;
+            if (o->nends < MAX_ENDS)
+                o->ends[o->nends++] = start;
+        }
+    }
+}
+
+/* Reads one jelly value and writes it back canonically; -1 when it does not
+ * read (the cursor's reason is set). Depth is bounded by the scanner. */
+static int copy_value(ember_jl_cur *c, ember_jl_w *w, int depth)
+{
+    ember_jl_val v;
+    if (depth > EMBER_BN_DEPTH_MAX)
+        die("jelly nesting deeper than the scanner allows");
+    if (ember_jl_read(c, &v)) {
+        if (!c->why)
+            die("jelly error without a reason");
+        return -1;
+    }
+    switch (v.kind) {
+    case EMBER_JL_INT:
+        if (!v.big)
+            ember_bn_put_int(w->e, v.neg, v.mag);
+        else
+            ember_bn_put_bytes(w->e, "big", 3, w->vocab);
+        return 0;
+    case EMBER_JL_FLOAT:
+        ember_bn_put_float(w->e, v.f);
+        return 0;
+    case EMBER_JL_BYTES:
+        ember_bn_put_bytes(w->e, v.s, v.len, w->vocab);
+        return 0;
+    case EMBER_JL_UNICODE:
+        if (!ember_jl_utf8_ok(v.s, v.len))
+            die("invalid UTF-8 accepted as unicode");
+        ember_jl_put_unicode(w, v.s, v.len);
+        return 0;
+    case EMBER_JL_NONE:
+        ember_jl_put_none(w);
+        return 0;
+    case EMBER_JL_BOOL:
+        ember_jl_put_bool(w, v.b);
+        return 0;
+    case EMBER_JL_REMOTE:
+    case EMBER_JL_LOCAL:
+        ember_jl_put_ref(w, v.kind == EMBER_JL_LOCAL, v.mag);
+        return 0;
+    case EMBER_JL_LIST:
+    case EMBER_JL_TUPLE:
+        ember_jl_put_head(w, v.kind == EMBER_JL_LIST ? EMBER_BN_W_LIST
+                                                     : EMBER_BN_W_TUPLE, v.count);
+        for (uint32_t i = 0; i < v.count; i++)
+            if (copy_value(c, w, depth + 1))
+                return -1;
+        return 0;
+    case EMBER_JL_DICT:
+        ember_jl_put_head(w, EMBER_BN_W_DICTIONARY, v.count);
+        for (uint32_t i = 0; i < v.count; i++) {
+            if (ember_jl_pair(c))
+                return -1;
+            ember_bn_put_list(w->e, 2);
+            if (copy_value(c, w, depth + 2) || copy_value(c, w, depth + 2))
+                return -1;
+        }
+        return 0;
+    }
+    die("unknown jelly kind");
+    return -1;
+}
+
+#define OUT_CAP (1u << 21)
+static uint8_t out1[OUT_CAP], out2[OUT_CAP];
+
+/* Reads the value at p[0..n) and writes it to out; -1 when it does not read
+ * or does not fit. */
+static int copy_into(const uint8_t *p, size_t n, bool vocab, uint8_t *out,
+                     size_t *len)
+{
+    ember_jl_cur c;
+    ember_jl_init(&c, p, n, vocab);
+    ember_enc e;
+    ember_enc_init_fixed(&e, out, OUT_CAP);
+    ember_jl_w w = {&e, vocab};
+    if (copy_value(&c, &w, 0) || e.failed)
+        return -1;
+    if (c.p != c.end)
+        die("one value read short of its expression");
+    *len = ember_enc_len(&e);
+    return 0;
+}
+
+static void check_expr(const uint8_t *p, size_t n, bool vocab,
+                       const ember_bn_limits *lim)
+{
+    ember_jl_cur c;
+    ember_jl_failure f;
+    ember_jl_init(&c, p, n, vocab);
+    if (ember_jl_read_failure(&c, &f) == 0 && c.p != c.end)
+        die("error value read short of its expression");
+    if (!memchr(f.type, 0, sizeof f.type) || !memchr(f.value, 0, sizeof f.value))
+        die("failure text not terminated");
+
+    size_t n1, n2;
+    if (copy_into(p, n, vocab, out1, &n1))
+        return;
+    ember_bn_limits wide = *lim;
+    wide.max_expr = sizeof out1;
+    ember_bn_scan s;
+    size_t used;
+    ember_bn_scan_init(&s, &wide, vocab);
+    if (ember_bn_scan_feed(&s, out1, n1, &used) != 1 || used != n1)
+        die("written value does not scan as one expression");
+    if (copy_into(out1, n1, vocab, out2, &n2))
+        die("written value does not read back");
+    if (n2 != n1 || memcmp(out1, out2, n1) != 0)
+        die("jelly round trip is not the identity");
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2)
+        return 0;
+    bool vocab = data[0] & 1;
+    ember_bn_limits lim = {EMBER_BN_SIZE_LIMIT, EMBER_BN_SIZE_LIMIT,
+                           EMBER_BN_DEPTH_MAX, 1u << 20};
+    if (data[0] & 2) {
+        lim.max_string = 16;
+        lim.max_list = 8;
+        lim.max_depth = 6;
+        lim.max_expr = 96;
+    }
+    const uint8_t *p = data + 2;
+    size_t n = size - 2;
+
+    static outcome whole, chunked;
+    scan_chunked(p, n, &lim, vocab, 0, &whole);
+    scan_chunked(p, n, &lim, vocab, data[1] | 1u, &chunked);
+    if (whole.nends != chunked.nends ||
+        memcmp(whole.ends, chunked.ends, whole.nends * sizeof whole.ends[0]) ||
+        (whole.why == NULL) != (chunked.why == NULL) ||
+        (whole.why && strcmp(whole.why, chunked.why) != 0))
+        die("chunked scanning differs from whole");
+
+    size_t start = 0;
+    for (size_t i = 0; i < whole.nends; i++) {
+        check_expr(p + start, whole.ends[i] - start, vocab, &lim);
+        start = whole.ends[i];
+    }
+    return 0;
+}

@@ -1,0 +1,473 @@
+/* test_pb.c — banana and jelly against bytes recorded between real Twisted
+ * peers (docs/protocol-pb.md): decoding, writing byte for byte, finding
+ * message boundaries however the stream is cut, and the limits. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "pb-internal.h"
+
+/* "07 80 1a 87" -> bytes; returns the length. */
+static size_t unhex(const char *hex, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    unsigned v;
+    int k;
+    while (n < cap && sscanf(hex, " %2x%n", &v, &k) == 1) {
+        out[n++] = (uint8_t)v;
+        hex += k;
+    }
+    return n;
+}
+
+/* Reads the first jelly value of hex (kept in b) into *v. */
+static int read_hex(const char *hex, uint8_t *b, size_t cap, ember_jl_cur *c,
+                    ember_jl_val *v)
+{
+    size_t n = unhex(hex, b, cap);
+    ember_jl_init(c, b, n, true);
+    return ember_jl_read(c, v);
+}
+
+/* ---- writing: byte for byte what Twisted sends ---- */
+
+typedef void (*put_fn)(ember_jl_w *w);
+
+static int written_is(put_fn put, const char *hex)
+{
+    uint8_t buf[1024], want[1024];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    ember_jl_w w = {&e, true};
+    put(&w);
+    size_t n = unhex(hex, want, sizeof want);
+    if (e.failed || ember_enc_len(&e) != n || memcmp(buf, want, n) != 0) {
+        fprintf(stderr, "\nwrote:");
+        for (size_t i = 0; i < ember_enc_len(&e); i++)
+            fprintf(stderr, " %02x", buf[i]);
+        fprintf(stderr, "\nwant:  %s\n", hex);
+        return 0;
+    }
+    return 1;
+}
+
+static const struct { int64_t v; const char *hex; } ints[] = {
+    {0, "00 81"}, {127, "7f 81"}, {128, "00 01 81"}, {601, "59 04 81"},
+    {1001, "69 07 81"}, {-1, "01 83"}, {2147483647, "7f 7f 7f 7f 07 81"},
+    {2147483648, "00 00 00 00 08 85"}, {-2147483648LL, "00 00 00 00 08 83"},
+    {-2147483649LL, "01 00 00 00 08 86"},
+};
+
+static void test_write_ints(void)
+{
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        uint8_t buf[16], want[16];
+        ember_enc e;
+        ember_enc_init_fixed(&e, buf, sizeof buf);
+        ember_bn_put_i64(&e, ints[i].v);
+        size_t n = unhex(ints[i].hex, want, sizeof want);
+        CU_ASSERT_EQUAL(ember_enc_len(&e), n);
+        CU_ASSERT(memcmp(buf, want, n) == 0);
+    }
+    uint8_t buf[16], want[16];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    ember_bn_put_int(&e, false, 1ull << 63);
+    size_t n = unhex("00 00 00 00 00 00 00 00 00 01 85", want, sizeof want);
+    CU_ASSERT(ember_enc_len(&e) == n && memcmp(buf, want, n) == 0);
+}
+
+static void put_floats(ember_jl_w *w)
+{
+    ember_bn_put_float(w->e, 1.5);
+    ember_bn_put_float(w->e, -0.0);
+    ember_bn_put_float(w->e, INFINITY);
+}
+static void put_bytes(ember_jl_w *w)
+{
+    ember_bn_put_bytes(w->e, "", 0, w->vocab);
+    ember_bn_put_bytes(w->e, "bytes", 5, w->vocab);
+    ember_bn_put_bytes(w->e, "list", 4, w->vocab);
+}
+static void put_none_bools(ember_jl_w *w)
+{
+    ember_jl_put_none(w);
+    ember_jl_put_bool(w, true);
+    ember_jl_put_bool(w, false);
+}
+static void put_texts(ember_jl_w *w)
+{
+    ember_jl_put_unicode(w, "str", 3);
+    ember_jl_put_unicode(w, "\xc3\xbc" "n\xc3\xaf", 5);
+}
+static void put_containers(ember_jl_w *w)
+{
+    ember_jl_put_head(w, EMBER_BN_W_LIST, 0);
+    ember_jl_put_head(w, EMBER_BN_W_LIST, 3); /* [1, b"x", None] */
+    ember_bn_put_i64(w->e, 1);
+    ember_bn_put_bytes(w->e, "x", 1, w->vocab);
+    ember_jl_put_none(w);
+    ember_jl_put_head(w, EMBER_BN_W_TUPLE, 2);
+    ember_bn_put_i64(w->e, 1);
+    ember_bn_put_i64(w->e, 2);
+    ember_jl_put_head(w, EMBER_BN_W_DICTIONARY, 0);
+    ember_jl_put_ref(w, false, 1);
+    ember_jl_put_ref(w, true, 1);
+}
+/* (message 2 "root" "callTarget" 1 (tuple 1001 7 "payload") (dictionary)) */
+static void put_call_target(ember_jl_w *w)
+{
+    ember_bn_put_list(w->e, 7);
+    ember_bn_put_word(w->e, EMBER_BN_W_MESSAGE, w->vocab);
+    ember_bn_put_i64(w->e, 2);
+    ember_bn_put_bytes(w->e, "root", 4, w->vocab);
+    ember_bn_put_bytes(w->e, "callTarget", 10, w->vocab);
+    ember_bn_put_i64(w->e, 1);
+    ember_jl_put_head(w, EMBER_BN_W_TUPLE, 3);
+    ember_bn_put_i64(w->e, 1001);
+    ember_bn_put_i64(w->e, 7);
+    ember_bn_put_bytes(w->e, "payload", 7, w->vocab);
+    ember_jl_put_head(w, EMBER_BN_W_DICTIONARY, 0);
+}
+
+static void test_write_values(void)
+{
+    CU_ASSERT(written_is(put_floats, "84 3f f8 00 00 00 00 00 00 "
+                                     "84 80 00 00 00 00 00 00 00 "
+                                     "84 7f f0 00 00 00 00 00 00"));
+    CU_ASSERT(written_is(put_bytes, "00 82 05 82 62 79 74 65 73 08 87"));
+    CU_ASSERT(written_is(put_none_bools,
+                         "01 80 01 87 "
+                         "02 80 07 82 62 6f 6f 6c 65 61 6e 04 82 74 72 75 65 "
+                         "02 80 07 82 62 6f 6f 6c 65 61 6e 05 82 66 61 6c 73 65"));
+    CU_ASSERT(written_is(put_texts,
+                         "02 80 07 82 75 6e 69 63 6f 64 65 03 82 73 74 72 "
+                         "02 80 07 82 75 6e 69 63 6f 64 65 05 82 c3 bc 6e c3 af"));
+    CU_ASSERT(written_is(put_containers,
+                         "01 80 08 87 "
+                         "04 80 08 87 01 81 01 82 78 01 80 01 87 "
+                         "03 80 0b 87 01 81 02 81 "
+                         "01 80 05 87 "
+                         "02 80 10 87 01 81 02 80 11 87 01 81"));
+    CU_ASSERT(written_is(put_call_target,
+                         "07 80 1a 87 02 81 04 82 72 6f 6f 74 "
+                         "0a 82 63 61 6c 6c 54 61 72 67 65 74 01 81 "
+                         "04 80 0b 87 69 07 81 07 81 07 82 70 61 79 6c 6f 61 64 "
+                         "01 80 05 87"));
+}
+
+static void test_write_limits(void)
+{
+    static uint8_t big[EMBER_BN_SIZE_LIMIT + 1];
+    static uint8_t out[EMBER_BN_SIZE_LIMIT + 16];
+    ember_enc e;
+    ember_enc_init_fixed(&e, out, sizeof out);
+    ember_bn_put_bytes(&e, big, EMBER_BN_SIZE_LIMIT, true);
+    CU_ASSERT_FALSE(e.failed);
+    ember_enc_init_fixed(&e, out, sizeof out);
+    ember_bn_put_bytes(&e, big, EMBER_BN_SIZE_LIMIT + 1, true);
+    CU_ASSERT_TRUE(e.failed);
+    ember_enc_init_fixed(&e, out, sizeof out);
+    ember_bn_put_list(&e, EMBER_BN_SIZE_LIMIT + 1);
+    CU_ASSERT_TRUE(e.failed);
+}
+
+/* ---- reading ---- */
+
+static void test_read_ints_floats(void)
+{
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        uint8_t b[16];
+        ember_jl_cur c;
+        ember_jl_val v;
+        CU_ASSERT_EQUAL_FATAL(read_hex(ints[i].hex, b, sizeof b, &c, &v), 0);
+        CU_ASSERT_EQUAL(v.kind, EMBER_JL_INT);
+        CU_ASSERT_EQUAL(v.neg, ints[i].v < 0);
+        CU_ASSERT_EQUAL(v.mag, ints[i].v < 0 ? (uint64_t)0 - (uint64_t)ints[i].v
+                                              : (uint64_t)ints[i].v);
+        CU_ASSERT(c.p == c.end);
+    }
+    /* 448-bit ints are read (and marked big); 2^64 - 1 is not big. */
+    uint8_t b[80];
+    memset(b, 0x7f, 64);
+    b[64] = EMBER_BN_LONGINT;
+    ember_jl_cur c;
+    ember_jl_val v;
+    ember_jl_init(&c, b, 65, true);
+    CU_ASSERT(ember_jl_read(&c, &v) == 0 && v.big);
+    size_t n = unhex("7f 7f 7f 7f 7f 7f 7f 7f 7f 01 85", b, sizeof b);
+    ember_jl_init(&c, b, n, true);
+    CU_ASSERT(ember_jl_read(&c, &v) == 0 && !v.big && v.mag == UINT64_MAX);
+    n = unhex("84 80 00 00 00 00 00 00 00", b, sizeof b);
+    ember_jl_init(&c, b, n, true);
+    CU_ASSERT(ember_jl_read(&c, &v) == 0 && v.kind == EMBER_JL_FLOAT &&
+              v.f == 0.0 && signbit(v.f));
+}
+
+static void test_read_dictionary(void)
+{
+    /* {"a": 1, b"b": [None], 3: 4.0} */
+    uint8_t b[128];
+    size_t n = unhex("04 80 05 87 02 80 02 80 07 82 75 6e 69 63 6f 64 65 01 82 61 "
+                     "01 81 02 80 01 82 62 02 80 08 87 01 80 01 87 02 80 03 81 "
+                     "84 40 10 00 00 00 00 00 00", b, sizeof b);
+    ember_jl_cur c;
+    ember_jl_val d, k, v;
+    ember_jl_init(&c, b, n, true);
+    CU_ASSERT_EQUAL_FATAL(ember_jl_read(&c, &d), 0);
+    CU_ASSERT_EQUAL(d.kind, EMBER_JL_DICT);
+    CU_ASSERT_EQUAL_FATAL(d.count, 3);
+    CU_ASSERT(ember_jl_pair(&c) == 0 && ember_jl_read(&c, &k) == 0 &&
+              k.kind == EMBER_JL_UNICODE && k.len == 1 && k.s[0] == 'a');
+    CU_ASSERT(ember_jl_read(&c, &v) == 0 && v.kind == EMBER_JL_INT && v.mag == 1);
+    CU_ASSERT(ember_jl_pair(&c) == 0 && ember_jl_read(&c, &k) == 0 &&
+              k.kind == EMBER_JL_BYTES && k.len == 1 && k.s[0] == 'b');
+    CU_ASSERT(ember_jl_read(&c, &v) == 0 && v.kind == EMBER_JL_LIST && v.count == 1);
+    CU_ASSERT(ember_jl_read(&c, &v) == 0 && v.kind == EMBER_JL_NONE);
+    CU_ASSERT(ember_jl_pair(&c) == 0 && ember_jl_read(&c, &k) == 0 &&
+              k.kind == EMBER_JL_INT && k.mag == 3);
+    CU_ASSERT(ember_jl_read(&c, &v) == 0 && v.kind == EMBER_JL_FLOAT && v.f == 4.0);
+    CU_ASSERT(c.p == c.end);
+    /* The same, skipped whole. */
+    ember_jl_init(&c, b, n, true);
+    CU_ASSERT(ember_jl_read(&c, &d) == 0 && ember_jl_skip_rest(&c, &d) == 0);
+    CU_ASSERT(c.p == c.end);
+}
+
+/* Each is one jelly value the cursor must refuse, naming why. */
+static const struct { const char *hex; const char *why; } refused[] = {
+    {"03 80 03 82 73 65 74 01 81 02 81", "'set'"},                /* {1, 2} */
+    {"02 80 09 82 66 72 6f 7a 65 6e 73 65 74 03 81", "'frozenset'"},
+    {"03 80 04 87 01 81 03 80 08 87 01 81 02 81", "'reference'"},
+    {"02 80 03 87 01 81", "'dereference'"},
+    {"02 80 09 87 02 82 6f 73", "'module'"},                      /* (module "os") */
+    {"02 80 09 82 6f 73 2e 73 79 73 74 65 6d 02 82 69 64", "'os.system'"},
+    {"02 80 0a 82 5f 5f 6d 61 69 6e 5f 5f 2e 4b 01 80 05 87", "'__main__.K'"},
+    {"02 80 0f 87 01 81", "'cached'"},
+    {"02 80 07 82 75 6e 69 63 6f 64 65 02 82 ff fe", "UTF-8"},   /* (unicode ff fe) */
+    {"02 80 07 82 75 6e 69 63 6f 64 65 03 82 ed a0 80", "UTF-8"}, /* a surrogate */
+    {"02 80 07 82 62 6f 6f 6c 65 61 6e 01 81", "boolean"},
+    {"02 80 10 87 01 83", "luid"},                                /* (remote -1) */
+    {"03 80 01 87 01 81 02 81", "number of elements"},             /* (None 1 2) */
+    {"00 80", "empty"},
+    {"02 80 01 81 02 81", "type name"},
+    {"02 80 05 87 01 81", "pair"},                                /* (dictionary 1) */
+    {"03 80 08 87 01 81", "truncated"},
+};
+
+static void test_refused(void)
+{
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        uint8_t b[64];
+        ember_jl_cur c;
+        ember_jl_val v;
+        int r = read_hex(refused[i].hex, b, sizeof b, &c, &v);
+        if (r == 0 && (v.kind == EMBER_JL_DICT || v.kind == EMBER_JL_LIST)) {
+            r = v.kind == EMBER_JL_DICT ? ember_jl_pair(&c) : ember_jl_skip_rest(&c, &v);
+        }
+        CU_ASSERT_EQUAL(r, -1);
+        if (r == -1 && !strstr(c.why, refused[i].why)) {
+            fprintf(stderr, "\ncase %zu: why '%s', want '%s'\n", i, c.why, refused[i].why);
+            CU_FAIL("reason");
+        }
+    }
+}
+
+/* ---- the scanner ---- */
+
+/* A recorded node→root write, then the root's replies: handshake, two
+ * calls, an answer, a decref. */
+static const char *stream_hex =
+    "02 80 02 82 70 62 04 82 6e 6f 6e 65 "  /* ("pb" "none")    */
+    "02 82 70 62 "                          /* "pb"             */
+    "02 80 13 87 06 81 "                    /* (version 6)      */
+    "07 80 1a 87 02 81 04 82 72 6f 6f 74 0a 82 63 61 6c 6c 54 61 72 67 65 74 01 81 "
+    "04 80 0b 87 69 07 81 07 81 07 82 70 61 79 6c 6f 61 64 01 80 05 87 "
+    "03 80 1b 87 02 81 07 82 6f 6b 3a 31 30 30 31 " /* (answer 2 "ok:1001") */
+    "07 80 1a 87 01 81 01 81 09 82 63 61 6c 6c 43 68 69 6c 64 01 81 04 80 0b 87 "
+    "59 04 81 07 81 02 82 7b 7d 01 80 05 87 "
+    "02 80 1d 87 01 81 "                    /* (decref 1)       */
+    "84 3f f8 00 00 00 00 00 00";           /* a bare float     */
+static const size_t stream_ends[] = {12, 16, 22, 70, 85, 123, 129, 138};
+#define NENDS (sizeof stream_ends / sizeof stream_ends[0])
+
+static const ember_bn_limits lim = {EMBER_BN_SIZE_LIMIT, EMBER_BN_SIZE_LIMIT,
+                                    EMBER_BN_DEPTH_MAX, 1u << 20};
+
+/* Feeds stream[0..n) in chunks ending at cuts[]; records where expressions
+ * end. Returns the count, or -1 on a scan error. */
+static int feed(const uint8_t *stream, size_t n, const size_t *cuts,
+                size_t ncuts, size_t *ends)
+{
+    ember_bn_scan s;
+    ember_bn_scan_init(&s, &lim, true);
+    size_t start = 0, avail = 0;
+    int found = 0;
+    for (size_t k = 0; k <= ncuts; k++) {
+        avail = k < ncuts ? cuts[k] : n;
+        for (;;) {
+            size_t used;
+            int r = ember_bn_scan_feed(&s, stream + start, avail - start, &used);
+            if (r < 0)
+                return -1;
+            if (r == 0)
+                break;
+            start += used;
+            ends[found++] = start;
+        }
+    }
+    return start == n ? found : -1;
+}
+
+static void test_scan_cuts(void)
+{
+    uint8_t b[256];
+    size_t n = unhex(stream_hex, b, sizeof b);
+    CU_ASSERT_EQUAL_FATAL(n, stream_ends[NENDS - 1]);
+    size_t ends[16];
+    CU_ASSERT_EQUAL(feed(b, n, NULL, 0, ends), (int)NENDS);
+    CU_ASSERT(memcmp(ends, stream_ends, sizeof stream_ends) == 0);
+    /* Byte by byte. */
+    size_t cuts[256];
+    for (size_t i = 0; i < n; i++)
+        cuts[i] = i + 1;
+    CU_ASSERT_EQUAL(feed(b, n, cuts, n, ends), (int)NENDS);
+    CU_ASSERT(memcmp(ends, stream_ends, sizeof stream_ends) == 0);
+    /* Two chunks, cut at every offset. */
+    for (size_t i = 0; i <= n; i++) {
+        size_t one = i;
+        CU_ASSERT_EQUAL(feed(b, n, &one, 1, ends), (int)NENDS);
+        CU_ASSERT(memcmp(ends, stream_ends, sizeof stream_ends) == 0);
+    }
+}
+
+/* Expects the scanner to fail on b[0..n) with a reason containing want. */
+static void scan_fails(const uint8_t *b, size_t n, const ember_bn_limits *l,
+                       bool vocab, const char *want)
+{
+    ember_bn_scan s;
+    ember_bn_scan_init(&s, l, vocab);
+    size_t used;
+    int r = ember_bn_scan_feed(&s, b, n, &used);
+    CU_ASSERT_EQUAL(r, -1);
+    if (r == -1 && !strstr(s.why, want)) {
+        fprintf(stderr, "\nwhy '%s', want '%s'\n", s.why, want);
+        CU_FAIL("reason");
+    }
+}
+
+static void test_scan_limits(void)
+{
+    uint8_t b[128];
+    /* A STRING of 655 361 and a LIST of 655 361: refused on the prefix,
+     * with none of the body there. */
+    size_t n = unhex("01 00 28 82", b, sizeof b);
+    scan_fails(b, n, &lim, true, "string longer");
+    n = unhex("01 00 28 80", b, sizeof b);
+    scan_fails(b, n, &lim, true, "list longer");
+    /* Exactly 655 360 announced: waits for the body. */
+    ember_bn_scan s;
+    size_t used;
+    n = unhex("00 00 28 82", b, sizeof b);
+    ember_bn_scan_init(&s, &lim, true);
+    CU_ASSERT_EQUAL(ember_bn_scan_feed(&s, b, n, &used), 0);
+    /* Over the caller's own limits, before the body arrives. */
+    ember_bn_limits small = {100, 10, 4, 64};
+    n = unhex("65 82", b, sizeof b);
+    scan_fails(b, n, &small, true, "max_string");
+    n = unhex("0b 80", b, sizeof b);
+    scan_fails(b, n, &small, true, "max_elems");
+    n = unhex("02 80 3f 82", b, sizeof b);            /* 63 + 6 > 64 bytes */
+    scan_fails(b, n, &small, true, "max_frame");
+    n = unhex("01 80 01 80 01 80 01 80 01 80", b, sizeof b);
+    scan_fails(b, n, &small, true, "deeper");
+    /* 65 prefix bytes, complete or not; 64 are fine. */
+    memset(b, 0x01, 65);
+    scan_fails(b, 65, &lim, true, "prefix");
+    b[64] = EMBER_BN_INT;
+    ember_bn_scan_init(&s, &lim, true);
+    CU_ASSERT_EQUAL(ember_bn_scan_feed(&s, b, 65, &used), 1);
+    CU_ASSERT_EQUAL(used, 65);
+    b[0] = 0x88;
+    scan_fails(b, 1, &lim, true, "type byte");
+    n = unhex("00 87", b, sizeof b);
+    scan_fails(b, n, &lim, true, "1..31");
+    n = unhex("20 87", b, sizeof b);
+    scan_fails(b, n, &lim, true, "1..31");
+    n = unhex("08 87", b, sizeof b);
+    scan_fails(b, n, &lim, false, "dialect");
+    n = unhex("01 84 00 00 00 00 00 00 00 00", b, sizeof b);
+    scan_fails(b, n, &lim, true, "float with a prefix");
+}
+
+/* ---- failures ---- */
+
+static void put_fail(ember_jl_w *w)
+{
+    static const char *const parents[] = {"twisted.spread.pb.Error",
+                                          "builtins.Exception"};
+    ember_jl_put_failure(w, "twisted.spread.pb.Error", "nope", parents, 2);
+}
+
+static void test_failure(void)
+{
+    uint8_t buf[1024];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    ember_jl_w w = {&e, true};
+    put_fail(&w);
+    CU_ASSERT_FALSE_FATAL(e.failed);
+    size_t n = ember_enc_len(&e);
+    /* The head and the first pair Twisted sends. */
+    uint8_t want[64];
+    size_t wn = unhex("02 80 21 82", want, sizeof want);
+    CU_ASSERT(memcmp(buf, want, wn) == 0);
+    CU_ASSERT(memcmp(buf + 4, "twisted.spread.pb.CopyableFailure", 33) == 0);
+    wn = unhex("0b 80 05 87 02 80 02 80 07 82 75 6e 69 63 6f 64 65 05 82 63 "
+               "6f 75 6e 74", want, sizeof want);
+    CU_ASSERT(memcmp(buf + 37, want, wn) == 0);
+    /* The whole is one expression, and reads back. */
+    ember_bn_scan s;
+    size_t used;
+    ember_bn_scan_init(&s, &lim, true);
+    CU_ASSERT(ember_bn_scan_feed(&s, buf, n, &used) == 1 && used == n);
+    ember_jl_cur c;
+    ember_jl_failure f;
+    ember_jl_init(&c, buf, n, true);
+    CU_ASSERT_EQUAL(ember_jl_read_failure(&c, &f), 0);
+    CU_ASSERT_STRING_EQUAL(f.type, "twisted.spread.pb.Error");
+    CU_ASSERT_STRING_EQUAL(f.value, "nope");
+    CU_ASSERT(c.p == c.end);
+    /* Python 2 style: bytes keys and values; and a bare string. */
+    n = unhex("02 80 21 82", buf, 8);
+    memcpy(buf + n, "twisted.spread.pb.CopyableFailure", 33);
+    n += 33;
+    n += unhex("03 80 05 87 02 80 04 82 74 79 70 65 01 82 45 "
+               "02 80 05 82 76 61 6c 75 65 02 82 68 69", buf + n, sizeof buf - n);
+    ember_jl_init(&c, buf, n, true);
+    CU_ASSERT_EQUAL(ember_jl_read_failure(&c, &f), 0);
+    CU_ASSERT_STRING_EQUAL(f.type, "E");
+    CU_ASSERT_STRING_EQUAL(f.value, "hi");
+    n = unhex("03 82 61 62 63", buf, sizeof buf);
+    ember_jl_init(&c, buf, n, true);
+    CU_ASSERT(ember_jl_read_failure(&c, &f) == 0 && strcmp(f.value, "abc") == 0);
+    n = unhex("03 80 03 82 73 65 74 01 81 02 81", buf, sizeof buf);
+    ember_jl_init(&c, buf, n, true);
+    CU_ASSERT(ember_jl_read_failure(&c, &f) == 0 &&
+              strcmp(f.value, "remote error") == 0 && c.p == c.end);
+}
+
+void add_pb_suite(void)
+{
+    CU_pSuite s = CU_add_suite("pb codec", NULL, NULL);
+    CU_add_test(s, "ints as Twisted writes them", test_write_ints);
+    CU_add_test(s, "values as Twisted writes them", test_write_values);
+    CU_add_test(s, "Twisted's size limits on writing", test_write_limits);
+    CU_add_test(s, "reading ints and floats", test_read_ints_floats);
+    CU_add_test(s, "reading a dictionary", test_read_dictionary);
+    CU_add_test(s, "refused jelly", test_refused);
+    CU_add_test(s, "boundaries however the stream is cut", test_scan_cuts);
+    CU_add_test(s, "scanner limits on the prefix", test_scan_limits);
+    CU_add_test(s, "CopyableFailure", test_failure);
+}
