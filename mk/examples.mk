@@ -4,7 +4,8 @@
 #   make demo           start the cluster on loopback, run 20 bots, stop it
 #   make test-examples  the cluster end to end, a stop under load, the
 #                       servers started one by one, the status page in
-#                       chromium, the cluster over TLS
+#                       chromium, the cluster over TLS, net's client bounds
+#                       against a flooding client
 #
 # The servers' services are in idl/*.idl, compiled by idlc into $(B)/gen/idl.
 
@@ -29,7 +30,7 @@ EX_CFLAGS = $(CFLAGS_ALL) $(EMBER_INC) -I$(EX_GEN) -Iexamples/common -I$(EX_OBJ)
 EX_LIBS   = $(LIBEMBER_A) $(RT_LIBS)
 
 .PHONY: examples demo test-examples test-cluster test-status-page test-stop-under-load \
-        test-standalone test-tls
+        test-standalone test-tls test-flood
 
 examples: $(EX_BIN_PATHS)
 
@@ -113,6 +114,10 @@ test-standalone: lib idlc examples
 test-tls: lib idlc examples
 	@B=$(B) tests/e2e/tls.sh
 
+test-flood: lib idlc examples
+	@B=$(B) tests/e2e/flood.sh
+
 TEST_TARGETS += test-examples
-test-examples: test-cluster test-stop-under-load test-standalone test-status-page test-tls
+test-examples: test-cluster test-stop-under-load test-standalone test-status-page test-tls \
+               test-flood
 .SECONDARY: $(EX_STAMPS) $(EX_GEN_H) $(EX_MODS:%=$(EX_GEN)/%.c)

@@ -17,7 +17,8 @@
 #
 # The config always carries a cluster secret: $CL_SECRET, or a random one
 # drawn per run. $CL_TLS_JSON, if set, is put in the config as it is (a
-# '"tls": {...},' line).
+# '"tls": {...},' line); $CL_NET_JSON likewise into net's entry (e.g.
+# '"clients": {...},').
 #
 # Sets CL_WEB (http://127.0.0.1:PORT), CL_NET (127.0.0.1:PORT), CL_MASTER_PID,
 # CL_PIDS (the master's and every server's pid), CL_LOG, CL_STOP_REPORT;
@@ -86,7 +87,7 @@ cluster_start() {
     "gate":  {"app": "gate", "rootport": $4, "remoteport": [{"rootname": "db"}]},
     "game1": {"app": "game", "remoteport": [{"rootname": "gate"}, {"rootname": "db"}]},
     "game2": {"app": "game", "remoteport": [{"rootname": "gate"}, {"rootname": "db"}]},
-    "net":   {"app": "net",  "netport": $5, "remoteport": [{"rootname": "gate"}]}
+    "net":   {"app": "net",  "netport": $5, ${CL_NET_JSON:-}"remoteport": [{"rootname": "gate"}]}
   }
 }
 JSON
@@ -113,6 +114,13 @@ cluster_start_alone() {
         CL_PIDS="$CL_PIDS $!"
     done
     [ -n "$CL_ALONE" ] || cl_die "no server in $dir/cluster.json"
+}
+
+# cl_pid NAME: the pid of server NAME in /status.
+cl_pid() {
+    curl -sf --max-time 5 "$CL_WEB/status" | cl_flat |
+        grep -o "\"name\": \"$1\", \"app\": \"[a-z]*\", \"registered\": true, \"pid\": [0-9]*" |
+        sed 's/.*: //'
 }
 
 # The pids the cluster reports (master and servers).

@@ -6,7 +6,7 @@
  * command; exits non-zero if any check failed.
  *
  *   bot [-n BOTS] [-r ROOMS] [-m MOVES] [-p NAME_PREFIX] [-t TIMEOUT_S] [-P] [-X]
- *       [-L | -E] [-G NODE] [-R FILE] HOST:PORT
+ *       [-L | -E | -F | -S | -I] [-G NODE] [-R FILE] HOST:PORT
  *
  * Before entering its room each bot also sends a move, which the game node
  * must refuse (typed error client.Refused, code 404) — unless -P. With -X
@@ -16,6 +16,12 @@
  * With -G NODE the bots pause in their rooms until SIGUSR1 (the caller
  * kills NODE meanwhile); then the next command of each bot whose room was
  * on NODE must be refused with 410, after which it enters again and goes on.
+ *
+ * Misbehaving clients, for net's bounds (each bot succeeds when net closes
+ * its connection as it must): with -F each bot logs in, then floods MOVE
+ * frames (1 MiB per write) and never reads again; with -S it connects and
+ * sends nothing; with -I it logs in and then sends nothing. -S and -I bots
+ * print the reason of net's PUSH_BYE.
  *
  * With -R FILE the bots write there, at exit, one line each:
  *     NAME PLAYER X Y UNANSWERED DX DY
@@ -55,6 +61,8 @@ typedef struct lat {
     uint64_t errors;
 } lat;
 
+enum { M_SCRIPT, M_FLOOD, M_SILENT, M_IDLE };
+
 typedef struct bot {
     int index;
     char name[48];
@@ -73,6 +81,9 @@ typedef struct bot {
     bool done, failed;
     char why[256];
     const char *unanswered;   /* at net's goodbye, or NULL */
+    char bye[128];            /* -S, -I: the reason net gave */
+    uint64_t flooded;         /* -F: bytes written */
+    uint64_t flood_us;        /* -F: when the flood began */
     int dx, dy;               /* the move unanswered, if one was */
     /* what the bot learned and expects */
     uint64_t player;
@@ -91,6 +102,7 @@ static struct {
     int n_bots, rooms, moves;
     bool probe;           /* check a refusal too (on unless -P) */
     bool bad_frame;       /* -X */
+    int mode;             /* M_SCRIPT, or -F, -S, -I */
     int hangup;           /* -L, -E: C_LOGIN, C_ENTER; else -1 */
     char gone[32];        /* -G: the game node killed while the bots pause */
     bool resumed;         /* -G: SIGUSR1 came */
@@ -159,13 +171,31 @@ static void send_cmd(bot *b, int step, ember_enc *e)
     }
 }
 
-/* The command is out: a bot that hangs up is done. */
+/* -F: MOVE frames (length 4, command MOVE, no payload), 1 MiB a write. */
+static void flood(bot *b)
+{
+    static uint8_t chunk[1 << 20];
+    if (!chunk[0]) {
+        struct evbuffer *one = evbuffer_new();
+        frame_add(one, client_MOVE, NULL, 0);
+        evbuffer_remove(one, chunk, FRAME_HDR);
+        evbuffer_free(one);
+        for (size_t i = FRAME_HDR; i < sizeof chunk; i += FRAME_HDR)
+            memcpy(chunk + i, chunk, FRAME_HDR);
+    }
+    bufferevent_write(b->bev, chunk, sizeof chunk);
+    b->flooded += sizeof chunk;
+}
+
+/* The command is out: a bot that hangs up is done; a flooder sends more. */
 static void on_write(struct bufferevent *bev, void *ud)
 {
     bot *b = ud;
     (void)bev;
     if (b->hanging_up)
         finish(b);
+    else if (b->flood_us)
+        flood(b);
 }
 
 static const char *dir_name(client_Dir d)
@@ -339,6 +369,17 @@ static void on_reply(bot *b, const client_Reply *rep)
         b->created = r.created;
         b->logins = r.logins;
         b->start = b->pos = r.pos;
+        if (W.mode == M_FLOOD) {
+            say(b, "<- login   %.2f ms: flooding MOVE frames, reading nothing more", ms);
+            bufferevent_disable(b->bev, EV_READ);
+            b->flood_us = now_us();
+            flood(b);
+            return;
+        }
+        if (W.mode == M_IDLE) {
+            say(b, "<- login   %.2f ms: sending nothing more", ms);
+            return;
+        }
         if (r.created)
             say(b, "<- login   %.2f ms: new player #%llu created at (%d,%d)", ms,
                 (unsigned long long)r.player, r.pos.x, r.pos.y);
@@ -435,6 +476,11 @@ static void on_push(bot *b, uint32_t command, const uint8_t *p, size_t len)
         ember_dec d;
         ember_dec_init(&d, p, len, b->arena);
         client_Bye_decode(&d, &bye);
+        if (W.mode == M_SILENT || W.mode == M_IDLE) {
+            snprintf(b->bye, sizeof b->bye, "%s", bye.reason ? bye.reason : "");
+            say(b, "<= bye     \"%s\"", b->bye);
+            return;
+        }
         b->unanswered = b->step >= 0 && !b->waiting_push && !b->paused ? cmd_names[b->step] : NULL;
         if (b->step == C_MOVE && !b->expect && b->unanswered) {
             client_Dir dir = script_dirs[b->moves_done % (sizeof script_dirs / sizeof script_dirs[0])];
@@ -516,10 +562,18 @@ static void on_event(struct bufferevent *bev, short what, void *ud)
     if (what & BEV_EVENT_CONNECTED) {
         int one = 1;
         setsockopt(bufferevent_getfd(b->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        next(b);
+        if (W.mode != M_SILENT)
+            next(b);
         return;
     }
-    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && b->dropped) {
+    if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && b->flood_us) {
+        say(b, "<- dropped by net after %.1f s of flooding (%llu MiB written)",
+            (double)(now_us() - b->flood_us) / 1e6, (unsigned long long)(b->flooded >> 20));
+        finish(b);
+    } else if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && b->bye[0]) {
+        say(b, "<- closed by net after its goodbye");
+        finish(b);
+    } else if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) && b->dropped) {
         say(b, "<- closed by net, as it must be");
         finish(b);
     } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
@@ -569,10 +623,12 @@ static int write_record(const char *path)
 static void usage(const char *argv0)
 {
     fprintf(stderr, "usage: %s [-n BOTS] [-r ROOMS] [-m MOVES] [-p PREFIX] [-t TIMEOUT_S] [-P] [-X]\n"
-            "           [-L | -E] [-G NODE] [-R FILE] HOST:PORT\n"
+            "           [-L | -E | -F | -S | -I] [-G NODE] [-R FILE] HOST:PORT\n"
             "  -P       skip the refused move before entering a room\n"
             "  -X       after login send a frame too long; net must close the connection\n"
             "  -L, -E   hang up right after sending the login (the enter)\n"
+            "  -F       log in, then flood MOVE frames and never read: net must drop it\n"
+            "  -S, -I   send nothing (-I: after logging in): net must say goodbye and close\n"
             "  -G NODE  pause in the room until SIGUSR1; the next command of a bot whose\n"
             "           room was on NODE must then be refused with 410\n"
             "  -R FILE  at exit write each bot's player, last acknowledged position and\n"
@@ -591,7 +647,7 @@ int main(int argc, char **argv)
     int timeout_s = 30;
     snprintf(W.prefix, sizeof W.prefix, "bot");
     int opt;
-    while ((opt = getopt(argc, argv, "n:r:m:p:t:PXLEG:R:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:m:p:t:PXLEFSIG:R:")) != -1) {
         switch (opt) {
         case 'n': W.n_bots = atoi(optarg); break;
         case 'r': W.rooms = atoi(optarg); break;
@@ -602,6 +658,9 @@ int main(int argc, char **argv)
         case 'X': W.bad_frame = true; break;
         case 'L': W.hangup = C_LOGIN; break;
         case 'E': W.hangup = C_ENTER; break;
+        case 'F': W.mode = M_FLOOD; break;
+        case 'S': W.mode = M_SILENT; break;
+        case 'I': W.mode = M_IDLE; break;
         case 'G': snprintf(W.gone, sizeof W.gone, "%s", optarg); break;
         case 'R': W.record = optarg; break;
         default: usage(argv[0]);
@@ -661,6 +720,10 @@ int main(int argc, char **argv)
             printf("  %s FAILED: %s\n", b->name, b->why);
         else if (b->hanging_up)
             printf("  %s ok: hung up after sending its %s\n", b->name, cmd_names[b->step]);
+        else if (b->flood_us)
+            printf("  %s ok: dropped by net while flooding\n", b->name);
+        else if (b->bye[0])
+            printf("  %s ok: closed by net: %s\n", b->name, b->bye);
         else
             printf("  %s ok: player #%llu %s, room %u on %s, (%d,%d) -> (%d,%d), %u pushes\n",
                    b->name, (unsigned long long)b->player,

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -74,6 +75,53 @@ static int load_tls(cluster_cfg *c, json_t *t, char *err, size_t errlen)
     return 0;
 }
 
+/* "clients": net's bounds on its game clients. Every key is optional; an
+ * unknown key or a value out of range is an error, not a silent default. */
+static int load_clients(cfg_client_limits *l, const char *name, json_t *o,
+                        char *err, size_t errlen)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+        int dflt, min, max;
+    } keys[] = {
+        {"max_clients", offsetof(cfg_client_limits, max_clients), 10000, 1, 1000000},
+        {"max_inflight", offsetof(cfg_client_limits, max_inflight), 4, 1, 1024},
+        {"max_queued", offsetof(cfg_client_limits, max_queued), 65536, 1024, 1 << 28},
+        {"stall_ms", offsetof(cfg_client_limits, stall_ms), 10000, 1, 3600000},
+        {"login_ms", offsetof(cfg_client_limits, login_ms), 10000, 1, 3600000},
+        {"idle_ms", offsetof(cfg_client_limits, idle_ms), 120000, 0, 86400000},
+    };
+    const size_t nkeys = sizeof keys / sizeof keys[0];
+    for (size_t i = 0; i < nkeys; i++)
+        *(int *)((char *)l + keys[i].off) = keys[i].dflt;
+    if (!o)
+        return 0;
+    if (!json_is_object(o)) {
+        snprintf(err, errlen, "servers.%s.clients: not an object", name);
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) {
+        size_t i = 0;
+        while (i < nkeys && strcmp(keys[i].key, key) != 0)
+            i++;
+        if (i == nkeys) {
+            snprintf(err, errlen, "servers.%s.clients: unknown key \"%s\"", name, key);
+            return -1;
+        }
+        json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
+        if (!json_is_integer(v) || x < keys[i].min || x > keys[i].max) {
+            snprintf(err, errlen, "servers.%s.clients.%s: must be an integer from %d to %d",
+                     name, key, keys[i].min, keys[i].max);
+            return -1;
+        }
+        *(int *)((char *)l + keys[i].off) = (int)x;
+    }
+    return 0;
+}
+
 static int load_server(cfg_server *s, const char *name, json_t *o,
                        char *err, size_t errlen)
 {
@@ -87,6 +135,8 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
     copy(s->db, sizeof s->db, str_or(o, "db", ""));
     s->rootport = int_or(o, "rootport", 0);
     s->netport = int_or(o, "netport", 0);
+    if (load_clients(&s->clients, name, json_object_get(o, "clients"), err, errlen))
+        return -1;
     json_t *rem = json_object_get(o, "remoteport");
     if (rem && !json_is_array(rem)) {
         snprintf(err, errlen, "servers.%s.remoteport: not a list", name);

@@ -11,7 +11,8 @@
  *       "db":    {"app": "db",   "rootport": 7001},
  *       "gate":  {"app": "gate", "rootport": 7002, "remoteport": [{"rootname": "db"}]},
  *       "game1": {"app": "game", "remoteport": [{"rootname": "gate"}, {"rootname": "db"}]},
- *       "net":   {"app": "net",  "netport": 7010, "remoteport": [{"rootname": "gate"}]}
+ *       "net":   {"app": "net",  "netport": 7010, "remoteport": [{"rootname": "gate"}],
+ *                 "clients": {"max_clients": 10000, ...}}   (optional)
  *     }
  *   }
  *
@@ -37,6 +38,22 @@ typedef struct cfg_remote {
     int port;
 } cfg_remote;
 
+/* net's bounds on its game clients ("clients" of a net server; every key
+ * optional, docs/cluster.md "Client limits"). */
+typedef struct cfg_client_limits {
+    int max_clients;      /* connections at once; more are refused: 10000 */
+    int max_inflight;     /* commands of one client forwarded, not answered
+                             yet; at the bound net stops reading it: 4 */
+    int max_queued;       /* bytes queued for one client; over it net stops
+                             reading it, over twice it the client is dropped:
+                             65536 */
+    int stall_ms;         /* over max_queued this long: dropped: 10000 */
+    int login_ms;         /* from connect (or logout) to an accepted LOGIN:
+                             10000 */
+    int idle_ms;          /* without a frame while net would read one;
+                             0: no idle timeout: 120000 */
+} cfg_client_limits;
+
 typedef struct cfg_server {
     char name[64];
     char app[32];
@@ -44,6 +61,7 @@ typedef struct cfg_server {
     int rootport;        /* 0: not a root */
     int netport;         /* 0: no client port */
     char db[512];        /* db path (app "db") */
+    cfg_client_limits clients;   /* app "net" */
     int n_remotes;
     cfg_remote remotes[CFG_MAX_REMOTES];
 } cfg_server;

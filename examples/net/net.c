@@ -9,6 +9,13 @@
  * graceful stop net answers every command it read, sends client.PUSH_BYE
  * and closes.
  *
+ * Every client is bounded ("clients" in the server's config, config.h):
+ * commands in flight and bytes queued for it (over either, net stops
+ * reading it; over the bytes for stall_ms, or over twice them, it is
+ * dropped), time to log in, time idle, and the number of clients. A client
+ * dropped for a bound gets PUSH_BYE with the reason when it can still take
+ * it; every drop is logged with its reason.
+ *
  *   net [NAME] CONFIG.json       (listens on the server's "netport")
  */
 #include <event2/buffer.h>
@@ -18,9 +25,11 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "client.h"
 #include "frame.h"
@@ -32,26 +41,58 @@ typedef struct client {
     struct netsrv *n;
     uint64_t session;
     struct bufferevent *bev;
+    char peer[64];            /* address:port, for the log */
+    uint32_t inflight;        /* its commands forwarded, not answered yet */
+    bool logged_in;           /* its last LOGIN was accepted (no LOGOUT since) */
+    bool out_full;            /* over max_queued, until it drains to half */
     bool closing;             /* freed once its output is flushed */
-    struct client *next;
+    bool gate_told;           /* gate.closed sent (or not to be sent) */
+    uint64_t since_ms;        /* connected, or logged out: the login clock */
+    uint64_t active_ms;       /* last frame read or reply sent: the idle clock */
+    uint64_t full_ms;         /* when out_full was set; closing: when it began */
+    struct client *prev, *next;  /* every client */
+    struct client *hnext;     /* the session hash chain */
 } client;
 
 typedef struct netsrv {
     srv s;
+    cfg_client_limits lim;
     ember_ref *gate;
     struct evconnlistener *listener;
     client *clients;
+    uint32_t n_clients;
+    client **buckets;         /* by session; n_buckets is a power of two */
+    uint32_t n_buckets;
     uint64_t next_session;
     uint32_t inflight;        /* forwards waiting for the gate */
     bool draining;
+    struct event *sweep;      /* login, idle and stall deadlines */
+    struct event *relisten;   /* accept paused after EMFILE */
+    uint64_t refused;         /* refused at max_clients since the last log */
+    uint64_t refused_log_ms;
 } netsrv;
+
+static uint64_t now_ms(void)
+{
+    return now_us() / 1000u;
+}
+
+static client **bucket(netsrv *n, uint64_t session)
+{
+    return &n->buckets[session & (n->n_buckets - 1)];
+}
 
 static client *find(netsrv *n, uint64_t session)
 {
-    for (client *c = n->clients; c; c = c->next)
+    for (client *c = *bucket(n, session); c; c = c->hnext)
         if (c->session == session)
             return c;
     return NULL;
+}
+
+static size_t queued(const client *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
 static void maybe_drained(netsrv *n);
@@ -59,21 +100,35 @@ static void maybe_drained(netsrv *n);
 static void client_free(client *c)
 {
     netsrv *n = c->n;
-    for (client **p = &n->clients; *p; p = &(*p)->next)
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        n->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    for (client **p = bucket(n, c->session); *p; p = &(*p)->hnext)
         if (*p == c) {
-            *p = c->next;
+            *p = c->hnext;
             break;
         }
+    n->n_clients--;
     bufferevent_free(c->bev);
     free(c);
     maybe_drained(n);
 }
 
-/* The client is gone (or dropped): the gate logs its session out. */
+/* The gate logs the session out, once. */
+static void tell_gate(client *c)
+{
+    if (!c->gate_told && !c->n->s.stopping)
+        gate_Gate_closed(c->n->gate, c->session);
+    c->gate_told = true;
+}
+
+/* The client is gone: the gate logs its session out. */
 static void client_gone(client *c)
 {
-    if (!c->n->s.stopping)
-        gate_Gate_closed(c->n->gate, c->session);
+    tell_gate(c);
     client_free(c);
 }
 
@@ -96,7 +151,77 @@ static void send_reply(client *c, uint32_t command, const client_Reply *r)
     send_frame(c, command, buf, ember_enc_len(&e));
 }
 
-/* ---- forwarding to the gate ------------------------------------------- */
+/* Reads nothing more; PUSH_BYE {reason}; closed once the output is out
+ * (or after stall_ms at most, by the sweep). */
+static void say_bye(client *c, const char *reason)
+{
+    c->closing = true;
+    c->full_ms = now_ms();
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    uint8_t buf[256];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    client_Bye bye = {reason};
+    client_Bye_encode(&e, &bye);
+    send_frame(c, client_PUSH_BYE, buf, ember_enc_len(&e));
+}
+
+/* A client that broke a bound: logged, the gate told, and closed — after
+ * a PUSH_BYE with the reason when bye is set (it is still reading), at
+ * once otherwise. */
+static void drop(client *c, bool bye, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static void drop(client *c, bool bye, const char *fmt, ...)
+{
+    char why[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    srv_log(&c->n->s, "session %llu (%s): dropped: %s", (unsigned long long)c->session, c->peer,
+            why);
+    tell_gate(c);
+    if (bye && !c->closing)
+        say_bye(c, why);
+    else
+        client_free(c);
+}
+
+/* After something was queued for c: 0, or -1 when c was dropped for it
+ * (queued beyond twice max_queued: a push to a client that does not read). */
+static int check_queued(client *c)
+{
+    size_t q = queued(c), max = (size_t)c->n->lim.max_queued;
+    if (c->closing || q <= max)
+        return 0;
+    if (q > 2 * max) {
+        drop(c, false, "%zu bytes queued for it, more than twice max_queued (%zu)", q, max);
+        return -1;
+    }
+    if (!c->out_full) {
+        c->out_full = true;
+        c->full_ms = now_ms();
+        srv_log(&c->n->s, "session %llu (%s): %zu bytes queued, not reading it until it reads "
+                "(dropped if it does not within %d ms)", (unsigned long long)c->session, c->peer,
+                q, c->n->lim.stall_ms);
+    }
+    return 0;
+}
+
+/* ---- reading a client ------------------------------------------------- */
+
+static bool may_read(const client *c)
+{
+    return !c->closing && !c->out_full &&
+           (c->n->draining || c->inflight < (uint32_t)c->n->lim.max_inflight);
+}
+
+static void forwarded(const ember_outcome *o, const ember_bytes *ret, void *ud);
 
 typedef struct fwd_ctx {
     netsrv *n;
@@ -104,11 +229,104 @@ typedef struct fwd_ctx {
     uint32_t command;
 } fwd_ctx;
 
+/* One frame read from c: forwarded to the gate, or answered here. */
+static void handle_frame(client *c, uint32_t command, const uint8_t *payload, size_t plen)
+{
+    netsrv *n = c->n;
+    c->active_ms = now_ms();
+    if (n->draining) {
+        client_Reply r = {503, "server stopping", {NULL, 0}};
+        send_reply(c, command, &r);
+    } else if (command == client_PING) {
+        client_Reply r = {0, "", {NULL, 0}};
+        send_reply(c, command, &r);
+    } else {
+        fwd_ctx *ctx = malloc(sizeof *ctx);
+        if (!ctx) {
+            client_Reply r = {503, "out of memory", {NULL, 0}};
+            send_reply(c, command, &r);
+            return;
+        }
+        ctx->n = n;
+        ctx->session = c->session;
+        ctx->command = command;
+        ember_bytes data = {payload ? payload : (const uint8_t *)"", plen};
+        n->inflight++;
+        c->inflight++;
+        gate_Gate_forward(n->gate, command, c->session, data, forwarded, ctx, NULL);
+    }
+}
+
+/* Handles the complete frames in c's input while c is within its bounds,
+ * then reads more or stops reading accordingly. 0, or -1 when c was freed. */
+static int process(client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (may_read(c)) {
+        uint32_t len, command;
+        if (frame_peek(in, &len, &command))
+            break;
+        if (len < 4 || len > client_MAX_FRAME) {
+            srv_log(&c->n->s, "session %llu (%s): bad frame length %u, closing",
+                    (unsigned long long)c->session, c->peer, len);
+            client_gone(c);
+            return -1;
+        }
+        if (evbuffer_get_length(in) < (size_t)len + 4)
+            break;
+        evbuffer_drain(in, FRAME_HDR);
+        size_t plen = len - 4;
+        handle_frame(c, command, evbuffer_pullup(in, (ssize_t)plen), plen);
+        evbuffer_drain(in, plen);
+        if (check_queued(c))
+            return -1;
+    }
+    if (may_read(c))
+        bufferevent_enable(c->bev, EV_READ);
+    else
+        bufferevent_disable(c->bev, EV_READ);
+    return 0;
+}
+
+static void on_read(struct bufferevent *bev, void *ud)
+{
+    (void)bev;
+    process(ud);
+}
+
+/* The output drained to half of max_queued (or, closing, to nothing). */
+static void on_written(struct bufferevent *bev, void *ud)
+{
+    client *c = ud;
+    (void)bev;
+    if (c->closing) {
+        if (queued(c) == 0)
+            client_free(c);
+        return;
+    }
+    if (c->out_full) {
+        c->out_full = false;
+        c->active_ms = now_ms();
+        process(c);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *ud)
+{
+    client *c = ud;
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        client_gone(c);
+}
+
+/* ---- forwarding to the gate ------------------------------------------- */
+
 static void forwarded(const ember_outcome *o, const ember_bytes *ret, void *ud)
 {
     fwd_ctx *ctx = ud;
     netsrv *n = ctx->n;
     client *c = find(n, ctx->session);
+    n->inflight--;
     if (c) {
         client_Reply r;
         memset(&r, 0, sizeof r);
@@ -122,63 +340,50 @@ static void forwarded(const ember_outcome *o, const ember_bytes *ret, void *ud)
             r.code = 500 + (int32_t)o->status;
             r.message = o->message ? o->message : ember_status_name(o->status);
         }
-        send_reply(c, ctx->command, &r);
+        c->inflight--;
+        c->active_ms = now_ms();
+        if (ctx->command == client_LOGIN && o->status == EMBER_OK) {
+            c->logged_in = true;
+        } else if (ctx->command == client_LOGOUT && o->status == EMBER_OK) {
+            c->logged_in = false;
+            c->since_ms = c->active_ms;
+        }
+        if (!c->closing) {
+            send_reply(c, ctx->command, &r);
+            if (check_queued(c) == 0)
+                process(c);
+        }
     }
     free(ctx);
-    n->inflight--;
     maybe_drained(n);
 }
 
-static void on_read(struct bufferevent *bev, void *ud)
+/* ---- accepting clients ------------------------------------------------ */
+
+/* At max_clients: PUSH_BYE and close, logged at most once a second. */
+static void refuse_full(netsrv *n, evutil_socket_t fd)
 {
-    client *c = ud;
-    netsrv *n = c->n;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    for (;;) {
-        uint32_t len, command;
-        if (frame_peek(in, &len, &command))
-            return;
-        if (len < 4 || len > client_MAX_FRAME) {
-            srv_log(&n->s, "session %llu: bad frame length %u, closing",
-                    (unsigned long long)c->session, len);
-            client_gone(c);
-            return;
-        }
-        if (evbuffer_get_length(in) < (size_t)len + 4)
-            return;
-        evbuffer_drain(in, FRAME_HDR);
-        size_t plen = len - 4;
-        uint8_t *payload = evbuffer_pullup(in, (ssize_t)plen);
-        if (n->draining || c->closing) {
-            client_Reply r = {503, "server stopping", {NULL, 0}};
-            send_reply(c, command, &r);
-        } else {
-            fwd_ctx *ctx = malloc(sizeof *ctx);
-            ctx->n = n;
-            ctx->session = c->session;
-            ctx->command = command;
-            ember_bytes data = {payload ? payload : (const uint8_t *)"", plen};
-            n->inflight++;
-            gate_Gate_forward(n->gate, command, c->session, data, forwarded, ctx, NULL);
-        }
-        evbuffer_drain(in, plen);
+    uint8_t buf[64];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    client_Bye bye = {"server full"};
+    client_Bye_encode(&e, &bye);
+    struct evbuffer *out = evbuffer_new();
+    if (out) {
+        /* A new socket's buffer is empty: the frame goes out whole. */
+        frame_add(out, client_PUSH_BYE, buf, ember_enc_len(&e));
+        evbuffer_write(out, fd);
+        evbuffer_free(out);
     }
-}
-
-static void on_flushed(struct bufferevent *bev, void *ud)
-{
-    client *c = ud;
-    (void)bev;
-    if (c->closing)
-        client_free(c);
-}
-
-static void on_event(struct bufferevent *bev, short what, void *ud)
-{
-    client *c = ud;
-    (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        client_gone(c);
+    evutil_closesocket(fd);
+    n->refused++;
+    uint64_t now = now_ms();
+    if (now - n->refused_log_ms >= 1000) {
+        srv_log(&n->s, "refused %llu client(s): max_clients (%d) connected",
+                (unsigned long long)n->refused, n->lim.max_clients);
+        n->refused = 0;
+        n->refused_log_ms = now;
+    }
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
@@ -186,13 +391,27 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
 {
     netsrv *n = ud;
     (void)l;
-    (void)addr;
     (void)socklen;
+    if (n->n_clients >= (uint32_t)n->lim.max_clients) {
+        refuse_full(n, fd);
+        return;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     client *c = calloc(1, sizeof *c);
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
     c->n = n;
     c->session = ++n->next_session;
+    c->since_ms = c->active_ms = now_ms();
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
+        snprintf(c->peer, sizeof c->peer, "%s:%u", ip, ntohs(sin->sin_port));
+    }
     c->bev = bufferevent_socket_new(n->s.base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
         free(c);
@@ -200,9 +419,96 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
         return;
     }
     c->next = n->clients;
+    if (c->next)
+        c->next->prev = c;
     n->clients = c;
-    bufferevent_setcb(c->bev, on_read, on_flushed, on_event, c);
+    client **b = bucket(n, c->session);
+    c->hnext = *b;
+    *b = c;
+    n->n_clients++;
+    /* Input: one frame at most is buffered; output: told when it is down
+     * to half of max_queued. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, FRAME_HDR + client_MAX_FRAME);
+    bufferevent_setwatermark(c->bev, EV_WRITE, (size_t)n->lim.max_queued / 2, 0);
+    bufferevent_setcb(c->bev, on_read, on_written, on_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void on_relisten(evutil_socket_t fd, short what, void *ud)
+{
+    netsrv *n = ud;
+    (void)fd;
+    (void)what;
+    if (n->listener)
+        evconnlistener_enable(n->listener);
+}
+
+/* accept() failed (EMFILE, ENFILE, ENOBUFS): pause accepting for 100 ms
+ * instead of spinning on the readable listener. */
+static void on_accept_error(struct evconnlistener *l, void *ud)
+{
+    netsrv *n = ud;
+    int err = EVUTIL_SOCKET_ERROR();
+    srv_log(&n->s, "accept: %s; accepting again in 100 ms", evutil_socket_error_to_string(err));
+    evconnlistener_disable(l);
+    struct timeval tv = {0, 100000};
+    evtimer_add(n->relisten, &tv);
+}
+
+/* ---- deadlines -------------------------------------------------------- */
+
+static void on_sweep(evutil_socket_t fd, short what, void *ud)
+{
+    netsrv *n = ud;
+    (void)fd;
+    (void)what;
+    uint64_t now = now_ms();
+    const cfg_client_limits *L = &n->lim;
+    client *c = n->clients;
+    while (c) {
+        client *next = c->next;
+        if (c->closing) {
+            if (now - c->full_ms >= (uint64_t)L->stall_ms) {
+                srv_log(&n->s, "session %llu (%s): closed with %zu bytes it did not read",
+                        (unsigned long long)c->session, c->peer, queued(c));
+                client_free(c);
+            }
+        } else if (c->out_full && now - c->full_ms >= (uint64_t)L->stall_ms) {
+            drop(c, false, "not reading its replies: %zu bytes queued for it for %d ms",
+                 queued(c), L->stall_ms);
+        } else if (!c->logged_in && !n->draining && now - c->since_ms >= (uint64_t)L->login_ms) {
+            drop(c, true, "no login within %d ms", L->login_ms);
+        } else if (L->idle_ms && c->inflight == 0 && may_read(c) && !n->draining &&
+                   now - c->active_ms >= (uint64_t)L->idle_ms) {
+            drop(c, true, "idle for %d ms", L->idle_ms);
+        }
+        c = next;
+    }
+}
+
+/* Every deadline is checked by one sweep, a quarter of the shortest apart
+ * (50 ms to 1 s). */
+static int sweep_start(netsrv *n)
+{
+    int ms = n->lim.login_ms < n->lim.stall_ms ? n->lim.login_ms : n->lim.stall_ms;
+    if (n->lim.idle_ms && n->lim.idle_ms < ms)
+        ms = n->lim.idle_ms;
+    ms /= 4;
+    ms = ms < 50 ? 50 : ms > 1000 ? 1000 : ms;
+    n->sweep = event_new(n->s.base, -1, EV_PERSIST, on_sweep, n);
+    n->relisten = evtimer_new(n->s.base, on_relisten, n);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return n->sweep && n->relisten ? event_add(n->sweep, &tv) : -1;
+}
+
+/* Before srv_run frees the event base (drained), or after a failed start. */
+static void timers_free(netsrv *n)
+{
+    if (n->sweep)
+        event_free(n->sweep);
+    if (n->relisten)
+        event_free(n->relisten);
+    n->sweep = n->relisten = NULL;
 }
 
 /* ---- Net service (called by the gate) --------------------------------- */
@@ -214,8 +520,10 @@ static void remote_push(ember_call *call, const net_list_u64 *sessions, uint32_t
     (void)call;
     for (uint32_t i = 0; i < sessions->n; i++) {
         client *c = find(n, sessions->items[i]);
-        if (c && !c->closing)
+        if (c && !c->closing) {
             send_frame(c, command, data.data, data.len);
+            check_queued(c);
+        }
     }
 }
 
@@ -232,15 +540,8 @@ static void maybe_drained(netsrv *n)
         client *next = c->next;
         if (!c->closing) {
             /* Read nothing more; say so; close once the output is out. */
-            c->closing = true;
-            bufferevent_disable(c->bev, EV_READ);
-            uint8_t buf[128];
-            ember_enc e;
-            ember_enc_init_fixed(&e, buf, sizeof buf);
-            client_Bye bye = {"server stopping"};
-            client_Bye_encode(&e, &bye);
-            send_frame(c, client_PUSH_BYE, buf, ember_enc_len(&e));
-            if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+            say_bye(c, "server stopping");
+            if (queued(c) == 0) {
                 client_free(c); /* re-enters maybe_drained; list already updated */
                 return;
             }
@@ -249,6 +550,7 @@ static void maybe_drained(netsrv *n)
     }
     if (!n->clients) {
         n->draining = false;
+        timers_free(n);
         srv_drained(&n->s);
     }
 }
@@ -264,10 +566,48 @@ static void net_stop(srv *s)
     maybe_drained(n);
 }
 
+/* ---- setup ------------------------------------------------------------ */
+
+/* The limits must fit the link to the gate, and the fd limit max_clients. */
+static int check_limits(netsrv *n)
+{
+    ember_node_config nc;
+    cfg_node_config(&n->s.cfg, &nc);
+    uint64_t most = (uint64_t)n->lim.max_clients * (uint64_t)n->lim.max_inflight;
+    if (most > nc.limits.max_outstanding) {
+        srv_log(&n->s, "config: clients.max_clients x clients.max_inflight (%llu) is more than "
+                "the calls one link may have in flight (max_outstanding %u)",
+                (unsigned long long)most, nc.limits.max_outstanding);
+        return -1;
+    }
+    uint32_t buckets = 64;
+    while (buckets < (uint32_t)n->lim.max_clients)
+        buckets *= 2;
+    n->buckets = calloc(buckets, sizeof *n->buckets);
+    if (!n->buckets)
+        return -1;
+    n->n_buckets = buckets;
+    /* Each client is a descriptor: raise the soft limit as far as needed
+     * and allowed; below it, accept pauses at EMFILE (on_accept_error). */
+    struct rlimit rl;
+    rlim_t want = (rlim_t)n->lim.max_clients + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        if (rl.rlim_cur < want)
+            srv_log(&n->s, "open files limited to %llu (ulimit -n): fewer than max_clients (%d) "
+                    "clients fit", (unsigned long long)rl.rlim_cur, n->lim.max_clients);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static netsrv n;
     if (srv_init(&n.s, "net", argc, argv))
+        return 1;
+    n.lim = n.s.me->clients;
+    if (check_limits(&n) || sweep_start(&n))
         return 1;
     ember_node *gate = srv_need(&n.s, "gate");
     if (!gate)
@@ -294,15 +634,21 @@ int main(int argc, char **argv)
         srv_log(&n.s, "cannot listen on %s:%d", n.s.me->host, n.s.me->netport);
         return 1;
     }
+    evconnlistener_set_error_cb(n.listener, on_accept_error);
     struct sockaddr_in bound;
     socklen_t blen = sizeof bound;
     getsockname(evconnlistener_get_fd(n.listener), (struct sockaddr *)&bound, &blen);
     n.s.port = ntohs(bound.sin_port);
-    srv_log(&n.s, "clients on %s:%d", n.s.me->host, n.s.port);
+    srv_log(&n.s, "clients on %s:%d (at most %d; %d commands in flight and %d bytes queued "
+            "each; login %d ms, idle %d ms, stall %d ms)", n.s.me->host, n.s.port,
+            n.lim.max_clients, n.lim.max_inflight, n.lim.max_queued, n.lim.login_ms,
+            n.lim.idle_ms, n.lim.stall_ms);
     int rc = srv_run(&n.s);
     while (n.clients)
         client_free(n.clients);
     if (n.listener)
         evconnlistener_free(n.listener);
+    timers_free(&n);
+    free(n.buckets);
     return rc;
 }

@@ -1,0 +1,69 @@
+#!/bin/sh
+# net's bounds on its game clients (docs/cluster.md, "Client limits"), on
+# the real cluster. net runs with max_clients 24, login_ms 3000, idle_ms
+# 4000 and stall_ms 5000 (the other bounds at their defaults):
+#
+# 1. 25 clients connect and send nothing (bot -S): 24 are told "no login
+#    within 3000 ms" and closed, the 25th "server full" at once.
+# 2. A client logs in and then sends nothing (bot -I): "idle for 4000 ms".
+# 3. A client logs in and floods MOVE frames, 1 MiB a write, never reading
+#    its replies (bot -F). Once net has stopped reading it (logged), 20 bots
+#    play their script at the same time: every one must succeed. Then the
+#    flooder must be dropped with its reason logged, and net's peak RSS
+#    (VmHWM) must have stayed under NET_RSS_MAX_KB (32 MiB).
+set -eu
+cd "$(dirname "$0")/../.."
+. scripts/cluster-lib.sh
+
+NET_RSS_MAX_KB=${NET_RSS_MAX_KB:-32768}
+cl_test test-flood "$B/e2e/flood"
+CL_NET_JSON='"clients": {"max_clients": 24, "login_ms": 3000, "idle_ms": 4000, "stall_ms": 5000}, '
+cluster_start "$dir" "$dir/players.sqlite"
+cluster_wait_ready 20
+net_pid=$(cl_pid net)
+[ -n "$net_pid" ] || fail "no pid for net in /status"
+# kB of a /proc/PID/status field (VmRSS, VmHWM).
+vm() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$net_pid/status"; }
+rss0=$(vm VmRSS)
+
+# 1. Silent clients: the login deadline and the cap on clients.
+cl_bots "$dir/silent.out" -n 25 -S -p silent -t 20
+# One line per client with the reason: silent01's transcript, an "ok" line
+# for each other.
+n=$(grep -c "no login within 3000 ms" "$dir/silent.out" || true)
+[ "$n" = 24 ] || { cat "$dir/silent.out"; fail "$n of 25 silent clients told 'no login within 3000 ms', expected 24"; }
+full=$(grep -c "server full" "$dir/silent.out" || true)
+[ "$full" = 1 ] || { cat "$dir/silent.out"; fail "$full silent clients refused as 'server full', expected 1"; }
+grep -q "refused 1 client(s): max_clients (24) connected" "$CL_LOG" || fail "net did not log the refusal"
+[ "$(grep -c "dropped: no login within 3000 ms" "$CL_LOG")" = 24 ] || fail "net did not log 24 login timeouts"
+
+# 2. A client that logs in and goes quiet.
+cl_bots "$dir/idle.out" -n 1 -I -p idle -t 20
+grep -q 'bye     "idle for 4000 ms"' "$dir/idle.out" || { cat "$dir/idle.out"; fail "the quiet client was not dropped as idle"; }
+grep -q "dropped: idle for 4000 ms" "$CL_LOG" || fail "net did not log the idle drop"
+
+# 3. The flood, while 20 bots play.
+"$CL_BIN/bot" -n 1 -F -p flood -t 60 "$CL_NET" > "$dir/flood.out" 2>&1 &
+flood_pid=$!
+CL_OWN_PIDS=$flood_pid
+cl_poll 30 "net never stopped reading the flooder (see $dir/flood.out)" \
+    grep -q "bytes queued, not reading it until it reads" "$CL_LOG"
+cl_bots "$dir/bots.out" -n 20 -r 4 -m 5 -p play -t 30
+grep -q "^20 bots, [0-9]* calls, 0 errors, 0 failed" "$dir/bots.out" ||
+    { cat "$dir/bots.out"; fail "the bots did not all succeed during the flood"; }
+rc=0
+wait "$flood_pid" || rc=$?
+CL_OWN_PIDS=
+[ "$rc" = 0 ] || { cat "$dir/flood.out"; fail "the flooder was not dropped by net"; }
+grep -q "dropped: not reading its replies: [0-9]* bytes queued for it for 5000 ms" "$CL_LOG" ||
+    fail "net did not log why it dropped the flooder"
+hwm=$(vm VmHWM)
+rss=$(vm VmRSS)
+[ "$hwm" -le "$NET_RSS_MAX_KB" ] ||
+    fail "net's peak RSS was $hwm kB (more than $NET_RSS_MAX_KB kB; $rss0 kB before the flood)"
+flooded=$(sed -n 's/.*flooding (\([0-9]*\) MiB written).*/\1/p' "$dir/flood.out")
+
+cluster_stop 30
+echo "test-flood: ok (24 silent clients timed out, 1 refused at max_clients, 1 idle dropped; \
+flooder dropped after ${flooded:-?} MiB while 20 bots played; net RSS ${rss0} kB before, \
+${rss} kB after, peak ${hwm} kB)"
