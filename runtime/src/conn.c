@@ -3,9 +3,11 @@
  * write event (no bufferevent: we read 64 KiB or a whole large frame at a
  * time), a contiguous input buffer parsed in place, and a contiguous output
  * buffer the encoders write into. Writes are coalesced: a frame queued on an
- * empty buffer puts the connection on the endpoint's dirty list, and the
- * endpoint's work event writes everything queued in one syscall later in
- * the same loop iteration.
+ * empty buffer puts the connection on the endpoint's dirty list, and
+ * everything queued goes in one syscall per connection: at the end of the
+ * read batch that queued it (the answers to what was read leave as raw's
+ * echo does, without another trip through the event loop), or else from
+ * the endpoint's work event later in the same loop iteration.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -97,7 +99,8 @@ void ember_conn_mark_dirty_(ember_conn *c)
     c->dirty = true;
     c->dirty_next = c->ep->dirty;
     c->ep->dirty = c;
-    ember_ep_kick(c->ep);
+    if (!c->ep->batch_depth) /* else the batch's end flushes it */
+        ember_ep_kick(c->ep);
 }
 
 static void unmark_dirty(ember_conn *c)
@@ -348,6 +351,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         ;
     ember_call_batch_end(ep); /* the calls it answered inline get their time */
     ember_clock_release();
+    if (!ep->batch_depth && ep->dirty)
+        ember_ep_flush_dirty(ep); /* what the batch queued, one send each */
 }
 
 static bool clean_close(ember_status st, const char *reason)

@@ -1,6 +1,7 @@
 /*
  * ep.c — the endpoint, what roots and nodes share: the work event that
- * flushes coalesced output, delivers deferred outcomes and frees closed
+ * flushes coalesced output queued outside a read batch (a read batch
+ * flushes its own at its end), delivers deferred outcomes and frees closed
  * connections; and the sweep timer that sends heartbeats and enforces
  * handshake and liveness deadlines for all its connections at once (no
  * per-connection timers, so idle connections stay small).
@@ -9,7 +10,7 @@
 
 #include "rt-internal.h"
 
-static void flush_dirty(ember_ep *ep)
+void ember_ep_flush_dirty(ember_ep *ep)
 {
     while (ep->dirty) {
         ember_conn *c = ep->dirty;
@@ -25,9 +26,9 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     ep->in_work = true;
-    flush_dirty(ep);
+    ember_ep_flush_dirty(ep);
     ember_defer_run(ep);
-    flush_dirty(ep); /* what the deferred callbacks queued */
+    ember_ep_flush_dirty(ep); /* what the deferred callbacks queued */
     while (ep->dead) {
         ember_conn *c = ep->dead;
         ep->dead = c->next;

@@ -258,7 +258,8 @@ struct ember_ep {
     /* Served calls answered inside their handler during the read batch
      * now running (call.c): their time is settled with one clock reading
      * when the batch ends, instead of one per call. */
-    uint32_t batch_depth;       /* on_read nesting */
+    uint32_t batch_depth;       /* on_read nesting; output queued inside
+                                   is flushed at the outermost end */
     uint32_t ntally, tally_calls;
     uint64_t tally_t0;          /* the earliest start among them */
     struct ember_tally {
@@ -278,6 +279,8 @@ int ember_ep_init(ember_ep *ep, struct event_base *base, const ember_limits *lim
  * outcomes, frees everything the endpoint owns. */
 void ember_ep_fini(ember_ep *ep, ember_status status);
 void ember_ep_kick(ember_ep *ep);   /* schedule the work event */
+/* Writes what every dirty connection has queued. */
+void ember_ep_flush_dirty(ember_ep *ep);
 /* Kicks the work event when stopping and nothing is in flight any more. */
 static inline void ember_ep_check_idle(ember_ep *ep)
 {
@@ -372,7 +375,8 @@ void ember_conn_closef(ember_conn *c, ember_status st, const char *fmt, ...)
 /* The reason a peer's GOODBYE closes with (logged at INFO, not WARN). */
 #define EMBER_GOODBYE_REASON "peer said goodbye"
 void ember_conn_mark_dirty_(ember_conn *c);
-/* Output was queued: the work event flushes c (once per loop iteration). */
+/* Output was queued: the end of the read batch running now flushes c, or
+ * outside a batch the work event (once per loop iteration). */
 static inline void ember_conn_mark_dirty(ember_conn *c)
 {
     if (!c->dirty && c->state != EMBER_CONN_CLOSED)
