@@ -7,13 +7,17 @@
 #                       chromium, the cluster over TLS, net's client bounds
 #                       against a flooding client
 #
-# The servers' services are in idl/*.idl, compiled by idlc into $(B)/gen/idl.
+#   make generated      rewrite generated/ from idl/*.idl with this idlc
+#   make test-generated generated/ is byte for byte what this idlc makes
+#
+# The servers' services are in idl/*.idl; idlc's output for them is checked
+# in under generated/ (so it can be read without building anything), and the
+# examples compile that copy. Nothing regenerates it but `make generated`.
 
-EX_GEN   := $(B)/gen/idl
+EX_GEN   := generated
 EX_OBJ   := $(B)/obj/examples
 EX_IDLS  := $(wildcard idl/*.idl)
-EX_MODS  := client cluster db game gate net
-EX_GEN_H := $(EX_MODS:%=$(EX_GEN)/%.h)
+EX_MODS  := $(EX_IDLS:idl/%.idl=%)
 EX_GEN_O := $(EX_MODS:%=$(EX_OBJ)/gen/%.o)
 EX_BINS  := master gate game db net bot freeport
 EX_BIN_PATHS := $(EX_BINS:%=$(B)/bin/%)
@@ -29,28 +33,39 @@ EX_CFLAGS = $(CFLAGS_ALL) $(EMBER_INC) -I$(EX_GEN) -Iexamples/common -I$(EX_OBJ)
 # after it (libevent, OpenSSL, libm); the servers use libevent directly too.
 EX_LIBS   = $(LIBEMBER_A) $(RT_LIBS)
 
-.PHONY: examples demo test-examples test-cluster test-status-page test-stop-under-load \
-        test-standalone test-tls test-flood
+.PHONY: examples generated ex-gen-new test-generated demo test-examples test-cluster \
+        test-status-page test-stop-under-load test-standalone test-tls test-flood
 
 examples: $(EX_BIN_PATHS)
 
-# One idlc run per module; a module is regenerated when any .idl changes
-# (imports) or idlc changes. idlc leaves an unchanged output untouched, so a
-# stamp records the run and the objects depend on the headers themselves.
-EX_STAMPS := $(EX_MODS:%=$(EX_GEN)/%.stamp)
+# generated/ against a fresh idlc run into $(EX_GEN_NEW): checked before
+# anything compiles generated/ (so a stale copy fails with this message, not
+# with the compile errors of old code), and by make test.
+EX_GEN_NEW := $(B)/gen/generated
 
-$(EX_GEN)/%.stamp: idl/%.idl $(EX_IDLS) $(IDLC)
+ex-gen-new: $(IDLC) $(EX_IDLS)
+	@rm -rf $(EX_GEN_NEW)
+	@mkdir -p $(EX_GEN_NEW)
+	@for f in $(EX_IDLS); do $(IDLC) -I idl -o $(EX_GEN_NEW) $$f || exit 1; done
+
+generated: ex-gen-new
 	@mkdir -p $(EX_GEN)
-	$(IDLC) -I idl -o $(EX_GEN) $<
-	@touch $@
+	@rm -f $(EX_GEN)/*.h $(EX_GEN)/*.c
+	cp $(EX_GEN_NEW)/*.h $(EX_GEN_NEW)/*.c $(EX_GEN)/
+	@echo "generated: $(EX_GEN)/ rewritten from idl/*.idl; commit it with the change"
 
-$(EX_GEN)/%.h $(EX_GEN)/%.c: $(EX_GEN)/%.stamp ;
+test-generated: ex-gen-new
+	@diff -ru $(EX_GEN) $(EX_GEN_NEW) > $(EX_GEN_NEW).diff 2>&1 || { \
+	    echo "test-generated: FAIL: generated/ is stale: it is not what this idlc makes from idl/*.idl (idlc or idl/ changed since it was written)."; \
+	    echo "test-generated: run 'make generated' and commit generated/ with your change. The differences:"; \
+	    head -n 40 $(EX_GEN_NEW).diff; exit 1; }
+	@echo "test-generated: generated/ is what this idlc makes from idl/*.idl"
 
-$(EX_OBJ)/gen/%.o: $(EX_GEN)/%.c | $(EX_STAMPS)
+$(EX_OBJ)/gen/%.o: $(EX_GEN)/%.c | test-generated
 	@mkdir -p $(dir $@)
 	$(CC) $(EX_CFLAGS) -c $< -o $@
 
-$(EX_OBJ)/%.o: examples/%.c | $(EX_STAMPS)
+$(EX_OBJ)/%.o: examples/%.c | test-generated
 	@mkdir -p $(dir $@)
 	$(CC) $(EX_CFLAGS) -c $< -o $@
 
@@ -117,7 +132,6 @@ test-tls: lib idlc examples
 test-flood: lib idlc examples
 	@B=$(B) tests/e2e/flood.sh
 
-TEST_TARGETS += test-examples
+TEST_TARGETS += test-generated test-examples
 test-examples: test-cluster test-stop-under-load test-standalone test-status-page test-tls \
                test-flood
-.SECONDARY: $(EX_STAMPS) $(EX_GEN_H) $(EX_MODS:%=$(EX_GEN)/%.c)
