@@ -19,6 +19,9 @@ extern "C" {
 
 #define client_LOGIN ((uint32_t)1001u)
 #define client_LOGOUT ((uint32_t)1002u)
+/// Answered by net itself (code 0, empty body): keeps a quiet client
+/// within net's idle timeout.
+#define client_PING ((uint32_t)1003u)
 #define client_ENTER ((uint32_t)601u)
 #define client_MOVE ((uint32_t)602u)
 #define client_CHAT ((uint32_t)603u)
