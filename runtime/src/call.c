@@ -59,7 +59,9 @@ void ember_call_pool_free(ember_ep *ep)
     ep->nfree_calls = 0;
 }
 
-static void link_call(ember_conn *c, ember_call *k)
+/* -1 when the caller's call id is already in flight here (k is linked but
+ * not hashed: unlink it). */
+static int link_call(ember_conn *c, ember_call *k)
 {
     k->prev = NULL;
     k->next = c->calls;
@@ -68,8 +70,12 @@ static void link_call(ember_conn *c, ember_call *k)
     c->calls = k;
     c->ncalls++;
     c->ep->inflight++;
+    if (k->oneway)
+        return 0;
     /* Out of memory leaves k out of the table: CANCEL just won't find it. */
-    k->hashed = !k->oneway && ember_htab_put(&c->calls_by_id, &k->hn, k->peer_id) == 0;
+    int r = ember_htab_put(&c->calls_by_id, &k->hn, k->peer_id);
+    k->hashed = r == 0;
+    return r == 1 ? -1 : 0;
 }
 
 /* Takes k off its connection (or the orphan list). */
@@ -280,7 +286,18 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     k->start_us = ember_clock_us(); /* when the batch holding it was read */
     if (target)
         k->target = ember_ref_retain(target);
-    link_call(c, k);
+    if (link_call(c, k)) {
+        /* Two calls under one id could not be told apart (their answers,
+         * CANCEL): the newcomer fails, the connection and the first stay. */
+        unlink_call(k);
+        call_put(k);
+        x->st.failures++;
+        snprintf(msg, sizeof msg, "call id %llu is already in flight",
+                 (unsigned long long)call_id);
+        ember_log(EMBER_LOG_DEBUG, "%s: %s from %s", ep->what, msg, c->peer);
+        send_error(c, call_id, EMBER_FAILED, msg);
+        return 0;
+    }
 
     k->in_dispatch = true; /* an answer inside the handler must not free k */
     int rc = 0;

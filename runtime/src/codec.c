@@ -377,6 +377,11 @@ static bool utf8_copy(uint8_t *dst, const uint8_t *s, size_t n)
     return true;
 }
 
+EMBER_API bool ember_utf8_valid(const char *s, size_t n)
+{
+    return utf8_copy(NULL, (const uint8_t *)s, n);
+}
+
 /* Arena memory the caller overwrites at once (no zeroing). */
 static void *dec_alloc_nz(ember_dec *d, size_t size)
 {

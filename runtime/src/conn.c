@@ -191,6 +191,42 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     ember_conn_flush(c);
 }
 
+/* GOODBYE { 1: string reason }: the reason is optional (a graceful stop
+ * sends none; a peer that drops us says why). */
+static void goodbye_in(ember_conn *c, const ember_frame *f)
+{
+    char why[200];
+    size_t wl = 0;
+    ember_dec d;
+    uint32_t tag;
+    unsigned wt;
+    uint64_t n;
+    ember_dec_init(&d, f->payload, f->len, NULL);
+    while (!wl && ember_dec_field(&d, &tag, &wt) == 1) {
+        if (tag == 1 && wt == EMBER_WT_LEN) {
+            if (ember_dec_raw_varint(&d, &n) || n > (uint64_t)(d.end - d.p))
+                break;
+            wl = ember_escape(why, sizeof why, (const char *)d.p, (size_t)n);
+        } else if (ember_dec_skip(&d, wt)) {
+            break;
+        }
+    }
+    if (wl)
+        ember_conn_closef(c, EMBER_LOST, "%s: %s", EMBER_GOODBYE_REASON, why);
+    else
+        ember_conn_close(c, EMBER_LOST, EMBER_GOODBYE_REASON);
+}
+
+int ember_conn_goodbye(ember_conn *c, const char *reason)
+{
+    ember_enc e;
+    if (c->state != EMBER_CONN_READY || ember_frame_begin(c, &e, EMBER_FR_GOODBYE))
+        return -1;
+    if (reason && *reason)
+        ember_enc_string(&e, 1, reason);
+    return ember_frame_end(c, &e);
+}
+
 static void handle_frame(ember_conn *c, const ember_frame *f)
 {
     ember_ep *ep = c->ep;
@@ -201,7 +237,7 @@ static void handle_frame(ember_conn *c, const ember_frame *f)
     case EMBER_FR_PONG:
         return;
     case EMBER_FR_GOODBYE:
-        ember_conn_close(c, EMBER_LOST, EMBER_GOODBYE_REASON);
+        goodbye_in(c, f);
         return;
     case EMBER_FR_HELLO:
     case EMBER_FR_REGISTER:
@@ -369,6 +405,10 @@ void ember_conn_close(ember_conn *c, ember_status st, const char *reason)
     ember_ep *ep = c->ep;
     if (c->state == EMBER_CONN_CLOSED)
         return;
+    /* A registered peer we drop for breaking the protocol or a limit
+     * learns why (written below with whatever else is queued). */
+    if (st == EMBER_PROTOCOL)
+        ember_conn_goodbye(c, reason);
     c->state = EMBER_CONN_CLOSED;
     /* Orderly ends (goodbyes, shutdown) are news, not trouble. */
     ember_log(clean_close(st, reason) ? EMBER_LOG_INFO : EMBER_LOG_WARN,
@@ -432,6 +472,11 @@ void ember_conn_closef(ember_conn *c, ember_status st, const char *fmt, ...)
     ember_conn_close(c, st, buf);
 }
 
+uint64_t ember_conn_htab_probes(const ember_conn *c)
+{
+    return c->calls_by_id.probes + c->rrefs.probes;
+}
+
 void ember_conn_free(ember_conn *c)
 {
     ember_buf_release(&c->in);
@@ -439,6 +484,7 @@ void ember_conn_free(ember_conn *c)
     event_free(c->rev);
     event_free(c->wev);
     ember_calltab_free(c);
+    c->ep->htab_probes += ember_conn_htab_probes(c);
     ember_htab_free(&c->calls_by_id);
     ember_free(c->xobjs, sizeof *c->xobjs * c->capxobjs);
     ember_htab_free(&c->rrefs);

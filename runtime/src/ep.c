@@ -110,8 +110,7 @@ int ember_ep_init(ember_ep *ep, struct event_base *base, const ember_limits *lim
     ep->base = base;
     if (lim)
         ep->lim = *lim;
-    else
-        ember_limits_default(&ep->lim);
+    ember_limits_resolve(&ep->lim); /* 0: the default */
     ep->what = what;
     ember_arena_init(&ep->scratch, ep->scratch_buf, sizeof ep->scratch_buf);
     ep->scratch.spare = &ep->arena_spare;
@@ -127,18 +126,24 @@ int ember_ep_init(ember_ep *ep, struct event_base *base, const ember_limits *lim
         ember_ep_fini(ep, EMBER_SHUTDOWN);
         return ember_seterr("out of memory");
     }
-    /* Sweep often enough to honour the shortest deadline it checks. */
-    uint32_t every = ep->lim.heartbeat_ms;
-    if (ep->lim.handshake_ms && (every == 0 || ep->lim.handshake_ms < every))
+    ember_ep_sweep_every(ep, ep->lim.heartbeat_ms);
+    return 0;
+}
+
+/* The sweep runs every min(heartbeat_ms, handshake_ms) / 4, within
+ * [5 ms, 1 s]: the bound of docs/runtime.md, "Liveness". */
+void ember_ep_sweep_every(ember_ep *ep, uint32_t heartbeat_ms)
+{
+    uint32_t every = heartbeat_ms;
+    if (ep->lim.handshake_ms < every)
         every = ep->lim.handshake_ms;
     every /= 4;
-    if (every < 5)
-        every = 5;
-    if (every > 1000)
-        every = 1000;
+    if (every < EMBER_SWEEP_MIN_MS)
+        every = EMBER_SWEEP_MIN_MS;
+    if (every > EMBER_SWEEP_MAX_MS)
+        every = EMBER_SWEEP_MAX_MS;
     struct timeval tv = {every / 1000, (every % 1000) * 1000};
     event_add(ep->sweep_ev, &tv);
-    return 0;
 }
 
 void ember_ep_fini(ember_ep *ep, ember_status status)

@@ -12,6 +12,14 @@
 #define EMBER_PROTO_MIN 1
 #define EMBER_PROTO_MAX EMBER_PROTOCOL_VERSION
 
+/* Node names: 1..EMBER_NAME_MAX bytes of UTF-8. */
+#define EMBER_NAME_MAX 255
+/* 0, or -1 with ember_last_error() saying which rule name breaks. */
+int ember_node_name_check(const char *name);
+
+#define EMBER_BACKOFF_MIN_MS 100
+#define EMBER_BACKOFF_MAX_MS 5000
+
 /* REFUSED codes. */
 enum {
     EMBER_REFUSE_NAME_IN_USE = 1,

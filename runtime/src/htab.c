@@ -1,9 +1,11 @@
 /*
  * htab.c — an intrusive hash of objects by a 64-bit key: a connection's
- * incoming calls by the caller's call id (for CANCEL) and the peer's objects
- * we hold by object id. Chained, power-of-two buckets, grown to keep chains
- * short; nothing is allocated per object. Put, get and delete are inline
- * in rt-internal.h.
+ * incoming calls by the caller's call id (for CANCEL, and to refuse an id
+ * already in flight) and the peer's objects we hold by object id. Chained,
+ * power-of-two buckets, grown to keep chains short; keys are hashed with
+ * SipHash under a per-process random key (hash.c), so a peer cannot choose
+ * ids that collide. Nothing is allocated per object. Put, get and delete are
+ * inline in rt-internal.h.
  */
 #include "rt-internal.h"
 
@@ -11,13 +13,14 @@
 void ember_htab_grow(ember_htab *t)
 {
     uint32_t nn = t->nb ? t->nb * 2 : 8;
+    ember_hash_init();
     ember_hnode **nb = nn > t->nb ? ember_calloc(sizeof *nb * nn) : NULL;
     if (!nb)
         return;
     for (uint32_t i = 0; i < t->nb; i++)
         for (ember_hnode *x = t->b[i], *nx; x; x = nx) {
             nx = x->next;
-            uint32_t h = ember_htab_bucket(x->key, nn);
+            uint32_t h = x->hash & (nn - 1);
             x->next = nb[h];
             nb[h] = x;
         }

@@ -55,16 +55,69 @@ bool ember_log_enabled(ember_log_level lv)
     return lv >= ember_log_get_level() && lv < EMBER_LOG_OFF;
 }
 
+/* Bytes of the UTF-8 sequence at s[0..n) that is a printable character
+ * (not C1 control), or 0. */
+static size_t printable_utf8(const uint8_t *s, size_t n)
+{
+    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+    if (n < len || !ember_utf8_valid((const char *)s, len))
+        return 0;
+    if (s[0] == 0xc2 && s[1] < 0xa0) /* U+0080..U+009F */
+        return 0;
+    return len;
+}
+
+size_t ember_escape(char *dst, size_t cap, const char *src, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *s = (const uint8_t *)src;
+    size_t o = 0;
+    if (cap == 0)
+        return 0;
+    for (size_t i = 0; i < n;) {
+        char esc[5];
+        size_t k = 0, take = 1;
+        const char *out = esc;
+        uint8_t c = s[i];
+        if (c >= 0x20 && c < 0x7f) {
+            esc[k++] = (char)c;
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            esc[k++] = '\\';
+            esc[k++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        } else if (c >= 0x80 && (take = printable_utf8(s + i, n - i)) > 0) {
+            out = (const char *)s + i;
+            k = take;
+        } else {
+            take = 1;
+            esc[k++] = '\\';
+            esc[k++] = 'x';
+            esc[k++] = hex[c >> 4];
+            esc[k++] = hex[c & 15];
+        }
+        if (o + k >= cap)
+            break;
+        memcpy(dst + o, out, k);
+        o += k;
+        i += take;
+    }
+    dst[o] = 0;
+    return o;
+}
+
 void ember_log(ember_log_level lv, const char *fmt, ...)
 {
-    char buf[512];
+    char buf[512], safe[1024];
     va_list ap;
     if (!ember_log_enabled(lv))
         return;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    g_log(lv, buf, g_log_ud);
+    /* Log lines carry peer data (names, reasons, addresses): no control
+     * characters reach the log, so none can forge a line or drive the
+     * operator's terminal. */
+    ember_escape(safe, sizeof safe, buf, strlen(buf));
+    g_log(lv, safe, g_log_ud);
 }
 
 static _Thread_local char last_error[256];
@@ -109,6 +162,29 @@ EMBER_API void ember_limits_default(ember_limits *l)
     l->decode_ratio = 16;
     l->decode_floor = 64u << 10;
     l->max_deferred_bytes = (size_t)256 << 20;
+}
+
+void ember_limits_resolve(ember_limits *l)
+{
+    ember_limits d;
+    ember_limits_default(&d);
+#define EMBER_ZERO_IS_DEFAULT(f) \
+    if (!l->f)                   \
+        l->f = d.f
+    EMBER_ZERO_IS_DEFAULT(max_frame);
+    EMBER_ZERO_IS_DEFAULT(max_depth);
+    EMBER_ZERO_IS_DEFAULT(max_elems);
+    EMBER_ZERO_IS_DEFAULT(max_string);
+    EMBER_ZERO_IS_DEFAULT(max_outstanding);
+    EMBER_ZERO_IS_DEFAULT(out_high_water);
+    EMBER_ZERO_IS_DEFAULT(call_timeout_ms);
+    EMBER_ZERO_IS_DEFAULT(heartbeat_ms);
+    EMBER_ZERO_IS_DEFAULT(dead_after_ms);
+    EMBER_ZERO_IS_DEFAULT(handshake_ms);
+    EMBER_ZERO_IS_DEFAULT(decode_ratio);
+    EMBER_ZERO_IS_DEFAULT(decode_floor);
+    EMBER_ZERO_IS_DEFAULT(max_deferred_bytes);
+#undef EMBER_ZERO_IS_DEFAULT
 }
 
 uint64_t ember_now_us(void)

@@ -51,7 +51,7 @@ static void set_state(ember_node *n, ember_node_state st, const char *reason)
 
 static void schedule_retry(ember_node *n, const char *reason)
 {
-    uint64_t d = n->cfg.backoff_min_ms ? n->cfg.backoff_min_ms : 1;
+    uint64_t d = n->cfg.backoff_min_ms;
     for (unsigned i = 0; i < n->attempt && d < n->cfg.backoff_max_ms; i++)
         d *= 2;
     if (n->cfg.backoff_max_ms && d > n->cfg.backoff_max_ms)
@@ -142,7 +142,7 @@ static void try_connect(ember_node *n)
     if (n->connect_ev)
         event_free(n->connect_ev);
     n->connect_ev = event_new(n->ep.base, fd, EV_WRITE, on_connected, n);
-    uint32_t ms = n->ep.lim.handshake_ms ? n->ep.lim.handshake_ms : 5000;
+    uint32_t ms = n->ep.lim.handshake_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     if (!n->connect_ev || event_add(n->connect_ev, &tv)) {
         close(fd);
@@ -260,10 +260,14 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
         rc = -1;
     } else if (f->kind == EMBER_FR_WELCOME) {
         n->id = hs.id;
+        /* The root's heartbeat, whatever our own limits say (a root that
+         * sends none leaves ours), and a sweep fast enough for it. */
         if (hs.heartbeat_ms)
             c->heartbeat_ms = hs.heartbeat_ms;
         if (hs.dead_after_ms)
             c->dead_after_ms = hs.dead_after_ms;
+        ember_ep_sweep_every(&n->ep, c->heartbeat_ms < c->dead_after_ms
+                                         ? c->heartbeat_ms : c->dead_after_ms);
         c->state = EMBER_CONN_READY;
         c->peer_ref = n->root_ref;
         n->root_ref->conn = c;
@@ -272,8 +276,10 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
                   n->addr, n->id);
         set_state(n, EMBER_NODE_REGISTERED, NULL);
     } else if (f->kind == EMBER_FR_REFUSED) {
-        snprintf(msg, sizeof msg, "refused by root: %s",
-                 hs.message ? hs.message : "no reason given");
+        char why[200] = "no reason given";
+        if (hs.message && *hs.message) /* on_state hands it on: no controls */
+            ember_escape(why, sizeof why, hs.message, strlen(hs.message));
+        snprintf(msg, sizeof msg, "refused by root: %s", why);
         ember_conn_close(c, EMBER_LOST, msg);
         rc = -1;
     } else {
@@ -307,7 +313,7 @@ static void node_idle(ember_ep *ep)
     ember_node *n = ep->node;
     ep->on_idle = NULL;
     if (n->conn && n->conn->state == EMBER_CONN_READY) {
-        ember_frame_send_hdr(n->conn, EMBER_FR_GOODBYE, 0, 0);
+        ember_conn_goodbye(n->conn, NULL);
         n->conn->close_after_flush = true;
         ember_conn_flush(n->conn); /* closes once written: node_lost finishes */
     } else {
@@ -318,21 +324,31 @@ static void node_idle(ember_ep *ep)
     }
 }
 
+/* The rules a root applies to the name in REGISTER (root.c). */
+int ember_node_name_check(const char *name)
+{
+    size_t len = name ? strlen(name) : 0;
+    if (len == 0 || len > EMBER_NAME_MAX)
+        return ember_seterr("a node name must be 1..%d bytes (got %zu)",
+                            EMBER_NAME_MAX, len);
+    if (!ember_utf8_valid(name, len))
+        return ember_seterr("a node name must be valid UTF-8");
+    return 0;
+}
+
 EMBER_API void ember_node_config_default(ember_node_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     ember_limits_default(&cfg->limits);
-    cfg->backoff_min_ms = 100;
-    cfg->backoff_max_ms = 5000;
+    cfg->backoff_min_ms = EMBER_BACKOFF_MIN_MS;
+    cfg->backoff_max_ms = EMBER_BACKOFF_MAX_MS;
 }
 
 EMBER_API ember_node *ember_node_new(struct event_base *base, const char *name,
                                      const ember_node_config *cfg)
 {
-    if (!name || !*name) {
-        ember_seterr("a node needs a name");
+    if (ember_node_name_check(name))
         return NULL;
-    }
     ember_node *n = ember_calloc(sizeof *n);
     if (!n) {
         ember_seterr("out of memory");
@@ -342,6 +358,11 @@ EMBER_API ember_node *ember_node_new(struct event_base *base, const char *name,
         n->cfg = *cfg;
     else
         ember_node_config_default(&n->cfg);
+    /* 0 means the default, as for the limits. */
+    if (!n->cfg.backoff_min_ms)
+        n->cfg.backoff_min_ms = EMBER_BACKOFF_MIN_MS;
+    if (!n->cfg.backoff_max_ms)
+        n->cfg.backoff_max_ms = EMBER_BACKOFF_MAX_MS;
     snprintf(n->what, sizeof n->what, "node %s", name);
     n->cfd = -1;
     if (ember_ep_init(&n->ep, base, &n->cfg.limits, n->what)) {

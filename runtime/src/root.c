@@ -21,6 +21,7 @@
 #include <openssl/crypto.h>
 
 #include "handshake-internal.h"
+#include "probe-internal.h"
 
 #define MAX_LISTENERS 8
 #define ACCEPT_PAUSE_MS 100
@@ -43,8 +44,9 @@ struct ember_root {
     ember_ep ep;
     ember_root_config cfg;
     struct evconnlistener *ls[MAX_LISTENERS];
-    int nls;
-    int port;
+    int ports[MAX_LISTENERS];      /* each listener's TCP port, -1: unix */
+    int nls, nports;
+    int port;                      /* the first TCP listener's */
     ember_child *first, *last;
     size_t count;
     ember_child **by_name, **by_id;
@@ -58,12 +60,11 @@ struct ember_root {
 
 /* ---- child tables ---- */
 
+/* Names are the peer's choice: keyed (hash.c), so none can be picked to
+ * share a chain. Ids are ours. */
 static uint32_t hash_str(const char *s)
 {
-    uint32_t h = 2166136261u;
-    while (*s)
-        h = (h ^ (uint8_t)*s++) * 16777619u;
-    return h;
+    return ember_hash_str(s);
 }
 
 static uint32_t hash_u32(uint32_t x)
@@ -194,8 +195,14 @@ EMBER_API ember_child *ember_root_child_next(ember_root *r, ember_child *prev)
 EMBER_API void ember_root_drop(ember_root *r, ember_child *c, const char *reason)
 {
     (void)r;
-    if (c && c->conn)
-        ember_conn_close(c->conn, EMBER_LOST, reason ? reason : "dropped");
+    if (!c || !c->conn)
+        return;
+    reason = reason && *reason ? reason : "dropped";
+    /* The node learns why (the close writes what is queued). */
+    char why[220];
+    snprintf(why, sizeof why, "dropped by the root: %s", reason);
+    ember_conn_goodbye(c->conn, why);
+    ember_conn_close(c->conn, EMBER_LOST, reason);
 }
 
 EMBER_API const char *ember_child_name(const ember_child *c) { return c->name; }
@@ -289,8 +296,8 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         snprintf(msg, sizeof msg, "protocol version %u not supported (%u..%u)",
                  hs.version, EMBER_PROTO_MIN, EMBER_PROTO_MAX);
         refuse(c, EMBER_REFUSE_VERSION, msg);
-    } else if (!hs.name || !*hs.name || strlen(hs.name) > 255) {
-        refuse(c, EMBER_REFUSE_BAD_NAME, "a node name must be 1..255 bytes");
+    } else if (ember_node_name_check(hs.name)) {
+        refuse(c, EMBER_REFUSE_BAD_NAME, ember_last_error());
     } else if (has_secret(r) && !proof_ok(r, c, &hs)) {
         /* One message for every failure (no proof, wrong proof, replayed
          * proof): an impostor learns nothing about which part was wrong. */
@@ -561,23 +568,23 @@ EMBER_API int ember_root_listen(ember_root *r, const char *addr)
     }
     evconnlistener_set_error_cb(l, on_accept_error);
     r->ls[r->nls++] = l;
-    if (r->port < 0 && ss.ss_family != AF_UNIX) {
-        struct sockaddr_storage got;
-        socklen_t gl = sizeof got;
-        if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0) {
-            if (got.ss_family == AF_INET)
-                r->port = ntohs(((struct sockaddr_in *)&got)->sin_port);
-            else if (got.ss_family == AF_INET6)
-                r->port = ntohs(((struct sockaddr_in6 *)&got)->sin6_port);
-        }
-    }
-    /* Log what we really bound ("127.0.0.1:0" says nothing). */
+    /* What we really bound ("127.0.0.1:0" says nothing): its port, and
+     * its address for the log. */
     struct sockaddr_storage bound;
     socklen_t bl = sizeof bound;
     char *text = NULL;
+    int port = -1;
     if (ss.ss_family != AF_UNIX &&
-        getsockname(fd, (struct sockaddr *)&bound, &bl) == 0)
+        getsockname(fd, (struct sockaddr *)&bound, &bl) == 0) {
+        if (bound.ss_family == AF_INET)
+            port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        else if (bound.ss_family == AF_INET6)
+            port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
         text = ember_addr_text((struct sockaddr *)&bound, bl);
+    }
+    r->ports[r->nports++] = port;
+    if (r->port < 0)
+        r->port = port;
     ember_log(EMBER_LOG_INFO, "root: listening on %s%s", text ? text : addr,
               r->ep.tls_ctx ? " (TLS)" : "");
     ember_strfree(text);
@@ -587,6 +594,16 @@ EMBER_API int ember_root_listen(ember_root *r, const char *addr)
 EMBER_API int ember_root_port(const ember_root *r)
 {
     return r->port;
+}
+
+EMBER_API int ember_root_listener_count(const ember_root *r)
+{
+    return r->nports;
+}
+
+EMBER_API int ember_root_listener_port(const ember_root *r, int i)
+{
+    return i >= 0 && i < r->nports ? r->ports[i] : -1;
 }
 
 EMBER_API ember_exports *ember_root_exports(ember_root *r)
@@ -665,7 +682,7 @@ static void root_idle(ember_ep *ep)
     for (ember_conn *c = ep->conns, *next; c; c = next) {
         next = c->next;
         if (c->state == EMBER_CONN_READY) {
-            ember_frame_send_hdr(c, EMBER_FR_GOODBYE, 0, 0);
+            ember_conn_goodbye(c, NULL);
             c->close_after_flush = true;
             ember_conn_flush(c);
         } else {
@@ -685,4 +702,21 @@ EMBER_API void ember_root_shutdown(ember_root *r,
     r->ep.stopping = true;
     r->ep.on_idle = root_idle;
     ember_ep_kick(&r->ep);
+}
+
+/* ---- counters for tests (probe-internal.h) ---- */
+
+uint64_t ember_root_htab_probes_(const ember_root *r)
+{
+    uint64_t n = r->ep.htab_probes;
+    for (const ember_conn *c = r->ep.conns; c; c = c->next)
+        n += ember_conn_htab_probes(c);
+    for (const ember_conn *c = r->ep.dead; c; c = c->next)
+        n += ember_conn_htab_probes(c);
+    return n;
+}
+
+uint64_t ember_child_htab_probes_(const ember_child *c)
+{
+    return c->conn ? ember_conn_htab_probes(c->conn) : 0;
 }

@@ -136,16 +136,73 @@ static inline int ember_frame_end(ember_conn *c, ember_enc *e);
  * a, b (a kind sent this way has at most two). */
 int ember_frame_send_hdr(ember_conn *c, uint8_t kind, uint64_t a, uint64_t b);
 
+/* ---- hash.c: keyed hashing of what peers choose ---- */
+
+/* SipHash's initial state for one key. */
+typedef struct ember_sipkey {
+    uint64_t v[4];
+} ember_sipkey;
+
+/* The process's random key (set by ember_hash_init). */
+extern ember_sipkey ember_sipkey_;
+/* Draws the key once (thread-safe); every table calls it before hashing. */
+void ember_hash_init(void);
+void ember_sipkey_init(ember_sipkey *s, uint64_t k0, uint64_t k1);
+/* SipHash-c-d of data[0..n) (c = 1, d = 3 for the tables; 2-4 is the
+ * reference, for tests). */
+uint64_t ember_siphash(const ember_sipkey *s, const void *data, size_t n,
+                       int crounds, int drounds);
+/* A NUL-terminated string under the process key (child names). */
+uint32_t ember_hash_str(const char *s);
+
+static inline uint64_t ember_rotl64(uint64_t x, int b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+static inline void ember_sipround(uint64_t v[4])
+{
+    v[0] += v[1]; v[1] = ember_rotl64(v[1], 13); v[1] ^= v[0];
+    v[0] = ember_rotl64(v[0], 32);
+    v[2] += v[3]; v[3] = ember_rotl64(v[3], 16); v[3] ^= v[2];
+    v[0] += v[3]; v[3] = ember_rotl64(v[3], 21); v[3] ^= v[0];
+    v[2] += v[1]; v[1] = ember_rotl64(v[1], 17); v[1] ^= v[2];
+    v[2] = ember_rotl64(v[2], 32);
+}
+
+/* SipHash-1-3 of one 64-bit key (its 8 little-endian bytes) under the
+ * process key: what ember_siphash(&ember_sipkey_, bytes, 8, 1, 3) gives,
+ * in five rounds and no loads. Once per call served: inline. */
+static inline uint64_t ember_hash_u64(uint64_t m)
+{
+    uint64_t v[4] = {ember_sipkey_.v[0], ember_sipkey_.v[1],
+                     ember_sipkey_.v[2], ember_sipkey_.v[3]};
+    const uint64_t b = (uint64_t)8 << 56;
+    v[3] ^= m;
+    ember_sipround(v);
+    v[0] ^= m;
+    v[3] ^= b;
+    ember_sipround(v);
+    v[0] ^= b;
+    v[2] ^= 0xff;
+    ember_sipround(v);
+    ember_sipround(v);
+    ember_sipround(v);
+    return v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
 /* ---- htab.c: objects hashed by a 64-bit key, intrusive ---- */
 
 typedef struct ember_hnode {
     struct ember_hnode *next;
     uint64_t key;
+    uint32_t hash;                 /* ember_hash_u64(key), kept for del and grow */
 } ember_hnode;
 
 typedef struct ember_htab {
     ember_hnode **b;
     uint32_t nb, n;
+    uint64_t probes;               /* nodes looked at, for tests */
 } ember_htab;
 
 void ember_htab_grow(ember_htab *t);
@@ -153,34 +210,43 @@ void ember_htab_grow(ember_htab *t);
 ember_hnode *ember_htab_take_all(ember_htab *t);
 void ember_htab_free(ember_htab *t);
 
-/* Put, get and delete run once or twice per call: inline. */
-static inline uint32_t ember_htab_bucket(uint64_t key, uint32_t nb)
-{
-    return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & (nb - 1);
-}
+/* Put, get and delete run once or twice per call: inline. Keys are hashed
+ * under the process's random key (hash.c), so chains stay short whatever
+ * keys a peer picks. */
 
-/* -1 only when there is no table at all (out of memory): x is not in it. */
+/* Inserts x under key: 0; 1 when a node with that key is already in (x is
+ * not inserted); -1 only when there is no table at all (out of memory). */
 static inline int ember_htab_put(ember_htab *t, ember_hnode *x, uint64_t key)
 {
     if (t->n >= t->nb)
         ember_htab_grow(t);
     if (!t->nb)
         return -1;
-    uint32_t h = ember_htab_bucket(key, t->nb);
+    uint32_t h = (uint32_t)ember_hash_u64(key);
+    ember_hnode **head = &t->b[h & (t->nb - 1)];
+    for (ember_hnode *y = *head; y; y = y->next) {
+        t->probes++;
+        if (y->key == key)
+            return 1;
+    }
     x->key = key;
-    x->next = t->b[h];
-    t->b[h] = x;
+    x->hash = h;
+    x->next = *head;
+    *head = x;
     t->n++;
     return 0;
 }
 
-static inline ember_hnode *ember_htab_get(const ember_htab *t, uint64_t key)
+static inline ember_hnode *ember_htab_get(ember_htab *t, uint64_t key)
 {
     if (!t->nb)
         return NULL;
-    ember_hnode *x = t->b[ember_htab_bucket(key, t->nb)];
-    while (x && x->key != key)
-        x = x->next;
+    ember_hnode *x = t->b[(uint32_t)ember_hash_u64(key) & (t->nb - 1)];
+    for (; x; x = x->next) {
+        t->probes++;
+        if (x->key == key)
+            break;
+    }
     return x;
 }
 
@@ -188,13 +254,15 @@ static inline void ember_htab_del(ember_htab *t, ember_hnode *x)
 {
     if (!t->nb)
         return;
-    for (ember_hnode **pp = &t->b[ember_htab_bucket(x->key, t->nb)]; *pp;
-         pp = &(*pp)->next)
+    for (ember_hnode **pp = &t->b[x->hash & (t->nb - 1)]; *pp;
+         pp = &(*pp)->next) {
+        t->probes++;
         if (*pp == x) {
             *pp = x->next;
             t->n--;
             return;
         }
+    }
 }
 
 #define EMBER_CONTAINER(p, type, member) \
@@ -234,6 +302,8 @@ struct ember_ep {
     struct ember_deferred *defq, *defq_tail;
     struct ember_deferred *defrun; /* the batch ember_defer_run is running */
     void *tls_ctx;              /* SSL_CTX when TLS is configured, else NULL */
+
+    uint64_t htab_probes;       /* of connections freed (probe-internal.h) */
 
     struct ember_deadlines *dl; /* call deadlines (calltab.c) */
     struct event *timer_ev;
@@ -281,6 +351,11 @@ void ember_ep_fini(ember_ep *ep, ember_status status);
 void ember_ep_kick(ember_ep *ep);   /* schedule the work event */
 /* Writes what every dirty connection has queued. */
 void ember_ep_flush_dirty(ember_ep *ep);
+/* (Re)arms the sweep for connections with this heartbeat interval (a node
+ * adopts its root's from WELCOME). */
+#define EMBER_SWEEP_MIN_MS 5
+#define EMBER_SWEEP_MAX_MS 1000
+void ember_ep_sweep_every(ember_ep *ep, uint32_t heartbeat_ms);
 /* Kicks the work event when stopping and nothing is in flight any more. */
 static inline void ember_ep_check_idle(ember_ep *ep)
 {
@@ -372,7 +447,11 @@ ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer);
 void ember_conn_close(ember_conn *c, ember_status st, const char *reason);
 void ember_conn_closef(ember_conn *c, ember_status st, const char *fmt, ...)
     EMBER_PRINTF(3, 4);
-/* The reason a peer's GOODBYE closes with (logged at INFO, not WARN). */
+/* Queues GOODBYE (with a reason, or NULL: a graceful stop) to a
+ * registered peer. */
+int ember_conn_goodbye(ember_conn *c, const char *reason);
+/* The reason a peer's GOODBYE closes with (logged at INFO, not WARN); a
+ * GOODBYE that gives a reason closes with "<this>: <reason>". */
 #define EMBER_GOODBYE_REASON "peer said goodbye"
 void ember_conn_mark_dirty_(ember_conn *c);
 /* Output was queued: the end of the read batch running now flushes c, or
@@ -384,6 +463,8 @@ static inline void ember_conn_mark_dirty(ember_conn *c)
 }
 void ember_conn_flush(ember_conn *c);
 void ember_conn_free(ember_conn *c);
+/* Hash table nodes c's tables have looked at so far. */
+uint64_t ember_conn_htab_probes(const ember_conn *c);
 static inline ember_dec_limits ember_conn_dec_limits(const ember_conn *c)
 {
     const ember_limits *lim = &c->ep->lim;

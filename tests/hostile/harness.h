@@ -175,4 +175,10 @@ void case_tls_post_oversize(h_fixture *fx);
 void case_tls_post_len_u32_max(h_fixture *fx);
 void case_tls_post_call_before_register(h_fixture *fx);
 
+/* ---- the runtime at its edges (edges.c) ---- */
+void edge_colliding_call_ids(h_fixture *fx);
+void edge_heartbeat_welcome(h_fixture *fx);
+void edge_drop_reason(h_fixture *fx);
+void edge_log_injection(h_fixture *fx);
+
 #endif

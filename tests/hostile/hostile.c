@@ -1384,6 +1384,12 @@ static void case_accept_storm_spin(void) { run_storm(true); }
 
 /* ------------------------------------------------------------------ */
 
+/* The runtime at its edges (edges.c). */
+static void case_edge_colliding_call_ids(void) { edge_colliding_call_ids(&FX); }
+static void case_edge_heartbeat_welcome(void) { edge_heartbeat_welcome(&FX); }
+static void case_edge_drop_reason(void) { edge_drop_reason(&FX); }
+static void case_edge_log_injection(void) { edge_log_injection(&FX); }
+
 typedef struct hcase {
     const char *name;
     void (*fn)(void);
@@ -1449,6 +1455,15 @@ static const hcase cases[] = {
     { "root-reply-never-sent", case_root_reply_never_sent, NULL, 0, 0, false },
     { "root-call-before-welcome", case_root_call_before_welcome, NULL, 0, 0,
       false },
+    /* was: incoming calls hashed by the caller's id, unkeyed: ids i << 48
+     * shared one chain (fixed: SipHash under a per-process key) */
+    { "edge-colliding-call-ids", case_edge_colliding_call_ids, NULL, 0, 0,
+      false },
+    /* was: the node swept at its own pace, whatever WELCOME said (fixed) */
+    { "edge-heartbeat-welcome", case_edge_heartbeat_welcome, NULL, 0, 0, false },
+    { "edge-drop-reason", case_edge_drop_reason, NULL, 0, 0, false },
+    /* was: peer strings reached the log verbatim (fixed: ember_escape) */
+    { "edge-log-injection", case_edge_log_injection, NULL, 0, 0, false },
     { "accept-storm", case_accept_storm, NULL, 0, 0, true },
     /* was: ep.c on_work re-activated work_ev with event_active, so a
      * callback retrying at once livelocked the loop (fixed) */

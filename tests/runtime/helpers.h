@@ -25,5 +25,6 @@ void add_e2e_suite(void);
 void add_security_suite(void);
 void add_mem_suite(void);
 void add_pb_suite(void);
+void add_edges_suite(void);
 
 #endif

@@ -375,6 +375,9 @@ int ember_dec_raw_i8(ember_dec *d, int8_t *v);
 int ember_dec_raw_bool(ember_dec *d, bool *v);
 int ember_dec_raw_f32(ember_dec *d, float *v);
 int ember_dec_raw_f64(ember_dec *d, double *v);
+/* True if s[0..n) is strict UTF-8 (no overlongs, no surrogates, nothing
+ * above U+10FFFF) without NUL: what the decoder accepts as a string. */
+bool ember_utf8_valid(const char *s, size_t n);
 /* Copies into the arena with a terminating NUL; rejects invalid UTF-8 and NUL. */
 int ember_dec_raw_string(ember_dec *d, const char **v);
 /* Copies into the arena. */

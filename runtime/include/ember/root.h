@@ -41,8 +41,15 @@ ember_root *ember_root_new(struct event_base *base, const ember_root_config *cfg
  * "0.0.0.0:7000") or "unix:/path". May be called more than once.
  */
 int ember_root_listen(ember_root *r, const char *addr);
-/* The TCP port of the first listener (useful after listening on port 0). */
+/* The TCP port of the first TCP listener (useful after listening on port
+ * 0); -1 before any. */
 int ember_root_port(const ember_root *r);
+/* Listeners made by ember_root_listen so far, in the order they were made
+ * (they stay counted after ember_root_shutdown closes them). */
+int ember_root_listener_count(const ember_root *r);
+/* The TCP port listener i (0-based) is bound to; -1 for a unix socket or
+ * an i out of range. */
+int ember_root_listener_port(const ember_root *r, int i);
 
 /*
  * Serves an already connected stream socket as if the root had accepted it

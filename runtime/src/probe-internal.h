@@ -1,0 +1,20 @@
+/*
+ * probe-internal.h — counters the hostile and fault tests read to assert
+ * work and memory bounds without timing anything. Not public API: the
+ * tests link libember.a statically and include this header alone.
+ */
+#ifndef EMBER_PROBE_INTERNAL_H
+#define EMBER_PROBE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ember/root.h>
+
+/* Hash table nodes looked at by the root's connections, closed ones
+ * included: a put, get or delete adds the length of the chain it walked. */
+uint64_t ember_root_htab_probes_(const ember_root *r);
+/* The same for one child's connection alone. */
+uint64_t ember_child_htab_probes_(const ember_child *c);
+
+#endif

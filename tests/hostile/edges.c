@@ -1,0 +1,368 @@
+/*
+ * edges.c — the runtime at its edges, against the hostile fixture (a root
+ * with a well-behaved node calling it the whole time; hostile.c's run_one
+ * checks that node after every case):
+ *
+ *   edge-colliding-call-ids  ids i << 48 held then cancelled and answered:
+ *                            the call table's work (probes) stays linear;
+ *                            a call id already in flight is refused alone
+ *   edge-heartbeat-welcome   a node follows the heartbeat its root sent in
+ *                            WELCOME, whatever its own limits say
+ *   edge-drop-reason         a node the root drops learns why (GOODBYE)
+ *   edge-log-injection       a node name with a newline and an escape
+ *                            sequence reaches the log escaped
+ */
+#include "harness.h"
+#include "../common/net.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "probe-internal.h"
+
+/* ---- a victim registered through the relay ---- */
+
+typedef struct edge_victim {
+    h_relay *relay;
+    ember_node *node;
+} edge_victim;
+
+static bool victim_joined(void *ud)
+{
+    return ember_root_child_by_name(ud, "edge-victim") != NULL;
+}
+
+static int edge_victim_start(h_fixture *fx, edge_victim *v)
+{
+    memset(v, 0, sizeof *v);
+    if (!(v->relay = h_relay_new(fx->port)))
+        return -1;
+    v->node = h_node_new("edge-victim", h_relay_port(v->relay));
+    if (!v->node || !h_run_until(h_node_registered, v->node, 3000) ||
+        !h_run_until(victim_joined, fx->root, 3000))
+        return -1;
+    return 0;
+}
+
+static void edge_victim_stop(edge_victim *v)
+{
+    if (v->node)
+        ember_node_free(v->node);
+    h_relay_free(v->relay);
+    h_run_for(20); /* teardown, not a wait */
+}
+
+/* ---- item: peer-chosen call ids ---- */
+
+#define EDGE_HOLD 120  /* root: keeps every call until edge_release */
+#define EDGE_N 20000
+
+typedef struct edge_held {
+    ember_call **call;
+    int n, cap;
+} edge_held;
+
+static edge_held held;
+
+static void edge_hold(ember_call *call, uint32_t id, const void *p, size_t n,
+                      void *ud)
+{
+    (void)id;
+    (void)p;
+    (void)n;
+    (void)ud;
+    if (held.n == held.cap) {
+        int ncap = held.cap ? held.cap * 2 : 1024;
+        ember_call **nc = realloc(held.call, sizeof *nc * (size_t)ncap);
+        if (!nc) {
+            ember_call_fail(call, "test out of memory");
+            return;
+        }
+        held.call = nc;
+        held.cap = ncap;
+    }
+    held.call[held.n++] = call;
+}
+
+static void edge_release(void)
+{
+    for (int i = 0; i < held.n; i++)
+        ember_call_reply_raw(held.call[i], NULL, 0);
+    held.n = 0;
+}
+
+static bool all_held(void *ud) { return held.n >= *(int *)ud; }
+static bool last_cancelled(void *ud)
+{
+    (void)ud;
+    return held.n > 0 && ember_call_cancelled(held.call[held.n - 1]);
+}
+
+typedef struct ans_wait { h_relay *r; uint64_t id; } ans_wait;
+static bool answered(void *ud)
+{
+    ans_wait *w = ud;
+    return h_relay_got_answer(w->r, w->id, NULL, NULL);
+}
+
+/* Frames of one kind for ids id(i), i in [0, n), into one injection. */
+static void inject_many(h_relay *r, uint8_t kind, int n, uint64_t (*id)(int))
+{
+    size_t cap = (size_t)n * 40, len = 0;
+    uint8_t *b = malloc(cap);
+    if (!b)
+        return;
+    for (int i = 0; i < n; i++) {
+        uint64_t h[3] = { id(i), 0, EDGE_HOLD };
+        len += h_frame(b + len, cap - len, kind, kind == FR_CALL ? 3 : 1, h,
+                       NULL, 0);
+    }
+    h_relay_inject(r, b, len);
+    free(b);
+}
+
+/* Ids that all land in one bucket of an unkeyed multiplicative hash (their
+ * low 48 bits are equal), and that the relay keeps answers to. */
+static uint64_t colliding_id(int i) { return (uint64_t)(i + 1) << 48 | 0x7f000000u; }
+
+void edge_colliding_call_ids(h_fixture *fx)
+{
+    edge_victim v;
+    ember_exports_add_raw(ember_root_exports(fx->root), EDGE_HOLD, edge_hold,
+                          NULL);
+    int ok = edge_victim_start(fx, &v) == 0;
+    ember_child *c = ember_root_child_by_name(fx->root, "edge-victim");
+    uint64_t p0 = c ? ember_child_htab_probes_(c) : 0;
+    int want = EDGE_N;
+    /* Held (put), cancelled (get), answered (delete). */
+    if (ok) {
+        inject_many(v.relay, FR_CALL, EDGE_N, colliding_id);
+        ok = h_run_until(all_held, &want, 10000);
+    }
+    if (ok) {
+        inject_many(v.relay, FR_CANCEL, EDGE_N, colliding_id);
+        ok = h_run_until(last_cancelled, NULL, 10000);
+    }
+    edge_release();
+    uint64_t probes = ok ? ember_child_htab_probes_(c) - p0 : 0;
+    fprintf(stderr, "  %d calls with ids i << 48, held, cancelled, answered: "
+            "%llu probes\n", EDGE_N, (unsigned long long)probes);
+
+    /* One id many times: the first is held, the others fail alone. */
+    uint64_t same = H_INJ_ID(7);
+    bool dup_failed = false, one_held = false;
+    if (ok) {
+        uint8_t fr[64];
+        uint64_t h[3] = { same, 0, EDGE_HOLD };
+        size_t n = h_frame(fr, sizeof fr, FR_CALL, 3, h, NULL, 0);
+        for (int i = 0; i < 100; i++)
+            h_relay_inject(v.relay, fr, n);
+        ans_wait w = { v.relay, same };
+        uint8_t kind = 0;
+        uint64_t code = 0;
+        dup_failed = h_run_until(answered, &w, 3000) &&
+                     h_relay_got_answer(v.relay, same, &kind, &code) &&
+                     kind == FR_ERROR && code == EMBER_FAILED;
+        one_held = held.n == 1;
+    }
+    bool still = h_node_registered(v.node) &&
+                 ember_root_child_by_name(fx->root, "edge-victim") != NULL;
+    bool logged = h_log_has("already in flight", NULL);
+    edge_release();
+    edge_victim_stop(&v);
+    free(held.call);
+    memset(&held, 0, sizeof held);
+    CHECK(ok);
+    /* Put, get and delete each walk a chain of about one node: an unkeyed
+     * hash put all of them in one chain (~N^2 / 2 = 2e8 probes). */
+    CHECK(probes > 0 && probes < 6u * EDGE_N);
+    CHECK(dup_failed);
+    CHECK(one_held);
+    CHECK(logged);
+    CHECK(still); /* refused calls, not a disconnect */
+}
+
+/* ---- item: the node follows WELCOME's heartbeat ---- */
+
+typedef struct fake {
+    int lfd, fd;
+    int pings;
+    uint8_t in[4096];
+    size_t inlen;
+} fake;
+
+static bool fake_accept(void *ud)
+{
+    fake *f = ud;
+    if (f->fd < 0)
+        f->fd = accept(f->lfd, NULL, NULL);
+    return f->fd >= 0;
+}
+
+/* Counts the PINGs the node sent; true once the node closed. */
+static bool fake_drain(void *ud)
+{
+    fake *f = ud;
+    for (;;) {
+        ssize_t r = recv(f->fd, f->in + f->inlen, sizeof f->in - f->inlen,
+                         MSG_DONTWAIT);
+        if (r == 0)
+            return true;
+        if (r < 0)
+            return false;
+        f->inlen += (size_t)r;
+        while (f->inlen >= 5) {
+            uint32_t len = (uint32_t)f->in[0] | (uint32_t)f->in[1] << 8 |
+                           (uint32_t)f->in[2] << 16 | (uint32_t)f->in[3] << 24;
+            if (f->inlen < (size_t)len + 4)
+                break;
+            if (f->in[4] == FR_PING)
+                f->pings++;
+            memmove(f->in, f->in + len + 4, f->inlen - len - 4);
+            f->inlen -= len + 4;
+        }
+    }
+}
+
+static int lost_n;
+static uint64_t lost_ms;
+static char lost_reason[256];
+static void edge_on_state(ember_node *n, ember_node_state st, const char *reason,
+                          void *ud)
+{
+    (void)n;
+    (void)ud;
+    if (st == EMBER_NODE_LOST && !lost_n++) {
+        lost_ms = h_now_ms();
+        snprintf(lost_reason, sizeof lost_reason, "%s", reason ? reason : "");
+    }
+}
+
+static bool node_lost(void *ud)
+{
+    (void)ud;
+    return lost_n > 0;
+}
+
+void edge_heartbeat_welcome(h_fixture *fx)
+{
+    (void)fx;
+    fake f = { -1, -1, 0, {0}, 0 };
+    f.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = loopback_addr(0);
+    CHECK(f.lfd >= 0 && bind(f.lfd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+          listen(f.lfd, 4) == 0);
+    fcntl(f.lfd, F_SETFL, O_NONBLOCK);
+    /* The node's own limits are slow: ping after 10 s, dead after 30 s. */
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    cfg.limits.heartbeat_ms = 10000;
+    cfg.limits.dead_after_ms = 30000;
+    cfg.backoff_min_ms = 5000;
+    cfg.on_state = edge_on_state;
+    lost_n = 0;
+    ember_node *n = h_node_new_cfg("hb", h_local_port(f.lfd), &cfg);
+    bool ok = n && h_run_until(fake_accept, &f, 3000);
+    /* HELLO, then WELCOME { 1: id 9, 2: heartbeat 200, 3: dead after 600 }. */
+    static const uint8_t hello_pl[] = { 0x0a, 4, 'E', 'M', 'B', 'R',
+                                        0x10, 1, 0x18, 1 };
+    static const uint8_t welcome_pl[] = { 0x08, 9, 0x10, 0xc8, 0x01,
+                                          0x18, 0xd8, 0x04 };
+    uint8_t fr[64];
+    if (ok) {
+        size_t k = h_frame(fr, sizeof fr, FR_HELLO, 0, NULL, hello_pl,
+                           sizeof hello_pl);
+        ok = h_write_all(f.fd, fr, k) == 0;
+    }
+    if (ok) {
+        size_t k = h_frame(fr, sizeof fr, FR_WELCOME, 0, NULL, welcome_pl,
+                           sizeof welcome_pl);
+        ok = h_write_all(f.fd, fr, k) == 0 && h_run_until(h_node_registered, n,
+                                                          3000);
+    }
+    uint64_t t0 = h_now_ms();
+    /* The fake root reads but never answers: the node must ping it after
+     * 200 ms of silence and give it up after 600 ms (plus one sweep). */
+    bool closed = ok && h_run_until(fake_drain, &f, 5000);
+    bool lost = closed && h_run_until(node_lost, NULL, 1000);
+    uint64_t after = lost_ms - t0;
+    ember_node_free(n);
+    if (f.fd >= 0)
+        close(f.fd);
+    close(f.lfd);
+    h_run_for(20);
+    fprintf(stderr, "  root sent 200/600 ms: %d PINGs, lost after %llu ms (%s)\n",
+            f.pings, (unsigned long long)after, lost_reason);
+    CHECK(ok && closed && lost);
+    CHECK(f.pings >= 1);
+    CHECK(strstr(lost_reason, "silent") != NULL);
+    /* dead_after_ms + one sweep (50 ms here) + scheduling: well below the
+     * node's own 30 s, and below the 1 s sweep it would use by itself. */
+    CHECK(after >= 600 && after < 950);
+}
+
+/* ---- item: a dropped node learns why ---- */
+
+void edge_drop_reason(h_fixture *fx)
+{
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    h_limits(&cfg.limits);
+    cfg.backoff_min_ms = 2000;
+    cfg.on_state = edge_on_state;
+    lost_n = 0;
+    lost_reason[0] = 0;
+    ember_node *n = h_node_new_cfg("dropped", fx->port, &cfg);
+    bool ok = n && h_run_until(h_node_registered, n, 3000);
+    ember_child *c = ok ? ember_root_child_by_name(fx->root, "dropped") : NULL;
+    if (c)
+        ember_root_drop(fx->root, c, "test: too many logins");
+    bool lost = c && h_run_until(node_lost, NULL, 3000);
+    ember_node_free(n);
+    h_run_for(20);
+    fprintf(stderr, "  the dropped node's reason: %s\n", lost_reason);
+    CHECK(ok && c && lost);
+    CHECK(strstr(lost_reason, "dropped by the root: test: too many logins"));
+}
+
+/* ---- item: log injection ---- */
+
+static bool log_registered(void *ud)
+{
+    (void)ud;
+    return h_log_has("registered", "forged line");
+}
+
+void edge_log_injection(h_fixture *fx)
+{
+    int fd = h_connect(fx->port);
+    CHECK(fd >= 0);
+    /* REGISTER { 1: version 1, 2: name } with a forged line and a terminal
+     * escape (clear screen) in the name. */
+    static const char name[] = "evil\nember warn: root: forged line\x1b[2J\r";
+    uint8_t pl[128], fr[160];
+    size_t k = 0;
+    pl[k++] = 0x08;
+    pl[k++] = 1;
+    pl[k++] = 0x12;
+    pl[k++] = (uint8_t)(sizeof name - 1);
+    memcpy(pl + k, name, sizeof name - 1);
+    k += sizeof name - 1;
+    size_t n = h_frame(fr, sizeof fr, FR_REGISTER, 0, NULL, pl, k);
+    bool ok = h_write_all(fd, fr, n) == 0 &&
+              h_run_until(log_registered, NULL, 3000);
+    bool escaped = h_log_has("evil\\nember warn: root: forged line\\x1b[2J\\r",
+                             NULL);
+    bool raw = h_log_has("\n", NULL) || h_log_has("\x1b", NULL) ||
+               h_log_has("\r", NULL);
+    close(fd);
+    h_run_for(20);
+    if (!escaped)
+        h_log_dump(stderr);
+    CHECK(ok);
+    CHECK(escaped);
+    CHECK(!raw);
+}

@@ -1,0 +1,198 @@
+/*
+ * test_edges.c — the API at its edges: zeroed configs, the port of every
+ * listener, node names checked at creation, the keyed hash against its
+ * reference, log escaping.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "rt-internal.h"
+
+/* ---- a root and nodes on one base ---- */
+
+static struct event_base *base;
+
+static void echo(ember_call *call, uint32_t id, const void *p, size_t n, void *ud)
+{
+    (void)id;
+    (void)ud;
+    ember_call_reply_raw(call, p, n);
+}
+
+typedef struct ended {
+    int n;
+    ember_status st;
+    char msg[200];
+} ended;
+
+static void raw_done(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    ended *e = ud;
+    (void)p;
+    (void)n;
+    e->n++;
+    e->st = o->status;
+    snprintf(e->msg, sizeof e->msg, "%s", o->message ? o->message : "");
+}
+
+static bool registered(void *ud)
+{
+    return ember_node_state_get(ud) == EMBER_NODE_REGISTERED;
+}
+
+static bool has_ended(void *ud) { return ((ended *)ud)->n > 0; }
+
+static ember_node *node_at(const char *name, int port, const ember_node_config *cfg)
+{
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    ember_node *n = ember_node_new(base, name, cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+    CU_ASSERT_EQUAL(ember_node_connect(n, addr), 0);
+    return n;
+}
+
+/* ---- zero-initialised configs ---- */
+
+static void t_zero_configs(void)
+{
+    base = event_base_new();
+    ember_root_config rc = {0};
+    ember_root *r = ember_root_new(base, &rc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    ember_exports_add_raw(ember_root_exports(r), 7, echo, NULL);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
+    ember_node_config nc = {0};
+    ember_node *n = node_at("zero", ember_root_port(r), &nc);
+    /* With zero limits taken literally the handshake deadline is 0 ms and
+     * every registration times out at once. */
+    CU_ASSERT_TRUE(run_until(base, registered, n, 3000));
+    ended e = {0, EMBER_OK, ""};
+    CU_ASSERT_NOT_EQUAL(ember_call_raw(ember_node_root(n), 7, "hi", 2, raw_done,
+                                       &e, NULL), 0);
+    CU_ASSERT_TRUE(run_until(base, has_ended, &e, 3000));
+    CU_ASSERT_EQUAL(e.st, EMBER_OK);
+    /* What the endpoint runs with is the defaults, field by field. */
+    ember_limits d, got = {0};
+    ember_limits_default(&d);
+    ember_limits_resolve(&got);
+    CU_ASSERT_EQUAL(memcmp(&d, &got, sizeof d), 0);
+    ember_node_free(n);
+    ember_root_free(r);
+    event_base_free(base);
+}
+
+/* ---- the port of every listener ---- */
+
+static void t_listener_ports(void)
+{
+    base = event_base_new();
+    ember_root *r = ember_root_new(base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(ember_root_listener_count(r), 0);
+    CU_ASSERT_EQUAL(ember_root_port(r), -1);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
+    CU_ASSERT_EQUAL(ember_root_listener_count(r), 2);
+    int p0 = ember_root_listener_port(r, 0), p1 = ember_root_listener_port(r, 1);
+    CU_ASSERT_TRUE(p0 > 0 && p1 > 0 && p0 != p1);
+    CU_ASSERT_EQUAL(ember_root_port(r), p0);
+    CU_ASSERT_EQUAL(ember_root_listener_port(r, 2), -1);
+    CU_ASSERT_EQUAL(ember_root_listener_port(r, -1), -1);
+    /* Each port really is one of the root's. */
+    ember_node *a = node_at("via-first", p0, NULL);
+    ember_node *b = node_at("via-second", p1, NULL);
+    CU_ASSERT_TRUE(run_until(base, registered, a, 3000));
+    CU_ASSERT_TRUE(run_until(base, registered, b, 3000));
+    CU_ASSERT_EQUAL(ember_root_child_count(r), 2);
+    ember_node_free(a);
+    ember_node_free(b);
+    ember_root_free(r);
+    event_base_free(base);
+}
+
+/* ---- node names ---- */
+
+static void t_node_names(void)
+{
+    base = event_base_new();
+    char name[300];
+    memset(name, 'a', sizeof name);
+    name[299] = 0;
+    CU_ASSERT_PTR_NULL(ember_node_new(base, name, NULL));
+    CU_ASSERT_TRUE(strstr(ember_last_error(), "1..255 bytes") != NULL);
+    CU_ASSERT_PTR_NULL(ember_node_new(base, "bad\xff" "name", NULL));
+    CU_ASSERT_TRUE(strstr(ember_last_error(), "UTF-8") != NULL);
+    CU_ASSERT_PTR_NULL(ember_node_new(base, "\xc0\xaf", NULL)); /* overlong */
+    CU_ASSERT_PTR_NULL(ember_node_new(base, "", NULL));
+    CU_ASSERT_PTR_NULL(ember_node_new(base, NULL, NULL));
+    name[255] = 0;
+    ember_node *n = ember_node_new(base, name, NULL);
+    CU_ASSERT_PTR_NOT_NULL(n);
+    ember_node_free(n);
+    n = ember_node_new(base, "n\xc3\xa9ud", NULL); /* "néud" */
+    CU_ASSERT_PTR_NOT_NULL(n);
+    ember_node_free(n);
+    event_base_free(base);
+}
+
+/* ---- the keyed hash ---- */
+
+static void t_siphash(void)
+{
+    /* The reference vector of the SipHash paper (appendix A): key
+     * 00 01 .. 0f, message 00 01 .. 07, SipHash-2-4. */
+    ember_sipkey k;
+    ember_sipkey_init(&k, 0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull);
+    uint8_t m[15];
+    for (int i = 0; i < 15; i++)
+        m[i] = (uint8_t)i;
+    CU_ASSERT_EQUAL(ember_siphash(&k, m, 8, 2, 4), 0x93f5f5799a932462ull);
+    CU_ASSERT_EQUAL(ember_siphash(&k, m, 0, 2, 4), 0x726fdb47dd0e0e31ull);
+    CU_ASSERT_EQUAL(ember_siphash(&k, m, 15, 2, 4), 0xa129ca6149be45e5ull);
+    /* The inline 8-byte form is SipHash-1-3 under the process key. */
+    ember_hash_init();
+    uint64_t keys[] = {0, 1, 0x7f000001ull, 1ull << 48, ~0ull};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        uint8_t b[8];
+        for (int j = 0; j < 8; j++)
+            b[j] = (uint8_t)(keys[i] >> (8 * j));
+        CU_ASSERT_EQUAL(ember_hash_u64(keys[i]),
+                        ember_siphash(&ember_sipkey_, b, 8, 1, 3));
+    }
+}
+
+/* ---- log escaping ---- */
+
+static void t_escape(void)
+{
+    char out[64];
+    ember_escape(out, sizeof out, "a\nb\r\tc", 6);
+    CU_ASSERT_STRING_EQUAL(out, "a\\nb\\r\\tc");
+    ember_escape(out, sizeof out, "\x1b[2J\x7f", 5);
+    CU_ASSERT_STRING_EQUAL(out, "\\x1b[2J\\x7f");
+    /* Printable UTF-8 stays; C1 controls and broken sequences do not. */
+    ember_escape(out, sizeof out, "n\xc3\xa9ud \xc2\x9b \xff \xe2\x82", 13);
+    CU_ASSERT_STRING_EQUAL(out, "n\xc3\xa9ud \\xc2\\x9b \\xff \\xe2\\x82");
+    /* Escaping twice changes nothing. */
+    char twice[64];
+    ember_escape(twice, sizeof twice, out, strlen(out));
+    CU_ASSERT_STRING_EQUAL(twice, out);
+    /* Cut to the buffer, never in the middle of an escape. */
+    char small[6];
+    ember_escape(small, sizeof small, "ab\ncd", 5);
+    CU_ASSERT_STRING_EQUAL(small, "ab\\nc");
+    ember_escape(small, 4, "ab\ncd", 5);
+    CU_ASSERT_STRING_EQUAL(small, "ab");
+}
+
+void add_edges_suite(void)
+{
+    CU_pSuite s = CU_add_suite("edges", NULL, NULL);
+    CU_add_test(s, "zero-initialised configs are the defaults", t_zero_configs);
+    CU_add_test(s, "the port of every listener", t_listener_ports);
+    CU_add_test(s, "node names checked at creation", t_node_names);
+    CU_add_test(s, "SipHash against its reference", t_siphash);
+    CU_add_test(s, "log escaping", t_escape);
+}
