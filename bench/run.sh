@@ -13,7 +13,9 @@
 # BENCH_SWEEP_SECS (1), BENCH_PIN (split: server on CPU 1, client on CPU 0,
 # the default | same: both on CPU 0 | none: the scheduler decides),
 # BENCH_ONLY (space-separated workloads to run, "instr" for the instruction
-# counts, and/or "sweep"), BENCH_INSTR_CALLS (20000: N, see run_instr), BENCH_NICE
+# counts, "cluster" for the example cluster (bench/cluster.sh), and/or
+# "sweep"), BENCH_INSTR_CALLS (20000: N, see run_instr),
+# BENCH_CLUSTER_CLIENTS ("1 100 1000", see bench/cluster.sh), BENCH_NICE
 # (niceness of the benchmark processes: -10 as root, so that other work on a
 # shared machine disturbs the measurement less; 0 otherwise).
 #
@@ -330,4 +332,7 @@ run_sweep() {
 echo "# ember bench: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, BENCH_SECS=$SECS in $REPEAT slices, warm-up ${WARM}s, pin=$PIN, nice=$NICE"
 [ $SWEEP_ONLY = 1 ] || run_workloads
 if [ $SWEEP_ONLY = 0 ] && wanted instr; then run_instr; fi
+# The example cluster end to end (bench/cluster.sh): commands/s, latency and
+# CPU per command of each server at 1, 100 and 1000 clients.
+if [ $SWEEP_ONLY = 0 ] && wanted cluster; then B=$B BENCH_SECS=$SECS BENCH_WARMUP=$WARM bench/cluster.sh; fi
 if [ $SWEEP_ONLY = 1 ] || [ -z "$ONLY" ] || wanted sweep; then run_sweep; fi

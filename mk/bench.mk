@@ -1,6 +1,7 @@
 # bench — ember against a raw libevent baseline (bench/, docs/performance.md).
 #
-#   make bench        build and run every workload (BENCH_SECS=3 per run)
+#   make bench        build and run every workload (BENCH_SECS=3 per run);
+#                     BENCH_ONLY="cluster" (or another workload) runs only that
 #   make bench-plot   render the latency-vs-in-flight sweep to $(B)/bench/latency.png
 #
 # Nothing here is built by `make` or `make test`.
@@ -62,7 +63,8 @@ $(EMBER_CLIENT): $(BENCH_OBJ)/ember/ember_client.o $(BENCH_EMBER_O) $(LIBEMBER_A
 
 bench-ember: $(EMBER_SERVER) $(EMBER_CLIENT)
 
-bench: bench-raw bench-ember
+# The cluster workload (bench/cluster.sh) runs the example servers and bot.
+bench: bench-raw bench-ember examples
 	@B=$(B) IDLC=$(IDLC) BENCH_SECS=$(BENCH_SECS) bench/run.sh
 
 bench-sweep: bench-raw bench-ember

@@ -23,6 +23,16 @@
  * sends nothing; with -I it logs in and then sends nothing. -S and -I bots
  * print the reason of net's PUSH_BYE.
  *
+ * With -B SECS the bots are a benchmark (make bench): no refused move, no
+ * transcript; each enters its room and moves at full speed, one command in
+ * flight. Once every bot is in its room and -W WARMUP_S (0.5) has passed,
+ * "measure: start" is printed, SECS later "measure: end"; the bots then
+ * send nothing more and, once every one has its last reply, print
+ *     bench clients=N commands=C secs=S cmds_per_s=R p50_us=X p99_us=Y cpu_s=T
+ * over the commands answered in between (T: the bot process's own CPU
+ * time in the window). They stay connected until SIGTERM, so that closing
+ * them is not measured.
+ *
  * With -R FILE the bots write there, at exit, one line each:
  *     NAME PLAYER X Y UNANSWERED DX DY
  * PLAYER the id from its acknowledged login (0: none), (X,Y) the position
@@ -39,9 +49,11 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,6 +125,15 @@ static struct {
     int finished;
     lat lat[C_N];
     struct event *deadline;
+    /* -B: the measured window */
+    double bench_secs, bench_warm;
+    int entered;          /* bots in their room */
+    bool measuring, bench_over, bench_printed;
+    int resting;          /* bots done with the window */
+    uint64_t m_t0, m_t1, m_cmds;
+    double m_cpu0, m_cpu1;
+    lat m_lat;
+    struct event *m_timer;
 } W;
 
 static uint64_t now_us(void)
@@ -125,7 +146,7 @@ static uint64_t now_us(void)
 /* The first bot's transcript. */
 static void say(bot *b, const char *fmt, ...)
 {
-    if (b->index != 0)
+    if (b->index != 0 || W.bench_secs > 0)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -134,6 +155,8 @@ static void say(bot *b, const char *fmt, ...)
     printf("\n");
     va_end(ap);
 }
+
+static void bench_rest(bot *b);
 
 static void finish(bot *b)
 {
@@ -146,6 +169,7 @@ static void finish(bot *b)
     }
     if (++W.finished == W.n_bots)
         event_base_loopexit(W.base, NULL);
+    bench_rest(NULL);
 }
 
 static void fail(bot *b, const char *fmt, ...)
@@ -315,6 +339,99 @@ static void lat_add(lat *l, uint64_t us)
     l->us[l->n++] = us;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(lat *l, double p)
+{
+    if (!l->n)
+        return 0;
+    size_t i = (size_t)(p * (double)(l->n - 1) + 0.5);
+    return (double)l->us[i] / 1000.0;
+}
+
+/* The bot process's CPU time so far, user + system, in seconds. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void bench_print(void)
+{
+    lat *l = &W.m_lat;
+    double secs = W.m_t1 > W.m_t0 ? (double)(W.m_t1 - W.m_t0) / 1e6 : 0;
+    if (W.bench_printed)
+        return;
+    W.bench_printed = true;
+    if (l->n)
+        qsort(l->us, l->n, sizeof *l->us, cmp_u64);
+    printf("bench clients=%d commands=%llu secs=%.3f cmds_per_s=%.0f p50_us=%.0f p99_us=%.0f "
+           "cpu_s=%.3f\n", W.n_bots, (unsigned long long)W.m_cmds, secs,
+           secs ? (double)W.m_cmds / secs : 0.0, pct(l, 0.50) * 1000.0, pct(l, 0.99) * 1000.0,
+           W.m_cpu1 - W.m_cpu0);
+    fflush(stdout);
+}
+
+/* -B: b (or, NULL, a bot that finished) sends nothing more after the
+ * window; once every bot is quiet the result is printed. */
+static void bench_rest(bot *b)
+{
+    if (!W.bench_over)
+        return;
+    if (b)
+        W.resting++;
+    if (W.resting + W.finished == W.n_bots)
+        bench_print();
+}
+
+static void on_term(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    (void)ud;
+    event_base_loopexit(W.base, NULL);
+}
+
+/* -B: WARMUP after the last bot entered its room, then SECS measured. */
+static void on_bench_timer(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    (void)ud;
+    if (!W.measuring) {
+        W.measuring = true;
+        W.m_t0 = now_us();
+        W.m_cpu0 = cpu_s();
+        printf("measure: start\n");
+        fflush(stdout);
+        struct timeval tv = {(time_t)W.bench_secs,
+                             (suseconds_t)((W.bench_secs - (double)(time_t)W.bench_secs) * 1e6)};
+        evtimer_add(W.m_timer, &tv);
+        return;
+    }
+    W.measuring = false;
+    W.bench_over = true;
+    W.m_t1 = now_us();
+    W.m_cpu1 = cpu_s();
+    printf("measure: end\n");
+    fflush(stdout);
+}
+
+static void bench_entered(void)
+{
+    if (W.bench_secs <= 0 || ++W.entered != W.n_bots)
+        return;
+    struct timeval tv = {(time_t)W.bench_warm,
+                         (suseconds_t)((W.bench_warm - (double)(time_t)W.bench_warm) * 1e6)};
+    evtimer_add(W.m_timer, &tv);
+}
+
 /* Decodes the reply body into *v with dec, or fails the bot. */
 #define BODY(b, rep, type, v)                                                  \
     do {                                                                       \
@@ -335,6 +452,10 @@ static void on_reply(bot *b, const client_Reply *rep)
     lat *l = &W.lat[b->step];
     lat_add(l, us);
     b->commands++;
+    if (W.measuring) {
+        lat_add(&W.m_lat, us);
+        W.m_cmds++;
+    }
     if (b->expect) {   /* refused as expected, the bot (re-)enters its room */
         int32_t want = b->expect;
         b->expect = 0;
@@ -405,6 +526,7 @@ static void on_reply(bot *b, const client_Reply *rep)
         snprintf(b->node, sizeof b->node, "%s", r.node ? r.node : "?");
         say(b, "<- enter   %.2f ms: room %u on %s at (%d,%d), %u player(s) there", ms, r.room,
             b->node, r.pos.x, r.pos.y, r.players.n);
+        bench_entered();
         if (W.gone[0] && !W.resumed) {
             pause_bot(b);
             ember_arena_reset(b->arena);
@@ -465,7 +587,10 @@ static void on_reply(bot *b, const client_Reply *rep)
     }
     }
     ember_arena_reset(b->arena);
-    next(b);
+    if (W.bench_over)
+        bench_rest(b);
+    else
+        next(b);
 }
 
 static void on_push(bot *b, uint32_t command, const uint8_t *p, size_t len)
@@ -590,20 +715,6 @@ static void on_deadline(evutil_socket_t fd, short what, void *ud)
             fail(&W.bots[i], "timed out during %s", W.bots[i].step >= 0 ? cmd_names[W.bots[i].step] : "connect");
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(lat *l, double p)
-{
-    if (!l->n)
-        return 0;
-    size_t i = (size_t)(p * (double)(l->n - 1) + 0.5);
-    return (double)l->us[i] / 1000.0;
-}
-
 /* -R: what each bot knows for certain, for a check against the database. */
 static int write_record(const char *path)
 {
@@ -623,7 +734,7 @@ static int write_record(const char *path)
 static void usage(const char *argv0)
 {
     fprintf(stderr, "usage: %s [-n BOTS] [-r ROOMS] [-m MOVES] [-p PREFIX] [-t TIMEOUT_S] [-P] [-X]\n"
-            "           [-L | -E | -F | -S | -I] [-G NODE] [-R FILE] HOST:PORT\n"
+            "           [-L | -E | -F | -S | -I] [-G NODE] [-R FILE] [-B SECS [-W WARMUP_S]] HOST:PORT\n"
             "  -P       skip the refused move before entering a room\n"
             "  -X       after login send a frame too long; net must close the connection\n"
             "  -L, -E   hang up right after sending the login (the enter)\n"
@@ -632,7 +743,9 @@ static void usage(const char *argv0)
             "  -G NODE  pause in the room until SIGUSR1; the next command of a bot whose\n"
             "           room was on NODE must then be refused with 410\n"
             "  -R FILE  at exit write each bot's player, last acknowledged position and\n"
-            "           the command left unanswered by net's goodbye\n",
+            "           the command left unanswered by net's goodbye\n"
+            "  -B SECS  benchmark: move at full speed, measure SECS once every bot is in\n"
+            "           its room and WARMUP_S (-W, 0.5) passed; print commands/s, p50, p99\n",
             argv0);
     exit(2);
 }
@@ -645,9 +758,10 @@ int main(int argc, char **argv)
     W.probe = true;
     W.hangup = -1;
     int timeout_s = 30;
+    W.bench_warm = 0.5;
     snprintf(W.prefix, sizeof W.prefix, "bot");
     int opt;
-    while ((opt = getopt(argc, argv, "n:r:m:p:t:PXLEFSIG:R:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:m:p:t:PXLEFSIG:R:B:W:")) != -1) {
         switch (opt) {
         case 'n': W.n_bots = atoi(optarg); break;
         case 'r': W.rooms = atoi(optarg); break;
@@ -663,11 +777,26 @@ int main(int argc, char **argv)
         case 'I': W.mode = M_IDLE; break;
         case 'G': snprintf(W.gone, sizeof W.gone, "%s", optarg); break;
         case 'R': W.record = optarg; break;
+        case 'B': W.bench_secs = atof(optarg); break;
+        case 'W': W.bench_warm = atof(optarg); break;
         default: usage(argv[0]);
         }
     }
-    if (optind != argc - 1 || W.n_bots < 1 || W.rooms < 1 || W.moves < 0)
+    if (optind != argc - 1 || W.n_bots < 1 || W.rooms < 1 || W.moves < 0 ||
+        W.bench_secs < 0 || W.bench_warm < 0)
         usage(argv[0]);
+    if (W.bench_secs > 0) {
+        W.probe = false;
+        W.moves = INT_MAX;
+    }
+    /* One socket per bot. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)W.n_bots + 64) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur < (rlim_t)W.n_bots + 64)
+            fprintf(stderr, "bot: %d bots need %d open files; ulimit -n allows %llu\n", W.n_bots,
+                    W.n_bots + 64, (unsigned long long)rl.rlim_cur);
+    }
     char host[128];
     snprintf(host, sizeof host, "%s", argv[optind]);
     char *colon = strrchr(host, ':');
@@ -700,6 +829,10 @@ int main(int argc, char **argv)
     struct timeval tv = {timeout_s, 0};
     W.deadline = evtimer_new(W.base, on_deadline, NULL);
     evtimer_add(W.deadline, &tv);
+    W.m_timer = evtimer_new(W.base, on_bench_timer, NULL);
+    struct event *term = W.bench_secs > 0 ? evsignal_new(W.base, SIGTERM, on_term, NULL) : NULL;
+    if (term)
+        event_add(term, NULL);
     struct event *resume = W.gone[0] ? evsignal_new(W.base, SIGUSR1, on_resume, NULL) : NULL;
     if (resume)
         event_add(resume, NULL);
@@ -714,7 +847,7 @@ int main(int argc, char **argv)
         bot *b = &W.bots[i];
         failed += b->failed;
         loaded += b->player && !b->created;
-        if (i == 0)
+        if (i == 0 || (W.bench_secs > 0 && !b->failed))
             continue;
         if (b->failed)
             printf("  %s FAILED: %s\n", b->name, b->why);
@@ -748,6 +881,10 @@ int main(int argc, char **argv)
     if (W.gone[0])
         printf("%d bot(s) told with 410 that %s, their room's game node, left\n", W.told_gone,
                W.gone);
+    if (W.bench_secs > 0) {
+        failed += !W.bench_over;
+        bench_print();
+    }
     if (W.record && write_record(W.record))
         failed++;
     for (int i = 0; i < W.n_bots; i++) {
@@ -758,6 +895,10 @@ int main(int argc, char **argv)
     for (int c = 0; c < C_N; c++)
         free(W.lat[c].us);
     free(W.bots);
+    free(W.m_lat.us);
+    event_free(W.m_timer);
+    if (term)
+        event_free(term);
     event_free(W.deadline);
     if (resume)
         event_free(resume);
