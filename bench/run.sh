@@ -334,5 +334,7 @@ echo "# ember bench: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, BENCH_SECS=$SE
 if [ $SWEEP_ONLY = 0 ] && wanted instr; then run_instr; fi
 # The example cluster end to end (bench/cluster.sh): commands/s, latency and
 # CPU per command of each server at 1, 100 and 1000 clients.
-if [ $SWEEP_ONLY = 0 ] && wanted cluster; then B=$B BENCH_SECS=$SECS BENCH_WARMUP=$WARM bench/cluster.sh; fi
+if [ $SWEEP_ONLY = 0 ] && wanted cluster; then
+    B=$B BENCH_SECS=$SECS BENCH_WARMUP=$WARM nice -n "$NICE" bench/cluster.sh
+fi
 if [ $SWEEP_ONLY = 1 ] || [ -z "$ONLY" ] || wanted sweep; then run_sweep; fi
