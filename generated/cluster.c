@@ -406,11 +406,11 @@ static void cluster_Admin_status_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        cluster_Admin_status_result *res = ember_dec_alloc(reply, sizeof *res);
+        cluster_Admin_status_result res;
 
-        if (!res || cluster_Admin_status_result_decode(reply, res))
+        if (cluster_Admin_status_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:

@@ -206,11 +206,11 @@ static void db_Db_login_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        db_Db_login_result *res = ember_dec_alloc(reply, sizeof *res);
+        db_Db_login_result res;
 
-        if (!res || db_Db_login_result_decode(reply, res))
+        if (db_Db_login_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -269,10 +269,8 @@ static int db_Db_login_dispatch(ember_call *call, ember_dec *d,
                                 const void *handlers, void *ud)
 {
     const db_Db_handlers *h = handlers;
-    db_Db_login_args *args = ember_dec_alloc(d, sizeof *args);
+    db_Db_login_args local, *args = &local;
 
-    if (!args)
-        return ember_dec_fail(d, "out of memory");
     if (db_Db_login_args_decode(d, args))
         return -1;
     if (!h->remote_login) {
@@ -375,11 +373,11 @@ static void db_Db_position_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        db_Db_position_result *res = ember_dec_alloc(reply, sizeof *res);
+        db_Db_position_result res;
 
-        if (!res || db_Db_position_result_decode(reply, res))
+        if (db_Db_position_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -439,10 +437,8 @@ static int db_Db_position_dispatch(ember_call *call, ember_dec *d,
                                    const void *handlers, void *ud)
 {
     const db_Db_handlers *h = handlers;
-    db_Db_position_args *args = ember_dec_alloc(d, sizeof *args);
+    db_Db_position_args local, *args = &local;
 
-    if (!args)
-        return ember_dec_fail(d, "out of memory");
     if (db_Db_position_args_decode(d, args))
         return -1;
     if (!h->remote_position) {
@@ -674,11 +670,11 @@ static void db_Db_logout_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        db_Db_logout_result *res = ember_dec_alloc(reply, sizeof *res);
+        db_Db_logout_result res;
 
-        if (!res || db_Db_logout_result_decode(reply, res))
+        if (db_Db_logout_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -741,10 +737,8 @@ static int db_Db_logout_dispatch(ember_call *call, ember_dec *d,
                                  const void *handlers, void *ud)
 {
     const db_Db_handlers *h = handlers;
-    db_Db_logout_args *args = ember_dec_alloc(d, sizeof *args);
+    db_Db_logout_args local, *args = &local;
 
-    if (!args)
-        return ember_dec_fail(d, "out of memory");
     if (db_Db_logout_args_decode(d, args))
         return -1;
     if (!h->remote_logout) {

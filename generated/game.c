@@ -383,11 +383,11 @@ static void game_Game_enter_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        game_Game_enter_result *res = ember_dec_alloc(reply, sizeof *res);
+        game_Game_enter_result res;
 
-        if (!res || game_Game_enter_result_decode(reply, res))
+        if (game_Game_enter_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -596,11 +596,11 @@ static void game_Game_move_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        game_Game_move_result *res = ember_dec_alloc(reply, sizeof *res);
+        game_Game_move_result res;
 
-        if (!res || game_Game_move_result_decode(reply, res))
+        if (game_Game_move_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -808,11 +808,11 @@ static void game_Game_chat_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        game_Game_chat_result *res = ember_dec_alloc(reply, sizeof *res);
+        game_Game_chat_result res;
 
-        if (!res || game_Game_chat_result_decode(reply, res))
+        if (game_Game_chat_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -1021,11 +1021,11 @@ static void game_Game_leave_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        game_Game_leave_result *res = ember_dec_alloc(reply, sizeof *res);
+        game_Game_leave_result res;
 
-        if (!res || game_Game_leave_result_decode(reply, res))
+        if (game_Game_leave_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:

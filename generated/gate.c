@@ -142,11 +142,11 @@ static void gate_Gate_forward_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        gate_Gate_forward_result *res = ember_dec_alloc(reply, sizeof *res);
+        gate_Gate_forward_result res;
 
-        if (!res || gate_Gate_forward_result_decode(reply, res))
+        if (gate_Gate_forward_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -235,10 +235,8 @@ static int gate_Gate_forward_dispatch(ember_call *call, ember_dec *d,
                                       const void *handlers, void *ud)
 {
     const gate_Gate_handlers *h = handlers;
-    gate_Gate_forward_args *args = ember_dec_alloc(d, sizeof *args);
+    gate_Gate_forward_args local, *args = &local;
 
-    if (!args)
-        return ember_dec_fail(d, "out of memory");
     if (gate_Gate_forward_args_decode(d, args))
         return -1;
     if (!h->remote_forward) {
@@ -303,10 +301,8 @@ static int gate_Gate_closed_dispatch(ember_call *call, ember_dec *d,
                                      const void *handlers, void *ud)
 {
     const gate_Gate_handlers *h = handlers;
-    gate_Gate_closed_args *args = ember_dec_alloc(d, sizeof *args);
+    gate_Gate_closed_args local, *args = &local;
 
-    if (!args)
-        return ember_dec_fail(d, "out of memory");
     if (gate_Gate_closed_args_decode(d, args))
         return -1;
     if (h->remote_closed)

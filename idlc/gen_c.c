@@ -406,6 +406,18 @@ static bool handler_args(gbuf *b, size_t *n, const idl_method *me)
     return any_optional;
 }
 
+/* Whether the handler gets every argument by value (no pointer into the
+ * args struct): then the struct lives on the dispatch's stack, and what its
+ * fields point to stays in the call's arena until the call is answered. */
+static bool args_by_value(const idl_method *me)
+{
+    for (const idl_field *p = me->params; p; p = p->next)
+        if (p->optional ? gu_classify(p->type) != GU_STRUCT && !gu_opt_as_is(p->type)
+                        : gu_by_pointer(p->type))
+            return false;
+    return true;
+}
+
 /* The handler call "h->remote_m(call, args..., ud);" at this indent. */
 static void emit_handler_call(FILE *out, const char *ind, const idl_method *me)
 {
@@ -454,11 +466,13 @@ static void emit_done(FILE *out, const char *pre, const idl_method *me)
         return;
     }
     fputs("    switch (o->status) {\n    case EMBER_OK: {\n", out);
+    /* The result lives as long as the callback: on the stack (what it
+     * points to is in the reply's arena). */
     if (me->ret)
-        fprintf(out, "        %s" GU_SFX_RESULT " *res = ember_dec_alloc(reply, sizeof *res);\n\n"
-                     "        if (!res || %s" GU_SFX_RESULT GU_SFX_DECODE "(reply, res))\n"
+        fprintf(out, "        %s" GU_SFX_RESULT " res;\n\n"
+                     "        if (%s" GU_SFX_RESULT GU_SFX_DECODE "(reply, &res))\n"
                      "            goto undecodable;\n"
-                     "        cb(o, &res->ret, ud);\n"
+                     "        cb(o, &res.ret, ud);\n"
                      "        return;\n    }\n", pre, pre);
     else
         fputs("        cb(o, ud);\n        return;\n    }\n", out);
@@ -615,7 +629,10 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
                  "%*sconst void *handlers, void *ud)\n{\n"
                  "    const %s" GU_SFX_HANDLERS " *h = handlers;\n",
             pre, (int)(strlen(pre) + 21), "", gb_str(&hc));
-    if (me->params)
+    if (me->params && args_by_value(me))
+        fprintf(out, "    %s" GU_SFX_ARGS " local, *args = &local;\n\n"
+                     "    if (%s" GU_SFX_ARGS GU_SFX_DECODE "(d, args))\n        return -1;\n", pre, pre);
+    else if (me->params)
         fprintf(out, "    %s" GU_SFX_ARGS " *args = ember_dec_alloc(d, sizeof *args);\n\n"
                      "    if (!args)\n        return ember_dec_fail(d, \"out of memory\");\n"
                      "    if (%s" GU_SFX_ARGS GU_SFX_DECODE "(d, args))\n        return -1;\n", pre, pre);

@@ -46,6 +46,7 @@ $(BENCH_GEN)/bench.h: bench/bench.idl $(IDLC)
 	@mkdir -p $(@D)
 	$(IDLC) -o $(@D) $<
 $(BENCH_GEN)/bench.c: $(BENCH_GEN)/bench.h
+	@:
 
 $(BENCH_OBJ)/gen/bench.o: $(BENCH_GEN)/bench.c $(BENCH_GEN)/bench.h
 	@mkdir -p $(@D)

@@ -468,11 +468,11 @@ static void game_Game_move_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        game_Game_move_result *res = ember_dec_alloc(reply, sizeof *res);
+        game_Game_move_result res;
 
-        if (!res || game_Game_move_result_decode(reply, res))
+        if (game_Game_move_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -557,10 +557,8 @@ static int game_Game_move_dispatch(ember_call *call, ember_dec *d,
                                    const void *handlers, void *ud)
 {
     const game_Game_handlers *h = handlers;
-    game_Game_move_args *args = ember_dec_alloc(d, sizeof *args);
+    game_Game_move_args local, *args = &local;
 
-    if (!args)
-        return ember_dec_fail(d, "out of memory");
     if (game_Game_move_args_decode(d, args))
         return -1;
     if (!h->remote_move) {
@@ -633,10 +631,8 @@ static int game_Game_kick_dispatch(ember_call *call, ember_dec *d,
                                    const void *handlers, void *ud)
 {
     const game_Game_handlers *h = handlers;
-    game_Game_kick_args *args = ember_dec_alloc(d, sizeof *args);
+    game_Game_kick_args local, *args = &local;
 
-    if (!args)
-        return ember_dec_fail(d, "out of memory");
     if (game_Game_kick_args_decode(d, args))
         return -1;
     if (h->remote_kick)
@@ -731,10 +727,8 @@ static int game_Game_watch_dispatch(ember_call *call, ember_dec *d,
                                     const void *handlers, void *ud)
 {
     const game_Game_handlers *h = handlers;
-    game_Game_watch_args *args = ember_dec_alloc(d, sizeof *args);
+    game_Game_watch_args local, *args = &local;
 
-    if (!args)
-        return ember_dec_fail(d, "out of memory");
     if (game_Game_watch_args_decode(d, args))
         return -1;
     if (!h->remote_watch) {

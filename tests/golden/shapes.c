@@ -1415,10 +1415,8 @@ static int shapes_Watcher_progress_dispatch(ember_call *call, ember_dec *d,
                                             const void *handlers, void *ud)
 {
     const shapes_Watcher_handlers *h = handlers;
-    shapes_Watcher_progress_args *args = ember_dec_alloc(d, sizeof *args);
+    shapes_Watcher_progress_args local, *args = &local;
 
-    if (!args)
-        return ember_dec_fail(d, "out of memory");
     if (shapes_Watcher_progress_args_decode(d, args))
         return -1;
     if (h->remote_progress)
@@ -1518,11 +1516,11 @@ static void shapes_Watcher_ping_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        shapes_Watcher_ping_result *res = ember_dec_alloc(reply, sizeof *res);
+        shapes_Watcher_ping_result res;
 
-        if (!res || shapes_Watcher_ping_result_decode(reply, res))
+        if (shapes_Watcher_ping_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -1584,10 +1582,8 @@ static int shapes_Watcher_ping_dispatch(ember_call *call, ember_dec *d,
                                         const void *handlers, void *ud)
 {
     const shapes_Watcher_handlers *h = handlers;
-    shapes_Watcher_ping_args *args = ember_dec_alloc(d, sizeof *args);
+    shapes_Watcher_ping_args local, *args = &local;
 
-    if (!args)
-        return ember_dec_fail(d, "out of memory");
     if (shapes_Watcher_ping_args_decode(d, args))
         return -1;
     if (!h->remote_ping) {
@@ -1714,11 +1710,11 @@ static void shapes_Store_get_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        shapes_Store_get_result *res = ember_dec_alloc(reply, sizeof *res);
+        shapes_Store_get_result res;
 
-        if (!res || shapes_Store_get_result_decode(reply, res))
+        if (shapes_Store_get_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -1823,10 +1819,8 @@ static int shapes_Store_get_dispatch(ember_call *call, ember_dec *d,
                                      const void *handlers, void *ud)
 {
     const shapes_Store_handlers *h = handlers;
-    shapes_Store_get_args *args = ember_dec_alloc(d, sizeof *args);
+    shapes_Store_get_args local, *args = &local;
 
-    if (!args)
-        return ember_dec_fail(d, "out of memory");
     if (shapes_Store_get_args_decode(d, args))
         return -1;
     if (!h->remote_get) {
@@ -2052,11 +2046,11 @@ static void shapes_Store_echo_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        shapes_Store_echo_result *res = ember_dec_alloc(reply, sizeof *res);
+        shapes_Store_echo_result res;
 
-        if (!res || shapes_Store_echo_result_decode(reply, res))
+        if (shapes_Store_echo_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -2237,11 +2231,11 @@ static void shapes_Store_grow_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        shapes_Store_grow_result *res = ember_dec_alloc(reply, sizeof *res);
+        shapes_Store_grow_result res;
 
-        if (!res || shapes_Store_grow_result_decode(reply, res))
+        if (shapes_Store_grow_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -2377,10 +2371,8 @@ static int shapes_Store_forget_dispatch(ember_call *call, ember_dec *d,
                                         const void *handlers, void *ud)
 {
     const shapes_Store_handlers *h = handlers;
-    shapes_Store_forget_args *args = ember_dec_alloc(d, sizeof *args);
+    shapes_Store_forget_args local, *args = &local;
 
-    if (!args)
-        return ember_dec_fail(d, "out of memory");
     if (shapes_Store_forget_args_decode(d, args))
         return -1;
     if (h->remote_forget)
@@ -2478,10 +2470,8 @@ static int shapes_Store_watch_dispatch(ember_call *call, ember_dec *d,
                                        const void *handlers, void *ud)
 {
     const shapes_Store_handlers *h = handlers;
-    shapes_Store_watch_args *args = ember_dec_alloc(d, sizeof *args);
+    shapes_Store_watch_args local, *args = &local;
 
-    if (!args)
-        return ember_dec_fail(d, "out of memory");
     if (shapes_Store_watch_args_decode(d, args))
         return -1;
     if (!h->remote_watch) {
@@ -2544,11 +2534,11 @@ static void shapes_Store_count_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        shapes_Store_count_result *res = ember_dec_alloc(reply, sizeof *res);
+        shapes_Store_count_result res;
 
-        if (!res || shapes_Store_count_result_decode(reply, res))
+        if (shapes_Store_count_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -2661,11 +2651,11 @@ static void shapes_Store_name_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        shapes_Store_name_result *res = ember_dec_alloc(reply, sizeof *res);
+        shapes_Store_name_result res;
 
-        if (!res || shapes_Store_name_result_decode(reply, res))
+        if (shapes_Store_name_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -2851,11 +2841,11 @@ static void shapes_Store_opt_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        shapes_Store_opt_result *res = ember_dec_alloc(reply, sizeof *res);
+        shapes_Store_opt_result res;
 
-        if (!res || shapes_Store_opt_result_decode(reply, res))
+        if (shapes_Store_opt_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
@@ -3098,11 +3088,11 @@ static void shapes_Store_find_done(const ember_outcome *o, ember_dec *reply,
         return;
     switch (o->status) {
     case EMBER_OK: {
-        shapes_Store_find_result *res = ember_dec_alloc(reply, sizeof *res);
+        shapes_Store_find_result res;
 
-        if (!res || shapes_Store_find_result_decode(reply, res))
+        if (shapes_Store_find_result_decode(reply, &res))
             goto undecodable;
-        cb(o, &res->ret, ud);
+        cb(o, &res.ret, ud);
         return;
     }
     case EMBER_RAISED:
