@@ -108,6 +108,17 @@ typedef struct idl_name {
     struct idl_name *next;
 } idl_name;
 
+/* An annotation: @name("value") or @name(key = "value"). */
+typedef struct idl_annot {
+    idl_loc loc;            /* of the name */
+    const char *name;       /* "pb" */
+    const char *key;        /* "dispatch", or NULL when positional */
+    idl_loc key_loc;
+    const char *value;      /* unescaped, NUL-terminated */
+    size_t value_len;       /* may exceed strlen(value) (escaped NUL) */
+    idl_loc value_loc;
+} idl_annot;
+
 typedef struct idl_method {
     idl_loc loc;            /* of the name */
     idl_loc id_loc;
@@ -118,6 +129,8 @@ typedef struct idl_method {
     idl_name *raises;
     uint64_t id;            /* as written; range-checked by sema */
     const char *doc;
+    idl_annot *annot;       /* @pb("name"), or NULL */
+    const char *pb_name;    /* sema: the name PB callers use (default: name) */
     struct idl_method *next;
 } idl_method;
 
@@ -142,6 +155,8 @@ typedef struct idl_decl {
     idl_field *fields;
     /* IDL_SERVICE */
     idl_method *methods;
+    idl_annot *annot;           /* @pb(dispatch = "..."), or NULL */
+    const char *pb_dispatch;    /* sema: PB command-mode message, or NULL (by name) */
     uint64_t fingerprint;       /* sema: FNV-1a 64 of the canonical form */
     uint32_t error_id;          /* IDL_ERROR, sema: FNV-1a 32 of "module.Name" */
     struct idl_decl *next;

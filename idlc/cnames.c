@@ -204,6 +204,9 @@ static void walk_type(cn_ctx *c, cn_table *t, const idl_type *ty)
     gu_mangle(&m, &c->g, ty);
     add_sfx(c, t, GU_PFX_ENC, gb_str(&m), "static encoder", what, who, owner, loc);
     add_sfx(c, t, GU_PFX_DEC, gb_str(&m), "static decoder", what, who, owner, loc);
+    add_sfx(c, t, GU_PFX_TYPE, gb_str(&m), "static type table", what, who, owner, loc);
+    if (k == GU_STRUCT)
+        add_sfx(c, t, GU_PFX_FIELDS, gb_str(&m), "static field table", what, who, owner, loc);
     gb_free(&m);
 }
 
@@ -243,6 +246,7 @@ static void check_method(cn_ctx *c, cn_table *t, const idl_decl *s, const idl_me
     add_sfx(c, t, p, "", "client stub", w, who, me, l);
     add_sfx(c, t, p, GU_SFX_ID, "ID macro", w, who, me, l);
     if (me->params) {
+        add_sfx(c, t, GU_PFX_PARAMS, p, "static parameter table", w, who, me, l);
         add_sfx(c, t, p, GU_SFX_ARGS, "argument struct", w, who, me, l);
         add_sfx(c, t, p, GU_SFX_ARGS GU_SFX_INIT, "argument init function", w, who, me, l);
         add_sfx(c, t, p, GU_SFX_ARGS GU_SFX_ENCODE, "argument encoder", w, who, me, l);

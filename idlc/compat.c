@@ -19,6 +19,12 @@
  *   - a type or service that became another kind of declaration under the
  *     same name (enum Tier -> struct Tier): every use is spelled as before
  *     but means something else on the wire.
+ * Twisted PB peers (docs/idl.md, "Perspective Broker") also identify a
+ * method by its PB name and its arguments by position, so these break too:
+ *   - a service's @pb(dispatch) added, removed or changed;
+ *   - a by-name method's PB name changed (an explicit @pb or the IDL name);
+ *   - a parameter that is no longer at its old position (reordered, or a
+ *     parameter inserted before it).
  * Compatible: adding optional fields, adding parameters (an older caller's
  * call decodes them as zero/empty, or absent when optional), adding methods, services, types and enum
  * values, making a required field optional, dropping an error from raises,
@@ -194,6 +200,31 @@ static const idl_method *method_by_id(const compat *C, uint64_t id, const idl_de
     return hit->m;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* PB passes arguments by position: every old parameter keeps its index. */
+static void compare_positions(compat *C, const idl_field *o, const idl_field *n, const char *owner)
+{
+    for (size_t i = 1; o; o = o->next, i++) {
+        size_t j = 1;
+        const idl_field *f = n;
+        while (f && f->tag != o->tag) {
+            f = f->next;
+            j++;
+        }
+        if (f && i != j) {
+            diag_error(C->diag, f->loc,
+                       "parameter '%s' (tag %" PRIu64 ") of '%s' moved from position %zu to %zu; "
+                       "PB peers pass arguments by position", f->name, f->tag, owner, i, j);
+            C->breaks++;
+            return;
+        }
+    }
+}
+
 static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, const idl_method *n)
 {
     char owner[256];
@@ -229,6 +260,13 @@ static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, 
         }
     }
     compare_members(C, o->params, n->params, owner, false);
+    compare_positions(C, o->params, n->params, owner);
+    if (!svc->pb_dispatch && !same_str(o->pb_name, n->pb_name)) {
+        diag_error(C->diag, n->annot ? n->annot->value_loc : n->loc,
+                   "PB name of method '%s' changed from '%s' to '%s'; Python callers use it",
+                   owner, o->pb_name ? o->pb_name : "", n->pb_name ? n->pb_name : "");
+        C->breaks++;
+    }
     for (const idl_name *r = n->raises; r; r = r->next) {
         bool known = false;
         for (const idl_name *q = o->raises; q && !known; q = q->next)
@@ -273,6 +311,14 @@ int compat_check(const idl_module *old_mod, const idl_module *new_mod, idl_diag 
             if (nd)
                 compare_enum(&C, od, nd);
         } else if (od->kind == IDL_SERVICE) {
+            if (nd && !same_str(od->pb_dispatch, nd->pb_dispatch)) {
+                diag_error(diag, nd->annot ? nd->annot->value_loc : nd->loc,
+                           "PB dispatch of service '%s' changed from %s%s%s to %s%s%s",
+                           nd->name, od->pb_dispatch ? "'" : "", od->pb_dispatch ? od->pb_dispatch : "by name",
+                           od->pb_dispatch ? "'" : "", nd->pb_dispatch ? "'" : "",
+                           nd->pb_dispatch ? nd->pb_dispatch : "by name", nd->pb_dispatch ? "'" : "");
+                C.breaks++;
+            }
             for (const idl_method *om = od->methods; om; om = om->next) {
                 const idl_decl *ns = NULL;
                 const idl_method *nm = method_by_id(&C, om->id, &ns);

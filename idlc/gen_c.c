@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "gen.h"
+#include "gen_types.h"
 #include "gen_util.h"
 
 /* "&x", or "p" for "*p": the address of an lvalue expression. */
@@ -656,6 +657,43 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
     gb_free(&tmp);
 }
 
+/* params_<method prefix>[]: the run-time parameter table of each method
+ * that has parameters. */
+static void emit_param_tables(FILE *out, const gen_ctx *g, const idl_decl *s)
+{
+    gbuf pre = {0};
+    for (const idl_method *me = s->methods; me; me = me->next) {
+        if (!me->params)
+            continue;
+        gb_clear(&pre);
+        gu_method_prefix(&pre, g, s, me);
+        fprintf(out, "static const ember_field_desc " GU_PFX_PARAMS "%s[] = {\n", gb_str(&pre));
+        gen_types_fields(out, g, me->params);
+        fputs("};\n", out);
+    }
+    gb_free(&pre);
+    fputc('\n', out);
+}
+
+static void emit_method_desc(FILE *out, const gen_ctx *g, const idl_decl *s,
+                             const idl_method *me)
+{
+    gbuf pre = {0}, res = {0};
+    gu_method_prefix(&pre, g, s, me);
+    size_t np = 0;
+    for (const idl_field *p = me->params; p; p = p->next)
+        np++;
+    if (me->ret)
+        gen_types_ref(&res, g, me->ret);
+    fprintf(out, "    { %s" GU_SFX_ID ", \"%s\", %s, %s" GU_SFX_DISPATCH ",\n"
+                 "      \"%s\", %s%s, %zu, %s },\n",
+            gb_str(&pre), me->name, me->oneway ? "true" : "false", gb_str(&pre),
+            me->pb_name ? me->pb_name : me->name, np ? GU_PFX_PARAMS : "NULL",
+            np ? gb_str(&pre) : "", np, me->ret ? gb_str(&res) : "NULL");
+    gb_free(&pre);
+    gb_free(&res);
+}
+
 static void emit_service(FILE *out, const gen_ctx *g, const idl_decl *s)
 {
     gbuf c = {0};
@@ -668,16 +706,20 @@ static void emit_service(FILE *out, const gen_ctx *g, const idl_decl *s)
         emit_method(out, g, s, me);
 
     if (n) {
+        emit_param_tables(out, g, s);
         fprintf(out, "static const ember_method_desc %s" GU_SFX_METHODS "[] = {\n", cn);
         for (const idl_method *me = s->methods; me; me = me->next)
-            fprintf(out, "    { %s_%s" GU_SFX_ID ", \"%s\", %s, %s_%s" GU_SFX_DISPATCH " },\n", cn, me->name,
-                    me->name, me->oneway ? "true" : "false", cn, me->name);
+            emit_method_desc(out, g, s, me);
         fputs("};\n\n", out);
     }
+    gbuf disp = {0};
+    if (s->pb_dispatch)
+        gb_printf(&disp, "\"%s\"", s->pb_dispatch);
     fprintf(out, "const ember_service_desc %s" GU_SFX_SERVICE " = {\n"
-                 "    \"%s.%s\", UINT64_C(0x%016llx), %zu, %s%s\n};\n\n",
+                 "    \"%s.%s\", UINT64_C(0x%016llx), %zu, %s%s, %s\n};\n\n",
             cn, g->mod, s->name, (unsigned long long)s->fingerprint, n,
-            n ? cn : "NULL", n ? GU_SFX_METHODS : "");
+            n ? cn : "NULL", n ? GU_SFX_METHODS : "", s->pb_dispatch ? gb_str(&disp) : "NULL");
+    gb_free(&disp);
     gu_signature(out, g, GU_SIG_EXPORT, s, NULL, NULL, "");
     fprintf(out, "{\n    return ember_exports_add(ex, &%s" GU_SFX_SERVICE ", h, ud);\n}\n\n", cn);
     gu_signature(out, g, GU_SIG_LOCAL, s, NULL, NULL, "");
@@ -747,6 +789,7 @@ int gen_source(const idl_module *m, const char *header_name, FILE *out)
     for (size_t i = 0; i < g.nvals; i++)
         emit_helper(out, &g, g.vals[i]);
 
+    gen_types_emit(out, &g, m);
     for (const idl_decl *d = m->decls; d; d = d->next)
         if (d->kind == IDL_SERVICE)
             emit_service(out, &g, d);

@@ -72,6 +72,9 @@ void strset_free(strset *s);
 #define GU_PFX_DEC       "dec_"
 #define GU_PFX_RAISE     "raise_"       /* static raise helper, + error mangle */
 #define GU_NOTHING       "enc_nothing"  /* the empty-payload encoder */
+#define GU_PFX_TYPE      "type_"        /* static run-time type table, + mangle */
+#define GU_PFX_FIELDS    "fields_"      /* static field table of a struct, + mangle */
+#define GU_PFX_PARAMS    "params_"      /* static parameter table, + method prefix */
 
 /* ---- value types of a module ---- */
 

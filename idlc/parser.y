@@ -135,6 +135,7 @@ static idl_literal neg(idl_literal v)
     idl_decl *decl;
     idl_field *field;
     idl_method *method;
+    idl_annot *annot;
     idl_enumerator *enumerator;
     idl_name *name;
     idl_field_list fields;
@@ -157,7 +158,8 @@ static idl_literal neg(idl_literal v)
 %type <lit> literal sint
 %type <field> field param
 %type <fields> fields params params_opt
-%type <method> method
+%type <method> method method_core
+%type <annot> annotation
 %type <methods> methods
 %type <enumerator> enumerator
 %type <enums> enumerators
@@ -209,6 +211,34 @@ import:
 
 decl:
     const_decl | enum_decl | struct_decl | error_decl | service_decl
+  | annotation service_decl {
+        $$ = $2;
+        $$->annot = $1;
+        if (!$$->doc)
+            $$->doc = @1.doc;
+    }
+  ;
+
+/* @pb("name") on a method, @pb(dispatch = "callTarget") on a service. */
+annotation:
+    '@' IDENT '(' STRING ')' {
+        $$ = NEW(idl_annot);
+        $$->loc = L(@2);
+        $$->name = $2;
+        $$->value = $4.s;
+        $$->value_len = $4.slen;
+        $$->value_loc = L(@4);
+    }
+  | '@' IDENT '(' IDENT '=' STRING ')' {
+        $$ = NEW(idl_annot);
+        $$->loc = L(@2);
+        $$->name = $2;
+        $$->key = $4;
+        $$->key_loc = L(@4);
+        $$->value = $6.s;
+        $$->value_len = $6.slen;
+        $$->value_loc = L(@6);
+    }
   ;
 
 const_decl:
@@ -348,9 +378,19 @@ methods:
   | methods error ';'   { $$ = $1; yyerrok; }   /* drops just this method */
   ;
 
+method:
+    method_core
+  | annotation method_core {
+        $$ = $2;
+        $$->annot = $1;
+        if (!$$->doc)
+            $$->doc = @1.doc;
+    }
+  ;
+
 /* A oneway method with a raises clause parses, so that sema can say why it
  * is wrong instead of a bare syntax error. */
-method:
+method_core:
     type IDENT '(' params_opt ')' raises_opt '=' INT ';' {
         $$ = NEW(idl_method);
         $$->ret = $1;
@@ -575,6 +615,10 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, idl_
     for (int i = 0; i < n && m < 8; i++) {
         if ((any_type && is_type_start(exp[i])) || (any_value && is_literal_start(exp[i]))
             || (any_decl && is_decl_start(exp[i])))
+            continue;
+        /* An annotation may start a declaration or a method, but naming it
+         * in every "expected" list would only add noise. */
+        if (strcmp(yysymbol_name(exp[i]), "'@'") == 0)
             continue;
         names[m] = describe(exp[i], parts[m], sizeof parts[m]);
         m++;

@@ -858,6 +858,7 @@ static void check_module(sema *S, mod_info *mi)
             break;
         }
     }
+    sema_pb_module(S->diag, m);
     for (size_t i = 0; i < ids.cap; i++)
         free((void *)ids.keys[i]);
     table_free(&ids);

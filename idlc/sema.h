@@ -20,6 +20,9 @@
  * number of errors it reported. */
 int sema_check(idl_module *modules, idl_diag *diag);
 
+/* sema_pb.c: the @pb annotations of m's services (pb_dispatch, pb_name). */
+void sema_pb_module(idl_diag *diag, idl_module *m);
+
 /* FNV-1a hashes, as used by fingerprints and error ids. */
 uint64_t idl_fnv1a64(const void *data, size_t len);
 uint32_t idl_fnv1a32(const void *data, size_t len);

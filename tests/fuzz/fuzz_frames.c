@@ -216,10 +216,11 @@ static int dispatch_any(ember_call *k, ember_dec *args, const void *h, void *ud)
 }
 
 static const ember_method_desc any_methods[] = {
-    { 300, "any", false, dispatch_any },
-    { 301, "anyway", true, dispatch_any },
+    {.id = 300, .name = "any", .dispatch = dispatch_any},
+    {.id = 301, .name = "anyway", .oneway = true, .dispatch = dispatch_any},
 };
-static const ember_service_desc any_svc = { "fuzz.Any", 0x66757a7aull, 2, any_methods };
+static const ember_service_desc any_svc = {
+    .name = "fuzz.Any", .fingerprint = 0x66757a7aull, .n_methods = 2, .methods = any_methods};
 
 static void call_done(const ember_outcome *o, const void *p, size_t n, void *ud)
 {

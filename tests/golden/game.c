@@ -268,6 +268,43 @@ static int dec_Dir(ember_dec *d, game_Dir *v)
     return 0;
 }
 
+/* ---- run-time types (docs/generated-code.md) ---- */
+
+static const ember_type type_u64;
+static const ember_type type_Pos;
+static const ember_type type_i32;
+static const ember_type type_Dir;
+static const ember_type type_string;
+static const ember_type type_ref_Observer;
+
+static const ember_type type_u64 = {
+    EMBER_T_U64, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_Pos[] = {
+    { 1, "x", &type_i32, false },
+    { 2, "y", &type_i32, false },
+};
+static const ember_type type_Pos = {
+    EMBER_T_STRUCT, "game.Pos", NULL, NULL, fields_Pos, 2
+};
+
+static const ember_type type_i32 = {
+    EMBER_T_I32, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_Dir = {
+    EMBER_T_ENUM, "game.Dir", NULL, NULL, NULL, 0
+};
+
+static const ember_type type_string = {
+    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_ref_Observer = {
+    EMBER_T_REF, "game.Observer", NULL, NULL, NULL, 0
+};
+
 /* ---- service game.Observer ---- */
 
 /* ---- Observer.moved ---- */
@@ -347,12 +384,18 @@ static int game_Observer_moved_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+static const ember_field_desc params_game_Observer_moved[] = {
+    { 1, "player", &type_u64, false },
+    { 2, "pos", &type_Pos, false },
+};
+
 static const ember_method_desc game_Observer_methods[] = {
-    { game_Observer_moved_ID, "moved", true, game_Observer_moved_dispatch },
+    { game_Observer_moved_ID, "moved", true, game_Observer_moved_dispatch,
+      "moved", params_game_Observer_moved, 2, NULL },
 };
 
 const ember_service_desc game_Observer_service = {
-    "game.Observer", UINT64_C(0xddd9f0bffe5a0c62), 1, game_Observer_methods
+    "game.Observer", UINT64_C(0xddd9f0bffe5a0c62), 1, game_Observer_methods, NULL
 };
 
 int game_Observer_export(ember_exports *ex, const game_Observer_handlers *h,
@@ -739,14 +782,29 @@ static int game_Game_watch_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+static const ember_field_desc params_game_Game_move[] = {
+    { 1, "player", &type_u64, false },
+    { 2, "dir", &type_Dir, false },
+};
+static const ember_field_desc params_game_Game_kick[] = {
+    { 1, "player", &type_u64, false },
+    { 2, "reason", &type_string, false },
+};
+static const ember_field_desc params_game_Game_watch[] = {
+    { 1, "who", &type_ref_Observer, false },
+};
+
 static const ember_method_desc game_Game_methods[] = {
-    { game_Game_move_ID, "move", false, game_Game_move_dispatch },
-    { game_Game_kick_ID, "kick", true, game_Game_kick_dispatch },
-    { game_Game_watch_ID, "watch", false, game_Game_watch_dispatch },
+    { game_Game_move_ID, "move", false, game_Game_move_dispatch,
+      "move", params_game_Game_move, 2, &type_Pos },
+    { game_Game_kick_ID, "kick", true, game_Game_kick_dispatch,
+      "kick", params_game_Game_kick, 2, NULL },
+    { game_Game_watch_ID, "watch", false, game_Game_watch_dispatch,
+      "watch", params_game_Game_watch, 1, NULL },
 };
 
 const ember_service_desc game_Game_service = {
-    "game.Game", UINT64_C(0xe3ff8441f1bba737), 3, game_Game_methods
+    "game.Game", UINT64_C(0xe3ff8441f1bba737), 3, game_Game_methods, NULL
 };
 
 int game_Game_export(ember_exports *ex, const game_Game_handlers *h, void *ud)

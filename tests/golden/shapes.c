@@ -1351,6 +1351,276 @@ static int dec_list_ref_Watcher(ember_dec *d, shapes_list_ref_Watcher *v)
     return ember_dec_list_end(d, end);
 }
 
+/* ---- run-time types (docs/generated-code.md) ---- */
+
+static const ember_type type_u32;
+static const ember_type type_string;
+static const ember_type type_Scalars;
+static const ember_type type_bool;
+static const ember_type type_i8;
+static const ember_type type_i16;
+static const ember_type type_i32;
+static const ember_type type_i64;
+static const ember_type type_u8;
+static const ember_type type_u16;
+static const ember_type type_u64;
+static const ember_type type_f32;
+static const ember_type type_f64;
+static const ember_type type_bytes;
+static const ember_type type_Temp;
+static const ember_type type_common_Color;
+static const ember_type type_Containers;
+static const ember_type type_list_u32;
+static const ember_type type_list_list_u32;
+static const ember_type type_list_string;
+static const ember_type type_list_bytes;
+static const ember_type type_list_Inner;
+static const ember_type type_Inner;
+static const ember_type type_list_common_Vec;
+static const ember_type type_common_Vec;
+static const ember_type type_list_f32;
+static const ember_type type_list_f64;
+static const ember_type type_list_bool;
+static const ember_type type_list_Temp;
+static const ember_type type_map_string_Inner;
+static const ember_type type_map_u32_list_string;
+static const ember_type type_map_i64_f64;
+static const ember_type type_map_Temp_common_Color;
+static const ember_type type_list_map_string_i64;
+static const ember_type type_map_string_i64;
+static const ember_type type_list_i64;
+static const ember_type type_Tree;
+static const ember_type type_list_Tree;
+static const ember_type type_ref_Watcher;
+static const ember_type type_Optionals;
+static const ember_type type_list_ref_Watcher;
+
+static const ember_type type_u32 = {
+    EMBER_T_U32, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_string = {
+    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_Scalars[] = {
+    { 1, "b", &type_bool, false },
+    { 2, "i8v", &type_i8, false },
+    { 3, "i16v", &type_i16, false },
+    { 4, "i32v", &type_i32, false },
+    { 5, "i64v", &type_i64, false },
+    { 6, "u8v", &type_u8, false },
+    { 7, "u16v", &type_u16, false },
+    { 8, "u32v", &type_u32, false },
+    { 9, "u64v", &type_u64, false },
+    { 10, "f32v", &type_f32, false },
+    { 11, "f64v", &type_f64, false },
+    { 12, "s", &type_string, false },
+    { 13, "raw", &type_bytes, false },
+    { 14, "temp", &type_Temp, false },
+    { 15, "color", &type_common_Color, false },
+};
+static const ember_type type_Scalars = {
+    EMBER_T_STRUCT, "shapes.Scalars", NULL, NULL, fields_Scalars, 15
+};
+
+static const ember_type type_bool = {
+    EMBER_T_BOOL, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_i8 = {
+    EMBER_T_I8, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_i16 = {
+    EMBER_T_I16, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_i32 = {
+    EMBER_T_I32, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_i64 = {
+    EMBER_T_I64, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_u8 = {
+    EMBER_T_U8, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_u16 = {
+    EMBER_T_U16, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_u64 = {
+    EMBER_T_U64, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_f32 = {
+    EMBER_T_F32, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_f64 = {
+    EMBER_T_F64, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_bytes = {
+    EMBER_T_BYTES, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_Temp = {
+    EMBER_T_ENUM, "shapes.Temp", NULL, NULL, NULL, 0
+};
+
+static const ember_type type_common_Color = {
+    EMBER_T_ENUM, "common.Color", NULL, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_Containers[] = {
+    { 1, "nums", &type_list_u32, false },
+    { 2, "grid", &type_list_list_u32, false },
+    { 3, "names", &type_list_string, false },
+    { 4, "blobs", &type_list_bytes, false },
+    { 5, "inners", &type_list_Inner, false },
+    { 6, "path", &type_list_common_Vec, false },
+    { 7, "floats", &type_list_f32, false },
+    { 8, "doubles", &type_list_f64, false },
+    { 9, "flags", &type_list_bool, false },
+    { 10, "temps", &type_list_Temp, false },
+    { 11, "by_name", &type_map_string_Inner, false },
+    { 12, "tags", &type_map_u32_list_string, false },
+    { 13, "weights", &type_map_i64_f64, false },
+    { 14, "palette", &type_map_Temp_common_Color, false },
+    { 15, "stats", &type_list_map_string_i64, false },
+    { 16, "ints", &type_list_i64, false },
+};
+static const ember_type type_Containers = {
+    EMBER_T_STRUCT, "shapes.Containers", NULL, NULL, fields_Containers, 16
+};
+
+static const ember_type type_list_u32 = {
+    EMBER_T_LIST, NULL, &type_u32, NULL, NULL, 0
+};
+
+static const ember_type type_list_list_u32 = {
+    EMBER_T_LIST, NULL, &type_list_u32, NULL, NULL, 0
+};
+
+static const ember_type type_list_string = {
+    EMBER_T_LIST, NULL, &type_string, NULL, NULL, 0
+};
+
+static const ember_type type_list_bytes = {
+    EMBER_T_LIST, NULL, &type_bytes, NULL, NULL, 0
+};
+
+static const ember_type type_list_Inner = {
+    EMBER_T_LIST, NULL, &type_Inner, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_Inner[] = {
+    { 1, "depth", &type_i32, false },
+    { 2, "label", &type_string, false },
+};
+static const ember_type type_Inner = {
+    EMBER_T_STRUCT, "shapes.Inner", NULL, NULL, fields_Inner, 2
+};
+
+static const ember_type type_list_common_Vec = {
+    EMBER_T_LIST, NULL, &type_common_Vec, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_common_Vec[] = {
+    { 1, "x", &type_f32, false },
+    { 2, "y", &type_f32, false },
+};
+static const ember_type type_common_Vec = {
+    EMBER_T_STRUCT, "common.Vec", NULL, NULL, fields_common_Vec, 2
+};
+
+static const ember_type type_list_f32 = {
+    EMBER_T_LIST, NULL, &type_f32, NULL, NULL, 0
+};
+
+static const ember_type type_list_f64 = {
+    EMBER_T_LIST, NULL, &type_f64, NULL, NULL, 0
+};
+
+static const ember_type type_list_bool = {
+    EMBER_T_LIST, NULL, &type_bool, NULL, NULL, 0
+};
+
+static const ember_type type_list_Temp = {
+    EMBER_T_LIST, NULL, &type_Temp, NULL, NULL, 0
+};
+
+static const ember_type type_map_string_Inner = {
+    EMBER_T_MAP, NULL, &type_Inner, &type_string, NULL, 0
+};
+
+static const ember_type type_map_u32_list_string = {
+    EMBER_T_MAP, NULL, &type_list_string, &type_u32, NULL, 0
+};
+
+static const ember_type type_map_i64_f64 = {
+    EMBER_T_MAP, NULL, &type_f64, &type_i64, NULL, 0
+};
+
+static const ember_type type_map_Temp_common_Color = {
+    EMBER_T_MAP, NULL, &type_common_Color, &type_Temp, NULL, 0
+};
+
+static const ember_type type_list_map_string_i64 = {
+    EMBER_T_LIST, NULL, &type_map_string_i64, NULL, NULL, 0
+};
+
+static const ember_type type_map_string_i64 = {
+    EMBER_T_MAP, NULL, &type_i64, &type_string, NULL, 0
+};
+
+static const ember_type type_list_i64 = {
+    EMBER_T_LIST, NULL, &type_i64, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_Tree[] = {
+    { 1, "value", &type_i32, false },
+    { 2, "left", &type_Tree, true },
+    { 3, "right", &type_Tree, true },
+    { 4, "kids", &type_list_Tree, false },
+};
+static const ember_type type_Tree = {
+    EMBER_T_STRUCT, "shapes.Tree", NULL, NULL, fields_Tree, 4
+};
+
+static const ember_type type_list_Tree = {
+    EMBER_T_LIST, NULL, &type_Tree, NULL, NULL, 0
+};
+
+static const ember_type type_ref_Watcher = {
+    EMBER_T_REF, "shapes.Watcher", NULL, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_Optionals[] = {
+    { 1, "b", &type_bool, true },
+    { 2, "i", &type_i64, true },
+    { 3, "u", &type_u32, true },
+    { 4, "f", &type_f64, true },
+    { 5, "s", &type_string, true },
+    { 6, "raw", &type_bytes, true },
+    { 7, "temp", &type_Temp, true },
+    { 8, "inner", &type_Inner, true },
+    { 9, "vec", &type_common_Vec, true },
+    { 10, "nums", &type_list_u32, true },
+    { 11, "stats", &type_map_string_i64, true },
+};
+static const ember_type type_Optionals = {
+    EMBER_T_STRUCT, "shapes.Optionals", NULL, NULL, fields_Optionals, 11
+};
+
+static const ember_type type_list_ref_Watcher = {
+    EMBER_T_LIST, NULL, &type_ref_Watcher, NULL, NULL, 0
+};
+
 /* ---- service shapes.Watcher ---- */
 
 /* ---- Watcher.progress ---- */
@@ -1594,13 +1864,23 @@ static int shapes_Watcher_ping_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+static const ember_field_desc params_shapes_Watcher_progress[] = {
+    { 1, "done", &type_u32, false },
+    { 2, "total", &type_u32, false },
+};
+static const ember_field_desc params_shapes_Watcher_ping[] = {
+    { 1, "text", &type_string, false },
+};
+
 static const ember_method_desc shapes_Watcher_methods[] = {
-    { shapes_Watcher_progress_ID, "progress", true, shapes_Watcher_progress_dispatch },
-    { shapes_Watcher_ping_ID, "ping", false, shapes_Watcher_ping_dispatch },
+    { shapes_Watcher_progress_ID, "progress", true, shapes_Watcher_progress_dispatch,
+      "progress", params_shapes_Watcher_progress, 2, NULL },
+    { shapes_Watcher_ping_ID, "ping", false, shapes_Watcher_ping_dispatch,
+      "ping", params_shapes_Watcher_ping, 1, &type_u32 },
 };
 
 const ember_service_desc shapes_Watcher_service = {
-    "shapes.Watcher", UINT64_C(0x3f2b54d84fd3eecb), 2, shapes_Watcher_methods
+    "shapes.Watcher", UINT64_C(0x3f2b54d84fd3eecb), 2, shapes_Watcher_methods, NULL
 };
 
 int shapes_Watcher_export(ember_exports *ex, const shapes_Watcher_handlers *h,
@@ -3201,22 +3481,65 @@ static int shapes_Store_find_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+static const ember_field_desc params_shapes_Store_get[] = {
+    { 1, "key", &type_string, false },
+};
+static const ember_field_desc params_shapes_Store_put[] = {
+    { 1, "key", &type_string, false },
+    { 2, "value", &type_Scalars, false },
+};
+static const ember_field_desc params_shapes_Store_echo[] = {
+    { 1, "c", &type_Containers, false },
+};
+static const ember_field_desc params_shapes_Store_grow[] = {
+    { 1, "seed", &type_Tree, false },
+    { 2, "depth", &type_u32, false },
+};
+static const ember_field_desc params_shapes_Store_forget[] = {
+    { 1, "key", &type_string, false },
+};
+static const ember_field_desc params_shapes_Store_watch[] = {
+    { 1, "who", &type_ref_Watcher, false },
+};
+static const ember_field_desc params_shapes_Store_opt[] = {
+    { 1, "o", &type_Optionals, false },
+    { 2, "many", &type_list_ref_Watcher, false },
+};
+static const ember_field_desc params_shapes_Store_find[] = {
+    { 1, "key", &type_string, false },
+    { 2, "limit", &type_u32, true },
+    { 3, "prefix", &type_string, true },
+    { 4, "where", &type_Inner, true },
+    { 5, "nums", &type_list_u32, true },
+};
+
 static const ember_method_desc shapes_Store_methods[] = {
-    { shapes_Store_get_ID, "get", false, shapes_Store_get_dispatch },
-    { shapes_Store_put_ID, "put", false, shapes_Store_put_dispatch },
-    { shapes_Store_echo_ID, "echo", false, shapes_Store_echo_dispatch },
-    { shapes_Store_grow_ID, "grow", false, shapes_Store_grow_dispatch },
-    { shapes_Store_forget_ID, "forget", true, shapes_Store_forget_dispatch },
-    { shapes_Store_watch_ID, "watch", false, shapes_Store_watch_dispatch },
-    { shapes_Store_count_ID, "count", false, shapes_Store_count_dispatch },
-    { shapes_Store_name_ID, "name", false, shapes_Store_name_dispatch },
-    { shapes_Store_opt_ID, "opt", false, shapes_Store_opt_dispatch },
-    { shapes_Store_stop_ID, "stop", true, shapes_Store_stop_dispatch },
-    { shapes_Store_find_ID, "find", false, shapes_Store_find_dispatch },
+    { shapes_Store_get_ID, "get", false, shapes_Store_get_dispatch,
+      "get", params_shapes_Store_get, 1, &type_Scalars },
+    { shapes_Store_put_ID, "put", false, shapes_Store_put_dispatch,
+      "put", params_shapes_Store_put, 2, NULL },
+    { shapes_Store_echo_ID, "echo", false, shapes_Store_echo_dispatch,
+      "echo", params_shapes_Store_echo, 1, &type_Containers },
+    { shapes_Store_grow_ID, "grow", false, shapes_Store_grow_dispatch,
+      "grow", params_shapes_Store_grow, 2, &type_Tree },
+    { shapes_Store_forget_ID, "forget", true, shapes_Store_forget_dispatch,
+      "forget", params_shapes_Store_forget, 1, NULL },
+    { shapes_Store_watch_ID, "watch", false, shapes_Store_watch_dispatch,
+      "watch", params_shapes_Store_watch, 1, NULL },
+    { shapes_Store_count_ID, "count", false, shapes_Store_count_dispatch,
+      "count", NULL, 0, &type_u64 },
+    { shapes_Store_name_ID, "name", false, shapes_Store_name_dispatch,
+      "name", NULL, 0, &type_string },
+    { shapes_Store_opt_ID, "opt", false, shapes_Store_opt_dispatch,
+      "opt", params_shapes_Store_opt, 2, &type_Optionals },
+    { shapes_Store_stop_ID, "stop", true, shapes_Store_stop_dispatch,
+      "stop", NULL, 0, NULL },
+    { shapes_Store_find_ID, "find", false, shapes_Store_find_dispatch,
+      "find", params_shapes_Store_find, 5, &type_string },
 };
 
 const ember_service_desc shapes_Store_service = {
-    "shapes.Store", UINT64_C(0x6eca583275056725), 11, shapes_Store_methods
+    "shapes.Store", UINT64_C(0x6eca583275056725), 11, shapes_Store_methods, NULL
 };
 
 int shapes_Store_export(ember_exports *ex, const shapes_Store_handlers *h,

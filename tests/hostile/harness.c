@@ -370,14 +370,14 @@ static int dispatch_player(ember_call *call, ember_dec *args, const void *h,
 }
 
 static const ember_method_desc typed_methods[] = {
-    { H_DEEP, "deep", false, dispatch_deep },
-    { H_LIST, "list", false, dispatch_list },
-    { H_BIGS, "bigs", false, dispatch_bigs },
-    { H_PLAYER, "player", false, dispatch_player },
+    {.id = H_DEEP, .name = "deep", .dispatch = dispatch_deep},
+    {.id = H_LIST, .name = "list", .dispatch = dispatch_list},
+    {.id = H_BIGS, .name = "bigs", .dispatch = dispatch_bigs},
+    {.id = H_PLAYER, .name = "player", .dispatch = dispatch_player},
 };
 static const ember_service_desc typed_svc = {
-    "hostile.Typed", 0x686f7374696c65ull, 4, typed_methods
-};
+    .name = "hostile.Typed", .fingerprint = 0x686f7374696c65ull,
+    .n_methods = 4, .methods = typed_methods};
 
 void h_limits(ember_limits *l)
 {

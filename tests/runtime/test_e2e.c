@@ -220,13 +220,14 @@ static int d_echo_ref(ember_call *c, ember_dec *d, const void *h, void *ud)
 }
 
 static const ember_method_desc calc_methods[] = {
-    {M_ADD, "add", false, d_add},     {M_LATER, "later", false, d_later},
-    {M_BOOM, "boom", false, d_boom},  {M_FAIL, "fail", false, d_fail},
-    {M_HANG, "hang", false, d_hang},  {M_NOTE, "note", true, d_note},
-    {M_WATCH, "watch", false, d_watch}, {M_GIVE, "give", false, d_give},
-    {M_ECHO_REF, "echo_ref", false, d_echo_ref},
+    {.id = M_ADD, .name = "add", .dispatch = d_add},     {.id = M_LATER, .name = "later", .dispatch = d_later},
+    {.id = M_BOOM, .name = "boom", .dispatch = d_boom},  {.id = M_FAIL, .name = "fail", .dispatch = d_fail},
+    {.id = M_HANG, .name = "hang", .dispatch = d_hang},  {.id = M_NOTE, .name = "note", .oneway = true, .dispatch = d_note},
+    {.id = M_WATCH, .name = "watch", .dispatch = d_watch}, {.id = M_GIVE, .name = "give", .dispatch = d_give},
+    {.id = M_ECHO_REF, .name = "echo_ref", .dispatch = d_echo_ref},
 };
-static const ember_service_desc calc_svc = {"test.Calc", 0x1234, 9, calc_methods};
+static const ember_service_desc calc_svc = {
+    .name = "test.Calc", .fingerprint = 0x1234, .n_methods = 9, .methods = calc_methods};
 
 static int d_ping(ember_call *c, ember_dec *d, const void *h, void *ud)
 {
@@ -241,8 +242,9 @@ static int d_ping(ember_call *c, ember_dec *d, const void *h, void *ud)
     return 0;
 }
 
-static const ember_method_desc obs_methods[] = {{M_PING, "ping", false, d_ping}};
-static const ember_service_desc obs_svc = {"test.Obs", 0x99, 1, obs_methods};
+static const ember_method_desc obs_methods[] = {{.id = M_PING, .name = "ping", .dispatch = d_ping}};
+static const ember_service_desc obs_svc = {
+    .name = "test.Obs", .fingerprint = 0x99, .n_methods = 1, .methods = obs_methods};
 
 /* ---- completions ---- */
 
@@ -1230,10 +1232,11 @@ static int d_gate_down(ember_call *c, ember_dec *d, const void *h, void *ud)
 }
 
 static const ember_method_desc gate_methods[] = {
-    {M_GATE_UP, "up", false, d_gate_up},
-    {M_GATE_DOWN, "down", false, d_gate_down},
+    {.id = M_GATE_UP, .name = "up", .dispatch = d_gate_up},
+    {.id = M_GATE_DOWN, .name = "down", .dispatch = d_gate_down},
 };
-static const ember_service_desc gate_svc = {"test.Gate", 0x6a7e, 2, gate_methods};
+static const ember_service_desc gate_svc = {
+    .name = "test.Gate", .fingerprint = 0x6a7e, .n_methods = 2, .methods = gate_methods};
 
 static ember_node *gate_node(const char *name, const char *addr, bool gate)
 {
@@ -2108,7 +2111,8 @@ static void t_free_while_retrying(void)
 
 /* ---- a service with no methods ---- */
 
-static const ember_service_desc empty_svc = {"test.Empty", 0x77, 0, NULL};
+static const ember_service_desc empty_svc = {
+    .name = "test.Empty", .fingerprint = 0x77, .n_methods = 0, .methods = NULL};
 
 static void t_empty_service(void)
 {
