@@ -349,6 +349,85 @@ static int dec_NodeStatus(ember_dec *d, cluster_NodeStatus *v)
     return 0;
 }
 
+/* ---- run-time types (docs/generated-code.md) ---- */
+
+static const ember_type type_NodeStatus;
+static const ember_type type_string;
+static const ember_type type_u32;
+static const ember_type type_f64;
+static const ember_type type_list_Link;
+static const ember_type type_Link;
+static const ember_type type_list_string;
+static const ember_type type_list_MethodStat;
+static const ember_type type_MethodStat;
+static const ember_type type_u64;
+
+static const ember_field_desc fields_NodeStatus[] = {
+    { 1, "name", &type_string, false },
+    { 2, "app", &type_string, false },
+    { 3, "pid", &type_u32, false },
+    { 4, "uptime", &type_f64, false },
+    { 5, "state", &type_string, false },
+    { 6, "links", &type_list_Link, false },
+    { 7, "children", &type_list_string, false },
+    { 8, "methods", &type_list_MethodStat, false },
+    { 9, "port", &type_u32, false },
+};
+static const ember_type type_NodeStatus = {
+    EMBER_T_STRUCT, "cluster.NodeStatus", NULL, NULL, fields_NodeStatus, 9
+};
+
+static const ember_type type_string = {
+    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_u32 = {
+    EMBER_T_U32, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_f64 = {
+    EMBER_T_F64, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_list_Link = {
+    EMBER_T_LIST, NULL, &type_Link, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_Link[] = {
+    { 1, "root", &type_string, false },
+    { 2, "addr", &type_string, false },
+    { 3, "state", &type_string, false },
+};
+static const ember_type type_Link = {
+    EMBER_T_STRUCT, "cluster.Link", NULL, NULL, fields_Link, 3
+};
+
+static const ember_type type_list_string = {
+    EMBER_T_LIST, NULL, &type_string, NULL, NULL, 0
+};
+
+static const ember_type type_list_MethodStat = {
+    EMBER_T_LIST, NULL, &type_MethodStat, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_MethodStat[] = {
+    { 1, "endpoint", &type_string, false },
+    { 2, "service_name", &type_string, false },
+    { 3, "method", &type_string, false },
+    { 4, "id", &type_u32, false },
+    { 5, "calls", &type_u64, false },
+    { 6, "failures", &type_u64, false },
+    { 7, "total_us", &type_u64, false },
+    { 8, "max_us", &type_u64, false },
+};
+static const ember_type type_MethodStat = {
+    EMBER_T_STRUCT, "cluster.MethodStat", NULL, NULL, fields_MethodStat, 8
+};
+
+static const ember_type type_u64 = {
+    EMBER_T_U64, NULL, NULL, NULL, NULL, 0
+};
+
 /* ---- service cluster.Admin ---- */
 
 /* ---- Admin.status ---- */
@@ -520,13 +599,16 @@ static int cluster_Admin_stop_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+
 static const ember_method_desc cluster_Admin_methods[] = {
-    { cluster_Admin_status_ID, "status", false, cluster_Admin_status_dispatch },
-    { cluster_Admin_stop_ID, "stop", false, cluster_Admin_stop_dispatch },
+    { cluster_Admin_status_ID, "status", false, cluster_Admin_status_dispatch,
+      "status", NULL, 0, &type_NodeStatus },
+    { cluster_Admin_stop_ID, "stop", false, cluster_Admin_stop_dispatch,
+      "stop", NULL, 0, NULL },
 };
 
 const ember_service_desc cluster_Admin_service = {
-    "cluster.Admin", UINT64_C(0xdd8c034b718e3ca0), 2, cluster_Admin_methods
+    "cluster.Admin", UINT64_C(0xdd8c034b718e3ca0), 2, cluster_Admin_methods, NULL
 };
 
 int cluster_Admin_export(ember_exports *ex, const cluster_Admin_handlers *h,

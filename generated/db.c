@@ -111,6 +111,55 @@ static int dec_Player(ember_dec *d, db_Player *v)
     return 0;
 }
 
+/* ---- run-time types (docs/generated-code.md) ---- */
+
+static const ember_type type_string;
+static const ember_type type_Player;
+static const ember_type type_u64;
+static const ember_type type_client_Pos;
+static const ember_type type_i32;
+static const ember_type type_u32;
+static const ember_type type_bool;
+
+static const ember_type type_string = {
+    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_Player[] = {
+    { 1, "id", &type_u64, false },
+    { 2, "name", &type_string, false },
+    { 3, "pos", &type_client_Pos, false },
+    { 4, "logins", &type_u32, false },
+    { 5, "created", &type_bool, false },
+};
+static const ember_type type_Player = {
+    EMBER_T_STRUCT, "db.Player", NULL, NULL, fields_Player, 5
+};
+
+static const ember_type type_u64 = {
+    EMBER_T_U64, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_client_Pos[] = {
+    { 1, "x", &type_i32, false },
+    { 2, "y", &type_i32, false },
+};
+static const ember_type type_client_Pos = {
+    EMBER_T_STRUCT, "client.Pos", NULL, NULL, fields_client_Pos, 2
+};
+
+static const ember_type type_i32 = {
+    EMBER_T_I32, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_u32 = {
+    EMBER_T_U32, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_bool = {
+    EMBER_T_BOOL, NULL, NULL, NULL, NULL, 0
+};
+
 /* ---- service db.Db ---- */
 
 /* ---- Db.login ---- */
@@ -749,15 +798,34 @@ static int db_Db_logout_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+static const ember_field_desc params_db_Db_login[] = {
+    { 1, "name", &type_string, false },
+};
+static const ember_field_desc params_db_Db_position[] = {
+    { 1, "player", &type_u64, false },
+};
+static const ember_field_desc params_db_Db_save[] = {
+    { 1, "player", &type_u64, false },
+    { 2, "pos", &type_client_Pos, false },
+};
+static const ember_field_desc params_db_Db_logout[] = {
+    { 1, "player", &type_u64, false },
+    { 2, "pos", &type_client_Pos, true },
+};
+
 static const ember_method_desc db_Db_methods[] = {
-    { db_Db_login_ID, "login", false, db_Db_login_dispatch },
-    { db_Db_position_ID, "position", false, db_Db_position_dispatch },
-    { db_Db_save_ID, "save", false, db_Db_save_dispatch },
-    { db_Db_logout_ID, "logout", false, db_Db_logout_dispatch },
+    { db_Db_login_ID, "login", false, db_Db_login_dispatch,
+      "login", params_db_Db_login, 1, &type_Player },
+    { db_Db_position_ID, "position", false, db_Db_position_dispatch,
+      "position", params_db_Db_position, 1, &type_client_Pos },
+    { db_Db_save_ID, "save", false, db_Db_save_dispatch,
+      "save", params_db_Db_save, 2, NULL },
+    { db_Db_logout_ID, "logout", false, db_Db_logout_dispatch,
+      "logout", params_db_Db_logout, 2, &type_client_Pos },
 };
 
 const ember_service_desc db_Db_service = {
-    "db.Db", UINT64_C(0x98c646c6b94cc826), 4, db_Db_methods
+    "db.Db", UINT64_C(0x98c646c6b94cc826), 4, db_Db_methods, NULL
 };
 
 int db_Db_export(ember_exports *ex, const db_Db_handlers *h, void *ud)

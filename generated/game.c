@@ -276,6 +276,115 @@ static int dec_client_LeaveRep(ember_dec *d, client_LeaveRep *v)
     return 0;
 }
 
+/* ---- run-time types (docs/generated-code.md) ---- */
+
+static const ember_type type_Who;
+static const ember_type type_u64;
+static const ember_type type_string;
+static const ember_type type_client_EnterReq;
+static const ember_type type_u32;
+static const ember_type type_client_RoomState;
+static const ember_type type_client_Pos;
+static const ember_type type_i32;
+static const ember_type type_list_string;
+static const ember_type type_client_MoveReq;
+static const ember_type type_client_Dir;
+static const ember_type type_client_ChatReq;
+static const ember_type type_client_ChatRep;
+static const ember_type type_client_LeaveReq;
+static const ember_type type_client_LeaveRep;
+
+static const ember_field_desc fields_Who[] = {
+    { 1, "session", &type_u64, false },
+    { 2, "player", &type_u64, false },
+    { 3, "name", &type_string, false },
+};
+static const ember_type type_Who = {
+    EMBER_T_STRUCT, "game.Who", NULL, NULL, fields_Who, 3
+};
+
+static const ember_type type_u64 = {
+    EMBER_T_U64, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_string = {
+    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_client_EnterReq[] = {
+    { 1, "room", &type_u32, false },
+};
+static const ember_type type_client_EnterReq = {
+    EMBER_T_STRUCT, "client.EnterReq", NULL, NULL, fields_client_EnterReq, 1
+};
+
+static const ember_type type_u32 = {
+    EMBER_T_U32, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_client_RoomState[] = {
+    { 1, "room", &type_u32, false },
+    { 2, "pos", &type_client_Pos, false },
+    { 3, "players", &type_list_string, false },
+    { 4, "node", &type_string, false },
+};
+static const ember_type type_client_RoomState = {
+    EMBER_T_STRUCT, "client.RoomState", NULL, NULL, fields_client_RoomState, 4
+};
+
+static const ember_field_desc fields_client_Pos[] = {
+    { 1, "x", &type_i32, false },
+    { 2, "y", &type_i32, false },
+};
+static const ember_type type_client_Pos = {
+    EMBER_T_STRUCT, "client.Pos", NULL, NULL, fields_client_Pos, 2
+};
+
+static const ember_type type_i32 = {
+    EMBER_T_I32, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_list_string = {
+    EMBER_T_LIST, NULL, &type_string, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_client_MoveReq[] = {
+    { 1, "dir", &type_client_Dir, false },
+};
+static const ember_type type_client_MoveReq = {
+    EMBER_T_STRUCT, "client.MoveReq", NULL, NULL, fields_client_MoveReq, 1
+};
+
+static const ember_type type_client_Dir = {
+    EMBER_T_ENUM, "client.Dir", NULL, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_client_ChatReq[] = {
+    { 1, "text", &type_string, false },
+};
+static const ember_type type_client_ChatReq = {
+    EMBER_T_STRUCT, "client.ChatReq", NULL, NULL, fields_client_ChatReq, 1
+};
+
+static const ember_field_desc fields_client_ChatRep[] = {
+    { 1, "delivered", &type_u32, false },
+};
+static const ember_type type_client_ChatRep = {
+    EMBER_T_STRUCT, "client.ChatRep", NULL, NULL, fields_client_ChatRep, 1
+};
+
+static const ember_type type_client_LeaveReq = {
+    EMBER_T_STRUCT, "client.LeaveReq", NULL, NULL, NULL, 0
+};
+
+static const ember_field_desc fields_client_LeaveRep[] = {
+    { 1, "room", &type_u32, false },
+    { 2, "pos", &type_client_Pos, false },
+};
+static const ember_type type_client_LeaveRep = {
+    EMBER_T_STRUCT, "client.LeaveRep", NULL, NULL, fields_client_LeaveRep, 2
+};
+
 /* ---- service game.Game ---- */
 
 /* ---- Game.enter ---- */
@@ -1130,15 +1239,36 @@ static int game_Game_leave_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+static const ember_field_desc params_game_Game_enter[] = {
+    { 1, "who", &type_Who, false },
+    { 2, "req", &type_client_EnterReq, false },
+};
+static const ember_field_desc params_game_Game_move[] = {
+    { 1, "who", &type_Who, false },
+    { 2, "req", &type_client_MoveReq, false },
+};
+static const ember_field_desc params_game_Game_chat[] = {
+    { 1, "who", &type_Who, false },
+    { 2, "req", &type_client_ChatReq, false },
+};
+static const ember_field_desc params_game_Game_leave[] = {
+    { 1, "who", &type_Who, false },
+    { 2, "req", &type_client_LeaveReq, false },
+};
+
 static const ember_method_desc game_Game_methods[] = {
-    { game_Game_enter_ID, "enter", false, game_Game_enter_dispatch },
-    { game_Game_move_ID, "move", false, game_Game_move_dispatch },
-    { game_Game_chat_ID, "chat", false, game_Game_chat_dispatch },
-    { game_Game_leave_ID, "leave", false, game_Game_leave_dispatch },
+    { game_Game_enter_ID, "enter", false, game_Game_enter_dispatch,
+      "enter", params_game_Game_enter, 2, &type_client_RoomState },
+    { game_Game_move_ID, "move", false, game_Game_move_dispatch,
+      "move", params_game_Game_move, 2, &type_client_Pos },
+    { game_Game_chat_ID, "chat", false, game_Game_chat_dispatch,
+      "chat", params_game_Game_chat, 2, &type_client_ChatRep },
+    { game_Game_leave_ID, "leave", false, game_Game_leave_dispatch,
+      "leave", params_game_Game_leave, 2, &type_client_LeaveRep },
 };
 
 const ember_service_desc game_Game_service = {
-    "game.Game", UINT64_C(0x82f7372965709a61), 4, game_Game_methods
+    "game.Game", UINT64_C(0x82f7372965709a61), 4, game_Game_methods, NULL
 };
 
 int game_Game_export(ember_exports *ex, const game_Game_handlers *h, void *ud)

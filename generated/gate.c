@@ -37,6 +37,29 @@ static int dec_list_u64(ember_dec *d, gate_list_u64 *v)
     return ember_dec_list_end(d, end);
 }
 
+/* ---- run-time types (docs/generated-code.md) ---- */
+
+static const ember_type type_u32;
+static const ember_type type_u64;
+static const ember_type type_bytes;
+static const ember_type type_list_u64;
+
+static const ember_type type_u32 = {
+    EMBER_T_U32, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_u64 = {
+    EMBER_T_U64, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_bytes = {
+    EMBER_T_BYTES, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_list_u64 = {
+    EMBER_T_LIST, NULL, &type_u64, NULL, NULL, 0
+};
+
 /* ---- service gate.Gate ---- */
 
 /* ---- Gate.forward ---- */
@@ -393,14 +416,31 @@ static int gate_Gate_push_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+static const ember_field_desc params_gate_Gate_forward[] = {
+    { 1, "command", &type_u32, false },
+    { 2, "session", &type_u64, false },
+    { 3, "data", &type_bytes, false },
+};
+static const ember_field_desc params_gate_Gate_closed[] = {
+    { 1, "session", &type_u64, false },
+};
+static const ember_field_desc params_gate_Gate_push[] = {
+    { 1, "sessions", &type_list_u64, false },
+    { 2, "command", &type_u32, false },
+    { 3, "data", &type_bytes, false },
+};
+
 static const ember_method_desc gate_Gate_methods[] = {
-    { gate_Gate_forward_ID, "forward", false, gate_Gate_forward_dispatch },
-    { gate_Gate_closed_ID, "closed", true, gate_Gate_closed_dispatch },
-    { gate_Gate_push_ID, "push", true, gate_Gate_push_dispatch },
+    { gate_Gate_forward_ID, "forward", false, gate_Gate_forward_dispatch,
+      "forward", params_gate_Gate_forward, 3, &type_bytes },
+    { gate_Gate_closed_ID, "closed", true, gate_Gate_closed_dispatch,
+      "closed", params_gate_Gate_closed, 1, NULL },
+    { gate_Gate_push_ID, "push", true, gate_Gate_push_dispatch,
+      "push", params_gate_Gate_push, 3, NULL },
 };
 
 const ember_service_desc gate_Gate_service = {
-    "gate.Gate", UINT64_C(0x49e31606496d07e1), 3, gate_Gate_methods
+    "gate.Gate", UINT64_C(0x49e31606496d07e1), 3, gate_Gate_methods, NULL
 };
 
 int gate_Gate_export(ember_exports *ex, const gate_Gate_handlers *h, void *ud)

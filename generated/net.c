@@ -32,6 +32,29 @@ static int dec_list_u64(ember_dec *d, net_list_u64 *v)
     return ember_dec_list_end(d, end);
 }
 
+/* ---- run-time types (docs/generated-code.md) ---- */
+
+static const ember_type type_list_u64;
+static const ember_type type_u64;
+static const ember_type type_u32;
+static const ember_type type_bytes;
+
+static const ember_type type_list_u64 = {
+    EMBER_T_LIST, NULL, &type_u64, NULL, NULL, 0
+};
+
+static const ember_type type_u64 = {
+    EMBER_T_U64, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_u32 = {
+    EMBER_T_U32, NULL, NULL, NULL, NULL, 0
+};
+
+static const ember_type type_bytes = {
+    EMBER_T_BYTES, NULL, NULL, NULL, NULL, 0
+};
+
 /* ---- service net.Net ---- */
 
 /* ---- Net.push ---- */
@@ -117,12 +140,19 @@ static int net_Net_push_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+static const ember_field_desc params_net_Net_push[] = {
+    { 1, "sessions", &type_list_u64, false },
+    { 2, "command", &type_u32, false },
+    { 3, "data", &type_bytes, false },
+};
+
 static const ember_method_desc net_Net_methods[] = {
-    { net_Net_push_ID, "push", true, net_Net_push_dispatch },
+    { net_Net_push_ID, "push", true, net_Net_push_dispatch,
+      "push", params_net_Net_push, 3, NULL },
 };
 
 const ember_service_desc net_Net_service = {
-    "net.Net", UINT64_C(0x3ac3543c0e38fa53), 1, net_Net_methods
+    "net.Net", UINT64_C(0x3ac3543c0e38fa53), 1, net_Net_methods, NULL
 };
 
 int net_Net_export(ember_exports *ex, const net_Net_handlers *h, void *ud)
