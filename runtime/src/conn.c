@@ -91,7 +91,83 @@ ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer)
         ep->conns->prev = c;
     ep->conns = c;
     ep->nconns++;
+    /* Unregistered until the handshake ends: last in the age order. */
+    c->unreg = true;
+    c->unreg_prev = ep->unreg_tail;
+    if (ep->unreg_tail)
+        ep->unreg_tail->unreg_next = c;
+    else
+        ep->unreg_head = c;
+    ep->unreg_tail = c;
+    ep->unreg_n++;
     return c;
+}
+
+static void unreg_unlink(ember_conn *c)
+{
+    ember_ep *ep = c->ep;
+    if (!c->unreg)
+        return;
+    c->unreg = false;
+    if (c->unreg_prev)
+        c->unreg_prev->unreg_next = c->unreg_next;
+    else
+        ep->unreg_head = c->unreg_next;
+    if (c->unreg_next)
+        c->unreg_next->unreg_prev = c->unreg_prev;
+    else
+        ep->unreg_tail = c->unreg_prev;
+    c->unreg_prev = c->unreg_next = NULL;
+    ep->unreg_n--;
+    ep->unreg_bytes -= c->unreg_held;
+    c->unreg_held = 0;
+}
+
+void ember_conn_set_ready(ember_conn *c)
+{
+    c->state = EMBER_CONN_READY;
+    unreg_unlink(c);
+}
+
+/* Over the budget of unregistered peers: the one holding the most input
+ * goes (the oldest of equals), until the rest fit. A legitimate node's
+ * REGISTER is small, so a flood of big frames sheds the flooders. */
+static void unreg_shed(ember_ep *ep, ember_conn *reading)
+{
+    while (ep->unreg_bytes > ep->unreg_budget) {
+        ember_conn *big = NULL;
+        for (ember_conn *x = ep->unreg_head; x; x = x->unreg_next)
+            if (!big || x->unreg_held > big->unreg_held)
+                big = x;
+        if (!big || !big->unreg_held)
+            return;
+        ember_conn_closef(big, EMBER_LOST, "unregistered peers hold %zu bytes, "
+                          "over unregistered_bytes %zu: the largest (%zu "
+                          "bytes) goes", ep->unreg_bytes, ep->unreg_budget,
+                          big->unreg_held);
+        /* Its input goes now, not when it is reaped (nothing parses it:
+         * only `reading` is inside a read), and not into the pool. */
+        if (big != reading) {
+            big->in.pool = NULL;
+            ember_buf_release(&big->in);
+        }
+    }
+}
+
+/* Recounts what an unregistered c holds (its input buffer) and sheds if
+ * that took the endpoint over budget. -1 when c itself was shed. */
+static int unreg_charge(ember_conn *c)
+{
+    ember_ep *ep = c->ep;
+    if (!c->unreg)
+        return 0;
+    ep->unreg_bytes = ep->unreg_bytes - c->unreg_held + c->in.cap;
+    c->unreg_held = c->in.cap;
+    if (ep->unreg_bytes > ep->unreg_budget)
+        unreg_shed(ep, c);
+    if (ep->unreg_bytes > ep->unreg_peak)
+        ep->unreg_peak = ep->unreg_bytes;
+    return c->state == EMBER_CONN_CLOSED ? -1 : 0;
 }
 
 void ember_conn_mark_dirty_(ember_conn *c)
@@ -314,11 +390,15 @@ static int read_once(ember_conn *c)
         ember_conn_close(c, EMBER_LOST, "out of memory for the input buffer");
         return 0;
     }
+    if (c->unreg && unreg_charge(c))
+        return 0;
     ssize_t n = c->tp->read(c, in->data + in->len, in->cap - in->len);
     if (n <= 0) {
         if (n < 0 && errno == EAGAIN) {
-            if (ember_buf_used(in) == 0)
+            if (ember_buf_used(in) == 0) {
                 ember_buf_release(in);
+                unreg_charge(c);
+            }
             /* TLS may need to write before it can read (a handshake). */
             if (c->read_needs_write && !c->wev_added &&
                 event_add(c->wev, NULL) == 0)
@@ -357,6 +437,7 @@ static int read_once(ember_conn *c)
     if (c->state == EMBER_CONN_CLOSED)
         return 0; /* buffers go when the connection is reaped */
     ember_buf_consume(in, off - in->off);
+    unreg_charge(c); /* the buffer may have gone back to the pool */
     if (ember_buf_used(&c->out) > out_cap(c)) {
         pause_reading(c);
         return 0;
@@ -410,6 +491,7 @@ void ember_conn_close(ember_conn *c, ember_status st, const char *reason)
     if (st == EMBER_PROTOCOL)
         ember_conn_goodbye(c, reason);
     c->state = EMBER_CONN_CLOSED;
+    unreg_unlink(c);
     /* Orderly ends (goodbyes, shutdown) are news, not trouble. */
     ember_log(clean_close(st, reason) ? EMBER_LOG_INFO : EMBER_LOG_WARN,
               "%s: connection to %s (%s) closed: %s", ep->what,

@@ -29,6 +29,10 @@ void *ember_calloc(size_t n);                 /* zeroed */
 void *ember_realloc(void *p, size_t osize, size_t nsize);
 void ember_free(void *p, size_t osize);
 char *ember_strdup(const char *s);
+/* Gives freed memory back to the system after a burst (with the default
+ * allocator, once 16 MiB of big blocks were freed since the last time):
+ * the endpoints' sweep calls it. */
+void ember_alloc_trim(void);
 void ember_strfree(char *s);
 
 /* ---- log.c ---- */

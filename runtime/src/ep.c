@@ -71,6 +71,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     /* Spare large buffers and arena blocks go when large frames stop. */
     ember_bufpool_sweep(&ep->pool);
     ember_arena_spare_sweep(&ep->arena_spare);
+    ember_alloc_trim();
     for (ember_conn *c = ep->conns, *next; c; c = next) {
         next = c->next;
         uint64_t idle = now - c->last_rx_ms;
@@ -112,6 +113,7 @@ int ember_ep_init(ember_ep *ep, struct event_base *base, const ember_limits *lim
         ep->lim = *lim;
     ember_limits_resolve(&ep->lim); /* 0: the default */
     ep->what = what;
+    ep->unreg_budget = SIZE_MAX; /* a root sets its own */
     ember_arena_init(&ep->scratch, ep->scratch_buf, sizeof ep->scratch_buf);
     ep->scratch.spare = &ep->arena_spare;
     ep->exports = ember_exports_new();

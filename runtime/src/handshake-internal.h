@@ -17,6 +17,9 @@
 /* 0, or -1 with ember_last_error() saying which rule name breaks. */
 int ember_node_name_check(const char *name);
 
+#define EMBER_MAX_UNREGISTERED 1024
+#define EMBER_UNREGISTERED_BYTES ((size_t)64 << 20)
+
 #define EMBER_BACKOFF_MIN_MS 100
 #define EMBER_BACKOFF_MAX_MS 5000
 

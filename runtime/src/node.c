@@ -268,7 +268,7 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
             c->dead_after_ms = hs.dead_after_ms;
         ember_ep_sweep_every(&n->ep, c->heartbeat_ms < c->dead_after_ms
                                          ? c->heartbeat_ms : c->dead_after_ms);
-        c->state = EMBER_CONN_READY;
+        ember_conn_set_ready(c);
         c->peer_ref = n->root_ref;
         n->root_ref->conn = c;
         n->attempt = 0;

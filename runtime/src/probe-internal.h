@@ -17,4 +17,10 @@ uint64_t ember_root_htab_probes_(const ember_root *r);
 /* The same for one child's connection alone. */
 uint64_t ember_child_htab_probes_(const ember_child *c);
 
+/* Unregistered peers of the root: the input bytes they hold now, the most
+ * they held once shedding was done, and how many there are. */
+size_t ember_root_unreg_bytes_(const ember_root *r);
+size_t ember_root_unreg_peak_(const ember_root *r);
+uint32_t ember_root_unreg_count_(const ember_root *r);
+
 #endif

@@ -360,7 +360,7 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         c->child = ch;
         c->name = ch->name;
         c->peer_ref = ch->ref;
-        c->state = EMBER_CONN_READY;
+        ember_conn_set_ready(c);
         ember_hs w;
         memset(&w, 0, sizeof w);
         w.id = ch->id;
@@ -422,6 +422,13 @@ static int root_take(ember_root *r, int fd, const char *peer)
         close(fd);
         return -1;
     }
+    /* Full: the newcomer gets in, the oldest unregistered peer goes (a node
+     * registers within a round trip; a flood must open max_unregistered
+     * connections meanwhile to push it out). */
+    if (r->ep.unreg_n >= r->cfg.max_unregistered && r->ep.unreg_head)
+        ember_conn_closef(r->ep.unreg_head, EMBER_LOST, "%u peers not "
+                          "registered yet, at max_unregistered: the oldest "
+                          "goes", r->ep.unreg_n);
     ember_conn *c = ember_conn_new(&r->ep, fd, peer);
     if (!c)
         return -1;
@@ -494,6 +501,8 @@ EMBER_API void ember_root_config_default(ember_root_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     ember_limits_default(&cfg->limits);
+    cfg->max_unregistered = EMBER_MAX_UNREGISTERED;
+    cfg->unregistered_bytes = EMBER_UNREGISTERED_BYTES;
 }
 
 EMBER_API ember_root *ember_root_new(struct event_base *base,
@@ -513,6 +522,11 @@ EMBER_API ember_root *ember_root_new(struct event_base *base,
         return NULL;
     }
     r->ep.root = r;
+    if (!r->cfg.max_unregistered)
+        r->cfg.max_unregistered = EMBER_MAX_UNREGISTERED;
+    if (!r->cfg.unregistered_bytes)
+        r->cfg.unregistered_bytes = EMBER_UNREGISTERED_BYTES;
+    r->ep.unreg_budget = r->cfg.unregistered_bytes;
     /* Our own copy of the secret (the caller's may be a temporary). */
     r->cfg.secret = NULL;
     if (cfg && cfg->secret && *cfg->secret &&
@@ -720,3 +734,7 @@ uint64_t ember_child_htab_probes_(const ember_child *c)
 {
     return c->conn ? ember_conn_htab_probes(c->conn) : 0;
 }
+
+size_t ember_root_unreg_bytes_(const ember_root *r) { return r->ep.unreg_bytes; }
+size_t ember_root_unreg_peak_(const ember_root *r) { return r->ep.unreg_peak; }
+uint32_t ember_root_unreg_count_(const ember_root *r) { return r->ep.unreg_n; }

@@ -322,6 +322,13 @@ struct ember_ep {
     uint32_t scratch_users;     /* callbacks and handshakes reading it */
     uint64_t scratch_buf[64];
 
+    /* Peers not registered yet, oldest first (conn.c), and the input
+     * buffer bytes they hold together: a root bounds both
+     * (max_unregistered, unregistered_bytes); a node's budget is none. */
+    ember_conn *unreg_head, *unreg_tail;
+    uint32_t unreg_n;
+    size_t unreg_bytes, unreg_peak, unreg_budget;
+
     bool stopping;              /* graceful shutdown: refuse new calls */
     bool freeing;
 
@@ -427,6 +434,9 @@ struct ember_conn {
     struct ember_pending *slots;   /* outgoing calls */
     uint32_t nslots, free_slot, npending;
     uint32_t in_hint;              /* size of the last frame if large, else 0 */
+    ember_conn *unreg_prev, *unreg_next; /* ep's unregistered peers */
+    bool unreg;                    /* on that list */
+    size_t unreg_held;             /* input bytes counted in ep->unreg_bytes */
 
     ember_call *calls;             /* incoming calls in flight */
     uint32_t ncalls;
@@ -442,6 +452,8 @@ struct ember_conn {
 
 /* Takes ownership of fd (nonblocking). NULL on failure (fd closed). */
 ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer);
+/* Registration finished: calls may flow (and c leaves the unregistered). */
+void ember_conn_set_ready(ember_conn *c);
 /* Closes: pending calls end with `st`, incoming calls are orphaned,
  * refs die, ep->on_lost runs. The struct is freed later. */
 void ember_conn_close(ember_conn *c, ember_status st, const char *reason);

@@ -11,10 +11,14 @@
  *   edge-drop-reason         a node the root drops learns why (GOODBYE)
  *   edge-log-injection       a node name with a newline and an escape
  *                            sequence reaches the log escaped
+ *   edge-unregistered-flood  many connections sending big frames before
+ *                            registering: their memory stays within the
+ *                            root's budget, a real node registers meanwhile
  */
 #include "harness.h"
 #include "../common/net.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,4 +369,137 @@ void edge_log_injection(h_fixture *fx)
     CHECK(ok);
     CHECK(escaped);
     CHECK(!raw);
+}
+
+/* ---- item: what unregistered peers hold together ---- */
+
+#define FLOOD_MAX 200          /* flood connections opened in all */
+#define FLOOD_FRAME (1u << 20) /* each announces a 1 MiB REGISTER... */
+#define FLOOD_SEND (768u << 10) /* ...and sends 768 KiB of it, slowly */
+
+typedef struct flood {
+    int port;
+    int fd[FLOOD_MAX];
+    size_t sent[FLOOD_MAX];
+    int opened, open;
+    size_t total;
+} flood;
+
+/* One step of the flood per loop iteration: a new connection while there
+ * are fewer than FLOOD_MAX, and up to 64 KiB more on each sending one. */
+static void flood_step(flood *f)
+{
+    static uint8_t chunk[64 << 10];
+    if (f->opened < FLOOD_MAX) {
+        int fd = h_connect(f->port);
+        if (fd >= 0) {
+            fcntl(fd, F_SETFL, O_NONBLOCK);
+            uint8_t hdr[5] = { 0, 0, 0x10, 0, FR_REGISTER }; /* 1 MiB */
+            if (send(fd, hdr, sizeof hdr, MSG_NOSIGNAL) != (ssize_t)sizeof hdr) {
+                close(fd);
+                fd = -1;
+            }
+        }
+        f->fd[f->opened++] = fd;
+        f->open += fd >= 0;
+    }
+    /* One in four sends its frame; the others stay silent after the
+     * header (they hold a block each, and their number). */
+    for (int i = 0; i < f->opened; i += 4) {
+        if (f->fd[i] < 0 || f->sent[i] >= FLOOD_SEND)
+            continue;
+        size_t want = FLOOD_SEND - f->sent[i];
+        if (want > sizeof chunk)
+            want = sizeof chunk;
+        ssize_t w = send(f->fd[i], chunk, want, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            f->sent[i] += (size_t)w;
+            f->total += (size_t)w;
+        } else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            close(f->fd[i]); /* the root shed it */
+            f->fd[i] = -1;
+            f->open--;
+        }
+    }
+}
+
+typedef struct flood_run {
+    flood *f;
+    ember_node *node;
+    ember_root *root;
+    size_t budget;
+} flood_run;
+
+static bool flood_until_registered(void *ud)
+{
+    flood_run *r = ud;
+    flood_step(r->f);
+    return r->f->opened == FLOOD_MAX && r->node &&
+           h_node_registered(r->node);
+}
+
+static bool flood_shed(void *ud)
+{
+    flood_run *r = ud;
+    flood_step(r->f);
+    return r->f->total > 2 * r->budget;
+}
+
+static bool none_unregistered(void *ud)
+{
+    return ember_root_unreg_count_(ud) == 0;
+}
+
+void edge_unregistered_flood(h_fixture *fx)
+{
+    (void)fx;
+    ember_root_config rc;
+    ember_root_config_default(&rc);
+    h_limits(&rc.limits);
+    rc.limits.handshake_ms = 5000; /* the flood is shed, not timed out */
+    rc.unregistered_bytes = 8u << 20;
+    rc.max_unregistered = 64;
+    ember_root *root = ember_root_new(H_base, &rc);
+    CHECK(root);
+    CHECK(ember_root_listen(root, "127.0.0.1:0") == 0);
+    static flood f;
+    memset(&f, 0, sizeof f);
+    f.port = ember_root_port(root);
+    size_t before = h_alloc_live();
+    h_alloc_reset_peak();
+    flood_run run = { &f, NULL, root, rc.unregistered_bytes };
+    /* The flood first: two budgets' worth of big frames arrive... */
+    bool shed = h_run_until(flood_shed, &run, 10000);
+    /* ...then a legitimate node registers while it goes on. */
+    run.node = h_node_new("legit", f.port);
+    bool registered = shed && run.node &&
+                      h_run_until(flood_until_registered, &run, 10000);
+    size_t peak = h_alloc_peak() - before;
+    size_t acct_peak = ember_root_unreg_peak_(root);
+    for (int i = 0; i < f.opened; i++)
+        if (f.fd[i] >= 0)
+            close(f.fd[i]);
+    bool drained = h_run_until(none_unregistered, root, 3000);
+    size_t left = ember_root_unreg_bytes_(root);
+    fprintf(stderr, "  %d connections, %zu MiB sent before registering: the "
+            "unregistered held at most %zu KiB (budget %zu KiB), the process "
+            "grew by at most %zu KiB\n", f.opened, f.total >> 20,
+            acct_peak >> 10, rc.unregistered_bytes >> 10, peak >> 10);
+    bool by_bytes = h_log_has("over unregistered_bytes", NULL);
+    bool by_count = h_log_has("at max_unregistered: the oldest goes", NULL);
+    ember_node_free(run.node);
+    ember_root_free(root);
+    h_run_for(20);
+    size_t after = h_alloc_live();
+    CHECK(shed);
+    CHECK(registered);
+    CHECK(acct_peak <= rc.unregistered_bytes);
+    /* The budget, the buffer one read may add before it is shed, and the
+     * connections themselves: not the ~150 MiB the flood sent. */
+    CHECK(peak < rc.unregistered_bytes + (4u << 20));
+    CHECK(by_bytes);
+    CHECK(by_count);
+    CHECK(drained && left == 0);
+    /* Everything given back once they are gone. */
+    CHECK(after < before + (256u << 10));
 }

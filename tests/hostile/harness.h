@@ -180,5 +180,6 @@ void edge_colliding_call_ids(h_fixture *fx);
 void edge_heartbeat_welcome(h_fixture *fx);
 void edge_drop_reason(h_fixture *fx);
 void edge_log_injection(h_fixture *fx);
+void edge_unregistered_flood(h_fixture *fx);
 
 #endif

@@ -1389,6 +1389,7 @@ static void case_edge_colliding_call_ids(void) { edge_colliding_call_ids(&FX); }
 static void case_edge_heartbeat_welcome(void) { edge_heartbeat_welcome(&FX); }
 static void case_edge_drop_reason(void) { edge_drop_reason(&FX); }
 static void case_edge_log_injection(void) { edge_log_injection(&FX); }
+static void case_edge_unregistered_flood(void) { edge_unregistered_flood(&FX); }
 
 typedef struct hcase {
     const char *name;
@@ -1464,6 +1465,11 @@ static const hcase cases[] = {
     { "edge-drop-reason", case_edge_drop_reason, NULL, 0, 0, false },
     /* was: peer strings reached the log verbatim (fixed: ember_escape) */
     { "edge-log-injection", case_edge_log_injection, NULL, 0, 0, false },
+    /* was: every unregistered peer could buffer 1 MiB until its handshake
+     * deadline, without a bound on them all (fixed: max_unregistered,
+     * unregistered_bytes) */
+    { "edge-unregistered-flood", case_edge_unregistered_flood, NULL, 0, 0,
+      false },
     { "accept-storm", case_accept_storm, NULL, 0, 0, true },
     /* was: ep.c on_work re-activated work_ev with event_active, so a
      * callback retrying at once livelocked the loop (fixed) */

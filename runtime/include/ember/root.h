@@ -29,6 +29,12 @@ typedef struct ember_root_config {
     /* TLS on every connection (NULL: plain TCP). Must outlive the call to
      * ember_root_new only. */
     const ember_tls_config *tls;
+    /* Connections not registered yet, together (docs/security.md, "Peers
+     * that have not registered"): at most max_unregistered of them (1024;
+     * a new one makes the oldest go), holding at most unregistered_bytes
+     * of input (64 MiB; over it the one holding most goes). 0: default. */
+    uint32_t max_unregistered;
+    size_t unregistered_bytes;
 } ember_root_config;
 
 void ember_root_config_default(ember_root_config *cfg);
