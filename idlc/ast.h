@@ -158,7 +158,8 @@ typedef struct idl_decl {
     idl_annot *annot;           /* @pb(dispatch = "..."), or NULL */
     const char *pb_dispatch;    /* sema: PB command-mode message, or NULL (by name) */
     uint64_t fingerprint;       /* sema: FNV-1a 64 of the canonical form */
-    uint32_t error_id;          /* IDL_ERROR, sema: FNV-1a 32 of "module.Name" */
+    uint32_t wire_id;           /* IDL_ERROR, IDL_SERVICE, sema: FNV-1a 32 of
+                                   "module.Name": the error or service id */
     struct idl_decl *next;
     /* Added by the front end: the parser recovered from a syntax error inside
      * this enum or constant, so its body is lost; sema checks only its name.

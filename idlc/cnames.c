@@ -311,6 +311,7 @@ static void check_decl(cn_ctx *c, cn_table *t, const idl_decl *d)
         break;
     case IDL_SERVICE:
         add_sfx(c, t, n, GU_SFX_SERVICE, "descriptor", w, d->name, d, l);
+        add_sfx(c, t, n, GU_SFX_SERVICE_ID, "service id macro", w, d->name, d, l);
         add_sfx(c, t, n, GU_SFX_HANDLERS, "handler table", w, d->name, d, l);
         add_sfx(c, t, n, GU_SFX_EXPORT, "export function", w, d->name, d, l);
         add_sfx(c, t, n, GU_SFX_LOCAL, "local-object function", w, d->name, d, l);

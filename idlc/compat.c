@@ -3,11 +3,13 @@
  * old version of a module.
  *
  * Identity on the wire is numeric: fields and parameters by tag, methods by
- * id (unique within a module), enumerators by value. Names of fields,
+ * their service's id (a hash of "module.Service") and their id (unique
+ * within the service), enumerators by value. Names of fields,
  * parameters, enumerators and types never travel, so renaming them is free.
  * What breaks an older peer (each reported once):
  *   - a field or parameter tag whose type changed;
- *   - a field removed from a struct or error, a method removed;
+ *   - a field removed from a struct or error, a method removed, a service
+ *     removed or renamed (its id is the hash of its name);
  *   - a method id reused for a different method, a method moved to another id;
  *   - a method's return type or oneway-ness changed, or a new error raised;
  *   - a required (non-optional) field added to a struct or error, or an
@@ -39,7 +41,7 @@
 #include "sema.h"
 
 /* The new module's declarations by name (unique within a module, whatever
- * their kind) and methods by id, sorted for binary search: a
+ * their kind) and methods by (service name, id), sorted for binary search: a
  * 10,000-declaration module must not take quadratic time. */
 typedef struct method_ref {
     uint64_t id;
@@ -66,6 +68,9 @@ static int cmp_decl(const void *a, const void *b)
 static int cmp_method(const void *a, const void *b)
 {
     const method_ref *x = a, *y = b;
+    int c = strcmp(x->svc->name, y->svc->name);
+    if (c)
+        return c;
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
@@ -190,14 +195,11 @@ static const char *const a_kind[] = {
     [IDL_ERROR] = "an error", [IDL_SERVICE] = "a service",
 };
 
-static const idl_method *method_by_id(const compat *C, uint64_t id, const idl_decl **svc)
+static const idl_method *method_by_id(const compat *C, const idl_decl *svc, uint64_t id)
 {
-    method_ref key = { id, NULL, NULL };
+    method_ref key = { id, NULL, svc };
     const method_ref *hit = bsearch(&key, C->methods, C->nmethods, sizeof *C->methods, cmp_method);
-    if (!hit)
-        return NULL;
-    *svc = hit->svc;
-    return hit->m;
+    return hit ? hit->m : NULL;
 }
 
 static bool same_str(const char *a, const char *b)
@@ -302,7 +304,8 @@ int compat_check(const idl_module *old_mod, const idl_module *new_mod, idl_diag 
             diag_note(diag, od->loc, "the old declaration is here");
             C.breaks++;
         }
-        if (nd && nd->kind != od->kind)
+        bool kind_changed = nd && nd->kind != od->kind;
+        if (kind_changed)
             nd = NULL;
         if (od->kind == IDL_STRUCT || od->kind == IDL_ERROR) {
             if (nd)
@@ -310,8 +313,13 @@ int compat_check(const idl_module *old_mod, const idl_module *new_mod, idl_diag 
         } else if (od->kind == IDL_ENUM) {
             if (nd)
                 compare_enum(&C, od, nd);
-        } else if (od->kind == IDL_SERVICE) {
-            if (nd && !same_str(od->pb_dispatch, nd->pb_dispatch)) {
+        } else if (od->kind == IDL_SERVICE && !nd && !kind_changed) {
+            /* Calls name the service by the hash of its name. */
+            diag_error(diag, od->loc, "service '%s' was removed (or renamed: its id is its name), "
+                       "so older callers' calls to it fail", od->name);
+            C.breaks++;
+        } else if (od->kind == IDL_SERVICE && nd) {
+            if (!same_str(od->pb_dispatch, nd->pb_dispatch)) {
                 diag_error(diag, nd->annot ? nd->annot->value_loc : nd->loc,
                            "PB dispatch of service '%s' changed from %s%s%s to %s%s%s",
                            nd->name, od->pb_dispatch ? "'" : "", od->pb_dispatch ? od->pb_dispatch : "by name",
@@ -320,9 +328,9 @@ int compat_check(const idl_module *old_mod, const idl_module *new_mod, idl_diag 
                 C.breaks++;
             }
             for (const idl_method *om = od->methods; om; om = om->next) {
-                const idl_decl *ns = NULL;
-                const idl_method *nm = method_by_id(&C, om->id, &ns);
-                if (nm && (strcmp(ns->name, od->name) != 0 || strcmp(nm->name, om->name) != 0)) {
+                const idl_decl *ns = nd;
+                const idl_method *nm = method_by_id(&C, nd, om->id);
+                if (nm && strcmp(nm->name, om->name) != 0) {
                     diag_error(diag, nm->id_loc, "method id %" PRIu64 " reused: it was '%s.%s', now it is '%s.%s'",
                                om->id, od->name, om->name, ns->name, nm->name);
                     diag_note(diag, om->loc, "the old method is here");
@@ -331,7 +339,7 @@ int compat_check(const idl_module *old_mod, const idl_module *new_mod, idl_diag 
                     compare_method(&C, ns, om, nm);
                 } else {
                     /* Same service and name under another id? */
-                    const idl_method *moved = nd ? nd->methods : NULL;
+                    const idl_method *moved = nd->methods;
                     while (moved && strcmp(moved->name, om->name) != 0)
                         moved = moved->next;
                     if (moved) {

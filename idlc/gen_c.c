@@ -572,16 +572,19 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
     fputs("{\n", out);
     if (me->params)
         emit_pack_args(out, pre, me);
-    gbuf id = {0}, done = {0};
+    gbuf id = {0}, done = {0}, sv = {0};
     gb_printf(&id, "%s" GU_SFX_ID, pre);
+    gb_putc(&sv, '&');
+    gu_decl_cname(&sv, s);
+    gb_puts(&sv, GU_SFX_SERVICE);
     gb_printf(&done, "%s" GU_SFX_DONE, pre);
     if (me->oneway) {
-        const char *p[] = { "to", gb_str(&id), enc_args, args_ptr };
-        gu_proto(out, "    return ember_oneway_start", p, 4, ";");
+        const char *p[] = { "to", gb_str(&sv), gb_str(&id), enc_args, args_ptr };
+        gu_proto(out, "    return ember_oneway_start", p, 5, ";");
     } else {
-        const char *p[] = { "to", gb_str(&id), enc_args, args_ptr, gb_str(&done),
-                            "(ember_fn)cb", "ud", "opts" };
-        gu_proto(out, "    return ember_call_start", p, 8, ";");
+        const char *p[] = { "to", gb_str(&sv), gb_str(&id), enc_args, args_ptr,
+                            gb_str(&done), "(ember_fn)cb", "ud", "opts" };
+        gu_proto(out, "    return ember_call_start", p, 9, ";");
     }
     fputs("}\n\n", out);
     if (!me->oneway) {
@@ -589,9 +592,9 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
         fputs("{\n", out);
         if (me->params)
             emit_pack_args(out, pre, me);
-        const char *p[] = { "r", "filter", "fud", gb_str(&id), enc_args, args_ptr,
-                            gb_str(&done), "(ember_fn)cb", "ud", "opts" };
-        gu_proto(out, "    return ember_root_broadcast", p, 10, ";");
+        const char *p[] = { "r", "filter", "fud", gb_str(&sv), gb_str(&id), enc_args,
+                            args_ptr, gb_str(&done), "(ember_fn)cb", "ud", "opts" };
+        gu_proto(out, "    return ember_root_broadcast", p, 11, ";");
         fputs("}\n\n", out);
     }
 
@@ -652,6 +655,7 @@ static void emit_method(FILE *out, const gen_ctx *g, const idl_decl *s, const id
     gb_free(&hc);
     gb_free(&id);
     gb_free(&done);
+    gb_free(&sv);
     gb_free(&encb);
     gb_free(&pre_b);
     gb_free(&tmp);
@@ -716,8 +720,8 @@ static void emit_service(FILE *out, const gen_ctx *g, const idl_decl *s)
     if (s->pb_dispatch)
         gb_printf(&disp, "\"%s\"", s->pb_dispatch);
     fprintf(out, "const ember_service_desc %s" GU_SFX_SERVICE " = {\n"
-                 "    \"%s.%s\", UINT64_C(0x%016llx), %zu, %s%s, %s\n};\n\n",
-            cn, g->mod, s->name, (unsigned long long)s->fingerprint, n,
+                 "    \"%s.%s\", %s" GU_SFX_SERVICE_ID ", UINT64_C(0x%016llx), %zu, %s%s, %s\n};\n\n",
+            cn, g->mod, s->name, cn, (unsigned long long)s->fingerprint, n,
             n ? cn : "NULL", n ? GU_SFX_METHODS : "", s->pb_dispatch ? gb_str(&disp) : "NULL");
     gb_free(&disp);
     gu_signature(out, g, GU_SIG_EXPORT, s, NULL, NULL, "");

@@ -180,7 +180,7 @@ static void emit_struct(FILE *out, const gen_ctx *g, const idl_decl *d)
     gu_doc(out, "", d->doc);
     if (d->kind == IDL_ERROR)
         fprintf(out, "#define %s" GU_SFX_ID " 0x%08xu   /* FNV-1a 32 of \"%s.%s\" */\n",
-                c, (unsigned)d->error_id, g->mod, d->name);
+                c, (unsigned)d->wire_id, g->mod, d->name);
     fprintf(out, "struct %s {\n", c);
     for (const idl_field *f = d->fields; f; f = f->next)
         emit_member(out, g, f);
@@ -221,11 +221,14 @@ static void emit_service(FILE *out, const gen_ctx *g, const idl_decl *s)
 
     fprintf(out, "/* ---- service %s.%s ---- */\n\n", g->mod, s->name);
     gu_doc(out, "", s->doc);
-    fprintf(out, "extern const ember_service_desc %s" GU_SFX_SERVICE ";\n\n", c);
-    fputs("/* Per method: its id; the client stub (the callback runs exactly once;\n"
-          " * ret is NULL unless o->status == EMBER_OK, o->error holds the error\n"
-          " * struct when EMBER_RAISED); a broadcast from a root to its children;\n"
-          " * the reply and fail helpers a handler answers with. */\n\n", out);
+    fprintf(out, "extern const ember_service_desc %s" GU_SFX_SERVICE ";\n", c);
+    fprintf(out, "#define %s" GU_SFX_SERVICE_ID " 0x%08xu   /* FNV-1a 32 of \"%s.%s\" */\n\n",
+            c, (unsigned)s->wire_id, g->mod, s->name);
+    fputs("/* Per method: its id (unique within the service); the client stub\n"
+          " * (the callback runs exactly once; ret is NULL unless o->status ==\n"
+          " * EMBER_OK, o->error holds the error struct when EMBER_RAISED); a\n"
+          " * broadcast from a root to its children; the reply and fail helpers\n"
+          " * a handler answers with. */\n\n", out);
     bool any_optional = false;
     for (const idl_method *me = s->methods; me; me = me->next)
         for (const idl_field *p = me->params; p; p = p->next)

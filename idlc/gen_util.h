@@ -63,6 +63,7 @@ void strset_free(strset *s);
 #define GU_SFX_FAIL      "_fail_"       /* followed by the error's mangle */
 #define GU_SFX_DISPATCH  "_dispatch"
 #define GU_SFX_SERVICE   "_service"     /* per service */
+#define GU_SFX_SERVICE_ID "_SERVICE_ID" /* the service's wire id */
 #define GU_SFX_HANDLERS  "_handlers"
 #define GU_SFX_EXPORT    "_export"
 #define GU_SFX_LOCAL     "_local"

@@ -778,9 +778,9 @@ static void check_enum(sema *S, idl_decl *d)
     table_free(&names);
 }
 
-static void check_service(sema *S, const idl_module *m, idl_decl *d, table *ids)
+static void check_service(sema *S, const idl_module *m, idl_decl *d)
 {
-    table names = { 0 };
+    table names = { 0 }, idtab = { 0 }, *ids = &idtab;
     char key[32];
     for (idl_method *me = d->methods; me; me = me->next) {
         idl_method *prev = table_get(&names, me->name);
@@ -796,8 +796,8 @@ static void check_service(sema *S, const idl_module *m, idl_decl *d, table *ids)
             diag_error(S->diag, me->id_loc, "method id %" PRIu64 " is out of range (1..%d)", me->id,
                        MAX_METHOD_ID);
         } else {
-            /* Endpoints dispatch on the id alone, so ids are unique across
-             * every service of the module. */
+            /* Calls carry the service id and the method id, so method ids
+             * are unique within their service only. */
             num_key(key, sizeof key, false, me->id);
             idl_method *other = table_get(ids, key);
             if (other) {
@@ -831,12 +831,14 @@ static void check_service(sema *S, const idl_module *m, idl_decl *d, table *ids)
         }
     }
     table_free(&names);
+    for (size_t i = 0; i < idtab.cap; i++)
+        free((void *)idtab.keys[i]);
+    table_free(&idtab);
 }
 
 static void check_module(sema *S, mod_info *mi)
 {
     idl_module *m = mi->mod;
-    table ids = { 0 };
     for (idl_decl *d = m->decls; d; d = d->next) {
         if (d->syntax_error)
             continue;
@@ -854,14 +856,11 @@ static void check_module(sema *S, mod_info *mi)
             check_members(S, m, d->fields, "field");
             break;
         case IDL_SERVICE:
-            check_service(S, m, d, &ids);
+            check_service(S, m, d);
             break;
         }
     }
     sema_pb_module(S->diag, m);
-    for (size_t i = 0; i < ids.cap; i++)
-        free((void *)ids.keys[i]);
-    table_free(&ids);
 }
 
 /* ---- phase 4: by-value cycles ---- */
@@ -976,48 +975,57 @@ static void fill_ids(idl_module *m)
             idl_buf b = { 0 };
             idl_service_canonical(&b, d);
             d->fingerprint = idl_fnv1a64(b.p, b.len);
+            b.len = 0;
+            idl_buf_printf(&b, "%s.%s", m->name ? m->name : "?", d->name);
+            d->wire_id = idl_fnv1a32(b.p, b.len);
             idl_buf_free(&b);
         } else if (d->kind == IDL_ERROR) {
             idl_buf b = { 0 };
             idl_buf_printf(&b, "%s.%s", m->name ? m->name : "?", d->name);
-            d->error_id = idl_fnv1a32(b.p, b.len);
+            d->wire_id = idl_fnv1a32(b.p, b.len);
             idl_buf_free(&b);
         }
     }
 }
 
-static int cmp_error_id(const void *a, const void *b)
+static int cmp_wire_id(const void *a, const void *b)
 {
     const idl_decl *x = *(const idl_decl *const *)a, *y = *(const idl_decl *const *)b;
-    if (x->error_id != y->error_id)
-        return x->error_id < y->error_id ? -1 : 1;
+    if (x->wire_id != y->wire_id)
+        return x->wire_id < y->wire_id ? -1 : 1;
     return x->loc.line < y->loc.line ? -1 : x->loc.line > y->loc.line;
 }
 
-/* Error ids are 32-bit hashes: a collision, however unlikely, would make two
- * errors indistinguishable on the wire, so it is reported. */
-static void check_error_ids(sema *S)
+/* Error and service ids are 32-bit hashes: a collision, however unlikely,
+ * would make two errors (or two services) indistinguishable on the wire, so
+ * it is reported. A service id of 0 is reserved (a raw handler's "any
+ * service"). */
+static void check_wire_ids(sema *S, idl_decl_kind kind, const char *what)
 {
     size_t n = 0;
     for (size_t i = 0; i < S->nmods; i++)
         for (idl_decl *d = S->mods[i].mod->decls; d; d = d->next)
-            n += d->kind == IDL_ERROR;
-    idl_decl **errs = idl_xcalloc(n, sizeof *errs);
+            n += d->kind == kind;
+    idl_decl **v = idl_xcalloc(n, sizeof *v);
     n = 0;
     for (size_t i = 0; i < S->nmods; i++)
         for (idl_decl *d = S->mods[i].mod->decls; d; d = d->next)
-            if (d->kind == IDL_ERROR)
-                errs[n++] = d;
-    qsort(errs, n, sizeof *errs, cmp_error_id);
-    for (size_t i = 1; i < n; i++)
+            if (d->kind == kind)
+                v[n++] = d;
+    qsort(v, n, sizeof *v, cmp_wire_id);
+    for (size_t i = 0; i < n; i++) {
+        if (kind == IDL_SERVICE && v[i]->wire_id == 0)
+            diag_error(S->diag, v[i]->loc, "service id of '%s' is 0, which is reserved; rename it",
+                       v[i]->name);
         /* The same name twice in one module is a redefinition, reported already. */
-        if (errs[i]->error_id == errs[i - 1]->error_id
-            && (errs[i]->module != errs[i - 1]->module || strcmp(errs[i]->name, errs[i - 1]->name) != 0)) {
-            diag_error(S->diag, errs[i]->loc, "error id 0x%08" PRIx32 " of '%s' collides with '%s'; rename one",
-                       errs[i]->error_id, errs[i]->name, errs[i - 1]->name);
-            diag_note(S->diag, errs[i - 1]->loc, "'%s' is declared here", errs[i - 1]->name);
+        if (i && v[i]->wire_id == v[i - 1]->wire_id
+            && (v[i]->module != v[i - 1]->module || strcmp(v[i]->name, v[i - 1]->name) != 0)) {
+            diag_error(S->diag, v[i]->loc, "%s id 0x%08" PRIx32 " of '%s' collides with '%s'; rename one",
+                       what, v[i]->wire_id, v[i]->name, v[i - 1]->name);
+            diag_note(S->diag, v[i - 1]->loc, "'%s' is declared here", v[i - 1]->name);
         }
-    free(errs);
+    }
+    free(v);
 }
 
 int sema_check(idl_module *modules, idl_diag *diag)
@@ -1037,7 +1045,8 @@ int sema_check(idl_module *modules, idl_diag *diag)
     check_cycles(&S);
     for (i = 0; i < S.nmods; i++)
         fill_ids(S.mods[i].mod);
-    check_error_ids(&S);
+    check_wire_ids(&S, IDL_ERROR, "error");
+    check_wire_ids(&S, IDL_SERVICE, "service");
     for (i = 0; i < S.nmods; i++) {
         table_free(&S.mods[i].decls);
         table_free(&S.mods[i].imports);

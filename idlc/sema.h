@@ -3,8 +3,8 @@
  *
  * Runs over every loaded module after parsing, collects every error in one
  * run, and completes the tree for the generators: each named type, ref<>
- * and raises entry gets its `decl`, each service its `fingerprint`, each
- * error its `error_id`. The generators may only run when it reports no
+ * and raises entry gets its `decl`, each service its `fingerprint` and
+ * `wire_id` (the service id), each error its `wire_id` (the error id). The generators may only run when it reports no
  * error.
  */
 #ifndef IDLC_SEMA_H

@@ -4,7 +4,7 @@
  *
  * net calls Gate.forward(command, session, data) for every client command.
  * The gate handles login and logout itself (with db) and routes every other
- * command, untyped, by id to a game node that serves it: the node that holds
+ * command, untyped, by id to a game.Game method of a game node: the node that holds
  * the player's room (a room stays on the node its players are on; a room
  * nobody is in is placed by room number); a node that left is skipped.
  * Game nodes push to players with Gate.push, which the gate hands to net.
@@ -64,18 +64,6 @@ static gsession *session_of(gatesrv *g, ember_call *call, uint64_t session)
         return s;
     if (call)
         srv_refuse(call, 401, "not logged in");
-    return NULL;
-}
-
-/* The service serving a command id, from the generated descriptors. */
-static const ember_service_desc *routes[] = {&game_Game_service};
-
-static const char *service_of(uint32_t command)
-{
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        for (uint32_t m = 0; m < routes[i]->n_methods; m++)
-            if (routes[i]->methods[m].id == command)
-                return routes[i]->name;
     return NULL;
 }
 
@@ -190,6 +178,8 @@ static void routed(const ember_outcome *o, const void *payload, size_t len, void
     if (ctx->call) {
         if (o->status == EMBER_OK)
             ember_call_reply_raw(ctx->call, payload, len);
+        else if (o->status == EMBER_NO_METHOD)
+            srv_refuse(ctx->call, 404, "no such command");
         else
             pass_failure(ctx->g, ctx->call, o, payload, len);
     }
@@ -229,7 +219,8 @@ static int send_routed(gatesrv *g, ember_child *node, ember_call *call, gsession
         return -1;
     }
     *ctx = (route_ctx){g, call, s->id, command, room, logout};
-    ember_call_raw(ember_child_ref(node), command, buf, ember_enc_len(&e), routed, ctx, NULL);
+    ember_call_raw(ember_child_ref(node), game_Game_SERVICE_ID, command, buf,
+                   ember_enc_len(&e), routed, ctx, NULL);
     return 0;
 }
 
@@ -246,11 +237,9 @@ static void lose_room(gsession *s)
 static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
                   ember_bytes data)
 {
-    const char *service = service_of(command);
-    if (!service) {
-        srv_refuse(call, 404, "no such command");
-        return;
-    }
+    /* Commands are game.Game's method ids: a node that does not know one
+     * answers NO_METHOD, which the client gets as 404 (routed). */
+    const char *service = game_Game_service.name;
     ember_child *node = room_node(g, s);
     if (!node && s->node[0] && !s->entering)
         lose_room(s);   /* it left; child_left is yet to hear of it */

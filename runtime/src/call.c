@@ -137,7 +137,7 @@ static bool tally_add(ember_call *k)
         t = &ep->tally[ep->ntally++];
         t->x = k->x;
         t->ver = k->xver;
-        t->id = k->method;
+        t->key = ember_xkey(k->service, k->method);
         t->n = 0;
     }
     t->n++;
@@ -160,7 +160,7 @@ void ember_call_batch_end(ember_ep *ep)
     ember_exports *ex = ep->exports;
     for (uint32_t i = 0; i < ep->ntally; i++) {
         struct ember_tally *t = &ep->tally[i];
-        ember_exports_add_time(ex, t->x, t->ver, t->id,
+        ember_exports_add_time(ex, t->x, t->ver, t->key,
                                us * t->n / ep->tally_calls, us);
     }
     ep->ntally = ep->tally_calls = 0;
@@ -175,7 +175,8 @@ static void call_record(ember_call *k, bool ok)
             k->x->st.failures++; /* k->x is current: tally_add checked */
         return;
     }
-    ember_exports_record(k->ex, k->x, k->xver, k->method, ok,
+    ember_exports_record(k->ex, k->x, k->xver,
+                         ember_xkey(k->service, k->method), ok,
                          ember_now_us() - k->start_us);
 }
 
@@ -211,17 +212,36 @@ void ember_call_cancel_in(ember_conn *c, uint64_t peer_id)
         EMBER_CONTAINER(x, ember_call, hn)->cancelled = true;
 }
 
-static void send_error(ember_conn *c, uint64_t call_id, ember_status code,
-                       const char *msg)
+/* An ERROR frame with { 1: message }; a NO_METHOD for a service the object
+ * does not serve names the service as error id and adds { 2: object id }. */
+static void send_error_(ember_conn *c, uint64_t call_id, ember_status code,
+                        const char *msg, uint32_t service, uint64_t oid)
 {
     ember_enc e;
     if (ember_frame_begin(c, &e, EMBER_FR_ERROR))
         return;
     ember_enc_raw_varint(&e, call_id);
     ember_enc_raw_varint(&e, (uint64_t)code);
-    ember_enc_raw_varint(&e, 0);
+    ember_enc_raw_varint(&e, service);
     ember_enc_string(&e, 1, msg);
+    if (service)
+        ember_enc_uint(&e, 2, oid);
     ember_frame_end(c, &e);
+}
+
+static void send_error(ember_conn *c, uint64_t call_id, ember_status code,
+                       const char *msg)
+{
+    send_error_(c, call_id, code, msg, 0, 0);
+}
+
+/* For messages: the name of a service ex serves. */
+static const char *service_name(const ember_exports *ex, uint32_t id)
+{
+    for (uint32_t i = 0; ex && i < ex->nsvcs; i++)
+        if (ex->svcs[i]->id == id)
+            return ex->svcs[i]->name;
+    return "a raw service";
 }
 
 int ember_call_dispatch(ember_conn *c, const ember_frame *f)
@@ -231,6 +251,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     uint64_t call_id = oneway ? 0 : f->h[0];
     uint64_t oid = oneway ? f->h[0] : f->h[1];
     uint64_t mid = oneway ? f->h[1] : f->h[2];
+    uint32_t svc = f->svc;
     char msg[128];
 
     if (c->ncalls >= ep->lim.max_outstanding) {
@@ -251,20 +272,29 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
         target = ember_ref_find_xobj(c, oid);
         ex = target ? target->lex : NULL;
     }
-    ember_xentry *x = ex && mid <= UINT32_MAX ? ember_exports_find(ex, (uint32_t)mid) : NULL;
+    bool served = false;
+    ember_xentry *x = ex && mid && mid <= UINT32_MAX
+                          ? ember_exports_resolve(ex, svc, (uint32_t)mid, &served)
+                          : NULL;
     if (!x && ex && ex->fallback.raw && oid == 0)
-        x = &ex->fallback;
+        x = &ex->fallback, served = true;
     if (!x || ep->stopping) {
         if (oid && !ex)
             snprintf(msg, sizeof msg, "no object %llu on this connection",
                      (unsigned long long)oid);
+        else if (!served)
+            snprintf(msg, sizeof msg, "object %llu does not serve service "
+                     "%08x", (unsigned long long)oid, svc);
         else
-            snprintf(msg, sizeof msg, "no method %llu", (unsigned long long)mid);
+            snprintf(msg, sizeof msg, "no method %llu in %s",
+                     (unsigned long long)mid, service_name(ex, svc));
         ember_log(EMBER_LOG_DEBUG, "%s: %s from %s", ep->what,
                   x ? "call refused while stopping" : msg, c->peer);
-        if (!oneway)
-            send_error(c, call_id, x ? EMBER_UNAVAILABLE : EMBER_NO_METHOD,
-                       x ? "shutting down" : msg);
+        if (!oneway && x)
+            send_error(c, call_id, EMBER_UNAVAILABLE, "shutting down");
+        else if (!oneway)
+            send_error_(c, call_id, EMBER_NO_METHOD, msg,
+                        ex && !served ? svc : 0, oid);
         return 0;
     }
 
@@ -281,6 +311,8 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     k->x = x;
     k->xver = ex->ver;
     k->peer_id = call_id;
+    k->oid = oid;
+    k->service = svc;
     k->method = (uint32_t)mid;
     k->oneway = oneway;
     k->start_us = ember_clock_us(); /* when the batch holding it was read */
@@ -304,7 +336,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     ember_dec d;
     d.why = NULL;
     if (x->raw) {
-        x->raw(k, (uint32_t)mid, f->payload, f->len, x->ud);
+        x->raw(k, svc, (uint32_t)mid, f->payload, f->len, x->ud);
     } else {
         ember_dec_init_conn(&d, c, f->payload, f->len, &k->arena);
         rc = x->m->dispatch(k, &d, x->handlers, x->ud);
@@ -313,8 +345,8 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
         const char *why = d.why ? d.why : "arguments do not decode";
         if (!k->answered)
             ember_call_fail(k, "bad arguments: %s", why);
-        ember_conn_closef(c, EMBER_PROTOCOL, "undecodable arguments for method "
-                          "%u: %s", k->method, why);
+        ember_conn_closef(c, EMBER_PROTOCOL, "undecodable arguments for %s.%s: "
+                          "%s", x->st.service, x->st.method, why);
     }
     if (oneway && !k->answered) { /* a oneway call ends with its handler */
         k->answered = true;
@@ -364,8 +396,9 @@ static int write_answer(ember_call *k, bool raised, uint32_t error_id,
     if (ember_frame_end(c, &e) == 0)
         return 0;
     const char *what = raised ? "error" : "reply";
-    ember_log(EMBER_LOG_WARN, "%s: %s to method %u could not be encoded: %s",
-              c->ep->what, what, k->method, ember_last_error());
+    ember_log(EMBER_LOG_WARN, "%s: %s to %s.%u could not be encoded: %s",
+              c->ep->what, what, service_name(k->ex, k->service), k->method,
+              ember_last_error());
     send_error(c, k->peer_id, EMBER_FAILED,
                raised ? "error could not be encoded" : "reply could not be encoded");
     return -1;
@@ -399,21 +432,92 @@ EMBER_API int ember_call_raise(ember_call *k, uint32_t error_id,
     return 0;
 }
 
-EMBER_API int ember_call_fail(ember_call *k, const char *fmt, ...)
+EMBER_API int ember_call_raise_raw(ember_call *k, uint32_t error_id,
+                                   const void *payload, size_t len)
+{
+    ember_bytes b = {payload, len};
+    return ember_call_raise(k, error_id, ember_enc_payload, &b);
+}
+
+/* The status a failure goes on the wire with. */
+static ember_status fail_code(ember_status st)
+{
+    switch (st) {
+    case EMBER_NO_METHOD:
+    case EMBER_UNAVAILABLE:
+    case EMBER_LIMIT:
+        return st;
+    case EMBER_LOST:
+    case EMBER_SHUTDOWN:
+        return EMBER_UNAVAILABLE;
+    default:
+        return EMBER_FAILED;
+    }
+}
+
+/* A failure answer; a NO_METHOD naming service (not 0) says the object
+ * does not serve it. */
+static int fail_v(ember_call *k, ember_status st, uint32_t service,
+                  const char *fmt, va_list ap)
 {
     char msg[512];
     int r = answer_begin(k);
     if (r < 0)
         return ember_seterr("call already answered");
     if (r == 0) {
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        send_error(k->conn, k->peer_id, EMBER_FAILED, msg);
+        st = fail_code(st);
+        send_error_(k->conn, k->peer_id, st, msg,
+                    st == EMBER_NO_METHOD ? service : 0, k->oid);
     }
     call_end(k, false);
     return 0;
+}
+
+static int fail_with(ember_call *k, ember_status st, uint32_t service,
+                     const char *fmt, ...) EMBER_PRINTF(4, 5);
+static int fail_with(ember_call *k, ember_status st, uint32_t service,
+                     const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = fail_v(k, st, service, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+EMBER_API int ember_call_fail(ember_call *k, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = fail_v(k, EMBER_FAILED, 0, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+EMBER_API int ember_call_fail_status(ember_call *k, ember_status st,
+                                     const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = fail_v(k, st, 0, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+EMBER_API int ember_call_relay(ember_call *k, const ember_outcome *o,
+                               const void *payload, size_t len)
+{
+    if (!o)
+        return ember_call_fail(k, "no outcome to relay");
+    if (o->status == EMBER_OK)
+        return ember_call_reply_raw(k, payload, len);
+    if (o->status == EMBER_RAISED)
+        return ember_call_raise_raw(k, o->error_id, payload, len);
+    /* A NO_METHOD for a service the object does not serve keeps naming
+     * it, so the caller can name it too. */
+    return fail_with(k, o->status, o->status == EMBER_NO_METHOD ? o->error_id : 0,
+                     "%s", o->message ? o->message : ember_status_name(o->status));
 }
 
 EMBER_API ember_ref *ember_call_caller(ember_call *k)
@@ -426,9 +530,19 @@ EMBER_API ember_child *ember_call_child(ember_call *k)
     return k && k->conn ? k->conn->child : NULL;
 }
 
+EMBER_API uint32_t ember_call_service(const ember_call *k)
+{
+    return k->service;
+}
+
 EMBER_API uint32_t ember_call_method(const ember_call *k)
 {
     return k->method;
+}
+
+EMBER_API bool ember_call_oneway(const ember_call *k)
+{
+    return k->oneway;
 }
 
 EMBER_API bool ember_call_cancelled(const ember_call *k)

@@ -262,7 +262,8 @@ static uint32_t next_gen(ember_ep *ep)
     return ep->gen;
 }
 
-ember_handle ember_calltab_start(ember_ref *to, uint32_t method, bool oneway,
+ember_handle ember_calltab_start(ember_ref *to, uint32_t service,
+                                 uint32_t method, bool oneway,
                                  ember_encode_fn enc, const void *args,
                                  const ember_callback *cb,
                                  const ember_callopts *opts)
@@ -298,6 +299,7 @@ ember_handle ember_calltab_start(ember_ref *to, uint32_t method, bool oneway,
     if (!why) {
         ember_enc e;
         if (ember_frame_begin(c, &e, oneway ? EMBER_FR_ONEWAY : EMBER_FR_CALL) == 0) {
+            ember_enc_raw_fixed32(&e, service);
             if (!oneway) {
                 gen = next_gen(ep);
                 ember_enc_raw_varint(&e, (uint64_t)gen << SLOT_BITS | (idx + 1));
@@ -325,7 +327,7 @@ ember_handle ember_calltab_start(ember_ref *to, uint32_t method, bool oneway,
             ember_defer_outcome(ep, cb, st, why);
         } else {
             /* No event loop to defer to: the one case that ends inside. */
-            ember_log(EMBER_LOG_ERROR, "call %u: %s", method, why);
+            ember_log(EMBER_LOG_ERROR, "call %08x.%u: %s", service, method, why);
             ember_outcome o = {st, why, 0, NULL, NULL};
             deliver(NULL, cb, &o, NULL);
         }
@@ -397,14 +399,19 @@ int ember_calltab_answer(ember_conn *c, const ember_frame *f)
         finish(c, idx, EMBER_RAISED, msg, (uint32_t)f->h[2], &d);
         return 0;
     }
-    /* Other errors carry { 1: string message }. */
+    /* Other errors carry { 1: string message }; NO_METHOD for a service
+     * the object does not serve also { 2: object id }, with the service id
+     * as error id. */
     const char *msg = NULL;
+    uint64_t oid = 0;
     uint32_t tag;
     unsigned wt;
     int k;
     while ((k = ember_dec_field(&d, &tag, &wt)) == 1) {
         if (tag == 1 && wt == EMBER_WT_LEN)
             k = ember_dec_raw_string(&d, &msg);
+        else if (tag == 2 && wt == EMBER_WT_VARINT)
+            k = ember_dec_raw_varint(&d, &oid);
         else
             k = ember_dec_skip(&d, wt);
         if (k)
@@ -412,7 +419,18 @@ int ember_calltab_answer(ember_conn *c, const ember_frame *f)
     }
     if (!msg || k < 0)
         msg = ember_status_name(wire_status(f->h[1]));
-    finish(c, idx, wire_status(f->h[1]), msg, 0, NULL);
+    /* The callee only knows the id of a service it does not serve; the
+     * caller knows its name. */
+    char named[160];
+    const ember_service_desc *svc = c->slots[idx].cb.svc;
+    uint32_t unserved = f->h[1] == EMBER_NO_METHOD && f->h[2] <= UINT32_MAX
+                            ? (uint32_t)f->h[2] : 0;
+    if (unserved && svc && unserved == svc->id) {
+        snprintf(named, sizeof named, "object %llu does not serve %s",
+                 (unsigned long long)oid, svc->name);
+        msg = named;
+    }
+    finish(c, idx, wire_status(f->h[1]), msg, unserved, NULL);
     return 0;
 }
 
@@ -550,37 +568,44 @@ void ember_defer_run_child(ember_ep *ep, ember_child *child)
 
 /* ---- the public call API ---- */
 
-EMBER_API ember_handle ember_call_start(ember_ref *to, uint32_t method_id,
-                                        ember_encode_fn enc, const void *args,
-                                        ember_complete_fn done, ember_fn cb,
-                                        void *ud, const ember_callopts *opts)
+EMBER_API ember_handle ember_call_start(ember_ref *to,
+                                        const ember_service_desc *svc,
+                                        uint32_t method_id, ember_encode_fn enc,
+                                        const void *args, ember_complete_fn done,
+                                        ember_fn cb, void *ud,
+                                        const ember_callopts *opts)
 {
-    ember_callback k = {done, NULL, cb, ud, NULL};
-    return ember_calltab_start(to, method_id, false, enc, args, &k, opts);
+    ember_callback k = {done, NULL, cb, ud, NULL, svc};
+    return ember_calltab_start(to, svc ? svc->id : 0, method_id, false, enc,
+                               args, &k, opts);
 }
 
-EMBER_API int ember_oneway_start(ember_ref *to, uint32_t method_id,
-                                 ember_encode_fn enc, const void *args)
+EMBER_API int ember_oneway_start(ember_ref *to, const ember_service_desc *svc,
+                                 uint32_t method_id, ember_encode_fn enc,
+                                 const void *args)
 {
-    return ember_calltab_start(to, method_id, true, enc, args, NULL, NULL) ? 0 : -1;
+    return ember_calltab_start(to, svc ? svc->id : 0, method_id, true, enc,
+                               args, NULL, NULL) ? 0 : -1;
 }
 
-EMBER_API ember_handle ember_call_raw(ember_ref *to, uint32_t method_id,
-                                      const void *payload, size_t len,
-                                      ember_raw_cb cb, void *ud,
+EMBER_API ember_handle ember_call_raw(ember_ref *to, uint32_t service_id,
+                                      uint32_t method_id, const void *payload,
+                                      size_t len, ember_raw_cb cb, void *ud,
                                       const ember_callopts *opts)
 {
-    ember_callback k = {NULL, cb, NULL, ud, NULL};
+    ember_callback k = {NULL, cb, NULL, ud, NULL, NULL};
     ember_bytes b = {payload, len};
-    return ember_calltab_start(to, method_id, false, ember_enc_payload, &b, &k, opts);
+    return ember_calltab_start(to, service_id, method_id, false,
+                               ember_enc_payload, &b, &k, opts);
 }
 
-EMBER_API int ember_oneway_raw(ember_ref *to, uint32_t method_id,
-                               const void *payload, size_t len)
+EMBER_API int ember_oneway_raw(ember_ref *to, uint32_t service_id,
+                               uint32_t method_id, const void *payload,
+                               size_t len)
 {
     ember_bytes b = {payload, len};
-    return ember_calltab_start(to, method_id, true, ember_enc_payload, &b, NULL,
-                               NULL) ? 0 : -1;
+    return ember_calltab_start(to, service_id, method_id, true,
+                               ember_enc_payload, &b, NULL, NULL) ? 0 : -1;
 }
 
 EMBER_API int ember_cancel(ember_ref *to, ember_handle h)

@@ -1,8 +1,9 @@
 /*
- * exports.c — what an endpoint (or a local object) serves: a table of
- * method ids kept sorted, so dispatch is a binary search (Firefly's
- * CommandService, without the dict of names), plus raw handlers and a raw
- * fallback for the forwarding gate, and per-method counters.
+ * exports.c — what an endpoint (or a local object) serves: a table keyed by
+ * (service id, method id) kept sorted, so dispatch is a binary search
+ * (Firefly's CommandService, with the service in the key so that two
+ * services' method ids never meet), plus raw handlers (one method, a whole
+ * service, or the fallback for the forwarding gate) and per-method counters.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -45,19 +46,20 @@ static int reserve(ember_exports *ex, uint32_t more)
 
 static int cmp_entry(const void *a, const void *b)
 {
-    uint32_t x = ((const ember_xentry *)a)->id, y = ((const ember_xentry *)b)->id;
+    uint64_t x = ((const ember_xentry *)a)->key, y = ((const ember_xentry *)b)->key;
     return x < y ? -1 : x > y;
 }
 
 /* A zeroed entry at the end of v (room reserved); sort() puts it in place. */
-static ember_xentry *append(ember_exports *ex, uint32_t id, const char *service,
-                            const char *method)
+static ember_xentry *append(ember_exports *ex, uint32_t service, uint32_t id,
+                            const char *sname, const char *method)
 {
     ember_xentry *x = &ex->v[ex->n++];
     memset(x, 0, sizeof *x);
-    x->id = id;
+    x->key = ember_xkey(service, id);
+    x->st.service_id = service;
     x->st.id = id;
-    x->st.service = service;
+    x->st.service = sname;
     x->st.method = method;
     return x;
 }
@@ -70,17 +72,49 @@ static void sort(ember_exports *ex)
     ex->ver++;
 }
 
+static bool serves(const ember_exports *ex, uint32_t service)
+{
+    uint32_t i = ember_exports_lower(ex, ember_xkey(service, 0));
+    return i < ex->n && (uint32_t)(ex->v[i].key >> 32) == service;
+}
+
+ember_xentry *ember_exports_resolve(ember_exports *ex, uint32_t service,
+                                    uint32_t method, bool *served)
+{
+    uint32_t i = ember_exports_lower(ex, ember_xkey(service, method));
+    if (i < ex->n && ex->v[i].key == ember_xkey(service, method)) {
+        *served = true;
+        return &ex->v[i];
+    }
+    /* A raw handler of the whole service sorts first among its entries;
+     * the service's other entries, if any, sit right before or at i. */
+    ember_xentry *w = ember_exports_find(ex, ember_xkey(service, 0));
+    *served = w || (i < ex->n && (uint32_t)(ex->v[i].key >> 32) == service) ||
+              (i > 0 && (uint32_t)(ex->v[i - 1].key >> 32) == service);
+    return w;
+}
+
 EMBER_API int ember_exports_add(ember_exports *ex, const ember_service_desc *svc,
                                 const void *handlers, void *ud)
 {
     if (!ex || !svc)
         return ember_seterr("ember_exports_add: NULL argument");
+    if (svc->id == 0)
+        return ember_seterr("service %s has no id", svc->name);
+    for (uint32_t i = 0; i < ex->nsvcs; i++)
+        if (ex->svcs[i]->id == svc->id)
+            return ember_seterr("service id %08x of %s is already exported "
+                                "(by %s)", svc->id, svc->name, ex->svcs[i]->name);
+    if (ember_exports_find(ex, ember_xkey(svc->id, 0)))
+        return ember_seterr("service %s is already served raw", svc->name);
     for (uint32_t i = 0; i < svc->n_methods; i++) {
         const ember_method_desc *m = &svc->methods[i];
         if (!m->dispatch)
             return ember_seterr("%s.%s has no dispatch function", svc->name, m->name);
-        if (ember_exports_find(ex, m->id))
-            return ember_seterr("method id %u (%s.%s) is already exported",
+        if (m->id == 0)
+            return ember_seterr("%s.%s has method id 0", svc->name, m->name);
+        if (ember_exports_find(ex, ember_xkey(svc->id, m->id)))
+            return ember_seterr("method id %u (%s.%s) is already served raw",
                                 m->id, svc->name, m->name);
         for (uint32_t j = 0; j < i; j++)
             if (svc->methods[j].id == m->id)
@@ -96,7 +130,7 @@ EMBER_API int ember_exports_add(ember_exports *ex, const ember_service_desc *svc
         return -1;
     ex->svcs[ex->nsvcs++] = svc;
     for (uint32_t i = 0; i < svc->n_methods; i++) {
-        ember_xentry *x = append(ex, svc->methods[i].id, svc->name,
+        ember_xentry *x = append(ex, svc->id, svc->methods[i].id, svc->name,
                                  svc->methods[i].name);
         x->m = &svc->methods[i];
         x->handlers = handlers;
@@ -106,32 +140,48 @@ EMBER_API int ember_exports_add(ember_exports *ex, const ember_service_desc *svc
     return 0;
 }
 
-EMBER_API int ember_exports_add_raw(ember_exports *ex, uint32_t method_id,
-                                    ember_raw_handler h, void *ud)
+EMBER_API int ember_exports_add_raw(ember_exports *ex, uint32_t service_id,
+                                    uint32_t method_id, ember_raw_handler h,
+                                    void *ud)
 {
     if (!ex || !h)
         return ember_seterr("ember_exports_add_raw: NULL argument");
-    if (method_id == 0) {
+    if (service_id == 0) {
+        if (method_id != 0)
+            return ember_seterr("a raw handler for method %u needs its "
+                                "service id", method_id);
         ex->fallback.raw = h;
         ex->fallback.ud = ud;
         return 0;
     }
-    if (ember_exports_find(ex, method_id))
-        return ember_seterr("method id %u is already exported", method_id);
+    if (ember_exports_find(ex, ember_xkey(service_id, method_id)) ||
+        (method_id == 0 && serves(ex, service_id)))
+        return ember_seterr("method %u of service %08x is already exported",
+                            method_id, service_id);
     if (reserve(ex, 1))
         return -1;
-    ember_xentry *x = append(ex, method_id, "raw", "raw");
+    ember_xentry *x = append(ex, service_id, method_id, "raw",
+                             method_id ? "raw" : "*");
     x->raw = h;
     x->ud = ud;
     sort(ex);
     return 0;
 }
 
-void ember_exports_add_time(ember_exports *ex, ember_xentry *x, uint32_t ver,
-                            uint32_t id, uint64_t total_us, uint64_t max_us)
+/* The entry a call dispatched to, found again by key if entries moved. */
+static ember_xentry *current(ember_exports *ex, ember_xentry *x, uint32_t ver,
+                             uint64_t key)
 {
     /* The fallback never moves; a table entry may have since dispatch. */
-    if (x != &ex->fallback && ver != ex->ver && !(x = ember_exports_find(ex, id)))
+    if (x == &ex->fallback || ver == ex->ver)
+        return x;
+    return ember_exports_find(ex, key);
+}
+
+void ember_exports_add_time(ember_exports *ex, ember_xentry *x, uint32_t ver,
+                            uint64_t key, uint64_t total_us, uint64_t max_us)
+{
+    if (!(x = current(ex, x, ver, key)))
         return;
     x->st.total_us += total_us;
     if (max_us > x->st.max_us)
@@ -139,10 +189,9 @@ void ember_exports_add_time(ember_exports *ex, ember_xentry *x, uint32_t ver,
 }
 
 void ember_exports_record(ember_exports *ex, ember_xentry *x, uint32_t ver,
-                          uint32_t id, bool ok, uint64_t us)
+                          uint64_t key, bool ok, uint64_t us)
 {
-    /* The fallback never moves; a table entry may have since dispatch. */
-    if (x != &ex->fallback && ver != ex->ver && !(x = ember_exports_find(ex, id)))
+    if (!(x = current(ex, x, ver, key)))
         return;
     if (!ok)
         x->st.failures++;

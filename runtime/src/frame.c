@@ -1,6 +1,7 @@
 /*
  * frame.c — the frame layer: u32 little-endian length (of what follows),
- * u8 kind, the kind's header varints, then the payload up to the end of the
+ * u8 kind, for CALL and ONEWAY the u32 service id, the kind's header
+ * varints, then the payload up to the end of the
  * frame. See docs/protocol.md.
  */
 #include <string.h>
@@ -8,8 +9,8 @@
 #include "rt-internal.h"
 
 const uint8_t ember_frame_nhdr_[EMBER_FR_MAX_ + 1] = {
-    [EMBER_FR_CALL] = 3,   /* call id, object id, method id */
-    [EMBER_FR_ONEWAY] = 2, /* object id, method id */
+    [EMBER_FR_CALL] = 3,   /* (u32 service id) call id, object id, method id */
+    [EMBER_FR_ONEWAY] = 2, /* (u32 service id) object id, method id */
     [EMBER_FR_REPLY] = 1,  /* call id */
     [EMBER_FR_ERROR] = 3,  /* call id, code, error id */
     [EMBER_FR_CANCEL] = 1, /* call id */

@@ -9,7 +9,7 @@
 #include "rt-internal.h"
 
 #define EMBER_MAGIC "EMBR"
-#define EMBER_PROTO_MIN 1
+#define EMBER_PROTO_MIN 2
 #define EMBER_PROTO_MAX EMBER_PROTOCOL_VERSION
 
 /* Node names: 1..EMBER_NAME_MAX bytes of UTF-8. */

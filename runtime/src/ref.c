@@ -176,8 +176,8 @@ EMBER_API void ember_enc_ref_value(ember_enc *e, ember_ref *r)
     ember_conn *c = e->conn;
     uint64_t v = 0;
     if (r) {
-        if (!c) {
-            e->failed = 1; /* a ref only means something on a connection */
+        if (!c) { /* a ref only means something on a connection */
+            e->failed = EMBER_ENC_NEEDS_CONN;
             return;
         }
         if (r->kind == EMBER_REF_LOCAL) {

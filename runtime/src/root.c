@@ -652,32 +652,44 @@ EMBER_API void ember_root_free(ember_root *r)
 /* ---- broadcast ---- */
 
 EMBER_API int ember_root_broadcast(ember_root *r, ember_child_filter filter,
-                                   void *fud, uint32_t method_id,
-                                   ember_encode_fn enc, const void *args,
-                                   ember_complete_fn done, ember_fn cb, void *ud,
+                                   void *fud, const ember_service_desc *svc,
+                                   uint32_t method_id, ember_encode_fn enc,
+                                   const void *args, ember_complete_fn done,
+                                   ember_fn cb, void *ud,
                                    const ember_callopts *opts)
 {
-    /* Encode once (no connection: refs cannot be broadcast). */
+    /* Encode once; arguments holding refs are encoded once per child
+     * instead, so each child gets its own export of the objects. */
     ember_buf tmp = {NULL, 0, 0, 0, NULL};
     ember_enc e;
     if (ember_buf_enc_begin(&tmp, &e, NULL, 256))
         return -1;
     if (enc)
         enc(&e, args);
-    if (e.failed) {
+    bool per_child = e.failed == EMBER_ENC_NEEDS_CONN;
+    if (e.failed && !per_child) {
+        ember_buf_enc_abort(&tmp, &e);
         ember_buf_release(&tmp);
         return ember_seterr("broadcast arguments could not be encoded");
     }
-    ember_buf_enc_commit(&tmp, &e);
+    if (per_child)
+        ember_buf_enc_abort(&tmp, &e);
+    else
+        ember_buf_enc_commit(&tmp, &e);
     ember_bytes payload = {tmp.data + tmp.off, ember_buf_used(&tmp)};
+    uint32_t sid = svc ? svc->id : 0;
     int n = 0;
     for (ember_child *c = r->first, *next; c; c = next) {
         next = c->next;
         if (filter && !filter(c, fud))
             continue;
-        ember_callback k = {done, NULL, cb, ud, c};
-        ember_calltab_start(c->ref, method_id, false, ember_enc_payload,
-                            &payload, &k, opts);
+        ember_callback k = {done, NULL, cb, ud, c, svc};
+        if (per_child)
+            ember_calltab_start(c->ref, sid, method_id, false, enc, args, &k,
+                                opts);
+        else
+            ember_calltab_start(c->ref, sid, method_id, false,
+                                ember_enc_payload, &payload, &k, opts);
         n++;
     }
     ember_buf_release(&tmp);

@@ -63,6 +63,7 @@ enum ember_frame_kind {
 
 typedef struct ember_frame {
     uint8_t kind;
+    uint32_t svc;             /* CALL, ONEWAY: the service id (fixed32) */
     uint64_t h[3];            /* the kind's header varints */
     const uint8_t *payload;   /* the rest of the frame */
     size_t len;
@@ -118,6 +119,16 @@ static inline int ember_frame_parse(const uint8_t *p, size_t n,
     d.why = NULL;
     f->kind = kind;
     f->h[0] = f->h[1] = f->h[2] = 0;
+    /* CALL and ONEWAY start with the service id, 4 bytes little endian:
+     * a hash, so a varint would mostly take 5. */
+    if ((unsigned)kind - EMBER_FR_CALL < 2u) {
+        if (len < 5) {
+            *why = "truncated frame header";
+            return -1;
+        }
+        f->svc = ember_frame_len(d.p);
+        d.p += 4;
+    }
     for (int i = 0; i < ember_frame_nhdr_[kind]; i++)
         if (ember_dec_raw_varint(&d, &f->h[i])) {
             *why = "truncated frame header";
@@ -341,7 +352,8 @@ struct ember_ep {
     uint64_t tally_t0;          /* the earliest start among them */
     struct ember_tally {
         struct ember_xentry *x;
-        uint32_t ver, id, n;
+        uint64_t key;
+        uint32_t ver, n;
     } tally[4];
 
     /* Hooks into root.c / node.c. */
@@ -541,6 +553,8 @@ typedef struct ember_callback {
     ember_fn cb;
     void *ud;
     ember_child *child;            /* broadcasts */
+    const ember_service_desc *svc; /* names the service in NO_METHOD's
+                                      message; NULL for raw calls */
 } ember_callback;
 
 typedef struct ember_pending {
@@ -550,8 +564,9 @@ typedef struct ember_pending {
     ember_callback cb;
 } ember_pending;
 
-/* Starts a call whose arguments enc(args) writes. */
-ember_handle ember_calltab_start(ember_ref *to, uint32_t method, bool oneway,
+/* Starts a call of (service, method) whose arguments enc(args) writes. */
+ember_handle ember_calltab_start(ember_ref *to, uint32_t service,
+                                 uint32_t method, bool oneway,
                                  ember_encode_fn enc, const void *args,
                                  const ember_callback *cb,
                                  const ember_callopts *opts);
@@ -591,8 +606,9 @@ struct ember_call {
     uint32_t xver;
     ember_ref *target;             /* a local object being called (retained) */
     uint64_t peer_id;
+    uint64_t oid;                  /* the object called (0: the exports) */
     uint64_t start_us;
-    uint32_t method;
+    uint32_t service, method;
     bool oneway, answered, cancelled, in_dispatch;
     size_t held;                   /* counted in conn->deferred_bytes */
     ember_arena arena;
@@ -611,8 +627,14 @@ void ember_call_pool_free(ember_ep *ep);
 
 /* ---- exports.c ---- */
 
+/* An entry's key: the service id above the method id. */
+static inline uint64_t ember_xkey(uint32_t service, uint32_t method)
+{
+    return (uint64_t)service << 32 | method;
+}
+
 typedef struct ember_xentry {
-    uint32_t id;
+    uint64_t key;                       /* ember_xkey(service, method) */
     const ember_method_desc *m;         /* NULL for raw */
     const void *handlers;
     void *ud;
@@ -621,9 +643,9 @@ typedef struct ember_xentry {
 } ember_xentry;
 
 struct ember_exports {
-    ember_xentry *v;                    /* sorted by id */
+    ember_xentry *v;                    /* sorted by key */
     uint32_t n, cap;
-    ember_xentry fallback;              /* raw id 0 */
+    ember_xentry fallback;              /* raw (0, 0) */
     const ember_service_desc **svcs;
     uint32_t nsvcs;
     uint32_t ver;                       /* bumped whenever entries move */
@@ -631,29 +653,38 @@ struct ember_exports {
 
 ember_exports *ember_exports_new(void);
 void ember_exports_free(ember_exports *ex);
-/* The entry for method id, NULL if none (binary search; inline: once per
- * call served). */
-static inline ember_xentry *ember_exports_find(ember_exports *ex, uint32_t id)
+/* The index of the first entry whose key is >= key (binary search;
+ * inline: once per call served). */
+static inline uint32_t ember_exports_lower(const ember_exports *ex, uint64_t key)
 {
     uint32_t lo = 0, hi = ex->n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (ex->v[mid].id == id)
-            return &ex->v[mid];
-        if (ex->v[mid].id < id)
+        if (ex->v[mid].key < key)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return NULL;
+    return lo;
 }
+/* The entry for key, NULL if none. */
+static inline ember_xentry *ember_exports_find(ember_exports *ex, uint64_t key)
+{
+    uint32_t i = ember_exports_lower(ex, key);
+    return i < ex->n && ex->v[i].key == key ? &ex->v[i] : NULL;
+}
+/* What serves (service, method) on ex: the method's entry, else a raw
+ * handler of the whole service; NULL if none (the fallback aside).
+ * *served: whether ex serves the service at all. */
+ember_xentry *ember_exports_resolve(ember_exports *ex, uint32_t service,
+                                    uint32_t method, bool *served);
 /* Counts a call's end against x, the entry dispatch found while ex->ver was
- * ver (found again by id if the table changed since). */
+ * ver (found again by key if the table changed since). */
 void ember_exports_record(ember_exports *ex, ember_xentry *x, uint32_t ver,
-                          uint32_t id, bool ok, uint64_t us);
+                          uint64_t key, bool ok, uint64_t us);
 /* Adds time only (a read batch's tally, call.c), found the same way. */
 void ember_exports_add_time(ember_exports *ex, ember_xentry *x, uint32_t ver,
-                            uint32_t id, uint64_t total_us, uint64_t max_us);
+                            uint64_t key, uint64_t total_us, uint64_t max_us);
 
 /* ---- ref.c ---- */
 

@@ -89,7 +89,7 @@ static void tally_done(const ember_outcome *o, const void *p, size_t n, void *ud
 static void tally_call(tally *t, ember_ref *to, uint32_t method)
 {
     t->started++;
-    ember_call_raw(to, method, "fault", 5, tally_done, t, NULL);
+    ember_call_raw(to, H_SVC, method, "fault", 5, tally_done, t, NULL);
 }
 
 static bool tally_settled(void *ud)
@@ -187,8 +187,10 @@ static void on_leave(ember_root *r, ember_child *c, const char *why, void *ud)
 static ember_call *held[256];
 static int nheld;
 
-static void hold(ember_call *k, uint32_t id, const void *p, size_t n, void *ud)
+static void hold(ember_call *k, uint32_t sid, uint32_t id, const void *p,
+                 size_t n, void *ud)
 {
+    (void)sid;
     (void)id;
     (void)p;
     (void)n;
@@ -223,8 +225,8 @@ static ember_root *root_new(joins *j, const ember_limits *lim, const char *addr)
     ember_root *r = ember_root_new(H_base, &cfg);
     if (!r)
         return NULL;
-    ember_exports_add_raw(ember_root_exports(r), H_ECHO, h_echo, NULL);
-    ember_exports_add_raw(ember_root_exports(r), H_HOLD, hold, NULL);
+    ember_exports_add_raw(ember_root_exports(r), H_SVC, H_ECHO, h_echo, NULL);
+    ember_exports_add_raw(ember_root_exports(r), H_SVC, H_HOLD, hold, NULL);
     if (ember_root_listen(r, addr)) {
         ember_root_free(r);
         return NULL;
@@ -514,10 +516,10 @@ static void case_graceful_stop(void)
      * (H_NODE_HOLD). */
     for (int i = 0; i < 6; i++) {
         g_up.started++;
-        ember_call_raw(ember_node_root(n), H_HOLD, "up", 2, g_done,
+        ember_call_raw(ember_node_root(n), H_SVC, H_HOLD, "up", 2, g_done,
                        ct_start(&GT, 0), NULL);
         g_down.started++;
-        ember_call_raw(ember_child_ref(ch), H_NODE_HOLD, "down", 4, g_done,
+        ember_call_raw(ember_child_ref(ch), H_SVC, H_NODE_HOLD, "down", 4, g_done,
                        ct_start(&GT, 1), NULL);
     }
     CHECK(h_run_until(held_n, (void *)6, 3000));
@@ -612,7 +614,7 @@ static void soak_fire(int i)
     if (!ud)
         return; /* counted in ST.full: fails the soak */
     S.up.started++;
-    ember_call_raw(ember_node_root(S.nodes[i]), H_ECHO, "soak-payload", 12,
+    ember_call_raw(ember_node_root(S.nodes[i]), H_SVC, H_ECHO, "soak-payload", 12,
                    soak_up_done, ud, NULL);
 }
 
@@ -650,7 +652,7 @@ static void soak_tick(evutil_socket_t fd, short what, void *arg)
             if (!ud)
                 break;
             S.down.started++;
-            ember_call_raw(ember_child_ref(c), H_NODE_ECHO, "down", 4,
+            ember_call_raw(ember_child_ref(c), H_SVC, H_NODE_ECHO, "down", 4,
                            soak_down_done, ud, NULL);
         }
     }

@@ -152,15 +152,19 @@ static void quiet_log(ember_log_level lv, const char *msg, void *ud)
     (void)ud;
 }
 
-static void r_echo(ember_call *k, uint32_t id, const void *p, size_t n, void *ud)
+static void r_echo(ember_call *k, uint32_t sid, uint32_t id, const void *p,
+                   size_t n, void *ud)
 {
+    (void)sid;
     (void)id;
     (void)ud;
     ember_call_reply_raw(k, p, n);
 }
 
-static void r_fail(ember_call *k, uint32_t id, const void *p, size_t n, void *ud)
+static void r_fail(ember_call *k, uint32_t sid, uint32_t id, const void *p,
+                   size_t n, void *ud)
 {
+    (void)sid;
     (void)id;
     (void)p;
     (void)n;
@@ -215,12 +219,15 @@ static int dispatch_any(ember_call *k, ember_dec *args, const void *h, void *ud)
     return ember_call_reply_raw(k, "ok", 2) ? -1 : 0;
 }
 
+/* The service of every method the roots serve, raw and typed. */
+#define FUZZ_SVC 0x66757a7au
+
 static const ember_method_desc any_methods[] = {
     {.id = 300, .name = "any", .dispatch = dispatch_any},
     {.id = 301, .name = "anyway", .oneway = true, .dispatch = dispatch_any},
 };
 static const ember_service_desc any_svc = {
-    .name = "fuzz.Any", .fingerprint = 0x66757a7aull, .n_methods = 2, .methods = any_methods};
+    .name = "fuzz.Any", .id = FUZZ_SVC, .fingerprint = 0x66757a7aull, .n_methods = 2, .methods = any_methods};
 
 static void call_done(const ember_outcome *o, const void *p, size_t n, void *ud)
 {
@@ -246,7 +253,7 @@ static void on_join(ember_root *r, ember_child *c, void *ud)
         long k = calls_started++;
         if (k - input_first_call >= CALLS_PER_INPUT)
             die("more calls for one input than tracked");
-        ember_call_raw(ember_child_ref(c), 5 + (uint32_t)i, "q", 1, call_done,
+        ember_call_raw(ember_child_ref(c), FUZZ_SVC, 5 + (uint32_t)i, "q", 1, call_done,
                        (void *)(intptr_t)(k + 1), NULL);
     }
 }
@@ -277,8 +284,8 @@ static void live_init(void)
             abort();
         }
         ember_exports *ex = ember_root_exports(roots[i]);
-        ember_exports_add_raw(ex, 100, r_echo, NULL);
-        ember_exports_add_raw(ex, 101, r_fail, NULL);
+        ember_exports_add_raw(ex, FUZZ_SVC, 100, r_echo, NULL);
+        ember_exports_add_raw(ex, FUZZ_SVC, 101, r_fail, NULL);
         ember_exports_add(ex, &any_svc, NULL, NULL);
     }
 }

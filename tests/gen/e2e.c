@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "../common/loop.h"
+#include "../common/suites.h"
 
 #include "shapes.h"
 
@@ -677,11 +678,5 @@ int main(void)
     CU_add_test(s, "ref passed and called back", test_ref_passed_and_called_back);
     CU_add_test(s, "list of refs passed and called back", test_list_of_refs_called_back);
     CU_add_test(s, "root->child: call, oneway, broadcast", test_root_calls_child);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    if (CU_get_number_of_suites_failed())
-        failed++;
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return run_suites();
 }

@@ -365,7 +365,8 @@ int game_Observer_moved(ember_ref *to, uint64_t player, const game_Pos *pos)
     args.player = player;
     if (pos)
         args.pos = *pos;
-    return ember_oneway_start(to, game_Observer_moved_ID,
+    return ember_oneway_start(to, &game_Observer_service,
+                              game_Observer_moved_ID,
                               game_Observer_moved_args_encode, &args);
 }
 
@@ -556,8 +557,9 @@ ember_handle game_Game_move(ember_ref *to, uint64_t player, game_Dir dir,
     game_Game_move_args_init(&args);
     args.player = player;
     args.dir = dir;
-    return ember_call_start(to, game_Game_move_ID, game_Game_move_args_encode,
-                            &args, game_Game_move_done, (ember_fn)cb, ud, opts);
+    return ember_call_start(to, &game_Game_service, game_Game_move_ID,
+                            game_Game_move_args_encode, &args,
+                            game_Game_move_done, (ember_fn)cb, ud, opts);
 }
 
 int game_Game_move_broadcast(ember_root *r, ember_child_filter filter,
@@ -570,9 +572,10 @@ int game_Game_move_broadcast(ember_root *r, ember_child_filter filter,
     game_Game_move_args_init(&args);
     args.player = player;
     args.dir = dir;
-    return ember_root_broadcast(r, filter, fud, game_Game_move_ID,
-                                game_Game_move_args_encode, &args,
-                                game_Game_move_done, (ember_fn)cb, ud, opts);
+    return ember_root_broadcast(r, filter, fud, &game_Game_service,
+                                game_Game_move_ID, game_Game_move_args_encode,
+                                &args, game_Game_move_done, (ember_fn)cb, ud,
+                                opts);
 }
 
 int game_Game_move_reply(ember_call *call, const game_Pos *ret)
@@ -666,8 +669,8 @@ int game_Game_kick(ember_ref *to, uint64_t player, const char *reason)
     game_Game_kick_args_init(&args);
     args.player = player;
     args.reason = reason;
-    return ember_oneway_start(to, game_Game_kick_ID, game_Game_kick_args_encode,
-                              &args);
+    return ember_oneway_start(to, &game_Game_service, game_Game_kick_ID,
+                              game_Game_kick_args_encode, &args);
 }
 
 static int game_Game_kick_dispatch(ember_call *call, ember_dec *d,
@@ -743,9 +746,9 @@ ember_handle game_Game_watch(ember_ref *to, ember_ref *who,
 
     game_Game_watch_args_init(&args);
     args.who = who;
-    return ember_call_start(to, game_Game_watch_ID, game_Game_watch_args_encode,
-                            &args, game_Game_watch_done, (ember_fn)cb, ud,
-                            opts);
+    return ember_call_start(to, &game_Game_service, game_Game_watch_ID,
+                            game_Game_watch_args_encode, &args,
+                            game_Game_watch_done, (ember_fn)cb, ud, opts);
 }
 
 int game_Game_watch_broadcast(ember_root *r, ember_child_filter filter,
@@ -756,9 +759,10 @@ int game_Game_watch_broadcast(ember_root *r, ember_child_filter filter,
 
     game_Game_watch_args_init(&args);
     args.who = who;
-    return ember_root_broadcast(r, filter, fud, game_Game_watch_ID,
-                                game_Game_watch_args_encode, &args,
-                                game_Game_watch_done, (ember_fn)cb, ud, opts);
+    return ember_root_broadcast(r, filter, fud, &game_Game_service,
+                                game_Game_watch_ID, game_Game_watch_args_encode,
+                                &args, game_Game_watch_done, (ember_fn)cb, ud,
+                                opts);
 }
 
 int game_Game_watch_reply(ember_call *call)

@@ -86,11 +86,13 @@ int game_NotInRoom_decode(ember_dec *d, game_NotInRoom *v);
 
 /// Told about moves.
 extern const ember_service_desc game_Observer_service;
+#define game_Observer_SERVICE_ID 0xf0a2e2ddu   /* FNV-1a 32 of "game.Observer" */
 
-/* Per method: its id; the client stub (the callback runs exactly once;
- * ret is NULL unless o->status == EMBER_OK, o->error holds the error
- * struct when EMBER_RAISED); a broadcast from a root to its children;
- * the reply and fail helpers a handler answers with. */
+/* Per method: its id (unique within the service); the client stub
+ * (the callback runs exactly once; ret is NULL unless o->status ==
+ * EMBER_OK, o->error holds the error struct when EMBER_RAISED); a
+ * broadcast from a root to its children; the reply and fail helpers
+ * a handler answers with. */
 
 /* Observer.moved */
 #define game_Observer_moved_ID 650u
@@ -112,11 +114,13 @@ ember_ref *game_Observer_local(const game_Observer_handlers *h, void *ud);
 /* ---- service game.Game ---- */
 
 extern const ember_service_desc game_Game_service;
+#define game_Game_SERVICE_ID 0xf1707769u   /* FNV-1a 32 of "game.Game" */
 
-/* Per method: its id; the client stub (the callback runs exactly once;
- * ret is NULL unless o->status == EMBER_OK, o->error holds the error
- * struct when EMBER_RAISED); a broadcast from a root to its children;
- * the reply and fail helpers a handler answers with. */
+/* Per method: its id (unique within the service); the client stub
+ * (the callback runs exactly once; ret is NULL unless o->status ==
+ * EMBER_OK, o->error holds the error struct when EMBER_RAISED); a
+ * broadcast from a root to its children; the reply and fail helpers
+ * a handler answers with. */
 
 /* Game.move */
 /// Moves a player one step.

@@ -1677,7 +1677,8 @@ int shapes_Watcher_progress(ember_ref *to, uint32_t done, uint32_t total)
     shapes_Watcher_progress_args_init(&args);
     args.done = done;
     args.total = total;
-    return ember_oneway_start(to, shapes_Watcher_progress_ID,
+    return ember_oneway_start(to, &shapes_Watcher_service,
+                              shapes_Watcher_progress_ID,
                               shapes_Watcher_progress_args_encode, &args);
 }
 
@@ -1819,7 +1820,7 @@ ember_handle shapes_Watcher_ping(ember_ref *to, const char *text,
 
     shapes_Watcher_ping_args_init(&args);
     args.text = text;
-    return ember_call_start(to, shapes_Watcher_ping_ID,
+    return ember_call_start(to, &shapes_Watcher_service, shapes_Watcher_ping_ID,
                             shapes_Watcher_ping_args_encode, &args,
                             shapes_Watcher_ping_done, (ember_fn)cb, ud, opts);
 }
@@ -1833,7 +1834,8 @@ int shapes_Watcher_ping_broadcast(ember_root *r, ember_child_filter filter,
 
     shapes_Watcher_ping_args_init(&args);
     args.text = text;
-    return ember_root_broadcast(r, filter, fud, shapes_Watcher_ping_ID,
+    return ember_root_broadcast(r, filter, fud, &shapes_Watcher_service,
+                                shapes_Watcher_ping_ID,
                                 shapes_Watcher_ping_args_encode, &args,
                                 shapes_Watcher_ping_done, (ember_fn)cb, ud,
                                 opts);
@@ -2043,7 +2045,7 @@ ember_handle shapes_Store_get(ember_ref *to, const char *key,
 
     shapes_Store_get_args_init(&args);
     args.key = key;
-    return ember_call_start(to, shapes_Store_get_ID,
+    return ember_call_start(to, &shapes_Store_service, shapes_Store_get_ID,
                             shapes_Store_get_args_encode, &args,
                             shapes_Store_get_done, (ember_fn)cb, ud, opts);
 }
@@ -2057,7 +2059,8 @@ int shapes_Store_get_broadcast(ember_root *r, ember_child_filter filter,
 
     shapes_Store_get_args_init(&args);
     args.key = key;
-    return ember_root_broadcast(r, filter, fud, shapes_Store_get_ID,
+    return ember_root_broadcast(r, filter, fud, &shapes_Store_service,
+                                shapes_Store_get_ID,
                                 shapes_Store_get_args_encode, &args,
                                 shapes_Store_get_done, (ember_fn)cb, ud, opts);
 }
@@ -2184,7 +2187,7 @@ ember_handle shapes_Store_put(ember_ref *to, const char *key,
     args.key = key;
     if (value_)
         args.value_ = *value_;
-    return ember_call_start(to, shapes_Store_put_ID,
+    return ember_call_start(to, &shapes_Store_service, shapes_Store_put_ID,
                             shapes_Store_put_args_encode, &args,
                             shapes_Store_put_done, (ember_fn)cb, ud, opts);
 }
@@ -2201,7 +2204,8 @@ int shapes_Store_put_broadcast(ember_root *r, ember_child_filter filter,
     args.key = key;
     if (value_)
         args.value_ = *value_;
-    return ember_root_broadcast(r, filter, fud, shapes_Store_put_ID,
+    return ember_root_broadcast(r, filter, fud, &shapes_Store_service,
+                                shapes_Store_put_ID,
                                 shapes_Store_put_args_encode, &args,
                                 shapes_Store_put_done, (ember_fn)cb, ud, opts);
 }
@@ -2360,7 +2364,7 @@ ember_handle shapes_Store_echo(ember_ref *to, const shapes_Containers *c,
     shapes_Store_echo_args_init(&args);
     if (c)
         args.c = *c;
-    return ember_call_start(to, shapes_Store_echo_ID,
+    return ember_call_start(to, &shapes_Store_service, shapes_Store_echo_ID,
                             shapes_Store_echo_args_encode, &args,
                             shapes_Store_echo_done, (ember_fn)cb, ud, opts);
 }
@@ -2375,7 +2379,8 @@ int shapes_Store_echo_broadcast(ember_root *r, ember_child_filter filter,
     shapes_Store_echo_args_init(&args);
     if (c)
         args.c = *c;
-    return ember_root_broadcast(r, filter, fud, shapes_Store_echo_ID,
+    return ember_root_broadcast(r, filter, fud, &shapes_Store_service,
+                                shapes_Store_echo_ID,
                                 shapes_Store_echo_args_encode, &args,
                                 shapes_Store_echo_done, (ember_fn)cb, ud, opts);
 }
@@ -2546,7 +2551,7 @@ ember_handle shapes_Store_grow(ember_ref *to, const shapes_Tree *seed,
     if (seed)
         args.seed = *seed;
     args.depth = depth;
-    return ember_call_start(to, shapes_Store_grow_ID,
+    return ember_call_start(to, &shapes_Store_service, shapes_Store_grow_ID,
                             shapes_Store_grow_args_encode, &args,
                             shapes_Store_grow_done, (ember_fn)cb, ud, opts);
 }
@@ -2562,7 +2567,8 @@ int shapes_Store_grow_broadcast(ember_root *r, ember_child_filter filter,
     if (seed)
         args.seed = *seed;
     args.depth = depth;
-    return ember_root_broadcast(r, filter, fud, shapes_Store_grow_ID,
+    return ember_root_broadcast(r, filter, fud, &shapes_Store_service,
+                                shapes_Store_grow_ID,
                                 shapes_Store_grow_args_encode, &args,
                                 shapes_Store_grow_done, (ember_fn)cb, ud, opts);
 }
@@ -2643,7 +2649,7 @@ int shapes_Store_forget(ember_ref *to, const char *key)
 
     shapes_Store_forget_args_init(&args);
     args.key = key;
-    return ember_oneway_start(to, shapes_Store_forget_ID,
+    return ember_oneway_start(to, &shapes_Store_service, shapes_Store_forget_ID,
                               shapes_Store_forget_args_encode, &args);
 }
 
@@ -2721,7 +2727,7 @@ ember_handle shapes_Store_watch(ember_ref *to, ember_ref *who,
 
     shapes_Store_watch_args_init(&args);
     args.who = who;
-    return ember_call_start(to, shapes_Store_watch_ID,
+    return ember_call_start(to, &shapes_Store_service, shapes_Store_watch_ID,
                             shapes_Store_watch_args_encode, &args,
                             shapes_Store_watch_done, (ember_fn)cb, ud, opts);
 }
@@ -2735,7 +2741,8 @@ int shapes_Store_watch_broadcast(ember_root *r, ember_child_filter filter,
 
     shapes_Store_watch_args_init(&args);
     args.who = who;
-    return ember_root_broadcast(r, filter, fud, shapes_Store_watch_ID,
+    return ember_root_broadcast(r, filter, fud, &shapes_Store_service,
+                                shapes_Store_watch_ID,
                                 shapes_Store_watch_args_encode, &args,
                                 shapes_Store_watch_done, (ember_fn)cb, ud,
                                 opts);
@@ -2842,17 +2849,19 @@ undecodable:
 ember_handle shapes_Store_count(ember_ref *to, shapes_Store_count_cb cb,
                                 void *ud, const ember_callopts *opts)
 {
-    return ember_call_start(to, shapes_Store_count_ID, enc_nothing, NULL,
-                            shapes_Store_count_done, (ember_fn)cb, ud, opts);
+    return ember_call_start(to, &shapes_Store_service, shapes_Store_count_ID,
+                            enc_nothing, NULL, shapes_Store_count_done,
+                            (ember_fn)cb, ud, opts);
 }
 
 int shapes_Store_count_broadcast(ember_root *r, ember_child_filter filter,
                                  void *fud, shapes_Store_count_cb cb, void *ud,
                                  const ember_callopts *opts)
 {
-    return ember_root_broadcast(r, filter, fud, shapes_Store_count_ID,
-                                enc_nothing, NULL, shapes_Store_count_done,
-                                (ember_fn)cb, ud, opts);
+    return ember_root_broadcast(r, filter, fud, &shapes_Store_service,
+                                shapes_Store_count_ID, enc_nothing, NULL,
+                                shapes_Store_count_done, (ember_fn)cb, ud,
+                                opts);
 }
 
 int shapes_Store_count_reply(ember_call *call, uint64_t ret)
@@ -2970,17 +2979,18 @@ undecodable:
 ember_handle shapes_Store_name(ember_ref *to, shapes_Store_name_cb cb, void *ud,
                                const ember_callopts *opts)
 {
-    return ember_call_start(to, shapes_Store_name_ID, enc_nothing, NULL,
-                            shapes_Store_name_done, (ember_fn)cb, ud, opts);
+    return ember_call_start(to, &shapes_Store_service, shapes_Store_name_ID,
+                            enc_nothing, NULL, shapes_Store_name_done,
+                            (ember_fn)cb, ud, opts);
 }
 
 int shapes_Store_name_broadcast(ember_root *r, ember_child_filter filter,
                                 void *fud, shapes_Store_name_cb cb, void *ud,
                                 const ember_callopts *opts)
 {
-    return ember_root_broadcast(r, filter, fud, shapes_Store_name_ID,
-                                enc_nothing, NULL, shapes_Store_name_done,
-                                (ember_fn)cb, ud, opts);
+    return ember_root_broadcast(r, filter, fud, &shapes_Store_service,
+                                shapes_Store_name_ID, enc_nothing, NULL,
+                                shapes_Store_name_done, (ember_fn)cb, ud, opts);
 }
 
 int shapes_Store_name_reply(ember_call *call, const char *ret)
@@ -3158,7 +3168,7 @@ ember_handle shapes_Store_opt(ember_ref *to, const shapes_Optionals *o,
         args.o = *o;
     if (many)
         args.many = *many;
-    return ember_call_start(to, shapes_Store_opt_ID,
+    return ember_call_start(to, &shapes_Store_service, shapes_Store_opt_ID,
                             shapes_Store_opt_args_encode, &args,
                             shapes_Store_opt_done, (ember_fn)cb, ud, opts);
 }
@@ -3176,7 +3186,8 @@ int shapes_Store_opt_broadcast(ember_root *r, ember_child_filter filter,
         args.o = *o;
     if (many)
         args.many = *many;
-    return ember_root_broadcast(r, filter, fud, shapes_Store_opt_ID,
+    return ember_root_broadcast(r, filter, fud, &shapes_Store_service,
+                                shapes_Store_opt_ID,
                                 shapes_Store_opt_args_encode, &args,
                                 shapes_Store_opt_done, (ember_fn)cb, ud, opts);
 }
@@ -3213,7 +3224,8 @@ static int shapes_Store_opt_dispatch(ember_call *call, ember_dec *d,
 
 int shapes_Store_stop(ember_ref *to)
 {
-    return ember_oneway_start(to, shapes_Store_stop_ID, enc_nothing, NULL);
+    return ember_oneway_start(to, &shapes_Store_service, shapes_Store_stop_ID,
+                              enc_nothing, NULL);
 }
 
 static int shapes_Store_stop_dispatch(ember_call *call, ember_dec *d,
@@ -3417,7 +3429,7 @@ ember_handle shapes_Store_find(ember_ref *to, const char *key,
         args.has_nums = true;
         args.nums = *nums;
     }
-    return ember_call_start(to, shapes_Store_find_ID,
+    return ember_call_start(to, &shapes_Store_service, shapes_Store_find_ID,
                             shapes_Store_find_args_encode, &args,
                             shapes_Store_find_done, (ember_fn)cb, ud, opts);
 }
@@ -3447,7 +3459,8 @@ int shapes_Store_find_broadcast(ember_root *r, ember_child_filter filter,
         args.has_nums = true;
         args.nums = *nums;
     }
-    return ember_root_broadcast(r, filter, fud, shapes_Store_find_ID,
+    return ember_root_broadcast(r, filter, fud, &shapes_Store_service,
+                                shapes_Store_find_ID,
                                 shapes_Store_find_args_encode, &args,
                                 shapes_Store_find_done, (ember_fn)cb, ud, opts);
 }

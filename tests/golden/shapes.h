@@ -288,11 +288,13 @@ int shapes_Empty2_decode(ember_dec *d, shapes_Empty2 *v);
 
 /// Receives progress reports.
 extern const ember_service_desc shapes_Watcher_service;
+#define shapes_Watcher_SERVICE_ID 0xf1faf285u   /* FNV-1a 32 of "shapes.Watcher" */
 
-/* Per method: its id; the client stub (the callback runs exactly once;
- * ret is NULL unless o->status == EMBER_OK, o->error holds the error
- * struct when EMBER_RAISED); a broadcast from a root to its children;
- * the reply and fail helpers a handler answers with. */
+/* Per method: its id (unique within the service); the client stub
+ * (the callback runs exactly once; ret is NULL unless o->status ==
+ * EMBER_OK, o->error holds the error struct when EMBER_RAISED); a
+ * broadcast from a root to its children; the reply and fail helpers
+ * a handler answers with. */
 
 /* Watcher.progress */
 #define shapes_Watcher_progress_ID 801u
@@ -328,11 +330,13 @@ ember_ref *shapes_Watcher_local(const shapes_Watcher_handlers *h, void *ud);
 /* ---- service shapes.Store ---- */
 
 extern const ember_service_desc shapes_Store_service;
+#define shapes_Store_SERVICE_ID 0xe6ff552cu   /* FNV-1a 32 of "shapes.Store" */
 
-/* Per method: its id; the client stub (the callback runs exactly once;
- * ret is NULL unless o->status == EMBER_OK, o->error holds the error
- * struct when EMBER_RAISED); a broadcast from a root to its children;
- * the reply and fail helpers a handler answers with. */
+/* Per method: its id (unique within the service); the client stub
+ * (the callback runs exactly once; ret is NULL unless o->status ==
+ * EMBER_OK, o->error holds the error struct when EMBER_RAISED); a
+ * broadcast from a root to its children; the reply and fail helpers
+ * a handler answers with. */
 
 /* An optional parameter is a pointer, NULL when absent (the caller
  * leaves it out, the handler gets NULL): strings as const char *,

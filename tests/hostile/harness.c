@@ -146,12 +146,15 @@ size_t h_varint(uint8_t *p, uint64_t v)
 size_t h_frame(uint8_t *buf, size_t cap, uint8_t kind, int nh,
                const uint64_t *h, const void *payload, size_t plen)
 {
-    if (cap < 5 + (size_t)nh * 10 + plen) {
+    if (cap < 9 + (size_t)nh * 10 + plen) {
         fprintf(stderr, "h_frame: buffer of %zu bytes too small\n", cap);
         abort();
     }
     size_t n = 4;
     buf[n++] = kind;
+    if (kind == FR_CALL || kind == FR_ONEWAY)
+        for (int i = 0; i < 4; i++)
+            buf[n++] = (uint8_t)(H_SVC >> 8 * i);
     for (int i = 0; i < nh; i++)
         n += h_varint(buf + n, h[i]);
     if (plen)
@@ -219,9 +222,10 @@ typedef struct held_calls {
 static held_calls root_held, node_held;
 
 /* Exported with a held_calls as ud. */
-static void hold(ember_call *call, uint32_t id, const void *p, size_t n,
-                 void *ud)
+static void hold(ember_call *call, uint32_t sid, uint32_t id, const void *p,
+                 size_t n, void *ud)
 {
+    (void)sid;
     held_calls *h = ud;
     (void)id;
     (void)p;
@@ -239,8 +243,10 @@ static void release(held_calls *h)
     h->n = 0;
 }
 
-void h_echo(ember_call *call, uint32_t id, const void *p, size_t n, void *ud)
+void h_echo(ember_call *call, uint32_t sid, uint32_t id, const void *p,
+            size_t n, void *ud)
 {
+    (void)sid;
     (void)id;
     (void)ud;
     ember_call_reply_raw(call, p, n);
@@ -376,7 +382,7 @@ static const ember_method_desc typed_methods[] = {
     {.id = H_PLAYER, .name = "player", .dispatch = dispatch_player},
 };
 static const ember_service_desc typed_svc = {
-    .name = "hostile.Typed", .fingerprint = 0x686f7374696c65ull,
+    .name = "hostile.Typed", .id = H_SVC, .fingerprint = 0x686f7374696c65ull,
     .n_methods = 4, .methods = typed_methods};
 
 void h_limits(ember_limits *l)
@@ -426,8 +432,8 @@ ember_node *h_node_new_cfg(const char *name, int port, const ember_node_config *
     ember_node *n = ember_node_new(H_base, name, cfg);
     if (!n)
         return NULL;
-    ember_exports_add_raw(ember_node_exports(n), H_NODE_ECHO, h_echo, NULL);
-    ember_exports_add_raw(ember_node_exports(n), H_NODE_HOLD, hold, &node_held);
+    ember_exports_add_raw(ember_node_exports(n), H_SVC, H_NODE_ECHO, h_echo, NULL);
+    ember_exports_add_raw(ember_node_exports(n), H_SVC, H_NODE_HOLD, hold, &node_held);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     if (ember_node_connect(n, addr)) {
@@ -460,8 +466,8 @@ int h_fixture_start(h_fixture *fx, const ember_limits *lim)
     if (!fx->root)
         return -1;
     ember_exports *ex = ember_root_exports(fx->root);
-    ember_exports_add_raw(ex, H_ECHO, h_echo, NULL);
-    ember_exports_add_raw(ex, H_HOLD, hold, &root_held);
+    ember_exports_add_raw(ex, H_SVC, H_ECHO, h_echo, NULL);
+    ember_exports_add_raw(ex, H_SVC, H_HOLD, hold, &root_held);
     ember_exports_add(ex, &typed_svc, NULL, NULL);
     if (ember_root_listen(fx->root, "127.0.0.1:0"))
         return -1;
@@ -479,7 +485,7 @@ static void good_one(h_fixture *fx)
     static const char msg[] = "well-behaved payload";
     fx->sent++;
     fx->inflight++;
-    ember_call_raw(ember_node_root(fx->good), H_ECHO, msg, sizeof msg,
+    ember_call_raw(ember_node_root(fx->good), H_SVC, H_ECHO, msg, sizeof msg,
                    good_done, fx, NULL);
 }
 

@@ -76,6 +76,9 @@ int h_write_all(int fd, const void *p, size_t n);
 bool h_peer_closed(int fd);
 
 /* ---- the fixture: root + a well-behaved node calling it ---- */
+/* Every method below belongs to one service, raw and typed alike; h_frame
+ * writes its id into the CALL and ONEWAY frames it builds. */
+#define H_SVC 0x686f7374u
 #define H_ECHO 100    /* root: replies with the payload */
 #define H_HOLD 101    /* root: keeps the call until h_release_held */
 #define H_DEEP 300    /* root: typed, decodes a recursive value */
@@ -111,7 +114,8 @@ void h_fixture_stop(h_fixture *fx);
 void h_traffic_start(h_fixture *fx, int depth);
 void h_traffic_stop(h_fixture *fx);
 /* A raw handler that replies with the payload (H_ECHO, H_NODE_ECHO). */
-void h_echo(ember_call *call, uint32_t id, const void *p, size_t n, void *ud);
+void h_echo(ember_call *call, uint32_t sid, uint32_t id, const void *p,
+            size_t n, void *ud);
 /* Calls held by H_HOLD on the root. */
 int h_held_count(void);
 void h_release_held(void);

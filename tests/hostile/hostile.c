@@ -335,7 +335,7 @@ static int victim_start(victim *v)
      * must end exactly once, with EMBER_LOST, when the victim is dropped. */
     ember_child *c = ember_root_child_by_name(FX.root, "victim");
     v->pending++;
-    if (!ember_call_raw(ember_child_ref(c), H_NODE_HOLD, "x", 1, held_done, v,
+    if (!ember_call_raw(ember_child_ref(c), H_SVC, H_NODE_HOLD, "x", 1, held_done, v,
                         NULL))
         return -1;
     if (!h_run_until(node_holds_one, NULL, 3000))
@@ -660,7 +660,7 @@ static void expect_player(const uint8_t *args, size_t n, const game_Player *want
     CHECK(!e.failed);
     int leaves = FX.leaves;
     player_call pc = { 0, EMBER_OK, { 0 }, 0 };
-    ember_call_raw(ember_node_root(FX.good), H_PLAYER, args, n, player_done,
+    ember_call_raw(ember_node_root(FX.good), H_SVC, H_PLAYER, args, n, player_done,
                    &pc, NULL);
     CHECK(h_run_until(player_ended, &pc, 3000));
     if (pc.st != EMBER_OK || pc.n != ember_enc_len(&e) ||
@@ -866,7 +866,7 @@ static void fake_root_case(int stage, const void *bad, size_t badn,
     snprintf(peer, sizeof peer, "127.0.0.1:%d", f.port);
     bool ok = h_run_until(fake_root_accepted, &f, 3000);
     static const uint8_t hello_pl[] = { 0x0a, 4, 'E', 'M', 'B', 'R',
-                                        0x10, 1, 0x18, 1 };
+                                        0x10, 2, 0x18, 2 };
     static const uint8_t welcome_pl[] = { 0x08, 5 };
     uint8_t fr[64];
     node_call call = { 0, EMBER_OK, "" };
@@ -883,7 +883,7 @@ static void fake_root_case(int stage, const void *bad, size_t badn,
     }
     /* A call in flight (registered) or refused at once (not registered). */
     if (ok)
-        ember_call_raw(ember_node_root(n), H_ECHO, "x", 1, node_call_done,
+        ember_call_raw(ember_node_root(n), H_SVC, H_ECHO, "x", 1, node_call_done,
                        &call, NULL);
     /* Unregistered: its outcome comes from the loop before anything else. */
     if (ok && stage < FAKE_WELCOME)
@@ -948,7 +948,7 @@ static void case_root_garbage_hello(void)
 
 static void case_root_wrong_magic(void)
 {
-    static const uint8_t pl[] = { 0x0a, 4, 'H', 'T', 'T', 'P', 0x10, 1, 0x18, 1 };
+    static const uint8_t pl[] = { 0x0a, 4, 'H', 'T', 'T', 'P', 0x10, 2, 0x18, 2 };
     uint8_t fr[32];
     size_t n = h_frame(fr, sizeof fr, FR_HELLO, 0, NULL, pl, sizeof pl);
     fake_root_case(FAKE_RAW, fr, n, "closed: peer is not an ember root");
@@ -976,7 +976,7 @@ static void case_root_welcome_before_hello(void)
 
 static void case_root_hello_twice(void)
 {
-    static const uint8_t pl[] = { 0x0a, 4, 'E', 'M', 'B', 'R', 0x10, 1, 0x18, 1 };
+    static const uint8_t pl[] = { 0x0a, 4, 'E', 'M', 'B', 'R', 0x10, 2, 0x18, 2 };
     uint8_t fr[32];
     size_t n = h_frame(fr, sizeof fr, FR_HELLO, 0, NULL, pl, sizeof pl);
     fake_root_case(FAKE_HELLO, fr, n,
@@ -1053,7 +1053,7 @@ static void case_post_never_reads(void)
     for (int i = 0; i < 2000 && !b.limit; i++) {
         b.sent++;
         b.pending++;
-        ember_call_raw(ember_child_ref(c), H_NODE_ECHO, big, sizeof big,
+        ember_call_raw(ember_child_ref(c), H_SVC, H_NODE_ECHO, big, sizeof big,
                        big_done, &b, NULL);
         if (i % 16 == 15)
             h_run_for(1); /* pacing, not a wait: let the loop flush */
@@ -1157,7 +1157,7 @@ static void case_auth(void)
     auth_joins = 0;
     ember_root *r = ember_root_new(H_base, &cfg);
     CHECK(r);
-    ember_exports_add_raw(ember_root_exports(r), H_ECHO, h_echo, NULL);
+    ember_exports_add_raw(ember_root_exports(r), H_SVC, H_ECHO, h_echo, NULL);
     CHECK(ember_root_listen(r, "127.0.0.1:0") == 0);
     int port = ember_root_port(r);
 
@@ -1171,7 +1171,7 @@ static void case_auth(void)
     int joins_bad = auth_joins;
     /* Nothing is callable: a call from a refused node does not reach us. */
     int st = 0;
-    ember_call_raw(ember_node_root(wrong), H_ECHO, "x", 1, auth_done, &st, NULL);
+    ember_call_raw(ember_node_root(wrong), H_SVC, H_ECHO, "x", 1, auth_done, &st, NULL);
     h_run_until(call_ended, &st, 3000);
     ember_node_free(none);
     ember_node_free(wrong);
@@ -1199,7 +1199,7 @@ static void case_auth(void)
     ember_node *good = auth_node("holder", secret, port);
     bool ok_reg = h_run_until(h_node_registered, good, 3000);
     int st2 = 0;
-    ember_call_raw(ember_node_root(good), H_ECHO, "x", 1, auth_done, &st2, NULL);
+    ember_call_raw(ember_node_root(good), H_SVC, H_ECHO, "x", 1, auth_done, &st2, NULL);
     h_run_until(call_ended, &st2, 3000);
     ember_node_free(good);
     ember_root_free(r);
@@ -1324,7 +1324,7 @@ static void retry_done(const ember_outcome *o, const void *p, size_t n, void *ud
     (void)ud;
     retries++;
     if (retry_node)
-        ember_call_raw(ember_node_root(retry_node), H_ECHO, "r", 1, retry_done,
+        ember_call_raw(ember_node_root(retry_node), H_SVC, H_ECHO, "r", 1, retry_done,
                        NULL, NULL);
 }
 

@@ -28,7 +28,13 @@
 
 enum { M_ADD = 1, M_LATER, M_BOOM, M_FAIL, M_HANG, M_NOTE, M_WATCH, M_GIVE,
        M_ECHO_REF, M_PING = 100 };
+enum { M_GATE_UP = 200, M_GATE_DOWN = 201 };
 #define BOOM_ID 77
+/* Service ids (a generated service's is FNV-1a 32 of its name). */
+#define CALC_ID 0xca1c0001u
+#define OBS_ID 0x0b500002u
+#define GATE_ID 0x6a7e0003u
+#define EMPTY_ID 0xe0e70004u
 #define MAX_HUNG 64
 
 /* ---- test state ---- */
@@ -174,6 +180,7 @@ static int d_note(ember_call *c, ember_dec *d, const void *h, void *ud)
 }
 
 static void done_i64(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud);
+static const ember_service_desc obs_svc, gate_svc;
 
 static int d_watch(ember_call *c, ember_dec *d, const void *h, void *ud)
 {
@@ -190,7 +197,7 @@ static int d_watch(ember_call *c, ember_dec *d, const void *h, void *ud)
     /* Keep it past the call (the arena releases the decoded one). */
     G.watched = ember_ref_retain(who);
     args2 a = {41, 0};
-    ember_call_start(who, M_PING, enc_args, &a, done_i64, NULL, &G.pong, NULL);
+    ember_call_start(who, &obs_svc, M_PING, enc_args, &a, done_i64, NULL, &G.pong, NULL);
     int64_t zero = 0;
     ember_call_reply(c, enc_i64, &zero);
     return 0;
@@ -227,7 +234,7 @@ static const ember_method_desc calc_methods[] = {
     {.id = M_ECHO_REF, .name = "echo_ref", .dispatch = d_echo_ref},
 };
 static const ember_service_desc calc_svc = {
-    .name = "test.Calc", .fingerprint = 0x1234, .n_methods = 9, .methods = calc_methods};
+    .name = "test.Calc", .id = CALC_ID, .fingerprint = 0x1234, .n_methods = 9, .methods = calc_methods};
 
 static int d_ping(ember_call *c, ember_dec *d, const void *h, void *ud)
 {
@@ -244,7 +251,7 @@ static int d_ping(ember_call *c, ember_dec *d, const void *h, void *ud)
 
 static const ember_method_desc obs_methods[] = {{.id = M_PING, .name = "ping", .dispatch = d_ping}};
 static const ember_service_desc obs_svc = {
-    .name = "test.Obs", .fingerprint = 0x99, .n_methods = 1, .methods = obs_methods};
+    .name = "test.Obs", .id = OBS_ID, .fingerprint = 0x99, .n_methods = 1, .methods = obs_methods};
 
 /* ---- completions ---- */
 
@@ -505,7 +512,7 @@ static void t_calls_both_ways(void)
     result r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0};
     args2 a = {2, 3};
     /* node -> root, typed */
-    ember_handle h = ember_call_start(ember_node_root(F.node[0]), M_ADD, enc_args,
+    ember_handle h = ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_ADD, enc_args,
                                       &a, done_i64, NULL, &r1, NULL);
     CU_ASSERT_NOT_EQUAL(h, 0);
     CU_ASSERT_EQUAL(r1.n, 0); /* never inside the call */
@@ -515,14 +522,14 @@ static void t_calls_both_ways(void)
     ember_enc_init_fixed(&e, buf, sizeof buf);
     args2 b = {10, -4};
     enc_args(&e, &b);
-    CU_ASSERT_NOT_EQUAL(ember_call_raw(ember_node_root(F.node[0]), M_ADD, buf,
+    CU_ASSERT_NOT_EQUAL(ember_call_raw(ember_node_root(F.node[0]), CALC_ID, M_ADD, buf,
                                        ember_enc_len(&e), raw_done, &r2, NULL), 0);
     /* root -> child, typed and raw */
     ember_ref *cr = ember_child_ref(child("n0"));
     args2 c = {100, 1};
-    CU_ASSERT_NOT_EQUAL(ember_call_start(cr, M_ADD, enc_args, &c, done_i64, NULL,
+    CU_ASSERT_NOT_EQUAL(ember_call_start(cr, &calc_svc, M_ADD, enc_args, &c, done_i64, NULL,
                                          &r3, NULL), 0);
-    CU_ASSERT_NOT_EQUAL(ember_call_raw(cr, M_ADD, buf, ember_enc_len(&e), raw_done,
+    CU_ASSERT_NOT_EQUAL(ember_call_raw(cr, CALC_ID, M_ADD, buf, ember_enc_len(&e), raw_done,
                                        &r4, NULL), 0);
     CU_ASSERT_TRUE(run_until(F.base, got, &r1, 2000));
     CU_ASSERT_TRUE(run_until(F.base, got, &r2, 2000));
@@ -547,7 +554,7 @@ static void t_deferred(void)
     setup_basic(1);
     result r = {0};
     args2 a = {7, 0};
-    ember_call_start(ember_node_root(F.node[0]), M_LATER, enc_args, &a, done_i64,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_LATER, enc_args, &a, done_i64,
                      NULL, &r, NULL);
     CU_ASSERT_TRUE(run_until(F.base, later_held, NULL, 2000));
     CU_ASSERT_PTR_NOT_NULL_FATAL(G.later);
@@ -570,10 +577,10 @@ static void t_raised_failed_nomethod(void)
     setup_basic(1);
     result r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0};
     ember_ref *root = ember_node_root(F.node[0]);
-    ember_call_start(root, M_BOOM, NULL, NULL, done_i64, NULL, &r1, NULL);
-    ember_call_start(root, M_FAIL, NULL, NULL, done_i64, NULL, &r2, NULL);
-    ember_call_start(root, 999, NULL, NULL, done_i64, NULL, &r3, NULL);
-    ember_call_raw(root, 998, NULL, 0, raw_done, &r4, NULL);
+    ember_call_start(root, &calc_svc, M_BOOM, NULL, NULL, done_i64, NULL, &r1, NULL);
+    ember_call_start(root, &calc_svc, M_FAIL, NULL, NULL, done_i64, NULL, &r2, NULL);
+    ember_call_start(root, &calc_svc, 999, NULL, NULL, done_i64, NULL, &r3, NULL);
+    ember_call_raw(root, CALC_ID, 998, NULL, 0, raw_done, &r4, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &r4, 2000));
     CU_ASSERT_EQUAL(r1.n, 1);
     CU_ASSERT_EQUAL(r1.st, EMBER_RAISED);
@@ -589,9 +596,10 @@ static void t_raised_failed_nomethod(void)
     teardown_basic();
 }
 
-static void raw_fallback(ember_call *c, uint32_t mid, const void *p, size_t len,
-                         void *ud)
+static void raw_fallback(ember_call *c, uint32_t sid, uint32_t mid,
+                         const void *p, size_t len, void *ud)
 {
+    (void)sid;
     (void)ud;
     (void)p;
     int64_t v = (int64_t)mid * 1000 + (int64_t)len;
@@ -606,15 +614,112 @@ static void t_raw_fallback(void)
 {
     setup_basic(1);
     /* The gate pattern: the node forwards ids it does not know. */
-    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_node_exports(F.node[0]), 0,
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_node_exports(F.node[0]), 0, 0,
                                           raw_fallback, NULL), 0);
-    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_node_exports(F.node[0]), M_ADD,
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_node_exports(F.node[0]), CALC_ID, M_ADD,
                                           raw_fallback, NULL), -1); /* taken */
     result r = {0};
-    ember_call_raw(ember_child_ref(child("n0")), 4242, "abc", 3, raw_done, &r, NULL);
+    ember_call_raw(ember_child_ref(child("n0")), CALC_ID, 4242, "abc", 3, raw_done, &r, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
     CU_ASSERT_EQUAL(r.st, EMBER_OK);
     CU_ASSERT_EQUAL(r.v, 4242003);
+    teardown_basic();
+}
+
+/* ---- the gate pattern: a raw fallback forwarding to its root ---- */
+
+static struct {
+    uint32_t sid, mid;
+    bool oneway;
+    int seen;
+} GW;
+
+static void gw_relay(const ember_outcome *o, const void *p, size_t len, void *ud)
+{
+    ember_call_relay(ud, o, p, len);
+}
+
+/* Forwards whatever it is called with, as it came, to its root; refuses
+ * test.Obs itself. */
+static void gw_forward(ember_call *c, uint32_t sid, uint32_t mid, const void *p,
+                       size_t len, void *ud)
+{
+    ember_node *gw = ud;
+    GW.sid = sid;
+    GW.mid = mid;
+    GW.oneway = ember_call_oneway(c);
+    GW.seen++;
+    CU_ASSERT_EQUAL(ember_call_service(c), sid);
+    CU_ASSERT_EQUAL(ember_call_method(c), mid);
+    if (sid == OBS_ID)
+        ember_call_fail_status(c, EMBER_NO_METHOD, "gate: no route for %08x", sid);
+    else if (GW.oneway)
+        ember_oneway_raw(ember_node_root(gw), sid, mid, p, len);
+    else
+        ember_call_raw(ember_node_root(gw), sid, mid, p, len, gw_relay, c, NULL);
+}
+
+/* Calls through the gate and checks what it saw. */
+static void via_gate(const ember_service_desc *svc, uint32_t mid, const args2 *a,
+                     result *r)
+{
+    memset(r, 0, sizeof *r);
+    ember_call_start(ember_child_ref(child("gw")), svc, mid, a ? enc_args : NULL, a,
+                     done_i64, NULL, r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, r, 2000));
+    CU_ASSERT_EQUAL(r->n, 1);
+    CU_ASSERT_EQUAL(GW.sid, svc->id);
+    CU_ASSERT_EQUAL(GW.mid, mid);
+    CU_ASSERT_FALSE(GW.oneway);
+}
+
+static void t_raw_gate(void)
+{
+    setup_basic(0);
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    cfg.on_state = on_state;
+    ember_node *gw = ember_node_new(F.base, "gw", &cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(gw);
+    F.node[F.nn++] = gw;
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_node_exports(gw), 0, 0, gw_forward, gw), 0);
+    CU_ASSERT_EQUAL(ember_node_connect(gw, F.addr), 0);
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
+    memset(&GW, 0, sizeof GW);
+
+    result r;
+    args2 a = {2, 40};
+    via_gate(&calc_svc, M_ADD, &a, &r); /* a reply */
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_EQUAL(r.v, 42);
+    via_gate(&calc_svc, M_BOOM, NULL, &r); /* a typed error, passed through */
+    CU_ASSERT_EQUAL(r.st, EMBER_RAISED);
+    CU_ASSERT_EQUAL(r.error_id, BOOM_ID);
+    CU_ASSERT_STRING_EQUAL(r.err, "kaboom");
+    via_gate(&calc_svc, M_FAIL, NULL, &r); /* a failure */
+    CU_ASSERT_EQUAL(r.st, EMBER_FAILED);
+    CU_ASSERT_STRING_EQUAL(r.msg, "no luck 42");
+    via_gate(&calc_svc, 999, NULL, &r); /* the root has no such method */
+    CU_ASSERT_EQUAL(r.st, EMBER_NO_METHOD);
+    CU_ASSERT_STRING_EQUAL(r.msg, "no method 999 in test.Calc");
+    via_gate(&gate_svc, M_GATE_UP, &a, &r); /* nor such a service */
+    CU_ASSERT_EQUAL(r.st, EMBER_NO_METHOD);
+    CU_ASSERT_STRING_EQUAL(r.msg, "object 0 does not serve test.Gate");
+    via_gate(&obs_svc, M_PING, &a, &r); /* the gate's own NO_METHOD */
+    CU_ASSERT_EQUAL(r.st, EMBER_NO_METHOD);
+    CU_ASSERT_STRING_EQUAL(r.msg, "gate: no route for 0b500002");
+    CU_ASSERT_EQUAL(GW.seen, 6);
+
+    /* A oneway: the gate learns it is one and forwards it as one. */
+    args2 n = {7, 0};
+    CU_ASSERT_EQUAL(ember_oneway_start(ember_child_ref(child("gw")), &calc_svc, M_NOTE,
+                                       enc_args, &n), 0);
+    int_at_least one_note = {&G.nnotes, 1};
+    CU_ASSERT_TRUE(run_until(F.base, reached, &one_note, 2000));
+    CU_ASSERT_TRUE(GW.oneway);
+    CU_ASSERT_EQUAL(GW.mid, M_NOTE);
+    CU_ASSERT_EQUAL(G.notes, 7);
+    CU_ASSERT_EQUAL(ember_node_state_get(gw), EMBER_NODE_REGISTERED);
     teardown_basic();
 }
 
@@ -623,7 +728,7 @@ static void t_timeout(void)
     setup_basic(1);
     result r = {0};
     ember_callopts o = {50};
-    ember_call_start(ember_node_root(F.node[0]), M_HANG, NULL, NULL, done_i64, NULL,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_HANG, NULL, NULL, done_i64, NULL,
                      &r, &o);
     CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
     CU_ASSERT_EQUAL(r.st, EMBER_TIMEOUT);
@@ -643,7 +748,7 @@ static void t_cancel(void)
     setup_basic(1);
     result r = {0};
     ember_ref *root = ember_node_root(F.node[0]);
-    ember_handle h = ember_call_start(root, M_HANG, NULL, NULL, done_i64, NULL, &r, NULL);
+    ember_handle h = ember_call_start(root, &calc_svc, M_HANG, NULL, NULL, done_i64, NULL, &r, NULL);
     int_at_least one_hung = {&G.nhung, 1};
     CU_ASSERT_TRUE(run_until(F.base, reached, &one_hung, 2000));
     CU_ASSERT_EQUAL_FATAL(G.nhung, 1);
@@ -664,11 +769,11 @@ static void t_oneway(void)
     setup_basic(1);
     for (int i = 1; i <= 3; i++) {
         args2 a = {i, 0};
-        CU_ASSERT_EQUAL(ember_oneway_start(ember_node_root(F.node[0]), M_NOTE,
+        CU_ASSERT_EQUAL(ember_oneway_start(ember_node_root(F.node[0]), &calc_svc, M_NOTE,
                                            enc_args, &a), 0);
     }
     uint8_t buf[8] = {0x08, 0x08}; /* { 1: 4 } zigzag */
-    CU_ASSERT_EQUAL(ember_oneway_raw(ember_child_ref(child("n0")), M_NOTE, buf, 2), 0);
+    CU_ASSERT_EQUAL(ember_oneway_raw(ember_child_ref(child("n0")), CALC_ID, M_NOTE, buf, 2), 0);
     int_at_least four_notes = {&G.nnotes, 4};
     CU_ASSERT_TRUE(run_until(F.base, reached, &four_notes, 2000));
     run_for(F.base, 20); /* no note is delivered twice */
@@ -683,7 +788,7 @@ static void t_refs(void)
     ember_ref *obs = ember_ref_local(&obs_svc, NULL, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(obs);
     result r = {0};
-    ember_call_start(ember_node_root(F.node[0]), M_WATCH, enc_ref, obs, done_i64,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_WATCH, enc_ref, obs, done_i64,
                      NULL, &r, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &G.pong, 2000));
     CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
@@ -697,7 +802,7 @@ static void t_refs(void)
     CU_ASSERT_TRUE(ember_ref_alive(obs));
     /* Calling our own local object through its ref is refused, from the loop. */
     result r2 = {0};
-    CU_ASSERT_EQUAL(ember_call_start(obs, M_PING, NULL, NULL, done_i64, NULL, &r2,
+    CU_ASSERT_EQUAL(ember_call_start(obs, &obs_svc, M_PING, NULL, NULL, done_i64, NULL, &r2,
                                      NULL), 0);
     CU_ASSERT_EQUAL(r2.n, 0);
     CU_ASSERT_TRUE(run_until(F.base, got, &r2, 1000));
@@ -730,7 +835,7 @@ static void t_broadcast(void)
     memset(bres, 0, sizeof bres);
     bcount = 0;
     args2 a = {20, 1};
-    int n = ember_root_broadcast(F.root, skip_n1, NULL, M_ADD, enc_args, &a,
+    int n = ember_root_broadcast(F.root, skip_n1, NULL, &calc_svc, M_ADD, enc_args, &a,
                                  done_bcast, NULL, NULL, NULL);
     CU_ASSERT_EQUAL(n, 2);
     CU_ASSERT_TRUE(run_until(F.base, got, &bres[2], 2000));
@@ -744,7 +849,7 @@ static void t_broadcast(void)
     CU_ASSERT_PTR_EQUAL(bres[2].child, child("n2"));
     /* all children */
     bcount = 0;
-    CU_ASSERT_EQUAL(ember_root_broadcast(F.root, NULL, NULL, M_ADD, enc_args, &a,
+    CU_ASSERT_EQUAL(ember_root_broadcast(F.root, NULL, NULL, &calc_svc, M_ADD, enc_args, &a,
                                          done_bcast, NULL, NULL, NULL), 3);
     int_at_least three = {&bcount, 3};
     CU_ASSERT_TRUE(run_until(F.base, reached, &three, 2000));
@@ -766,8 +871,8 @@ static void t_kill_pending(void)
     ember_ref *root = ember_node_root(F.node[0]);
     ember_ref *cr = ember_child_ref(child("n0"));
     for (int i = 0; i < 2; i++) {
-        ember_call_start(root, M_HANG, NULL, NULL, done_i64, NULL, &up[i], NULL);
-        ember_call_start(cr, M_HANG, NULL, NULL, done_i64, NULL, &down[i], NULL);
+        ember_call_start(root, &calc_svc, M_HANG, NULL, NULL, done_i64, NULL, &up[i], NULL);
+        ember_call_start(cr, &calc_svc, M_HANG, NULL, NULL, done_i64, NULL, &down[i], NULL);
     }
     int_at_least four_hung = {&G.nhung, 4};
     CU_ASSERT_TRUE(run_until(F.base, reached, &four_hung, 2000));
@@ -801,9 +906,9 @@ static void t_reconnect_after_root_restart(void)
 {
     setup_basic(1);
     result r = {0}, served = {0};
-    ember_call_start(ember_node_root(F.node[0]), M_HANG, NULL, NULL, done_i64, NULL,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_HANG, NULL, NULL, done_i64, NULL,
                      &r, NULL);
-    ember_call_start(ember_child_ref(child("n0")), M_HANG, NULL, NULL, done_i64,
+    ember_call_start(ember_child_ref(child("n0")), &calc_svc, M_HANG, NULL, NULL, done_i64,
                      NULL, &served, NULL);
     int_at_least two_hung = {&G.nhung, 2};
     CU_ASSERT_TRUE(run_until(F.base, reached, &two_hung, 2000));
@@ -821,7 +926,7 @@ static void t_reconnect_after_root_restart(void)
         ember_call_fail(G.hung[i], "late");
     /* While down, calls end with UNAVAILABLE from the loop. */
     result u = {0};
-    ember_call_start(ember_node_root(F.node[0]), M_ADD, NULL, NULL, done_i64, NULL,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_ADD, NULL, NULL, done_i64, NULL,
                      &u, NULL);
     CU_ASSERT_EQUAL(u.n, 0);
     CU_ASSERT_TRUE(run_until(F.base, got, &u, 1000));
@@ -830,7 +935,7 @@ static void t_reconnect_after_root_restart(void)
     CU_ASSERT_TRUE(run_until(F.base, all_registered, NULL, 3000));
     result r2 = {0};
     args2 a = {1, 1};
-    ember_call_start(ember_node_root(F.node[0]), M_ADD, enc_args, &a, done_i64,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_ADD, enc_args, &a, done_i64,
                      NULL, &r2, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &r2, 2000));
     CU_ASSERT_EQUAL(r2.v, 2);
@@ -995,7 +1100,7 @@ static void t_protocol_violations(void)
     F.root = make_root(&lim, 0);
     /* CALL before REGISTER */
     int fd = raw_register(F.port, NULL);
-    static const uint8_t call[] = {4, 0, 0, 0, EMBER_FR_CALL, 1, 0, 1};
+    static const uint8_t call[] = {8, 0, 0, 0, EMBER_FR_CALL, 1, 0, 0xc0, 0xca, 1, 0, 1};
     CU_ASSERT_EQUAL(write(fd, call, sizeof call), (ssize_t)sizeof call);
     CU_ASSERT_TRUE(run_until(F.base, fd_closed, &fd, 2000));
     close(fd);
@@ -1023,7 +1128,7 @@ static void t_protocol_violations(void)
     memset(&PV, 0, sizeof PV);
     ember_child *liar = ember_root_child_by_name(F.root, "liar");
     CU_ASSERT_PTR_NOT_NULL_FATAL(liar);
-    CU_ASSERT_NOT_EQUAL(ember_call_raw(ember_child_ref(liar), 7, "x", 1, pv_done,
+    CU_ASSERT_NOT_EQUAL(ember_call_raw(ember_child_ref(liar), CALC_ID, 7, "x", 1, pv_done,
                                        NULL, NULL), 0);
     static const uint8_t reply[] = {3, 0, 0, 0, EMBER_FR_REPLY, 0x80, 0x01};
     CU_ASSERT_EQUAL(write(fd, reply, sizeof reply), (ssize_t)sizeof reply);
@@ -1050,7 +1155,7 @@ static void t_limits(void)
     CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
     result r[3] = {{0}};
     for (int i = 0; i < 3; i++)
-        ember_call_start(ember_node_root(F.node[0]), M_HANG, NULL, NULL, done_i64,
+        ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_HANG, NULL, NULL, done_i64,
                          NULL, &r[i], NULL);
     CU_ASSERT_EQUAL(r[2].n, 0);
     CU_ASSERT_TRUE(run_until(F.base, got, &r[2], 1000));
@@ -1097,12 +1202,12 @@ static void t_graceful(void)
     /* Root shutdown waits for the call in flight. */
     result r = {0}, refused = {0};
     args2 a = {1, 0};
-    ember_call_start(ember_node_root(F.node[0]), M_LATER, enc_args, &a, done_i64,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_LATER, enc_args, &a, done_i64,
                      NULL, &r, NULL);
     CU_ASSERT_TRUE(run_until(F.base, later_held, NULL, 2000));
     CU_ASSERT_PTR_NOT_NULL_FATAL(G.later);
     ember_root_shutdown(F.root, on_root_stopped, NULL);
-    ember_call_start(ember_child_ref(child("n0")), M_ADD, enc_args, &a, done_i64,
+    ember_call_start(ember_child_ref(child("n0")), &calc_svc, M_ADD, enc_args, &a, done_i64,
                      NULL, &refused, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &refused, 2000));
     /* Time must pass: the shutdown must not complete while G.later is open. */
@@ -1127,14 +1232,14 @@ static void t_alloc_per_call(void)
     /* warm up pools */
     for (int i = 0; i < 10; i++) {
         result r = {0};
-        ember_call_start(root, M_ADD, enc_args, &a, done_i64, NULL, &r, NULL);
+        ember_call_start(root, &calc_svc, M_ADD, enc_args, &a, done_i64, NULL, &r, NULL);
         run_until(F.base, got, &r, 1000);
     }
     uint64_t before = ember_alloc_count();
     int ok = 0;
     for (int i = 0; i < 1000; i++) {
         result r = {0};
-        ember_call_start(root, M_ADD, enc_args, &a, done_i64, NULL, &r, NULL);
+        ember_call_start(root, &calc_svc, M_ADD, enc_args, &a, done_i64, NULL, &r, NULL);
         ok += run_until(F.base, got, &r, 1000) && r.v == 3;
     }
     uint64_t allocs = ember_alloc_count() - before;
@@ -1173,7 +1278,7 @@ static bool need_fds(const char *test, rlim_t want)
 
 /* ---- one event_base, two roots: the gate pattern ---- */
 
-enum { M_GATE_UP = 200, M_GATE_DOWN = 201 };
+
 
 static struct {
     ember_node *to_r2;    /* the gate's node registered with root 2 */
@@ -1208,7 +1313,7 @@ static int gate_forward(ember_call *c, ember_dec *d, ember_ref *to)
     f->call = c;
     f->ends = 0;
     GATE.forwarded++;
-    ember_call_start(to, M_ADD, enc_args, &a, gate_fwd_done, NULL, f, NULL);
+    ember_call_start(to, &calc_svc, M_ADD, enc_args, &a, gate_fwd_done, NULL, f, NULL);
     return 0;
 }
 
@@ -1236,7 +1341,7 @@ static const ember_method_desc gate_methods[] = {
     {.id = M_GATE_DOWN, .name = "down", .dispatch = d_gate_down},
 };
 static const ember_service_desc gate_svc = {
-    .name = "test.Gate", .fingerprint = 0x6a7e, .n_methods = 2, .methods = gate_methods};
+    .name = "test.Gate", .id = GATE_ID, .fingerprint = 0x6a7e, .n_methods = 2, .methods = gate_methods};
 
 static ember_node *gate_node(const char *name, const char *addr, bool gate)
 {
@@ -1286,21 +1391,21 @@ static void t_two_roots_one_base(void)
     /* The gate calls both roots, and both roots call the gate, at once. */
     result up1 = {0}, up2 = {0}, down1 = {0}, down2 = {0};
     args2 a1 = {1, 2}, a2 = {10, 20}, a3 = {100, 200}, a4 = {1000, 2000};
-    ember_call_start(ember_node_root(ga), M_ADD, enc_args, &a1, done_i64, NULL,
+    ember_call_start(ember_node_root(ga), &calc_svc, M_ADD, enc_args, &a1, done_i64, NULL,
                      &up1, NULL);
-    ember_call_start(ember_node_root(gb), M_ADD, enc_args, &a2, done_i64, NULL,
+    ember_call_start(ember_node_root(gb), &calc_svc, M_ADD, enc_args, &a2, done_i64, NULL,
                      &up2, NULL);
-    ember_call_start(ember_child_ref(c1), M_ADD, enc_args, &a3, done_i64, NULL,
+    ember_call_start(ember_child_ref(c1), &calc_svc, M_ADD, enc_args, &a3, done_i64, NULL,
                      &down1, NULL);
-    ember_call_start(ember_child_ref(c2), M_ADD, enc_args, &a4, done_i64, NULL,
+    ember_call_start(ember_child_ref(c2), &calc_svc, M_ADD, enc_args, &a4, done_i64, NULL,
                      &down2, NULL);
     /* Root 1 -> gate -> root 2 (node of two roots), and root 1 -> gate ->
      * root 2's child leaf (root and node in one process). */
     result via_up = {0}, via_down = {0};
     args2 a5 = {5, 6}, a6 = {7, 8};
-    ember_call_start(ember_child_ref(c1), M_GATE_UP, enc_args, &a5, done_i64,
+    ember_call_start(ember_child_ref(c1), &gate_svc, M_GATE_UP, enc_args, &a5, done_i64,
                      NULL, &via_up, NULL);
-    ember_call_start(ember_child_ref(c1), M_GATE_DOWN, enc_args, &a6, done_i64,
+    ember_call_start(ember_child_ref(c1), &gate_svc, M_GATE_DOWN, enc_args, &a6, done_i64,
                      NULL, &via_down, NULL);
     result *all[] = {&up1, &up2, &down1, &down2, &via_up, &via_down};
     for (int i = 0; i < 6; i++)
@@ -1326,9 +1431,9 @@ static void t_two_roots_one_base(void)
     GATE.r2 = NULL;
     ember_node_free(leaf);
     result via_lost = {0}, still = {0};
-    ember_call_start(ember_child_ref(c1), M_GATE_UP, enc_args, &a5, done_i64,
+    ember_call_start(ember_child_ref(c1), &gate_svc, M_GATE_UP, enc_args, &a5, done_i64,
                      NULL, &via_lost, NULL);
-    ember_call_start(ember_node_root(ga), M_ADD, enc_args, &a1, done_i64, NULL,
+    ember_call_start(ember_node_root(ga), &calc_svc, M_ADD, enc_args, &a1, done_i64, NULL,
                      &still, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &via_lost, 3000));
     CU_ASSERT_TRUE(run_until(F.base, got, &still, 3000));
@@ -1369,7 +1474,7 @@ static void t_thousand_nodes(void)
     /* One broadcast reaches every child (they serve nothing: NO_METHOD). */
     memset(bres, 0, sizeof bres);
     bcount = 0;
-    CU_ASSERT_EQUAL(ember_root_broadcast(F.root, NULL, NULL, M_ADD, NULL, NULL,
+    CU_ASSERT_EQUAL(ember_root_broadcast(F.root, NULL, NULL, &calc_svc, M_ADD, NULL, NULL,
                                          done_bcast, NULL, NULL, NULL), N);
     int_at_least all = {&bcount, N};
     CU_ASSERT_TRUE(run_until(F.base, reached, &all, 5000));
@@ -1397,7 +1502,7 @@ static int child_process(int port)
         return 2;
     result r = {0};
     args2 a = {40, 2};
-    ember_call_start(ember_node_root(n), M_ADD, enc_args, &a, done_i64, NULL, &r, NULL);
+    ember_call_start(ember_node_root(n), &calc_svc, M_ADD, enc_args, &a, done_i64, NULL, &r, NULL);
     run_until(base, got, &r, 3000);
     int rc = r.n == 1 && r.st == EMBER_OK && r.v == 42 ? 0 : 3;
     /* Stay until the root has called us back (or give up). */
@@ -1440,7 +1545,7 @@ static void t_separate_processes(void)
     result r = {0};
     args2 a = {1, 2};
     if (child("forked"))
-        ember_call_start(ember_child_ref(child("forked")), M_ADD, enc_args, &a,
+        ember_call_start(ember_child_ref(child("forked")), &calc_svc, M_ADD, enc_args, &a,
                          done_i64, NULL, &r, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &r, 3000));
     CU_ASSERT_EQUAL(r.v, 3);
@@ -1548,7 +1653,7 @@ static void t_high_water(void)
     memset(r, 0, sizeof r);
     int limited = -1;
     for (int i = 0; i < 400 && limited < 0; i++) {
-        ember_call_raw(ember_child_ref(child("sink")), M_ADD, payload,
+        ember_call_raw(ember_child_ref(child("sink")), CALC_ID, M_ADD, payload,
                        sizeof payload, raw_done, &r[i], NULL);
         /* Pacing, not a wait: give the loop a turn to flush between calls. */
         run_for(F.base, 1);
@@ -1563,8 +1668,10 @@ static void t_high_water(void)
         CU_ASSERT_EQUAL(r[i].n, 1);
 }
 
-static void raw_len(ember_call *c, uint32_t mid, const void *p, size_t len, void *ud)
+static void raw_len(ember_call *c, uint32_t sid, uint32_t mid,
+                    const void *p, size_t len, void *ud)
 {
+    (void)sid;
     (void)mid;
     (void)ud;
     const uint8_t *b = p;
@@ -1578,17 +1685,17 @@ static void raw_len(ember_call *c, uint32_t mid, const void *p, size_t len, void
 static void t_large_frames(void)
 {
     setup_basic(1);
-    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_root_exports(F.root), 50, raw_len,
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_root_exports(F.root), CALC_ID, 50, raw_len,
                                           NULL), 0);
-    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_node_exports(F.node[0]), 50, raw_len,
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_node_exports(F.node[0]), CALC_ID, 50, raw_len,
                                           NULL), 0);
     size_t n = 3u << 20;
     uint8_t *big = malloc(n);
     for (size_t i = 0; i < n; i++)
         big[i] = (uint8_t)(i * 7);
     result up = {0}, down = {0}, over = {0};
-    ember_call_raw(ember_node_root(F.node[0]), 50, big, n, raw_done, &up, NULL);
-    ember_call_raw(ember_child_ref(child("n0")), 50, big, n, raw_done, &down, NULL);
+    ember_call_raw(ember_node_root(F.node[0]), CALC_ID, 50, big, n, raw_done, &up, NULL);
+    ember_call_raw(ember_child_ref(child("n0")), CALC_ID, 50, big, n, raw_done, &down, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &up, 5000));
     CU_ASSERT_TRUE(run_until(F.base, got, &down, 5000));
     CU_ASSERT_EQUAL(up.v, (int64_t)n);
@@ -1597,7 +1704,7 @@ static void t_large_frames(void)
     /* Bigger than max_frame: refused locally, from the loop. */
     size_t huge = (16u << 20) + 1;
     uint8_t *h = calloc(1, huge);
-    ember_call_raw(ember_node_root(F.node[0]), 50, h, huge, raw_done, &over, NULL);
+    ember_call_raw(ember_node_root(F.node[0]), CALC_ID, 50, h, huge, raw_done, &over, NULL);
     free(h);
     CU_ASSERT_EQUAL(over.n, 0);
     CU_ASSERT_TRUE(run_until(F.base, got, &over, 2000));
@@ -1628,9 +1735,9 @@ static void t_stats(void)
     setup_basic(1);
     result r[4] = {{0}};
     args2 a = {1, 1};
-    ember_call_start(ember_node_root(F.node[0]), M_ADD, enc_args, &a, done_i64, NULL, &r[0], NULL);
-    ember_call_start(ember_node_root(F.node[0]), M_ADD, enc_args, &a, done_i64, NULL, &r[1], NULL);
-    ember_call_start(ember_node_root(F.node[0]), M_FAIL, NULL, NULL, done_i64, NULL, &r[2], NULL);
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_ADD, enc_args, &a, done_i64, NULL, &r[0], NULL);
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_ADD, enc_args, &a, done_i64, NULL, &r[1], NULL);
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_FAIL, NULL, NULL, done_i64, NULL, &r[2], NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &r[2], 2000));
     struct stat_seen s = {0, 0, 0, 0};
     ember_exports_stats(ember_root_exports(F.root), stat_all, &s);
@@ -1648,7 +1755,7 @@ static void t_remote_ref_dies_with_connection(void)
     ember_ref *obs = ember_ref_local(&obs_svc, NULL, NULL);
     result r = {0};
     /* The root keeps the ref (G.watched) until the pong: drop before it. */
-    ember_call_start(ember_node_root(F.node[0]), M_WATCH, enc_ref, obs, done_i64,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_WATCH, enc_ref, obs, done_i64,
                      NULL, &r, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
     CU_ASSERT_TRUE(run_until(F.base, got, &G.pong, 2000));
@@ -1656,7 +1763,7 @@ static void t_remote_ref_dies_with_connection(void)
     G.pong.n = 0;
     ember_ref *kept = NULL;
     result r2 = {0};
-    ember_call_start(ember_node_root(F.node[0]), M_WATCH, enc_ref, obs, done_i64,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_WATCH, enc_ref, obs, done_i64,
                      NULL, &r2, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &r2, 2000));
     kept = G.watched ? ember_ref_retain(G.watched) : NULL;
@@ -1667,7 +1774,7 @@ static void t_remote_ref_dies_with_connection(void)
     ember_root_drop(F.root, child("n0"), "bye");
     CU_ASSERT_FALSE(ember_ref_alive(kept));
     result r3 = {0};
-    ember_call_start(kept, M_PING, NULL, NULL, done_i64, NULL, &r3, NULL);
+    ember_call_start(kept, &obs_svc, M_PING, NULL, NULL, done_i64, NULL, &r3, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &r3, 1000));
     CU_ASSERT_EQUAL(r3.st, EMBER_UNAVAILABLE);
     ember_ref_release(kept);
@@ -1683,12 +1790,12 @@ static void t_bad_args_and_callback(void)
     /* The root calls the node back through the caller's ref. */
     result r = {0}, back = {0};
     args2 a = {1, 0};
-    ember_call_start(ember_node_root(F.node[0]), M_LATER, enc_args, &a, done_i64,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_LATER, enc_args, &a, done_i64,
                      NULL, &r, NULL);
     CU_ASSERT_TRUE(run_until(F.base, later_held, NULL, 2000));
     CU_ASSERT_PTR_NOT_NULL_FATAL(G.later);
     args2 b = {5, 6};
-    ember_call_start(ember_call_caller(G.later), M_ADD, enc_args, &b, done_i64,
+    ember_call_start(ember_call_caller(G.later), &calc_svc, M_ADD, enc_args, &b, done_i64,
                      NULL, &back, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &back, 2000));
     CU_ASSERT_EQUAL(back.v, 11);
@@ -1698,7 +1805,7 @@ static void t_bad_args_and_callback(void)
     /* Arguments that do not decode: FAILED, then the peer is disconnected. */
     static const uint8_t bad[] = {0x0a, 0x00}; /* field 1 as LEN, wants VARINT */
     result f = {0};
-    ember_call_raw(ember_node_root(F.node[0]), M_ADD, bad, sizeof bad, raw_done, &f, NULL);
+    ember_call_raw(ember_node_root(F.node[0]), CALC_ID, M_ADD, bad, sizeof bad, raw_done, &f, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &f, 2000));
     CU_ASSERT_EQUAL(f.st, EMBER_FAILED);
     CU_ASSERT_TRUE(strstr(f.msg, "bad arguments") != NULL);
@@ -1775,14 +1882,14 @@ static void t_ref_as_result(void)
     G.give = ember_ref_local(&obs_svc, NULL, NULL);
     got_ref = NULL;
     result r = {0}, p = {0};
-    ember_call_start(ember_node_root(F.node[0]), M_GIVE, NULL, NULL, done_ref, NULL,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_GIVE, NULL, NULL, done_ref, NULL,
                      &r, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
     CU_ASSERT_PTR_NOT_NULL_FATAL(got_ref);
     CU_ASSERT_TRUE(ember_ref_alive(got_ref));
     CU_ASSERT_EQUAL(G.give->rc, 2); /* ours + the export on the connection */
     args2 a = {9, 0};
-    ember_call_start(got_ref, M_PING, enc_args, &a, done_i64, NULL, &p, NULL);
+    ember_call_start(got_ref, &obs_svc, M_PING, enc_args, &a, done_i64, NULL, &p, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &p, 2000));
     CU_ASSERT_EQUAL(p.v, 10);
     CU_ASSERT_EQUAL(G.pings, 1);
@@ -1796,7 +1903,7 @@ static void t_ref_as_result(void)
     ember_ref *obs = ember_ref_local(&obs_svc, NULL, NULL);
     result e = {0};
     got_ref = NULL;
-    ember_call_start(ember_node_root(F.node[0]), M_ECHO_REF, enc_ref, obs, done_ref,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_ECHO_REF, enc_ref, obs, done_ref,
                      NULL, &e, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &e, 2000));
     CU_ASSERT_EQUAL(e.st, EMBER_OK);
@@ -1805,7 +1912,7 @@ static void t_ref_as_result(void)
         ember_ref_release(got_ref);
     /* A peer's exports cannot be passed back to it. */
     result bad = {0};
-    ember_call_start(ember_node_root(F.node[0]), M_ECHO_REF, enc_ref,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_ECHO_REF, enc_ref,
                      ember_node_root(F.node[0]), done_ref, NULL, &bad, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &bad, 2000));
     CU_ASSERT_EQUAL(bad.st, EMBER_LIMIT);
@@ -1839,7 +1946,7 @@ static void t_pipelined(void)
     for (int i = 0; i < N; i++) {
         args2 a = {i, 1};
         ember_call_start(i % 2 ? ember_node_root(F.node[0]) : ember_child_ref(child("n0")),
-                         M_ADD, enc_args, &a, done_count, NULL, (void *)(intptr_t)i,
+                         &calc_svc, M_ADD, enc_args, &a, done_count, NULL, (void *)(intptr_t)i,
                          NULL);
     }
     int n = N;
@@ -1878,7 +1985,7 @@ static void t_deadline_order(void)
     for (int i = 0; i < N; i++) {
         uint32_t ms = 10 + (uint32_t)((i * 37) % N) * 3; /* shuffled 10..187 ms */
         ember_callopts o = {ms};
-        ember_call_start(ember_node_root(F.node[0]), M_HANG, NULL, NULL, done_order,
+        ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_HANG, NULL, NULL, done_order,
                          NULL, (void *)(uintptr_t)ms, &o);
     }
     int n = N;
@@ -1934,9 +2041,9 @@ static void t_nested_delivery_keeps_reply(void)
     got_ref = NULL;
     ember_ref *root = ember_node_root(F.node[0]);
     result r = {0}, p = {0};
-    H.sibling = ember_call_start(root, M_HANG, NULL, NULL, done_i64, NULL, &H.sib,
+    H.sibling = ember_call_start(root, &calc_svc, M_HANG, NULL, NULL, done_i64, NULL, &H.sib,
                                  NULL);
-    ember_call_start(root, M_GIVE, NULL, NULL, done_ref_cancel, NULL, &r, NULL);
+    ember_call_start(root, &calc_svc, M_GIVE, NULL, NULL, done_ref_cancel, NULL, &r, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
     CU_ASSERT_EQUAL_FATAL(G.nhung, 1);
     ember_call_fail(G.hung[0], "cancelled"); /* every served call is answered */
@@ -1945,7 +2052,7 @@ static void t_nested_delivery_keeps_reply(void)
     CU_ASSERT_TRUE(H.alive_after_cancel);
     CU_ASSERT_PTR_NOT_NULL_FATAL(got_ref);
     args2 a = {1, 0};
-    ember_call_start(got_ref, M_PING, enc_args, &a, done_i64, NULL, &p, NULL);
+    ember_call_start(got_ref, &obs_svc, M_PING, enc_args, &a, done_i64, NULL, &p, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &p, 2000));
     CU_ASSERT_EQUAL(p.v, 2);
     ember_ref_release(got_ref);
@@ -1960,9 +2067,10 @@ static void t_nested_delivery_keeps_reply(void)
 
 static int second_answer = 1;
 
-static void answer_twice(ember_call *c, uint32_t mid, const void *p, size_t len,
-                         void *ud)
+static void answer_twice(ember_call *c, uint32_t sid, uint32_t mid,
+                         const void *p, size_t len, void *ud)
 {
+    (void)sid;
     int64_t one = 1, two = 2;
     (void)mid;
     (void)p;
@@ -1979,12 +2087,12 @@ static void answer_twice(ember_call *c, uint32_t mid, const void *p, size_t len,
 static void t_second_answer(void)
 {
     setup_basic(1);
-    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_root_exports(F.root), 60,
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_root_exports(F.root), CALC_ID, 60,
                                           answer_twice, NULL), 0);
     result r[3];
     memset(r, 0, sizeof r);
     for (int i = 0; i < 3; i++) /* the pooled call is reused each time */
-        ember_call_raw(ember_node_root(F.node[0]), 60, NULL, 0, raw_done, &r[i],
+        ember_call_raw(ember_node_root(F.node[0]), CALC_ID, 60, NULL, 0, raw_done, &r[i],
                        NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &r[2], 2000));
     run_for(F.base, 20); /* no second answer reaches the caller */
@@ -2025,7 +2133,7 @@ static void t_broadcast_child_dropped(void)
     memset(&BD, 0, sizeof BD);
     /* Stopping: the call to n0 cannot start, its outcome is deferred... */
     ember_root_shutdown(F.root, NULL, NULL);
-    CU_ASSERT_EQUAL(ember_root_broadcast(F.root, NULL, NULL, M_ADD, NULL, NULL,
+    CU_ASSERT_EQUAL(ember_root_broadcast(F.root, NULL, NULL, &calc_svc, M_ADD, NULL, NULL,
                                          done_bcast_named, NULL, NULL, NULL), 1);
     CU_ASSERT_EQUAL(BD.n, 0);
     /* ...and n0 goes before it runs: it ends first, naming n0. */
@@ -2048,7 +2156,7 @@ static void t_refs_after_free(void)
     G.give = ember_ref_local(&obs_svc, NULL, NULL);
     got_ref = NULL;
     result r = {0};
-    ember_call_start(ember_node_root(F.node[0]), M_GIVE, NULL, NULL, done_ref, NULL,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_GIVE, NULL, NULL, done_ref, NULL,
                      &r, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
     CU_ASSERT_PTR_NOT_NULL_FATAL(got_ref);
@@ -2063,7 +2171,7 @@ static void t_refs_after_free(void)
     F.root = NULL;
     for (int i = 0; i < 4; i++) {
         result x = {0};
-        CU_ASSERT_EQUAL(ember_call_start(refs[i], M_PING, NULL, NULL, done_i64,
+        CU_ASSERT_EQUAL(ember_call_start(refs[i], &obs_svc, M_PING, NULL, NULL, done_i64,
                                          NULL, &x, NULL), 0);
         CU_ASSERT_EQUAL(x.n, 1); /* no loop to defer to: ended inside */
         CU_ASSERT_EQUAL(x.st, EMBER_UNAVAILABLE);
@@ -2086,7 +2194,7 @@ static void retry_done(const ember_outcome *o, const void *p, size_t n, void *ud
     (void)n;
     free_retries++;
     if (free_retries < 100000) /* a bound, so a regression fails, not hangs */
-        ember_call_raw(ember_node_root(ud), M_ADD, "x", 1, retry_done, ud, NULL);
+        ember_call_raw(ember_node_root(ud), CALC_ID, M_ADD, "x", 1, retry_done, ud, NULL);
 }
 
 static void t_free_while_retrying(void)
@@ -2100,7 +2208,7 @@ static void t_free_while_retrying(void)
      * started again by its callback. */
     CU_ASSERT_EQUAL(ember_node_connect(n, "127.0.0.1:1"), 0);
     free_retries = 0;
-    ember_call_raw(ember_node_root(n), M_ADD, "x", 1, retry_done, n, NULL);
+    ember_call_raw(ember_node_root(n), CALC_ID, M_ADD, "x", 1, retry_done, n, NULL);
     int_at_least some = {&free_retries, 3};
     CU_ASSERT_TRUE(run_until(F.base, reached, &some, 2000));
     int before = free_retries;
@@ -2112,7 +2220,7 @@ static void t_free_while_retrying(void)
 /* ---- a service with no methods ---- */
 
 static const ember_service_desc empty_svc = {
-    .name = "test.Empty", .fingerprint = 0x77, .n_methods = 0, .methods = NULL};
+    .name = "test.Empty", .id = EMPTY_ID, .fingerprint = 0x77, .n_methods = 0, .methods = NULL};
 
 static void t_empty_service(void)
 {
@@ -2133,7 +2241,7 @@ static void t_empty_service(void)
     CU_ASSERT_TRUE(ember_child_has_service(child("n0"), "test.Empty"));
     result x = {0};
     args2 a = {1, 2};
-    ember_call_start(ember_node_root(F.node[0]), M_ADD, enc_args, &a, done_i64, NULL,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_ADD, enc_args, &a, done_i64, NULL,
                      &x, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &x, 2000));
     CU_ASSERT_EQUAL(x.v, 3);
@@ -2144,9 +2252,10 @@ static void t_empty_service(void)
 
 #define MANY_REFS 200000
 
-static void give_many(ember_call *c, uint32_t mid, const void *p, size_t len,
-                      void *ud)
+static void give_many(ember_call *c, uint32_t sid, uint32_t mid,
+                      const void *p, size_t len, void *ud)
 {
+    (void)sid;
     (void)mid;
     (void)p;
     (void)len;
@@ -2187,10 +2296,10 @@ static void done_many(const ember_outcome *o, ember_dec *reply, ember_fn cb, voi
 static void t_many_refs(void)
 {
     setup_basic(1);
-    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_root_exports(F.root), 61, give_many,
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_root_exports(F.root), CALC_ID, 61, give_many,
                                           NULL), 0);
     result r = {0};
-    ember_call_start(ember_node_root(F.node[0]), 61, NULL, NULL, done_many, NULL,
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, 61, NULL, NULL, done_many, NULL,
                      &r, NULL);
     /* Looked up by a linear scan, the refs would take minutes. */
     CU_ASSERT_TRUE(run_until(F.base, got, &r, 10000));
@@ -2211,6 +2320,7 @@ void add_e2e_suite(void)
     CU_add_test(s, "deferred reply", t_deferred);
     CU_add_test(s, "raised, failed, no method", t_raised_failed_nomethod);
     CU_add_test(s, "raw fallback handler", t_raw_fallback);
+    CU_add_test(s, "raw gate: service, method, oneway; every answer", t_raw_gate);
     CU_add_test(s, "timeout", t_timeout);
     CU_add_test(s, "cancel", t_cancel);
     CU_add_test(s, "oneway", t_oneway);

@@ -8,18 +8,19 @@
 
 typedef struct expect {
     uint8_t kind;
+    uint32_t svc; /* CALL, ONEWAY */
     uint64_t h[3];
     const char *payload;
 } expect;
 
 static const expect frames[] = {
-    {EMBER_FR_CALL, {1ull << 24 | 1, 0, 601}, "\x08\x01\x10\x02"},
-    {EMBER_FR_REPLY, {1ull << 24 | 1, 0, 0}, "\x08\x05"},
-    {EMBER_FR_PING, {0, 0, 0}, ""},
-    {EMBER_FR_ERROR, {77, EMBER_FAILED, 0}, "\x0a\x03" "bad"},
-    {EMBER_FR_ONEWAY, {3, 602, 0}, "x"},
-    {EMBER_FR_DECREF, {3, 2, 0}, ""},
-    {EMBER_FR_GOODBYE, {0, 0, 0}, ""},
+    {EMBER_FR_CALL, 0xf1707769u, {1ull << 24 | 1, 0, 601}, "\x08\x01\x10\x02"},
+    {EMBER_FR_REPLY, 0, {1ull << 24 | 1, 0, 0}, "\x08\x05"},
+    {EMBER_FR_PING, 0, {0, 0, 0}, ""},
+    {EMBER_FR_ERROR, 0, {77, EMBER_FAILED, 0}, "\x0a\x03" "bad"},
+    {EMBER_FR_ONEWAY, 0x00000080u, {3, 602, 0}, "x"},
+    {EMBER_FR_DECREF, 0, {3, 2, 0}, ""},
+    {EMBER_FR_GOODBYE, 0, {0, 0, 0}, ""},
 };
 #define NFRAMES (sizeof frames / sizeof frames[0])
 
@@ -31,6 +32,8 @@ static size_t build(uint8_t *buf)
         ember_enc_init_fixed(&e, buf + off, 256);
         e.p += 4;
         *e.p++ = frames[i].kind;
+        if (frames[i].kind == EMBER_FR_CALL || frames[i].kind == EMBER_FR_ONEWAY)
+            ember_enc_raw_fixed32(&e, frames[i].svc);
         for (int k = 0; k < ember_frame_nhdr(frames[i].kind); k++)
             ember_enc_raw_varint(&e, frames[i].h[k]);
         size_t pl = strlen(frames[i].payload);
@@ -48,6 +51,9 @@ static size_t build(uint8_t *buf)
 static int check(const ember_frame *f, size_t i)
 {
     if (i >= NFRAMES || f->kind != frames[i].kind)
+        return false;
+    if ((f->kind == EMBER_FR_CALL || f->kind == EMBER_FR_ONEWAY) &&
+        f->svc != frames[i].svc)
         return 0;
     for (int k = 0; k < ember_frame_nhdr(f->kind); k++)
         if (f->h[k] != frames[i].h[k])
@@ -131,8 +137,11 @@ static void test_bad_frames(void)
     CU_ASSERT_EQUAL(ember_frame_parse(kind0, 5, 100, &f, &used, &why), -1);
     static const uint8_t kind99[] = {1, 0, 0, 0, 99};
     CU_ASSERT_EQUAL(ember_frame_parse(kind99, 5, 100, &f, &used, &why), -1);
-    static const uint8_t trunc[] = {3, 0, 0, 0, EMBER_FR_CALL, 1, 0x80};
-    CU_ASSERT_EQUAL(ember_frame_parse(trunc, 7, 100, &f, &used, &why), -1);
+    static const uint8_t trunc[] = {7, 0, 0, 0, EMBER_FR_CALL, 1, 2, 3, 4, 1, 0x80};
+    CU_ASSERT_EQUAL(ember_frame_parse(trunc, 11, 100, &f, &used, &why), -1);
+    /* A CALL or ONEWAY too short for its service id. */
+    static const uint8_t nosvc[] = {4, 0, 0, 0, EMBER_FR_ONEWAY, 1, 2, 3};
+    CU_ASSERT_EQUAL(ember_frame_parse(nosvc, 8, 100, &f, &used, &why), -1);
     static const uint8_t partial[] = {9, 0, 0, 0, EMBER_FR_CALL, 1};
     CU_ASSERT_EQUAL(ember_frame_parse(partial, 6, 100, &f, &used, &why), 0);
     CU_ASSERT_EQUAL(used, 13); /* the whole frame's size is known early */

@@ -20,6 +20,7 @@
 #include "helpers.h"
 
 #define M_ECHO 1
+#define SEC_SVC 0x5ec00001u /* the raw echo service */
 
 /* ---- fixture ---- */
 
@@ -40,9 +41,10 @@ static struct {
     bool reply_intact;
 } S;
 
-static void echo(ember_call *call, uint32_t mid, const void *p, size_t len,
-                 void *ud)
+static void echo(ember_call *call, uint32_t sid, uint32_t mid, const void *p,
+                 size_t len, void *ud)
 {
+    (void)sid;
     (void)mid;
     (void)ud;
     S.served++;
@@ -86,7 +88,7 @@ static void start(const char *root_secret, const ember_tls_config *rtls)
     cfg.on_join = on_join;
     S.root = ember_root_new(S.base, &cfg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(S.root);
-    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_root_exports(S.root), M_ECHO,
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_root_exports(S.root), SEC_SVC, M_ECHO,
                                           echo, NULL), 0);
     CU_ASSERT_EQUAL_FATAL(ember_root_listen(S.root, "127.0.0.1:0"), 0);
     S.port = ember_root_port(S.root);
@@ -107,7 +109,7 @@ static ember_node *node_to(const char *addr, const char *secret,
     cfg.on_state = on_state;
     ember_node *n = ember_node_new(S.base, "n1", &cfg);
     CU_ASSERT_PTR_NOT_NULL_FATAL(n);
-    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_node_exports(n), M_ECHO, echo,
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_node_exports(n), SEC_SVC, M_ECHO, echo,
                                           NULL), 0);
     CU_ASSERT_EQUAL(ember_node_connect(n, addr), 0);
     return n;
@@ -154,7 +156,7 @@ static void calls_both_ways(size_t len)
     for (size_t i = 0; i < len; i++)
         buf[i] = (uint8_t)(i * 7 + (i >> 16));
     int want = 1;
-    ember_call_raw(ember_node_root(S.node), M_ECHO, buf, len, raw_done, buf, NULL);
+    ember_call_raw(ember_node_root(S.node), SEC_SVC, M_ECHO, buf, len, raw_done, buf, NULL);
     CU_ASSERT_TRUE(run_until(S.base, replied, &want, 5000));
     CU_ASSERT_EQUAL(S.st, EMBER_OK);
     CU_ASSERT_EQUAL(S.reply_len, len);
@@ -162,7 +164,7 @@ static void calls_both_ways(size_t len)
     ember_child *c = ember_root_child_by_name(S.root, "n1");
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     want = 2;
-    ember_call_raw(ember_child_ref(c), M_ECHO, buf, len, raw_done, buf, NULL);
+    ember_call_raw(ember_child_ref(c), SEC_SVC, M_ECHO, buf, len, raw_done, buf, NULL);
     CU_ASSERT_TRUE(run_until(S.base, replied, &want, 5000));
     CU_ASSERT_EQUAL(S.st, EMBER_OK);
     CU_ASSERT_EQUAL(S.reply_len, len);
@@ -278,7 +280,7 @@ static void t_wrong_secret(void)
     CU_ASSERT_EQUAL(S.joins, 0);
     /* Calls made meanwhile never reach a handler. */
     int one = 1;
-    ember_call_raw(ember_node_root(S.node), M_ECHO, "x", 1, raw_done, NULL, NULL);
+    ember_call_raw(ember_node_root(S.node), SEC_SVC, M_ECHO, "x", 1, raw_done, NULL, NULL);
     CU_ASSERT_TRUE(run_until(S.base, replied, &one, 1000));
     CU_ASSERT_EQUAL(S.st, EMBER_UNAVAILABLE);
     /* The backoff applies to refusals: 20..200 ms delays allow no more than
@@ -342,7 +344,7 @@ static void t_call_before_register(void)
     CU_ASSERT_TRUE(read_hello(&p, nonce));
     ember_set_log(grab_log, NULL);
     /* CALL id 1 on object 0, method M_ECHO, before any REGISTER */
-    static const uint8_t call[] = {4, 0, 0, 0, EMBER_FR_CALL, 1, 0, M_ECHO};
+    static const uint8_t call[] = {8, 0, 0, 0, EMBER_FR_CALL, 0x01, 0x00, 0xc0, 0x5e, 1, 0, M_ECHO};
     CU_ASSERT_EQUAL(send(p.fd, call, sizeof call, MSG_NOSIGNAL), (ssize_t)sizeof call);
     p.n = 0;
     CU_ASSERT_TRUE(run_until(S.base, frame_in, &p, 3000));
@@ -351,7 +353,7 @@ static void t_call_before_register(void)
     close(p.fd);
     rawpeer q = {loopback_connect(S.port), {0}, 0, false, {0}};
     CU_ASSERT_TRUE(read_hello(&q, nonce));
-    static const uint8_t ow[] = {3, 0, 0, 0, EMBER_FR_ONEWAY, 0, M_ECHO};
+    static const uint8_t ow[] = {7, 0, 0, 0, EMBER_FR_ONEWAY, 0x01, 0x00, 0xc0, 0x5e, 0, M_ECHO};
     CU_ASSERT_EQUAL(send(q.fd, ow, sizeof ow, MSG_NOSIGNAL), (ssize_t)sizeof ow);
     q.n = 0;
     CU_ASSERT_TRUE(run_until(S.base, frame_in, &q, 3000));
@@ -421,8 +423,9 @@ static bool accepted(void *ud)
     return w->fd >= 0;
 }
 
-/* A fake root that knows another secret (or none) and claims WELCOME. */
-static void t_root_impersonation(void)
+/* Plays root by hand: listens, starts a node (secret) towards it, accepts
+ * its connection into p. Returns the listening socket. */
+static int fake_root(rawpeer *p, const char *secret)
 {
     memset(&S, 0, sizeof S);
     S.base = event_base_new();
@@ -438,27 +441,43 @@ static void t_root_impersonation(void)
     ember_root_config rc;
     ember_root_config_default(&rc);
     S.root = ember_root_new(S.base, &rc);
-    S.node = node_to(S.addr, "s3cret", NULL);
+    S.node = node_to(S.addr, secret, NULL);
 
-    /* Let the node connect, then play root by hand. */
-    rawpeer p = {-1, {0}, 0, false, {0}};
+    /* Let the node connect. */
+    *p = (rawpeer){-1, {0}, 0, false, {0}};
     /* The listening socket wakes the loop when the node connects. */
     struct event *lev = event_new(S.base, ls, EV_READ | EV_PERSIST, wake_only, NULL);
     event_add(lev, NULL);
     accept_wait aw = {ls, -1};
     CU_ASSERT_TRUE(run_until(S.base, accepted, &aw, 3000));
     event_free(lev);
-    p.fd = aw.fd;
-    CU_ASSERT_TRUE_FATAL(p.fd >= 0);
-    uint8_t buf[512], nonce[EMBER_NONCE_LEN];
-    memset(nonce, 1, sizeof nonce);
+    p->fd = aw.fd;
+    return ls;
+}
+
+/* Sends HELLO speaking protocol versions vmin..vmax, with nonce. */
+static void send_hello(int fd, uint32_t vmin, uint32_t vmax, const uint8_t *nonce)
+{
+    uint8_t buf[128];
     ember_enc e;
     begin(&e, buf, sizeof buf, EMBER_FR_HELLO);
     ember_enc_string(&e, 1, EMBER_MAGIC);
-    ember_enc_uint(&e, 2, 1);
-    ember_enc_uint(&e, 3, 1);
-    ember_enc_bytes(&e, 4, (ember_bytes){nonce, sizeof nonce});
-    send_frame(p.fd, &e, buf);
+    ember_enc_uint(&e, 2, vmin);
+    ember_enc_uint(&e, 3, vmax);
+    ember_enc_bytes(&e, 4, (ember_bytes){nonce, EMBER_NONCE_LEN});
+    send_frame(fd, &e, buf);
+}
+
+/* A fake root that knows another secret (or none) and claims WELCOME. */
+static void t_root_impersonation(void)
+{
+    rawpeer p;
+    int ls = fake_root(&p, "s3cret");
+    CU_ASSERT_TRUE_FATAL(p.fd >= 0);
+    uint8_t buf[512], nonce[EMBER_NONCE_LEN];
+    memset(nonce, 1, sizeof nonce);
+    send_hello(p.fd, EMBER_PROTOCOL_VERSION, EMBER_PROTOCOL_VERSION, nonce);
+    ember_enc e;
     CU_ASSERT_TRUE_FATAL(read_frame(&p));
     CU_ASSERT_EQUAL_FATAL(p.f.kind, EMBER_FR_REGISTER);
     ember_arena *ar = ember_arena_new();
@@ -484,6 +503,59 @@ static void t_root_impersonation(void)
     CU_ASSERT_TRUE(run_until(S.base, lost_n, &want, 3000));
     CU_ASSERT_TRUE(strstr(S.reason, "bad credentials") != NULL);
     CU_ASSERT_TRUE(strstr(S.reason, "failed to prove") != NULL);
+    CU_ASSERT_EQUAL(S.registered, 0);
+    close(p.fd);
+    close(ls);
+    finish();
+}
+
+/* ---- protocol versions ---- */
+
+/* A node of protocol version 1 (calls without service ids) is refused at
+ * registration, and told why. */
+static void t_old_node_refused(void)
+{
+    start(NULL, NULL);
+    rawpeer p = {loopback_connect(S.port), {0}, 0, false, {0}};
+    CU_ASSERT_TRUE_FATAL(p.fd >= 0);
+    CU_ASSERT_TRUE_FATAL(read_frame(&p) && p.f.kind == EMBER_FR_HELLO);
+    ember_arena *a = ember_arena_new();
+    ember_hs hs;
+    const char *why;
+    CU_ASSERT_EQUAL(ember_hs_decode(&p.f, a, &hs, &why), 0);
+    CU_ASSERT_EQUAL(hs.vmin, 2);
+    CU_ASSERT_EQUAL(hs.vmax, EMBER_PROTOCOL_VERSION);
+    uint8_t buf[128];
+    ember_enc e;
+    begin(&e, buf, sizeof buf, EMBER_FR_REGISTER);
+    ember_enc_uint(&e, 1, 1);
+    ember_enc_string(&e, 2, "old-node");
+    send_frame(p.fd, &e, buf);
+    CU_ASSERT_TRUE_FATAL(read_frame(&p));
+    CU_ASSERT_EQUAL_FATAL(p.f.kind, EMBER_FR_REFUSED);
+    CU_ASSERT_EQUAL(ember_hs_decode(&p.f, a, &hs, &why), 0);
+    CU_ASSERT_EQUAL(hs.code, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hs.message);
+    CU_ASSERT_STRING_EQUAL(hs.message, "protocol version 1 not supported (2..2)");
+    CU_ASSERT_EQUAL(ember_root_child_count(S.root), 0);
+    ember_arena_free(a);
+    close(p.fd);
+    finish();
+}
+
+/* A root of protocol version 1 only: the node closes, saying why. */
+static void t_old_root_refused(void)
+{
+    rawpeer p;
+    int ls = fake_root(&p, NULL);
+    CU_ASSERT_TRUE_FATAL(p.fd >= 0);
+    uint8_t nonce[EMBER_NONCE_LEN];
+    memset(nonce, 1, sizeof nonce);
+    send_hello(p.fd, 1, 1, nonce);
+    int want = 1;
+    CU_ASSERT_TRUE(run_until(S.base, lost_n, &want, 3000));
+    CU_ASSERT_TRUE(strstr(S.reason, "no common protocol version (root 1..1, "
+                                    "node 2..2)") != NULL);
     CU_ASSERT_EQUAL(S.registered, 0);
     close(p.fd);
     close(ls);
@@ -703,6 +775,8 @@ void add_security_suite(void)
     CU_add_test(s, "CALL/ONEWAY before registering: disconnected", t_call_before_register);
     CU_add_test(s, "replayed REGISTER refused", t_replayed_register);
     CU_add_test(s, "root impersonation refused by the node", t_root_impersonation);
+    CU_add_test(s, "a node of protocol version 1 is refused", t_old_node_refused);
+    CU_add_test(s, "a root of protocol version 1 is refused", t_old_root_refused);
     s = CU_add_suite("tls", tls_suite_init, tls_suite_clean);
     CU_add_test(s, "register and call both ways (3 MiB)", t_tls_register_and_call);
     CU_add_test(s, "wrong CA refused", t_tls_wrong_ca);

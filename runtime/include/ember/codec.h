@@ -68,8 +68,11 @@ typedef struct ember_enc {
     uint8_t *end;      /* end of the reserved space */
     void *owner;       /* runtime buffer behind the region (grow) */
     void *conn;        /* connection the frame goes to (refs); may be NULL */
-    int failed;        /* a grow failed or a value broke a limit */
+    int failed;        /* a grow failed or a value broke a limit; 2: a ref
+                          was written with no connection (EMBER_ENC_NEEDS_CONN) */
 } ember_enc;
+
+#define EMBER_ENC_NEEDS_CONN 2
 
 /* Out of line: grows the region so that at least `need` bytes are free. */
 int ember_enc_grow_(ember_enc *e, size_t need);

@@ -97,15 +97,18 @@ void ember_child_set_data(ember_child *c, void *data);
 void *ember_child_data(const ember_child *c);
 
 /*
- * Calls method_id on every child that passes `filter` (NULL: all). The
- * arguments are encoded once. `done` runs once per child called, with
- * o->child set. Returns how many children were called.
+ * Calls method_id of service svc on every child that passes `filter` (NULL:
+ * all). The arguments are encoded once (once per child when they hold refs:
+ * each child gets its own export of the objects passed). `done` runs once
+ * per child called, with o->child set. Returns how many children were
+ * called.
  */
 typedef bool (*ember_child_filter)(ember_child *c, void *ud);
 int ember_root_broadcast(ember_root *r, ember_child_filter filter, void *fud,
-                         uint32_t method_id, ember_encode_fn enc,
-                         const void *args, ember_complete_fn done,
-                         ember_fn cb, void *ud, const ember_callopts *opts);
+                         const ember_service_desc *svc, uint32_t method_id,
+                         ember_encode_fn enc, const void *args,
+                         ember_complete_fn done, ember_fn cb, void *ud,
+                         const ember_callopts *opts);
 
 /*
  * Graceful stop: stop accepting nodes and new calls (new calls are refused

@@ -29,6 +29,7 @@ typedef struct ember_exports ember_exports; /* the services an endpoint serves *
 typedef struct ember_child ember_child;     /* a node registered with a root */
 typedef struct ember_root ember_root;
 typedef struct ember_node ember_node;
+typedef struct ember_service_desc ember_service_desc;
 
 /* ------------------------------------------------------------------ */
 /* References                                                         */
@@ -58,7 +59,9 @@ typedef void (*ember_fn)(void);
 typedef struct ember_outcome {
     ember_status status;
     const char *message;  /* text for every status but EMBER_OK */
-    uint32_t error_id;    /* EMBER_RAISED: which error (<mod>_<Error>_ID) */
+    uint32_t error_id;    /* EMBER_RAISED: which error (<mod>_<Error>_ID);
+                             EMBER_NO_METHOD: the service id the object does
+                             not serve (0: it serves it, not the method) */
     const void *error;    /* EMBER_RAISED: the decoded error struct */
     ember_child *child;   /* broadcasts: the child this outcome is from */
 } ember_outcome;
@@ -83,18 +86,20 @@ typedef void (*ember_complete_fn)(const ember_outcome *o, ember_dec *reply,
                                   ember_fn cb, void *ud);
 
 /*
- * Starts a call of method_id on `to`. Returns a handle, or 0 if the call
- * could not start; even then `done` runs exactly once, from the event loop,
- * never from inside this function.
+ * Starts a call of method_id of service svc on `to` (the call carries
+ * svc->id, so it can only reach that service's method). Returns a handle, or
+ * 0 if the call could not start; even then `done` runs exactly once, from
+ * the event loop, never from inside this function.
  */
-ember_handle ember_call_start(ember_ref *to, uint32_t method_id,
-                              ember_encode_fn enc, const void *args,
-                              ember_complete_fn done, ember_fn cb, void *ud,
-                              const ember_callopts *opts);
+ember_handle ember_call_start(ember_ref *to, const ember_service_desc *svc,
+                              uint32_t method_id, ember_encode_fn enc,
+                              const void *args, ember_complete_fn done,
+                              ember_fn cb, void *ud, const ember_callopts *opts);
 
 /* A oneway call: no reply, no outcome. 0 when queued, -1 otherwise. */
-int ember_oneway_start(ember_ref *to, uint32_t method_id,
-                       ember_encode_fn enc, const void *args);
+int ember_oneway_start(ember_ref *to, const ember_service_desc *svc,
+                       uint32_t method_id, ember_encode_fn enc,
+                       const void *args);
 
 /* Cancels a call in flight: its outcome is EMBER_CANCELLED, delivered
  * before this returns. -1 if it already ended. */
@@ -102,7 +107,8 @@ int ember_cancel(ember_ref *to, ember_handle h);
 
 /*
  * Untyped path (the gate pattern): payload is an encoded argument struct
- * forwarded as is; the reply payload is handed over undecoded.
+ * forwarded as is to method_id of the service whose id is service_id
+ * (<mod>_<Service>_SERVICE_ID); the reply payload is handed over undecoded.
  *
  * The callback's outcome: for EMBER_OK, payload/len is the encoded reply
  * struct. For EMBER_RAISED, o->error is NULL (nothing knows the error's
@@ -113,11 +119,11 @@ int ember_cancel(ember_ref *to, ember_handle h);
  */
 typedef void (*ember_raw_cb)(const ember_outcome *o, const void *payload,
                              size_t len, void *ud);
-ember_handle ember_call_raw(ember_ref *to, uint32_t method_id,
-                            const void *payload, size_t len,
-                            ember_raw_cb cb, void *ud,
+ember_handle ember_call_raw(ember_ref *to, uint32_t service_id,
+                            uint32_t method_id, const void *payload,
+                            size_t len, ember_raw_cb cb, void *ud,
                             const ember_callopts *opts);
-int ember_oneway_raw(ember_ref *to, uint32_t method_id,
+int ember_oneway_raw(ember_ref *to, uint32_t service_id, uint32_t method_id,
                      const void *payload, size_t len);
 
 /* ------------------------------------------------------------------ */
@@ -164,7 +170,7 @@ struct ember_type {
 };
 
 typedef struct ember_method_desc {
-    uint32_t id;                /* wire identity, unique per endpoint */
+    uint32_t id;                /* wire identity, unique within its service */
     const char *name;           /* "move" */
     bool oneway;
     ember_dispatch_fn dispatch;
@@ -175,36 +181,48 @@ typedef struct ember_method_desc {
     const ember_type *result;   /* NULL: void or oneway */
 } ember_method_desc;
 
-typedef struct ember_service_desc {
+struct ember_service_desc {
     const char *name;           /* "game.Game" */
+    uint32_t id;                /* wire identity: FNV-1a 32 of the name */
     uint64_t fingerprint;       /* of the service's canonical form */
     uint32_t n_methods;
     const ember_method_desc *methods;
     /* PB command mode: the message its methods travel as ("callTarget",
      * "callChild"), the method id first; NULL: by name (pb_name). */
     const char *pb_dispatch;
-} ember_service_desc;
+};
 
 /*
  * Exports a service: its methods become callable by the peers of the root or
- * node owning `ex`. Method ids must be unique among everything `ex` serves.
- * handlers and ud must outlive the export.
+ * node owning `ex`. Calls are dispatched on (service id, method id), so
+ * services whose method ids overlap can be exported side by side; the same
+ * service (or two whose ids collide) cannot be exported twice. handlers and
+ * ud must outlive the export.
  */
 int ember_exports_add(ember_exports *ex, const ember_service_desc *svc,
                       const void *handlers, void *ud);
 
-/* Serves one method id untyped; method_id 0 serves every id nothing else
- * serves (a forwarding gate). */
-typedef void (*ember_raw_handler)(ember_call *call, uint32_t method_id,
-                                  const void *payload, size_t len, void *ud);
-int ember_exports_add_raw(ember_exports *ex, uint32_t method_id,
-                          ember_raw_handler h, void *ud);
+/*
+ * Serves calls untyped (the gate pattern): method method_id of the service
+ * whose id is service_id; method_id 0: every method of that service;
+ * service_id 0 (with method_id 0): every call on object 0 that nothing else
+ * serves (a forwarding gate). The handler learns the service and method id
+ * (and ember_call_oneway tells a oneway call) and answers with any of the
+ * ember_call_* answers below, forwarding a raw call's outcome with
+ * ember_call_relay.
+ */
+typedef void (*ember_raw_handler)(ember_call *call, uint32_t service_id,
+                                  uint32_t method_id, const void *payload,
+                                  size_t len, void *ud);
+int ember_exports_add_raw(ember_exports *ex, uint32_t service_id,
+                          uint32_t method_id, ember_raw_handler h, void *ud);
 
 /* Per-method counters of what ex served (admin pages). */
 typedef struct ember_method_stats {
     const char *service;   /* "game.Game", or "raw" */
     const char *method;    /* "move" */
-    uint32_t id;
+    uint32_t service_id;   /* the service's wire id */
+    uint32_t id;           /* the method's */
     uint64_t calls;        /* calls received */
     uint64_t failures;     /* ended with anything but a reply */
     uint64_t total_us;     /* sum of handler-to-reply times */
@@ -230,12 +248,37 @@ int ember_call_fail(ember_call *call, const char *fmt, ...)
 #endif
     ;
 int ember_call_reply_raw(ember_call *call, const void *payload, size_t len);
+/* Raises error error_id with its struct already encoded (passed through as
+ * is: a gate forwarding a typed error it need not understand). */
+int ember_call_raise_raw(ember_call *call, uint32_t error_id,
+                         const void *payload, size_t len);
+/* Fails the call with a status of its own: EMBER_FAILED (= ember_call_fail),
+ * EMBER_NO_METHOD (a gate that has nowhere to route the call),
+ * EMBER_UNAVAILABLE or EMBER_LIMIT; anything else is sent as EMBER_FAILED. */
+int ember_call_fail_status(ember_call *call, ember_status status,
+                           const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/*
+ * Answers call with the outcome of a raw call made for it (inside its
+ * ember_raw_cb): the reply or the raised error's struct passed through
+ * untouched, NO_METHOD, UNAVAILABLE, LIMIT and FAILED as they came; a lost
+ * connection or a shutdown on the way becomes EMBER_UNAVAILABLE, a timeout,
+ * cancel or undecodable reply EMBER_FAILED, each with its message.
+ */
+int ember_call_relay(ember_call *call, const ember_outcome *o,
+                     const void *payload, size_t len);
 
 /* Who is calling: a ref to the caller's exported services (to call back). */
 ember_ref *ember_call_caller(ember_call *call);
 /* On a root: the child that made the call; NULL when it came from a root. */
 ember_child *ember_call_child(ember_call *call);
+/* What is called: the service's wire id, the method id, oneway or not. */
+uint32_t ember_call_service(const ember_call *call);
 uint32_t ember_call_method(const ember_call *call);
+bool ember_call_oneway(const ember_call *call);
 /* True once the caller cancelled or went away; a reply is then discarded. */
 bool ember_call_cancelled(const ember_call *call);
 /* Zeroed memory that lives as long as the call. */
