@@ -513,17 +513,19 @@ undecodable:
 ember_handle cluster_Admin_status(ember_ref *to, cluster_Admin_status_cb cb,
                                   void *ud, const ember_callopts *opts)
 {
-    return ember_call_start(to, cluster_Admin_status_ID, enc_nothing, NULL,
-                            cluster_Admin_status_done, (ember_fn)cb, ud, opts);
+    return ember_call_start(to, &cluster_Admin_service, cluster_Admin_status_ID,
+                            enc_nothing, NULL, cluster_Admin_status_done,
+                            (ember_fn)cb, ud, opts);
 }
 
 int cluster_Admin_status_broadcast(ember_root *r, ember_child_filter filter,
                                    void *fud, cluster_Admin_status_cb cb,
                                    void *ud, const ember_callopts *opts)
 {
-    return ember_root_broadcast(r, filter, fud, cluster_Admin_status_ID,
-                                enc_nothing, NULL, cluster_Admin_status_done,
-                                (ember_fn)cb, ud, opts);
+    return ember_root_broadcast(r, filter, fud, &cluster_Admin_service,
+                                cluster_Admin_status_ID, enc_nothing, NULL,
+                                cluster_Admin_status_done, (ember_fn)cb, ud,
+                                opts);
 }
 
 int cluster_Admin_status_reply(ember_call *call, const cluster_NodeStatus *ret)
@@ -567,17 +569,19 @@ static void cluster_Admin_stop_done(const ember_outcome *o, ember_dec *reply,
 ember_handle cluster_Admin_stop(ember_ref *to, cluster_Admin_stop_cb cb,
                                 void *ud, const ember_callopts *opts)
 {
-    return ember_call_start(to, cluster_Admin_stop_ID, enc_nothing, NULL,
-                            cluster_Admin_stop_done, (ember_fn)cb, ud, opts);
+    return ember_call_start(to, &cluster_Admin_service, cluster_Admin_stop_ID,
+                            enc_nothing, NULL, cluster_Admin_stop_done,
+                            (ember_fn)cb, ud, opts);
 }
 
 int cluster_Admin_stop_broadcast(ember_root *r, ember_child_filter filter,
                                  void *fud, cluster_Admin_stop_cb cb, void *ud,
                                  const ember_callopts *opts)
 {
-    return ember_root_broadcast(r, filter, fud, cluster_Admin_stop_ID,
-                                enc_nothing, NULL, cluster_Admin_stop_done,
-                                (ember_fn)cb, ud, opts);
+    return ember_root_broadcast(r, filter, fud, &cluster_Admin_service,
+                                cluster_Admin_stop_ID, enc_nothing, NULL,
+                                cluster_Admin_stop_done, (ember_fn)cb, ud,
+                                opts);
 }
 
 int cluster_Admin_stop_reply(ember_call *call)
@@ -608,7 +612,7 @@ static const ember_method_desc cluster_Admin_methods[] = {
 };
 
 const ember_service_desc cluster_Admin_service = {
-    "cluster.Admin", UINT64_C(0xdd8c034b718e3ca0), 2, cluster_Admin_methods, NULL
+    "cluster.Admin", cluster_Admin_SERVICE_ID, UINT64_C(0xdd8c034b718e3ca0), 2, cluster_Admin_methods, NULL
 };
 
 int cluster_Admin_export(ember_exports *ex, const cluster_Admin_handlers *h,

@@ -85,11 +85,13 @@ int cluster_NodeStatus_decode(ember_dec *d, cluster_NodeStatus *v);
 /* ---- service cluster.Admin ---- */
 
 extern const ember_service_desc cluster_Admin_service;
+#define cluster_Admin_SERVICE_ID 0x9bf05778u   /* FNV-1a 32 of "cluster.Admin" */
 
-/* Per method: its id; the client stub (the callback runs exactly once;
- * ret is NULL unless o->status == EMBER_OK, o->error holds the error
- * struct when EMBER_RAISED); a broadcast from a root to its children;
- * the reply and fail helpers a handler answers with. */
+/* Per method: its id (unique within the service); the client stub
+ * (the callback runs exactly once; ret is NULL unless o->status ==
+ * EMBER_OK, o->error holds the error struct when EMBER_RAISED); a
+ * broadcast from a root to its children; the reply and fail helpers
+ * a handler answers with. */
 
 /* Admin.status */
 /// What this server is, whom it talks to and what it served.

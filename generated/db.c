@@ -287,8 +287,9 @@ ember_handle db_Db_login(ember_ref *to, const char *name, db_Db_login_cb cb,
 
     db_Db_login_args_init(&args);
     args.name = name;
-    return ember_call_start(to, db_Db_login_ID, db_Db_login_args_encode, &args,
-                            db_Db_login_done, (ember_fn)cb, ud, opts);
+    return ember_call_start(to, &db_Db_service, db_Db_login_ID,
+                            db_Db_login_args_encode, &args, db_Db_login_done,
+                            (ember_fn)cb, ud, opts);
 }
 
 int db_Db_login_broadcast(ember_root *r, ember_child_filter filter, void *fud,
@@ -299,7 +300,7 @@ int db_Db_login_broadcast(ember_root *r, ember_child_filter filter, void *fud,
 
     db_Db_login_args_init(&args);
     args.name = name;
-    return ember_root_broadcast(r, filter, fud, db_Db_login_ID,
+    return ember_root_broadcast(r, filter, fud, &db_Db_service, db_Db_login_ID,
                                 db_Db_login_args_encode, &args,
                                 db_Db_login_done, (ember_fn)cb, ud, opts);
 }
@@ -455,8 +456,9 @@ ember_handle db_Db_position(ember_ref *to, uint64_t player,
 
     db_Db_position_args_init(&args);
     args.player = player;
-    return ember_call_start(to, db_Db_position_ID, db_Db_position_args_encode,
-                            &args, db_Db_position_done, (ember_fn)cb, ud, opts);
+    return ember_call_start(to, &db_Db_service, db_Db_position_ID,
+                            db_Db_position_args_encode, &args,
+                            db_Db_position_done, (ember_fn)cb, ud, opts);
 }
 
 int db_Db_position_broadcast(ember_root *r, ember_child_filter filter,
@@ -467,9 +469,10 @@ int db_Db_position_broadcast(ember_root *r, ember_child_filter filter,
 
     db_Db_position_args_init(&args);
     args.player = player;
-    return ember_root_broadcast(r, filter, fud, db_Db_position_ID,
-                                db_Db_position_args_encode, &args,
-                                db_Db_position_done, (ember_fn)cb, ud, opts);
+    return ember_root_broadcast(r, filter, fud, &db_Db_service,
+                                db_Db_position_ID, db_Db_position_args_encode,
+                                &args, db_Db_position_done, (ember_fn)cb, ud,
+                                opts);
 }
 
 int db_Db_position_reply(ember_call *call, const client_Pos *ret)
@@ -568,8 +571,9 @@ ember_handle db_Db_save(ember_ref *to, uint64_t player, const client_Pos *pos,
     args.player = player;
     if (pos)
         args.pos = *pos;
-    return ember_call_start(to, db_Db_save_ID, db_Db_save_args_encode, &args,
-                            db_Db_save_done, (ember_fn)cb, ud, opts);
+    return ember_call_start(to, &db_Db_service, db_Db_save_ID,
+                            db_Db_save_args_encode, &args, db_Db_save_done,
+                            (ember_fn)cb, ud, opts);
 }
 
 int db_Db_save_broadcast(ember_root *r, ember_child_filter filter, void *fud,
@@ -582,7 +586,7 @@ int db_Db_save_broadcast(ember_root *r, ember_child_filter filter, void *fud,
     args.player = player;
     if (pos)
         args.pos = *pos;
-    return ember_root_broadcast(r, filter, fud, db_Db_save_ID,
+    return ember_root_broadcast(r, filter, fud, &db_Db_service, db_Db_save_ID,
                                 db_Db_save_args_encode, &args, db_Db_save_done,
                                 (ember_fn)cb, ud, opts);
 }
@@ -753,8 +757,9 @@ ember_handle db_Db_logout(ember_ref *to, uint64_t player, const client_Pos *pos,
     db_Db_logout_args_init(&args);
     args.player = player;
     args.pos = pos;
-    return ember_call_start(to, db_Db_logout_ID, db_Db_logout_args_encode,
-                            &args, db_Db_logout_done, (ember_fn)cb, ud, opts);
+    return ember_call_start(to, &db_Db_service, db_Db_logout_ID,
+                            db_Db_logout_args_encode, &args, db_Db_logout_done,
+                            (ember_fn)cb, ud, opts);
 }
 
 int db_Db_logout_broadcast(ember_root *r, ember_child_filter filter, void *fud,
@@ -767,7 +772,7 @@ int db_Db_logout_broadcast(ember_root *r, ember_child_filter filter, void *fud,
     db_Db_logout_args_init(&args);
     args.player = player;
     args.pos = pos;
-    return ember_root_broadcast(r, filter, fud, db_Db_logout_ID,
+    return ember_root_broadcast(r, filter, fud, &db_Db_service, db_Db_logout_ID,
                                 db_Db_logout_args_encode, &args,
                                 db_Db_logout_done, (ember_fn)cb, ud, opts);
 }
@@ -825,7 +830,7 @@ static const ember_method_desc db_Db_methods[] = {
 };
 
 const ember_service_desc db_Db_service = {
-    "db.Db", UINT64_C(0x98c646c6b94cc826), 4, db_Db_methods, NULL
+    "db.Db", db_Db_SERVICE_ID, UINT64_C(0x98c646c6b94cc826), 4, db_Db_methods, NULL
 };
 
 int db_Db_export(ember_exports *ex, const db_Db_handlers *h, void *ud)

@@ -37,11 +37,13 @@ int db_Player_decode(ember_dec *d, db_Player *v);
 /* ---- service db.Db ---- */
 
 extern const ember_service_desc db_Db_service;
+#define db_Db_SERVICE_ID 0xce08e491u   /* FNV-1a 32 of "db.Db" */
 
-/* Per method: its id; the client stub (the callback runs exactly once;
- * ret is NULL unless o->status == EMBER_OK, o->error holds the error
- * struct when EMBER_RAISED); a broadcast from a root to its children;
- * the reply and fail helpers a handler answers with. */
+/* Per method: its id (unique within the service); the client stub
+ * (the callback runs exactly once; ret is NULL unless o->status ==
+ * EMBER_OK, o->error holds the error struct when EMBER_RAISED); a
+ * broadcast from a root to its children; the reply and fail helpers
+ * a handler answers with. */
 
 /* An optional parameter is a pointer, NULL when absent (the caller
  * leaves it out, the handler gets NULL): strings as const char *,

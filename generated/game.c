@@ -539,9 +539,9 @@ ember_handle game_Game_enter(ember_ref *to, const game_Who *who,
         args.who = *who;
     if (req)
         args.req = *req;
-    return ember_call_start(to, game_Game_enter_ID, game_Game_enter_args_encode,
-                            &args, game_Game_enter_done, (ember_fn)cb, ud,
-                            opts);
+    return ember_call_start(to, &game_Game_service, game_Game_enter_ID,
+                            game_Game_enter_args_encode, &args,
+                            game_Game_enter_done, (ember_fn)cb, ud, opts);
 }
 
 int game_Game_enter_broadcast(ember_root *r, ember_child_filter filter,
@@ -556,9 +556,10 @@ int game_Game_enter_broadcast(ember_root *r, ember_child_filter filter,
         args.who = *who;
     if (req)
         args.req = *req;
-    return ember_root_broadcast(r, filter, fud, game_Game_enter_ID,
-                                game_Game_enter_args_encode, &args,
-                                game_Game_enter_done, (ember_fn)cb, ud, opts);
+    return ember_root_broadcast(r, filter, fud, &game_Game_service,
+                                game_Game_enter_ID, game_Game_enter_args_encode,
+                                &args, game_Game_enter_done, (ember_fn)cb, ud,
+                                opts);
 }
 
 int game_Game_enter_reply(ember_call *call, const client_RoomState *ret)
@@ -752,8 +753,9 @@ ember_handle game_Game_move(ember_ref *to, const game_Who *who,
         args.who = *who;
     if (req)
         args.req = *req;
-    return ember_call_start(to, game_Game_move_ID, game_Game_move_args_encode,
-                            &args, game_Game_move_done, (ember_fn)cb, ud, opts);
+    return ember_call_start(to, &game_Game_service, game_Game_move_ID,
+                            game_Game_move_args_encode, &args,
+                            game_Game_move_done, (ember_fn)cb, ud, opts);
 }
 
 int game_Game_move_broadcast(ember_root *r, ember_child_filter filter,
@@ -768,9 +770,10 @@ int game_Game_move_broadcast(ember_root *r, ember_child_filter filter,
         args.who = *who;
     if (req)
         args.req = *req;
-    return ember_root_broadcast(r, filter, fud, game_Game_move_ID,
-                                game_Game_move_args_encode, &args,
-                                game_Game_move_done, (ember_fn)cb, ud, opts);
+    return ember_root_broadcast(r, filter, fud, &game_Game_service,
+                                game_Game_move_ID, game_Game_move_args_encode,
+                                &args, game_Game_move_done, (ember_fn)cb, ud,
+                                opts);
 }
 
 int game_Game_move_reply(ember_call *call, const client_Pos *ret)
@@ -964,8 +967,9 @@ ember_handle game_Game_chat(ember_ref *to, const game_Who *who,
         args.who = *who;
     if (req)
         args.req = *req;
-    return ember_call_start(to, game_Game_chat_ID, game_Game_chat_args_encode,
-                            &args, game_Game_chat_done, (ember_fn)cb, ud, opts);
+    return ember_call_start(to, &game_Game_service, game_Game_chat_ID,
+                            game_Game_chat_args_encode, &args,
+                            game_Game_chat_done, (ember_fn)cb, ud, opts);
 }
 
 int game_Game_chat_broadcast(ember_root *r, ember_child_filter filter,
@@ -980,9 +984,10 @@ int game_Game_chat_broadcast(ember_root *r, ember_child_filter filter,
         args.who = *who;
     if (req)
         args.req = *req;
-    return ember_root_broadcast(r, filter, fud, game_Game_chat_ID,
-                                game_Game_chat_args_encode, &args,
-                                game_Game_chat_done, (ember_fn)cb, ud, opts);
+    return ember_root_broadcast(r, filter, fud, &game_Game_service,
+                                game_Game_chat_ID, game_Game_chat_args_encode,
+                                &args, game_Game_chat_done, (ember_fn)cb, ud,
+                                opts);
 }
 
 int game_Game_chat_reply(ember_call *call, const client_ChatRep *ret)
@@ -1177,9 +1182,9 @@ ember_handle game_Game_leave(ember_ref *to, const game_Who *who,
         args.who = *who;
     if (req)
         args.req = *req;
-    return ember_call_start(to, game_Game_leave_ID, game_Game_leave_args_encode,
-                            &args, game_Game_leave_done, (ember_fn)cb, ud,
-                            opts);
+    return ember_call_start(to, &game_Game_service, game_Game_leave_ID,
+                            game_Game_leave_args_encode, &args,
+                            game_Game_leave_done, (ember_fn)cb, ud, opts);
 }
 
 int game_Game_leave_broadcast(ember_root *r, ember_child_filter filter,
@@ -1194,9 +1199,10 @@ int game_Game_leave_broadcast(ember_root *r, ember_child_filter filter,
         args.who = *who;
     if (req)
         args.req = *req;
-    return ember_root_broadcast(r, filter, fud, game_Game_leave_ID,
-                                game_Game_leave_args_encode, &args,
-                                game_Game_leave_done, (ember_fn)cb, ud, opts);
+    return ember_root_broadcast(r, filter, fud, &game_Game_service,
+                                game_Game_leave_ID, game_Game_leave_args_encode,
+                                &args, game_Game_leave_done, (ember_fn)cb, ud,
+                                opts);
 }
 
 int game_Game_leave_reply(ember_call *call, const client_LeaveRep *ret)
@@ -1268,7 +1274,7 @@ static const ember_method_desc game_Game_methods[] = {
 };
 
 const ember_service_desc game_Game_service = {
-    "game.Game", UINT64_C(0x82f7372965709a61), 4, game_Game_methods, NULL
+    "game.Game", game_Game_SERVICE_ID, UINT64_C(0x82f7372965709a61), 4, game_Game_methods, NULL
 };
 
 int game_Game_export(ember_exports *ex, const game_Game_handlers *h, void *ud)

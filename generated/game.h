@@ -47,11 +47,13 @@ int game_Routed_decode(ember_dec *d, game_Routed *v);
 /* ---- service game.Game ---- */
 
 extern const ember_service_desc game_Game_service;
+#define game_Game_SERVICE_ID 0xf1707769u   /* FNV-1a 32 of "game.Game" */
 
-/* Per method: its id; the client stub (the callback runs exactly once;
- * ret is NULL unless o->status == EMBER_OK, o->error holds the error
- * struct when EMBER_RAISED); a broadcast from a root to its children;
- * the reply and fail helpers a handler answers with. */
+/* Per method: its id (unique within the service); the client stub
+ * (the callback runs exactly once; ret is NULL unless o->status ==
+ * EMBER_OK, o->error holds the error struct when EMBER_RAISED); a
+ * broadcast from a root to its children; the reply and fail helpers
+ * a handler answers with. */
 
 /* Game.enter */
 #define game_Game_enter_ID 601u

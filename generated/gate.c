@@ -212,7 +212,7 @@ ember_handle gate_Gate_forward(ember_ref *to, uint32_t command,
     args.command = command;
     args.session = session;
     args.data = data;
-    return ember_call_start(to, gate_Gate_forward_ID,
+    return ember_call_start(to, &gate_Gate_service, gate_Gate_forward_ID,
                             gate_Gate_forward_args_encode, &args,
                             gate_Gate_forward_done, (ember_fn)cb, ud, opts);
 }
@@ -228,7 +228,8 @@ int gate_Gate_forward_broadcast(ember_root *r, ember_child_filter filter,
     args.command = command;
     args.session = session;
     args.data = data;
-    return ember_root_broadcast(r, filter, fud, gate_Gate_forward_ID,
+    return ember_root_broadcast(r, filter, fud, &gate_Gate_service,
+                                gate_Gate_forward_ID,
                                 gate_Gate_forward_args_encode, &args,
                                 gate_Gate_forward_done, (ember_fn)cb, ud, opts);
 }
@@ -316,7 +317,7 @@ int gate_Gate_closed(ember_ref *to, uint64_t session)
 
     gate_Gate_closed_args_init(&args);
     args.session = session;
-    return ember_oneway_start(to, gate_Gate_closed_ID,
+    return ember_oneway_start(to, &gate_Gate_service, gate_Gate_closed_ID,
                               gate_Gate_closed_args_encode, &args);
 }
 
@@ -397,8 +398,8 @@ int gate_Gate_push(ember_ref *to, const gate_list_u64 *sessions,
         args.sessions = *sessions;
     args.command = command;
     args.data = data;
-    return ember_oneway_start(to, gate_Gate_push_ID, gate_Gate_push_args_encode,
-                              &args);
+    return ember_oneway_start(to, &gate_Gate_service, gate_Gate_push_ID,
+                              gate_Gate_push_args_encode, &args);
 }
 
 static int gate_Gate_push_dispatch(ember_call *call, ember_dec *d,
@@ -440,7 +441,7 @@ static const ember_method_desc gate_Gate_methods[] = {
 };
 
 const ember_service_desc gate_Gate_service = {
-    "gate.Gate", UINT64_C(0x49e31606496d07e1), 3, gate_Gate_methods, NULL
+    "gate.Gate", gate_Gate_SERVICE_ID, UINT64_C(0x49e31606496d07e1), 3, gate_Gate_methods, NULL
 };
 
 int gate_Gate_export(ember_exports *ex, const gate_Gate_handlers *h, void *ud)

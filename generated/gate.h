@@ -23,11 +23,13 @@ typedef struct gate_list_u64 {
 /* ---- service gate.Gate ---- */
 
 extern const ember_service_desc gate_Gate_service;
+#define gate_Gate_SERVICE_ID 0xe62f7293u   /* FNV-1a 32 of "gate.Gate" */
 
-/* Per method: its id; the client stub (the callback runs exactly once;
- * ret is NULL unless o->status == EMBER_OK, o->error holds the error
- * struct when EMBER_RAISED); a broadcast from a root to its children;
- * the reply and fail helpers a handler answers with. */
+/* Per method: its id (unique within the service); the client stub
+ * (the callback runs exactly once; ret is NULL unless o->status ==
+ * EMBER_OK, o->error holds the error struct when EMBER_RAISED); a
+ * broadcast from a root to its children; the reply and fail helpers
+ * a handler answers with. */
 
 /* Gate.forward */
 /// A client command: the reply is the command's reply struct, encoded;

@@ -121,8 +121,8 @@ int net_Net_push(ember_ref *to, const net_list_u64 *sessions, uint32_t command,
         args.sessions = *sessions;
     args.command = command;
     args.data = data;
-    return ember_oneway_start(to, net_Net_push_ID, net_Net_push_args_encode,
-                              &args);
+    return ember_oneway_start(to, &net_Net_service, net_Net_push_ID,
+                              net_Net_push_args_encode, &args);
 }
 
 static int net_Net_push_dispatch(ember_call *call, ember_dec *d,
@@ -152,7 +152,7 @@ static const ember_method_desc net_Net_methods[] = {
 };
 
 const ember_service_desc net_Net_service = {
-    "net.Net", UINT64_C(0x3ac3543c0e38fa53), 1, net_Net_methods, NULL
+    "net.Net", net_Net_SERVICE_ID, UINT64_C(0x3ac3543c0e38fa53), 1, net_Net_methods, NULL
 };
 
 int net_Net_export(ember_exports *ex, const net_Net_handlers *h, void *ud)

@@ -20,11 +20,13 @@ typedef struct net_list_u64 {
 /* ---- service net.Net ---- */
 
 extern const ember_service_desc net_Net_service;
+#define net_Net_SERVICE_ID 0x86a80ea5u   /* FNV-1a 32 of "net.Net" */
 
-/* Per method: its id; the client stub (the callback runs exactly once;
- * ret is NULL unless o->status == EMBER_OK, o->error holds the error
- * struct when EMBER_RAISED); a broadcast from a root to its children;
- * the reply and fail helpers a handler answers with. */
+/* Per method: its id (unique within the service); the client stub
+ * (the callback runs exactly once; ret is NULL unless o->status ==
+ * EMBER_OK, o->error holds the error struct when EMBER_RAISED); a
+ * broadcast from a root to its children; the reply and fail helpers
+ * a handler answers with. */
 
 /* Net.push */
 /// Writes a push frame to every session still connected.

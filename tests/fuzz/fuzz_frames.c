@@ -337,8 +337,8 @@ static void deadline(evutil_socket_t fd, short what, void *arg)
     *(bool *)arg = true;
 }
 
-/* The REGISTER frame of a node named "fz" with no services (version 1). */
-static const uint8_t reg_frame[] = { 7, 0, 0, 0, 2, 0x08, 0x01, 0x12, 0x02, 'f', 'z' };
+/* The REGISTER frame of a node named "fz" with no services (version 2). */
+static const uint8_t reg_frame[] = { 7, 0, 0, 0, 2, 0x08, EMBER_PROTOCOL_VERSION, 0x12, 0x02, 'f', 'z' };
 
 static int fuzz_frames_live(const uint8_t *data, size_t size)
 {

@@ -396,7 +396,7 @@ static const ember_method_desc game_Observer_methods[] = {
 };
 
 const ember_service_desc game_Observer_service = {
-    "game.Observer", UINT64_C(0xddd9f0bffe5a0c62), 1, game_Observer_methods, NULL
+    "game.Observer", game_Observer_SERVICE_ID, UINT64_C(0xddd9f0bffe5a0c62), 1, game_Observer_methods, NULL
 };
 
 int game_Observer_export(ember_exports *ex, const game_Observer_handlers *h,
@@ -808,7 +808,7 @@ static const ember_method_desc game_Game_methods[] = {
 };
 
 const ember_service_desc game_Game_service = {
-    "game.Game", UINT64_C(0xe3ff8441f1bba737), 3, game_Game_methods, NULL
+    "game.Game", game_Game_SERVICE_ID, UINT64_C(0xe3ff8441f1bba737), 3, game_Game_methods, NULL
 };
 
 int game_Game_export(ember_exports *ex, const game_Game_handlers *h, void *ud)

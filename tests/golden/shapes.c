@@ -1882,7 +1882,7 @@ static const ember_method_desc shapes_Watcher_methods[] = {
 };
 
 const ember_service_desc shapes_Watcher_service = {
-    "shapes.Watcher", UINT64_C(0x3f2b54d84fd3eecb), 2, shapes_Watcher_methods, NULL
+    "shapes.Watcher", shapes_Watcher_SERVICE_ID, UINT64_C(0x3f2b54d84fd3eecb), 2, shapes_Watcher_methods, NULL
 };
 
 int shapes_Watcher_export(ember_exports *ex, const shapes_Watcher_handlers *h,
@@ -3552,7 +3552,7 @@ static const ember_method_desc shapes_Store_methods[] = {
 };
 
 const ember_service_desc shapes_Store_service = {
-    "shapes.Store", UINT64_C(0x6eca583275056725), 11, shapes_Store_methods, NULL
+    "shapes.Store", shapes_Store_SERVICE_ID, UINT64_C(0x6eca583275056725), 11, shapes_Store_methods, NULL
 };
 
 int shapes_Store_export(ember_exports *ex, const shapes_Store_handlers *h,

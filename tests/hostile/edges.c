@@ -71,9 +71,10 @@ typedef struct edge_held {
 
 static edge_held held;
 
-static void edge_hold(ember_call *call, uint32_t id, const void *p, size_t n,
-                      void *ud)
+static void edge_hold(ember_call *call, uint32_t sid, uint32_t id, const void *p,
+                      size_t n, void *ud)
 {
+    (void)sid;
     (void)id;
     (void)p;
     (void)n;
@@ -135,7 +136,7 @@ static uint64_t colliding_id(int i) { return (uint64_t)(i + 1) << 48 | 0x7f00000
 void edge_colliding_call_ids(h_fixture *fx)
 {
     edge_victim v;
-    ember_exports_add_raw(ember_root_exports(fx->root), EDGE_HOLD, edge_hold,
+    ember_exports_add_raw(ember_root_exports(fx->root), H_SVC, EDGE_HOLD, edge_hold,
                           NULL);
     int ok = edge_victim_start(fx, &v) == 0;
     ember_child *c = ember_root_child_by_name(fx->root, "edge-victim");
@@ -272,7 +273,7 @@ void edge_heartbeat_welcome(h_fixture *fx)
     bool ok = n && h_run_until(fake_accept, &f, 3000);
     /* HELLO, then WELCOME { 1: id 9, 2: heartbeat 200, 3: dead after 600 }. */
     static const uint8_t hello_pl[] = { 0x0a, 4, 'E', 'M', 'B', 'R',
-                                        0x10, 1, 0x18, 1 };
+                                        0x10, 2, 0x18, 2 };
     static const uint8_t welcome_pl[] = { 0x08, 9, 0x10, 0xc8, 0x01,
                                           0x18, 0xd8, 0x04 };
     uint8_t fr[64];
@@ -344,13 +345,13 @@ void edge_log_injection(h_fixture *fx)
 {
     int fd = h_connect(fx->port);
     CHECK(fd >= 0);
-    /* REGISTER { 1: version 1, 2: name } with a forged line and a terminal
+    /* REGISTER { 1: version 2, 2: name } with a forged line and a terminal
      * escape (clear screen) in the name. */
     static const char name[] = "evil\nember warn: root: forged line\x1b[2J\r";
     uint8_t pl[128], fr[160];
     size_t k = 0;
     pl[k++] = 0x08;
-    pl[k++] = 1;
+    pl[k++] = EMBER_PROTOCOL_VERSION;
     pl[k++] = 0x12;
     pl[k++] = (uint8_t)(sizeof name - 1);
     memcpy(pl + k, name, sizeof name - 1);

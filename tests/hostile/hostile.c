@@ -186,7 +186,7 @@ static void case_truncated_register_every_offset(void)
     uint8_t b[128];
     uint8_t payload[40];
     size_t pn = 0;
-    payload[pn++] = 0x08; payload[pn++] = 1;               /* version 1 */
+    payload[pn++] = 0x08; payload[pn++] = EMBER_PROTOCOL_VERSION; /* version */
     payload[pn++] = 0x12; payload[pn++] = 6;               /* name */
     memcpy(payload + pn, "trunc8", 6); pn += 6;
     size_t n = h_frame(b, sizeof b, FR_REGISTER, 0, NULL, payload, pn);
@@ -1179,7 +1179,7 @@ static void case_auth(void)
     /* A raw REGISTER with a forged 32-byte proof (tag 4) and a nonce. */
     uint8_t payload[256];
     size_t n = 0;
-    payload[n++] = 0x08; payload[n++] = 1;                 /* version 1 */
+    payload[n++] = 0x08; payload[n++] = EMBER_PROTOCOL_VERSION; /* version */
     payload[n++] = 0x12; payload[n++] = 5;                 /* name */
     memcpy(payload + n, "forge", 5); n += 5;
     payload[n++] = 0x22; payload[n++] = 32;                /* proof */

@@ -13,8 +13,12 @@
 
 static struct event_base *base;
 
-static void echo(ember_call *call, uint32_t id, const void *p, size_t n, void *ud)
+#define EDGE_SVC 0xed9e0001u /* the raw echo service */
+
+static void echo(ember_call *call, uint32_t sid, uint32_t id, const void *p,
+                 size_t n, void *ud)
 {
+    (void)sid;
     (void)id;
     (void)ud;
     ember_call_reply_raw(call, p, n);
@@ -61,7 +65,7 @@ static void t_zero_configs(void)
     ember_root_config rc = {0};
     ember_root *r = ember_root_new(base, &rc);
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-    ember_exports_add_raw(ember_root_exports(r), 7, echo, NULL);
+    ember_exports_add_raw(ember_root_exports(r), EDGE_SVC, 7, echo, NULL);
     CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
     ember_node_config nc = {0};
     ember_node *n = node_at("zero", ember_root_port(r), &nc);
@@ -69,7 +73,7 @@ static void t_zero_configs(void)
      * every registration times out at once. */
     CU_ASSERT_TRUE(run_until(base, registered, n, 3000));
     ended e = {0, EMBER_OK, ""};
-    CU_ASSERT_NOT_EQUAL(ember_call_raw(ember_node_root(n), 7, "hi", 2, raw_done,
+    CU_ASSERT_NOT_EQUAL(ember_call_raw(ember_node_root(n), EDGE_SVC, 7, "hi", 2, raw_done,
                                        &e, NULL), 0);
     CU_ASSERT_TRUE(run_until(base, has_ended, &e, 3000));
     CU_ASSERT_EQUAL(e.st, EMBER_OK);
