@@ -2,9 +2,12 @@
  * call.c — incoming calls. A call object comes from the endpoint's pool and
  * carries a 512-byte inline arena for its decoded arguments, so a steady
  * stream of small calls allocates nothing. In-flight calls are linked on
- * their connection and hashed by the caller's call id (for CANCEL). When the
- * connection goes, they become orphans: the handler may still answer later,
- * and that answer just frees the call.
+ * their connection; those that outlive their dispatch (answered later) are
+ * also hashed by the caller's call id, for CANCEL and to refuse a second
+ * call under an id in flight. A call answered inside its handler is never
+ * hashed: nothing can name it while it runs. When the connection goes, the
+ * calls become orphans: the handler may still answer later, and that answer
+ * just frees the call.
  */
 #include <stdio.h>
 #include <string.h>
@@ -59,9 +62,7 @@ void ember_call_pool_free(ember_ep *ep)
     ep->nfree_calls = 0;
 }
 
-/* -1 when the caller's call id is already in flight here (k is linked but
- * not hashed: unlink it). */
-static int link_call(ember_conn *c, ember_call *k)
+static void link_call(ember_conn *c, ember_call *k)
 {
     k->prev = NULL;
     k->next = c->calls;
@@ -70,12 +71,6 @@ static int link_call(ember_conn *c, ember_call *k)
     c->calls = k;
     c->ncalls++;
     c->ep->inflight++;
-    if (k->oneway)
-        return 0;
-    /* Out of memory leaves k out of the table: CANCEL just won't find it. */
-    int r = ember_htab_put(&c->calls_by_id, &k->hn, k->peer_id);
-    k->hashed = r == 0;
-    return r == 1 ? -1 : 0;
 }
 
 /* Takes k off its connection (or the orphan list). */
@@ -299,6 +294,24 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     }
 
     x->st.calls++; /* counted on arrival; failures and time when it ends */
+    /* Two calls under one id could not be told apart (their answers,
+     * CANCEL): the newcomer fails, the connection and the first stay. Only
+     * calls that outlived their dispatch are in the table (see the end), so
+     * while none is deferred there is nothing to look up, or to hash. */
+    uint32_t idh = 0;
+    bool have_idh = false;
+    if (!oneway && c->calls_by_id.n) {
+        idh = (uint32_t)ember_hash_u64(call_id);
+        have_idh = true;
+        if (ember_htab_get_h(&c->calls_by_id, call_id, idh)) {
+            x->st.failures++;
+            snprintf(msg, sizeof msg, "call id %llu is already in flight",
+                     (unsigned long long)call_id);
+            ember_log(EMBER_LOG_DEBUG, "%s: %s from %s", ep->what, msg, c->peer);
+            send_error(c, call_id, EMBER_FAILED, msg);
+            return 0;
+        }
+    }
     ember_call *k = call_get(ep);
     if (!k) {
         if (!oneway)
@@ -318,18 +331,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     k->start_us = ember_clock_us(); /* when the batch holding it was read */
     if (target)
         k->target = ember_ref_retain(target);
-    if (link_call(c, k)) {
-        /* Two calls under one id could not be told apart (their answers,
-         * CANCEL): the newcomer fails, the connection and the first stay. */
-        unlink_call(k);
-        call_put(k);
-        x->st.failures++;
-        snprintf(msg, sizeof msg, "call id %llu is already in flight",
-                 (unsigned long long)call_id);
-        ember_log(EMBER_LOG_DEBUG, "%s: %s from %s", ep->what, msg, c->peer);
-        send_error(c, call_id, EMBER_FAILED, msg);
-        return 0;
-    }
+    link_call(c, k);
 
     k->in_dispatch = true; /* an answer inside the handler must not free k */
     int rc = 0;
@@ -355,6 +357,12 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     if (!k->answered && k->conn == c) { /* deferred: it holds its arena */
         k->held = k->arena.heap;
         c->deferred_bytes += k->held;
+        /* ...and CANCEL and a later call under its id must find it. Out of
+         * memory leaves it out of the table: CANCEL just won't find it. No
+         * frame of c was read since the check above: the id is not in. */
+        if (!have_idh)
+            idh = (uint32_t)ember_hash_u64(call_id);
+        k->hashed = ember_htab_put_h(&c->calls_by_id, &k->hn, call_id, idh) == 0;
     }
     k->in_dispatch = false;
     if (k->answered)

@@ -227,13 +227,13 @@ void ember_htab_free(ember_htab *t);
 
 /* Inserts x under key: 0; 1 when a node with that key is already in (x is
  * not inserted); -1 only when there is no table at all (out of memory). */
-static inline int ember_htab_put(ember_htab *t, ember_hnode *x, uint64_t key)
+static inline int ember_htab_put_h(ember_htab *t, ember_hnode *x, uint64_t key,
+                                   uint32_t h)
 {
     if (t->n >= t->nb)
         ember_htab_grow(t);
     if (!t->nb)
         return -1;
-    uint32_t h = (uint32_t)ember_hash_u64(key);
     ember_hnode **head = &t->b[h & (t->nb - 1)];
     for (ember_hnode *y = *head; y; y = y->next) {
         t->probes++;
@@ -248,17 +248,28 @@ static inline int ember_htab_put(ember_htab *t, ember_hnode *x, uint64_t key)
     return 0;
 }
 
-static inline ember_hnode *ember_htab_get(ember_htab *t, uint64_t key)
+/* The _h forms take ember_hash_u64(key) computed by the caller. */
+static inline ember_hnode *ember_htab_get_h(ember_htab *t, uint64_t key, uint32_t h)
 {
     if (!t->nb)
         return NULL;
-    ember_hnode *x = t->b[(uint32_t)ember_hash_u64(key) & (t->nb - 1)];
+    ember_hnode *x = t->b[h & (t->nb - 1)];
     for (; x; x = x->next) {
         t->probes++;
         if (x->key == key)
             break;
     }
     return x;
+}
+
+static inline int ember_htab_put(ember_htab *t, ember_hnode *x, uint64_t key)
+{
+    return ember_htab_put_h(t, x, key, (uint32_t)ember_hash_u64(key));
+}
+
+static inline ember_hnode *ember_htab_get(ember_htab *t, uint64_t key)
+{
+    return ember_htab_get_h(t, key, (uint32_t)ember_hash_u64(key));
 }
 
 static inline void ember_htab_del(ember_htab *t, ember_hnode *x)
