@@ -97,6 +97,38 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The graceful stop's deadline: whatever is still in flight ends now. */
+static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    ember_ep *ep = arg;
+    (void)fd;
+    (void)what;
+    if (!ep->on_idle)
+        return; /* finished in time */
+    ember_log(EMBER_LOG_WARN, "%s: calls still in flight after shutdown_ms "
+              "(%u ms): closing every connection", ep->what,
+              ep->lim.shutdown_ms);
+    while (ep->conns) {
+        ember_conn *c = ep->conns;
+        ember_conn_goodbye(c, "shutdown deadline passed");
+        ember_conn_close(c, EMBER_SHUTDOWN, "shutdown deadline passed");
+    }
+    ember_ep_kick(ep);
+}
+
+void ember_ep_stop(ember_ep *ep, void (*on_idle)(ember_ep *ep))
+{
+    ep->stopping = true;
+    ep->on_idle = on_idle;
+    if (!ep->stop_ev)
+        ep->stop_ev = evtimer_new(ep->base, on_stop_deadline, ep);
+    uint32_t ms = ep->lim.shutdown_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (ep->stop_ev)
+        evtimer_add(ep->stop_ev, &tv);
+    ember_ep_kick(ep);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -174,7 +206,9 @@ void ember_ep_fini(ember_ep *ep, ember_status status)
         event_free(ep->timer_ev);
     if (ep->sweep_ev)
         event_free(ep->sweep_ev);
-    ep->work_ev = ep->timer_ev = ep->sweep_ev = NULL;
+    if (ep->stop_ev)
+        event_free(ep->stop_ev);
+    ep->work_ev = ep->timer_ev = ep->sweep_ev = ep->stop_ev = NULL;
     ember_exports_free(ep->exports);
     ep->exports = NULL;
     ember_eplink_drop(ep);

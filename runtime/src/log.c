@@ -162,6 +162,7 @@ EMBER_API void ember_limits_default(ember_limits *l)
     l->decode_ratio = 16;
     l->decode_floor = 64u << 10;
     l->max_deferred_bytes = (size_t)256 << 20;
+    l->shutdown_ms = 30000;
 }
 
 void ember_limits_resolve(ember_limits *l)
@@ -184,6 +185,7 @@ void ember_limits_resolve(ember_limits *l)
     EMBER_ZERO_IS_DEFAULT(decode_ratio);
     EMBER_ZERO_IS_DEFAULT(decode_floor);
     EMBER_ZERO_IS_DEFAULT(max_deferred_bytes);
+    EMBER_ZERO_IS_DEFAULT(shutdown_ms);
 #undef EMBER_ZERO_IS_DEFAULT
 }
 

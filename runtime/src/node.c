@@ -475,9 +475,7 @@ EMBER_API void ember_node_close(ember_node *n, void (*done)(ember_node *n, void 
     n->close_ud = ud;
     evtimer_del(n->retry_ev);
     cancel_connect(n);
-    n->ep.stopping = true;
-    n->ep.on_idle = node_idle;
-    ember_ep_kick(&n->ep);
+    ember_ep_stop(&n->ep, node_idle);
 }
 
 EMBER_API void ember_node_free(ember_node *n)

@@ -725,9 +725,7 @@ EMBER_API void ember_root_shutdown(ember_root *r,
     close_listeners(r);
     r->stop_done = done;
     r->stop_ud = ud;
-    r->ep.stopping = true;
-    r->ep.on_idle = root_idle;
-    ember_ep_kick(&r->ep);
+    ember_ep_stop(&r->ep, root_idle);
 }
 
 /* ---- counters for tests (probe-internal.h) ---- */

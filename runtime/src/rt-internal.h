@@ -332,6 +332,7 @@ struct ember_ep {
     uint64_t timer_at;          /* when timer_ev fires, 0: not armed */
 
     struct event *sweep_ev;     /* heartbeats + handshake deadlines */
+    struct event *stop_ev;      /* a graceful stop's deadline (shutdown_ms) */
 
     ember_call *free_calls;     /* pool of call objects */
     uint32_t nfree_calls;
@@ -386,6 +387,11 @@ void ember_ep_flush_dirty(ember_ep *ep);
 #define EMBER_SWEEP_MIN_MS 5
 #define EMBER_SWEEP_MAX_MS 1000
 void ember_ep_sweep_every(ember_ep *ep, uint32_t heartbeat_ms);
+/* A graceful stop begins: refuse new calls, run ep->on_idle once nothing
+ * is in flight, or at the latest after lim.shutdown_ms, when every
+ * connection is closed (what we serve is orphaned, what we called ends
+ * EMBER_SHUTDOWN) so that nothing is in flight any more. */
+void ember_ep_stop(ember_ep *ep, void (*on_idle)(ember_ep *ep));
 /* Kicks the work event when stopping and nothing is in flight any more. */
 static inline void ember_ep_check_idle(ember_ep *ep)
 {

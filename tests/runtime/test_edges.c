@@ -89,6 +89,128 @@ static void t_zero_configs(void)
     event_base_free(base);
 }
 
+/* ---- shutdown deadlines ---- */
+
+static ember_call *held_call;
+static void hold(ember_call *call, uint32_t id, const void *p, size_t n, void *ud)
+{
+    (void)id;
+    (void)p;
+    (void)n;
+    (void)ud;
+    held_call = call; /* answered only after the stop */
+}
+
+static bool holding(void *ud)
+{
+    (void)ud;
+    return held_call != NULL;
+}
+
+static int stops;
+static void root_stopped(ember_root *r, void *ud)
+{
+    (void)r;
+    (void)ud;
+    stops++;
+}
+static void node_closed(ember_node *n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    stops++;
+}
+
+static void t_shutdown_deadline(void)
+{
+    base = event_base_new();
+    ember_root_config rc = {0};
+    rc.limits.shutdown_ms = 300;
+    ember_root *r = ember_root_new(base, &rc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    ember_exports_add_raw(ember_root_exports(r), 8, hold, NULL);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
+    ember_node_config nc = {0};
+    nc.backoff_min_ms = 5000; /* it must not come back during the test */
+    ember_node *n = node_at("stuck", ember_root_port(r), &nc);
+    ember_exports_add_raw(ember_node_exports(n), 9, hold, NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(base, registered, n, 3000));
+    /* The node calls the root, whose handler never answers by itself... */
+    ended served = {0, EMBER_OK, ""}, made = {0, EMBER_OK, ""};
+    held_call = NULL;
+    ember_call_raw(ember_node_root(n), 8, "x", 1, raw_done, &served, NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(base, holding, NULL, 3000));
+    ember_call *root_held = held_call;
+    held_call = NULL;
+    /* ...and the root calls the node, whose handler never answers either. */
+    ember_child *c = ember_root_child_by_name(r, "stuck");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    ember_call_raw(ember_child_ref(c), 9, "y", 1, raw_done, &made, NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(base, holding, NULL, 3000));
+    ember_call *node_held = held_call;
+    stops = 0;
+    uint64_t t0 = ember_now_ms();
+    ember_root_shutdown(r, root_stopped, NULL);
+    int one = 1;
+    CU_ASSERT_TRUE(run_until(base, flag_set, &stops, 3000));
+    uint64_t took = ember_now_ms() - t0;
+    CU_ASSERT_EQUAL(stops, one);
+    CU_ASSERT_TRUE(took >= 300);
+    /* The root's own call ends SHUTDOWN; the one it served is orphaned:
+     * the node's call ends when the connection goes, the late answer is a
+     * no-op. */
+    CU_ASSERT_TRUE(run_until(base, has_ended, &made, 1000));
+    CU_ASSERT_EQUAL(made.n, 1);
+    CU_ASSERT_EQUAL(made.st, EMBER_SHUTDOWN);
+    CU_ASSERT_TRUE(run_until(base, has_ended, &served, 1000));
+    CU_ASSERT_EQUAL(served.st, EMBER_LOST);
+    CU_ASSERT_TRUE(strstr(served.msg, "shutdown deadline passed") != NULL);
+    CU_ASSERT_EQUAL(ember_call_reply_raw(root_held, "late", 4), 0);
+    ember_call_reply_raw(node_held, "late", 4); /* its caller went: no-op */
+    run_for(base, 20);
+    CU_ASSERT_EQUAL(made.n, 1);
+    CU_ASSERT_EQUAL(served.n, 1);
+    ember_root_free(r);
+    ember_node_free(n);
+    event_base_free(base);
+}
+
+static void t_close_deadline(void)
+{
+    base = event_base_new();
+    ember_root *r = ember_root_new(base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
+    ember_node_config nc = {0};
+    nc.limits.shutdown_ms = 200;
+    ember_node *n = node_at("closing", ember_root_port(r), &nc);
+    ember_exports_add_raw(ember_node_exports(n), 9, hold, NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(base, registered, n, 3000));
+    ember_child *c = ember_root_child_by_name(r, "closing");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    ended made = {0, EMBER_OK, ""}, mine = {0, EMBER_OK, ""};
+    held_call = NULL;
+    ember_call_raw(ember_child_ref(c), 9, "y", 1, raw_done, &made, NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(base, holding, NULL, 3000));
+    stops = 0;
+    ember_node_close(n, node_closed, NULL);
+    /* Refused while closing: new calls from the node. */
+    ember_call_raw(ember_node_root(n), 8, "z", 1, raw_done, &mine, NULL);
+    CU_ASSERT_TRUE(run_until(base, flag_set, &stops, 3000));
+    CU_ASSERT_EQUAL(ember_node_state_get(n), EMBER_NODE_CLOSED);
+    CU_ASSERT_TRUE(run_until(base, has_ended, &made, 1000));
+    CU_ASSERT_EQUAL(made.st, EMBER_LOST); /* at the root: the node went */
+    CU_ASSERT_TRUE(run_until(base, has_ended, &mine, 1000));
+    CU_ASSERT_EQUAL(mine.st, EMBER_UNAVAILABLE);
+    ember_call_reply_raw(held_call, "late", 4); /* orphaned: a no-op */
+    run_for(base, 20);
+    CU_ASSERT_EQUAL(stops, 1);
+    CU_ASSERT_EQUAL(made.n, 1);
+    ember_node_free(n);
+    ember_root_free(r);
+    event_base_free(base);
+}
+
 /* ---- the port of every listener ---- */
 
 static void t_listener_ports(void)
@@ -198,6 +320,8 @@ void add_edges_suite(void)
     CU_pSuite s = CU_add_suite("edges", NULL, NULL);
     CU_add_test(s, "zero-initialised configs are the defaults", t_zero_configs);
     CU_add_test(s, "the port of every listener", t_listener_ports);
+    CU_add_test(s, "a root's shutdown has a deadline", t_shutdown_deadline);
+    CU_add_test(s, "a node's close has a deadline", t_close_deadline);
     CU_add_test(s, "node names checked at creation", t_node_names);
     CU_add_test(s, "SipHash against its reference", t_siphash);
     CU_add_test(s, "log escaping", t_escape);

@@ -107,6 +107,11 @@ typedef struct ember_limits {
      * answered (deferred replies), per connection; a peer that sends a call
      * while its calls hold more is disconnected: 256 MiB. */
     size_t max_deferred_bytes;
+    /* Graceful stop (ember_root_shutdown, ember_node_close): how long calls
+     * in flight may take to end. Past it, calls served and still open are
+     * orphaned, calls made and still pending end EMBER_SHUTDOWN, and the
+     * stop completes: 30000. */
+    uint32_t shutdown_ms;
 } ember_limits;
 
 void ember_limits_default(ember_limits *l);
