@@ -92,8 +92,10 @@ static void t_zero_configs(void)
 /* ---- shutdown deadlines ---- */
 
 static ember_call *held_call;
-static void hold(ember_call *call, uint32_t id, const void *p, size_t n, void *ud)
+static void hold(ember_call *call, uint32_t sid, uint32_t id, const void *p,
+                 size_t n, void *ud)
 {
+    (void)sid;
     (void)id;
     (void)p;
     (void)n;
@@ -128,24 +130,24 @@ static void t_shutdown_deadline(void)
     rc.limits.shutdown_ms = 300;
     ember_root *r = ember_root_new(base, &rc);
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-    ember_exports_add_raw(ember_root_exports(r), 8, hold, NULL);
+    ember_exports_add_raw(ember_root_exports(r), EDGE_SVC, 8, hold, NULL);
     CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
     ember_node_config nc = {0};
     nc.backoff_min_ms = 5000; /* it must not come back during the test */
     ember_node *n = node_at("stuck", ember_root_port(r), &nc);
-    ember_exports_add_raw(ember_node_exports(n), 9, hold, NULL);
+    ember_exports_add_raw(ember_node_exports(n), EDGE_SVC, 9, hold, NULL);
     CU_ASSERT_TRUE_FATAL(run_until(base, registered, n, 3000));
     /* The node calls the root, whose handler never answers by itself... */
     ended served = {0, EMBER_OK, ""}, made = {0, EMBER_OK, ""};
     held_call = NULL;
-    ember_call_raw(ember_node_root(n), 8, "x", 1, raw_done, &served, NULL);
+    ember_call_raw(ember_node_root(n), EDGE_SVC, 8, "x", 1, raw_done, &served, NULL);
     CU_ASSERT_TRUE_FATAL(run_until(base, holding, NULL, 3000));
     ember_call *root_held = held_call;
     held_call = NULL;
     /* ...and the root calls the node, whose handler never answers either. */
     ember_child *c = ember_root_child_by_name(r, "stuck");
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    ember_call_raw(ember_child_ref(c), 9, "y", 1, raw_done, &made, NULL);
+    ember_call_raw(ember_child_ref(c), EDGE_SVC, 9, "y", 1, raw_done, &made, NULL);
     CU_ASSERT_TRUE_FATAL(run_until(base, holding, NULL, 3000));
     ember_call *node_held = held_call;
     stops = 0;
@@ -184,18 +186,18 @@ static void t_close_deadline(void)
     ember_node_config nc = {0};
     nc.limits.shutdown_ms = 200;
     ember_node *n = node_at("closing", ember_root_port(r), &nc);
-    ember_exports_add_raw(ember_node_exports(n), 9, hold, NULL);
+    ember_exports_add_raw(ember_node_exports(n), EDGE_SVC, 9, hold, NULL);
     CU_ASSERT_TRUE_FATAL(run_until(base, registered, n, 3000));
     ember_child *c = ember_root_child_by_name(r, "closing");
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     ended made = {0, EMBER_OK, ""}, mine = {0, EMBER_OK, ""};
     held_call = NULL;
-    ember_call_raw(ember_child_ref(c), 9, "y", 1, raw_done, &made, NULL);
+    ember_call_raw(ember_child_ref(c), EDGE_SVC, 9, "y", 1, raw_done, &made, NULL);
     CU_ASSERT_TRUE_FATAL(run_until(base, holding, NULL, 3000));
     stops = 0;
     ember_node_close(n, node_closed, NULL);
     /* Refused while closing: new calls from the node. */
-    ember_call_raw(ember_node_root(n), 8, "z", 1, raw_done, &mine, NULL);
+    ember_call_raw(ember_node_root(n), EDGE_SVC, 8, "z", 1, raw_done, &mine, NULL);
     CU_ASSERT_TRUE(run_until(base, flag_set, &stops, 3000));
     CU_ASSERT_EQUAL(ember_node_state_get(n), EMBER_NODE_CLOSED);
     CU_ASSERT_TRUE(run_until(base, has_ended, &made, 1000));
