@@ -16,6 +16,9 @@
 # under it. The logs stay in $B/fresh-check/ (B defaults to build).
 #
 #   FRESH_DIR=/var/tmp  where the root is made (a new directory in it)
+#   FRESH_STEP_SECS=1500
+#                       a step (mmdebstrap, make demo, make test) that takes
+#                       longer fails, so a hang cannot eat CI's time
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,10 +51,13 @@ cleanup() {
     for p in /proc/[0-9]*; do
         [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] && kill -KILL "${p#/proc/}" 2>/dev/null
     done
+    n=0
     for m in $(mounts_under_root); do
         umount "$m" 2>/dev/null || umount -l "$m"
+        n=$((n + 1))
     done
     left=$(mounts_under_root)
+    [ -n "$left" ] || say "cleanup: unmounted $n mounts under the root"
     if [ -n "$left" ]; then
         echo "fresh-check: FAIL: still mounted, $work kept:" $left >&2
         rc=1
@@ -66,12 +72,14 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
 # step NAME COMMAND...: one line, the output in $logs/NAME.log; on failure
-# the end of the log.
+# (or after FRESH_STEP_SECS) the end of the log.
 step() {
     name=$1
     shift
     t0=$(date +%s)
-    if "$@" > "$logs/$name.log" 2>&1 </dev/null; then
+    # In the background so that a signal reaches the traps at once.
+    timeout -k 10 "${FRESH_STEP_SECS:-1500}" "$@" > "$logs/$name.log" 2>&1 </dev/null &
+    if wait $!; then
         say "$name: ok in $(( $(date +%s) - t0 )) s"
     else
         rc=$?
@@ -111,14 +119,11 @@ mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
 mount -t tmpfs -o mode=0755 tmpfs "$root/run"
 mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
 
-in_root() {
-    chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
-        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        sh -c "cd /src/ember && $1"
-}
-step make-demo in_root "make demo"
+in_root=(chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin sh -c)
+step make-demo "${in_root[@]}" "cd /src/ember && make demo"
 grep '^deps:' "$logs/make-demo.log" | sed 's/^/  /'
-step make-test in_root "make test"
+step make-test "${in_root[@]}" "cd /src/ember && make test"
 grep '^deps:' "$logs/make-test.log" | sed 's/^/  /'
 grep -E '^make test: ' "$logs/make-test.log" | sed 's/^/  /'
 # The suites that need root print SKIP where they cannot run: here they must.
