@@ -34,12 +34,18 @@ typedef struct ember_bufpool {
     bool large_busy;           /* a large buffer came or went since the sweep */
 } ember_bufpool;
 
-/* Bytes data[off..len) are live; data[len..cap) is free space. */
+/* Bytes data[off..len) are live; data[len..cap) is free space. A buffer
+ * doubles as it grows, up to soft_cap (0: no cap); past it, it grows by
+ * what is needed plus EMBER_BUF_STEP at most, in place (realloc), so a
+ * queue capped near soft_cap never holds twice its size. */
 typedef struct ember_buf {
     uint8_t *data;
     size_t off, len, cap;
     ember_bufpool *pool;
+    size_t soft_cap;
 } ember_buf;
+
+#define EMBER_BUF_STEP ((size_t)1 << 20)
 
 void ember_bufpool_clear(ember_bufpool *pool);
 /* Called periodically (the endpoint's sweep): frees the spare large buffers

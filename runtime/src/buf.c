@@ -83,6 +83,23 @@ void ember_buf_release(ember_buf *b)
     b->off = b->len = b->cap = 0;
 }
 
+/* Compacts, then reallocs to ncap: a big buffer moves without a second
+ * copy of it alive at once (glibc remaps large blocks). */
+static int grow_in_place(ember_buf *b, size_t used, size_t ncap)
+{
+    if (b->off) {
+        memmove(b->data, b->data + b->off, used);
+        b->off = 0;
+        b->len = used;
+    }
+    uint8_t *nd = ember_realloc(b->data, b->cap, ncap);
+    if (!nd)
+        return ember_seterr("out of memory");
+    b->data = nd;
+    b->cap = ncap;
+    return 0;
+}
+
 int ember_buf_reserve_(ember_buf *b, size_t need)
 {
     if (!b->data && need <= EMBER_BUF_BLOCK) {
@@ -102,11 +119,20 @@ int ember_buf_reserve_(ember_buf *b, size_t need)
         return 0;
     }
     size_t ncap = b->cap ? b->cap : EMBER_BUF_BLOCK;
-    while (ncap - used < need) {
-        if (ncap > SIZE_MAX / 2)
-            return ember_seterr("buffer too large");
+    if (need > SIZE_MAX / 4 - used)
+        return ember_seterr("buffer too large");
+    while (ncap - used < need)
         ncap *= 2;
+    if (b->soft_cap && ncap > b->soft_cap && ncap > EMBER_BUF_LARGE_BUDGET) {
+        /* Near the cap (an output queue to a slow reader): no doubling. */
+        size_t exact = used + need;
+        ncap = exact <= b->soft_cap ? b->soft_cap
+             : exact + (need < EMBER_BUF_STEP ? EMBER_BUF_STEP - need : 0);
     }
+    /* Too big to be kept as a spare, from a buffer that is not a pool
+     * block: grow it in place rather than hold old and new at once. */
+    if (ncap > EMBER_BUF_LARGE_BUDGET && b->data && b->cap > EMBER_BUF_BLOCK)
+        return grow_in_place(b, used, ncap);
     /* A spare large buffer saves the malloc and, above all, the page
      * faults of touching fresh memory on every large frame. */
     uint8_t *nd = b->pool ? large_take(b->pool, used, need, &ncap) : NULL;

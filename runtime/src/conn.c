@@ -68,6 +68,8 @@ ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer)
     c->tp = &ember_plain_transport;
     c->state = EMBER_CONN_HANDSHAKE;
     c->in.pool = c->out.pool = &ep->pool;
+    /* Calls fail fast over out_high_water: the queue stays near it. */
+    c->out.soft_cap = ep->lim.out_high_water;
     c->created_ms = c->last_rx_ms = ember_now_ms();
     c->heartbeat_ms = ep->lim.heartbeat_ms;
     c->dead_after_ms = ep->lim.dead_after_ms;

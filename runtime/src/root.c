@@ -660,7 +660,8 @@ EMBER_API int ember_root_broadcast(ember_root *r, ember_child_filter filter,
 {
     /* Encode once; arguments holding refs are encoded once per child
      * instead, so each child gets its own export of the objects. */
-    ember_buf tmp = {NULL, 0, 0, 0, NULL};
+    ember_buf tmp;
+    memset(&tmp, 0, sizeof tmp);
     ember_enc e;
     if (ember_buf_enc_begin(&tmp, &e, NULL, 256))
         return -1;

@@ -14,6 +14,8 @@
  *   edge-unregistered-flood  many connections sending big frames before
  *                            registering: their memory stays within the
  *                            root's budget, a real node registers meanwhile
+ *   edge-never-reads-peak    calls to a peer that never reads: memory stays
+ *                            within out_high_water plus about a frame
  */
 #include "harness.h"
 #include "../common/net.h"
@@ -503,4 +505,64 @@ void edge_unregistered_flood(h_fixture *fx)
     CHECK(drained && left == 0);
     /* Everything given back once they are gone. */
     CHECK(after < before + (256u << 10));
+}
+
+/* ---- item: a peer that never reads ---- */
+
+typedef struct bigq { int pending, ok, limit, other; } bigq;
+
+static void bigq_done(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    bigq *b = ud;
+    (void)p;
+    (void)n;
+    b->pending--;
+    if (o->status == EMBER_OK)
+        b->ok++;
+    else if (o->status == EMBER_LIMIT)
+        b->limit++;
+    else
+        b->other++;
+}
+
+static bool bigq_limited(void *ud) { return ((bigq *)ud)->limit > 0; }
+static bool bigq_settled(void *ud) { return ((bigq *)ud)->pending == 0; }
+
+/* out_high_water is 4 MiB for this case (hostile.c). */
+void edge_never_reads_peak(h_fixture *fx)
+{
+    edge_victim v;
+    int ok = edge_victim_start(fx, &v) == 0;
+    ember_child *c = ok ? ember_root_child_by_name(fx->root, "edge-victim") : NULL;
+    static uint8_t big[256 << 10];
+    bigq b = { 0, 0, 0, 0 };
+    size_t before = h_alloc_live();
+    h_alloc_reset_peak();
+    if (c) {
+        h_relay_stop_reading(v.relay);
+        /* Frames of 256 KiB until the queue is over the cap: the kernel's
+         * buffers take some, the root's queue the rest. */
+        for (int i = 0; i < 400 && !b.limit; i++) {
+            b.pending++;
+            ember_call_raw(ember_child_ref(c), H_SVC, H_NODE_ECHO, big,
+                           sizeof big, bigq_done, &b, NULL);
+            if (i % 4 == 3)
+                h_run_for(1); /* pacing, not a wait: let the loop flush */
+        }
+    }
+    bool limited = c && h_run_until(bigq_limited, &b, 3000);
+    size_t grown = h_alloc_peak() - before;
+    if (c)
+        ember_root_drop(fx->root, c, "test: never reads");
+    bool settled = h_run_until(bigq_settled, &b, 3000);
+    edge_victim_stop(&v);
+    fprintf(stderr, "  256 KiB calls to a peer that never reads, out_high_water "
+            "4 MiB: the root grew by at most %zu KiB\n", grown >> 10);
+    CHECK(ok && c);
+    CHECK(limited && settled);
+    /* The cap, the frame that crossed it, one growth step (1 MiB) and the
+     * buffer pool's spares (2 MiB at most, buf-internal.h): doubling to
+     * 8 MiB with the old 4 MiB alive during the copy cannot fit. */
+    CHECK(grown < (4u << 20) + (256u << 10) + (1u << 20) + (2u << 20) +
+                      (256u << 10));
 }

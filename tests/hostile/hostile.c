@@ -1390,6 +1390,7 @@ static void case_edge_heartbeat_welcome(void) { edge_heartbeat_welcome(&FX); }
 static void case_edge_drop_reason(void) { edge_drop_reason(&FX); }
 static void case_edge_log_injection(void) { edge_log_injection(&FX); }
 static void case_edge_unregistered_flood(void) { edge_unregistered_flood(&FX); }
+static void case_edge_never_reads_peak(void) { edge_never_reads_peak(&FX); }
 
 typedef struct hcase {
     const char *name;
@@ -1469,6 +1470,10 @@ static const hcase cases[] = {
      * deadline, without a bound on them all (fixed: max_unregistered,
      * unregistered_bytes) */
     { "edge-unregistered-flood", case_edge_unregistered_flood, NULL, 0, 0,
+      false },
+    /* was: the output buffer doubled and copied: a slow reader cost about
+     * twice out_high_water (fixed: no doubling past it, grown in place) */
+    { "edge-never-reads-peak", case_edge_never_reads_peak, NULL, 0, 4u << 20,
       false },
     { "accept-storm", case_accept_storm, NULL, 0, 0, true },
     /* was: ep.c on_work re-activated work_ev with event_active, so a
