@@ -335,7 +335,7 @@ static void test_growing_buffer(void)
 {
     ember_bufpool pool;
     memset(&pool, 0, sizeof pool);
-    ember_buf b = {NULL, 0, 0, 0, &pool};
+    ember_buf b = {NULL, 0, 0, 0, &pool, 0};
     ember_enc e;
     CU_ASSERT_EQUAL(ember_buf_enc_begin(&b, &e, NULL, 16), 0);
     ember_enc_key(&e, 1, EMBER_WT_LEN);

@@ -35,7 +35,7 @@ static void test_large_reuse(void)
 {
     ember_bufpool pool;
     memset(&pool, 0, sizeof pool);
-    ember_buf in = {NULL, 0, 0, 0, &pool}, out = {NULL, 0, 0, 0, &pool};
+    ember_buf in = {NULL, 0, 0, 0, &pool, 0}, out = {NULL, 0, 0, 0, &pool, 0};
 
     /* A 64 KiB value: the frame does not fit a block. */
     fill(&in, 70000);
