@@ -360,7 +360,18 @@ static void forwarded(const ember_outcome *o, const ember_bytes *ret, void *ud)
 
 /* ---- accepting clients ------------------------------------------------ */
 
-/* At max_clients: PUSH_BYE and close, logged at most once a second. */
+/* Clients refused at max_clients, logged at most once a second. */
+static void log_refused(netsrv *n, uint64_t now)
+{
+    if (!n->refused || now - n->refused_log_ms < 1000)
+        return;
+    srv_log(&n->s, "refused %llu client(s): max_clients (%d) connected",
+            (unsigned long long)n->refused, n->lim.max_clients);
+    n->refused = 0;
+    n->refused_log_ms = now;
+}
+
+/* At max_clients: PUSH_BYE and close. */
 static void refuse_full(netsrv *n, evutil_socket_t fd)
 {
     uint8_t buf[64];
@@ -377,13 +388,7 @@ static void refuse_full(netsrv *n, evutil_socket_t fd)
     }
     evutil_closesocket(fd);
     n->refused++;
-    uint64_t now = now_ms();
-    if (now - n->refused_log_ms >= 1000) {
-        srv_log(&n->s, "refused %llu client(s): max_clients (%d) connected",
-                (unsigned long long)n->refused, n->lim.max_clients);
-        n->refused = 0;
-        n->refused_log_ms = now;
-    }
+    log_refused(n, now_ms());
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
@@ -464,6 +469,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *ud)
     (void)what;
     uint64_t now = now_ms();
     const cfg_client_limits *L = &n->lim;
+    log_refused(n, now);
     client *c = n->clients;
     while (c) {
         client *next = c->next;
