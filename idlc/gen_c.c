@@ -53,8 +53,13 @@ static void enc_raw(FILE *out, const char *ind, const gen_ctx *g,
             fprintf(out, "%sember_enc_raw_sint(e, %s);\n", ind, x);
         else if (t->kind == IDL_BYTES)
             fprintf(out, "%sember_enc_raw_bytes(e, %s.data, %s.len);\n", ind, x, x);
-        else if (t->kind == IDL_REF)
-            fprintf(out, "%sember_enc_ref_value(e, %s);\n", ind, x);
+        else if (t->kind == IDL_REF) {
+            /* The service travels along for a ref passed on to a third
+             * party (the runtime proxies it). */
+            gu_decl_cname(&b, t->decl);
+            fprintf(out, "%sember_enc_ref_value_as(e, %s, &%s" GU_SFX_SERVICE ");\n", ind, x,
+                    gb_str(&b));
+        }
         else
             fprintf(out, "%sember_enc_raw_%s(e, %s);\n", ind, gu_prim_sfx(t), x);
         break;
@@ -77,6 +82,14 @@ static void enc_raw(FILE *out, const char *ind, const gen_ctx *g,
 static void enc_field(FILE *out, const char *ind, const gen_ctx *g,
                       unsigned long long tag, const idl_type *t, const char *x)
 {
+    if (t->kind == IDL_REF) {
+        gbuf b = {0};
+        gu_decl_cname(&b, t->decl);
+        fprintf(out, "%sember_enc_ref_as(e, %llu, %s, &%s" GU_SFX_SERVICE ");\n", ind, tag, x,
+                gb_str(&b));
+        gb_free(&b);
+        return;
+    }
     if (gu_classify(t) == GU_PRIM) {
         const char *fn = is_unsigned(t) ? "uint" : is_signed(t) ? "sint" : gu_prim_sfx(t);
         fprintf(out, "%sember_enc_%s(e, %llu, %s);\n", ind, fn, tag, x);

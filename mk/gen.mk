@@ -3,8 +3,8 @@
 #   make test-gen        runs idlc on tests/idl/*.idl; compares the golden
 #                        modules byte for byte with tests/golden; compiles
 #                        every generated file with gcc AND clang at -Werror;
-#                        runs the round-trip, evolution, end-to-end and
-#                        service-identity suites
+#                        runs the round-trip, evolution, end-to-end,
+#                        service-identity and third-party-ref suites
 #   make golden-update   rewrites tests/golden from the current idlc
 #
 # Generated files go to $(B)/gen/tests; nothing is written into the tree
@@ -69,8 +69,18 @@ $(B)/bin/test-gen-services: $(GEN_T)/services.o $(GEN_T)/mod_a.gcc.o $(GEN_T)/mo
 	@mkdir -p $(@D)
 	$(CC) $(SAN) -o $@ $(filter %.o,$^) $(GEN_LIBS)
 
+# thirdparty.c reads a ref's count (rt-internal.h): the releases reaching
+# the owner.
+$(GEN_T)/thirdparty.o: $(GEN_T)/mod_a.h $(GEN_T)/mod_b.h
+$(GEN_T)/thirdparty.o: GEN_TCFLAGS += -Iruntime/src
+
+$(B)/bin/test-gen-thirdparty: $(GEN_T)/thirdparty.o $(GEN_T)/mod_a.gcc.o $(GEN_T)/mod_b.gcc.o $(LIBEMBER_A)
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $(filter %.o,$^) $(GEN_LIBS)
+
 GEN_TESTS := $(B)/bin/test-gen-roundtrip $(B)/bin/test-gen-evolve \
-             $(B)/bin/test-gen-e2e $(B)/bin/test-gen-services
+             $(B)/bin/test-gen-e2e $(B)/bin/test-gen-services \
+             $(B)/bin/test-gen-thirdparty
 
 gen-golden-check: $(foreach n,$(GEN_GOLDEN),$(GEN_T)/$(n).c $(GEN_T)/$(n).h)
 	@for f in $(foreach n,$(GEN_GOLDEN),$(n).h $(n).c); do \

@@ -9,6 +9,9 @@
  *   LOCAL   an object of ours (ember_ref_local). Encoding it on a connection
  *           exports it there under a fresh object id, retained until the
  *           peer's DECREFs account for every time we sent it.
+ *   PROXY   a PEER or REMOTE ref passed on to another connection (a third
+ *           party): exported there like a LOCAL object, it forwards the
+ *           calls it gets (proxy.c).
  * Wire value of a ref (a varint): 0 = none; (oid << 1) | 0 = an object of
  * the sender; (oid << 1) | 1 = an object of the receiver (a ref going home).
  */
@@ -91,6 +94,8 @@ EMBER_API void ember_ref_release(ember_ref *r)
     }
     if (r->kind == EMBER_REF_LOCAL)
         ember_exports_free(r->lex);
+    if (r->kind == EMBER_REF_PROXY)
+        ember_proxy_free(r);
     link_put(r->link);
     ember_free(r, sizeof *r);
 }
@@ -101,6 +106,8 @@ EMBER_API bool ember_ref_alive(const ember_ref *r)
         return false;
     if (r->kind == EMBER_REF_LOCAL)
         return true;
+    if (r->kind == EMBER_REF_PROXY)
+        return ember_ref_alive(r->fwd);
     return r->conn && r->conn->state == EMBER_CONN_READY;
 }
 
@@ -144,7 +151,7 @@ void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count)
     }
 }
 
-static uint64_t export_local(ember_conn *c, ember_ref *r)
+uint64_t ember_ref_export(ember_conn *c, ember_ref *r)
 {
     for (uint32_t i = 0; i < c->nxobjs; i++)
         if (c->xobjs[i].ref == r) {
@@ -171,43 +178,66 @@ static uint64_t export_local(ember_conn *c, ember_ref *r)
     return x->oid;
 }
 
-EMBER_API void ember_enc_ref_value(ember_enc *e, ember_ref *r)
+EMBER_API void ember_enc_ref_value_as(ember_enc *e, ember_ref *r,
+                                      const ember_service_desc *svc)
 {
     ember_conn *c = e->conn;
     uint64_t v = 0;
+    if (r && r->kind == EMBER_REF_PROXY)
+        r = r->fwd; /* pass on what it stands for */
     if (r) {
         if (!c) { /* a ref only means something on a connection */
             e->failed = EMBER_ENC_NEEDS_CONN;
             return;
         }
-        if (r->kind == EMBER_REF_LOCAL) {
-            uint64_t oid = export_local(c, r);
-            if (!oid) {
-                e->failed = 1;
-                return;
-            }
-            v = oid << 1;
-        } else if (r->conn == c && r->kind == EMBER_REF_REMOTE) {
-            v = r->oid << 1 | 1; /* the peer's own object going home */
-        } else if (r->conn == c) {
+        ember_ref *x = r;
+        if (r->kind == EMBER_REF_REMOTE && r->conn == c) {
+            ember_enc_raw_varint(e, r->oid << 1 | 1); /* going home */
+            return;
+        }
+        if (r->kind != EMBER_REF_LOCAL && r->conn == c) {
             ember_log(EMBER_LOG_WARN, "a peer's exports cannot be passed back "
                       "to it as a ref");
             e->failed = 1;
             return;
-        } else {
-            ember_log(EMBER_LOG_WARN, "a ref can only be passed on its own "
-                      "connection (third-party refs are not supported)");
+        }
+        if (r->kind != EMBER_REF_LOCAL && !svc) {
+            ember_log(EMBER_LOG_WARN, "a ref passed on to another connection "
+                      "needs its service (ember_enc_ref_as)");
             e->failed = 1;
             return;
         }
+        /* A peer's object passed on to a third party: the third party calls
+         * a proxy of ours, which forwards. */
+        if (r->kind != EMBER_REF_LOCAL)
+            x = ember_proxy_on(c, r, svc);
+        uint64_t oid = x ? ember_ref_export(c, x) : 0;
+        if (x != r)
+            ember_ref_release(x); /* the export holds it now */
+        if (!oid) {
+            e->failed = 1;
+            return;
+        }
+        v = oid << 1;
     }
     ember_enc_raw_varint(e, v);
 }
 
-EMBER_API void ember_enc_ref(ember_enc *e, uint32_t tag, ember_ref *ref)
+EMBER_API void ember_enc_ref_value(ember_enc *e, ember_ref *r)
+{
+    ember_enc_ref_value_as(e, r, NULL);
+}
+
+EMBER_API void ember_enc_ref_as(ember_enc *e, uint32_t tag, ember_ref *ref,
+                                const ember_service_desc *svc)
 {
     ember_enc_key(e, tag, EMBER_WT_VARINT);
-    ember_enc_ref_value(e, ref);
+    ember_enc_ref_value_as(e, ref, svc);
+}
+
+EMBER_API void ember_enc_ref(ember_enc *e, uint32_t tag, ember_ref *ref)
+{
+    ember_enc_ref_as(e, tag, ref, NULL);
 }
 
 static void release_cb(void *p)
@@ -238,6 +268,8 @@ EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)
         r = ember_ref_find_xobj(c, oid);
         if (!r)
             return ember_dec_fail(d, "ref to an object we never exported");
+        if (r->kind == EMBER_REF_PROXY)
+            r = r->fwd; /* a forwarded object: the ref we passed on */
         ember_ref_retain(r);
     } else {
         if (oid == 0)

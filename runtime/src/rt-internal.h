@@ -705,7 +705,9 @@ void ember_exports_add_time(ember_exports *ex, ember_xentry *x, uint32_t ver,
 
 /* ---- ref.c ---- */
 
-enum { EMBER_REF_PEER, EMBER_REF_REMOTE, EMBER_REF_LOCAL };
+/* PROXY: what a peer's or a third party's object becomes when it is passed
+ * on to another connection (proxy.c). */
+enum { EMBER_REF_PEER, EMBER_REF_REMOTE, EMBER_REF_LOCAL, EMBER_REF_PROXY };
 
 struct ember_ref {
     uint8_t kind;
@@ -715,7 +717,9 @@ struct ember_ref {
     uint64_t oid;                  /* REMOTE */
     uint64_t wire;                 /* REMOTE: times received */
     ember_hnode hn;                /* REMOTE: conn->rrefs */
-    ember_exports *lex;            /* LOCAL */
+    ember_exports *lex;            /* LOCAL, PROXY: what it serves */
+    ember_ref *fwd;                /* PROXY: where its calls go (retained) */
+    const ember_service_desc *svc; /* PROXY: the service it forwards */
 };
 
 ember_ref *ember_ref_new_peer(ember_ep *ep);
@@ -730,6 +734,19 @@ void ember_eplink_drop(ember_ep *ep);
 void ember_ref_conn_closed(ember_conn *c);
 ember_ref *ember_ref_find_xobj(ember_conn *c, uint64_t oid);
 void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count);
+/* Exports r (LOCAL or PROXY) on c, or counts one more send: its object id,
+ * 0 when out of memory. */
+uint64_t ember_ref_export(ember_conn *c, ember_ref *r);
+
+/* ---- proxy.c: refs passed on to a third party ---- */
+
+/* The proxy on c forwarding service svc to `to` (a peer's object or exports
+ * on another connection), made on first use, with one reference for the
+ * caller (who exports it, then releases it); NULL when out of memory. */
+ember_ref *ember_proxy_on(ember_conn *c, ember_ref *to,
+                          const ember_service_desc *svc);
+/* A proxy's last reference went: what it holds. */
+void ember_proxy_free(ember_ref *r);
 
 /* ---- auth.c: shared-secret proofs (libcrypto) ---- */
 int ember_random(void *p, size_t n);

@@ -701,7 +701,7 @@ static void game_Game_watch_args_encode(ember_enc *e, const void *value)
 {
     const game_Game_watch_args *v = value;
 
-    ember_enc_ref(e, 1, v->who);
+    ember_enc_ref_as(e, 1, v->who, &game_Observer_service);
 }
 
 static int game_Game_watch_args_decode(ember_dec *d, game_Game_watch_args *v)

@@ -1333,7 +1333,7 @@ static void enc_list_ref_Watcher(ember_enc *e, const shapes_list_ref_Watcher *v)
 
     ember_enc_raw_varint(e, v->n);
     for (uint32_t i = 0; i < v->n; i++)
-        ember_enc_ref_value(e, v->items[i]);
+        ember_enc_ref_value_as(e, v->items[i], &shapes_Watcher_service);
     ember_enc_len_end(e, mark);
 }
 
@@ -2681,7 +2681,7 @@ static void shapes_Store_watch_args_encode(ember_enc *e, const void *value)
 {
     const shapes_Store_watch_args *v = value;
 
-    ember_enc_ref(e, 1, v->who);
+    ember_enc_ref_as(e, 1, v->who, &shapes_Watcher_service);
 }
 
 static int shapes_Store_watch_args_decode(

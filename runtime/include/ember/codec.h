@@ -77,7 +77,18 @@ typedef struct ember_enc {
 /* Out of line: grows the region so that at least `need` bytes are free. */
 int ember_enc_grow_(ember_enc *e, size_t need);
 
-/* Encodes a reference on the connection the encoder writes to. */
+/*
+ * Encodes a reference on the connection the encoder writes to. A ref of a
+ * peer passed on to another connection (a third party) needs the service
+ * it is a ref<> of, svc (generated code passes it): the third party then
+ * calls a proxy of ours, which forwards its calls of that service.
+ */
+struct ember_service_desc;
+void ember_enc_ref_value_as(ember_enc *e, ember_ref *ref,
+                            const struct ember_service_desc *svc);
+void ember_enc_ref_as(ember_enc *e, uint32_t tag, ember_ref *ref,
+                      const struct ember_service_desc *svc);
+/* The same without a service: local objects and refs going home only. */
 void ember_enc_ref_value(ember_enc *e, ember_ref *ref);
 void ember_enc_ref(ember_enc *e, uint32_t tag, ember_ref *ref);
 

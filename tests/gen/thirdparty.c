@@ -1,0 +1,692 @@
+/*
+ * thirdparty.c — refs passed on to a third party (Cap'n Proto's model: the
+ * process that passes a ref on proxies the calls). A root R gets a
+ * ref<b.Echo> from its node A and passes it to its node B; B calls it, R
+ * forwards to A with no user code, the answer comes back. Covered on one
+ * event_base: the calls, a call to another service through the proxy, the
+ * releases reaching A in any order, A, B and R each going away with a call
+ * in flight through the proxy, and a process that is both root and node
+ * passing its root's object to its child; then with three processes (fork):
+ * B and A killed (SIGKILL) with calls in flight, and R killed while B's
+ * call waits at A. Every call ends exactly once; nothing sleeps.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CUnit/Basic.h>
+#include <event2/event.h>
+
+#include "../common/loop.h"
+#include "../common/suites.h"
+
+#include "mod_a.h"
+#include "mod_b.h"
+#include "rt-internal.h" /* a ref's count: the releases reaching the owner */
+
+#define HOLD 999          /* Echo.twice(HOLD) is kept unanswered */
+#define MAX_HELD 8
+
+/* ---- a peer: serves b.Hub and owns a b.Echo ---- */
+
+typedef struct peer {
+    ember_ref *echo;            /* its own Echo, handed out by Hub.give */
+    ember_ref *give;            /* if set, Hub.give hands out this instead */
+    ember_ref *kept;            /* Hub.keep */
+    ember_call *held[MAX_HELD]; /* Echo.twice(HOLD) */
+    int nheld, echo_calls;
+    int held_fd;                /* a byte written here per held call (fork) */
+    bool relay_only;            /* Hub.give fails until `give` is set */
+} peer;
+
+static void echo_twice(ember_call *call, uint64_t n, void *ud)
+{
+    peer *p = ud;
+    p->echo_calls++;
+    if (n == HOLD && p->nheld < MAX_HELD) {
+        p->held[p->nheld++] = call;
+        if (p->held_fd >= 0 && write(p->held_fd, "h", 1) != 1)
+            abort();
+        return;
+    }
+    b_Echo_twice_reply(call, 2 * n);
+}
+
+static const b_Echo_handlers echo_handlers = {echo_twice, NULL};
+
+static void hub_keep(ember_call *call, ember_ref *echo, void *ud)
+{
+    peer *p = ud;
+    if (p->kept)
+        ember_ref_release(p->kept);
+    p->kept = ember_ref_retain(echo);
+    b_Hub_keep_reply(call);
+}
+
+/* Asked to call the ref it is given: answers with the result, or with
+ * 1000 + the status when the call failed. */
+static void asked(const ember_outcome *o, const uint64_t *ret, void *ud)
+{
+    b_Hub_ask_reply(ud, ret ? *ret : 1000 + (uint64_t)o->status);
+}
+
+static void hub_ask(ember_call *call, ember_ref *echo, uint64_t n, void *ud)
+{
+    (void)ud;
+    b_Echo_twice(echo, n, asked, call, NULL);
+}
+
+static void hub_give(ember_call *call, void *ud)
+{
+    peer *p = ud;
+    if (p->relay_only && !p->give) {
+        ember_call_fail(call, "nothing to give yet");
+        return;
+    }
+    if (!p->give && !p->echo)
+        p->echo = b_Echo_local(&echo_handlers, p);
+    b_Hub_give_reply(call, p->give ? p->give : p->echo);
+}
+
+/* Answers the held calls and lets go of the kept ref. */
+static void peer_drop(peer *p)
+{
+    for (int i = 0; i < p->nheld; i++)
+        b_Echo_twice_reply(p->held[i], 2 * HOLD);
+    p->nheld = 0;
+    if (p->kept)
+        ember_ref_release(p->kept);
+    p->kept = NULL;
+}
+
+static void hub_drop(ember_call *call, void *ud)
+{
+    peer_drop(ud);
+    b_Hub_drop_reply(call);
+}
+
+static const b_Hub_handlers hub_handlers = {hub_keep, hub_ask, hub_give, hub_drop};
+
+static void peer_init(peer *p)
+{
+    memset(p, 0, sizeof *p);
+    p->held_fd = -1;
+}
+
+static void peer_fini(peer *p)
+{
+    peer_drop(p);
+    if (p->echo)
+        ember_ref_release(p->echo);
+    if (p->give)
+        ember_ref_release(p->give);
+}
+
+/* ---- the test's side ---- */
+
+static struct event_base *base;
+
+typedef struct res {
+    int n;
+    ember_status st;
+    uint64_t u;
+    ember_ref *ref;
+    char msg[128];
+} res;
+
+static void got_u64(const ember_outcome *o, const uint64_t *ret, void *ud)
+{
+    res *r = ud;
+    r->n++;
+    r->st = o->status;
+    r->u = ret ? *ret : 0;
+    snprintf(r->msg, sizeof r->msg, "%s", o->message ? o->message : "");
+}
+
+static void got_ref(const ember_outcome *o, ember_ref *const *ret, void *ud)
+{
+    res *r = ud;
+    r->n++;
+    r->st = o->status;
+    r->ref = ret && *ret ? ember_ref_retain(*ret) : NULL;
+}
+
+static void got_void(const ember_outcome *o, void *ud)
+{
+    res *r = ud;
+    r->n++;
+    r->st = o->status;
+}
+
+static bool done(void *ud)
+{
+    return ((res *)ud)->n > 0;
+}
+
+typedef struct count_at { const int *p; int want; } count_at;
+static bool at_least(void *ud)
+{
+    const count_at *c = ud;
+    return *c->p >= c->want;
+}
+
+static bool rc_is_one(void *ud)
+{
+    return ((ember_ref *)ud)->rc == 1;
+}
+
+/* Runs until r has its outcome, and checks it came exactly once. */
+static void wait_res(res *r)
+{
+    CU_ASSERT_FATAL(run_until(base, done, r, 5000));
+    run_until(base, NULL, NULL, 0);
+    CU_ASSERT_EQUAL(r->n, 1);
+}
+
+static ember_root *new_root(peer *p)
+{
+    ember_root *r = ember_root_new(base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    if (p)
+        CU_ASSERT_EQUAL(b_Hub_export(ember_root_exports(r), &hub_handlers, p), 0);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
+    return r;
+}
+
+static ember_node *new_node(const char *name, ember_root *to, peer *p)
+{
+    ember_node *n = ember_node_new(base, name, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+    if (p)
+        CU_ASSERT_EQUAL(b_Hub_export(ember_node_exports(n), &hub_handlers, p), 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ember_root_port(to));
+    CU_ASSERT_EQUAL(ember_node_connect(n, addr), 0);
+    return n;
+}
+
+typedef struct joined { ember_root *r; size_t n; } joined;
+static bool has_children(void *ud)
+{
+    joined *j = ud;
+    return ember_root_child_count(j->r) >= j->n;
+}
+
+static bool registered(void *ud)
+{
+    return ember_node_state_get(ud) == EMBER_NODE_REGISTERED;
+}
+
+static ember_ref *child_ref(ember_root *r, const char *name)
+{
+    ember_child *c = ember_root_child_by_name(r, name);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    return ember_child_ref(c);
+}
+
+/* R with nodes "a" and "b"; R holds A's Echo (from Hub.give) in *aref. */
+typedef struct trio {
+    ember_root *r;
+    ember_node *a, *b;
+    peer pa, pb;
+    ember_ref *aref;
+} trio;
+
+static void trio_start(trio *t)
+{
+    memset(t, 0, sizeof *t);
+    peer_init(&t->pa);
+    peer_init(&t->pb);
+    t->r = new_root(NULL);
+    t->a = new_node("a", t->r, &t->pa);
+    t->b = new_node("b", t->r, &t->pb);
+    joined j = {t->r, 2};
+    CU_ASSERT_FATAL(run_until(base, has_children, &j, 5000));
+    res g = {0};
+    b_Hub_give(child_ref(t->r, "a"), got_ref, &g, NULL);
+    wait_res(&g);
+    CU_ASSERT_EQUAL_FATAL(g.st, EMBER_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g.ref);
+    t->aref = g.ref;
+}
+
+/* B asks R to pass A's object along and calls it: the answer (or 1000 +
+ * the status B's call ended with). */
+static void ask_b(trio *t, uint64_t n, res *r)
+{
+    memset(r, 0, sizeof *r);
+    b_Hub_ask(child_ref(t->r, "b"), t->aref, n, got_u64, r, NULL);
+}
+
+/* R passes A's object to B, which keeps it. */
+static void b_keeps(trio *t)
+{
+    res k = {0};
+    b_Hub_keep(child_ref(t->r, "b"), t->aref, got_void, &k, NULL);
+    wait_res(&k);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t->pb.kept);
+}
+
+/* R lets go of A's object: once nobody else holds it either, A's own
+ * reference is all that is left. */
+static void r_lets_go(trio *t)
+{
+    ember_ref_release(t->aref);
+    t->aref = NULL;
+    CU_ASSERT(run_until(base, rc_is_one, t->pa.echo, 5000));
+}
+
+static void wait_held(peer *p, int n)
+{
+    count_at c = {&p->nheld, n};
+    CU_ASSERT_FATAL(run_until(base, at_least, &c, 5000));
+}
+
+static void trio_stop(trio *t)
+{
+    if (t->aref)
+        ember_ref_release(t->aref);
+    peer_fini(&t->pb);
+    ember_node_free(t->b);
+    peer_fini(&t->pa);
+    ember_node_free(t->a);
+    ember_root_free(t->r);
+}
+
+/* ---- tests on one base ---- */
+
+static void test_forwarded(void)
+{
+    trio t;
+    trio_start(&t);
+    res r;
+    ask_b(&t, 21, &r);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_EQUAL(r.u, 42);
+    CU_ASSERT_EQUAL(t.pa.echo_calls, 1);
+
+    /* B keeps it and calls it itself, twice; then a.X, which it is not. */
+    b_keeps(&t);
+    for (uint64_t i = 1; i <= 2; i++) {
+        memset(&r, 0, sizeof r);
+        b_Echo_twice(t.pb.kept, i, got_u64, &r, NULL);
+        wait_res(&r);
+        CU_ASSERT_EQUAL(r.u, 2 * i);
+    }
+    CU_ASSERT_EQUAL(t.pa.echo_calls, 3);
+    memset(&r, 0, sizeof r);
+    a_X_f(t.pb.kept, 5, got_u64, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, EMBER_NO_METHOD);
+    /* The proxy's object id on B's connection, whatever it is. */
+    unsigned long long oid = 0;
+    char svc[16] = "";
+    CU_ASSERT_EQUAL(sscanf(r.msg, "object %llu does not serve %15s", &oid, svc), 2);
+    CU_ASSERT(oid > 0);
+    CU_ASSERT_STRING_EQUAL(svc, "a.X");
+    CU_ASSERT_EQUAL(t.pa.echo_calls, 3);
+
+    /* B lets go, then R: A hears of it, its object is its own again. */
+    ember_ref_release(t.pb.kept);
+    t.pb.kept = NULL;
+    r_lets_go(&t);
+    trio_stop(&t);
+}
+
+/* R lets go first, B still holds it: A's object stays until B is done. */
+static void test_released_root_first(void)
+{
+    trio t;
+    trio_start(&t);
+    b_keeps(&t);
+    ember_ref_release(t.aref);
+    t.aref = NULL;
+    run_until(base, NULL, NULL, 50); /* a DECREF would have arrived by now */
+    CU_ASSERT_EQUAL(t.pa.echo->rc, 2);
+    res r = {0};
+    b_Echo_twice(t.pb.kept, 4, got_u64, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.u, 8);
+    ember_ref_release(t.pb.kept);
+    t.pb.kept = NULL;
+    CU_ASSERT(run_until(base, rc_is_one, t.pa.echo, 5000));
+    trio_stop(&t);
+}
+
+/* A goes with B's call waiting at A: B's call ends UNAVAILABLE, and so
+ * does the next; B's release then frees R's proxy. */
+static void test_owner_leaves(void)
+{
+    trio t;
+    trio_start(&t);
+    res r;
+    ask_b(&t, HOLD, &r);
+    wait_held(&t.pa, 1);
+    ember_node_free(t.a);
+    t.a = NULL;
+    peer_drop(&t.pa); /* a late answer: a no-op that frees the call */
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.u, 1000 + EMBER_UNAVAILABLE);
+    ask_b(&t, 3, &r);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.u, 1000 + EMBER_UNAVAILABLE);
+    CU_ASSERT_FALSE(ember_ref_alive(t.aref));
+    trio_stop(&t);
+}
+
+/* B goes with its call waiting at A: R's call to B ends LOST; A's late
+ * answer is dropped at R; R's release still reaches A. */
+static void test_caller_leaves(void)
+{
+    trio t;
+    trio_start(&t);
+    res r;
+    ask_b(&t, HOLD, &r);
+    wait_held(&t.pa, 1);
+    peer_fini(&t.pb);
+    ember_node_free(t.b);
+    t.b = NULL;
+    peer_init(&t.pb);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, EMBER_LOST);
+    peer_drop(&t.pa); /* the late answer */
+    run_until(base, NULL, NULL, 20);
+    r_lets_go(&t);
+    trio_stop(&t);
+}
+
+/* R goes with B's call waiting at A: B's call ends LOST; A's answer is
+ * dropped; nothing leaks. */
+static void test_forwarder_goes(void)
+{
+    trio t;
+    trio_start(&t);
+    res r = {0};
+    b_keeps(&t);
+    b_Echo_twice(t.pb.kept, HOLD, got_u64, &r, NULL);
+    wait_held(&t.pa, 1);
+    ember_ref_release(t.aref);
+    t.aref = NULL;
+    ember_root_free(t.r);
+    t.r = NULL;
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, EMBER_LOST);
+    peer_drop(&t.pa);
+    run_until(base, NULL, NULL, 20);
+    peer_fini(&t.pb);
+    ember_node_free(t.b);
+    peer_fini(&t.pa);
+    ember_node_free(t.a);
+}
+
+/* M is a node of R and the root of B: R's object, passed by M to B. */
+static void test_root_and_node(void)
+{
+    peer pr, pb;
+    peer_init(&pr);
+    peer_init(&pb);
+    ember_root *r = new_root(&pr);
+    ember_node *mn = new_node("m", r, NULL);
+    ember_root *mr = new_root(NULL);
+    ember_node *b = new_node("b", mr, &pb);
+    joined j2 = {mr, 1};
+    CU_ASSERT_FATAL(run_until(base, has_children, &j2, 5000));
+    CU_ASSERT_FATAL(run_until(base, registered, mn, 5000));
+    res g = {0};
+    b_Hub_give(ember_node_root(mn), got_ref, &g, NULL);
+    wait_res(&g);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g.ref);
+    res a = {0};
+    b_Hub_ask(child_ref(mr, "b"), g.ref, 50, got_u64, &a, NULL);
+    wait_res(&a);
+    CU_ASSERT_EQUAL(a.st, EMBER_OK);
+    CU_ASSERT_EQUAL(a.u, 100);
+    CU_ASSERT_EQUAL(pr.echo_calls, 1);
+    /* M's node side goes with B's call waiting at R: UNAVAILABLE. */
+    memset(&a, 0, sizeof a);
+    b_Hub_ask(child_ref(mr, "b"), g.ref, HOLD, got_u64, &a, NULL);
+    wait_held(&pr, 1);
+    ember_node_free(mn);
+    wait_res(&a);
+    CU_ASSERT_EQUAL(a.u, 1000 + EMBER_UNAVAILABLE);
+    ember_ref_release(g.ref);
+    peer_drop(&pr);
+    run_until(base, NULL, NULL, 20);
+    CU_ASSERT(run_until(base, rc_is_one, pr.echo, 5000));
+    peer_fini(&pb);
+    ember_node_free(b);
+    ember_root_free(mr);
+    peer_fini(&pr);
+    ember_root_free(r);
+}
+
+/* ---- three processes ---- */
+
+/* A child process: a node named name of the root at port, serving b.Hub;
+ * writes a byte to held_fd per held call; runs until killed. */
+static pid_t spawn_node(const char *name, int port, int held_fd)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    struct event_base *b = event_base_new();
+    peer p;
+    peer_init(&p);
+    p.held_fd = held_fd;
+    ember_node *n = ember_node_new(b, name, NULL);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    if (!n || b_Hub_export(ember_node_exports(n), &hub_handlers, &p) ||
+        ember_node_connect(n, addr))
+        _exit(3);
+    event_base_dispatch(b);
+    _exit(0);
+}
+
+static void wake(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    (void)ud;
+}
+
+/* Runs until a byte arrives on fd (a child held a call). */
+static bool byte_in(void *ud)
+{
+    char c;
+    return read(*(int *)ud, &c, 1) == 1;
+}
+
+static bool wait_byte(int fd)
+{
+    struct event *ev = event_new(base, fd, EV_READ | EV_PERSIST, wake, NULL);
+    event_add(ev, NULL);
+    bool ok = run_until(base, byte_in, &fd, 5000);
+    event_free(ev);
+    return ok;
+}
+
+static void reap(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* R here, A and B in their own processes: B, then A, killed with calls in
+ * flight through R. */
+static void test_three_processes(void)
+{
+    int fds[2];
+    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    ember_root *r = new_root(NULL);
+    int port = ember_root_port(r);
+    pid_t a = spawn_node("a", port, fds[1]);
+    pid_t b = spawn_node("b", port, -1);
+    joined j = {r, 2};
+    CU_ASSERT_FATAL(run_until(base, has_children, &j, 5000));
+    res g = {0};
+    b_Hub_give(child_ref(r, "a"), got_ref, &g, NULL);
+    wait_res(&g);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g.ref);
+    res q = {0};
+    b_Hub_ask(child_ref(r, "b"), g.ref, 21, got_u64, &q, NULL);
+    wait_res(&q);
+    CU_ASSERT_EQUAL(q.u, 42);
+
+    /* B dies while its call waits at A. */
+    memset(&q, 0, sizeof q);
+    b_Hub_ask(child_ref(r, "b"), g.ref, HOLD, got_u64, &q, NULL);
+    CU_ASSERT_FATAL(wait_byte(fds[0]));
+    reap(b);
+    wait_res(&q);
+    CU_ASSERT_EQUAL(q.st, EMBER_LOST);
+    res d = {0};
+    b_Hub_drop(child_ref(r, "a"), got_void, &d, NULL); /* A answers late */
+    wait_res(&d);
+
+    /* A new B; A dies while its call waits there. */
+    b = spawn_node("b", port, -1);
+    j.n = 2;
+    CU_ASSERT_FATAL(run_until(base, has_children, &j, 5000));
+    memset(&q, 0, sizeof q);
+    b_Hub_ask(child_ref(r, "b"), g.ref, HOLD, got_u64, &q, NULL);
+    CU_ASSERT_FATAL(wait_byte(fds[0]));
+    reap(a);
+    wait_res(&q);
+    CU_ASSERT_EQUAL(q.u, 1000 + EMBER_UNAVAILABLE);
+    memset(&q, 0, sizeof q);
+    b_Hub_ask(child_ref(r, "b"), g.ref, 1, got_u64, &q, NULL);
+    wait_res(&q);
+    CU_ASSERT_EQUAL(q.u, 1000 + EMBER_UNAVAILABLE);
+    ember_ref_release(g.ref);
+    reap(b);
+    ember_root_free(r);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* A child process: the root R, whose Hub.give hands out A's object (got
+ * from A when it joins). */
+static peer r_peer;
+
+static void r_got_a(const ember_outcome *o, ember_ref *const *ret, void *ud)
+{
+    (void)o;
+    peer *p = ud;
+    if (ret && *ret && !p->give)
+        p->give = ember_ref_retain(*ret);
+}
+
+static void r_join_give(ember_root *r, ember_child *c, void *ud)
+{
+    (void)r;
+    if (strcmp(ember_child_name(c), "a") == 0)
+        b_Hub_give(ember_child_ref(c), r_got_a, ud, NULL);
+}
+
+static pid_t spawn_root(int *port)
+{
+    int fds[2];
+    if (pipe(fds))
+        return -1;
+    pid_t pid = fork();
+    if (pid != 0) {
+        close(fds[1]);
+        int got = read(fds[0], port, sizeof *port) == (ssize_t)sizeof *port;
+        close(fds[0]);
+        return got ? pid : -1;
+    }
+    close(fds[0]);
+    struct event_base *b = event_base_new();
+    peer_init(&r_peer);
+    r_peer.relay_only = true;
+    ember_root_config rc;
+    ember_root_config_default(&rc);
+    rc.on_join = r_join_give;
+    rc.ud = &r_peer;
+    ember_root *r = ember_root_new(b, &rc);
+    if (!r || b_Hub_export(ember_root_exports(r), &hub_handlers, &r_peer) ||
+        ember_root_listen(r, "127.0.0.1:0"))
+        _exit(3);
+    int p = ember_root_port(r);
+    if (write(fds[1], &p, sizeof p) != (ssize_t)sizeof p)
+        _exit(3);
+    close(fds[1]);
+    event_base_dispatch(b);
+    _exit(0);
+}
+
+/* B here; R and A in their own processes; R is killed while B's call
+ * through it waits at A. */
+static void test_forwarder_killed(void)
+{
+    int fds[2];
+    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    int port = 0;
+    pid_t r = spawn_root(&port);
+    CU_ASSERT_FATAL(r > 0);
+    pid_t a = spawn_node("a", port, fds[1]);
+    ember_node *b = ember_node_new(base, "b", NULL);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    CU_ASSERT_EQUAL_FATAL(ember_node_connect(b, addr), 0);
+    /* R hands out A's object once A has joined and answered its give (a
+     * call before that, or before B registered, fails: ask again). */
+    res g = {0};
+    for (int i = 0; i < 500 && !g.ref; i++) {
+        memset(&g, 0, sizeof g);
+        b_Hub_give(ember_node_root(b), got_ref, &g, NULL);
+        CU_ASSERT_FATAL(run_until(base, done, &g, 5000));
+        if (!g.ref)
+            run_until(base, NULL, NULL, 10);
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g.ref);
+    res q = {0};
+    b_Echo_twice(g.ref, HOLD, got_u64, &q, NULL);
+    CU_ASSERT_FATAL(wait_byte(fds[0])); /* held at A: it went through R */
+    reap(r);
+    wait_res(&q);
+    CU_ASSERT_EQUAL(q.st, EMBER_LOST);
+    ember_ref_release(g.ref);
+    reap(a);
+    ember_node_free(b);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static int setup(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    base = event_base_new();
+    return base ? 0 : 1;
+}
+
+static int teardown(void)
+{
+    event_base_free(base);
+    return 0;
+}
+
+int main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    CU_pSuite s = CU_add_suite("gen-thirdparty", setup, teardown);
+    CU_add_test(s, "B calls A's object through R", test_forwarded);
+    CU_add_test(s, "R releases before B", test_released_root_first);
+    CU_add_test(s, "A leaves with a call in flight", test_owner_leaves);
+    CU_add_test(s, "B leaves with a call in flight", test_caller_leaves);
+    CU_add_test(s, "R goes with a call in flight", test_forwarder_goes);
+    CU_add_test(s, "a process both root and node forwards", test_root_and_node);
+    CU_add_test(s, "three processes: B, then A killed", test_three_processes);
+    CU_add_test(s, "three processes: R killed", test_forwarder_killed);
+    return run_suites();
+}
