@@ -81,6 +81,7 @@ include mk/idlc.mk
 -include mk/fuzz.mk
 -include mk/install.mk
 -include mk/hello.mk
+-include mk/pb.mk
 
 test: all $(TEST_TARGETS)
 	@echo "make test: all suites passed"

@@ -606,9 +606,9 @@ static int cluster_Admin_stop_dispatch(ember_call *call, ember_dec *d,
 
 static const ember_method_desc cluster_Admin_methods[] = {
     { cluster_Admin_status_ID, "status", false, cluster_Admin_status_dispatch,
-      "status", NULL, 0, &type_NodeStatus },
+      "status", false, NULL, 0, &type_NodeStatus },
     { cluster_Admin_stop_ID, "stop", false, cluster_Admin_stop_dispatch,
-      "stop", NULL, 0, NULL },
+      "stop", false, NULL, 0, NULL },
 };
 
 const ember_service_desc cluster_Admin_service = {

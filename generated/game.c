@@ -1264,13 +1264,13 @@ static const ember_field_desc params_game_Game_leave[] = {
 
 static const ember_method_desc game_Game_methods[] = {
     { game_Game_enter_ID, "enter", false, game_Game_enter_dispatch,
-      "enter", params_game_Game_enter, 2, &type_client_RoomState },
+      "enter", false, params_game_Game_enter, 2, &type_client_RoomState },
     { game_Game_move_ID, "move", false, game_Game_move_dispatch,
-      "move", params_game_Game_move, 2, &type_client_Pos },
+      "move", false, params_game_Game_move, 2, &type_client_Pos },
     { game_Game_chat_ID, "chat", false, game_Game_chat_dispatch,
-      "chat", params_game_Game_chat, 2, &type_client_ChatRep },
+      "chat", false, params_game_Game_chat, 2, &type_client_ChatRep },
     { game_Game_leave_ID, "leave", false, game_Game_leave_dispatch,
-      "leave", params_game_Game_leave, 2, &type_client_LeaveRep },
+      "leave", false, params_game_Game_leave, 2, &type_client_LeaveRep },
 };
 
 const ember_service_desc game_Game_service = {

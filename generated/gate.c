@@ -433,11 +433,11 @@ static const ember_field_desc params_gate_Gate_push[] = {
 
 static const ember_method_desc gate_Gate_methods[] = {
     { gate_Gate_forward_ID, "forward", false, gate_Gate_forward_dispatch,
-      "forward", params_gate_Gate_forward, 3, &type_bytes },
+      "forward", false, params_gate_Gate_forward, 3, &type_bytes },
     { gate_Gate_closed_ID, "closed", true, gate_Gate_closed_dispatch,
-      "closed", params_gate_Gate_closed, 1, NULL },
+      "closed", false, params_gate_Gate_closed, 1, NULL },
     { gate_Gate_push_ID, "push", true, gate_Gate_push_dispatch,
-      "push", params_gate_Gate_push, 3, NULL },
+      "push", false, params_gate_Gate_push, 3, NULL },
 };
 
 const ember_service_desc gate_Gate_service = {

@@ -702,10 +702,11 @@ static void emit_method_desc(FILE *out, const gen_ctx *g, const idl_decl *s,
         np++;
     if (me->ret)
         gen_types_ref(&res, g, me->ret);
+    const char *pb = s->pb_dispatch ? s->pb_dispatch : me->pb_name ? me->pb_name : me->name;
     fprintf(out, "    { %s" GU_SFX_ID ", \"%s\", %s, %s" GU_SFX_DISPATCH ",\n"
-                 "      \"%s\", %s%s, %zu, %s },\n",
+                 "      \"%s\", %s, %s%s, %zu, %s },\n",
             gb_str(&pre), me->name, me->oneway ? "true" : "false", gb_str(&pre),
-            me->pb_name ? me->pb_name : me->name, np ? GU_PFX_PARAMS : "NULL",
+            pb, s->pb_dispatch ? "true" : "false", np ? GU_PFX_PARAMS : "NULL",
             np ? gb_str(&pre) : "", np, me->ret ? gb_str(&res) : "NULL");
     gb_free(&pre);
     gb_free(&res);

@@ -212,6 +212,10 @@ void ember_call_cancel_in(ember_conn *c, uint64_t peer_id)
 static void send_error_(ember_conn *c, uint64_t call_id, ember_status code,
                         const char *msg, uint32_t service, uint64_t oid)
 {
+    if (c->wire) {
+        c->wire->answer(c, call_id, NULL, code, 0, NULL, NULL, msg);
+        return;
+    }
     ember_enc e;
     if (ember_frame_begin(c, &e, EMBER_FR_ERROR))
         return;
@@ -391,6 +395,10 @@ static int write_answer(ember_call *k, bool raised, uint32_t error_id,
                         ember_encode_fn enc, const void *value)
 {
     ember_conn *c = k->conn;
+    if (c->wire)
+        return c->wire->answer(c, k->peer_id, k->x ? k->x->m : NULL,
+                               raised ? EMBER_RAISED : EMBER_OK, error_id, enc,
+                               value, NULL);
     ember_enc e;
     if (ember_frame_begin(c, &e, raised ? EMBER_FR_ERROR : EMBER_FR_REPLY) == 0) {
         ember_enc_raw_varint(&e, k->peer_id);

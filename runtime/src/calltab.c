@@ -262,8 +262,8 @@ static uint32_t next_gen(ember_ep *ep)
     return ep->gen;
 }
 
-ember_handle ember_calltab_start(ember_ref *to, uint32_t service,
-                                 uint32_t method, bool oneway,
+ember_handle ember_calltab_start(ember_ref *to, const ember_service_desc *svc,
+                                 uint32_t service, uint32_t method, bool oneway,
                                  ember_encode_fn enc, const void *args,
                                  const ember_callback *cb,
                                  const ember_callopts *opts)
@@ -296,7 +296,26 @@ ember_handle ember_calltab_start(ember_ref *to, uint32_t service,
     uint32_t idx = 0, gen = 0;
     if (!why && !oneway && slot_alloc(c, &idx))
         st = EMBER_LIMIT, why = "out of call slots";
-    if (!why) {
+    const ember_method_desc *m = NULL;
+    if (!why && c->wire) {
+        uint64_t id = 0;
+        for (uint32_t i = 0; svc && i < svc->n_methods && !m; i++)
+            if (svc->methods[i].id == method)
+                m = &svc->methods[i];
+        if (!oneway) {
+            gen = next_gen(ep);
+            id = (uint64_t)gen << SLOT_BITS | (idx + 1);
+        }
+        if (c->wire->call(c, id, to->kind == EMBER_REF_REMOTE ? to->oid : 0,
+                          method, svc, m, enc, args)) {
+            st = EMBER_LIMIT;
+            why = ember_last_error();
+            if (!oneway) {
+                c->slots[idx].next_free = c->free_slot;
+                c->free_slot = idx + 1;
+            }
+        }
+    } else if (!why) {
         ember_enc e;
         if (ember_frame_begin(c, &e, oneway ? EMBER_FR_ONEWAY : EMBER_FR_CALL) == 0) {
             ember_enc_raw_fixed32(&e, service);
@@ -340,6 +359,7 @@ ember_handle ember_calltab_start(ember_ref *to, uint32_t service,
     s->gen = gen;
     s->dl_node = 0;
     s->cb = *cb;
+    s->m = m;
     c->npending++;
     ep->inflight++;
     uint32_t ms = opts && opts->timeout_ms ? opts->timeout_ms : ep->lim.call_timeout_ms;
@@ -374,6 +394,14 @@ static int find_slot(ember_conn *c, uint64_t id, uint32_t *idx)
     *idx = i - 1;
     return c->slots[i - 1].gen != 0 && c->slots[i - 1].gen == (id >> SLOT_BITS)
                ? 1 : 0;
+}
+
+int ember_calltab_lookup(ember_conn *c, uint64_t id, const ember_method_desc **m)
+{
+    uint32_t idx;
+    int r = find_slot(c, id, &idx);
+    *m = r == 1 ? c->slots[idx].m : NULL;
+    return r;
 }
 
 int ember_calltab_answer(ember_conn *c, const ember_frame *f)
@@ -448,13 +476,21 @@ void ember_calltab_free(ember_conn *c)
     c->nslots = 0;
 }
 
+static void send_cancel(ember_conn *c, uint64_t id)
+{
+    if (c->wire)
+        c->wire->cancel(c, id);
+    else
+        ember_frame_send_hdr(c, EMBER_FR_CANCEL, id, 0);
+}
+
 int ember_calltab_cancel(ember_conn *c, ember_handle h)
 {
     uint32_t idx;
     if (find_slot(c, h, &idx) != 1)
         return ember_seterr("no such call in flight");
     finish(c, idx, EMBER_CANCELLED, "cancelled", 0, NULL);
-    ember_frame_send_hdr(c, EMBER_FR_CANCEL, h, 0);
+    send_cancel(c, h);
     return 0;
 }
 
@@ -470,7 +506,7 @@ void ember_timer_fire(ember_ep *ep)
         uint64_t id = (uint64_t)c->slots[idx].gen << SLOT_BITS | (idx + 1);
         finish(c, idx, EMBER_TIMEOUT, "call timed out", 0, NULL);
         /* Tell the peer it may stop working on it. */
-        ember_frame_send_hdr(c, EMBER_FR_CANCEL, id, 0);
+        send_cancel(c, id);
     }
     /* Callbacks may have armed it already, for a deadline of their own. */
     if ((n = dl_earliest(ep->dl)) && NODE(ep->dl, n)->at != ep->timer_at &&
@@ -576,7 +612,7 @@ EMBER_API ember_handle ember_call_start(ember_ref *to,
                                         const ember_callopts *opts)
 {
     ember_callback k = {done, NULL, cb, ud, NULL, svc};
-    return ember_calltab_start(to, svc ? svc->id : 0, method_id, false, enc,
+    return ember_calltab_start(to, svc, svc ? svc->id : 0, method_id, false, enc,
                                args, &k, opts);
 }
 
@@ -584,7 +620,7 @@ EMBER_API int ember_oneway_start(ember_ref *to, const ember_service_desc *svc,
                                  uint32_t method_id, ember_encode_fn enc,
                                  const void *args)
 {
-    return ember_calltab_start(to, svc ? svc->id : 0, method_id, true, enc,
+    return ember_calltab_start(to, svc, svc ? svc->id : 0, method_id, true, enc,
                                args, NULL, NULL) ? 0 : -1;
 }
 
@@ -595,7 +631,7 @@ EMBER_API ember_handle ember_call_raw(ember_ref *to, uint32_t service_id,
 {
     ember_callback k = {NULL, cb, NULL, ud, NULL, NULL};
     ember_bytes b = {payload, len};
-    return ember_calltab_start(to, service_id, method_id, false,
+    return ember_calltab_start(to, NULL, service_id, method_id, false,
                                ember_enc_payload, &b, &k, opts);
 }
 
@@ -604,7 +640,7 @@ EMBER_API int ember_oneway_raw(ember_ref *to, uint32_t service_id,
                                size_t len)
 {
     ember_bytes b = {payload, len};
-    return ember_calltab_start(to, service_id, method_id, true,
+    return ember_calltab_start(to, NULL, service_id, method_id, true,
                                ember_enc_payload, &b, NULL, NULL) ? 0 : -1;
 }
 

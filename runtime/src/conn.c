@@ -298,6 +298,8 @@ static void goodbye_in(ember_conn *c, const ember_frame *f)
 int ember_conn_goodbye(ember_conn *c, const char *reason)
 {
     ember_enc e;
+    if (c->wire)
+        return c->state == EMBER_CONN_READY ? c->wire->goodbye(c, reason) : -1;
     if (c->state != EMBER_CONN_READY || ember_frame_begin(c, &e, EMBER_FR_GOODBYE))
         return -1;
     if (reason && *reason)
@@ -354,10 +356,57 @@ static void handle_frame(ember_conn *c, const ember_frame *f)
     }
 }
 
+int ember_conn_read_into(ember_conn *c, size_t want)
+{
+    ember_buf *in = &c->in;
+    if (ember_buf_reserve(in, want)) {
+        ember_conn_close(c, EMBER_LOST, "out of memory for the input buffer");
+        return 0;
+    }
+    if (c->unreg && unreg_charge(c))
+        return 0;
+    ssize_t n = c->tp->read(c, in->data + in->len, in->cap - in->len);
+    if (n <= 0) {
+        if (n < 0 && errno == EAGAIN) {
+            if (ember_buf_used(in) == 0) {
+                ember_buf_release(in);
+                unreg_charge(c);
+            }
+            /* TLS may need to write before it can read (a handshake). */
+            if (c->read_needs_write && !c->wev_added &&
+                event_add(c->wev, NULL) == 0)
+                c->wev_added = true;
+            return 0;
+        }
+        if (n == 0)
+            ember_conn_close(c, EMBER_LOST, "peer closed the connection");
+        else
+            ember_conn_close(c, EMBER_LOST, ember_last_error());
+        return 0;
+    }
+    in->len += (size_t)n;
+    c->last_rx_ms = ember_clock_ms(); /* held by on_read */
+    c->ping_out = false;
+    return 1;
+}
+
+int ember_conn_read_done(ember_conn *c, size_t used)
+{
+    ember_buf_consume(&c->in, used);
+    unreg_charge(c); /* the buffer may have gone back to the pool */
+    if (ember_buf_used(&c->out) > out_cap(c)) {
+        pause_reading(c);
+        return 0;
+    }
+    return 1;
+}
+
 /* One read into the input buffer and the frames it completes. Returns 1
  * when bytes came in, 0 otherwise (or the connection closed). */
 static int read_once(ember_conn *c)
 {
+    if (c->wire)
+        return c->wire->input(c);
     ember_buf *in = &c->in;
     uint32_t max = c->ep->lim.max_frame;
     /* Before registration only small frames make sense: an unregistered
@@ -388,34 +437,8 @@ static int read_once(ember_conn *c)
         if (rest > want)
             want = rest < have ? rest : (have > want ? have : want);
     }
-    if (ember_buf_reserve(in, want)) {
-        ember_conn_close(c, EMBER_LOST, "out of memory for the input buffer");
+    if (ember_conn_read_into(c, want) <= 0)
         return 0;
-    }
-    if (c->unreg && unreg_charge(c))
-        return 0;
-    ssize_t n = c->tp->read(c, in->data + in->len, in->cap - in->len);
-    if (n <= 0) {
-        if (n < 0 && errno == EAGAIN) {
-            if (ember_buf_used(in) == 0) {
-                ember_buf_release(in);
-                unreg_charge(c);
-            }
-            /* TLS may need to write before it can read (a handshake). */
-            if (c->read_needs_write && !c->wev_added &&
-                event_add(c->wev, NULL) == 0)
-                c->wev_added = true;
-            return 0;
-        }
-        if (n == 0)
-            ember_conn_close(c, EMBER_LOST, "peer closed the connection");
-        else
-            ember_conn_close(c, EMBER_LOST, ember_last_error());
-        return 0;
-    }
-    in->len += (size_t)n;
-    c->last_rx_ms = ember_clock_ms(); /* held by on_read */
-    c->ping_out = false;
 
     /* Frames are contiguous: parse each in place. */
     size_t off = in->off;
@@ -438,13 +461,7 @@ static int read_once(ember_conn *c)
     }
     if (c->state == EMBER_CONN_CLOSED)
         return 0; /* buffers go when the connection is reaped */
-    ember_buf_consume(in, off - in->off);
-    unreg_charge(c); /* the buffer may have gone back to the pool */
-    if (ember_buf_used(&c->out) > out_cap(c)) {
-        pause_reading(c);
-        return 0;
-    }
-    return 1;
+    return ember_conn_read_done(c, off - in->off);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -563,6 +580,8 @@ uint64_t ember_conn_htab_probes(const ember_conn *c)
 
 void ember_conn_free(ember_conn *c)
 {
+    if (c->wire)
+        c->wire->free(c);
     ember_buf_release(&c->in);
     ember_buf_release(&c->out);
     event_free(c->rev);

@@ -92,7 +92,10 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
                                   "(heartbeat)", (unsigned long long)idle);
         } else if (c->heartbeat_ms && idle >= c->heartbeat_ms && !c->ping_out) {
             c->ping_out = true;
-            ember_frame_send_hdr(c, EMBER_FR_PING, 0, 0);
+            if (c->wire)
+                c->wire->ping(c);
+            else
+                ember_frame_send_hdr(c, EMBER_FR_PING, 0, 0);
         }
     }
 }

@@ -90,7 +90,10 @@ EMBER_API void ember_ref_release(ember_ref *r)
     if (r->kind == EMBER_REF_REMOTE && r->conn) {
         ember_conn *c = r->conn;
         ember_htab_del(&c->rrefs, &r->hn);
-        ember_frame_send_hdr(c, EMBER_FR_DECREF, r->oid, r->wire);
+        if (c->wire)
+            c->wire->decref(c, r->oid, r->wire);
+        else
+            ember_frame_send_hdr(c, EMBER_FR_DECREF, r->oid, r->wire);
     }
     if (r->kind == EMBER_REF_LOCAL)
         ember_exports_free(r->lex);

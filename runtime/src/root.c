@@ -44,6 +44,7 @@ struct ember_root {
     ember_ep ep;
     ember_root_config cfg;
     struct evconnlistener *ls[MAX_LISTENERS];
+    bool ls_pb[MAX_LISTENERS];     /* a Perspective Broker listener */
     int ports[MAX_LISTENERS];      /* each listener's TCP port, -1: unix */
     int nls, nports;
     int port;                      /* the first TCP listener's */
@@ -272,6 +273,67 @@ static bool seems_dead(const ember_conn *c, uint64_t idle)
            (c->dead_after_ms && idle >= c->dead_after_ms);
 }
 
+/*
+ * Admission, whatever wire the peer speaks: the duplicate-name policy, then
+ * the child in the tables and c READY. 0 admitted (*out), 1 refused (msg
+ * says why), -1 closed (out of memory).
+ */
+static int admit(ember_root *r, ember_conn *c, const char *name,
+                 const ember_svcinfo *svcs, uint32_t nsvcs, char *msg,
+                 size_t msz, ember_child **out)
+{
+    ember_child *old = ember_root_child_by_name(r, name);
+    if (old) {
+        uint64_t idle = ember_now_ms() - old->conn->last_rx_ms;
+        if (!seems_dead(old->conn, idle)) {
+            snprintf(msg, msz, "name in use: a child named \"%s\" is "
+                     "registered and alive", name);
+            return 1;
+        }
+        char why[200];
+        snprintf(why, sizeof why, "replaced by a new registration from %s "
+                 "(silent for %llu ms)", c->peer, (unsigned long long)idle);
+        ember_conn_close(old->conn, EMBER_LOST, why);
+    }
+    ember_child *ch = ember_calloc(sizeof *ch);
+    if (ch) {
+        ch->root = r;
+        ch->name = ember_strdup(name);
+        ch->ref = ember_ref_new_peer(&r->ep);
+        ch->svcs = nsvcs ? ember_calloc(sizeof *ch->svcs * nsvcs) : NULL;
+        ch->nsvcs = ch->svcs ? nsvcs : 0;
+    }
+    bool ok = ch && ch->name && ch->ref && (!nsvcs || ch->svcs);
+    for (uint32_t i = 0; ok && i < nsvcs; i++) {
+        ch->svcs[i].fingerprint = svcs[i].fingerprint;
+        if (!(ch->svcs[i].name = ember_strdup(svcs[i].name)))
+            ok = false;
+    }
+    if (ok) {
+        do {
+            if (++r->next_id == 0)
+                r->next_id = 1;
+        } while (ember_root_child_by_id(r, r->next_id));
+        ch->id = r->next_id;
+        ok = child_insert(r, ch) == 0;
+    }
+    if (!ok) {
+        if (ch)
+            child_free(ch);
+        ember_conn_close(c, EMBER_LOST, "out of memory registering a child");
+        return -1;
+    }
+    ch->conn = c;
+    ch->joined_us = ember_now_us();
+    ch->ref->conn = c;
+    c->child = ch;
+    c->name = ch->name;
+    c->peer_ref = ch->ref;
+    ember_conn_set_ready(c);
+    *out = ch;
+    return 0;
+}
+
 static int root_handshake(ember_conn *c, const ember_frame *f)
 {
     ember_root *r = c->ep->root;
@@ -307,60 +369,17 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
     } else {
         rc = 0;
     }
+    ember_child *ch = NULL;
     if (rc == 0) {
-        ember_child *old = ember_root_child_by_name(r, hs.name);
-        if (old) {
-            uint64_t idle = ember_now_ms() - old->conn->last_rx_ms;
-            if (seems_dead(old->conn, idle)) {
-                snprintf(msg, sizeof msg, "replaced by a new registration from "
-                         "%s (silent for %llu ms)", c->peer,
-                         (unsigned long long)idle);
-                ember_conn_close(old->conn, EMBER_LOST, msg);
-            } else {
-                snprintf(msg, sizeof msg, "name in use: a child named \"%s\" is "
-                         "registered and alive", hs.name);
-                refuse(c, EMBER_REFUSE_NAME_IN_USE, msg);
-                rc = -1;
-            }
+        rc = admit(r, c, hs.name, hs.svcs, hs.nsvcs, msg, sizeof msg, &ch);
+        if (rc > 0)
+            refuse(c, EMBER_REFUSE_NAME_IN_USE, msg);
+        if (rc < 0) {
+            ember_scratch_release(c->ep);
+            return -1;
         }
     }
     if (rc == 0) {
-        ember_child *ch = ember_calloc(sizeof *ch);
-        if (ch) {
-            ch->root = r;
-            ch->name = ember_strdup(hs.name);
-            ch->ref = ember_ref_new_peer(&r->ep);
-            ch->svcs = hs.nsvcs ? ember_calloc(sizeof *ch->svcs * hs.nsvcs) : NULL;
-            ch->nsvcs = ch->svcs ? hs.nsvcs : 0;
-        }
-        bool ok = ch && ch->name && ch->ref && (!hs.nsvcs || ch->svcs);
-        for (uint32_t i = 0; ok && i < hs.nsvcs; i++) {
-            ch->svcs[i].fingerprint = hs.svcs[i].fingerprint;
-            if (!(ch->svcs[i].name = ember_strdup(hs.svcs[i].name)))
-                ok = false;
-        }
-        if (ok) {
-            do {
-                if (++r->next_id == 0)
-                    r->next_id = 1;
-            } while (ember_root_child_by_id(r, r->next_id));
-            ch->id = r->next_id;
-            ok = child_insert(r, ch) == 0;
-        }
-        if (!ok) {
-            if (ch)
-                child_free(ch);
-            ember_scratch_release(c->ep);
-            ember_conn_close(c, EMBER_LOST, "out of memory registering a child");
-            return -1;
-        }
-        ch->conn = c;
-        ch->joined_us = ember_now_us();
-        ch->ref->conn = c;
-        c->child = ch;
-        c->name = ch->name;
-        c->peer_ref = ch->ref;
-        ember_conn_set_ready(c);
         ember_hs w;
         memset(&w, 0, sizeof w);
         w.id = ch->id;
@@ -391,6 +410,36 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
     return -1;
 }
 
+/* A PB peer's takeProxy(name, ref): the same admission as REGISTER, minus
+ * the secret (PB has none). */
+static int root_pb_admit(ember_conn *c, const char *name, char *why, size_t n)
+{
+    ember_root *r = c->ep->root;
+    ember_child *ch;
+    if (ember_node_name_check(name)) {
+        snprintf(why, n, "%s", ember_last_error());
+        return 1;
+    }
+    if (r->ep.stopping) {
+        snprintf(why, n, "root is shutting down");
+        return 1;
+    }
+    int rc = admit(r, c, name, NULL, 0, why, n, &ch);
+    if (rc > 0)
+        ember_log(EMBER_LOG_WARN, "root: refusing registration from %s: %s",
+                  c->peer, why);
+    return rc;
+}
+
+static void root_pb_joined(ember_conn *c)
+{
+    ember_root *r = c->ep->root;
+    ember_log(EMBER_LOG_INFO, "root: child \"%s\" (id %u) registered from %s "
+              "(Perspective Broker)", c->child->name, c->child->id, c->peer);
+    if (r->cfg.on_join)
+        r->cfg.on_join(r, c->child, r->cfg.ud);
+}
+
 static void root_lost(ember_conn *c, const char *reason)
 {
     ember_root *r = c->ep->root;
@@ -412,7 +461,7 @@ static void root_lost(ember_conn *c, const char *reason)
 /* ---- listening ---- */
 
 /* A new connection: say HELLO and wait for REGISTER. Takes fd. */
-static int root_take(ember_root *r, int fd, const char *peer)
+static int root_take(ember_root *r, int fd, const char *peer, bool pb)
 {
     if (r->ep.stopping) {
         close(fd);
@@ -441,6 +490,8 @@ static int root_take(ember_root *r, int fd, const char *peer)
         ember_conn_close(c, EMBER_LOST, ember_last_error());
         return -1;
     }
+    if (pb)
+        return ember_pb_start(c, true, NULL);
     ember_hs hs;
     memset(&hs, 0, sizeof hs);
     hs.vmin = EMBER_PROTO_MIN;
@@ -455,9 +506,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
 {
     ember_root *r = arg;
-    (void)l;
+    bool pb = false;
+    for (int i = 0; i < r->nls; i++)
+        if (r->ls[i] == l)
+            pb = r->ls_pb[i];
     char *peer = ember_addr_text(sa, (socklen_t)salen);
-    if (root_take(r, fd, peer ? peer : "?") && !r->ep.stopping)
+    if (root_take(r, fd, peer ? peer : "?", pb) && !r->ep.stopping)
         ember_log(EMBER_LOG_WARN, "root: cannot accept a connection: %s",
                   ember_last_error());
     ember_strfree(peer);
@@ -494,7 +548,7 @@ EMBER_API int ember_root_adopt_fd(ember_root *r, int fd)
 {
     if (fd < 0)
         return ember_seterr("bad file descriptor");
-    return root_take(r, fd, "adopted");
+    return root_take(r, fd, "adopted", false);
 }
 
 EMBER_API void ember_root_config_default(ember_root_config *cfg)
@@ -542,6 +596,8 @@ EMBER_API ember_root *ember_root_new(struct event_base *base,
     r->cfg.tls = NULL;
     r->ep.on_handshake = root_handshake;
     r->ep.on_lost = root_lost;
+    r->ep.admit = root_pb_admit;
+    r->ep.joined = root_pb_joined;
     r->port = -1;
     r->accept_pause_ev = evtimer_new(base, on_accept_resume, r);
     if (!r->accept_pause_ev) {
@@ -552,7 +608,7 @@ EMBER_API ember_root *ember_root_new(struct event_base *base,
     return r;
 }
 
-EMBER_API int ember_root_listen(ember_root *r, const char *addr)
+static int listen_on(ember_root *r, const char *addr, bool pb)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -581,6 +637,7 @@ EMBER_API int ember_root_listen(ember_root *r, const char *addr)
         return ember_seterr("cannot listen on %s: %s", addr, strerror(e));
     }
     evconnlistener_set_error_cb(l, on_accept_error);
+    r->ls_pb[r->nls] = pb;
     r->ls[r->nls++] = l;
     /* What we really bound ("127.0.0.1:0" says nothing): its port, and
      * its address for the log. */
@@ -599,10 +656,25 @@ EMBER_API int ember_root_listen(ember_root *r, const char *addr)
     r->ports[r->nports++] = port;
     if (r->port < 0)
         r->port = port;
-    ember_log(EMBER_LOG_INFO, "root: listening on %s%s", text ? text : addr,
-              r->ep.tls_ctx ? " (TLS)" : "");
+    if (pb)
+        ember_log(EMBER_LOG_WARN, "root: listening for Perspective Broker peers "
+                  "on %s%s: no cluster secret applies to them", text ? text : addr,
+                  r->ep.tls_ctx ? " (TLS)" : "");
+    else
+        ember_log(EMBER_LOG_INFO, "root: listening on %s%s", text ? text : addr,
+                  r->ep.tls_ctx ? " (TLS)" : "");
     ember_strfree(text);
     return 0;
+}
+
+EMBER_API int ember_root_listen(ember_root *r, const char *addr)
+{
+    return listen_on(r, addr, false);
+}
+
+EMBER_API int ember_root_listen_pb(ember_root *r, const char *addr)
+{
+    return listen_on(r, addr, true);
 }
 
 EMBER_API int ember_root_port(const ember_root *r)
@@ -686,10 +758,10 @@ EMBER_API int ember_root_broadcast(ember_root *r, ember_child_filter filter,
             continue;
         ember_callback k = {done, NULL, cb, ud, c, svc};
         if (per_child)
-            ember_calltab_start(c->ref, sid, method_id, false, enc, args, &k,
+            ember_calltab_start(c->ref, svc, sid, method_id, false, enc, args, &k,
                                 opts);
         else
-            ember_calltab_start(c->ref, sid, method_id, false,
+            ember_calltab_start(c->ref, svc, sid, method_id, false,
                                 ember_enc_payload, &payload, &k, opts);
         n++;
     }

@@ -370,6 +370,14 @@ struct ember_ep {
 
     /* Hooks into root.c / node.c. */
     int (*on_handshake)(ember_conn *c, const ember_frame *f);
+    /* A peer on another wire asks to register as `name` (root): 0 admitted
+     * (the child exists, c is READY), else refused with why[] set. */
+    int (*admit)(ember_conn *c, const char *name, char *why, size_t n);
+    /* The admitted peer has been answered: on_join runs. */
+    void (*joined)(ember_conn *c);
+    /* A node's registration on another wire was answered: 0 accepted,
+     * else refused (why). */
+    void (*registered)(ember_conn *c, bool ok, const char *why);
     void (*on_lost)(ember_conn *c, const char *reason);
     void (*on_idle)(ember_ep *ep); /* stopping and nothing in flight */
 };
@@ -421,6 +429,48 @@ typedef struct ember_transport {
 
 extern const ember_transport ember_plain_transport;
 
+/* ---- the wire personality: framing, handshake, liveness, value encoding ----
+ *
+ * A connection speaks ember's own wire (c->wire == NULL: frame.c,
+ * handshake.c, the inline paths below) or another personality behind this
+ * interface (Twisted PB: pb.c). Calls, dispatch, exactly-once outcomes,
+ * refs and the child manager only see what these hooks hand them.
+ */
+typedef struct ember_wire {
+    const char *name;
+    /* Reads and handles what arrived; conn.c's read_once for this wire.
+     * 1 when bytes came in, 0 otherwise (or the connection closed). */
+    int (*input)(ember_conn *c);
+    /* Sends a call (call_id 0: oneway) to object oid (0: the peer's
+     * exports). svc, m: the service and method, NULL when unknown (raw). */
+    int (*call)(ember_conn *c, uint64_t call_id, uint64_t oid, uint32_t method,
+                const ember_service_desc *svc, const ember_method_desc *m,
+                ember_encode_fn enc, const void *args);
+    /* Answers the peer's call call_id to method m (NULL: raw or unknown):
+     * EMBER_OK (enc writes the result struct), EMBER_RAISED (enc writes
+     * the error struct) or a failure with msg. */
+    int (*answer)(ember_conn *c, uint64_t call_id, const ember_method_desc *m,
+                  ember_status st, uint32_t error_id, ember_encode_fn enc,
+                  const void *value, const char *msg);
+    /* A call we made ended early (timeout, cancel): tell the peer, if the
+     * wire can. */
+    void (*cancel)(ember_conn *c, uint64_t call_id);
+    /* We received object oid `count` times and hold it no more. */
+    void (*decref)(ember_conn *c, uint64_t oid, uint64_t count);
+    /* The peer has been silent for a heartbeat interval. */
+    void (*ping)(ember_conn *c);
+    /* Tells a registered peer we are leaving (reason NULL: a graceful
+     * stop); -1 when the wire has no such message. */
+    int (*goodbye)(ember_conn *c, const char *reason);
+    /* The connection is being freed: the personality's state goes. */
+    void (*free)(ember_conn *c);
+} ember_wire;
+
+/* pb.c: switches the new connection c to Twisted PB and starts its
+ * negotiation: a root's PB listener (server) or a node registering as
+ * `name` with a PB root (client). */
+int ember_pb_start(ember_conn *c, bool server, const char *name);
+
 /* ---- the connection ---- */
 
 enum { EMBER_CONN_HANDSHAKE, EMBER_CONN_READY, EMBER_CONN_CLOSED };
@@ -437,6 +487,8 @@ struct ember_conn {
     ember_conn *dirty_next;
     bool dirty;
     int state;
+    const ember_wire *wire;        /* NULL: ember's own wire */
+    struct ember_pb *pb;           /* the PB personality's state (pb.c) */
     bool close_after_flush;
     bool ping_out;                 /* a PING is unanswered */
     bool read_paused;              /* output over its cap: not reading */
@@ -504,6 +556,13 @@ static inline void ember_conn_mark_dirty(ember_conn *c)
 }
 void ember_conn_flush(ember_conn *c);
 void ember_conn_free(ember_conn *c);
+/* For a wire's input: reads what the socket has into c->in (at least
+ * `want` bytes of room): 1 when bytes came in, 0 when none (EAGAIN) or
+ * the connection closed. */
+int ember_conn_read_into(ember_conn *c, size_t want);
+/* Drops `used` bytes of c->in that were handled: 1 to read on, 0 to stop
+ * (output over its cap: reading paused). */
+int ember_conn_read_done(ember_conn *c, size_t used);
 /* Hash table nodes c's tables have looked at so far. */
 uint64_t ember_conn_htab_probes(const ember_conn *c);
 static inline ember_dec_limits ember_conn_dec_limits(const ember_conn *c)
@@ -579,14 +638,20 @@ typedef struct ember_pending {
     uint32_t next_free;
     uint32_t dl_node;              /* its deadline in ep->dl (1-based), 0: none */
     ember_callback cb;
+    const ember_method_desc *m;    /* the method called; NULL: raw */
 } ember_pending;
 
-/* Starts a call of (service, method) whose arguments enc(args) writes. */
-ember_handle ember_calltab_start(ember_ref *to, uint32_t service,
-                                 uint32_t method, bool oneway,
+/* Starts a call of (service, method) whose arguments enc(args) writes;
+ * svc describes the service when the caller has it (generated stubs; NULL:
+ * raw), which a wire that needs run-time types (PB) reads. */
+ember_handle ember_calltab_start(ember_ref *to, const ember_service_desc *svc,
+                                 uint32_t service, uint32_t method, bool oneway,
                                  ember_encode_fn enc, const void *args,
                                  const ember_callback *cb,
                                  const ember_callopts *opts);
+/* Our call `id` on c: 1 in flight (*m its method), 0 already ended, -1
+ * never issued. */
+int ember_calltab_lookup(ember_conn *c, uint64_t id, const ember_method_desc **m);
 /* An ember_encode_fn for payloads encoded beforehand (raw calls and
  * replies, broadcasts): value is a const ember_bytes *, copied as is. */
 void ember_enc_payload(ember_enc *e, const void *value);

@@ -392,7 +392,7 @@ static const ember_field_desc params_game_Observer_moved[] = {
 
 static const ember_method_desc game_Observer_methods[] = {
     { game_Observer_moved_ID, "moved", true, game_Observer_moved_dispatch,
-      "moved", params_game_Observer_moved, 2, NULL },
+      "moved", false, params_game_Observer_moved, 2, NULL },
 };
 
 const ember_service_desc game_Observer_service = {
@@ -800,11 +800,11 @@ static const ember_field_desc params_game_Game_watch[] = {
 
 static const ember_method_desc game_Game_methods[] = {
     { game_Game_move_ID, "move", false, game_Game_move_dispatch,
-      "move", params_game_Game_move, 2, &type_Pos },
+      "move", false, params_game_Game_move, 2, &type_Pos },
     { game_Game_kick_ID, "kick", true, game_Game_kick_dispatch,
-      "kick", params_game_Game_kick, 2, NULL },
+      "kick", false, params_game_Game_kick, 2, NULL },
     { game_Game_watch_ID, "watch", false, game_Game_watch_dispatch,
-      "watch", params_game_Game_watch, 1, NULL },
+      "watch", false, params_game_Game_watch, 1, NULL },
 };
 
 const ember_service_desc game_Game_service = {

@@ -1876,9 +1876,9 @@ static const ember_field_desc params_shapes_Watcher_ping[] = {
 
 static const ember_method_desc shapes_Watcher_methods[] = {
     { shapes_Watcher_progress_ID, "progress", true, shapes_Watcher_progress_dispatch,
-      "progress", params_shapes_Watcher_progress, 2, NULL },
+      "progress", false, params_shapes_Watcher_progress, 2, NULL },
     { shapes_Watcher_ping_ID, "ping", false, shapes_Watcher_ping_dispatch,
-      "ping", params_shapes_Watcher_ping, 1, &type_u32 },
+      "ping", false, params_shapes_Watcher_ping, 1, &type_u32 },
 };
 
 const ember_service_desc shapes_Watcher_service = {
@@ -3528,27 +3528,27 @@ static const ember_field_desc params_shapes_Store_find[] = {
 
 static const ember_method_desc shapes_Store_methods[] = {
     { shapes_Store_get_ID, "get", false, shapes_Store_get_dispatch,
-      "get", params_shapes_Store_get, 1, &type_Scalars },
+      "get", false, params_shapes_Store_get, 1, &type_Scalars },
     { shapes_Store_put_ID, "put", false, shapes_Store_put_dispatch,
-      "put", params_shapes_Store_put, 2, NULL },
+      "put", false, params_shapes_Store_put, 2, NULL },
     { shapes_Store_echo_ID, "echo", false, shapes_Store_echo_dispatch,
-      "echo", params_shapes_Store_echo, 1, &type_Containers },
+      "echo", false, params_shapes_Store_echo, 1, &type_Containers },
     { shapes_Store_grow_ID, "grow", false, shapes_Store_grow_dispatch,
-      "grow", params_shapes_Store_grow, 2, &type_Tree },
+      "grow", false, params_shapes_Store_grow, 2, &type_Tree },
     { shapes_Store_forget_ID, "forget", true, shapes_Store_forget_dispatch,
-      "forget", params_shapes_Store_forget, 1, NULL },
+      "forget", false, params_shapes_Store_forget, 1, NULL },
     { shapes_Store_watch_ID, "watch", false, shapes_Store_watch_dispatch,
-      "watch", params_shapes_Store_watch, 1, NULL },
+      "watch", false, params_shapes_Store_watch, 1, NULL },
     { shapes_Store_count_ID, "count", false, shapes_Store_count_dispatch,
-      "count", NULL, 0, &type_u64 },
+      "count", false, NULL, 0, &type_u64 },
     { shapes_Store_name_ID, "name", false, shapes_Store_name_dispatch,
-      "name", NULL, 0, &type_string },
+      "name", false, NULL, 0, &type_string },
     { shapes_Store_opt_ID, "opt", false, shapes_Store_opt_dispatch,
-      "opt", params_shapes_Store_opt, 2, &type_Optionals },
+      "opt", false, params_shapes_Store_opt, 2, &type_Optionals },
     { shapes_Store_stop_ID, "stop", true, shapes_Store_stop_dispatch,
-      "stop", NULL, 0, NULL },
+      "stop", false, NULL, 0, NULL },
     { shapes_Store_find_ID, "find", false, shapes_Store_find_dispatch,
-      "find", params_shapes_Store_find, 5, &type_string },
+      "find", false, params_shapes_Store_find, 5, &type_string },
 };
 
 const ember_service_desc shapes_Store_service = {

@@ -47,6 +47,15 @@ ember_root *ember_root_new(struct event_base *base, const ember_root_config *cfg
  * "0.0.0.0:7000") or "unix:/path". May be called more than once.
  */
 int ember_root_listen(ember_root *r, const char *addr);
+/*
+ * Opt-in: a separate listener for Twisted Perspective Broker peers
+ * (Firefly's RemoteObject nodes, docs/protocol-pb.md). They register with
+ * takeProxy(name, ref) and become children like any other; the cluster
+ * secret does not apply to them (PB has none): bind it to loopback or a
+ * private network (docs/security.md). TLS, when configured, applies too.
+ * Its port: ember_root_listener_port() at its index.
+ */
+int ember_root_listen_pb(ember_root *r, const char *addr);
 /* The TCP port of the first TCP listener (useful after listening on port
  * 0); -1 before any. */
 int ember_root_port(const ember_root *r);

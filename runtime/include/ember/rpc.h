@@ -175,7 +175,9 @@ typedef struct ember_method_desc {
     bool oneway;
     ember_dispatch_fn dispatch;
     /* Run-time types (NULL / 0 in hand-written tables: untyped). */
-    const char *pb_name;        /* the PB message name (by-name services) */
+    const char *pb_name;        /* the PB message it travels as */
+    bool pb_command;            /* command mode: pb_name is the service's
+                                   @pb(dispatch), the method id goes first */
     const ember_field_desc *params; /* in declaration order */
     uint32_t n_params;
     const ember_type *result;   /* NULL: void or oneway */

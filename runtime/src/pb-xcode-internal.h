@@ -1,0 +1,32 @@
+/*
+ * pb-xcode-internal.h — typed values between jelly and ember's encoding
+ * (pb-xcode.c), for the PB personality (pb.c).
+ */
+#ifndef EMBER_PB_XCODE_INTERNAL_H
+#define EMBER_PB_XCODE_INTERNAL_H
+
+#include "pb-internal.h"
+#include "rt-internal.h"
+
+typedef struct ember_pbx {
+    ember_conn *c;          /* whose objects (local refs) exist */
+    ember_jl_cur cur;       /* the jelly being read (the *_in functions) */
+    char why[256];          /* what did not match */
+} ember_pbx;
+
+/* nvals positional jelly values at x->cur -> m's argument struct in e. -1:
+ * x->why names the argument ("move: argument 2 'dir': expected i32, got
+ * unicode"); missing trailing arguments are left out (zero / absent). */
+int ember_pbx_args_in(ember_pbx *x, uint32_t nvals, const ember_method_desc *m,
+                      ember_enc *e);
+/* One jelly value at x->cur -> the result struct {1: value} (t NULL: void,
+ * the value is skipped). */
+int ember_pbx_result_in(ember_pbx *x, const ember_type *t, ember_enc *e);
+/* m's argument struct p[0..n) -> its n_params positional jelly values. */
+int ember_pbx_args_out(ember_pbx *x, const uint8_t *p, size_t n,
+                       const ember_method_desc *m, ember_jl_w *w);
+/* A result struct p[0..n) -> one jelly value ((None) for void). */
+int ember_pbx_result_out(ember_pbx *x, const uint8_t *p, size_t n,
+                         const ember_type *t, ember_jl_w *w);
+
+#endif

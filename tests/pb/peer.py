@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""A Firefly-style Twisted PB peer for tests/pb/test_pb.c.
+
+    peer.py node PORT NAME
+        connects to an ember root's PB listener, registers with
+        takeProxy(NAME, ref) like Firefly's RemoteObject, serves callChild
+        (Firefly's ProxyReference) and runs the value matrix, errors,
+        by-name calls and type errors against the root's callTarget.
+
+Prints one JSON line ({"ok": true, ...} or the failures) and exits 0 only
+when every check held. Only unmodified Twisted is used.
+"""
+import json
+import math
+import sys
+
+from twisted.internet import defer, reactor, task
+from twisted.python import failure
+from twisted.spread import flavors, pb
+
+checks = 0
+failures = []
+child_calls = []
+
+
+def check(what, cond, detail=""):
+    global checks
+    checks += 1
+    if not cond:
+        failures.append("%s %s" % (what, detail))
+
+
+class ProxyReference(pb.Referenceable):
+    """Firefly's node-side service: the root's callChild(command, *args)."""
+
+    def remote_callChild(self, command, *args, **kw):
+        child_calls.append(command)
+        if command == 601:
+            return "hello " + args[0]
+        if command == 602:
+            return args[0] * 2
+        if command == 603:
+            raise ValueError("boom!")
+        if command == 604:
+            return b"x" * args[0]
+        raise KeyError(command)
+
+
+@defer.inlineCallbacks
+def expect(root, what, want, *args):
+    try:
+        got = yield root.callRemote("callTarget", *args)
+    except Exception as e:  # a failure is a failed check here
+        check(what, False, "failed: %r" % (e,))
+        return
+    ok = got == want and type(got) == type(want)
+    if isinstance(want, float) and isinstance(got, float):
+        ok = (got == want or (math.isnan(got) and math.isnan(want))) and \
+            math.copysign(1, got) == math.copysign(1, want)
+    check(what, ok, "got %r want %r" % (got, want))
+
+
+@defer.inlineCallbacks
+def expect_fail(root, what, trap, text, *args, **kw):
+    name = kw.pop("_name", "callTarget")
+    try:
+        got = yield root.callRemote(name, *args, **kw)
+        check(what, False, "answered %r" % (got,))
+    except Exception as e:
+        f = e
+        check(what, text in str(f), "message %r" % (str(f),))
+        if hasattr(f, "check"):
+            check(what + " check", f.check(trap) is not None, f.type)
+
+
+def failure_of(d):
+    out = []
+    d.addCallbacks(lambda r: out.append(("ok", r)), lambda f: out.append(("fail", f)))
+    return out
+
+
+@defer.inlineCallbacks
+def node(port, name):
+    factory = pb.PBClientFactory()
+    reactor.connectTCP("127.0.0.1", port, factory)
+    root = yield factory.getRootObject()
+    proxy = ProxyReference()
+    got = yield root.callRemote("takeProxy", name, proxy)
+    check("takeProxy answers None", got is None, repr(got))
+
+    # The value matrix, through callTarget(command, *args).
+    yield expect(root, "echo_s", "h\u00e9llo \u4e16\u754c", 1001, "h\u00e9llo \u4e16\u754c")
+    yield expect(root, "echo_s bytes", "plain", 1001, b"plain")
+    yield expect(root, "echo_s empty", "", 1001, "")
+    for b in (b"", b"list", b"None", b"message", b"\x00\xff", b"x" * 655360):
+        yield expect(root, "echo_b %d" % len(b), b, 1002, b)
+    yield expect(root, "echo_b from str", b"abc", 1002, "abc")
+    for a, b in ((1, 2), (2**31 - 1, 1), (-2**31, 0), (-2**31, -1),
+                 (2**63 - 1, 0), (-2**63, 0), (0, -1)):
+        yield expect(root, "add %d %d" % (a, b), a + b, 1003, a, b)
+    for u in (0, 2**31, 2**63, 2**64 - 1):
+        yield expect(root, "echo_u %d" % u, u, 1004, u)
+    for f in (1.5, -0.0, 0.0, float("inf"), float("-inf"), 1e300):
+        yield expect(root, "echo_f %r" % f, f, 1005, f)
+    yield expect(root, "echo_f from int", 7.0, 1005, 7)
+    yield expect(root, "move", {"x": 4, "y": 2}, 1006, {"x": 1, "y": 2}, 3)
+    yield expect(root, "move tag", {"x": 0, "y": 5, "tag": "t"}, 1006,
+                 {b"y": 5, "tag": "t", "unknown": [1]}, 0)
+    yield expect(root, "split", ["a", "b", "c"], 1007, "a b c")
+    yield expect(root, "count", {"a": 2, "b": 1}, 1008, ("a", "b", "a"))
+    yield expect(root, "flip", False, 1011, True)
+    yield expect(root, "opt absent", 101, 1012, 1)
+    yield expect(root, "opt None", 101, 1012, 1, None)
+    yield expect(root, "opt given", 3, 1012, 1, 2)
+    yield expect(root, "echo_i8", -128, 1013, -128)
+    yield expect(root, "children", 1, 1014)
+    root.callRemote("callTarget", 1010, "a note", pbanswer=False)
+
+    # Errors both ways, and bad values: the connection stays.
+    yield expect_fail(root, "fail", pb.Error, "nope", 1009, "nope")
+    yield expect_fail(root, "unknown command", flavors.NoSuchMethod, "no command 9999", 9999)
+    yield expect_fail(root, "i8 range", TypeError, "argument 1 'v'", 1013, 128)
+    yield expect_fail(root, "u64 negative", TypeError, "out of the range", 1004, -1)
+    yield expect_fail(root, "i64 over", TypeError, "out of the range", 1003, 2**63, 0)
+    yield expect_fail(root, "type", TypeError, "expected bytes, got int", 1002, 5)
+    yield expect_fail(root, "bool from int", TypeError, "expected bool", 1011, 1)
+    yield expect_fail(root, "arity", TypeError, "at most 2 arguments", 1003, 1, 2, 3)
+    yield expect_fail(root, "kwargs", TypeError, "keyword", 1003, 1, b=2)
+    yield expect_fail(root, "bad utf-8", TypeError, "not UTF-8", 1001, b"\xff")
+    yield expect_fail(root, "a set", TypeError, "'set'", 1007, {1, 2})
+    yield expect_fail(root, "no such method", flavors.NoSuchMethod, "remote_nosuch",
+                      _name="nosuch")
+    yield expect(root, "still connected", 3, 1003, 1, 2)
+
+    # By name: remote_status.
+    got = yield root.callRemote("status", "py")
+    check("status by name", got == "ok py", repr(got))
+
+    # The root called us back through its typed stubs (callChild).
+    for _ in range(200):
+        if len(child_calls) >= 4:
+            break
+        yield task.deferLater(reactor, 0.01, lambda: None)
+    check("callChild calls", sorted(child_calls) == [601, 602, 603, 604], child_calls)
+    # Tell the root we are done, and leave.
+    yield root.callRemote("callTarget", 1010, "done")
+    factory.disconnect()
+
+
+def main():
+    mode, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    result = {}
+
+    def done(r):
+        result["ok"] = not failures
+        if reactor.running:
+            reactor.stop()
+
+    def err(f):
+        failures.append("exception: %s" % f.getTraceback())
+        done(None)
+
+    if mode != "node":
+        print(json.dumps({"ok": False, "failures": ["unknown mode " + mode]}))
+        sys.exit(2)
+    d = node(port, name)
+    d.addCallbacks(done, err)
+    reactor.callLater(30, lambda: err(failure.Failure(Exception("timeout"))))
+    reactor.run()
+    print(json.dumps({"ok": not failures, "checks": checks, "failures": failures}))
+    sys.exit(0 if not failures else 1)
+
+
+if __name__ == "__main__":
+    main()
