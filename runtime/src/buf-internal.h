@@ -76,6 +76,7 @@ static inline int ember_buf_enc_begin(ember_buf *b, ember_enc *e, void *conn,
     e->owner = b;
     e->conn = conn;
     e->failed = 0;
+    e->bad_utf8 = 0;
     if (ember_buf_reserve(b, hint)) {
         e->base = e->p = e->end = NULL;
         e->failed = 1;

@@ -415,8 +415,10 @@ static int write_answer(ember_call *k, bool raised, uint32_t error_id,
     ember_log(EMBER_LOG_WARN, "%s: %s to %s.%u could not be encoded: %s",
               c->ep->what, what, service_name(k->ex, k->service), k->method,
               ember_last_error());
-    send_error(c, k->peer_id, EMBER_FAILED,
-               raised ? "error could not be encoded" : "reply could not be encoded");
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s could not be encoded%s", what,
+             e.bad_utf8 ? ": a string in it is not valid UTF-8" : "");
+    send_error(c, k->peer_id, EMBER_FAILED, msg);
     return -1;
 }
 

@@ -262,6 +262,31 @@ static uint32_t next_gen(ember_ep *ep)
     return ep->gen;
 }
 
+/* What a call whose arguments hold a string that is not UTF-8 ends with:
+ * the parameter by name when the service's types know it. */
+static const char *bad_utf8_msg(char *buf, size_t n, const ember_service_desc *svc,
+                                uint32_t method, uint32_t tag)
+{
+    const ember_method_desc *m = NULL;
+    for (uint32_t i = 0; svc && i < svc->n_methods; i++)
+        if (svc->methods[i].id == method)
+            m = &svc->methods[i];
+    for (uint32_t i = 0; m && i < m->n_params; i++)
+        if (m->params[i].tag == tag && m->params[i].type &&
+            m->params[i].type->kind == EMBER_T_STRING) {
+            snprintf(buf, n, "argument %s of %s.%s is not valid UTF-8: not "
+                     "sent", m->params[i].name, svc->name, m->name);
+            return buf;
+        }
+    if (tag == EMBER_ENC_ELEM)
+        snprintf(buf, n, "a string in a list or map of the arguments is not "
+                 "valid UTF-8: not sent");
+    else
+        snprintf(buf, n, "the string in argument field %u is not valid "
+                 "UTF-8: not sent", tag);
+    return buf;
+}
+
 ember_handle ember_calltab_start(ember_ref *to, const ember_service_desc *svc,
                                  uint32_t service, uint32_t method, bool oneway,
                                  ember_encode_fn enc, const void *args,
@@ -272,6 +297,7 @@ ember_handle ember_calltab_start(ember_ref *to, const ember_service_desc *svc,
     ember_conn *c = to && to->kind != EMBER_REF_LOCAL ? to->conn : NULL;
     ember_status st = EMBER_UNAVAILABLE;
     const char *why = NULL;
+    char bad[200];
 
     /* Started by a callback the free itself runs (a retry, say): there is
      * no loop left to end it from, and ending it here would only start it
@@ -332,6 +358,9 @@ ember_handle ember_calltab_start(ember_ref *to, const ember_service_desc *svc,
             st = EMBER_LIMIT;
             why = "arguments could not be encoded (too large, out of memory, "
                   "or a ref from another connection)";
+            if (e.bad_utf8) /* the call's own fault: it alone fails */
+                st = EMBER_FAILED, why = bad_utf8_msg(bad, sizeof bad, svc,
+                                                      method, e.bad_utf8);
             if (!oneway) {
                 c->slots[idx].next_free = c->free_slot;
                 c->free_slot = idx + 1;

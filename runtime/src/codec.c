@@ -377,6 +377,21 @@ static bool utf8_copy(uint8_t *dst, const uint8_t *s, size_t n)
     return true;
 }
 
+EMBER_API void ember_enc_str_(ember_enc *e, uint32_t tag, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    ember_enc_raw_varint(e, n);
+    if (n == 0 || ember_enc_reserve(e, n))
+        return;
+    if (!utf8_copy(e->p, (const uint8_t *)s, n)) {
+        if (!e->bad_utf8)
+            e->bad_utf8 = tag ? tag : EMBER_ENC_ELEM;
+        e->failed = 1;
+        return;
+    }
+    e->p += n;
+}
+
 EMBER_API bool ember_utf8_valid(const char *s, size_t n)
 {
     return utf8_copy(NULL, (const uint8_t *)s, n);

@@ -35,6 +35,7 @@ const char *ember_frame_kind_name(uint8_t kind)
 int ember_frame_closed_(ember_enc *e)
 {
     e->failed = 1;
+    e->bad_utf8 = 0;
     e->owner = NULL;
     return ember_seterr("connection closed");
 }
@@ -42,6 +43,9 @@ int ember_frame_closed_(ember_enc *e)
 int ember_frame_end_fail_(ember_conn *c, ember_enc *e, size_t len)
 {
     ember_buf_enc_abort(&c->out, e);
+    if (e->bad_utf8)
+        return ember_seterr("a string (field %u) is not valid UTF-8",
+                            e->bad_utf8);
     if (e->failed)
         return ember_seterr("frame could not be encoded (out of memory, "
                             "a limit, or a ref from another connection)");

@@ -262,6 +262,17 @@ games_lost() {
 poll 12 "the gate did not lose game1 and game2 within 12 s of the cut" games_lost
 lost_in=$(since "$t_cut")
 lt "$lost_in" 9 || fail "the loss took $lost_in s to detect (heartbeat bound: dead after 6 s, < 9 s)"
+# Each end detects the loss on its own, within dead_after_ms plus one of its
+# own sweeps (docs/runtime.md, "Liveness"): the game nodes may see it up to a
+# sweep after the gate did.
+links_lost() {
+    st=$(status)
+    for n in game1 game2; do
+        ls=$(link_state "$st" $n gate)
+        [ -n "$ls" ] && [ "$ls" != registered ] || return 1
+    done
+}
+poll 2 "game1 and game2 still registered with the gate 2 s after it lost them" links_lost
 st=$(status)
 for n in game1 game2; do
     printf '%s' "$st" | grep -q "\"name\": \"$n\", \"app\": \"game\", \"registered\": true" ||

@@ -213,6 +213,225 @@ static void t_close_deadline(void)
     event_base_free(base);
 }
 
+/* ---- what may be done from inside callbacks ---- */
+
+static ember_node *cb_node;
+static int cb_closed, cb_in_call;
+static ended cb_first, cb_on_state, cb_unavail;
+
+static void closed_once(ember_node *n, void *ud)
+{
+    (void)n;
+    (void)ud;
+    cb_closed++;
+}
+
+/* A completion callback that closes its node. */
+static void done_then_close(const ember_outcome *o, const void *p, size_t n,
+                            void *ud)
+{
+    raw_done(o, p, n, ud);
+    ember_node_close(cb_node, closed_once, NULL);
+}
+
+static void unavail_done(const ember_outcome *o, const void *p, size_t n,
+                         void *ud)
+{
+    CU_ASSERT_EQUAL(cb_in_call, 0); /* from the loop, not inside the call */
+    raw_done(o, p, n, ud);
+}
+
+/* on_state starts calls: on REGISTERED one that works, on CONNECTING one
+ * that must end UNAVAILABLE from the loop. */
+static void state_calls(ember_node *n, ember_node_state st, const char *why,
+                        void *ud)
+{
+    (void)why;
+    (void)ud;
+    if (st == EMBER_NODE_REGISTERED && !cb_on_state.n)
+        ember_call_raw(ember_node_root(n), EDGE_SVC, 7, "st", 2, raw_done,
+                       &cb_on_state, NULL);
+    if (st == EMBER_NODE_CONNECTING && !cb_unavail.n) {
+        cb_in_call = 1;
+        ember_call_raw(ember_node_root(n), EDGE_SVC, 7, "un", 2, unavail_done,
+                       &cb_unavail, NULL);
+        cb_in_call = 0;
+    }
+}
+
+static void t_callbacks(void)
+{
+    base = event_base_new();
+    ember_root *r = ember_root_new(base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    ember_exports_add_raw(ember_root_exports(r), EDGE_SVC, 7, echo, NULL);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
+    memset(&cb_first, 0, sizeof cb_first);
+    memset(&cb_on_state, 0, sizeof cb_on_state);
+    memset(&cb_unavail, 0, sizeof cb_unavail);
+    cb_closed = 0;
+    ember_node_config nc = {0};
+    nc.on_state = state_calls;
+    cb_node = node_at("cb", ember_root_port(r), &nc);
+    CU_ASSERT_TRUE_FATAL(run_until(base, registered, cb_node, 3000));
+    CU_ASSERT_TRUE(run_until(base, has_ended, &cb_on_state, 3000));
+    CU_ASSERT_EQUAL(cb_on_state.st, EMBER_OK);
+    CU_ASSERT_TRUE(run_until(base, has_ended, &cb_unavail, 3000));
+    CU_ASSERT_EQUAL(cb_unavail.st, EMBER_UNAVAILABLE);
+    /* A completion callback closes the node: the close finishes once. */
+    ember_call_raw(ember_node_root(cb_node), EDGE_SVC, 7, "x", 1,
+                   done_then_close, &cb_first, NULL);
+    CU_ASSERT_TRUE(run_until(base, flag_set, &cb_closed, 3000));
+    CU_ASSERT_EQUAL(cb_first.st, EMBER_OK);
+    CU_ASSERT_EQUAL(ember_node_state_get(cb_node), EMBER_NODE_CLOSED);
+    run_for(base, 20);
+    CU_ASSERT_EQUAL(cb_closed, 1);
+    CU_ASSERT_EQUAL(cb_first.n, 1);
+    ember_node_free(cb_node);
+    ember_root_free(r);
+    event_base_free(base);
+}
+
+/* A node freed while it serves a call: the late answer is a no-op, as
+ * after ember_root_free. */
+static void t_orphans_after_node_free(void)
+{
+    base = event_base_new();
+    ember_root *r = ember_root_new(base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
+    ember_node *n = node_at("freed", ember_root_port(r), NULL);
+    ember_exports_add_raw(ember_node_exports(n), EDGE_SVC, 9, hold, NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(base, registered, n, 3000));
+    ember_child *c = ember_root_child_by_name(r, "freed");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    ended made = {0, EMBER_OK, ""};
+    held_call = NULL;
+    ember_call_raw(ember_child_ref(c), EDGE_SVC, 9, "y", 1, raw_done, &made,
+                   NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(base, holding, NULL, 3000));
+    ember_node_free(n);
+    CU_ASSERT_TRUE(run_until(base, has_ended, &made, 3000));
+    CU_ASSERT_EQUAL(made.st, EMBER_LOST);
+    CU_ASSERT_TRUE(ember_call_cancelled(held_call));
+    CU_ASSERT_EQUAL(ember_call_reply_raw(held_call, "late", 4), 0);
+    run_for(base, 20);
+    CU_ASSERT_EQUAL(made.n, 1);
+    ember_root_free(r);
+    event_base_free(base);
+}
+
+/* ---- strings that are not UTF-8 ---- */
+
+/* service edge.Utf { string greet(1: string who) = 1; } by hand, with its
+ * run-time types (what idlc generates). */
+#define UTF_SVC 0xed9e0002u
+static const ember_type t_string = {EMBER_T_STRING, NULL, NULL, NULL, NULL, 0};
+static const ember_field_desc greet_params[] = {{1, "who", &t_string, false}};
+
+static void enc_str(ember_enc *e, const void *v)
+{
+    ember_enc_string(e, 1, v);
+}
+
+static int d_greet(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    const char *who = "";
+    uint32_t tag;
+    unsigned wt;
+    int k;
+    (void)h;
+    (void)ud;
+    while ((k = ember_dec_field(d, &tag, &wt)) == 1)
+        if ((tag == 1 ? ember_dec_string(d, wt, &who) : ember_dec_skip(d, wt)))
+            return -1;
+    if (k < 0)
+        return -1;
+    /* "bad-reply": the handler answers with a string that is not UTF-8. */
+    ember_call_reply(c, enc_str, strcmp(who, "bad-reply") ? who : "caf\xe9");
+    return 0;
+}
+
+static const ember_method_desc utf_methods[] = {
+    {.id = 1, .name = "greet", .dispatch = d_greet, .params = greet_params,
+     .n_params = 1, .result = &t_string}};
+static const ember_service_desc utf_svc = {
+    .name = "edge.Utf", .id = UTF_SVC, .n_methods = 1, .methods = utf_methods};
+
+static void greet_done(const ember_outcome *o, ember_dec *reply, ember_fn cb,
+                       void *ud)
+{
+    ended *e = ud;
+    (void)reply;
+    (void)cb;
+    e->n++;
+    e->st = o->status;
+    snprintf(e->msg, sizeof e->msg, "%s", o->message ? o->message : "");
+}
+
+static int lost_states;
+static void count_lost(ember_node *n, ember_node_state st, const char *why,
+                       void *ud)
+{
+    (void)n;
+    (void)why;
+    (void)ud;
+    lost_states += st == EMBER_NODE_LOST;
+}
+
+static void t_bad_utf8(void)
+{
+    base = event_base_new();
+    ember_root *r = ember_root_new(base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(r), &utf_svc, NULL,
+                                      NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
+    ember_node_config nc = {0};
+    nc.on_state = count_lost;
+    lost_states = 0;
+    ember_node *n = node_at("utf", ember_root_port(r), &nc);
+    CU_ASSERT_TRUE_FATAL(run_until(base, registered, n, 3000));
+    ember_ref *root = ember_node_root(n);
+    ended before = {0, EMBER_OK, ""}, bad = {0, EMBER_OK, ""};
+    ended after = {0, EMBER_OK, ""}, badrep = {0, EMBER_OK, ""};
+    ended last = {0, EMBER_OK, ""};
+    /* A good call in flight, then one whose argument is not UTF-8: it
+     * alone fails, locally, naming the argument. */
+    ember_call_start(root, &utf_svc, 1, enc_str, "ok", greet_done, NULL,
+                     &before, NULL);
+    CU_ASSERT_EQUAL(ember_call_start(root, &utf_svc, 1, enc_str, "\xc3\x28",
+                                     greet_done, NULL, &bad, NULL), 0);
+    CU_ASSERT_EQUAL(bad.n, 0); /* ends from the loop, not inside */
+    ember_call_start(root, &utf_svc, 1, enc_str, "still", greet_done, NULL,
+                     &after, NULL);
+    /* The handler's reply is not UTF-8: that call alone fails. */
+    ember_call_start(root, &utf_svc, 1, enc_str, "bad-reply", greet_done, NULL,
+                     &badrep, NULL);
+    ember_call_start(root, &utf_svc, 1, enc_str, "last", greet_done, NULL,
+                     &last, NULL);
+    CU_ASSERT_TRUE(run_until(base, has_ended, &last, 3000));
+    CU_ASSERT_TRUE(run_until(base, has_ended, &badrep, 3000));
+    CU_ASSERT_EQUAL(before.st, EMBER_OK);
+    CU_ASSERT_EQUAL(after.st, EMBER_OK);
+    CU_ASSERT_EQUAL(last.st, EMBER_OK);
+    CU_ASSERT_EQUAL(bad.n, 1);
+    CU_ASSERT_EQUAL(bad.st, EMBER_FAILED);
+    CU_ASSERT_TRUE(strstr(bad.msg, "argument who of edge.Utf.greet is not "
+                                   "valid UTF-8") != NULL);
+    CU_ASSERT_EQUAL(badrep.st, EMBER_FAILED);
+    CU_ASSERT_TRUE(strstr(badrep.msg, "not valid UTF-8") != NULL);
+    /* A oneway with a bad string is refused at once. */
+    CU_ASSERT_EQUAL(ember_oneway_start(root, &utf_svc, 1, enc_str, "\xff"), -1);
+    CU_ASSERT_TRUE(strstr(ember_last_error(), "not valid UTF-8") != NULL);
+    /* Nobody was disconnected. */
+    CU_ASSERT_EQUAL(lost_states, 0);
+    CU_ASSERT_EQUAL(ember_node_state_get(n), EMBER_NODE_REGISTERED);
+    ember_node_free(n);
+    ember_root_free(r);
+    event_base_free(base);
+}
+
 /* ---- the port of every listener ---- */
 
 static void t_listener_ports(void)
@@ -324,6 +543,9 @@ void add_edges_suite(void)
     CU_add_test(s, "the port of every listener", t_listener_ports);
     CU_add_test(s, "a root's shutdown has a deadline", t_shutdown_deadline);
     CU_add_test(s, "a node's close has a deadline", t_close_deadline);
+    CU_add_test(s, "calls and a close from inside callbacks", t_callbacks);
+    CU_add_test(s, "served calls outlive a freed node", t_orphans_after_node_free);
+    CU_add_test(s, "strings that are not UTF-8 fail their call alone", t_bad_utf8);
     CU_add_test(s, "node names checked at creation", t_node_names);
     CU_add_test(s, "SipHash against its reference", t_siphash);
     CU_add_test(s, "log escaping", t_escape);

@@ -70,7 +70,12 @@ typedef struct ember_enc {
     void *conn;        /* connection the frame goes to (refs); may be NULL */
     int failed;        /* a grow failed or a value broke a limit; 2: a ref
                           was written with no connection (EMBER_ENC_NEEDS_CONN) */
+    /* A string that was not valid UTF-8 made it fail: the tag of its field
+     * (EMBER_ENC_ELEM: an element of a list or map); 0: none. */
+    uint32_t bad_utf8;
 } ember_enc;
+
+#define EMBER_ENC_ELEM UINT32_MAX
 
 #define EMBER_ENC_NEEDS_CONN 2
 
@@ -109,6 +114,7 @@ static inline void ember_enc_init_fixed(ember_enc *e, void *buf, size_t cap)
     e->owner = NULL;
     e->conn = NULL;
     e->failed = 0;
+    e->bad_utf8 = 0;
 }
 
 static inline size_t ember_enc_len(const ember_enc *e)
@@ -186,10 +192,15 @@ static inline void ember_enc_raw_bytes(ember_enc *e, const void *data, size_t n)
     e->p += n;
 }
 
+/* Out of line: a string's length and bytes, checked as the decoder checks
+ * them (strict UTF-8) while they are copied; one that is not fails the
+ * encoder, recording tag (0: EMBER_ENC_ELEM) in e->bad_utf8. */
+void ember_enc_str_(ember_enc *e, uint32_t tag, const char *s);
+
 /* A NULL string is written as the empty string. */
 static inline void ember_enc_raw_string(ember_enc *e, const char *s)
 {
-    ember_enc_raw_bytes(e, s, s ? strlen(s) : 0);
+    ember_enc_str_(e, 0, s);
 }
 
 static inline void ember_enc_key(ember_enc *e, uint32_t tag, unsigned wt)
@@ -256,7 +267,7 @@ static inline void ember_enc_f64(ember_enc *e, uint32_t tag, double v)
 static inline void ember_enc_string(ember_enc *e, uint32_t tag, const char *s)
 {
     ember_enc_key(e, tag, EMBER_WT_LEN);
-    ember_enc_raw_string(e, s);
+    ember_enc_str_(e, tag, s);
 }
 
 static inline void ember_enc_bytes(ember_enc *e, uint32_t tag, ember_bytes b)

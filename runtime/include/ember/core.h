@@ -56,7 +56,10 @@ typedef enum ember_status {
     EMBER_FAILED,      /* the handler failed with a message (remote failure),
                           or the peer failed the call for us: our arguments
                           did not decode there, its reply could not be
-                          encoded, or it raised an error we do not know */
+                          encoded (a string in it not UTF-8, say), or it
+                          raised an error we do not know; or, locally, a
+                          string argument was not valid UTF-8 (not sent;
+                          o->message names the argument) */
     EMBER_TIMEOUT,     /* no reply before the deadline */
     EMBER_LOST,        /* the connection went before the reply, for any
                           reason: the peer closed it, went silent past
