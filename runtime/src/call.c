@@ -270,6 +270,12 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     if (oid != 0) {
         target = ember_ref_find_xobj(c, oid);
         ex = target ? target->lex : NULL;
+        if (target && target->revoked) {
+            if (!oneway)
+                send_error(c, call_id, EMBER_UNAVAILABLE,
+                           "object withdrawn by its owner");
+            return 0;
+        }
     }
     bool served = false;
     ember_xentry *x = ex && mid && mid <= UINT32_MAX

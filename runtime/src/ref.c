@@ -68,6 +68,14 @@ EMBER_API ember_ref *ember_ref_local(const ember_service_desc *svc,
     return r;
 }
 
+EMBER_API int ember_ref_revoke(ember_ref *r)
+{
+    if (!r || r->kind != EMBER_REF_LOCAL)
+        return ember_seterr("ember_ref_revoke: not a local object");
+    r->revoked = true;
+    return 0;
+}
+
 EMBER_API ember_ref *ember_ref_retain(ember_ref *r)
 {
     if (r)

@@ -776,6 +776,7 @@ enum { EMBER_REF_PEER, EMBER_REF_REMOTE, EMBER_REF_LOCAL, EMBER_REF_PROXY };
 
 struct ember_ref {
     uint8_t kind;
+    bool revoked;                  /* LOCAL: withdrawn (ember_ref_revoke) */
     uint32_t rc;
     ember_eplink *link;            /* where to defer outcomes; NULL: none */
     ember_conn *conn;              /* PEER/REMOTE: NULL when dead */

@@ -4,7 +4,8 @@
  * ref<b.Echo> from its node A and passes it to its node B; B calls it, R
  * forwards to A with no user code, the answer comes back. Covered on one
  * event_base: the calls, a call to another service through the proxy, the
- * releases reaching A in any order, A, B and R each going away with a call
+ * releases reaching A in any order, A withdrawing its object, A, B and R
+ * each going away with a call
  * in flight through the proxy, and a process that is both root and node
  * passing its root's object to its child; then with three processes (fork):
  * B and A killed (SIGKILL) with calls in flight, and R killed while B's
@@ -380,6 +381,31 @@ static void test_owner_leaves(void)
     trio_stop(&t);
 }
 
+/* A withdraws its object: B's calls through R end UNAVAILABLE, and so do
+ * R's own; the releases still reach A. */
+static void test_owner_revokes(void)
+{
+    trio t;
+    trio_start(&t);
+    b_keeps(&t);
+    CU_ASSERT_EQUAL(ember_ref_revoke(t.pa.echo), 0);
+    res r = {0};
+    b_Echo_twice(t.pb.kept, 2, got_u64, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, EMBER_UNAVAILABLE);
+    CU_ASSERT_STRING_EQUAL(r.msg, "object withdrawn by its owner");
+    memset(&r, 0, sizeof r);
+    b_Echo_twice(t.aref, 2, got_u64, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, EMBER_UNAVAILABLE);
+    CU_ASSERT_EQUAL(t.pa.echo_calls, 0);
+    CU_ASSERT_EQUAL(ember_ref_revoke(t.aref), -1); /* not ours */
+    ember_ref_release(t.pb.kept);
+    t.pb.kept = NULL;
+    r_lets_go(&t);
+    trio_stop(&t);
+}
+
 /* B goes with its call waiting at A: R's call to B ends LOST; A's late
  * answer is dropped at R; R's release still reaches A. */
 static void test_caller_leaves(void)
@@ -683,6 +709,7 @@ int main(void)
     CU_add_test(s, "B calls A's object through R", test_forwarded);
     CU_add_test(s, "R releases before B", test_released_root_first);
     CU_add_test(s, "A leaves with a call in flight", test_owner_leaves);
+    CU_add_test(s, "A withdraws its object", test_owner_revokes);
     CU_add_test(s, "B leaves with a call in flight", test_caller_leaves);
     CU_add_test(s, "R goes with a call in flight", test_forwarder_goes);
     CU_add_test(s, "a process both root and node forwards", test_root_and_node);

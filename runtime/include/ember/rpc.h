@@ -290,6 +290,13 @@ void *ember_call_alloc(ember_call *call, size_t size);
  * Starts with one reference, the caller's. */
 ember_ref *ember_ref_local(const ember_service_desc *svc,
                            const void *handlers, void *ud);
+/*
+ * Withdraws a local object: its handlers are never called again, and every
+ * call to it from now on (also one forwarded by a third party's proxy)
+ * ends EMBER_UNAVAILABLE ("object withdrawn by its owner"). The refs peers
+ * hold stay refs to release as usual. -1 if r is not a local object.
+ */
+int ember_ref_revoke(ember_ref *r);
 
 #ifdef __cplusplus
 }
