@@ -24,6 +24,7 @@ struct ember_node {
     ember_node_state st;
     ember_conn *conn;          /* current connection (handshaking or ready) */
     bool registering;          /* REGISTER sent on conn: WELCOME or REFUSED next */
+    bool pb;                   /* the root speaks Twisted PB (connect_pb) */
     ember_ref *root_ref;
     uint32_t id;
     unsigned attempt;          /* failures since the last registration */
@@ -110,7 +111,10 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
     if (n->ep.tls_ctx && ember_tls_attach(c, false, n->tls_host)) {
         /* A failure closes c: node_lost schedules the retry. */
         ember_conn_close(c, EMBER_LOST, ember_last_error());
+        return;
     }
+    if (n->pb)
+        ember_pb_start(c, false, n->name); /* a failure closes c */
 }
 
 static void try_connect(ember_node *n)
@@ -291,6 +295,24 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
     return rc;
 }
 
+/* A PB root answered our takeProxy: registered, or refused (why). */
+static void node_pb_registered(ember_conn *c, bool ok, const char *why)
+{
+    ember_node *n = c->ep->node;
+    if (c != n->conn)
+        return;
+    if (!ok) {
+        ember_conn_close(c, EMBER_LOST, why);
+        return;
+    }
+    c->peer_ref = n->root_ref;
+    n->root_ref->conn = c;
+    n->attempt = 0;
+    ember_log(EMBER_LOG_INFO, "%s: registered with the PB root at %s", n->what,
+              n->addr);
+    set_state(n, EMBER_NODE_REGISTERED, NULL);
+}
+
 static void node_lost(ember_conn *c, const char *reason)
 {
     ember_node *n = c->ep->node;
@@ -392,6 +414,7 @@ EMBER_API ember_node *ember_node_new(struct event_base *base, const char *name,
     n->cfg.tls = NULL;
     n->ep.on_handshake = node_handshake;
     n->ep.on_lost = node_lost;
+    n->ep.registered = node_pb_registered;
     n->name = ember_strdup(name);
     n->root_ref = ember_ref_new_peer(&n->ep);
     n->retry_ev = evtimer_new(base, on_retry, n);
@@ -443,6 +466,14 @@ EMBER_API int ember_node_connect(ember_node *n, const char *addr)
         return ember_seterr("TLS: no server name to check the root against");
     try_connect(n);
     return 0;
+}
+
+EMBER_API int ember_node_connect_pb(ember_node *n, const char *addr)
+{
+    if (n->addr)
+        return ember_seterr("node already connecting (one root per node)");
+    n->pb = true;
+    return ember_node_connect(n, addr);
 }
 
 EMBER_API ember_ref *ember_node_root(ember_node *n)

@@ -748,7 +748,8 @@ static int start_client(ember_conn *c)
     ember_bn_put_bytes(&e, PB_TAKEPROXY, strlen(PB_TAKEPROXY), pb->vocab);
     ember_bn_put_int(&e, false, 1);
     ember_jl_put_head(&w, EMBER_BN_W_TUPLE, 2);
-    ember_bn_put_bytes(&e, pb->name, strlen(pb->name), pb->vocab);
+    /* Text: a py3 root keys its children by str; on py2, u"a" == "a". */
+    ember_jl_put_unicode(&w, pb->name, strlen(pb->name));
     ember_jl_put_ref(&w, false, PB_NODE_LUID);
     ember_jl_put_head(&w, EMBER_BN_W_DICTIONARY, 0);
     if (out_end(c, &e))

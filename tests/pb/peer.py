@@ -6,6 +6,12 @@
         takeProxy(NAME, ref) like Firefly's RemoteObject, serves callChild
         (Firefly's ProxyReference) and runs the value matrix, errors,
         by-name calls and type errors against the root's callTarget.
+    peer.py root 0 NAME
+        a Firefly-style PBRoot on a free port (printed first, "PORT n"):
+        its takeProxy calls callChild on the node before answering (as
+        Firefly's reference root does); it serves callTarget and a by-name
+        remote_status, and calls the node back: values, its failures,
+        NoSuchMethod and TypeError. It waits for the node's "done" note.
 
 Prints one JSON line ({"ok": true, ...} or the failures) and exits 0 only
 when every check held. Only unmodified Twisted is used.
@@ -60,23 +66,32 @@ def expect(root, what, want, *args):
     check(what, ok, "got %r want %r" % (got, want))
 
 
+def outcome(d):
+    """("ok", result) or ("fail", the Failure itself: check(), trap())."""
+    out = defer.Deferred()
+    d.addCallbacks(lambda r: out.callback(("ok", r)),
+                   lambda f: out.callback(("fail", f)))
+    return out
+
+
 @defer.inlineCallbacks
+def expect_failure(d, what, trap, text):
+    kind, f = yield outcome(d)
+    if kind == "ok":
+        check(what, False, "answered %r" % (f,))
+        return
+    check(what, text in f.getErrorMessage(), "message %r" % (f.getErrorMessage(),))
+    check(what + " check", f.check(trap) is not None, f.type)
+    try:
+        f.trap(trap)
+        check(what + " trap", True)
+    except Exception:
+        check(what + " trap", False, f.type)
+
+
 def expect_fail(root, what, trap, text, *args, **kw):
     name = kw.pop("_name", "callTarget")
-    try:
-        got = yield root.callRemote(name, *args, **kw)
-        check(what, False, "answered %r" % (got,))
-    except Exception as e:
-        f = e
-        check(what, text in str(f), "message %r" % (str(f),))
-        if hasattr(f, "check"):
-            check(what + " check", f.check(trap) is not None, f.type)
-
-
-def failure_of(d):
-    out = []
-    d.addCallbacks(lambda r: out.append(("ok", r)), lambda f: out.append(("fail", f)))
-    return out
+    return expect_failure(root.callRemote(name, *args, **kw), what, trap, text)
 
 
 @defer.inlineCallbacks
@@ -147,6 +162,79 @@ def node(port, name):
     factory.disconnect()
 
 
+class Root(pb.Root):
+    """Firefly's PBRoot: takeProxy registers a child, callTarget serves it."""
+
+    def __init__(self, name):
+        self.name = name
+        self.children = {}
+        self.finished = defer.Deferred()
+        self.done_note = False
+        self.child_checks = None
+
+    def remote_takeProxy(self, name, transport):
+        check("takeProxy name", name == self.name, repr(name))
+        self.children[name] = transport
+        # Called before takeProxy is answered, as real Firefly roots do.
+        d = transport.callRemote("callChild", 601, "early")
+        d.addCallback(lambda r: check("callChild before the answer", r == "hello early", r))
+        self.child_checks = self.call_child(transport)
+        self.child_checks.addBoth(self.maybe_done)
+
+    @defer.inlineCallbacks
+    def call_child(self, t):
+        got = yield t.callRemote("callChild", 602, 21)
+        check("twice", got == 42, repr(got))
+        got = yield t.callRemote("callChild", 601, "py \u00fc")
+        check("hello", got == "hello py \u00fc", repr(got))
+        got = yield t.callRemote("callChild", 604, 655360)
+        check("blob 640 KiB", got == b"x" * 655360, len(got))
+        for what, trap, text, args in (
+                ("boom", pb.Error, "boom", (603,)),
+                ("no command", flavors.NoSuchMethod, "no command 699", (699,)),
+                ("type", TypeError, "expected i64, got unicode", (602, "x")),
+                ("too big for Twisted", pb.Error, "could not be encoded", (604, 655361))):
+            yield expect_failure(t.callRemote("callChild", *args), what, trap, text)
+        check("still connected", (yield t.callRemote("callChild", 602, 1)) == 2)
+
+    def remote_callTarget(self, command, *args):
+        if command == 1003:
+            return args[0] + args[1]
+        if command == 1001:
+            return args[0]
+        if command == 1004:
+            return "not a u64"  # does not match the IDL: EMBER_PROTOCOL there
+        if command == 1009:
+            raise pb.Error(args[0])
+        if command == 1010:
+            if args[0] == "done":
+                self.done_note = True
+                self.maybe_done(None)
+            return None
+        if command == 1014:
+            return len(self.children)
+        raise ValueError("no command %r" % (command,))
+
+    def remote_status(self, who):
+        return "py ok " + who
+
+    def maybe_done(self, r):
+        if isinstance(r, failure.Failure):
+            failures.append("callChild: %s" % r.getTraceback())
+        if self.done_note and self.child_checks is not None and self.child_checks.called \
+                and not self.finished.called:
+            self.finished.callback(None)
+        return None
+
+
+@defer.inlineCallbacks
+def root(name):
+    r = Root(name)
+    port = reactor.listenTCP(0, pb.PBServerFactory(r), interface="127.0.0.1")
+    print("PORT %d" % port.getHost().port, flush=True)
+    yield r.finished
+
+
 def main():
     mode, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     result = {}
@@ -160,10 +248,10 @@ def main():
         failures.append("exception: %s" % f.getTraceback())
         done(None)
 
-    if mode != "node":
+    if mode not in ("node", "root"):
         print(json.dumps({"ok": False, "failures": ["unknown mode " + mode]}))
         sys.exit(2)
-    d = node(port, name)
+    d = node(port, name) if mode == "node" else root(name)
     d.addCallbacks(done, err)
     reactor.callLater(30, lambda: err(failure.Failure(Exception("timeout"))))
     reactor.run()

@@ -10,6 +10,11 @@
  *                  typed exports; the root calls it back through the
  *                  generated stubs (callChild); every call ends once; the
  *                  child joins and leaves once.
+ *   twisted_root   an ember node registers with a Firefly-style Twisted
+ *                  root (takeProxy), serves its callChild, including the one
+ *                  it sends before answering takeProxy, and calls it
+ *                  through the typed stubs (callTarget and by name); errors
+ *                  and a reply that does not match the IDL each way.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -341,6 +346,158 @@ static void twisted_node(void)
     printf("test-pb: twisted node -> ember root: %s\n", failed ? "FAILED" : "ok");
 }
 
+/* ---- an ember node with a Twisted root ---- */
+
+typedef struct nstate {
+    ember_node *node;
+    int registered, lost, outcomes;
+    bool add_ok, echo_ok, fail_ok, status_ok, reload_ok, children_ok, proto_ok;
+} nstate;
+
+static void c_hello(ember_call *c, const char *who, void *ud)
+{
+    char buf[128];
+    (void)ud;
+    snprintf(buf, sizeof buf, "hello %s", who);
+    pbt_Child_hello_reply(c, buf);
+}
+static void c_twice(ember_call *c, int64_t v, void *ud)
+{
+    (void)ud;
+    pbt_Child_twice_reply(c, 2 * v);
+}
+static void c_boom(ember_call *c, void *ud)
+{
+    (void)ud;
+    ember_call_fail(c, "boom");
+}
+static void c_blob(ember_call *c, uint32_t n, void *ud)
+{
+    static uint8_t x[655361];
+    (void)ud;
+    memset(x, 'x', sizeof x);
+    ember_bytes b = {x, n <= sizeof x ? n : sizeof x};
+    pbt_Child_blob_reply(c, b);
+}
+static const pbt_Child_handlers child_h = {c_hello, c_twice, c_boom, c_blob};
+
+static void n_done(nstate *st)
+{
+    if (++st->outcomes == 7)
+        pbt_Root_note(ember_node_root(st->node), "done");
+}
+static void n_add(const ember_outcome *o, const int64_t *ret, void *ud)
+{
+    nstate *st = ud;
+    st->add_ok = o->status == EMBER_OK && *ret == 3;
+    n_done(st);
+}
+static void n_echo(const ember_outcome *o, const char *const *ret, void *ud)
+{
+    nstate *st = ud;
+    st->echo_ok = o->status == EMBER_OK && strcmp(*ret, "\xc3\xbc") == 0;
+    n_done(st);
+}
+static void n_fail(const ember_outcome *o, void *ud)
+{
+    nstate *st = ud;
+    st->fail_ok = o->status == EMBER_FAILED &&
+                  strcmp(o->message, "twisted.spread.pb.Error: nope") == 0;
+    n_done(st);
+}
+static void n_status(const ember_outcome *o, const char *const *ret, void *ud)
+{
+    nstate *st = ud;
+    st->status_ok = o->status == EMBER_OK && strcmp(*ret, "py ok c") == 0;
+    n_done(st);
+}
+static void n_reload(const ember_outcome *o, void *ud)
+{
+    nstate *st = ud;
+    st->reload_ok = o->status == EMBER_NO_METHOD;
+    n_done(st);
+}
+static void n_children(const ember_outcome *o, const uint32_t *ret, void *ud)
+{
+    nstate *st = ud;
+    st->children_ok = o->status == EMBER_OK && *ret == 1;
+    n_done(st);
+}
+static void n_proto(const ember_outcome *o, const uint64_t *ret, void *ud)
+{
+    nstate *st = ud;
+    (void)ret;
+    st->proto_ok = o->status == EMBER_PROTOCOL &&
+                   strstr(o->message, "does not match the IDL") != NULL;
+    n_done(st);
+}
+
+static void on_node_state(ember_node *n, ember_node_state s, const char *why, void *ud)
+{
+    nstate *st = ud;
+    (void)why;
+    if (s == EMBER_NODE_LOST)
+        st->lost++;
+    if (s != EMBER_NODE_REGISTERED || st->registered++)
+        return;
+    ember_ref *root = ember_node_root(n);
+    pbt_Root_add(root, 1, 2, n_add, st, NULL);
+    pbt_Root_echo_s(root, "\xc3\xbc", n_echo, st, NULL);
+    pbt_Root_fail(root, "nope", n_fail, st, NULL);
+    pbt_Admin_status(root, "c", n_status, st, NULL);
+    pbt_Admin_reload(root, n_reload, st, NULL);
+    pbt_Root_children(root, n_children, st, NULL);
+    pbt_Root_echo_u(root, 5, n_proto, st, NULL);
+}
+
+static bool have_port(void *ud)
+{
+    return strstr(((peer *)ud)->out, "PORT ") != NULL || ((peer *)ud)->eof;
+}
+
+typedef struct nwait {
+    peer *p;
+    nstate *st;
+} nwait;
+
+static bool root_gone(void *ud)
+{
+    nwait *w = ud;
+    return w->p->eof && w->st->lost >= 1;
+}
+
+static void twisted_root(void)
+{
+    struct event_base *base = event_base_new();
+    nstate st;
+    memset(&st, 0, sizeof st);
+    peer p;
+    CHECK(peer_start(&p, base, "root", 0, "emnode") == 0);
+    CHECK(run_until(base, have_port, &p, 20000));
+    const char *at = strstr(p.out, "PORT ");
+    int port = at ? atoi(at + 5) : -1;
+    CHECK(port > 0);
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    cfg.on_state = on_node_state;
+    cfg.ud = &st;
+    st.node = ember_node_new(base, "emnode", &cfg);
+    CHECK(st.node && pbt_Child_export(ember_node_exports(st.node), &child_h, &st) == 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    CHECK(ember_node_connect_pb(st.node, addr) == 0);
+    nwait w = {&p, &st};
+    CHECK(run_until(base, root_gone, &w, 40000));
+    CHECK(peer_ok(&p));
+    CHECK(st.registered == 1 && st.outcomes == 7);
+    CHECK(st.add_ok && st.echo_ok && st.fail_ok && st.status_ok);
+    CHECK(st.reload_ok && st.children_ok && st.proto_ok);
+    peer_end(&p);
+    ember_node_free(st.node);
+    event_base_free(base);
+    printf("test-pb: ember node -> twisted root: %s\n", failed ? "FAILED" : "ok");
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -349,6 +506,7 @@ int main(int argc, char **argv)
         python = getenv("PYTHON");
     signal(SIGPIPE, SIG_IGN);
     twisted_node();
+    twisted_root();
     printf("test-pb: %s\n", failed ? "FAILED" : "all passed");
     return failed ? 1 : 0;
 }

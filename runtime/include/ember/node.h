@@ -55,6 +55,15 @@ ember_exports *ember_node_exports(ember_node *n);
  * registers again, until closed or freed.
  */
 int ember_node_connect(ember_node *n, const char *addr);
+/*
+ * The same with a Twisted Perspective Broker root (Firefly's PBRoot,
+ * docs/protocol-pb.md): the node registers with takeProxy(name, ref to its
+ * exports), serves the root's callChild from the moment it is connected
+ * (even before takeProxy is answered), and is REGISTERED when the answer
+ * comes; a refusal is LOST "refused by root: <type>: <value>", then the
+ * usual backoff.
+ */
+int ember_node_connect_pb(ember_node *n, const char *addr);
 
 /* The root's exported services. Stable across reconnects; calls made while
  * not registered end with EMBER_UNAVAILABLE. Owned by the node. */
