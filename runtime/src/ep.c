@@ -180,6 +180,7 @@ void ember_ep_sweep_every(ember_ep *ep, uint32_t heartbeat_ms)
     if (every > EMBER_SWEEP_MAX_MS)
         every = EMBER_SWEEP_MAX_MS;
     struct timeval tv = {every / 1000, (every % 1000) * 1000};
+    ep->sweep_ms = every;
     event_add(ep->sweep_ev, &tv);
 }
 

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "handshake-internal.h"
+#include "probe-internal.h"
 
 struct ember_node {
     ember_ep ep;
@@ -531,4 +532,11 @@ EMBER_API void ember_node_free(ember_node *n)
         ember_strfree((char *)n->cfg.secret);
     }
     ember_free(n, sizeof *n);
+}
+
+/* ---- counters for tests (probe-internal.h) ---- */
+
+uint32_t ember_node_sweep_ms_(const ember_node *n)
+{
+    return n->ep.sweep_ms;
 }

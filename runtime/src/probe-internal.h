@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ember/node.h>
 #include <ember/root.h>
 
 /* Hash table nodes looked at by the root's connections, closed ones
@@ -22,5 +23,8 @@ uint64_t ember_child_htab_probes_(const ember_child *c);
 size_t ember_root_unreg_bytes_(const ember_root *r);
 size_t ember_root_unreg_peak_(const ember_root *r);
 uint32_t ember_root_unreg_count_(const ember_root *r);
+
+/* The period of the node's sweep (heartbeats, liveness), in ms. */
+uint32_t ember_node_sweep_ms_(const ember_node *n);
 
 #endif

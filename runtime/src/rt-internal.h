@@ -332,6 +332,7 @@ struct ember_ep {
     uint64_t timer_at;          /* when timer_ev fires, 0: not armed */
 
     struct event *sweep_ev;     /* heartbeats + handshake deadlines */
+    uint32_t sweep_ms;          /* its period */
     struct event *stop_ev;      /* a graceful stop's deadline (shutdown_ms) */
 
     ember_call *free_calls;     /* pool of call objects */
