@@ -45,8 +45,8 @@ typedef struct cfg_client_limits {
     int max_inflight;     /* commands of one client forwarded, not answered
                              yet; at the bound net stops reading it: 4 */
     int max_queued;       /* bytes queued for one client; over it net stops
-                             reading it, over twice it the client is dropped:
-                             65536 */
+                             reading it; pushes past twice it drop the
+                             client: 65536 */
     int stall_ms;         /* over max_queued this long: dropped: 10000 */
     int login_ms;         /* from connect (or logout) to an accepted LOGIN:
                              10000 */

@@ -11,8 +11,8 @@
  *
  * Every client is bounded ("clients" in the server's config, config.h):
  * commands in flight and bytes queued for it (over either, net stops
- * reading it; over the bytes for stall_ms, or over twice them, it is
- * dropped), time to log in, time idle, and the number of clients. A client
+ * reading it; over the bytes for stall_ms, or pushed past twice them, it
+ * is dropped), time to log in, time idle, and the number of clients. A client
  * dropped for a bound gets PUSH_BYE with the reason when it can still take
  * it; every drop is logged with its reason.
  *
@@ -192,17 +192,14 @@ static void drop(client *c, bool bye, const char *fmt, ...)
         client_free(c);
 }
 
-/* After something was queued for c: 0, or -1 when c was dropped for it
- * (queued beyond twice max_queued: a push to a client that does not read). */
-static int check_queued(client *c)
+/* After something was queued for c: over max_queued, net reads nothing
+ * more from it until it drains to half (on_written). Replies can then add
+ * at most max_inflight frames; pushes are bounded in remote_push. */
+static void note_queued(client *c)
 {
-    size_t q = queued(c), max = (size_t)c->n->lim.max_queued;
-    if (c->closing || q <= max)
-        return 0;
-    if (q > 2 * max) {
-        drop(c, false, "%zu bytes queued for it, more than twice max_queued (%zu)", q, max);
-        return -1;
-    }
+    size_t q = queued(c);
+    if (c->closing || q <= (size_t)c->n->lim.max_queued)
+        return;
     if (!c->out_full) {
         c->out_full = true;
         c->full_ms = now_ms();
@@ -210,7 +207,6 @@ static int check_queued(client *c)
                 "(dropped if it does not within %d ms)", (unsigned long long)c->session, c->peer,
                 q, c->n->lim.stall_ms);
     }
-    return 0;
 }
 
 /* ---- reading a client ------------------------------------------------- */
@@ -278,8 +274,7 @@ static int process(client *c)
         size_t plen = len - 4;
         handle_frame(c, command, evbuffer_pullup(in, (ssize_t)plen), plen);
         evbuffer_drain(in, plen);
-        if (check_queued(c))
-            return -1;
+        note_queued(c);
     }
     if (may_read(c))
         bufferevent_enable(c->bev, EV_READ);
@@ -350,8 +345,8 @@ static void forwarded(const ember_outcome *o, const ember_bytes *ret, void *ud)
         }
         if (!c->closing) {
             send_reply(c, ctx->command, &r);
-            if (check_queued(c) == 0)
-                process(c);
+            note_queued(c);
+            process(c);
         }
     }
     free(ctx);
@@ -526,10 +521,16 @@ static void remote_push(ember_call *call, const net_list_u64 *sessions, uint32_t
     (void)call;
     for (uint32_t i = 0; i < sessions->n; i++) {
         client *c = find(n, sessions->items[i]);
-        if (c && !c->closing) {
-            send_frame(c, command, data.data, data.len);
-            check_queued(c);
-        }
+        if (!c || c->closing)
+            continue;
+        send_frame(c, command, data.data, data.len);
+        /* A client that does not read gets no more than twice max_queued. */
+        size_t q = queued(c), max = (size_t)n->lim.max_queued;
+        if (q > 2 * max)
+            drop(c, false, "%zu bytes of pushes queued for it, more than twice max_queued (%zu)",
+                 q, max);
+        else
+            note_queued(c);
     }
 }
 
