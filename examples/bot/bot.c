@@ -5,8 +5,9 @@
  * bot's transcript in full, one line per other bot, and the latency of each
  * command; exits non-zero if any check failed.
  *
- *   bot [-n BOTS] [-r ROOMS] [-m MOVES] [-p NAME_PREFIX] [-t TIMEOUT_S] [-P] [-X]
- *       [-L | -E | -F | -S | -I] [-G NODE] [-R FILE] HOST:PORT
+ *   bot [-n BOTS] [-r ROOMS] [-m MOVES] [-c CHATS] [-p NAME_PREFIX] [-t TIMEOUT_S]
+ *       [-P] [-X] [-L | -E | -F | -S | -I | -D] [-G NODE] [-R FILE]
+ *       [-B SECS [-W WARMUP_S]] HOST:PORT
  *
  * Before entering its room each bot also sends a move, which the game node
  * must refuse (typed error client.Refused, code 404) — unless -P. With -X
@@ -21,7 +22,10 @@
  * its connection as it must): with -F each bot logs in, then floods MOVE
  * frames (1 MiB per write) and never reads again; with -S it connects and
  * sends nothing; with -I it logs in and then sends nothing. -S and -I bots
- * print the reason of net's PUSH_BYE.
+ * print the reason of net's PUSH_BYE. With -D each bot logs in, enters its
+ * room and then neither reads nor sends (it runs until its -t deadline or
+ * a signal): what others chat piles up for it in net. -c CHATS makes each
+ * scripted bot chat CHATS times instead of once.
  *
  * With -B SECS the bots are a benchmark (make bench): no refused move, no
  * transcript; each enters its room and moves at full speed, one command in
@@ -73,7 +77,7 @@ typedef struct lat {
     uint64_t errors;
 } lat;
 
-enum { M_SCRIPT, M_FLOOD, M_SILENT, M_IDLE };
+enum { M_SCRIPT, M_FLOOD, M_SILENT, M_IDLE, M_DEAF };
 
 typedef struct bot {
     int index;
@@ -82,6 +86,7 @@ typedef struct bot {
     ember_arena *arena;
     int step;             /* C_* of the command in flight */
     int moves_done;
+    int chats_done;
     uint64_t sent_us;
     int32_t expect;       /* the refusal the command in flight must get, or 0 */
     bool probed;
@@ -111,10 +116,10 @@ typedef struct bot {
 static struct {
     struct event_base *base;
     struct sockaddr_in addr;
-    int n_bots, rooms, moves;
+    int n_bots, rooms, moves, chats;
     bool probe;           /* check a refusal too (on unless -P) */
     bool bad_frame;       /* -X */
-    int mode;             /* M_SCRIPT, or -F, -S, -I */
+    int mode;             /* M_SCRIPT, or -F, -S, -I, -D */
     int hangup;           /* -L, -E: C_LOGIN, C_ENTER; else -1 */
     char gone[32];        /* -G: the game node killed while the bots pause */
     bool resumed;         /* -G: SIGUSR1 came */
@@ -153,6 +158,7 @@ static void say(bot *b, const char *fmt, ...)
     printf("  %s ", b->name);
     vprintf(fmt, ap);
     printf("\n");
+    fflush(stdout);   /* a test may wait for a line */
     va_end(ap);
 }
 
@@ -276,16 +282,19 @@ static void next(bot *b)
             send_cmd(b, C_MOVE, &e);
             break;
         }
-        {
+        /* fall through */
+    case C_CHAT:
+        if (b->chats_done < W.chats) {
             char text[96];
             snprintf(text, sizeof text, "hello from %s", b->name);
             client_ChatReq r = {text};
             client_ChatReq_encode(&e, &r);
             say(b, "-> chat    \"%s\"", text);
+            b->chats_done++;
             send_cmd(b, C_CHAT, &e);
+            break;
         }
-        break;
-    case C_CHAT:   /* LeaveReq {} and LogoutReq {}: an empty payload */
+        /* LeaveReq {} and LogoutReq {}: an empty payload */
         say(b, "-> leave");
         send_cmd(b, C_LEAVE, &e);
         break;
@@ -527,6 +536,12 @@ static void on_reply(bot *b, const client_Reply *rep)
         say(b, "<- enter   %.2f ms: room %u on %s at (%d,%d), %u player(s) there", ms, r.room,
             b->node, r.pos.x, r.pos.y, r.players.n);
         bench_entered();
+        if (W.mode == M_DEAF) {
+            say(b, "   deaf: reading nothing more, sending nothing more");
+            bufferevent_disable(b->bev, EV_READ);
+            ember_arena_reset(b->arena);
+            return;
+        }
         if (W.gone[0] && !W.resumed) {
             pause_bot(b);
             ember_arena_reset(b->arena);
@@ -734,12 +749,15 @@ static int write_record(const char *path)
 static void usage(const char *argv0)
 {
     fprintf(stderr, "usage: %s [-n BOTS] [-r ROOMS] [-m MOVES] [-p PREFIX] [-t TIMEOUT_S] [-P] [-X]\n"
-            "           [-L | -E | -F | -S | -I] [-G NODE] [-R FILE] [-B SECS [-W WARMUP_S]] HOST:PORT\n"
+            "           [-c CHATS] [-L | -E | -F | -S | -I | -D] [-G NODE] [-R FILE]\n"
+            "           [-B SECS [-W WARMUP_S]] HOST:PORT\n"
+            "  -c CHATS chat CHATS times (1)\n"
             "  -P       skip the refused move before entering a room\n"
             "  -X       after login send a frame too long; net must close the connection\n"
             "  -L, -E   hang up right after sending the login (the enter)\n"
             "  -F       log in, then flood MOVE frames and never read: net must drop it\n"
             "  -S, -I   send nothing (-I: after logging in): net must say goodbye and close\n"
+            "  -D       log in, enter the room, then neither read nor send\n"
             "  -G NODE  pause in the room until SIGUSR1; the next command of a bot whose\n"
             "           room was on NODE must then be refused with 410\n"
             "  -R FILE  at exit write each bot's player, last acknowledged position and\n"
@@ -755,17 +773,19 @@ int main(int argc, char **argv)
     W.n_bots = 20;
     W.rooms = 4;
     W.moves = 5;
+    W.chats = 1;
     W.probe = true;
     W.hangup = -1;
     int timeout_s = 30;
     W.bench_warm = 0.5;
     snprintf(W.prefix, sizeof W.prefix, "bot");
     int opt;
-    while ((opt = getopt(argc, argv, "n:r:m:p:t:PXLEFSIG:R:B:W:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:m:c:p:t:PXLEFSIDG:R:B:W:")) != -1) {
         switch (opt) {
         case 'n': W.n_bots = atoi(optarg); break;
         case 'r': W.rooms = atoi(optarg); break;
         case 'm': W.moves = atoi(optarg); break;
+        case 'c': W.chats = atoi(optarg); break;
         case 'p': snprintf(W.prefix, sizeof W.prefix, "%s", optarg); break;
         case 't': timeout_s = atoi(optarg); break;
         case 'P': W.probe = false; break;
@@ -775,6 +795,7 @@ int main(int argc, char **argv)
         case 'F': W.mode = M_FLOOD; break;
         case 'S': W.mode = M_SILENT; break;
         case 'I': W.mode = M_IDLE; break;
+        case 'D': W.mode = M_DEAF; break;
         case 'G': snprintf(W.gone, sizeof W.gone, "%s", optarg); break;
         case 'R': W.record = optarg; break;
         case 'B': W.bench_secs = atof(optarg); break;
@@ -782,7 +803,7 @@ int main(int argc, char **argv)
         default: usage(argv[0]);
         }
     }
-    if (optind != argc - 1 || W.n_bots < 1 || W.rooms < 1 || W.moves < 0 ||
+    if (optind != argc - 1 || W.n_bots < 1 || W.rooms < 1 || W.moves < 0 || W.chats < 1 ||
         W.bench_secs < 0 || W.bench_warm < 0)
         usage(argv[0]);
     if (W.bench_secs > 0) {
@@ -820,7 +841,15 @@ int main(int argc, char **argv)
         b->step = -1;
         snprintf(b->name, sizeof b->name, "%s%02d", W.prefix, i + 1);
         b->arena = ember_arena_new();
-        b->bev = bufferevent_socket_new(W.base, -1, BEV_OPT_CLOSE_ON_FREE);
+        /* -D: little room in its kernel (set before the handshake, which
+         * announces the window), so what it does not read piles up in net. */
+        evutil_socket_t fd = -1;
+        if (W.mode == M_DEAF && (fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0) {
+            int small = 4096;
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+            evutil_make_socket_nonblocking(fd);
+        }
+        b->bev = bufferevent_socket_new(W.base, fd, BEV_OPT_CLOSE_ON_FREE);
         bufferevent_setcb(b->bev, on_read, on_write, on_event, b);
         bufferevent_enable(b->bev, EV_READ | EV_WRITE);
         if (bufferevent_socket_connect(b->bev, (struct sockaddr *)&W.addr, sizeof W.addr))

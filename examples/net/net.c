@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include "client.h"
 #include "frame.h"
@@ -117,6 +118,15 @@ static void client_free(client *c)
     maybe_drained(n);
 }
 
+/* Closed with a reset: what it did not read is discarded at once instead of
+ * lingering in the kernel behind a window it never opens. */
+static void client_reset(client *c)
+{
+    struct linger lg = {1, 0};
+    setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    client_free(c);
+}
+
 /* The gate logs the session out, once. */
 static void tell_gate(client *c)
 {
@@ -189,7 +199,7 @@ static void drop(client *c, bool bye, const char *fmt, ...)
     if (bye && !c->closing)
         say_bye(c, why);
     else
-        client_free(c);
+        client_reset(c);
 }
 
 /* After something was queued for c: over max_queued, net reads nothing
@@ -398,6 +408,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* The kernel's send buffer would otherwise grow (tcp_wmem, up to 4 MiB)
+     * for a client that does not read: cap it like net's own queue. */
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &n->lim.max_queued, sizeof n->lim.max_queued);
     client *c = calloc(1, sizeof *c);
     if (!c) {
         evutil_closesocket(fd);
@@ -472,7 +485,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *ud)
             if (now - c->full_ms >= (uint64_t)L->stall_ms) {
                 srv_log(&n->s, "session %llu (%s): closed with %zu bytes it did not read",
                         (unsigned long long)c->session, c->peer, queued(c));
-                client_free(c);
+                client_reset(c);
             }
         } else if (c->out_full && now - c->full_ms >= (uint64_t)L->stall_ms) {
             drop(c, false, "not reading its replies: %zu bytes queued for it for %d ms",

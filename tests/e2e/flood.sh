@@ -1,7 +1,8 @@
 #!/bin/sh
 # net's bounds on its game clients (docs/cluster.md, "Client limits"), on
-# the real cluster. net runs with max_clients 24, login_ms 3000, idle_ms
-# 4000 and stall_ms 5000 (the other bounds at their defaults):
+# the real cluster. net runs with max_clients 24, max_queued 4096,
+# login_ms 3000, idle_ms 4000 and stall_ms 5000 (max_inflight at its
+# default):
 #
 # 1. 25 clients connect and send nothing (bot -S): 24 are told "no login
 #    within 3000 ms" and closed, the 25th "server full" at once.
@@ -14,6 +15,10 @@
 #    built with ASan, whose quarantine keeps freed memory) of its RSS
 #    before the flood. Without the bounds the same flood grew net by
 #    hundreds of MB within seconds.
+# 4. A client enters room 1 and then neither reads nor sends (bot -D)
+#    while 20 bots chat there 300 times each: the pushes piling up for it
+#    must get it dropped ("pushes queued") long before stall_ms, and the 20
+#    bots must all succeed.
 set -eu
 cd "$(dirname "$0")/../.."
 . scripts/cluster-lib.sh
@@ -21,7 +26,8 @@ cd "$(dirname "$0")/../.."
 if grep -q __asan_init "$B/bin/net"; then growth=65536; else growth=16384; fi
 NET_RSS_GROWTH_KB=${NET_RSS_GROWTH_KB:-$growth}
 cl_test test-flood "$B/e2e/flood"
-CL_NET_JSON='"clients": {"max_clients": 24, "login_ms": 3000, "idle_ms": 4000, "stall_ms": 5000}, '
+CL_NET_JSON='"clients": {"max_clients": 24, "max_queued": 4096, "login_ms": 3000,
+              "idle_ms": 4000, "stall_ms": 5000}, '
 cluster_start "$dir" "$dir/players.sqlite"
 cluster_wait_ready 20
 net_pid=$(cl_pid net)
@@ -68,7 +74,24 @@ rss=$(vm VmRSS)
     fail "net's peak RSS was $hwm kB, $((hwm - rss0)) kB more than before the flood (at most $NET_RSS_GROWTH_KB)"
 flooded=$(sed -n 's/.*flooding (\([0-9]*\) MiB written).*/\1/p' "$dir/flood.out")
 
+# 4. Pushes for a client that does not read.
+"$CL_BIN/bot" -n 1 -r 1 -P -m 0 -D -p deaf -t 60 "$CL_NET" > "$dir/deaf.out" 2>&1 &
+deaf_pid=$!
+CL_OWN_PIDS=$deaf_pid
+cl_poll 10 "the deaf client did not enter its room (see $dir/deaf.out)" grep -q "deaf: reading nothing" "$dir/deaf.out"
+t_chat=$(cl_now)
+cl_bots "$dir/chat.out" -n 20 -r 1 -P -m 0 -c 300 -p chat -t 30
+grep -q "^20 bots, [0-9]* calls, 0 errors, 0 failed" "$dir/chat.out" ||
+    { cat "$dir/chat.out"; fail "the bots chatting next to a deaf client did not all succeed"; }
+cl_poll 5 "net did not drop the deaf client for the pushes queued for it" \
+    grep -q "dropped: [0-9]* bytes of pushes queued for it, more than twice max_queued (4096)" "$CL_LOG"
+deaf_s=$(cl_since "$t_chat")
+awk -v s="$deaf_s" 'BEGIN { exit !(s < 5) }' || fail "the deaf client took $deaf_s s to drop (stall_ms is 5 s)"
+kill "$deaf_pid" 2>/dev/null || true
+wait "$deaf_pid" 2>/dev/null || true
+CL_OWN_PIDS=
+
 cluster_stop 30
 echo "test-flood: ok (24 silent clients timed out, 1 refused at max_clients, 1 idle dropped; \
 flooder dropped after ${flooded:-?} MiB while 20 bots played; net RSS ${rss0} kB before, \
-${rss} kB after, peak ${hwm} kB)"
+${rss} kB after, peak ${hwm} kB; a deaf client dropped for its pushes ${deaf_s} s into the chat)"
