@@ -6,7 +6,7 @@
  * command; exits non-zero if any check failed.
  *
  *   bot [-n BOTS] [-r ROOMS] [-m MOVES] [-c CHATS] [-p NAME_PREFIX] [-t TIMEOUT_S]
- *       [-P] [-X] [-L | -E | -F | -S | -I | -D] [-G NODE] [-R FILE]
+ *       [-P] [-X] [-L | -E | -F | -S | -I | -D | -K PINGS] [-G NODE] [-R FILE]
  *       [-B SECS [-W WARMUP_S]] HOST:PORT
  *
  * Before entering its room each bot also sends a move, which the game node
@@ -25,7 +25,9 @@
  * print the reason of net's PUSH_BYE. With -D each bot logs in, enters its
  * room and then neither reads nor sends (it runs until its -t deadline or
  * a signal): what others chat piles up for it in net. -c CHATS makes each
- * scripted bot chat CHATS times instead of once.
+ * scripted bot chat CHATS times instead of once. With -K PINGS each bot
+ * logs in and then sends only PINGS PINGs (net answers them itself), each
+ * a second after the last reply: net's idle timeout must spare it.
  *
  * With -B SECS the bots are a benchmark (make bench): no refused move, no
  * transcript; each enters its room and moves at full speed, one command in
@@ -64,10 +66,10 @@
 #include "client.h"
 #include "frame.h"
 
-enum { C_LOGIN, C_ENTER, C_MOVE, C_CHAT, C_LEAVE, C_LOGOUT, C_N };
-static const char *cmd_names[C_N] = {"login", "enter", "move", "chat", "leave", "logout"};
-static const uint32_t cmd_ids[C_N] = {client_LOGIN, client_ENTER, client_MOVE,
-                                      client_CHAT, client_LEAVE, client_LOGOUT};
+enum { C_LOGIN, C_ENTER, C_MOVE, C_CHAT, C_LEAVE, C_LOGOUT, C_PING, C_N };
+static const char *cmd_names[C_N] = {"login", "enter", "move", "chat", "leave", "logout", "ping"};
+static const uint32_t cmd_ids[C_N] = {client_LOGIN, client_ENTER, client_MOVE, client_CHAT,
+                                      client_LEAVE, client_LOGOUT, client_PING};
 static const client_Dir script_dirs[] = {client_Dir_north, client_Dir_east, client_Dir_east,
                                          client_Dir_south, client_Dir_north};
 
@@ -87,6 +89,8 @@ typedef struct bot {
     int step;             /* C_* of the command in flight */
     int moves_done;
     int chats_done;
+    int pings_done;
+    struct event *ping_timer; /* -K: the next PING, a second after the last reply */
     uint64_t sent_us;
     int32_t expect;       /* the refusal the command in flight must get, or 0 */
     bool probed;
@@ -116,7 +120,7 @@ typedef struct bot {
 static struct {
     struct event_base *base;
     struct sockaddr_in addr;
-    int n_bots, rooms, moves, chats;
+    int n_bots, rooms, moves, chats, pings;
     bool probe;           /* check a refusal too (on unless -P) */
     bool bad_frame;       /* -X */
     int mode;             /* M_SCRIPT, or -F, -S, -I, -D */
@@ -234,6 +238,22 @@ static const char *dir_name(client_Dir d)
     return s ? s : "?";
 }
 
+/* -K: a PING, answered by net itself. */
+static void send_ping(evutil_socket_t fd, short what, void *ud)
+{
+    bot *b = ud;
+    (void)fd;
+    (void)what;
+    if (b->done)
+        return;
+    uint8_t none[1];
+    ember_enc e;
+    ember_enc_init_fixed(&e, none, sizeof none);
+    say(b, "-> ping");
+    b->pings_done++;
+    send_cmd(b, C_PING, &e);
+}
+
 static void next(bot *b)
 {
     uint8_t buf[512];
@@ -248,6 +268,11 @@ static void next(bot *b)
         break;
     }
     case C_LOGIN:
+        if (W.pings) {   /* -K: nothing but PINGs from now on */
+            b->step = C_PING;
+            next(b);
+            break;
+        }
         if (W.bad_frame) {
             static const uint8_t too_long[FRAME_HDR] = {0xff, 0xff, 0xff, 0xff};
             say(b, "-> a frame too long (net must close the connection)");
@@ -305,6 +330,17 @@ static void next(bot *b)
     case C_LOGOUT:
         say(b, "done: %u commands, %u pushes", b->commands, b->pushes);
         finish(b);
+        break;
+    case C_PING:
+        if (b->pings_done == W.pings) {
+            say(b, "done: %d pings, each a second after the last reply", W.pings);
+            finish(b);
+            break;
+        }
+        if (!b->ping_timer)
+            b->ping_timer = evtimer_new(W.base, send_ping, b);
+        struct timeval tv = {1, 0};
+        evtimer_add(b->ping_timer, &tv);
         break;
     }
 }
@@ -590,6 +626,13 @@ static void on_reply(bot *b, const client_Reply *rep)
         say(b, "<- leave   %.2f ms: left room %u at (%d,%d)", ms, r.room, r.pos.x, r.pos.y);
         break;
     }
+    case C_PING:
+        if (rep->body.len) {
+            fail(b, "ping: a reply with a body");
+            return;
+        }
+        say(b, "<- ping    %.2f ms", ms);
+        break;
     case C_LOGOUT: {
         client_LogoutRep r;
         BODY(b, rep, client_LogoutRep, &r);
@@ -749,7 +792,7 @@ static int write_record(const char *path)
 static void usage(const char *argv0)
 {
     fprintf(stderr, "usage: %s [-n BOTS] [-r ROOMS] [-m MOVES] [-p PREFIX] [-t TIMEOUT_S] [-P] [-X]\n"
-            "           [-c CHATS] [-L | -E | -F | -S | -I | -D] [-G NODE] [-R FILE]\n"
+            "           [-c CHATS] [-L | -E | -F | -S | -I | -D | -K PINGS] [-G NODE] [-R FILE]\n"
             "           [-B SECS [-W WARMUP_S]] HOST:PORT\n"
             "  -c CHATS chat CHATS times (1)\n"
             "  -P       skip the refused move before entering a room\n"
@@ -758,6 +801,8 @@ static void usage(const char *argv0)
             "  -F       log in, then flood MOVE frames and never read: net must drop it\n"
             "  -S, -I   send nothing (-I: after logging in): net must say goodbye and close\n"
             "  -D       log in, enter the room, then neither read nor send\n"
+            "  -K PINGS after logging in send only PINGS pings, each a second after the\n"
+            "           last reply\n"
             "  -G NODE  pause in the room until SIGUSR1; the next command of a bot whose\n"
             "           room was on NODE must then be refused with 410\n"
             "  -R FILE  at exit write each bot's player, last acknowledged position and\n"
@@ -780,7 +825,7 @@ int main(int argc, char **argv)
     W.bench_warm = 0.5;
     snprintf(W.prefix, sizeof W.prefix, "bot");
     int opt;
-    while ((opt = getopt(argc, argv, "n:r:m:c:p:t:PXLEFSIDG:R:B:W:")) != -1) {
+    while ((opt = getopt(argc, argv, "n:r:m:c:p:t:PXLEFSIDK:G:R:B:W:")) != -1) {
         switch (opt) {
         case 'n': W.n_bots = atoi(optarg); break;
         case 'r': W.rooms = atoi(optarg); break;
@@ -796,6 +841,7 @@ int main(int argc, char **argv)
         case 'S': W.mode = M_SILENT; break;
         case 'I': W.mode = M_IDLE; break;
         case 'D': W.mode = M_DEAF; break;
+        case 'K': W.pings = atoi(optarg); break;
         case 'G': snprintf(W.gone, sizeof W.gone, "%s", optarg); break;
         case 'R': W.record = optarg; break;
         case 'B': W.bench_secs = atof(optarg); break;
@@ -803,7 +849,7 @@ int main(int argc, char **argv)
         default: usage(argv[0]);
         }
     }
-    if (optind != argc - 1 || W.n_bots < 1 || W.rooms < 1 || W.moves < 0 || W.chats < 1 ||
+    if (optind != argc - 1 || W.n_bots < 1 || W.rooms < 1 || W.moves < 0 || W.chats < 1 || W.pings < 0 ||
         W.bench_secs < 0 || W.bench_warm < 0)
         usage(argv[0]);
     if (W.bench_secs > 0) {
@@ -917,6 +963,8 @@ int main(int argc, char **argv)
     if (W.record && write_record(W.record))
         failed++;
     for (int i = 0; i < W.n_bots; i++) {
+        if (W.bots[i].ping_timer)
+            event_free(W.bots[i].ping_timer);
         if (W.bots[i].bev)
             bufferevent_free(W.bots[i].bev);
         ember_arena_free(W.bots[i].arena);

@@ -6,7 +6,9 @@
 #
 # 1. 25 clients connect and send nothing (bot -S): 24 are told "no login
 #    within 3000 ms" and closed, the 25th "server full" at once.
-# 2. A client logs in and then sends nothing (bot -I): "idle for 4000 ms".
+# 2. A client logs in and then sends nothing (bot -I): "idle for 4000 ms";
+#    meanwhile one that sends only PINGs, a second apart, for 5 s (bot -K 5)
+#    must be answered every time and never dropped.
 # 3. A client logs in and floods MOVE frames, 1 MiB a write, never reading
 #    its replies (bot -F). Once net has stopped reading it (logged), 20 bots
 #    play their script at the same time: every one must succeed. Then the
@@ -48,8 +50,16 @@ full=$(grep -c "server full" "$dir/silent.out" || true)
 grep -q "refused 1 client(s): max_clients (24) connected" "$CL_LOG" || fail "net did not log the refusal"
 [ "$(grep -c "dropped: no login within 3000 ms" "$CL_LOG")" = 24 ] || fail "net did not log 24 login timeouts"
 
-# 2. A client that logs in and goes quiet.
+# 2. A client that logs in and goes quiet, and one that only pings.
+"$CL_BIN/bot" -n 1 -K 5 -p ping -t 20 "$CL_NET" > "$dir/ping.out" 2>&1 &
+ping_pid=$!
+CL_OWN_PIDS=$ping_pid
 cl_bots "$dir/idle.out" -n 1 -I -p idle -t 20
+rc=0
+wait "$ping_pid" || rc=$?
+CL_OWN_PIDS=
+[ "$rc" = 0 ] && grep -q "done: 5 pings" "$dir/ping.out" ||
+    { cat "$dir/ping.out"; fail "a client sending PINGs was not kept (idle_ms 4000)"; }
 grep -q 'bye     "idle for 4000 ms"' "$dir/idle.out" || { cat "$dir/idle.out"; fail "the quiet client was not dropped as idle"; }
 grep -q "dropped: idle for 4000 ms" "$CL_LOG" || fail "net did not log the idle drop"
 
@@ -92,6 +102,6 @@ wait "$deaf_pid" 2>/dev/null || true
 CL_OWN_PIDS=
 
 cluster_stop 30
-echo "test-flood: ok (24 silent clients timed out, 1 refused at max_clients, 1 idle dropped; \
+echo "test-flood: ok (24 silent clients timed out, 1 refused at max_clients, 1 idle dropped, 1 pinging kept; \
 flooder dropped after ${flooded:-?} MiB while 20 bots played; net RSS ${rss0} kB before, \
 ${rss} kB after, peak ${hwm} kB; a deaf client dropped for its pushes ${deaf_s} s into the chat)"
