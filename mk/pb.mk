@@ -20,7 +20,7 @@ $(B)/obj/tests/pb/pbtest.o: $(PB_GEN)/pbtest.c
 
 $(B)/obj/tests/pb/test_pb.o: tests/pb/test_pb.c $(PB_GEN)/pbtest.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) $(EMBER_INC) $(EVENT_CFLAGS) -I$(PB_GEN) -c $< -o $@
+	$(CC) $(CFLAGS_ALL) $(EMBER_INC) $(EVENT_CFLAGS) -Iruntime/src -I$(PB_GEN) -c $< -o $@
 
 $(PB_BIN): $(B)/obj/tests/pb/test_pb.o $(B)/obj/tests/pb/pbtest.o $(LIBEMBER_A)
 	@mkdir -p $(@D)

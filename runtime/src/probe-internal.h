@@ -18,6 +18,10 @@ uint64_t ember_root_htab_probes_(const ember_root *r);
 /* The same for one child's connection alone. */
 uint64_t ember_child_htab_probes_(const ember_child *c);
 
+/* Local objects exported on a child's connection (refs passed to it and
+ * not yet released by it). */
+uint32_t ember_child_exported_(const ember_child *c);
+
 /* Unregistered peers of the root: the input bytes they hold now, the most
  * they held once shedding was done, and how many there are. */
 size_t ember_root_unreg_bytes_(const ember_root *r);

@@ -818,6 +818,11 @@ uint64_t ember_child_htab_probes_(const ember_child *c)
     return c->conn ? ember_conn_htab_probes(c->conn) : 0;
 }
 
+uint32_t ember_child_exported_(const ember_child *c)
+{
+    return c->conn ? c->conn->nxobjs : 0;
+}
+
 size_t ember_root_unreg_bytes_(const ember_root *r) { return r->ep.unreg_bytes; }
 size_t ember_root_unreg_peak_(const ember_root *r) { return r->ep.unreg_peak; }
 uint32_t ember_root_unreg_count_(const ember_root *r) { return r->ep.unreg_n; }

@@ -6,6 +6,17 @@
         takeProxy(NAME, ref) like Firefly's RemoteObject, serves callChild
         (Firefly's ProxyReference) and runs the value matrix, errors,
         by-name calls and type errors against the root's callTarget.
+    peer.py hang PORT NAME
+        registers, leaves a callTarget(1015) pending at the root and does
+        not answer the root's callChild(605); prints READY once both are
+        in flight, then expects its call to end with PBConnectionLost when
+        the root drops it (or is killed or stopped by the test).
+    peer.py refs PORT NAME
+        references both ways: a Referenceable passed to the root is called
+        back and released exactly as many times as it was sent (it leaves
+        the broker's localObjects, and the connection stays); an ember
+        object the root returns is called by name, comes home as the same
+        object, and is released when Python drops it.
     peer.py root 0 NAME
         a Firefly-style PBRoot on a free port (printed first, "PORT n"):
         its takeProxy calls callChild on the node before answering (as
@@ -49,6 +60,8 @@ class ProxyReference(pb.Referenceable):
             raise ValueError("boom!")
         if command == 604:
             return b"x" * args[0]
+        if command == 605:
+            return defer.Deferred()  # never answered
         raise KeyError(command)
 
 
@@ -235,6 +248,69 @@ def root(name):
     yield r.finished
 
 
+@defer.inlineCallbacks
+def hang(port, name):
+    factory = pb.PBClientFactory()
+    reactor.connectTCP("127.0.0.1", port, factory)
+    root = yield factory.getRootObject()
+    yield root.callRemote("takeProxy", name, ProxyReference())
+    pending = outcome(root.callRemote("callTarget", 1015, 7))
+    for _ in range(500):
+        if 605 in child_calls:
+            break
+        yield task.deferLater(reactor, 0.01, lambda: None)
+    check("callChild 605 arrived", 605 in child_calls)
+    print("READY", flush=True)
+    kind, f = yield pending
+    check("pending call lost", kind == "fail" and f.check(pb.PBConnectionLost) is not None,
+          repr(f))
+
+
+class Callback(pb.Referenceable):
+    def remote_callChild(self, command, *args):
+        return args[0] * 2
+
+
+@defer.inlineCallbacks
+def until(cond):
+    for _ in range(500):
+        if cond():
+            return True
+        yield task.deferLater(reactor, 0.01, lambda: None)
+    return cond()
+
+
+@defer.inlineCallbacks
+def refs(port, name):
+    import gc
+    factory = pb.PBClientFactory()
+    reactor.connectTCP("127.0.0.1", port, factory)
+    root = yield factory.getRootObject()
+    yield root.callRemote("takeProxy", name, ProxyReference())
+    broker = root.broker
+    cb = Callback()
+    for v in (21, 5):
+        got = yield root.callRemote("callTarget", 1016, cb, v)
+        check("called back", got == 2 * v, repr(got))
+    luid = broker.luids.get(id(cb)) if hasattr(broker, "luids") else None
+    released = yield until(lambda: all(o.object is not cb for o in broker.localObjects.values()))
+    check("callback released", released, repr(broker.localObjects))
+    a = yield root.callRemote("callTarget", 1017)
+    got = yield a.callRemote("status", "x")
+    check("ember object called by name", got == "local ok x", repr(got))
+    same = yield root.callRemote("callTarget", 1018, a)
+    check("comes home as the same object", same is True, repr(same))
+    n = yield root.callRemote("callTarget", 1019)
+    check("exported while held", n == 1, repr(n))
+    del a
+    gc.collect()
+    n = yield root.callRemote("callTarget", 1019)
+    check("released when dropped", n == 0, repr(n))
+    check("connection alive", (yield root.callRemote("callTarget", 1003, 1, 1)) == 2)
+    check("no stray luid", luid is None or luid not in broker.localObjects)
+    factory.disconnect()
+
+
 def main():
     mode, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     result = {}
@@ -248,10 +324,11 @@ def main():
         failures.append("exception: %s" % f.getTraceback())
         done(None)
 
-    if mode not in ("node", "root"):
+    if mode not in ("node", "root", "hang", "refs"):
         print(json.dumps({"ok": False, "failures": ["unknown mode " + mode]}))
         sys.exit(2)
-    d = node(port, name) if mode == "node" else root(name)
+    d = {"node": lambda: node(port, name), "root": lambda: root(name),
+         "hang": lambda: hang(port, name), "refs": lambda: refs(port, name)}[mode]()
     d.addCallbacks(done, err)
     reactor.callLater(30, lambda: err(failure.Failure(Exception("timeout"))))
     reactor.run()

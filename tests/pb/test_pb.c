@@ -10,6 +10,14 @@
  *                  typed exports; the root calls it back through the
  *                  generated stubs (callChild); every call ends once; the
  *                  child joins and leaves once.
+ *   disconnects    calls in flight both ways when the Twisted node is
+ *                  killed (SIGKILL), stopped (SIGSTOP: the liveness probe
+ *                  goes unanswered), or dropped by the root (its pending
+ *                  call ends PBConnectionLost): each ends exactly once;
+ *                  an idle Twisted node outlives several dead_after_ms.
+ *   refs           references both ways with exact release counts (the
+ *                  Python side checks its broker; the root counts its
+ *                  exports on the child's connection).
  *   twisted_root   an ember node registers with a Firefly-style Twisted
  *                  root (takeProxy), serves its callChild, including the one
  *                  it sends before answering takeProxy, and calls it
@@ -31,6 +39,7 @@
 
 #include "../common/loop.h"
 #include "pbtest.h"
+#include "probe-internal.h"
 
 static int failed;
 #define CHECK(c)                                                            \
@@ -121,6 +130,11 @@ static void peer_end(peer *p)
 
 typedef struct state {
     ember_root *root;
+    ember_ref *admin;               /* a local object the root hands out */
+    ember_child *child;
+    ember_call *held;               /* a call the root leaves unanswered */
+    int stall_outcomes;
+    ember_status stall_status;
     int joins, leaves, notes;
     bool done_note, caller_ok;
     /* callChild outcomes, each counted once */
@@ -235,10 +249,70 @@ static void a_status(ember_call *c, const char *who, void *ud)
     pbt_Admin_status_reply(c, buf);
 }
 
+static void r_hang(ember_call *c, int32_t v, void *ud)
+{
+    state *st = ud;
+    (void)v;
+    st->held = c; /* never answered: it ends when the connection does */
+}
+
+typedef struct held_call {
+    ember_call *call;
+    ember_ref *who;
+} held_call;
+
+static void called_back(const ember_outcome *o, const int64_t *ret, void *ud)
+{
+    held_call *h = ud;
+    if (o->status == EMBER_OK)
+        pbt_Root_call_back_reply(h->call, *ret);
+    else
+        ember_call_fail(h->call, "callback: %s", o->message);
+    ember_ref_release(h->who);
+    free(h);
+}
+
+static void r_call_back(ember_call *c, ember_ref *who, int64_t v, void *ud)
+{
+    held_call *h = malloc(sizeof *h);
+    (void)ud;
+    h->call = c;
+    h->who = ember_ref_retain(who);
+    pbt_Child_twice(who, v, called_back, h, NULL);
+}
+
+static void r_give(ember_call *c, void *ud)
+{
+    state *st = ud;
+    pbt_Root_give_reply(c, st->admin);
+}
+
+static void r_take(ember_call *c, ember_ref *a, void *ud)
+{
+    state *st = ud;
+    pbt_Root_take_reply(c, a == st->admin);
+}
+
+static void r_exported(ember_call *c, void *ud)
+{
+    (void)ud;
+    pbt_Root_exported_reply(c, ember_child_exported_(ember_call_child(c)));
+}
+
 static const pbt_Root_handlers root_h = {
     r_echo_s, r_echo_b, r_add, r_echo_u, r_echo_f, r_move, r_split, r_count,
-    r_fail, r_note, r_flip, r_opt, r_echo_i8, r_children,
+    r_fail, r_note, r_flip, r_opt, r_echo_i8, r_children, r_hang, r_call_back,
+    r_give, r_take, r_exported,
 };
+
+static void l_status(ember_call *c, const char *who, void *ud)
+{
+    char buf[128];
+    (void)ud;
+    snprintf(buf, sizeof buf, "local ok %s", who);
+    pbt_Admin_status_reply(c, buf);
+}
+static const pbt_Admin_handlers local_admin_h = {l_status, NULL};
 static const pbt_Admin_handlers admin_h = {a_status, NULL};
 
 /* ---- the root's calls to its PB child ---- */
@@ -272,12 +346,25 @@ static void got_blob(const ember_outcome *o, const ember_bytes *ret, void *ud)
     st->blob_ok = o->status == EMBER_OK && ret->len == 1000 && ret->data[999] == 'x';
 }
 
+static void got_stall(const ember_outcome *o, const int32_t *ret, void *ud)
+{
+    state *st = ud;
+    (void)ret;
+    st->stall_outcomes++;
+    st->stall_status = o->status;
+}
+
 static void on_join(ember_root *r, ember_child *ch, void *ud)
 {
     state *st = ud;
     (void)r;
     st->joins++;
+    st->child = ch;
     ember_ref *to = ember_child_ref(ch);
+    if (strcmp(ember_child_name(ch), "hanger") == 0) {
+        pbt_Child_stall(to, got_stall, st, NULL);
+        return;
+    }
     pbt_Child_hello(to, "root", got_hello, st, NULL);
     pbt_Child_twice(to, 21, got_twice, st, NULL);
     pbt_Child_boom(to, got_boom, st, NULL);
@@ -308,6 +395,9 @@ static ember_root *new_root(struct event_base *base, state *st, int *port)
 {
     ember_root_config cfg;
     ember_root_config_default(&cfg);
+    /* Fast liveness, so a stopped peer is found in well under a second. */
+    cfg.limits.heartbeat_ms = 100;
+    cfg.limits.dead_after_ms = 400;
     cfg.on_join = on_join;
     cfg.on_leave = on_leave;
     cfg.ud = st;
@@ -318,6 +408,7 @@ static ember_root *new_root(struct event_base *base, state *st, int *port)
         return NULL;
     *port = ember_root_listener_port(r, ember_root_listener_count(r) - 1);
     st->root = r;
+    st->admin = pbt_Admin_local(&local_admin_h, st);
     return r;
 }
 
@@ -341,9 +432,86 @@ static void twisted_node(void)
     CHECK(st.caller_ok);
     CHECK(ember_root_child_count(r) == 0);
     peer_end(&p);
+    ember_ref_release(st.admin);
     ember_root_free(r);
     event_base_free(base);
     printf("test-pb: twisted node -> ember root: %s\n", failed ? "FAILED" : "ok");
+}
+
+static bool peer_ready(void *ud)
+{
+    return strstr(((peer *)ud)->out, "READY") != NULL || ((peer *)ud)->eof;
+}
+
+static bool child_left(void *ud)
+{
+    return ((state *)ud)->leaves > 0;
+}
+
+/* how: 0 SIGKILL the node, 1 SIGSTOP it, 2 the root drops it. */
+static void disconnect_case(int how)
+{
+    static const char *const names[] = {"killed", "stopped", "dropped"};
+    struct event_base *base = event_base_new();
+    state st;
+    memset(&st, 0, sizeof st);
+    int port = -1;
+    ember_root *r = new_root(base, &st, &port);
+    CHECK(r && port > 0);
+    peer p;
+    CHECK(peer_start(&p, base, "hang", port, "hanger") == 0);
+    CHECK(run_until(base, peer_ready, &p, 20000));
+    CHECK(st.joins == 1 && st.held && st.stall_outcomes == 0);
+    if (how == 0)
+        kill(p.pid, SIGKILL);
+    else if (how == 1)
+        kill(p.pid, SIGSTOP);
+    else {
+        /* Idle for several dead_after_ms: the probe keeps it alive. */
+        run_for(base, 1500);
+        CHECK(st.leaves == 0);
+        ember_root_drop(r, st.child, "test: dropped");
+    }
+    CHECK(run_until(base, child_left, &st, 10000));
+    /* Late events must not end anything twice. */
+    run_for(base, 200);
+    CHECK(st.leaves == 1 && st.stall_outcomes == 1);
+    CHECK(st.stall_status == EMBER_LOST);
+    /* The served call is orphaned: answering it now is a harmless no-op. */
+    CHECK(pbt_Root_hang_reply(st.held, 1) == 0);
+    if (how == 1)
+        kill(p.pid, SIGCONT);
+    if (how == 2) {
+        wait_for w = {&p, &st};
+        CHECK(run_until(base, peer_gone, &w, 20000));
+        CHECK(peer_ok(&p)); /* its pending call ended PBConnectionLost */
+    }
+    peer_end(&p);
+    ember_ref_release(st.admin);
+    ember_root_free(r);
+    event_base_free(base);
+    printf("test-pb: disconnect, node %s: %s\n", names[how], failed ? "FAILED" : "ok");
+}
+
+static void refs_case(void)
+{
+    struct event_base *base = event_base_new();
+    state st;
+    memset(&st, 0, sizeof st);
+    int port = -1;
+    ember_root *r = new_root(base, &st, &port);
+    CHECK(r && port > 0);
+    peer p;
+    CHECK(peer_start(&p, base, "refs", port, "refs") == 0);
+    wait_for w = {&p, &st};
+    CHECK(run_until(base, peer_gone, &w, 40000));
+    CHECK(peer_ok(&p));
+    CHECK(st.joins == 1 && st.leaves == 1);
+    peer_end(&p);
+    ember_ref_release(st.admin);
+    ember_root_free(r);
+    event_base_free(base);
+    printf("test-pb: references both ways: %s\n", failed ? "FAILED" : "ok");
 }
 
 /* ---- an ember node with a Twisted root ---- */
@@ -379,7 +547,7 @@ static void c_blob(ember_call *c, uint32_t n, void *ud)
     ember_bytes b = {x, n <= sizeof x ? n : sizeof x};
     pbt_Child_blob_reply(c, b);
 }
-static const pbt_Child_handlers child_h = {c_hello, c_twice, c_boom, c_blob};
+static const pbt_Child_handlers child_h = {c_hello, c_twice, c_boom, c_blob, NULL};
 
 static void n_done(nstate *st)
 {
@@ -506,6 +674,9 @@ int main(int argc, char **argv)
         python = getenv("PYTHON");
     signal(SIGPIPE, SIG_IGN);
     twisted_node();
+    for (int how = 0; how < 3; how++)
+        disconnect_case(how);
+    refs_case();
     twisted_root();
     printf("test-pb: %s\n", failed ? "FAILED" : "all passed");
     return failed ? 1 : 0;
