@@ -108,13 +108,19 @@ def expect_fail(root, what, trap, text, *args, **kw):
 
 
 @defer.inlineCallbacks
-def node(port, name):
+def register(port, name):
+    """Firefly's RemoteObject: connect, getRootObject, takeProxy."""
     factory = pb.PBClientFactory()
     reactor.connectTCP("127.0.0.1", port, factory)
     root = yield factory.getRootObject()
-    proxy = ProxyReference()
-    got = yield root.callRemote("takeProxy", name, proxy)
+    got = yield root.callRemote("takeProxy", name, ProxyReference())
     check("takeProxy answers None", got is None, repr(got))
+    return factory, root
+
+
+@defer.inlineCallbacks
+def node(port, name):
+    factory, root = yield register(port, name)
 
     # The value matrix, through callTarget(command, *args).
     yield expect(root, "echo_s", "h\u00e9llo \u4e16\u754c", 1001, "h\u00e9llo \u4e16\u754c")
@@ -250,10 +256,7 @@ def root(name):
 
 @defer.inlineCallbacks
 def hang(port, name):
-    factory = pb.PBClientFactory()
-    reactor.connectTCP("127.0.0.1", port, factory)
-    root = yield factory.getRootObject()
-    yield root.callRemote("takeProxy", name, ProxyReference())
+    factory, root = yield register(port, name)
     pending = outcome(root.callRemote("callTarget", 1015, 7))
     for _ in range(500):
         if 605 in child_calls:
@@ -283,10 +286,7 @@ def until(cond):
 @defer.inlineCallbacks
 def refs(port, name):
     import gc
-    factory = pb.PBClientFactory()
-    reactor.connectTCP("127.0.0.1", port, factory)
-    root = yield factory.getRootObject()
-    yield root.callRemote("takeProxy", name, ProxyReference())
+    factory, root = yield register(port, name)
     broker = root.broker
     cb = Callback()
     for v in (21, 5):

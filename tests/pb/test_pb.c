@@ -412,29 +412,36 @@ static ember_root *new_root(struct event_base *base, state *st, int *port)
     return r;
 }
 
-static void twisted_node(void)
+/* A root with a Twisted node in `mode` run to its end: the node's own
+ * checks hold and it joined and left once. */
+static void run_node(const char *mode, const char *name, state *st)
 {
     struct event_base *base = event_base_new();
-    state st;
-    memset(&st, 0, sizeof st);
+    memset(st, 0, sizeof *st);
     int port = -1;
-    ember_root *r = new_root(base, &st, &port);
+    ember_root *r = new_root(base, st, &port);
     CHECK(r && port > 0);
     peer p;
-    CHECK(peer_start(&p, base, "node", port, "pynode") == 0);
-    wait_for w = {&p, &st};
+    CHECK(peer_start(&p, base, mode, port, name) == 0);
+    wait_for w = {&p, st};
     CHECK(run_until(base, peer_gone, &w, 40000));
     CHECK(peer_ok(&p));
-    CHECK(st.joins == 1 && st.leaves == 1);
+    CHECK(st->joins == 1 && st->leaves == 1);
+    CHECK(ember_root_child_count(r) == 0);
+    peer_end(&p);
+    ember_ref_release(st->admin);
+    ember_root_free(r);
+    event_base_free(base);
+}
+
+static void twisted_node(void)
+{
+    state st;
+    run_node("node", "pynode", &st);
     CHECK(st.outcomes == 4);
     CHECK(st.hello_ok && st.twice_ok && st.boom_ok && st.blob_ok);
     CHECK(st.done_note && st.notes == 2);
     CHECK(st.caller_ok);
-    CHECK(ember_root_child_count(r) == 0);
-    peer_end(&p);
-    ember_ref_release(st.admin);
-    ember_root_free(r);
-    event_base_free(base);
     printf("test-pb: twisted node -> ember root: %s\n", failed ? "FAILED" : "ok");
 }
 
@@ -495,22 +502,8 @@ static void disconnect_case(int how)
 
 static void refs_case(void)
 {
-    struct event_base *base = event_base_new();
     state st;
-    memset(&st, 0, sizeof st);
-    int port = -1;
-    ember_root *r = new_root(base, &st, &port);
-    CHECK(r && port > 0);
-    peer p;
-    CHECK(peer_start(&p, base, "refs", port, "refs") == 0);
-    wait_for w = {&p, &st};
-    CHECK(run_until(base, peer_gone, &w, 40000));
-    CHECK(peer_ok(&p));
-    CHECK(st.joins == 1 && st.leaves == 1);
-    peer_end(&p);
-    ember_ref_release(st.admin);
-    ember_root_free(r);
-    event_base_free(base);
+    run_node("refs", "refs", &st);
     printf("test-pb: references both ways: %s\n", failed ? "FAILED" : "ok");
 }
 
