@@ -82,7 +82,7 @@ static void spare_offer(ember_arena_spare *s, struct ember_arena_blk *b)
         ember_free(b, b->size);
 }
 
-void ember_arena_fini(ember_arena *a)
+void ember_arena_fini_(ember_arena *a)
 {
     run_cleanups(a);
     while (a->extra) {

@@ -189,7 +189,7 @@ void ember_scratch_hold(ember_ep *ep)
 void ember_scratch_release(ember_ep *ep)
 {
     if (--ep->scratch_users == 0)
-        ember_arena_reset(&ep->scratch);
+        ember_arena_fini(&ep->scratch);
 }
 
 /* Runs a callback. It may end other calls (cancel, drop a child), whose

@@ -26,19 +26,9 @@ EMBER_API int ember_enc_grow_(ember_enc *e, size_t need)
     return 0;
 }
 
-static size_t varint_size(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
 EMBER_API void ember_enc_len_end_slow_(ember_enc *e, size_t mark, size_t n)
 {
-    size_t k = varint_size(n);
+    size_t k = ember_enc_varint_size_(n);
     if (ember_enc_reserve(e, k - 1))
         return;
     /* reserve may have moved base: positions are offsets. */
@@ -131,7 +121,7 @@ EMBER_API void ember_dec_init(ember_dec *d, const void *data, size_t len,
  * charges its rounded size here first. The cap is computed on use, not in
  * ember_dec_init, because the runtime sets d->lim after init.
  */
-int ember_dec_charge(ember_dec *d, size_t size)
+EMBER_HOT_INLINE int dec_charge(ember_dec *d, size_t size)
 {
     uint64_t n = ((uint64_t)size + 7u) & ~(uint64_t)7u;
     if (n == 0)
@@ -145,6 +135,11 @@ int ember_dec_charge(ember_dec *d, size_t size)
                               "(decode_ratio x frame + decode_floor)");
     d->used += (size_t)n;
     return 0;
+}
+
+int ember_dec_charge(ember_dec *d, size_t size)
+{
+    return dec_charge(d, size);
 }
 
 EMBER_API int ember_dec_skip(ember_dec *d, unsigned wt)
@@ -249,7 +244,7 @@ EMBER_API int ember_dec_raw_f64(ember_dec *d, double *v)
 }
 
 /* Reads a length prefix and checks it against the limit and the bytes present. */
-static int dec_len(ember_dec *d, size_t *n)
+EMBER_HOT_INLINE int dec_len(ember_dec *d, size_t *n)
 {
     uint64_t v;
     if (ember_dec_raw_varint(d, &v))
@@ -380,16 +375,21 @@ static bool utf8_copy(uint8_t *dst, const uint8_t *s, size_t n)
 EMBER_API void ember_enc_str_(ember_enc *e, uint32_t tag, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    ember_enc_raw_varint(e, n);
-    if (n == 0 || ember_enc_reserve(e, n))
+    uint64_t key = ((uint64_t)tag << 3) | EMBER_WT_LEN;
+    size_t hdr = (tag ? ember_enc_varint_size_(key) : 0) + ember_enc_varint_size_(n);
+    if (n > SIZE_MAX - hdr || ember_enc_reserve(e, hdr + n))
         return;
-    if (!utf8_copy(e->p, (const uint8_t *)s, n)) {
+    uint8_t *p = e->p;
+    if (tag)
+        p = ember_enc_varint_at_(p, key);
+    p = ember_enc_varint_at_(p, n);
+    if (n && !utf8_copy(p, (const uint8_t *)s, n)) {
         if (!e->bad_utf8)
             e->bad_utf8 = tag ? tag : EMBER_ENC_ELEM;
         e->failed = 1;
         return;
     }
-    e->p += n;
+    e->p = p + n;
 }
 
 EMBER_API bool ember_utf8_valid(const char *s, size_t n)
@@ -398,13 +398,13 @@ EMBER_API bool ember_utf8_valid(const char *s, size_t n)
 }
 
 /* Arena memory the caller overwrites at once (no zeroing). */
-static void *dec_alloc_nz(ember_dec *d, size_t size)
+EMBER_HOT_INLINE void *dec_alloc_nz(ember_dec *d, size_t size)
 {
     if (!d->arena) {
         ember_dec_fail(d, "decoder has no arena");
         return NULL;
     }
-    if (ember_dec_charge(d, size))
+    if (dec_charge(d, size))
         return NULL;
     void *p = ember_arena_alloc_nz_fast(d->arena, size);
     if (!p)
@@ -539,7 +539,7 @@ EMBER_API void *ember_dec_alloc(ember_dec *d, size_t size)
         ember_dec_fail(d, "decoder has no arena");
         return NULL;
     }
-    if (ember_dec_charge(d, size))
+    if (dec_charge(d, size))
         return NULL;
     void *p = ember_arena_alloc_nz_fast(d->arena, size);
     if (!p) {

@@ -18,9 +18,13 @@
 #if defined(__GNUC__)
 #define EMBER_API __attribute__((visibility("default")))
 #define EMBER_PRINTF(a, b) __attribute__((format(printf, a, b)))
+/* A small helper of a per-value hot path that the compiler would otherwise
+ * keep out of line (it has several callers). */
+#define EMBER_HOT_INLINE static inline __attribute__((always_inline))
 #else
 #define EMBER_API
 #define EMBER_PRINTF(a, b)
+#define EMBER_HOT_INLINE static inline
 #endif
 
 /* ---- alloc.c: every allocation goes through the user's hook ---- */
@@ -94,8 +98,20 @@ static inline void ember_arena_zero(void *p, size_t n)
 }
 /* An arena over a caller-provided first block (8-byte aligned). */
 void ember_arena_init(ember_arena *a, void *buf, size_t cap);
-/* Runs the cleanups and frees the extra blocks (not the first). */
-void ember_arena_fini(ember_arena *a);
+/* Runs the cleanups and frees the extra blocks (not the first). Inline
+ * when there are none (a call's or reply's arena, nearly always): it runs
+ * once per call served and per reply. */
+void ember_arena_fini_(ember_arena *a);
+static inline void ember_arena_fini(ember_arena *a)
+{
+    if (a->cleanups || a->extra) {
+        ember_arena_fini_(a);
+        return;
+    }
+    a->p = a->first;
+    a->end = a->first + a->first_cap;
+    a->heap = 0;
+}
 /* Frees the kept block when unused since the last sweep (or always: clear). */
 void ember_arena_spare_sweep(ember_arena_spare *s);
 void ember_arena_spare_clear(ember_arena_spare *s);

@@ -122,19 +122,24 @@ static inline size_t ember_enc_len(const ember_enc *e)
     return (size_t)(e->p - e->base);
 }
 
-static inline void ember_enc_raw_varint(ember_enc *e, uint64_t v)
+/* Writes v as a varint at p (room for 10 bytes reserved); returns the end.
+ * Encoders keep their cursor in a local: byte stores through e->p could
+ * alias e->p itself, so the compiler would reload and store it per byte. */
+static inline uint8_t *ember_enc_varint_at_(uint8_t *p, uint64_t v)
 {
-    if (ember_enc_reserve(e, 10))
-        return;
-    /* A local cursor: byte stores through e->p could alias e->p itself, so
-     * the compiler would reload and store it for every byte. */
-    uint8_t *p = e->p;
     while (v >= 0x80) {
         *p++ = (uint8_t)(v | 0x80);
         v >>= 7;
     }
     *p++ = (uint8_t)v;
-    e->p = p;
+    return p;
+}
+
+static inline void ember_enc_raw_varint(ember_enc *e, uint64_t v)
+{
+    if (ember_enc_reserve(e, 10))
+        return;
+    e->p = ember_enc_varint_at_(e->p, v);
 }
 
 static inline uint64_t ember_zigzag64(int64_t v)
@@ -183,18 +188,43 @@ static inline void ember_enc_raw_f64(ember_enc *e, double f)
     ember_enc_raw_fixed64(e, v);
 }
 
-static inline void ember_enc_raw_bytes(ember_enc *e, const void *data, size_t n)
+/* Bytes v takes as a varint. */
+static inline size_t ember_enc_varint_size_(uint64_t v)
 {
-    ember_enc_raw_varint(e, n);
-    if (n == 0 || ember_enc_reserve(e, n))
-        return;
-    memcpy(e->p, data, n);
-    e->p += n;
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
 }
 
-/* Out of line: a string's length and bytes, checked as the decoder checks
- * them (strict UTF-8) while they are copied; one that is not fails the
- * encoder, recording tag (0: EMBER_ENC_ELEM) in e->bad_utf8. */
+/* Length-prefixed bytes, after the key varint when keyed: one reservation
+ * of exactly what it takes. */
+static inline void ember_enc_len_bytes_(ember_enc *e, bool keyed, uint64_t key,
+                                        const void *data, size_t n)
+{
+    size_t hdr = (keyed ? ember_enc_varint_size_(key) : 0) + ember_enc_varint_size_(n);
+    if (n > SIZE_MAX - hdr || ember_enc_reserve(e, hdr + n))
+        return;
+    uint8_t *p = e->p;
+    if (keyed)
+        p = ember_enc_varint_at_(p, key);
+    p = ember_enc_varint_at_(p, n);
+    if (n)
+        memcpy(p, data, n);
+    e->p = p + n;
+}
+
+static inline void ember_enc_raw_bytes(ember_enc *e, const void *data, size_t n)
+{
+    ember_enc_len_bytes_(e, false, 0, data, n);
+}
+
+/* Out of line: a string's key (unless tag is 0: a list or map element),
+ * length and bytes, in room reserved once, the bytes checked as the decoder
+ * checks them (strict UTF-8) while they are copied; one that is not fails
+ * the encoder, recording tag (0: EMBER_ENC_ELEM) in e->bad_utf8. */
 void ember_enc_str_(ember_enc *e, uint32_t tag, const char *s);
 
 /* A NULL string is written as the empty string. */
@@ -266,14 +296,13 @@ static inline void ember_enc_f64(ember_enc *e, uint32_t tag, double v)
 
 static inline void ember_enc_string(ember_enc *e, uint32_t tag, const char *s)
 {
-    ember_enc_key(e, tag, EMBER_WT_LEN);
     ember_enc_str_(e, tag, s);
 }
 
 static inline void ember_enc_bytes(ember_enc *e, uint32_t tag, ember_bytes b)
 {
-    ember_enc_key(e, tag, EMBER_WT_LEN);
-    ember_enc_raw_bytes(e, b.data, b.len);
+    ember_enc_len_bytes_(e, true, ((uint64_t)tag << 3) | EMBER_WT_LEN, b.data,
+                         b.len);
 }
 
 /* ------------------------------------------------------------------ */
