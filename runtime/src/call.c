@@ -407,10 +407,10 @@ static int write_answer(ember_call *k, bool raised, uint32_t error_id,
                                value, NULL);
     ember_enc e;
     if (ember_frame_begin(c, &e, raised ? EMBER_FR_ERROR : EMBER_FR_REPLY) == 0) {
-        ember_enc_raw_varint(&e, k->peer_id);
+        ember_frame_put_varint(&e, k->peer_id);
         if (raised) {
-            ember_enc_raw_varint(&e, EMBER_RAISED);
-            ember_enc_raw_varint(&e, error_id);
+            ember_frame_put_varint(&e, EMBER_RAISED);
+            ember_frame_put_varint(&e, error_id);
         }
         if (enc)
             enc(&e, value);

@@ -595,11 +595,21 @@ static inline void ember_dec_init_conn(ember_dec *d, ember_conn *c,
 int ember_frame_closed_(ember_enc *e);
 int ember_frame_end_fail_(ember_conn *c, ember_enc *e, size_t len);
 
+/* What ember_frame_begin reserves: the frame's first 5 bytes, then room
+ * for any kind's header (a service id and up to five varints), written with
+ * ember_frame_put_varint without further checks. */
+#define EMBER_FRAME_BEGIN_ROOM 64u
+
+static inline void ember_frame_put_varint(ember_enc *e, uint64_t v)
+{
+    e->p = ember_enc_varint_at_(e->p, v);
+}
+
 static inline int ember_frame_begin(ember_conn *c, ember_enc *e, uint8_t kind)
 {
     if (c->state == EMBER_CONN_CLOSED)
         return ember_frame_closed_(e);
-    if (ember_buf_enc_begin(&c->out, e, c, 64))
+    if (ember_buf_enc_begin(&c->out, e, c, EMBER_FRAME_BEGIN_ROOM))
         return -1;
     memset(e->p, 0, 4);
     e->p[4] = kind;
