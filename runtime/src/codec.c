@@ -372,6 +372,66 @@ static bool utf8_copy(uint8_t *dst, const uint8_t *s, size_t n)
     return true;
 }
 
+/*
+ * The usual string, up to SHORT_STR bytes of plain ASCII: one pass of
+ * 16-byte (else 8-byte) blocks, the last one overlapping the one before
+ * it, that checks every byte is 0x01..0x7f and copies (dst may be NULL).
+ * False when some byte is not: utf8_copy then does the real work from the
+ * start (the copy is redone), so a short non-ASCII string costs one wasted
+ * pass of at most SHORT_STR / 16 blocks.
+ */
+#define SHORT_STR 128u
+
+EMBER_HOT_INLINE bool ascii_copy_short(uint8_t *dst, const uint8_t *s, size_t n)
+{
+#if defined(__SSE2__)
+    if (n >= 16) {
+        const __m128i zero = _mm_setzero_si128();
+        __m128i ok = _mm_cmpeq_epi8(zero, zero);
+        for (size_t i = 0; i + 16 < n; i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            ok = _mm_and_si128(ok, _mm_cmpgt_epi8(v, zero)); /* 1..127 */
+            if (dst)
+                _mm_storeu_si128((__m128i *)(void *)(dst + i), v);
+        }
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 16));
+        ok = _mm_and_si128(ok, _mm_cmpgt_epi8(v, zero));
+        if (dst)
+            _mm_storeu_si128((__m128i *)(void *)(dst + n - 16), v);
+        return _mm_movemask_epi8(ok) == 0xffff;
+    }
+#endif
+    if (n >= 8) {
+        uint64_t bad = 0, w;
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&w, s + i, 8);
+            bad |= not_plain_ascii(w);
+            if (dst)
+                memcpy(dst + i, &w, 8);
+        }
+        memcpy(&w, s + n - 8, 8);
+        bad |= not_plain_ascii(w);
+        if (dst)
+            memcpy(dst + n - 8, &w, 8);
+        return bad == 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((uint8_t)(s[i] - 1) >= 0x7f) /* NUL or a high bit */
+            return false;
+        if (dst)
+            dst[i] = s[i];
+    }
+    return true;
+}
+
+/* utf8_copy with the short plain-ASCII string inline. */
+EMBER_HOT_INLINE bool utf8_copy_any(uint8_t *dst, const uint8_t *s, size_t n)
+{
+    if (n <= SHORT_STR && ascii_copy_short(dst, s, n))
+        return true;
+    return utf8_copy(dst, s, n);
+}
+
 EMBER_API void ember_enc_str_(ember_enc *e, uint32_t tag, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
@@ -383,7 +443,7 @@ EMBER_API void ember_enc_str_(ember_enc *e, uint32_t tag, const char *s)
     if (tag)
         p = ember_enc_varint_at_(p, key);
     p = ember_enc_varint_at_(p, n);
-    if (n && !utf8_copy(p, (const uint8_t *)s, n)) {
+    if (n && !utf8_copy_any(p, (const uint8_t *)s, n)) {
         if (!e->bad_utf8)
             e->bad_utf8 = tag ? tag : EMBER_ENC_ELEM;
         e->failed = 1;
@@ -430,7 +490,7 @@ EMBER_API int ember_dec_raw_string(ember_dec *d, const char **v)
     char *s = dec_alloc_nz(d, n + 1);
     if (!s)
         return -1;
-    if (!utf8_copy((uint8_t *)s, d->p, n))
+    if (!utf8_copy_any((uint8_t *)s, d->p, n))
         return ember_dec_fail(d, "string is not valid UTF-8 (or holds NUL)");
     s[n] = 0;
     d->p += n;

@@ -204,6 +204,51 @@ static void test_strings(void)
     CU_ASSERT_EQUAL(ember_enc_len(&e), 1);
 }
 
+/* Every length around the short-string fast path (blocks of 16 and 8, the
+ * last one overlapping) with one byte that is not plain ASCII at every
+ * position: a NUL and a stray continuation byte are refused, a two-byte
+ * character is kept, both by the decoder and by the encoder. */
+static void test_short_strings(void)
+{
+    uint8_t str[160], frame[176], out[176];
+    for (size_t n = 1; n <= 140; n++) {
+        for (size_t at = 0; at < n; at++) {
+            static const uint8_t odd[] = {0x00, 0x80, 0xc3};
+            for (size_t k = 0; k < sizeof odd; k++) {
+                memset(str, 'a' + (int)(n % 26), n);
+                str[at] = odd[k];
+                size_t len = n;
+                if (odd[k] == 0xc3) { /* U+00E9, one byte longer */
+                    memmove(str + at + 2, str + at + 1, n - at - 1);
+                    str[at + 1] = 0xa9;
+                    len = n + 1;
+                }
+                bool good = odd[k] == 0xc3;
+                frame[0] = (uint8_t)(len < 128 ? len : 0x80 | (len & 0x7f));
+                size_t h = len < 128 ? 1 : 2;
+                if (h == 2)
+                    frame[1] = (uint8_t)(len >> 7);
+                memcpy(frame + h, str, len);
+                const char *s = NULL;
+                int r = dec_one_string(frame, h + len, &s);
+                CU_ASSERT_EQUAL(r, good ? 0 : -1);
+                if (good && r == 0)
+                    CU_ASSERT_EQUAL(memcmp(s, str, len) == 0 && s[len] == 0, 1);
+                if (odd[k] == 0x00)
+                    continue; /* a C string ends at its NUL */
+                str[len] = 0;
+                ember_enc e;
+                ember_enc_init_fixed(&e, out, sizeof out);
+                ember_enc_raw_string(&e, (const char *)str);
+                CU_ASSERT_EQUAL(e.failed != 0, !good);
+                if (good)
+                    CU_ASSERT_EQUAL(ember_enc_len(&e) == h + len &&
+                                    memcmp(out, frame, h + len) == 0, 1);
+            }
+        }
+    }
+}
+
 static void test_skip(void)
 {
     uint8_t buf[64];
@@ -629,6 +674,7 @@ void add_codec_suite(void)
     CU_add_test(s, "integer ranges", test_ints_ranges);
     CU_add_test(s, "floats and keys", test_floats_and_keys);
     CU_add_test(s, "strings and utf-8", test_strings);
+    CU_add_test(s, "short strings: every length and position", test_short_strings);
     CU_add_test(s, "skip unknown fields", test_skip);
     CU_add_test(s, "nesting and depth", test_nested_and_depth);
     CU_add_test(s, "long length prefixes", test_len_end_slow);
