@@ -156,29 +156,29 @@ void ember_call_batch_end(ember_ep *ep)
     for (uint32_t i = 0; i < ep->ntally; i++) {
         struct ember_tally *t = &ep->tally[i];
         ember_exports_add_time(ex, t->x, t->ver, t->key,
-                               us * t->n / ep->tally_calls, us);
+                               us * t->n / ep->tally_calls, us, t->n);
     }
     ep->ntally = ep->tally_calls = 0;
 }
 
-static void call_record(ember_call *k, bool ok)
+static void call_record(ember_call *k, unsigned end)
 {
     if (!k->ex)
         return;
-    if (tally_add(k)) {
-        if (!ok)
-            k->x->st.failures++; /* k->x is current: tally_add checked */
+    if (tally_add(k)) { /* k->x is current: tally_add checked */
+        k->x->st.failures += end != EMBER_END_OK;
+        k->x->mx->ends[end]++;
         return;
     }
     ember_exports_record(k->ex, k->x, k->xver,
-                         ember_xkey(k->service, k->method), ok,
+                         ember_xkey(k->service, k->method), end,
                          ember_now_us() - k->start_us);
 }
 
 /* The answer is written (or discarded): the call is over. */
-static void call_end(ember_call *k, bool ok)
+static void call_end(ember_call *k, unsigned end)
 {
-    call_record(k, ok);
+    call_record(k, end);
     unlink_call(k);
     if (!k->in_dispatch)
         call_put(k);
@@ -191,7 +191,7 @@ void ember_call_orphan_all(ember_conn *c)
         ember_call *k = c->calls;
         unlink_call(k);
         k->cancelled = true;
-        call_record(k, false);
+        call_record(k, EMBER_END_LOST);
         k->ex = NULL;
         k->next = ep->orphans;
         if (ep->orphans)
@@ -362,7 +362,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     }
     if (oneway && !k->answered) { /* a oneway call ends with its handler */
         k->answered = true;
-        call_end(k, true);
+        call_end(k, EMBER_END_OK);
     }
     if (!k->answered && k->conn == c) { /* deferred: it holds its arena */
         k->held = k->arena.heap;
@@ -433,8 +433,11 @@ EMBER_API int ember_call_reply(ember_call *k, ember_encode_fn enc, const void *v
     int r = answer_begin(k);
     if (r < 0)
         return ember_seterr("call already answered");
-    bool ok = r == 1 || write_answer(k, false, 0, enc, value) == 0;
-    call_end(k, ok);
+    unsigned end = r == 0 ? (write_answer(k, false, 0, enc, value) == 0
+                                 ? EMBER_END_OK : EMBER_END_FAILED)
+                   : k->cancelled ? EMBER_END_CANCELLED
+                   : k->oneway ? EMBER_END_OK : EMBER_END_LOST;
+    call_end(k, end);
     return 0;
 }
 
@@ -452,7 +455,7 @@ EMBER_API int ember_call_raise(ember_call *k, uint32_t error_id,
         return ember_seterr("call already answered");
     if (r == 0)
         write_answer(k, true, error_id, enc, error);
-    call_end(k, false);
+    call_end(k, EMBER_END_RAISED);
     return 0;
 }
 
@@ -494,7 +497,7 @@ static int fail_v(ember_call *k, ember_status st, uint32_t service,
         send_error_(k->conn, k->peer_id, st, msg,
                     st == EMBER_NO_METHOD ? service : 0, k->oid);
     }
-    call_end(k, false);
+    call_end(k, EMBER_END_FAILED);
     return 0;
 }
 

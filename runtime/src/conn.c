@@ -511,6 +511,8 @@ void ember_conn_close(ember_conn *c, ember_status st, const char *reason)
         ember_conn_goodbye(c, reason);
     c->state = EMBER_CONN_CLOSED;
     unreg_unlink(c);
+    ep->mt.closed[c->close_class ? c->close_class - 1u
+                                 : ember_metrics_close_reason(st, reason)]++;
     /* Orderly ends (goodbyes, shutdown) are news, not trouble. */
     ember_log(clean_close(st, reason) ? EMBER_LOG_INFO : EMBER_LOG_WARN,
               "%s: connection to %s (%s) closed: %s", ep->what,

@@ -24,6 +24,9 @@ void ember_exports_free(ember_exports *ex)
 {
     if (!ex)
         return;
+    for (uint32_t i = 0; i < ex->n; i++)
+        ember_free(ex->v[i].mx, sizeof *ex->v[i].mx);
+    ember_free(ex->fallback.mx, sizeof *ex->fallback.mx);
     ember_free(ex->v, sizeof *ex->v * ex->cap);
     ember_free(ex->svcs, sizeof *ex->svcs * ex->nsvcs);
     ember_free(ex, sizeof *ex);
@@ -50,14 +53,21 @@ static int cmp_entry(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* A zeroed entry at the end of v (room reserved); sort() puts it in place. */
+/* A zeroed entry at the end of v (room reserved), with its metrics; sort()
+ * puts it in place. NULL: out of memory. */
 static ember_xentry *append(ember_exports *ex, uint32_t service, uint32_t id,
                             const char *sname, const char *method)
 {
+    ember_xmetrics *mx = ember_calloc(sizeof *mx);
+    if (!mx) {
+        ember_seterr("out of memory");
+        return NULL;
+    }
     ember_xentry *x = &ex->v[ex->n++];
     memset(x, 0, sizeof *x);
     x->key = ember_xkey(service, id);
     x->st.service_id = service;
+    x->mx = mx;
     x->st.id = id;
     x->st.service = sname;
     x->st.method = method;
@@ -128,14 +138,19 @@ EMBER_API int ember_exports_add(ember_exports *ex, const ember_service_desc *svc
     ex->svcs = ns;
     if (reserve(ex, svc->n_methods))
         return -1;
-    ex->svcs[ex->nsvcs++] = svc;
     for (uint32_t i = 0; i < svc->n_methods; i++) {
         ember_xentry *x = append(ex, svc->id, svc->methods[i].id, svc->name,
                                  svc->methods[i].name);
+        if (!x) { /* the entries of this service are the last i */
+            while (i--)
+                ember_free(ex->v[--ex->n].mx, sizeof *ex->v[ex->n].mx);
+            return -1;
+        }
         x->m = &svc->methods[i];
         x->handlers = handlers;
         x->ud = ud;
     }
+    ex->svcs[ex->nsvcs++] = svc;
     sort(ex);
     return 0;
 }
@@ -150,6 +165,8 @@ EMBER_API int ember_exports_add_raw(ember_exports *ex, uint32_t service_id,
         if (method_id != 0)
             return ember_seterr("a raw handler for method %u needs its "
                                 "service id", method_id);
+        if (!ex->fallback.mx && !(ex->fallback.mx = ember_calloc(sizeof *ex->fallback.mx)))
+            return ember_seterr("out of memory");
         ex->fallback.raw = h;
         ex->fallback.ud = ud;
         return 0;
@@ -162,6 +179,8 @@ EMBER_API int ember_exports_add_raw(ember_exports *ex, uint32_t service_id,
         return -1;
     ember_xentry *x = append(ex, service_id, method_id, "raw",
                              method_id ? "raw" : "*");
+    if (!x)
+        return -1;
     x->raw = h;
     x->ud = ud;
     sort(ex);
@@ -179,25 +198,28 @@ static ember_xentry *current(ember_exports *ex, ember_xentry *x, uint32_t ver,
 }
 
 void ember_exports_add_time(ember_exports *ex, ember_xentry *x, uint32_t ver,
-                            uint64_t key, uint64_t total_us, uint64_t max_us)
+                            uint64_t key, uint64_t total_us, uint64_t max_us,
+                            uint32_t n)
 {
     if (!(x = current(ex, x, ver, key)))
         return;
     x->st.total_us += total_us;
     if (max_us > x->st.max_us)
         x->st.max_us = max_us;
+    ember_xmetrics_time(x->mx, max_us, n);
 }
 
 void ember_exports_record(ember_exports *ex, ember_xentry *x, uint32_t ver,
-                          uint64_t key, bool ok, uint64_t us)
+                          uint64_t key, unsigned end, uint64_t us)
 {
     if (!(x = current(ex, x, ver, key)))
         return;
-    if (!ok)
-        x->st.failures++;
+    x->st.failures += end != EMBER_END_OK;
+    x->mx->ends[end]++;
     x->st.total_us += us;
     if (us > x->st.max_us)
         x->st.max_us = us;
+    ember_xmetrics_time(x->mx, us, 1);
 }
 
 EMBER_API void ember_exports_stats(const ember_exports *ex, ember_stats_fn fn,

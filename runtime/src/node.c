@@ -277,6 +277,7 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
         c->peer_ref = n->root_ref;
         n->root_ref->conn = c;
         n->attempt = 0;
+        n->ep.mt.registrations++;
         ember_log(EMBER_LOG_INFO, "%s: registered with %s as id %u", n->what,
                   n->addr, n->id);
         set_state(n, EMBER_NODE_REGISTERED, NULL);
@@ -430,6 +431,11 @@ EMBER_API ember_node *ember_node_new(struct event_base *base, const char *name,
 EMBER_API ember_exports *ember_node_exports(ember_node *n)
 {
     return n->ep.exports;
+}
+
+ember_ep *ember_node_ep(ember_node *n)
+{
+    return &n->ep;
 }
 
 /* "host:port" / "[v6]:port" -> host: by default the root's certificate

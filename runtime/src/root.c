@@ -203,6 +203,7 @@ EMBER_API void ember_root_drop(ember_root *r, ember_child *c, const char *reason
     char why[220];
     snprintf(why, sizeof why, "dropped by the root: %s", reason);
     ember_conn_goodbye(c->conn, why);
+    c->conn->close_class = 1 + EMBER_CLOSE_DROPPED;
     ember_conn_close(c->conn, EMBER_LOST, reason);
 }
 
@@ -240,6 +241,7 @@ static void refuse(ember_conn *c, uint32_t code, const char *msg)
     ember_log(EMBER_LOG_WARN, "root: refusing registration from %s: %s",
               c->peer, msg);
     ember_hs_send(c, EMBER_FR_REFUSED, &hs, NULL);
+    c->close_class = 1 + EMBER_CLOSE_REFUSED;
     c->close_after_flush = true;
     ember_conn_flush(c);
 }
@@ -695,6 +697,11 @@ EMBER_API int ember_root_listener_port(const ember_root *r, int i)
 EMBER_API ember_exports *ember_root_exports(ember_root *r)
 {
     return r->ep.exports;
+}
+
+ember_ep *ember_root_ep(ember_root *r)
+{
+    return &r->ep;
 }
 
 static void close_listeners(ember_root *r)

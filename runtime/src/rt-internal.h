@@ -28,6 +28,7 @@
 
 #include "buf-internal.h"
 #include "ember-internal.h"
+#include "metrics-internal.h"
 
 typedef struct ember_conn ember_conn;
 typedef struct ember_ep ember_ep;
@@ -353,6 +354,8 @@ struct ember_ep {
     uint32_t unreg_n;
     size_t unreg_bytes, unreg_peak, unreg_budget;
 
+    ember_ep_metrics mt;        /* closes by reason, registrations */
+
     bool stopping;              /* graceful shutdown: refuse new calls */
     bool freeing;
 
@@ -493,6 +496,7 @@ struct ember_conn {
     bool close_after_flush;
     bool ping_out;                 /* a PING is unanswered */
     bool read_paused;              /* output over its cap: not reading */
+    uint8_t close_class;           /* 1 + EMBER_CLOSE_*, 0: from the reason */
     int fd;
     struct event *rev, *wev;
     bool wev_added;
@@ -733,6 +737,7 @@ typedef struct ember_xentry {
     void *ud;
     ember_raw_handler raw;
     ember_method_stats st;
+    ember_xmetrics *mx;                 /* ends and times (metrics.c) */
 } ember_xentry;
 
 struct ember_exports {
@@ -771,13 +776,15 @@ static inline ember_xentry *ember_exports_find(ember_exports *ex, uint64_t key)
  * *served: whether ex serves the service at all. */
 ember_xentry *ember_exports_resolve(ember_exports *ex, uint32_t service,
                                     uint32_t method, bool *served);
-/* Counts a call's end against x, the entry dispatch found while ex->ver was
- * ver (found again by key if the table changed since). */
+/* Counts a call's end (EMBER_END_*) against x, the entry dispatch found
+ * while ex->ver was ver (found again by key if the table changed since). */
 void ember_exports_record(ember_exports *ex, ember_xentry *x, uint32_t ver,
-                          uint64_t key, bool ok, uint64_t us);
-/* Adds time only (a read batch's tally, call.c), found the same way. */
+                          uint64_t key, unsigned end, uint64_t us);
+/* Adds time only (a read batch's tally of n calls that each took max_us,
+ * call.c), found the same way. */
 void ember_exports_add_time(ember_exports *ex, ember_xentry *x, uint32_t ver,
-                            uint64_t key, uint64_t total_us, uint64_t max_us);
+                            uint64_t key, uint64_t total_us, uint64_t max_us,
+                            uint32_t n);
 
 /* ---- ref.c ---- */
 
@@ -850,6 +857,10 @@ void ember_tls_ctx_free(ember_ep *ep);
 /* Switches a new connection to TLS; host: the name the node expects in the
  * root's certificate (NULL on a root). -1 with ember_last_error(). */
 int ember_tls_attach(ember_conn *c, bool server, const char *host);
+
+/* ---- root.c, node.c: the endpoint inside (metrics.c) ---- */
+ember_ep *ember_root_ep(ember_root *r);
+ember_ep *ember_node_ep(ember_node *n);
 
 /* ---- addr.c ---- */
 #include <sys/socket.h>

@@ -26,5 +26,6 @@ void add_security_suite(void);
 void add_mem_suite(void);
 void add_pb_suite(void);
 void add_edges_suite(void);
+void add_metrics_suite(void);
 
 #endif

@@ -31,6 +31,7 @@ int main(void)
     add_mem_suite();
     add_pb_suite();
     add_edges_suite();
+    add_metrics_suite();
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

@@ -9,5 +9,6 @@
 #include <ember/rpc.h>
 #include <ember/root.h>
 #include <ember/node.h>
+#include <ember/metrics.h>
 
 #endif

@@ -1,0 +1,334 @@
+/*
+ * metrics.c — an endpoint's counters in the Prometheus text exposition
+ * format. The counting happens where the runtime already is (call.c,
+ * conn.c, node.c); this file only reads the counters and the live state
+ * (connections, calls in flight, queued bytes) and writes the text: one
+ * family at a time across every endpoint given, so a process with a root
+ * and nodes serves one valid page.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rt-internal.h"
+
+uint64_t ember_hist_bound(uint32_t i)
+{
+    if (i < 2)
+        return i + 1;
+    uint32_t k = i / 2, h = i % 2;
+    return ((uint64_t)1 << k) + ((uint64_t)(h + 1) << (k - 1));
+}
+
+/* ---- why a connection closed ---- */
+
+static const struct {
+    const char *prefix;
+    unsigned reason;
+} close_prefixes[] = {
+    {EMBER_GOODBYE_REASON, EMBER_CLOSE_GOODBYE},
+    {"said goodbye", EMBER_CLOSE_GOODBYE},
+    {"peer closed the connection", EMBER_CLOSE_PEER},
+    {"shutting down", EMBER_CLOSE_SHUTDOWN},
+    {"node closing", EMBER_CLOSE_SHUTDOWN},
+    {"root shutting down", EMBER_CLOSE_SHUTDOWN},
+    {"peer exceeded", EMBER_CLOSE_LIMIT},
+    {"frame of", EMBER_CLOSE_LIMIT},
+    {"peer silent for", EMBER_CLOSE_HEARTBEAT},
+    {"peer not reading", EMBER_CLOSE_SLOW},
+    {"handshake timed out", EMBER_CLOSE_HANDSHAKE},
+    {"bad credentials", EMBER_CLOSE_REFUSED},
+    {"refused by root", EMBER_CLOSE_REFUSED},
+    {"replaced by a new registration", EMBER_CLOSE_DROPPED},
+};
+
+unsigned ember_metrics_close_reason(ember_status st, const char *reason)
+{
+    if (st == EMBER_SHUTDOWN)
+        return EMBER_CLOSE_SHUTDOWN;
+    for (size_t i = 0; i < sizeof close_prefixes / sizeof close_prefixes[0]; i++)
+        if (strncmp(reason, close_prefixes[i].prefix,
+                    strlen(close_prefixes[i].prefix)) == 0)
+            return close_prefixes[i].reason;
+    return st == EMBER_PROTOCOL ? EMBER_CLOSE_PROTOCOL : EMBER_CLOSE_ERROR;
+}
+
+static const char *const close_names[EMBER_CLOSE_N] = {
+    [EMBER_CLOSE_GOODBYE] = "goodbye",     [EMBER_CLOSE_PEER] = "peer_closed",
+    [EMBER_CLOSE_SHUTDOWN] = "shutdown",   [EMBER_CLOSE_PROTOCOL] = "protocol",
+    [EMBER_CLOSE_LIMIT] = "limit",         [EMBER_CLOSE_HEARTBEAT] = "heartbeat",
+    [EMBER_CLOSE_SLOW] = "slow_reader",    [EMBER_CLOSE_HANDSHAKE] = "handshake",
+    [EMBER_CLOSE_REFUSED] = "refused",     [EMBER_CLOSE_DROPPED] = "dropped",
+    [EMBER_CLOSE_ERROR] = "error",
+};
+
+static const char *const end_names[EMBER_END_N] = {
+    [EMBER_END_OK] = "ok",               [EMBER_END_RAISED] = "raised",
+    [EMBER_END_FAILED] = "failed",       [EMBER_END_CANCELLED] = "cancelled",
+    [EMBER_END_LOST] = "lost",
+};
+
+/* ---- the text ---- */
+
+typedef struct out {
+    char *buf;
+    size_t cap, len;
+} out;
+
+static void put(out *o, const char *fmt, ...) EMBER_PRINTF(2, 3);
+static void put(out *o, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *at = o->len < o->cap ? o->buf + o->len : NULL;
+    int n = vsnprintf(at, at ? o->cap - o->len : 0, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        o->len += (size_t)n;
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void put_value(out *o, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            put(o, "\\%c", *s);
+        else if (*s == '\n')
+            put(o, "\\n");
+        else
+            put(o, "%c", *s);
+    }
+}
+
+/* `name{src labels,more}` or `name{more}` or `name`; more is already
+ * formatted. */
+static void put_series(out *o, const char *name, const ember_metrics_src *s,
+                       const char *more)
+{
+    bool a = s->labels && *s->labels, b = more && *more;
+    put(o, "%s%s%s%s%s%s", name, a || b ? "{" : "", a ? s->labels : "",
+        a && b ? "," : "", b ? more : "", a || b ? "}" : "");
+}
+
+static bool is_name_char(char c, bool first)
+{
+    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (!first && c >= '0' && c <= '9');
+}
+
+/* `name="value"` pairs separated by commas, values escaped as above. */
+static bool labels_valid(const char *p)
+{
+    if (!p || !*p)
+        return true;
+    for (;;) {
+        if (!is_name_char(*p, true))
+            return false;
+        while (is_name_char(*p, false))
+            p++;
+        if (*p++ != '=' || *p++ != '"')
+            return false;
+        while (*p != '"') {
+            if (!*p || *p == '\n')
+                return false;
+            if (*p == '\\' && p[1] != '\\' && p[1] != '"' && p[1] != 'n')
+                return false;
+            p += *p == '\\' ? 2 : 1;
+        }
+        p++;
+        if (!*p)
+            return true;
+        if (*p++ != ',')
+            return false;
+    }
+}
+
+static ember_ep *src_ep(const ember_metrics_src *s)
+{
+    return s->root ? ember_root_ep(s->root) : ember_node_ep(s->node);
+}
+
+/* ---- the families ---- */
+
+typedef void (*family_fn)(out *o, const ember_metrics_src *s, const char *name);
+
+/* Every method s serves, typed and raw. */
+typedef void (*method_fn)(out *o, const ember_metrics_src *s, const char *name,
+                          const ember_xentry *x, const char *ml);
+
+static void each_method(out *o, const ember_metrics_src *s, const char *name,
+                        method_fn fn)
+{
+    const ember_exports *ex = src_ep(s)->exports;
+    char ml[256];
+    for (uint32_t i = 0; i <= ex->n; i++) {
+        const ember_xentry *x = i < ex->n ? &ex->v[i] : &ex->fallback;
+        if (i == ex->n && !ex->fallback.raw)
+            break;
+        out m = {ml, sizeof ml, 0};
+        put(&m, "service=\"");
+        put_value(&m, x->st.service);
+        put(&m, "\",service_id=\"%08x\",method=\"", x->st.service_id);
+        put_value(&m, x->st.method);
+        put(&m, "\",id=\"%u\"", x->st.id);
+        if (m.len < sizeof ml)
+            fn(o, s, name, x, ml);
+    }
+}
+
+static void m_calls(out *o, const ember_metrics_src *s, const char *name,
+                    const ember_xentry *x, const char *ml)
+{
+    put_series(o, name, s, ml);
+    put(o, " %llu\n", (unsigned long long)x->st.calls);
+}
+
+static void m_failures(out *o, const ember_metrics_src *s, const char *name,
+                       const ember_xentry *x, const char *ml)
+{
+    char l[300];
+    for (unsigned e = EMBER_END_OK + 1; e < EMBER_END_N; e++) {
+        snprintf(l, sizeof l, "%s,status=\"%s\"", ml, end_names[e]);
+        put_series(o, name, s, l);
+        put(o, " %llu\n", (unsigned long long)x->mx->ends[e]);
+    }
+}
+
+static void m_duration(out *o, const ember_metrics_src *s, const char *name,
+                       const ember_xentry *x, const char *ml)
+{
+    char n[96], l[300];
+    uint64_t cum = 0;
+    snprintf(n, sizeof n, "%s_bucket", name);
+    for (uint32_t i = 0; i < EMBER_HIST_BUCKETS; i++) {
+        cum += x->mx->bucket[i];
+        if (i + 1 < EMBER_HIST_BUCKETS)
+            snprintf(l, sizeof l, "%s,le=\"%.9g\"", ml, (double)ember_hist_bound(i) / 1e6);
+        else
+            snprintf(l, sizeof l, "%s,le=\"+Inf\"", ml);
+        put_series(o, n, s, l);
+        put(o, " %llu\n", (unsigned long long)cum);
+    }
+    snprintf(n, sizeof n, "%s_sum", name);
+    put_series(o, n, s, ml);
+    put(o, " %.6f\n", (double)x->mx->sum_us / 1e6);
+    snprintf(n, sizeof n, "%s_count", name);
+    put_series(o, n, s, ml);
+    put(o, " %llu\n", (unsigned long long)cum);
+}
+
+static void f_calls(out *o, const ember_metrics_src *s, const char *name)
+{
+    each_method(o, s, name, m_calls);
+}
+
+static void f_failures(out *o, const ember_metrics_src *s, const char *name)
+{
+    each_method(o, s, name, m_failures);
+}
+
+static void f_duration(out *o, const ember_metrics_src *s, const char *name)
+{
+    each_method(o, s, name, m_duration);
+}
+
+static void put_u64(out *o, const ember_metrics_src *s, const char *name,
+                    const char *more, uint64_t v)
+{
+    put_series(o, name, s, more);
+    put(o, " %llu\n", (unsigned long long)v);
+}
+
+static void f_connections(out *o, const ember_metrics_src *s, const char *name)
+{
+    put_u64(o, s, name, NULL, src_ep(s)->nconns);
+}
+
+static void f_children(out *o, const ember_metrics_src *s, const char *name)
+{
+    if (s->root)
+        put_u64(o, s, name, NULL, ember_root_child_count(s->root));
+}
+
+static void f_in_flight(out *o, const ember_metrics_src *s, const char *name)
+{
+    uint64_t in = 0, outgoing = 0;
+    for (const ember_conn *c = src_ep(s)->conns; c; c = c->next) {
+        in += c->ncalls;
+        outgoing += c->npending;
+    }
+    put_u64(o, s, name, "direction=\"in\"", in);
+    put_u64(o, s, name, "direction=\"out\"", outgoing);
+}
+
+static void f_queued(out *o, const ember_metrics_src *s, const char *name)
+{
+    uint64_t q = 0;
+    for (const ember_conn *c = src_ep(s)->conns; c; c = c->next)
+        q += ember_buf_used(&c->out);
+    put_u64(o, s, name, NULL, q);
+}
+
+static void f_reconnects(out *o, const ember_metrics_src *s, const char *name)
+{
+    uint64_t r = src_ep(s)->mt.registrations;
+    if (s->node)
+        put_u64(o, s, name, NULL, r > 1 ? r - 1 : 0);
+}
+
+static void f_closed(out *o, const ember_metrics_src *s, const char *name)
+{
+    char l[64];
+    for (unsigned i = 0; i < EMBER_CLOSE_N; i++) {
+        snprintf(l, sizeof l, "reason=\"%s\"", close_names[i]);
+        put_u64(o, s, name, l, src_ep(s)->mt.closed[i]);
+    }
+}
+
+static const struct family {
+    const char *name, *type, *help;
+    family_fn fn;
+} families[] = {
+    {"ember_calls_total", "counter",
+     "Calls received by a served method (counted on arrival).", f_calls},
+    {"ember_call_failures_total", "counter",
+     "Served calls that ended without a reply, by how they ended.", f_failures},
+    {"ember_call_duration_seconds", "histogram",
+     "Time from a served call's arrival to its answer.", f_duration},
+    {"ember_connections", "gauge",
+     "Open connections, registered or still registering.", f_connections},
+    {"ember_children", "gauge", "Nodes registered with this root.", f_children},
+    {"ember_calls_in_flight", "gauge",
+     "Calls not yet ended: in, served here; out, made from here.", f_in_flight},
+    {"ember_queued_bytes", "gauge",
+     "Output bytes queued to peers, not yet written.", f_queued},
+    {"ember_reconnects_total", "counter",
+     "Registrations of this node after its first one.", f_reconnects},
+    {"ember_connections_closed_total", "counter",
+     "Connections closed, by reason.", f_closed},
+};
+
+EMBER_API long ember_metrics_render(const ember_metrics_src *src, size_t n,
+                                    char *buf, size_t cap)
+{
+    if (!src && n)
+        return ember_seterr("ember_metrics_render: NULL sources");
+    for (size_t i = 0; i < n; i++) {
+        if (!src[i].root == !src[i].node)
+            return ember_seterr("ember_metrics_render: source %zu needs exactly "
+                                "one of root and node", i);
+        if (!labels_valid(src[i].labels))
+            return ember_seterr("ember_metrics_render: labels of source %zu are "
+                                "not name=\"value\" pairs", i);
+    }
+    out o = {buf, cap, 0};
+    if (cap)
+        buf[0] = 0;
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        put(&o, "# HELP %s %s\n# TYPE %s %s\n", families[f].name,
+            families[f].help, families[f].name, families[f].type);
+        for (size_t i = 0; i < n; i++)
+            families[f].fn(&o, &src[i], families[f].name);
+    }
+    return (long)o.len;
+}

@@ -1,0 +1,290 @@
+/*
+ * test_metrics.c — ember_metrics_render: the histogram's buckets, the
+ * series a root and a node render after real calls, reasons of closed
+ * connections, reconnects, and the renderer's argument checks.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "metrics-internal.h"
+
+enum { SVC = 0x5e7e1234, M_OK = 10, M_FAIL = 11, M_HOLD = 12 };
+
+static struct {
+    struct event_base *base;
+    ember_root *root;
+    ember_node *node;
+    ember_call *held;
+    int done;
+    char text[1 << 16];
+} T;
+
+static void h_ok(ember_call *c, uint32_t sid, uint32_t mid, const void *p, size_t len,
+                  void *ud)
+{
+    (void)sid, (void)mid, (void)ud;
+    ember_call_reply_raw(c, p, len);
+}
+
+static void h_fail(ember_call *c, uint32_t sid, uint32_t mid, const void *p, size_t len,
+                    void *ud)
+{
+    (void)sid, (void)mid, (void)p, (void)len, (void)ud;
+    ember_call_fail(c, "no");
+}
+
+static void h_hold(ember_call *c, uint32_t sid, uint32_t mid, const void *p, size_t len,
+                    void *ud)
+{
+    (void)sid, (void)mid, (void)p, (void)len, (void)ud;
+    T.held = c;
+}
+
+static void on_done(const ember_outcome *o, const void *p, size_t len, void *ud)
+{
+    (void)o, (void)p, (void)len, (void)ud;
+    T.done++;
+}
+
+static bool registered(void *ud)
+{
+    (void)ud;
+    return ember_node_state_get(T.node) == EMBER_NODE_REGISTERED &&
+           ember_root_child_count(T.root) == 1;
+}
+
+static bool done_is(void *ud)
+{
+    return T.done == *(int *)ud;
+}
+
+static bool held(void *ud)
+{
+    (void)ud;
+    return T.held != NULL;
+}
+
+static void setup(void)
+{
+    memset(&T, 0, sizeof T);
+    T.base = event_base_new();
+    T.root = ember_root_new(T.base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(T.root);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(T.root, "127.0.0.1:0"), 0);
+    ember_exports *ex = ember_root_exports(T.root);
+    ember_exports_add_raw(ex, SVC, M_OK, h_ok, NULL);
+    ember_exports_add_raw(ex, SVC, M_FAIL, h_fail, NULL);
+    ember_exports_add_raw(ex, SVC, M_HOLD, h_hold, NULL);
+    ember_node_config nc;
+    ember_node_config_default(&nc);
+    nc.backoff_min_ms = nc.backoff_max_ms = 10;
+    T.node = ember_node_new(T.base, "n0", &nc);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ember_root_port(T.root));
+    CU_ASSERT_EQUAL_FATAL(ember_node_connect(T.node, addr), 0);
+    CU_ASSERT_TRUE_FATAL(run_until(T.base, registered, NULL, 3000));
+}
+
+static void teardown(void)
+{
+    ember_node_free(T.node);
+    ember_root_free(T.root);
+    event_base_free(T.base);
+}
+
+static const char *render(ember_root *r, ember_node *n, const char *labels)
+{
+    ember_metrics_src s = {r, n, labels};
+    long len = ember_metrics_render(&s, 1, T.text, sizeof T.text);
+    CU_ASSERT_TRUE(len > 0 && (size_t)len < sizeof T.text);
+    CU_ASSERT_EQUAL((size_t)len, strlen(T.text));
+    return T.text;
+}
+
+/* The value of the series line that starts with `series ` (-1: none). */
+static long long value(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return atoll(p + n + 1);
+    return -1;
+}
+
+#define RAW_L "service=\"raw\",service_id=\"5e7e1234\",method=\"raw\","
+#define OK_L RAW_L "id=\"10\""
+#define FAIL_L RAW_L "id=\"11\""
+#define HOLD_L RAW_L "id=\"12\""
+
+static void t_hist_buckets(void)
+{
+    uint32_t last = 0;
+    for (uint64_t us = 0; us < (1u << 20); us += 1 + us / 64) {
+        uint32_t i = ember_hist_index(us);
+        CU_ASSERT_TRUE(i >= last);
+        last = i;
+        CU_ASSERT_TRUE(us < ember_hist_bound(i));
+        if (i > 0)
+            CU_ASSERT_TRUE(us >= ember_hist_bound(i - 1));
+    }
+    CU_ASSERT_EQUAL(ember_hist_index(0), 0);
+    CU_ASSERT_EQUAL(ember_hist_index(3), 3);
+    CU_ASSERT_EQUAL(ember_hist_bound(3), 4);
+    CU_ASSERT_EQUAL(ember_hist_index(5), 4);
+    CU_ASSERT_EQUAL(ember_hist_bound(4), 6);
+    CU_ASSERT_EQUAL(ember_hist_index(UINT64_MAX), EMBER_HIST_BUCKETS - 1);
+    CU_ASSERT_EQUAL(ember_hist_index((uint64_t)1 << EMBER_HIST_MAX_LOG2),
+                    EMBER_HIST_BUCKETS - 1);
+    CU_ASSERT_EQUAL(ember_hist_bound(EMBER_HIST_BUCKETS - 2),
+                    (uint64_t)1 << EMBER_HIST_MAX_LOG2);
+}
+
+static void t_calls_and_gauges(void)
+{
+    setup();
+    ember_ref *up = ember_node_root(T.node);
+    for (int i = 0; i < 3; i++)
+        ember_call_raw(up, SVC, M_OK, "x", 1, on_done, NULL, NULL);
+    ember_call_raw(up, SVC, M_FAIL, NULL, 0, on_done, NULL, NULL);
+    int want = 4;
+    CU_ASSERT_TRUE(run_until(T.base, done_is, &want, 3000));
+    ember_call_raw(up, SVC, M_HOLD, NULL, 0, on_done, NULL, NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(T.base, held, NULL, 3000));
+
+    const char *t = render(T.root, NULL, "server=\"r\"");
+    CU_ASSERT_EQUAL(value(t, "ember_calls_total{server=\"r\"," OK_L "}"), 3);
+    CU_ASSERT_EQUAL(value(t, "ember_calls_total{server=\"r\"," FAIL_L "}"), 1);
+    CU_ASSERT_EQUAL(value(t, "ember_calls_total{server=\"r\"," HOLD_L "}"), 1);
+    CU_ASSERT_EQUAL(value(t, "ember_call_failures_total{server=\"r\"," FAIL_L
+                          ",status=\"failed\"}"), 1);
+    CU_ASSERT_EQUAL(value(t, "ember_call_failures_total{server=\"r\"," OK_L
+                          ",status=\"failed\"}"), 0);
+    CU_ASSERT_EQUAL(value(t, "ember_call_duration_seconds_count{server=\"r\"," OK_L "}"), 3);
+    CU_ASSERT_EQUAL(value(t, "ember_call_duration_seconds_bucket{server=\"r\"," OK_L
+                          ",le=\"+Inf\"}"), 3);
+    /* Still in flight: counted on arrival, not yet timed. */
+    CU_ASSERT_EQUAL(value(t, "ember_call_duration_seconds_count{server=\"r\"," HOLD_L "}"), 0);
+    CU_ASSERT_EQUAL(value(t, "ember_calls_in_flight{server=\"r\",direction=\"in\"}"), 1);
+    CU_ASSERT_EQUAL(value(t, "ember_calls_in_flight{server=\"r\",direction=\"out\"}"), 0);
+    CU_ASSERT_EQUAL(value(t, "ember_connections{server=\"r\"}"), 1);
+    CU_ASSERT_EQUAL(value(t, "ember_children{server=\"r\"}"), 1);
+    CU_ASSERT_EQUAL(value(t, "ember_reconnects_total{server=\"r\"}"), -1); /* node only */
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "# TYPE ember_call_duration_seconds histogram\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "# TYPE ember_calls_total counter\n"));
+
+    /* Buckets are cumulative and end with the count. */
+    long long prev = 0;
+    int nb = 0;
+    for (const char *p = strstr(t, "ember_call_duration_seconds_bucket{server=\"r\"," OK_L);
+         p && strncmp(p, "ember_call_duration_seconds_bucket{server=\"r\"," OK_L,
+                      strlen("ember_call_duration_seconds_bucket{server=\"r\"," OK_L)) == 0;
+         p = strchr(p, '\n') + 1, nb++) {
+        long long v = atoll(strchr(p, ' ') + 1);
+        CU_ASSERT_TRUE(v >= prev);
+        prev = v;
+    }
+    CU_ASSERT_EQUAL(nb, EMBER_HIST_BUCKETS);
+    CU_ASSERT_EQUAL(prev, 3);
+
+    t = render(NULL, T.node, NULL);
+    CU_ASSERT_EQUAL(value(t, "ember_calls_in_flight{direction=\"out\"}"), 1);
+    CU_ASSERT_EQUAL(value(t, "ember_reconnects_total"), 0);
+    CU_ASSERT_EQUAL(value(t, "ember_children"), -1);
+
+    ember_call_reply_raw(T.held, NULL, 0);
+    want = 5;
+    CU_ASSERT_TRUE(run_until(T.base, done_is, &want, 3000));
+    t = render(T.root, NULL, NULL);
+    CU_ASSERT_EQUAL(value(t, "ember_call_duration_seconds_count{" HOLD_L "}"), 1);
+    CU_ASSERT_EQUAL(value(t, "ember_calls_in_flight{direction=\"in\"}"), 0);
+    teardown();
+}
+
+static void t_two_sources_one_family_each(void)
+{
+    setup();
+    ember_metrics_src s[2] = {{T.root, NULL, "endpoint=\"root\""},
+                              {NULL, T.node, "endpoint=\"node\""}};
+    long len = ember_metrics_render(s, 2, T.text, sizeof T.text);
+    CU_ASSERT_TRUE_FATAL(len > 0);
+    int n = 0;
+    for (const char *p = T.text; (p = strstr(p, "# TYPE ember_connections gauge")); p++)
+        n++;
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(value(T.text, "ember_connections{endpoint=\"root\"}"), 1);
+    CU_ASSERT_EQUAL(value(T.text, "ember_connections{endpoint=\"node\"}"), 1);
+    /* A small buffer: cut, NUL-terminated, and the full length returned. */
+    char small[32];
+    CU_ASSERT_EQUAL(ember_metrics_render(s, 2, small, sizeof small), len);
+    CU_ASSERT_EQUAL(strlen(small), sizeof small - 1);
+    CU_ASSERT_EQUAL(ember_metrics_render(s, 2, NULL, 0), len);
+    teardown();
+}
+
+static void t_bad_arguments(void)
+{
+    setup();
+    char b[64];
+    ember_metrics_src both = {T.root, T.node, NULL};
+    ember_metrics_src none = {NULL, NULL, NULL};
+    CU_ASSERT_EQUAL(ember_metrics_render(&both, 1, b, sizeof b), -1);
+    CU_ASSERT_EQUAL(ember_metrics_render(&none, 1, b, sizeof b), -1);
+    const char *bad[] = {"server", "server=db", "server=\"db", "1x=\"a\"",
+                         "a=\"b\",", "a=\"b\"}", "a=\"\\x\"", "a=\"b\"c=\"d\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ember_metrics_src s = {T.root, NULL, bad[i]};
+        CU_ASSERT_EQUAL(ember_metrics_render(&s, 1, b, sizeof b), -1);
+    }
+    ember_metrics_src ok = {T.root, NULL, "a=\"x \\\" \\\\ \\n\",b_2=\"\""};
+    CU_ASSERT_TRUE(ember_metrics_render(&ok, 1, b, sizeof b) > 0);
+    teardown();
+}
+
+static bool reregistered(void *ud)
+{
+    (void)ud;
+    const char *t = render(NULL, T.node, NULL);
+    return ember_node_state_get(T.node) == EMBER_NODE_REGISTERED &&
+           value(t, "ember_reconnects_total") == 1;
+}
+
+static void t_closes_and_reconnects(void)
+{
+    setup();
+    ember_root_drop(T.root, ember_root_child_by_name(T.root, "n0"), "kicked");
+    CU_ASSERT_TRUE(run_until(T.base, reregistered, NULL, 3000));
+    const char *t = render(T.root, NULL, NULL);
+    CU_ASSERT_EQUAL(value(t, "ember_connections_closed_total{reason=\"dropped\"}"), 1);
+    CU_ASSERT_EQUAL(value(t, "ember_connections_closed_total{reason=\"protocol\"}"), 0);
+    t = render(NULL, T.node, NULL);
+    CU_ASSERT_EQUAL(value(t, "ember_connections_closed_total{reason=\"peer_closed\"}"), 1);
+    teardown();
+}
+
+static void t_close_reasons(void)
+{
+    CU_ASSERT_EQUAL(ember_metrics_close_reason(EMBER_LOST, "peer silent for 6000 ms (heartbeat)"),
+                    EMBER_CLOSE_HEARTBEAT);
+    CU_ASSERT_EQUAL(ember_metrics_close_reason(EMBER_PROTOCOL, "peer exceeded max_outstanding"),
+                    EMBER_CLOSE_LIMIT);
+    CU_ASSERT_EQUAL(ember_metrics_close_reason(EMBER_PROTOCOL, "bad frame: unknown frame kind"),
+                    EMBER_CLOSE_PROTOCOL);
+    CU_ASSERT_EQUAL(ember_metrics_close_reason(EMBER_SHUTDOWN, "whatever"), EMBER_CLOSE_SHUTDOWN);
+    CU_ASSERT_EQUAL(ember_metrics_close_reason(EMBER_LOST, "Connection reset by peer"),
+                    EMBER_CLOSE_ERROR);
+    CU_ASSERT_EQUAL(ember_metrics_close_reason(EMBER_LOST, "handshake timed out"),
+                    EMBER_CLOSE_HANDSHAKE);
+}
+
+void add_metrics_suite(void)
+{
+    CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
+    CU_add_test(s, "histogram buckets", t_hist_buckets);
+    CU_add_test(s, "calls, failures, durations and gauges", t_calls_and_gauges);
+    CU_add_test(s, "two endpoints, each family once", t_two_sources_one_family_each);
+    CU_add_test(s, "bad arguments", t_bad_arguments);
+    CU_add_test(s, "closes by reason and reconnects", t_closes_and_reconnects);
+    CU_add_test(s, "close reasons", t_close_reasons);
+}
