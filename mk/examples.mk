@@ -5,7 +5,8 @@
 #   make test-examples  the cluster end to end, a stop under load, the
 #                       servers started one by one, the status page in
 #                       chromium, the cluster over TLS, net's client bounds
-#                       against a flooding client
+#                       against a flooding client, its Prometheus metrics,
+#                       the admin web against attacks
 #
 #   make generated      rewrite generated/ from idl/*.idl with this idlc
 #   make test-generated generated/ is byte for byte what this idlc makes
@@ -34,7 +35,8 @@ EX_CFLAGS = $(CFLAGS_ALL) $(EMBER_INC) -I$(EX_GEN) -Iexamples/common -I$(EX_OBJ)
 EX_LIBS   = $(LIBEMBER_A) $(RT_LIBS)
 
 .PHONY: examples generated ex-gen-new test-generated demo test-examples test-cluster \
-        test-status-page test-stop-under-load test-standalone test-tls test-flood
+        test-status-page test-stop-under-load test-standalone test-tls test-flood \
+        test-metrics test-admin
 
 examples: $(EX_BIN_PATHS)
 
@@ -80,13 +82,21 @@ $(EX_OBJ)/master/status_page.h: examples/master/status.html
 	   sed '1,/<!-- INITIAL -->/d' $< | od -An -v -tx1 | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
 	   echo '0};'; } > $@.tmp && mv $@.tmp $@
 
-$(EX_OBJ)/master/master.o: $(EX_OBJ)/master/status_page.h
+# Its script, the same way.
+$(EX_OBJ)/master/status_script.h: examples/master/status.js
+	@mkdir -p $(dir $@)
+	@{ echo '/* generated from examples/master/status.js */'; \
+	   echo 'static const char status_script[] = {'; \
+	   od -An -v -tx1 $< | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	   echo '0};'; } > $@.tmp && mv $@.tmp $@
 
-EX_COMMON_O := $(EX_OBJ)/common/config.o
+$(EX_OBJ)/master/master.o: $(EX_OBJ)/master/status_page.h $(EX_OBJ)/master/status_script.h
+
+EX_COMMON_O := $(EX_OBJ)/common/config.o $(EX_OBJ)/common/metrics.o
 EX_SERVER_O := $(EX_OBJ)/common/server.o $(EX_COMMON_O)
 EX_FRAME_O  := $(EX_OBJ)/common/frame.o
 
-$(B)/bin/master: $(EX_OBJ)/master/master.o $(EX_COMMON_O) $(EX_GEN_O) $(LIBEMBER_A)
+$(B)/bin/master: $(EX_OBJ)/master/master.o $(EX_OBJ)/master/guard.o $(EX_COMMON_O) $(EX_GEN_O) $(LIBEMBER_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(EX_LIBS) $(JANSSON_LIBS)
 
@@ -132,6 +142,12 @@ test-tls: lib idlc examples
 test-flood: lib idlc examples
 	@B=$(B) tests/e2e/flood.sh
 
+test-metrics: lib idlc examples
+	@B=$(B) tests/e2e/metrics.sh
+
+test-admin: lib idlc examples
+	@B=$(B) tests/e2e/admin.sh
+
 TEST_TARGETS += test-generated test-examples
 test-examples: test-cluster test-stop-under-load test-standalone test-status-page test-tls \
-               test-flood
+               test-flood test-metrics test-admin

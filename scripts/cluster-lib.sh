@@ -7,7 +7,10 @@
 #   cluster_start_alone DIR DBPATH  the same with master -n, then every
 #                               server of the config started on its own
 #   cluster_wait_ready SECS     poll /status until every server registered
-#   cluster_stop SECS           POST /stop, then every process must be gone
+#   cluster_stop SECS           POST /stop (with the admin credential), then
+#                               every process must be gone
+#   cl_admin_post PATH ARGS...  an admin POST with the credential, as curl
+#                               would send it (ARGS: more curl options)
 #   cluster_kill                the trap: ends what we started, by pid
 #   cl_poll SECS WHY CMD...     run CMD until it succeeds; cl_die WHY after SECS
 #   cl_bots OUT ARGS...         run the bots against net; fail() if they fail
@@ -16,7 +19,9 @@
 #   cl_check_positions REC DB   every bot's record (bot -R REC) matches DB
 #
 # The config always carries a cluster secret: $CL_SECRET, or a random one
-# drawn per run. $CL_TLS_JSON, if set, is put in the config as it is (a
+# drawn per run, and an admin credential for POST /stop: $CL_ADMIN_TOKEN, or
+# a random one. The gate serves its own metrics (config "metricsport") on
+# $CL_GATE_METRICS. $CL_TLS_JSON, if set, is put in the config as it is (a
 # '"tls": {...},' line); $CL_NET_JSON likewise into net's entry (e.g.
 # '"clients": {...},').
 #
@@ -71,20 +76,23 @@ cluster_start() {
     cl_mflags=${3:-}
     mkdir -p "$dir"
     CL_LOG=$dir/cluster.log
-    # Ask the kernel for free ports: master root, web, db, gate, net.
-    set -- $("$CL_BIN/freeport" 5) || cl_die "freeport failed"
-    [ $# -eq 5 ] || cl_die "freeport gave $# ports"
+    # Ask the kernel for free ports: master root, web, db, gate, net, and
+    # the gate's metrics.
+    set -- $("$CL_BIN/freeport" 6) || cl_die "freeport failed"
+    [ $# -eq 6 ] || cl_die "freeport gave $# ports"
     : "${CL_SECRET:=$(cl_secret)}"
-    [ -n "$CL_SECRET" ] || cl_die "no random secret from /dev/urandom"
+    : "${CL_ADMIN_TOKEN:=$(cl_secret)}"
+    [ -n "$CL_SECRET" ] && [ -n "$CL_ADMIN_TOKEN" ] || cl_die "no random secret from /dev/urandom"
     cat > "$dir/cluster.json" <<JSON
 {
   "master": {"roothost": "127.0.0.1", "rootport": $1, "webport": $2},
   "secret": "$CL_SECRET",
+  "admin_token": "$CL_ADMIN_TOKEN",
   ${CL_TLS_JSON:-}
   "db": "$db",
   "servers": {
     "db":    {"app": "db",   "rootport": $3},
-    "gate":  {"app": "gate", "rootport": $4, "remoteport": [{"rootname": "db"}]},
+    "gate":  {"app": "gate", "rootport": $4, "remoteport": [{"rootname": "db"}], "metricsport": $6},
     "game1": {"app": "game", "remoteport": [{"rootname": "gate"}, {"rootname": "db"}]},
     "game2": {"app": "game", "remoteport": [{"rootname": "gate"}, {"rootname": "db"}]},
     "net":   {"app": "net",  "netport": $5, ${CL_NET_JSON:-}"remoteport": [{"rootname": "gate"}]}
@@ -93,6 +101,7 @@ cluster_start() {
 JSON
     CL_WEB=http://127.0.0.1:$2
     CL_NET=127.0.0.1:$5
+    CL_GATE_METRICS=http://127.0.0.1:$6/metrics
     # shellcheck disable=SC2086  # no flags, or -n
     "$CL_BIN/master" $cl_mflags "$dir/cluster.json" > "$dir/master.out" 2> "$CL_LOG" &
     CL_MASTER_PID=$!
@@ -227,11 +236,21 @@ cl_alive() {
     [ "$state" != "Z" ]
 }
 
+# cl_admin_post PATH [CURL_ARGS...]: POST $CL_WEB/PATH the way the admin
+# server requires for anything that changes the cluster: the credential in
+# an Authorization header and a JSON body (docs/security.md).
+cl_admin_post() {
+    cl_path=$1
+    shift
+    curl -sS -X POST -H "Authorization: Bearer $CL_ADMIN_TOKEN" \
+        -H 'Content-Type: application/json' --data '{}' "$@" "$CL_WEB/$cl_path"
+}
+
 # cluster_stop SECS [expect-failure]: with a second argument the stop may
 # report a failed server (a test killed it) but every process must be gone.
 cluster_stop() {
     cl_t0=$(cl_now)
-    out=$(curl -sSf --max-time "$1" -X POST "$CL_WEB/stop" 2>"$CL_LOG.stop-curl") ||
+    out=$(cl_admin_post stop -f --max-time "$1" 2>"$CL_LOG.stop-curl") ||
         cl_die "POST /stop failed: $(cat "$CL_LOG.stop-curl")"
     CL_STOP_REPORT=$out
     if [ -z "${2:-}" ]; then

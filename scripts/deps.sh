@@ -7,7 +7,8 @@
 # nothing more); bench: python3 (idlc10k's input) and gnuplot (bench-plot);
 # test, the default: everything `make test` and CI use on top of build
 # (clang, valgrind, the libFuzzer runtime, openssl, iproute2, chromium,
-# python3-twisted for the Perspective Broker peers);
+# python3-twisted for the Perspective Broker peers, promtool and
+# python3-prometheus-client for the metrics test);
 # fresh: mmdebstrap, for scripts/fresh-check.sh. Several groups add up.
 #
 # As root it installs what is missing with apt-get, one line per step on the
@@ -46,6 +47,8 @@ iproute2:/bin/ip
 libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
 chromium:/usr/bin/chromium
 python3-twisted:/usr/lib/python3/dist-packages/twisted/spread/pb.py
+prometheus:/usr/bin/promtool
+python3-prometheus-client:/usr/lib/python3/dist-packages/prometheus_client/parser.py
 "
 fresh="
 mmdebstrap:/usr/bin/mmdebstrap

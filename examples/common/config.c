@@ -137,6 +137,7 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
     s->netport = int_or(o, "netport", 0);
     if (load_clients(&s->clients, name, json_object_get(o, "clients"), err, errlen))
         return -1;
+    s->metricsport = int_or(o, "metricsport", 0);
     json_t *rem = json_object_get(o, "remoteport");
     if (rem && !json_is_array(rem)) {
         snprintf(err, errlen, "servers.%s.remoteport: not a list", name);
@@ -182,6 +183,7 @@ int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
     c->master_port = int_or(m, "rootport", 0);
     c->web_port = int_or(m, "webport", 0);
     copy(c->secret, sizeof c->secret, str_or(root, "secret", ""));
+    copy(c->admin_token, sizeof c->admin_token, str_or(root, "admin_token", ""));
     copy(c->db, sizeof c->db, str_or(root, "db", "var/ember.sqlite"));
     if (load_tls(c, json_object_get(root, "tls"), err, errlen))
         goto out;

@@ -4,12 +4,15 @@
  *   {
  *     "master":  {"roothost": "127.0.0.1", "rootport": 7000, "webport": 7080},
  *     "secret":  "cluster secret (optional)",
+ *     "admin_token": "the credential POST /stop needs (optional: without
+ *                     it nothing can change the cluster over HTTP)",
  *     "tls":     {"cert": "c.pem", "key": "k.pem", "ca": "ca.pem",
  *                 "require_client_cert": false}   (optional)
  *     "db":      "var/ember.sqlite",
  *     "servers": {
  *       "db":    {"app": "db",   "rootport": 7001},
- *       "gate":  {"app": "gate", "rootport": 7002, "remoteport": [{"rootname": "db"}]},
+ *       "gate":  {"app": "gate", "rootport": 7002, "remoteport": [{"rootname": "db"}],
+ *                 "metricsport": 7092},     (optional: its own /metrics)
  *       "game1": {"app": "game", "remoteport": [{"rootname": "gate"}, {"rootname": "db"}]},
  *       "net":   {"app": "net",  "netport": 7010, "remoteport": [{"rootname": "gate"}],
  *                 "clients": {"max_clients": 10000, ...}}   (optional)
@@ -60,6 +63,7 @@ typedef struct cfg_server {
     char host[128];
     int rootport;        /* 0: not a root */
     int netport;         /* 0: no client port */
+    int metricsport;     /* its own GET /metrics on host:metricsport; 0: none */
     char db[512];        /* db path (app "db") */
     cfg_client_limits clients;   /* app "net" */
     int n_remotes;
@@ -72,6 +76,7 @@ typedef struct cluster_cfg {
     int master_port;
     int web_port;
     char secret[128];
+    char admin_token[128]; /* the master's admin credential ("" : none) */
     bool tls_on;         /* a "tls" block was given */
     char tls_cert[512], tls_key[512], tls_ca[512];
     ember_tls_config tls;   /* points into tls_cert/key/ca: do not copy c */

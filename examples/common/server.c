@@ -1,7 +1,9 @@
 /* server.c — the common life of a cluster server; see server.h. */
 #include "server.h"
 
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 
 #include "client.h"
 #include "cluster.h"
+#include "metrics.h"
 
 uint64_t now_us(void)
 {
@@ -146,6 +149,78 @@ static void remote_status(ember_call *call, void *ud)
     cluster_Admin_status_reply(call, &st);
 }
 
+/* Every endpoint of this server, labelled server and endpoint. */
+static char *metrics_text(srv *s)
+{
+    ember_metrics_src src[CFG_MAX_REMOTES + 2];
+    char labels[CFG_MAX_REMOTES + 2][320];
+    char ep[96];
+    size_t n = 0;
+    mx_labels(labels[n], sizeof labels[n], s->me->name, "node:master");
+    src[n] = (ember_metrics_src){NULL, s->master, labels[n]};
+    n++;
+    for (int i = 0; i < s->n_links; i++, n++) {
+        snprintf(ep, sizeof ep, "node:%s", s->links[i].root);
+        mx_labels(labels[n], sizeof labels[n], s->me->name, ep);
+        src[n] = (ember_metrics_src){NULL, s->links[i].node, labels[n]};
+    }
+    if (s->root) {
+        mx_labels(labels[n], sizeof labels[n], s->me->name, "root");
+        src[n] = (ember_metrics_src){s->root, NULL, labels[n]};
+        n++;
+    }
+    return mx_render(src, n);
+}
+
+static void remote_metrics(ember_call *call, void *ud)
+{
+    char *text = metrics_text(ud);
+    if (!text) {
+        ember_call_fail(call, "cannot render the metrics: %s", ember_last_error());
+        return;
+    }
+    cluster_Admin_metrics_reply(call, text);
+    free(text);
+}
+
+/* GET /metrics on the server's own metricsport. */
+static void on_metrics_http(struct evhttp_request *req, void *ud)
+{
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (!path || strcmp(path, "/metrics") != 0) {
+        evhttp_send_error(req, HTTP_NOTFOUND, "Not Found");
+        return;
+    }
+    char *text = metrics_text(ud);
+    if (!text) {
+        evhttp_send_error(req, HTTP_INTERNAL, "cannot render the metrics");
+        return;
+    }
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add(out, text, strlen(text));
+    free(text);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(req, HTTP_OK, "OK", out);
+    evbuffer_free(out);
+}
+
+static int serve_metrics(srv *s)
+{
+    if (s->me->metricsport <= 0)
+        return 0;
+    s->http = evhttp_new(s->base);
+    if (!s->http || evhttp_bind_socket(s->http, s->me->host, (ev_uint16_t)s->me->metricsport)) {
+        srv_log(s, "cannot serve /metrics on %s:%d", s->me->host, s->me->metricsport);
+        return -1;
+    }
+    mx_http_limits(s->http);
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_gencb(s->http, on_metrics_http, s);
+    srv_log(s, "metrics on http://%s:%d/metrics", s->me->host, s->me->metricsport);
+    return 0;
+}
+
 static void remote_stop(ember_call *call, void *ud)
 {
     srv *s = ud;
@@ -160,6 +235,7 @@ static void remote_stop(ember_call *call, void *ud)
 static const cluster_Admin_handlers admin_handlers = {
     .remote_status = remote_status,
     .remote_stop = remote_stop,
+    .remote_metrics = remote_metrics,
 };
 
 /* ---- stop sequence ---------------------------------------------------- */
@@ -362,8 +438,12 @@ int srv_run(srv *s)
             srv_log(s, "cannot connect to %s: %s", s->links[i].root, ember_last_error());
             return 1;
         }
+    if (serve_metrics(s))
+        return 1;
     srv_log(s, "%s running (pid %d)", s->app, (int)getpid());
     event_base_dispatch(s->base);
+    if (s->http)
+        evhttp_free(s->http);
     for (int i = 0; i < s->n_links; i++)
         ember_node_free(s->links[i].node);
     ember_node_free(s->master);

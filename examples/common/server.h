@@ -26,6 +26,7 @@
 
 struct event_base;
 struct event;
+struct evhttp;
 
 typedef struct srv_link {
     char root[64];
@@ -57,6 +58,7 @@ struct srv {
     void (*on_leave)(srv *s, ember_child *c, const char *reason);
     void *app_ud;
     struct event *sig[2];
+    struct evhttp *http;      /* GET /metrics (config "metricsport"), or NULL */
 };
 
 uint64_t now_us(void);

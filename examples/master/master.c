@@ -6,8 +6,12 @@
  *   GET  /status   JSON: every server, the roots it is connected to, its
  *                  state, uptime and per-method call counts and latency
  *                  (?format=text: the same as a few lines of text)
- *   GET  /         the status page (a tree with live counters)
- *   POST /stop     graceful stop of the whole cluster, then the master exits
+ *   GET  /metrics  the cluster's metrics in the Prometheus text format: the
+ *                  master's and every server's, labelled server and endpoint
+ *   GET  /         the status page (graph of the cluster, live charts;
+ *                  its script is GET /status.js)
+ *   POST /stop     graceful stop of the whole cluster, then the master exits;
+ *                  needs the config's admin_token (guard.h)
  *
  *   master [-n] CONFIG.json       (-n: start nothing, wait for the servers)
  *
@@ -33,7 +37,10 @@
 
 #include "cluster.h"
 #include "config.h"
+#include "guard.h"
+#include "metrics.h"
 #include "status_page.h"
+#include "status_script.h"
 
 #define STATUS_TIMEOUT_MS 2000
 #define STOP_TIMEOUT_MS 20000
@@ -55,6 +62,7 @@ static struct {
     ember_root *root;
     struct evhttp *http;
     int web_port;
+    guard guard;
     uint64_t started_us;
     proc procs[CFG_MAX_SERVERS];
     int n_procs;
@@ -208,16 +216,37 @@ static json_t *process_json(const char *name)
     return json_null();
 }
 
+/* Every answer: its type, never cached, never sniffed as something else,
+ * never framed. */
+static void set_headers(struct evhttp_request *req, const char *type)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+    evhttp_add_header(h, "X-Frame-Options", "DENY");
+}
+
 static void send_json(struct evhttp_request *req, int code, const char *reason, json_t *j)
 {
     char *text = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     struct evbuffer *out = evbuffer_new();
     evbuffer_add_printf(out, "%s\n", text ? text : "{}");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    set_headers(req, "application/json");
     evhttp_send_reply(req, code, reason, out);
     evbuffer_free(out);
     free(text);
+}
+
+static void send_error_json(struct evhttp_request *req, int code, const char *why)
+{
+    json_t *j = json_pack("{s:s}", "error", why);
+    if (code == 401)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Bearer realm=\"ember admin\"");
+    send_json(req, code, code == 401 ? "Unauthorized" : code == 415 ? "Unsupported Media Type"
+                         : code == 409 ? "Conflict" : "Forbidden", j);
+    json_decref(j);
 }
 
 /* The status as a few lines of text: one per server, one per method that
@@ -266,8 +295,7 @@ static void send_text(struct evhttp_request *req, json_t *top)
                                 (long long)json_integer_value(json_object_get(x, "max_us")));
         }
     }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; charset=utf-8");
+    set_headers(req, "text/plain; charset=utf-8");
     evhttp_send_reply(req, HTTP_OK, "OK", out);
     evbuffer_free(out);
 }
@@ -304,7 +332,21 @@ static void status_done(status_req *sr)
         if (!json_is_true(json_object_get(n, "registered")) || !links_registered(n))
             ready = false;
         json_object_set_new(n, "process", process_json(s->name));
+        /* The roots the config has it register with. */
+        json_t *roots = json_pack("[s]", "master");
+        for (int k = 0; k < s->n_remotes; k++)
+            json_array_append_new(roots, json_string(s->remotes[k].name));
+        json_object_set_new(n, "roots", roots);
         json_array_append_new(nodes, n);
+    }
+    /* Registered with the secret, yet not in the config: shown, flagged. */
+    const char *cname;
+    json_t *cn;
+    json_object_foreach(sr->nodes, cname, cn) {
+        if (cfg_find(&M.cfg, cname))
+            continue;
+        json_object_set_new(cn, "configured", json_false());
+        json_array_append(nodes, cn);
     }
     json_object_set_new(top, "cluster", json_string("ember example game cluster"));
     json_object_set_new(top, "state", json_string(M.stopping ? "stopping" : "running"));
@@ -410,15 +452,117 @@ static void get_page(struct evhttp_request *req)
     for (ember_child *c = ember_root_child_next(M.root, NULL); c;
          c = ember_root_child_next(M.root, c)) {
         const cfg_server *s = server_of(c);
-        evbuffer_add_printf(out, "<li class=\"node\" data-name=\"%s\">%s <span class=\"app\">%s</span></li>\n",
-                            ember_child_name(c), ember_child_name(c), s ? s->app : "?");
+        evbuffer_add_printf(out, "<li class=\"node\" data-name=\"");
+        html_escape(out, ember_child_name(c));
+        evbuffer_add_printf(out, "\">");
+        html_escape(out, ember_child_name(c));
+        evbuffer_add_printf(out, " <span class=\"app\">");
+        html_escape(out, s ? s->app : "?");
+        evbuffer_add_printf(out, "</span></li>\n");
     }
     evbuffer_add_printf(out, "</ul>\n");
     evbuffer_add(out, status_page_tail, strlen(status_page_tail));
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/html; charset=utf-8");
+    set_headers(req, "text/html; charset=utf-8");
+    /* No inline script runs, whatever a value might smuggle in: the page's
+     * only script is /status.js. */
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Security-Policy",
+                      "default-src 'none'; script-src 'self'; connect-src 'self'; "
+                      "style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; "
+                      "form-action 'none'; frame-ancestors 'none'");
     evhttp_send_reply(req, HTTP_OK, "OK", out);
     evbuffer_free(out);
+}
+
+static void get_script(struct evhttp_request *req)
+{
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add(out, status_script, strlen(status_script));
+    set_headers(req, "text/javascript; charset=utf-8");
+    evhttp_send_reply(req, HTTP_OK, "OK", out);
+    evbuffer_free(out);
+}
+
+/* ---- GET /metrics: the master's own, then every server's ---------------- */
+
+typedef struct metrics_req {
+    struct evhttp_request *req;
+    int pending;
+    int n;
+    char *pages[CFG_MAX_SERVERS + 1];
+    char names[CFG_MAX_SERVERS + 1][64];
+} metrics_req;
+
+typedef struct metrics_call {
+    metrics_req *mr;
+    int slot;
+} metrics_call;
+
+static bool page_of(const metrics_req *mr, const char *name)
+{
+    for (int i = 1; i < mr->n; i++)
+        if (mr->pages[i] && strcmp(mr->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void metrics_done(metrics_req *mr)
+{
+    struct evbuffer *out = evbuffer_new();
+    mx_merge(out, (const char *const *)mr->pages, (size_t)mr->n);
+    /* Which configured servers answered (0: absent, or did not answer). */
+    evbuffer_add_printf(out, "# HELP ember_cluster_server_up 1 when the server is registered "
+                             "with the master and answered for its metrics.\n"
+                             "# TYPE ember_cluster_server_up gauge\n");
+    char labels[320];
+    for (int i = 0; i < M.cfg.n_servers; i++) {
+        mx_label(labels, sizeof labels, "server", M.cfg.servers[i].name);
+        evbuffer_add_printf(out, "ember_cluster_server_up{%s} %d\n", labels,
+                            page_of(mr, M.cfg.servers[i].name));
+    }
+    set_headers(mr->req, "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(mr->req, HTTP_OK, "OK", out);
+    evbuffer_free(out);
+    for (int i = 0; i < mr->n; i++)
+        free(mr->pages[i]);
+    free(mr);
+}
+
+static void got_metrics(const ember_outcome *o, const char *const *text, void *ud)
+{
+    metrics_call *mc = ud;
+    metrics_req *mr = mc->mr;
+    if (o->status == EMBER_OK && text && *text)
+        mr->pages[mc->slot] = strdup(*text);
+    free(mc);
+    if (--mr->pending == 0)
+        metrics_done(mr);
+}
+
+static void get_metrics(struct evhttp_request *req)
+{
+    metrics_req *mr = calloc(1, sizeof *mr);
+    char labels[128];
+    mx_labels(labels, sizeof labels, "master", "root");
+    ember_metrics_src self = {M.root, NULL, labels};
+    mr->req = req;
+    mr->pages[0] = mx_render(&self, 1);
+    snprintf(mr->names[0], sizeof mr->names[0], "master");
+    mr->n = 1;
+    mr->pending = 1;
+    ember_callopts opts = {STATUS_TIMEOUT_MS};
+    for (ember_child *c = ember_root_child_next(M.root, NULL); c && mr->n <= CFG_MAX_SERVERS;
+         c = ember_root_child_next(M.root, c)) {
+        if (!server_of(c))
+            continue;   /* only the configured servers' pages */
+        metrics_call *mc = calloc(1, sizeof *mc);
+        mc->mr = mr;
+        mc->slot = mr->n++;
+        snprintf(mr->names[mc->slot], sizeof mr->names[0], "%s", ember_child_name(c));
+        mr->pending++;
+        cluster_Admin_metrics(ember_child_ref(c), got_metrics, mc, &opts);
+    }
+    if (--mr->pending == 0)
+        metrics_done(mr);
 }
 
 /* ---- POST /stop: tier by tier, then wait for the processes ------------- */
@@ -601,21 +745,28 @@ static void on_http(struct evhttp_request *req, void *ud)
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (!path)
         path = "/";
-    if (strcmp(path, "/status") == 0 && cmd == EVHTTP_REQ_GET) {
+    bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+    const char *why = NULL;
+    int code;
+    if (strcmp(path, "/status") == 0 && get) {
         get_status(req);
-    } else if ((strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) &&
-               cmd == EVHTTP_REQ_GET) {
+    } else if (strcmp(path, "/metrics") == 0 && get) {
+        get_metrics(req);
+    } else if ((strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) && get) {
         get_page(req);
+    } else if (strcmp(path, "/status.js") == 0 && get) {
+        get_script(req);
     } else if (strcmp(path, "/stop") == 0 && cmd == EVHTTP_REQ_POST) {
-        if (M.stopping) {
-            json_t *j = json_pack("{s:s}", "error", "already stopping");
-            send_json(req, 409, "Conflict", j);
-            json_decref(j);
+        if ((code = guard_check_change(&M.guard, req, &why))) {
+            mlog("POST /stop refused (%d): %s", code, why);
+            send_error_json(req, code, why);
+        } else if (M.stopping) {
+            send_error_json(req, 409, "already stopping");
         } else {
             begin_stop(req);
         }
     } else if (strcmp(path, "/stop") == 0 || strcmp(path, "/status") == 0 ||
-               strcmp(path, "/") == 0) {
+               strcmp(path, "/metrics") == 0 || strcmp(path, "/") == 0) {
         evhttp_send_error(req, 405, "Method Not Allowed");
     } else {
         evhttp_send_error(req, HTTP_NOTFOUND, "Not Found");
@@ -686,6 +837,14 @@ usage:
         return 1;
     }
     find_bindir(argv[0]);
+    const char *refuse = guard_refuse_listen(M.cfg.master_host, M.cfg.secret, M.cfg.admin_token);
+    if (refuse) {
+        fprintf(stderr, "master: refusing to listen on %s (not a loopback address): %s. "
+                        "Make your own with `openssl rand -hex 32` and put it in %s as "
+                        "\"secret\" (and another as \"admin_token\"); see docs/security.md\n",
+                M.cfg.master_host, refuse, M.cfg.path);
+        return 1;
+    }
     M.started_us = now_us();
     ember_set_log(log_writer, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -715,6 +874,8 @@ usage:
     getsockname(evhttp_bound_socket_get_fd(hs), (struct sockaddr *)&ss, &sl);
     M.web_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     evhttp_set_allowed_methods(M.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+    mx_http_limits(M.http);
+    guard_init(&M.guard, M.cfg.admin_token, M.cfg.master_host, M.web_port);
     evhttp_set_gencb(M.http, on_http, NULL);
     printf("master: root %s:%d web http://%s:%d/\n", M.cfg.master_host, ember_root_port(M.root),
            M.cfg.master_host, M.web_port);

@@ -145,10 +145,12 @@ say "3 hosts: master $NS_M ($M_IP), gate $NS_G ($G_IP), game $NS_X (10.77.2.2);"
 # ---- the cluster -----------------------------------------------------------
 
 secret=$(head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n')
+admin_token=$(head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n')
 cat > "$dir/cluster.json" <<JSON
 {
   "master": {"roothost": "$M_IP", "rootport": 7000, "webport": 7080},
   "secret": "$secret",
+  "admin_token": "$admin_token",
   "db": "$dir/players.sqlite",
   "servers": {
     "db":    {"app": "db",   "host": "$M_IP", "rootport": 7001},
@@ -330,7 +332,9 @@ say "bots after the restore: $(summary bots-2.out)"
 # ---- stop ------------------------------------------------------------------
 
 t=$(now)
-rep=$(in_m curl -sf --max-time 25 -X POST "$WEB/stop" | tr -d '\n' | tr -s ' ') || fail "POST /stop failed"
+rep=$(in_m curl -sf --max-time 25 -X POST -H "Authorization: Bearer $admin_token" \
+    -H 'Content-Type: application/json' --data '{}' "$WEB/stop" | tr -d '\n' | tr -s ' ') ||
+    fail "POST /stop failed"
 printf '%s' "$rep" | grep -q '"ok": true' || fail "the stop reported a problem: $rep"
 for n in net gate game1 game2 db; do
     printf '%s' "$rep" | grep -Eq "\"name\": \"$n\", \"outcome\": \"(OK|ok)\"" ||

@@ -1,0 +1,100 @@
+#!/bin/sh
+# The master's admin web as an attacker would try it (docs/security.md,
+# "The admin web"): POST /stop without the credential, with a wrong one,
+# cross-site (Origin), to another Host (DNS rebinding), as a plain form or
+# text POST, and with no admin_token in the config: each is refused with
+# its reason and the cluster keeps running. A 32 MiB header line, a 256 MiB
+# body and a request that never ends are cut off by the HTTP limits while
+# the master keeps answering. The master refuses to listen off loopback
+# with the secret or token examples/cluster.json ships with, or with no
+# secret, and says how to make one. Last, the real stop with the credential.
+set -eu
+cd "$(dirname "$0")/../.."
+. scripts/cluster-lib.sh
+
+cl_test test-admin "$B/e2e/admin"
+py=/usr/bin/python3
+cluster_start "$dir" "$dir/players.sqlite"
+cluster_wait_ready 20
+port=${CL_WEB##*:}
+
+# The slow client runs meanwhile: the master must close it by itself.
+$py tests/e2e/http_abuse.py slow 127.0.0.1 "$port" > "$dir/slow.out" 2>&1 &
+slow=$!
+CL_OWN_PIDS=$slow
+
+# post NAME WANT_CODE CURL_ARGS...: a POST /stop that must be refused.
+post() {
+    what=$1 want=$2
+    shift 2
+    code=$(curl -s -o "$dir/$what.json" -w '%{http_code}' --max-time 5 -X POST "$@" "$CL_WEB/stop") ||
+        fail "$what: curl failed"
+    [ "$code" = "$want" ] || fail "$what: POST /stop answered $code, not $want ($(cat "$dir/$what.json"))"
+    grep -q '"error"' "$dir/$what.json" || fail "$what: no reason in the answer"
+    cl_status_has '"state": "running", "ready": true' || fail "$what: the cluster did not survive it"
+}
+json='Content-Type: application/json'
+auth="Authorization: Bearer $CL_ADMIN_TOKEN"
+post no-credential 401 -H "$json" --data '{}'
+post wrong-credential 401 -H "$json" -H "Authorization: Bearer ${CL_ADMIN_TOKEN}x" --data '{}'
+post wrong-scheme 401 -H "$json" -H "Authorization: Basic $CL_ADMIN_TOKEN" --data '{}'
+# What a page on another site can make a browser send without a preflight:
+# a form (urlencoded, multipart) or text/plain, no Authorization header.
+post form 415 --data 'x=1'
+post multipart 415 -F 'x=1'
+post text 415 -H 'Content-Type: text/plain' --data '{}'
+post form-with-token 415 -H "$auth" --data 'x=1'
+# Even with the credential: another Origin, a cross-site fetch, another Host.
+post cross-origin 403 -H "$json" -H "$auth" -H 'Origin: http://evil.example' --data '{}'
+post cross-site 403 -H "$json" -H "$auth" -H 'Sec-Fetch-Site: cross-site' --data '{}'
+post rebinding 403 -H "$json" -H "$auth" -H "Host: evil.example:$port" --data '{}'
+grep -q 'POST /stop refused (403): cross-site request' "$CL_LOG" || fail "the master did not log the refusals"
+
+# HTTP limits: nothing huge is read, nothing slow is kept.
+$py tests/e2e/http_abuse.py header 127.0.0.1 "$port" > "$dir/header.out" 2>&1 ||
+    { cat "$dir/header.out"; fail "a 32 MiB header line was not cut off"; }
+$py tests/e2e/http_abuse.py body 127.0.0.1 "$port" > "$dir/body.out" 2>&1 ||
+    { cat "$dir/body.out"; fail "a 256 MiB body was not refused"; }
+cl_status_has '"ready": true' || fail "the master stopped answering after the oversize requests"
+wait "$slow" || { cat "$dir/slow.out"; fail "a request that never ends was not timed out"; }
+CL_OWN_PIDS=
+
+# A config without admin_token: nothing may change the cluster over HTTP.
+set -- $("$CL_BIN/freeport" 2)
+sed -e '/"admin_token"/d' -e "s/\"rootport\": [0-9]*, \"webport\": [0-9]*/\"rootport\": $1, \"webport\": $2/" \
+    "$dir/cluster.json" > "$dir/notoken.json"
+"$CL_BIN/master" -n "$dir/notoken.json" > "$dir/notoken.out" 2> "$dir/notoken.log" &
+notoken=$!
+CL_OWN_PIDS=$notoken
+cl_poll 10 "the second master did not serve" curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:$2/status"
+code=$(curl -s -o "$dir/notoken.json.out" -w '%{http_code}' --max-time 5 -X POST -H "$json" -H "$auth" \
+    --data '{}' "http://127.0.0.1:$2/stop")
+[ "$code" = 403 ] && grep -q 'no admin_token' "$dir/notoken.json.out" ||
+    fail "without admin_token POST /stop answered $code: $(cat "$dir/notoken.json.out")"
+kill -TERM "$notoken"
+wait "$notoken" || fail "the second master did not exit cleanly on SIGTERM"
+CL_OWN_PIDS=
+
+# The shipped secret and token, or none, off loopback: refused before
+# listening, saying why and how to make one.
+shipped_secret=$(sed -n 's/^ *"secret": "\(.*\)",$/\1/p' examples/cluster.json)
+shipped_token=$(sed -n 's/^ *"admin_token": "\(.*\)",$/\1/p' examples/cluster.json)
+[ -n "$shipped_secret" ] && [ -n "$shipped_token" ] || fail "cannot read examples/cluster.json's secret and token"
+refused() {
+    name=$1 host=$2 secret=$3 token=$4 why=$5
+    sed -e "s/\"roothost\": \"127.0.0.1\"/\"roothost\": \"$host\"/" \
+        -e "s|^  \"secret\": .*|  \"secret\": \"$secret\",|" \
+        -e "s|^  \"admin_token\": .*|  \"admin_token\": \"$token\",|" "$dir/cluster.json" > "$dir/$name.json"
+    rc=0
+    timeout 10 "$CL_BIN/master" -n "$dir/$name.json" > /dev/null 2> "$dir/$name.log" || rc=$?
+    [ "$rc" = 1 ] || fail "$name: the master exited with $rc, not 1 (see $dir/$name.log)"
+    grep -q "refusing to listen on $host" "$dir/$name.log" && grep -q "$why" "$dir/$name.log" &&
+        grep -q 'openssl rand -hex 32' "$dir/$name.log" ||
+        fail "$name: the master did not say why: $(cat "$dir/$name.log")"
+}
+refused shipped-secret 0.0.0.0 "$shipped_secret" "$CL_ADMIN_TOKEN" "cluster secret is the one examples/cluster.json ships with"
+refused shipped-token 10.1.2.3 "$CL_SECRET" "$shipped_token" "admin_token is the one examples/cluster.json ships with"
+refused no-secret 0.0.0.0 "" "$CL_ADMIN_TOKEN" "there is no cluster secret"
+
+cluster_stop 30
+echo "test-admin: ok (10 refused stops, header/body/slow limits, no-token config, 3 refused listens; then the stop with the credential)"

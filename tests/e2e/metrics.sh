@@ -1,0 +1,45 @@
+#!/bin/sh
+# The cluster's Prometheus metrics with Debian's own tools: GET /metrics on
+# the master (every server's, labelled by server) and the gate's own page
+# (config "metricsport") pass `promtool check metrics`; python3's
+# prometheus_client parser reads every series, and the values are what the
+# bots did (tests/e2e/check_metrics.py).
+set -eu
+cd "$(dirname "$0")/../.."
+. scripts/cluster-lib.sh
+
+cl_test test-metrics "$B/e2e/metrics"
+# make test installs both (scripts/deps.sh test).
+command -v promtool >/dev/null || fail "promtool is not installed (make deps, or apt-get install prometheus)"
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null ||
+    fail "python3-prometheus-client is not installed (make deps)"
+
+cluster_start "$dir" "$dir/players.sqlite"
+cluster_wait_ready 20
+bots=5 moves=3
+cl_bots "$dir/bots.out" -n $bots -r 2 -m $moves -p prom -t 20
+calls=$(sed -n "s/^$bots bots, \([0-9]*\) calls, 0 errors, 0 failed.*/\1/p" "$dir/bots.out")
+[ -n "$calls" ] || { cat "$dir/bots.out"; fail "the bots had errors"; }
+
+curl -sf --max-time 10 "$CL_WEB/metrics" > "$dir/cluster.prom" || fail "GET /metrics on the master"
+curl -sf --max-time 10 -D "$dir/gate.headers" "$CL_GATE_METRICS" > "$dir/gate.prom" ||
+    fail "GET $CL_GATE_METRICS"
+grep -qi '^Content-Type: text/plain; version=0.0.4' "$dir/gate.headers" ||
+    fail "the gate's /metrics is not served as the text exposition format"
+for page in cluster gate; do
+    promtool check metrics < "$dir/$page.prom" > "$dir/$page.promtool" 2>&1 ||
+        { cat "$dir/$page.promtool"; fail "promtool check metrics rejects $dir/$page.prom"; }
+done
+
+printf '%s\n' "bots $bots" "calls $calls" "moves $moves" "servers db,gate,game1,game2,net" \
+    "master_children 5" "gate_children 3" "db_children 3" > "$dir/expect"
+/usr/bin/python3 tests/e2e/check_metrics.py "$dir/cluster.prom" "$dir/expect" \
+    docs/runtime.md docs/cluster.md || fail "the master's /metrics does not match what the bots did"
+# The gate's own page says what the master's says of it.
+fwd() { grep '^ember_calls_total{server="gate",endpoint="root",service="gate.Gate",method="forward"' "$1" | sed 's/.* //'; }
+[ "$(fwd "$dir/gate.prom")" = "$calls" ] ||
+    fail "the gate's own /metrics counts $(fwd "$dir/gate.prom") forwards, not $calls"
+grep -q '^ember_calls_total{server="db"' "$dir/gate.prom" && fail "the gate's page has db's series"
+
+cluster_stop 30
+echo "test-metrics: ok (promtool and prometheus_client read $(grep -vc '^#' "$dir/cluster.prom") series; $bots bots, $calls commands, as counted)"
