@@ -603,16 +603,137 @@ static int cluster_Admin_stop_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+/* ---- Admin.metrics ---- */
+
+/* the reply payload: field 1 is the return value */
+typedef struct cluster_Admin_metrics_result {
+    const char *ret;
+} cluster_Admin_metrics_result;
+
+static void cluster_Admin_metrics_result_init(cluster_Admin_metrics_result *v)
+{
+    memset(v, 0, sizeof *v);
+    v->ret = "";
+}
+
+static void cluster_Admin_metrics_result_encode(ember_enc *e, const void *value)
+{
+    const cluster_Admin_metrics_result *v = value;
+
+    ember_enc_string(e, 1, v->ret);
+}
+
+static int cluster_Admin_metrics_result_decode(
+    ember_dec *d, cluster_Admin_metrics_result *v)
+{
+    uint32_t tag;
+    unsigned wt;
+    int r;
+
+    cluster_Admin_metrics_result_init(v);
+    while ((r = ember_dec_field(d, &tag, &wt)) > 0) {
+        switch (tag) {
+        case 1:
+            if (ember_dec_string(d, wt, &v->ret))
+                return -1;
+            break;
+        default:
+            if (ember_dec_skip(d, wt))
+                return -1;
+            break;
+        }
+    }
+    return r;
+}
+
+static void cluster_Admin_metrics_done(const ember_outcome *o, ember_dec *reply,
+                                       ember_fn fn, void *ud)
+{
+    cluster_Admin_metrics_cb cb = (cluster_Admin_metrics_cb)fn;
+    ember_outcome out = *o;
+
+    if (!cb)
+        return;
+    switch (o->status) {
+    case EMBER_OK: {
+        cluster_Admin_metrics_result res;
+
+        if (cluster_Admin_metrics_result_decode(reply, &res))
+            goto undecodable;
+        cb(o, &res.ret, ud);
+        return;
+    }
+    case EMBER_RAISED:
+        /* an error this version of the method does not declare */
+        out.status = EMBER_FAILED;
+        out.message = "the peer raised an undeclared error";
+        out.error = NULL;
+        cb(&out, NULL, ud);
+        return;
+    default:
+        cb(o, NULL, ud);
+        return;
+    }
+undecodable:
+    out.status = EMBER_PROTOCOL;
+    out.message = reply->why ? reply->why : "the reply does not decode";
+    out.error = NULL;
+    cb(&out, NULL, ud);
+}
+
+ember_handle cluster_Admin_metrics(ember_ref *to, cluster_Admin_metrics_cb cb,
+                                   void *ud, const ember_callopts *opts)
+{
+    return ember_call_start(to, &cluster_Admin_service,
+                            cluster_Admin_metrics_ID, enc_nothing, NULL,
+                            cluster_Admin_metrics_done, (ember_fn)cb, ud, opts);
+}
+
+int cluster_Admin_metrics_broadcast(ember_root *r, ember_child_filter filter,
+                                    void *fud, cluster_Admin_metrics_cb cb,
+                                    void *ud, const ember_callopts *opts)
+{
+    return ember_root_broadcast(r, filter, fud, &cluster_Admin_service,
+                                cluster_Admin_metrics_ID, enc_nothing, NULL,
+                                cluster_Admin_metrics_done, (ember_fn)cb, ud,
+                                opts);
+}
+
+int cluster_Admin_metrics_reply(ember_call *call, const char *ret)
+{
+    cluster_Admin_metrics_result res;
+
+    cluster_Admin_metrics_result_init(&res);
+    res.ret = ret;
+    return ember_call_reply(call, cluster_Admin_metrics_result_encode, &res);
+}
+
+static int cluster_Admin_metrics_dispatch(ember_call *call, ember_dec *d,
+                                          const void *handlers, void *ud)
+{
+    const cluster_Admin_handlers *h = handlers;
+
+    (void)d;
+    if (!h->remote_metrics) {
+        ember_call_fail(call, "method not implemented");
+        return 0;
+    }
+    h->remote_metrics(call, ud);
+    return 0;
+}
+
 
 static const ember_method_desc cluster_Admin_methods[] = {
     { cluster_Admin_status_ID, "status", false, cluster_Admin_status_dispatch,
       "status", false, NULL, 0, &type_NodeStatus },
     { cluster_Admin_stop_ID, "stop", false, cluster_Admin_stop_dispatch,
       "stop", false, NULL, 0, NULL },
+    { cluster_Admin_metrics_ID, "metrics", false, cluster_Admin_metrics_dispatch,
+      "metrics", false, NULL, 0, &type_string },
 };
 
 const ember_service_desc cluster_Admin_service = {
-    "cluster.Admin", cluster_Admin_SERVICE_ID, UINT64_C(0xdd8c034b718e3ca0), 2, cluster_Admin_methods, NULL
+    "cluster.Admin", cluster_Admin_SERVICE_ID, UINT64_C(0xc509052ab402d43e), 3, cluster_Admin_methods, NULL
 };
 
 int cluster_Admin_export(ember_exports *ex, const cluster_Admin_handlers *h,

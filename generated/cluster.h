@@ -118,6 +118,19 @@ int cluster_Admin_stop_broadcast(ember_root *r, ember_child_filter filter,
                                  const ember_callopts *opts);
 int cluster_Admin_stop_reply(ember_call *call);
 
+/* Admin.metrics */
+/// This server's metrics in the Prometheus text exposition format:
+/// every endpoint's (ember_metrics_render), labelled server and endpoint.
+#define cluster_Admin_metrics_ID 103u
+typedef void (*cluster_Admin_metrics_cb)(
+    const ember_outcome *o, const char *const *ret, void *ud);
+ember_handle cluster_Admin_metrics(ember_ref *to, cluster_Admin_metrics_cb cb,
+                                   void *ud, const ember_callopts *opts);
+int cluster_Admin_metrics_broadcast(ember_root *r, ember_child_filter filter,
+                                    void *fud, cluster_Admin_metrics_cb cb,
+                                    void *ud, const ember_callopts *opts);
+int cluster_Admin_metrics_reply(ember_call *call, const char *ret);
+
 /* Server side: fill in the handlers you serve; a NULL handler fails
  * its calls with "method not implemented". Each handler answers with
  * its _reply or _fail_<Error> helper, now or later. */
@@ -127,6 +140,9 @@ typedef struct cluster_Admin_handlers {
     /// Graceful stop: finish calls in flight, refuse new ones, then reply
     /// and exit.
     void (*remote_stop)(ember_call *call, void *ud);
+    /// This server's metrics in the Prometheus text exposition format:
+    /// every endpoint's (ember_metrics_render), labelled server and endpoint.
+    void (*remote_metrics)(ember_call *call, void *ud);
 } cluster_Admin_handlers;
 /* Serves the service to the peers of the root or node owning ex. */
 int cluster_Admin_export(ember_exports *ex, const cluster_Admin_handlers *h,
