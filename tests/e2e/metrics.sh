@@ -36,7 +36,7 @@ printf '%s\n' "bots $bots" "calls $calls" "moves $moves" "servers db,gate,game1,
 /usr/bin/python3 tests/e2e/check_metrics.py "$dir/cluster.prom" "$dir/expect" \
     docs/runtime.md docs/cluster.md || fail "the master's /metrics does not match what the bots did"
 # The gate's own page says what the master's says of it.
-fwd() { grep '^ember_calls_total{server="gate",endpoint="root",service="gate.Gate",method="forward"' "$1" | sed 's/.* //'; }
+fwd() { grep '^ember_calls_total{server="gate",endpoint="root",service="gate.Gate",service_id="[0-9a-f]*",method="forward"' "$1" | sed 's/.* //'; }
 [ "$(fwd "$dir/gate.prom")" = "$calls" ] ||
     fail "the gate's own /metrics counts $(fwd "$dir/gate.prom") forwards, not $calls"
 grep -q '^ember_calls_total{server="db"' "$dir/gate.prom" && fail "the gate's page has db's series"
