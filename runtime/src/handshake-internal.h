@@ -14,8 +14,9 @@
 
 /* Node names: 1..EMBER_NAME_MAX bytes of UTF-8. */
 #define EMBER_NAME_MAX 255
-/* 0, or -1 with ember_last_error() saying which rule name breaks. */
-int ember_node_name_check(const char *name);
+/* 0, or -1 with ember_last_error() saying which rule name[0..len)
+ * breaks. */
+int ember_node_name_check(const char *name, size_t len);
 
 #define EMBER_MAX_UNREGISTERED 1024
 #define EMBER_UNREGISTERED_BYTES ((size_t)64 << 20)
@@ -44,7 +45,8 @@ typedef struct ember_hs {
     ember_bytes nonce;
     /* REGISTER */
     uint32_t version;
-    const char *name;
+    const char *name;              /* NUL-terminated; checked by the root */
+    size_t name_len;
     ember_bytes proof;
     ember_bytes node_nonce;
     /* WELCOME */

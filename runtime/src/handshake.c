@@ -68,6 +68,24 @@ static int dec_service(ember_dec *d, unsigned wt, ember_hs *hs)
     return 0;
 }
 
+/* REGISTER's name as bytes: one that is not a valid name is refused with
+ * the reason (REFUSED "bad name"), not taken for a malformed frame. */
+static int dec_name(ember_dec *d, unsigned wt, ember_hs *hs)
+{
+    ember_bytes b;
+    if (ember_dec_bytes(d, wt, &b))
+        return -1;
+    char *s = ember_dec_alloc(d, b.len + 1);
+    if (!s)
+        return -1;
+    if (b.len)
+        memcpy(s, b.data, b.len);
+    s[b.len] = 0;
+    hs->name = s;
+    hs->name_len = b.len;
+    return 0;
+}
+
 int ember_hs_decode(const ember_frame *f, ember_arena *arena, ember_hs *hs,
                     const char **why)
 {
@@ -87,7 +105,7 @@ int ember_hs_decode(const ember_frame *f, ember_arena *arena, ember_hs *hs,
             case EMBER_FR_HELLO << 8 | 3: k = ember_dec_u32(&d, wt, &hs->vmax); break;
             case EMBER_FR_HELLO << 8 | 4: k = ember_dec_bytes(&d, wt, &hs->nonce); break;
             case EMBER_FR_REGISTER << 8 | 1: k = ember_dec_u32(&d, wt, &hs->version); break;
-            case EMBER_FR_REGISTER << 8 | 2: k = ember_dec_string(&d, wt, &hs->name); break;
+            case EMBER_FR_REGISTER << 8 | 2: k = dec_name(&d, wt, hs); break;
             case EMBER_FR_REGISTER << 8 | 4: k = ember_dec_bytes(&d, wt, &hs->proof); break;
             case EMBER_FR_REGISTER << 8 | 5: k = ember_dec_bytes(&d, wt, &hs->node_nonce); break;
             case EMBER_FR_WELCOME << 8 | 1: k = ember_dec_u32(&d, wt, &hs->id); break;

@@ -360,7 +360,7 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         snprintf(msg, sizeof msg, "protocol version %u not supported (%u..%u)",
                  hs.version, EMBER_PROTO_MIN, EMBER_PROTO_MAX);
         refuse(c, EMBER_REFUSE_VERSION, msg);
-    } else if (ember_node_name_check(hs.name)) {
+    } else if (ember_node_name_check(hs.name, hs.name_len)) {
         refuse(c, EMBER_REFUSE_BAD_NAME, ember_last_error());
     } else if (has_secret(r) && !proof_ok(r, c, &hs)) {
         /* One message for every failure (no proof, wrong proof, replayed
@@ -418,7 +418,7 @@ static int root_pb_admit(ember_conn *c, const char *name, char *why, size_t n)
 {
     ember_root *r = c->ep->root;
     ember_child *ch;
-    if (ember_node_name_check(name)) {
+    if (ember_node_name_check(name, name ? strlen(name) : 0)) {
         snprintf(why, n, "%s", ember_last_error());
         return 1;
     }

@@ -16,6 +16,8 @@
  *                            root's budget, a real node registers meanwhile
  *   edge-never-reads-peak    calls to a peer that never reads: memory stays
  *                            within out_high_water plus about a frame
+ *   edge-bad-name-refused    a REGISTER whose name is not UTF-8 is REFUSED
+ *                            with the reason, not dropped without one
  */
 #include "harness.h"
 #include "../common/net.h"
@@ -570,4 +572,65 @@ void edge_never_reads_peak(h_fixture *fx)
      * 8 MiB with the old 4 MiB alive during the copy cannot fit. */
     CHECK(grown < (4u << 20) + (256u << 10) + (1u << 20) + (2u << 20) +
                       (256u << 10));
+}
+
+/* ---- item: a bad name is refused with the reason ---- */
+
+typedef struct refusal { int fd; uint8_t buf[4096]; size_t n; bool closed; } refusal;
+
+/* True if p[0..n) holds the bytes of s. */
+static bool holds(const uint8_t *p, size_t n, const char *s)
+{
+    size_t k = strlen(s);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(p + i, s, k) == 0)
+            return true;
+    return false;
+}
+
+static bool refusal_done(void *ud)
+{
+    refusal *r = ud;
+    while (!r->closed) {
+        ssize_t k = recv(r->fd, r->buf + r->n, sizeof r->buf - r->n, MSG_DONTWAIT);
+        if (k > 0)
+            r->n += (size_t)k;
+        else if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            r->closed = true;
+        else
+            break;
+    }
+    return r->closed;
+}
+
+void edge_bad_name_refused(h_fixture *fx)
+{
+    refusal r;
+    memset(&r, 0, sizeof r);
+    r.fd = h_connect(fx->port);
+    CHECK(r.fd >= 0);
+    char peer[32];
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", h_local_port(r.fd));
+    /* REGISTER { 1: version 2, 2: name "\xff\xfe" }: not UTF-8. */
+    static const uint8_t pl[] = { 0x08, 2, 0x12, 2, 0xff, 0xfe };
+    uint8_t fr[32];
+    size_t n = h_frame(fr, sizeof fr, FR_REGISTER, 0, NULL, pl, sizeof pl);
+    bool ok = h_write_all(r.fd, fr, n) == 0 && h_run_until(refusal_done, &r, 3000);
+    /* After HELLO, a REFUSED { 1: code 3 (bad name), 2: the reason }. */
+    bool refused = false;
+    for (size_t off = 0; off + 5 <= r.n;) {
+        uint32_t len = (uint32_t)r.buf[off] | (uint32_t)r.buf[off + 1] << 8 |
+                       (uint32_t)r.buf[off + 2] << 16 | (uint32_t)r.buf[off + 3] << 24;
+        if (off + 4 + len > r.n)
+            break;
+        if (r.buf[off + 4] == FR_REFUSED && len >= 3 && r.buf[off + 5] == 0x08 &&
+            r.buf[off + 6] == 3)
+            refused = holds(r.buf + off, len + 4, "valid UTF-8");
+        off += 4 + len;
+    }
+    close(r.fd);
+    CHECK(ok);
+    CHECK(refused);
+    CHECK(h_log_has(peer, "refusing registration"));
+    CHECK(h_log_has(peer, "a node name must be valid UTF-8"));
 }

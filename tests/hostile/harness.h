@@ -186,5 +186,6 @@ void edge_drop_reason(h_fixture *fx);
 void edge_log_injection(h_fixture *fx);
 void edge_unregistered_flood(h_fixture *fx);
 void edge_never_reads_peak(h_fixture *fx);
+void edge_bad_name_refused(h_fixture *fx);
 
 #endif

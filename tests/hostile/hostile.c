@@ -1391,6 +1391,7 @@ static void case_edge_drop_reason(void) { edge_drop_reason(&FX); }
 static void case_edge_log_injection(void) { edge_log_injection(&FX); }
 static void case_edge_unregistered_flood(void) { edge_unregistered_flood(&FX); }
 static void case_edge_never_reads_peak(void) { edge_never_reads_peak(&FX); }
+static void case_edge_bad_name_refused(void) { edge_bad_name_refused(&FX); }
 
 typedef struct hcase {
     const char *name;
@@ -1475,6 +1476,9 @@ static const hcase cases[] = {
      * twice out_high_water (fixed: no doubling past it, grown in place) */
     { "edge-never-reads-peak", case_edge_never_reads_peak, NULL, 0, 4u << 20,
       false },
+    /* was: a name that is not UTF-8 made REGISTER malformed: a close with
+     * no reason for the node (fixed: REFUSED "bad name") */
+    { "edge-bad-name-refused", case_edge_bad_name_refused, NULL, 0, 0, false },
     { "accept-storm", case_accept_storm, NULL, 0, 0, true },
     /* was: ep.c on_work re-activated work_ev with event_active, so a
      * callback retrying at once livelocked the loop (fixed) */
