@@ -887,10 +887,11 @@ int main(int argc, char **argv)
         b->step = -1;
         snprintf(b->name, sizeof b->name, "%s%02d", W.prefix, i + 1);
         b->arena = ember_arena_new();
-        /* -D: little room in its kernel (set before the handshake, which
-         * announces the window), so what it does not read piles up in net. */
+        /* -D, -F: little room in its kernel (set before the handshake,
+         * which announces the window), so what it does not read piles up
+         * in net. */
         evutil_socket_t fd = -1;
-        if (W.mode == M_DEAF && (fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0) {
+        if ((W.mode == M_DEAF || W.mode == M_FLOOD) && (fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0) {
             int small = 4096;
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
             evutil_make_socket_nonblocking(fd);

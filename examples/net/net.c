@@ -46,6 +46,7 @@ typedef struct client {
     uint32_t inflight;        /* its commands forwarded, not answered yet */
     bool logged_in;           /* its last LOGIN was accepted (no LOGOUT since) */
     bool out_full;            /* over max_queued, until it drains to half */
+    bool said_full;           /* out_full was logged (once per client) */
     bool closing;             /* freed once its output is flushed */
     bool gate_told;           /* gate.closed sent (or not to be sent) */
     uint64_t since_ms;        /* connected, or logged out: the login clock */
@@ -213,6 +214,9 @@ static void note_queued(client *c)
     if (!c->out_full) {
         c->out_full = true;
         c->full_ms = now_ms();
+        if (c->said_full)
+            return;
+        c->said_full = true;
         srv_log(&c->n->s, "session %llu (%s): %zu bytes queued, not reading it until it reads "
                 "(dropped if it does not within %d ms)", (unsigned long long)c->session, c->peer,
                 q, c->n->lim.stall_ms);
