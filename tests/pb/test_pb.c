@@ -18,6 +18,11 @@
  *   refs           references both ways with exact release counts (the
  *                  Python side checks its broker; the root counts its
  *                  exports on the child's connection).
+ *   hostile        raw sockets send bad banana and bad PB to the root's PB
+ *                  listener while an ember node (over PB) keeps calling:
+ *                  each offender is disconnected with its reason logged,
+ *                  a refused jelly type is answered and the connection
+ *                  stays, and the good node's calls all complete.
  *   twisted_root   an ember node registers with a Firefly-style Twisted
  *                  root (takeProxy), serves its callChild, including the one
  *                  it sends before answering takeProxy, and calls it
@@ -38,6 +43,7 @@
 #include <ember/ember.h>
 
 #include "../common/loop.h"
+#include "../common/net.h"
 #include "pbtest.h"
 #include "probe-internal.h"
 
@@ -361,6 +367,8 @@ static void on_join(ember_root *r, ember_child *ch, void *ud)
     st->joins++;
     st->child = ch;
     ember_ref *to = ember_child_ref(ch);
+    if (strcmp(ember_child_name(ch), "busy") == 0)
+        return;
     if (strcmp(ember_child_name(ch), "hanger") == 0) {
         pbt_Child_stall(to, got_stall, st, NULL);
         return;
@@ -398,6 +406,7 @@ static ember_root *new_root(struct event_base *base, state *st, int *port)
     /* Fast liveness, so a stopped peer is found in well under a second. */
     cfg.limits.heartbeat_ms = 100;
     cfg.limits.dead_after_ms = 400;
+    cfg.limits.handshake_ms = 1000;
     cfg.on_join = on_join;
     cfg.on_leave = on_leave;
     cfg.ud = st;
@@ -505,6 +514,199 @@ static void refs_case(void)
     state st;
     run_node("refs", "refs", &st);
     printf("test-pb: references both ways: %s\n", failed ? "FAILED" : "ok");
+}
+
+/* ---- hostile input against the PB listener ---- */
+
+static char logged[64][240];
+static unsigned nlogged;
+
+static void keep_log(ember_log_level lv, const char *msg, void *ud)
+{
+    (void)ud;
+    if (lv >= EMBER_LOG_INFO)
+        snprintf(logged[nlogged++ % 64], sizeof logged[0], "%s", msg);
+}
+
+static bool logged_has(const char *what)
+{
+    for (unsigned i = 0; i < 64; i++)
+        if (strstr(logged[i], what))
+            return true;
+    return false;
+}
+
+typedef struct busy {
+    ember_node *node;
+    int ok, bad;
+    bool on;
+} busy;
+
+static void busy_next(busy *b);
+static void busy_done(const ember_outcome *o, const int64_t *ret, void *ud)
+{
+    busy *b = ud;
+    if (o->status == EMBER_OK && *ret == 42)
+        b->ok++;
+    else
+        b->bad++;
+    busy_next(b);
+}
+static void busy_next(busy *b)
+{
+    if (b->on)
+        pbt_Root_add(ember_node_root(b->node), 40, 2, busy_done, b, NULL);
+}
+static void busy_state(ember_node *n, ember_node_state s, const char *why, void *ud)
+{
+    busy *b = ud;
+    (void)n;
+    (void)why;
+    if (s == EMBER_NODE_REGISTERED && !b->on) {
+        b->on = true;
+        busy_next(b);
+    }
+}
+
+typedef struct raw {
+    int fd;
+    bool eof;
+    size_t got;
+} raw;
+
+static bool raw_closed(void *ud)
+{
+    raw *w = ud;
+    uint8_t buf[4096];
+    ssize_t n;
+    while ((n = recv(w->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+        w->got += (size_t)n;
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+        w->eof = true;
+    return w->eof;
+}
+
+static bool raw_answered(void *ud)
+{
+    raw *w = ud;
+    raw_closed(w);
+    return w->got > 12 || w->eof; /* past the dialect list: an answer */
+}
+
+static bool busy_on(void *ud)
+{
+    return ((busy *)ud)->on;
+}
+
+/* The dialect and the version a good client sends. */
+static const char *const good_start = "02 82 70 62 02 80 13 87 06 81";
+
+static const struct hostile {
+    const char *name;
+    bool start;          /* good_start first */
+    const char *hex;
+    const char *reason;  /* logged; NULL: the connection stays */
+} hostile[] = {
+    {"string over 640 KiB", true, "01 00 28 82", "banana string longer than 655360"},
+    {"list over 640 Ki", true, "01 00 28 80", "banana list longer than 655360"},
+    {"65 prefix bytes", true, "01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 81", "prefix longer than 64"},
+    {"type byte 88", true, "01 88", "unknown banana type byte"},
+    {"vocab 0", true, "00 87", "outside 1..31"},
+    {"vocab 32", true, "20 87", "outside 1..31"},
+    {"float with a prefix", true, "01 84 00 00 00 00 00 00 00 00", "float with a prefix"},
+    {"not a command list", true, "01 81", "not a command list"},
+    {"dialect not offered", false, "03 82 78 79 7a", "a dialect we did not offer"},
+    {"vocab before the dialect", false, "1a 87", "outside dialect pb"},
+    {"version 5", false, "02 82 70 62 02 80 13 87 05 81", "version is not 6"},
+    {"message before version", false, "02 82 70 62 02 80 1d 87 01 81", "before the version"},
+    {"second version", true, "02 80 13 87 06 81", "a second version"},
+    {"unknown command", true, "02 80 19 87 01 81", "'cachemessage' is not supported"},
+    {"answer never asked", true, "03 80 1b 87 05 81 01 81", "never issued"},
+    {"depth 65", true, NULL, "deeper than max_depth"},
+    {"no takeProxy (slowloris)", true, "", "handshake timed out"},
+    {"message malformed", true, "03 80 1a 87 01 81 01 81", "PB message malformed"},
+    /* takeProxy(name, (set 1 2)): refused jelly in arguments is answered */
+    {"refused jelly", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 01 82 78 03 80 03 82 73 65 74 01 81 02 81 01 80 05 87", NULL},
+    /* calls before takeProxy are answered, not dropped */
+    {"call before takeProxy", true, "07 80 1a 87 02 81 04 82 72 6f 6f 74 0a 82 63 61 6c 6c 54 61 72 67 65 74 01 81 03 80 0b 87 69 07 81 01 81 01 80 05 87", NULL},
+};
+
+static size_t unhex(const char *hex, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    unsigned v;
+    int k;
+    while (n < cap && sscanf(hex, " %2x%n", &v, &k) == 1) {
+        out[n++] = (uint8_t)v;
+        hex += k;
+    }
+    return n;
+}
+
+static void hostile_case(void)
+{
+    struct event_base *base = event_base_new();
+    state st;
+    memset(&st, 0, sizeof st);
+    int port = -1;
+    ember_root *r = new_root(base, &st, &port);
+    CHECK(r && port > 0);
+    busy b = {0};
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    cfg.on_state = busy_state;
+    cfg.ud = &b;
+    b.node = ember_node_new(base, "busy", &cfg);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    CHECK(b.node && ember_node_connect_pb(b.node, addr) == 0);
+    CHECK(run_until(base, busy_on, &b, 10000));
+    ember_set_log(keep_log, NULL);
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+        const struct hostile *h = &hostile[i];
+        uint8_t bytes[512];
+        size_t n = h->start ? unhex(good_start, bytes, sizeof bytes) : 0;
+        if (h->hex)
+            n += unhex(h->hex, bytes + n, sizeof bytes - n);
+        else /* 65 nested lists */
+            for (int d = 0; d < 65; d++, n += 2)
+                memcpy(bytes + n, "\x01\x80", 2);
+        raw w = {loopback_connect(port), false, 0};
+        memset(logged, 0, sizeof logged);
+        int before = b.ok;
+        CHECK(w.fd >= 0 && send(w.fd, bytes, n, 0) == (ssize_t)n);
+        if (h->reason) {
+            bool closed = run_until(base, raw_closed, &w, 5000);
+            if (!closed || !logged_has(h->reason)) {
+                fprintf(stderr, "test-pb: hostile '%s': %s (log: %s | %s)\n", h->name,
+                        closed ? "closed without the reason" : "not closed",
+                        logged[(nlogged - 1) % 64], logged[(nlogged - 2) % 64]);
+                failed++;
+            }
+        } else {
+            bool answered = run_until(base, raw_answered, &w, 5000);
+            if (!answered || w.eof) {
+                fprintf(stderr, "test-pb: hostile '%s': %s (log: %s | %s)\n", h->name,
+                        w.eof ? "closed" : "not answered", logged[(nlogged - 1) % 64],
+                        logged[(nlogged - 2) % 64]);
+                failed++;
+            }
+        }
+        close(w.fd);
+        /* The good node kept calling meanwhile. */
+        CHECK(run_until(base, NULL, NULL, 20) == false);
+        CHECK(b.ok > before && b.bad == 0);
+    }
+    ember_set_log(NULL, NULL);
+    CHECK(ember_node_state_get(b.node) == EMBER_NODE_REGISTERED);
+    b.on = false;
+    run_for(base, 50);
+    ember_node_free(b.node);
+    ember_ref_release(st.admin);
+    ember_root_free(r);
+    event_base_free(base);
+    printf("test-pb: hostile PB input, %zu cases, good node %d calls: %s\n",
+           sizeof hostile / sizeof hostile[0], b.ok, failed ? "FAILED" : "ok");
 }
 
 /* ---- an ember node with a Twisted root ---- */
@@ -670,6 +872,7 @@ int main(int argc, char **argv)
     for (int how = 0; how < 3; how++)
         disconnect_case(how);
     refs_case();
+    hostile_case();
     twisted_root();
     printf("test-pb: %s\n", failed ? "FAILED" : "all passed");
     return failed ? 1 : 0;
