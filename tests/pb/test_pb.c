@@ -42,6 +42,7 @@
 
 #include <ember/ember.h>
 
+#include "../common/hex.h"
 #include "../common/loop.h"
 #include "../common/net.h"
 #include "pbtest.h"
@@ -399,7 +400,7 @@ static bool peer_gone(void *ud)
     return w->p->eof && w->st->leaves == w->st->joins;
 }
 
-static ember_root *new_root(struct event_base *base, state *st, int *port)
+static ember_root *make_root(struct event_base *base, state *st, int *port)
 {
     ember_root_config cfg;
     ember_root_config_default(&cfg);
@@ -421,15 +422,22 @@ static ember_root *new_root(struct event_base *base, state *st, int *port)
     return r;
 }
 
+/* A root serving Root and Admin on a PB listener (port read back). */
+static ember_root *new_root(struct event_base *base, state *st, int *port)
+{
+    memset(st, 0, sizeof *st);
+    ember_root *r = make_root(base, st, port);
+    CHECK(r && *port > 0);
+    return r;
+}
+
 /* A root with a Twisted node in `mode` run to its end: the node's own
  * checks hold and it joined and left once. */
 static void run_node(const char *mode, const char *name, state *st)
 {
     struct event_base *base = event_base_new();
-    memset(st, 0, sizeof *st);
     int port = -1;
     ember_root *r = new_root(base, st, &port);
-    CHECK(r && port > 0);
     peer p;
     CHECK(peer_start(&p, base, mode, port, name) == 0);
     wait_for w = {&p, st};
@@ -470,10 +478,8 @@ static void disconnect_case(int how)
     static const char *const names[] = {"killed", "stopped", "dropped"};
     struct event_base *base = event_base_new();
     state st;
-    memset(&st, 0, sizeof st);
     int port = -1;
     ember_root *r = new_root(base, &st, &port);
-    CHECK(r && port > 0);
     peer p;
     CHECK(peer_start(&p, base, "hang", port, "hanger") == 0);
     CHECK(run_until(base, peer_ready, &p, 20000));
@@ -631,26 +637,12 @@ static const struct hostile {
     {"call before takeProxy", true, "07 80 1a 87 02 81 04 82 72 6f 6f 74 0a 82 63 61 6c 6c 54 61 72 67 65 74 01 81 03 80 0b 87 69 07 81 01 81 01 80 05 87", NULL},
 };
 
-static size_t unhex(const char *hex, uint8_t *out, size_t cap)
-{
-    size_t n = 0;
-    unsigned v;
-    int k;
-    while (n < cap && sscanf(hex, " %2x%n", &v, &k) == 1) {
-        out[n++] = (uint8_t)v;
-        hex += k;
-    }
-    return n;
-}
-
 static void hostile_case(void)
 {
     struct event_base *base = event_base_new();
     state st;
-    memset(&st, 0, sizeof st);
     int port = -1;
     ember_root *r = new_root(base, &st, &port);
-    CHECK(r && port > 0);
     busy b = {0};
     ember_node_config cfg;
     ember_node_config_default(&cfg);

@@ -6,20 +6,8 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "../common/hex.h"
 #include "pb-internal.h"
-
-/* "07 80 1a 87" -> bytes; returns the length. */
-static size_t unhex(const char *hex, uint8_t *out, size_t cap)
-{
-    size_t n = 0;
-    unsigned v;
-    int k;
-    while (n < cap && sscanf(hex, " %2x%n", &v, &k) == 1) {
-        out[n++] = (uint8_t)v;
-        hex += k;
-    }
-    return n;
-}
 
 /* Reads the first jelly value of hex (kept in b) into *v. */
 static int read_hex(const char *hex, uint8_t *b, size_t cap, ember_jl_cur *c,
