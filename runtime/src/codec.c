@@ -43,41 +43,16 @@ EMBER_API void ember_enc_len_end_slow_(ember_enc *e, size_t mark, size_t n)
     *q = (uint8_t)n;
 }
 
-/* Varints of up to 8 bytes are read as one 64-bit word where that is plain
- * little-endian GNU C. */
-#if defined(__GNUC__) && defined(__BYTE_ORDER__) && \
-    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define VARINT_SWAR 1
-#else
-#define VARINT_SWAR 0
-#endif
-
 EMBER_API int ember_dec_varint_(ember_dec *d, uint64_t *out)
 {
     const uint8_t *p = d->p;
-#if VARINT_SWAR
     if (d->end - p >= 8) {
-        /* The first byte without the continuation bit ends the varint;
-         * the 7-bit groups before it are packed in three steps. */
-        uint64_t x;
-        memcpy(&x, p, 8);
-        uint64_t stop = ~x & UINT64_C(0x8080808080808080);
-        if (stop) {
-            unsigned n = ((unsigned)__builtin_ctzll(stop) >> 3) + 1;
-            if (n < 8)
-                x &= (UINT64_C(1) << (8 * n)) - 1;
-            x = (x & UINT64_C(0x007f007f007f007f)) |
-                ((x & UINT64_C(0x7f007f007f007f00)) >> 1);
-            x = (x & UINT64_C(0x00003fff00003fff)) |
-                ((x & UINT64_C(0x3fff00003fff0000)) >> 2);
-            x = (x & UINT64_C(0x000000000fffffff)) |
-                ((x & UINT64_C(0x0fffffff00000000)) >> 4);
+        unsigned n = ember_varint_word_(p, out);
+        if (n) {
             d->p = p + n;
-            *out = x;
             return 0;
         }
     }
-#endif
     uint64_t v = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
         if (p >= d->end) {

@@ -456,7 +456,14 @@ static int read_once(ember_conn *c)
             return 0;
         }
         c->in_hint = used > EMBER_BUF_BLOCK ? (uint32_t)used : 0;
-        handle_frame(c, &f);
+        /* Calls and replies on a registered connection, the stream's bulk,
+         * skip handle_frame's two switches. */
+        if (f.kind == EMBER_FR_CALL && c->state == EMBER_CONN_READY)
+            ember_call_dispatch(c, &f);
+        else if (f.kind == EMBER_FR_REPLY && c->state == EMBER_CONN_READY)
+            ember_calltab_answer(c, &f);
+        else
+            handle_frame(c, &f);
         off += used;
     }
     if (c->state == EMBER_CONN_CLOSED)

@@ -91,9 +91,16 @@ static bool serves(const ember_exports *ex, uint32_t service)
 ember_xentry *ember_exports_resolve(ember_exports *ex, uint32_t service,
                                     uint32_t method, bool *served)
 {
-    uint32_t i = ember_exports_lower(ex, ember_xkey(service, method));
-    if (i < ex->n && ex->v[i].key == ember_xkey(service, method)) {
+    uint64_t key = ember_xkey(service, method);
+    /* A stream of calls mostly names one method over and over. */
+    if (ex->hint < ex->n && ex->v[ex->hint].key == key) {
         *served = true;
+        return &ex->v[ex->hint];
+    }
+    uint32_t i = ember_exports_lower(ex, key);
+    if (i < ex->n && ex->v[i].key == key) {
+        *served = true;
+        ex->hint = i;
         return &ex->v[i];
     }
     /* A raw handler of the whole service sorts first among its entries;

@@ -77,6 +77,57 @@ static inline uint32_t ember_frame_len(const uint8_t *p)
            (uint32_t)p[3] << 24;
 }
 
+/*
+ * A varint of up to 8 bytes at p, with 8 bytes readable there, read as one
+ * little-endian word where that is plain GNU C: the first byte without the
+ * continuation bit ends it, the 7-bit groups before it are packed in three
+ * steps. Returns its length, 0 when it is longer (or the build has no
+ * word reads): then byte by byte.
+ */
+static inline unsigned ember_varint_word_(const uint8_t *p, uint64_t *out)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t x;
+    memcpy(&x, p, 8);
+    uint64_t stop = ~x & UINT64_C(0x8080808080808080);
+    if (!stop)
+        return 0;
+    unsigned n = ((unsigned)__builtin_ctzll(stop) >> 3) + 1;
+    if (n < 8)
+        x &= (UINT64_C(1) << (8 * n)) - 1;
+    x = (x & UINT64_C(0x007f007f007f007f)) |
+        ((x & UINT64_C(0x7f007f007f007f00)) >> 1);
+    x = (x & UINT64_C(0x00003fff00003fff)) |
+        ((x & UINT64_C(0x3fff00003fff0000)) >> 2);
+    x = (x & UINT64_C(0x000000000fffffff)) |
+        ((x & UINT64_C(0x0fffffff00000000)) >> 4);
+    *out = x;
+    return n;
+#else
+    (void)p;
+    (void)out;
+    return 0;
+#endif
+}
+
+/* A header varint: one byte, or a word (call ids: 5 to 7 bytes) inline. */
+static inline int ember_frame_varint(ember_dec *d, uint64_t *out)
+{
+    const uint8_t *p = d->p;
+    if (p < d->end && *p < 0x80) {
+        *out = *p;
+        d->p = p + 1;
+        return 0;
+    }
+    unsigned n;
+    if (d->end - p >= 8 && (n = ember_varint_word_(p, out))) {
+        d->p = p + n;
+        return 0;
+    }
+    return ember_dec_varint_(d, out);
+}
+
 /* Header varints each kind carries. */
 int ember_frame_nhdr(uint8_t kind);
 const char *ember_frame_kind_name(uint8_t kind);
@@ -131,7 +182,7 @@ static inline int ember_frame_parse(const uint8_t *p, size_t n,
         d.p += 4;
     }
     for (int i = 0; i < ember_frame_nhdr_[kind]; i++)
-        if (ember_dec_raw_varint(&d, &f->h[i])) {
+        if (ember_frame_varint(&d, &f->h[i])) {
             *why = "truncated frame header";
             return -1;
         }
@@ -747,6 +798,8 @@ struct ember_exports {
     const ember_service_desc **svcs;
     uint32_t nsvcs;
     uint32_t ver;                       /* bumped whenever entries move */
+    uint32_t hint;                      /* the entry resolved last (checked
+                                           before use: may be stale) */
 };
 
 ember_exports *ember_exports_new(void);
