@@ -57,16 +57,50 @@ static inline size_t ember_buf_used(const ember_buf *b)
     return b->len - b->off;
 }
 
+/* An empty buffer (no storage) takes a pooled block: false if none. Inline
+ * with its counterpart below: a connection's buffers come from the pool
+ * and go back to it on every read and write that empties them. */
+static inline bool ember_buf_pool_take(ember_buf *b)
+{
+    if (!b->pool || b->pool->n == 0)
+        return false;
+    b->data = b->pool->free[--b->pool->n];
+    b->cap = EMBER_BUF_BLOCK;
+    b->off = b->len = 0;
+    return true;
+}
+
+/* A block-sized buffer's storage goes back to the pool: false if it is not
+ * block-sized or the pool is full. */
+static inline bool ember_buf_pool_give(ember_buf *b)
+{
+    if (b->cap != EMBER_BUF_BLOCK || !b->pool || b->pool->n >= EMBER_BUF_POOL_MAX)
+        return false;
+    b->pool->free[b->pool->n++] = b->data;
+    b->data = NULL;
+    b->off = b->len = b->cap = 0;
+    return true;
+}
+
 /* At least `need` free bytes after len (compacting or growing). */
 int ember_buf_reserve_(ember_buf *b, size_t need);
 static inline int ember_buf_reserve(ember_buf *b, size_t need)
 {
-    return b->cap - b->len >= need ? 0 : ember_buf_reserve_(b, need);
+    if (b->cap - b->len >= need)
+        return 0;
+    if (!b->data && need <= EMBER_BUF_BLOCK && ember_buf_pool_take(b))
+        return 0;
+    return ember_buf_reserve_(b, need);
 }
-/* Drops n bytes from the front; an emptied buffer goes back to the pool. */
-void ember_buf_consume(ember_buf *b, size_t n);
 /* Gives the storage back (pool or free) whatever it holds. */
 void ember_buf_release(ember_buf *b);
+/* Drops n bytes from the front; an emptied buffer goes back to the pool. */
+static inline void ember_buf_consume(ember_buf *b, size_t n)
+{
+    b->off += n;
+    if (b->off >= b->len && !(b->data && ember_buf_pool_give(b)))
+        ember_buf_release(b);
+}
 
 /* Encoding straight into the buffer: the frame lives at [len, enc.p).
  * Inline: every frame sent goes through begin and commit. */

@@ -73,12 +73,9 @@ static bool large_keep(ember_bufpool *pool, uint8_t *data, size_t cap)
 
 void ember_buf_release(ember_buf *b)
 {
-    if (b->data) {
-        if (b->cap == EMBER_BUF_BLOCK && b->pool && b->pool->n < EMBER_BUF_POOL_MAX)
-            b->pool->free[b->pool->n++] = b->data;
-        else if (b->cap <= EMBER_BUF_BLOCK || !large_keep(b->pool, b->data, b->cap))
-            ember_free(b->data, b->cap);
-    }
+    if (b->data && !ember_buf_pool_give(b) &&
+        (b->cap <= EMBER_BUF_BLOCK || !large_keep(b->pool, b->data, b->cap)))
+        ember_free(b->data, b->cap);
     b->data = NULL;
     b->off = b->len = b->cap = 0;
 }
@@ -103,9 +100,9 @@ static int grow_in_place(ember_buf *b, size_t used, size_t ncap)
 int ember_buf_reserve_(ember_buf *b, size_t need)
 {
     if (!b->data && need <= EMBER_BUF_BLOCK) {
-        if (b->pool && b->pool->n > 0)
-            b->data = b->pool->free[--b->pool->n];
-        else if (!(b->data = ember_malloc(EMBER_BUF_BLOCK)))
+        if (ember_buf_pool_take(b))
+            return 0;
+        if (!(b->data = ember_malloc(EMBER_BUF_BLOCK)))
             return ember_seterr("out of memory");
         b->cap = EMBER_BUF_BLOCK;
         b->off = b->len = 0;
@@ -148,12 +145,6 @@ int ember_buf_reserve_(ember_buf *b, size_t need)
     return 0;
 }
 
-void ember_buf_consume(ember_buf *b, size_t n)
-{
-    b->off += n;
-    if (b->off >= b->len)
-        ember_buf_release(b);
-}
 
 int ember_buf_enc_grow(ember_buf *b, ember_enc *e, size_t need)
 {
