@@ -203,8 +203,17 @@ void ember_call_orphan_all(ember_conn *c)
 void ember_call_cancel_in(ember_conn *c, uint64_t peer_id)
 {
     ember_hnode *x = ember_htab_get(&c->calls_by_id, peer_id);
-    if (x)
-        EMBER_CONTAINER(x, ember_call, hn)->cancelled = true;
+    if (!x)
+        return;
+    ember_call *k = EMBER_CONTAINER(x, ember_call, hn);
+    k->cancelled = true;
+    /* A proxy's call: cancel what it forwarded (its outcome, CANCELLED,
+     * ends k at once, silently). */
+    if (k->fwd_h) {
+        ember_handle h = k->fwd_h;
+        k->fwd_h = 0;
+        ember_cancel(k->fwd_to, h);
+    }
 }
 
 /* An ERROR frame with { 1: message }; a NO_METHOD for a service the object

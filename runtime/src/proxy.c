@@ -47,7 +47,9 @@ static bool method_has_refs(const ember_method_desc *m)
 
 static void relayed(const ember_outcome *o, const void *p, size_t n, void *ud)
 {
-    ember_call_relay(ud, o, p, n);
+    ember_call *call = ud;
+    call->fwd_h = 0;
+    ember_call_relay(call, o, p, n);
 }
 
 /* The raw handler of every call to a proxy: the service matched already
@@ -71,8 +73,11 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
         ember_oneway_raw(px->fwd, service, method, p, n);
     } else {
         /* Answered exactly once by relayed(), whatever happens to either
-         * side meanwhile (a call that cannot start ends from the loop). */
-        ember_call_raw(px->fwd, service, method, p, n, relayed, call, NULL);
+         * side meanwhile (a call that cannot start ends from the loop); the
+         * caller's CANCEL is passed on (ember_call_cancel_in). */
+        call->fwd_to = px->fwd;
+        call->fwd_h = ember_call_raw(px->fwd, service, method, p, n, relayed,
+                                     call, NULL);
     }
 }
 

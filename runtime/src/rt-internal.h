@@ -753,6 +753,8 @@ struct ember_call {
     struct ember_xentry *x;        /* the entry dispatched to, as of ex->ver */
     uint32_t xver;
     ember_ref *target;             /* a local object being called (retained) */
+    ember_ref *fwd_to;             /* a proxy's forwarded call: where, and */
+    ember_handle fwd_h;            /* its handle (to pass a CANCEL on) */
     uint64_t peer_id;
     uint64_t oid;                  /* the object called (0: the exports) */
     uint64_t start_us;

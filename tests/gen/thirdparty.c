@@ -4,7 +4,8 @@
  * ref<b.Echo> from its node A and passes it to its node B; B calls it, R
  * forwards to A with no user code, the answer comes back. Covered on one
  * event_base: the calls, a call to another service through the proxy, the
- * releases reaching A in any order, A withdrawing its object, A, B and R
+ * releases reaching A in any order, A withdrawing its object, B's cancel
+ * passed on, A, B and R
  * each going away with a call
  * in flight through the proxy, and a process that is both root and node
  * passing its root's object to its child; then with three processes (fork):
@@ -406,6 +407,36 @@ static void test_owner_revokes(void)
     trio_stop(&t);
 }
 
+static bool held_cancelled(void *ud)
+{
+    peer *p = ud;
+    return p->nheld > 0 && ember_call_cancelled(p->held[0]);
+}
+
+/* B gives up on a call waiting at A (timeout): R passes the CANCEL on. */
+static void test_cancel_passed_on(void)
+{
+    trio t;
+    trio_start(&t);
+    b_keeps(&t);
+    res r = {0};
+    ember_callopts o = {100};
+    b_Echo_twice(t.pb.kept, HOLD, got_u64, &r, &o);
+    wait_held(&t.pa, 1);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, EMBER_TIMEOUT);
+    CU_ASSERT(run_until(base, held_cancelled, &t.pa, 5000));
+    peer_drop(&t.pa); /* an answer nobody waits for */
+    memset(&r, 0, sizeof r);
+    b_Echo_twice(t.pb.kept, 3, got_u64, &r, NULL); /* the proxy still works */
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.u, 6);
+    ember_ref_release(t.pb.kept);
+    t.pb.kept = NULL;
+    r_lets_go(&t);
+    trio_stop(&t);
+}
+
 /* B goes with its call waiting at A: R's call to B ends LOST; A's late
  * answer is dropped at R; R's release still reaches A. */
 static void test_caller_leaves(void)
@@ -710,6 +741,7 @@ int main(void)
     CU_add_test(s, "R releases before B", test_released_root_first);
     CU_add_test(s, "A leaves with a call in flight", test_owner_leaves);
     CU_add_test(s, "A withdraws its object", test_owner_revokes);
+    CU_add_test(s, "B's cancel is passed on to A", test_cancel_passed_on);
     CU_add_test(s, "B leaves with a call in flight", test_caller_leaves);
     CU_add_test(s, "R goes with a call in flight", test_forwarder_goes);
     CU_add_test(s, "a process both root and node forwards", test_root_and_node);
