@@ -301,10 +301,15 @@ function fmtMs(s) {
   return ms < 1 ? (Math.round(ms * 1000) + " \u00b5s") : (ms < 100 ? ms.toFixed(1) : Math.round(ms)) + " ms";
 }
 
-/* The charts' time span: the data's, from one minute up to WINDOW_S. */
+/* The charts' time span in seconds: the data's, in steps of 30 s, from
+ * 30 s up to WINDOW_S, so a page just opened is not all empty chart. */
 function spanOf(h, now) {
   var s = h.length ? (now - h[0].t) / 1000 : 0;
-  return Math.max(60, Math.min(WINDOW_S, Math.ceil(s / 60) * 60));
+  return Math.max(30, Math.min(WINDOW_S, Math.ceil(s / 30) * 30));
+}
+
+function spanText(span) {
+  return span < 60 ? span + " s" : (span / 60) + " min";
 }
 
 function line(h, key, now, w, ht, span) {
@@ -352,7 +357,7 @@ function drawCharts(now, names) {
     vals.appendChild(document.createTextNode(" (max " + Math.round(a.max) + ") \u00b7 "));
     vals.appendChild(el("span", "c-p99", "p99 " + fmtMs(cur.p99)));
     vals.appendChild(document.createTextNode(" (max " + fmtMs(b.max || null) + ") \u00b7 last " +
-                                             span / 60 + " min"));
+                                             spanText(span)));
   });
 }
 
