@@ -128,9 +128,6 @@ $(FUZZ_B)/bin/fuzz_frames: $(FUZZ_B)/obj/fuzz/fuzz_frames.o $(FUZZ_RT_LIB)
 	@mkdir -p $(@D)
 	$(FUZZ_LINK) $(RT_LIBS)
 
-$(FUZZ_B)/bin/fuzz_pb: $(FUZZ_B)/obj/fuzz/fuzz_pb.o $(FUZZ_RT_LIB)
-	@mkdir -p $(@D)
-	$(FUZZ_LINK) $(RT_LIBS)
 
 FUZZ_IDLC_LIB := $(FUZZ_B)/lib/libidlc-fuzz.a
 $(FUZZ_IDLC_LIB): $(FUZZ_IDLC_OBJS)
@@ -174,6 +171,14 @@ $(FUZZ_B)/bin/fuzz_generated: $(FUZZ_B)/obj/fuzz/fuzz_generated.o \
 	@mkdir -p $(@D)
 	$(FUZZ_LINK) $(RT_LIBS)
 
+# fuzz_pb's live stage serves shapes.idl (the same generated code as
+# fuzz_generated).
+$(FUZZ_B)/obj/fuzz/fuzz_pb.o: $(FUZZ_SHAPES_GEN)/structs.inc
+$(FUZZ_B)/bin/fuzz_pb: $(FUZZ_B)/obj/fuzz/fuzz_pb.o $(FUZZ_B)/obj/gen/shapes.o \
+                       $(FUZZ_B)/obj/gen/common.o $(FUZZ_RT_LIB)
+	@mkdir -p $(@D)
+	$(FUZZ_LINK) $(RT_LIBS)
+
 # ---- regression replays in `make test` ------------------------------------
 #
 # Each available target is also built without libFuzzer (tests/fuzz/replay.c
@@ -209,10 +214,6 @@ $(REGRESS_B)/bin/replay_fuzz_frames: $(REGRESS_B)/obj/fuzz/fuzz_frames.o \
 	@mkdir -p $(@D)
 	$(CC) $(SAN) -o $@ $^ $(RT_LIBS)
 
-$(REGRESS_B)/bin/replay_fuzz_pb: $(REGRESS_B)/obj/fuzz/fuzz_pb.o \
-                                 $(REGRESS_B)/obj/fuzz/replay.o $(REGRESS_RT_LIB)
-	@mkdir -p $(@D)
-	$(CC) $(SAN) -o $@ $^ $(RT_LIBS)
 
 $(REGRESS_B)/bin/replay_fuzz_idlc: $(REGRESS_B)/obj/fuzz/fuzz_idlc.o \
                                    $(REGRESS_B)/obj/fuzz/replay.o $(REGRESS_IDLC_LIB)
@@ -238,6 +239,17 @@ $(REGRESS_B)/bin/replay_fuzz_generated: $(REGRESS_B)/obj/fuzz/fuzz_generated.o \
                                         $(REGRESS_B)/obj/gen/shapes.o \
                                         $(REGRESS_B)/obj/gen/common.o \
                                         $(REGRESS_B)/obj/fuzz/replay.o $(REGRESS_RT_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $^ $(RT_LIBS)
+
+# fuzz_pb: the same shapes.idl code for its live stage.
+$(REGRESS_B)/obj/fuzz/fuzz_pb.o: tests/fuzz/fuzz_pb.c $(REGRESS_SHAPES_GEN)/structs.inc
+	@mkdir -p $(@D)
+	$(CC) $(REGRESS_CFLAGS) $(FUZZ_RT_INC) -I$(REGRESS_SHAPES_GEN) -MMD -MP -c $< -o $@
+
+$(REGRESS_B)/bin/replay_fuzz_pb: $(REGRESS_B)/obj/fuzz/fuzz_pb.o \
+                                 $(REGRESS_B)/obj/gen/shapes.o $(REGRESS_B)/obj/gen/common.o \
+                                 $(REGRESS_B)/obj/fuzz/replay.o $(REGRESS_RT_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(SAN) -o $@ $^ $(RT_LIBS)
 

@@ -18,6 +18,9 @@ uint64_t ember_root_htab_probes_(const ember_root *r);
 /* The same for one child's connection alone. */
 uint64_t ember_child_htab_probes_(const ember_child *c);
 
+/* ember_root_adopt_fd for a PB peer (fuzz_pb). */
+int ember_root_adopt_fd_pb_(ember_root *r, int fd);
+
 /* Local objects exported on a child's connection (refs passed to it and
  * not yet released by it). */
 uint32_t ember_child_exported_(const ember_child *c);

@@ -825,6 +825,12 @@ uint64_t ember_child_htab_probes_(const ember_child *c)
     return c->conn ? ember_conn_htab_probes(c->conn) : 0;
 }
 
+int ember_root_adopt_fd_pb_(ember_root *r, int fd)
+{
+    return fd < 0 ? ember_seterr("bad file descriptor")
+                  : root_take(r, fd, "adopted", true);
+}
+
 uint32_t ember_child_exported_(const ember_child *c)
 {
     return c->conn ? c->conn->nxobjs : 0;

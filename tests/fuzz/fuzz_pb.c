@@ -17,13 +17,32 @@
  * the written form must read again and write the same bytes (the round trip
  * is the identity on what the writer produces), and it must scan as one
  * expression of exactly its length.
+ *
+ * Stage 3 (flags bit 2): the stream goes to a live root's PB personality
+ * through a socketpair it adopted, after a fixed prefix that negotiates and
+ * registers (dialect "pb", version 6, takeProxy). The root serves
+ * tests/idl/shapes.idl's services by name (no handlers: every call that
+ * decodes fails "not implemented") and calls every child that joins. We
+ * half-close; the root must close the connection, and every call it made
+ * must have ended exactly once.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include <ember/ember.h>
+
+#include "ember-internal.h"
 #include "pb-internal.h"
+#include "probe-internal.h"
+#include "shapes.h"
 
 #define MAX_ENDS 4096
 
@@ -190,6 +209,92 @@ static void check_expr(const uint8_t *p, size_t n, bool vocab,
         die("jelly round trip is not the identity");
 }
 
+/* ---- stage 3: a live root ---- */
+
+static struct event_base *base;
+static ember_root *root;
+static long calls_started, calls_ended;
+
+static void quiet_log(ember_log_level lv, const char *msg, void *ud)
+{
+    (void)lv;
+    (void)msg;
+    (void)ud;
+}
+
+static void pinged(const ember_outcome *o, const uint32_t *ret, void *ud)
+{
+    (void)o;
+    (void)ret;
+    (void)ud;
+    calls_ended++;
+}
+
+static void on_join(ember_root *r, ember_child *ch, void *ud)
+{
+    (void)r;
+    (void)ud;
+    for (int i = 0; i < 2; i++) {
+        calls_started++;
+        shapes_Watcher_ping(ember_child_ref(ch), "fuzz", pinged, NULL, NULL);
+    }
+}
+
+static void live_init(void)
+{
+    static const shapes_Store_handlers none_s;
+    static const shapes_Watcher_handlers none_w;
+    ember_set_log(quiet_log, NULL);
+    base = event_base_new();
+    ember_root_config cfg;
+    ember_root_config_default(&cfg);
+    cfg.on_join = on_join;
+    cfg.limits.handshake_ms = 2000;
+    root = ember_root_new(base, &cfg);
+    if (!root || shapes_Store_export(ember_root_exports(root), &none_s, NULL) ||
+        shapes_Watcher_export(ember_root_exports(root), &none_w, NULL))
+        die("live root");
+}
+
+/* dialect "pb", (version 6), takeProxy("fz", (remote 1)) */
+static const uint8_t prefix[] = {
+    0x02, 0x82, 'p', 'b', 0x02, 0x80, 0x13, 0x87, 0x06, 0x81,
+    0x07, 0x80, 0x1a, 0x87, 0x01, 0x81, 0x04, 0x82, 'r', 'o', 'o', 't',
+    0x09, 0x82, 't', 'a', 'k', 'e', 'P', 'r', 'o', 'x', 'y', 0x01, 0x81,
+    0x03, 0x80, 0x0b, 0x87, 0x02, 0x82, 'f', 'z', 0x02, 0x80, 0x10, 0x87,
+    0x01, 0x81, 0x01, 0x80, 0x05, 0x87,
+};
+
+static void fuzz_pb_live(const uint8_t *p, size_t n)
+{
+    if (!base)
+        live_init();
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || ember_root_adopt_fd_pb_(root, sv[1]))
+        die("socketpair / adopt");
+    /* Small inputs: the socket buffer holds them all. */
+    if (write(sv[0], prefix, sizeof prefix) != (ssize_t)sizeof prefix ||
+        (n && write(sv[0], p, n) != (ssize_t)n))
+        die("write");
+    shutdown(sv[0], SHUT_WR);
+    uint64_t t0 = ember_now_ms();
+    bool eof = false;
+    while (!eof || ember_root_child_count(root) || calls_ended != calls_started) {
+        if (ember_now_ms() - t0 > 5000)
+            die("the root did not close a half-closed PB connection, or its "
+                "calls did not end, within 5 s");
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        uint8_t buf[4096];
+        ssize_t r;
+        while ((r = recv(sv[0], buf, sizeof buf, MSG_DONTWAIT)) > 0)
+            ;
+        eof = eof || r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+    close(sv[0]);
+    if (calls_ended != calls_started)
+        die("a call the root made did not end exactly once");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -207,6 +312,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     const uint8_t *p = data + 2;
     size_t n = size - 2;
+    if (data[0] & 4) {
+        fuzz_pb_live(p, n);
+        return 0;
+    }
 
     static outcome whole, chunked;
     scan_chunked(p, n, &lim, vocab, 0, &whole);
