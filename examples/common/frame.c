@@ -16,11 +16,16 @@ static uint32_t get_u32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+void frame_header(uint8_t hdr[FRAME_HDR], uint32_t command, size_t len)
+{
+    put_u32(hdr, (uint32_t)(len + 4));
+    put_u32(hdr + 4, command);
+}
+
 void frame_add(struct evbuffer *out, uint32_t command, const void *payload, size_t len)
 {
     uint8_t hdr[FRAME_HDR];
-    put_u32(hdr, (uint32_t)(len + 4));
-    put_u32(hdr + 4, command);
+    frame_header(hdr, command, len);
     evbuffer_add(out, hdr, sizeof hdr);
     evbuffer_add(out, payload, len);
 }

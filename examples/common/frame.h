@@ -14,6 +14,8 @@ struct evbuffer;
 
 #define FRAME_HDR 8
 
+/* The header of a frame of command with len payload bytes. */
+void frame_header(uint8_t hdr[FRAME_HDR], uint32_t command, size_t len);
 /* Appends one frame to out. */
 void frame_add(struct evbuffer *out, uint32_t command, const void *payload, size_t len);
 /* The header at the front of in: 0 with *len (command + payload) and

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "client.h"
 #include "frame.h"
@@ -143,9 +144,27 @@ static void client_gone(client *c)
     client_free(c);
 }
 
+/* One frame for c. With nothing queued it is written at once (one
+ * sendmsg, no write event to arm and disarm); what the socket does not
+ * take, or all of it when something is queued, goes behind the queue. */
 static void send_frame(client *c, uint32_t command, const void *payload, size_t len)
 {
-    frame_add(bufferevent_get_output(c->bev), command, payload, len);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    uint8_t hdr[FRAME_HDR];
+    frame_header(hdr, command, len);
+    size_t sent = 0;
+    if (evbuffer_get_length(out) == 0) {
+        struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)payload, len}};
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
+        ssize_t w = sendmsg(bufferevent_getfd(c->bev), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        /* An error is left to the bufferevent, which reports it on its write. */
+        sent = w > 0 ? (size_t)w : 0;
+    }
+    if (sent < sizeof hdr)
+        evbuffer_add(out, hdr + sent, sizeof hdr - sent);
+    size_t done = sent > sizeof hdr ? sent - sizeof hdr : 0;
+    if (done < len)
+        evbuffer_add(out, (const uint8_t *)payload + done, len - done);
 }
 
 static void send_reply(client *c, uint32_t command, const client_Reply *r)
@@ -175,7 +194,8 @@ static void say_bye(client *c, const char *reason)
     ember_enc_init_fixed(&e, buf, sizeof buf);
     client_Bye bye = {reason};
     client_Bye_encode(&e, &bye);
-    send_frame(c, client_PUSH_BYE, buf, ember_enc_len(&e));
+    /* Queued, not written at once: the client is freed once it is out. */
+    frame_add(bufferevent_get_output(c->bev), client_PUSH_BYE, buf, ember_enc_len(&e));
 }
 
 /* A client that broke a bound: logged, the gate told, and closed — after
