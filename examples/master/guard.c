@@ -54,6 +54,8 @@ void guard_init(guard *g, const char *token, const char *host, int port)
 {
     memset(g, 0, sizeof *g);
     g->token = token;
+    /* Bound to every interface: any name of the host may be in Host. */
+    g->any_host = !*host || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
     bool v6 = strchr(host, ':') != NULL;
     snprintf(g->hosts[g->nhosts++], sizeof g->hosts[0], v6 ? "[%s]:%d" : "%s:%d", host, port);
     if (guard_is_loopback(host)) {
@@ -84,7 +86,7 @@ int guard_check_change(const guard *g, struct evhttp_request *req, const char **
     int i = 0;
     while (host && i < g->nhosts && strcasecmp(host, g->hosts[i]) != 0)
         i++;
-    if (!host || i == g->nhosts) {
+    if (!host || (i == g->nhosts && !g->any_host)) {
         *why = "the Host header does not name this admin server";
         return 403;
     }

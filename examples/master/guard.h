@@ -19,6 +19,7 @@ typedef struct guard {
     const char *token;                  /* config admin_token, "" : none */
     char hosts[GUARD_MAX_HOSTS][160];   /* Host header values we answer to */
     int nhosts;
+    bool any_host;                      /* bound to 0.0.0.0 or ::: any Host */
 } guard;
 
 /* host:port the admin server listens on; token points into the config. */
