@@ -171,6 +171,9 @@ int ember_jl_pair(ember_jl_cur *c);
 int ember_jl_skip(ember_jl_cur *c, size_t n);
 /* Skips the rest of a value just read (the elements of a compound). */
 int ember_jl_skip_rest(ember_jl_cur *c, const ember_jl_val *v);
+/* p[0..n) is exactly one whitelisted jelly value (a tuple or list when
+ * `tuple`); -1 with *why otherwise. */
+int ember_jl_check(const void *p, size_t n, bool vocab, bool tuple, const char **why);
 /* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF). */
 bool ember_jl_utf8_ok(const uint8_t *s, size_t n);
 

@@ -225,6 +225,43 @@ int ember_jl_skip_rest(ember_jl_cur *c, const ember_jl_val *v)
     }
 }
 
+/* One whitelisted value, nested at most EMBER_BN_DEPTH_MAX deep. */
+static int check_value(ember_jl_cur *c, int depth)
+{
+    ember_jl_val v;
+    if (depth > EMBER_BN_DEPTH_MAX)
+        return jl_fail(c, "jelly nested too deep");
+    if (ember_jl_read(c, &v))
+        return -1;
+    for (uint32_t i = 0; i < v.count; i++) {
+        if (v.kind == EMBER_JL_DICT &&
+            (ember_jl_pair(c) || check_value(c, depth + 2)))
+            return -1;
+        if (check_value(c, depth + 1))
+            return -1;
+    }
+    return 0;
+}
+
+int ember_jl_check(const void *p, size_t n, bool vocab, bool tuple, const char **why)
+{
+    ember_jl_cur c;
+    ember_jl_val v;
+    ember_jl_init(&c, p, n, vocab);
+    const uint8_t *start = c.p;
+    if (tuple && (ember_jl_read(&c, &v) ||
+                  (v.kind != EMBER_JL_TUPLE && v.kind != EMBER_JL_LIST))) {
+        *why = c.why ? c.why : "not a jellied tuple";
+        return -1;
+    }
+    c.p = start;
+    if (check_value(&c, 0) || c.p != c.end) {
+        *why = c.why ? c.why : "more than one jelly value";
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- writing ---- */
 
 void ember_jl_put_head(ember_jl_w *w, unsigned word, size_t count)

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pb-raw-internal.h"
 #include "pb-xcode-internal.h"
 
 #define PB_VERSION 6
@@ -142,12 +143,53 @@ static bool ember_bytes_of(ember_conn *c, ember_encode_fn enc, const void *value
     return a.failed != 0;
 }
 
+/* The object part of a message: an object we were given, or the peer's
+ * exports ("root" on a root; the luid takeProxy named on a child). */
+static void put_target(ember_conn *c, ember_enc *e, uint64_t oid)
+{
+    if (oid)
+        ember_bn_put_int(e, false, oid);
+    else if (c->pb->server)
+        ember_bn_put_int(e, false, c->pb->peer_obj);
+    else
+        ember_bn_put_bytes(e, "root", 4, c->pb->vocab);
+}
+
+/* An untyped call (ember_pb_call_raw): its name and jellied tuple as given. */
+static int call_raw(ember_conn *c, uint64_t call_id, uint64_t oid,
+                    const ember_pb_raw_args *a)
+{
+    const char *why;
+    size_t n = a->name ? strlen(a->name) : 0;
+    if (n == 0 || n > 64)
+        return ember_seterr("a PB name has 1..64 bytes");
+    if (ember_jl_check(a->args, a->len, c->pb->vocab, true, &why))
+        return ember_seterr("arguments are not a jellied tuple: %s", why);
+    ember_enc e;
+    if (out_begin(c, &e))
+        return -1;
+    ember_jl_w w = {&e, c->pb->vocab};
+    put_cmd(&w, EMBER_BN_W_MESSAGE, 6);
+    ember_bn_put_int(&e, false, call_id);
+    put_target(c, &e, oid);
+    ember_bn_put_bytes(&e, a->name, n, c->pb->vocab);
+    ember_bn_put_int(&e, false, call_id ? 1 : 0);
+    if (ember_enc_reserve(&e, a->len) == 0) {
+        memcpy(e.p, a->args, a->len);
+        e.p += a->len;
+    }
+    ember_jl_put_head(&w, EMBER_BN_W_DICTIONARY, 0);
+    return out_end(c, &e);
+}
+
 static int pb_call(ember_conn *c, uint64_t call_id, uint64_t oid, uint32_t method,
                    const ember_service_desc *svc, const ember_method_desc *m,
                    ember_encode_fn enc, const void *args)
 {
     ember_pb *pb = c->pb;
     (void)svc;
+    if (!m && enc == ember_pb_raw_enc)
+        return call_raw(c, call_id, oid, args);
     if (!m || !m->pb_name || (m->n_params && !m->params))
         return ember_seterr("method %u: a PB peer needs its run-time types (call "
                             "it through the generated stub)", method);
@@ -163,12 +205,7 @@ static int pb_call(ember_conn *c, uint64_t call_id, uint64_t oid, uint32_t metho
         ember_pbx x = {c, {0}, {0}};
         put_cmd(&w, EMBER_BN_W_MESSAGE, 6);
         ember_bn_put_int(&e, false, call_id);
-        if (oid)
-            ember_bn_put_int(&e, false, oid);
-        else if (pb->server)
-            ember_bn_put_int(&e, false, pb->peer_obj);
-        else
-            ember_bn_put_bytes(&e, "root", 4, pb->vocab);
+        put_target(c, &e, oid);
         ember_bn_put_bytes(&e, m->pb_name, strlen(m->pb_name), pb->vocab);
         ember_bn_put_int(&e, false, call_id ? 1 : 0);
         ember_jl_put_head(&w, EMBER_BN_W_TUPLE, m->n_params + (m->pb_command ? 1 : 0));
@@ -206,7 +243,11 @@ static int pb_answer(ember_conn *c, uint64_t call_id, const ember_method_desc *m
     }
     const uint8_t *p;
     size_t n;
+    const char *why = NULL;
     bool bad = ember_bytes_of(c, enc, value, &p, &n);
+    /* An untyped answer (a raw handler's) is one jelly value as it is. */
+    if (!bad && !m && ember_jl_check(p, n, pb->vocab, false, &why))
+        bad = true;
     ember_enc e;
     int rc = -1;
     if (!bad && out_begin(c, &e) == 0) {
@@ -214,7 +255,12 @@ static int pb_answer(ember_conn *c, uint64_t call_id, const ember_method_desc *m
         ember_pbx x = {c, {0}, {0}};
         put_cmd(&w, EMBER_BN_W_ANSWER, 2);
         ember_bn_put_int(&e, false, call_id);
-        ember_pbx_result_out(&x, p, n, m ? m->result : NULL, &w);
+        if (m)
+            ember_pbx_result_out(&x, p, n, m->result, &w);
+        else if (ember_enc_reserve(&e, n) == 0) {
+            memcpy(e.p, p, n);
+            e.p += n;
+        }
         rc = out_end(c, &e);
     }
     ember_buf_consume(&pb->xout, n);
@@ -363,6 +409,24 @@ static int take_proxy(ember_conn *c, uint64_t id, ember_jl_cur *cur, uint32_t na
     return 0;
 }
 
+/* A message for an untyped handler: the jellied tuple is the payload. */
+static int dispatch_raw(ember_conn *c, uint64_t id, uint64_t oid, bool oneway,
+                        uint32_t sid, const uint8_t *args_at, ember_jl_cur *cur)
+{
+    cur->p = args_at;
+    if (ember_jl_skip(cur, 1))
+        return oneway ? 0 : send_type_error(c, id, cur->why);
+    ember_frame f;
+    f.kind = oneway ? EMBER_FR_ONEWAY : EMBER_FR_CALL;
+    f.svc = sid;
+    f.h[0] = oneway ? oid : id;
+    f.h[1] = oneway ? 1 : oid;
+    f.h[2] = oneway ? 0 : 1;
+    f.payload = args_at;
+    f.len = (size_t)(cur->p - args_at);
+    return ember_call_dispatch(c, &f);
+}
+
 /* (message id obj name answerRequired (tuple args...) (dictionary kw...)) */
 static int on_message(ember_conn *c, ember_jl_cur *cur, uint32_t count)
 {
@@ -428,6 +492,17 @@ static int on_message(ember_conn *c, ember_jl_cur *cur, uint32_t count)
             snprintf(msg, sizeof msg, "no command %llu", (unsigned long long)cmd.mag);
             return oneway ? 0 : send_no_method(c, id.mag, msg);
         }
+    }
+    if (!x && name.len <= 64) {
+        /* An untyped handler (ember_pb_export_raw) gets the tuple as is. */
+        char nm[65];
+        bool served;
+        memcpy(nm, name.s, name.len);
+        nm[name.len] = 0;
+        uint32_t sid = ember_pb_raw_service(nm);
+        ember_xentry *raw = ember_exports_resolve(ex, sid, 1, &served);
+        if (raw && raw->raw)
+            return dispatch_raw(c, id.mag, oid, oneway, sid, args_at, cur);
     }
     if (!x) {
         snprintf(msg, sizeof msg, "No such method: remote_%.*s",
@@ -551,13 +626,26 @@ static int on_answer(ember_conn *c, ember_jl_cur *cur, uint32_t count, bool erro
                      NULL, msg);
         return 0;
     }
+    if (!m) { /* an untyped call: the jellied answer as it is */
+        ember_buf v;
+        memset(&v, 0, sizeof v);
+        const uint8_t *at = cur->p;
+        if (ember_jl_skip(cur, 1)) {
+            ember_conn_close(c, EMBER_PROTOCOL, "PB answer malformed");
+            return -1;
+        }
+        v.data = (uint8_t *)at;
+        v.len = (size_t)(cur->p - at);
+        answer_frame(c, id.mag, EMBER_FR_REPLY, EMBER_OK, &v, NULL);
+        return 0;
+    }
     ember_pbx t = {c, *cur, {0}};
     ember_enc e;
     if (ember_buf_enc_begin(&pb->xin, &e, c, 256)) {
         ember_conn_close(c, EMBER_LOST, "out of memory");
         return -1;
     }
-    r = ember_pbx_result_in(&t, m ? m->result : NULL, &e);
+    r = ember_pbx_result_in(&t, m->result, &e);
     ember_buf_enc_commit(&pb->xin, &e);
     size_t n = ember_buf_used(&pb->xin);
     if (r) {

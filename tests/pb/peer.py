@@ -166,16 +166,20 @@ def node(port, name):
                       _name="nosuch")
     yield expect(root, "still connected", 3, 1003, 1, 2)
 
+    # Untyped: the root's raw handler answers the tuple it got.
+    got = yield root.callRemote("forward", 1, "x", [b"y", {"k": None}])
+    check("untyped", got == (1, "x", [b"y", {"k": None}]), repr(got))
+
     # By name: remote_status.
     got = yield root.callRemote("status", "py")
     check("status by name", got == "ok py", repr(got))
 
     # The root called us back through its typed stubs (callChild).
     for _ in range(200):
-        if len(child_calls) >= 4:
+        if len(child_calls) >= 5:
             break
         yield task.deferLater(reactor, 0.01, lambda: None)
-    check("callChild calls", sorted(child_calls) == [601, 602, 603, 604], child_calls)
+    check("callChild calls", sorted(child_calls) == [601, 602, 602, 603, 604], child_calls)
     # Tell the root we are done, and leave.
     yield root.callRemote("callTarget", 1010, "done")
     factory.disconnect()

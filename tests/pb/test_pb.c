@@ -146,7 +146,7 @@ typedef struct state {
     bool done_note, caller_ok;
     /* callChild outcomes, each counted once */
     int outcomes;
-    bool hello_ok, twice_ok, boom_ok, blob_ok;
+    bool hello_ok, twice_ok, boom_ok, blob_ok, raw_ok;
 } state;
 
 static void r_echo_s(ember_call *c, const char *s, void *ud)
@@ -322,6 +322,16 @@ static void l_status(ember_call *c, const char *who, void *ud)
 static const pbt_Admin_handlers local_admin_h = {l_status, NULL};
 static const pbt_Admin_handlers admin_h = {a_status, NULL};
 
+/* Untyped: answers with the jellied tuple it was called with. */
+static void r_forward(ember_call *c, uint32_t sid, uint32_t mid, const void *p,
+                      size_t n, void *ud)
+{
+    (void)sid;
+    (void)mid;
+    (void)ud;
+    ember_pb_reply_raw(c, p, n);
+}
+
 /* ---- the root's calls to its PB child ---- */
 
 static void got_hello(const ember_outcome *o, const char *const *ret, void *ud)
@@ -361,6 +371,13 @@ static void got_stall(const ember_outcome *o, const int32_t *ret, void *ud)
     st->stall_status = o->status;
 }
 
+static void got_raw(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    state *st = ud;
+    st->outcomes++;
+    st->raw_ok = o->status == EMBER_OK && n == 2 && memcmp(p, "\x2a\x81", 2) == 0;
+}
+
 static void on_join(ember_root *r, ember_child *ch, void *ud)
 {
     state *st = ud;
@@ -378,6 +395,9 @@ static void on_join(ember_root *r, ember_child *ch, void *ud)
     pbt_Child_twice(to, 21, got_twice, st, NULL);
     pbt_Child_boom(to, got_boom, st, NULL);
     pbt_Child_blob(to, 1000, got_blob, st, NULL);
+    /* Untyped: callChild(602, 21), jelly in, jelly out. */
+    ember_pb_call_raw(to, "callChild", "\x03\x80\x0b\x87\x5a\x04\x81\x15\x81", 9,
+                      got_raw, st, NULL);
 }
 
 static void on_leave(ember_root *r, ember_child *ch, const char *why, void *ud)
@@ -414,6 +434,7 @@ static ember_root *make_root(struct event_base *base, state *st, int *port)
     ember_root *r = ember_root_new(base, &cfg);
     if (!r || pbt_Root_export(ember_root_exports(r), &root_h, st) ||
         pbt_Admin_export(ember_root_exports(r), &admin_h, st) ||
+        ember_pb_export_raw(ember_root_exports(r), "forward", r_forward, st) ||
         ember_root_listen_pb(r, "127.0.0.1:0"))
         return NULL;
     *port = ember_root_listener_port(r, ember_root_listener_count(r) - 1);
@@ -455,8 +476,8 @@ static void twisted_node(void)
 {
     state st;
     run_node("node", "pynode", &st);
-    CHECK(st.outcomes == 4);
-    CHECK(st.hello_ok && st.twice_ok && st.boom_ok && st.blob_ok);
+    CHECK(st.outcomes == 5);
+    CHECK(st.hello_ok && st.twice_ok && st.boom_ok && st.blob_ok && st.raw_ok);
     CHECK(st.done_note && st.notes == 2);
     CHECK(st.caller_ok);
     printf("test-pb: twisted node -> ember root: %s\n", failed ? "FAILED" : "ok");

@@ -10,5 +10,6 @@
 #include <ember/root.h>
 #include <ember/node.h>
 #include <ember/metrics.h>
+#include <ember/pb.h>
 
 #endif
