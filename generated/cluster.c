@@ -374,23 +374,23 @@ static const ember_field_desc fields_NodeStatus[] = {
     { 9, "port", &type_u32, false },
 };
 static const ember_type type_NodeStatus = {
-    EMBER_T_STRUCT, "cluster.NodeStatus", NULL, NULL, fields_NodeStatus, 9
+    EMBER_T_STRUCT, "cluster.NodeStatus", NULL, NULL, fields_NodeStatus, 9, NULL
 };
 
 static const ember_type type_string = {
-    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0
+    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_u32 = {
-    EMBER_T_U32, NULL, NULL, NULL, NULL, 0
+    EMBER_T_U32, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_f64 = {
-    EMBER_T_F64, NULL, NULL, NULL, NULL, 0
+    EMBER_T_F64, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_list_Link = {
-    EMBER_T_LIST, NULL, &type_Link, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_Link, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_Link[] = {
@@ -399,15 +399,15 @@ static const ember_field_desc fields_Link[] = {
     { 3, "state", &type_string, false },
 };
 static const ember_type type_Link = {
-    EMBER_T_STRUCT, "cluster.Link", NULL, NULL, fields_Link, 3
+    EMBER_T_STRUCT, "cluster.Link", NULL, NULL, fields_Link, 3, NULL
 };
 
 static const ember_type type_list_string = {
-    EMBER_T_LIST, NULL, &type_string, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_string, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_list_MethodStat = {
-    EMBER_T_LIST, NULL, &type_MethodStat, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_MethodStat, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_MethodStat[] = {
@@ -421,11 +421,11 @@ static const ember_field_desc fields_MethodStat[] = {
     { 8, "max_us", &type_u64, false },
 };
 static const ember_type type_MethodStat = {
-    EMBER_T_STRUCT, "cluster.MethodStat", NULL, NULL, fields_MethodStat, 8
+    EMBER_T_STRUCT, "cluster.MethodStat", NULL, NULL, fields_MethodStat, 8, NULL
 };
 
 static const ember_type type_u64 = {
-    EMBER_T_U64, NULL, NULL, NULL, NULL, 0
+    EMBER_T_U64, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 /* ---- service cluster.Admin ---- */

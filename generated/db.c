@@ -122,7 +122,7 @@ static const ember_type type_u32;
 static const ember_type type_bool;
 
 static const ember_type type_string = {
-    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0
+    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_Player[] = {
@@ -133,11 +133,11 @@ static const ember_field_desc fields_Player[] = {
     { 5, "created", &type_bool, false },
 };
 static const ember_type type_Player = {
-    EMBER_T_STRUCT, "db.Player", NULL, NULL, fields_Player, 5
+    EMBER_T_STRUCT, "db.Player", NULL, NULL, fields_Player, 5, NULL
 };
 
 static const ember_type type_u64 = {
-    EMBER_T_U64, NULL, NULL, NULL, NULL, 0
+    EMBER_T_U64, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_client_Pos[] = {
@@ -145,19 +145,19 @@ static const ember_field_desc fields_client_Pos[] = {
     { 2, "y", &type_i32, false },
 };
 static const ember_type type_client_Pos = {
-    EMBER_T_STRUCT, "client.Pos", NULL, NULL, fields_client_Pos, 2
+    EMBER_T_STRUCT, "client.Pos", NULL, NULL, fields_client_Pos, 2, NULL
 };
 
 static const ember_type type_i32 = {
-    EMBER_T_I32, NULL, NULL, NULL, NULL, 0
+    EMBER_T_I32, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_u32 = {
-    EMBER_T_U32, NULL, NULL, NULL, NULL, 0
+    EMBER_T_U32, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_bool = {
-    EMBER_T_BOOL, NULL, NULL, NULL, NULL, 0
+    EMBER_T_BOOL, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 /* ---- service db.Db ---- */

@@ -300,26 +300,26 @@ static const ember_field_desc fields_Who[] = {
     { 3, "name", &type_string, false },
 };
 static const ember_type type_Who = {
-    EMBER_T_STRUCT, "game.Who", NULL, NULL, fields_Who, 3
+    EMBER_T_STRUCT, "game.Who", NULL, NULL, fields_Who, 3, NULL
 };
 
 static const ember_type type_u64 = {
-    EMBER_T_U64, NULL, NULL, NULL, NULL, 0
+    EMBER_T_U64, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_string = {
-    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0
+    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_client_EnterReq[] = {
     { 1, "room", &type_u32, false },
 };
 static const ember_type type_client_EnterReq = {
-    EMBER_T_STRUCT, "client.EnterReq", NULL, NULL, fields_client_EnterReq, 1
+    EMBER_T_STRUCT, "client.EnterReq", NULL, NULL, fields_client_EnterReq, 1, NULL
 };
 
 static const ember_type type_u32 = {
-    EMBER_T_U32, NULL, NULL, NULL, NULL, 0
+    EMBER_T_U32, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_client_RoomState[] = {
@@ -329,7 +329,7 @@ static const ember_field_desc fields_client_RoomState[] = {
     { 4, "node", &type_string, false },
 };
 static const ember_type type_client_RoomState = {
-    EMBER_T_STRUCT, "client.RoomState", NULL, NULL, fields_client_RoomState, 4
+    EMBER_T_STRUCT, "client.RoomState", NULL, NULL, fields_client_RoomState, 4, NULL
 };
 
 static const ember_field_desc fields_client_Pos[] = {
@@ -337,44 +337,44 @@ static const ember_field_desc fields_client_Pos[] = {
     { 2, "y", &type_i32, false },
 };
 static const ember_type type_client_Pos = {
-    EMBER_T_STRUCT, "client.Pos", NULL, NULL, fields_client_Pos, 2
+    EMBER_T_STRUCT, "client.Pos", NULL, NULL, fields_client_Pos, 2, NULL
 };
 
 static const ember_type type_i32 = {
-    EMBER_T_I32, NULL, NULL, NULL, NULL, 0
+    EMBER_T_I32, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_list_string = {
-    EMBER_T_LIST, NULL, &type_string, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_string, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_client_MoveReq[] = {
     { 1, "dir", &type_client_Dir, false },
 };
 static const ember_type type_client_MoveReq = {
-    EMBER_T_STRUCT, "client.MoveReq", NULL, NULL, fields_client_MoveReq, 1
+    EMBER_T_STRUCT, "client.MoveReq", NULL, NULL, fields_client_MoveReq, 1, NULL
 };
 
 static const ember_type type_client_Dir = {
-    EMBER_T_ENUM, "client.Dir", NULL, NULL, NULL, 0
+    EMBER_T_ENUM, "client.Dir", NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_client_ChatReq[] = {
     { 1, "text", &type_string, false },
 };
 static const ember_type type_client_ChatReq = {
-    EMBER_T_STRUCT, "client.ChatReq", NULL, NULL, fields_client_ChatReq, 1
+    EMBER_T_STRUCT, "client.ChatReq", NULL, NULL, fields_client_ChatReq, 1, NULL
 };
 
 static const ember_field_desc fields_client_ChatRep[] = {
     { 1, "delivered", &type_u32, false },
 };
 static const ember_type type_client_ChatRep = {
-    EMBER_T_STRUCT, "client.ChatRep", NULL, NULL, fields_client_ChatRep, 1
+    EMBER_T_STRUCT, "client.ChatRep", NULL, NULL, fields_client_ChatRep, 1, NULL
 };
 
 static const ember_type type_client_LeaveReq = {
-    EMBER_T_STRUCT, "client.LeaveReq", NULL, NULL, NULL, 0
+    EMBER_T_STRUCT, "client.LeaveReq", NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_client_LeaveRep[] = {
@@ -382,7 +382,7 @@ static const ember_field_desc fields_client_LeaveRep[] = {
     { 2, "pos", &type_client_Pos, false },
 };
 static const ember_type type_client_LeaveRep = {
-    EMBER_T_STRUCT, "client.LeaveRep", NULL, NULL, fields_client_LeaveRep, 2
+    EMBER_T_STRUCT, "client.LeaveRep", NULL, NULL, fields_client_LeaveRep, 2, NULL
 };
 
 /* ---- service game.Game ---- */

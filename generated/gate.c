@@ -45,19 +45,19 @@ static const ember_type type_bytes;
 static const ember_type type_list_u64;
 
 static const ember_type type_u32 = {
-    EMBER_T_U32, NULL, NULL, NULL, NULL, 0
+    EMBER_T_U32, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_u64 = {
-    EMBER_T_U64, NULL, NULL, NULL, NULL, 0
+    EMBER_T_U64, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_bytes = {
-    EMBER_T_BYTES, NULL, NULL, NULL, NULL, 0
+    EMBER_T_BYTES, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_list_u64 = {
-    EMBER_T_LIST, NULL, &type_u64, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_u64, NULL, NULL, 0, NULL
 };
 
 /* ---- service gate.Gate ---- */

@@ -108,9 +108,18 @@ static void emit_type(FILE *out, const gen_ctx *g, const idl_type *t)
         fputs("NULL, ", out);
     fprintf(out, "%s, %s, ", t->elem ? gb_str(&elem) : "NULL", t->key ? gb_str(&key) : "NULL");
     if (t->kind == IDL_NAMED && d && d->kind != IDL_ENUM && d->fields)
-        fprintf(out, GU_PFX_FIELDS "%s, %zu\n};\n\n", mn, count_fields(d->fields));
+        fprintf(out, GU_PFX_FIELDS "%s, %zu, ", mn, count_fields(d->fields));
     else
-        fputs("NULL, 0\n};\n\n", out);
+        fputs("NULL, 0, ", out);
+    /* A ref's service: a proxy forwarding it to a third party needs it. */
+    if (t->kind == IDL_REF && d) {
+        gbuf sv = {0};
+        gu_decl_cname(&sv, d);
+        fprintf(out, "&%s" GU_SFX_SERVICE "\n};\n\n", gb_str(&sv));
+        gb_free(&sv);
+    } else {
+        fputs("NULL\n};\n\n", out);
+    }
     gb_free(&m);
     gb_free(&key);
     gb_free(&elem);

@@ -4,7 +4,11 @@
  * connection, the receiver gets an object of ours, a proxy, exported like a
  * local object. Its calls are forwarded untouched to where the ref points
  * and its answers relayed back, so no user code runs on the way. A proxy
- * serves the one service the ref was passed as (ref<Service>); it lives as
+ * serves the one service the ref was passed as (ref<Service>). Arguments and
+ * results that hold refs are re-encoded on the way, with the run-time types
+ * of the method (generated code): each ref decoded on one connection is
+ * encoded on the other, so it becomes a proxy in turn (or goes home). It
+ * lives as
  * long as the receiver holds it (or a call through it is in flight) and
  * holds the forwarded ref meanwhile, so the owner learns the release (its
  * DECREF) once both the receiver and the local holders are done. When the
@@ -36,13 +40,134 @@ static bool type_has_ref(const ember_type *t, int depth)
 }
 
 /* Refs inside the arguments or the result would name objects of the wrong
- * connection on the other side: such methods are not forwarded. */
+ * connection on the other side: such methods are re-encoded. */
 static bool method_has_refs(const ember_method_desc *m)
 {
     for (uint32_t i = 0; i < m->n_params; i++)
         if (type_has_ref(m->params[i].type, 0))
             return true;
     return type_has_ref(m->result, 0);
+}
+
+static const ember_method_desc *find_method(const ember_service_desc *svc,
+                                           uint32_t id)
+{
+    for (uint32_t i = 0; i < svc->n_methods; i++)
+        if (svc->methods[i].id == id)
+            return &svc->methods[i];
+    return NULL;
+}
+
+/* ---- re-encoding a value that holds refs, from one connection to another ---- */
+
+static unsigned wire_type(const ember_type *t)
+{
+    switch (t->kind) {
+    case EMBER_T_F64:
+        return EMBER_WT_I64;
+    case EMBER_T_F32:
+        return EMBER_WT_I32;
+    case EMBER_T_STRING:
+    case EMBER_T_BYTES:
+    case EMBER_T_LIST:
+    case EMBER_T_MAP:
+    case EMBER_T_STRUCT:
+        return EMBER_WT_LEN;
+    default:
+        return EMBER_WT_VARINT;
+    }
+}
+
+/* Copies a value of wire type wt as it is. */
+static int copy_value(ember_dec *d, ember_enc *e, unsigned wt)
+{
+    const uint8_t *p = d->p;
+    if (ember_dec_skip(d, wt))
+        return -1;
+    ember_bytes b = {p, (size_t)(d->p - p)};
+    ember_enc_payload(e, &b);
+    return 0;
+}
+
+static int xcode_fields(ember_dec *d, ember_enc *e, const ember_field_desc *fs,
+                        uint32_t n);
+
+/* Re-encodes one value (no key) of type t: refs decoded from d's connection
+ * are encoded on e's; what holds no ref is copied. */
+static int xcode_value(ember_dec *d, ember_enc *e, unsigned wt, const ember_type *t)
+{
+    if (!type_has_ref(t, 0) || wt != wire_type(t))
+        return copy_value(d, e, wt);
+    const uint8_t *end;
+    size_t mark;
+    uint64_t count;
+    int r = 0;
+    switch (t->kind) {
+    case EMBER_T_REF: {
+        ember_ref *ref;
+        if (ember_dec_raw_ref(d, &ref)) /* released with the call's arena */
+            return -1;
+        ember_enc_ref_value_as(e, ref, t->svc);
+        return 0;
+    }
+    case EMBER_T_STRUCT:
+        if (ember_dec_enter_raw(d, &end))
+            return -1;
+        mark = ember_enc_len_begin(e);
+        r = xcode_fields(d, e, t->fields, t->n_fields);
+        ember_enc_len_end(e, mark);
+        break;
+    default: /* a list or a map: a count, then the elements (pairs) */
+        if (ember_dec_enter_raw(d, &end) || ember_dec_raw_varint(d, &count))
+            return -1;
+        mark = ember_enc_len_begin(e);
+        ember_enc_raw_varint(e, count);
+        for (uint64_t i = 0; i < count && r == 0; i++) {
+            if (t->kind == EMBER_T_MAP)
+                r = xcode_value(d, e, wire_type(t->key), t->key);
+            if (r == 0)
+                r = xcode_value(d, e, wire_type(t->elem), t->elem);
+        }
+        ember_enc_len_end(e, mark);
+        if (r == 0 && d->p != d->end)
+            r = ember_dec_fail(d, "list longer than its count");
+        break;
+    }
+    ember_dec_leave(d, end);
+    return r;
+}
+
+static int xcode_fields(ember_dec *d, ember_enc *e, const ember_field_desc *fs,
+                        uint32_t n)
+{
+    uint32_t tag;
+    unsigned wt;
+    int k;
+    while ((k = ember_dec_field(d, &tag, &wt)) == 1) {
+        const ember_type *t = NULL;
+        for (uint32_t i = 0; i < n && !t; i++)
+            if (fs[i].tag == tag)
+                t = fs[i].type;
+        ember_enc_key(e, tag, wt);
+        if (t ? xcode_value(d, e, wt, t) : copy_value(d, e, wt))
+            return -1;
+    }
+    return k;
+}
+
+/* What is re-encoded: a struct of fields from a decoder (on the other
+ * connection); the encoder writes on the frame's. */
+typedef struct xcode {
+    ember_dec *d;
+    const ember_field_desc *fields;
+    uint32_t n;
+} xcode;
+
+static void enc_xcode(ember_enc *e, const void *value)
+{
+    const xcode *x = value;
+    if (xcode_fields(x->d, e, x->fields, x->n))
+        e->failed = 1;
 }
 
 static void relayed(const ember_outcome *o, const void *p, size_t n, void *ud)
@@ -52,6 +177,25 @@ static void relayed(const ember_outcome *o, const void *p, size_t n, void *ud)
     ember_call_relay(call, o, p, n);
 }
 
+/* The answer of a forwarded call whose result may hold refs. */
+static void relayed_typed(const ember_outcome *o, ember_dec *reply, ember_fn cb,
+                          void *ud)
+{
+    ember_call *call = ud;
+    (void)cb;
+    /* call->target is the proxy, held by the call. */
+    const ember_method_desc *m = find_method(call->target->svc, call->method);
+    call->fwd_h = 0;
+    if (o->status == EMBER_OK && reply && m) {
+        ember_field_desc ret = {1, "ret", m->result, false};
+        xcode x = {reply, &ret, m->result ? 1 : 0};
+        if (ember_call_reply(call, enc_xcode, &x) == 0)
+            return;
+    }
+    const void *p = reply ? reply->p : NULL;
+    ember_call_relay(call, o, p, reply ? (size_t)(reply->end - reply->p) : 0);
+}
+
 /* The raw handler of every call to a proxy: the service matched already
  * (it is all the proxy serves). */
 static void forward(ember_call *call, uint32_t service, uint32_t method,
@@ -59,16 +203,23 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
 {
     ember_ref *px = ud;
     const ember_service_desc *svc = px->svc;
-    const ember_method_desc *m = NULL;
-    for (uint32_t i = 0; i < svc->n_methods && !m; i++)
-        if (svc->methods[i].id == method)
-            m = &svc->methods[i];
+    const ember_method_desc *m = find_method(svc, method);
     if (!m) {
         ember_call_fail_status(call, EMBER_NO_METHOD, "no method %u in %s",
                                method, svc->name);
     } else if (method_has_refs(m)) {
-        ember_call_fail(call, "%s.%s passes refs, which a forwarded ref "
-                        "cannot carry", svc->name, m->name);
+        /* Decoded from the caller's connection (in the call's arena),
+         * encoded on the owner's as the frame is written. */
+        ember_dec d;
+        ember_dec_init_conn(&d, call->conn, p, n, &call->arena);
+        xcode x = {&d, m->params, m->n_params};
+        if (ember_call_oneway(call)) {
+            ember_oneway_start(px->fwd, svc, method, enc_xcode, &x);
+            return;
+        }
+        call->fwd_to = px->fwd;
+        call->fwd_h = ember_call_start(px->fwd, svc, method, enc_xcode, &x,
+                                       relayed_typed, NULL, call, NULL);
     } else if (ember_call_oneway(call)) {
         ember_oneway_raw(px->fwd, service, method, p, n);
     } else {

@@ -3,7 +3,8 @@
  * process that passes a ref on proxies the calls). A root R gets a
  * ref<b.Echo> from its node A and passes it to its node B; B calls it, R
  * forwards to A with no user code, the answer comes back. Covered on one
- * event_base: the calls, a call to another service through the proxy, the
+ * event_base: the calls, a call to another service through the proxy, refs
+ * in the arguments and results of forwarded calls (each a proxy again), the
  * releases reaching A in any order, A withdrawing its object, B's cancel
  * passed on, A, B and R
  * each going away with a call
@@ -40,6 +41,7 @@ typedef struct peer {
     ember_ref *echo;            /* its own Echo, handed out by Hub.give */
     ember_ref *give;            /* if set, Hub.give hands out this instead */
     ember_ref *kept;            /* Hub.keep */
+    ember_ref *hub;             /* Hub.meet */
     ember_call *held[MAX_HELD]; /* Echo.twice(HOLD) */
     int nheld, echo_calls;
     int held_fd;                /* a byte written here per held call (fork) */
@@ -104,6 +106,9 @@ static void peer_drop(peer *p)
     if (p->kept)
         ember_ref_release(p->kept);
     p->kept = NULL;
+    if (p->hub)
+        ember_ref_release(p->hub);
+    p->hub = NULL;
 }
 
 static void hub_drop(ember_call *call, void *ud)
@@ -112,7 +117,17 @@ static void hub_drop(ember_call *call, void *ud)
     b_Hub_drop_reply(call);
 }
 
-static const b_Hub_handlers hub_handlers = {hub_keep, hub_ask, hub_give, hub_drop};
+static void hub_meet(ember_call *call, ember_ref *other, void *ud)
+{
+    peer *p = ud;
+    if (p->hub)
+        ember_ref_release(p->hub);
+    p->hub = ember_ref_retain(other);
+    b_Hub_meet_reply(call);
+}
+
+static const b_Hub_handlers hub_handlers = {hub_keep, hub_ask, hub_give, hub_drop,
+                                            hub_meet};
 
 static void peer_init(peer *p)
 {
@@ -379,6 +394,52 @@ static void test_owner_leaves(void)
     wait_res(&r);
     CU_ASSERT_EQUAL(r.u, 1000 + EMBER_UNAVAILABLE);
     CU_ASSERT_FALSE(ember_ref_alive(t.aref));
+    trio_stop(&t);
+}
+
+/* R passes A's exports to B as a ref<Hub>: B's calls of Hub through it carry
+ * refs both ways, each re-encoded by R into a proxy of its own. */
+static void test_refs_through_a_proxy(void)
+{
+    trio t;
+    trio_start(&t);
+    res m = {0};
+    b_Hub_meet(child_ref(t.r, "b"), child_ref(t.r, "a"), got_void, &m, NULL);
+    wait_res(&m);
+    CU_ASSERT_EQUAL(m.st, EMBER_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t.pb.hub);
+
+    /* A ref in a result: A's Echo, to B through R. */
+    res g = {0};
+    b_Hub_give(t.pb.hub, got_ref, &g, NULL);
+    wait_res(&g);
+    CU_ASSERT_EQUAL(g.st, EMBER_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g.ref);
+    res r = {0};
+    b_Echo_twice(g.ref, 4, got_u64, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.u, 8);
+    CU_ASSERT_EQUAL(t.pa.echo_calls, 1);
+
+    /* A ref in the arguments: B's own Echo, which A calls back through R. */
+    peer mine;
+    peer_init(&mine);
+    ember_ref *echo = b_Echo_local(&echo_handlers, &mine);
+    memset(&r, 0, sizeof r);
+    b_Hub_ask(t.pb.hub, echo, 5, got_u64, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_EQUAL(r.u, 10);
+    CU_ASSERT_EQUAL(mine.echo_calls, 1);
+    CU_ASSERT_EQUAL(t.pa.echo_calls, 1);
+
+    /* Everything let go: B's object is B's alone again, A's is A's. */
+    ember_ref_release(g.ref);
+    CU_ASSERT(run_until(base, rc_is_one, echo, 5000));
+    ember_ref_release(echo);
+    peer_fini(&mine);
+    peer_drop(&t.pb);
+    r_lets_go(&t);
     trio_stop(&t);
 }
 
@@ -740,6 +801,8 @@ int main(void)
     CU_add_test(s, "B calls A's object through R", test_forwarded);
     CU_add_test(s, "R releases before B", test_released_root_first);
     CU_add_test(s, "A leaves with a call in flight", test_owner_leaves);
+    CU_add_test(s, "refs in the arguments and results of forwarded calls",
+                test_refs_through_a_proxy);
     CU_add_test(s, "A withdraws its object", test_owner_revokes);
     CU_add_test(s, "B's cancel is passed on to A", test_cancel_passed_on);
     CU_add_test(s, "B leaves with a call in flight", test_caller_leaves);

@@ -278,7 +278,7 @@ static const ember_type type_string;
 static const ember_type type_ref_Observer;
 
 static const ember_type type_u64 = {
-    EMBER_T_U64, NULL, NULL, NULL, NULL, 0
+    EMBER_T_U64, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_Pos[] = {
@@ -286,23 +286,23 @@ static const ember_field_desc fields_Pos[] = {
     { 2, "y", &type_i32, false },
 };
 static const ember_type type_Pos = {
-    EMBER_T_STRUCT, "game.Pos", NULL, NULL, fields_Pos, 2
+    EMBER_T_STRUCT, "game.Pos", NULL, NULL, fields_Pos, 2, NULL
 };
 
 static const ember_type type_i32 = {
-    EMBER_T_I32, NULL, NULL, NULL, NULL, 0
+    EMBER_T_I32, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_Dir = {
-    EMBER_T_ENUM, "game.Dir", NULL, NULL, NULL, 0
+    EMBER_T_ENUM, "game.Dir", NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_string = {
-    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0
+    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_ref_Observer = {
-    EMBER_T_REF, "game.Observer", NULL, NULL, NULL, 0
+    EMBER_T_REF, "game.Observer", NULL, NULL, NULL, 0, &game_Observer_service
 };
 
 /* ---- service game.Observer ---- */

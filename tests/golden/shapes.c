@@ -1396,11 +1396,11 @@ static const ember_type type_Optionals;
 static const ember_type type_list_ref_Watcher;
 
 static const ember_type type_u32 = {
-    EMBER_T_U32, NULL, NULL, NULL, NULL, 0
+    EMBER_T_U32, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_string = {
-    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0
+    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_Scalars[] = {
@@ -1421,59 +1421,59 @@ static const ember_field_desc fields_Scalars[] = {
     { 15, "color", &type_common_Color, false },
 };
 static const ember_type type_Scalars = {
-    EMBER_T_STRUCT, "shapes.Scalars", NULL, NULL, fields_Scalars, 15
+    EMBER_T_STRUCT, "shapes.Scalars", NULL, NULL, fields_Scalars, 15, NULL
 };
 
 static const ember_type type_bool = {
-    EMBER_T_BOOL, NULL, NULL, NULL, NULL, 0
+    EMBER_T_BOOL, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_i8 = {
-    EMBER_T_I8, NULL, NULL, NULL, NULL, 0
+    EMBER_T_I8, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_i16 = {
-    EMBER_T_I16, NULL, NULL, NULL, NULL, 0
+    EMBER_T_I16, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_i32 = {
-    EMBER_T_I32, NULL, NULL, NULL, NULL, 0
+    EMBER_T_I32, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_i64 = {
-    EMBER_T_I64, NULL, NULL, NULL, NULL, 0
+    EMBER_T_I64, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_u8 = {
-    EMBER_T_U8, NULL, NULL, NULL, NULL, 0
+    EMBER_T_U8, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_u16 = {
-    EMBER_T_U16, NULL, NULL, NULL, NULL, 0
+    EMBER_T_U16, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_u64 = {
-    EMBER_T_U64, NULL, NULL, NULL, NULL, 0
+    EMBER_T_U64, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_f32 = {
-    EMBER_T_F32, NULL, NULL, NULL, NULL, 0
+    EMBER_T_F32, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_f64 = {
-    EMBER_T_F64, NULL, NULL, NULL, NULL, 0
+    EMBER_T_F64, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_bytes = {
-    EMBER_T_BYTES, NULL, NULL, NULL, NULL, 0
+    EMBER_T_BYTES, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_Temp = {
-    EMBER_T_ENUM, "shapes.Temp", NULL, NULL, NULL, 0
+    EMBER_T_ENUM, "shapes.Temp", NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_common_Color = {
-    EMBER_T_ENUM, "common.Color", NULL, NULL, NULL, 0
+    EMBER_T_ENUM, "common.Color", NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_Containers[] = {
@@ -1495,27 +1495,27 @@ static const ember_field_desc fields_Containers[] = {
     { 16, "ints", &type_list_i64, false },
 };
 static const ember_type type_Containers = {
-    EMBER_T_STRUCT, "shapes.Containers", NULL, NULL, fields_Containers, 16
+    EMBER_T_STRUCT, "shapes.Containers", NULL, NULL, fields_Containers, 16, NULL
 };
 
 static const ember_type type_list_u32 = {
-    EMBER_T_LIST, NULL, &type_u32, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_u32, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_list_list_u32 = {
-    EMBER_T_LIST, NULL, &type_list_u32, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_list_u32, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_list_string = {
-    EMBER_T_LIST, NULL, &type_string, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_string, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_list_bytes = {
-    EMBER_T_LIST, NULL, &type_bytes, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_bytes, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_list_Inner = {
-    EMBER_T_LIST, NULL, &type_Inner, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_Inner, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_Inner[] = {
@@ -1523,11 +1523,11 @@ static const ember_field_desc fields_Inner[] = {
     { 2, "label", &type_string, false },
 };
 static const ember_type type_Inner = {
-    EMBER_T_STRUCT, "shapes.Inner", NULL, NULL, fields_Inner, 2
+    EMBER_T_STRUCT, "shapes.Inner", NULL, NULL, fields_Inner, 2, NULL
 };
 
 static const ember_type type_list_common_Vec = {
-    EMBER_T_LIST, NULL, &type_common_Vec, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_common_Vec, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_common_Vec[] = {
@@ -1535,51 +1535,51 @@ static const ember_field_desc fields_common_Vec[] = {
     { 2, "y", &type_f32, false },
 };
 static const ember_type type_common_Vec = {
-    EMBER_T_STRUCT, "common.Vec", NULL, NULL, fields_common_Vec, 2
+    EMBER_T_STRUCT, "common.Vec", NULL, NULL, fields_common_Vec, 2, NULL
 };
 
 static const ember_type type_list_f32 = {
-    EMBER_T_LIST, NULL, &type_f32, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_f32, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_list_f64 = {
-    EMBER_T_LIST, NULL, &type_f64, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_f64, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_list_bool = {
-    EMBER_T_LIST, NULL, &type_bool, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_bool, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_list_Temp = {
-    EMBER_T_LIST, NULL, &type_Temp, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_Temp, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_map_string_Inner = {
-    EMBER_T_MAP, NULL, &type_Inner, &type_string, NULL, 0
+    EMBER_T_MAP, NULL, &type_Inner, &type_string, NULL, 0, NULL
 };
 
 static const ember_type type_map_u32_list_string = {
-    EMBER_T_MAP, NULL, &type_list_string, &type_u32, NULL, 0
+    EMBER_T_MAP, NULL, &type_list_string, &type_u32, NULL, 0, NULL
 };
 
 static const ember_type type_map_i64_f64 = {
-    EMBER_T_MAP, NULL, &type_f64, &type_i64, NULL, 0
+    EMBER_T_MAP, NULL, &type_f64, &type_i64, NULL, 0, NULL
 };
 
 static const ember_type type_map_Temp_common_Color = {
-    EMBER_T_MAP, NULL, &type_common_Color, &type_Temp, NULL, 0
+    EMBER_T_MAP, NULL, &type_common_Color, &type_Temp, NULL, 0, NULL
 };
 
 static const ember_type type_list_map_string_i64 = {
-    EMBER_T_LIST, NULL, &type_map_string_i64, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_map_string_i64, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_map_string_i64 = {
-    EMBER_T_MAP, NULL, &type_i64, &type_string, NULL, 0
+    EMBER_T_MAP, NULL, &type_i64, &type_string, NULL, 0, NULL
 };
 
 static const ember_type type_list_i64 = {
-    EMBER_T_LIST, NULL, &type_i64, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_i64, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_Tree[] = {
@@ -1589,15 +1589,15 @@ static const ember_field_desc fields_Tree[] = {
     { 4, "kids", &type_list_Tree, false },
 };
 static const ember_type type_Tree = {
-    EMBER_T_STRUCT, "shapes.Tree", NULL, NULL, fields_Tree, 4
+    EMBER_T_STRUCT, "shapes.Tree", NULL, NULL, fields_Tree, 4, NULL
 };
 
 static const ember_type type_list_Tree = {
-    EMBER_T_LIST, NULL, &type_Tree, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_Tree, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_ref_Watcher = {
-    EMBER_T_REF, "shapes.Watcher", NULL, NULL, NULL, 0
+    EMBER_T_REF, "shapes.Watcher", NULL, NULL, NULL, 0, &shapes_Watcher_service
 };
 
 static const ember_field_desc fields_Optionals[] = {
@@ -1614,11 +1614,11 @@ static const ember_field_desc fields_Optionals[] = {
     { 11, "stats", &type_map_string_i64, true },
 };
 static const ember_type type_Optionals = {
-    EMBER_T_STRUCT, "shapes.Optionals", NULL, NULL, fields_Optionals, 11
+    EMBER_T_STRUCT, "shapes.Optionals", NULL, NULL, fields_Optionals, 11, NULL
 };
 
 static const ember_type type_list_ref_Watcher = {
-    EMBER_T_LIST, NULL, &type_ref_Watcher, NULL, NULL, 0
+    EMBER_T_LIST, NULL, &type_ref_Watcher, NULL, NULL, 0, NULL
 };
 
 /* ---- service shapes.Watcher ---- */

@@ -326,7 +326,7 @@ static void t_orphans_after_node_free(void)
 /* service edge.Utf { string greet(1: string who) = 1; } by hand, with its
  * run-time types (what idlc generates). */
 #define UTF_SVC 0xed9e0002u
-static const ember_type t_string = {EMBER_T_STRING, NULL, NULL, NULL, NULL, 0};
+static const ember_type t_string = {EMBER_T_STRING, NULL, NULL, NULL, NULL, 0, NULL};
 static const ember_field_desc greet_params[] = {{1, "who", &t_string, false}};
 
 static void enc_str(ember_enc *e, const void *v)

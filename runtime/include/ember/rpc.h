@@ -167,6 +167,7 @@ struct ember_type {
     const ember_type *key;      /* MAP key */
     const ember_field_desc *fields; /* STRUCT, by declaration order */
     uint32_t n_fields;
+    const ember_service_desc *svc;  /* REF: the service it is a ref<> of */
 };
 
 typedef struct ember_method_desc {
