@@ -349,10 +349,7 @@ ember_handle ember_calltab_start(ember_ref *to, const ember_service_desc *svc,
         ember_enc e;
         if (ember_frame_begin(c, &e, oneway ? EMBER_FR_ONEWAY : EMBER_FR_CALL) == 0) {
             /* The header fits the room ember_frame_begin reserved. */
-            e.p[0] = (uint8_t)service;
-            e.p[1] = (uint8_t)(service >> 8);
-            e.p[2] = (uint8_t)(service >> 16);
-            e.p[3] = (uint8_t)(service >> 24);
+            ember_put_le32(e.p, service);
             e.p += 4;
             if (!oneway) {
                 gen = next_gen(ep);

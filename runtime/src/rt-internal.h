@@ -70,6 +70,21 @@ typedef struct ember_frame {
     size_t len;
 } ember_frame;
 
+/* v as 4 bytes little endian at p (a frame's length, a service id): one
+ * store where that is plain GNU C. */
+static inline void ember_put_le32(uint8_t *p, uint32_t v)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, 4);
+#else
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+#endif
+}
+
 /* The length prefix at p: the bytes of the frame after these 4. */
 static inline uint32_t ember_frame_len(const uint8_t *p)
 {
@@ -666,8 +681,7 @@ static inline int ember_frame_begin(ember_conn *c, ember_enc *e, uint8_t kind)
         return ember_frame_closed_(e);
     if (ember_buf_enc_begin(&c->out, e, c, EMBER_FRAME_BEGIN_ROOM))
         return -1;
-    memset(e->p, 0, 4);
-    e->p[4] = kind;
+    e->p[4] = kind; /* the length is written by ember_frame_end */
     e->p += EMBER_FRAME_HDR;
     return 0;
 }
@@ -677,10 +691,7 @@ static inline int ember_frame_end(ember_conn *c, ember_enc *e)
     size_t len = ember_enc_len(e) - 4;
     if (e->failed || len > c->ep->lim.max_frame)
         return ember_frame_end_fail_(c, e, len);
-    e->base[0] = (uint8_t)len;
-    e->base[1] = (uint8_t)(len >> 8);
-    e->base[2] = (uint8_t)(len >> 16);
-    e->base[3] = (uint8_t)(len >> 24);
+    ember_put_le32(e->base, (uint32_t)len);
     ember_buf_enc_commit(&c->out, e);
     ember_conn_mark_dirty(c);
     return 0;
