@@ -154,8 +154,18 @@ function layout(model) {
     (rows[d] = rows[d] || []).push(n);
   });
   var W = 720, rowH = 105;
+  /* Row by row, each server under the middle of its roots (fewer crossing
+   * arrows), then by name. */
+  function under(n) {
+    var xs = n.roots.map(function (r) { return byName[r] ? byName[r].x : undefined; })
+      .filter(function (x) { return x !== undefined; });
+    return xs.length ? xs.reduce(function (a, b) { return a + b; }, 0) / xs.length : W / 2;
+  }
   rows.forEach(function (row, d) {
-    row.sort(function (a, b) { return a.name < b.name ? -1 : a.name > b.name ? 1 : 0; });
+    row.forEach(function (n) { n.under = under(n); });
+    row.sort(function (a, b) {
+      return a.under !== b.under ? a.under - b.under : (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    });
     row.forEach(function (n, i) {
       n.x = W * (i + 1) / (row.length + 1);
       n.y = 45 + d * rowH;
