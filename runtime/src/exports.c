@@ -111,6 +111,25 @@ ember_xentry *ember_exports_resolve(ember_exports *ex, uint32_t service,
     return w;
 }
 
+int ember_exports_pb_check(const ember_exports *ex)
+{
+    for (uint32_t i = 0; i < ex->n; i++) {
+        const ember_method_desc *m = ex->v[i].m;
+        for (uint32_t j = 0; m && m->pb_name && j < i; j++) {
+            const ember_method_desc *o = ex->v[j].m;
+            if (!o || !o->pb_name || strcmp(o->pb_name, m->pb_name) != 0)
+                continue;
+            if (o->pb_command && m->pb_command && o->id != m->id)
+                continue; /* one dispatch name, different command ids */
+            return ember_seterr("%s and %s both travel over PB as '%s'%s: a PB "
+                                "peer could not tell them apart (set @pb names)",
+                                ex->v[i].st.method, ex->v[j].st.method, m->pb_name,
+                                m->pb_command ? " with the same command id" : "");
+        }
+    }
+    return 0;
+}
+
 EMBER_API int ember_exports_add(ember_exports *ex, const ember_service_desc *svc,
                                 const void *handlers, void *ud)
 {

@@ -478,6 +478,8 @@ EMBER_API int ember_node_connect_pb(ember_node *n, const char *addr)
 {
     if (n->addr)
         return ember_seterr("node already connecting (one root per node)");
+    if (ember_exports_pb_check(n->ep.exports))
+        return -1;
     n->pb = true;
     return ember_node_connect(n, addr);
 }

@@ -676,6 +676,8 @@ EMBER_API int ember_root_listen(ember_root *r, const char *addr)
 
 EMBER_API int ember_root_listen_pb(ember_root *r, const char *addr)
 {
+    if (ember_exports_pb_check(r->ep.exports))
+        return -1;
     return listen_on(r, addr, true);
 }
 

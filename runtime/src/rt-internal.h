@@ -842,6 +842,9 @@ static inline ember_xentry *ember_exports_find(ember_exports *ex, uint64_t key)
  * *served: whether ex serves the service at all. */
 ember_xentry *ember_exports_resolve(ember_exports *ex, uint32_t service,
                                     uint32_t method, bool *served);
+/* Every method ex serves has its own PB name (command-mode ones: name and
+ * id), as a PB peer addresses them; -1 with the clash otherwise. */
+int ember_exports_pb_check(const ember_exports *ex);
 /* Counts a call's end (EMBER_END_*) against x, the entry dispatch found
  * while ex->ver was ver (found again by key if the table changed since). */
 void ember_exports_record(ember_exports *ex, ember_xentry *x, uint32_t ver,

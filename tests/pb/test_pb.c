@@ -23,6 +23,8 @@
  *                  each offender is disconnected with its reason logged,
  *                  a refused jelly type is answered and the connection
  *                  stays, and the good node's calls all complete.
+ *   pb_names       two services that would both answer the PB message
+ *                  "status": the PB listener refuses to open, naming them.
  *   twisted_root   an ember node registers with a Firefly-style Twisted
  *                  root (takeProxy), serves its callChild, including the one
  *                  it sends before answering takeProxy, and calls it
@@ -722,6 +724,22 @@ static void hostile_case(void)
            sizeof hostile / sizeof hostile[0], b.ok, failed ? "FAILED" : "ok");
 }
 
+static void pb_names_case(void)
+{
+    static const pbt_Admin2_handlers admin2_h = {NULL};
+    struct event_base *base = event_base_new();
+    ember_root *r = ember_root_new(base, NULL);
+    CHECK(pbt_Admin_export(ember_root_exports(r), &admin_h, NULL) == 0);
+    CHECK(pbt_Admin2_export(ember_root_exports(r), &admin2_h, NULL) == 0);
+    CHECK(ember_root_listen(r, "127.0.0.1:0") == 0); /* ember peers: fine */
+    CHECK(ember_root_listen_pb(r, "127.0.0.1:0") == -1);
+    CHECK(strstr(ember_last_error(), "'status'") != NULL);
+    ember_root_free(r);
+    event_base_free(base);
+    printf("test-pb: PB names unique where dispatched together: %s\n",
+           failed ? "FAILED" : "ok");
+}
+
 /* ---- an ember node with a Twisted root ---- */
 
 typedef struct nstate {
@@ -886,6 +904,7 @@ int main(int argc, char **argv)
         disconnect_case(how);
     refs_case();
     hostile_case();
+    pb_names_case();
     twisted_root();
     printf("test-pb: %s\n", failed ? "FAILED" : "all passed");
     return failed ? 1 : 0;
