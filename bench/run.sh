@@ -13,7 +13,8 @@
 # BENCH_SWEEP_SECS (1), BENCH_PIN (split: server on CPU 1, client on CPU 0,
 # the default | same: both on CPU 0 | none: the scheduler decides),
 # BENCH_ONLY (space-separated workloads to run, "instr" for the instruction
-# counts, "cluster" for the example cluster (bench/cluster.sh), and/or
+# counts, "cluster" for the example cluster (bench/cluster.sh), "pb" for
+# the Perspective Broker workloads (bench/pb.sh), and/or
 # "sweep"), BENCH_INSTR_CALLS (20000: N, see run_instr),
 # BENCH_CLUSTER_CLIENTS ("1 100 1000", see bench/cluster.sh), BENCH_NICE
 # (niceness of the benchmark processes: -10 as root, so that other work on a
@@ -336,5 +337,10 @@ if [ $SWEEP_ONLY = 0 ] && wanted instr; then run_instr; fi
 # CPU per command of each server at 1, 100 and 1000 clients.
 if [ $SWEEP_ONLY = 0 ] && wanted cluster; then
     B=$B BENCH_SECS=$SECS BENCH_WARMUP=$WARM nice -n "$NICE" bench/cluster.sh
+fi
+# Twisted Perspective Broker: a Twisted node against an ember root and
+# against a Twisted root (bench/pb.sh).
+if [ $SWEEP_ONLY = 0 ] && wanted pb; then
+    B=$B BENCH_SECS=$SECS nice -n "$NICE" bench/pb.sh
 fi
 if [ $SWEEP_ONLY = 1 ] || [ -z "$ONLY" ] || wanted sweep; then run_sweep; fi

@@ -64,8 +64,17 @@ $(EMBER_CLIENT): $(BENCH_OBJ)/ember/ember_client.o $(BENCH_EMBER_O) $(LIBEMBER_A
 
 bench-ember: $(EMBER_SERVER) $(EMBER_CLIENT)
 
+# The PB workloads' ember root (bench/pb.sh; the Twisted side is Python).
+PB_BENCH_SERVER := $(BENCH_DIR)/pb_server
+$(BENCH_OBJ)/pb/%.o: bench/pb/%.c $(BENCH_GEN)/bench.h
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_EMBER_CFLAGS) -c $< -o $@
+
+$(PB_BENCH_SERVER): $(BENCH_OBJ)/pb/pb_server.o $(BENCH_OBJ)/gen/bench.o $(LIBEMBER_A)
+	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(BENCH_EMBER_LIBS)
+
 # The cluster workload (bench/cluster.sh) runs the example servers and bot.
-bench: bench-raw bench-ember examples
+bench: bench-raw bench-ember $(PB_BENCH_SERVER) examples
 	@B=$(B) IDLC=$(IDLC) BENCH_SECS=$(BENCH_SECS) bench/run.sh
 
 bench-sweep: bench-raw bench-ember
