@@ -17,6 +17,8 @@
         the broker's localObjects, and the connection stays); an ember
         object the root returns is called by name, comes home as the same
         object, and is released when Python drops it.
+    peer.py tls PORT NAME
+        registers over TLS (connectSSL) and makes a few calls.
     peer.py root 0 NAME
         a Firefly-style PBRoot on a free port (printed first, "PORT n"):
         its takeProxy calls callChild on the node before answering (as
@@ -108,10 +110,14 @@ def expect_fail(root, what, trap, text, *args, **kw):
 
 
 @defer.inlineCallbacks
-def register(port, name):
+def register(port, name, tls=False):
     """Firefly's RemoteObject: connect, getRootObject, takeProxy."""
     factory = pb.PBClientFactory()
-    reactor.connectTCP("127.0.0.1", port, factory)
+    if tls:
+        from twisted.internet import ssl
+        reactor.connectSSL("127.0.0.1", port, factory, ssl.ClientContextFactory())
+    else:
+        reactor.connectTCP("127.0.0.1", port, factory)
     root = yield factory.getRootObject()
     got = yield root.callRemote("takeProxy", name, ProxyReference())
     check("takeProxy answers None", got is None, repr(got))
@@ -315,6 +321,16 @@ def refs(port, name):
     factory.disconnect()
 
 
+@defer.inlineCallbacks
+def tls(port, name):
+    factory, root = yield register(port, name, tls=True)
+    check("add over TLS", (yield root.callRemote("callTarget", 1003, 2, 3)) == 5)
+    got = yield root.callRemote("callTarget", 1002, b"x" * 100000)
+    check("100 KB over TLS", got == b"x" * 100000, len(got))
+    yield root.callRemote("callTarget", 1010, "done")
+    factory.disconnect()
+
+
 def main():
     mode, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     result = {}
@@ -328,11 +344,12 @@ def main():
         failures.append("exception: %s" % f.getTraceback())
         done(None)
 
-    if mode not in ("node", "root", "hang", "refs"):
+    if mode not in ("node", "root", "hang", "refs", "tls"):
         print(json.dumps({"ok": False, "failures": ["unknown mode " + mode]}))
         sys.exit(2)
     d = {"node": lambda: node(port, name), "root": lambda: root(name),
-         "hang": lambda: hang(port, name), "refs": lambda: refs(port, name)}[mode]()
+         "hang": lambda: hang(port, name), "refs": lambda: refs(port, name),
+         "tls": lambda: tls(port, name)}[mode]()
     d.addCallbacks(done, err)
     reactor.callLater(30, lambda: err(failure.Failure(Exception("timeout"))))
     reactor.run()

@@ -12,8 +12,9 @@
  *                  child joins and leaves once.
  *   disconnects    calls in flight both ways when the Twisted node is
  *                  killed (SIGKILL), stopped (SIGSTOP: the liveness probe
- *                  goes unanswered), or dropped by the root (its pending
- *                  call ends PBConnectionLost): each ends exactly once;
+ *                  goes unanswered), dropped by the root or the root shuts
+ *                  down (its pending call ends PBConnectionLost): each
+ *                  ends exactly once;
  *                  an idle Twisted node outlives several dead_after_ms.
  *   refs           references both ways with exact release counts (the
  *                  Python side checks its broker; the root counts its
@@ -23,6 +24,8 @@
  *                  each offender is disconnected with its reason logged,
  *                  a refused jelly type is answered and the connection
  *                  stays, and the good node's calls all complete.
+ *   tls            the PB listener with the root's TLS configuration: a
+ *                  Twisted node registers and calls over connectSSL.
  *   pb_names       two services that would both answer the PB message
  *                  "status": the PB listener refuses to open, naming them.
  *   twisted_root   an ember node registers with a Firefly-style Twisted
@@ -422,14 +425,18 @@ static bool peer_gone(void *ud)
     return w->p->eof && w->st->leaves == w->st->joins;
 }
 
+static const ember_tls_config *root_tls; /* the tls case's */
+
 static ember_root *make_root(struct event_base *base, state *st, int *port)
 {
     ember_root_config cfg;
     ember_root_config_default(&cfg);
+    cfg.tls = root_tls;
     /* Fast liveness, so a stopped peer is found in well under a second. */
     cfg.limits.heartbeat_ms = 100;
     cfg.limits.dead_after_ms = 400;
     cfg.limits.handshake_ms = 1000;
+    cfg.limits.shutdown_ms = 500;
     cfg.on_join = on_join;
     cfg.on_leave = on_leave;
     cfg.ud = st;
@@ -495,10 +502,18 @@ static bool child_left(void *ud)
     return ((state *)ud)->leaves > 0;
 }
 
-/* how: 0 SIGKILL the node, 1 SIGSTOP it, 2 the root drops it. */
+static void stopped(ember_root *r, void *ud)
+{
+    (void)r;
+    *(int *)ud += 1;
+}
+
+/* how: 0 SIGKILL the node, 1 SIGSTOP it, 2 the root drops it, 3 the root
+ * shuts down (its shutdown_ms passes with both calls in flight). */
 static void disconnect_case(int how)
 {
-    static const char *const names[] = {"killed", "stopped", "dropped"};
+    static const char *const names[] = {"killed", "stopped", "dropped", "shut down"};
+    int stops = 0;
     struct event_base *base = event_base_new();
     state st;
     int port = -1;
@@ -511,22 +526,25 @@ static void disconnect_case(int how)
         kill(p.pid, SIGKILL);
     else if (how == 1)
         kill(p.pid, SIGSTOP);
-    else {
+    else if (how == 2) {
         /* Idle for several dead_after_ms: the probe keeps it alive. */
         run_for(base, 1500);
         CHECK(st.leaves == 0);
         ember_root_drop(r, st.child, "test: dropped");
+    } else {
+        ember_root_shutdown(r, stopped, &stops);
     }
     CHECK(run_until(base, child_left, &st, 10000));
     /* Late events must not end anything twice. */
     run_for(base, 200);
     CHECK(st.leaves == 1 && st.stall_outcomes == 1);
-    CHECK(st.stall_status == EMBER_LOST);
+    CHECK(st.stall_status == (how == 3 ? EMBER_SHUTDOWN : EMBER_LOST));
+    CHECK(stops == (how == 3));
     /* The served call is orphaned: answering it now is a harmless no-op. */
     CHECK(pbt_Root_hang_reply(st.held, 1) == 0);
     if (how == 1)
         kill(p.pid, SIGCONT);
-    if (how == 2) {
+    if (how >= 2) {
         wait_for w = {&p, &st};
         CHECK(run_until(base, peer_gone, &w, 20000));
         CHECK(peer_ok(&p)); /* its pending call ended PBConnectionLost */
@@ -724,6 +742,29 @@ static void hostile_case(void)
            sizeof hostile / sizeof hostile[0], b.ok, failed ? "FAILED" : "ok");
 }
 
+static void tls_case(void)
+{
+    char dir[] = "/tmp/ember-pb-tls.XXXXXX", cmd[512], cert[64], key[64];
+    if (!mkdtemp(dir)) {
+        CHECK(!"mkdtemp");
+        return;
+    }
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cmd, sizeof cmd, "openssl req -x509 -newkey rsa:2048 -nodes -days 1 "
+             "-subj /CN=127.0.0.1 -keyout %s -out %s >/dev/null 2>&1", key, cert);
+    CHECK(system(cmd) == 0);
+    ember_tls_config tls = {cert, key, NULL, NULL, 0};
+    root_tls = &tls;
+    state st;
+    run_node("tls", "tlsnode", &st);
+    root_tls = NULL;
+    CHECK(st.done_note);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    printf("test-pb: PB over TLS: %s\n", failed ? "FAILED" : "ok");
+}
+
 static void pb_names_case(void)
 {
     static const pbt_Admin2_handlers admin2_h = {NULL};
@@ -900,11 +941,12 @@ int main(int argc, char **argv)
         python = getenv("PYTHON");
     signal(SIGPIPE, SIG_IGN);
     twisted_node();
-    for (int how = 0; how < 3; how++)
+    for (int how = 0; how < 4; how++)
         disconnect_case(how);
     refs_case();
     hostile_case();
     pb_names_case();
+    tls_case();
     twisted_root();
     printf("test-pb: %s\n", failed ? "FAILED" : "all passed");
     return failed ? 1 : 0;
