@@ -725,11 +725,11 @@ static int cluster_Admin_metrics_dispatch(ember_call *call, ember_dec *d,
 
 static const ember_method_desc cluster_Admin_methods[] = {
     { cluster_Admin_status_ID, "status", false, cluster_Admin_status_dispatch,
-      "status", false, NULL, 0, &type_NodeStatus },
+      "status", false, NULL, 0, &type_NodeStatus, NULL, 0 },
     { cluster_Admin_stop_ID, "stop", false, cluster_Admin_stop_dispatch,
-      "stop", false, NULL, 0, NULL },
+      "stop", false, NULL, 0, NULL, NULL, 0 },
     { cluster_Admin_metrics_ID, "metrics", false, cluster_Admin_metrics_dispatch,
-      "metrics", false, NULL, 0, &type_string },
+      "metrics", false, NULL, 0, &type_string, NULL, 0 },
 };
 
 const ember_service_desc cluster_Admin_service = {

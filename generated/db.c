@@ -820,13 +820,13 @@ static const ember_field_desc params_db_Db_logout[] = {
 
 static const ember_method_desc db_Db_methods[] = {
     { db_Db_login_ID, "login", false, db_Db_login_dispatch,
-      "login", false, params_db_Db_login, 1, &type_Player },
+      "login", false, params_db_Db_login, 1, &type_Player, NULL, 0 },
     { db_Db_position_ID, "position", false, db_Db_position_dispatch,
-      "position", false, params_db_Db_position, 1, &type_client_Pos },
+      "position", false, params_db_Db_position, 1, &type_client_Pos, NULL, 0 },
     { db_Db_save_ID, "save", false, db_Db_save_dispatch,
-      "save", false, params_db_Db_save, 2, NULL },
+      "save", false, params_db_Db_save, 2, NULL, NULL, 0 },
     { db_Db_logout_ID, "logout", false, db_Db_logout_dispatch,
-      "logout", false, params_db_Db_logout, 2, &type_client_Pos },
+      "logout", false, params_db_Db_logout, 2, &type_client_Pos, NULL, 0 },
 };
 
 const ember_service_desc db_Db_service = {

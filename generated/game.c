@@ -278,14 +278,15 @@ static int dec_client_LeaveRep(ember_dec *d, client_LeaveRep *v)
 
 /* ---- run-time types (docs/generated-code.md) ---- */
 
+static const ember_type type_client_Refused;
+static const ember_type type_i32;
+static const ember_type type_string;
 static const ember_type type_Who;
 static const ember_type type_u64;
-static const ember_type type_string;
 static const ember_type type_client_EnterReq;
 static const ember_type type_u32;
 static const ember_type type_client_RoomState;
 static const ember_type type_client_Pos;
-static const ember_type type_i32;
 static const ember_type type_list_string;
 static const ember_type type_client_MoveReq;
 static const ember_type type_client_Dir;
@@ -293,6 +294,22 @@ static const ember_type type_client_ChatReq;
 static const ember_type type_client_ChatRep;
 static const ember_type type_client_LeaveReq;
 static const ember_type type_client_LeaveRep;
+
+static const ember_field_desc fields_client_Refused[] = {
+    { 1, "code", &type_i32, false },
+    { 2, "why", &type_string, false },
+};
+static const ember_type type_client_Refused = {
+    EMBER_T_STRUCT, "client.Refused", NULL, NULL, fields_client_Refused, 2, NULL
+};
+
+static const ember_type type_i32 = {
+    EMBER_T_I32, NULL, NULL, NULL, NULL, 0, NULL
+};
+
+static const ember_type type_string = {
+    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0, NULL
+};
 
 static const ember_field_desc fields_Who[] = {
     { 1, "session", &type_u64, false },
@@ -305,10 +322,6 @@ static const ember_type type_Who = {
 
 static const ember_type type_u64 = {
     EMBER_T_U64, NULL, NULL, NULL, NULL, 0, NULL
-};
-
-static const ember_type type_string = {
-    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_client_EnterReq[] = {
@@ -338,10 +351,6 @@ static const ember_field_desc fields_client_Pos[] = {
 };
 static const ember_type type_client_Pos = {
     EMBER_T_STRUCT, "client.Pos", NULL, NULL, fields_client_Pos, 2, NULL
-};
-
-static const ember_type type_i32 = {
-    EMBER_T_I32, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_type type_list_string = {
@@ -1245,17 +1254,29 @@ static int game_Game_leave_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+static const ember_raise_desc raises_game_Game_enter[] = {
+    { client_Refused_ID, &type_client_Refused },
+};
 static const ember_field_desc params_game_Game_enter[] = {
     { 1, "who", &type_Who, false },
     { 2, "req", &type_client_EnterReq, false },
+};
+static const ember_raise_desc raises_game_Game_move[] = {
+    { client_Refused_ID, &type_client_Refused },
 };
 static const ember_field_desc params_game_Game_move[] = {
     { 1, "who", &type_Who, false },
     { 2, "req", &type_client_MoveReq, false },
 };
+static const ember_raise_desc raises_game_Game_chat[] = {
+    { client_Refused_ID, &type_client_Refused },
+};
 static const ember_field_desc params_game_Game_chat[] = {
     { 1, "who", &type_Who, false },
     { 2, "req", &type_client_ChatReq, false },
+};
+static const ember_raise_desc raises_game_Game_leave[] = {
+    { client_Refused_ID, &type_client_Refused },
 };
 static const ember_field_desc params_game_Game_leave[] = {
     { 1, "who", &type_Who, false },
@@ -1264,13 +1285,13 @@ static const ember_field_desc params_game_Game_leave[] = {
 
 static const ember_method_desc game_Game_methods[] = {
     { game_Game_enter_ID, "enter", false, game_Game_enter_dispatch,
-      "enter", false, params_game_Game_enter, 2, &type_client_RoomState },
+      "enter", false, params_game_Game_enter, 2, &type_client_RoomState, raises_game_Game_enter, 1 },
     { game_Game_move_ID, "move", false, game_Game_move_dispatch,
-      "move", false, params_game_Game_move, 2, &type_client_Pos },
+      "move", false, params_game_Game_move, 2, &type_client_Pos, raises_game_Game_move, 1 },
     { game_Game_chat_ID, "chat", false, game_Game_chat_dispatch,
-      "chat", false, params_game_Game_chat, 2, &type_client_ChatRep },
+      "chat", false, params_game_Game_chat, 2, &type_client_ChatRep, raises_game_Game_chat, 1 },
     { game_Game_leave_ID, "leave", false, game_Game_leave_dispatch,
-      "leave", false, params_game_Game_leave, 2, &type_client_LeaveRep },
+      "leave", false, params_game_Game_leave, 2, &type_client_LeaveRep, raises_game_Game_leave, 1 },
 };
 
 const ember_service_desc game_Game_service = {

@@ -39,10 +39,29 @@ static int dec_list_u64(ember_dec *d, gate_list_u64 *v)
 
 /* ---- run-time types (docs/generated-code.md) ---- */
 
+static const ember_type type_client_Refused;
+static const ember_type type_i32;
+static const ember_type type_string;
 static const ember_type type_u32;
 static const ember_type type_u64;
 static const ember_type type_bytes;
 static const ember_type type_list_u64;
+
+static const ember_field_desc fields_client_Refused[] = {
+    { 1, "code", &type_i32, false },
+    { 2, "why", &type_string, false },
+};
+static const ember_type type_client_Refused = {
+    EMBER_T_STRUCT, "client.Refused", NULL, NULL, fields_client_Refused, 2, NULL
+};
+
+static const ember_type type_i32 = {
+    EMBER_T_I32, NULL, NULL, NULL, NULL, 0, NULL
+};
+
+static const ember_type type_string = {
+    EMBER_T_STRING, NULL, NULL, NULL, NULL, 0, NULL
+};
 
 static const ember_type type_u32 = {
     EMBER_T_U32, NULL, NULL, NULL, NULL, 0, NULL
@@ -417,6 +436,9 @@ static int gate_Gate_push_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+static const ember_raise_desc raises_gate_Gate_forward[] = {
+    { client_Refused_ID, &type_client_Refused },
+};
 static const ember_field_desc params_gate_Gate_forward[] = {
     { 1, "command", &type_u32, false },
     { 2, "session", &type_u64, false },
@@ -433,11 +455,11 @@ static const ember_field_desc params_gate_Gate_push[] = {
 
 static const ember_method_desc gate_Gate_methods[] = {
     { gate_Gate_forward_ID, "forward", false, gate_Gate_forward_dispatch,
-      "forward", false, params_gate_Gate_forward, 3, &type_bytes },
+      "forward", false, params_gate_Gate_forward, 3, &type_bytes, raises_gate_Gate_forward, 1 },
     { gate_Gate_closed_ID, "closed", true, gate_Gate_closed_dispatch,
-      "closed", false, params_gate_Gate_closed, 1, NULL },
+      "closed", false, params_gate_Gate_closed, 1, NULL, NULL, 0 },
     { gate_Gate_push_ID, "push", true, gate_Gate_push_dispatch,
-      "push", false, params_gate_Gate_push, 3, NULL },
+      "push", false, params_gate_Gate_push, 3, NULL, NULL, 0 },
 };
 
 const ember_service_desc gate_Gate_service = {

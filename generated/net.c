@@ -148,7 +148,7 @@ static const ember_field_desc params_net_Net_push[] = {
 
 static const ember_method_desc net_Net_methods[] = {
     { net_Net_push_ID, "push", true, net_Net_push_dispatch,
-      "push", false, params_net_Net_push, 3, NULL },
+      "push", false, params_net_Net_push, 3, NULL, NULL, 0 },
 };
 
 const ember_service_desc net_Net_service = {

@@ -245,6 +245,8 @@ static void check_method(cn_ctx *c, cn_table *t, const idl_decl *s, const idl_me
 
     add_sfx(c, t, p, "", "client stub", w, who, me, l);
     add_sfx(c, t, p, GU_SFX_ID, "ID macro", w, who, me, l);
+    if (me->raises)
+        add_sfx(c, t, GU_PFX_RAISES, p, "static raises table", w, who, me, l);
     if (me->params) {
         add_sfx(c, t, GU_PFX_PARAMS, p, "static parameter table", w, who, me, l);
         add_sfx(c, t, p, GU_SFX_ARGS, "argument struct", w, who, me, l);

@@ -680,10 +680,12 @@ static void emit_param_tables(FILE *out, const gen_ctx *g, const idl_decl *s)
 {
     gbuf pre = {0};
     for (const idl_method *me = s->methods; me; me = me->next) {
-        if (!me->params)
-            continue;
         gb_clear(&pre);
         gu_method_prefix(&pre, g, s, me);
+        if (me->raises)
+            gen_types_raises(out, g, gb_str(&pre), me);
+        if (!me->params)
+            continue;
         fprintf(out, "static const ember_field_desc " GU_PFX_PARAMS "%s[] = {\n", gb_str(&pre));
         gen_types_fields(out, g, me->params);
         fputs("};\n", out);
@@ -703,11 +705,15 @@ static void emit_method_desc(FILE *out, const gen_ctx *g, const idl_decl *s,
     if (me->ret)
         gen_types_ref(&res, g, me->ret);
     const char *pb = s->pb_dispatch ? s->pb_dispatch : me->pb_name ? me->pb_name : me->name;
+    size_t nr = 0;
+    for (const idl_name *e = me->raises; e; e = e->next)
+        nr += e->decl != NULL;
     fprintf(out, "    { %s" GU_SFX_ID ", \"%s\", %s, %s" GU_SFX_DISPATCH ",\n"
-                 "      \"%s\", %s, %s%s, %zu, %s },\n",
+                 "      \"%s\", %s, %s%s, %zu, %s, %s%s, %zu },\n",
             gb_str(&pre), me->name, me->oneway ? "true" : "false", gb_str(&pre),
             pb, s->pb_dispatch ? "true" : "false", np ? GU_PFX_PARAMS : "NULL",
-            np ? gb_str(&pre) : "", np, me->ret ? gb_str(&res) : "NULL");
+            np ? gb_str(&pre) : "", np, me->ret ? gb_str(&res) : "NULL",
+            me->raises ? GU_PFX_RAISES : "NULL", me->raises ? gb_str(&pre) : "", nr);
     gb_free(&pre);
     gb_free(&res);
 }

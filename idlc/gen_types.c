@@ -128,6 +128,15 @@ static void emit_type(FILE *out, const gen_ctx *g, const idl_type *t)
 void gen_types_emit(FILE *out, const gen_ctx *g, const idl_module *m)
 {
     seen s = {0};
+    /* The errors methods raise: their struct tables, through a type
+     * naming each (kept until the tables are written). */
+    idl_type *errs = g->nraised ? idl_xcalloc(g->nraised, sizeof *errs) : NULL;
+    for (size_t i = 0; i < g->nraised; i++) {
+        errs[i].kind = IDL_NAMED;
+        errs[i].name = g->raised[i]->name;
+        errs[i].decl = (idl_decl *)g->raised[i];
+        collect(&s, g, &errs[i]);
+    }
     for (const idl_decl *d = m->decls; d; d = d->next) {
         if (d->kind != IDL_SERVICE)
             continue;
@@ -152,4 +161,27 @@ void gen_types_emit(FILE *out, const gen_ctx *g, const idl_module *m)
     }
     strset_free(&s.names);
     free(s.v);
+    free(errs);
+}
+
+void gen_types_raises(FILE *out, const gen_ctx *g, const char *pre, const idl_method *me)
+{
+    gbuf c = {0}, r = {0};
+    fprintf(out, "static const ember_raise_desc " GU_PFX_RAISES "%s[] = {\n", pre);
+    for (const idl_name *e = me->raises; e; e = e->next) {
+        if (!e->decl)
+            continue;
+        idl_type t = {0};
+        t.kind = IDL_NAMED;
+        t.name = e->decl->name;
+        t.decl = e->decl;
+        gb_clear(&c);
+        gb_clear(&r);
+        gu_decl_cname(&c, e->decl);
+        gen_types_ref(&r, g, &t);
+        fprintf(out, "    { %s" GU_SFX_ID ", %s },\n", gb_str(&c), gb_str(&r));
+    }
+    fputs("};\n", out);
+    gb_free(&c);
+    gb_free(&r);
 }

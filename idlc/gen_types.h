@@ -16,4 +16,7 @@ void gen_types_ref(gbuf *b, const gen_ctx *g, const idl_type *t);
 /* The initializer lines of an ember_field_desc array for f's list. */
 void gen_types_fields(FILE *out, const gen_ctx *g, const idl_field *f);
 
+/* raises_<pre>[]: the ember_raise_desc table of me's raises clause. */
+void gen_types_raises(FILE *out, const gen_ctx *g, const char *pre, const idl_method *me);
+
 #endif

@@ -76,6 +76,7 @@ void strset_free(strset *s);
 #define GU_PFX_TYPE      "type_"        /* static run-time type table, + mangle */
 #define GU_PFX_FIELDS    "fields_"      /* static field table of a struct, + mangle */
 #define GU_PFX_PARAMS    "params_"      /* static parameter table, + method prefix */
+#define GU_PFX_RAISES    "raises_"      /* static raises table, + method prefix */
 
 /* ---- value types of a module ---- */
 

@@ -297,8 +297,9 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
     return rc;
 }
 
-/* A PB root answered our takeProxy: registered, or refused (why). */
-static void node_pb_registered(ember_conn *c, bool ok, const char *why)
+/* A root of another wire answered our registration (PB: takeProxy):
+ * registered, or refused (why). */
+static void node_wire_registered(ember_conn *c, bool ok, const char *why)
 {
     ember_node *n = c->ep->node;
     if (c != n->conn)
@@ -310,8 +311,8 @@ static void node_pb_registered(ember_conn *c, bool ok, const char *why)
     c->peer_ref = n->root_ref;
     n->root_ref->conn = c;
     n->attempt = 0;
-    ember_log(EMBER_LOG_INFO, "%s: registered with the PB root at %s", n->what,
-              n->addr);
+    ember_log(EMBER_LOG_INFO, "%s: registered with the %s root at %s", n->what,
+              c->wire->name, n->addr);
     set_state(n, EMBER_NODE_REGISTERED, NULL);
 }
 
@@ -415,7 +416,7 @@ EMBER_API ember_node *ember_node_new(struct event_base *base, const char *name,
     n->cfg.tls = NULL;
     n->ep.on_handshake = node_handshake;
     n->ep.on_lost = node_lost;
-    n->ep.registered = node_pb_registered;
+    n->ep.registered = node_wire_registered;
     n->name = ember_strdup(name);
     n->root_ref = ember_ref_new_peer(&n->ep);
     n->retry_ev = evtimer_new(base, on_retry, n);

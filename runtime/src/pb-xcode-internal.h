@@ -29,4 +29,9 @@ int ember_pbx_args_out(ember_pbx *x, const uint8_t *p, size_t n,
 int ember_pbx_result_out(ember_pbx *x, const uint8_t *p, size_t n,
                          const ember_type *t, ember_jl_w *w);
 
+/* A struct p[0..n) of type t as "field=value, ..." (scalars and strings;
+ * longer values by their size): a raised error's value for Python. */
+void ember_pbx_text(const uint8_t *p, size_t n, const ember_type *t, char *out,
+                    size_t cap);
+
 #endif

@@ -514,3 +514,53 @@ int ember_pbx_result_out(ember_pbx *x, const uint8_t *p, size_t n,
     }
     return get_field(x, p, n, 1, t, false, w) || w->e->failed ? -1 : 0;
 }
+
+/* ---- a struct as text (a raised error's value) ---- */
+
+static void text_field(ember_dec *d, const ember_field_desc *f, unsigned wt,
+                       char *out, size_t cap)
+{
+    uint64_t v = 0;
+    size_t at = strlen(out);
+    const char *sep = at ? ", " : "";
+    ember_dec s;
+    if (wt == EMBER_WT_VARINT && ember_dec_raw_varint(d, &v) == 0) {
+        bool sign = f->type->kind <= EMBER_T_I64 && f->type->kind >= EMBER_T_I8;
+        if (sign || f->type->kind == EMBER_T_ENUM)
+            snprintf(out + at, cap - at, "%s%s=%lld", sep, f->name,
+                     (long long)ember_unzigzag64(v));
+        else if (f->type->kind == EMBER_T_BOOL)
+            snprintf(out + at, cap - at, "%s%s=%s", sep, f->name, v ? "true" : "false");
+        else
+            snprintf(out + at, cap - at, "%s%s=%llu", sep, f->name, (unsigned long long)v);
+    } else if (wt == EMBER_WT_LEN && sub_region(d, &s) == 0) {
+        int n = (int)(s.end - s.p > 80 ? 80 : s.end - s.p);
+        if (f->type->kind == EMBER_T_STRING)
+            snprintf(out + at, cap - at, "%s%s=%.*s", sep, f->name, n, (const char *)s.p);
+        else
+            snprintf(out + at, cap - at, "%s%s=<%zu bytes>", sep, f->name,
+                     (size_t)(s.end - s.p));
+    } else {
+        ember_dec_skip(d, wt);
+    }
+}
+
+void ember_pbx_text(const uint8_t *p, size_t n, const ember_type *t, char *out,
+                    size_t cap)
+{
+    ember_dec d;
+    uint32_t tag;
+    unsigned wt;
+    out[0] = 0;
+    ember_dec_init(&d, p, n, NULL);
+    while (ember_dec_field(&d, &tag, &wt) == 1) {
+        const ember_field_desc *f = NULL;
+        for (uint32_t i = 0; t && i < t->n_fields && !f; i++)
+            if (t->fields[i].tag == tag)
+                f = &t->fields[i];
+        if (f)
+            text_field(&d, f, wt, out, cap);
+        else if (ember_dec_skip(&d, wt))
+            break;
+    }
+}

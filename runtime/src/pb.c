@@ -219,19 +219,39 @@ static int pb_call(ember_conn *c, uint64_t call_id, uint64_t oid, uint32_t metho
     return rc;
 }
 
+/* A typed error: its qualified IDL name as the failure's type (then
+ * ember.Raised and pb.Error, so trap(pb.Error) works), its fields as the
+ * value. */
+static int send_raised(ember_conn *c, uint64_t call_id, const ember_method_desc *m,
+                       uint32_t error_id, ember_encode_fn enc, const void *value)
+{
+    static const char *const parents[] = {"ember.Raised", "twisted.spread.pb.Error",
+                                          "builtins.Exception", "builtins.BaseException",
+                                          "builtins.object"};
+    const ember_type *t = NULL;
+    for (uint32_t i = 0; m && i < m->n_raises && !t; i++)
+        if (m->raises[i].id == error_id)
+            t = m->raises[i].type;
+    char text[240], type[96];
+    const uint8_t *p;
+    size_t n;
+    bool bad = ember_bytes_of(c, enc, value, &p, &n);
+    if (bad || !t)
+        snprintf(text, sizeof text, "raised error %u", (unsigned)error_id);
+    else
+        ember_pbx_text(p, n, t, text, sizeof text);
+    ember_buf_consume(&c->pb->xout, n);
+    snprintf(type, sizeof type, "%s", t && t->name ? t->name : "ember.Raised");
+    return send_failure(c, call_id, type, text, parents, 5);
+}
+
 static int pb_answer(ember_conn *c, uint64_t call_id, const ember_method_desc *m,
                      ember_status st, uint32_t error_id, ember_encode_fn enc,
                      const void *value, const char *msg)
 {
     ember_pb *pb = c->pb;
-    char text[96];
-    if (st == EMBER_RAISED) {
-        static const char *const p[] = {"ember.Raised", "twisted.spread.pb.Error",
-                                        "builtins.Exception", "builtins.BaseException",
-                                        "builtins.object"};
-        snprintf(text, sizeof text, "raised error %u", (unsigned)error_id);
-        return send_failure(c, call_id, "ember.Raised", text, p, 5);
-    }
+    if (st == EMBER_RAISED)
+        return send_raised(c, call_id, m, error_id, enc, value);
     if (st == EMBER_NO_METHOD)
         return send_no_method(c, call_id, msg);
     if (st != EMBER_OK) {
@@ -879,6 +899,6 @@ int ember_pb_start(ember_conn *c, bool server, const char *name)
 }
 
 static const ember_wire pb_wire = {
-    "pb", pb_input, pb_call, pb_answer, pb_cancel, pb_decref, pb_ping,
+    "Perspective Broker", pb_input, pb_call, pb_answer, pb_cancel, pb_decref, pb_ping,
     pb_goodbye, pb_free,
 };

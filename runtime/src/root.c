@@ -412,9 +412,9 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
     return -1;
 }
 
-/* A PB peer's takeProxy(name, ref): the same admission as REGISTER, minus
- * the secret (PB has none). */
-static int root_pb_admit(ember_conn *c, const char *name, char *why, size_t n)
+/* A peer of another wire asks to register (PB: takeProxy(name, ref)): the
+ * same admission as REGISTER, minus the secret (that wire has none). */
+static int root_wire_admit(ember_conn *c, const char *name, char *why, size_t n)
 {
     ember_root *r = c->ep->root;
     ember_child *ch;
@@ -433,11 +433,11 @@ static int root_pb_admit(ember_conn *c, const char *name, char *why, size_t n)
     return rc;
 }
 
-static void root_pb_joined(ember_conn *c)
+static void root_wire_joined(ember_conn *c)
 {
     ember_root *r = c->ep->root;
     ember_log(EMBER_LOG_INFO, "root: child \"%s\" (id %u) registered from %s "
-              "(Perspective Broker)", c->child->name, c->child->id, c->peer);
+              "(%s)", c->child->name, c->child->id, c->peer, c->wire->name);
     if (r->cfg.on_join)
         r->cfg.on_join(r, c->child, r->cfg.ud);
 }
@@ -598,8 +598,8 @@ EMBER_API ember_root *ember_root_new(struct event_base *base,
     r->cfg.tls = NULL;
     r->ep.on_handshake = root_handshake;
     r->ep.on_lost = root_lost;
-    r->ep.admit = root_pb_admit;
-    r->ep.joined = root_pb_joined;
+    r->ep.admit = root_wire_admit;
+    r->ep.joined = root_wire_joined;
     r->port = -1;
     r->accept_pause_ev = evtimer_new(base, on_accept_resume, r);
     if (!r->accept_pause_ev) {

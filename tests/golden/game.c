@@ -270,12 +270,20 @@ static int dec_Dir(ember_dec *d, game_Dir *v)
 
 /* ---- run-time types (docs/generated-code.md) ---- */
 
+static const ember_type type_NotInRoom;
 static const ember_type type_u64;
 static const ember_type type_Pos;
 static const ember_type type_i32;
 static const ember_type type_Dir;
 static const ember_type type_string;
 static const ember_type type_ref_Observer;
+
+static const ember_field_desc fields_NotInRoom[] = {
+    { 1, "player", &type_u64, false },
+};
+static const ember_type type_NotInRoom = {
+    EMBER_T_STRUCT, "game.NotInRoom", NULL, NULL, fields_NotInRoom, 1, NULL
+};
 
 static const ember_type type_u64 = {
     EMBER_T_U64, NULL, NULL, NULL, NULL, 0, NULL
@@ -392,7 +400,7 @@ static const ember_field_desc params_game_Observer_moved[] = {
 
 static const ember_method_desc game_Observer_methods[] = {
     { game_Observer_moved_ID, "moved", true, game_Observer_moved_dispatch,
-      "moved", false, params_game_Observer_moved, 2, NULL },
+      "moved", false, params_game_Observer_moved, 2, NULL, NULL, 0 },
 };
 
 const ember_service_desc game_Observer_service = {
@@ -786,6 +794,9 @@ static int game_Game_watch_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+static const ember_raise_desc raises_game_Game_move[] = {
+    { game_NotInRoom_ID, &type_NotInRoom },
+};
 static const ember_field_desc params_game_Game_move[] = {
     { 1, "player", &type_u64, false },
     { 2, "dir", &type_Dir, false },
@@ -800,11 +811,11 @@ static const ember_field_desc params_game_Game_watch[] = {
 
 static const ember_method_desc game_Game_methods[] = {
     { game_Game_move_ID, "move", false, game_Game_move_dispatch,
-      "move", false, params_game_Game_move, 2, &type_Pos },
+      "move", false, params_game_Game_move, 2, &type_Pos, raises_game_Game_move, 1 },
     { game_Game_kick_ID, "kick", true, game_Game_kick_dispatch,
-      "kick", false, params_game_Game_kick, 2, NULL },
+      "kick", false, params_game_Game_kick, 2, NULL, NULL, 0 },
     { game_Game_watch_ID, "watch", false, game_Game_watch_dispatch,
-      "watch", false, params_game_Game_watch, 1, NULL },
+      "watch", false, params_game_Game_watch, 1, NULL, NULL, 0 },
 };
 
 const ember_service_desc game_Game_service = {

@@ -1353,8 +1353,11 @@ static int dec_list_ref_Watcher(ember_dec *d, shapes_list_ref_Watcher *v)
 
 /* ---- run-time types (docs/generated-code.md) ---- */
 
-static const ember_type type_u32;
+static const ember_type type_NotFound;
 static const ember_type type_string;
+static const ember_type type_common_Denied;
+static const ember_type type_Empty2;
+static const ember_type type_u32;
 static const ember_type type_Scalars;
 static const ember_type type_bool;
 static const ember_type type_i8;
@@ -1395,12 +1398,30 @@ static const ember_type type_ref_Watcher;
 static const ember_type type_Optionals;
 static const ember_type type_list_ref_Watcher;
 
-static const ember_type type_u32 = {
-    EMBER_T_U32, NULL, NULL, NULL, NULL, 0, NULL
+static const ember_field_desc fields_NotFound[] = {
+    { 1, "key", &type_string, false },
+};
+static const ember_type type_NotFound = {
+    EMBER_T_STRUCT, "shapes.NotFound", NULL, NULL, fields_NotFound, 1, NULL
 };
 
 static const ember_type type_string = {
     EMBER_T_STRING, NULL, NULL, NULL, NULL, 0, NULL
+};
+
+static const ember_field_desc fields_common_Denied[] = {
+    { 1, "why", &type_string, false },
+};
+static const ember_type type_common_Denied = {
+    EMBER_T_STRUCT, "common.Denied", NULL, NULL, fields_common_Denied, 1, NULL
+};
+
+static const ember_type type_Empty2 = {
+    EMBER_T_STRUCT, "shapes.Empty2", NULL, NULL, NULL, 0, NULL
+};
+
+static const ember_type type_u32 = {
+    EMBER_T_U32, NULL, NULL, NULL, NULL, 0, NULL
 };
 
 static const ember_field_desc fields_Scalars[] = {
@@ -1876,9 +1897,9 @@ static const ember_field_desc params_shapes_Watcher_ping[] = {
 
 static const ember_method_desc shapes_Watcher_methods[] = {
     { shapes_Watcher_progress_ID, "progress", true, shapes_Watcher_progress_dispatch,
-      "progress", false, params_shapes_Watcher_progress, 2, NULL },
+      "progress", false, params_shapes_Watcher_progress, 2, NULL, NULL, 0 },
     { shapes_Watcher_ping_ID, "ping", false, shapes_Watcher_ping_dispatch,
-      "ping", false, params_shapes_Watcher_ping, 1, &type_u32 },
+      "ping", false, params_shapes_Watcher_ping, 1, &type_u32, NULL, 0 },
 };
 
 const ember_service_desc shapes_Watcher_service = {
@@ -3494,6 +3515,10 @@ static int shapes_Store_find_dispatch(ember_call *call, ember_dec *d,
     return 0;
 }
 
+static const ember_raise_desc raises_shapes_Store_get[] = {
+    { shapes_NotFound_ID, &type_NotFound },
+    { common_Denied_ID, &type_common_Denied },
+};
 static const ember_field_desc params_shapes_Store_get[] = {
     { 1, "key", &type_string, false },
 };
@@ -3514,6 +3539,9 @@ static const ember_field_desc params_shapes_Store_forget[] = {
 static const ember_field_desc params_shapes_Store_watch[] = {
     { 1, "who", &type_ref_Watcher, false },
 };
+static const ember_raise_desc raises_shapes_Store_name[] = {
+    { shapes_Empty2_ID, &type_Empty2 },
+};
 static const ember_field_desc params_shapes_Store_opt[] = {
     { 1, "o", &type_Optionals, false },
     { 2, "many", &type_list_ref_Watcher, false },
@@ -3528,27 +3556,27 @@ static const ember_field_desc params_shapes_Store_find[] = {
 
 static const ember_method_desc shapes_Store_methods[] = {
     { shapes_Store_get_ID, "get", false, shapes_Store_get_dispatch,
-      "get", false, params_shapes_Store_get, 1, &type_Scalars },
+      "get", false, params_shapes_Store_get, 1, &type_Scalars, raises_shapes_Store_get, 2 },
     { shapes_Store_put_ID, "put", false, shapes_Store_put_dispatch,
-      "put", false, params_shapes_Store_put, 2, NULL },
+      "put", false, params_shapes_Store_put, 2, NULL, NULL, 0 },
     { shapes_Store_echo_ID, "echo", false, shapes_Store_echo_dispatch,
-      "echo", false, params_shapes_Store_echo, 1, &type_Containers },
+      "echo", false, params_shapes_Store_echo, 1, &type_Containers, NULL, 0 },
     { shapes_Store_grow_ID, "grow", false, shapes_Store_grow_dispatch,
-      "grow", false, params_shapes_Store_grow, 2, &type_Tree },
+      "grow", false, params_shapes_Store_grow, 2, &type_Tree, NULL, 0 },
     { shapes_Store_forget_ID, "forget", true, shapes_Store_forget_dispatch,
-      "forget", false, params_shapes_Store_forget, 1, NULL },
+      "forget", false, params_shapes_Store_forget, 1, NULL, NULL, 0 },
     { shapes_Store_watch_ID, "watch", false, shapes_Store_watch_dispatch,
-      "watch", false, params_shapes_Store_watch, 1, NULL },
+      "watch", false, params_shapes_Store_watch, 1, NULL, NULL, 0 },
     { shapes_Store_count_ID, "count", false, shapes_Store_count_dispatch,
-      "count", false, NULL, 0, &type_u64 },
+      "count", false, NULL, 0, &type_u64, NULL, 0 },
     { shapes_Store_name_ID, "name", false, shapes_Store_name_dispatch,
-      "name", false, NULL, 0, &type_string },
+      "name", false, NULL, 0, &type_string, raises_shapes_Store_name, 1 },
     { shapes_Store_opt_ID, "opt", false, shapes_Store_opt_dispatch,
-      "opt", false, params_shapes_Store_opt, 2, &type_Optionals },
+      "opt", false, params_shapes_Store_opt, 2, &type_Optionals, NULL, 0 },
     { shapes_Store_stop_ID, "stop", true, shapes_Store_stop_dispatch,
-      "stop", false, NULL, 0, NULL },
+      "stop", false, NULL, 0, NULL, NULL, 0 },
     { shapes_Store_find_ID, "find", false, shapes_Store_find_dispatch,
-      "find", false, params_shapes_Store_find, 5, &type_string },
+      "find", false, params_shapes_Store_find, 5, &type_string, NULL, 0 },
 };
 
 const ember_service_desc shapes_Store_service = {

@@ -158,6 +158,10 @@ def node(port, name):
 
     # Errors both ways, and bad values: the connection stays.
     yield expect_fail(root, "fail", pb.Error, "nope", 1009, "nope")
+    kind, f = yield outcome(root.callRemote("callTarget", 1020, 7))
+    check("typed error", kind == "fail" and "pbt.Refused" in str(f.type) and
+          f.getErrorMessage() == "code=7, why=closed" and f.check(pb.Error) is not None,
+          "%s %r" % (kind, getattr(f, "type", f)))
     yield expect_fail(root, "unknown command", flavors.NoSuchMethod, "no command 9999", 9999)
     yield expect_fail(root, "i8 range", TypeError, "argument 1 'v'", 1013, 128)
     yield expect_fail(root, "u64 negative", TypeError, "out of the range", 1004, -1)

@@ -311,10 +311,17 @@ static void r_exported(ember_call *c, void *ud)
     pbt_Root_exported_reply(c, ember_child_exported_(ember_call_child(c)));
 }
 
+static void r_gate(ember_call *c, uint32_t code, void *ud)
+{
+    pbt_Refused e = {code, "closed"};
+    (void)ud;
+    pbt_Root_gate_fail_Refused(c, &e);
+}
+
 static const pbt_Root_handlers root_h = {
     r_echo_s, r_echo_b, r_add, r_echo_u, r_echo_f, r_move, r_split, r_count,
     r_fail, r_note, r_flip, r_opt, r_echo_i8, r_children, r_hang, r_call_back,
-    r_give, r_take, r_exported,
+    r_give, r_take, r_exported, r_gate,
 };
 
 static void l_status(ember_call *c, const char *who, void *ud)

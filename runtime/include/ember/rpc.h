@@ -170,6 +170,12 @@ struct ember_type {
     const ember_service_desc *svc;  /* REF: the service it is a ref<> of */
 };
 
+/* A typed error a method raises: its id and its struct type. */
+typedef struct ember_raise_desc {
+    uint32_t id;                /* <mod>_<Error>_ID */
+    const ember_type *type;     /* STRUCT, name "game.NotInRoom" */
+} ember_raise_desc;
+
 typedef struct ember_method_desc {
     uint32_t id;                /* wire identity, unique within its service */
     const char *name;           /* "move" */
@@ -182,6 +188,8 @@ typedef struct ember_method_desc {
     const ember_field_desc *params; /* in declaration order */
     uint32_t n_params;
     const ember_type *result;   /* NULL: void or oneway */
+    const ember_raise_desc *raises; /* the errors of its raises clause */
+    uint32_t n_raises;
 } ember_method_desc;
 
 struct ember_service_desc {
