@@ -615,7 +615,7 @@ static int on_answer(ember_conn *c, ember_jl_cur *cur, uint32_t count, bool erro
         return -1;
     }
     ember_jl_failure fl;
-    char msg[EMBER_JL_FAIL_TEXT * 2 + 4];
+    char msg[EMBER_JL_FAIL_TEXT * 2 + 4] = "";
     if (error) {
         if (ember_jl_read_failure(cur, &fl)) {
             ember_conn_close(c, EMBER_PROTOCOL, "PB error malformed");
@@ -626,8 +626,9 @@ static int on_answer(ember_conn *c, ember_jl_cur *cur, uint32_t count, bool erro
     if (id.mag == PB_PROBE_ID && !id.neg)
         return 0; /* the probe's answer: being alive was the point */
     if (pb->proxy_id && id.mag == pb->proxy_id && !id.neg) {
-        char why[EMBER_JL_FAIL_TEXT * 2 + 24];
-        snprintf(why, sizeof why, "refused by root: %s", msg);
+        char why[EMBER_JL_FAIL_TEXT * 2 + 24] = "";
+        if (error)
+            snprintf(why, sizeof why, "refused by root: %s", msg);
         registered(c, !error, error ? why : NULL);
         return 0;
     }
