@@ -23,6 +23,11 @@ static int int_or(json_t *obj, const char *key, int dflt)
     return json_is_integer(v) ? (int)json_integer_value(v) : dflt;
 }
 
+void cfg_pb_addr(int port, char *buf, size_t len)
+{
+    snprintf(buf, len, "127.0.0.1:%d", port);
+}
+
 const cfg_server *cfg_find(const cluster_cfg *c, const char *name)
 {
     for (int i = 0; i < c->n_servers; i++)
@@ -138,6 +143,7 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
     if (load_clients(&s->clients, name, json_object_get(o, "clients"), err, errlen))
         return -1;
     s->metricsport = int_or(o, "metricsport", 0);
+    s->pbport = int_or(o, "pbport", 0);
     json_t *rem = json_object_get(o, "remoteport");
     if (rem && !json_is_array(rem)) {
         snprintf(err, errlen, "servers.%s.remoteport: not a list", name);
@@ -182,6 +188,7 @@ int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
     copy(c->master_host, sizeof c->master_host, str_or(m, "roothost", "127.0.0.1"));
     c->master_port = int_or(m, "rootport", 0);
     c->web_port = int_or(m, "webport", 0);
+    c->master_pbport = int_or(m, "pbport", 0);
     copy(c->secret, sizeof c->secret, str_or(root, "secret", ""));
     copy(c->admin_token, sizeof c->admin_token, str_or(root, "admin_token", ""));
     copy(c->db, sizeof c->db, str_or(root, "db", "var/ember.sqlite"));

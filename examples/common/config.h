@@ -12,8 +12,11 @@
  *     "servers": {
  *       "db":    {"app": "db",   "rootport": 7001},
  *       "gate":  {"app": "gate", "rootport": 7002, "remoteport": [{"rootname": "db"}],
- *                 "metricsport": 7092},     (optional: its own /metrics)
+ *                 "metricsport": 7092,      (optional: its own /metrics)
+ *                 "pbport": 7102},          (optional: Twisted PB nodes, loopback)
  *       "game1": {"app": "game", "remoteport": [{"rootname": "gate"}, {"rootname": "db"}]},
+ *       "game2": {"app": "pygame", ...}   (a Twisted node: examples/pygame/game.py,
+ *                 registering on the pbport of master and of its roots)
  *       "net":   {"app": "net",  "netport": 7010, "remoteport": [{"rootname": "gate"}],
  *                 "clients": {"max_clients": 10000, ...}}   (optional)
  *     }
@@ -64,6 +67,8 @@ typedef struct cfg_server {
     int rootport;        /* 0: not a root */
     int netport;         /* 0: no client port */
     int metricsport;     /* its own GET /metrics on host:metricsport; 0: none */
+    int pbport;          /* a Perspective Broker listener for Twisted nodes
+                            on 127.0.0.1:pbport (root servers); 0: none */
     char db[512];        /* db path (app "db") */
     cfg_client_limits clients;   /* app "net" */
     int n_remotes;
@@ -75,6 +80,7 @@ typedef struct cluster_cfg {
     char master_host[128];
     int master_port;
     int web_port;
+    int master_pbport;   /* master.pbport: PB listener on 127.0.0.1; 0: none */
     char secret[128];
     char admin_token[128]; /* the master's admin credential ("" : none) */
     bool tls_on;         /* a "tls" block was given */
@@ -93,6 +99,9 @@ const cfg_server *cfg_find(const cluster_cfg *c, const char *name);
  * call). A node presents the TLS certificate as its client certificate. */
 void cfg_root_config(const cluster_cfg *c, ember_root_config *rc);
 void cfg_node_config(const cluster_cfg *c, ember_node_config *nc);
+/* "127.0.0.1:port": a PB listener ("pbport") binds to loopback only, as PB
+ * has no cluster secret (docs/security.md). */
+void cfg_pb_addr(int port, char *buf, size_t len);
 /* "host:port" of the master's root. */
 void cfg_master_addr(const cluster_cfg *c, char *buf, size_t len);
 

@@ -423,6 +423,13 @@ ember_root *srv_root(srv *s)
         srv_log(s, "cannot listen on %s: %s", addr, ember_last_error());
         exit(1);
     }
+    if (s->me->pbport > 0) {
+        cfg_pb_addr(s->me->pbport, addr, sizeof addr);
+        if (ember_root_listen_pb(s->root, addr)) {
+            srv_log(s, "cannot listen (Perspective Broker) on %s: %s", addr, ember_last_error());
+            exit(1);
+        }
+    }
     s->port = ember_root_port(s->root);
     return s->root;
 }

@@ -67,11 +67,22 @@ static gsession *session_of(gatesrv *g, ember_call *call, uint64_t session)
     return NULL;
 }
 
+/* True when c is a game node: an ember node that declared service, or a
+ * Twisted one (a PB node declares no services: the config's app "pygame"
+ * says what it is). */
+static bool serves(gatesrv *g, ember_child *c, const char *service)
+{
+    if (ember_child_has_service(c, service))
+        return true;
+    const cfg_server *cs = cfg_find(&g->s.cfg, ember_child_name(c));
+    return cs && strcmp(cs->app, "pygame") == 0;
+}
+
 /* A live child named name serving service, or NULL. */
 static ember_child *live_node(gatesrv *g, const char *service, const char *name)
 {
     ember_child *c = name[0] ? ember_root_child_by_name(g->s.root, name) : NULL;
-    return c && ember_child_has_service(c, service) ? c : NULL;
+    return c && serves(g, c, service) ? c : NULL;
 }
 
 /* The game node for a room, so all players of one room meet on one node:
@@ -90,7 +101,7 @@ static ember_child *pick_node(gatesrv *g, const char *service, uint32_t room)
     size_t n = 0;
     for (ember_child *c = ember_root_child_next(g->s.root, NULL); c && n < 64;
          c = ember_root_child_next(g->s.root, c))
-        if (ember_child_has_service(c, service))
+        if (serves(g, c, service))
             live[n++] = c;
     return n ? live[room % n] : NULL;
 }
@@ -118,6 +129,23 @@ static ember_bytes unwrap(const void *payload, size_t len)
     return b;
 }
 
+/* A Twisted game node refuses with an exception named Refused whose text
+ * is "CODE why"; it arrives as EMBER_FAILED "<module>.Refused: CODE why".
+ * True when msg is one (call refused with its code and reason). */
+static bool refused_py(ember_call *call, const char *msg)
+{
+    const char *colon = strstr(msg, ": ");
+    size_t n = colon ? (size_t)(colon - msg) : 0;
+    if (n < 7 || strncmp(colon - 7, "Refused", 7) != 0 || (n > 7 && colon[-8] != '.'))
+        return false;
+    char *end;
+    long code = strtol(colon + 2, &end, 10);
+    if (end == colon + 2 || code < 1 || code > 999)
+        return false;
+    srv_refuse(call, (int32_t)code, *end == ' ' ? end + 1 : end);
+    return true;
+}
+
 /* Passes a failed outcome on to the caller. An untyped call hands over a
  * raised error undecoded: decode the one we know, Refused. */
 static void pass_failure(gatesrv *g, ember_call *call, const ember_outcome *o,
@@ -139,6 +167,8 @@ static void pass_failure(gatesrv *g, ember_call *call, const ember_outcome *o,
             return;
         }
     }
+    if (o->status == EMBER_FAILED && o->message && refused_py(call, o->message))
+        return;
     srv_refuse(call, 500 + (int32_t)o->status, o->message ? o->message : ember_status_name(o->status));
 }
 
@@ -157,7 +187,7 @@ typedef struct route_ctx {
     sess_ctx *logout;     /* the logout waiting for this leave, or NULL */
 } route_ctx;
 
-static void routed(const ember_outcome *o, const void *payload, size_t len, void *ud)
+static void routed_raw(const ember_outcome *o, const void *payload, size_t len, void *ud)
 {
     route_ctx *ctx = ud;
     gsession *s = find(ctx->g, ctx->session);
@@ -190,6 +220,23 @@ static void routed(const ember_outcome *o, const void *payload, size_t len, void
     free(ctx);
 }
 
+/* A routed call ended: the reply (or raised error) payload as it came. */
+static void routed(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
+{
+    (void)cb;
+    routed_raw(o, reply ? reply->p : NULL, reply ? (size_t)(reply->end - reply->p) : 0, ud);
+}
+
+/* Writes the encoded game.Routed (bytes) as the call's arguments. */
+static void enc_routed(ember_enc *e, const void *v)
+{
+    const ember_bytes *b = v;
+    if (ember_enc_reserve(e, b->len) == 0) {
+        memcpy(e->p, b->data, b->len);
+        e->p += b->len;
+    }
+}
+
 /* The game node holding s's room, NULL when none (or it left). */
 static ember_child *room_node(gatesrv *g, const gsession *s)
 {
@@ -219,8 +266,11 @@ static int send_routed(gatesrv *g, ember_child *node, ember_call *call, gsession
         return -1;
     }
     *ctx = (route_ctx){g, call, s->id, command, room, logout};
-    ember_call_raw(ember_child_ref(node), game_Game_SERVICE_ID, command, buf,
-                   ember_enc_len(&e), routed, ctx, NULL);
+    /* Through game.Game's description, not untyped: a Twisted node (PB)
+     * needs the method's run-time types; an ember node gets the same bytes. */
+    ember_bytes args = {buf, ember_enc_len(&e)};
+    ember_call_start(ember_child_ref(node), &game_Game_service, command, enc_routed, &args,
+                     routed, NULL, ctx, NULL);
     return 0;
 }
 
@@ -231,6 +281,16 @@ static void lose_room(gsession *s)
     s->node[0] = 0;
     s->room = 0;
     s->lost = true;
+}
+
+/* True when command is a game.Game method (a Twisted node can only be
+ * called through its description). */
+static bool game_method(uint32_t command)
+{
+    for (uint32_t i = 0; i < game_Game_service.n_methods; i++)
+        if (game_Game_service.methods[i].id == command)
+            return true;
+    return false;
 }
 
 /* Routes command (client payload data) for session s to its game node. */
@@ -269,6 +329,10 @@ static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
         node = pick_node(g, service, 0);
     if (!node) {
         srv_refuse(call, 503, "no game node serves this command");
+        return;
+    }
+    if (!game_method(command)) {
+        srv_refuse(call, 404, "no such command");
         return;
     }
     if (send_routed(g, node, call, s, command, data, room, NULL) == 0 && room) {

@@ -861,6 +861,13 @@ usage:
         mlog("cannot listen on %s: %s", addr, ember_last_error());
         return 1;
     }
+    if (M.cfg.master_pbport > 0) {
+        cfg_pb_addr(M.cfg.master_pbport, addr, sizeof addr);
+        if (ember_root_listen_pb(M.root, addr)) {
+            mlog("cannot listen (Perspective Broker) on %s: %s", addr, ember_last_error());
+            return 1;
+        }
+    }
     M.http = evhttp_new(M.base);
     struct evhttp_bound_socket *hs =
         M.http ? evhttp_bind_socket_with_handle(M.http, M.cfg.master_host, (ev_uint16_t)M.cfg.web_port)
