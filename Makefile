@@ -21,10 +21,12 @@ EMBER_GOALS  := $(or $(MAKECMDGOALS),all)
 NODEPS_GOALS := clean uninstall deps deps-build deps-test deps-bench
 TEST_GOALS   := test test-% check-asan check-valgrind fuzz fuzz-% soak
 BENCH_GOALS  := bench bench-%
+MIXED_GOALS  := demo-mixed
 DEPS_GROUPS  := $(strip \
     $(if $(filter $(TEST_GOALS),$(EMBER_GOALS)),test) \
     $(if $(filter $(BENCH_GOALS),$(EMBER_GOALS)),bench) \
-    $(if $(filter-out $(NODEPS_GOALS) $(TEST_GOALS) $(BENCH_GOALS),$(EMBER_GOALS)),build))
+    $(if $(filter $(MIXED_GOALS),$(EMBER_GOALS)),mixed) \
+    $(if $(filter-out $(NODEPS_GOALS) $(TEST_GOALS) $(BENCH_GOALS) $(MIXED_GOALS),$(EMBER_GOALS)),build))
 endif
 
 ifneq ($(and $(if $(EMBER_DEPS_DONE),,1),$(DEPS_GROUPS)),)

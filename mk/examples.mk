@@ -2,11 +2,14 @@
 #
 #   make examples       build master, gate, game, db, net, bot into $(B)/bin
 #   make demo           start the cluster on loopback, run 20 bots, stop it
+#   make demo-mixed     the same with game2 the Twisted node
+#                       examples/pygame/game.py (installs python3-twisted)
 #   make test-examples  the cluster end to end, a stop under load, the
 #                       servers started one by one, the status page in
 #                       chromium, the cluster over TLS, net's client bounds
 #                       against a flooding client, its Prometheus metrics,
-#                       the admin web against attacks
+#                       the admin web against attacks, the mixed cluster
+#                       (a Twisted game node among the ember servers)
 #
 #   make generated      rewrite generated/ from idl/*.idl with this idlc
 #   make test-generated generated/ is byte for byte what this idlc makes
@@ -21,7 +24,7 @@ EX_IDLS  := $(wildcard idl/*.idl)
 EX_MODS  := $(EX_IDLS:idl/%.idl=%)
 EX_GEN_O := $(EX_MODS:%=$(EX_OBJ)/gen/%.o)
 EX_BINS  := master gate game db net bot freeport
-EX_BIN_PATHS := $(EX_BINS:%=$(B)/bin/%)
+EX_BIN_PATHS := $(EX_BINS:%=$(B)/bin/%) $(B)/bin/pygame
 
 JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
 JANSSON_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
@@ -34,9 +37,9 @@ EX_CFLAGS = $(CFLAGS_ALL) $(EMBER_INC) -I$(EX_GEN) -Iexamples/common -I$(EX_OBJ)
 # after it (libevent, OpenSSL, libm); the servers use libevent directly too.
 EX_LIBS   = $(LIBEMBER_A) $(RT_LIBS)
 
-.PHONY: examples generated ex-gen-new test-generated demo test-examples test-cluster \
+.PHONY: examples generated ex-gen-new test-generated demo demo-mixed test-examples test-cluster \
         test-status-page test-stop-under-load test-standalone test-tls test-flood \
-        test-metrics test-admin
+        test-metrics test-admin test-mixed
 
 examples: $(EX_BIN_PATHS)
 
@@ -115,6 +118,12 @@ $(B)/bin/bot: $(EX_OBJ)/bot/bot.o $(EX_FRAME_O) $(EX_GEN_O) $(LIBEMBER_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(EX_LIBS)
 
+# The Twisted game node: Python, installed next to the servers so that the
+# master starts it as app "pygame".
+$(B)/bin/pygame: examples/pygame/game.py
+	@mkdir -p $(dir $@)
+	install -m 755 $< $@
+
 $(B)/bin/freeport: $(EX_OBJ)/tools/freeport.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $^
@@ -123,6 +132,14 @@ $(B)/bin/freeport: $(EX_OBJ)/tools/freeport.o
 DEMO_BOTS ?= 20
 demo: lib idlc examples
 	@B=$(B) BOTS=$(DEMO_BOTS) scripts/demo.sh
+
+# The mixed cluster needs Twisted: the Makefile's first step installs it
+# for demo-mixed (scripts/deps.sh mixed).
+demo-mixed: lib idlc examples
+	@B=$(B) BOTS=$(DEMO_BOTS) MIXED=1 scripts/demo.sh
+
+test-mixed: lib idlc examples
+	@B=$(B) tests/e2e/mixed.sh
 
 test-cluster: lib idlc examples
 	@B=$(B) tests/e2e/cluster.sh
@@ -150,4 +167,4 @@ test-admin: lib idlc examples
 
 TEST_TARGETS += test-generated test-examples
 test-examples: test-cluster test-stop-under-load test-standalone test-status-page test-tls \
-               test-flood test-metrics test-admin
+               test-flood test-metrics test-admin test-mixed

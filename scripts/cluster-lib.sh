@@ -25,6 +25,10 @@
 # '"tls": {...},' line); $CL_NET_JSON likewise into net's entry (e.g.
 # '"clients": {...},').
 #
+# With CL_MIXED=1 the cluster runs mixed (docs/cluster.md, "A mixed
+# cluster"): game2 is the Twisted node examples/pygame/game.py (app
+# "pygame"), and master, db and gate listen for it on a "pbport" each.
+#
 # Sets CL_WEB (http://127.0.0.1:PORT), CL_NET (127.0.0.1:PORT), CL_MASTER_PID,
 # CL_PIDS (the master's and every server's pid), CL_LOG, CL_STOP_REPORT;
 # cluster_start_alone CL_ALONE ("NAME:PID ..." of the servers it started).
@@ -78,23 +82,32 @@ cluster_start() {
     CL_LOG=$dir/cluster.log
     # Ask the kernel for free ports: master root, web, db, gate, net, and
     # the gate's metrics.
-    set -- $("$CL_BIN/freeport" 6) || cl_die "freeport failed"
-    [ $# -eq 6 ] || cl_die "freeport gave $# ports"
+    # With CL_MIXED, three more: the PB ports of master, db and gate.
+    cl_nports=6
+    [ -z "${CL_MIXED:-}" ] || cl_nports=9
+    set -- $("$CL_BIN/freeport" $cl_nports) || cl_die "freeport failed"
+    [ $# -eq $cl_nports ] || cl_die "freeport gave $# ports"
+    cl_game2='"app": "game"'
+    cl_mpb= cl_dbpb= cl_gatepb=
+    if [ -n "${CL_MIXED:-}" ]; then
+        cl_game2='"app": "pygame"'
+        cl_mpb=", \"pbport\": $7" cl_dbpb=", \"pbport\": $8" cl_gatepb=", \"pbport\": $9"
+    fi
     : "${CL_SECRET:=$(cl_secret)}"
     : "${CL_ADMIN_TOKEN:=$(cl_secret)}"
     [ -n "$CL_SECRET" ] && [ -n "$CL_ADMIN_TOKEN" ] || cl_die "no random secret from /dev/urandom"
     cat > "$dir/cluster.json" <<JSON
 {
-  "master": {"roothost": "127.0.0.1", "rootport": $1, "webport": $2},
+  "master": {"roothost": "127.0.0.1", "rootport": $1, "webport": $2$cl_mpb},
   "secret": "$CL_SECRET",
   "admin_token": "$CL_ADMIN_TOKEN",
   ${CL_TLS_JSON:-}
   "db": "$db",
   "servers": {
-    "db":    {"app": "db",   "rootport": $3},
-    "gate":  {"app": "gate", "rootport": $4, "remoteport": [{"rootname": "db"}], "metricsport": $6},
+    "db":    {"app": "db",   "rootport": $3$cl_dbpb},
+    "gate":  {"app": "gate", "rootport": $4, "remoteport": [{"rootname": "db"}], "metricsport": $6$cl_gatepb},
     "game1": {"app": "game", "remoteport": [{"rootname": "gate"}, {"rootname": "db"}]},
-    "game2": {"app": "game", "remoteport": [{"rootname": "gate"}, {"rootname": "db"}]},
+    "game2": {$cl_game2, "remoteport": [{"rootname": "gate"}, {"rootname": "db"}]},
     "net":   {"app": "net",  "netport": $5, ${CL_NET_JSON:-}"remoteport": [{"rootname": "gate"}]}
   }
 }

@@ -6,6 +6,10 @@
 #
 #   B=build BOTS=20 ROOMS=4 MOVES=5 DB=var/ember-demo.sqlite scripts/demo.sh
 #
+# MIXED=1 (make demo-mixed) runs the mixed cluster: game2 is the Twisted
+# node examples/pygame/game.py, registered over Perspective Broker with
+# master, gate and db (docs/cluster.md, "A mixed cluster").
+#
 # The database persists between runs: the second run's bots are loaded from
 # it, at the positions the first run left them.
 set -eu
@@ -16,11 +20,18 @@ cd "$(dirname "$0")/.."
 dir=$B/demo
 trap cluster_kill EXIT INT TERM
 
-for bin in master gate game db net bot freeport; do
+game2="game2"
+if [ -n "${MIXED:-}" ]; then
+    CL_MIXED=1
+    game2="game2 (Python, Twisted PB)"
+    /usr/bin/python3 -c 'import twisted.spread.pb' 2>/dev/null ||
+        cl_die "the mixed cluster needs python3-twisted: scripts/deps.sh mixed"
+fi
+for bin in master gate game db net bot freeport ${MIXED:+pygame}; do
     [ -x "$CL_BIN/$bin" ] || cl_die "$CL_BIN/$bin is missing: run make examples"
 done
 t0=$(cl_now)
-cl_say "== ember demo: master, db, gate, game1, game2, net on 127.0.0.1 (database $DB)"
+cl_say "== ember demo: master, db, gate, game1, $game2, net on 127.0.0.1 (database $DB)"
 cluster_start "$dir" "$DB"
 cluster_wait_ready 20
 

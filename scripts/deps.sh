@@ -1,10 +1,12 @@
 #!/bin/sh
 # Makes sure the Debian packages ember needs are installed.
 #
-#   scripts/deps.sh [--quiet] [GROUP...]      GROUP: build demo bench test fresh
+#   scripts/deps.sh [--quiet] [GROUP...]      GROUP: build demo mixed bench test fresh
 #
 # build: libember, idlc and the examples; demo: the same (the demo needs
-# nothing more); bench: python3 (idlc10k's input) and gnuplot (bench-plot);
+# nothing more); mixed: build and python3-twisted (make demo-mixed, whose
+# game2 is a Twisted node); bench: python3 (idlc10k's input), gnuplot
+# (bench-plot) and python3-twisted (the Perspective Broker workloads);
 # test, the default: everything `make test` and CI use on top of build
 # (clang, valgrind, the libFuzzer runtime, openssl, iproute2, chromium,
 # python3-twisted for the Perspective Broker peers, promtool and
@@ -35,10 +37,13 @@ libssl-dev:/usr/include/openssl/hmac.h
 pkg-config:/usr/bin/pkg-config
 curl:/usr/bin/curl
 "
+twisted="
+python3-twisted:/usr/lib/python3/dist-packages/twisted/spread/pb.py
+"
 bench="
 python3:/usr/bin/python3
 gnuplot-nox:/usr/bin/gnuplot
-"
+$twisted"
 test="
 clang:/usr/bin/clang
 valgrind:/usr/bin/valgrind
@@ -46,7 +51,7 @@ openssl:/usr/bin/openssl
 iproute2:/bin/ip
 libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
 chromium:/usr/bin/chromium
-python3-twisted:/usr/lib/python3/dist-packages/twisted/spread/pb.py
+$twisted
 prometheus:/usr/bin/promtool
 python3-prometheus-client:/usr/lib/python3/dist-packages/prometheus_client/parser.py
 "
@@ -57,10 +62,11 @@ need=""
 for what in "$@"; do
     case "$what" in
         build|demo) need="$need $build" ;;
+        mixed)      need="$need $build $twisted" ;;
         bench)      need="$need $build $bench" ;;
         test)       need="$need $build $test" ;;
         fresh)      need="$need $fresh" ;;
-        *) echo "usage: scripts/deps.sh [--quiet] [build|demo|bench|test|fresh]..." >&2; exit 2 ;;
+        *) echo "usage: scripts/deps.sh [--quiet] [build|demo|mixed|bench|test|fresh]..." >&2; exit 2 ;;
     esac
 done
 
