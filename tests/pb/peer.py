@@ -17,10 +17,13 @@
         the broker's localObjects, and the connection stays); an ember
         object the root returns is called by name, comes home as the same
         object, and is released when Python drops it.
+    peer.py taken PORT NAME
+        registers under a name a live child holds: takeProxy fails with
+        ember.Refused "name in use", and the root closes the connection.
     peer.py tls PORT NAME
         registers over TLS (connectSSL) and makes a few calls.
-    peer.py root 0 NAME
-        a Firefly-style PBRoot on a free port (printed first, "PORT n"):
+    peer.py root PORT NAME
+        a Firefly-style PBRoot on PORT (0: a free one; printed first, "PORT n"):
         its takeProxy calls callChild on the node before answering (as
         Firefly's reference root does); it serves callTarget and a by-name
         remote_status, and calls the node back: values, its failures,
@@ -261,9 +264,9 @@ class Root(pb.Root):
 
 
 @defer.inlineCallbacks
-def root(name):
+def root(port, name):
     r = Root(name)
-    port = reactor.listenTCP(0, pb.PBServerFactory(r), interface="127.0.0.1")
+    port = reactor.listenTCP(port, pb.PBServerFactory(r), interface="127.0.0.1")
     print("PORT %d" % port.getHost().port, flush=True)
     yield r.finished
 
@@ -326,6 +329,16 @@ def refs(port, name):
 
 
 @defer.inlineCallbacks
+def taken(port, name):
+    factory = pb.PBClientFactory()
+    reactor.connectTCP("127.0.0.1", port, factory)
+    root = yield factory.getRootObject()
+    yield expect_failure(root.callRemote("takeProxy", name, ProxyReference()),
+                         "name taken", pb.Error, "name in use")
+    factory.disconnect()
+
+
+@defer.inlineCallbacks
 def tls(port, name):
     factory, root = yield register(port, name, tls=True)
     check("add over TLS", (yield root.callRemote("callTarget", 1003, 2, 3)) == 5)
@@ -348,12 +361,12 @@ def main():
         failures.append("exception: %s" % f.getTraceback())
         done(None)
 
-    if mode not in ("node", "root", "hang", "refs", "tls"):
+    if mode not in ("node", "root", "hang", "refs", "tls", "taken"):
         print(json.dumps({"ok": False, "failures": ["unknown mode " + mode]}))
         sys.exit(2)
-    d = {"node": lambda: node(port, name), "root": lambda: root(name),
+    d = {"node": lambda: node(port, name), "root": lambda: root(port, name),
          "hang": lambda: hang(port, name), "refs": lambda: refs(port, name),
-         "tls": lambda: tls(port, name)}[mode]()
+         "tls": lambda: tls(port, name), "taken": lambda: taken(port, name)}[mode]()
     d.addCallbacks(done, err)
     reactor.callLater(30, lambda: err(failure.Failure(Exception("timeout"))))
     reactor.run()

@@ -24,6 +24,10 @@
  *                  each offender is disconnected with its reason logged,
  *                  a refused jelly type is answered and the connection
  *                  stays, and the good node's calls all complete.
+ *   same_name      a Twisted node restarting under the name of a live
+ *                  child is refused ("name in use"); once the old one is
+ *                  found dead (SIGSTOP: the probe goes unanswered), the
+ *                  same name registers again.
  *   tls            the PB listener with the root's TLS configuration: a
  *                  Twisted node registers and calls over connectSSL.
  *   pb_names       two services that would both answer the PB message
@@ -32,7 +36,8 @@
  *                  root (takeProxy), serves its callChild, including the one
  *                  it sends before answering takeProxy, and calls it
  *                  through the typed stubs (callTarget and by name); errors
- *                  and a reply that does not match the IDL each way.
+ *                  and a reply that does not match the IDL each way; the
+ *                  root restarts and the node registers again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -504,6 +509,11 @@ static bool peer_ready(void *ud)
     return strstr(((peer *)ud)->out, "READY") != NULL || ((peer *)ud)->eof;
 }
 
+static bool peer_exited(void *ud)
+{
+    return ((peer *)ud)->eof;
+}
+
 static bool child_left(void *ud)
 {
     return ((state *)ud)->leaves > 0;
@@ -749,6 +759,33 @@ static void hostile_case(void)
            sizeof hostile / sizeof hostile[0], b.ok, failed ? "FAILED" : "ok");
 }
 
+static void same_name_case(void)
+{
+    struct event_base *base = event_base_new();
+    state st;
+    int port = -1;
+    ember_root *r = new_root(base, &st, &port);
+    peer a, b, c;
+    CHECK(peer_start(&a, base, "hang", port, "hanger") == 0);
+    CHECK(run_until(base, peer_ready, &a, 20000));
+    CHECK(peer_start(&b, base, "taken", port, "hanger") == 0);
+    CHECK(run_until(base, peer_exited, &b, 20000) && peer_ok(&b));
+    CHECK(st.joins == 1 && st.leaves == 0);
+    kill(a.pid, SIGSTOP);
+    CHECK(run_until(base, child_left, &st, 10000));
+    CHECK(peer_start(&c, base, "hang", port, "hanger") == 0);
+    CHECK(run_until(base, peer_ready, &c, 20000));
+    CHECK(st.joins == 2 && ember_root_child_by_name(r, "hanger") != NULL);
+    kill(a.pid, SIGCONT);
+    peer_end(&a);
+    peer_end(&b);
+    peer_end(&c);
+    ember_ref_release(st.admin);
+    ember_root_free(r);
+    event_base_free(base);
+    printf("test-pb: restart under the same name: %s\n", failed ? "FAILED" : "ok");
+}
+
 static void tls_case(void)
 {
     char dir[] = "/tmp/ember-pb-tls.XXXXXX", cmd[512], cert[64], key[64];
@@ -880,8 +917,11 @@ static void on_node_state(ember_node *n, ember_node_state s, const char *why, vo
     (void)why;
     if (s == EMBER_NODE_LOST)
         st->lost++;
-    if (s != EMBER_NODE_REGISTERED || st->registered++)
+    if (s != EMBER_NODE_REGISTERED)
         return;
+    /* Each registration (the root restarted: a new one) runs the calls. */
+    st->registered++;
+    st->outcomes = 0;
     ember_ref *root = ember_node_root(n);
     pbt_Root_add(root, 1, 2, n_add, st, NULL);
     pbt_Root_echo_s(root, "\xc3\xbc", n_echo, st, NULL);
@@ -900,12 +940,13 @@ static bool have_port(void *ud)
 typedef struct nwait {
     peer *p;
     nstate *st;
+    int lost;                 /* LOSTs to wait for */
 } nwait;
 
 static bool root_gone(void *ud)
 {
     nwait *w = ud;
-    return w->p->eof && w->st->lost >= 1;
+    return w->p->eof && w->st->lost >= w->lost;
 }
 
 static void twisted_root(void)
@@ -928,12 +969,23 @@ static void twisted_root(void)
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     CHECK(ember_node_connect_pb(st.node, addr) == 0);
-    nwait w = {&p, &st};
+    nwait w = {&p, &st, 1};
     CHECK(run_until(base, root_gone, &w, 40000));
     CHECK(peer_ok(&p));
     CHECK(st.registered == 1 && st.outcomes == 7);
     CHECK(st.add_ok && st.echo_ok && st.fail_ok && st.status_ok);
     CHECK(st.reload_ok && st.children_ok && st.proto_ok);
+    peer_end(&p);
+    /* The root restarts on its port: the node reconnects and registers
+     * again (takeProxy on the new connection), and it all works again. */
+    st.add_ok = st.proto_ok = st.children_ok = false;
+    CHECK(peer_start(&p, base, "root", port, "emnode") == 0);
+    w.p = &p;
+    w.lost = st.lost + 1;
+    CHECK(run_until(base, root_gone, &w, 40000));
+    CHECK(peer_ok(&p));
+    CHECK(st.registered == 2 && st.outcomes == 7);
+    CHECK(st.add_ok && st.proto_ok && st.children_ok);
     peer_end(&p);
     ember_node_free(st.node);
     event_base_free(base);
@@ -953,6 +1005,7 @@ int main(int argc, char **argv)
     refs_case();
     hostile_case();
     pb_names_case();
+    same_name_case();
     tls_case();
     twisted_root();
     printf("test-pb: %s\n", failed ? "FAILED" : "all passed");
