@@ -143,7 +143,7 @@ def node(port, name):
         yield expect(root, "add %d %d" % (a, b), a + b, 1003, a, b)
     for u in (0, 2**31, 2**63, 2**64 - 1):
         yield expect(root, "echo_u %d" % u, u, 1004, u)
-    for f in (1.5, -0.0, 0.0, float("inf"), float("-inf"), 1e300):
+    for f in (1.5, -0.0, 0.0, float("inf"), float("-inf"), 1e300, float("nan")):
         yield expect(root, "echo_f %r" % f, f, 1005, f)
     yield expect(root, "echo_f from int", 7.0, 1005, 7)
     yield expect(root, "move", {"x": 4, "y": 2}, 1006, {"x": 1, "y": 2}, 3)

@@ -8,6 +8,7 @@
 #include "helpers.h"
 #include "../common/hex.h"
 #include "pb-internal.h"
+#include "pb-xcode-internal.h"
 
 /* Reads the first jelly value of hex (kept in b) into *v. */
 static int read_hex(const char *hex, uint8_t *b, size_t cap, ember_jl_cur *c,
@@ -446,6 +447,111 @@ static void test_failure(void)
               strcmp(f.value, "remote error") == 0 && c.p == c.end);
 }
 
+/* ---- typed values: ember -> jelly -> ember is the identity ---- */
+
+static const ember_type t_i64 = {.kind = EMBER_T_I64};
+static const ember_type t_u32 = {.kind = EMBER_T_U32};
+static const ember_type t_str = {.kind = EMBER_T_STRING};
+static const ember_type t_bytes = {.kind = EMBER_T_BYTES};
+static const ember_type t_bool = {.kind = EMBER_T_BOOL};
+static const ember_type t_f64 = {.kind = EMBER_T_F64};
+static const ember_type t_ref = {.kind = EMBER_T_REF, .name = "t.S"};
+static const ember_type t_list = {.kind = EMBER_T_LIST, .elem = &t_u32};
+static const ember_type t_map = {.kind = EMBER_T_MAP, .elem = &t_i64, .key = &t_str};
+static const ember_field_desc pos_fields[] = {
+    {1, "x", &t_i64, false}, {2, "name", &t_str, true}, {3, "ok", &t_bool, false},
+};
+static const ember_type t_pos = {.kind = EMBER_T_STRUCT, .name = "t.Pos", .fields = pos_fields, .n_fields = 3};
+static const ember_field_desc params[] = {
+    {1, "a", &t_i64, false}, {2, "s", &t_str, false}, {3, "b", &t_bytes, false},
+    {4, "l", &t_list, false}, {5, "m", &t_map, false}, {6, "p", &t_pos, false},
+    {7, "f", &t_f64, false}, {8, "o", &t_u32, true}, {9, "r", &t_ref, false},
+};
+static const ember_method_desc method = {
+    .id = 1, .name = "m", .pb_name = "m", .params = params, .n_params = 9,
+    .result = &t_pos,
+};
+
+/* The argument struct generated code would write, fields in tag order. */
+static size_t write_args(uint8_t *buf, size_t cap)
+{
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, cap);
+    ember_enc_sint(&e, 1, INT64_MIN);
+    ember_enc_string(&e, 2, "\xc3\xbc" "ber");
+    ember_bytes b = {(const uint8_t *)"list", 4};
+    ember_enc_bytes(&e, 3, b);
+    ember_enc_key(&e, 4, EMBER_WT_LEN); /* list<u32> {3, 0, 2^32-1, 7} */
+    size_t mark = ember_enc_len_begin(&e);
+    ember_enc_raw_varint(&e, 3);
+    ember_enc_raw_varint(&e, 0);
+    ember_enc_raw_varint(&e, UINT32_MAX);
+    ember_enc_raw_varint(&e, 7);
+    ember_enc_len_end(&e, mark);
+    ember_enc_key(&e, 5, EMBER_WT_LEN); /* map<string, i64> {"k": -5} */
+    mark = ember_enc_len_begin(&e);
+    ember_enc_raw_varint(&e, 1);
+    ember_enc_raw_string(&e, "k");
+    ember_enc_raw_sint(&e, -5);
+    ember_enc_len_end(&e, mark);
+    ember_enc_key(&e, 6, EMBER_WT_LEN); /* Pos {x: 3, name: "n", ok: true} */
+    mark = ember_enc_len_begin(&e);
+    ember_enc_sint(&e, 1, 3);
+    ember_enc_string(&e, 2, "n");
+    ember_enc_bool(&e, 3, true);
+    ember_enc_len_end(&e, mark);
+    ember_enc_f64(&e, 7, -0.0);
+    /* 8 (optional) absent; 9 a NULL ref */
+    ember_enc_uint(&e, 9, 0);
+    return e.failed ? 0 : ember_enc_len(&e);
+}
+
+static void test_typed_round_trip(void)
+{
+    uint8_t in[512], jel[1024], out[512];
+    size_t n = write_args(in, sizeof in);
+    CU_ASSERT_FATAL(n > 0);
+    /* ember -> jelly: 9 positional values, the absent optional as None */
+    ember_enc e;
+    ember_enc_init_fixed(&e, jel, sizeof jel);
+    ember_jl_w w = {&e, true};
+    ember_pbx x = {NULL, {0}, {0}};
+    CU_ASSERT_EQUAL_FATAL(ember_pbx_args_out(&x, in, n, &method, &w), 0);
+    size_t jn = ember_enc_len(&e);
+    /* jelly -> ember: the same bytes */
+    ember_jl_init(&x.cur, jel, jn, true);
+    ember_enc_init_fixed(&e, out, sizeof out);
+    CU_ASSERT_EQUAL_FATAL(ember_pbx_args_in(&x, 9, &method, &e), 0);
+    CU_ASSERT(x.cur.p == x.cur.end);
+    CU_ASSERT_EQUAL(ember_enc_len(&e), n);
+    CU_ASSERT(memcmp(in, out, n) == 0);
+}
+
+static void test_typed_mismatch(void)
+{
+    uint8_t jel[64], out[64];
+    ember_enc e;
+    ember_pbx x = {NULL, {0}, {0}};
+    /* (local 5) for a ref: an object we do not export decodes to NULL */
+    size_t n = unhex("02 80 11 87 05 81", jel, sizeof jel);
+    static const ember_field_desc one_ref[] = {{9, "r", &t_ref, false}};
+    const ember_method_desc m = {.id = 1, .name = "m", .pb_name = "m",
+                                 .params = one_ref, .n_params = 1};
+    ember_jl_init(&x.cur, jel, n, true);
+    ember_enc_init_fixed(&e, out, sizeof out);
+    CU_ASSERT_EQUAL(ember_pbx_args_in(&x, 1, &m, &e), 0);
+    CU_ASSERT(ember_enc_len(&e) == 2 && out[0] == (9 << 3) && out[1] == 0);
+    /* unicode where bytes... is fine; an int where a string is: named */
+    n = unhex("05 81", jel, sizeof jel);
+    static const ember_field_desc one_str[] = {{1, "name", &t_str, false}};
+    const ember_method_desc ms = {.id = 1, .name = "login", .pb_name = "login",
+                                  .params = one_str, .n_params = 1};
+    ember_jl_init(&x.cur, jel, n, true);
+    ember_enc_init_fixed(&e, out, sizeof out);
+    CU_ASSERT_EQUAL(ember_pbx_args_in(&x, 1, &ms, &e), -1);
+    CU_ASSERT(strstr(x.why, "login: argument 1 'name': expected string, got int") != NULL);
+}
+
 void add_pb_suite(void)
 {
     CU_pSuite s = CU_add_suite("pb codec", NULL, NULL);
@@ -458,4 +564,6 @@ void add_pb_suite(void)
     CU_add_test(s, "boundaries however the stream is cut", test_scan_cuts);
     CU_add_test(s, "scanner limits on the prefix", test_scan_limits);
     CU_add_test(s, "CopyableFailure", test_failure);
+    CU_add_test(s, "typed round trip ember -> jelly -> ember", test_typed_round_trip);
+    CU_add_test(s, "typed mismatches and refs coming home", test_typed_mismatch);
 }
