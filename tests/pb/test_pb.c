@@ -156,7 +156,7 @@ typedef struct state {
     bool done_note, caller_ok;
     /* callChild outcomes, each counted once */
     int outcomes;
-    bool hello_ok, twice_ok, boom_ok, blob_ok, raw_ok;
+    bool hello_ok, twice_ok, boom_ok, blob_ok, raw_ok, bcast_ok;
 } state;
 
 static void r_echo_s(ember_call *c, const char *s, void *ud)
@@ -388,6 +388,13 @@ static void got_stall(const ember_outcome *o, const int32_t *ret, void *ud)
     st->stall_status = o->status;
 }
 
+static void got_bcast(const ember_outcome *o, const int64_t *ret, void *ud)
+{
+    state *st = ud;
+    st->outcomes++;
+    st->bcast_ok = o->status == EMBER_OK && *ret == 10 && o->child == st->child;
+}
+
 static void got_raw(const ember_outcome *o, const void *p, size_t n, void *ud)
 {
     state *st = ud;
@@ -412,6 +419,8 @@ static void on_join(ember_root *r, ember_child *ch, void *ud)
     pbt_Child_twice(to, 21, got_twice, st, NULL);
     pbt_Child_boom(to, got_boom, st, NULL);
     pbt_Child_blob(to, 1000, got_blob, st, NULL);
+    /* A broadcast reaches the PB child like any other. */
+    CHECK(pbt_Child_twice_broadcast(r, NULL, NULL, 5, got_bcast, st, NULL) == 1);
     /* Untyped: callChild(602, 21), jelly in, jelly out. */
     ember_pb_call_raw(to, "callChild", "\x03\x80\x0b\x87\x5a\x04\x81\x15\x81", 9,
                       got_raw, st, NULL);
@@ -497,8 +506,9 @@ static void twisted_node(void)
 {
     state st;
     run_node("node", "pynode", &st);
-    CHECK(st.outcomes == 5);
+    CHECK(st.outcomes == 6);
     CHECK(st.hello_ok && st.twice_ok && st.boom_ok && st.blob_ok && st.raw_ok);
+    CHECK(st.bcast_ok);
     CHECK(st.done_note && st.notes == 2);
     CHECK(st.caller_ok);
     printf("test-pb: twisted node -> ember root: %s\n", failed ? "FAILED" : "ok");
