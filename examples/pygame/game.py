@@ -187,7 +187,7 @@ class Player:
 class Game(pb.Referenceable):
     """idl/game.idl's Game, by name: the gate calls enter(who, req) and so
     on, as it calls C game nodes' game.Game. Structs arrive as dictionaries
-    keyed by field name; fields at zero may be left out."""
+    keyed by field name; a field an older sender does not know is missing."""
 
     def __init__(self):
         self.players = {}   # session -> Player
