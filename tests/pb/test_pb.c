@@ -453,9 +453,10 @@ static ember_root *make_root(struct event_base *base, state *st, int *port)
     ember_root_config cfg;
     ember_root_config_default(&cfg);
     cfg.tls = root_tls;
-    /* Fast liveness, so a stopped peer is found in well under a second. */
-    cfg.limits.heartbeat_ms = 100;
-    cfg.limits.dead_after_ms = 400;
+    /* Fast liveness, so a stopped peer is found within about a second
+     * (with room for a loaded machine: an idle peer must not be dropped). */
+    cfg.limits.heartbeat_ms = 200;
+    cfg.limits.dead_after_ms = 1000;
     cfg.limits.handshake_ms = 1000;
     cfg.limits.shutdown_ms = 500;
     cfg.on_join = on_join;
@@ -555,7 +556,7 @@ static void disconnect_case(int how)
         kill(p.pid, SIGSTOP);
     else if (how == 2) {
         /* Idle for several dead_after_ms: the probe keeps it alive. */
-        run_for(base, 1500);
+        run_for(base, 3000);
         CHECK(st.leaves == 0);
         ember_root_drop(r, st.child, "test: dropped");
     } else {
