@@ -69,7 +69,7 @@ $(B)/bin/test-gen-services: $(GEN_T)/services.o $(GEN_T)/mod_a.gcc.o $(GEN_T)/mo
 	@mkdir -p $(@D)
 	$(CC) $(SAN) -o $@ $(filter %.o,$^) $(GEN_LIBS)
 
-# thirdparty.c reads a ref's count (rt-internal.h): the releases reaching
+# thirdparty.c reads a ref's count (ref-internal.h): the releases reaching
 # the owner.
 $(GEN_T)/thirdparty.o: $(GEN_T)/mod_a.h $(GEN_T)/mod_b.h
 $(GEN_T)/thirdparty.o: GEN_TCFLAGS += -Iruntime/src

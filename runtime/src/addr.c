@@ -13,7 +13,8 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "rt-internal.h"
+#include "addr-internal.h"
+#include "ember-internal.h"
 
 int ember_addr_parse(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
 {

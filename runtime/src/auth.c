@@ -11,7 +11,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include "rt-internal.h"
+#include "auth-internal.h"
+#include "ember-internal.h"
 
 int ember_random(void *p, size_t n)
 {

@@ -12,7 +12,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rt-internal.h"
+#include "call-internal.h"
+#include "conn-internal.h"
+#include "ember-internal.h"
+#include "ep-internal.h"
+#include "hash-internal.h"
+#include "metrics-internal.h"
+#include "ref-internal.h"
+#include "wire-internal.h"
 
 #define CALL_POOL_MAX 256
 

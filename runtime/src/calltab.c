@@ -9,7 +9,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rt-internal.h"
+#include "buf-internal.h"
+#include "call-internal.h"
+#include "conn-internal.h"
+#include "ember-internal.h"
+#include "ep-internal.h"
+#include "ref-internal.h"
+#include "wire-internal.h"
 
 #define SLOT_BITS 24
 #define SLOT_MASK ((1u << SLOT_BITS) - 1)

@@ -14,7 +14,7 @@
  */
 #include <time.h>
 
-#include "rt-internal.h"
+#include "ember-internal.h"
 
 /* Per thread: each thread runs its own event loops. */
 static _Thread_local uint64_t held_us;

@@ -9,7 +9,10 @@
 #include <emmintrin.h>
 #endif
 
-#include "rt-internal.h"
+#include "buf-internal.h"
+#include "call-internal.h"
+#include "ember-internal.h"
+#include "wire-internal.h"
 
 EMBER_API int ember_enc_grow_(ember_enc *e, size_t need)
 {

@@ -15,7 +15,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "rt-internal.h"
+#include "buf-internal.h"
+#include "call-internal.h"
+#include "conn-internal.h"
+#include "ember-internal.h"
+#include "ep-internal.h"
+#include "hash-internal.h"
+#include "metrics-internal.h"
+#include "ref-internal.h"
+#include "wire-internal.h"
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(evutil_socket_t fd, short what, void *arg);

@@ -156,4 +156,27 @@ static inline size_t ember_utf8_seq(const uint8_t *s, size_t n)
 uint64_t ember_now_ms(void);
 uint64_t ember_now_us(void);
 
+/* ---- arena.c, clock.c: hot-path helpers ---- */
+
+/* Like ember_arena_alloc, without zeroing (the caller overwrites it all). */
+void *ember_arena_alloc_nz(ember_arena *a, size_t size);
+/* Its bump when the current block has room (inline: each decoded string
+ * and argument struct takes one). */
+static inline void *ember_arena_alloc_nz_fast(ember_arena *a, size_t size)
+{
+    size_t n = (size + 7u) & ~(size_t)7u;
+    if (n == 0 || n < size || (size_t)(a->end - a->p) < n)
+        return ember_arena_alloc_nz(a, size);
+    void *r = a->p;
+    a->p += n;
+    return r;
+}
+/* A read batch or timer holds the clock: read once, used by everything the
+ * batch does (call deadlines, call times). Holds nest; release each. */
+void ember_clock_hold(void);
+void ember_clock_release(void);
+/* The held reading, or the real clock outside a hold. */
+uint64_t ember_clock_us(void);
+uint64_t ember_clock_ms(void);
+
 #endif

@@ -8,7 +8,13 @@
  */
 #include <string.h>
 
-#include "rt-internal.h"
+#include "buf-internal.h"
+#include "call-internal.h"
+#include "conn-internal.h"
+#include "ember-internal.h"
+#include "ep-internal.h"
+#include "ref-internal.h"
+#include "wire-internal.h"
 
 void ember_ep_flush_dirty(ember_ep *ep)
 {

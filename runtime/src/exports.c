@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rt-internal.h"
+#include "ember-internal.h"
+#include "metrics-internal.h"
+#include "ref-internal.h"
 
 ember_exports *ember_exports_new(void)
 {

@@ -6,7 +6,10 @@
  */
 #include <string.h>
 
-#include "rt-internal.h"
+#include "buf-internal.h"
+#include "conn-internal.h"
+#include "ember-internal.h"
+#include "wire-internal.h"
 
 const uint8_t ember_frame_nhdr_[EMBER_FR_MAX_ + 1] = {
     [EMBER_FR_CALL] = 3,   /* (u32 service id) call id, object id, method id */

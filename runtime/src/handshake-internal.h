@@ -6,7 +6,7 @@
 #ifndef EMBER_HANDSHAKE_INTERNAL_H
 #define EMBER_HANDSHAKE_INTERNAL_H
 
-#include "rt-internal.h"
+#include "wire-internal.h"
 
 #define EMBER_MAGIC "EMBR"
 #define EMBER_PROTO_MIN 2

@@ -15,7 +15,10 @@
  */
 #include <string.h>
 
+#include "conn-internal.h"
 #include "handshake-internal.h"
+#include "ref-internal.h"
+#include "wire-internal.h"
 
 /* The tag that carries repeated services, per kind. */
 static uint32_t svc_tag(uint8_t kind)

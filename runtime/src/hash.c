@@ -4,12 +4,14 @@
  * under a key drawn once per process from getrandom(). Without the key a
  * peer cannot pick keys that share a bucket, so a table's chains stay
  * short whatever ids or names it sends. The 8-byte form used per call is
- * inline in rt-internal.h; this file has the key and the byte-string form.
+ * inline in hash-internal.h; this file has the key and the byte-string form.
  */
 #include <pthread.h>
 #include <sys/random.h>
 
-#include "rt-internal.h"
+#include "auth-internal.h"
+#include "ember-internal.h"
+#include "hash-internal.h"
 
 ember_sipkey ember_sipkey_;
 

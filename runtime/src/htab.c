@@ -5,9 +5,10 @@
  * power-of-two buckets, grown to keep chains short; keys are hashed with
  * SipHash under a per-process random key (hash.c), so a peer cannot choose
  * ids that collide. Nothing is allocated per object. Put, get and delete are
- * inline in rt-internal.h.
+ * inline in hash-internal.h.
  */
-#include "rt-internal.h"
+#include "ember-internal.h"
+#include "hash-internal.h"
 
 /* Doubles the buckets; out of memory keeps the table (chains get longer). */
 void ember_htab_grow(ember_htab *t)

@@ -10,7 +10,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rt-internal.h"
+#include "buf-internal.h"
+#include "conn-internal.h"
+#include "ember-internal.h"
+#include "ep-internal.h"
+#include "metrics-internal.h"
+#include "ref-internal.h"
+#include "wire-internal.h"
 
 uint64_t ember_hist_bound(uint32_t i)
 {

@@ -12,8 +12,16 @@
 #include <event2/util.h>
 #include <openssl/crypto.h>
 
+#include "addr-internal.h"
+#include "auth-internal.h"
+#include "call-internal.h"
+#include "conn-internal.h"
+#include "ember-internal.h"
+#include "ep-internal.h"
 #include "handshake-internal.h"
 #include "probe-internal.h"
+#include "ref-internal.h"
+#include "wire-internal.h"
 
 struct ember_node {
     ember_ep ep;

@@ -5,7 +5,6 @@
 #define EMBER_PB_RAW_INTERNAL_H
 
 #include "pb-internal.h"
-#include "rt-internal.h"
 
 /* The arguments ember_pb_call_raw passes through the call table. */
 typedef struct ember_pb_raw_args {

@@ -5,6 +5,9 @@
  */
 #include <string.h>
 
+#include "call-internal.h"
+#include "ember-internal.h"
+#include "pb-internal.h"
 #include "pb-raw-internal.h"
 
 EMBER_API uint32_t ember_pb_raw_service(const char *name)

@@ -6,7 +6,7 @@
 #define EMBER_PB_XCODE_INTERNAL_H
 
 #include "pb-internal.h"
-#include "rt-internal.h"
+#include "wire-internal.h"
 
 typedef struct ember_pbx {
     ember_conn *c;          /* whose objects (local refs) exist */

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pb-internal.h"
 #include "pb-xcode-internal.h"
+#include "ref-internal.h"
 
 /* ---- jelly -> ember ---- */
 

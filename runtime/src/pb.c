@@ -1,6 +1,6 @@
 /*
  * pb.c — the Twisted Perspective Broker personality (docs/protocol-pb.md):
- * the wire hooks of rt-internal.h for a PB connection.
+ * the wire hooks of wire-internal.h for a PB connection.
  *
  *   negotiation  server: ("pb" "none") -> "pb", both (version 6);
  *                client: picks "pb", sends it, (version 6) and takeProxy.
@@ -22,8 +22,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "buf-internal.h"
+#include "call-internal.h"
+#include "conn-internal.h"
+#include "ember-internal.h"
+#include "pb-internal.h"
 #include "pb-raw-internal.h"
 #include "pb-xcode-internal.h"
+#include "ref-internal.h"
+#include "wire-internal.h"
 
 #define PB_VERSION 6
 #define PB_NODE_LUID 1          /* a node's exports, given to takeProxy */

@@ -14,7 +14,11 @@
  * DECREF) once both the receiver and the local holders are done. When the
  * owner goes, the forwarded calls end EMBER_UNAVAILABLE.
  */
-#include "rt-internal.h"
+#include "call-internal.h"
+#include "conn-internal.h"
+#include "ember-internal.h"
+#include "ref-internal.h"
+#include "wire-internal.h"
 
 /* True if a value of type t can hold a ref (structs are walked to `depth`
  * levels: enough for every type a recursive struct reaches). */

@@ -17,7 +17,12 @@
  */
 #include <string.h>
 
-#include "rt-internal.h"
+#include "conn-internal.h"
+#include "ember-internal.h"
+#include "ep-internal.h"
+#include "hash-internal.h"
+#include "ref-internal.h"
+#include "wire-internal.h"
 
 static void link_set(ember_ref *r, ember_ep *ep)
 {

@@ -20,8 +20,19 @@
 #include <event2/util.h>
 #include <openssl/crypto.h>
 
+#include "addr-internal.h"
+#include "auth-internal.h"
+#include "buf-internal.h"
+#include "call-internal.h"
+#include "conn-internal.h"
+#include "ember-internal.h"
+#include "ep-internal.h"
 #include "handshake-internal.h"
+#include "hash-internal.h"
+#include "metrics-internal.h"
 #include "probe-internal.h"
+#include "ref-internal.h"
+#include "wire-internal.h"
 
 #define MAX_LISTENERS 8
 #define ACCEPT_PAUSE_MS 100

@@ -17,7 +17,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "rt-internal.h"
+#include "conn-internal.h"
+#include "ember-internal.h"
+#include "ep-internal.h"
+#include "wire-internal.h"
 
 /* The most useful text for what just failed: a certificate verdict first
  * (that is what an operator can fix), else OpenSSL's error queue. */

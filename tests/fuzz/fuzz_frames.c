@@ -29,7 +29,7 @@
 
 #include <event2/event.h>
 
-#include "rt-internal.h"
+#include "wire-internal.h"
 
 static int fuzz_frames_live(const uint8_t *data, size_t size);
 

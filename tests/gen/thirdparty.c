@@ -30,7 +30,7 @@
 
 #include "mod_a.h"
 #include "mod_b.h"
-#include "rt-internal.h" /* a ref's count: the releases reaching the owner */
+#include "ref-internal.h" /* a ref's count: the releases reaching the owner */
 
 #define HOLD 999          /* Echo.twice(HOLD) is kept unanswered */
 #define MAX_HELD 8

@@ -18,7 +18,7 @@
 
 #include <ember/ember.h>
 
-/* Frame kinds and header counts (runtime/src/rt-internal.h, protocol.md). */
+/* Frame kinds and header counts (runtime/src/wire-internal.h, protocol.md). */
 enum {
     FR_HELLO = 1, FR_REGISTER = 2, FR_WELCOME = 3, FR_REFUSED = 4,
     FR_CALL = 5, FR_ONEWAY = 6, FR_REPLY = 7, FR_ERROR = 8, FR_CANCEL = 9,

@@ -24,7 +24,10 @@
 
 
 #include "helpers.h"
-#include "rt-internal.h"
+#include "conn-internal.h"
+#include "ember-internal.h"
+#include "ref-internal.h"
+#include "wire-internal.h"
 
 enum { M_ADD = 1, M_LATER, M_BOOM, M_FAIL, M_HANG, M_NOTE, M_WATCH, M_GIVE,
        M_ECHO_REF, M_PING = 100 };

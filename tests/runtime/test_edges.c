@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "rt-internal.h"
+#include "ember-internal.h"
+#include "hash-internal.h"
 
 /* ---- a root and nodes on one base ---- */
 

@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "helpers.h"
-#include "rt-internal.h"
+#include "wire-internal.h"
 
 #define MAXF 16
 

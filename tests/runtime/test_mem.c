@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "buf-internal.h"
-#include "rt-internal.h"
+#include "ember-internal.h"
 #include "helpers.h"
 
 #define MIB ((size_t)1024 * 1024)

@@ -16,6 +16,8 @@
 
 #include <arpa/inet.h>
 
+#include "auth-internal.h"
+#include "conn-internal.h"
 #include "handshake-internal.h"
 #include "helpers.h"
 

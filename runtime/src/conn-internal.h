@@ -1,0 +1,231 @@
+/*
+ * conn-internal.h — the connection room: one TCP/unix connection (conn.c):
+ * its buffers, transport (plain or TLS, tls.c), the outgoing call slots,
+ * incoming calls, objects exported on it, refs received on it, and close.
+ * Frame output (ember_frame_begin / ember_frame_end) is inline here, as it
+ * writes into the connection's buffer.
+ */
+/*
+ * Rooms, lowest first (docs/internals.md); a header includes only headers
+ * of rooms below its own:
+ *
+ *   handshake  pb-raw  pb-xcode   the wires' insides
+ *   call       outgoing calls (calltab), incoming calls (dispatch)
+ *   ref        exports, refs, proxies
+ *   conn       a connection: struct, transport, TLS, frame output
+ *   ep         the endpoint: struct, work event, sweep, graceful stop
+ *   wire       frames, the personality interface
+ *   hash  auth  addr  ember  buf  metrics  pb  probe   (leaves)
+ */
+#ifndef EMBER_CONN_INTERNAL_H
+#define EMBER_CONN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+
+#include "auth-internal.h"
+#include "buf-internal.h"
+#include "ember-internal.h"
+#include "ep-internal.h"
+#include "hash-internal.h"
+#include "wire-internal.h"
+
+/* ---- the transport: how a connection's bytes move (plain or TLS) ---- */
+
+/*
+ * read/write return the bytes moved (> 0), 0 for end of stream (read only),
+ * or -1: with errno EAGAIN when the socket is not ready (the transport then
+ * sets c->write_needs_read / c->read_needs_write if the other direction must
+ * become ready first, as TLS does), otherwise a failure described by
+ * ember_last_error(). Framing, calls and the child manager never see which
+ * transport a connection uses.
+ */
+typedef struct ember_transport {
+    ssize_t (*read)(ember_conn *c, void *p, size_t n);
+    ssize_t (*write)(ember_conn *c, const void *p, size_t n);
+    /* Decrypted bytes buffered inside the transport (no read event will
+     * announce them). NULL: never. */
+    bool (*pending)(ember_conn *c);
+    /* Best-effort close notification and release, before close(fd). */
+    void (*close)(ember_conn *c);
+} ember_transport;
+
+extern const ember_transport ember_plain_transport;
+
+/* ---- the connection ---- */
+
+struct ember_pending;              /* call-internal.h */
+
+enum { EMBER_CONN_HANDSHAKE, EMBER_CONN_READY, EMBER_CONN_CLOSED };
+
+typedef struct ember_xobj {        /* a local object exported on a conn */
+    uint64_t oid;
+    ember_ref *ref;                /* retained while exported */
+    uint64_t sent;                 /* times sent, minus decrefs */
+} ember_xobj;
+
+struct ember_conn {
+    ember_ep *ep;
+    ember_conn *prev, *next;       /* ep->conns, or ep->dead */
+    ember_conn *dirty_next;
+    bool dirty;
+    int state;
+    const ember_wire *wire;        /* NULL: ember's own wire */
+    struct ember_pb *pb;           /* the PB personality's state (pb.c) */
+    bool close_after_flush;
+    bool ping_out;                 /* a PING is unanswered */
+    bool read_paused;              /* output over its cap: not reading */
+    uint8_t close_class;           /* 1 + EMBER_CLOSE_*, 0: from the reason */
+    int fd;
+    struct event *rev, *wev;
+    bool wev_added;
+    ember_buf in, out;
+    const ember_transport *tp;
+    void *tls;                     /* SSL, for the TLS transport */
+    bool tls_done;                 /* TLS handshake finished */
+    bool write_needs_read;         /* a write waits for readability (TLS) */
+    bool read_needs_write;         /* a read waits for writability (TLS) */
+    /* Registration: on a root, the nonce it sent in HELLO; on a node, the
+     * root's nonce and its own (checked against WELCOME's root proof). */
+    uint8_t root_nonce[EMBER_NONCE_LEN];
+    uint8_t node_nonce[EMBER_NONCE_LEN];
+    uint64_t created_ms, last_rx_ms;
+    uint32_t heartbeat_ms, dead_after_ms;
+    char *peer;                    /* "127.0.0.1:41234" */
+    const char *name;              /* child name or "root"; not owned */
+    ember_child *child;            /* on a root */
+    ember_ref *peer_ref;           /* the peer's exports; owned by child/node */
+
+    struct ember_pending *slots;   /* outgoing calls */
+    uint32_t nslots, free_slot, npending;
+    uint32_t in_hint;              /* size of the last frame if large, else 0 */
+    ember_conn *unreg_prev, *unreg_next; /* ep's unregistered peers */
+    bool unreg;                    /* on that list */
+    size_t unreg_held;             /* input bytes counted in ep->unreg_bytes */
+
+    ember_call *calls;             /* incoming calls in flight */
+    uint32_t ncalls;
+    ember_htab calls_by_id;        /* two-way ones, by the caller's call id */
+    size_t deferred_bytes;         /* arena heap held by those calls that
+                                      outlived their dispatch (deferred) */
+
+    ember_xobj *xobjs;             /* local objects exported here */
+    uint32_t nxobjs, capxobjs;
+    uint64_t next_oid;
+    ember_htab rrefs;              /* the peer's objects we hold, by oid */
+};
+
+/* Takes ownership of fd (nonblocking). NULL on failure (fd closed). */
+ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer);
+/* Registration finished: calls may flow (and c leaves the unregistered). */
+void ember_conn_set_ready(ember_conn *c);
+/* Closes: pending calls end with `st`, incoming calls are orphaned,
+ * refs die, ep->on_lost runs. The struct is freed later. */
+void ember_conn_close(ember_conn *c, ember_status st, const char *reason);
+void ember_conn_closef(ember_conn *c, ember_status st, const char *fmt, ...)
+    EMBER_PRINTF(3, 4);
+/* Queues GOODBYE (with a reason, or NULL: a graceful stop) to a
+ * registered peer. */
+int ember_conn_goodbye(ember_conn *c, const char *reason);
+/* The reason a peer's GOODBYE closes with (logged at INFO, not WARN); a
+ * GOODBYE that gives a reason closes with "<this>: <reason>". */
+#define EMBER_GOODBYE_REASON "peer said goodbye"
+void ember_conn_mark_dirty_(ember_conn *c);
+/* Output was queued: the end of the read batch running now flushes c, or
+ * outside a batch the work event (once per loop iteration). */
+static inline void ember_conn_mark_dirty(ember_conn *c)
+{
+    if (!c->dirty && c->state != EMBER_CONN_CLOSED)
+        ember_conn_mark_dirty_(c);
+}
+void ember_conn_flush(ember_conn *c);
+void ember_conn_free(ember_conn *c);
+/* For a wire's input: reads what the socket has into c->in (at least
+ * `want` bytes of room): 1 when bytes came in, 0 when none (EAGAIN) or
+ * the connection closed. */
+int ember_conn_read_into(ember_conn *c, size_t want);
+/* Drops `used` bytes of c->in that were handled: 1 to read on, 0 to stop
+ * (output over its cap: reading paused). */
+int ember_conn_read_done(ember_conn *c, size_t used);
+/* Hash table nodes c's tables have looked at so far. */
+uint64_t ember_conn_htab_probes(const ember_conn *c);
+static inline ember_dec_limits ember_conn_dec_limits(const ember_conn *c)
+{
+    const ember_limits *lim = &c->ep->lim;
+    ember_dec_limits l = {lim->max_depth, lim->max_elems, lim->max_string,
+                          lim->decode_ratio, lim->decode_floor};
+    return l;
+}
+
+/* ember_dec_init for a frame's payload from c, with c's decode limits:
+ * inline, once per call served and per reply. */
+static inline void ember_dec_init_conn(ember_dec *d, ember_conn *c,
+                                       const uint8_t *p, size_t len,
+                                       ember_arena *arena)
+{
+    d->p = p;
+    d->end = p + len;
+    d->arena = arena;
+    d->conn = c;
+    d->lim = ember_conn_dec_limits(c);
+    d->depth = 0;
+    d->why = NULL;
+    d->in_len = len;
+    d->used = 0;
+}
+
+/* Starts a frame in c's output buffer; end patches the length and queues it.
+ * Inline: every frame sent uses them. */
+static inline int ember_frame_begin(ember_conn *c, ember_enc *e, uint8_t kind);
+
+/* The out-of-line ends of ember_frame_begin / ember_frame_end. */
+int ember_frame_closed_(ember_enc *e);
+int ember_frame_end_fail_(ember_conn *c, ember_enc *e, size_t len);
+
+/* What ember_frame_begin reserves: the frame's first 5 bytes, then room
+ * for any kind's header (a service id and up to five varints), written with
+ * ember_frame_put_varint without further checks. */
+#define EMBER_FRAME_BEGIN_ROOM 64u
+
+static inline void ember_frame_put_varint(ember_enc *e, uint64_t v)
+{
+    e->p = ember_enc_varint_at_(e->p, v);
+}
+
+static inline int ember_frame_begin(ember_conn *c, ember_enc *e, uint8_t kind)
+{
+    if (c->state == EMBER_CONN_CLOSED)
+        return ember_frame_closed_(e);
+    if (ember_buf_enc_begin(&c->out, e, c, EMBER_FRAME_BEGIN_ROOM))
+        return -1;
+    e->p[4] = kind; /* the length is written by ember_frame_end */
+    e->p += EMBER_FRAME_HDR;
+    return 0;
+}
+
+static inline int ember_frame_end(ember_conn *c, ember_enc *e)
+{
+    size_t len = ember_enc_len(e) - 4;
+    if (e->failed || len > c->ep->lim.max_frame)
+        return ember_frame_end_fail_(c, e, len);
+    ember_put_le32(e->base, (uint32_t)len);
+    ember_buf_enc_commit(&c->out, e);
+    ember_conn_mark_dirty(c);
+    return 0;
+}
+
+/* ---- tls.c ---- */
+struct ember_tls_config;
+/* Builds ep->tls_ctx from cfg (server: a root). -1 with ember_last_error(). */
+int ember_tls_ctx_new(ember_ep *ep, const struct ember_tls_config *cfg,
+                      bool server);
+void ember_tls_ctx_free(ember_ep *ep);
+/* Switches a new connection to TLS; host: the name the node expects in the
+ * root's certificate (NULL on a root). -1 with ember_last_error(). */
+int ember_tls_attach(ember_conn *c, bool server, const char *host);
+
+#endif
