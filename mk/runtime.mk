@@ -58,4 +58,10 @@ $(RT_TEST_BIN): $(RT_TEST_OBJ) $(LIBEMBER_A)
 test-runtime: $(RT_TEST_BIN)
 	$(RUNNER) $(RT_TEST_BIN)
 
+# The private headers' order (docs/internals.md).
+.PHONY: test-headers
+test-headers:
+	@scripts/check-headers.sh $(CC) $(RT_CFLAGS)
+TEST_TARGETS += test-headers
+
 TEST_TARGETS += test-runtime

@@ -12,7 +12,8 @@
  *   conn       a connection: struct, transport, TLS, frame output
  *   ep         the endpoint: struct, work event, sweep, graceful stop
  *   wire       frames, the personality interface
- *   hash  auth  addr  ember  buf  metrics  pb  probe   (leaves)
+ *   hash  auth  addr  ember  buf  metrics  pb  probe   (leaves: they
+ *              include public headers and ember-internal.h only)
  */
 #ifndef EMBER_AUTH_INTERNAL_H
 #define EMBER_AUTH_INTERNAL_H

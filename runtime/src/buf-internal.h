@@ -2,6 +2,19 @@
  * buf-internal.h — contiguous byte buffers for a connection's input and
  * output, and the small per-endpoint pool idle connections give them back to.
  */
+/*
+ * Rooms, lowest first (docs/internals.md); a header includes only headers
+ * of rooms below its own:
+ *
+ *   handshake  pb-raw  pb-xcode   the wires' insides
+ *   call       outgoing calls (calltab), incoming calls (dispatch)
+ *   ref        exports, refs, proxies
+ *   conn       a connection: struct, transport, TLS, frame output
+ *   ep         the endpoint: struct, work event, sweep, graceful stop
+ *   wire       frames, the personality interface
+ *   hash  auth  addr  ember  buf  metrics  pb  probe   (leaves: they
+ *              include public headers and ember-internal.h only)
+ */
 #ifndef EMBER_BUF_INTERNAL_H
 #define EMBER_BUF_INTERNAL_H
 

@@ -3,6 +3,19 @@
  * WELCOME, REFUSED). Their payloads are tagged structs (codec.h), so fields
  * can be added later (the shared-secret proof, say) and old peers skip them.
  */
+/*
+ * Rooms, lowest first (docs/internals.md); a header includes only headers
+ * of rooms below its own:
+ *
+ *   handshake  pb-raw  pb-xcode   the wires' insides
+ *   call       outgoing calls (calltab), incoming calls (dispatch)
+ *   ref        exports, refs, proxies
+ *   conn       a connection: struct, transport, TLS, frame output
+ *   ep         the endpoint: struct, work event, sweep, graceful stop
+ *   wire       frames, the personality interface
+ *   hash  auth  addr  ember  buf  metrics  pb  probe   (leaves: they
+ *              include public headers and ember-internal.h only)
+ */
 #ifndef EMBER_HANDSHAKE_INTERNAL_H
 #define EMBER_HANDSHAKE_INTERNAL_H
 

@@ -2,6 +2,19 @@
  * pb-xcode-internal.h — typed values between jelly and ember's encoding
  * (pb-xcode.c), for the PB personality (pb.c).
  */
+/*
+ * Rooms, lowest first (docs/internals.md); a header includes only headers
+ * of rooms below its own:
+ *
+ *   handshake  pb-raw  pb-xcode   the wires' insides
+ *   call       outgoing calls (calltab), incoming calls (dispatch)
+ *   ref        exports, refs, proxies
+ *   conn       a connection: struct, transport, TLS, frame output
+ *   ep         the endpoint: struct, work event, sweep, graceful stop
+ *   wire       frames, the personality interface
+ *   hash  auth  addr  ember  buf  metrics  pb  probe   (leaves: they
+ *              include public headers and ember-internal.h only)
+ */
 #ifndef EMBER_PB_XCODE_INTERNAL_H
 #define EMBER_PB_XCODE_INTERNAL_H
 
