@@ -14,6 +14,8 @@
 #   make check-valgrind
 #                     the whole `make test` in build/valgrind, every test binary
 #                     run under memcheck through $(RUNNER)
+#   Both set EMBER_TEST_SLOW (3 and 20), which the suites stretch their
+#   deadlines by (tests/common/loop.h).
 #
 # The runtime and idlc sources are compiled straight into the fuzz binaries
 # with the fuzz flags; nothing here depends on how mk/runtime.mk builds.
@@ -267,7 +269,7 @@ ASAN_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 
 check-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:verify_asan_link_order=0 \
-	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 EMBER_TEST_SLOW=3 \
 	$(MAKE) B=build/asan SAN='$(ASAN_SAN)' LDFLAGS='$(ASAN_SAN)' test
 	@echo "check-asan: the whole suite passed under ASan + UBSan"
 
@@ -276,7 +278,7 @@ VALGRIND := valgrind --quiet --leak-check=full \
             --track-fds=no
 
 check-valgrind:
-	$(MAKE) B=build/valgrind OPT='-O1 -g' RUNNER='$(VALGRIND)' IDLC_VALGRIND=1 test
+	EMBER_TEST_SLOW=20 $(MAKE) B=build/valgrind OPT='-O1 -g' RUNNER='$(VALGRIND)' IDLC_VALGRIND=1 test
 	@echo "check-valgrind: the whole suite passed under memcheck"
 
 -include $(shell find $(FUZZ_B) -name '*.d' 2>/dev/null)

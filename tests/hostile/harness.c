@@ -596,6 +596,15 @@ static void move_frames(h_relay *r, struct evbuffer *src, struct evbuffer *dst,
         if (have < (size_t)len + 4)
             return;
         uint8_t kind = hdr[4];
+        /* The root's answers are not read: the relay answers the node's
+         * PINGs itself, so the node never gives up on a silent root and the
+         * root alone decides when the connection ends. */
+        if (!from_root && r->no_read && kind == FR_PING && len == 1) {
+            static const uint8_t pong[5] = { 1, 0, 0, 0, FR_PONG };
+            evbuffer_drain(src, 5);
+            bufferevent_write(r->down, pong, sizeof pong);
+            continue;
+        }
         if (from_root && (kind == FR_REPLY || kind == FR_ERROR)) {
             size_t off = 5;
             uint64_t id = 0, code = 0;

@@ -152,7 +152,9 @@ void h_relay_inject(h_relay *r, const void *p, size_t n);
  * bit pattern H_INJ_ID) are kept here and not passed to the node. */
 #define H_INJ_ID(n) (0x7f000000ull + (n))
 bool h_relay_got_answer(h_relay *r, uint64_t id, uint8_t *kind, uint64_t *code);
-/* Stops reading from the root (the node "never reads"). */
+/* Stops reading from the root (the node "never reads"). The relay answers
+ * the node's PINGs itself from then on: the node, which hears nothing from
+ * the root, does not give up on it, and the root alone ends the link. */
 void h_relay_stop_reading(h_relay *r);
 /* Stops passing the node's frames to the root (nothing the node sends can
  * land after a partial frame the test injected). */
