@@ -13,6 +13,8 @@
 #                               would send it (ARGS: more curl options)
 #   cluster_kill                the trap: ends what we started, by pid
 #   cl_poll SECS WHY CMD...     run CMD until it succeeds; cl_die WHY after SECS
+#                               (times $EMBER_TEST_SLOW when set: the tests'
+#                               slowdown under sanitizers, tests/common/loop.h)
 #   cl_bots OUT ARGS...         run the bots against net; fail() if they fail
 #   cl_db_players DBPATH        NAME|X|Y of every player, by name (sqlite3,
 #                               or db --dump without it or with CL_NO_SQLITE3)
@@ -180,7 +182,9 @@ cluster_wait_ready() {
 }
 
 cl_poll() {
-    cl_until=$(cl_deadline "$1")
+    cl_slow=${EMBER_TEST_SLOW:-1}
+    case $cl_slow in '' | *[!0-9]* | 0) cl_slow=1 ;; esac
+    cl_until=$(cl_deadline $(($1 * cl_slow)))
     cl_why=$2
     shift 2
     until "$@"; do
