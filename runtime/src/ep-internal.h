@@ -76,6 +76,7 @@ struct ember_ep {
 
     struct event *sweep_ev;     /* heartbeats + handshake deadlines */
     uint32_t sweep_ms;          /* its period */
+    uint64_t swept_ms;          /* when it last ran (or was rescheduled) */
     struct event *stop_ev;      /* a graceful stop's deadline (shutdown_ms) */
 
     ember_call *free_calls;     /* pool of call objects */

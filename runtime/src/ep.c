@@ -78,6 +78,20 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     ember_bufpool_sweep(&ep->pool);
     ember_arena_spare_sweep(&ep->arena_spare);
     ember_alloc_trim();
+    /* A sweep more than a period late means this loop did not run (the
+     * process was stalled or descheduled, a callback ran long): nobody could
+     * be heard meanwhile, so that time is not the peers' silence. Their
+     * clocks move on by it, and a live peer whose bytes wait unread in its
+     * socket is not declared dead for our own absence. */
+    uint64_t late = now - ep->swept_ms;
+    if (ep->swept_ms && late > 2 * (uint64_t)ep->sweep_ms) {
+        late -= ep->sweep_ms;
+        for (ember_conn *c = ep->conns; c; c = c->next) {
+            c->last_rx_ms = c->last_rx_ms + late < now ? c->last_rx_ms + late : now;
+            c->created_ms = c->created_ms + late < now ? c->created_ms + late : now;
+        }
+    }
+    ep->swept_ms = now;
     for (ember_conn *c = ep->conns, *next; c; c = next) {
         next = c->next;
         uint64_t idle = now - c->last_rx_ms;
@@ -187,6 +201,7 @@ void ember_ep_sweep_every(ember_ep *ep, uint32_t heartbeat_ms)
         every = EMBER_SWEEP_MAX_MS;
     struct timeval tv = {every / 1000, (every % 1000) * 1000};
     ep->sweep_ms = every;
+    ep->swept_ms = ember_now_ms(); /* the period starts again now */
     event_add(ep->sweep_ev, &tv);
 }
 

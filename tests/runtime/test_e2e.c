@@ -1072,6 +1072,48 @@ static void t_heartbeat_dead(void)
     teardown_basic();
 }
 
+/* Keeps the loop for *(int *)arg ms: a callback that runs long, or a
+ * process held off the CPU, as far as the endpoints can tell. */
+static void hog_loop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    uint64_t until = ember_now_ms() + (uint64_t)*(int *)arg;
+    while (ember_now_ms() < until)
+        ;
+}
+
+static void t_stalled_loop_keeps_peers(void)
+{
+    fresh_fixture();
+    ember_limits lim;
+    ember_limits_default(&lim);
+    lim.heartbeat_ms = 50;
+    lim.dead_after_ms = 200;
+    F.root = make_root(&lim, 0);
+    make_node("alive", NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
+    int fd = raw_register(F.port, "silent");
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    want_children = 2;
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, n_children, NULL, 3000));
+    /* The loop stops for twice dead_after_ms: the root and the node hear
+     * nothing meanwhile, yet neither may blame the other for it... */
+    int ms = 2 * (int)lim.dead_after_ms;
+    struct timeval now = {0, 0};
+    CU_ASSERT_EQUAL_FATAL(event_base_once(F.base, -1, EV_TIMEOUT, hog_loop, &ms, &now), 0);
+    CU_ASSERT_TRUE(run_until(F.base, one_leave, NULL, 3000));
+    /* ...while the silent peer is still found, by the loop's own time. */
+    CU_ASSERT_TRUE(strstr(G.leave_reason, "silent") != NULL);
+    run_for(F.base, 300); /* time is the point: several dead_after_ms */
+    CU_ASSERT_EQUAL(G.leaves, 1);
+    CU_ASSERT_PTR_NOT_NULL(child("alive"));
+    CU_ASSERT_PTR_NULL(child("silent"));
+    CU_ASSERT_EQUAL(ember_node_state_get(F.node[0]), EMBER_NODE_REGISTERED);
+    close(fd);
+    teardown_basic();
+}
+
 static bool fd_closed(void *ud)
 {
     int fd = *(int *)ud;
@@ -2340,6 +2382,7 @@ void add_e2e_suite(void)
     CU_add_test(s, "duplicate name, old silent", t_dup_dead);
     CU_add_test(s, "duplicate name, old idle but alive", t_dup_idle_alive);
     CU_add_test(s, "heartbeat declares silent peer dead", t_heartbeat_dead);
+    CU_add_test(s, "a stalled loop does not drop its live peers", t_stalled_loop_keeps_peers);
     CU_add_test(s, "protocol violations disconnect", t_protocol_violations);
     CU_add_test(s, "max_outstanding fails fast", t_limits);
     CU_add_test(s, "graceful close and shutdown", t_graceful);
