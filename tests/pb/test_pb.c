@@ -38,6 +38,10 @@
  *                  through the typed stubs (callTarget and by name); errors
  *                  and a reply that does not match the IDL each way; the
  *                  root restarts and the node registers again.
+ *
+ * After each case every byte the runtime allocated is freed (a counting
+ * allocator): the calls a case kept unanswered are answered once their
+ * connection or root is gone, and that frees them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +56,7 @@
 
 #include <ember/ember.h>
 
+#include "../common/alloc.h"
 #include "../common/hex.h"
 #include "../common/loop.h"
 #include "../common/net.h"
@@ -67,6 +72,18 @@ static int failed;
             failed++;                                                       \
         }                                                                   \
     } while (0)
+
+/* Every byte the runtime allocates goes through counting_alloc: after each
+ * case, with its roots and nodes freed and every kept call answered, none
+ * is left (a served call nobody answers would be). */
+static void all_freed(const char *what)
+{
+    if (live_bytes != 0) {
+        fprintf(stderr, "test-pb: after %s: %lld bytes the runtime allocated "
+                "are not freed\n", what, live_bytes);
+        failed++;
+    }
+}
 
 static const char *python = "/usr/bin/python3";
 static const char *peer_py = "tests/pb/peer.py";
@@ -149,7 +166,8 @@ typedef struct state {
     ember_root *root;
     ember_ref *admin;               /* a local object the root hands out */
     ember_child *child;
-    ember_call *held;               /* a call the root leaves unanswered */
+    ember_call *held[4];            /* calls the root leaves unanswered */
+    int nheld;
     int stall_outcomes;
     ember_status stall_status;
     int joins, leaves, notes;
@@ -266,11 +284,24 @@ static void a_status(ember_call *c, const char *who, void *ud)
     pbt_Admin_status_reply(c, buf);
 }
 
+/* Never answered while its connection lives: the case answers it once the
+ * connection (or the root) is gone, which frees the orphan. */
 static void r_hang(ember_call *c, int32_t v, void *ud)
 {
     state *st = ud;
     (void)v;
-    st->held = c; /* never answered: it ends when the connection does */
+    if (st->nheld < (int)(sizeof st->held / sizeof st->held[0]))
+        st->held[st->nheld++] = c;
+    else
+        ember_call_fail(c, "test: too many calls held");
+}
+
+/* The held calls are orphans by now: answering is a no-op that frees them. */
+static void answer_held(state *st)
+{
+    for (int i = 0; i < st->nheld; i++)
+        CHECK(pbt_Root_hang_reply(st->held[i], 1) == 0);
+    st->nheld = 0;
 }
 
 typedef struct held_call {
@@ -549,7 +580,7 @@ static void disconnect_case(int how)
     peer p;
     CHECK(peer_start(&p, base, "hang", port, "hanger") == 0);
     CHECK(run_until(base, peer_ready, &p, 20000));
-    CHECK(st.joins == 1 && st.held && st.stall_outcomes == 0);
+    CHECK(st.joins == 1 && st.nheld == 1 && st.stall_outcomes == 0);
     if (how == 0)
         kill(p.pid, SIGKILL);
     else if (how == 1)
@@ -569,7 +600,7 @@ static void disconnect_case(int how)
     CHECK(st.stall_status == (how == 3 ? EMBER_SHUTDOWN : EMBER_LOST));
     CHECK(stops == (how == 3));
     /* The served call is orphaned: answering it now is a harmless no-op. */
-    CHECK(pbt_Root_hang_reply(st.held, 1) == 0);
+    answer_held(&st);
     if (how == 1)
         kill(p.pid, SIGCONT);
     if (how >= 2) {
@@ -794,6 +825,11 @@ static void same_name_case(void)
     ember_ref_release(st.admin);
     ember_root_free(r);
     event_base_free(base);
+    /* Both hangers' calls (the first one's orphaned when it was found dead,
+     * the second's when the root was freed) are answered after the root is
+     * gone: that frees them. */
+    CHECK(st.nheld == 2);
+    answer_held(&st);
     printf("test-pb: restart under the same name: %s\n", failed ? "FAILED" : "ok");
 }
 
@@ -1010,15 +1046,25 @@ int main(int argc, char **argv)
     if (getenv("PYTHON"))
         python = getenv("PYTHON");
     signal(SIGPIPE, SIG_IGN);
+    ember_set_allocator(counting_alloc, NULL);
     twisted_node();
-    for (int how = 0; how < 4; how++)
+    all_freed("twisted node");
+    for (int how = 0; how < 4; how++) {
         disconnect_case(how);
+        all_freed("a disconnect case");
+    }
     refs_case();
+    all_freed("references");
     hostile_case();
+    all_freed("hostile input");
     pb_names_case();
+    all_freed("PB names");
     same_name_case();
+    all_freed("restart under the same name");
     tls_case();
+    all_freed("TLS");
     twisted_root();
+    all_freed("twisted root");
     printf("test-pb: %s\n", failed ? "FAILED" : "all passed");
     return failed ? 1 : 0;
 }

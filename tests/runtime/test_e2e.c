@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 
+#include "../common/alloc.h" /* counting_alloc, live_bytes */
 #include "helpers.h"
 #include "conn-internal.h"
 #include "ember-internal.h"
@@ -1630,23 +1631,6 @@ static void t_unix_and_ipv6(void)
 }
 
 /* ---- memory, backpressure, large frames ---- */
-
-static long long live_bytes;
-
-static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    (void)ud;
-    if (nsize == 0) {
-        if (ptr)
-            live_bytes -= (long long)osize;
-        free(ptr);
-        return NULL;
-    }
-    void *p = realloc(ptr, nsize);
-    if (p)
-        live_bytes += (long long)nsize - (long long)(ptr ? osize : 0);
-    return p;
-}
 
 static void t_idle_child_memory(void)
 {
