@@ -16,6 +16,11 @@
  *                  down (its pending call ends PBConnectionLost): each
  *                  ends exactly once;
  *                  an idle Twisted node outlives several dead_after_ms.
+ *   deadlines      calls with a 50 ms timeout to a Twisted node that never
+ *                  answers, started in on_join, from a timer, inside a
+ *                  reply's callback and inside a timeout's callback: each
+ *                  ends EMBER_TIMEOUT exactly once, long before the node
+ *                  is dropped.
  *   refs           references both ways with exact release counts (the
  *                  Python side checks its broker; the root counts its
  *                  exports on the child's connection).
@@ -175,6 +180,11 @@ typedef struct state {
     /* callChild outcomes, each counted once */
     int outcomes;
     bool hello_ok, twice_ok, boom_ok, blob_ok, raw_ok, bcast_ok;
+    /* deadlines: 50 ms calls to a child that never answers, one per place
+     * they start from (DL_*), each outcome counted */
+    struct event *dl_timer;
+    int dl_outcomes[4];
+    ember_status dl_status[4];
 } state;
 
 static void r_echo_s(ember_call *c, const char *s, void *ud)
@@ -433,6 +443,74 @@ static void got_raw(const ember_outcome *o, const void *p, size_t n, void *ud)
     st->raw_ok = o->status == EMBER_OK && n == 2 && memcmp(p, "\x2a\x81", 2) == 0;
 }
 
+/* ---- deadlines: 50 ms calls started from every kind of place ---- */
+
+enum { DL_JOIN, DL_TIMER, DL_REPLY, DL_TIMEOUT, DL_N };
+static const char *const dl_from[DL_N] = {"on_join", "a timer", "a reply callback",
+                                          "a timeout callback"};
+static const ember_callopts dl_opts = {50};
+#define DL_ROUNDS 8 /* calls in a row from each place but on_join */
+
+typedef struct dl_call {
+    state *st;
+    int from;
+} dl_call;
+static dl_call dl_calls[DL_N];
+
+static void dl_start(state *st, int from);
+static void dl_twice(const ember_outcome *o, const int64_t *ret, void *ud);
+
+static void dl_done(const ember_outcome *o, const int32_t *ret, void *ud)
+{
+    dl_call *k = ud;
+    state *st = k->st;
+    (void)ret;
+    st->dl_outcomes[k->from]++;
+    if (o->status != EMBER_TIMEOUT)
+        st->dl_status[k->from] = o->status; /* the first wrong one stays */
+    if (st->dl_outcomes[k->from] >= DL_ROUNDS)
+        return;
+    /* Again from the same kind of place. */
+    if (k->from == DL_TIMER) {
+        struct timeval tv = {0, 1000};
+        evtimer_add(st->dl_timer, &tv);
+    } else if (k->from == DL_REPLY) {
+        pbt_Child_twice(ember_child_ref(st->child), 21, dl_twice, st, NULL);
+    } else {
+        dl_start(st, DL_TIMEOUT); /* inside the deadline timer's delivery */
+    }
+}
+
+static void dl_start(state *st, int from)
+{
+    dl_calls[from] = (dl_call){st, from};
+    CHECK(pbt_Child_stall(ember_child_ref(st->child), dl_done, &dl_calls[from],
+                          &dl_opts) != 0);
+}
+
+static void dl_on_timer(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    dl_start(ud, DL_TIMER);
+}
+
+static void dl_twice(const ember_outcome *o, const int64_t *ret, void *ud)
+{
+    (void)ret;
+    CHECK(o->status == EMBER_OK);
+    dl_start(ud, DL_REPLY);
+}
+
+static bool dl_all_ended(void *ud)
+{
+    state *st = ud;
+    for (int i = 0; i < DL_N; i++)
+        if (st->dl_outcomes[i] < (i == DL_JOIN ? 1 : DL_ROUNDS))
+            return false;
+    return true;
+}
+
 static void on_join(ember_root *r, ember_child *ch, void *ud)
 {
     state *st = ud;
@@ -444,6 +522,13 @@ static void on_join(ember_root *r, ember_child *ch, void *ud)
         return;
     if (strcmp(ember_child_name(ch), "hanger") == 0) {
         pbt_Child_stall(to, got_stall, st, NULL);
+        return;
+    }
+    if (strcmp(ember_child_name(ch), "sleeper") == 0) {
+        dl_start(st, DL_JOIN);
+        pbt_Child_twice(to, 21, dl_twice, st, NULL);
+        struct timeval tv = {0, 1000};
+        evtimer_add(st->dl_timer, &tv);
         return;
     }
     pbt_Child_hello(to, "root", got_hello, st, NULL);
@@ -613,6 +698,49 @@ static void disconnect_case(int how)
     ember_root_free(r);
     event_base_free(base);
     printf("test-pb: disconnect, node %s: %s\n", names[how], failed ? "FAILED" : "ok");
+}
+
+/* A Twisted node that never answers callChild(605): each 50 ms call ends
+ * EMBER_TIMEOUT, once, whatever it was started from, long before the node
+ * is dropped (dead_after_ms is 1 s, and the probe keeps it alive). */
+static void deadline_case(void)
+{
+    struct event_base *base = event_base_new();
+    state st;
+    int port = -1;
+    ember_root *r = new_root(base, &st, &port);
+    st.dl_timer = evtimer_new(base, dl_on_timer, &st);
+    for (int i = 0; i < DL_N; i++)
+        st.dl_status[i] = EMBER_TIMEOUT;
+    peer p;
+    CHECK(peer_start(&p, base, "hang", port, "sleeper") == 0);
+    CHECK(run_until(base, dl_all_ended, &st, 20000));
+    CHECK(st.joins == 1 && st.leaves == 0);
+    /* Late events must not end anything twice. */
+    run_for(base, 200);
+    for (int i = 0; i < DL_N; i++) {
+        int want = i == DL_JOIN ? 1 : DL_ROUNDS;
+        if (st.dl_outcomes[i] != want || st.dl_status[i] != EMBER_TIMEOUT)
+            fprintf(stderr, "test-pb: 50 ms calls from %s: %d outcomes of %d, "
+                    "one %s\n", dl_from[i], st.dl_outcomes[i], want,
+                    ember_status_name(st.dl_status[i]));
+        CHECK(st.dl_outcomes[i] == want && st.dl_status[i] == EMBER_TIMEOUT);
+    }
+    CHECK(st.leaves == 0);
+    ember_root_drop(r, st.child, "test: dropped");
+    wait_for w = {&p, &st};
+    CHECK(run_until(base, peer_gone, &w, 20000));
+    CHECK(peer_ok(&p));
+    for (int i = 0; i < DL_N; i++)
+        CHECK(st.dl_outcomes[i] == (i == DL_JOIN ? 1 : DL_ROUNDS));
+    answer_held(&st);
+    peer_end(&p);
+    event_free(st.dl_timer);
+    ember_ref_release(st.admin);
+    ember_root_free(r);
+    event_base_free(base);
+    printf("test-pb: 50 ms deadlines on a node that never answers: %s\n",
+           failed ? "FAILED" : "ok");
 }
 
 static void refs_case(void)
@@ -1053,6 +1181,8 @@ int main(int argc, char **argv)
         disconnect_case(how);
         all_freed("a disconnect case");
     }
+    deadline_case();
+    all_freed("deadlines");
     refs_case();
     all_freed("references");
     hostile_case();

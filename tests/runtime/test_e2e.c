@@ -352,10 +352,15 @@ typedef struct fx {
 
 static fx F;
 
+static void dl_on_join(ember_child *c);
+static bool dl_joining; /* t_deadline_contexts: its calls start on join */
+
 static void on_join(ember_root *r, ember_child *c, void *ud)
 {
     (void)r;
     (void)ud;
+    if (dl_joining)
+        dl_on_join(c);
     if (G.joins < 8)
         G.joined[G.joins] = c;
     G.joins++;
@@ -2034,6 +2039,111 @@ static void t_deadline_order(void)
     teardown_basic();
 }
 
+/* ---- 50 ms calls from every kind of place, to a child that holds them ---- */
+
+enum { DL_JOIN, DL_TIMER, DL_REPLY, DL_TIMEOUT, DL_N, DL_ROUNDS = 8 };
+static struct {
+    ember_ref *to;
+    struct event *timer;
+    int outcomes[DL_N];
+    int wrong[DL_N]; /* outcomes other than EMBER_TIMEOUT */
+    int from[DL_N];  /* each call's ud: where it started */
+} D;
+
+static void dl_start(int from);
+
+static void dl_replied(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
+{
+    (void)reply;
+    (void)cb;
+    (void)ud;
+    CU_ASSERT_EQUAL(o->status, EMBER_OK);
+    dl_start(DL_REPLY); /* inside a reply's delivery */
+}
+
+static void dl_done(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
+{
+    int from = *(int *)ud;
+    (void)reply;
+    (void)cb;
+    D.outcomes[from]++;
+    D.wrong[from] += o->status != EMBER_TIMEOUT;
+    if (D.outcomes[from] >= DL_ROUNDS)
+        return;
+    /* Again from the same kind of place; on_join's goes on from its
+     * timeout's delivery, inside the deadline timer. */
+    if (from == DL_TIMER) {
+        struct timeval tv = {0, 1000};
+        evtimer_add(D.timer, &tv);
+    } else if (from == DL_REPLY) {
+        args2 a = {1, 2};
+        ember_call_start(D.to, &calc_svc, M_ADD, enc_args, &a, dl_replied, NULL, NULL,
+                         NULL);
+    } else {
+        dl_start(DL_TIMEOUT);
+    }
+}
+
+static void dl_start(int from)
+{
+    static const ember_callopts o = {50};
+    D.from[from] = from;
+    CU_ASSERT_NOT_EQUAL(ember_call_start(D.to, &calc_svc, M_HANG, NULL, NULL, dl_done,
+                                         NULL, &D.from[from], &o), 0);
+}
+
+static void dl_on_timer(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    (void)ud;
+    dl_start(DL_TIMER);
+}
+
+static void dl_on_join(ember_child *c)
+{
+    D.to = ember_child_ref(c);
+    dl_start(DL_JOIN);
+    dl_replied(&(ember_outcome){EMBER_OK, "ok", 0, NULL, NULL}, NULL, NULL, NULL);
+    struct timeval tv = {0, 1000};
+    evtimer_add(D.timer, &tv);
+}
+
+static bool dl_all_ended(void *ud)
+{
+    (void)ud;
+    for (int i = 0; i < DL_N; i++)
+        if (D.outcomes[i] < (i == DL_JOIN ? 1 : DL_ROUNDS))
+            return false;
+    return true;
+}
+
+/* Calls with a 50 ms timeout to a child that never answers end
+ * EMBER_TIMEOUT exactly once, whether they started in on_join, a timer of
+ * the application's, a reply's callback or a timeout's callback, long before
+ * the child goes. */
+static void t_deadline_contexts(void)
+{
+    fresh_fixture();
+    memset(&D, 0, sizeof D);
+    D.timer = evtimer_new(F.base, dl_on_timer, NULL);
+    dl_joining = true;
+    F.root = make_root(NULL, 0);
+    make_node("n0", NULL);
+    CU_ASSERT_TRUE(run_until(F.base, dl_all_ended, NULL, 10000));
+    run_for(F.base, 100); /* nothing ends twice */
+    dl_joining = false;
+    CU_ASSERT_EQUAL(G.leaves, 0);
+    for (int i = 0; i < DL_N; i++) {
+        CU_ASSERT_EQUAL(D.outcomes[i], i == DL_JOIN ? 1 : DL_ROUNDS);
+        CU_ASSERT_EQUAL(D.wrong[i], 0);
+    }
+    for (int i = 0; i < G.nhung; i++)
+        ember_call_fail(G.hung[i], "late");
+    event_free(D.timer);
+    teardown_basic();
+}
+
 /* ---- a reply's values outlive calls ended inside its callback ---- */
 
 static struct {
@@ -2387,6 +2497,7 @@ void add_e2e_suite(void)
     CU_add_test(s, "a ref as a result", t_ref_as_result);
     CU_add_test(s, "20000 calls in flight", t_pipelined);
     CU_add_test(s, "deadlines end in order", t_deadline_order);
+    CU_add_test(s, "50 ms deadlines from every kind of place", t_deadline_contexts);
     CU_add_test(s, "a reply outlives calls its callback ends",
                 t_nested_delivery_keeps_reply);
     CU_add_test(s, "a second answer inside the handler", t_second_answer);
