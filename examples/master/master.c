@@ -730,6 +730,12 @@ static void begin_stop(struct evhttp_request *req)
 {
     M.stopping = true;
     M.stop_req = req;
+    /* The answer waits for the whole stop: every tier's Admin.stop, then the
+     * reaping. The admin server's 10 s timeout must not close this one
+     * connection under it (the client would get an empty reply). */
+    if (req && evhttp_request_get_connection(req))
+        evhttp_connection_set_timeout(evhttp_request_get_connection(req),
+                                      N_TIERS * STOP_TIMEOUT_MS / 1000 + REAP_TIMEOUT_S + 5);
     M.stop_report = json_pack("{s:[]}", "servers");
     mlog("graceful stop");
     M.tier = 0;
