@@ -173,7 +173,6 @@ static void call_record(ember_call *k, unsigned end)
     if (!k->ex)
         return;
     if (tally_add(k)) { /* k->x is current: tally_add checked */
-        k->x->st.failures += end != EMBER_END_OK;
         k->x->mx->ends[end]++;
         return;
     }
@@ -330,7 +329,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
         idh = (uint32_t)ember_hash_u64(call_id);
         have_idh = true;
         if (ember_htab_get_h(&c->calls_by_id, call_id, idh)) {
-            x->st.failures++;
+            x->mx->ends[EMBER_END_FAILED]++;
             snprintf(msg, sizeof msg, "call id %llu is already in flight",
                      (unsigned long long)call_id);
             ember_log(EMBER_LOG_DEBUG, "%s: %s from %s", ep->what, msg, c->peer);

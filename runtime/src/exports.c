@@ -242,12 +242,21 @@ void ember_exports_record(ember_exports *ex, ember_xentry *x, uint32_t ver,
 {
     if (!(x = current(ex, x, ver, key)))
         return;
-    x->st.failures += end != EMBER_END_OK;
     x->mx->ends[end]++;
     x->st.total_us += us;
     if (us > x->st.max_us)
         x->st.max_us = us;
     ember_xmetrics_time(x->mx, us, 1);
+}
+
+/* failures is not counted apart: it is every end but a reply. */
+static void report_stats(const ember_xentry *x, ember_stats_fn fn, void *ud)
+{
+    ember_method_stats st = x->st;
+    st.failures = 0;
+    for (unsigned e = EMBER_END_OK + 1; e < EMBER_END_N; e++)
+        st.failures += x->mx->ends[e];
+    fn(&st, ud);
 }
 
 EMBER_API void ember_exports_stats(const ember_exports *ex, ember_stats_fn fn,
@@ -256,7 +265,7 @@ EMBER_API void ember_exports_stats(const ember_exports *ex, ember_stats_fn fn,
     if (!ex || !fn)
         return;
     for (uint32_t i = 0; i < ex->n; i++)
-        fn(&ex->v[i].st, ud);
+        report_stats(&ex->v[i], fn, ud);
     if (ex->fallback.raw)
-        fn(&ex->fallback.st, ud);
+        report_stats(&ex->fallback, fn, ud);
 }
