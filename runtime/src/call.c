@@ -23,8 +23,9 @@
 
 #define CALL_POOL_MAX 256
 
-/* A call with its fields before the arena zeroed. A pooled call's arena is
- * as new already: call_put finished it before pooling it. */
+/* A call whose fields before the arena the caller sets, every one (see
+ * ember_call_dispatch). A pooled call's arena is as new already: call_put
+ * finished it before pooling it. */
 static ember_call *call_get(ember_ep *ep)
 {
     ember_call *k = ep->free_calls;
@@ -34,10 +35,7 @@ static ember_call *call_get(ember_ep *ep)
     } else if ((k = ember_malloc(sizeof *k))) {
         ember_arena_init(&k->arena, k->inline_arena, sizeof k->inline_arena);
         k->arena.spare = &ep->arena_spare;
-    } else {
-        return NULL;
     }
-    memset(k, 0, offsetof(ember_call, arena));
     return k;
 }
 
@@ -343,22 +341,30 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
             send_error(c, call_id, EMBER_LIMIT, "out of memory");
         return 0;
     }
+    /* Every field before the arena, in struct order (call_get leaves them
+     * as the last call left them); link_call sets prev and next, and hn is
+     * set when hashed. */
     k->ep = ep;
     k->conn = c;
+    k->hashed = false;
     k->ex = ex;
     k->x = x;
     k->xver = ex->ver;
+    k->target = target ? ember_ref_retain(target) : NULL;
+    k->fwd_to = NULL;
+    k->fwd_h = 0;
     k->peer_id = call_id;
     k->oid = oid;
+    k->start_us = ember_clock_us(); /* when the batch holding it was read */
     k->service = svc;
     k->method = (uint32_t)mid;
     k->oneway = oneway;
-    k->start_us = ember_clock_us(); /* when the batch holding it was read */
-    if (target)
-        k->target = ember_ref_retain(target);
+    k->answered = false;
+    k->cancelled = false;
+    k->in_dispatch = true; /* an answer inside the handler must not free k */
+    k->held = 0;
     link_call(c, k);
 
-    k->in_dispatch = true; /* an answer inside the handler must not free k */
     int rc = 0;
     ember_dec d;
     d.why = NULL;
