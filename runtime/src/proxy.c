@@ -4,15 +4,15 @@
  * connection, the receiver gets an object of ours, a proxy, exported like a
  * local object. Its calls are forwarded untouched to where the ref points
  * and its answers relayed back, so no user code runs on the way. A proxy
- * serves the one service the ref was passed as (ref<Service>). Arguments and
- * results that hold refs are re-encoded on the way, with the run-time types
- * of the method (generated code): each ref decoded on one connection is
- * encoded on the other, so it becomes a proxy in turn (or goes home). It
- * lives as
- * long as the receiver holds it (or a call through it is in flight) and
- * holds the forwarded ref meanwhile, so the owner learns the release (its
- * DECREF) once both the receiver and the local holders are done. When the
- * owner goes, the forwarded calls end EMBER_UNAVAILABLE.
+ * serves the one service the ref was passed as (ref<Service>). Arguments,
+ * results and raised errors that hold refs are re-encoded on the way, with
+ * the run-time types of the method (generated code): each ref decoded on
+ * one connection is encoded on the other, so it becomes a proxy in turn (or
+ * goes home). It lives as long as the receiver holds it (or a call through
+ * it is in flight) and holds the forwarded ref meanwhile, so the owner
+ * learns the release (its DECREF) once both the receiver and the local
+ * holders are done. When the owner goes, the forwarded calls end
+ * EMBER_UNAVAILABLE.
  */
 #include "call-internal.h"
 #include "conn-internal.h"
@@ -43,14 +43,27 @@ static bool type_has_ref(const ember_type *t, int depth)
     }
 }
 
-/* Refs inside the arguments or the result would name objects of the wrong
- * connection on the other side: such methods are re-encoded. */
+/* Refs inside the arguments, the result or a raised error would name
+ * objects of the wrong connection on the other side: such methods are
+ * re-encoded. */
 static bool method_has_refs(const ember_method_desc *m)
 {
     for (uint32_t i = 0; i < m->n_params; i++)
         if (type_has_ref(m->params[i].type, 0))
             return true;
+    for (uint32_t i = 0; i < m->n_raises; i++)
+        if (type_has_ref(m->raises[i].type, 0))
+            return true;
     return type_has_ref(m->result, 0);
+}
+
+/* The struct type of the error m raises under id; NULL: not declared. */
+static const ember_type *raise_type(const ember_method_desc *m, uint32_t id)
+{
+    for (uint32_t i = 0; i < m->n_raises; i++)
+        if (m->raises[i].id == id)
+            return m->raises[i].type;
+    return NULL;
 }
 
 static const ember_method_desc *find_method(const ember_service_desc *svc,
@@ -181,7 +194,9 @@ static void relayed(const ember_outcome *o, const void *p, size_t n, void *ud)
     ember_call_relay(call, o, p, n);
 }
 
-/* The answer of a forwarded call whose result may hold refs. */
+/* The answer of a forwarded call whose result or errors may hold refs. A
+ * raised error the method does not declare cannot be re-encoded: its refs
+ * would name the wrong objects, so the caller gets a failure instead. */
 static void relayed_typed(const ember_outcome *o, ember_dec *reply, ember_fn cb,
                           void *ud)
 {
@@ -194,6 +209,17 @@ static void relayed_typed(const ember_outcome *o, ember_dec *reply, ember_fn cb,
         ember_field_desc ret = {1, "ret", m->result, false};
         xcode x = {reply, &ret, m->result ? 1 : 0};
         if (ember_call_reply(call, enc_xcode, &x) == 0)
+            return;
+    }
+    if (o->status == EMBER_RAISED && reply && m) {
+        const ember_type *t = raise_type(m, o->error_id);
+        if (!t) {
+            ember_call_fail(call, "the owner raised error %u, which %s does not "
+                            "declare", (unsigned)o->error_id, m->name);
+            return;
+        }
+        xcode x = {reply, t->fields, t->n_fields};
+        if (ember_call_raise(call, o->error_id, enc_xcode, &x) == 0)
             return;
     }
     const void *p = reply ? reply->p : NULL;

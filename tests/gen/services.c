@@ -115,7 +115,7 @@ static void hub_keep(ember_call *call, ember_ref *echo, void *ud)
     b_Hub_keep_reply(call);
 }
 
-static const b_Hub_handlers hub_handlers = {hub_keep, NULL, NULL, NULL, NULL};
+static const b_Hub_handlers hub_handlers = {hub_keep, NULL, NULL, NULL, NULL, NULL};
 
 /* ---- root side: a local b.Echo ---- */
 

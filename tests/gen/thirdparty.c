@@ -4,11 +4,10 @@
  * ref<b.Echo> from its node A and passes it to its node B; B calls it, R
  * forwards to A with no user code, the answer comes back. Covered on one
  * event_base: the calls, a call to another service through the proxy, refs
- * in the arguments and results of forwarded calls (each a proxy again), the
- * releases reaching A in any order, A withdrawing its object, B's cancel
- * passed on, A, B and R
- * each going away with a call
- * in flight through the proxy, and a process that is both root and node
+ * in the arguments, results and raised errors of forwarded calls (each a
+ * proxy again), the releases reaching A in any order, A withdrawing its
+ * object, B's cancel passed on, A, B and R each going away with a call in
+ * flight through the proxy, and a process that is both root and node
  * passing its root's object to its child; then with three processes (fork):
  * B and A killed (SIGKILL) with calls in flight, and R killed while B's
  * call waits at A. Every call ends exactly once; nothing sleeps.
@@ -46,6 +45,7 @@ typedef struct peer {
     int nheld, echo_calls;
     int held_fd;                /* a byte written here per held call (fork) */
     bool relay_only;            /* Hub.give fails until `give` is set */
+    bool undeclared;            /* Hub.redirect raises an undeclared error */
 } peer;
 
 static void echo_twice(ember_call *call, uint64_t n, void *ud)
@@ -126,8 +126,26 @@ static void hub_meet(ember_call *call, ember_ref *other, void *ud)
     b_Hub_meet_reply(call);
 }
 
+/* Raises Elsewhere with the peer's own Echo inside (or, when undeclared
+ * is set, an error Hub.redirect does not declare). */
+static void hub_redirect(ember_call *call, void *ud)
+{
+    peer *p = ud;
+    if (p->undeclared) {
+        ember_call_raise_raw(call, 0x1234, NULL, 0);
+        return;
+    }
+    if (!p->echo)
+        p->echo = b_Echo_local(&echo_handlers, p);
+    b_Elsewhere err;
+    b_Elsewhere_init(&err);
+    err.echo = p->echo;
+    err.n = 7;
+    b_Hub_redirect_fail_Elsewhere(call, &err);
+}
+
 static const b_Hub_handlers hub_handlers = {hub_keep, hub_ask, hub_give, hub_drop,
-                                            hub_meet};
+                                            hub_meet, hub_redirect};
 
 static void peer_init(peer *p)
 {
@@ -178,6 +196,19 @@ static void got_void(const ember_outcome *o, void *ud)
     res *r = ud;
     r->n++;
     r->st = o->status;
+}
+
+/* Hub.redirect's outcome: the ref and number inside the raised Elsewhere. */
+static void got_elsewhere(const ember_outcome *o, void *ud)
+{
+    res *r = ud;
+    got_void(o, ud);
+    snprintf(r->msg, sizeof r->msg, "%s", o->message ? o->message : "");
+    if (o->status != EMBER_RAISED || o->error_id != b_Elsewhere_ID)
+        return;
+    const b_Elsewhere *err = o->error;
+    r->u = err->n;
+    r->ref = err->echo ? ember_ref_retain(err->echo) : NULL;
 }
 
 static bool done(void *ud)
@@ -438,6 +469,49 @@ static void test_refs_through_a_proxy(void)
     CU_ASSERT(run_until(base, rc_is_one, echo, 5000));
     ember_ref_release(echo);
     peer_fini(&mine);
+    peer_drop(&t.pb);
+    r_lets_go(&t);
+    trio_stop(&t);
+}
+
+/* A raises an error holding its Echo to B through R: R re-encodes the
+ * error as it does results, so B gets a proxy it can call, which reaches
+ * A's Echo, and lets go of like any other. */
+static void test_ref_in_a_raised_error(void)
+{
+    trio t;
+    trio_start(&t);
+    res m = {0};
+    b_Hub_meet(child_ref(t.r, "b"), child_ref(t.r, "a"), got_void, &m, NULL);
+    wait_res(&m);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t.pb.hub);
+
+    res e = {0};
+    b_Hub_redirect(t.pb.hub, got_elsewhere, &e, NULL);
+    wait_res(&e);
+    CU_ASSERT_EQUAL(e.st, EMBER_RAISED);
+    CU_ASSERT_EQUAL(e.u, 7);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e.ref);
+    res r = {0};
+    b_Echo_twice(e.ref, 21, got_u64, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_EQUAL(r.u, 42);
+    CU_ASSERT_EQUAL(t.pa.echo_calls, 1);
+
+    /* An error the method does not declare: R cannot know what refs it
+     * holds, so B gets a failure that says so. */
+    t.pa.undeclared = true;
+    res u = {0};
+    b_Hub_redirect(t.pb.hub, got_elsewhere, &u, NULL);
+    wait_res(&u);
+    CU_ASSERT_EQUAL(u.st, EMBER_FAILED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(u.msg, "error 4660, which redirect does not declare"));
+    CU_ASSERT_PTR_NULL(u.ref);
+
+    /* B lets go of the ref from the error: R's proxy goes, and A's Echo is
+     * held by A and by R's own ref from trio_start alone again. */
+    ember_ref_release(e.ref);
     peer_drop(&t.pb);
     r_lets_go(&t);
     trio_stop(&t);
@@ -803,6 +877,8 @@ int main(void)
     CU_add_test(s, "A leaves with a call in flight", test_owner_leaves);
     CU_add_test(s, "refs in the arguments and results of forwarded calls",
                 test_refs_through_a_proxy);
+    CU_add_test(s, "a ref inside an error raised through a proxy",
+                test_ref_in_a_raised_error);
     CU_add_test(s, "A withdraws its object", test_owner_revokes);
     CU_add_test(s, "B's cancel is passed on to A", test_cancel_passed_on);
     CU_add_test(s, "B leaves with a call in flight", test_caller_leaves);
