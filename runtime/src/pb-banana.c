@@ -57,15 +57,16 @@ int ember_bn_head(const uint8_t *p, size_t n, bool vocab_ok, ember_bn_tok *t,
     t->big = big;
     t->head = k + 1;
     t->size = t->head;
+    bool over = big || num > EMBER_BN_SIZE_LIMIT; /* what Twisted refuses */
     switch (t->type) {
     case EMBER_BN_LIST:
-        if (big || num > EMBER_BN_SIZE_LIMIT) {
+        if (over) {
             *why = "banana list longer than 655360";
             return -1;
         }
         return 1;
     case EMBER_BN_STRING:
-        if (big || num > EMBER_BN_SIZE_LIMIT) {
+        if (over) {
             *why = "banana string longer than 655360";
             return -1;
         }
@@ -225,6 +226,11 @@ void ember_bn_put_bytes(ember_enc *e, const void *p, size_t n, bool vocab_ok)
         return;
     }
     put_prefix(e, n, EMBER_BN_STRING);
+    ember_bn_put_raw(e, p, n);
+}
+
+void ember_bn_put_raw(ember_enc *e, const void *p, size_t n)
+{
     if (n == 0 || ember_enc_reserve(e, n))
         return;
     memcpy(e->p, p, n);

@@ -133,6 +133,8 @@ void ember_bn_put_float(ember_enc *e, double v);
 void ember_bn_put_bytes(ember_enc *e, const void *p, size_t n, bool vocab);
 /* A vocabulary word by index: VOCAB when `vocab`, else a STRING. */
 void ember_bn_put_word(ember_enc *e, unsigned index, bool vocab);
+/* p[0..n) as it is: banana already encoded (a jellied value passed through). */
+void ember_bn_put_raw(ember_enc *e, const void *p, size_t n);
 
 /* ---- pb-jelly.c ---- */
 

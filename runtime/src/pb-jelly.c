@@ -96,15 +96,38 @@ static int refuse(ember_jl_cur *c, const uint8_t *name, size_t n)
     return jl_fail(c, c->whybuf);
 }
 
+/* How many banana elements (the name included) a jelly type with a fixed
+ * form takes; 0 for the sequences (any) and for a refused type. */
+static uint64_t fixed_arity(const uint8_t *name, size_t n)
+{
+    if (is(name, n, "None"))
+        return 1;
+    if (is(name, n, "unicode") || is(name, n, "boolean") || is(name, n, "remote") ||
+        is(name, n, "local"))
+        return 2;
+    return 0;
+}
+
 /* The body of a jelly compound: LIST of `count` whose head is name[0..n). */
 static int read_compound(ember_jl_cur *c, ember_jl_val *v, uint64_t count,
                          const uint8_t *name, size_t n)
 {
     const uint8_t *s;
     size_t len;
-    if (is(name, n, "None") && count == 1) {
+    if (is(name, n, "list") || is(name, n, "tuple") || is(name, n, "dictionary")) {
+        v->kind = name[0] == 'l' ? EMBER_JL_LIST
+                  : name[0] == 't' ? EMBER_JL_TUPLE : EMBER_JL_DICT;
+        v->count = (uint32_t)(count - 1);
+        return 0;
+    }
+    uint64_t arity = fixed_arity(name, n);
+    if (arity == 0)
+        return refuse(c, name, n);
+    if (count != arity)
+        return jl_fail(c, "jelly value with the wrong number of elements");
+    if (is(name, n, "None")) {
         v->kind = EMBER_JL_NONE;
-    } else if (is(name, n, "unicode") && count == 2) {
+    } else if (is(name, n, "unicode")) {
         if (next_str(c, &s, &len))
             return jl_fail(c, "jelly unicode without its UTF-8 bytes");
         if (!ember_jl_utf8_ok(s, len))
@@ -112,17 +135,12 @@ static int read_compound(ember_jl_cur *c, ember_jl_val *v, uint64_t count,
         v->kind = EMBER_JL_UNICODE;
         v->s = s;
         v->len = len;
-    } else if (is(name, n, "boolean") && count == 2) {
+    } else if (is(name, n, "boolean")) {
         if (next_str(c, &s, &len) || !(is(s, len, "true") || is(s, len, "false")))
             return jl_fail(c, "jelly boolean that is not \"true\" or \"false\"");
         v->kind = EMBER_JL_BOOL;
         v->b = len == 4;
-    } else if (is(name, n, "list") || is(name, n, "tuple") ||
-               is(name, n, "dictionary")) {
-        v->kind = name[0] == 'l' ? EMBER_JL_LIST
-                  : name[0] == 't' ? EMBER_JL_TUPLE : EMBER_JL_DICT;
-        v->count = (uint32_t)(count - 1);
-    } else if ((is(name, n, "remote") || is(name, n, "local")) && count == 2) {
+    } else { /* remote, local */
         ember_bn_tok t;
         const uint8_t *body;
         if (next_tok(c, &t, &body) ||
@@ -130,12 +148,6 @@ static int read_compound(ember_jl_cur *c, ember_jl_val *v, uint64_t count,
             return jl_fail(c, "jelly reference without an integer luid");
         v->kind = name[0] == 'r' ? EMBER_JL_REMOTE : EMBER_JL_LOCAL;
         v->mag = t.num;
-    } else if (is(name, n, "None") || is(name, n, "unicode") ||
-               is(name, n, "boolean") || is(name, n, "remote") ||
-               is(name, n, "local")) {
-        return jl_fail(c, "jelly value with the wrong number of elements");
-    } else {
-        return refuse(c, name, n);
     }
     return 0;
 }

@@ -26,6 +26,10 @@ typedef struct ember_pb_raw_args {
     size_t len;
 } ember_pb_raw_args;
 
+/* 0 when name has 1..64 bytes, as a PB message name must; else -1 with
+ * the error set. */
+int ember_pb_name_check(const char *name);
+
 /* The encoder of an untyped PB call: the PB wire recognises it and writes
  * the ember_pb_raw_args as they are; any other wire fails the call. */
 void ember_pb_raw_enc(ember_enc *e, const void *value);

@@ -10,17 +10,21 @@
 #include "pb-internal.h"
 #include "pb-raw-internal.h"
 
-EMBER_API uint32_t ember_pb_raw_service(const char *name)
+/* FNV-1a 32 of s, continued from h. A PB name's service id hashes
+ * "pb:" + name: no IDL service's "module.Service" is spelt that way. */
+static uint32_t fnv1a(uint32_t h, const char *s)
 {
-    uint32_t h = 0x811c9dc5u; /* FNV-1a 32 of "pb:" + name */
-    for (const char *s = "pb:"; *s; s++)
-        h = (h ^ (uint8_t)*s) * 0x01000193u;
-    for (const char *s = name; *s; s++)
+    for (; *s; s++)
         h = (h ^ (uint8_t)*s) * 0x01000193u;
     return h;
 }
 
-static int name_ok(const char *name)
+EMBER_API uint32_t ember_pb_raw_service(const char *name)
+{
+    return fnv1a(fnv1a(0x811c9dc5u, "pb:"), name);
+}
+
+int ember_pb_name_check(const char *name)
 {
     size_t n = name ? strlen(name) : 0;
     return n >= 1 && n <= 64 ? 0 : ember_seterr("a PB name has 1..64 bytes");
@@ -29,7 +33,7 @@ static int name_ok(const char *name)
 EMBER_API int ember_pb_export_raw(ember_exports *ex, const char *name,
                                   ember_raw_handler h, void *ud)
 {
-    if (name_ok(name))
+    if (ember_pb_name_check(name))
         return -1;
     return ember_exports_add_raw(ex, ember_pb_raw_service(name), 1, h, ud);
 }
@@ -57,7 +61,7 @@ EMBER_API ember_handle ember_pb_call_raw(ember_ref *to, const char *name,
 {
     ember_pb_raw_args a = {name, args, len};
     ember_callback k = {NULL, cb, NULL, ud, NULL, NULL};
-    if (name_ok(name))
+    if (ember_pb_name_check(name))
         name = "?"; /* fails in the wire, with the outcome delivered */
     return ember_calltab_start(to, NULL, ember_pb_raw_service(name), 1, false,
                                ember_pb_raw_enc, &a, &k, opts);

@@ -55,9 +55,27 @@ static int in_prefix(ember_pbx *x, const char *what)
     return -1;
 }
 
+/* The jelly cursor's own reason, as x's. */
+static int cur_fail(ember_pbx *x)
+{
+    return in_fail(x, "%s%s", x->cur.why, "");
+}
+
 static int mismatch(ember_pbx *x, const ember_type *t, const ember_jl_val *v)
 {
     return in_fail(x, "expected %s, got %s", type_word[t->kind], jelly_kind[v->kind]);
+}
+
+/* An optional field or argument given as (None): read, and left absent.
+ * Otherwise the cursor stays where it was. */
+static bool skip_none(ember_pbx *x, bool optional)
+{
+    const uint8_t *at = x->cur.p;
+    ember_jl_val v;
+    if (optional && ember_jl_read(&x->cur, &v) == 0 && v.kind == EMBER_JL_NONE)
+        return true;
+    x->cur.p = at;
+    return false;
 }
 
 /* The range of an integer kind: [-(lo), hi] with lo a magnitude. */
@@ -94,11 +112,7 @@ static int put_text(ember_pbx *x, const ember_type *t, const ember_jl_val *v,
         return in_fail(x, "expected %s, got %s that is not UTF-8 without NUL",
                        "string", jelly_kind[v->kind]);
     key(e, tag, EMBER_WT_LEN);
-    ember_enc_raw_varint(e, v->len);
-    if (v->len && ember_enc_reserve(e, v->len) == 0) {
-        memcpy(e->p, v->s, v->len);
-        e->p += v->len;
-    }
+    ember_enc_raw_bytes(e, v->s, v->len);
     return 0;
 }
 
@@ -169,7 +183,7 @@ static int put_seq(ember_pbx *x, const ember_type *t, const ember_jl_val *v,
     ember_enc_raw_varint(e, v->count);
     for (uint32_t i = 0; i < v->count; i++) {
         if (map && ember_jl_pair(&x->cur))
-            return in_fail(x, "%s%s", x->cur.why, "");
+            return cur_fail(x);
         if (map && put_value(x, t->key, e, 0, depth + 1))
             return -1;
         if (put_value(x, t->elem, e, 0, depth + 1))
@@ -202,18 +216,15 @@ static int put_struct(ember_pbx *x, const ember_type *t, const ember_jl_val *v,
     for (uint32_t i = 0; i < v->count; i++) {
         ember_jl_val k;
         if (ember_jl_pair(&x->cur) || ember_jl_read(&x->cur, &k))
-            return in_fail(x, "%s%s", x->cur.why, "");
+            return cur_fail(x);
         const ember_field_desc *f = field_named(t, &k);
         if (!f) {
             if (ember_jl_skip_rest(&x->cur, &k) || ember_jl_skip(&x->cur, 1))
-                return in_fail(x, "%s%s", x->cur.why, "");
+                return cur_fail(x);
             continue;
         }
-        const uint8_t *at = x->cur.p;
-        ember_jl_val n;
-        if (f->optional && ember_jl_read(&x->cur, &n) == 0 && n.kind == EMBER_JL_NONE)
+        if (skip_none(x, f->optional))
             continue;
-        x->cur.p = at;
         if (put_value(x, f->type, e, f->tag, depth + 1)) {
             char what[64];
             snprintf(what, sizeof what, "field '%.40s'", f->name);
@@ -231,7 +242,7 @@ static int put_value(ember_pbx *x, const ember_type *t, ember_enc *e, uint32_t t
     if (depth > EMBER_BN_DEPTH_MAX)
         return in_fail(x, "%s%s", "nested too deep", "");
     if (ember_jl_read(&x->cur, &v))
-        return in_fail(x, "%s%s", x->cur.why, "");
+        return cur_fail(x);
     switch (t->kind) {
     case EMBER_T_BOOL:
         if (v.kind != EMBER_JL_BOOL)
@@ -267,11 +278,8 @@ int ember_pbx_args_in(ember_pbx *x, uint32_t nvals, const ember_method_desc *m,
     }
     for (uint32_t i = 0; i < nvals; i++) {
         const ember_field_desc *p = &m->params[i];
-        const uint8_t *at = x->cur.p;
-        ember_jl_val n;
-        if (p->optional && ember_jl_read(&x->cur, &n) == 0 && n.kind == EMBER_JL_NONE)
+        if (skip_none(x, p->optional))
             continue;
-        x->cur.p = at;
         if (put_value(x, p->type, e, p->tag, 0)) {
             char what[96];
             snprintf(what, sizeof what, "%.32s: argument %u '%.32s'", m->name,
@@ -285,7 +293,7 @@ int ember_pbx_args_in(ember_pbx *x, uint32_t nvals, const ember_method_desc *m,
 int ember_pbx_result_in(ember_pbx *x, const ember_type *t, ember_enc *e)
 {
     if (!t)
-        return ember_jl_skip(&x->cur, 1) ? in_fail(x, "%s%s", x->cur.why, "") : 0;
+        return ember_jl_skip(&x->cur, 1) ? cur_fail(x) : 0;
     return put_value(x, t, e, 1, 0) || e->failed ? -1 : 0;
 }
 
@@ -320,6 +328,16 @@ static unsigned wire_type(const ember_type *t)
     }
 }
 
+/* The field of t that a wire field (tag, wt) is: its tag, written as its
+ * type is (anything else is skipped, as an unknown field). */
+static const ember_field_desc *field_tagged(const ember_type *t, uint32_t tag, unsigned wt)
+{
+    for (uint32_t i = 0; i < t->n_fields; i++)
+        if (t->fields[i].tag == tag && wire_type(t->fields[i].type) == wt)
+            return &t->fields[i];
+    return NULL;
+}
+
 static int get_struct(ember_pbx *x, const ember_type *t, ember_dec *d, ember_jl_w *w,
                       uint32_t depth)
 {
@@ -331,8 +349,7 @@ static int get_struct(ember_pbx *x, const ember_type *t, ember_dec *d, ember_jl_
         return -1;
     s2 = s;
     while ((r = ember_dec_field(&s, &tag, &wt)) == 1) { /* present known fields */
-        for (uint32_t i = 0; i < t->n_fields; i++)
-            n += t->fields[i].tag == tag && wire_type(t->fields[i].type) == wt;
+        n += field_tagged(t, tag, wt) != NULL;
         if (ember_dec_skip(&s, wt))
             return -1;
     }
@@ -340,10 +357,7 @@ static int get_struct(ember_pbx *x, const ember_type *t, ember_dec *d, ember_jl_
         return -1;
     ember_jl_put_head(w, EMBER_BN_W_DICTIONARY, n);
     while (ember_dec_field(&s2, &tag, &wt) == 1) {
-        const ember_field_desc *f = NULL;
-        for (uint32_t i = 0; i < t->n_fields && !f; i++)
-            if (t->fields[i].tag == tag && wire_type(t->fields[i].type) == wt)
-                f = &t->fields[i];
+        const ember_field_desc *f = field_tagged(t, tag, wt);
         if (!f) {
             if (ember_dec_skip(&s2, wt))
                 return -1;

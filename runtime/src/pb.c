@@ -18,6 +18,9 @@
  * exports at the luid the child gave takeProxy; a node exports its own
  * exports as luid 1 and reaches the root's as "root". Other luids are
  * ember's object ids as they are.
+ *
+ * pb_input goes by the connection's state after each expression, not by
+ * what the input handlers return.
  */
 #include <stdio.h>
 #include <string.h>
@@ -52,20 +55,37 @@ typedef struct ember_pb {
 
 static const ember_wire pb_wire;
 
-static const char *const failed_parents[] = {
-    "twisted.spread.pb.Error", "builtins.Exception", "builtins.BaseException",
-    "builtins.object",
+/*
+ * The classes a failure names after its own type (NULL-terminated, as
+ * Python's MRO): a Twisted errback's trap() matches any of them, so every
+ * ember failure traps as pb.Error and a raised IDL error as ember.Raised.
+ */
+static const char *const raised_mro[] = {
+    "ember.Raised", "twisted.spread.pb.Error", "builtins.Exception",
+    "builtins.BaseException", "builtins.object", NULL,
+};
+static const char *const *const pb_error_mro = raised_mro + 1;
+static const char *const *const exception_mro = raised_mro + 2;
+static const char *const no_method_mro[] = {
+    "builtins.AttributeError", "builtins.Exception", "builtins.BaseException",
+    "builtins.object", NULL,
 };
 
 /* ---- writing ---- */
 
-static int out_begin(ember_conn *c, ember_enc *e)
+/* An encoder over the connection's output, and its jelly writer. */
+static int out_begin(ember_conn *c, ember_enc *e, ember_jl_w *w)
 {
     if (c->state == EMBER_CONN_CLOSED)
         return ember_seterr("connection closed");
-    return ember_buf_enc_begin(&c->out, e, c, 64) ? ember_seterr("out of memory") : 0;
+    if (ember_buf_enc_begin(&c->out, e, c, 64))
+        return ember_seterr("out of memory");
+    w->e = e;
+    w->vocab = c->pb->vocab;
+    return 0;
 }
 
+/* Sends what was written, or nothing when any part of it failed. */
 static int out_end(ember_conn *c, ember_enc *e)
 {
     if (e->failed) {
@@ -78,54 +98,59 @@ static int out_end(ember_conn *c, ember_enc *e)
     return 0;
 }
 
-/* A command list's head: LIST(n) and the command word. */
-static void put_cmd(ember_jl_w *w, unsigned word, size_t n)
+static void put_version(ember_jl_w *w)
 {
-    ember_bn_put_list(w->e, n + 1);
-    ember_bn_put_word(w->e, word, w->vocab);
+    ember_jl_put_head(w, EMBER_BN_W_VERSION, 1);
+    ember_bn_put_int(w->e, false, PB_VERSION);
 }
 
-static void put_version(ember_conn *c)
-{
-    ember_enc e;
-    if (out_begin(c, &e))
-        return;
-    ember_jl_w w = {&e, c->pb->vocab};
-    put_cmd(&w, EMBER_BN_W_VERSION, 1);
-    ember_bn_put_int(&e, false, PB_VERSION);
-    out_end(c, &e);
-}
-
-/* (error id <CopyableFailure type: value>), parents after the type. */
+/* (error id <CopyableFailure type: value>), the type first in its MRO. */
 static int send_failure(ember_conn *c, uint64_t id, const char *type,
-                        const char *value, const char *const *parents, size_t n)
+                        const char *value, const char *const *mro)
 {
-    const char *all[8];
-    size_t k = 0;
-    all[k++] = type;
-    for (size_t i = 0; i < n && k < 8; i++)
-        if (strcmp(parents[i], type) != 0)
-            all[k++] = parents[i];
+    const char *all[8] = {type};
+    size_t k = 1;
+    for (; *mro && k < 8; mro++)
+        if (strcmp(*mro, type) != 0)
+            all[k++] = *mro;
     ember_enc e;
-    if (out_begin(c, &e))
+    ember_jl_w w;
+    if (out_begin(c, &e, &w))
         return -1;
-    ember_jl_w w = {&e, c->pb->vocab};
-    put_cmd(&w, EMBER_BN_W_ERROR, 2);
+    ember_jl_put_head(&w, EMBER_BN_W_ERROR, 2);
     ember_bn_put_int(&e, false, id);
     ember_jl_put_failure(&w, type, value, all, k);
     return out_end(c, &e);
 }
 
+/* An ember failure of the given type (ember.Limit, ember.Refused, ...). */
+static int send_error(ember_conn *c, uint64_t id, const char *type, const char *value)
+{
+    return send_failure(c, id, type, value, pb_error_mro);
+}
+
 static int send_type_error(ember_conn *c, uint64_t id, const char *msg)
 {
-    return send_failure(c, id, "builtins.TypeError", msg, failed_parents + 1, 3);
+    return send_failure(c, id, "builtins.TypeError", msg, exception_mro);
 }
 
 static int send_no_method(ember_conn *c, uint64_t id, const char *msg)
 {
-    static const char *const p[] = {"builtins.AttributeError", "builtins.Exception",
-                                    "builtins.BaseException", "builtins.object"};
-    return send_failure(c, id, "twisted.spread.flavors.NoSuchMethod", msg, p, 4);
+    return send_failure(c, id, "twisted.spread.flavors.NoSuchMethod", msg,
+                        no_method_mro);
+}
+
+/* (answer id (None)): what a Python method that returns nothing sends. */
+static void send_none(ember_conn *c, uint64_t id)
+{
+    ember_enc e;
+    ember_jl_w w;
+    if (out_begin(c, &e, &w))
+        return;
+    ember_jl_put_head(&w, EMBER_BN_W_ANSWER, 2);
+    ember_bn_put_int(&e, false, id);
+    ember_jl_put_none(&w);
+    out_end(c, &e);
 }
 
 /* ---- the wire hooks: output ---- */
@@ -150,16 +175,25 @@ static bool ember_bytes_of(ember_conn *c, ember_encode_fn enc, const void *value
     return a.failed != 0;
 }
 
-/* The object part of a message: an object we were given, or the peer's
- * exports ("root" on a root; the luid takeProxy named on a child). */
-static void put_target(ember_conn *c, ember_enc *e, uint64_t oid)
+/*
+ * (message id obj name answerRequired: a call's head; its (tuple ...) and
+ * (dictionary) follow. obj is an object we were given, or the peer's
+ * exports ("root" on a root; the luid takeProxy named on a child). A call
+ * without an id (a oneway) asks for no answer.
+ */
+static void put_call_head(ember_conn *c, ember_jl_w *w, uint64_t call_id, uint64_t oid,
+                          const char *name)
 {
+    ember_jl_put_head(w, EMBER_BN_W_MESSAGE, 6);
+    ember_bn_put_int(w->e, false, call_id);
     if (oid)
-        ember_bn_put_int(e, false, oid);
+        ember_bn_put_int(w->e, false, oid);
     else if (c->pb->server)
-        ember_bn_put_int(e, false, c->pb->peer_obj);
+        ember_bn_put_int(w->e, false, c->pb->peer_obj);
     else
-        ember_bn_put_bytes(e, "root", 4, c->pb->vocab);
+        ember_bn_put_bytes(w->e, "root", 4, w->vocab);
+    ember_bn_put_bytes(w->e, name, strlen(name), w->vocab);
+    ember_bn_put_int(w->e, false, call_id ? 1 : 0);
 }
 
 /* An untyped call (ember_pb_call_raw): its name and jellied tuple as given. */
@@ -167,24 +201,35 @@ static int call_raw(ember_conn *c, uint64_t call_id, uint64_t oid,
                     const ember_pb_raw_args *a)
 {
     const char *why;
-    size_t n = a->name ? strlen(a->name) : 0;
-    if (n == 0 || n > 64)
-        return ember_seterr("a PB name has 1..64 bytes");
+    if (ember_pb_name_check(a->name))
+        return -1;
     if (ember_jl_check(a->args, a->len, c->pb->vocab, true, &why))
         return ember_seterr("arguments are not a jellied tuple: %s", why);
     ember_enc e;
-    if (out_begin(c, &e))
+    ember_jl_w w;
+    if (out_begin(c, &e, &w))
         return -1;
-    ember_jl_w w = {&e, c->pb->vocab};
-    put_cmd(&w, EMBER_BN_W_MESSAGE, 6);
-    ember_bn_put_int(&e, false, call_id);
-    put_target(c, &e, oid);
-    ember_bn_put_bytes(&e, a->name, n, c->pb->vocab);
-    ember_bn_put_int(&e, false, call_id ? 1 : 0);
-    if (ember_enc_reserve(&e, a->len) == 0) {
-        memcpy(e.p, a->args, a->len);
-        e.p += a->len;
-    }
+    put_call_head(c, &w, call_id, oid, a->name);
+    ember_bn_put_raw(&e, a->args, a->len);
+    ember_jl_put_head(&w, EMBER_BN_W_DICTIONARY, 0);
+    return out_end(c, &e);
+}
+
+/* A typed call: the ember argument struct read back as positional jelly
+ * arguments, after the command id for a command-mode method. */
+static int call_typed(ember_conn *c, uint64_t call_id, uint64_t oid,
+                      const ember_method_desc *m, const uint8_t *p, size_t n)
+{
+    ember_enc e;
+    ember_jl_w w;
+    ember_pbx x = {c, {0}, {0}};
+    if (out_begin(c, &e, &w))
+        return -1;
+    put_call_head(c, &w, call_id, oid, m->pb_name);
+    ember_jl_put_head(&w, EMBER_BN_W_TUPLE, m->n_params + (m->pb_command ? 1 : 0));
+    if (m->pb_command)
+        ember_bn_put_int(&e, false, m->id);
+    ember_pbx_args_out(&x, p, n, m, &w);
     ember_jl_put_head(&w, EMBER_BN_W_DICTIONARY, 0);
     return out_end(c, &e);
 }
@@ -193,7 +238,6 @@ static int pb_call(ember_conn *c, uint64_t call_id, uint64_t oid, uint32_t metho
                    const ember_service_desc *svc, const ember_method_desc *m,
                    ember_encode_fn enc, const void *args)
 {
-    ember_pb *pb = c->pb;
     (void)svc;
     if (!m && enc == ember_pb_raw_enc)
         return call_raw(c, call_id, oid, args);
@@ -202,27 +246,12 @@ static int pb_call(ember_conn *c, uint64_t call_id, uint64_t oid, uint32_t metho
                             "it through the generated stub)", method);
     const uint8_t *p;
     size_t n;
-    bool bad = ember_bytes_of(c, enc, args, &p, &n);
-    ember_enc e;
-    int rc = -1;
-    if (bad) {
-        ember_seterr("arguments could not be encoded");
-    } else if (out_begin(c, &e) == 0) {
-        ember_jl_w w = {&e, pb->vocab};
-        ember_pbx x = {c, {0}, {0}};
-        put_cmd(&w, EMBER_BN_W_MESSAGE, 6);
-        ember_bn_put_int(&e, false, call_id);
-        put_target(c, &e, oid);
-        ember_bn_put_bytes(&e, m->pb_name, strlen(m->pb_name), pb->vocab);
-        ember_bn_put_int(&e, false, call_id ? 1 : 0);
-        ember_jl_put_head(&w, EMBER_BN_W_TUPLE, m->n_params + (m->pb_command ? 1 : 0));
-        if (m->pb_command)
-            ember_bn_put_int(&e, false, m->id);
-        ember_pbx_args_out(&x, p, n, m, &w);
-        ember_jl_put_head(&w, EMBER_BN_W_DICTIONARY, 0);
-        rc = out_end(c, &e);
-    }
-    ember_buf_consume(&pb->xout, n);
+    int rc;
+    if (ember_bytes_of(c, enc, args, &p, &n))
+        rc = ember_seterr("arguments could not be encoded");
+    else
+        rc = call_typed(c, call_id, oid, m, p, n);
+    ember_buf_consume(&c->pb->xout, n);
     return rc;
 }
 
@@ -232,9 +261,6 @@ static int pb_call(ember_conn *c, uint64_t call_id, uint64_t oid, uint32_t metho
 static int send_raised(ember_conn *c, uint64_t call_id, const ember_method_desc *m,
                        uint32_t error_id, ember_encode_fn enc, const void *value)
 {
-    static const char *const parents[] = {"ember.Raised", "twisted.spread.pb.Error",
-                                          "builtins.Exception", "builtins.BaseException",
-                                          "builtins.object"};
     const ember_type *t = NULL;
     for (uint32_t i = 0; m && i < m->n_raises && !t; i++)
         if (m->raises[i].id == error_id)
@@ -249,14 +275,32 @@ static int send_raised(ember_conn *c, uint64_t call_id, const ember_method_desc 
         ember_pbx_text(p, n, t, text, sizeof text);
     ember_buf_consume(&c->pb->xout, n);
     snprintf(type, sizeof type, "%s", t && t->name ? t->name : "ember.Raised");
-    return send_failure(c, call_id, type, text, parents, 5);
+    return send_failure(c, call_id, type, text, raised_mro);
+}
+
+/* (answer id value): m's result struct p[0..n) as one jelly value, or for
+ * an untyped answer (m NULL, a raw handler's) the jelly as it is. */
+static int send_answer(ember_conn *c, uint64_t call_id, const ember_method_desc *m,
+                       const uint8_t *p, size_t n)
+{
+    ember_enc e;
+    ember_jl_w w;
+    ember_pbx x = {c, {0}, {0}};
+    if (out_begin(c, &e, &w))
+        return -1;
+    ember_jl_put_head(&w, EMBER_BN_W_ANSWER, 2);
+    ember_bn_put_int(&e, false, call_id);
+    if (m)
+        ember_pbx_result_out(&x, p, n, m->result, &w);
+    else
+        ember_bn_put_raw(&e, p, n);
+    return out_end(c, &e);
 }
 
 static int pb_answer(ember_conn *c, uint64_t call_id, const ember_method_desc *m,
                      ember_status st, uint32_t error_id, ember_encode_fn enc,
                      const void *value, const char *msg)
 {
-    ember_pb *pb = c->pb;
     if (st == EMBER_RAISED)
         return send_raised(c, call_id, m, error_id, enc, value);
     if (st == EMBER_NO_METHOD)
@@ -265,35 +309,20 @@ static int pb_answer(ember_conn *c, uint64_t call_id, const ember_method_desc *m
         const char *type = st == EMBER_UNAVAILABLE ? "ember.Unavailable"
                            : st == EMBER_LIMIT     ? "ember.Limit"
                                                    : "ember.Failed";
-        return send_failure(c, call_id, type, msg ? msg : ember_status_name(st),
-                            failed_parents, 4);
+        return send_error(c, call_id, type, msg ? msg : ember_status_name(st));
     }
     const uint8_t *p;
     size_t n;
     const char *why = NULL;
-    bool bad = ember_bytes_of(c, enc, value, &p, &n);
-    /* An untyped answer (a raw handler's) is one jelly value as it is. */
-    if (!bad && !m && ember_jl_check(p, n, pb->vocab, false, &why))
-        bad = true;
-    ember_enc e;
-    int rc = -1;
-    if (!bad && out_begin(c, &e) == 0) {
-        ember_jl_w w = {&e, pb->vocab};
-        ember_pbx x = {c, {0}, {0}};
-        put_cmd(&w, EMBER_BN_W_ANSWER, 2);
-        ember_bn_put_int(&e, false, call_id);
-        if (m)
-            ember_pbx_result_out(&x, p, n, m->result, &w);
-        else if (ember_enc_reserve(&e, n) == 0) {
-            memcpy(e.p, p, n);
-            e.p += n;
-        }
-        rc = out_end(c, &e);
-    }
-    ember_buf_consume(&pb->xout, n);
+    /* A raw handler's answer goes out as it is: it must be one jelly value
+     * in this connection's dialect. */
+    bool bad = ember_bytes_of(c, enc, value, &p, &n) ||
+               (!m && ember_jl_check(p, n, c->pb->vocab, false, &why));
+    int rc = bad ? -1 : send_answer(c, call_id, m, p, n);
+    ember_buf_consume(&c->pb->xout, n);
     if (rc)
-        send_failure(c, call_id, "ember.Limit", "reply could not be encoded for "
-                     "Twisted (a string or list over 655360?)", failed_parents, 4);
+        send_error(c, call_id, "ember.Limit", "reply could not be encoded for "
+                   "Twisted (a string or list over 655360?)");
     return rc;
 }
 
@@ -307,11 +336,11 @@ static void pb_cancel(ember_conn *c, uint64_t call_id)
 static void pb_decref(ember_conn *c, uint64_t oid, uint64_t count)
 {
     ember_enc e;
-    if (out_begin(c, &e))
+    ember_jl_w w;
+    if (out_begin(c, &e, &w))
         return;
-    ember_jl_w w = {&e, c->pb->vocab};
     for (uint64_t i = 0; i < count; i++) { /* one per reception, as Twisted */
-        put_cmd(&w, EMBER_BN_W_DECREF, 1);
+        ember_jl_put_head(&w, EMBER_BN_W_DECREF, 1);
         ember_bn_put_int(&e, false, oid);
     }
     out_end(c, &e);
@@ -324,13 +353,13 @@ static void pb_ping(ember_conn *c)
     if (c->pb->phase != PB_READY)
         return;
     ember_enc e;
-    if (out_begin(c, &e))
+    ember_jl_w w;
+    if (out_begin(c, &e, &w))
         return;
-    ember_jl_w w = {&e, c->pb->vocab};
-    put_cmd(&w, EMBER_BN_W_MESSAGE, 6);
+    ember_jl_put_head(&w, EMBER_BN_W_MESSAGE, 6);
     ember_bn_put_int(&e, false, PB_PROBE_ID);
     ember_bn_put_int(&e, false, 0);
-    ember_bn_put_bytes(&e, "ember_heartbeat", 15, c->pb->vocab);
+    ember_bn_put_bytes(&e, "ember_heartbeat", 15, w.vocab);
     ember_bn_put_int(&e, false, 1);
     ember_jl_put_head(&w, EMBER_BN_W_TUPLE, 0);
     ember_jl_put_head(&w, EMBER_BN_W_DICTIONARY, 0);
@@ -357,21 +386,51 @@ static void pb_free(ember_conn *c)
     c->pb = NULL;
 }
 
+/* ---- input: transcoding into ember bytes ---- */
+
+/* An encoder over pb->xin, where jelly becomes ember bytes for the call
+ * table; -1: out of memory, the connection closed. */
+static int xin_begin(ember_conn *c, ember_enc *e)
+{
+    if (ember_buf_enc_begin(&c->pb->xin, e, c, 256) == 0)
+        return 0;
+    ember_conn_close(c, EMBER_LOST, "out of memory");
+    return -1;
+}
+
+/* Consumes the transcoded bytes once the call table is done with them
+ * (a close meanwhile has released pb->xin already). */
+static void xin_consume(ember_conn *c, size_t n)
+{
+    if (c->state != EMBER_CONN_CLOSED)
+        ember_buf_consume(&c->pb->xin, n);
+}
+
 /* ---- input: incoming calls ---- */
 
-/* The exports entry for a PB message name: a command-mode method (the
- * first argument is its id) or a by-name one. */
-static ember_xentry *find_named(ember_exports *ex, const uint8_t *name, size_t n,
-                                bool *command)
+/* One (message id obj name answerRequired (tuple args...) (dictionary)). */
+typedef struct pb_msg {
+    uint64_t id;
+    bool oneway;               /* answerRequired 0: no answer goes back */
+    ember_jl_val obj, name;
+    uint64_t oid;              /* 0: the exports; else an object we passed */
+    const uint8_t *args_at;    /* the (tuple ...) */
+    const uint8_t *args_end;
+    uint32_t nargs;
+} pb_msg;
+
+static bool pb_name_is(const ember_method_desc *m, const uint8_t *name, size_t n)
 {
-    for (uint32_t i = 0; ex && i < ex->n; i++) {
-        const ember_method_desc *m = ex->v[i].m;
-        if (m && m->pb_name && strlen(m->pb_name) == n &&
-            memcmp(m->pb_name, name, n) == 0) {
-            *command = m->pb_command;
+    return m && m->pb_name && strlen(m->pb_name) == n && memcmp(m->pb_name, name, n) == 0;
+}
+
+/* The exports entry for a PB message name: a by-name method, or the first
+ * of a command-mode name's methods. */
+static ember_xentry *find_named(ember_exports *ex, const uint8_t *name, size_t n)
+{
+    for (uint32_t i = 0; i < ex->n; i++)
+        if (pb_name_is(ex->v[i].m, name, n))
             return &ex->v[i];
-        }
-    }
     return NULL;
 }
 
@@ -381,16 +440,45 @@ static ember_xentry *find_command(ember_exports *ex, const uint8_t *name, size_t
 {
     for (uint32_t i = 0; i < ex->n; i++) {
         const ember_method_desc *m = ex->v[i].m;
-        if (m && m->pb_command && m->id == id && strlen(m->pb_name) == n &&
-            memcmp(m->pb_name, name, n) == 0)
+        if (pb_name_is(m, name, n) && m->pb_command && m->id == id)
             return &ex->v[i];
     }
     return NULL;
 }
 
+/* Whether ex has an untyped handler (ember_pb_export_raw) named
+ * name[0..n); *sid: its service id. */
+static bool find_raw(ember_exports *ex, const uint8_t *name, size_t n, uint32_t *sid)
+{
+    char nm[65];
+    bool served;
+    if (n > 64)
+        return false;
+    memcpy(nm, name, n);
+    nm[n] = 0;
+    *sid = ember_pb_raw_service(nm);
+    ember_xentry *raw = ember_exports_resolve(ex, *sid, 1, &served);
+    return raw && raw->raw;
+}
+
+/* The exports a message's obj names: "root" (a root's exports), 1 (a
+ * node's exports), or an object we passed (m->oid); NULL: none of ours. */
+static ember_exports *message_target(ember_conn *c, pb_msg *m)
+{
+    bool server = c->pb->server;
+    m->oid = 0;
+    if (m->obj.kind == EMBER_JL_BYTES)
+        return server && m->obj.len == 4 && memcmp(m->obj.s, "root", 4) == 0
+                   ? c->ep->exports : NULL;
+    if (!server && m->obj.mag == PB_NODE_LUID)
+        return c->ep->exports;
+    ember_ref *t = m->obj.mag ? ember_ref_find_xobj(c, m->obj.mag) : NULL;
+    m->oid = m->obj.mag;
+    return t ? t->lex : NULL;
+}
+
 static int take_proxy(ember_conn *c, uint64_t id, ember_jl_cur *cur, uint32_t nargs)
 {
-    ember_pb *pb = c->pb;
     ember_jl_val v, ref;
     char name[256], why[200];
     if (nargs < 2 || nargs > 3 || ember_jl_read(cur, &v) ||
@@ -407,176 +495,162 @@ static int take_proxy(ember_conn *c, uint64_t id, ember_jl_cur *cur, uint32_t na
         return send_type_error(c, id, "takeProxy(name, ref): ref must be a "
                                "pb.Referenceable");
     if (c->child) {
-        send_failure(c, id, "ember.Refused", "already registered", failed_parents, 4);
+        send_error(c, id, "ember.Refused", "already registered");
         return 0;
     }
     int r = c->ep->admit ? c->ep->admit(c, name, why, sizeof why) : 1;
     if (r < 0)
         return -1;
     if (r > 0) {
-        static const char *const p[] = {"ember.Refused", "twisted.spread.pb.Error",
-                                        "builtins.Exception", "builtins.BaseException",
-                                        "builtins.object"};
-        send_failure(c, id, "ember.Refused", why, p, 5);
+        send_error(c, id, "ember.Refused", why);
         c->close_after_flush = true;
         ember_conn_flush(c);
         return 0;
     }
-    pb->peer_obj = ref.mag;
-    ember_enc e;
-    if (out_begin(c, &e) == 0) {
-        ember_jl_w w = {&e, pb->vocab};
-        put_cmd(&w, EMBER_BN_W_ANSWER, 2);
-        ember_bn_put_int(&e, false, id);
-        ember_jl_put_none(&w);
-        out_end(c, &e);
-    }
+    c->pb->peer_obj = ref.mag;
+    send_none(c, id);
     if (c->ep->joined)
         c->ep->joined(c);
     return 0;
 }
 
-/* A message for an untyped handler: the jellied tuple is the payload. */
-static int dispatch_raw(ember_conn *c, uint64_t id, uint64_t oid, bool oneway,
-                        uint32_t sid, const uint8_t *args_at, ember_jl_cur *cur)
+/* The CALL (or ONEWAY) frame of message m for ember_call_dispatch. */
+static int dispatch_frame(ember_conn *c, const pb_msg *m, bool oneway, uint32_t svc,
+                          uint32_t method, const uint8_t *payload, size_t len)
 {
-    cur->p = args_at;
-    if (ember_jl_skip(cur, 1))
-        return oneway ? 0 : send_type_error(c, id, cur->why);
     ember_frame f;
     f.kind = oneway ? EMBER_FR_ONEWAY : EMBER_FR_CALL;
-    f.svc = sid;
-    f.h[0] = oneway ? oid : id;
-    f.h[1] = oneway ? 1 : oid;
-    f.h[2] = oneway ? 0 : 1;
-    f.payload = args_at;
-    f.len = (size_t)(cur->p - args_at);
+    f.svc = svc;
+    f.h[0] = oneway ? m->oid : m->id;
+    f.h[1] = oneway ? method : m->oid;
+    f.h[2] = oneway ? 0 : method;
+    f.payload = payload;
+    f.len = len;
     return ember_call_dispatch(c, &f);
 }
 
-/* (message id obj name answerRequired (tuple args...) (dictionary kw...)) */
-static int on_message(ember_conn *c, ember_jl_cur *cur, uint32_t count)
+/* A message for a typed method: nvals jelly arguments at cur -> the ember
+ * argument struct, then dispatched. */
+static int dispatch_typed(ember_conn *c, ember_jl_cur *cur, const pb_msg *m,
+                          const ember_xentry *x, uint32_t nvals)
 {
-    ember_pb *pb = c->pb;
-    ember_jl_val id, obj, name, ans, args, kw;
+    ember_pbx t = {c, *cur, {0}};
+    ember_enc e;
+    if (xin_begin(c, &e))
+        return -1;
+    int r = ember_pbx_args_in(&t, nvals, x->m, &e);
+    ember_buf_enc_commit(&c->pb->xin, &e);
+    const uint8_t *payload = c->pb->xin.data + c->pb->xin.off;
+    size_t n = ember_buf_used(&c->pb->xin);
+    if (r) {
+        ember_buf_consume(&c->pb->xin, n);
+        return m->oneway ? 0 : send_type_error(c, m->id, t.why);
+    }
+    /* A oneway method called with answerRequired: served as oneway, and
+     * answered None at once (what a Python method returning nothing does). */
+    bool oneway = m->oneway || x->m->oneway;
+    if (!m->oneway && x->m->oneway)
+        send_none(c, m->id);
+    r = dispatch_frame(c, m, oneway, (uint32_t)(x->key >> 32), x->m->id, payload, n);
+    xin_consume(c, n);
+    return r;
+}
+
+/* Message m for a method of ex: typed by name, typed by a command-mode
+ * name and the command id its first argument (read at cur) carries, or
+ * untyped by name. */
+static int dispatch_call(ember_conn *c, ember_jl_cur *cur, const pb_msg *m,
+                         ember_exports *ex)
+{
+    char msg[160];
+    uint32_t nvals = m->nargs;
+    ember_xentry *x = find_named(ex, m->name.s, m->name.len);
+    if (!x) {
+        /* An untyped handler gets the jellied tuple as it is. */
+        uint32_t sid;
+        if (find_raw(ex, m->name.s, m->name.len, &sid))
+            return dispatch_frame(c, m, m->oneway, sid, 1, m->args_at,
+                            (size_t)(m->args_end - m->args_at));
+        snprintf(msg, sizeof msg, "No such method: remote_%.*s",
+                 (int)(m->name.len > 64 ? 64 : m->name.len), (const char *)m->name.s);
+        return m->oneway ? 0 : send_no_method(c, m->id, msg);
+    }
+    if (x->m->pb_command) {
+        ember_jl_val cmd;
+        if (nvals == 0 || ember_jl_read(cur, &cmd) || cmd.kind != EMBER_JL_INT ||
+            cmd.neg || cmd.big || cmd.mag > UINT32_MAX)
+            return m->oneway ? 0 : send_type_error(c, m->id, "the first argument "
+                                                   "must be the command id");
+        nvals--;
+        x = find_command(ex, m->name.s, m->name.len, cmd.mag);
+        if (!x) {
+            snprintf(msg, sizeof msg, "no command %llu", (unsigned long long)cmd.mag);
+            return m->oneway ? 0 : send_no_method(c, m->id, msg);
+        }
+    }
+    if (!x->m->params && x->m->n_params)
+        return m->oneway ? 0 : send_no_method(c, m->id, "method has no run-time types");
+    return dispatch_typed(c, cur, m, x, nvals);
+}
+
+/* Reads a message's head: -1 when it is malformed (the connection
+ * closed). */
+static int read_message(ember_conn *c, ember_jl_cur *cur, uint32_t count, pb_msg *m)
+{
+    ember_jl_val id, ans;
     if (count != 7 || ember_jl_read(cur, &id) || id.kind != EMBER_JL_INT || id.neg ||
-        id.big || id.mag >= (1ull << 63) || ember_jl_read(cur, &obj) ||
-        (obj.kind != EMBER_JL_INT && obj.kind != EMBER_JL_BYTES) ||
-        ember_jl_read(cur, &name) || name.kind != EMBER_JL_BYTES ||
+        id.big || id.mag >= (1ull << 63) || ember_jl_read(cur, &m->obj) ||
+        (m->obj.kind != EMBER_JL_INT && m->obj.kind != EMBER_JL_BYTES) ||
+        ember_jl_read(cur, &m->name) || m->name.kind != EMBER_JL_BYTES ||
         ember_jl_read(cur, &ans) || ans.kind != EMBER_JL_INT || ans.mag > 1) {
         ember_conn_close(c, EMBER_PROTOCOL, "PB message malformed");
         return -1;
     }
-    bool oneway = ans.mag == 0;
-    const uint8_t *args_at = cur->p;
+    m->id = id.mag;
+    m->oneway = ans.mag == 0;
+    return 0;
+}
+
+/* Reads a message's (tuple args...) and (dictionary kw...) and leaves cur
+ * on the first argument; NULL, or why they cannot be served. */
+static const char *read_arguments(ember_jl_cur *cur, pb_msg *m)
+{
+    ember_jl_val args, kw;
+    m->args_at = cur->p;
     if (ember_jl_read(cur, &args) ||
         (args.kind != EMBER_JL_TUPLE && args.kind != EMBER_JL_LIST) ||
-        ember_jl_skip_rest(cur, &args) || ember_jl_read(cur, &kw) ||
-        kw.kind != EMBER_JL_DICT)
-        return oneway ? 0 : send_type_error(c, id.mag, cur->why ? cur->why
-                                            : "arguments are not a tuple");
+        ember_jl_skip_rest(cur, &args))
+        return cur->why ? cur->why : "arguments are not a tuple";
+    m->args_end = cur->p;
+    if (ember_jl_read(cur, &kw) || kw.kind != EMBER_JL_DICT)
+        return cur->why ? cur->why : "arguments are not a tuple";
     if (kw.count)
-        return oneway ? 0 : send_type_error(c, id.mag, "keyword arguments are not "
-                                            "supported by ember");
-    cur->p = args_at;
+        return "keyword arguments are not supported by ember";
+    cur->p = m->args_at;
     ember_jl_read(cur, &args);
+    m->nargs = args.count;
+    return NULL;
+}
 
-    /* Which object: "root" (a root's exports), 1 (a node's exports), or an
-     * object we passed. */
-    uint64_t oid = 0;
-    ember_exports *ex = c->ep->exports;
-    if (obj.kind == EMBER_JL_BYTES) {
-        if (!pb->server || obj.len != 4 || memcmp(obj.s, "root", 4) != 0)
-            ex = NULL;
-    } else if (!(!pb->server && obj.mag == PB_NODE_LUID)) {
-        ember_ref *t = obj.mag ? ember_ref_find_xobj(c, obj.mag) : NULL;
-        oid = obj.mag;
-        ex = t ? t->lex : NULL;
-    }
-    if (!ex)
-        return oneway ? 0 : send_failure(c, id.mag, "twisted.spread.pb.Error",
-                                         "Invalid Object ID", failed_parents + 1, 3);
-    if (pb->server && oid == 0 && name.len == strlen(PB_TAKEPROXY) &&
-        memcmp(name.s, PB_TAKEPROXY, name.len) == 0)
-        return take_proxy(c, id.mag, cur, args.count);
-    if (c->state != EMBER_CONN_READY)
-        return oneway ? 0 : send_failure(c, id.mag, "ember.Unavailable",
-                                         "call takeProxy first", failed_parents, 4);
-
-    char msg[160];
-    bool command = false;
-    uint32_t nvals = args.count;
-    ember_xentry *x = find_named(ex, name.s, name.len, &command);
-    if (x && command) {
-        ember_jl_val cmd;
-        if (nvals == 0 || ember_jl_read(cur, &cmd) || cmd.kind != EMBER_JL_INT ||
-            cmd.neg || cmd.big || cmd.mag > UINT32_MAX)
-            return oneway ? 0 : send_type_error(c, id.mag, "the first argument "
-                                                "must be the command id");
-        nvals--;
-        x = find_command(ex, name.s, name.len, cmd.mag);
-        if (!x) {
-            snprintf(msg, sizeof msg, "no command %llu", (unsigned long long)cmd.mag);
-            return oneway ? 0 : send_no_method(c, id.mag, msg);
-        }
-    }
-    if (!x && name.len <= 64) {
-        /* An untyped handler (ember_pb_export_raw) gets the tuple as is. */
-        char nm[65];
-        bool served;
-        memcpy(nm, name.s, name.len);
-        nm[name.len] = 0;
-        uint32_t sid = ember_pb_raw_service(nm);
-        ember_xentry *raw = ember_exports_resolve(ex, sid, 1, &served);
-        if (raw && raw->raw)
-            return dispatch_raw(c, id.mag, oid, oneway, sid, args_at, cur);
-    }
-    if (!x) {
-        snprintf(msg, sizeof msg, "No such method: remote_%.*s",
-                 (int)(name.len > 64 ? 64 : name.len), (const char *)name.s);
-        return oneway ? 0 : send_no_method(c, id.mag, msg);
-    }
-    if (!x->m->params && x->m->n_params)
-        return oneway ? 0 : send_no_method(c, id.mag, "method has no run-time types");
-
-    /* Jelly arguments -> the ember argument struct, then dispatch. */
-    ember_pbx t = {c, *cur, {0}};
-    ember_enc e;
-    if (ember_buf_enc_begin(&pb->xin, &e, c, 256)) {
-        ember_conn_close(c, EMBER_LOST, "out of memory");
+static int on_message(ember_conn *c, ember_jl_cur *cur, uint32_t count)
+{
+    pb_msg m;
+    if (read_message(c, cur, count, &m))
         return -1;
-    }
-    int r = ember_pbx_args_in(&t, nvals, x->m, &e);
-    ember_buf_enc_commit(&pb->xin, &e);
-    ember_frame f;
-    f.payload = pb->xin.data + pb->xin.off;
-    f.len = ember_buf_used(&pb->xin);
-    if (r) {
-        ember_buf_consume(&pb->xin, f.len);
-        return oneway ? 0 : send_type_error(c, id.mag, t.why);
-    }
-    /* A oneway method called with answerRequired: served as oneway, and
-     * answered None at once (what a Python method returning nothing does). */
-    if (!oneway && x->m->oneway) {
-        oneway = true;
-        ember_enc a;
-        if (out_begin(c, &a) == 0) {
-            ember_jl_w w = {&a, pb->vocab};
-            put_cmd(&w, EMBER_BN_W_ANSWER, 2);
-            ember_bn_put_int(&a, false, id.mag);
-            ember_jl_put_none(&w);
-            out_end(c, &a);
-        }
-    }
-    f.kind = oneway ? EMBER_FR_ONEWAY : EMBER_FR_CALL;
-    f.svc = (uint32_t)(x->key >> 32);
-    f.h[0] = oneway ? oid : id.mag;
-    f.h[1] = oneway ? x->m->id : oid;
-    f.h[2] = oneway ? 0 : x->m->id;
-    r = ember_call_dispatch(c, &f);
-    if (c->state != EMBER_CONN_CLOSED)
-        ember_buf_consume(&pb->xin, f.len);
-    return r;
+    const char *why = read_arguments(cur, &m);
+    if (why)
+        return m.oneway ? 0 : send_type_error(c, m.id, why);
+    ember_exports *ex = message_target(c, &m);
+    if (!ex)
+        return m.oneway ? 0 : send_error(c, m.id, "twisted.spread.pb.Error",
+                                         "Invalid Object ID");
+    if (c->pb->server && m.oid == 0 && m.name.len == strlen(PB_TAKEPROXY) &&
+        memcmp(m.name.s, PB_TAKEPROXY, m.name.len) == 0)
+        return take_proxy(c, m.id, cur, m.nargs);
+    if (c->state != EMBER_CONN_READY)
+        return m.oneway ? 0 : send_error(c, m.id, "ember.Unavailable",
+                                         "call takeProxy first");
+    return dispatch_call(c, cur, &m, ex);
 }
 
 /* ---- input: answers to our calls ---- */
@@ -589,28 +663,64 @@ static void registered(ember_conn *c, bool ok, const char *why)
 }
 
 /* A synthesized REPLY or ERROR frame for ember_calltab_answer. */
-static void answer_frame(ember_conn *c, uint64_t id, uint8_t kind, ember_status st,
-                         const ember_buf *b, const char *msg)
+static void answer_frame(ember_conn *c, uint8_t kind, uint64_t id, ember_status st,
+                         const uint8_t *payload, size_t len)
 {
     ember_frame f;
-    uint8_t tmp[300];
     f.kind = kind;
     f.h[0] = id;
     f.h[1] = (uint64_t)st;
     f.h[2] = 0;
-    if (msg) {
-        ember_enc e;
-        ember_enc_init_fixed(&e, tmp, sizeof tmp);
-        size_t n = strlen(msg);
-        ember_bytes s = {(const uint8_t *)msg, n > 250 ? 250 : n};
-        ember_enc_bytes(&e, 1, s);
-        f.payload = tmp;
-        f.len = ember_enc_len(&e);
-    } else {
-        f.payload = b->data + b->off;
-        f.len = ember_buf_used(b);
-    }
+    f.payload = payload;
+    f.len = len;
     ember_calltab_answer(c, &f);
+}
+
+/* An ERROR frame whose payload is {1: msg}, msg cut at 250 bytes. */
+static void answer_error(ember_conn *c, uint64_t id, ember_status st, const char *msg)
+{
+    uint8_t tmp[300];
+    ember_enc e;
+    size_t n = strlen(msg);
+    ember_bytes s = {(const uint8_t *)msg, n > 250 ? 250 : n};
+    ember_enc_init_fixed(&e, tmp, sizeof tmp);
+    ember_enc_bytes(&e, 1, s);
+    answer_frame(c, EMBER_FR_ERROR, id, st, tmp, ember_enc_len(&e));
+}
+
+/* An untyped call's answer: the jelly value at cur as it is. */
+static int answer_untyped(ember_conn *c, uint64_t id, ember_jl_cur *cur)
+{
+    const uint8_t *at = cur->p;
+    if (ember_jl_skip(cur, 1)) {
+        ember_conn_close(c, EMBER_PROTOCOL, "PB answer malformed");
+        return -1;
+    }
+    answer_frame(c, EMBER_FR_REPLY, id, EMBER_OK, at, (size_t)(cur->p - at));
+    return 0;
+}
+
+/* A typed call's answer: the jelly value at cur -> m's result struct. */
+static int answer_typed(ember_conn *c, uint64_t id, const ember_method_desc *m,
+                        ember_jl_cur *cur)
+{
+    ember_pbx t = {c, *cur, {0}};
+    ember_enc e;
+    if (xin_begin(c, &e))
+        return -1;
+    int r = ember_pbx_result_in(&t, m->result, &e);
+    ember_buf_enc_commit(&c->pb->xin, &e);
+    size_t n = ember_buf_used(&c->pb->xin);
+    if (r) {
+        char why[300];
+        snprintf(why, sizeof why, "reply does not match the IDL: %.200s", t.why);
+        answer_error(c, id, EMBER_PROTOCOL, why);
+    } else {
+        answer_frame(c, EMBER_FR_REPLY, id, EMBER_OK,
+                     c->pb->xin.data + c->pb->xin.off, n);
+    }
+    xin_consume(c, n);
+    return 0;
 }
 
 static int on_answer(ember_conn *c, ember_jl_cur *cur, uint32_t count, bool error)
@@ -650,42 +760,10 @@ static int on_answer(ember_conn *c, ember_jl_cur *cur, uint32_t count, bool erro
         return 0; /* the call ended already (timeout, cancel): ignored */
     if (error) {
         bool nsm = strstr(fl.type, "NoSuchMethod") != NULL;
-        answer_frame(c, id.mag, EMBER_FR_ERROR, nsm ? EMBER_NO_METHOD : EMBER_FAILED,
-                     NULL, msg);
+        answer_error(c, id.mag, nsm ? EMBER_NO_METHOD : EMBER_FAILED, msg);
         return 0;
     }
-    if (!m) { /* an untyped call: the jellied answer as it is */
-        ember_buf v;
-        memset(&v, 0, sizeof v);
-        const uint8_t *at = cur->p;
-        if (ember_jl_skip(cur, 1)) {
-            ember_conn_close(c, EMBER_PROTOCOL, "PB answer malformed");
-            return -1;
-        }
-        v.data = (uint8_t *)at;
-        v.len = (size_t)(cur->p - at);
-        answer_frame(c, id.mag, EMBER_FR_REPLY, EMBER_OK, &v, NULL);
-        return 0;
-    }
-    ember_pbx t = {c, *cur, {0}};
-    ember_enc e;
-    if (ember_buf_enc_begin(&pb->xin, &e, c, 256)) {
-        ember_conn_close(c, EMBER_LOST, "out of memory");
-        return -1;
-    }
-    r = ember_pbx_result_in(&t, m->result, &e);
-    ember_buf_enc_commit(&pb->xin, &e);
-    size_t n = ember_buf_used(&pb->xin);
-    if (r) {
-        char why[300];
-        snprintf(why, sizeof why, "reply does not match the IDL: %.200s", t.why);
-        answer_frame(c, id.mag, EMBER_FR_ERROR, EMBER_PROTOCOL, NULL, why);
-    } else {
-        answer_frame(c, id.mag, EMBER_FR_REPLY, EMBER_OK, &pb->xin, NULL);
-    }
-    if (c->state != EMBER_CONN_CLOSED)
-        ember_buf_consume(&pb->xin, n);
-    return 0;
+    return m ? answer_typed(c, id.mag, m, cur) : answer_untyped(c, id.mag, cur);
 }
 
 static int on_decref(ember_conn *c, ember_jl_cur *cur, uint32_t count)
@@ -708,39 +786,44 @@ static int on_decref(ember_conn *c, ember_jl_cur *cur, uint32_t count)
 
 static int start_client(ember_conn *c);
 
-static int on_dialect(ember_conn *c, const uint8_t *p, size_t n)
+static void set_dialect(ember_pb *pb, bool vocab)
 {
-    ember_pb *pb = c->pb;
-    ember_jl_cur cur;
-    ember_bn_tok t;
-    const char *why = NULL;
-    ember_jl_init(&cur, p, n, false);
-    if (ember_bn_head(p, n, false, &t, &why) != 1) {
-        ember_conn_close(c, EMBER_PROTOCOL, "PB negotiation: malformed");
+    pb->vocab = vocab;
+    pb->scan.vocab = vocab;
+    pb->phase = PB_VERSION_WAIT;
+}
+
+/* Server: the client's choice, a bare string we offered. */
+static int on_choice(ember_conn *c, const uint8_t *p, size_t n, const ember_bn_tok *t)
+{
+    bool is_pb = t->size == n && n == 4 && memcmp(p, "\x02\x82pb", 4) == 0;
+    bool none = t->size == n && n == 6 && memcmp(p, "\x04\x82none", 6) == 0;
+    if (!is_pb && !none) {
+        ember_conn_close(c, EMBER_PROTOCOL, "PB negotiation: a dialect we did "
+                         "not offer");
         return -1;
     }
-    if (pb->server) { /* the client's choice: a bare string we offered */
-        bool is_pb = t.size == n && n == 4 && memcmp(p, "\x02\x82pb", 4) == 0;
-        bool none = t.size == n && n == 6 && memcmp(p, "\x04\x82none", 6) == 0;
-        if (!is_pb && !none) {
-            ember_conn_close(c, EMBER_PROTOCOL, "PB negotiation: a dialect we did "
-                             "not offer");
-            return -1;
-        }
-        pb->vocab = is_pb;
-        pb->scan.vocab = is_pb;
-        pb->phase = PB_VERSION_WAIT;
-        put_version(c);
-        return 0;
+    set_dialect(c->pb, is_pb);
+    ember_enc e;
+    ember_jl_w w;
+    if (out_begin(c, &e, &w) == 0) {
+        put_version(&w);
+        out_end(c, &e);
     }
-    /* The server's offer: a list of strings; we speak "pb" or "none". */
+    return 0;
+}
+
+/* Client: the server's offer, a list of strings; we speak "pb" or "none". */
+static int on_offer(ember_conn *c, const uint8_t *p, size_t n, const ember_bn_tok *t)
+{
+    ember_jl_cur cur;
     bool have_pb = false, have_none = false;
-    if (t.type != EMBER_BN_LIST) {
+    if (t->type != EMBER_BN_LIST) {
         ember_conn_close(c, EMBER_PROTOCOL, "PB negotiation: no dialect list");
         return -1;
     }
-    cur.p += t.head;
-    for (uint64_t i = 0; i < t.num; i++) {
+    ember_jl_init(&cur, p + t->head, n - t->head, false);
+    for (uint64_t i = 0; i < t->num; i++) {
         ember_jl_val v;
         if (ember_jl_read(&cur, &v) || v.kind != EMBER_JL_BYTES) {
             ember_conn_close(c, EMBER_PROTOCOL, "PB negotiation: bad dialect list");
@@ -753,12 +836,37 @@ static int on_dialect(ember_conn *c, const uint8_t *p, size_t n)
         ember_conn_close(c, EMBER_PROTOCOL, "PB negotiation: no dialect in common");
         return -1;
     }
-    pb->vocab = have_pb;
-    pb->scan.vocab = have_pb;
-    pb->phase = PB_VERSION_WAIT;
+    set_dialect(c->pb, have_pb);
     return start_client(c);
 }
 
+static int on_dialect(ember_conn *c, const uint8_t *p, size_t n)
+{
+    ember_bn_tok t;
+    const char *why = NULL;
+    if (ember_bn_head(p, n, false, &t, &why) != 1) {
+        ember_conn_close(c, EMBER_PROTOCOL, "PB negotiation: malformed");
+        return -1;
+    }
+    return c->pb->server ? on_choice(c, p, n, &t) : on_offer(c, p, n, &t);
+}
+
+/* (version 6): once, first after the dialect. */
+static int on_version(ember_conn *c, ember_jl_cur *cur, uint32_t count)
+{
+    ember_pb *pb = c->pb;
+    ember_jl_val v;
+    if (pb->phase != PB_VERSION_WAIT || count != 2 || ember_jl_read(cur, &v) ||
+        v.kind != EMBER_JL_INT || v.neg || v.mag != PB_VERSION) {
+        ember_conn_close(c, EMBER_PROTOCOL, pb->phase != PB_VERSION_WAIT
+                         ? "PB: a second version" : "PB: version is not 6");
+        return -1;
+    }
+    pb->phase = PB_READY;
+    return 0;
+}
+
+/* One top-level expression: a command list (word args...). */
 static int handle_expr(ember_conn *c, const uint8_t *p, size_t n)
 {
     ember_pb *pb = c->pb;
@@ -767,38 +875,26 @@ static int handle_expr(ember_conn *c, const uint8_t *p, size_t n)
     ember_jl_cur cur;
     ember_bn_tok t;
     const char *why = NULL;
-    const uint8_t *word;
-    ember_jl_init(&cur, p, n, pb->vocab);
     if (ember_bn_head(p, n, pb->vocab, &t, &why) != 1 || t.type != EMBER_BN_LIST ||
         t.num == 0) {
         ember_conn_close(c, EMBER_PROTOCOL, "PB: a top-level expression that is "
                          "not a command list");
         return -1;
     }
-    cur.p += t.head;
+    ember_jl_init(&cur, p + t.head, n - t.head, pb->vocab);
     ember_jl_val cmd;
     if (ember_jl_read(&cur, &cmd) || cmd.kind != EMBER_JL_BYTES) {
         ember_conn_close(c, EMBER_PROTOCOL, "PB: a command list without a command");
         return -1;
     }
-    word = cmd.s;
-    unsigned k = ember_bn_vocab_index(word, cmd.len);
-    if (k == EMBER_BN_W_VERSION) {
-        ember_jl_val v;
-        if (pb->phase != PB_VERSION_WAIT || t.num != 2 || ember_jl_read(&cur, &v) ||
-            v.kind != EMBER_JL_INT || v.neg || v.mag != PB_VERSION) {
-            ember_conn_close(c, EMBER_PROTOCOL, pb->phase != PB_VERSION_WAIT
-                             ? "PB: a second version" : "PB: version is not 6");
-            return -1;
-        }
-        pb->phase = PB_READY;
-        return 0;
-    }
+    uint32_t count = (uint32_t)t.num;
+    unsigned k = ember_bn_vocab_index(cmd.s, cmd.len);
+    if (k == EMBER_BN_W_VERSION)
+        return on_version(c, &cur, count);
     if (pb->phase != PB_READY) {
         ember_conn_close(c, EMBER_PROTOCOL, "PB: a command before the version");
         return -1;
     }
-    uint32_t count = (uint32_t)t.num;
     switch (k) {
     case EMBER_BN_W_MESSAGE:
         return on_message(c, &cur, count);
@@ -810,7 +906,7 @@ static int handle_expr(ember_conn *c, const uint8_t *p, size_t n)
         return on_decref(c, &cur, count);
     default:
         ember_conn_closef(c, EMBER_PROTOCOL, "PB command '%.*s' is not supported",
-                          (int)(cmd.len > 32 ? 32 : cmd.len), (const char *)word);
+                          (int)(cmd.len > 32 ? 32 : cmd.len), (const char *)cmd.s);
         return -1;
     }
 }
@@ -851,18 +947,13 @@ static int start_client(ember_conn *c)
 {
     ember_pb *pb = c->pb;
     ember_enc e;
-    if (out_begin(c, &e))
+    ember_jl_w w;
+    if (out_begin(c, &e, &w))
         return -1;
-    ember_jl_w w = {&e, pb->vocab};
     ember_bn_put_bytes(&e, pb->vocab ? "pb" : "none", pb->vocab ? 2 : 4, false);
-    put_cmd(&w, EMBER_BN_W_VERSION, 1);
-    ember_bn_put_int(&e, false, PB_VERSION);
+    put_version(&w);
     pb->proxy_id = 1; /* our first request; ember's call ids are never 1 */
-    put_cmd(&w, EMBER_BN_W_MESSAGE, 6);
-    ember_bn_put_int(&e, false, pb->proxy_id);
-    ember_bn_put_bytes(&e, "root", 4, pb->vocab);
-    ember_bn_put_bytes(&e, PB_TAKEPROXY, strlen(PB_TAKEPROXY), pb->vocab);
-    ember_bn_put_int(&e, false, 1);
+    put_call_head(c, &w, pb->proxy_id, 0, PB_TAKEPROXY);
     ember_jl_put_head(&w, EMBER_BN_W_TUPLE, 2);
     /* Text: a py3 root keys its children by str; on py2, u"a" == "a". */
     ember_jl_put_unicode(&w, pb->name, strlen(pb->name));
@@ -898,7 +989,8 @@ int ember_pb_start(ember_conn *c, bool server, const char *name)
     }
     /* The server offers its dialects at once, in order of preference. */
     ember_enc e;
-    if (out_begin(c, &e))
+    ember_jl_w w;
+    if (out_begin(c, &e, &w))
         return -1;
     ember_bn_put_list(&e, 2);
     ember_bn_put_bytes(&e, "pb", 2, false);
