@@ -20,6 +20,9 @@
 
 #include <sys/socket.h>
 
+/* The address's form only (no name lookup): 0, or -1 with the reason. */
+int ember_addr_check(const char *addr);
+/* Form and name lookup (getaddrinfo, blocking for a host name). */
 int ember_addr_parse(const char *addr, struct sockaddr_storage *ss,
                      socklen_t *len);
 char *ember_addr_text(const struct sockaddr *sa, socklen_t len);

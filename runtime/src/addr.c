@@ -16,33 +16,21 @@
 #include "addr-internal.h"
 #include "ember-internal.h"
 
-int ember_addr_parse(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+/* "host:port" or "[v6]:port" into host and port, checking only the form. */
+static int split_host_port(const char *addr, char *host, size_t cap,
+                           const char **portp)
 {
-    memset(ss, 0, sizeof *ss);
-    if (!addr)
-        return ember_seterr("no address");
-    if (strncmp(addr, "unix:", 5) == 0) {
-        struct sockaddr_un *un = (struct sockaddr_un *)ss;
-        const char *path = addr + 5;
-        if (!*path || strlen(path) >= sizeof un->sun_path)
-            return ember_seterr("bad unix socket path in \"%s\"", addr);
-        un->sun_family = AF_UNIX;
-        strcpy(un->sun_path, path);
-        *len = (socklen_t)sizeof *un;
-        return 0;
-    }
-    char host[256];
     const char *port;
     if (addr[0] == '[') {
         const char *close = strchr(addr, ']');
-        if (!close || close[1] != ':' || (size_t)(close - addr - 1) >= sizeof host)
+        if (!close || close[1] != ':' || (size_t)(close - addr - 1) >= cap)
             return ember_seterr("bad address \"%s\" (want [v6]:port)", addr);
         memcpy(host, addr + 1, (size_t)(close - addr - 1));
         host[close - addr - 1] = 0;
         port = close + 2;
     } else {
         const char *colon = strrchr(addr, ':');
-        if (!colon || (size_t)(colon - addr) >= sizeof host)
+        if (!colon || (size_t)(colon - addr) >= cap)
             return ember_seterr("bad address \"%s\" (want host:port)", addr);
         memcpy(host, addr, (size_t)(colon - addr));
         host[colon - addr] = 0;
@@ -52,6 +40,47 @@ int ember_addr_parse(const char *addr, struct sockaddr_storage *ss, socklen_t *l
     long p = strtol(port, &endp, 10);
     if (!*port || *endp || p < 0 || p > 65535)
         return ember_seterr("bad port in \"%s\"", addr);
+    *portp = port;
+    return 0;
+}
+
+static int check_unix(const char *addr)
+{
+    const char *path = addr + 5;
+    if (!*path || strlen(path) >= sizeof ((struct sockaddr_un *)0)->sun_path)
+        return ember_seterr("bad unix socket path in \"%s\"", addr);
+    return 0;
+}
+
+int ember_addr_check(const char *addr)
+{
+    char host[256];
+    const char *port;
+    if (!addr)
+        return ember_seterr("no address");
+    if (strncmp(addr, "unix:", 5) == 0)
+        return check_unix(addr);
+    return split_host_port(addr, host, sizeof host, &port);
+}
+
+int ember_addr_parse(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset(ss, 0, sizeof *ss);
+    if (!addr)
+        return ember_seterr("no address");
+    if (strncmp(addr, "unix:", 5) == 0) {
+        if (check_unix(addr))
+            return -1;
+        struct sockaddr_un *un = (struct sockaddr_un *)ss;
+        un->sun_family = AF_UNIX;
+        strcpy(un->sun_path, addr + 5);
+        *len = (socklen_t)sizeof *un;
+        return 0;
+    }
+    char host[256];
+    const char *port;
+    if (split_host_port(addr, host, sizeof host, &port))
+        return -1;
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;

@@ -469,16 +469,16 @@ static char *host_of(const char *addr)
 
 EMBER_API int ember_node_connect(ember_node *n, const char *addr)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
     if (n->addr)
         return ember_seterr("node already connecting (one root per node)");
-    if (ember_addr_parse(addr, &ss, &len))
+    /* Only the form is checked here: a host name that does not resolve
+     * (yet) fails the attempt, which is retried like a root that is down. */
+    if (ember_addr_check(addr))
         return -1;
-    if (!(n->addr = ember_strdup(addr)))
-        return ember_seterr("out of memory");
     if (n->ep.tls_ctx && !n->tls_host && !(n->tls_host = host_of(addr)))
         return ember_seterr("TLS: no server name to check the root against");
+    if (!(n->addr = ember_strdup(addr)))
+        return ember_seterr("out of memory");
     try_connect(n);
     return 0;
 }

@@ -1865,6 +1865,48 @@ static void t_close_idle_node(void)
     event_base_free(F.base);
 }
 
+/* A host name that does not resolve is not an error of ember_node_connect:
+ * like a root that is down, the attempt fails and is retried with backoff.
+ * ("no..such" has an empty label: the resolver refuses it without asking a
+ * name server.) */
+static int unresolved_lost;
+static char unresolved_why[256];
+static void on_unresolved_state(ember_node *n, ember_node_state st,
+                                const char *reason, void *ud)
+{
+    (void)n;
+    (void)ud;
+    if (st == EMBER_NODE_LOST) {
+        unresolved_lost++;
+        snprintf(unresolved_why, sizeof unresolved_why, "%s", reason ? reason : "");
+    }
+}
+
+static bool unresolved_retried(void *ud)
+{
+    (void)ud;
+    return unresolved_lost >= 2;
+}
+
+static void t_connect_unresolved_name(void)
+{
+    fresh_fixture();
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    cfg.on_state = on_unresolved_state;
+    cfg.backoff_min_ms = 10;
+    cfg.backoff_max_ms = 20;
+    unresolved_lost = 0;
+    ember_node *n = ember_node_new(F.base, "dns", &cfg);
+    CU_ASSERT_EQUAL(ember_node_connect(n, "no..such.invalid:7000"), 0);
+    CU_ASSERT_TRUE(run_until(F.base, unresolved_retried, NULL, 2000));
+    CU_ASSERT_TRUE(strstr(unresolved_why, "cannot resolve") != NULL);
+    /* The node has its address: a second one is refused, as always. */
+    CU_ASSERT_EQUAL(ember_node_connect(n, "127.0.0.1:1"), -1);
+    ember_node_free(n);
+    event_base_free(F.base);
+}
+
 static void t_adopt_fd(void)
 {
     fresh_fixture();
@@ -2493,6 +2535,7 @@ void add_e2e_suite(void)
     CU_add_test(s, "refs die with their connection", t_remote_ref_dies_with_connection);
     CU_add_test(s, "call back the caller; bad arguments", t_bad_args_and_callback);
     CU_add_test(s, "closing a node that never connected", t_close_idle_node);
+    CU_add_test(s, "a host name that does not resolve is retried", t_connect_unresolved_name);
     CU_add_test(s, "adopting a connected socket", t_adopt_fd);
     CU_add_test(s, "a ref as a result", t_ref_as_result);
     CU_add_test(s, "20000 calls in flight", t_pipelined);

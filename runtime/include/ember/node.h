@@ -52,7 +52,11 @@ ember_exports *ember_node_exports(ember_node *n);
 /*
  * Connects to a root at addr ("host:port" or "unix:/path") and registers;
  * after any loss it reconnects with exponential backoff and jitter and
- * registers again, until closed or freed.
+ * registers again, until closed or freed. A host name is resolved on each
+ * attempt: one that does not resolve fails that attempt (LOST, retried), as
+ * a root that is down does. -1 (ember_last_error) only when nothing was
+ * started: an address that does not parse, a node that already has one,
+ * TLS without a server name to check.
  */
 int ember_node_connect(ember_node *n, const char *addr);
 /*
