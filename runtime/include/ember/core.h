@@ -28,7 +28,7 @@ void ember_set_allocator(ember_alloc_fn fn, void *ud);
 uint64_t ember_alloc_count(void);
 
 /* Logging. The default writes to stderr at INFO and above;
- * EMBER_LOG=debug|info|warn|error in the environment sets the level. */
+ * EMBER_LOG=debug|info|warn|error|off in the environment sets the level. */
 typedef enum ember_log_level {
     EMBER_LOG_DEBUG = 0,
     EMBER_LOG_INFO = 1,
