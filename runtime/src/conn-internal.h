@@ -63,8 +63,12 @@ struct ember_pending;              /* call-internal.h */
 
 enum { EMBER_CONN_HANDSHAKE, EMBER_CONN_READY, EMBER_CONN_CLOSED };
 
-typedef struct ember_xobj {        /* a local object exported on a conn */
-    uint64_t oid;
+/* A local object (or a proxy) exported on a conn, hashed both ways: by its
+ * object id for the peer's calls and DECREFs, by the ref's address when it
+ * is sent again. */
+typedef struct ember_xobj {
+    ember_hnode by_oid;            /* c->xobj_oids, key: the object id */
+    ember_hnode by_ref;            /* c->xobj_refs, key: the ref's address */
     ember_ref *ref;                /* retained while exported */
     uint64_t sent;                 /* times sent, minus decrefs */
 } ember_xobj;
@@ -114,8 +118,9 @@ struct ember_conn {
     size_t deferred_bytes;         /* arena heap held by those calls that
                                       outlived their dispatch (deferred) */
 
-    ember_xobj *xobjs;             /* local objects exported here */
-    uint32_t nxobjs, capxobjs;
+    ember_htab xobj_oids, xobj_refs; /* local objects exported here */
+    ember_htab proxies;            /* the proxies among them, by the ref
+                                      they forward to (ref.hn) */
     uint64_t next_oid;
     ember_htab rrefs;              /* the peer's objects we hold, by oid */
 };

@@ -592,7 +592,8 @@ void ember_conn_closef(ember_conn *c, ember_status st, const char *fmt, ...)
 
 uint64_t ember_conn_htab_probes(const ember_conn *c)
 {
-    return c->calls_by_id.probes + c->rrefs.probes;
+    return c->calls_by_id.probes + c->rrefs.probes + c->xobj_oids.probes +
+           c->xobj_refs.probes + c->proxies.probes;
 }
 
 void ember_conn_free(ember_conn *c)
@@ -606,7 +607,9 @@ void ember_conn_free(ember_conn *c)
     ember_calltab_free(c);
     c->ep->htab_probes += ember_conn_htab_probes(c);
     ember_htab_free(&c->calls_by_id);
-    ember_free(c->xobjs, sizeof *c->xobjs * c->capxobjs);
+    ember_htab_free(&c->xobj_oids);
+    ember_htab_free(&c->xobj_refs);
+    ember_htab_free(&c->proxies);
     ember_htab_free(&c->rrefs);
     ember_strfree(c->peer);
     ember_free(c, sizeof *c);

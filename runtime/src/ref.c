@@ -132,18 +132,26 @@ void ember_ref_conn_closed(ember_conn *c)
     for (ember_hnode *x = ember_htab_take_all(&c->rrefs); x; x = x->next)
         EMBER_CONTAINER(x, ember_ref, hn)->conn = NULL;
     /* Our objects exported here: nobody on this connection holds them now. */
-    while (c->nxobjs > 0) {
-        ember_ref *r = c->xobjs[--c->nxobjs].ref;
+    ember_htab_take_all(&c->xobj_refs);
+    ember_htab_take_all(&c->proxies);
+    for (ember_hnode *n = ember_htab_take_all(&c->xobj_oids), *next; n; n = next) {
+        next = n->next;
+        ember_xobj *x = EMBER_CONTAINER(n, ember_xobj, by_oid);
+        ember_ref *r = x->ref;
+        ember_free(x, sizeof *x);
         ember_ref_release(r);
     }
 }
 
 static ember_xobj *find_xobj(ember_conn *c, uint64_t oid)
 {
-    for (uint32_t i = 0; i < c->nxobjs; i++)
-        if (c->xobjs[i].oid == oid)
-            return &c->xobjs[i];
-    return NULL;
+    ember_hnode *n = ember_htab_get(&c->xobj_oids, oid);
+    return n ? EMBER_CONTAINER(n, ember_xobj, by_oid) : NULL;
+}
+
+static uint64_t ref_key(const ember_ref *r)
+{
+    return (uint64_t)(uintptr_t)r;
 }
 
 ember_ref *ember_ref_find_xobj(ember_conn *c, uint64_t oid)
@@ -160,38 +168,69 @@ void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count)
     x->sent = count >= x->sent ? 0 : x->sent - count;
     if (x->sent == 0) {
         ember_ref *r = x->ref;
-        *x = c->xobjs[--c->nxobjs];
+        ember_htab_del(&c->xobj_oids, &x->by_oid);
+        ember_htab_del(&c->xobj_refs, &x->by_ref);
+        if (r->kind == EMBER_REF_PROXY &&
+            ember_htab_get(&c->proxies, ref_key(r->fwd)) == &r->hn)
+            ember_htab_del(&c->proxies, &r->hn);
+        ember_free(x, sizeof *x);
         ember_log(EMBER_LOG_DEBUG, "%s: object %llu released by %s",
                   c->ep->what, (unsigned long long)oid, c->peer);
         ember_ref_release(r);
     }
 }
 
+ember_ref *ember_ref_export_walk(ember_conn *c, bool (*fn)(ember_ref *, void *),
+                                 void *ud)
+{
+    for (uint32_t i = 0; i < c->xobj_oids.nb; i++)
+        for (ember_hnode *n = c->xobj_oids.b[i]; n; n = n->next) {
+            ember_ref *r = EMBER_CONTAINER(n, ember_xobj, by_oid)->ref;
+            if (fn(r, ud))
+                return r;
+        }
+    return NULL;
+}
+
+ember_ref *ember_proxy_find(ember_conn *c, const ember_ref *to)
+{
+    ember_hnode *n = ember_htab_get(&c->proxies, ref_key(to));
+    return n ? EMBER_CONTAINER(n, ember_ref, hn) : NULL;
+}
+
 uint64_t ember_ref_export(ember_conn *c, ember_ref *r)
 {
-    for (uint32_t i = 0; i < c->nxobjs; i++)
-        if (c->xobjs[i].ref == r) {
-            c->xobjs[i].sent++;
-            return c->xobjs[i].oid;
-        }
-    if (c->nxobjs == c->capxobjs) {
-        uint32_t ncap = c->capxobjs ? c->capxobjs * 2 : 4;
-        ember_xobj *nx = ember_realloc(c->xobjs, sizeof *nx * c->capxobjs,
-                                       sizeof *nx * ncap);
-        if (!nx)
-            return 0;
-        c->xobjs = nx;
-        c->capxobjs = ncap;
+    ember_hnode *n = ember_htab_get(&c->xobj_refs, ref_key(r));
+    if (n) {
+        ember_xobj *x = EMBER_CONTAINER(n, ember_xobj, by_ref);
+        x->sent++;
+        return x->by_oid.key;
     }
-    ember_xobj *x = &c->xobjs[c->nxobjs++];
-    x->oid = c->next_oid++;
+    ember_xobj *x = ember_malloc(sizeof *x);
+    if (!x)
+        return 0;
+    if (ember_htab_put(&c->xobj_oids, &x->by_oid, c->next_oid) != 0) {
+        ember_free(x, sizeof *x);
+        return 0;
+    }
+    if (ember_htab_put(&c->xobj_refs, &x->by_ref, ref_key(r)) != 0) {
+        ember_htab_del(&c->xobj_oids, &x->by_oid);
+        ember_free(x, sizeof *x);
+        return 0;
+    }
+    /* A proxy is found again by what it forwards to (ember_proxy_on); the
+     * same object passed on as a second service keeps its first proxy
+     * there, and the second is looked for by a walk. */
+    if (r->kind == EMBER_REF_PROXY)
+        ember_htab_put(&c->proxies, &r->hn, ref_key(r->fwd));
+    c->next_oid++;
     x->ref = ember_ref_retain(r);
     x->sent = 1;
     if (!ember_ref_ep(r)) { /* new, or its endpoint is gone: this one now */
         link_put(r->link);
         link_set(r, c->ep);
     }
-    return x->oid;
+    return x->by_oid.key;
 }
 
 EMBER_API void ember_enc_ref_value_as(ember_enc *e, ember_ref *r,

@@ -846,7 +846,7 @@ int ember_root_adopt_fd_pb_(ember_root *r, int fd)
 
 uint32_t ember_child_exported_(const ember_child *c)
 {
-    return c->conn ? c->conn->nxobjs : 0;
+    return c->conn ? c->conn->xobj_oids.n : 0;
 }
 
 size_t ember_root_unreg_bytes_(const ember_root *r) { return r->ep.unreg_bytes; }

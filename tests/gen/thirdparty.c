@@ -29,7 +29,8 @@
 
 #include "mod_a.h"
 #include "mod_b.h"
-#include "ref-internal.h" /* a ref's count: the releases reaching the owner */
+#include "probe-internal.h" /* the work a connection's hash tables did */
+#include "ref-internal.h"   /* a ref's count: the releases reaching the owner */
 
 #define HOLD 999          /* Echo.twice(HOLD) is kept unanswered */
 #define MAX_HELD 8
@@ -46,6 +47,8 @@ typedef struct peer {
     int held_fd;                /* a byte written here per held call (fork) */
     bool relay_only;            /* Hub.give fails until `give` is set */
     bool undeclared;            /* Hub.redirect raises an undeclared error */
+    ember_ref **all;            /* Hub.keep keeps every ref here when set */
+    int nall, capall;
 } peer;
 
 static void echo_twice(ember_call *call, uint64_t n, void *ud)
@@ -66,6 +69,12 @@ static const b_Echo_handlers echo_handlers = {echo_twice, NULL};
 static void hub_keep(ember_call *call, ember_ref *echo, void *ud)
 {
     peer *p = ud;
+    if (p->all) {
+        if (p->nall < p->capall)
+            p->all[p->nall++] = ember_ref_retain(echo);
+        b_Hub_keep_reply(call);
+        return;
+    }
     if (p->kept)
         ember_ref_release(p->kept);
     p->kept = ember_ref_retain(echo);
@@ -109,6 +118,9 @@ static void peer_drop(peer *p)
     if (p->hub)
         ember_ref_release(p->hub);
     p->hub = NULL;
+    for (int i = 0; i < p->nall; i++)
+        ember_ref_release(p->all[i]);
+    p->nall = 0;
 }
 
 static void hub_drop(ember_call *call, void *ud)
@@ -517,6 +529,97 @@ static void test_ref_in_a_raised_error(void)
     trio_stop(&t);
 }
 
+/* ---- many objects exported to one peer ---- */
+
+#define MANY 5000
+#define WINDOW 256
+
+typedef struct many {
+    peer *b;
+    int next, done, failed;
+    uint64_t sum;               /* of the answers: 2 (i + HOLD + 1) each */
+} many;
+
+static void many_next(many *m);
+
+static void many_got(const ember_outcome *o, const uint64_t *ret, void *ud)
+{
+    many *m = ud;
+    m->done++;
+    m->failed += o->status != EMBER_OK;
+    m->sum += ret ? *ret : 0;
+    many_next(m);
+}
+
+static void many_next(many *m)
+{
+    if (m->next < m->b->nall) {
+        int i = m->next++;
+        b_Echo_twice(m->b->all[i], (uint64_t)(i + HOLD + 1), many_got, m, NULL);
+    }
+}
+
+static bool many_done(void *ud)
+{
+    many *m = ud;
+    return m->done == m->b->nall;
+}
+
+static bool none_exported(void *ud)
+{
+    return ember_child_exported_(ud) == 0;
+}
+
+/* R passes MANY objects of its own to B, which keeps them all and calls
+ * each: every call and every release finds its object by id in a hash
+ * table, a few nodes looked at each, however many objects B holds. */
+static void test_many_exports(void)
+{
+    trio t;
+    trio_start(&t);
+    ember_child *cb = ember_root_child_by_name(t.r, "b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cb);
+    t.pb.all = calloc(MANY, sizeof *t.pb.all);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t.pb.all);
+    t.pb.capall = MANY;
+    peer mine;
+    peer_init(&mine);
+    res k = {0};
+    for (int i = 0; i < MANY; i++) {
+        ember_ref *echo = b_Echo_local(&echo_handlers, &mine);
+        b_Hub_keep(child_ref(t.r, "b"), echo, got_void, &k, NULL);
+        ember_ref_release(echo); /* R's own hold: B keeps it alive now */
+    }
+    count_at all_kept = {&t.pb.nall, MANY};
+    CU_ASSERT_FATAL(run_until(base, at_least, &all_kept, 20000));
+    CU_ASSERT_EQUAL(ember_child_exported_(cb), MANY);
+
+    uint64_t p0 = ember_child_htab_probes_(cb);
+    many m = {&t.pb, 0, 0, 0, 0};
+    for (int i = 0; i < WINDOW; i++)
+        many_next(&m);
+    CU_ASSERT_FATAL(run_until(base, many_done, &m, 20000));
+    CU_ASSERT_EQUAL(m.failed, 0);
+    CU_ASSERT_EQUAL(m.sum, (uint64_t)MANY * (MANY - 1) + 2u * (HOLD + 1) * MANY);
+    CU_ASSERT_EQUAL(mine.echo_calls, MANY);
+    uint64_t probes = ember_child_htab_probes_(cb) - p0;
+    fprintf(stderr, "    %d calls to %d objects exported to one peer: %llu "
+            "hash nodes looked at\n", MANY, MANY, (unsigned long long)probes);
+    CU_ASSERT(probes <= 4u * MANY);
+
+    /* B lets go of them all: each DECREF finds its object as fast, and
+     * R's exports to B are empty again. */
+    p0 = ember_child_htab_probes_(cb);
+    peer_drop(&t.pb);
+    CU_ASSERT(run_until(base, none_exported, cb, 20000));
+    CU_ASSERT(ember_child_htab_probes_(cb) - p0 <= 8u * MANY);
+    free(t.pb.all);
+    t.pb.all = NULL;
+    t.pb.capall = 0;
+    peer_fini(&mine);
+    trio_stop(&t);
+}
+
 /* A withdraws its object: B's calls through R end UNAVAILABLE, and so do
  * R's own; the releases still reach A. */
 static void test_owner_revokes(void)
@@ -880,6 +983,7 @@ int main(void)
     CU_add_test(s, "a ref inside an error raised through a proxy",
                 test_ref_in_a_raised_error);
     CU_add_test(s, "A withdraws its object", test_owner_revokes);
+    CU_add_test(s, "5000 objects exported to one peer", test_many_exports);
     CU_add_test(s, "B's cancel is passed on to A", test_cancel_passed_on);
     CU_add_test(s, "B leaves with a call in flight", test_caller_leaves);
     CU_add_test(s, "R goes with a call in flight", test_forwarder_goes);
