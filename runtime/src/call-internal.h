@@ -44,7 +44,6 @@ typedef struct ember_callback {
 typedef struct ember_pending {
     uint32_t gen;                  /* 0: free */
     uint32_t next_free;
-    uint32_t dl_node;              /* its deadline in ep->dl (1-based), 0: none */
     ember_callback cb;
     const ember_method_desc *m;    /* the method called; NULL: raw */
 } ember_pending;

@@ -4,7 +4,7 @@
  * so a reply finds its call in O(1), a reply to a call that already ended
  * (stale generation) is ignored, and an id naming a slot that never existed
  * is a protocol violation. Deadlines of all the endpoint's calls sit in one
- * FIFO list per distinct timeout behind one libevent timer (see below).
+ * FIFO ring per distinct timeout behind one libevent timer (see below).
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,13 +24,19 @@
 
 /*
  * Calls started with the same timeout reach their deadlines in the order
- * they started, so each distinct timeout keeps a FIFO list, sorted by
- * deadline for free: starting a call appends, ending one unlinks, both O(1)
- * (a min-heap of every call cost a push and a remove per call). The
- * earliest deadline is the least of the list heads. A few timeouts cover
- * real use (the default plus some explicit ones); past DL_LISTS distinct
- * values a call joins the list with the closest timeout and is inserted in
- * deadline order from the tail, which stays correct, just not O(1).
+ * they started, so each distinct timeout keeps a FIFO ring of (deadline,
+ * call), sorted by deadline for free. Starting a call appends to it; ending
+ * one does nothing: an entry whose call has ended (its slot no longer holds
+ * the call's generation) is dead, and dead entries are dropped when they
+ * reach the head (a timer fire, the ring filling up) or, when the ring
+ * fills with live entries behind a dead one, by compacting it. So a
+ * deadline costs one append per call and nothing on the reply path (an
+ * unlink from a list per reply, or a min-heap's push and remove, cost more).
+ * A connection being freed takes its entries out. The earliest deadline is
+ * the least of the live heads. A few timeouts cover real use (the default
+ * plus some explicit ones); past DL_LISTS distinct values a call joins the
+ * list with the closest timeout and is inserted in deadline order from the
+ * tail, which stays correct, just not O(1).
  *
  * The libevent timer moves only when a new deadline is earlier than the one
  * it is armed for. Ending calls leaves it alone: a fire that finds nothing
@@ -38,45 +44,101 @@
  * timeout), which beats re-arming on every reply.
  */
 #define DL_LISTS 8
+#define DL_MIN_CAP 16u
 
-typedef struct dl_node {
+typedef struct dl_ent {
     uint64_t at;            /* deadline, ms */
     ember_conn *conn;
-    uint32_t idx;           /* slot in conn's call table */
-    uint32_t prev, next;    /* 1-based node numbers, 0: none; next also
-                             * chains the free nodes */
-    uint32_t list;
-} dl_node;
+    uint64_t id;            /* the call: live while its slot holds this id */
+} dl_ent;
 
 typedef struct dl_list {
     uint32_t ms;            /* the timeout its calls were started with */
-    uint32_t head, tail;    /* 1-based node numbers, 0: empty */
+    uint32_t head, tail;    /* entries [head, tail), free-running counters */
+    uint32_t cap;           /* a power of two, 0: no ring yet */
+    dl_ent *v;              /* entry i is v[i & (cap - 1)] */
+    uint64_t last_at;       /* the latest deadline appended */
 } dl_list;
 
 struct ember_deadlines {
-    dl_node *v;             /* node n is v[n - 1] */
-    uint32_t cap, free;
     uint32_t nlists;
     uint32_t last;          /* the list dl_pick returned last */
     dl_list lists[DL_LISTS];
 };
 
-#define NODE(dl, n) (&(dl)->v[(n) - 1])
+#define ENT(l, i) (&(l)->v[(i) & ((l)->cap - 1)])
+
+static bool dl_live(const dl_ent *e)
+{
+    uint32_t idx = (uint32_t)(e->id & SLOT_MASK) - 1;
+    return e->conn->slots[idx].gen == (uint32_t)(e->id >> SLOT_BITS);
+}
+
+/* Drops the dead entries at the head. */
+static void dl_trim(dl_list *l)
+{
+    uint32_t h = l->head, t = l->tail, mask = l->cap - 1;
+    const dl_ent *v = l->v;
+    while (h != t && !dl_live(&v[h & mask]))
+        h++;
+    l->head = h;
+}
+
+/* Keeps, in order, the live entries not naming gone (NULL: any). */
+static void dl_compact(dl_list *l, const ember_conn *gone)
+{
+    uint32_t w = l->head;
+    for (uint32_t i = l->head; i != l->tail; i++) {
+        const dl_ent *e = ENT(l, i);
+        if (e->conn != gone && dl_live(e))
+            *ENT(l, w++) = *e;
+    }
+    l->tail = w;
+}
+
+/* Room for one more entry in a full ring: the dead at the head go; when
+ * that frees less than a quarter, every dead one; when live entries still
+ * fill more than half, the ring doubles. */
+static int dl_room(dl_list *l)
+{
+    if (l->cap) {
+        dl_trim(l);
+        if (l->tail - l->head <= l->cap - l->cap / 4)
+            return 0;
+        dl_compact(l, NULL);
+        if (l->tail - l->head <= l->cap / 2)
+            return 0;
+    }
+    uint32_t ncap = l->cap ? l->cap * 2 : DL_MIN_CAP;
+    if (ncap > (1u << 31))
+        return -1;
+    dl_ent *nv = ember_malloc(sizeof *nv * ncap);
+    if (!nv)
+        return -1;
+    uint32_t n = 0;
+    for (uint32_t i = l->head; i != l->tail; i++)
+        nv[n++] = *ENT(l, i);
+    ember_free(l->v, sizeof *l->v * l->cap);
+    l->v = nv;
+    l->cap = ncap;
+    l->head = 0;
+    l->tail = n;
+    return 0;
+}
 
 /* The list for timeout ms: its own, else an empty one, else a new one,
- * else the one with the closest timeout. */
+ * else the one with the closest timeout. (dl_push tries the last one
+ * first: calls mostly share one timeout.) */
 static uint32_t dl_pick(struct ember_deadlines *dl, uint32_t ms)
 {
-    /* Calls mostly share one timeout: the last list first. */
-    if (dl->last < dl->nlists && dl->lists[dl->last].ms == ms)
-        return dl->last;
     uint32_t empty = DL_LISTS, best = 0;
     uint32_t bestd = UINT32_MAX;
     for (uint32_t i = 0; i < dl->nlists; i++) {
         dl_list *l = &dl->lists[i];
         if (l->ms == ms)
             return i;
-        if (!l->head && empty == DL_LISTS)
+        dl_trim(l);
+        if (l->head == l->tail && empty == DL_LISTS)
             empty = i;
         uint32_t d = l->ms > ms ? l->ms - ms : ms - l->ms;
         if (d < bestd)
@@ -87,20 +149,23 @@ static uint32_t dl_pick(struct ember_deadlines *dl, uint32_t ms)
     if (empty == DL_LISTS)
         return best;
     dl->lists[empty].ms = ms;
-    dl->lists[empty].head = dl->lists[empty].tail = 0;
+    dl->lists[empty].last_at = 0;
     return empty;
 }
 
-/* The node with the earliest deadline, 0 when there is none. */
-static uint32_t dl_earliest(const struct ember_deadlines *dl)
+/* The list whose live head is due first (its dead heads dropped), NULL
+ * when there is none. */
+static dl_list *dl_earliest(struct ember_deadlines *dl)
 {
-    uint32_t best = 0;
+    dl_list *best = NULL;
     if (!dl)
-        return 0;
+        return NULL;
     for (uint32_t i = 0; i < dl->nlists; i++) {
-        uint32_t h = dl->lists[i].head;
-        if (h && (!best || NODE(dl, h)->at < NODE(dl, best)->at))
-            best = h;
+        dl_list *l = &dl->lists[i];
+        dl_trim(l);
+        if (l->head != l->tail &&
+            (!best || ENT(l, l->head)->at < ENT(best, best->head)->at))
+            best = l;
     }
     return best;
 }
@@ -115,76 +180,43 @@ static void timer_set(ember_ep *ep, uint64_t at)
 }
 
 static int dl_push(ember_ep *ep, uint64_t at, uint32_t ms, ember_conn *c,
-                   uint32_t idx)
+                   uint64_t id)
 {
     struct ember_deadlines *dl = ep->dl;
     if (!dl && !(dl = ep->dl = ember_calloc(sizeof *dl)))
         return -1;
-    if (!dl->free) {
-        uint32_t ncap = dl->cap ? dl->cap * 2 : 16;
-        dl_node *nv = ember_realloc(dl->v, sizeof *nv * dl->cap, sizeof *nv * ncap);
-        if (!nv)
-            return -1;
-        for (uint32_t n = ncap; n > dl->cap; n--) {
-            nv[n - 1].next = dl->free;
-            dl->free = n;
+    dl_list *l = &dl->lists[dl->last];
+    if (dl->last >= dl->nlists || l->ms != ms)
+        l = &dl->lists[dl->last = dl_pick(dl, ms)];
+    if (l->tail - l->head == l->cap && dl_room(l))
+        return -1;
+    uint32_t i = l->tail++;
+    if (at < l->last_at) {
+        /* After the last entry due no later (lists are shared): the later
+         * ones move up. */
+        while (i != l->head && ENT(l, i - 1)->at > at) {
+            *ENT(l, i) = *ENT(l, i - 1);
+            i--;
         }
-        dl->v = nv;
-        dl->cap = ncap;
+    } else {
+        l->last_at = at;
     }
-    uint32_t n = dl->free;
-    dl_node *x = NODE(dl, n);
-    dl->free = x->next;
-    uint32_t li = dl->last = dl_pick(dl, ms);
-    dl_list *l = &dl->lists[li];
-    x->at = at;
-    x->conn = c;
-    x->idx = idx;
-    x->list = li;
-    /* After the last node due no later (the tail, unless lists were shared). */
-    uint32_t p = l->tail;
-    while (p && NODE(dl, p)->at > at)
-        p = NODE(dl, p)->prev;
-    x->prev = p;
-    x->next = p ? NODE(dl, p)->next : l->head;
-    if (x->next)
-        NODE(dl, x->next)->prev = n;
-    else
-        l->tail = n;
-    if (p)
-        NODE(dl, p)->next = n;
-    else
-        l->head = n;
-    c->slots[idx].dl_node = n;
+    dl_ent *e = ENT(l, i);
+    e->at = at;
+    e->conn = c;
+    e->id = id;
     if (!ep->timer_at || at < ep->timer_at)
         timer_set(ep, at);
     return 0;
 }
 
-static void dl_remove(ember_ep *ep, uint32_t n)
-{
-    struct ember_deadlines *dl = ep->dl;
-    dl_node *x = NODE(dl, n);
-    dl_list *l = &dl->lists[x->list];
-    x->conn->slots[x->idx].dl_node = 0;
-    if (x->prev)
-        NODE(dl, x->prev)->next = x->next;
-    else
-        l->head = x->next;
-    if (x->next)
-        NODE(dl, x->next)->prev = x->prev;
-    else
-        l->tail = x->prev;
-    x->conn = NULL;
-    x->next = dl->free;
-    dl->free = n;
-}
-
 void ember_calltab_ep_fini(ember_ep *ep)
 {
-    if (ep->dl) {
-        ember_free(ep->dl->v, sizeof *ep->dl->v * ep->dl->cap);
-        ember_free(ep->dl, sizeof *ep->dl);
+    struct ember_deadlines *dl = ep->dl;
+    if (dl) {
+        for (uint32_t i = 0; i < dl->nlists; i++)
+            ember_free(dl->lists[i].v, sizeof *dl->lists[i].v * dl->lists[i].cap);
+        ember_free(dl, sizeof *dl);
         ep->dl = NULL;
     }
 }
@@ -228,9 +260,7 @@ static void finish(ember_conn *c, uint32_t idx, ember_status st, const char *msg
     ember_ep *ep = c->ep;
     ember_pending *s = &c->slots[idx];
     ember_callback cb = s->cb; /* the slot may be reused by the callback */
-    if (s->dl_node)
-        dl_remove(ep, s->dl_node);
-    s->gen = 0;
+    s->gen = 0; /* its deadline entry, if any, is dead now */
     s->next_free = c->free_slot;
     c->free_slot = idx + 1;
     c->npending--;
@@ -397,16 +427,16 @@ ember_handle ember_calltab_start(ember_ref *to, const ember_service_desc *svc,
         return 1;
 
     ember_pending *s = &c->slots[idx];
+    uint64_t id = (uint64_t)gen << SLOT_BITS | (idx + 1);
     s->gen = gen;
-    s->dl_node = 0;
     s->cb = *cb;
     s->m = m;
     c->npending++;
     ep->inflight++;
     uint32_t ms = opts && opts->timeout_ms ? opts->timeout_ms : ep->lim.call_timeout_ms;
-    if (ms && dl_push(ep, ember_clock_ms() + ms, ms, c, idx))
+    if (ms && dl_push(ep, ember_clock_ms() + ms, ms, c, id))
         ember_log(EMBER_LOG_ERROR, "%s: out of memory for a call deadline", ep->what);
-    return (uint64_t)gen << SLOT_BITS | (idx + 1);
+    return id;
 }
 
 /* ---- answers ---- */
@@ -512,6 +542,9 @@ void ember_calltab_fail_all(ember_conn *c, ember_status st, const char *msg)
 
 void ember_calltab_free(ember_conn *c)
 {
+    struct ember_deadlines *dl = c->ep->dl;
+    for (uint32_t i = 0; dl && c->nslots && i < dl->nlists; i++)
+        dl_compact(&dl->lists[i], c);
     ember_free(c->slots, sizeof *c->slots * c->nslots);
     c->slots = NULL;
     c->nslots = 0;
@@ -539,20 +572,20 @@ void ember_timer_fire(ember_ep *ep)
 {
     ember_clock_hold();
     uint64_t now = ember_clock_ms();
-    uint32_t n;
+    dl_list *l;
     ep->timer_at = 0; /* it fired */
-    while ((n = dl_earliest(ep->dl)) && NODE(ep->dl, n)->at <= now) {
-        ember_conn *c = NODE(ep->dl, n)->conn;
-        uint32_t idx = NODE(ep->dl, n)->idx;
-        uint64_t id = (uint64_t)c->slots[idx].gen << SLOT_BITS | (idx + 1);
-        finish(c, idx, EMBER_TIMEOUT, "call timed out", 0, NULL);
+    while ((l = dl_earliest(ep->dl)) && ENT(l, l->head)->at <= now) {
+        /* Off the ring first: the callback may start calls of its own. */
+        dl_ent e = *ENT(l, l->head++);
+        finish(e.conn, (uint32_t)(e.id & SLOT_MASK) - 1, EMBER_TIMEOUT,
+               "call timed out", 0, NULL);
         /* Tell the peer it may stop working on it. */
-        send_cancel(c, id);
+        send_cancel(e.conn, e.id);
     }
     /* Callbacks may have armed it already, for a deadline of their own. */
-    if ((n = dl_earliest(ep->dl)) && NODE(ep->dl, n)->at != ep->timer_at &&
-        (!ep->timer_at || NODE(ep->dl, n)->at < ep->timer_at))
-        timer_set(ep, NODE(ep->dl, n)->at);
+    if ((l = dl_earliest(ep->dl)) && ENT(l, l->head)->at != ep->timer_at &&
+        (!ep->timer_at || ENT(l, l->head)->at < ep->timer_at))
+        timer_set(ep, ENT(l, l->head)->at);
     ember_clock_release();
 }
 

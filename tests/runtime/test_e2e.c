@@ -2081,6 +2081,44 @@ static void t_deadline_order(void)
     teardown_basic();
 }
 
+/* One call held on each of two children, thousands answered behind them
+ * with the same timeout, then one child dropped: every call ends once, the
+ * held one on the child left with EMBER_TIMEOUT. */
+static void t_deadline_behind_held(void)
+{
+    setup_basic(2);
+    ember_ref *to0 = ember_child_ref(child("n0")), *to1 = ember_child_ref(child("n1"));
+    result r0 = {0}, r1 = {0};
+    ember_callopts o = {300};
+    ember_call_start(to0, &calc_svc, M_HANG, NULL, NULL, done_i64, NULL, &r0, &o);
+    ember_call_start(to1, &calc_svc, M_HANG, NULL, NULL, done_i64, NULL, &r1, &o);
+    pipelined_ok = pipelined_done = 0;
+    enum { WAVE = 400, WAVES = 8 };
+    int n = 0;
+    for (int w = 0; w < WAVES; w++) {
+        for (int i = 0; i < WAVE; i++, n++) {
+            args2 a = {n, 1};
+            ember_call_start(i % 2 ? to1 : to0, &calc_svc, M_ADD, enc_args, &a, done_count,
+                             NULL, (void *)(intptr_t)n, &o);
+        }
+        CU_ASSERT_TRUE(run_until(F.base, all_piped, &n, 5000));
+    }
+    CU_ASSERT_EQUAL(pipelined_ok, WAVE * WAVES);
+    CU_ASSERT_EQUAL(r0.n + r1.n, 0);
+    ember_root_drop(F.root, child("n0"), "dropped by the test");
+    CU_ASSERT_TRUE(run_until(F.base, got, &r0, 2000));
+    CU_ASSERT_NOT_EQUAL(r0.st, EMBER_TIMEOUT);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r1, 2000));
+    CU_ASSERT_EQUAL(r1.st, EMBER_TIMEOUT);
+    run_for(F.base, 30); /* no outcome is delivered twice */
+    CU_ASSERT_EQUAL(r0.n, 1);
+    CU_ASSERT_EQUAL(r1.n, 1);
+    CU_ASSERT_EQUAL(pipelined_done, WAVE * WAVES);
+    for (int i = 0; i < G.nhung; i++)
+        ember_call_fail(G.hung[i], "late");
+    teardown_basic();
+}
+
 /* ---- 50 ms calls from every kind of place, to a child that holds them ---- */
 
 enum { DL_JOIN, DL_TIMER, DL_REPLY, DL_TIMEOUT, DL_N, DL_ROUNDS = 8 };
@@ -2540,6 +2578,7 @@ void add_e2e_suite(void)
     CU_add_test(s, "a ref as a result", t_ref_as_result);
     CU_add_test(s, "20000 calls in flight", t_pipelined);
     CU_add_test(s, "deadlines end in order", t_deadline_order);
+    CU_add_test(s, "deadlines behind held calls, a child dropped", t_deadline_behind_held);
     CU_add_test(s, "50 ms deadlines from every kind of place", t_deadline_contexts);
     CU_add_test(s, "a reply outlives calls its callback ends",
                 t_nested_delivery_keeps_reply);
