@@ -75,4 +75,13 @@ static inline bool flag_set(void *ud)
     return *(const int *)ud != 0;
 }
 
+/* A condition on a counter reaching a target:
+ * int_at_least w = {&counter, target}; run_until(base, reached, &w, ms). */
+typedef struct int_at_least { const int *p; int want; } int_at_least;
+static inline bool reached(void *ud)
+{
+    const int_at_least *w = ud;
+    return *w->p >= w->want;
+}
+
 #endif

@@ -195,31 +195,14 @@ static void on_leave(ember_root *r, ember_child *c, const char *why, void *ud)
         snprintf(j->first_why, sizeof j->first_why, "%s", why ? why : "");
 }
 
-static ember_call *held[256];
-static int nheld;
-
-static void hold(ember_call *k, uint32_t sid, uint32_t id, const void *p,
-                 size_t n, void *ud)
-{
-    (void)sid;
-    (void)id;
-    (void)p;
-    (void)n;
-    (void)ud;
-    if (nheld < 256)
-        held[nheld++] = k;
-    else
-        ember_call_fail(k, "full");
-}
+static h_held held; /* the root's H_HOLD calls */
 
 static void release_held(void)
 {
-    for (int i = 0; i < nheld; i++)
-        ember_call_reply_raw(held[i], "late", 4);
-    nheld = 0;
+    h_held_release(&held, "late", 4);
 }
 
-static bool held_n(void *ud) { return nheld >= (int)(intptr_t)ud; }
+static bool held_n(void *ud) { return held.n >= (int)(intptr_t)ud; }
 static bool node_held_n(void *ud)
 {
     return h_node_held_count() >= (int)(intptr_t)ud;
@@ -237,7 +220,7 @@ static ember_root *root_new(joins *j, const ember_limits *lim, const char *addr)
     if (!r)
         return NULL;
     ember_exports_add_raw(ember_root_exports(r), H_SVC, H_ECHO, h_echo, NULL);
-    ember_exports_add_raw(ember_root_exports(r), H_SVC, H_HOLD, hold, NULL);
+    ember_exports_add_raw(ember_root_exports(r), H_SVC, H_HOLD, h_hold, &held);
     if (ember_root_listen(r, addr)) {
         ember_root_free(r);
         return NULL;
@@ -305,7 +288,7 @@ static void node_fault(int sig)
     ember_limits lim;
     fast_limits(&lim);
     joins j = {0, 0, ""};
-    nheld = 0;
+    held.n = 0;
     ember_root *r = root_new(&j, &lim, "127.0.0.1:0");
     CHECK(r);
     int port = ember_root_port(r);
@@ -518,7 +501,7 @@ static void case_graceful_stop(void)
     ember_limits lim;
     fast_limits(&lim);
     joins j = {0, 0, ""};
-    nheld = 0;
+    held.n = 0;
     stopped = false;
     ember_root *r = root_new(&j, &lim, "127.0.0.1:0");
     CHECK(r);

@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "../common/loop.h"
+#include "../common/suites.h"
 
 #include "evolve_v1.h"
 #include "evolve_v2.h"
@@ -256,9 +257,5 @@ int main(void)
     CU_add_test(s, "v1 writes, v2 reads", test_old_writer_new_reader);
     CU_add_test(s, "service descriptors", test_services);
     CU_add_test(s, "v1 root serves a v2 node", test_old_root_new_node);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return run_suites();
 }

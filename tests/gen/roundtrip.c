@@ -15,6 +15,8 @@
 
 #include <CUnit/Basic.h>
 
+#include "../common/suites.h"
+
 #include "shapes.h"
 
 #define BUFSZ (8u << 20)
@@ -632,9 +634,5 @@ int main(void)
     CU_add_test(s, "unknown fields skipped", test_unknown_fields_skipped);
     CU_add_test(s, "errors, constants, descriptors", test_errors_constants);
     CU_add_test(s, "encoder overflow", test_encoder_overflow);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    CU_cleanup_registry();
-    return failed ? 1 : 0;
+    return run_suites();
 }

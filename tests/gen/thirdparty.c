@@ -228,13 +228,6 @@ static bool done(void *ud)
     return ((res *)ud)->n > 0;
 }
 
-typedef struct count_at { const int *p; int want; } count_at;
-static bool at_least(void *ud)
-{
-    const count_at *c = ud;
-    return *c->p >= c->want;
-}
-
 static bool rc_is_one(void *ud)
 {
     return ((ember_ref *)ud)->rc == 1;
@@ -343,8 +336,8 @@ static void r_lets_go(trio *t)
 
 static void wait_held(peer *p, int n)
 {
-    count_at c = {&p->nheld, n};
-    CU_ASSERT_FATAL(run_until(base, at_least, &c, 5000));
+    int_at_least c = {&p->nheld, n};
+    CU_ASSERT_FATAL(run_until(base, reached, &c, 5000));
 }
 
 static void trio_stop(trio *t)
@@ -590,8 +583,8 @@ static void test_many_exports(void)
         b_Hub_keep(child_ref(t.r, "b"), echo, got_void, &k, NULL);
         ember_ref_release(echo); /* R's own hold: B keeps it alive now */
     }
-    count_at all_kept = {&t.pb.nall, MANY};
-    CU_ASSERT_FATAL(run_until(base, at_least, &all_kept, 20000));
+    int_at_least all_kept = {&t.pb.nall, MANY};
+    CU_ASSERT_FATAL(run_until(base, reached, &all_kept, 20000));
     CU_ASSERT_EQUAL(ember_child_exported_(cb), MANY);
 
     uint64_t p0 = ember_child_htab_probes_(cb);

@@ -66,43 +66,10 @@ static void edge_victim_stop(edge_victim *v)
 
 /* ---- item: peer-chosen call ids ---- */
 
-#define EDGE_HOLD 120  /* root: keeps every call until edge_release */
+#define EDGE_HOLD 120  /* root: keeps every call until released */
 #define EDGE_N 20000
 
-typedef struct edge_held {
-    ember_call **call;
-    int n, cap;
-} edge_held;
-
-static edge_held held;
-
-static void edge_hold(ember_call *call, uint32_t sid, uint32_t id, const void *p,
-                      size_t n, void *ud)
-{
-    (void)sid;
-    (void)id;
-    (void)p;
-    (void)n;
-    (void)ud;
-    if (held.n == held.cap) {
-        int ncap = held.cap ? held.cap * 2 : 1024;
-        ember_call **nc = realloc(held.call, sizeof *nc * (size_t)ncap);
-        if (!nc) {
-            ember_call_fail(call, "test out of memory");
-            return;
-        }
-        held.call = nc;
-        held.cap = ncap;
-    }
-    held.call[held.n++] = call;
-}
-
-static void edge_release(void)
-{
-    for (int i = 0; i < held.n; i++)
-        ember_call_reply_raw(held.call[i], NULL, 0);
-    held.n = 0;
-}
+static h_held held;
 
 static bool all_held(void *ud) { return held.n >= *(int *)ud; }
 static bool last_cancelled(void *ud)
@@ -141,8 +108,8 @@ static uint64_t colliding_id(int i) { return (uint64_t)(i + 1) << 48 | 0x7f00000
 void edge_colliding_call_ids(h_fixture *fx)
 {
     edge_victim v;
-    ember_exports_add_raw(ember_root_exports(fx->root), H_SVC, EDGE_HOLD, edge_hold,
-                          NULL);
+    ember_exports_add_raw(ember_root_exports(fx->root), H_SVC, EDGE_HOLD, h_hold,
+                          &held);
     int ok = edge_victim_start(fx, &v) == 0;
     ember_child *c = ember_root_child_by_name(fx->root, "edge-victim");
     uint64_t p0 = c ? ember_child_htab_probes_(c) : 0;
@@ -156,7 +123,7 @@ void edge_colliding_call_ids(h_fixture *fx)
         inject_many(v.relay, FR_CANCEL, EDGE_N, colliding_id);
         ok = h_run_until(last_cancelled, NULL, 10000);
     }
-    edge_release();
+    h_held_release(&held, NULL, 0);
     uint64_t probes = ok ? ember_child_htab_probes_(c) - p0 : 0;
     fprintf(stderr, "  %d calls with ids i << 48, held, cancelled, answered: "
             "%llu probes\n", EDGE_N, (unsigned long long)probes);
@@ -181,7 +148,7 @@ void edge_colliding_call_ids(h_fixture *fx)
     bool still = h_node_registered(v.node) &&
                  ember_root_child_by_name(fx->root, "edge-victim") != NULL;
     bool logged = h_log_has("already in flight", NULL);
-    edge_release();
+    h_held_release(&held, NULL, 0);
     edge_victim_stop(&v);
     free(held.call);
     memset(&held, 0, sizeof held);
@@ -523,25 +490,6 @@ void edge_unregistered_flood(h_fixture *fx)
 
 /* ---- item: a peer that never reads ---- */
 
-typedef struct bigq { int pending, ok, limit, other; } bigq;
-
-static void bigq_done(const ember_outcome *o, const void *p, size_t n, void *ud)
-{
-    bigq *b = ud;
-    (void)p;
-    (void)n;
-    b->pending--;
-    if (o->status == EMBER_OK)
-        b->ok++;
-    else if (o->status == EMBER_LIMIT)
-        b->limit++;
-    else
-        b->other++;
-}
-
-static bool bigq_limited(void *ud) { return ((bigq *)ud)->limit > 0; }
-static bool bigq_settled(void *ud) { return ((bigq *)ud)->pending == 0; }
-
 /* out_high_water is 4 MiB for this case (hostile.c). */
 void edge_never_reads_peak(h_fixture *fx)
 {
@@ -549,26 +497,20 @@ void edge_never_reads_peak(h_fixture *fx)
     int ok = edge_victim_start(fx, &v) == 0;
     ember_child *c = ok ? ember_root_child_by_name(fx->root, "edge-victim") : NULL;
     static uint8_t big[256 << 10];
-    bigq b = { 0, 0, 0, 0 };
+    h_flood b = { 0, 0, 0, 0, 0, EMBER_OK };
     size_t before = h_alloc_live();
     h_alloc_reset_peak();
     if (c) {
         h_relay_stop_reading(v.relay);
         /* Frames of 256 KiB until the queue is over the cap: the kernel's
          * buffers take some, the root's queue the rest. */
-        for (int i = 0; i < 400 && !b.limit; i++) {
-            b.pending++;
-            ember_call_raw(ember_child_ref(c), H_SVC, H_NODE_ECHO, big,
-                           sizeof big, bigq_done, &b, NULL);
-            if (i % 4 == 3)
-                h_run_for(1); /* pacing, not a wait: let the loop flush */
-        }
+        h_flood_send(&b, ember_child_ref(c), big, sizeof big, 400, 4);
     }
-    bool limited = c && h_run_until(bigq_limited, &b, 3000);
+    bool limited = c && h_run_until(h_flood_limited, &b, 3000);
     size_t grown = h_alloc_peak() - before;
     if (c)
         ember_root_drop(fx->root, c, "test: never reads");
-    bool settled = h_run_until(bigq_settled, &b, 3000);
+    bool settled = h_run_until(h_flood_settled, &b, 3000);
     edge_victim_stop(&v);
     fprintf(stderr, "  256 KiB calls to a peer that never reads, out_high_water "
             "4 MiB: the root grew by at most %zu KiB\n", grown >> 10);

@@ -211,37 +211,68 @@ bool h_peer_closed(int fd)
 /* the fixture                                                        */
 /* ------------------------------------------------------------------ */
 
-/* Calls a hold handler keeps, unanswered until released (a node's are
- * usually released after its connection is gone: the answer then only
- * frees the call). */
-typedef struct held_calls {
-    ember_call *call[1024];
-    int n;
-} held_calls;
+/* What H_HOLD and H_NODE_HOLD keep (a node's are usually released after
+ * its connection is gone: the answer then only frees the call). */
+static h_held root_held, node_held;
 
-static held_calls root_held, node_held;
-
-/* Exported with a held_calls as ud. */
-static void hold(ember_call *call, uint32_t sid, uint32_t id, const void *p,
-                 size_t n, void *ud)
+void h_hold(ember_call *call, uint32_t sid, uint32_t id, const void *p,
+            size_t n, void *ud)
 {
+    h_held *h = ud;
     (void)sid;
-    held_calls *h = ud;
     (void)id;
     (void)p;
     (void)n;
-    if (h->n < 1024)
-        h->call[h->n++] = call;
-    else
-        ember_call_fail(call, "too many held");
+    if (h->n == h->cap) {
+        int ncap = h->cap ? h->cap * 2 : 1024;
+        ember_call **nc = realloc(h->call, sizeof *nc * (size_t)ncap);
+        if (!nc) {
+            ember_call_fail(call, "test out of memory");
+            return;
+        }
+        h->call = nc;
+        h->cap = ncap;
+    }
+    h->call[h->n++] = call;
 }
 
-static void release(held_calls *h)
+void h_held_release(h_held *h, const void *p, size_t n)
 {
     for (int i = 0; i < h->n; i++)
-        ember_call_reply_raw(h->call[i], NULL, 0);
+        ember_call_reply_raw(h->call[i], p, n);
     h->n = 0;
 }
+
+static void flood_done(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    h_flood *f = ud;
+    (void)p;
+    (void)n;
+    f->pending--;
+    if (o->status == EMBER_OK) {
+        f->ok++;
+    } else if (o->status == EMBER_LIMIT) {
+        f->limit++;
+    } else {
+        f->other++;
+        f->other_st = o->status;
+    }
+}
+
+void h_flood_send(h_flood *f, ember_ref *to, const void *p, size_t n, int max,
+                  int pace)
+{
+    for (int i = 0; i < max && !f->limit; i++) {
+        f->sent++;
+        f->pending++;
+        ember_call_raw(to, H_SVC, H_NODE_ECHO, p, n, flood_done, f, NULL);
+        if (i % pace == pace - 1)
+            h_run_for(1); /* pacing, not a wait: let the loop flush */
+    }
+}
+
+bool h_flood_limited(void *f) { return ((h_flood *)f)->limit > 0; }
+bool h_flood_settled(void *f) { return ((h_flood *)f)->pending == 0; }
 
 void h_echo(ember_call *call, uint32_t sid, uint32_t id, const void *p,
             size_t n, void *ud)
@@ -254,7 +285,7 @@ void h_echo(ember_call *call, uint32_t sid, uint32_t id, const void *p,
 
 int h_held_count(void) { return root_held.n; }
 
-void h_release_held(void) { release(&root_held); }
+void h_release_held(void) { h_held_release(&root_held, NULL, 0); }
 
 /* Typed methods decoded the way generated code does. */
 static int dec_deep(ember_dec *d)
@@ -411,7 +442,7 @@ static void on_leave(ember_root *r, ember_child *c, const char *why, void *ud)
 
 int h_node_held_count(void) { return node_held.n; }
 
-void h_release_node_held(void) { release(&node_held); }
+void h_release_node_held(void) { h_held_release(&node_held, NULL, 0); }
 
 const ember_tls_config *h_root_tls;
 const ember_tls_config *h_node_tls;
@@ -433,7 +464,7 @@ ember_node *h_node_new_cfg(const char *name, int port, const ember_node_config *
     if (!n)
         return NULL;
     ember_exports_add_raw(ember_node_exports(n), H_SVC, H_NODE_ECHO, h_echo, NULL);
-    ember_exports_add_raw(ember_node_exports(n), H_SVC, H_NODE_HOLD, hold, &node_held);
+    ember_exports_add_raw(ember_node_exports(n), H_SVC, H_NODE_HOLD, h_hold, &node_held);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     if (ember_node_connect(n, addr)) {
@@ -467,7 +498,7 @@ int h_fixture_start(h_fixture *fx, const ember_limits *lim)
         return -1;
     ember_exports *ex = ember_root_exports(fx->root);
     ember_exports_add_raw(ex, H_SVC, H_ECHO, h_echo, NULL);
-    ember_exports_add_raw(ex, H_SVC, H_HOLD, hold, &root_held);
+    ember_exports_add_raw(ex, H_SVC, H_HOLD, h_hold, &root_held);
     ember_exports_add(ex, &typed_svc, NULL, NULL);
     if (ember_root_listen(fx->root, "127.0.0.1:0"))
         return -1;

@@ -116,6 +116,32 @@ void h_traffic_stop(h_fixture *fx);
 /* A raw handler that replies with the payload (H_ECHO, H_NODE_ECHO). */
 void h_echo(ember_call *call, uint32_t sid, uint32_t id, const void *p,
             size_t n, void *ud);
+/* Calls a raw handler keeps unanswered until released; the array grows
+ * as it must. */
+typedef struct h_held {
+    ember_call **call;
+    int n, cap;
+} h_held;
+/* A raw handler, exported with an h_held as its ud: keeps the call. */
+void h_hold(ember_call *call, uint32_t sid, uint32_t id, const void *p,
+            size_t n, void *ud);
+/* Answers every call h keeps with p[0..n) and forgets them. */
+void h_held_release(h_held *h, const void *p, size_t n);
+
+/* Calls of one size to a peer that does not read, counted by outcome:
+ * sent until the root's output limit refuses one (EMBER_LIMIT). */
+typedef struct h_flood {
+    int sent, pending, ok, limit, other;
+    ember_status other_st;   /* the last of the others */
+} h_flood;
+/* Up to max calls of p[0..n) to H_NODE_ECHO at `to`, a 1 ms turn of the
+ * loop after every `pace` of them (pacing, not a wait: the loop flushes),
+ * until one is refused. */
+void h_flood_send(h_flood *f, ember_ref *to, const void *p, size_t n, int max,
+                  int pace);
+bool h_flood_limited(void *f);   /* one was refused */
+bool h_flood_settled(void *f);   /* every one has ended */
+
 /* Calls held by H_HOLD on the root. */
 int h_held_count(void);
 void h_release_held(void);

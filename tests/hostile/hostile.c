@@ -1062,29 +1062,6 @@ static void case_root_call_before_welcome(void)
                    "closed: protocol violation: CALL before registration");
 }
 
-typedef struct bigcalls {
-    int sent, ok, limit, other, pending;
-    ember_status other_st;
-} bigcalls;
-
-static void big_done(const ember_outcome *o, const void *p, size_t n, void *ud)
-{
-    bigcalls *b = ud;
-    (void)p;
-    (void)n;
-    b->pending--;
-    if (o->status == EMBER_OK)
-        b->ok++;
-    else if (o->status == EMBER_LIMIT)
-        b->limit++;
-    else {
-        b->other++;
-        b->other_st = o->status;
-    }
-}
-
-static bool big_limited(void *ud) { return ((bigcalls *)ud)->limit > 0; }
-static bool big_settled(void *ud) { return ((bigcalls *)ud)->pending == 0; }
 
 static void case_post_never_reads(void)
 {
@@ -1093,23 +1070,16 @@ static void case_post_never_reads(void)
     ember_child *c = ember_root_child_by_name(FX.root, "victim");
     CHECK(c);
     static uint8_t big[64 * 1024];
-    bigcalls b = { 0, 0, 0, 0, 0, EMBER_OK };
+    h_flood b = { 0, 0, 0, 0, 0, EMBER_OK };
     uint64_t t0 = h_now_ms();
     /* out_high_water is 1 MiB here: at most a few hundred calls fit in the
      * kernel buffers and the root's queue before they must fail fast. */
-    for (int i = 0; i < 2000 && !b.limit; i++) {
-        b.sent++;
-        b.pending++;
-        ember_call_raw(ember_child_ref(c), H_SVC, H_NODE_ECHO, big, sizeof big,
-                       big_done, &b, NULL);
-        if (i % 16 == 15)
-            h_run_for(1); /* pacing, not a wait: let the loop flush */
-    }
-    CHECK(h_run_until(big_limited, &b, 2000));
+    h_flood_send(&b, ember_child_ref(c), big, sizeof big, 2000, 16);
+    CHECK(h_run_until(h_flood_limited, &b, 2000));
     CHECK(h_now_ms() - t0 < FX.lim.call_timeout_ms);
     /* Dropping the victim ends everything that was queued. */
     ember_root_drop(FX.root, c, "test: victim never reads");
-    CHECK(h_run_until(big_settled, &b, 3000));
+    CHECK(h_run_until(h_flood_settled, &b, 3000));
     CHECK(b.other == 0 || b.other_st == EMBER_LOST);
     CHECK(h_run_until(victim_settled, &v, 3000));
     victim_stop(&v);

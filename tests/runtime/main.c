@@ -4,6 +4,7 @@
 
 #include <CUnit/Basic.h>
 
+#include "../common/suites.h"
 #include "helpers.h"
 
 static void silent_log(ember_log_level lv, const char *msg, void *ud)
@@ -32,11 +33,5 @@ int main(void)
     add_pb_suite();
     add_edges_suite();
     add_metrics_suite();
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-    unsigned run = CU_get_number_of_tests_run();
-    CU_cleanup_registry();
-    printf("test-runtime: %u tests run, %s\n", run, fails ? "FAILED" : "all passed");
-    return fails ? 1 : 0;
+    return run_suites_named("test-runtime");
 }

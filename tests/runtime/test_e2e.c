@@ -322,14 +322,6 @@ static bool got(void *ud)
     return ((result *)ud)->n > 0;
 }
 
-/* An int reached a target: { &counter, target }. */
-typedef struct int_at_least { const int *p; int want; } int_at_least;
-static bool reached(void *ud)
-{
-    const int_at_least *w = ud;
-    return *w->p >= w->want;
-}
-
 static bool ref_rc_is_one(void *ud)
 {
     return ((ember_ref *)ud)->rc == 1;
