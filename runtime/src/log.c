@@ -129,10 +129,14 @@ EMBER_API const char *ember_last_error(void)
 
 int ember_seterr(const char *fmt, ...)
 {
+    /* Formatted aside first: an argument may be ember_last_error() itself
+     * (a reason passed on), which formatting in place would wipe. */
+    char buf[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(last_error, buf, sizeof buf);
     return -1;
 }
 

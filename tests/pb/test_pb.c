@@ -179,7 +179,7 @@ typedef struct state {
     bool done_note, caller_ok;
     /* callChild outcomes, each counted once */
     int outcomes;
-    bool hello_ok, twice_ok, boom_ok, blob_ok, raw_ok, bcast_ok;
+    bool hello_ok, twice_ok, boom_ok, blob_ok, raw_ok, bcast_ok, untyped_ok;
     /* deadlines: 50 ms calls to a child that never answers, one per place
      * they start from (DL_*), each outcome counted */
     struct event *dl_timer;
@@ -443,6 +443,21 @@ static void got_raw(const ember_outcome *o, const void *p, size_t n, void *ud)
     st->raw_ok = o->status == EMBER_OK && n == 2 && memcmp(p, "\x2a\x81", 2) == 0;
 }
 
+/* ember_call_raw carries no run-time types: a PB child refuses it, and
+ * says why. */
+static void got_untyped(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    state *st = ud;
+    (void)p;
+    (void)n;
+    st->outcomes++;
+    st->untyped_ok = o->status == EMBER_LIMIT && o->message
+                     && strstr(o->message, "a PB peer needs its run-time types");
+    if (!st->untyped_ok)
+        fprintf(stderr, "test-pb: untyped call to a PB child: %s \"%s\"\n",
+                ember_status_name(o->status), o->message ? o->message : "(null)");
+}
+
 /* ---- deadlines: 50 ms calls started from every kind of place ---- */
 
 enum { DL_JOIN, DL_TIMER, DL_REPLY, DL_TIMEOUT, DL_N };
@@ -540,6 +555,7 @@ static void on_join(ember_root *r, ember_child *ch, void *ud)
     /* Untyped: callChild(602, 21), jelly in, jelly out. */
     ember_pb_call_raw(to, "callChild", "\x03\x80\x0b\x87\x5a\x04\x81\x15\x81", 9,
                       got_raw, st, NULL);
+    ember_call_raw(to, pbt_Child_SERVICE_ID, 602, "\x08\x2a", 2, got_untyped, st, NULL);
 }
 
 static void on_leave(ember_root *r, ember_child *ch, const char *why, void *ud)
@@ -623,8 +639,9 @@ static void twisted_node(void)
 {
     state st;
     run_node("node", "pynode", &st);
-    CHECK(st.outcomes == 6);
+    CHECK(st.outcomes == 7);
     CHECK(st.hello_ok && st.twice_ok && st.boom_ok && st.blob_ok && st.raw_ok);
+    CHECK(st.untyped_ok);
     CHECK(st.bcast_ok);
     CHECK(st.done_note && st.notes == 2);
     CHECK(st.caller_ok);
