@@ -85,6 +85,13 @@ static int out_begin(ember_conn *c, ember_enc *e, ember_jl_w *w)
     return 0;
 }
 
+/* Sends nothing of a value that did not transcode (x->why says why). */
+static int out_abort(ember_conn *c, ember_enc *e, const ember_pbx *x)
+{
+    ember_buf_enc_abort(&c->out, e);
+    return ember_seterr("%s", x->why[0] ? x->why : "value does not transcode");
+}
+
 /* Sends what was written, or nothing when any part of it failed. */
 static int out_end(ember_conn *c, ember_enc *e)
 {
@@ -229,7 +236,8 @@ static int call_typed(ember_conn *c, uint64_t call_id, uint64_t oid,
     ember_jl_put_head(&w, EMBER_BN_W_TUPLE, m->n_params + (m->pb_command ? 1 : 0));
     if (m->pb_command)
         ember_bn_put_int(&e, false, m->id);
-    ember_pbx_args_out(&x, p, n, m, &w);
+    if (ember_pbx_args_out(&x, p, n, m, &w) && !e.failed)
+        return out_abort(c, &e, &x);
     ember_jl_put_head(&w, EMBER_BN_W_DICTIONARY, 0);
     return out_end(c, &e);
 }
@@ -290,9 +298,9 @@ static int send_answer(ember_conn *c, uint64_t call_id, const ember_method_desc 
         return -1;
     ember_jl_put_head(&w, EMBER_BN_W_ANSWER, 2);
     ember_bn_put_int(&e, false, call_id);
-    if (m)
-        ember_pbx_result_out(&x, p, n, m->result, &w);
-    else
+    if (m && ember_pbx_result_out(&x, p, n, m->result, &w) && !e.failed)
+        return out_abort(c, &e, &x);
+    if (!m)
         ember_bn_put_raw(&e, p, n);
     return out_end(c, &e);
 }

@@ -177,6 +177,8 @@ def node(port, name):
     yield expect_fail(root, "a set", TypeError, "'set'", 1007, {1, 2})
     yield expect_fail(root, "no such method", flavors.NoSuchMethod, "remote_nosuch",
                       _name="nosuch")
+    yield expect_fail(root, "reply that does not transcode", pb.Error,
+                      "reply could not be encoded", 1004, 77777)
     yield expect(root, "still connected", 3, 1003, 1, 2)
 
     # Untyped: the root's raw handler answers the tuple it got.

@@ -202,10 +202,15 @@ static void r_add(ember_call *c, int64_t a, int64_t b, void *ud)
     (void)ud;
     pbt_Root_add_reply(c, (int64_t)((uint64_t)a + (uint64_t)b));
 }
+/* BAD_RESULT: a raw reply cut inside its field 1. */
+#define BAD_RESULT 77777
 static void r_echo_u(ember_call *c, uint64_t v, void *ud)
 {
     (void)ud;
-    pbt_Root_echo_u_reply(c, v);
+    if (v == BAD_RESULT)
+        ember_call_reply_raw(c, "\x08\xff", 2);
+    else
+        pbt_Root_echo_u_reply(c, v);
 }
 static void r_echo_f(ember_call *c, double v, void *ud)
 {
