@@ -20,6 +20,13 @@
 #define SLOT_BITS 24
 #define SLOT_MASK ((1u << SLOT_BITS) - 1)
 
+/* The general side of an inline fast path, kept out of line. */
+#if defined(__GNUC__)
+#define SLOW_PATH __attribute__((noinline, cold))
+#else
+#define SLOW_PATH
+#endif
+
 /* ---- call deadlines ---- */
 
 /*
@@ -179,8 +186,23 @@ static void timer_set(ember_ep *ep, uint64_t at)
     ep->timer_at = at;
 }
 
-static int dl_push(ember_ep *ep, uint64_t at, uint32_t ms, ember_conn *c,
-                   uint64_t id)
+/* Appends at the tail of l, which has room and no later deadline. */
+EMBER_HOT_INLINE void dl_put(ember_ep *ep, dl_list *l, uint64_t at, ember_conn *c,
+                             uint64_t id)
+{
+    dl_ent *e = ENT(l, l->tail++);
+    e->at = at;
+    e->conn = c;
+    e->id = id;
+    l->last_at = at;
+    if (!ep->timer_at || at < ep->timer_at)
+        timer_set(ep, at);
+}
+
+/* dl_push when the list the last call used is not this timeout's, or is
+ * full, or holds a deadline later than this one. */
+SLOW_PATH static int dl_push_any(ember_ep *ep, uint64_t at, uint32_t ms, ember_conn *c,
+                       uint64_t id)
 {
     struct ember_deadlines *dl = ep->dl;
     if (!dl && !(dl = ep->dl = ember_calloc(sizeof *dl)))
@@ -190,16 +212,16 @@ static int dl_push(ember_ep *ep, uint64_t at, uint32_t ms, ember_conn *c,
         l = &dl->lists[dl->last = dl_pick(dl, ms)];
     if (l->tail - l->head == l->cap && dl_room(l))
         return -1;
+    if (at >= l->last_at) {
+        dl_put(ep, l, at, c, id);
+        return 0;
+    }
+    /* After the last entry due no later (lists are shared): the later ones
+     * move up. */
     uint32_t i = l->tail++;
-    if (at < l->last_at) {
-        /* After the last entry due no later (lists are shared): the later
-         * ones move up. */
-        while (i != l->head && ENT(l, i - 1)->at > at) {
-            *ENT(l, i) = *ENT(l, i - 1);
-            i--;
-        }
-    } else {
-        l->last_at = at;
+    while (i != l->head && ENT(l, i - 1)->at > at) {
+        *ENT(l, i) = *ENT(l, i - 1);
+        i--;
     }
     dl_ent *e = ENT(l, i);
     e->at = at;
@@ -207,6 +229,19 @@ static int dl_push(ember_ep *ep, uint64_t at, uint32_t ms, ember_conn *c,
     e->id = id;
     if (!ep->timer_at || at < ep->timer_at)
         timer_set(ep, at);
+    return 0;
+}
+
+/* Inline: the common case appends to the list the last call used. */
+EMBER_HOT_INLINE int dl_push(ember_ep *ep, uint64_t at, uint32_t ms, ember_conn *c,
+                             uint64_t id)
+{
+    struct ember_deadlines *dl = ep->dl;
+    dl_list *l;
+    if (!dl || dl->last >= dl->nlists || (l = &dl->lists[dl->last])->ms != ms ||
+        l->tail - l->head == l->cap || at < l->last_at)
+        return dl_push_any(ep, at, ms, c, id);
+    dl_put(ep, l, at, c, id);
     return 0;
 }
 
@@ -254,8 +289,10 @@ EMBER_HOT_INLINE void deliver(ember_ep *ep, const ember_callback *cb,
         ember_scratch_release(ep);
 }
 
-static void finish(ember_conn *c, uint32_t idx, ember_status st, const char *msg,
-                   uint32_t error_id, ember_dec *dec)
+/* Ends the call in slot idx: the slot is free again, then the outcome is
+ * delivered. Inline into the reply path; finish() for the rest. */
+EMBER_HOT_INLINE void finish_(ember_conn *c, uint32_t idx, ember_status st,
+                              const char *msg, uint32_t error_id, ember_dec *dec)
 {
     ember_ep *ep = c->ep;
     ember_pending *s = &c->slots[idx];
@@ -268,6 +305,12 @@ static void finish(ember_conn *c, uint32_t idx, ember_status st, const char *msg
     ember_outcome o = {st, msg, error_id, NULL, NULL};
     deliver(ep, &cb, &o, dec);
     ember_ep_check_idle(ep);
+}
+
+static void finish(ember_conn *c, uint32_t idx, ember_status st, const char *msg,
+                   uint32_t error_id, ember_dec *dec)
+{
+    finish_(c, idx, st, msg, error_id, dec);
 }
 
 /* ---- starting a call ---- */
@@ -327,11 +370,66 @@ static const char *bad_utf8_msg(char *buf, size_t n, const ember_service_desc *s
     return buf;
 }
 
-ember_handle ember_calltab_start(ember_ref *to, const ember_service_desc *svc,
-                                 uint32_t service, uint32_t method, bool oneway,
-                                 ember_encode_fn enc, const void *args,
-                                 const ember_callback *cb,
-                                 const ember_callopts *opts)
+/* Why a frame that did not encode failed, and the status its call ends
+ * with: a string that is not UTF-8 is the call's own fault (it alone
+ * fails), anything else a limit. */
+static const char *encode_failure(const ember_enc *e, const ember_service_desc *svc,
+                                  uint32_t method, char *bad, size_t n,
+                                  ember_status *st)
+{
+    if (e->bad_utf8) {
+        *st = EMBER_FAILED;
+        return bad_utf8_msg(bad, n, svc, method, e->bad_utf8);
+    }
+    *st = EMBER_LIMIT;
+    return "arguments could not be encoded (too large, out of memory, "
+           "or a ref from another connection)";
+}
+
+/* A call that could not start ends from the event loop (or, with no loop
+ * to defer to, here). */
+static ember_handle refuse(ember_ep *ep, const ember_callback *cb, bool oneway,
+                           uint32_t service, uint32_t method, ember_status st,
+                           const char *why)
+{
+    ember_seterr("%s", why);
+    if (oneway)
+        return 0;
+    if (ep) {
+        ember_defer_outcome(ep, cb, st, why);
+    } else {
+        /* No event loop to defer to: the one case that ends inside. */
+        ember_log(EMBER_LOG_ERROR, "call %08x.%u: %s", service, method, why);
+        ember_outcome o = {st, why, 0, NULL, NULL};
+        deliver(NULL, cb, &o, NULL);
+    }
+    return 0;
+}
+
+/* The slot idx, taken for a call whose frame is queued, holds it now. */
+EMBER_HOT_INLINE ember_handle pending_add(ember_ep *ep, ember_conn *c, uint32_t idx,
+                                          uint32_t gen, const ember_method_desc *m,
+                                          const ember_callback *cb,
+                                          const ember_callopts *opts)
+{
+    ember_pending *s = &c->slots[idx];
+    uint64_t id = (uint64_t)gen << SLOT_BITS | (idx + 1);
+    s->gen = gen;
+    s->cb = *cb;
+    s->m = m;
+    c->npending++;
+    ep->inflight++;
+    uint32_t ms = opts && opts->timeout_ms ? opts->timeout_ms : ep->lim.call_timeout_ms;
+    if (ms && dl_push(ep, ember_clock_ms() + ms, ms, c, id))
+        ember_log(EMBER_LOG_ERROR, "%s: out of memory for a call deadline", ep->what);
+    return id;
+}
+
+/* Every kind of call, and every way starting one can fail. */
+SLOW_PATH static ember_handle start_any(ember_ref *to, const ember_service_desc *svc,
+                              uint32_t service, uint32_t method, bool oneway,
+                              ember_encode_fn enc, const void *args,
+                              const ember_callback *cb, const ember_callopts *opts)
 {
     ember_ep *ep = to ? ember_ref_ep(to) : NULL;
     ember_conn *c = to && to->kind != EMBER_REF_LOCAL ? to->conn : NULL;
@@ -360,8 +458,13 @@ ember_handle ember_calltab_start(ember_ref *to, const ember_service_desc *svc,
         st = EMBER_LIMIT, why = "peer is not reading (output above high water)";
 
     uint32_t idx = 0, gen = 0;
-    if (!why && !oneway && slot_alloc(c, &idx))
-        st = EMBER_LIMIT, why = "out of call slots";
+    bool taken = false;
+    if (!why && !oneway) {
+        if (slot_alloc(c, &idx))
+            st = EMBER_LIMIT, why = "out of call slots";
+        else
+            taken = true;
+    }
     const ember_method_desc *m = NULL;
     if (!why && c->wire) {
         uint64_t id = 0;
@@ -376,10 +479,6 @@ ember_handle ember_calltab_start(ember_ref *to, const ember_service_desc *svc,
                           method, svc, m, enc, args)) {
             st = EMBER_LIMIT;
             why = ember_last_error();
-            if (!oneway) {
-                c->slots[idx].next_free = c->free_slot;
-                c->free_slot = idx + 1;
-            }
         }
     } else if (!why) {
         ember_enc e;
@@ -396,47 +495,67 @@ ember_handle ember_calltab_start(ember_ref *to, const ember_service_desc *svc,
             if (enc)
                 enc(&e, args);
         }
-        if (ember_frame_end(c, &e)) {
-            st = EMBER_LIMIT;
-            why = "arguments could not be encoded (too large, out of memory, "
-                  "or a ref from another connection)";
-            if (e.bad_utf8) /* the call's own fault: it alone fails */
-                st = EMBER_FAILED, why = bad_utf8_msg(bad, sizeof bad, svc,
-                                                      method, e.bad_utf8);
-            if (!oneway) {
-                c->slots[idx].next_free = c->free_slot;
-                c->free_slot = idx + 1;
-            }
-        }
+        if (ember_frame_end(c, &e))
+            why = encode_failure(&e, svc, method, bad, sizeof bad, &st);
     }
     if (why) {
-        ember_seterr("%s", why);
-        if (oneway)
-            return 0;
-        if (ep) {
-            ember_defer_outcome(ep, cb, st, why);
-        } else {
-            /* No event loop to defer to: the one case that ends inside. */
-            ember_log(EMBER_LOG_ERROR, "call %08x.%u: %s", service, method, why);
-            ember_outcome o = {st, why, 0, NULL, NULL};
-            deliver(NULL, cb, &o, NULL);
+        if (taken) {
+            c->slots[idx].next_free = c->free_slot;
+            c->free_slot = idx + 1;
         }
-        return 0;
+        return refuse(ep, cb, oneway, service, method, st, why);
     }
     if (oneway)
         return 1;
+    return pending_add(ep, c, idx, gen, m, cb, opts);
+}
 
-    ember_pending *s = &c->slots[idx];
-    uint64_t id = (uint64_t)gen << SLOT_BITS | (idx + 1);
-    s->gen = gen;
-    s->cb = *cb;
-    s->m = m;
-    c->npending++;
-    ep->inflight++;
-    uint32_t ms = opts && opts->timeout_ms ? opts->timeout_ms : ep->lim.call_timeout_ms;
-    if (ms && dl_push(ep, ember_clock_ms() + ms, ms, c, id))
-        ember_log(EMBER_LOG_ERROR, "%s: out of memory for a call deadline", ep->what);
-    return id;
+/* The common call, inline: two-way, on a ready connection of ember's own
+ * wire, within its limits, with a slot free. Anything else, start_any. */
+EMBER_HOT_INLINE ember_handle start_call(ember_ref *to, const ember_service_desc *svc,
+                                         uint32_t service, uint32_t method,
+                                         ember_encode_fn enc, const void *args,
+                                         const ember_callback *cb,
+                                         const ember_callopts *opts)
+{
+    ember_ep *ep = to ? ember_ref_ep(to) : NULL;
+    ember_conn *c = ep && to->kind != EMBER_REF_LOCAL ? to->conn : NULL;
+    if (!c || c->state != EMBER_CONN_READY || c->wire || !c->free_slot ||
+        ep->freeing || ep->stopping || c->npending >= ep->lim.max_outstanding ||
+        ember_buf_used(&c->out) > ep->lim.out_high_water)
+        return start_any(to, svc, service, method, false, enc, args, cb, opts);
+    uint32_t idx = c->free_slot - 1;
+    uint32_t gen = next_gen(ep);
+    ember_enc e;
+    if (ember_frame_begin(c, &e, EMBER_FR_CALL) == 0) {
+        /* The header fits the room ember_frame_begin reserved. */
+        ember_put_le32(e.p, service);
+        e.p += 4;
+        ember_frame_put_varint(&e, (uint64_t)gen << SLOT_BITS | (idx + 1));
+        ember_frame_put_varint(&e, to->kind == EMBER_REF_REMOTE ? to->oid : 0);
+        ember_frame_put_varint(&e, method);
+        if (enc)
+            enc(&e, args);
+    }
+    if (ember_frame_end(c, &e)) {
+        char bad[200];
+        ember_status st;
+        const char *why = encode_failure(&e, svc, method, bad, sizeof bad, &st);
+        return refuse(ep, cb, false, service, method, st, why);
+    }
+    c->free_slot = c->slots[idx].next_free;
+    return pending_add(ep, c, idx, gen, NULL, cb, opts);
+}
+
+ember_handle ember_calltab_start(ember_ref *to, const ember_service_desc *svc,
+                                 uint32_t service, uint32_t method, bool oneway,
+                                 ember_encode_fn enc, const void *args,
+                                 const ember_callback *cb,
+                                 const ember_callopts *opts)
+{
+    if (oneway)
+        return start_any(to, svc, service, method, true, enc, args, cb, opts);
+    return start_call(to, svc, service, method, enc, args, cb, opts);
 }
 
 /* ---- answers ---- */
@@ -489,7 +608,7 @@ int ember_calltab_answer(ember_conn *c, const ember_frame *f)
     ember_dec d;
     ember_dec_init_conn(&d, c, f->payload, f->len, &c->ep->scratch);
     if (f->kind == EMBER_FR_REPLY) {
-        finish(c, idx, EMBER_OK, "ok", 0, &d);
+        finish_(c, idx, EMBER_OK, "ok", 0, &d);
         return 0;
     }
     if (f->h[1] == EMBER_RAISED) {
@@ -686,8 +805,7 @@ EMBER_API ember_handle ember_call_start(ember_ref *to,
                                         const ember_callopts *opts)
 {
     ember_callback k = {done, NULL, cb, ud, NULL, svc};
-    return ember_calltab_start(to, svc, svc ? svc->id : 0, method_id, false, enc,
-                               args, &k, opts);
+    return start_call(to, svc, svc ? svc->id : 0, method_id, enc, args, &k, opts);
 }
 
 EMBER_API int ember_oneway_start(ember_ref *to, const ember_service_desc *svc,
