@@ -411,6 +411,15 @@ int ember_conn_read_done(ember_conn *c, size_t used)
 
 /* One read into the input buffer and the frames it completes. Returns 1
  * when bytes came in, 0 otherwise (or the connection closed). */
+/* A frame over the size limit c is under (limit: max_frame, or less
+ * before registration): the reason names which. */
+static void close_too_large(ember_conn *c, uint32_t len, uint32_t limit)
+{
+    ember_conn_closef(c, EMBER_PROTOCOL, "bad frame: frame of %u bytes, larger "
+                      "than %s (%u)", len, limit < c->ep->lim.max_frame
+                      ? "the limit before registration" : "max_frame", limit);
+}
+
 static int read_once(ember_conn *c)
 {
     if (c->wire)
@@ -437,8 +446,7 @@ static int read_once(ember_conn *c)
     if (have >= 4) {
         uint32_t len = ember_frame_len(in->data + in->off);
         if (len > max) {
-            ember_conn_closef(c, EMBER_PROTOCOL, "frame of %u bytes exceeds "
-                              "max_frame %u", len, max);
+            close_too_large(c, len, max);
             return 0;
         }
         size_t rest = (size_t)len + 4 - have;
@@ -454,13 +462,16 @@ static int read_once(ember_conn *c)
         ember_frame f;
         size_t used;
         const char *why = NULL;
-        int r = ember_frame_parse(in->data + off, in->len - off,
-                                  c->state == EMBER_CONN_HANDSHAKE ? max
-                                      : c->ep->lim.max_frame, &f, &used, &why);
+        uint32_t limit = c->state == EMBER_CONN_HANDSHAKE ? max : c->ep->lim.max_frame;
+        int r = ember_frame_parse(in->data + off, in->len - off, limit, &f,
+                                  &used, &why);
         if (r == 0)
             break;
         if (r < 0) {
-            ember_conn_closef(c, EMBER_PROTOCOL, "bad frame: %s", why);
+            if (strcmp(why, "frame larger than max_frame") == 0)
+                close_too_large(c, ember_frame_len(in->data + off), limit);
+            else
+                ember_conn_closef(c, EMBER_PROTOCOL, "bad frame: %s", why);
             return 0;
         }
         c->in_hint = used > EMBER_BUF_BLOCK ? (uint32_t)used : 0;

@@ -83,13 +83,13 @@ static void case_oversize_frame(void)
     uint8_t b[5] = { 0, 0, 0, 0, FR_HELLO };
     uint32_t len = FX.lim.max_frame + 1;
     memcpy(b, &len, 4); /* little endian host */
-    expect_raw_drop(b, sizeof b, "max_frame", 2000);
+    expect_raw_drop(b, sizeof b, "the limit before registration (1048576)", 2000);
 }
 
 static void case_len_u32_max(void)
 {
     uint8_t b[5] = { 0xff, 0xff, 0xff, 0xff, FR_REGISTER };
-    expect_raw_drop(b, sizeof b, "max_frame", 2000);
+    expect_raw_drop(b, sizeof b, "the limit before registration (1048576)", 2000);
 }
 
 static void case_empty_frame(void)
@@ -1033,15 +1033,17 @@ static void case_root_hello_twice(void)
 static void case_root_oversize(void)
 {
     uint8_t b[5] = { 0, 0, 0, 0x40, FR_HELLO };   /* 1 GiB */
-    fake_root_case(FAKE_RAW, b, sizeof b,
-                   "closed: bad frame: frame larger than max_frame");
+    fake_root_case(FAKE_RAW, b, sizeof b, "closed: bad frame: frame of "
+                   "1073741824 bytes, larger than the limit before registration "
+                   "(1048576)");
 }
 
 static void case_root_post_oversize(void)
 {
     uint8_t b[5] = { 0xff, 0xff, 0xff, 0xff, FR_REPLY };
     fake_root_case(FAKE_WELCOME, b, sizeof b,
-                   "closed: bad frame: frame larger than max_frame");
+                   "closed: bad frame: frame of 4294967295 bytes, larger than "
+                   "max_frame (16777216)");
 }
 
 static void case_root_reply_never_sent(void)

@@ -385,13 +385,13 @@ void case_tls_post_oversize(h_fixture *fx)
     uint8_t b[5] = { 0, 0, 0, 0, FR_REGISTER };
     uint32_t len = fx->lim.max_frame + 1;
     memcpy(b, &len, 4); /* little endian host */
-    tls_drop(fx, b, sizeof b, "max_frame");
+    tls_drop(fx, b, sizeof b, "the limit before registration (1048576)");
 }
 
 void case_tls_post_len_u32_max(h_fixture *fx)
 {
     uint8_t b[5] = { 0xff, 0xff, 0xff, 0xff, FR_REGISTER };
-    tls_drop(fx, b, sizeof b, "max_frame");
+    tls_drop(fx, b, sizeof b, "the limit before registration (1048576)");
 }
 
 void case_tls_post_call_before_register(h_fixture *fx)
