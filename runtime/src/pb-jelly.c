@@ -237,7 +237,9 @@ int ember_jl_skip_rest(ember_jl_cur *c, const ember_jl_val *v)
     }
 }
 
-/* One whitelisted value, nested at most EMBER_BN_DEPTH_MAX deep. */
+/* One whitelisted value, nested at most EMBER_BN_DEPTH_MAX deep. A
+ * dictionary's keys and values sit two lists down, in their (key value)
+ * pair; other elements one. */
 static int check_value(ember_jl_cur *c, int depth)
 {
     ember_jl_val v;
@@ -245,11 +247,11 @@ static int check_value(ember_jl_cur *c, int depth)
         return jl_fail(c, "jelly nested too deep");
     if (ember_jl_read(c, &v))
         return -1;
+    bool dict = v.kind == EMBER_JL_DICT;
     for (uint32_t i = 0; i < v.count; i++) {
-        if (v.kind == EMBER_JL_DICT &&
-            (ember_jl_pair(c) || check_value(c, depth + 2)))
+        if (dict && (ember_jl_pair(c) || check_value(c, depth + 2)))
             return -1;
-        if (check_value(c, depth + 1))
+        if (check_value(c, depth + (dict ? 2 : 1)))
             return -1;
     }
     return 0;

@@ -263,6 +263,37 @@ static void test_refused(void)
     }
 }
 
+/* Values nested `levels` deep, innermost the int 1: as lists ("list" x),
+ * or as dictionaries' values (dictionary (1 x)), two lists down each. */
+static size_t nest(uint8_t *b, size_t cap, int levels, bool dict)
+{
+    static const uint8_t list_head[] = {0x02, 0x80, 0x04, 0x82, 'l', 'i', 's', 't'};
+    static const uint8_t dict_head[] = {0x02, 0x80, 0x0a, 0x82, 'd', 'i', 'c', 't',
+                                        'i', 'o', 'n', 'a', 'r', 'y', 0x02, 0x80,
+                                        0x01, 0x81};
+    const uint8_t *h = dict ? dict_head : list_head;
+    size_t hn = dict ? sizeof dict_head : sizeof list_head, n = 0;
+    for (int i = 0; i < levels && n + hn + 2 <= cap; i++, n += hn)
+        memcpy(b + n, h, hn);
+    b[n++] = 0x01;
+    b[n++] = 0x81;
+    return n;
+}
+
+/* The depth jelly may nest, counted in banana lists: 64. */
+static void test_jelly_depth(void)
+{
+    static uint8_t b[2048];
+    const char *why = NULL;
+    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 64, false), false, false, &why), 0);
+    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 65, false), false, false, &why), -1);
+    CU_ASSERT_PTR_NOT_NULL(why && strstr(why, "nested too deep"));
+    why = NULL;
+    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 32, true), false, false, &why), 0);
+    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 33, true), false, false, &why), -1);
+    CU_ASSERT_PTR_NOT_NULL(why && strstr(why, "nested too deep"));
+}
+
 /* ---- the scanner ---- */
 
 /* A recorded node→root write, then the root's replies: handshake, two
@@ -561,6 +592,7 @@ void add_pb_suite(void)
     CU_add_test(s, "reading ints and floats", test_read_ints_floats);
     CU_add_test(s, "reading a dictionary", test_read_dictionary);
     CU_add_test(s, "refused jelly", test_refused);
+    CU_add_test(s, "jelly nested 64 lists deep at most", test_jelly_depth);
     CU_add_test(s, "boundaries however the stream is cut", test_scan_cuts);
     CU_add_test(s, "scanner limits on the prefix", test_scan_limits);
     CU_add_test(s, "CopyableFailure", test_failure);
