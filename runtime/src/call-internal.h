@@ -66,6 +66,10 @@ void ember_enc_payload(ember_enc *e, const void *value);
 int ember_calltab_answer(ember_conn *c, const ember_frame *f);
 /* Ends every pending call of c with st. */
 void ember_calltab_fail_all(ember_conn *c, ember_status st, const char *msg);
+/* Drops every deadline of a call that ended, those of closed connections
+ * included (closing ended all their calls): once before the closed ones
+ * are freed, as a deadline names its connection. */
+void ember_calltab_drop_ended(ember_ep *ep);
 void ember_calltab_free(ember_conn *c);
 int ember_calltab_cancel(ember_conn *c, ember_handle h);
 /* Delivers an outcome from the event loop (a call that could not start). */

@@ -91,13 +91,13 @@ static void dl_trim(dl_list *l)
     l->head = h;
 }
 
-/* Keeps, in order, the live entries not naming gone (NULL: any). */
-static void dl_compact(dl_list *l, const ember_conn *gone)
+/* Keeps the live entries, in order. */
+static void dl_compact(dl_list *l)
 {
     uint32_t w = l->head;
     for (uint32_t i = l->head; i != l->tail; i++) {
         const dl_ent *e = ENT(l, i);
-        if (e->conn != gone && dl_live(e))
+        if (dl_live(e))
             *ENT(l, w++) = *e;
     }
     l->tail = w;
@@ -112,7 +112,7 @@ static int dl_room(dl_list *l)
         dl_trim(l);
         if (l->tail - l->head <= l->cap - l->cap / 4)
             return 0;
-        dl_compact(l, NULL);
+        dl_compact(l);
         if (l->tail - l->head <= l->cap / 2)
             return 0;
     }
@@ -659,11 +659,15 @@ void ember_calltab_fail_all(ember_conn *c, ember_status st, const char *msg)
             finish(c, i, st, msg, 0, NULL);
 }
 
+void ember_calltab_drop_ended(ember_ep *ep)
+{
+    struct ember_deadlines *dl = ep->dl;
+    for (uint32_t i = 0; dl && i < dl->nlists; i++)
+        dl_compact(&dl->lists[i]);
+}
+
 void ember_calltab_free(ember_conn *c)
 {
-    struct ember_deadlines *dl = c->ep->dl;
-    for (uint32_t i = 0; dl && c->nslots && i < dl->nlists; i++)
-        dl_compact(&dl->lists[i], c);
     ember_free(c->slots, sizeof *c->slots * c->nslots);
     c->slots = NULL;
     c->nslots = 0;

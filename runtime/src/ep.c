@@ -26,6 +26,19 @@ void ember_ep_flush_dirty(ember_ep *ep)
     }
 }
 
+/* Frees the connections closed since the last time: one pass over the
+ * deadlines first, however many went. */
+static void free_dead(ember_ep *ep)
+{
+    if (ep->dead)
+        ember_calltab_drop_ended(ep);
+    while (ep->dead) {
+        ember_conn *c = ep->dead;
+        ep->dead = c->next;
+        ember_conn_free(c);
+    }
+}
+
 static void on_work(evutil_socket_t fd, short what, void *arg)
 {
     ember_ep *ep = arg;
@@ -35,11 +48,7 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
     ember_ep_flush_dirty(ep);
     ember_defer_run(ep);
     ember_ep_flush_dirty(ep); /* what the deferred callbacks queued */
-    while (ep->dead) {
-        ember_conn *c = ep->dead;
-        ep->dead = c->next;
-        ember_conn_free(c);
-    }
+    free_dead(ep);
     ep->in_work = false;
     ep->work_pending = false;
     /* Work queued by our own callbacks (a callback that retries a call that
@@ -214,11 +223,7 @@ void ember_ep_fini(ember_ep *ep, ember_status status)
     /* Outcomes of calls that never started still end exactly once. */
     while (ep->defq)
         ember_defer_run(ep);
-    while (ep->dead) {
-        ember_conn *c = ep->dead;
-        ep->dead = c->next;
-        ember_conn_free(c);
-    }
+    free_dead(ep);
     for (ember_call *k = ep->orphans; k; k = k->next) {
         k->ep = NULL; /* a late reply frees the call on its own */
         k->arena.spare = NULL; /* ...and must not touch our spare block */
