@@ -14,6 +14,7 @@
  * Against a server in --bidir mode the Peer calls served in the interval
  * count too: the line reports both directions together.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -31,11 +32,18 @@ typedef struct slot {
     uint64_t t_sent;
 } slot;
 
+/* A node, as its state callback sees it. */
+typedef struct member {
+    client *cl;
+    bool up;                    /* registered now */
+} member;
+
 struct client {
     bench_opts o;
     struct event_base *base;
     ember_node **nodes;
-    unsigned registered, gone;
+    member *members;
+    unsigned up;                /* nodes registered now */
     char *payload;
     slot *slots;
     bench_window w;
@@ -116,20 +124,25 @@ static void start_calls(client *cl)
     }
 }
 
+/* A node the root turned away before it registered (thousands connecting
+ * at once pass its max_unregistered) retries by itself and counts only
+ * once registered. */
 static void on_state(ember_node *n, ember_node_state st, const char *reason, void *ud)
 {
-    client *cl = ud;
+    member *m = ud;
+    client *cl = m->cl;
     (void)n;
-    if (st == EMBER_NODE_REGISTERED) {
-        cl->registered++;
-        if (cl->registered == cl->o.conns && !cl->o.echo_only && !cl->o.idle &&
+    if (st == EMBER_NODE_REGISTERED && !m->up) {
+        m->up = true;
+        if (++cl->up == cl->o.conns && !cl->o.echo_only && !cl->o.idle &&
             !cl->calling)
             start_calls(cl);
-    } else if (st == EMBER_NODE_LOST && cl->registered) {
+    } else if (st == EMBER_NODE_LOST && m->up) {
+        m->up = false;
         /* The root has gone: the fanout and idle children end here. */
         if (!cl->o.echo_only && !cl->o.idle && !cl->done)
             bench_die("ember_client: lost the root: %s", reason ? reason : "");
-        if (++cl->gone >= cl->registered)
+        if (--cl->up == 0)
             event_base_loopbreak(cl->base);
     }
 }
@@ -149,7 +162,8 @@ int main(int argc, char **argv)
     cl.payload = bench_payload(cl.o.size);
     cl.slots = calloc(cl.o.inflight, sizeof *cl.slots);
     cl.nodes = calloc(cl.o.conns, sizeof *cl.nodes);
-    if (!cl.slots || !cl.nodes)
+    cl.members = calloc(cl.o.conns, sizeof *cl.members);
+    if (!cl.slots || !cl.nodes || !cl.members)
         bench_die("out of memory");
 
     cl.base = event_base_new();
@@ -160,11 +174,12 @@ int main(int argc, char **argv)
     ember_node_config cfg;
     ember_node_config_default(&cfg);
     cfg.on_state = on_state;
-    cfg.ud = &cl;
     static const bench_Peer_handlers h = {.remote_echo = remote_peer_echo};
     for (unsigned i = 0; i < cl.o.conns; i++) {
         char name[32];
         snprintf(name, sizeof name, "bench%u", i);
+        cl.members[i].cl = &cl;
+        cfg.ud = &cl.members[i];
         cl.nodes[i] = ember_node_new(cl.base, name, &cfg);
         if (!cl.nodes[i])
             bench_die("ember_node_new: %s", ember_last_error());
@@ -193,6 +208,7 @@ int main(int argc, char **argv)
     event_free(dl);
     event_base_free(cl.base);
     free(cl.nodes);
+    free(cl.members);
     free(cl.slots);
     free(cl.payload);
     return 0;
