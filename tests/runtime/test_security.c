@@ -564,6 +564,93 @@ static void t_old_root_refused(void)
     finish();
 }
 
+/* ---- output ---- */
+
+#define BATCH 64
+#define M_PEEK 2
+
+static int peek_fd = -1;
+static ssize_t peeked;     /* answer bytes the raw node had when call BATCH ran */
+
+/* Echo that, as the batch's last call runs, looks at what the raw node
+ * has received so far. */
+static void echo_peek(ember_call *call, uint32_t sid, uint32_t mid, const void *p,
+                      size_t len, void *ud)
+{
+    static uint8_t tmp[1 << 16];
+    (void)sid;
+    (void)mid;
+    (void)ud;
+    if (++S.served == BATCH)
+        peeked = recv(peek_fd, tmp, sizeof tmp, MSG_PEEK | MSG_DONTWAIT);
+    ember_call_reply_raw(call, p, len);
+}
+
+typedef struct replies {
+    int fd, n;
+    uint8_t in[1 << 16];
+    size_t len;
+} replies;
+
+static bool all_replied(void *ud)
+{
+    replies *r = ud;
+    ssize_t got = recv(r->fd, r->in + r->len, sizeof r->in - r->len, MSG_DONTWAIT);
+    if (got > 0)
+        r->len += (size_t)got;
+    size_t off = 0, used;
+    ember_frame f;
+    const char *why;
+    r->n = 0;
+    while (ember_frame_parse(r->in + off, r->len - off, sizeof r->in, &f, &used,
+                             &why) == 1) {
+        r->n += f.kind == EMBER_FR_REPLY;
+        off += used;
+    }
+    return r->n == BATCH;
+}
+
+/* BATCH calls in one write: the root reads them as one batch, and the
+ * answers of the first ones are on their way before the last one runs,
+ * so the caller starts on them while the root works on the rest. */
+static void t_long_batch_sends_early(void)
+{
+    start(NULL, NULL);
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_root_exports(S.root), SEC_SVC,
+                                          M_PEEK, echo_peek, NULL), 0);
+    rawpeer p = {loopback_connect(S.port), {0}, 0, false, {0}};
+    CU_ASSERT_TRUE_FATAL(p.fd >= 0);
+    CU_ASSERT_TRUE_FATAL(read_frame(&p) && p.f.kind == EMBER_FR_HELLO);
+    send_register(p.fd, "raw", NULL, NULL);
+    CU_ASSERT_TRUE_FATAL(read_frame(&p) && p.f.kind == EMBER_FR_WELCOME);
+
+    static uint8_t calls[BATCH * 128];
+    uint8_t payload[64];
+    memset(payload, 'x', sizeof payload);
+    size_t len = 0;
+    for (int i = 0; i < BATCH; i++) {
+        ember_enc e;
+        begin(&e, calls + len, sizeof calls - len, EMBER_FR_CALL);
+        ember_enc_raw_fixed32(&e, SEC_SVC);
+        ember_enc_raw_varint(&e, (uint64_t)i + 1);
+        ember_enc_raw_varint(&e, 0);
+        ember_enc_raw_varint(&e, M_PEEK);
+        ember_enc_raw_bytes(&e, payload, sizeof payload);
+        uint32_t n = (uint32_t)ember_enc_len(&e) - 4;
+        ember_put_le32(calls + len, n);
+        len += n + 4;
+    }
+    peek_fd = p.fd;
+    peeked = -1;
+    CU_ASSERT_EQUAL_FATAL(send(p.fd, calls, len, MSG_NOSIGNAL), (ssize_t)len);
+    replies r = {p.fd, 0, {0}, 0};
+    CU_ASSERT_TRUE(run_until(S.base, all_replied, &r, 3000));
+    CU_ASSERT_EQUAL(S.served, BATCH);
+    CU_ASSERT(peeked > 0);
+    close(p.fd);
+    finish();
+}
+
 /* ---- TLS ---- */
 
 static char tmpdir[64];
@@ -779,6 +866,8 @@ void add_security_suite(void)
     CU_add_test(s, "root impersonation refused by the node", t_root_impersonation);
     CU_add_test(s, "a node of protocol version 1 is refused", t_old_node_refused);
     CU_add_test(s, "a root of protocol version 1 is refused", t_old_root_refused);
+    CU_add_test(s, "a long read batch sends its first answers early",
+                t_long_batch_sends_early);
     s = CU_add_suite("tls", tls_suite_init, tls_suite_clean);
     CU_add_test(s, "register and call both ways (3 MiB)", t_tls_register_and_call);
     CU_add_test(s, "wrong CA refused", t_tls_wrong_ca);
