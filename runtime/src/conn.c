@@ -491,8 +491,9 @@ static int read_once(ember_conn *c)
             handle_frame(c, &f);
         off += used;
         /* A long batch sends what it answered so far: the peer starts on
-         * it while we go on, at one more send per EMBER_FLUSH_EARLY bytes. */
-        if (ember_buf_used(&c->out) >= EMBER_FLUSH_EARLY)
+         * it while we go on, at one more send per EMBER_FLUSH_EARLY bytes
+         * (none while the socket is full: the write event sends then). */
+        if (ember_buf_used(&c->out) >= EMBER_FLUSH_EARLY && !c->wev_added)
             ember_conn_flush(c);
     }
     if (c->state == EMBER_CONN_CLOSED)
