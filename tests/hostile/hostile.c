@@ -434,8 +434,11 @@ static void inject_call(victim *v, uint64_t id, uint64_t method,
     h_relay_inject(v->relay, b, n);
 }
 
+/* Static: a failed CHECK returns with the victim still up, and the calls
+ * it holds end (their callbacks write to it) only when victims_left_stop
+ * frees it, after the case's frame is gone. */
 #define WITH_VICTIM(v)                                                       \
-    victim v;                                                                \
+    static victim v;                                                         \
     if (victim_start(&v)) {                                                  \
         victim_stop(&v);                                                     \
         CHECK(!"victim registered through the relay");                       \
