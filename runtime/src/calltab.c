@@ -20,13 +20,6 @@
 #define SLOT_BITS 24
 #define SLOT_MASK ((1u << SLOT_BITS) - 1)
 
-/* The general side of an inline fast path, kept out of line. */
-#if defined(__GNUC__)
-#define SLOW_PATH __attribute__((noinline, cold))
-#else
-#define SLOW_PATH
-#endif
-
 /* ---- call deadlines ---- */
 
 /*
@@ -186,22 +179,28 @@ static void timer_set(ember_ep *ep, uint64_t at)
     ep->timer_at = at;
 }
 
-/* Appends at the tail of l, which has room and no later deadline. */
-EMBER_HOT_INLINE void dl_put(ember_ep *ep, dl_list *l, uint64_t at, ember_conn *c,
+/* Fills entry e, and arms the timer if it is due first. */
+EMBER_HOT_INLINE void dl_set(ember_ep *ep, dl_ent *e, uint64_t at, ember_conn *c,
                              uint64_t id)
 {
-    dl_ent *e = ENT(l, l->tail++);
     e->at = at;
     e->conn = c;
     e->id = id;
-    l->last_at = at;
     if (!ep->timer_at || at < ep->timer_at)
         timer_set(ep, at);
 }
 
+/* Appends at the tail of l, which has room and no later deadline. */
+EMBER_HOT_INLINE void dl_put(ember_ep *ep, dl_list *l, uint64_t at, ember_conn *c,
+                             uint64_t id)
+{
+    l->last_at = at;
+    dl_set(ep, ENT(l, l->tail++), at, c, id);
+}
+
 /* dl_push when the list the last call used is not this timeout's, or is
  * full, or holds a deadline later than this one. */
-SLOW_PATH static int dl_push_any(ember_ep *ep, uint64_t at, uint32_t ms, ember_conn *c,
+EMBER_COLD static int dl_push_any(ember_ep *ep, uint64_t at, uint32_t ms, ember_conn *c,
                        uint64_t id)
 {
     struct ember_deadlines *dl = ep->dl;
@@ -223,12 +222,7 @@ SLOW_PATH static int dl_push_any(ember_ep *ep, uint64_t at, uint32_t ms, ember_c
         *ENT(l, i) = *ENT(l, i - 1);
         i--;
     }
-    dl_ent *e = ENT(l, i);
-    e->at = at;
-    e->conn = c;
-    e->id = id;
-    if (!ep->timer_at || at < ep->timer_at)
-        timer_set(ep, at);
+    dl_set(ep, ENT(l, i), at, c, id);
     return 0;
 }
 
@@ -425,8 +419,29 @@ EMBER_HOT_INLINE ember_handle pending_add(ember_ep *ep, ember_conn *c, uint32_t 
     return id;
 }
 
+/* Queues the CALL (id 0: a ONEWAY) for method of service on to's object,
+ * its arguments written by enc(args). -1 when it did not encode (e says
+ * why). */
+EMBER_HOT_INLINE int write_call(ember_conn *c, ember_enc *e, const ember_ref *to,
+                                uint32_t service, uint64_t id, uint32_t method,
+                                ember_encode_fn enc, const void *args)
+{
+    if (ember_frame_begin(c, e, id ? EMBER_FR_CALL : EMBER_FR_ONEWAY) == 0) {
+        /* The header fits the room ember_frame_begin reserved. */
+        ember_put_le32(e->p, service);
+        e->p += 4;
+        if (id)
+            ember_frame_put_varint(e, id);
+        ember_frame_put_varint(e, to->kind == EMBER_REF_REMOTE ? to->oid : 0);
+        ember_frame_put_varint(e, method);
+        if (enc)
+            enc(e, args);
+    }
+    return ember_frame_end(c, e);
+}
+
 /* Every kind of call, and every way starting one can fail. */
-SLOW_PATH static ember_handle start_any(ember_ref *to, const ember_service_desc *svc,
+EMBER_COLD static ember_handle start_any(ember_ref *to, const ember_service_desc *svc,
                               uint32_t service, uint32_t method, bool oneway,
                               ember_encode_fn enc, const void *args,
                               const ember_callback *cb, const ember_callopts *opts)
@@ -482,20 +497,10 @@ SLOW_PATH static ember_handle start_any(ember_ref *to, const ember_service_desc 
         }
     } else if (!why) {
         ember_enc e;
-        if (ember_frame_begin(c, &e, oneway ? EMBER_FR_ONEWAY : EMBER_FR_CALL) == 0) {
-            /* The header fits the room ember_frame_begin reserved. */
-            ember_put_le32(e.p, service);
-            e.p += 4;
-            if (!oneway) {
-                gen = next_gen(ep);
-                ember_frame_put_varint(&e, (uint64_t)gen << SLOT_BITS | (idx + 1));
-            }
-            ember_frame_put_varint(&e, to->kind == EMBER_REF_REMOTE ? to->oid : 0);
-            ember_frame_put_varint(&e, method);
-            if (enc)
-                enc(&e, args);
-        }
-        if (ember_frame_end(c, &e))
+        if (!oneway)
+            gen = next_gen(ep);
+        uint64_t id = oneway ? 0 : (uint64_t)gen << SLOT_BITS | (idx + 1);
+        if (write_call(c, &e, to, service, id, method, enc, args))
             why = encode_failure(&e, svc, method, bad, sizeof bad, &st);
     }
     if (why) {
@@ -527,17 +532,8 @@ EMBER_HOT_INLINE ember_handle start_call(ember_ref *to, const ember_service_desc
     uint32_t idx = c->free_slot - 1;
     uint32_t gen = next_gen(ep);
     ember_enc e;
-    if (ember_frame_begin(c, &e, EMBER_FR_CALL) == 0) {
-        /* The header fits the room ember_frame_begin reserved. */
-        ember_put_le32(e.p, service);
-        e.p += 4;
-        ember_frame_put_varint(&e, (uint64_t)gen << SLOT_BITS | (idx + 1));
-        ember_frame_put_varint(&e, to->kind == EMBER_REF_REMOTE ? to->oid : 0);
-        ember_frame_put_varint(&e, method);
-        if (enc)
-            enc(&e, args);
-    }
-    if (ember_frame_end(c, &e)) {
+    if (write_call(c, &e, to, service, (uint64_t)gen << SLOT_BITS | (idx + 1),
+                   method, enc, args)) {
         char bad[200];
         ember_status st;
         const char *why = encode_failure(&e, svc, method, bad, sizeof bad, &st);

@@ -34,10 +34,13 @@
 /* A small helper of a per-value hot path that the compiler would otherwise
  * keep out of line (it has several callers). */
 #define EMBER_HOT_INLINE static inline __attribute__((always_inline))
+/* The general side of an inline fast path: kept out of line and cold. */
+#define EMBER_COLD __attribute__((noinline, cold))
 #else
 #define EMBER_API
 #define EMBER_PRINTF(a, b)
 #define EMBER_HOT_INLINE static inline
+#define EMBER_COLD
 #endif
 
 /* ---- alloc.c: every allocation goes through the user's hook ---- */
