@@ -262,25 +262,10 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
     }
 }
 
-typedef struct proxy_key {
-    const ember_ref *to;
-    uint32_t svc;
-} proxy_key;
-
-static bool is_proxy_of(ember_ref *x, void *ud)
-{
-    const proxy_key *k = ud;
-    return x->kind == EMBER_REF_PROXY && x->fwd == k->to && x->svc->id == k->svc;
-}
-
 ember_ref *ember_proxy_on(ember_conn *c, ember_ref *to,
                           const ember_service_desc *svc)
 {
-    ember_ref *x = ember_proxy_find(c, to);
-    if (x && x->svc->id != svc->id) { /* the object passed as another service */
-        proxy_key k = {to, svc->id};
-        x = ember_ref_export_walk(c, is_proxy_of, &k);
-    }
+    ember_ref *x = ember_proxy_find(c, to, svc->id);
     if (x)
         return ember_ref_retain(x);
     if (!svc->id)

@@ -114,6 +114,8 @@ struct ember_ref {
     ember_exports *lex;            /* LOCAL, PROXY: what it serves */
     ember_ref *fwd;                /* PROXY: where its calls go (retained) */
     const ember_service_desc *svc; /* PROXY: the service it forwards */
+    ember_ref *sibling;            /* PROXY: the next one exported on its
+                                      conn for the same fwd, another svc */
 };
 
 ember_ref *ember_ref_new_peer(ember_ep *ep);
@@ -127,13 +129,8 @@ void ember_eplink_drop(ember_ep *ep);
 /* The connection is gone: refs received on it die, exports are dropped. */
 void ember_ref_conn_closed(ember_conn *c);
 ember_ref *ember_ref_find_xobj(ember_conn *c, uint64_t oid);
-/* The proxy exported on c that forwards to `to` and was hashed there (the
- * first one made for it); NULL: none. */
-ember_ref *ember_proxy_find(ember_conn *c, const ember_ref *to);
-/* Calls fn for every object exported on c, until it returns true: that
- * object's ref, else NULL. */
-ember_ref *ember_ref_export_walk(ember_conn *c, bool (*fn)(ember_ref *, void *),
-                                 void *ud);
+/* The proxy exported on c that forwards service svc to `to`; NULL: none. */
+ember_ref *ember_proxy_find(ember_conn *c, const ember_ref *to, uint32_t svc);
 void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count);
 /* Exports r (LOCAL or PROXY) on c, or counts one more send: its object id,
  * 0 when out of memory. */

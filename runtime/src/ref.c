@@ -160,6 +160,40 @@ ember_ref *ember_ref_find_xobj(ember_conn *c, uint64_t oid)
     return x ? x->ref : NULL;
 }
 
+/* The proxies exported on c are hashed by the ref they forward to; those of
+ * the same ref passed on as other services are chained behind the one in
+ * the table (sibling). */
+static void proxy_hash(ember_conn *c, ember_ref *px)
+{
+    ember_hnode *n = ember_htab_get(&c->proxies, ref_key(px->fwd));
+    if (n) {
+        ember_ref *first = EMBER_CONTAINER(n, ember_ref, hn);
+        px->sibling = first->sibling;
+        first->sibling = px;
+    } else {
+        px->sibling = NULL;
+        ember_htab_put(&c->proxies, &px->hn, ref_key(px->fwd));
+    }
+}
+
+static void proxy_unhash(ember_conn *c, ember_ref *px)
+{
+    ember_hnode *n = ember_htab_get(&c->proxies, ref_key(px->fwd));
+    ember_ref *first = n ? EMBER_CONTAINER(n, ember_ref, hn) : NULL;
+    if (first == px) {
+        ember_htab_del(&c->proxies, &px->hn);
+        if (px->sibling)
+            ember_htab_put(&c->proxies, &px->sibling->hn, ref_key(px->fwd));
+    } else {
+        for (ember_ref *p = first; p; p = p->sibling)
+            if (p->sibling == px) {
+                p->sibling = px->sibling;
+                break;
+            }
+    }
+    px->sibling = NULL;
+}
+
 void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count)
 {
     ember_xobj *x = find_xobj(c, oid);
@@ -170,9 +204,8 @@ void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count)
         ember_ref *r = x->ref;
         ember_htab_del(&c->xobj_oids, &x->by_oid);
         ember_htab_del(&c->xobj_refs, &x->by_ref);
-        if (r->kind == EMBER_REF_PROXY &&
-            ember_htab_get(&c->proxies, ref_key(r->fwd)) == &r->hn)
-            ember_htab_del(&c->proxies, &r->hn);
+        if (r->kind == EMBER_REF_PROXY)
+            proxy_unhash(c, r);
         ember_free(x, sizeof *x);
         ember_log(EMBER_LOG_DEBUG, "%s: object %llu released by %s",
                   c->ep->what, (unsigned long long)oid, c->peer);
@@ -180,22 +213,14 @@ void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count)
     }
 }
 
-ember_ref *ember_ref_export_walk(ember_conn *c, bool (*fn)(ember_ref *, void *),
-                                 void *ud)
-{
-    for (uint32_t i = 0; i < c->xobj_oids.nb; i++)
-        for (ember_hnode *n = c->xobj_oids.b[i]; n; n = n->next) {
-            ember_ref *r = EMBER_CONTAINER(n, ember_xobj, by_oid)->ref;
-            if (fn(r, ud))
-                return r;
-        }
-    return NULL;
-}
-
-ember_ref *ember_proxy_find(ember_conn *c, const ember_ref *to)
+ember_ref *ember_proxy_find(ember_conn *c, const ember_ref *to, uint32_t svc)
 {
     ember_hnode *n = ember_htab_get(&c->proxies, ref_key(to));
-    return n ? EMBER_CONTAINER(n, ember_ref, hn) : NULL;
+    for (ember_ref *p = n ? EMBER_CONTAINER(n, ember_ref, hn) : NULL; p;
+         p = p->sibling)
+        if (p->svc->id == svc)
+            return p;
+    return NULL;
 }
 
 uint64_t ember_ref_export(ember_conn *c, ember_ref *r)
@@ -218,11 +243,8 @@ uint64_t ember_ref_export(ember_conn *c, ember_ref *r)
         ember_free(x, sizeof *x);
         return 0;
     }
-    /* A proxy is found again by what it forwards to (ember_proxy_on); the
-     * same object passed on as a second service keeps its first proxy
-     * there, and the second is looked for by a walk. */
-    if (r->kind == EMBER_REF_PROXY)
-        ember_htab_put(&c->proxies, &r->hn, ref_key(r->fwd));
+    if (r->kind == EMBER_REF_PROXY) /* found again by ember_proxy_on */
+        proxy_hash(c, r);
     c->next_oid++;
     x->ref = ember_ref_retain(r);
     x->sent = 1;

@@ -563,6 +563,59 @@ static bool none_exported(void *ud)
     return ember_child_exported_(ud) == 0;
 }
 
+static bool one_exported(void *ud)
+{
+    return ember_child_exported_(ud) == 1;
+}
+
+/* B keeps (Hub.keep) what R gives it: the call's outcome checked. */
+static void b_keeps_ref(trio *t, ember_ref *what)
+{
+    res k = {0};
+    b_Hub_keep(child_ref(t->r, "b"), what, got_void, &k, NULL);
+    wait_res(&k);
+    CU_ASSERT_EQUAL(k.st, EMBER_OK);
+}
+
+/* R passes A's exports on to B as two services, ref<Hub> and ref<Echo>:
+ * two proxies on B's connection for one object, each reused when passed
+ * again as its service, also once the other one is gone. */
+static void test_one_object_as_two_services(void)
+{
+    trio t;
+    trio_start(&t);
+    ember_child *cb = ember_root_child_by_name(t.r, "b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cb);
+    ember_ref *a = child_ref(t.r, "a");
+    res m = {0};
+    b_Hub_meet(child_ref(t.r, "b"), a, got_void, &m, NULL);
+    wait_res(&m);
+    CU_ASSERT_EQUAL(ember_child_exported_(cb), 1);
+    b_keeps_ref(&t, a); /* as ref<Echo>: a second proxy */
+    CU_ASSERT_EQUAL(ember_child_exported_(cb), 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t.pb.kept);
+    uint64_t echo_oid = t.pb.kept->oid; /* the object B holds it as */
+    b_keeps_ref(&t, a); /* the same one again */
+    CU_ASSERT_EQUAL(ember_child_exported_(cb), 2);
+    CU_ASSERT_EQUAL(t.pb.kept->oid, echo_oid);
+
+    /* B lets go of the Hub proxy, the first made: the Echo one stays
+     * found. */
+    ember_ref_release(t.pb.hub);
+    t.pb.hub = NULL;
+    CU_ASSERT(run_until(base, one_exported, cb, 5000));
+    b_keeps_ref(&t, a);
+    CU_ASSERT_EQUAL(ember_child_exported_(cb), 1);
+    CU_ASSERT_EQUAL(t.pb.kept->oid, echo_oid);
+    memset(&m, 0, sizeof m);
+    b_Hub_meet(child_ref(t.r, "b"), a, got_void, &m, NULL);
+    wait_res(&m);
+    CU_ASSERT_EQUAL(ember_child_exported_(cb), 2);
+    peer_drop(&t.pb);
+    CU_ASSERT(run_until(base, none_exported, cb, 5000));
+    trio_stop(&t);
+}
+
 /* R passes MANY objects of its own to B, which keeps them all and calls
  * each: every call and every release finds its object by id in a hash
  * table, a few nodes looked at each, however many objects B holds. */
@@ -977,6 +1030,7 @@ int main(void)
                 test_ref_in_a_raised_error);
     CU_add_test(s, "A withdraws its object", test_owner_revokes);
     CU_add_test(s, "5000 objects exported to one peer", test_many_exports);
+    CU_add_test(s, "one object passed on as two services", test_one_object_as_two_services);
     CU_add_test(s, "B's cancel is passed on to A", test_cancel_passed_on);
     CU_add_test(s, "B leaves with a call in flight", test_caller_leaves);
     CU_add_test(s, "R goes with a call in flight", test_forwarder_goes);
