@@ -23,9 +23,9 @@
 
 #define CALL_POOL_MAX 256
 
-/* A call whose fields before the arena the caller sets, every one (see
- * ember_call_dispatch). A pooled call's arena is as new already: call_put
- * finished it before pooling it. */
+/* A call object, its fields before the arena as the last call left them:
+ * ember_call_dispatch sets every one. A pooled call's arena is as new
+ * already: call_put finished it before pooling it. */
 static ember_call *call_get(ember_ep *ep)
 {
     ember_call *k = ep->free_calls;

@@ -409,8 +409,6 @@ int ember_conn_read_done(ember_conn *c, size_t used)
     return 1;
 }
 
-/* One read into the input buffer and the frames it completes. Returns 1
- * when bytes came in, 0 otherwise (or the connection closed). */
 /* Output a read batch sends before the batch ends (docs/runtime.md,
  * "Output"). 64 pipelined calls of 64 bytes answer ~5 KiB: sent in two
  * parts, the peer's work on the first overlaps ours on the rest (1 KiB, a
@@ -426,6 +424,8 @@ static void close_too_large(ember_conn *c, uint32_t len, uint32_t limit)
                       ? "the limit before registration" : "max_frame", limit);
 }
 
+/* One read into the input buffer and the frames it completes. Returns 1
+ * when bytes came in, 0 otherwise (or the connection closed). */
 static int read_once(ember_conn *c)
 {
     if (c->wire)
@@ -474,7 +474,7 @@ static int read_once(ember_conn *c)
         if (r == 0)
             break;
         if (r < 0) {
-            if (strcmp(why, "frame larger than max_frame") == 0)
+            if (why == ember_frame_too_large)
                 close_too_large(c, ember_frame_len(in->data + off), limit);
             else
                 ember_conn_closef(c, EMBER_PROTOCOL, "bad frame: %s", why);

@@ -77,6 +77,12 @@ void ember_ep_kick(ember_ep *ep)
     }
 }
 
+/* t moved on by d, but not past now. */
+static uint64_t later_by(uint64_t t, uint64_t d, uint64_t now)
+{
+    return t + d < now ? t + d : now;
+}
+
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
     ember_ep *ep = arg;
@@ -96,8 +102,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     if (ep->swept_ms && late > 2 * (uint64_t)ep->sweep_ms) {
         late -= ep->sweep_ms;
         for (ember_conn *c = ep->conns; c; c = c->next) {
-            c->last_rx_ms = c->last_rx_ms + late < now ? c->last_rx_ms + late : now;
-            c->created_ms = c->created_ms + late < now ? c->created_ms + late : now;
+            c->last_rx_ms = later_by(c->last_rx_ms, late, now);
+            c->created_ms = later_by(c->created_ms, late, now);
         }
     }
     ep->swept_ms = now;

@@ -11,6 +11,8 @@
 #include "ember-internal.h"
 #include "wire-internal.h"
 
+const char ember_frame_too_large[] = "frame larger than max_frame";
+
 const uint8_t ember_frame_nhdr_[EMBER_FR_MAX_ + 1] = {
     [EMBER_FR_CALL] = 3,   /* (u32 service id) call id, object id, method id */
     [EMBER_FR_ONEWAY] = 2, /* (u32 service id) object id, method id */

@@ -141,6 +141,9 @@ int ember_frame_nhdr(uint8_t kind);
 const char *ember_frame_kind_name(uint8_t kind);
 
 extern const uint8_t ember_frame_nhdr_[EMBER_FR_MAX_ + 1];
+/* The reason ember_frame_parse gives a frame over max_frame: the reader
+ * tells it by identity, to say which limit and how large. */
+extern const char ember_frame_too_large[];
 
 /*
  * Parses one frame from p[0..n). Returns 1 with *f and *used set, 0 when more
@@ -161,7 +164,7 @@ static inline int ember_frame_parse(const uint8_t *p, size_t n,
         return -1;
     }
     if (len > max_frame) {
-        *why = "frame larger than max_frame";
+        *why = ember_frame_too_large;
         return -1;
     }
     *used = (size_t)len + 4;
