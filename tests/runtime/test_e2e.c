@@ -1046,28 +1046,41 @@ static void t_dup_idle_alive(void)
     teardown_basic();
 }
 
-static void t_heartbeat_dead(void)
+/* A root that pings every 50 ms and drops a peer silent for 200 ms. */
+static void heartbeat_root(ember_limits *lim)
 {
     fresh_fixture();
+    ember_limits_default(lim);
+    lim->heartbeat_ms = 50;
+    lim->dead_after_ms = 200;
+    F.root = make_root(lim, 0);
+}
+
+/* The silent raw peer on fd was dropped, the node "alive" (F.node[0])
+ * stays through several more dead_after_ms (time is the point); then the
+ * teardown. */
+static void only_silent_dropped(int fd)
+{
+    CU_ASSERT_TRUE(strstr(G.leave_reason, "silent") != NULL);
+    run_for(F.base, 300);
+    CU_ASSERT_EQUAL(G.leaves, 1);
+    CU_ASSERT_PTR_NOT_NULL(child("alive"));
+    CU_ASSERT_PTR_NULL(child("silent"));
+    CU_ASSERT_EQUAL(ember_node_state_get(F.node[0]), EMBER_NODE_REGISTERED);
+    close(fd);
+    teardown_basic();
+}
+
+static void t_heartbeat_dead(void)
+{
     ember_limits lim;
-    ember_limits_default(&lim);
-    lim.heartbeat_ms = 50;
-    lim.dead_after_ms = 200;
-    F.root = make_root(&lim, 0);
-    /* A real node answers pings and stays... */
+    heartbeat_root(&lim);
+    /* A real node answers pings and stays; the silent one is declared dead. */
     make_node("alive", NULL);
     int fd = raw_register(F.port, "silent");
     CU_ASSERT_TRUE_FATAL(fd >= 0);
     CU_ASSERT_TRUE(run_until(F.base, one_leave, NULL, 3000));
-    CU_ASSERT_TRUE(strstr(G.leave_reason, "silent") != NULL);
-    /* Time is the point: the live node survives several more dead_after_ms. */
-    run_for(F.base, 300);
-    /* ... the silent one is declared dead. */
-    CU_ASSERT_EQUAL(G.leaves, 1);
-    CU_ASSERT_PTR_NOT_NULL(child("alive"));
-    CU_ASSERT_PTR_NULL(child("silent"));
-    close(fd);
-    teardown_basic();
+    only_silent_dropped(fd);
 }
 
 /* Keeps the loop for *(int *)arg ms: a callback that runs long, or a
@@ -1083,12 +1096,8 @@ static void hog_loop(evutil_socket_t fd, short what, void *arg)
 
 static void t_stalled_loop_keeps_peers(void)
 {
-    fresh_fixture();
     ember_limits lim;
-    ember_limits_default(&lim);
-    lim.heartbeat_ms = 50;
-    lim.dead_after_ms = 200;
-    F.root = make_root(&lim, 0);
+    heartbeat_root(&lim);
     make_node("alive", NULL);
     CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
     int fd = raw_register(F.port, "silent");
@@ -1102,14 +1111,7 @@ static void t_stalled_loop_keeps_peers(void)
     CU_ASSERT_EQUAL_FATAL(event_base_once(F.base, -1, EV_TIMEOUT, hog_loop, &ms, &now), 0);
     CU_ASSERT_TRUE(run_until(F.base, one_leave, NULL, 3000));
     /* ...while the silent peer is still found, by the loop's own time. */
-    CU_ASSERT_TRUE(strstr(G.leave_reason, "silent") != NULL);
-    run_for(F.base, 300); /* time is the point: several dead_after_ms */
-    CU_ASSERT_EQUAL(G.leaves, 1);
-    CU_ASSERT_PTR_NOT_NULL(child("alive"));
-    CU_ASSERT_PTR_NULL(child("silent"));
-    CU_ASSERT_EQUAL(ember_node_state_get(F.node[0]), EMBER_NODE_REGISTERED);
-    close(fd);
-    teardown_basic();
+    only_silent_dropped(fd);
 }
 
 static bool fd_closed(void *ud)
