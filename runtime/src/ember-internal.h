@@ -43,6 +43,17 @@
 #define EMBER_COLD
 #endif
 
+/* The struct type of the error m (NULL: untyped) raises under id; NULL
+ * when it does not declare it. */
+static inline const ember_type *ember_raise_type(const ember_method_desc *m,
+                                                 uint32_t id)
+{
+    for (uint32_t i = 0; m && i < m->n_raises; i++)
+        if (m->raises[i].id == id)
+            return m->raises[i].type;
+    return NULL;
+}
+
 /* ---- alloc.c: every allocation goes through the user's hook ---- */
 void *ember_malloc(size_t n);
 void *ember_calloc(size_t n);                 /* zeroed */

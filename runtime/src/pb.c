@@ -269,10 +269,7 @@ static int pb_call(ember_conn *c, uint64_t call_id, uint64_t oid, uint32_t metho
 static int send_raised(ember_conn *c, uint64_t call_id, const ember_method_desc *m,
                        uint32_t error_id, ember_encode_fn enc, const void *value)
 {
-    const ember_type *t = NULL;
-    for (uint32_t i = 0; m && i < m->n_raises && !t; i++)
-        if (m->raises[i].id == error_id)
-            t = m->raises[i].type;
+    const ember_type *t = ember_raise_type(m, error_id);
     char text[240], type[96];
     const uint8_t *p;
     size_t n;

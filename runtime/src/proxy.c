@@ -57,15 +57,6 @@ static bool method_has_refs(const ember_method_desc *m)
     return type_has_ref(m->result, 0);
 }
 
-/* The struct type of the error m raises under id; NULL: not declared. */
-static const ember_type *raise_type(const ember_method_desc *m, uint32_t id)
-{
-    for (uint32_t i = 0; i < m->n_raises; i++)
-        if (m->raises[i].id == id)
-            return m->raises[i].type;
-    return NULL;
-}
-
 static const ember_method_desc *find_method(const ember_service_desc *svc,
                                            uint32_t id)
 {
@@ -212,7 +203,7 @@ static void relayed_typed(const ember_outcome *o, ember_dec *reply, ember_fn cb,
             return;
     }
     if (o->status == EMBER_RAISED && reply && m) {
-        const ember_type *t = raise_type(m, o->error_id);
+        const ember_type *t = ember_raise_type(m, o->error_id);
         if (!t) {
             ember_call_fail(call, "the owner raised error %u, which %s does not "
                             "declare", (unsigned)o->error_id, m->name);
