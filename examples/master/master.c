@@ -89,14 +89,16 @@ static void mlog(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
+/* One line, one write: the servers append to the same log, and a line
+ * written in pieces can have another process's line inside it. */
 static void mlog(const char *fmt, ...)
 {
+    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "[master] ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "[master] %s\n", buf);
 }
 
 static void log_writer(ember_log_level level, const char *msg, void *ud)
