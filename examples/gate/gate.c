@@ -129,23 +129,6 @@ static ember_bytes unwrap(const void *payload, size_t len)
     return b;
 }
 
-/* A Twisted game node refuses with an exception named Refused whose text
- * is "CODE why"; it arrives as EMBER_FAILED "<module>.Refused: CODE why".
- * True when msg is one (call refused with its code and reason). */
-static bool refused_py(ember_call *call, const char *msg)
-{
-    const char *colon = strstr(msg, ": ");
-    size_t n = colon ? (size_t)(colon - msg) : 0;
-    if (n < 7 || strncmp(colon - 7, "Refused", 7) != 0 || (n > 7 && colon[-8] != '.'))
-        return false;
-    char *end;
-    long code = strtol(colon + 2, &end, 10);
-    if (end == colon + 2 || code < 1 || code > 999)
-        return false;
-    srv_refuse(call, (int32_t)code, *end == ' ' ? end + 1 : end);
-    return true;
-}
-
 /* Passes a failed outcome on to the caller. An untyped call hands over a
  * raised error undecoded: decode the one we know, Refused. */
 static void pass_failure(gatesrv *g, ember_call *call, const ember_outcome *o,
@@ -167,8 +150,6 @@ static void pass_failure(gatesrv *g, ember_call *call, const ember_outcome *o,
             return;
         }
     }
-    if (o->status == EMBER_FAILED && o->message && refused_py(call, o->message))
-        return;
     srv_refuse(call, 500 + (int32_t)o->status, o->message ? o->message : ember_status_name(o->status));
 }
 

@@ -12,8 +12,9 @@ the gate (game.Game: enter, move, chat, leave) and to db, each on the
 root's "pbport" (master.pbport for the master). The ember servers call it
 by name, as idl/game.idl and idl/cluster.idl say (no @pb: the IDL names are
 the PB names), and it calls db (position, save) and the gate (push) the
-same way. A refusal is a Refused exception carrying "CODE why", which the
-gate hands to the client as client.Refused.
+same way. A refusal is a Refused exception raised with client.Refused's
+fields, Refused(404, "not in a room"): the gate gets it as that typed
+error and hands it to the client.
 
 It counts what it served: Admin.status lists the counts (as every server's
 status does) and it prints them when it exits.
@@ -36,7 +37,7 @@ STEPS = {0: (0, 1), 1: (1, 0), 2: (0, -1), 3: (-1, 0)}  # client.Dir
 
 
 class Refused(pb.Error):
-    """A refusal: str(self) is "CODE why" (client.Refused's code and why)."""
+    """client.Refused: raised with its fields in order, Refused(code, why)."""
 
 
 def log(msg):
@@ -160,7 +161,7 @@ class Link:
 
     def call(self, method, *args):
         if not self.ref:
-            return defer.fail(Refused("503 %s unavailable" % self.root))
+            return defer.fail(Refused(503, "%s unavailable" % self.root))
         return self.ref.callRemote(method, *args)
 
     def close(self):
@@ -196,7 +197,7 @@ class Game(pb.Referenceable):
     def in_room(self, who):
         p = self.players.get(who.get("session", 0))
         if not p:
-            raise Refused("404 not in a room")
+            raise Refused(404, "not in a room")
         return p
 
     def remote_enter(self, who, req):
@@ -215,9 +216,9 @@ class Game(pb.Referenceable):
     def enter(self, who, req):
         room = req.get("room", 0)
         if room == 0:
-            raise Refused("400 no room 0")
+            raise Refused(400, "no room 0")
         if who.get("session", 0) in self.players:
-            raise Refused("409 already in a room")
+            raise Refused(409, "already in a room")
         pos = yield self.db_call("position", who.get("player", 0))
         p = Player(who, room, pos)
         self.players[p.session] = p
@@ -228,7 +229,7 @@ class Game(pb.Referenceable):
         p = self.in_room(who)
         step = STEPS.get(req.get("dir", 0))
         if not step:
-            raise Refused("400 no such direction")
+            raise Refused(400, "no such direction")
         p.x += step[0]
         p.y += step[1]
         return self.db_call("save", p.id, p.pos()).addCallback(lambda _: p.pos())
@@ -251,7 +252,7 @@ class Game(pb.Referenceable):
         def unavailable(f):
             if f.check(Refused):
                 return f
-            raise Refused("503 %s" % f.getErrorMessage())
+            raise Refused(503, f.getErrorMessage())
         return LINKS["db"].call(method, *args).addErrback(unavailable)
 
 

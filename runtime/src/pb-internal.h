@@ -227,4 +227,12 @@ void ember_jl_put_failure(ember_jl_w *w, const char *type, const char *value,
  */
 int ember_jl_read_failure(ember_jl_cur *c, ember_jl_failure *f);
 
+/* ---- pb-pylit.c: Python literals (a failure's str(exception)) ---- */
+
+/* s is exactly "(v, v, ...)", Python's repr of a tuple of ints, floats,
+ * True/False/None, str and bytes: each written to w, *n their count. */
+int ember_pylit_tuple(const char *s, ember_jl_w *w, uint32_t *n);
+/* s is exactly one such literal. */
+int ember_pylit_value(const char *s, ember_jl_w *w);
+
 #endif

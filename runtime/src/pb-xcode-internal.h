@@ -35,6 +35,14 @@ int ember_pbx_args_in(ember_pbx *x, uint32_t nvals, const ember_method_desc *m,
 /* One jelly value at x->cur -> the result struct {1: value} (t NULL: void,
  * the value is skipped). */
 int ember_pbx_result_in(ember_pbx *x, const ember_type *t, ember_enc *e);
+/* A Python failure (its type's qualified name, str(exception)) to a typed
+ * call as one of m's declared errors: the error whose name the type names,
+ * its fields from the exception's arguments in declaration order, written
+ * to out[0..cap) (*len). NULL when it names none of them or its arguments
+ * do not fit the fields: the failure stays a failure. */
+const ember_raise_desc *ember_pbx_raised_in(ember_pbx *x, const ember_method_desc *m,
+                                            const char *type, const char *value,
+                                            uint8_t *out, size_t cap, size_t *len);
 /* m's argument struct p[0..n) -> its n_params positional jelly values. */
 int ember_pbx_args_out(ember_pbx *x, const uint8_t *p, size_t n,
                        const ember_method_desc *m, ember_jl_w *w);

@@ -297,6 +297,82 @@ int ember_pbx_result_in(ember_pbx *x, const ember_type *t, ember_enc *e)
     return put_value(x, t, e, 1, 0) || e->failed ? -1 : 0;
 }
 
+/* ---- a Python failure as a declared error ---- */
+
+/* The error of m's raises clause a Python exception type names: its
+ * qualified IDL name, or its class name alone when only one of m's errors
+ * has that name (Python's module is not the IDL's: "__main__.Refused"). */
+static const ember_raise_desc *raise_named(const ember_method_desc *m,
+                                           const char *type)
+{
+    const char *cls = strrchr(type, '.');
+    cls = cls ? cls + 1 : type;
+    const ember_raise_desc *hit = NULL;
+    unsigned hits = 0;
+    for (uint32_t i = 0; i < m->n_raises; i++) {
+        const char *name = m->raises[i].type ? m->raises[i].type->name : NULL;
+        if (!name)
+            continue;
+        if (strcmp(name, type) == 0)
+            return &m->raises[i];
+        const char *short_name = strrchr(name, '.');
+        if (strcmp(short_name ? short_name + 1 : name, cls) == 0)
+            hit = &m->raises[i], hits++;
+    }
+    return hits == 1 ? hit : NULL;
+}
+
+/* value's literals as jelly in jl (the tuple of the exception's arguments,
+ * or its one argument); *n how many. -1 when they do not read. */
+static int value_in(const ember_type *t, const char *value, bool as_tuple,
+                    ember_enc *jl, uint32_t *n)
+{
+    ember_jl_w w = {jl, false};
+    if (as_tuple)
+        return ember_pylit_tuple(value, &w, n);
+    *n = value[0] && t->n_fields ? 1 : 0;
+    if (!*n)
+        return value[0] ? -1 : 0;
+    /* One argument: str() of a string is the string itself. */
+    ember_type_kind k = t->fields[0].type->kind;
+    if (k == EMBER_T_STRING)
+        ember_jl_put_unicode(&w, value, strlen(value));
+    else if (k == EMBER_T_BYTES)
+        ember_bn_put_bytes(jl, value, strlen(value), false);
+    else
+        return ember_pylit_value(value, &w);
+    return 0;
+}
+
+const ember_raise_desc *ember_pbx_raised_in(ember_pbx *x, const ember_method_desc *m,
+                                            const char *type, const char *value,
+                                            uint8_t *out, size_t cap, size_t *len)
+{
+    const ember_raise_desc *r = raise_named(m, type);
+    if (!r || r->type->kind != EMBER_T_STRUCT)
+        return NULL;
+    /* The error's fields take the arguments as a method's parameters do. */
+    ember_method_desc fields = {0};
+    fields.name = r->type->name;
+    fields.params = r->type->fields;
+    fields.n_params = r->type->n_fields;
+    uint8_t jl_buf[2 * EMBER_JL_FAIL_TEXT];
+    for (int as_tuple = value[0] == '('; as_tuple >= 0; as_tuple--) {
+        ember_enc jl, e;
+        uint32_t n;
+        ember_enc_init_fixed(&jl, jl_buf, sizeof jl_buf);
+        ember_enc_init_fixed(&e, out, cap);
+        if (value_in(r->type, value, as_tuple, &jl, &n) || jl.failed)
+            continue;
+        ember_jl_init(&x->cur, jl_buf, ember_enc_len(&jl), false);
+        if (ember_pbx_args_in(x, n, &fields, &e) == 0) {
+            *len = ember_enc_len(&e);
+            return r;
+        }
+    }
+    return NULL;
+}
+
 /* ---- ember -> jelly ---- */
 
 static int get_value(ember_pbx *x, const ember_type *t, ember_dec *d, ember_jl_w *w,

@@ -669,13 +669,13 @@ static void registered(ember_conn *c, bool ok, const char *why)
 
 /* A synthesized REPLY or ERROR frame for ember_calltab_answer. */
 static void answer_frame(ember_conn *c, uint8_t kind, uint64_t id, ember_status st,
-                         const uint8_t *payload, size_t len)
+                         uint32_t error_id, const uint8_t *payload, size_t len)
 {
     ember_frame f;
     f.kind = kind;
     f.h[0] = id;
     f.h[1] = (uint64_t)st;
-    f.h[2] = 0;
+    f.h[2] = error_id;
     f.payload = payload;
     f.len = len;
     ember_calltab_answer(c, &f);
@@ -690,7 +690,7 @@ static void answer_error(ember_conn *c, uint64_t id, ember_status st, const char
     ember_bytes s = {(const uint8_t *)msg, n > 250 ? 250 : n};
     ember_enc_init_fixed(&e, tmp, sizeof tmp);
     ember_enc_bytes(&e, 1, s);
-    answer_frame(c, EMBER_FR_ERROR, id, st, tmp, ember_enc_len(&e));
+    answer_frame(c, EMBER_FR_ERROR, id, st, 0, tmp, ember_enc_len(&e));
 }
 
 /* An untyped call's answer: the jelly value at cur as it is. */
@@ -701,7 +701,7 @@ static int answer_untyped(ember_conn *c, uint64_t id, ember_jl_cur *cur)
         ember_conn_close(c, EMBER_PROTOCOL, "PB answer malformed");
         return -1;
     }
-    answer_frame(c, EMBER_FR_REPLY, id, EMBER_OK, at, (size_t)(cur->p - at));
+    answer_frame(c, EMBER_FR_REPLY, id, EMBER_OK, 0, at, (size_t)(cur->p - at));
     return 0;
 }
 
@@ -721,11 +721,28 @@ static int answer_typed(ember_conn *c, uint64_t id, const ember_method_desc *m,
         snprintf(why, sizeof why, "reply does not match the IDL: %.200s", t.why);
         answer_error(c, id, EMBER_PROTOCOL, why);
     } else {
-        answer_frame(c, EMBER_FR_REPLY, id, EMBER_OK,
+        answer_frame(c, EMBER_FR_REPLY, id, EMBER_OK, 0,
                      c->pb->xin.data + c->pb->xin.off, n);
     }
     xin_consume(c, n);
     return 0;
+}
+
+/* A typed call's Python failure that is one of m's declared errors
+ * arrives as that error (docs/protocol-pb.md, "Failures"); false when it
+ * is none of them. */
+static bool answer_raised(ember_conn *c, uint64_t id, const ember_method_desc *m,
+                          const ember_jl_failure *fl)
+{
+    ember_pbx x = {c, {0}, {0}};
+    uint8_t out[2 * EMBER_JL_FAIL_TEXT];
+    size_t n;
+    const ember_raise_desc *r =
+        ember_pbx_raised_in(&x, m, fl->type, fl->value, out, sizeof out, &n);
+    if (!r)
+        return false;
+    answer_frame(c, EMBER_FR_ERROR, id, EMBER_RAISED, r->id, out, n);
+    return true;
 }
 
 static int on_answer(ember_conn *c, ember_jl_cur *cur, uint32_t count, bool error)
@@ -763,6 +780,8 @@ static int on_answer(ember_conn *c, ember_jl_cur *cur, uint32_t count, bool erro
     }
     if (r == 0)
         return 0; /* the call ended already (timeout, cancel): ignored */
+    if (error && m && m->n_raises && answer_raised(c, id.mag, m, &fl))
+        return 0;
     if (error) {
         bool nsm = strstr(fl.type, "NoSuchMethod") != NULL;
         answer_error(c, id.mag, nsm ? EMBER_NO_METHOD : EMBER_FAILED, msg);

@@ -13,10 +13,11 @@
  * reason; every boundary lies within the bytes given.
  *
  * Stage 2: every complete expression is read as jelly (the whitelist) and
- * as an `error` value. What reads is written back with the jelly writer;
- * the written form must read again and write the same bytes (the round trip
- * is the identity on what the writer produces), and it must scan as one
- * expression of exactly its length.
+ * as an `error` value, whose texts are read as Python literals too. What
+ * reads is written back with the jelly writer; the written form must read
+ * again and write the same bytes (the round trip is the identity on what
+ * the writer produces), and it must scan as one expression of exactly its
+ * length.
  *
  * Stage 3 (flags bit 2): the stream goes to a live root's PB personality
  * through a socketpair it adopted, after a fixed prefix that negotiates and
@@ -164,6 +165,32 @@ static int copy_value(ember_jl_cur *c, ember_jl_w *w, int depth)
 #define OUT_CAP (1u << 21)
 static uint8_t out1[OUT_CAP], out2[OUT_CAP];
 
+/* A failure's text read as Python literals (what a typed call makes of
+ * it, pb-pylit.c): what they write must read back as that many scalars. */
+static void check_pylit(const char *text, bool vocab)
+{
+    for (int as_tuple = 0; as_tuple < 2; as_tuple++) {
+        uint8_t buf[4 * EMBER_JL_FAIL_TEXT];
+        ember_enc e;
+        ember_enc_init_fixed(&e, buf, sizeof buf);
+        ember_jl_w w = {&e, vocab};
+        uint32_t n = 1;
+        int r = as_tuple ? ember_pylit_tuple(text, &w, &n) : ember_pylit_value(text, &w);
+        if (r || e.failed)
+            continue;
+        ember_jl_cur c;
+        ember_jl_init(&c, buf, ember_enc_len(&e), vocab);
+        for (uint32_t i = 0; i < n; i++) {
+            ember_jl_val v;
+            if (ember_jl_read(&c, &v) || v.kind == EMBER_JL_LIST ||
+                v.kind == EMBER_JL_TUPLE || v.kind == EMBER_JL_DICT)
+                die("a Python literal wrote jelly that does not read as a scalar");
+        }
+        if (c.p != c.end)
+            die("Python literals wrote more jelly than they counted");
+    }
+}
+
 /* Reads the value at p[0..n) and writes it to out; -1 when it does not read
  * or does not fit. */
 static int copy_into(const uint8_t *p, size_t n, bool vocab, uint8_t *out,
@@ -192,6 +219,8 @@ static void check_expr(const uint8_t *p, size_t n, bool vocab,
         die("error value read short of its expression");
     if (!memchr(f.type, 0, sizeof f.type) || !memchr(f.value, 0, sizeof f.value))
         die("failure text not terminated");
+    check_pylit(f.value, vocab);
+    check_pylit(f.type, vocab);
 
     size_t n1, n2;
     if (copy_into(p, n, vocab, out1, &n1))

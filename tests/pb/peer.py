@@ -52,6 +52,21 @@ def check(what, cond, detail=""):
         failures.append("%s %s" % (what, detail))
 
 
+class Refused(pb.Error):
+    """Named as pbt.Refused is: the root gets it as that typed error."""
+
+
+# What callChild(606, v) raises: v -> the exception.
+PICKS = {
+    1: lambda: Refused(7, 'it\'s "closed"\n\u00e9\U0001f600'),
+    2: lambda: Refused(9),
+    3: lambda: Refused("seven", 3),
+    4: lambda: ValueError("plain"),
+    5: lambda: Refused(),
+    6: lambda: Refused(2 ** 40, "x"),
+}
+
+
 class ProxyReference(pb.Referenceable):
     """Firefly's node-side service: the root's callChild(command, *args)."""
 
@@ -67,6 +82,10 @@ class ProxyReference(pb.Referenceable):
             return b"x" * args[0]
         if command == 605:
             return defer.Deferred()  # never answered
+        if command == 606:
+            if args[0] in PICKS:
+                raise PICKS[args[0]]()
+            return args[0]
         raise KeyError(command)
 
 
@@ -191,10 +210,11 @@ def node(port, name):
 
     # The root called us back through its typed stubs (callChild).
     for _ in range(200):
-        if len(child_calls) >= 6:
+        if len(child_calls) >= 6 + len(PICKS):
             break
         yield task.deferLater(reactor, 0.01, lambda: None)
-    check("callChild calls", sorted(child_calls) == [601, 602, 602, 602, 603, 604],
+    check("callChild calls",
+          sorted(child_calls) == [601, 602, 602, 602, 603, 604] + [606] * len(PICKS),
           child_calls)
     # Tell the root we are done, and leave.
     yield root.callRemote("callTarget", 1010, "done")

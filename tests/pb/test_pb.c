@@ -180,6 +180,8 @@ typedef struct state {
     /* callChild outcomes, each counted once */
     int outcomes;
     bool hello_ok, twice_ok, boom_ok, blob_ok, raw_ok, bcast_ok, untyped_ok;
+    /* pick(v), v = 1..NPICKS (peer.py's PICKS): each outcome as expected */
+    int picks_ok;
     /* deadlines: 50 ms calls to a child that never answers, one per place
      * they start from (DL_*), each outcome counted */
     struct event *dl_timer;
@@ -419,6 +421,44 @@ static void got_boom(const ember_outcome *o, void *ud)
         fprintf(stderr, "test-pb: boom: %s %s\n", ember_status_name(o->status),
                 o->message);
 }
+/* What the node's exceptions arrive as: a Refused whose arguments fit
+ * pbt.Refused as that typed error; the rest as failures "<type>: <str>". */
+#define NPICKS 6
+static const struct pick_want {
+    ember_status status;
+    uint32_t code;
+    const char *text; /* RAISED: why; FAILED: the message */
+} pick_want[NPICKS + 1] = {
+    [1] = {EMBER_RAISED, 7, "it's \"closed\"\n\xc3\xa9\xf0\x9f\x98\x80"},
+    [2] = {EMBER_RAISED, 9, ""},
+    [3] = {EMBER_FAILED, 0, "__main__.Refused: ('seven', 3)"},
+    [4] = {EMBER_FAILED, 0, "builtins.ValueError: plain"},
+    [5] = {EMBER_RAISED, 0, ""},
+    [6] = {EMBER_FAILED, 0, "__main__.Refused: (1099511627776, 'x')"},
+};
+static struct pick_ctx {
+    state *st;
+    uint32_t v;
+} pick_ctx[NPICKS + 1];
+
+static void got_pick(const ember_outcome *o, const uint32_t *ret, void *ud)
+{
+    struct pick_ctx *pc = ud;
+    const struct pick_want *w = &pick_want[pc->v];
+    const pbt_Refused *err = o->error;
+    (void)ret;
+    pc->st->outcomes++;
+    bool ok = o->status == w->status &&
+              (w->status == EMBER_RAISED
+                   ? o->error_id == pbt_Refused_ID && err && err->code == w->code &&
+                         strcmp(err->why, w->text) == 0
+                   : o->message && strcmp(o->message, w->text) == 0);
+    pc->st->picks_ok += ok;
+    if (!ok)
+        fprintf(stderr, "test-pb: pick(%u): %s %s\n", (unsigned)pc->v,
+                ember_status_name(o->status), o->message ? o->message : "");
+}
+
 static void got_blob(const ember_outcome *o, const ember_bytes *ret, void *ud)
 {
     state *st = ud;
@@ -554,6 +594,10 @@ static void on_join(ember_root *r, ember_child *ch, void *ud)
     pbt_Child_hello(to, "root", got_hello, st, NULL);
     pbt_Child_twice(to, 21, got_twice, st, NULL);
     pbt_Child_boom(to, got_boom, st, NULL);
+    for (uint32_t v = 1; v <= NPICKS; v++) {
+        pick_ctx[v] = (struct pick_ctx){st, v};
+        pbt_Child_pick(to, v, got_pick, &pick_ctx[v], NULL);
+    }
     pbt_Child_blob(to, 1000, got_blob, st, NULL);
     /* A broadcast reaches the PB child like any other. */
     CHECK(pbt_Child_twice_broadcast(r, NULL, NULL, 5, got_bcast, st, NULL) == 1);
@@ -644,8 +688,9 @@ static void twisted_node(void)
 {
     state st;
     run_node("node", "pynode", &st);
-    CHECK(st.outcomes == 7);
+    CHECK(st.outcomes == 7 + NPICKS);
     CHECK(st.hello_ok && st.twice_ok && st.boom_ok && st.blob_ok && st.raw_ok);
+    CHECK(st.picks_ok == NPICKS);
     CHECK(st.untyped_ok);
     CHECK(st.bcast_ok);
     CHECK(st.done_note && st.notes == 2);
@@ -1055,7 +1100,7 @@ static void c_blob(ember_call *c, uint32_t n, void *ud)
     ember_bytes b = {x, n <= sizeof x ? n : sizeof x};
     pbt_Child_blob_reply(c, b);
 }
-static const pbt_Child_handlers child_h = {c_hello, c_twice, c_boom, c_blob, NULL};
+static const pbt_Child_handlers child_h = {c_hello, c_twice, c_boom, c_blob, NULL, NULL};
 
 static void n_done(nstate *st)
 {
