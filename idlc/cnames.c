@@ -100,6 +100,8 @@ static void add(cn_ctx *c, cn_table *t, const char *role, const char *what,
         const cn_entry *old = &t->v[*slot - 1];
         if (old->owner == owner)
             return;
+        if (strcmp(old->who, who) == 0)
+            return;                             /* one IDL name twice: sema said it */
         char key[2 * sizeof(void *) * 3 + 4];
         snprintf(key, sizeof key, "%p %p", old->owner, owner);
         if (!strset_add(&c->reported, key))

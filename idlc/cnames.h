@@ -9,7 +9,10 @@
  * for a module (built with the generators' own naming helpers in gen_util.c)
  * and every member of each generated struct, and reports each clash with a
  * note at the other side; two files declaring the same module clash as a
- * whole. It needs a module sema accepted.
+ * whole. It runs after sema even when sema reported errors, so that one
+ * run reports everything: a type sema could not resolve is skipped, and two
+ * declarations of one IDL name (a duplicate sema reports) are not reported
+ * again as a clash.
  */
 #ifndef IDLC_CNAMES_H
 #define IDLC_CNAMES_H

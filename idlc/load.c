@@ -307,6 +307,12 @@ void idl_loader_deps(const idl_loader *l, const idl_module *m,
     free(seen);
 }
 
+void idl_loader_check(idl_loader *l, idl_diag *diag)
+{
+    sema_check(idl_loader_modules(l), diag);
+    cnames_check(idl_loader_modules(l), diag);
+}
+
 int idlc_check_buffer(const char *name, const char *data, size_t len, FILE *diag_out)
 {
     FILE *sink = NULL;
@@ -320,8 +326,7 @@ int idlc_check_buffer(const char *name, const char *data, size_t len, FILE *diag
     idl_diag *diag = diag_new(diag_out);
     idl_loader *l = idl_loader_new(arena, diag);
     idl_load_buffer(l, name ? name : "<input>", data, len);
-    if (sema_check(idl_loader_modules(l), diag) == 0 && diag_errors(diag) == 0)
-        cnames_check(idl_loader_modules(l), diag);
+    idl_loader_check(l, diag);
     int rc = diag_errors(diag) ? 1 : 0;
     idl_loader_free(l);
     diag_free(diag);

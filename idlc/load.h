@@ -32,6 +32,9 @@ idl_module *idl_load_buffer(idl_loader *l, const char *name, const char *data, s
 
 /* Every module loaded so far, dependencies first. */
 idl_module *idl_loader_modules(const idl_loader *l);
+/* Every check of what l loaded, all errors reported in one run: sema's,
+ * then the generated C names' (cnames.h). */
+void idl_loader_check(idl_loader *l, idl_diag *diag);
 
 /* The files a module depends on, transitively, in load order (for -M).
  * Calls fn once per file other than m's own. */

@@ -287,9 +287,7 @@ int main(int argc, char **argv)
         old_mod = idl_load_file(old_loader, o.compat_old);
         sema_check(idl_loader_modules(old_loader), diag);
     }
-    /* Generated C names are only meaningful once sema accepted the input. */
-    if (sema_check(idl_loader_modules(loader), diag) == 0 && diag_errors(diag) == 0)
-        cnames_check(idl_loader_modules(loader), diag);
+    idl_loader_check(loader, diag);
 
     if (diag_errors(diag) == 0 && mods) {
         if (o.compat_old) {

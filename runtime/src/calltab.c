@@ -375,9 +375,13 @@ static const char *encode_failure(const ember_enc *e, const ember_service_desc *
         *st = EMBER_FAILED;
         return bad_utf8_msg(bad, n, svc, method, e->bad_utf8);
     }
+    if (e->failed == EMBER_ENC_BAD_REF) {
+        *st = EMBER_FAILED;
+        snprintf(bad, n, "arguments could not be encoded: %s", ember_last_error());
+        return bad;
+    }
     *st = EMBER_LIMIT;
-    return "arguments could not be encoded (too large, out of memory, "
-           "or a ref from another connection)";
+    return "arguments could not be encoded (too large, or out of memory)";
 }
 
 /* A call that could not start ends from the event loop (or, with no loop

@@ -123,9 +123,10 @@ int ember_exports_pb_check(const ember_exports *ex)
                 continue;
             if (o->pb_command && m->pb_command && o->id != m->id)
                 continue; /* one dispatch name, different command ids */
-            return ember_seterr("%s and %s both travel over PB as '%s'%s: a PB "
-                                "peer could not tell them apart (set @pb names)",
-                                ex->v[i].st.method, ex->v[j].st.method, m->pb_name,
+            return ember_seterr("%s.%s and %s.%s both travel over PB as '%s'%s: "
+                                "a PB peer could not tell them apart (set @pb names)",
+                                ex->v[i].st.service, ex->v[i].st.method,
+                                ex->v[j].st.service, ex->v[j].st.method, m->pb_name,
                                 m->pb_command ? " with the same command id" : "");
         }
     }

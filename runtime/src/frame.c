@@ -51,9 +51,11 @@ int ember_frame_end_fail_(ember_conn *c, ember_enc *e, size_t len)
     if (e->bad_utf8)
         return ember_seterr("a string (field %u) is not valid UTF-8",
                             e->bad_utf8);
+    if (e->failed == EMBER_ENC_BAD_REF)
+        return -1; /* the ref said why */
     if (e->failed)
         return ember_seterr("frame could not be encoded (out of memory, "
-                            "a limit, or a ref from another connection)");
+                            "or a limit)");
     return ember_seterr("frame of %zu bytes exceeds max_frame", len);
 }
 

@@ -171,7 +171,7 @@ static int read_value(const char **s, ember_jl_w *w)
     bool bytes = **s == 'b' && ((*s)[1] == '\'' || (*s)[1] == '"');
     if (bytes || **s == '\'' || **s == '"') {
         *s += bytes;
-        if (read_quoted(s, bytes, tmp, &n))
+        if (read_quoted(s, bytes, tmp, &n) || (!bytes && !ember_jl_utf8_ok(tmp, n)))
             return -1;
         if (bytes)
             ember_bn_put_bytes(w->e, tmp, n, w->vocab);

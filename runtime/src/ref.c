@@ -272,16 +272,13 @@ EMBER_API void ember_enc_ref_value_as(ember_enc *e, ember_ref *r,
             ember_enc_raw_varint(e, r->oid << 1 | 1); /* going home */
             return;
         }
-        if (r->kind != EMBER_REF_LOCAL && r->conn == c) {
-            ember_log(EMBER_LOG_WARN, "a peer's exports cannot be passed back "
-                      "to it as a ref");
-            e->failed = 1;
-            return;
-        }
-        if (r->kind != EMBER_REF_LOCAL && !svc) {
-            ember_log(EMBER_LOG_WARN, "a ref passed on to another connection "
-                      "needs its service (ember_enc_ref_as)");
-            e->failed = 1;
+        if (r->kind != EMBER_REF_LOCAL && (r->conn == c || !svc)) {
+            ember_seterr(r->conn == c
+                             ? "a peer's exports cannot be passed back to it as a ref"
+                             : "a ref passed on to another connection needs its "
+                               "service (ember_enc_ref_as)");
+            ember_log(EMBER_LOG_WARN, "%s", ember_last_error());
+            e->failed = EMBER_ENC_BAD_REF;
             return;
         }
         /* A peer's object passed on to a third party: the third party calls

@@ -1936,6 +1936,7 @@ static void done_ref(const ember_outcome *o, ember_dec *reply, ember_fn cb, void
     (void)cb;
     r->n++;
     r->st = o->status;
+    snprintf(r->msg, sizeof r->msg, "%s", o->message ? o->message : "");
     if (o->status == EMBER_OK && reply)
         while (ember_dec_field(reply, &tag, &wt) == 1) {
             ember_ref *x = NULL;
@@ -1985,7 +1986,10 @@ static void t_ref_as_result(void)
     ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_ECHO_REF, enc_ref,
                      ember_node_root(F.node[0]), done_ref, NULL, &bad, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &bad, 2000));
-    CU_ASSERT_EQUAL(bad.st, EMBER_LIMIT);
+    CU_ASSERT_EQUAL(bad.st, EMBER_FAILED);
+    CU_ASSERT_STRING_EQUAL(bad.msg, "arguments could not be encoded: a peer's exports "
+                                    "cannot be passed back to it as a ref");
+    CU_ASSERT_EQUAL(bad.n, 1);
     CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, obs, 2000));
     CU_ASSERT_EQUAL(obs->rc, 1);
     ember_ref_release(obs);

@@ -69,7 +69,9 @@ typedef struct ember_enc {
     void *owner;       /* runtime buffer behind the region (grow) */
     void *conn;        /* connection the frame goes to (refs); may be NULL */
     int failed;        /* a grow failed or a value broke a limit; 2: a ref
-                          was written with no connection (EMBER_ENC_NEEDS_CONN) */
+                          was written with no connection (EMBER_ENC_NEEDS_CONN);
+                          3: a ref that cannot go to this connection
+                          (EMBER_ENC_BAD_REF, ember_last_error() says why) */
     /* A string that was not valid UTF-8 made it fail: the tag of its field
      * (EMBER_ENC_ELEM: an element of a list or map); 0: none. */
     uint32_t bad_utf8;
@@ -78,6 +80,7 @@ typedef struct ember_enc {
 #define EMBER_ENC_ELEM UINT32_MAX
 
 #define EMBER_ENC_NEEDS_CONN 2
+#define EMBER_ENC_BAD_REF 3
 
 /* Out of line: grows the region so that at least `need` bytes are free. */
 int ember_enc_grow_(ember_enc *e, size_t need);
