@@ -25,7 +25,7 @@
 #define EMBER_PROTO_MIN 2
 #define EMBER_PROTO_MAX EMBER_PROTOCOL_VERSION
 
-/* Node names: 1..EMBER_NAME_MAX bytes of UTF-8. */
+/* Node names: 1..EMBER_NAME_MAX bytes of UTF-8, no control characters. */
 #define EMBER_NAME_MAX 255
 /* 0, or -1 with ember_last_error() saying which rule name[0..len)
  * breaks. */

@@ -365,6 +365,14 @@ int ember_node_name_check(const char *name, size_t len)
                             EMBER_NAME_MAX, len);
     if (!ember_utf8_valid(name, len))
         return ember_seterr("a node name must be valid UTF-8");
+    /* Names go into every log line about their node, the application's
+     * own too: no control character (C0, DEL, C1) can forge or hide one. */
+    for (size_t i = 0; i < len; i++) {
+        uint8_t b = (uint8_t)name[i];
+        if (b < 0x20 || b == 0x7f ||
+            (b == 0xc2 && i + 1 < len && (uint8_t)name[i + 1] < 0xa0))
+            return ember_seterr("a node name must not contain control characters");
+    }
     return 0;
 }
 

@@ -371,12 +371,13 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         snprintf(msg, sizeof msg, "protocol version %u not supported (%u..%u)",
                  hs.version, EMBER_PROTO_MIN, EMBER_PROTO_MAX);
         refuse(c, EMBER_REFUSE_VERSION, msg);
-    } else if (ember_node_name_check(hs.name, hs.name_len)) {
-        refuse(c, EMBER_REFUSE_BAD_NAME, ember_last_error());
     } else if (has_secret(r) && !proof_ok(r, c, &hs)) {
         /* One message for every failure (no proof, wrong proof, replayed
-         * proof): an impostor learns nothing about which part was wrong. */
+         * proof): an impostor learns nothing about which part was wrong,
+         * nor anything about the node (its name's rules come after). */
         refuse(c, EMBER_REFUSE_AUTH, "bad credentials");
+    } else if (ember_node_name_check(hs.name, hs.name_len)) {
+        refuse(c, EMBER_REFUSE_BAD_NAME, ember_last_error());
     } else if (r->ep.stopping) {
         refuse(c, EMBER_REFUSE_STOPPING, "root is shutting down");
     } else {
@@ -424,15 +425,13 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
 }
 
 /* A peer of another wire asks to register (PB: takeProxy(name, ref)): the
- * same admission as REGISTER, minus the secret (that wire has none). */
+ * same admission as REGISTER, minus the secret (that wire has none). The
+ * wire checked the name's rules (ember_node_name_check), as REGISTER's
+ * reader does. */
 static int root_wire_admit(ember_conn *c, const char *name, char *why, size_t n)
 {
     ember_root *r = c->ep->root;
     ember_child *ch;
-    if (ember_node_name_check(name, name ? strlen(name) : 0)) {
-        snprintf(why, n, "%s", ember_last_error());
-        return 1;
-    }
     if (r->ep.stopping) {
         snprintf(why, n, "root is shutting down");
         return 1;

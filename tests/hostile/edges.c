@@ -316,45 +316,6 @@ void edge_drop_reason(h_fixture *fx)
     CHECK(strstr(lost_reason, "dropped by the root: test: too many logins"));
 }
 
-/* ---- item: log injection ---- */
-
-static bool log_registered(void *ud)
-{
-    (void)ud;
-    return h_log_has("registered", "forged line");
-}
-
-void edge_log_injection(h_fixture *fx)
-{
-    int fd = h_connect(fx->port);
-    CHECK(fd >= 0);
-    /* REGISTER { 1: version 2, 2: name } with a forged line and a terminal
-     * escape (clear screen) in the name. */
-    static const char name[] = "evil\nember warn: root: forged line\x1b[2J\r";
-    uint8_t pl[128], fr[160];
-    size_t k = 0;
-    pl[k++] = 0x08;
-    pl[k++] = EMBER_PROTOCOL_VERSION;
-    pl[k++] = 0x12;
-    pl[k++] = (uint8_t)(sizeof name - 1);
-    memcpy(pl + k, name, sizeof name - 1);
-    k += sizeof name - 1;
-    size_t n = h_frame(fr, sizeof fr, FR_REGISTER, 0, NULL, pl, k);
-    bool ok = h_write_all(fd, fr, n) == 0 &&
-              h_run_until(log_registered, NULL, 3000);
-    bool escaped = h_log_has("evil\\nember warn: root: forged line\\x1b[2J\\r",
-                             NULL);
-    bool raw = h_log_has("\n", NULL) || h_log_has("\x1b", NULL) ||
-               h_log_has("\r", NULL);
-    close(fd);
-    h_run_for(20);
-    if (!escaped)
-        h_log_dump(stderr);
-    CHECK(ok);
-    CHECK(escaped);
-    CHECK(!raw);
-}
-
 /* ---- item: what unregistered peers hold together ---- */
 
 #define FLOOD_MAX 200          /* flood connections opened in all */
@@ -523,7 +484,7 @@ void edge_never_reads_peak(h_fixture *fx)
                       (256u << 10));
 }
 
-/* ---- item: a bad name is refused with the reason ---- */
+/* ---- item: a bad name is refused with the reason (log injection too) ---- */
 
 typedef struct refusal { int fd; uint8_t buf[4096]; size_t n; bool closed; } refusal;
 
@@ -552,7 +513,11 @@ static bool refusal_done(void *ud)
     return r->closed;
 }
 
-void edge_bad_name_refused(h_fixture *fx)
+/* A REGISTER { 1: version 2, 2: name[0..len) } gets REFUSED { 1: code 3
+ * (bad name), 2: a reason holding `rule` }, and the root logs the refusal
+ * with that rule. */
+static void check_name_refused(h_fixture *fx, const char *name, size_t len,
+                               const char *rule)
 {
     refusal r;
     memset(&r, 0, sizeof r);
@@ -560,26 +525,47 @@ void edge_bad_name_refused(h_fixture *fx)
     CHECK(r.fd >= 0);
     char peer[32];
     snprintf(peer, sizeof peer, "127.0.0.1:%d", h_local_port(r.fd));
-    /* REGISTER { 1: version 2, 2: name "\xff\xfe" }: not UTF-8. */
-    static const uint8_t pl[] = { 0x08, 2, 0x12, 2, 0xff, 0xfe };
-    uint8_t fr[32];
-    size_t n = h_frame(fr, sizeof fr, FR_REGISTER, 0, NULL, pl, sizeof pl);
+    uint8_t pl[300], fr[320];
+    size_t k = 0;
+    pl[k++] = 0x08;
+    pl[k++] = 2;
+    pl[k++] = 0x12;
+    pl[k++] = (uint8_t)len;
+    memcpy(pl + k, name, len);
+    k += len;
+    size_t n = h_frame(fr, sizeof fr, FR_REGISTER, 0, NULL, pl, k);
     bool ok = h_write_all(r.fd, fr, n) == 0 && h_run_until(refusal_done, &r, 3000);
-    /* After HELLO, a REFUSED { 1: code 3 (bad name), 2: the reason }. */
     bool refused = false;
     for (size_t off = 0; off + 5 <= r.n;) {
-        uint32_t len = (uint32_t)r.buf[off] | (uint32_t)r.buf[off + 1] << 8 |
-                       (uint32_t)r.buf[off + 2] << 16 | (uint32_t)r.buf[off + 3] << 24;
-        if (off + 4 + len > r.n)
+        uint32_t flen = (uint32_t)r.buf[off] | (uint32_t)r.buf[off + 1] << 8 |
+                        (uint32_t)r.buf[off + 2] << 16 | (uint32_t)r.buf[off + 3] << 24;
+        if (off + 4 + flen > r.n)
             break;
-        if (r.buf[off + 4] == FR_REFUSED && len >= 3 && r.buf[off + 5] == 0x08 &&
+        if (r.buf[off + 4] == FR_REFUSED && flen >= 3 && r.buf[off + 5] == 0x08 &&
             r.buf[off + 6] == 3)
-            refused = holds(r.buf + off, len + 4, "valid UTF-8");
-        off += 4 + len;
+            refused = holds(r.buf + off, flen + 4, rule);
+        off += 4 + flen;
     }
     close(r.fd);
     CHECK(ok);
     CHECK(refused);
     CHECK(h_log_has(peer, "refusing registration"));
-    CHECK(h_log_has(peer, "a node name must be valid UTF-8"));
+    CHECK(h_log_has(peer, rule));
+}
+
+void edge_bad_name_refused(h_fixture *fx)
+{
+    check_name_refused(fx, "\xff\xfe", 2, "a node name must be valid UTF-8");
+}
+
+/* A name forging a log line and clearing the screen: refused for its
+ * control characters, and none of them reaches the log raw. */
+void edge_log_injection(h_fixture *fx)
+{
+    static const char name[] = "evil\nember warn: root: forged line\x1b[2J\r";
+    check_name_refused(fx, name, sizeof name - 1,
+                       "a node name must not contain control characters");
+    bool raw = h_log_has("\n", NULL) || h_log_has("\x1b", NULL) ||
+               h_log_has("\r", NULL);
+    CHECK(!raw);
 }

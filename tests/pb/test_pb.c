@@ -928,6 +928,10 @@ static const struct hostile {
     {"message malformed", true, "03 80 1a 87 01 81 01 81", "PB message malformed"},
     /* takeProxy(name, (set 1 2)): refused jelly in arguments is answered */
     {"refused jelly", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 01 82 78 03 80 03 82 73 65 74 01 81 02 81 01 80 05 87", NULL},
+    /* takeProxy("a\0b", (remote 1)): the REGISTER name rules, refused */
+    {"NUL in the name", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 03 82 61 00 62 02 80 10 87 01 81 01 80 05 87", "bad name: a node name must be valid UTF-8"},
+    /* takeProxy("a\x1bb", (remote 1)): a control character, refused */
+    {"control character in the name", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 03 82 61 1b 62 02 80 10 87 01 81 01 80 05 87", "bad name: a node name must not contain control characters"},
     /* calls before takeProxy are answered, not dropped */
     {"call before takeProxy", true, "07 80 1a 87 02 81 04 82 72 6f 6f 74 0a 82 63 61 6c 6c 54 61 72 67 65 74 01 81 03 80 0b 87 69 07 81 01 81 01 80 05 87", NULL},
 };

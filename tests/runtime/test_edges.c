@@ -478,6 +478,16 @@ static void t_node_names(void)
     CU_ASSERT_PTR_NULL(ember_node_new(base, "bad\xff" "name", NULL));
     CU_ASSERT_TRUE(strstr(ember_last_error(), "UTF-8") != NULL);
     CU_ASSERT_PTR_NULL(ember_node_new(base, "\xc0\xaf", NULL)); /* overlong */
+    /* Control characters: C0, DEL, C1 (U+0085, NEL); U+00A0 is fine. */
+    static const char *const controls[] = {"a\nb", "tab\there", "del\x7f", "nel\xc2\x85"};
+    for (size_t i = 0; i < sizeof controls / sizeof controls[0]; i++) {
+        CU_ASSERT_PTR_NULL(ember_node_new(base, controls[i], NULL));
+        CU_ASSERT_TRUE(strstr(ember_last_error(), "control characters") != NULL);
+    }
+    ember_node *nbsp = ember_node_new(base, "no\xc2\xa0" "break", NULL);
+    CU_ASSERT_PTR_NOT_NULL(nbsp);
+    if (nbsp)
+        ember_node_free(nbsp);
     CU_ASSERT_PTR_NULL(ember_node_new(base, "", NULL));
     CU_ASSERT_PTR_NULL(ember_node_new(base, NULL, NULL));
     name[255] = 0;

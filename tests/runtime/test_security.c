@@ -409,6 +409,43 @@ static void t_replayed_register(void)
     finish();
 }
 
+/* The code of the REFUSED that p's REGISTER got (-1: none). */
+static int refused_code(rawpeer *p)
+{
+    if (!read_frame(p) || p->f.kind != EMBER_FR_REFUSED)
+        return -1;
+    ember_arena *ar = ember_arena_new();
+    ember_hs hs;
+    const char *why;
+    int code = ember_hs_decode(&p->f, ar, &hs, &why) == 0 ? (int)hs.code : -1;
+    ember_arena_free(ar);
+    return code;
+}
+
+/* With a secret, the proof is checked before the name's rules: without it
+ * a node learns nothing about the node it claims to be, not even that its
+ * name is malformed; with it, the name's rules apply as on any root. */
+static void t_proof_before_name(void)
+{
+    start("s3cret", NULL);
+    static const char bad[] = "bad\x01name";
+    uint8_t nonce[EMBER_NONCE_LEN], mine[EMBER_NONCE_LEN], proof[EMBER_MAC_LEN];
+    memset(mine, 0x5a, sizeof mine);
+    rawpeer a = {loopback_connect(S.port), {0}, 0, false, {0}};
+    CU_ASSERT_TRUE_FATAL(read_hello(&a, nonce));
+    send_register(a.fd, bad, NULL, NULL);
+    CU_ASSERT_EQUAL(refused_code(&a), EMBER_REFUSE_AUTH);
+    rawpeer b = {loopback_connect(S.port), {0}, 0, false, {0}};
+    CU_ASSERT_TRUE_FATAL(read_hello(&b, nonce));
+    CU_ASSERT_EQUAL(ember_auth_register_proof("s3cret", nonce, mine, bad, proof), 0);
+    send_register(b.fd, bad, proof, mine);
+    CU_ASSERT_EQUAL(refused_code(&b), EMBER_REFUSE_BAD_NAME);
+    close(a.fd);
+    close(b.fd);
+    CU_ASSERT_EQUAL(S.joins, 0);
+    finish();
+}
+
 static void wake_only(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -863,6 +900,7 @@ void add_security_suite(void)
     CU_add_test(s, "node with secret refuses a secretless root", t_node_refuses_secretless_root);
     CU_add_test(s, "CALL/ONEWAY before registering: disconnected", t_call_before_register);
     CU_add_test(s, "replayed REGISTER refused", t_replayed_register);
+    CU_add_test(s, "proof checked before the name's rules", t_proof_before_name);
     CU_add_test(s, "root impersonation refused by the node", t_root_impersonation);
     CU_add_test(s, "a node of protocol version 1 is refused", t_old_node_refused);
     CU_add_test(s, "a root of protocol version 1 is refused", t_old_root_refused);
