@@ -95,7 +95,7 @@ $(EX_OBJ)/master/status_script.h: examples/master/status.js
 
 $(EX_OBJ)/master/master.o: $(EX_OBJ)/master/status_page.h $(EX_OBJ)/master/status_script.h
 
-EX_COMMON_O := $(EX_OBJ)/common/config.o $(EX_OBJ)/common/metrics.o
+EX_COMMON_O := $(EX_OBJ)/common/config.o $(EX_OBJ)/common/metrics.o $(EX_OBJ)/common/webguard.o
 EX_SERVER_O := $(EX_OBJ)/common/server.o $(EX_COMMON_O)
 EX_FRAME_O  := $(EX_OBJ)/common/frame.o
 

@@ -8,17 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HTTP_MAX_HEADERS (16 * 1024)
-#define HTTP_MAX_BODY (64 * 1024)
-#define HTTP_TIMEOUT_S 10
-
-void mx_http_limits(struct evhttp *http)
-{
-    evhttp_set_max_headers_size(http, HTTP_MAX_HEADERS);
-    evhttp_set_max_body_size(http, HTTP_MAX_BODY);
-    evhttp_set_timeout(http, HTTP_TIMEOUT_S);
-}
-
 void mx_label(char *buf, size_t cap, const char *name, const char *value)
 {
     size_t at = (size_t)snprintf(buf, cap, "%s=\"", name);

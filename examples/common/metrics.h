@@ -24,8 +24,5 @@ char *mx_render(const ember_metrics_src *src, size_t n);
  * its samples from every page in order. Lines that belong to no family are
  * dropped. */
 void mx_merge(struct evbuffer *out, const char *const *pages, size_t n);
-/* The admin and metrics servers' HTTP limits: header and body sizes, and a
- * timeout for a request to arrive in full. */
-void mx_http_limits(struct evhttp *http);
 
 #endif

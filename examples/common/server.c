@@ -16,6 +16,7 @@
 #include "client.h"
 #include "cluster.h"
 #include "metrics.h"
+#include "webguard.h"
 
 uint64_t now_us(void)
 {
@@ -214,9 +215,8 @@ static int serve_metrics(srv *s)
         srv_log(s, "cannot serve /metrics on %s:%d", s->me->host, s->me->metricsport);
         return -1;
     }
-    mx_http_limits(s->http);
-    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-    evhttp_set_gencb(s->http, on_metrics_http, s);
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET);
+    wg_serve(s->http, s->base, s->me->name, on_metrics_http, s);
     srv_log(s, "metrics on http://%s:%d/metrics", s->me->host, s->me->metricsport);
     return 0;
 }

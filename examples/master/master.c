@@ -40,6 +40,7 @@
 #include "guard.h"
 #include "metrics.h"
 #include "status_page.h"
+#include "webguard.h"
 #include "status_script.h"
 
 #define STATUS_TIMEOUT_MS 2000
@@ -753,7 +754,7 @@ static void on_http(struct evhttp_request *req, void *ud)
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (!path)
         path = "/";
-    bool get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;
+    bool get = cmd == EVHTTP_REQ_GET;
     const char *why = NULL;
     int code;
     if (strcmp(path, "/status") == 0 && get) {
@@ -888,10 +889,9 @@ usage:
     socklen_t sl = sizeof ss;
     getsockname(evhttp_bound_socket_get_fd(hs), (struct sockaddr *)&ss, &sl);
     M.web_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    evhttp_set_allowed_methods(M.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
-    mx_http_limits(M.http);
+    evhttp_set_allowed_methods(M.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
     guard_init(&M.guard, M.cfg.admin_token, M.cfg.master_host, M.web_port);
-    evhttp_set_gencb(M.http, on_http, NULL);
+    wg_serve(M.http, M.base, "master", on_http, NULL);
     printf("master: root %s:%d web http://%s:%d/\n", M.cfg.master_host, ember_root_port(M.root),
            M.cfg.master_host, M.web_port);
     fflush(stdout);

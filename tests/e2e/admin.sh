@@ -58,6 +58,17 @@ $py tests/e2e/http_abuse.py body 127.0.0.1 "$port" > "$dir/body.out" 2>&1 ||
 cl_status_has '"ready": true' || fail "the master stopped answering after the oversize requests"
 wait "$slow" || { cat "$dir/slow.out"; fail "a request that never ends was not timed out"; }
 CL_OWN_PIDS=
+# A request that trickles in (each byte within the silence timeout) is
+# dropped at its deadline, and no more than 256 clients are kept at once.
+$py tests/e2e/http_abuse.py trickle 127.0.0.1 "$port" > "$dir/trickle.out" 2>&1 ||
+    { cat "$dir/trickle.out"; fail "a request trickling in was kept open"; }
+grep -q "web: a client's request took over 10 s to arrive: dropped" "$CL_LOG" ||
+    fail "the master did not log the trickling client's drop"
+$py tests/e2e/http_abuse.py many 127.0.0.1 "$port" > "$dir/many.out" 2>&1 ||
+    { cat "$dir/many.out"; fail "more than 256 clients at once were kept"; }
+grep -q "web: 256 clients at once: one more dropped" "$CL_LOG" ||
+    fail "the master did not log the clients over the cap"
+cl_status_has '"ready": true' || fail "the master stopped answering after the slow clients"
 
 # A config without admin_token: nothing may change the cluster over HTTP.
 set -- $("$CL_BIN/freeport" 2)

@@ -10,6 +10,12 @@ the server did and exits 0 when it did the right thing, 1 otherwise.
           without reading it, within a few seconds
   slow    a request that never finishes: the server must close the
           connection on its own (evhttp_set_timeout), within 20 s
+  trickle a request sent a byte every 2 s, each byte within the silence
+          timeout: the server must still close it, within 20 s (its request
+          deadline is 10 s from the first byte, however it trickles)
+  many    300 clients each send a byte of a request: past the cap (256 at
+          once) the next ones are closed at once, while the first stay
+          open; then every one of them goes
 """
 import socket
 import sys
@@ -57,5 +63,39 @@ elif mode == "slow":
     s.sendall(b"GET /status HTTP/1.1\r\nHost: %s:%d\r\nX-Slow: " % (host.encode(), port))
     what = outcome()
     done(what in ("closed", "reset") or what.startswith("HTTP/1.1 4"), what)
+elif mode == "trickle":
+    head = b"GET /status HTTP/1.1\r\nHost: %s:%d\r\nX-Slow: " % (host.encode(), port)
+    s.sendall(head)
+    s.settimeout(2)
+    while time.monotonic() - t0 < 25:
+        what = outcome()
+        if what != "no answer":
+            done(time.monotonic() - t0 < 20 and not what.startswith("HTTP/1.1 2"), what)
+        try:
+            s.sendall(b"a")
+        except (ConnectionResetError, BrokenPipeError):
+            done(time.monotonic() - t0 < 20, "reset")
+    done(False, "still open")
+elif mode == "many":
+    import select
+    s.close()
+    conns = []
+    for _ in range(300):
+        c = socket.create_connection((host, port), timeout=20)
+        c.sendall(b"G")
+        conns.append(c)
+    # When each one is closed by the server (readable: EOF or a reset).
+    ends = {}
+    while len(ends) < len(conns) and time.monotonic() - t0 < 25:
+        ready, _, _ = select.select([c for c in conns if c not in ends], [], [], 1)
+        for c in ready:
+            try:
+                c.recv(1)
+            except ConnectionResetError:
+                pass
+            ends[c] = time.monotonic() - t0
+    early = sum(1 for e in ends.values() if e < 5)
+    done(300 - 256 <= early < 300 and len(ends) == len(conns),
+         "%d of 300 closed at once, %d closed in all" % (early, len(ends)))
 else:
-    sys.exit("usage: http_abuse.py header|body|slow HOST PORT")
+    sys.exit("usage: http_abuse.py header|body|slow|trickle|many HOST PORT")
