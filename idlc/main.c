@@ -208,7 +208,8 @@ static bool generate(idl_diag *diag, const idl_module *m, gen_fn fn, const char 
     snprintf(tmp, n, "%s.tmpXXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        diag_fatal(diag, "cannot create '%s': %s", tmp, strerror(errno));
+        /* Name what the user gave: the output, not our temporary beside it. */
+        diag_fatal(diag, "cannot write '%s': %s", path, strerror(errno));
         free(tmp);
         return false;
     }
