@@ -34,14 +34,16 @@ static void log_writer(ember_log_level level, const char *msg, void *ud)
     fprintf(stderr, "[%s] %s: %s\n", log_name, names[level], msg);
 }
 
+/* Escaped: names, reasons and messages in a line may come from peers. */
 void srv_log(srv *s, const char *fmt, ...)
 {
-    char buf[512];
+    char buf[512], safe[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "[%s] %s\n", s->me ? s->me->name : s->app, buf);
+    ember_escape(safe, sizeof safe, buf, strlen(buf));
+    fprintf(stderr, "[%s] %s\n", s->me ? s->me->name : s->app, safe);
 }
 
 static void enc_refused(ember_enc *e, const void *v)

@@ -10,6 +10,10 @@
 
 #define WG_MAX_HEADERS (16 * 1024)
 #define WG_MAX_BODY (64 * 1024)
+/* Input a client may have waiting: evhttp keeps reading while it writes an
+ * answer, so a client that pipelines requests and never reads the answers
+ * would otherwise fill memory at the speed of loopback. */
+#define WG_MAX_INPUT (WG_MAX_HEADERS + WG_MAX_BODY + 64 * 1024)
 
 /* A client that has sent something: those that never do are evhttp's
  * (its timeout closes them), so nothing is kept for them. */
@@ -96,25 +100,34 @@ static wg_conn *attach(struct bufferevent *bev, wg_conn *k)
     return k;
 }
 
+static void arm(wg_conn *k)
+{
+    if (!evtimer_pending(k->deadline, NULL)) {
+        struct timeval tv = {WG_REQUEST_S, 0};
+        evtimer_add(k->deadline, &tv);
+    }
+}
+
 /* Bytes came in (inside the read of bev, which is alive): a request that
  * starts arms its deadline. */
 static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *ud)
 {
     struct bufferevent *bev = ud;
-    (void)buf;
     if (!info->n_added)
         return;
     wg_conn *k = attach(bev, find(bev));
-    if (!k) {
+    if (!k)
         fprintf(stderr, "[%s] warn: web: %d clients at once: one more dropped\n",
                 G.who, WG_MAX_CONNS);
-        shutdown(bufferevent_getfd(bev), SHUT_RDWR); /* evhttp reads EOF, closes */
+    else if (evbuffer_get_length(buf) > WG_MAX_INPUT)
+        fprintf(stderr, "[%s] warn: web: a client has over %d bytes waiting (it does "
+                "not read its answers): dropped\n", G.who, WG_MAX_INPUT);
+    else {
+        arm(k);
         return;
     }
-    if (!evtimer_pending(k->deadline, NULL)) {
-        struct timeval tv = {WG_REQUEST_S, 0};
-        evtimer_add(k->deadline, &tv);
-    }
+    shutdown(bufferevent_getfd(bev), SHUT_RDWR); /* evhttp reads EOF, closes */
+    evbuffer_drain(buf, evbuffer_get_length(buf));
 }
 
 static struct bufferevent *new_bev(struct event_base *base, void *ud)
@@ -134,8 +147,12 @@ static void on_request(struct evhttp_request *req, void *ud)
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     wg_conn *k = evcon ? find(evhttp_connection_get_bufferevent(evcon)) : NULL;
     (void)ud;
-    if (k)
+    if (k) {
         evtimer_del(k->deadline);
+        /* Bytes after it are the next request's: its clock runs already. */
+        if (evbuffer_get_length(bufferevent_get_input(k->bev)))
+            arm(k);
+    }
     G.cb(req, G.arg);
 }
 

@@ -91,15 +91,17 @@ static void mlog(const char *fmt, ...)
 #endif
     ;
 /* One line, one write: the servers append to the same log, and a line
- * written in pieces can have another process's line inside it. */
+ * written in pieces can have another process's line inside it. Escaped:
+ * names, reasons and messages in it may come from peers. */
 static void mlog(const char *fmt, ...)
 {
-    char buf[1024];
+    char buf[1024], safe[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "[master] %s\n", buf);
+    ember_escape(safe, sizeof safe, buf, strlen(buf));
+    fprintf(stderr, "[master] %s\n", safe);
 }
 
 static void log_writer(ember_log_level level, const char *msg, void *ud)

@@ -69,12 +69,6 @@ void ember_strfree(char *s);
 /* ---- log.c ---- */
 /* Every line is passed through ember_escape on its way out. */
 void ember_log(ember_log_level lv, const char *fmt, ...) EMBER_PRINTF(2, 3);
-/* Copies src[0..n) to dst (NUL-terminated, cut to cap) with everything that
- * is not printable escaped: \n \r \t, \xNN for other control bytes (C0,
- * DEL), C1 controls and bytes that are not UTF-8. Printable UTF-8 is kept,
- * backslashes too, so escaping twice changes nothing. Returns the length
- * written. */
-size_t ember_escape(char *dst, size_t cap, const char *src, size_t n);
 bool ember_log_enabled(ember_log_level lv);
 /* Every limit left 0 takes its default (a zeroed config is the default). */
 void ember_limits_resolve(ember_limits *l);

@@ -67,7 +67,7 @@ static size_t printable_utf8(const uint8_t *s, size_t n)
     return len;
 }
 
-size_t ember_escape(char *dst, size_t cap, const char *src, size_t n)
+EMBER_API size_t ember_escape(char *dst, size_t cap, const char *src, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const uint8_t *s = (const uint8_t *)src;

@@ -347,7 +347,10 @@ void ember_jl_put_failure(ember_jl_w *w, const char *type, const char *value,
     ember_jl_put_unicode(w, fixed_tb, sizeof fixed_tb - 1);
 }
 
-/* Copies a failure text, NULs and control bytes shown as '?'. */
+/* Copies a failure text (cut to fit), NUL and C0 controls but newlines
+ * shown as '?'. It becomes o->message, which may hold newlines, DEL and C1
+ * like any peer's text (docs/runtime.md, "Logging"): whoever prints it
+ * escapes it (ember_escape). */
 static void copy_text(char *dst, const uint8_t *s, size_t n)
 {
     if (n > EMBER_JL_FAIL_TEXT - 1)

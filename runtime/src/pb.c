@@ -779,9 +779,11 @@ static int on_answer(ember_conn *c, ember_jl_cur *cur, uint32_t count, bool erro
     if (id.mag == PB_PROBE_ID && !id.neg)
         return 0; /* the probe's answer: being alive was the point */
     if (pb->proxy_id && id.mag == pb->proxy_id && !id.neg) {
-        char why[EMBER_JL_FAIL_TEXT * 2 + 24] = "";
-        if (error)
-            snprintf(why, sizeof why, "refused by root: %s", msg);
+        char why[EMBER_JL_FAIL_TEXT * 8 + 24] = "", safe[EMBER_JL_FAIL_TEXT * 8];
+        if (error) { /* on_state's reasons that quote a peer are escaped */
+            ember_escape(safe, sizeof safe, msg, strlen(msg));
+            snprintf(why, sizeof why, "refused by root: %s", safe);
+        }
         registered(c, !error, error ? why : NULL);
         return 0;
     }
@@ -942,10 +944,13 @@ static int handle_expr(ember_conn *c, const uint8_t *p, size_t n)
         return on_answer(c, &cur, count, true);
     case EMBER_BN_W_DECREF:
         return on_decref(c, &cur, count);
-    default:
-        ember_conn_closef(c, EMBER_PROTOCOL, "PB command '%.*s' is not supported",
-                          (int)(cmd.len > 32 ? 32 : cmd.len), (const char *)cmd.s);
+    default: {
+        /* The reason reaches on_leave and on_state: the peer's bytes escaped. */
+        char name[32 * 4 + 1];
+        ember_escape(name, sizeof name, (const char *)cmd.s, cmd.len > 32 ? 32 : cmd.len);
+        ember_conn_closef(c, EMBER_PROTOCOL, "PB command '%s' is not supported", name);
         return -1;
+    }
     }
 }
 

@@ -64,6 +64,12 @@ $py tests/e2e/http_abuse.py trickle 127.0.0.1 "$port" > "$dir/trickle.out" 2>&1 
     { cat "$dir/trickle.out"; fail "a request trickling in was kept open"; }
 grep -q "web: a client's request took over 10 s to arrive: dropped" "$CL_LOG" ||
     fail "the master did not log the trickling client's drop"
+$py tests/e2e/http_abuse.py pipe 127.0.0.1 "$port" > "$dir/pipe.out" 2>&1 ||
+    { cat "$dir/pipe.out"; fail "a pipelined request trickling in got more than its 10 s"; }
+$py tests/e2e/http_abuse.py deaf 127.0.0.1 "$port" > "$dir/deaf.out" 2>&1 ||
+    { cat "$dir/deaf.out"; fail "a client that never reads its answers was fed without bound"; }
+grep -q "web: a client has over [0-9]* bytes waiting (it does not read its answers): dropped" "$CL_LOG" ||
+    fail "the master did not log the deaf client's drop"
 $py tests/e2e/http_abuse.py many 127.0.0.1 "$port" > "$dir/many.out" 2>&1 ||
     { cat "$dir/many.out"; fail "more than 256 clients at once were kept"; }
 grep -q "web: 256 clients at once: one more dropped" "$CL_LOG" ||

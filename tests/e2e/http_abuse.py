@@ -13,6 +13,13 @@ the server did and exits 0 when it did the right thing, 1 otherwise.
   trickle a request sent a byte every 2 s, each byte within the silence
           timeout: the server must still close it, within 20 s (its request
           deadline is 10 s from the first byte, however it trickles)
+  pipe    a whole request and the first byte of the next in one write,
+          then a byte every 5 s: the second request's 10 s count from its
+          first byte (already waiting when the first was answered), so the
+          server closes within 13 s
+  deaf    requests for /metrics pipelined without reading the answers:
+          the server must close before we sent 16 MiB (what it holds for a
+          client is bounded), within a few seconds
   many    300 clients each send a byte of a request: past the cap (256 at
           once) the next ones are closed at once, while the first stay
           open; then every one of them goes
@@ -76,6 +83,41 @@ elif mode == "trickle":
         except (ConnectionResetError, BrokenPipeError):
             done(time.monotonic() - t0 < 20, "reset")
     done(False, "still open")
+elif mode == "pipe":
+    req = b"GET /status HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), port)
+    s.sendall(req + b"G")
+    s.settimeout(5)
+    got = b""
+    while time.monotonic() - t0 < 25:
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            data = None
+        except ConnectionResetError:
+            data = b""
+        if data == b"":
+            done(b"HTTP/1.1 200" in got and time.monotonic() - t0 < 13,
+                 "closed (first answered: %s)" % (b"HTTP/1.1 200" in got))
+        if data:
+            got += data
+            continue
+        try:
+            s.sendall(b"E")
+        except (ConnectionResetError, BrokenPipeError):
+            done(b"HTTP/1.1 200" in got and time.monotonic() - t0 < 13, "reset")
+    done(False, "still open")
+elif mode == "deaf":
+    req = b"GET /metrics HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sent = 0
+    try:
+        while sent < (16 << 20) and time.monotonic() - t0 < 20:
+            s.sendall(req * 64)
+            sent += len(req) * 64
+    except (ConnectionResetError, BrokenPipeError, socket.timeout):
+        done(sent < (16 << 20) and time.monotonic() - t0 < 20,
+             "closed after %d KiB sent" % (sent >> 10))
+    done(False, "sent %d KiB, still open" % (sent >> 10))
 elif mode == "many":
     import select
     s.close()
@@ -98,4 +140,4 @@ elif mode == "many":
     done(300 - 256 <= early < 300 and len(ends) == len(conns),
          "%d of 300 closed at once, %d closed in all" % (early, len(ends)))
 else:
-    sys.exit("usage: http_abuse.py header|body|slow|trickle|many HOST PORT")
+    sys.exit("usage: http_abuse.py header|body|slow|trickle|pipe|deaf|many HOST PORT")

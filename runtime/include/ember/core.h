@@ -42,6 +42,13 @@ typedef void (*ember_log_fn)(ember_log_level level, const char *msg, void *ud);
 void ember_set_log(ember_log_fn fn, void *ud);
 void ember_set_log_level(ember_log_level level);
 ember_log_level ember_log_get_level(void);
+/* What ember does to every line before your log callback sees it, for your
+ * own lines that quote a peer (o->message, a reason): copies src[0..n) to
+ * dst (NUL-terminated, cut to cap) with \n \r \t written as two
+ * characters and other control bytes (C0, DEL, C1) and bytes that are not
+ * UTF-8 as \xNN; printable UTF-8 and backslashes are kept, so escaping
+ * twice changes nothing. Returns the length written. */
+size_t ember_escape(char *dst, size_t cap, const char *src, size_t n);
 
 /* Why the last call that returned -1 (or NULL) on this thread failed. */
 const char *ember_last_error(void);
