@@ -176,6 +176,7 @@ typedef struct state {
     int stall_outcomes;
     ember_status stall_status;
     int joins, leaves, notes;
+    bool raw_reason; /* a leave reason held a control byte */
     bool done_note, caller_ok;
     /* callChild outcomes, each counted once */
     int outcomes;
@@ -578,7 +579,8 @@ static void on_join(ember_root *r, ember_child *ch, void *ud)
     st->joins++;
     st->child = ch;
     ember_ref *to = ember_child_ref(ch);
-    if (strcmp(ember_child_name(ch), "busy") == 0)
+    /* the hostile case's good node, and its raw child "rb" */
+    if (strcmp(ember_child_name(ch), "busy") == 0 || strcmp(ember_child_name(ch), "rb") == 0)
         return;
     if (strcmp(ember_child_name(ch), "hanger") == 0) {
         pbt_Child_stall(to, got_stall, st, NULL);
@@ -612,8 +614,11 @@ static void on_leave(ember_root *r, ember_child *ch, const char *why, void *ud)
     state *st = ud;
     (void)r;
     (void)ch;
-    (void)why;
     st->leaves++;
+    /* A reason quoting the peer is escaped: no control byte reaches us. */
+    for (const char *p = why; p && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            st->raw_reason = true;
 }
 
 typedef struct wait_for {
@@ -932,6 +937,9 @@ static const struct hostile {
     {"NUL in the name", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 03 82 61 00 62 02 80 10 87 01 81 01 80 05 87", "bad name: a node name must be valid UTF-8"},
     /* takeProxy("a\x1bb", (remote 1)): a control character, refused */
     {"control character in the name", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 03 82 61 1b 62 02 80 10 87 01 81 01 80 05 87", "bad name: a node name must not contain control characters"},
+    /* takeProxy("rb", (remote 1)), then a command named "x\n\x1b": the
+     * child leaves with the name escaped in its reason */
+    {"command name with control bytes", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 02 82 72 62 02 80 10 87 01 81 01 80 05 87 02 80 03 82 78 0a 1b 01 81", "'x\\n\\x1b' is not supported"},
     /* calls before takeProxy are answered, not dropped */
     {"call before takeProxy", true, "07 80 1a 87 02 81 04 82 72 6f 6f 74 0a 82 63 61 6c 6c 54 61 72 67 65 74 01 81 03 80 0b 87 69 07 81 01 81 01 80 05 87", NULL},
 };
@@ -989,6 +997,7 @@ static void hostile_case(void)
         CHECK(b.ok > before && b.bad == 0);
     }
     ember_set_log(NULL, NULL);
+    CHECK(st.leaves >= 1 && !st.raw_reason);
     CHECK(ember_node_state_get(b.node) == EMBER_NODE_REGISTERED);
     b.on = false;
     run_for(base, 50);
