@@ -117,9 +117,10 @@ struct ember_ep {
 
     /* Hooks into root.c / node.c. */
     int (*on_handshake)(ember_conn *c, const ember_frame *f);
-    /* A peer on another wire asks to register as `name` (root): 0 admitted
-     * (the child exists, c is READY), else refused with why[] set. */
-    int (*admit)(ember_conn *c, const char *name, char *why, size_t n);
+    /* A peer on another wire asks to register as name[0..len), as the
+     * peer sent it (root): 0 admitted (the child exists, c is READY), else
+     * refused with why[] set (a name breaking REGISTER's rules too). */
+    int (*admit)(ember_conn *c, const char *name, size_t len, char *why, size_t n);
     /* The admitted peer has been answered: on_join runs. */
     void (*joined)(ember_conn *c);
     /* A node's registration on another wire was answered: 0 accepted,

@@ -29,7 +29,6 @@
 #include "call-internal.h"
 #include "conn-internal.h"
 #include "ember-internal.h"
-#include "handshake-internal.h"
 #include "pb-internal.h"
 #include "pb-raw-internal.h"
 #include "pb-xcode-internal.h"
@@ -483,33 +482,14 @@ static ember_exports *message_target(ember_conn *c, pb_msg *m)
     return t ? t->lex : NULL;
 }
 
-/* takeProxy refused: the node gets why, then the connection closes. */
-static int refuse_take(ember_conn *c, uint64_t id, const char *why)
-{
-    send_error(c, id, "ember.Refused", why);
-    c->close_after_flush = true;
-    ember_conn_flush(c);
-    return 0;
-}
-
 static int take_proxy(ember_conn *c, uint64_t id, ember_jl_cur *cur, uint32_t nargs)
 {
     ember_jl_val v, ref;
-    char name[256], why[200];
+    char why[200];
     if (nargs < 2 || nargs > 3)
         return send_type_error(c, id, "takeProxy(name, ref) takes 2 or 3 arguments");
     if (ember_jl_read(cur, &v) || (v.kind != EMBER_JL_BYTES && v.kind != EMBER_JL_UNICODE))
         return send_type_error(c, id, "takeProxy(name, ref): name must be bytes or text");
-    /* The REGISTER rules (no NUL, no control characters, UTF-8): the
-     * name is a C string from here on. */
-    if (ember_node_name_check((const char *)v.s, v.len)) {
-        snprintf(why, sizeof why, "bad name: %s", ember_last_error());
-        ember_log(EMBER_LOG_WARN, "root: refusing registration from %s: %s",
-                  c->peer, why);
-        return refuse_take(c, id, why);
-    }
-    memcpy(name, v.s, v.len);
-    name[v.len] = 0;
     if (nargs == 3 && (ember_jl_read(cur, &ref) || ref.kind != EMBER_JL_INT))
         return send_type_error(c, id, "takeProxy(name, weight, ref): weight must "
                                "be an int");
@@ -520,11 +500,15 @@ static int take_proxy(ember_conn *c, uint64_t id, ember_jl_cur *cur, uint32_t na
         send_error(c, id, "ember.Refused", "already registered");
         return 0;
     }
-    int r = c->ep->admit ? c->ep->admit(c, name, why, sizeof why) : 1;
+    /* The name as sent: admission applies REGISTER's rules to all of it. */
+    int r = c->ep->admit ? c->ep->admit(c, (const char *)v.s, v.len, why, sizeof why) : 1;
     if (r < 0)
         return -1;
-    if (r > 0) {
-        return refuse_take(c, id, why);
+    if (r > 0) { /* the node gets why, then the connection closes */
+        send_error(c, id, "ember.Refused", why);
+        c->close_after_flush = true;
+        ember_conn_flush(c);
+        return 0;
     }
     c->pb->peer_obj = ref.mag;
     send_none(c, id);

@@ -425,18 +425,24 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
 }
 
 /* A peer of another wire asks to register (PB: takeProxy(name, ref)): the
- * same admission as REGISTER, minus the secret (that wire has none). The
- * wire checked the name's rules (ember_node_name_check), as REGISTER's
- * reader does. */
-static int root_wire_admit(ember_conn *c, const char *name, char *why, size_t n)
+ * same admission as REGISTER, minus the secret (that wire has none). */
+static int root_wire_admit(ember_conn *c, const char *name, size_t len, char *why,
+                           size_t n)
 {
     ember_root *r = c->ep->root;
     ember_child *ch;
-    if (r->ep.stopping) {
+    char cname[EMBER_NAME_MAX + 1];
+    int rc = 1;
+    if (ember_node_name_check(name, len)) {
+        snprintf(why, n, "bad name: %s", ember_last_error());
+    } else if (r->ep.stopping) {
         snprintf(why, n, "root is shutting down");
         return 1;
+    } else {
+        memcpy(cname, name, len); /* no NUL inside: the check said so */
+        cname[len] = 0;
+        rc = admit(r, c, cname, NULL, 0, why, n, &ch);
     }
-    int rc = admit(r, c, name, NULL, 0, why, n, &ch);
     if (rc > 0)
         ember_log(EMBER_LOG_WARN, "root: refusing registration from %s: %s",
                   c->peer, why);
