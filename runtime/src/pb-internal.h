@@ -234,5 +234,12 @@ int ember_jl_read_failure(ember_jl_cur *c, ember_jl_failure *f);
 int ember_pylit_tuple(const char *s, ember_jl_w *w, uint32_t *n);
 /* s is exactly one such literal. */
 int ember_pylit_value(const char *s, ember_jl_w *w);
+/* str() of a Python exception raised with the nvals jelly values at
+ * p[0..n): "" for none, one string as it is (any other single value as its
+ * repr), the repr of their tuple for several. Written into out[0..cap),
+ * cap >= 4, terminated; when the jelly does not read or the text does not
+ * fit, it ends in "..." (cut between characters) and the result is -1. */
+int ember_pylit_str(const void *p, size_t n, uint32_t nvals, bool vocab,
+                    char *out, size_t cap);
 
 #endif

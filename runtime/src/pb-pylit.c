@@ -7,8 +7,17 @@
  * integers, floats, True, False, None, and str and bytes with Python's
  * escapes. Nothing else is read (lists, dicts, an object's repr): such a
  * failure stays a failure.
+ *
+ * The other way, a declared error ember raises to a Python caller goes out
+ * as the text Python's str() gives an exception raised with the error's
+ * fields (ember_pylit_str): the caller sees what the Python server ember
+ * replaced showed, and a Python node relaying it hands back a text that
+ * reads as the error again.
  */
 #include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -205,4 +214,187 @@ int ember_pylit_tuple(const char *s, ember_jl_w *w, uint32_t *n)
 int ember_pylit_value(const char *s, ember_jl_w *w)
 {
     return read_value(&s, w) || *s ? -1 : 0;
+}
+
+/* ---- writing: str(exception) ---- */
+
+typedef struct pyout {
+    char *p;        /* the terminating NUL */
+    size_t left;    /* room before it */
+    bool cut;
+} pyout;
+
+static void out_raw(pyout *o, const char *s, size_t n)
+{
+    if (n > o->left) { /* cut, but never inside a UTF-8 sequence */
+        n = o->left;
+        while (n > 0 && ((uint8_t)s[n] & 0xc0) == 0x80)
+            n--;
+        o->left = n;
+        o->cut = true;
+    }
+    memcpy(o->p, s, n);
+    o->p += n;
+    o->left -= n;
+    *o->p = 0;
+}
+
+static void out_fmt(pyout *o, const char *fmt, ...)
+{
+    char b[40];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b, sizeof b, fmt, ap);
+    va_end(ap);
+    out_raw(o, b, n < 0 ? 0 : (size_t)n);
+}
+
+/* repr() of a str or bytes: Python's choice of quote and its escapes. A
+ * str keeps its printable characters as they are; control characters (C0,
+ * DEL, C1), U+00A0, U+00AD and the line and paragraph separators are
+ * escaped as Python escapes them. */
+static void out_quoted(pyout *o, const uint8_t *s, size_t n, bool bytes)
+{
+    char q = memchr(s, '\'', n) && !memchr(s, '"', n) ? '"' : '\'';
+    if (bytes)
+        out_raw(o, "b", 1);
+    out_raw(o, &q, 1);
+    for (size_t i = 0; i < n && !o->cut;) {
+        uint32_t cp = s[i];
+        size_t len = 1;
+        if (!bytes && cp >= 0x80) { /* checked UTF-8: decode one */
+            len = cp >= 0xf0 ? 4 : cp >= 0xe0 ? 3 : 2;
+            cp &= 0x3f >> (len - 1);
+            for (size_t k = 1; k < len; k++)
+                cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if (cp == '\\' || cp == (uint32_t)q)
+            out_fmt(o, "\\%c", (char)cp);
+        else if (cp == '\n' || cp == '\r' || cp == '\t')
+            out_fmt(o, "\\%c", cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't');
+        else if (cp < 0x20 || cp == 0x7f ||
+                 (bytes ? cp > 0x7f : (cp >= 0x80 && cp <= 0xa0) || cp == 0xad))
+            out_fmt(o, "\\x%02x", (unsigned)cp);
+        else if (cp == 0x2028 || cp == 0x2029)
+            out_fmt(o, "\\u%04x", (unsigned)cp);
+        else
+            out_raw(o, (const char *)s + i, len);
+        i += len;
+    }
+    out_raw(o, &q, 1);
+}
+
+/* repr() of a float: the shortest digits that read back as v, in fixed
+ * notation for exponents -4..15 and with ".0" when they end a whole number,
+ * as Python writes it. */
+static void out_float(pyout *o, double v)
+{
+    if (isnan(v) || isinf(v)) {
+        out_fmt(o, "%s", isnan(v) ? "nan" : v < 0 ? "-inf" : "inf");
+        return;
+    }
+    char b[40];
+    int prec = 1;
+    for (; prec < 17; prec++) {
+        snprintf(b, sizeof b, "%.*e", prec - 1, v);
+        if (strtod(b, NULL) == v)
+            break;
+    }
+    snprintf(b, sizeof b, "%.*e", prec - 1, v);
+    int exp = atoi(strchr(b, 'e') + 1);
+    if (exp < -4 || exp >= 16) {
+        out_fmt(o, "%s", b);
+        return;
+    }
+    int decimals = prec - 1 - exp > 0 ? prec - 1 - exp : 0;
+    out_fmt(o, decimals ? "%.*f" : "%.*f.0", decimals, v);
+}
+
+/* repr() of the next jelly value at c. */
+static int out_value(ember_jl_cur *c, pyout *o, int depth)
+{
+    ember_jl_val v;
+    if (depth > 64 || ember_jl_read(c, &v))
+        return -1;
+    switch (v.kind) {
+    case EMBER_JL_INT:
+        if (v.big)
+            return -1; /* ember writes none: its ints have 64 bits */
+        out_fmt(o, "%s%llu", v.neg ? "-" : "", (unsigned long long)v.mag);
+        return 0;
+    case EMBER_JL_FLOAT:
+        out_float(o, v.f);
+        return 0;
+    case EMBER_JL_BYTES:
+    case EMBER_JL_UNICODE:
+        out_quoted(o, v.s, v.len, v.kind == EMBER_JL_BYTES);
+        return 0;
+    case EMBER_JL_NONE:
+        out_fmt(o, "None");
+        return 0;
+    case EMBER_JL_BOOL:
+        out_fmt(o, v.b ? "True" : "False");
+        return 0;
+    case EMBER_JL_REMOTE:
+    case EMBER_JL_LOCAL:
+        out_fmt(o, "<RemoteReference>");
+        return 0;
+    default:
+        break;
+    }
+    bool dict = v.kind == EMBER_JL_DICT;
+    out_raw(o, dict ? "{" : v.kind == EMBER_JL_LIST ? "[" : "(", 1);
+    for (uint32_t i = 0; i < v.count && !o->cut; i++) {
+        if (i)
+            out_raw(o, ", ", 2);
+        if (dict) { /* the key, then the value below */
+            if (ember_jl_pair(c) || out_value(c, o, depth + 1))
+                return -1;
+            out_raw(o, ": ", 2);
+        }
+        if (out_value(c, o, depth + 1))
+            return -1;
+    }
+    if (v.kind == EMBER_JL_TUPLE && v.count == 1)
+        out_raw(o, ",", 1);
+    out_raw(o, dict ? "}" : v.kind == EMBER_JL_LIST ? "]" : ")", 1);
+    return 0;
+}
+
+/* The text of nvals values; -1 when they do not read. */
+static int out_str(ember_jl_cur *c, pyout *o, uint32_t nvals)
+{
+    ember_jl_val v;
+    if (nvals == 1) { /* str() of one string is the string */
+        ember_jl_cur peek = *c;
+        if (ember_jl_read(&peek, &v) == 0 && v.kind == EMBER_JL_UNICODE) {
+            out_raw(o, (const char *)v.s, v.len);
+            return 0;
+        }
+        return out_value(c, o, 0);
+    }
+    if (nvals)
+        out_raw(o, "(", 1);
+    for (uint32_t i = 0; i < nvals; i++) {
+        if (i)
+            out_raw(o, ", ", 2);
+        if (out_value(c, o, 0))
+            return -1;
+    }
+    if (nvals)
+        out_raw(o, ")", 1);
+    return 0;
+}
+
+int ember_pylit_str(const void *p, size_t n, uint32_t nvals, bool vocab,
+                    char *out, size_t cap)
+{
+    ember_jl_cur c;
+    pyout o = {out, cap - 4, false}; /* room kept for "..." */
+    ember_jl_init(&c, p, n, vocab);
+    out[0] = 0;
+    if (out_str(&c, &o, nvals) == 0 && !o.cut)
+        return 0;
+    memcpy(o.p, "...", 4);
+    return -1;
 }

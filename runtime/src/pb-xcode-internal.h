@@ -50,8 +50,9 @@ int ember_pbx_args_out(ember_pbx *x, const uint8_t *p, size_t n,
 int ember_pbx_result_out(ember_pbx *x, const uint8_t *p, size_t n,
                          const ember_type *t, ember_jl_w *w);
 
-/* A struct p[0..n) of type t as "field=value, ..." (scalars and strings;
- * longer values by their size): a raised error's value for Python. */
+/* A raised error's struct p[0..n) of type t as the value of a Python
+ * failure: str() of an exception raised with its fields in declaration
+ * order, "(404, 'not in a room')", ending "..." when cut to fit cap. */
 void ember_pbx_text(const uint8_t *p, size_t n, const ember_type *t, char *out,
                     size_t cap);
 

@@ -333,15 +333,28 @@ static int value_in(const ember_type *t, const char *value, bool as_tuple,
     *n = value[0] && t->n_fields ? 1 : 0;
     if (!*n)
         return value[0] ? -1 : 0;
-    /* One argument: str() of a string is the string itself. */
+    /* One argument: str() of a string is the string itself, of bytes their
+     * repr (other text for a bytes field is taken as it is). */
     ember_type_kind k = t->fields[0].type->kind;
+    bool repr = value[0] == 'b' && (value[1] == '\'' || value[1] == '"');
     if (k == EMBER_T_STRING)
         ember_jl_put_unicode(&w, value, strlen(value));
-    else if (k == EMBER_T_BYTES)
+    else if (k == EMBER_T_BYTES && !repr)
         ember_bn_put_bytes(jl, value, strlen(value), false);
     else
         return ember_pylit_value(value, &w);
     return 0;
+}
+
+/* An error struct's fields as a method's parameters: on PB an exception's
+ * arguments are its fields in declaration order. */
+static ember_method_desc fields_as_params(const ember_type *t)
+{
+    ember_method_desc m = {0};
+    m.name = t->name;
+    m.params = t->fields;
+    m.n_params = t->n_fields;
+    return m;
 }
 
 const ember_raise_desc *ember_pbx_raised_in(ember_pbx *x, const ember_method_desc *m,
@@ -351,11 +364,7 @@ const ember_raise_desc *ember_pbx_raised_in(ember_pbx *x, const ember_method_des
     const ember_raise_desc *r = raise_named(m, type);
     if (!r || r->type->kind != EMBER_T_STRUCT)
         return NULL;
-    /* The error's fields take the arguments as a method's parameters do. */
-    ember_method_desc fields = {0};
-    fields.name = r->type->name;
-    fields.params = r->type->fields;
-    fields.n_params = r->type->n_fields;
+    ember_method_desc fields = fields_as_params(r->type);
     uint8_t jl_buf[2 * EMBER_JL_FAIL_TEXT];
     for (int as_tuple = value[0] == '('; as_tuple >= 0; as_tuple--) {
         ember_enc jl, e;
@@ -609,50 +618,16 @@ int ember_pbx_result_out(ember_pbx *x, const uint8_t *p, size_t n,
 
 /* ---- a struct as text (a raised error's value) ---- */
 
-static void text_field(ember_dec *d, const ember_field_desc *f, unsigned wt,
-                       char *out, size_t cap)
-{
-    uint64_t v = 0;
-    size_t at = strlen(out);
-    const char *sep = at ? ", " : "";
-    ember_dec s;
-    if (wt == EMBER_WT_VARINT && ember_dec_raw_varint(d, &v) == 0) {
-        bool sign = f->type->kind <= EMBER_T_I64 && f->type->kind >= EMBER_T_I8;
-        if (sign || f->type->kind == EMBER_T_ENUM)
-            snprintf(out + at, cap - at, "%s%s=%lld", sep, f->name,
-                     (long long)ember_unzigzag64(v));
-        else if (f->type->kind == EMBER_T_BOOL)
-            snprintf(out + at, cap - at, "%s%s=%s", sep, f->name, v ? "true" : "false");
-        else
-            snprintf(out + at, cap - at, "%s%s=%llu", sep, f->name, (unsigned long long)v);
-    } else if (wt == EMBER_WT_LEN && sub_region(d, &s) == 0) {
-        int n = (int)(s.end - s.p > 80 ? 80 : s.end - s.p);
-        if (f->type->kind == EMBER_T_STRING)
-            snprintf(out + at, cap - at, "%s%s=%.*s", sep, f->name, n, (const char *)s.p);
-        else
-            snprintf(out + at, cap - at, "%s%s=<%zu bytes>", sep, f->name,
-                     (size_t)(s.end - s.p));
-    } else {
-        ember_dec_skip(d, wt);
-    }
-}
-
 void ember_pbx_text(const uint8_t *p, size_t n, const ember_type *t, char *out,
                     size_t cap)
 {
-    ember_dec d;
-    uint32_t tag;
-    unsigned wt;
-    out[0] = 0;
-    ember_dec_init(&d, p, n, NULL);
-    while (ember_dec_field(&d, &tag, &wt) == 1) {
-        const ember_field_desc *f = NULL;
-        for (uint32_t i = 0; t && i < t->n_fields && !f; i++)
-            if (t->fields[i].tag == tag)
-                f = &t->fields[i];
-        if (f)
-            text_field(&d, f, wt, out, cap);
-        else if (ember_dec_skip(&d, wt))
-            break;
-    }
+    ember_method_desc fields = fields_as_params(t);
+    uint8_t jl_buf[8 * EMBER_JL_FAIL_TEXT];
+    ember_enc e;
+    ember_jl_w w = {&e, false};
+    ember_pbx x = {NULL, {0}, {0}};
+    ember_enc_init_fixed(&e, jl_buf, sizeof jl_buf);
+    /* Values too large for jl_buf leave it cut: the text stops there. */
+    ember_pbx_args_out(&x, p, n, &fields, &w);
+    ember_pylit_str(jl_buf, ember_enc_len(&e), fields.n_params, false, out, cap);
 }

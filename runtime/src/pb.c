@@ -270,7 +270,7 @@ static int send_raised(ember_conn *c, uint64_t call_id, const ember_method_desc 
                        uint32_t error_id, ember_encode_fn enc, const void *value)
 {
     const ember_type *t = ember_raise_type(m, error_id);
-    char text[240], type[96];
+    char text[EMBER_JL_FAIL_TEXT], type[96]; /* all a Python peer reads back */
     const uint8_t *p;
     size_t n;
     bool bad = ember_bytes_of(c, enc, value, &p, &n);

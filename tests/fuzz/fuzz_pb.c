@@ -27,6 +27,7 @@
  * half-close; the root must close the connection, and every call it made
  * must have ended exactly once.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,6 +210,42 @@ static int copy_into(const uint8_t *p, size_t n, bool vocab, uint8_t *out,
     return 0;
 }
 
+/* str() of an exception raised with p[0..n) (one value; twice, as a
+ * tuple), what a raised error's text is made of (pb-pylit.c): terminated
+ * UTF-8 in its room, and a scalar's text reads back as the same jelly. */
+static void check_pystr(const uint8_t *p, size_t n, bool vocab)
+{
+    static uint8_t two[2 * 4096], back[2 * 4096];
+    char text[EMBER_JL_FAIL_TEXT];
+    ember_jl_cur c;
+    ember_jl_val v;
+    ember_jl_init(&c, p, n, vocab);
+    if (n > 4096 || ember_jl_read(&c, &v))
+        return;
+    bool scalar = v.kind != EMBER_JL_LIST && v.kind != EMBER_JL_TUPLE &&
+                  v.kind != EMBER_JL_DICT && v.kind != EMBER_JL_REMOTE &&
+                  v.kind != EMBER_JL_LOCAL && !(v.kind == EMBER_JL_INT && v.big) &&
+                  !(v.kind == EMBER_JL_FLOAT && isnan(v.f));
+    memcpy(two, p, n);
+    memcpy(two + n, p, n);
+    for (uint32_t nvals = 1; nvals <= 2; nvals++) {
+        int r = ember_pylit_str(two, nvals * n, nvals, vocab, text, sizeof text);
+        size_t len = strnlen(text, sizeof text);
+        if (len == sizeof text || !ember_jl_utf8_ok((const uint8_t *)text, len))
+            die("a Python text is not terminated UTF-8");
+        if (r || !scalar || (nvals == 1 && v.kind == EMBER_JL_UNICODE))
+            continue;
+        ember_enc e;
+        ember_jl_w w = {&e, vocab};
+        uint32_t got = 1;
+        ember_enc_init_fixed(&e, back, sizeof back);
+        if ((nvals == 1 ? ember_pylit_value(text, &w)
+                        : ember_pylit_tuple(text, &w, &got)) || got != nvals ||
+            ember_enc_len(&e) != nvals * n || memcmp(back, two, nvals * n) != 0)
+            die("a scalar's Python text does not read back as itself");
+    }
+}
+
 static void check_expr(const uint8_t *p, size_t n, bool vocab,
                        const ember_bn_limits *lim)
 {
@@ -225,6 +262,7 @@ static void check_expr(const uint8_t *p, size_t n, bool vocab,
     size_t n1, n2;
     if (copy_into(p, n, vocab, out1, &n1))
         return;
+    check_pystr(out1, n1, vocab);
     ember_bn_limits wide = *lim;
     wide.max_expr = sizeof out1;
     ember_bn_scan s;

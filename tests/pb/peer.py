@@ -65,6 +65,12 @@ PICKS = {
     5: lambda: Refused(),
     6: lambda: Refused(2 ** 40, "x"),
 }
+# pick(RELAY) relays the root's own Refused back to it (its gate(77)):
+# the text ember raised it with reads as the typed error again.
+RELAY = 7
+# What the root's gate(77) raises Refused with; gate(v) else says "closed".
+TRICKY = 'it\'s "closed"\n\u00e9\U0001f600\x85\xa0'
+node_root = None
 
 
 class ProxyReference(pb.Referenceable):
@@ -83,6 +89,8 @@ class ProxyReference(pb.Referenceable):
         if command == 605:
             return defer.Deferred()  # never answered
         if command == 606:
+            if args[0] == RELAY:
+                return node_root.callRemote("callTarget", 1020, 77)
             if args[0] in PICKS:
                 raise PICKS[args[0]]()
             return args[0]
@@ -148,7 +156,9 @@ def register(port, name, tls=False):
 
 @defer.inlineCallbacks
 def node(port, name):
+    global node_root
     factory, root = yield register(port, name)
+    node_root = root
 
     # The value matrix, through callTarget(command, *args).
     yield expect(root, "echo_s", "h\u00e9llo \u4e16\u754c", 1001, "h\u00e9llo \u4e16\u754c")
@@ -182,8 +192,12 @@ def node(port, name):
     yield expect_fail(root, "fail", pb.Error, "nope", 1009, "nope")
     kind, f = yield outcome(root.callRemote("callTarget", 1020, 7))
     check("typed error", kind == "fail" and "pbt.Refused" in str(f.type) and
-          f.getErrorMessage() == "code=7, why=closed" and f.check(pb.Error) is not None,
+          f.getErrorMessage() == "(7, 'closed')" and f.check(pb.Error) is not None,
           "%s %r" % (kind, getattr(f, "type", f)))
+    kind, f = yield outcome(root.callRemote("callTarget", 1020, 77))
+    check("typed error text is Python's", kind == "fail" and
+          f.getErrorMessage() == str(Refused(77, TRICKY)),
+          "%s %r" % (kind, getattr(f, "value", f)))
     yield expect_fail(root, "unknown command", flavors.NoSuchMethod, "no command 9999", 9999)
     yield expect_fail(root, "i8 range", TypeError, "argument 1 'v'", 1013, 128)
     yield expect_fail(root, "u64 negative", TypeError, "out of the range", 1004, -1)
@@ -210,11 +224,11 @@ def node(port, name):
 
     # The root called us back through its typed stubs (callChild).
     for _ in range(200):
-        if len(child_calls) >= 6 + len(PICKS):
+        if len(child_calls) >= 7 + len(PICKS):
             break
         yield task.deferLater(reactor, 0.01, lambda: None)
     check("callChild calls",
-          sorted(child_calls) == [601, 602, 602, 602, 603, 604] + [606] * len(PICKS),
+          sorted(child_calls) == [601, 602, 602, 602, 603, 604] + [606] * (len(PICKS) + 1),
           child_calls)
     # Tell the root we are done, and leave.
     yield root.callRemote("callTarget", 1010, "done")

@@ -365,9 +365,12 @@ static void r_exported(ember_call *c, void *ud)
     pbt_Root_exported_reply(c, ember_child_exported_(ember_call_child(c)));
 }
 
+#define RELAYED_WHY "it's \"closed\"\n\xc3\xa9\xf0\x9f\x98\x80\xc2\x85\xc2\xa0"
+
 static void r_gate(ember_call *c, uint32_t code, void *ud)
 {
-    pbt_Refused e = {code, "closed"};
+    /* 77: the text peer.py's TRICKY is (Python reads it back typed) */
+    pbt_Refused e = {code, code == 77 ? RELAYED_WHY : "closed"};
     (void)ud;
     pbt_Root_gate_fail_Refused(c, &e);
 }
@@ -423,8 +426,9 @@ static void got_boom(const ember_outcome *o, void *ud)
                 o->message);
 }
 /* What the node's exceptions arrive as: a Refused whose arguments fit
- * pbt.Refused as that typed error; the rest as failures "<type>: <str>". */
-#define NPICKS 6
+ * pbt.Refused as that typed error; the rest as failures "<type>: <str>".
+ * pick(7): the node relays our own gate(77)'s Refused, typed again. */
+#define NPICKS 7
 static const struct pick_want {
     ember_status status;
     uint32_t code;
@@ -436,6 +440,7 @@ static const struct pick_want {
     [4] = {EMBER_FAILED, 0, "builtins.ValueError: plain"},
     [5] = {EMBER_RAISED, 0, ""},
     [6] = {EMBER_FAILED, 0, "__main__.Refused: (1099511627776, 'x')"},
+    [7] = {EMBER_RAISED, 77, RELAYED_WHY},
 };
 static struct pick_ctx {
     state *st;
