@@ -477,6 +477,10 @@ static char *host_of(const char *addr)
 
 EMBER_API int ember_node_connect(ember_node *n, const char *addr)
 {
+    /* A closed node stays closed: connecting it again would register it
+     * with its close's done already run (and run done again later). */
+    if (n->closing)
+        return ember_seterr("node is closed (ember_node_close)");
     if (n->addr)
         return ember_seterr("node already connecting (one root per node)");
     /* Only the form is checked here: a host name that does not resolve
@@ -493,6 +497,8 @@ EMBER_API int ember_node_connect(ember_node *n, const char *addr)
 
 EMBER_API int ember_node_connect_pb(ember_node *n, const char *addr)
 {
+    if (n->closing)
+        return ember_seterr("node is closed (ember_node_close)");
     if (n->addr)
         return ember_seterr("node already connecting (one root per node)");
     if (ember_exports_pb_check(n->ep.exports))

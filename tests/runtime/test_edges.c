@@ -217,6 +217,46 @@ static void t_close_deadline(void)
     event_base_free(base);
 }
 
+/* A closed node stays closed: ember_node_connect (and _pb) refuse it, so
+ * it neither registers again nor runs its close's done a second time. */
+static void t_closed_node_stays_closed(void)
+{
+    base = event_base_new();
+    ember_root *r = ember_root_new(base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ember_root_port(r));
+
+    /* Closed before it ever connected. */
+    ember_node *idle = ember_node_new(base, "idle", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(idle);
+    stops = 0;
+    ember_node_close(idle, node_closed, NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(base, flag_set, &stops, 3000));
+    CU_ASSERT_EQUAL(ember_node_connect(idle, addr), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), "closed"));
+    CU_ASSERT_EQUAL(ember_node_connect_pb(idle, addr), -1);
+
+    /* Closed after registering. */
+    ember_node *n = node_at("was-here", ember_root_port(r), NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(base, registered, n, 3000));
+    ember_node_close(n, node_closed, NULL);
+    int_at_least two = {&stops, 2};
+    CU_ASSERT_TRUE_FATAL(run_until(base, reached, &two, 3000));
+    CU_ASSERT_EQUAL(ember_node_connect(n, addr), -1);
+
+    run_for(base, 300); /* a reconnect, had one started, would be done */
+    CU_ASSERT_EQUAL(stops, 2);
+    CU_ASSERT_EQUAL(ember_node_state_get(idle), EMBER_NODE_CLOSED);
+    CU_ASSERT_EQUAL(ember_node_state_get(n), EMBER_NODE_CLOSED);
+    CU_ASSERT_EQUAL(ember_root_child_count(r), 0);
+    ember_node_free(idle);
+    ember_node_free(n);
+    ember_root_free(r);
+    event_base_free(base);
+}
+
 /* ---- what may be done from inside callbacks ---- */
 
 static ember_node *cb_node;
@@ -557,6 +597,7 @@ void add_edges_suite(void)
     CU_add_test(s, "the port of every listener", t_listener_ports);
     CU_add_test(s, "a root's shutdown has a deadline", t_shutdown_deadline);
     CU_add_test(s, "a node's close has a deadline", t_close_deadline);
+    CU_add_test(s, "a closed node cannot connect again", t_closed_node_stays_closed);
     CU_add_test(s, "calls and a close from inside callbacks", t_callbacks);
     CU_add_test(s, "served calls outlive a freed node", t_orphans_after_node_free);
     CU_add_test(s, "strings that are not UTF-8 fail their call alone", t_bad_utf8);

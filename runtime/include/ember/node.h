@@ -56,7 +56,7 @@ ember_exports *ember_node_exports(ember_node *n);
  * attempt: one that does not resolve fails that attempt (LOST, retried), as
  * a root that is down does. -1 (ember_last_error) only when nothing was
  * started: an address that does not parse, a node that already has one,
- * TLS without a server name to check.
+ * a node closed by ember_node_close, TLS without a server name to check.
  */
 int ember_node_connect(ember_node *n, const char *addr);
 /*
