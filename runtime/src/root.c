@@ -820,6 +820,9 @@ static void root_idle(ember_ep *ep)
 EMBER_API void ember_root_shutdown(ember_root *r,
                                    void (*done)(ember_root *r, void *ud), void *ud)
 {
+    /* Stopping already: the first call's done runs, as with a node's close. */
+    if (r->ep.stopping)
+        return;
     close_listeners(r);
     r->stop_done = done;
     r->stop_ud = ud;

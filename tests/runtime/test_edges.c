@@ -257,6 +257,35 @@ static void t_closed_node_stays_closed(void)
     event_base_free(base);
 }
 
+/* A second ember_root_shutdown while the first is under way changes
+ * nothing: the first call's done runs, once, and the second's never. */
+static int first_done, second_done;
+static void count_done(ember_root *r, void *ud)
+{
+    (void)r;
+    (*(int *)ud)++;
+}
+
+static void t_shutdown_twice(void)
+{
+    base = event_base_new();
+    ember_root *r = ember_root_new(base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
+    ember_node *n = node_at("stays", ember_root_port(r), NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(base, registered, n, 3000));
+    first_done = second_done = 0;
+    ember_root_shutdown(r, count_done, &first_done);
+    ember_root_shutdown(r, count_done, &second_done);
+    CU_ASSERT_TRUE(run_until(base, flag_set, &first_done, 3000));
+    run_for(base, 50);
+    CU_ASSERT_EQUAL(first_done, 1);
+    CU_ASSERT_EQUAL(second_done, 0);
+    ember_node_free(n);
+    ember_root_free(r);
+    event_base_free(base);
+}
+
 /* ---- what may be done from inside callbacks ---- */
 
 static ember_node *cb_node;
@@ -598,6 +627,7 @@ void add_edges_suite(void)
     CU_add_test(s, "a root's shutdown has a deadline", t_shutdown_deadline);
     CU_add_test(s, "a node's close has a deadline", t_close_deadline);
     CU_add_test(s, "a closed node cannot connect again", t_closed_node_stays_closed);
+    CU_add_test(s, "a second root shutdown keeps the first's done", t_shutdown_twice);
     CU_add_test(s, "calls and a close from inside callbacks", t_callbacks);
     CU_add_test(s, "served calls outlive a freed node", t_orphans_after_node_free);
     CU_add_test(s, "strings that are not UTF-8 fail their call alone", t_bad_utf8);
