@@ -442,6 +442,14 @@ static const char *want_noun(int want)
     return want & WANT_SERVICE ? "service" : want & WANT_ERROR ? "error" : "type";
 }
 
+static bool import_failed(const idl_module *m)
+{
+    for (const idl_import *im = m->imports; im; im = im->next)
+        if (!im->module)
+            return true;
+    return false;
+}
+
 /* Resolves qual.name as written in module m; reports and returns NULL when
  * it names nothing. */
 static idl_decl *lookup(sema *S, const idl_module *m, const char *qual, const char *name,
@@ -451,7 +459,10 @@ static idl_decl *lookup(sema *S, const idl_module *m, const char *qual, const ch
     if (qual && !(m->name && strcmp(qual, m->name) == 0)) {
         idl_import *im = mi ? table_get(&mi->imports, qual) : NULL;
         if (!im) {
-            diag_error(S->diag, loc, "module '%s' is not imported", qual);
+            /* An import that did not load (its error is out) may be the
+             * module named: saying it is not imported would be wrong. */
+            if (!import_failed(m))
+                diag_error(S->diag, loc, "module '%s' is not imported", qual);
             return NULL;
         }
         mod_info *ti = info_of(S, im->module);

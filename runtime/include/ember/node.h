@@ -46,7 +46,9 @@ void ember_node_config_default(ember_node_config *cfg);
 ember_node *ember_node_new(struct event_base *base, const char *name,
                            const ember_node_config *cfg);
 
-/* The services the root may call on this node. Export before connecting. */
+/* The services the root may call on this node. Export before connecting:
+ * the root learns the node's service list at registration (a later export
+ * is served, but ember_child_has_service does not see it). */
 ember_exports *ember_node_exports(ember_node *n);
 
 /*
