@@ -335,6 +335,24 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
             return 0;
         }
     }
+    /* The frame's kind and the IDL's must agree, or the handler's idea of
+     * the call's life would not be the runtime's. A CALL to a oneway method
+     * is answered (void) at once and served as a oneway, as on PB. A ONEWAY
+     * to a two-way method is served as a call whose answer is discarded: it
+     * lives until its handler answers, now or later (ending it when the
+     * handler returns would let a deferred answer land on whichever call
+     * reused it), and counts against max_outstanding and
+     * max_deferred_bytes like any call. */
+    bool keep = false;
+    if (x->m && !oneway && x->m->oneway) {
+        if (c->wire)
+            c->wire->answer(c, call_id, x->m, EMBER_OK, 0, NULL, NULL, NULL);
+        else
+            ember_frame_send_hdr(c, EMBER_FR_REPLY, call_id, 0);
+        oneway = true;
+    } else if (x->m && oneway && !x->m->oneway) {
+        keep = true;
+    }
     ember_call *k = call_get(ep);
     if (!k) {
         if (!oneway)
@@ -381,7 +399,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
         ember_conn_closef(c, EMBER_PROTOCOL, "undecodable arguments for %s.%s: "
                           "%s", x->st.service, x->st.method, why);
     }
-    if (oneway && !k->answered) { /* a oneway call ends with its handler */
+    if (oneway && !keep && !k->answered) { /* a oneway call ends with its handler */
         k->answered = true;
         call_end(k, EMBER_END_OK);
     }
@@ -390,10 +408,13 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
         c->deferred_bytes += k->held;
         /* ...and CANCEL and a later call under its id must find it. Out of
          * memory leaves it out of the table: CANCEL just won't find it. No
-         * frame of c was read since the check above: the id is not in. */
-        if (!have_idh)
-            idh = (uint32_t)ember_hash_u64(call_id);
-        k->hashed = ember_htab_put_h(&c->calls_by_id, &k->hn, call_id, idh) == 0;
+         * frame of c was read since the check above: the id is not in. A
+         * kept ONEWAY has no id to find it by. */
+        if (!oneway) {
+            if (!have_idh)
+                idh = (uint32_t)ember_hash_u64(call_id);
+            k->hashed = ember_htab_put_h(&c->calls_by_id, &k->hn, call_id, idh) == 0;
+        }
     }
     k->in_dispatch = false;
     if (k->answered)

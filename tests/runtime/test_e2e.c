@@ -783,6 +783,46 @@ static void t_oneway(void)
     teardown_basic();
 }
 
+/* The frame's kind against the IDL's: a ONEWAY frame to a two-way method
+ * (raw callers and hostile peers can send one) is a call whose answer is
+ * discarded, kept until its handler answers it, so a handler that answers
+ * later cannot answer whatever call reused it; a CALL to a oneway method is
+ * answered at once, not left in flight at the callee for ever. */
+static void t_kind_mismatch(void)
+{
+    setup_basic(1);
+    ember_ref *root = ember_node_root(F.node[0]);
+    CU_ASSERT_EQUAL(ember_oneway_raw(root, CALC_ID, M_HANG, NULL, 0), 0);
+    int_at_least one_hung = {&G.nhung, 1};
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, reached, &one_hung, 2000));
+    result later = {0};
+    args2 a = {1, 2};
+    ember_call_start(root, &calc_svc, M_LATER, enc_args, &a, done_i64, NULL, &later, NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, later_held, NULL, 2000));
+    CU_ASSERT_PTR_NOT_EQUAL(G.later, G.hung[0]); /* the kept oneway is alive */
+    CU_ASSERT_TRUE(ember_call_oneway(G.hung[0]));
+    int64_t v = 7;
+    CU_ASSERT_EQUAL(ember_call_reply(G.hung[0], enc_i64, &v), 0); /* discarded */
+    run_for(F.base, 30);
+    CU_ASSERT_EQUAL(later.n, 0); /* nobody else's call was answered */
+    v = 5;
+    CU_ASSERT_EQUAL(ember_call_reply(G.later, enc_i64, &v), 0);
+    CU_ASSERT_TRUE(run_until(F.base, got, &later, 2000));
+    CU_ASSERT_EQUAL(later.n, 1);
+    CU_ASSERT_EQUAL(later.st, EMBER_OK);
+    CU_ASSERT_EQUAL(later.v, 5);
+
+    result r = {0};
+    uint8_t buf[2] = {0x08, 0x12}; /* { 1: 9 } zigzag */
+    ember_call_raw(root, CALC_ID, M_NOTE, buf, 2, raw_done, &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL(r.n, 1);
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_EQUAL(G.nnotes, 1);
+    CU_ASSERT_EQUAL(G.notes, 9);
+    teardown_basic();
+}
+
 static void t_refs(void)
 {
     setup_basic(1);
@@ -2546,6 +2586,7 @@ void add_e2e_suite(void)
     CU_add_test(s, "timeout", t_timeout);
     CU_add_test(s, "cancel", t_cancel);
     CU_add_test(s, "oneway", t_oneway);
+    CU_add_test(s, "a ONEWAY to a two-way method, a CALL to a oneway one", t_kind_mismatch);
     CU_add_test(s, "refs passed, called back, released", t_refs);
     CU_add_test(s, "broadcast", t_broadcast);
     CU_add_test(s, "connection killed with calls pending", t_kill_pending);
