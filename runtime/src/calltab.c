@@ -560,6 +560,10 @@ ember_handle ember_calltab_start(ember_ref *to, const ember_service_desc *svc,
 
 /* ---- answers ---- */
 
+/* The codes an ERROR carries (protocol.md, section 4); any other is
+ * FAILED. CANCELLED, SHUTDOWN, TIMEOUT and LOST are our own ends of a
+ * call, never a peer's word: a peer cannot make a call read as cancelled
+ * by its caller. */
 static ember_status wire_status(uint64_t code)
 {
     switch (code) {
@@ -568,8 +572,6 @@ static ember_status wire_status(uint64_t code)
     case EMBER_LIMIT:
     case EMBER_PROTOCOL:
     case EMBER_UNAVAILABLE:
-    case EMBER_SHUTDOWN:
-    case EMBER_CANCELLED:
         return (ember_status)code;
     default:
         return EMBER_FAILED;

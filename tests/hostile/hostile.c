@@ -1058,6 +1058,79 @@ static void case_root_reply_never_sent(void)
                    "closed: protocol violation: answer to a call id never issued");
 }
 
+/* Reads one frame the node sent into buf (nonblocking; for h_run_until). */
+typedef struct fake_read { int fd; uint8_t buf[256]; size_t n; } fake_read;
+
+static bool fake_read_frame(void *ud)
+{
+    fake_read *r = ud;
+    ssize_t k = recv(r->fd, r->buf + r->n, sizeof r->buf - r->n, MSG_DONTWAIT);
+    if (k > 0)
+        r->n += (size_t)k;
+    if (r->n < 4)
+        return false;
+    uint32_t len = (uint32_t)r->buf[0] | (uint32_t)r->buf[1] << 8 |
+                   (uint32_t)r->buf[2] << 16 | (uint32_t)r->buf[3] << 24;
+    return r->n >= 4 + (size_t)len || r->n == sizeof r->buf;
+}
+
+/* ERROR codes that are our own ends of a call (CANCELLED 5, SHUTDOWN 10,
+ * TIMEOUT 3, LOST 4) are not a peer's to give: they read as FAILED, like
+ * any unknown code, and the connection stays. */
+static void case_root_error_codes(void)
+{
+    fake_root f;
+    CHECK(fake_root_open(&f) == 0);
+    ember_node *n = h_node_new("prey", f.port);
+    CHECK(n);
+    bool ok = h_run_until(fake_root_accepted, &f, 3000);
+    static const uint8_t hello_pl[] = { 0x0a, 4, 'E', 'M', 'B', 'R',
+                                        0x10, 2, 0x18, 2 };
+    static const uint8_t welcome_pl[] = { 0x08, 5 };
+    uint8_t fr[64];
+    size_t fl = h_frame(fr, sizeof fr, FR_HELLO, 0, NULL, hello_pl, sizeof hello_pl);
+    ok = ok && h_write_all(f.fd, fr, fl) == 0;
+    fake_read rd = { f.fd, {0}, 0 };
+    ok = ok && h_run_until(fake_read_frame, &rd, 3000);  /* REGISTER */
+    fl = h_frame(fr, sizeof fr, FR_WELCOME, 0, NULL, welcome_pl, sizeof welcome_pl);
+    ok = ok && h_write_all(f.fd, fr, fl) == 0 &&
+         h_run_until(h_node_registered, n, 3000);
+    static const uint64_t codes[] = { 5, 10, 3, 4, 0 };
+    for (size_t i = 0; ok && i < sizeof codes / sizeof codes[0]; i++) {
+        node_call call = { 0, EMBER_OK, "" };
+        ember_call_raw(ember_node_root(n), H_SVC, H_ECHO, "x", 1, node_call_done,
+                       &call, NULL);
+        rd.n = 0;
+        ok = h_run_until(fake_read_frame, &rd, 3000) && rd.buf[4] == FR_CALL;
+        /* the call id: the first varint after kind and service id */
+        uint64_t id = 0;
+        for (size_t j = 9, sh = 0; ok && j < rd.n; j++, sh += 7) {
+            id |= (uint64_t)(rd.buf[j] & 0x7f) << sh;
+            if (!(rd.buf[j] & 0x80))
+                break;
+        }
+        static const uint8_t msg[] = { 0x0a, 3, 'n', 'o', 'p' };
+        uint64_t h[3] = { id, codes[i], 0 };
+        fl = h_frame(fr, sizeof fr, FR_ERROR, 3, h, msg, sizeof msg);
+        ok = ok && h_write_all(f.fd, fr, fl) == 0 &&
+             h_run_until(node_call_ended, &call, 3000);
+        h_run_for(20); /* time for a second outcome to show */
+        if (ok && (call.st != EMBER_FAILED || call.ends != 1))
+            fprintf(stderr, "  ERROR code %llu: %s (%s), %d ends\n",
+                    (unsigned long long)codes[i], ember_status_name(call.st),
+                    call.msg, call.ends);
+        ok = ok && call.ends == 1 && call.st == EMBER_FAILED;
+    }
+    bool registered = h_node_registered(n);
+    ember_node_free(n);
+    if (f.fd >= 0)
+        close(f.fd);
+    close(f.lfd);
+    h_run_for(20); /* teardown, not a wait */
+    CHECK(ok);
+    CHECK(registered);
+}
+
 static void case_root_call_before_welcome(void)
 {
     uint8_t fr[64];
@@ -1492,6 +1565,8 @@ static const hcase cases[] = {
     { "root-reply-never-sent", case_root_reply_never_sent, NULL, 0, 0, false },
     { "root-call-before-welcome", case_root_call_before_welcome, NULL, 0, 0,
       false },
+    /* was: ERROR code 5 or 10 ended our call CANCELLED or SHUTDOWN (fixed) */
+    { "root-error-codes", case_root_error_codes, NULL, 0, 0, false },
     /* was: incoming calls hashed by the caller's id, unkeyed: ids i << 48
      * shared one chain (fixed: SipHash under a per-process key) */
     { "edge-colliding-call-ids", case_edge_colliding_call_ids, NULL, 0, 0,
