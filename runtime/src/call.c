@@ -291,10 +291,14 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
         }
     }
     bool served = false;
-    ember_xentry *x = ex && mid && mid <= UINT32_MAX
+    bool mid_ok = mid && mid <= UINT32_MAX; /* method ids are 1..2^32-1 */
+    ember_xentry *x = ex && mid_ok
                           ? ember_exports_resolve(ex, svc, (uint32_t)mid, &served)
                           : NULL;
-    if (!x && ex && ex->fallback.raw && oid == 0)
+    if (ex && !mid_ok) /* no such method, but whether the service is served */
+        (void)ember_exports_resolve(ex, svc, 0, &served);
+    /* Not for an id out of range: the fallback would see it cut to 32 bits. */
+    if (!x && ex && ex->fallback.raw && oid == 0 && mid <= UINT32_MAX)
         x = &ex->fallback, served = true;
     if (!x || ep->stopping) {
         if (oid && !ex)

@@ -582,7 +582,13 @@ static void t_raised_failed_nomethod(void)
     ember_call_start(root, &calc_svc, M_FAIL, NULL, NULL, done_i64, NULL, &r2, NULL);
     ember_call_start(root, &calc_svc, 999, NULL, NULL, done_i64, NULL, &r3, NULL);
     ember_call_raw(root, CALC_ID, 998, NULL, 0, raw_done, &r4, NULL);
+    /* Method id 0 names no method of a service that is served. */
+    result r5 = {0};
+    ember_call_raw(root, CALC_ID, 0, NULL, 0, raw_done, &r5, NULL);
     CU_ASSERT_TRUE(run_until(F.base, got, &r4, 2000));
+    CU_ASSERT_TRUE(run_until(F.base, got, &r5, 2000));
+    CU_ASSERT_EQUAL(r5.st, EMBER_NO_METHOD);
+    CU_ASSERT_STRING_EQUAL(r5.msg, "no method 0 in test.Calc");
     CU_ASSERT_EQUAL(r1.n, 1);
     CU_ASSERT_EQUAL(r1.st, EMBER_RAISED);
     CU_ASSERT_EQUAL(r1.error_id, BOOM_ID);
