@@ -613,6 +613,11 @@ int ember_calltab_answer(ember_conn *c, const ember_frame *f)
         finish_(c, idx, EMBER_OK, "ok", 0, &d);
         return 0;
     }
+    if (f->h[1] == EMBER_RAISED && f->h[2] > UINT32_MAX) {
+        /* Error ids are 32 bits: cut, 2^32 + 1 would read as error 1. */
+        finish(c, idx, EMBER_FAILED, "raised error id does not fit 32 bits", 0, NULL);
+        return 0;
+    }
     if (f->h[1] == EMBER_RAISED) {
         char msg[64];
         snprintf(msg, sizeof msg, "raised error %u", (unsigned)f->h[2]);

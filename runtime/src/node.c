@@ -366,11 +366,19 @@ int ember_node_name_check(const char *name, size_t len)
     if (!ember_utf8_valid(name, len))
         return ember_seterr("a node name must be valid UTF-8");
     /* Names go into every log line about their node, the application's
-     * own too: no control character (C0, DEL, C1) can forge or hide one. */
+     * own too: no control character can forge or hide one (C0, DEL, C1),
+     * break it (U+2028, U+2029) or make it read in another order (the
+     * bidirectional marks and overrides, U+061C, U+200E, U+200F,
+     * U+202A..U+202E, U+2066..U+2069). */
     for (size_t i = 0; i < len; i++) {
-        uint8_t b = (uint8_t)name[i];
-        if (b < 0x20 || b == 0x7f ||
-            (b == 0xc2 && i + 1 < len && (uint8_t)name[i + 1] < 0xa0))
+        const uint8_t *u = (const uint8_t *)name + i;
+        size_t rest = len - i;
+        if (u[0] < 0x20 || u[0] == 0x7f ||
+            (u[0] == 0xc2 && rest > 1 && u[1] < 0xa0) ||
+            (u[0] == 0xd8 && rest > 1 && u[1] == 0x9c) ||
+            (u[0] == 0xe2 && rest > 2 && u[1] == 0x80 &&
+             (u[2] == 0x8e || u[2] == 0x8f || (u[2] >= 0xa8 && u[2] <= 0xae))) ||
+            (u[0] == 0xe2 && rest > 2 && u[1] == 0x81 && u[2] >= 0xa6 && u[2] <= 0xa9))
             return ember_seterr("a node name must not contain control characters");
     }
     return 0;

@@ -1095,7 +1095,10 @@ static void case_root_error_codes(void)
     fl = h_frame(fr, sizeof fr, FR_WELCOME, 0, NULL, welcome_pl, sizeof welcome_pl);
     ok = ok && h_write_all(f.fd, fr, fl) == 0 &&
          h_run_until(h_node_registered, n, 3000);
-    static const uint64_t codes[] = { 5, 10, 3, 4, 0 };
+    /* ...and a raised error whose id does not fit 32 bits (2^32 + 1 must
+     * not read as error 1). */
+    static const uint64_t codes[][2] = { {5, 0}, {10, 0}, {3, 0}, {4, 0}, {0, 0},
+                                         {EMBER_RAISED, (1ull << 32) + 1} };
     for (size_t i = 0; ok && i < sizeof codes / sizeof codes[0]; i++) {
         node_call call = { 0, EMBER_OK, "" };
         ember_call_raw(ember_node_root(n), H_SVC, H_ECHO, "x", 1, node_call_done,
@@ -1110,14 +1113,14 @@ static void case_root_error_codes(void)
                 break;
         }
         static const uint8_t msg[] = { 0x0a, 3, 'n', 'o', 'p' };
-        uint64_t h[3] = { id, codes[i], 0 };
+        uint64_t h[3] = { id, codes[i][0], codes[i][1] };
         fl = h_frame(fr, sizeof fr, FR_ERROR, 3, h, msg, sizeof msg);
         ok = ok && h_write_all(f.fd, fr, fl) == 0 &&
              h_run_until(node_call_ended, &call, 3000);
         h_run_for(20); /* time for a second outcome to show */
         if (ok && (call.st != EMBER_FAILED || call.ends != 1))
             fprintf(stderr, "  ERROR code %llu: %s (%s), %d ends\n",
-                    (unsigned long long)codes[i], ember_status_name(call.st),
+                    (unsigned long long)codes[i][0], ember_status_name(call.st),
                     call.msg, call.ends);
         ok = ok && call.ends == 1 && call.st == EMBER_FAILED;
     }

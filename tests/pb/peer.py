@@ -159,6 +159,10 @@ def node(port, name):
     global node_root
     factory, root = yield register(port, name)
     node_root = root
+    # A second takeProxy is refused; the registration and connection stay
+    # (every check below runs on them).
+    yield expect_fail(root, "second takeProxy", pb.Error, "already registered",
+                      name, ProxyReference(), _name="takeProxy")
 
     # The value matrix, through callTarget(command, *args).
     yield expect(root, "echo_s", "h\u00e9llo \u4e16\u754c", 1001, "h\u00e9llo \u4e16\u754c")

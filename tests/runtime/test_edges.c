@@ -547,16 +547,24 @@ static void t_node_names(void)
     CU_ASSERT_PTR_NULL(ember_node_new(base, "bad\xff" "name", NULL));
     CU_ASSERT_TRUE(strstr(ember_last_error(), "UTF-8") != NULL);
     CU_ASSERT_PTR_NULL(ember_node_new(base, "\xc0\xaf", NULL)); /* overlong */
-    /* Control characters: C0, DEL, C1 (U+0085, NEL); U+00A0 is fine. */
-    static const char *const controls[] = {"a\nb", "tab\there", "del\x7f", "nel\xc2\x85"};
+    /* Control characters: C0, DEL, C1 (U+0085, NEL), the line separator,
+     * the bidirectional marks and overrides; U+00A0, U+2027 and U+202F are
+     * fine. */
+    static const char *const controls[] = {
+        "a\nb", "tab\there", "del\x7f", "nel\xc2\x85", "ls\xe2\x80\xa8",
+        "rlo\xe2\x80\xae" "txt", "rlm\xe2\x80\x8f", "rli\xe2\x81\xa7", "alm\xd8\x9c"};
     for (size_t i = 0; i < sizeof controls / sizeof controls[0]; i++) {
         CU_ASSERT_PTR_NULL(ember_node_new(base, controls[i], NULL));
         CU_ASSERT_TRUE(strstr(ember_last_error(), "control characters") != NULL);
     }
-    ember_node *nbsp = ember_node_new(base, "no\xc2\xa0" "break", NULL);
-    CU_ASSERT_PTR_NOT_NULL(nbsp);
-    if (nbsp)
-        ember_node_free(nbsp);
+    static const char *const fine[] = {"no\xc2\xa0" "break", "dot\xe2\x80\xa7",
+                                       "nnbsp\xe2\x80\xaf", "word\xe2\x81\xa0"};
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        ember_node *ok = ember_node_new(base, fine[i], NULL);
+        CU_ASSERT_PTR_NOT_NULL(ok);
+        if (ok)
+            ember_node_free(ok);
+    }
     CU_ASSERT_PTR_NULL(ember_node_new(base, "", NULL));
     CU_ASSERT_PTR_NULL(ember_node_new(base, NULL, NULL));
     name[255] = 0;
