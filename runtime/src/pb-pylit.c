@@ -249,10 +249,30 @@ static void out_fmt(pyout *o, const char *fmt, ...)
     out_raw(o, b, n < 0 ? 0 : (size_t)n);
 }
 
+/* Characters Python's repr escapes beyond ASCII's controls (it escapes what
+ * is not printable: controls, format characters, separators other than the
+ * space, private use), as ranges; unassigned code points it also escapes are
+ * left as they are (their list changes with each Unicode version). */
+static const uint32_t unprintable[][2] = {
+    {0x80, 0xa0}, {0xad, 0xad}, {0x600, 0x605}, {0x61c, 0x61c},
+    {0x6dd, 0x6dd}, {0x70f, 0x70f}, {0x1680, 0x1680}, {0x180e, 0x180e},
+    {0x2000, 0x200f}, {0x2028, 0x202f}, {0x205f, 0x2064}, {0x2066, 0x206f},
+    {0x3000, 0x3000}, {0xe000, 0xf8ff}, {0xfeff, 0xfeff}, {0xfff9, 0xfffb},
+    {0xe0001, 0xe0001}, {0xe0020, 0xe007f}, {0xf0000, 0x10ffff},
+};
+
+static bool printable(uint32_t cp)
+{
+    if (cp < 0x20 || cp == 0x7f)
+        return false;
+    for (size_t i = 0; cp >= 0x80 && i < sizeof unprintable / sizeof unprintable[0]; i++)
+        if (cp >= unprintable[i][0] && cp <= unprintable[i][1])
+            return false;
+    return true;
+}
+
 /* repr() of a str or bytes: Python's choice of quote and its escapes. A
- * str keeps its printable characters as they are; control characters (C0,
- * DEL, C1), U+00A0, U+00AD and the line and paragraph separators are
- * escaped as Python escapes them. */
+ * str keeps its printable characters as they are. */
 static void out_quoted(pyout *o, const uint8_t *s, size_t n, bool bytes)
 {
     char q = memchr(s, '\'', n) && !memchr(s, '"', n) ? '"' : '\'';
@@ -272,11 +292,10 @@ static void out_quoted(pyout *o, const uint8_t *s, size_t n, bool bytes)
             out_fmt(o, "\\%c", (char)cp);
         else if (cp == '\n' || cp == '\r' || cp == '\t')
             out_fmt(o, "\\%c", cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't');
-        else if (cp < 0x20 || cp == 0x7f ||
-                 (bytes ? cp > 0x7f : (cp >= 0x80 && cp <= 0xa0) || cp == 0xad))
+        else if (cp < 0x100 && (bytes ? cp < 0x20 || cp >= 0x7f : !printable(cp)))
             out_fmt(o, "\\x%02x", (unsigned)cp);
-        else if (cp == 0x2028 || cp == 0x2029)
-            out_fmt(o, "\\u%04x", (unsigned)cp);
+        else if (!bytes && !printable(cp))
+            out_fmt(o, cp < 0x10000 ? "\\u%04x" : "\\U%08x", (unsigned)cp);
         else
             out_raw(o, (const char *)s + i, len);
         i += len;

@@ -69,7 +69,7 @@ PICKS = {
 # the text ember raised it with reads as the typed error again.
 RELAY = 7
 # What the root's gate(77) raises Refused with; gate(v) else says "closed".
-TRICKY = 'it\'s "closed"\n\u00e9\U0001f600\x85\xa0'
+TRICKY = 'it\'s "closed"\n\u00e9\U0001f600\x85\xa0\u202e\u200b\ufeff\ue000'
 node_root = None
 
 
@@ -148,7 +148,9 @@ def register(port, name, tls=False):
         reactor.connectSSL("127.0.0.1", port, factory, ssl.ClientContextFactory())
     else:
         reactor.connectTCP("127.0.0.1", port, factory)
+    global node_root
     root = yield factory.getRootObject()
+    node_root = root
     got = yield root.callRemote("takeProxy", name, ProxyReference())
     check("takeProxy answers None", got is None, repr(got))
     return factory, root
@@ -156,9 +158,7 @@ def register(port, name, tls=False):
 
 @defer.inlineCallbacks
 def node(port, name):
-    global node_root
     factory, root = yield register(port, name)
-    node_root = root
     # A second takeProxy is refused; the registration and connection stay
     # (every check below runs on them).
     yield expect_fail(root, "second takeProxy", pb.Error, "already registered",

@@ -365,7 +365,8 @@ static void r_exported(ember_call *c, void *ud)
     pbt_Root_exported_reply(c, ember_child_exported_(ember_call_child(c)));
 }
 
-#define RELAYED_WHY "it's \"closed\"\n\xc3\xa9\xf0\x9f\x98\x80\xc2\x85\xc2\xa0"
+#define RELAYED_WHY "it's \"closed\"\n\xc3\xa9\xf0\x9f\x98\x80\xc2\x85\xc2\xa0" \
+    "\xe2\x80\xae\xe2\x80\x8b\xef\xbb\xbf\xee\x80\x80"
 
 static void r_gate(ember_call *c, uint32_t code, void *ud)
 {
