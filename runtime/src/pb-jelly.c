@@ -347,14 +347,17 @@ void ember_jl_put_failure(ember_jl_w *w, const char *type, const char *value,
     ember_jl_put_unicode(w, fixed_tb, sizeof fixed_tb - 1);
 }
 
-/* Copies a failure text (cut to fit), NUL and C0 controls but newlines
+/* Copies a failure text (cut to fit at a character boundary), NUL and C0 controls but newlines
  * shown as '?'. It becomes o->message, which may hold newlines, DEL and C1
  * like any peer's text (docs/runtime.md, "Logging"): whoever prints it
  * escapes it (ember_escape). */
 static void copy_text(char *dst, const uint8_t *s, size_t n)
 {
-    if (n > EMBER_JL_FAIL_TEXT - 1)
+    if (n > EMBER_JL_FAIL_TEXT - 1) { /* cut, but never inside a UTF-8 sequence */
         n = EMBER_JL_FAIL_TEXT - 1;
+        while (n > 0 && (s[n] & 0xc0) == 0x80)
+            n--;
+    }
     for (size_t i = 0; i < n; i++)
         dst[i] = s[i] < 0x20 && s[i] != '\n' ? '?' : (char)s[i];
     dst[n] = 0;

@@ -64,6 +64,9 @@ PICKS = {
     4: lambda: ValueError("plain"),
     5: lambda: Refused(),
     6: lambda: Refused(2 ** 40, "x"),
+    # Longer than ember reads, cut inside a two-byte character: the text
+    # still arrives, cut at a character boundary.
+    8: lambda: ValueError("\u00e9" * 200),
 }
 # pick(RELAY) relays the root's own Refused back to it (its gate(77)):
 # the text ember raised it with reads as the typed error again.

@@ -429,7 +429,10 @@ static void got_boom(const ember_outcome *o, void *ud)
 /* What the node's exceptions arrive as: a Refused whose arguments fit
  * pbt.Refused as that typed error; the rest as failures "<type>: <str>".
  * pick(7): the node relays our own gate(77)'s Refused, typed again. */
-#define NPICKS 7
+#define NPICKS 8
+/* pick(8): a ValueError of 200 "\xc3\xa9" (400 bytes), cut at character
+ * boundaries (255 bytes of it read, the message kept to 250 bytes). */
+static char long_fail[300];
 static const struct pick_want {
     ember_status status;
     uint32_t code;
@@ -442,6 +445,7 @@ static const struct pick_want {
     [5] = {EMBER_RAISED, 0, ""},
     [6] = {EMBER_FAILED, 0, "__main__.Refused: (1099511627776, 'x')"},
     [7] = {EMBER_RAISED, 77, RELAYED_WHY},
+    [8] = {EMBER_FAILED, 0, long_fail},
 };
 static struct pick_ctx {
     state *st;
@@ -697,6 +701,9 @@ static void run_node(const char *mode, const char *name, state *st)
 
 static void twisted_node(void)
 {
+    strcpy(long_fail, "builtins.ValueError: ");
+    for (int i = 0; i < 114; i++)
+        strcat(long_fail, "\xc3\xa9");
     state st;
     run_node("node", "pynode", &st);
     CHECK(st.outcomes == 7 + NPICKS);
