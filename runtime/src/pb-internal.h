@@ -210,6 +210,7 @@ void ember_jl_put_ref(ember_jl_w *w, bool local, uint64_t luid);
 typedef struct ember_jl_failure {
     char type[EMBER_JL_FAIL_TEXT];
     char value[EMBER_JL_FAIL_TEXT];
+    bool cut;   /* type or value was longer and is cut */
 } ember_jl_failure;
 
 /*

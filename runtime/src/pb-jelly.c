@@ -351,9 +351,10 @@ void ember_jl_put_failure(ember_jl_w *w, const char *type, const char *value,
  * shown as '?'. It becomes o->message, which may hold newlines, DEL and C1
  * like any peer's text (docs/runtime.md, "Logging"): whoever prints it
  * escapes it (ember_escape). */
-static void copy_text(char *dst, const uint8_t *s, size_t n)
+static bool copy_text(char *dst, const uint8_t *s, size_t n)
 {
-    if (n > EMBER_JL_FAIL_TEXT - 1) { /* cut, but never inside a UTF-8 sequence */
+    bool cut = n > EMBER_JL_FAIL_TEXT - 1;
+    if (cut) { /* cut, but never inside a UTF-8 sequence */
         n = EMBER_JL_FAIL_TEXT - 1;
         while (n > 0 && (s[n] & 0xc0) == 0x80)
             n--;
@@ -361,6 +362,7 @@ static void copy_text(char *dst, const uint8_t *s, size_t n)
     for (size_t i = 0; i < n; i++)
         dst[i] = s[i] < 0x20 && s[i] != '\n' ? '?' : (char)s[i];
     dst[n] = 0;
+    return cut;
 }
 
 static bool is_text(const ember_jl_val *v)
@@ -389,7 +391,7 @@ static int read_failure_state(ember_jl_cur *c, ember_jl_failure *f)
         bool want = is(k.s, k.len, "type") || is(k.s, k.len, "value");
         const uint8_t *vp = c->p;
         if (want && ember_jl_read(c, &v) == 0 && is_text(&v)) {
-            copy_text(k.len == 4 ? f->type : f->value, v.s, v.len);
+            f->cut |= copy_text(k.len == 4 ? f->type : f->value, v.s, v.len);
             continue;
         }
         c->p = vp;
@@ -402,6 +404,7 @@ static int read_failure_state(ember_jl_cur *c, ember_jl_failure *f)
 int ember_jl_read_failure(ember_jl_cur *c, ember_jl_failure *f)
 {
     f->type[0] = 0;
+    f->cut = false;
     snprintf(f->value, sizeof f->value, "remote error");
     const uint8_t *start = c->p;
     ember_bn_tok t;
@@ -414,7 +417,7 @@ int ember_jl_read_failure(ember_jl_cur *c, ember_jl_failure *f)
     ember_jl_val v;
     if (ember_jl_read(c, &v) == 0) {
         if (is_text(&v))
-            copy_text(f->value, v.s, v.len);
+            f->cut |= copy_text(f->value, v.s, v.len);
         return ember_jl_skip_rest(c, &v);
     }
     c->p = start;

@@ -733,13 +733,15 @@ static int answer_typed(ember_conn *c, uint64_t id, const ember_method_desc *m,
 
 /* A typed call's Python failure that is one of m's declared errors
  * arrives as that error (docs/protocol-pb.md, "Failures"); false when it
- * is none of them. */
+ * is none of them, or its text was cut (its fields would read cut). */
 static bool answer_raised(ember_conn *c, uint64_t id, const ember_method_desc *m,
                           const ember_jl_failure *fl)
 {
     ember_pbx x = {c, {0}, {0}};
     uint8_t out[2 * EMBER_JL_FAIL_TEXT];
     size_t n;
+    if (fl->cut)
+        return false;
     const ember_raise_desc *r =
         ember_pbx_raised_in(&x, m, fl->type, fl->value, out, sizeof out, &n);
     if (!r)

@@ -56,6 +56,10 @@ class Refused(pb.Error):
     """Named as pbt.Refused is: the root gets it as that typed error."""
 
 
+class Note(pb.Error):
+    """pbt.Note: one string field."""
+
+
 # What callChild(606, v) raises: v -> the exception.
 PICKS = {
     1: lambda: Refused(7, 'it\'s "closed"\n\u00e9\U0001f600'),
@@ -67,6 +71,10 @@ PICKS = {
     # Longer than ember reads, cut inside a two-byte character: the text
     # still arrives, cut at a character boundary.
     8: lambda: ValueError("\u00e9" * 200),
+    # One string field: 255 bytes are read whole; a longer text is cut,
+    # so it stays a failure instead of a typed error with its text cut.
+    9: lambda: Note("a" * 255),
+    10: lambda: Note("a" * 256),
 }
 # pick(RELAY) relays the root's own Refused back to it (its gate(77)):
 # the text ember raised it with reads as the typed error again.

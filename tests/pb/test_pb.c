@@ -429,10 +429,13 @@ static void got_boom(const ember_outcome *o, void *ud)
 /* What the node's exceptions arrive as: a Refused whose arguments fit
  * pbt.Refused as that typed error; the rest as failures "<type>: <str>".
  * pick(7): the node relays our own gate(77)'s Refused, typed again. */
-#define NPICKS 8
+#define NPICKS 10
 /* pick(8): a ValueError of 200 "\xc3\xa9" (400 bytes), cut at character
  * boundaries (255 bytes of it read, the message kept to 250 bytes). */
 static char long_fail[300];
+/* pick(9), pick(10): a Note of 255 and of 256 'a'. */
+static char note255[256], note256_fail[300];
+#define NOTE_CODE 0xffffffffu /* pick_want's code for a pbt.Note */
 static const struct pick_want {
     ember_status status;
     uint32_t code;
@@ -446,6 +449,8 @@ static const struct pick_want {
     [6] = {EMBER_FAILED, 0, "__main__.Refused: (1099511627776, 'x')"},
     [7] = {EMBER_RAISED, 77, RELAYED_WHY},
     [8] = {EMBER_FAILED, 0, long_fail},
+    [9] = {EMBER_RAISED, NOTE_CODE, note255},
+    [10] = {EMBER_FAILED, 0, note256_fail},
 };
 static struct pick_ctx {
     state *st;
@@ -459,11 +464,13 @@ static void got_pick(const ember_outcome *o, const uint32_t *ret, void *ud)
     const pbt_Refused *err = o->error;
     (void)ret;
     pc->st->outcomes++;
+    const pbt_Note *note = o->error;
     bool ok = o->status == w->status &&
-              (w->status == EMBER_RAISED
-                   ? o->error_id == pbt_Refused_ID && err && err->code == w->code &&
-                         strcmp(err->why, w->text) == 0
-                   : o->message && strcmp(o->message, w->text) == 0);
+              (w->status != EMBER_RAISED ? o->message && strcmp(o->message, w->text) == 0
+               : w->code == NOTE_CODE
+                   ? o->error_id == pbt_Note_ID && note && strcmp(note->text, w->text) == 0
+                   : o->error_id == pbt_Refused_ID && err && err->code == w->code &&
+                         strcmp(err->why, w->text) == 0);
     pc->st->picks_ok += ok;
     if (!ok)
         fprintf(stderr, "test-pb: pick(%u): %s %s\n", (unsigned)pc->v,
@@ -704,6 +711,9 @@ static void twisted_node(void)
     strcpy(long_fail, "builtins.ValueError: ");
     for (int i = 0; i < 114; i++)
         strcat(long_fail, "\xc3\xa9");
+    memset(note255, 'a', 255);
+    /* "__main__.Note: " and 'a' up to the message's 250 bytes */
+    snprintf(note256_fail, sizeof note256_fail, "__main__.Note: %.235s", note255);
     state st;
     run_node("node", "pynode", &st);
     CHECK(st.outcomes == 7 + NPICKS);
