@@ -409,11 +409,17 @@ int ember_pylit_str(const void *p, size_t n, uint32_t nvals, bool vocab,
                     char *out, size_t cap)
 {
     ember_jl_cur c;
-    pyout o = {out, cap - 4, false}; /* room kept for "..." */
+    pyout o = {out, cap - 1, false};
     ember_jl_init(&c, p, n, vocab);
     out[0] = 0;
     if (out_str(&c, &o, nvals) == 0 && !o.cut)
-        return 0;
-    memcpy(o.p, "...", 4);
+        return 0; /* all of it fits: cap - 1 bytes whole */
+    /* Cut: room for "..." at the end, never inside a UTF-8 sequence. */
+    size_t len = (size_t)(o.p - out);
+    if (len > cap - 4)
+        len = cap - 4;
+    while (len > 0 && ((uint8_t)out[len] & 0xc0) == 0x80)
+        len--;
+    memcpy(out + len, "...", 4);
     return -1;
 }

@@ -213,6 +213,10 @@ def node(port, name):
     check("typed error text is Python's", kind == "fail" and
           f.getErrorMessage() == str(Refused(77, TRICKY)),
           "%s %r" % (kind, getattr(f, "value", f)))
+    kind, f = yield outcome(root.callRemote("callTarget", 1020, 78))
+    check("typed error text of 255 bytes is whole", kind == "fail" and
+          f.getErrorMessage() == str(Refused(78, "a" * 247)),
+          "%s %r" % (kind, getattr(f, "value", f)))
     yield expect_fail(root, "unknown command", flavors.NoSuchMethod, "no command 9999", 9999)
     yield expect_fail(root, "i8 range", TypeError, "argument 1 'v'", 1013, 128)
     yield expect_fail(root, "u64 negative", TypeError, "out of the range", 1004, -1)

@@ -370,8 +370,11 @@ static void r_exported(ember_call *c, void *ud)
 
 static void r_gate(ember_call *c, uint32_t code, void *ud)
 {
-    /* 77: the text peer.py's TRICKY is (Python reads it back typed) */
-    pbt_Refused e = {code, code == 77 ? RELAYED_WHY : "closed"};
+    /* 77: the text peer.py's TRICKY is (Python reads it back typed);
+     * 78: 247 'a', so that "(78, 'a...a')" is 255 bytes: sent whole */
+    static char a247[248];
+    memset(a247, 'a', 247);
+    pbt_Refused e = {code, code == 77 ? RELAYED_WHY : code == 78 ? a247 : "closed"};
     (void)ud;
     pbt_Root_gate_fail_Refused(c, &e);
 }
