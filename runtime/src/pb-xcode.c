@@ -13,6 +13,7 @@
  * wire values ((remote N) = N<<1, (local N) = N<<1|1).
  */
 #include <stdio.h>
+#include <math.h>
 #include <string.h>
 
 #include "pb-internal.h"
@@ -144,6 +145,10 @@ static int put_float(ember_pbx *x, const ember_type *t, const ember_jl_val *v,
     else
         return mismatch(x, t, v);
     if (t->kind == EMBER_T_F32) {
+        /* Python floats are doubles: one too large for f32 is refused, as
+         * an int out of range is, not turned into inf. */
+        if (isfinite(f) && isinf((float)f))
+            return in_fail(x, "%s out of the range of %s", "float", "f32");
         key(e, tag, EMBER_WT_I32);
         ember_enc_raw_f32(e, (float)f);
     } else {

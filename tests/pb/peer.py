@@ -190,6 +190,11 @@ def node(port, name):
     for f in (1.5, -0.0, 0.0, float("inf"), float("-inf"), 1e300, float("nan")):
         yield expect(root, "echo_f %r" % f, f, 1005, f)
     yield expect(root, "echo_f from int", 7.0, 1005, 7)
+    yield expect(root, "echo_f32", 1.5, 1021, 1.5)
+    yield expect(root, "echo_f32 inf", math.inf, 1021, math.inf)
+    yield expect(root, "echo_f32 max", 3.4028234663852886e38, 1021, 3.4028234663852886e38)
+    yield expect_fail(root, "echo_f32 over", TypeError, "float out of the range of f32",
+                      1021, 1e39)
     yield expect(root, "move", {"x": 4, "y": 2}, 1006, {"x": 1, "y": 2}, 3)
     yield expect(root, "move tag", {"x": 0, "y": 5, "tag": "t"}, 1006,
                  {b"y": 5, "tag": "t", "unknown": [1]}, 0)

@@ -220,6 +220,11 @@ static void r_echo_f(ember_call *c, double v, void *ud)
     (void)ud;
     pbt_Root_echo_f_reply(c, v);
 }
+static void r_echo_f32(ember_call *c, float v, void *ud)
+{
+    (void)ud;
+    pbt_Root_echo_f32_reply(c, v);
+}
 static void r_move(ember_call *c, const pbt_Pos *p, int32_t dx, void *ud)
 {
     (void)ud;
@@ -382,7 +387,7 @@ static void r_gate(ember_call *c, uint32_t code, void *ud)
 static const pbt_Root_handlers root_h = {
     r_echo_s, r_echo_b, r_add, r_echo_u, r_echo_f, r_move, r_split, r_count,
     r_fail, r_note, r_flip, r_opt, r_echo_i8, r_children, r_hang, r_call_back,
-    r_give, r_take, r_exported, r_gate,
+    r_give, r_take, r_exported, r_gate, r_echo_f32,
 };
 
 static void l_status(ember_call *c, const char *who, void *ud)
