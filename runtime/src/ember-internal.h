@@ -54,6 +54,18 @@ static inline const ember_type *ember_raise_type(const ember_method_desc *m,
     return NULL;
 }
 
+/* The longest prefix of UTF-8 text s[0..n) of at most max bytes that does
+ * not end inside a character: where text is cut and must stay UTF-8. */
+static inline size_t ember_utf8_cut(const void *s, size_t n, size_t max)
+{
+    const uint8_t *u = s;
+    if (n <= max)
+        return n;
+    while (max > 0 && (u[max] & 0xc0) == 0x80)
+        max--;
+    return max;
+}
+
 /* ---- alloc.c: every allocation goes through the user's hook ---- */
 void *ember_malloc(size_t n);
 void *ember_calloc(size_t n);                 /* zeroed */

@@ -354,11 +354,7 @@ void ember_jl_put_failure(ember_jl_w *w, const char *type, const char *value,
 static bool copy_text(char *dst, const uint8_t *s, size_t n)
 {
     bool cut = n > EMBER_JL_FAIL_TEXT - 1;
-    if (cut) { /* cut, but never inside a UTF-8 sequence */
-        n = EMBER_JL_FAIL_TEXT - 1;
-        while (n > 0 && (s[n] & 0xc0) == 0x80)
-            n--;
-    }
+    n = ember_utf8_cut(s, n, EMBER_JL_FAIL_TEXT - 1);
     for (size_t i = 0; i < n; i++)
         dst[i] = s[i] < 0x20 && s[i] != '\n' ? '?' : (char)s[i];
     dst[n] = 0;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ember-internal.h"
 #include "pb-internal.h"
 
 /* Room for one unescaped string: never longer than its literal. */
@@ -226,11 +227,8 @@ typedef struct pyout {
 
 static void out_raw(pyout *o, const char *s, size_t n)
 {
-    if (n > o->left) { /* cut, but never inside a UTF-8 sequence */
-        n = o->left;
-        while (n > 0 && ((uint8_t)s[n] & 0xc0) == 0x80)
-            n--;
-        o->left = n;
+    if (n > o->left) {
+        n = o->left = ember_utf8_cut(s, n, o->left);
         o->cut = true;
     }
     memcpy(o->p, s, n);
@@ -415,11 +413,7 @@ int ember_pylit_str(const void *p, size_t n, uint32_t nvals, bool vocab,
     if (out_str(&c, &o, nvals) == 0 && !o.cut)
         return 0; /* all of it fits: cap - 1 bytes whole */
     /* Cut: room for "..." at the end, never inside a UTF-8 sequence. */
-    size_t len = (size_t)(o.p - out);
-    if (len > cap - 4)
-        len = cap - 4;
-    while (len > 0 && ((uint8_t)out[len] & 0xc0) == 0x80)
-        len--;
+    size_t len = ember_utf8_cut(out, (size_t)(o.p - out), cap - 4);
     memcpy(out + len, "...", 4);
     return -1;
 }

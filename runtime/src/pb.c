@@ -684,12 +684,7 @@ static void answer_error(ember_conn *c, uint64_t id, ember_status st, const char
 {
     uint8_t tmp[300];
     ember_enc e;
-    size_t n = strlen(msg);
-    if (n > 250) { /* cut, but never inside a UTF-8 sequence: the message must decode */
-        n = 250;
-        while (n > 0 && ((uint8_t)msg[n] & 0xc0) == 0x80)
-            n--;
-    }
+    size_t n = ember_utf8_cut(msg, strlen(msg), 250); /* it must decode */
     ember_bytes s = {(const uint8_t *)msg, n};
     ember_enc_init_fixed(&e, tmp, sizeof tmp);
     ember_enc_bytes(&e, 1, s);
