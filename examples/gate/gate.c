@@ -274,10 +274,41 @@ static bool game_method(uint32_t command)
     return false;
 }
 
+/* True when data is not the request struct of command (a game.Game
+ * method). The client's bytes become the game node's arguments as they
+ * are, and arguments that do not decode make a node drop its link to the
+ * gate (every player in its rooms would lose them): they are checked here. */
+static bool bad_request(gatesrv *g, uint32_t command, ember_bytes data)
+{
+    union {
+        client_EnterReq enter;
+        client_MoveReq move;
+        client_ChatReq chat;
+        client_LeaveReq leave;
+    } req;
+    memset(&req, 0, sizeof req);
+    ember_dec d;
+    ember_dec_init(&d, data.data, data.len, g->arena);
+    int bad;
+    switch (command) {
+    case client_ENTER: bad = client_EnterReq_decode(&d, &req.enter); break;
+    case client_MOVE: bad = client_MoveReq_decode(&d, &req.move); break;
+    case client_CHAT: bad = client_ChatReq_decode(&d, &req.chat); break;
+    case client_LEAVE: bad = client_LeaveReq_decode(&d, &req.leave); break;
+    default: bad = 0; break;
+    }
+    ember_arena_reset(g->arena);
+    return bad != 0;
+}
+
 /* Routes command (client payload data) for session s to its game node. */
 static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
                   ember_bytes data)
 {
+    if (bad_request(g, command, data)) {
+        srv_refuse(call, 400, "bad request");
+        return;
+    }
     /* Commands are game.Game's method ids: a node that does not know one
      * answers NO_METHOD, which the client gets as 404 (routed). */
     const char *service = game_Game_service.name;

@@ -1,0 +1,100 @@
+#!/usr/bin/python3
+"""client_abuse.py MODE HOST PORT — a game client that misbehaves the way an
+attacker would, against net's client port (docs/cluster.md, "The client
+protocol"). Prints what the cluster did and exits 0 when it did the right
+thing, 1 otherwise.
+
+  badargs  a logged-in player in a room sends ENTER, MOVE, CHAT and LEAVE
+           whose payloads are not their request structs (truncated, a
+           wrong wire type, an overlong varint, a string that is not
+           UTF-8 or holds a NUL, a length past the end, a value out of
+           range): each must be answered 400, and then another player in
+           the same room (so on the same game node) must still move there
+           (not 410: the node must not have lost its link to the gate)
+"""
+import socket
+import struct
+import sys
+
+LOGIN, ENTER, MOVE, CHAT, LEAVE = 1001, 601, 602, 603, 604
+mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+
+def varint(n):
+    out = b''
+    while True:
+        b, n = n & 0x7f, n >> 7
+        if not n:
+            return out + bytes([b])
+        out += bytes([b | 0x80])
+
+
+def string(tag, s):
+    return varint(tag << 3 | 2) + varint(len(s)) + s
+
+
+def fields(b):
+    """The top-level fields of a protobuf message: {tag: value}."""
+    out, i = {}, 0
+    while i < len(b):
+        k, sh = 0, 0
+        while True:
+            c = b[i]; i += 1; k |= (c & 0x7f) << sh; sh += 7
+            if not c & 0x80:
+                break
+        v, sh = 0, 0
+        while True:
+            c = b[i]; i += 1; v |= (c & 0x7f) << sh; sh += 7
+            if not c & 0x80:
+                break
+        if k & 7 == 2:
+            v, i = b[i:i + v], i + v
+        out[k >> 3] = v
+    return out
+
+
+class Client:
+    def __init__(self):
+        self.s = socket.create_connection((host, port), timeout=10)
+        self.buf = b''
+
+    def call(self, command, payload=b''):
+        """(code, message) of the reply to command; pushes are skipped."""
+        self.s.sendall(struct.pack('<II', len(payload) + 4, command) + payload)
+        while True:
+            while len(self.buf) < 4 or len(self.buf) < 4 + struct.unpack('<I', self.buf[:4])[0]:
+                d = self.s.recv(65536)
+                if not d:
+                    raise EOFError('net closed the connection')
+                self.buf += d
+            n, cmd = struct.unpack('<II', self.buf[:8])
+            p, self.buf = self.buf[8:4 + n], self.buf[4 + n:]
+            if cmd == command:
+                f = fields(p)
+                code = f.get(1, 0)
+                return (code >> 1) ^ -(code & 1), f.get(2, b'').decode(errors='replace')
+
+
+def expect(what, got, code):
+    if got[0] != code:
+        print('FAIL: %s: got %s, expected %d' % (what, got, code))
+        sys.exit(1)
+
+
+if mode == 'badargs':
+    a, b = Client(), Client()
+    expect('login', a.call(LOGIN, string(1, b'abuser')), 0)
+    expect('login', b.call(LOGIN, string(1, b'bystander')), 0)
+    expect('enter', a.call(ENTER, b'\x08\x05'), 0)
+    expect('enter', b.call(ENTER, b'\x08\x05'), 0)
+    bad = [(MOVE, b'\x08'), (MOVE, b'\x0b'), (MOVE, b'\x08' + b'\xff' * 10 + b'\x01'),
+           (MOVE, b'\x08' + varint(1 << 40)), (CHAT, b'\x0a\x02\xc3\x28'),
+           (CHAT, b'\x0a\x03a\x00b'), (CHAT, b'\x0a\x7fabc'), (ENTER, b'\x08'),
+           (LEAVE, b'\x0a\x05ab')]
+    for command, payload in bad:
+        expect('%d %s' % (command, payload.hex()), a.call(command, payload), 400)
+    expect("the other player's move after the bad requests", b.call(MOVE, b'\x08\x00'), 0)
+    expect("the abuser's own move after them", a.call(MOVE, b'\x08\x00'), 0)
+    print('badargs: ok (%d bad requests answered 400; the room stayed on its node)' % len(bad))
+else:
+    sys.exit('unknown mode ' + mode)
