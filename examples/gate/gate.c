@@ -423,6 +423,16 @@ static void logged_in(const ember_outcome *o, const db_Player *p, void *ud)
     free(ctx);
 }
 
+/* Why a player may not have this name, or NULL. The gate and the game
+ * nodes keep a name in 64 bytes: a longer one would be cut, even inside a
+ * UTF-8 sequence, and then not encode in any routed command. */
+static const char *bad_name(const char *name)
+{
+    if (strlen(name) >= sizeof ((gsession *)NULL)->name)
+        return "player name too long (at most 63 bytes)";
+    return NULL;
+}
+
 static void login(gatesrv *g, ember_call *call, uint64_t session, ember_bytes data)
 {
     client_LoginReq req;
@@ -432,6 +442,12 @@ static void login(gatesrv *g, ember_call *call, uint64_t session, ember_bytes da
     if (client_LoginReq_decode(&d, &req) || !req.name || !*req.name) {
         ember_arena_reset(g->arena);
         srv_refuse(call, 400, "bad login request");
+        return;
+    }
+    const char *why = bad_name(req.name);
+    if (why) {
+        ember_arena_reset(g->arena);
+        srv_refuse(call, 400, why);
         return;
     }
     gsession *s = find(g, session);

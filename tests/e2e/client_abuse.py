@@ -11,6 +11,10 @@ thing, 1 otherwise.
            range): each must be answered 400, and then another player in
            the same room (so on the same game node) must still move there
            (not 410: the node must not have lost its link to the gate)
+  names    LOGIN with names the cluster cannot keep: longer than 63 bytes
+           (also one whose 63rd byte is inside a UTF-8 sequence) must be
+           refused 400; a 63-byte name logs in, enters, moves, and comes
+           back whole in the room's player list
 """
 import socket
 import struct
@@ -96,5 +100,21 @@ if mode == 'badargs':
     expect("the other player's move after the bad requests", b.call(MOVE, b'\x08\x00'), 0)
     expect("the abuser's own move after them", a.call(MOVE, b'\x08\x00'), 0)
     print('badargs: ok (%d bad requests answered 400; the room stayed on its node)' % len(bad))
+elif mode == 'names':
+    refused = ['x' * 64, 'a' * 62 + '\u00e9', 'a' * 62 + '\u00e9zz', 'n' * 1000]
+    for name in refused:
+        expect('login as %r' % name[:70], Client().call(LOGIN, string(1, name.encode())), 400)
+    c = Client()
+    name = ('b' * 61 + '\u00e9').encode()
+    expect('login as a 63-byte name', c.call(LOGIN, string(1, name)), 0)
+    c.s.sendall(struct.pack('<II', 6, ENTER) + b'\x08\x06')
+    while len(c.buf) < 8 or len(c.buf) < 4 + struct.unpack('<I', c.buf[:4])[0]:
+        c.buf += c.s.recv(65536)
+    if name not in c.buf:
+        print('FAIL: the room does not list the 63-byte name whole: %r' % c.buf)
+        sys.exit(1)
+    c.buf = b''
+    expect('move with a 63-byte name', c.call(MOVE, b'\x08\x00'), 0)
+    print('names: ok (%d names refused 400; a 63-byte one plays)' % len(refused))
 else:
     sys.exit('unknown mode ' + mode)
