@@ -13,8 +13,11 @@ thing, 1 otherwise.
            (not 410: the node must not have lost its link to the gate)
   names    LOGIN with names the cluster cannot keep: longer than 63 bytes
            (also one whose 63rd byte is inside a UTF-8 sequence) must be
-           refused 400; a 63-byte name logs in, enters, moves, and comes
-           back whole in the room's player list
+           refused 400, and so must names with a control character (C0,
+           DEL, C1, U+2028/U+2029, bidirectional marks and overrides), which
+           every other player of the room would be shown; a 63-byte name
+           logs in, enters, moves, and comes back whole in the room's
+           player list
 """
 import socket
 import struct
@@ -101,10 +104,15 @@ if mode == 'badargs':
     expect("the abuser's own move after them", a.call(MOVE, b'\x08\x00'), 0)
     print('badargs: ok (%d bad requests answered 400; the room stayed on its node)' % len(bad))
 elif mode == 'names':
-    refused = ['x' * 64, 'a' * 62 + '\u00e9', 'a' * 62 + '\u00e9zz', 'n' * 1000]
+    refused = ['x' * 64, 'a' * 62 + '\u00e9', 'a' * 62 + '\u00e9zz', 'n' * 1000,
+               'ev\nil', 'ev\ril', 'ev\x1b[31mil', '\x07', 'ev\tl', 'ev\x7fil',
+               'ev\u0085il', 'ev\u009bil', 'ev\u2028il', 'ev\u2029il', 'ev\u202eil',
+               'ev\u202ail', 'ev\u200fil', 'ev\u061cil', 'ev\u2066il', 'ev\u2069il']
     for name in refused:
         expect('login as %r' % name[:70], Client().call(LOGIN, string(1, name.encode())), 400)
     c = Client()
+    for ok in ('\u00e9l\u00e8ve \u00a0\u05d0\u2030', 'plain name'):
+        expect('login as %r' % ok, Client().call(LOGIN, string(1, ok.encode())), 0)
     name = ('b' * 61 + '\u00e9').encode()
     expect('login as a 63-byte name', c.call(LOGIN, string(1, name)), 0)
     c.s.sendall(struct.pack('<II', 6, ENTER) + b'\x08\x06')
