@@ -322,6 +322,12 @@ static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
             return;
         }
     }
+    /* A second ENTER meanwhile would reach the node before the first
+     * joined and put the player in its room there, wherever that room is. */
+    if (command == client_ENTER && s->entering) {
+        srv_refuse(call, 409, "already entering a room");
+        return;
+    }
     uint32_t room = 0;
     if (!node && command == client_ENTER) {
         client_EnterReq req;

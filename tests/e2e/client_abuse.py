@@ -18,6 +18,11 @@ thing, 1 otherwise.
            every other player of the room would be shown; a 63-byte name
            logs in, enters, moves, and comes back whole in the room's
            player list
+  enters   a player sends two ENTERs at once (net forwards up to
+           max_inflight commands of a client), for two rooms whose game
+           nodes differ: the second must be refused 409, and a player
+           entering the first room later must meet it there (its chat
+           delivered to both)
 """
 import socket
 import struct
@@ -66,8 +71,10 @@ class Client:
         self.buf = b''
 
     def call(self, command, payload=b''):
-        """(code, message) of the reply to command; pushes are skipped."""
-        self.s.sendall(struct.pack('<II', len(payload) + 4, command) + payload)
+        """(code, message) of the reply to command; pushes are skipped.
+        payload None: send nothing, read the next reply to command."""
+        if payload is not None:
+            self.s.sendall(struct.pack('<II', len(payload) + 4, command) + payload)
         while True:
             while len(self.buf) < 4 or len(self.buf) < 4 + struct.unpack('<I', self.buf[:4])[0]:
                 d = self.s.recv(65536)
@@ -79,7 +86,8 @@ class Client:
             if cmd == command:
                 f = fields(p)
                 code = f.get(1, 0)
-                return (code >> 1) ^ -(code & 1), f.get(2, b'').decode(errors='replace')
+                return ((code >> 1) ^ -(code & 1), f.get(2, b'').decode(errors='replace'),
+                        f.get(3, b''))
 
 
 def expect(what, got, code):
@@ -124,5 +132,43 @@ elif mode == 'names':
     c.buf = b''
     expect('move with a 63-byte name', c.call(MOVE, b'\x08\x00'), 0)
     print('names: ok (%d names refused 400; a 63-byte one plays)' % len(refused))
+elif mode == 'enters':
+    # Two rooms on different nodes: RoomState's field 4 names the node.
+    probe, nodes = Client(), {}
+    expect('login', probe.call(LOGIN, string(1, b'prober')), 0)
+    for room in range(11, 40):
+        probe.s.sendall(struct.pack('<II', 6, ENTER) + bytes([8, room]))
+        while len(probe.buf) < 8 or len(probe.buf) < 4 + struct.unpack('<I', probe.buf[:4])[0]:
+            probe.buf += probe.s.recv(65536)
+        n = struct.unpack('<I', probe.buf[:4])[0]
+        node = fields(fields(probe.buf[8:4 + n])[3])[4]
+        probe.buf = probe.buf[4 + n:]
+        nodes.setdefault(node, room)
+        expect('leave', probe.call(LEAVE), 0)
+        if len(nodes) == 2:
+            break
+    if len(nodes) < 2:
+        print('FAIL: every room is on one game node: %s' % nodes)
+        sys.exit(1)
+    r1, r2 = nodes.values()
+    c = Client()
+    expect('login', c.call(LOGIN, string(1, b'pipeliner')), 0)
+    c.s.sendall(struct.pack('<II', 6, ENTER) + bytes([8, r1]) +
+                struct.pack('<II', 6, ENTER) + bytes([8, r2]))
+    # The refusal comes first: the gate answers it at once.
+    codes = sorted([c.call(ENTER, None)[0], c.call(ENTER, None)[0]])
+    if codes != [0, 409]:
+        print('FAIL: two ENTERs at once answered %s, expected one 0 and one 409' % codes)
+        sys.exit(1)
+    other = Client()
+    expect('login', other.call(LOGIN, string(1, b'roommate')), 0)
+    expect('enter', other.call(ENTER, bytes([8, r1])), 0)
+    got = other.call(CHAT, string(1, b'anyone?'))
+    expect('chat', got, 0)
+    if fields(got[2]).get(1) != 2:
+        print('FAIL: a chat in room %d reached %s players, expected 2 (the pipeliner is in '
+              'that room on another node)' % (r1, fields(got[2]).get(1)))
+        sys.exit(1)
+    print('enters: ok (the second ENTER refused 409; room %d on one node)' % r1)
 else:
     sys.exit('unknown mode ' + mode)
