@@ -32,6 +32,7 @@ typedef struct gsession {
     bool used;
     sess_state state;
     bool entering;        /* an ENTER to node is in flight */
+    bool leaving;         /* the client's LEAVE to node is in flight */
     bool lost;            /* the room's node left: the next command gets 410 */
     sess_ctx *logout;     /* a logout waiting for that ENTER's reply, or NULL */
     uint64_t id;
@@ -180,6 +181,8 @@ static void routed_raw(const ember_outcome *o, const void *payload, size_t len, 
             s->room = 0;
         }
     }
+    if (s && ctx->command == client_LEAVE && ctx->call)
+        s->leaving = false;
     if (s && ctx->command == client_LEAVE && o->status == EMBER_OK) {
         if (ctx->logout)
             left_at(ctx->g, ctx->logout, payload, len);
@@ -323,9 +326,12 @@ static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
         }
     }
     /* A second ENTER meanwhile would reach the node before the first
-     * joined and put the player in its room there, wherever that room is. */
-    if (command == client_ENTER && s->entering) {
-        srv_refuse(call, 409, "already entering a room");
+     * joined and put the player in its room there, wherever that room is;
+     * one behind a LEAVE would go to the node being left, which would hold
+     * the player in a room the gate no longer knows of (for good: no leave
+     * ever reaches it). */
+    if (command == client_ENTER && (s->entering || s->leaving)) {
+        srv_refuse(call, 409, s->entering ? "already entering a room" : "leaving a room");
         return;
     }
     uint32_t room = 0;
@@ -353,7 +359,10 @@ static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
         srv_refuse(call, 404, "no such command");
         return;
     }
-    if (send_routed(g, node, call, s, command, data, room, NULL) == 0 && room) {
+    int sent = send_routed(g, node, call, s, command, data, room, NULL);
+    if (sent == 0 && command == client_LEAVE)
+        s->leaving = true;
+    if (sent == 0 && room) {
         /* The room is the player's from now on: a logout meanwhile leaves
          * it, once the enter is answered (the node may still be joining). */
         snprintf(s->node, sizeof s->node, "%s", ember_child_name(node));

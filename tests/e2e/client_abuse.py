@@ -23,6 +23,10 @@ thing, 1 otherwise.
            nodes differ: the second must be refused 409, and a player
            entering the first room later must meet it there (its chat
            delivered to both)
+  reenter  a player in a room sends LEAVE and ENTER (the same room) at
+           once: the ENTER must be refused 409; after it logged out, a
+           player entering that room must be alone there (no one left
+           behind on the game node)
 """
 import socket
 import struct
@@ -69,25 +73,40 @@ class Client:
     def __init__(self):
         self.s = socket.create_connection((host, port), timeout=10)
         self.buf = b''
+        self.early = []   # replies read while waiting for another command's
+
+    def frame(self):
+        """The next frame from net: (command, payload)."""
+        while len(self.buf) < 4 or len(self.buf) < 4 + struct.unpack('<I', self.buf[:4])[0]:
+            d = self.s.recv(65536)
+            if not d:
+                raise EOFError('net closed the connection')
+            self.buf += d
+        n, cmd = struct.unpack('<II', self.buf[:8])
+        p, self.buf = self.buf[8:4 + n], self.buf[4 + n:]
+        return cmd, p
 
     def call(self, command, payload=b''):
-        """(code, message) of the reply to command; pushes are skipped.
-        payload None: send nothing, read the next reply to command."""
+        """(code, message, body) of the reply to command; pushes are
+        skipped. payload None: send nothing, take the next reply to command
+        (replies to different commands may come in any order)."""
         if payload is not None:
             self.s.sendall(struct.pack('<II', len(payload) + 4, command) + payload)
-        while True:
-            while len(self.buf) < 4 or len(self.buf) < 4 + struct.unpack('<I', self.buf[:4])[0]:
-                d = self.s.recv(65536)
-                if not d:
-                    raise EOFError('net closed the connection')
-                self.buf += d
-            n, cmd = struct.unpack('<II', self.buf[:8])
-            p, self.buf = self.buf[8:4 + n], self.buf[4 + n:]
+        for i, (cmd, p) in enumerate(self.early):
             if cmd == command:
-                f = fields(p)
-                code = f.get(1, 0)
-                return ((code >> 1) ^ -(code & 1), f.get(2, b'').decode(errors='replace'),
-                        f.get(3, b''))
+                del self.early[i]
+                break
+        else:
+            while True:
+                cmd, p = self.frame()
+                if cmd == command:
+                    break
+                if cmd < 9000:
+                    self.early.append((cmd, p))
+        f = fields(p)
+        code = f.get(1, 0)
+        return ((code >> 1) ^ -(code & 1), f.get(2, b'').decode(errors='replace'),
+                f.get(3, b''))
 
 
 def expect(what, got, code):
@@ -123,13 +142,11 @@ elif mode == 'names':
         expect('login as %r' % ok, Client().call(LOGIN, string(1, ok.encode())), 0)
     name = ('b' * 61 + '\u00e9').encode()
     expect('login as a 63-byte name', c.call(LOGIN, string(1, name)), 0)
-    c.s.sendall(struct.pack('<II', 6, ENTER) + b'\x08\x06')
-    while len(c.buf) < 8 or len(c.buf) < 4 + struct.unpack('<I', c.buf[:4])[0]:
-        c.buf += c.s.recv(65536)
-    if name not in c.buf:
-        print('FAIL: the room does not list the 63-byte name whole: %r' % c.buf)
+    got = c.call(ENTER, b'\x08\x06')
+    expect('enter with a 63-byte name', got, 0)
+    if name not in fields(got[2]).get(3, b''):
+        print('FAIL: the room does not list the 63-byte name whole: %r' % got[2])
         sys.exit(1)
-    c.buf = b''
     expect('move with a 63-byte name', c.call(MOVE, b'\x08\x00'), 0)
     print('names: ok (%d names refused 400; a 63-byte one plays)' % len(refused))
 elif mode == 'enters':
@@ -137,12 +154,9 @@ elif mode == 'enters':
     probe, nodes = Client(), {}
     expect('login', probe.call(LOGIN, string(1, b'prober')), 0)
     for room in range(11, 40):
-        probe.s.sendall(struct.pack('<II', 6, ENTER) + bytes([8, room]))
-        while len(probe.buf) < 8 or len(probe.buf) < 4 + struct.unpack('<I', probe.buf[:4])[0]:
-            probe.buf += probe.s.recv(65536)
-        n = struct.unpack('<I', probe.buf[:4])[0]
-        node = fields(fields(probe.buf[8:4 + n])[3])[4]
-        probe.buf = probe.buf[4 + n:]
+        got = probe.call(ENTER, bytes([8, room]))
+        expect('enter', got, 0)
+        node = fields(got[2])[4]
         nodes.setdefault(node, room)
         expect('leave', probe.call(LEAVE), 0)
         if len(nodes) == 2:
@@ -170,5 +184,26 @@ elif mode == 'enters':
               'that room on another node)' % (r1, fields(got[2]).get(1)))
         sys.exit(1)
     print('enters: ok (the second ENTER refused 409; room %d on one node)' % r1)
+elif mode == 'reenter':
+    c = Client()
+    expect('login', c.call(LOGIN, string(1, b'reenterer')), 0)
+    expect('enter', c.call(ENTER, b'\x08\x2a'), 0)
+    c.s.sendall(struct.pack('<II', 4, LEAVE) + struct.pack('<II', 6, ENTER) + b'\x08\x2a')
+    leave, enter = c.call(LEAVE, None), c.call(ENTER, None)
+    if (leave[0], enter[0]) != (0, 409):
+        print('FAIL: LEAVE and ENTER at once answered %d and %d, expected 0 and 409'
+              % (leave[0], enter[0]))
+        sys.exit(1)
+    expect('logout', c.call(1002), 0)
+    c.s.close()
+    other = Client()
+    expect('login', other.call(LOGIN, string(1, b'newcomer')), 0)
+    got = other.call(ENTER, b'\x08\x2a')
+    expect('enter', got, 0)
+    players = fields(got[2]).get(3, b'')
+    if b'reenterer' in players:
+        print('FAIL: room 42 still holds the player that left it and logged out: %r' % players)
+        sys.exit(1)
+    print('reenter: ok (an ENTER behind a LEAVE refused 409; nobody left behind)')
 else:
     sys.exit('unknown mode ' + mode)

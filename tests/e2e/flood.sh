@@ -28,7 +28,8 @@
 #    63 bytes) or that hold a control character are refused 400 at LOGIN
 #    (client_abuse.py names). Two ENTERs sent at once: the second is
 #    refused 409, so the player is in one room on that room's node
-#    (client_abuse.py enters).
+#    (client_abuse.py enters); an ENTER sent behind a LEAVE is refused 409
+#    too, so the node left holds nobody behind (client_abuse.py reenter).
 set -eu
 cd "$(dirname "$0")/../.."
 . scripts/cluster-lib.sh
@@ -116,10 +117,12 @@ CL_OWN_PIDS=
     { cat "$dir/names.out"; fail "player names too long or with control characters were not refused at login"; }
 /usr/bin/python3 tests/e2e/client_abuse.py enters 127.0.0.1 "${CL_NET#*:}" > "$dir/enters.out" 2>&1 ||
     { cat "$dir/enters.out"; fail "two ENTERs at once put a player in a room away from that room's node"; }
+/usr/bin/python3 tests/e2e/client_abuse.py reenter 127.0.0.1 "${CL_NET#*:}" > "$dir/reenter.out" 2>&1 ||
+    { cat "$dir/reenter.out"; fail "an ENTER behind a LEAVE left the player behind on its game node"; }
 ! grep -q "child game[12] left" "$CL_LOG" ||
     fail "a game node left the gate after a client's bad request payloads"
 
 cluster_stop 30
 echo "test-flood: ok (24 silent clients timed out, 1 refused at max_clients, 1 idle dropped, 1 pinging kept; \
 flooder dropped after ${flooded:-?} MiB while 20 bots played; net RSS ${rss0} kB before, \
-${rss} kB after, peak ${hwm} kB; a deaf client dropped for its pushes ${deaf_s} s into the chat; bad request payloads answered 400, names over 63 bytes or with control characters refused, a second ENTER at once refused)"
+${rss} kB after, peak ${hwm} kB; a deaf client dropped for its pushes ${deaf_s} s into the chat; bad request payloads answered 400, names over 63 bytes or with control characters refused, a second ENTER at once or one behind a LEAVE refused)"
