@@ -328,6 +328,14 @@ static void root_leave(ember_root *r, ember_child *c, const char *reason, void *
 
 /* ---- setup ------------------------------------------------------------ */
 
+static void link_state(ember_node *n, ember_node_state st, const char *reason, void *ud)
+{
+    srv *s = ud;
+    (void)reason;
+    if (s->on_link)
+        s->on_link(s, n, st);
+}
+
 int srv_init(srv *s, const char *app, int argc, char **argv)
 {
     memset(s, 0, sizeof *s);
@@ -365,6 +373,8 @@ int srv_init(srv *s, const char *app, int argc, char **argv)
         return -1;
     ember_node_config nc;
     cfg_node_config(&s->cfg, &nc);
+    nc.on_state = link_state;
+    nc.ud = s;
     s->master = ember_node_new(s->base, s->me->name, &nc);
     if (!s->master || cluster_Admin_export(ember_node_exports(s->master), &admin_handlers, s)) {
         fprintf(stderr, "%s: %s\n", name, ember_last_error());

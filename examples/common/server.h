@@ -56,6 +56,9 @@ struct srv {
     /* Set by the app: its root's on_join / on_leave. */
     void (*on_join)(srv *s, ember_child *c);
     void (*on_leave)(srv *s, ember_child *c, const char *reason);
+    /* Set by the app: a state change of its link to a root (n is what
+     * srv_node returned, or the master's). */
+    void (*on_link)(srv *s, ember_node *n, ember_node_state st);
     void *app_ud;
     struct event *sig[2];
     struct evhttp *http;      /* GET /metrics (config "metricsport"), or NULL */

@@ -29,6 +29,8 @@ typedef struct player {
 
 typedef struct gamesrv {
     srv s;
+    ember_node *gate_link;
+    uint64_t epoch;    /* links to the gate lost so far */
     ember_ref *gate;   /* the gate's services (push) */
     ember_ref *db;     /* db's services */
     player players[MAX_PLAYERS];
@@ -89,6 +91,7 @@ typedef struct enter_ctx {
     uint64_t session, id;
     char name[64];
     uint32_t room;
+    uint64_t epoch;    /* g->epoch when the enter came */
 } enter_ctx;
 
 static void entered(const ember_outcome *o, const client_Pos *pos, void *ud)
@@ -97,6 +100,12 @@ static void entered(const ember_outcome *o, const client_Pos *pos, void *ud)
     gamesrv *g = ctx->g;
     if (o->status != EMBER_OK) {
         refuse_db(ctx->call, o, "db unavailable");
+        free(ctx);
+        return;
+    }
+    if (ctx->epoch != g->epoch) {
+        /* The gate that asked is gone: it has put the player out of the room. */
+        ember_call_fail(ctx->call, "the link to the gate was lost");
         free(ctx);
         return;
     }
@@ -147,6 +156,7 @@ static void remote_enter(ember_call *call, const game_Who *who, const client_Ent
     ctx->id = who->player;
     snprintf(ctx->name, sizeof ctx->name, "%s", who->name);
     ctx->room = req->room;
+    ctx->epoch = g->epoch;
     db_Db_position(g->db, who->player, entered, ctx, NULL);
 }
 
@@ -249,6 +259,24 @@ static void remote_leave(ember_call *call, const game_Who *who, const client_Lea
         p->used = false;
 }
 
+/* The link to the gate was lost: the gate takes every player of this node
+ * out of its room (docs/cluster.md), so the node forgets them too; when the
+ * link comes back, their next ENTER starts afresh. */
+static void link_changed(srv *s, ember_node *n, ember_node_state st)
+{
+    gamesrv *g = (gamesrv *)s;
+    if (n != g->gate_link || st != EMBER_NODE_LOST)
+        return;
+    int n_players = 0;
+    for (int i = 0; i < MAX_PLAYERS; i++) {
+        n_players += g->players[i].used;
+        g->players[i].used = false;
+    }
+    g->epoch++;
+    if (n_players)
+        srv_log(s, "link to the gate lost: %d player(s) out of their rooms", n_players);
+}
+
 static const game_Game_handlers handlers = {
     .remote_enter = remote_enter,
     .remote_move = remote_move,
@@ -269,6 +297,8 @@ int main(int argc, char **argv)
         srv_log(&g.s, "export: %s", ember_last_error());
         return 1;
     }
+    g.gate_link = gate;
+    g.s.on_link = link_changed;
     g.gate = ember_node_root(gate);
     g.db = ember_node_root(db);
     return srv_run(&g.s);

@@ -27,8 +27,18 @@ thing, 1 otherwise.
            once: the ENTER must be refused 409; after it logged out, a
            player entering that room must be alone there (no one left
            behind on the game node)
+  relink   (relink HOST PORT NODE PID LOG) two players in a room on game
+           node NODE (process PID); NODE is stopped (SIGSTOP) until the
+           gate's log (LOG) says it left, and continued until it joined
+           again, the players PINGing meanwhile: each one's next command
+           must be 410 and its ENTER must go through (not 409: the node
+           must have forgotten the players the gate took out of its
+           rooms), the first to enter alone in the room
 """
+import os
+import signal
 import socket
+import time
 import struct
 import sys
 
@@ -205,5 +215,61 @@ elif mode == 'reenter':
         print('FAIL: room 42 still holds the player that left it and logged out: %r' % players)
         sys.exit(1)
     print('reenter: ok (an ENTER behind a LEAVE refused 409; nobody left behind)')
+elif mode == 'relink':
+    node, pid, logfile = sys.argv[4], int(sys.argv[5]), sys.argv[6]
+
+    def wait_log(what, since):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with open(logfile, 'rb') as f:
+                if what in f.read()[since:]:
+                    return
+            for c in (a, b):
+                expect('ping', c.call(1003), 0)
+            time.sleep(0.5)
+        print('FAIL: %r not in %s within 30 s' % (what, logfile))
+        sys.exit(1)
+
+    a, b = Client(), Client()
+    expect('login', a.call(LOGIN, string(1, b'relinker1')), 0)
+    expect('login', b.call(LOGIN, string(1, b'relinker2')), 0)
+    room = None
+    for r in range(50, 90):
+        got = a.call(ENTER, bytes([8, r]))
+        expect('enter', got, 0)
+        if fields(got[2])[4] == node.encode():
+            room = r
+            break
+        expect('leave', a.call(LEAVE), 0)
+    if room is None:
+        print('FAIL: no room of 50..89 is on %s' % node)
+        sys.exit(1)
+    expect('enter', b.call(ENTER, bytes([8, room])), 0)
+    since = os.path.getsize(logfile)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_log(b'[gate] child %s left' % node.encode(), since)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_log(b'[gate] child %s joined' % node.encode(), since)
+    expect("a's first command after its node left", a.call(MOVE, b'\x08\x00'), 410)
+    expect("b's first command after its node left", b.call(MOVE, b'\x08\x00'), 410)
+    # Rooms nobody is in are placed afresh: find one on NODE again.
+    for r in [room] + list(range(50, 90)):
+        got = a.call(ENTER, bytes([8, r]))
+        expect("a's ENTER of room %d after its node left and came back" % r, got, 0)
+        if fields(got[2])[4] == node.encode():
+            break
+        expect('leave', a.call(LEAVE), 0)
+    else:
+        print('FAIL: no room of 50..89 is on %s any more' % node)
+        sys.exit(1)
+    players = fields(got[2]).get(3, b'')
+    if players.count(b'relinker') != 1:
+        print('FAIL: room %d on %s holds players the gate took out of it: %r' % (r, node, players))
+        sys.exit(1)
+    expect("b's ENTER after its node left and came back", b.call(ENTER, bytes([8, r])), 0)
+    expect('a move in the room again', a.call(MOVE, b'\x08\x00'), 0)
+    print('relink: ok (after %s lost its link and came back: 410, then ENTER went through)' % node)
 else:
     sys.exit('unknown mode ' + mode)

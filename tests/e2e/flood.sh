@@ -30,6 +30,10 @@
 #    refused 409, so the player is in one room on that room's node
 #    (client_abuse.py enters); an ENTER sent behind a LEAVE is refused 409
 #    too, so the node left holds nobody behind (client_abuse.py reenter).
+# 6. game1 is held (SIGSTOP) until the gate drops it, with two players in a
+#    room on it, then continued: it registers again, each player's next
+#    command is 410, and their ENTERs go through, the room starting empty
+#    (client_abuse.py relink: the node forgot the players it lost).
 set -eu
 cd "$(dirname "$0")/../.."
 . scripts/cluster-lib.sh
@@ -122,7 +126,17 @@ CL_OWN_PIDS=
 ! grep -q "child game[12] left" "$CL_LOG" ||
     fail "a game node left the gate after a client's bad request payloads"
 
+# 6. A game node that lost its link to the gate and came back.
+game1_pid=$(cl_pid game1)
+[ -n "$game1_pid" ] || fail "no pid for game1 in /status"
+/usr/bin/python3 tests/e2e/client_abuse.py relink 127.0.0.1 "${CL_NET#*:}" game1 "$game1_pid" "$CL_LOG" \
+    > "$dir/relink.out" 2>&1 ||
+    { cat "$dir/relink.out"; fail "game1 kept the players the gate took out of their rooms"; }
+grep -q "link to the gate lost: 2 player(s) out of their rooms" "$CL_LOG" ||
+    fail "game1 did not log the players it forgot"
+cluster_wait_ready 20
+
 cluster_stop 30
 echo "test-flood: ok (24 silent clients timed out, 1 refused at max_clients, 1 idle dropped, 1 pinging kept; \
 flooder dropped after ${flooded:-?} MiB while 20 bots played; net RSS ${rss0} kB before, \
-${rss} kB after, peak ${hwm} kB; a deaf client dropped for its pushes ${deaf_s} s into the chat; bad request payloads answered 400, names over 63 bytes or with control characters refused, a second ENTER at once or one behind a LEAVE refused)"
+${rss} kB after, peak ${hwm} kB; a deaf client dropped for its pushes ${deaf_s} s into the chat; bad request payloads answered 400, names over 63 bytes or with control characters refused, a second ENTER at once or one behind a LEAVE refused; game1's players forgotten when its gate link was lost)"
