@@ -152,6 +152,8 @@ class Link:
         was = self.ref is not None
         self.ref = None
         self.broker = None
+        if was and isinstance(self.service, Game):
+            self.service.gate_lost()
         if self.closing:
             return
         if was:
@@ -193,6 +195,16 @@ class Game(pb.Referenceable):
     def __init__(self):
         self.players = {}   # session -> Player
         self.count = Counter("node:gate", "game.Game", GAME_IDS)
+        self.epoch = 0      # links to the gate lost so far
+
+    def gate_lost(self):
+        """The gate takes every player of this node out of its room when
+        the link goes (docs/cluster.md): forget them too, so their ENTERs
+        start afresh when it is back."""
+        if self.players:
+            log("link to the gate lost: %d player(s) out of their rooms" % len(self.players))
+        self.players = {}
+        self.epoch += 1
 
     def in_room(self, who):
         p = self.players.get(who.get("session", 0))
@@ -219,7 +231,10 @@ class Game(pb.Referenceable):
             raise Refused(400, "no room 0")
         if who.get("session", 0) in self.players:
             raise Refused(409, "already in a room")
+        epoch = self.epoch
         pos = yield self.db_call("position", who.get("player", 0))
+        if epoch != self.epoch:
+            raise Refused(503, "the link to the gate was lost")
         p = Player(who, room, pos)
         self.players[p.session] = p
         names = [q.name for q in self.players.values() if q.room == room]

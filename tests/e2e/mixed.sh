@@ -8,7 +8,10 @@
 # from db and every move saved by Python. After the stop the database must
 # hold each bot's last acknowledged position, and the Python node's own
 # counters (its Admin.status and the line it prints at exit) must show
-# that it served those moves.
+# that it served those moves. Last, game2 is held (SIGSTOP) until the gate
+# drops it, with two players in a room on it, and continued: when it is
+# back their ENTERs must go through (tests/e2e/client_abuse.py relink: the
+# Python node forgot the players the gate took out of their rooms).
 set -eu
 cd "$(dirname "$0")/../.."
 . scripts/cluster-lib.sh
@@ -78,6 +81,19 @@ moves2=$(py_moves)
 failed2=$(curl -sf --max-time 5 "$CL_WEB/status" | cl_flat | grep -o '"name": "game2", "app": "pygame".*' |
     grep -o '"method": "move", "id": 602, "calls": [0-9]*, "failures": [0-9]*' | head -n 1 | sed 's/.*: //')
 [ "${failed2:-0}" -ge 6 ] || fail "run 2: game2 refused ${failed2:-no} moves, expected the 6 before entering"
+
+# game2 loses its links and comes back.
+/usr/bin/python3 tests/e2e/client_abuse.py relink 127.0.0.1 "${CL_NET#*:}" game2 "$game2_pid" "$CL_LOG" \
+    > "$dir/relink.out" 2>&1 ||
+    { cat "$dir/relink.out"; fail "game2 kept the players the gate took out of their rooms"; }
+grep -q "^\[game2\] link to the gate lost: 2 player(s) out of their rooms" "$CL_LOG" ||
+    fail "game2 did not log the players it forgot"
+relinked() {
+    for root in master gate db; do
+        [ "$(grep -c "^\[game2\] registered with $root on 127.0.0.1:" "$CL_LOG")" -ge 2 ] || return 1
+    done
+}
+cl_poll 20 "game2 did not register again with master, gate and db" relinked
 
 cluster_stop 30 expect-failure
 rep=$(printf '%s' "$CL_STOP_REPORT" | cl_flat)
