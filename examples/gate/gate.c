@@ -47,6 +47,8 @@ typedef struct gatesrv {
     ember_ref *db;
     ember_arena *arena;   /* scratch for decoding client payloads */
     gsession sessions[MAX_SESSIONS];
+    uint64_t full_refused;    /* logins refused at MAX_SESSIONS, not logged yet */
+    uint64_t full_log_us;     /* when that was last logged */
 } gatesrv;
 
 static gsession *find(gatesrv *g, uint64_t id)
@@ -493,6 +495,15 @@ static void login(gatesrv *g, ember_call *call, uint64_t session, ember_bytes da
     if (!s) {
         ember_arena_reset(g->arena);
         srv_refuse(call, 503, "too many sessions");
+        /* Logged at most once a second, with how many. */
+        g->full_refused++;
+        uint64_t now = now_us();
+        if (now - g->full_log_us >= 1000000) {
+            srv_log(&g->s, "refused %llu login(s): %d sessions, the most the gate holds",
+                    (unsigned long long)g->full_refused, MAX_SESSIONS);
+            g->full_refused = 0;
+            g->full_log_us = now;
+        }
         return;
     }
     /* The session exists from now on, so a close meanwhile finds it. */

@@ -34,6 +34,10 @@ thing, 1 otherwise.
            must be 410 and its ENTER must go through (not 409: the node
            must have forgotten the players the gate took out of its
            rooms), the first to enter alone in the room
+  full     log in on one connection after another until a LOGIN is
+           refused: it must be 503 "too many sessions", after about 4096
+           (the gate's sessions); once those connections are closed, a
+           LOGIN goes through again
 """
 import os
 import signal
@@ -271,5 +275,38 @@ elif mode == 'relink':
     expect("b's ENTER after its node left and came back", b.call(ENTER, bytes([8, r])), 0)
     expect('a move in the room again', a.call(MOVE, b'\x08\x00'), 0)
     print('relink: ok (after %s lost its link and came back: 410, then ENTER went through)' % node)
+elif mode == 'full':
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 4200 if hard == resource.RLIM_INFINITY else min(hard, 4200)
+    if want < 4200:
+        print('full: SKIP (open files limited to %d: 4200 needed)' % hard)
+        sys.exit(0)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
+    clients = []
+    while len(clients) < 4200:
+        c = Client()
+        got = c.call(LOGIN, string(1, b'full%05d' % len(clients)))
+        if got[0]:
+            break
+        clients.append(c)
+    if got[:2] != (503, 'too many sessions') or not 4000 <= len(clients) <= 4096:
+        print('FAIL: login %d answered %s, expected 503 too many sessions after at most 4096'
+              % (len(clients) + 1, got[:2]))
+        sys.exit(1)
+    c.s.close()
+    for c in clients:
+        c.s.close()
+    deadline = time.monotonic() + 10
+    while True:
+        got = Client().call(LOGIN, string(1, b'after-full'))
+        if got[0] == 0:
+            break
+        if time.monotonic() > deadline:
+            print('FAIL: a login 10 s after the full sessions went: %s' % (got[:2],))
+            sys.exit(1)
+        time.sleep(0.1)
+    print('full: ok (%d logged in, the next refused 503 too many sessions; freed once they went)'
+          % len(clients))
 else:
     sys.exit('unknown mode ' + mode)

@@ -92,6 +92,13 @@ cl_bots "$dir/bots-bad-frame.out" -n 2 -X -p bad -t 20
 logged_out() { [ "$(db_logouts)" = $((logouts + $1)) ]; }
 cl_poll 10 "clients dropped for a bad frame were not logged out" logged_out 2
 
+# The gate holds 4096 sessions: past them a LOGIN is refused 503 and the
+# gate logs it; they are free again once their clients go.
+/usr/bin/python3 tests/e2e/client_abuse.py full 127.0.0.1 "${CL_NET#*:}" > "$dir/full.out" 2>&1 ||
+    { cat "$dir/full.out"; fail "logins past the gate's sessions"; }
+grep -q "SKIP" "$dir/full.out" || grep -q "refused 1 login(s): 4096 sessions, the most the gate holds" "$CL_LOG" ||
+    fail "the gate did not log the login it refused at 4096 sessions"
+
 # True when the cluster log holds at least $1 lines matching $2.
 logged() { [ "$(grep -c "$2" "$CL_LOG")" -ge "$1" ]; }
 
