@@ -432,6 +432,17 @@ static void logged_in(const ember_outcome *o, const db_Player *p, void *ud)
         db_Db_logout(g->db, p->id, NULL, logged_out, ctx, NULL);
         return;
     }
+    /* One session per player: a second would move the same player in
+     * rooms of its own, each saving its position over the other's. */
+    for (int i = 0; i < MAX_SESSIONS; i++) {
+        const gsession *o = &g->sessions[i];
+        if (o != s && o->used && o->state != LOGGING_IN && o->player == p->id) {
+            s->used = false;
+            srv_refuse(ctx->call, 409, "already logged in on another connection");
+            free(ctx);
+            return;
+        }
+    }
     s->state = LOGGED_IN;
     s->player = p->id;
     snprintf(s->name, sizeof s->name, "%s", p->name);

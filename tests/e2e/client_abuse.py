@@ -38,6 +38,9 @@ thing, 1 otherwise.
            refused: it must be 503 "too many sessions", after about 4096
            (the gate's sessions); once those connections are closed, a
            LOGIN goes through again
+  twice    a player logged in (and in a room) on one connection logs in
+           on a second: refused 409, and once the first logged out the
+           second may log in
 """
 import os
 import signal
@@ -308,5 +311,15 @@ elif mode == 'full':
         time.sleep(0.1)
     print('full: ok (%d logged in, the next refused 503 too many sessions; freed once they went)'
           % len(clients))
+elif mode == 'twice':
+    a, b = Client(), Client()
+    expect('login', a.call(LOGIN, string(1, b'twice')), 0)
+    expect('enter', a.call(ENTER, b'\x08\x07'), 0)
+    expect('the same player on a second connection', b.call(LOGIN, string(1, b'twice')), 409)
+    expect('the second connection is not logged in', b.call(ENTER, b'\x08\x07'), 401)
+    expect('the first plays on', a.call(MOVE, b'\x08\x00'), 0)
+    expect('logout', a.call(1002), 0)
+    expect('the second after the first logged out', b.call(LOGIN, string(1, b'twice')), 0)
+    print('twice: ok (a second login of a logged-in player refused 409)')
 else:
     sys.exit('unknown mode ' + mode)

@@ -30,6 +30,8 @@
 #    refused 409, so the player is in one room on that room's node
 #    (client_abuse.py enters); an ENTER sent behind a LEAVE is refused 409
 #    too, so the node left holds nobody behind (client_abuse.py reenter).
+#    A player logged in on one connection cannot log in on another (409,
+#    client_abuse.py twice).
 # 6. game1 is held (SIGSTOP) until the gate drops it, with two players in a
 #    room on it, then continued: it registers again, each player's next
 #    command is 410, and their ENTERs go through, the room starting empty
@@ -123,6 +125,8 @@ CL_OWN_PIDS=
     { cat "$dir/enters.out"; fail "two ENTERs at once put a player in a room away from that room's node"; }
 /usr/bin/python3 tests/e2e/client_abuse.py reenter 127.0.0.1 "${CL_NET#*:}" > "$dir/reenter.out" 2>&1 ||
     { cat "$dir/reenter.out"; fail "an ENTER behind a LEAVE left the player behind on its game node"; }
+/usr/bin/python3 tests/e2e/client_abuse.py twice 127.0.0.1 "${CL_NET#*:}" > "$dir/twice.out" 2>&1 ||
+    { cat "$dir/twice.out"; fail "a player logged in on two connections at once"; }
 ! grep -q "child game[12] left" "$CL_LOG" ||
     fail "a game node left the gate after a client's bad request payloads"
 
@@ -139,4 +143,4 @@ cluster_wait_ready 20
 cluster_stop 30
 echo "test-flood: ok (24 silent clients timed out, 1 refused at max_clients, 1 idle dropped, 1 pinging kept; \
 flooder dropped after ${flooded:-?} MiB while 20 bots played; net RSS ${rss0} kB before, \
-${rss} kB after, peak ${hwm} kB; a deaf client dropped for its pushes ${deaf_s} s into the chat; bad request payloads answered 400, names over 63 bytes or with control characters refused, a second ENTER at once or one behind a LEAVE refused; game1's players forgotten when its gate link was lost)"
+${rss} kB after, peak ${hwm} kB; a deaf client dropped for its pushes ${deaf_s} s into the chat; bad request payloads answered 400, names over 63 bytes or with control characters refused, a second ENTER at once or one behind a LEAVE refused, a second login of a player refused; game1's players forgotten when its gate link was lost)"
