@@ -455,25 +455,17 @@ static void logged_in(const ember_outcome *o, const db_Player *p, void *ud)
  * nodes keep a name in 64 bytes: a longer one would be cut, even inside a
  * UTF-8 sequence, and then not encode in any routed command. Every player
  * of a room gets the names in it (RoomState, ChatMsg): none may hold a
- * control character that forges or hides text on their screens (C0, DEL,
- * C1), breaks a line (U+2028, U+2029) or reorders it (the bidirectional
- * marks and overrides), the rules of node names (ember_node_new). */
+ * control character that forges, hides or reorders text on their
+ * screens, the rules of node names (ember_name_check). */
 static const char *bad_name(const char *name)
 {
     size_t len = strlen(name);
+    if (len == 0)
+        return "empty player name";
     if (len >= sizeof ((gsession *)NULL)->name)
         return "player name too long (at most 63 bytes)";
-    for (size_t i = 0; i < len; i++) {
-        const uint8_t *u = (const uint8_t *)name + i;
-        size_t rest = len - i;
-        if (u[0] < 0x20 || u[0] == 0x7f ||
-            (u[0] == 0xc2 && rest > 1 && u[1] < 0xa0) ||
-            (u[0] == 0xd8 && rest > 1 && u[1] == 0x9c) ||
-            (u[0] == 0xe2 && rest > 2 && u[1] == 0x80 &&
-             (u[2] == 0x8e || u[2] == 0x8f || (u[2] >= 0xa8 && u[2] <= 0xae))) ||
-            (u[0] == 0xe2 && rest > 2 && u[1] == 0x81 && u[2] >= 0xa6 && u[2] <= 0xa9))
-            return "player name with a control character";
-    }
+    if (ember_name_check(name, len))
+        return "player name with a control character";
     return NULL;
 }
 

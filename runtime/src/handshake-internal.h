@@ -27,9 +27,6 @@
 
 /* Node names: 1..EMBER_NAME_MAX bytes of UTF-8, no control characters. */
 #define EMBER_NAME_MAX 255
-/* 0, or -1 with ember_last_error() saying which rule name[0..len)
- * breaks. */
-int ember_node_name_check(const char *name, size_t len);
 
 #define EMBER_MAX_UNREGISTERED 1024
 #define EMBER_UNREGISTERED_BYTES ((size_t)64 << 20)

@@ -358,7 +358,7 @@ static void node_idle(ember_ep *ep)
 }
 
 /* The rules a root applies to the name in REGISTER (root.c). */
-int ember_node_name_check(const char *name, size_t len)
+EMBER_API int ember_name_check(const char *name, size_t len)
 {
     if (!name || len == 0 || len > EMBER_NAME_MAX)
         return ember_seterr("a node name must be 1..%d bytes (got %zu)",
@@ -395,7 +395,7 @@ EMBER_API void ember_node_config_default(ember_node_config *cfg)
 EMBER_API ember_node *ember_node_new(struct event_base *base, const char *name,
                                      const ember_node_config *cfg)
 {
-    if (ember_node_name_check(name, name ? strlen(name) : 0))
+    if (ember_name_check(name, name ? strlen(name) : 0))
         return NULL;
     ember_node *n = ember_calloc(sizeof *n);
     if (!n) {

@@ -376,7 +376,7 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
          * proof): an impostor learns nothing about which part was wrong,
          * nor anything about the node (its name's rules come after). */
         refuse(c, EMBER_REFUSE_AUTH, "bad credentials");
-    } else if (ember_node_name_check(hs.name, hs.name_len)) {
+    } else if (ember_name_check(hs.name, hs.name_len)) {
         refuse(c, EMBER_REFUSE_BAD_NAME, ember_last_error());
     } else if (r->ep.stopping) {
         refuse(c, EMBER_REFUSE_STOPPING, "root is shutting down");
@@ -433,7 +433,7 @@ static int root_wire_admit(ember_conn *c, const char *name, size_t len, char *wh
     ember_child *ch;
     char cname[EMBER_NAME_MAX + 1];
     int rc = 1;
-    if (ember_node_name_check(name, len)) {
+    if (ember_name_check(name, len)) {
         snprintf(why, n, "bad name: %s", ember_last_error());
     } else if (r->ep.stopping) {
         snprintf(why, n, "root is shutting down");

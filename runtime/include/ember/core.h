@@ -50,6 +50,13 @@ ember_log_level ember_log_get_level(void);
  * twice changes nothing. Returns the length written. */
 size_t ember_escape(char *dst, size_t cap, const char *src, size_t n);
 
+/* The rules of node names: 0 when name[0..len) is 1..255 bytes of valid
+ * UTF-8 without control characters (C0, DEL, C1, U+2028, U+2029, the
+ * bidirectional marks and overrides: a name goes into log lines and onto
+ * screens); -1 with ember_last_error() naming the rule broken. For names
+ * an application shows others too (a player's). */
+int ember_name_check(const char *name, size_t len);
+
 /* Why the last call that returned -1 (or NULL) on this thread failed. */
 const char *ember_last_error(void);
 
