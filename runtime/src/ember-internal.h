@@ -61,7 +61,9 @@ static inline size_t ember_utf8_cut(const void *s, size_t n, size_t max)
     const uint8_t *u = s;
     if (n <= max)
         return n;
-    while (max > 0 && (u[max] & 0xc0) == 0x80)
+    /* A character has at most 3 continuation bytes: text that is not
+     * UTF-8 (bytes) is not walked back further. */
+    for (int k = 0; k < 3 && max > 0 && (u[max] & 0xc0) == 0x80; k++)
         max--;
     return max;
 }

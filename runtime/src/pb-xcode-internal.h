@@ -25,6 +25,8 @@ typedef struct ember_pbx {
     ember_conn *c;          /* whose objects (local refs) exist */
     ember_jl_cur cur;       /* the jelly being read (the *_in functions) */
     char why[256];          /* what did not match */
+    size_t clip;            /* > 0: ember -> jelly cuts strings and bytes to
+                             * this many bytes (values for a text of that size) */
 } ember_pbx;
 
 /* nvals positional jelly values at x->cur -> m's argument struct in e. -1:

@@ -16,6 +16,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "ember-internal.h"
 #include "pb-internal.h"
 #include "pb-xcode-internal.h"
 #include "ref-internal.h"
@@ -342,12 +343,17 @@ static int value_in(const ember_type *t, const char *value, bool as_tuple,
      * repr (other text for a bytes field is taken as it is). */
     ember_type_kind k = t->fields[0].type->kind;
     bool repr = value[0] == 'b' && (value[1] == '\'' || value[1] == '"');
-    if (k == EMBER_T_STRING)
+    if (k == EMBER_T_STRING) {
         ember_jl_put_unicode(&w, value, strlen(value));
-    else if (k == EMBER_T_BYTES && !repr)
+    } else if (k == EMBER_T_BYTES) {
+        if (repr && ember_pylit_value(value, &w) == 0)
+            return 0;
+        jl->p = jl->base; /* not a literal after all: the text as it is */
+        jl->failed = 0;
         ember_bn_put_bytes(jl, value, strlen(value), false);
-    else
+    } else {
         return ember_pylit_value(value, &w);
+    }
     return 0;
 }
 
@@ -517,14 +523,18 @@ static int get_value(ember_pbx *x, const ember_type *t, ember_dec *d, ember_jl_w
         ember_bn_put_float(w->e, g);
         return 0;
     case EMBER_T_STRING:
-    case EMBER_T_BYTES:
+    case EMBER_T_BYTES: {
         if (sub_region(d, &s))
             return -1;
+        size_t len = (size_t)(s.end - s.p);
+        if (x->clip && len > x->clip)
+            len = t->kind == EMBER_T_STRING ? ember_utf8_cut(s.p, len, x->clip) : x->clip;
         if (t->kind == EMBER_T_STRING)
-            ember_jl_put_unicode(w, s.p, (size_t)(s.end - s.p));
+            ember_jl_put_unicode(w, s.p, len);
         else
-            ember_bn_put_bytes(w->e, s.p, (size_t)(s.end - s.p), w->vocab);
+            ember_bn_put_bytes(w->e, s.p, len, w->vocab);
         return 0;
+    }
     case EMBER_T_LIST:
     case EMBER_T_MAP:
         return get_seq(x, t, d, w, depth);
@@ -630,9 +640,10 @@ void ember_pbx_text(const uint8_t *p, size_t n, const ember_type *t, char *out,
     uint8_t jl_buf[8 * EMBER_JL_FAIL_TEXT];
     ember_enc e;
     ember_jl_w w = {&e, false};
-    ember_pbx x = {NULL, {0}, {0}};
+    /* A string longer than the text is cut to it (the text is cut then);
+     * values still too large for jl_buf leave it cut: the text stops there. */
+    ember_pbx x = {NULL, {0}, {0}, cap};
     ember_enc_init_fixed(&e, jl_buf, sizeof jl_buf);
-    /* Values too large for jl_buf leave it cut: the text stops there. */
     ember_pbx_args_out(&x, p, n, &fields, &w);
     ember_pylit_str(jl_buf, ember_enc_len(&e), fields.n_params, false, out, cap);
 }

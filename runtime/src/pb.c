@@ -229,7 +229,7 @@ static int call_typed(ember_conn *c, uint64_t call_id, uint64_t oid,
 {
     ember_enc e;
     ember_jl_w w;
-    ember_pbx x = {c, {0}, {0}};
+    ember_pbx x = {c, {0}, {0}, 0};
     if (out_begin(c, &e, &w))
         return -1;
     put_call_head(c, &w, call_id, oid, m->pb_name);
@@ -270,7 +270,10 @@ static int send_raised(ember_conn *c, uint64_t call_id, const ember_method_desc 
                        uint32_t error_id, ember_encode_fn enc, const void *value)
 {
     const ember_type *t = ember_raise_type(m, error_id);
-    char text[EMBER_JL_FAIL_TEXT], type[96]; /* all a Python peer reads back */
+    /* A cut text (ending "...") is longer than the EMBER_JL_FAIL_TEXT - 1
+     * bytes ember reads of a failure: relayed back, it is known as cut and
+     * stays a failure. */
+    char text[EMBER_JL_FAIL_TEXT + 3], type[96];
     const uint8_t *p;
     size_t n;
     bool bad = ember_bytes_of(c, enc, value, &p, &n);
@@ -290,7 +293,7 @@ static int send_answer(ember_conn *c, uint64_t call_id, const ember_method_desc 
 {
     ember_enc e;
     ember_jl_w w;
-    ember_pbx x = {c, {0}, {0}};
+    ember_pbx x = {c, {0}, {0}, 0};
     if (out_begin(c, &e, &w))
         return -1;
     ember_jl_put_head(&w, EMBER_BN_W_ANSWER, 2);
@@ -537,7 +540,7 @@ static int dispatch_frame(ember_conn *c, const pb_msg *m, bool oneway, uint32_t 
 static int dispatch_typed(ember_conn *c, ember_jl_cur *cur, const pb_msg *m,
                           const ember_xentry *x, uint32_t nvals)
 {
-    ember_pbx t = {c, *cur, {0}};
+    ember_pbx t = {c, *cur, {0}, 0};
     ember_enc e;
     if (xin_begin(c, &e))
         return -1;
@@ -707,7 +710,7 @@ static int answer_untyped(ember_conn *c, uint64_t id, ember_jl_cur *cur)
 static int answer_typed(ember_conn *c, uint64_t id, const ember_method_desc *m,
                         ember_jl_cur *cur)
 {
-    ember_pbx t = {c, *cur, {0}};
+    ember_pbx t = {c, *cur, {0}, 0};
     ember_enc e;
     if (xin_begin(c, &e))
         return -1;
@@ -732,7 +735,7 @@ static int answer_typed(ember_conn *c, uint64_t id, const ember_method_desc *m,
 static bool answer_raised(ember_conn *c, uint64_t id, const ember_method_desc *m,
                           const ember_jl_failure *fl)
 {
-    ember_pbx x = {c, {0}, {0}};
+    ember_pbx x = {c, {0}, {0}, 0};
     uint8_t out[2 * EMBER_JL_FAIL_TEXT];
     size_t n;
     if (fl->cut)

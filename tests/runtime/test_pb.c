@@ -546,7 +546,7 @@ static void test_typed_round_trip(void)
     ember_enc e;
     ember_enc_init_fixed(&e, jel, sizeof jel);
     ember_jl_w w = {&e, true};
-    ember_pbx x = {NULL, {0}, {0}};
+    ember_pbx x = {NULL, {0}, {0}, 0};
     CU_ASSERT_EQUAL_FATAL(ember_pbx_args_out(&x, in, n, &method, &w), 0);
     size_t jn = ember_enc_len(&e);
     /* jelly -> ember: the same bytes */
@@ -558,11 +558,66 @@ static void test_typed_round_trip(void)
     CU_ASSERT(memcmp(in, out, n) == 0);
 }
 
+/* A raised error's text for Python (ember_pbx_text): Python's str() of the
+ * exception; a long string shows its start and the text ends "...", longer
+ * than what ember reads back of a failure, so a relay of it stays a
+ * failure; a bytes field's text that only looks like a literal is taken as
+ * it is. */
+static void test_raised_text(void)
+{
+    static const ember_field_desc refused_f[] = {
+        {1, "code", &t_u32, false}, {2, "why", &t_str, false}};
+    static const ember_type refused = {.kind = EMBER_T_STRUCT, .name = "t.Refused",
+                                       .fields = refused_f, .n_fields = 2};
+    static const ember_field_desc blob_f[] = {{1, "b", &t_bytes, false}};
+    static const ember_type blob = {.kind = EMBER_T_STRUCT, .name = "t.Blob",
+                                    .fields = blob_f, .n_fields = 1};
+    static uint8_t in[4000];
+    char text[EMBER_JL_FAIL_TEXT + 3];
+    ember_enc e;
+    char why[3000];
+    memset(why, 'a', sizeof why - 1);
+    why[sizeof why - 1] = 0;
+    static const size_t lens[] = {6, 600, sizeof why - 1};
+    for (size_t i = 0; i < 3; i++) {
+        size_t len = lens[i];
+        ember_enc_init_fixed(&e, in, sizeof in);
+        ember_enc_key(&e, 1, EMBER_WT_VARINT);
+        ember_enc_raw_varint(&e, 404);
+        ember_enc_key(&e, 2, EMBER_WT_LEN);
+        ember_enc_raw_varint(&e, len);
+        memcpy(e.p, why, len);
+        e.p += len;
+        ember_pbx_text(in, ember_enc_len(&e), &refused, text, sizeof text);
+        size_t n = strlen(text);
+        if (len == 6) {
+            CU_ASSERT_STRING_EQUAL(text, "(404, 'aaaaaa')");
+        } else {
+            CU_ASSERT(n == sizeof text - 1 && n > EMBER_JL_FAIL_TEXT - 1);
+            CU_ASSERT(strncmp(text, "(404, 'aaaa", 11) == 0);
+            CU_ASSERT(strcmp(text + n - 4, "a...") == 0);
+        }
+    }
+    ember_pbx x = {NULL, {0}, {0}, 0};
+    static const ember_raise_desc raises[] = {{7, &blob}};
+    const ember_method_desc m = {.id = 1, .name = "m", .pb_name = "m",
+                                 .raises = raises, .n_raises = 1};
+    uint8_t out[64];
+    size_t olen = 0;
+    CU_ASSERT_PTR_EQUAL(ember_pbx_raised_in(&x, &m, "t.Blob", "b'hello", out,
+                                            sizeof out, &olen), &raises[0]);
+    CU_ASSERT(olen == 9 && out[0] == ((1 << 3) | EMBER_WT_LEN) && out[1] == 7 &&
+              memcmp(out + 2, "b'hello", 7) == 0);
+    CU_ASSERT_PTR_EQUAL(ember_pbx_raised_in(&x, &m, "t.Blob", "b'h\\x00i'", out,
+                                            sizeof out, &olen), &raises[0]);
+    CU_ASSERT(olen == 5 && out[1] == 3 && memcmp(out + 2, "h\0i", 3) == 0);
+}
+
 static void test_typed_mismatch(void)
 {
     uint8_t jel[64], out[64];
     ember_enc e;
-    ember_pbx x = {NULL, {0}, {0}};
+    ember_pbx x = {NULL, {0}, {0}, 0};
     /* (local 5) for a ref: an object we do not export decodes to NULL */
     size_t n = unhex("02 80 11 87 05 81", jel, sizeof jel);
     static const ember_field_desc one_ref[] = {{9, "r", &t_ref, false}};
@@ -598,4 +653,5 @@ void add_pb_suite(void)
     CU_add_test(s, "CopyableFailure", test_failure);
     CU_add_test(s, "typed round trip ember -> jelly -> ember", test_typed_round_trip);
     CU_add_test(s, "typed mismatches and refs coming home", test_typed_mismatch);
+    CU_add_test(s, "a raised error's Python text", test_raised_text);
 }
