@@ -80,7 +80,7 @@ PICKS = {
 # the text ember raised it with reads as the typed error again.
 RELAY = 7
 # What the root's gate(77) raises Refused with; gate(v) else says "closed".
-TRICKY = 'it\'s "closed"\n\u00e9\U0001f600\x85\xa0\u202e\u200b\ufeff\ue000'
+TRICKY = 'it\'s "closed"\n\u00e9\U0001f600\x85\xa0\u202e\u200b\ufeff\ue000\u08e2\U0001d173'
 node_root = None
 
 
