@@ -279,27 +279,29 @@ static bool game_method(uint32_t command)
     return false;
 }
 
-/* True when data is not the request struct of command (a game.Game
- * method). The client's bytes become the game node's arguments as they
+/* A game.Game command's request, decoded. */
+typedef union game_req {
+    client_EnterReq enter;
+    client_MoveReq move;
+    client_ChatReq chat;
+    client_LeaveReq leave;
+} game_req;
+
+/* Decodes data as the request struct of command into *req; true when it is
+ * not one. The client's bytes become the game node's arguments as they
  * are, and arguments that do not decode make a node drop its link to the
  * gate (every player in its rooms would lose them): they are checked here. */
-static bool bad_request(gatesrv *g, uint32_t command, ember_bytes data)
+static bool bad_request(gatesrv *g, uint32_t command, ember_bytes data, game_req *req)
 {
-    union {
-        client_EnterReq enter;
-        client_MoveReq move;
-        client_ChatReq chat;
-        client_LeaveReq leave;
-    } req;
-    memset(&req, 0, sizeof req);
+    memset(req, 0, sizeof *req);
     ember_dec d;
     ember_dec_init(&d, data.data, data.len, g->arena);
     int bad;
     switch (command) {
-    case client_ENTER: bad = client_EnterReq_decode(&d, &req.enter); break;
-    case client_MOVE: bad = client_MoveReq_decode(&d, &req.move); break;
-    case client_CHAT: bad = client_ChatReq_decode(&d, &req.chat); break;
-    case client_LEAVE: bad = client_LeaveReq_decode(&d, &req.leave); break;
+    case client_ENTER: bad = client_EnterReq_decode(&d, &req->enter); break;
+    case client_MOVE: bad = client_MoveReq_decode(&d, &req->move); break;
+    case client_CHAT: bad = client_ChatReq_decode(&d, &req->chat); break;
+    case client_LEAVE: bad = client_LeaveReq_decode(&d, &req->leave); break;
     default: bad = 0; break;
     }
     ember_arena_reset(g->arena);
@@ -310,7 +312,8 @@ static bool bad_request(gatesrv *g, uint32_t command, ember_bytes data)
 static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
                   ember_bytes data)
 {
-    if (bad_request(g, command, data)) {
+    game_req req; /* only its numbers are read: its strings went with the arena */
+    if (bad_request(g, command, data, &req)) {
         srv_refuse(call, 400, "bad request");
         return;
     }
@@ -338,18 +341,8 @@ static void route(gatesrv *g, ember_call *call, gsession *s, uint32_t command,
     }
     uint32_t room = 0;
     if (!node && command == client_ENTER) {
-        client_EnterReq req;
-        memset(&req, 0, sizeof req);
-        ember_dec d;
-        ember_dec_init(&d, data.data, data.len, g->arena);
-        int bad = client_EnterReq_decode(&d, &req);
-        ember_arena_reset(g->arena);
-        if (bad) {
-            srv_refuse(call, 400, "bad enter request");
-            return;
-        }
-        node = pick_node(g, service, req.room);
-        room = req.room;
+        node = pick_node(g, service, req.enter.room);
+        room = req.enter.room;
     }
     if (!node)   /* not in a room: any node answers (and refuses) */
         node = pick_node(g, service, 0);

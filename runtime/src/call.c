@@ -341,22 +341,20 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     }
     /* The frame's kind and the IDL's must agree, or the handler's idea of
      * the call's life would not be the runtime's. A CALL to a oneway method
-     * is answered (void) at once and served as a oneway, as on PB. A ONEWAY
-     * to a two-way method is served as a call whose answer is discarded: it
-     * lives until its handler answers, now or later (ending it when the
-     * handler returns would let a deferred answer land on whichever call
-     * reused it), and counts against max_outstanding and
+     * is answered (void: None on PB) at once and served as a oneway. A
+     * ONEWAY to a two-way method is served as a call whose answer is
+     * discarded (kept): it lives until its handler answers, now or later
+     * (ending it when the handler returns would let a deferred answer land
+     * on whichever call reused it), and counts against max_outstanding and
      * max_deferred_bytes like any call. */
-    bool keep = false;
     if (x->m && !oneway && x->m->oneway) {
         if (c->wire)
             c->wire->answer(c, call_id, x->m, EMBER_OK, 0, NULL, NULL, NULL);
         else
             ember_frame_send_hdr(c, EMBER_FR_REPLY, call_id, 0);
         oneway = true;
-    } else if (x->m && oneway && !x->m->oneway) {
-        keep = true;
     }
+    bool keep = oneway && x->m && !x->m->oneway;
     ember_call *k = call_get(ep);
     if (!k) {
         if (!oneway)

@@ -483,7 +483,8 @@ static char *host_of(const char *addr)
     return ember_strdup(buf);
 }
 
-EMBER_API int ember_node_connect(ember_node *n, const char *addr)
+/* -1 when n cannot start connecting: closed, or connecting already. */
+static int connect_refused(const ember_node *n)
 {
     /* A closed node stays closed: connecting it again would register it
      * with its close's done already run (and run done again later). */
@@ -491,6 +492,13 @@ EMBER_API int ember_node_connect(ember_node *n, const char *addr)
         return ember_seterr("node is closed (ember_node_close)");
     if (n->addr)
         return ember_seterr("node already connecting (one root per node)");
+    return 0;
+}
+
+EMBER_API int ember_node_connect(ember_node *n, const char *addr)
+{
+    if (connect_refused(n))
+        return -1;
     /* Only the form is checked here: a host name that does not resolve
      * (yet) fails the attempt, which is retried like a root that is down. */
     if (ember_addr_check(addr))
@@ -505,10 +513,8 @@ EMBER_API int ember_node_connect(ember_node *n, const char *addr)
 
 EMBER_API int ember_node_connect_pb(ember_node *n, const char *addr)
 {
-    if (n->closing)
-        return ember_seterr("node is closed (ember_node_close)");
-    if (n->addr)
-        return ember_seterr("node already connecting (one root per node)");
+    if (connect_refused(n))
+        return -1;
     if (ember_exports_pb_check(n->ep.exports))
         return -1;
     n->pb = true;

@@ -342,10 +342,10 @@ static int value_in(const ember_type *t, const char *value, bool as_tuple,
     /* One argument: str() of a string is the string itself, of bytes their
      * repr (other text for a bytes field is taken as it is). */
     ember_type_kind k = t->fields[0].type->kind;
-    bool repr = value[0] == 'b' && (value[1] == '\'' || value[1] == '"');
     if (k == EMBER_T_STRING) {
         ember_jl_put_unicode(&w, value, strlen(value));
     } else if (k == EMBER_T_BYTES) {
+        bool repr = value[0] == 'b' && (value[1] == '\'' || value[1] == '"');
         if (repr && ember_pylit_value(value, &w) == 0)
             return 0;
         jl->p = jl->base; /* not a literal after all: the text as it is */

@@ -552,12 +552,9 @@ static int dispatch_typed(ember_conn *c, ember_jl_cur *cur, const pb_msg *m,
         ember_buf_consume(&c->pb->xin, n);
         return m->oneway ? 0 : send_type_error(c, m->id, t.why);
     }
-    /* A oneway method called with answerRequired: served as oneway, and
-     * answered None at once (what a Python method returning nothing does). */
-    bool oneway = m->oneway || x->m->oneway;
-    if (!m->oneway && x->m->oneway)
-        send_none(c, m->id);
-    r = dispatch_frame(c, m, oneway, (uint32_t)(x->key >> 32), x->m->id, payload, n);
+    /* A oneway method called with answerRequired is answered None at once
+     * and served as oneway by ember_call_dispatch, as on ember's wire. */
+    r = dispatch_frame(c, m, m->oneway, (uint32_t)(x->key >> 32), x->m->id, payload, n);
     xin_consume(c, n);
     return r;
 }
