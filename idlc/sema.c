@@ -683,6 +683,30 @@ static const char *lit_kind_name(idl_lit_kind k)
     return "a value";
 }
 
+
+/* Strict UTF-8 (what the runtime's string encoder and decoder accept): no
+ * overlong forms, no surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        if (!len || len > n - i)
+            return false;
+        unsigned cp = len == 1 ? c : c & (0x7fu >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3fu);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
 static void check_const(sema *S, const idl_module *m, idl_decl *d)
 {
     idl_type *t = d->const_type;
@@ -711,6 +735,8 @@ static void check_const(sema *S, const idl_module *m, idl_decl *d)
             goto mismatch;
         if (t->kind == IDL_STRING && memchr(v->s, '\0', v->slen))
             diag_error(S->diag, v->loc, "string constant '%s' contains a NUL byte; use bytes", d->name);
+        else if (t->kind == IDL_STRING && !utf8_valid((const unsigned char *)v->s, v->slen))
+            diag_error(S->diag, v->loc, "string constant '%s' is not valid UTF-8; use bytes", d->name);
         return;
     case IDL_F32:
     case IDL_F64:
