@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 #include "sema.h"
@@ -315,6 +316,35 @@ const char *gu_ident(const char *name, bool param, gbuf *scratch)
         "to", "cb", "ud", "opts", "args", "r", "filter", "fud", "call", "ret",
         "res", "ex", "h", "e", "d", "v", "value", "out", "err",
     };
+    /* object-like macros of the headers <ember/ember.h> includes
+     * (<stddef.h>, <stdint.h>): as a name they would be expanded */
+    static const char *const macros[] = {
+        "NULL", "SIZE_MAX", "PTRDIFF_MIN", "PTRDIFF_MAX", "SIG_ATOMIC_MIN",
+        "SIG_ATOMIC_MAX", "WCHAR_MIN", "WCHAR_MAX", "WINT_MIN", "WINT_MAX",
+        "INTPTR_MIN", "INTPTR_MAX", "UINTPTR_MAX", "INTMAX_MIN", "INTMAX_MAX",
+        "UINTMAX_MAX",
+    };
+    bool rename = false;
+    for (size_t i = 0; i < sizeof macros / sizeof *macros && !rename; i++)
+        rename = strcmp(name, macros[i]) == 0;
+    /* INT8_MIN ... UINT64_MAX, INT_LEAST8_MIN ..., INT_FAST8_MIN ... */
+    size_t len = strlen(name);
+    if (!rename && len > 4 && (strncmp(name, "INT", 3) == 0 || strncmp(name, "UINT", 4) == 0) &&
+        (strcmp(name + len - 4, "_MIN") == 0 || strcmp(name + len - 4, "_MAX") == 0))
+        rename = true;
+    /* ember's own macros (EMBER_...), identifiers reserved to the C
+     * implementation (__func__, _Pragma, ...) */
+    if (strncmp(name, "EMBER_", 6) == 0 || (name[0] == '_' && (name[1] == '_' || isupper((unsigned char)name[1]))))
+        rename = true;
+    /* a parameter named like ember's functions and types, or like a
+     * <stdint.h> type, would hide them in the prototype and the stub */
+    if (param && (strncmp(name, "ember_", 6) == 0 || (len > 2 && strcmp(name + len - 2, "_t") == 0)))
+        rename = true;
+    if (rename) {
+        gb_clear(scratch);
+        gb_printf(scratch, "%s_", name);
+        return gb_str(scratch);
+    }
     for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++) {
         if (!reserved[i]) {
             if (!param)
