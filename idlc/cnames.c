@@ -98,9 +98,10 @@ static void add(cn_ctx *c, cn_table *t, const char *role, const char *what,
     size_t *slot = find_slot(t, name, hash);
     if (*slot) {
         const cn_entry *old = &t->v[*slot - 1];
-        if (old->owner == owner)
+        bool same_role = old->role == role || (old->role && role && strcmp(old->role, role) == 0);
+        if (old->owner == owner && same_role)
             return;
-        if (strcmp(old->who, who) == 0)
+        if (old->owner != owner && strcmp(old->who, who) == 0)
             return;                             /* one IDL name twice: sema said it */
         char key[2 * sizeof(void *) * 3 + 4];
         snprintf(key, sizeof key, "%p %p", old->owner, owner);
