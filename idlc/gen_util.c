@@ -300,6 +300,29 @@ bool gu_needs_init(const idl_type *t)
     return t->kind == IDL_STRING || gu_classify(t) == GU_STRUCT;
 }
 
+/* The module gen_ctx_init was last given: gu_ident renames names that start
+ * with its prefix or a direct import's ("game_..."), the generated names'
+ * own namespace. */
+static const idl_module *gu_cur_module;
+
+static bool has_prefix(const char *name, const char *mod)
+{
+    size_t n = mod ? strlen(mod) : 0;
+    return n && strncmp(name, mod, n) == 0 && name[n] == '_';
+}
+
+static bool module_prefixed(const char *name)
+{
+    if (!gu_cur_module)
+        return false;
+    if (has_prefix(name, gu_cur_module->name))
+        return true;
+    for (const idl_import *im = gu_cur_module->imports; im; im = im->next)
+        if (im->module && has_prefix(name, im->module->name))
+            return true;
+    return false;
+}
+
 const char *gu_ident(const char *name, bool param, gbuf *scratch)
 {
     static const char *const reserved[] = {
@@ -335,6 +358,10 @@ const char *gu_ident(const char *name, bool param, gbuf *scratch)
     /* ember's own macros (EMBER_...), identifiers reserved to the C
      * implementation (__func__, _Pragma, ...) */
     if (strncmp(name, "EMBER_", 6) == 0 || (name[0] == '_' && (name[1] == '_' || isupper((unsigned char)name[1]))))
+        rename = true;
+    /* the generated names of this module and its imports (game_MAX,
+     * game_Pos, common_Vec_ID) */
+    if (module_prefixed(name))
         rename = true;
     /* a parameter named like ember's functions and types, or like a
      * <stdint.h> type, would hide them in the prototype and the stub */
@@ -491,6 +518,7 @@ int gen_ctx_init(gen_ctx *g, const idl_module *m)
 {
     memset(g, 0, sizeof *g);
     g->m = m;
+    gu_cur_module = m;
     g->mod = m->name ? m->name : "";
 
     strset seen = {0}, raised = {0};
