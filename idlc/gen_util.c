@@ -300,25 +300,38 @@ bool gu_needs_init(const idl_type *t)
     return t->kind == IDL_STRING || gu_classify(t) == GU_STRUCT;
 }
 
-/* The module gen_ctx_init was last given: gu_ident renames names that start
- * with its prefix or a direct import's ("game_..."), the generated names'
- * own namespace. */
+/* The module gen_ctx_init was last given: gu_ident renames names that are
+ * generated names of it or of a direct import ("game_MAX", "game_Pos_init",
+ * "game_list_Pos"), not every name that merely starts with "game_"
+ * ("player_id" in module player keeps its name). */
 static const idl_module *gu_cur_module;
 
-static bool has_prefix(const char *name, const char *mod)
+/* NAME is MOD's "MOD_<decl>", "MOD_<decl>_...", "MOD_list_..." or
+ * "MOD_map_..." (gen_h.c's helper types): the shapes idlc generates. */
+static bool generated_by(const char *name, const idl_module *mod)
 {
-    size_t n = mod ? strlen(mod) : 0;
-    return n && strncmp(name, mod, n) == 0 && name[n] == '_';
+    size_t n = mod && mod->name ? strlen(mod->name) : 0;
+    if (!n || strncmp(name, mod->name, n) != 0 || name[n] != '_')
+        return false;
+    const char *rest = name + n + 1;
+    if (strncmp(rest, "list_", 5) == 0 || strncmp(rest, "map_", 4) == 0)
+        return true;
+    for (const idl_decl *d = mod->decls; d; d = d->next) {
+        size_t k = d->name ? strlen(d->name) : 0;
+        if (k && strncmp(rest, d->name, k) == 0 && (rest[k] == '\0' || rest[k] == '_'))
+            return true;
+    }
+    return false;
 }
 
 static bool module_prefixed(const char *name)
 {
     if (!gu_cur_module)
         return false;
-    if (has_prefix(name, gu_cur_module->name))
+    if (generated_by(name, gu_cur_module))
         return true;
     for (const idl_import *im = gu_cur_module->imports; im; im = im->next)
-        if (im->module && has_prefix(name, im->module->name))
+        if (generated_by(name, im->module))
             return true;
     return false;
 }
@@ -363,9 +376,14 @@ const char *gu_ident(const char *name, bool param, gbuf *scratch)
      * game_Pos, common_Vec_ID) */
     if (module_prefixed(name))
         rename = true;
-    /* a parameter named like ember's functions and types, or like a
-     * <stdint.h> type, would hide them in the prototype and the stub */
-    if (param && (strncmp(name, "ember_", 6) == 0 || (len > 2 && strcmp(name + len - 2, "_t") == 0)))
+    /* a parameter named like ember's functions and types, or like a type of
+     * <stdint.h> / <stddef.h> (uint32_t, size_t), would hide them in the
+     * prototype and the stub; other names ending in _t (delta_t) are kept */
+    bool c_type = len > 2 && strcmp(name + len - 2, "_t") == 0 &&
+                  (strncmp(name, "int", 3) == 0 || strncmp(name, "uint", 4) == 0 ||
+                   strcmp(name, "size_t") == 0 || strcmp(name, "ptrdiff_t") == 0 ||
+                   strcmp(name, "wchar_t") == 0 || strcmp(name, "max_align_t") == 0);
+    if (param && (strncmp(name, "ember_", 6) == 0 || c_type))
         rename = true;
     if (rename) {
         gb_clear(scratch);

@@ -225,6 +225,19 @@ printf 'module broken\n' >"$TMP/inc2/common.idl"
 expect_exit 0 "-I order: first folder wins" -I "$TMP/inc1" -I "$TMP/inc2" -o "$TMP" game.idl
 expect_exit 1 "-I order: broken first" -I "$TMP/inc2" -I "$TMP/inc1" -o "$TMP" game.idl
 
+# Only the generated names of a module are renamed: a field that merely
+# starts with the module's name keeps it (player_id), one that is a
+# generated name gets a trailing _ (player_Pos, player_list_Pos).
+mkdir -p "$TMP/pfx"
+printf 'module player;\nstruct Pos { 1: i32 x; }\nstruct P { 1: u64 player_id; 2: i32 player_Pos; 3: i32 player_list_Pos; 4: i32 player_Posx; }\nservice S { void f(1: i32 delta_t, 2: i32 uint8_t) = 1; }\n' >"$TMP/pfx/player.idl"
+expect_exit 0 "field names starting with the module's name" -o "$TMP/pfx" "$TMP/pfx/player.idl"
+check "player_id keeps its name" grep -q 'uint64_t player_id;' "$TMP/pfx/player.h"
+check "player_Posx keeps its name" grep -q 'int32_t player_Posx;' "$TMP/pfx/player.h"
+check "player_Pos is renamed" grep -q 'int32_t player_Pos_;' "$TMP/pfx/player.h"
+check "player_list_Pos is renamed" grep -q 'int32_t player_list_Pos_;' "$TMP/pfx/player.h"
+check "a parameter delta_t keeps its name" grep -q 'int32_t delta_t,' "$TMP/pfx/player.h"
+check "a parameter uint8_t is renamed" grep -q 'int32_t uint8_t_' "$TMP/pfx/player.h"
+
 # Hostile input: no crash, no hang, a clean exit 1.
 awk 'BEGIN { printf "module deep; struct S { 1: "; for (i = 0; i < 100000; i++) printf "list<"; printf "i32"; for (i = 0; i < 100000; i++) printf ">"; print " x; }" }' >"$TMP/deep.idl"
 expect_exit 1 "100000 nested lists" -o "$TMP" "$TMP/deep.idl"
