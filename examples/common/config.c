@@ -17,10 +17,21 @@ static const char *str_or(json_t *obj, const char *key, const char *dflt)
     return json_is_string(v) ? json_string_value(v) : dflt;
 }
 
-static int int_or(json_t *obj, const char *key, int dflt)
+/* A port key: absent is 0; anything but an integer from 0 to 65535 is an
+ * error (a cast to 16 bits would turn 70000 into 4464, a string into 0). */
+static int port_of(json_t *obj, const char *key, int *port, const char *where,
+                   char *err, size_t errlen)
 {
     json_t *v = json_object_get(obj, key);
-    return json_is_integer(v) ? (int)json_integer_value(v) : dflt;
+    *port = 0;
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 65535) {
+        snprintf(err, errlen, "%s.%s must be a port: an integer from 0 to 65535", where, key);
+        return -1;
+    }
+    *port = (int)json_integer_value(v);
+    return 0;
 }
 
 void cfg_pb_addr(int port, char *buf, size_t len)
@@ -138,12 +149,15 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
     copy(s->app, sizeof s->app, str_or(o, "app", name));
     copy(s->host, sizeof s->host, str_or(o, "host", "127.0.0.1"));
     copy(s->db, sizeof s->db, str_or(o, "db", ""));
-    s->rootport = int_or(o, "rootport", 0);
-    s->netport = int_or(o, "netport", 0);
+    char where[96];
+    snprintf(where, sizeof where, "servers.%s", name);
+    if (port_of(o, "rootport", &s->rootport, where, err, errlen) ||
+        port_of(o, "netport", &s->netport, where, err, errlen) ||
+        port_of(o, "metricsport", &s->metricsport, where, err, errlen) ||
+        port_of(o, "pbport", &s->pbport, where, err, errlen))
+        return -1;
     if (load_clients(&s->clients, name, json_object_get(o, "clients"), err, errlen))
         return -1;
-    s->metricsport = int_or(o, "metricsport", 0);
-    s->pbport = int_or(o, "pbport", 0);
     json_t *rem = json_object_get(o, "remoteport");
     if (rem && !json_is_array(rem)) {
         snprintf(err, errlen, "servers.%s.remoteport: not a list", name);
@@ -164,7 +178,10 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
         cfg_remote *cr = &s->remotes[s->n_remotes++];
         copy(cr->name, sizeof cr->name, rn);
         copy(cr->host, sizeof cr->host, str_or(r, "roothost", ""));
-        cr->port = int_or(r, "rootport", 0);
+        char rwhere[128];
+        snprintf(rwhere, sizeof rwhere, "servers.%s.remoteport[%zu]", name, i);
+        if (port_of(r, "rootport", &cr->port, rwhere, err, errlen))
+            return -1;
     }
     return 0;
 }
@@ -186,9 +203,12 @@ int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
         goto out;
     }
     copy(c->master_host, sizeof c->master_host, str_or(m, "roothost", "127.0.0.1"));
-    c->master_port = int_or(m, "rootport", 0);
-    c->web_port = int_or(m, "webport", 0);
-    c->master_pbport = int_or(m, "pbport", 0);
+    char where[sizeof c->path + 16];
+    snprintf(where, sizeof where, "%s: master", path);
+    if (port_of(m, "rootport", &c->master_port, where, err, errlen) ||
+        port_of(m, "webport", &c->web_port, where, err, errlen) ||
+        port_of(m, "pbport", &c->master_pbport, where, err, errlen))
+        goto out;
     copy(c->secret, sizeof c->secret, str_or(root, "secret", ""));
     copy(c->admin_token, sizeof c->admin_token, str_or(root, "admin_token", ""));
     copy(c->db, sizeof c->db, str_or(root, "db", "var/ember.sqlite"));

@@ -112,5 +112,22 @@ refused shipped-secret 0.0.0.0 "$shipped_secret" "$CL_ADMIN_TOKEN" "cluster secr
 refused shipped-token 10.1.2.3 "$CL_SECRET" "$shipped_token" "admin_token is the one examples/cluster.json ships with"
 refused no-secret 0.0.0.0 "" "$CL_ADMIN_TOKEN" "there is no cluster secret"
 
+# A port out of range or not an integer is a config error, never a port
+# cut to 16 bits (70000 was served on 4464) or a free one (a string).
+badport() {
+    name=$1 from=$2 to=$3
+    sed -e "s/$from/$to/" "$dir/cluster.json" > "$dir/$name.json"
+    ! cmp -s "$dir/cluster.json" "$dir/$name.json" || fail "$name: sed changed nothing"
+    rc=0
+    timeout 10 "$CL_BIN/master" -n "$dir/$name.json" > /dev/null 2> "$dir/$name.log" || rc=$?
+    [ "$rc" = 1 ] || fail "$name: the master exited with $rc, not 1 (see $dir/$name.log)"
+    grep -q "must be a port: an integer from 0 to 65535" "$dir/$name.log" ||
+        fail "$name: the master did not say why: $(cat "$dir/$name.log")"
+}
+badport webport-70000 '"webport": [0-9]*' '"webport": 70000'
+badport webport-string '"webport": [0-9]*' '"webport": "8080"'
+badport webport-negative '"webport": [0-9]*' '"webport": -1'
+badport netport-70000 '"netport": [0-9]*' '"netport": 70000'
+
 cluster_stop 30
-echo "test-admin: ok (10 refused stops, header/body/slow limits, no-token config, 3 refused listens; then the stop with the credential)"
+echo "test-admin: ok (10 refused stops, header/body/slow limits, no-token config, 3 refused listens, 4 bad ports; then the stop with the credential)"
