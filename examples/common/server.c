@@ -214,7 +214,8 @@ static int serve_metrics(srv *s)
         return 0;
     s->http = evhttp_new(s->base);
     if (!s->http || evhttp_bind_socket(s->http, s->me->host, (ev_uint16_t)s->me->metricsport)) {
-        srv_log(s, "cannot serve /metrics on %s:%d", s->me->host, s->me->metricsport);
+        srv_log(s, "cannot serve /metrics on %s:%d: %s", s->me->host, s->me->metricsport,
+                strerror(errno));
         return -1;
     }
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET);

@@ -884,7 +884,7 @@ usage:
         M.http ? evhttp_bind_socket_with_handle(M.http, M.cfg.master_host, (ev_uint16_t)M.cfg.web_port)
                : NULL;
     if (!hs) {
-        mlog("cannot serve http on %s:%d", M.cfg.master_host, M.cfg.web_port);
+        mlog("cannot serve http on %s:%d: %s", M.cfg.master_host, M.cfg.web_port, strerror(errno));
         return 1;
     }
     struct sockaddr_storage ss;

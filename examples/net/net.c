@@ -675,7 +675,7 @@ int main(int argc, char **argv)
                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
                                          (struct sockaddr *)&sin, sizeof sin);
     if (!n.listener) {
-        srv_log(&n.s, "cannot listen on %s:%d", n.s.me->host, n.s.me->netport);
+        srv_log(&n.s, "cannot listen on %s:%d: %s", n.s.me->host, n.s.me->netport, strerror(errno));
         return 1;
     }
     evconnlistener_set_error_cb(n.listener, on_accept_error);

@@ -129,5 +129,15 @@ badport webport-string '"webport": [0-9]*' '"webport": "8080"'
 badport webport-negative '"webport": [0-9]*' '"webport": -1'
 badport netport-70000 '"netport": [0-9]*' '"netport": 70000'
 
+# A web port in use (the running net's; a free root port): exit 1 saying why.
+freeroot=$("$CL_BIN/freeport" 1) || fail "freeport failed"
+sed -e "s/\"webport\": [0-9]*/\"webport\": ${CL_NET##*:}/" \
+    -e "s/\"master\": {\"roothost\": \"127.0.0.1\", \"rootport\": [0-9]*/\"master\": {\"roothost\": \"127.0.0.1\", \"rootport\": $freeroot/" \
+    "$dir/cluster.json" > "$dir/webinuse.json"
+rc=0
+timeout 10 "$CL_BIN/master" -n "$dir/webinuse.json" > /dev/null 2> "$dir/webinuse.log" || rc=$?
+[ "$rc" = 1 ] && grep -q "cannot serve http on 127.0.0.1:${CL_NET##*:}: Address already in use" "$dir/webinuse.log" ||
+    fail "a web port in use: exit $rc, $(cat "$dir/webinuse.log")"
+
 cluster_stop 30
-echo "test-admin: ok (10 refused stops, header/body/slow limits, no-token config, 3 refused listens, 4 bad ports; then the stop with the credential)"
+echo "test-admin: ok (10 refused stops, header/body/slow limits, no-token config, 3 refused listens, 4 bad ports, a web port in use; then the stop with the credential)"
