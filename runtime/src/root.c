@@ -68,7 +68,15 @@ struct ember_root {
     void *stop_ud;
     bool stop_said;
     struct event *accept_pause_ev; /* re-enables accepting after EMFILE */
+    struct child_walk *walks;      /* broadcasts walking the children */
 };
+
+/* A broadcast walking the children. A child can leave during the walk (a
+ * filter that drops one): child_remove moves every walk on past it. */
+typedef struct child_walk {
+    ember_child *cur, *next;       /* cur: NULL once it left */
+    struct child_walk *up;         /* a broadcast started by a filter */
+} child_walk;
 
 /* ---- child tables ---- */
 
@@ -134,6 +142,12 @@ static int child_insert(ember_root *r, ember_child *c)
 
 static void child_remove(ember_root *r, ember_child *c)
 {
+    for (child_walk *w = r->walks; w; w = w->up) {
+        if (w->cur == c)
+            w->cur = NULL;
+        if (w->next == c)
+            w->next = c->next;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -777,10 +791,15 @@ EMBER_API int ember_root_broadcast(ember_root *r, ember_child_filter filter,
     ember_bytes payload = {tmp.data + tmp.off, ember_buf_used(&tmp)};
     uint32_t sid = svc ? svc->id : 0;
     int n = 0;
-    for (ember_child *c = r->first, *next; c; c = next) {
-        next = c->next;
-        if (filter && !filter(c, fud))
+    child_walk w = {NULL, r->first, r->walks};
+    r->walks = &w;
+    while ((w.cur = w.next)) {
+        w.next = w.cur->next;
+        if (filter && !filter(w.cur, fud))
             continue;
+        ember_child *c = w.cur;
+        if (!c)
+            continue; /* the filter made it leave: not called */
         ember_callback k = {done, NULL, cb, ud, c, svc};
         if (per_child)
             ember_calltab_start(c->ref, svc, sid, method_id, false, enc, args, &k,
@@ -790,6 +809,7 @@ EMBER_API int ember_root_broadcast(ember_root *r, ember_child_filter filter,
                                 ember_enc_payload, &payload, &k, opts);
         n++;
     }
+    r->walks = w.up;
     ember_buf_release(&tmp);
     return n;
 }

@@ -627,6 +627,90 @@ static void t_escape(void)
     CU_ASSERT_STRING_EQUAL(small, "ab");
 }
 
+/* ---- a broadcast whose filter makes children leave ---- */
+
+static const ember_service_desc echo_svc = {"edge.Echo", EDGE_SVC, 0, 0, NULL, NULL};
+static ember_root *bc_root;
+static int bc_done, bc_leaves;
+static ember_child *bc_left[4];
+
+static void bc_leave(ember_root *r, ember_child *c, const char *why, void *ud)
+{
+    (void)r;
+    (void)why;
+    (void)ud;
+    if (bc_leaves < 4)
+        bc_left[bc_leaves] = c;
+    bc_leaves++;
+}
+
+static void bc_outcome(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
+{
+    (void)reply;
+    (void)cb;
+    (void)ud;
+    CU_ASSERT_PTR_NOT_NULL(o->child);
+    for (int i = 0; i < bc_leaves && i < 4; i++)
+        CU_ASSERT_PTR_NOT_EQUAL(o->child, bc_left[i]);
+    CU_ASSERT_EQUAL(o->status, EMBER_OK);
+    bc_done++;
+}
+
+/* The first child it sees: drops the one after it; the second it sees:
+ * drops that one itself, and says yes. */
+static int bc_seen;
+static bool bc_filter(ember_child *c, void *ud)
+{
+    (void)ud;
+    bc_seen++;
+    if (bc_seen == 1)
+        ember_root_drop(bc_root, ember_root_child_next(bc_root, c), "by the filter");
+    else if (bc_seen == 2)
+        ember_root_drop(bc_root, c, "by the filter");
+    return true;
+}
+
+static bool four_children(void *ud) { return ember_root_child_count(ud) == 4; }
+static bool bc_all(void *ud) { return bc_done >= *(int *)ud; }
+
+static void t_broadcast_filter_drops(void)
+{
+    base = event_base_new();
+    ember_root_config rc = {0};
+    rc.on_leave = bc_leave;
+    bc_root = ember_root_new(base, &rc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bc_root);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(bc_root, "127.0.0.1:0"), 0);
+    ember_node_config nc = {0};
+    nc.backoff_min_ms = 10000; /* the dropped ones stay away */
+    nc.backoff_max_ms = 20000;
+    ember_node *n[4];
+    for (int i = 0; i < 4; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "b%d", i & 3);
+        n[i] = node_at(name, ember_root_port(bc_root), &nc);
+        ember_exports_add_raw(ember_node_exports(n[i]), EDGE_SVC, 7, echo, NULL);
+    }
+    CU_ASSERT_TRUE_FATAL(run_until(base, four_children, bc_root, 3000));
+    bc_done = bc_leaves = bc_seen = 0;
+    /* In join order: the second child leaves while the first is filtered,
+     * the third while it is: neither is called, and the walk goes on to
+     * the fourth. */
+    int called = ember_root_broadcast(bc_root, bc_filter, NULL, &echo_svc, 7, NULL,
+                                      NULL, bc_outcome, NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(called, 2);
+    CU_ASSERT_EQUAL(bc_seen, 3);
+    CU_ASSERT_EQUAL(bc_leaves, 2);
+    CU_ASSERT_TRUE(run_until(base, bc_all, &called, 3000));
+    run_for(base, 50);
+    CU_ASSERT_EQUAL(bc_done, 2);
+    CU_ASSERT_EQUAL(ember_root_child_count(bc_root), 2);
+    for (int i = 0; i < 4; i++)
+        ember_node_free(n[i]);
+    ember_root_free(bc_root);
+    event_base_free(base);
+}
+
 void add_edges_suite(void)
 {
     CU_pSuite s = CU_add_suite("edges", NULL, NULL);
@@ -642,4 +726,5 @@ void add_edges_suite(void)
     CU_add_test(s, "node names checked at creation", t_node_names);
     CU_add_test(s, "SipHash against its reference", t_siphash);
     CU_add_test(s, "log escaping", t_escape);
+    CU_add_test(s, "a broadcast whose filter makes children leave", t_broadcast_filter_drops);
 }
