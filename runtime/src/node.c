@@ -132,6 +132,8 @@ static void try_connect(ember_node *n)
     socklen_t len;
     char reason[300];
     set_state(n, EMBER_NODE_CONNECTING, NULL);
+    if (n->closing)
+        return; /* on_state closed the node: the close finishes it */
     if (ember_addr_parse(n->addr, &ss, &len)) {
         schedule_retry(n, ember_last_error());
         return;

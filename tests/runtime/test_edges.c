@@ -257,6 +257,49 @@ static void t_closed_node_stays_closed(void)
     event_base_free(base);
 }
 
+/* A node closed from its on_state as it starts connecting stays closed:
+ * the attempt that state announced is not made. */
+static int cs_states[5], cs_after_closed;
+static void close_on_connecting(ember_node *n, ember_node_state st, const char *why,
+                                void *ud)
+{
+    (void)why;
+    (void)ud;
+    if (cs_states[EMBER_NODE_CLOSED])
+        cs_after_closed++;
+    cs_states[st]++;
+    if (st == EMBER_NODE_CONNECTING)
+        ember_node_close(n, node_closed, NULL);
+}
+
+static bool has_child(void *ud) { return ember_root_child_count(ud) > 0; }
+
+static void t_close_in_on_state(void)
+{
+    base = event_base_new();
+    ember_root *r = ember_root_new(base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
+    ember_node_config nc = {0};
+    nc.on_state = close_on_connecting;
+    memset(cs_states, 0, sizeof cs_states);
+    cs_after_closed = 0;
+    stops = 0;
+    ember_node *n = node_at("closes-at-once", ember_root_port(r), &nc);
+    CU_ASSERT_TRUE_FATAL(run_until(base, flag_set, &stops, 3000));
+    /* Had the connection been made anyway, it would register meanwhile. */
+    CU_ASSERT_FALSE(run_until(base, has_child, r, 500));
+    CU_ASSERT_EQUAL(stops, 1);
+    CU_ASSERT_EQUAL(ember_node_state_get(n), EMBER_NODE_CLOSED);
+    CU_ASSERT_EQUAL(cs_states[EMBER_NODE_CONNECTING], 1);
+    CU_ASSERT_EQUAL(cs_states[EMBER_NODE_REGISTERED], 0);
+    CU_ASSERT_EQUAL(cs_states[EMBER_NODE_CLOSED], 1);
+    CU_ASSERT_EQUAL(cs_after_closed, 0);
+    ember_node_free(n);
+    ember_root_free(r);
+    event_base_free(base);
+}
+
 /* A second ember_root_shutdown while the first is under way changes
  * nothing: the first call's done runs, once, and the second's never. */
 static int first_done, second_done;
@@ -719,6 +762,8 @@ void add_edges_suite(void)
     CU_add_test(s, "a root's shutdown has a deadline", t_shutdown_deadline);
     CU_add_test(s, "a node's close has a deadline", t_close_deadline);
     CU_add_test(s, "a closed node cannot connect again", t_closed_node_stays_closed);
+    CU_add_test(s, "a node closed from on_state as it connects stays closed",
+                t_close_in_on_state);
     CU_add_test(s, "a second root shutdown keeps the first's done", t_shutdown_twice);
     CU_add_test(s, "calls and a close from inside callbacks", t_callbacks);
     CU_add_test(s, "served calls outlive a freed node", t_orphans_after_node_free);
