@@ -540,6 +540,13 @@ static void t_bad_utf8(void)
     /* A oneway with a bad string is refused at once. */
     CU_ASSERT_EQUAL(ember_oneway_start(root, &utf_svc, 1, enc_str, "\xff"), -1);
     CU_ASSERT_TRUE(strstr(ember_last_error(), "not valid UTF-8") != NULL);
+    /* So is a broadcast (its arguments are encoded once): no child is
+     * called and no outcome ever comes. */
+    ended bcast = {0, EMBER_OK, ""};
+    CU_ASSERT_EQUAL(ember_root_broadcast(r, NULL, NULL, &utf_svc, 1, enc_str, "\xc3\x28",
+                                         greet_done, NULL, &bcast, NULL), -1);
+    CU_ASSERT_TRUE(strstr(ember_last_error(), "could not be encoded") != NULL);
+    CU_ASSERT_FALSE(run_until(base, has_ended, &bcast, 200));
     /* Nobody was disconnected. */
     CU_ASSERT_EQUAL(lost_states, 0);
     CU_ASSERT_EQUAL(ember_node_state_get(n), EMBER_NODE_REGISTERED);

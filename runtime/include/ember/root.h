@@ -110,7 +110,8 @@ void *ember_child_data(const ember_child *c);
  * all). The arguments are encoded once (once per child when they hold refs:
  * each child gets its own export of the objects passed). `done` runs once
  * per child called, with o->child set. Returns how many children were
- * called.
+ * called, or -1 (ember_last_error) when the arguments cannot be encoded
+ * (a string that is not UTF-8): no child is called and done never runs.
  */
 typedef bool (*ember_child_filter)(ember_child *c, void *ud);
 int ember_root_broadcast(ember_root *r, ember_child_filter filter, void *fud,
