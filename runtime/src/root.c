@@ -644,6 +644,8 @@ static int listen_on(ember_root *r, const char *addr, bool pb)
 {
     struct sockaddr_storage ss;
     socklen_t len;
+    if (r->ep.stopping) /* it would accept only to close what it accepts */
+        return ember_seterr("root is shutting down");
     if (r->nls >= MAX_LISTENERS)
         return ember_seterr("too many listeners");
     if (ember_addr_parse(addr, &ss, &len))

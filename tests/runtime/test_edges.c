@@ -324,6 +324,12 @@ static void t_shutdown_twice(void)
     run_for(base, 50);
     CU_ASSERT_EQUAL(first_done, 1);
     CU_ASSERT_EQUAL(second_done, 0);
+    /* A stopped root listens no more: a listener made now would accept
+     * nodes only to close them. */
+    CU_ASSERT_EQUAL(ember_root_listen(r, "127.0.0.1:0"), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), "shutting down"));
+    CU_ASSERT_EQUAL(ember_root_listen_pb(r, "127.0.0.1:0"), -1);
+    CU_ASSERT_EQUAL(ember_root_listener_count(r), 1);
     ember_node_free(n);
     ember_root_free(r);
     event_base_free(base);
