@@ -13,6 +13,7 @@
 #include "conn-internal.h"
 #include "ember-internal.h"
 #include "ep-internal.h"
+#include "hash-internal.h"
 #include "ref-internal.h"
 #include "wire-internal.h"
 
@@ -178,6 +179,11 @@ int ember_ep_init(ember_ep *ep, struct event_base *base, const ember_limits *lim
                   const char *what)
 {
     memset(ep, 0, sizeof *ep);
+    /* The process's hash key before any table of ours hashes a key: put
+     * and get hash before the table's first grow, which would draw the key
+     * only after the first key was hashed under the unset one (a node's
+     * first exported object, or the first call served, then not found). */
+    ember_hash_init();
     ep->base = base;
     if (lim)
         ep->lim = *lim;

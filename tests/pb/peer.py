@@ -28,6 +28,10 @@
         Firefly's reference root does); it serves callTarget and a by-name
         remote_status, and calls the node back: values, its failures,
         NoSuchMethod and TypeError. It waits for the node's "done" note.
+    peer.py refroot PORT NAME
+        a PBRoot (PORT 0: a free one, printed first) whose callTarget(1016,
+        who, v) calls the node's object `who` back (callChild(602, v)) and
+        answers what it got; it waits for the node's "done" note.
 
 Prints one JSON line ({"ok": true, ...} or the failures) and exits 0 only
 when every check held. Only unmodified Twisted is used.
@@ -324,6 +328,33 @@ class Root(pb.Root):
         return None
 
 
+class RefRoot(pb.Root):
+    """A PBRoot that calls back the objects a node passes it."""
+
+    def __init__(self, name):
+        self.name = name
+        self.finished = defer.Deferred()
+
+    def remote_takeProxy(self, name, transport):
+        check("takeProxy name", name == self.name, repr(name))
+
+    def remote_callTarget(self, command, *args):
+        if command == 1016:
+            return args[0].callRemote("callChild", 602, args[1])
+        if command == 1010 and args[0] == "done" and not self.finished.called:
+            reactor.callLater(0, self.finished.callback, None)
+            return None
+        raise ValueError("no command %r" % (command,))
+
+
+@defer.inlineCallbacks
+def refroot(port, name):
+    r = RefRoot(name)
+    port = reactor.listenTCP(port, pb.PBServerFactory(r), interface="127.0.0.1")
+    print("PORT %d" % port.getHost().port, flush=True)
+    yield r.finished
+
+
 @defer.inlineCallbacks
 def root(port, name):
     r = Root(name)
@@ -422,12 +453,13 @@ def main():
         failures.append("exception: %s" % f.getTraceback())
         done(None)
 
-    if mode not in ("node", "root", "hang", "refs", "tls", "taken"):
+    if mode not in ("node", "root", "hang", "refs", "tls", "taken", "refroot"):
         print(json.dumps({"ok": False, "failures": ["unknown mode " + mode]}))
         sys.exit(2)
     d = {"node": lambda: node(port, name), "root": lambda: root(port, name),
          "hang": lambda: hang(port, name), "refs": lambda: refs(port, name),
-         "tls": lambda: tls(port, name), "taken": lambda: taken(port, name)}[mode]()
+         "tls": lambda: tls(port, name), "taken": lambda: taken(port, name),
+         "refroot": lambda: refroot(port, name)}[mode]()
     d.addCallbacks(done, err)
     reactor.callLater(30, lambda: err(failure.Failure(Exception("timeout"))))
     reactor.run()

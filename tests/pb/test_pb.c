@@ -37,6 +37,9 @@
  *                  Twisted node registers and calls over connectSSL.
  *   pb_names       two services that would both answer the PB message
  *                  "status": the PB listener refuses to open, naming them.
+ *   twisted_root_refs  (first: the node's export is the first key hashed)
+ *                  a Twisted root calls back an object the ember node passed
+ *                  it, twice: each call_back ends OK once.
  *   twisted_root   an ember node registers with a Firefly-style Twisted
  *                  root (takeProxy), serves its callChild, including the one
  *                  it sends before answering takeProxy, and calls it
@@ -1278,6 +1281,67 @@ static void twisted_root(void)
     printf("test-pb: ember node -> twisted root: %s\n", failed ? "FAILED" : "ok");
 }
 
+/* ---- an ember node's own object, called back by a Twisted root ---- */
+
+typedef struct rstate {
+    ember_node *node;
+    int outcomes, ok;
+} rstate;
+
+static void rn_called_back(const ember_outcome *o, const int64_t *ret, void *ud)
+{
+    rstate *st = ud;
+    if (o->status == EMBER_OK && (*ret == 42 || *ret == 10))
+        st->ok++;
+    else
+        fprintf(stderr, "test-pb: call_back: %s %s\n", ember_status_name(o->status),
+                o->status ? o->message : "");
+    if (++st->outcomes == 2)
+        pbt_Root_note(ember_node_root(st->node), "done");
+}
+
+static void rn_state(ember_node *n, ember_node_state s, const char *why, void *ud)
+{
+    (void)why;
+    if (s != EMBER_NODE_REGISTERED)
+        return;
+    /* One object, passed twice: the root calls it back each time. */
+    ember_ref *mine = pbt_Child_local(&child_h, ud);
+    pbt_Root_call_back(ember_node_root(n), mine, 21, rn_called_back, ud, NULL);
+    pbt_Root_call_back(ember_node_root(n), mine, 5, rn_called_back, ud, NULL);
+    ember_ref_release(mine);
+}
+
+/* Runs first: in a process that is only an ember node, the object it
+ * exports is the first key any table of the runtime hashes. */
+static void twisted_root_refs(void)
+{
+    struct event_base *base = event_base_new();
+    rstate st = {0};
+    peer p;
+    CHECK(peer_start(&p, base, "refroot", 0, "refnode") == 0);
+    CHECK(run_until(base, have_port, &p, 20000));
+    const char *at = strstr(p.out, "PORT ");
+    int port = at ? atoi(at + 5) : -1;
+    CHECK(port > 0);
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    cfg.on_state = rn_state;
+    cfg.ud = &st;
+    st.node = ember_node_new(base, "refnode", &cfg);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    CHECK(st.node && ember_node_connect_pb(st.node, addr) == 0);
+    CHECK(run_until(base, peer_exited, &p, 20000));
+    CHECK(peer_ok(&p));
+    CHECK(st.outcomes == 2 && st.ok == 2);
+    peer_end(&p);
+    ember_node_free(st.node);
+    event_base_free(base);
+    printf("test-pb: twisted root calls the node's object back: %s\n",
+           failed ? "FAILED" : "ok");
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -1286,6 +1350,8 @@ int main(int argc, char **argv)
         python = getenv("PYTHON");
     signal(SIGPIPE, SIG_IGN);
     ember_set_allocator(counting_alloc, NULL);
+    twisted_root_refs();
+    all_freed("twisted root, the node's object");
     twisted_node();
     all_freed("twisted node");
     for (int how = 0; how < 4; how++) {
