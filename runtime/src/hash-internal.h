@@ -30,7 +30,9 @@ typedef struct ember_sipkey {
 
 /* The process's random key (set by ember_hash_init). */
 extern ember_sipkey ember_sipkey_;
-/* Draws the key once (thread-safe); every table calls it before hashing. */
+/* Draws the key once (thread-safe). ember_ep_init calls it, so the key is
+ * set before any table of an endpoint hashes its first key (put hashes
+ * before the table's first grow). */
 void ember_hash_init(void);
 void ember_sipkey_init(ember_sipkey *s, uint64_t k0, uint64_t k1);
 /* SipHash-c-d of data[0..n) (c = 1, d = 3 for the tables; 2-4 is the
