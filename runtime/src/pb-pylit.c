@@ -192,24 +192,26 @@ static int read_value(const char **s, ember_jl_w *w)
     return read_number(s, w);
 }
 
+/* The repr of a tuple of two or more, as str() of an exception with that
+ * many arguments writes it: "(a, b)". "()" and "(a,)" are not: str() gives
+ * "" and the argument's own text for none or one, so those are the repr of
+ * one argument that is itself a tuple, which no declared error's field is. */
 int ember_pylit_tuple(const char *s, ember_jl_w *w, uint32_t *n)
 {
     *n = 0;
     if (*s++ != '(')
         return -1;
-    while (*s != ')') {
+    for (;;) {
         if (read_value(&s, w))
             return -1;
         ++*n;
-        if (*s == ',') {
-            s++;
-            if (*s == ' ')
-                s++;
-        } else if (*s != ')') {
+        if (*s == ')')
+            break;
+        if (s[0] != ',' || s[1] != ' ')
             return -1;
-        }
+        s += 2;
     }
-    return s[1] ? -1 : 0;
+    return *n < 2 || s[1] ? -1 : 0;
 }
 
 int ember_pylit_value(const char *s, ember_jl_w *w)

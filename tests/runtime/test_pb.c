@@ -611,6 +611,20 @@ static void test_raised_text(void)
     CU_ASSERT_PTR_EQUAL(ember_pbx_raised_in(&x, &m, "t.Blob", "b'h\\x00i'", out,
                                             sizeof out, &olen), &raises[0]);
     CU_ASSERT(olen == 5 && out[1] == 3 && memcmp(out + 2, "h\0i", 3) == 0);
+    /* Several arguments read only as str() writes them: "(a, b)". "()" and
+     * "(7,)" are str() of one argument that is a tuple: a failure. */
+    static const ember_raise_desc rraises[] = {{7, &refused}};
+    const ember_method_desc mr = {.id = 1, .name = "m", .pb_name = "m",
+                                  .raises = rraises, .n_raises = 1};
+    CU_ASSERT_PTR_EQUAL(ember_pbx_raised_in(&x, &mr, "t.Refused", "(7, 'a')", out,
+                                            sizeof out, &olen), &rraises[0]);
+    CU_ASSERT(olen == 5 && out[1] == 7 && out[4] == 'a');
+    CU_ASSERT_PTR_EQUAL(ember_pbx_raised_in(&x, &mr, "t.Refused", "7", out, sizeof out,
+                                            &olen), &rraises[0]);
+    static const char *const not_str[] = {"()", "(7,)", "(7,'a')", "(7, 'a',)", "(7 , 'a')"};
+    for (size_t i = 0; i < sizeof not_str / sizeof *not_str; i++)
+        CU_ASSERT_PTR_NULL(ember_pbx_raised_in(&x, &mr, "t.Refused", not_str[i], out,
+                                               sizeof out, &olen));
 }
 
 static void test_typed_mismatch(void)
