@@ -348,19 +348,18 @@ class RefRoot(pb.Root):
 
 
 @defer.inlineCallbacks
+def serve_root(r, port):
+    port = reactor.listenTCP(port, pb.PBServerFactory(r), interface="127.0.0.1")
+    print("PORT %d" % port.getHost().port, flush=True)
+    yield r.finished
+
+
 def refroot(port, name):
-    r = RefRoot(name)
-    port = reactor.listenTCP(port, pb.PBServerFactory(r), interface="127.0.0.1")
-    print("PORT %d" % port.getHost().port, flush=True)
-    yield r.finished
+    return serve_root(RefRoot(name), port)
 
 
-@defer.inlineCallbacks
 def root(port, name):
-    r = Root(name)
-    port = reactor.listenTCP(port, pb.PBServerFactory(r), interface="127.0.0.1")
-    print("PORT %d" % port.getHost().port, flush=True)
-    yield r.finished
+    return serve_root(Root(name), port)
 
 
 @defer.inlineCallbacks

@@ -1226,6 +1226,15 @@ static bool have_port(void *ud)
     return strstr(((peer *)ud)->out, "PORT ") != NULL || ((peer *)ud)->eof;
 }
 
+/* The port a Twisted root peer prints once it listens; -1 if it exits first. */
+static int root_port(struct event_base *base, peer *p)
+{
+    if (!run_until(base, have_port, p, 20000))
+        return -1;
+    const char *at = strstr(p->out, "PORT ");
+    return at ? atoi(at + 5) : -1;
+}
+
 typedef struct nwait {
     peer *p;
     nstate *st;
@@ -1245,9 +1254,7 @@ static void twisted_root(void)
     memset(&st, 0, sizeof st);
     peer p;
     CHECK(peer_start(&p, base, "root", 0, "emnode") == 0);
-    CHECK(run_until(base, have_port, &p, 20000));
-    const char *at = strstr(p.out, "PORT ");
-    int port = at ? atoi(at + 5) : -1;
+    int port = root_port(base, &p);
     CHECK(port > 0);
     ember_node_config cfg;
     ember_node_config_default(&cfg);
@@ -1320,9 +1327,7 @@ static void twisted_root_refs(void)
     rstate st = {0};
     peer p;
     CHECK(peer_start(&p, base, "refroot", 0, "refnode") == 0);
-    CHECK(run_until(base, have_port, &p, 20000));
-    const char *at = strstr(p.out, "PORT ");
-    int port = at ? atoi(at + 5) : -1;
+    int port = root_port(base, &p);
     CHECK(port > 0);
     ember_node_config cfg;
     ember_node_config_default(&cfg);
