@@ -537,6 +537,25 @@ static bool clean_close(ember_status st, const char *reason)
            strcmp(reason, "root shutting down") == 0;
 }
 
+ember_conn *ember_conn_walk_start(ember_ep *ep, ember_conn_walk *w)
+{
+    w->next = ep->conns;
+    w->up = ep->walks;
+    ep->walks = w;
+    return ember_conn_walk_next(ep, w);
+}
+
+ember_conn *ember_conn_walk_next(ember_ep *ep, ember_conn_walk *w)
+{
+    ember_conn *c = w->next;
+    if (!c) {
+        ep->walks = w->up;
+        return NULL;
+    }
+    w->next = c->next;
+    return c;
+}
+
 void ember_conn_close(ember_conn *c, ember_status st, const char *reason)
 {
     ember_ep *ep = c->ep;
@@ -568,6 +587,9 @@ void ember_conn_close(ember_conn *c, ember_status st, const char *reason)
     unmark_dirty(c);
 
     /* Move from the live list to the dead list; freed by the work event. */
+    for (ember_conn_walk *w = ep->walks; w; w = w->up)
+        if (w->next == c)
+            w->next = c->next;
     if (c->prev)
         c->prev->next = c->next;
     else

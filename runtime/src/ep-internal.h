@@ -59,6 +59,7 @@ struct ember_ep {
 
     ember_conn *conns;          /* live connections (doubly linked) */
     size_t nconns;
+    struct ember_conn_walk *walks; /* loops over conns that run callbacks */
     ember_conn *dirty;          /* connections with output to flush */
     ember_conn *dead;           /* closed, waiting to be freed */
     struct event *work_ev;      /* flush + deferred outcomes + reap */
@@ -129,6 +130,21 @@ struct ember_ep {
     void (*on_lost)(ember_conn *c, const char *reason);
     void (*on_idle)(ember_ep *ep); /* stopping and nothing in flight */
 };
+
+/* A loop over ep->conns whose body can run callbacks (a call's outcome, a
+ * leave), which can close any connection, the next one too:
+ * ember_conn_close moves every walk on past the one it closes.
+ *     ember_conn_walk w;
+ *     for (ember_conn *c = ember_conn_walk_start(ep, &w); c;
+ *          c = ember_conn_walk_next(ep, &w)) ...
+ * The loop runs to its end (no break): the last next ends the walk. */
+typedef struct ember_conn_walk {
+    ember_conn *next;
+    struct ember_conn_walk *up;  /* a walk started inside another */
+} ember_conn_walk;
+
+ember_conn *ember_conn_walk_start(ember_ep *ep, ember_conn_walk *w);
+ember_conn *ember_conn_walk_next(ember_ep *ep, ember_conn_walk *w);
 
 int ember_ep_init(ember_ep *ep, struct event_base *base, const ember_limits *lim,
                   const char *what);

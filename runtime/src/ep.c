@@ -108,8 +108,9 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         }
     }
     ep->swept_ms = now;
-    for (ember_conn *c = ep->conns, *next; c; c = next) {
-        next = c->next;
+    ember_conn_walk w;
+    for (ember_conn *c = ember_conn_walk_start(ep, &w); c;
+         c = ember_conn_walk_next(ep, &w)) {
         uint64_t idle = now - c->last_rx_ms;
         if (c->state == EMBER_CONN_HANDSHAKE) {
             if (now - c->created_ms > ep->lim.handshake_ms)

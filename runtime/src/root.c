@@ -825,8 +825,9 @@ static void root_idle(ember_ep *ep)
         return;
     r->stop_said = true;
     ep->on_idle = NULL;
-    for (ember_conn *c = ep->conns, *next; c; c = next) {
-        next = c->next;
+    ember_conn_walk w;
+    for (ember_conn *c = ember_conn_walk_start(ep, &w); c;
+         c = ember_conn_walk_next(ep, &w)) {
         if (c->state == EMBER_CONN_READY) {
             ember_conn_goodbye(c, NULL);
             c->close_after_flush = true;

@@ -358,13 +358,16 @@ static void on_join(ember_root *r, ember_child *c, void *ud)
     G.joins++;
 }
 
+static void (*leave_hook)(ember_child *c); /* a test's own on_leave step */
+
 static void on_leave(ember_root *r, ember_child *c, const char *reason, void *ud)
 {
     (void)r;
-    (void)c;
     (void)ud;
     G.leaves++;
     snprintf(G.leave_reason, sizeof G.leave_reason, "%s", reason);
+    if (leave_hook)
+        leave_hook(c);
 }
 
 static void on_state(ember_node *n, ember_node_state st, const char *reason, void *ud)
@@ -1127,6 +1130,65 @@ static void t_heartbeat_dead(void)
     CU_ASSERT_TRUE_FATAL(fd >= 0);
     CU_ASSERT_TRUE(run_until(F.base, one_leave, NULL, 3000));
     only_silent_dropped(fd);
+}
+
+/* t_sweep_survives_drop: when "x" leaves (silent), the application drops
+ * "y", the next connection the heartbeat sweep would look at; a timer due
+ * at once, which runs right after the sweep, notes whether "z", silent as
+ * long as "x", went in the same sweep. */
+static int z_left_with_x = -1;
+static void note_z(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    z_left_with_x = child("z") == NULL;
+}
+static bool z_noted(void *ud)
+{
+    (void)ud;
+    return z_left_with_x >= 0;
+}
+static void drop_y_after_x(ember_child *c)
+{
+    if (strcmp(ember_child_name(c), "x") != 0)
+        return;
+    ember_root_drop(F.root, child("y"), "dropped when x left");
+    struct timeval now = {0, 0};
+    CU_ASSERT_EQUAL(event_base_once(F.base, -1, EV_TIMEOUT, note_z, NULL, &now), 0);
+}
+
+static void t_sweep_survives_drop(void)
+{
+    fresh_fixture();
+    ember_limits lim;
+    ember_limits_default(&lim);
+    lim.heartbeat_ms = 50;
+    lim.dead_after_ms = 10000; /* nobody is dead of silence but by the test */
+    F.root = make_root(&lim, 0);
+    /* Connections are walked newest first: x, then y, then z. */
+    int fd[3];
+    const char *names[3] = {"z", "y", "x"};
+    for (int i = 0; i < 3; i++) {
+        fd[i] = raw_register(F.port, names[i]);
+        CU_ASSERT_TRUE_FATAL(fd[i] >= 0);
+        want_children = (size_t)i + 1;
+        CU_ASSERT_TRUE_FATAL(run_until(F.base, n_children, NULL, 3000));
+    }
+    /* x and z have been silent for 20 s, as the next sweep sees it. */
+    for (ember_conn *c = ember_root_ep(F.root)->conns; c; c = c->next)
+        if (strcmp(c->name, "y") != 0)
+            c->last_rx_ms = ember_now_ms() - 20000;
+    leave_hook = drop_y_after_x;
+    CU_ASSERT_TRUE(run_until(F.base, one_leave, NULL, 3000));
+    CU_ASSERT_TRUE(run_until(F.base, z_noted, NULL, 3000));
+    leave_hook = NULL;
+    CU_ASSERT_EQUAL(z_left_with_x, 1);
+    CU_ASSERT_EQUAL(G.leaves, 3);
+    CU_ASSERT_EQUAL(ember_root_child_count(F.root), 0);
+    for (int i = 0; i < 3; i++)
+        close(fd[i]);
+    teardown_basic();
 }
 
 /* Keeps the loop for *(int *)arg ms: a callback that runs long, or a
@@ -2601,6 +2663,8 @@ void add_e2e_suite(void)
     CU_add_test(s, "duplicate name, old silent", t_dup_dead);
     CU_add_test(s, "duplicate name, old idle but alive", t_dup_idle_alive);
     CU_add_test(s, "heartbeat declares silent peer dead", t_heartbeat_dead);
+    CU_add_test(s, "heartbeat sweep goes on past a child dropped in on_leave",
+                t_sweep_survives_drop);
     CU_add_test(s, "a stalled loop does not drop its live peers", t_stalled_loop_keeps_peers);
     CU_add_test(s, "protocol violations disconnect", t_protocol_violations);
     CU_add_test(s, "max_outstanding fails fast", t_limits);
