@@ -20,7 +20,8 @@
 
 #include <sys/socket.h>
 
-/* The address's form only (no name lookup): 0, or -1 with the reason. */
+/* An address to connect to, its form only (no name lookup; port 0 is
+ * refused: nothing can be reached there): 0, or -1 with the reason. */
 int ember_addr_check(const char *addr);
 /* Form and name lookup (getaddrinfo, blocking for a host name). */
 int ember_addr_parse(const char *addr, struct sockaddr_storage *ss,

@@ -16,30 +16,34 @@
 #include "addr-internal.h"
 #include "ember-internal.h"
 
-/* "host:port" or "[v6]:port" into host and port, checking only the form. */
+/* "host:port" or "[v6]:port" into host and port, checking only the form:
+ * a host (0.0.0.0 or [::] for every interface, never implied by an empty
+ * one) and a port of decimal digits only (no sign, space or "0x"). */
 static int split_host_port(const char *addr, char *host, size_t cap,
                            const char **portp)
 {
     const char *port;
+    size_t hl;
     if (addr[0] == '[') {
         const char *close = strchr(addr, ']');
-        if (!close || close[1] != ':' || (size_t)(close - addr - 1) >= cap)
+        if (!close || close[1] != ':' || (hl = (size_t)(close - addr - 1)) >= cap)
             return ember_seterr("bad address \"%s\" (want [v6]:port)", addr);
-        memcpy(host, addr + 1, (size_t)(close - addr - 1));
-        host[close - addr - 1] = 0;
+        memcpy(host, addr + 1, hl);
         port = close + 2;
     } else {
         const char *colon = strrchr(addr, ':');
-        if (!colon || (size_t)(colon - addr) >= cap)
+        if (!colon || (hl = (size_t)(colon - addr)) >= cap)
             return ember_seterr("bad address \"%s\" (want host:port)", addr);
-        memcpy(host, addr, (size_t)(colon - addr));
-        host[colon - addr] = 0;
+        memcpy(host, addr, hl);
         port = colon + 1;
     }
-    char *endp;
-    long p = strtol(port, &endp, 10);
-    if (!*port || *endp || p < 0 || p > 65535)
-        return ember_seterr("bad port in \"%s\"", addr);
+    host[hl] = 0;
+    if (hl == 0)
+        return ember_seterr("bad address \"%s\": no host (0.0.0.0 or [::] "
+                            "means every interface)", addr);
+    size_t pl = strspn(port, "0123456789");
+    if (pl == 0 || pl > 5 || port[pl] || atol(port) > 65535)
+        return ember_seterr("bad port in \"%s\" (want 0 to 65535)", addr);
     *portp = port;
     return 0;
 }
@@ -60,7 +64,12 @@ int ember_addr_check(const char *addr)
         return ember_seterr("no address");
     if (strncmp(addr, "unix:", 5) == 0)
         return check_unix(addr);
-    return split_host_port(addr, host, sizeof host, &port);
+    if (split_host_port(addr, host, sizeof host, &port))
+        return -1;
+    if (atol(port) == 0)
+        return ember_seterr("bad port in \"%s\": port 0 cannot be connected to",
+                            addr);
+    return 0;
 }
 
 int ember_addr_parse(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
@@ -87,7 +96,7 @@ int ember_addr_parse(const char *addr, struct sockaddr_storage *ss, socklen_t *l
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
     /* Numeric addresses resolve without blocking; names use the resolver. */
-    int rc = getaddrinfo(host[0] ? host : "0.0.0.0", port, &hints, &res);
+    int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0 || !res)
         return ember_seterr("cannot resolve \"%s\": %s", addr, gai_strerror(rc));
     memcpy(ss, res->ai_addr, res->ai_addrlen);

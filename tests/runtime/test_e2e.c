@@ -1724,6 +1724,10 @@ static void t_unix_and_ipv6(void)
     bool v6 = ember_root_listen(F.root, "[::1]:0") == 0;
     CU_ASSERT_EQUAL(ember_root_listen(F.root, "nonsense"), -1);
     CU_ASSERT_TRUE(strlen(ember_last_error()) > 0);
+    /* Every interface is said, not implied by an empty host. */
+    CU_ASSERT_EQUAL(ember_root_listen(F.root, ":0"), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), "no host"));
+    CU_ASSERT_EQUAL(ember_root_listen(F.root, "127.0.0.1:-0"), -1);
     snprintf(F.addr, sizeof F.addr, "%s", path);
     make_node("over-unix", NULL);
     if (v6) {
@@ -1957,6 +1961,19 @@ static void t_close_idle_node(void)
     ember_node *n = ember_node_new(F.base, "never", NULL);
     CU_ASSERT_PTR_NULL(ember_node_new(F.base, "", NULL));
     CU_ASSERT_EQUAL(ember_node_connect(n, "no-port-here"), -1);
+    /* Refused at once with the reason, never tried and retried forever. */
+    static const struct { const char *addr, *why; } bad[] = {
+        {":5", "no host"}, {"[]:5", "no host"}, {"127.0.0.1:+5", "bad port"},
+        {"127.0.0.1: 5", "bad port"}, {"127.0.0.1:0x10", "bad port"},
+        {"127.0.0.1:65536", "bad port"}, {"127.0.0.1:000007000", "bad port"},
+        {"127.0.0.1:", "bad port"}, {"127.0.0.1:0", "port 0"},
+        {"[::1]:0", "port 0"}, {"[::1]5", "want [v6]:port"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CU_ASSERT_EQUAL(ember_node_connect(n, bad[i].addr), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), bad[i].why));
+    }
+    CU_ASSERT_EQUAL(ember_node_state_get(n), EMBER_NODE_IDLE);
     ember_node_close(n, on_node_closed, NULL);
     int one = 1;
     CU_ASSERT_TRUE(run_until(F.base, stopped_is, &one, 1000));
