@@ -139,5 +139,28 @@ timeout 10 "$CL_BIN/master" -n "$dir/webinuse.json" > /dev/null 2> "$dir/webinus
 [ "$rc" = 1 ] && grep -q "cannot serve http on 127.0.0.1:${CL_NET##*:}: Address already in use" "$dir/webinuse.log" ||
     fail "a web port in use: exit $rc, $(cat "$dir/webinuse.log")"
 
+# A second POST /stop while the first is under way is answered 409 "already
+# stopping", and the first still gets its report: net is held (SIGSTOP), so
+# the stop waits on its first tier until the second request was answered.
+net_pid=$(curl -sf --max-time 5 "$CL_WEB/status" | cl_flat |
+    grep -o '"name": "net", "app": "net", "registered": true, "pid": [0-9]*' | sed 's/.*: //')
+[ -n "$net_pid" ] || fail "no pid for net in /status"
+kill -STOP "$net_pid"
+(
+    trap 'kill -CONT "$net_pid"' EXIT
+    # (not /status: it would wait on the held net's own figures)
+    held_until=$(cl_deadline 10)
+    until grep -q '^\[master\] stopping net$' "$CL_LOG"; do
+        cl_past "$held_until" && exit 1
+        sleep 0.05
+    done
+    cl_admin_post stop -o "$dir/stop2.body" -w '%{http_code}' > "$dir/stop2.code" 2>&1
+) &
+second=$!
+CL_OWN_PIDS=$second
 cluster_stop 30
-echo "test-admin: ok (10 refused stops, header/body/slow limits, no-token config, 3 refused listens, 4 bad ports, a web port in use; then the stop with the credential)"
+wait "$second" || true
+CL_OWN_PIDS=
+[ "$(cat "$dir/stop2.code")" = 409 ] && grep -q '"error": *"already stopping"' "$dir/stop2.body" ||
+    fail "a second POST /stop during the stop: $(cat "$dir/stop2.code") $(cat "$dir/stop2.body" 2>/dev/null)"
+echo "test-admin: ok (10 refused stops, header/body/slow limits, no-token config, 3 refused listens, 4 bad ports, a web port in use; then the stop with the credential, a second stop during it answered 409)"
