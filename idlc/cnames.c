@@ -26,6 +26,7 @@ typedef struct cn_entry {
     const char *what;
     const char *who;
     const void *owner;  /* same owner, same thing: not a clash */
+    const idl_module *mod; /* whose generated code has the name */
     idl_loc loc;
 } cn_entry;
 
@@ -43,6 +44,10 @@ typedef struct cn_ctx {
     strset reported;    /* owner pairs already reported: one error per pair */
     const char *word;   /* "name" (file scope) or "member" */
     gbuf b;             /* the name being built */
+    /* Listing another module's public names beside this one's (an import,
+     * or any module of the run, whose functions share the link): names
+     * are written "module.Decl", members and static helpers are skipped. */
+    bool publics;
 } cn_ctx;
 
 /* Every container shares one owner: two list<u32> fields make one type. */
@@ -103,11 +108,14 @@ static void add(cn_ctx *c, cn_table *t, const char *role, const char *what,
             return;
         if (old->owner != owner && strcmp(old->who, who) == 0)
             return;                             /* one IDL name twice: sema said it */
+        if (c->publics && old->mod == c->g.m)
+            return;                             /* the module's own pass said it */
         char key[2 * sizeof(void *) * 3 + 4];
-        snprintf(key, sizeof key, "%p %p", old->owner, owner);
+        const void *lo = old->owner < owner ? old->owner : owner;
+        snprintf(key, sizeof key, "%p %p", lo, lo == owner ? old->owner : owner);
         if (!strset_add(&c->reported, key))
             return;                             /* one clash per pair is enough */
-        cn_entry now = { name, hash, role, what, who, owner, loc };
+        cn_entry now = { name, hash, role, what, who, owner, c->g.m, loc };
         gbuf a = {0}, o = {0};
         describe(&a, &now);
         describe(&o, old);
@@ -123,7 +131,8 @@ static void add(cn_ctx *c, cn_table *t, const char *role, const char *what,
         t->cap = t->cap ? t->cap * 2 : 64;
         t->v = idl_xrealloc(t->v, t->cap * sizeof *t->v);
     }
-    t->v[t->n++] = (cn_entry){ idl_strndup(c->arena, name, c->b.n), hash, role, what, who, owner, loc };
+    t->v[t->n++] = (cn_entry){ idl_strndup(c->arena, name, c->b.n), hash, role, what, who,
+                               owner, c->g.m, loc };
     *slot = t->n;
 }
 
@@ -148,10 +157,11 @@ static const char *kind_word(const idl_decl *d)
     }
 }
 
-/* "Pos" in its own module, "common.Pos" when imported. */
+/* "Pos" in its own module, "common.Pos" when imported or listed with
+ * another module's names. */
 static const char *decl_who(cn_ctx *c, const idl_decl *d)
 {
-    if (d->module == c->g.m || !d->module || !d->module->name)
+    if ((d->module == c->g.m && !c->publics) || !d->module || !d->module->name)
         return d->name;
     gbuf b = {0};
     gb_printf(&b, "%s.%s", d->module->name, d->name);
@@ -188,10 +198,13 @@ static void walk_type(cn_ctx *c, cn_table *t, const idl_type *ty)
     if (k == GU_LIST || k == GU_MAP) {
         idl_buf sp = {0};
         idl_spell_type_in(&sp, ty, c->g.m);
+        if (c->publics)
+            idl_buf_printf(&sp, " of module %s", c->g.mod);
         what = "type";
         who = idl_strdup(c->arena, sp.p ? sp.p : "");
         idl_buf_free(&sp);
-        owner = &container_owner;
+        /* one typedef per module for each container type it uses */
+        owner = c->publics ? (const void *)c->g.m : &container_owner;
         gb_clear(&c->b);
         gu_ctype(&c->b, &c->g, ty);
         add(c, t, NULL, what, who, owner, loc);
@@ -203,6 +216,8 @@ static void walk_type(cn_ctx *c, cn_table *t, const idl_type *ty)
         owner = ty->decl;
         loc = ty->decl->loc;
     }
+    if (c->publics)
+        return;     /* the helpers below are static to the module's .c */
     gbuf m = {0};
     gu_mangle(&m, &c->g, ty);
     add_sfx(c, t, GU_PFX_ENC, gb_str(&m), "static encoder", what, who, owner, loc);
@@ -217,6 +232,8 @@ static void walk_type(cn_ctx *c, cn_table *t, const idl_type *ty)
 
 static void check_members(cn_ctx *c, const idl_field *fields, bool params)
 {
+    if (c->publics)
+        return;     /* checked with the module's own names */
     cn_table t = {0};
     gbuf scratch = {0};
     const char *what = params ? "parameter" : "field";
@@ -242,7 +259,7 @@ static void check_method(cn_ctx *c, cn_table *t, const idl_decl *s, const idl_me
     gbuf pre = {0};
     gu_method_prefix(&pre, &c->g, s, me);
     const char *p = gb_str(&pre);
-    const char *who = sub_who(c, s->name, me->name);
+    const char *who = sub_who(c, decl_who(c, s), me->name);
     const char *w = "method";
     idl_loc l = me->loc;
 
@@ -289,44 +306,90 @@ static void check_decl(cn_ctx *c, cn_table *t, const idl_decl *d)
     gu_decl_cname(&cn, d);
     const char *n = gb_str(&cn);
     const char *w = kind_word(d);
+    const char *who = decl_who(c, d);
     idl_loc l = d->loc;
 
     switch (d->kind) {
     case IDL_CONST:
-        add_sfx(c, t, n, "", NULL, w, d->name, d, l);
+        add_sfx(c, t, n, "", NULL, w, who, d, l);
         break;
     case IDL_ENUM:
-        add_sfx(c, t, n, "", NULL, w, d->name, d, l);
-        add_sfx(c, t, n, GU_SFX_NAME, "name function", w, d->name, d, l);
+        add_sfx(c, t, n, "", NULL, w, who, d, l);
+        add_sfx(c, t, n, GU_SFX_NAME, "name function", w, who, d, l);
         for (const idl_enumerator *e = d->enumerators; e; e = e->next) {
             gb_clear(&c->b);
             gb_printf(&c->b, "%s_%s", n, e->name);
-            add(c, t, NULL, "enumerator", sub_who(c, d->name, e->name), e, e->loc);
+            add(c, t, NULL, "enumerator", sub_who(c, who, e->name), e, e->loc);
         }
         break;
     case IDL_STRUCT:
     case IDL_ERROR:
-        add_sfx(c, t, n, "", NULL, w, d->name, d, l);
-        add_sfx(c, t, n, GU_SFX_INIT, "init function", w, d->name, d, l);
-        add_sfx(c, t, n, GU_SFX_ENCODE, "encoder", w, d->name, d, l);
-        add_sfx(c, t, n, GU_SFX_DECODE, "decoder", w, d->name, d, l);
+        add_sfx(c, t, n, "", NULL, w, who, d, l);
+        add_sfx(c, t, n, GU_SFX_INIT, "init function", w, who, d, l);
+        add_sfx(c, t, n, GU_SFX_ENCODE, "encoder", w, who, d, l);
+        add_sfx(c, t, n, GU_SFX_DECODE, "decoder", w, who, d, l);
         if (d->kind == IDL_ERROR)
-            add_sfx(c, t, n, GU_SFX_ID, "ID macro", w, d->name, d, l);
+            add_sfx(c, t, n, GU_SFX_ID, "ID macro", w, who, d, l);
         check_members(c, d->fields, false);
         break;
     case IDL_SERVICE:
-        add_sfx(c, t, n, GU_SFX_SERVICE, "descriptor", w, d->name, d, l);
-        add_sfx(c, t, n, GU_SFX_SERVICE_ID, "service id macro", w, d->name, d, l);
-        add_sfx(c, t, n, GU_SFX_HANDLERS, "handler table", w, d->name, d, l);
-        add_sfx(c, t, n, GU_SFX_EXPORT, "export function", w, d->name, d, l);
-        add_sfx(c, t, n, GU_SFX_LOCAL, "local-object function", w, d->name, d, l);
+        add_sfx(c, t, n, GU_SFX_SERVICE, "descriptor", w, who, d, l);
+        add_sfx(c, t, n, GU_SFX_SERVICE_ID, "service id macro", w, who, d, l);
+        add_sfx(c, t, n, GU_SFX_HANDLERS, "handler table", w, who, d, l);
+        add_sfx(c, t, n, GU_SFX_EXPORT, "export function", w, who, d, l);
+        add_sfx(c, t, n, GU_SFX_LOCAL, "local-object function", w, who, d, l);
         if (d->methods)
-            add_sfx(c, t, n, GU_SFX_METHODS, "method table", w, d->name, d, l);
+            add_sfx(c, t, n, GU_SFX_METHODS, "method table", w, who, d, l);
         for (const idl_method *me = d->methods; me; me = me->next)
             check_method(c, t, d, me);
         break;
     }
     gb_free(&cn);
+}
+
+/* The types m's declarations use: container typedefs, and (for m's own
+ * pass) the static helpers of every type. */
+static void walk_types(cn_ctx *c, cn_table *t, const idl_module *m)
+{
+    for (const idl_decl *d = m->decls; d; d = d->next) {
+        if (d->kind == IDL_STRUCT || d->kind == IDL_ERROR) {
+            for (const idl_field *f = d->fields; f; f = f->next)
+                walk_type(c, t, f->type);
+        } else if (d->kind == IDL_SERVICE) {
+            for (const idl_method *me = d->methods; me; me = me->next) {
+                for (const idl_field *p = me->params; p; p = p->next)
+                    walk_type(c, t, p->type);
+                if (me->ret)
+                    walk_type(c, t, me->ret);
+            }
+        }
+    }
+}
+
+/* What m's header declares, added to a table of another scope. */
+static void add_publics(cn_ctx *c, cn_table *t, const idl_module *m)
+{
+    gen_ctx_init(&c->g, m);
+    c->publics = true;
+    walk_types(c, t, m);
+    for (const idl_decl *d = m->decls; d; d = d->next)
+        check_decl(c, t, d);
+    c->publics = false;
+    gen_ctx_free(&c->g);
+}
+
+/* Every module m's header includes, however deep, once each. */
+static void add_imported(cn_ctx *c, cn_table *t, const idl_module *m, strset *seen)
+{
+    for (const idl_import *im = m->imports; im; im = im->next) {
+        const idl_module *i = im->module;
+        char key[2 * sizeof(void *) + 4];
+        snprintf(key, sizeof key, "%p", (const void *)i);
+        if (!i || !i->name || !strset_add(seen, key))
+            continue;
+        add_publics(c, t, i);
+        add_imported(c, t, i, seen);
+    }
 }
 
 static void check_module(cn_ctx *c, const idl_module *m)
@@ -341,19 +404,7 @@ static void check_module(cn_ctx *c, const idl_module *m)
         gb_puts(&c->b, GU_NOTHING);
         add(c, &t, "empty-payload encoder", "module", c->g.mod, &nothing_owner, m->loc);
     }
-    for (const idl_decl *d = m->decls; d; d = d->next) {
-        if (d->kind == IDL_STRUCT || d->kind == IDL_ERROR) {
-            for (const idl_field *f = d->fields; f; f = f->next)
-                walk_type(c, &t, f->type);
-        } else if (d->kind == IDL_SERVICE) {
-            for (const idl_method *me = d->methods; me; me = me->next) {
-                for (const idl_field *p = me->params; p; p = p->next)
-                    walk_type(c, &t, p->type);
-                if (me->ret)
-                    walk_type(c, &t, me->ret);
-            }
-        }
-    }
+    walk_types(c, &t, m);
     for (size_t i = 0; i < c->g.nraised; i++) {
         const idl_decl *e = c->g.raised[i];
         gb_clear(&c->b);
@@ -363,9 +414,15 @@ static void check_module(cn_ctx *c, const idl_module *m)
     }
     for (const idl_decl *d = m->decls; d; d = d->next)
         check_decl(c, &t, d);
-
-    table_free(&t);
     gen_ctx_free(&c->g);
+
+    /* NAME.c includes the headers of every import: their names share its
+     * file scope (a module 'enc' declares enc_... as the static encoders
+     * do; module 'a_b' struct S and module 'a' struct b_S are both a_b_S). */
+    strset seen = {0};
+    add_imported(c, &t, m, &seen);
+    strset_free(&seen);
+    table_free(&t);
 }
 
 /* ---- module names: every generated name starts with the module's ---- */
@@ -418,6 +475,13 @@ int cnames_check(const idl_module *modules, idl_diag *diag)
     for (const idl_module *m = modules; m; m = m->next)
         if (m->name)
             check_module(&c, m);
+    /* Modules compiled together are linked together: their functions
+     * share one namespace whether or not one imports the other. */
+    cn_table all = {0};
+    for (const idl_module *m = modules; m; m = m->next)
+        if (m->name)
+            add_publics(&c, &all, m);
+    table_free(&all);
     strset_free(&c.reported);
     gb_free(&c.b);
     idl_arena_free(c.arena);

@@ -8,8 +8,10 @@
  * instead. This pass lists every file-scope identifier the generators emit
  * for a module (built with the generators' own naming helpers in gen_util.c)
  * and every member of each generated struct, and reports each clash with a
- * note at the other side; two files declaring the same module clash as a
- * whole. It runs after sema even when sema reported errors, so that one
+ * note at the other side. A module's list also holds what the headers it
+ * includes declare (its imports, however deep), and the public names of all
+ * modules of one run are checked together (they are linked together); two
+ * files declaring the same module clash as a whole. It runs after sema even when sema reported errors, so that one
  * run reports everything: a type sema could not resolve is skipped, and two
  * declarations of one IDL name (a duplicate sema reports) are not reported
  * again as a clash.

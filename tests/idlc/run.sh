@@ -144,6 +144,15 @@ printf '%s\n' "$TMP/b/two.idl:2:8: error: module 'x' is also declared by '$TMP/a
     "$TMP/a/one.idl:1:8: note: module 'x' is declared here" >"$TMP/want"
 check "one module name in two inputs is explained" diff -u "$TMP/want" "$TMP/got"
 check "one module name in two inputs writes nothing" test ! -e "$TMP/one.h"
+# Two modules of one run that do not import each other are linked
+# together: x's struct S brings x_S_init, so does x_S's constant init.
+printf 'module x;\nstruct S { 1: u32 v; }\n' >"$TMP/a/xs.idl"
+printf 'module x_S;\nconst u32 init = 1;\n' >"$TMP/b/x_S.idl"
+expect_exit 1 "two modules whose C names meet" -o "$TMP" "$TMP/a/xs.idl" "$TMP/b/x_S.idl"
+headers "$TMP/err" >"$TMP/got"
+printf '%s\n' "$TMP/b/x_S.idl:2:11: error: generated C name 'x_S_init' of constant 'x_S.init' clashes with the init function of struct 'x.S'" \
+    "$TMP/a/xs.idl:2:8: note: struct 'x.S' is declared here" >"$TMP/want"
+check "two modules whose C names meet are explained" diff -u "$TMP/want" "$TMP/got"
 expect_exit 0 "same base name with --check-compat" --check-compat "$TMP/a/x.idl" "$TMP/b/x.idl"
 expect_exit 1 "missing input file" -o "$TMP" does-not-exist.idl
 check "missing input is reported" grep -q "idlc: error: cannot read 'does-not-exist.idl'" "$TMP/err"
