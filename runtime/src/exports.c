@@ -138,6 +138,11 @@ EMBER_API int ember_exports_add(ember_exports *ex, const ember_service_desc *svc
 {
     if (!ex || !svc)
         return ember_seterr("ember_exports_add: NULL argument");
+    if (!svc->name)
+        return ember_seterr("service descriptor %08x has no name", svc->id);
+    if (svc->n_methods && !svc->methods)
+        return ember_seterr("service %s has %u methods and no method table",
+                            svc->name, svc->n_methods);
     if (svc->id == 0)
         return ember_seterr("service %s has no id", svc->name);
     for (uint32_t i = 0; i < ex->nsvcs; i++)
@@ -148,6 +153,8 @@ EMBER_API int ember_exports_add(ember_exports *ex, const ember_service_desc *svc
         return ember_seterr("service %s is already served raw", svc->name);
     for (uint32_t i = 0; i < svc->n_methods; i++) {
         const ember_method_desc *m = &svc->methods[i];
+        if (!m->name)
+            return ember_seterr("method %u of %s has no name", i, svc->name);
         if (!m->dispatch)
             return ember_seterr("%s.%s has no dispatch function", svc->name, m->name);
         if (m->id == 0)

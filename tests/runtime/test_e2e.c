@@ -1886,6 +1886,23 @@ static void t_stats(void)
     CU_ASSERT_EQUAL(s.fail_failures, 1);
     /* a duplicate method id is refused */
     CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(F.root), &calc_svc, NULL, NULL), -1);
+    /* a hand-written descriptor missing a part is refused, saying which */
+    ember_service_desc bad = calc_svc;
+    bad.id ^= 1;
+    bad.methods = NULL;
+    CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(F.root), &bad, NULL, NULL), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), "no method table"));
+    bad.name = NULL;
+    CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(F.root), &bad, NULL, NULL), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), "has no name"));
+    ember_method_desc m1 = calc_svc.methods[0];
+    m1.name = NULL;
+    bad = calc_svc;
+    bad.id ^= 1;
+    bad.methods = &m1;
+    bad.n_methods = 1;
+    CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(F.root), &bad, NULL, NULL), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), "method 0 of test.Calc"));
     teardown_basic();
 }
 
