@@ -467,10 +467,11 @@ EMBER_COLD static ember_handle start_any(ember_ref *to, const ember_service_desc
         why = "call on a NULL ref";
     else if (to->kind == EMBER_REF_LOCAL)
         why = "a local object is called by its peers, not through its own ref";
+    else if (ep && ep->stopping) /* before the connection: a closed node has none */
+        why = ep->node ? "node is closed or closing (ember_node_close)"
+                       : "root is shutting down (ember_root_shutdown)";
     else if (!c || c->state != EMBER_CONN_READY)
         why = "not connected";
-    else if (ep->stopping)
-        why = "shutting down";
     else if (!oneway && c->npending >= ep->lim.max_outstanding)
         st = EMBER_LIMIT, why = "too many calls in flight on this connection";
     else if (ember_buf_used(&c->out) > ep->lim.out_high_water)

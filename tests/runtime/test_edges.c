@@ -245,6 +245,15 @@ static void t_closed_node_stays_closed(void)
     int_at_least two = {&stops, 2};
     CU_ASSERT_TRUE_FATAL(run_until(base, reached, &two, 3000));
     CU_ASSERT_EQUAL(ember_node_connect(n, addr), -1);
+    /* Calls say why they cannot go: the node is closed, not "not
+     * connected" as if it would connect later. */
+    ended e = {0, EMBER_OK, ""};
+    ember_call_raw(ember_node_root(n), EDGE_SVC, 7, "hi", 2, raw_done, &e, NULL);
+    CU_ASSERT_TRUE(run_until(base, has_ended, &e, 3000));
+    CU_ASSERT_EQUAL(e.st, EMBER_UNAVAILABLE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "node is closed"));
+    CU_ASSERT_EQUAL(ember_oneway_raw(ember_node_root(idle), EDGE_SVC, 7, "hi", 2), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), "node is closed"));
 
     run_for(base, 300); /* a reconnect, had one started, would be done */
     CU_ASSERT_EQUAL(stops, 2);
