@@ -13,3 +13,10 @@ $(HELLO_OUT)/hello: examples/hello/main.c $(HELLO_OUT)/gen/hello.c $(LIBEMBER_A)
 test-hello: $(HELLO_OUT)/hello
 	$(RUNNER) $(HELLO_OUT)/hello
 TEST_TARGETS += test-hello
+
+# Every C snippet of README.md, docs/runtime.md and docs/generated-code.md
+# compiles as shown, with gcc and clang at -Werror.
+.PHONY: test-doc-snippets
+test-doc-snippets: $(IDLC)
+	python3 scripts/check-doc-snippets.py $(B) $(IDLC) $(GEN_GCC) $(GEN_CLANG)
+TEST_TARGETS += test-doc-snippets
