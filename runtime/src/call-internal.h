@@ -72,6 +72,13 @@ void ember_calltab_fail_all(ember_conn *c, ember_status st, const char *msg);
 void ember_calltab_drop_ended(ember_ep *ep);
 void ember_calltab_free(ember_conn *c);
 int ember_calltab_cancel(ember_conn *c, ember_handle h);
+/* Why the arguments e wrote for method of svc did not encode (a string
+ * that is not UTF-8 named by parameter when svc knows it), in bad (n
+ * bytes) or a constant, and the status the call ends with. */
+const char *ember_calltab_encode_failure(const ember_enc *e,
+                                         const ember_service_desc *svc,
+                                         uint32_t method, char *bad, size_t n,
+                                         ember_status *st);
 /* Delivers an outcome from the event loop (a call that could not start). */
 void ember_defer_outcome(ember_ep *ep, const ember_callback *cb,
                          ember_status st, const char *msg);

@@ -367,9 +367,10 @@ static const char *bad_utf8_msg(char *buf, size_t n, const ember_service_desc *s
 /* Why a frame that did not encode failed, and the status its call ends
  * with: a string that is not UTF-8 is the call's own fault (it alone
  * fails), anything else a limit. */
-static const char *encode_failure(const ember_enc *e, const ember_service_desc *svc,
-                                  uint32_t method, char *bad, size_t n,
-                                  ember_status *st)
+const char *ember_calltab_encode_failure(const ember_enc *e,
+                                         const ember_service_desc *svc,
+                                         uint32_t method, char *bad, size_t n,
+                                         ember_status *st)
 {
     if (e->bad_utf8) {
         *st = EMBER_FAILED;
@@ -506,7 +507,7 @@ EMBER_COLD static ember_handle start_any(ember_ref *to, const ember_service_desc
             gen = next_gen(ep);
         uint64_t id = oneway ? 0 : (uint64_t)gen << SLOT_BITS | (idx + 1);
         if (write_call(c, &e, to, service, id, method, enc, args))
-            why = encode_failure(&e, svc, method, bad, sizeof bad, &st);
+            why = ember_calltab_encode_failure(&e, svc, method, bad, sizeof bad, &st);
     }
     if (why) {
         if (taken) {
@@ -541,7 +542,7 @@ EMBER_HOT_INLINE ember_handle start_call(ember_ref *to, const ember_service_desc
                    method, enc, args)) {
         char bad[200];
         ember_status st;
-        const char *why = encode_failure(&e, svc, method, bad, sizeof bad, &st);
+        const char *why = ember_calltab_encode_failure(&e, svc, method, bad, sizeof bad, &st);
         return refuse(ep, cb, false, service, method, st, why);
     }
     c->free_slot = c->slots[idx].next_free;

@@ -782,9 +782,13 @@ EMBER_API int ember_root_broadcast(ember_root *r, ember_child_filter filter,
         enc(&e, args);
     bool per_child = e.failed == EMBER_ENC_NEEDS_CONN;
     if (e.failed && !per_child) {
+        char bad[200];
+        ember_status st;
+        const char *why = ember_calltab_encode_failure(&e, svc, method_id, bad,
+                                                       sizeof bad, &st);
         ember_buf_enc_abort(&tmp, &e);
         ember_buf_release(&tmp);
-        return ember_seterr("broadcast arguments could not be encoded");
+        return ember_seterr("broadcast not sent: %s", why);
     }
     if (per_child)
         ember_buf_enc_abort(&tmp, &e);
