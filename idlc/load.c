@@ -241,6 +241,29 @@ static idl_module *load_path(idl_loader *l, const char *path, const idl_import *
     return load_text(l, f, idl_strdup(l->arena, path), text, len, false);
 }
 
+/* "cannot find import" says where it looked, as resolve() does: the
+ * importing file's folder, then each -I folder. */
+static void import_missing(idl_loader *l, const idl_module *m, const idl_import *im,
+                           bool from_memory)
+{
+    if (from_memory || im->path[0] == '/') {
+        diag_error(l->diag, im->loc, "cannot find import '%s'%s", im->path,
+                   from_memory ? " (this input is not a file: it imports nothing)" : "");
+        return;
+    }
+    idl_buf where = {0};
+    const char *slash = m->path ? strrchr(m->path, '/') : NULL;
+    if (!slash)
+        idl_buf_puts(&where, "'.'");
+    else
+        idl_buf_printf(&where, "'%.*s'", slash == m->path ? 1 : (int)(slash - m->path), m->path);
+    for (size_t i = 0; i < l->nincdirs; i++)
+        idl_buf_printf(&where, ", '%s'", l->incdirs[i]);
+    diag_error(l->diag, im->loc, "cannot find import '%s' (looked in %s%s)", im->path,
+               where.p, l->nincdirs ? "" : "; -I adds a folder");
+    idl_buf_free(&where);
+}
+
 static void load_imports(idl_loader *l, idl_module *m, bool from_memory)
 {
     for (idl_import *im = m->imports; im; im = im->next) {
@@ -254,7 +277,7 @@ static void load_imports(idl_loader *l, idl_module *m, bool from_memory)
         else if (!from_memory && (path = resolve(l, m->path, im->path)) != NULL)
             im->module = load_path(l, path, im);
         else
-            diag_error(l->diag, im->loc, "cannot find import '%s'", im->path);
+            import_missing(l, m, im, from_memory);
     }
 }
 

@@ -159,7 +159,10 @@ check "missing input is reported" grep -q "idlc: error: cannot read 'does-not-ex
 expect_exit 1 "a directory as input" -o "$TMP" inc
 expect_exit 1 "import not found without -I" -o "$TMP" game.idl
 check "missing import is reported at the import" \
-    grep -q "^game.idl:3:8: error: cannot find import 'common.idl'" "$TMP/err"
+    grep -q "^game.idl:3:8: error: cannot find import 'common.idl' (looked in '.'; -I adds a folder)" "$TMP/err"
+expect_exit 1 "import not found in -I folders" -o "$TMP" -I "$TMP/a" -I "$TMP/b" game.idl
+check "missing import says where it looked" \
+    grep -q "^game.idl:3:8: error: cannot find import 'common.idl' (looked in '.', '$TMP/a', '$TMP/b')" "$TMP/err"
 expect_exit 1 "bad input" -o "$TMP" "$HERE/bad/dup_decl.idl"
 
 # The quoted line and the caret under the whole token.
