@@ -479,8 +479,9 @@ void gu_basename(gbuf *b, const char *path)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    const char *dot = strrchr(base, '.');
-    size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+    size_t n = strlen(base);
+    if (n > 4 && strcmp(base + n - 4, ".idl") == 0)
+        n -= 4;     /* main.c names the outputs alike */
     for (size_t i = 0; i < n; i++)
         gb_putc(b, base[i]);
 }

@@ -163,7 +163,8 @@ void gu_doc(FILE *out, const char *indent, const char *doc);
 void gu_proto(FILE *out, const char *head, const char *const *params, size_t n,
               const char *tail);
 
-/* File basename without directories and without its extension. */
+/* File basename without directories and without ".idl" (main.c's output_stem:
+ * the name of the outputs, "x.txt" writes x.txt.h). */
 void gu_basename(gbuf *b, const char *path);
 
 #endif

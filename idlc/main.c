@@ -39,7 +39,8 @@ static const char usage_text[] =
     "  --help                 print this help and exit\n"
     "  --version              print the version and exit\n"
     "\n"
-    "exit status: 0 success, 1 errors in the input, 2 usage error\n";
+    "exit status: 0 success (--check-compat: compatible), 1 errors in the input,\n"
+    "             incompatible versions or an output not written, 2 usage error\n";
 
 typedef struct options {
     const char **inc;

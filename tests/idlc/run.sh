@@ -154,6 +154,13 @@ printf '%s\n' "$TMP/b/x_S.idl:2:11: error: generated C name 'x_S_init' of consta
     "$TMP/a/xs.idl:2:8: note: struct 'x.S' is declared here" >"$TMP/want"
 check "two modules whose C names meet are explained" diff -u "$TMP/want" "$TMP/got"
 expect_exit 0 "same base name with --check-compat" --check-compat "$TMP/a/x.idl" "$TMP/b/x.idl"
+# An input not named .idl writes NAME.h and NAME.c whole: the .c includes
+# that header, and header guards differ from a thing.idl's.
+mkdir -p "$TMP/txt"
+printf 'module thing;\nstruct S { 1: u32 v; }\n' >"$TMP/txt/thing.txt"
+expect_exit 0 "an input not named .idl" -o "$TMP/txt" "$TMP/txt/thing.txt"
+check "its .c includes its own header" grep -q '^#include "thing.txt.h"$' "$TMP/txt/thing.txt.c"
+check "its guard is its own" grep -q '^#ifndef EMBER_GEN_THING_TXT_H$' "$TMP/txt/thing.txt.h"
 expect_exit 1 "missing input file" -o "$TMP" does-not-exist.idl
 check "missing input is reported" grep -q "idlc: error: cannot read 'does-not-exist.idl'" "$TMP/err"
 expect_exit 1 "a directory as input" -o "$TMP" inc
