@@ -406,7 +406,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
         call_end(k, EMBER_END_OK);
     }
     if (!k->answered && k->conn == c) { /* deferred: it holds its arena */
-        k->held = k->arena.heap;
+        k->held = k->arena.heap + (x->raw ? 0 : d.outside);
         c->deferred_bytes += k->held;
         /* ...and CANCEL and a later call under its id must find it. Out of
          * memory leaves it out of the table: CANCEL just won't find it. No

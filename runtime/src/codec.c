@@ -91,6 +91,7 @@ EMBER_API void ember_dec_init(ember_dec *d, const void *data, size_t len,
     d->why = NULL;
     d->in_len = len;
     d->used = 0;
+    d->outside = 0;
 }
 
 /*

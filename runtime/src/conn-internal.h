@@ -182,6 +182,7 @@ static inline void ember_dec_init_conn(ember_dec *d, ember_conn *c,
     d->why = NULL;
     d->in_len = len;
     d->used = 0;
+    d->outside = 0;
 }
 
 /* Starts a frame in c's output buffer; end patches the length and queues it.

@@ -118,6 +118,11 @@ struct ember_ref {
                                       conn for the same fwd, another svc */
 };
 
+/* What a ref received for the first time costs outside the decode's arena
+ * (charged to its budget): the ref, and up to two buckets of the table
+ * that finds it by object id (which doubles when full). */
+#define EMBER_REF_ENTRY_BYTES (sizeof(struct ember_ref) + 2 * sizeof(void *))
+
 ember_ref *ember_ref_new_peer(ember_ep *ep);
 /* The endpoint a ref's outcomes are deferred to; NULL when it is gone. */
 static inline ember_ep *ember_ref_ep(const ember_ref *r)

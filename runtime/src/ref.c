@@ -351,6 +351,11 @@ EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)
         if ((r = rref_find(c, oid))) {
             ember_ref_retain(r);
         } else {
+            /* A new entry is decoded memory too, held while the ref lives
+             * (a deferred call's refs count in its max_deferred_bytes). */
+            if (ember_dec_charge(d, EMBER_REF_ENTRY_BYTES))
+                return -1;
+            d->outside += EMBER_REF_ENTRY_BYTES;
             r = ember_calloc(sizeof *r);
             if (!r)
                 return ember_dec_fail(d, "out of memory");

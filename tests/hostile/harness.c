@@ -386,6 +386,49 @@ static int dispatch_bigs(ember_call *call, ember_dec *args, const void *h,
     return 0;
 }
 
+/* list<ref> in field 1, as generated code decodes list<ref<S>>; H_HOLD_REFS
+ * keeps the call, and so the refs, until h_release_held. */
+static int dispatch_refs(ember_call *call, ember_dec *args, const void *h,
+                         void *ud)
+{
+    (void)h;
+    uint32_t tag;
+    unsigned wt;
+    int r;
+    while ((r = ember_dec_field(args, &tag, &wt)) == 1) {
+        if (tag == 1) {
+            uint32_t count;
+            void *items;
+            const uint8_t *saved;
+            if (ember_dec_list_begin(args, wt, 1, sizeof(ember_ref *), &count,
+                                     &items, &saved))
+                return -1;
+            ember_ref **v = items;
+            for (uint32_t i = 0; i < count; i++)
+                if (ember_dec_raw_ref(args, &v[i]))
+                    return -1;
+            if (ember_dec_list_end(args, saved))
+                return -1;
+        } else if (ember_dec_skip(args, wt)) {
+            return -1;
+        }
+    }
+    if (r < 0)
+        return -1;
+    if (ud)
+        h_hold(call, 0, 0, NULL, 0, ud);
+    else
+        ember_call_reply_raw(call, NULL, 0);
+    return 0;
+}
+
+static int dispatch_hold_refs(ember_call *call, ember_dec *args, const void *h,
+                              void *ud)
+{
+    (void)ud;
+    return dispatch_refs(call, args, h, &root_held);
+}
+
 /* The arguments are a game.Player (tests/idl/game.idl), decoded by the
  * idlc-generated code in tests/golden/game.c; the reply is what was
  * decoded, encoded again by the same generated code. */
@@ -411,10 +454,12 @@ static const ember_method_desc typed_methods[] = {
     {.id = H_LIST, .name = "list", .dispatch = dispatch_list},
     {.id = H_BIGS, .name = "bigs", .dispatch = dispatch_bigs},
     {.id = H_PLAYER, .name = "player", .dispatch = dispatch_player},
+    {.id = H_REFS, .name = "refs", .dispatch = dispatch_refs},
+    {.id = H_HOLD_REFS, .name = "hold_refs", .dispatch = dispatch_hold_refs},
 };
 static const ember_service_desc typed_svc = {
     .name = "hostile.Typed", .id = H_SVC, .fingerprint = 0x686f7374696c65ull,
-    .n_methods = 4, .methods = typed_methods};
+    .n_methods = 6, .methods = typed_methods};
 
 void h_limits(ember_limits *l)
 {

@@ -86,6 +86,9 @@ bool h_peer_closed(int fd);
 #define H_BIGS 302    /* root: typed, decodes list<256-byte struct> */
 #define H_PLAYER 303  /* root: typed, decodes a game.Player (generated code,
                          tests/golden/game.c) and replies with it re-encoded */
+#define H_REFS 304    /* root: typed, decodes list<ref> */
+#define H_HOLD_REFS 305 /* root: typed, decodes list<ref> and keeps the call
+                           (with its refs) until h_release_held */
 #define H_NODE_ECHO 200 /* nodes: replies with the payload */
 #define H_NODE_HOLD 201 /* nodes: never replies until released */
 

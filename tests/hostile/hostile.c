@@ -661,6 +661,90 @@ static void case_post_decode_amplification(void)
     CHECK(grown < 16 * fl + (1u << 20));
 }
 
+/* A list<ref> of n objects of the sender, ids first..first+n-1 (each new
+ * to the root), as the payload of a call. */
+static size_t refs_payload(uint8_t *p, size_t cap, uint64_t first, uint32_t n)
+{
+    size_t body = h_varint(p, n); /* measured first, written after */
+    for (uint32_t i = 0; i < n; i++)
+        body += h_varint(p, (first + i) << 1);
+    size_t k = 0;
+    if (body + 16 > cap)
+        return 0;
+    p[k++] = 0x0a;
+    k += h_varint(p + k, body);
+    k += h_varint(p + k, n);
+    for (uint32_t i = 0; i < n; i++)
+        k += h_varint(p + k, (first + i) << 1);
+    return k;
+}
+
+/* A ref received for the first time costs the receiver its entry (the ref
+ * and its slot in the table by object id, ~120 bytes) for 2 or 3 bytes on
+ * the wire: that is decoded memory, charged to the decode budget like the
+ * list's array. A few hundred new refs in a call fit (the call is
+ * answered, the connection stays); 100,000 in a 300 KB frame go over the
+ * budget and the offender is dropped, the root having allocated about what
+ * the budget allows (uncharged, they took x55 the frame). */
+static void case_post_ref_amplification(void)
+{
+    WITH_VICTIM(v);
+    static uint8_t p[400000];
+    static uint8_t frame[400064];
+    uint64_t h[3] = { H_INJ_ID(1), 0, H_REFS };
+    size_t n = refs_payload(p, sizeof p, 1, 300);
+    size_t fl = h_frame(frame, sizeof frame, FR_CALL, 3, h, p, n);
+    h_relay_inject(v.relay, frame, fl);
+    ans_wait a = { v.relay, H_INJ_ID(1) };
+    uint8_t kind = 0;
+    CHECK(h_run_until(got_answer, &a, 3000));
+    CHECK(h_relay_got_answer(v.relay, H_INJ_ID(1), &kind, NULL) && kind == FR_REPLY);
+    CHECK(h_relay_up_closed(v.relay) == v.closed_before);
+
+    n = refs_payload(p, sizeof p, 1000, 100000);
+    h[0] = H_INJ_ID(2);
+    fl = h_frame(frame, sizeof frame, FR_CALL, 3, h, p, n);
+    CHECK(n && fl);
+    h_alloc_reset_peak();
+    size_t before = h_alloc_live();
+    h_relay_inject(v.relay, frame, fl);
+    expect_victim_dropped(&v, "decode budget");
+    size_t grown = h_alloc_peak() - before;
+    fprintf(stderr, "  a %zu-byte frame of refs made the root allocate %zu KiB "
+            "(x%zu)\n", fl, grown >> 10, grown / fl);
+    victim_stop(&v);
+    /* The budget, plus the frame and the DECREFs of the refs decoded
+     * before it ran out. */
+    CHECK(grown < 16 * fl + (2u << 20));
+}
+
+/* Calls kept unanswered keep the refs their arguments brought: those
+ * count in max_deferred_bytes (lowered to 512 KiB for this root) with the
+ * calls' arenas. Each call holds 400 new refs (~60 KB decoded, ~1.2 KB on
+ * the wire); the offender is dropped once its calls hold more than the
+ * limit, and what they pinned stays within it plus one frame's budget
+ * (uncounted, 19 such calls pinned 1.3 MiB before the limit saw 512 KiB). */
+static void case_post_deferred_refs(void)
+{
+    WITH_VICTIM(v);
+    uint8_t p[4096];
+    h_alloc_reset_peak();
+    size_t before = h_alloc_live();
+    for (uint32_t i = 0; i < 64; i++) {
+        size_t n = refs_payload(p, sizeof p, 1 + (uint64_t)i * 400, 400);
+        CHECK(n);
+        inject_call(&v, H_INJ_ID(i), H_HOLD_REFS, p, n);
+    }
+    expect_victim_dropped(&v, "max_deferred_bytes");
+    size_t grown = h_alloc_peak() - before;
+    fprintf(stderr, "  %d calls held, %zu KiB allocated\n", h_held_count(),
+            grown >> 10);
+    h_release_held();
+    h_run_for(20); /* the orphaned answers go nowhere, harmlessly */
+    victim_stop(&v);
+    CHECK(grown < (512u << 10) + (512u << 10));
+}
+
 static void case_post_flood(void)
 {
     WITH_VICTIM(v);
@@ -1510,93 +1594,102 @@ typedef struct hcase {
     uint32_t max_outstanding;
     size_t out_high_water;
     bool forked;         /* makes its own fixture in a child process */
+    size_t max_deferred_bytes;
 } hcase;
 
 static const hcase cases[] = {
-    { "oversize-frame", case_oversize_frame, NULL, 0, 0, false },
-    { "len-u32-max", case_len_u32_max, NULL, 0, 0, false },
-    { "empty-frame", case_empty_frame, NULL, 0, 0, false },
-    { "unknown-kind", case_unknown_kind, NULL, 0, 0, false },
-    { "call-before-register", case_call_before_register, NULL, 0, 0, false },
-    { "reply-before-register", case_reply_before_register, NULL, 0, 0, false },
-    { "garbage-register", case_garbage_register, NULL, 0, 0, false },
-    { "slowloris-silent", case_slowloris_silent, NULL, 0, 0, false },
-    { "slowloris-trickle", case_slowloris_trickle, NULL, 0, 0, false },
+    { "oversize-frame", case_oversize_frame, NULL, 0, 0, false, 0 },
+    { "len-u32-max", case_len_u32_max, NULL, 0, 0, false, 0 },
+    { "empty-frame", case_empty_frame, NULL, 0, 0, false, 0 },
+    { "unknown-kind", case_unknown_kind, NULL, 0, 0, false, 0 },
+    { "call-before-register", case_call_before_register, NULL, 0, 0, false, 0 },
+    { "reply-before-register", case_reply_before_register, NULL, 0, 0, false, 0 },
+    { "garbage-register", case_garbage_register, NULL, 0, 0, false, 0 },
+    { "slowloris-silent", case_slowloris_silent, NULL, 0, 0, false, 0 },
+    { "slowloris-trickle", case_slowloris_trickle, NULL, 0, 0, false, 0 },
     { "truncated-register-every-offset", case_truncated_register_every_offset,
-      NULL, 0, 0, false },
+      NULL, 0, 0, false, 0 },
     /* was: conn.c on_read reserved the whole announced frame (32 MiB for
      * 6 bytes, before registration) (fixed) */
-    { "announce-amplification", case_announce_amplification, NULL, 0, 0, false },
+    { "announce-amplification", case_announce_amplification, NULL, 0, 0, false, 0 },
     { "post-truncated-every-offset", case_post_truncated_every_offset, NULL,
-      0, 0, false },
-    { "post-oversize", case_post_oversize, NULL, 0, 0, false },
-    { "post-len-beyond-bytes", case_post_len_beyond_bytes, NULL, 0, 0, false },
-    { "post-unknown-kind", case_post_unknown_kind, NULL, 0, 0, false },
-    { "post-register-again", case_post_register_again, NULL, 0, 0, false },
-    { "post-reply-never-sent", case_post_reply_never_sent, NULL, 0, 0, false },
-    { "post-unknown-method", case_post_unknown_method, NULL, 0, 0, false },
-    { "post-duplicate-tags", case_post_duplicate_tags, NULL, 0, 0, false },
-    { "post-unknown-tags", case_post_unknown_tags, NULL, 0, 0, false },
+      0, 0, false, 0 },
+    { "post-oversize", case_post_oversize, NULL, 0, 0, false, 0 },
+    { "post-len-beyond-bytes", case_post_len_beyond_bytes, NULL, 0, 0, false, 0 },
+    { "post-unknown-kind", case_post_unknown_kind, NULL, 0, 0, false, 0 },
+    { "post-register-again", case_post_register_again, NULL, 0, 0, false, 0 },
+    { "post-reply-never-sent", case_post_reply_never_sent, NULL, 0, 0, false, 0 },
+    { "post-unknown-method", case_post_unknown_method, NULL, 0, 0, false, 0 },
+    { "post-duplicate-tags", case_post_duplicate_tags, NULL, 0, 0, false, 0 },
+    { "post-unknown-tags", case_post_unknown_tags, NULL, 0, 0, false, 0 },
     { "post-zero-length-fields", case_post_zero_length_fields, NULL, 0, 0,
-      false },
-    { "post-zero-length-list", case_post_zero_length_list, NULL, 0, 0, false },
-    { "post-empty-frame", case_post_empty_frame, NULL, 0, 0, false },
-    { "post-kind-only-call", case_post_kind_only_call, NULL, 0, 0, false },
-    { "post-deep-nesting", case_post_deep_nesting, NULL, 0, 0, false },
-    { "post-count-beyond-bytes", case_post_count_beyond_bytes, NULL, 0, 0, false },
-    { "post-length-overflow", case_post_length_overflow, NULL, 0, 0, false },
+      false, 0 },
+    { "post-zero-length-list", case_post_zero_length_list, NULL, 0, 0, false, 0 },
+    { "post-empty-frame", case_post_empty_frame, NULL, 0, 0, false, 0 },
+    { "post-kind-only-call", case_post_kind_only_call, NULL, 0, 0, false, 0 },
+    { "post-deep-nesting", case_post_deep_nesting, NULL, 0, 0, false, 0 },
+    { "post-count-beyond-bytes", case_post_count_beyond_bytes, NULL, 0, 0, false, 0 },
+    { "post-length-overflow", case_post_length_overflow, NULL, 0, 0, false, 0 },
     /* was: codec.c ember_dec_list_begin_raw allocated count x sizeof(C
      * struct) after checking count at 1 byte per element (x259) (fixed:
      * decode budget) */
     { "post-decode-amplification", case_post_decode_amplification, NULL,
-      0, 0, false },
-    { "post-flood", case_post_flood, NULL, 32, 0, false },
-    { "post-never-reads", case_post_never_reads, NULL, 0, 1u << 20, false },
+      0, 0, false, 0 },
+    { "post-flood", case_post_flood, NULL, 32, 0, false, 0 },
+    /* was: a ref's entry was not charged to the decode budget: a frame of
+     * new refs decoded into x50 its size (fixed) */
+    { "post-ref-amplification", case_post_ref_amplification, NULL, 0, 0,
+      false, 0 },
+    /* was: max_deferred_bytes counted the held calls' arenas, not the refs
+     * they brought (fixed) */
+    { "post-deferred-refs", case_post_deferred_refs, NULL, 0, 0, false,
+      512u << 10 },
+    { "post-never-reads", case_post_never_reads, NULL, 0, 1u << 20, false, 0 },
     /* was: PONGs, replies and errors were queued without limit for a peer
      * that never reads (fixed: reading stops above out_high_water) */
     { "ping-flood-unregistered", case_ping_flood_unregistered, NULL, 0, 0,
-      false },
-    { "post-ping-flood", case_post_ping_flood, NULL, 0, 1u << 20, false },
-    { "auth", case_auth, NULL, 0, 0, false },
-    { "root-garbage-hello", case_root_garbage_hello, NULL, 0, 0, false },
-    { "root-wrong-magic", case_root_wrong_magic, NULL, 0, 0, false },
-    { "root-garbage-welcome", case_root_garbage_welcome, NULL, 0, 0, false },
-    { "root-welcome-before-hello", case_root_welcome_before_hello, NULL, 0, 0, false },
-    { "root-hello-twice", case_root_hello_twice, NULL, 0, 0, false },
-    { "root-oversize", case_root_oversize, NULL, 0, 0, false },
-    { "root-post-oversize", case_root_post_oversize, NULL, 0, 0, false },
-    { "root-reply-never-sent", case_root_reply_never_sent, NULL, 0, 0, false },
+      false, 0 },
+    { "post-ping-flood", case_post_ping_flood, NULL, 0, 1u << 20, false, 0 },
+    { "auth", case_auth, NULL, 0, 0, false, 0 },
+    { "root-garbage-hello", case_root_garbage_hello, NULL, 0, 0, false, 0 },
+    { "root-wrong-magic", case_root_wrong_magic, NULL, 0, 0, false, 0 },
+    { "root-garbage-welcome", case_root_garbage_welcome, NULL, 0, 0, false, 0 },
+    { "root-welcome-before-hello", case_root_welcome_before_hello, NULL, 0, 0, false, 0 },
+    { "root-hello-twice", case_root_hello_twice, NULL, 0, 0, false, 0 },
+    { "root-oversize", case_root_oversize, NULL, 0, 0, false, 0 },
+    { "root-post-oversize", case_root_post_oversize, NULL, 0, 0, false, 0 },
+    { "root-reply-never-sent", case_root_reply_never_sent, NULL, 0, 0, false, 0 },
     { "root-call-before-welcome", case_root_call_before_welcome, NULL, 0, 0,
-      false },
+      false, 0 },
     /* was: ERROR code 5 or 10 ended our call CANCELLED or SHUTDOWN (fixed) */
-    { "root-error-codes", case_root_error_codes, NULL, 0, 0, false },
+    { "root-error-codes", case_root_error_codes, NULL, 0, 0, false, 0 },
     /* was: incoming calls hashed by the caller's id, unkeyed: ids i << 48
      * shared one chain (fixed: SipHash under a per-process key) */
     { "edge-colliding-call-ids", case_edge_colliding_call_ids, NULL, 0, 0,
-      false },
+      false, 0 },
     /* was: the node swept at its own pace, whatever WELCOME said (fixed) */
-    { "edge-heartbeat-welcome", case_edge_heartbeat_welcome, NULL, 0, 0, false },
-    { "edge-drop-reason", case_edge_drop_reason, NULL, 0, 0, false },
+    { "edge-heartbeat-welcome", case_edge_heartbeat_welcome, NULL, 0, 0, false, 0 },
+    { "edge-drop-reason", case_edge_drop_reason, NULL, 0, 0, false, 0 },
     /* was: peer strings reached the log verbatim (fixed: ember_escape) */
-    { "edge-log-injection", case_edge_log_injection, NULL, 0, 0, false },
+    { "edge-log-injection", case_edge_log_injection, NULL, 0, 0, false, 0 },
     /* was: every unregistered peer could buffer 1 MiB until its handshake
      * deadline, without a bound on them all (fixed: max_unregistered,
      * unregistered_bytes) */
     { "edge-unregistered-flood", case_edge_unregistered_flood, NULL, 0, 0,
-      false },
+      false, 0 },
     /* was: the output buffer doubled and copied: a slow reader cost about
      * twice out_high_water (fixed: no doubling past it, grown in place) */
     { "edge-never-reads-peak", case_edge_never_reads_peak, NULL, 0, 4u << 20,
-      false },
+      false, 0 },
     /* was: a name that is not UTF-8 made REGISTER malformed: a close with
      * no reason for the node (fixed: REFUSED "bad name") */
-    { "edge-bad-name-refused", case_edge_bad_name_refused, NULL, 0, 0, false },
-    { "accept-storm", case_accept_storm, NULL, 0, 0, true },
+    { "edge-bad-name-refused", case_edge_bad_name_refused, NULL, 0, 0, false, 0 },
+    { "accept-storm", case_accept_storm, NULL, 0, 0, true, 0 },
     /* was: ep.c on_work re-activated work_ev with event_active, so a
      * callback retrying at once livelocked the loop (fixed) */
-    { "retry-livelock", case_retry_livelock, NULL, 0, 0, true },
+    { "retry-livelock", case_retry_livelock, NULL, 0, 0, true, 0 },
     /* was: no evconnlistener error callback, accept() spun at EMFILE (fixed) */
-    { "accept-storm-spin", case_accept_storm_spin, NULL, 0, 0, true },
+    { "accept-storm-spin", case_accept_storm_spin, NULL, 0, 0, true, 0 },
 };
 
 static void report(const hcase *c, int *failed, int *xfailed, int *xpassed,
@@ -1724,7 +1817,7 @@ static void run_tls(int argc, char **argv, int *ran, int *failed,
         h_limits(&lim);
         lim.handshake_ms = 300;
         tls_fn = t->fn;
-        hcase c = { t->name, tls_trampoline, t->xfail, 0, 0, false };
+        hcase c = { t->name, tls_trampoline, t->xfail, 0, 0, false, 0 };
         run_one(&c, &lim, failed, xfailed, xpassed);
     }
     h_root_tls = NULL;
@@ -1753,6 +1846,8 @@ int main(int argc, char **argv)
             lim.max_outstanding = c->max_outstanding;
         if (c->out_high_water)
             lim.out_high_water = c->out_high_water;
+        if (c->max_deferred_bytes)
+            lim.max_deferred_bytes = c->max_deferred_bytes;
         run_one(c, &lim, &failed, &xfailed, &xpassed);
     }
     run_tls(argc, argv, &ran, &failed, &xfailed, &xpassed);

@@ -2659,7 +2659,17 @@ static void done_many(const ember_outcome *o, ember_dec *reply, ember_fn cb, voi
 
 static void t_many_refs(void)
 {
-    setup_basic(1);
+    /* 200,000 new refs take ~29 MB decoded (each its entry, ~120 bytes,
+     * and its cleanup) for 0.8 MB on the wire: over the default decode
+     * budget (x16), as the docs say; a node that expects such replies
+     * raises decode_ratio. */
+    fresh_fixture();
+    F.root = make_root(NULL, 0);
+    ember_limits lim;
+    ember_limits_default(&lim);
+    lim.decode_ratio = 64;
+    make_node("n0", &lim);
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
     CU_ASSERT_EQUAL(ember_exports_add_raw(ember_root_exports(F.root), CALC_ID, 61, give_many,
                                           NULL), 0);
     result r = {0};

@@ -342,7 +342,10 @@ typedef struct ember_dec {
     uint32_t depth;
     const char *why;         /* first error, static text; NULL when fine */
     size_t in_len;           /* input length given to ember_dec_init (budget) */
-    size_t used;             /* arena bytes this decode allocated (budget) */
+    size_t used;             /* bytes this decode allocated (budget) */
+    size_t outside;          /* of used, those outside the arena: the
+                                entries of refs received for the first
+                                time, which live until released */
 } ember_dec;
 
 /* Records the first error and returns -1. */
