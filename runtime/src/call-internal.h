@@ -113,6 +113,8 @@ struct ember_call {
     uint32_t service, method;
     bool oneway, answered, cancelled, in_dispatch;
     size_t held;                   /* counted in conn->deferred_bytes */
+    size_t raw_outside;            /* a raw handler's decoded memory outside
+                                      the arena (a proxy's new refs) */
     ember_arena arena;
     uint64_t inline_arena[64];     /* 512 bytes: most calls allocate nothing */
 };

@@ -362,8 +362,8 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
         return 0;
     }
     /* Every field before the arena, in struct order (call_get leaves them
-     * as the last call left them); link_call sets prev and next, and hn is
-     * set when hashed. */
+     * as the last call left them); link_call sets prev and next, hn is set
+     * when hashed, raw_outside before a raw handler runs. */
     k->ep = ep;
     k->conn = c;
     k->hashed = false;
@@ -389,6 +389,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     ember_dec d;
     d.why = NULL;
     if (x->raw) {
+        k->raw_outside = 0;
         x->raw(k, svc, (uint32_t)mid, f->payload, f->len, x->ud);
     } else {
         ember_dec_init_conn(&d, c, f->payload, f->len, &k->arena);
@@ -406,7 +407,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
         call_end(k, EMBER_END_OK);
     }
     if (!k->answered && k->conn == c) { /* deferred: it holds its arena */
-        k->held = k->arena.heap + (x->raw ? 0 : d.outside);
+        k->held = k->arena.heap + (x->raw ? k->raw_outside : d.outside);
         c->deferred_bytes += k->held;
         /* ...and CANCEL and a later call under its id must find it. Out of
          * memory leaves it out of the table: CANCEL just won't find it. No

@@ -241,6 +241,9 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
         call->fwd_to = px->fwd;
         call->fwd_h = ember_call_start(px->fwd, svc, method, enc_xcode, &x,
                                        relayed_typed, NULL, call, NULL);
+        /* The refs new to us live while the call waits at the owner: held
+         * like a typed call's (max_deferred_bytes). */
+        call->raw_outside = d.outside;
     } else if (ember_call_oneway(call)) {
         ember_oneway_raw(px->fwd, service, method, p, n);
     } else {
