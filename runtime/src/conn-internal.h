@@ -92,6 +92,8 @@ struct ember_conn {
     const ember_transport *tp;
     void *tls;                     /* SSL, for the TLS transport */
     bool tls_done;                 /* TLS handshake finished */
+    char *tls_err;                 /* a TLS failure met behind bytes already
+                                      read: the next read reports it */
     bool write_needs_read;         /* a write waits for readability (TLS) */
     bool read_needs_write;         /* a read waits for writability (TLS) */
     /* Registration: on a root, the nonce it sent in HELLO; on a node, the

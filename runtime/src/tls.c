@@ -85,8 +85,21 @@ static int tls_handshake(ember_conn *c, bool reading)
     return tls_stall(c, r, "handshake", reading);
 }
 
+/* A failure kept by tls_read (c->tls_err): every later read or write
+ * reports it. */
+static const char tls_err_oom[] = "TLS read failed (out of memory for the reason)";
+
+static int tls_failed(ember_conn *c)
+{
+    ember_seterr("%s", c->tls_err);
+    errno = EPROTO;
+    return -1;
+}
+
 static ssize_t tls_read(ember_conn *c, void *p, size_t n)
 {
+    if (c->tls_err)
+        return tls_failed(c);
     if (tls_handshake(c, true) < 0)
         return -1;
     /* A record at a time; keep going while records are there, so a large
@@ -101,10 +114,20 @@ static ssize_t tls_read(ember_conn *c, void *p, size_t n)
             continue;
         }
         if (got > 0) {
-            /* Report what we have; a failure shows up again next time. */
+            /* Report what we have. A failure behind it (garbage after a
+             * good record) has consumed its bytes: the socket may announce
+             * nothing more, so keep its reason for the next read, which
+             * tls_pending makes come at once. */
             int err = SSL_get_error(c->tls, r);
             if (err == SSL_ERROR_WANT_WRITE)
                 c->read_needs_write = true;
+            else if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_ZERO_RETURN &&
+                     !c->tls_err) {
+                tls_fail(c, "read", err);
+                c->tls_err = ember_strdup(ember_last_error());
+                if (!c->tls_err)
+                    c->tls_err = (char *)tls_err_oom;
+            }
             ERR_clear_error();
             break;
         }
@@ -118,6 +141,8 @@ static ssize_t tls_read(ember_conn *c, void *p, size_t n)
 
 static ssize_t tls_write(ember_conn *c, const void *p, size_t n)
 {
+    if (c->tls_err)
+        return tls_failed(c);
     if (tls_handshake(c, false) < 0)
         return -1;
     ERR_clear_error();
@@ -127,9 +152,12 @@ static ssize_t tls_write(ember_conn *c, const void *p, size_t n)
     return tls_stall(c, r, "write", false);
 }
 
+/* More to read now, though the socket may say nothing: decrypted bytes,
+ * a failure or the peer's close_notify found behind the last bytes read. */
 static bool tls_pending(ember_conn *c)
 {
-    return c->tls && SSL_pending(c->tls) > 0;
+    return c->tls && (SSL_pending(c->tls) > 0 || c->tls_err ||
+                      (SSL_get_shutdown(c->tls) & SSL_RECEIVED_SHUTDOWN));
 }
 
 static void tls_close(ember_conn *c)
@@ -144,6 +172,9 @@ static void tls_close(ember_conn *c)
     ERR_clear_error();
     SSL_free(c->tls);
     c->tls = NULL;
+    if (c->tls_err != tls_err_oom)
+        ember_strfree(c->tls_err);
+    c->tls_err = NULL;
 }
 
 static const ember_transport tls_transport = {tls_read, tls_write, tls_pending,

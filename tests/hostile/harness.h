@@ -209,6 +209,7 @@ void case_tls_plain_hello(h_fixture *fx);
 void case_tls_post_oversize(h_fixture *fx);
 void case_tls_post_len_u32_max(h_fixture *fx);
 void case_tls_post_call_before_register(h_fixture *fx);
+void case_tls_post_record_then_junk(h_fixture *fx);
 
 /* ---- the runtime at its edges (edges.c) ---- */
 void edge_colliding_call_ids(h_fixture *fx);

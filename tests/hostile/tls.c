@@ -401,3 +401,40 @@ void case_tls_post_call_before_register(h_fixture *fx)
     size_t n = h_frame(b, sizeof b, FR_CALL, 3, h, "", 0);
     tls_drop(fx, b, n, "before registration");
 }
+
+/* One good record (the first bytes of a frame header) and, in the same
+ * write, a record header no TLS stack accepts: OpenSSL reads both in one
+ * SSL_read loop, so the socket has nothing more to announce. The root must
+ * close at once with the TLS failure, not wait for its handshake deadline
+ * (or, registered, for the heartbeat) and then log the wrong reason. */
+void case_tls_post_record_then_junk(h_fixture *fx)
+{
+    tls_client t;
+    if (client_open(&t, fx->port) != 0) {
+        client_free(&t);
+        CHECK(!"the test TLS client could not complete the handshake");
+    }
+    /* Encrypt into memory, so that record and junk leave in one write. */
+    BIO *mem = BIO_new(BIO_s_mem());
+    CHECK(mem != NULL);
+    BIO_up_ref(SSL_get_rbio(t.ssl));
+    SSL_set0_wbio(t.ssl, mem);
+    static const uint8_t hdr[2] = { 10, 0 };
+    uint8_t out[512];
+    int n = SSL_write(t.ssl, hdr, sizeof hdr) == (int)sizeof hdr
+                ? BIO_read(mem, out, (int)sizeof out - 5) : -1;
+    bool sent = false;
+    if (n > 0) {
+        memset(out + n, 0xff, 5);
+        sent = h_write_all(t.fd, out, (size_t)n + 5) == 0;
+    }
+    bool closed = sent && h_run_until(fd_closed, &t.fd, 3000);
+    char peer[32];
+    memcpy(peer, t.peer, sizeof peer);
+    client_free(&t);
+    CHECK(sent);
+    CHECK(closed);
+    expect_logged(peer, "TLS read failed");
+    CHECK(h_log_has(peer, "TLS read failed"));
+    still_accepts(fx);
+}
