@@ -228,6 +228,28 @@ int ember_tls_attach(ember_conn *c, bool server, const char *host)
     return 0;
 }
 
+/* Why loading a file failed, from the first error OpenSSL queued (the
+ * cause: "No such file or directory", not the last: "system lib"). */
+static void load_why(char *buf, size_t n)
+{
+    unsigned long e = ERR_peek_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    if (e && ERR_GET_LIB(e) == ERR_LIB_SYS)
+        snprintf(buf, n, "%s", strerror(ERR_GET_REASON(e)));
+    else if (e && ERR_GET_LIB(e) == ERR_LIB_PEM &&
+             ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+        snprintf(buf, n, "no PEM data in it (no \"-----BEGIN\" line)");
+    else if (e && ERR_GET_LIB(e) == ERR_LIB_X509 &&
+             ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+        snprintf(buf, n, "it is not the key of cert_file");
+    else if (r)
+        snprintf(buf, n, "%s", r);
+    else if (e)
+        ERR_error_string_n(e, buf, n);
+    else
+        buf[0] = 0;
+}
+
 int ember_tls_ctx_new(ember_ep *ep, const ember_tls_config *cfg, bool server)
 {
     char err[200];
@@ -235,34 +257,41 @@ int ember_tls_ctx_new(ember_ep *ep, const ember_tls_config *cfg, bool server)
     if (!ctx)
         return ember_seterr("TLS: cannot create a context");
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    const char *what = NULL;
-    if (server && !cfg->cert_file)
+    const char *key = cfg->key_file ? cfg->key_file : cfg->cert_file;
+    const char *what = NULL, *file = NULL;
+    bool cause = true; /* OpenSSL's reason adds to what */
+    ERR_clear_error();
+    if (server && !cfg->cert_file) {
         what = "a root needs cert_file and key_file";
-    else if (!server && !cfg->ca_file)
+    } else if (!server && !cfg->ca_file) {
         what = "a node needs ca_file to verify the root";
-    else if (cfg->cert_file &&
-             SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1)
+    } else if (cfg->cert_file &&
+               SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
         what = "cannot load cert_file";
-    else if (cfg->cert_file &&
-             SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file ? cfg->key_file
-                                                            : cfg->cert_file,
-                                         SSL_FILETYPE_PEM) != 1)
-        what = "cannot load key_file";
-    else if (cfg->cert_file && SSL_CTX_check_private_key(ctx) != 1)
+        file = cfg->cert_file;
+    } else if (cfg->cert_file &&
+               SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        what = cfg->key_file ? "cannot load key_file"
+                             : "no key_file, and no private key in cert_file";
+        file = key;
+        cause = cfg->key_file != NULL; /* else only "unsupported" */
+    } else if (cfg->cert_file && SSL_CTX_check_private_key(ctx) != 1) {
         what = "key_file does not match cert_file";
-    else if (cfg->ca_file && SSL_CTX_load_verify_locations(ctx, cfg->ca_file,
-                                                           NULL) != 1)
+    } else if (cfg->ca_file &&
+               SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1) {
         what = "cannot load ca_file";
-    else if (server && cfg->require_client_cert && !cfg->ca_file)
+        file = cfg->ca_file;
+    } else if (server && cfg->require_client_cert && !cfg->ca_file) {
         what = "require_client_cert needs ca_file";
+    }
     if (what) {
-        unsigned long e = ERR_peek_last_error();
         err[0] = 0;
-        if (e)
-            ERR_error_string_n(e, err, sizeof err);
+        if (cause)
+            load_why(err, sizeof err);
         ERR_clear_error();
         SSL_CTX_free(ctx);
-        return ember_seterr("TLS: %s%s%s", what, err[0] ? ": " : "", err);
+        return ember_seterr("TLS: %s%s%s%s%s", what, file ? " " : "",
+                            file ? file : "", err[0] ? ": " : "", err);
     }
     if (!server)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);

@@ -866,6 +866,28 @@ static void t_tls_bad_config(void)
     struct event_base *b = event_base_new();
     CU_ASSERT_PTR_NULL(ember_root_new(b, &rc));
     CU_ASSERT_TRUE(strstr(ember_last_error(), "cert_file") != NULL);
+    /* Each error names the file and says what is wrong with it. */
+    static const struct {
+        const char *cert, *key, *ca, *file, *why;
+    } bad[] = {
+        {"server.pem", "nope.key", NULL, "nope.key", "No such file or directory"},
+        {"server.key", "server.key", NULL, "server.key", "no PEM data"},
+        {"server.pem", "client.key", NULL, "client.key", "not the key of cert_file"},
+        {"server.pem", NULL, NULL, "server.pem", "no private key in cert_file"},
+        {"server.pem", "server.key", "server.key", "server.key", "ca_file"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ember_tls_config bt = {f(0, bad[i].cert),
+                               bad[i].key ? f(1, bad[i].key) : NULL,
+                               bad[i].ca ? f(2, bad[i].ca) : NULL, NULL, 0};
+        rc.tls = &bt;
+        CU_ASSERT_PTR_NULL(ember_root_new(b, &rc));
+        const char *e = ember_last_error();
+        if (!strstr(e, bad[i].file) || !strstr(e, bad[i].why))
+            printf("\n    case %zu: \"%s\"\n", i, e);
+        CU_ASSERT_TRUE(strstr(e, bad[i].file) != NULL);
+        CU_ASSERT_TRUE(strstr(e, bad[i].why) != NULL);
+    }
     ember_node_config nc;
     ember_node_config_default(&nc);
     ember_tls_config t2 = {NULL, NULL, NULL, NULL, 0}; /* no CA */
