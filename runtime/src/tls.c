@@ -265,6 +265,8 @@ int ember_tls_ctx_new(ember_ep *ep, const ember_tls_config *cfg, bool server)
         what = "a root needs cert_file and key_file";
     } else if (!server && !cfg->ca_file) {
         what = "a node needs ca_file to verify the root";
+    } else if (cfg->key_file && !cfg->cert_file) {
+        what = "key_file without cert_file (the certificate it is the key of)";
     } else if (cfg->cert_file &&
                SSL_CTX_use_certificate_chain_file(ctx, cfg->cert_file) != 1) {
         what = "cannot load cert_file";

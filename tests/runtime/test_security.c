@@ -893,6 +893,13 @@ static void t_tls_bad_config(void)
     ember_tls_config t2 = {NULL, NULL, NULL, NULL, 0}; /* no CA */
     nc.tls = &t2;
     CU_ASSERT_PTR_NULL(ember_node_new(b, "x", &nc));
+    /* A client key without its certificate would be ignored: the node
+     * would send no certificate, and learn why only from a root that
+     * requires one. */
+    ember_tls_config t3 = {NULL, f(1, "client.key"), f(2, "ca.pem"), NULL, 0};
+    nc.tls = &t3;
+    CU_ASSERT_PTR_NULL(ember_node_new(b, "x", &nc));
+    CU_ASSERT_TRUE(strstr(ember_last_error(), "key_file without cert_file") != NULL);
     event_base_free(b);
 }
 
