@@ -236,5 +236,8 @@ void ember_tls_ctx_free(ember_ep *ep);
 /* Switches a new connection to TLS; host: the name the node expects in the
  * root's certificate (NULL on a root). -1 with ember_last_error(). */
 int ember_tls_attach(ember_conn *c, bool server, const char *host);
+/* 0 when host can be checked against a root's certificate (ep: a node's
+ * with its TLS context), else -1 with ember_last_error(). */
+int ember_tls_host_check(ember_ep *ep, const char *host);
 
 #endif

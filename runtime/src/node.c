@@ -433,6 +433,11 @@ EMBER_API ember_node *ember_node_new(struct event_base *base, const char *name,
             return NULL;
         }
         if (cfg->tls->server_name &&
+            ember_tls_host_check(&n->ep, cfg->tls->server_name)) {
+            ember_node_free(n);
+            return NULL;
+        }
+        if (cfg->tls->server_name &&
             !(n->tls_host = ember_strdup(cfg->tls->server_name))) {
             ember_node_free(n);
             ember_seterr("out of memory");
@@ -505,8 +510,15 @@ EMBER_API int ember_node_connect(ember_node *n, const char *addr)
      * (yet) fails the attempt, which is retried like a root that is down. */
     if (ember_addr_check(addr))
         return -1;
-    if (n->ep.tls_ctx && !n->tls_host && !(n->tls_host = host_of(addr)))
-        return ember_seterr("TLS: no server name to check the root against");
+    if (n->ep.tls_ctx && !n->tls_host) {
+        if (!(n->tls_host = host_of(addr)))
+            return ember_seterr("TLS: no server name to check the root against");
+        if (ember_tls_host_check(&n->ep, n->tls_host)) {
+            ember_strfree(n->tls_host);
+            n->tls_host = NULL;
+            return -1;
+        }
+    }
     if (!(n->addr = ember_strdup(addr)))
         return ember_seterr("out of memory");
     try_connect(n);

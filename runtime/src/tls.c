@@ -180,6 +180,29 @@ static void tls_close(ember_conn *c)
 static const ember_transport tls_transport = {tls_read, tls_write, tls_pending,
                                               tls_close};
 
+/* Sets the name the root's certificate must carry: an IP address against
+ * its IP SANs, else a DNS name (also sent as SNI). 1 or 0 (refused). */
+static int tls_set_host(SSL *ssl, const char *host)
+{
+    unsigned char ip[16];
+    if (!*host)
+        return 0;
+    if (inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+    return SSL_set1_host(ssl, host) && SSL_set_tlsext_host_name(ssl, host);
+}
+
+int ember_tls_host_check(ember_ep *ep, const char *host)
+{
+    SSL *ssl = SSL_new(ep->tls_ctx);
+    if (!ssl)
+        return ember_seterr("TLS: cannot create a session");
+    int ok = tls_set_host(ssl, host);
+    SSL_free(ssl);
+    ERR_clear_error();
+    return ok ? 0 : ember_seterr("TLS: bad server name \"%s\"", host);
+}
+
 int ember_tls_attach(ember_conn *c, bool server, const char *host)
 {
     SSL *ssl = SSL_new(c->ep->tls_ctx);
@@ -197,14 +220,7 @@ int ember_tls_attach(ember_conn *c, bool server, const char *host)
         SSL_set_accept_state(ssl);
     } else {
         /* Check the root's certificate names the host we meant to reach. */
-        unsigned char ip[16];
-        int ok;
-        if (inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1) {
-            ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
-        } else {
-            ok = SSL_set1_host(ssl, host) && SSL_set_tlsext_host_name(ssl, host);
-        }
-        if (!ok) {
+        if (!tls_set_host(ssl, host)) {
             SSL_free(ssl);
             ERR_clear_error();
             return ember_seterr("TLS: bad server name \"%s\"", host);

@@ -900,6 +900,11 @@ static void t_tls_bad_config(void)
     nc.tls = &t3;
     CU_ASSERT_PTR_NULL(ember_node_new(b, "x", &nc));
     CU_ASSERT_TRUE(strstr(ember_last_error(), "key_file without cert_file") != NULL);
+    /* An empty server_name is refused here, not at every connection. */
+    ember_tls_config t4 = {NULL, NULL, f(2, "ca.pem"), "", 0};
+    nc.tls = &t4;
+    CU_ASSERT_PTR_NULL(ember_node_new(b, "x", &nc));
+    CU_ASSERT_TRUE(strstr(ember_last_error(), "bad server name") != NULL);
     event_base_free(b);
 }
 
