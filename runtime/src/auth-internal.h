@@ -32,10 +32,11 @@ int ember_random(void *p, size_t n);
 int ember_auth_mac(const char *secret, const char *label, const uint8_t *a,
                    const uint8_t *b, const void *tail, size_t tail_len,
                    uint8_t out[EMBER_MAC_LEN]);
-/* HMAC-SHA256(secret, "ember-register-v1" || root_nonce || node_nonce || name) */
+/* HMAC-SHA256(secret, "ember-register-v1" || root_nonce || node_nonce ||
+ * name): name_len bytes of name, as sent (name may be NULL when 0). */
 int ember_auth_register_proof(const char *secret, const uint8_t *root_nonce,
                               const uint8_t *node_nonce, const char *name,
-                              uint8_t out[EMBER_MAC_LEN]);
+                              size_t name_len, uint8_t out[EMBER_MAC_LEN]);
 /* HMAC-SHA256(secret, "ember-welcome-v1" || node_nonce || root_nonce || id LE32) */
 int ember_auth_welcome_proof(const char *secret, const uint8_t *node_nonce,
                              const uint8_t *root_nonce, uint32_t child_id,

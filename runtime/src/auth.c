@@ -46,10 +46,10 @@ int ember_auth_mac(const char *secret, const char *label, const uint8_t *a,
 
 int ember_auth_register_proof(const char *secret, const uint8_t *root_nonce,
                               const uint8_t *node_nonce, const char *name,
-                              uint8_t out[EMBER_MAC_LEN])
+                              size_t name_len, uint8_t out[EMBER_MAC_LEN])
 {
     return ember_auth_mac(secret, "ember-register-v1", root_nonce, node_nonce,
-                          name, strlen(name), out);
+                          name, name_len, out);
 }
 
 int ember_auth_welcome_proof(const char *secret, const uint8_t *node_nonce,

@@ -250,7 +250,8 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
                 memcpy(c->root_nonce, hs.nonce.data, EMBER_NONCE_LEN);
                 if (ember_random(c->node_nonce, sizeof c->node_nonce) ||
                     ember_auth_register_proof(n->cfg.secret, c->root_nonce,
-                                              c->node_nonce, n->name, proof)) {
+                                              c->node_nonce, n->name,
+                                              strlen(n->name), proof)) {
                     ember_conn_close(c, EMBER_LOST, "cannot compute the "
                                      "registration proof");
                     ember_scratch_release(c->ep);

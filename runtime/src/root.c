@@ -278,14 +278,17 @@ static bool has_secret(const ember_root *r)
 
 /* The node proves it knows the secret by MACing the nonce we sent on this
  * connection (so a REGISTER recorded from another session is worthless),
- * its own nonce and its name. */
+ * its own nonce and its name: the bytes sent, however many (a REGISTER may
+ * carry no name at all, or one with a NUL inside; the name's rules come
+ * after the proof). */
 static bool proof_ok(ember_root *r, ember_conn *c, const ember_hs *hs)
 {
     uint8_t want[EMBER_MAC_LEN];
     if (hs->node_nonce.len != EMBER_NONCE_LEN || hs->proof.len != EMBER_MAC_LEN)
         return false;
     if (ember_auth_register_proof(r->cfg.secret, c->root_nonce,
-                                  hs->node_nonce.data, hs->name, want))
+                                  hs->node_nonce.data, hs->name, hs->name_len,
+                                  want))
         return false;
     return ember_auth_check(&hs->proof, want);
 }

@@ -380,7 +380,7 @@ static void t_replayed_register(void)
     CU_ASSERT_TRUE_FATAL(read_hello(&b, nonce_b));
     CU_ASSERT_NOT_EQUAL(memcmp(nonce_a, nonce_b, EMBER_NONCE_LEN), 0);
     /* A valid REGISTER for session a, as an eavesdropper would record it... */
-    CU_ASSERT_EQUAL(ember_auth_register_proof("s3cret", nonce_a, mine, "n1",
+    CU_ASSERT_EQUAL(ember_auth_register_proof("s3cret", nonce_a, mine, "n1", 2,
                                               proof), 0);
     /* ... replayed on session b: refused. */
     send_register(b.fd, "n1", proof, mine);
@@ -437,11 +437,62 @@ static void t_proof_before_name(void)
     CU_ASSERT_EQUAL(refused_code(&a), EMBER_REFUSE_AUTH);
     rawpeer b = {loopback_connect(S.port), {0}, 0, false, {0}};
     CU_ASSERT_TRUE_FATAL(read_hello(&b, nonce));
-    CU_ASSERT_EQUAL(ember_auth_register_proof("s3cret", nonce, mine, bad, proof), 0);
+    CU_ASSERT_EQUAL(ember_auth_register_proof("s3cret", nonce, mine, bad,
+                                              strlen(bad), proof), 0);
     send_register(b.fd, bad, proof, mine);
     CU_ASSERT_EQUAL(refused_code(&b), EMBER_REFUSE_BAD_NAME);
     close(a.fd);
     close(b.fd);
+    CU_ASSERT_EQUAL(S.joins, 0);
+    finish();
+}
+
+/* REGISTER with a proof and a node nonce whose name field holds name
+ * (len bytes, NULL: no name field at all). */
+static void send_register_raw(int fd, const char *name, size_t len,
+                              const uint8_t *proof, const uint8_t *node_nonce)
+{
+    uint8_t buf[512];
+    ember_enc e;
+    begin(&e, buf, sizeof buf, EMBER_FR_REGISTER);
+    ember_enc_uint(&e, 1, EMBER_PROTOCOL_VERSION);
+    if (name)
+        ember_enc_bytes(&e, 2, (ember_bytes){(const uint8_t *)name, len});
+    ember_enc_bytes(&e, 4, (ember_bytes){proof, EMBER_MAC_LEN});
+    ember_enc_bytes(&e, 5, (ember_bytes){node_nonce, EMBER_NONCE_LEN});
+    send_frame(fd, &e, buf);
+}
+
+/* The proof covers the name's bytes as sent. A REGISTER with a proof but
+ * no name used to crash the root (strlen of no name) before anyone had
+ * proved anything; a name with a NUL inside was checked as its prefix. */
+static void t_proof_over_name_as_sent(void)
+{
+    start("s3cret", NULL);
+    uint8_t nonce[EMBER_NONCE_LEN], mine[EMBER_NONCE_LEN], proof[EMBER_MAC_LEN];
+    memset(mine, 0x5a, sizeof mine);
+    memset(proof, 0x33, sizeof proof);
+    rawpeer a = {loopback_connect(S.port), {0}, 0, false, {0}};
+    CU_ASSERT_TRUE_FATAL(read_hello(&a, nonce));
+    send_register_raw(a.fd, NULL, 0, proof, mine);
+    CU_ASSERT_EQUAL(refused_code(&a), EMBER_REFUSE_AUTH);
+    /* A proof for "n1" does not admit "n1\0x" (refused as a bad name only
+     * after a proof for those four bytes). */
+    rawpeer b = {loopback_connect(S.port), {0}, 0, false, {0}};
+    CU_ASSERT_TRUE_FATAL(read_hello(&b, nonce));
+    CU_ASSERT_EQUAL(ember_auth_register_proof("s3cret", nonce, mine, "n1", 2,
+                                              proof), 0);
+    send_register_raw(b.fd, "n1\0x", 4, proof, mine);
+    CU_ASSERT_EQUAL(refused_code(&b), EMBER_REFUSE_AUTH);
+    rawpeer c = {loopback_connect(S.port), {0}, 0, false, {0}};
+    CU_ASSERT_TRUE_FATAL(read_hello(&c, nonce));
+    CU_ASSERT_EQUAL(ember_auth_register_proof("s3cret", nonce, mine, "n1\0x", 4,
+                                              proof), 0);
+    send_register_raw(c.fd, "n1\0x", 4, proof, mine);
+    CU_ASSERT_EQUAL(refused_code(&c), EMBER_REFUSE_BAD_NAME);
+    close(a.fd);
+    close(b.fd);
+    close(c.fd);
     CU_ASSERT_EQUAL(S.joins, 0);
     finish();
 }
@@ -935,6 +986,8 @@ void add_security_suite(void)
     CU_add_test(s, "CALL/ONEWAY before registering: disconnected", t_call_before_register);
     CU_add_test(s, "replayed REGISTER refused", t_replayed_register);
     CU_add_test(s, "proof checked before the name's rules", t_proof_before_name);
+    CU_add_test(s, "proof over the name as sent (none, NUL inside)",
+                t_proof_over_name_as_sent);
     CU_add_test(s, "root impersonation refused by the node", t_root_impersonation);
     CU_add_test(s, "a node of protocol version 1 is refused", t_old_node_refused);
     CU_add_test(s, "a root of protocol version 1 is refused", t_old_root_refused);
