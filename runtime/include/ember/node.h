@@ -28,7 +28,7 @@ const char *ember_node_state_name(ember_node_state s);
 
 typedef struct ember_node_config {
     ember_limits limits;
-    const char *secret;          /* the cluster secret, or NULL */
+    const char *secret;          /* the cluster secret; NULL or "": none */
     uint32_t backoff_min_ms;     /* first retry delay: 100 */
     uint32_t backoff_max_ms;     /* cap of the exponential backoff: 5000 */
     /* Every state change, with the reason for LOST. */
