@@ -94,6 +94,10 @@ struct ember_conn {
     bool tls_done;                 /* TLS handshake finished */
     char *tls_err;                 /* a TLS failure met behind bytes already
                                       read: the next read reports it */
+    size_t tls_hs_in;              /* bytes OpenSSL read from the socket
+                                      before the handshake finished (it may
+                                      hold them all: a ClientHello can
+                                      announce 128 KiB) */
     bool write_needs_read;         /* a write waits for readability (TLS) */
     bool read_needs_write;         /* a read waits for writability (TLS) */
     /* Registration: on a root, the nonce it sent in HELLO; on a node, the

@@ -164,15 +164,17 @@ static void unreg_shed(ember_ep *ep, ember_conn *reading)
     }
 }
 
-/* Recounts what an unregistered c holds (its input buffer) and sheds if
- * that took the endpoint over budget. -1 when c itself was shed. */
+/* Recounts what an unregistered c holds (its input buffer, and over TLS
+ * what OpenSSL read before its handshake finished) and sheds if that took
+ * the endpoint over budget. -1 when c itself was shed. */
 static int unreg_charge(ember_conn *c)
 {
     ember_ep *ep = c->ep;
     if (!c->unreg)
         return 0;
-    ep->unreg_bytes = ep->unreg_bytes - c->unreg_held + c->in.cap;
-    c->unreg_held = c->in.cap;
+    size_t held = c->in.cap + (c->tls && !c->tls_done ? c->tls_hs_in : 0);
+    ep->unreg_bytes = ep->unreg_bytes - c->unreg_held + held;
+    c->unreg_held = held;
     if (ep->unreg_bytes > ep->unreg_budget)
         unreg_shed(ep, c);
     if (ep->unreg_bytes > ep->unreg_peak)
@@ -250,6 +252,10 @@ void ember_conn_flush(ember_conn *c)
         ember_buf_consume(&c->out, (size_t)w);
         n = ember_buf_used(&c->out);
     }
+    /* A TLS handshake reads the peer's bytes inside our writes too (the
+     * root's HELLO waits for it): count what it took in. */
+    if (c->unreg && c->tls && !c->tls_done && unreg_charge(c))
+        return;
     if (c->read_paused && n <= out_cap(c) / 2)
         resume_reading(c);
     if (ember_buf_used(&c->out) > 0) {

@@ -203,6 +203,23 @@ int ember_tls_host_check(ember_ep *ep, const char *host)
     return ok ? 0 : ember_seterr("TLS: bad server name \"%s\"", host);
 }
 
+/* Counts what OpenSSL reads from the socket until the handshake is done:
+ * input it buffers itself, which a root's unregistered budget must see
+ * (conn.c, unreg_charge). */
+static long tls_count_in(BIO *b, int oper, const char *argp, size_t len,
+                         int argi, long argl, int ret, size_t *processed)
+{
+    (void)argp;
+    (void)len;
+    (void)argi;
+    (void)argl;
+    ember_conn *c = (ember_conn *)BIO_get_callback_arg(b);
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed && c &&
+        !c->tls_done)
+        c->tls_hs_in += *processed;
+    return ret;
+}
+
 int ember_tls_attach(ember_conn *c, bool server, const char *host)
 {
     SSL *ssl = SSL_new(c->ep->tls_ctx);
@@ -216,6 +233,8 @@ int ember_tls_attach(ember_conn *c, bool server, const char *host)
         SSL_free(ssl);
         return ember_seterr("TLS: cannot attach the socket");
     }
+    BIO_set_callback_ex(SSL_get_rbio(ssl), tls_count_in);
+    BIO_set_callback_arg(SSL_get_rbio(ssl), (char *)c);
     if (server) {
         SSL_set_accept_state(ssl);
     } else {
