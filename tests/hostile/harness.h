@@ -210,6 +210,7 @@ void case_tls_post_oversize(h_fixture *fx);
 void case_tls_post_len_u32_max(h_fixture *fx);
 void case_tls_post_call_before_register(h_fixture *fx);
 void case_tls_post_record_then_junk(h_fixture *fx);
+void case_tls_post_record_then_close_notify(h_fixture *fx);
 void case_tls_big_client_hellos(h_fixture *fx);
 
 /* ---- the runtime at its edges (edges.c) ---- */

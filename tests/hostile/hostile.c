@@ -1784,6 +1784,8 @@ static const tcase tls_cases[] = {
     { "tls-post-oversize", case_tls_post_oversize, NULL },
     { "tls-post-len-u32-max", case_tls_post_len_u32_max, NULL },
     { "tls-post-record-then-junk", case_tls_post_record_then_junk, NULL },
+    { "tls-post-record-then-close-notify",
+      case_tls_post_record_then_close_notify, NULL },
     { "tls-big-client-hellos", case_tls_big_client_hellos, NULL },
     { "tls-post-call-before-register", case_tls_post_call_before_register,
       NULL },

@@ -406,18 +406,19 @@ void case_tls_post_call_before_register(h_fixture *fx)
 }
 
 /* One good record (the first bytes of a frame header) and, in the same
- * write, a record header no TLS stack accepts: OpenSSL reads both in one
- * SSL_read loop, so the socket has nothing more to announce. The root must
- * close at once with the TLS failure, not wait for its handshake deadline
- * (or, registered, for the heartbeat) and then log the wrong reason. */
-void case_tls_post_record_then_junk(h_fixture *fx)
+ * write, what ends the session: OpenSSL reads both in one SSL_read loop,
+ * so the socket has nothing more to announce. The root must close at once
+ * with the reason, not wait for its handshake deadline (or, registered,
+ * for the heartbeat) and then log the wrong one. */
+static void record_then(h_fixture *fx, bool close_notify, const char *why)
 {
     tls_client t;
     if (client_open(&t, fx->port) != 0) {
         client_free(&t);
         CHECK(!"the test TLS client could not complete the handshake");
     }
-    /* Encrypt into memory, so that record and junk leave in one write. */
+    /* Encrypt into memory, so that the record and the end leave in one
+     * write. */
     BIO *mem = BIO_new(BIO_s_mem());
     CHECK(mem != NULL);
     BIO_up_ref(SSL_get_rbio(t.ssl));
@@ -426,20 +427,33 @@ void case_tls_post_record_then_junk(h_fixture *fx)
     uint8_t out[512];
     int n = SSL_write(t.ssl, hdr, sizeof hdr) == (int)sizeof hdr
                 ? BIO_read(mem, out, (int)sizeof out - 5) : -1;
-    bool sent = false;
-    if (n > 0) {
-        memset(out + n, 0xff, 5);
-        sent = h_write_all(t.fd, out, (size_t)n + 5) == 0;
+    int m = 5;
+    if (n > 0 && close_notify) {
+        SSL_shutdown(t.ssl); /* the alert, into mem; the socket stays open */
+        m = BIO_read(mem, out + n, (int)sizeof out - n);
+    } else if (n > 0) {
+        memset(out + n, 0xff, 5); /* a record header no TLS stack takes */
     }
+    bool sent = n > 0 && m > 0 && h_write_all(t.fd, out, (size_t)(n + m)) == 0;
     bool closed = sent && h_run_until(fd_closed, &t.fd, 3000);
     char peer[32];
     memcpy(peer, t.peer, sizeof peer);
     client_free(&t);
     CHECK(sent);
     CHECK(closed);
-    expect_logged(peer, "TLS read failed");
-    CHECK(h_log_has(peer, "TLS read failed"));
+    expect_logged(peer, why);
+    CHECK(h_log_has(peer, why));
     still_accepts(fx);
+}
+
+void case_tls_post_record_then_junk(h_fixture *fx)
+{
+    record_then(fx, false, "TLS read failed");
+}
+
+void case_tls_post_record_then_close_notify(h_fixture *fx)
+{
+    record_then(fx, true, "peer closed the connection");
 }
 
 /* ------------------------------------------------------------------ */
