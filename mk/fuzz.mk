@@ -300,7 +300,8 @@ HOSTILE_OBJ := $(HOSTILE_SRC:tests/hostile/%.c=$(B)/obj/tests/hostile/%.o) \
                $(HOSTILE_GOLDEN_OBJ)
 HOSTILE_BIN := $(B)/bin/test-hostile
 
-# -Iruntime/src for probe-internal.h alone: counters the cases assert on.
+# -Iruntime/src for probe-internal.h and ref-internal.h alone: counters and
+# sizes the cases assert on.
 $(B)/obj/tests/hostile/%.o: tests/hostile/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) $(EMBER_INC) -Iruntime/src $(EVENT_CFLAGS) -c $< -o $@

@@ -25,6 +25,7 @@
 #include "../common/loop.h"
 #include "../common/net.h"
 #include "../golden/game.h"
+#include "ref-internal.h" /* EMBER_REF_ENTRY_BYTES: what a new ref costs */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -425,13 +426,20 @@ static void expect_victim_dropped(victim *v, const char *why)
     CHECK(v->lost == 1 && v->other == 0);
 }
 
+/* A CALL to object oid of the root's (0: its exports). */
+static void inject_call_to(victim *v, uint64_t id, uint64_t oid,
+                           uint64_t method, const void *payload, size_t plen)
+{
+    uint8_t b[4096];
+    uint64_t h[3] = { id, oid, method };
+    size_t n = h_frame(b, sizeof b, FR_CALL, 3, h, payload, plen);
+    h_relay_inject(v->relay, b, n);
+}
+
 static void inject_call(victim *v, uint64_t id, uint64_t method,
                         const void *payload, size_t plen)
 {
-    uint8_t b[4096];
-    uint64_t h[3] = { id, 0, method };
-    size_t n = h_frame(b, sizeof b, FR_CALL, 3, h, payload, plen);
-    h_relay_inject(v->relay, b, n);
+    inject_call_to(v, id, 0, method, payload, plen);
 }
 
 /* Static: a failed CHECK returns with the victim still up, and the calls
@@ -743,6 +751,154 @@ static void case_post_deferred_refs(void)
     h_run_for(20); /* the orphaned answers go nowhere, harmlessly */
     victim_stop(&v);
     CHECK(grown < (512u << 10) + (512u << 10));
+}
+
+/* The service the owner's exports are passed to the victim as: a proxy
+ * re-encodes its arguments (list<ref<hostile.Proxied>>) from the victim's
+ * connection to the owner's. Its one method is H_NODE_HOLD, which the
+ * owner (a harness node) keeps unanswered. */
+static const ember_service_desc proxied_svc;
+static const ember_type proxied_ref_t = {
+    .kind = EMBER_T_REF, .name = "hostile.Proxied", .svc = &proxied_svc};
+static const ember_type proxied_refs_t = {.kind = EMBER_T_LIST,
+                                          .elem = &proxied_ref_t};
+static const ember_field_desc proxied_params[] = {
+    {1, "refs", &proxied_refs_t, false}};
+static const ember_method_desc proxied_methods[] = {
+    {.id = H_NODE_HOLD, .name = "hold", .params = proxied_params,
+     .n_params = 1}};
+static const ember_service_desc proxied_svc = {
+    .name = "hostile.Proxied", .id = H_SVC, .n_methods = 1,
+    .methods = proxied_methods};
+
+/* The root passes a ref to the victim's H_NODE_ECHO, which sends it back
+ * as it came: the proxy's object id on the victim's connection. */
+typedef struct passed {
+    int n;
+    ember_status st;
+    uint64_t oid;
+} passed;
+
+static void enc_proxied_ref(ember_enc *e, const void *v)
+{
+    ember_enc_ref_as(e, 1, (ember_ref *)v, &proxied_svc);
+}
+
+static void got_passed(const ember_outcome *o, ember_dec *reply, ember_fn cb,
+                       void *ud)
+{
+    passed *r = ud;
+    uint32_t tag;
+    unsigned wt;
+    uint64_t w;
+    (void)cb;
+    r->n++;
+    r->st = o->status;
+    if (o->status == EMBER_OK && reply &&
+        ember_dec_field(reply, &tag, &wt) == 1 && tag == 1 &&
+        ember_dec_raw_varint(reply, &w) == 0 && !(w & 1))
+        r->oid = w >> 1;
+}
+
+static bool passed_done(void *ud) { return ((passed *)ud)->n > 0; }
+
+static bool owner_child(void *ud)
+{
+    (void)ud;
+    return ember_root_child_by_name(FX.root, "owner") != NULL;
+}
+
+static bool owner_holds_one(void *ud)
+{
+    (void)ud;
+    return h_node_held_count() >= 2; /* the victim's, and one forwarded */
+}
+
+/* What the calls of 400 new refs each through the proxy did: how many the
+ * owner got (and keeps), and what the process allocated meanwhile. */
+typedef struct proxied {
+    int forwarded;
+    size_t grown;
+} proxied;
+
+/* The owner's exports, passed to the victim as a ref<hostile.Proxied>:
+ * the victim calls the root's proxy of them until it is dropped. */
+static void proxied_refs(victim *v, ember_node *owner, proxied *out)
+{
+    CHECK(h_run_until(h_node_registered, owner, 3000));
+    CHECK(h_run_until(owner_child, NULL, 3000));
+    ember_ref *to = ember_child_ref(ember_root_child_by_name(FX.root, "owner"));
+    ember_ref *victim_ref =
+        ember_child_ref(ember_root_child_by_name(FX.root, "victim"));
+    passed ps = {0};
+    CHECK(ember_call_start(victim_ref, &proxied_svc, H_NODE_ECHO,
+                           enc_proxied_ref, to, got_passed, NULL, &ps, NULL));
+    CHECK(h_run_until(passed_done, &ps, 3000));
+    CHECK(ps.st == EMBER_OK && ps.oid != 0);
+    uint8_t p[4096];
+    size_t n = refs_payload(p, sizeof p, 1, 400);
+    CHECK(n);
+    /* The first call through the proxy reaches the owner, which keeps it. */
+    inject_call_to(v, H_INJ_ID(0), ps.oid, H_NODE_HOLD, p, n);
+    CHECK(h_run_until(owner_holds_one, NULL, 3000));
+    h_alloc_reset_peak();
+    size_t before = h_alloc_live();
+    for (uint32_t i = 1; i < 64; i++) {
+        n = refs_payload(p, sizeof p, 1 + (uint64_t)i * 400, 400);
+        CHECK(n);
+        inject_call_to(v, H_INJ_ID(i), ps.oid, H_NODE_HOLD, p, n);
+    }
+    expect_victim_dropped(v, "max_deferred_bytes");
+    out->grown = h_alloc_peak() - before;
+    out->forwarded = h_node_held_count() - 1;
+    fprintf(stderr, "  %d calls forwarded and held, %zu KiB allocated\n",
+            out->forwarded, out->grown >> 10);
+}
+
+/* A call through a proxy (the root's stand-in for the owner's object,
+ * passed to the victim) waits at the owner with the refs new to the root
+ * that its arguments brought: their entries count in the victim's
+ * max_deferred_bytes (512 KiB for this root) as a typed call's do. The
+ * owner keeps every forwarded call; the victim sends calls of 400 new
+ * refs each through the proxy and is dropped once they hold more than the
+ * limit: the refs of the calls forwarded, but the last, fit in it
+ * (uncounted, 43 calls went through, 17,200 refs). */
+static void case_post_proxied_refs(void)
+{
+    WITH_VICTIM(v);
+    ember_node *owner = h_node_new("owner", FX.port);
+    CHECK(owner);
+    proxied r = {0};
+    proxied_refs(&v, owner, &r);
+    if (!h_failures)
+        victim_stop(&v); /* answers the held calls, the owner's too */
+    ember_node_free(owner);
+    h_run_for(20); /* teardown, not a wait */
+    if (h_failures)
+        return;
+    CHECK(r.forwarded >= 1);
+    CHECK((size_t)(r.forwarded - 1) * 400 * EMBER_REF_ENTRY_BYTES <=
+          (512u << 10));
+}
+
+/* The same calls, and what the root allocated for them: each ref passed on
+ * to the owner also becomes a proxy on the owner's connection (the ref,
+ * its exports table and the object's slot, ~1.6 KB), which nothing
+ * counts; the calls forwarded pin about 12 times the limit. */
+static void case_post_proxied_refs_proxies(void)
+{
+    WITH_VICTIM(v);
+    ember_node *owner = h_node_new("owner", FX.port);
+    CHECK(owner);
+    proxied r = {0};
+    proxied_refs(&v, owner, &r);
+    if (!h_failures)
+        victim_stop(&v);
+    ember_node_free(owner);
+    h_run_for(20); /* teardown, not a wait */
+    if (h_failures)
+        return;
+    CHECK(r.grown < (512u << 10) + (512u << 10));
 }
 
 static void case_post_flood(void)
@@ -1644,6 +1800,13 @@ static const hcase cases[] = {
      * they brought (fixed) */
     { "post-deferred-refs", case_post_deferred_refs, NULL, 0, 0, false,
       512u << 10 },
+    /* was: a call through a proxy held the refs new to the proxy's
+     * process uncounted while it waited at the owner (fixed) */
+    { "post-proxied-refs", case_post_proxied_refs, NULL, 0, 0, false,
+      512u << 10 },
+    { "post-proxied-refs-proxies", case_post_proxied_refs_proxies,
+      "the proxies a forwarded call's refs become on the owner's connection "
+      "(~1.6 KB each) are not counted", 0, 0, false, 512u << 10 },
     { "post-never-reads", case_post_never_reads, NULL, 0, 1u << 20, false, 0 },
     /* was: PONGs, replies and errors were queued without limit for a peer
      * that never reads (fixed: reading stops above out_high_water) */
