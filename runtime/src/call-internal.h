@@ -72,6 +72,9 @@ void ember_calltab_fail_all(ember_conn *c, ember_status st, const char *msg);
 void ember_calltab_drop_ended(ember_ep *ep);
 void ember_calltab_free(ember_conn *c);
 int ember_calltab_cancel(ember_conn *c, ember_handle h);
+/* ember_enc.failed of a forwarded call whose arguments did not decode as
+ * they were re-encoded (proxy.c; ember_last_error() says why). */
+#define EMBER_ENC_BAD_ARGS 4
 /* Why the arguments e wrote for method of svc did not encode (a string
  * that is not UTF-8 named by parameter when svc knows it), in bad (n
  * bytes) or a constant, and the status the call ends with. */

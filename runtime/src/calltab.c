@@ -376,7 +376,7 @@ const char *ember_calltab_encode_failure(const ember_enc *e,
         *st = EMBER_FAILED;
         return bad_utf8_msg(bad, n, svc, method, e->bad_utf8);
     }
-    if (e->failed == EMBER_ENC_BAD_REF) {
+    if (e->failed == EMBER_ENC_BAD_REF || e->failed == EMBER_ENC_BAD_ARGS) {
         *st = EMBER_FAILED;
         snprintf(bad, n, "arguments could not be encoded: %s", ember_last_error());
         return bad;

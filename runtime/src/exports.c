@@ -38,7 +38,7 @@ static int reserve(ember_exports *ex, uint32_t more)
 {
     if (ex->n + more <= ex->cap)
         return 0;
-    uint32_t ncap = ex->cap ? ex->cap : 8;
+    uint32_t ncap = ex->cap ? ex->cap : 1; /* a proxy's table holds one */
     while (ncap < ex->n + more)
         ncap *= 2;
     ember_xentry *nv = ember_realloc(ex->v, sizeof *nv * ex->cap, sizeof *nv * ncap);

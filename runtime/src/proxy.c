@@ -19,6 +19,15 @@
 #include "ember-internal.h"
 #include "ref-internal.h"
 #include "wire-internal.h"
+#include "metrics-internal.h"
+
+/* What a proxy costs, made when a ref new to us is passed on: the ref, its
+ * exports table with its one entry and that entry's metrics, and its slot
+ * among the connection's exported objects (and two buckets of each of the
+ * two tables that find it). Charged to the decode that brought the ref. */
+#define PROXY_BYTES                                                          \
+    (sizeof(ember_ref) + sizeof(ember_exports) + sizeof(ember_xentry) +      \
+     sizeof(ember_xmetrics) + sizeof(ember_xobj) + 4 * sizeof(void *))
 
 /* True if a value of type t can hold a ref (structs are walked to `depth`
  * levels: enough for every type a recursive struct reaches). */
@@ -113,8 +122,17 @@ static int xcode_value(ember_dec *d, ember_enc *e, unsigned wt, const ember_type
     switch (t->kind) {
     case EMBER_T_REF: {
         ember_ref *ref;
+        size_t outside = d->outside;
         if (ember_dec_raw_ref(d, &ref)) /* released with the call's arena */
             return -1;
+        /* A ref new to us becomes a new proxy on e's connection, which
+         * lives as long as the ref: decoded memory too (the decode budget,
+         * and a forwarded call's max_deferred_bytes while it waits). */
+        if (d->outside != outside) {
+            if (ember_dec_charge(d, PROXY_BYTES))
+                return -1;
+            d->outside += PROXY_BYTES;
+        }
         ember_enc_ref_value_as(e, ref, t->svc);
         return 0;
     }
@@ -174,8 +192,16 @@ typedef struct xcode {
 static void enc_xcode(ember_enc *e, const void *value)
 {
     const xcode *x = value;
-    if (xcode_fields(x->d, e, x->fields, x->n))
-        e->failed = 1;
+    if (xcode_fields(x->d, e, x->fields, x->n) && !e->failed) {
+        /* what the peer sent, not our encoder: FAILED, with why */
+        const ember_conn *from = x->d->conn;
+        const char *why = x->d->why ? x->d->why : "they do not decode";
+        ember_log(EMBER_LOG_WARN, "%s: values from %s (%s) not passed on "
+                  "through a proxy: %s", from->ep->what,
+                  from->name ? from->name : "unregistered peer", from->peer, why);
+        ember_seterr("bad values: %s", why);
+        e->failed = EMBER_ENC_BAD_ARGS;
+    }
 }
 
 static void relayed(const ember_outcome *o, const void *p, size_t n, void *ud)
