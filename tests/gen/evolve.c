@@ -2,8 +2,11 @@
  * evolve.c — schema evolution: tests/idl/evolve_v1.idl (module ev1) and
  * evolve_v2.idl (module ev2, the same schema grown) in one program. What
  * v2 writes, v1 reads (new fields skipped), and what v1 writes, v2 reads
- * (new fields zero/absent). Module names are not on the wire, so the two
- * prefixes are just a way to link both versions together.
+ * (new fields zero/absent); over a connection, each version calls the
+ * other: parameters one side does not know are skipped, those it does not
+ * send arrive zero/empty (required) or NULL (optional). Module names are
+ * on the wire only in service and error ids, so the two prefixes are just
+ * a way to link both versions together.
  */
 #include <stdlib.h>
 #include <stdio.h>
@@ -137,8 +140,9 @@ static void test_old_writer_new_reader(void)
 static void test_services(void)
 {
     CU_ASSERT_EQUAL(ev1_Lobby_join_ID, ev2_Lobby_join_ID);
-    CU_ASSERT_EQUAL(ev1_Lobby_service.n_methods, 1);
-    CU_ASSERT_EQUAL(ev2_Lobby_service.n_methods, 2);
+    CU_ASSERT_EQUAL(ev1_Lobby_tally_ID, ev2_Lobby_tally_ID);
+    CU_ASSERT_EQUAL(ev1_Lobby_service.n_methods, 2);
+    CU_ASSERT_EQUAL(ev2_Lobby_service.n_methods, 3);
     CU_ASSERT_EQUAL(ev2_Lobby_service.methods[1].id, ev2_Lobby_leave_ID);
 }
 
@@ -150,6 +154,14 @@ static struct {
     char name[32];
     uint64_t id;
     bool guild;
+    /* what a tally handler was given, and what a tally caller got back */
+    int mood;
+    bool limit, hint, zero_extra;
+    char tag[32];
+    size_t nxs;
+    uint32_t n;
+    bool has_n;
+    char note[32];
 } X;
 
 /* v1 handler: knows only `name`; the v2 caller's `level` is skipped. */
@@ -164,7 +176,55 @@ static void v1_join(ember_call *call, const char *name, void *ud)
     ev1_Lobby_join_reply(call, &p);
 }
 
-static const ev1_Lobby_handlers v1_lobby = { .remote_join = v1_join };
+/* v1 handler of tally: a v2 caller's parameters 3..7 are skipped, its
+ * Mood may be a value v1 has no name for. */
+static void v1_tally(ember_call *call, const char *who, ev1_Mood mood, void *ud)
+{
+    (void)ud;
+    X.mood = (int)mood;
+    ev1_Tally t;
+    ev1_Tally_init(&t);
+    t.n = 5;
+    t.note = who;
+    ev1_Lobby_tally_reply(call, &t);
+}
+
+static const ev1_Lobby_handlers v1_lobby = { .remote_join = v1_join, .remote_tally = v1_tally };
+
+/* v2 handlers, called by a v1 node: what v1 does not send arrives as
+ * zero/empty (required) or NULL (optional). */
+static void v2_join(ember_call *call, const char *name, uint32_t level, void *ud)
+{
+    (void)ud;
+    X.id = level;
+    ev2_Player p;
+    ev2_Player_init(&p);
+    p.id = 78;
+    p.name = name;
+    p.mood = ev2_Mood_sleepy;
+    ev2_Lobby_join_reply(call, &p);
+}
+
+static void v2_tally(ember_call *call, const char *who, ev2_Mood mood, const uint32_t *limit,
+                     const char *tag, const ev2_Item *extra, const ev2_list_u32 *xs,
+                     const ev2_Item *hint, void *ud)
+{
+    (void)ud;
+    X.mood = (int)mood;
+    X.limit = limit != NULL;
+    X.hint = hint != NULL;
+    snprintf(X.tag, sizeof X.tag, "%s", tag ? tag : "(null)");
+    X.zero_extra = extra && extra->id == 0 && extra->name && !extra->name[0] && extra->weight == 0;
+    X.nxs = xs ? xs->n : 99;
+    ev2_Tally t;
+    ev2_Tally_init(&t);                 /* n left out: the v1 caller reads 0 */
+    t.note = who;
+    t.has_mood = true;
+    t.mood = ev2_Mood_sleepy;
+    ev2_Lobby_tally_reply(call, &t);
+}
+
+static const ev2_Lobby_handlers v2_lobby = { .remote_join = v2_join, .remote_tally = v2_tally };
 
 static void on_state(ember_node *n, ember_node_state st, const char *reason, void *ud)
 {
@@ -187,6 +247,40 @@ static void joined(const ember_outcome *o, const ev2_Player *ret, void *ud)
     X.done = 1;
 }
 
+static void joined_v1(const ember_outcome *o, const ev1_Player *ret, void *ud)
+{
+    (void)ud;
+    X.status = o->status;
+    if (ret) {
+        snprintf(X.name, sizeof X.name, "%s", ret->name);
+        X.mood = (int)ret->mood;
+    }
+    X.done = 1;
+}
+
+static void tallied_v1(const ember_outcome *o, const ev1_Tally *ret, void *ud)
+{
+    (void)ud;
+    X.status = o->status;
+    if (ret) {
+        X.n = ret->n;
+        snprintf(X.note, sizeof X.note, "%s", ret->note);
+    }
+    X.done = 1;
+}
+
+static void tallied_v2(const ember_outcome *o, const ev2_Tally *ret, void *ud)
+{
+    (void)ud;
+    X.status = o->status;
+    if (ret) {
+        X.has_n = ret->has_n;
+        X.n = ret->n;
+        snprintf(X.note, sizeof X.note, "%s", ret->note);
+    }
+    X.done = 1;
+}
+
 static void left(const ember_outcome *o, void *ud)
 {
     (void)ud;
@@ -202,50 +296,126 @@ static void silent_log(ember_log_level lv, const char *msg, void *ud)
         fprintf(stderr, "ember: %s\n", msg);
 }
 
-static void test_old_root_new_node(void)
+/* A root serving one version's Lobby and a node connected to it. Both
+ * versions of a real schema have one module name, so one service id; here
+ * the modules differ only to compile into one program, so the root serves
+ * its descriptor under the id the caller's version uses. */
+typedef struct pair {
+    struct event_base *base;
+    ember_root *root;
+    ember_node *node;
+    ember_service_desc desc;
+} pair;
+
+static void pair_open(pair *p, const ember_service_desc *served, uint32_t id, const void *handlers)
 {
     ember_set_log(silent_log, NULL);
-    struct event_base *base = event_base_new();
-    ember_root *root = ember_root_new(base, NULL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
-    /* Both versions of a real schema have one module name, so one service
-     * id; here the modules differ only to compile into one program, so the
-     * root serves v1's descriptor under the id both would share. */
-    static ember_service_desc v1_as_shared;
-    v1_as_shared = ev1_Lobby_service;
-    v1_as_shared.id = ev2_Lobby_SERVICE_ID;
-    CU_ASSERT_EQUAL_FATAL(ember_exports_add(ember_root_exports(root), &v1_as_shared,
-                                            &v1_lobby, NULL), 0);
-    CU_ASSERT_EQUAL_FATAL(ember_root_listen(root, "127.0.0.1:0"), 0);
+    memset(&X, 0, sizeof X);
+    p->base = event_base_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p->base);
+    p->root = ember_root_new(p->base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p->root);
+    p->desc = *served;
+    p->desc.id = id;
+    CU_ASSERT_EQUAL_FATAL(ember_exports_add(ember_root_exports(p->root), &p->desc, handlers, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(p->root, "127.0.0.1:0"), 0);
     char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", ember_root_port(root));
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ember_root_port(p->root));
 
     ember_node_config nc;
     ember_node_config_default(&nc);
     nc.on_state = on_state;
-    ember_node *node = ember_node_new(base, "v2-node", &nc);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(node);
-    CU_ASSERT_EQUAL_FATAL(ember_node_connect(node, addr), 0);
-    CU_ASSERT_FATAL(run_until(base, flag_set, &X.ready, 5000));
+    p->node = ember_node_new(p->base, "evolve-node", &nc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p->node);
+    CU_ASSERT_EQUAL_FATAL(ember_node_connect(p->node, addr), 0);
+    CU_ASSERT_FATAL(run_until(p->base, flag_set, &X.ready, 5000));
+}
+
+static void pair_close(pair *p)
+{
+    ember_node_free(p->node);
+    ember_root_free(p->root);
+    event_base_free(p->base);
+}
+
+/* ---- a new caller, an old server ---- */
+static void test_old_root_new_node(void)
+{
+    pair p;
+    pair_open(&p, &ev1_Lobby_service, ev2_Lobby_SERVICE_ID, &v1_lobby);
+    ember_ref *root = ember_node_root(p.node);
 
     /* a v2 call with a parameter v1 does not know; a v1 result v2 extends */
     X.done = 0;
-    ev2_Lobby_join(ember_node_root(node), "percival", 9, joined, NULL, NULL);
-    CU_ASSERT_FATAL(run_until(base, flag_set, &X.done, 5000));
+    ev2_Lobby_join(root, "percival", 9, joined, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(p.base, flag_set, &X.done, 5000));
     CU_ASSERT_EQUAL(X.status, EMBER_OK);
     CU_ASSERT_STRING_EQUAL(X.name, "percival");
     CU_ASSERT_EQUAL(X.id, 77);
     CU_ASSERT_FALSE(X.guild);
 
+    /* new required and optional parameters are skipped; a Mood v1 has no
+     * name for arrives as its number; a field v2 made optional arrives */
+    static const uint32_t limit = 3, xs[] = { 1, 2 };
+    ev2_Item extra, hint;
+    ev2_Item_init(&extra);
+    extra.id = 4;
+    extra.name = "lance";
+    hint = extra;
+    const ev2_list_u32 list = { (uint32_t *)xs, 2 };
+    X.done = 0;
+    ev2_Lobby_tally(root, "gawain", ev2_Mood_sleepy, &limit, "t", &extra, &list, &hint,
+                    tallied_v2, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(p.base, flag_set, &X.done, 5000));
+    CU_ASSERT_EQUAL(X.status, EMBER_OK);
+    CU_ASSERT_EQUAL(X.mood, 2);
+    CU_ASSERT_TRUE(X.has_n);
+    CU_ASSERT_EQUAL(X.n, 5);
+    CU_ASSERT_STRING_EQUAL(X.note, "gawain");
+
     /* a method v1 does not have */
     X.done = 0;
-    ev2_Lobby_leave(ember_node_root(node), 77, left, NULL, NULL);
-    CU_ASSERT_FATAL(run_until(base, flag_set, &X.done, 5000));
+    ev2_Lobby_leave(root, 77, left, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(p.base, flag_set, &X.done, 5000));
     CU_ASSERT_EQUAL(X.status, EMBER_NO_METHOD);
+    pair_close(&p);
+}
 
-    ember_node_free(node);
-    ember_root_free(root);
-    event_base_free(base);
+/* ---- an old caller, a new server ---- */
+static void test_new_root_old_node(void)
+{
+    pair p;
+    pair_open(&p, &ev2_Lobby_service, ev1_Lobby_SERVICE_ID, &v2_lobby);
+    ember_ref *root = ember_node_root(p.node);
+
+    /* v1 never sends `level`: the v2 handler gets 0; v2's result has
+     * fields and a Mood v1 does not know */
+    X.done = 0;
+    X.id = 1234;
+    ev1_Lobby_join(root, "galahad", joined_v1, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(p.base, flag_set, &X.done, 5000));
+    CU_ASSERT_EQUAL(X.status, EMBER_OK);
+    CU_ASSERT_EQUAL(X.id, 0);
+    CU_ASSERT_STRING_EQUAL(X.name, "galahad");
+    CU_ASSERT_EQUAL(X.mood, ev2_Mood_sleepy);
+
+    /* missing required parameters are zero/empty (a string "", a struct
+     * zeroed, a list empty), missing optional ones NULL; the field the
+     * v2 server leaves out reads 0 in v1 */
+    X.done = 0;
+    X.n = 1234;
+    ev1_Lobby_tally(root, "bors", ev1_Mood_angry, tallied_v1, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(p.base, flag_set, &X.done, 5000));
+    CU_ASSERT_EQUAL(X.status, EMBER_OK);
+    CU_ASSERT_EQUAL(X.mood, ev2_Mood_angry);
+    CU_ASSERT_FALSE(X.limit);
+    CU_ASSERT_FALSE(X.hint);
+    CU_ASSERT_STRING_EQUAL(X.tag, "");
+    CU_ASSERT_TRUE(X.zero_extra);
+    CU_ASSERT_EQUAL(X.nxs, 0);
+    CU_ASSERT_EQUAL(X.n, 0);
+    CU_ASSERT_STRING_EQUAL(X.note, "bors");
+    pair_close(&p);
 }
 
 int main(void)
@@ -257,5 +427,6 @@ int main(void)
     CU_add_test(s, "v1 writes, v2 reads", test_old_writer_new_reader);
     CU_add_test(s, "service descriptors", test_services);
     CU_add_test(s, "v1 root serves a v2 node", test_old_root_new_node);
+    CU_add_test(s, "v2 root serves a v1 node", test_new_root_old_node);
     return run_suites();
 }
