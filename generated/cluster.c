@@ -558,11 +558,20 @@ static void cluster_Admin_stop_done(const ember_outcome *o, ember_dec *reply,
                                     ember_fn fn, void *ud)
 {
     cluster_Admin_stop_cb cb = (cluster_Admin_stop_cb)fn;
+    ember_outcome out = *o;
 
     (void)reply;
 
     if (!cb)
         return;
+    if (o->status == EMBER_RAISED) {
+        /* an error this version of the method does not declare */
+        out.status = EMBER_FAILED;
+        out.message = "the peer raised an undeclared error";
+        out.error = NULL;
+        cb(&out, ud);
+        return;
+    }
     cb(o, ud);
 }
 

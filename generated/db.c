@@ -554,11 +554,20 @@ static void db_Db_save_done(const ember_outcome *o, ember_dec *reply,
                             ember_fn fn, void *ud)
 {
     db_Db_save_cb cb = (db_Db_save_cb)fn;
+    ember_outcome out = *o;
 
     (void)reply;
 
     if (!cb)
         return;
+    if (o->status == EMBER_RAISED) {
+        /* an error this version of the method does not declare */
+        out.status = EMBER_FAILED;
+        out.message = "the peer raised an undeclared error";
+        out.error = NULL;
+        cb(&out, ud);
+        return;
+    }
     cb(o, ud);
 }
 

@@ -468,15 +468,24 @@ static void emit_done(FILE *out, const char *pre, const idl_method *me)
 
     fprintf(out, "static void %s" GU_SFX_DONE "(const ember_outcome *o, ember_dec *reply,\n"
                  "%*sember_fn fn, void *ud)\n{\n"
-                 "    %s" GU_SFX_CB " cb = (%s" GU_SFX_CB ")fn;\n",
+                 "    %s" GU_SFX_CB " cb = (%s" GU_SFX_CB ")fn;\n"
+                 "    ember_outcome out = *o;\n",
             pre, (int)(strlen(pre) + 18), "", pre, pre);
-    if (decodes)
-        fputs("    ember_outcome out = *o;\n", out);
-    else
+    if (!decodes)
         fputs("\n    (void)reply;\n", out);
     fputs("\n    if (!cb)\n        return;\n", out);
     if (!decodes) {
-        fputs("    cb(o, ud);\n}\n\n", out);
+        /* Nothing to decode, but a newer peer may still raise an error
+         * this version does not declare. */
+        fputs("    if (o->status == EMBER_RAISED) {\n"
+              "        /* an error this version of the method does not declare */\n"
+              "        out.status = EMBER_FAILED;\n"
+              "        out.message = \"the peer raised an undeclared error\";\n"
+              "        out.error = NULL;\n"
+              "        cb(&out, ud);\n"
+              "        return;\n"
+              "    }\n"
+              "    cb(o, ud);\n}\n\n", out);
         return;
     }
     fputs("    switch (o->status) {\n    case EMBER_OK: {\n", out);

@@ -141,8 +141,8 @@ static void test_services(void)
 {
     CU_ASSERT_EQUAL(ev1_Lobby_join_ID, ev2_Lobby_join_ID);
     CU_ASSERT_EQUAL(ev1_Lobby_tally_ID, ev2_Lobby_tally_ID);
-    CU_ASSERT_EQUAL(ev1_Lobby_service.n_methods, 2);
-    CU_ASSERT_EQUAL(ev2_Lobby_service.n_methods, 3);
+    CU_ASSERT_EQUAL(ev1_Lobby_service.n_methods, 3);
+    CU_ASSERT_EQUAL(ev2_Lobby_service.n_methods, 4);
     CU_ASSERT_EQUAL(ev2_Lobby_service.methods[1].id, ev2_Lobby_leave_ID);
 }
 
@@ -161,7 +161,7 @@ static struct {
     size_t nxs;
     uint32_t n;
     bool has_n;
-    char note[32];
+    char note[64];
 } X;
 
 /* v1 handler: knows only `name`; the v2 caller's `level` is skipped. */
@@ -224,7 +224,18 @@ static void v2_tally(ember_call *call, const char *who, ev2_Mood mood, const uin
     ev2_Lobby_tally_reply(call, &t);
 }
 
-static const ev2_Lobby_handlers v2_lobby = { .remote_join = v2_join, .remote_tally = v2_tally };
+static void v2_poke(ember_call *call, uint32_t n, void *ud)
+{
+    (void)ud;
+    ev2_Busy b;
+    ev2_Busy_init(&b);
+    b.retry = n;
+    ev2_Lobby_poke_fail_Busy(call, &b);
+}
+
+static const ev2_Lobby_handlers v2_lobby = {
+    .remote_join = v2_join, .remote_tally = v2_tally, .remote_poke = v2_poke,
+};
 
 static void on_state(ember_node *n, ember_node_state st, const char *reason, void *ud)
 {
@@ -278,6 +289,15 @@ static void tallied_v2(const ember_outcome *o, const ev2_Tally *ret, void *ud)
         X.n = ret->n;
         snprintf(X.note, sizeof X.note, "%s", ret->note);
     }
+    X.done = 1;
+}
+
+static void poked(const ember_outcome *o, void *ud)
+{
+    (void)ud;
+    X.status = o->status;
+    snprintf(X.note, sizeof X.note, "%s", o->message ? o->message : "");
+    X.guild = o->error != NULL;
     X.done = 1;
 }
 
@@ -415,6 +435,15 @@ static void test_new_root_old_node(void)
     CU_ASSERT_EQUAL(X.nxs, 0);
     CU_ASSERT_EQUAL(X.n, 0);
     CU_ASSERT_STRING_EQUAL(X.note, "bors");
+
+    /* an error v1's void method does not declare: FAILED, as for any
+     * other method, never RAISED with no error struct */
+    X.done = 0;
+    ev1_Lobby_poke(root, 3, poked, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(p.base, flag_set, &X.done, 5000));
+    CU_ASSERT_EQUAL(X.status, EMBER_FAILED);
+    CU_ASSERT_STRING_EQUAL(X.note, "the peer raised an undeclared error");
+    CU_ASSERT_FALSE(X.guild);
     pair_close(&p);
 }
 

@@ -2189,11 +2189,20 @@ static void shapes_Store_put_done(const ember_outcome *o, ember_dec *reply,
                                   ember_fn fn, void *ud)
 {
     shapes_Store_put_cb cb = (shapes_Store_put_cb)fn;
+    ember_outcome out = *o;
 
     (void)reply;
 
     if (!cb)
         return;
+    if (o->status == EMBER_RAISED) {
+        /* an error this version of the method does not declare */
+        out.status = EMBER_FAILED;
+        out.message = "the peer raised an undeclared error";
+        out.error = NULL;
+        cb(&out, ud);
+        return;
+    }
     cb(o, ud);
 }
 
@@ -2732,11 +2741,20 @@ static void shapes_Store_watch_done(const ember_outcome *o, ember_dec *reply,
                                     ember_fn fn, void *ud)
 {
     shapes_Store_watch_cb cb = (shapes_Store_watch_cb)fn;
+    ember_outcome out = *o;
 
     (void)reply;
 
     if (!cb)
         return;
+    if (o->status == EMBER_RAISED) {
+        /* an error this version of the method does not declare */
+        out.status = EMBER_FAILED;
+        out.message = "the peer raised an undeclared error";
+        out.error = NULL;
+        cb(&out, ud);
+        return;
+    }
     cb(o, ud);
 }
 
