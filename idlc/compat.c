@@ -179,7 +179,9 @@ static void compare_enum(compat *C, const idl_decl *od, const idl_decl *nd)
 {
     for (const idl_enumerator *o = od->enumerators; o; o = o->next) {
         const idl_enumerator *n = nd->enumerators;
-        while (n && !(n->value.u == o->value.u && n->value.negative == o->value.negative))
+        /* -0 is 0, as sema has it */
+        while (n && !(n->value.u == o->value.u
+                      && (n->value.negative && n->value.u) == (o->value.negative && o->value.u)))
             n = n->next;
         if (!n) {
             diag_error(C->diag, o->loc, "enum value '%s.%s' (%s%" PRIu64 ") was removed; older peers may still send it",
