@@ -278,8 +278,11 @@ static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, 
                 && ((q->decl->module == C->old_mod && r->decl->module == C->new_mod)
                     || strcmp(q->decl->module->name, r->decl->module->name) == 0);
         if (!known) {
-            diag_error(C->diag, r->loc, "method '%s' now raises '%s', which older callers do not know",
-                       owner, r->name);
+            /* spelled as types are: the module's own unqualified */
+            const idl_module *em = r->decl ? r->decl->module : NULL;
+            bool qualify = em && em != C->new_mod && em->name;
+            diag_error(C->diag, r->loc, "method '%s' now raises '%s%s%s', which older callers do not know",
+                       owner, qualify ? em->name : "", qualify ? "." : "", r->name);
             C->breaks++;
         }
     }
