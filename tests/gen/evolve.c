@@ -269,6 +269,15 @@ static void joined_v1(const ember_outcome *o, const ev1_Player *ret, void *ud)
     X.done = 1;
 }
 
+static void joined_msg(const ember_outcome *o, const ev2_Player *ret, void *ud)
+{
+    (void)ret;
+    (void)ud;
+    X.status = o->status;
+    snprintf(X.note, sizeof X.note, "%s", o->message ? o->message : "");
+    X.done = 1;
+}
+
 static void tallied_v1(const ember_outcome *o, const ev1_Tally *ret, void *ud)
 {
     (void)ud;
@@ -327,7 +336,8 @@ typedef struct pair {
     ember_service_desc desc;
 } pair;
 
-static void pair_open(pair *p, const ember_service_desc *served, uint32_t id, const void *handlers)
+static void pair_open(pair *p, const ember_service_desc *served, uint32_t id, const void *handlers,
+                      bool pb)
 {
     ember_set_log(silent_log, NULL);
     memset(&X, 0, sizeof X);
@@ -338,7 +348,7 @@ static void pair_open(pair *p, const ember_service_desc *served, uint32_t id, co
     p->desc = *served;
     p->desc.id = id;
     CU_ASSERT_EQUAL_FATAL(ember_exports_add(ember_root_exports(p->root), &p->desc, handlers, NULL), 0);
-    CU_ASSERT_EQUAL_FATAL(ember_root_listen(p->root, "127.0.0.1:0"), 0);
+    CU_ASSERT_EQUAL_FATAL((pb ? ember_root_listen_pb : ember_root_listen)(p->root, "127.0.0.1:0"), 0);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", ember_root_port(p->root));
 
@@ -347,7 +357,7 @@ static void pair_open(pair *p, const ember_service_desc *served, uint32_t id, co
     nc.on_state = on_state;
     p->node = ember_node_new(p->base, "evolve-node", &nc);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p->node);
-    CU_ASSERT_EQUAL_FATAL(ember_node_connect(p->node, addr), 0);
+    CU_ASSERT_EQUAL_FATAL((pb ? ember_node_connect_pb : ember_node_connect)(p->node, addr), 0);
     CU_ASSERT_FATAL(run_until(p->base, flag_set, &X.ready, 5000));
 }
 
@@ -362,7 +372,7 @@ static void pair_close(pair *p)
 static void test_old_root_new_node(void)
 {
     pair p;
-    pair_open(&p, &ev1_Lobby_service, ev2_Lobby_SERVICE_ID, &v1_lobby);
+    pair_open(&p, &ev1_Lobby_service, ev2_Lobby_SERVICE_ID, &v1_lobby, false);
     ember_ref *root = ember_node_root(p.node);
 
     /* a v2 call with a parameter v1 does not know; a v1 result v2 extends */
@@ -405,7 +415,7 @@ static void test_old_root_new_node(void)
 static void test_new_root_old_node(void)
 {
     pair p;
-    pair_open(&p, &ev2_Lobby_service, ev1_Lobby_SERVICE_ID, &v2_lobby);
+    pair_open(&p, &ev2_Lobby_service, ev1_Lobby_SERVICE_ID, &v2_lobby, false);
     ember_ref *root = ember_node_root(p.node);
 
     /* v1 never sends `level`: the v2 handler gets 0; v2's result has
@@ -447,6 +457,34 @@ static void test_new_root_old_node(void)
     pair_close(&p);
 }
 
+/* ---- over Perspective Broker, where arguments are positional ---- */
+static void test_pb(void)
+{
+    /* an old caller's call lacks the trailing arguments: zero/empty, NULL */
+    pair p;
+    pair_open(&p, &ev2_Lobby_service, ev1_Lobby_SERVICE_ID, &v2_lobby, true);
+    X.done = 0;
+    X.n = 1234;
+    ev1_Lobby_tally(ember_node_root(p.node), "bors", ev1_Mood_angry, tallied_v1, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(p.base, flag_set, &X.done, 5000));
+    CU_ASSERT_EQUAL(X.status, EMBER_OK);
+    CU_ASSERT_FALSE(X.limit);
+    CU_ASSERT_STRING_EQUAL(X.tag, "");
+    CU_ASSERT_TRUE(X.zero_extra);
+    CU_ASSERT_EQUAL(X.n, 0);
+    pair_close(&p);
+
+    /* a new caller's extra arguments are more than an old server takes: a
+     * TypeError, as from a Python method (docs/idl.md, "Schema evolution") */
+    pair_open(&p, &ev1_Lobby_service, ev2_Lobby_SERVICE_ID, &v1_lobby, true);
+    X.done = 0;
+    ev2_Lobby_join(ember_node_root(p.node), "percival", 9, joined_msg, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(p.base, flag_set, &X.done, 5000));
+    CU_ASSERT_EQUAL(X.status, EMBER_FAILED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(X.note, "TypeError: join takes at most 1 arguments (2 given)"));
+    pair_close(&p);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -457,5 +495,6 @@ int main(void)
     CU_add_test(s, "service descriptors", test_services);
     CU_add_test(s, "v1 root serves a v2 node", test_old_root_new_node);
     CU_add_test(s, "v2 root serves a v1 node", test_new_root_old_node);
+    CU_add_test(s, "over PB: trailing arguments", test_pb);
     return run_suites();
 }
