@@ -118,16 +118,55 @@ static bool same_type(const compat *C, const idl_type *a, const idl_type *b, cha
     return strcmp(ba->p, bb->p) == 0;
 }
 
+/* A member list by tag, and an enum by value, sorted for binary search:
+ * a struct of 100,000 fields must not take quadratic time either. */
+typedef struct by_key {
+    int64_t key;            /* a tag, or an enumerator's value */
+    size_t pos;             /* 1-based position in the list */
+    const void *item;       /* the idl_field or idl_enumerator */
+} by_key;
+
+static int cmp_key(const void *a, const void *b)
+{
+    const by_key *x = a, *y = b;
+    return x->key < y->key ? -1 : x->key > y->key;
+}
+
+static by_key *index_fields(const idl_field *list, size_t *n)
+{
+    *n = 0;
+    for (const idl_field *f = list; f; f = f->next)
+        (*n)++;
+    by_key *v = idl_xcalloc(*n ? *n : 1, sizeof *v);
+    size_t i = 0;
+    for (const idl_field *f = list; f; f = f->next, i++)
+        v[i] = (by_key){ (int64_t)f->tag, i + 1, f };
+    qsort(v, *n, sizeof *v, cmp_key);
+    return v;
+}
+
+static const by_key *find_key(const by_key *v, size_t n, int64_t key)
+{
+    by_key k = { key, 0, NULL };
+    return bsearch(&k, v, n, sizeof *v, cmp_key);
+}
+
+static const idl_field *field_by_tag(const by_key *v, size_t n, uint64_t tag)
+{
+    const by_key *hit = find_key(v, n, (int64_t)tag);
+    return hit ? hit->item : NULL;
+}
+
 /* Fields of a struct/error (is_struct) or parameters of a method. */
 static void compare_members(compat *C, const idl_field *olds, const idl_field *news,
                             const char *owner, bool is_struct)
 {
     const char *what = is_struct ? "field" : "parameter";
     idl_buf ba = { 0 }, bb = { 0 };
+    size_t nold, nnew;
+    by_key *old_tags = index_fields(olds, &nold), *new_tags = index_fields(news, &nnew);
     for (const idl_field *o = olds; o; o = o->next) {
-        const idl_field *n = news;
-        while (n && n->tag != o->tag)
-            n = n->next;
+        const idl_field *n = field_by_tag(new_tags, nnew, o->tag);
         if (!n) {
             diag_error(C->diag, o->loc, "%s '%s' (tag %" PRIu64 ") of '%s' was removed", what, o->name,
                        o->tag, owner);
@@ -160,10 +199,7 @@ static void compare_members(compat *C, const idl_field *olds, const idl_field *n
     }
     if (is_struct) {
         for (const idl_field *n = news; n; n = n->next) {
-            const idl_field *o = olds;
-            while (o && o->tag != n->tag)
-                o = o->next;
-            if (!o && !n->optional) {
+            if (!n->optional && !field_by_tag(old_tags, nold, n->tag)) {
                 diag_error(C->diag, n->loc,
                            "new field '%s' (tag %" PRIu64 ") of '%s' is required, but older peers never send it; make it optional",
                            n->name, n->tag, owner);
@@ -171,24 +207,35 @@ static void compare_members(compat *C, const idl_field *olds, const idl_field *n
             }
         }
     }
+    free(old_tags);
+    free(new_tags);
     idl_buf_free(&ba);
     idl_buf_free(&bb);
 }
 
+/* An enumerator's value (an i32 once sema accepted it; -0 is 0). */
+static int64_t enum_value(const idl_enumerator *e)
+{
+    return e->value.negative ? -(int64_t)e->value.u : (int64_t)e->value.u;
+}
+
 static void compare_enum(compat *C, const idl_decl *od, const idl_decl *nd)
 {
+    size_t n = 0, i = 0;
+    for (const idl_enumerator *e = nd->enumerators; e; e = e->next)
+        n++;
+    by_key *v = idl_xcalloc(n ? n : 1, sizeof *v);
+    for (const idl_enumerator *e = nd->enumerators; e; e = e->next, i++)
+        v[i] = (by_key){ enum_value(e), i + 1, e };
+    qsort(v, n, sizeof *v, cmp_key);
     for (const idl_enumerator *o = od->enumerators; o; o = o->next) {
-        const idl_enumerator *n = nd->enumerators;
-        /* -0 is 0, as sema has it */
-        while (n && !(n->value.u == o->value.u
-                      && (n->value.negative && n->value.u) == (o->value.negative && o->value.u)))
-            n = n->next;
-        if (!n) {
+        if (!find_key(v, n, enum_value(o))) {
             diag_error(C->diag, o->loc, "enum value '%s.%s' (%s%" PRIu64 ") was removed; older peers may still send it",
                        od->name, o->name, o->value.negative && o->value.u ? "-" : "", o->value.u);
             C->breaks++;
         }
     }
+    free(v);
 }
 
 /* A declaration's kind, for messages. */
@@ -212,21 +259,33 @@ static bool same_str(const char *a, const char *b)
 /* PB passes arguments by position: every old parameter keeps its index. */
 static void compare_positions(compat *C, const idl_field *o, const idl_field *n, const char *owner)
 {
+    size_t nnew;
+    by_key *v = index_fields(n, &nnew);
     for (size_t i = 1; o; o = o->next, i++) {
-        size_t j = 1;
-        const idl_field *f = n;
-        while (f && f->tag != o->tag) {
-            f = f->next;
-            j++;
-        }
+        const by_key *hit = find_key(v, nnew, (int64_t)o->tag);
+        const idl_field *f = hit ? hit->item : NULL;
+        size_t j = hit ? hit->pos : 0;
         if (f && i != j) {
             diag_error(C->diag, f->loc,
                        "parameter '%s' (tag %" PRIu64 ") of '%s' moved from position %zu to %zu; "
                        "PB peers pass arguments by position", f->name, f->tag, owner, i, j);
             C->breaks++;
-            return;
+            break;
         }
     }
+    free(v);
+}
+
+/* An error in a raises list: its module ("" for the module's own) and name. */
+typedef struct raise_key {
+    const char *mod, *name;
+} raise_key;
+
+static int cmp_raise(const void *a, const void *b)
+{
+    const raise_key *x = a, *y = b;
+    int c = strcmp(x->mod, y->mod);
+    return c ? c : strcmp(x->name, y->name);
 }
 
 static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, const idl_method *n)
@@ -271,12 +330,28 @@ static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, 
                    owner, o->pb_name ? o->pb_name : "", n->pb_name ? n->pb_name : "");
         C->breaks++;
     }
+    /* The old raises by (module, name), twice: with the module's own
+     * errors under "" (a renamed module keeps them), and as named. */
+    size_t nq = 0;
+    for (const idl_name *q = o->raises; q; q = q->next)
+        nq++;
+    raise_key *own = idl_xcalloc(nq ? nq : 1, sizeof *own), *named = idl_xcalloc(nq ? nq : 1, sizeof *named);
+    size_t k = 0;
+    for (const idl_name *q = o->raises; q; q = q->next) {
+        if (!q->decl)
+            continue;
+        own[k] = (raise_key){ q->decl->module == C->old_mod ? "" : q->decl->module->name, q->decl->name };
+        named[k++] = (raise_key){ q->decl->module->name, q->decl->name };
+    }
+    qsort(own, k, sizeof *own, cmp_raise);
+    qsort(named, k, sizeof *named, cmp_raise);
     for (const idl_name *r = n->raises; r; r = r->next) {
         bool known = false;
-        for (const idl_name *q = o->raises; q && !known; q = q->next)
-            known = q->decl && r->decl && strcmp(q->decl->name, r->decl->name) == 0
-                && ((q->decl->module == C->old_mod && r->decl->module == C->new_mod)
-                    || strcmp(q->decl->module->name, r->decl->module->name) == 0);
+        if (r->decl) {
+            raise_key a = { r->decl->module == C->new_mod ? "" : r->decl->module->name, r->decl->name };
+            raise_key b = { r->decl->module->name, r->decl->name };
+            known = bsearch(&a, own, k, sizeof *own, cmp_raise) || bsearch(&b, named, k, sizeof *named, cmp_raise);
+        }
         if (!known) {
             /* spelled as types are: the module's own unqualified */
             const idl_module *em = r->decl ? r->decl->module : NULL;
@@ -286,6 +361,8 @@ static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, 
             C->breaks++;
         }
     }
+    free(own);
+    free(named);
     idl_buf_free(&ba);
     idl_buf_free(&bb);
 }

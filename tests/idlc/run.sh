@@ -273,6 +273,13 @@ for i in 1 2 3; do
     head -c 4096 /dev/urandom >"$TMP/random.idl"
     expect_exit 1 "random bytes ($i)" -o "$TMP" "$TMP/random.idl"
 done
+# --check-compat finds fields, parameters and enumerators by binary search:
+# 100,000 of each take about a second, not minutes.
+awk 'BEGIN { print "module wide;"; printf "struct S {"; for (i = 1; i <= 100000; i++) printf " %d: u32 x%d;", i, i; print " }";
+             printf "enum E {"; for (i = 1; i <= 100000; i++) printf " e%d = %d,", i, -i; print " }";
+             printf "service V { void f("; for (i = 1; i <= 100000; i++) printf "%s%d: u32 p%d", (i > 1 ? ", " : ""), i, i; print ") = 1; }" }' >"$TMP/wide.idl"
+check "--check-compat of 100000 fields, enumerators and parameters" \
+    timeout $((20 * ${EMBER_TEST_SLOW:-1})) "$IDLC_BIN" --check-compat "$TMP/wide.idl" "$TMP/wide.idl"
 awk 'BEGIN { print "module big;"; for (i = 1; i <= 3000; i++) printf "struct S%d { 1: S%d next; }\n", i, i + 1; print "struct S3001 { 1: i32 end; }" }' >"$TMP/chain.idl"
 expect_exit 0 "a 3000-struct by-value chain" -o "$TMP" "$TMP/chain.idl"
 awk 'BEGIN { print "module ring;"; for (i = 1; i <= 3000; i++) printf "struct S%d { 1: S%d next; }\n", i, i % 3000 + 1 }' >"$TMP/ring.idl"
