@@ -84,6 +84,7 @@ include mk/idlc.mk
 -include mk/install.mk
 -include mk/hello.mk
 -include mk/pb.mk
+-include mk/wire.mk
 
 test: all $(TEST_TARGETS)
 	@echo "make test: all suites passed"
