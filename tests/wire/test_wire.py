@@ -18,6 +18,8 @@ documents promise, on the bytes:
                  flight, CANCEL, refs with their DECREF counts, PING
   calls_to_node  the root calls the Python node: replies, a raised error,
                  every ERROR code mapped as documented, a timeout's CANCEL
+  values         list and map elements of every kind (shapes.Containers,
+                 echoed byte for byte) and scalars at their extremes
   root           a real node registers with the Python root, is refused
                  "name in use" and retries, calls and is called, PINGs on
                  the root's heartbeat, leaves on GOODBYE with its reason
@@ -539,6 +541,51 @@ def case_calls_to_node():
     finally:
         peer.stop()
 
+def case_values():
+    peer, port = start_root()
+    c, kind, _, _ = register(port, 'wire-values')
+    try:
+        # shapes.Containers: every element kind, as section 2 spells it
+        inner = lambda d, l: f_varint(1, zz(d)) + f_str(2, l)
+        vec = lambda x, y: f_f32(1, x) + f_f32(2, y)
+        cont = (f_len(1, lst([uv(1), uv(300), uv(2**32 - 1)])) +
+                f_len(2, lst([lenv(lst([uv(1), uv(2)])), lenv(lst([]))])) +
+                f_len(3, lst([lenv(b'a'), lenv(b'')])) +
+                f_len(4, lst([lenv(b'\0\xff')])) +
+                f_len(5, lst([lenv(inner(-3, 'x'))])) +
+                f_len(6, lst([lenv(vec(1.5, -2))])) +
+                f_len(7, lst([struct.pack('<f', 0.25)])) +
+                f_len(8, lst([struct.pack('<d', -1e300)])) +
+                f_len(9, lst([uv(1), uv(0)])) +
+                f_len(10, lst([uv(zz(-40)), uv(zz(40))])) +
+                f_len(11, uv(1) + lenv(b'k') + lenv(inner(7, 'seven'))) +
+                f_len(12, uv(1) + uv(5) + lenv(lst([lenv(b't')]))) +
+                f_len(13, uv(1) + uv(zz(-9)) + struct.pack('<d', 0.5)) +
+                f_len(14, uv(1) + uv(zz(40)) + uv(zz(2))) +
+                f_len(15, lst([lenv(uv(1) + lenv(b's') + uv(zz(-1)))])) +
+                f_len(16, lst([uv(zz(-2**63))])))
+        c.send(CALL, (1, 0, 703), f_len(1, cont), STORE)
+        f = answer_of(c, 1)
+        check(f not in (None, 'EOF') and f[0] == REPLY, 'echo answered: %r' % (f,))
+        check(peer.has('serve echo nums=3 grid=2 names=2 floats=1 flags=2 by_name=1'),
+              'the elements decoded')
+        check(one(fields(f[3]), 1) == cont, 'echoed byte for byte')
+        # shapes.Scalars at their extremes
+        sc = (f_varint(1, 1) + f_varint(2, zz(-128)) + f_varint(3, zz(-32768)) +
+              f_varint(4, zz(-2**31)) + f_varint(5, zz(-2**63)) + f_varint(6, 255) +
+              f_varint(7, 65535) + f_varint(8, 2**32 - 1) + f_varint(9, 2**64 - 1) +
+              f_f32(10, 1.5) + f_f64(11, -0.0) + f_str(12, 'é') + f_len(13, b'\0') +
+              f_varint(14, zz(-40)) + f_varint(15, zz(2)))
+        c.send(CALL, (2, 0, 702), f_str(1, 'k') + f_len(2, sc), STORE)
+        f = answer_of(c, 2)
+        check(f not in (None, 'EOF') and f[0] == REPLY, 'put answered')
+        check(peer.has('serve put k b=1 i8=-128 i16=-32768 i32=-2147483648 '
+                       'i64=-9223372036854775808 u8=255 u16=65535 u32=4294967295 '
+                       'u64=18446744073709551615 f32=1.5 f64=-0 s=é raw=1 temp=-40 color=2'),
+              'the scalars decoded')
+    finally:
+        peer.stop()
+
 
 def case_root():
     secret = b'cluster secret'
@@ -609,7 +656,8 @@ def case_root():
         ls.close()
 
 
-CASES = [case_handshake, case_secret, case_calls_to_root, case_calls_to_node, case_root]
+CASES = [case_handshake, case_secret, case_calls_to_root, case_calls_to_node, case_values,
+         case_root]
 
 
 def main():
