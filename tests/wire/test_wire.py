@@ -19,7 +19,8 @@ documents promise, on the bytes:
   calls_to_node  the root calls the Python node: replies, a raised error,
                  every ERROR code mapped as documented, a timeout's CANCEL
   values         list and map elements of every kind (shapes.Containers,
-                 echoed byte for byte) and scalars at their extremes
+                 echoed byte for byte), scalars at their extremes, a zero
+                 return value (sent, not left out)
   root           a real node registers with the Python root, is refused
                  "name in use" and retries, calls and is called, PINGs on
                  the root's heartbeat, leaves on GOODBYE with its reason
@@ -583,6 +584,13 @@ def case_values():
                        'i64=-9223372036854775808 u8=255 u16=65535 u32=4294967295 '
                        'u64=18446744073709551615 f32=1.5 f64=-0 s=é raw=1 temp=-40 color=2'),
               'the scalars decoded')
+        # a zero return value is sent, not left out
+        c.send(CALL, (3, 0, 707), b'', STORE)
+        f = answer_of(c, 3)
+        check(f[3] == b'\x08\x00', 'count() == 0 replies 08 00: %r' % (f,))
+        c.send(CALL, (4, 0, 302), f_varint(1, 0), DB)
+        f = answer_of(c, 4)
+        check(f[3] == b'\x0a\x04\x08\x00\x10\x00', 'a zero Pos is sent whole: %r' % (f,))
     finally:
         peer.stop()
 
