@@ -21,6 +21,8 @@ documents promise, on the bytes:
   values         list and map elements of every kind (shapes.Containers,
                  echoed byte for byte), scalars at their extremes, a zero
                  return value (sent, not left out)
+  decoding       a tag sent twice (the last wins, whole), a known tag of
+                 the wrong wire type, tags 0 and 2^29 (malformed)
   root           a real node registers with the Python root, is refused
                  "name in use" and retries, calls and is called, PINGs on
                  the root's heartbeat, leaves on GOODBYE with its reason
@@ -595,6 +597,36 @@ def case_values():
         peer.stop()
 
 
+def case_decoding():
+    peer, port = start_root()
+    try:
+        c, kind, _, _ = register(port, 'wire-dec')
+        c.send(CALL, (1, 0, 301), f_str(1, 'first') + f_str(1, 'second'), DB)
+        f = answer_of(c, 1)
+        check(one(fields(one(fields(f[3]), 1)), 2) == b'second', 'the last occurrence wins')
+        c.send(CALL, (2, 0, 303), f_varint(1, 1) + f_len(2, f_varint(1, zz(5))) +
+               f_len(2, f_varint(2, zz(6))), DB)
+        check(answer_of(c, 2)[0] == REPLY and peer.has('serve save 1 0 6'),
+              'a struct sent twice is not merged')
+        c.send(CALL, (3, 0, 703), f_len(1, f_len(1, lst([uv(1), uv(2)])) + f_len(1, lst([uv(3)]))), STORE)
+        check(answer_of(c, 3)[0] == REPLY and peer.has('serve echo nums=1 '),
+              'a list sent twice is not concatenated')
+        for name, args, why in (('wrong wire type', f_str(1, 'x'), b'field has the wrong wire type'),
+                                ('tag 0', uv(0) + uv(1) + f_varint(1, 1), b'field tag out of range'),
+                                ('tag 2^29', f_varint(2**29, 1) + f_varint(1, 1), b'field tag out of range')):
+            c.send(CALL, (9, 0, 302), args, DB)
+            f = answer_of(c, 9)
+            check(f not in (None, 'EOF') and f[0] == ERROR and f[2][1] == 2 and
+                  one(fields(f[3]), 1) == b'bad arguments: ' + why, '%s: FAILED: %r' % (name, f))
+            check(answer_of(c, 0) == 'EOF', '%s: then the connection closes' % name)
+            c, kind, _, _ = register(port, 'wire-dec')
+        # a 2^29-1 tag is a tag like any other: skipped when unknown
+        c.send(CALL, (4, 0, 302), f_varint(2**29 - 1, 1) + f_varint(1, 5), DB)
+        check(answer_of(c, 4)[0] == REPLY, 'tag 2^29-1 skipped')
+    finally:
+        peer.stop()
+
+
 def case_root():
     secret = b'cluster secret'
     ls = socket.socket()
@@ -665,7 +697,7 @@ def case_root():
 
 
 CASES = [case_handshake, case_secret, case_calls_to_root, case_calls_to_node, case_values,
-         case_root]
+         case_decoding, case_root]
 
 
 def main():
