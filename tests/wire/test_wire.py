@@ -26,6 +26,8 @@ documents promise, on the bytes:
   root           a real node registers with the Python root, is refused
                  "name in use" and retries, calls and is called, PINGs on
                  the root's heartbeat, leaves on GOODBYE with its reason
+  welcome_defaults  a WELCOME without (or with 0) heartbeat_ms and
+                 dead_after_ms: the node keeps its own
 
   python3 tests/wire/test_wire.py build/bin/wire-peer
 """
@@ -627,6 +629,40 @@ def case_decoding():
         peer.stop()
 
 
+def case_welcome_defaults():
+    # a node whose own heartbeat is 300 / 900 ms; WELCOME leaves both out,
+    # then sends them as 0: the node keeps its own
+    ls = socket.socket()
+    ls.bind(('127.0.0.1', 0))
+    ls.listen(4)
+    ls.settimeout(5 * SLOW)
+    peer = Peer('node', '127.0.0.1:%d' % ls.getsockname()[1], 'c-node',
+                env={'EMBER_WIRE_HB': '1'})
+    try:
+        for how, hb in (('absent', b''), ('0', f_varint(2, 0) + f_varint(3, 0))):
+            c = Conn(ls.accept()[0])
+            c.send(HELLO, payload=f_str(1, 'EMBR') + f_varint(2, 2) + f_varint(3, 2) +
+                   f_len(4, os.urandom(32)))
+            f = c.recv(5)
+            check(f not in (None, 'EOF') and f[0] == REGISTER, 'REGISTER')
+            c.send(WELCOME, payload=f_varint(1, 3) + hb)
+            t0, ping, end = time.time(), None, None
+            while True:
+                f = c.recv(3)
+                if f is None or f == 'EOF':
+                    end = f and time.time() - t0
+                    break
+                if f[0] == PING and ping is None:
+                    ping = time.time() - t0    # not answered: the node gives up
+            check(ping is not None and ping < 0.9 * SLOW,
+                  '%s: the node PINGs after its own 300 ms: %s' % (how, ping))
+            check(end is not None and end < 2 * SLOW,
+                  '%s: and closes after its own 900 ms: %s' % (how, end))
+    finally:
+        peer.stop()
+        ls.close()
+
+
 def case_root():
     secret = b'cluster secret'
     ls = socket.socket()
@@ -697,7 +733,7 @@ def case_root():
 
 
 CASES = [case_handshake, case_secret, case_calls_to_root, case_calls_to_node, case_values,
-         case_decoding, case_root]
+         case_decoding, case_root, case_welcome_defaults]
 
 
 def main():
