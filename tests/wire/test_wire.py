@@ -23,6 +23,8 @@ documents promise, on the bytes:
                  return value (sent, not left out)
   decoding       a tag sent twice (the last wins, whole), a known tag of
                  the wrong wire type, tags 0 and 2^29 (malformed)
+  refs_malformed a ref to object 0, or home to an object never exported:
+                 malformed
   root           a real node registers with the Python root, is refused
                  "name in use" and retries, calls and is called, PINGs on
                  the root's heartbeat, leaves on GOODBYE with its reason
@@ -663,6 +665,21 @@ def case_welcome_defaults():
         ls.close()
 
 
+def case_refs_malformed():
+    peer, port = start_root()
+    try:
+        for name, wire, why in (('object 0 home', 1, b"a ref to the receiver's own exports"),
+                                ('never exported', (5 << 1) | 1, b'ref to an object we never exported')):
+            c, kind, _, _ = register(port, 'wire-refs')
+            c.send(CALL, (1, 0, 706), f_varint(1, wire), STORE)
+            f = answer_of(c, 1)
+            check(f not in (None, 'EOF') and f[0] == ERROR and f[2][1] == 2 and
+                  one(fields(f[3]), 1) == b'bad arguments: ' + why, '%s: FAILED: %r' % (name, f))
+            check(answer_of(c, 0) == 'EOF', '%s: then the connection closes' % name)
+    finally:
+        peer.stop()
+
+
 def case_root():
     secret = b'cluster secret'
     ls = socket.socket()
@@ -733,7 +750,7 @@ def case_root():
 
 
 CASES = [case_handshake, case_secret, case_calls_to_root, case_calls_to_node, case_values,
-         case_decoding, case_root, case_welcome_defaults]
+         case_decoding, case_refs_malformed, case_root, case_welcome_defaults]
 
 
 def main():
