@@ -366,6 +366,10 @@ def case_handshake():
               'WELCOME child id and heartbeat settings')
         check(len(w.get(4, [])) == 3, 'WELCOME lists the services again')
         check(peer.has('join wire-node'), 'the root saw the node join')
+        _, kind, w, _ = register(port, 'wire-node')
+        check(kind == REFUSED and one(w, 1) == 1 and
+              one(w, 2) == b'name in use: a child named "wire-node" is registered and alive',
+              'a live name: REFUSED 1 "name in use: ...": %s' % w)
         # a list<Service> is not the repeated form
         svc = service('game.Game', fnv64(GAME_TEXT))
         c2, kind, _, _ = register(port, 'wire-list', services=[f_len(3, lst([lenv(svc)]))])
