@@ -222,7 +222,7 @@ static void on_join(ember_root *r, ember_child *c, void *ud)
     who.player = 0;
     game_Game_move(ember_child_ref(c), &who, &mr, moved, (void *)(uintptr_t)0,
                    &o); /* stalled: TIMEOUT+CANCEL */
-    for (uint64_t code = 1; code <= 12; code++) {
+    for (uint64_t code = 1; code <= 13; code++) {
         who.player = code;
         game_Game_move(ember_child_ref(c), &who, &mr, moved,
                        (void *)(uintptr_t)code, NULL);
