@@ -497,9 +497,12 @@ def case_calls_to_root():
               'ONEWAY and CALL address our object 1 with its service: %s' % kinds)
         dec = sorted(tuple(x[2]) for x in seen if x[0] == DECREF)
         check(dec == [(1, 1), (1, 2), (2, 1)], 'DECREF(oid, count) per reception: %s' % dec)
+        c.send(CANCEL, (777,))
+        c.send(DECREF, (55, 1))
         c.send(PING, payload=b'ignored')
         f = c.recv(2)
-        check(f not in (None, 'EOF') and f[0] == PONG, 'PING (with a payload) answered PONG')
+        check(f not in (None, 'EOF') and f[0] == PONG,
+              'CANCEL and DECREF of unknown ids ignored; PING (with a payload) answered PONG')
         c.send(GOODBYE, payload=f_str(1, 'wire says bye') + f_varint(2, 5))
         check(c.recv(2) == 'EOF', 'the root closes after GOODBYE')
         check(peer.has('leave wire-node peer said goodbye: wire says bye'), 'the reason reached the root')
