@@ -190,6 +190,12 @@ int ember_ep_init(ember_ep *ep, struct event_base *base, const ember_limits *lim
         ep->lim = *lim;
     ember_limits_resolve(&ep->lim); /* 0: the default */
     ep->what = what;
+    /* A connection is pinged after heartbeat_ms of silence: at or past
+     * dead_after_ms it would be dropped first, however alive. */
+    if (ep->lim.heartbeat_ms >= ep->lim.dead_after_ms)
+        return ember_seterr("heartbeat_ms (%u) must be below dead_after_ms "
+                            "(%u): a quiet peer would be dropped before it is "
+                            "pinged", ep->lim.heartbeat_ms, ep->lim.dead_after_ms);
     ep->unreg_budget = SIZE_MAX; /* a root sets its own */
     ember_arena_init(&ep->scratch, ep->scratch_buf, sizeof ep->scratch_buf);
     ep->scratch.spare = &ep->arena_spare;

@@ -282,6 +282,14 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
             c->heartbeat_ms = hs.heartbeat_ms;
         if (hs.dead_after_ms)
             c->dead_after_ms = hs.dead_after_ms;
+        /* A root whose values would have us drop it before we ever ping
+         * it (an ember root refuses such limits) is pinged in time. */
+        if (c->heartbeat_ms >= c->dead_after_ms) {
+            ember_log(EMBER_LOG_WARN, "%s: the root's heartbeat_ms %u is not "
+                      "below its dead_after_ms %u: pinging after %u ms", n->what,
+                      c->heartbeat_ms, c->dead_after_ms, c->dead_after_ms / 2);
+            c->heartbeat_ms = c->dead_after_ms / 2 ? c->dead_after_ms / 2 : 1;
+        }
         ember_ep_sweep_every(&n->ep, c->heartbeat_ms < c->dead_after_ms
                                          ? c->heartbeat_ms : c->dead_after_ms);
         ember_conn_set_ready(c);

@@ -1991,6 +1991,18 @@ static void t_close_idle_node(void)
         CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), bad[i].why));
     }
     CU_ASSERT_EQUAL(ember_node_state_get(n), EMBER_NODE_IDLE);
+    /* Limits that would drop a quiet peer before it is pinged are refused. */
+    ember_node_config nc;
+    ember_node_config_default(&nc);
+    nc.limits.heartbeat_ms = 6000; /* dead_after_ms: the default 6000 */
+    CU_ASSERT_PTR_NULL(ember_node_new(F.base, "late", &nc));
+    CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), "must be below dead_after_ms"));
+    ember_root_config rc;
+    ember_root_config_default(&rc);
+    rc.limits.heartbeat_ms = 500;
+    rc.limits.dead_after_ms = 400;
+    CU_ASSERT_PTR_NULL(ember_root_new(F.base, &rc));
+    CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), "heartbeat_ms (500) must be below"));
     ember_node_close(n, on_node_closed, NULL);
     int one = 1;
     CU_ASSERT_TRUE(run_until(F.base, stopped_is, &one, 1000));

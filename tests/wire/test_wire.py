@@ -640,7 +640,9 @@ def case_decoding():
 
 def case_welcome_defaults():
     # a node whose own heartbeat is 300 / 900 ms; WELCOME leaves both out,
-    # then sends them as 0: the node keeps its own
+    # then sends them as 0: the node keeps its own; then WELCOME keeps the
+    # heartbeat (0) but says dead after 200 ms: the node PINGs before it
+    # gives up (at half of it), never silent until dropped
     ls = socket.socket()
     ls.bind(('127.0.0.1', 0))
     ls.listen(4)
@@ -667,6 +669,20 @@ def case_welcome_defaults():
                   '%s: the node PINGs after its own 300 ms: %s' % (how, ping))
             check(end is not None and end < 2 * SLOW,
                   '%s: and closes after its own 900 ms: %s' % (how, end))
+        c = Conn(ls.accept()[0])
+        c.send(HELLO, payload=f_str(1, 'EMBR') + f_varint(2, 2) + f_varint(3, 2) +
+               f_len(4, os.urandom(32)))
+        f = c.recv(5)
+        check(f not in (None, 'EOF') and f[0] == REGISTER, 'REGISTER')
+        c.send(WELCOME, payload=f_varint(1, 3) + f_varint(2, 0) + f_varint(3, 200))
+        ping = None
+        while True:
+            f = c.recv(3)
+            if f is None or f == 'EOF':
+                break
+            if f[0] == PING:
+                ping = f
+        check(ping is not None, 'dead_after_ms 200 under the heartbeat 300: a PING before the close')
     finally:
         peer.stop()
         ls.close()
