@@ -194,7 +194,9 @@ static inline int ember_frame_parse(const uint8_t *p, size_t n,
     }
     for (int i = 0; i < ember_frame_nhdr_[kind]; i++)
         if (ember_frame_varint(&d, &f->h[i])) {
-            *why = "truncated frame header";
+            /* cut short, or longer than a 64-bit value takes */
+            *why = d.p < d.end ? "frame header varint overflows 64 bits"
+                               : "truncated frame header";
             return -1;
         }
     f->payload = d.p;

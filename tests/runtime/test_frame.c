@@ -139,6 +139,12 @@ static void test_bad_frames(void)
     CU_ASSERT_EQUAL(ember_frame_parse(kind99, 5, 100, &f, &used, &why), -1);
     static const uint8_t trunc[] = {7, 0, 0, 0, EMBER_FR_CALL, 1, 2, 3, 4, 1, 0x80};
     CU_ASSERT_EQUAL(ember_frame_parse(trunc, 11, 100, &f, &used, &why), -1);
+    CU_ASSERT_STRING_EQUAL(why, "truncated frame header");
+    /* A header varint of 11 bytes is not cut short: it is too long. */
+    static const uint8_t longv[] = {13, 0, 0, 0, EMBER_FR_REPLY, 0x80, 0x80, 0x80, 0x80,
+                                    0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0};
+    CU_ASSERT_EQUAL(ember_frame_parse(longv, sizeof longv, 100, &f, &used, &why), -1);
+    CU_ASSERT_STRING_EQUAL(why, "frame header varint overflows 64 bits");
     /* A CALL or ONEWAY too short for its service id. */
     static const uint8_t nosvc[] = {4, 0, 0, 0, EMBER_FR_ONEWAY, 1, 2, 3};
     CU_ASSERT_EQUAL(ember_frame_parse(nosvc, 8, 100, &f, &used, &why), -1);
