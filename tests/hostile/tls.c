@@ -421,7 +421,8 @@ static void record_then(h_fixture *fx, bool close_notify, const char *why)
      * write. */
     BIO *mem = BIO_new(BIO_s_mem());
     CHECK(mem != NULL);
-    BIO_up_ref(SSL_get_rbio(t.ssl));
+    /* SSL_set_fd gave the SSL a reference for reading and one for
+     * writing: this drops the writing one. */
     SSL_set0_wbio(t.ssl, mem);
     static const uint8_t hdr[2] = { 10, 0 };
     uint8_t out[512];
