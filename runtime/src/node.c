@@ -285,13 +285,13 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
         /* A root whose values would have us drop it before we ever ping
          * it (an ember root refuses such limits) is pinged in time. */
         if (c->heartbeat_ms >= c->dead_after_ms) {
+            uint32_t half = c->dead_after_ms / 2 ? c->dead_after_ms / 2 : 1;
             ember_log(EMBER_LOG_WARN, "%s: the root's heartbeat_ms %u is not "
                       "below its dead_after_ms %u: pinging after %u ms", n->what,
-                      c->heartbeat_ms, c->dead_after_ms, c->dead_after_ms / 2);
-            c->heartbeat_ms = c->dead_after_ms / 2 ? c->dead_after_ms / 2 : 1;
+                      c->heartbeat_ms, c->dead_after_ms, half);
+            c->heartbeat_ms = half;
         }
-        ember_ep_sweep_every(&n->ep, c->heartbeat_ms < c->dead_after_ms
-                                         ? c->heartbeat_ms : c->dead_after_ms);
+        ember_ep_sweep_every(&n->ep, c->heartbeat_ms); /* below dead_after_ms now */
         ember_conn_set_ready(c);
         c->peer_ref = n->root_ref;
         n->root_ref->conn = c;

@@ -649,14 +649,19 @@ def case_welcome_defaults():
     ls.settimeout(5 * SLOW)
     peer = Peer('node', '127.0.0.1:%d' % ls.getsockname()[1], 'c-node',
                 env={'EMBER_WIRE_HB': '1'})
+    def welcomed(hb):
+        # the node's next attempt, registered with WELCOME's fields hb
+        c = Conn(ls.accept()[0])
+        c.send(HELLO, payload=f_str(1, 'EMBR') + f_varint(2, 2) + f_varint(3, 2) +
+               f_len(4, os.urandom(32)))
+        f = c.recv(5)
+        check(f not in (None, 'EOF') and f[0] == REGISTER, 'REGISTER')
+        c.send(WELCOME, payload=f_varint(1, 3) + hb)
+        return c
+
     try:
         for how, hb in (('absent', b''), ('0', f_varint(2, 0) + f_varint(3, 0))):
-            c = Conn(ls.accept()[0])
-            c.send(HELLO, payload=f_str(1, 'EMBR') + f_varint(2, 2) + f_varint(3, 2) +
-                   f_len(4, os.urandom(32)))
-            f = c.recv(5)
-            check(f not in (None, 'EOF') and f[0] == REGISTER, 'REGISTER')
-            c.send(WELCOME, payload=f_varint(1, 3) + hb)
+            c = welcomed(hb)
             t0, ping, end = time.time(), None, None
             while True:
                 f = c.recv(3)
@@ -669,12 +674,7 @@ def case_welcome_defaults():
                   '%s: the node PINGs after its own 300 ms: %s' % (how, ping))
             check(end is not None and end < 2 * SLOW,
                   '%s: and closes after its own 900 ms: %s' % (how, end))
-        c = Conn(ls.accept()[0])
-        c.send(HELLO, payload=f_str(1, 'EMBR') + f_varint(2, 2) + f_varint(3, 2) +
-               f_len(4, os.urandom(32)))
-        f = c.recv(5)
-        check(f not in (None, 'EOF') and f[0] == REGISTER, 'REGISTER')
-        c.send(WELCOME, payload=f_varint(1, 3) + f_varint(2, 0) + f_varint(3, 200))
+        c = welcomed(f_varint(2, 0) + f_varint(3, 200))
         ping = None
         while True:
             f = c.recv(3)
