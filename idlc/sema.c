@@ -851,6 +851,9 @@ static void check_service(sema *S, const idl_module *m, idl_decl *d)
         if (me->oneway && me->raises)
             diag_error(S->diag, me->raises->loc, "oneway method '%s' cannot raise errors: it has no reply",
                        me->name);
+        /* The errors listed so far, by declaration: `Oops` and
+         * `mod.Oops` are one error. */
+        table listed = { 0 };
         for (idl_name *r = me->raises; r; r = r->next) {
             idl_decl *e = lookup(S, m, r->qual, r->name, r->loc, WANT_ERROR);
             if (e && e->kind != IDL_ERROR) {
@@ -860,12 +863,17 @@ static void check_service(sema *S, const idl_module *m, idl_decl *d)
                 e = NULL;
             }
             r->decl = e;
-            for (idl_name *q = me->raises; e && q != r; q = q->next)
-                if (q->decl == e) {
-                    diag_error(S->diag, r->loc, "error '%s' is listed twice", r->name);
-                    break;
-                }
+            if (!e)
+                continue;
+            snprintf(key, sizeof key, "%p", (void *)e);
+            if (table_get(&listed, key))
+                diag_error(S->diag, r->loc, "error '%s' is listed twice", r->name);
+            else
+                table_put(&listed, strcpy(idl_xcalloc(1, strlen(key) + 1), key), e);
         }
+        for (size_t i = 0; i < listed.cap; i++)
+            free((void *)listed.keys[i]);
+        table_free(&listed);
     }
     table_free(&names);
     for (size_t i = 0; i < idtab.cap; i++)
