@@ -27,8 +27,12 @@
  *   - a by-name method's PB name changed (an explicit @pb or the IDL name);
  *   - a parameter that is no longer at its old position (reordered, or a
  *     parameter inserted before it).
- * Compatible: adding optional fields, adding parameters (an older caller's
- * call decodes them as zero/empty, or absent when optional), adding methods, services, types and enum
+ *   - a parameter added to a method of a service that carries a @pb
+ *     annotation (on itself or a method): a newer caller passes it as an
+ *     argument an older server does not take, a TypeError.
+ * Compatible: adding optional fields, adding parameters to a service with
+ * no @pb (an older caller's call decodes them as zero/empty, or absent
+ * when optional), adding methods, services, types and enum
  * values, making a required field optional, dropping an error from raises,
  * and any renaming of fields, parameters or enumerators.
  */
@@ -276,6 +280,37 @@ static void compare_positions(compat *C, const idl_field *o, const idl_field *n,
     free(v);
 }
 
+/* A service declared to travel over PB: a @pb on it or on one of its
+ * methods. Any service can be served over PB by name, but only these are
+ * known to be, and only for them an added parameter is reported. */
+static bool travels_over_pb(const idl_decl *svc)
+{
+    if (svc->annot)
+        return true;
+    for (const idl_method *m = svc->methods; m; m = m->next)
+        if (m->annot)
+            return true;
+    return false;
+}
+
+/* Over PB a newer caller passes the new parameters as arguments an older
+ * server does not take: a TypeError there, on an ember server as on a
+ * Python one. */
+static void compare_added_params(compat *C, const idl_field *o, const idl_field *n, const char *owner)
+{
+    size_t nold;
+    by_key *v = index_fields(o, &nold);
+    for (; n; n = n->next) {
+        if (find_key(v, nold, (int64_t)n->tag))
+            continue;
+        diag_error(C->diag, n->loc,
+                   "new parameter '%s' (tag %" PRIu64 ") of '%s': over PB a newer caller passes it as an "
+                   "argument that older servers do not take (TypeError)", n->name, n->tag, owner);
+        C->breaks++;
+    }
+    free(v);
+}
+
 /* An error in a raises list: its module ("" for the module's own) and name. */
 typedef struct raise_key {
     const char *mod, *name;
@@ -288,7 +323,7 @@ static int cmp_raise(const void *a, const void *b)
     return c ? c : strcmp(x->name, y->name);
 }
 
-static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, const idl_method *n)
+static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, const idl_method *n, bool pb)
 {
     char owner[256];
     snprintf(owner, sizeof owner, "%s.%s", svc->name, n->name);
@@ -324,6 +359,8 @@ static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, 
     }
     compare_members(C, o->params, n->params, owner, false);
     compare_positions(C, o->params, n->params, owner);
+    if (pb)
+        compare_added_params(C, o->params, n->params, owner);
     if (!svc->pb_dispatch && !same_str(o->pb_name, n->pb_name)) {
         diag_error(C->diag, n->annot ? n->annot->value_loc : n->loc,
                    "PB name of method '%s' changed from '%s' to '%s'; Python callers use it",
@@ -409,6 +446,7 @@ int compat_check(const idl_module *old_mod, const idl_module *new_mod, idl_diag 
                            nd->pb_dispatch ? nd->pb_dispatch : "by name", nd->pb_dispatch ? "'" : "");
                 C.breaks++;
             }
+            bool pb = travels_over_pb(od) || travels_over_pb(nd);
             for (const idl_method *om = od->methods; om; om = om->next) {
                 const idl_decl *ns = nd;
                 const idl_method *nm = method_by_id(&C, nd, om->id);
@@ -418,7 +456,7 @@ int compat_check(const idl_module *old_mod, const idl_module *new_mod, idl_diag 
                     diag_note(diag, om->loc, "the old method is here");
                     C.breaks++;
                 } else if (nm) {
-                    compare_method(&C, ns, om, nm);
+                    compare_method(&C, ns, om, nm, pb);
                 } else {
                     /* Same service and name under another id? */
                     const idl_method *moved = nd->methods;
