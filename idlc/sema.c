@@ -339,6 +339,7 @@ typedef struct sema {
     idl_diag *diag;
     mod_info *mods;
     size_t nmods;
+    const idl_type *too_deep;   /* the last type reported as nested too deeply */
 } sema;
 
 static mod_info *info_of(sema *S, const idl_module *m)
@@ -513,9 +514,14 @@ static bool resolve_type(sema *S, const idl_module *m, idl_type *t, int depth)
 static bool resolve_nested(sema *S, const idl_module *m, idl_type *t, int depth, const idl_type *root)
 {
     if (depth > MAX_TYPE_DEPTH) {
-        idl_loc at = root->loc;
-        at.len = 1;
-        diag_error(S->diag, at, "type nested too deeply (the limit is %d levels)", MAX_TYPE_DEPTH);
+        /* Once per type, however many of its branches (a map's key and
+         * value) go past the limit. */
+        if (S->too_deep != root) {
+            idl_loc at = root->loc;
+            at.len = 1;
+            diag_error(S->diag, at, "type nested too deeply (the limit is %d levels)", MAX_TYPE_DEPTH);
+            S->too_deep = root;
+        }
         return false;
     }
     switch (t->kind) {
@@ -1076,7 +1082,7 @@ static void check_wire_ids(sema *S, idl_decl_kind kind, const char *what)
 int sema_check(idl_module *modules, idl_diag *diag)
 {
     int before = diag_errors(diag);
-    sema S = { 0, diag, NULL, 0 };
+    sema S = { 0, diag, NULL, 0, NULL };
     for (idl_module *m = modules; m; m = m->next)
         S.nmods++;
     S.mods = idl_xcalloc(S.nmods, sizeof *S.mods);
