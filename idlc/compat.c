@@ -59,7 +59,8 @@ typedef struct compat {
     int breaks;
     const idl_decl **decls;
     size_t ndecls;
-    method_ref *methods;
+    method_ref *methods;        /* by (service name, id) */
+    method_ref *by_name;        /* the same, by (service name, method name) */
     size_t nmethods;
 } compat;
 
@@ -76,6 +77,13 @@ static int cmp_method(const void *a, const void *b)
     if (c)
         return c;
     return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int cmp_method_name(const void *a, const void *b)
+{
+    const method_ref *x = a, *y = b;
+    int c = strcmp(x->svc->name, y->svc->name);
+    return c ? c : strcmp(x->m->name, y->m->name);
 }
 
 static void index_module(compat *C, const idl_module *m)
@@ -97,6 +105,10 @@ static void index_module(compat *C, const idl_module *m)
     }
     qsort(C->decls, C->ndecls, sizeof *C->decls, cmp_decl);
     qsort(C->methods, C->nmethods, sizeof *C->methods, cmp_method);
+    C->by_name = idl_xcalloc(C->nmethods ? C->nmethods : 1, sizeof *C->by_name);
+    if (C->nmethods)
+        memcpy(C->by_name, C->methods, C->nmethods * sizeof *C->by_name);
+    qsort(C->by_name, C->nmethods, sizeof *C->by_name, cmp_method_name);
 }
 
 static const idl_decl *find_decl(const compat *C, const char *name)
@@ -255,6 +267,17 @@ static const idl_method *method_by_id(const compat *C, const idl_decl *svc, uint
     return hit ? hit->m : NULL;
 }
 
+/* Method names are unique within a service (sema checks it). */
+static const idl_method *method_by_name(const compat *C, const idl_decl *svc, const char *name)
+{
+    idl_method m;
+    memset(&m, 0, sizeof m);
+    m.name = name;
+    method_ref key = { 0, &m, svc };
+    const method_ref *hit = bsearch(&key, C->by_name, C->nmethods, sizeof *C->by_name, cmp_method_name);
+    return hit ? hit->m : NULL;
+}
+
 static bool same_str(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);
@@ -406,7 +429,7 @@ static void compare_method(compat *C, const idl_decl *svc, const idl_method *o, 
 
 int compat_check(const idl_module *old_mod, const idl_module *new_mod, idl_diag *diag)
 {
-    compat C = { old_mod, new_mod, diag, 0, NULL, 0, NULL, 0 };
+    compat C = { old_mod, new_mod, diag, 0, NULL, 0, NULL, NULL, 0 };
     index_module(&C, new_mod);
     if (old_mod->name && new_mod->name && strcmp(old_mod->name, new_mod->name) != 0) {
         diag_error(diag, new_mod->loc, "module renamed from '%s' to '%s': every qualified name changes",
@@ -459,9 +482,7 @@ int compat_check(const idl_module *old_mod, const idl_module *new_mod, idl_diag 
                     compare_method(&C, ns, om, nm, pb);
                 } else {
                     /* Same service and name under another id? */
-                    const idl_method *moved = nd->methods;
-                    while (moved && strcmp(moved->name, om->name) != 0)
-                        moved = moved->next;
+                    const idl_method *moved = method_by_name(&C, nd, om->name);
                     if (moved) {
                         diag_error(diag, moved->id_loc, "method '%s.%s' moved from id %" PRIu64 " to %" PRIu64,
                                    od->name, om->name, om->id, moved->id);
@@ -476,5 +497,6 @@ int compat_check(const idl_module *old_mod, const idl_module *new_mod, idl_diag 
     }
     free(C.decls);
     free(C.methods);
+    free(C.by_name);
     return C.breaks;
 }
