@@ -163,12 +163,15 @@ typedef struct ember_jl_val {
     uint32_t count;         /* LIST, TUPLE: elements; DICT: pairs that follow */
 } ember_jl_val;
 
+/* Bytes of a reader's reason (one naming a refused type included). */
+#define EMBER_JL_WHY 80
+
 /* A cursor over one complete expression (bounds-checked on any input). */
 typedef struct ember_jl_cur {
     const uint8_t *p, *end;
     bool vocab;
     const char *why;        /* reason of the last -1 */
-    char whybuf[80];        /* room for a reason naming a refused type */
+    char whybuf[EMBER_JL_WHY]; /* room for a reason naming a refused type */
 } ember_jl_cur;
 
 void ember_jl_init(ember_jl_cur *c, const void *p, size_t n, bool vocab);
@@ -187,8 +190,9 @@ int ember_jl_skip(ember_jl_cur *c, size_t n);
 /* Skips the rest of a value just read (the elements of a compound). */
 int ember_jl_skip_rest(ember_jl_cur *c, const ember_jl_val *v);
 /* p[0..n) is exactly one whitelisted jelly value (a tuple or list when
- * `tuple`); -1 with *why otherwise. */
-int ember_jl_check(const void *p, size_t n, bool vocab, bool tuple, const char **why);
+ * `tuple`); -1 otherwise, with the reason in why[0..whylen). */
+int ember_jl_check(const void *p, size_t n, bool vocab, bool tuple, char *why,
+                   size_t whylen);
 /* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF). */
 bool ember_jl_utf8_ok(const uint8_t *s, size_t n);
 

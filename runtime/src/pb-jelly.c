@@ -257,7 +257,10 @@ static int check_value(ember_jl_cur *c, int depth)
     return 0;
 }
 
-int ember_jl_check(const void *p, size_t n, bool vocab, bool tuple, const char **why)
+/* The reason is copied out: it may be in the cursor's whybuf, which is
+ * gone when ember_jl_check returns. */
+int ember_jl_check(const void *p, size_t n, bool vocab, bool tuple, char *why,
+                   size_t whylen)
 {
     ember_jl_cur c;
     ember_jl_val v;
@@ -265,12 +268,12 @@ int ember_jl_check(const void *p, size_t n, bool vocab, bool tuple, const char *
     const uint8_t *start = c.p;
     if (tuple && (ember_jl_read(&c, &v) ||
                   (v.kind != EMBER_JL_TUPLE && v.kind != EMBER_JL_LIST))) {
-        *why = c.why ? c.why : "not a jellied tuple";
+        snprintf(why, whylen, "%s", c.why ? c.why : "not a jellied tuple");
         return -1;
     }
     c.p = start;
     if (check_value(&c, 0) || c.p != c.end) {
-        *why = c.why ? c.why : "more than one jelly value";
+        snprintf(why, whylen, "%s", c.why ? c.why : "more than one jelly value");
         return -1;
     }
     return 0;

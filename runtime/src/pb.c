@@ -207,10 +207,10 @@ static void put_call_head(ember_conn *c, ember_jl_w *w, uint64_t call_id, uint64
 static int call_raw(ember_conn *c, uint64_t call_id, uint64_t oid,
                     const ember_pb_raw_args *a)
 {
-    const char *why;
+    char why[EMBER_JL_WHY];
     if (ember_pb_name_check(a->name))
         return -1;
-    if (ember_jl_check(a->args, a->len, c->pb->vocab, true, &why))
+    if (ember_jl_check(a->args, a->len, c->pb->vocab, true, why, sizeof why))
         return ember_seterr("arguments are not a jellied tuple: %s", why);
     ember_enc e;
     ember_jl_w w;
@@ -321,11 +321,11 @@ static int pb_answer(ember_conn *c, uint64_t call_id, const ember_method_desc *m
     }
     const uint8_t *p;
     size_t n;
-    const char *why = NULL;
+    char why[EMBER_JL_WHY];
     /* A raw handler's answer goes out as it is: it must be one jelly value
      * in this connection's dialect. */
     bool bad = ember_bytes_of(c, enc, value, &p, &n) ||
-               (!m && ember_jl_check(p, n, c->pb->vocab, false, &why));
+               (!m && ember_jl_check(p, n, c->pb->vocab, false, why, sizeof why));
     int rc = bad ? -1 : send_answer(c, call_id, m, p, n);
     ember_buf_consume(&c->pb->xout, n);
     if (rc)

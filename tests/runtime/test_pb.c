@@ -284,14 +284,36 @@ static size_t nest(uint8_t *b, size_t cap, int levels, bool dict)
 static void test_jelly_depth(void)
 {
     static uint8_t b[2048];
-    const char *why = NULL;
-    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 64, false), false, false, &why), 0);
-    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 65, false), false, false, &why), -1);
-    CU_ASSERT_PTR_NOT_NULL(why && strstr(why, "nested too deep"));
-    why = NULL;
-    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 32, true), false, false, &why), 0);
-    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 33, true), false, false, &why), -1);
-    CU_ASSERT_PTR_NOT_NULL(why && strstr(why, "nested too deep"));
+    char why[EMBER_JL_WHY] = "";
+    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 64, false), false, false, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 65, false), false, false, why, sizeof why), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "nested too deep"));
+    why[0] = 0;
+    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 32, true), false, false, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 33, true), false, false, why, sizeof why), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "nested too deep"));
+}
+
+/* Stack the size of a cursor, overwritten: what a returned function's
+ * locals become once another call runs. */
+static __attribute__((noinline)) void clobber(void)
+{
+    volatile char junk[512];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (char)0x9c;
+}
+
+/* A refused type's reason names it, and outlives the check (it was read
+ * from the check's own cursor once that was gone). */
+static void test_jelly_check_why(void)
+{
+    /* (tuple (set 1)) */
+    static const uint8_t set[] = {0x02, 0x80, 0x05, 0x82, 't', 'u', 'p', 'l', 'e',
+                                  0x02, 0x80, 0x03, 0x82, 's', 'e', 't', 0x01, 0x81};
+    char why[EMBER_JL_WHY] = "";
+    CU_ASSERT_EQUAL(ember_jl_check(set, sizeof set, false, true, why, sizeof why), -1);
+    clobber();
+    CU_ASSERT_STRING_EQUAL(why, "jelly type 'set' is not accepted");
 }
 
 /* ---- the scanner ---- */
@@ -662,6 +684,7 @@ void add_pb_suite(void)
     CU_add_test(s, "reading a dictionary", test_read_dictionary);
     CU_add_test(s, "refused jelly", test_refused);
     CU_add_test(s, "jelly nested 64 lists deep at most", test_jelly_depth);
+    CU_add_test(s, "a refused jelly type named after the check", test_jelly_check_why);
     CU_add_test(s, "boundaries however the stream is cut", test_scan_cuts);
     CU_add_test(s, "scanner limits on the prefix", test_scan_limits);
     CU_add_test(s, "CopyableFailure", test_failure);
