@@ -571,9 +571,15 @@ static int dispatch_call(ember_conn *c, ember_jl_cur *cur, const pb_msg *m,
     if (!x) {
         /* An untyped handler gets the jellied tuple as it is. */
         uint32_t sid;
-        if (find_raw(ex, m->name.s, m->name.len, &sid))
-            return dispatch_frame(c, m, m->oneway, sid, 1, m->args_at,
-                            (size_t)(m->args_end - m->args_at));
+        char why[EMBER_JL_WHY];
+        size_t len = (size_t)(m->args_end - m->args_at);
+        if (find_raw(ex, m->name.s, m->name.len, &sid)) {
+            /* The whitelist holds for the handler's payload as for typed
+             * arguments: it never sees a type the reader refuses. */
+            if (ember_jl_check(m->args_at, len, c->pb->vocab, true, why, sizeof why))
+                return m->oneway ? 0 : send_type_error(c, m->id, why);
+            return dispatch_frame(c, m, m->oneway, sid, 1, m->args_at, len);
+        }
         snprintf(msg, sizeof msg, "No such method: remote_%.*s",
                  (int)(m->name.len > 64 ? 64 : m->name.len), (const char *)m->name.s);
         return m->oneway ? 0 : send_no_method(c, m->id, msg);
@@ -691,15 +697,24 @@ static void answer_error(ember_conn *c, uint64_t id, ember_status st, const char
     answer_frame(c, EMBER_FR_ERROR, id, st, 0, tmp, ember_enc_len(&e));
 }
 
-/* An untyped call's answer: the jelly value at cur as it is. */
+/* An untyped call's answer: the jelly value at cur as it is, once it has
+ * passed the whitelist (one that does not ends the call EMBER_PROTOCOL, as
+ * a typed answer that does not match the IDL does). */
 static int answer_untyped(ember_conn *c, uint64_t id, ember_jl_cur *cur)
 {
     const uint8_t *at = cur->p;
+    char why[EMBER_JL_WHY], msg[EMBER_JL_WHY + 32];
     if (ember_jl_skip(cur, 1)) {
         ember_conn_close(c, EMBER_PROTOCOL, "PB answer malformed");
         return -1;
     }
-    answer_frame(c, EMBER_FR_REPLY, id, EMBER_OK, 0, at, (size_t)(cur->p - at));
+    size_t n = (size_t)(cur->p - at);
+    if (ember_jl_check(at, n, c->pb->vocab, false, why, sizeof why)) {
+        snprintf(msg, sizeof msg, "answer is not accepted jelly: %s", why);
+        answer_error(c, id, EMBER_PROTOCOL, msg);
+        return 0;
+    }
+    answer_frame(c, EMBER_FR_REPLY, id, EMBER_OK, 0, at, n);
     return 0;
 }
 

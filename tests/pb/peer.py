@@ -103,6 +103,8 @@ class ProxyReference(pb.Referenceable):
             return b"x" * args[0]
         if command == 605:
             return defer.Deferred()  # never answered
+        if command == 607:  # a raw callChild: an answer ember refuses
+            return {1, 2}
         if command == 606:
             if args[0] == RELAY:
                 return node_root.callRemote("callTarget", 1020, 77)
@@ -245,6 +247,11 @@ def node(port, name):
     # Untyped: the root's raw handler answers the tuple it got.
     got = yield root.callRemote("forward", 1, "x", [b"y", {"k": None}])
     check("untyped", got == (1, "x", [b"y", {"k": None}]), repr(got))
+    # ...checked against the same whitelist before the handler sees them.
+    yield expect_fail(root, "untyped set", TypeError, "jelly type 'set' is not accepted",
+                      [1, {2}], _name="forward")
+    yield expect_fail(root, "untyped shared", TypeError, "jelly type 'reference'",
+                      *([[2]] * 2), _name="forward")
 
     # By name: remote_status.
     got = yield root.callRemote("status", "py")
@@ -252,11 +259,11 @@ def node(port, name):
 
     # The root called us back through its typed stubs (callChild).
     for _ in range(200):
-        if len(child_calls) >= 7 + len(PICKS):
+        if len(child_calls) >= 8 + len(PICKS):
             break
         yield task.deferLater(reactor, 0.01, lambda: None)
     check("callChild calls",
-          sorted(child_calls) == [601, 602, 602, 602, 603, 604] + [606] * (len(PICKS) + 1),
+          sorted(child_calls) == [601, 602, 602, 602, 603, 604] + [606] * (len(PICKS) + 1) + [607],
           child_calls)
     # Tell the root we are done, and leave.
     yield root.callRemote("callTarget", 1010, "done")

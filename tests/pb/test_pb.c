@@ -183,7 +183,7 @@ typedef struct state {
     bool done_note, caller_ok;
     /* callChild outcomes, each counted once */
     int outcomes;
-    bool hello_ok, twice_ok, boom_ok, blob_ok, raw_ok, bcast_ok, untyped_ok;
+    bool hello_ok, twice_ok, boom_ok, blob_ok, raw_ok, raw_set_ok, bcast_ok, untyped_ok;
     /* pick(v), v = 1..NPICKS (peer.py's PICKS): each outcome as expected */
     int picks_ok;
     /* deadlines: 50 ms calls to a child that never answers, one per place
@@ -517,6 +517,21 @@ static void got_raw(const ember_outcome *o, const void *p, size_t n, void *ud)
     st->raw_ok = o->status == EMBER_OK && n == 2 && memcmp(p, "\x2a\x81", 2) == 0;
 }
 
+/* A raw answer passes the whitelist: a Python set ends the call
+ * EMBER_PROTOCOL, naming the type, and the connection stays. */
+static void got_raw_set(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    state *st = ud;
+    (void)p;
+    (void)n;
+    st->outcomes++;
+    st->raw_set_ok = o->status == EMBER_PROTOCOL && o->message &&
+                     strstr(o->message, "jelly type 'set' is not accepted");
+    if (!st->raw_set_ok)
+        fprintf(stderr, "test-pb: raw answer holding a set: %s \"%s\"\n",
+                ember_status_name(o->status), o->message ? o->message : "(null)");
+}
+
 /* ember_call_raw carries no run-time types: a PB child refuses it, and
  * says why. */
 static void got_untyped(const ember_outcome *o, const void *p, size_t n, void *ud)
@@ -634,6 +649,9 @@ static void on_join(ember_root *r, ember_child *ch, void *ud)
     /* Untyped: callChild(602, 21), jelly in, jelly out. */
     ember_pb_call_raw(to, "callChild", "\x03\x80\x0b\x87\x5a\x04\x81\x15\x81", 9,
                       got_raw, st, NULL);
+    /* (tuple 607): the node answers a set */
+    ember_pb_call_raw(to, "callChild", "\x02\x80\x0b\x87\x5f\x04\x81", 7,
+                      got_raw_set, st, NULL);
     ember_call_raw(to, pbt_Child_SERVICE_ID, 602, "\x08\x2a", 2, got_untyped, st, NULL);
 }
 
@@ -727,8 +745,9 @@ static void twisted_node(void)
     snprintf(note256_fail, sizeof note256_fail, "__main__.Note: %.235s", note255);
     state st;
     run_node("node", "pynode", &st);
-    CHECK(st.outcomes == 7 + NPICKS);
+    CHECK(st.outcomes == 8 + NPICKS);
     CHECK(st.hello_ok && st.twice_ok && st.boom_ok && st.blob_ok && st.raw_ok);
+    CHECK(st.raw_set_ok);
     CHECK(st.picks_ok == NPICKS);
     CHECK(st.untyped_ok);
     CHECK(st.bcast_ok);
