@@ -193,6 +193,10 @@ int ember_jl_skip_rest(ember_jl_cur *c, const ember_jl_val *v);
  * `tuple`); -1 otherwise, with the reason in why[0..whylen). */
 int ember_jl_check(const void *p, size_t n, bool vocab, bool tuple, char *why,
                    size_t whylen);
+/* Calls fn(luid, ud) for each (remote luid) in the n values at c, in
+ * order, down to any depth; stops at the first value it cannot read. */
+void ember_jl_remotes(ember_jl_cur *c, size_t n, void (*fn)(uint64_t luid, void *ud),
+                      void *ud);
 /* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF). */
 bool ember_jl_utf8_ok(const uint8_t *s, size_t n);
 

@@ -237,6 +237,32 @@ int ember_jl_skip_rest(ember_jl_cur *c, const ember_jl_val *v)
     }
 }
 
+static int remotes_in(ember_jl_cur *c, int depth, void (*fn)(uint64_t, void *),
+                      void *ud)
+{
+    ember_jl_val v;
+    if (depth > EMBER_BN_DEPTH_MAX || ember_jl_read(c, &v))
+        return -1;
+    if (v.kind == EMBER_JL_REMOTE)
+        fn(v.mag, ud);
+    bool dict = v.kind == EMBER_JL_DICT;
+    for (uint32_t i = 0; i < v.count; i++) {
+        if (dict && (ember_jl_pair(c) || remotes_in(c, depth + 2, fn, ud)))
+            return -1;
+        if (remotes_in(c, depth + (dict ? 2 : 1), fn, ud))
+            return -1;
+    }
+    return 0;
+}
+
+void ember_jl_remotes(ember_jl_cur *c, size_t n, void (*fn)(uint64_t luid, void *ud),
+                      void *ud)
+{
+    for (size_t i = 0; i < n; i++)
+        if (remotes_in(c, 0, fn, ud))
+            return;
+}
+
 /* One whitelisted value, nested at most EMBER_BN_DEPTH_MAX deep. A
  * dictionary's keys and values sit two lists down, in their (key value)
  * pair; other elements one. */

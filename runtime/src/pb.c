@@ -229,7 +229,7 @@ static int call_typed(ember_conn *c, uint64_t call_id, uint64_t oid,
 {
     ember_enc e;
     ember_jl_w w;
-    ember_pbx x = {c, {0}, {0}, 0};
+    ember_pbx x = {c, {0}, {0}, 0, NULL};
     if (out_begin(c, &e, &w))
         return -1;
     put_call_head(c, &w, call_id, oid, m->pb_name);
@@ -293,7 +293,7 @@ static int send_answer(ember_conn *c, uint64_t call_id, const ember_method_desc 
 {
     ember_enc e;
     ember_jl_w w;
-    ember_pbx x = {c, {0}, {0}, 0};
+    ember_pbx x = {c, {0}, {0}, 0, NULL};
     if (out_begin(c, &e, &w))
         return -1;
     ember_jl_put_head(&w, EMBER_BN_W_ANSWER, 2);
@@ -425,7 +425,32 @@ typedef struct pb_msg {
     const uint8_t *args_at;    /* the (tuple ...) */
     const uint8_t *args_end;
     uint32_t nargs;
+    bool taken;                /* its arguments went to a handler, or its
+                                * ref to the registration */
 } pb_msg;
+
+/*
+ * A (remote luid) the peer sent that becomes no ref of ours is released at
+ * once, as Twisted releases one it unjellied and then dropped: the sender
+ * counts each time it sent an object and keeps it until as many decrefs
+ * came back. Only luids Twisted can have given are released (a decref of
+ * any other makes Twisted drop the connection).
+ */
+static void drop_remote(uint64_t luid, void *ud)
+{
+    if (luid > 0 && luid < (1ull << 62))
+        pb_decref(ud, luid, 1);
+}
+
+/* Releases the (remote) refs in the n jelly values at p[0..end). */
+static void release_remotes(ember_conn *c, const uint8_t *p, const uint8_t *end, size_t n)
+{
+    ember_jl_cur cur;
+    if (c->state == EMBER_CONN_CLOSED)
+        return;
+    ember_jl_init(&cur, p, (size_t)(end - p), c->pb->vocab);
+    ember_jl_remotes(&cur, n, drop_remote, c);
+}
 
 static bool pb_name_is(const ember_method_desc *m, const uint8_t *name, size_t n)
 {
@@ -485,7 +510,8 @@ static ember_exports *message_target(ember_conn *c, pb_msg *m)
     return t ? t->lex : NULL;
 }
 
-static int take_proxy(ember_conn *c, uint64_t id, ember_jl_cur *cur, uint32_t nargs)
+static int take_proxy(ember_conn *c, uint64_t id, ember_jl_cur *cur, uint32_t nargs,
+                      bool *kept)
 {
     ember_jl_val v, ref;
     char why[200];
@@ -514,6 +540,7 @@ static int take_proxy(ember_conn *c, uint64_t id, ember_jl_cur *cur, uint32_t na
         return 0;
     }
     c->pb->peer_obj = ref.mag;
+    *kept = true;
     send_none(c, id);
     if (c->ep->joined)
         c->ep->joined(c);
@@ -521,10 +548,11 @@ static int take_proxy(ember_conn *c, uint64_t id, ember_jl_cur *cur, uint32_t na
 }
 
 /* The CALL (or ONEWAY) frame of message m for ember_call_dispatch. */
-static int dispatch_frame(ember_conn *c, const pb_msg *m, bool oneway, uint32_t svc,
+static int dispatch_frame(ember_conn *c, pb_msg *m, bool oneway, uint32_t svc,
                           uint32_t method, const uint8_t *payload, size_t len)
 {
     ember_frame f;
+    m->taken = true;
     f.kind = oneway ? EMBER_FR_ONEWAY : EMBER_FR_CALL;
     f.svc = svc;
     f.h[0] = oneway ? m->oid : m->id;
@@ -537,10 +565,10 @@ static int dispatch_frame(ember_conn *c, const pb_msg *m, bool oneway, uint32_t 
 
 /* A message for a typed method: nvals jelly arguments at cur -> the ember
  * argument struct, then dispatched. */
-static int dispatch_typed(ember_conn *c, ember_jl_cur *cur, const pb_msg *m,
+static int dispatch_typed(ember_conn *c, ember_jl_cur *cur, pb_msg *m,
                           const ember_xentry *x, uint32_t nvals)
 {
-    ember_pbx t = {c, *cur, {0}, 0};
+    ember_pbx t = {c, *cur, {0}, 0, NULL};
     ember_enc e;
     if (xin_begin(c, &e))
         return -1;
@@ -562,7 +590,7 @@ static int dispatch_typed(ember_conn *c, ember_jl_cur *cur, const pb_msg *m,
 /* Message m for a method of ex: typed by name, typed by a command-mode
  * name and the command id its first argument (read at cur) carries, or
  * untyped by name. */
-static int dispatch_call(ember_conn *c, ember_jl_cur *cur, const pb_msg *m,
+static int dispatch_call(ember_conn *c, ember_jl_cur *cur, pb_msg *m,
                          ember_exports *ex)
 {
     char msg[160];
@@ -641,25 +669,38 @@ static const char *read_arguments(ember_jl_cur *cur, pb_msg *m)
     return NULL;
 }
 
+static int serve_message(ember_conn *c, ember_jl_cur *cur, pb_msg *m)
+{
+    const char *why = read_arguments(cur, m);
+    if (why)
+        return m->oneway ? 0 : send_type_error(c, m->id, why);
+    ember_exports *ex = message_target(c, m);
+    if (!ex)
+        return m->oneway ? 0 : send_error(c, m->id, "twisted.spread.pb.Error",
+                                          "Invalid Object ID");
+    if (c->pb->server && m->oid == 0 && m->name.len == strlen(PB_TAKEPROXY) &&
+        memcmp(m->name.s, PB_TAKEPROXY, m->name.len) == 0)
+        return take_proxy(c, m->id, cur, m->nargs, &m->taken);
+    if (c->state != EMBER_CONN_READY)
+        return m->oneway ? 0 : send_error(c, m->id, "ember.Unavailable",
+                                          "call takeProxy first");
+    return dispatch_call(c, cur, m, ex);
+}
+
+/* A message: served, or answered with why not; the refs in the arguments
+ * of one that reached no handler are released. */
 static int on_message(ember_conn *c, ember_jl_cur *cur, uint32_t count)
 {
     pb_msg m;
     if (read_message(c, cur, count, &m))
         return -1;
-    const char *why = read_arguments(cur, &m);
-    if (why)
-        return m.oneway ? 0 : send_type_error(c, m.id, why);
-    ember_exports *ex = message_target(c, &m);
-    if (!ex)
-        return m.oneway ? 0 : send_error(c, m.id, "twisted.spread.pb.Error",
-                                         "Invalid Object ID");
-    if (c->pb->server && m.oid == 0 && m.name.len == strlen(PB_TAKEPROXY) &&
-        memcmp(m.name.s, PB_TAKEPROXY, m.name.len) == 0)
-        return take_proxy(c, m.id, cur, m.nargs);
-    if (c->state != EMBER_CONN_READY)
-        return m.oneway ? 0 : send_error(c, m.id, "ember.Unavailable",
-                                         "call takeProxy first");
-    return dispatch_call(c, cur, &m, ex);
+    const uint8_t *end = cur->end;
+    m.args_at = cur->p;
+    m.taken = false;
+    int r = serve_message(c, cur, &m);
+    if (!m.taken)
+        release_remotes(c, m.args_at, end, 2); /* (tuple ...) (dictionary ...) */
+    return r;
 }
 
 /* ---- input: answers to our calls ---- */
@@ -722,7 +763,7 @@ static int answer_untyped(ember_conn *c, uint64_t id, ember_jl_cur *cur)
 static int answer_typed(ember_conn *c, uint64_t id, const ember_method_desc *m,
                         ember_jl_cur *cur)
 {
-    ember_pbx t = {c, *cur, {0}, 0};
+    ember_pbx t = {c, *cur, {0}, 0, drop_remote};
     ember_enc e;
     if (xin_begin(c, &e))
         return -1;
@@ -733,6 +774,7 @@ static int answer_typed(ember_conn *c, uint64_t id, const ember_method_desc *m,
         char why[300];
         snprintf(why, sizeof why, "reply does not match the IDL: %.200s", t.why);
         answer_error(c, id, EMBER_PROTOCOL, why);
+        release_remotes(c, cur->p, cur->end, 1);
     } else {
         answer_frame(c, EMBER_FR_REPLY, id, EMBER_OK, 0,
                      c->pb->xin.data + c->pb->xin.off, n);
@@ -747,7 +789,7 @@ static int answer_typed(ember_conn *c, uint64_t id, const ember_method_desc *m,
 static bool answer_raised(ember_conn *c, uint64_t id, const ember_method_desc *m,
                           const ember_jl_failure *fl)
 {
-    ember_pbx x = {c, {0}, {0}, 0};
+    ember_pbx x = {c, {0}, {0}, 0, NULL};
     uint8_t out[2 * EMBER_JL_FAIL_TEXT];
     size_t n;
     if (fl->cut)
@@ -795,8 +837,11 @@ static int on_answer(ember_conn *c, ember_jl_cur *cur, uint32_t count, bool erro
                          "id never issued");
         return -1;
     }
-    if (r == 0)
-        return 0; /* the call ended already (timeout, cancel): ignored */
+    if (r == 0) { /* the call ended already (timeout, cancel): ignored */
+        if (!error)
+            release_remotes(c, cur->p, cur->end, 1);
+        return 0;
+    }
     if (error && m && m->n_raises && answer_raised(c, id.mag, m, &fl))
         return 0;
     if (error) {

@@ -407,6 +407,16 @@ def refs(port, name):
     for v in (21, 5):
         got = yield root.callRemote("callTarget", 1016, cb, v)
         check("called back", got == 2 * v, repr(got))
+    # Calls that reach no handler: ember releases the reference each one
+    # carried, as a Python server drops what it unjellied.
+    yield expect_fail(root, "ref, too many arguments", TypeError, "at most", 1016, cb, 1, 2)
+    yield expect_fail(root, "ref, wrong type", TypeError, "argument 2", 1016, cb, "x")
+    yield expect_fail(root, "ref, no command", flavors.NoSuchMethod, "no command", 9999, cb)
+    yield expect_fail(root, "ref, no method", flavors.NoSuchMethod, "remote_nosuch", cb,
+                      _name="nosuch")
+    yield expect_fail(root, "ref, keyword", TypeError, "keyword", 1016, cb, v=cb)
+    yield expect_fail(root, "ref, a second takeProxy", pb.Error, "already registered",
+                      name, cb, _name="takeProxy")
     luid = broker.luids.get(id(cb)) if hasattr(broker, "luids") else None
     released = yield until(lambda: all(o.object is not cb for o in broker.localObjects.values()))
     check("callback released", released, repr(broker.localObjects))
