@@ -151,6 +151,7 @@ static void unreg_shed(ember_ep *ep, ember_conn *reading)
                 big = x;
         if (!big || !big->unreg_held)
             return;
+        big->close_class = 1 + EMBER_CLOSE_LIMIT;
         ember_conn_closef(big, EMBER_LOST, "unregistered peers hold %zu bytes, "
                           "over unregistered_bytes %zu: the largest (%zu "
                           "bytes) goes", ep->unreg_bytes, ep->unreg_budget,
@@ -425,6 +426,7 @@ int ember_conn_read_done(ember_conn *c, size_t used)
  * before registration): the reason names which. */
 static void close_too_large(ember_conn *c, uint32_t len, uint32_t limit)
 {
+    c->close_class = 1 + EMBER_CLOSE_LIMIT;
     ember_conn_closef(c, EMBER_PROTOCOL, "bad frame: frame of %u bytes, larger "
                       "than %s (%u)", len, limit < c->ep->lim.max_frame
                       ? "the limit before registration" : "max_frame", limit);

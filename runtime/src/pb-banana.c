@@ -114,6 +114,8 @@ void ember_bn_scan_init(ember_bn_scan *s, const ember_bn_limits *lim,
     s->vocab = vocab_ok;
 }
 
+const char ember_bn_too_large[] = "PB message larger than max_frame";
+
 static int scan_fail(ember_bn_scan *s, const char *why)
 {
     s->why = why;
@@ -137,7 +139,7 @@ int ember_bn_scan_feed(ember_bn_scan *s, const uint8_t *p, size_t n,
         if (t.type == EMBER_BN_LIST && t.num > s->lim.max_list)
             return scan_fail(s, "banana list over max_elems");
         if (t.size > s->lim.max_expr || s->off > s->lim.max_expr - t.size)
-            return scan_fail(s, "PB message larger than max_frame");
+            return scan_fail(s, ember_bn_too_large);
         if (t.size > n - s->off)
             break; /* a body still to come: its size was checked */
         s->off += t.size;

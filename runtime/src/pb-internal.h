@@ -122,6 +122,8 @@ void ember_bn_scan_init(ember_bn_scan *s, const ember_bn_limits *lim,
  */
 int ember_bn_scan_feed(ember_bn_scan *s, const uint8_t *p, size_t n,
                        size_t *used);
+/* s->why of an expression over max_expr (the connection broke max_frame). */
+extern const char ember_bn_too_large[];
 
 /* Writers (canonical, as Twisted writes them). They fail the encoder on a
  * STRING or LIST over 655 360, which Twisted would refuse to receive. */

@@ -29,6 +29,7 @@
 #include "call-internal.h"
 #include "conn-internal.h"
 #include "ember-internal.h"
+#include "metrics-internal.h"
 #include "pb-internal.h"
 #include "pb-raw-internal.h"
 #include "pb-xcode-internal.h"
@@ -1017,6 +1018,8 @@ static int pb_input(ember_conn *c)
         if (r == 0)
             break;
         if (r < 0) {
+            if (pb->scan.why == ember_bn_too_large)
+                c->close_class = 1 + EMBER_CLOSE_LIMIT;
             ember_conn_closef(c, EMBER_PROTOCOL, "bad banana: %s", pb->scan.why);
             return 0;
         }

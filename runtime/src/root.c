@@ -509,10 +509,12 @@ static int root_take(ember_root *r, int fd, const char *peer, bool pb)
     /* Full: the newcomer gets in, the oldest unregistered peer goes (a node
      * registers within a round trip; a flood must open max_unregistered
      * connections meanwhile to push it out). */
-    if (r->ep.unreg_n >= r->cfg.max_unregistered && r->ep.unreg_head)
+    if (r->ep.unreg_n >= r->cfg.max_unregistered && r->ep.unreg_head) {
+        r->ep.unreg_head->close_class = 1 + EMBER_CLOSE_LIMIT;
         ember_conn_closef(r->ep.unreg_head, EMBER_LOST, "%u peers not "
                           "registered yet, at max_unregistered: the oldest "
                           "goes", r->ep.unreg_n);
+    }
     ember_conn *c = ember_conn_new(&r->ep, fd, peer);
     if (!c)
         return -1;

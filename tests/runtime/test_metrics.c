@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "metrics-internal.h"
+#include "wire-internal.h"
 
 enum { SVC = 0x5e7e1234, M_OK = 10, M_FAIL = 11, M_HOLD = 12 };
 
@@ -281,6 +283,94 @@ static void t_close_reasons(void)
                     EMBER_CLOSE_HANDSHAKE);
 }
 
+/* ---- connections closed for breaking a limit ---- */
+
+static struct {
+    ember_root *root;
+    long long want;
+} L;
+
+static long long closed_by(ember_root *r, const char *reason)
+{
+    char series[96];
+    snprintf(series, sizeof series, "ember_connections_closed_total{reason=\"%s\"}",
+             reason);
+    return value(render(r, NULL, NULL), series);
+}
+
+static bool limit_closes_are(void *ud)
+{
+    (void)ud;
+    return closed_by(L.root, "limit") >= L.want;
+}
+
+/* A root of its own (limits cfg) listening on ember's wire or on PB. */
+static ember_root *limits_root(const ember_root_config *cfg, bool pb, int *port)
+{
+    ember_root *r = ember_root_new(T.base, cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL_FATAL(pb ? ember_root_listen_pb(r, "127.0.0.1:0")
+                             : ember_root_listen(r, "127.0.0.1:0"), 0);
+    *port = ember_root_listener_port(r, 0);
+    CU_ASSERT_TRUE_FATAL(*port > 0);
+    return r;
+}
+
+static void t_limit_closes(void)
+{
+    memset(&T, 0, sizeof T);
+    T.base = event_base_new();
+    ember_root_config cfg;
+    int port, fd[3];
+
+    /* A frame header over the limit before registration, then over
+     * max_frame on the PB wire (a banana string of 1000 bytes). */
+    ember_root_config_default(&cfg);
+    cfg.limits.max_frame = 256;
+    L.root = limits_root(&cfg, false, &port);
+    static const uint8_t big[] = {0xff, 0xff, 0xff, 0x7f, EMBER_FR_PING};
+    fd[0] = loopback_connect(port);
+    CU_ASSERT_EQUAL(write(fd[0], big, sizeof big), (ssize_t)sizeof big);
+    L.want = 1;
+    CU_ASSERT_TRUE(run_until(T.base, limit_closes_are, NULL, 3000));
+    CU_ASSERT_EQUAL(closed_by(L.root, "protocol"), 0);
+    close(fd[0]);
+    ember_root_free(L.root);
+
+    L.root = limits_root(&cfg, true, &port);
+    static const uint8_t pb_big[] = {0x68, 0x07, 0x82}; /* string, 1000 bytes */
+    fd[0] = loopback_connect(port);
+    CU_ASSERT_EQUAL(write(fd[0], pb_big, sizeof pb_big), (ssize_t)sizeof pb_big);
+    CU_ASSERT_TRUE(run_until(T.base, limit_closes_are, NULL, 3000));
+    CU_ASSERT_EQUAL(closed_by(L.root, "protocol"), 0);
+    close(fd[0]);
+    ember_root_free(L.root);
+
+    /* Unregistered peers over unregistered_bytes: a byte takes a block. */
+    ember_root_config_default(&cfg);
+    cfg.unregistered_bytes = 1;
+    L.root = limits_root(&cfg, false, &port);
+    fd[0] = loopback_connect(port);
+    CU_ASSERT_EQUAL(write(fd[0], "x", 1), 1);
+    CU_ASSERT_TRUE(run_until(T.base, limit_closes_are, NULL, 3000));
+    CU_ASSERT_EQUAL(closed_by(L.root, "error"), 0);
+    close(fd[0]);
+    ember_root_free(L.root);
+
+    /* ...and over max_unregistered: the oldest goes. */
+    ember_root_config_default(&cfg);
+    cfg.max_unregistered = 2;
+    L.root = limits_root(&cfg, false, &port);
+    for (int i = 0; i < 3; i++)
+        fd[i] = loopback_connect(port);
+    CU_ASSERT_TRUE(run_until(T.base, limit_closes_are, NULL, 3000));
+    CU_ASSERT_EQUAL(closed_by(L.root, "error"), 0);
+    for (int i = 0; i < 3; i++)
+        close(fd[i]);
+    ember_root_free(L.root);
+    event_base_free(T.base);
+}
+
 void add_metrics_suite(void)
 {
     CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
@@ -290,4 +380,5 @@ void add_metrics_suite(void)
     CU_add_test(s, "bad arguments", t_bad_arguments);
     CU_add_test(s, "closes by reason and reconnects", t_closes_and_reconnects);
     CU_add_test(s, "close reasons", t_close_reasons);
+    CU_add_test(s, "frame and unregistered limits close as limit", t_limit_closes);
 }
