@@ -179,6 +179,17 @@ static void call_record(ember_call *k, unsigned end)
                          ember_now_us() - k->start_us);
 }
 
+/* A call counted on arrival that dispatch refuses before it has a call
+ * object (out of memory, its id in flight): it ends FAILED like any call,
+ * timed from its batch's reading to the refusal. */
+static void refused_end(ember_exports *ex, ember_xentry *x, uint32_t service,
+                        uint32_t method)
+{
+    uint64_t t0 = ember_clock_us(), now = ember_now_us();
+    ember_exports_record(ex, x, ex->ver, ember_xkey(service, method),
+                         EMBER_END_FAILED, now > t0 ? now - t0 : 0);
+}
+
 /* The answer is written (or discarded): the call is over. */
 static void call_end(ember_call *k, unsigned end)
 {
@@ -331,7 +342,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
         idh = (uint32_t)ember_hash_u64(call_id);
         have_idh = true;
         if (ember_htab_get_h(&c->calls_by_id, call_id, idh)) {
-            x->mx->ends[EMBER_END_FAILED]++;
+            refused_end(ex, x, svc, (uint32_t)mid);
             snprintf(msg, sizeof msg, "call id %llu is already in flight",
                      (unsigned long long)call_id);
             ember_log(EMBER_LOG_DEBUG, "%s: %s from %s", ep->what, msg, c->peer);
@@ -357,6 +368,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     bool keep = oneway && x->m && !x->m->oneway;
     ember_call *k = call_get(ep);
     if (!k) {
+        refused_end(ex, x, svc, (uint32_t)mid);
         if (!oneway)
             send_error(c, call_id, EMBER_LIMIT, "out of memory");
         return 0;

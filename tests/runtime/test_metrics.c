@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "call-internal.h"
 #include "metrics-internal.h"
 #include "wire-internal.h"
 
@@ -371,6 +372,100 @@ static void t_limit_closes(void)
     event_base_free(T.base);
 }
 
+/* ---- calls refused after they were counted ---- */
+
+/* A hand-rolled peer registered as name (no secret): it sends raw frames. */
+static int raw_peer(int port, const char *name)
+{
+    int fd = loopback_connect(port);
+    uint8_t buf[64];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    e.p += 4;
+    *e.p++ = EMBER_FR_REGISTER;
+    ember_enc_uint(&e, 1, EMBER_PROTOCOL_VERSION);
+    ember_enc_string(&e, 2, name);
+    uint32_t len = (uint32_t)ember_enc_len(&e) - 4;
+    memcpy(buf, &len, 4); /* little endian host assumed by the test */
+    CU_ASSERT_EQUAL(write(fd, buf, len + 4), (ssize_t)(len + 4));
+    return fd;
+}
+
+/* CALL(SVC, call id, object 0, method) with no arguments. */
+static void raw_call(int fd, uint8_t call_id, uint8_t method)
+{
+    uint8_t f[] = {8, 0, 0, 0, EMBER_FR_CALL, 0x34, 0x12, 0x7e, 0x5e, call_id, 0, method};
+    CU_ASSERT_EQUAL(write(fd, f, sizeof f), (ssize_t)sizeof f);
+}
+
+static bool two_children(void *ud)
+{
+    (void)ud;
+    return ember_root_child_count(T.root) == 2;
+}
+
+static const char *calls_series[] = {
+    "ember_calls_total{" OK_L "}", "ember_calls_total{" HOLD_L "}",
+};
+
+static bool calls_are(void *ud)
+{
+    const long long *want = ud;
+    const char *t = render(T.root, NULL, NULL);
+    return value(t, calls_series[want[0]]) == want[1];
+}
+
+static bool fail_call_alloc;
+
+static void *failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud, (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (fail_call_alloc && !ptr && nsize == sizeof(ember_call))
+        return NULL;
+    return realloc(ptr, nsize);
+}
+
+static void t_refused_calls_end_failed(void)
+{
+    setup();
+    int fd = raw_peer(ember_root_port(T.root), "raw");
+    CU_ASSERT_TRUE_FATAL(run_until(T.base, two_children, NULL, 3000));
+
+    /* No call object to be had: the call is refused "out of memory". */
+    ember_set_allocator(failing_alloc, NULL);
+    fail_call_alloc = true;
+    raw_call(fd, 5, M_OK);
+    long long want[2] = {0, 1};
+    CU_ASSERT_TRUE(run_until(T.base, calls_are, want, 3000));
+    fail_call_alloc = false;
+    ember_set_allocator(NULL, NULL);
+    const char *t = render(T.root, NULL, NULL);
+    CU_ASSERT_EQUAL(value(t, "ember_call_failures_total{" OK_L ",status=\"failed\"}"), 1);
+    CU_ASSERT_EQUAL(value(t, "ember_call_duration_seconds_count{" OK_L "}"), 1);
+    CU_ASSERT_EQUAL(value(t, "ember_call_duration_seconds_bucket{" OK_L ",le=\"+Inf\"}"), 1);
+
+    /* A second call under an id in flight fails; the first stays. */
+    raw_call(fd, 7, M_HOLD);
+    CU_ASSERT_TRUE_FATAL(run_until(T.base, held, NULL, 3000));
+    raw_call(fd, 7, M_HOLD);
+    want[0] = 1, want[1] = 2;
+    CU_ASSERT_TRUE(run_until(T.base, calls_are, want, 3000));
+    t = render(T.root, NULL, NULL);
+    CU_ASSERT_EQUAL(value(t, "ember_call_failures_total{" HOLD_L ",status=\"failed\"}"), 1);
+    CU_ASSERT_EQUAL(value(t, "ember_call_duration_seconds_count{" HOLD_L "}"), 1);
+    CU_ASSERT_EQUAL(value(t, "ember_calls_in_flight{direction=\"in\"}"), 1);
+    ember_call_reply_raw(T.held, NULL, 0);
+    t = render(T.root, NULL, NULL);
+    CU_ASSERT_EQUAL(value(t, "ember_call_duration_seconds_count{" HOLD_L "}"), 2);
+    CU_ASSERT_EQUAL(value(t, "ember_call_failures_total{" HOLD_L ",status=\"failed\"}"), 1);
+    close(fd);
+    teardown();
+}
+
 void add_metrics_suite(void)
 {
     CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
@@ -381,4 +476,5 @@ void add_metrics_suite(void)
     CU_add_test(s, "closes by reason and reconnects", t_closes_and_reconnects);
     CU_add_test(s, "close reasons", t_close_reasons);
     CU_add_test(s, "frame and unregistered limits close as limit", t_limit_closes);
+    CU_add_test(s, "calls refused for their id or memory end failed", t_refused_calls_end_failed);
 }
