@@ -205,8 +205,9 @@ void ember_call_orphan_all(ember_conn *c)
     while (c->calls) {
         ember_call *k = c->calls;
         unlink_call(k);
+        /* Its end, once: a call its caller cancelled stays cancelled. */
+        call_record(k, k->cancelled ? EMBER_END_CANCELLED : EMBER_END_LOST);
         k->cancelled = true;
-        call_record(k, EMBER_END_LOST);
         k->ex = NULL;
         k->next = ep->orphans;
         if (ep->orphans)
@@ -452,6 +453,16 @@ static int answer_begin(ember_call *k)
     return 0;
 }
 
+/* How a call ends whose answer is discarded (answer_begin gave 1),
+ * whatever its handler answered: cancelled by its caller, or lost with its
+ * connection; a oneway call ends as its handler said (end). */
+static unsigned discarded_end(const ember_call *k, unsigned end)
+{
+    return k->cancelled ? EMBER_END_CANCELLED
+           : k->oneway  ? end
+                        : EMBER_END_LOST;
+}
+
 /* Writes the answer frame: a REPLY, or an ERROR carrying a raised error.
  * If it cannot be encoded the caller gets a failure instead; -1 then. */
 static int write_answer(ember_call *k, bool raised, uint32_t error_id,
@@ -492,8 +503,7 @@ EMBER_API int ember_call_reply(ember_call *k, ember_encode_fn enc, const void *v
         return ember_seterr("call already answered");
     unsigned end = r == 0 ? (write_answer(k, false, 0, enc, value) == 0
                                  ? EMBER_END_OK : EMBER_END_FAILED)
-                   : k->cancelled ? EMBER_END_CANCELLED
-                   : k->oneway ? EMBER_END_OK : EMBER_END_LOST;
+                   : discarded_end(k, EMBER_END_OK);
     call_end(k, end);
     return 0;
 }
@@ -512,7 +522,7 @@ EMBER_API int ember_call_raise(ember_call *k, uint32_t error_id,
         return ember_seterr("call already answered");
     if (r == 0)
         write_answer(k, true, error_id, enc, error);
-    call_end(k, EMBER_END_RAISED);
+    call_end(k, r == 0 ? EMBER_END_RAISED : discarded_end(k, EMBER_END_RAISED));
     return 0;
 }
 
@@ -554,7 +564,7 @@ static int fail_v(ember_call *k, ember_status st, uint32_t service,
         send_error_(k->conn, k->peer_id, st, msg,
                     st == EMBER_NO_METHOD ? service : 0, k->oid);
     }
-    call_end(k, EMBER_END_FAILED);
+    call_end(k, r == 0 ? EMBER_END_FAILED : discarded_end(k, EMBER_END_FAILED));
     return 0;
 }
 

@@ -466,6 +466,82 @@ static void t_refused_calls_end_failed(void)
     teardown();
 }
 
+/* ---- calls cancelled or lost end once ---- */
+
+static void raw_cancel(int fd, uint8_t call_id)
+{
+    uint8_t f[] = {2, 0, 0, 0, EMBER_FR_CANCEL, call_id};
+    CU_ASSERT_EQUAL(write(fd, f, sizeof f), (ssize_t)sizeof f);
+}
+
+static bool is_cancelled(void *ud)
+{
+    return ember_call_cancelled(ud);
+}
+
+static bool hold_count_is(void *ud)
+{
+    const char *t = render(T.root, NULL, NULL);
+    return value(t, "ember_call_duration_seconds_count{" HOLD_L "}") == *(long long *)ud;
+}
+
+/* The held call of a new CALL id to M_HOLD. */
+static ember_call *hold(int fd, uint8_t call_id)
+{
+    T.held = NULL;
+    raw_call(fd, call_id, M_HOLD);
+    CU_ASSERT_TRUE(run_until(T.base, held, NULL, 3000));
+    return T.held;
+}
+
+static long long hold_ends(const char *status)
+{
+    char series[160];
+    snprintf(series, sizeof series, "ember_call_failures_total{" HOLD_L
+             ",status=\"%s\"}", status);
+    return value(render(T.root, NULL, NULL), series);
+}
+
+static void t_cancelled_and_lost_end_once(void)
+{
+    setup();
+    int fd = raw_peer(ember_root_port(T.root), "raw");
+    CU_ASSERT_TRUE_FATAL(run_until(T.base, two_children, NULL, 3000));
+
+    /* Cancelled, then failed or raised by its handler: cancelled. */
+    ember_call *k[4];
+    k[0] = hold(fd, 9);
+    k[1] = hold(fd, 11);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k[1]);
+    raw_cancel(fd, 9);
+    raw_cancel(fd, 11);
+    CU_ASSERT_TRUE(run_until(T.base, is_cancelled, k[1], 3000));
+    CU_ASSERT_EQUAL(ember_call_fail(k[0], "too late"), 0);
+    CU_ASSERT_EQUAL(ember_call_raise_raw(k[1], 1, NULL, 0), 0);
+    CU_ASSERT_EQUAL(hold_ends("cancelled"), 2);
+    CU_ASSERT_EQUAL(hold_ends("failed"), 0);
+    CU_ASSERT_EQUAL(hold_ends("raised"), 0);
+
+    /* One cancelled and one not when the connection goes: each ends once
+     * then, and its late answer adds nothing. */
+    k[2] = hold(fd, 13);
+    k[3] = hold(fd, 15);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k[3]);
+    raw_cancel(fd, 13);
+    CU_ASSERT_TRUE(run_until(T.base, is_cancelled, k[2], 3000));
+    close(fd);
+    long long want = 4;
+    CU_ASSERT_TRUE(run_until(T.base, hold_count_is, &want, 3000));
+    CU_ASSERT_EQUAL(ember_call_fail(k[2], "later still"), 0);
+    CU_ASSERT_EQUAL(ember_call_reply_raw(k[3], NULL, 0), 0);
+    CU_ASSERT_EQUAL(hold_ends("cancelled"), 3);
+    CU_ASSERT_EQUAL(hold_ends("lost"), 1);
+    CU_ASSERT_EQUAL(hold_ends("failed"), 0);
+    CU_ASSERT_TRUE(hold_count_is(&want));
+    CU_ASSERT_EQUAL(value(render(T.root, NULL, NULL), "ember_calls_total{" HOLD_L "}"), 4);
+    teardown();
+}
+
 void add_metrics_suite(void)
 {
     CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
@@ -477,4 +553,5 @@ void add_metrics_suite(void)
     CU_add_test(s, "close reasons", t_close_reasons);
     CU_add_test(s, "frame and unregistered limits close as limit", t_limit_closes);
     CU_add_test(s, "calls refused for their id or memory end failed", t_refused_calls_end_failed);
+    CU_add_test(s, "cancelled and lost calls end once", t_cancelled_and_lost_end_once);
 }
