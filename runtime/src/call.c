@@ -520,9 +520,10 @@ EMBER_API int ember_call_raise(ember_call *k, uint32_t error_id,
     int r = answer_begin(k);
     if (r < 0)
         return ember_seterr("call already answered");
-    if (r == 0)
-        write_answer(k, true, error_id, enc, error);
-    call_end(k, r == 0 ? EMBER_END_RAISED : discarded_end(k, EMBER_END_RAISED));
+    /* An error that does not encode reaches the caller as a failure. */
+    call_end(k, r == 0 ? (write_answer(k, true, error_id, enc, error) == 0
+                              ? EMBER_END_RAISED : EMBER_END_FAILED)
+                       : discarded_end(k, EMBER_END_RAISED));
     return 0;
 }
 

@@ -542,6 +542,45 @@ static void t_cancelled_and_lost_end_once(void)
     teardown();
 }
 
+/* ---- an answer that does not encode ---- */
+
+static void enc_bad_utf8(ember_enc *e, const void *value)
+{
+    (void)value;
+    ember_enc_string(e, 1, "\xff");
+}
+
+static void h_bad_raise(ember_call *c, uint32_t sid, uint32_t mid, const void *p,
+                        size_t len, void *ud)
+{
+    (void)sid, (void)mid, (void)p, (void)len, (void)ud;
+    ember_call_raise(c, 1, enc_bad_utf8, NULL);
+}
+
+static ember_status last_status;
+
+static void on_status(const ember_outcome *o, const void *p, size_t len, void *ud)
+{
+    (void)p, (void)len, (void)ud;
+    last_status = o->status;
+    T.done++;
+}
+
+static void t_unencodable_raise_fails(void)
+{
+    setup();
+    CU_ASSERT_EQUAL_FATAL(ember_exports_add_raw(ember_root_exports(T.root), SVC, 13,
+                                                h_bad_raise, NULL), 0);
+    ember_call_raw(ember_node_root(T.node), SVC, 13, NULL, 0, on_status, NULL, NULL);
+    int want = 1;
+    CU_ASSERT_TRUE(run_until(T.base, done_is, &want, 3000));
+    CU_ASSERT_EQUAL(last_status, EMBER_FAILED);
+    const char *t = render(T.root, NULL, NULL);
+    CU_ASSERT_EQUAL(value(t, "ember_call_failures_total{" RAW_L "id=\"13\",status=\"failed\"}"), 1);
+    CU_ASSERT_EQUAL(value(t, "ember_call_failures_total{" RAW_L "id=\"13\",status=\"raised\"}"), 0);
+    teardown();
+}
+
 void add_metrics_suite(void)
 {
     CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
@@ -554,4 +593,5 @@ void add_metrics_suite(void)
     CU_add_test(s, "frame and unregistered limits close as limit", t_limit_closes);
     CU_add_test(s, "calls refused for their id or memory end failed", t_refused_calls_end_failed);
     CU_add_test(s, "cancelled and lost calls end once", t_cancelled_and_lost_end_once);
+    CU_add_test(s, "a raised error that does not encode ends failed", t_unencodable_raise_fails);
 }
