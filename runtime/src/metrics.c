@@ -160,66 +160,69 @@ typedef void (*family_fn)(out *o, const ember_metrics_src *s, const char *name);
 
 /* Every method s serves, typed and raw. */
 typedef void (*method_fn)(out *o, const ember_metrics_src *s, const char *name,
-                          const ember_xentry *x, const char *ml);
+                          const ember_xentry *x);
 
 static void each_method(out *o, const ember_metrics_src *s, const char *name,
                         method_fn fn)
 {
     const ember_exports *ex = src_ep(s)->exports;
-    char ml[256];
     for (uint32_t i = 0; i <= ex->n; i++) {
         const ember_xentry *x = i < ex->n ? &ex->v[i] : &ex->fallback;
         if (i == ex->n && !ex->fallback.raw)
             break;
-        out m = {ml, sizeof ml, 0};
-        put(&m, "service=\"");
-        put_value(&m, x->st.service);
-        put(&m, "\",service_id=\"%08x\",method=\"", x->st.service_id);
-        put_value(&m, x->st.method);
-        put(&m, "\",id=\"%u\"", x->st.id);
-        if (m.len < sizeof ml)
-            fn(o, s, name, x, ml);
+        fn(o, s, name, x);
     }
 }
 
-static void m_calls(out *o, const ember_metrics_src *s, const char *name,
-                    const ember_xentry *x, const char *ml)
+/* `name<suffix>{src labels,service=...,id="..."[,more]}`: a method's series,
+ * its names written whole however long they are. */
+static void put_mseries(out *o, const char *name, const char *suffix,
+                        const ember_metrics_src *s, const ember_xentry *x,
+                        const char *more)
 {
-    put_series(o, name, s, ml);
+    bool a = s->labels && *s->labels;
+    put(o, "%s%s{%s%sservice=\"", name, suffix, a ? s->labels : "", a ? "," : "");
+    put_value(o, x->st.service);
+    put(o, "\",service_id=\"%08x\",method=\"", x->st.service_id);
+    put_value(o, x->st.method);
+    put(o, "\",id=\"%u\"%s%s}", x->st.id, more ? "," : "", more ? more : "");
+}
+
+static void m_calls(out *o, const ember_metrics_src *s, const char *name,
+                    const ember_xentry *x)
+{
+    put_mseries(o, name, "", s, x, NULL);
     put(o, " %llu\n", (unsigned long long)x->st.calls);
 }
 
 static void m_failures(out *o, const ember_metrics_src *s, const char *name,
-                       const ember_xentry *x, const char *ml)
+                       const ember_xentry *x)
 {
-    char l[300];
+    char l[32];
     for (unsigned e = EMBER_END_OK + 1; e < EMBER_END_N; e++) {
-        snprintf(l, sizeof l, "%s,status=\"%s\"", ml, end_names[e]);
-        put_series(o, name, s, l);
+        snprintf(l, sizeof l, "status=\"%s\"", end_names[e]);
+        put_mseries(o, name, "", s, x, l);
         put(o, " %llu\n", (unsigned long long)x->mx->ends[e]);
     }
 }
 
 static void m_duration(out *o, const ember_metrics_src *s, const char *name,
-                       const ember_xentry *x, const char *ml)
+                       const ember_xentry *x)
 {
-    char n[96], l[300];
+    char l[32];
     uint64_t cum = 0;
-    snprintf(n, sizeof n, "%s_bucket", name);
     for (uint32_t i = 0; i < EMBER_HIST_BUCKETS; i++) {
         cum += x->mx->bucket[i];
         if (i + 1 < EMBER_HIST_BUCKETS)
-            snprintf(l, sizeof l, "%s,le=\"%.9g\"", ml, (double)ember_hist_bound(i) / 1e6);
+            snprintf(l, sizeof l, "le=\"%.9g\"", (double)ember_hist_bound(i) / 1e6);
         else
-            snprintf(l, sizeof l, "%s,le=\"+Inf\"", ml);
-        put_series(o, n, s, l);
+            snprintf(l, sizeof l, "le=\"+Inf\"");
+        put_mseries(o, name, "_bucket", s, x, l);
         put(o, " %llu\n", (unsigned long long)cum);
     }
-    snprintf(n, sizeof n, "%s_sum", name);
-    put_series(o, n, s, ml);
+    put_mseries(o, name, "_sum", s, x, NULL);
     put(o, " %.6f\n", (double)x->mx->sum_us / 1e6);
-    snprintf(n, sizeof n, "%s_count", name);
-    put_series(o, n, s, ml);
+    put_mseries(o, name, "_count", s, x, NULL);
     put(o, " %llu\n", (unsigned long long)cum);
 }
 

@@ -21,7 +21,7 @@ static struct {
     ember_node *node;
     ember_call *held;
     int done;
-    char text[1 << 16];
+    char text[1 << 20];
 } T;
 
 static void h_ok(ember_call *c, uint32_t sid, uint32_t mid, const void *p, size_t len,
@@ -581,6 +581,44 @@ static void t_unencodable_raise_fails(void)
     teardown();
 }
 
+/* ---- long names ---- */
+
+static int d_reply(ember_call *c, ember_dec *d, const void *handlers, void *ud)
+{
+    (void)d, (void)handlers, (void)ud;
+    return ember_call_reply(c, NULL, NULL);
+}
+
+static void t_long_names(void)
+{
+    setup();
+    static char sname[301], mname[301];
+    memset(sname, 'S', 300);
+    memset(mname, 'm', 300);
+    sname[0] = '"'; /* escaped: one more byte in the label */
+    static ember_method_desc m = {7, mname, false, d_reply, NULL, false, NULL, 0,
+                                  NULL, NULL, 0};
+    static ember_service_desc svc = {sname, 0x10ee0001, 0, 1, &m, NULL};
+    CU_ASSERT_EQUAL_FATAL(ember_exports_add(ember_root_exports(T.root), &svc, NULL,
+                                            NULL), 0);
+    ember_call_raw(ember_node_root(T.node), svc.id, 7, NULL, 0, on_done, NULL, NULL);
+    int want = 1;
+    CU_ASSERT_TRUE(run_until(T.base, done_is, &want, 3000));
+    static char l[800], series[900];
+    snprintf(l, sizeof l, "service=\"\\\"%s\",service_id=\"10ee0001\",method=\"%s\",id=\"7\"",
+             sname + 1, mname);
+    const char *t = render(T.root, NULL, "server=\"r\"");
+    snprintf(series, sizeof series, "ember_calls_total{server=\"r\",%s}", l);
+    CU_ASSERT_EQUAL(value(t, series), 1);
+    snprintf(series, sizeof series, "ember_call_failures_total{server=\"r\",%s,status=\"lost\"}", l);
+    CU_ASSERT_EQUAL(value(t, series), 0);
+    snprintf(series, sizeof series, "ember_call_duration_seconds_bucket{server=\"r\",%s,le=\"+Inf\"}", l);
+    CU_ASSERT_EQUAL(value(t, series), 1);
+    snprintf(series, sizeof series, "ember_call_duration_seconds_count{server=\"r\",%s}", l);
+    CU_ASSERT_EQUAL(value(t, series), 1);
+    teardown();
+}
+
 void add_metrics_suite(void)
 {
     CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
@@ -594,4 +632,5 @@ void add_metrics_suite(void)
     CU_add_test(s, "calls refused for their id or memory end failed", t_refused_calls_end_failed);
     CU_add_test(s, "cancelled and lost calls end once", t_cancelled_and_lost_end_once);
     CU_add_test(s, "a raised error that does not encode ends failed", t_unencodable_raise_fails);
+    CU_add_test(s, "long service and method names", t_long_names);
 }
