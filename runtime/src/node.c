@@ -330,6 +330,7 @@ static void node_wire_registered(ember_conn *c, bool ok, const char *why)
     c->peer_ref = n->root_ref;
     n->root_ref->conn = c;
     n->attempt = 0;
+    n->ep.mt.registrations++;
     ember_log(EMBER_LOG_INFO, "%s: registered with the %s root at %s", n->what,
               c->wire->name, n->addr);
     set_state(n, EMBER_NODE_REGISTERED, NULL);

@@ -619,6 +619,37 @@ static void t_long_names(void)
     teardown();
 }
 
+/* ---- registrations over PB ---- */
+
+/* A root listening for PB peers and a node registered with it over PB. */
+static void setup_pb(void)
+{
+    memset(&T, 0, sizeof T);
+    T.base = event_base_new();
+    T.root = ember_root_new(T.base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(T.root);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen_pb(T.root, "127.0.0.1:0"), 0);
+    ember_node_config nc;
+    ember_node_config_default(&nc);
+    nc.backoff_min_ms = nc.backoff_max_ms = 10;
+    T.node = ember_node_new(T.base, "n0", &nc);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ember_root_listener_port(T.root, 0));
+    CU_ASSERT_EQUAL_FATAL(ember_node_connect_pb(T.node, addr), 0);
+    CU_ASSERT_TRUE_FATAL(run_until(T.base, registered, NULL, 3000));
+}
+
+static void t_pb_reconnects(void)
+{
+    setup_pb();
+    CU_ASSERT_EQUAL(value(render(NULL, T.node, NULL), "ember_reconnects_total"), 0);
+    ember_root_drop(T.root, ember_root_child_by_name(T.root, "n0"), "kicked");
+    CU_ASSERT_TRUE(run_until(T.base, reregistered, NULL, 3000));
+    CU_ASSERT_EQUAL(value(render(T.root, NULL, NULL),
+                          "ember_connections_closed_total{reason=\"dropped\"}"), 1);
+    teardown();
+}
+
 void add_metrics_suite(void)
 {
     CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
@@ -633,4 +664,5 @@ void add_metrics_suite(void)
     CU_add_test(s, "cancelled and lost calls end once", t_cancelled_and_lost_end_once);
     CU_add_test(s, "a raised error that does not encode ends failed", t_unencodable_raise_fails);
     CU_add_test(s, "long service and method names", t_long_names);
+    CU_add_test(s, "a node registering over PB counts reconnects", t_pb_reconnects);
 }
