@@ -536,6 +536,7 @@ static int take_proxy(ember_conn *c, uint64_t id, ember_jl_cur *cur, uint32_t na
         return -1;
     if (r > 0) { /* the node gets why, then the connection closes */
         send_error(c, id, "ember.Refused", why);
+        c->close_class = 1 + EMBER_CLOSE_REFUSED;
         c->close_after_flush = true;
         ember_conn_flush(c);
         return 0;

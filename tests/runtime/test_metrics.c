@@ -650,6 +650,36 @@ static void t_pb_reconnects(void)
     teardown();
 }
 
+/* The root closed the twin's connection, and the twin heard why. */
+static bool twin_refused(void *twin)
+{
+    long long root = closed_by(T.root, "refused") + closed_by(T.root, "goodbye") +
+                     closed_by(T.root, "peer_closed");
+    const char *t = render(NULL, twin, NULL);
+    return root >= 1 && value(t, "ember_connections_closed_total{reason=\"refused\"}") +
+                        value(t, "ember_connections_closed_total{reason=\"peer_closed\"}") >= 1;
+}
+
+/* A second "n0" over PB while the first is alive: refused, like REGISTER. */
+static void t_pb_refused(void)
+{
+    setup_pb();
+    ember_node_config nc;
+    ember_node_config_default(&nc);
+    nc.backoff_min_ms = nc.backoff_max_ms = 1000;
+    ember_node *twin = ember_node_new(T.base, "n0", &nc);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ember_root_listener_port(T.root, 0));
+    CU_ASSERT_EQUAL_FATAL(ember_node_connect_pb(twin, addr), 0);
+    CU_ASSERT_TRUE(run_until(T.base, twin_refused, twin, 3000));
+    CU_ASSERT_EQUAL(closed_by(T.root, "refused"), 1);
+    CU_ASSERT_EQUAL(closed_by(T.root, "goodbye"), 0);
+    CU_ASSERT_EQUAL(value(render(NULL, twin, NULL),
+                          "ember_connections_closed_total{reason=\"refused\"}"), 1);
+    ember_node_free(twin);
+    teardown();
+}
+
 void add_metrics_suite(void)
 {
     CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
@@ -665,4 +695,5 @@ void add_metrics_suite(void)
     CU_add_test(s, "a raised error that does not encode ends failed", t_unencodable_raise_fails);
     CU_add_test(s, "long service and method names", t_long_names);
     CU_add_test(s, "a node registering over PB counts reconnects", t_pb_reconnects);
+    CU_add_test(s, "a registration refused over PB counts refused", t_pb_refused);
 }
