@@ -149,6 +149,90 @@ static bool labels_valid(const char *p)
     }
 }
 
+/* One `name="value"` pair of labels that labels_valid took. */
+typedef struct lpair {
+    const char *name, *pair;
+    size_t nlen, plen;
+} lpair;
+
+/* The pair at *p, moving *p past it and its comma; false at the end. */
+static bool next_pair(const char **p, lpair *lp)
+{
+    const char *s = *p;
+    if (!s || !*s)
+        return false;
+    lp->name = lp->pair = s;
+    while (*s != '=')
+        s++;
+    lp->nlen = (size_t)(s - lp->name);
+    for (s += 2; *s != '"'; s += *s == '\\' ? 2 : 1)
+        ;
+    lp->plen = (size_t)(++s - lp->pair);
+    *p = *s == ',' ? s + 1 : s;
+    return true;
+}
+
+/* Whether labels hold x, name and value (escapes are canonical: one way
+ * to write each value). */
+static bool has_pair(const char *labels, const lpair *x)
+{
+    lpair y;
+    while (next_pair(&labels, &y))
+        if (y.plen == x->plen && memcmp(y.pair, x->pair, x->plen) == 0)
+            return true;
+    return false;
+}
+
+static size_t count_pairs(const char *labels)
+{
+    lpair y;
+    size_t n = 0;
+    while (next_pair(&labels, &y))
+        n++;
+    return n;
+}
+
+/* The same set of pairs, in any order (names are distinct in each). */
+static bool same_labels(const char *a, const char *b)
+{
+    if (count_pairs(a) != count_pairs(b))
+        return false;
+    lpair x;
+    while (next_pair(&a, &x))
+        if (!has_pair(b, &x))
+            return false;
+    return true;
+}
+
+/* The labels ember's own series carry. */
+static const char *const own_labels[] = {"service", "service_id", "method", "id",
+                                         "status", "le", "direction", "reason"};
+
+/* -1 (with why) if source i's labels would write a series with a label
+ * twice or one Prometheus reserves. */
+static int labels_clash(const char *labels, size_t i)
+{
+    lpair x, y;
+    for (const char *p = labels; next_pair(&p, &x);) {
+        int n = (int)x.nlen;
+        for (size_t k = 0; k < sizeof own_labels / sizeof own_labels[0]; k++)
+            if (strlen(own_labels[k]) == x.nlen &&
+                memcmp(own_labels[k], x.name, x.nlen) == 0)
+                return ember_seterr("ember_metrics_render: labels of source %zu "
+                                    "use \"%.*s\", a label of ember's own "
+                                    "series", i, n, x.name);
+        if (x.nlen >= 2 && x.name[0] == '_' && x.name[1] == '_')
+            return ember_seterr("ember_metrics_render: labels of source %zu "
+                                "use \"%.*s\": names starting with __ are "
+                                "reserved", i, n, x.name);
+        for (const char *q = p; next_pair(&q, &y);)
+            if (y.nlen == x.nlen && memcmp(y.name, x.name, x.nlen) == 0)
+                return ember_seterr("ember_metrics_render: labels of source %zu "
+                                    "name \"%.*s\" twice", i, n, x.name);
+    }
+    return 0;
+}
+
 static ember_ep *src_ep(const ember_metrics_src *s)
 {
     return s->root ? ember_root_ep(s->root) : ember_node_ep(s->node);
@@ -329,6 +413,13 @@ EMBER_API long ember_metrics_render(const ember_metrics_src *src, size_t n,
         if (!labels_valid(src[i].labels))
             return ember_seterr("ember_metrics_render: labels of source %zu are "
                                 "not name=\"value\" pairs", i);
+        if (labels_clash(src[i].labels, i))
+            return -1;
+        for (size_t j = 0; j < i; j++)
+            if (same_labels(src[j].labels, src[i].labels))
+                return ember_seterr("ember_metrics_render: sources %zu and %zu "
+                                    "have the same labels (their series would "
+                                    "clash)", j, i);
     }
     out o = {buf, cap, 0};
     if (cap)

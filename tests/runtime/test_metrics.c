@@ -680,6 +680,40 @@ static void t_pb_refused(void)
     teardown();
 }
 
+/* ---- labels that would clash ---- */
+
+static void t_clashing_labels(void)
+{
+    setup();
+    char b[64];
+    /* A label twice, one of the series' own, or one Prometheus reserves. */
+    const char *bad[] = {"a=\"1\",a=\"2\"", "service=\"x\"", "service_id=\"1\"",
+                         "method=\"m\"", "id=\"1\"", "status=\"ok\"", "le=\"1\"",
+                         "direction=\"in\"", "reason=\"x\"", "__name__=\"x\"",
+                         "b=\"1\",reason=\"x\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ember_metrics_src s = {T.root, NULL, bad[i]};
+        CU_ASSERT_EQUAL(ember_metrics_render(&s, 1, b, sizeof b), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), i ? "use \"" : "twice"));
+    }
+    /* Two sources under the same labels, in any order, or none. */
+    const char *same[][2] = {{NULL, NULL}, {NULL, ""}, {"a=\"1\"", "a=\"1\""},
+                             {"a=\"1\",b=\"2\"", "b=\"2\",a=\"1\""}};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        ember_metrics_src s[2] = {{T.root, NULL, same[i][0]}, {NULL, T.node, same[i][1]}};
+        CU_ASSERT_EQUAL(ember_metrics_render(s, 2, b, sizeof b), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), "same labels"));
+    }
+    /* Told apart: fine. */
+    const char *apart[][2] = {{"a=\"1\"", "a=\"2\""}, {"a=\"1\"", "a=\"1\",b=\"2\""},
+                              {NULL, "a=\"\""}, {"a=\"x\\\"\"", "a=\"x\""}};
+    for (size_t i = 0; i < sizeof apart / sizeof apart[0]; i++) {
+        ember_metrics_src s[2] = {{T.root, NULL, apart[i][0]}, {NULL, T.node, apart[i][1]}};
+        CU_ASSERT_TRUE(ember_metrics_render(s, 2, b, sizeof b) > 0);
+    }
+    teardown();
+}
+
 void add_metrics_suite(void)
 {
     CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
@@ -696,4 +730,5 @@ void add_metrics_suite(void)
     CU_add_test(s, "long service and method names", t_long_names);
     CU_add_test(s, "a node registering over PB counts reconnects", t_pb_reconnects);
     CU_add_test(s, "a registration refused over PB counts refused", t_pb_refused);
+    CU_add_test(s, "labels that would clash are refused", t_clashing_labels);
 }
