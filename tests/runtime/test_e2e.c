@@ -832,6 +832,19 @@ static void t_kind_mismatch(void)
     teardown_basic();
 }
 
+/* Whether the per-method metrics of a root or node name service
+ * (docs/runtime.md, "Metrics": the endpoint's exports only). */
+static bool metrics_name(ember_root *r, ember_node *n, const char *service)
+{
+    static char text[1 << 17];
+    ember_metrics_src s = {r, n, NULL};
+    long len = ember_metrics_render(&s, 1, text, sizeof text);
+    CU_ASSERT_TRUE(len > 0 && (size_t)len < sizeof text);
+    char l[96];
+    snprintf(l, sizeof l, "service=\"%s\"", service);
+    return strstr(text, l) != NULL;
+}
+
 static void t_refs(void)
 {
     setup_basic(1);
@@ -846,6 +859,9 @@ static void t_refs(void)
     CU_ASSERT_EQUAL(G.pings, 1);
     CU_ASSERT_EQUAL(G.pong.st, EMBER_OK);
     CU_ASSERT_EQUAL(G.pong.v, 42);
+    /* A local object's calls are not in the node's per-method metrics. */
+    CU_ASSERT_FALSE(metrics_name(NULL, F.node[0], "test.Obs"));
+    CU_ASSERT_TRUE(metrics_name(F.root, NULL, "test.Calc"));
     /* The root released its ref: the DECREF drops our export (rc back to 1). */
     CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, obs, 2000));
     CU_ASSERT_EQUAL(obs->rc, 1);
@@ -2118,6 +2134,7 @@ static void t_ref_as_result(void)
     CU_ASSERT_TRUE(run_until(F.base, got, &p, 2000));
     CU_ASSERT_EQUAL(p.v, 10);
     CU_ASSERT_EQUAL(G.pings, 1);
+    CU_ASSERT_FALSE(metrics_name(F.root, NULL, "test.Obs"));
     ember_ref_release(got_ref); /* -> DECREF: the root drops its export */
     CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, G.give, 2000));
     CU_ASSERT_EQUAL(G.give->rc, 1);
