@@ -71,6 +71,10 @@ typedef struct ember_xobj {
     ember_hnode by_ref;            /* c->xobj_refs, key: the ref's address */
     ember_ref *ref;                /* retained while exported */
     uint64_t sent;                 /* times sent, minus decrefs */
+    /* The frame being encoded: the times it sent this object, and the
+     * next object it sent (c->xundo), so they are undone if it is not sent. */
+    uint64_t undo;
+    struct ember_xobj *undo_next;
 } ember_xobj;
 
 struct ember_conn {
@@ -128,6 +132,7 @@ struct ember_conn {
     ember_htab proxies;            /* the proxies among them, by the ref
                                       they forward to (ref.hn) */
     uint64_t next_oid;
+    ember_xobj *xundo;             /* exported by the frame being encoded */
     ember_htab rrefs;              /* the peer's objects we hold, by oid */
 };
 
@@ -198,6 +203,8 @@ static inline int ember_frame_begin(ember_conn *c, ember_enc *e, uint8_t kind);
 /* The out-of-line ends of ember_frame_begin / ember_frame_end. */
 int ember_frame_closed_(ember_enc *e);
 int ember_frame_end_fail_(ember_conn *c, ember_enc *e, size_t len);
+/* The frame being encoded was sent: the exports it made stay. */
+void ember_frame_exports_kept_(ember_conn *c);
 
 /* What ember_frame_begin reserves: the frame's first 5 bytes, then room
  * for any kind's header (a service id and up to five varints), written with
@@ -227,6 +234,8 @@ static inline int ember_frame_end(ember_conn *c, ember_enc *e)
         return ember_frame_end_fail_(c, e, len);
     ember_put_le32(e->base, (uint32_t)len);
     ember_buf_enc_commit(&c->out, e);
+    if (c->xundo)
+        ember_frame_exports_kept_(c);
     ember_conn_mark_dirty(c);
     return 0;
 }

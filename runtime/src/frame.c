@@ -9,6 +9,7 @@
 #include "buf-internal.h"
 #include "conn-internal.h"
 #include "ember-internal.h"
+#include "ref-internal.h"
 #include "wire-internal.h"
 
 const char ember_frame_too_large[] = "frame larger than max_frame";
@@ -45,9 +46,18 @@ int ember_frame_closed_(ember_enc *e)
     return ember_seterr("connection closed");
 }
 
+void ember_frame_exports_kept_(ember_conn *c)
+{
+    for (ember_xobj *x = c->xundo; x; x = x->undo_next)
+        x->undo = 0;
+    c->xundo = NULL;
+}
+
 int ember_frame_end_fail_(ember_conn *c, ember_enc *e, size_t len)
 {
     ember_buf_enc_abort(&c->out, e);
+    /* Nothing of the frame was sent: neither are the refs it holds. */
+    ember_ref_exports_undo(c);
     if (e->bad_utf8)
         return ember_seterr("a string (field %u) is not valid UTF-8",
                             e->bad_utf8);

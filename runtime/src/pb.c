@@ -183,6 +183,17 @@ static bool ember_bytes_of(ember_conn *c, ember_encode_fn enc, const void *value
     return a.failed != 0;
 }
 
+/* The refs enc wrote were exported on c by ember_bytes_of: they stay when
+ * what carries them is sent (rc 0), and are taken back when it is not. */
+static int exports_settle(ember_conn *c, int rc)
+{
+    if (rc)
+        ember_ref_exports_undo(c);
+    else if (c->xundo)
+        ember_frame_exports_kept_(c);
+    return rc;
+}
+
 /*
  * (message id obj name answerRequired: a call's head; its (tuple ...) and
  * (dictionary) follow. obj is an object we were given, or the peer's
@@ -261,7 +272,7 @@ static int pb_call(ember_conn *c, uint64_t call_id, uint64_t oid, uint32_t metho
     else
         rc = call_typed(c, call_id, oid, m, p, n);
     ember_buf_consume(&c->pb->xout, n);
-    return rc;
+    return exports_settle(c, rc);
 }
 
 /* A typed error: its qualified IDL name as the failure's type (then
@@ -283,6 +294,7 @@ static int send_raised(ember_conn *c, uint64_t call_id, const ember_method_desc 
     else
         ember_pbx_text(p, n, t, text, sizeof text);
     ember_buf_consume(&c->pb->xout, n);
+    exports_settle(c, -1); /* a failure carries text: its refs never leave */
     snprintf(type, sizeof type, "%s", t && t->name ? t->name : "ember.Raised");
     return send_failure(c, call_id, type, text, raised_mro);
 }
@@ -327,7 +339,7 @@ static int pb_answer(ember_conn *c, uint64_t call_id, const ember_method_desc *m
      * in this connection's dialect. */
     bool bad = ember_bytes_of(c, enc, value, &p, &n) ||
                (!m && ember_jl_check(p, n, c->pb->vocab, false, why, sizeof why));
-    int rc = bad ? -1 : send_answer(c, call_id, m, p, n);
+    int rc = exports_settle(c, bad ? -1 : send_answer(c, call_id, m, p, n));
     ember_buf_consume(&c->pb->xout, n);
     if (rc)
         send_error(c, call_id, "ember.Limit", "reply could not be encoded for "

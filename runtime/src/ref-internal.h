@@ -140,6 +140,9 @@ void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count);
 /* Exports r (LOCAL or PROXY) on c, or counts one more send: its object id,
  * 0 when out of memory. */
 uint64_t ember_ref_export(ember_conn *c, ember_ref *r);
+/* The frame being encoded on c is not sent: takes back the exports it made
+ * (ember_frame_end keeps them when it is). */
+void ember_ref_exports_undo(ember_conn *c);
 
 /* ---- proxy.c: refs passed on to a third party ---- */
 

@@ -134,6 +134,7 @@ void ember_ref_conn_closed(ember_conn *c)
     /* Our objects exported here: nobody on this connection holds them now. */
     ember_htab_take_all(&c->xobj_refs);
     ember_htab_take_all(&c->proxies);
+    c->xundo = NULL;
     for (ember_hnode *n = ember_htab_take_all(&c->xobj_oids), *next; n; n = next) {
         next = n->next;
         ember_xobj *x = EMBER_CONTAINER(n, ember_xobj, by_oid);
@@ -194,6 +195,24 @@ static void proxy_unhash(ember_conn *c, ember_ref *px)
     px->sibling = NULL;
 }
 
+/* x is no longer exported on c: it goes, and its hold on the ref. */
+static void xobj_drop(ember_conn *c, ember_xobj *x)
+{
+    ember_ref *r = x->ref;
+    if (x->undo) /* not settled by its frame yet: out of the frame's list */
+        for (ember_xobj **p = &c->xundo; *p; p = &(*p)->undo_next)
+            if (*p == x) {
+                *p = x->undo_next;
+                break;
+            }
+    ember_htab_del(&c->xobj_oids, &x->by_oid);
+    ember_htab_del(&c->xobj_refs, &x->by_ref);
+    if (r->kind == EMBER_REF_PROXY)
+        proxy_unhash(c, r);
+    ember_free(x, sizeof *x);
+    ember_ref_release(r);
+}
+
 void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count)
 {
     ember_xobj *x = find_xobj(c, oid);
@@ -201,15 +220,30 @@ void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count)
         return;
     x->sent = count >= x->sent ? 0 : x->sent - count;
     if (x->sent == 0) {
-        ember_ref *r = x->ref;
-        ember_htab_del(&c->xobj_oids, &x->by_oid);
-        ember_htab_del(&c->xobj_refs, &x->by_ref);
-        if (r->kind == EMBER_REF_PROXY)
-            proxy_unhash(c, r);
-        ember_free(x, sizeof *x);
         ember_log(EMBER_LOG_DEBUG, "%s: object %llu released by %s",
                   c->ep->what, (unsigned long long)oid, c->peer);
-        ember_ref_release(r);
+        xobj_drop(c, x);
+    }
+}
+
+/* One more send of x by the frame being encoded, undone if it is not sent. */
+static void undo_note(ember_conn *c, ember_xobj *x)
+{
+    if (x->undo++ == 0) {
+        x->undo_next = c->xundo;
+        c->xundo = x;
+    }
+}
+
+void ember_ref_exports_undo(ember_conn *c)
+{
+    ember_xobj *x;
+    while ((x = c->xundo)) {
+        c->xundo = x->undo_next;
+        x->sent -= x->undo; /* sent counts every one of those */
+        x->undo = 0;
+        if (x->sent == 0)
+            xobj_drop(c, x);
     }
 }
 
@@ -229,6 +263,7 @@ uint64_t ember_ref_export(ember_conn *c, ember_ref *r)
     if (n) {
         ember_xobj *x = EMBER_CONTAINER(n, ember_xobj, by_ref);
         x->sent++;
+        undo_note(c, x);
         return x->by_oid.key;
     }
     ember_xobj *x = ember_malloc(sizeof *x);
@@ -248,6 +283,8 @@ uint64_t ember_ref_export(ember_conn *c, ember_ref *r)
     c->next_oid++;
     x->ref = ember_ref_retain(r);
     x->sent = 1;
+    x->undo = 0;
+    undo_note(c, x);
     if (!ember_ref_ep(r)) { /* new, or its endpoint is gone: this one now */
         link_put(r->link);
         link_set(r, c->ep);

@@ -27,5 +27,6 @@ void add_mem_suite(void);
 void add_pb_suite(void);
 void add_edges_suite(void);
 void add_metrics_suite(void);
+void add_misuse_suite(void);
 
 #endif

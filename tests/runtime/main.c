@@ -33,5 +33,6 @@ int main(void)
     add_pb_suite();
     add_edges_suite();
     add_metrics_suite();
+    add_misuse_suite();
     return run_suites_named("test-runtime");
 }

@@ -1,0 +1,288 @@
+/*
+ * test_misuse.c — the public API used wrongly, as a program written from
+ * the docs alone might: NULL arguments, sizes out of range, stops twice,
+ * calls from inside callbacks; and encodes that fail part-way, which must
+ * leave nothing behind (exports, pending calls).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "probe-internal.h"
+
+static struct event_base *base;
+static ember_root *root;
+static ember_node *node;
+static ember_child *child;
+
+#define MIS_SVC 0x6d150001u /* the raw service the root serves */
+
+/* ---- a local object's service (never called) ---- */
+
+static int obj_dispatch(ember_call *call, ember_dec *args, const void *h, void *ud)
+{
+    (void)args;
+    (void)h;
+    (void)ud;
+    ember_call_reply(call, NULL, NULL);
+    return 0;
+}
+
+static const ember_method_desc obj_methods[] = {
+    {.id = 1, .name = "ping", .dispatch = obj_dispatch},
+};
+static const ember_service_desc obj_svc = {
+    .name = "misuse.Obj", .id = 0x6d150002u, .n_methods = 1, .methods = obj_methods,
+};
+
+/* ---- a node's service that keeps the refs it is given ---- */
+
+static ember_ref *kept[8];
+static int nkept;
+
+static int keep_dispatch(ember_call *call, ember_dec *d, const void *h, void *ud)
+{
+    (void)h;
+    (void)ud;
+    uint32_t tag, n;
+    unsigned wt;
+    void *items;
+    const uint8_t *end;
+    int k;
+    while ((k = ember_dec_field(d, &tag, &wt)) == 1) {
+        if (tag != 1 || wt != EMBER_WT_LEN) {
+            if (ember_dec_skip(d, wt))
+                return -1;
+            continue;
+        }
+        if (ember_dec_list_begin(d, wt, 1, sizeof(ember_ref *), &n, &items, &end))
+            return -1;
+        ember_ref **v = items;
+        for (uint32_t i = 0; i < n; i++) {
+            if (ember_dec_raw_ref(d, &v[i]))
+                return -1;
+            if (v[i] && nkept < 8)
+                kept[nkept++] = ember_ref_retain(v[i]);
+        }
+        if (ember_dec_list_end(d, end))
+            return -1;
+    }
+    if (k < 0)
+        return -1;
+    ember_call_reply(call, NULL, NULL);
+    return 0;
+}
+
+/* With the run-time types a PB peer needs: keep(1: list<ref<Obj>> refs). */
+static const ember_type t_obj_ref = {.kind = EMBER_T_REF, .name = "misuse.Obj",
+                                     .svc = &obj_svc};
+static const ember_type t_obj_refs = {.kind = EMBER_T_LIST, .elem = &t_obj_ref};
+static const ember_field_desc keep_params[] = {{1, "refs", &t_obj_refs, false}};
+static const ember_method_desc keep_methods[] = {
+    {.id = 1, .name = "keep", .dispatch = keep_dispatch, .pb_name = "keep",
+     .params = keep_params, .n_params = 1},
+};
+static const ember_service_desc keep_svc = {
+    .name = "misuse.Keep", .id = 0x6d150003u, .n_methods = 1, .methods = keep_methods,
+};
+
+static void release_kept(void)
+{
+    while (nkept > 0)
+        ember_ref_release(kept[--nkept]);
+}
+
+/* ---- a root and one node on one base ---- */
+
+typedef struct ended {
+    int n;
+    ember_status st;
+    char msg[200];
+} ended;
+
+static void call_done(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
+{
+    ended *e = ud;
+    (void)reply;
+    (void)cb;
+    e->n++;
+    e->st = o->status;
+    snprintf(e->msg, sizeof e->msg, "%s", o->message ? o->message : "");
+}
+
+static void raw_done(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    (void)p;
+    (void)n;
+    call_done(o, NULL, NULL, ud);
+}
+
+static bool has_ended(void *ud) { return ((ended *)ud)->n > 0; }
+
+static bool registered(void *ud)
+{
+    return ember_node_state_get(ud) == EMBER_NODE_REGISTERED;
+}
+
+static void setup_on(ember_raw_handler h, bool pb)
+{
+    base = event_base_new();
+    root = ember_root_new(base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    if (h)
+        CU_ASSERT_EQUAL(ember_exports_add_raw(ember_root_exports(root), MIS_SVC, 0,
+                                              h, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL((pb ? ember_root_listen_pb : ember_root_listen)(root,
+                                                                          "127.0.0.1:0"),
+                          0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ember_root_port(root));
+    node = ember_node_new(base, "mis", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(node);
+    CU_ASSERT_EQUAL(ember_exports_add(ember_node_exports(node), &keep_svc, NULL, NULL), 0);
+    CU_ASSERT_EQUAL((pb ? ember_node_connect_pb : ember_node_connect)(node, addr), 0);
+    CU_ASSERT_TRUE_FATAL(run_until(base, registered, node, 3000));
+    child = ember_root_child_by_name(root, "mis");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(child);
+}
+
+static void setup(ember_raw_handler h)
+{
+    setup_on(h, false);
+}
+
+static void teardown(void)
+{
+    ember_node_free(node);
+    ember_root_free(root);
+    event_base_free(base);
+    node = NULL;
+    root = NULL;
+    child = NULL;
+}
+
+/* ---- an encode that fails part-way through a list of refs ---- */
+
+/* Field 1: a list of refs; the last cannot go to the connection (the
+ * peer's own exports), so the encode fails after the others were written. */
+typedef struct ref_list {
+    ember_ref *items[4];
+    uint32_t n;
+} ref_list;
+
+static void enc_ref_list(ember_enc *e, const void *value)
+{
+    const ref_list *l = value;
+    ember_enc_key(e, 1, EMBER_WT_LEN);
+    size_t mark = ember_enc_len_begin(e);
+    ember_enc_raw_varint(e, l->n);
+    for (uint32_t i = 0; i < l->n; i++)
+        ember_enc_ref_value(e, l->items[i]);
+    ember_enc_len_end(e, mark);
+}
+
+static ember_ref *obj_a, *obj_b;
+static int served;
+
+static void reply_bad_list(ember_call *call, uint32_t sid, uint32_t id,
+                           const void *p, size_t n, void *ud)
+{
+    (void)sid;
+    (void)p;
+    (void)n;
+    (void)ud;
+    served++;
+    /* id 1: the refs then a peer's exports; id 2: the same ref twice. */
+    ref_list l = {{obj_a, obj_b, ember_call_caller(call)}, 3};
+    if (id == 2)
+        l = (ref_list){{obj_a, obj_a, obj_b, ember_call_caller(call)}, 4};
+    CU_ASSERT_EQUAL(ember_call_reply(call, enc_ref_list, &l), 0);
+}
+
+static void t_reply_rollback(void)
+{
+    setup(reply_bad_list);
+    obj_a = ember_ref_local(&obj_svc, NULL, NULL);
+    obj_b = ember_ref_local(&obj_svc, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(obj_a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(obj_b);
+    for (uint32_t m = 1; m <= 2; m++) {
+        ended e = {0};
+        CU_ASSERT_NOT_EQUAL(ember_call_raw(ember_node_root(node), MIS_SVC, m, NULL, 0,
+                                           raw_done, &e, NULL), 0);
+        CU_ASSERT_TRUE(run_until(base, has_ended, &e, 3000));
+        CU_ASSERT_EQUAL(e.n, 1);
+        CU_ASSERT_EQUAL(e.st, EMBER_FAILED);
+        /* The reply never left: nothing of it stays exported to the node. */
+        CU_ASSERT_EQUAL(ember_child_exported_(child), 0);
+    }
+    CU_ASSERT_EQUAL(served, 2);
+    teardown();
+    ember_ref_release(obj_a);
+    ember_ref_release(obj_b);
+}
+
+static bool none_exported(void *ud)
+{
+    (void)ud;
+    return ember_child_exported_(child) == 0;
+}
+
+static void call_rollback(bool pb)
+{
+    setup_on(NULL, pb);
+    ember_ref *a = ember_ref_local(&obj_svc, NULL, NULL);
+    ember_ref *b = ember_ref_local(&obj_svc, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    /* a goes to the node for good first, and the node keeps it. */
+    ref_list one = {{a}, 1};
+    ended ok = {0};
+    CU_ASSERT_NOT_EQUAL(ember_call_start(ember_child_ref(child), &keep_svc, 1,
+                                         enc_ref_list, &one, call_done, NULL, &ok,
+                                         NULL), 0);
+    CU_ASSERT_TRUE(run_until(base, has_ended, &ok, 3000));
+    CU_ASSERT_EQUAL(ok.st, EMBER_OK);
+    CU_ASSERT_EQUAL(nkept, 1);
+    CU_ASSERT_EQUAL(ember_child_exported_(child), 1);
+    /* Calls that fail to encode after a and b: a's count stays, b is not
+     * exported at all. */
+    ref_list l = {{a, b, b, ember_child_ref(child)}, 4};
+    ended e = {0};
+    CU_ASSERT_EQUAL(ember_call_start(ember_child_ref(child), &keep_svc, 1, enc_ref_list,
+                                     &l, call_done, NULL, &e, NULL), 0);
+    CU_ASSERT_EQUAL(ember_child_exported_(child), 1);
+    CU_ASSERT_TRUE(run_until(base, has_ended, &e, 3000));
+    CU_ASSERT_EQUAL(e.n, 1);
+    CU_ASSERT_EQUAL(e.st, pb ? EMBER_LIMIT : EMBER_FAILED);
+    /* The same from a oneway. */
+    CU_ASSERT_EQUAL(ember_oneway_start(ember_child_ref(child), &keep_svc, 1,
+                                       enc_ref_list, &l), -1);
+    CU_ASSERT_EQUAL(ember_child_exported_(child), 1);
+    /* And a broadcast, whose ref arguments are encoded once per child. */
+    ended bc = {0};
+    CU_ASSERT_EQUAL(ember_root_broadcast(root, NULL, NULL, &keep_svc, 1, enc_ref_list,
+                                         &l, call_done, NULL, &bc, NULL), 1);
+    CU_ASSERT_TRUE(run_until(base, has_ended, &bc, 3000));
+    CU_ASSERT_EQUAL(bc.st, pb ? EMBER_LIMIT : EMBER_FAILED);
+    CU_ASSERT_EQUAL(ember_child_exported_(child), 1);
+    /* The node lets a go: its one DECREF accounts for the one time a was
+     * sent, and the export goes. */
+    release_kept();
+    CU_ASSERT_TRUE(run_until(base, none_exported, NULL, 3000));
+    teardown();
+    ember_ref_release(a);
+    ember_ref_release(b);
+}
+
+static void t_call_rollback(void) { call_rollback(false); }
+static void t_call_rollback_pb(void) { call_rollback(true); }
+
+void add_misuse_suite(void)
+{
+    CU_pSuite s = CU_add_suite("misuse", NULL, NULL);
+    CU_add_test(s, "a reply that fails to encode exports nothing", t_reply_rollback);
+    CU_add_test(s, "a call that fails to encode exports nothing", t_call_rollback);
+    CU_add_test(s, "a call to a PB peer that fails to encode exports nothing",
+                t_call_rollback_pb);
+}
