@@ -166,6 +166,10 @@ void *ember_arena_alloc_nz(ember_arena *a, size_t size)
 
 EMBER_API void *ember_arena_alloc(ember_arena *a, size_t size)
 {
+    if (!a) {
+        ember_seterr("ember_arena_alloc: NULL arena");
+        return NULL;
+    }
     void *r = ember_arena_alloc_nz(a, size);
     if (!r)
         return NULL;

@@ -627,25 +627,29 @@ EMBER_API ember_child *ember_call_child(ember_call *k)
 
 EMBER_API uint32_t ember_call_service(const ember_call *k)
 {
-    return k->service;
+    return k ? k->service : 0;
 }
 
 EMBER_API uint32_t ember_call_method(const ember_call *k)
 {
-    return k->method;
+    return k ? k->method : 0;
 }
 
 EMBER_API bool ember_call_oneway(const ember_call *k)
 {
-    return k->oneway;
+    return k && k->oneway;
 }
 
 EMBER_API bool ember_call_cancelled(const ember_call *k)
 {
-    return k->cancelled || !k->conn || k->conn->state != EMBER_CONN_READY;
+    return !k || k->cancelled || !k->conn || k->conn->state != EMBER_CONN_READY;
 }
 
 EMBER_API void *ember_call_alloc(ember_call *k, size_t size)
 {
+    if (!k) {
+        ember_seterr("ember_call_alloc: NULL call");
+        return NULL;
+    }
     return ember_arena_alloc(&k->arena, size);
 }

@@ -82,6 +82,10 @@ EMBER_API void ember_dec_init(ember_dec *d, const void *data, size_t len,
                               ember_arena *arena)
 {
     static const ember_dec_limits deflim = EMBER_DEC_LIMITS_DEFAULT;
+    if (!d)
+        return;
+    if (!data)
+        len = 0;
     d->p = data;
     d->end = d->p + len;
     d->arena = arena;
@@ -433,6 +437,8 @@ EMBER_API void ember_enc_str_(ember_enc *e, uint32_t tag, const char *s)
 
 EMBER_API bool ember_utf8_valid(const char *s, size_t n)
 {
+    if (!s)
+        return n == 0;
     return utf8_copy(NULL, (const uint8_t *)s, n);
 }
 

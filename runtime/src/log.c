@@ -153,6 +153,8 @@ EMBER_API const char *ember_status_name(ember_status s)
 
 EMBER_API void ember_limits_default(ember_limits *l)
 {
+    if (!l)
+        return;
     l->max_frame = 16u << 20;
     l->max_depth = 64;
     l->max_elems = 16u << 20;

@@ -406,6 +406,8 @@ EMBER_API long ember_metrics_render(const ember_metrics_src *src, size_t n,
 {
     if (!src && n)
         return ember_seterr("ember_metrics_render: NULL sources");
+    if (!buf && cap)
+        return ember_seterr("ember_metrics_render: NULL buffer of %zu bytes", cap);
     for (size_t i = 0; i < n; i++) {
         if (!src[i].root == !src[i].node)
             return ember_seterr("ember_metrics_render: source %zu needs exactly "

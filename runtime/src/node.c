@@ -398,6 +398,8 @@ EMBER_API int ember_name_check(const char *name, size_t len)
 
 EMBER_API void ember_node_config_default(ember_node_config *cfg)
 {
+    if (!cfg)
+        return;
     memset(cfg, 0, sizeof *cfg);
     ember_limits_default(&cfg->limits);
     cfg->backoff_min_ms = EMBER_BACKOFF_MIN_MS;
@@ -407,6 +409,10 @@ EMBER_API void ember_node_config_default(ember_node_config *cfg)
 EMBER_API ember_node *ember_node_new(struct event_base *base, const char *name,
                                      const ember_node_config *cfg)
 {
+    if (!base) {
+        ember_seterr("ember_node_new: NULL event_base");
+        return NULL;
+    }
     if (ember_name_check(name, name ? strlen(name) : 0))
         return NULL;
     ember_node *n = ember_calloc(sizeof *n);
@@ -471,7 +477,7 @@ EMBER_API ember_node *ember_node_new(struct event_base *base, const char *name,
 
 EMBER_API ember_exports *ember_node_exports(ember_node *n)
 {
-    return n->ep.exports;
+    return n ? n->ep.exports : NULL;
 }
 
 ember_ep *ember_node_ep(ember_node *n)
@@ -514,6 +520,8 @@ static int connect_refused(const ember_node *n)
 
 EMBER_API int ember_node_connect(ember_node *n, const char *addr)
 {
+    if (!n)
+        return ember_seterr("ember_node_connect: NULL node");
     if (connect_refused(n))
         return -1;
     /* Only the form is checked here: a host name that does not resolve
@@ -537,6 +545,8 @@ EMBER_API int ember_node_connect(ember_node *n, const char *addr)
 
 EMBER_API int ember_node_connect_pb(ember_node *n, const char *addr)
 {
+    if (!n)
+        return ember_seterr("ember_node_connect_pb: NULL node");
     if (connect_refused(n))
         return -1;
     if (ember_exports_pb_check(n->ep.exports))
@@ -547,28 +557,28 @@ EMBER_API int ember_node_connect_pb(ember_node *n, const char *addr)
 
 EMBER_API ember_ref *ember_node_root(ember_node *n)
 {
-    return n->root_ref;
+    return n ? n->root_ref : NULL;
 }
 
 EMBER_API ember_node_state ember_node_state_get(const ember_node *n)
 {
-    return n->st;
+    return n ? n->st : EMBER_NODE_IDLE;
 }
 
 EMBER_API const char *ember_node_name(const ember_node *n)
 {
-    return n->name;
+    return n ? n->name : NULL;
 }
 
 EMBER_API uint32_t ember_node_id(const ember_node *n)
 {
-    return n->id;
+    return n ? n->id : 0;
 }
 
 EMBER_API void ember_node_close(ember_node *n, void (*done)(ember_node *n, void *ud),
                                 void *ud)
 {
-    if (n->closing)
+    if (!n || n->closing)
         return;
     n->closing = true;
     n->close_done = done;

@@ -21,7 +21,7 @@ static uint32_t fnv1a(uint32_t h, const char *s)
 
 EMBER_API uint32_t ember_pb_raw_service(const char *name)
 {
-    return fnv1a(fnv1a(0x811c9dc5u, "pb:"), name);
+    return name ? fnv1a(fnv1a(0x811c9dc5u, "pb:"), name) : 0;
 }
 
 int ember_pb_name_check(const char *name)

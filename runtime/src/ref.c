@@ -358,6 +358,8 @@ static void release_cb(void *p)
 
 EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)
 {
+    if (!d || !v)
+        return ember_seterr("ember_dec_raw_ref: NULL argument");
     ember_conn *c = d->conn;
     uint64_t w;
     *v = NULL;

@@ -188,12 +188,12 @@ static void child_free(ember_child *c)
 
 EMBER_API size_t ember_root_child_count(const ember_root *r)
 {
-    return r->count;
+    return r ? r->count : 0;
 }
 
 EMBER_API ember_child *ember_root_child_by_name(ember_root *r, const char *name)
 {
-    if (!r->nbuckets || !name)
+    if (!r || !r->nbuckets || !name)
         return NULL;
     for (ember_child *c = r->by_name[hash_str(name) & (r->nbuckets - 1)]; c;
          c = c->name_next)
@@ -204,7 +204,7 @@ EMBER_API ember_child *ember_root_child_by_name(ember_root *r, const char *name)
 
 EMBER_API ember_child *ember_root_child_by_id(ember_root *r, uint32_t id)
 {
-    if (!r->nbuckets)
+    if (!r || !r->nbuckets)
         return NULL;
     for (ember_child *c = r->by_id[hash_u32(id) & (r->nbuckets - 1)]; c;
          c = c->id_next)
@@ -215,13 +215,14 @@ EMBER_API ember_child *ember_root_child_by_id(ember_root *r, uint32_t id)
 
 EMBER_API ember_child *ember_root_child_next(ember_root *r, ember_child *prev)
 {
+    if (!r)
+        return NULL;
     return prev ? prev->next : r->first;
 }
 
 EMBER_API void ember_root_drop(ember_root *r, ember_child *c, const char *reason)
 {
-    (void)r;
-    if (!c || !c->conn)
+    if (!r || !c || !c->conn)
         return;
     reason = reason && *reason ? reason : "dropped";
     /* The node learns why (the close writes what is queued). */
@@ -232,24 +233,33 @@ EMBER_API void ember_root_drop(ember_root *r, ember_child *c, const char *reason
     ember_conn_close(c->conn, EMBER_LOST, reason);
 }
 
-EMBER_API const char *ember_child_name(const ember_child *c) { return c->name; }
-EMBER_API uint32_t ember_child_id(const ember_child *c) { return c->id; }
-EMBER_API ember_ref *ember_child_ref(ember_child *c) { return c->ref; }
+EMBER_API const char *ember_child_name(const ember_child *c)
+{
+    return c ? c->name : NULL;
+}
+EMBER_API uint32_t ember_child_id(const ember_child *c) { return c ? c->id : 0; }
+EMBER_API ember_ref *ember_child_ref(ember_child *c) { return c ? c->ref : NULL; }
 EMBER_API const char *ember_child_peer(const ember_child *c)
 {
+    if (!c)
+        return NULL;
     return c->conn ? c->conn->peer : "?";
 }
-EMBER_API void ember_child_set_data(ember_child *c, void *data) { c->data = data; }
-EMBER_API void *ember_child_data(const ember_child *c) { return c->data; }
+EMBER_API void ember_child_set_data(ember_child *c, void *data)
+{
+    if (c)
+        c->data = data;
+}
+EMBER_API void *ember_child_data(const ember_child *c) { return c ? c->data : NULL; }
 
 EMBER_API double ember_child_uptime(const ember_child *c)
 {
-    return (double)(ember_now_us() - c->joined_us) / 1e6;
+    return c ? (double)(ember_now_us() - c->joined_us) / 1e6 : 0;
 }
 
 EMBER_API bool ember_child_has_service(const ember_child *c, const char *name)
 {
-    for (uint32_t i = 0; i < c->nsvcs; i++)
+    for (uint32_t i = 0; c && name && i < c->nsvcs; i++)
         if (strcmp(c->svcs[i].name, name) == 0)
             return true;
     return false;
@@ -585,11 +595,17 @@ EMBER_API int ember_root_adopt_fd(ember_root *r, int fd)
 {
     if (fd < 0)
         return ember_seterr("bad file descriptor");
+    if (!r) {
+        close(fd); /* ours even so */
+        return ember_seterr("ember_root_adopt_fd: NULL root");
+    }
     return root_take(r, fd, "adopted", false);
 }
 
 EMBER_API void ember_root_config_default(ember_root_config *cfg)
 {
+    if (!cfg)
+        return;
     memset(cfg, 0, sizeof *cfg);
     ember_limits_default(&cfg->limits);
     cfg->max_unregistered = EMBER_MAX_UNREGISTERED;
@@ -599,6 +615,10 @@ EMBER_API void ember_root_config_default(ember_root_config *cfg)
 EMBER_API ember_root *ember_root_new(struct event_base *base,
                                      const ember_root_config *cfg)
 {
+    if (!base) {
+        ember_seterr("ember_root_new: NULL event_base");
+        return NULL;
+    }
     ember_root *r = ember_calloc(sizeof *r);
     if (!r) {
         ember_seterr("out of memory");
@@ -708,11 +728,15 @@ static int listen_on(ember_root *r, const char *addr, bool pb)
 
 EMBER_API int ember_root_listen(ember_root *r, const char *addr)
 {
+    if (!r)
+        return ember_seterr("ember_root_listen: NULL root");
     return listen_on(r, addr, false);
 }
 
 EMBER_API int ember_root_listen_pb(ember_root *r, const char *addr)
 {
+    if (!r)
+        return ember_seterr("ember_root_listen_pb: NULL root");
     if (ember_exports_pb_check(r->ep.exports))
         return -1;
     return listen_on(r, addr, true);
@@ -720,22 +744,22 @@ EMBER_API int ember_root_listen_pb(ember_root *r, const char *addr)
 
 EMBER_API int ember_root_port(const ember_root *r)
 {
-    return r->port;
+    return r ? r->port : -1;
 }
 
 EMBER_API int ember_root_listener_count(const ember_root *r)
 {
-    return r->nports;
+    return r ? r->nports : 0;
 }
 
 EMBER_API int ember_root_listener_port(const ember_root *r, int i)
 {
-    return i >= 0 && i < r->nports ? r->ports[i] : -1;
+    return r && i >= 0 && i < r->nports ? r->ports[i] : -1;
 }
 
 EMBER_API ember_exports *ember_root_exports(ember_root *r)
 {
-    return r->ep.exports;
+    return r ? r->ep.exports : NULL;
 }
 
 ember_ep *ember_root_ep(ember_root *r)
@@ -778,6 +802,8 @@ EMBER_API int ember_root_broadcast(ember_root *r, ember_child_filter filter,
 {
     /* Encode once; arguments holding refs are encoded once per child
      * instead, so each child gets its own export of the objects. */
+    if (!r)
+        return ember_seterr("ember_root_broadcast: NULL root");
     ember_buf tmp;
     memset(&tmp, 0, sizeof tmp);
     ember_enc e;
@@ -853,7 +879,7 @@ EMBER_API void ember_root_shutdown(ember_root *r,
                                    void (*done)(ember_root *r, void *ud), void *ud)
 {
     /* Stopping already: the first call's done runs, as with a node's close. */
-    if (r->ep.stopping)
+    if (!r || r->ep.stopping)
         return;
     close_listeners(r);
     r->stop_done = done;

@@ -4,8 +4,11 @@
  * calls from inside callbacks; and encodes that fail part-way, which must
  * leave nothing behind (exports, pending calls).
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "probe-internal.h"
@@ -278,6 +281,165 @@ static void call_rollback(bool pb)
 static void t_call_rollback(void) { call_rollback(false); }
 static void t_call_rollback_pb(void) { call_rollback(true); }
 
+/* ---- NULL where an object belongs ---- */
+
+static bool refused_with_reason(void)
+{
+    return ember_last_error()[0] != 0;
+}
+
+static void t_null_objects(void)
+{
+    char buf[64];
+    ember_limits_default(NULL);
+    ember_root_config_default(NULL);
+    ember_node_config_default(NULL);
+    CU_ASSERT_PTR_NULL(ember_arena_alloc(NULL, 8));
+    ember_dec_init(NULL, NULL, 0, NULL);
+    ember_dec d;
+    ember_dec_init(&d, NULL, 5, NULL); /* no data: nothing to read */
+    uint32_t tag;
+    unsigned wt;
+    CU_ASSERT_EQUAL(ember_dec_field(&d, &tag, &wt), 0);
+    CU_ASSERT_TRUE(ember_utf8_valid(NULL, 0));
+    CU_ASSERT_FALSE(ember_utf8_valid(NULL, 3));
+    ember_ref *got = NULL;
+    CU_ASSERT_EQUAL(ember_dec_raw_ref(NULL, &got), -1);
+    CU_ASSERT_EQUAL(ember_pb_raw_service(NULL), 0);
+
+    CU_ASSERT_PTR_NULL(ember_root_new(NULL, NULL));
+    CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), "event_base"));
+    CU_ASSERT_PTR_NULL(ember_node_new(NULL, "n", NULL));
+    CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), "event_base"));
+
+    /* Roots. */
+    CU_ASSERT_EQUAL(ember_root_listen(NULL, "127.0.0.1:0"), -1);
+    CU_ASSERT_TRUE(refused_with_reason());
+    CU_ASSERT_EQUAL(ember_root_listen_pb(NULL, "127.0.0.1:0"), -1);
+    CU_ASSERT_EQUAL(ember_root_port(NULL), -1);
+    CU_ASSERT_EQUAL(ember_root_listener_count(NULL), 0);
+    CU_ASSERT_EQUAL(ember_root_listener_port(NULL, 0), -1);
+    CU_ASSERT_PTR_NULL(ember_root_exports(NULL));
+    CU_ASSERT_EQUAL(ember_root_child_count(NULL), 0);
+    CU_ASSERT_PTR_NULL(ember_root_child_by_name(NULL, "x"));
+    CU_ASSERT_PTR_NULL(ember_root_child_by_id(NULL, 1));
+    CU_ASSERT_PTR_NULL(ember_root_child_next(NULL, NULL));
+    ember_root_drop(NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(ember_root_broadcast(NULL, NULL, NULL, &obj_svc, 1, NULL, NULL,
+                                         call_done, NULL, NULL, NULL), -1);
+    ember_root_shutdown(NULL, NULL, NULL);
+    ember_root_free(NULL);
+    int sv[2];
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    CU_ASSERT_EQUAL(ember_root_adopt_fd(NULL, sv[0]), -1);
+    CU_ASSERT_EQUAL(fcntl(sv[0], F_GETFD), -1); /* taken, even so: closed */
+    close(sv[1]);
+
+    /* Children. */
+    CU_ASSERT_PTR_NULL(ember_child_name(NULL));
+    CU_ASSERT_EQUAL(ember_child_id(NULL), 0);
+    CU_ASSERT_PTR_NULL(ember_child_ref(NULL));
+    CU_ASSERT_PTR_NULL(ember_child_peer(NULL));
+    ember_child_set_data(NULL, buf);
+    CU_ASSERT_PTR_NULL(ember_child_data(NULL));
+    CU_ASSERT_EQUAL(ember_child_uptime(NULL), 0);
+    CU_ASSERT_FALSE(ember_child_has_service(NULL, "x"));
+
+    /* Nodes. */
+    CU_ASSERT_PTR_NULL(ember_node_exports(NULL));
+    CU_ASSERT_EQUAL(ember_node_connect(NULL, "127.0.0.1:1"), -1);
+    CU_ASSERT_TRUE(refused_with_reason());
+    CU_ASSERT_EQUAL(ember_node_connect_pb(NULL, "127.0.0.1:1"), -1);
+    CU_ASSERT_PTR_NULL(ember_node_root(NULL));
+    CU_ASSERT_EQUAL(ember_node_state_get(NULL), EMBER_NODE_IDLE);
+    CU_ASSERT_PTR_NULL(ember_node_name(NULL));
+    CU_ASSERT_EQUAL(ember_node_id(NULL), 0);
+    ember_node_close(NULL, NULL, NULL);
+    ember_node_free(NULL);
+
+    /* Served calls. */
+    CU_ASSERT_EQUAL(ember_call_service(NULL), 0);
+    CU_ASSERT_EQUAL(ember_call_method(NULL), 0);
+    CU_ASSERT_FALSE(ember_call_oneway(NULL));
+    CU_ASSERT_TRUE(ember_call_cancelled(NULL));
+    CU_ASSERT_PTR_NULL(ember_call_alloc(NULL, 8));
+    CU_ASSERT_TRUE(refused_with_reason());
+    CU_ASSERT_EQUAL(ember_call_reply(NULL, NULL, NULL), -1);
+    CU_ASSERT_EQUAL(ember_call_fail(NULL, "x"), -1);
+    CU_ASSERT_EQUAL(ember_pb_reply_raw(NULL, NULL, 0), -1);
+
+    /* Metrics into no buffer. */
+    ember_metrics_src src = {0};
+    CU_ASSERT_EQUAL(ember_metrics_render(NULL, 1, buf, sizeof buf), -1);
+    base = event_base_new();
+    root = ember_root_new(base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    src.root = root;
+    CU_ASSERT_EQUAL(ember_metrics_render(&src, 1, NULL, 10), -1);
+    CU_ASSERT_TRUE(ember_metrics_render(&src, 1, NULL, 0) > 0); /* as snprintf */
+    ember_root_free(root);
+    root = NULL;
+    event_base_free(base);
+}
+
+/* ---- from inside callbacks ---- */
+
+static int joins, leaves;
+static ember_node *free_on_leave;
+
+static void drop_on_join(ember_root *r, ember_child *c, void *ud)
+{
+    (void)ud;
+    joins++;
+    ember_root_drop(r, c, "not today");
+}
+
+static void drop_again_on_leave(ember_root *r, ember_child *c, const char *why,
+                                void *ud)
+{
+    (void)why;
+    (void)ud;
+    leaves++;
+    ember_root_drop(r, c, "again"); /* it is leaving: nothing more */
+    if (free_on_leave) { /* another endpoint's object: allowed */
+        ember_node_free(free_on_leave);
+        free_on_leave = NULL;
+    }
+}
+
+static bool left(void *ud) { return leaves >= *(int *)ud; }
+
+static void t_inside_callbacks(void)
+{
+    base = event_base_new();
+    ember_root_config rc;
+    ember_root_config_default(&rc);
+    rc.on_join = drop_on_join;
+    rc.on_leave = drop_again_on_leave;
+    root = ember_root_new(base, &rc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(root, "127.0.0.1:0"), 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ember_root_port(root));
+    node = ember_node_new(base, "in", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(node);
+    CU_ASSERT_EQUAL(ember_node_connect(node, addr), 0);
+    int one = 1;
+    CU_ASSERT_TRUE(run_until(base, left, &one, 3000));
+    CU_ASSERT_EQUAL(joins, 1);
+    CU_ASSERT_EQUAL(ember_root_child_count(root), 0);
+    /* The next registration: the root frees the node as its child leaves. */
+    free_on_leave = node;
+    node = NULL;
+    int two = 2;
+    CU_ASSERT_TRUE(run_until(base, left, &two, 5000));
+    CU_ASSERT_PTR_NULL(free_on_leave);
+    run_for(base, 20);
+    ember_root_free(root);
+    root = NULL;
+    event_base_free(base);
+}
+
 void add_misuse_suite(void)
 {
     CU_pSuite s = CU_add_suite("misuse", NULL, NULL);
@@ -285,4 +447,6 @@ void add_misuse_suite(void)
     CU_add_test(s, "a call that fails to encode exports nothing", t_call_rollback);
     CU_add_test(s, "a call to a PB peer that fails to encode exports nothing",
                 t_call_rollback_pb);
+    CU_add_test(s, "NULL roots, nodes, children, calls and buffers", t_null_objects);
+    CU_add_test(s, "drops and frees from inside callbacks", t_inside_callbacks);
 }
