@@ -560,7 +560,7 @@ static int fail_v(ember_call *k, ember_status st, uint32_t service,
     if (r < 0)
         return ember_seterr("call already answered");
     if (r == 0) {
-        vsnprintf(msg, sizeof msg, fmt, ap);
+        vsnprintf(msg, sizeof msg, fmt ? fmt : "failed", ap);
         st = fail_code(st);
         send_error_(k->conn, k->peer_id, st, msg,
                     st == EMBER_NO_METHOD ? service : 0, k->oid);

@@ -598,6 +598,11 @@ EMBER_API void *ember_dec_alloc(ember_dec *d, size_t size)
 void ember_enc_payload(ember_enc *e, const void *value)
 {
     const ember_bytes *b = value;
+    if (b->len && !b->data) {
+        ember_seterr("a payload of %zu bytes at NULL", b->len);
+        e->failed = EMBER_ENC_BAD_ARGS;
+        return;
+    }
     if (b->len && ember_enc_reserve(e, b->len) == 0) {
         memcpy(e->p, b->data, b->len);
         e->p += b->len;

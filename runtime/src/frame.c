@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "buf-internal.h"
+#include "call-internal.h"
 #include "conn-internal.h"
 #include "ember-internal.h"
 #include "ref-internal.h"
@@ -61,8 +62,8 @@ int ember_frame_end_fail_(ember_conn *c, ember_enc *e, size_t len)
     if (e->bad_utf8)
         return ember_seterr("a string (field %u) is not valid UTF-8",
                             e->bad_utf8);
-    if (e->failed == EMBER_ENC_BAD_REF)
-        return -1; /* the ref said why */
+    if (e->failed == EMBER_ENC_BAD_REF || e->failed == EMBER_ENC_BAD_ARGS)
+        return -1; /* the ref or the values said why */
     if (e->failed)
         return ember_seterr("frame could not be encoded (out of memory, "
                             "or a limit)");

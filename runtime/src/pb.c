@@ -222,6 +222,8 @@ static int call_raw(ember_conn *c, uint64_t call_id, uint64_t oid,
     char why[EMBER_JL_WHY];
     if (ember_pb_name_check(a->name))
         return -1;
+    if (!a->args && a->len)
+        return ember_seterr("arguments of %zu bytes at NULL", a->len);
     if (ember_jl_check(a->args, a->len, c->pb->vocab, true, why, sizeof why))
         return ember_seterr("arguments are not a jellied tuple: %s", why);
     ember_enc e;

@@ -215,14 +215,14 @@ EMBER_API ember_child *ember_root_child_by_id(ember_root *r, uint32_t id)
 
 EMBER_API ember_child *ember_root_child_next(ember_root *r, ember_child *prev)
 {
-    if (!r)
+    if (!r || (prev && prev->root != r))
         return NULL;
     return prev ? prev->next : r->first;
 }
 
 EMBER_API void ember_root_drop(ember_root *r, ember_child *c, const char *reason)
 {
-    if (!r || !c || !c->conn)
+    if (!r || !c || c->root != r || !c->conn)
         return;
     reason = reason && *reason ? reason : "dropped";
     /* The node learns why (the close writes what is queued). */

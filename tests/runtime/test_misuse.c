@@ -382,6 +382,75 @@ static void t_null_objects(void)
     event_base_free(base);
 }
 
+/* ---- bad arguments on a live connection ---- */
+
+static ember_call *held;
+
+static void hold_or_answer(ember_call *call, uint32_t sid, uint32_t id,
+                           const void *p, size_t n, void *ud)
+{
+    (void)sid;
+    (void)p;
+    (void)n;
+    (void)ud;
+    if (id == 1) { /* a payload that is not there */
+        CU_ASSERT_EQUAL(ember_call_reply_raw(call, NULL, 5), 0);
+    } else if (id == 2) {
+        CU_ASSERT_EQUAL(ember_call_raise_raw(call, 7, NULL, 5), 0);
+    } else if (id == 3) {
+        CU_ASSERT_EQUAL(ember_call_fail(call, NULL), 0);
+    } else {
+        held = call;
+    }
+}
+
+static void t_bad_arguments(void)
+{
+    setup(hold_or_answer);
+    ember_ref *to = ember_node_root(node);
+    /* A payload of 5 bytes at NULL: the call alone fails, from the loop. */
+    ended e = {0};
+    CU_ASSERT_EQUAL(ember_call_raw(to, MIS_SVC, 9, NULL, 5, raw_done, &e, NULL), 0);
+    CU_ASSERT_EQUAL(e.n, 0);
+    CU_ASSERT_TRUE(run_until(base, has_ended, &e, 3000));
+    CU_ASSERT_EQUAL(e.st, EMBER_FAILED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "NULL"));
+    CU_ASSERT_EQUAL(ember_oneway_raw(to, MIS_SVC, 9, NULL, 5), -1);
+    CU_ASSERT_TRUE(refused_with_reason());
+    ended pe = {0};
+    CU_ASSERT_EQUAL(ember_pb_call_raw(to, NULL, NULL, 5, raw_done, &pe, NULL), 0);
+    CU_ASSERT_TRUE(run_until(base, has_ended, &pe, 3000));
+    CU_ASSERT_NOT_EQUAL(pe.st, EMBER_OK);
+    /* Answers with a payload at NULL, or no format: the caller is told. */
+    for (uint32_t m = 1; m <= 3; m++) {
+        ended a = {0};
+        CU_ASSERT_NOT_EQUAL(ember_call_raw(to, MIS_SVC, m, NULL, 0, raw_done, &a,
+                                           NULL), 0);
+        CU_ASSERT_TRUE(run_until(base, has_ended, &a, 3000));
+        CU_ASSERT_EQUAL(a.n, 1);
+        CU_ASSERT_EQUAL(a.st, EMBER_FAILED);
+    }
+    ended k = {0};
+    CU_ASSERT_NOT_EQUAL(ember_call_raw(to, MIS_SVC, 9, "", 0, raw_done, &k, NULL), 0);
+    CU_ASSERT_TRUE(run_until(base, flag_set, &held, 3000) || held);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(held);
+    CU_ASSERT_EQUAL(ember_pb_reply_raw(held, NULL, 5), -1);
+    CU_ASSERT_TRUE(run_until(base, has_ended, &k, 3000));
+    CU_ASSERT_EQUAL(k.st, EMBER_FAILED);
+    held = NULL;
+    /* A child of another root is not this root's to drop or walk from. */
+    ember_root *other = ember_root_new(base, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+    ember_root_drop(other, child, "not yours");
+    CU_ASSERT_PTR_NULL(ember_root_child_next(other, child));
+    CU_ASSERT_EQUAL(ember_node_state_get(node), EMBER_NODE_REGISTERED);
+    CU_ASSERT_EQUAL(ember_root_child_count(root), 1);
+    ember_root_free(other);
+    CU_ASSERT_FALSE(ember_child_has_service(child, NULL));
+    CU_ASSERT_PTR_NULL(ember_root_child_by_name(root, NULL));
+    teardown();
+}
+
 /* ---- from inside callbacks ---- */
 
 static int joins, leaves;
@@ -448,5 +517,6 @@ void add_misuse_suite(void)
     CU_add_test(s, "a call to a PB peer that fails to encode exports nothing",
                 t_call_rollback_pb);
     CU_add_test(s, "NULL roots, nodes, children, calls and buffers", t_null_objects);
+    CU_add_test(s, "bad arguments on a live connection", t_bad_arguments);
     CU_add_test(s, "drops and frees from inside callbacks", t_inside_callbacks);
 }
