@@ -619,12 +619,12 @@ static void t_node_names(void)
      * fine. */
     static const char *const controls[] = {
         "a\nb", "tab\there", "del\x7f", "nel\xc2\x85", "ls\xe2\x80\xa8",
-        "rlo\xe2\x80\xae" "txt", "rlm\xe2\x80\x8f", "rli\xe2\x81\xa7", "alm\xd8\x9c"};
+        "rlo\xe2\x80\xaetxt", "rlm\xe2\x80\x8f", "rli\xe2\x81\xa7", "alm\xd8\x9c"};
     for (size_t i = 0; i < sizeof controls / sizeof controls[0]; i++) {
         CU_ASSERT_PTR_NULL(ember_node_new(base, controls[i], NULL));
         CU_ASSERT_TRUE(strstr(ember_last_error(), "control characters") != NULL);
     }
-    static const char *const fine[] = {"no\xc2\xa0" "break", "dot\xe2\x80\xa7",
+    static const char *const fine[] = {"no\302\240break", "dot\xe2\x80\xa7",
                                        "nnbsp\xe2\x80\xaf", "word\xe2\x81\xa0"};
     for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
         ember_node *ok = ember_node_new(base, fine[i], NULL);
