@@ -497,10 +497,8 @@ EMBER_COLD static ember_handle start_any(ember_ref *to, const ember_service_desc
             id = (uint64_t)gen << SLOT_BITS | (idx + 1);
         }
         if (c->wire->call(c, id, to->kind == EMBER_REF_REMOTE ? to->oid : 0,
-                          method, svc, m, enc, args)) {
-            st = EMBER_LIMIT;
+                          method, svc, m, enc, args, &st))
             why = ember_last_error();
-        }
     } else if (!why) {
         ember_enc e;
         if (!oneway)

@@ -166,21 +166,20 @@ static void send_none(ember_conn *c, uint64_t id)
 /* What enc(value) writes in ember's encoding, in pb->xout (the caller
  * consumes *n bytes when done): the generated encoders write ember bytes,
  * read back as jelly. Refs are exported on c. true: it failed. */
-static bool ember_bytes_of(ember_conn *c, ember_encode_fn enc, const void *value,
-                           const uint8_t **p, size_t *n)
+static bool ember_bytes_of(ember_conn *c, ember_enc *a, ember_encode_fn enc,
+                           const void *value, const uint8_t **p, size_t *n)
 {
     ember_buf *b = &c->pb->xout;
-    ember_enc a;
     *p = NULL;
     *n = 0;
-    if (ember_buf_enc_begin(b, &a, c, 256))
+    if (ember_buf_enc_begin(b, a, c, 256))
         return true;
     if (enc)
-        enc(&a, value);
-    ember_buf_enc_commit(b, &a);
+        enc(a, value);
+    ember_buf_enc_commit(b, a);
     *p = b->data + b->off;
     *n = ember_buf_used(b);
-    return a.failed != 0;
+    return a->failed != 0;
 }
 
 /* The refs enc wrote were exported on c by ember_bytes_of: they stay when
@@ -258,9 +257,9 @@ static int call_typed(ember_conn *c, uint64_t call_id, uint64_t oid,
 
 static int pb_call(ember_conn *c, uint64_t call_id, uint64_t oid, uint32_t method,
                    const ember_service_desc *svc, const ember_method_desc *m,
-                   ember_encode_fn enc, const void *args)
+                   ember_encode_fn enc, const void *args, ember_status *st)
 {
-    (void)svc;
+    *st = EMBER_LIMIT;
     if (!m && enc == ember_pb_raw_enc)
         return call_raw(c, call_id, oid, args);
     if (!m || !m->pb_name || (m->n_params && !m->params))
@@ -269,8 +268,11 @@ static int pb_call(ember_conn *c, uint64_t call_id, uint64_t oid, uint32_t metho
     const uint8_t *p;
     size_t n;
     int rc;
-    if (ember_bytes_of(c, enc, args, &p, &n))
-        rc = ember_seterr("arguments could not be encoded");
+    ember_enc a;
+    char bad[200];
+    if (ember_bytes_of(c, &a, enc, args, &p, &n)) /* the same reasons as on ember's wire */
+        rc = ember_seterr("%s", ember_calltab_encode_failure(&a, svc, method, bad,
+                                                             sizeof bad, st));
     else
         rc = call_typed(c, call_id, oid, m, p, n);
     ember_buf_consume(&c->pb->xout, n);
@@ -290,7 +292,8 @@ static int send_raised(ember_conn *c, uint64_t call_id, const ember_method_desc 
     char text[EMBER_JL_FAIL_TEXT + 3], type[96];
     const uint8_t *p;
     size_t n;
-    bool bad = ember_bytes_of(c, enc, value, &p, &n);
+    ember_enc a;
+    bool bad = ember_bytes_of(c, &a, enc, value, &p, &n);
     if (bad || !t)
         snprintf(text, sizeof text, "raised error %u", (unsigned)error_id);
     else
@@ -339,7 +342,8 @@ static int pb_answer(ember_conn *c, uint64_t call_id, const ember_method_desc *m
     char why[EMBER_JL_WHY];
     /* A raw handler's answer goes out as it is: it must be one jelly value
      * in this connection's dialect. */
-    bool bad = ember_bytes_of(c, enc, value, &p, &n) ||
+    ember_enc a;
+    bool bad = ember_bytes_of(c, &a, enc, value, &p, &n) ||
                (!m && ember_jl_check(p, n, c->pb->vocab, false, why, sizeof why));
     int rc = exports_settle(c, bad ? -1 : send_answer(c, call_id, m, p, n));
     ember_buf_consume(&c->pb->xout, n);

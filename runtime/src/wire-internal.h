@@ -221,10 +221,11 @@ typedef struct ember_wire {
      * 1 when bytes came in, 0 otherwise (or the connection closed). */
     int (*input)(ember_conn *c);
     /* Sends a call (call_id 0: oneway) to object oid (0: the peer's
-     * exports). svc, m: the service and method, NULL when unknown (raw). */
+     * exports). svc, m: the service and method, NULL when unknown (raw).
+     * -1 when it is not sent, with the reason and *st the call's end. */
     int (*call)(ember_conn *c, uint64_t call_id, uint64_t oid, uint32_t method,
                 const ember_service_desc *svc, const ember_method_desc *m,
-                ember_encode_fn enc, const void *args);
+                ember_encode_fn enc, const void *args, ember_status *st);
     /* Answers the peer's call call_id to method m (NULL: raw or unknown):
      * EMBER_OK (enc writes the result struct), EMBER_RAISED (enc writes
      * the error struct) or a failure with msg. */
