@@ -467,10 +467,62 @@ static void check_module_names(const idl_module *modules, idl_diag *diag)
     free(v);
 }
 
+/* A type name of the headers the generated code includes: a generated
+ * type or function of that name would redeclare it (module 'uint32',
+ * struct 't' is 'uint32_t'). */
+static bool std_type(const char *name)
+{
+    static const char *const types[] = {
+        "size_t", "ptrdiff_t", "wchar_t", "max_align_t", "va_list",
+        "intptr_t", "uintptr_t", "intmax_t", "uintmax_t",
+    };
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        if (strcmp(name, types[i]) == 0)
+            return true;
+    const char *p = name + (strncmp(name, "uint", 4) == 0 ? 4 : strncmp(name, "int", 3) == 0 ? 3 : 0);
+    if (p == name)
+        return false;
+    if (strncmp(p, "_least", 6) == 0)
+        p += 6;
+    else if (strncmp(p, "_fast", 5) == 0)
+        p += 5;
+    return (strcmp(p, "8_t") == 0 || strcmp(p, "16_t") == 0 || strcmp(p, "32_t") == 0 ||
+            strcmp(p, "64_t") == 0);
+}
+
+/* The prefix MOD_ must leave the runtime's names (ember_..., EMBER_...)
+ * and the implementation's (_...) alone; each generated type must not be
+ * one of the standard headers'. */
+static void check_reserved(const idl_module *m, idl_diag *diag)
+{
+    const char *n = m->name;
+    if (strcmp(n, "ember") == 0 || strcmp(n, "EMBER") == 0 || strncmp(n, "ember_", 6) == 0 ||
+        strncmp(n, "EMBER_", 6) == 0)
+        diag_error(diag, m->loc, "module name '%s' gives every generated C name the prefix '%s_', "
+                   "which ember's own names use; rename the module", n, n);
+    else if (n[0] == '_')
+        diag_error(diag, m->loc, "module name '%s' gives every generated C name the prefix '%s_'; "
+                   "names starting with '_' are reserved to the C implementation", n, n);
+    gbuf b = {0};
+    for (const idl_decl *d = m->decls; d; d = d->next) {
+        if (!d->name)
+            continue;
+        gb_clear(&b);
+        gb_printf(&b, "%s_%s", n, d->name);
+        if (std_type(gb_str(&b)))
+            diag_error(diag, d->loc, "generated C name '%s' of %s '%s' is a type of <stdint.h>, "
+                       "<stddef.h> or <stdarg.h>; rename it", gb_str(&b), kind_word(d), d->name);
+    }
+    gb_free(&b);
+}
+
 int cnames_check(const idl_module *modules, idl_diag *diag)
 {
     int before = diag_errors(diag);
     check_module_names(modules, diag);
+    for (const idl_module *m = modules; m; m = m->next)
+        if (m->name)
+            check_reserved(m, diag);
     cn_ctx c = { .diag = diag, .arena = idl_arena_new(), .word = "name" };
     for (const idl_module *m = modules; m; m = m->next)
         if (m->name)
