@@ -124,6 +124,7 @@ static inline int ember_buf_enc_begin(ember_buf *b, ember_enc *e, void *conn,
     e->conn = conn;
     e->failed = 0;
     e->bad_utf8 = 0;
+    e->depth_left = UINT32_MAX;
     if (ember_buf_reserve(b, hint)) {
         e->base = e->p = e->end = NULL;
         e->failed = 1;

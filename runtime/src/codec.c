@@ -29,6 +29,15 @@ EMBER_API int ember_enc_grow_(ember_enc *e, size_t need)
     return 0;
 }
 
+EMBER_API void ember_enc_too_deep_(ember_enc *e)
+{
+    if (e->failed)
+        return;
+    ember_seterr("a value nested deeper than max_depth (structs, lists and maps "
+                 "inside one another)");
+    e->failed = EMBER_ENC_BAD_ARGS;
+}
+
 EMBER_API void ember_enc_len_end_slow_(ember_enc *e, size_t mark, size_t n)
 {
     size_t k = ember_enc_varint_size_(n);

@@ -222,6 +222,8 @@ static inline int ember_frame_begin(ember_conn *c, ember_enc *e, uint8_t kind)
         return ember_frame_closed_(e);
     if (ember_buf_enc_begin(&c->out, e, c, EMBER_FRAME_BEGIN_ROOM))
         return -1;
+    /* max_depth counts the payload's own struct as the first level. */
+    e->depth_left = c->ep->lim.max_depth - 1;
     e->p[4] = kind; /* the length is written by ember_frame_end */
     e->p += EMBER_FRAME_HDR;
     return 0;

@@ -47,7 +47,7 @@ static struct {
     int done;
     ember_status status;
     uint32_t error_id;
-    char text[64];
+    char text[160];
     uint64_t u;
     char reply[160];
     int broadcast_done;
@@ -575,6 +575,45 @@ static void test_containers_and_tree(void)
     CU_ASSERT_EQUAL(S.u, 7);
 }
 
+/* A Tree chain of n nodes is n structs inside one another, and the last
+ * one's (empty) kids list one more, all inside the payload's own struct:
+ * n + 2 levels. The sender refuses what the receiver's max_depth (64)
+ * would refuse, so the call fails alone instead of costing the
+ * connection. */
+static void grow_chain(uint32_t n)
+{
+    static shapes_Tree chain[70];
+    for (uint32_t i = 0; i < n; i++) {
+        shapes_Tree_init(&chain[i]);
+        chain[i].value = 1;
+        chain[i].left = i + 1 < n ? &chain[i + 1] : NULL;
+    }
+    reset();
+    shapes_Store_grow(root_ref(), &chain[0], 1, got_tree, NULL, NULL);
+    CU_ASSERT_FATAL(run_until(S.base, flag_set, &S.done, 5000));
+}
+
+static void test_too_deep(void)
+{
+    /* 65 levels in the arguments: refused before they are sent. */
+    grow_chain(63);
+    CU_ASSERT_EQUAL(S.status, EMBER_FAILED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(S.text, "arguments could not be encoded: a value "
+                                          "nested deeper than max_depth"));
+    /* 64 in the arguments, so 65 in the result (the seed under a new
+     * root): the server's reply is refused, and answered FAILED. */
+    grow_chain(62);
+    CU_ASSERT_EQUAL(S.status, EMBER_FAILED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(S.text, "reply could not be encoded: a value "
+                                          "nested deeper than max_depth"));
+    CU_ASSERT_EQUAL(S.u, 0);
+    /* The connection stayed: the same call one level less works. */
+    grow_chain(61);
+    CU_ASSERT_EQUAL(S.status, EMBER_OK);
+    CU_ASSERT_EQUAL(S.u, 2 * 1000 + 1);
+    CU_ASSERT_EQUAL(ember_node_state_get(S.node), EMBER_NODE_REGISTERED);
+}
+
 static void test_deferred_reply(void)
 {
     reset();
@@ -673,6 +712,7 @@ int main(void)
     CU_add_test(s, "node->root: handler not implemented", test_not_implemented);
     CU_add_test(s, "node->root: containers, tree, scalar", test_containers_and_tree);
     CU_add_test(s, "node->root: optional parameters", test_optional_params);
+    CU_add_test(s, "node->root: values nested too deep fail alone", test_too_deep);
     CU_add_test(s, "node->root: deferred reply", test_deferred_reply);
     CU_add_test(s, "node->root: oneway", test_oneway);
     CU_add_test(s, "ref passed and called back", test_ref_passed_and_called_back);

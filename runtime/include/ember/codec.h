@@ -75,6 +75,10 @@ typedef struct ember_enc {
     /* A string that was not valid UTF-8 made it fail: the tag of its field
      * (EMBER_ENC_ELEM: an element of a list or map); 0: none. */
     uint32_t bad_utf8;
+    /* Structs, lists and maps it may still open inside one another: a frame
+     * starts with its connection's max_depth, so a value the peer's decoder
+     * would refuse (and disconnect for) fails here, that call alone. */
+    uint32_t depth_left;
 } ember_enc;
 
 #define EMBER_ENC_ELEM UINT32_MAX
@@ -118,6 +122,7 @@ static inline void ember_enc_init_fixed(ember_enc *e, void *buf, size_t cap)
     e->conn = NULL;
     e->failed = 0;
     e->bad_utf8 = 0;
+    e->depth_left = UINT32_MAX;
 }
 
 static inline size_t ember_enc_len(const ember_enc *e)
@@ -246,9 +251,16 @@ static inline void ember_enc_key(ember_enc *e, uint32_t tag, unsigned wt)
  * for the length and returns its offset; end writes the real length, moving
  * the content when the length needs more than one byte.
  */
+/* Out of line: fails e for a value nested deeper than its depth_left. */
+void ember_enc_too_deep_(ember_enc *e);
+
 static inline size_t ember_enc_len_begin(ember_enc *e)
 {
     size_t mark = ember_enc_len(e);
+    if (e->depth_left == 0)
+        ember_enc_too_deep_(e);
+    else
+        e->depth_left--;
     if (ember_enc_reserve(e, 1) == 0)
         *e->p++ = 0;
     return mark;
@@ -260,6 +272,7 @@ static inline void ember_enc_len_end(ember_enc *e, size_t mark)
 {
     if (e->failed)
         return;
+    e->depth_left++;
     size_t n = ember_enc_len(e) - mark - 1;
     if (n < 0x80)
         e->base[mark] = (uint8_t)n;
