@@ -39,6 +39,10 @@
 #include "net.h"
 #include "server.h"
 
+/* Command ids from here on are pushes (server to client): a client sends
+ * none of them. */
+#define PUSH_IDS 9000u
+
 typedef struct client {
     struct netsrv *n;
     uint64_t session;
@@ -299,6 +303,14 @@ static int process(client *c)
         if (len < 4 || len > client_MAX_FRAME) {
             srv_log(&c->n->s, "session %llu (%s): bad frame length %u, closing",
                     (unsigned long long)c->session, c->peer, len);
+            client_gone(c);
+            return -1;
+        }
+        if (command >= PUSH_IDS) {
+            /* Its reply would carry a push's id: the client could not tell
+             * the two apart (a reply read as PUSH_BYE would end it). */
+            srv_log(&c->n->s, "session %llu (%s): command %u is a push's id (>= %u), closing",
+                    (unsigned long long)c->session, c->peer, command, PUSH_IDS);
             client_gone(c);
             return -1;
         }

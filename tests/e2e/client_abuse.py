@@ -41,6 +41,10 @@ thing, 1 otherwise.
   twice    a player logged in (and in a room) on one connection logs in
            on a second: refused 409, and once the first logged out the
            second may log in
+  pushids  a logged-in player sends a command with a push's id (9001
+           PUSH_CHAT, 9002 PUSH_BYE, 9999): its answer could not be told
+           from a push, so net must close the connection without a frame
+           for it (logged), and the player may log in again on another
 """
 import os
 import signal
@@ -321,5 +325,28 @@ elif mode == 'twice':
     expect('logout', a.call(1002), 0)
     expect('the second after the first logged out', b.call(LOGIN, string(1, b'twice')), 0)
     print('twice: ok (a second login of a logged-in player refused 409)')
+elif mode == 'pushids':
+    for command in (9001, 9002, 9999):
+        name = b'pushid-%d' % command
+        c = Client()
+        expect('login', c.call(LOGIN, string(1, name)), 0)
+        c.s.sendall(struct.pack('<II', 4, command))
+        try:
+            got = c.frame()
+            print('FAIL: command %d from the client was answered with a frame %d (%r): '
+                  'a client cannot tell it from a push' % (command, got[0], got[1]))
+            sys.exit(1)
+        except (EOFError, ConnectionResetError):
+            pass
+        deadline = time.monotonic() + 10
+        while True:   # the gate logs the closed session out
+            got = Client().call(LOGIN, string(1, name))
+            if got[0] == 0:
+                break
+            if time.monotonic() > deadline:
+                print('FAIL: %s could not log in again: %s' % (name, got[:2]))
+                sys.exit(1)
+            time.sleep(0.05)
+    print('pushids: ok (a command with a push id closes the connection)')
 else:
     sys.exit('unknown mode ' + mode)

@@ -31,7 +31,9 @@
 #    (client_abuse.py enters); an ENTER sent behind a LEAVE is refused 409
 #    too, so the node left holds nobody behind (client_abuse.py reenter).
 #    A player logged in on one connection cannot log in on another (409,
-#    client_abuse.py twice).
+#    client_abuse.py twice). A command with a push's id (>= 9000) closes
+#    the connection, as its reply would read as a push (client_abuse.py
+#    pushids).
 # 6. game1 is held (SIGSTOP) until the gate drops it, with two players in a
 #    room on it, then continued: it registers again, each player's next
 #    command is 410, and their ENTERs go through, the room starting empty
@@ -127,6 +129,9 @@ CL_OWN_PIDS=
     { cat "$dir/reenter.out"; fail "an ENTER behind a LEAVE left the player behind on its game node"; }
 /usr/bin/python3 tests/e2e/client_abuse.py twice 127.0.0.1 "${CL_NET#*:}" > "$dir/twice.out" 2>&1 ||
     { cat "$dir/twice.out"; fail "a player logged in on two connections at once"; }
+/usr/bin/python3 tests/e2e/client_abuse.py pushids 127.0.0.1 "${CL_NET#*:}" > "$dir/pushids.out" 2>&1 ||
+    { cat "$dir/pushids.out"; fail "a command with a push's id was answered like a push"; }
+grep -q "command 9002 is a push's id" "$CL_LOG" || fail "net did not log why it closed a client"
 ! grep -q "child game[12] left" "$CL_LOG" ||
     fail "a game node left the gate after a client's bad request payloads"
 
