@@ -254,6 +254,18 @@ static void send_error_json(struct evhttp_request *req, int code, const char *wh
     json_decref(j);
 }
 
+/* 404 and 405 as JSON with the headers of every answer (libevent's own
+ * error page has none of them); a 405 says what is allowed. */
+static void send_refusal(struct evhttp_request *req, int code, const char *reason,
+                         const char *allow, const char *why)
+{
+    json_t *j = json_pack("{s:s}", "error", why);
+    if (allow)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    send_json(req, code, reason, j);
+    json_decref(j);
+}
+
 /* The status as a few lines of text: one per server, one per method that
  * served calls. */
 static void send_text(struct evhttp_request *req, json_t *top)
@@ -776,11 +788,14 @@ static void on_http(struct evhttp_request *req, void *ud)
         } else {
             begin_stop(req);
         }
-    } else if (strcmp(path, "/stop") == 0 || strcmp(path, "/status") == 0 ||
-               strcmp(path, "/metrics") == 0 || strcmp(path, "/") == 0) {
-        evhttp_send_error(req, 405, "Method Not Allowed");
+    } else if (strcmp(path, "/stop") == 0) {
+        send_refusal(req, 405, "Method Not Allowed", "POST", "POST /stop is the only method");
+    } else if (strcmp(path, "/status") == 0 || strcmp(path, "/metrics") == 0 ||
+               strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0 ||
+               strcmp(path, "/status.js") == 0) {
+        send_refusal(req, 405, "Method Not Allowed", "GET", "only GET is allowed here");
     } else {
-        evhttp_send_error(req, HTTP_NOTFOUND, "Not Found");
+        send_refusal(req, HTTP_NOTFOUND, "Not Found", NULL, "no such page");
     }
 }
 

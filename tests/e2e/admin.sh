@@ -50,6 +50,28 @@ post cross-site 403 -H "$json" -H "$auth" -H 'Sec-Fetch-Site: cross-site' --data
 post rebinding 403 -H "$json" -H "$auth" -H "Host: evil.example:$port" --data '{}'
 grep -q 'POST /stop refused (403): cross-site request' "$CL_LOG" || fail "the master did not log the refusals"
 
+# A page that is not there, or a method a page does not take: JSON with the
+# headers of every answer (nosniff, no framing, not cached), 405 with Allow.
+# refusal WHAT WANT_CODE ALLOW CURL_ARGS...
+refusal() {
+    what=$1 want=$2 allow=$3
+    shift 3
+    code=$(curl -s -D "$dir/$what.head" -o "$dir/$what.json" -w '%{http_code}' --max-time 5 "$@") ||
+        fail "$what: curl failed"
+    [ "$code" = "$want" ] || fail "$what: answered $code, not $want"
+    for h in 'Content-Type: application/json' 'X-Content-Type-Options: nosniff' \
+        'X-Frame-Options: DENY' 'Cache-Control: no-store'; do
+        grep -qi "^$h" "$dir/$what.head" || fail "$what: no '$h' in the answer: $(cat "$dir/$what.head")"
+    done
+    [ -z "$allow" ] || grep -qi "^Allow: $allow" "$dir/$what.head" || fail "$what: no 'Allow: $allow'"
+    grep -q '"error"' "$dir/$what.json" || fail "$what: no reason in the answer"
+}
+refusal not-found 404 '' "$CL_WEB/nothing-here"
+refusal get-stop 405 POST "$CL_WEB/stop"
+refusal post-status 405 GET -X POST --data '' "$CL_WEB/status"
+refusal post-script 405 GET -X POST --data '' "$CL_WEB/status.js"
+refusal post-index 405 GET -X POST --data '' "$CL_WEB/index.html"
+
 # HTTP limits: nothing huge is read, nothing slow is kept.
 # abuse MODE WHAT [LOGGED]: http_abuse.py MODE must pass (else WHAT failed),
 # and the master must have logged LOGGED (a grep pattern) if given.
@@ -163,4 +185,4 @@ wait "$second" || true
 CL_OWN_PIDS=
 [ "$(cat "$dir/stop2.code")" = 409 ] && grep -q '"error": *"already stopping"' "$dir/stop2.body" ||
     fail "a second POST /stop during the stop: $(cat "$dir/stop2.code") $(cat "$dir/stop2.body" 2>/dev/null)"
-echo "test-admin: ok (10 refused stops, header/body/slow limits, no-token config, 3 refused listens, 4 bad ports, a web port in use; then the stop with the credential, a second stop during it answered 409)"
+echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 3 refused listens, 4 bad ports, a web port in use; then the stop with the credential, a second stop during it answered 409)"
