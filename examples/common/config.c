@@ -17,6 +17,25 @@ static const char *str_or(json_t *obj, const char *key, const char *dflt)
     return json_is_string(v) ? json_string_value(v) : dflt;
 }
 
+/* Every key of o must be one of known (NULL-terminated): a misspelt key
+ * ("secrett", "rootprot") would otherwise be a default taken in silence. */
+static int known_keys(json_t *o, const char *const *known, const char *where,
+                      char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) {
+        size_t i = 0;
+        while (known[i] && strcmp(known[i], key) != 0)
+            i++;
+        if (!known[i]) {
+            snprintf(err, errlen, "%s: unknown key \"%s\"", where, key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* A port key: absent is 0; anything but an integer from 0 to 65535 is an
  * error (a cast to 16 bits would turn 70000 into 4464, a string into 0). */
 static int port_of(json_t *obj, const char *key, int *port, const char *where,
@@ -76,6 +95,11 @@ static int load_tls(cluster_cfg *c, json_t *t, char *err, size_t errlen)
         snprintf(err, errlen, "%s: \"tls\" is not an object", c->path);
         return -1;
     }
+    static const char *const keys[] = {"cert", "key", "ca", "require_client_cert", NULL};
+    char where[sizeof c->path + 8];
+    snprintf(where, sizeof where, "%s: tls", c->path);
+    if (known_keys(t, keys, where, err, errlen))
+        return -1;
     copy(c->tls_cert, sizeof c->tls_cert, str_or(t, "cert", ""));
     copy(c->tls_key, sizeof c->tls_key, str_or(t, "key", ""));
     copy(c->tls_ca, sizeof c->tls_ca, str_or(t, "ca", ""));
@@ -145,6 +169,12 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
         snprintf(err, errlen, "servers.%s: not an object", name);
         return -1;
     }
+    static const char *const keys[] = {"app", "host", "rootport", "netport", "metricsport",
+                                       "pbport", "db", "clients", "remoteport", NULL};
+    char swhere[96];
+    snprintf(swhere, sizeof swhere, "servers.%s", name);
+    if (known_keys(o, keys, swhere, err, errlen))
+        return -1;
     copy(s->name, sizeof s->name, name);
     copy(s->app, sizeof s->app, str_or(o, "app", name));
     copy(s->host, sizeof s->host, str_or(o, "host", "127.0.0.1"));
@@ -170,6 +200,15 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
             snprintf(err, errlen, "servers.%s: too many remotes", name);
             return -1;
         }
+        static const char *const rkeys[] = {"rootname", "roothost", "rootport", NULL};
+        char kwhere[128];
+        snprintf(kwhere, sizeof kwhere, "servers.%s.remoteport[%zu]", name, i);
+        if (!json_is_object(r)) {
+            snprintf(err, errlen, "%s: not an object", kwhere);
+            return -1;
+        }
+        if (known_keys(r, rkeys, kwhere, err, errlen))
+            return -1;
         const char *rn = str_or(r, "rootname", NULL);
         if (!rn) {
             snprintf(err, errlen, "servers.%s.remoteport[%zu]: no rootname", name, i);
@@ -197,14 +236,22 @@ int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
         return -1;
     }
     int rc = -1;
+    static const char *const keys[] = {"master", "secret", "admin_token", "tls", "db",
+                                       "servers", NULL};
+    static const char *const mkeys[] = {"roothost", "rootport", "webport", "pbport", NULL};
     json_t *m = json_object_get(root, "master");
     if (!json_is_object(m)) {
         snprintf(err, errlen, "%s: no \"master\" object", path);
         goto out;
     }
-    copy(c->master_host, sizeof c->master_host, str_or(m, "roothost", "127.0.0.1"));
     char where[sizeof c->path + 16];
+    snprintf(where, sizeof where, "%s", path);
+    if (known_keys(root, keys, where, err, errlen))
+        goto out;
     snprintf(where, sizeof where, "%s: master", path);
+    if (known_keys(m, mkeys, where, err, errlen))
+        goto out;
+    copy(c->master_host, sizeof c->master_host, str_or(m, "roothost", "127.0.0.1"));
     if (port_of(m, "rootport", &c->master_port, where, err, errlen) ||
         port_of(m, "webport", &c->web_port, where, err, errlen) ||
         port_of(m, "pbport", &c->master_pbport, where, err, errlen))
@@ -230,8 +277,12 @@ int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
             snprintf(err, errlen, "%s: too many servers", path);
             goto out;
         }
-        if (load_server(&c->servers[c->n_servers], name, o, err, errlen))
+        if (load_server(&c->servers[c->n_servers], name, o, err, errlen)) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", err);
+            snprintf(err, errlen, "%s: %s", path, why);
             goto out;
+        }
         c->n_servers++;
     }
     /* Resolve each remote's address from the server it names. */

@@ -151,6 +151,25 @@ badport webport-string '"webport": [0-9]*' '"webport": "8080"'
 badport webport-negative '"webport": [0-9]*' '"webport": -1'
 badport netport-70000 '"netport": [0-9]*' '"netport": 70000'
 
+# A key the config does not have (a misspelt "secret", a server's
+# "rootport") is an error naming it, never a default taken in silence.
+badkey() {
+    name=$1 from=$2 to=$3 says=$4
+    sed -e "s/$from/$to/" "$dir/cluster.json" > "$dir/$name.json"
+    ! cmp -s "$dir/cluster.json" "$dir/$name.json" || fail "$name: sed changed nothing"
+    rc=0
+    timeout 10 "$CL_BIN/master" -n "$dir/$name.json" > /dev/null 2> "$dir/$name.log" || rc=$?
+    [ "$rc" = 1 ] || fail "$name: the master exited with $rc, not 1 (see $dir/$name.log)"
+    grep -qF "master: $dir/$name.json: $says" "$dir/$name.log" ||
+        fail "$name: the master did not say '$says': $(cat "$dir/$name.log")"
+}
+badkey top-level '"secret":' '"secrett":' 'unknown key "secrett"'
+badkey master '"webport":' '"webprot":' 'master: unknown key "webprot"'
+badkey server '"db":    {"app": "db",   "rootport":' '"db": {"app": "db", "rootprot":' \
+    'servers.db: unknown key "rootprot"'
+badkey remote '{"rootname": "db"}' '{"rootname": "db", "port": 1}' \
+    'servers.gate.remoteport[0]: unknown key "port"'
+
 # A web port in use (the running net's; a free root port): exit 1 saying why.
 freeroot=$("$CL_BIN/freeport" 1) || fail "freeport failed"
 sed -e "s/\"webport\": [0-9]*/\"webport\": ${CL_NET##*:}/" \
@@ -185,4 +204,4 @@ wait "$second" || true
 CL_OWN_PIDS=
 [ "$(cat "$dir/stop2.code")" = 409 ] && grep -q '"error": *"already stopping"' "$dir/stop2.body" ||
     fail "a second POST /stop during the stop: $(cat "$dir/stop2.code") $(cat "$dir/stop2.body" 2>/dev/null)"
-echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 3 refused listens, 4 bad ports, a web port in use; then the stop with the credential, a second stop during it answered 409)"
+echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 3 refused listens, 4 bad ports, 4 unknown keys, a web port in use; then the stop with the credential, a second stop during it answered 409)"
