@@ -17,6 +17,28 @@ static const char *str_or(json_t *obj, const char *key, const char *dflt)
     return json_is_string(v) ? json_string_value(v) : dflt;
 }
 
+/* A string key into dst[cap]: absent is dflt; anything but a string that
+ * fits is an error (a number for "secret" was taken as none, a token
+ * longer than dst was cut, so the full one was refused). */
+static int str_key(json_t *obj, const char *key, const char *dflt, char *dst, size_t cap,
+                   const char *where, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+    size_t wl = strlen(where);
+    const char *dot = wl && where[wl - 1] == ':' ? " " : ".";   /* "PATH:" is the top */
+    if (v && !json_is_string(v)) {
+        snprintf(err, errlen, "%s%s%s must be a string", where, dot, key);
+        return -1;
+    }
+    const char *str = v ? json_string_value(v) : dflt;
+    if (strlen(str) >= cap) {
+        snprintf(err, errlen, "%s%s%s is too long (at most %zu bytes)", where, dot, key, cap - 1);
+        return -1;
+    }
+    copy(dst, cap, str);
+    return 0;
+}
+
 /* Every key of o must be one of known (NULL-terminated): a misspelt key
  * ("secrett", "rootprot") would otherwise be a default taken in silence. */
 static int known_keys(json_t *o, const char *const *known, const char *where,
@@ -100,9 +122,15 @@ static int load_tls(cluster_cfg *c, json_t *t, char *err, size_t errlen)
     snprintf(where, sizeof where, "%s: tls", c->path);
     if (known_keys(t, keys, where, err, errlen))
         return -1;
-    copy(c->tls_cert, sizeof c->tls_cert, str_or(t, "cert", ""));
-    copy(c->tls_key, sizeof c->tls_key, str_or(t, "key", ""));
-    copy(c->tls_ca, sizeof c->tls_ca, str_or(t, "ca", ""));
+    json_t *req = json_object_get(t, "require_client_cert");
+    if (str_key(t, "cert", "", c->tls_cert, sizeof c->tls_cert, where, err, errlen) ||
+        str_key(t, "key", "", c->tls_key, sizeof c->tls_key, where, err, errlen) ||
+        str_key(t, "ca", "", c->tls_ca, sizeof c->tls_ca, where, err, errlen))
+        return -1;
+    if (req && !json_is_boolean(req)) {
+        snprintf(err, errlen, "%s.require_client_cert must be true or false", where);
+        return -1;
+    }
     if (!c->tls_cert[0] || !c->tls_key[0] || !c->tls_ca[0]) {
         snprintf(err, errlen, "%s: tls needs \"cert\", \"key\" and \"ca\"", c->path);
         return -1;
@@ -175,10 +203,16 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
     snprintf(swhere, sizeof swhere, "servers.%s", name);
     if (known_keys(o, keys, swhere, err, errlen))
         return -1;
+    if (strlen(name) >= sizeof s->name) {
+        snprintf(err, errlen, "servers: a server's name is too long (at most %zu bytes)",
+                 sizeof s->name - 1);
+        return -1;
+    }
     copy(s->name, sizeof s->name, name);
-    copy(s->app, sizeof s->app, str_or(o, "app", name));
-    copy(s->host, sizeof s->host, str_or(o, "host", "127.0.0.1"));
-    copy(s->db, sizeof s->db, str_or(o, "db", ""));
+    if (str_key(o, "app", name, s->app, sizeof s->app, swhere, err, errlen) ||
+        str_key(o, "host", "127.0.0.1", s->host, sizeof s->host, swhere, err, errlen) ||
+        str_key(o, "db", "", s->db, sizeof s->db, swhere, err, errlen))
+        return -1;
     char where[96];
     snprintf(where, sizeof where, "servers.%s", name);
     if (port_of(o, "rootport", &s->rootport, where, err, errlen) ||
@@ -210,15 +244,16 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
         if (known_keys(r, rkeys, kwhere, err, errlen))
             return -1;
         const char *rn = str_or(r, "rootname", NULL);
-        if (!rn) {
-            snprintf(err, errlen, "servers.%s.remoteport[%zu]: no rootname", name, i);
+        if (!rn || strlen(rn) >= sizeof s->remotes[0].name) {
+            snprintf(err, errlen, "servers.%s.remoteport[%zu]: no rootname (a string of at most 63 bytes)",
+                     name, i);
             return -1;
         }
         cfg_remote *cr = &s->remotes[s->n_remotes++];
         copy(cr->name, sizeof cr->name, rn);
-        copy(cr->host, sizeof cr->host, str_or(r, "roothost", ""));
-        char rwhere[128];
-        snprintf(rwhere, sizeof rwhere, "servers.%s.remoteport[%zu]", name, i);
+        if (str_key(r, "roothost", "", cr->host, sizeof cr->host, kwhere, err, errlen))
+            return -1;
+        const char *rwhere = kwhere;
         if (port_of(r, "rootport", &cr->port, rwhere, err, errlen))
             return -1;
     }
@@ -251,14 +286,19 @@ int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
     snprintf(where, sizeof where, "%s: master", path);
     if (known_keys(m, mkeys, where, err, errlen))
         goto out;
-    copy(c->master_host, sizeof c->master_host, str_or(m, "roothost", "127.0.0.1"));
+    if (str_key(m, "roothost", "127.0.0.1", c->master_host, sizeof c->master_host, where,
+                err, errlen))
+        goto out;
     if (port_of(m, "rootport", &c->master_port, where, err, errlen) ||
         port_of(m, "webport", &c->web_port, where, err, errlen) ||
         port_of(m, "pbport", &c->master_pbport, where, err, errlen))
         goto out;
-    copy(c->secret, sizeof c->secret, str_or(root, "secret", ""));
-    copy(c->admin_token, sizeof c->admin_token, str_or(root, "admin_token", ""));
-    copy(c->db, sizeof c->db, str_or(root, "db", "var/ember.sqlite"));
+    snprintf(where, sizeof where, "%s:", path);
+    if (str_key(root, "secret", "", c->secret, sizeof c->secret, where, err, errlen) ||
+        str_key(root, "admin_token", "", c->admin_token, sizeof c->admin_token, where, err,
+                errlen) ||
+        str_key(root, "db", "var/ember.sqlite", c->db, sizeof c->db, where, err, errlen))
+        goto out;
     if (load_tls(c, json_object_get(root, "tls"), err, errlen))
         goto out;
     if (c->master_port <= 0) {

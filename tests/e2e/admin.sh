@@ -169,6 +169,14 @@ badkey server '"db":    {"app": "db",   "rootport":' '"db": {"app": "db", "rootp
     'servers.db: unknown key "rootprot"'
 badkey remote '{"rootname": "db"}' '{"rootname": "db", "port": 1}' \
     'servers.gate.remoteport[0]: unknown key "port"'
+# A value of the wrong type, or a string longer than the server keeps, is
+# an error too, never a default (a number for the secret was no secret) or
+# a string cut short (a long admin_token was cut: the real one refused).
+badkey secret-number '"secret": "[0-9a-f]*"' '"secret": 5' 'secret must be a string'
+badkey token-too-long '"admin_token": "[0-9a-f]*"' "\"admin_token\": \"$(printf '%0200d' 0)\"" \
+    'admin_token is too long (at most 127 bytes)'
+badkey host-number '"roothost": "127.0.0.1"' '"roothost": 1' 'master.roothost must be a string'
+badkey app-number '"app": "gate"' '"app": 1' 'servers.gate.app must be a string'
 
 # A web port in use (the running net's; a free root port): exit 1 saying why.
 freeroot=$("$CL_BIN/freeport" 1) || fail "freeport failed"
@@ -204,4 +212,4 @@ wait "$second" || true
 CL_OWN_PIDS=
 [ "$(cat "$dir/stop2.code")" = 409 ] && grep -q '"error": *"already stopping"' "$dir/stop2.body" ||
     fail "a second POST /stop during the stop: $(cat "$dir/stop2.code") $(cat "$dir/stop2.body" 2>/dev/null)"
-echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 3 refused listens, 4 bad ports, 4 unknown keys, a web port in use; then the stop with the credential, a second stop during it answered 409)"
+echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 3 refused listens, 4 bad ports, 4 unknown keys, 4 mistyped or overlong values, a web port in use; then the stop with the credential, a second stop during it answered 409)"
