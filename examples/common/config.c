@@ -213,6 +213,16 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
         str_key(o, "host", "127.0.0.1", s->host, sizeof s->host, swhere, err, errlen) ||
         str_key(o, "db", "", s->db, sizeof s->db, swhere, err, errlen))
         return -1;
+    /* The master runs the app from its own folder: only its programs. */
+    static const char *const apps[] = {"db", "gate", "game", "net", "pygame", NULL};
+    size_t a = 0;
+    while (apps[a] && strcmp(apps[a], s->app) != 0)
+        a++;
+    if (!apps[a]) {
+        snprintf(err, errlen, "%s.app: no app \"%s\" (db, gate, game, net or pygame)",
+                 swhere, s->app);
+        return -1;
+    }
     char where[96];
     snprintf(where, sizeof where, "servers.%s", name);
     if (port_of(o, "rootport", &s->rootport, where, err, errlen) ||
@@ -267,7 +277,10 @@ int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root) {
-        snprintf(err, errlen, "%s:%d: %s", path, je.line, je.text);
+        if (je.line > 0)
+            snprintf(err, errlen, "%s:%d: %s", path, je.line, je.text);
+        else /* not read at all: no line to name */
+            snprintf(err, errlen, "%s: %s", path, je.text);
         return -1;
     }
     int rc = -1;

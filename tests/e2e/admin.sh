@@ -177,6 +177,15 @@ badkey token-too-long '"admin_token": "[0-9a-f]*"' "\"admin_token\": \"$(printf 
     'admin_token is too long (at most 127 bytes)'
 badkey host-number '"roothost": "127.0.0.1"' '"roothost": 1' 'master.roothost must be a string'
 badkey app-number '"app": "gate"' '"app": 1' 'servers.gate.app must be a string'
+# An app that is not one of the cluster's programs is refused on loading,
+# not left for the master to fail running (exit 127, never ready).
+badkey app-unknown '"app": "gate"' '"app": "gat"' 'servers.gate.app: no app "gat"'
+# A file that cannot be read says why, with no line number.
+rc=0
+timeout 10 "$CL_BIN/master" -n "$dir/missing.json" > /dev/null 2> "$dir/missing.log" || rc=$?
+[ "$rc" = 1 ] && grep -qF "$dir/missing.json: unable to open" "$dir/missing.log" &&
+    ! grep -q ":-1:" "$dir/missing.log" ||
+    fail "a missing config: exit $rc, $(cat "$dir/missing.log")"
 
 # A web port in use (the running net's; a free root port): exit 1 saying why.
 freeroot=$("$CL_BIN/freeport" 1) || fail "freeport failed"
@@ -212,4 +221,4 @@ wait "$second" || true
 CL_OWN_PIDS=
 [ "$(cat "$dir/stop2.code")" = 409 ] && grep -q '"error": *"already stopping"' "$dir/stop2.body" ||
     fail "a second POST /stop during the stop: $(cat "$dir/stop2.code") $(cat "$dir/stop2.body" 2>/dev/null)"
-echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 3 refused listens, 4 bad ports, 4 unknown keys, 4 mistyped or overlong values, a web port in use; then the stop with the credential, a second stop during it answered 409)"
+echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 3 refused listens, 4 bad ports, 4 unknown keys, 4 mistyped or overlong values, an unknown app, a missing file, a web port in use; then the stop with the credential, a second stop during it answered 409)"
