@@ -485,6 +485,19 @@ static void login(gatesrv *g, ember_call *call, uint64_t session, ember_bytes da
         srv_refuse(call, 409, s->state == LOGGING_IN ? "already logging in" : "already logged in");
         return;
     }
+    /* A player on another connection is refused here, before db counts
+     * a login for it (the check after db's answer, by player id, covers
+     * two logins that cross). */
+    for (int i = 0; i < MAX_SESSIONS; i++) {
+        const gsession *o = &g->sessions[i];
+        if (o->used && strcmp(o->name, req.name) == 0) {
+            ember_arena_reset(g->arena);
+            srv_refuse(call, 409, o->state == LOGGING_IN
+                                      ? "already logging in on another connection"
+                                      : "already logged in on another connection");
+            return;
+        }
+    }
     for (int i = 0; !s && i < MAX_SESSIONS; i++)
         if (!g->sessions[i].used)
             s = &g->sessions[i];
@@ -507,6 +520,7 @@ static void login(gatesrv *g, ember_call *call, uint64_t session, ember_bytes da
     s->used = true;
     s->id = session;
     s->state = LOGGING_IN;
+    snprintf(s->name, sizeof s->name, "%s", req.name);
     db_Db_login(g->db, req.name, logged_in, sess_ctx_new(g, call, session), NULL);
     ember_arena_reset(g->arena);
 }

@@ -39,8 +39,8 @@ thing, 1 otherwise.
            (the gate's sessions); once those connections are closed, a
            LOGIN goes through again
   twice    a player logged in (and in a room) on one connection logs in
-           on a second: refused 409, and once the first logged out the
-           second may log in
+           on a second: refused 409 (and not counted as a login by db),
+           and once the first logged out the second may log in
   pushids  a logged-in player sends a command with a push's id (9001
            PUSH_CHAT, 9002 PUSH_BYE, 9999): its answer could not be told
            from a push, so net must close the connection without a frame
@@ -323,8 +323,14 @@ elif mode == 'twice':
     expect('the second connection is not logged in', b.call(ENTER, b'\x08\x07'), 401)
     expect('the first plays on', a.call(MOVE, b'\x08\x00'), 0)
     expect('logout', a.call(1002), 0)
-    expect('the second after the first logged out', b.call(LOGIN, string(1, b'twice')), 0)
-    print('twice: ok (a second login of a logged-in player refused 409)')
+    got = b.call(LOGIN, string(1, b'twice'))
+    expect('the second after the first logged out', got, 0)
+    # LoginRep's logins (field 5): the refused login was not counted.
+    if fields(got[2]).get(5) != 2:
+        print('FAIL: the player has %s logins, expected 2 (the refused one counted?)'
+              % fields(got[2]).get(5))
+        sys.exit(1)
+    print('twice: ok (a second login of a logged-in player refused 409, not counted)')
 elif mode == 'pushids':
     for command in (9001, 9002, 9999):
         name = b'pushid-%d' % command
