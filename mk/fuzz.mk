@@ -173,8 +173,8 @@ $(FUZZ_B)/bin/fuzz_generated: $(FUZZ_B)/obj/fuzz/fuzz_generated.o \
 	@mkdir -p $(@D)
 	$(FUZZ_LINK) $(RT_LIBS)
 
-# fuzz_pb's live stage serves shapes.idl (the same generated code as
-# fuzz_generated).
+# fuzz_pb's live stages (a root, a node) serve shapes.idl (the same
+# generated code as fuzz_generated).
 $(FUZZ_B)/obj/fuzz/fuzz_pb.o: $(FUZZ_SHAPES_GEN)/structs.inc
 $(FUZZ_B)/bin/fuzz_pb: $(FUZZ_B)/obj/fuzz/fuzz_pb.o $(FUZZ_B)/obj/gen/shapes.o \
                        $(FUZZ_B)/obj/gen/common.o $(FUZZ_RT_LIB)
@@ -244,7 +244,7 @@ $(REGRESS_B)/bin/replay_fuzz_generated: $(REGRESS_B)/obj/fuzz/fuzz_generated.o \
 	@mkdir -p $(@D)
 	$(CC) $(SAN) -o $@ $^ $(RT_LIBS)
 
-# fuzz_pb: the same shapes.idl code for its live stage.
+# fuzz_pb: the same shapes.idl code for its live stages.
 $(REGRESS_B)/obj/fuzz/fuzz_pb.o: tests/fuzz/fuzz_pb.c $(REGRESS_SHAPES_GEN)/structs.inc
 	@mkdir -p $(@D)
 	$(CC) $(REGRESS_CFLAGS) $(FUZZ_RT_INC) -I$(REGRESS_SHAPES_GEN) -MMD -MP -c $< -o $@

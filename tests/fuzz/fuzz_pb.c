@@ -1,9 +1,12 @@
 /*
- * fuzz_pb — the PB codec: banana scanning and jelly reading.
+ * fuzz_pb — the PB codec (banana scanning, jelly reading) and both ends of
+ * a live PB connection: a root's and a node's.
  *
  * Input layout:
  *   byte 0          flags: bit 0 dialect "pb" (VOCAB allowed), bit 1 small
- *                   limits (so the limit checks fire often)
+ *                   limits (so the limit checks fire often), bit 2 stage 3,
+ *                   bit 3 stage 4 (bit 2 clear), bit 4 stage 4's prefix
+ *                   leaves takeProxy unanswered
  *   byte 1          seed of the chunk sizes
  *   the rest        the stream a peer sends
  *
@@ -26,6 +29,24 @@
  * decodes fails "not implemented") and calls every child that joins. We
  * half-close; the root must close the connection, and every call it made
  * must have ended exactly once.
+ *
+ * Stage 4 (flags bit 3): the stream is what a Twisted root sends a live
+ * ember node. A fresh node per input, exporting shapes.idl's services by
+ * name (no handlers), connects with ember_node_connect_pb over loopback TCP
+ * to a socket this target listens on (127.0.0.1, port 0, opened once). We
+ * send a fixed prefix recorded from a Twisted 22.4 root: its dialects,
+ * (version 6) and the answer None to the node's takeProxy (dialect "pb"
+ * with bit 0, else a root offering "none" alone), then the stream, and
+ * half-close. With bit 4 the prefix stops before the answer, so the stream
+ * answers takeProxy (or refuses it, or never does: the node is then never
+ * registered) and can call the node first, as a Firefly root does inside
+ * takeProxy. Once registered the node makes four calls to the root (ids
+ * 0x1000001 ... 0x4000004, the same for every fresh node), so the stream can
+ * answer them; it also carries the root's calls to the node's exports and to
+ * the Watcher it passed, decrefs and errors. Bit 1 gives the node small
+ * limits. The node must close the connection, and every call it made must
+ * end exactly once, with a status and a text (its result when OK), within
+ * 5 s.
  */
 #include <math.h>
 #include <stdint.h>
@@ -33,7 +54,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -307,12 +331,20 @@ static void on_join(ember_root *r, ember_child *ch, void *ud)
     }
 }
 
+static void base_init(void)
+{
+    if (base)
+        return;
+    ember_set_log(quiet_log, NULL);
+    if (!(base = event_base_new()))
+        die("event base");
+}
+
 static void live_init(void)
 {
     static const shapes_Store_handlers none_s;
     static const shapes_Watcher_handlers none_w;
-    ember_set_log(quiet_log, NULL);
-    base = event_base_new();
+    base_init();
     ember_root_config cfg;
     ember_root_config_default(&cfg);
     cfg.on_join = on_join;
@@ -334,7 +366,7 @@ static const uint8_t prefix[] = {
 
 static void fuzz_pb_live(const uint8_t *p, size_t n)
 {
-    if (!base)
+    if (!root)
         live_init();
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || ember_root_adopt_fd_pb_(root, sv[1]))
@@ -362,6 +394,199 @@ static void fuzz_pb_live(const uint8_t *p, size_t n)
         die("a call the root made did not end exactly once");
 }
 
+/* ---- stage 4: a live node ---- */
+
+#define NODE_CALLS 4
+
+static int listen_fd = -1;
+static char listen_addr[32];
+static int node_calls_made, node_ends[NODE_CALLS];
+
+/* Where the node finds its roots: a socket on 127.0.0.1, port 0, opened
+ * once; each input's root is the connection accepted on it. */
+static void listen_init(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (listen_fd < 0 || fcntl(listen_fd, F_SETFL, O_NONBLOCK) ||
+        bind(listen_fd, (struct sockaddr *)&sa, sizeof sa) || listen(listen_fd, 8) ||
+        getsockname(listen_fd, (struct sockaddr *)&sa, &len))
+        die("listening socket");
+    snprintf(listen_addr, sizeof listen_addr, "127.0.0.1:%u", ntohs(sa.sin_port));
+}
+
+/* Every call ends once, with a known status, a text unless it is OK and
+ * its result when it is. */
+static void node_ended(const ember_outcome *o, bool has_result, int *end)
+{
+    if ((unsigned)o->status > EMBER_SHUTDOWN ||
+        (o->status != EMBER_OK && (!o->message || strnlen(o->message, 4096) == 4096)))
+        die("a call the node made ended without a status or a text");
+    if (o->status == EMBER_OK && !has_result)
+        die("a call the node made ended OK without its result");
+    if (++*end != 1)
+        die("a call the node made ended twice");
+}
+
+static void node_pinged(const ember_outcome *o, const uint32_t *ret, void *ud)
+{
+    node_ended(o, ret != NULL, ud);
+}
+
+static void node_got(const ember_outcome *o, const shapes_Scalars *ret, void *ud)
+{
+    node_ended(o, ret != NULL, ud);
+}
+
+static void node_watched(const ember_outcome *o, void *ud)
+{
+    node_ended(o, true, ud);
+}
+
+static void node_echoed(const ember_outcome *o, const shapes_Containers *ret, void *ud)
+{
+    node_ended(o, ret != NULL, ud);
+}
+
+/* Once registered, the node calls the root: a u32 answer, a struct with
+ * declared errors, a ref to a local Watcher (the root may call it and
+ * decref it), and a struct of lists and maps. Their call ids are the same
+ * for every fresh node: 0x1000001, 0x2000002, 0x3000003, 0x4000004. */
+static void node_state(ember_node *n, ember_node_state st, const char *why, void *ud)
+{
+    static const shapes_Watcher_handlers none_w;
+    static const shapes_Containers empty;
+    (void)why;
+    (void)ud;
+    if (st != EMBER_NODE_REGISTERED || node_calls_made)
+        return;
+    ember_ref *to = ember_node_root(n), *w = shapes_Watcher_local(&none_w, NULL);
+    if (!w)
+        die("local watcher");
+    node_calls_made = NODE_CALLS;
+    shapes_Watcher_ping(to, "fuzz", node_pinged, &node_ends[0], NULL);
+    shapes_Store_get(to, "k", node_got, &node_ends[1], NULL);
+    shapes_Store_watch(to, w, node_watched, &node_ends[2], NULL);
+    shapes_Store_echo(to, &empty, node_echoed, &node_ends[3], NULL);
+    ember_ref_release(w);
+}
+
+/* A fresh node exporting shapes.idl's services by name (no handlers), PB
+ * towards addr; small limits when asked (the prefix still fits them). */
+static ember_node *node_open(const char *addr, bool small)
+{
+    static const shapes_Store_handlers none_s;
+    static const shapes_Watcher_handlers none_w;
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    cfg.on_state = node_state;
+    cfg.backoff_min_ms = cfg.backoff_max_ms = 60000; /* no second connection */
+    if (small) {
+        cfg.limits.max_string = 16;
+        cfg.limits.max_elems = 8;
+        cfg.limits.max_depth = 6;
+    }
+    node_calls_made = 0;
+    memset(node_ends, 0, sizeof node_ends);
+    ember_node *n = ember_node_new(base, "fz", &cfg);
+    if (!n || shapes_Store_export(ember_node_exports(n), &none_s, NULL) ||
+        shapes_Watcher_export(ember_node_exports(n), &none_w, NULL) ||
+        ember_node_connect_pb(n, addr))
+        die("live node");
+    return n;
+}
+
+static bool node_calls_done(void)
+{
+    for (int i = 0; i < node_calls_made; i++)
+        if (node_ends[i] != 1)
+            return false;
+    return true;
+}
+
+/* What a Twisted root sends first: its dialects, (version 6) and the answer
+ * None to the node's takeProxy (request 1); recorded from Twisted 22.4,
+ * dialect "pb" (offered first) and, with a root that offers "none" alone,
+ * dialect "none". The answer is the last ROOT_ANSWER_* bytes. */
+static const uint8_t root_prefix_pb[] = {
+    0x02, 0x80, 0x02, 0x82, 'p', 'b', 0x04, 0x82, 'n', 'o', 'n', 'e',
+    0x02, 0x80, 0x13, 0x87, 0x06, 0x81,
+    0x03, 0x80, 0x1b, 0x87, 0x01, 0x81, 0x01, 0x80, 0x01, 0x87,
+};
+static const uint8_t root_prefix_none[] = {
+    0x01, 0x80, 0x04, 0x82, 'n', 'o', 'n', 'e',
+    0x02, 0x80, 0x07, 0x82, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x06, 0x81,
+    0x03, 0x80, 0x06, 0x82, 'a', 'n', 's', 'w', 'e', 'r', 0x01, 0x81,
+    0x01, 0x80, 0x04, 0x82, 'N', 'o', 'n', 'e',
+};
+#define ROOT_ANSWER_PB 10
+#define ROOT_ANSWER_NONE 19
+
+/* Writes what fits of p[*at..n) to fd; true once all of it is written. */
+static bool write_some(int fd, const uint8_t *p, size_t n, size_t *at)
+{
+    while (*at < n) {
+        ssize_t w = send(fd, p + *at, n - *at, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return false;
+            return true; /* the node closed: nothing more to write */
+        }
+        *at += (size_t)w;
+    }
+    return true;
+}
+
+static void fuzz_pb_node(const uint8_t *p, size_t n, bool vocab, bool small,
+                         bool unanswered)
+{
+    base_init();
+    if (listen_fd < 0)
+        listen_init();
+    ember_node *node = node_open(listen_addr, small);
+    uint64_t t0 = ember_now_ms();
+    int s = -1;
+    while (s < 0) {
+        if (ember_now_ms() - t0 > 5000)
+            die("the node did not connect within 5 s");
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        s = accept(listen_fd, NULL, NULL);
+        if (s < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            die("accept");
+    }
+    if (fcntl(s, F_SETFL, O_NONBLOCK))
+        die("fcntl");
+    const uint8_t *pre = vocab ? root_prefix_pb : root_prefix_none;
+    size_t npre = vocab ? sizeof root_prefix_pb : sizeof root_prefix_none;
+    if (unanswered)
+        npre -= vocab ? ROOT_ANSWER_PB : ROOT_ANSWER_NONE;
+    size_t at_pre = 0, at = 0;
+    bool sent = false, eof = false;
+    while (!eof || ember_node_state_get(node) != EMBER_NODE_LOST || !node_calls_done()) {
+        if (ember_now_ms() - t0 > 5000)
+            die("the node did not close a half-closed PB connection, or its "
+                "calls did not end, within 5 s");
+        if (!sent && write_some(s, pre, npre, &at_pre) && write_some(s, p, n, &at)) {
+            shutdown(s, SHUT_WR);
+            sent = true;
+        }
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        uint8_t buf[4096];
+        ssize_t r;
+        while ((r = recv(s, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+            ;
+        eof = eof || r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+    close(s);
+    ember_node_free(node);
+    if (!node_calls_done())
+        die("a call the node made did not end exactly once");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -381,6 +606,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 2;
     if (data[0] & 4) {
         fuzz_pb_live(p, n);
+        return 0;
+    }
+    if (data[0] & 8) {
+        fuzz_pb_node(p, n, vocab, data[0] & 2, data[0] & 16);
         return 0;
     }
 
