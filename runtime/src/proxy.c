@@ -181,6 +181,59 @@ static int xcode_fields(ember_dec *d, ember_enc *e, const ember_field_desc *fs,
     return k;
 }
 
+/* Decodes the refs of a value of type t and skips the rest: the refs of a
+ * forwarded call that could not be passed on are counted (and released
+ * with the call's arena) as if they had been, so the caller is told. */
+static int skim_fields(ember_dec *d, const ember_field_desc *fs, uint32_t n);
+
+static int skim_value(ember_dec *d, unsigned wt, const ember_type *t)
+{
+    if (!type_has_ref(t, 0) || wt != wire_type(t))
+        return ember_dec_skip(d, wt);
+    const uint8_t *end;
+    uint64_t count;
+    int r = 0;
+    switch (t->kind) {
+    case EMBER_T_REF: {
+        ember_ref *ref;
+        return ember_dec_raw_ref(d, &ref);
+    }
+    case EMBER_T_STRUCT:
+        if (ember_dec_enter_raw(d, &end))
+            return -1;
+        r = skim_fields(d, t->fields, t->n_fields);
+        break;
+    default:
+        if (ember_dec_enter_raw(d, &end) || ember_dec_raw_varint(d, &count))
+            return -1;
+        for (uint64_t i = 0; i < count && r == 0; i++) {
+            if (t->kind == EMBER_T_MAP)
+                r = skim_value(d, wire_type(t->key), t->key);
+            if (r == 0)
+                r = skim_value(d, wire_type(t->elem), t->elem);
+        }
+        break;
+    }
+    ember_dec_leave(d, end);
+    return r;
+}
+
+static int skim_fields(ember_dec *d, const ember_field_desc *fs, uint32_t n)
+{
+    uint32_t tag;
+    unsigned wt;
+    int k;
+    while ((k = ember_dec_field(d, &tag, &wt)) == 1) {
+        const ember_type *t = NULL;
+        for (uint32_t i = 0; i < n && !t; i++)
+            if (fs[i].tag == tag)
+                t = fs[i].type;
+        if (t ? skim_value(d, wt, t) : ember_dec_skip(d, wt))
+            return -1;
+    }
+    return k;
+}
+
 /* What is re-encoded: a struct of fields from a decoder (on the other
  * connection); the encoder writes on the frame's. */
 typedef struct xcode {
@@ -262,11 +315,18 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
         xcode x = {&d, m->params, m->n_params};
         if (ember_call_oneway(call)) {
             ember_oneway_start(px->fwd, svc, method, enc_xcode, &x);
-            return;
+        } else {
+            call->fwd_to = px->fwd;
+            call->fwd_h = ember_call_start(px->fwd, svc, method, enc_xcode, &x,
+                                           relayed_typed, NULL, call, NULL);
         }
-        call->fwd_to = px->fwd;
-        call->fwd_h = ember_call_start(px->fwd, svc, method, enc_xcode, &x,
-                                       relayed_typed, NULL, call, NULL);
+        /* Refused before a byte was encoded (the owner gone, stopping, a
+         * limit): the refs the caller sent are still ours to count, or its
+         * exports would stay until its connection closes. */
+        if (d.p == (const uint8_t *)p && n)
+            (void)skim_fields(&d, m->params, m->n_params);
+        if (ember_call_oneway(call))
+            return;
         /* The refs new to us live while the call waits at the owner: held
          * like a typed call's (max_deferred_bytes). */
         call->raw_outside = d.outside;

@@ -443,6 +443,33 @@ static void test_owner_leaves(void)
     trio_stop(&t);
 }
 
+/* A goes, then B calls through R with a ref of its own in the arguments:
+ * the call ends UNAVAILABLE and R still decodes the arguments it could not
+ * pass on, so B's object is not left exported to R. The same when A
+ * withdrew the object B calls. */
+static void test_args_of_a_call_that_cannot_go_on(void)
+{
+    trio t;
+    trio_start(&t);
+    b_meets_a(&t);
+    ember_child *cb = ember_root_child_by_name(t.r, "b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cb);
+    ember_node_free(t.a);
+    t.a = NULL;
+    peer mine;
+    peer_init(&mine);
+    ember_ref *echo = b_Echo_local(&echo_handlers, &mine);
+    res k = {0};
+    b_Hub_keep(t.pb.hub, echo, got_void, &k, NULL);
+    wait_res(&k);
+    CU_ASSERT_EQUAL(k.st, EMBER_UNAVAILABLE);
+    CU_ASSERT(run_until(base, rc_is_one, echo, 5000));
+    CU_ASSERT_EQUAL(echo->rc, 1); /* B's own: nothing holds it at R */
+    ember_ref_release(echo);
+    peer_fini(&mine);
+    trio_stop(&t);
+}
+
 /* R passes A's exports to B as a ref<Hub>: B's calls of Hub through it carry
  * refs both ways, each re-encoded by R into a proxy of its own. */
 static void test_refs_through_a_proxy(void)
@@ -1032,6 +1059,8 @@ int main(void)
     CU_add_test(s, "a ref inside an error raised through a proxy",
                 test_ref_in_a_raised_error);
     CU_add_test(s, "A withdraws its object", test_owner_revokes);
+    CU_add_test(s, "the refs in a call that cannot be passed on",
+                test_args_of_a_call_that_cannot_go_on);
     CU_add_test(s, "5000 objects exported to one peer", test_many_exports);
     CU_add_test(s, "one object passed on as two services", test_one_object_as_two_services);
     CU_add_test(s, "B's cancel is passed on to A", test_cancel_passed_on);
