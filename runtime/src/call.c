@@ -213,6 +213,14 @@ void ember_call_orphan_all(ember_conn *c)
         if (ep->orphans)
             ep->orphans->prev = k;
         ep->orphans = k;
+        /* A proxy's call: nobody waits for what it forwarded any more, so
+         * it is cancelled as the caller's CANCEL would be (its outcome
+         * answers k, an orphan now, which frees it). */
+        if (k->fwd_h) {
+            ember_handle h = k->fwd_h;
+            k->fwd_h = 0;
+            ember_cancel(k->fwd_to, h);
+        }
     }
 }
 

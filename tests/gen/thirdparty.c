@@ -233,6 +233,11 @@ static bool rc_is_one(void *ud)
     return ((ember_ref *)ud)->rc == 1;
 }
 
+static bool rc_is_two(void *ud)
+{
+    return ((ember_ref *)ud)->rc == 2;
+}
+
 /* Runs until r has its outcome, and checks it came exactly once. */
 static void wait_res(res *r)
 {
@@ -751,6 +756,35 @@ static void test_cancel_passed_on(void)
     trio_stop(&t);
 }
 
+/* B goes with its own call through R's proxy waiting at A: nobody waits
+ * for it any more, so R cancels what it forwarded (A sees the call
+ * cancelled), and nothing at R holds A's object for it: once R lets go,
+ * A's object is A's alone, before A answers. */
+static void test_caller_gone_cancels_forwarded(void)
+{
+    trio t;
+    trio_start(&t);
+    b_keeps(&t);
+    res r = {0};
+    b_Echo_twice(t.pb.kept, HOLD, got_u64, &r, NULL);
+    wait_held(&t.pa, 1);
+    peer_fini(&t.pb);
+    ember_node_free(t.b);
+    t.b = NULL;
+    peer_init(&t.pb);
+    CU_ASSERT_EQUAL(r.n, 1);
+    CU_ASSERT_EQUAL(r.st, EMBER_SHUTDOWN);
+    CU_ASSERT(run_until(base, held_cancelled, &t.pa, 5000));
+    /* R lets go: A's object is held by A and by the call it keeps. */
+    ember_ref_release(t.aref);
+    t.aref = NULL;
+    CU_ASSERT(run_until(base, rc_is_two, t.pa.echo, 5000));
+    CU_ASSERT_EQUAL(t.pa.nheld, 1);
+    peer_drop(&t.pa);
+    CU_ASSERT_EQUAL(t.pa.echo->rc, 1);
+    trio_stop(&t);
+}
+
 /* B goes with its call waiting at A: R's call to B ends LOST; A's late
  * answer is dropped at R; R's release still reaches A. */
 static void test_caller_leaves(void)
@@ -1065,6 +1099,8 @@ int main(void)
     CU_add_test(s, "one object passed on as two services", test_one_object_as_two_services);
     CU_add_test(s, "B's cancel is passed on to A", test_cancel_passed_on);
     CU_add_test(s, "B leaves with a call in flight", test_caller_leaves);
+    CU_add_test(s, "B goes: what R forwarded for it is cancelled",
+                test_caller_gone_cancels_forwarded);
     CU_add_test(s, "R goes with a call in flight", test_forwarder_goes);
     CU_add_test(s, "a process both root and node forwards", test_root_and_node);
     CU_add_test(s, "three processes: B, then A killed", test_three_processes);
