@@ -78,9 +78,17 @@ $(B)/bin/test-gen-thirdparty: $(GEN_T)/thirdparty.o $(GEN_T)/mod_a.gcc.o $(GEN_T
 	@mkdir -p $(@D)
 	$(CC) $(SAN) -o $@ $(filter %.o,$^) $(GEN_LIBS)
 
+# chaos.c reads a connection's export tables (ref-internal.h).
+$(GEN_T)/chaos.o: $(GEN_T)/chaos.h
+$(GEN_T)/chaos.o: GEN_TCFLAGS += -Iruntime/src
+
+$(B)/bin/test-gen-chaos: $(GEN_T)/chaos.o $(GEN_T)/chaos.gcc.o $(LIBEMBER_A)
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -o $@ $(filter %.o,$^) $(GEN_LIBS)
+
 GEN_TESTS := $(B)/bin/test-gen-roundtrip $(B)/bin/test-gen-evolve \
              $(B)/bin/test-gen-e2e $(B)/bin/test-gen-services \
-             $(B)/bin/test-gen-thirdparty
+             $(B)/bin/test-gen-thirdparty $(B)/bin/test-gen-chaos
 
 gen-golden-check: $(foreach n,$(GEN_GOLDEN),$(GEN_T)/$(n).c $(GEN_T)/$(n).h)
 	@for f in $(foreach n,$(GEN_GOLDEN),$(n).h $(n).c); do \
