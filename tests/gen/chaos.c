@@ -423,6 +423,8 @@ static void start_act(int from, int target, uint32_t op, uint32_t timeout, bool 
 static void after_start(rec *r)
 {
     S.starting = NULL;
+    if (r->h != 0 && S.e[r->from].freeing)
+        violation("call %d started while its endpoint is being freed", (int)(r - S.r));
     if (r->h == 0 && S.e[r->from].freeing) {
         r->never = true; /* refused while its endpoint is being freed */
         if (r->to) {
