@@ -425,20 +425,8 @@ static void logged_in(const ember_outcome *o, const db_Player *p, void *ud)
         db_Db_logout(g->db, p->id, NULL, logged_out, ctx, NULL);
         return;
     }
-    /* One session per player: a second would move the same player in
-     * rooms of its own, each saving its position over the other's. */
-    for (int i = 0; i < MAX_SESSIONS; i++) {
-        const gsession *o = &g->sessions[i];
-        if (o != s && o->used && o->state != LOGGING_IN && o->player == p->id) {
-            s->used = false;
-            srv_refuse(ctx->call, 409, "already logged in on another connection");
-            free(ctx);
-            return;
-        }
-    }
     s->state = LOGGED_IN;
     s->player = p->id;
-    snprintf(s->name, sizeof s->name, "%s", p->name);
     client_LoginRep rep = {p->id, p->name, p->pos, p->created, p->logins};
     reply_body(ctx->call, enc_login_rep, &rep);
     free(ctx);
@@ -485,9 +473,11 @@ static void login(gatesrv *g, ember_call *call, uint64_t session, ember_bytes da
         srv_refuse(call, 409, s->state == LOGGING_IN ? "already logging in" : "already logged in");
         return;
     }
-    /* A player on another connection is refused here, before db counts
-     * a login for it (the check after db's answer, by player id, covers
-     * two logins that cross). */
+    /* One session per player (a second would move the same player in
+     * rooms of its own, each saving its position over the other's): a
+     * name in use on another connection, logging in or out included, is
+     * refused here, before db counts a login for it. db finds players by
+     * their exact name, so a name is a player. */
     for (int i = 0; i < MAX_SESSIONS; i++) {
         const gsession *o = &g->sessions[i];
         if (o->used && strcmp(o->name, req.name) == 0) {
