@@ -199,9 +199,9 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
     }
     static const char *const keys[] = {"app", "host", "rootport", "netport", "metricsport",
                                        "pbport", "db", "clients", "remoteport", NULL};
-    char swhere[96];
-    snprintf(swhere, sizeof swhere, "servers.%s", name);
-    if (known_keys(o, keys, swhere, err, errlen))
+    char where[96];
+    snprintf(where, sizeof where, "servers.%s", name);
+    if (known_keys(o, keys, where, err, errlen))
         return -1;
     if (strlen(name) >= sizeof s->name) {
         snprintf(err, errlen, "servers: a server's name is too long (at most %zu bytes)",
@@ -209,9 +209,9 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
         return -1;
     }
     copy(s->name, sizeof s->name, name);
-    if (str_key(o, "app", name, s->app, sizeof s->app, swhere, err, errlen) ||
-        str_key(o, "host", "127.0.0.1", s->host, sizeof s->host, swhere, err, errlen) ||
-        str_key(o, "db", "", s->db, sizeof s->db, swhere, err, errlen))
+    if (str_key(o, "app", name, s->app, sizeof s->app, where, err, errlen) ||
+        str_key(o, "host", "127.0.0.1", s->host, sizeof s->host, where, err, errlen) ||
+        str_key(o, "db", "", s->db, sizeof s->db, where, err, errlen))
         return -1;
     /* The master runs the app from its own folder: only its programs. */
     static const char *const apps[] = {"db", "gate", "game", "net", "pygame", NULL};
@@ -220,11 +220,9 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
         a++;
     if (!apps[a]) {
         snprintf(err, errlen, "%s.app: no app \"%s\" (db, gate, game, net or pygame)",
-                 swhere, s->app);
+                 where, s->app);
         return -1;
     }
-    char where[96];
-    snprintf(where, sizeof where, "servers.%s", name);
     if (port_of(o, "rootport", &s->rootport, where, err, errlen) ||
         port_of(o, "netport", &s->netport, where, err, errlen) ||
         port_of(o, "metricsport", &s->metricsport, where, err, errlen) ||
@@ -263,8 +261,7 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
         copy(cr->name, sizeof cr->name, rn);
         if (str_key(r, "roothost", "", cr->host, sizeof cr->host, kwhere, err, errlen))
             return -1;
-        const char *rwhere = kwhere;
-        if (port_of(r, "rootport", &cr->port, rwhere, err, errlen))
+        if (port_of(r, "rootport", &cr->port, kwhere, err, errlen))
             return -1;
     }
     return 0;
