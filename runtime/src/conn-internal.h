@@ -133,6 +133,8 @@ struct ember_conn {
                                       they forward to (ref.hn) */
     uint64_t next_oid;
     ember_xobj *xundo;             /* exported by the frame being encoded */
+    bool ref_tables;               /* protocol 3: frames holding our objects
+                                      list them (EMBER_FR_REFS) */
     ember_htab rrefs;              /* the peer's objects we hold, by oid */
 };
 
@@ -205,6 +207,9 @@ int ember_frame_closed_(ember_enc *e);
 int ember_frame_end_fail_(ember_conn *c, ember_enc *e, size_t len);
 /* The frame being encoded was sent: the exports it made stay. */
 void ember_frame_exports_kept_(ember_conn *c);
+/* Ends the frame being encoded with its table of the objects it sent
+ * (c->xundo) and flags its kind (protocol 3). */
+void ember_frame_put_refs_(ember_conn *c, ember_enc *e);
 
 /* What ember_frame_begin reserves: the frame's first 5 bytes, then room
  * for any kind's header (a service id and up to five varints), written with
@@ -231,6 +236,8 @@ static inline int ember_frame_begin(ember_conn *c, ember_enc *e, uint8_t kind)
 
 static inline int ember_frame_end(ember_conn *c, ember_enc *e)
 {
+    if (c->xundo && c->ref_tables)
+        ember_frame_put_refs_(c, e);
     size_t len = ember_enc_len(e) - 4;
     if (e->failed || len > c->ep->lim.max_frame)
         return ember_frame_end_fail_(c, e, len);

@@ -322,9 +322,40 @@ int ember_conn_goodbye(ember_conn *c, const char *reason)
     return ember_frame_end(c, &e);
 }
 
+static void handle_frame(ember_conn *c, const ember_frame *f);
+
+/* A CALL, ONEWAY, REPLY or ERROR ending with the table of the sender's
+ * objects it holds (protocol 3): the table counts them all, so those no
+ * decode keeps (a refused call, an unknown field, a late answer) go back
+ * to their owner once the frame is handled. */
+static void frame_with_refs(ember_conn *c, const ember_frame *in)
+{
+    ember_frame f = *in;
+    ember_ref *held;
+    const char *why;
+    if (!c->ref_tables) { /* not a kind of the version it speaks */
+        ember_conn_close(c, EMBER_PROTOCOL, "bad frame: unknown frame kind");
+        return;
+    }
+    f.kind &= (uint8_t)~EMBER_FR_REFS;
+    if (c->state != EMBER_CONN_READY) {
+        handle_frame(c, &f); /* the violation */
+        return;
+    }
+    if (ember_ref_table_in(c, f.payload, &f.len, &held, &why))
+        ember_conn_closef(c, EMBER_PROTOCOL, "bad frame: %s", why);
+    else
+        handle_frame(c, &f);
+    ember_ref_table_done(held);
+}
+
 static void handle_frame(ember_conn *c, const ember_frame *f)
 {
     ember_ep *ep = c->ep;
+    if (f->kind & EMBER_FR_REFS) {
+        frame_with_refs(c, f);
+        return;
+    }
     switch (f->kind) {
     case EMBER_FR_PING:
         ember_frame_send_hdr(c, EMBER_FR_PONG, 0, 0);

@@ -31,11 +31,13 @@ static const char *kind_names[EMBER_FR_MAX_ + 1] = {
 
 int ember_frame_nhdr(uint8_t kind)
 {
+    kind &= (uint8_t)~EMBER_FR_REFS;
     return kind <= EMBER_FR_MAX_ ? ember_frame_nhdr_[kind] : 0;
 }
 
 const char *ember_frame_kind_name(uint8_t kind)
 {
+    kind &= (uint8_t)~EMBER_FR_REFS;
     return kind <= EMBER_FR_MAX_ ? kind_names[kind] : "?";
 }
 
@@ -52,6 +54,21 @@ void ember_frame_exports_kept_(ember_conn *c)
     for (ember_xobj *x = c->xundo; x; x = x->undo_next)
         x->undo = 0;
     c->xundo = NULL;
+}
+
+/* The table: (object id, times this frame sent it) varint pairs, then its
+ * length in bytes as a u32 little endian, so the receiver finds it from
+ * the frame's end and counts refs it never decodes (docs/protocol.md). */
+void ember_frame_put_refs_(ember_conn *c, ember_enc *e)
+{
+    size_t start = ember_enc_len(e);
+    for (ember_xobj *x = c->xundo; x; x = x->undo_next) {
+        ember_enc_raw_varint(e, x->by_oid.key);
+        ember_enc_raw_varint(e, x->undo);
+    }
+    size_t n = ember_enc_len(e) - start;
+    ember_enc_raw_fixed32(e, (uint32_t)n);
+    e->base[4] |= EMBER_FR_REFS;
 }
 
 int ember_frame_end_fail_(ember_conn *c, ember_enc *e, size_t len)

@@ -238,6 +238,7 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
             uint8_t proof[EMBER_MAC_LEN];
             memset(&reg, 0, sizeof reg);
             reg.version = hs.vmax < EMBER_PROTO_MAX ? hs.vmax : EMBER_PROTO_MAX;
+            c->ref_tables = reg.version >= 3;
             reg.name = n->name;
             if (has_secret(n)) {
                 /* Without the root's nonce we could not check its proof. */

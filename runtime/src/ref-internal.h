@@ -116,6 +116,12 @@ struct ember_ref {
     const ember_service_desc *svc; /* PROXY: the service it forwards */
     ember_ref *sibling;            /* PROXY: the next one exported on its
                                       conn for the same fwd, another svc */
+    /* REMOTE, protocol 3: the holds the table of refs of the frame being
+     * handled took (released after it), the next ref it holds, and whether
+     * the table made it (its entry is charged to the first decode). */
+    uint32_t held;
+    bool fresh;
+    ember_ref *held_next;
 };
 
 /* What a ref received for the first time costs outside the decode's arena
@@ -143,6 +149,15 @@ uint64_t ember_ref_export(ember_conn *c, ember_ref *r);
 /* The frame being encoded on c is not sent: takes back the exports it made
  * (ember_frame_end keeps them when it is). */
 void ember_ref_exports_undo(ember_conn *c);
+/* A frame flagged EMBER_FR_REFS came in on c, its payload p[0..*len)
+ * ending with the table: counts the objects the table lists as received,
+ * holding each (*held: the list), and cuts the table off *len. -1 with
+ * *why for a malformed table (what it took is in *held). */
+int ember_ref_table_in(ember_conn *c, const uint8_t *p, size_t *len,
+                       ember_ref **held, const char **why);
+/* The frame was handled: drops the table's holds, so the objects no
+ * decode kept are released to their owner (DECREF). */
+void ember_ref_table_done(ember_ref *held);
 
 /* ---- proxy.c: refs passed on to a third party ---- */
 

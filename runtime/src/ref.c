@@ -351,6 +351,101 @@ EMBER_API void ember_enc_ref(ember_enc *e, uint32_t tag, ember_ref *ref)
     ember_enc_ref_as(e, tag, ref, NULL);
 }
 
+/* A peer's object passed to us: the entry found again by its object id
+ * (the same object passed again), or made (*made), with one reference for
+ * the caller. NULL when out of memory. The caller charges a decode budget
+ * for a new one first. */
+static ember_ref *rref_get(ember_conn *c, uint64_t oid, bool *made)
+{
+    ember_ref *r = rref_find(c, oid);
+    *made = !r;
+    if (r)
+        return ember_ref_retain(r);
+    if (!(r = ember_calloc(sizeof *r)))
+        return NULL;
+    r->kind = EMBER_REF_REMOTE;
+    r->rc = 1;
+    link_set(r, c->ep);
+    r->oid = oid;
+    if (ember_htab_put(&c->rrefs, &r->hn, r->oid)) {
+        ember_ref_release(r); /* not connected yet: no DECREF */
+        return NULL;
+    }
+    r->conn = c;
+    return r;
+}
+
+int ember_ref_table_in(ember_conn *c, const uint8_t *p, size_t *len,
+                       ember_ref **held, const char **why)
+{
+    *held = NULL;
+    uint32_t tlen;
+    ember_dec d;
+    /* Its budget is the decode budget of the whole frame. */
+    if (*len < 4) {
+        *why = "its table of refs is cut short";
+        return -1;
+    }
+    ember_dec_init_conn(&d, c, p, *len, NULL);
+    d.p = p + *len - 4;
+    if (ember_dec_raw_fixed32(&d, &tlen) || tlen > *len - 4) {
+        *why = "its table of refs is cut short";
+        return -1;
+    }
+    size_t payload = *len - 4 - tlen;
+    uint64_t total = 0;
+    d.p = p + payload;
+    d.end = p + *len - 4;
+    while (d.p < d.end) {
+        uint64_t oid, count;
+        if (ember_dec_raw_varint(&d, &oid) || ember_dec_raw_varint(&d, &count)) {
+            *why = "its table of refs is cut short";
+            return -1;
+        }
+        /* Every ref takes at least a byte of the payload: a count beyond
+         * that is a lie (and could overflow what we owe the peer). */
+        if (oid == 0 || count == 0 || count > payload - total) {
+            *why = oid == 0 ? "its table of refs names object 0"
+                   : count == 0 ? "its table of refs counts an object 0 times"
+                                : "its table of refs counts more refs than "
+                                  "the frame holds";
+            return -1;
+        }
+        total += count;
+        bool made;
+        ember_ref *r;
+        if (!rref_find(c, oid) && ember_dec_charge(&d, EMBER_REF_ENTRY_BYTES)) {
+            *why = d.why;
+            return -1;
+        }
+        if (!(r = rref_get(c, oid, &made))) {
+            *why = "out of memory";
+            return -1;
+        }
+        r->fresh |= made;
+        r->wire += count;
+        if (r->held++ == 0) {
+            r->held_next = *held;
+            *held = r;
+        } else {
+            ember_ref_release(r); /* one hold per ref: held counts them */
+        }
+    }
+    *len = payload;
+    return 0;
+}
+
+void ember_ref_table_done(ember_ref *held)
+{
+    while (held) {
+        ember_ref *r = held;
+        held = r->held_next;
+        r->held = 0;
+        r->fresh = false;
+        ember_ref_release(r);
+    }
+}
+
 static void release_cb(void *p)
 {
     ember_ref_release(p);
@@ -387,28 +482,29 @@ EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)
     } else {
         if (oid == 0)
             return ember_dec_fail(d, "ref with object id 0");
-        if ((r = rref_find(c, oid))) {
-            ember_ref_retain(r);
-        } else {
-            /* A new entry is decoded memory too, held while the ref lives
-             * (a deferred call's refs count in its max_deferred_bytes). */
-            if (ember_dec_charge(d, EMBER_REF_ENTRY_BYTES))
+        bool made;
+        if (c->ref_tables) {
+            /* The frame's table counted it already (ember_ref_table_in). */
+            if (!(r = rref_find(c, oid)))
+                return ember_dec_fail(d, "a ref its frame's table of refs "
+                                      "does not list");
+            if ((made = r->fresh) && ember_dec_charge(d, EMBER_REF_ENTRY_BYTES))
                 return -1;
-            d->outside += EMBER_REF_ENTRY_BYTES;
-            r = ember_calloc(sizeof *r);
-            if (!r)
+            ember_ref_retain(r);
+            r->fresh = false;
+        } else {
+            if (!rref_find(c, oid) && ember_dec_charge(d, EMBER_REF_ENTRY_BYTES))
+                return -1;
+            if (!(r = rref_get(c, oid, &made)))
                 return ember_dec_fail(d, "out of memory");
-            r->kind = EMBER_REF_REMOTE;
-            r->rc = 1;
-            link_set(r, c->ep);
-            r->oid = oid;
-            if (ember_htab_put(&c->rrefs, &r->hn, r->oid)) {
-                ember_ref_release(r); /* not connected yet: no DECREF */
-                return ember_dec_fail(d, "out of memory");
-            }
-            r->conn = c;
+            r->wire++;
         }
-        r->wire++;
+        /* A new entry is memory outside the arena, held while the ref
+         * lives (a deferred call's refs count in its max_deferred_bytes):
+         * the first decode that keeps it pays for it (its table's import
+         * was charged to a budget of its own, for the frame's time). */
+        if (made)
+            d->outside += EMBER_REF_ENTRY_BYTES;
     }
     /* The decoded value lives as long as the arena: release it on reset. */
     if (ember_arena_defer(d->arena, release_cb, r)) {

@@ -423,6 +423,7 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
     if (rc == 0) {
         ember_hs w;
         memset(&w, 0, sizeof w);
+        c->ref_tables = hs.version >= 3;
         w.id = ch->id;
         w.heartbeat_ms = r->ep.lim.heartbeat_ms;
         w.dead_after_ms = r->ep.lim.dead_after_ms;

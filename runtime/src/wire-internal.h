@@ -48,6 +48,11 @@ enum ember_frame_kind {
     EMBER_FR_MAX_ = 13
 };
 
+/* Set in the kind byte of a CALL, ONEWAY, REPLY or ERROR (protocol 3) whose
+ * payload holds objects of the sender: the frame ends with its table of
+ * them (docs/protocol.md, "The table of refs"). */
+#define EMBER_FR_REFS 0x80u
+
 #define EMBER_FRAME_HDR 5u /* u32 length + u8 kind */
 /* Largest frame accepted before registration completes. */
 #define EMBER_HANDSHAKE_MAX_FRAME (1u << 20)
@@ -170,10 +175,14 @@ static inline int ember_frame_parse(const uint8_t *p, size_t n,
     *used = (size_t)len + 4;
     if (n < *used)
         return 0;
-    uint8_t kind = p[4];
+    uint8_t kind = p[4], base = kind;
     if (kind == 0 || kind > EMBER_FR_MAX_) {
-        *why = "unknown frame kind";
-        return -1;
+        /* CALL..ERROR with a table of refs; the reader checks the version */
+        base = kind & (uint8_t)~EMBER_FR_REFS;
+        if (!(kind & EMBER_FR_REFS) || (unsigned)base - EMBER_FR_CALL >= 4u) {
+            *why = "unknown frame kind";
+            return -1;
+        }
     }
     /* Only p, end and why of the decoder are used by the varint reader. */
     ember_dec d;
@@ -184,7 +193,7 @@ static inline int ember_frame_parse(const uint8_t *p, size_t n,
     f->h[0] = f->h[1] = f->h[2] = 0;
     /* CALL and ONEWAY start with the service id, 4 bytes little endian:
      * a hash, so a varint would mostly take 5. */
-    if ((unsigned)kind - EMBER_FR_CALL < 2u) {
+    if ((unsigned)base - EMBER_FR_CALL < 2u) {
         if (len < 5) {
             *why = "truncated frame header";
             return -1;
@@ -192,7 +201,7 @@ static inline int ember_frame_parse(const uint8_t *p, size_t n,
         f->svc = ember_frame_len(d.p);
         d.p += 4;
     }
-    for (int i = 0; i < ember_frame_nhdr_[kind]; i++)
+    for (int i = 0; i < ember_frame_nhdr_[base]; i++)
         if (ember_frame_varint(&d, &f->h[i])) {
             /* cut short, or longer than a 64-bit value takes */
             *why = d.p < d.end ? "frame header varint overflows 64 bits"

@@ -15,7 +15,9 @@
  * and calls every child that joins, so REPLY/ERROR/CANCEL/DECREF frames have
  * something to hit. After each input the root must close the connection
  * (we half-close), and every call it made must have ended exactly once.
- * The first byte picks the open root or the one that wants a secret.
+ * The first byte's bits: 0x80 the REGISTER first, 0x40 the root that wants a
+ * secret, 0x20 registering as protocol version 2 (no tables of refs; 3,
+ * with them, otherwise), 0x03 stage 1's max_frame.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,7 +56,9 @@ static void parse_all(const uint8_t *data, size_t size, uint32_t max_frame)
                 die("parsed frame size outside the bytes given");
             if (used - 4 > max_frame)
                 die("frame larger than max_frame accepted");
-            if (f.kind == 0 || f.kind > EMBER_FR_MAX_)
+            unsigned base = f.kind & ~EMBER_FR_REFS;
+            if (base == 0 || base > EMBER_FR_MAX_ ||
+                (f.kind != base && (base < EMBER_FR_CALL || base > EMBER_FR_ERROR)))
                 die("unknown kind accepted");
             if (f.payload < p + EMBER_FRAME_HDR || f.payload + f.len != p + used)
                 die("payload outside the frame");
@@ -337,8 +341,11 @@ static void deadline(evutil_socket_t fd, short what, void *arg)
     *(bool *)arg = true;
 }
 
-/* The REGISTER frame of a node named "fz" with no services (version 2). */
+/* The REGISTER frame of a node named "fz" with no services; byte
+ * REG_VERSION is its protocol version (3, or 2: frames without tables of
+ * refs). */
 static const uint8_t reg_frame[] = { 7, 0, 0, 0, 2, 0x08, EMBER_PROTOCOL_VERSION, 0x12, 0x02, 'f', 'z' };
+#define REG_VERSION 6
 
 static int fuzz_frames_live(const uint8_t *data, size_t size)
 {
@@ -356,6 +363,8 @@ static int fuzz_frames_live(const uint8_t *data, size_t size)
     size_t off = 0;
     if (with_register) {
         memcpy(bytes, reg_frame, sizeof reg_frame);
+        if (data[0] & 0x20)
+            bytes[REG_VERSION] = 2;
         off = sizeof reg_frame;
     }
     if (size > 1)

@@ -171,8 +171,6 @@ static struct {
     int ndeferred, nhung;
     rec *starting, *cancelling;
     int violations;
-    bool taint[NE];           /* exports may stay until the node's conn closes */
-    unsigned taint_epoch[NE];
     int root_shut;
     char trail[16][96];
     int ntrail;
@@ -206,14 +204,6 @@ static void violation(const char *fmt, ...)
             dump_nodes();
         }
     }
-}
-
-static bool tainted(void)
-{
-    for (int i = 1; i < NE; i++)
-        if (S.taint[i] && S.taint_epoch[i] == S.epoch[i])
-            return true;
-    return false;
 }
 
 static bool all_up(void)
@@ -373,22 +363,6 @@ static void check_outcome(rec *r, const ember_outcome *o, uint64_t value,
         violation("call %d (kind %d op %u from %d, timeout %u, after %lld ms) ended %s: %s",
                   (int)(r - S.r), r->kind, r->op, r->from, r->timeout, now_ms() - r->t0,
                   ember_status_name(o->status), o->message ? o->message : "");
-    /* Refs that are never decoded stay exported on the way until those
-     * connections close (protocol.md, "Reference counting"): the arguments
-     * of a call refused on arrival, a reply that came after its call
-     * ended. */
-    if ((r->kind == K_TAKE && o->status == EMBER_UNAVAILABLE && o->message &&
-         (!strcmp(o->message, "shutting down") ||
-          !strcmp(o->message, "object withdrawn by its owner"))) ||
-        (r->kind == K_GIVE && (o->status == EMBER_CANCELLED || o->status == EMBER_TIMEOUT))) {
-        /* Its refs were not decoded: they stay exported on the way until
-         * those connections close. */
-        for (int i = 1; i < NE; i++)
-            if ((r->d.mask | (r->child > 0 ? 1u << r->child : 0)) >> i & 1) {
-                S.taint[i] = true;
-                S.taint_epoch[i] = S.epoch[i];
-            }
-    }
     if (r->to && r->n == r->want) {
         ember_ref_release(r->to);
         r->to = NULL;
@@ -1355,8 +1329,8 @@ static void run_seed(uint64_t seed, int steps)
         for (int i = 0; i < NE; i++)
             release_objs(i);
         unsigned left = 0;
-        exports_checked += !tainted() && all_up();
-        if (!tainted() && !run_until(S.base, exports_empty, &left, 3000) && all_up()) {
+        exports_checked += all_up();
+        if (!run_until(S.base, exports_empty, &left, 3000) && all_up()) {
             violation("%u objects still exported or held once everything was let go", left);
             for (int i = 0; getenv("CHAOS_VERBOSE") && i < S.nr; i++)
                 if (S.r[i].kind == K_GIVE || S.r[i].kind == K_TAKE)
@@ -1367,7 +1341,7 @@ static void run_seed(uint64_t seed, int steps)
         }
     }
 
-    phase(tainted() ? "exports (tainted)" : "exports");
+    phase("exports");
     /* Root shutdown with whatever still hangs, then the frees. */
     S.root_shut = 1;
     S.gen++;

@@ -152,7 +152,7 @@ size_t h_frame(uint8_t *buf, size_t cap, uint8_t kind, int nh,
     }
     size_t n = 4;
     buf[n++] = kind;
-    if (kind == FR_CALL || kind == FR_ONEWAY)
+    if ((kind & ~FR_REFS) == FR_CALL || (kind & ~FR_REFS) == FR_ONEWAY)
         for (int i = 0; i < 4; i++)
             buf[n++] = (uint8_t)(H_SVC >> 8 * i);
     for (int i = 0; i < nh; i++)
@@ -487,7 +487,39 @@ static void on_leave(ember_root *r, ember_child *c, const char *why, void *ud)
 
 int h_node_held_count(void) { return node_held.n; }
 
-void h_release_node_held(void) { h_held_release(&node_held, NULL, 0); }
+static ember_ref *node_kept[8];
+static int node_nkept;
+
+void h_release_node_held(void)
+{
+    h_held_release(&node_held, NULL, 0);
+    while (node_nkept > 0)
+        ember_ref_release(node_kept[--node_nkept]);
+}
+
+static int dispatch_keep(ember_call *call, ember_dec *args, const void *h,
+                         void *ud)
+{
+    (void)h;
+    (void)ud;
+    const uint8_t *p = args->p;
+    size_t n = (size_t)(args->end - args->p);
+    uint32_t tag;
+    unsigned wt;
+    ember_ref *r = NULL;
+    if (ember_dec_field(args, &tag, &wt) != 1 || ember_dec_ref(args, wt, &r))
+        return -1;
+    if (r && node_nkept < 8)
+        node_kept[node_nkept++] = ember_ref_retain(r);
+    ember_call_reply_raw(call, p, n);
+    return 0;
+}
+
+static const ember_method_desc keep_methods[] = {
+    {.id = H_NODE_KEEP, .name = "keep", .dispatch = dispatch_keep}};
+const ember_service_desc h_keep_svc = {
+    .name = "hostile.Keep", .id = H_KEEP_SVC, .n_methods = 1,
+    .methods = keep_methods};
 
 const ember_tls_config *h_root_tls;
 const ember_tls_config *h_node_tls;
@@ -510,6 +542,7 @@ ember_node *h_node_new_cfg(const char *name, int port, const ember_node_config *
         return NULL;
     ember_exports_add_raw(ember_node_exports(n), H_SVC, H_NODE_ECHO, h_echo, NULL);
     ember_exports_add_raw(ember_node_exports(n), H_SVC, H_NODE_HOLD, h_hold, &node_held);
+    ember_exports_add(ember_node_exports(n), &h_keep_svc, NULL, NULL);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     if (ember_node_connect(n, addr)) {

@@ -22,7 +22,8 @@
 enum {
     FR_HELLO = 1, FR_REGISTER = 2, FR_WELCOME = 3, FR_REFUSED = 4,
     FR_CALL = 5, FR_ONEWAY = 6, FR_REPLY = 7, FR_ERROR = 8, FR_CANCEL = 9,
-    FR_DECREF = 10, FR_PING = 11, FR_PONG = 12, FR_GOODBYE = 13
+    FR_DECREF = 10, FR_PING = 11, FR_PONG = 12, FR_GOODBYE = 13,
+    FR_REFS = 0x80 /* in a CALL..ERROR kind: the frame ends with its table of refs */
 };
 
 extern struct event_base *H_base;
@@ -91,6 +92,11 @@ bool h_peer_closed(int fd);
                            (with its refs) until h_release_held */
 #define H_NODE_ECHO 200 /* nodes: replies with the payload */
 #define H_NODE_HOLD 201 /* nodes: never replies until released */
+/* nodes: service H_KEEP_SVC, typed: keeps the ref of field 1 until
+ * h_release_node_held and replies with the payload as it came */
+#define H_KEEP_SVC 0x6b656570u
+#define H_NODE_KEEP 202
+extern const ember_service_desc h_keep_svc;
 
 typedef struct h_fixture {
     ember_root *root;
@@ -148,7 +154,8 @@ bool h_flood_settled(void *f);   /* every one has ended */
 /* Calls held by H_HOLD on the root. */
 int h_held_count(void);
 void h_release_held(void);
-/* Answers the calls H_NODE_HOLD kept (on any node). */
+/* Answers the calls H_NODE_HOLD kept (on any node), drops the refs
+ * H_NODE_KEEP kept. */
 void h_release_node_held(void);
 /* Calls H_NODE_HOLD is keeping (on any node). */
 int h_node_held_count(void);

@@ -427,13 +427,20 @@ static void expect_victim_dropped(victim *v, const char *why)
 }
 
 /* A CALL to object oid of the root's (0: its exports). */
+/* kind: FR_CALL, or FR_CALL | FR_REFS for a payload of refs_payload. */
+static void inject_kind_to(victim *v, uint8_t kind, uint64_t id, uint64_t oid,
+                           uint64_t method, const void *payload, size_t plen)
+{
+    uint8_t b[8192];
+    uint64_t h[3] = { id, oid, method };
+    size_t n = h_frame(b, sizeof b, kind, 3, h, payload, plen);
+    h_relay_inject(v->relay, b, n);
+}
+
 static void inject_call_to(victim *v, uint64_t id, uint64_t oid,
                            uint64_t method, const void *payload, size_t plen)
 {
-    uint8_t b[4096];
-    uint64_t h[3] = { id, oid, method };
-    size_t n = h_frame(b, sizeof b, FR_CALL, 3, h, payload, plen);
-    h_relay_inject(v->relay, b, n);
+    inject_kind_to(v, FR_CALL, id, oid, method, payload, plen);
 }
 
 static void inject_call(victim *v, uint64_t id, uint64_t method,
@@ -670,20 +677,29 @@ static void case_post_decode_amplification(void)
 }
 
 /* A list<ref> of n objects of the sender, ids first..first+n-1 (each new
- * to the root), as the payload of a call. */
+ * to the root), as the payload of a call, followed by the frame's table of
+ * refs (each once): send it as FR_CALL | FR_REFS. */
 static size_t refs_payload(uint8_t *p, size_t cap, uint64_t first, uint32_t n)
 {
     size_t body = h_varint(p, n); /* measured first, written after */
     for (uint32_t i = 0; i < n; i++)
         body += h_varint(p, (first + i) << 1);
     size_t k = 0;
-    if (body + 16 > cap)
+    if (2 * body + 32 > cap)
         return 0;
     p[k++] = 0x0a;
     k += h_varint(p + k, body);
     k += h_varint(p + k, n);
     for (uint32_t i = 0; i < n; i++)
         k += h_varint(p + k, (first + i) << 1);
+    size_t table = k;
+    for (uint32_t i = 0; i < n; i++) {
+        k += h_varint(p + k, first + i);
+        p[k++] = 1;
+    }
+    uint32_t tl = (uint32_t)(k - table);
+    for (int i = 0; i < 4; i++)
+        p[k++] = (uint8_t)(tl >> 8 * i);
     return k;
 }
 
@@ -691,17 +707,18 @@ static size_t refs_payload(uint8_t *p, size_t cap, uint64_t first, uint32_t n)
  * and its slot in the table by object id, ~120 bytes) for 2 or 3 bytes on
  * the wire: that is decoded memory, charged to the decode budget like the
  * list's array. A few hundred new refs in a call fit (the call is
- * answered, the connection stays); 100,000 in a 300 KB frame go over the
- * budget and the offender is dropped, the root having allocated about what
- * the budget allows (uncharged, they took x55 the frame). */
+ * answered, the connection stays); 100,000 in a 700 KB frame (with its
+ * table of refs) go over the budget and the offender is dropped, the root
+ * having allocated about what the budget allows (uncharged, they took x55
+ * the frame). */
 static void case_post_ref_amplification(void)
 {
     WITH_VICTIM(v);
-    static uint8_t p[400000];
-    static uint8_t frame[400064];
+    static uint8_t p[800000];
+    static uint8_t frame[800064];
     uint64_t h[3] = { H_INJ_ID(1), 0, H_REFS };
     size_t n = refs_payload(p, sizeof p, 1, 300);
-    size_t fl = h_frame(frame, sizeof frame, FR_CALL, 3, h, p, n);
+    size_t fl = h_frame(frame, sizeof frame, FR_CALL | FR_REFS, 3, h, p, n);
     h_relay_inject(v.relay, frame, fl);
     ans_wait a = { v.relay, H_INJ_ID(1) };
     uint8_t kind = 0;
@@ -711,7 +728,7 @@ static void case_post_ref_amplification(void)
 
     n = refs_payload(p, sizeof p, 1000, 100000);
     h[0] = H_INJ_ID(2);
-    fl = h_frame(frame, sizeof frame, FR_CALL, 3, h, p, n);
+    fl = h_frame(frame, sizeof frame, FR_CALL | FR_REFS, 3, h, p, n);
     CHECK(n && fl);
     h_alloc_reset_peak();
     size_t before = h_alloc_live();
@@ -741,7 +758,7 @@ static void case_post_deferred_refs(void)
     for (uint32_t i = 0; i < 64; i++) {
         size_t n = refs_payload(p, sizeof p, 1 + (uint64_t)i * 400, 400);
         CHECK(n);
-        inject_call(&v, H_INJ_ID(i), H_HOLD_REFS, p, n);
+        inject_kind_to(&v, FR_CALL | FR_REFS, H_INJ_ID(i), 0, H_HOLD_REFS, p, n);
     }
     expect_victim_dropped(&v, "max_deferred_bytes");
     size_t grown = h_alloc_peak() - before;
@@ -771,8 +788,9 @@ static const ember_service_desc proxied_svc = {
     .name = "hostile.Proxied", .id = H_SVC, .n_methods = 1,
     .methods = proxied_methods};
 
-/* The root passes a ref to the victim's H_NODE_ECHO, which sends it back
- * as it came: the proxy's object id on the victim's connection. */
+/* The root passes a ref to the victim's H_NODE_KEEP, which keeps it and
+ * sends it back as it came: the proxy's object id on the victim's
+ * connection. */
 typedef struct passed {
     int n;
     ember_status st;
@@ -839,7 +857,7 @@ static void proxy_of_owner(ember_node *owner, uint64_t *oid)
     ember_ref *victim_ref =
         ember_child_ref(ember_root_child_by_name(FX.root, "victim"));
     passed ps = {0};
-    CHECK(ember_call_start(victim_ref, &proxied_svc, H_NODE_ECHO,
+    CHECK(ember_call_start(victim_ref, &h_keep_svc, H_NODE_KEEP,
                            enc_proxied_ref, to, got_passed, NULL, &ps, NULL));
     CHECK(h_run_until(passed_done, &ps, 3000));
     CHECK(ps.st == EMBER_OK && ps.oid != 0);
@@ -855,14 +873,14 @@ static void proxied_refs(victim *v, ember_node *owner, proxied *out)
     size_t n = refs_payload(p, sizeof p, 1, PROXIED_REFS);
     CHECK(n);
     /* The first call through the proxy reaches the owner, which keeps it. */
-    inject_call_to(v, H_INJ_ID(0), oid, H_NODE_HOLD, p, n);
+    inject_kind_to(v, FR_CALL | FR_REFS, H_INJ_ID(0), oid, H_NODE_HOLD, p, n);
     CHECK(h_run_until(owner_holds_one, NULL, 3000));
     h_alloc_reset_peak();
     size_t before = h_alloc_live();
     for (uint32_t i = 1; i < 64; i++) {
         n = refs_payload(p, sizeof p, 1 + (uint64_t)i * PROXIED_REFS, PROXIED_REFS);
         CHECK(n);
-        inject_call_to(v, H_INJ_ID(i), oid, H_NODE_HOLD, p, n);
+        inject_kind_to(v, FR_CALL | FR_REFS, H_INJ_ID(i), oid, H_NODE_HOLD, p, n);
     }
     expect_victim_dropped(v, "max_deferred_bytes");
     out->grown = h_alloc_peak() - before;
@@ -916,7 +934,7 @@ static void case_post_proxied_refs_over_budget(void)
     size_t n = refs_payload(p, sizeof p, 1, 400);
     CHECK(oid && n);
     int held = h_node_held_count();
-    inject_call_to(&v, H_INJ_ID(0), oid, H_NODE_HOLD, p, n);
+    inject_kind_to(&v, FR_CALL | FR_REFS, H_INJ_ID(0), oid, H_NODE_HOLD, p, n);
     ans_wait a = { v.relay, H_INJ_ID(0) };
     CHECK(h_run_until(got_answer, &a, 3000));
     uint8_t kind = 0;

@@ -2543,6 +2543,63 @@ static void t_broadcast_child_dropped(void)
 
 /* ---- refs that outlive their root or node ---- */
 
+/* Arguments 2 and 3 for M_ADD, and a ref in field 15, which add does not
+ * know. */
+static void enc_add_ref(ember_enc *e, const void *v)
+{
+    ember_enc_sint(e, 1, 2);
+    ember_enc_sint(e, 2, 3);
+    ember_enc_ref(e, 15, (ember_ref *)v);
+}
+
+static bool give_exported(void *ud)
+{
+    (void)ud;
+    return G.give->rc == 2;
+}
+
+/* Refs a receiver never decodes go back to their owner at once (each
+ * frame lists the objects it holds): the arguments of a call to a method
+ * the peer lacks, a ref in a field the handler does not know, a result
+ * that arrives after its call was cancelled. Each stayed exported until
+ * the connection closed. */
+static void t_refs_never_decoded(void)
+{
+    setup_basic(1);
+    ember_ref *root = ember_node_root(F.node[0]);
+    ember_ref *obs = ember_ref_local(&obs_svc, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(obs);
+    result r = {0}, a = {0}, g = {0};
+    ember_call_start(root, &calc_svc, 99, enc_ref, obs, done_i64, NULL, &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL(r.st, EMBER_NO_METHOD);
+    CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, obs, 2000));
+
+    ember_call_start(root, &calc_svc, M_ADD, enc_add_ref, obs, done_i64, NULL, &a, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &a, 2000));
+    CU_ASSERT_EQUAL(a.st, EMBER_OK);
+    CU_ASSERT_EQUAL(a.v, 5);
+    CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, obs, 2000));
+    ember_ref_release(obs);
+
+    /* The root answered (its reply is on the way, exporting G.give) when
+     * the node gives up on the call: the reply comes late. */
+    G.give = ember_ref_local(&obs_svc, NULL, NULL);
+    got_ref = NULL;
+    ember_handle h = ember_call_start(root, &calc_svc, M_GIVE, NULL, NULL, done_ref, NULL,
+                                      &g, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, give_exported, NULL, 2000));
+    CU_ASSERT_EQUAL(g.n, 0);
+    CU_ASSERT_EQUAL(ember_cancel(root, h), 0);
+    CU_ASSERT_EQUAL(g.st, EMBER_CANCELLED);
+    CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, G.give, 2000));
+    CU_ASSERT_PTR_NULL(got_ref);
+    CU_ASSERT_EQUAL(ember_node_root(F.node[0])->conn->rrefs.n, 0);
+    ember_ref_release(G.give);
+    G.give = NULL;
+    teardown_basic();
+}
+
 static void t_refs_after_free(void)
 {
     setup_basic(1);
@@ -2645,6 +2702,18 @@ static void t_empty_service(void)
 
 #define MANY_REFS 200000
 
+/* Field 1, MANY_REFS times: distinct objects of ours, each made here and
+ * held by its export once sent. */
+static void enc_many(ember_enc *e, const void *value)
+{
+    (void)value;
+    for (int i = 0; i < MANY_REFS; i++) {
+        ember_ref *obj = ember_ref_local(&obs_svc, NULL, NULL);
+        ember_enc_ref(e, 1, obj);
+        ember_ref_release(obj);
+    }
+}
+
 static void give_many(ember_call *c, uint32_t sid, uint32_t mid,
                       const void *p, size_t len, void *ud)
 {
@@ -2653,19 +2722,7 @@ static void give_many(ember_call *c, uint32_t sid, uint32_t mid,
     (void)p;
     (void)len;
     (void)ud;
-    /* Field 1, MANY_REFS times: distinct objects of ours (oid << 1). */
-    uint8_t *buf = malloc((size_t)MANY_REFS * 6);
-    size_t n = 0;
-    for (uint64_t oid = 1; oid <= MANY_REFS; oid++) {
-        buf[n++] = 0x08;
-        for (uint64_t v = oid << 1; ; v >>= 7) {
-            buf[n++] = (uint8_t)(v > 0x7f ? (v & 0x7f) | 0x80 : v);
-            if (v <= 0x7f)
-                break;
-        }
-    }
-    ember_call_reply_raw(c, buf, n);
-    free(buf);
+    ember_call_reply(c, enc_many, NULL);
 }
 
 static void done_many(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
@@ -2684,6 +2741,11 @@ static void done_many(const ember_outcome *o, ember_dec *reply, ember_fn cb, voi
     }
     /* All distinct: the connection holds one ref each. */
     r->error_id = ember_node_root(F.node[0])->conn->rrefs.n;
+}
+
+static bool no_exports(void *ud)
+{
+    return ((ember_conn *)ud)->xobj_oids.n == 0;
 }
 
 static void t_many_refs(void)
@@ -2712,6 +2774,9 @@ static void t_many_refs(void)
     /* Released with the reply: every one goes back (DECREF). */
     CU_ASSERT_EQUAL(ember_node_root(F.node[0])->conn->rrefs.n, 0);
     CU_ASSERT_EQUAL(ember_node_state_get(F.node[0]), EMBER_NODE_REGISTERED);
+    /* ... and the root drops every export once the DECREFs arrive. */
+    ember_conn *rc = ember_child_ref(ember_root_child_by_name(F.root, "n0"))->conn;
+    CU_ASSERT_TRUE(run_until(F.base, no_exports, rc, 5000));
     teardown_basic();
 }
 
@@ -2758,6 +2823,7 @@ void add_e2e_suite(void)
     CU_add_test(s, "a host name that does not resolve is retried", t_connect_unresolved_name);
     CU_add_test(s, "adopting a connected socket", t_adopt_fd);
     CU_add_test(s, "a ref as a result", t_ref_as_result);
+    CU_add_test(s, "refs never decoded go back to their owner", t_refs_never_decoded);
     CU_add_test(s, "20000 calls in flight", t_pipelined);
     CU_add_test(s, "deadlines end in order", t_deadline_order);
     CU_add_test(s, "deadlines behind held calls, a child dropped", t_deadline_behind_held);

@@ -626,7 +626,7 @@ static void t_old_node_refused(void)
     CU_ASSERT_EQUAL(ember_hs_decode(&p.f, a, &hs, &why), 0);
     CU_ASSERT_EQUAL(hs.code, 2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(hs.message);
-    CU_ASSERT_STRING_EQUAL(hs.message, "protocol version 1 not supported (2..2)");
+    CU_ASSERT_STRING_EQUAL(hs.message, "protocol version 1 not supported (2..3)");
     CU_ASSERT_EQUAL(ember_root_child_count(S.root), 0);
     ember_arena_free(a);
     close(p.fd);
@@ -645,7 +645,7 @@ static void t_old_root_refused(void)
     int want = 1;
     CU_ASSERT_TRUE(run_until(S.base, lost_n, &want, 3000));
     CU_ASSERT_TRUE(strstr(S.reason, "no common protocol version (root 1..1, "
-                                    "node 2..2)") != NULL);
+                                    "node 2..3)") != NULL);
     CU_ASSERT_EQUAL(S.registered, 0);
     close(p.fd);
     close(ls);

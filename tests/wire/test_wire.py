@@ -54,6 +54,7 @@ HELLO, REGISTER, WELCOME, REFUSED, CALL, ONEWAY, REPLY, ERROR, CANCEL, \
 NAMES = ['?', 'HELLO', 'REGISTER', 'WELCOME', 'REFUSED', 'CALL', 'ONEWAY',
          'REPLY', 'ERROR', 'CANCEL', 'DECREF', 'PING', 'PONG', 'GOODBYE']
 HEADER = {CALL: 3, ONEWAY: 2, REPLY: 1, ERROR: 3, CANCEL: 1, DECREF: 2}
+REFS = 0x80  # version 3: in the kind of a CALL..ERROR that ends with its table of refs
 
 
 def fnv32(s):
@@ -210,7 +211,7 @@ class Conn:
         self.buf = b''
 
     def send(self, kind, hdr=(), payload=b'', svc=None):
-        body = bytes([kind])
+        body = bytes([kind])  # kind | REFS: the payload ends with its table
         if svc is not None:
             body += struct.pack('<I', svc)
         body += b''.join(uv(h) for h in hdr) + payload
@@ -224,7 +225,8 @@ class Conn:
                 n = struct.unpack('<I', self.buf[:4])[0]
                 if len(self.buf) >= 4 + n:
                     body, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
-                    kind, i, svc = body[0], 1, None
+                    # a frame with a table of refs comes as its plain kind
+                    kind, i, svc = body[0] & ~REFS, 1, None
                     if kind in (CALL, ONEWAY):
                         svc, i = struct.unpack('<I', body[1:5])[0], 5
                     hdr = []
@@ -354,7 +356,7 @@ def case_handshake():
     try:
         c, kind, w, hello = register(port, 'wire-node')
         check(one(hello, 1) == b'EMBR', 'HELLO magic')
-        check(one(hello, 2) == 2 and one(hello, 3) == 2, 'HELLO versions 2..2')
+        check(one(hello, 2) == 2 and one(hello, 3) == 3, 'HELLO versions 2..3')
         check(len(one(hello, 4, b'')) == 32, 'HELLO nonce of 32 bytes')
         # "Service services (repeated)": one LEN field per service, same tag
         svcs = {one(fields(s), 1): one(fields(s), 2) for s in hello.get(5, [])}
@@ -376,12 +378,12 @@ def case_handshake():
         check(kind == 'EOF', 'REGISTER with services as a list<Service> is malformed')
         check(peer.has('bad REGISTER'), 'logged as a bad REGISTER')
         for name, version, code in (('bad\x01', 2, 3), ('x' * 256, 2, 3),
-                                    ('v1', 1, 2), ('v3', 3, 2)):
+                                    ('v1', 1, 2), ('v4', 4, 2)):
             _, kind, w, _ = register(port, name, version=version)
             check(kind == REFUSED and one(w, 1) == code,
                   'REFUSED %d for %r version %d: %s' % (code, name[:8], version, w))
         _, kind, w, _ = register(port, 'v1', version=1)
-        check(one(w, 2) == b'protocol version 1 not supported (2..2)',
+        check(one(w, 2) == b'protocol version 1 not supported (2..3)',
               'the documented version refusal')
     finally:
         peer.stop()
@@ -703,6 +705,80 @@ def case_refs_malformed():
         peer.stop()
 
 
+def with_table(payload, refs):
+    """payload, then its table of refs: (oid, count) pairs and their length."""
+    table = b''.join(uv(oid) + uv(n) for oid, n in refs)
+    return payload + table + struct.pack('<I', len(table))
+
+
+def case_ref_tables():
+    """Version 3: frames holding the sender's objects list them; the receiver
+    counts the list and releases what it never decodes."""
+    peer, port = start_root()
+    try:
+        c, kind, _, _ = register(port, 'wire-v3', version=3)
+        check(kind == WELCOME, 'a node of version 3 registers')
+        seen = []
+
+        def decrefs():
+            return sorted(tuple(x[2]) for x in seen if x[0] == DECREF)
+
+        def wait_decrefs(n):
+            end = time.time() + 2 * SLOW
+            while time.time() < end and len(decrefs()) < n:
+                x = c.recv(0.2)
+                if x not in (None, 'EOF'):
+                    seen.append(x)
+        cid = [0]
+
+        def call(svc, method, payload, refs):
+            cid[0] += 1
+            c.send(CALL | REFS, (cid[0], 0, method), with_table(payload, refs), svc)
+            return answer_of(c, cid[0], serve=seen.append)
+        # decoded: objects 1 (twice) and 2, counted from the table
+        f = call(STORE, 709, f_len(1, b'') + f_len(2, lst([uv(1 << 1), uv(1 << 1), uv(2 << 1)])),
+                 [(1, 2), (2, 1)])
+        check(f[0] == REPLY, 'a call with its table of refs answered')
+        wait_decrefs(2)
+        check(decrefs() == [(1, 2), (2, 1)], 'DECREF per object, counts from the table: %s' % decrefs())
+        # never decoded: a method the root lacks, a field login does not know
+        f = call(GAME, 999, f_varint(1, 3 << 1), [(3, 1)])
+        check(f[0] == ERROR and f[2][1] == 7, 'NO_METHOD: %r' % (f,))
+        f = call(DB, 301, f_str(1, 'v3-login') + f_varint(900, 4 << 1), [(4, 1)])
+        check(f[0] == REPLY, 'an unknown field with a ref skipped')
+        wait_decrefs(4)
+        check(decrefs() == [(1, 2), (2, 1), (3, 1), (4, 1)],
+              'refs never decoded go back at once: %s' % decrefs())
+        # a ref its table does not list is malformed
+        c.send(CALL, (99, 0, 706), f_varint(1, 5 << 1), STORE)
+        f = answer_of(c, 99)
+        check(f not in (None, 'EOF') and f[0] == ERROR and f[2][1] == 2 and
+              one(fields(f[3]), 1) == b"bad arguments: a ref its frame's table of refs does not list",
+              'a ref not in the table: FAILED: %r' % (f,))
+        check(answer_of(c, 0) == 'EOF', 'then the connection closes')
+        # malformed tables close the connection with the documented reason
+        for name, payload, why in (
+                ('object 0', with_table(b'', [(0, 1)]), 'its table of refs names object 0'),
+                ('count 0', with_table(f_varint(1, 2), [(1, 0)]),
+                 'its table of refs counts an object 0 times'),
+                ('too many', with_table(f_varint(1, 2), [(1, 9)]),
+                 'its table of refs counts more refs than the frame holds'),
+                ('cut short', b'\x02' + struct.pack('<I', 9), 'its table of refs is cut short'),
+                ('no length', b'\x01', 'its table of refs is cut short')):
+            c, kind, _, _ = register(port, 'wire-v3-bad', version=3)
+            c.send(CALL | REFS, (1, 0, 706), payload, STORE)
+            check(answer_of(c, 1) == 'EOF', '%s: the connection closes' % name)
+            check(peer.has('bad frame: ' + why), '%s: logged "%s"' % (name, why))
+        # a version 2 connection has no such kinds
+        c, kind, _, _ = register(port, 'wire-v2', version=2)
+        c.send(CALL | REFS, (1, 0, 706), with_table(f_varint(1, 2), [(1, 1)]), STORE)
+        check(answer_of(c, 1) == 'EOF', 'version 2: a kind with the table bit closes')
+        check(peer.has('wire-v2') and peer.has('bad frame: unknown frame kind'),
+              'logged as an unknown frame kind')
+    finally:
+        peer.stop()
+
+
 def case_root():
     secret = b'cluster secret'
     ls = socket.socket()
@@ -773,7 +849,7 @@ def case_root():
 
 
 CASES = [case_handshake, case_secret, case_calls_to_root, case_calls_to_node, case_values,
-         case_decoding, case_refs_malformed, case_root, case_welcome_defaults]
+         case_decoding, case_refs_malformed, case_ref_tables, case_root, case_welcome_defaults]
 
 
 def main():

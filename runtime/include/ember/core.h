@@ -14,7 +14,7 @@ extern "C" {
 
 #define EMBER_VERSION_STRING "0.1.0"
 /* Wire protocol version spoken in the handshake (docs/protocol.md). */
-#define EMBER_PROTOCOL_VERSION 2
+#define EMBER_PROTOCOL_VERSION 3
 
 /*
  * Allocator hook, in the manner of lua_Alloc: with nsize == 0 free ptr and
