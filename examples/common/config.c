@@ -1,10 +1,12 @@
 /* config.c — reads the cluster config with jansson. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static void copy(char *dst, size_t cap, const char *src)
 {
@@ -78,6 +80,45 @@ static int port_of(json_t *obj, const char *key, int *port, const char *where,
 void cfg_pb_addr(int port, char *buf, size_t len)
 {
     snprintf(buf, len, "127.0.0.1:%d", port);
+}
+
+bool cfg_is_loopback(const char *host)
+{
+    unsigned char a[16];
+    if (strcasecmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, a) == 1)
+        return a[0] == 127;
+    if (inet_pton(AF_INET6, host, a) == 1) {
+        static const unsigned char one[16] = {[15] = 1};
+        return memcmp(a, one, 16) == 0;
+    }
+    return false;
+}
+
+bool cfg_is_shipped(const char *value)
+{
+    static const char *const shipped[] = {
+        "change me: a long random string shared by the cluster",
+        "change me: another long random string, for POST /stop",
+    };
+    for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; i++)
+        if (strcmp(value, shipped[i]) == 0)
+            return true;
+    return false;
+}
+
+const char *cfg_refuse_secret(const char *host, const char *secret)
+{
+    if (cfg_is_loopback(host))
+        return NULL;
+    if (!*secret)
+        return "there is no cluster secret: anyone who reaches the port could register "
+               "as a server";
+    if (cfg_is_shipped(secret))
+        return "the cluster secret is the one examples/cluster.json ships with, known "
+               "to everyone who read the repository";
+    return NULL;
 }
 
 const cfg_server *cfg_find(const cluster_cfg *c, const char *name)

@@ -104,5 +104,13 @@ void cfg_node_config(const cluster_cfg *c, ember_node_config *nc);
 void cfg_pb_addr(int port, char *buf, size_t len);
 /* "host:port" of the master's root. */
 void cfg_master_addr(const cluster_cfg *c, char *buf, size_t len);
+/* True for 127.0.0.0/8, ::1 and "localhost". */
+bool cfg_is_loopback(const char *host);
+/* True for a placeholder examples/cluster.json ships with ("secret",
+ * "admin_token"): known to everyone who read the repository. */
+bool cfg_is_shipped(const char *value);
+/* Why a root must not listen on host with this cluster secret (none, or
+ * a shipped placeholder: anyone could register), or NULL when it may. */
+const char *cfg_refuse_secret(const char *host, const char *secret);
 
 #endif

@@ -424,6 +424,15 @@ ember_root *srv_root(srv *s)
         srv_log(s, "config gives no rootport");
         return NULL;
     }
+    /* As the master's: a secret everyone knows (or none) admits anyone who
+     * reaches the port, so only loopback may have it. */
+    const char *refuse = cfg_refuse_secret(s->me->host, s->cfg.secret);
+    if (refuse) {
+        srv_log(s, "refusing to listen on %s (not a loopback address): %s. Make your own "
+                "with `openssl rand -hex 32` and put it in %s as \"secret\"; see "
+                "docs/security.md", s->me->host, refuse, s->cfg.path);
+        exit(1);
+    }
     ember_root_config rc;
     cfg_root_config(&s->cfg, &rc);
     rc.on_join = root_join;

@@ -1,7 +1,8 @@
 /* guard.c — see guard.h. */
 #include "guard.h"
 
-#include <arpa/inet.h>
+#include "config.h"
+
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -11,42 +12,19 @@
 #include <string.h>
 #include <strings.h>
 
-/* The placeholders examples/cluster.json ships with: known to everyone who
- * read the repository. */
-static const char *const shipped[] = {
-    "change me: a long random string shared by the cluster",
-    "change me: another long random string, for POST /stop",
-};
-
 bool guard_is_loopback(const char *host)
 {
-    unsigned char a[16];
-    if (strcasecmp(host, "localhost") == 0)
-        return true;
-    if (inet_pton(AF_INET, host, a) == 1)
-        return a[0] == 127;
-    if (inet_pton(AF_INET6, host, a) == 1) {
-        static const unsigned char one[16] = {[15] = 1};
-        return memcmp(a, one, 16) == 0;
-    }
-    return false;
+    return cfg_is_loopback(host);
 }
 
 const char *guard_refuse_listen(const char *host, const char *secret, const char *token)
 {
-    if (guard_is_loopback(host))
-        return NULL;
-    if (!*secret)
-        return "there is no cluster secret: anyone who reaches the port could register "
-               "as a server";
-    for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; i++) {
-        if (strcmp(secret, shipped[i]) == 0)
-            return "the cluster secret is the one examples/cluster.json ships with, known "
-                   "to everyone who read the repository";
-        if (strcmp(token, shipped[i]) == 0)
-            return "the admin_token is the one examples/cluster.json ships with, known to "
-                   "everyone who read the repository";
-    }
+    const char *why = cfg_refuse_secret(host, secret);
+    if (why || guard_is_loopback(host))
+        return why;
+    if (cfg_is_shipped(token))
+        return "the admin_token is the one examples/cluster.json ships with, known to "
+               "everyone who read the repository";
     return NULL;
 }
 

@@ -134,6 +134,24 @@ refused shipped-secret 0.0.0.0 "$shipped_secret" "$CL_ADMIN_TOKEN" "cluster secr
 refused shipped-token 10.1.2.3 "$CL_SECRET" "$shipped_token" "admin_token is the one examples/cluster.json ships with"
 refused no-secret 0.0.0.0 "" "$CL_ADMIN_TOKEN" "there is no cluster secret"
 
+# The other roots (db, gate) too: their ports admit whoever knows the
+# secret. 10.1.2.3 is no address of this host: a server that tried to
+# listen there would fail to bind, saying so instead.
+server_refused() {
+    name=$1 secret=$2 why=$3
+    sed -e 's/"gate":  {"app": "gate",/"gate":  {"app": "gate", "host": "10.1.2.3",/' \
+        -e "s|^  \"secret\": .*|  \"secret\": \"$secret\",|" "$dir/cluster.json" > "$dir/$name.json"
+    grep -q '"host": "10.1.2.3"' "$dir/$name.json" || fail "$name: cannot move the gate in $dir/$name.json"
+    rc=0
+    timeout 10 "$CL_BIN/gate" gate "$dir/$name.json" > /dev/null 2> "$dir/$name.log" || rc=$?
+    [ "$rc" = 1 ] || fail "$name: the gate exited with $rc, not 1 (see $dir/$name.log)"
+    grep -q "refusing to listen on 10.1.2.3" "$dir/$name.log" && grep -q "$why" "$dir/$name.log" &&
+        grep -q 'openssl rand -hex 32' "$dir/$name.log" ||
+        fail "$name: the gate did not say why: $(cat "$dir/$name.log")"
+}
+server_refused gate-shipped-secret "$shipped_secret" "cluster secret is the one examples/cluster.json ships with"
+server_refused gate-no-secret "" "there is no cluster secret"
+
 # A port out of range or not an integer is a config error, never a port
 # cut to 16 bits (70000 was served on 4464) or a free one (a string).
 badport() {
@@ -221,4 +239,4 @@ wait "$second" || true
 CL_OWN_PIDS=
 [ "$(cat "$dir/stop2.code")" = 409 ] && grep -q '"error": *"already stopping"' "$dir/stop2.body" ||
     fail "a second POST /stop during the stop: $(cat "$dir/stop2.code") $(cat "$dir/stop2.body" 2>/dev/null)"
-echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 3 refused listens, 4 bad ports, 4 unknown keys, 4 mistyped or overlong values, an unknown app, a missing file, a web port in use; then the stop with the credential, a second stop during it answered 409)"
+echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 5 refused listens, 4 bad ports, 4 unknown keys, 4 mistyped or overlong values, an unknown app, a missing file, a web port in use; then the stop with the credential, a second stop during it answered 409)"
