@@ -548,6 +548,13 @@ static int take_proxy(ember_conn *c, uint64_t id, ember_jl_cur *cur, uint32_t na
         send_error(c, id, "ember.Refused", "already registered");
         return 0;
     }
+    /* Refused already, and closing once the refusal is out: as a second
+     * REGISTER there, a violation (it must not register meanwhile). */
+    if (c->close_after_flush) {
+        ember_conn_close(c, EMBER_PROTOCOL, "protocol violation: PB takeProxy "
+                         "after a refusal");
+        return -1;
+    }
     /* The name as sent: admission applies REGISTER's rules to all of it. */
     int r = c->ep->admit ? c->ep->admit(c, (const char *)v.s, v.len, why, sizeof why) : 1;
     if (r < 0)

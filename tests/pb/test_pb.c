@@ -1062,6 +1062,49 @@ static void hostile_case(void)
            sizeof hostile / sizeof hostile[0], b.ok, failed ? "FAILED" : "ok");
 }
 
+/* A takeProxy after a refused one, in the same read: the refusal's answer
+ * cannot all go out at once (the peer reads nothing, its buffer is small),
+ * so the connection waits to close; the second takeProxy must not register
+ * it under another name meanwhile (a REGISTER there is a violation too). */
+static bool child_rb(void *ud)
+{
+    return ember_root_child_by_name(ud, "rb") != NULL;
+}
+
+static void take_after_refusal_case(void)
+{
+    static const char call_early[] = "07 80 1a 87 02 81 04 82 72 6f 6f 74 0a 82 63 61 6c 6c 54 61 72 67 65 74 01 81 03 80 0b 87 69 07 81 01 81 01 80 05 87";
+    static const char bad_name[] = "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 03 82 61 1b 62 02 80 10 87 01 81 01 80 05 87";
+    static const char good_name[] = "07 80 1a 87 03 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 02 82 72 62 02 80 10 87 01 81 01 80 05 87";
+    struct event_base *base = event_base_new();
+    state st;
+    int port = -1;
+    ember_root *r = new_root(base, &st, &port);
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    int small = 1;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    static uint8_t bytes[16384];
+    size_t n = unhex(good_start, bytes, sizeof bytes);
+    for (int i = 0; i < 200; i++)
+        n += unhex(call_early, bytes + n, sizeof bytes - n);
+    n += unhex(bad_name, bytes + n, sizeof bytes - n);
+    n += unhex(good_name, bytes + n, sizeof bytes - n);
+    ember_set_log(keep_log, NULL);
+    memset(logged, 0, sizeof logged);
+    CHECK(ember_root_adopt_fd_pb_(r, sv[0]) == 0);
+    CHECK(send(sv[1], bytes, n, 0) == (ssize_t)n);
+    CHECK(!run_until(base, child_rb, r, 500));
+    CHECK(logged_has("takeProxy after a refusal"));
+    close(sv[1]);
+    run_for(base, 50);
+    ember_set_log(NULL, NULL);
+    ember_ref_release(st.admin);
+    ember_root_free(r);
+    event_base_free(base);
+    printf("test-pb: takeProxy after a refused one: %s\n", failed ? "FAILED" : "ok");
+}
+
 static void same_name_case(void)
 {
     struct event_base *base = event_base_new();
@@ -1387,6 +1430,7 @@ int main(int argc, char **argv)
     refs_case();
     all_freed("references");
     hostile_case();
+    take_after_refusal_case();
     all_freed("hostile input");
     pb_names_case();
     all_freed("PB names");
