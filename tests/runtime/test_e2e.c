@@ -642,6 +642,8 @@ static struct {
     uint32_t sid, mid;
     bool oneway;
     int seen;
+    ember_status fail_as;  /* not EMBER_OK: answer with ember_call_fail_status */
+    uint32_t timeout_ms;   /* of the forwarded calls (0: the default) */
 } GW;
 
 static void gw_relay(const ember_outcome *o, const void *p, size_t len, void *ud)
@@ -661,12 +663,15 @@ static void gw_forward(ember_call *c, uint32_t sid, uint32_t mid, const void *p,
     GW.seen++;
     CU_ASSERT_EQUAL(ember_call_service(c), sid);
     CU_ASSERT_EQUAL(ember_call_method(c), mid);
-    if (sid == OBS_ID)
+    ember_callopts o = {GW.timeout_ms};
+    if (GW.fail_as != EMBER_OK)
+        ember_call_fail_status(c, GW.fail_as, "as %s", ember_status_name(GW.fail_as));
+    else if (sid == OBS_ID)
         ember_call_fail_status(c, EMBER_NO_METHOD, "gate: no route for %08x", sid);
     else if (GW.oneway)
         ember_oneway_raw(ember_node_root(gw), sid, mid, p, len);
     else
-        ember_call_raw(ember_node_root(gw), sid, mid, p, len, gw_relay, c, NULL);
+        ember_call_raw(ember_node_root(gw), sid, mid, p, len, gw_relay, c, &o);
 }
 
 /* Calls through the gate and checks what it saw. */
@@ -729,6 +734,38 @@ static void t_raw_gate(void)
     CU_ASSERT_TRUE(GW.oneway);
     CU_ASSERT_EQUAL(GW.mid, M_NOTE);
     CU_ASSERT_EQUAL(G.notes, 7);
+    CU_ASSERT_EQUAL(ember_node_state_get(gw), EMBER_NODE_REGISTERED);
+
+    /* A downstream timeout reaches the first caller as a failure. */
+    GW.timeout_ms = 50;
+    via_gate(&calc_svc, M_HANG, NULL, &r);
+    CU_ASSERT_EQUAL(r.st, EMBER_FAILED);
+    CU_ASSERT_STRING_EQUAL(r.msg, "call timed out");
+    GW.timeout_ms = 0;
+    CU_ASSERT_EQUAL_FATAL(G.nhung, 1);
+    CU_ASSERT_TRUE(run_until(F.base, call_cancelled, G.hung[0], 1000));
+    CU_ASSERT_EQUAL(ember_call_reply(G.hung[0], NULL, NULL), 0);
+    G.nhung = 0;
+
+    /* ember_call_fail_status: NO_METHOD, UNAVAILABLE and LIMIT go as they
+     * are, LOST and SHUTDOWN (the endings a relay passes on) as
+     * UNAVAILABLE, any other status as FAILED; the message goes as given. */
+    static const struct { ember_status as, got; } fs[] = {
+        {EMBER_FAILED, EMBER_FAILED},           {EMBER_NO_METHOD, EMBER_NO_METHOD},
+        {EMBER_UNAVAILABLE, EMBER_UNAVAILABLE}, {EMBER_LIMIT, EMBER_LIMIT},
+        {EMBER_LOST, EMBER_UNAVAILABLE},        {EMBER_SHUTDOWN, EMBER_UNAVAILABLE},
+        {EMBER_TIMEOUT, EMBER_FAILED},          {EMBER_CANCELLED, EMBER_FAILED},
+        {EMBER_RAISED, EMBER_FAILED},           {EMBER_PROTOCOL, EMBER_FAILED},
+    };
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) {
+        char want[64];
+        GW.fail_as = fs[i].as;
+        via_gate(&calc_svc, M_ADD, &a, &r);
+        CU_ASSERT_EQUAL(r.st, fs[i].got);
+        snprintf(want, sizeof want, "as %s", ember_status_name(fs[i].as));
+        CU_ASSERT_STRING_EQUAL(r.msg, want);
+    }
+    GW.fail_as = EMBER_OK;
     CU_ASSERT_EQUAL(ember_node_state_get(gw), EMBER_NODE_REGISTERED);
     teardown_basic();
 }

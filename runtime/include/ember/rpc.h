@@ -265,7 +265,9 @@ int ember_call_raise_raw(ember_call *call, uint32_t error_id,
                          const void *payload, size_t len);
 /* Fails the call with a status of its own: EMBER_FAILED (= ember_call_fail),
  * EMBER_NO_METHOD (a gate that has nowhere to route the call),
- * EMBER_UNAVAILABLE or EMBER_LIMIT; anything else is sent as EMBER_FAILED. */
+ * EMBER_UNAVAILABLE or EMBER_LIMIT; EMBER_LOST and EMBER_SHUTDOWN (a
+ * connection or endpoint gone on the way) are sent as EMBER_UNAVAILABLE,
+ * anything else as EMBER_FAILED. */
 int ember_call_fail_status(ember_call *call, ember_status status,
                            const char *fmt, ...)
 #if defined(__GNUC__)
