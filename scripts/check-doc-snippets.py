@@ -67,7 +67,7 @@ extern ember_root_config root_cfg;
 extern ember_node_config node_cfg;
 """, "body"),
     ("docs/runtime.md", "ember_handle ember_call_start(", "cluster", CLUSTER, "file"),
-    ("docs/runtime.md", "static void relayed(", "cluster", CLUSTER + """
+    ("docs/runtime.md", "static void forward(ember_call", "cluster", CLUSTER + """
 ember_ref *pick_route(void *app, uint32_t service);
 extern ember_root *gate;
 extern void *app;

@@ -47,6 +47,11 @@ static void call_put(ember_call *k)
         k->target = NULL;
         ember_ref_release(t);
     }
+    if (k->fwd_to) {
+        ember_ref *t = k->fwd_to;
+        k->fwd_to = NULL;
+        ember_ref_release(t);
+    }
     ember_arena_fini(&k->arena);
     if (ep && !ep->freeing && ep->nfree_calls < CALL_POOL_MAX) {
         k->next = ep->free_calls;
@@ -199,6 +204,20 @@ static void call_end(ember_call *k, unsigned end)
         call_put(k);
 }
 
+/* k forwarded its call (ember_call_forward, a proxy): the caller gave up,
+ * so the forwarded call is cancelled (a CANCEL downstream). Its outcome
+ * may answer and free k: the ref is held across. */
+static void cancel_forwarded(ember_call *k)
+{
+    if (!k->fwd_h)
+        return;
+    ember_handle h = k->fwd_h;
+    ember_ref *to = ember_ref_retain(k->fwd_to);
+    k->fwd_h = 0;
+    ember_cancel(to, h);
+    ember_ref_release(to);
+}
+
 void ember_call_orphan_all(ember_conn *c)
 {
     ember_ep *ep = c->ep;
@@ -213,14 +232,10 @@ void ember_call_orphan_all(ember_conn *c)
         if (ep->orphans)
             ep->orphans->prev = k;
         ep->orphans = k;
-        /* A proxy's call: nobody waits for what it forwarded any more, so
-         * it is cancelled as the caller's CANCEL would be (its outcome
+        /* A forwarded call: nobody waits for what it forwarded any more,
+         * so it is cancelled as the caller's CANCEL would be (its outcome
          * answers k, an orphan now, which frees it). */
-        if (k->fwd_h) {
-            ember_handle h = k->fwd_h;
-            k->fwd_h = 0;
-            ember_cancel(k->fwd_to, h);
-        }
+        cancel_forwarded(k);
     }
 }
 
@@ -231,13 +246,36 @@ void ember_call_cancel_in(ember_conn *c, uint64_t peer_id)
         return;
     ember_call *k = EMBER_CONTAINER(x, ember_call, hn);
     k->cancelled = true;
-    /* A proxy's call: cancel what it forwarded (its outcome, CANCELLED,
+    /* A forwarded call: cancel what it forwarded (its outcome, CANCELLED,
      * ends k at once, silently). */
-    if (k->fwd_h) {
-        ember_handle h = k->fwd_h;
-        k->fwd_h = 0;
-        ember_cancel(k->fwd_to, h);
-    }
+    cancel_forwarded(k);
+}
+
+static void forwarded(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    ember_call *call = ud;
+    call->fwd_h = 0;
+    ember_call_relay(call, o, p, n);
+}
+
+EMBER_API int ember_call_forward(ember_call *call, ember_ref *to, uint32_t service,
+                                 uint32_t method, const void *payload, size_t len,
+                                 const ember_callopts *opts)
+{
+    if (!call || !to)
+        return ember_seterr("ember_call_forward: NULL argument");
+    if (call->answered || call->fwd_to)
+        return ember_seterr("ember_call_forward: the call was answered or "
+                            "forwarded already");
+    if (call->oneway)
+        return ember_oneway_raw(to, service, method, payload, len);
+    /* Answered exactly once by forwarded(), whatever happens to either side
+     * meanwhile (a call that cannot start ends from the loop); the
+     * caller's CANCEL, or its connection going, cancels it. */
+    call->fwd_to = ember_ref_retain(to);
+    call->fwd_h = ember_call_raw(to, service, method, payload, len, forwarded,
+                                 call, opts);
+    return 0;
 }
 
 /* An ERROR frame with { 1: message }; a NO_METHOD for a service the object

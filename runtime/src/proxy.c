@@ -257,13 +257,6 @@ static void enc_xcode(ember_enc *e, const void *value)
     }
 }
 
-static void relayed(const ember_outcome *o, const void *p, size_t n, void *ud)
-{
-    ember_call *call = ud;
-    call->fwd_h = 0;
-    ember_call_relay(call, o, p, n);
-}
-
 /* The answer of a forwarded call whose result or errors may hold refs. A
  * raised error the method does not declare cannot be re-encoded: its refs
  * would name the wrong objects, so the caller gets a failure instead. */
@@ -316,7 +309,7 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
         if (ember_call_oneway(call)) {
             ember_oneway_start(px->fwd, svc, method, enc_xcode, &x);
         } else {
-            call->fwd_to = px->fwd;
+            call->fwd_to = ember_ref_retain(px->fwd);
             call->fwd_h = ember_call_start(px->fwd, svc, method, enc_xcode, &x,
                                            relayed_typed, NULL, call, NULL);
         }
@@ -330,15 +323,8 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
         /* The refs new to us live while the call waits at the owner: held
          * like a typed call's (max_deferred_bytes). */
         call->raw_outside = d.outside;
-    } else if (ember_call_oneway(call)) {
-        ember_oneway_raw(px->fwd, service, method, p, n);
     } else {
-        /* Answered exactly once by relayed(), whatever happens to either
-         * side meanwhile (a call that cannot start ends from the loop); the
-         * caller's CANCEL is passed on (ember_call_cancel_in). */
-        call->fwd_to = px->fwd;
-        call->fwd_h = ember_call_raw(px->fwd, service, method, p, n, relayed,
-                                     call, NULL);
+        ember_call_forward(call, px->fwd, service, method, p, n, NULL);
     }
 }
 

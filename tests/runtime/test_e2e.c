@@ -646,11 +646,6 @@ static struct {
     uint32_t timeout_ms;   /* of the forwarded calls (0: the default) */
 } GW;
 
-static void gw_relay(const ember_outcome *o, const void *p, size_t len, void *ud)
-{
-    ember_call_relay(ud, o, p, len);
-}
-
 /* Forwards whatever it is called with, as it came, to its root; refuses
  * test.Obs itself. */
 static void gw_forward(ember_call *c, uint32_t sid, uint32_t mid, const void *p,
@@ -668,10 +663,8 @@ static void gw_forward(ember_call *c, uint32_t sid, uint32_t mid, const void *p,
         ember_call_fail_status(c, GW.fail_as, "as %s", ember_status_name(GW.fail_as));
     else if (sid == OBS_ID)
         ember_call_fail_status(c, EMBER_NO_METHOD, "gate: no route for %08x", sid);
-    else if (GW.oneway)
-        ember_oneway_raw(ember_node_root(gw), sid, mid, p, len);
     else
-        ember_call_raw(ember_node_root(gw), sid, mid, p, len, gw_relay, c, &o);
+        CU_ASSERT_EQUAL(ember_call_forward(c, ember_node_root(gw), sid, mid, p, len, &o), 0);
 }
 
 /* Calls through the gate and checks what it saw. */
@@ -743,6 +736,20 @@ static void t_raw_gate(void)
     CU_ASSERT_STRING_EQUAL(r.msg, "call timed out");
     GW.timeout_ms = 0;
     CU_ASSERT_EQUAL_FATAL(G.nhung, 1);
+    CU_ASSERT_TRUE(run_until(F.base, call_cancelled, G.hung[0], 1000));
+    CU_ASSERT_EQUAL(ember_call_reply(G.hung[0], NULL, NULL), 0);
+    G.nhung = 0;
+
+    /* The first caller gives up: what the gate forwarded is cancelled too
+     * (its CANCEL goes on), and the gate cannot forward a call twice. */
+    memset(&r, 0, sizeof r);
+    ember_handle hh = ember_call_start(ember_child_ref(child("gw")), &calc_svc, M_HANG, NULL,
+                                       NULL, done_i64, NULL, &r, NULL);
+    int_at_least one_hung = {&G.nhung, 1};
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, reached, &one_hung, 2000));
+    CU_ASSERT_FALSE(ember_call_cancelled(G.hung[0]));
+    CU_ASSERT_EQUAL(ember_cancel(ember_child_ref(child("gw")), hh), 0);
+    CU_ASSERT_EQUAL(r.st, EMBER_CANCELLED);
     CU_ASSERT_TRUE(run_until(F.base, call_cancelled, G.hung[0], 1000));
     CU_ASSERT_EQUAL(ember_call_reply(G.hung[0], NULL, NULL), 0);
     G.nhung = 0;

@@ -365,6 +365,7 @@ static void t_null_objects(void)
     CU_ASSERT_FALSE(ember_call_oneway(NULL));
     CU_ASSERT_TRUE(ember_call_cancelled(NULL));
     CU_ASSERT_PTR_NULL(ember_call_alloc(NULL, 8));
+    CU_ASSERT_EQUAL(ember_call_forward(NULL, NULL, 1, 1, NULL, 0, NULL), -1);
     CU_ASSERT_TRUE(refused_with_reason());
     CU_ASSERT_EQUAL(ember_call_reply(NULL, NULL, NULL), -1);
     CU_ASSERT_EQUAL(ember_call_fail(NULL, "x"), -1);

@@ -283,6 +283,19 @@ int ember_call_fail_status(ember_call *call, ember_status status,
  */
 int ember_call_relay(ember_call *call, const ember_outcome *o,
                      const void *payload, size_t len);
+/*
+ * Forwards call, its payload untouched, to method `method` of service
+ * `service` at `to` (ember_call_raw, with opts: NULL for the defaults) and
+ * answers it with the outcome, as ember_call_relay does; a oneway goes on
+ * as a oneway (ember_oneway_raw). The caller's cancel or timeout (its
+ * CANCEL) and its connection going cancel the forwarded call, which sends
+ * CANCEL on: a chain of gates lets go of a call end to end. 0, or -1 with
+ * ember_last_error(): NULL arguments, a call answered or forwarded
+ * already, a oneway that could not be sent.
+ */
+int ember_call_forward(ember_call *call, ember_ref *to, uint32_t service,
+                       uint32_t method, const void *payload, size_t len,
+                       const ember_callopts *opts);
 
 /* Who is calling: a ref to the caller's exported services (to call back). */
 ember_ref *ember_call_caller(ember_call *call);
