@@ -808,6 +808,18 @@ void ember_defer_run_child(ember_ep *ep, ember_child *child)
 
 /* ---- the public call API ---- */
 
+/* A typed call without its service: it would go as service id 0, which
+ * names none (the peer's NO_METHOD, a oneway silently lost). */
+static ember_handle refuse_no_service(ember_ref *to, const ember_callback *cb,
+                                      bool oneway, uint32_t method)
+{
+    ember_ep *ep = to ? ember_ref_ep(to) : NULL;
+    if (ep && ep->freeing)
+        return ember_seterr("%s is being freed", ep->what), 0;
+    return refuse(ep, cb, oneway, 0, method, EMBER_FAILED,
+                  "a call needs its service descriptor (NULL given)");
+}
+
 EMBER_API ember_handle ember_call_start(ember_ref *to,
                                         const ember_service_desc *svc,
                                         uint32_t method_id, ember_encode_fn enc,
@@ -816,14 +828,18 @@ EMBER_API ember_handle ember_call_start(ember_ref *to,
                                         const ember_callopts *opts)
 {
     ember_callback k = {done, NULL, cb, ud, NULL, svc};
-    return start_call(to, svc, svc ? svc->id : 0, method_id, enc, args, &k, opts);
+    if (!svc)
+        return refuse_no_service(to, &k, false, method_id);
+    return start_call(to, svc, svc->id, method_id, enc, args, &k, opts);
 }
 
 EMBER_API int ember_oneway_start(ember_ref *to, const ember_service_desc *svc,
                                  uint32_t method_id, ember_encode_fn enc,
                                  const void *args)
 {
-    return ember_calltab_start(to, svc, svc ? svc->id : 0, method_id, true, enc,
+    if (!svc)
+        return refuse_no_service(to, NULL, true, method_id), -1;
+    return ember_calltab_start(to, svc, svc->id, method_id, true, enc,
                                args, NULL, NULL) ? 0 : -1;
 }
 

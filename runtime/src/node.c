@@ -430,6 +430,12 @@ EMBER_API ember_node *ember_node_new(struct event_base *base, const char *name,
         n->cfg.backoff_min_ms = EMBER_BACKOFF_MIN_MS;
     if (!n->cfg.backoff_max_ms)
         n->cfg.backoff_max_ms = EMBER_BACKOFF_MAX_MS;
+    if (n->cfg.backoff_min_ms > n->cfg.backoff_max_ms) {
+        ember_seterr("backoff_min_ms (%u) must not be above backoff_max_ms (%u)",
+                     n->cfg.backoff_min_ms, n->cfg.backoff_max_ms);
+        ember_free(n, sizeof *n);
+        return NULL;
+    }
     snprintf(n->what, sizeof n->what, "node %s", name);
     n->cfd = -1;
     if (ember_ep_init(&n->ep, base, &n->cfg.limits, n->what)) {

@@ -594,12 +594,13 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 
 EMBER_API int ember_root_adopt_fd(ember_root *r, int fd)
 {
-    if (fd < 0)
-        return ember_seterr("bad file descriptor");
     if (!r) {
-        close(fd); /* ours even so */
+        if (fd >= 0)
+            close(fd); /* ours even so */
         return ember_seterr("ember_root_adopt_fd: NULL root");
     }
+    if (fd < 0)
+        return ember_seterr("bad file descriptor");
     return root_take(r, fd, "adopted", false);
 }
 

@@ -2057,6 +2057,13 @@ static void t_close_idle_node(void)
     nc.limits.heartbeat_ms = 6000; /* dead_after_ms: the default 6000 */
     CU_ASSERT_PTR_NULL(ember_node_new(F.base, "late", &nc));
     CU_ASSERT_PTR_NOT_NULL(strstr(ember_last_error(), "must be below dead_after_ms"));
+    /* So is a backoff whose least delay is above its most. */
+    ember_node_config_default(&nc);
+    nc.backoff_min_ms = 2000;
+    nc.backoff_max_ms = 1000;
+    CU_ASSERT_PTR_NULL(ember_node_new(F.base, "backoff", &nc));
+    CU_ASSERT_STRING_EQUAL(ember_last_error(),
+                           "backoff_min_ms (2000) must not be above backoff_max_ms (1000)");
     ember_root_config rc;
     ember_root_config_default(&rc);
     rc.limits.heartbeat_ms = 500;

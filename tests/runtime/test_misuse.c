@@ -424,6 +424,16 @@ static void t_bad_arguments(void)
     CU_ASSERT_EQUAL(ember_pb_call_raw(to, NULL, NULL, 5, raw_done, &pe, NULL), 0);
     CU_ASSERT_TRUE(run_until(base, has_ended, &pe, 3000));
     CU_ASSERT_NOT_EQUAL(pe.st, EMBER_OK);
+    /* A typed call or oneway without its service descriptor: refused (it
+     * would go as service 0, which names none). */
+    ended ns = {0};
+    CU_ASSERT_EQUAL(ember_call_start(to, NULL, 1, NULL, NULL, call_done, NULL, &ns, NULL), 0);
+    CU_ASSERT_EQUAL(ns.n, 0);
+    CU_ASSERT_TRUE(run_until(base, has_ended, &ns, 3000));
+    CU_ASSERT_EQUAL(ns.st, EMBER_FAILED);
+    CU_ASSERT_STRING_EQUAL(ns.msg, "a call needs its service descriptor (NULL given)");
+    CU_ASSERT_EQUAL(ember_oneway_start(to, NULL, 1, NULL, NULL), -1);
+    CU_ASSERT_STRING_EQUAL(ember_last_error(), "a call needs its service descriptor (NULL given)");
     /* Answers with a payload at NULL, or no format: the caller is told. */
     for (uint32_t m = 1; m <= 3; m++) {
         ended a = {0};
