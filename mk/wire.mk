@@ -5,7 +5,9 @@
 #                    plain Python 3 from docs/protocol.md and docs/idl.md,
 #                    against a real ember root and node (tests/wire/peer.c:
 #                    generated/ for idl/db.idl and idl/game.idl, and
-#                    tests/idl/shapes.idl through this idlc)
+#                    tests/idl/shapes.idl through this idlc), then
+#                    tests/wire/test_attack.py, what the page calls a
+#                    violation, malformed or over a limit, from a raw socket
 
 WIRE_GEN    := $(B)/gen/wire
 WIRE_OBJ    := $(B)/obj/tests/wire
@@ -38,4 +40,5 @@ $(WIRE_PEER): $(WIRE_OBJ)/peer.o $(WIRE_OBJ)/gen-db.o $(WIRE_OBJ)/gen-game.o \
 .PHONY: test-wire
 test-wire: $(WIRE_PEER)
 	$(WIRE_PYTHON) tests/wire/test_wire.py $(WIRE_PEER)
+	$(WIRE_PYTHON) tests/wire/test_attack.py $(WIRE_PEER)
 TEST_TARGETS += test-wire

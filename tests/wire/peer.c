@@ -9,7 +9,9 @@
  *   peer node ADDR NAME [secret]  registers with ADDR
  *
  * Every event is one line on stdout, which the Python side reads.
- * EMBER_WIRE_HB=1 sets heartbeat_ms / dead_after_ms to 300 / 900.
+ * EMBER_WIRE_HB=1 sets heartbeat_ms / dead_after_ms to 300 / 900,
+ * EMBER_WIRE_OUT=N out_high_water to N bytes, EMBER_WIRE_HS=N handshake_ms
+ * to N ms.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +158,25 @@ static void store_put(ember_call *call, const char *key,
     shapes_Store_put_reply(call);
 }
 
+/* shapes.Store.grow: the seed comes back as it was */
+static int tree_depth(const shapes_Tree *t)
+{
+    int d = 0;
+    while (t) {
+        d++;
+        t = t->left;
+    }
+    return d;
+}
+
+static void store_grow(ember_call *call, const shapes_Tree *seed,
+                       uint32_t depth, void *ud)
+{
+    (void)ud;
+    P("serve grow depth %d (%u)", tree_depth(seed), depth);
+    shapes_Store_grow_reply(call, seed);
+}
+
 static void store_count(ember_call *call, void *ud)
 {
     (void)ud;
@@ -174,6 +195,7 @@ static void store_opt(ember_call *call, const shapes_Optionals *o,
 static const shapes_Store_handlers storeh = { .remote_watch = store_watch,
                                               .remote_echo = store_echo,
                                               .remote_put = store_put,
+                                              .remote_grow = store_grow,
                                               .remote_count = store_count,
                                               .remote_opt = store_opt };
 
@@ -236,6 +258,19 @@ static void on_leave(ember_root *r, ember_child *c, const char *why, void *ud)
     P("leave %s %s", ember_child_name(c), why);
 }
 
+/* The limits the environment asks for (see the top). */
+static void env_limits(ember_limits *l)
+{
+    if (getenv("EMBER_WIRE_HB")) {
+        l->heartbeat_ms = 300;
+        l->dead_after_ms = 900;
+    }
+    if (getenv("EMBER_WIRE_OUT"))
+        l->out_high_water = (size_t)strtoull(getenv("EMBER_WIRE_OUT"), NULL, 10);
+    if (getenv("EMBER_WIRE_HS"))
+        l->handshake_ms = (uint32_t)strtoul(getenv("EMBER_WIRE_HS"), NULL, 10);
+}
+
 /* node side */
 static void logged(const ember_outcome *o, const db_Player *p, void *ud)
 {
@@ -280,10 +315,7 @@ int main(int argc, char **argv)
         rc.on_leave = on_leave;
         if (argc > 2)
             rc.secret = argv[2];
-        if (getenv("EMBER_WIRE_HB")) {
-            rc.limits.heartbeat_ms = 300;
-            rc.limits.dead_after_ms = 900;
-        }
+        env_limits(&rc.limits);
         ember_root *root = ember_root_new(base, &rc);
         db_Db_export(ember_root_exports(root), &dbh, NULL);
         game_Game_export(ember_root_exports(root), &gameh, NULL);
@@ -300,10 +332,7 @@ int main(int argc, char **argv)
         nc.backoff_min_ms = 200;
         if (argc > 4)
             nc.secret = argv[4];
-        if (getenv("EMBER_WIRE_HB")) {
-            nc.limits.heartbeat_ms = 300;
-            nc.limits.dead_after_ms = 900;
-        }
+        env_limits(&nc.limits);
         ember_node *node = ember_node_new(base, argv[3], &nc);
         game_Game_export(ember_node_exports(node), &gameh, NULL);
         ember_node_connect(node, argv[2]);
