@@ -225,12 +225,13 @@ static void pause_reading(ember_conn *c)
               ember_buf_used(&c->out));
 }
 
-/* Half the cap drained: read again (and what TLS already decrypted). */
+/* Half the cap drained: read again (and what TLS already decrypted, and
+ * the frames left unparsed when the cap was crossed). */
 static void resume_reading(ember_conn *c)
 {
     c->read_paused = false;
     event_add(c->rev, NULL);
-    if (c->tp->pending && c->tp->pending(c))
+    if (ember_buf_used(&c->in) > 0 || (c->tp->pending && c->tp->pending(c)))
         event_active(c->rev, EV_READ, 0);
 }
 
@@ -488,22 +489,31 @@ static int read_once(ember_conn *c)
     if (have == 0 && c->in_hint > want &&
         c->in_hint <= EMBER_BUF_LARGE_BUDGET / 2)
         want = c->in_hint;
+    bool whole = false; /* a complete frame is buffered already */
     if (have >= 4) {
         uint32_t len = ember_frame_len(in->data + in->off);
         if (len > max) {
             close_too_large(c, len, max);
             return 0;
         }
-        size_t rest = (size_t)len + 4 - have;
+        whole = have >= (size_t)len + 4;
+        size_t rest = whole ? 0 : (size_t)len + 4 - have;
         if (rest > want)
             want = rest < have ? rest : (have > want ? have : want);
     }
-    if (ember_conn_read_into(c, want) <= 0)
+    /* Frames left unparsed when the output went over its cap (below) are
+     * handled before anything more is read. */
+    if (!whole && ember_conn_read_into(c, want) <= 0)
         return 0;
 
     /* Frames are contiguous: parse each in place. */
     size_t off = in->off;
     while (c->state != EMBER_CONN_CLOSED) {
+        /* Over the cap, the rest waits in the buffer: a read of many
+         * small frames whose answers are larger (NO_METHOD errors) must
+         * not queue more than the frame that crossed it. */
+        if (ember_buf_used(&c->out) > out_cap(c))
+            break;
         ember_frame f;
         size_t used;
         const char *why = NULL;

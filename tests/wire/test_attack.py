@@ -19,6 +19,9 @@ node registered on the same root is never affected.
                6, 7, values out of their C type's range, strict UTF-8,
                nesting at and over max_depth
   handshake    too many services, names at the length limits, bidi marks
+  slow reader  a peer that never reads: the root's output queue stays
+               within out_high_water, the frame that crossed it and 1 MiB,
+               and the peer is closed as not reading
   liveness     a PING flood is answered in order; a peer that stops
                answering is dropped after dead_after_ms; a dead child's
                name is taken over; a half-closed peer
@@ -467,7 +470,73 @@ def case_liveness():
         r.stop()
 
 
-CASES = [case_frames, case_ordering, case_values, case_handshake, case_liveness]
+# ---- slow reader ------------------------------------------------------------
+
+def queued_at_pause(peer):
+    line = peer.wait_line(lambda l: 'is not reading (' in l and l not in peer.lines_used, 5)
+    if not line:
+        return None
+    peer.lines_used.add(line)
+    return int(line.split('is not reading (')[1].split()[0])
+
+
+def case_slow_reader():
+    cap = 1 << 20
+    r = Root(env={'EMBER_WIRE_HB': '1', 'EMBER_WIRE_OUT': str(cap), 'EMBER_LOG': 'debug'})
+    r.peer.lines_used = set()
+    try:
+        # a peer that reads late gets every answer, in order: the calls
+        # left unread while its output was over the cap are served once
+        # it drains
+        c, name = r.node()
+        n = 100000
+        c.s.sendall(b''.join(frame(CALL, (i, 0, 1), b'', 0x1a2b3c4d) for i in range(1, n + 1)) +
+                    frame(CALL, (n + 1, 0, 707), svc=STORE))
+        check(queued_at_pause(r.peer) is not None, 'the root stops reading from it')
+        ids, f = [], None
+        end = time.time() + 10 * SLOW
+        while time.time() < end:
+            f = c.recv(end - time.time())
+            if f in (None, 'EOF'):
+                break
+            if f[0] == PING:
+                c.send(PONG)
+            elif f[0] == ERROR:
+                ids.append(f[2][0])
+            else:
+                break
+        check(ids == list(range(1, n + 1)) and f not in (None, 'EOF') and f[0] == REPLY and
+              f[2] == [n + 1], 'once it reads, every answer in order: %d of %d, then %r'
+              % (len(ids), n, f))
+        # NO_METHOD answers are larger than the calls: many small calls,
+        # never read, after one large frame (so the root reads big)
+        c, name = r.node()
+        c.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        call = frame(CALL, (1, 0, 1), b'', 0x1a2b3c4d)
+        big = frame(PING, payload=bytes(1 << 20))
+        c.s.settimeout(5 * SLOW)
+        sent = 0
+        try:
+            for _ in range(8):
+                c.s.sendall(big + call * 300000)
+                sent += 1
+        except (socket.timeout, OSError):
+            pass
+        q = queued_at_pause(r.peer)
+        check(q is not None, 'the root stops reading from a peer that does not read')
+        if q is not None:
+            bound = cap + (1 << 20) + 200
+            check(q <= bound, 'the root queued %d bytes for it, at most %d '
+                  '(out_high_water + 1 MiB + a frame)' % (q, bound))
+        line = r.peer.wait_line(lambda l: 'closed: peer not reading' in l, 5)
+        check(line is not None and ' warn: ' in line, 'then closed as not reading: %s' % line)
+        r.by.alive('slow reader')
+    finally:
+        r.stop()
+
+
+CASES = [case_frames, case_ordering, case_values, case_handshake, case_liveness,
+         case_slow_reader]
 
 
 def main():
