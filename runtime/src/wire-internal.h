@@ -201,13 +201,16 @@ static inline int ember_frame_parse(const uint8_t *p, size_t n,
         f->svc = ember_frame_len(d.p);
         d.p += 4;
     }
-    for (int i = 0; i < ember_frame_nhdr_[base]; i++)
+    for (int i = 0; i < ember_frame_nhdr_[base]; i++) {
+        const uint8_t *start = d.p;
         if (ember_frame_varint(&d, &f->h[i])) {
-            /* cut short, or longer than a 64-bit value takes */
-            *why = d.p < d.end ? "frame header varint overflows 64 bits"
-                               : "truncated frame header";
+            /* Longer than a 64-bit value takes: the reader stopped at its
+             * tenth byte, wherever the frame ends; else it was cut short. */
+            *why = d.p - start == 10 ? "frame header varint overflows 64 bits"
+                                     : "truncated frame header";
             return -1;
         }
+    }
     f->payload = d.p;
     f->len = (size_t)(d.end - d.p);
     return 1;

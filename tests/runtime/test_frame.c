@@ -145,6 +145,17 @@ static void test_bad_frames(void)
                                     0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0};
     CU_ASSERT_EQUAL(ember_frame_parse(longv, sizeof longv, 100, &f, &used, &why), -1);
     CU_ASSERT_STRING_EQUAL(why, "frame header varint overflows 64 bits");
+    /* ...and so is one whose tenth byte ends the frame, but holds more than
+     * the 64th bit; nine bytes still going at the end are cut short. */
+    static const uint8_t lastv[] = {11, 0, 0, 0, EMBER_FR_CANCEL, 0xff, 0xff, 0xff,
+                                    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02};
+    CU_ASSERT_EQUAL(ember_frame_parse(lastv, sizeof lastv, 100, &f, &used, &why), -1);
+    CU_ASSERT_STRING_EQUAL(why, "frame header varint overflows 64 bits");
+    CU_ASSERT_EQUAL(ember_frame_parse(lastv, 10, 100, &f, &used, &why), 0);
+    static const uint8_t ninev[] = {10, 0, 0, 0, EMBER_FR_CANCEL, 0xff, 0xff, 0xff,
+                                    0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    CU_ASSERT_EQUAL(ember_frame_parse(ninev, sizeof ninev, 100, &f, &used, &why), -1);
+    CU_ASSERT_STRING_EQUAL(why, "truncated frame header");
     /* A CALL or ONEWAY too short for its service id. */
     static const uint8_t nosvc[] = {4, 0, 0, 0, EMBER_FR_ONEWAY, 1, 2, 3};
     CU_ASSERT_EQUAL(ember_frame_parse(nosvc, 8, 100, &f, &used, &why), -1);

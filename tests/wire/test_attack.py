@@ -207,7 +207,8 @@ def case_frames():
         f = answer_of(c, 5)
         check(f not in (None, 'EOF') and f[0] == REPLY, 'overlong header varints: %r' % (f,))
         over = b'\xff' * 9 + b'\x02'
-        for what, body in (('call id of 65 bits', bytes([CALL]) + struct.pack('<I', STORE) +
+        for what, body in (('call id of 65 bits, last in the frame', bytes([CANCEL]) + over),
+                           ('call id of 65 bits', bytes([CALL]) + struct.pack('<I', STORE) +
                             over + b'\x00' + uv(707)),
                            ('11-byte varint', bytes([CANCEL]) + b'\x80' * 10 + b'\x00')):
             c, _ = r.node()
