@@ -191,7 +191,9 @@ static inline void ember_dec_init_conn(ember_dec *d, ember_conn *c,
     d->arena = arena;
     d->conn = c;
     d->lim = ember_conn_dec_limits(c);
-    d->depth = 0;
+    /* max_depth counts the payload's own struct as the first level, as
+     * ember_frame_begin does for what we send. */
+    d->depth = 1;
     d->why = NULL;
     d->in_len = len;
     d->used = 0;

@@ -369,6 +369,9 @@ def case_values():
         check(f not in (None, 'EOF') and f[0] == ERROR and one(fields(f[3]), 1).startswith(
             b'reply could not be encoded: a value nested deeper than max_depth'),
             'and their echo, 65 levels (the last kids list), is not sent: %r' % (f,))
+        bad_args(r, 'arguments 65 levels deep', STORE, 704,
+                 f_len(1, tree(64)) + f_varint(2, 0), 'values nested too deeply')
+        check(not r.peer.has('serve grow depth 64', 0.2), 'and not served')
     finally:
         r.stop()
 
