@@ -22,12 +22,15 @@ node registered on the same root is never affected.
   slow reader  a peer that never reads: the root's output queue stays
                within out_high_water, the frame that crossed it and 1 MiB,
                and the peer is closed as not reading
+  limits       max_outstanding at and over its default
+  node         a Python root's violations against a real node
   liveness     a PING flood is answered in order; a peer that stops
                answering is dropped after dead_after_ms; a dead child's
                name is taken over; a half-closed peer
 
   python3 tests/wire/test_attack.py build/bin/wire-peer
 """
+import os
 import queue
 import socket
 import struct
@@ -539,8 +542,100 @@ def case_slow_reader():
         r.stop()
 
 
+# ---- limits -----------------------------------------------------------------
+
+def case_limits():
+    r = Root()
+    try:
+        # max_outstanding (65536): ONEWAYs to db.save of player 99, a
+        # two-way method whose handler defers, stay in flight; the call
+        # that would make 65537 disconnects
+        c, _ = r.node()
+        held = frame(ONEWAY, (0, 303), f_varint(1, 99) + f_len(2, b''), DB)
+        c.s.sendall(held * 65535 + frame(CALL, (1, 0, 707), svc=STORE))
+        f = answer_of(c, 1, timeout=10)
+        check(f not in (None, 'EOF') and f[0] == REPLY, '65536 calls in flight: served: %r' % (f,))
+        c.s.sendall(held + frame(CALL, (2, 0, 707), svc=STORE))
+        r.expect_drop(c, 'the 65537th call in flight',
+                      'peer exceeded max_outstanding (65536 calls in flight)')
+    finally:
+        r.stop()
+
+
+# ---- the node's side ---------------------------------------------------------
+
+def case_node():
+    # a Python root against a real node: each violation closes the
+    # connection with its reason (in GOODBYE once registered), reported
+    # through the state callback; the node comes back with its backoff
+    ls = socket.socket()
+    ls.bind(('127.0.0.1', 0))
+    ls.listen(4)
+    ls.settimeout(5 * SLOW)
+    peer = w.Peer('node', '127.0.0.1:%d' % ls.getsockname()[1], 'c-node')
+
+    def hello(c, vmin=2, vmax=2):
+        c.send(HELLO, payload=f_str(1, 'EMBR') + f_varint(2, vmin) + f_varint(3, vmax) +
+               f_len(4, os.urandom(32)))
+
+    def welcomed():
+        c = Conn(ls.accept()[0])
+        hello(c)
+        f = c.recv(5)
+        check(f not in (None, 'EOF') and f[0] == REGISTER, 'REGISTER')
+        c.send(WELCOME, payload=f_varint(1, 3))
+        return c
+
+    def dropped(c, what, why, goodbye=True):
+        got, eof = drain(c)
+        check(eof, '%s: the node closes' % what)
+        if goodbye:
+            bye = [g for g in got if g[0] == GOODBYE]
+            check(bye and one(fields(bye[-1][3]), 1) == why.encode(),
+                  '%s: GOODBYE says why: %s' % (what, [g[3] for g in bye]))
+        check(peer.has('state lost ' + why), '%s: reported "%s"' % (what, why))
+
+    try:
+        c = welcomed()
+        c.send(REPLY, (1 << 23,), b'')
+        dropped(c, 'a REPLY never asked', 'protocol violation: answer to a call id never issued')
+        c = welcomed()
+        c.s.sendall(raw_frame(bytes([14])))
+        dropped(c, 'kind 14', 'bad frame: unknown frame kind')
+        c = welcomed()
+        c.send(CALL, (1, 0, 601), b'\x08', w.GAME)
+        dropped(c, 'bad arguments', 'undecodable arguments for game.Game.enter: '
+                'field has the wrong wire type')
+        c = Conn(ls.accept()[0])
+        c.s.sendall(struct.pack('<I', (1 << 20) + 1))
+        dropped(c, '1 MiB + 1 before HELLO', 'bad frame: frame of 1048577 bytes, larger '
+                'than the limit before registration (1048576)', goodbye=False)
+        c = Conn(ls.accept()[0])
+        c.send(PING)
+        f = c.recv(3)
+        check(f not in (None, 'EOF') and f[0] == PONG, 'the node answers a PING before HELLO')
+        hello(c)
+        f = c.recv(3)
+        c.send(REFUSED, payload=f_varint(1, 1) + f_len(2, b'\xff'))
+        dropped(c, 'REFUSED not UTF-8', 'bad REFUSED: ', goodbye=False)
+        c = Conn(ls.accept()[0])
+        hello(c, 3, 1)
+        dropped(c, 'HELLO 3..1', 'no common protocol version (root 3..1, node 2..2)',
+                goodbye=False)
+        c = Conn(ls.accept()[0])
+        hello(c)
+        f = c.recv(3)
+        c.send(CALL, (1, 0, 601), b'', w.GAME)
+        dropped(c, 'CALL before WELCOME', 'protocol violation: CALL before registration',
+                goodbye=False)
+        check(not peer.has('serve enter', 0.2), 'and no handler ran')
+    finally:
+        peer.stop()
+        ls.close()
+
+
 CASES = [case_frames, case_ordering, case_values, case_handshake, case_liveness,
-         case_slow_reader]
+         case_slow_reader, case_limits, case_node]
 
 
 def main():
