@@ -620,7 +620,7 @@ def case_node():
         dropped(c, 'REFUSED not UTF-8', 'bad REFUSED: ', goodbye=False)
         c = Conn(ls.accept()[0])
         hello(c, 3, 1)
-        dropped(c, 'HELLO 3..1', 'no common protocol version (root 3..1, node 2..2)',
+        dropped(c, 'HELLO 3..1', 'no common protocol version (root 3..1, node 2..3)',
                 goodbye=False)
         c = Conn(ls.accept()[0])
         hello(c)
