@@ -568,10 +568,7 @@ def case_node():
     # a Python root against a real node: each violation closes the
     # connection with its reason (in GOODBYE once registered), reported
     # through the state callback; the node comes back with its backoff
-    ls = socket.socket()
-    ls.bind(('127.0.0.1', 0))
-    ls.listen(4)
-    ls.settimeout(5 * SLOW)
+    ls = w.listener()
     peer = w.Peer('node', '127.0.0.1:%d' % ls.getsockname()[1], 'c-node')
 
     def hello(c, vmin=2, vmax=2):

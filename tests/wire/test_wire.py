@@ -299,6 +299,16 @@ def check(cond, what):
     return cond
 
 
+def listener():
+    """A loopback listening socket on a port of the system's choosing, for a
+    Python root that a real node connects to."""
+    ls = socket.socket()
+    ls.bind(('127.0.0.1', 0))
+    ls.listen(4)
+    ls.settimeout(5 * SLOW)
+    return ls
+
+
 def start_root(*args, env=None):
     peer = Peer('root', *args, env=env)
     line = peer.wait_line(lambda l: l.startswith('port '))
@@ -645,10 +655,7 @@ def case_welcome_defaults():
     # then sends them as 0: the node keeps its own; then WELCOME keeps the
     # heartbeat (0) but says dead after 200 ms: the node PINGs before it
     # gives up (at half of it), never silent until dropped
-    ls = socket.socket()
-    ls.bind(('127.0.0.1', 0))
-    ls.listen(4)
-    ls.settimeout(5 * SLOW)
+    ls = listener()
     peer = Peer('node', '127.0.0.1:%d' % ls.getsockname()[1], 'c-node',
                 env={'EMBER_WIRE_HB': '1'})
     def welcomed(hb):
@@ -781,10 +788,7 @@ def case_ref_tables():
 
 def case_root():
     secret = b'cluster secret'
-    ls = socket.socket()
-    ls.bind(('127.0.0.1', 0))
-    ls.listen(4)
-    ls.settimeout(5 * SLOW)
+    ls = listener()
     peer = Peer('node', '127.0.0.1:%d' % ls.getsockname()[1], 'c-node', secret.decode())
 
     def accept():
