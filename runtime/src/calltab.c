@@ -365,8 +365,9 @@ static const char *bad_utf8_msg(char *buf, size_t n, const ember_service_desc *s
 }
 
 /* Why a frame that did not encode failed, and the status its call ends
- * with: a string that is not UTF-8 is the call's own fault (it alone
- * fails), anything else a limit. */
+ * with: a string that is not UTF-8 or a value the connection cannot take
+ * is the call's own fault (FAILED), a frame over max_frame (ours or the
+ * peer's) or no memory a limit (LIMIT). */
 const char *ember_calltab_encode_failure(const ember_enc *e,
                                          const ember_service_desc *svc,
                                          uint32_t method, char *bad, size_t n,
@@ -382,7 +383,8 @@ const char *ember_calltab_encode_failure(const ember_enc *e,
         return bad;
     }
     *st = EMBER_LIMIT;
-    return "arguments could not be encoded (too large, or out of memory)";
+    snprintf(bad, n, "arguments could not be encoded: %s", ember_last_error());
+    return bad;
 }
 
 /* A call that could not start ends from the event loop (or, with no loop

@@ -135,6 +135,10 @@ struct ember_conn {
     ember_xobj *xundo;             /* exported by the frame being encoded */
     bool ref_tables;               /* protocol 3: frames holding our objects
                                       list them (EMBER_FR_REFS) */
+    /* What we send is kept within our limits and the ones the peer said it
+     * takes at registration (ember_conn_peer_limits), so that a frame it
+     * would disconnect for fails alone here. */
+    uint32_t out_max_frame, out_max_depth;
     ember_htab rrefs;              /* the peer's objects we hold, by oid */
 };
 
@@ -147,6 +151,9 @@ void ember_conn_set_ready(ember_conn *c);
 void ember_conn_close(ember_conn *c, ember_status st, const char *reason);
 void ember_conn_closef(ember_conn *c, ember_status st, const char *fmt, ...)
     EMBER_PRINTF(3, 4);
+/* The peer's max_frame and max_depth (0: not said), from its HELLO or
+ * REGISTER: what we send stays within them too. */
+void ember_conn_peer_limits(ember_conn *c, uint32_t max_frame, uint32_t max_depth);
 /* Queues GOODBYE (with a reason, or NULL: a graceful stop) to a
  * registered peer. */
 int ember_conn_goodbye(ember_conn *c, const char *reason);
@@ -230,7 +237,7 @@ static inline int ember_frame_begin(ember_conn *c, ember_enc *e, uint8_t kind)
     if (ember_buf_enc_begin(&c->out, e, c, EMBER_FRAME_BEGIN_ROOM))
         return -1;
     /* max_depth counts the payload's own struct as the first level. */
-    e->depth_left = c->ep->lim.max_depth - 1;
+    e->depth_left = c->out_max_depth - 1;
     e->p[4] = kind; /* the length is written by ember_frame_end */
     e->p += EMBER_FRAME_HDR;
     return 0;
@@ -241,7 +248,7 @@ static inline int ember_frame_end(ember_conn *c, ember_enc *e)
     if (c->xundo && c->ref_tables)
         ember_frame_put_refs_(c, e);
     size_t len = ember_enc_len(e) - 4;
-    if (e->failed || len > c->ep->lim.max_frame)
+    if (e->failed || len > c->out_max_frame)
         return ember_frame_end_fail_(c, e, len);
     ember_put_le32(e->base, (uint32_t)len);
     ember_buf_enc_commit(&c->out, e);

@@ -82,6 +82,8 @@ ember_conn *ember_conn_new(ember_ep *ep, int fd, const char *peer)
     c->heartbeat_ms = ep->lim.heartbeat_ms;
     c->dead_after_ms = ep->lim.dead_after_ms;
     c->next_oid = 1;
+    c->out_max_frame = ep->lim.max_frame;
+    c->out_max_depth = ep->lim.max_depth;
     c->peer = ember_strdup(peer ? peer : "?");
     c->rev = event_new(ep->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(ep->base, fd, EV_WRITE, on_write, c);
@@ -309,6 +311,14 @@ static void goodbye_in(ember_conn *c, const ember_frame *f)
         ember_conn_closef(c, EMBER_LOST, "%s: %s", EMBER_GOODBYE_REASON, why);
     else
         ember_conn_close(c, EMBER_LOST, EMBER_GOODBYE_REASON);
+}
+
+void ember_conn_peer_limits(ember_conn *c, uint32_t max_frame, uint32_t max_depth)
+{
+    if (max_frame && max_frame < c->out_max_frame)
+        c->out_max_frame = max_frame;
+    if (max_depth && max_depth < c->out_max_depth)
+        c->out_max_depth = max_depth;
 }
 
 int ember_conn_goodbye(ember_conn *c, const char *reason)

@@ -84,7 +84,10 @@ int ember_frame_end_fail_(ember_conn *c, ember_enc *e, size_t len)
     if (e->failed)
         return ember_seterr("frame could not be encoded (out of memory, "
                             "or a limit)");
-    return ember_seterr("frame of %zu bytes exceeds max_frame", len);
+    if (len > c->ep->lim.max_frame)
+        return ember_seterr("frame of %zu bytes exceeds max_frame", len);
+    return ember_seterr("frame of %zu bytes exceeds the peer's max_frame (%u)",
+                        len, c->out_max_frame);
 }
 
 int ember_frame_send_hdr(ember_conn *c, uint8_t kind, uint64_t a, uint64_t b)

@@ -53,6 +53,9 @@ typedef struct ember_hs {
     const char *magic;
     uint32_t vmin, vmax;
     ember_bytes nonce;
+    /* HELLO, REGISTER: the largest frame and deepest value the sender
+     * takes (its max_frame, max_depth); 0: not said */
+    uint32_t max_frame, max_depth;
     /* REGISTER */
     uint32_t version;
     const char *name;              /* NUL-terminated; checked by the root */

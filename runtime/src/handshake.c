@@ -2,9 +2,11 @@
  * handshake.c — encoding and decoding of the registration messages.
  *
  *   HELLO    { 1: string magic "EMBR", 2: u32 min version, 3: u32 max version,
- *              4: bytes nonce, 5: Service services (repeated) }
+ *              4: bytes nonce, 5: Service services (repeated),
+ *              6: u32 max_frame, 7: u32 max_depth }
  *   REGISTER { 1: u32 version, 2: string name, 3: Service services (repeated),
- *              4: bytes proof, 5: bytes node_nonce }
+ *              4: bytes proof, 5: bytes node_nonce, 6: u32 max_frame,
+ *              7: u32 max_depth }
  *   WELCOME  { 1: u32 child id, 2: u32 heartbeat_ms, 3: u32 dead_after_ms,
  *              4: Service services (repeated), 5: bytes root_proof }
  * proof / node_nonce / root_proof are present only with a shared secret
@@ -107,6 +109,10 @@ int ember_hs_decode(const ember_frame *f, ember_arena *arena, ember_hs *hs,
             case EMBER_FR_HELLO << 8 | 2: k = ember_dec_u32(&d, wt, &hs->vmin); break;
             case EMBER_FR_HELLO << 8 | 3: k = ember_dec_u32(&d, wt, &hs->vmax); break;
             case EMBER_FR_HELLO << 8 | 4: k = ember_dec_bytes(&d, wt, &hs->nonce); break;
+            case EMBER_FR_HELLO << 8 | 6:
+            case EMBER_FR_REGISTER << 8 | 6: k = ember_dec_u32(&d, wt, &hs->max_frame); break;
+            case EMBER_FR_HELLO << 8 | 7:
+            case EMBER_FR_REGISTER << 8 | 7: k = ember_dec_u32(&d, wt, &hs->max_depth); break;
             case EMBER_FR_REGISTER << 8 | 1: k = ember_dec_u32(&d, wt, &hs->version); break;
             case EMBER_FR_REGISTER << 8 | 2: k = dec_name(&d, wt, hs); break;
             case EMBER_FR_REGISTER << 8 | 4: k = ember_dec_bytes(&d, wt, &hs->proof); break;
@@ -155,6 +161,8 @@ int ember_hs_send(ember_conn *c, uint8_t kind, const ember_hs *hs,
         ember_enc_uint(&e, 2, hs->vmin);
         ember_enc_uint(&e, 3, hs->vmax);
         ember_enc_bytes(&e, 4, hs->nonce);
+        ember_enc_uint(&e, 6, c->ep->lim.max_frame);
+        ember_enc_uint(&e, 7, c->ep->lim.max_depth);
         break;
     case EMBER_FR_REGISTER:
         ember_enc_uint(&e, 1, hs->version);
@@ -163,6 +171,8 @@ int ember_hs_send(ember_conn *c, uint8_t kind, const ember_hs *hs,
             ember_enc_bytes(&e, 4, hs->proof);
         if (hs->node_nonce.len)
             ember_enc_bytes(&e, 5, hs->node_nonce);
+        ember_enc_uint(&e, 6, c->ep->lim.max_frame);
+        ember_enc_uint(&e, 7, c->ep->lim.max_depth);
         break;
     case EMBER_FR_WELCOME:
         ember_enc_uint(&e, 1, hs->id);

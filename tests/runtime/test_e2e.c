@@ -2794,6 +2794,119 @@ static void done_many(const ember_outcome *o, ember_dec *reply, ember_fn cb, voi
     r->error_id = ember_node_root(F.node[0])->conn->rrefs.n;
 }
 
+/* ---- the peer's limits ---- */
+
+#define BIG_BYTES 100000
+
+static void give_big(ember_call *c, uint32_t sid, uint32_t mid, const void *p,
+                     size_t len, void *ud)
+{
+    (void)sid;
+    (void)mid;
+    (void)p;
+    (void)len;
+    (void)ud;
+    static uint8_t big[BIG_BYTES];
+    ember_call_reply_raw(c, big, sizeof big);
+}
+
+/* n structs, each inside the one before, in field 1. */
+static void enc_nested(ember_enc *e, const void *v)
+{
+    int n = *(const int *)v;
+    size_t marks[16];
+    for (int i = 0; i < n; i++) {
+        ember_enc_key(e, 1, EMBER_WT_LEN);
+        marks[i] = ember_enc_len_begin(e);
+    }
+    for (int i = n - 1; i >= 0; i--)
+        ember_enc_len_end(e, marks[i]);
+}
+
+/* Decodes every struct nested in field 1, each level checked against the
+ * connection's max_depth. */
+static int dec_nested(ember_dec *d)
+{
+    uint32_t tag = 0;
+    unsigned wt = 0;
+    int k;
+    while ((k = ember_dec_field(d, &tag, &wt)) == 1) {
+        const uint8_t *saved;
+        if (tag != 1)
+            k = ember_dec_skip(d, wt);
+        else if ((k = ember_dec_enter(d, wt, &saved)) == 0 && (k = dec_nested(d)) == 0)
+            ember_dec_leave(d, saved);
+        if (k)
+            return -1;
+    }
+    return k;
+}
+
+static int d_nested(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    (void)h;
+    (void)ud;
+    if (dec_nested(d))
+        return -1;
+    ember_call_reply(c, NULL, NULL);
+    return 0;
+}
+
+static const ember_method_desc nest_methods[] = {
+    {.id = 1, .name = "nest", .dispatch = d_nested}};
+static const ember_service_desc nest_svc = {
+    .name = "test.Nest", .id = 0x6e657374u, .n_methods = 1, .methods = nest_methods};
+
+/* A node that takes frames of at most 64 KiB and values 8 deep says so at
+ * registration: the root keeps what it sends within that, so a frame or a
+ * value the node would disconnect for fails alone at the root, and the
+ * node stays. */
+static void t_peer_limits(void)
+{
+    fresh_fixture();
+    F.root = make_root(NULL, 0);
+    ember_limits lim;
+    ember_limits_default(&lim);
+    lim.max_frame = 64u << 10;
+    lim.max_depth = 8;
+    make_node("n0", &lim);
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
+    CU_ASSERT_EQUAL(ember_exports_add_raw(ember_root_exports(F.root), CALC_ID, 62, give_big,
+                                          NULL), 0);
+    CU_ASSERT_EQUAL(ember_exports_add(ember_node_exports(F.node[0]), &nest_svc, NULL, NULL), 0);
+    ember_ref *node = ember_child_ref(child("n0"));
+    /* A reply too large for the node: the node's call fails, LIMIT. */
+    result r = {0};
+    ember_call_raw(ember_node_root(F.node[0]), CALC_ID, 62, NULL, 0, raw_done, &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL(r.st, EMBER_LIMIT);
+    CU_ASSERT_STRING_EQUAL(r.msg, "reply could not be encoded: frame of 100005 bytes exceeds "
+                                  "the peer's max_frame (65536)");
+    /* Arguments too large for it: the root's call fails, saying whose
+     * limit it is. */
+    static uint8_t big[BIG_BYTES];
+    result a = {0};
+    ember_call_raw(node, CALC_ID, M_ADD, big, sizeof big, raw_done, &a, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &a, 2000));
+    CU_ASSERT_EQUAL(a.st, EMBER_LIMIT);
+    CU_ASSERT_STRING_EQUAL(a.msg, "arguments could not be encoded: frame of 100011 bytes "
+                                  "exceeds the peer's max_frame (65536)");
+    /* A value deeper than the node takes: the call fails, FAILED; 8 levels
+     * (the payload struct and 7 inside it) go. */
+    int deep = 8, ok = 7;
+    result d = {0}, k = {0};
+    ember_call_start(node, &nest_svc, 1, enc_nested, &deep, done_i64, NULL, &d, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &d, 2000));
+    CU_ASSERT_EQUAL(d.st, EMBER_FAILED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(d.msg, "nested deeper than max_depth"));
+    ember_call_start(node, &nest_svc, 1, enc_nested, &ok, done_i64, NULL, &k, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &k, 2000));
+    CU_ASSERT_EQUAL(k.st, EMBER_OK);
+    CU_ASSERT_EQUAL(F.lost[0], 0);
+    CU_ASSERT_EQUAL(ember_node_state_get(F.node[0]), EMBER_NODE_REGISTERED);
+    teardown_basic();
+}
+
 static bool no_exports(void *ud)
 {
     return ((ember_conn *)ud)->xobj_oids.n == 0;
@@ -2875,6 +2988,7 @@ void add_e2e_suite(void)
     CU_add_test(s, "adopting a connected socket", t_adopt_fd);
     CU_add_test(s, "a ref as a result", t_ref_as_result);
     CU_add_test(s, "refs never decoded go back to their owner", t_refs_never_decoded);
+    CU_add_test(s, "what is sent stays within the peer's limits", t_peer_limits);
     CU_add_test(s, "20000 calls in flight", t_pipelined);
     CU_add_test(s, "deadlines end in order", t_deadline_order);
     CU_add_test(s, "deadlines behind held calls, a child dropped", t_deadline_behind_held);

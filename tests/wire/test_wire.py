@@ -368,6 +368,8 @@ def case_handshake():
         check(one(hello, 1) == b'EMBR', 'HELLO magic')
         check(one(hello, 2) == 2 and one(hello, 3) == 3, 'HELLO versions 2..3')
         check(len(one(hello, 4, b'')) == 32, 'HELLO nonce of 32 bytes')
+        check(one(hello, 6) == 16 << 20 and one(hello, 7) == 64,
+              "HELLO says the root's max_frame and max_depth")
         # "Service services (repeated)": one LEN field per service, same tag
         svcs = {one(fields(s), 1): one(fields(s), 2) for s in hello.get(5, [])}
         check(svcs == {b'db.Db': fnv64(DB_TEXT), b'game.Game': fnv64(GAME_TEXT),
