@@ -633,7 +633,11 @@ static int dispatch_call(ember_conn *c, ember_jl_cur *cur, pb_msg *m,
              * arguments: it never sees a type the reader refuses. */
             if (ember_jl_check(m->args_at, len, c->pb->vocab, true, why, sizeof why))
                 return m->oneway ? 0 : send_type_error(c, m->id, why);
-            return dispatch_frame(c, m, m->oneway, sid, 1, m->args_at, len);
+            /* Its refs stay jelly, which nothing makes a ref of: once the
+             * handler ran, they are released. */
+            int r = dispatch_frame(c, m, m->oneway, sid, 1, m->args_at, len);
+            release_remotes(c, m->args_at, m->args_end, 1);
+            return r;
         }
         snprintf(msg, sizeof msg, "No such method: remote_%.*s",
                  (int)(m->name.len > 64 ? 64 : m->name.len), (const char *)m->name.s);
@@ -767,7 +771,8 @@ static void answer_error(ember_conn *c, uint64_t id, ember_status st, const char
 
 /* An untyped call's answer: the jelly value at cur as it is, once it has
  * passed the whitelist (one that does not ends the call EMBER_PROTOCOL, as
- * a typed answer that does not match the IDL does). */
+ * a typed answer that does not match the IDL does). Its refs stay jelly,
+ * which nothing makes a ref of: once the callback ran, they are released. */
 static int answer_untyped(ember_conn *c, uint64_t id, ember_jl_cur *cur)
 {
     const uint8_t *at = cur->p;
@@ -780,9 +785,10 @@ static int answer_untyped(ember_conn *c, uint64_t id, ember_jl_cur *cur)
     if (ember_jl_check(at, n, c->pb->vocab, false, why, sizeof why)) {
         snprintf(msg, sizeof msg, "answer is not accepted jelly: %s", why);
         answer_error(c, id, EMBER_PROTOCOL, msg);
-        return 0;
+    } else {
+        answer_frame(c, EMBER_FR_REPLY, id, EMBER_OK, 0, at, n);
     }
-    answer_frame(c, EMBER_FR_REPLY, id, EMBER_OK, 0, at, n);
+    release_remotes(c, at, cur->p, 1);
     return 0;
 }
 

@@ -14,7 +14,9 @@
     peer.py refs PORT NAME
         references both ways: a Referenceable passed to the root is called
         back and released exactly as many times as it was sent (it leaves
-        the broker's localObjects, and the connection stays); an ember
+        the broker's localObjects, and the connection stays), in typed
+        and untyped calls alike, and so are those its callChild answers
+        the root's untyped calls with; an ember
         object the root returns is called by name, comes home as the same
         object, and is released when Python drops it.
     peer.py taken PORT NAME
@@ -47,6 +49,7 @@ from twisted.spread import flavors, pb
 checks = 0
 failures = []
 child_calls = []
+given = []  # the objects callChild(608, 609) answered with
 
 
 def check(what, cond, detail=""):
@@ -105,6 +108,12 @@ class ProxyReference(pb.Referenceable):
             return defer.Deferred()  # never answered
         if command == 607:  # a raw callChild: an answer ember refuses
             return {1, 2}
+        if command == 608:  # a raw callChild answered with an object of ours
+            given.append(Callback())
+            return given[-1]
+        if command == 609:  # ...and with one beside a type ember refuses
+            given.append(Callback())
+            return [given[-1], {1, 2}]
         if command == 606:
             if args[0] == RELAY:
                 return node_root.callRemote("callTarget", 1020, 77)
@@ -417,6 +426,13 @@ def refs(port, name):
     yield expect_fail(root, "ref, keyword", TypeError, "keyword", 1016, cb, v=cb)
     yield expect_fail(root, "ref, a second takeProxy", pb.Error, "already registered",
                       name, cb, _name="takeProxy")
+    # Untyped: the root's raw handler drops what it got (it cannot keep
+    # a jellied reference), so ember releases each one after it ran.
+    got = yield root.callRemote("sink", cb)
+    check("ref, untyped", got is None, repr(got))
+    got = yield root.callRemote("sink", [1, {"k": (cb,)}])
+    check("ref, untyped nested", got is None, repr(got))
+    yield expect_fail(root, "ref, untyped set", TypeError, "'set'", cb, {1}, _name="sink")
     luid = broker.luids.get(id(cb)) if hasattr(broker, "luids") else None
     released = yield until(lambda: all(o.object is not cb for o in broker.localObjects.values()))
     check("callback released", released, repr(broker.localObjects))
@@ -433,6 +449,12 @@ def refs(port, name):
     check("released when dropped", n == 0, repr(n))
     check("connection alive", (yield root.callRemote("callTarget", 1003, 1, 1)) == 2)
     check("no stray luid", luid is None or luid not in broker.localObjects)
+    # The root's raw callChild(608, 609) got objects of ours in its
+    # answers: none keeps them, so ember releases them.
+    released = yield until(lambda: len(given) == 2 and not any(
+        o.object is g for g in given for o in broker.localObjects.values()))
+    check("untyped answers' refs released", released,
+          "%d given, %r" % (len(given), broker.localObjects))
     factory.disconnect()
 
 

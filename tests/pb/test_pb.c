@@ -184,6 +184,7 @@ typedef struct state {
     /* callChild outcomes, each counted once */
     int outcomes;
     bool hello_ok, twice_ok, boom_ok, blob_ok, raw_ok, raw_set_ok, bcast_ok, untyped_ok;
+    bool raw_ref_ok; /* the refs node's raw answer holding its object */
     /* pick(v), v = 1..NPICKS (peer.py's PICKS): each outcome as expected */
     int picks_ok;
     /* deadlines: 50 ms calls to a child that never answers, one per place
@@ -413,6 +414,18 @@ static void r_forward(ember_call *c, uint32_t sid, uint32_t mid, const void *p,
     ember_pb_reply_raw(c, p, n);
 }
 
+/* Untyped: answers None (jelly with no vocabulary: either dialect). */
+static void r_sink(ember_call *c, uint32_t sid, uint32_t mid, const void *p,
+                   size_t n, void *ud)
+{
+    (void)sid;
+    (void)mid;
+    (void)p;
+    (void)n;
+    (void)ud;
+    ember_pb_reply_raw(c, "\x01\x80\x04\x82None", 8);
+}
+
 /* ---- the root's calls to its PB child ---- */
 
 static void got_hello(const ember_outcome *o, const char *const *ret, void *ud)
@@ -530,6 +543,14 @@ static void got_raw_set(const ember_outcome *o, const void *p, size_t n, void *u
     if (!st->raw_set_ok)
         fprintf(stderr, "test-pb: raw answer holding a set: %s \"%s\"\n",
                 ember_status_name(o->status), o->message ? o->message : "(null)");
+}
+
+/* A raw answer holding an object of the node's: (remote luid). */
+static void got_raw_ref(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    state *st = ud;
+    st->raw_ref_ok = o->status == EMBER_OK && n == 6 &&
+                     memcmp(p, "\x02\x80\x10\x87", 4) == 0;
 }
 
 /* ember_call_raw carries no run-time types: a PB child refuses it, and
@@ -653,6 +674,15 @@ static void on_join(ember_root *r, ember_child *ch, void *ud)
     ember_pb_call_raw(to, "callChild", "\x02\x80\x0b\x87\x5f\x04\x81", 7,
                       got_raw_set, st, NULL);
     ember_call_raw(to, pbt_Child_SERVICE_ID, 602, "\x08\x2a", 2, got_untyped, st, NULL);
+    /* The refs node answers (tuple 608) with an object of its own, and
+     * (tuple 609) with one beside a set: nothing keeps them (peer.py
+     * checks they are released). */
+    if (strcmp(ember_child_name(ch), "refs") == 0) {
+        ember_pb_call_raw(to, "callChild", "\x02\x80\x0b\x87\x60\x04\x81", 7,
+                          got_raw_ref, st, NULL);
+        ember_pb_call_raw(to, "callChild", "\x02\x80\x0b\x87\x61\x04\x81", 7,
+                          got_raw_set, st, NULL);
+    }
 }
 
 static void on_leave(ember_root *r, ember_child *ch, const char *why, void *ud)
@@ -698,6 +728,7 @@ static ember_root *make_root(struct event_base *base, state *st, int *port)
     if (!r || pbt_Root_export(ember_root_exports(r), &root_h, st) ||
         pbt_Admin_export(ember_root_exports(r), &admin_h, st) ||
         ember_pb_export_raw(ember_root_exports(r), "forward", r_forward, st) ||
+        ember_pb_export_raw(ember_root_exports(r), "sink", r_sink, st) ||
         ember_root_listen_pb(r, "127.0.0.1:0"))
         return NULL;
     *port = ember_root_listener_port(r, ember_root_listener_count(r) - 1);
@@ -872,6 +903,7 @@ static void refs_case(void)
 {
     state st;
     run_node("refs", "refs", &st);
+    CHECK(st.raw_ref_ok && st.raw_set_ok);
     printf("test-pb: references both ways: %s\n", failed ? "FAILED" : "ok");
 }
 
