@@ -134,7 +134,10 @@ struct ember_conn {
     uint64_t next_oid;
     ember_xobj *xundo;             /* exported by the frame being encoded */
     bool ref_tables;               /* protocol 3: frames holding our objects
-                                      list them (EMBER_FR_REFS) */
+                                      list them (EMBER_FR_REFS); the refs
+                                      the peer sends are counted by their
+                                      frame's table, not by their decode
+                                      (as a PB message's are, pb.c) */
     /* What we send is kept within our limits and the ones the peer said it
      * takes at registration (ember_conn_peer_limits), so that a frame it
      * would disconnect for fails alone here. */

@@ -27,10 +27,6 @@ typedef struct ember_pbx {
     char why[256];          /* what did not match */
     size_t clip;            /* > 0: ember -> jelly cuts strings and bytes to
                              * this many bytes (values for a text of that size) */
-    /* jelly -> ember: called for each (remote luid) in a void result,
-     * which is skipped and so becomes no ref to release later; NULL:
-     * nothing is released */
-    void (*drop)(uint64_t luid, void *ud);
 } ember_pbx;
 
 /* nvals positional jelly values at x->cur -> m's argument struct in e. -1:

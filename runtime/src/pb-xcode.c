@@ -298,14 +298,8 @@ int ember_pbx_args_in(ember_pbx *x, uint32_t nvals, const ember_method_desc *m,
 
 int ember_pbx_result_in(ember_pbx *x, const ember_type *t, ember_enc *e)
 {
-    if (!t) {
-        ember_jl_cur at = x->cur;
-        if (ember_jl_skip(&x->cur, 1))
-            return cur_fail(x);
-        if (x->drop) /* no ref is made of what a void result skips */
-            ember_jl_remotes(&at, 1, x->drop, x->c);
-        return 0;
-    }
+    if (!t)
+        return ember_jl_skip(&x->cur, 1) ? cur_fail(x) : 0;
     return put_value(x, t, e, 1, 0) || e->failed ? -1 : 0;
 }
 
@@ -648,7 +642,7 @@ void ember_pbx_text(const uint8_t *p, size_t n, const ember_type *t, char *out,
     ember_jl_w w = {&e, false};
     /* A string longer than the text is cut to it (the text is cut then);
      * values still too large for jl_buf leave it cut: the text stops there. */
-    ember_pbx x = {NULL, {0}, {0}, cap, NULL};
+    ember_pbx x = {NULL, {0}, {0}, cap};
     ember_enc_init_fixed(&e, jl_buf, sizeof jl_buf);
     ember_pbx_args_out(&x, p, n, &fields, &w);
     ember_pylit_str(jl_buf, ember_enc_len(&e), fields.n_params, false, out, cap);

@@ -242,7 +242,7 @@ static int call_typed(ember_conn *c, uint64_t call_id, uint64_t oid,
 {
     ember_enc e;
     ember_jl_w w;
-    ember_pbx x = {c, {0}, {0}, 0, NULL};
+    ember_pbx x = {c, {0}, {0}, 0};
     if (out_begin(c, &e, &w))
         return -1;
     put_call_head(c, &w, call_id, oid, m->pb_name);
@@ -311,7 +311,7 @@ static int send_answer(ember_conn *c, uint64_t call_id, const ember_method_desc 
 {
     ember_enc e;
     ember_jl_w w;
-    ember_pbx x = {c, {0}, {0}, 0, NULL};
+    ember_pbx x = {c, {0}, {0}, 0};
     if (out_begin(c, &e, &w))
         return -1;
     ember_jl_put_head(&w, EMBER_BN_W_ANSWER, 2);
@@ -364,7 +364,7 @@ static void pb_decref(ember_conn *c, uint64_t oid, uint64_t count)
 {
     ember_enc e;
     ember_jl_w w;
-    if (out_begin(c, &e, &w))
+    if (count == 0 || out_begin(c, &e, &w))
         return;
     for (uint64_t i = 0; i < count; i++) { /* one per reception, as Twisted */
         ember_jl_put_head(&w, EMBER_BN_W_DECREF, 1);
@@ -444,31 +444,61 @@ typedef struct pb_msg {
     const uint8_t *args_at;    /* the (tuple ...) */
     const uint8_t *args_end;
     uint32_t nargs;
-    bool taken;                /* its arguments went to a handler, or its
-                                * ref to the registration */
+    uint64_t kept;             /* the luid of the ref a takeProxy's
+                                * registration keeps; 0: none */
 } pb_msg;
 
 /*
- * A (remote luid) the peer sent that becomes no ref of ours is released at
- * once, as Twisted releases one it unjellied and then dropped: the sender
- * counts each time it sent an object and keeps it until as many decrefs
- * came back. Only luids Twisted can have given are released (a decref of
- * any other makes Twisted drop the connection).
+ * The (remote luid)s of a message or an answer, each reception counted and
+ * held while it is handled, as a frame's table of refs holds them on
+ * ember's wire (c->ref_tables): a decode makes refs of those it reads, and
+ * the rest are released once it is handled, as Twisted releases what it
+ * unjellied and then dropped (the sender counts each time it sent an
+ * object and keeps it until as many decrefs came back). So are the refs of
+ * a refused call, of a struct's key it does not have, of a void result and
+ * of untyped jelly, which nothing makes a ref of.
  */
-static void drop_remote(uint64_t luid, void *ud)
+typedef struct pb_held {
+    ember_conn *c;
+    ember_dec budget;          /* new entries cost what a decode pays */
+    ember_ref *list;
+} pb_held;
+
+static void hold_remote(uint64_t luid, void *ud)
 {
-    if (luid > 0 && luid < (1ull << 62))
-        pb_decref(ud, luid, 1);
+    pb_held *h = ud;
+    const char *why;
+    /* Only luids Twisted can have given: no other becomes a ref (put_ref
+     * refuses it), and a decref of one makes Twisted drop the connection. */
+    if (luid == 0 || luid >= (1ull << 62))
+        return;
+    if (ember_ref_hold_in(h->c, &h->budget, luid, 1, &h->list, &why))
+        pb_decref(h->c, luid, 1); /* over the budget: released at once */
 }
 
-/* Releases the (remote) refs in the n jelly values at p[0..end). */
-static void release_remotes(ember_conn *c, const uint8_t *p, const uint8_t *end, size_t n)
+/* Holds the (remote)s in the n jelly values at p[0..end). */
+static void hold_remotes(ember_conn *c, pb_held *h, const uint8_t *p,
+                         const uint8_t *end, size_t n)
 {
     ember_jl_cur cur;
+    h->c = c;
+    h->list = NULL;
     if (c->state == EMBER_CONN_CLOSED)
         return;
+    ember_dec_init_conn(&h->budget, c, p, (size_t)(end - p), NULL);
     ember_jl_init(&cur, p, (size_t)(end - p), c->pb->vocab);
-    ember_jl_remotes(&cur, n, drop_remote, c);
+    ember_jl_remotes(&cur, n, hold_remote, h);
+}
+
+/* The registration keeps its reception of luid for the connection's life:
+ * it is not counted, and so never released. */
+static void held_keep(pb_held *h, uint64_t luid)
+{
+    for (ember_ref *r = h->list; r; r = r->held_next)
+        if (r->oid == luid && r->wire) {
+            r->wire--;
+            return;
+        }
 }
 
 static bool pb_name_is(const ember_method_desc *m, const uint8_t *name, size_t n)
@@ -530,7 +560,7 @@ static ember_exports *message_target(ember_conn *c, pb_msg *m)
 }
 
 static int take_proxy(ember_conn *c, uint64_t id, ember_jl_cur *cur, uint32_t nargs,
-                      bool *kept)
+                      uint64_t *kept)
 {
     ember_jl_val v, ref;
     char why[200];
@@ -567,7 +597,7 @@ static int take_proxy(ember_conn *c, uint64_t id, ember_jl_cur *cur, uint32_t na
         return 0;
     }
     c->pb->peer_obj = ref.mag;
-    *kept = true;
+    *kept = ref.mag;
     send_none(c, id);
     if (c->ep->joined)
         c->ep->joined(c);
@@ -579,7 +609,6 @@ static int dispatch_frame(ember_conn *c, pb_msg *m, bool oneway, uint32_t svc,
                           uint32_t method, const uint8_t *payload, size_t len)
 {
     ember_frame f;
-    m->taken = true;
     f.kind = oneway ? EMBER_FR_ONEWAY : EMBER_FR_CALL;
     f.svc = svc;
     f.h[0] = oneway ? m->oid : m->id;
@@ -595,7 +624,7 @@ static int dispatch_frame(ember_conn *c, pb_msg *m, bool oneway, uint32_t svc,
 static int dispatch_typed(ember_conn *c, ember_jl_cur *cur, pb_msg *m,
                           const ember_xentry *x, uint32_t nvals)
 {
-    ember_pbx t = {c, *cur, {0}, 0, NULL};
+    ember_pbx t = {c, *cur, {0}, 0};
     ember_enc e;
     if (xin_begin(c, &e))
         return -1;
@@ -633,11 +662,7 @@ static int dispatch_call(ember_conn *c, ember_jl_cur *cur, pb_msg *m,
              * arguments: it never sees a type the reader refuses. */
             if (ember_jl_check(m->args_at, len, c->pb->vocab, true, why, sizeof why))
                 return m->oneway ? 0 : send_type_error(c, m->id, why);
-            /* Its refs stay jelly, which nothing makes a ref of: once the
-             * handler ran, they are released. */
-            int r = dispatch_frame(c, m, m->oneway, sid, 1, m->args_at, len);
-            release_remotes(c, m->args_at, m->args_end, 1);
-            return r;
+            return dispatch_frame(c, m, m->oneway, sid, 1, m->args_at, len);
         }
         snprintf(msg, sizeof msg, "No such method: remote_%.*s",
                  (int)(m->name.len > 64 ? 64 : m->name.len), (const char *)m->name.s);
@@ -711,26 +736,28 @@ static int serve_message(ember_conn *c, ember_jl_cur *cur, pb_msg *m)
                                           "Invalid Object ID");
     if (c->pb->server && m->oid == 0 && m->name.len == strlen(PB_TAKEPROXY) &&
         memcmp(m->name.s, PB_TAKEPROXY, m->name.len) == 0)
-        return take_proxy(c, m->id, cur, m->nargs, &m->taken);
+        return take_proxy(c, m->id, cur, m->nargs, &m->kept);
     if (c->state != EMBER_CONN_READY)
         return m->oneway ? 0 : send_error(c, m->id, "ember.Unavailable",
                                           "call takeProxy first");
     return dispatch_call(c, cur, m, ex);
 }
 
-/* A message: served, or answered with why not; the refs in the arguments
- * of one that reached no handler are released. */
+/* A message: served, or answered with why not; the refs in its arguments
+ * that neither the decode nor the registration keeps are released. */
 static int on_message(ember_conn *c, ember_jl_cur *cur, uint32_t count)
 {
     pb_msg m;
+    pb_held h;
     if (read_message(c, cur, count, &m))
         return -1;
-    const uint8_t *end = cur->end;
     m.args_at = cur->p;
-    m.taken = false;
+    m.kept = 0;
+    hold_remotes(c, &h, m.args_at, cur->end, 2); /* (tuple ...) (dictionary ...) */
     int r = serve_message(c, cur, &m);
-    if (!m.taken)
-        release_remotes(c, m.args_at, end, 2); /* (tuple ...) (dictionary ...) */
+    if (m.kept)
+        held_keep(&h, m.kept);
+    ember_ref_table_done(h.list);
     return r;
 }
 
@@ -771,8 +798,7 @@ static void answer_error(ember_conn *c, uint64_t id, ember_status st, const char
 
 /* An untyped call's answer: the jelly value at cur as it is, once it has
  * passed the whitelist (one that does not ends the call EMBER_PROTOCOL, as
- * a typed answer that does not match the IDL does). Its refs stay jelly,
- * which nothing makes a ref of: once the callback ran, they are released. */
+ * a typed answer that does not match the IDL does). */
 static int answer_untyped(ember_conn *c, uint64_t id, ember_jl_cur *cur)
 {
     const uint8_t *at = cur->p;
@@ -788,7 +814,6 @@ static int answer_untyped(ember_conn *c, uint64_t id, ember_jl_cur *cur)
     } else {
         answer_frame(c, EMBER_FR_REPLY, id, EMBER_OK, 0, at, n);
     }
-    release_remotes(c, at, cur->p, 1);
     return 0;
 }
 
@@ -796,7 +821,7 @@ static int answer_untyped(ember_conn *c, uint64_t id, ember_jl_cur *cur)
 static int answer_typed(ember_conn *c, uint64_t id, const ember_method_desc *m,
                         ember_jl_cur *cur)
 {
-    ember_pbx t = {c, *cur, {0}, 0, drop_remote};
+    ember_pbx t = {c, *cur, {0}, 0};
     ember_enc e;
     if (xin_begin(c, &e))
         return -1;
@@ -807,7 +832,6 @@ static int answer_typed(ember_conn *c, uint64_t id, const ember_method_desc *m,
         char why[300];
         snprintf(why, sizeof why, "reply does not match the IDL: %.200s", t.why);
         answer_error(c, id, EMBER_PROTOCOL, why);
-        release_remotes(c, cur->p, cur->end, 1);
     } else {
         answer_frame(c, EMBER_FR_REPLY, id, EMBER_OK, 0,
                      c->pb->xin.data + c->pb->xin.off, n);
@@ -822,7 +846,7 @@ static int answer_typed(ember_conn *c, uint64_t id, const ember_method_desc *m,
 static bool answer_raised(ember_conn *c, uint64_t id, const ember_method_desc *m,
                           const ember_jl_failure *fl)
 {
-    ember_pbx x = {c, {0}, {0}, 0, NULL};
+    ember_pbx x = {c, {0}, {0}, 0};
     uint8_t out[2 * EMBER_JL_FAIL_TEXT];
     size_t n;
     if (fl->cut)
@@ -835,14 +859,10 @@ static bool answer_raised(ember_conn *c, uint64_t id, const ember_method_desc *m
     return true;
 }
 
-static int on_answer(ember_conn *c, ember_jl_cur *cur, uint32_t count, bool error)
+/* An answer (error: a failure) to request id. */
+static int answer_in(ember_conn *c, ember_jl_val id, ember_jl_cur *cur, bool error)
 {
     ember_pb *pb = c->pb;
-    ember_jl_val id;
-    if (count != 3 || ember_jl_read(cur, &id) || id.kind != EMBER_JL_INT || id.big) {
-        ember_conn_close(c, EMBER_PROTOCOL, "PB answer malformed");
-        return -1;
-    }
     ember_jl_failure fl;
     char msg[EMBER_JL_FAIL_TEXT * 2 + 4] = "";
     if (error) {
@@ -870,11 +890,8 @@ static int on_answer(ember_conn *c, ember_jl_cur *cur, uint32_t count, bool erro
                          "id never issued");
         return -1;
     }
-    if (r == 0) { /* the call ended already (timeout, cancel): ignored */
-        if (!error)
-            release_remotes(c, cur->p, cur->end, 1);
+    if (r == 0) /* the call ended already (timeout, cancel): ignored */
         return 0;
-    }
     if (error && m && m->n_raises && answer_raised(c, id.mag, m, &fl))
         return 0;
     if (error) {
@@ -883,6 +900,21 @@ static int on_answer(ember_conn *c, ember_jl_cur *cur, uint32_t count, bool erro
         return 0;
     }
     return m ? answer_typed(c, id.mag, m, cur) : answer_untyped(c, id.mag, cur);
+}
+
+/* An answer or error: its refs that no decode keeps are released. */
+static int on_answer(ember_conn *c, ember_jl_cur *cur, uint32_t count, bool error)
+{
+    ember_jl_val id;
+    pb_held h;
+    if (count != 3 || ember_jl_read(cur, &id) || id.kind != EMBER_JL_INT || id.big) {
+        ember_conn_close(c, EMBER_PROTOCOL, "PB answer malformed");
+        return -1;
+    }
+    hold_remotes(c, &h, cur->p, cur->end, 1);
+    int r = answer_in(c, id, cur, error);
+    ember_ref_table_done(h.list);
+    return r;
 }
 
 static int on_decref(ember_conn *c, ember_jl_cur *cur, uint32_t count)
@@ -1107,6 +1139,7 @@ int ember_pb_start(ember_conn *c, bool server, const char *name)
     pb->xin.pool = pb->xout.pool = &c->ep->pool;
     c->pb = pb;
     c->wire = &pb_wire;
+    c->ref_tables = true; /* a message's remotes are counted as it comes in */
     if (!server) {
         c->next_oid = PB_NODE_LUID + 1; /* luid 1 is our exports */
         return 0;

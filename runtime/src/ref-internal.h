@@ -155,6 +155,13 @@ void ember_ref_exports_undo(ember_conn *c);
  * *why for a malformed table (what it took is in *held). */
 int ember_ref_table_in(ember_conn *c, const uint8_t *p, size_t *len,
                        ember_ref **held, const char **why);
+/* Counts `count` receptions of the peer's object oid on c and holds it
+ * for the frame being handled (*held: the list, as ember_ref_table_in
+ * makes it; a ref held already is held once). A new entry is charged to
+ * budget. -1 with *why: over the budget, or out of memory (nothing
+ * counted). */
+int ember_ref_hold_in(ember_conn *c, ember_dec *budget, uint64_t oid, uint64_t count,
+                      ember_ref **held, const char **why);
 /* The frame was handled: drops the table's holds, so the objects no
  * decode kept are released to their owner (DECREF). */
 void ember_ref_table_done(ember_ref *held);

@@ -412,26 +412,34 @@ int ember_ref_table_in(ember_conn *c, const uint8_t *p, size_t *len,
             return -1;
         }
         total += count;
-        bool made;
-        ember_ref *r;
-        if (!rref_find(c, oid) && ember_dec_charge(&d, EMBER_REF_ENTRY_BYTES)) {
-            *why = d.why;
+        if (ember_ref_hold_in(c, &d, oid, count, held, why))
             return -1;
-        }
-        if (!(r = rref_get(c, oid, &made))) {
-            *why = "out of memory";
-            return -1;
-        }
-        r->fresh |= made;
-        r->wire += count;
-        if (r->held++ == 0) {
-            r->held_next = *held;
-            *held = r;
-        } else {
-            ember_ref_release(r); /* one hold per ref: held counts them */
-        }
     }
     *len = payload;
+    return 0;
+}
+
+int ember_ref_hold_in(ember_conn *c, ember_dec *budget, uint64_t oid, uint64_t count,
+                      ember_ref **held, const char **why)
+{
+    bool made;
+    ember_ref *r;
+    if (!rref_find(c, oid) && ember_dec_charge(budget, EMBER_REF_ENTRY_BYTES)) {
+        *why = budget->why;
+        return -1;
+    }
+    if (!(r = rref_get(c, oid, &made))) {
+        *why = "out of memory";
+        return -1;
+    }
+    r->fresh |= made;
+    r->wire += count;
+    if (r->held++ == 0) {
+        r->held_next = *held;
+        *held = r;
+    } else {
+        ember_ref_release(r); /* one hold per ref: held counts them */
+    }
     return 0;
 }
 

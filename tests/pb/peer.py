@@ -33,7 +33,9 @@
     peer.py refroot PORT NAME
         a PBRoot (PORT 0: a free one, printed first) whose callTarget(1016,
         who, v) calls the node's object `who` back (callChild(602, v)) and
-        answers what it got; it waits for the node's "done" note.
+        answers what it got, and whose callTarget(1006) answers a Pos with
+        a Referenceable under a key Pos lacks; after the node's "done"
+        note it checks that the node released that Referenceable.
 
 Prints one JSON line ({"ok": true, ...} or the failures) and exits 0 only
 when every check held. Only unmodified Twisted is used.
@@ -353,14 +355,30 @@ class RefRoot(pb.Root):
 
     def remote_takeProxy(self, name, transport):
         check("takeProxy name", name == self.name, repr(name))
+        self.broker = transport.broker
+        self.given = None
+        self.done = False
 
     def remote_callTarget(self, command, *args):
         if command == 1016:
             return args[0].callRemote("callChild", 602, args[1])
-        if command == 1010 and args[0] == "done" and not self.finished.called:
-            reactor.callLater(0, self.finished.callback, None)
+        if command == 1006:  # move: a Pos with a reference under a key it lacks
+            self.given = Callback()
+            return {"x": args[0]["x"] + args[1], "y": 0, "extra": [{"k": self.given}]}
+        if command == 1010 and args[0] == "done" and not self.done:
+            self.done = True
+            self.finish()
             return None
         raise ValueError("no command %r" % (command,))
+
+    @defer.inlineCallbacks
+    def finish(self):
+        # The node skips "extra" and releases the reference in it.
+        released = yield until(lambda: self.given is not None and all(
+            o.object is not self.given for o in self.broker.localObjects.values()))
+        check("ref under a key Pos lacks released", released,
+              repr(self.broker.localObjects))
+        self.finished.callback(None)
 
 
 @defer.inlineCallbacks
@@ -426,6 +444,11 @@ def refs(port, name):
     yield expect_fail(root, "ref, keyword", TypeError, "keyword", 1016, cb, v=cb)
     yield expect_fail(root, "ref, a second takeProxy", pb.Error, "already registered",
                       name, cb, _name="takeProxy")
+    # A Pos from a dictionary: a key Pos does not have is skipped, and a
+    # reference in it (or the key itself) is released as it is.
+    yield expect(root, "ref under a key Pos lacks", {"x": 4, "y": 2}, 1006,
+                 {"x": 1, "y": 2, "extra": [1, {"k": (cb,)}]}, 3)
+    yield expect(root, "ref as a key Pos lacks", {"x": 4, "y": 0}, 1006, {"x": 1, cb: 2}, 3)
     # Untyped: the root's raw handler drops what it got (it cannot keep
     # a jellied reference), so ember releases each one after it ran.
     got = yield root.callRemote("sink", cb)

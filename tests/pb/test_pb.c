@@ -39,7 +39,9 @@
  *                  "status": the PB listener refuses to open, naming them.
  *   twisted_root_refs  (first: the node's export is the first key hashed)
  *                  a Twisted root calls back an object the ember node passed
- *                  it, twice: each call_back ends OK once.
+ *                  it, twice: each call_back ends OK once; a Pos it answers
+ *                  with a Referenceable under a key Pos lacks reads as the
+ *                  Pos, and the root sees the Referenceable released.
  *   twisted_root   an ember node registers with a Firefly-style Twisted
  *                  root (takeProxy), serves its callChild, including the one
  *                  it sends before answering takeProxy, and calls it
@@ -1397,7 +1399,21 @@ static void rn_called_back(const ember_outcome *o, const int64_t *ret, void *ud)
     else
         fprintf(stderr, "test-pb: call_back: %s %s\n", ember_status_name(o->status),
                 o->status ? o->message : "");
-    if (++st->outcomes == 2)
+    if (++st->outcomes == 3)
+        pbt_Root_note(ember_node_root(st->node), "done");
+}
+
+/* The Twisted root answers a Pos with a Referenceable under a key Pos
+ * lacks: skipped (the root checks it is released). */
+static void rn_moved(const ember_outcome *o, const pbt_Pos *ret, void *ud)
+{
+    rstate *st = ud;
+    if (o->status == EMBER_OK && ret->x == 3 && ret->y == 0 && !ret->has_tag)
+        st->ok++;
+    else
+        fprintf(stderr, "test-pb: move: %s %s\n", ember_status_name(o->status),
+                o->status ? o->message : "");
+    if (++st->outcomes == 3)
         pbt_Root_note(ember_node_root(st->node), "done");
 }
 
@@ -1411,6 +1427,8 @@ static void rn_state(ember_node *n, ember_node_state s, const char *why, void *u
     pbt_Root_call_back(ember_node_root(n), mine, 21, rn_called_back, ud, NULL);
     pbt_Root_call_back(ember_node_root(n), mine, 5, rn_called_back, ud, NULL);
     ember_ref_release(mine);
+    pbt_Pos p = {1, 7, false, NULL};
+    pbt_Root_move(ember_node_root(n), &p, 2, rn_moved, ud, NULL);
 }
 
 /* Runs first: in a process that is only an ember node, the object it
@@ -1433,7 +1451,7 @@ static void twisted_root_refs(void)
     CHECK(st.node && ember_node_connect_pb(st.node, addr) == 0);
     CHECK(run_until(base, peer_exited, &p, 20000));
     CHECK(peer_ok(&p));
-    CHECK(st.outcomes == 2 && st.ok == 2);
+    CHECK(st.outcomes == 3 && st.ok == 3);
     peer_end(&p);
     ember_node_free(st.node);
     event_base_free(base);

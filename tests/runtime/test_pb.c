@@ -568,7 +568,7 @@ static void test_typed_round_trip(void)
     ember_enc e;
     ember_enc_init_fixed(&e, jel, sizeof jel);
     ember_jl_w w = {&e, true};
-    ember_pbx x = {NULL, {0}, {0}, 0, NULL};
+    ember_pbx x = {NULL, {0}, {0}, 0};
     CU_ASSERT_EQUAL_FATAL(ember_pbx_args_out(&x, in, n, &method, &w), 0);
     size_t jn = ember_enc_len(&e);
     /* jelly -> ember: the same bytes */
@@ -620,7 +620,7 @@ static void test_raised_text(void)
             CU_ASSERT(strcmp(text + n - 4, "a...") == 0);
         }
     }
-    ember_pbx x = {NULL, {0}, {0}, 0, NULL};
+    ember_pbx x = {NULL, {0}, {0}, 0};
     static const ember_raise_desc raises[] = {{7, &blob}};
     const ember_method_desc m = {.id = 1, .name = "m", .pb_name = "m",
                                  .raises = raises, .n_raises = 1};
@@ -653,7 +653,7 @@ static void test_typed_mismatch(void)
 {
     uint8_t jel[64], out[64];
     ember_enc e;
-    ember_pbx x = {NULL, {0}, {0}, 0, NULL};
+    ember_pbx x = {NULL, {0}, {0}, 0};
     /* (local 5) for a ref: an object we do not export decodes to NULL */
     size_t n = unhex("02 80 11 87 05 81", jel, sizeof jel);
     static const ember_field_desc one_ref[] = {{9, "r", &t_ref, false}};
