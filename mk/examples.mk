@@ -9,7 +9,9 @@
 #                       chromium, the cluster over TLS, net's client bounds
 #                       against a flooding client, its Prometheus metrics,
 #                       the admin web against attacks, the mixed cluster
-#                       (a Twisted game node among the ember servers)
+#                       (a Twisted game node among the ember servers),
+#                       net against a held gate and a client that hangs up
+#                       with its commands in flight, again and again
 #
 #   make generated      rewrite generated/ from idl/*.idl with this idlc
 #   make test-generated generated/ is byte for byte what this idlc makes
@@ -39,7 +41,7 @@ EX_LIBS   = $(LIBEMBER_A) $(RT_LIBS)
 
 .PHONY: examples generated ex-gen-new test-generated demo demo-mixed test-examples test-cluster \
         test-status-page test-stop-under-load test-standalone test-tls test-flood \
-        test-metrics test-admin test-mixed
+        test-metrics test-admin test-mixed test-net-churn
 
 examples: $(EX_BIN_PATHS)
 
@@ -165,6 +167,22 @@ test-metrics: lib idlc examples
 test-admin: lib idlc examples
 	@B=$(B) tests/e2e/admin.sh
 
+# net (the real binary, a child process) against an in-process gate that
+# holds every command: tests/e2e/net_churn.c.
+NET_CHURN_BIN := $(B)/bin/test-net-churn
+
+$(EX_OBJ)/tests/net_churn.o: tests/e2e/net_churn.c | test-generated
+	@mkdir -p $(dir $@)
+	$(CC) $(EX_CFLAGS) -c $< -o $@
+
+$(NET_CHURN_BIN): $(EX_OBJ)/tests/net_churn.o $(EX_FRAME_O) $(EX_GEN_O) $(LIBEMBER_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $(filter %.o,$^) $(EX_LIBS)
+
+test-net-churn: $(NET_CHURN_BIN) $(B)/bin/net
+	@rm -rf $(B)/e2e/net-churn && mkdir -p $(B)/e2e/net-churn
+	$(NET_CHURN_BIN) $(B)/bin/net $(B)/e2e/net-churn
+
 TEST_TARGETS += test-generated test-examples
 test-examples: test-cluster test-stop-under-load test-standalone test-status-page test-tls \
-               test-flood test-metrics test-admin test-mixed
+               test-flood test-metrics test-admin test-mixed test-net-churn

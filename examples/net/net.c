@@ -14,7 +14,9 @@
  * reading it; over the bytes for stall_ms, or pushed past twice them, it
  * is dropped), time to log in, time idle, and the number of clients. A client
  * dropped for a bound gets PUSH_BYE with the reason when it can still take
- * it; every drop is logged with its reason.
+ * it; every drop is logged with its reason. A client that goes with
+ * commands in flight keeps them, and its place among max_clients, until the
+ * gate has answered them (client_free).
  *
  *   net [NAME] CONFIG.json       (listens on the server's "netport")
  */
@@ -46,7 +48,7 @@
 typedef struct client {
     struct netsrv *n;
     uint64_t session;
-    struct bufferevent *bev;
+    struct bufferevent *bev;  /* NULL once its connection is closed (gone) */
     char peer[64];            /* address:port, for the log */
     uint32_t inflight;        /* its commands forwarded, not answered yet */
     bool logged_in;           /* its last LOGIN was accepted (no LOGOUT since) */
@@ -104,7 +106,8 @@ static size_t queued(const client *c)
 
 static void maybe_drained(netsrv *n);
 
-static void client_free(client *c)
+/* Forgets c: off the lists, its connection closed if it was still open. */
+static void client_release(client *c)
 {
     netsrv *n = c->n;
     if (c->prev)
@@ -119,9 +122,28 @@ static void client_free(client *c)
             break;
         }
     n->n_clients--;
-    bufferevent_free(c->bev);
+    if (c->bev)
+        bufferevent_free(c->bev);
     free(c);
     maybe_drained(n);
+}
+
+/* Closes c's connection. A client with commands still in flight to the gate
+ * stays (gone: nothing read from it or sent to it) until they are answered:
+ * the gate is still working on them, so they keep counting against
+ * max_inflight and its place against max_clients, as when it was connected.
+ * Otherwise a client that sends max_inflight commands and hangs up, again
+ * and again, would take net's link to the gate past max_outstanding (and
+ * the other clients' commands would be refused) while the gate is slow. */
+static void client_free(client *c)
+{
+    if (c->inflight == 0) {
+        client_release(c);
+        return;
+    }
+    if (c->bev)
+        bufferevent_free(c->bev);
+    c->bev = NULL;
 }
 
 /* Closed with a reset: what it did not read is discarded at once instead of
@@ -368,7 +390,11 @@ static void forwarded(const ember_outcome *o, const ember_bytes *ret, void *ud)
     netsrv *n = ctx->n;
     client *c = find(n, ctx->session);
     n->inflight--;
-    if (c) {
+    if (c && !c->bev) {
+        /* Gone: nobody to answer; it is forgotten with its last forward. */
+        if (--c->inflight == 0)
+            client_release(c);
+    } else if (c) {
         client_Reply r;
         memset(&r, 0, sizeof r);
         if (o->status == EMBER_OK) {
@@ -517,7 +543,9 @@ static void on_sweep(evutil_socket_t fd, short what, void *ud)
     client *c = n->clients;
     while (c) {
         client *next = c->next;
-        if (c->closing) {
+        if (!c->bev) {
+            /* gone: waits for its forwards, with no deadline of its own */
+        } else if (c->closing) {
             if (now - c->full_ms >= (uint64_t)L->stall_ms) {
                 srv_log(&n->s, "session %llu (%s): closed with %zu bytes it did not read",
                         (unsigned long long)c->session, c->peer, queued(c));
@@ -570,7 +598,7 @@ static void remote_push(ember_call *call, const net_list_u64 *sessions, uint32_t
     (void)call;
     for (uint32_t i = 0; i < sessions->n; i++) {
         client *c = find(n, sessions->items[i]);
-        if (!c || c->closing)
+        if (!c || !c->bev || c->closing)
             continue;
         send_frame(c, command, data.data, data.len);
         /* A client that does not read gets no more than twice max_queued. */
@@ -701,7 +729,7 @@ int main(int argc, char **argv)
             n.lim.idle_ms, n.lim.stall_ms);
     int rc = srv_run(&n.s);
     while (n.clients)
-        client_free(n.clients);
+        client_release(n.clients);
     if (n.listener)
         evconnlistener_free(n.listener);
     timers_free(&n);
