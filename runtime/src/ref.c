@@ -492,8 +492,10 @@ EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)
             return ember_dec_fail(d, "ref with object id 0");
         bool made;
         if (c->ref_tables) {
-            /* The frame's table counted it already (ember_ref_table_in). */
-            if (!(r = rref_find(c, oid)))
+            /* The frame's table counted it already (ember_ref_table_in);
+             * one we hold from an earlier frame only if this one lists it
+             * too, or it would go uncounted. */
+            if (!(r = rref_find(c, oid)) || !r->held)
                 return ember_dec_fail(d, "a ref its frame's table of refs "
                                       "does not list");
             if ((made = r->fresh) && ember_dec_charge(d, EMBER_REF_ENTRY_BYTES))

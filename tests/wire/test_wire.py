@@ -765,6 +765,26 @@ def case_ref_tables():
               one(fields(f[3]), 1) == b"bad arguments: a ref its frame's table of refs does not list",
               'a ref not in the table: FAILED: %r' % (f,))
         check(answer_of(c, 0) == 'EOF', 'then the connection closes')
+        # ...also a ref the root holds from an earlier frame: watch keeps
+        # object 5 while its ping to it waits for our answer
+        for name, kind, payload in (
+                ('no table', CALL, f_varint(1, 5 << 1)),
+                ('another listed', CALL | REFS, with_table(f_varint(1, 5 << 1), [(6, 1)]))):
+            c, _, _, _ = register(port, 'wire-v3-' + name.replace(' ', '-'), version=3)
+            c.send(CALL | REFS, (1, 0, 706), with_table(f_varint(1, 5 << 1), [(5, 1)]), STORE)
+            got, end = [], time.time() + 3 * SLOW
+            while time.time() < end and not any(x[0] == CALL for x in got):
+                x = c.recv(0.2)
+                if x not in (None, 'EOF'):
+                    got.append(x)
+            check(any(x[0] == CALL and x[1] == WATCHER and x[2][1] == 5 for x in got),
+                  '%s: watch holds object 5 and pings it: %r' % (name, got))
+            c.send(kind, (2, 0, 706), payload, STORE)
+            f = answer_of(c, 2)
+            check(f not in (None, 'EOF') and f[0] == ERROR and f[2][1] == 2 and
+                  one(fields(f[3]), 1) == b"bad arguments: a ref its frame's table of refs does not list",
+                  "%s: a held ref its frame's table does not list: FAILED: %r" % (name, f))
+            check(answer_of(c, 0) == 'EOF', '%s: then the connection closes' % name)
         # malformed tables close the connection with the documented reason
         for name, payload, why in (
                 ('object 0', with_table(b'', [(0, 1)]), 'its table of refs names object 0'),
