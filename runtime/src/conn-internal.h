@@ -142,6 +142,9 @@ struct ember_conn {
      * takes at registration (ember_conn_peer_limits), so that a frame it
      * would disconnect for fails alone here. */
     uint32_t out_max_frame, out_max_depth;
+    uint64_t in_refs;              /* the refs of the sender the frame being
+                                      handled lists and no decode took yet:
+                                      a proxy does not copy those (proxy.c) */
     ember_htab rrefs;              /* the peer's objects we hold, by oid */
 };
 

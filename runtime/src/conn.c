@@ -357,6 +357,7 @@ static void frame_with_refs(ember_conn *c, const ember_frame *in)
         ember_conn_closef(c, EMBER_PROTOCOL, "bad frame: %s", why);
     else
         handle_frame(c, &f);
+    c->in_refs = 0; /* c lives until the work event, closed or not */
     ember_ref_table_done(held);
 }
 

@@ -14,6 +14,8 @@
  * holders are done. When the owner goes, the forwarded calls end
  * EMBER_UNAVAILABLE.
  */
+#include <stdio.h>
+
 #include "call-internal.h"
 #include "conn-internal.h"
 #include "ember-internal.h"
@@ -234,18 +236,45 @@ static int skim_fields(ember_dec *d, const ember_field_desc *fs, uint32_t n)
     return k;
 }
 
+/* Protocol 3: the frame being handled on c lists refs of its sender that
+ * no decode took: they sit where the method's types know no ref (a field
+ * of a newer version, a hand-written table), and copied they would name
+ * objects of the wrong connection on the other side, which the receiver
+ * finds unlisted (and drops the connection) or takes for its own. Such
+ * values are not passed on: false, with why (logged at WARN). */
+static bool refs_copied(const ember_conn *c, const ember_service_desc *svc,
+                        const ember_method_desc *m, char *why, size_t n)
+{
+    if (!c || !c->in_refs)
+        return false;
+    snprintf(why, n, "values holding refs where the types of %s.%s have "
+             "none: not passed on", svc->name, m ? m->name : "?");
+    ember_log(EMBER_LOG_WARN, "%s: %s from %s (%s)", c->ep->what, why,
+              c->name ? c->name : "unregistered peer", c->peer);
+    return true;
+}
+
 /* What is re-encoded: a struct of fields from a decoder (on the other
  * connection); the encoder writes on the frame's. */
 typedef struct xcode {
     ember_dec *d;
     const ember_field_desc *fields;
     uint32_t n;
+    const ember_service_desc *svc;
+    const ember_method_desc *m;
 } xcode;
 
 static void enc_xcode(ember_enc *e, const void *value)
 {
     const xcode *x = value;
-    if (xcode_fields(x->d, e, x->fields, x->n) && !e->failed) {
+    char why[200];
+    int k = xcode_fields(x->d, e, x->fields, x->n);
+    if (k == 0 && !e->failed &&
+        refs_copied(x->d->conn, x->svc, x->m, why, sizeof why)) {
+        ember_seterr("%s", why);
+        e->failed = EMBER_ENC_BAD_ARGS;
+    }
+    if (k && !e->failed) {
         /* what the peer sent, not our encoder: FAILED, with why */
         const ember_conn *from = x->d->conn;
         const char *why = x->d->why ? x->d->why : "they do not decode";
@@ -255,6 +284,28 @@ static void enc_xcode(ember_enc *e, const void *value)
         ember_seterr("bad values: %s", why);
         e->failed = EMBER_ENC_BAD_ARGS;
     }
+}
+
+/* An answer of the owner's (a REPLY or an ERROR it raised) that would go
+ * on as it came, holding refs no decode took: fails the call instead. */
+static bool answer_refs_copied(ember_call *call, const ember_outcome *o)
+{
+    char why[200];
+    const ember_ref *px = call->target; /* the proxy, held by the call */
+    if ((o->status != EMBER_OK && o->status != EMBER_RAISED) || !call->fwd_to ||
+        !refs_copied(call->fwd_to->conn, px->svc, find_method(px->svc, call->method),
+                     why, sizeof why))
+        return false;
+    ember_call_fail(call, "%s", why);
+    return true;
+}
+
+static void relayed(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    ember_call *call = ud;
+    call->fwd_h = 0;
+    if (!answer_refs_copied(call, o))
+        ember_call_relay(call, o, p, n);
 }
 
 /* The answer of a forwarded call whose result or errors may hold refs. A
@@ -270,7 +321,7 @@ static void relayed_typed(const ember_outcome *o, ember_dec *reply, ember_fn cb,
     call->fwd_h = 0;
     if (o->status == EMBER_OK && reply && m) {
         ember_field_desc ret = {1, "ret", m->result, false};
-        xcode x = {reply, &ret, m->result ? 1 : 0};
+        xcode x = {reply, &ret, m->result ? 1 : 0, call->target->svc, m};
         if (ember_call_reply(call, enc_xcode, &x) == 0)
             return;
     }
@@ -281,12 +332,13 @@ static void relayed_typed(const ember_outcome *o, ember_dec *reply, ember_fn cb,
                             "declare", (unsigned)o->error_id, m->name);
             return;
         }
-        xcode x = {reply, t->fields, t->n_fields};
+        xcode x = {reply, t->fields, t->n_fields, call->target->svc, m};
         if (ember_call_raise(call, o->error_id, enc_xcode, &x) == 0)
             return;
     }
     const void *p = reply ? reply->p : NULL;
-    ember_call_relay(call, o, p, reply ? (size_t)(reply->end - reply->p) : 0);
+    if (!answer_refs_copied(call, o))
+        ember_call_relay(call, o, p, reply ? (size_t)(reply->end - reply->p) : 0);
 }
 
 /* The raw handler of every call to a proxy: the service matched already
@@ -297,6 +349,7 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
     ember_ref *px = ud;
     const ember_service_desc *svc = px->svc;
     const ember_method_desc *m = find_method(svc, method);
+    char why[200];
     if (!m) {
         ember_call_fail_status(call, EMBER_NO_METHOD, "no method %u in %s",
                                method, svc->name);
@@ -305,7 +358,7 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
          * encoded on the owner's as the frame is written. */
         ember_dec d;
         ember_dec_init_conn(&d, call->conn, p, n, &call->arena);
-        xcode x = {&d, m->params, m->n_params};
+        xcode x = {&d, m->params, m->n_params, svc, m};
         if (ember_call_oneway(call)) {
             ember_oneway_start(px->fwd, svc, method, enc_xcode, &x);
         } else {
@@ -323,8 +376,18 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
         /* The refs new to us live while the call waits at the owner: held
          * like a typed call's (max_deferred_bytes). */
         call->raw_outside = d.outside;
+    } else if (refs_copied(call->conn, svc, m, why, sizeof why)) {
+        if (!ember_call_oneway(call))
+            ember_call_fail(call, "%s", why);
+    } else if (ember_call_oneway(call)) {
+        ember_oneway_raw(px->fwd, service, method, p, n);
     } else {
-        ember_call_forward(call, px->fwd, service, method, p, n, NULL);
+        /* Answered exactly once by relayed(), whatever happens to either
+         * side meanwhile (a call that cannot start ends from the loop); the
+         * caller's CANCEL is passed on (ember_call_cancel_in). */
+        call->fwd_to = ember_ref_retain(px->fwd);
+        call->fwd_h = ember_call_raw(px->fwd, service, method, p, n, relayed,
+                                     call, NULL);
     }
 }
 

@@ -151,8 +151,9 @@ uint64_t ember_ref_export(ember_conn *c, ember_ref *r);
 void ember_ref_exports_undo(ember_conn *c);
 /* A frame flagged EMBER_FR_REFS came in on c, its payload p[0..*len)
  * ending with the table: counts the objects the table lists as received,
- * holding each (*held: the list), and cuts the table off *len. -1 with
- * *why for a malformed table (what it took is in *held). */
+ * holding each (*held: the list), and cuts the table off *len; c->in_refs
+ * is how many refs it lists in all (each decode takes one). -1 with *why
+ * for a malformed table (what it took is in *held). */
 int ember_ref_table_in(ember_conn *c, const uint8_t *p, size_t *len,
                        ember_ref **held, const char **why);
 /* Counts `count` receptions of the peer's object oid on c and holds it

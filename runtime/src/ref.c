@@ -416,6 +416,7 @@ int ember_ref_table_in(ember_conn *c, const uint8_t *p, size_t *len,
             return -1;
     }
     *len = payload;
+    c->in_refs = total;
     return 0;
 }
 
@@ -502,6 +503,8 @@ EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)
                 return -1;
             ember_ref_retain(r);
             r->fresh = false;
+            if (c->in_refs)
+                c->in_refs--;
         } else {
             if (!rref_find(c, oid) && ember_dec_charge(d, EMBER_REF_ENTRY_BYTES))
                 return -1;

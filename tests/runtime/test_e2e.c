@@ -2651,6 +2651,130 @@ static void t_refs_never_decoded(void)
     teardown_basic();
 }
 
+/* Root side of t_proxy_refs_untyped: replies with a ref to n0's exports,
+ * passed on as a Calc: hand-written, with no run-time types (calc_svc), or
+ * with those of watch(1: ref<Obs> who) only. */
+static const ember_type obs_ref_t = {.kind = EMBER_T_REF, .name = "test.Obs",
+                                     .svc = &obs_svc};
+static const ember_field_desc watch_params[] = {{1, "who", &obs_ref_t, false}};
+static const ember_method_desc calc_typed_methods[] = {
+    {.id = M_ADD, .name = "add", .dispatch = d_add},
+    {.id = M_WATCH, .name = "watch", .dispatch = d_watch, .params = watch_params,
+     .n_params = 1},
+};
+static const ember_service_desc calc_typed_svc = {
+    .name = "test.Calc", .id = CALC_ID, .fingerprint = 0x1234, .n_methods = 2,
+    .methods = calc_typed_methods};
+static const ember_service_desc *pass_as = &calc_svc;
+
+static void enc_n0_as_calc(ember_enc *e, const void *v)
+{
+    (void)v;
+    ember_enc_ref_as(e, 1, ember_child_ref(child("n0")), pass_as);
+}
+
+/* watch's who, and a ref in field 15, which watch does not know. */
+static void enc_two_refs(ember_enc *e, const void *v)
+{
+    ember_ref *const *r = v;
+    ember_enc_ref(e, 1, r[0]);
+    ember_enc_ref(e, 15, r[1]);
+}
+
+static int d_pass(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    (void)d;
+    (void)h;
+    (void)ud;
+    ember_call_reply(c, enc_n0_as_calc, NULL);
+    return 0;
+}
+
+static const ember_method_desc pass_methods[] = {{.id = 1, .name = "pass", .dispatch = d_pass}};
+static const ember_service_desc pass_svc = {
+    .name = "test.Pass", .id = 0x9a550005u, .fingerprint = 0x5, .n_methods = 1,
+    .methods = pass_methods};
+
+/* A proxy whose method's run-time types hold no ref (here none at all)
+ * copies the arguments as they came: a ref of the caller in them would
+ * name an object of the wrong connection at the owner, which finds it
+ * unlisted and drops the connection (the proxy's, with every call on it),
+ * or takes it for one of its own. The caller's frame lists its refs, so
+ * the proxy knows: the call fails there, the refs go back to the caller,
+ * the owner never sees it. */
+static void t_proxy_refs_untyped(void)
+{
+    setup_basic(2);
+    CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(F.root), &pass_svc, NULL, NULL), 0);
+    ember_ref *root1 = ember_node_root(F.node[1]);
+    result p = {0}, w = {0}, a = {0};
+    got_ref = NULL;
+    ember_call_start(root1, &pass_svc, 1, NULL, NULL, done_ref, NULL, &p, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &p, 2000));
+    CU_ASSERT_EQUAL(p.st, EMBER_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got_ref);
+    ember_ref *obs = ember_ref_local(&obs_svc, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(obs);
+    ember_call_start(got_ref, &calc_svc, M_WATCH, enc_ref, obs, done_i64, NULL, &w, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &w, 2000));
+    CU_ASSERT_EQUAL(w.st, EMBER_FAILED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(w.msg, "not passed on"));
+    CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, obs, 2000));
+    CU_ASSERT_EQUAL(G.pings, 0);
+    /* The proxy and n0 are fine: calls without refs go through. */
+    args2 x = {2, 3};
+    ember_call_start(got_ref, &calc_svc, M_ADD, enc_args, &x, done_i64, NULL, &a, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &a, 2000));
+    CU_ASSERT_EQUAL(a.st, EMBER_OK);
+    CU_ASSERT_EQUAL(a.v, 5);
+    /* The other way: n0's result holds an object of its own. */
+    G.give = ember_ref_local(&obs_svc, NULL, NULL);
+    ember_ref *proxy = got_ref;
+    result g = {0};
+    got_ref = NULL;
+    ember_call_start(proxy, &calc_svc, M_GIVE, NULL, NULL, done_ref, NULL, &g, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &g, 2000));
+    CU_ASSERT_EQUAL(g.st, EMBER_FAILED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g.msg, "not passed on"));
+    CU_ASSERT_PTR_NULL(got_ref);
+    CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, G.give, 2000));
+    result b = {0};
+    ember_call_start(proxy, &calc_svc, M_ADD, enc_args, &x, done_i64, NULL, &b, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &b, 2000));
+    CU_ASSERT_EQUAL(b.st, EMBER_OK);
+    CU_ASSERT_EQUAL(F.lost[0] + F.lost[1], 0);
+    CU_ASSERT_EQUAL(G.leaves, 0);
+    ember_ref_release(G.give);
+    G.give = NULL;
+    ember_ref_release(proxy);
+
+    /* Typed: watch's ref goes on (a proxy again), the one of field 15
+     * would be copied. */
+    pass_as = &calc_typed_svc;
+    got_ref = NULL;
+    result q = {0}, t = {0};
+    ember_call_start(root1, &pass_svc, 1, NULL, NULL, done_ref, NULL, &q, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &q, 2000));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got_ref);
+    ember_ref *obs2 = ember_ref_local(&obs_svc, NULL, NULL);
+    ember_ref *two[2] = {obs, obs2};
+    ember_call_start(got_ref, &calc_svc, M_WATCH, enc_two_refs, two, done_i64, NULL, &t,
+                     NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &t, 2000));
+    CU_ASSERT_EQUAL(t.st, EMBER_FAILED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(t.msg, "not passed on"));
+    CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, obs, 2000));
+    CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, obs2, 2000));
+    CU_ASSERT_EQUAL(G.pings, 0);
+    CU_ASSERT_EQUAL(F.lost[0] + F.lost[1], 0);
+    pass_as = &calc_svc;
+    ember_ref_release(obs2);
+    ember_ref_release(obs);
+    ember_ref_release(got_ref);
+    got_ref = NULL;
+    teardown_basic();
+}
+
 static void t_refs_after_free(void)
 {
     setup_basic(1);
@@ -2989,6 +3113,8 @@ void add_e2e_suite(void)
     CU_add_test(s, "a ref as a result", t_ref_as_result);
     CU_add_test(s, "refs never decoded go back to their owner", t_refs_never_decoded);
     CU_add_test(s, "what is sent stays within the peer's limits", t_peer_limits);
+    CU_add_test(s, "a proxy does not copy refs its types do not place",
+                t_proxy_refs_untyped);
     CU_add_test(s, "20000 calls in flight", t_pipelined);
     CU_add_test(s, "deadlines end in order", t_deadline_order);
     CU_add_test(s, "deadlines behind held calls, a child dropped", t_deadline_behind_held);
