@@ -99,6 +99,8 @@ static void unlink_call(ember_call *k)
         if (k->next)
             k->next->prev = k->prev;
         c->ncalls--;
+        if (k->cancelled)
+            c->ncancelled--;
         c->deferred_bytes -= k->held;
         k->held = 0;
         ep->inflight--;
@@ -245,6 +247,8 @@ void ember_call_cancel_in(ember_conn *c, uint64_t peer_id)
     if (!x)
         return;
     ember_call *k = EMBER_CONTAINER(x, ember_call, hn);
+    if (!k->cancelled)
+        c->ncancelled++;
     k->cancelled = true;
     /* A forwarded call: cancel what it forwarded (its outcome, CANCELLED,
      * ends k at once, silently). */
@@ -324,9 +328,25 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     uint32_t svc = f->svc;
     char msg[128];
 
-    if (c->ncalls >= ep->lim.max_outstanding) {
+    /* The caller counts its calls until they end there: a call it
+     * cancelled (or timed out) no longer counts, though its handler still
+     * runs here; nor do its oneways, so one over the limit is dropped,
+     * not taken for a violation. Cancelled calls still running may take
+     * as many again. */
+    uint32_t live = c->ncalls - c->ncancelled;
+    if (oneway && live >= ep->lim.max_outstanding) {
+        if (!c->oneway_dropped)
+            ember_log(EMBER_LOG_WARN, "%s: dropping ONEWAYs from %s while %u of "
+                      "its calls are in flight (max_outstanding)", ep->what,
+                      c->peer, live);
+        c->oneway_dropped = true;
+        return 0;
+    }
+    if (live >= ep->lim.max_outstanding ||
+        c->ncalls >= 2 * (uint64_t)ep->lim.max_outstanding) {
         ember_conn_closef(c, EMBER_PROTOCOL, "peer exceeded max_outstanding "
-                          "(%u calls in flight)", ep->lim.max_outstanding);
+                          "(%u calls in flight%s)", ep->lim.max_outstanding,
+                          live >= ep->lim.max_outstanding ? "" : ", cancelled");
         return -1;
     }
     /* Deferred calls keep their decoded arguments; each frame's are bounded

@@ -124,6 +124,11 @@ struct ember_conn {
 
     ember_call *calls;             /* incoming calls in flight */
     uint32_t ncalls;
+    uint32_t ncancelled;           /* of those, the ones the caller cancelled
+                                      (still running: their caller no longer
+                                      counts them) */
+    bool oneway_dropped;           /* a ONEWAY over max_outstanding was
+                                      dropped (logged once) */
     ember_htab calls_by_id;        /* two-way ones, by the caller's call id */
     size_t deferred_bytes;         /* arena heap held by those calls that
                                       outlived their dispatch (deferred) */

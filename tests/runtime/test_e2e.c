@@ -2918,6 +2918,71 @@ static void done_many(const ember_outcome *o, ember_dec *reply, ember_fn cb, voi
     r->error_id = ember_node_root(F.node[0])->conn->rrefs.n;
 }
 
+/* ---- max_outstanding as both sides count it ---- */
+
+static int oneway_drops;
+
+static void grab_drop(ember_log_level lv, const char *msg, void *ud)
+{
+    (void)ud;
+    if (lv == EMBER_LOG_WARN && strstr(msg, "dropping ONEWAYs"))
+        oneway_drops++;
+}
+
+static bool hung_cancelled(void *ud)
+{
+    int n = *(int *)ud;
+    for (int i = 0; i < n; i++)
+        if (!ember_call_cancelled(G.hung[i]))
+            return false;
+    return G.nhung >= n;
+}
+
+/* The caller stops counting a call when it times out (or is cancelled),
+ * while the callee's handler may still be running it: the calls it makes
+ * next, up to max_outstanding, are served, not taken for a violation; and
+ * a oneway (which the caller never counts) beyond the limit is dropped. */
+static void t_outstanding_after_cancel(void)
+{
+    fresh_fixture();
+    ember_limits lim;
+    ember_limits_default(&lim);
+    lim.max_outstanding = 4;
+    F.root = make_root(&lim, 0);
+    make_node("n0", &lim);
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
+    ember_ref *root = ember_node_root(F.node[0]);
+    ember_callopts quick = {50};
+    result r[8];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 4; i++)
+        ember_call_start(root, &calc_svc, M_HANG, NULL, NULL, done_i64, NULL, &r[i], &quick);
+    int four = 4;
+    CU_ASSERT_TRUE(run_until(F.base, hung_cancelled, &four, 3000));
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(r[i].st, EMBER_TIMEOUT);
+    for (int i = 4; i < 8; i++)
+        ember_call_start(root, &calc_svc, M_HANG, NULL, NULL, done_i64, NULL, &r[i], NULL);
+    int_at_least held = {&G.nhung, 8};
+    CU_ASSERT_TRUE(run_until(F.base, reached, &held, 3000));
+    oneway_drops = 0;
+    ember_set_log(grab_drop, NULL);
+    CU_ASSERT_EQUAL(ember_oneway_start(root, &calc_svc, M_HANG, NULL, NULL), 0);
+    CU_ASSERT_TRUE(run_until(F.base, flag_set, &oneway_drops, 2000));
+    quiet_logs();
+    CU_ASSERT_EQUAL(G.nhung, 8);
+    CU_ASSERT_EQUAL(F.lost[0], 0);
+    CU_ASSERT_EQUAL(ember_node_state_get(F.node[0]), EMBER_NODE_REGISTERED);
+    for (int i = 0; i < 8; i++)
+        ember_call_reply(G.hung[i], NULL, NULL);
+    G.nhung = 0;
+    int_at_least ended = {&r[7].n, 1};
+    CU_ASSERT_TRUE(run_until(F.base, reached, &ended, 2000));
+    for (int i = 4; i < 8; i++)
+        CU_ASSERT_EQUAL(r[i].st, EMBER_OK);
+    teardown_basic();
+}
+
 /* ---- the peer's limits ---- */
 
 #define BIG_BYTES 100000
@@ -3113,6 +3178,7 @@ void add_e2e_suite(void)
     CU_add_test(s, "a ref as a result", t_ref_as_result);
     CU_add_test(s, "refs never decoded go back to their owner", t_refs_never_decoded);
     CU_add_test(s, "what is sent stays within the peer's limits", t_peer_limits);
+    CU_add_test(s, "max_outstanding as the caller counts it", t_outstanding_after_cancel);
     CU_add_test(s, "a proxy does not copy refs its types do not place",
                 t_proxy_refs_untyped);
     CU_add_test(s, "20000 calls in flight", t_pipelined);
