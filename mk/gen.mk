@@ -73,6 +73,8 @@ $(B)/bin/test-gen-services: $(GEN_T)/services.o $(GEN_T)/mod_a.gcc.o $(GEN_T)/mo
 # the owner.
 $(GEN_T)/thirdparty.o: $(GEN_T)/mod_a.h $(GEN_T)/mod_b.h
 $(GEN_T)/thirdparty.o: GEN_TCFLAGS += -Iruntime/src
+# roundtrip.c checks values as a proxy does (ref-internal.h).
+$(GEN_T)/roundtrip.o: GEN_TCFLAGS += -Iruntime/src
 
 $(B)/bin/test-gen-thirdparty: $(GEN_T)/thirdparty.o $(GEN_T)/mod_a.gcc.o $(GEN_T)/mod_b.gcc.o $(LIBEMBER_A)
 	@mkdir -p $(@D)

@@ -4,7 +4,11 @@
  * connection, the receiver gets an object of ours, a proxy, exported like a
  * local object. Its calls are forwarded untouched to where the ref points
  * and its answers relayed back, so no user code runs on the way. A proxy
- * serves the one service the ref was passed as (ref<Service>). Arguments,
+ * serves the one service the ref was passed as (ref<Service>). A call's
+ * arguments are first checked against the method's run-time types as the
+ * owner's generated decoder will read them: arguments it would refuse (and
+ * drop its connection to us for) are the caller's violation, answered and
+ * disconnected here as by a direct callee. Arguments,
  * results and raised errors that hold refs are re-encoded on the way, with
  * the run-time types of the method (generated code): each ref decoded on
  * one connection is encoded on the other, so it becomes a proxy in turn (or
@@ -77,7 +81,7 @@ static const ember_method_desc *find_method(const ember_service_desc *svc,
     return NULL;
 }
 
-/* ---- re-encoding a value that holds refs, from one connection to another ---- */
+/* ---- walking a value by its run-time types ---- */
 
 static unsigned wire_type(const ember_type *t)
 {
@@ -97,6 +101,102 @@ static unsigned wire_type(const ember_type *t)
     }
 }
 
+/* The C layout idlc gives a value (gen_h.c, gen_c.c): what a generated
+ * decoder allocates for it, so that a check charges the decode budget as
+ * the owner's decoder will. Lists and maps are { items; n } and
+ * { keys; vals; n }, an empty struct holds one byte, an optional struct is
+ * a pointer, any other optional has a bool has_ flag before it. */
+typedef struct c_list { void *items; uint32_t n; } c_list;
+typedef struct c_map { void *keys, *vals; uint32_t n; } c_map;
+typedef struct c_layout { size_t size, align; } c_layout;
+#define C_LAYOUT(type) ((c_layout){sizeof(type), _Alignof(type)})
+
+static c_layout c_type(const ember_type *t, int depth);
+
+static void c_member(c_layout *s, c_layout m)
+{
+    s->size = (s->size + m.align - 1) / m.align * m.align + m.size;
+    if (m.align > s->align)
+        s->align = m.align;
+}
+
+static void c_field(c_layout *s, const ember_field_desc *f, int depth)
+{
+    if (f->optional && f->type && f->type->kind == EMBER_T_STRUCT) {
+        c_member(s, C_LAYOUT(void *));
+        return;
+    }
+    if (f->optional)
+        c_member(s, C_LAYOUT(bool));
+    c_member(s, c_type(f->type, depth));
+}
+
+static c_layout c_struct(const ember_field_desc *fs, uint32_t n, int depth)
+{
+    c_layout s = {0, 1};
+    for (uint32_t i = 0; i < n; i++)
+        c_field(&s, &fs[i], depth + 1);
+    if (n == 0)
+        c_member(&s, C_LAYOUT(uint8_t));
+    s.size = (s.size + s.align - 1) / s.align * s.align;
+    return s;
+}
+
+static c_layout c_type(const ember_type *t, int depth)
+{
+    if (!t || depth > 64) /* a table no IDL makes: a struct holding itself */
+        return C_LAYOUT(uint8_t);
+    switch (t->kind) {
+    case EMBER_T_BOOL: return C_LAYOUT(bool);
+    case EMBER_T_I8: return C_LAYOUT(int8_t);
+    case EMBER_T_U8: return C_LAYOUT(uint8_t);
+    case EMBER_T_I16: return C_LAYOUT(int16_t);
+    case EMBER_T_U16: return C_LAYOUT(uint16_t);
+    case EMBER_T_I32: return C_LAYOUT(int32_t);
+    case EMBER_T_U32: return C_LAYOUT(uint32_t);
+    case EMBER_T_I64: return C_LAYOUT(int64_t);
+    case EMBER_T_U64: return C_LAYOUT(uint64_t);
+    case EMBER_T_F32: return C_LAYOUT(float);
+    case EMBER_T_F64: return C_LAYOUT(double);
+    case EMBER_T_ENUM: return C_LAYOUT(ember_type_kind); /* int32 enumerators */
+    case EMBER_T_STRING: return C_LAYOUT(const char *);
+    case EMBER_T_BYTES: return C_LAYOUT(ember_bytes);
+    case EMBER_T_REF: return C_LAYOUT(ember_ref *);
+    case EMBER_T_LIST: return C_LAYOUT(c_list);
+    case EMBER_T_MAP: return C_LAYOUT(c_map);
+    case EMBER_T_STRUCT: return c_struct(t->fields, t->n_fields, depth);
+    }
+    return C_LAYOUT(uint8_t);
+}
+
+/* The fewest bytes an element takes on the wire (idlc's gu_min_bytes). */
+static size_t min_bytes(const ember_type *t)
+{
+    return t->kind == EMBER_T_F32 ? 4 : t->kind == EMBER_T_F64 ? 8 : 1;
+}
+
+/*
+ * What a walk does with the values it reads from d:
+ *   CHECK  checks each as the generated decoder of its type reads it: wire
+ *          types, integer ranges (bool 0 or 1, enums as i32), strict UTF-8,
+ *          max_string, max_elems, counts against the bytes present, lists
+ *          consumed exactly, nesting (max_depth), and the decode budget,
+ *          charged to d with what that decoder allocates; refs are read as
+ *          varints, not decoded; unknown fields are skipped;
+ *   SKIM   decodes the refs (counted, released with the call's arena) and
+ *          skips the rest;
+ *   XCODE  decodes the refs and encodes them on e's connection (each
+ *          becomes a proxy there in turn, or goes home), and copies what
+ *          holds no ref.
+ */
+enum { WALK_CHECK, WALK_SKIM, WALK_XCODE };
+
+typedef struct walk {
+    ember_dec *d;
+    ember_enc *e; /* XCODE */
+    int mode;
+} walk;
+
 /* Copies a value of wire type wt as it is. */
 static int copy_value(ember_dec *d, ember_enc *e, unsigned wt)
 {
@@ -108,25 +208,118 @@ static int copy_value(ember_dec *d, ember_enc *e, unsigned wt)
     return 0;
 }
 
-static int xcode_fields(ember_dec *d, ember_enc *e, const ember_field_desc *fs,
-                        uint32_t n);
-
-/* Re-encodes one value (no key) of type t: refs decoded from d's connection
- * are encoded on e's; what holds no ref is copied. */
-static int xcode_value(ember_dec *d, ember_enc *e, unsigned wt, const ember_type *t)
+/* A value walked over without looking at it. */
+static int pass_value(walk *w, unsigned wt)
 {
-    if (!type_has_ref(t, 0) || wt != wire_type(t))
-        return copy_value(d, e, wt);
+    return w->e ? copy_value(w->d, w->e, wt) : ember_dec_skip(w->d, wt);
+}
+
+/* A string (strict UTF-8, no NUL) or bytes value, and its copy. */
+static int check_str(ember_dec *d, bool utf8)
+{
+    uint64_t n;
+    if (ember_dec_raw_varint(d, &n))
+        return -1;
+    if (n > d->lim.max_string)
+        return ember_dec_fail(d, "string or bytes longer than the limit");
+    if (n > (uint64_t)(d->end - d->p))
+        return ember_dec_fail(d, "length runs past the end");
+    if (utf8 && !ember_utf8_valid((const char *)d->p, (size_t)n))
+        return ember_dec_fail(d, "string is not valid UTF-8 (or holds NUL)");
+    d->p += n;
+    /* copied with a NUL (a string); "" and empty bytes are not copied */
+    return n ? ember_dec_charge(d, (size_t)n + utf8) : 0;
+}
+
+/* A scalar, range-checked by the reader of its C type. */
+static int check_scalar(ember_dec *d, const ember_type *t)
+{
+    union {
+        bool b;
+        int8_t i8;
+        uint8_t u8;
+        int16_t i16;
+        uint16_t u16;
+        int32_t i32;
+        uint32_t u32;
+        int64_t i64;
+        uint64_t u64;
+        float f32;
+        double f64;
+    } v;
+    switch (t->kind) {
+    case EMBER_T_BOOL: return ember_dec_raw_bool(d, &v.b);
+    case EMBER_T_I8: return ember_dec_raw_i8(d, &v.i8);
+    case EMBER_T_U8: return ember_dec_raw_u8(d, &v.u8);
+    case EMBER_T_I16: return ember_dec_raw_i16(d, &v.i16);
+    case EMBER_T_U16: return ember_dec_raw_u16(d, &v.u16);
+    case EMBER_T_I32:
+    case EMBER_T_ENUM: return ember_dec_raw_i32(d, &v.i32); /* unknown values kept */
+    case EMBER_T_U32: return ember_dec_raw_u32(d, &v.u32);
+    case EMBER_T_I64: return ember_dec_raw_i64(d, &v.i64);
+    case EMBER_T_U64: return ember_dec_raw_u64(d, &v.u64);
+    case EMBER_T_F32: return ember_dec_raw_f32(d, &v.f32);
+    case EMBER_T_F64: return ember_dec_raw_f64(d, &v.f64);
+    case EMBER_T_STRING: return check_str(d, true);
+    case EMBER_T_BYTES: return check_str(d, false);
+    default: /* a kind of a newer runtime's tables */
+        return ember_dec_skip(d, wire_type(t));
+    }
+}
+
+/* A list's or map's count, as ember_dec_list_begin_raw takes it, and the
+ * arrays the decoder allocates for it. */
+static int check_count(ember_dec *d, const ember_type *t, uint64_t n)
+{
+    bool map = t->kind == EMBER_T_MAP;
+    size_t least = min_bytes(t->elem) + (map ? min_bytes(t->key) : 0);
+    if (n > d->lim.max_elems)
+        return ember_dec_fail(d, "list or map longer than the limit");
+    if (n > (uint64_t)(d->end - d->p) / least)
+        return ember_dec_fail(d, "list or map count exceeds the bytes present");
+    for (int i = 0; n && i < 1 + map; i++) {
+        size_t size = c_type(map && i == 0 ? t->key : t->elem, 0).size;
+        if (n > SIZE_MAX / size)
+            return ember_dec_fail(d, "list too large");
+        if (ember_dec_charge(d, (size_t)n * size))
+            return -1;
+    }
+    return 0;
+}
+
+static int walk_fields(walk *w, const ember_field_desc *fs, uint32_t n);
+
+/* Walks one value (no key) of type t. */
+static int walk_value(walk *w, unsigned wt, const ember_type *t)
+{
+    ember_dec *d = w->d;
+    if (!t)
+        return pass_value(w, wt);
+    if (w->mode == WALK_CHECK) {
+        if (wt != wire_type(t))
+            return ember_dec_fail(d, "field has the wrong wire type");
+    } else if (!type_has_ref(t, 0) || wt != wire_type(t)) {
+        return pass_value(w, wt);
+    }
     const uint8_t *end;
-    size_t mark;
+    size_t mark = 0;
     uint64_t count;
     int r = 0;
     switch (t->kind) {
     case EMBER_T_REF: {
         ember_ref *ref;
         size_t outside = d->outside;
+        if (w->mode == WALK_CHECK) {
+            /* decoded later (XCODE), or copied; the owner's decoder
+             * charges each ref's cleanup */
+            if (ember_dec_raw_varint(d, &count))
+                return -1;
+            return count ? ember_dec_charge(d, EMBER_ARENA_CLEANUP_BYTES) : 0;
+        }
         if (ember_dec_raw_ref(d, &ref)) /* released with the call's arena */
             return -1;
+        if (w->mode == WALK_SKIM)
+            return 0;
         /* A ref new to us becomes a new proxy on e's connection, which
          * lives as long as the ref: decoded memory too (the decode budget,
          * and a forwarded call's max_deferred_bytes while it waits). */
@@ -135,105 +328,121 @@ static int xcode_value(ember_dec *d, ember_enc *e, unsigned wt, const ember_type
                 return -1;
             d->outside += PROXY_BYTES;
         }
-        ember_enc_ref_value_as(e, ref, t->svc);
+        ember_enc_ref_value_as(w->e, ref, t->svc);
         return 0;
     }
     case EMBER_T_STRUCT:
         if (ember_dec_enter_raw(d, &end))
             return -1;
-        mark = ember_enc_len_begin(e);
-        r = xcode_fields(d, e, t->fields, t->n_fields);
-        ember_enc_len_end(e, mark);
+        if (w->e)
+            mark = ember_enc_len_begin(w->e);
+        r = walk_fields(w, t->fields, t->n_fields);
         break;
-    default: /* a list or a map: a count, then the elements (pairs) */
+    case EMBER_T_LIST:
+    case EMBER_T_MAP: /* a count, then the elements (pairs) */
+        if (!t->elem || (t->kind == EMBER_T_MAP && !t->key))
+            return ember_dec_fail(d, "a list or map type without its element types");
         if (ember_dec_enter_raw(d, &end) || ember_dec_raw_varint(d, &count))
             return -1;
-        mark = ember_enc_len_begin(e);
-        ember_enc_raw_varint(e, count);
+        if (w->mode == WALK_CHECK && check_count(d, t, count)) {
+            ember_dec_leave(d, end);
+            return -1;
+        }
+        if (w->e) {
+            mark = ember_enc_len_begin(w->e);
+            ember_enc_raw_varint(w->e, count);
+        }
         for (uint64_t i = 0; i < count && r == 0; i++) {
             if (t->kind == EMBER_T_MAP)
-                r = xcode_value(d, e, wire_type(t->key), t->key);
+                r = walk_value(w, wire_type(t->key), t->key);
             if (r == 0)
-                r = xcode_value(d, e, wire_type(t->elem), t->elem);
+                r = walk_value(w, wire_type(t->elem), t->elem);
         }
-        ember_enc_len_end(e, mark);
         if (r == 0 && d->p != d->end)
-            r = ember_dec_fail(d, "list longer than its count");
-        break;
-    }
-    ember_dec_leave(d, end);
-    return r;
-}
-
-static int xcode_fields(ember_dec *d, ember_enc *e, const ember_field_desc *fs,
-                        uint32_t n)
-{
-    uint32_t tag;
-    unsigned wt;
-    int k;
-    while ((k = ember_dec_field(d, &tag, &wt)) == 1) {
-        const ember_type *t = NULL;
-        for (uint32_t i = 0; i < n && !t; i++)
-            if (fs[i].tag == tag)
-                t = fs[i].type;
-        ember_enc_key(e, tag, wt);
-        if (t ? xcode_value(d, e, wt, t) : copy_value(d, e, wt))
-            return -1;
-    }
-    return k;
-}
-
-/* Decodes the refs of a value of type t and skips the rest: the refs of a
- * forwarded call that could not be passed on are counted (and released
- * with the call's arena) as if they had been, so the caller is told. */
-static int skim_fields(ember_dec *d, const ember_field_desc *fs, uint32_t n);
-
-static int skim_value(ember_dec *d, unsigned wt, const ember_type *t)
-{
-    if (!type_has_ref(t, 0) || wt != wire_type(t))
-        return ember_dec_skip(d, wt);
-    const uint8_t *end;
-    uint64_t count;
-    int r = 0;
-    switch (t->kind) {
-    case EMBER_T_REF: {
-        ember_ref *ref;
-        return ember_dec_raw_ref(d, &ref);
-    }
-    case EMBER_T_STRUCT:
-        if (ember_dec_enter_raw(d, &end))
-            return -1;
-        r = skim_fields(d, t->fields, t->n_fields);
+            r = ember_dec_fail(d, "list or map has trailing bytes");
         break;
     default:
-        if (ember_dec_enter_raw(d, &end) || ember_dec_raw_varint(d, &count))
-            return -1;
-        for (uint64_t i = 0; i < count && r == 0; i++) {
-            if (t->kind == EMBER_T_MAP)
-                r = skim_value(d, wire_type(t->key), t->key);
-            if (r == 0)
-                r = skim_value(d, wire_type(t->elem), t->elem);
-        }
-        break;
+        return check_scalar(d, t);
     }
+    if (w->e)
+        ember_enc_len_end(w->e, mark);
     ember_dec_leave(d, end);
     return r;
 }
 
-static int skim_fields(ember_dec *d, const ember_field_desc *fs, uint32_t n)
+/* The fields of a struct, to the end of d's region: 0, or -1. */
+static int walk_fields(walk *w, const ember_field_desc *fs, uint32_t n)
 {
     uint32_t tag;
     unsigned wt;
     int k;
-    while ((k = ember_dec_field(d, &tag, &wt)) == 1) {
-        const ember_type *t = NULL;
-        for (uint32_t i = 0; i < n && !t; i++)
+    while ((k = ember_dec_field(w->d, &tag, &wt)) == 1) {
+        const ember_field_desc *f = NULL;
+        for (uint32_t i = 0; i < n && !f; i++)
             if (fs[i].tag == tag)
-                t = fs[i].type;
-        if (t ? skim_value(d, wt, t) : ember_dec_skip(d, wt))
+                f = &fs[i];
+        if (w->e)
+            ember_enc_key(w->e, tag, wt);
+        /* an optional struct is decoded into memory of its own */
+        if (f && w->mode == WALK_CHECK && f->optional && f->type &&
+            f->type->kind == EMBER_T_STRUCT &&
+            ember_dec_charge(w->d, c_type(f->type, 0).size))
+            return -1;
+        if (f ? walk_value(w, wt, f->type) : pass_value(w, wt))
             return -1;
     }
     return k;
+}
+
+int ember_proxy_check_fields(ember_dec *d, const ember_field_desc *fs, uint32_t n)
+{
+    walk w = {d, NULL, WALK_CHECK};
+    return walk_fields(&w, fs, n);
+}
+
+/* A forwarded call's arguments, checked as m's generated dispatch decodes
+ * them: into an argument struct of the arena unless every argument reaches
+ * the handler by value (gen_c.c, args_by_value), then the fields. A method
+ * without parameters reads nothing. */
+static int check_args(ember_dec *d, const ember_method_desc *m)
+{
+    bool by_value = true;
+    c_layout args = {0, 1};
+    for (uint32_t i = 0; i < m->n_params; i++) {
+        const ember_field_desc *p = &m->params[i];
+        ember_type_kind k = p->type ? p->type->kind : EMBER_T_BOOL;
+        if (p->optional ? k != EMBER_T_STRUCT && k != EMBER_T_STRING && k != EMBER_T_REF
+                        : k == EMBER_T_STRUCT || k == EMBER_T_LIST || k == EMBER_T_MAP)
+            by_value = false;
+        c_field(&args, p, 0);
+    }
+    if (!by_value && ember_dec_charge(d, args.size))
+        return -1;
+    return ember_proxy_check_fields(d, m->params, m->n_params);
+}
+
+/* The caller's arguments do not decode as the owner's dispatch will read
+ * them: forwarded, they would make the owner drop its connection to us
+ * with every call on it. They are the caller's violation, as they would be
+ * at a direct callee: it is answered FAILED "bad arguments: ..." and
+ * disconnected (protocol.md, section 4), and the owner never sees the
+ * call; true then. Checked under our limits and the owner's max_depth. */
+static bool bad_args(ember_call *call, const ember_ref *px, const ember_method_desc *m,
+                     const void *p, size_t n)
+{
+    ember_dec d;
+    ember_dec_init_conn(&d, call->conn, p, n, NULL); /* nothing is allocated */
+    const ember_conn *to = px->fwd->conn;
+    if (to && to->out_max_depth < d.lim.max_depth)
+        d.lim.max_depth = to->out_max_depth;
+    if (check_args(&d, m) == 0)
+        return false;
+    const char *why = d.why ? d.why : "arguments do not decode";
+    ember_conn *c = call->conn; /* the answer ends the call */
+    ember_call_fail(call, "bad arguments: %s", why);
+    ember_conn_closef(c, EMBER_PROTOCOL, "undecodable arguments for %s.%s: "
+                      "%s", px->svc->name, m->name, why);
+    return true;
 }
 
 /* Protocol 3: the frame being handled on c lists refs of its sender that
@@ -268,7 +477,8 @@ static void enc_xcode(ember_enc *e, const void *value)
 {
     const xcode *x = value;
     char why[200];
-    int k = xcode_fields(x->d, e, x->fields, x->n);
+    walk w = {x->d, e, WALK_XCODE};
+    int k = walk_fields(&w, x->fields, x->n);
     if (k == 0 && !e->failed &&
         refs_copied(x->d->conn, x->svc, x->m, why, sizeof why)) {
         ember_seterr("%s", why);
@@ -353,6 +563,8 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
     if (!m) {
         ember_call_fail_status(call, EMBER_NO_METHOD, "no method %u in %s",
                                method, svc->name);
+    } else if (m->n_params && m->params && bad_args(call, px, m, p, n)) {
+        return; /* answered, and the caller's connection closed */
     } else if (method_has_refs(m)) {
         /* Decoded from the caller's connection (in the call's arena),
          * encoded on the owner's as the frame is written. */
@@ -369,8 +581,10 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
         /* Refused before a byte was encoded (the owner gone, stopping, a
          * limit): the refs the caller sent are still ours to count, or its
          * exports would stay until its connection closes. */
-        if (d.p == (const uint8_t *)p && n)
-            (void)skim_fields(&d, m->params, m->n_params);
+        if (d.p == (const uint8_t *)p && n) {
+            walk w = {&d, NULL, WALK_SKIM};
+            (void)walk_fields(&w, m->params, m->n_params);
+        }
         if (ember_call_oneway(call))
             return;
         /* The refs new to us live while the call waits at the owner: held

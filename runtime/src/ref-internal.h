@@ -176,5 +176,11 @@ ember_ref *ember_proxy_on(ember_conn *c, ember_ref *to,
                           const ember_service_desc *svc);
 /* A proxy's last reference went: what it holds. */
 void ember_proxy_free(ember_ref *r);
+/* Checks the fields of a struct (to the end of d's region) as the
+ * generated decoder of fields fs reads them, charging d's decode budget
+ * with what it would allocate; nothing is allocated, no ref decoded. 0,
+ * or -1 with d->why: what a proxy checks a forwarded call's arguments
+ * with. */
+int ember_proxy_check_fields(ember_dec *d, const ember_field_desc *fs, uint32_t n);
 
 #endif

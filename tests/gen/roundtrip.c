@@ -18,6 +18,7 @@
 #include "../common/suites.h"
 
 #include "shapes.h"
+#include "ref-internal.h" /* ember_proxy_check_fields */
 
 #define BUFSZ (8u << 20)
 
@@ -598,6 +599,213 @@ static void test_errors_constants(void)
     CU_ASSERT_NOT_EQUAL(shapes_Store_service.fingerprint, 0);
 }
 
+/* ---- a proxy's check agrees with the generated decoders ---- */
+
+/* The type of parameter `param` of Store's method `id`: the tables a
+ * proxy checks a forwarded call's arguments with. */
+static const ember_type *store_param(uint32_t id, uint32_t param)
+{
+    for (uint32_t i = 0; i < shapes_Store_service.n_methods; i++)
+        if (shapes_Store_service.methods[i].id == id)
+            return shapes_Store_service.methods[i].params[param].type;
+    CU_FAIL_FATAL("no such method");
+    return NULL;
+}
+
+typedef int (*decode_fn)(ember_dec *d, void *v);
+static int decode_scalars(ember_dec *d, void *v) { return shapes_Scalars_decode(d, v); }
+static int decode_containers(ember_dec *d, void *v) { return shapes_Containers_decode(d, v); }
+static int decode_optionals(ember_dec *d, void *v) { return shapes_Optionals_decode(d, v); }
+static int decode_tree(ember_dec *d, void *v) { return shapes_Tree_decode(d, v); }
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(uint32_t n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng % n);
+}
+
+/* Decodes p[0..n) with the generated decoder and checks it as a proxy
+ * does, under lim: both accept (having charged the decode budget alike)
+ * or both refuse. False on a disagreement. */
+static bool agree(const uint8_t *p, size_t n, const ember_type *t, decode_fn dec,
+                  const ember_dec_limits *lim)
+{
+    union { shapes_Scalars s; shapes_Containers c; shapes_Optionals o; shapes_Tree t; } v;
+    ember_dec d1, d2;
+    ember_arena_reset(arena);
+    ember_dec_init(&d1, p, n, arena);
+    ember_dec_init(&d2, p, n, NULL);
+    d1.lim = d2.lim = *lim;
+    int r1 = dec(&d1, &v);
+    int r2 = ember_proxy_check_fields(&d2, t->fields, t->n_fields);
+    if ((r1 == 0) == (r2 == 0) && (r1 != 0 || d1.used == d2.used))
+        return true;
+    printf("\n    %s, %zu bytes: decoder %d (%s, %zu bytes), check %d (%s, %zu bytes)",
+           t->name, n, r1, d1.why ? d1.why : "ok", d1.used, r2,
+           d2.why ? d2.why : "ok", d2.used);
+    return false;
+}
+
+/* Values of every shape, valid and then mutated (bytes changed, cut,
+ * repeated), under the default limits and tight ones: the check a proxy
+ * makes before it forwards arguments refuses exactly what the owner's
+ * generated decoder would refuse, so the owner never drops its
+ * connection for what a caller sent through the proxy, and charges the
+ * decode budget byte for byte as that decoder does. */
+static void test_proxy_check_agrees(void)
+{
+    static const ember_dec_limits lims[] = {
+        EMBER_DEC_LIMITS_DEFAULT,
+        {4, 3, 4, 16, 1u << 16},   /* depth, elements, strings */
+        {64, 1u << 24, 1u << 24, 1, 64}, /* the budget */
+        {64, 1u << 24, 1u << 24, 2, 0},
+    };
+    static uint8_t samples[4][4096];
+    size_t lens[4];
+    const ember_type *types[4] = {store_param(shapes_Store_put_ID, 1),
+                                  store_param(shapes_Store_echo_ID, 0),
+                                  store_param(shapes_Store_opt_ID, 0),
+                                  store_param(shapes_Store_grow_ID, 0)};
+    decode_fn decs[4] = {decode_scalars, decode_containers, decode_optionals, decode_tree};
+
+    shapes_Scalars sc;
+    shapes_Scalars_init(&sc);
+    sc.b = true;
+    sc.i8v = -5;
+    sc.i16v = 300;
+    sc.i32v = -70000;
+    sc.i64v = INT64_MIN;
+    sc.u8v = 200;
+    sc.u16v = 60000;
+    sc.u32v = UINT32_MAX;
+    sc.u64v = UINT64_MAX;
+    sc.f32v = 1.5f;
+    sc.f64v = -2.25;
+    sc.s = "h\xc3\xa9llo w\xe2\x82\xacrld";
+    uint8_t raw[] = {0, 0xff, 0xc3, 0x28, 0};
+    sc.raw.data = raw;
+    sc.raw.len = sizeof raw;
+    sc.temp = shapes_Temp_cold;
+    sc.color = common_Color_red;
+    lens[0] = enc_shapes_Scalars(&sc, samples[0]);
+
+    shapes_Containers co;
+    shapes_Containers_init(&co);
+    uint32_t nums[] = {1, 300, 70000};
+    co.nums = (shapes_list_u32){nums, 3};
+    shapes_list_u32 rows[] = {{nums, 2}, {NULL, 0}};
+    co.grid = (shapes_list_list_u32){rows, 2};
+    const char *names[] = {"", "one", "\xe2\x82\xac", "8 bytes."};
+    co.names = (shapes_list_string){names, 4};
+    ember_bytes blobs[] = {{raw, sizeof raw}, {NULL, 0}};
+    co.blobs = (shapes_list_bytes){blobs, 2};
+    shapes_Inner inners[2];
+    shapes_Inner_init(&inners[0]);
+    shapes_Inner_init(&inners[1]);
+    inners[1].depth = -9;
+    inners[1].label = "x";
+    co.inners = (shapes_list_Inner){inners, 2};
+    common_Vec path[] = {{1, 2}, {-3, 4}};
+    co.path = (shapes_list_common_Vec){path, 2};
+    float fl[] = {0.25f};
+    co.floats = (shapes_list_f32){fl, 1};
+    double db[] = {1e300, -0.5};
+    co.doubles = (shapes_list_f64){db, 2};
+    bool flags[] = {true, false};
+    co.flags = (shapes_list_bool){flags, 2};
+    shapes_Temp temps[] = {shapes_Temp_hot, (shapes_Temp)5};
+    co.temps = (shapes_list_Temp){temps, 2};
+    const char *keys[] = {"a", "bc"};
+    co.by_name = (shapes_map_string_Inner){keys, inners, 2};
+    uint32_t tk[] = {7};
+    shapes_list_string tv[] = {{names, 3}};
+    co.tags = (shapes_map_u32_list_string){tk, tv, 1};
+    int64_t wk[] = {INT64_MIN};
+    double wv[] = {0.5};
+    co.weights = (shapes_map_i64_f64){wk, wv, 1};
+    shapes_Temp pk[] = {shapes_Temp_mild};
+    common_Color pv[] = {common_Color_red};
+    co.palette = (shapes_map_Temp_common_Color){pk, pv, 1};
+    int64_t sv[] = {-1, 1};
+    shapes_map_string_i64 st[] = {{keys, sv, 2}, {NULL, NULL, 0}};
+    co.stats = (shapes_list_map_string_i64){st, 2};
+    int64_t sg[] = {-1, 0, 1};
+    co.ints = (shapes_list_i64){sg, 3};
+    lens[1] = enc_shapes_Containers(&co, samples[1]);
+
+    shapes_Optionals op;
+    shapes_Optionals_init(&op);
+    op.has_b = op.has_i = op.has_u = op.has_f = op.has_s = op.has_raw = true;
+    op.has_temp = op.has_nums = op.has_stats = true;
+    op.i = -3;
+    op.u = 9;
+    op.s = "opt";
+    op.raw.data = raw;
+    op.raw.len = 2;
+    op.inner = &inners[1];
+    op.vec = &path[1];
+    op.nums = co.nums;
+    op.stats = st[0];
+    lens[2] = enc_shapes_Optionals(&op, samples[2]);
+
+    enum { DEPTH = 6 };
+    shapes_Tree nodes[DEPTH], kids[3];
+    for (int i = 0; i < DEPTH; i++) {
+        shapes_Tree_init(&nodes[i]);
+        nodes[i].value = -i;
+        nodes[i].left = i + 1 < DEPTH ? &nodes[i + 1] : NULL;
+    }
+    for (int i = 0; i < 3; i++)
+        shapes_Tree_init(&kids[i]);
+    kids[2].right = &nodes[DEPTH - 3];
+    nodes[0].kids = (shapes_list_Tree){kids, 3};
+    lens[3] = enc_shapes_Tree(&nodes[0], samples[3]);
+
+    static const uint8_t odd[] = {0x00, 0x01, 0x02, 0x05, 0x08, 0x0a, 0x12, 0x7f,
+                                  0x80, 0xc0, 0xed, 0xf4, 0xff};
+    uint8_t m[8192];
+    int bad = 0, refused = 0, total = 0;
+    for (int k = 0; k < 4; k++) {
+        for (size_t l = 0; l < sizeof lims / sizeof lims[0]; l++) {
+            bad += !agree(samples[k], lens[k], types[k], decs[k], &lims[l]);
+            for (int it = 0; it < 3000; it++) {
+                size_t n = lens[k];
+                memcpy(m, samples[k], n);
+                for (int x = 1 + (int)rnd(3); x > 0; x--) {
+                    uint32_t what = rnd(8);
+                    size_t at = rnd((uint32_t)n);
+                    if (what < 3) {
+                        m[at] = (uint8_t)rnd(256);
+                    } else if (what < 6) {
+                        m[at] = odd[rnd(sizeof odd)];
+                    } else if (what == 6) {
+                        n = at;
+                    } else if (n < sizeof m / 2) { /* a stretch repeated */
+                        size_t len = 1 + rnd((uint32_t)(n - at));
+                        memmove(m + at + len, m + at, n - at);
+                        n += len;
+                    }
+                    if (n == 0)
+                        break;
+                }
+                ember_dec d;
+                ember_dec_init(&d, m, n, NULL);
+                d.lim = lims[l];
+                refused += ember_proxy_check_fields(&d, types[k]->fields,
+                                                    types[k]->n_fields) != 0;
+                bad += !agree(m, n, types[k], decs[k], &lims[l]);
+                total++;
+            }
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    /* the mutations reach both outcomes */
+    CU_ASSERT(refused > total / 10 && refused < total - total / 10);
+}
+
 /* An encoder that runs out of room fails, without writing past its end. */
 static void test_encoder_overflow(void)
 {
@@ -634,5 +842,6 @@ int main(void)
     CU_add_test(s, "unknown fields skipped", test_unknown_fields_skipped);
     CU_add_test(s, "errors, constants, descriptors", test_errors_constants);
     CU_add_test(s, "encoder overflow", test_encoder_overflow);
+    CU_add_test(s, "a proxy's check agrees with the decoders", test_proxy_check_agrees);
     return run_suites();
 }

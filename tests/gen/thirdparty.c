@@ -732,6 +732,107 @@ static bool held_cancelled(void *ud)
     return p->nheld > 0 && ember_call_cancelled(p->held[0]);
 }
 
+/* ---- B sends arguments that do not decode ---- */
+
+static void got_raw(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    res *r = ud;
+    (void)p;
+    (void)n;
+    r->n++;
+    r->st = o->status;
+    snprintf(r->msg, sizeof r->msg, "%s", o->message ? o->message : "");
+}
+
+static bool not_registered(void *ud)
+{
+    return !registered(ud);
+}
+
+typedef struct bad_case {
+    bool hub;              /* through A's exports as a ref<Hub>, not A's Echo */
+    bool oneway;
+    uint32_t method;
+    const char *payload;
+    size_t len;
+    const char *why;       /* what B is told (calls) */
+} bad_case;
+
+/* Arguments a proxy would forward byte for byte (or copy around the refs
+ * it re-encodes) that A's decoder refuses: A would drop its connection to
+ * R, with its registration and every call on it, because of what B sent.
+ * R checks them against the method's types: B is answered FAILED "bad
+ * arguments: ..." and disconnected, as a direct callee would do; A never
+ * sees the call and stays, and so does the proxy's object. */
+static void test_bad_args_caller(void)
+{
+    static const bad_case cases[] = {
+        /* twice(1: u64 n): a string where the u64 is */
+        {false, false, b_Echo_twice_ID, "\x0a\x01x", 3, "wrong wire type"},
+        /* a varint of more than 64 bits */
+        {false, false, b_Echo_twice_ID, "\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02",
+         11, "overflows 64 bits"},
+        /* a length running past the end */
+        {false, false, b_Echo_twice_ID, "\x12\x05x", 3, "past the end"},
+        /* the oneway tick(1: u64 n), a string again: nobody is told */
+        {false, true, b_Echo_tick_ID, "\x0a\x01x", 3, NULL},
+        /* ask(1: ref<Echo> echo, 2: u64 n), re-encoded for its ref: n is
+         * a string, copied as it came */
+        {true, false, b_Hub_ask_ID, "\x08\x00\x12\x01x", 5, "wrong wire type"},
+    };
+    trio t;
+    trio_start(&t);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const bad_case *c = &cases[i];
+        CU_ASSERT_FATAL(run_until(base, registered, t.b, 10000));
+        joined j = {t.r, 2};
+        CU_ASSERT_FATAL(run_until(base, has_children, &j, 10000));
+        ember_ref *to;
+        uint32_t svc;
+        if (c->hub) {
+            b_meets_a(&t);
+            to = t.pb.hub;
+            svc = b_Hub_SERVICE_ID;
+        } else {
+            b_keeps(&t);
+            to = t.pb.kept;
+            svc = b_Echo_SERVICE_ID;
+        }
+        res r = {0};
+        if (c->oneway) {
+            CU_ASSERT_EQUAL(ember_oneway_raw(to, svc, c->method, c->payload, c->len), 0);
+        } else {
+            ember_call_raw(to, svc, c->method, c->payload, c->len, got_raw, &r, NULL);
+            wait_res(&r);
+            CU_ASSERT_EQUAL(r.st, EMBER_FAILED);
+            CU_ASSERT_PTR_NOT_NULL(strstr(r.msg, "bad arguments: "));
+            CU_ASSERT_PTR_NOT_NULL(strstr(r.msg, c->why));
+        }
+        /* B broke the protocol: R drops it (B reconnects), not A. */
+        CU_ASSERT(run_until(base, not_registered, t.b, 5000));
+        CU_ASSERT(ember_ref_alive(t.aref)); /* R's connection to A stays */
+        CU_ASSERT_EQUAL(ember_node_state_get(t.a), EMBER_NODE_REGISTERED);
+        CU_ASSERT_EQUAL(t.pa.echo_calls, 0);
+        peer_drop(&t.pb);
+    }
+    /* A's object still answers R, through the same connection. */
+    res r = {0};
+    b_Echo_twice(t.aref, 4, got_u64, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_EQUAL(r.u, 8);
+    CU_ASSERT_EQUAL(t.pa.echo_calls, 1);
+    /* and B, back, calls it with good arguments */
+    CU_ASSERT_FATAL(run_until(base, registered, t.b, 10000));
+    joined j = {t.r, 2};
+    CU_ASSERT_FATAL(run_until(base, has_children, &j, 10000));
+    ask_b(&t, 5, &r);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_EQUAL(r.u, 10);
+    trio_stop(&t);
+}
+
 /* B gives up on a call waiting at A (timeout): R passes the CANCEL on. */
 static void test_cancel_passed_on(void)
 {
@@ -1097,6 +1198,8 @@ int main(void)
                 test_args_of_a_call_that_cannot_go_on);
     CU_add_test(s, "5000 objects exported to one peer", test_many_exports);
     CU_add_test(s, "one object passed on as two services", test_one_object_as_two_services);
+    CU_add_test(s, "B's arguments that do not decode: B goes, not A",
+                test_bad_args_caller);
     CU_add_test(s, "B's cancel is passed on to A", test_cancel_passed_on);
     CU_add_test(s, "B leaves with a call in flight", test_caller_leaves);
     CU_add_test(s, "B goes: what R forwarded for it is cancelled",
