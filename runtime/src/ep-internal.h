@@ -56,6 +56,7 @@ struct ember_ep {
     ember_root *root;           /* exactly one of root / node is set */
     ember_node *node;
     const char *what;           /* "root" / "node NAME" for logs */
+    uint32_t proto_max;         /* highest version spoken (ember_proto_max_) */
 
     ember_conn *conns;          /* live connections (doubly linked) */
     size_t nconns;

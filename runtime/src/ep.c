@@ -13,7 +13,9 @@
 #include "conn-internal.h"
 #include "ember-internal.h"
 #include "ep-internal.h"
+#include "handshake-internal.h"
 #include "hash-internal.h"
+#include "probe-internal.h"
 #include "ref-internal.h"
 #include "wire-internal.h"
 
@@ -176,6 +178,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     ember_timer_fire(arg);
 }
 
+uint32_t ember_proto_max_ = EMBER_PROTOCOL_VERSION;
+
 int ember_ep_init(ember_ep *ep, struct event_base *base, const ember_limits *lim,
                   const char *what)
 {
@@ -190,6 +194,9 @@ int ember_ep_init(ember_ep *ep, struct event_base *base, const ember_limits *lim
         ep->lim = *lim;
     ember_limits_resolve(&ep->lim); /* 0: the default */
     ep->what = what;
+    ep->proto_max = ember_proto_max_ < EMBER_PROTO_MIN ? EMBER_PROTO_MIN
+                  : ember_proto_max_ > EMBER_PROTO_MAX ? EMBER_PROTO_MAX
+                  : ember_proto_max_;
     /* A connection is pinged after heartbeat_ms of silence: at or past
      * dead_after_ms it would be dropped first, however alive. */
     if (ep->lim.heartbeat_ms >= ep->lim.dead_after_ms)

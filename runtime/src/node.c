@@ -227,17 +227,17 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
         if (!hs.magic || strcmp(hs.magic, EMBER_MAGIC) != 0) {
             ember_conn_close(c, EMBER_PROTOCOL, "peer is not an ember root");
             rc = -1;
-        } else if (hs.vmin > EMBER_PROTO_MAX || hs.vmax < EMBER_PROTO_MIN) {
+        } else if (hs.vmin > c->ep->proto_max || hs.vmax < EMBER_PROTO_MIN) {
             snprintf(msg, sizeof msg, "no common protocol version (root %u..%u,"
                      " node %u..%u)", hs.vmin, hs.vmax, EMBER_PROTO_MIN,
-                     EMBER_PROTO_MAX);
+                     c->ep->proto_max);
             ember_conn_close(c, EMBER_PROTOCOL, msg);
             rc = -1;
         } else {
             ember_hs reg;
             uint8_t proof[EMBER_MAC_LEN];
             memset(&reg, 0, sizeof reg);
-            reg.version = hs.vmax < EMBER_PROTO_MAX ? hs.vmax : EMBER_PROTO_MAX;
+            reg.version = hs.vmax < c->ep->proto_max ? hs.vmax : c->ep->proto_max;
             c->ref_tables = reg.version >= 3;
             reg.name = n->name;
             if (has_secret(n)) {
@@ -625,4 +625,15 @@ EMBER_API void ember_node_free(ember_node *n)
 uint32_t ember_node_sweep_ms_(const ember_node *n)
 {
     return n->ep.sweep_ms;
+}
+
+uint32_t ember_node_version_(const ember_node *n)
+{
+    return n->st != EMBER_NODE_REGISTERED || !n->conn ? 0
+         : n->conn->ref_tables ? 3 : 2;
+}
+
+uint64_t ember_node_sent_(const ember_node *n, const ember_ref *r)
+{
+    return ember_ref_sent_on(n->conn, r);
 }

@@ -47,4 +47,23 @@ uint32_t ember_root_unreg_count_(const ember_root *r);
 /* The period of the node's sweep (heartbeats, liveness), in ms. */
 uint32_t ember_node_sweep_ms_(const ember_node *n);
 
+/* The highest protocol version of ember's wire that a root or node made
+ * from now on speaks: a node offers at most it, a root announces and
+ * accepts at most it. EMBER_PROTOCOL_VERSION unless a test lowers it (to 2,
+ * for version 2 peers in one process); each endpoint keeps the value it
+ * was made with, so a test sets it, makes the endpoint and sets it back. */
+extern uint32_t ember_proto_max_;
+
+/* The protocol version of ember's wire a child's (a node's) connection
+ * speaks, 0 without one: 3 sends tables of refs, 2 does not (a PB peer's
+ * reads 3: its refs are counted as they come in, as a table's are). */
+uint32_t ember_child_version_(const ember_child *c);
+uint32_t ember_node_version_(const ember_node *n);
+
+/* The times the local object r was sent on a child's (a node's)
+ * connection, minus what the peer's DECREFs released: 0 once it is not
+ * exported there. */
+uint64_t ember_child_sent_(const ember_child *c, const ember_ref *r);
+uint64_t ember_node_sent_(const ember_node *n, const ember_ref *r);
+
 #endif

@@ -140,6 +140,9 @@ void ember_eplink_drop(ember_ep *ep);
 /* The connection is gone: refs received on it die, exports are dropped. */
 void ember_ref_conn_closed(ember_conn *c);
 ember_ref *ember_ref_find_xobj(ember_conn *c, uint64_t oid);
+/* The times r (LOCAL or PROXY) was sent on c and not released by the peer
+ * yet (its DECREFs subtracted); 0: not exported there, or no c. */
+uint64_t ember_ref_sent_on(ember_conn *c, const ember_ref *r);
 /* The proxy exported on c that forwards service svc to `to`; NULL: none. */
 ember_ref *ember_proxy_find(ember_conn *c, const ember_ref *to, uint32_t svc);
 void ember_ref_decref_in(ember_conn *c, uint64_t oid, uint64_t count);

@@ -155,6 +155,12 @@ static uint64_t ref_key(const ember_ref *r)
     return (uint64_t)(uintptr_t)r;
 }
 
+uint64_t ember_ref_sent_on(ember_conn *c, const ember_ref *r)
+{
+    ember_hnode *n = c ? ember_htab_get(&c->xobj_refs, ref_key(r)) : NULL;
+    return n ? EMBER_CONTAINER(n, ember_xobj, by_ref)->sent : 0;
+}
+
 ember_ref *ember_ref_find_xobj(ember_conn *c, uint64_t oid)
 {
     ember_xobj *x = find_xobj(c, oid);

@@ -394,9 +394,9 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
         return -1;
     }
     int rc = -1;
-    if (hs.version < EMBER_PROTO_MIN || hs.version > EMBER_PROTO_MAX) {
+    if (hs.version < EMBER_PROTO_MIN || hs.version > r->ep.proto_max) {
         snprintf(msg, sizeof msg, "protocol version %u not supported (%u..%u)",
-                 hs.version, EMBER_PROTO_MIN, EMBER_PROTO_MAX);
+                 hs.version, EMBER_PROTO_MIN, r->ep.proto_max);
         refuse(c, EMBER_REFUSE_VERSION, msg);
     } else if (has_secret(r) && !proof_ok(r, c, &hs)) {
         /* One message for every failure (no proof, wrong proof, replayed
@@ -544,7 +544,7 @@ static int root_take(ember_root *r, int fd, const char *peer, bool pb)
     ember_hs hs;
     memset(&hs, 0, sizeof hs);
     hs.vmin = EMBER_PROTO_MIN;
-    hs.vmax = EMBER_PROTO_MAX;
+    hs.vmax = r->ep.proto_max;
     hs.nonce.data = c->root_nonce;
     hs.nonce.len = sizeof c->root_nonce;
     ember_hs_send(c, EMBER_FR_HELLO, &hs, r->ep.exports);
@@ -916,6 +916,16 @@ int ember_root_adopt_fd_pb_(ember_root *r, int fd)
 uint32_t ember_child_exported_(const ember_child *c)
 {
     return c->conn ? c->conn->xobj_oids.n : 0;
+}
+
+uint32_t ember_child_version_(const ember_child *c)
+{
+    return !c->conn ? 0 : c->conn->ref_tables ? 3 : 2;
+}
+
+uint64_t ember_child_sent_(const ember_child *c, const ember_ref *r)
+{
+    return ember_ref_sent_on(c->conn, r);
 }
 
 size_t ember_root_unreg_bytes_(const ember_root *r) { return r->ep.unreg_bytes; }

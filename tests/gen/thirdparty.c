@@ -10,7 +10,13 @@
  * flight through the proxy, and a process that is both root and node
  * passing its root's object to its child; then with three processes (fork):
  * B and A killed (SIGKILL) with calls in flight, and R killed while B's
- * call waits at A. Every call ends exactly once; nothing sleeps.
+ * call waits at A. Then the refs no decode takes (a refused call, a field
+ * the receiver does not know, an answer after its call ended), directly and
+ * through the proxy, and the counts DECREF carries. Every test runs with
+ * every endpoint speaking protocol version 3, then with A, B, both or R
+ * speaking at most version 2 (ember_proto_max_): only what protocol.md says
+ * differs on version 2 may differ. Every call ends exactly once; nothing
+ * sleeps.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +55,10 @@ typedef struct peer {
     bool undeclared;            /* Hub.redirect raises an undeclared error */
     ember_ref **all;            /* Hub.keep keeps every ref here when set */
     int nall, capall;
+    bool hold_answers;          /* Hub.give and Hub.redirect are held */
+    ember_call *late[MAX_HELD]; /* ... here, answered by peer_answer_late */
+    bool late_raise[MAX_HELD];  /* a Hub.redirect */
+    int nlate;
 } peer;
 
 static void echo_twice(ember_call *call, uint64_t n, void *ud)
@@ -94,9 +104,21 @@ static void hub_ask(ember_call *call, ember_ref *echo, uint64_t n, void *ud)
     b_Echo_twice(echo, n, asked, call, NULL);
 }
 
+/* Holds a Hub.give or Hub.redirect when the peer holds answers. */
+static bool held_late(peer *p, ember_call *call, bool raise)
+{
+    if (!p->hold_answers || p->nlate == MAX_HELD)
+        return false;
+    p->late_raise[p->nlate] = raise;
+    p->late[p->nlate++] = call;
+    return true;
+}
+
 static void hub_give(ember_call *call, void *ud)
 {
     peer *p = ud;
+    if (held_late(p, call, false))
+        return;
     if (p->relay_only && !p->give) {
         ember_call_fail(call, "nothing to give yet");
         return;
@@ -106,12 +128,15 @@ static void hub_give(ember_call *call, void *ud)
     b_Hub_give_reply(call, p->give ? p->give : p->echo);
 }
 
+static void peer_answer_late(peer *p, ember_ref *obj);
+
 /* Answers the held calls and lets go of the kept ref. */
 static void peer_drop(peer *p)
 {
     for (int i = 0; i < p->nheld; i++)
         b_Echo_twice_reply(p->held[i], 2 * HOLD);
     p->nheld = 0;
+    peer_answer_late(p, NULL);
     if (p->kept)
         ember_ref_release(p->kept);
     p->kept = NULL;
@@ -143,6 +168,8 @@ static void hub_meet(ember_call *call, ember_ref *other, void *ud)
 static void hub_redirect(ember_call *call, void *ud)
 {
     peer *p = ud;
+    if (held_late(p, call, true))
+        return;
     if (p->undeclared) {
         ember_call_raise_raw(call, 0x1234, NULL, 0);
         return;
@@ -154,6 +181,24 @@ static void hub_redirect(ember_call *call, void *ud)
     err.echo = p->echo;
     err.n = 7;
     b_Hub_redirect_fail_Elsewhere(call, &err);
+}
+
+/* Answers the held Hub.give and Hub.redirect calls with obj: the reply,
+ * or Elsewhere holding it. */
+static void peer_answer_late(peer *p, ember_ref *obj)
+{
+    for (int i = 0; i < p->nlate; i++) {
+        if (!p->late_raise[i]) {
+            b_Hub_give_reply(p->late[i], obj);
+            continue;
+        }
+        b_Elsewhere err;
+        b_Elsewhere_init(&err);
+        err.echo = obj;
+        err.n = 7;
+        b_Hub_redirect_fail_Elsewhere(p->late[i], &err);
+    }
+    p->nlate = 0;
 }
 
 static const b_Hub_handlers hub_handlers = {hub_keep, hub_ask, hub_give, hub_drop,
@@ -177,6 +222,26 @@ static void peer_fini(peer *p)
 /* ---- the test's side ---- */
 
 static struct event_base *base;
+
+/* The highest protocol version R, A and B speak (ember_proto_max_): each
+ * suite runs the tests with its own, so version 2 and 3 peers meet in one
+ * cluster. B, A and R here name the endpoints, whatever the tests call
+ * them. */
+static uint32_t ver_r = EMBER_PROTOCOL_VERSION, ver_a = EMBER_PROTOCOL_VERSION,
+                ver_b = EMBER_PROTOCOL_VERSION;
+
+static uint32_t node_ver(const char *name)
+{
+    return strcmp(name, "a") == 0 ? ver_a : strcmp(name, "b") == 0 ? ver_b
+         : EMBER_PROTOCOL_VERSION;
+}
+
+/* What a node named name speaks with R. */
+static uint32_t spoken(const char *name)
+{
+    uint32_t v = node_ver(name);
+    return v < ver_r ? v : ver_r;
+}
 
 typedef struct res {
     int n;
@@ -248,7 +313,9 @@ static void wait_res(res *r)
 
 static ember_root *new_root(peer *p)
 {
+    ember_proto_max_ = ver_r;
     ember_root *r = ember_root_new(base, NULL);
+    ember_proto_max_ = EMBER_PROTOCOL_VERSION;
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
     if (p)
         CU_ASSERT_EQUAL(b_Hub_export(ember_root_exports(r), &hub_handlers, p), 0);
@@ -258,7 +325,9 @@ static ember_root *new_root(peer *p)
 
 static ember_node *new_node(const char *name, ember_root *to, peer *p)
 {
+    ember_proto_max_ = node_ver(name);
     ember_node *n = ember_node_new(base, name, NULL);
+    ember_proto_max_ = EMBER_PROTOCOL_VERSION;
     CU_ASSERT_PTR_NOT_NULL_FATAL(n);
     if (p)
         CU_ASSERT_EQUAL(b_Hub_export(ember_node_exports(n), &hub_handlers, p), 0);
@@ -305,6 +374,12 @@ static void trio_start(trio *t)
     t->b = new_node("b", t->r, &t->pb);
     joined j = {t->r, 2};
     CU_ASSERT_FATAL(run_until(base, has_children, &j, 5000));
+    CU_ASSERT_FATAL(run_until(base, registered, t->a, 5000));
+    CU_ASSERT_FATAL(run_until(base, registered, t->b, 5000));
+    CU_ASSERT_EQUAL(ember_child_version_(ember_root_child_by_name(t->r, "a")), spoken("a"));
+    CU_ASSERT_EQUAL(ember_child_version_(ember_root_child_by_name(t->r, "b")), spoken("b"));
+    CU_ASSERT_EQUAL(ember_node_version_(t->a), spoken("a"));
+    CU_ASSERT_EQUAL(ember_node_version_(t->b), spoken("b"));
     res g = {0};
     b_Hub_give(child_ref(t->r, "a"), got_ref, &g, NULL);
     wait_res(&g);
@@ -972,6 +1047,252 @@ static void test_root_and_node(void)
     ember_root_free(r);
 }
 
+/* ---- refs never decoded, version 2 and 3 ---- */
+
+/* Two objects: the first where Hub.keep has its ref, the second in field
+ * 9, which no version of Hub.keep has. */
+static void enc_two(ember_enc *e, const void *v)
+{
+    ember_ref *const *two = v;
+    ember_enc_ref_as(e, 1, two[0], &b_Echo_service);
+    ember_enc_ref_as(e, 9, two[1], &b_Echo_service);
+}
+
+/* The outcome of a call started with ember_call_start (nothing decoded). */
+static void raw_done(const ember_outcome *o, ember_dec *reply, ember_fn fn, void *ud)
+{
+    (void)reply;
+    (void)fn;
+    got_void(o, ud);
+    res *r = ud;
+    snprintf(r->msg, sizeof r->msg, "%s", o->message ? o->message : "");
+}
+
+/* A call with nothing in it to `to` and its answer: whatever `to`'s end
+ * sent before answering (a DECREF) has arrived. */
+static void round_trip(ember_ref *to)
+{
+    res r = {0};
+    a_X_f(to, 1, got_u64, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, EMBER_NO_METHOD);
+}
+
+static void wait_late(peer *p, int n)
+{
+    int_at_least c = {&p->nlate, n};
+    CU_ASSERT_FATAL(run_until(base, reached, &c, 5000));
+}
+
+/* A call whose caller gave up while its callee answers: the callee answers
+ * with obj from inside the caller's outcome (or right after its cancel),
+ * before it reads the caller's CANCEL, so its answer arrives late. */
+typedef struct late {
+    res r;
+    peer *callee;
+    ember_node *n;            /* the callee */
+    ember_ref *obj;
+    uint64_t sent;            /* obj's sends on n's connection once answered */
+} late;
+
+static void late_answer(late *l)
+{
+    peer_answer_late(l->callee, l->obj);
+    l->sent = ember_node_sent_(l->n, l->obj);
+}
+
+static void late_timed_out(const ember_outcome *o, ember_ref *const *ret, void *ud)
+{
+    late *l = ud;
+    got_ref(o, ret, &l->r);
+    late_answer(l);
+}
+
+/* R's objects sent to B in a call B refuses (an unknown method) or in a
+ * field B does not know, and B's object in answers R no longer waits for
+ * (timed out, cancelled): on version 3 every one goes back at once; on
+ * version 2 none is counted, so each stays exported until B's connection
+ * closes. Everything else is the same on both. */
+static void test_never_decoded(void)
+{
+    trio t;
+    trio_start(&t);
+    bool v3 = spoken("b") >= 3;
+    ember_child *cb = ember_root_child_by_name(t.r, "b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cb);
+    ember_ref *to_b = child_ref(t.r, "b");
+    peer mine;
+    peer_init(&mine);
+    ember_ref *two[2] = {b_Echo_local(&echo_handlers, &mine),
+                         b_Echo_local(&echo_handlers, &mine)};
+
+    /* A method B's Hub does not have: refused before anything is decoded. */
+    res r = {0};
+    ember_call_start(to_b, &b_Hub_service, 99, enc_two, two, raw_done, NULL, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, EMBER_NO_METHOD);
+    round_trip(to_b);
+    CU_ASSERT_EQUAL(ember_child_sent_(cb, two[0]), v3 ? 0 : 1);
+    CU_ASSERT_EQUAL(ember_child_sent_(cb, two[1]), v3 ? 0 : 1);
+
+    /* Hub.keep: the first kept, the second in a field B skips. */
+    memset(&r, 0, sizeof r);
+    ember_call_start(to_b, &b_Hub_service, b_Hub_keep_ID, enc_two, two, raw_done,
+                     NULL, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_PTR_NOT_NULL(t.pb.kept);
+    round_trip(to_b);
+    CU_ASSERT_EQUAL(ember_child_sent_(cb, two[0]), v3 ? 1 : 2);
+    CU_ASSERT_EQUAL(ember_child_sent_(cb, two[1]), v3 ? 0 : 2);
+    /* B lets go of the one it kept: a DECREF of the one it counted. */
+    peer_drop(&t.pb);
+    round_trip(to_b);
+    CU_ASSERT_EQUAL(ember_child_sent_(cb, two[0]), v3 ? 0 : 1);
+    CU_ASSERT_EQUAL(ember_child_sent_(cb, two[1]), v3 ? 0 : 2);
+    CU_ASSERT_EQUAL(ember_child_exported_(cb), v3 ? 0 : 2);
+
+    /* B's answers arriving after R's call ended: a reply after a timeout,
+     * a raised error after a cancel. */
+    t.pb.hold_answers = true;
+    late l = {{0}, &t.pb, t.b, b_Echo_local(&echo_handlers, &mine), 0};
+    ember_callopts o = {200 * (uint32_t)test_slow()};
+    b_Hub_give(to_b, late_timed_out, &l, &o);
+    wait_late(&t.pb, 1);
+    wait_res(&l.r);
+    CU_ASSERT_EQUAL(l.r.st, EMBER_TIMEOUT);
+    CU_ASSERT_EQUAL(l.sent, 1); /* sent before B read the CANCEL */
+    res e = {0};
+    ember_handle h = b_Hub_redirect(to_b, got_elsewhere, &e, NULL);
+    wait_late(&t.pb, 1);
+    CU_ASSERT_EQUAL(ember_cancel(to_b, h), 0);
+    CU_ASSERT_EQUAL(e.n, 1);
+    CU_ASSERT_EQUAL(e.st, EMBER_CANCELLED);
+    late_answer(&l);
+    CU_ASSERT_EQUAL(l.sent, v3 ? 1 : 2);
+    round_trip(to_b);
+    CU_ASSERT_EQUAL(e.n, 1);
+    CU_ASSERT_EQUAL(ember_node_sent_(t.b, l.obj), v3 ? 0 : 2);
+    CU_ASSERT_EQUAL(l.obj->rc, v3 ? 1 : 2);
+
+    /* B goes: what stayed exported on version 2 goes with it. */
+    ember_node_free(t.b);
+    t.b = NULL;
+    CU_ASSERT_EQUAL(l.obj->rc, 1);
+    CU_ASSERT(run_until(base, rc_is_one, two[0], 5000));
+    CU_ASSERT(run_until(base, rc_is_one, two[1], 5000));
+    ember_ref_release(l.obj);
+    ember_ref_release(two[0]);
+    ember_ref_release(two[1]);
+    peer_fini(&mine);
+    trio_stop(&t);
+}
+
+/* B's objects in calls through R's proxy that R does not re-encode: a
+ * method the types of b.Hub do not describe (the proxy refuses it, as any
+ * callee an unknown method), a field Hub.keep does not have (on version 3
+ * the call fails "not passed on"; on version 2, which sends no table, the
+ * payload is copied to A). On version 3 every ref R did not decode goes
+ * back at once; on version 2 it stays exported until B goes. */
+static void test_never_decoded_through_a_proxy(void)
+{
+    trio t;
+    trio_start(&t);
+    bool v3 = spoken("b") >= 3;
+    b_meets_a(&t);
+    ember_child *ca = ember_root_child_by_name(t.r, "a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ca);
+    peer mine;
+    peer_init(&mine);
+    ember_ref *two[2] = {b_Echo_local(&echo_handlers, &mine),
+                         b_Echo_local(&echo_handlers, &mine)};
+    res r = {0};
+    ember_call_start(t.pb.hub, &b_Hub_service, 99, enc_two, two, raw_done, NULL, &r, NULL);
+    wait_res(&r);
+    /* A method the types do not describe: the proxy answers it itself. */
+    CU_ASSERT_EQUAL(r.st, EMBER_NO_METHOD);
+    CU_ASSERT_STRING_EQUAL(r.msg, "no method 99 in b.Hub");
+    round_trip(ember_node_root(t.b));
+    CU_ASSERT_EQUAL(ember_node_sent_(t.b, two[0]), v3 ? 0 : 1);
+    CU_ASSERT_EQUAL(ember_node_sent_(t.b, two[1]), v3 ? 0 : 1);
+
+    memset(&r, 0, sizeof r);
+    ember_call_start(t.pb.hub, &b_Hub_service, b_Hub_keep_ID, enc_two, two,
+                     raw_done, NULL, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.st, v3 ? EMBER_FAILED : EMBER_OK);
+    CU_ASSERT((t.pa.kept != NULL) == !v3);
+    round_trip(ember_node_root(t.b));
+    CU_ASSERT_EQUAL(ember_node_sent_(t.b, two[0]), v3 ? 0 : 2);
+    CU_ASSERT_EQUAL(ember_node_sent_(t.b, two[1]), v3 ? 0 : 2);
+    CU_ASSERT_EQUAL(ember_child_exported_(ca), v3 ? 0 : 1); /* R's proxy */
+
+    /* A lets go: R's proxy goes, and its DECREF reaches B. */
+    peer_drop(&t.pa);
+    round_trip(child_ref(t.r, "a"));
+    CU_ASSERT_EQUAL(ember_child_exported_(ca), 0);
+    round_trip(ember_node_root(t.b));
+    CU_ASSERT_EQUAL(ember_node_sent_(t.b, two[0]), v3 ? 0 : 1);
+    CU_ASSERT_EQUAL(ember_node_sent_(t.b, two[1]), v3 ? 0 : 2);
+
+    peer_fini(&t.pb);
+    ember_node_free(t.b);
+    t.b = NULL;
+    peer_init(&t.pb);
+    CU_ASSERT_EQUAL(two[0]->rc, 1);
+    CU_ASSERT_EQUAL(two[1]->rc, 1);
+    ember_ref_release(two[0]);
+    ember_ref_release(two[1]);
+    peer_fini(&mine);
+    r_lets_go(&t);
+    trio_stop(&t);
+}
+
+/* A's object passed to B through R three times, and R's own three times:
+ * B's release of each is one DECREF of the count it got, on whichever
+ * version; the proxy and every export are gone once all let go. */
+static void test_decref_counts(void)
+{
+    trio t;
+    trio_start(&t);
+    ember_child *ca = ember_root_child_by_name(t.r, "a");
+    ember_child *cb = ember_root_child_by_name(t.r, "b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ca);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cb);
+    ember_ref *kept[8];
+    t.pb.all = kept;
+    t.pb.capall = 8;
+    peer mine;
+    peer_init(&mine);
+    ember_ref *own = b_Echo_local(&echo_handlers, &mine);
+    for (int i = 0; i < 3; i++) {
+        b_keeps_ref(&t, t.aref);
+        b_keeps_ref(&t, own);
+    }
+    CU_ASSERT_EQUAL(t.pb.nall, 6);
+    CU_ASSERT_EQUAL(ember_child_sent_(cb, own), 3);
+    CU_ASSERT_EQUAL(ember_child_exported_(cb), 2); /* own and the proxy */
+    CU_ASSERT_EQUAL(ember_node_sent_(t.a, t.pa.echo), 1); /* R's aref */
+    res r = {0};
+    b_Echo_twice(kept[0], 5, got_u64, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.u, 10);
+    CU_ASSERT_EQUAL(t.pa.echo_calls, 1);
+    peer_drop(&t.pb);
+    CU_ASSERT(run_until(base, none_exported, cb, 5000));
+    CU_ASSERT_EQUAL(ember_child_sent_(cb, own), 0);
+    CU_ASSERT_EQUAL(own->rc, 1);
+    CU_ASSERT_EQUAL(ember_node_sent_(t.a, t.pa.echo), 1);
+    r_lets_go(&t);
+    CU_ASSERT_EQUAL(ember_node_sent_(t.a, t.pa.echo), 0);
+    CU_ASSERT_EQUAL(ember_child_exported_(ca), 0);
+    t.pb.all = NULL;
+    t.pb.capall = 0;
+    ember_ref_release(own);
+    peer_fini(&mine);
+    trio_stop(&t);
+}
+
 /* ---- three processes ---- */
 
 /* A child process: a node named name of the root at port, serving b.Hub;
@@ -985,6 +1306,7 @@ static pid_t spawn_node(const char *name, int port, int held_fd)
     peer p;
     peer_init(&p);
     p.held_fd = held_fd;
+    ember_proto_max_ = node_ver(name);
     ember_node *n = ember_node_new(b, name, NULL);
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
@@ -1117,6 +1439,7 @@ static pid_t spawn_root(int *port)
     ember_root_config_default(&rc);
     rc.on_join = r_join_give;
     rc.ud = &r_peer;
+    ember_proto_max_ = ver_r;
     ember_root *r = ember_root_new(b, &rc);
     if (!r || b_Hub_export(ember_root_exports(r), &hub_handlers, &r_peer) ||
         ember_root_listen(r, "127.0.0.1:0"))
@@ -1140,7 +1463,9 @@ static void test_forwarder_killed(void)
     pid_t r = spawn_root(&port);
     CU_ASSERT_FATAL(r > 0);
     pid_t a = spawn_node("a", port, fds[1]);
+    ember_proto_max_ = ver_b;
     ember_node *b = ember_node_new(base, "b", NULL);
+    ember_proto_max_ = EMBER_PROTOCOL_VERSION;
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     CU_ASSERT_EQUAL_FATAL(ember_node_connect(b, addr), 0);
@@ -1178,35 +1503,59 @@ static int setup(void)
 static int teardown(void)
 {
     event_base_free(base);
+    ver_r = ver_a = ver_b = EMBER_PROTOCOL_VERSION;
     return 0;
 }
+
+/* The suites: every version 3, then version 2 peers among them. */
+static int setup_a2(void) { ver_a = 2; return setup(); }
+static int setup_b2(void) { ver_b = 2; return setup(); }
+static int setup_ab2(void) { ver_a = ver_b = 2; return setup(); }
+static int setup_r2(void) { ver_r = 2; return setup(); }
+
+static const struct {
+    const char *name;
+    CU_InitializeFunc init;
+} suites[] = {
+    {"gen-thirdparty", setup},
+    {"gen-thirdparty, A version 2", setup_a2},
+    {"gen-thirdparty, B version 2", setup_b2},
+    {"gen-thirdparty, A and B version 2", setup_ab2},
+    {"gen-thirdparty, R version 2", setup_r2},
+};
 
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
-    CU_pSuite s = CU_add_suite("gen-thirdparty", setup, teardown);
-    CU_add_test(s, "B calls A's object through R", test_forwarded);
-    CU_add_test(s, "R releases before B", test_released_root_first);
-    CU_add_test(s, "A leaves with a call in flight", test_owner_leaves);
-    CU_add_test(s, "refs in the arguments and results of forwarded calls",
-                test_refs_through_a_proxy);
-    CU_add_test(s, "a ref inside an error raised through a proxy",
-                test_ref_in_a_raised_error);
-    CU_add_test(s, "A withdraws its object", test_owner_revokes);
-    CU_add_test(s, "the refs in a call that cannot be passed on",
-                test_args_of_a_call_that_cannot_go_on);
-    CU_add_test(s, "5000 objects exported to one peer", test_many_exports);
-    CU_add_test(s, "one object passed on as two services", test_one_object_as_two_services);
-    CU_add_test(s, "B's arguments that do not decode: B goes, not A",
-                test_bad_args_caller);
-    CU_add_test(s, "B's cancel is passed on to A", test_cancel_passed_on);
-    CU_add_test(s, "B leaves with a call in flight", test_caller_leaves);
-    CU_add_test(s, "B goes: what R forwarded for it is cancelled",
-                test_caller_gone_cancels_forwarded);
-    CU_add_test(s, "R goes with a call in flight", test_forwarder_goes);
-    CU_add_test(s, "a process both root and node forwards", test_root_and_node);
-    CU_add_test(s, "three processes: B, then A killed", test_three_processes);
-    CU_add_test(s, "three processes: R killed", test_forwarder_killed);
+    for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
+        CU_pSuite s = CU_add_suite(suites[i].name, suites[i].init, teardown);
+        CU_add_test(s, "B calls A's object through R", test_forwarded);
+        CU_add_test(s, "R releases before B", test_released_root_first);
+        CU_add_test(s, "A leaves with a call in flight", test_owner_leaves);
+        CU_add_test(s, "refs in the arguments and results of forwarded calls",
+                    test_refs_through_a_proxy);
+        CU_add_test(s, "a ref inside an error raised through a proxy",
+                    test_ref_in_a_raised_error);
+        CU_add_test(s, "A withdraws its object", test_owner_revokes);
+        CU_add_test(s, "the refs in a call that cannot be passed on",
+                    test_args_of_a_call_that_cannot_go_on);
+        CU_add_test(s, "5000 objects exported to one peer", test_many_exports);
+        CU_add_test(s, "one object passed on as two services", test_one_object_as_two_services);
+        CU_add_test(s, "B's arguments that do not decode: B goes, not A",
+                    test_bad_args_caller);
+        CU_add_test(s, "B's cancel is passed on to A", test_cancel_passed_on);
+        CU_add_test(s, "B leaves with a call in flight", test_caller_leaves);
+        CU_add_test(s, "B goes: what R forwarded for it is cancelled",
+                    test_caller_gone_cancels_forwarded);
+        CU_add_test(s, "R goes with a call in flight", test_forwarder_goes);
+        CU_add_test(s, "a process both root and node forwards", test_root_and_node);
+        CU_add_test(s, "refs never decoded", test_never_decoded);
+        CU_add_test(s, "refs never decoded by R's proxy",
+                    test_never_decoded_through_a_proxy);
+        CU_add_test(s, "DECREF counts", test_decref_counts);
+        CU_add_test(s, "three processes: B, then A killed", test_three_processes);
+        CU_add_test(s, "three processes: R killed", test_forwarder_killed);
+    }
     return run_suites();
 }
