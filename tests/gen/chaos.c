@@ -14,6 +14,17 @@
  * something went away), that no handler of a revoked object runs, that
  * nothing is pending at the end and the export tables are empty once
  * everything was let go, and that the runtime's memory goes back to zero.
+ * Each node (each incarnation) speaks protocol version 2 or 3 at random
+ * (ember_proto_max_, drawn apart from the operations so a seed's operations
+ * are the same either way): on a version 2 connection the refs never
+ * decoded (a refused call's, a late answer's) stay exported until it
+ * closes (protocol.md, "The table of refs"), so with version 2 nodes the
+ * export check first finds the nodes holding nothing and nothing exported
+ * to a version 3 node, drops the version 2 nodes' connections, and then
+ * finds every table empty; with version 3 alone it finds them empty at
+ * once, as before. Half the seeds run version 3 alone; in the others
+ * CHAOS_V2=PCT sets how often a node speaks version 2 (default 50, 0:
+ * never).
  *
  * The seeds run by `make test` are CHAOS_SEEDS below; CHAOS_SEEDS=a-b in
  * the environment runs others (CHAOS_STEPS changes the length of a run).
@@ -38,6 +49,7 @@
 #include "chaos.h"
 #include "ref-internal.h" /* a connection's export tables */
 #include "conn-internal.h"
+#include "probe-internal.h" /* ember_proto_max_ */
 
 /* The seeds make test runs: 83 once met a forwarded call whose refs were
  * never released (the owner gone), 187 a forwarded call left in flight
@@ -58,7 +70,7 @@ enum { K_ACT, K_GIVE, K_TAKE, K_BCAST };
 
 /* What the runs met, over all seeds: outcomes by status, export checks. */
 static long long seen_status[16];
-static int exports_checked, seeds_run;
+static int exports_checked, seeds_run, v2_dropped, v2_nodes;
 
 /* ---- the PRNG (splitmix64) ---- */
 
@@ -77,6 +89,29 @@ static unsigned below(unsigned n)
 static bool chance(unsigned pct)
 {
     return below(100) < pct;
+}
+
+/* The nodes' versions come from a PRNG of their own: the operations a
+ * seed draws are the same whichever versions its nodes speak. Half the
+ * seeds run version 3 alone (mixed: false), the others draw a version for
+ * every node they make. */
+static uint64_t vrng;
+static bool mixed;
+static unsigned vrnd100(void)
+{
+    uint64_t z = (vrng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (unsigned)((z ^ (z >> 31)) % 100);
+}
+static uint32_t pick_version(void)
+{
+    static int pct = -1;
+    if (pct < 0) {
+        const char *e = getenv("CHAOS_V2");
+        pct = e ? atoi(e) : 50;
+    }
+    return mixed && (int)vrnd100() < pct ? 2 : EMBER_PROTOCOL_VERSION;
 }
 
 static long long now_ms(void)
@@ -141,6 +176,7 @@ typedef struct ep {
     ember_root *root;
     ember_node *node;
     int inc;          /* incarnation: a new node object for this slot */
+    uint32_t ver;     /* the protocol version it speaks at most */
     bool closing, closed, freeing;
     held h[MAXHELD];
     int nh;
@@ -223,8 +259,8 @@ static void dump_nodes(void)
         ember_conn *nc = S.e[i].node ? ember_node_root(S.e[i].node)->conn : NULL;
         ember_child *ch = S.e[0].root ? ember_root_child_by_name(S.e[0].root, name) : NULL;
         ember_conn *rc = ch ? ember_child_ref(ch)->conn : NULL;
-        fprintf(stderr, "chaos:   node %d: exports %u refs %u; the root's side: exports %u refs %u\n",
-                i, nc ? nc->xobj_oids.n : 0, nc ? nc->rrefs.n : 0, rc ? rc->xobj_oids.n : 0,
+        fprintf(stderr, "chaos:   node %d (version %u): exports %u refs %u; the root's side: "
+                "exports %u refs %u\n", i, S.e[i].ver, nc ? nc->xobj_oids.n : 0, nc ? nc->rrefs.n : 0, rc ? rc->xobj_oids.n : 0,
                 rc ? rc->rrefs.n : 0);
         for (uint32_t bk = 0; rc && bk < rc->rrefs.nb; bk++)
             for (ember_hnode *x = rc->rrefs.b[bk]; x; x = x->next) {
@@ -777,7 +813,11 @@ static void new_node(int slot)
     snprintf(name, sizeof name, "n%d", slot);
     e->inc++;
     e->closing = e->closed = false;
+    e->ver = pick_version();
+    v2_nodes += e->ver == 2;
+    ember_proto_max_ = e->ver;
     e->node = ember_node_new(S.base, name, &nc);
+    ember_proto_max_ = EMBER_PROTOCOL_VERSION;
     CU_ASSERT_PTR_NOT_NULL_FATAL(e->node);
     e->exports_srv = (srv){slot, -1};
     CU_ASSERT_EQUAL(chaos_Obj_export(ember_node_exports(e->node), &handlers, &e->exports_srv), 0);
@@ -1180,6 +1220,46 @@ static unsigned conn_objs(ember_conn *c)
     return c ? c->xobj_oids.n + c->rrefs.n : 0;
 }
 
+/* With version 2 nodes, before their connections go: the nodes hold
+ * nothing of the root's (decoded refs are counted on either version), and
+ * the root has nothing exported to a version 3 node (its refs never stay).
+ * What the root exports to a version 2 node may stay, and with it what the
+ * root's proxies there forward to. */
+static bool nothing_held_but_v2(void *ud)
+{
+    unsigned *left = ud;
+    *left = 0;
+    for (int i = 1; i < NE; i++)
+        if (S.e[i].node && ember_node_root(S.e[i].node)->conn)
+            *left += ember_node_root(S.e[i].node)->conn->rrefs.n;
+    for (ember_child *c = ember_root_child_next(S.e[0].root, NULL); c;
+         c = ember_root_child_next(S.e[0].root, c))
+        if (ember_child_version_(c) >= 3)
+            *left += ember_child_exported_(c);
+    return *left == 0;
+}
+
+/* Drops the connection of every node that speaks version 2, what it left
+ * exported with it, and waits for them to register again. */
+static bool drop_v2_nodes(void)
+{
+    bool any = false;
+    for (int i = 1; i < NE; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "n%d", i);
+        ember_child *c = ember_root_child_by_name(S.e[0].root, name);
+        if (!c || ember_child_version_(c) != 2)
+            continue;
+        note("drop version 2 child %d", i);
+        S.gen++;
+        ember_root_drop(S.e[0].root, c, "chaos drops a version 2 node");
+        any = true;
+    }
+    if (any && !run_until(S.base, up_cond, NULL, 5000))
+        violation("the version 2 nodes did not register again");
+    return any;
+}
+
 static bool exports_empty(void *ud)
 {
     unsigned *left = ud;
@@ -1217,6 +1297,8 @@ static void run_seed(uint64_t seed, int steps)
     phase_t = t_start;
     S.seed = seed;
     rng = seed * 0x2545f4914f6cdd1dull + 1;
+    vrng = ~seed * 0x9e3779b97f4a7c15ull;
+    mixed = vrnd100() < 50;
     S.base = event_base_new();
     CU_ASSERT_PTR_NOT_NULL_FATAL(S.base);
 
@@ -1330,6 +1412,15 @@ static void run_seed(uint64_t seed, int steps)
             release_objs(i);
         unsigned left = 0;
         exports_checked += all_up();
+        bool v2 = false;
+        for (int i = 1; i < NE; i++)
+            v2 |= S.e[i].ver == 2;
+        if (v2 && all_up()) {
+            if (!run_until(S.base, nothing_held_but_v2, &left, 3000))
+                violation("%u refs held by the nodes or exported to version 3 nodes "
+                          "once everything was let go", left);
+            v2_dropped += drop_v2_nodes();
+        }
         if (!run_until(S.base, exports_empty, &left, 3000) && all_up()) {
             violation("%u objects still exported or held once everything was let go", left);
             for (int i = 0; getenv("CHAOS_VERBOSE") && i < S.nr; i++)
@@ -1416,8 +1507,9 @@ static void test_chaos(void)
 
 static void report(void)
 {
-    fprintf(stderr, "    %d seeds, export tables checked empty in %d; outcomes:", seeds_run,
-            exports_checked);
+    fprintf(stderr, "    %d seeds, export tables checked empty in %d (version 2 nodes "
+            "dropped first in %d), %d version 2 nodes; outcomes:", seeds_run,
+            exports_checked, v2_dropped, v2_nodes);
     for (int i = 0; i < 16; i++)
         if (seen_status[i])
             fprintf(stderr, " %s %lld", ember_status_name((ember_status)i), seen_status[i]);
