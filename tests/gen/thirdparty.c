@@ -1293,6 +1293,96 @@ static void test_decref_counts(void)
     trio_stop(&t);
 }
 
+/* Refs coming home through R: B hands A's object (R's proxy) to A's Hub
+ * (R's proxy too), and R's own object back to R; each arrives as the
+ * original. */
+static void test_refs_coming_home(void)
+{
+    trio t;
+    trio_start(&t);
+    ember_child *ca = ember_root_child_by_name(t.r, "a");
+    ember_child *cb = ember_root_child_by_name(t.r, "b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ca);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cb);
+    b_keeps(&t);
+    b_meets_a(&t);
+    res k = {0};
+    b_Hub_keep(t.pb.hub, t.pb.kept, got_void, &k, NULL);
+    wait_res(&k);
+    CU_ASSERT_EQUAL(k.st, EMBER_OK);
+    CU_ASSERT_PTR_EQUAL(t.pa.kept, t.pa.echo); /* A's own, home */
+
+    peer mine;
+    peer_init(&mine);
+    ember_ref *own = b_Echo_local(&echo_handlers, &mine);
+    b_keeps_ref(&t, own);
+    t.pb.give = ember_ref_retain(t.pb.kept);
+    res g = {0};
+    b_Hub_give(child_ref(t.r, "b"), got_ref, &g, NULL);
+    wait_res(&g);
+    CU_ASSERT_EQUAL(g.st, EMBER_OK);
+    CU_ASSERT_PTR_EQUAL(g.ref, own); /* R's own, home */
+    ember_ref_release(g.ref);
+
+    /* Everything let go: nothing exported anywhere but R's aref at A. */
+    ember_ref_release(t.pb.give);
+    t.pb.give = NULL;
+    peer_drop(&t.pb);
+    peer_drop(&t.pa);
+    CU_ASSERT(run_until(base, none_exported, cb, 5000));
+    CU_ASSERT(run_until(base, none_exported, ca, 5000));
+    CU_ASSERT_EQUAL(own->rc, 1);
+    r_lets_go(&t);
+    CU_ASSERT_EQUAL(ember_node_sent_(t.a, t.pa.echo), 0);
+    ember_ref_release(own);
+    peer_fini(&mine);
+    trio_stop(&t);
+}
+
+/* A broadcast's outcomes: counts those that are OK. */
+static void bcast_done(const ember_outcome *o, void *ud)
+{
+    *(int *)ud += o->status == EMBER_OK;
+}
+
+/* R broadcasts its object to A and B, whatever they speak: each gets its
+ * own export, and each release reaches R. */
+static void test_broadcast_ref(void)
+{
+    trio t;
+    trio_start(&t);
+    ember_child *ca = ember_root_child_by_name(t.r, "a");
+    ember_child *cb = ember_root_child_by_name(t.r, "b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ca);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cb);
+    peer mine;
+    peer_init(&mine);
+    ember_ref *own = b_Echo_local(&echo_handlers, &mine);
+    int ok = 0;
+    CU_ASSERT_EQUAL(b_Hub_keep_broadcast(t.r, NULL, NULL, own, bcast_done, &ok, NULL), 2);
+    int_at_least both = {&ok, 2};
+    CU_ASSERT_FATAL(run_until(base, reached, &both, 5000));
+    CU_ASSERT_EQUAL(ember_child_sent_(ca, own), 1);
+    CU_ASSERT_EQUAL(ember_child_sent_(cb, own), 1);
+    res r = {0};
+    b_Echo_twice(t.pa.kept, 3, got_u64, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.u, 6);
+    memset(&r, 0, sizeof r);
+    b_Echo_twice(t.pb.kept, 4, got_u64, &r, NULL);
+    wait_res(&r);
+    CU_ASSERT_EQUAL(r.u, 8);
+    CU_ASSERT_EQUAL(mine.echo_calls, 2);
+    peer_drop(&t.pa);
+    peer_drop(&t.pb);
+    CU_ASSERT(run_until(base, none_exported, ca, 5000));
+    CU_ASSERT(run_until(base, none_exported, cb, 5000));
+    CU_ASSERT_EQUAL(own->rc, 1);
+    ember_ref_release(own);
+    peer_fini(&mine);
+    trio_stop(&t);
+}
+
 /* ---- three processes ---- */
 
 /* A child process: a node named name of the root at port, serving b.Hub;
@@ -1554,6 +1644,8 @@ int main(void)
         CU_add_test(s, "refs never decoded by R's proxy",
                     test_never_decoded_through_a_proxy);
         CU_add_test(s, "DECREF counts", test_decref_counts);
+        CU_add_test(s, "refs coming home through R", test_refs_coming_home);
+        CU_add_test(s, "a broadcast holding a ref", test_broadcast_ref);
         CU_add_test(s, "three processes: B, then A killed", test_three_processes);
         CU_add_test(s, "three processes: R killed", test_forwarder_killed);
     }
