@@ -479,6 +479,10 @@ EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)
         return 0;
     if (!c || !d->arena)
         return ember_dec_fail(d, "refs decode only on a connection");
+    /* Its refs died with it (ember_ref_conn_closed): a new one would be
+     * left pointing at the connection once it is freed. */
+    if (c->state == EMBER_CONN_CLOSED)
+        return ember_dec_fail(d, "a ref of a connection that is closed");
     /* The cleanup that releases the ref on reset is decoded memory too. */
     if (ember_dec_charge(d, EMBER_ARENA_CLEANUP_BYTES))
         return -1;

@@ -28,6 +28,7 @@
 #include "conn-internal.h"
 #include "ember-internal.h"
 #include "ref-internal.h"
+#include "probe-internal.h" /* ember_proto_max_ */
 #include "wire-internal.h"
 
 enum { M_ADD = 1, M_LATER, M_BOOM, M_FAIL, M_HANG, M_NOTE, M_WATCH, M_GIVE,
@@ -2918,6 +2919,53 @@ static void done_many(const ember_outcome *o, ember_dec *reply, ember_fn cb, voi
     r->error_id = ember_node_root(F.node[0])->conn->rrefs.n;
 }
 
+/* ---- a ref decoded after its connection closed ---- */
+
+static struct {
+    int n, rc;
+    ember_ref *x;
+} DC;
+
+/* Drops the child that answered, then decodes the ref in its reply. */
+static void drop_then_decode(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
+{
+    uint32_t tag = 0;
+    unsigned wt = 0;
+    (void)cb;
+    (void)ud;
+    DC.n++;
+    ember_root_drop(F.root, o->child ? o->child : child("n0"), "test: dropped");
+    DC.rc = o->status == EMBER_OK && reply && ember_dec_field(reply, &tag, &wt) == 1
+                ? ember_dec_ref(reply, wt, &DC.x) : -2;
+}
+
+/* A completion that closes the reply's connection and then decodes a ref
+ * from it: the ref is refused (its connection is gone), on protocol 2 as
+ * on 3; on 2 it was made and left in the closed connection's table,
+ * pointing at the connection once it was freed. */
+static void t_ref_after_close(void)
+{
+    for (uint32_t v = 2; v <= 3; v++) {
+        fresh_fixture();
+        F.root = make_root(NULL, 0);
+        ember_proto_max_ = v;
+        make_node("n0", NULL);
+        ember_proto_max_ = EMBER_PROTOCOL_VERSION;
+        CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
+        G.give = ember_ref_local(&obs_svc, NULL, NULL);
+        memset(&DC, 0, sizeof DC);
+        ember_call_start(ember_child_ref(child("n0")), &calc_svc, M_GIVE, NULL, NULL,
+                         drop_then_decode, NULL, NULL, NULL);
+        int_at_least one = {&DC.n, 1};
+        CU_ASSERT_TRUE(run_until(F.base, reached, &one, 2000));
+        CU_ASSERT_EQUAL(DC.rc, -1);
+        CU_ASSERT_PTR_NULL(DC.x);
+        ember_ref_release(G.give);
+        G.give = NULL;
+        teardown_basic();
+    }
+}
+
 /* ---- max_outstanding as both sides count it ---- */
 
 static int oneway_drops;
@@ -3179,6 +3227,7 @@ void add_e2e_suite(void)
     CU_add_test(s, "refs never decoded go back to their owner", t_refs_never_decoded);
     CU_add_test(s, "what is sent stays within the peer's limits", t_peer_limits);
     CU_add_test(s, "max_outstanding as the caller counts it", t_outstanding_after_cancel);
+    CU_add_test(s, "a ref decoded after its connection closed", t_ref_after_close);
     CU_add_test(s, "a proxy does not copy refs its types do not place",
                 t_proxy_refs_untyped);
     CU_add_test(s, "20000 calls in flight", t_pipelined);
