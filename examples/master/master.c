@@ -68,6 +68,7 @@ static struct {
     proc procs[CFG_MAX_SERVERS];
     int n_procs;
     bool stopping;
+    bool stop_finished;   /* the stop's answer is made (finish_stop, once) */
     int tier;                       /* stop tier in progress */
     int tier_pending;
     struct evhttp_request *stop_req;
@@ -636,8 +637,14 @@ static void stop_reply_sent(struct evhttp_request *req, void *ud)
         evhttp_connection_set_closecb(evcon, stop_client_closed, NULL);
 }
 
+/* Once, when the last process is gone: a SIGCHLD delivered again after
+ * that (each child's exit signals) must not shut the master down under the
+ * answer on its way. */
 static void finish_stop(void)
 {
+    if (M.stop_finished)
+        return;
+    M.stop_finished = true;
     if (M.reap_deadline) {
         event_free(M.reap_deadline);
         M.reap_deadline = NULL;
