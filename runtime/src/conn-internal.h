@@ -227,9 +227,10 @@ int ember_frame_closed_(ember_enc *e);
 int ember_frame_end_fail_(ember_conn *c, ember_enc *e, size_t len);
 /* The frame being encoded was sent: the exports it made stay. */
 void ember_frame_exports_kept_(ember_conn *c);
-/* Ends the frame being encoded with its table of the objects it sent
- * (c->xundo) and flags its kind (protocol 3). */
-void ember_frame_put_refs_(ember_conn *c, ember_enc *e);
+/* ember_frame_end of a frame that sent objects (c->xundo): protocol 3
+ * ends it with its table of them and flags its kind; its exports stay
+ * when it is sent, and are taken back when it is not. */
+int ember_frame_end_refs_(ember_conn *c, ember_enc *e);
 
 /* What ember_frame_begin reserves: the frame's first 5 bytes, then room
  * for any kind's header (a service id and up to five varints), written with
@@ -254,19 +255,24 @@ static inline int ember_frame_begin(ember_conn *c, ember_enc *e, uint8_t kind)
     return 0;
 }
 
-static inline int ember_frame_end(ember_conn *c, ember_enc *e)
+/* Queues the frame being encoded, or fails it (the common part of both
+ * ends). */
+static inline int ember_frame_commit_(ember_conn *c, ember_enc *e)
 {
-    if (c->xundo && c->ref_tables)
-        ember_frame_put_refs_(c, e);
     size_t len = ember_enc_len(e) - 4;
     if (e->failed || len > c->out_max_frame)
         return ember_frame_end_fail_(c, e, len);
     ember_put_le32(e->base, (uint32_t)len);
     ember_buf_enc_commit(&c->out, e);
-    if (c->xundo)
-        ember_frame_exports_kept_(c);
     ember_conn_mark_dirty(c);
     return 0;
+}
+
+static inline int ember_frame_end(ember_conn *c, ember_enc *e)
+{
+    if (c->xundo)
+        return ember_frame_end_refs_(c, e);
+    return ember_frame_commit_(c, e);
 }
 
 /* ---- tls.c ---- */

@@ -59,7 +59,7 @@ void ember_frame_exports_kept_(ember_conn *c)
 /* The table: (object id, times this frame sent it) varint pairs, then its
  * length in bytes as a u32 little endian, so the receiver finds it from
  * the frame's end and counts refs it never decodes (docs/protocol.md). */
-void ember_frame_put_refs_(ember_conn *c, ember_enc *e)
+static void put_refs(ember_conn *c, ember_enc *e)
 {
     size_t start = ember_enc_len(e);
     for (ember_xobj *x = c->xundo; x; x = x->undo_next) {
@@ -69,6 +69,16 @@ void ember_frame_put_refs_(ember_conn *c, ember_enc *e)
     size_t n = ember_enc_len(e) - start;
     ember_enc_raw_fixed32(e, (uint32_t)n);
     e->base[4] |= EMBER_FR_REFS;
+}
+
+int ember_frame_end_refs_(ember_conn *c, ember_enc *e)
+{
+    if (c->ref_tables)
+        put_refs(c, e);
+    if (ember_frame_commit_(c, e))
+        return -1; /* the exports were taken back */
+    ember_frame_exports_kept_(c);
+    return 0;
 }
 
 int ember_frame_end_fail_(ember_conn *c, ember_enc *e, size_t len)
