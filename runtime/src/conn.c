@@ -519,12 +519,12 @@ static int read_once(ember_conn *c)
 
     /* Frames are contiguous: parse each in place. */
     size_t off = in->off;
-    while (c->state != EMBER_CONN_CLOSED) {
-        /* Over the cap, the rest waits in the buffer: a read of many
-         * small frames whose answers are larger (NO_METHOD errors) must
-         * not queue more than the frame that crossed it. */
-        if (ember_buf_used(&c->out) > out_cap(c))
-            break;
+    /* Over the cap, the rest waits in the buffer: a read of many small
+     * frames whose answers are larger (NO_METHOD errors) must not queue
+     * more than the frame that crossed it. Checked with the early flush
+     * below (a cap under EMBER_FLUSH_EARLY is overshot by less than it). */
+    bool over = ember_buf_used(&c->out) > out_cap(c);
+    while (!over && c->state != EMBER_CONN_CLOSED) {
         ember_frame f;
         size_t used;
         const char *why = NULL;
@@ -553,8 +553,11 @@ static int read_once(ember_conn *c)
         /* A long batch sends what it answered so far: the peer starts on
          * it while we go on, at one more send per EMBER_FLUSH_EARLY bytes
          * (none while the socket is full: the write event sends then). */
-        if (ember_buf_used(&c->out) >= EMBER_FLUSH_EARLY && !c->wev_added)
-            ember_conn_flush(c);
+        if (ember_buf_used(&c->out) >= EMBER_FLUSH_EARLY) {
+            if (!c->wev_added)
+                ember_conn_flush(c);
+            over = ember_buf_used(&c->out) > out_cap(c);
+        }
     }
     if (c->state == EMBER_CONN_CLOSED)
         return 0; /* buffers go when the connection is reaped */
