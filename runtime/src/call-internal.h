@@ -128,6 +128,11 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f);
 void ember_call_batch_begin(ember_ep *ep);
 void ember_call_batch_end(ember_ep *ep);
 void ember_call_cancel_in(ember_conn *c, uint64_t peer_id);
+/* ember_call_forward with the callback that answers the call (it clears
+ * call->fwd_h, then answers: a proxy checks the answer first). */
+int ember_call_forward_with(ember_call *call, ember_ref *to, uint32_t service,
+                            uint32_t method, const void *payload, size_t len,
+                            ember_raw_cb cb, const ember_callopts *opts);
 /* The connection is gone: calls become orphans; replies will be no-ops. */
 void ember_call_orphan_all(ember_conn *c);
 void ember_call_pool_free(ember_ep *ep);

@@ -266,6 +266,14 @@ EMBER_API int ember_call_forward(ember_call *call, ember_ref *to, uint32_t servi
                                  uint32_t method, const void *payload, size_t len,
                                  const ember_callopts *opts)
 {
+    return ember_call_forward_with(call, to, service, method, payload, len,
+                                   forwarded, opts);
+}
+
+int ember_call_forward_with(ember_call *call, ember_ref *to, uint32_t service,
+                            uint32_t method, const void *payload, size_t len,
+                            ember_raw_cb cb, const ember_callopts *opts)
+{
     if (!call || !to)
         return ember_seterr("ember_call_forward: NULL argument");
     if (call->answered || call->fwd_to)
@@ -273,12 +281,11 @@ EMBER_API int ember_call_forward(ember_call *call, ember_ref *to, uint32_t servi
                             "forwarded already");
     if (call->oneway)
         return ember_oneway_raw(to, service, method, payload, len);
-    /* Answered exactly once by forwarded(), whatever happens to either side
+    /* Answered exactly once by cb, whatever happens to either side
      * meanwhile (a call that cannot start ends from the loop); the
      * caller's CANCEL, or its connection going, cancels it. */
     call->fwd_to = ember_ref_retain(to);
-    call->fwd_h = ember_call_raw(to, service, method, payload, len, forwarded,
-                                 call, opts);
+    call->fwd_h = ember_call_raw(to, service, method, payload, len, cb, call, opts);
     return 0;
 }
 

@@ -593,15 +593,8 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
     } else if (refs_copied(call->conn, svc, m, why, sizeof why)) {
         if (!ember_call_oneway(call))
             ember_call_fail(call, "%s", why);
-    } else if (ember_call_oneway(call)) {
-        ember_oneway_raw(px->fwd, service, method, p, n);
     } else {
-        /* Answered exactly once by relayed(), whatever happens to either
-         * side meanwhile (a call that cannot start ends from the loop); the
-         * caller's CANCEL is passed on (ember_call_cancel_in). */
-        call->fwd_to = ember_ref_retain(px->fwd);
-        call->fwd_h = ember_call_raw(px->fwd, service, method, p, n, relayed,
-                                     call, NULL);
+        ember_call_forward_with(call, px->fwd, service, method, p, n, relayed, NULL);
     }
 }
 
