@@ -75,6 +75,16 @@ int ember_calltab_cancel(ember_conn *c, ember_handle h);
 /* ember_enc.failed of a forwarded call whose arguments did not decode as
  * they were re-encoded (proxy.c; ember_last_error() says why). */
 #define EMBER_ENC_BAD_ARGS 4
+/* Whose fault a call, answer or error that did not encode is: its values' (a string not
+ * UTF-8, a ref or a value the connection cannot take: FAILED), or a
+ * limit's (a frame over max_frame, ours or the peer's, no memory: LIMIT). */
+static inline ember_status ember_encode_status(const ember_enc *e)
+{
+    return e->bad_utf8 || e->failed == EMBER_ENC_BAD_ARGS ||
+                   e->failed == EMBER_ENC_BAD_REF
+               ? EMBER_FAILED
+               : EMBER_LIMIT;
+}
 /* Why the arguments e wrote for method of svc did not encode (a string
  * that is not UTF-8 named by parameter when svc knows it), in bad (n
  * bytes) or a constant, and the status the call ends with. */

@@ -562,14 +562,10 @@ static int write_answer(ember_call *k, bool raised, uint32_t error_id,
     ember_log(EMBER_LOG_WARN, "%s: %s to %s.%u could not be encoded: %s",
               c->ep->what, what, service_name(k->ex, k->service), k->method,
               ember_last_error());
-    /* The values' fault (FAILED), or a limit: a frame over max_frame,
-     * ours or the caller's, or no memory (LIMIT). */
-    bool values = e.bad_utf8 || e.failed == EMBER_ENC_BAD_ARGS ||
-                  e.failed == EMBER_ENC_BAD_REF;
     char msg[200];
     snprintf(msg, sizeof msg, "%s could not be encoded: %s", what,
              e.bad_utf8 ? "a string in it is not valid UTF-8" : ember_last_error());
-    send_error(c, k->peer_id, values ? EMBER_FAILED : EMBER_LIMIT, msg);
+    send_error(c, k->peer_id, ember_encode_status(&e), msg);
     return -1;
 }
 

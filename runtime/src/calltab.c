@@ -365,24 +365,16 @@ static const char *bad_utf8_msg(char *buf, size_t n, const ember_service_desc *s
 }
 
 /* Why a frame that did not encode failed, and the status its call ends
- * with: a string that is not UTF-8 or a value the connection cannot take
- * is the call's own fault (FAILED), a frame over max_frame (ours or the
- * peer's) or no memory a limit (LIMIT). */
+ * with (ember_encode_status): a string that is not UTF-8 named as the
+ * argument, anything else as the encoder said. */
 const char *ember_calltab_encode_failure(const ember_enc *e,
                                          const ember_service_desc *svc,
                                          uint32_t method, char *bad, size_t n,
                                          ember_status *st)
 {
-    if (e->bad_utf8) {
-        *st = EMBER_FAILED;
+    *st = ember_encode_status(e);
+    if (e->bad_utf8)
         return bad_utf8_msg(bad, n, svc, method, e->bad_utf8);
-    }
-    if (e->failed == EMBER_ENC_BAD_REF || e->failed == EMBER_ENC_BAD_ARGS) {
-        *st = EMBER_FAILED;
-        snprintf(bad, n, "arguments could not be encoded: %s", ember_last_error());
-        return bad;
-    }
-    *st = EMBER_LIMIT;
     snprintf(bad, n, "arguments could not be encoded: %s", ember_last_error());
     return bad;
 }
