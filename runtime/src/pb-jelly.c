@@ -237,16 +237,37 @@ int ember_jl_skip_rest(ember_jl_cur *c, const ember_jl_val *v)
     }
 }
 
+/*
+ * The (remote)s of one value, by the shape jelly gives every compound, a
+ * name and then elements: also inside the types ember refuses (a set, a
+ * shared object's (reference), a Copyable's class name and state...), as
+ * Twisted counted each remote it put there. A dictionary's items are
+ * (key value) pairs, walked as such, so a pair that looks like a remote
+ * ("remote" -> 5) is not taken for one: a decref of a luid Twisted did
+ * not give makes it drop the connection.
+ */
 static int remotes_in(ember_jl_cur *c, int depth, void (*fn)(uint64_t, void *),
                       void *ud)
 {
-    ember_jl_val v;
-    if (depth > EMBER_BN_DEPTH_MAX || ember_jl_read(c, &v))
+    ember_bn_tok t;
+    const uint8_t *body, *name;
+    size_t n;
+    if (next_tok(c, &t, &body))
         return -1;
-    if (v.kind == EMBER_JL_REMOTE)
-        fn(v.mag, ud);
-    bool dict = v.kind == EMBER_JL_DICT;
-    for (uint32_t i = 0; i < v.count; i++) {
+    if (t.type != EMBER_BN_LIST)
+        return 0;
+    if (depth >= EMBER_BN_DEPTH_MAX || t.num == 0 || next_str(c, &name, &n))
+        return -1;
+    uint64_t left = t.num - 1;
+    if (is(name, n, "remote")) {
+        if (left != 1 || next_tok(c, &t, &body) ||
+            (t.type != EMBER_BN_INT && t.type != EMBER_BN_LONGINT) || t.big)
+            return -1;
+        fn(t.num, ud);
+        return 0;
+    }
+    bool dict = is(name, n, "dictionary");
+    for (; left; left--) {
         if (dict && (ember_jl_pair(c) || remotes_in(c, depth + 2, fn, ud)))
             return -1;
         if (remotes_in(c, depth + (dict ? 2 : 1), fn, ud))

@@ -411,6 +411,11 @@ def hang(port, name):
           repr(f))
 
 
+class Carrier(pb.Copyable):
+    def __init__(self, ref):
+        self.ref = ref
+
+
 class Callback(pb.Referenceable):
     def remote_callChild(self, command, *args):
         return args[0] * 2
@@ -456,6 +461,20 @@ def refs(port, name):
     got = yield root.callRemote("sink", [1, {"k": (cb,)}])
     check("ref, untyped nested", got is None, repr(got))
     yield expect_fail(root, "ref, untyped set", TypeError, "'set'", cb, {1}, _name="sink")
+    # Inside the types ember refuses: a set, an object sent twice (jelly's
+    # reference and dereference), a Copyable's state; typed and untyped.
+    shared = [cb]
+    yield expect_fail(root, "ref in a set", TypeError, "'set'", {cb}, _name="sink")
+    yield expect_fail(root, "ref in a shared list", TypeError, "'reference'",
+                      [shared, shared], _name="sink")
+    yield expect_fail(root, "ref in a Copyable", TypeError, "not accepted",
+                      Carrier(cb), _name="sink")
+    yield expect_fail(root, "ref in a set, typed", TypeError, "'set'", 1016, {cb}, 1)
+    # A dictionary item shaped like a remote is no remote: nothing of ours
+    # is released for it (luid 1 is the registration's ProxyReference).
+    got = yield root.callRemote("sink", {b"remote": 1}, [{b"remote": 1}])
+    check("a pair like a remote", got is None and 1 in broker.localObjects,
+          repr(broker.localObjects))
     luid = broker.luids.get(id(cb)) if hasattr(broker, "luids") else None
     released = yield until(lambda: all(o.object is not cb for o in broker.localObjects.values()))
     check("callback released", released, repr(broker.localObjects))
