@@ -310,11 +310,10 @@ static int walk_value(walk *w, unsigned wt, const ember_type *t)
         ember_ref *ref;
         size_t outside = d->outside;
         if (w->mode == WALK_CHECK) {
-            /* decoded later (XCODE), or copied; the owner's decoder
-             * charges each ref's cleanup */
-            if (ember_dec_raw_varint(d, &count))
-                return -1;
-            return count ? ember_dec_charge(d, EMBER_ARENA_CLEANUP_BYTES) : 0;
+            /* decoded later (XCODE), or copied, if it names an object
+             * (a direct callee drops a caller that sends one that does
+             * not) */
+            return ember_dec_check_ref(d);
         }
         if (ember_dec_raw_ref(d, &ref)) /* released with the call's arena */
             return -1;

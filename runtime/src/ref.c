@@ -466,12 +466,59 @@ static void release_cb(void *p)
     ember_ref_release(p);
 }
 
+/*
+ * Why the ref word w (an object id and who owns it) names nothing on c, or
+ * NULL: *found is then the ref it names, or NULL for a peer's object new
+ * on a connection without tables of refs (decoding makes it).
+ */
+static const char *ref_unknown(ember_conn *c, uint64_t w, ember_ref **found)
+{
+    uint64_t oid = w >> 1;
+    *found = NULL;
+    /* Its refs died with it (ember_ref_conn_closed): a new one would be
+     * left pointing at the connection once it is freed. */
+    if (c->state == EMBER_CONN_CLOSED)
+        return "a ref of a connection that is closed";
+    if (w & 1) { /* one of ours coming home */
+        if (oid == 0)
+            return "a ref to the receiver's own exports";
+        if (!(*found = ember_ref_find_xobj(c, oid)))
+            return "ref to an object we never exported";
+        return NULL;
+    }
+    if (oid == 0)
+        return "ref with object id 0";
+    /* The frame's table counted it already (ember_ref_table_in); one we
+     * hold from an earlier frame only if this one lists it too, or it
+     * would go uncounted. */
+    if (c->ref_tables && (!(*found = rref_find(c, oid)) || !(*found)->held))
+        return "a ref its frame's table of refs does not list";
+    return NULL;
+}
+
+int ember_dec_check_ref(ember_dec *d)
+{
+    uint64_t w;
+    ember_ref *r;
+    const char *why;
+    if (ember_dec_raw_varint(d, &w))
+        return -1;
+    if (w == 0)
+        return 0;
+    if (!d->conn)
+        return ember_dec_fail(d, "refs decode only on a connection");
+    if ((why = ref_unknown(d->conn, w, &r)))
+        return ember_dec_fail(d, why);
+    return ember_dec_charge(d, EMBER_ARENA_CLEANUP_BYTES);
+}
+
 EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)
 {
     if (!d || !v)
         return ember_seterr("ember_dec_raw_ref: NULL argument");
     ember_conn *c = d->conn;
     uint64_t w;
+    const char *why;
     *v = NULL;
     if (ember_dec_raw_varint(d, &w))
         return -1;
@@ -479,36 +526,20 @@ EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)
         return 0;
     if (!c || !d->arena)
         return ember_dec_fail(d, "refs decode only on a connection");
-    /* Its refs died with it (ember_ref_conn_closed): a new one would be
-     * left pointing at the connection once it is freed. */
-    if (c->state == EMBER_CONN_CLOSED)
-        return ember_dec_fail(d, "a ref of a connection that is closed");
+    ember_ref *r;
+    if ((why = ref_unknown(c, w, &r)))
+        return ember_dec_fail(d, why);
     /* The cleanup that releases the ref on reset is decoded memory too. */
     if (ember_dec_charge(d, EMBER_ARENA_CLEANUP_BYTES))
         return -1;
-    uint64_t oid = w >> 1;
-    ember_ref *r = NULL;
-    if (w & 1) { /* one of ours coming home */
-        if (oid == 0) {
-            return ember_dec_fail(d, "a ref to the receiver's own exports");
-        }
-        r = ember_ref_find_xobj(c, oid);
-        if (!r)
-            return ember_dec_fail(d, "ref to an object we never exported");
+    if (w & 1) {
         if (r->kind == EMBER_REF_PROXY)
             r = r->fwd; /* a forwarded object: the ref we passed on */
         ember_ref_retain(r);
     } else {
-        if (oid == 0)
-            return ember_dec_fail(d, "ref with object id 0");
+        uint64_t oid = w >> 1;
         bool made;
         if (c->ref_tables) {
-            /* The frame's table counted it already (ember_ref_table_in);
-             * one we hold from an earlier frame only if this one lists it
-             * too, or it would go uncounted. */
-            if (!(r = rref_find(c, oid)) || !r->held)
-                return ember_dec_fail(d, "a ref its frame's table of refs "
-                                      "does not list");
             if ((made = r->fresh) && ember_dec_charge(d, EMBER_REF_ENTRY_BYTES))
                 return -1;
             ember_ref_retain(r);

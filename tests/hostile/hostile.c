@@ -845,8 +845,6 @@ typedef struct proxied {
     size_t grown;
 } proxied;
 
-/* The owner's exports, passed to the victim as a ref<hostile.Proxied>:
- * the victim calls the root's proxy of them until it is dropped. */
 /* The object id the victim knows the root's proxy of the owner's exports
  * by, passed to it as a ref<hostile.Proxied> (*oid stays 0 if that failed). */
 static void proxy_of_owner(ember_node *owner, uint64_t *oid)
@@ -944,6 +942,35 @@ static void case_post_proxied_refs_over_budget(void)
     CHECK(h_log_has("not passed on through a proxy", "decode budget"));
     CHECK(h_node_held_count() == held);
     CHECK(h_relay_up_closed(v.relay) == v.closed_before);
+    victim_stop(&v);
+    ember_node_free(owner);
+    h_run_for(20); /* teardown, not a wait */
+}
+
+/* A call through the proxy whose arguments hold a ref its frame's table
+ * does not list is malformed, as it is at a direct callee: the caller is
+ * answered FAILED and dropped, saying why, and the owner never sees it. */
+static void case_post_proxied_ref_unlisted(void)
+{
+    WITH_VICTIM(v);
+    ember_node *owner = h_node_new("owner", FX.port);
+    CHECK(owner);
+    uint64_t oid = 0;
+    proxy_of_owner(owner, &oid);
+    uint8_t p[64];
+    size_t n = refs_payload(p, sizeof p, 1, 3);
+    CHECK(oid && n && p[5] == 3 << 1);
+    p[5] = 40 << 1; /* the third ref: object 40, which the table lacks */
+    int held = h_node_held_count();
+    inject_kind_to(&v, FR_CALL | FR_REFS, H_INJ_ID(0), oid, H_NODE_HOLD, p, n);
+    ans_wait a = { v.relay, H_INJ_ID(0) };
+    CHECK(h_run_until(got_answer, &a, 3000));
+    uint8_t kind = 0;
+    uint64_t code = 0;
+    CHECK(h_relay_got_answer(v.relay, H_INJ_ID(0), &kind, &code));
+    CHECK(kind == FR_ERROR && code == EMBER_FAILED);
+    expect_victim_dropped(&v, "table of refs does not list");
+    CHECK(h_node_held_count() == held);
     victim_stop(&v);
     ember_node_free(owner);
     h_run_for(20); /* teardown, not a wait */
@@ -1854,6 +1881,9 @@ static const hcase cases[] = {
       512u << 10 },
     { "post-proxied-refs-over-budget", case_post_proxied_refs_over_budget, NULL,
       0, 0, false, 0 },
+    /* was: answered FAILED, but the caller stayed connected (fixed) */
+    { "post-proxied-ref-unlisted", case_post_proxied_ref_unlisted, NULL, 0, 0,
+      false, 0 },
     { "post-never-reads", case_post_never_reads, NULL, 0, 1u << 20, false, 0 },
     /* was: PONGs, replies and errors were queued without limit for a peer
      * that never reads (fixed: reading stops above out_high_water) */
