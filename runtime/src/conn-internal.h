@@ -147,6 +147,7 @@ struct ember_conn {
      * takes at registration (ember_conn_peer_limits), so that a frame it
      * would disconnect for fails alone here. */
     uint32_t out_max_frame, out_max_depth;
+    ember_dec_limits peer_lim;     /* as the peer said them (0: not said) */
     uint64_t in_refs;              /* the refs of the sender the frame being
                                       handled lists and no decode took yet:
                                       a proxy does not copy those (proxy.c) */
@@ -162,9 +163,11 @@ void ember_conn_set_ready(ember_conn *c);
 void ember_conn_close(ember_conn *c, ember_status st, const char *reason);
 void ember_conn_closef(ember_conn *c, ember_status st, const char *fmt, ...)
     EMBER_PRINTF(3, 4);
-/* The peer's max_frame and max_depth (0: not said), from its HELLO or
- * REGISTER: what we send stays within them too. */
-void ember_conn_peer_limits(ember_conn *c, uint32_t max_frame, uint32_t max_depth);
+/* The peer's max_frame and decode limits (each 0: not said), from its
+ * HELLO or REGISTER: what we send stays within its max_frame and
+ * max_depth too, and a proxy checks what it passes on under the rest. */
+void ember_conn_peer_limits(ember_conn *c, uint32_t max_frame,
+                            const ember_dec_limits *lim);
 /* Queues GOODBYE (with a reason, or NULL: a graceful stop) to a
  * registered peer. */
 int ember_conn_goodbye(ember_conn *c, const char *reason);

@@ -313,12 +313,14 @@ static void goodbye_in(ember_conn *c, const ember_frame *f)
         ember_conn_close(c, EMBER_LOST, EMBER_GOODBYE_REASON);
 }
 
-void ember_conn_peer_limits(ember_conn *c, uint32_t max_frame, uint32_t max_depth)
+void ember_conn_peer_limits(ember_conn *c, uint32_t max_frame,
+                            const ember_dec_limits *lim)
 {
     if (max_frame && max_frame < c->out_max_frame)
         c->out_max_frame = max_frame;
-    if (max_depth && max_depth < c->out_max_depth)
-        c->out_max_depth = max_depth;
+    if (lim->max_depth && lim->max_depth < c->out_max_depth)
+        c->out_max_depth = lim->max_depth;
+    c->peer_lim = *lim;
 }
 
 int ember_conn_goodbye(ember_conn *c, const char *reason)

@@ -53,9 +53,10 @@ typedef struct ember_hs {
     const char *magic;
     uint32_t vmin, vmax;
     ember_bytes nonce;
-    /* HELLO, REGISTER: the largest frame and deepest value the sender
-     * takes (its max_frame, max_depth); 0: not said */
-    uint32_t max_frame, max_depth;
+    /* HELLO, REGISTER: the largest frame the sender takes and the decode
+     * limits it reads values under (each 0: not said) */
+    uint32_t max_frame;
+    ember_dec_limits lim;
     /* REGISTER */
     uint32_t version;
     const char *name;              /* NUL-terminated; checked by the root */

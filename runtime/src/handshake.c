@@ -3,10 +3,11 @@
  *
  *   HELLO    { 1: string magic "EMBR", 2: u32 min version, 3: u32 max version,
  *              4: bytes nonce, 5: Service services (repeated),
- *              6: u32 max_frame, 7: u32 max_depth }
+ *              6..11: the sender's limits }
  *   REGISTER { 1: u32 version, 2: string name, 3: Service services (repeated),
- *              4: bytes proof, 5: bytes node_nonce, 6: u32 max_frame,
- *              7: u32 max_depth }
+ *              4: bytes proof, 5: bytes node_nonce, 6..11: the sender's limits }
+ * The limits: 6: u32 max_frame, 7: u32 max_depth, 8: u32 max_elems,
+ * 9: u32 max_string, 10: u32 decode_ratio, 11: u32 decode_floor.
  *   WELCOME  { 1: u32 child id, 2: u32 heartbeat_ms, 3: u32 dead_after_ms,
  *              4: Service services (repeated), 5: bytes root_proof }
  * proof / node_nonce / root_proof are present only with a shared secret
@@ -112,7 +113,15 @@ int ember_hs_decode(const ember_frame *f, ember_arena *arena, ember_hs *hs,
             case EMBER_FR_HELLO << 8 | 6:
             case EMBER_FR_REGISTER << 8 | 6: k = ember_dec_u32(&d, wt, &hs->max_frame); break;
             case EMBER_FR_HELLO << 8 | 7:
-            case EMBER_FR_REGISTER << 8 | 7: k = ember_dec_u32(&d, wt, &hs->max_depth); break;
+            case EMBER_FR_REGISTER << 8 | 7: k = ember_dec_u32(&d, wt, &hs->lim.max_depth); break;
+            case EMBER_FR_HELLO << 8 | 8:
+            case EMBER_FR_REGISTER << 8 | 8: k = ember_dec_u32(&d, wt, &hs->lim.max_elems); break;
+            case EMBER_FR_HELLO << 8 | 9:
+            case EMBER_FR_REGISTER << 8 | 9: k = ember_dec_u32(&d, wt, &hs->lim.max_string); break;
+            case EMBER_FR_HELLO << 8 | 10:
+            case EMBER_FR_REGISTER << 8 | 10: k = ember_dec_u32(&d, wt, &hs->lim.decode_ratio); break;
+            case EMBER_FR_HELLO << 8 | 11:
+            case EMBER_FR_REGISTER << 8 | 11: k = ember_dec_u32(&d, wt, &hs->lim.decode_floor); break;
             case EMBER_FR_REGISTER << 8 | 1: k = ember_dec_u32(&d, wt, &hs->version); break;
             case EMBER_FR_REGISTER << 8 | 2: k = dec_name(&d, wt, hs); break;
             case EMBER_FR_REGISTER << 8 | 4: k = ember_dec_bytes(&d, wt, &hs->proof); break;
@@ -149,6 +158,18 @@ static void enc_services(ember_enc *e, uint32_t tag, const ember_exports *ex)
     }
 }
 
+/* What the peer must keep within when it sends to us: a proxy checks the
+ * values it passes on under them (proxy.c). */
+static void enc_limits(ember_enc *e, const ember_limits *lim)
+{
+    ember_enc_uint(e, 6, lim->max_frame);
+    ember_enc_uint(e, 7, lim->max_depth);
+    ember_enc_uint(e, 8, lim->max_elems);
+    ember_enc_uint(e, 9, lim->max_string);
+    ember_enc_uint(e, 10, lim->decode_ratio);
+    ember_enc_uint(e, 11, lim->decode_floor);
+}
+
 int ember_hs_send(ember_conn *c, uint8_t kind, const ember_hs *hs,
                   const ember_exports *ex)
 {
@@ -161,8 +182,7 @@ int ember_hs_send(ember_conn *c, uint8_t kind, const ember_hs *hs,
         ember_enc_uint(&e, 2, hs->vmin);
         ember_enc_uint(&e, 3, hs->vmax);
         ember_enc_bytes(&e, 4, hs->nonce);
-        ember_enc_uint(&e, 6, c->ep->lim.max_frame);
-        ember_enc_uint(&e, 7, c->ep->lim.max_depth);
+        enc_limits(&e, &c->ep->lim);
         break;
     case EMBER_FR_REGISTER:
         ember_enc_uint(&e, 1, hs->version);
@@ -171,8 +191,7 @@ int ember_hs_send(ember_conn *c, uint8_t kind, const ember_hs *hs,
             ember_enc_bytes(&e, 4, hs->proof);
         if (hs->node_nonce.len)
             ember_enc_bytes(&e, 5, hs->node_nonce);
-        ember_enc_uint(&e, 6, c->ep->lim.max_frame);
-        ember_enc_uint(&e, 7, c->ep->lim.max_depth);
+        enc_limits(&e, &c->ep->lim);
         break;
     case EMBER_FR_WELCOME:
         ember_enc_uint(&e, 1, hs->id);

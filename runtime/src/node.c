@@ -264,7 +264,7 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
                 reg.node_nonce.len = sizeof c->node_nonce;
             }
             ember_hs_send(c, EMBER_FR_REGISTER, &reg, n->ep.exports);
-            ember_conn_peer_limits(c, hs.max_frame, hs.max_depth);
+            ember_conn_peer_limits(c, hs.max_frame, &hs.lim);
             n->registering = true;
         }
     } else if (f->kind == EMBER_FR_WELCOME && !root_proof_ok(n, c, &hs)) {

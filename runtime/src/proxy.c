@@ -420,20 +420,33 @@ static int check_args(ember_dec *d, const ember_method_desc *m)
     return ember_proxy_check_fields(d, m->params, m->n_params);
 }
 
+/* The smaller of our limit and the owner's (0: it did not say). */
+static uint32_t within(uint32_t ours, uint32_t owners)
+{
+    return owners && owners < ours ? owners : ours;
+}
+
 /* The caller's arguments do not decode as the owner's dispatch will read
  * them: forwarded, they would make the owner drop its connection to us
  * with every call on it. They are the caller's violation, as they would be
  * at a direct callee: it is answered FAILED "bad arguments: ..." and
  * disconnected (protocol.md, section 4), and the owner never sees the
- * call; true then. Checked under our limits and the owner's max_depth. */
+ * call; true then. Checked under the smaller of our limits and those the
+ * owner said at registration. */
 static bool bad_args(ember_call *call, const ember_ref *px, const ember_method_desc *m,
                      const void *p, size_t n)
 {
     ember_dec d;
     ember_dec_init_conn(&d, call->conn, p, n, NULL); /* nothing is allocated */
     const ember_conn *to = px->fwd->conn;
-    if (to && to->out_max_depth < d.lim.max_depth)
-        d.lim.max_depth = to->out_max_depth;
+    if (to) {
+        const ember_dec_limits *o = &to->peer_lim;
+        d.lim.max_depth = within(d.lim.max_depth, o->max_depth);
+        d.lim.max_elems = within(d.lim.max_elems, o->max_elems);
+        d.lim.max_string = within(d.lim.max_string, o->max_string);
+        d.lim.decode_ratio = within(d.lim.decode_ratio, o->decode_ratio);
+        d.lim.decode_floor = within(d.lim.decode_floor, o->decode_floor);
+    }
     if (check_args(&d, m) == 0)
         return false;
     const char *why = d.why ? d.why : "arguments do not decode";

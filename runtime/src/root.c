@@ -441,7 +441,7 @@ static int root_handshake(ember_conn *c, const ember_frame *f)
             w.root_proof.len = sizeof root_proof;
         }
         ember_hs_send(c, EMBER_FR_WELCOME, &w, r->ep.exports);
-        ember_conn_peer_limits(c, hs.max_frame, hs.max_depth);
+        ember_conn_peer_limits(c, hs.max_frame, &hs.lim);
         ember_log(EMBER_LOG_INFO, "root: child \"%s\" (id %u) registered from %s",
                   ch->name, ch->id, c->peer);
         ember_scratch_release(c->ep);

@@ -2776,6 +2776,86 @@ static void t_proxy_refs_untyped(void)
     teardown_basic();
 }
 
+/* note(1: string s, 2: list<u64> v), as the root passes n0's exports on. */
+static const ember_type str_t = {.kind = EMBER_T_STRING};
+static const ember_type u64_t = {.kind = EMBER_T_U64};
+static const ember_type u64s_t = {.kind = EMBER_T_LIST, .elem = &u64_t};
+static const ember_field_desc note_params[] = {{1, "s", &str_t, false},
+                                               {2, "v", &u64s_t, false}};
+static const ember_method_desc calc_note_methods[] = {
+    {.id = M_NOTE, .name = "note", .dispatch = d_note, .params = note_params,
+     .n_params = 2},
+};
+static const ember_service_desc calc_note_svc = {
+    .name = "test.Calc", .id = CALC_ID, .fingerprint = 0x1234, .n_methods = 1,
+    .methods = calc_note_methods};
+
+static bool lost1_times(void *ud)
+{
+    return F.lost[1] >= *(int *)ud;
+}
+
+typedef struct note_args { const char *s; uint32_t nv; } note_args;
+
+static void enc_note(ember_enc *e, const void *v)
+{
+    const note_args *a = v;
+    ember_enc_string(e, 1, a->s);
+    ember_enc_key(e, 2, EMBER_WT_LEN);
+    size_t m = ember_enc_len_begin(e);
+    ember_enc_raw_varint(e, a->nv);
+    for (uint32_t i = 0; i < a->nv; i++)
+        ember_enc_raw_varint(e, i);
+    ember_enc_len_end(e, m);
+}
+
+/* n0 takes strings of 16 bytes and lists of 4 at most and says so when it
+ * registers; the root's own limits are the defaults. A call through the
+ * root's proxy of n0 with a longer string or list would make n0 drop the
+ * root (with every call on that connection): the root checks the
+ * arguments under the smaller limits, so the caller is answered FAILED
+ * and dropped, and n0 never sees the call. */
+static void t_proxy_owner_limits(void)
+{
+    fresh_fixture();
+    F.root = make_root(NULL, 0);
+    ember_limits small;
+    ember_limits_default(&small);
+    small.max_string = 16;
+    small.max_elems = 4;
+    make_node("n0", &small);
+    make_node("n1", NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
+    CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(F.root), &pass_svc, NULL, NULL), 0);
+    pass_as = &calc_note_svc;
+    const note_args bad[] = {{"a string of 17 b.", 1}, {"short", 5}};
+    const char *why[] = {"string or bytes longer than the limit",
+                         "list or map longer than the limit"};
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
+        result q = {0}, r = {0};
+        got_ref = NULL;
+        ember_call_start(ember_node_root(F.node[1]), &pass_svc, 1, NULL, NULL, done_ref,
+                         NULL, &q, NULL);
+        CU_ASSERT_TRUE(run_until(F.base, got, &q, 2000));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(got_ref);
+        ember_call_start(got_ref, &calc_svc, M_NOTE, enc_note, &bad[i], done_i64, NULL,
+                         &r, NULL);
+        CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+        CU_ASSERT_EQUAL(r.st, EMBER_FAILED);
+        CU_ASSERT_PTR_NOT_NULL(strstr(r.msg, why[i]));
+        int times = i + 1;
+        CU_ASSERT_TRUE(run_until(F.base, lost1_times, &times, 2000)); /* the caller */
+        CU_ASSERT_EQUAL(F.lost[1], i + 1);
+        CU_ASSERT_EQUAL(F.lost[0], 0); /* n0 stays */
+        CU_ASSERT_EQUAL(G.nnotes, 0);
+        ember_ref_release(got_ref);
+        got_ref = NULL;
+    }
+    pass_as = &calc_svc;
+    teardown_basic();
+}
+
 static void t_refs_after_free(void)
 {
     setup_basic(1);
@@ -3230,6 +3310,8 @@ void add_e2e_suite(void)
     CU_add_test(s, "a ref decoded after its connection closed", t_ref_after_close);
     CU_add_test(s, "a proxy does not copy refs its types do not place",
                 t_proxy_refs_untyped);
+    CU_add_test(s, "a proxy checks arguments under the owner's limits",
+                t_proxy_owner_limits);
     CU_add_test(s, "20000 calls in flight", t_pipelined);
     CU_add_test(s, "deadlines end in order", t_deadline_order);
     CU_add_test(s, "deadlines behind held calls, a child dropped", t_deadline_behind_held);
