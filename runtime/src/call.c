@@ -255,11 +255,20 @@ void ember_call_cancel_in(ember_conn *c, uint64_t peer_id)
     cancel_forwarded(k);
 }
 
+/* What ember_call_forward does not pass on, either way. */
+#define REFS_NOT_FORWARDED "values holding refs: a raw forward does not pass them on"
+
 static void forwarded(const ember_outcome *o, const void *p, size_t n, void *ud)
 {
     ember_call *call = ud;
     call->fwd_h = 0;
-    ember_call_relay(call, o, p, n);
+    /* An answer whose frame lists refs of the next hop: they would reach
+     * the caller as objects of ours (see ember_call_forward_with). */
+    if (call->fwd_to->conn && call->fwd_to->conn->in_refs &&
+        (o->status == EMBER_OK || o->status == EMBER_RAISED))
+        ember_call_fail(call, "%s", REFS_NOT_FORWARDED);
+    else
+        ember_call_relay(call, o, p, n);
 }
 
 EMBER_API int ember_call_forward(ember_call *call, ember_ref *to, uint32_t service,
@@ -279,6 +288,19 @@ int ember_call_forward_with(ember_call *call, ember_ref *to, uint32_t service,
     if (call->answered || call->fwd_to)
         return ember_seterr("ember_call_forward: the call was answered or "
                             "forwarded already");
+    /* Its frame lists refs of the caller (protocol 3), still in the
+     * payload: copied, they would name objects of the wrong connection,
+     * which the next hop finds unlisted (and drops its connection to us,
+     * with every call on it) or takes for its own. They go back to the
+     * caller when the frame is handled. */
+    if (call->in_dispatch && call->conn->in_refs) {
+        if (!call->oneway)
+            return ember_call_fail(call, "%s", REFS_NOT_FORWARDED);
+        ember_log(EMBER_LOG_WARN, "%s: a oneway from %s (%s) dropped: %s",
+                  call->conn->ep->what, call->conn->name ? call->conn->name
+                  : "unregistered peer", call->conn->peer, REFS_NOT_FORWARDED);
+        return 0;
+    }
     if (call->oneway)
         return ember_oneway_raw(to, service, method, payload, len);
     /* Answered exactly once by cb, whatever happens to either side

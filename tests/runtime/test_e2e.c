@@ -637,6 +637,27 @@ static void t_raw_fallback(void)
     teardown_basic();
 }
 
+static ember_ref *got_ref;
+
+static void done_ref(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
+{
+    result *r = ud;
+    uint32_t tag = 0;
+    unsigned wt = 0;
+    (void)cb;
+    r->n++;
+    r->st = o->status;
+    snprintf(r->msg, sizeof r->msg, "%s", o->message ? o->message : "");
+    if (o->status == EMBER_OK && reply)
+        while (ember_dec_field(reply, &tag, &wt) == 1) {
+            ember_ref *x = NULL;
+            if (tag == 1 && ember_dec_ref(reply, wt, &x) == 0)
+                got_ref = ember_ref_retain(x); /* keep it past the callback */
+            else
+                ember_dec_skip(reply, wt);
+        }
+}
+
 /* ---- the gate pattern: a raw fallback forwarding to its root ---- */
 
 static struct {
@@ -775,6 +796,39 @@ static void t_raw_gate(void)
     }
     GW.fail_as = EMBER_OK;
     CU_ASSERT_EQUAL(ember_node_state_get(gw), EMBER_NODE_REGISTERED);
+
+    /* Refs are not copied: the caller's, in a call or a oneway, would
+     * name objects of gw at the root (which would drop gw for them), and
+     * the root's, in its answer, objects of gw at the caller. The call
+     * fails, the oneway is dropped, the refs go back to their owners. */
+    ember_ref *obs = ember_ref_local(&obs_svc, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(obs);
+    memset(&r, 0, sizeof r);
+    ember_call_start(ember_child_ref(child("gw")), &calc_svc, M_WATCH, enc_ref, obs,
+                     done_i64, NULL, &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL(r.st, EMBER_FAILED);
+    CU_ASSERT_STRING_EQUAL(r.msg, "values holding refs: a raw forward does not pass them on");
+    CU_ASSERT_EQUAL(ember_oneway_start(ember_child_ref(child("gw")), &calc_svc, M_WATCH,
+                                       enc_ref, obs), 0);
+    CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, obs, 2000));
+    G.give = ember_ref_local(&obs_svc, NULL, NULL);
+    got_ref = NULL;
+    result g = {0};
+    ember_call_start(ember_child_ref(child("gw")), &calc_svc, M_GIVE, NULL, NULL, done_ref,
+                     NULL, &g, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &g, 2000));
+    CU_ASSERT_EQUAL(g.st, EMBER_FAILED);
+    CU_ASSERT_STRING_EQUAL(g.msg, "values holding refs: a raw forward does not pass them on");
+    CU_ASSERT_PTR_NULL(got_ref);
+    CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, G.give, 2000));
+    CU_ASSERT_EQUAL(G.pings, 0);
+    CU_ASSERT_EQUAL(F.lost[0], 0);
+    via_gate(&calc_svc, M_ADD, &a, &r); /* gw and its link carry on */
+    CU_ASSERT_EQUAL(r.v, 42);
+    ember_ref_release(G.give);
+    G.give = NULL;
+    ember_ref_release(obs);
     teardown_basic();
 }
 
@@ -2146,27 +2200,6 @@ static void t_adopt_fd(void)
     close(sv[1]);
     CU_ASSERT_TRUE(run_until(F.base, one_leave, NULL, 2000));
     teardown_basic();
-}
-
-static ember_ref *got_ref;
-
-static void done_ref(const ember_outcome *o, ember_dec *reply, ember_fn cb, void *ud)
-{
-    result *r = ud;
-    uint32_t tag = 0;
-    unsigned wt = 0;
-    (void)cb;
-    r->n++;
-    r->st = o->status;
-    snprintf(r->msg, sizeof r->msg, "%s", o->message ? o->message : "");
-    if (o->status == EMBER_OK && reply)
-        while (ember_dec_field(reply, &tag, &wt) == 1) {
-            ember_ref *x = NULL;
-            if (tag == 1 && ember_dec_ref(reply, wt, &x) == 0)
-                got_ref = ember_ref_retain(x); /* keep it past the callback */
-            else
-                ember_dec_skip(reply, wt);
-        }
 }
 
 static void t_ref_as_result(void)
