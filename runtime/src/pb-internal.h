@@ -196,7 +196,8 @@ int ember_jl_skip_rest(ember_jl_cur *c, const ember_jl_val *v);
 int ember_jl_check(const void *p, size_t n, bool vocab, bool tuple, char *why,
                    size_t whylen);
 /* Calls fn(luid, ud) for each (remote luid) in the n values at c, in
- * order, down to any depth; stops at the first value it cannot read. */
+ * order, down to any depth, inside types the whitelist refuses too (a set,
+ * a (reference N ...)); stops at the first token it cannot read. */
 void ember_jl_remotes(ember_jl_cur *c, size_t n, void (*fn)(uint64_t luid, void *ud),
                       void *ud);
 /* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF). */

@@ -470,6 +470,11 @@ def refs(port, name):
     yield expect_fail(root, "ref in a Copyable", TypeError, "not accepted",
                       Carrier(cb), _name="sink")
     yield expect_fail(root, "ref in a set, typed", TypeError, "'set'", 1016, {cb}, 1)
+    yield expect_fail(root, "ref after a set", TypeError, "'set'", {1}, cb, _name="sink")
+    yield expect_fail(root, "ref after a set, typed", TypeError, "'set'", 1016, {1}, cb)
+    # A key Pos does not have is skipped whatever its value holds.
+    yield expect(root, "ref beside a set under a key Pos lacks", {"x": 4, "y": 2}, 1006,
+                 {"x": 1, "y": 2, "extra": [{1}, cb]}, 3)
     # A dictionary item shaped like a remote is no remote: nothing of ours
     # is released for it (luid 1 is the registration's ProxyReference).
     got = yield root.callRemote("sink", {b"remote": 1}, [{b"remote": 1}])
