@@ -215,6 +215,12 @@ def node(port, name):
     yield expect(root, "move", {"x": 4, "y": 2}, 1006, {"x": 1, "y": 2}, 3)
     yield expect(root, "move tag", {"x": 0, "y": 5, "tag": "t"}, 1006,
                  {b"y": 5, "tag": "t", "unknown": [1]}, 0)
+    # The value of a key Pos lacks is skipped unread: a type ember refuses is
+    # no error there; the key itself is read.
+    yield expect(root, "move, a set under a key Pos lacks", {"x": 1, "y": 0}, 1006,
+                 {"x": 1, "unknown": {1, 2}}, 0)
+    yield expect_fail(root, "move, a frozenset as a key", TypeError, "'frozenset'", 1006,
+                      {"x": 1, frozenset([3]): 4}, 0)
     yield expect(root, "split", ["a", "b", "c"], 1007, "a b c")
     yield expect(root, "count", {"a": 2, "b": 1}, 1008, ("a", "b", "a"))
     yield expect(root, "flip", False, 1011, True)
