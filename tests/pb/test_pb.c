@@ -187,6 +187,7 @@ typedef struct state {
     int outcomes;
     bool hello_ok, twice_ok, boom_ok, blob_ok, raw_ok, raw_set_ok, bcast_ok, untyped_ok;
     bool raw_ref_ok; /* the refs node's raw answer holding its object */
+    bool utf8_ok;    /* a string that is not UTF-8: the call is not sent */
     /* pick(v), v = 1..NPICKS (peer.py's PICKS): each outcome as expected */
     int picks_ok;
     /* deadlines: 50 ms calls to a child that never answers, one per place
@@ -503,6 +504,20 @@ static void got_pick(const ember_outcome *o, const uint32_t *ret, void *ud)
                 ember_status_name(o->status), o->message ? o->message : "");
 }
 
+/* A string argument that is not UTF-8 is not sent, as on ember's wire. */
+static void got_bad_utf8(const ember_outcome *o, const char *const *ret, void *ud)
+{
+    state *st = ud;
+    (void)ret;
+    st->outcomes++;
+    st->utf8_ok = o->status == EMBER_FAILED && o->message &&
+                  strcmp(o->message, "argument who of pbt.Child.hello is not valid "
+                         "UTF-8: not sent") == 0;
+    if (!st->utf8_ok)
+        fprintf(stderr, "test-pb: hello(\"\\xff\"): %s \"%s\"\n",
+                ember_status_name(o->status), o->message ? o->message : "(null)");
+}
+
 static void got_blob(const ember_outcome *o, const ember_bytes *ret, void *ud)
 {
     state *st = ud;
@@ -660,6 +675,7 @@ static void on_join(ember_root *r, ember_child *ch, void *ud)
         return;
     }
     pbt_Child_hello(to, "root", got_hello, st, NULL);
+    pbt_Child_hello(to, "\xff", got_bad_utf8, st, NULL);
     pbt_Child_twice(to, 21, got_twice, st, NULL);
     pbt_Child_boom(to, got_boom, st, NULL);
     for (uint32_t v = 1; v <= NPICKS; v++) {
@@ -778,7 +794,8 @@ static void twisted_node(void)
     snprintf(note256_fail, sizeof note256_fail, "__main__.Note: %.235s", note255);
     state st;
     run_node("node", "pynode", &st);
-    CHECK(st.outcomes == 8 + NPICKS);
+    CHECK(st.outcomes == 9 + NPICKS);
+    CHECK(st.utf8_ok);
     CHECK(st.hello_ok && st.twice_ok && st.boom_ok && st.blob_ok && st.raw_ok);
     CHECK(st.raw_set_ok);
     CHECK(st.picks_ok == NPICKS);
