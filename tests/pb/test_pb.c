@@ -982,6 +982,8 @@ typedef struct raw {
     int fd;
     bool eof;
     size_t got;
+    const uint8_t *out; /* what is still to send, as the peer reads it */
+    size_t out_len;
 } raw;
 
 static bool raw_closed(void *ud)
@@ -989,6 +991,10 @@ static bool raw_closed(void *ud)
     raw *w = ud;
     uint8_t buf[4096];
     ssize_t n;
+    while (w->out_len && (n = send(w->fd, w->out, w->out_len, MSG_DONTWAIT)) > 0) {
+        w->out += n;
+        w->out_len -= (size_t)n;
+    }
     while ((n = recv(w->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
         w->got += (size_t)n;
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
@@ -996,11 +1002,15 @@ static bool raw_closed(void *ud)
     return w->eof;
 }
 
+/* The dialect list (12 bytes) and, once a dialect is chosen, the version
+ * (6): what a connection gets before any answer. */
+#define RAW_NEGOTIATION (12 + 6)
+
 static bool raw_answered(void *ud)
 {
     raw *w = ud;
     raw_closed(w);
-    return w->got > 12 || w->eof; /* past the dialect list: an answer */
+    return w->got > RAW_NEGOTIATION || w->eof; /* past negotiation: an answer */
 }
 
 static bool busy_on(void *ud)
@@ -1011,41 +1021,99 @@ static bool busy_on(void *ud)
 /* The dialect and the version a good client sends. */
 static const char *const good_start = "02 82 70 62 02 80 13 87 06 81";
 
+/* Messages made to a size, each a call before takeProxy (answered "call
+ * takeProxy first" while it is within the limits). */
+enum { GEN_HEX, GEN_DEPTH, GEN_STRING, GEN_FRAME };
+#define CALL_HEAD "07 80 1a 87 02 81 04 82 72 6f 6f 74 0a 82 63 61 6c 6c 54 61 72 67 65 74 01 81"
+#define KW_TAIL "01 80 05 87"
+
+static size_t put_prefix(uint8_t *b, uint64_t v)
+{
+    size_t k = 0;
+    do
+        b[k++] = (uint8_t)(v & 0x7f);
+    while (v >>= 7);
+    return k;
+}
+
+static size_t put_string(uint8_t *b, size_t len)
+{
+    size_t k = put_prefix(b, len);
+    b[k++] = 0x82;
+    memset(b + k, 's', len);
+    return k + len;
+}
+
+/* GEN_DEPTH: callTarget(1001, ...) with `arg` lists nested in the tuple
+ * (the message and the tuple are two more); GEN_STRING: callTarget(1002,
+ * a string of `arg` bytes); GEN_FRAME: a message of `arg` bytes in all. */
+static size_t gen_message(int gen, size_t arg, uint8_t *b, size_t cap)
+{
+    size_t n = unhex(CALL_HEAD, b, cap);
+    if (gen == GEN_DEPTH) {
+        n += unhex("03 80 0b 87 69 07 81", b + n, cap - n);
+        for (size_t d = 1; d < arg; d++)
+            n += unhex("02 80 08 87", b + n, cap - n);
+        n += unhex("01 80 08 87", b + n, cap - n);
+    } else if (gen == GEN_STRING) {
+        n += unhex("03 80 0b 87 6a 07 81", b + n, cap - n);
+        n += put_string(b + n, arg);
+    } else { /* two strings (tuple 1002 s1 s2) filling the message to arg */
+        n += unhex("04 80 0b 87 6a 07 81", b + n, cap - n);
+        size_t s1 = 512u << 10, s2 = arg - n - 4 - (s1 + 4) - 4;
+        n += put_string(b + n, s1);
+        n += put_string(b + n, s2);
+    }
+    return n + unhex(KW_TAIL, b + n, cap - n);
+}
+
 static const struct hostile {
     const char *name;
     bool start;          /* good_start first */
     const char *hex;
     const char *reason;  /* logged; NULL: the connection stays */
+    int gen;             /* GEN_HEX: hex; else gen_message(gen, arg) */
+    size_t arg;
 } hostile[] = {
-    {"string over 640 KiB", true, "01 00 28 82", "banana string longer than 655360"},
-    {"list over 640 Ki", true, "01 00 28 80", "banana list longer than 655360"},
-    {"65 prefix bytes", true, "01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 81", "prefix longer than 64"},
-    {"type byte 88", true, "01 88", "unknown banana type byte"},
-    {"vocab 0", true, "00 87", "outside 1..31"},
-    {"vocab 32", true, "20 87", "outside 1..31"},
-    {"float with a prefix", true, "01 84 00 00 00 00 00 00 00 00", "float with a prefix"},
-    {"not a command list", true, "01 81", "not a command list"},
-    {"dialect not offered", false, "03 82 78 79 7a", "a dialect we did not offer"},
-    {"vocab before the dialect", false, "1a 87", "outside dialect pb"},
-    {"version 5", false, "02 82 70 62 02 80 13 87 05 81", "version is not 6"},
-    {"message before version", false, "02 82 70 62 02 80 1d 87 01 81", "before the version"},
-    {"second version", true, "02 80 13 87 06 81", "a second version"},
-    {"unknown command", true, "02 80 19 87 01 81", "'cachemessage' is not supported"},
-    {"answer never asked", true, "03 80 1b 87 05 81 01 81", "never issued"},
-    {"depth 65", true, NULL, "deeper than max_depth"},
-    {"no takeProxy (slowloris)", true, "", "handshake timed out"},
-    {"message malformed", true, "03 80 1a 87 01 81 01 81", "PB message malformed"},
+    /* At each limit and one past it. */
+    {"prefix of 64 bytes", true, CALL_HEAD " 03 80 0b 87 69 07 81 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 81 " KW_TAIL, NULL, GEN_HEX, 0},
+    {"depth 64", true, NULL, NULL, GEN_DEPTH, 62},
+    {"depth 65 in a call", true, NULL, "deeper than max_depth", GEN_DEPTH, 63},
+    {"string of 655360", true, NULL, NULL, GEN_STRING, 655360},
+    {"string of 655361", true, NULL, "banana string longer than 655360", GEN_STRING, 655361},
+    {"1 MiB before takeProxy", true, NULL, NULL, GEN_FRAME, 1u << 20},
+    {"1 MiB + 1 before takeProxy", true, NULL, "PB message larger than max_frame", GEN_FRAME,
+     (1u << 20) + 1},
+    {"vocab 31", true, CALL_HEAD " 03 80 0b 87 69 07 81 1f 87 " KW_TAIL, NULL, GEN_HEX, 0},
+    {"string over 640 KiB", true, "01 00 28 82", "banana string longer than 655360", GEN_HEX, 0},
+    {"list over 640 Ki", true, "01 00 28 80", "banana list longer than 655360", GEN_HEX, 0},
+    {"65 prefix bytes", true, "01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 81", "prefix longer than 64", GEN_HEX, 0},
+    {"type byte 88", true, "01 88", "unknown banana type byte", GEN_HEX, 0},
+    {"vocab 0", true, "00 87", "outside 1..31", GEN_HEX, 0},
+    {"vocab 32", true, "20 87", "outside 1..31", GEN_HEX, 0},
+    {"float with a prefix", true, "01 84 00 00 00 00 00 00 00 00", "float with a prefix", GEN_HEX, 0},
+    {"not a command list", true, "01 81", "not a command list", GEN_HEX, 0},
+    {"dialect not offered", false, "03 82 78 79 7a", "a dialect we did not offer", GEN_HEX, 0},
+    {"vocab before the dialect", false, "1a 87", "outside dialect pb", GEN_HEX, 0},
+    {"version 5", false, "02 82 70 62 02 80 13 87 05 81", "version is not 6", GEN_HEX, 0},
+    {"message before version", false, "02 82 70 62 02 80 1d 87 01 81", "before the version", GEN_HEX, 0},
+    {"second version", true, "02 80 13 87 06 81", "a second version", GEN_HEX, 0},
+    {"unknown command", true, "02 80 19 87 01 81", "'cachemessage' is not supported", GEN_HEX, 0},
+    {"answer never asked", true, "03 80 1b 87 05 81 01 81", "never issued", GEN_HEX, 0},
+    {"depth 65", true, NULL, "deeper than max_depth", GEN_DEPTH, 0},
+    {"no takeProxy (slowloris)", true, "", "handshake timed out", GEN_HEX, 0},
+    {"message malformed", true, "03 80 1a 87 01 81 01 81", "PB message malformed", GEN_HEX, 0},
     /* takeProxy(name, (set 1 2)): refused jelly in arguments is answered */
-    {"refused jelly", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 01 82 78 03 80 03 82 73 65 74 01 81 02 81 01 80 05 87", NULL},
+    {"refused jelly", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 01 82 78 03 80 03 82 73 65 74 01 81 02 81 01 80 05 87", NULL, GEN_HEX, 0},
     /* takeProxy("a\0b", (remote 1)): the REGISTER name rules, refused */
-    {"NUL in the name", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 03 82 61 00 62 02 80 10 87 01 81 01 80 05 87", "bad name: a node name must be valid UTF-8"},
+    {"NUL in the name", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 03 82 61 00 62 02 80 10 87 01 81 01 80 05 87", "bad name: a node name must be valid UTF-8", GEN_HEX, 0},
     /* takeProxy("a\x1bb", (remote 1)): a control character, refused */
-    {"control character in the name", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 03 82 61 1b 62 02 80 10 87 01 81 01 80 05 87", "bad name: a node name must not contain control characters"},
+    {"control character in the name", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 03 82 61 1b 62 02 80 10 87 01 81 01 80 05 87", "bad name: a node name must not contain control characters", GEN_HEX, 0},
     /* takeProxy("rb", (remote 1)), then a command named "x\n\x1b": the
      * child leaves with the name escaped in its reason */
-    {"command name with control bytes", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 02 82 72 62 02 80 10 87 01 81 01 80 05 87 02 80 03 82 78 0a 1b 01 81", "'x\\n\\x1b' is not supported"},
+    {"command name with control bytes", true, "07 80 1a 87 01 81 04 82 72 6f 6f 74 09 82 74 61 6b 65 50 72 6f 78 79 01 81 03 80 0b 87 02 82 72 62 02 80 10 87 01 81 01 80 05 87 02 80 03 82 78 0a 1b 01 81", "'x\\n\\x1b' is not supported", GEN_HEX, 0},
     /* calls before takeProxy are answered, not dropped */
-    {"call before takeProxy", true, "07 80 1a 87 02 81 04 82 72 6f 6f 74 0a 82 63 61 6c 6c 54 61 72 67 65 74 01 81 03 80 0b 87 69 07 81 01 81 01 80 05 87", NULL},
+    {"call before takeProxy", true, "07 80 1a 87 02 81 04 82 72 6f 6f 74 0a 82 63 61 6c 6c 54 61 72 67 65 74 01 81 03 80 0b 87 69 07 81 01 81 01 80 05 87", NULL, GEN_HEX, 0},
 };
 
 static void hostile_case(void)
@@ -1067,17 +1135,19 @@ static void hostile_case(void)
     ember_set_log(keep_log, NULL);
     for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
         const struct hostile *h = &hostile[i];
-        uint8_t bytes[512];
+        static uint8_t bytes[(1u << 20) + 64];
         size_t n = h->start ? unhex(good_start, bytes, sizeof bytes) : 0;
         if (h->hex)
             n += unhex(h->hex, bytes + n, sizeof bytes - n);
+        else if (h->arg)
+            n += gen_message(h->gen, h->arg, bytes + n, sizeof bytes - n);
         else /* 65 nested lists */
             for (int d = 0; d < 65; d++, n += 2)
                 memcpy(bytes + n, "\x01\x80", 2);
-        raw w = {loopback_connect(port), false, 0};
+        raw w = {loopback_connect(port), false, 0, bytes, n};
         memset(logged, 0, sizeof logged);
         int before = b.ok;
-        CHECK(w.fd >= 0 && send(w.fd, bytes, n, 0) == (ssize_t)n);
+        CHECK(w.fd >= 0);
         if (h->reason) {
             bool closed = run_until(base, raw_closed, &w, 5000);
             if (!closed || !logged_has(h->reason)) {
