@@ -55,8 +55,16 @@ $(RT_TEST_BIN): $(RT_TEST_OBJ) $(LIBEMBER_A)
 	@mkdir -p $(@D)
 	$(CC) $(SAN) -o $@ $(RT_TEST_OBJ) $(LIBEMBER_A) $(RT_LIBS) -lcunit
 
-test-runtime: $(RT_TEST_BIN)
-	$(RUNNER) $(RT_TEST_BIN)
+# A locale that writes 1.5 as 1,5 (tests/runtime/test_pb.c: PB's float
+# text must not follow it), made from Debian's locales data in the build
+# tree; the suite finds it through LOCPATH.
+RT_LOCALE := $(B)/locale/de_DE.UTF-8/LC_NUMERIC
+$(RT_LOCALE):
+	@mkdir -p $(B)/locale
+	localedef -i de_DE -f UTF-8 $(B)/locale/de_DE.UTF-8
+
+test-runtime: $(RT_TEST_BIN) $(RT_LOCALE)
+	LOCPATH=$(abspath $(B)/locale) $(RUNNER) $(RT_TEST_BIN)
 
 # The private headers' order (docs/internals.md).
 .PHONY: test-headers

@@ -8,7 +8,8 @@
 # game2 is a Twisted node); bench: python3 (idlc10k's input), gnuplot
 # (bench-plot) and python3-twisted (the Perspective Broker workloads);
 # test, the default: everything `make test` and CI use on top of build
-# (clang, valgrind, the libFuzzer runtime, openssl, iproute2, chromium,
+# (clang, valgrind, the libFuzzer runtime, openssl, iproute2, locales (a
+# de_DE locale for the PB float test), chromium,
 # python3-twisted for the Perspective Broker peers, promtool and
 # python3-prometheus-client for the metrics test);
 # fresh: mmdebstrap, for scripts/fresh-check.sh. Several groups add up.
@@ -49,6 +50,7 @@ clang:/usr/bin/clang
 valgrind:/usr/bin/valgrind
 openssl:/usr/bin/openssl
 iproute2:/bin/ip
+locales:/usr/share/i18n/locales/de_DE
 libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
 chromium:/usr/bin/chromium
 $twisted

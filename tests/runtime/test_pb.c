@@ -1,6 +1,7 @@
 /* test_pb.c — banana and jelly against bytes recorded between real Twisted
  * peers (docs/protocol-pb.md): decoding, writing byte for byte, finding
  * message boundaries however the stream is cut, and the limits. */
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -674,6 +675,34 @@ static void test_typed_mismatch(void)
     CU_ASSERT(strstr(x.why, "login: argument 1 'name': expected string, got int") != NULL);
 }
 
+/* Python's float text, read and written with a '.' whatever LC_NUMERIC
+ * the application set: de_DE writes 1,5 (the Makefile builds that locale
+ * under LOCPATH). */
+static void test_float_text_locale(void)
+{
+    if (!setlocale(LC_NUMERIC, "de_DE.UTF-8")) {
+        CU_FAIL("no de_DE.UTF-8 locale: run through make (LOCPATH)");
+        return;
+    }
+    char b[16];
+    snprintf(b, sizeof b, "%.1f", 1.5);
+    CU_ASSERT_STRING_EQUAL(b, "1,5"); /* the locale is in force */
+    uint8_t jel[64], want[16];
+    ember_enc e;
+    ember_enc_init_fixed(&e, jel, sizeof jel);
+    ember_jl_w w = {&e, true};
+    CU_ASSERT_EQUAL(ember_pylit_value("2.25", &w), 0);
+    size_t n = unhex("84 40 02 00 00 00 00 00 00", want, sizeof want);
+    CU_ASSERT(ember_enc_len(&e) == n && memcmp(jel, want, n) == 0);
+    ember_enc_init_fixed(&e, jel, sizeof jel);
+    ember_bn_put_float(&e, 1.5);
+    ember_bn_put_float(&e, 1e-7);
+    char text[64];
+    CU_ASSERT_EQUAL(ember_pylit_str(jel, ember_enc_len(&e), 2, true, text, sizeof text), 0);
+    CU_ASSERT_STRING_EQUAL(text, "(1.5, 1e-07)");
+    setlocale(LC_NUMERIC, "C");
+}
+
 void add_pb_suite(void)
 {
     CU_pSuite s = CU_add_suite("pb codec", NULL, NULL);
@@ -691,4 +720,5 @@ void add_pb_suite(void)
     CU_add_test(s, "typed round trip ember -> jelly -> ember", test_typed_round_trip);
     CU_add_test(s, "typed mismatches and refs coming home", test_typed_mismatch);
     CU_add_test(s, "a raised error's Python text", test_raised_text);
+    CU_add_test(s, "float text under a locale writing 1,5", test_float_text_locale);
 }
