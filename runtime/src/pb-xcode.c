@@ -278,8 +278,8 @@ int ember_pbx_args_in(ember_pbx *x, uint32_t nvals, const ember_method_desc *m,
                       ember_enc *e)
 {
     if (nvals > m->n_params) {
-        snprintf(x->why, sizeof x->why, "%s takes at most %u arguments (%u given)",
-                 m->name, m->n_params, nvals);
+        snprintf(x->why, sizeof x->why, "%s takes at most %u argument%s (%u given)",
+                 m->name, m->n_params, m->n_params == 1 ? "" : "s", nvals);
         return -1;
     }
     for (uint32_t i = 0; i < nvals; i++) {

@@ -40,6 +40,7 @@
 #define PB_NODE_LUID 1          /* a node's exports, given to takeProxy */
 #define PB_PROBE_ID 0           /* request id of the liveness probe */
 #define PB_TAKEPROXY "takeProxy"
+#define PB_NO_SUCH_METHOD "twisted.spread.flavors.NoSuchMethod"
 
 enum { PB_DIALECT, PB_VERSION_WAIT, PB_READY };
 
@@ -144,7 +145,7 @@ static int send_type_error(ember_conn *c, uint64_t id, const char *msg)
 
 static int send_no_method(ember_conn *c, uint64_t id, const char *msg)
 {
-    return send_failure(c, id, "twisted.spread.flavors.NoSuchMethod", msg,
+    return send_failure(c, id, PB_NO_SUCH_METHOD, msg,
                         no_method_mro);
 }
 
@@ -895,7 +896,9 @@ static int answer_in(ember_conn *c, ember_jl_val id, ember_jl_cur *cur, bool err
     if (error && m && m->n_raises && answer_raised(c, id.mag, m, &fl))
         return 0;
     if (error) {
-        bool nsm = strstr(fl.type, "NoSuchMethod") != NULL;
+        /* Twisted's own, by its full name: an application's
+         * myapp.NoSuchMethodError is a failure like any other. */
+        bool nsm = strcmp(fl.type, PB_NO_SUCH_METHOD) == 0;
         answer_error(c, id.mag, nsm ? EMBER_NO_METHOD : EMBER_FAILED, msg);
         return 0;
     }

@@ -481,7 +481,7 @@ static void test_pb(void)
     ev2_Lobby_join(ember_node_root(p.node), "percival", 9, joined_msg, NULL, NULL);
     CU_ASSERT_FATAL(run_until(p.base, flag_set, &X.done, 5000));
     CU_ASSERT_EQUAL(X.status, EMBER_FAILED);
-    CU_ASSERT_PTR_NOT_NULL(strstr(X.note, "TypeError: join takes at most 1 arguments (2 given)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(X.note, "TypeError: join takes at most 1 argument (2 given)"));
     pair_close(&p);
 }
 

@@ -330,6 +330,8 @@ class Root(pb.Root):
         if command == 1004:
             return "not a u64"  # does not match the IDL: EMBER_PROTOCOL there
         if command == 1009:
+            if args[0] == "app nsm":  # a NoSuchMethod of its own: no NO_METHOD
+                raise NoSuchMethodError(args[0])
             raise pb.Error(args[0])
         if command == 1010:
             if args[0] == "done":
@@ -350,6 +352,10 @@ class Root(pb.Root):
                 and not self.finished.called:
             self.finished.callback(None)
         return None
+
+
+class NoSuchMethodError(Exception):
+    pass
 
 
 class RefRoot(pb.Root):
