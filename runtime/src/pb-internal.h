@@ -172,6 +172,7 @@ typedef struct ember_jl_val {
 typedef struct ember_jl_cur {
     const uint8_t *p, *end;
     bool vocab;
+    bool no_refs;           /* ember_jl_check: refuse (remote) and (local) */
     const char *why;        /* reason of the last -1 */
     char whybuf[EMBER_JL_WHY]; /* room for a reason naming a refused type */
 } ember_jl_cur;
@@ -191,9 +192,16 @@ int ember_jl_pair(ember_jl_cur *c);
 int ember_jl_skip(ember_jl_cur *c, size_t n);
 /* Skips the rest of a value just read (the elements of a compound). */
 int ember_jl_skip_rest(ember_jl_cur *c, const ember_jl_val *v);
-/* p[0..n) is exactly one whitelisted jelly value (a tuple or list when
- * `tuple`); -1 otherwise, with the reason in why[0..whylen). */
-int ember_jl_check(const void *p, size_t n, bool vocab, bool tuple, char *why,
+/* ember_jl_check's flags. */
+enum {
+    EMBER_JL_TUPLE_ONLY = 1, /* a (tuple) or (list): a call's arguments */
+    EMBER_JL_NO_REFS = 2     /* no (remote) or (local): raw jelly ember
+                              * sends, whose refs would name objects of
+                              * whichever connection they came from */
+};
+/* p[0..n) is exactly one whitelisted jelly value (as flags narrow it); -1
+ * otherwise, with the reason in why[0..whylen). */
+int ember_jl_check(const void *p, size_t n, bool vocab, unsigned flags, char *why,
                    size_t whylen);
 /* Calls fn(luid, ud) for each (remote luid) in the n values at c, in
  * order, down to any depth, inside types the whitelist refuses too (a set,

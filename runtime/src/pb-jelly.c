@@ -18,6 +18,7 @@ void ember_jl_init(ember_jl_cur *c, const void *p, size_t n, bool vocab)
     c->p = p;
     c->end = c->p + n;
     c->vocab = vocab;
+    c->no_refs = false;
     c->why = NULL;
     c->whybuf[0] = 0;
 }
@@ -294,6 +295,9 @@ static int check_value(ember_jl_cur *c, int depth)
         return jl_fail(c, "jelly nested too deep");
     if (ember_jl_read(c, &v))
         return -1;
+    if (c->no_refs && (v.kind == EMBER_JL_REMOTE || v.kind == EMBER_JL_LOCAL))
+        return jl_fail(c, "untyped jelly holds a (remote) or (local): ember "
+                       "passes objects to PB peers in typed calls only");
     bool dict = v.kind == EMBER_JL_DICT;
     for (uint32_t i = 0; i < v.count; i++) {
         if (dict && (ember_jl_pair(c) || check_value(c, depth + 2)))
@@ -306,14 +310,15 @@ static int check_value(ember_jl_cur *c, int depth)
 
 /* The reason is copied out: it may be in the cursor's whybuf, which is
  * gone when ember_jl_check returns. */
-int ember_jl_check(const void *p, size_t n, bool vocab, bool tuple, char *why,
+int ember_jl_check(const void *p, size_t n, bool vocab, unsigned flags, char *why,
                    size_t whylen)
 {
     ember_jl_cur c;
     ember_jl_val v;
     ember_jl_init(&c, p, n, vocab);
+    c.no_refs = flags & EMBER_JL_NO_REFS;
     const uint8_t *start = c.p;
-    if (tuple && (ember_jl_read(&c, &v) ||
+    if ((flags & EMBER_JL_TUPLE_ONLY) && (ember_jl_read(&c, &v) ||
                   (v.kind != EMBER_JL_TUPLE && v.kind != EMBER_JL_LIST))) {
         snprintf(why, whylen, "%s", c.why ? c.why : "not a jellied tuple");
         return -1;

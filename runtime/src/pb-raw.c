@@ -41,7 +41,8 @@ EMBER_API int ember_pb_export_raw(ember_exports *ex, const char *name,
 EMBER_API int ember_pb_reply_raw(ember_call *call, const void *value, size_t len)
 {
     char why[EMBER_JL_WHY] = "a value of that many bytes at NULL";
-    if ((!value && len) || ember_jl_check(value, len, true, false, why, sizeof why)) {
+    if ((!value && len) ||
+        ember_jl_check(value, len, true, EMBER_JL_NO_REFS, why, sizeof why)) {
         ember_call_fail(call, "reply is not one jelly value: %s", why);
         return ember_seterr("reply is not one jelly value: %s", why);
     }

@@ -224,7 +224,8 @@ static int call_raw(ember_conn *c, uint64_t call_id, uint64_t oid,
         return -1;
     if (!a->args && a->len)
         return ember_seterr("arguments of %zu bytes at NULL", a->len);
-    if (ember_jl_check(a->args, a->len, c->pb->vocab, true, why, sizeof why))
+    if (ember_jl_check(a->args, a->len, c->pb->vocab,
+                       EMBER_JL_TUPLE_ONLY | EMBER_JL_NO_REFS, why, sizeof why))
         return ember_seterr("arguments are not a jellied tuple: %s", why);
     ember_enc e;
     ember_jl_w w;
@@ -342,15 +343,21 @@ static int pb_answer(ember_conn *c, uint64_t call_id, const ember_method_desc *m
     size_t n;
     char why[EMBER_JL_WHY];
     /* A raw handler's answer goes out as it is: it must be one jelly value
-     * in this connection's dialect. */
+     * in this connection's dialect, holding no refs. */
     ember_enc a;
-    bool bad = ember_bytes_of(c, &a, enc, value, &p, &n) ||
-               (!m && ember_jl_check(p, n, c->pb->vocab, false, why, sizeof why));
-    int rc = exports_settle(c, bad ? -1 : send_answer(c, call_id, m, p, n));
+    bool bad = ember_bytes_of(c, &a, enc, value, &p, &n);
+    bool not_jelly = !bad && !m &&
+        ember_jl_check(p, n, c->pb->vocab, EMBER_JL_NO_REFS, why, sizeof why);
+    int rc = exports_settle(c, bad || not_jelly ? -1 : send_answer(c, call_id, m, p, n));
     ember_buf_consume(&c->pb->xout, n);
-    if (rc)
+    if (not_jelly) {
+        char msg[EMBER_JL_WHY + 32];
+        snprintf(msg, sizeof msg, "reply is not one jelly value: %s", why);
+        send_error(c, call_id, "ember.Failed", msg);
+    } else if (rc) {
         send_error(c, call_id, "ember.Limit", "reply could not be encoded for "
                    "Twisted (a string or list over 655360?)");
+    }
     return rc;
 }
 
@@ -661,7 +668,8 @@ static int dispatch_call(ember_conn *c, ember_jl_cur *cur, pb_msg *m,
         if (find_raw(ex, m->name.s, m->name.len, &sid)) {
             /* The whitelist holds for the handler's payload as for typed
              * arguments: it never sees a type the reader refuses. */
-            if (ember_jl_check(m->args_at, len, c->pb->vocab, true, why, sizeof why))
+            if (ember_jl_check(m->args_at, len, c->pb->vocab, EMBER_JL_TUPLE_ONLY,
+                               why, sizeof why))
                 return m->oneway ? 0 : send_type_error(c, m->id, why);
             return dispatch_frame(c, m, m->oneway, sid, 1, m->args_at, len);
         }
@@ -809,7 +817,7 @@ static int answer_untyped(ember_conn *c, uint64_t id, ember_jl_cur *cur)
         return -1;
     }
     size_t n = (size_t)(cur->p - at);
-    if (ember_jl_check(at, n, c->pb->vocab, false, why, sizeof why)) {
+    if (ember_jl_check(at, n, c->pb->vocab, 0, why, sizeof why)) {
         snprintf(msg, sizeof msg, "answer is not accepted jelly: %s", why);
         answer_error(c, id, EMBER_PROTOCOL, msg);
     } else {

@@ -473,6 +473,13 @@ def refs(port, name):
     got = yield root.callRemote("sink", [1, {"k": (cb,)}])
     check("ref, untyped nested", got is None, repr(got))
     yield expect_fail(root, "ref, untyped set", TypeError, "'set'", cb, {1}, _name="sink")
+    # An untyped answer holding it (the root's forward echoes its
+    # arguments): sent as it is, it would name an object of the root's.
+    yield expect_fail(root, "ref, echoed untyped", pb.Error, "(remote) or (local)", 1, cb,
+                      _name="forward")
+    yield expect_fail(root, "ref, echoed by a plain raw reply", pb.Error,
+                      "reply is not one jelly value: untyped jelly holds a (remote)", 1, cb,
+                      _name="echo_plain")
     # Inside the types ember refuses: a set, an object sent twice (jelly's
     # reference and dereference), a Copyable's state; typed and untyped.
     shared = [cb]

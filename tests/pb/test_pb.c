@@ -417,6 +417,17 @@ static void r_forward(ember_call *c, uint32_t sid, uint32_t mid, const void *p,
     ember_pb_reply_raw(c, p, n);
 }
 
+/* Untyped: answers with its arguments through ember's own raw reply,
+ * which ember_pb_reply_raw's checks do not guard. */
+static void r_echo_plain(ember_call *c, uint32_t sid, uint32_t mid, const void *p,
+                         size_t n, void *ud)
+{
+    (void)sid;
+    (void)mid;
+    (void)ud;
+    ember_call_reply_raw(c, p, n);
+}
+
 /* Untyped: answers None (jelly with no vocabulary: either dialect). */
 static void r_sink(ember_call *c, uint32_t sid, uint32_t mid, const void *p,
                    size_t n, void *ud)
@@ -747,6 +758,7 @@ static ember_root *make_root(struct event_base *base, state *st, int *port)
         pbt_Admin_export(ember_root_exports(r), &admin_h, st) ||
         ember_pb_export_raw(ember_root_exports(r), "forward", r_forward, st) ||
         ember_pb_export_raw(ember_root_exports(r), "sink", r_sink, st) ||
+        ember_pb_export_raw(ember_root_exports(r), "echo_plain", r_echo_plain, st) ||
         ember_root_listen_pb(r, "127.0.0.1:0"))
         return NULL;
     *port = ember_root_listener_port(r, ember_root_listener_count(r) - 1);

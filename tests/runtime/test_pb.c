@@ -286,12 +286,12 @@ static void test_jelly_depth(void)
 {
     static uint8_t b[2048];
     char why[EMBER_JL_WHY] = "";
-    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 64, false), false, false, why, sizeof why), 0);
-    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 65, false), false, false, why, sizeof why), -1);
+    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 64, false), false, 0, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 65, false), false, 0, why, sizeof why), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "nested too deep"));
     why[0] = 0;
-    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 32, true), false, false, why, sizeof why), 0);
-    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 33, true), false, false, why, sizeof why), -1);
+    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 32, true), false, 0, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(ember_jl_check(b, nest(b, sizeof b, 33, true), false, 0, why, sizeof why), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "nested too deep"));
 }
 
@@ -312,7 +312,8 @@ static void test_jelly_check_why(void)
     static const uint8_t set[] = {0x02, 0x80, 0x05, 0x82, 't', 'u', 'p', 'l', 'e',
                                   0x02, 0x80, 0x03, 0x82, 's', 'e', 't', 0x01, 0x81};
     char why[EMBER_JL_WHY] = "";
-    CU_ASSERT_EQUAL(ember_jl_check(set, sizeof set, false, true, why, sizeof why), -1);
+    CU_ASSERT_EQUAL(ember_jl_check(set, sizeof set, false, EMBER_JL_TUPLE_ONLY, why,
+                                   sizeof why), -1);
     clobber();
     CU_ASSERT_STRING_EQUAL(why, "jelly type 'set' is not accepted");
 }
