@@ -215,11 +215,14 @@ static void put_call_head(ember_conn *c, ember_jl_w *w, uint64_t call_id, uint64
     ember_bn_put_int(w->e, false, call_id ? 1 : 0);
 }
 
-/* An untyped call (ember_pb_call_raw): its name and jellied tuple as given. */
+/* An untyped call (ember_pb_call_raw): its name and jellied tuple as
+ * given. A name or arguments that cannot go are the caller's values:
+ * EMBER_FAILED in *st. */
 static int call_raw(ember_conn *c, uint64_t call_id, uint64_t oid,
-                    const ember_pb_raw_args *a)
+                    const ember_pb_raw_args *a, ember_status *st)
 {
     char why[EMBER_JL_WHY];
+    *st = EMBER_FAILED;
     if (ember_pb_name_check(a->name))
         return -1;
     if (!a->args && a->len)
@@ -227,6 +230,7 @@ static int call_raw(ember_conn *c, uint64_t call_id, uint64_t oid,
     if (ember_jl_check(a->args, a->len, c->pb->vocab,
                        EMBER_JL_TUPLE_ONLY | EMBER_JL_NO_REFS, why, sizeof why))
         return ember_seterr("arguments are not a jellied tuple: %s", why);
+    *st = EMBER_LIMIT;
     ember_enc e;
     ember_jl_w w;
     if (out_begin(c, &e, &w))
@@ -263,7 +267,7 @@ static int pb_call(ember_conn *c, uint64_t call_id, uint64_t oid, uint32_t metho
 {
     *st = EMBER_LIMIT;
     if (!m && enc == ember_pb_raw_enc)
-        return call_raw(c, call_id, oid, args);
+        return call_raw(c, call_id, oid, args, st);
     if (!m || !m->pb_name || (m->n_params && !m->params))
         return ember_seterr("method %u: a PB peer needs its run-time types (call "
                             "it through the generated stub)", method);

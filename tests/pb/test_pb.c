@@ -186,6 +186,7 @@ typedef struct state {
     /* callChild outcomes, each counted once */
     int outcomes;
     bool hello_ok, twice_ok, boom_ok, blob_ok, raw_ok, raw_set_ok, bcast_ok, untyped_ok;
+    bool raw_refs_refused;
     bool raw_ref_ok; /* the refs node's raw answer holding its object */
     bool utf8_ok;    /* a string that is not UTF-8: the call is not sent */
     /* pick(v), v = 1..NPICKS (peer.py's PICKS): each outcome as expected */
@@ -573,6 +574,20 @@ static void got_raw_set(const ember_outcome *o, const void *p, size_t n, void *u
                 ember_status_name(o->status), o->message ? o->message : "(null)");
 }
 
+/* Raw arguments holding a (remote): refused before anything is sent. */
+static void got_raw_refused(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    state *st = ud;
+    (void)p;
+    (void)n;
+    st->outcomes++;
+    st->raw_refs_refused = o->status == EMBER_FAILED && o->message &&
+                           strstr(o->message, "holds a (remote) or (local)");
+    if (!st->raw_refs_refused)
+        fprintf(stderr, "test-pb: raw arguments holding a remote: %s \"%s\"\n",
+                ember_status_name(o->status), o->message ? o->message : "(null)");
+}
+
 /* A raw answer holding an object of the node's: (remote luid). */
 static void got_raw_ref(const ember_outcome *o, const void *p, size_t n, void *ud)
 {
@@ -702,6 +717,10 @@ static void on_join(ember_root *r, ember_child *ch, void *ud)
     /* (tuple 607): the node answers a set */
     ember_pb_call_raw(to, "callChild", "\x02\x80\x0b\x87\x5f\x04\x81", 7,
                       got_raw_set, st, NULL);
+    /* (tuple 602 (remote 5)): would name an object of ours it is not */
+    ember_pb_call_raw(to, "callChild",
+                      "\x03\x80\x0b\x87\x5a\x04\x81\x02\x80\x10\x87\x05\x81", 13,
+                      got_raw_refused, st, NULL);
     ember_call_raw(to, pbt_Child_SERVICE_ID, 602, "\x08\x2a", 2, got_untyped, st, NULL);
     /* The refs node answers (tuple 608) with an object of its own, and
      * (tuple 609) with one beside a set: nothing keeps them (peer.py
@@ -806,10 +825,10 @@ static void twisted_node(void)
     snprintf(note256_fail, sizeof note256_fail, "__main__.Note: %.235s", note255);
     state st;
     run_node("node", "pynode", &st);
-    CHECK(st.outcomes == 9 + NPICKS);
+    CHECK(st.outcomes == 10 + NPICKS);
     CHECK(st.utf8_ok);
     CHECK(st.hello_ok && st.twice_ok && st.boom_ok && st.blob_ok && st.raw_ok);
-    CHECK(st.raw_set_ok);
+    CHECK(st.raw_set_ok && st.raw_refs_refused);
     CHECK(st.picks_ok == NPICKS);
     CHECK(st.untyped_ok);
     CHECK(st.bcast_ok);
