@@ -918,6 +918,31 @@ static void case_post_proxied_refs(void)
     CHECK(r.grown < (512u << 10) + (512u << 10));
 }
 
+/* The victim calls the proxy of the owner's exports with a payload of
+ * refs (refs_payload's, then `patch` on it): the call must be answered
+ * FAILED and reach nothing at the owner. True if it was. */
+typedef void (*payload_patch)(uint8_t *p, size_t n);
+static bool proxied_call_failed(victim *v, ember_node *owner, uint32_t nrefs,
+                                payload_patch patch)
+{
+    uint64_t oid = 0;
+    proxy_of_owner(owner, &oid);
+    uint8_t p[4096];
+    size_t n = refs_payload(p, sizeof p, 1, nrefs);
+    if (!oid || !n)
+        return false;
+    if (patch)
+        patch(p, n);
+    int held = h_node_held_count();
+    inject_kind_to(v, FR_CALL | FR_REFS, H_INJ_ID(0), oid, H_NODE_HOLD, p, n);
+    ans_wait a = { v->relay, H_INJ_ID(0) };
+    uint8_t kind = 0;
+    uint64_t code = 0;
+    return h_run_until(got_answer, &a, 3000) &&
+           h_relay_got_answer(v->relay, H_INJ_ID(0), &kind, &code) &&
+           kind == FR_ERROR && code == EMBER_FAILED && h_node_held_count() == held;
+}
+
 /* A call through the proxy that passes on more new refs than the decode
  * budget pays proxies for is answered FAILED, saying so; nothing reaches
  * the owner and the caller stays connected. */
@@ -926,25 +951,19 @@ static void case_post_proxied_refs_over_budget(void)
     WITH_VICTIM(v);
     ember_node *owner = h_node_new("owner", FX.port);
     CHECK(owner);
-    uint64_t oid = 0;
-    proxy_of_owner(owner, &oid);
-    uint8_t p[4096];
-    size_t n = refs_payload(p, sizeof p, 1, 400);
-    CHECK(oid && n);
-    int held = h_node_held_count();
-    inject_kind_to(&v, FR_CALL | FR_REFS, H_INJ_ID(0), oid, H_NODE_HOLD, p, n);
-    ans_wait a = { v.relay, H_INJ_ID(0) };
-    CHECK(h_run_until(got_answer, &a, 3000));
-    uint8_t kind = 0;
-    uint64_t code = 0;
-    CHECK(h_relay_got_answer(v.relay, H_INJ_ID(0), &kind, &code));
-    CHECK(kind == FR_ERROR && code == EMBER_FAILED);
+    CHECK(proxied_call_failed(&v, owner, 400, NULL));
     CHECK(h_log_has("not passed on through a proxy", "decode budget"));
-    CHECK(h_node_held_count() == held);
     CHECK(h_relay_up_closed(v.relay) == v.closed_before);
     victim_stop(&v);
     ember_node_free(owner);
     h_run_for(20); /* teardown, not a wait */
+}
+
+/* The third of three refs: object 40, which the frame's table lacks. */
+static void unlist_third(uint8_t *p, size_t n)
+{
+    if (n > 5 && p[5] == 3 << 1)
+        p[5] = 40 << 1;
 }
 
 /* A call through the proxy whose arguments hold a ref its frame's table
@@ -955,22 +974,8 @@ static void case_post_proxied_ref_unlisted(void)
     WITH_VICTIM(v);
     ember_node *owner = h_node_new("owner", FX.port);
     CHECK(owner);
-    uint64_t oid = 0;
-    proxy_of_owner(owner, &oid);
-    uint8_t p[64];
-    size_t n = refs_payload(p, sizeof p, 1, 3);
-    CHECK(oid && n && p[5] == 3 << 1);
-    p[5] = 40 << 1; /* the third ref: object 40, which the table lacks */
-    int held = h_node_held_count();
-    inject_kind_to(&v, FR_CALL | FR_REFS, H_INJ_ID(0), oid, H_NODE_HOLD, p, n);
-    ans_wait a = { v.relay, H_INJ_ID(0) };
-    CHECK(h_run_until(got_answer, &a, 3000));
-    uint8_t kind = 0;
-    uint64_t code = 0;
-    CHECK(h_relay_got_answer(v.relay, H_INJ_ID(0), &kind, &code));
-    CHECK(kind == FR_ERROR && code == EMBER_FAILED);
+    CHECK(proxied_call_failed(&v, owner, 3, unlist_third));
     expect_victim_dropped(&v, "table of refs does not list");
-    CHECK(h_node_held_count() == held);
     victim_stop(&v);
     ember_node_free(owner);
     h_run_for(20); /* teardown, not a wait */
