@@ -84,9 +84,10 @@ static bool source_line(diag_source *s, int line, const char **start, size_t *le
     }
     if (line < 1 || (size_t)line > s->nlines)
         return false;
-    size_t b = s->lines[line - 1], e = b;
-    while (e < s->len && s->text[e] != '\n')
-        e++;
+    /* The next line's start ends this one: scanning for the newline would
+     * make every error on one long line cost its length. */
+    size_t b = s->lines[line - 1];
+    size_t e = (size_t)line < s->nlines ? s->lines[line] - 1 : s->len;
     if (e > b && s->text[e - 1] == '\r')
         e--;
     *start = s->text + b;

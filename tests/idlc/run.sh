@@ -280,6 +280,12 @@ awk 'BEGIN { print "module wide;"; printf "struct S {"; for (i = 1; i <= 100000;
              printf "service V { void f("; for (i = 1; i <= 100000; i++) printf "%s%d: u32 p%d", (i > 1 ? ", " : ""), i, i; print ") = 1; }" }' >"$TMP/wide.idl"
 check "--check-compat of 100000 fields, enumerators and parameters" \
     timeout $((20 * ${EMBER_TEST_SLOW:-1})) "$IDLC_BIN" --check-compat "$TMP/wide.idl" "$TMP/wide.idl"
+# Every error on one long line costs little: 200,000 of them on a 1.6 MB
+# line take a fraction of a second, not minutes.
+awk 'BEGIN { print "module many;"; for (i = 0; i < 200000; i++) printf "@pb(\"x\")"; print "service S {}" }' >"$TMP/many.idl"
+timeout $((10 * ${EMBER_TEST_SLOW:-1})) "$IDLC_BIN" -o "$TMP" "$TMP/many.idl" >/dev/null 2>"$TMP/err"
+check "200000 errors on one line exit 1 in time" test $? -eq 1
+check "200000 errors on one line are all reported" test "$(grep -c "^$TMP/many.idl:2:[0-9]*: error: expected 'service' before '@'" "$TMP/err")" -eq 199999
 awk 'BEGIN { print "module big;"; for (i = 1; i <= 3000; i++) printf "struct S%d { 1: S%d next; }\n", i, i + 1; print "struct S3001 { 1: i32 end; }" }' >"$TMP/chain.idl"
 expect_exit 0 "a 3000-struct by-value chain" -o "$TMP" "$TMP/chain.idl"
 awk 'BEGIN { print "module ring;"; for (i = 1; i <= 3000; i++) printf "struct S%d { 1: S%d next; }\n", i, i % 3000 + 1 }' >"$TMP/ring.idl"
