@@ -385,6 +385,12 @@ const char *gu_ident(const char *name, bool param, gbuf *scratch)
                    strcmp(name, "wchar_t") == 0 || strcmp(name, "max_align_t") == 0);
     if (param && (strncmp(name, "ember_", 6) == 0 || c_type))
         rename = true;
+    /* NAME.c's static tables (type_u32, fields_Pos, params_..., raises_...)
+     * are file-scope objects: a parameter named like one would shadow it
+     * in the stubs and handlers (-Wshadow) */
+    static const char *const tables[] = { GU_PFX_TYPE, GU_PFX_FIELDS, GU_PFX_PARAMS, GU_PFX_RAISES };
+    for (size_t i = 0; param && !rename && i < sizeof tables / sizeof *tables; i++)
+        rename = strncmp(name, tables[i], strlen(tables[i])) == 0;
     if (rename) {
         gb_clear(scratch);
         gb_printf(scratch, "%s_", name);
