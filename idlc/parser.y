@@ -247,6 +247,11 @@ const_decl:
         $$->const_type = $2;
         $$->const_value = $5;
     }
+  | CONST type IDENT '=' error {
+        $$ = mk_decl(P, IDL_CONST, &@1, $3, @3);
+        $$->const_type = $2;
+        $$->syntax_error = true;
+    }
   ;
 
 literal:
