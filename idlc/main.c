@@ -157,6 +157,47 @@ static char *base_name(idl_arena *a, const char *path)
     return idl_strndup(a, s, n);
 }
 
+/* NAME.h is named in an #include "NAME.h": a '"' or a newline would end the
+ * name, a \\, ', // or slash-star in it is undefined (C11 6.4.7) and ?? may be a
+ * trigraph. Returns the first byte that cannot be written there, or NULL. */
+static const char *include_unsafe(const char *path)
+{
+    size_t n;
+    const char *s = output_stem(path, &n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\' || c == '\'' ||
+            (c == '?' && i + 1 < n && s[i + 1] == '?'))
+            return s + i;
+    }
+    return NULL;
+}
+
+/* Every module generated, and every module it includes, must have a header
+ * name an #include can spell. Reports each that cannot; true if all can. */
+static bool check_include_names(idl_diag *diag, idl_module *const *mods, size_t n)
+{
+    static const char why[] = "rename the file (no \", \\, ', ?? or control characters)";
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        const idl_module *m = mods[i];
+        if (m->path && include_unsafe(m->path)) {
+            diag_fatal(diag, "'%s': the generated header's name cannot be written in an #include; %s",
+                       m->path, why);
+            ok = false;
+        }
+        for (const idl_import *im = m->imports; im; im = im->next) {
+            const char *p = im->module && im->module->path ? im->module->path : im->path;
+            if (p && include_unsafe(p)) {
+                diag_error(diag, im->loc, "the header of '%s' cannot be named in an #include; %s",
+                           p, why);
+                ok = false;
+            }
+        }
+    }
+    return ok;
+}
+
 static char *out_path(idl_arena *a, const char *outdir, const char *base, const char *ext)
 {
     if (outdir) {
@@ -303,6 +344,8 @@ int main(int argc, char **argv)
             } else if (o.deps_only) {
                 dep = stdout;
             }
+            if (!(o.deps_only && !o.depfile))
+                check_include_names(diag, mods, o.nfiles);
             for (size_t i = 0; i < o.nfiles && diag_errors(diag) == 0; i++) {
                 char *base = base_name(arena, o.files[i]);
                 char *h = out_path(arena, o.outdir, base, ".h");

@@ -161,6 +161,20 @@ printf 'module thing;\nstruct S { 1: u32 v; }\n' >"$TMP/txt/thing.txt"
 expect_exit 0 "an input not named .idl" -o "$TMP/txt" "$TMP/txt/thing.txt"
 check "its .c includes its own header" grep -q '^#include "thing.txt.h"$' "$TMP/txt/thing.txt.c"
 check "its guard is its own" grep -q '^#ifndef EMBER_GEN_THING_TXT_H$' "$TMP/txt/thing.txt.h"
+# NAME.h is named in #include "NAME.h": a file whose name cannot be
+# written there is refused, as an input and as an import, before anything
+# is written.
+mkdir -p "$TMP/q"
+printf 'module q1;\n' >"$TMP/q/a\"b.idl"
+printf 'module q2;\n' >"$TMP/q/??=x.idl"
+printf 'module q3;\nimport "a\\"b.idl";\n' >"$TMP/q/imp.idl"
+expect_exit 1 "an input whose header cannot be #included" -o "$TMP/q" "$TMP/q/a\"b.idl"
+check "its name is explained" grep -q "^idlc: error: '$TMP/q/a\"b.idl': the generated header's name cannot be written in an #include" "$TMP/err"
+check "nothing is written for it" test ! -e "$TMP/q/a\"b.h"
+expect_exit 1 "a trigraph in an input's name" -o "$TMP/q" "$TMP/q/??=x.idl"
+expect_exit 1 "an import whose header cannot be #included" -o "$TMP/q" "$TMP/q/imp.idl"
+check "the import is reported at the import" grep -q "^$TMP/q/imp.idl:2:8: error: the header of '$TMP/q/a\"b.idl' cannot be named in an #include" "$TMP/err"
+check "nothing is written for the importer" test ! -e "$TMP/q/imp.h"
 expect_exit 1 "missing input file" -o "$TMP" does-not-exist.idl
 check "missing input is reported" grep -q "idlc: error: cannot read 'does-not-exist.idl'" "$TMP/err"
 expect_exit 1 "a directory as input" -o "$TMP" inc
