@@ -160,7 +160,21 @@ mkdir -p "$TMP/txt"
 printf 'module thing;\nstruct S { 1: u32 v; }\n' >"$TMP/txt/thing.txt"
 expect_exit 0 "an input not named .idl" -o "$TMP/txt" "$TMP/txt/thing.txt"
 check "its .c includes its own header" grep -q '^#include "thing.txt.h"$' "$TMP/txt/thing.txt.c"
-check "its guard is its own" grep -q '^#ifndef EMBER_GEN_THING_TXT_H$' "$TMP/txt/thing.txt.h"
+check "its guard is its own" grep -q '^#ifndef EMBER_GEN_THING_TXT_x7468696e672e747874_H$' "$TMP/txt/thing.txt.h"
+# Guards of names that upper-case alike (a-b, a_b, a.b; A, a) differ: one
+# program includes them together.
+mkdir -p "$TMP/guard"
+printf 'module ab1;\n' >"$TMP/guard/a-b.idl"
+printf 'module ab2;\n' >"$TMP/guard/a_b.idl"
+printf 'module ab3;\n' >"$TMP/guard/a.b.idl"
+printf 'module up1;\n' >"$TMP/guard/A.idl"
+printf 'module up2;\n' >"$TMP/guard/a.idl"
+expect_exit 0 "names whose guards upper-case alike" -o "$TMP/guard" "$TMP/guard/a-b.idl" \
+    "$TMP/guard/a_b.idl" "$TMP/guard/a.b.idl" "$TMP/guard/A.idl" "$TMP/guard/a.idl"
+check "a plain name's guard is its name upper-cased" \
+    grep -q '^#ifndef EMBER_GEN_A_B_H$' "$TMP/guard/a_b.h"
+check "five headers, five guards" sh -c \
+    "cat '$TMP'/guard/*.h | grep '^#ifndef EMBER_GEN_' | sort -u | wc -l | grep -qx 5"
 # NAME.h is named in #include "NAME.h": a file whose name cannot be
 # written there is refused, as an input and as an import, before anything
 # is written.
