@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -308,6 +309,27 @@ static int load_server(cfg_server *s, const char *name, json_t *o,
     return 0;
 }
 
+/* net's forwards must stay below the calls its link to the gate may have in
+ * flight (max_outstanding): the gate counts a oneway (Gate.closed) against
+ * it too while it runs, and drops a link that sends one with
+ * max_outstanding calls in flight. Checked on loading, so the master
+ * refuses the file before it starts anything (net alone used to find it,
+ * after every other server was up). */
+static int check_net_limits(const cfg_server *s, const char *path, char *err, size_t errlen)
+{
+    if (strcmp(s->app, "net") != 0)
+        return 0;
+    ember_node_config nc;
+    ember_node_config_default(&nc);
+    uint64_t most = (uint64_t)s->clients.max_clients * (uint64_t)s->clients.max_inflight;
+    if (most < nc.limits.max_outstanding)
+        return 0;
+    snprintf(err, errlen, "%s: servers.%s.clients: max_clients x max_inflight (%llu) must be "
+             "less than the calls one link may have in flight (max_outstanding %u)", path,
+             s->name, (unsigned long long)most, nc.limits.max_outstanding);
+    return -1;
+}
+
 int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
@@ -394,6 +416,8 @@ int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
         }
         if (!s->db[0])
             copy(s->db, sizeof s->db, c->db);
+        if (check_net_limits(s, path, err, errlen))
+            goto out;
     }
     rc = 0;
 out:

@@ -652,21 +652,10 @@ static void net_stop(srv *s)
 
 /* ---- setup ------------------------------------------------------------ */
 
-/* The limits must fit the link to the gate, and the fd limit max_clients.
- * The forwards must stay below max_outstanding: the gate counts a oneway
- * (Gate.closed) against it too while it runs, and drops a link that sends
- * one with max_outstanding calls in flight. */
+/* The fd limit must fit max_clients (that max_clients x max_inflight fits
+ * the link to the gate is checked with the config, cfg_load). */
 static int check_limits(netsrv *n)
 {
-    ember_node_config nc;
-    cfg_node_config(&n->s.cfg, &nc);
-    uint64_t most = (uint64_t)n->lim.max_clients * (uint64_t)n->lim.max_inflight;
-    if (most >= nc.limits.max_outstanding) {
-        srv_log(&n->s, "config: clients.max_clients x clients.max_inflight (%llu) must be less "
-                "than the calls one link may have in flight (max_outstanding %u)",
-                (unsigned long long)most, nc.limits.max_outstanding);
-        return -1;
-    }
     uint32_t buckets = 64;
     while (buckets < (uint32_t)n->lim.max_clients)
         buckets *= 2;

@@ -198,6 +198,11 @@ badkey app-number '"app": "gate"' '"app": 1' 'servers.gate.app must be a string'
 # An app that is not one of the cluster's programs is refused on loading,
 # not left for the master to fail running (exit 127, never ready).
 badkey app-unknown '"app": "gate"' '"app": "gat"' 'servers.gate.app: no app "gat"'
+# What net could not hold is refused with the file, before anything starts:
+# max_clients x max_inflight at max_outstanding (net alone found it, once
+# the master had started every other server: never ready).
+badkey net-limits '"netport": \([0-9]*\), ' '"netport": \1, "clients": {"max_clients": 16384}, ' \
+    'servers.net.clients: max_clients x max_inflight (65536) must be less than the calls one link may have in flight (max_outstanding 65536)'
 # A file that cannot be read says why, with no line number.
 rc=0
 timeout 10 "$CL_BIN/master" -n "$dir/missing.json" > /dev/null 2> "$dir/missing.log" || rc=$?
@@ -239,4 +244,4 @@ wait "$second" || true
 CL_OWN_PIDS=
 [ "$(cat "$dir/stop2.code")" = 409 ] && grep -q '"error": *"already stopping"' "$dir/stop2.body" ||
     fail "a second POST /stop during the stop: $(cat "$dir/stop2.code") $(cat "$dir/stop2.body" 2>/dev/null)"
-echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 5 refused listens, 4 bad ports, 4 unknown keys, 4 mistyped or overlong values, an unknown app, a missing file, a web port in use; then the stop with the credential, a second stop during it answered 409)"
+echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 5 refused listens, 4 bad ports, 4 unknown keys, 4 mistyped or overlong values, an unknown app, net limits past max_outstanding, a missing file, a web port in use; then the stop with the credential, a second stop during it answered 409)"

@@ -439,7 +439,7 @@ static void part_a(void)
         fail("net started with max_clients 64 x max_inflight 1024 = max_outstanding (65536)");
     int st = net_exit();
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 1 ||
-        !strstr(net_log, "clients.max_clients x clients.max_inflight (65536)"))
+        !strstr(net_log, "servers.net.clients: max_clients x max_inflight (65536)"))
         fail("net with max_clients 64 x max_inflight 1024 exited with status 0x%x", st);
 }
 
