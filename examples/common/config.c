@@ -330,6 +330,62 @@ static int check_net_limits(const cfg_server *s, const char *path, char *err, si
     return -1;
 }
 
+/* What each app needs of its entry: a root listens on its rootport, and
+ * every app calls its roots by name (srv_need; game.py registers on their
+ * pbport and the master's). Checked on loading, so the master refuses the
+ * file before it starts anything; the server alone used to find it, once
+ * the master had started the others (the cluster never became ready). */
+static int check_needs(const cluster_cfg *c, const cfg_server *s, const char *path,
+                       char *err, size_t errlen)
+{
+    static const struct {
+        const char *app;
+        bool root;
+        const char *roots[2];
+    } needs[] = {
+        {"db", true, {NULL, NULL}},      {"gate", true, {"db", NULL}},
+        {"game", false, {"gate", "db"}}, {"pygame", false, {"gate", "db"}},
+        {"net", false, {"gate", NULL}},
+    };
+    size_t a = 0;
+    while (a < sizeof needs / sizeof needs[0] && strcmp(needs[a].app, s->app) != 0)
+        a++;
+    if (a == sizeof needs / sizeof needs[0])
+        return 0;
+    if (needs[a].root && s->rootport <= 0) {
+        snprintf(err, errlen, "%s: servers.%s: app \"%s\" is a root: it needs a \"rootport\" "
+                 "(1 to 65535)", path, s->name, s->app);
+        return -1;
+    }
+    bool pb = strcmp(s->app, "pygame") == 0;
+    if (pb && c->master_pbport <= 0) {
+        snprintf(err, errlen, "%s: servers.%s: app \"pygame\" registers over Perspective "
+                 "Broker: master needs a \"pbport\"", path, s->name);
+        return -1;
+    }
+    for (int k = 0; k < 2 && needs[a].roots[k]; k++) {
+        const char *root = needs[a].roots[k];
+        int j = 0;
+        while (j < s->n_remotes && strcmp(s->remotes[j].name, root) != 0)
+            j++;
+        if (j == s->n_remotes) {
+            snprintf(err, errlen, "%s: servers.%s.remoteport: app \"%s\" needs the root "
+                     "\"%s\" ({\"rootname\": \"%s\"})", path, s->name, s->app, root, root);
+            return -1;
+        }
+    }
+    for (int j = 0; pb && j < s->n_remotes; j++) {
+        const cfg_server *t = cfg_find(c, s->remotes[j].name);
+        if (!t || t->pbport <= 0) {
+            snprintf(err, errlen, "%s: servers.%s: app \"pygame\" registers over Perspective "
+                     "Broker: servers.%s needs a \"pbport\"", path, s->name,
+                     s->remotes[j].name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
@@ -398,6 +454,9 @@ int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
         }
         c->n_servers++;
     }
+    for (int i = 0; i < c->n_servers; i++)
+        if (check_needs(c, &c->servers[i], path, err, errlen))
+            goto out;
     /* Resolve each remote's address from the server it names. */
     for (int i = 0; i < c->n_servers; i++) {
         cfg_server *s = &c->servers[i];

@@ -203,6 +203,19 @@ badkey app-unknown '"app": "gate"' '"app": "gat"' 'servers.gate.app: no app "gat
 # the master had started every other server: never ready).
 badkey net-limits '"netport": \([0-9]*\), ' '"netport": \1, "clients": {"max_clients": 16384}, ' \
     'servers.net.clients: max_clients x max_inflight (65536) must be less than the calls one link may have in flight (max_outstanding 65536)'
+# An entry without what its app needs (a root's rootport, the roots it
+# calls, the PB ports a Twisted node registers on) is refused with the file
+# and the key before anything starts; the server alone found it, once the
+# master had started the others, and the cluster was never ready.
+badkey net-no-gate '"remoteport": \[{"rootname": "gate"}\]}' '"remoteport": []}' \
+    'servers.net.remoteport: app "net" needs the root "gate" ({"rootname": "gate"})'
+badkey game-no-db '"game1": {"app": "game", "remoteport": \[{"rootname": "gate"}, {"rootname": "db"}\]}' \
+    '"game1": {"app": "game", "remoteport": [{"rootname": "gate"}]}' \
+    'servers.game1.remoteport: app "game" needs the root "db" ({"rootname": "db"})'
+badkey db-no-rootport '"app": "db",   "rootport": [0-9]*' '"app": "db"' \
+    'servers.db: app "db" is a root: it needs a "rootport" (1 to 65535)'
+badkey pygame-no-pbport '"game2": {"app": "game"' '"game2": {"app": "pygame"' \
+    'servers.game2: app "pygame" registers over Perspective Broker: master needs a "pbport"'
 # A file that cannot be read says why, with no line number.
 rc=0
 timeout 10 "$CL_BIN/master" -n "$dir/missing.json" > /dev/null 2> "$dir/missing.log" || rc=$?
@@ -244,4 +257,4 @@ wait "$second" || true
 CL_OWN_PIDS=
 [ "$(cat "$dir/stop2.code")" = 409 ] && grep -q '"error": *"already stopping"' "$dir/stop2.body" ||
     fail "a second POST /stop during the stop: $(cat "$dir/stop2.code") $(cat "$dir/stop2.body" 2>/dev/null)"
-echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 5 refused listens, 4 bad ports, 4 unknown keys, 4 mistyped or overlong values, an unknown app, net limits past max_outstanding, a missing file, a web port in use; then the stop with the credential, a second stop during it answered 409)"
+echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 5 refused listens, 4 bad ports, 4 unknown keys, 4 mistyped or overlong values, an unknown app, net limits past max_outstanding, 4 entries without what their app needs, a missing file, a web port in use; then the stop with the credential, a second stop during it answered 409)"
