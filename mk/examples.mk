@@ -6,10 +6,11 @@
 #                       examples/pygame/game.py (installs python3-twisted)
 #   make test-examples  the cluster end to end, a stop under load, the
 #                       servers started one by one, the status page in
-#                       chromium, the cluster over TLS, net's client bounds
-#                       against a flooding client, its Prometheus metrics,
-#                       the admin web against attacks, the mixed cluster
-#                       (a Twisted game node among the ember servers),
+#                       chromium, the cluster over TLS, net on ::1,
+#                       net's client bounds against a flooding client,
+#                       its Prometheus metrics, the admin web against
+#                       attacks, the mixed cluster (a Twisted game node
+#                       among the ember servers),
 #                       net against a held gate and a client that hangs up
 #                       with its commands in flight, again and again
 #
@@ -40,7 +41,7 @@ EX_CFLAGS = $(CFLAGS_ALL) $(EMBER_INC) -I$(EX_GEN) -Iexamples/common -I$(EX_OBJ)
 EX_LIBS   = $(LIBEMBER_A) $(RT_LIBS)
 
 .PHONY: examples generated ex-gen-new test-generated demo demo-mixed test-examples test-cluster \
-        test-status-page test-stop-under-load test-standalone test-tls test-flood \
+        test-status-page test-stop-under-load test-standalone test-tls test-hosts test-flood \
         test-metrics test-admin test-mixed test-net-churn
 
 examples: $(EX_BIN_PATHS)
@@ -158,6 +159,9 @@ test-standalone: lib idlc examples
 test-tls: lib idlc examples
 	@B=$(B) tests/e2e/tls.sh
 
+test-hosts: lib idlc examples
+	@B=$(B) tests/e2e/hosts.sh
+
 test-flood: lib idlc examples
 	@B=$(B) tests/e2e/flood.sh
 
@@ -185,4 +189,4 @@ test-net-churn: $(NET_CHURN_BIN) $(B)/bin/net
 
 TEST_TARGETS += test-generated test-examples
 test-examples: test-cluster test-stop-under-load test-standalone test-status-page test-tls \
-               test-flood test-metrics test-admin test-mixed test-net-churn
+               test-hosts test-flood test-metrics test-admin test-mixed test-net-churn

@@ -24,6 +24,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -486,6 +487,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
         char ip[INET_ADDRSTRLEN];
         inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
         snprintf(c->peer, sizeof c->peer, "%s:%u", ip, ntohs(sin->sin_port));
+    } else if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)addr;
+        char ip[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof ip);
+        snprintf(c->peer, sizeof c->peer, "[%s]:%u", ip, ntohs(sin6->sin6_port));
     }
     c->bev = bufferevent_socket_new(n->s.base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
@@ -695,26 +701,38 @@ int main(int argc, char **argv)
     n.gate = ember_node_root(gate);
     n.s.on_stop = net_stop;
 
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)n.s.me->netport);
-    if (inet_pton(AF_INET, n.s.me->host, &sin.sin_addr) != 1) {
-        srv_log(&n.s, "bad host %s", n.s.me->host);
+    /* The host as the roots take theirs: an address of either family or a
+     * name ("localhost"); only IPv4 literals were taken ("bad host ::1"). */
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char port[8];
+    snprintf(port, sizeof port, "%d", n.s.me->netport);
+    int gai = getaddrinfo(n.s.me->host, port, &hints, &res);
+    if (gai != 0 || !res) {
+        srv_log(&n.s, "cannot listen on %s:%d: %s", n.s.me->host, n.s.me->netport,
+                gai_strerror(gai));
         return 1;
     }
     n.listener = evconnlistener_new_bind(n.s.base, on_accept, &n,
                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
-                                         (struct sockaddr *)&sin, sizeof sin);
+                                         res->ai_addr, (int)res->ai_addrlen);
+    int bind_errno = errno;
+    freeaddrinfo(res);
     if (!n.listener) {
-        srv_log(&n.s, "cannot listen on %s:%d: %s", n.s.me->host, n.s.me->netport, strerror(errno));
+        srv_log(&n.s, "cannot listen on %s:%d: %s", n.s.me->host, n.s.me->netport,
+                strerror(bind_errno));
         return 1;
     }
     evconnlistener_set_error_cb(n.listener, on_accept_error);
-    struct sockaddr_in bound;
+    struct sockaddr_storage bound;
     socklen_t blen = sizeof bound;
     getsockname(evconnlistener_get_fd(n.listener), (struct sockaddr *)&bound, &blen);
-    n.s.port = ntohs(bound.sin_port);
+    n.s.port = bound.ss_family == AF_INET6
+                   ? ntohs(((const struct sockaddr_in6 *)&bound)->sin6_port)
+                   : ntohs(((const struct sockaddr_in *)&bound)->sin_port);
     srv_log(&n.s, "clients on %s:%d (at most %d; %d commands in flight and %d bytes queued "
             "each; login %d ms, idle %d ms, stall %d ms)", n.s.me->host, n.s.port,
             n.lim.max_clients, n.lim.max_inflight, n.lim.max_queued, n.lim.login_ms,
