@@ -41,6 +41,11 @@ thing, 1 otherwise.
   twice    a player logged in (and in a room) on one connection logs in
            on a second: refused 409 (and not counted as a login by db),
            and once the first logged out the second may log in
+  sizes    a player in a room sends a MOVE padded (an unknown field) to
+           8000, 9000 and 60000 bytes, and CHATs of 4000 and 4200 bytes:
+           within a frame, but what the gate passes on ends near 8 KiB and
+           a chat's push near 4 KiB: answered 0, 413, 413, 0, 413, and the
+           connection goes on
   pushids  a logged-in player sends a command with a push's id (9001
            PUSH_CHAT, 9002 PUSH_BYE, 9999): its answer could not be told
            from a push, so net must close the connection without a frame
@@ -354,5 +359,22 @@ elif mode == 'pushids':
                 sys.exit(1)
             time.sleep(0.05)
     print('pushids: ok (a command with a push id closes the connection)')
+elif mode == 'sizes':
+    c = Client()
+    expect('login', c.call(LOGIN, string(1, b'sizes')), 0)
+    expect('enter', c.call(ENTER, b'\x08\x09'), 0)
+    # A MOVE with an unknown field (15) padding it: skipped by the game node.
+    def move(n):
+        return c.call(MOVE, b'\x08\x02' + string(15, b'z' * n))
+    expect('a MOVE of 8000 bytes', move(8000), 0)
+    for n in (9000, 60000):
+        got = move(n)
+        expect('a MOVE of %d bytes (the gate passes on about 8 KiB)' % n, got, 413)
+    expect('a CHAT of 4000 bytes', c.call(CHAT, string(1, b'x' * 4000)), 0)
+    expect('a CHAT of 4200 bytes (its push would pass 4 KiB)',
+           c.call(CHAT, string(1, b'x' * 4200)), 413)
+    expect('a MOVE after the refusals, on the same connection', move(0), 0)
+    print('sizes: ok (payloads over about 8 KiB and chats over about 4 KiB refused 413, '
+          'the connection kept)')
 else:
     sys.exit('unknown mode ' + mode)

@@ -31,7 +31,9 @@
 #    (client_abuse.py enters); an ENTER sent behind a LEAVE is refused 409
 #    too, so the node left holds nobody behind (client_abuse.py reenter).
 #    A player logged in on one connection cannot log in on another (409,
-#    client_abuse.py twice). A command with a push's id (>= 9000) closes
+#    client_abuse.py twice). A command within a frame but over what the
+#    gate passes on (about 8 KiB), or a chat over about 4 KiB, is refused
+#    413 (client_abuse.py sizes). A command with a push's id (>= 9000) closes
 #    the connection, as its reply would read as a push (client_abuse.py
 #    pushids).
 # 6. game1 is held (SIGSTOP) until the gate drops it, with two players in a
@@ -129,6 +131,8 @@ CL_OWN_PIDS=
     { cat "$dir/reenter.out"; fail "an ENTER behind a LEAVE left the player behind on its game node"; }
 /usr/bin/python3 tests/e2e/client_abuse.py twice 127.0.0.1 "${CL_NET#*:}" > "$dir/twice.out" 2>&1 ||
     { cat "$dir/twice.out"; fail "a player logged in on two connections at once"; }
+/usr/bin/python3 tests/e2e/client_abuse.py sizes 127.0.0.1 "${CL_NET#*:}" > "$dir/sizes.out" 2>&1 ||
+    { cat "$dir/sizes.out"; fail "commands too large to pass on were not refused 413"; }
 /usr/bin/python3 tests/e2e/client_abuse.py pushids 127.0.0.1 "${CL_NET#*:}" > "$dir/pushids.out" 2>&1 ||
     { cat "$dir/pushids.out"; fail "a command with a push's id was answered like a push"; }
 grep -q "command 9002 is a push's id" "$CL_LOG" || fail "net did not log why it closed a client"
