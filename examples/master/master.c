@@ -440,9 +440,20 @@ static void got_status(const ember_outcome *o, const cluster_NodeStatus *st, voi
 static void get_status(struct evhttp_request *req)
 {
     status_req *sr = calloc(1, sizeof *sr);
+    if (!sr) {
+        evhttp_send_error(req, 503, "out of memory");
+        return;
+    }
     sr->req = req;
+    /* format=text among whatever else the query holds (a cache buster, a
+     * second parameter): the whole query had to be "format=text". */
     const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    sr->text = q && strcmp(q, "format=text") == 0;
+    struct evkeyvalq params;   /* set up (and on failure cleared) by evhttp_parse_query_str */
+    if (q && evhttp_parse_query_str(q, &params) == 0) {
+        const char *f = evhttp_find_header(&params, "format");
+        sr->text = f && strcmp(f, "text") == 0;
+        evhttp_clear_headers(&params);
+    }
     sr->nodes = json_object();
     sr->pending = 1;
     ember_callopts opts = {STATUS_TIMEOUT_MS};

@@ -75,6 +75,16 @@ printf '%s' "$st" | cl_flat | grep -q '"method": "forward", *"id": 201, *"calls"
     fail "/status shows no forward calls on the gate"
 printf '%s' "$st" | cl_flat | grep -q '"method": "move", *"id": 602, *"calls": [1-9]' ||
     fail "/status shows no move calls on a game node"
+# The same as text, also with more in the query (a cache buster): one line
+# per server, one per method that served calls.
+for q in 'format=text' 'format=text&_=1' '_=1&format=%74ext'; do
+    curl -sf --max-time 5 -D "$dir/text.head" -o "$dir/text.out" "$CL_WEB/status?$q" ||
+        fail "GET /status?$q"
+    grep -qi '^Content-Type: text/plain' "$dir/text.head" && grep -q '^cluster running' "$dir/text.out" &&
+        grep -q '^gate .* children: .*net' "$dir/text.out" &&
+        grep -q '^ *gate.Gate.forward  *[1-9][0-9]* calls' "$dir/text.out" ||
+        fail "GET /status?$q is not the status as text: $(head -c 300 "$dir/text.out")"
+done
 page=$(curl -sf --max-time 5 "$CL_WEB/") || fail "GET /"
 printf '%s' "$page" | grep -q '<title>ember cluster</title>' || fail "GET / is not the status page"
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$CL_WEB/nope")
