@@ -60,6 +60,11 @@ def varint(n):
             return bytes(out)
 
 
+# The largest chat push a C game node encodes (its 4096-byte buffer): a
+# longer one is refused 413 there, so it is here too.
+MAX_CHAT_PUSH = 4096
+
+
 def chat_msg(room, sender, text):
     """client.ChatMsg {1: u32 room, 2: string from, 3: string text}, encoded
     as ember encodes a struct (docs/protocol.md): the push's payload."""
@@ -253,6 +258,8 @@ class Game(pb.Referenceable):
         me = self.in_room(who)
         to = [q.session for q in self.players.values() if q.room == me.room]
         data = chat_msg(me.room, me.name, req.get("text", ""))
+        if len(data) > MAX_CHAT_PUSH:
+            raise Refused(413, "message too long")
         LINKS["gate"].call("push", to, PUSH_CHAT, data).addErrback(
             lambda f: log("push failed: %s" % f.getErrorMessage()))
         return {"delivered": len(to)}

@@ -8,7 +8,9 @@
 # from db and every move saved by Python. After the stop the database must
 # hold each bot's last acknowledged position, and the Python node's own
 # counters (its Admin.status and the line it prints at exit) must show
-# that it served those moves. Last, game2 is held (SIGSTOP) until the gate
+# that it served those moves. Commands too large are refused 413 as by a C
+# node (client_abuse.py sizes: the Python node pushed a chat of any size).
+# Last, game2 is held (SIGSTOP) until the gate
 # drops it, with two players in a room on it, and continued: when it is
 # back their ENTERs must go through (tests/e2e/client_abuse.py relink: the
 # Python node forgot the players the gate took out of their rooms).
@@ -81,6 +83,11 @@ moves2=$(py_moves)
 failed2=$(curl -sf --max-time 5 "$CL_WEB/status" | cl_flat | grep -o '"name": "game2", "app": "pygame".*' |
     grep -o '"method": "move", "id": 602, "calls": [0-9]*, "failures": [0-9]*' | head -n 1 | sed 's/.*: //')
 [ "${failed2:-0}" -ge 6 ] || fail "run 2: game2 refused ${failed2:-no} moves, expected the 6 before entering"
+
+# Sizes as a C game node has them: a chat whose push would pass 4 KiB is
+# refused 413 by the Python node too (it pushed it).
+/usr/bin/python3 tests/e2e/client_abuse.py sizes 127.0.0.1 "${CL_NET#*:}" > "$dir/sizes.out" 2>&1 ||
+    { cat "$dir/sizes.out"; fail "game2 in Python does not bound commands as a C game node does"; }
 
 # game2 loses its links and comes back.
 /usr/bin/python3 tests/e2e/client_abuse.py relink 127.0.0.1 "${CL_NET#*:}" game2 "$game2_pid" "$CL_LOG" \
