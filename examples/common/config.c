@@ -391,7 +391,9 @@ int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
     memset(c, 0, sizeof *c);
     copy(c->path, sizeof c->path, path);
     json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
+    /* A key given twice (a copied "game1" left unrenamed) is an error, not
+     * the last one taken in silence. */
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         if (je.line > 0)
             snprintf(err, errlen, "%s:%d: %s", path, je.line, je.text);

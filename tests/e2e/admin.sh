@@ -216,6 +216,15 @@ badkey db-no-rootport '"app": "db",   "rootport": [0-9]*' '"app": "db"' \
     'servers.db: app "db" is a root: it needs a "rootport" (1 to 65535)'
 badkey pygame-no-pbport '"game2": {"app": "game"' '"game2": {"app": "pygame"' \
     'servers.game2: app "pygame" registers over Perspective Broker: master needs a "pbport"'
+# A key given twice (a server's entry copied and left unrenamed) is an
+# error with its line, never the last one taken in silence (one game1).
+sed '/^ *"game1":/p' "$dir/cluster.json" > "$dir/dup.json"
+line=$(grep -n '^ *"game1":' "$dir/dup.json" | sed -n '2s/:.*//p')
+[ -n "$line" ] || fail "dup: sed did not copy game1's entry"
+rc=0
+timeout 10 "$CL_BIN/master" -n "$dir/dup.json" > /dev/null 2> "$dir/dup.log" || rc=$?
+[ "$rc" = 1 ] && grep -qF "master: $dir/dup.json:$line: duplicate object key" "$dir/dup.log" ||
+    fail "a server given twice: exit $rc, $(cat "$dir/dup.log")"
 # A file that cannot be read says why, with no line number.
 rc=0
 timeout 10 "$CL_BIN/master" -n "$dir/missing.json" > /dev/null 2> "$dir/missing.log" || rc=$?
@@ -257,4 +266,4 @@ wait "$second" || true
 CL_OWN_PIDS=
 [ "$(cat "$dir/stop2.code")" = 409 ] && grep -q '"error": *"already stopping"' "$dir/stop2.body" ||
     fail "a second POST /stop during the stop: $(cat "$dir/stop2.code") $(cat "$dir/stop2.body" 2>/dev/null)"
-echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 5 refused listens, 4 bad ports, 4 unknown keys, 4 mistyped or overlong values, an unknown app, net limits past max_outstanding, 4 entries without what their app needs, a missing file, a web port in use; then the stop with the credential, a second stop during it answered 409)"
+echo "test-admin: ok (10 refused stops, 404 and 405 answers, header/body/slow limits, no-token config, 5 refused listens, 4 bad ports, 4 unknown keys, 4 mistyped or overlong values, an unknown app, net limits past max_outstanding, 4 entries without what their app needs, a key given twice, a missing file, a web port in use; then the stop with the credential, a second stop during it answered 409)"
