@@ -82,7 +82,7 @@ static bool same_family(const char *fam, size_t flen, const char *line, size_t l
 static void add_samples(struct evbuffer *out, const char *page, const char *fam,
                         size_t flen)
 {
-    for (const char *p = page; *p;) {
+    for (const char *p = page; p && *p;) {
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
         if (len && p[0] != '#' && same_family(fam, flen, p, len)) {
@@ -97,7 +97,7 @@ static bool seen_before(const char *const *pages, size_t upto, const char *fam,
                         size_t flen)
 {
     for (size_t i = 0; i < upto; i++)
-        for (const char *p = pages[i]; (p = strstr(p, "# HELP ")); p++)
+        for (const char *p = pages[i]; p && (p = strstr(p, "# HELP ")); p++)
             if (strncmp(p + 7, fam, flen) == 0 && p[7 + flen] == ' ' &&
                 (p == pages[i] || p[-1] == '\n'))
                 return true;
@@ -107,7 +107,7 @@ static bool seen_before(const char *const *pages, size_t upto, const char *fam,
 void mx_merge(struct evbuffer *out, const char *const *pages, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        for (const char *p = pages[i]; (p = strstr(p, "# HELP ")); p++) {
+        for (const char *p = pages[i]; p && (p = strstr(p, "# HELP ")); p++) {
             if (p != pages[i] && p[-1] != '\n')
                 continue;
             const char *fam = p + 7;

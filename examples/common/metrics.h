@@ -22,7 +22,7 @@ void mx_labels(char *buf, size_t cap, const char *server, const char *endpoint);
 char *mx_render(const ember_metrics_src *src, size_t n);
 /* Appends the n pages to out as one: each family's HELP and TYPE once, then
  * its samples from every page in order. Lines that belong to no family are
- * dropped. */
+ * dropped; a NULL page (a server that did not answer) is skipped. */
 void mx_merge(struct evbuffer *out, const char *const *pages, size_t n);
 
 #endif

@@ -3,7 +3,8 @@
 # the master (every server's, labelled by server) and the gate's own page
 # (config "metricsport") pass `promtool check metrics`; python3's
 # prometheus_client parser reads every series, and the values are what the
-# bots did (tests/e2e/check_metrics.py).
+# bots did (tests/e2e/check_metrics.py). A server that does not answer is
+# reported down, the others up.
 set -eu
 cd "$(dirname "$0")/../.."
 . scripts/cluster-lib.sh
@@ -40,6 +41,28 @@ fwd() { grep '^ember_calls_total{server="gate",endpoint="root",service="gate.Gat
 [ "$(fwd "$dir/gate.prom")" = "$calls" ] ||
     fail "the gate's own /metrics counts $(fwd "$dir/gate.prom") forwards, not $calls"
 grep -q '^ember_calls_total{server="db"' "$dir/gate.prom" && fail "the gate's page has db's series"
+
+# A server that does not answer (net held with SIGSTOP) is reported down
+# once its 2 s are up, and the others up, with every series of theirs; the
+# master merged the pages with net's missing and crashed (SIGSEGV), taking
+# the cluster down with it (the status page asks for /metrics every second).
+net_pid=$(cl_pid net)
+[ -n "$net_pid" ] || fail "no pid for net in /status"
+kill -STOP "$net_pid"
+rc=0
+curl -sf --max-time 10 "$CL_WEB/metrics" > "$dir/held.prom" || rc=$?
+kill -CONT "$net_pid"
+[ "$rc" = 0 ] || fail "GET /metrics with net not answering: curl exit $rc (master alive: $(cl_alive "$CL_MASTER_PID" && echo yes || echo no))"
+grep -qx 'ember_cluster_server_up{server="net"} 0' "$dir/held.prom" ||
+    fail "net, held, is not reported down: $(grep server_up "$dir/held.prom")"
+for s in db gate game1 game2; do
+    grep -qx "ember_cluster_server_up{server=\"$s\"} 1" "$dir/held.prom" &&
+        grep -q "^ember_calls_total{server=\"$s\"" "$dir/held.prom" ||
+        fail "$s is not up with its series while net is held"
+done
+promtool check metrics < "$dir/held.prom" > "$dir/held.promtool" 2>&1 ||
+    { cat "$dir/held.promtool"; fail "promtool check metrics rejects $dir/held.prom"; }
+cl_poll 10 "the cluster is not ready again once net is continued" cl_status_has '"ready": true'
 
 # SIGCHLD delivered again and again while the cluster stops (as several
 # children exiting at once deliver it): the stop's answer still reaches us
