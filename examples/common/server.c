@@ -362,6 +362,13 @@ int srv_init(srv *s, const char *app, int argc, char **argv)
         fprintf(stderr, "%s: no server \"%s\" in %s\n", app, name, path);
         return -1;
     }
+    /* Another program's entry would run under its name: a net registered
+     * as game1 took game1's place with the master and the gate. */
+    if (strcmp(s->me->app, app) != 0) {
+        fprintf(stderr, "%s: %s: servers.%s.app is \"%s\": start it with %s, not %s\n", app,
+                path, name, s->me->app, s->me->app, app);
+        return -1;
+    }
     log_name = s->me->name;
     ember_set_log(log_writer, NULL);
     /* Started by the master: go down with it. */

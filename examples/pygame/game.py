@@ -341,6 +341,10 @@ def main():
     if me is None:
         log("%s is not in %s" % (NAME, sys.argv[2]))
         return 1
+    if me.get("app", NAME) != "pygame":
+        log("%s: servers.%s.app is \"%s\": start it with %s, not pygame"
+            % (sys.argv[2], NAME, me.get("app", NAME), me.get("app", NAME)))
+        return 1
     STARTED = time.monotonic()
     if os.environ.get("EMBER_MASTER_PID"):
         # Started by the master: go down with it, as the C servers do.

@@ -2,8 +2,9 @@
 # Servers started one by one, as Firefly's can be: the master with -n starts
 # nothing; every server of the config is started by this script as a process
 # of its own (net first, db last, so each waits for its roots by itself).
-# /status must become ready with exactly those processes, bots play through
-# them, POST /stop stops them all, and each exits 0 on its own.
+# /status must become ready with exactly those processes, a program started
+# with another app's entry is refused, bots play through them, POST /stop
+# stops them all, and each exits 0 on its own.
 set -eu
 cd "$(dirname "$0")/../.."
 . scripts/cluster-lib.sh
@@ -18,6 +19,19 @@ ours=$(printf '%s\n' $CL_MASTER_PID $(printf '%s\n' $CL_ALONE | sed 's/.*://') |
 seen=$(cl_status_pids | tr '\n' ' ')
 [ "$ours" = "$seen" ] || fail "/status reports pids $seen, we started $ours"
 cl_say "every server registered is one started here: $CL_ALONE"
+
+# A program started with another app's entry is refused, naming it: a net
+# started as game1 ran, registered as game1 and took its place.
+wrong_app() {
+    prog=$1
+    rc=0
+    timeout 10 "$CL_BIN/$prog" game1 "$dir/cluster.json" > /dev/null 2> "$dir/wrong-$prog.log" || rc=$?
+    [ "$rc" = 1 ] &&
+        grep -qF "$dir/cluster.json: servers.game1.app is \"game\": start it with game, not $prog" "$dir/wrong-$prog.log" ||
+        fail "$prog started with game1's entry: exit $rc, $(cat "$dir/wrong-$prog.log")"
+}
+for prog in net gate db pygame; do wrong_app "$prog"; done
+cl_status_has '"ready": true' || fail "the cluster is not ready after the wrong starts"
 
 # Two runs of bots: the second loads every player where the first left it.
 cl_bots "$dir/bots1.out" -n 6 -r 2 -m 4 -p alone
