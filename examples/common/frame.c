@@ -33,9 +33,12 @@ void frame_add(struct evbuffer *out, uint32_t command, const void *payload, size
 int frame_peek(struct evbuffer *in, uint32_t *len, uint32_t *command)
 {
     uint8_t hdr[FRAME_HDR];
-    if (evbuffer_copyout(in, hdr, sizeof hdr) < (ev_ssize_t)sizeof hdr)
+    ev_ssize_t got = evbuffer_copyout(in, hdr, sizeof hdr);
+    if (got < 4)
         return -1;
     *len = get_u32(hdr);
+    if (got < (ev_ssize_t)sizeof hdr)
+        return 1;
     *command = get_u32(hdr + 4);
     return 0;
 }

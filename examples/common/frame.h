@@ -19,7 +19,8 @@ void frame_header(uint8_t hdr[FRAME_HDR], uint32_t command, size_t len);
 /* Appends one frame to out. */
 void frame_add(struct evbuffer *out, uint32_t command, const void *payload, size_t len);
 /* The header at the front of in: 0 with *len (command + payload) and
- * *command, or -1 while fewer than FRAME_HDR bytes are there. */
+ * *command; 1 with *len alone while the command has not come (a length
+ * can be judged from its 4 bytes); -1 while fewer than 4 bytes are there. */
 int frame_peek(struct evbuffer *in, uint32_t *len, uint32_t *command);
 
 #endif

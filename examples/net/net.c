@@ -320,15 +320,20 @@ static int process(client *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     while (may_read(c)) {
-        uint32_t len, command;
-        if (frame_peek(in, &len, &command))
+        uint32_t len, command = 0;
+        int head = frame_peek(in, &len, &command);
+        if (head < 0)
             break;
+        /* judged as soon as it is there: a short one would wait for bytes
+         * that are not part of it */
         if (len < 4 || len > client_MAX_FRAME) {
             srv_log(&c->n->s, "session %llu (%s): bad frame length %u, closing",
                     (unsigned long long)c->session, c->peer, len);
             client_gone(c);
             return -1;
         }
+        if (head > 0)
+            break;
         if (command >= PUSH_IDS) {
             /* Its reply would carry a push's id: the client could not tell
              * the two apart (a reply read as PUSH_BYE would end it). */

@@ -46,6 +46,10 @@ thing, 1 otherwise.
            within a frame, but what the gate passes on ends near 8 KiB and
            a chat's push near 4 KiB: answered 0, 413, 413, 0, 413, and the
            connection goes on
+  short    a frame whose length is under 4 (3, then its 3 bytes, and
+           nothing more) and a length over client_MAX_FRAME (its 4 bytes
+           alone): each connection must be closed (flood.sh checks net
+           logged the bad length, not a login timeout)
   pushids  a logged-in player sends a command with a push's id (9001
            PUSH_CHAT, 9002 PUSH_BYE, 9999): its answer could not be told
            from a push, so net must close the connection without a frame
@@ -359,6 +363,21 @@ elif mode == 'pushids':
                 sys.exit(1)
             time.sleep(0.05)
     print('pushids: ok (a command with a push id closes the connection)')
+elif mode == 'short':
+    for what, data in (('a length of 3', struct.pack('<I', 3) + b'abc'),
+                       ('a length of 1 MiB', struct.pack('<I', 1 << 20))):
+        c = Client()
+        c.s.sendall(data)
+        try:
+            got = c.s.recv(64)
+        except ConnectionResetError:
+            got = b''
+        except socket.timeout:
+            got = None
+        if got != b'':
+            print('FAIL: %s: the connection was not closed (%r)' % (what, got))
+            sys.exit(1)
+    print('short: ok (bad lengths close the connection)')
 elif mode == 'sizes':
     c = Client()
     expect('login', c.call(LOGIN, string(1, b'sizes')), 0)

@@ -133,6 +133,12 @@ CL_OWN_PIDS=
     { cat "$dir/twice.out"; fail "a player logged in on two connections at once"; }
 /usr/bin/python3 tests/e2e/client_abuse.py sizes 127.0.0.1 "${CL_NET#*:}" > "$dir/sizes.out" 2>&1 ||
     { cat "$dir/sizes.out"; fail "commands too large to pass on were not refused 413"; }
+/usr/bin/python3 tests/e2e/client_abuse.py short 127.0.0.1 "${CL_NET#*:}" > "$dir/short.out" 2>&1 ||
+    { cat "$dir/short.out"; fail "a frame with a bad length did not close its connection"; }
+grep -q "bad frame length 3, closing" "$CL_LOG" ||
+    fail "net waited for more bytes after a frame length under 4"
+grep -q "bad frame length 1048576, closing" "$CL_LOG" ||
+    fail "net waited for a command after a frame length over the limit"
 /usr/bin/python3 tests/e2e/client_abuse.py pushids 127.0.0.1 "${CL_NET#*:}" > "$dir/pushids.out" 2>&1 ||
     { cat "$dir/pushids.out"; fail "a command with a push's id was answered like a push"; }
 grep -q "command 9002 is a push's id" "$CL_LOG" || fail "net did not log why it closed a client"
