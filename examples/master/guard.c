@@ -53,9 +53,31 @@ static bool token_equal(const char *got, const char *want)
     return CRYPTO_memcmp(a, b, sizeof a) == 0;
 }
 
+/* True if h holds one of the headers the check reads more than once: it
+ * reads the first, a server behind or before it may read the last (RFC
+ * 9110 allows each once), so the request is malformed. */
+static bool repeated(const struct evkeyvalq *h)
+{
+    static const char *const once[] = {"Host", "Origin", "Sec-Fetch-Site", "Content-Type",
+                                       "Authorization"};
+    for (size_t i = 0; i < sizeof once / sizeof once[0]; i++) {
+        int n = 0;
+        const struct evkeyval *kv;
+        for (kv = h->tqh_first; kv; kv = kv->next.tqe_next)
+            n += strcasecmp(kv->key, once[i]) == 0;
+        if (n > 1)
+            return true;
+    }
+    return false;
+}
+
 int guard_check_change(const guard *g, struct evhttp_request *req, const char **why)
 {
     struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    if (repeated(h)) {
+        *why = "Host, Origin, Sec-Fetch-Site, Content-Type or Authorization given twice";
+        return 400;
+    }
     const char *host = evhttp_find_header(h, "Host");
     const char *origin = evhttp_find_header(h, "Origin");
     const char *site = evhttp_find_header(h, "Sec-Fetch-Site");

@@ -49,6 +49,14 @@ post cross-origin 403 -H "$json" -H "$auth" -H 'Origin: http://evil.example' --d
 post cross-site 403 -H "$json" -H "$auth" -H 'Sec-Fetch-Site: cross-site' --data '{}'
 post rebinding 403 -H "$json" -H "$auth" -H "Host: evil.example:$port" --data '{}'
 grep -q 'POST /stop refused (403): cross-site request' "$CL_LOG" || fail "the master did not log the refusals"
+# A header the check reads given twice (the check reads one, a proxy may
+# read the other): malformed, whatever each says.
+TOKEN=$CL_ADMIN_TOKEN $py tests/e2e/http_abuse.py hosts 127.0.0.1 "$port" > "$dir/hosts.out" 2>&1 ||
+    { cat "$dir/hosts.out"; fail "POST /stop with two Host headers was not refused"; }
+cl_status_has '"state": "running", "ready": true' || fail "two Host headers stopped the cluster"
+post two-tokens 400 -H "$json" -H "$auth" -H "Authorization: Bearer x" --data '{}'
+post two-origins 400 -H "$json" -H "$auth" -H "Origin: http://127.0.0.1:$port" \
+    -H 'Origin: http://evil.example' --data '{}'
 
 # A page that is not there, or a method a page does not take: JSON with the
 # headers of every answer (nosniff, no framing, not cached), 405 with Allow.

@@ -20,10 +20,14 @@ the server did and exits 0 when it did the right thing, 1 otherwise.
   deaf    requests for /metrics pipelined without reading the answers:
           the server must close before we sent 16 MiB (what it holds for a
           client is bounded), within a few seconds
+  hosts   POST /stop with the admin token (TOKEN in the environment) and
+          two Host headers, the server's own first: refused 400 (a proxy
+          in front may route by the other)
   many    300 clients each send a byte of a request: past the cap (256 at
           once) the next ones are closed at once, while the first stay
           open; then every one of them goes
 """
+import os
 import socket
 import sys
 import time
@@ -66,6 +70,12 @@ elif mode == "body":
     s.sendall(b"{" * 65536)
     what = outcome()
     done(what.startswith("HTTP/1.1 413") or what in ("closed", "reset"), what)
+elif mode == "hosts":
+    s.sendall(b"POST /stop HTTP/1.1\r\nHost: %s:%d\r\nHost: evil.example:1\r\n"
+              b"Content-Type: application/json\r\nAuthorization: Bearer %s\r\n"
+              b"Content-Length: 2\r\n\r\n{}" % (host.encode(), port, os.environ["TOKEN"].encode()))
+    what = outcome()
+    done(what.startswith("HTTP/1.1 400"), what)
 elif mode == "slow":
     s.sendall(b"GET /status HTTP/1.1\r\nHost: %s:%d\r\nX-Slow: " % (host.encode(), port))
     what = outcome()
