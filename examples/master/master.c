@@ -570,6 +570,10 @@ static void got_metrics(const ember_outcome *o, const char *const *text, void *u
 static void get_metrics(struct evhttp_request *req)
 {
     metrics_req *mr = calloc(1, sizeof *mr);
+    if (!mr) {
+        evhttp_send_error(req, 503, "out of memory");
+        return;
+    }
     char labels[128];
     mx_labels(labels, sizeof labels, "master", "root");
     ember_metrics_src self = {M.root, NULL, labels};
@@ -584,6 +588,8 @@ static void get_metrics(struct evhttp_request *req)
         if (!server_of(c))
             continue;   /* only the configured servers' pages */
         metrics_call *mc = calloc(1, sizeof *mc);
+        if (!mc)
+            continue;   /* its page is missing: the server shows as down */
         mc->mr = mr;
         mc->slot = mr->n++;
         snprintf(mr->names[mc->slot], sizeof mr->names[0], "%s", ember_child_name(c));
