@@ -433,7 +433,8 @@ int cfg_load(cluster_cfg *c, const char *path, char *err, size_t errlen)
     if (load_tls(c, json_object_get(root, "tls"), err, errlen))
         goto out;
     if (c->master_port <= 0) {
-        snprintf(err, errlen, "%s: master.rootport must be a port", path);
+        snprintf(err, errlen, "%s: master.rootport must be 1 to 65535 (every server "
+                 "connects to the port the file gives)", path);
         goto out;
     }
     json_t *servers = json_object_get(root, "servers");

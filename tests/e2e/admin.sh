@@ -190,6 +190,8 @@ badkey() {
         fail "$name: the master did not say '$says': $(cat "$dir/$name.log")"
 }
 badkey top-level '"secret":' '"secrett":' 'unknown key "secrett"'
+badkey master-rootport-0 '"master": {\(.*\)"rootport": [0-9]*' '"master": {\1"rootport": 0' \
+    'master.rootport must be 1 to 65535'
 badkey master '"webport":' '"webprot":' 'master: unknown key "webprot"'
 badkey server '"db":    {"app": "db",   "rootport":' '"db": {"app": "db", "rootprot":' \
     'servers.db: unknown key "rootprot"'
