@@ -303,6 +303,10 @@ static int gen_c(const idl_module *m, const char *header, FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* Diagnostics in blocks, not a write per byte: a file of millions of
+     * errors is reported in seconds, not minutes. exit() flushes it. */
+    static char errbuf[1 << 16];
+    setvbuf(stderr, errbuf, _IOFBF, sizeof errbuf);
     options o = { 0 };
     int rc = parse_args(argc, argv, &o);
     if (rc >= 0) {
