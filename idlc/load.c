@@ -110,10 +110,11 @@ static char *read_file(idl_loader *l, const char *path, size_t *len, const char 
     return buf;
 }
 
-static bool is_file(const char *path)
+/* path is a regular file, or (any) is there at all. */
+static bool is_file(const char *path, bool any)
 {
     struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    return stat(path, &st) == 0 && (any || S_ISREG(st.st_mode));
 }
 
 static char *join(idl_arena *a, const char *dir, size_t dirlen, const char *name)
@@ -129,17 +130,17 @@ static char *join(idl_arena *a, const char *dir, size_t dirlen, const char *name
 }
 
 /* The importing file's folder first, then the -I folders. */
-static char *resolve(idl_loader *l, const char *from, const char *name)
+static char *resolve(idl_loader *l, const char *from, const char *name, bool any)
 {
     if (name[0] == '/')
-        return is_file(name) ? idl_strdup(l->arena, name) : NULL;
+        return is_file(name, any) ? idl_strdup(l->arena, name) : NULL;
     if (from) {
         const char *slash = strrchr(from, '/');
         size_t dirlen = slash ? (size_t)(slash - from) : 0;
         if (slash == from)
             dirlen = 1;     /* a file in "/" */
         char *p = join(l->arena, from, dirlen, name);
-        if (is_file(p))
+        if (is_file(p, any))
             return p;
     }
     for (size_t i = 0; i < l->nincdirs; i++) {
@@ -148,7 +149,7 @@ static char *resolve(idl_loader *l, const char *from, const char *name)
         while (dl > 1 && d[dl - 1] == '/')
             dl--;
         char *p = join(l->arena, d, dl, name);
-        if (is_file(p))
+        if (is_file(p, any))
             return p;
     }
     return NULL;
@@ -246,6 +247,15 @@ static idl_module *load_path(idl_loader *l, const char *path, const idl_import *
 static void import_missing(idl_loader *l, const idl_module *m, const idl_import *im,
                            bool from_memory)
 {
+    const char *there = from_memory ? NULL : resolve(l, m->path, im->path, true);
+    if (there) { /* a folder, a device, a pipe: found, but no file */
+        if (strcmp(there, im->path) == 0)
+            diag_error(l->diag, im->loc, "import '%s' is not a regular file", im->path);
+        else
+            diag_error(l->diag, im->loc, "import '%s' is '%s', which is not a regular file",
+                       im->path, there);
+        return;
+    }
     if (from_memory || im->path[0] == '/') {
         diag_error(l->diag, im->loc, "cannot find import '%s'%s", im->path,
                    from_memory ? " (this input is not a file: it imports nothing)" : "");
@@ -274,7 +284,7 @@ static void load_imports(idl_loader *l, idl_module *m, bool from_memory)
             diag_error(l->diag, im->loc, "import path contains a NUL character");
         else if (im->path_len == 0)
             diag_error(l->diag, im->loc, "empty import path");
-        else if (!from_memory && (path = resolve(l, m->path, im->path)) != NULL)
+        else if (!from_memory && (path = resolve(l, m->path, im->path, false)) != NULL)
             im->module = load_path(l, path, im);
         else
             import_missing(l, m, im, from_memory);

@@ -161,6 +161,12 @@ printf 'module thing;\nstruct S { 1: u32 v; }\n' >"$TMP/txt/thing.txt"
 expect_exit 0 "an input not named .idl" -o "$TMP/txt" "$TMP/txt/thing.txt"
 check "its .c includes its own header" grep -q '^#include "thing.txt.h"$' "$TMP/txt/thing.txt.c"
 check "its guard is its own" grep -q '^#ifndef EMBER_GEN_THING_TXT_x7468696e672e747874_H$' "$TMP/txt/thing.txt.h"
+# An import that is there but is no file (a device, a folder) says so.
+mkdir -p "$TMP/nf/sub.idl"
+printf 'module nf;\nimport "/dev/null";\nimport "sub.idl";\n' >"$TMP/nf/nf.idl"
+expect_exit 1 "imports that are no file" -o "$TMP/nf" "$TMP/nf/nf.idl"
+check "a device is no file" grep -qF "nf.idl:2:8: error: import '/dev/null' is not a regular file" "$TMP/err"
+check "a folder is no file" grep -qF "nf.idl:3:8: error: import 'sub.idl' is '$TMP/nf/sub.idl', which is not a regular file" "$TMP/err"
 # Guards of names that upper-case alike (a-b, a_b, a.b; A, a) differ: one
 # program includes them together.
 mkdir -p "$TMP/guard"
