@@ -19,6 +19,7 @@
  * EMBER_UNAVAILABLE.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "call-internal.h"
 #include "conn-internal.h"
@@ -428,16 +429,20 @@ static uint32_t within(uint32_t ours, uint32_t owners)
 
 /* The caller's arguments do not decode as the owner's dispatch will read
  * them: forwarded, they would make the owner drop its connection to us
- * with every call on it. They are the caller's violation, as they would be
- * at a direct callee: it is answered FAILED "bad arguments: ..." and
- * disconnected (protocol.md, section 4), and the owner never sees the
- * call; true then. Checked under the smaller of our limits and those the
- * owner said at registration. */
+ * with every call on it. Checked under the smaller of our limits and those
+ * the owner said at registration; true then, and the call is answered.
+ * Arguments our own limits refuse are the caller's violation, as they
+ * would be at a direct callee: it is answered FAILED "bad arguments: ..."
+ * and disconnected (protocol.md, section 4). Arguments only the owner's
+ * tighter limits refuse are no fault of the caller, who cannot know them:
+ * that call alone fails FAILED, as a value over the peer's max_depth fails
+ * at its sender. Either way the owner never sees the call. */
 static bool bad_args(ember_call *call, const ember_ref *px, const ember_method_desc *m,
                      const void *p, size_t n)
 {
     ember_dec d;
     ember_dec_init_conn(&d, call->conn, p, n, NULL); /* nothing is allocated */
+    const ember_dec_limits ours = d.lim;
     const ember_conn *to = px->fwd->conn;
     if (to) {
         const ember_dec_limits *o = &to->peer_lim;
@@ -450,6 +455,16 @@ static bool bad_args(ember_call *call, const ember_ref *px, const ember_method_d
     if (check_args(&d, m) == 0)
         return false;
     const char *why = d.why ? d.why : "arguments do not decode";
+    if (memcmp(&ours, &d.lim, sizeof ours) != 0) {
+        ember_dec own;
+        ember_dec_init_conn(&own, call->conn, p, n, NULL);
+        if (check_args(&own, m) == 0) {
+            ember_call_fail(call, "bad arguments: %s (the limits %s.%s's "
+                            "owner said)", why, px->svc->name, m->name);
+            return true;
+        }
+        why = own.why ? own.why : "arguments do not decode";
+    }
     ember_conn *c = call->conn; /* the answer ends the call */
     ember_call_fail(call, "bad arguments: %s", why);
     ember_conn_closef(c, EMBER_PROTOCOL, "undecodable arguments for %s.%s: "
@@ -576,7 +591,7 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
         ember_call_fail_status(call, EMBER_NO_METHOD, "no method %u in %s",
                                method, svc->name);
     } else if (m->n_params && m->params && bad_args(call, px, m, p, n)) {
-        return; /* answered, and the caller's connection closed */
+        return; /* answered (and, its violation, the caller dropped) */
     } else if (method_has_refs(m)) {
         /* Decoded from the caller's connection (in the call's arena),
          * encoded on the owner's as the frame is written. */
