@@ -132,6 +132,61 @@ static void case_garbage_register(void)
     expect_raw_drop(b, n, "closed: bad REGISTER: ", 2000);
 }
 
+/* A REGISTER whose limits (fields 6-11) are absurd: its sender is only
+ * limiting what it is sent, so it registers and nobody else notices. */
+typedef struct log_wait { const char *a, *b; } log_wait;
+
+static bool logged(void *ud)
+{
+    const log_wait *w = ud;
+    return h_log_has(w->a, w->b);
+}
+
+static size_t absurd_register(uint8_t *payload, const char *name, bool bad_wt)
+{
+    size_t n = 0, len = strlen(name);
+    payload[n++] = 0x08; payload[n++] = EMBER_PROTOCOL_VERSION;
+    payload[n++] = 0x12; payload[n++] = (uint8_t)len;
+    memcpy(payload + n, name, len); n += len;
+    static const uint64_t lim[] = {1, 1, 0, 0xffffffffu, 0, 1, 0xffffffffu};
+    static const uint32_t tag[] = {6, 7, 8, 9, 10, 11, 8}; /* 8 twice */
+    for (int i = 0; i < 7; i++) {
+        if (bad_wt && tag[i] == 9) { /* a LEN where a u32 goes */
+            payload[n++] = 9 << 3 | 2; payload[n++] = 1; payload[n++] = 0;
+            continue;
+        }
+        payload[n++] = (uint8_t)(tag[i] << 3);
+        n += h_varint(payload + n, lim[i]);
+    }
+    return n;
+}
+
+static void case_register_absurd_limits(void)
+{
+    uint8_t payload[128], b[160];
+    size_t n = h_frame(b, sizeof b, FR_REGISTER, 0, NULL, payload,
+                       absurd_register(payload, "absurd-wt", true));
+    expect_raw_drop(b, n, "closed: bad REGISTER: ", 2000);
+
+    n = h_frame(b, sizeof b, FR_REGISTER, 0, NULL, payload,
+                absurd_register(payload, "absurd", false));
+    int fd = h_connect(FX.port);
+    CHECK(fd >= 0);
+    char peer[32];
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", h_local_port(fd));
+    CHECK(h_write_all(fd, b, n) == 0);
+    log_wait w = {peer, "registered"};
+    CHECK(h_run_until(logged, &w, 2000));
+    long before = FX.ok;
+    CHECK(h_run_until(ok_advanced, &before, 2000));
+    /* It reads nothing we send: the root gives up on it in time. */
+    bool closed = h_run_until(fd_closed, &fd, 10000);
+    if (!closed)
+        h_log_dump(stderr);
+    CHECK(closed);
+    close(fd);
+}
+
 static void case_slowloris_silent(void)
 {
     /* Says nothing: closed by the handshake deadline. */
@@ -1841,6 +1896,7 @@ static const hcase cases[] = {
     { "call-before-register", case_call_before_register, NULL, 0, 0, false, 0 },
     { "reply-before-register", case_reply_before_register, NULL, 0, 0, false, 0 },
     { "garbage-register", case_garbage_register, NULL, 0, 0, false, 0 },
+    { "register-absurd-limits", case_register_absurd_limits, NULL, 0, 0, false, 0 },
     { "slowloris-silent", case_slowloris_silent, NULL, 0, 0, false, 0 },
     { "slowloris-trickle", case_slowloris_trickle, NULL, 0, 0, false, 0 },
     { "truncated-register-every-offset", case_truncated_register_every_offset,
