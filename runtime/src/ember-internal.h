@@ -19,6 +19,7 @@
 #ifndef EMBER_INTERNAL_H
 #define EMBER_INTERNAL_H
 
+#include <locale.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -88,6 +89,12 @@ bool ember_log_enabled(ember_log_level lv);
 void ember_limits_resolve(ember_limits *l);
 /* Sets ember_last_error and returns -1. */
 int ember_seterr(const char *fmt, ...) EMBER_PRINTF(1, 2);
+/* Numbers read and written as C does, with a '.', whatever LC_NUMERIC
+ * the application set (setlocale(LC_ALL, "") in a German locale makes
+ * strtod stop at a '.' and printf write ','): switches the calling thread
+ * alone to the C locale's (uselocale) and returns what to give uselocale
+ * when done. */
+locale_t ember_numbers_begin(void);
 
 /* ---- arena.c ---- */
 struct ember_arena_blk;

@@ -2,6 +2,7 @@
  * log.c — levels, the user's log callback (stderr by default), the
  * EMBER_LOG environment variable and the per-thread last error.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,4 +206,20 @@ uint64_t ember_now_us(void)
 uint64_t ember_now_ms(void)
 {
     return ember_now_us() / 1000u;
+}
+
+/* Made once, for every thread; (locale_t)0 if newlocale failed, and then
+ * uselocale leaves the thread's locale as it is. */
+static locale_t c_numeric;
+
+static void make_c_numeric(void)
+{
+    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+locale_t ember_numbers_begin(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, make_c_numeric);
+    return uselocale(c_numeric);
 }

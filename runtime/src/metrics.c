@@ -426,11 +426,13 @@ EMBER_API long ember_metrics_render(const ember_metrics_src *src, size_t n,
     out o = {buf, cap, 0};
     if (cap)
         buf[0] = 0;
+    locale_t was = ember_numbers_begin(); /* the text format's '.' */
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
         put(&o, "# HELP %s %s\n# TYPE %s %s\n", families[f].name,
             families[f].help, families[f].name, families[f].type);
         for (size_t i = 0; i < n; i++)
             families[f].fn(&o, &src[i], families[f].name);
     }
+    uselocale(was);
     return (long)o.len;
 }

@@ -15,9 +15,7 @@
  * reads as the error again.
  */
 #include <errno.h>
-#include <locale.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,25 +129,6 @@ static int read_quoted(const char **s, bool bytes, uint8_t *out, size_t *n)
 }
 
 /* An int (any size up to 64 bits of magnitude) or a float at *s. */
-/* Python writes and reads numbers with a '.', whatever LC_NUMERIC the
- * application set (setlocale(LC_ALL, "") in a German locale makes strtod
- * stop at it and printf write ','): they are read and written in the C
- * locale, for the calling thread only (uselocale). Made once. */
-static locale_t c_numeric;
-
-static void make_c_numeric(void)
-{
-    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-}
-
-static locale_t numbers_begin(void)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, make_c_numeric);
-    /* (locale_t)0, if newlocale failed: the thread's locale stays */
-    return uselocale(c_numeric);
-}
-
 static int read_number(const char **s, ember_jl_w *w)
 {
     const char *p = *s, *d = p + (*p == '-');
@@ -169,7 +148,7 @@ static int read_number(const char **s, ember_jl_w *w)
     if (*d != 'i' && *d != 'n' && (*d < '0' || *d > '9') && *d != '.')
         return -1;
     char *end;
-    locale_t was = numbers_begin();
+    locale_t was = ember_numbers_begin();
     double v = strtod(p, &end);
     uselocale(was);
     if (end == p)
@@ -341,7 +320,7 @@ static void out_float(pyout *o, double v)
     }
     char b[40];
     int prec = 1;
-    locale_t was = numbers_begin();
+    locale_t was = ember_numbers_begin();
     for (; prec < 17; prec++) {
         snprintf(b, sizeof b, "%.*e", prec - 1, v);
         if (strtod(b, NULL) == v)

@@ -3,6 +3,7 @@
  * series a root and a node render after real calls, reasons of closed
  * connections, reconnects, and the renderer's argument checks.
  */
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,24 @@ static void t_calls_and_gauges(void)
     t = render(T.root, NULL, NULL);
     CU_ASSERT_EQUAL(value(t, "ember_call_duration_seconds_count{" HOLD_L "}"), 1);
     CU_ASSERT_EQUAL(value(t, "ember_calls_in_flight{direction=\"in\"}"), 0);
+
+    /* The text format's numbers have a '.' whatever LC_NUMERIC the
+     * application set (de_DE writes 1,5; the Makefile builds that locale
+     * under LOCPATH): the same page as in the C locale. */
+    static char in_c[sizeof T.text];
+    snprintf(in_c, sizeof in_c, "%s", t);
+    CU_ASSERT_PTR_NOT_NULL(strstr(in_c, "le=\"1e-06\"}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(in_c, "le=\"0.000384\"}"));
+    if (!setlocale(LC_NUMERIC, "de_DE.UTF-8")) {
+        CU_FAIL("no de_DE.UTF-8 locale: run through make (LOCPATH)");
+    } else {
+        char b[16];
+        snprintf(b, sizeof b, "%.1f", 1.5);
+        CU_ASSERT_STRING_EQUAL(b, "1,5"); /* the locale is in force */
+        t = render(T.root, NULL, NULL);
+        CU_ASSERT_STRING_EQUAL(t, in_c);
+        setlocale(LC_NUMERIC, "C");
+    }
     teardown();
 }
 
