@@ -167,9 +167,9 @@ int ember_ref_table_in(ember_conn *c, const uint8_t *p, size_t *len,
 int ember_ref_hold_in(ember_conn *c, ember_dec *budget, uint64_t oid, uint64_t count,
                       ember_ref **held, const char **why);
 /* Reads the ref at d->p as ember_dec_raw_ref would, without taking it
- * (charging its cleanup as that does): -1 (the decode failed, with its
- * reason) if it names no object of d's connection, or one its frame's
- * table does not list. */
+ * (charging its cleanup, and the entry of one new to us, as that does):
+ * -1 (the decode failed, with its reason) if it names no object of d's
+ * connection, or one its frame's table does not list. */
 int ember_dec_check_ref(ember_dec *d);
 /* The frame was handled: drops the table's holds, so the objects no
  * decode kept are released to their owner (DECREF). */

@@ -509,7 +509,13 @@ int ember_dec_check_ref(ember_dec *d)
         return ember_dec_fail(d, "refs decode only on a connection");
     if ((why = ref_unknown(d->conn, w, &r)))
         return ember_dec_fail(d, why);
-    return ember_dec_charge(d, EMBER_ARENA_CLEANUP_BYTES);
+    if (ember_dec_charge(d, EMBER_ARENA_CLEANUP_BYTES))
+        return -1;
+    /* A peer's object new to us: its entry, as ember_dec_raw_ref charges
+     * it (and, passed on, the receiver's decode charges it again). */
+    ember_conn *c = d->conn;
+    bool made = !(w & 1) && (c->ref_tables ? r->fresh : !rref_find(c, w >> 1));
+    return made ? ember_dec_charge(d, EMBER_REF_ENTRY_BYTES) : 0;
 }
 
 EMBER_API int ember_dec_raw_ref(ember_dec *d, ember_ref **v)

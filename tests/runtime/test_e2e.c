@@ -32,7 +32,7 @@
 #include "wire-internal.h"
 
 enum { M_ADD = 1, M_LATER, M_BOOM, M_FAIL, M_HANG, M_NOTE, M_WATCH, M_GIVE,
-       M_ECHO_REF, M_PING = 100 };
+       M_ECHO_REF, M_CROWD, M_PING = 100 };
 enum { M_GATE_UP = 200, M_GATE_DOWN = 201 };
 #define BOOM_ID 77
 /* Service ids (a generated service's is FNV-1a 32 of its name). */
@@ -68,6 +68,7 @@ static struct {
     char leave_reason[200];
     int served; /* calls served by any Calc */
     ember_ref *give; /* what M_GIVE returns */
+    int crowds; /* M_CROWD calls decoded */
 } G;
 
 /* ---- encoding, as generated code would ---- */
@@ -231,15 +232,45 @@ static int d_echo_ref(ember_call *c, ember_dec *d, const void *h, void *ud)
     return 0;
 }
 
+/* crowd(1: list<ref<test.Obs>> who), decoded as generated code does. */
+static int d_crowd(ember_call *c, ember_dec *d, const void *h, void *ud)
+{
+    uint32_t tag = 0, n = 0;
+    unsigned wt = 0;
+    (void)h;
+    (void)ud;
+    while (ember_dec_field(d, &tag, &wt) == 1) {
+        if (tag != 1) {
+            if (ember_dec_skip(d, wt))
+                return -1;
+            continue;
+        }
+        ember_ref **who = NULL;
+        const uint8_t *end;
+        if (ember_dec_list_begin(d, wt, 1, sizeof *who, &n, (void **)&who, &end))
+            return -1;
+        for (uint32_t i = 0; i < n; i++)
+            if (ember_dec_raw_ref(d, &who[i]))
+                return -1;
+        if (ember_dec_list_end(d, end))
+            return -1;
+    }
+    G.crowds++;
+    int64_t zero = 0;
+    ember_call_reply(c, enc_i64, &zero);
+    return 0;
+}
+
 static const ember_method_desc calc_methods[] = {
     {.id = M_ADD, .name = "add", .dispatch = d_add},     {.id = M_LATER, .name = "later", .dispatch = d_later},
     {.id = M_BOOM, .name = "boom", .dispatch = d_boom},  {.id = M_FAIL, .name = "fail", .dispatch = d_fail},
     {.id = M_HANG, .name = "hang", .dispatch = d_hang},  {.id = M_NOTE, .name = "note", .oneway = true, .dispatch = d_note},
     {.id = M_WATCH, .name = "watch", .dispatch = d_watch}, {.id = M_GIVE, .name = "give", .dispatch = d_give},
     {.id = M_ECHO_REF, .name = "echo_ref", .dispatch = d_echo_ref},
+    {.id = M_CROWD, .name = "crowd", .dispatch = d_crowd},
 };
 static const ember_service_desc calc_svc = {
-    .name = "test.Calc", .id = CALC_ID, .fingerprint = 0x1234, .n_methods = 9, .methods = calc_methods};
+    .name = "test.Calc", .id = CALC_ID, .fingerprint = 0x1234, .n_methods = 10, .methods = calc_methods};
 
 static int d_ping(ember_call *c, ember_dec *d, const void *h, void *ud)
 {
@@ -2942,6 +2973,81 @@ static void t_proxy_owner_limits(void)
     teardown_basic();
 }
 
+/* crowd's list of refs, as the root passes n0's exports on. */
+static const ember_type obs_refs_t = {.kind = EMBER_T_LIST, .elem = &obs_ref_t};
+static const ember_field_desc crowd_params[] = {{1, "who", &obs_refs_t, false}};
+static const ember_method_desc calc_crowd_methods[] = {
+    {.id = M_CROWD, .name = "crowd", .dispatch = d_crowd, .params = crowd_params,
+     .n_params = 1},
+};
+static const ember_service_desc calc_crowd_svc = {
+    .name = "test.Calc", .id = CALC_ID, .fingerprint = 0x1234, .n_methods = 1,
+    .methods = calc_crowd_methods};
+
+#define CROWD 20
+
+static void enc_crowd(ember_enc *e, const void *v)
+{
+    ember_ref *const *who = v;
+    ember_enc_key(e, 1, EMBER_WT_LEN);
+    size_t m = ember_enc_len_begin(e);
+    ember_enc_raw_varint(e, CROWD);
+    for (int i = 0; i < CROWD; i++)
+        ember_enc_ref_value(e, who[i]);
+    ember_enc_len_end(e, m);
+}
+
+/* Each ref new to its receiver costs the decode budget its entry in the
+ * table of refs as well as its cleanup (ember_dec_raw_ref): the proxy's
+ * check counts both, or arguments holding many refs pass it and make the
+ * owner, whose decode does count them, drop the root. n0's budget here
+ * (a floor of 1000 bytes) holds 20 refs' cleanups, not their entries. */
+static void t_proxy_owner_ref_budget(void)
+{
+    fresh_fixture();
+    F.root = make_root(NULL, 0);
+    ember_limits small;
+    ember_limits_default(&small);
+    small.decode_floor = 1000;
+    make_node("n0", &small);
+    make_node("n1", NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
+    CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(F.root), &pass_svc, NULL, NULL), 0);
+    pass_as = &calc_crowd_svc;
+    result q = {0}, r = {0};
+    got_ref = NULL;
+    ember_call_start(ember_node_root(F.node[1]), &pass_svc, 1, NULL, NULL, done_ref,
+                     NULL, &q, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &q, 2000));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got_ref);
+    ember_ref *who[CROWD];
+    for (int i = 0; i < CROWD; i++)
+        CU_ASSERT_PTR_NOT_NULL_FATAL(who[i] = ember_ref_local(&obs_svc, NULL, NULL));
+    ember_call_start(got_ref, &calc_svc, M_CROWD, enc_crowd, who, done_i64, NULL, &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL(r.n, 1);
+    CU_ASSERT_EQUAL(r.st, EMBER_FAILED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.msg, "the limits test.Calc.crowd's owner said"));
+    for (int i = 0; i < CROWD; i++) { /* every ref went back */
+        CU_ASSERT_TRUE(run_until(F.base, ref_rc_is_one, who[i], 2000));
+        ember_ref_release(who[i]);
+    }
+    /* Nobody was dropped: n0's connection carries the next call. */
+    args2 x = {2, 3};
+    memset(&r, 0, sizeof r);
+    ember_call_start(ember_child_ref(child("n0")), &calc_svc, M_ADD, enc_args, &x,
+                     done_i64, NULL, &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_EQUAL(F.lost[0], 0);
+    CU_ASSERT_EQUAL(F.lost[1], 0);
+    CU_ASSERT_EQUAL(G.crowds, 0);
+    ember_ref_release(got_ref);
+    got_ref = NULL;
+    pass_as = &calc_svc;
+    teardown_basic();
+}
+
 static void t_refs_after_free(void)
 {
     setup_basic(1);
@@ -3398,6 +3504,8 @@ void add_e2e_suite(void)
                 t_proxy_refs_untyped);
     CU_add_test(s, "a proxy checks arguments under the owner's limits",
                 t_proxy_owner_limits);
+    CU_add_test(s, "a proxy counts the refs' entries as the owner does",
+                t_proxy_owner_ref_budget);
     CU_add_test(s, "20000 calls in flight", t_pipelined);
     CU_add_test(s, "deadlines end in order", t_deadline_order);
     CU_add_test(s, "deadlines behind held calls, a child dropped", t_deadline_behind_held);
