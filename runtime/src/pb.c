@@ -908,9 +908,12 @@ static int answer_in(ember_conn *c, ember_jl_val id, ember_jl_cur *cur, bool err
     if (error && m && m->n_raises && answer_raised(c, id.mag, m, &fl))
         return 0;
     if (error) {
-        /* Twisted's own, by its full name: an application's
-         * myapp.NoSuchMethodError is a failure like any other. */
-        bool nsm = strcmp(fl.type, PB_NO_SUCH_METHOD) == 0;
+        /* Twisted's own, by its full name, as reflect.qual writes it or
+         * as older releases under Python 2 sent it (str of the class):
+         * an application's myapp.NoSuchMethodError is a failure like any
+         * other. */
+        bool nsm = strcmp(fl.type, PB_NO_SUCH_METHOD) == 0 ||
+                   strcmp(fl.type, "<class '" PB_NO_SUCH_METHOD "'>") == 0;
         answer_error(c, id.mag, nsm ? EMBER_NO_METHOD : EMBER_FAILED, msg);
         return 0;
     }

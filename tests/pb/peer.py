@@ -332,6 +332,10 @@ class Root(pb.Root):
         if command == 1009:
             if args[0] == "app nsm":  # a NoSuchMethod of its own: no NO_METHOD
                 raise NoSuchMethodError(args[0])
+            if args[0] == "old nsm":  # as Twisted before reflect.qual names it
+                f = failure.Failure(flavors.NoSuchMethod("No such method: remote_x"))
+                f.type = b"<class 'twisted.spread.flavors.NoSuchMethod'>"
+                return defer.fail(f)
             raise pb.Error(args[0])
         if command == 1010:
             if args[0] == "done":
