@@ -45,21 +45,18 @@ void added(const ember_outcome *o, const uint64_t *ret, void *ud);
 extern ember_root *root;
 extern ember_node *node;
 """, "body"),
-    ("docs/runtime.md", "ember_root_config cfg;", "cluster", CLUSTER + """
+    ("docs/runtime.md", "static void on_join(", "cluster", CLUSTER + """
 extern struct event_base *base;
 extern void *app;
 extern const gate_Gate_handlers gate_handlers;
-void on_join(ember_root *r, ember_child *c, void *ud);
-void on_leave(ember_root *r, ember_child *c, const char *reason, void *ud);
 """, "body"),
-    ("docs/runtime.md", "ember_node_config cfg;", "cluster", CLUSTER + """
+    ("docs/runtime.md", "static void on_state(", "cluster", CLUSTER + """
 extern struct event_base *base;
 extern void *app;
 extern const game_Game_handlers game_handlers;
 extern uint32_t command;
 extern uint64_t session;
 extern ember_bytes data;
-void on_state(ember_node *n, ember_node_state s, const char *why, void *ud);
 void on_forward(const ember_outcome *o, const ember_bytes *ret, void *ud);
 """, "body"),
     ("docs/runtime.md", "/* root */", "cluster", CLUSTER + """
