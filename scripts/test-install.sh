@@ -6,6 +6,7 @@
 #      lines (PKG_CONFIG_SYSROOT_DIR, the staged prefix) and runs;
 #   2. then a plain PREFIX: its ember.pc names that prefix, not the staged
 #      one's; examples/hello builds with the README's two lines and runs;
+#      so does examples/hello/Makefile, given the rpath as its header says;
 #   3. make uninstall for each: every file install put is gone, include/ember
 #      too, a file of someone else's in the same directories stays.
 set -eu
@@ -71,6 +72,15 @@ lines=$lines_home
 hello "$tmp/hello-home" "export HOME=$home"
 readelf -d "$tmp/hello-home/hello" | grep -q "NEEDED.*libember.so.0" ||
     fail "examples/hello did not link the installed libember.so"
+
+# examples/hello's own Makefile, as its header says, against the same prefix
+mkdir -p "$tmp/hello-make"
+cp examples/hello/hello.idl examples/hello/main.c examples/hello/Makefile "$tmp/hello-make/"
+( cd "$tmp/hello-make" && env -u PKG_CONFIG_SYSROOT_DIR \
+      PATH="$home/ember/bin:$PATH" PKG_CONFIG_PATH="$home/ember/lib/pkgconfig" \
+      sh -eu -c "make LDFLAGS=-Wl,-rpath,$home/ember/lib && ./build/hello" ) \
+    >"$tmp/hello-make.log" 2>&1 || { cat "$tmp/hello-make.log" >&2; fail "examples/hello/Makefile (log above)"; }
+grep -q 'both calls came back' "$tmp/hello-make.log" || fail "examples/hello/Makefile's build/hello did not finish"
 
 # 3. uninstall; a file of someone else's stays
 touch "$home/ember/lib/other.a" "$stage/usr/local/bin/other"

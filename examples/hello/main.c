@@ -5,8 +5,9 @@
  *   node  --greet("ember")-->  root     (the root serves Greeter)
  *   root  --add(2, 40)----->   node     (the node serves Adder)
  *
- * Build: make (see Makefile: idlc -o build/gen hello.idl, then cc)
- * Run:   ./hello          (exits 0 when both calls came back right)
+ * Build: make (see Makefile: idlc -o build/gen hello.idl, then cc), or the
+ *        README's two lines (mkdir -p gen; idlc ..., then cc ... -o hello)
+ * Run:   ./build/hello, or ./hello (exits 0 when both calls came back right)
  */
 #include <stdio.h>
 #include <string.h>
