@@ -1560,11 +1560,29 @@ static void t_graceful(void)
     run_for(F.base, 30);
     CU_ASSERT_EQUAL(stopped, 1);
     CU_ASSERT_EQUAL(refused.st, EMBER_UNAVAILABLE);
+    /* The child's calls reaching the stopping root are refused too. */
+    result child_refused = {0};
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_ADD, enc_args, &a, done_i64,
+                     NULL, &child_refused, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &child_refused, 2000));
+    CU_ASSERT_EQUAL(child_refused.n, 1);
+    CU_ASSERT_EQUAL(child_refused.st, EMBER_UNAVAILABLE);
+    CU_ASSERT_STRING_EQUAL(child_refused.msg, "shutting down");
+    /* A child's call that crosses the GOODBYE (sent as the root's last call
+     * in flight ends, so the root says GOODBYE and closes before reading
+     * it) ends as any call of a connection that goes: EMBER_LOST. */
+    result crossing = {0};
+    ember_call_start(ember_node_root(F.node[0]), &calc_svc, M_ADD, enc_args, &a, done_i64,
+                     NULL, &crossing, NULL);
     int64_t v = 3;
     ember_call_reply(G.later, enc_i64, &v);
     CU_ASSERT_TRUE(run_until(F.base, stopped_is, &two, 2000));
     CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
     CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_TRUE(run_until(F.base, got, &crossing, 2000));
+    CU_ASSERT_EQUAL(crossing.n, 1);
+    CU_ASSERT_EQUAL(crossing.st, EMBER_LOST);
+    CU_ASSERT_STRING_EQUAL(crossing.msg, "connection lost: peer said goodbye");
     CU_ASSERT_TRUE(run_until(F.base, node_lost0, NULL, 2000));
     CU_ASSERT_TRUE(strstr(F.last_state_reason[0], "goodbye") != NULL);
     teardown_basic();
