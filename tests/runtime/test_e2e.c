@@ -2933,6 +2933,26 @@ static void enc_note(ember_enc *e, const void *v)
     ember_enc_len_end(e, m);
 }
 
+/* A root with the defaults, n0 with limits `small` (said when it
+ * registers) and n1; the root passes n0's exports on as `as`: the proxy
+ * n1 got is got_ref. */
+static void setup_proxy_of_n0(const ember_limits *small, const ember_service_desc *as)
+{
+    fresh_fixture();
+    F.root = make_root(NULL, 0);
+    make_node("n0", small);
+    make_node("n1", NULL);
+    CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
+    CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(F.root), &pass_svc, NULL, NULL), 0);
+    pass_as = as;
+    result q = {0};
+    got_ref = NULL;
+    ember_call_start(ember_node_root(F.node[1]), &pass_svc, 1, NULL, NULL, done_ref,
+                     NULL, &q, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &q, 2000));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got_ref);
+}
+
 /* n0 takes strings of 16 bytes and lists of 4 at most and says so when it
  * registers; the root's own limits are the defaults. A call through the
  * root's proxy of n0 with a longer string or list would make n0 drop the
@@ -2942,26 +2962,15 @@ static void enc_note(ember_enc *e, const void *v)
  * root's): it stays, and its next call, within n0's, goes through. */
 static void t_proxy_owner_limits(void)
 {
-    fresh_fixture();
-    F.root = make_root(NULL, 0);
     ember_limits small;
     ember_limits_default(&small);
     small.max_string = 16;
     small.max_elems = 4;
-    make_node("n0", &small);
-    make_node("n1", NULL);
-    CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
-    CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(F.root), &pass_svc, NULL, NULL), 0);
-    pass_as = &calc_note_svc;
+    setup_proxy_of_n0(&small, &calc_note_svc);
     const note_args bad[] = {{"a string of 17 b.", 1}, {"short", 5}};
     const char *why[] = {"string or bytes longer than the limit",
                          "list or map longer than the limit"};
     result q = {0};
-    got_ref = NULL;
-    ember_call_start(ember_node_root(F.node[1]), &pass_svc, 1, NULL, NULL, done_ref,
-                     NULL, &q, NULL);
-    CU_ASSERT_TRUE(run_until(F.base, got, &q, 2000));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(got_ref);
     for (int i = 0; i < 2; i++) {
         result r = {0};
         ember_call_start(got_ref, &calc_svc, M_NOTE, enc_note, &bad[i], done_i64, NULL,
@@ -3022,22 +3031,11 @@ static void enc_crowd(ember_enc *e, const void *v)
  * (a floor of 1000 bytes) holds 20 refs' cleanups, not their entries. */
 static void t_proxy_owner_ref_budget(void)
 {
-    fresh_fixture();
-    F.root = make_root(NULL, 0);
     ember_limits small;
     ember_limits_default(&small);
     small.decode_floor = 1000;
-    make_node("n0", &small);
-    make_node("n1", NULL);
-    CU_ASSERT_TRUE_FATAL(run_until(F.base, all_registered, NULL, 3000));
-    CU_ASSERT_EQUAL(ember_exports_add(ember_root_exports(F.root), &pass_svc, NULL, NULL), 0);
-    pass_as = &calc_crowd_svc;
-    result q = {0}, r = {0};
-    got_ref = NULL;
-    ember_call_start(ember_node_root(F.node[1]), &pass_svc, 1, NULL, NULL, done_ref,
-                     NULL, &q, NULL);
-    CU_ASSERT_TRUE(run_until(F.base, got, &q, 2000));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(got_ref);
+    setup_proxy_of_n0(&small, &calc_crowd_svc);
+    result r = {0};
     ember_ref *who[CROWD];
     for (int i = 0; i < CROWD; i++)
         CU_ASSERT_PTR_NOT_NULL_FATAL(who[i] = ember_ref_local(&obs_svc, NULL, NULL));
