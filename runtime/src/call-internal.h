@@ -125,9 +125,8 @@ struct ember_call {
     uint64_t start_us;
     uint32_t service, method;
     bool oneway, answered, cancelled, in_dispatch;
-    bool raw_refs;                 /* deferred: its frame held refs no decode
-                                      took when the handler returned (a raw
-                                      forward must not copy its payload) */
+    bool raw_refs;                 /* its frame held refs of the caller (a
+                                      raw forward must not copy its payload) */
     size_t held;                   /* counted in conn->deferred_bytes */
     size_t raw_outside;            /* a raw handler's decoded memory outside
                                       the arena (a proxy's new refs) */

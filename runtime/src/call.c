@@ -294,7 +294,7 @@ int ember_call_forward_with(ember_call *call, ember_ref *to, uint32_t service,
      * with every call on it) or takes for its own. They go back to the
      * caller when the frame is handled; forwarded later (a copy of the
      * payload kept), they were released already and name nothing. */
-    if (call->in_dispatch ? call->conn->in_refs != 0 : call->raw_refs) {
+    if (call->raw_refs) {
         if (!call->oneway)
             return ember_call_fail(call, "%s", REFS_NOT_FORWARDED);
         const ember_conn *c = call->conn; /* NULL: gone since */
@@ -493,7 +493,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     k->answered = false;
     k->cancelled = false;
     k->in_dispatch = true; /* an answer inside the handler must not free k */
-    k->raw_refs = false;
+    k->raw_refs = c->in_refs != 0; /* counted before any decode took one */
     k->held = 0;
     link_call(c, k);
 
@@ -519,7 +519,6 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
         call_end(k, EMBER_END_OK);
     }
     if (!k->answered && k->conn == c) { /* deferred: it holds its arena */
-        k->raw_refs = c->in_refs != 0;
         k->held = k->arena.heap + (x->raw ? k->raw_outside : d.outside);
         c->deferred_bytes += k->held;
         /* ...and CANCEL and a later call under its id must find it. Out of
