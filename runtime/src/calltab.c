@@ -719,7 +719,7 @@ struct ember_deferred {
     struct ember_deferred *next;
     ember_callback cb;
     ember_status st;
-    char msg[120];
+    char msg[256]; /* as long as ember_last_error()'s text, which it often holds */
 };
 
 void ember_defer_outcome(ember_ep *ep, const ember_callback *cb,

@@ -184,13 +184,18 @@ static size_t min_bytes(const ember_type *t)
  *          consumed exactly, nesting (max_depth), and the decode budget,
  *          charged to d with what that decoder allocates; refs are read as
  *          varints, not decoded; unknown fields are skipped;
+ *   OUT    checks as CHECK does the arguments XCODE wrote for the owner,
+ *          whose decode budget counts their own length (check_ref_out);
  *   SKIM   decodes the refs (counted, released with the call's arena) and
  *          skips the rest;
  *   XCODE  decodes the refs and encodes them on e's connection (each
  *          becomes a proxy there in turn, or goes home), and copies what
  *          holds no ref.
  */
-enum { WALK_CHECK, WALK_SKIM, WALK_XCODE };
+enum { WALK_CHECK, WALK_OUT, WALK_SKIM, WALK_XCODE };
+/* CHECK and OUT both check; OUT reads what XCODE wrote, as the owner
+ * will (check_ref_out). */
+#define WALK_CHECKS(w) ((w)->mode <= WALK_OUT)
 
 typedef struct walk {
     ember_dec *d;
@@ -290,13 +295,28 @@ static int check_count(ember_dec *d, const ember_type *t, uint64_t n)
 
 static int walk_fields(walk *w, const ember_field_desc *fs, uint32_t n);
 
+/* A ref as the owner reads it from what XCODE wrote: its cleanup, and its
+ * entry unless it goes home there. One the owner was passed before may be
+ * known to it still, or released with a DECREF on its way: counted as new. */
+static int check_ref_out(ember_dec *d)
+{
+    uint64_t w;
+    if (ember_dec_raw_varint(d, &w))
+        return -1;
+    if (w == 0)
+        return 0;
+    if (ember_dec_charge(d, EMBER_ARENA_CLEANUP_BYTES))
+        return -1;
+    return w & 1 ? 0 : ember_dec_charge(d, EMBER_REF_ENTRY_BYTES);
+}
+
 /* Walks one value (no key) of type t. */
 static int walk_value(walk *w, unsigned wt, const ember_type *t)
 {
     ember_dec *d = w->d;
     if (!t)
         return pass_value(w, wt);
-    if (w->mode == WALK_CHECK) {
+    if (WALK_CHECKS(w)) {
         if (wt != wire_type(t))
             return ember_dec_fail(d, "field has the wrong wire type");
     } else if (!type_has_ref(t, 0) || wt != wire_type(t)) {
@@ -316,6 +336,8 @@ static int walk_value(walk *w, unsigned wt, const ember_type *t)
              * not) */
             return ember_dec_check_ref(d);
         }
+        if (w->mode == WALK_OUT)
+            return check_ref_out(d);
         if (ember_dec_raw_ref(d, &ref)) /* released with the call's arena */
             return -1;
         if (w->mode == WALK_SKIM)
@@ -344,7 +366,7 @@ static int walk_value(walk *w, unsigned wt, const ember_type *t)
             return ember_dec_fail(d, "a list or map type without its element types");
         if (ember_dec_enter_raw(d, &end) || ember_dec_raw_varint(d, &count))
             return -1;
-        if (w->mode == WALK_CHECK && check_count(d, t, count)) {
+        if (WALK_CHECKS(w) && check_count(d, t, count)) {
             ember_dec_leave(d, end);
             return -1;
         }
@@ -384,7 +406,7 @@ static int walk_fields(walk *w, const ember_field_desc *fs, uint32_t n)
         if (w->e)
             ember_enc_key(w->e, tag, wt);
         /* an optional struct is decoded into memory of its own */
-        if (f && w->mode == WALK_CHECK && f->optional && f->type &&
+        if (f && WALK_CHECKS(w) && f->optional && f->type &&
             f->type->kind == EMBER_T_STRUCT &&
             ember_dec_charge(w->d, c_type(f->type, 0).size))
             return -1;
@@ -400,11 +422,11 @@ int ember_proxy_check_fields(ember_dec *d, const ember_field_desc *fs, uint32_t 
     return walk_fields(&w, fs, n);
 }
 
-/* A forwarded call's arguments, checked as m's generated dispatch decodes
- * them: into an argument struct of the arena unless every argument reaches
- * the handler by value (gen_c.c, args_by_value), then the fields. A method
- * without parameters reads nothing. */
-static int check_args(ember_dec *d, const ember_method_desc *m)
+/* A forwarded call's arguments, checked (CHECK or OUT) as m's generated
+ * dispatch decodes them: into an argument struct of the arena unless every
+ * argument reaches the handler by value (gen_c.c, args_by_value), then the
+ * fields. A method without parameters reads nothing. */
+static int check_args(ember_dec *d, const ember_method_desc *m, int mode)
 {
     bool by_value = true;
     c_layout args = {0, 1};
@@ -418,7 +440,8 @@ static int check_args(ember_dec *d, const ember_method_desc *m)
     }
     if (!by_value && ember_dec_charge(d, args.size))
         return -1;
-    return ember_proxy_check_fields(d, m->params, m->n_params);
+    walk w = {d, NULL, mode};
+    return walk_fields(&w, m->params, m->n_params);
 }
 
 /* The smaller of our limit and the owner's (0: it did not say). */
@@ -426,6 +449,20 @@ static uint32_t within(uint32_t ours, uint32_t owners)
 {
     return owners && owners < ours ? owners : ours;
 }
+
+/* Our decode limits lim made the smaller of them and those the owner
+ * (the peer of to) said at registration. */
+static void owner_limits(ember_dec_limits *lim, const ember_conn *to)
+{
+    const ember_dec_limits *o = &to->peer_lim;
+    lim->max_depth = within(lim->max_depth, o->max_depth);
+    lim->max_elems = within(lim->max_elems, o->max_elems);
+    lim->max_string = within(lim->max_string, o->max_string);
+    lim->decode_ratio = within(lim->decode_ratio, o->decode_ratio);
+    lim->decode_floor = within(lim->decode_floor, o->decode_floor);
+}
+
+#define OWNER_SAID "bad arguments: %s (the limits %s.%s's owner said)"
 
 /* The caller's arguments do not decode as the owner's dispatch will read
  * them: forwarded, they would make the owner drop its connection to us
@@ -443,24 +480,16 @@ static bool bad_args(ember_call *call, const ember_ref *px, const ember_method_d
     ember_dec d;
     ember_dec_init_conn(&d, call->conn, p, n, NULL); /* nothing is allocated */
     const ember_dec_limits ours = d.lim;
-    const ember_conn *to = px->fwd->conn;
-    if (to) {
-        const ember_dec_limits *o = &to->peer_lim;
-        d.lim.max_depth = within(d.lim.max_depth, o->max_depth);
-        d.lim.max_elems = within(d.lim.max_elems, o->max_elems);
-        d.lim.max_string = within(d.lim.max_string, o->max_string);
-        d.lim.decode_ratio = within(d.lim.decode_ratio, o->decode_ratio);
-        d.lim.decode_floor = within(d.lim.decode_floor, o->decode_floor);
-    }
-    if (check_args(&d, m) == 0)
+    if (px->fwd->conn)
+        owner_limits(&d.lim, px->fwd->conn);
+    if (check_args(&d, m, WALK_CHECK) == 0)
         return false;
     const char *why = d.why ? d.why : "arguments do not decode";
     if (memcmp(&ours, &d.lim, sizeof ours) != 0) {
         ember_dec own;
         ember_dec_init_conn(&own, call->conn, p, n, NULL);
-        if (check_args(&own, m) == 0) {
-            ember_call_fail(call, "bad arguments: %s (the limits %s.%s's "
-                            "owner said)", why, px->svc->name, m->name);
+        if (check_args(&own, m, WALK_CHECK) == 0) {
+            ember_call_fail(call, OWNER_SAID, why, px->svc->name, m->name);
             return true;
         }
         why = own.why ? own.why : "arguments do not decode";
@@ -498,12 +527,32 @@ typedef struct xcode {
     uint32_t n;
     const ember_service_desc *svc;
     const ember_method_desc *m;
+    bool args; /* m's arguments, for the owner (e's peer) */
 } xcode;
+
+/* The arguments XCODE wrote for x's owner from off on: read as the
+ * owner's dispatch will, under its limits (as bad_args read the caller's).
+ * Their length is not the caller's (refs and keys are written anew, in
+ * their fewest bytes), and the owner's decode budget counts it. Refused,
+ * e fails with why. */
+static void check_out(ember_enc *e, size_t off, const xcode *x)
+{
+    ember_conn *to = e->conn;
+    ember_dec d;
+    ember_dec_init_conn(&d, to, e->base + off, (size_t)(e->p - e->base) - off, NULL);
+    owner_limits(&d.lim, to);
+    if (check_args(&d, x->m, WALK_OUT) == 0)
+        return;
+    ember_seterr(OWNER_SAID, d.why ? d.why : "arguments do not decode",
+                 x->svc->name, x->m->name);
+    e->failed = EMBER_ENC_BAD_ARGS;
+}
 
 static void enc_xcode(ember_enc *e, const void *value)
 {
     const xcode *x = value;
     char why[200];
+    size_t off = (size_t)(e->p - e->base);
     walk w = {x->d, e, WALK_XCODE};
     int k = walk_fields(&w, x->fields, x->n);
     if (k == 0 && !e->failed &&
@@ -511,6 +560,8 @@ static void enc_xcode(ember_enc *e, const void *value)
         ember_seterr("%s", why);
         e->failed = EMBER_ENC_BAD_ARGS;
     }
+    if (k == 0 && !e->failed && x->args)
+        check_out(e, off, x);
     if (k && !e->failed) {
         /* what the peer sent, not our encoder: FAILED, with why */
         const ember_conn *from = x->d->conn;
@@ -558,7 +609,7 @@ static void relayed_typed(const ember_outcome *o, ember_dec *reply, ember_fn cb,
     call->fwd_h = 0;
     if (o->status == EMBER_OK && reply && m) {
         ember_field_desc ret = {1, "ret", m->result, false};
-        xcode x = {reply, &ret, m->result ? 1 : 0, call->target->svc, m};
+        xcode x = {reply, &ret, m->result ? 1 : 0, call->target->svc, m, false};
         if (ember_call_reply(call, enc_xcode, &x) == 0)
             return;
     }
@@ -569,7 +620,7 @@ static void relayed_typed(const ember_outcome *o, ember_dec *reply, ember_fn cb,
                             "declare", (unsigned)o->error_id, m->name);
             return;
         }
-        xcode x = {reply, t->fields, t->n_fields, call->target->svc, m};
+        xcode x = {reply, t->fields, t->n_fields, call->target->svc, m, false};
         if (ember_call_raise(call, o->error_id, enc_xcode, &x) == 0)
             return;
     }
@@ -597,7 +648,7 @@ static void forward(ember_call *call, uint32_t service, uint32_t method,
          * encoded on the owner's as the frame is written. */
         ember_dec d;
         ember_dec_init_conn(&d, call->conn, p, n, &call->arena);
-        xcode x = {&d, m->params, m->n_params, svc, m};
+        xcode x = {&d, m->params, m->n_params, svc, m, true};
         if (ember_call_oneway(call)) {
             ember_oneway_start(px->fwd, svc, method, enc_xcode, &x);
         } else {

@@ -25,6 +25,7 @@
 
 #include "../common/alloc.h" /* counting_alloc, live_bytes */
 #include "helpers.h"
+#include "call-internal.h" /* ember_enc_payload */
 #include "conn-internal.h"
 #include "ember-internal.h"
 #include "ref-internal.h"
@@ -49,7 +50,7 @@ typedef struct result {
     ember_status st;
     int64_t v;
     uint32_t error_id;
-    char msg[160];
+    char msg[256];
     char err[64];
     ember_child *child;
 } result;
@@ -3064,6 +3065,64 @@ static void t_proxy_owner_ref_budget(void)
     teardown_basic();
 }
 
+#define NULLS 200
+#define PADS 20
+
+/* crowd with NULLS null refs, then PADS unknown fields whose keys take ten
+ * bytes where one would do (a varint may be written longer than it needs). */
+static void enc_crowd_padded(ember_enc *e, const void *v)
+{
+    static const uint8_t pad[] = {0xa0, 0x86, 0x80, 0x80, 0x80, 0x80, 0x80,
+                                  0x80, 0x80, 0x00, 0x00}; /* field 100: 0 */
+    (void)v;
+    ember_enc_key(e, 1, EMBER_WT_LEN);
+    size_t m = ember_enc_len_begin(e);
+    ember_enc_raw_varint(e, NULLS);
+    for (int i = 0; i < NULLS; i++)
+        ember_enc_ref_value(e, NULL);
+    ember_enc_len_end(e, m);
+    const ember_bytes b = {pad, sizeof pad};
+    for (int i = 0; i < PADS; i++)
+        ember_enc_payload(e, &b);
+}
+
+/* The owner's decode budget counts the arguments it receives, which the
+ * proxy writes anew when they hold refs: each key in its fewest bytes. n0
+ * (4 bytes a byte, a floor of 100) cannot take the NULLS pointers of
+ * crowd's list from the 245 bytes it would get, though the caller's 425
+ * would have paid for them: the proxy checks what it writes, that call
+ * alone fails, and n0 never drops the root. */
+static void t_proxy_owner_budget_rewritten(void)
+{
+    ember_limits small;
+    ember_limits_default(&small);
+    small.decode_ratio = 4;
+    small.decode_floor = 100;
+    setup_proxy_of_n0(&small, &calc_crowd_svc);
+    result r = {0};
+    ember_call_start(got_ref, &calc_svc, M_CROWD, enc_crowd_padded, NULL, done_i64, NULL,
+                     &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL(r.n, 1);
+    CU_ASSERT_EQUAL(r.st, EMBER_FAILED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.msg, "decode budget"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.msg, "the limits test.Calc.crowd's owner said"));
+    /* n0 kept its link to the root, and the caller its own. */
+    args2 x = {2, 3};
+    memset(&r, 0, sizeof r);
+    ember_call_start(ember_child_ref(child("n0")), &calc_svc, M_ADD, enc_args, &x,
+                     done_i64, NULL, &r, NULL);
+    CU_ASSERT_TRUE(run_until(F.base, got, &r, 2000));
+    CU_ASSERT_EQUAL(r.st, EMBER_OK);
+    CU_ASSERT_EQUAL(F.lost[0], 0);
+    CU_ASSERT_EQUAL(F.lost[1], 0);
+    CU_ASSERT_EQUAL(G.crowds, 0);
+    ember_ref_release(got_ref);
+    got_ref = NULL;
+    pass_as = &calc_svc;
+    teardown_basic();
+}
+
 static void t_refs_after_free(void)
 {
     setup_basic(1);
@@ -3522,6 +3581,8 @@ void add_e2e_suite(void)
                 t_proxy_owner_limits);
     CU_add_test(s, "a proxy counts the refs' entries as the owner does",
                 t_proxy_owner_ref_budget);
+    CU_add_test(s, "a proxy checks the budget of the arguments it writes",
+                t_proxy_owner_budget_rewritten);
     CU_add_test(s, "20000 calls in flight", t_pipelined);
     CU_add_test(s, "deadlines end in order", t_deadline_order);
     CU_add_test(s, "deadlines behind held calls, a child dropped", t_deadline_behind_held);
