@@ -23,14 +23,28 @@ static ember_log_fn g_log = default_log;
 static void *g_log_ud;
 static int g_level = -1; /* -1: not read from the environment yet */
 
+/* The level EMBER_LOG names, or INFO. A value naming none is said once,
+ * at WARN, so that a typo does not quietly keep the default. */
 static int env_level(void)
 {
     const char *e = getenv("EMBER_LOG");
-    if (e)
-        for (int i = 0; i <= EMBER_LOG_OFF; i++)
-            if (strcasecmp(e, level_names[i]) == 0)
-                return i;
+    if (!e)
+        return EMBER_LOG_INFO;
+    for (int i = 0; i <= EMBER_LOG_OFF; i++)
+        if (strcasecmp(e, level_names[i]) == 0)
+            return i;
+    char safe[64];
+    ember_escape(safe, sizeof safe, e, strlen(e));
+    char msg[160];
+    snprintf(msg, sizeof msg, "EMBER_LOG=\"%s\" is not a level (debug, info, "
+             "warn, error, off): logging at info", safe);
+    g_log(EMBER_LOG_WARN, msg, g_log_ud);
     return EMBER_LOG_INFO;
+}
+
+void ember_log_reread_env_(void)
+{
+    g_level = -1;
 }
 
 EMBER_API void ember_set_log(ember_log_fn fn, void *ud)

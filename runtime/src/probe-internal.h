@@ -44,6 +44,9 @@ size_t ember_root_unreg_bytes_(const ember_root *r);
 size_t ember_root_unreg_peak_(const ember_root *r);
 uint32_t ember_root_unreg_count_(const ember_root *r);
 
+/* EMBER_LOG is read again at the next log line or ember_log_get_level. */
+void ember_log_reread_env_(void);
+
 /* The period of the node's sweep (heartbeats, liveness), in ms. */
 uint32_t ember_node_sweep_ms_(const ember_node *n);
 

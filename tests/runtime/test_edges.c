@@ -4,11 +4,13 @@
  * reference, log escaping.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
 #include "ember-internal.h"
 #include "hash-internal.h"
+#include "probe-internal.h" /* ember_log_reread_env_ */
 
 /* ---- a root and nodes on one base ---- */
 
@@ -694,6 +696,45 @@ static void t_escape(void)
     CU_ASSERT_STRING_EQUAL(small, "ab");
 }
 
+/* ---- EMBER_LOG ---- */
+
+static char env_line[200];
+static ember_log_level env_lv;
+
+static void keep_line(ember_log_level lv, const char *msg, void *ud)
+{
+    (void)ud;
+    env_lv = lv;
+    snprintf(env_line, sizeof env_line, "%s", msg);
+}
+
+/* A level is named in any case; anything else is said, escaped, and
+ * leaves the default. */
+static void t_env_level(void)
+{
+    char *was = getenv("EMBER_LOG") ? strdup(getenv("EMBER_LOG")) : NULL;
+    ember_log_level before = ember_log_get_level();
+    ember_set_log(keep_line, NULL);
+    setenv("EMBER_LOG", "Warn", 1);
+    ember_log_reread_env_();
+    CU_ASSERT_EQUAL(ember_log_get_level(), EMBER_LOG_WARN);
+    CU_ASSERT_STRING_EQUAL(env_line, "");
+    setenv("EMBER_LOG", "verbose\n", 1);
+    ember_log_reread_env_();
+    CU_ASSERT_EQUAL(ember_log_get_level(), EMBER_LOG_INFO);
+    CU_ASSERT_EQUAL(env_lv, EMBER_LOG_WARN);
+    CU_ASSERT_STRING_EQUAL(env_line, "EMBER_LOG=\"verbose\\n\" is not a level (debug, "
+                           "info, warn, error, off): logging at info");
+    if (was)
+        setenv("EMBER_LOG", was, 1);
+    else
+        unsetenv("EMBER_LOG");
+    free(was);
+    ember_set_log_level(before);
+    ember_set_log(NULL, NULL);
+    quiet_logs();
+}
+
 /* ---- a broadcast whose filter makes children leave ---- */
 
 static const ember_service_desc echo_svc = {"edge.Echo", EDGE_SVC, 0, 0, NULL, NULL};
@@ -795,5 +836,6 @@ void add_edges_suite(void)
     CU_add_test(s, "node names checked at creation", t_node_names);
     CU_add_test(s, "SipHash against its reference", t_siphash);
     CU_add_test(s, "log escaping", t_escape);
+    CU_add_test(s, "EMBER_LOG names a level", t_env_level);
     CU_add_test(s, "a broadcast whose filter makes children leave", t_broadcast_filter_drops);
 }
