@@ -444,6 +444,11 @@ static int check_args(ember_dec *d, const ember_method_desc *m, int mode)
     return walk_fields(&w, m->params, m->n_params);
 }
 
+int ember_proxy_check_args(ember_dec *d, const ember_method_desc *m)
+{
+    return check_args(d, m, WALK_CHECK);
+}
+
 /* The smaller of our limit and the owner's (0: it did not say). */
 static uint32_t within(uint32_t ours, uint32_t owners)
 {

@@ -190,5 +190,8 @@ void ember_proxy_free(ember_ref *r);
  * or -1 with d->why: what a proxy checks a forwarded call's arguments
  * with. */
 int ember_proxy_check_fields(ember_dec *d, const ember_field_desc *fs, uint32_t n);
+/* The same for the arguments of a call of m, as its generated dispatch
+ * decodes them (the argument struct it allocates, then the fields). */
+int ember_proxy_check_args(ember_dec *d, const ember_method_desc *m);
 
 #endif

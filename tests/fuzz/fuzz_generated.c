@@ -9,6 +9,12 @@
  * rest is the encoded value. A value that decodes is encoded again, decoded
  * again and encoded a third time: the two encodings must be identical (the
  * round trip is stable) and the second decode must succeed.
+ *
+ * With bit 1 of byte 1 set, byte 0 picks a method of shapes' services
+ * instead, and the rest is a call's arguments: the method's generated
+ * dispatch and a proxy's check of forwarded arguments (proxy.c) must
+ * accept and refuse the same input, charging the same decode budget, or
+ * a proxy forwards what makes the owner drop it (or fails a good call).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +24,7 @@
 #include <ember/codec.h>
 
 #include "common.h"
+#include "ref-internal.h" /* ember_proxy_check_args */
 #include "shapes.h"
 
 typedef struct shape {
@@ -63,6 +70,37 @@ static uint8_t *encode(const shape *s, const void *v, size_t cap, size_t *len)
     return buf;
 }
 
+/* Handlers none of which is set: a dispatch that decoded its arguments
+ * answers "method not implemented" (to no call). */
+static const shapes_Watcher_handlers no_watcher;
+static const shapes_Store_handlers no_store;
+
+static void check_method(uint8_t pick, const uint8_t *in, size_t n, ember_dec_limits lim)
+{
+    const ember_service_desc *svc = pick & 1 ? &shapes_Store_service : &shapes_Watcher_service;
+    const void *none = pick & 1 ? (const void *)&no_store : (const void *)&no_watcher;
+    const ember_method_desc *m = &svc->methods[(pick >> 1) % svc->n_methods];
+    if (!m->n_params) /* a proxy forwards such a call as it came */
+        return;
+    ember_arena *a = ember_arena_new();
+    if (!a)
+        abort();
+    ember_dec d, c;
+    ember_dec_init(&d, in, n, a);
+    ember_dec_init(&c, in, n, NULL);
+    d.lim = c.lim = lim;
+    d.depth = c.depth = 1; /* a call's payload is its first level */
+    int r = m->dispatch(NULL, &d, none, NULL);
+    int k = ember_proxy_check_args(&c, m);
+    if ((r == 0) != (k == 0) || (r == 0 && d.used != c.used)) {
+        fprintf(stderr, "fuzz_generated: %s.%s: dispatch %d (%s, %zu bytes), "
+                "check %d (%s, %zu bytes)\n", svc->name, m->name, r,
+                d.why ? d.why : "ok", d.used, k, c.why ? c.why : "ok", c.used);
+        abort();
+    }
+    ember_arena_free(a);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -76,6 +114,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lim = (ember_dec_limits){ 4, 8, 8, 2, 256 };
     const uint8_t *in = data + 2;
     size_t n = size - 2;
+    if (data[1] & 2) {
+        check_method(data[0], in, n, lim);
+        return 0;
+    }
 
     uint8_t *copy = malloc(n ? n : 1);
     ember_arena *a1 = ember_arena_new(), *a2 = ember_arena_new();
