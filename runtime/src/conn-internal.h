@@ -86,6 +86,8 @@ struct ember_conn {
     const ember_wire *wire;        /* NULL: ember's own wire */
     struct ember_pb *pb;           /* the PB personality's state (pb.c) */
     bool close_after_flush;
+    bool peer_gone;                /* read its end of stream, or the socket
+                                      failed: no linger at the close */
     bool ping_out;                 /* a PING is unanswered */
     bool read_paused;              /* output over its cap: not reading */
     uint8_t close_class;           /* 1 + EMBER_CLOSE_*, 0: from the reason */
@@ -184,6 +186,25 @@ static inline void ember_conn_mark_dirty(ember_conn *c)
 }
 void ember_conn_flush(ember_conn *c);
 void ember_conn_free(ember_conn *c);
+
+/* ---- lingering: the end of a closed connection's socket ----
+ *
+ * A socket closed while the peer's bytes wait unread in it makes the
+ * kernel answer with a reset, and a peer reading a reset may lose the
+ * GOODBYE, REFUSED or last error queued before it. So the close hands the
+ * socket to a linger (ember_conn_close): the rest of the output is written,
+ * shutdown(SHUT_WR) sends our end of stream, and what the peer sends is
+ * read and thrown away until its own end of stream, EMBER_LINGER_MAX_IN
+ * bytes or handshake_ms, then the socket is closed. A linger is a socket
+ * and a small struct on its endpoint, at most EMBER_LINGER_MAX of them (the
+ * oldest is cut at once past it), and ember_ep_fini cuts them all. */
+#define EMBER_LINGER_MAX 256u
+#define EMBER_LINGER_MAX_IN (4u << 20)
+/* Output left unwritten at the close that a linger still writes (plain
+ * sockets alone): a peer with more queued for it was not reading. */
+#define EMBER_LINGER_MAX_OUT (64u << 10)
+/* Closes every linger of ep at once (a reset where the peer's bytes wait). */
+void ember_linger_cut_all(ember_ep *ep);
 /* For a wire's input: reads what the socket has into c->in (at least
  * `want` bytes of room): 1 when bytes came in, 0 when none (EAGAIN) or
  * the connection closed. */

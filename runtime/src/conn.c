@@ -248,6 +248,7 @@ void ember_conn_flush(ember_conn *c)
         ssize_t w = c->tp->write(c, c->out.data + c->out.off, n);
         if (w < 0) {
             if (errno != EAGAIN) {
+                c->peer_gone = true;
                 ember_conn_close(c, EMBER_LOST, ember_last_error());
                 return;
             }
@@ -439,6 +440,8 @@ int ember_conn_read_into(ember_conn *c, size_t want)
             return 0;
         }
         if (n == 0)
+        c->peer_gone = true;
+        if (n == 0)
             ember_conn_close(c, EMBER_LOST, "peer closed the connection");
         else
             ember_conn_close(c, EMBER_LOST, ember_last_error());
@@ -593,6 +596,150 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         ember_ep_flush_dirty(ep); /* what the batch queued, one send each */
 }
 
+/* ---- lingering (conn-internal.h) ---- */
+
+typedef struct ember_linger {
+    ember_ep *ep;
+    struct ember_linger *prev, *next; /* ep->lingers, newest first */
+    int fd;
+    struct event *ev;
+    uint64_t until_ms;             /* the deadline: handshake_ms */
+    size_t drained;                /* bytes of the peer's thrown away */
+    uint8_t *out;                  /* output the close left unwritten */
+    size_t out_len, out_off;
+} ember_linger;
+
+static void linger_end(ember_linger *l)
+{
+    ember_ep *ep = l->ep;
+    event_free(l->ev);
+    close(l->fd);
+    if (l->out)
+        ember_free(l->out, l->out_len);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        ep->lingers = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    ep->nlingers--;
+    ember_free(l, sizeof *l);
+    if (!ep->lingers && ep->on_quiet)
+        ember_ep_kick(ep);
+}
+
+void ember_linger_cut_all(ember_ep *ep)
+{
+    while (ep->lingers)
+        linger_end(ep->lingers);
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg);
+
+/* (Re)arms l's event for what it waits on: the rest of its output, the
+ * peer's end of stream, the deadline. -1 when the deadline passed. */
+static int linger_arm(ember_linger *l)
+{
+    uint64_t now = ember_now_ms();
+    if (now >= l->until_ms)
+        return -1;
+    uint64_t ms = l->until_ms - now;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    short what = EV_READ | (l->out_off < l->out_len ? EV_WRITE : 0);
+    if (event_assign(l->ev, l->ep->base, l->fd, what, on_linger, l) ||
+        event_add(l->ev, &tv))
+        return -1;
+    return 0;
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+    ember_linger *l = arg;
+    if (what & EV_TIMEOUT) {
+        linger_end(l);
+        return;
+    }
+    if ((what & EV_WRITE) && l->out_off < l->out_len) {
+        ssize_t w = send(fd, l->out + l->out_off, l->out_len - l->out_off,
+                         MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            linger_end(l);
+            return;
+        }
+        if (w > 0)
+            l->out_off += (size_t)w;
+        if (l->out_off == l->out_len && shutdown(fd, SHUT_WR)) {
+            linger_end(l);
+            return;
+        }
+    }
+    if (what & EV_READ) {
+        uint8_t sink[16384];
+        for (;;) {
+            ssize_t r = recv(fd, sink, sizeof sink, 0);
+            if (r == 0 ||
+                (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                linger_end(l); /* its end of stream (or it is gone) */
+                return;
+            }
+            if (r < 0)
+                break;
+            l->drained += (size_t)r;
+            if (l->drained > EMBER_LINGER_MAX_IN) {
+                linger_end(l);
+                return;
+            }
+        }
+    }
+    if (linger_arm(l))
+        linger_end(l);
+}
+
+/* Hands c's socket to a linger, or closes it at once: when freeing, when
+ * the peer is gone, when output is left that cannot be written from here
+ * (TLS, or more than EMBER_LINGER_MAX_OUT), when it is no socket. */
+static void linger_start(ember_conn *c, bool tls)
+{
+    ember_ep *ep = c->ep;
+    size_t left = ember_buf_used(&c->out);
+    ember_linger *l = NULL;
+    if (ep->freeing || c->peer_gone || c->fd < 0 ||
+        (left && (tls || left > EMBER_LINGER_MAX_OUT)) ||
+        !(l = ember_calloc(sizeof *l)) ||
+        (left && !(l->out = ember_malloc(left))) ||
+        (!left && shutdown(c->fd, SHUT_WR)) ||
+        !(l->ev = event_new(ep->base, -1, 0, on_linger, l))) {
+        if (l) {
+            if (l->out)
+                ember_free(l->out, left);
+            ember_free(l, sizeof *l);
+        }
+        if (c->fd >= 0)
+            close(c->fd);
+        return;
+    }
+    l->ep = ep;
+    l->fd = c->fd;
+    if (left)
+        memcpy(l->out, c->out.data + c->out.off, left);
+    l->out_len = left;
+    l->until_ms = ember_now_ms() + ep->lim.handshake_ms;
+    /* Full: the oldest goes now. */
+    if (ep->nlingers >= EMBER_LINGER_MAX) {
+        ember_linger *old = ep->lingers;
+        while (old->next)
+            old = old->next;
+        linger_end(old);
+    }
+    l->next = ep->lingers;
+    if (ep->lingers)
+        ep->lingers->prev = l;
+    ep->lingers = l;
+    ep->nlingers++;
+    if (linger_arm(l))
+        linger_end(l);
+}
+
 static bool clean_close(ember_status st, const char *reason)
 {
     return st == EMBER_SHUTDOWN || strcmp(reason, EMBER_GOODBYE_REASON) == 0 ||
@@ -641,13 +788,26 @@ void ember_conn_close(ember_conn *c, ember_status st, const char *reason)
     event_del(c->rev);
     event_del(c->wev);
     c->wev_added = false;
-    /* Best effort: the peer should see a last ERROR or REFUSED we queued. */
-    if (ember_buf_used(&c->out) > 0 &&
-        c->tp->write(c, c->out.data + c->out.off, ember_buf_used(&c->out)) < 0)
-        ember_log(EMBER_LOG_DEBUG, "%s: last write to %s failed", ep->what, c->peer);
+    /* The peer should see a last GOODBYE, ERROR or REFUSED we queued: what
+     * the socket takes now, the rest from the linger. */
+    size_t left = ember_buf_used(&c->out);
+    while (left > 0 && !c->peer_gone) {
+        ssize_t w = c->tp->write(c, c->out.data + c->out.off, left);
+        if (w <= 0) {
+            if (w < 0 && errno != EAGAIN) {
+                c->peer_gone = true;
+                ember_log(EMBER_LOG_DEBUG, "%s: last write to %s failed",
+                          ep->what, c->peer);
+            }
+            break;
+        }
+        ember_buf_consume(&c->out, (size_t)w);
+        left = ember_buf_used(&c->out);
+    }
+    bool tls = c->tls != NULL;
     if (c->tp->close)
         c->tp->close(c);
-    close(c->fd);
+    linger_start(c, tls);
     c->fd = -1;
     unmark_dirty(c);
 

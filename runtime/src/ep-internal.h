@@ -37,6 +37,7 @@ typedef struct ember_ep ember_ep;
 /* ---- the endpoint ---- */
 
 struct ember_deferred;
+struct ember_linger;               /* conn.c */
 
 struct ember_deadlines;             /* calltab.c */
 
@@ -63,6 +64,8 @@ struct ember_ep {
     struct ember_conn_walk *walks; /* loops over conns that run callbacks */
     ember_conn *dirty;          /* connections with output to flush */
     ember_conn *dead;           /* closed, waiting to be freed */
+    struct ember_linger *lingers; /* closed sockets draining (conn.c) */
+    uint32_t nlingers;
     struct event *work_ev;      /* flush + deferred outcomes + reap */
     bool work_pending;
     bool in_work, kick_again;   /* re-kicks from inside the work event */
@@ -130,6 +133,9 @@ struct ember_ep {
     void (*registered)(ember_conn *c, bool ok, const char *why);
     void (*on_lost)(ember_conn *c, const char *reason);
     void (*on_idle)(ember_ep *ep); /* stopping and nothing in flight */
+    /* Runs once, from the work event, when no connection is open and no
+     * socket lingers any more (a graceful stop's end). */
+    void (*on_quiet)(ember_ep *ep);
 };
 
 /* A loop over ep->conns whose body can run callbacks (a call's outcome, a

@@ -63,9 +63,16 @@ static void on_work(evutil_socket_t fd, short what, void *arg)
         ep->work_pending = true;
         event_add(ep->work_ev, &zero);
     }
-    /* Last, and nothing after it: the shutdown callback may free us. */
-    if (ep->stopping && ep->inflight == 0 && ep->on_idle)
+    /* Last, and nothing after them: the shutdown callback may free us. */
+    if (ep->stopping && ep->inflight == 0 && ep->on_idle) {
         ep->on_idle(ep);
+        return;
+    }
+    if (ep->on_quiet && !ep->conns && !ep->lingers) {
+        void (*quiet)(ember_ep *) = ep->on_quiet;
+        ep->on_quiet = NULL;
+        quiet(ep);
+    }
 }
 
 void ember_ep_kick(ember_ep *ep)
@@ -250,6 +257,8 @@ void ember_ep_fini(ember_ep *ep, ember_status status)
     while (ep->defq)
         ember_defer_run(ep);
     free_dead(ep);
+    ember_linger_cut_all(ep);
+    ep->on_quiet = NULL;
     for (ember_call *k = ep->orphans; k; k = k->next) {
         k->ep = NULL; /* a late reply frees the call on its own */
         k->arena.spare = NULL; /* ...and must not touch our spare block */

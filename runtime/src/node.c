@@ -166,6 +166,12 @@ static void try_connect(ember_node *n)
     }
 }
 
+static void node_quiet(ember_ep *ep)
+{
+    struct timeval zero = {0, 0};
+    evtimer_add(ep->node->retry_ev, &zero); /* on_retry finishes the close */
+}
+
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     ember_node *n = arg;
@@ -173,6 +179,12 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (n->closing) {
         n->ep.on_idle = NULL;
+        /* The GOODBYE's socket lingers to the root's end of stream: CLOSED
+         * and done once it is gone. */
+        if (n->ep.lingers) {
+            n->ep.on_quiet = node_quiet;
+            return;
+        }
         set_state(n, EMBER_NODE_CLOSED, "closed");
         if (n->close_done)
             n->close_done(n, n->close_ud);

@@ -856,6 +856,13 @@ EMBER_API int ember_root_broadcast(ember_root *r, ember_child_filter filter,
 
 /* ---- graceful shutdown ---- */
 
+static void root_quiet(ember_ep *ep)
+{
+    ember_root *r = ep->root;
+    if (r->stop_done)
+        r->stop_done(r, r->stop_ud); /* last: it may free the root */
+}
+
 static void root_idle(ember_ep *ep)
 {
     ember_root *r = ep->root;
@@ -874,8 +881,10 @@ static void root_idle(ember_ep *ep)
             ember_conn_close(c, EMBER_SHUTDOWN, "root shutting down");
         }
     }
-    if (r->stop_done)
-        r->stop_done(r, r->stop_ud);
+    /* done runs once every GOODBYE was written and every socket has
+     * lingered to its peer's end of stream (or its deadline). */
+    ep->on_quiet = root_quiet;
+    ember_ep_kick(ep);
 }
 
 EMBER_API void ember_root_shutdown(ember_root *r,

@@ -28,5 +28,6 @@ void add_pb_suite(void);
 void add_edges_suite(void);
 void add_metrics_suite(void);
 void add_misuse_suite(void);
+void add_linger_suite(void);
 
 #endif

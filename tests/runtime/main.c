@@ -34,5 +34,6 @@ int main(void)
     add_edges_suite();
     add_metrics_suite();
     add_misuse_suite();
+    add_linger_suite();
     return run_suites_named("test-runtime");
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <openssl/ssl.h>
 
 #include "auth-internal.h"
 #include "conn-internal.h"
@@ -906,6 +907,160 @@ static void t_tls_plain_node(void)
     finish();
 }
 
+/* ---- TLS: the last frame and close_notify, then EOF ---- */
+
+typedef struct tlspeer {
+    int fd;
+    SSL *ssl;
+    uint8_t in[4096];
+    size_t n;
+    bool notify;           /* the root's close_notify came */
+    int err;               /* a TLS failure (-1), or recv's errno */
+    bool eof;              /* the socket's end of stream, after close_notify */
+} tlspeer;
+
+static bool tls_connected(void *ud)
+{
+    tlspeer *p = ud;
+    int r = SSL_connect(p->ssl);
+    if (r == 1)
+        return true;
+    int e = SSL_get_error(p->ssl, r);
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+        p->err = -1;
+    return p->err != 0;
+}
+
+/* Reads decrypted bytes into p->in; true once a frame is there or the
+ * session ended. */
+static bool tls_frame_in(void *ud)
+{
+    tlspeer *p = ud;
+    ember_frame f;
+    size_t used;
+    const char *why;
+    while (!p->notify && !p->err && p->n < sizeof p->in) {
+        int r = SSL_read(p->ssl, p->in + p->n, (int)(sizeof p->in - p->n));
+        if (r > 0) {
+            p->n += (size_t)r;
+            continue;
+        }
+        int e = SSL_get_error(p->ssl, r);
+        if (e == SSL_ERROR_ZERO_RETURN)
+            p->notify = true;
+        else if (e != SSL_ERROR_WANT_READ)
+            p->err = -1;
+        break;
+    }
+    return p->notify || p->err ||
+           ember_frame_parse(p->in, p->n, sizeof p->in, &f, &used, &why) == 1;
+}
+
+/* The first frame of p->in, taken out of it: its kind (0: none). */
+static uint8_t tls_take_frame(tlspeer *p)
+{
+    ember_frame f;
+    size_t used;
+    const char *why;
+    if (ember_frame_parse(p->in, p->n, sizeof p->in, &f, &used, &why) != 1)
+        return 0;
+    uint8_t kind = f.kind;
+    memmove(p->in, p->in + used, p->n - used);
+    p->n -= used;
+    return kind;
+}
+
+static bool tls_raw_end(void *ud)
+{
+    tlspeer *p = ud;
+    char c;
+    ssize_t r = recv(p->fd, &c, 1, MSG_DONTWAIT);
+    if (r == 0)
+        p->eof = true;
+    else if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        p->err = errno;
+    return p->eof || p->err;
+}
+
+static void tls_send(tlspeer *p, const void *b, size_t n)
+{
+    CU_ASSERT_EQUAL(SSL_write(p->ssl, b, (int)n), (int)n);
+}
+
+static int tls_stops;
+static void tls_stopped(ember_root *r, void *ud)
+{
+    (void)r;
+    (void)ud;
+    tls_stops++;
+}
+
+/* ember_root_shutdown while a TLS peer's records wait unread: the peer
+ * reads GOODBYE and the root's close_notify, then the socket's EOF (not a
+ * reset); done runs once it closed. */
+static void t_tls_goodbye_then_eof(void)
+{
+    if (!tls_ready())
+        return;
+    ember_tls_config rt = root_tls(0);
+    start(NULL, &rt);
+    tlspeer p;
+    memset(&p, 0, sizeof p);
+    p.fd = loopback_connect(S.port);
+    CU_ASSERT_TRUE_FATAL(p.fd >= 0);
+    CU_ASSERT_EQUAL_FATAL(fcntl(p.fd, F_SETFL, O_NONBLOCK), 0);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    p.ssl = SSL_new(ctx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p.ssl);
+    SSL_set_fd(p.ssl, p.fd);
+    CU_ASSERT_TRUE_FATAL(run_until(S.base, tls_connected, &p, 5000));
+    CU_ASSERT_EQUAL_FATAL(p.err, 0);
+    CU_ASSERT_TRUE_FATAL(run_until(S.base, tls_frame_in, &p, 5000));
+    CU_ASSERT_EQUAL_FATAL(tls_take_frame(&p), EMBER_FR_HELLO);
+    uint8_t buf[512];
+    ember_enc e;
+    begin(&e, buf, sizeof buf, EMBER_FR_REGISTER);
+    ember_enc_uint(&e, 1, EMBER_PROTOCOL_VERSION);
+    ember_enc_string(&e, 2, "n1");
+    uint32_t len = (uint32_t)ember_enc_len(&e) - 4;
+    ember_put_le32(buf, len);
+    tls_send(&p, buf, len + 4);
+    CU_ASSERT_TRUE_FATAL(run_until(S.base, tls_frame_in, &p, 5000));
+    CU_ASSERT_EQUAL_FATAL(tls_take_frame(&p), EMBER_FR_WELCOME);
+    CU_ASSERT_EQUAL_FATAL(S.joins, 1);
+    /* 32 KiB of PONGs the root will not have read when it closes (it takes
+     * them in whole, without blocking either side). */
+    static uint8_t pongs[5 * 6553];
+    for (size_t i = 0; i < sizeof pongs; i += 5)
+        memcpy(pongs + i, (const uint8_t[5]){1, 0, 0, 0, EMBER_FR_PONG}, 5);
+    tls_send(&p, pongs, sizeof pongs);
+    tls_stops = 0;
+    ember_root_shutdown(S.root, tls_stopped, NULL);
+    uint8_t kind;
+    do {
+        CU_ASSERT_TRUE_FATAL(run_until(S.base, tls_frame_in, &p, 5000));
+        kind = tls_take_frame(&p);
+    } while (kind == EMBER_FR_PING);
+    CU_ASSERT_EQUAL(kind, EMBER_FR_GOODBYE);
+    CU_ASSERT_TRUE(run_until(S.base, tls_frame_in, &p, 5000));
+    CU_ASSERT_TRUE(p.notify);
+    CU_ASSERT_EQUAL(p.n, 0);
+    CU_ASSERT_TRUE(run_until(S.base, tls_raw_end, &p, 5000));
+    if (p.err)
+        fprintf(stderr, "\n  after close_notify: %s, not an end of stream\n",
+                p.err > 0 ? strerror(p.err) : "TLS failure");
+    CU_ASSERT_EQUAL(p.err, 0);
+    CU_ASSERT_TRUE(p.eof);
+    CU_ASSERT_EQUAL(tls_stops, 0); /* the socket lingers until we close */
+    SSL_free(p.ssl);
+    SSL_CTX_free(ctx);
+    close(p.fd);
+    CU_ASSERT_TRUE(run_until(S.base, flag_set, &tls_stops, 5000));
+    finish();
+}
+
 static void t_tls_bad_config(void)
 {
     if (!tls_ready())
@@ -998,6 +1153,8 @@ void add_security_suite(void)
     CU_add_test(s, "wrong CA refused", t_tls_wrong_ca);
     CU_add_test(s, "wrong hostname refused", t_tls_wrong_host);
     CU_add_test(s, "client certificate required", t_tls_client_cert_required);
+    CU_add_test(s, "shutdown: GOODBYE, close_notify, then EOF over unread records",
+                t_tls_goodbye_then_eof);
     CU_add_test(s, "plain node vs TLS root, and back", t_tls_plain_node);
     CU_add_test(s, "bad TLS configuration", t_tls_bad_config);
 }

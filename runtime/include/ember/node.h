@@ -81,7 +81,8 @@ const char *ember_node_name(const ember_node *n);
 uint32_t ember_node_id(const ember_node *n);
 
 /* Graceful stop: finish calls the root made to us, say goodbye, stop
- * reconnecting, then run done. Calls still in flight after
+ * reconnecting, then run done once the socket has closed (it waits for the
+ * root to close, at most limits.handshake_ms). Calls still in flight after
  * limits.shutdown_ms (30 s) are cut as by ember_root_shutdown. */
 void ember_node_close(ember_node *n, void (*done)(ember_node *n, void *ud),
                       void *ud);

@@ -123,7 +123,9 @@ int ember_root_broadcast(ember_root *r, ember_child_filter filter, void *fud,
 /*
  * Graceful stop: stop accepting nodes and new calls (new calls are refused
  * with EMBER_UNAVAILABLE), let calls in flight finish, say goodbye to every
- * child, then run done. Free the root afterwards. Calls still in flight
+ * child, then run done once every child's socket has closed (each waits for
+ * its peer to close, at most limits.handshake_ms: docs/runtime.md, "Closing
+ * a connection"). Free the root afterwards. Calls still in flight
  * after limits.shutdown_ms (30 s) are cut: served ones are orphaned, ours
  * end EMBER_SHUTDOWN, and done runs.
  */
