@@ -439,12 +439,12 @@ int ember_conn_read_into(ember_conn *c, size_t want)
                 c->wev_added = true;
             return 0;
         }
-        if (n == 0)
-        c->peer_gone = true;
-        if (n == 0)
+        if (n == 0) {
+            c->peer_gone = true; /* nothing to linger for */
             ember_conn_close(c, EMBER_LOST, "peer closed the connection");
-        else
+        } else {
             ember_conn_close(c, EMBER_LOST, ember_last_error());
+        }
         return 0;
     }
     in->len += (size_t)n;
