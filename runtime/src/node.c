@@ -239,7 +239,10 @@ static int node_handshake(ember_conn *c, const ember_frame *f)
         if (!hs.magic || strcmp(hs.magic, EMBER_MAGIC) != 0) {
             ember_conn_close(c, EMBER_PROTOCOL, "peer is not an ember root");
             rc = -1;
-        } else if (hs.vmin > c->ep->proto_max || hs.vmax < EMBER_PROTO_MIN) {
+        } else if (hs.vmin > c->ep->proto_max || hs.vmax < EMBER_PROTO_MIN ||
+                   hs.vmin > hs.vmax) {
+            /* The version picked, min(root max, node max), must be at
+             * least both minimums: a range 3..2 holds none. */
             snprintf(msg, sizeof msg, "no common protocol version (root %u..%u,"
                      " node %u..%u)", hs.vmin, hs.vmax, EMBER_PROTO_MIN,
                      c->ep->proto_max);

@@ -1408,6 +1408,19 @@ static void case_root_hello_twice(void)
                    "closed: protocol violation: HELLO after REGISTER");
 }
 
+/* HELLO's range of versions runs from min_version to max_version: one
+ * whose minimum is above its maximum holds no version at all, so the
+ * version the node would pick (the smaller maximum) is below the root's
+ * minimum, and the node closes instead of registering with it. */
+static void case_root_inverted_versions(void)
+{
+    static const uint8_t pl[] = { 0x0a, 4, 'E', 'M', 'B', 'R', 0x10, 3, 0x18, 2 };
+    uint8_t fr[32];
+    size_t n = h_frame(fr, sizeof fr, FR_HELLO, 0, NULL, pl, sizeof pl);
+    fake_root_case(FAKE_RAW, fr, n,
+                   "closed: no common protocol version (root 3..2, node 2..3)");
+}
+
 static void case_root_oversize(void)
 {
     uint8_t b[5] = { 0, 0, 0, 0x40, FR_HELLO };   /* 1 GiB */
@@ -1957,6 +1970,7 @@ static const hcase cases[] = {
     { "root-garbage-welcome", case_root_garbage_welcome, NULL, 0, 0, false, 0 },
     { "root-welcome-before-hello", case_root_welcome_before_hello, NULL, 0, 0, false, 0 },
     { "root-hello-twice", case_root_hello_twice, NULL, 0, 0, false, 0 },
+    { "root-inverted-versions", case_root_inverted_versions, NULL, 0, 0, false, 0 },
     { "root-oversize", case_root_oversize, NULL, 0, 0, false, 0 },
     { "root-post-oversize", case_root_post_oversize, NULL, 0, 0, false, 0 },
     { "root-reply-never-sent", case_root_reply_never_sent, NULL, 0, 0, false, 0 },
