@@ -10,11 +10,18 @@
  * again and encoded a third time: the two encodings must be identical (the
  * round trip is stable) and the second decode must succeed.
  *
+ * The same bytes also go through the check a proxy makes before it
+ * forwards a call's arguments (proxy.c, ember_proxy_check_fields: a peer
+ * reaches it by calling a ref passed on to a third party), under the
+ * struct's run-time type from the services' tables: it must accept exactly
+ * what the generated decoder accepts, having charged the decode budget
+ * byte for byte alike, or a caller could get the owner to drop its
+ * connection (a value the check let through) or be refused for a valid one.
+ *
  * With bit 1 of byte 1 set, byte 0 picks a method of shapes' services
  * instead, and the rest is a call's arguments: the method's generated
- * dispatch and a proxy's check of forwarded arguments (proxy.c) must
- * accept and refuse the same input, charging the same decode budget, or
- * a proxy forwards what makes the owner drop it (or fails a good call).
+ * dispatch and that check (ember_proxy_check_args, the argument struct
+ * included) must accept and refuse alike, charging the same budget.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -24,7 +31,7 @@
 #include <ember/codec.h>
 
 #include "common.h"
-#include "ref-internal.h" /* ember_proxy_check_args */
+#include "ref-internal.h" /* ember_proxy_check_fields, ember_proxy_check_args */
 #include "shapes.h"
 
 typedef struct shape {
@@ -46,6 +53,71 @@ static const shape shapes[] = {
 #undef X
 };
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
+
+/* The run-time type of each shape ("shapes.Scalars" for shapes_Scalars),
+ * found in the tables of the services that use it; NULL for a struct no
+ * method reaches (no proxy checks it). */
+static const ember_type *types[NSHAPES];
+
+static bool same_name(const char *c_name, const char *idl_name)
+{
+    for (; *c_name && *idl_name; c_name++, idl_name++)
+        if (*c_name != (*idl_name == '.' ? '_' : *idl_name))
+            return false;
+    return *c_name == *idl_name;
+}
+
+static void find_types(const ember_type *t, int depth)
+{
+    if (!t || depth > 64)
+        return;
+    find_types(t->elem, depth + 1);
+    find_types(t->key, depth + 1);
+    if (t->kind != EMBER_T_STRUCT)
+        return;
+    for (size_t i = 0; i < NSHAPES; i++) {
+        if (!same_name(shapes[i].name, t->name))
+            continue;
+        if (types[i])
+            return; /* seen: recursive types end here */
+        types[i] = t;
+    }
+    for (uint32_t i = 0; i < t->n_fields; i++)
+        find_types(t->fields[i].type, depth + 1);
+}
+
+static void find_all_types(void)
+{
+    static bool done;
+    static const ember_service_desc *svcs[] = { &shapes_Store_service,
+                                                &shapes_Watcher_service };
+    if (done)
+        return;
+    done = true;
+    size_t found = 0;
+    for (size_t k = 0; k < sizeof svcs / sizeof svcs[0]; k++) {
+        for (uint32_t i = 0; i < svcs[k]->n_methods; i++) {
+            const ember_method_desc *m = &svcs[k]->methods[i];
+            for (uint32_t j = 0; j < m->n_params; j++)
+                find_types(m->params[j].type, 0);
+            find_types(m->result, 0);
+            for (uint32_t j = 0; j < m->n_raises; j++)
+                find_types(m->raises[j].type, 0);
+        }
+    }
+    for (size_t i = 0; i < NSHAPES; i++)
+        found += types[i] != NULL;
+    if (getenv("FUZZ_GENERATED_TYPES"))
+        for (size_t i = 0; i < NSHAPES; i++)
+            fprintf(stderr, "%s: %s\n", shapes[i].name, types[i] ? "checked" : "-");
+    /* The services' tables name most shapes: finding none would make the
+     * comparison below vacuous. */
+    if (found < NSHAPES / 2) {
+        fprintf(stderr, "fuzz_generated: run-time types of %zu shapes of %zu\n",
+                found, (size_t)NSHAPES);
+        abort();
+    }
+}
 
 static void die(const shape *s, const char *what)
 {
@@ -135,6 +207,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         die(s, "decode returned neither 0 nor -1");
     if (r == -1 && !d.why)
         die(s, "decode failed without a reason");
+    find_all_types();
+    const ember_type *t = types[s - shapes];
+    if (t) {
+        ember_dec dc;
+        ember_dec_init(&dc, copy, n, NULL);
+        dc.lim = lim;
+        int rc = ember_proxy_check_fields(&dc, t->fields, t->n_fields);
+        if (rc == -1 && !dc.why)
+            die(s, "the proxy's check failed without a reason");
+        if ((rc == 0) != (r == 0) || (r == 0 && dc.used != d.used)) {
+            fprintf(stderr, "decoder %d (%s, %zu bytes charged), proxy check %d "
+                    "(%s, %zu bytes charged)\n", r, d.why ? d.why : "ok", d.used,
+                    rc, dc.why ? dc.why : "ok", dc.used);
+            die(s, "the proxy's check and the generated decoder disagree");
+        }
+    }
     if (r == 0) {
         if (d.why)
             die(s, "decode succeeded with a reason set");
