@@ -18,6 +18,18 @@
  * The first byte's bits: 0x80 the REGISTER first, 0x40 the root that wants a
  * secret, 0x20 registering as protocol version 2 (no tables of refs; 3,
  * with them, otherwise), 0x03 stage 1's max_frame.
+ *
+ * Stage 3 (first byte's bit 0x10, instead of stage 2): the same bytes are
+ * what a root sends a live node — the node's input path: HELLO, WELCOME
+ * and REFUSED decoded and checked in order, then calls to its exports,
+ * answers to its calls, CANCEL, DECREF, PING and GOODBYE. A fresh node per
+ * input connects over loopback TCP to a socket this target listens on; we
+ * send a HELLO (versions 2..3, or 2..2 with bit 0x20) and, unless bit 0x08
+ * leaves the answer to the stream, a WELCOME, then the bytes, and
+ * half-close. Once registered the node makes three calls to the root (ids
+ * 0x1000001 ... 0x3000003, the same for every fresh node), so the stream
+ * can answer them; bit 0x04 gives it small limits. The node must close the
+ * connection, and every call it made must end exactly once, within 5 s.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,14 +38,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
+#include "ember-internal.h" /* ember_now_ms */
 #include "wire-internal.h"
 
 static int fuzz_frames_live(const uint8_t *data, size_t size);
+static void fuzz_frames_node(const uint8_t *data, size_t size);
 
 static void die(const char *what)
 {
@@ -129,7 +145,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t max_frame = maxes[data[0] & 3];
     parse_all(data + 1, size - 1, max_frame);
     parse_prefixes(data + 1, size - 1, max_frame);
-    fuzz_frames_live(data, size);
+    if (data[0] & 0x10)
+        fuzz_frames_node(data, size);
+    else
+        fuzz_frames_live(data, size);
     return 0;
 }
 
@@ -411,4 +430,154 @@ static int fuzz_frames_live(const uint8_t *data, size_t size)
         if (call_ends[k - input_first_call] != 1)
             die("a call the root made did not end exactly once");
     return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* stage 3: a live node                                               */
+/* ------------------------------------------------------------------ */
+
+#define NODE_CALLS 3
+
+static int listen_fd = -1;
+static char listen_addr[32];
+static int node_calls_made;
+static unsigned char node_ends[NODE_CALLS];
+
+/* Where the node finds its root: a socket on 127.0.0.1, port 0, opened
+ * once; each input's root is the connection accepted on it. */
+static void listen_init(void)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (listen_fd < 0 || fcntl(listen_fd, F_SETFL, O_NONBLOCK) ||
+        bind(listen_fd, (struct sockaddr *)&sa, sizeof sa) || listen(listen_fd, 8) ||
+        getsockname(listen_fd, (struct sockaddr *)&sa, &len))
+        die("listening socket");
+    snprintf(listen_addr, sizeof listen_addr, "127.0.0.1:%u", ntohs(sa.sin_port));
+}
+
+static void node_call_done(const ember_outcome *o, const void *p, size_t n, void *ud)
+{
+    (void)p;
+    (void)n;
+    if ((unsigned)o->status > EMBER_SHUTDOWN ||
+        (o->status != EMBER_OK && (!o->message || strnlen(o->message, 4096) == 4096)))
+        die("a call the node made ended without a status or a text");
+    if (node_ends[(intptr_t)ud]++)
+        die("a call the node made ended twice");
+}
+
+/* Once registered, the node calls the root (raw, typed, oneway-typed), so
+ * the stream's REPLY and ERROR frames have something to answer. */
+static void node_state(ember_node *nd, ember_node_state st, const char *why, void *ud)
+{
+    (void)why;
+    (void)ud;
+    if (st != EMBER_NODE_REGISTERED || node_calls_made)
+        return;
+    node_calls_made = NODE_CALLS;
+    for (int i = 0; i < NODE_CALLS; i++)
+        ember_call_raw(ember_node_root(nd), FUZZ_SVC, i == 0 ? 100 : 300 + (uint32_t)i - 1,
+                       "q", 1, node_call_done, (void *)(intptr_t)i, NULL);
+}
+
+static ember_node *node_open(bool small)
+{
+    ember_node_config cfg;
+    ember_node_config_default(&cfg);
+    cfg.on_state = node_state;
+    cfg.backoff_min_ms = cfg.backoff_max_ms = 60000; /* no second connection */
+    cfg.limits.handshake_ms = 2000;
+    cfg.limits.call_timeout_ms = 2000;
+    cfg.limits.max_outstanding = 64;
+    if (small) {
+        cfg.limits.max_frame = 256;
+        cfg.limits.max_string = 16;
+        cfg.limits.max_elems = 8;
+        cfg.limits.max_depth = 6;
+    }
+    node_calls_made = 0;
+    memset(node_ends, 0, sizeof node_ends);
+    ember_node *nd = ember_node_new(base, "fz", &cfg);
+    if (!nd)
+        die("live node");
+    ember_exports *ex = ember_node_exports(nd);
+    if (ember_exports_add_raw(ex, FUZZ_SVC, 100, r_echo, NULL) ||
+        ember_exports_add_raw(ex, FUZZ_SVC, 101, r_fail, NULL) ||
+        ember_exports_add(ex, &any_svc, NULL, NULL) ||
+        ember_node_connect(nd, listen_addr))
+        die("live node");
+    return nd;
+}
+
+/* A root's HELLO (magic, versions 2..3; byte HELLO_VMAX is the maximum)
+ * and WELCOME (child id 7): what the stream follows. */
+static const uint8_t hello_frame[] = { 11, 0, 0, 0, 1, 0x0a, 4, 'E', 'M', 'B', 'R',
+                                       0x10, 2, 0x18, 3 };
+#define HELLO_VMAX 14
+static const uint8_t welcome_frame[] = { 3, 0, 0, 0, 3, 0x08, 7 };
+
+static void fuzz_frames_node(const uint8_t *data, size_t size)
+{
+    if (!base)
+        live_init();
+    if (listen_fd < 0)
+        listen_init();
+    bool answered = !(data[0] & 0x08);
+    size_t pre = sizeof hello_frame + (answered ? sizeof welcome_frame : 0);
+    size_t n = pre + size - 1;
+    uint8_t *bytes = malloc(n);
+    if (!bytes)
+        die("out of memory");
+    memcpy(bytes, hello_frame, sizeof hello_frame);
+    if (data[0] & 0x20)
+        bytes[HELLO_VMAX] = 2;
+    if (answered)
+        memcpy(bytes + sizeof hello_frame, welcome_frame, sizeof welcome_frame);
+    memcpy(bytes + pre, data + 1, size - 1);
+
+    ember_node *nd = node_open(data[0] & 0x04);
+    uint64_t t0 = ember_now_ms();
+    int fd = -1;
+    while (fd < 0) {
+        if (ember_now_ms() - t0 > 5000)
+            die("the node did not connect within 5 s");
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        fd = accept(listen_fd, NULL, NULL);
+        if (fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            die("accept");
+    }
+    if (fcntl(fd, F_SETFL, O_NONBLOCK))
+        die("fcntl");
+    client c = { fd, bytes, n, false, false, NULL };
+    c.ev = event_new(base, fd, EV_READ | EV_WRITE | EV_PERSIST, client_io, &c);
+    event_add(c.ev, NULL);
+    bool expired = false;
+    struct event *t = evtimer_new(base, deadline, &expired);
+    struct timeval tv = { 5, 0 };
+    evtimer_add(t, &tv);
+    for (;;) {
+        bool ended = true;
+        for (int i = 0; i < node_calls_made; i++)
+            ended = ended && node_ends[i] == 1;
+        if (expired || (c.closed && ember_node_state_get(nd) != EMBER_NODE_REGISTERED &&
+                        ended))
+            break;
+        event_base_loop(base, EVLOOP_ONCE);
+    }
+    event_free(t);
+    event_free(c.ev);
+    close(fd);
+    free(bytes);
+    if (expired)
+        die("the node did not close a half-closed connection, or its calls "
+            "did not end, within 5 s");
+    ember_node_free(nd);
+    for (int i = 0; i < node_calls_made; i++)
+        if (node_ends[i] != 1)
+            die("a call the node made did not end exactly once");
 }
