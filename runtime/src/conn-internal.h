@@ -77,6 +77,10 @@ typedef struct ember_xobj {
     struct ember_xobj *undo_next;
 } ember_xobj;
 
+/* What a peer we do not read from must take of its output within
+ * dead_after_ms to be kept: a slow reader that keeps reading is alive. */
+#define EMBER_DRAIN_STEP (64u << 10)
+
 struct ember_conn {
     ember_ep *ep;
     ember_conn *prev, *next;       /* ep->conns, or ep->dead */
@@ -111,6 +115,12 @@ struct ember_conn {
     uint8_t root_nonce[EMBER_NONCE_LEN];
     uint8_t node_nonce[EMBER_NONCE_LEN];
     uint64_t created_ms, last_rx_ms;
+    /* While we do not read from it (read_paused), the sweep's marks: what
+     * was queued for the peer, ours and the kernel's, when it last took
+     * EMBER_DRAIN_STEP bytes of it, and when. */
+    uint64_t drained_ms;
+    size_t drain_mark;
+    bool drain_marked;
     uint32_t heartbeat_ms, dead_after_ms;
     char *peer;                    /* "127.0.0.1:41234" */
     const char *name;              /* child name or "root"; not owned */

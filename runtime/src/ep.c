@@ -7,6 +7,7 @@
  * per-connection timers, so idle connections stay small).
  */
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "buf-internal.h"
 #include "call-internal.h"
@@ -87,6 +88,42 @@ void ember_ep_kick(ember_ep *ep)
     }
 }
 
+/* Bytes queued for c's peer: ours, and those its kernel has not had
+ * acknowledged yet (a full socket buffer may hold megabytes: the peer
+ * taking them shows there, long before our queue moves). */
+static size_t queued_to(const ember_conn *c)
+{
+    size_t q = ember_buf_used(&c->out);
+#ifdef TIOCOUTQ
+    int k = 0;
+    if (c->fd >= 0 && ioctl(c->fd, TIOCOUTQ, &k) == 0 && k > 0)
+        q += (size_t)k;
+#endif
+    return q;
+}
+
+/* A connection we do not read from (its output over the cap) is alive
+ * while its peer takes that output: each EMBER_DRAIN_STEP bytes it takes
+ * move drained_ms on. */
+static void drain_sweep(ember_conn *c, uint64_t now)
+{
+    if (!c->read_paused) {
+        c->drain_marked = false;
+        return;
+    }
+    size_t q = queued_to(c);
+    if (!c->drain_marked) { /* paused since the last sweep: from its last read */
+        c->drain_marked = true;
+        c->drain_mark = q;
+        c->drained_ms = c->last_rx_ms;
+    } else if (q > c->drain_mark) {
+        c->drain_mark = q;
+    } else if (c->drain_mark - q >= EMBER_DRAIN_STEP) {
+        c->drain_mark = q;
+        c->drained_ms = now;
+    }
+}
+
 /* t moved on by d, but not past now. */
 static uint64_t later_by(uint64_t t, uint64_t d, uint64_t now)
 {
@@ -114,6 +151,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         for (ember_conn *c = ep->conns; c; c = c->next) {
             c->last_rx_ms = later_by(c->last_rx_ms, late, now);
             c->created_ms = later_by(c->created_ms, late, now);
+            c->drained_ms = later_by(c->drained_ms, late, now);
         }
     }
     ep->swept_ms = now;
@@ -128,12 +166,18 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         }
         if (c->state != EMBER_CONN_READY)
             continue;
+        drain_sweep(c, now);
         if (c->dead_after_ms && idle >= c->dead_after_ms) {
-            if (c->read_paused)
+            /* Not read from: closed once it has taken less than
+             * EMBER_DRAIN_STEP of its output for dead_after_ms; a slow
+             * reader that keeps taking it stays. */
+            uint64_t stuck = now > c->drained_ms ? now - c->drained_ms : 0;
+            if (c->read_paused && stuck >= c->dead_after_ms)
                 ember_conn_closef(c, EMBER_LOST, "peer not reading: %zu bytes "
-                                  "queued for it, nothing read from it for %llu ms",
-                                  ember_buf_used(&c->out), (unsigned long long)idle);
-            else
+                                  "queued for it, less than %u taken in %llu ms",
+                                  ember_buf_used(&c->out), EMBER_DRAIN_STEP,
+                                  (unsigned long long)stuck);
+            else if (!c->read_paused)
                 ember_conn_closef(c, EMBER_LOST, "peer silent for %llu ms "
                                   "(heartbeat)", (unsigned long long)idle);
         } else if (c->heartbeat_ms && idle >= c->heartbeat_ms && !c->ping_out) {

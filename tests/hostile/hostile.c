@@ -310,7 +310,7 @@ static void case_ping_flood_unregistered(void)
 {
     int fd = h_connect(FX.port);
     CHECK(fd >= 0);
-    int small = 4096;
+    int small = 64 << 10;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     fcntl(fd, F_SETFL, O_NONBLOCK);
     static uint8_t pings[5 * 8192];
@@ -1595,6 +1595,105 @@ static void case_post_ping_flood(void)
     victim_stop(&v);
 }
 
+/* A registered peer that floods PINGs and reads their PONGs slowly: the
+ * root stops reading from it once 1 MiB (out_high_water here) is queued,
+ * and the peer takes 100 KB/s of it, so the queue would need seconds to
+ * drain to half. Taking its output, it is alive: it stays past
+ * dead_after_ms. Once it stops taking it, it is closed as not reading. */
+typedef struct slow_peer {
+    int fd;
+    size_t sent, taken;
+    bool reading, closed;
+    uint64_t since_ms;
+    const char *peer;
+} slow_peer;
+
+static void slow_pump(slow_peer *s)
+{
+    static uint8_t pings[5 * 8192];
+    if (!pings[4])
+        for (size_t i = 0; i < sizeof pings; i += 5)
+            memcpy(pings + i, (const uint8_t[5]){ 1, 0, 0, 0, FR_PING }, 5);
+    while (!s->closed && s->sent < (16u << 20)) {
+        size_t at = s->sent % sizeof pings;
+        ssize_t w = send(s->fd, pings + at, sizeof pings - at,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            s->closed = true;
+        if (w <= 0)
+            break;
+        s->sent += (size_t)w;
+    }
+    /* 100 bytes a millisecond since it started reading, whatever the
+     * pace the loop calls us at. */
+    size_t may = s->reading ? (size_t)(h_now_ms() - s->since_ms) * 100 : 0;
+    while (!s->closed && s->taken < may) {
+        uint8_t buf[4096];
+        size_t want = may - s->taken < sizeof buf ? may - s->taken : sizeof buf;
+        ssize_t r = recv(s->fd, buf, want, MSG_DONTWAIT);
+        if (r > 0)
+            s->taken += (size_t)r;
+        else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            s->closed = true;
+        if (r <= 0)
+            break;
+    }
+}
+
+static bool slow_paused(void *ud)
+{
+    slow_peer *s = ud;
+    slow_pump(s);
+    return h_log_has(s->peer, "is not reading");
+}
+
+static bool slow_dropped(void *ud)
+{
+    slow_peer *s = ud;
+    slow_pump(s);
+    return s->closed || h_log_has(s->peer, "closed: ");
+}
+
+static void case_post_slow_reader(void)
+{
+    uint8_t payload[64], b[96];
+    size_t n = 0;
+    payload[n++] = 0x08;
+    payload[n++] = EMBER_PROTOCOL_VERSION;
+    payload[n++] = 0x12;
+    payload[n++] = 4;
+    memcpy(payload + n, "slow", 4);
+    n = h_frame(b, sizeof b, FR_REGISTER, 0, NULL, payload, n + 4);
+    slow_peer s = { h_connect(FX.port), 0, 0, false, false, 0, NULL };
+    CHECK(s.fd >= 0);
+    int small = 64 << 10;
+    setsockopt(s.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    char peer[32];
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", h_local_port(s.fd));
+    s.peer = peer;
+    CHECK(h_write_all(s.fd, b, n) == 0);
+    log_wait w = {peer, "registered"};
+    CHECK(h_run_until(logged, &w, 2000));
+    CHECK(h_run_until(slow_paused, &s, 5000));
+    /* Reading slowly: still there after twice dead_after_ms. */
+    s.reading = true;
+    uint64_t t0 = s.since_ms = h_now_ms();
+    bool dropped = h_run_until(slow_dropped, &s, 2 * (int)FX.lim.dead_after_ms);
+    if (dropped) {
+        fprintf(stderr, "  a peer taking its output at 100 KB/s was dropped after "
+                "%llu ms, having taken %zu bytes\n",
+                (unsigned long long)(h_now_ms() - t0), s.taken);
+        h_log_dump(stderr);
+    }
+    CHECK(!dropped);
+    CHECK(s.taken >= 128u << 10);
+    /* Not reading at all: closed as not reading. */
+    s.reading = false;
+    log_wait gone = {peer, "closed: peer not reading"};
+    CHECK(h_run_until(logged, &gone, 3 * (int)FX.lim.dead_after_ms));
+    close(s.fd);
+}
+
 /* ------------------------------------------------------------------ */
 /* authentication                                                     */
 /* ------------------------------------------------------------------ */
@@ -1959,6 +2058,7 @@ static const hcase cases[] = {
     { "post-proxied-ref-unlisted", case_post_proxied_ref_unlisted, NULL, 0, 0,
       false, 0 },
     { "post-never-reads", case_post_never_reads, NULL, 0, 1u << 20, false, 0 },
+    { "post-slow-reader", case_post_slow_reader, NULL, 0, 1u << 20, false, 0 },
     /* was: PONGs, replies and errors were queued without limit for a peer
      * that never reads (fixed: reading stops above out_high_water) */
     { "ping-flood-unregistered", case_ping_flood_unregistered, NULL, 0, 0,
