@@ -451,19 +451,16 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     }
     /* The frame's kind and the IDL's must agree, or the handler's idea of
      * the call's life would not be the runtime's. A CALL to a oneway method
-     * is answered (void: None on PB) at once and served as a oneway. A
+     * is served as a oneway and answered (void: None on PB) once its
+     * arguments decoded (undecodable ones get FAILED, as any call's). A
      * ONEWAY to a two-way method is served as a call whose answer is
      * discarded (kept): it lives until its handler answers, now or later
      * (ending it when the handler returns would let a deferred answer land
      * on whichever call reused it), and counts against max_outstanding and
      * max_deferred_bytes like any call. */
-    if (x->m && !oneway && x->m->oneway) {
-        if (c->wire)
-            c->wire->answer(c, call_id, x->m, EMBER_OK, 0, NULL, NULL, NULL);
-        else
-            ember_frame_send_hdr(c, EMBER_FR_REPLY, call_id, 0);
+    bool ack = x->m && !oneway && x->m->oneway;
+    if (ack)
         oneway = true;
-    }
     bool keep = oneway && x->m && !x->m->oneway;
     ember_call *k = call_get(ep);
     if (!k) {
@@ -509,10 +506,19 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     }
     if (rc < 0) {
         const char *why = d.why ? d.why : "arguments do not decode";
+        if (ack) { /* k is a oneway: its failure would go unsent */
+            snprintf(msg, sizeof msg, "bad arguments: %s", why);
+            send_error(c, call_id, EMBER_FAILED, msg);
+        }
         if (!k->answered)
             ember_call_fail(k, "bad arguments: %s", why);
         ember_conn_closef(c, EMBER_PROTOCOL, "undecodable arguments for %s.%s: "
                           "%s", x->st.service, x->st.method, why);
+    } else if (ack && c->state == EMBER_CONN_READY) {
+        if (c->wire)
+            c->wire->answer(c, call_id, x->m, EMBER_OK, 0, NULL, NULL, NULL);
+        else
+            ember_frame_send_hdr(c, EMBER_FR_REPLY, call_id, 0);
     }
     if (oneway && !keep && !k->answered) { /* a oneway call ends with its handler */
         k->answered = true;

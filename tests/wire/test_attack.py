@@ -303,6 +303,10 @@ def case_values():
     r = Root()
     try:
         B = lambda s: f_len(1, s)   # db.login(1: string)
+        # a CALL to a oneway method (shapes.Store.forget) is answered an
+        # empty REPLY once its arguments decode; these do not
+        bad_args(r, 'CALL to a oneway method, wire type 3', STORE, 705, b'\x0b\x01',
+                 'field has the wrong wire type')
         bad_args(r, 'string length past the end', DB, 301, uv(1 << 3 | 2) + uv(9) + b'abc',
                  'length runs past the end')
         bad_args(r, 'string length of 2^64-1', DB, 301, uv(1 << 3 | 2) + uv(2**64 - 1) + b'abc',
