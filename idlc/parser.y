@@ -591,8 +591,11 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, idl_
     idl_loc loc = L(*yypcontext_location(ctx));
     idl_loc tok_loc = loc;
     /* The lexer already reported why this token is odd (an unterminated
-     * string, a comment running to the end of the file). */
-    if (P->after_lex_error || (look == YYSYMBOL_YYEOF && P->lex_stopped))
+     * string, a comment running to the end of the file). The end of input
+     * does not pass through token(): a lexical error with no token after it
+     * (an unterminated string on the last line) explains it as well. */
+    if (P->after_lex_error
+        || (look == YYSYMBOL_YYEOF && (P->lex_stopped || P->lex_error_seen)))
         return 0;
 
     enum { MAXEXP = 40 };
