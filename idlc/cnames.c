@@ -10,6 +10,7 @@
  */
 #include "cnames.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,8 @@ typedef struct cn_entry {
     const void *owner;  /* same owner, same thing: not a clash */
     const idl_module *mod; /* whose generated code has the name */
     idl_loc loc;
+    size_t same, tail;  /* the index of publics: index + 1 of the next entry
+                           with this name, and (in the first) of the last */
 } cn_entry;
 
 typedef struct cn_table {
@@ -48,6 +51,14 @@ typedef struct cn_ctx {
      * or any module of the run, whose functions share the link): names
      * are written "module.Decl", members and static helpers are skipped. */
     bool publics;
+    /* Not NULL while the publics of every module are listed into it: add()
+     * keeps every owner of a name, chained, and reports nothing. */
+    cn_table *index;
+    /* The modules of the run by address (mod_index), and for each the
+     * number of the last closure() that reached it and its place in it. */
+    const idl_module **mods;
+    size_t nmods;
+    size_t *stamp, *pre, pass;
 } cn_ctx;
 
 /* Every container shares one owner: two list<u32> fields make one type. */
@@ -92,7 +103,47 @@ static void describe(gbuf *out, const cn_entry *e)
     gb_printf(out, "%s '%s'", e->what, e->who);
 }
 
-/* Adds c->b's text; reports it if another owner already has it. */
+/* now, about to be added, meets old, which has its name: reported once
+ * per pair of owners, unless it is no clash (one owner, one IDL name). */
+static void clash(cn_ctx *c, const cn_entry *old, const cn_entry *now)
+{
+    bool same_role = old->role == now->role
+                     || (old->role && now->role && strcmp(old->role, now->role) == 0);
+    if (old->owner == now->owner && same_role)
+        return;
+    if (old->owner != now->owner && strcmp(old->who, now->who) == 0)
+        return;                                 /* one IDL name twice: sema said it */
+    if (c->publics && old->mod == now->mod)
+        return;                                 /* the module's own pass said it */
+    char key[2 * sizeof(void *) * 3 + 4];
+    const void *lo = old->owner < now->owner ? old->owner : now->owner;
+    snprintf(key, sizeof key, "%p %p", lo, lo == now->owner ? old->owner : now->owner);
+    if (!strset_add(&c->reported, key))
+        return;                                 /* one clash per pair is enough */
+    gbuf a = {0}, o = {0};
+    describe(&a, now);
+    describe(&o, old);
+    diag_error(c->diag, now->loc, "generated C %s '%s' of %s clashes with %s",
+               c->word, now->name, gb_str(&a), gb_str(&o));
+    diag_note(c->diag, old->loc, "%s '%s' is %s here", old->what, old->who,
+              old->owner == &container_owner ? "first used" : "declared");
+    gb_free(&a);
+    gb_free(&o);
+}
+
+static size_t push_entry(cn_ctx *c, cn_table *t, const cn_entry *e)
+{
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 64;
+        t->v = idl_xrealloc(t->v, t->cap * sizeof *t->v);
+    }
+    t->v[t->n] = *e;
+    t->v[t->n].name = idl_strndup(c->arena, e->name, c->b.n);
+    return ++t->n;
+}
+
+/* Adds c->b's text; reports it if another owner already has it. Into
+ * c->index, every owner is kept and nothing is reported. */
 static void add(cn_ctx *c, cn_table *t, const char *role, const char *what,
                 const char *who, const void *owner, idl_loc loc)
 {
@@ -101,39 +152,25 @@ static void add(cn_ctx *c, cn_table *t, const char *role, const char *what,
     const char *name = gb_str(&c->b);
     uint64_t hash = idl_fnv1a64(name, c->b.n);
     size_t *slot = find_slot(t, name, hash);
-    if (*slot) {
-        const cn_entry *old = &t->v[*slot - 1];
-        bool same_role = old->role == role || (old->role && role && strcmp(old->role, role) == 0);
-        if (old->owner == owner && same_role)
-            return;
-        if (old->owner != owner && strcmp(old->who, who) == 0)
-            return;                             /* one IDL name twice: sema said it */
-        if (c->publics && old->mod == c->g.m)
-            return;                             /* the module's own pass said it */
-        char key[2 * sizeof(void *) * 3 + 4];
-        const void *lo = old->owner < owner ? old->owner : owner;
-        snprintf(key, sizeof key, "%p %p", lo, lo == owner ? old->owner : owner);
-        if (!strset_add(&c->reported, key))
-            return;                             /* one clash per pair is enough */
-        cn_entry now = { name, hash, role, what, who, owner, c->g.m, loc };
-        gbuf a = {0}, o = {0};
-        describe(&a, &now);
-        describe(&o, old);
-        diag_error(c->diag, loc, "generated C %s '%s' of %s clashes with %s",
-                   c->word, name, gb_str(&a), gb_str(&o));
-        diag_note(c->diag, old->loc, "%s '%s' is %s here", old->what, old->who,
-                  old->owner == &container_owner ? "first used" : "declared");
-        gb_free(&a);
-        gb_free(&o);
+    cn_entry now = { name, hash, role, what, who, owner, c->g.m, loc, 0, 0 };
+    if (*slot && c->index == t) {
+        size_t head = *slot - 1;
+        const cn_entry *last = &t->v[t->v[head].tail - 1];
+        bool same_role = last->role == role || (last->role && role && strcmp(last->role, role) == 0);
+        if (last->owner == owner && last->mod == now.mod && same_role)
+            return;                             /* a container used twice */
+        size_t at = push_entry(c, t, &now);
+        t->v[t->v[head].tail - 1].same = at;
+        t->v[head].tail = at;
         return;
     }
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 64;
-        t->v = idl_xrealloc(t->v, t->cap * sizeof *t->v);
+    if (*slot) {
+        clash(c, &t->v[*slot - 1], &now);
+        return;
     }
-    t->v[t->n++] = (cn_entry){ idl_strndup(c->arena, name, c->b.n), hash, role, what, who,
-                               owner, c->g.m, loc };
-    *slot = t->n;
+    size_t at = push_entry(c, t, &now);
+    t->v[at - 1].tail = at;
+    *slot = at;
 }
 
 /* c->b = prefix + suffix, then add. */
@@ -378,18 +415,104 @@ static void add_publics(cn_ctx *c, cn_table *t, const idl_module *m)
     gen_ctx_free(&c->g);
 }
 
-/* Every module m's header includes, however deep, once each. */
-static void add_imported(cn_ctx *c, cn_table *t, const idl_module *m, strset *seen)
+static int cmp_ptr(const void *a, const void *b)
 {
-    for (const idl_import *im = m->imports; im; im = im->next) {
-        const idl_module *i = im->module;
-        char key[2 * sizeof(void *) + 4];
-        snprintf(key, sizeof key, "%p", (const void *)i);
-        if (!i || !i->name || !strset_add(seen, key))
+    uintptr_t x = (uintptr_t)*(const idl_module *const *)a;
+    uintptr_t y = (uintptr_t)*(const idl_module *const *)b;
+    return (x > y) - (x < y);
+}
+
+static size_t mod_index(const cn_ctx *c, const idl_module *m)
+{
+    const idl_module **p = bsearch(&m, c->mods, c->nmods, sizeof *c->mods, cmp_ptr);
+    return p ? (size_t)(p - c->mods) : SIZE_MAX;
+}
+
+/* Every module m's header includes, however deep, once each: marked with
+ * a new c->pass and numbered depth-first, in the order their headers'
+ * names come into m's .c. Iterative: a chain of thousands of imports is
+ * as deep. */
+static void closure(cn_ctx *c, const idl_module *m)
+{
+    c->pass++;
+    const idl_import **stack = NULL;
+    size_t depth = 0, cap = 0, order = 0;
+    const idl_import *next = m->imports;
+    for (;;) {
+        if (!next) {
+            if (depth == 0)
+                break;
+            next = stack[--depth];
             continue;
-        add_publics(c, t, i);
-        add_imported(c, t, i, seen);
+        }
+        const idl_import *im = next;
+        next = im->next;
+        const idl_module *i = im->module;
+        size_t k = i && i->name ? mod_index(c, i) : SIZE_MAX;
+        if (k == SIZE_MAX || c->stamp[k] == c->pass)
+            continue;
+        c->stamp[k] = c->pass;
+        c->pre[k] = order++;
+        if (depth == cap) {
+            cap = cap ? cap * 2 : 16;
+            stack = idl_xrealloc(stack, cap * sizeof *stack);
+        }
+        stack[depth++] = next;
+        next = i->imports;
     }
+    free(stack);
+}
+
+typedef struct cn_hit {
+    size_t own, other, order;
+} cn_hit;
+
+static int cmp_hit(const void *a, const void *b)
+{
+    const cn_hit *x = a, *y = b;
+    if (x->order != y->order)
+        return (x->order > y->order) - (x->order < y->order);
+    return (x->other > y->other) - (x->other < y->other);
+}
+
+/* The names m's .c gets from the headers it includes (its imports,
+ * however deep) against m's own (t): each of m's names is looked up among
+ * the publics of every module (c->index), so a module costs O(its names),
+ * not O(the names of all it imports). Clashes between two imports are the
+ * run's, found when every module's publics are listed together. */
+static void imported_clashes(cn_ctx *c, const cn_table *t, const idl_module *m)
+{
+    const cn_table *ix = c->index;
+    cn_hit *hits = NULL;
+    size_t n = 0, cap = 0;
+    bool marked = false;
+    for (size_t e = 0; e < t->n && ix->nslots; e++) {
+        const cn_entry *own = &t->v[e];
+        for (size_t x = *find_slot(ix, own->name, own->hash); x; x = ix->v[x - 1].same) {
+            const idl_module *o = ix->v[x - 1].mod;
+            if (o == m)
+                continue;
+            if (!marked) {
+                closure(c, m);
+                marked = true;
+            }
+            size_t k = mod_index(c, o);
+            if (k == SIZE_MAX || c->stamp[k] != c->pass)
+                continue;   /* not included: another .c */
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                hits = idl_xrealloc(hits, cap * sizeof *hits);
+            }
+            hits[n++] = (cn_hit){ e, x - 1, c->pre[k] };
+        }
+    }
+    if (n)
+        qsort(hits, n, sizeof *hits, cmp_hit);
+    c->publics = true;
+    for (size_t i = 0; i < n; i++)
+        clash(c, &t->v[hits[i].own], &ix->v[hits[i].other]);
+    c->publics = false;
+    free(hits);
 }
 
 static void check_module(cn_ctx *c, const idl_module *m)
@@ -419,9 +542,7 @@ static void check_module(cn_ctx *c, const idl_module *m)
     /* NAME.c includes the headers of every import: their names share its
      * file scope (a module 'enc' declares enc_... as the static encoders
      * do; module 'a_b' struct S and module 'a' struct b_S are both a_b_S). */
-    strset seen = {0};
-    add_imported(c, &t, m, &seen);
-    strset_free(&seen);
+    imported_clashes(c, &t, m);
     table_free(&t);
 }
 
@@ -525,8 +646,32 @@ int cnames_check(const idl_module *modules, idl_diag *diag)
             check_reserved(m, diag);
     cn_ctx c = { .diag = diag, .arena = idl_arena_new(), .word = "name" };
     for (const idl_module *m = modules; m; m = m->next)
+        c.nmods++;
+    c.mods = idl_xcalloc(c.nmods ? c.nmods : 1, sizeof *c.mods);
+    c.stamp = idl_xcalloc(c.nmods ? c.nmods : 1, sizeof *c.stamp);
+    c.pre = idl_xcalloc(c.nmods ? c.nmods : 1, sizeof *c.pre);
+    c.nmods = 0;
+    for (const idl_module *m = modules; m; m = m->next)
+        c.mods[c.nmods++] = m;
+    qsort(c.mods, c.nmods, sizeof *c.mods, cmp_ptr);
+    /* What every module's header declares, once, for the modules that
+     * include it. */
+    cn_table index = {0};
+    c.index = &index;
+    for (const idl_module *m = modules; m; m = m->next)
         if (m->name)
+            add_publics(&c, &index, m);
+    c.index = NULL;
+    for (const idl_module *m = modules; m; m = m->next)
+        if (m->name) {
+            c.index = &index;   /* read, not added to */
             check_module(&c, m);
+        }
+    c.index = NULL;
+    table_free(&index);
+    free(c.mods);
+    free(c.stamp);
+    free(c.pre);
     /* Modules compiled together are linked together: their functions
      * share one namespace whether or not one imports the other. */
     cn_table all = {0};

@@ -31,6 +31,8 @@ struct idl_loader {
     char **incdirs;
     size_t nincdirs;
     loaded_file *files;
+    loaded_file **slots;        /* files by key, open addressing; a power of 2 */
+    size_t nslots, nfiles;
     idl_module *first, *last;   /* dependency order */
     const idl_module **stack;   /* files being loaded, for cycle messages */
     size_t depth, cap;
@@ -54,6 +56,7 @@ void idl_loader_free(idl_loader *l)
         free(f);
     }
     free(l->incdirs);
+    free(l->slots);
     free(l->stack);
     free(l);
 }
@@ -155,12 +158,35 @@ static char *resolve(idl_loader *l, const char *from, const char *name, bool any
     return NULL;
 }
 
+/* A hash table: a chain of thousands of imports looks each one up. */
+static loaded_file **file_slot(loaded_file **slots, size_t nslots, const char *key)
+{
+    size_t i = (size_t)idl_fnv1a64(key, strlen(key)) & (nslots - 1);
+    while (slots[i] && strcmp(slots[i]->key, key) != 0)
+        i = (i + 1) & (nslots - 1);
+    return &slots[i];
+}
+
 static loaded_file *find_file(idl_loader *l, const char *key)
 {
-    for (loaded_file *f = l->files; f; f = f->next)
-        if (strcmp(f->key, key) == 0)
-            return f;
-    return NULL;
+    return l->nslots ? *file_slot(l->slots, l->nslots, key) : NULL;
+}
+
+static void add_file(idl_loader *l, loaded_file *f)
+{
+    f->next = l->files;
+    l->files = f;
+    if ((l->nfiles + 1) * 2 > l->nslots) {
+        size_t n = l->nslots ? l->nslots * 2 : 64;
+        loaded_file **slots = idl_xcalloc(n, sizeof *slots);
+        for (loaded_file *g = l->files->next; g; g = g->next)
+            *file_slot(slots, n, g->key) = g;
+        free(l->slots);
+        l->slots = slots;
+        l->nslots = n;
+    }
+    *file_slot(l->slots, l->nslots, f->key) = f;
+    l->nfiles++;
 }
 
 static void push(idl_loader *l, const idl_module *m)
@@ -237,8 +263,7 @@ static idl_module *load_path(idl_loader *l, const char *path, const idl_import *
     f->key = real ? real : strdup(path);
     f->mod = NULL;
     f->state = LOADING;
-    f->next = l->files;
-    l->files = f;
+    add_file(l, f);
     return load_text(l, f, idl_strdup(l->arena, path), text, len, false);
 }
 

@@ -340,13 +340,30 @@ typedef struct sema {
     mod_info *mods;
     size_t nmods;
     const idl_type *too_deep;   /* the last type reported as nested too deeply */
+    mod_info **byaddr;      /* mods sorted by module address, for info_of */
 } sema;
 
+static int cmp_info(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)(*(mod_info *const *)a)->mod;
+    uintptr_t y = (uintptr_t)(*(mod_info *const *)b)->mod;
+    return (x > y) - (x < y);
+}
+
+/* A binary search: thousands of modules each look up their imports. */
 static mod_info *info_of(sema *S, const idl_module *m)
 {
-    for (size_t i = 0; i < S->nmods; i++)
-        if (S->mods[i].mod == m)
-            return &S->mods[i];
+    size_t lo = 0, hi = S->nmods;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uintptr_t at = (uintptr_t)S->byaddr[mid]->mod;
+        if (at == (uintptr_t)m)
+            return S->byaddr[mid];
+        if (at < (uintptr_t)m)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 
@@ -1082,13 +1099,17 @@ static void check_wire_ids(sema *S, idl_decl_kind kind, const char *what)
 int sema_check(idl_module *modules, idl_diag *diag)
 {
     int before = diag_errors(diag);
-    sema S = { 0, diag, NULL, 0, NULL };
+    sema S = { 0, diag, NULL, 0, NULL, NULL };
     for (idl_module *m = modules; m; m = m->next)
         S.nmods++;
-    S.mods = idl_xcalloc(S.nmods, sizeof *S.mods);
+    S.mods = idl_xcalloc(S.nmods ? S.nmods : 1, sizeof *S.mods);
+    S.byaddr = idl_xcalloc(S.nmods ? S.nmods : 1, sizeof *S.byaddr);
     size_t i = 0;
-    for (idl_module *m = modules; m; m = m->next)
+    for (idl_module *m = modules; m; m = m->next) {
+        S.byaddr[i] = &S.mods[i];
         S.mods[i++].mod = m;
+    }
+    qsort(S.byaddr, S.nmods, sizeof *S.byaddr, cmp_info);
     for (i = 0; i < S.nmods; i++)
         declare(&S, &S.mods[i]);
     for (i = 0; i < S.nmods; i++)
@@ -1103,5 +1124,6 @@ int sema_check(idl_module *modules, idl_diag *diag)
         table_free(&S.mods[i].imports);
     }
     free(S.mods);
+    free(S.byaddr);
     return diag_errors(diag) - before;
 }

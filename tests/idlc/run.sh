@@ -325,5 +325,27 @@ expect_exit 0 "a 3000-struct by-value chain" -o "$TMP" "$TMP/chain.idl"
 awk 'BEGIN { print "module ring;"; for (i = 1; i <= 3000; i++) printf "struct S%d { 1: S%d next; }\n", i, i % 3000 + 1 }' >"$TMP/ring.idl"
 expect_exit 1 "a 3000-struct by-value ring" -o "$TMP" "$TMP/ring.idl"
 
+# A chain of 20,000 imports, each module's struct holding the next one's:
+# every module is checked against the names of all it includes, which
+# costs its own names, not all of theirs (it took 35 s and gigabytes).
+mkdir -p "$TMP/chain"
+awk -v d="$TMP/chain" 'BEGIN { n = 20000; for (i = 0; i < n; i++) { f = d "/a" i ".idl";
+    if (i < n - 1) printf "module a%d;\nimport \"a%d.idl\";\nstruct S { 1: a%d.S x; }\n", i, i + 1, i + 1 > f;
+    else printf "module a%d;\nstruct S { 1: i32 x; }\n", i > f; close(f) } }'
+timeout $((10 * ${EMBER_TEST_SLOW:-1})) "$IDLC_BIN" -o "$TMP/chain" "$TMP/chain/a0.idl" >"$TMP/out" 2>"$TMP/err"
+check "a chain of 20000 imports in time" test $? -eq 0
+check "a chain of 20000 imports generates its input" test -s "$TMP/chain/a0.h"
+# Two imports whose names meet are reported once, in a module that
+# includes both.
+mkdir -p "$TMP/two"
+printf 'module p_q;\nstruct S { 1: u32 a; }\n' >"$TMP/two/x.idl"
+printf 'module p;\nstruct q_S { 1: u32 a; }\n' >"$TMP/two/y.idl"
+printf 'module m;\nimport "x.idl";\nimport "y.idl";\n' >"$TMP/two/m.idl"
+expect_exit 1 "two imports whose C names meet" -o "$TMP/two" "$TMP/two/m.idl"
+headers "$TMP/err" >"$TMP/got"
+printf '%s\n' "$TMP/two/y.idl:2:8: error: generated C name 'p_q_S' of struct 'p.q_S' clashes with struct 'p_q.S'" \
+    "$TMP/two/x.idl:2:8: note: struct 'p_q.S' is declared here" >"$TMP/want"
+check "two imports whose C names meet are explained" diff -u "$TMP/want" "$TMP/got"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
