@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,9 +35,19 @@ struct idl_loader {
     loaded_file **slots;        /* files by key, open addressing; a power of 2 */
     size_t nslots, nfiles;
     idl_module *first, *last;   /* dependency order */
-    const idl_module **stack;   /* files being loaded, for cycle messages */
+    /* The files being loaded, each with its next import: an explicit
+     * stack, so that a chain of thousands of imports costs no C stack (and
+     * the cycle messages read it). */
+    struct load_frame *stack;
     size_t depth, cap;
 };
+
+typedef struct load_frame {
+    idl_module *mod;
+    loaded_file *file;      /* NULL for a buffer */
+    idl_import *next;       /* the next import to load */
+    bool from_memory;
+} load_frame;
 
 idl_loader *idl_loader_new(idl_arena *arena, idl_diag *diag)
 {
@@ -189,37 +200,36 @@ static void add_file(idl_loader *l, loaded_file *f)
     l->nfiles++;
 }
 
-static void push(idl_loader *l, const idl_module *m)
+static void push(idl_loader *l, idl_module *m, loaded_file *f, bool from_memory)
 {
     if (l->depth == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 16;
         l->stack = idl_xrealloc(l->stack, l->cap * sizeof *l->stack);
     }
-    l->stack[l->depth++] = m;
+    l->stack[l->depth++] = (load_frame){ m, f, m->imports, from_memory };
 }
 
 static void report_cycle(idl_loader *l, const idl_import *im, const idl_module *target)
 {
     /* The cycle is the part of the loading stack from target to the top. */
     size_t from = 0;
-    while (from < l->depth && l->stack[from] != target)
+    while (from < l->depth && l->stack[from].mod != target)
         from++;
     size_t len = 0;
     for (size_t i = from; i < l->depth; i++)
-        len += strlen(l->stack[i]->path) + 4;
+        len += strlen(l->stack[i].mod->path) + 4;
     len += strlen(target->path) + 1;
     char *chain = idl_alloc(l->arena, len);
     for (size_t i = from; i < l->depth; i++) {
-        strcat(chain, l->stack[i]->path);
+        strcat(chain, l->stack[i].mod->path);
         strcat(chain, " -> ");
     }
     strcat(chain, target->path);
     diag_error(l->diag, im->loc, "import cycle: %s", chain);
 }
 
-static void load_imports(idl_loader *l, idl_module *m, bool from_memory);
-
-/* Parses text as the module at path (arena-owned) and loads its imports. */
+/* Parses text as the module at path (arena-owned) and puts it on the
+ * stack: load_stack() loads its imports. */
 static idl_module *load_text(idl_loader *l, loaded_file *f, const char *path,
                              const char *text, size_t len, bool from_memory)
 {
@@ -227,12 +237,7 @@ static idl_module *load_text(idl_loader *l, loaded_file *f, const char *path,
     idl_module *m = idl_parse_text(l->arena, l->diag, path, text, len);
     if (f)
         f->mod = m;
-    push(l, m);
-    load_imports(l, m, from_memory);
-    l->depth--;
-    if (f)
-        f->state = LOADED;
-    append_module(l, m);
+    push(l, m, f, from_memory);
     return m;
 }
 
@@ -299,26 +304,46 @@ static void import_missing(idl_loader *l, const idl_module *m, const idl_import 
     idl_buf_free(&where);
 }
 
-static void load_imports(idl_loader *l, idl_module *m, bool from_memory)
+static void load_import(idl_loader *l, idl_module *m, idl_import *im, bool from_memory)
 {
-    for (idl_import *im = m->imports; im; im = im->next) {
-        char *path = NULL;
-        /* A file name cannot hold a NUL; cutting the path there would open
-         * some other file than the one written. */
-        if (strlen(im->path) != im->path_len)
-            diag_error(l->diag, im->loc, "import path contains a NUL character");
-        else if (im->path_len == 0)
-            diag_error(l->diag, im->loc, "empty import path");
-        else if (!from_memory && (path = resolve(l, m->path, im->path, false)) != NULL)
-            im->module = load_path(l, path, im);
-        else
-            import_missing(l, m, im, from_memory);
+    char *path = NULL;
+    /* A file name cannot hold a NUL; cutting the path there would open
+     * some other file than the one written. */
+    if (strlen(im->path) != im->path_len)
+        diag_error(l->diag, im->loc, "import path contains a NUL character");
+    else if (im->path_len == 0)
+        diag_error(l->diag, im->loc, "empty import path");
+    else if (!from_memory && (path = resolve(l, m->path, im->path, false)) != NULL)
+        im->module = load_path(l, path, im);
+    else
+        import_missing(l, m, im, from_memory);
+}
+
+/* Loads the imports of the files on the stack above base, depth first; a
+ * file is done (and comes after what it imports) when its last import is. */
+static void load_stack(idl_loader *l, size_t base)
+{
+    while (l->depth > base) {
+        load_frame *top = &l->stack[l->depth - 1];
+        idl_import *im = top->next;
+        if (!im) {
+            l->depth--;
+            if (top->file)
+                top->file->state = LOADED;
+            append_module(l, top->mod);
+            continue;
+        }
+        top->next = im->next;
+        load_import(l, top->mod, im, top->from_memory); /* may push: top moves */
     }
 }
 
 idl_module *idl_load_file(idl_loader *l, const char *path)
 {
-    return load_path(l, path, NULL);
+    size_t base = l->depth;
+    idl_module *m = load_path(l, path, NULL);
+    load_stack(l, base);
+    return m;
 }
 
 idl_module *idl_load_buffer(idl_loader *l, const char *name, const char *data, size_t len)
@@ -327,41 +352,59 @@ idl_module *idl_load_buffer(idl_loader *l, const char *name, const char *data, s
         diag_fatal(l->diag, "'%s': input too large", name);
         return NULL;
     }
-    return load_text(l, NULL, idl_strdup(l->arena, name), data, len, true);
+    size_t base = l->depth;
+    idl_module *m = load_text(l, NULL, idl_strdup(l->arena, name), data, len, true);
+    load_stack(l, base);
+    return m;
 }
 
-/* Depth-first over imports with a visited list, so each file appears once. */
-static void deps_walk(const idl_module *m, const idl_module ***seen, size_t *n, size_t *cap,
-                      void (*fn)(const char *, void *), void *ctx)
+/* Adds m to an open-addressing set of modules (nslots a power of 2, kept
+ * under half full by the caller); false if it was there. */
+static bool mark(const idl_module **slots, size_t nslots, const idl_module *m)
 {
-    for (const idl_import *im = m->imports; im; im = im->next) {
-        const idl_module *d = im->module;
-        if (!d)
-            continue;
-        bool dup = false;
-        for (size_t i = 0; i < *n && !dup; i++)
-            dup = (*seen)[i] == d;
-        if (dup)
-            continue;
-        if (*n == *cap) {
-            *cap = *cap ? *cap * 2 : 16;
-            *seen = idl_xrealloc(*seen, *cap * sizeof **seen);
-        }
-        (*seen)[(*n)++] = d;
-        fn(d->path, ctx);
-        deps_walk(d, seen, n, cap, fn, ctx);
+    size_t i = (size_t)(((uintptr_t)m >> 4) * 0x9E3779B97F4A7C15u) & (nslots - 1);
+    while (slots[i]) {
+        if (slots[i] == m)
+            return false;
+        i = (i + 1) & (nslots - 1);
     }
+    slots[i] = m;
+    return true;
 }
 
+/* Depth-first over imports, each file once; an explicit stack, so that a
+ * chain of thousands of imports costs no C stack. */
 void idl_loader_deps(const idl_loader *l, const idl_module *m,
                      void (*fn)(const char *path, void *ctx), void *ctx)
 {
-    (void)l;
-    const idl_module **seen = NULL;
-    size_t n = 1, cap = 16;
-    seen = idl_xrealloc(NULL, cap * sizeof *seen);
-    seen[0] = m;
-    deps_walk(m, &seen, &n, &cap, fn, ctx);
+    size_t nslots = 64;
+    while (nslots < 2 * (l->nfiles + 1))
+        nslots *= 2;
+    const idl_module **seen = idl_xcalloc(nslots, sizeof *seen);
+    const idl_import **stack = NULL;
+    size_t depth = 0, cap = 0;
+    mark(seen, nslots, m);
+    const idl_import *next = m->imports;
+    for (;;) {
+        if (!next) {
+            if (depth == 0)
+                break;
+            next = stack[--depth];
+            continue;
+        }
+        const idl_module *d = next->module;
+        next = next->next;
+        if (!d || !mark(seen, nslots, d))
+            continue;
+        fn(d->path, ctx);
+        if (depth == cap) {
+            cap = cap ? cap * 2 : 16;
+            stack = idl_xrealloc(stack, cap * sizeof *stack);
+        }
+        stack[depth++] = next;
+        next = d->imports;
+    }
+    free(stack);
     free(seen);
 }
 

@@ -335,6 +335,13 @@ awk -v d="$TMP/chain" 'BEGIN { n = 20000; for (i = 0; i < n; i++) { f = d "/a" i
 timeout $((10 * ${EMBER_TEST_SLOW:-1})) "$IDLC_BIN" -o "$TMP/chain" "$TMP/chain/a0.idl" >"$TMP/out" 2>"$TMP/err"
 check "a chain of 20000 imports in time" test $? -eq 0
 check "a chain of 20000 imports generates its input" test -s "$TMP/chain/a0.h"
+# Loading it, and listing it for -M, takes no C stack per import: it
+# passes in 1 MiB (under ASan in 8 MiB, where each level costs more).
+(ulimit -s 1024 && exec "$IDLC_BIN" -o "$TMP/chain" "$TMP/chain/a0.idl") >"$TMP/out" 2>"$TMP/err"
+check "a chain of 20000 imports in 1 MiB of stack" test $? -eq 0
+(ulimit -s 1024 && exec "$IDLC_BIN" -M -o "$TMP/chain" "$TMP/chain/a0.idl") >"$TMP/deps" 2>"$TMP/err"
+check "-M of a chain of 20000 imports in 1 MiB of stack" test $? -eq 0
+check "-M lists the 19999 imports of the chain" test "$(grep -c '^  ' "$TMP/deps")" -eq 19999
 # Two imports whose names meet are reported once, in a module that
 # includes both.
 mkdir -p "$TMP/two"
