@@ -90,7 +90,26 @@ static int check_output_names(const options *o)
             }
         }
     }
-    return -1;
+    /* One file under two names (a symbolic link) would be generated
+     * twice, and the two copies would define the same names. A hard link
+     * is two files to realpath: their one module name is reported. */
+    char **real = calloc(o->nfiles, sizeof *real);
+    int rc = -1;
+    for (size_t i = 0; real && i < o->nfiles && rc < 0; i++) {
+        real[i] = realpath(o->files[i], NULL);
+        for (size_t j = 0; real[i] && j < i && rc < 0; j++) {
+            if (real[j] && strcmp(real[i], real[j]) == 0) {
+                fprintf(stderr, "idlc: '%s' and '%s' are one file ('%s'); give it once\n"
+                                "Try 'idlc --help' for more information.\n",
+                        o->files[j], o->files[i], real[i]);
+                rc = 2;
+            }
+        }
+    }
+    for (size_t i = 0; real && i < o->nfiles; i++)
+        free(real[i]);
+    free(real);
+    return rc;
 }
 
 /* Returns -1 to go on, or the exit status. */

@@ -135,6 +135,14 @@ expect_exit 2 "two inputs with one base name" -o "$TMP" "$TMP/a/x.idl" "$TMP/b/x
 check "same base name is explained" grep -q "would both write x.h and x.c" "$TMP/err"
 check "same base name writes nothing" test ! -e "$TMP/x.h"
 expect_exit 2 "one input twice" -o "$TMP" game.idl ./game.idl
+# One file under two names would be generated twice, as two copies of one
+# module's C.
+mkdir -p "$TMP/ln"
+printf 'module lk;\nstruct S { 1: u32 v; }\n' >"$TMP/ln/lk.idl"
+ln -s lk.idl "$TMP/ln/other.idl"
+expect_exit 2 "one input under two names" -o "$TMP/ln" "$TMP/ln/lk.idl" "$TMP/ln/other.idl"
+check "one input under two names is explained" grep -qF "idlc: '$TMP/ln/lk.idl' and '$TMP/ln/other.idl' are one file" "$TMP/err"
+check "one input under two names writes nothing" test ! -e "$TMP/ln/other.h"
 # Two inputs declaring one module would both declare x_A.
 printf 'module x;\nconst i32 A = 1;\n' >"$TMP/a/one.idl"
 printf '\nmodule x;\nconst i32 A = 2;\n' >"$TMP/b/two.idl"
