@@ -309,6 +309,63 @@ static bool generate(idl_diag *diag, const idl_module *m, gen_fn fn, const char 
     return ok;
 }
 
+typedef struct stem_ref {
+    const idl_module *m;
+    const char *s;
+    size_t n, order;
+} stem_ref;
+
+static int cmp_stem(const void *a, const void *b)
+{
+    const stem_ref *x = a, *y = b;
+    size_t n = x->n < y->n ? x->n : y->n;
+    int c = memcmp(x->s, y->s, n);
+    if (c == 0)
+        c = (x->n > y->n) - (x->n < y->n);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/* Every header is included by its name alone, "NAME.h": two files of one
+ * run (inputs or imports, however deep) whose headers have one name, such
+ * as x/c.idl and y/c.idl, cannot both be included (the generated code
+ * would #include "c.h" twice and get one of them). Sorted, so that
+ * thousands of files cost n log n. */
+static bool check_header_names(idl_diag *diag, const idl_module *modules)
+{
+    size_t n = 0;
+    for (const idl_module *m = modules; m; m = m->next)
+        n += m->path != NULL;
+    stem_ref *v = calloc(n ? n : 1, sizeof *v);
+    if (!v) {
+        diag_fatal(diag, "out of memory");
+        return false;
+    }
+    n = 0;
+    for (const idl_module *m = modules; m; m = m->next)
+        if (m->path) {
+            v[n].m = m;
+            v[n].s = output_stem(m->path, &v[n].n);
+            v[n].order = n;
+            n++;
+        }
+    qsort(v, n, sizeof *v, cmp_stem);
+    bool ok = true;
+    for (size_t i = 1, first = 0; i < n; i++) {
+        if (v[i].n != v[first].n || memcmp(v[i].s, v[first].s, v[i].n) != 0) {
+            first = i;
+            continue;
+        }
+        diag_error(diag, v[i].m->loc, "the header of '%s' is '%.*s.h', as is that of '%s': "
+                   "an #include names a header alone, so the code of one run cannot include both; "
+                   "rename one file", v[i].m->path, (int)v[i].n, v[i].s, v[first].m->path);
+        diag_note(diag, v[first].m->loc, "module '%s' of '%s' is here", v[first].m->name,
+                  v[first].m->path);
+        ok = false;
+    }
+    free(v);
+    return ok;
+}
+
 static int gen_h(const idl_module *m, const char *header, FILE *out)
 {
     (void)header;
@@ -368,7 +425,8 @@ int main(int argc, char **argv)
                 dep = stdout;
             }
             if (!(o.deps_only && !o.depfile))
-                check_include_names(diag, mods, o.nfiles);
+                if (check_include_names(diag, mods, o.nfiles))
+                    check_header_names(diag, idl_loader_modules(loader));
             for (size_t i = 0; i < o.nfiles && diag_errors(diag) == 0; i++) {
                 char *base = base_name(arena, o.files[i]);
                 char *h = out_path(arena, o.outdir, base, ".h");

@@ -203,6 +203,18 @@ expect_exit 1 "a trigraph in an input's name" -o "$TMP/q" "$TMP/q/??=x.idl"
 expect_exit 1 "an import whose header cannot be #included" -o "$TMP/q" "$TMP/q/imp.idl"
 check "the import is reported at the import" grep -q "^$TMP/q/imp.idl:2:8: error: the header of '$TMP/q/a\"b.idl' cannot be named in an #include" "$TMP/err"
 check "nothing is written for the importer" test ! -e "$TMP/q/imp.h"
+# Two imports with one header name (x/c.idl, y/c.idl): the generated code
+# would #include "c.h" twice and get one of them.
+mkdir -p "$TMP/hn/x" "$TMP/hn/y"
+printf 'module cx;\nstruct P { 1: i32 a; }\n' >"$TMP/hn/x/c.idl"
+printf 'module cy;\nstruct Q { 1: i32 b; }\n' >"$TMP/hn/y/c.idl"
+printf 'module top;\nimport "x/c.idl";\nimport "y/c.idl";\nstruct T { 1: cx.P p; 2: cy.Q q; }\n' >"$TMP/hn/top.idl"
+expect_exit 1 "two imports with one header name" -o "$TMP/hn" "$TMP/hn/top.idl"
+headers "$TMP/err" >"$TMP/got"
+printf '%s\n' "$TMP/hn/y/c.idl:1:8: error: the header of '$TMP/hn/y/c.idl' is 'c.h', as is that of '$TMP/hn/x/c.idl': an #include names a header alone, so the code of one run cannot include both; rename one file" \
+    "$TMP/hn/x/c.idl:1:8: note: module 'cx' of '$TMP/hn/x/c.idl' is here" >"$TMP/want"
+check "two imports with one header name are explained" diff -u "$TMP/want" "$TMP/got"
+check "two imports with one header name write nothing" test ! -e "$TMP/hn/top.h"
 expect_exit 1 "missing input file" -o "$TMP" does-not-exist.idl
 check "missing input is reported" grep -q "idlc: error: cannot read 'does-not-exist.idl'" "$TMP/err"
 expect_exit 1 "a directory as input" -o "$TMP" inc
