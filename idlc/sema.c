@@ -889,10 +889,13 @@ static void check_service(sema *S, const idl_module *m, idl_decl *d)
             if (!e)
                 continue;
             snprintf(key, sizeof key, "%p", (void *)e);
-            if (table_get(&listed, key))
+            const idl_name *first = table_get(&listed, key);
+            if (first) {
                 diag_error(S->diag, r->loc, "error '%s' is listed twice", r->name);
-            else
-                table_put(&listed, strcpy(idl_xcalloc(1, strlen(key) + 1), key), e);
+                diag_note(S->diag, first->loc, "previous listing of '%s' is here", first->name);
+            } else {
+                table_put(&listed, strcpy(idl_xcalloc(1, strlen(key) + 1), key), r);
+            }
         }
         for (size_t i = 0; i < listed.cap; i++)
             free((void *)listed.keys[i]);
