@@ -2,11 +2,13 @@
  * load.c — reading files and resolving imports.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "load.h"
 #include "cnames.h"
@@ -95,15 +97,23 @@ static void append_module(idl_loader *l, idl_module *m)
 /* Reads a whole file into the arena. errno is kept for the message. */
 static char *read_file(idl_loader *l, const char *path, size_t *len, const char **why)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* O_NONBLOCK: opening a FIFO nobody writes to would wait forever; it
+     * is refused below as any other file that is not a regular one. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) {
         *why = strerror(errno);
         return NULL;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
         *why = "not a regular file";
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        *why = strerror(errno);
+        close(fd);
         return NULL;
     }
     if (st.st_size > MAX_FILE) {

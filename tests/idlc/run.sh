@@ -218,6 +218,11 @@ check "two imports with one header name write nothing" test ! -e "$TMP/hn/top.h"
 expect_exit 1 "missing input file" -o "$TMP" does-not-exist.idl
 check "missing input is reported" grep -q "idlc: error: cannot read 'does-not-exist.idl'" "$TMP/err"
 expect_exit 1 "a directory as input" -o "$TMP" inc
+# A FIFO nobody writes to is no file: refused at once, not waited on.
+mkfifo "$TMP/fifo.idl"
+timeout $((10 * ${EMBER_TEST_SLOW:-1})) "$IDLC_BIN" -o "$TMP" "$TMP/fifo.idl" >"$TMP/out" 2>"$TMP/err"
+check "a FIFO as input is refused" test $? -eq 1
+check "a FIFO as input is no regular file" grep -qF "idlc: error: cannot read '$TMP/fifo.idl': not a regular file" "$TMP/err"
 expect_exit 1 "import not found without -I" -o "$TMP" game.idl
 check "missing import is reported at the import" \
     grep -q "^game.idl:3:8: error: cannot find import 'common.idl' (looked in '.'; -I adds a folder)" "$TMP/err"
