@@ -12,7 +12,8 @@
 #                       attacks, the mixed cluster (a Twisted game node
 #                       among the ember servers),
 #                       net against a held gate and a client that hangs up
-#                       with its commands in flight, again and again
+#                       with its commands in flight, again and again, and game.py
+#                       refusing bad configs as the C servers do
 #
 #   make generated      rewrite generated/ from idl/*.idl with this idlc
 #   make test-generated generated/ is byte for byte what this idlc makes
@@ -42,7 +43,7 @@ EX_LIBS   = $(LIBEMBER_A) $(RT_LIBS)
 
 .PHONY: examples generated ex-gen-new test-generated demo demo-mixed test-examples test-cluster \
         test-status-page test-stop-under-load test-standalone test-tls test-hosts test-flood \
-        test-metrics test-admin test-mixed test-net-churn
+        test-metrics test-admin test-mixed test-net-churn test-pygame-config
 
 examples: $(EX_BIN_PATHS)
 
@@ -144,6 +145,11 @@ demo-mixed: lib idlc examples
 test-mixed: lib idlc examples
 	@B=$(B) tests/e2e/mixed.sh
 
+# game.py alone refuses a bad config as the C servers do (no cluster runs).
+test-pygame-config: $(B)/bin/game $(B)/bin/pygame
+	@rm -rf $(B)/e2e/pygame-config && mkdir -p $(B)/e2e/pygame-config
+	@python3 tests/e2e/pygame_config.py $(B)/bin $(B)/e2e/pygame-config
+
 test-cluster: lib idlc examples
 	@B=$(B) tests/e2e/cluster.sh
 
@@ -189,4 +195,5 @@ test-net-churn: $(NET_CHURN_BIN) $(B)/bin/net
 
 TEST_TARGETS += test-generated test-examples
 test-examples: test-cluster test-stop-under-load test-standalone test-status-page test-tls \
-               test-hosts test-flood test-metrics test-admin test-mixed test-net-churn
+               test-hosts test-flood test-metrics test-admin test-mixed test-net-churn \
+               test-pygame-config

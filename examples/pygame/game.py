@@ -21,6 +21,7 @@ status does) and it prints them when it exits.
 """
 import ctypes
 import json
+import json.scanner
 import os
 import signal
 import sys
@@ -111,6 +112,272 @@ class Counter:
                  "method": m, "id": self.ids[m], "calls": st[0],
                  "failures": st[1], "total_us": st[2], "max_us": st[3]}
                 for m, st in self.stats.items() if st[0]]
+
+
+# ---- the config, checked as the C servers check it ----------------------
+# examples/common/config.c (cfg_load) is the reference: the same keys, the
+# same bounds, the same messages, and exit status 1 on any error, so that a
+# misspelt or mistyped key stops game.py as it stops a C server.
+
+
+class ConfigError(Exception):
+    pass
+
+
+MAX_OUTSTANDING = 65536  # ember_node_config_default's limits.max_outstanding
+CLIENT_KEYS = (  # key, default, min, max: config.c's load_clients
+    ("max_clients", 10000, 1, 1000000),
+    ("max_inflight", 4, 1, 1024),
+    ("max_queued", 65536, 1024, 1 << 28),
+    ("stall_ms", 10000, 1, 3600000),
+    ("login_ms", 10000, 1, 3600000),
+    ("idle_ms", 120000, 0, 86400000),
+)
+APPS = ("db", "gate", "game", "net", "pygame")
+NEEDS = {"db": (True, ()), "gate": (True, ("db",)), "game": (False, ("gate", "db")),
+         "pygame": (False, ("gate", "db")), "net": (False, ("gate",))}
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _known(obj, keys, where):
+    for k in obj:
+        if k not in keys:
+            raise ConfigError('%s: unknown key "%s"' % (where, k))
+
+
+def _str_key(obj, key, dflt, cap, where):
+    dot = " " if where.endswith(":") else "."
+    if key not in obj:
+        return dflt
+    v = obj[key]
+    if not isinstance(v, str):
+        raise ConfigError("%s%s%s must be a string" % (where, dot, key))
+    if len(v.encode("utf-8", "surrogatepass")) >= cap:
+        raise ConfigError("%s%s%s is too long (at most %d bytes)" % (where, dot, key, cap - 1))
+    return v
+
+
+def _port(obj, key, where):
+    if key not in obj:
+        return 0
+    v = obj[key]
+    if not _is_int(v) or v < 0 or v > 65535:
+        raise ConfigError("%s.%s must be a port: an integer from 0 to 65535" % (where, key))
+    return v
+
+
+def _second_key(text, start, end, key):
+    """Offset in text of the second time key is a key of the object that
+    spans text[start:end] (its own keys, not those of objects inside)."""
+    depth, i, seen = 0, start, 0
+    while i < end:
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            rest = text[j + 1:end].lstrip()
+            if depth == 1 and rest.startswith(":") and json.loads(text[i:j + 1]) == key:
+                seen += 1
+                if seen == 2:
+                    return i
+            i = j + 1
+            continue
+        if c in "{[":
+            depth += 1
+        elif c in "}]":
+            depth -= 1
+        i += 1
+    return start
+
+
+class _Decoder(json.JSONDecoder):
+    """json, stricter where jansson is (config.c reads the file with
+    JSON_REJECT_DUPLICATES): a key given twice in one object, NaN and
+    Infinity are errors, with the line as jansson gives it."""
+
+    def __init__(self):
+        def constant(name):
+            raise ValueError("%s is not JSON" % name)
+        super().__init__(parse_constant=constant)
+        parse = self.parse_object
+
+        def parse_object(s_and_end, *args):
+            text, start = s_and_end
+            pairs, end = parse(s_and_end, *args[:2], None, list, *args[4:])
+            out = {}
+            for k, v in pairs:
+                if k in out:
+                    at = _second_key(text, start - 1, end, k)
+                    raise ConfigError("%d: duplicate object key near '%s'"
+                                      % (text.count("\n", 0, at) + 1, json.dumps(k)))
+                out[k] = v
+            return out, end
+        self.parse_object = parse_object
+        self.scan_once = json.scanner.py_make_scanner(self)
+
+
+def _parse(path):
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError("%s: %s" % (path, e))
+    try:
+        doc = _Decoder().decode(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError("%s:%d: %s" % (path, e.lineno, e.msg))
+    except ConfigError as e:
+        raise ConfigError("%s:%s" % (path, e))
+    except (ValueError, RecursionError) as e:
+        raise ConfigError("%s: %s" % (path, e))
+    if not isinstance(doc, (dict, list)):
+        raise ConfigError("%s: the file is not a JSON object" % path)
+    return doc
+
+
+def _server(name, o):
+    if not isinstance(o, dict):
+        raise ConfigError("servers.%s: not an object" % name)
+    where = "servers.%s" % name
+    _known(o, ("app", "host", "rootport", "netport", "metricsport", "pbport", "db",
+               "clients", "remoteport"), where)
+    if len(name.encode("utf-8", "surrogatepass")) >= 64:
+        raise ConfigError("servers: a server's name is too long (at most 63 bytes)")
+    s = {"name": name}
+    s["app"] = _str_key(o, "app", name, 32, where)
+    s["host"] = _str_key(o, "host", "127.0.0.1", 128, where)
+    s["db"] = _str_key(o, "db", "", 512, where)
+    if s["app"] not in APPS:
+        raise ConfigError('%s.app: no app "%s" (db, gate, game, net or pygame)'
+                          % (where, s["app"]))
+    for k in ("rootport", "netport", "metricsport", "pbport"):
+        s[k] = _port(o, k, where)
+    lim = {k: d for k, d, _, _ in CLIENT_KEYS}
+    cl = o.get("clients")
+    if cl is not None:
+        if not isinstance(cl, dict):
+            raise ConfigError("servers.%s.clients: not an object" % name)
+        bounds = {k: (lo, hi) for k, _, lo, hi in CLIENT_KEYS}
+        for k, v in cl.items():
+            if k not in bounds:
+                raise ConfigError('servers.%s.clients: unknown key "%s"' % (name, k))
+            lo, hi = bounds[k]
+            if not _is_int(v) or v < lo or v > hi:
+                raise ConfigError("servers.%s.clients.%s: must be an integer from %d to %d"
+                                  % (name, k, lo, hi))
+            lim[k] = v
+    s["clients"] = lim
+    rem = o.get("remoteport")
+    if rem is not None and not isinstance(rem, list):
+        raise ConfigError("servers.%s.remoteport: not a list" % name)
+    s["remotes"] = []
+    for i, r in enumerate(rem or []):
+        if len(s["remotes"]) == 8:
+            raise ConfigError("servers.%s: too many remotes" % name)
+        kwhere = "servers.%s.remoteport[%d]" % (name, i)
+        if not isinstance(r, dict):
+            raise ConfigError("%s: not an object" % kwhere)
+        _known(r, ("rootname", "roothost", "rootport"), kwhere)
+        rn = r.get("rootname")
+        if not isinstance(rn, str) or len(rn.encode("utf-8", "surrogatepass")) >= 64:
+            raise ConfigError("servers.%s.remoteport[%d]: no rootname (a string of at most "
+                              "63 bytes)" % (name, i))
+        s["remotes"].append({"name": rn, "host": _str_key(r, "roothost", "", 128, kwhere),
+                             "port": _port(r, "rootport", kwhere)})
+    return s
+
+
+def _needs(cfg, s, path):
+    need = NEEDS.get(s["app"])
+    if not need:
+        return
+    root, roots = need
+    name, app = s["name"], s["app"]
+    if root and s["rootport"] <= 0:
+        raise ConfigError('%s: servers.%s: app "%s" is a root: it needs a "rootport" '
+                          "(1 to 65535)" % (path, name, app))
+    pbn = app == "pygame"
+    if pbn and cfg["master"]["pbport"] <= 0:
+        raise ConfigError('%s: servers.%s: app "pygame" registers over Perspective '
+                          'Broker: master needs a "pbport"' % (path, name))
+    names = [r["name"] for r in s["remotes"]]
+    for r in roots:
+        if r not in names:
+            raise ConfigError('%s: servers.%s.remoteport: app "%s" needs the root "%s" '
+                              '({"rootname": "%s"})' % (path, name, app, r, r))
+    for r in names if pbn else ():
+        t = cfg["servers"].get(r)
+        if not t or t["pbport"] <= 0:
+            raise ConfigError('%s: servers.%s: app "pygame" registers over Perspective '
+                              'Broker: servers.%s needs a "pbport"' % (path, name, r))
+
+
+def load_config(path):
+    """The config at path as config.c's cfg_load reads it, or ConfigError
+    with config.c's message."""
+    doc = _parse(path)
+    m = doc.get("master") if isinstance(doc, dict) else None
+    if not isinstance(m, dict):
+        raise ConfigError('%s: no "master" object' % path)
+    _known(doc, ("master", "secret", "admin_token", "tls", "db", "servers"), path)
+    where = "%s: master" % path
+    _known(m, ("roothost", "rootport", "webport", "pbport"), where)
+    cfg = {"master": {"roothost": _str_key(m, "roothost", "127.0.0.1", 128, where)}}
+    for k in ("rootport", "webport", "pbport"):
+        cfg["master"][k] = _port(m, k, where)
+    top = "%s:" % path
+    for k in ("secret", "admin_token"):
+        cfg[k] = _str_key(doc, k, "", 128, top)
+    cfg["db"] = _str_key(doc, "db", "var/ember.sqlite", 512, top)
+    t = doc.get("tls")
+    if t is not None:
+        if not isinstance(t, dict):
+            raise ConfigError('%s: "tls" is not an object' % path)
+        twhere = "%s: tls" % path
+        _known(t, ("cert", "key", "ca", "require_client_cert"), twhere)
+        files = [_str_key(t, k, "", 512, twhere) for k in ("cert", "key", "ca")]
+        if "require_client_cert" in t and not isinstance(t["require_client_cert"], bool):
+            raise ConfigError("%s.require_client_cert must be true or false" % twhere)
+        if not all(files):
+            raise ConfigError('%s: tls needs "cert", "key" and "ca"' % path)
+    if cfg["master"]["rootport"] <= 0:
+        raise ConfigError("%s: master.rootport must be 1 to 65535 (every server connects "
+                          "to the port the file gives)" % path)
+    servers = doc.get("servers")
+    if not isinstance(servers, dict):
+        raise ConfigError('%s: no "servers" object' % path)
+    cfg["servers"] = {}
+    for name, o in servers.items():
+        if len(cfg["servers"]) == 32:
+            raise ConfigError("%s: too many servers" % path)
+        try:
+            cfg["servers"][name] = _server(name, o)
+        except ConfigError as e:
+            raise ConfigError("%s: %s" % (path, e))
+    for s in cfg["servers"].values():
+        _needs(cfg, s, path)
+    for s in cfg["servers"].values():
+        for r in s["remotes"]:
+            t = cfg["servers"].get(r["name"])
+            if not r["host"]:
+                r["host"] = t["host"] if t else "127.0.0.1"
+            if not r["port"] and t:
+                r["port"] = t["rootport"]
+            if r["port"] <= 0:
+                raise ConfigError('%s: servers.%s: root "%s" has no rootport'
+                                  % (path, s["name"], r["name"]))
+        if s["app"] == "net":
+            most = s["clients"]["max_clients"] * s["clients"]["max_inflight"]
+            if most >= MAX_OUTSTANDING:
+                raise ConfigError("%s: servers.%s.clients: max_clients x max_inflight (%d) "
+                                  "must be less than the calls one link may have in flight "
+                                  "(max_outstanding %d)" % (path, s["name"], most,
+                                                            MAX_OUTSTANDING))
+    return cfg
 
 
 # ---- links to the roots -----------------------------------------------
@@ -334,16 +601,20 @@ def main():
         sys.stderr.write("usage: game.py NAME CONFIG.json\n")
         return 2
     NAME = sys.argv[1]
-    with open(sys.argv[2]) as f:
-        cfg = json.load(f)
-    servers = cfg.get("servers", {})
+    path = sys.argv[2]
+    try:
+        cfg = load_config(path)
+    except ConfigError as e:
+        sys.stderr.write("pygame: %s\n" % e)
+        return 1
+    servers = cfg["servers"]
     me = servers.get(NAME)
     if me is None:
-        log("%s is not in %s" % (NAME, sys.argv[2]))
+        sys.stderr.write('pygame: no server "%s" in %s\n' % (NAME, path))
         return 1
-    if me.get("app", NAME) != "pygame":
-        log("%s: servers.%s.app is \"%s\": start it with %s, not pygame"
-            % (sys.argv[2], NAME, me.get("app", NAME), me.get("app", NAME)))
+    if me["app"] != "pygame":
+        sys.stderr.write('pygame: %s: servers.%s.app is "%s": start it with %s, not pygame\n'
+                         % (path, NAME, me["app"], me["app"]))
         return 1
     STARTED = time.monotonic()
     if os.environ.get("EMBER_MASTER_PID"):
@@ -353,14 +624,11 @@ def main():
     admin = Admin(game)
     services = {"master": admin, "gate": game}
     LINKS = {}
-    roots = [("master", cfg.get("master", {}))]
-    roots += [(r.get("rootname"), servers.get(r.get("rootname"), {}))
-              for r in me.get("remoteport", [])]
+    # load_config checked that the master and every root have a pbport.
+    roots = [("master", cfg["master"])]
+    roots += [(r["name"], servers[r["name"]]) for r in me["remotes"]]
     for root, rcfg in roots:
-        port = rcfg.get("pbport", 0)
-        if not port:
-            log("config: %s has no pbport" % root)
-            return 1
+        port = rcfg["pbport"]
         # A pbport listens on loopback only (docs/security.md).
         LINKS[root] = Link(root, "127.0.0.1", port, services.get(root, pb.Referenceable()))
     for link in LINKS.values():
