@@ -12,8 +12,9 @@
 #                       attacks, the mixed cluster (a Twisted game node
 #                       among the ember servers),
 #                       net against a held gate and a client that hangs up
-#                       with its commands in flight, again and again, and game.py
-#                       refusing bad configs as the C servers do
+#                       with its commands in flight, again and again, game.py
+#                       refusing bad configs as the C servers do, and
+#                       the master's admin web out of memory
 #
 #   make generated      rewrite generated/ from idl/*.idl with this idlc
 #   make test-generated generated/ is byte for byte what this idlc makes
@@ -43,7 +44,7 @@ EX_LIBS   = $(LIBEMBER_A) $(RT_LIBS)
 
 .PHONY: examples generated ex-gen-new test-generated demo demo-mixed test-examples test-cluster \
         test-status-page test-stop-under-load test-standalone test-tls test-hosts test-flood \
-        test-metrics test-admin test-mixed test-net-churn test-pygame-config
+        test-metrics test-admin test-mixed test-net-churn test-pygame-config test-oom
 
 examples: $(EX_BIN_PATHS)
 
@@ -145,6 +146,16 @@ demo-mixed: lib idlc examples
 test-mixed: lib idlc examples
 	@B=$(B) tests/e2e/mixed.sh
 
+# The master's admin web out of memory: a preloaded calloc that fails on
+# demand (tests/e2e/failcalloc.c), built without the sanitizers.
+FAILCALLOC_SO := $(B)/lib/failcalloc.so
+$(FAILCALLOC_SO): tests/e2e/failcalloc.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(OPT) -fPIC -shared -o $@ $< -ldl
+
+test-oom: lib idlc examples $(FAILCALLOC_SO)
+	@B=$(B) tests/e2e/oom.sh
+
 # game.py alone refuses a bad config as the C servers do (no cluster runs).
 test-pygame-config: $(B)/bin/game $(B)/bin/pygame
 	@rm -rf $(B)/e2e/pygame-config && mkdir -p $(B)/e2e/pygame-config
@@ -196,4 +207,4 @@ test-net-churn: $(NET_CHURN_BIN) $(B)/bin/net
 TEST_TARGETS += test-generated test-examples
 test-examples: test-cluster test-stop-under-load test-standalone test-status-page test-tls \
                test-hosts test-flood test-metrics test-admin test-mixed test-net-churn \
-               test-pygame-config
+               test-pygame-config test-oom

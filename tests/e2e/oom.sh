@@ -1,0 +1,67 @@
+#!/bin/sh
+# The master's admin web out of memory: GET /metrics with
+# one of the master's own allocations failing (tests/e2e/failcalloc.c,
+# preloaded: the k-th calloc of the master's code returns NULL), for k = 1,
+# 2, ... until a request makes fewer allocations than k. Every such request
+# must be answered 503 "out of memory", or 200 with one server's part
+# missing (that server's ember_cluster_server_up 0), or closed unanswered; the master must stay up
+# and serve the next request whole. The page must have given a 503 and a
+# server's part missing at least once.
+set -eu
+cd "$(dirname "$0")/../.."
+. scripts/cluster-lib.sh
+
+cl_test test-oom "$B/e2e/oom"
+SHIM=$B/lib/failcalloc.so
+[ -f "$SHIM" ] || fail "no $SHIM (make test-oom builds it)"
+ctl=$dir/failcalloc.ctl
+echo 0 > "$ctl"
+LD_PRELOAD=$(realpath "$SHIM") FAILCALLOC_PROG=master FAILCALLOC_CTL=$(realpath "$ctl") \
+    FAILCALLOC_LOG=$(realpath "$dir")/failcalloc.log \
+    cluster_start "$dir" "$dir/players.sqlite"
+unset LD_PRELOAD
+cluster_wait_ready 20
+nservers=5
+
+# sweep PAGE: one request per k, judged by judge_PAGE.
+sweep() {
+    page=$1
+    k=1 n503=0 npart=0 nclosed=0
+    while :; do
+        echo $k > "$ctl"
+        code=$(curl -s --max-time 10 -o "$dir/body" -w '%{http_code}' "$CL_WEB/$page" || true)
+        left=$(cat "$ctl")
+        echo 0 > "$ctl"
+        kill -0 "$CL_MASTER_PID" 2>/dev/null || fail "the master died with calloc $k of GET /$page failing"
+        [ "$left" -eq 0 ] || break   # fewer allocations than k: nothing failed
+        case $code in
+        503) grep -q 'out of memory' "$dir/body" || fail "GET /$page, calloc $k failing: 503 without the reason"
+             n503=$((n503 + 1)) ;;
+        200) "judge_$page" || fail "GET /$page, calloc $k failing: 200 but not one server's part missing: $(head -c 400 "$dir/body")"
+             npart=$((npart + 1)) ;;
+        000) nclosed=$((nclosed + 1)) ;;
+        *)   fail "GET /$page, calloc $k failing: answered $code" ;;
+        esac
+        # The next request is served whole.
+        curl -sf --max-time 10 -o "$dir/after" "$CL_WEB/$page" ||
+            fail "GET /$page after calloc $k failed: no answer"
+        "whole_$page" || fail "GET /$page after calloc $k failed: not every server: $(head -c 400 "$dir/after")"
+        k=$((k + 1))
+    done
+    [ "$n503" -ge 1 ] || fail "GET /$page: no failing allocation was answered 503 ($((k - 1)) tried)"
+    [ "$npart" -ge 1 ] || fail "GET /$page: no failing allocation cost one server's part ($((k - 1)) tried)"
+    cl_say "GET /$page: $((k - 1)) allocations failed one at a time: $n503 answered 503, $npart with one server missing, $nclosed closed"
+}
+
+judge_metrics() {
+    [ "$(grep -c '^ember_cluster_server_up{server="[^"]*"} 0$' "$dir/body")" -eq 1 ] &&
+        [ "$(grep -c '^ember_cluster_server_up{server="[^"]*"} 1$' "$dir/body")" -eq $((nservers - 1)) ]
+}
+whole_metrics() {
+    [ "$(grep -c '^ember_cluster_server_up{server="[^"]*"} 1$' "$dir/after")" -eq $nservers ]
+}
+
+sweep metrics
+grep -q 'failed calloc' "$dir/failcalloc.log" || fail "the shim logged no failure"
+cluster_stop 30
+echo "test-oom: ok (the master answered GET /metrics with each of its allocations failing, and stayed up)"
