@@ -460,6 +460,13 @@ static void get_status(struct evhttp_request *req)
     for (ember_child *c = ember_root_child_next(M.root, NULL); c;
          c = ember_root_child_next(M.root, c)) {
         status_call *sc = calloc(1, sizeof *sc);
+        if (!sc) {   /* its entry says so, as for a call that failed */
+            json_object_set_new(sr->nodes, ember_child_name(c),
+                                json_pack("{s:s, s:b, s:s, s:s}", "name", ember_child_name(c),
+                                          "registered", true, "state", "unknown", "error",
+                                          "out of memory"));
+            continue;
+        }
         sc->sr = sr;
         snprintf(sc->name, sizeof sc->name, "%s", ember_child_name(c));
         sr->pending++;

@@ -1,11 +1,12 @@
 #!/bin/sh
-# The master's admin web out of memory: GET /metrics with
+# The master's admin web out of memory: GET /metrics and GET /status with
 # one of the master's own allocations failing (tests/e2e/failcalloc.c,
 # preloaded: the k-th calloc of the master's code returns NULL), for k = 1,
 # 2, ... until a request makes fewer allocations than k. Every such request
 # must be answered 503 "out of memory", or 200 with one server's part
-# missing (that server's ember_cluster_server_up 0), or closed unanswered; the master must stay up
-# and serve the next request whole. The page must have given a 503 and a
+# missing (/metrics: that server's ember_cluster_server_up 0; /status: its
+# entry says "out of memory"), or closed unanswered; the master must stay up
+# and serve the next request whole. Each page must have given a 503 and a
 # server's part missing at least once.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -60,8 +61,16 @@ judge_metrics() {
 whole_metrics() {
     [ "$(grep -c '^ember_cluster_server_up{server="[^"]*"} 1$' "$dir/after")" -eq $nservers ]
 }
+judge_status() {
+    [ "$(cl_flat < "$dir/body" | grep -o '"error": "out of memory"' | wc -l)" -eq 1 ]
+}
+whole_status() {
+    cl_flat < "$dir/after" | grep -q '"ready": true' &&
+        ! grep -q 'out of memory' "$dir/after"
+}
 
 sweep metrics
+sweep status
 grep -q 'failed calloc' "$dir/failcalloc.log" || fail "the shim logged no failure"
 cluster_stop 30
-echo "test-oom: ok (the master answered GET /metrics with each of its allocations failing, and stayed up)"
+echo "test-oom: ok (the master answered GET /metrics and /status with each of its allocations failing, and stayed up)"
