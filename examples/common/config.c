@@ -201,6 +201,8 @@ static int load_clients(cfg_client_limits *l, const char *name, json_t *o,
         {"stall_ms", offsetof(cfg_client_limits, stall_ms), 10000, 1, 3600000},
         {"login_ms", offsetof(cfg_client_limits, login_ms), 10000, 1, 3600000},
         {"idle_ms", offsetof(cfg_client_limits, idle_ms), 120000, 0, 86400000},
+        {"chat_per_s", offsetof(cfg_client_limits, chat_per_s), 5, 0, 100000},
+        {"chat_burst", offsetof(cfg_client_limits, chat_burst), 10, 1, 100000},
     };
     const size_t nkeys = sizeof keys / sizeof keys[0];
     for (size_t i = 0; i < nkeys; i++)

@@ -58,6 +58,11 @@ typedef struct cfg_client_limits {
                              10000 */
     int idle_ms;          /* without a frame while net would read one;
                              0: no idle timeout: 120000 */
+    int chat_per_s;       /* CHATs one client may send a second, sustained
+                             (each is pushed to its whole room); more are
+                             refused 429; 0: no limit: 5 */
+    int chat_burst;       /* CHATs it may send at once after a quiet while
+                             (the token bucket's size): 10 */
 } cfg_client_limits;
 
 typedef struct cfg_server {

@@ -12,7 +12,9 @@
  * Every client is bounded ("clients" in the server's config, config.h):
  * commands in flight and bytes queued for it (over either, net stops
  * reading it; over the bytes for stall_ms, or pushed past twice them, it
- * is dropped), time to log in, time idle, and the number of clients. A client
+ * is dropped), time to log in, time idle, the CHATs it sends a second (a
+ * token bucket: over it a CHAT is refused 429, not pushed to the room), and
+ * the number of clients. A client
  * dropped for a bound gets PUSH_BYE with the reason when it can still take
  * it; every drop is logged with its reason. A client that goes with
  * commands in flight keeps them, and its place among max_clients, until the
@@ -60,6 +62,10 @@ typedef struct client {
     uint64_t since_ms;        /* connected, or logged out: the login clock */
     uint64_t active_ms;       /* last frame read or reply sent: the idle clock */
     uint64_t full_ms;         /* when out_full was set; closing: when it began */
+    uint64_t chat_tokens;     /* CHATs it may send now, in thousandths */
+    uint64_t chat_ms;         /* when chat_tokens was last topped up */
+    uint64_t chat_refused;    /* CHATs refused 429 since it was last logged */
+    uint64_t chat_log_ms;     /* when that was logged (0: never) */
     struct client *prev, *next;  /* every client */
     struct client *hnext;     /* the session hash chain */
 } client;
@@ -286,6 +292,36 @@ typedef struct fwd_ctx {
     uint32_t command;
 } fwd_ctx;
 
+/* Whether c may send a CHAT now (chat_per_s, chat_burst: a token bucket
+ * in thousandths of a chat, topped up by the milliseconds since). A CHAT
+ * is pushed to every player of the room: without the bound one client
+ * would make net write to all of them as fast as it can send. The
+ * refusals are logged at most once a second per client, with a count. */
+static bool chat_allowed(client *c, uint64_t now)
+{
+    const cfg_client_limits *L = &c->n->lim;
+    if (!L->chat_per_s)
+        return true;
+    uint64_t cap = (uint64_t)L->chat_burst * 1000u;
+    c->chat_tokens += (now - c->chat_ms) * (uint64_t)L->chat_per_s;
+    if (c->chat_tokens > cap)
+        c->chat_tokens = cap;
+    c->chat_ms = now;
+    if (c->chat_tokens >= 1000u) {
+        c->chat_tokens -= 1000u;
+        return true;
+    }
+    c->chat_refused++;
+    if (!c->chat_log_ms || now - c->chat_log_ms >= 1000) {
+        srv_log(&c->n->s, "session %llu (%s): %llu CHAT(s) refused 429: over chat_per_s "
+                "(%d a second, chat_burst %d)", (unsigned long long)c->session, c->peer,
+                (unsigned long long)c->chat_refused, L->chat_per_s, L->chat_burst);
+        c->chat_refused = 0;
+        c->chat_log_ms = now;
+    }
+    return false;
+}
+
 /* One frame read from c: forwarded to the gate, or answered here. */
 static void handle_frame(client *c, uint32_t command, const uint8_t *payload, size_t plen)
 {
@@ -296,6 +332,9 @@ static void handle_frame(client *c, uint32_t command, const uint8_t *payload, si
         send_reply(c, command, &r);
     } else if (command == client_PING) {
         client_Reply r = {0, "", {NULL, 0}};
+        send_reply(c, command, &r);
+    } else if (command == client_CHAT && !chat_allowed(c, c->active_ms)) {
+        client_Reply r = {429, "too many chats", {NULL, 0}};
         send_reply(c, command, &r);
     } else {
         fwd_ctx *ctx = malloc(sizeof *ctx);
@@ -486,7 +525,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd,
     }
     c->n = n;
     c->session = ++n->next_session;
-    c->since_ms = c->active_ms = now_ms();
+    c->since_ms = c->active_ms = c->chat_ms = now_ms();
+    c->chat_tokens = (uint64_t)n->lim.chat_burst * 1000u;
     if (addr->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
         char ip[INET_ADDRSTRLEN];
@@ -739,9 +779,9 @@ int main(int argc, char **argv)
                    ? ntohs(((const struct sockaddr_in6 *)&bound)->sin6_port)
                    : ntohs(((const struct sockaddr_in *)&bound)->sin_port);
     srv_log(&n.s, "clients on %s:%d (at most %d; %d commands in flight and %d bytes queued "
-            "each; login %d ms, idle %d ms, stall %d ms)", n.s.me->host, n.s.port,
-            n.lim.max_clients, n.lim.max_inflight, n.lim.max_queued, n.lim.login_ms,
-            n.lim.idle_ms, n.lim.stall_ms);
+            "each; login %d ms, idle %d ms, stall %d ms; %d CHATs a second, %d at once)",
+            n.s.me->host, n.s.port, n.lim.max_clients, n.lim.max_inflight, n.lim.max_queued,
+            n.lim.login_ms, n.lim.idle_ms, n.lim.stall_ms, n.lim.chat_per_s, n.lim.chat_burst);
     int rc = srv_run(&n.s);
     while (n.clients)
         client_release(n.clients);

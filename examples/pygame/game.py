@@ -132,6 +132,8 @@ CLIENT_KEYS = (  # key, default, min, max: config.c's load_clients
     ("stall_ms", 10000, 1, 3600000),
     ("login_ms", 10000, 1, 3600000),
     ("idle_ms", 120000, 0, 86400000),
+    ("chat_per_s", 5, 0, 100000),
+    ("chat_burst", 10, 1, 100000),
 )
 APPS = ("db", "gate", "game", "net", "pygame")
 NEEDS = {"db": (True, ()), "gate": (True, ("db",)), "game": (False, ("gate", "db")),

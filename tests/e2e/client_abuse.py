@@ -54,6 +54,14 @@ thing, 1 otherwise.
            PUSH_CHAT, 9002 PUSH_BYE, 9999): its answer could not be told
            from a push, so net must close the connection without a frame
            for it (logged), and the player may log in again on another
+  chatrate (chatrate HOST PORT PER_S BURST: net's chat_per_s and
+           chat_burst) a player sends 40 CHATs as fast as net answers them
+           in a room with another player: at most BURST plus PER_S a
+           second since the first are answered 0 and pushed to the other
+           (who gets exactly those, in order), the rest 429 and not pushed;
+           the other player's own CHAT right after is answered 0 (the bound
+           is per client), and the flooder's next CHAT is answered 0 once a
+           token is back (within about 1/PER_S s)
 """
 import os
 import signal
@@ -104,6 +112,7 @@ class Client:
         self.s = socket.create_connection((host, port), timeout=10)
         self.buf = b''
         self.early = []   # replies read while waiting for another command's
+        self.pushes = []  # pushes read meanwhile, in order
 
     def frame(self):
         """The next frame from net: (command, payload)."""
@@ -133,6 +142,8 @@ class Client:
                     break
                 if cmd < 9000:
                     self.early.append((cmd, p))
+                else:
+                    self.pushes.append((cmd, p))
         f = fields(p)
         code = f.get(1, 0)
         return ((code >> 1) ^ -(code & 1), f.get(2, b'').decode(errors='replace'),
@@ -395,5 +406,54 @@ elif mode == 'sizes':
     expect('a MOVE after the refusals, on the same connection', move(0), 0)
     print('sizes: ok (payloads over about 8 KiB and chats over about 4 KiB refused 413, '
           'the connection kept)')
+elif mode == 'chatrate':
+    per_s, burst = int(sys.argv[4]), int(sys.argv[5])
+    a, b = Client(), Client()
+    expect('login', a.call(LOGIN, string(1, b'chatter')), 0)
+    expect('login', b.call(LOGIN, string(1, b'listener')), 0)
+    expect('enter', a.call(ENTER, b'\x08\x4d'), 0)
+    expect('enter', b.call(ENTER, b'\x08\x4d'), 0)
+    t0 = time.monotonic()
+    codes = [a.call(CHAT, string(1, b'spam %d' % i))[0] for i in range(40)]
+    took = time.monotonic() - t0
+    ok = [i for i, code in enumerate(codes) if code == 0]
+    if any(code not in (0, 429) for code in codes):
+        print('FAIL: CHATs answered %s, expected 0 or 429' % codes)
+        sys.exit(1)
+    most = burst + int(per_s * took) + 1
+    if len(ok) < burst or len(ok) > most or ok[:burst] != list(range(burst)):
+        print('FAIL: %d of 40 CHATs in %.2f s answered 0 (%s), expected the first %d and at '
+              'most %d' % (len(ok), took, codes, burst, most))
+        sys.exit(1)
+    expect("the listener's own CHAT right after", b.call(CHAT, string(1, b'mine')), 0)
+    deadline = time.monotonic() + 1.0 / per_s + 2
+    while True:
+        got = a.call(CHAT, string(1, b'last'))
+        if got[0] == 0:
+            break
+        expect('a CHAT while waiting for a token', got, 429)
+        if time.monotonic() > deadline:
+            print('FAIL: no CHAT answered 0 within %.1f s of the flood' % (1.0 / per_s + 2))
+            sys.exit(1)
+        time.sleep(0.05)   # paced as a client would be: the bucket refills with time
+    # The listener's pushes, in order, up to the last one: exactly the
+    # chats answered 0.
+    texts = []
+    while True:
+        cmd, p = b.pushes.pop(0) if b.pushes else b.frame()
+        if cmd != 9001:
+            continue
+        f = fields(p)
+        if f.get(2) != b'chatter':
+            continue
+        texts.append(f.get(3))
+        if texts[-1] == b'last':
+            break
+    want = [b'spam %d' % i for i in ok] + [b'last']
+    if texts != want:
+        print('FAIL: the listener got %s, expected %s' % (texts, want))
+        sys.exit(1)
+    print('chatrate: ok (%d of 40 CHATs in %.2f s pushed, the rest refused 429; the room got '
+          'only those)' % (len(ok), took))
 else:
     sys.exit('unknown mode ' + mode)

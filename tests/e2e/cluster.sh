@@ -109,6 +109,14 @@ cl_poll 10 "clients dropped for a bad frame were not logged out" logged_out 2
 grep -q "SKIP" "$dir/full.out" || grep -q "refused 1 login(s): 4096 sessions, the most the gate holds" "$CL_LOG" ||
     fail "the gate did not log the login it refused at 4096 sessions"
 
+# A player that sends CHATs faster than net's chat_per_s (default 5 a
+# second, 10 at once) gets 429 for the excess, which nobody in its room is
+# pushed; net logs it.
+/usr/bin/python3 tests/e2e/client_abuse.py chatrate 127.0.0.1 "${CL_NET#*:}" 5 10 > "$dir/chatrate.out" 2>&1 ||
+    { cat "$dir/chatrate.out"; fail "a player's CHATs over chat_per_s reached its room"; }
+grep -q "CHAT(s) refused 429: over chat_per_s (5 a second, chat_burst 10)" "$CL_LOG" ||
+    fail "net did not log the CHATs it refused"
+
 # True when the cluster log holds at least $1 lines matching $2.
 logged() { [ "$(grep -c "$2" "$CL_LOG")" -ge "$1" ]; }
 

@@ -48,7 +48,7 @@ if grep -q __asan_init "$B/bin/net"; then growth=65536; else growth=16384; fi
 NET_RSS_GROWTH_KB=${NET_RSS_GROWTH_KB:-$growth}
 cl_test test-flood "$B/e2e/flood"
 CL_NET_JSON='"clients": {"max_clients": 24, "max_queued": 4096, "login_ms": 3000,
-              "idle_ms": 4000, "stall_ms": 5000}, '
+              "idle_ms": 4000, "stall_ms": 5000, "chat_per_s": 0}, '
 cluster_start "$dir" "$dir/players.sqlite"
 cluster_wait_ready 20
 net_pid=$(cl_pid net)

@@ -117,6 +117,8 @@ cases = {
     "tls-bool": setk("tls", {"cert": "c", "key": "k", "ca": "a", "require_client_cert": 1}),
     "clients-range": setk("servers", "net", "clients", "max_inflight", 0),
     "clients-type": setk("servers", "net", "clients", "idle_ms", "60000"),
+    "chat-rate-range": setk("servers", "net", "clients", "chat_per_s", -1),
+    "chat-burst-zero": setk("servers", "net", "clients", "chat_burst", 0),
     "net-outstanding": setk("servers", "net", "clients", {"max_clients": 65536,
                                                           "max_inflight": 1}),
     "gate-no-rootport": delk("servers", "gate", "rootport"),
