@@ -250,8 +250,9 @@ static void send_error_json(struct evhttp_request *req, int code, const char *wh
     if (code == 401)
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"ember admin\"");
-    send_json(req, code, code == 401 ? "Unauthorized" : code == 415 ? "Unsupported Media Type"
-                         : code == 409 ? "Conflict" : "Forbidden", j);
+    send_json(req, code, code == 400 ? "Bad Request" : code == 401 ? "Unauthorized"
+                         : code == 415 ? "Unsupported Media Type" : code == 409 ? "Conflict"
+                         : "Forbidden", j);
     json_decref(j);
 }
 

@@ -27,9 +27,16 @@ CL_OWN_PIDS=$slow
 post() {
     what=$1 want=$2
     shift 2
-    code=$(curl -s -o "$dir/$what.json" -w '%{http_code}' --max-time 5 -X POST "$@" "$CL_WEB/stop") ||
-        fail "$what: curl failed"
+    code=$(curl -s -o "$dir/$what.json" -D "$dir/$what.headers" -w '%{http_code}' --max-time 5 \
+        -X POST "$@" "$CL_WEB/stop") || fail "$what: curl failed"
     [ "$code" = "$want" ] || fail "$what: POST /stop answered $code, not $want ($(cat "$dir/$what.json"))"
+    # The status line's reason phrase is the code's (RFC 9110, 15).
+    case $want in
+    400) reason='Bad Request' ;; 401) reason=Unauthorized ;; 403) reason=Forbidden ;;
+    415) reason='Unsupported Media Type' ;; *) fail "$what: no reason phrase known for $want" ;;
+    esac
+    head -n 1 "$dir/$what.headers" | grep -qx "HTTP/1.1 $want $reason.\{0,1\}" ||
+        fail "$what: the status line is '$(head -n 1 "$dir/$what.headers")', not 'HTTP/1.1 $want $reason'"
     grep -q '"error"' "$dir/$what.json" || fail "$what: no reason in the answer"
     cl_status_has '"state": "running", "ready": true' || fail "$what: the cluster did not survive it"
 }
