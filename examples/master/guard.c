@@ -55,11 +55,13 @@ static bool token_equal(const char *got, const char *want)
 
 /* True if h holds one of the headers the check reads more than once: it
  * reads the first, a server behind or before it may read the last (RFC
- * 9110 allows each once), so the request is malformed. */
+ * 9110 allows each once), so the request is malformed. Content-Length
+ * too: evhttp reads the body by the first, and a proxy in front that
+ * framed it by another would take the rest for a request of its own. */
 static bool repeated(const struct evkeyvalq *h)
 {
     static const char *const once[] = {"Host", "Origin", "Sec-Fetch-Site", "Content-Type",
-                                       "Authorization"};
+                                       "Content-Length", "Authorization"};
     for (size_t i = 0; i < sizeof once / sizeof once[0]; i++) {
         int n = 0;
         const struct evkeyval *kv;
@@ -75,7 +77,8 @@ int guard_check_change(const guard *g, struct evhttp_request *req, const char **
 {
     struct evkeyvalq *h = evhttp_request_get_input_headers(req);
     if (repeated(h)) {
-        *why = "Host, Origin, Sec-Fetch-Site, Content-Type or Authorization given twice";
+        *why = "Host, Origin, Sec-Fetch-Site, Content-Type, Content-Length or Authorization "
+               "given twice";
         return 400;
     }
     const char *host = evhttp_find_header(h, "Host");

@@ -61,6 +61,9 @@ grep -q 'POST /stop refused (403): cross-site request' "$CL_LOG" || fail "the ma
 TOKEN=$CL_ADMIN_TOKEN $py tests/e2e/http_abuse.py hosts 127.0.0.1 "$port" > "$dir/hosts.out" 2>&1 ||
     { cat "$dir/hosts.out"; fail "POST /stop with two Host headers was not refused"; }
 cl_status_has '"state": "running", "ready": true' || fail "two Host headers stopped the cluster"
+TOKEN=$CL_ADMIN_TOKEN $py tests/e2e/http_abuse.py lengths 127.0.0.1 "$port" > "$dir/lengths.out" 2>&1 ||
+    { cat "$dir/lengths.out"; fail "POST /stop with two Content-Length headers was not refused"; }
+cl_status_has '"state": "running", "ready": true' || fail "two Content-Length headers stopped the cluster"
 post two-tokens 400 -H "$json" -H "$auth" -H "Authorization: Bearer x" --data '{}'
 post two-origins 400 -H "$json" -H "$auth" -H "Origin: http://127.0.0.1:$port" \
     -H 'Origin: http://evil.example' --data '{}'

@@ -23,6 +23,9 @@ the server did and exits 0 when it did the right thing, 1 otherwise.
   hosts   POST /stop with the admin token (TOKEN in the environment) and
           two Host headers, the server's own first: refused 400 (a proxy
           in front may route by the other)
+  lengths POST /stop with the admin token (TOKEN) and two Content-Length
+          headers, 2 (the body sent) first and 40: refused 400 (a proxy in
+          front may frame the body by the other)
   many    300 clients each send a byte of a request: past the cap (256 at
           once) the next ones are closed at once, while the first stay
           open; then every one of them goes
@@ -74,6 +77,12 @@ elif mode == "hosts":
     s.sendall(b"POST /stop HTTP/1.1\r\nHost: %s:%d\r\nHost: evil.example:1\r\n"
               b"Content-Type: application/json\r\nAuthorization: Bearer %s\r\n"
               b"Content-Length: 2\r\n\r\n{}" % (host.encode(), port, os.environ["TOKEN"].encode()))
+    what = outcome()
+    done(what.startswith("HTTP/1.1 400"), what)
+elif mode == "lengths":
+    s.sendall(b"POST /stop HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
+              b"Authorization: Bearer %s\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}"
+              % (host.encode(), port, os.environ["TOKEN"].encode()))
     what = outcome()
     done(what.startswith("HTTP/1.1 400"), what)
 elif mode == "slow":
@@ -150,4 +159,4 @@ elif mode == "many":
     done(300 - 256 <= early < 300 and len(ends) == len(conns),
          "%d of 300 closed at once, %d closed in all" % (early, len(ends)))
 else:
-    sys.exit("usage: http_abuse.py header|body|slow|trickle|pipe|deaf|many HOST PORT")
+    sys.exit("usage: http_abuse.py header|body|hosts|lengths|slow|trickle|pipe|deaf|many HOST PORT")
