@@ -748,6 +748,16 @@ static void stop_tier(void)
             if (tier_of(s ? s->app : "") != M.tier)
                 continue;
             stop_call *sc = calloc(1, sizeof *sc);
+            if (!sc) {
+                /* Not asked: its process gets SIGTERM after the tiers, and
+                 * the report says why (the stop is not ok). */
+                mlog("stopping %s: out of memory; SIGTERM after the tiers", ember_child_name(c));
+                json_array_append_new(json_object_get(M.stop_report, "servers"),
+                                      json_pack("{s:s, s:s}", "name", ember_child_name(c),
+                                                "outcome", "out of memory"));
+                M.exit_code = 1;
+                continue;
+            }
             snprintf(sc->name, sizeof sc->name, "%s", ember_child_name(c));
             mlog("stopping %s", sc->name);
             for (int i = 0; i < M.n_procs; i++)
@@ -763,7 +773,8 @@ static void stop_tier(void)
      * are ours to stop too. */
     for (int i = 0; i < M.n_procs; i++)
         if (M.procs[i].running && !M.procs[i].stop_sent) {
-            mlog("%s never registered: SIGTERM", M.procs[i].name);
+            mlog("%s was not asked to stop (it never registered, or out of memory): SIGTERM",
+                 M.procs[i].name);
             kill(M.procs[i].pid, SIGTERM);
         }
     if (running_procs() == 0) {

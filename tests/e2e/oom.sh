@@ -73,4 +73,48 @@ sweep metrics
 sweep status
 grep -q 'failed calloc' "$dir/failcalloc.log" || fail "the shim logged no failure"
 cluster_stop 30
-echo "test-oom: ok (the master answered GET /metrics and /status with each of its allocations failing, and stayed up)"
+
+# POST /stop, one cluster per k: the stop must still end with every
+# process gone and the master exited, its report saying of a server it
+# could not ask "out of memory" (then ok false, exit 1), or the request
+# closed unanswered (the connection's own allocation) with the cluster
+# still running, stopped for real afterwards.
+base=$dir   # cluster_start sets dir
+gone() { ! cl_alive "$1"; }
+k=1 nskipped=0
+while :; do
+    echo 0 > "$ctl"
+    LD_PRELOAD=$(realpath "$SHIM") FAILCALLOC_PROG=master FAILCALLOC_CTL=$(realpath "$ctl") \
+        FAILCALLOC_LOG=$(realpath "$base")/failcalloc.log \
+        cluster_start "$base/stop$k" "$base/stop$k.sqlite"
+    unset LD_PRELOAD
+    cluster_wait_ready 20
+    echo $k > "$ctl"
+    code=$(curl -s --max-time 60 -o "$base/stop$k.json" -w '%{http_code}' -X POST \
+        -H 'Content-Type: application/json' -H "Authorization: Bearer $CL_ADMIN_TOKEN" \
+        --data '{}' "$CL_WEB/stop" || true)
+    left=$(cat "$ctl")
+    echo 0 > "$ctl"
+    if [ "$code" = 000 ] && [ "$left" -eq 0 ]; then
+        kill -0 "$CL_MASTER_PID" 2>/dev/null || fail "the master died with calloc $k of POST /stop failing"
+        cluster_stop 30
+    else
+        rc=0
+        wait "$CL_MASTER_PID" || rc=$?
+        for p in $CL_PIDS; do
+            cl_poll 20 "pid $p still running after the stop with calloc $k failing" gone "$p"
+        done
+        CL_MASTER_PID= CL_PIDS=
+        [ "$code" = 200 ] || fail "POST /stop with calloc $k failing: answered $code ($(cat "$base/stop$k.json"))"
+        [ "$left" -eq 0 ] || break   # fewer allocations than k: a plain stop
+        [ "$rc" = 1 ] || fail "POST /stop with calloc $k failing: the master exited $rc, not 1"
+        cl_flat < "$base/stop$k.json" | grep -q '"outcome": "out of memory"' &&
+            cl_flat < "$base/stop$k.json" | grep -q '"ok": false' ||
+            fail "POST /stop with calloc $k failing: the report does not say so: $(cat "$base/stop$k.json")"
+        nskipped=$((nskipped + 1))
+    fi
+    k=$((k + 1))
+done
+[ "$nskipped" -ge 1 ] || fail "POST /stop: no failing allocation left a server unasked ($((k - 1)) tried)"
+cl_say "POST /stop: $((k - 1)) allocations failed one at a time, $nskipped servers not asked but stopped by SIGTERM"
+echo "test-oom: ok (the master answered GET /metrics and /status with each of its allocations failing, and stayed up; POST /stop stopped every process)"
