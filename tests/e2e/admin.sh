@@ -89,6 +89,12 @@ refusal get-stop 405 POST "$CL_WEB/stop"
 refusal post-status 405 GET -X POST --data '' "$CL_WEB/status"
 refusal post-script 405 GET -X POST --data '' "$CL_WEB/status.js"
 refusal post-index 405 GET -X POST --data '' "$CL_WEB/index.html"
+# GET /index.html is the status page, as GET / is, with its headers.
+curl -sf -D "$dir/index.head" -o "$dir/index.html" --max-time 5 "$CL_WEB/index.html" ||
+    fail "GET /index.html was not answered 200"
+grep -qi '^Content-Type: text/html' "$dir/index.head" && grep -qi "^Content-Security-Policy: default-src 'none'" "$dir/index.head" &&
+    grep -q '<script src="/status.js"' "$dir/index.html" ||
+    fail "GET /index.html is not the status page: $(cat "$dir/index.head")"
 
 # HTTP limits: nothing huge is read, nothing slow is kept.
 # abuse MODE WHAT [LOGGED]: http_abuse.py MODE must pass (else WHAT failed),
