@@ -116,9 +116,12 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
     if (!info->n_added)
         return;
     wg_conn *k = attach(bev, find(bev));
-    if (!k)
+    if (!k && G.n >= WG_MAX_CONNS)
         fprintf(stderr, "[%s] warn: web: %d clients at once: one more dropped\n",
                 G.who, WG_MAX_CONNS);
+    else if (!k)
+        fprintf(stderr, "[%s] warn: web: out of memory for a client's record: dropped\n",
+                G.who);
     else if (evbuffer_get_length(buf) > WG_MAX_INPUT)
         fprintf(stderr, "[%s] warn: web: a client has over %d bytes waiting (it does "
                 "not read its answers): dropped\n", G.who, WG_MAX_INPUT);

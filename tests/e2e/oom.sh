@@ -40,7 +40,11 @@ sweep() {
              n503=$((n503 + 1)) ;;
         200) "judge_$page" || fail "GET /$page, calloc $k failing: 200 but not one server's part missing: $(head -c 400 "$dir/body")"
              npart=$((npart + 1)) ;;
-        000) nclosed=$((nclosed + 1)) ;;
+        000) nclosed=$((nclosed + 1))
+             # Said as what it is, not as the cap on clients.
+             grep -q "web: out of memory for a client's record: dropped" "$CL_LOG" &&
+                 ! grep -q 'web: 256 clients at once' "$CL_LOG" ||
+                 fail "GET /$page, calloc $k failing: closed, and the log does not say it was out of memory" ;;
         *)   fail "GET /$page, calloc $k failing: answered $code" ;;
         esac
         # The next request is served whole.
