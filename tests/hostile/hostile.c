@@ -1694,6 +1694,92 @@ static void case_post_slow_reader(void)
     close(s.fd);
 }
 
+/* A registered peer sending one frame a byte at a time, a byte every
+ * quarter of dead_after_ms: bytes still arriving count as life (a large
+ * frame on a slow link lets no PING through), so it is not dropped, and
+ * the frame, once whole, is read (a PING of 1 KiB: answered PONG). */
+typedef struct dribble {
+    int fd;
+    uint8_t frame[5 + 1024];
+    size_t sent, upto;
+    uint64_t t0, step;
+    uint8_t in[4096];
+    size_t in_len;
+    bool closed, pong;
+} dribble;
+
+static bool trickle_pump(void *ud)
+{
+    dribble *t = ud;
+    size_t due = (size_t)((h_now_ms() - t->t0) / t->step) + 1;
+    if (due > t->upto)
+        due = t->upto;
+    while (!t->closed && t->sent < due) {
+        ssize_t w = send(t->fd, t->frame + t->sent, due - t->sent,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        t->sent += (size_t)w;
+    }
+    for (;;) { /* the frames it gets: WELCOME first, then a PONG */
+        ssize_t r = recv(t->fd, t->in + t->in_len, sizeof t->in - t->in_len, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            t->closed = true;
+        if (r <= 0)
+            break;
+        t->in_len += (size_t)r;
+        size_t at = 0;
+        while (t->in_len - at >= 5) {
+            uint32_t fl = (uint32_t)t->in[at] | (uint32_t)t->in[at + 1] << 8 |
+                          (uint32_t)t->in[at + 2] << 16 | (uint32_t)t->in[at + 3] << 24;
+            if (t->in_len - at - 4 < fl)
+                break;
+            t->pong |= t->in[at + 4] == FR_PONG;
+            at += 4 + fl;
+        }
+        memmove(t->in, t->in + at, t->in_len - at);
+        t->in_len -= at;
+        if (t->in_len == sizeof t->in)
+            t->closed = true; /* no frame of ours is that long */
+    }
+    return t->closed || t->pong || h_log_has("trickle", "closed: ");
+}
+
+static void case_post_trickle_frame(void)
+{
+    uint8_t payload[64], b[96];
+    size_t n = 0;
+    payload[n++] = 0x08;
+    payload[n++] = EMBER_PROTOCOL_VERSION;
+    payload[n++] = 0x12;
+    payload[n++] = 7;
+    memcpy(payload + n, "trickle", 7);
+    n = h_frame(b, sizeof b, FR_REGISTER, 0, NULL, payload, n + 7);
+    static dribble t;
+    memset(&t, 0, sizeof t);
+    t.fd = h_connect(FX.port);
+    CHECK(t.fd >= 0);
+    CHECK(h_write_all(t.fd, b, n) == 0);
+    log_wait w = {"trickle", "registered"};
+    CHECK(h_run_until(logged, &w, 2000));
+    uint32_t len = 1 + 1024;
+    memcpy(t.frame, (const uint8_t[4]){(uint8_t)len, (uint8_t)(len >> 8), 0, 0}, 4);
+    t.frame[4] = FR_PING;
+    /* Twice dead_after_ms, a byte each quarter of it: nothing ends. */
+    t.step = FX.lim.dead_after_ms / 4;
+    t.t0 = h_now_ms();
+    t.upto = 9;
+    CHECK(!h_run_until(trickle_pump, &t, 2 * (int)FX.lim.dead_after_ms));
+    CHECK(t.sent == 9);
+    /* The rest at once: the frame is read whole, and answered. */
+    t.upto = sizeof t.frame;
+    t.step = 1;
+    CHECK(h_run_until(trickle_pump, &t, 2000));
+    CHECK(t.pong && !t.closed);
+    CHECK(!h_log_has("trickle", "closed: "));
+    close(t.fd);
+}
+
 /* ------------------------------------------------------------------ */
 /* authentication                                                     */
 /* ------------------------------------------------------------------ */
@@ -2059,6 +2145,7 @@ static const hcase cases[] = {
       false, 0 },
     { "post-never-reads", case_post_never_reads, NULL, 0, 1u << 20, false, 0 },
     { "post-slow-reader", case_post_slow_reader, NULL, 0, 1u << 20, false, 0 },
+    { "post-trickle-frame", case_post_trickle_frame, NULL, 0, 0, false, 0 },
     /* was: PONGs, replies and errors were queued without limit for a peer
      * that never reads (fixed: reading stops above out_high_water) */
     { "ping-flood-unregistered", case_ping_flood_unregistered, NULL, 0, 0,
