@@ -599,11 +599,13 @@ def shutdown():
 
 def main():
     global NAME, STARTED, LINKS
-    if len(sys.argv) != 3:
-        sys.stderr.write("usage: game.py NAME CONFIG.json\n")
-        return 2
-    NAME = sys.argv[1]
-    path = sys.argv[2]
+    # As the C servers (server.c): [NAME] CONFIG.json, NAME the app's name
+    # when left out; a usage error exits 1.
+    if len(sys.argv) not in (2, 3):
+        sys.stderr.write("usage: %s [NAME] CONFIG.json\n" % sys.argv[0])
+        return 1
+    NAME = sys.argv[1] if len(sys.argv) == 3 else "pygame"
+    path = sys.argv[-1]
     try:
         cfg = load_config(path)
     except ConfigError as e:

@@ -142,9 +142,26 @@ refused("missing", os.path.join(WORK, "no-such-file.json"),
 same("duplicate-server", write("duplicate-server", dup))
 same("duplicate-key", write("duplicate-key", dupk))
 
+# The command line, as the C servers take it: [NAME] CONFIG.json.
+good_path = write("good", good)
+for prog in ("game", "pygame"):
+    for args in ([], ["a", "b", good_path]):
+        p = subprocess.run([os.path.join(BIN, prog)] + args, capture_output=True, text=True,
+                           timeout=10, stdin=subprocess.DEVNULL)
+        if p.returncode != 1 or "usage: " not in p.stderr or "[NAME] CONFIG.json" not in p.stderr:
+            failures.append("%s with %d arguments: exit %d, said %r; want exit 1 and its usage"
+                            % (prog, len(args), p.returncode, p.stderr.strip()))
+    # NAME left out: the app's own name, which no server of the file has.
+    p = subprocess.run([os.path.join(BIN, prog), good_path], capture_output=True, text=True,
+                       timeout=10, stdin=subprocess.DEVNULL)
+    want = '%s: no server "%s" in %s' % (prog, prog, good_path)
+    if p.returncode != 1 or p.stderr.strip() != want:
+        failures.append("%s CONFIG.json: exit %d, said %r; want exit 1, %r"
+                        % (prog, p.returncode, p.stderr.strip(), want))
+
 if failures:
     for f in failures:
         print("test-pygame-config: FAIL: " + f, file=sys.stderr)
     sys.exit(1)
 print("test-pygame-config: ok (%d bad configs refused by game.py as by the C servers, "
-      "a key given twice, and 3 more at the JSON level)" % len(cases))
+      "a key given twice, 3 more at the JSON level, and the command line)" % len(cases))
