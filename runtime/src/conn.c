@@ -656,7 +656,11 @@ static void on_linger(evutil_socket_t fd, short what, void *arg)
 {
     ember_linger *l = arg;
     if (what & EV_TIMEOUT) {
-        linger_end(l);
+        /* libevent adds the timeout to its time cached when the loop woke,
+         * which may be behind ours: the deadline is until_ms, re-armed for
+         * what is left of it. */
+        if (linger_arm(l))
+            linger_end(l);
         return;
     }
     if ((what & EV_WRITE) && l->out_off < l->out_len) {
