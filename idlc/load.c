@@ -314,7 +314,7 @@ static void import_missing(idl_loader *l, const idl_module *m, const idl_import 
     idl_buf_free(&where);
 }
 
-static void load_import(idl_loader *l, idl_module *m, idl_import *im, bool from_memory)
+static void load_import1(idl_loader *l, idl_module *m, idl_import *im, bool from_memory)
 {
     char *path = NULL;
     /* A file name cannot hold a NUL; cutting the path there would open
@@ -327,6 +327,23 @@ static void load_import(idl_loader *l, idl_module *m, idl_import *im, bool from_
         im->module = load_path(l, path, im);
     else
         import_missing(l, m, im, from_memory);
+}
+
+static bool loc_before(idl_loc a, idl_loc b)
+{
+    return a.line < b.line || (a.line == b.line && a.col < b.col);
+}
+
+static void load_import(idl_loader *l, idl_module *m, idl_import *im, bool from_memory)
+{
+    int errors = diag_errors(l->diag);
+    load_import1(l, m, im, from_memory);
+    /* An import that failed and also comes after a declaration has one
+     * error at the import: being late is a note at the declaration it
+     * follows (sema reports a late import that loaded). */
+    if (!im->module && diag_errors(l->diag) > errors && m->decls && loc_before(m->decls->loc, im->loc))
+        diag_note(l->diag, m->decls->loc,
+                  "the import also comes after this declaration; imports must come before all declarations");
 }
 
 /* Loads the imports of the files on the stack above base, depth first; a

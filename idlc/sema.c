@@ -626,9 +626,10 @@ static void declare(sema *S, mod_info *mi)
      * ambiguous). */
     table *seen = &mi->imports;
     for (idl_import *im = m->imports; im; im = im->next) {
-        if (m->decls && loc_before(m->decls->loc, im->loc))
-            diag_error(S->diag, im->loc, "imports must come before all declarations");
         idl_module *t = im->module;
+        /* One that failed to load has its error, with this as a note. */
+        if (t && m->decls && loc_before(m->decls->loc, im->loc))
+            diag_error(S->diag, im->loc, "imports must come before all declarations");
         if (!t || !t->name)
             continue;
         if (t == m)
