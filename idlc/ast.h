@@ -184,6 +184,8 @@ typedef struct idl_module {
     idl_import *imports;
     idl_decl *decls;
     struct idl_module *next;    /* all loaded modules, in load order */
+    bool name_clash_reported;   /* sema reported its name as clashing with
+                                 * an import's (the run-wide check skips it) */
 } idl_module;
 
 #endif

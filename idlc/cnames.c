@@ -581,6 +581,10 @@ static void check_module_names(const idl_module *modules, idl_diag *diag)
             first = i;
             continue;
         }
+        /* An import of the importer's name, or two imports of one module
+         * name, were reported at the import: once is enough. */
+        if (v[i].m->name_clash_reported && v[first].m->name_clash_reported)
+            continue;
         diag_error(diag, v[i].m->loc, "module '%s' is also declared by '%s'; their generated C names would clash",
                    v[i].m->name, v[first].m->path);
         diag_note(diag, v[first].m->loc, "module '%s' is declared here", v[first].m->name);

@@ -637,6 +637,8 @@ static void declare(sema *S, mod_info *mi)
         if (m->name && strcmp(t->name, m->name) == 0) {
             diag_error(S->diag, im->loc, "imported module has the same name '%s' as this module",
                        t->name);
+            diag_note(S->diag, t->loc, "module '%s' of '%s' is declared here", t->name, t->path);
+            m->name_clash_reported = t->name_clash_reported = true;
             continue;
         }
         /* By module name: a file imported twice is one module, so it is
@@ -650,6 +652,7 @@ static void declare(sema *S, mod_info *mi)
         } else {
             diag_error(S->diag, im->loc, "two imported files declare module '%s'", t->name);
             diag_note(S->diag, p->loc, "previous import of module '%s' is here", t->name);
+            t->name_clash_reported = p->module->name_clash_reported = true;
         }
     }
 }
