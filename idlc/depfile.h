@@ -15,6 +15,11 @@
 #include "ast.h"
 #include "load.h"
 
+/* A file name of the rule for m that make cannot read (one with a
+ * newline, or ending in a backslash), or NULL. */
+const char *depfile_unnamable(const idl_loader *l, const idl_module *m,
+                              const char *header, const char *source);
+
 /* Writes the rule for one input file whose outputs are header and source. */
 void depfile_write(FILE *out, const idl_loader *l, const idl_module *m,
                    const char *header, const char *source);

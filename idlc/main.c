@@ -417,7 +417,21 @@ int main(int argc, char **argv)
             compat_check(old_mod, mods[0], diag);
         } else {
             FILE *dep = NULL;
-            if (o.depfile) {
+            /* A newline in a file name, or a backslash at its end, cannot
+             * be written in a make rule: refused before anything is
+             * written. */
+            for (size_t i = 0; (o.depfile || o.deps_only) && i < o.nfiles; i++) {
+                char *base = base_name(arena, o.files[i]);
+                const char *bad = depfile_unnamable(loader, mods[i], out_path(arena, o.outdir, base, ".h"),
+                                                    out_path(arena, o.outdir, base, ".c"));
+                if (bad) {
+                    diag_fatal(diag, "cannot name '%s' in a make rule (-M, -MF): make cannot read a file name with a newline or ending in a backslash", bad);
+                    break;
+                }
+            }
+            if (diag_errors(diag)) {
+                /* nothing is written */
+            } else if (o.depfile) {
                 dep = fopen(o.depfile, "w");
                 if (!dep)
                     diag_fatal(diag, "cannot write '%s': %s", o.depfile, strerror(errno));

@@ -293,6 +293,30 @@ check "-MF also generates" test -s "$TMP/m/game.h"
 idlc -M -MF "$TMP/m/both.d" -I inc -o "$TMP/m" game.idl >"$TMP/out" 2>"$TMP/err"
 check "-M -MF writes the file" diff -u "$TMP/want" "$TMP/m/both.d"
 
+# -M escapes file names as make reads them: ' ', '#', ':' with a '\'
+# (and the backslashes before them doubled), '$' as "$$", any other '\'
+# as is. A newline, or a '\' ending a name, cannot be named: refused.
+mkdir -p "$TMP/mk"
+printf 'module mk1;\nimport "a:b.idl";\nimport "s p#$.idl";\nimport "bk\\\\x.idl";\nimport "t\\\\ z.idl";\n' >"$TMP/mk/m:1.idl"
+for n in 'a:b' 's p#$' 'bk\x' 't\ z'; do printf 'module mk%s;\n' "$(printf %s "$n" | od -An -tx1 | tr -d ' \n')" >"$TMP/mk/$n.idl"; done
+(cd "$TMP/mk" && "$IDLC_BIN" -M m:1.idl) >"$TMP/deps" 2>"$TMP/err"
+check "-M of names make needs escaped exits 0" test $? -eq 0
+printf '%s\n' 'm\:1.h m\:1.c: m\:1.idl \' '  a\:b.idl \' '  s\ p\#$$.idl \' '  bk\x.idl \' '  t\\\ z.idl' \
+    '' 'a\:b.idl:' '' 's\ p\#$$.idl:' '' 'bk\x.idl:' '' 't\\\ z.idl:' >"$TMP/want"
+check "-M escapes names as make reads them" diff -u "$TMP/want" "$TMP/deps"
+printf 'module nl;\n' >"$TMP/mk/n
+l.idl"
+printf 'module bs;\n' >"$TMP/mk/bs\\"
+printf 'module mk2;\nimport "bs\\\\";\n' >"$TMP/mk/mk2.idl"
+for f in "n
+l.idl" mk2.idl; do
+    (cd "$TMP/mk" && "$IDLC_BIN" -MF "$TMP/mk/out.d" "$f") >"$TMP/out" 2>"$TMP/err"
+    check "-MF refuses a name make cannot read ($f)" test $? -eq 1
+    check "-MF explains a name make cannot read ($f)" grep -q "in a make rule (-M, -MF): make cannot read a file name with a newline or ending in a backslash" "$TMP/err"
+    check "-MF writes nothing for a name make cannot read ($f)" test ! -e "$TMP/mk/out.d"
+done
+check "-MF generates nothing for a name make cannot read" test ! -e "$TMP/mk/mk2.h"
+
 # A relative import resolves against the importing file's folder, from
 # anywhere; -I folders are searched in order.
 (cd / && "$IDLC_BIN" -o "$TMP" "$G/sub/uses_sibling.idl") 2>"$TMP/err"
