@@ -219,25 +219,6 @@ static void push(idl_loader *l, idl_module *m, loaded_file *f, bool from_memory)
     l->stack[l->depth++] = (load_frame){ m, f, m->imports, from_memory };
 }
 
-static void report_cycle(idl_loader *l, const idl_import *im, const idl_module *target)
-{
-    /* The cycle is the part of the loading stack from target to the top. */
-    size_t from = 0;
-    while (from < l->depth && l->stack[from].mod != target)
-        from++;
-    size_t len = 0;
-    for (size_t i = from; i < l->depth; i++)
-        len += strlen(l->stack[i].mod->path) + 4;
-    len += strlen(target->path) + 1;
-    char *chain = idl_alloc(l->arena, len);
-    for (size_t i = from; i < l->depth; i++) {
-        strcat(chain, l->stack[i].mod->path);
-        strcat(chain, " -> ");
-    }
-    strcat(chain, target->path);
-    diag_error(l->diag, im->loc, "import cycle: %s", chain);
-}
-
 /* Parses text as the module at path (arena-owned) and puts it on the
  * stack: load_stack() loads its imports. */
 static idl_module *load_text(idl_loader *l, loaded_file *f, const char *path,
@@ -258,9 +239,7 @@ static idl_module *load_path(idl_loader *l, const char *path, const idl_import *
         loaded_file *f = find_file(l, real);
         if (f) {
             free(real);
-            if (f->state == LOADING && via)
-                report_cycle(l, via, f->mod);
-            return f->mod;
+            return f->mod;  /* a cycle if it is LOADING: idl_loader_cycles() */
         }
     }
     size_t len = 0;
@@ -435,8 +414,299 @@ void idl_loader_deps(const idl_loader *l, const idl_module *m,
     free(seen);
 }
 
+/* ---- import cycles ----
+ *
+ * Found once every file is loaded, on the whole import graph, so that what
+ * is reported does not depend on the order of the inputs: every elementary
+ * cycle once (Johnson's algorithm), starting at its file whose real path
+ * sorts first, reported at the import that closes it. Each round of the
+ * search finds at least one cycle, so the work is bounded by the cycles
+ * reported, at most MAX_CYCLES of them. Explicit stacks throughout: a ring
+ * of thousands of files costs no C stack. */
+enum { MAX_CYCLES = 100 };
+
+typedef struct cyc_graph {
+    size_t n;
+    loaded_file **node;         /* by real path */
+    size_t *first, *adj;        /* node v's edges: adj[first[v] .. first[v + 1]) */
+    const idl_import **via;     /* the import of each edge */
+    const idl_module **mods;    /* module -> node map: open addressing */
+    size_t *mod_idx, nslots;
+} cyc_graph;
+
+static int cmp_file(const void *a, const void *b)
+{
+    return strcmp((*(loaded_file *const *)a)->key, (*(loaded_file *const *)b)->key);
+}
+
+static size_t mod_slot(const cyc_graph *g, const idl_module *m)
+{
+    size_t i = (size_t)(((uintptr_t)m >> 4) * 0x9E3779B97F4A7C15u) & (g->nslots - 1);
+    while (g->mods[i] && g->mods[i] != m)
+        i = (i + 1) & (g->nslots - 1);
+    return i;
+}
+
+static size_t node_of(const cyc_graph *g, const idl_module *m)
+{
+    size_t i = mod_slot(g, m);
+    return g->mods[i] ? g->mod_idx[i] : SIZE_MAX;
+}
+
+typedef struct { size_t to; const idl_import *via; } cyc_edge;
+
+static int cmp_edge(const void *a, const void *b)
+{
+    const cyc_edge *x = a, *y = b;
+    return (x->to > y->to) - (x->to < y->to);
+}
+
+static void graph_build(const idl_loader *l, cyc_graph *g)
+{
+    size_t n = 0;
+    for (loaded_file *f = l->files; f; f = f->next)
+        n += f->mod != NULL;
+    g->n = n;
+    g->node = idl_xcalloc(n + 1, sizeof *g->node);
+    n = 0;
+    for (loaded_file *f = l->files; f; f = f->next)
+        if (f->mod)
+            g->node[n++] = f;
+    qsort(g->node, n, sizeof *g->node, cmp_file);
+    g->nslots = 64;
+    while (g->nslots < 2 * (n + 1))
+        g->nslots *= 2;
+    g->mods = idl_xcalloc(g->nslots, sizeof *g->mods);
+    g->mod_idx = idl_xcalloc(g->nslots, sizeof *g->mod_idx);
+    size_t nedges = 0;
+    for (size_t v = 0; v < n; v++) {
+        size_t i = mod_slot(g, g->node[v]->mod);
+        g->mods[i] = g->node[v]->mod;
+        g->mod_idx[i] = v;
+        for (const idl_import *im = g->node[v]->mod->imports; im; im = im->next)
+            nedges++;
+    }
+    g->first = idl_xcalloc(n + 1, sizeof *g->first);
+    g->adj = idl_xcalloc(nedges + 1, sizeof *g->adj);
+    g->via = idl_xcalloc(nedges + 1, sizeof *g->via);
+    cyc_edge *e = idl_xcalloc(nedges + 1, sizeof *e);
+    size_t k = 0;
+    for (size_t v = 0; v < n; v++) {
+        g->first[v] = k;
+        size_t m = 0;
+        for (const idl_import *im = g->node[v]->mod->imports; im; im = im->next) {
+            size_t w = im->module ? node_of(g, im->module) : SIZE_MAX;
+            if (w != SIZE_MAX)
+                e[m++] = (cyc_edge){ w, im };
+        }
+        /* Sorted (stable for the first import of a file imported twice,
+         * which is reported apart), each target once. */
+        for (size_t i = 1; i < m; i++)
+            for (size_t j = i; j > 0 && cmp_edge(&e[j - 1], &e[j]) > 0; j--) {
+                cyc_edge t = e[j];
+                e[j] = e[j - 1];
+                e[j - 1] = t;
+            }
+        for (size_t i = 0; i < m; i++)
+            if (i == 0 || e[i].to != e[i - 1].to) {
+                g->adj[k] = e[i].to;
+                g->via[k++] = e[i].via;
+            }
+    }
+    g->first[n] = k;
+    free(e);
+}
+
+/* Strongly connected components of the nodes >= s (Tarjan, iterative):
+ * comp[v] for v >= s; SIZE_MAX below s. */
+static void graph_scc(const cyc_graph *g, size_t s, size_t *comp)
+{
+    size_t n = g->n;
+    size_t *index = idl_xcalloc(n, sizeof *index), *low = idl_xcalloc(n, sizeof *low);
+    size_t *stk = idl_xcalloc(n + 1, sizeof *stk), *call = idl_xcalloc(n + 1, sizeof *call);
+    size_t *edge = idl_xcalloc(n + 1, sizeof *edge);
+    bool *on = idl_xcalloc(n + 1, sizeof *on);
+    size_t counter = 1, sp = 0, ncomp = 0;
+    for (size_t v = 0; v < n; v++)
+        comp[v] = SIZE_MAX;
+    for (size_t root = s; root < n; root++) {
+        if (index[root])
+            continue;
+        size_t depth = 0;
+        call[depth] = root;
+        edge[depth] = g->first[root];
+        index[root] = low[root] = counter++;
+        stk[sp++] = root;
+        on[root] = true;
+        while (true) {
+            size_t v = call[depth];
+            if (edge[depth] < g->first[v + 1]) {
+                size_t w = g->adj[edge[depth]++];
+                if (w < s)
+                    continue;
+                if (!index[w]) {
+                    index[w] = low[w] = counter++;
+                    stk[sp++] = w;
+                    on[w] = true;
+                    depth++;
+                    call[depth] = w;
+                    edge[depth] = g->first[w];
+                } else if (on[w] && index[w] < low[v]) {
+                    low[v] = index[w];
+                }
+                continue;
+            }
+            if (low[v] == index[v]) {
+                size_t w;
+                do {
+                    w = stk[--sp];
+                    on[w] = false;
+                    comp[w] = ncomp;
+                } while (w != v);
+                ncomp++;
+            }
+            if (depth == 0)
+                break;
+            depth--;
+            if (low[v] < low[call[depth]])
+                low[call[depth]] = low[v];
+        }
+    }
+    free(index);
+    free(low);
+    free(stk);
+    free(call);
+    free(edge);
+    free(on);
+}
+
+/* A node whose component is more than itself, or that imports itself. */
+static bool on_cycle(const cyc_graph *g, const size_t *comp, size_t v)
+{
+    for (size_t k = g->first[v]; k < g->first[v + 1]; k++)
+        if (comp[g->adj[k]] == comp[v])
+            return true;
+    return false;
+}
+
+static void report_cycle(idl_loader *l, const cyc_graph *g, const size_t *path, size_t len,
+                         const idl_import *closing)
+{
+    idl_buf chain = { 0 };
+    for (size_t i = 0; i < len; i++)
+        idl_buf_printf(&chain, "%s -> ", g->node[path[i]]->mod->path);
+    idl_buf_puts(&chain, g->node[path[0]]->mod->path);
+    diag_error(l->diag, closing->loc, "import cycle: %s", chain.p);
+    idl_buf_free(&chain);
+}
+
+typedef struct { size_t *p; size_t n, cap; } size_vec;
+
+static void vec_push(size_vec *v, size_t x)
+{
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 4;
+        v->p = idl_xrealloc(v->p, v->cap * sizeof *v->p);
+    }
+    v->p[v->n++] = x;
+}
+
+void idl_loader_cycles(idl_loader *l)
+{
+    cyc_graph g = { 0 };
+    graph_build(l, &g);
+    size_t n = g.n, reported = 0;
+    size_t *comp = idl_xcalloc(n + 1, sizeof *comp);
+    bool *blocked = idl_xcalloc(n + 1, sizeof *blocked);
+    size_vec *B = idl_xcalloc(n + 1, sizeof *B);
+    size_t *path = idl_xcalloc(n + 1, sizeof *path), *edge = idl_xcalloc(n + 1, sizeof *edge);
+    bool *found = idl_xcalloc(n + 1, sizeof *found);
+    size_vec work = { 0 };
+    bool more = false;
+    for (size_t s = 0; s < n && !more; s++) {
+        graph_scc(&g, s, comp);
+        while (s < n && !on_cycle(&g, comp, s))
+            s++;
+        if (s == n)
+            break;
+        for (size_t v = s; v < n; v++) {
+            blocked[v] = false;
+            B[v].n = 0;
+        }
+        size_t c = comp[s], depth = 0;
+        path[0] = s;
+        edge[0] = g.first[s];
+        found[0] = false;
+        blocked[s] = true;
+        while (true) {
+            size_t v = path[depth];
+            if (edge[depth] < g.first[v + 1]) {
+                size_t k = edge[depth]++, w = g.adj[k];
+                if (comp[w] != c)
+                    continue;
+                if (w == s) {
+                    if (reported == MAX_CYCLES) {
+                        more = true;
+                        break;
+                    }
+                    report_cycle(l, &g, path, depth + 1, g.via[k]);
+                    reported++;
+                    found[depth] = true;
+                } else if (!blocked[w]) {
+                    depth++;
+                    path[depth] = w;
+                    edge[depth] = g.first[w];
+                    found[depth] = false;
+                    blocked[w] = true;
+                }
+                continue;
+            }
+            if (found[depth]) {
+                /* unblock(v), iteratively */
+                work.n = 0;
+                vec_push(&work, v);
+                while (work.n) {
+                    size_t x = work.p[--work.n];
+                    if (!blocked[x])
+                        continue;
+                    blocked[x] = false;
+                    for (size_t i = 0; i < B[x].n; i++)
+                        vec_push(&work, B[x].p[i]);
+                    B[x].n = 0;
+                }
+            } else {
+                for (size_t k = g.first[v]; k < g.first[v + 1]; k++)
+                    if (comp[g.adj[k]] == c)
+                        vec_push(&B[g.adj[k]], v);
+            }
+            if (depth == 0)
+                break;
+            depth--;
+            found[depth] = found[depth] || found[depth + 1];
+        }
+    }
+    if (more)
+        diag_note(l->diag, (idl_loc){ 0 }, "more import cycles are not listed (%d are)", MAX_CYCLES);
+    for (size_t v = 0; v <= n; v++)
+        free(B[v].p);
+    free(B);
+    free(work.p);
+    free(comp);
+    free(blocked);
+    free(path);
+    free(edge);
+    free(found);
+    free(g.node);
+    free(g.first);
+    free(g.adj);
+    free(g.via);
+    free(g.mods);
+    free(g.mod_idx);
+}
+
 void idl_loader_check(idl_loader *l, idl_diag *diag)
 {
+    idl_loader_cycles(l);
     sema_check(idl_loader_modules(l), diag);
     cnames_check(idl_loader_modules(l), diag);
 }

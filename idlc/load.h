@@ -32,8 +32,11 @@ idl_module *idl_load_buffer(idl_loader *l, const char *name, const char *data, s
 
 /* Every module loaded so far, dependencies first. */
 idl_module *idl_loader_modules(const idl_loader *l);
+/* Reports every import cycle among the files l loaded, each once, in an
+ * order that does not depend on the order they were loaded in. */
+void idl_loader_cycles(idl_loader *l);
 /* Every check of what l loaded, all errors reported in one run: sema's,
- * then the generated C names' (cnames.h). */
+ * then the generated C names' (cnames.h), after the import cycles. */
 void idl_loader_check(idl_loader *l, idl_diag *diag);
 
 /* The files a module depends on, transitively, in load order (for -M).

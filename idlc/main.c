@@ -408,6 +408,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < o.ninc; i++)
             idl_loader_add_include(old_loader, o.inc[i]);
         old_mod = idl_load_file(old_loader, o.compat_old);
+        idl_loader_cycles(old_loader);
         sema_check(idl_loader_modules(old_loader), diag);
     }
     idl_loader_check(loader, diag);

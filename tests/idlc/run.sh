@@ -391,6 +391,39 @@ check "a chain of 20000 imports in 1 MiB of stack" test $? -eq 0
 (ulimit -s 1024 && exec "$IDLC_BIN" -M -o "$TMP/chain" "$TMP/chain/a0.idl") >"$TMP/deps" 2>"$TMP/err"
 check "-M of a chain of 20000 imports in 1 MiB of stack" test $? -eq 0
 check "-M lists the 19999 imports of the chain" test "$(grep -c '^  ' "$TMP/deps")" -eq 19999
+# Import cycles are found on the whole import graph: every cycle once, each
+# from the file whose path sorts first, whatever the order of the inputs
+# (x -> y -> z -> x and y <-> z; "z.idl x.idl" missed y <-> z).
+mkdir -p "$TMP/cyc"
+printf 'module x;\nimport "y.idl";\n' >"$TMP/cyc/x.idl"
+printf 'module y;\nimport "z.idl";\n' >"$TMP/cyc/y.idl"
+printf 'module z;\nimport "x.idl";\nimport "y.idl";\n' >"$TMP/cyc/z.idl"
+printf '%s\n' "z.idl:2:8: error: import cycle: x.idl -> y.idl -> z.idl -> x.idl" \
+    "z.idl:3:8: error: import cycle: y.idl -> z.idl -> y.idl" >"$TMP/want"
+for order in "x.idl" "z.idl x.idl" "y.idl" "y.idl z.idl x.idl"; do
+    # shellcheck disable=SC2086 # the order is a list of inputs
+    (cd "$TMP/cyc" && "$IDLC_BIN" -o "$TMP/cyc" $order) >"$TMP/out" 2>"$TMP/err"
+    check "import cycles of '$order' exit 1" test $? -eq 1
+    headers "$TMP/err" >"$TMP/got"
+    check "import cycles of '$order' are all reported, once" diff -u "$TMP/want" "$TMP/got"
+done
+# Eight files all importing each other hold thousands of cycles: the first
+# 100 are listed, and the rest said to be there.
+mkdir -p "$TMP/k8"
+for i in 1 2 3 4 5 6 7 8; do
+    { printf 'module k%d;\n' $i; for j in 1 2 3 4 5 6 7 8; do [ $j = $i ] || printf 'import "k%d.idl";\n' $j; done; } >"$TMP/k8/k$i.idl"
+done
+timeout $((10 * ${EMBER_TEST_SLOW:-1})) "$IDLC_BIN" -o "$TMP/k8" "$TMP/k8/k1.idl" >"$TMP/out" 2>"$TMP/err"
+check "eight files importing each other exit 1 in time" test $? -eq 1
+check "100 of their import cycles are listed" test "$(grep -c ': error: import cycle: ' "$TMP/err")" -eq 100
+check "the other cycles are said to be there" grep -qx 'idlc: note: more import cycles are not listed (100 are)' "$TMP/err"
+# A ring of 20000 imports is one cycle, found in time and in 1 MiB of stack.
+mkdir -p "$TMP/ring"
+awk -v d="$TMP/ring" 'BEGIN { n = 20000; for (i = 0; i < n; i++) { f = d "/r" i ".idl";
+    printf "module r%d;\nimport \"r%d.idl\";\n", i, (i + 1) % n > f; close(f) } }'
+(ulimit -s 1024 && exec timeout $((10 * ${EMBER_TEST_SLOW:-1})) "$IDLC_BIN" -o "$TMP/ring" "$TMP/ring/r0.idl") >"$TMP/out" 2>"$TMP/err"
+check "a ring of 20000 imports exits 1 in time" test $? -eq 1
+check "a ring of 20000 imports is one cycle" test "$(grep -c ": error: import cycle: $TMP/ring/r0.idl -> $TMP/ring/r1.idl -> " "$TMP/err")" -eq 1
 # Two imports whose names meet are reported once, in a module that
 # includes both.
 mkdir -p "$TMP/two"
