@@ -196,14 +196,19 @@ static void on_stop_deadline(evutil_socket_t fd, short what, void *arg)
     ember_ep *ep = arg;
     (void)fd;
     (void)what;
-    if (!ep->on_idle)
-        return; /* finished in time */
-    ember_log(EMBER_LOG_WARN, "%s: calls still in flight after shutdown_ms "
-              "(%u ms): closing every connection", ep->what,
+    /* Finished in time: calls ended and every GOODBYE was written (the
+     * sockets may linger; each has its own deadline). A connection still
+     * open here holds a call or a GOODBYE its peer does not read. */
+    if (!ep->on_idle && !ep->conns)
+        return;
+    ember_log(EMBER_LOG_WARN, "%s: %s after shutdown_ms (%u ms): closing "
+              "every connection", ep->what,
+              ep->on_idle ? "calls still in flight" : "goodbyes still unwritten",
               ep->lim.shutdown_ms);
     while (ep->conns) {
         ember_conn *c = ep->conns;
-        ember_conn_goodbye(c, "shutdown deadline passed");
+        if (!c->close_after_flush) /* else its GOODBYE is queued already */
+            ember_conn_goodbye(c, "shutdown deadline passed");
         ember_conn_close(c, EMBER_SHUTDOWN, "shutdown deadline passed");
     }
     ember_ep_kick(ep);

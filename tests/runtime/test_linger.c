@@ -392,6 +392,70 @@ static void t_linger_byte_cap(void)
     event_base_free(base);
 }
 
+/* Sends PINGs, nonblocking, until `want` bytes went: the root answers each
+ * with a PONG the peer never reads. */
+typedef struct pinger {
+    int fd;
+    size_t sent, want;
+} pinger;
+
+static bool ping_more(void *ud)
+{
+    pinger *q = ud;
+    static uint8_t pings[5 * 8192];
+    if (!pings[4])
+        for (size_t i = 0; i < sizeof pings; i += 5)
+            memcpy(pings + i, (const uint8_t[5]){1, 0, 0, 0, EMBER_FR_PING}, 5);
+    while (q->sent < q->want) {
+        size_t at = q->sent % sizeof pings;
+        ssize_t w = send(q->fd, pings + at, sizeof pings - at,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        q->sent += (size_t)w;
+    }
+    return q->sent >= q->want;
+}
+
+/* A registered child that does not read while megabytes of output wait for
+ * it (below out_high_water, so the root goes on reading it, and within
+ * dead_after_ms): its GOODBYE cannot be written. The graceful stop still
+ * ends by its deadline, shutdown_ms, and done runs. */
+static void t_shutdown_deadline_unwritten_goodbye(void)
+{
+    base = event_base_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(base);
+    ember_root_config rc;
+    ember_root_config_default(&rc);
+    rc.on_join = on_join;
+    rc.limits.shutdown_ms = 300u * (unsigned)test_slow();
+    rc.limits.handshake_ms = 300u * (unsigned)test_slow();
+    rc.limits.heartbeat_ms = 30000;
+    rc.limits.dead_after_ms = 60000;
+    ember_root *r = ember_root_new(base, &rc);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL_FATAL(ember_root_listen(r, "127.0.0.1:0"), 0);
+    joins = stops = 0;
+    peer p;
+    peer_open(&p, r, "deaf");
+    int small = 4096;
+    setsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    pinger q = {p.fd, 0, 16u << 20};
+    CU_ASSERT_TRUE_FATAL(run_until(base, ping_more, &q, 10000));
+    run_for(base, 50); /* the root reads the last of them */
+    uint64_t t0 = ember_now_ms();
+    ember_root_shutdown(r, on_stopped, NULL);
+    bool done = run_until(base, stopped, NULL, 3000);
+    if (!done)
+        fprintf(stderr, "\n  no done %llu ms after ember_root_shutdown\n",
+                (unsigned long long)(ember_now_ms() - t0));
+    CU_ASSERT_TRUE(done);
+    CU_ASSERT_EQUAL(stops, 1);
+    close(p.fd);
+    ember_root_free(r);
+    event_base_free(base);
+}
+
 /* ---- a node closing towards a raw root ---- */
 
 static int node_done;
@@ -503,6 +567,8 @@ void add_linger_suite(void)
                 t_linger_deadline);
     CU_add_test(s, "a peer that goes on writing: the linger ends past 4 MiB",
                 t_linger_byte_cap);
+    CU_add_test(s, "shutdown: done by shutdown_ms when a GOODBYE cannot be written",
+                t_shutdown_deadline_unwritten_goodbye);
     CU_add_test(s, "node close: GOODBYE then EOF over unread bytes",
                 t_node_close_goodbye_then_eof);
 }
