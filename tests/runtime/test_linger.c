@@ -346,6 +346,49 @@ static void t_linger_deadline(void)
     event_base_free(base);
 }
 
+/* An application callback that takes a while, then shuts the root down:
+ * the loop's notion of now is that long behind the clock. */
+static void slow_then_shutdown(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    uint64_t until = ember_now_ms() + 100;
+    while (ember_now_ms() < until)
+        ; /* the application's own work */
+    ember_root_shutdown(arg, on_stopped, NULL);
+}
+
+/* The linger's deadline is handshake_ms from the close, by the clock, even
+ * when the loop's cached time lags it (a slow callback before the close):
+ * done runs no sooner. */
+static void t_linger_deadline_after_slow_callback(void)
+{
+    handshake_ms = 300u * (unsigned)test_slow();
+    ember_root *r = root_start();
+    handshake_ms = 0;
+    peer p;
+    peer_open(&p, r, "stayer");
+    struct event *ev = evtimer_new(base, slow_then_shutdown, r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    struct timeval zero = {0, 0};
+    evtimer_add(ev, &zero);
+    uint64_t t0 = ember_now_ms();
+    CU_ASSERT_TRUE(run_until(base, peer_has_frame, &p, 3000));
+    uint64_t t_close = ember_now_ms(); /* past the shutdown, and the close */
+    CU_ASSERT_TRUE(t_close - t0 >= 100);
+    CU_ASSERT_TRUE(run_until(base, stopped, NULL, 5000));
+    uint64_t took = ember_now_ms() - t0;
+    if (took < 100 + 300u * (unsigned)test_slow())
+        fprintf(stderr, "\n  done %llu ms after the start, the linger's "
+                "deadline is %u ms after the close at 100 ms\n",
+                (unsigned long long)took, 300u * (unsigned)test_slow());
+    CU_ASSERT_TRUE(took >= 100 + 300u * (unsigned)test_slow());
+    event_free(ev);
+    close(p.fd);
+    ember_root_free(r);
+    event_base_free(base);
+}
+
 typedef struct pusher {
     int fd;
     size_t sent;
@@ -565,6 +608,8 @@ void add_linger_suite(void)
                 t_free_cuts_linger);
     CU_add_test(s, "a peer that never closes: the linger ends at handshake_ms",
                 t_linger_deadline);
+    CU_add_test(s, "the linger's deadline counts from the close, after a slow callback",
+                t_linger_deadline_after_slow_callback);
     CU_add_test(s, "a peer that goes on writing: the linger ends past 4 MiB",
                 t_linger_byte_cap);
     CU_add_test(s, "shutdown: done by shutdown_ms when a GOODBYE cannot be written",
