@@ -60,8 +60,12 @@ EMBER_API void ember_set_log_level(ember_log_level level)
 
 EMBER_API ember_log_level ember_log_get_level(void)
 {
-    if (g_level < 0)
+    if (g_level < 0) {
+        /* INFO while env_level says a bad value: the log callback it runs
+         * may ask for the level, or log, and must not read it again. */
+        g_level = EMBER_LOG_INFO;
         g_level = env_level();
+    }
     return (ember_log_level)g_level;
 }
 

@@ -735,6 +735,43 @@ static void t_env_level(void)
     quiet_logs();
 }
 
+/* A log callback that asks for the level (a wrapper filtering by it), run
+ * by the line that says EMBER_LOG named no level: it reads INFO, once. */
+static int asking_calls;
+static ember_log_level asked;
+
+static void asking_line(ember_log_level lv, const char *msg, void *ud)
+{
+    (void)lv;
+    (void)msg;
+    (void)ud;
+    if (++asking_calls > 1)
+        return; /* called again from inside: the level is not set yet */
+    asked = ember_log_get_level();
+}
+
+static void t_env_level_from_callback(void)
+{
+    char *was = getenv("EMBER_LOG") ? strdup(getenv("EMBER_LOG")) : NULL;
+    ember_log_level before = ember_log_get_level();
+    asking_calls = 0;
+    asked = EMBER_LOG_OFF;
+    ember_set_log(asking_line, NULL);
+    setenv("EMBER_LOG", "loud", 1);
+    ember_log_reread_env_();
+    CU_ASSERT_EQUAL(ember_log_get_level(), EMBER_LOG_INFO);
+    CU_ASSERT_EQUAL(asking_calls, 1);
+    CU_ASSERT_EQUAL(asked, EMBER_LOG_INFO);
+    if (was)
+        setenv("EMBER_LOG", was, 1);
+    else
+        unsetenv("EMBER_LOG");
+    free(was);
+    ember_set_log_level(before);
+    ember_set_log(NULL, NULL);
+    quiet_logs();
+}
+
 /* ---- a broadcast whose filter makes children leave ---- */
 
 static const ember_service_desc echo_svc = {"edge.Echo", EDGE_SVC, 0, 0, NULL, NULL};
@@ -837,5 +874,7 @@ void add_edges_suite(void)
     CU_add_test(s, "SipHash against its reference", t_siphash);
     CU_add_test(s, "log escaping", t_escape);
     CU_add_test(s, "EMBER_LOG names a level", t_env_level);
+    CU_add_test(s, "EMBER_LOG naming none, said to a callback asking the level",
+                t_env_level_from_callback);
     CU_add_test(s, "a broadcast whose filter makes children leave", t_broadcast_filter_drops);
 }
