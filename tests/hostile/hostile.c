@@ -1745,6 +1745,13 @@ static bool trickle_pump(void *ud)
     return t->closed || t->pong || h_log_has("trickle", "closed: ");
 }
 
+/* trickle_pump's end, or every byte due so far (upto) sent. */
+static bool trickle_ended_or_sent(void *ud)
+{
+    dribble *t = ud;
+    return trickle_pump(t) || t->sent == t->upto;
+}
+
 static void case_post_trickle_frame(void)
 {
     uint8_t payload[64], b[96];
@@ -1765,12 +1772,16 @@ static void case_post_trickle_frame(void)
     uint32_t len = 1 + 1024;
     memcpy(t.frame, (const uint8_t[4]){(uint8_t)len, (uint8_t)(len >> 8), 0, 0}, 4);
     t.frame[4] = FR_PING;
-    /* Twice dead_after_ms, a byte each quarter of it: nothing ends. */
+    /* Twice dead_after_ms, a byte each quarter of it: nothing ends. The
+     * ninth byte goes at twice dead_after_ms, and the run ends with it (a
+     * deadline of exactly that could end the run a moment before it, and
+     * a deadline stretched by EMBER_TEST_SLOW would outlast the bytes). */
     t.step = FX.lim.dead_after_ms / 4;
     t.t0 = h_now_ms();
     t.upto = 9;
-    CHECK(!h_run_until(trickle_pump, &t, 2 * (int)FX.lim.dead_after_ms));
+    CHECK(h_run_until(trickle_ended_or_sent, &t, 3 * (int)FX.lim.dead_after_ms));
     CHECK(t.sent == 9);
+    CHECK(!t.closed && !t.pong && !h_log_has("trickle", "closed: "));
     /* The rest at once: the frame is read whole, and answered. */
     t.upto = sizeof t.frame;
     t.step = 1;
