@@ -465,7 +465,7 @@ int ember_call_dispatch(ember_conn *c, const ember_frame *f)
     ember_call *k = call_get(ep);
     if (!k) {
         refused_end(ex, x, svc, (uint32_t)mid);
-        if (!oneway)
+        if (!oneway || ack) /* a CALL waits for an answer, to a oneway too */
             send_error(c, call_id, EMBER_LIMIT, "out of memory");
         return 0;
     }

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "call-internal.h"
 #include "conn-internal.h"
 #include "handshake-internal.h"
 #include "helpers.h"
@@ -499,6 +500,93 @@ static void t_shutdown_deadline_unwritten_goodbye(void)
     event_base_free(base);
 }
 
+/* ---- a CALL to a oneway method, out of memory ---- */
+
+#define OW_SVC 0x0e0a0001u
+#define OW_METHOD 7
+
+static int ow_served;
+
+static int dispatch_ow(ember_call *call, ember_dec *args, const void *h, void *ud)
+{
+    (void)call;
+    (void)args;
+    (void)h;
+    (void)ud;
+    ow_served++;
+    return 0;
+}
+
+static const ember_method_desc ow_methods[] = {
+    {.id = OW_METHOD, .name = "note", .oneway = true, .dispatch = dispatch_ow}};
+static const ember_service_desc ow_svc = {
+    .name = "test.Notes", .id = OW_SVC, .n_methods = 1, .methods = ow_methods};
+
+/* Fails the allocation of a call (its record's size) while armed. */
+static bool fail_calls;
+
+static void *no_call_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (fail_calls && !ptr && nsize == sizeof(ember_call))
+        return NULL;
+    return realloc(ptr, nsize);
+}
+
+/* A CALL (not a ONEWAY) to a oneway method when the root has no memory for
+ * the call: the caller still gets its answer, ERROR LIMIT "out of memory",
+ * as for a two-way method (it waits for one). */
+static void t_call_to_oneway_out_of_memory(void)
+{
+    ember_root *r = root_start();
+    CU_ASSERT_EQUAL_FATAL(ember_exports_add(ember_root_exports(r), &ow_svc, NULL,
+                                            NULL), 0);
+    peer p;
+    peer_open(&p, r, "noter");
+    uint8_t buf[64];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    e.p += 4;
+    *e.p++ = EMBER_FR_CALL;
+    ember_enc_raw_fixed32(&e, OW_SVC);
+    ember_enc_raw_varint(&e, 5); /* call id */
+    ember_enc_raw_varint(&e, 0); /* the root's own exports */
+    ember_enc_raw_varint(&e, OW_METHOD);
+    uint32_t len = (uint32_t)ember_enc_len(&e) - 4;
+    ember_put_le32(buf, len);
+    ow_served = 0;
+    ember_set_allocator(no_call_alloc, NULL);
+    fail_calls = true;
+    send_raw(p.fd, buf, len + 4);
+    ember_frame f;
+    bool got = false;
+    for (;;) { /* PINGs may come first */
+        got = run_until(base, peer_has_frame, &p, 2000) && peer_frame(&p, &f) == 1;
+        if (!got || (f.kind != EMBER_FR_PING && f.kind != EMBER_FR_PONG))
+            break;
+        peer_consume(&p);
+    }
+    fail_calls = false;
+    ember_set_allocator(NULL, NULL);
+    if (!got)
+        fprintf(stderr, "\n  no answer to the CALL\n");
+    CU_ASSERT_TRUE(got);
+    if (got) {
+        CU_ASSERT_EQUAL(f.kind, EMBER_FR_ERROR);
+        CU_ASSERT_EQUAL(f.h[0], 5);
+        CU_ASSERT_EQUAL(f.h[1], EMBER_LIMIT);
+    }
+    CU_ASSERT_EQUAL(ow_served, 0);
+    close(p.fd);
+    ember_root_free(r);
+    event_base_free(base);
+}
+
 /* ---- a node closing towards a raw root ---- */
 
 static int node_done;
@@ -614,6 +702,8 @@ void add_linger_suite(void)
                 t_linger_byte_cap);
     CU_add_test(s, "shutdown: done by shutdown_ms when a GOODBYE cannot be written",
                 t_shutdown_deadline_unwritten_goodbye);
+    CU_add_test(s, "a CALL to a oneway method without memory for it is answered",
+                t_call_to_oneway_out_of_memory);
     CU_add_test(s, "node close: GOODBYE then EOF over unread bytes",
                 t_node_close_goodbye_then_eof);
 }
