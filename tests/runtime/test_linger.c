@@ -506,6 +506,7 @@ static void t_shutdown_deadline_unwritten_goodbye(void)
 #define OW_METHOD 7
 
 static int ow_served;
+static ember_root *ow_root; /* set: the handler sends a ONEWAY to "noter" */
 
 static int dispatch_ow(ember_call *call, ember_dec *args, const void *h, void *ud)
 {
@@ -514,6 +515,11 @@ static int dispatch_ow(ember_call *call, ember_dec *args, const void *h, void *u
     (void)h;
     (void)ud;
     ow_served++;
+    if (ow_root) {
+        ember_child *c = ember_root_child_by_name(ow_root, "noter");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_EQUAL(ember_oneway_raw(ember_child_ref(c), 0x5e1f, 9, "x", 1), 0);
+    }
     return 0;
 }
 
@@ -582,6 +588,51 @@ static void t_call_to_oneway_out_of_memory(void)
         CU_ASSERT_EQUAL(f.h[1], EMBER_LIMIT);
     }
     CU_ASSERT_EQUAL(ow_served, 0);
+    close(p.fd);
+    ember_root_free(r);
+    event_base_free(base);
+}
+
+/* The empty REPLY to a CALL of a oneway method goes once its handler has
+ * returned: a frame the handler sends its caller comes first. */
+static void t_call_to_oneway_reply_after_handler(void)
+{
+    ember_root *r = root_start();
+    CU_ASSERT_EQUAL_FATAL(ember_exports_add(ember_root_exports(r), &ow_svc, NULL,
+                                            NULL), 0);
+    peer p;
+    peer_open(&p, r, "noter");
+    uint8_t buf[64];
+    ember_enc e;
+    ember_enc_init_fixed(&e, buf, sizeof buf);
+    e.p += 4;
+    *e.p++ = EMBER_FR_CALL;
+    ember_enc_raw_fixed32(&e, OW_SVC);
+    ember_enc_raw_varint(&e, 5);
+    ember_enc_raw_varint(&e, 0);
+    ember_enc_raw_varint(&e, OW_METHOD);
+    uint32_t len = (uint32_t)ember_enc_len(&e) - 4;
+    ember_put_le32(buf, len);
+    ow_served = 0;
+    ow_root = r;
+    send_raw(p.fd, buf, len + 4);
+    uint8_t kinds[2];
+    int n = 0;
+    while (n < 2) {
+        ember_frame f;
+        if (!run_until(base, peer_has_frame, &p, 2000) || peer_frame(&p, &f) != 1)
+            break;
+        if (f.kind != EMBER_FR_PING && f.kind != EMBER_FR_PONG)
+            kinds[n++] = f.kind;
+        if (f.kind == EMBER_FR_REPLY)
+            CU_ASSERT_EQUAL(f.h[0], 5);
+        peer_consume(&p);
+    }
+    ow_root = NULL;
+    CU_ASSERT_EQUAL(ow_served, 1);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_EQUAL(kinds[0], EMBER_FR_ONEWAY);
+    CU_ASSERT_EQUAL(kinds[1], EMBER_FR_REPLY);
     close(p.fd);
     ember_root_free(r);
     event_base_free(base);
@@ -704,6 +755,8 @@ void add_linger_suite(void)
                 t_shutdown_deadline_unwritten_goodbye);
     CU_add_test(s, "a CALL to a oneway method without memory for it is answered",
                 t_call_to_oneway_out_of_memory);
+    CU_add_test(s, "a CALL to a oneway method: its REPLY after what the handler sent",
+                t_call_to_oneway_reply_after_handler);
     CU_add_test(s, "node close: GOODBYE then EOF over unread bytes",
                 t_node_close_goodbye_then_eof);
 }
